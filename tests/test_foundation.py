@@ -1,0 +1,99 @@
+"""The trace-directory writer, input detection and the CLI's error handling."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+
+from tracedamon.errors import InputError, TraceFormatError
+from tracedamon.ingest.detect import detect_format
+from tracedamon.ingest.writer import TraceDirWriter, read_parquet_metadata
+from tracedamon.schema import LOST, TABLES
+from tracedamon.trace import open_trace
+
+
+def _lost_batch(n):
+    return pa.table({
+        "time_ns": pa.array(range(n), pa.int64()),
+        "kind": pa.array(["LOST"] * n).dictionary_encode(),
+        "event_id": pa.array([0] * n, pa.int32()),
+        "sample_id": pa.array([None] * n, pa.uint64()),
+        "pid": pa.array([1] * n, pa.int32()),
+        "tid": pa.array([1] * n, pa.int32()),
+        "cpu": pa.array([0] * n, pa.int32()),
+        "lost": pa.array([5] * n, pa.uint64()),
+    })
+
+
+def test_writer_commits_whole_directory(tmp_path):
+    dest = tmp_path / "x.td"
+    with TraceDirWriter(dest, provenance={"name": "unit"}) as w:
+        w.write("lost", _lost_batch(3))
+        w.write("lost", _lost_batch(2))
+        w.meta["layout"] = "file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.td"]
+    meta = json.loads((dest / "meta.json").read_text())
+    assert meta["tables"] == {"lost": 5}
+    assert meta["layout"] == "file"
+    t = open_trace(dest).table("lost")
+    assert t.num_rows == 5
+    assert t.schema.equals(LOST, check_metadata=False)
+    md = read_parquet_metadata(dest / "lost.parquet")
+    assert md["provenance"] == {"name": "unit"} and md["schema_version"] >= 1
+
+
+def test_writer_leaves_nothing_on_failure(tmp_path):
+    dest = tmp_path / "x.td"
+    with pytest.raises(RuntimeError):
+        with TraceDirWriter(dest) as w:
+            w.write("lost", _lost_batch(3))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_refuses_existing_without_force(tmp_path):
+    dest = tmp_path / "x.td"
+    dest.mkdir()
+    with pytest.raises(InputError, match="exists"):
+        TraceDirWriter(dest)
+    with TraceDirWriter(dest, force=True) as w:
+        w.write("lost", _lost_batch(1))
+    assert (dest / "lost.parquet").exists()
+
+
+def test_every_table_has_unique_columns():
+    for name, schema in TABLES.items():
+        assert len(set(schema.names)) == len(schema.names), name
+
+
+def test_detect(tmp_path, corpus):
+    assert detect_format(corpus / "perf" / "01_pf_c1_addr.data") == "perf-data"
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        detect_format(empty)
+    junk = tmp_path / "junk.txt"
+    junk.write_text("hello world\nthis is not a trace\n")
+    with pytest.raises(InputError, match="unrecognised"):
+        detect_format(junk)
+
+
+def test_format_error_names_file_and_offset():
+    e = TraceFormatError("a.data", "record size 0", offset=4096)
+    assert str(e) == "a.data at byte offset 4096 (0x1000): record size 0"
+    e = TraceFormatError("t.txt", "bad field", line=7)
+    assert str(e) == "t.txt at line 7: bad field"
+
+
+def test_cli_reports_errors_without_traceback(tmp_path):
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a trace\n")
+    r = subprocess.run([sys.executable, "-m", "tracedamon", "ingest", str(junk)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert "junk.txt" in r.stderr and "unrecognised" in r.stderr
+    assert not (tmp_path / "junk.txt.td").exists()

@@ -1,0 +1,3 @@
+from tracedamon.cli import run
+
+run()

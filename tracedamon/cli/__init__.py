@@ -1,0 +1,67 @@
+"""The `tracedamon` command: a thin layer over the library.
+
+Each sub-command lives in its own module with a ``register(app)`` function.
+Errors a user can cause are printed as one line on stderr with a non-zero exit
+code; tracebacks are reserved for tracedamon's own bugs.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from ..errors import TracedamonError
+
+app = typer.Typer(
+    name="tracedamon",
+    help="What would DAMON have seen? Ingest perf memory samples and DAMON traces, "
+         "replay DAMON offline, compare region histories.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_COMMANDS = ("ingest", "info", "replay", "snapshot", "compare", "report", "export")
+
+
+def _register_all() -> None:
+    for name in _COMMANDS:
+        try:
+            mod = importlib.import_module(f"tracedamon.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"tracedamon.cli.{name}":
+                continue
+            raise
+        mod.register(app)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except TracedamonError as e:
+        print(f"tracedamon: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except typer.Abort:
+        print("tracedamon: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("tracedamon: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    except Exception as e:  # click usage errors
+        import click
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`tracedamon ingest`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "ingest",
+        help="Turn perf.data, perf script text, DAMON traces, damo records or pagemap "
+             "snapshots into a trace directory of Parquet tables.\n\n"
+             "Example:  tracedamon ingest perf.data -o run.td",
+    )
+    def ingest_cmd(
+        inputs: List[Path] = typer.Argument(..., help="input files (several inputs of one run "
+                                            "go into one directory)"),
+        out: Optional[Path] = typer.Option(None, "-o", "--output",
+                                           help="trace directory (default: INPUT.td)"),
+        format: str = typer.Option("auto", "--format",
+                                   help="auto|perf-data|perf-script|damon|damo|pagemap"),
+        via_perf: bool = typer.Option(False, "--via-perf",
+                                      help="decode perf.data with the installed `perf script` "
+                                           "(for AUX data such as Arm SPE)"),
+        skip_bad: bool = typer.Option(False, "--skip-bad",
+                                      help="text inputs: skip malformed lines and count them"),
+        force: bool = typer.Option(False, "--force", help="replace an existing output"),
+    ) -> None:
+        from ..ingest import ingest
+        opts = {}
+        if via_perf:
+            opts["via_perf"] = True
+        if skip_bad:
+            opts["skip_bad"] = True
+        dest = ingest(inputs, out, format=format, force=force,
+                      progress=sys.stdout.isatty(), **opts)
+        from ..info import describe
+        typer.echo(f"wrote {dest}")
+        typer.echo(describe(dest))

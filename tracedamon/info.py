@@ -1,0 +1,126 @@
+"""`tracedamon info`: a readable summary of what an input or a trace directory holds."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from .trace import Trace
+
+
+def _fmt_ns(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return f"{ns / 1e9:.6f} s"
+
+
+def _fmt_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def summarize(trace: Trace) -> dict:
+    """A dict summary of a trace directory (what `info` prints)."""
+    out: dict = {"path": str(trace.path), "tables": {t: trace.num_rows(t) for t in trace.tables()}}
+    meta = trace.meta
+    for key in ("layout", "compression", "perf_version", "hostname", "arch", "nrcpus",
+                "record_counts", "skipped", "duplicates_dropped", "intervals"):
+        if key in meta:
+            out[key] = meta[key]
+    if trace.num_rows("samples"):
+        t = trace.table("samples", columns=["time_ns", "pid", "event"])
+        tmin, tmax = pc.min(t["time_ns"]).as_py(), pc.max(t["time_ns"]).as_py()
+        out["time_span_ns"] = [tmin, tmax]
+        ev = pc.value_counts(t["event"].combine_chunks().dictionary_decode()
+                             if hasattr(t["event"].combine_chunks(), "dictionary_decode")
+                             else t["event"])
+        out["events"] = {e["values"]: e["counts"] for e in ev.to_pylist()}
+        pids = pc.value_counts(t["pid"]).to_pylist()
+        pids.sort(key=lambda d: -d["counts"])
+        out["pids"] = {d["values"]: d["counts"] for d in pids}
+    if trace.num_rows("lost"):
+        lt = trace.table("lost", columns=["kind", "lost"]).to_pandas()
+        out["lost"] = {str(k): int(v) for k, v in lt.groupby("kind", observed=True)["lost"].sum().items()}
+    if trace.num_rows("regions"):
+        r = trace.df("regions", columns=["run", "snapshot", "time_ns", "target", "start", "end"])
+        runs = []
+        for run, g in r.groupby("run"):
+            per = g.groupby("snapshot").size()
+            times = g.groupby("snapshot")["time_ns"].first().sort_values()
+            step = int(times.diff().median()) if len(times) > 1 else None
+            runs.append({
+                "run": int(run), "snapshots": int(per.size),
+                "targets": sorted(int(x) for x in g["target"].unique()),
+                "time_span_ns": [int(times.iloc[0]), int(times.iloc[-1])],
+                "aggregation_ns_median": step,
+                "address_span": [int(g["start"].min()), int(g["end"].max())],
+                "regions_per_snapshot": [int(per.min()), int(per.max())],
+            })
+        out["runs"] = runs
+    if trace.num_rows("pagemap"):
+        pm = trace.df("pagemap", columns=["snapshot", "pid", "vaddr_start", "vaddr_end"])
+        out["pagemap"] = {"snapshots": int(pm["snapshot"].nunique()),
+                          "pids": sorted(int(x) for x in pm["pid"].unique()),
+                          "pages": int(((pm["vaddr_end"] - pm["vaddr_start"]) // 4096).sum())}
+    return out
+
+
+def render(s: dict) -> str:
+    lines = [f"{s['path']}"]
+    for k in ("layout", "compression", "perf_version", "hostname", "arch", "nrcpus"):
+        if k in s:
+            lines.append(f"  {k}: {s[k]}")
+    lines.append("  tables: " + ", ".join(f"{k} ({v} rows)" for k, v in s["tables"].items()))
+    if "time_span_ns" in s:
+        a, b = s["time_span_ns"]
+        dur = (b - a) if a is not None and b is not None else None
+        lines.append(f"  samples: {sum(s['events'].values())} from {_fmt_ns(a)} to {_fmt_ns(b)}"
+                     + (f" ({dur / 1e9:.3f} s)" if dur is not None else ""))
+        for e, n in s["events"].items():
+            lines.append(f"    event {e}: {n}")
+        top = list(s["pids"].items())
+        for pid, n in top[:10]:
+            lines.append(f"    pid {pid}: {n}")
+        if len(top) > 10:
+            lines.append(f"    ... {len(top) - 10} more pids")
+    if "lost" in s:
+        lines.append("  lost: " + ", ".join(f"{k} {v}" for k, v in s["lost"].items()))
+    for run in s.get("runs", []):
+        a, b = run["time_span_ns"]
+        lo, hi = run["address_span"]
+        agg = run["aggregation_ns_median"]
+        lines.append(
+            f"  run {run['run']}: {run['snapshots']} snapshots over {(b - a) / 1e9:.3f} s, "
+            f"aggregation {agg / 1e6 if agg else 0:.1f} ms, targets {run['targets']}, "
+            f"addresses 0x{lo:x}-0x{hi:x} ({_fmt_size(hi - lo)}), "
+            f"regions per snapshot {run['regions_per_snapshot'][0]}-{run['regions_per_snapshot'][1]}")
+    if "pagemap" in s:
+        pm = s["pagemap"]
+        lines.append(f"  pagemap: {pm['snapshots']} snapshots, pids {pm['pids']}, "
+                     f"{pm['pages']} pages")
+    for k in ("record_counts", "skipped", "duplicates_dropped", "intervals"):
+        if k in s:
+            lines.append(f"  {k}: {s[k]}")
+    return "\n".join(lines)
+
+
+def describe(path: str | os.PathLike) -> str:
+    """Summary text of a trace directory, or of any input (ingested to a temporary place)."""
+    p = Path(path)
+    if (p.is_dir() and (p / "meta.json").exists()) or p.suffix == ".parquet":
+        return render(summarize(Trace(p)))
+    from .ingest import ingest
+    tmp = Path(tempfile.mkdtemp(prefix="tracedamon-info-"))
+    try:
+        dest = ingest([p], tmp / "t.td")
+        s = summarize(Trace(dest))
+        s["path"] = str(p)
+        return render(s)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""Ingest: inputs of every kind → a trace directory of Parquet tables.
+
+Each reader module exposes ``ingest_into(path, writer, *, progress=False, **options)``
+which streams its tables into a :class:`~tracedamon.ingest.writer.TraceDirWriter`
+and may add keys to ``writer.meta``. This module only picks the reader and
+manages the output directory; it never imports the engine or the exporters.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import InputError
+from .detect import FORMATS, detect_format
+from .writer import TraceDirWriter, file_provenance
+
+_READERS = {
+    "perf-data": "tracedamon.ingest.perf_data",
+    "perf-script": "tracedamon.ingest.perf_script",
+    "damon": "tracedamon.ingest.damon_trace",
+    "damo": "tracedamon.ingest.damo_record",
+    "pagemap": "tracedamon.ingest.pagemap",
+}
+
+
+def reader_for(fmt: str):
+    """The ``ingest_into`` function of the reader named ``fmt``."""
+    if fmt not in _READERS:
+        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    mod = importlib.import_module(_READERS[fmt])
+    return mod.ingest_into
+
+
+def default_output(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_name(p.name.rstrip("/") + ".td")
+
+
+def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
+           out: str | os.PathLike | None = None, *, format: str = "auto",
+           force: bool = False, progress: bool = False, **options) -> Path:
+    """Ingest one or more inputs into one trace directory and return its path.
+
+    Several inputs of one recorded run (a perf.data, a DAMON trace, pagemap
+    snapshots) may go into one directory; two inputs that would fill the same
+    table are refused. ``out`` defaults to ``INPUT.td`` beside the first input.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise InputError("no input given")
+    out = Path(out) if out is not None else default_output(inputs[0])
+    plan = []
+    for p in inputs:
+        fmt = detect_format(p) if format == "auto" else format
+        if format != "auto" and not p.exists():
+            raise InputError(f"{p}: no such file or directory")
+        plan.append((p, fmt))
+    prov = [dict(file_provenance(p), format=fmt) for p, fmt in plan]
+    with TraceDirWriter(out, provenance={"inputs": prov}, force=force) as w:
+        w.meta["inputs"] = prov
+        for p, fmt in plan:
+            before = dict(w._rows)
+            reader_for(fmt)(p, w, progress=progress, **options)
+            for name, n in w._rows.items():
+                if name in before and len(plan) > 1 and n != before[name]:
+                    raise InputError(f"{p}: its {name} table would be mixed with that of "
+                                     "an earlier input; ingest them into separate directories")
+    return out

@@ -1,0 +1,82 @@
+"""Input sniffing: which reader takes a file, from its first bytes or lines."""
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+from ..errors import InputError
+
+PERF_MAGIC = b"PERFILE2"
+PERF_MAGIC_BE = b"2ELIFREP"
+GZIP_MAGIC = b"\x1f\x8b"
+
+FORMATS = ("perf-data", "perf-script", "damon", "damo", "pagemap")
+
+
+def _head(path: Path, n: int = 65536) -> bytes:
+    with open(path, "rb") as f:
+        head = f.read(n)
+    if head[:2] == GZIP_MAGIC:
+        try:
+            with gzip.open(path, "rb") as g:
+                head = g.read(n)
+        except (OSError, EOFError) as e:
+            raise InputError(f"{path}: gzip stream unreadable: {e}") from None
+    return head
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Name of the reader for ``path``: one of :data:`FORMATS`.
+
+    Raises :class:`InputError` naming the file when nothing recognises it.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or directory")
+    if p.is_dir():
+        if (p / "data").is_file():
+            return "perf-data"            # perf record --threads / --kcore directory
+        names = [q.name for q in p.iterdir()]
+        if any(n.endswith(".pagemap.bin") or n.endswith(".index.json") for n in names):
+            return "pagemap"
+        raise InputError(f"{p}: directory holds neither a perf.data directory "
+                         "(no 'data' file) nor pagemap snapshots")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: file is empty")
+    head = _head(p)
+    if head[:8] in (PERF_MAGIC, PERF_MAGIC_BE):
+        return "perf-data"
+    if head[:8] == b"PERFFILE":
+        raise InputError(f"{p}: perf.data version 1 (pre-2010 'PERFFILE' magic) is not supported")
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "damo"                     # zstd-compressed damo record? let its reader decide
+    text = head.decode("utf-8", errors="replace")
+    stripped = text.lstrip()
+    if stripped.startswith("{") or stripped.startswith("["):
+        return "damo"
+    if "damon_aggregated" in text or "damon:damon_" in text:
+        return "damon"
+    if b"\0" in head[:4096]:
+        # binary, but not a format we know; damo's json_compressed is zlib/zstd-free JSON
+        # compressed with its own scheme, so give it a chance before refusing.
+        if p.name.endswith("json_compressed") or p.suffix == ".damo":
+            return "damo"
+        raise InputError(f"{p}: unrecognised binary file (not perf.data: magic "
+                         f"{head[:8]!r})")
+    if _looks_like_perf_script(text):
+        return "perf-script"
+    raise InputError(f"{p}: unrecognised input: not perf.data, perf script text, a DAMON "
+                     "trace or a damo record (use --format to force a reader)")
+
+
+def _looks_like_perf_script(text: str) -> bool:
+    lines = [ln for ln in text.splitlines()[:50] if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        return False
+    import re
+    # perf script lines carry a "sec.usec:" or "sec.nsec:" time stamp, or start with
+    # "comm pid/tid" fields; accept if most of the first lines have one.
+    ts = re.compile(r"\b\d+\.\d{6,9}:")
+    hits = sum(1 for ln in lines if ts.search(ln))
+    return hits >= max(1, len(lines) // 2)
