@@ -161,6 +161,31 @@ MAPS = pa.schema([
     pa.field("path", pa.string()),
 ])
 
+#: ``damon:damos_before_apply`` events of a real DAMON trace: one row per region a
+#: DAMOS scheme is about to act on (written by the DAMON trace readers).
+DAMOS_APPLY = pa.schema([
+    pa.field("time_ns", pa.int64(), nullable=False),
+    pa.field("kdamond_pid", pa.int32()),                # the emitting kdamond (null if unknown)
+    pa.field("cpu", pa.int32()),
+    pa.field("context", pa.int32(), nullable=False),    # ctx_idx
+    pa.field("scheme", pa.int32(), nullable=False),     # scheme_idx
+    pa.field("target", pa.int64(), nullable=False),     # target_idx
+    pa.field("nr_regions", pa.uint32()),
+    pa.field("start", pa.uint64(), nullable=False),
+    pa.field("end", pa.uint64(), nullable=False),
+    pa.field("nr_accesses", pa.uint32(), nullable=False),
+    pa.field("age", pa.uint32()),
+])
+
+#: ``damon:damon_monitor_intervals_tune`` events: the sampling interval DAMON's
+#: interval auto-tuning chose, from this time on.
+INTERVALS_TUNE = pa.schema([
+    pa.field("time_ns", pa.int64(), nullable=False),
+    pa.field("kdamond_pid", pa.int32()),
+    pa.field("cpu", pa.int32()),
+    pa.field("sample_us", pa.uint64(), nullable=False),
+])
+
 # flags of the `pagemap` table
 PAGEMAP_FLAG_PRESENT = 1 << 0
 PAGEMAP_FLAG_SWAPPED = 1 << 1
@@ -179,6 +204,8 @@ TABLES: dict[str, pa.Schema] = {
     "regions": REGIONS,
     "pagemap": PAGEMAP,
     "maps": MAPS,
+    "damos_apply": DAMOS_APPLY,
+    "intervals_tune": INTERVALS_TUNE,
 }
 
 
