@@ -1,0 +1,525 @@
+"""Region histories on a time × address grid.
+
+A *region history* is a table with the REGIONS schema (``tracedamon.schema``):
+one row per DAMON region per aggregation snapshot, from ``tracedamon replay`` or
+from an ingested DAMON trace. Everything in ``tracedamon.export`` reads it
+through :func:`load_history` and turns it into matrices with :func:`raster`.
+
+Time. A row's ``time_ns`` is the end of its aggregation; the snapshot covers
+``[previous snapshot's time_ns, time_ns)`` within the same (run, target). The
+first snapshot of a run gets one aggregation interval (from the source's
+metadata, else the median spacing of its snapshots). A window is never longer
+than 1.5 aggregation intervals, so a lost snapshot shows as a hole instead of
+stretching stale data over it.
+
+Rasterising. :func:`raster` integrates ``value × overlap bytes × overlap ns`` of
+every region over every cell of a grid of time bins × address bins in one
+vectorised pass (no per-region Python loop): region→address-bin pairs are
+generated with ``np.repeat``, reduced per (snapshot, bin), then spread over the
+time bins each snapshot window overlaps and summed with ``np.bincount``. The
+result is exact (area-weighted), so e.g. the mean of an accessed-indicator over
+a cell times its bytes is that cell's exact time-averaged working set.
+
+Address bins are any sorted, disjoint ``[start, end)`` intervals: equal-size
+bins over the address ranges that hold data (:func:`uniform_bins`), or the
+ranges of a ground-truth file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import InputError, TraceFormatError
+
+PAGE = 4096
+_REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
+
+
+# ----------------------------------------------------------------------------------
+# loading
+# ----------------------------------------------------------------------------------
+@dataclass
+class History:
+    """A region history, sorted by (run, target, snapshot, start).
+
+    ``df`` columns: run, target, pid, snapshot, time_ns, start, end, nr_accesses,
+    age (float, NaN when unknown), plus ``snap`` (dense snapshot index 0..S-1) and
+    ``key`` (the address-space key: pid when every row has one, else target).
+    ``snaps`` has one row per snapshot: run, target, key, snapshot, t0, t1.
+    """
+
+    df: pd.DataFrame
+    snaps: pd.DataFrame
+    name: str
+    meta: dict = field(default_factory=dict)
+    sample_us: float | None = None
+    aggr_us: float | None = None
+    aggr_ns_est: float = 0.0          # the aggregation interval used for windows (ns)
+
+    @property
+    def max_nr_accesses(self) -> float:
+        """aggr/sample when the intervals are known, else the largest nr_accesses seen."""
+        if self.sample_us and self.aggr_us:
+            return float(self.aggr_us) / float(self.sample_us)
+        m = float(self.df["nr_accesses"].max()) if len(self.df) else 0.0
+        return m if m > 0 else 1.0
+
+    @property
+    def max_source(self) -> str:
+        return "intervals" if (self.sample_us and self.aggr_us) else "observed"
+
+    @property
+    def keys(self) -> list:
+        return sorted(self.df["key"].unique().tolist())
+
+    def for_key(self, key) -> "History":
+        """The part of this history that belongs to one address space."""
+        m = self.df["key"].to_numpy() == key
+        df = self.df[m]
+        snaps = self.snaps[self.snaps["key"].to_numpy() == key].reset_index(drop=True)
+        remap = np.full(len(self.snaps), -1, dtype=np.int64)
+        remap[np.flatnonzero(self.snaps["key"].to_numpy() == key)] = np.arange(len(snaps))
+        df = df.assign(snap=remap[df["snap"].to_numpy()]).reset_index(drop=True)
+        return History(df, snaps, self.name, self.meta, self.sample_us, self.aggr_us,
+                       self.aggr_ns_est)
+
+    def shifted(self, offset_ns: int) -> "History":
+        """The same history with every time moved by ``offset_ns``."""
+        if not offset_ns:
+            return self
+        off = int(offset_ns)
+        df = self.df.assign(time_ns=self.df["time_ns"].to_numpy() + off)
+        snaps = self.snaps.assign(t0=self.snaps["t0"].to_numpy() + off,
+                                  t1=self.snaps["t1"].to_numpy() + off)
+        return History(df, snaps, self.name, self.meta, self.sample_us, self.aggr_us,
+                       self.aggr_ns_est)
+
+    @property
+    def t_start(self) -> int:
+        return int(self.snaps["t0"].min())
+
+    @property
+    def t_end(self) -> int:
+        return int(self.snaps["t1"].max())
+
+
+def _find_key(d: Any, names: tuple[str, ...], depth: int = 0):
+    """First value of any key in ``names`` found in a nested dict (breadth first)."""
+    if depth > 6 or not isinstance(d, dict):
+        return None
+    for n in names:
+        if n in d and isinstance(d[n], (int, float)) and not isinstance(d[n], bool):
+            return d[n]
+        if n in d and isinstance(d[n], str):
+            try:
+                return float(d[n])
+            except ValueError:
+                pass
+    for v in d.values():
+        if isinstance(v, dict):
+            r = _find_key(v, names, depth + 1)
+            if r is not None:
+                return r
+    return None
+
+
+def intervals_from_meta(meta: dict) -> tuple[float | None, float | None]:
+    """(sample_us, aggr_us) recorded in a source's metadata, if any."""
+    s = _find_key(meta, ("sample_us", "sample_interval_us"))
+    a = _find_key(meta, ("aggr_us", "aggr_interval_us"))
+    if s is not None and a is not None and s > 0 and a > 0:
+        return float(s), float(a)
+    return None, None
+
+
+def _read_source(src) -> tuple[pd.DataFrame, dict, str, str | None]:
+    """(frame, metadata, name, path) of any accepted source."""
+    if isinstance(src, History):
+        raise TypeError("already a History")
+    if isinstance(src, pd.DataFrame):
+        return src.copy(), dict(src.attrs.get("tracedamon", {})), "frame", None
+    if isinstance(src, (pa.Table, pa.RecordBatch)):
+        t = src if isinstance(src, pa.Table) else pa.Table.from_batches([src])
+        meta = {}
+        raw = (t.schema.metadata or {}).get(b"tracedamon")
+        if raw:
+            try:
+                meta = json.loads(raw)
+            except ValueError:
+                meta = {}
+        return t.to_pandas(), meta, "table", None
+    from ..ingest.writer import read_parquet_metadata
+    from ..trace import Trace, open_trace
+    tr = src if isinstance(src, Trace) else open_trace(src)
+    p = tr.path
+    if p.is_file():
+        f = p
+    else:
+        if not tr.has("regions"):
+            raise InputError(f"{p}: holds no regions table (replay it, or ingest a DAMON trace)")
+        f = tr.file("regions")
+    try:
+        table = tr.table(p.stem if p.is_file() else "regions")
+    except Exception as e:  # pyarrow errors on a corrupt file
+        raise TraceFormatError(f, f"not a readable Parquet table ({e})") from None
+    meta = dict(tr.meta)
+    try:
+        meta["parquet"] = read_parquet_metadata(f)
+    except Exception:
+        pass
+    return table.to_pandas(), meta, p.name, str(f)
+
+
+def load_history(src, *, name: str | None = None, sample_us: float | None = None,
+                 aggr_us: float | None = None) -> History:
+    """Read a region history from a trace directory, a ``.parquet`` file, an Arrow
+    table or a DataFrame with the REGIONS columns, validate it and compute the
+    snapshot windows."""
+    if isinstance(src, History):
+        return src
+    df, meta, nm, path = _read_source(src)
+    where = path or nm
+    missing = [c for c in _REQUIRED if c not in df.columns]
+    if missing:
+        raise TraceFormatError(where, f"not a region history: missing column(s) {', '.join(missing)}")
+    if len(df) == 0:
+        raise InputError(f"{where}: the region history is empty")
+    for c in ("start", "end", "nr_accesses", "snapshot", "time_ns"):
+        if df[c].isna().any():
+            bad = int(np.flatnonzero(df[c].isna().to_numpy())[0])
+            raise TraceFormatError(where, f"row {bad}: {c} is null")
+    out = pd.DataFrame({
+        "run": df["run"].to_numpy(np.int64) if "run" in df else np.zeros(len(df), np.int64),
+        "target": df["target"].to_numpy(np.int64) if "target" in df else np.zeros(len(df), np.int64),
+        "snapshot": df["snapshot"].to_numpy(np.int64),
+        "time_ns": df["time_ns"].to_numpy(np.int64),
+        "start": df["start"].to_numpy(np.uint64),
+        "end": df["end"].to_numpy(np.uint64),
+        "nr_accesses": df["nr_accesses"].to_numpy(np.float64),
+        "age": (pd.to_numeric(df["age"], errors="coerce").to_numpy(np.float64)
+                if "age" in df else np.full(len(df), np.nan)),
+    })
+    pid = df["pid"] if "pid" in df else pd.Series([None] * len(df))
+    bad = np.flatnonzero(out["end"].to_numpy() <= out["start"].to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise TraceFormatError(where, f"row {i}: region end {out['end'].iat[i]} <= start {out['start'].iat[i]}")
+    if pid.notna().all():
+        out["pid"] = pid.to_numpy(np.int64)
+        out["key"] = out["pid"]
+    else:
+        out["pid"] = pd.array(pid, dtype="Int64") if len(pid) else pid
+        out["key"] = out["target"]
+    out = out.sort_values(["key", "run", "snapshot", "start"], kind="stable").reset_index(drop=True)
+    s_us, a_us = intervals_from_meta(meta)
+    if sample_us:
+        s_us = float(sample_us)
+    if aggr_us:
+        a_us = float(aggr_us)
+    if not (s_us and a_us):
+        s_us = a_us if a_us and not s_us else s_us
+    snaps, aggr_ns = _windows(out, a_us)
+    # dense snapshot index of each row
+    ks = out[["key", "run", "snapshot"]].to_numpy()
+    change = np.ones(len(out), bool)
+    change[1:] = (ks[1:] != ks[:-1]).any(axis=1)
+    out["snap"] = np.cumsum(change) - 1
+    _check_sorted_disjoint(out, where)
+    h = History(out, snaps, name or nm, meta,
+                s_us if (s_us and a_us) else None, a_us if (s_us and a_us) else None, aggr_ns)
+    return h
+
+
+def _check_sorted_disjoint(df: pd.DataFrame, where: str) -> None:
+    snap = df["snap"].to_numpy()
+    st = df["start"].to_numpy()
+    en = df["end"].to_numpy()
+    same = snap[1:] == snap[:-1]
+    bad = np.flatnonzero(same & (st[1:] < en[:-1]))
+    if len(bad):
+        i = int(bad[0]) + 1
+        raise TraceFormatError(where, f"regions overlap within snapshot {int(df['snapshot'].iat[i])} "
+                                      f"(region {int(st[i])}-{int(en[i])} starts before "
+                                      f"{int(en[i - 1])})")
+
+
+def _windows(df: pd.DataFrame, aggr_us: float | None) -> tuple[pd.DataFrame, float]:
+    g = (df.groupby(["key", "run", "snapshot"], sort=True)
+           .agg(target=("target", "first"), t1=("time_ns", "min")).reset_index())
+    t1 = g["t1"].to_numpy(np.int64)
+    grp = g[["key", "run"]].to_numpy()
+    first = np.ones(len(g), bool)
+    first[1:] = (grp[1:] != grp[:-1]).any(axis=1)
+    prev = np.empty(len(g), np.int64)
+    prev[1:] = t1[:-1]
+    gaps = (t1 - prev)[~first]
+    gaps = gaps[gaps > 0]
+    if aggr_us:
+        aggr_ns = float(aggr_us) * 1000.0
+    elif len(gaps):
+        aggr_ns = float(np.median(gaps))
+    else:
+        aggr_ns = 1.0
+    cap = 1.5 * aggr_ns
+    t0 = np.where(first, t1 - int(round(aggr_ns)), prev)
+    t0 = np.maximum(t0, t1 - int(math.ceil(cap)))
+    t0 = np.minimum(t0, t1 - 1)
+    g["t0"] = t0
+    return g[["key", "run", "target", "snapshot", "t0", "t1"]], aggr_ns
+
+
+# ----------------------------------------------------------------------------------
+# address intervals
+# ----------------------------------------------------------------------------------
+def merge_intervals(starts, ends, *, gap: int = 0) -> np.ndarray:
+    """Union of ``[start, end)`` intervals as an (n, 2) uint64 array, merging
+    neighbours closer than or equal to ``gap`` bytes."""
+    s = np.asarray(starts, dtype=np.uint64)
+    e = np.asarray(ends, dtype=np.uint64)
+    if len(s) == 0:
+        return np.zeros((0, 2), np.uint64)
+    o = np.argsort(s, kind="stable")
+    s, e = s[o], e[o]
+    run_end = np.maximum.accumulate(e)
+    new = np.ones(len(s), bool)
+    # a new segment starts where this start lies beyond the running end (+gap)
+    new[1:] = s[1:] > run_end[:-1] + np.uint64(gap)
+    idx = np.flatnonzero(new)
+    seg_s = s[idx]
+    seg_e = np.maximum.reduceat(e, idx)
+    return np.stack([seg_s, seg_e], axis=1)
+
+
+def intersect_intervals(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection of two sorted, disjoint interval lists."""
+    out = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo = max(int(a[i, 0]), int(b[j, 0]))
+        hi = min(int(a[i, 1]), int(b[j, 1]))
+        if lo < hi:
+            out.append((lo, hi))
+        if int(a[i, 1]) < int(b[j, 1]):
+            i += 1
+        else:
+            j += 1
+    return np.array(out, dtype=np.uint64).reshape(-1, 2)
+
+
+def coverage(h: History) -> np.ndarray:
+    """Address ranges covered by at least one region in any snapshot."""
+    return merge_intervals(h.df["start"].to_numpy(), h.df["end"].to_numpy())
+
+
+def active_ranges(h: History, *, gap: int = 0) -> np.ndarray:
+    """Address ranges of regions that were accessed (nr_accesses > 0) at least once."""
+    m = h.df["nr_accesses"].to_numpy() > 0
+    return merge_intervals(h.df["start"].to_numpy()[m], h.df["end"].to_numpy()[m], gap=gap)
+
+
+def guide_ranges(held: np.ndarray, active: np.ndarray | None = None, *,
+                 max_fraction: float = 0.5, gap_fraction: float = 0.05,
+                 min_gap: int = 1 << 20) -> np.ndarray:
+    """The address ranges worth drawing in a sparse space.
+
+    ``held`` are the ranges that hold data (covered by regions, or pages with
+    samples). Gaps between them are always collapsed. When ``active`` (ranges that
+    saw an access) covers less than ``max_fraction`` of ``held``, the picture is
+    restricted further to the active ranges, merging neighbours whose gap is
+    below ``max(min_gap, gap_fraction × active bytes)`` so that nearby activity
+    stays together and only big idle stretches are collapsed.
+    """
+    held = np.asarray(held, dtype=np.uint64).reshape(-1, 2)
+    if active is None or len(active) == 0 or len(held) == 0:
+        return held
+    active = np.asarray(active, dtype=np.uint64).reshape(-1, 2)
+    held_b = float((held[:, 1] - held[:, 0]).sum())
+    act_b = float((active[:, 1] - active[:, 0]).sum())
+    if held_b == 0 or act_b >= max_fraction * held_b:
+        return held
+    gap = int(max(min_gap, gap_fraction * act_b))
+    merged = merge_intervals(active[:, 0], active[:, 1], gap=gap)
+    # pad each range by a little idle context, inside what is held
+    pad = np.uint64(max(PAGE, int(0.02 * act_b)) // PAGE * PAGE)
+    lo = np.where(merged[:, 0] > pad, merged[:, 0] - pad, np.uint64(0))
+    hi = merged[:, 1] + pad
+    padded = merge_intervals(lo, hi)
+    return intersect_intervals(padded, held)
+
+
+def uniform_bins(segments: np.ndarray, bin_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-size address bins laid over each segment (the last bin of a segment
+    may be shorter); returns (bin_start, bin_end) as uint64 arrays."""
+    segments = np.asarray(segments, dtype=np.uint64).reshape(-1, 2)
+    if len(segments) == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    bb = np.uint64(max(1, int(bin_bytes)))
+    lens = segments[:, 1] - segments[:, 0]
+    n = ((lens + bb - np.uint64(1)) // bb).astype(np.int64)
+    seg = np.repeat(np.arange(len(segments)), n)
+    k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    bs = segments[seg, 0] + k.astype(np.uint64) * bb
+    be = np.minimum(bs + bb, segments[seg, 1])
+    return bs, be
+
+
+def auto_bin_bytes(total_bytes: int, max_bins: int, unit: int = PAGE) -> int:
+    """The smallest ``unit × 2^k`` that lays at most ``max_bins`` bins over ``total_bytes``."""
+    b = max(1, int(unit))
+    while total_bytes / b > max_bins:
+        b *= 2
+    return b
+
+
+def address_unit(*hs: History) -> int:
+    """4096 when every region boundary is page aligned, else 1."""
+    for h in hs:
+        st = h.df["start"].to_numpy()
+        en = h.df["end"].to_numpy()
+        if (st % np.uint64(PAGE)).any() or (en % np.uint64(PAGE)).any():
+            return 1
+    return PAGE
+
+
+def time_edges(t_start: int, t_end: int, bin_ns: float) -> np.ndarray:
+    """Edges ``t_start, t_start + bin, ...`` up to (and past) ``t_end``."""
+    bin_ns = max(1, int(round(bin_ns)))
+    n = max(1, int(math.ceil((t_end - t_start) / bin_ns)))
+    return t_start + np.arange(n + 1, dtype=np.int64) * bin_ns
+
+
+# ----------------------------------------------------------------------------------
+# rasterising
+# ----------------------------------------------------------------------------------
+def raster(h: History, t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.ndarray,
+           values: Iterable[np.ndarray] | np.ndarray, *, chunk_rows: int = 400_000
+           ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Integrate per-region values over a time × address grid.
+
+    Parameters
+    ----------
+    h : History (one address space: call ``h.for_key(k)`` first when it has several)
+    t_edges : int64 array (nt + 1), ascending time bin edges in ns
+    bin_start, bin_end : uint64 arrays (nb), sorted disjoint address bins
+    values : one float array per quantity, aligned with ``h.df`` rows
+
+    Returns
+    -------
+    sums : list of (nt, nb) float arrays, Σ value × overlap_bytes × overlap_ns
+    cover : (nt, nb) float array, Σ overlap_bytes × overlap_ns (the area the regions cover)
+
+    ``sums[k] / cover`` is the area-weighted mean of quantity k over the covered part
+    of each cell.
+    """
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = [values]
+    values = [np.asarray(v, dtype=np.float64) for v in values]
+    t_edges = np.asarray(t_edges, dtype=np.int64)
+    bs = np.asarray(bin_start, dtype=np.uint64)
+    be = np.asarray(bin_end, dtype=np.uint64)
+    nt, nb = len(t_edges) - 1, len(bs)
+    sums = [np.zeros(nt * nb) for _ in values]
+    cover = np.zeros(nt * nb)
+    if nt <= 0 or nb == 0 or len(h.df) == 0:
+        return [s.reshape(nt, nb) for s in sums], cover.reshape(max(nt, 0), nb)
+
+    # time pairs of every snapshot window
+    T0 = h.snaps["t0"].to_numpy(np.int64)
+    T1 = h.snaps["t1"].to_numpy(np.int64)
+    i0 = np.maximum(np.searchsorted(t_edges, T0, side="right") - 1, 0)
+    i1 = np.minimum(np.searchsorted(t_edges, T1, side="left"), nt)
+    tcnt = np.maximum(i1 - i0, 0)
+
+    snap_all = h.df["snap"].to_numpy(np.int64)
+    st_all = h.df["start"].to_numpy(np.uint64)
+    en_all = h.df["end"].to_numpy(np.uint64)
+    # keep only rows whose snapshot touches the time range
+    n = len(snap_all)
+    for c0 in range(0, n, chunk_rows):
+        c1 = min(n, c0 + chunk_rows)
+        snap = snap_all[c0:c1]
+        keep = tcnt[snap] > 0
+        if not keep.any():
+            continue
+        st, en, snap = st_all[c0:c1][keep], en_all[c0:c1][keep], snap[keep]
+        vals = [v[c0:c1][keep] for v in values]
+        # address pairs
+        j0 = np.searchsorted(be, st, side="right")
+        j1 = np.searchsorted(bs, en, side="left")
+        cnt = np.maximum(j1 - j0, 0)
+        P = int(cnt.sum())
+        if P == 0:
+            continue
+        row = np.repeat(np.arange(len(st)), cnt)
+        j = j0[row] + (np.arange(P) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        ov = (np.minimum(en[row], be[j]) - np.maximum(st[row], bs[j])).astype(np.float64)
+        s_p = snap[row]
+        key = s_p * nb + j
+        # reduce per (snapshot, bin): keys are non-decreasing (rows sorted)
+        brk = np.flatnonzero(np.diff(key)) + 1
+        starts = np.concatenate([[0], brk])
+        ukey = key[starts]
+        uov = np.add.reduceat(ov, starts)
+        uval = [np.add.reduceat(v[row] * ov, starts) for v in vals]
+        us = ukey // nb
+        uj = ukey % nb
+        # spread over time bins
+        tc = tcnt[us]
+        Q = int(tc.sum())
+        e = np.repeat(np.arange(len(ukey)), tc)
+        ti = i0[us][e] + (np.arange(Q) - np.repeat(np.cumsum(tc) - tc, tc))
+        s_e = us[e]
+        ot = (np.minimum(T1[s_e], t_edges[ti + 1]) - np.maximum(T0[s_e], t_edges[ti])).astype(np.float64)
+        ot = np.maximum(ot, 0.0)
+        flat = ti * nb + uj[e]
+        cover += np.bincount(flat, weights=uov[e] * ot, minlength=nt * nb)
+        for k, uv in enumerate(uval):
+            sums[k] += np.bincount(flat, weights=uv[e] * ot, minlength=nt * nb)
+    return [s.reshape(nt, nb) for s in sums], cover.reshape(nt, nb)
+
+
+def cell_area(t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.ndarray) -> np.ndarray:
+    """(nt, nb) array of cell areas in bytes × ns."""
+    dt = np.diff(np.asarray(t_edges, dtype=np.int64)).astype(np.float64)
+    db = (np.asarray(bin_end, dtype=np.uint64) - np.asarray(bin_start, dtype=np.uint64)).astype(np.float64)
+    return dt[:, None] * db[None, :]
+
+
+def mean_grid(h: History, t_edges, bs, be, values) -> tuple[list[np.ndarray], np.ndarray]:
+    """Area-weighted means of each quantity per cell (NaN where nothing covers the
+    cell) and the covered fraction of each cell."""
+    sums, cover = raster(h, t_edges, bs, be, values)
+    area = cell_area(t_edges, bs, be)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = [np.where(cover > 0, s / cover, np.nan) for s in sums]
+        frac = np.where(area > 0, cover / area, 0.0)
+    return means, frac
+
+
+def snapshot_stats(h: History) -> pd.DataFrame:
+    """One row per snapshot: key, run, snapshot, t0, t1, nr_regions, total bytes."""
+    df = h.df
+    size = (df["end"].to_numpy() - df["start"].to_numpy()).astype(np.float64)
+    g = pd.DataFrame({"snap": df["snap"].to_numpy(), "size": size})
+    agg = g.groupby("snap").agg(nr_regions=("size", "size"), total_bytes=("size", "sum"))
+    out = h.snaps.copy()
+    out["nr_regions"] = agg["nr_regions"].reindex(range(len(out))).fillna(0).to_numpy(np.int64)
+    out["total_bytes"] = agg["total_bytes"].reindex(range(len(out))).fillna(0).to_numpy()
+    return out
+
+
+def fmt_bytes(n: float) -> str:
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3f} {unit}"
+        n /= 1024
+    return f"{n:.3f} TiB"
