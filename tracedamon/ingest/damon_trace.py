@@ -1,0 +1,748 @@
+"""Real DAMON traces → the ``regions`` table (plus ``damos_apply`` and ``intervals_tune``).
+
+Inputs: ``perf script`` text of ``damon:*`` tracepoints (perf's own layout,
+damo's ``kdamond.x xxxx xxxx`` writer, the old five-field ``damon_aggregated``
+without age, pointer-valued ``target_id``), ftrace text (``trace_pipe``,
+``trace``, ``trace-cmd report`` with or without the flags column), and perf.data
+files (the RAW payloads decoded with the tracepoint formats the file carries;
+:func:`add_regions_from_perf_data`). Gzipped text is read transparently.
+
+How events become snapshots (see :func:`assemble_regions`):
+
+* exact duplicate events (same time, CPU, kdamond and payload: perf sometimes
+  delivers one sample twice) are dropped and counted (``duplicates_dropped``);
+* events are grouped by (kdamond pid, target id) and ordered by time; a
+  snapshot ends where the data says so: the next region starts below the
+  previous region's end (address restart), ``nr_regions`` changes, or the time
+  gap exceeds half the typical snapshot interval. Lines are never counted to
+  cut snapshots; a snapshot whose region count differs from its ``nr_regions``
+  is an error (lost or duplicated events), except a partial snapshot at the
+  very start or end of a recording, which is dropped and counted;
+* a kdamond restart starts a new ``run``: a new kdamond pid, or (when the
+  input has no pid) a pause much longer than the aggregation interval, or the
+  region count starting over with fresh ages on a changed address range.
+
+``time_ns`` of a snapshot is the timestamp of its first event (damo's
+``end_time`` convention), in the recording's clock. ``target`` is the kernel's
+target index; pointer-valued ids (old kernels) are numbered by first
+appearance and the originals kept in ``meta["damon_runs"]``.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InputError, TraceFormatError
+from ..schema import DAMOS_APPLY, INTERVALS_TUNE, REGIONS
+
+AGGREGATED = "damon_aggregated"
+BEFORE_APPLY = "damos_before_apply"
+INTERVALS_TUNE_EV = "damon_monitor_intervals_tune"
+KNOWN_EVENTS = (AGGREGATED, BEFORE_APPLY, INTERVALS_TUNE_EV)
+
+# ---------------------------------------------------------------------------------------
+# text line layouts (RE2 syntax: evaluated by pyarrow over whole chunks of lines)
+
+# perf script: "<comm> <pid>[/<tid>] [<cpu>] <secs.frac>: [<period>] damon:<event>: <fields>"
+# damo's writer: "kdamond.x xxxx xxxx <secs.frac>: damon:<event>: <fields>"
+_PERF_RE = (r"^\s*(?P<comm>\S.*?)\s+(?P<pid>\d+|x+)(?:/\d+)?\s+"
+            r"(?:(?:\[(?P<cpu>\d+)\]|x+)\s+)?(?P<sec>\d+)\.(?P<frac>\d+):\s+(?:\d+\s+)?"
+            r"damon:(?P<ev>\w+):\s*(?P<rest>.*?)\s*$")
+# ftrace / trace-cmd: "<comm>-<pid> [(<tgid>)] [<cpu>] [<flags>] <secs.frac>: <event>: <fields>"
+_FTRACE_RE = (r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
+              r"(?:[^\s\[\]:]{4,6}\s+)?(?P<sec>\d+)\.(?P<frac>\d+):\s+(?:damon:)?"
+              r"(?P<ev>dam\w+):\s*(?P<rest>.*?)\s*$")
+_AGG_RE = (r"^target_id=(?P<target_id>\d+) nr_regions=(?P<nr_regions>\d+) "
+           r"(?P<start>\d+)-(?P<end>\d+): (?P<nr_accesses>\d+)(?: (?P<age>\d+))?$")
+_BEFORE_RE = (r"^ctx_idx=(?P<ctx>\d+) scheme_idx=(?P<scheme>\d+) target_idx=(?P<target_id>\d+) "
+              r"nr_regions=(?P<nr_regions>\d+) (?P<start>\d+)-(?P<end>\d+): "
+              r"(?P<nr_accesses>\d+) (?P<age>\d+)$")
+_TUNE_RE = r"^sample_us=(?P<sample_us>\d+)$"
+
+_CHUNK_BYTES = 16 << 20
+_U64_MAX = (1 << 64) - 1
+
+
+def _open_text(path: Path):
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    return open(path, "r", encoding="utf-8", errors="replace")
+
+
+def is_perf_data(path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as g:
+            head = g.read(8)
+    return head in (b"PERFILE2", b"2ELIFREP")
+
+
+# ---------------------------------------------------------------------------------------
+# text parsing
+
+class _Events:
+    """Columns of decoded events, appended chunk by chunk."""
+
+    def __init__(self):
+        self.cols: dict[str, list[np.ndarray]] = {}
+
+    def add(self, **cols):
+        for k, v in cols.items():
+            self.cols.setdefault(k, []).append(np.asarray(v))
+
+    def get(self) -> dict[str, np.ndarray]:
+        return {k: np.concatenate(v) for k, v in self.cols.items()}
+
+    def __len__(self):
+        v = next(iter(self.cols.values()), [])
+        return int(sum(len(a) for a in v))
+
+
+def _ns(sec: pa.Array, frac: pa.Array) -> np.ndarray:
+    s = pc.cast(sec, pa.int64()).to_numpy(zero_copy_only=False)
+    f = pc.cast(pc.utf8_slice_codeunits(pc.utf8_rpad(frac, 9, "0"), 0, 9),
+                pa.int64()).to_numpy(zero_copy_only=False)
+    return s * 1_000_000_000 + f
+
+
+def _num(arr: pa.Array, typ, fill=None) -> np.ndarray:
+    if pa.types.is_string(arr.type):
+        # RE2 gives "" (not null) for an optional group that did not take part
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+    a = pc.cast(arr, typ)
+    if fill is not None:
+        a = pc.fill_null(a, fill)
+    return a.to_numpy(zero_copy_only=False)
+
+
+class TextTrace:
+    """Parse DAMON trace text into event columns (``aggregated``, ``before``, ``tune``)."""
+
+    def __init__(self, path, *, skip_bad: bool = False):
+        self.path = Path(path)
+        self.skip_bad = skip_bad
+        self.skipped_lines = 0
+        self.other_events: dict[str, int] = {}
+        self.layouts: dict[str, int] = {}
+        self.agg, self.before, self.tune = _Events(), _Events(), _Events()
+        self.nr_lines = 0
+
+    def _bad(self, line_no: int, text: str, why: str):
+        if self.skip_bad:
+            self.skipped_lines += 1
+            return
+        raise TraceFormatError(self.path, f"{why}: {text.strip()[:200]!r}", line=line_no)
+
+    def parse(self) -> "TextTrace":
+        with _open_text(self.path) as f:
+            base = 0
+            while True:
+                try:
+                    lines = f.readlines(_CHUNK_BYTES)
+                except (OSError, EOFError) as e:
+                    raise TraceFormatError(self.path, f"unreadable input: {e}",
+                                           line=base + 1) from None
+                if not lines:
+                    break
+                self._chunk(lines, base)
+                base += len(lines)
+        self.nr_lines = base
+        return self
+
+    def _chunk(self, lines: list[str], base: int) -> None:
+        arr = pa.array(lines, type=pa.string())
+        cand = pc.and_(pc.match_substring(arr, "dam"),
+                       pc.invert(pc.starts_with(pc.utf8_ltrim_whitespace(arr), "#")))
+        idx = np.flatnonzero(cand.to_numpy(zero_copy_only=False))
+        if not idx.size:
+            return
+        sub = arr.take(pa.array(idx))
+        m_perf = pc.extract_regex(sub, _PERF_RE)
+        m_ft = pc.extract_regex(sub, _FTRACE_RE)
+        ok_perf = pc.is_valid(m_perf).to_numpy(zero_copy_only=False)
+        ok_ft = pc.is_valid(m_ft).to_numpy(zero_copy_only=False) & ~ok_perf
+        for m, ok, layout in ((m_perf, ok_perf, "perf-script"), (m_ft, ok_ft, "ftrace")):
+            sel = np.flatnonzero(ok)
+            if not sel.size:
+                continue
+            s = m.take(pa.array(sel))
+            ev = s.field("ev")
+            line_no = idx[sel] + base + 1
+            texts = sub.take(pa.array(sel))
+            if layout == "perf-script":
+                pid_txt = s.field("pid")
+                xs = pc.starts_with(pid_txt, "x").to_numpy(zero_copy_only=False)
+                if xs.any():
+                    self.layouts["damo-perf-script"] = self.layouts.get("damo-perf-script", 0) \
+                        + int(xs.sum())
+                if (~xs).any():
+                    self.layouts[layout] = self.layouts.get(layout, 0) + int((~xs).sum())
+                pid = pc.if_else(pc.starts_with(pid_txt, "x"), pa.scalar(None, pa.string()),
+                                 pid_txt)
+            else:
+                self.layouts[layout] = self.layouts.get(layout, 0) + len(sel)
+                pid = s.field("pid")
+            common = {
+                "time_ns": _ns(s.field("sec"), s.field("frac")),
+                "pid": _num(pid, pa.int64(), -1),
+                "cpu": _num(s.field("cpu"), pa.int32(), -1),
+                "loc": line_no.astype(np.int64),
+            }
+            for name, regex, store in ((AGGREGATED, _AGG_RE, self.agg),
+                                       (BEFORE_APPLY, _BEFORE_RE, self.before),
+                                       (INTERVALS_TUNE_EV, _TUNE_RE, self.tune)):
+                is_ev = pc.equal(ev, name).to_numpy(zero_copy_only=False)
+                k = np.flatnonzero(is_ev)
+                if not k.size:
+                    continue
+                rest = s.field("rest").take(pa.array(k))
+                f = pc.extract_regex(rest, regex)
+                good = pc.is_valid(f).to_numpy(zero_copy_only=False)
+                for j in np.flatnonzero(~good):
+                    self._bad(int(line_no[k[j]]), texts[int(k[j])].as_py(),
+                              f"malformed {name} event")
+                k, f = k[good], f.filter(pa.array(good))
+                if not k.size:
+                    continue
+                cols = {c: v[k] for c, v in common.items()}
+                try:
+                    cols.update(self._fields(name, f))
+                except (pa.ArrowInvalid, OverflowError):
+                    # a number too large for its field: find the line, the slow way
+                    cols = self._fields_slow(name, f, line_no[k], texts.take(pa.array(k)), cols)
+                    if cols is None:
+                        continue
+                store.add(**cols)
+            known = np.zeros(len(sel), bool)
+            for name in KNOWN_EVENTS:
+                known |= pc.equal(ev, name).to_numpy(zero_copy_only=False)
+            for name in pc.value_counts(ev.filter(pa.array(~known))).to_pylist():
+                self.other_events[name["values"]] = self.other_events.get(name["values"], 0) \
+                    + name["counts"]
+        # lines that mention a DAMON event but match no layout are malformed
+        rest = np.flatnonzero(~(ok_perf | ok_ft))
+        if rest.size:
+            texts = sub.take(pa.array(rest))
+            hit = np.zeros(rest.size, bool)
+            for name in KNOWN_EVENTS:
+                hit |= pc.match_substring(texts, name + ":").to_numpy(zero_copy_only=False)
+            for j in np.flatnonzero(hit):
+                self._bad(int(idx[rest[j]]) + base + 1, texts[int(j)].as_py(),
+                          "unrecognised trace line layout")
+
+    @staticmethod
+    def _fields(name: str, f: pa.StructArray) -> dict[str, np.ndarray]:
+        if name == INTERVALS_TUNE_EV:
+            return {"sample_us": _num(f.field("sample_us"), pa.uint64())}
+        out = {
+            "target_id": _num(f.field("target_id"), pa.uint64()),
+            "nr_regions": _num(f.field("nr_regions"), pa.uint32()),
+            "start": _num(f.field("start"), pa.uint64()),
+            "end": _num(f.field("end"), pa.uint64()),
+            "nr_accesses": _num(f.field("nr_accesses"), pa.uint32()),
+            "age": _num(f.field("age"), pa.int64(), -1),
+        }
+        if name == BEFORE_APPLY:
+            out["ctx"] = _num(f.field("ctx"), pa.int32())
+            out["scheme"] = _num(f.field("scheme"), pa.int32())
+        return out
+
+    def _fields_slow(self, name, f, line_no, texts, cols):
+        limits = {"target_id": _U64_MAX, "start": _U64_MAX, "end": _U64_MAX,
+                  "nr_regions": 2**32 - 1, "nr_accesses": 2**32 - 1, "age": 2**32 - 1,
+                  "sample_us": _U64_MAX, "ctx": 2**31 - 1, "scheme": 2**31 - 1}
+        rows = f.to_pylist()
+        keep = []
+        for j, row in enumerate(rows):
+            bad = [k for k, v in row.items() if v is not None and int(v) > limits[k]]
+            if bad:
+                self._bad(int(line_no[j]), texts[j].as_py(), f"{bad[0]} out of range")
+            else:
+                keep.append(j)
+        if not keep:
+            return None
+        keep = np.asarray(keep)
+        cols = {c: v[keep] for c, v in cols.items()}
+        cols.update(self._fields(name, f.take(pa.array(keep))))
+        return cols
+
+
+# ---------------------------------------------------------------------------------------
+# snapshot assembly (shared by text, perf.data and tests)
+
+_DEDUP_KEYS = ("time_ns", "cpu", "pid", "target_id", "nr_regions", "start", "end",
+               "nr_accesses", "age")
+
+
+def drop_duplicates(ev: dict[str, np.ndarray], keys=_DEDUP_KEYS) -> tuple[dict, int]:
+    """Drop exact duplicate events (all of ``keys`` equal); keep the first."""
+    n = len(ev["time_ns"])
+    if n == 0:
+        return ev, 0
+    df = pd.DataFrame({k: ev[k] for k in keys if k in ev})
+    dup = df.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return ev, 0
+    keep = ~dup
+    return {k: v[keep] for k, v in ev.items()}, int(dup.sum())
+
+
+def _median_gap(times_by_group: list[np.ndarray]) -> float | None:
+    gaps = [np.diff(t) for t in times_by_group if len(t) > 1]
+    gaps = np.concatenate(gaps) if gaps else np.zeros(0)
+    gaps = gaps[gaps > 0]
+    return float(np.median(gaps)) if gaps.size else None
+
+
+class Assembly:
+    """What :func:`assemble_regions` found besides the table."""
+
+    def __init__(self):
+        self.duplicates_dropped = 0
+        self.partial_dropped = 0
+        self.bad_snapshots = 0
+        self.runs: list[dict] = []
+        self.median_interval_ns: dict[int, float | None] = {}
+        self.max_nr_accesses: dict[int, int] = {}
+        self.has_age = True
+
+
+def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int], dict],
+                     skip_bad: bool = False, run_gap_factor: float = 3.0,
+                     dedupe: bool = True) -> tuple[pa.Table, Assembly]:
+    """Turn ``damon_aggregated`` events into a ``regions`` table.
+
+    ``ev`` holds equal-length numpy columns: time_ns, pid (-1 unknown), cpu,
+    target_id (uint64), nr_regions, start, end, nr_accesses, age (-1 unknown) and
+    ``loc`` (a line number or byte offset, for messages; ``locate(loc)`` gives
+    the ``line=``/``offset=`` keyword of :class:`TraceFormatError`).
+    """
+    info = Assembly()
+    if dedupe:
+        ev, info.duplicates_dropped = drop_duplicates(ev)
+    n = len(ev["time_ns"])
+    if n == 0:
+        return REGIONS.empty_table(), info
+    info.has_age = bool((ev["age"] >= 0).any())
+    bad_rng = np.flatnonzero(ev["start"] >= ev["end"])
+    keep = np.ones(n, bool)
+    for i in bad_rng:
+        if not skip_bad:
+            raise TraceFormatError(path, f"region {int(ev['start'][i])}-{int(ev['end'][i])} "
+                                   "is empty or reversed", **locate(int(ev["loc"][i])))
+        keep[i] = False
+    if not keep.all():
+        info.bad_snapshots += 0
+        ev = {k: v[keep] for k, v in ev.items()}
+        n = len(ev["time_ns"])
+    seq = np.arange(n)
+    order = np.lexsort((seq, ev["time_ns"], ev["target_id"], ev["pid"]))
+    ev = {k: v[order] for k, v in ev.items()}
+    t, pid, tg = ev["time_ns"], ev["pid"], ev["target_id"]
+    start, end, nr = ev["start"], ev["end"], ev["nr_regions"]
+
+    same = np.zeros(n, bool)
+    same[1:] = (pid[1:] == pid[:-1]) & (tg[1:] == tg[:-1])
+    cut = ~same
+    cut[1:] |= start[1:] < end[:-1]
+    cut[1:] |= nr[1:] != nr[:-1]
+    # time gaps: half the typical snapshot interval, measured on the first cut
+    firsts = np.flatnonzero(cut)
+    grp_of_first = np.cumsum(~same)[firsts]
+    gap_med = _median_gap([t[firsts][grp_of_first == g] for g in np.unique(grp_of_first)])
+    if gap_med is not None:
+        gaps = np.zeros(n, np.int64)
+        gaps[1:] = t[1:] - t[:-1]
+        cut |= same & (gaps > gap_med / 2)
+    seg = np.cumsum(cut) - 1
+    firsts = np.flatnonzero(cut)
+    lens = np.diff(np.append(firsts, n))
+    seg_nr = nr[firsts].astype(np.int64)
+    grp = (np.cumsum(~same) - 1)[firsts]
+    grp_first = np.ones(len(firsts), bool)
+    grp_first[1:] = grp[1:] != grp[:-1]
+    grp_last = np.ones(len(firsts), bool)
+    grp_last[:-1] = grp[1:] != grp[:-1]
+    wrong = lens != seg_nr
+    partial = wrong & (lens < seg_nr) & (grp_first | grp_last)
+    bad = wrong & ~partial
+    for s in np.flatnonzero(bad):
+        i = firsts[s]
+        if not skip_bad:
+            what = "fewer" if lens[s] < seg_nr[s] else "more"
+            raise TraceFormatError(
+                path, f"snapshot of target_id={int(tg[i])} at {t[i] / 1e9:.6f} s has "
+                f"{int(lens[s])} regions, {what} than its nr_regions={int(seg_nr[s])} "
+                "(lost, duplicated or reordered events)", **locate(int(ev["loc"][i])))
+    info.partial_dropped = int(partial.sum())
+    info.bad_snapshots += int(bad.sum())
+    good_seg = ~(partial | bad)
+
+    # runs: per kdamond pid, split by long pauses or a restart of the region count
+    g_firsts = firsts[good_seg]
+    g_lens = lens[good_seg]
+    g_pid = pid[g_firsts]
+    g_tg = tg[g_firsts]
+    g_t = t[g_firsts]
+    g_nr = seg_nr[good_seg]
+    g_lo = start[g_firsts]
+    g_hi = end[g_firsts + g_lens - 1]
+    age = ev["age"]
+    g_maxage = np.maximum.reduceat(age, firsts)[good_seg]
+    run_of_seg = np.zeros(len(g_firsts), np.int64)
+    runs: list[dict] = []
+    for p in pd.unique(g_pid):
+        in_pid = np.flatnonzero(g_pid == p)
+        per_tg = {int(x): in_pid[g_tg[in_pid] == x] for x in pd.unique(g_tg[in_pid])}
+        med = _median_gap([g_t[ix] for ix in per_tg.values()])
+        breaks: list[int] = []
+        for ix in per_tg.values():
+            for a, b in zip(ix[:-1], ix[1:]):
+                long_pause = med is not None and g_t[b] - g_t[a] > run_gap_factor * med
+                restart = (g_maxage[b] >= 0 and g_maxage[b] <= 1 and g_nr[b] * 2 <= g_nr[a]
+                           and (g_lo[b] != g_lo[a] or g_hi[b] != g_hi[a]))
+                if long_pause or restart:
+                    breaks.append(int(g_t[b]))
+        bts = np.unique(np.asarray(breaks, np.int64))
+        slack = int(med / 2) if med else 0
+        epoch = np.searchsorted(bts - slack, g_t[in_pid], side="right") if bts.size \
+            else np.zeros(len(in_pid), np.int64)
+        for e in np.unique(epoch):
+            sel = in_pid[epoch == e]
+            runs.append({"pid": int(p), "segs": sel, "t0": int(g_t[sel].min())})
+    runs.sort(key=lambda r: r["t0"])
+    for r_i, r in enumerate(runs):
+        run_of_seg[r["segs"]] = r_i
+
+    # build the table
+    pieces = []
+    for r_i, r in enumerate(runs):
+        segs = r["segs"]
+        ids = pd.unique(g_tg[segs])
+        small = all(int(x) < 2**31 for x in ids)
+        tmap = {int(x): (int(x) if small else k) for k, x in enumerate(ids)}
+        meta_r = {"run": r_i, "kdamond_pid": r["pid"] if r["pid"] >= 0 else None,
+                  "targets": {str(v): str(k) for k, v in tmap.items()},
+                  "first_time_ns": int(g_t[segs].min()), "last_time_ns": int(g_t[segs].max())}
+        for x in ids:
+            sx = segs[g_tg[segs] == x]
+            sx = sx[np.argsort(g_t[sx], kind="stable")]
+            snap_no = np.arange(len(sx))
+            rows = np.concatenate([np.arange(g_firsts[s], g_firsts[s] + g_lens[s]) for s in sx])
+            rep = np.repeat(np.arange(len(sx)), g_lens[sx])
+            pieces.append(pd.DataFrame({
+                "run": np.full(len(rows), r_i, np.int32),
+                "snapshot": snap_no[rep].astype(np.int64),
+                "time_ns": g_t[sx][rep].astype(np.int64),
+                "target": np.full(len(rows), tmap[int(x)], np.int32),
+                "start": start[rows], "end": end[rows],
+                "nr_accesses": ev["nr_accesses"][rows].astype(np.uint32),
+                "age": age[rows],
+            }))
+        ints = [g_t[segs[g_tg[segs] == x]] for x in ids]
+        med = _median_gap([np.sort(v) for v in ints])
+        info.median_interval_ns[r_i] = med
+        info.max_nr_accesses[r_i] = int(max((ev["nr_accesses"][g_firsts[s]:g_firsts[s] + g_lens[s]]
+                                             .max() for s in segs), default=0))
+        meta_r["snapshots"] = int(len(segs) // max(1, len(ids)))
+        info.runs.append(meta_r)
+    if not pieces:
+        return REGIONS.empty_table(), info
+    df = pd.concat(pieces, ignore_index=True)
+    df.sort_values(["run", "snapshot", "target", "start"], inplace=True, kind="stable")
+    age_col = df["age"].to_numpy()
+    table = pa.table({
+        "run": pa.array(df["run"].to_numpy(), pa.int32()),
+        "snapshot": pa.array(df["snapshot"].to_numpy(), pa.int64()),
+        "time_ns": pa.array(df["time_ns"].to_numpy(), pa.int64()),
+        "target": pa.array(df["target"].to_numpy(), pa.int32()),
+        "pid": pa.nulls(len(df), pa.int32()),
+        "start": pa.array(df["start"].to_numpy(), pa.uint64()),
+        "end": pa.array(df["end"].to_numpy(), pa.uint64()),
+        "nr_accesses": pa.array(df["nr_accesses"].to_numpy(), pa.uint32()),
+        "age": pa.array(np.where(age_col >= 0, age_col, 0).astype(np.uint32),
+                        pa.uint32(), mask=age_col < 0),
+        "nr_accesses_bp": pa.nulls(len(df), pa.uint32()),
+    }, schema=REGIONS)
+    return table, info
+
+
+# ---------------------------------------------------------------------------------------
+# intervals
+
+_UNITS_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6, "d": 86400e6}
+
+
+def human_time_us(text) -> int:
+    """damo's human time text ("500 ms", "5 s", "1 m", "1,234 us", "60000000") → µs."""
+    if isinstance(text, (int, float)):
+        return int(text)
+    s = str(text).strip().replace(",", "")
+    m = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*([a-z]*)", s)
+    if not m:
+        raise ValueError(f"not a time: {text!r}")
+    unit = m[2] or "us"
+    if unit not in _UNITS_US:
+        raise ValueError(f"unknown time unit in {text!r}")
+    return int(round(float(m[1]) * _UNITS_US[unit]))
+
+
+def sidecar_intervals(path: Path) -> dict | None:
+    """Intervals from damo's ``<record>.kdamonds`` sidecar beside ``path``, if any."""
+    cands = [path.with_name(path.name + ".kdamonds")]
+    if path.suffix == ".gz":
+        cands.append(path.with_name(path.stem + ".kdamonds"))
+    for c in cands:
+        if not c.is_file():
+            continue
+        try:
+            kd = json.loads(c.read_text())
+            iv = kd[0]["contexts"][0]["intervals"]
+            return {"sample_us": human_time_us(iv["sample_us"]),
+                    "aggr_us": human_time_us(iv["aggr_us"]),
+                    "ops_update_us": human_time_us(iv.get("ops_update_us", 0)),
+                    "source": "record", "from": c.name}
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
+    return None
+
+
+def inferred_intervals(info: Assembly) -> dict | None:
+    meds = [v for v in info.median_interval_ns.values() if v]
+    if not meds:
+        return None
+    aggr_us = int(round(meds[0] / 1000))
+    mx = next(iter(info.max_nr_accesses.values()), 0)
+    return {"sample_us": int(round(aggr_us / mx)) if mx else None, "aggr_us": aggr_us,
+            "source": "inferred",
+            "basis": "aggr_us = median time between snapshots; sample_us = aggr_us / "
+                     "the largest nr_accesses seen"}
+
+
+# ---------------------------------------------------------------------------------------
+# writing
+
+def _apply_table(ev: dict[str, np.ndarray]) -> pa.Table:
+    age = ev["age"]
+    return pa.table({
+        "time_ns": pa.array(ev["time_ns"], pa.int64()),
+        "kdamond_pid": pa.array(ev["pid"], pa.int32(), mask=ev["pid"] < 0),
+        "cpu": pa.array(ev["cpu"], pa.int32(), mask=ev["cpu"] < 0),
+        "context": pa.array(ev["ctx"], pa.int32()),
+        "scheme": pa.array(ev["scheme"], pa.int32()),
+        "target": pa.array(ev["target_id"].astype(np.int64), pa.int64()),
+        "nr_regions": pa.array(ev["nr_regions"], pa.uint32()),
+        "start": pa.array(ev["start"], pa.uint64()),
+        "end": pa.array(ev["end"], pa.uint64()),
+        "nr_accesses": pa.array(ev["nr_accesses"], pa.uint32()),
+        "age": pa.array(np.where(age >= 0, age, 0).astype(np.uint32), pa.uint32(),
+                        mask=age < 0),
+    }, schema=DAMOS_APPLY)
+
+
+def _tune_table(ev: dict[str, np.ndarray]) -> pa.Table:
+    return pa.table({
+        "time_ns": pa.array(ev["time_ns"], pa.int64()),
+        "kdamond_pid": pa.array(ev["pid"], pa.int32(), mask=ev["pid"] < 0),
+        "cpu": pa.array(ev["cpu"], pa.int32(), mask=ev["cpu"] < 0),
+        "sample_us": pa.array(ev["sample_us"], pa.uint64()),
+    }, schema=INTERVALS_TUNE)
+
+
+_WRITE_ROWS = 1 << 20
+
+
+def write_events(writer, path: Path, agg: dict, before: dict | None, tune: dict | None, *,
+                 locate, skip_bad: bool, source: str, extra_skipped: dict | None = None,
+                 run_gap_factor: float = 3.0) -> Assembly:
+    """Assemble and write ``regions`` (+ ``damos_apply``/``intervals_tune``) and meta."""
+    if not agg or len(agg.get("time_ns", ())) == 0:
+        raise TraceFormatError(path, "no damon:damon_aggregated events found")
+    table, info = assemble_regions(agg, path=path, locate=locate, skip_bad=skip_bad,
+                                   run_gap_factor=run_gap_factor)
+    if table.num_rows == 0:
+        raise TraceFormatError(path, "no complete DAMON snapshot in the input")
+    for off in range(0, table.num_rows, _WRITE_ROWS):
+        writer.write("regions", table.slice(off, _WRITE_ROWS))
+    dups = info.duplicates_dropped
+    if before and len(before.get("time_ns", ())):
+        before, d2 = drop_duplicates(before)
+        dups += d2
+        o = np.lexsort((before["time_ns"],))
+        writer.write("damos_apply", _apply_table({k: v[o] for k, v in before.items()}))
+    if tune and len(tune.get("time_ns", ())):
+        tune, d3 = drop_duplicates(tune, ("time_ns", "cpu", "pid", "sample_us"))
+        dups += d3
+        o = np.lexsort((tune["time_ns"],))
+        writer.write("intervals_tune", _tune_table({k: v[o] for k, v in tune.items()}))
+    m = writer.meta
+    m["duplicates_dropped"] = m.get("duplicates_dropped", 0) + dups
+    skipped = dict(m.get("skipped", {}))
+    for k, v in (extra_skipped or {}).items():
+        if v:
+            skipped[k] = skipped.get(k, 0) + v
+    if info.bad_snapshots:
+        skipped["snapshots"] = skipped.get("snapshots", 0) + info.bad_snapshots
+    m["skipped"] = skipped
+    if info.partial_dropped:
+        m["partial_snapshots_dropped"] = info.partial_dropped
+    iv = sidecar_intervals(path) or inferred_intervals(info)
+    if iv is not None:
+        if iv["source"] == "record" and info.median_interval_ns:
+            med = next(iter(info.median_interval_ns.values()))
+            if med:
+                iv["measured_aggr_us"] = int(round(med / 1000))
+        if tune and len(tune.get("time_ns", ())):
+            iv["tuned"] = True
+            iv["first_tuned_sample_us"] = int(tune["sample_us"][0])
+        m["intervals"] = iv
+    m["damon_source"] = source
+    m["damon_runs"] = info.runs
+    m["age_field"] = info.has_age
+    return info
+
+
+# ---------------------------------------------------------------------------------------
+# perf.data
+
+def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=None,
+                               run_gap_factor: float = 3.0) -> Assembly | None:
+    """Decode the ``damon:*`` samples of an open perf.data and write ``regions`` etc.
+
+    ``reader`` is :func:`tracedamon.ingest.perf_data.open_perf_data`'s object
+    (``.tracing_data``, ``.events``, ``iter_sample_batches()``). The RAW
+    payloads are decoded with the tracepoint formats stored in the file.
+    """
+    from .tracing_data import decode_raw, parse_tracing_data
+    path = Path(path if path is not None else getattr(reader, "path", "<perf.data>"))
+    names = [e.get("name") for e in reader.events]
+    damon_names = sorted({n for n in names if n and n.startswith("damon:")})
+    if not damon_names:
+        return None
+    blob = reader.tracing_data
+    if not blob:
+        raise TraceFormatError(path, "the file has damon: events but no tracing data "
+                               "(the event formats needed to decode them)")
+    td = parse_tracing_data(blob, path=path)
+    wanted = {f"damon:{e}" for e in KNOWN_EVENTS}
+    acc = {e: _Events() for e in KNOWN_EVENTS}
+    fields = {
+        AGGREGATED: ["target_id", "nr_regions", "start", "end", "nr_accesses", "age"],
+        BEFORE_APPLY: ["context_idx", "scheme_idx", "target_idx", "start", "end",
+                       "nr_accesses", "age", "nr_regions"],
+        INTERVALS_TUNE_EV: ["sample_us"],
+    }
+    others: dict[str, int] = {}
+    for batch in reader.iter_sample_batches():
+        if batch.num_rows == 0:
+            continue
+        ev_col = batch.column(batch.schema.get_field_index("event"))
+        if pa.types.is_dictionary(ev_col.type):
+            ev_col = ev_col.dictionary_decode()
+        for name in pc.unique(ev_col).to_pylist():
+            if name is None or not name.startswith("damon:"):
+                continue
+            if name not in wanted:
+                others[name] = others.get(name, 0) + int(pc.sum(pc.equal(ev_col, name)).as_py())
+                continue
+            short = name.split(":", 1)[1]
+            fmt = td.event(name)
+            if fmt is None:
+                raise TraceFormatError(path, f"no format for {name} in the file's tracing data")
+            sel = pc.equal(ev_col, name)
+            b = batch.filter(sel)
+            have = [f for f in fields[short] if f in fmt.by_name]
+            off = b.column(b.schema.get_field_index("file_offset"))
+            off_np = _num(off, pa.int64(), -1)
+            try:
+                dec = decode_raw(b.column(b.schema.get_field_index("raw")), fmt,
+                                 names=have + (["common_pid"] if "common_pid" in fmt.by_name
+                                               else []),
+                                 big_endian=td.big_endian, path=path)
+            except TraceFormatError as e:
+                raise TraceFormatError(path, e.problem, offset=int(off_np[0])
+                                       if len(off_np) else None) from None
+            n = b.num_rows
+            pid = _num(b.column(b.schema.get_field_index("pid")), pa.int64(), -1)
+            if "common_pid" in dec:
+                pid = np.where(pid >= 0, pid, dec["common_pid"].astype(np.int64))
+            common = {"time_ns": _num(b.column(b.schema.get_field_index("time_ns")),
+                                      pa.int64(), 0),
+                      "pid": pid,
+                      "cpu": _num(b.column(b.schema.get_field_index("cpu")), pa.int32(), -1),
+                      "loc": off_np}
+            if short == INTERVALS_TUNE_EV:
+                acc[short].add(**common, sample_us=dec["sample_us"].astype(np.uint64))
+                continue
+            cols = {
+                "target_id": dec["target_idx" if short == BEFORE_APPLY else "target_id"]
+                .astype(np.uint64),
+                "nr_regions": dec["nr_regions"].astype(np.uint32) if "nr_regions" in dec
+                else np.zeros(n, np.uint32),
+                "start": dec["start"].astype(np.uint64), "end": dec["end"].astype(np.uint64),
+                "nr_accesses": dec["nr_accesses"].astype(np.uint32),
+                "age": dec["age"].astype(np.int64) if "age" in dec else np.full(n, -1, np.int64),
+            }
+            if short == BEFORE_APPLY:
+                cols["ctx"] = dec["context_idx"].astype(np.int32)
+                cols["scheme"] = dec["scheme_idx"].astype(np.int32)
+            acc[short].add(**common, **cols)
+    agg = acc[AGGREGATED].get() if len(acc[AGGREGATED]) else {}
+    if not agg:
+        return None
+    info = write_events(writer, path, agg,
+                        acc[BEFORE_APPLY].get() if len(acc[BEFORE_APPLY]) else None,
+                        acc[INTERVALS_TUNE_EV].get() if len(acc[INTERVALS_TUNE_EV]) else None,
+                        locate=lambda off: {"offset": off} if off >= 0 else {},
+                        skip_bad=skip_bad, source="perf.data", run_gap_factor=run_gap_factor)
+    if others:
+        writer.meta["damon_other_events"] = others
+    return info
+
+
+# ---------------------------------------------------------------------------------------
+# entry point
+
+def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
+                run_gap_factor: float = 3.0, **opts) -> None:
+    """Read a DAMON trace (perf script / ftrace text, or perf.data) into ``writer``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    if is_perf_data(path):
+        from .perf_data import open_perf_data
+        reader = open_perf_data(path)
+        try:
+            info = add_regions_from_perf_data(reader, writer, skip_bad=skip_bad, path=path,
+                                              run_gap_factor=run_gap_factor)
+        finally:
+            close = getattr(reader, "close", None)
+            if close:
+                close()
+        if info is None:
+            raise TraceFormatError(path, "no damon:damon_aggregated samples in this perf.data")
+        return
+    tt = TextTrace(path, skip_bad=skip_bad).parse()
+    if not len(tt.agg):
+        raise TraceFormatError(path, "no damon_aggregated events found (not a DAMON trace?)")
+    source = max(tt.layouts, key=tt.layouts.get) if tt.layouts else "text"
+    write_events(writer, path, tt.agg.get(),
+                 tt.before.get() if len(tt.before) else None,
+                 tt.tune.get() if len(tt.tune) else None,
+                 locate=lambda ln: {"line": ln}, skip_bad=skip_bad, source=source,
+                 extra_skipped={"lines": tt.skipped_lines}, run_gap_factor=run_gap_factor)
+    if tt.other_events:
+        writer.meta["damon_other_events"] = tt.other_events
