@@ -1,0 +1,296 @@
+"""Ground truth and attribution from pagemap snapshots, for physical (paddr) results.
+
+* :func:`ground_truth` -- the physical frames of a workload's known virtual areas
+  (e.g. hot / warm / cold buffers), as merged physical address ranges per label.
+* :func:`score_areas` -- how a paddr region history (``regions`` table: a real
+  DAMON trace or a replay) rated each labelled area: mean ``nr_accesses`` per
+  byte and the fraction of bytes inside accessed regions, per snapshot.
+* :func:`attribute_regions` -- how many bytes of each paddr region belong to
+  which process, according to the pagemap snapshot nearest the region's time.
+* :func:`areas_from_workload_log` -- areas from ``layout area=NAME start=0x.. end=0x..``
+  lines (the format of the damon-paddr-run1 workload's log).
+
+Pagemap snapshots and DAMON traces may use different clocks: pagemap times are
+CLOCK_MONOTONIC; a DAMON trace recorded by perf without ``-k CLOCK_MONOTONIC``
+uses perf's clock (run 1 of the corpus: perf = monotonic - 1.19 ms).
+``time_offset_ns`` is added to region times before choosing a snapshot.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..engine.translate import PAGE_SIZE, Translator, merge_intervals
+from ..errors import InputError, TraceFormatError
+
+
+# ---------------------------------------------------------------------------------
+# interval coverage helper
+
+
+class _Coverage:
+    """Bytes of a set of sorted, disjoint intervals below any point (vectorised)."""
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray):
+        self.s = np.asarray(starts, dtype=np.uint64)
+        self.e = np.asarray(ends, dtype=np.uint64)
+        self.len = (self.e - self.s).astype(np.uint64)
+        self.cum = np.concatenate([[0], np.cumsum(self.len, dtype=np.uint64)]).astype(np.uint64)
+
+    def below(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.uint64)
+        if not self.s.size:
+            return np.zeros(x.shape, np.uint64)
+        i = np.searchsorted(self.s, x, side="right")
+        ic = np.maximum(i - 1, 0)
+        part = np.minimum(np.where(x > self.s[ic], x - self.s[ic], 0), self.len[ic])
+        return np.where(i > 0, self.cum[ic] + part, np.uint64(0)).astype(np.uint64)
+
+    def within(self, a, b) -> np.ndarray:
+        """Bytes of the intervals inside each [a, b)."""
+        return self.below(b) - self.below(a)
+
+
+def _areas_frame(areas) -> pd.DataFrame:
+    if isinstance(areas, pd.DataFrame):
+        df = areas.copy()
+    elif isinstance(areas, dict):
+        df = pd.DataFrame([(k, *v) for k, v in areas.items()],
+                          columns=["label", "start", "end"])
+    else:
+        rows = list(areas)
+        if rows and isinstance(rows[0], dict):
+            df = pd.DataFrame(rows)
+        else:
+            df = pd.DataFrame(rows, columns=["label", "start", "end", "pid"][:len(rows[0])]
+                              if rows else ["label", "start", "end"])
+    for c in ("label", "start", "end"):
+        if c not in df.columns:
+            raise InputError(f"areas need a {c!r} column (label, start, end[, pid])")
+    df["start"] = df["start"].astype("uint64")
+    df["end"] = df["end"].astype("uint64")
+    if (df["end"] <= df["start"]).any():
+        raise InputError("an area has end <= start")
+    return df
+
+
+def areas_from_workload_log(path: str | os.PathLike) -> pd.DataFrame:
+    """``label, start, end`` of every ``layout area=NAME start=0x.. end=0x..`` line of a log."""
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for no, line in enumerate(f, 1):
+            if " layout " not in f" {line}" or "area=" not in line:
+                continue
+            kv = dict(m.groups() for m in re.finditer(r"(\w+)=(\S+)", line))
+            try:
+                rows.append((kv["area"], int(kv["start"], 16), int(kv["end"], 16)))
+            except (KeyError, ValueError):
+                raise TraceFormatError(path, "layout line without area=, start=0x.., end=0x..",
+                                       line=no) from None
+    if not rows:
+        raise InputError(f"{path}: no 'layout area=...' lines")
+    return _areas_frame(rows)
+
+
+# ---------------------------------------------------------------------------------
+# ground truth
+
+
+def ground_truth(pagemap, areas, *, snapshot: int | None = None, pid: int | None = None,
+                 page_size: int = PAGE_SIZE) -> pd.DataFrame:
+    """Physical address ranges of each labelled virtual area.
+
+    Parameters
+    ----------
+    pagemap
+        The ``pagemap`` table (DataFrame / Arrow table) or a :class:`Translator`.
+    areas
+        ``label, start, end`` virtual ranges (DataFrame, list of tuples or dicts, or a
+        ``{label: (start, end)}`` dict), optionally with a ``pid`` column.
+    snapshot
+        Which pagemap snapshot; default: the last one.
+    pid
+        The process of the areas when neither ``areas`` has a pid column nor the
+        snapshot holds a single process.
+
+    Returns
+    -------
+    DataFrame ``label, start, end``: physical byte ranges, sorted by label then
+    start, merged (adjacent frames of one label form one range). Pages that are
+    not present (or whose frame is unknown) are absent.
+    """
+    tr = pagemap if isinstance(pagemap, Translator) else Translator.from_tables(
+        pagemap, page_size=page_size)
+    ps = np.uint64(tr.page_size)
+    a = _areas_frame(areas)
+    if not tr.snapshots.size:
+        raise InputError("the pagemap table is empty")
+    if snapshot is None:
+        snapshot = int(tr.snapshots[np.argmax(tr.snapshot_times)])
+    elif snapshot not in set(tr.snapshots.tolist()):
+        raise InputError(f"no pagemap snapshot {snapshot} (have {tr.snapshots.tolist()})")
+    in_snap = tr._snap == snapshot
+    pids_here = np.unique(tr._pid[in_snap])
+    labels, ps_out, pe_out = [], [], []
+    for _, row in a.iterrows():
+        p = row["pid"] if "pid" in a.columns and pd.notna(row.get("pid")) else pid
+        if p is None:
+            if pids_here.size != 1:
+                raise InputError(f"snapshot {snapshot} holds {pids_here.size} processes: "
+                                 "give the areas' pid")
+            p = int(pids_here[0])
+        rows = np.flatnonzero(in_snap & (tr._pid == p))
+        vs, ve, pfn = tr._vs[rows], tr._ve[rows], tr._pfn[rows]
+        s, e = np.uint64(row["start"]), np.uint64(row["end"])
+        lo = np.searchsorted(ve, s, side="right")
+        hi = np.searchsorted(vs, e, side="left")
+        if hi <= lo:
+            continue
+        cs = np.maximum(vs[lo:hi], s)
+        ce = np.minimum(ve[lo:hi], e)
+        phys_s = pfn[lo:hi] * ps + (cs - vs[lo:hi])
+        labels.append(np.full(hi - lo, row["label"], dtype=object))
+        ps_out.append(phys_s)
+        pe_out.append(phys_s + (ce - cs))
+    if not labels:
+        return pd.DataFrame({"label": pd.Series([], dtype=object),
+                             "start": pd.Series([], dtype="uint64"),
+                             "end": pd.Series([], dtype="uint64")})
+    lab = np.concatenate(labels)
+    codes, uniq = pd.factorize(lab, sort=True)
+    k, s, e = merge_intervals(codes, np.concatenate(ps_out), np.concatenate(pe_out))
+    return pd.DataFrame({"label": np.asarray(uniq, dtype=object)[k],
+                         "start": s.astype(np.uint64), "end": e.astype(np.uint64)})
+
+
+# ---------------------------------------------------------------------------------
+# scoring a paddr region history against ground truth
+
+
+def _region_arrays(regions) -> pd.DataFrame:
+    df = regions if isinstance(regions, pd.DataFrame) else regions.to_pandas()
+    for c in ("snapshot", "time_ns", "start", "end", "nr_accesses"):
+        if c not in df.columns:
+            raise InputError(f"regions table has no {c!r} column")
+    if "run" not in df.columns:
+        df = df.assign(run=0)
+    return df
+
+
+def score_areas(regions, truth: pd.DataFrame) -> pd.DataFrame:
+    """Per region snapshot and truth label: how DAMON rated the label's frames.
+
+    Returns a DataFrame ``run, snapshot, time_ns, label, bytes, mean_nr_accesses,
+    accessed_fraction, covered_fraction``: ``mean_nr_accesses`` is the byte-weighted
+    mean of ``nr_accesses`` over all of the label's bytes (bytes outside every
+    region count as 0), ``accessed_fraction`` the share of the label's bytes inside
+    regions with ``nr_accesses > 0``, ``covered_fraction`` the share inside any region.
+    """
+    df = _region_arrays(regions)
+    truth = _areas_frame(truth)
+    out = []
+    cover = {}
+    for label, g in truth.groupby("label", sort=True):
+        _, s, e = merge_intervals(np.zeros(len(g), np.int64), g["start"].to_numpy(np.uint64),
+                                  g["end"].to_numpy(np.uint64))
+        cover[label] = _Coverage(s, e)
+    keys = df[["run", "snapshot"]].to_numpy()
+    rs = df["start"].to_numpy(np.uint64)
+    re_ = df["end"].to_numpy(np.uint64)
+    acc = df["nr_accesses"].to_numpy(np.float64)
+    tns = df["time_ns"].to_numpy(np.int64)
+    o = np.lexsort((rs, keys[:, 1], keys[:, 0]))
+    keys, rs, re_, acc, tns = keys[o], rs[o], re_[o], acc[o], tns[o]
+    if not keys.shape[0]:
+        return pd.DataFrame(columns=["run", "snapshot", "time_ns", "label", "bytes",
+                                     "mean_nr_accesses", "accessed_fraction",
+                                     "covered_fraction"])
+    change = np.ones(keys.shape[0], bool)
+    change[1:] = (keys[1:] != keys[:-1]).any(axis=1)
+    grp = np.cumsum(change) - 1
+    first = np.flatnonzero(change)
+    ng = first.size
+    for label, cov in cover.items():
+        total = float(cov.cum[-1])
+        b = cov.within(rs, re_).astype(np.float64)
+        w = np.bincount(grp, weights=b * acc, minlength=ng)
+        a = np.bincount(grp, weights=np.where(acc > 0, b, 0.0), minlength=ng)
+        c = np.bincount(grp, weights=b, minlength=ng)
+        tmax = np.maximum.reduceat(tns, first)
+        out.append(pd.DataFrame({
+            "run": keys[first, 0], "snapshot": keys[first, 1], "time_ns": tmax,
+            "label": label, "bytes": int(total),
+            "mean_nr_accesses": w / total if total else np.nan,
+            "accessed_fraction": a / total if total else np.nan,
+            "covered_fraction": c / total if total else np.nan}))
+    return pd.concat(out, ignore_index=True).sort_values(
+        ["run", "snapshot", "label"], kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------
+# attribution of paddr regions to processes
+
+
+def attribute_regions(regions, pagemap, *, time_offset_ns: int = 0,
+                      include_unattributed: bool = False,
+                      page_size: int = PAGE_SIZE) -> pd.DataFrame:
+    """Bytes of each paddr region that belong to each process.
+
+    For every region (row of a ``regions`` table), the pagemap snapshot nearest
+    ``time_ns + time_offset_ns`` (ties to the earlier, as :class:`Translator`)
+    says which frames each captured process maps; the region's bytes in those
+    frames are counted per pid. A frame mapped by several processes counts for
+    each of them (and once per process, however many times it maps it), so the
+    pids' bytes of a region may add up to more than the region's size when memory
+    is shared. With ``include_unattributed``, a ``pid = -1`` row gives the bytes
+    no captured process maps.
+
+    Returns a DataFrame ``run, snapshot, time_ns, start, end, pid, bytes,
+    pagemap_snapshot`` with one row per (region, pid) with ``bytes > 0``.
+    """
+    df = _region_arrays(regions)
+    tr = pagemap if isinstance(pagemap, Translator) else Translator.from_tables(
+        pagemap, page_size=page_size)
+    ps = np.uint64(tr.page_size)
+    cols = ["run", "snapshot", "time_ns", "start", "end", "pid", "bytes", "pagemap_snapshot"]
+    if not len(df) or not tr.snapshots.size:
+        return pd.DataFrame({c: pd.Series([], dtype="int64") for c in cols})
+    rs = df["start"].to_numpy(np.uint64)
+    re_ = df["end"].to_numpy(np.uint64)
+    psnap = tr.snapshot_at(df["time_ns"].to_numpy(np.int64) + np.int64(time_offset_ns))
+    parts = []
+    for s in np.unique(psnap):
+        sel = np.flatnonzero(psnap == s)
+        owned = tr.owned_frames(int(s))
+        for p in np.unique(owned["pid"]):
+            m = owned["pid"] == p
+            cov = _Coverage(owned["pfn_start"][m] * ps, owned["pfn_end"][m] * ps)
+            b = cov.within(rs[sel], re_[sel])
+            nz = b > 0
+            parts.append((sel[nz], np.full(nz.sum(), p, np.int32), b[nz], int(s)))
+        if include_unattributed:
+            _, us, ue = merge_intervals(np.zeros(owned["pid"].size, np.int64),
+                                        owned["pfn_start"] * ps, owned["pfn_end"] * ps)
+            b = (re_[sel] - rs[sel]) - _Coverage(us, ue).within(rs[sel], re_[sel])
+            nz = b > 0
+            parts.append((sel[nz], np.full(nz.sum(), -1, np.int32), b[nz], int(s)))
+    if not parts:
+        return pd.DataFrame({c: pd.Series([], dtype="int64") for c in cols})
+    idx = np.concatenate([p[0] for p in parts])
+    out = pd.DataFrame({
+        "run": df["run"].to_numpy()[idx], "snapshot": df["snapshot"].to_numpy()[idx],
+        "time_ns": df["time_ns"].to_numpy()[idx],
+        "start": rs[idx], "end": re_[idx],
+        "pid": np.concatenate([p[1] for p in parts]),
+        "bytes": np.concatenate([p[2] for p in parts]).astype(np.uint64),
+        "pagemap_snapshot": np.concatenate([np.full(p[0].size, p[3], np.int64) for p in parts]),
+    })
+    return out.sort_values(["run", "snapshot", "start", "pid"], kind="stable").reset_index(
+        drop=True)
+
+
+__all__ = ["ground_truth", "score_areas", "attribute_regions", "areas_from_workload_log"]

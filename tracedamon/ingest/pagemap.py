@@ -1,0 +1,837 @@
+"""Pagemap snapshots: live capture of ``/proc/PID/{maps,pagemap}`` and a reader of
+raw snapshot files, both into the ``maps`` and ``pagemap`` tables.
+
+What a snapshot holds
+---------------------
+* ``maps``: one row per VMA of ``/proc/PID/maps`` (start, end, perms, offset, dev,
+  inode, path).
+* ``pagemap``: one row per *run* of virtual pages of one VMA that have equal flags
+  and, when present, physically contiguous frames: ``[vaddr_start, vaddr_end)`` →
+  frames ``pfn_start ...``. ``pfn_start`` is null for pages that are not present
+  (never touched, or swapped) and for present pages whose frame the kernel hid
+  (read without CAP_SYS_ADMIN: the kernel zeroes the PFN field since Linux 4.2).
+  Flags are :data:`tracedamon.schema.PAGEMAP_FLAG_*`, decoded from the pagemap
+  entry (kernel Documentation/admin-guide/mm/pagemap.rst):
+
+  ====  =============================  ==========================
+  bit   pagemap entry                   flag
+  ====  =============================  ==========================
+  63    page present                    ``PAGEMAP_FLAG_PRESENT``
+  62    page swapped                    ``PAGEMAP_FLAG_SWAPPED``
+  61    file page or shared anonymous   ``PAGEMAP_FLAG_FILE``
+  56    page exclusively mapped         ``PAGEMAP_FLAG_EXCLUSIVE``
+  55    PTE soft-dirty                  ``PAGEMAP_FLAG_SOFT_DIRTY``
+  0-54  PFN when present                ``pfn_start``
+  ====  =============================  ==========================
+
+  and, where ``/proc/kpageflags`` is readable (root), from the frame's page flags:
+  ``KPF_THP`` (bit 22) → ``PAGEMAP_FLAG_THP``, ``KPF_HUGE`` (bit 17, hugetlbfs) →
+  ``PAGEMAP_FLAG_HUGE``. Huge pages need no other special case: pagemap reports
+  every 4 KiB sub-page with its own frame, so a 2 MiB THP is a run of 512
+  contiguous frames.
+
+Clock: snapshots are stamped with ``CLOCK_MONOTONIC`` (``time_ns`` = when the
+snapshot began reading; ``meta.json`` keeps begin and end of every snapshot).
+To line them up with perf samples, record with ``perf record -k CLOCK_MONOTONIC``
+(or ``-k mono``): the sample times are then on the same clock. perf's default
+clock (the kernel's local clock) tracks CLOCK_MONOTONIC closely on x86 but not
+exactly -- the damon-paddr-run1 recording measured perf = monotonic - 1.19 ms
+-- so pass ``-k CLOCK_MONOTONIC`` when the pagemap is needed, or shift the
+snapshot times by the measured offset.
+
+Decoding is vectorised: each VMA's pagemap range is one ``os.pread`` (in chunks of
+at most :data:`CHUNK_PAGES` pages) and the run-length encoding is done with numpy.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import CaptureError, InputError, TraceFormatError
+from ..schema import (MAPS, PAGEMAP, PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE,
+                      PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_SOFT_DIRTY,
+                      PAGEMAP_FLAG_SWAPPED, PAGEMAP_FLAG_THP)
+
+# pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
+PM_PRESENT = 1 << 63
+PM_SWAPPED = 1 << 62
+PM_FILE = 1 << 61
+PM_EXCLUSIVE = 1 << 56
+PM_SOFT_DIRTY = 1 << 55
+PM_PFN_MASK = (1 << 55) - 1
+# /proc/kpageflags bits (include/uapi/linux/kernel-page-flags.h)
+KPF_COMPOUND_HEAD = 15
+KPF_COMPOUND_TAIL = 16
+KPF_HUGE = 17
+KPF_THP = 22
+
+ENTRY_BYTES = 8
+#: largest number of pagemap entries read by one pread (8 MiB of entries = 32 GiB of VMA)
+CHUNK_PAGES = 1 << 20
+#: PROT_NONE mappings larger than this are not read (address-space reservations)
+MAX_NONE_VMA_BYTES = 64 << 30
+
+
+class CaptureWarning(UserWarning):
+    """Something during a live capture the user should know (data is still written)."""
+
+
+class ProcessExited(CaptureError):
+    """The captured process exited (or its pid was reused) during a snapshot."""
+
+
+# ---------------------------------------------------------------------------------
+# decoding
+
+
+def entry_flags(entries: np.ndarray) -> np.ndarray:
+    """``PAGEMAP_FLAG_*`` (uint32) of raw pagemap entries (uint64), vectorised."""
+    e = np.asarray(entries, dtype=np.uint64)
+    f = np.zeros(e.shape, np.uint32)
+    for bit, flag in ((PM_PRESENT, PAGEMAP_FLAG_PRESENT), (PM_SWAPPED, PAGEMAP_FLAG_SWAPPED),
+                      (PM_FILE, PAGEMAP_FLAG_FILE), (PM_EXCLUSIVE, PAGEMAP_FLAG_EXCLUSIVE),
+                      (PM_SOFT_DIRTY, PAGEMAP_FLAG_SOFT_DIRTY)):
+        f |= np.where((e & np.uint64(bit)) != 0, np.uint32(flag), np.uint32(0))
+    return f
+
+
+def entry_frames(entries: np.ndarray) -> np.ndarray:
+    """PFN (uint64) of present entries; 0 for not present (incl. swapped) entries."""
+    e = np.asarray(entries, dtype=np.uint64)
+    return np.where((e & np.uint64(PM_PRESENT)) != 0, e & np.uint64(PM_PFN_MASK), np.uint64(0))
+
+
+def kpageflags_to_flags(kflags: np.ndarray) -> np.ndarray:
+    """``PAGEMAP_FLAG_THP`` / ``_HUGE`` (uint32) from /proc/kpageflags words."""
+    k = np.asarray(kflags, dtype=np.uint64)
+    f = np.where((k >> np.uint64(KPF_THP)) & np.uint64(1), np.uint32(PAGEMAP_FLAG_THP),
+                 np.uint32(0))
+    f |= np.where((k >> np.uint64(KPF_HUGE)) & np.uint64(1), np.uint32(PAGEMAP_FLAG_HUGE),
+                  np.uint32(0))
+    return f.astype(np.uint32)
+
+
+def encode_runs(vaddr_start: int, pfn: np.ndarray, flags: np.ndarray,
+                page_size: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run-length encode per-page frames and flags of consecutive virtual pages.
+
+    A run continues while the flags are equal and, for pages with a known frame
+    (``pfn != 0``), the frame is the previous one + 1; pages with no known frame
+    (``pfn == 0``) form runs of their own. Returns ``(vaddr_start, vaddr_end,
+    pfn_start, flags)`` arrays (``pfn_start`` 0 = none).
+    """
+    pfn = np.asarray(pfn, dtype=np.uint64)
+    flags = np.asarray(flags, dtype=np.uint32)
+    n = pfn.size
+    if n == 0:
+        z = np.zeros(0, np.uint64)
+        return z, z, z, np.zeros(0, np.uint32)
+    known = pfn != 0
+    brk = np.ones(n, bool)
+    if n > 1:
+        brk[1:] = ((flags[1:] != flags[:-1]) | (known[1:] != known[:-1])
+                   | (known[1:] & (pfn[1:] != pfn[:-1] + np.uint64(1))))
+    starts = np.flatnonzero(brk)
+    ends = np.append(starts[1:], n)
+    ps = np.uint64(page_size)
+    base = np.uint64(vaddr_start)
+    return (base + starts.astype(np.uint64) * ps, base + ends.astype(np.uint64) * ps,
+            pfn[starts], flags[starts])
+
+
+def join_runs(vs, ve, pfn, flags, page_size: int = 4096):
+    """Join runs that continue each other (used at chunk boundaries)."""
+    if vs.size < 2:
+        return vs, ve, pfn, flags
+    ps = np.uint64(page_size)
+    npages = (ve - vs) // ps
+    cont = ((vs[1:] == ve[:-1]) & (flags[1:] == flags[:-1])
+            & (((pfn[1:] == 0) & (pfn[:-1] == 0))
+               | ((pfn[:-1] != 0) & (pfn[1:] == pfn[:-1] + npages[:-1]))))
+    if not cont.any():
+        return vs, ve, pfn, flags
+    keep = np.ones(vs.size, bool)
+    keep[1:] = ~cont
+    idx = np.flatnonzero(keep)
+    last = np.append(idx[1:], vs.size) - 1
+    return vs[idx], ve[last], pfn[idx], flags[idx]
+
+
+# ---------------------------------------------------------------------------------
+# /proc/PID/maps text
+
+_MAPS_RE = re.compile(r"^([0-9a-fA-F]+)-([0-9a-fA-F]+)\s+(\S{4})\s+([0-9a-fA-F]+)\s+"
+                      r"([0-9a-fA-F]+:[0-9a-fA-F]+)\s+(\d+)\s*(.*)$")
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int
+    perms: str
+    offset: int | None = None
+    dev: str | None = None
+    inode: int | None = None
+    path: str = ""
+
+
+def parse_maps(text: str, path: str | os.PathLike = "<maps>") -> list[Vma]:
+    """VMAs of ``/proc/PID/maps`` text; a malformed line raises TraceFormatError (line no.)."""
+    vmas = []
+    for no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _MAPS_RE.match(line)
+        if not m:
+            raise TraceFormatError(path, f"not a /proc/PID/maps line: {line[:80]!r}", line=no)
+        start, end = int(m.group(1), 16), int(m.group(2), 16)
+        if end <= start:
+            raise TraceFormatError(path, f"mapping end 0x{end:x} <= start 0x{start:x}", line=no)
+        vmas.append(Vma(start, end, m.group(3), int(m.group(4), 16), m.group(5),
+                        int(m.group(6)), m.group(7).strip()))
+    return vmas
+
+
+def _covered(vma: Vma, others: Sequence[Vma]) -> bool:
+    """Whether ``vma``'s range is fully covered by ``others`` (sorted)."""
+    pos = vma.start
+    for o in others:
+        if o.end <= pos:
+            continue
+        if o.start > pos:
+            return False
+        pos = o.end
+        if pos >= vma.end:
+            return True
+    return pos >= vma.end
+
+
+# ---------------------------------------------------------------------------------
+# tables
+
+
+@dataclass
+class _Runs:
+    vs: list = field(default_factory=list)
+    ve: list = field(default_factory=list)
+    pfn: list = field(default_factory=list)
+    flags: list = field(default_factory=list)
+
+    def add(self, vs, ve, pfn, flags):
+        self.vs.append(vs)
+        self.ve.append(ve)
+        self.pfn.append(pfn)
+        self.flags.append(flags)
+
+    def arrays(self):
+        if not self.vs:
+            z = np.zeros(0, np.uint64)
+            return z, z, z, np.zeros(0, np.uint32)
+        return (np.concatenate(self.vs), np.concatenate(self.ve), np.concatenate(self.pfn),
+                np.concatenate(self.flags))
+
+
+def pagemap_table(snapshot: int, time_ns: int, pid: int, vs, ve, pfn, flags) -> pa.Table:
+    """A ``pagemap`` table from run arrays (``pfn`` 0 → null)."""
+    n = len(vs)
+    pfn = np.asarray(pfn, dtype=np.uint64)
+    return pa.table({
+        "snapshot": pa.array(np.full(n, snapshot, np.int32)),
+        "time_ns": pa.array(np.full(n, time_ns, np.int64)),
+        "pid": pa.array(np.full(n, pid, np.int32)),
+        "vaddr_start": pa.array(np.asarray(vs, np.uint64)),
+        "vaddr_end": pa.array(np.asarray(ve, np.uint64)),
+        "pfn_start": pa.array(pfn, mask=pfn == 0),
+        "flags": pa.array(np.asarray(flags, np.uint32)),
+    }, schema=PAGEMAP)
+
+
+def maps_table(snapshot: int, time_ns: int, pid: int, vmas: Sequence[Vma]) -> pa.Table:
+    n = len(vmas)
+    return pa.table({
+        "snapshot": pa.array(np.full(n, snapshot, np.int32)),
+        "time_ns": pa.array(np.full(n, time_ns, np.int64)),
+        "pid": pa.array(np.full(n, pid, np.int32)),
+        "start": pa.array([v.start for v in vmas], pa.uint64()),
+        "end": pa.array([v.end for v in vmas], pa.uint64()),
+        "perms": pa.array([v.perms for v in vmas], pa.string()),
+        "offset": pa.array([v.offset for v in vmas], pa.uint64()),
+        "dev": pa.array([v.dev for v in vmas], pa.string()),
+        "inode": pa.array([v.inode for v in vmas], pa.uint64()),
+        "path": pa.array([v.path for v in vmas], pa.string()),
+    }, schema=MAPS)
+
+
+@dataclass
+class Snapshot:
+    """One captured or read snapshot: its tables and a summary for ``meta.json``."""
+
+    maps: pa.Table
+    pagemap: pa.Table
+    info: dict
+
+
+def _summary(number, pid, t_begin, t_end, vs, ve, pfn, flags, page_size, **extra) -> dict:
+    npages = (ve - vs) // np.uint64(page_size)
+    present = (flags & PAGEMAP_FLAG_PRESENT) != 0
+    return {"snapshot": int(number), "pid": int(pid), "t_begin_ns": int(t_begin),
+            "t_end_ns": int(t_end), "runs": int(vs.size),
+            "present_pages": int(npages[present].sum()),
+            "present_pages_with_frame": int(npages[present & (pfn != 0)].sum()),
+            "swapped_pages": int(npages[(flags & PAGEMAP_FLAG_SWAPPED) != 0].sum()),
+            "thp_pages": int(npages[(flags & PAGEMAP_FLAG_THP) != 0].sum()), **extra}
+
+
+# ---------------------------------------------------------------------------------
+# live capture
+
+
+def _read_proc_text(path: str) -> str:
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", errors="surrogateescape")
+
+
+def _starttime(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks); None if the pid is gone."""
+    try:
+        s = _read_proc_text(f"/proc/{pid}/stat")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(s[s.rindex(")") + 2:].split()[19])
+
+
+class PagemapCapture:
+    """Snapshots of one live process's ``maps`` and ``pagemap``.
+
+    ``/proc/PID/pagemap`` is opened once: the open file stays bound to the
+    process's address space, so a reused pid cannot be read by mistake (the
+    start time in ``/proc/PID/stat`` is checked too).
+
+    Raises :class:`CaptureError` when the process does not exist or its pagemap
+    cannot be read (another user's process without root).
+    """
+
+    def __init__(self, pid: int, *, kpageflags: bool = True, page_size: int | None = None):
+        self.pid = int(pid)
+        self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+        self.start_time = _starttime(self.pid)
+        if self.start_time is None:
+            raise CaptureError(f"pid {self.pid}: no such process")
+        try:
+            self.fd = os.open(f"/proc/{self.pid}/pagemap", os.O_RDONLY)
+        except FileNotFoundError:
+            raise CaptureError(f"pid {self.pid}: no such process") from None
+        except PermissionError:
+            raise CaptureError(f"pid {self.pid}: permission denied reading /proc/{self.pid}/"
+                               "pagemap (capture processes of your own user, or run as root)"
+                               ) from None
+        self.kfd: int | None = None
+        self.kpageflags_note = "not requested"
+        if kpageflags:
+            try:
+                self.kfd = os.open("/proc/kpageflags", os.O_RDONLY)
+                self.kpageflags_note = "read"
+            except OSError as e:
+                self.kpageflags_note = f"unreadable ({e.strerror}): THP/HUGE flags not recorded"
+        self.pfns_zero_warned = False
+
+    def close(self) -> None:
+        for fd in (self.fd, self.kfd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.fd = self.kfd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- one snapshot --------------------------------------------------------------
+    def _read_maps(self) -> list[Vma]:
+        try:
+            text = _read_proc_text(f"/proc/{self.pid}/maps")
+        except (FileNotFoundError, ProcessLookupError):
+            raise ProcessExited(f"pid {self.pid}: process exited") from None
+        except PermissionError:
+            raise CaptureError(f"pid {self.pid}: permission denied reading its maps") from None
+        if _starttime(self.pid) != self.start_time:
+            raise ProcessExited(f"pid {self.pid}: process exited (its pid was reused)")
+        vmas = parse_maps(text, f"/proc/{self.pid}/maps")
+        if not vmas:
+            raise ProcessExited(f"pid {self.pid}: process has no user memory "
+                                "(exited, a zombie, or a kernel thread)")
+        return vmas
+
+    def _pread(self, fd: int, nbytes: int, offset: int) -> bytes:
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        got = 0
+        while got < nbytes:
+            try:
+                n = os.preadv(fd, [view[got:]], offset + got)
+            except OSError as e:
+                if e.errno in (errno.ESRCH, errno.EPERM) and fd == self.fd:
+                    raise ProcessExited(f"pid {self.pid}: process exited") from None
+                raise
+            if n == 0:
+                break
+            got += n
+        return bytes(view[:got])
+
+    def _read_vma(self, vma: Vma, runs: _Runs) -> int:
+        """Read one VMA's pagemap into ``runs``; returns the bytes read."""
+        ps = self.page_size
+        npages = (vma.end - vma.start) // ps
+        if vma.perms.startswith("---") and vma.end - vma.start > MAX_NONE_VMA_BYTES:
+            runs.add(np.array([vma.start], np.uint64), np.array([vma.end], np.uint64),
+                     np.zeros(1, np.uint64), np.zeros(1, np.uint32))
+            return 0
+        local = _Runs()
+        done = 0
+        total = 0
+        while done < npages:
+            n = min(CHUNK_PAGES, npages - done)
+            va = vma.start + done * ps
+            data = self._pread(self.fd, n * ENTRY_BYTES, va // ps * ENTRY_BYTES)
+            total += len(data)
+            if len(data) < n * ENTRY_BYTES:
+                raise ProcessExited(f"pid {self.pid}: process exited while its pagemap was "
+                                    f"read (short read at 0x{va:x})")
+            e = np.frombuffer(data, dtype="<u8")
+            pfn = entry_frames(e)
+            fl = entry_flags(e)
+            if self.kfd is not None:
+                fl |= self._kflags(pfn)
+            local.add(*encode_runs(va, pfn, fl, ps))
+            done += n
+        runs.add(*join_runs(*local.arrays(), page_size=ps))
+        return total
+
+    def _kflags(self, pfn: np.ndarray) -> np.ndarray:
+        """THP/HUGE flags per page from /proc/kpageflags (one pread per contiguous frame run)."""
+        out = np.zeros(pfn.size, np.uint32)
+        idx = np.flatnonzero(pfn != 0)
+        if not idx.size:
+            return out
+        p = pfn[idx]
+        brk = np.ones(idx.size, bool)
+        brk[1:] = (idx[1:] != idx[:-1] + 1) | (p[1:] != p[:-1] + np.uint64(1))
+        starts = np.flatnonzero(brk)
+        ends = np.append(starts[1:], idx.size)
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            data = self._pread(self.kfd, (e - s) * ENTRY_BYTES, int(p[s]) * ENTRY_BYTES)
+            k = np.frombuffer(data, dtype="<u8")
+            out[idx[s]:idx[s] + k.size] = kpageflags_to_flags(k)
+        return out
+
+    def snapshot(self, number: int, *, after_maps: Callable[[], None] | None = None
+                 ) -> Snapshot:
+        """Read maps, then the pagemap of every VMA, then maps again.
+
+        A VMA that is no longer (fully) mapped when maps is read again vanished
+        while its pagemap was read: its pagemap rows are dropped and a
+        :class:`CaptureWarning` names it. Raises :class:`ProcessExited` when the
+        process is gone. ``after_maps`` is called between reading maps and pagemap
+        (tests use it to change the mappings at that moment).
+        """
+        if self.fd is None:
+            raise CaptureError("capture is closed")
+        t_begin = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        vmas = self._read_maps()
+        if after_maps is not None:
+            after_maps()
+        runs = _Runs()
+        per_vma = []
+        nbytes = 0
+        for v in vmas:
+            if v.path == "[vsyscall]":        # above the user address space; not in pagemap
+                per_vma.append(0)
+                continue
+            before = len(runs.vs)
+            nbytes += self._read_vma(v, runs)
+            per_vma.append(len(runs.vs) - before)
+        t_end = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        vanished = []
+        try:
+            after = self._read_maps()
+        except ProcessExited:
+            after = None
+        if after is None:
+            raise ProcessExited(f"pid {self.pid}: process exited during snapshot {number}")
+        keep_chunks = []
+        for v, nchunks in zip(vmas, per_vma):
+            ok = _covered(v, after)
+            if not ok:
+                vanished.append(f"0x{v.start:x}-0x{v.end:x} {v.perms} {v.path}".rstrip())
+            keep_chunks.extend([ok] * nchunks)
+        if vanished:
+            warnings.warn(CaptureWarning(
+                f"pid {self.pid} snapshot {number}: {len(vanished)} mapping(s) vanished or "
+                f"changed while the pagemap was read; their pages are left out: "
+                + ", ".join(vanished[:5]) + (" ..." if len(vanished) > 5 else "")),
+                stacklevel=2)
+            runs = _Runs(*(list(x for x, k in zip(col, keep_chunks) if k)
+                           for col in (runs.vs, runs.ve, runs.pfn, runs.flags)))
+            vmas = [v for v in vmas if _covered(v, after)]
+        vs, ve, pfn, flags = runs.arrays()
+        present = (flags & PAGEMAP_FLAG_PRESENT) != 0
+        pfns_hidden = bool(present.any() and not (pfn[present] != 0).any())
+        if pfns_hidden and not self.pfns_zero_warned:
+            self.pfns_zero_warned = True
+            warnings.warn(CaptureWarning(
+                f"pid {self.pid}: the kernel reports physical frames as 0 (reading "
+                "/proc/PID/pagemap without CAP_SYS_ADMIN): presence and flags are recorded, "
+                "frames are not, so virtual<->physical translation is impossible; run as "
+                "root to record frames"), stacklevel=2)
+        info = _summary(number, self.pid, t_begin, t_end, vs, ve, pfn, flags, self.page_size,
+                        vmas=len(vmas), pagemap_bytes_read=nbytes,
+                        vanished_mappings=vanished, pfns_hidden=pfns_hidden)
+        return Snapshot(maps_table(number, t_begin, self.pid, vmas),
+                        pagemap_table(number, t_begin, self.pid, vs, ve, pfn, flags), info)
+
+
+def parse_duration_ns(text: str | int | float) -> int:
+    """``"1s"``, ``"500ms"``, ``"250us"``, ``"2m"``, ``"1.5"`` (seconds) → ns."""
+    if isinstance(text, (int, float)):
+        return int(text * 1_000_000_000)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|s|m|h)?\s*", str(text))
+    if not m:
+        raise InputError(f"bad duration {text!r} (examples: 1s, 500ms, 2m)")
+    mult = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, None: 1_000_000_000,
+            "m": 60_000_000_000, "h": 3_600_000_000_000}[m.group(2)]
+    return int(float(m.group(1)) * mult)
+
+
+@dataclass
+class CaptureResult:
+    path: Path
+    snapshots: int
+    stopped_by: str                 # "count", "duration", "exit", "interrupt"
+    exit_code: int | None = None    # of the command, in command mode
+    warnings: list[str] = field(default_factory=list)
+
+
+def _wait(deadline_ns: int, proc: subprocess.Popen | None, pidfd: int | None) -> bool:
+    """Sleep until ``deadline_ns`` (monotonic); return True early if the process exited."""
+    while True:
+        left = deadline_ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        if left <= 0:
+            return False
+        if proc is not None:
+            try:
+                proc.wait(timeout=left / 1e9)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        if pidfd is not None:
+            r, _, _ = select.select([pidfd], [], [], left / 1e9)
+            return bool(r)
+        time.sleep(left / 1e9)
+
+
+def capture(out: str | os.PathLike, *, pid: int | None = None,
+            cmd: Sequence[str] | None = None, interval: str | int = "1s",
+            count: int | None = None, duration: str | int | None = None,
+            force: bool = False, kpageflags: bool = True, progress: bool = False,
+            on_snapshot: Callable[[int, Snapshot], None] | None = None) -> CaptureResult:
+    """Snapshot a running process (``pid``) or a command (``cmd``) into trace directory ``out``.
+
+    Snapshots are taken every ``interval`` (on a fixed grid from the first one;
+    a snapshot that overruns is followed immediately by the next) until ``count``
+    snapshots, ``duration`` elapsed, the process exits, or Ctrl-C. Each snapshot
+    is streamed into ``maps`` and ``pagemap`` as its own row group, and whatever
+    was captured is committed when the process exits midway. In command mode the
+    command is started first and waited for at the end (its exit status is in
+    the result and in ``meta.json``). Raises :class:`CaptureError` when not even
+    one snapshot could be taken (nothing is written then).
+
+    ``on_snapshot(number, snapshot)`` is called after each snapshot is written.
+    """
+    from .writer import TraceDirWriter
+
+    if (pid is None) == (not cmd):
+        raise InputError("give either a pid or a command to start")
+    interval_ns = parse_duration_ns(interval)
+    if interval_ns <= 0:
+        raise InputError("the interval must be positive")
+    duration_ns = parse_duration_ns(duration) if duration is not None else None
+    if count is not None and count <= 0:
+        raise InputError("--count must be positive")
+    out = Path(out)
+    if out.exists() and not force:
+        raise InputError(f"{out}: output exists (use --force to replace it)")
+    proc = None
+    if cmd:
+        try:
+            proc = subprocess.Popen(list(cmd))
+        except OSError as e:
+            raise CaptureError(f"cannot start {cmd[0]!r}: {e.strerror}") from None
+        pid = proc.pid
+    seen: list[str] = []
+    stopped_by = "exit"
+    snaps_meta: list[dict] = []
+    pidfd = None
+    cap = None
+    try:
+        cap = PagemapCapture(pid, kpageflags=kpageflags)
+        if proc is None and hasattr(os, "pidfd_open"):
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                pidfd = None
+        prov = {"source": "live", "pid": pid, "cmd": list(cmd) if cmd else None}
+        writer = TraceDirWriter(out, provenance=prov, force=force, tables=("maps", "pagemap"))
+        with writer as w, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CaptureWarning)
+            bar = _progress(progress, count)
+            t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            k = 0
+            try:
+                while True:
+                    try:
+                        snap = cap.snapshot(k)
+                    except ProcessExited as e:
+                        if k == 0:
+                            raise CaptureError(f"{e}: nothing captured") from None
+                        warnings.warn(CaptureWarning(f"{e}; kept {k} snapshot(s)"))
+                        stopped_by = "exit"
+                        break
+                    w.write("maps", snap.maps)
+                    w.write("pagemap", snap.pagemap)
+                    snaps_meta.append(snap.info)
+                    if on_snapshot is not None:
+                        on_snapshot(k, snap)
+                    k += 1
+                    if bar:
+                        bar(k)
+                    if count is not None and k >= count:
+                        stopped_by = "count"
+                        break
+                    nxt = t0 + k * interval_ns
+                    if duration_ns is not None and nxt - t0 > duration_ns:
+                        stopped_by = "duration"
+                        break
+                    if _wait(nxt, proc, pidfd):
+                        stopped_by = "exit"
+                        break
+            except KeyboardInterrupt:
+                if k == 0:
+                    raise CaptureError("interrupted before the first snapshot") from None
+                stopped_by = "interrupt"
+            seen = [str(c.message) for c in caught if issubclass(c.category, CaptureWarning)]
+            w.meta["pagemap"] = {
+                "source": "live", "clock": "CLOCK_MONOTONIC", "page_size": cap.page_size,
+                "pid": pid, "cmd": list(cmd) if cmd else None,
+                "interval_ns": interval_ns, "count": count, "duration_ns": duration_ns,
+                "stopped_by": stopped_by, "kpageflags": cap.kpageflags_note,
+                "pfns_known": not any(s["pfns_hidden"] for s in snaps_meta),
+                "snapshots": snaps_meta, "warnings": seen,
+                "time_alignment": "record perf with -k CLOCK_MONOTONIC to share this clock",
+            }
+        for msg in seen:                     # re-emit outside the recording block
+            warnings.warn(CaptureWarning(msg), stacklevel=2)
+    finally:
+        if cap is not None:
+            cap.close()
+        if pidfd is not None:
+            os.close(pidfd)
+        exit_code = None
+        if proc is not None:
+            try:
+                exit_code = proc.wait()
+            except KeyboardInterrupt:
+                proc.send_signal(signal.SIGINT)
+                exit_code = proc.wait()
+    return CaptureResult(out, len(snaps_meta), stopped_by, exit_code, seen)
+
+
+def _progress(enabled: bool, total: int | None):
+    if not enabled:
+        return None
+    import sys
+
+    def bar(k: int) -> None:
+        tail = f"/{total}" if total else ""
+        sys.stderr.write(f"\rsnapshot {k}{tail}")
+        sys.stderr.flush()
+    return bar
+
+
+# ---------------------------------------------------------------------------------
+# raw snapshot files (pagemap_snapN.maps / .pagemap.bin / .index.json)
+
+_SNAP_RE = re.compile(r"snap(\d+)\.index\.json$")
+
+
+def _load_index(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as e:
+        raise TraceFormatError(path, f"not UTF-8 text: {e.reason}", offset=e.start) from None
+    try:
+        idx = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TraceFormatError(path, f"invalid JSON: {e.msg}", line=e.lineno) from None
+    if not isinstance(idx, dict):
+        raise TraceFormatError(path, "index is not a JSON object", line=1)
+    for key in ("pid", "t_begin_ns", "vmas"):
+        if key not in idx:
+            raise TraceFormatError(path, f"index has no {key!r} field", line=1)
+    if idx.get("entry_bytes", ENTRY_BYTES) != ENTRY_BYTES:
+        raise TraceFormatError(path, f"entry_bytes {idx['entry_bytes']} (only 8 is known)",
+                               line=1)
+    if idx.get("byte_order", "little") != "little":
+        raise TraceFormatError(path, f"byte_order {idx['byte_order']!r} (only little)", line=1)
+    ps = idx.get("page_size", 4096)
+    if not isinstance(ps, int) or ps <= 0 or ps & (ps - 1):
+        raise TraceFormatError(path, f"page_size {ps!r} is not a power of two", line=1)
+    if not isinstance(idx["vmas"], list):
+        raise TraceFormatError(path, "'vmas' is not a list", line=1)
+    return idx
+
+
+def snapshot_files(path: str | os.PathLike) -> list[Path]:
+    """The ``*.index.json`` files of a snapshot directory (or the one file given)."""
+    p = Path(path)
+    if p.is_file():
+        if not p.name.endswith(".index.json"):
+            raise InputError(f"{p}: not a pagemap snapshot index (*.index.json)")
+        return [p]
+    files = sorted(p.glob("*.index.json"))
+    if not files:
+        raise InputError(f"{p}: no pagemap snapshot (*.index.json) in this directory")
+
+    def key(q: Path):
+        m = _SNAP_RE.search(q.name)
+        return (0, int(m.group(1)), q.name) if m else (1, 0, q.name)
+    return sorted(files, key=key)
+
+
+def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
+    """One raw snapshot (index JSON + .pagemap.bin + .maps) as tables."""
+    ip = Path(index_path)
+    idx = _load_index(ip)
+    ps = idx.get("page_size", 4096)
+    pid = idx["pid"]
+    t_begin = idx["t_begin_ns"]
+    t_end = idx.get("t_end_ns", t_begin)
+    bin_name = idx.get("bin_file") or ip.name[:-len(".index.json")] + ".pagemap.bin"
+    bp = ip.with_name(Path(bin_name).name)
+    if not bp.is_file():
+        raise TraceFormatError(ip, f"its pagemap data {bp.name} is missing", line=1)
+    size = bp.stat().st_size
+    if size % ENTRY_BYTES:
+        raise TraceFormatError(bp, f"size {size} is not a multiple of {ENTRY_BYTES} bytes",
+                               offset=size - size % ENTRY_BYTES)
+    data = np.memmap(bp, dtype="<u8", mode="r") if size else np.zeros(0, "<u8")
+    runs = _Runs()
+    idx_vmas = []
+    short = []
+    prev_end = -1
+    for i, v in enumerate(idx["vmas"]):
+        try:
+            start, end, off, n = (int(v["start"]), int(v["end"]), int(v["bin_offset"]),
+                                  int(v["nr_entries"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise TraceFormatError(ip, f"vmas[{i}]: bad or missing field ({e})", line=1) from None
+        if end <= start or start % ps or end % ps:
+            raise TraceFormatError(ip, f"vmas[{i}]: bad range 0x{start:x}-0x{end:x}", line=1)
+        if start < prev_end:
+            raise TraceFormatError(ip, f"vmas[{i}]: overlaps or precedes the previous VMA",
+                                   line=1)
+        prev_end = end
+        npages = (end - start) // ps
+        if n < 0 or n > npages:
+            raise TraceFormatError(ip, f"vmas[{i}]: nr_entries {n} outside 0..{npages}", line=1)
+        if off < 0 or off % ENTRY_BYTES:
+            raise TraceFormatError(ip, f"vmas[{i}]: bin_offset {off} not a multiple of 8",
+                                   line=1)
+        if off + n * ENTRY_BYTES > size:
+            raise TraceFormatError(bp, f"truncated: vmas[{i}] (0x{start:x}) needs "
+                                   f"{n * ENTRY_BYTES} bytes here but the file is {size} bytes",
+                                   offset=off)
+        if n < npages:
+            short.append(f"0x{start:x}-0x{end:x}")
+        e = np.asarray(data[off // ENTRY_BYTES: off // ENTRY_BYTES + n])
+        if n:
+            runs.add(*encode_runs(start, entry_frames(e), entry_flags(e), ps))
+        idx_vmas.append(Vma(start, end, str(v.get("perms", "")), path=str(v.get("name", ""))))
+    mp = ip.with_name(ip.name[:-len(".index.json")] + ".maps")
+    if mp.is_file():
+        try:
+            vmas = parse_maps(mp.read_text(errors="surrogateescape"), mp)
+        except OSError as e:
+            raise InputError(f"{mp}: {e.strerror}") from None
+    else:
+        vmas = idx_vmas
+    vs, ve, pfn, flags = runs.arrays()
+    present = (flags & PAGEMAP_FLAG_PRESENT) != 0
+    info = _summary(number, pid, t_begin, t_end, vs, ve, pfn, flags, ps,
+                    vmas=len(vmas), source_file=ip.name, short_vmas=short,
+                    pfns_hidden=bool(present.any() and not (pfn[present] != 0).any()))
+    return Snapshot(maps_table(number, t_begin, pid, vmas),
+                    pagemap_table(number, t_begin, pid, vs, ve, pfn, flags), info)
+
+
+def ingest_into(path, writer, *, progress: bool = False, **options) -> None:
+    """Read raw pagemap snapshot files (a directory of ``*.index.json`` + ``.pagemap.bin``
+    + ``.maps``, or one ``.index.json``) into the ``maps`` and ``pagemap`` tables.
+
+    Snapshot numbers come from ``snapN`` in the file names (else the file order);
+    ``time_ns`` is the index's ``t_begin_ns``. Options: ``time_offset_ns`` (added to
+    every time, e.g. to move CLOCK_MONOTONIC onto perf's default clock).
+    """
+    offset = int(options.pop("time_offset_ns", 0) or 0)
+    options.pop("skip_bad", None)
+    if options:
+        raise InputError(f"pagemap reader: unknown option(s) {', '.join(sorted(options))}")
+    files = snapshot_files(path)
+    metas = []
+    for i, f in enumerate(files):
+        m = _SNAP_RE.search(f.name)
+        number = int(m.group(1)) if m else i
+        snap = read_snapshot_file(f, number)
+        if offset:
+            snap = Snapshot(_shift(snap.maps, offset), _shift(snap.pagemap, offset),
+                            dict(snap.info, t_begin_ns=snap.info["t_begin_ns"] + offset,
+                                 t_end_ns=snap.info["t_end_ns"] + offset))
+        writer.write("maps", snap.maps)
+        writer.write("pagemap", snap.pagemap)
+        metas.append(snap.info)
+        for s in snap.info["short_vmas"]:
+            warnings.warn(CaptureWarning(f"{f.name}: VMA {s} has fewer entries than pages "
+                                         "(the capture read it short)"))
+    writer.meta["pagemap"] = {
+        "source": "files", "clock": "CLOCK_MONOTONIC" if not offset else
+        f"CLOCK_MONOTONIC + {offset} ns", "snapshots": metas,
+        "pfns_known": not any(s["pfns_hidden"] for s in metas),
+    }
+
+
+def _shift(t: pa.Table, offset: int) -> pa.Table:
+    i = t.schema.get_field_index("time_ns")
+    return t.set_column(i, t.schema.field(i),
+                        pa.array(t.column(i).to_numpy() + np.int64(offset), pa.int64()))
+
+
+__all__ = ["PagemapCapture", "capture", "CaptureResult", "CaptureWarning", "ProcessExited",
+           "Snapshot", "encode_runs", "entry_flags", "entry_frames", "kpageflags_to_flags",
+           "join_runs", "parse_maps", "read_snapshot_file", "snapshot_files", "ingest_into",
+           "parse_duration_ns"]
