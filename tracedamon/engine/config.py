@@ -1,0 +1,141 @@
+"""``MonitorConfig``: DAMON's monitoring attributes for one replay, validated.
+
+Field names follow the kernel's sysfs files where one exists (``sample_us``,
+``aggr_us``, ``update_us``, ``min_nr_regions``, ``max_nr_regions``); the
+defaults are the kernel's (spec §1).  ``min_region`` is the context's
+``min_region_sz`` (alignment of every region boundary and the split floor);
+``max_region`` is the perf-access RFC's per-target ``region_sz/max``.  Both are
+powers of two; ``min_region == max_region`` asks for fixed-granularity
+monitoring (regions of exactly that size, never merged or split).
+
+Invalid values raise :class:`~tracedamon.errors.ConfigError` with the rule the
+kernel applies (``damon_set_attrs``, ``damon_commit_ctx``, the RFC's commit
+checks).  ``to_dict()`` is what goes into the output's Parquet metadata.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+PAGE_SIZE = 4096
+MODES = ("legacy", "apply")
+
+
+def _pow2(x: int) -> bool:
+    return x > 0 and (x & (x - 1)) == 0
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """DAMON monitoring attributes plus the replay's reproducibility knobs.
+
+    Quirk switches (spec §16) default to mirroring the kernel:
+    ``fix_age_once`` counts ages on the first merge pass only (Q3),
+    ``fix_rand32`` samples regions of 4 GiB and more over their full width
+    (Q1), ``fix_pa_cache`` stops the paddr accessed-bit cache from reusing a
+    verdict across sample intervals and targets (Q5).  ``age_zero_reset``
+    (v6.18+) and ``merge_escalation`` (mid-2024) select kernel generations.
+    """
+
+    sample_us: int = 5_000
+    aggr_us: int = 100_000
+    update_us: int = 60_000_000
+    min_nr_regions: int = 10
+    max_nr_regions: int = 1_000
+    min_region: int = PAGE_SIZE
+    max_region: int | None = None
+    min_nr_regions_mode: str = "legacy"
+    goal_access_bp: int = 0
+    goal_aggrs: int = 0
+    goal_min_sample_us: int = 0
+    goal_max_sample_us: int = 0
+    seed: int = 0
+    fix_age_once: bool = False
+    fix_rand32: bool = False
+    fix_pa_cache: bool = False
+    age_zero_reset: bool = True
+    merge_escalation: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    # -- validation -----------------------------------------------------------------
+    def validate(self) -> None:
+        for name in ("sample_us", "aggr_us", "update_us", "min_nr_regions", "max_nr_regions",
+                     "min_region", "goal_access_bp", "goal_aggrs", "goal_min_sample_us",
+                     "goal_max_sample_us", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"{name} must be an integer, not {v!r}")
+            if v < 0:
+                raise ConfigError(f"{name} must not be negative (got {v})")
+        if self.sample_us == 0:
+            raise ConfigError("sample_us must be > 0: the replay cuts time into sample intervals")
+        if self.sample_us > self.aggr_us:
+            raise ConfigError(f"the sampling interval ({self.sample_us} us) must not exceed the "
+                              f"aggregation interval ({self.aggr_us} us), as the kernel requires")
+        if self.min_nr_regions < 3:
+            raise ConfigError(f"min_nr_regions must be at least 3 (got {self.min_nr_regions}); "
+                              "the kernel rejects smaller values")
+        if self.min_nr_regions > self.max_nr_regions:
+            raise ConfigError(f"min_nr_regions ({self.min_nr_regions}) must not exceed "
+                              f"max_nr_regions ({self.max_nr_regions})")
+        if not _pow2(self.min_region):
+            raise ConfigError(f"min_region ({self.min_region}) must be a power of two")
+        if self.min_region < PAGE_SIZE:
+            raise ConfigError(f"min_region ({self.min_region}) must be at least the page "
+                              f"size ({PAGE_SIZE})")
+        if self.max_region is not None:
+            if isinstance(self.max_region, bool) or not isinstance(self.max_region, int):
+                raise ConfigError(f"max_region must be an integer, not {self.max_region!r}")
+            if not _pow2(self.max_region):
+                raise ConfigError(f"max_region ({self.max_region}) must be a power of two")
+            if self.max_region < self.min_region:
+                raise ConfigError(f"min_region ({self.min_region}) must not exceed max_region "
+                                  f"({self.max_region})")
+        if self.min_nr_regions_mode not in MODES:
+            raise ConfigError(f"min_nr_regions_mode must be one of {', '.join(MODES)}, "
+                              f"not {self.min_nr_regions_mode!r}")
+        if self.goal_aggrs:
+            if self.goal_min_sample_us > self.goal_max_sample_us:
+                raise ConfigError("intervals goal: min_sample_us "
+                                  f"({self.goal_min_sample_us}) exceeds max_sample_us "
+                                  f"({self.goal_max_sample_us})")
+            if not (self.goal_min_sample_us <= self.sample_us <= self.goal_max_sample_us):
+                raise ConfigError(f"intervals goal: sample_us ({self.sample_us}) must lie within "
+                                  f"[{self.goal_min_sample_us}, {self.goal_max_sample_us}]")
+            if self.goal_access_bp == 0:
+                raise ConfigError("intervals goal: access_bp must be > 0 when aggrs is set")
+        if self.seed >= 1 << 64:
+            raise ConfigError("seed must be below 2**64")
+
+    # -- derived values ------------------------------------------------------------
+    @property
+    def aggr_samples(self) -> int:
+        """Sample intervals per aggregation (``aggr_us // sample_us``)."""
+        return self.aggr_us // self.sample_us
+
+    @property
+    def fixed_granularity(self) -> bool:
+        """min_region == max_region: regions of exactly that size, never merged or split."""
+        return self.max_region is not None and self.max_region == self.min_region
+
+    @property
+    def tuning(self) -> bool:
+        return self.goal_aggrs != 0
+
+    def replace(self, **changes) -> "MonitorConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MonitorConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown monitoring parameter(s): {', '.join(unknown)}")
+        return cls(**d)

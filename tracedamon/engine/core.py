@@ -1,0 +1,721 @@
+"""The DAMON core, re-implemented over numpy arrays with numba kernels.
+
+Layout (stumpy-like): private ``@njit`` kernels take plain arrays and scalars
+only; :class:`Monitor` is the Python driver that runs the kdamond main loop
+(spec §4) one *segment* at a time -- a run of sample intervals between two
+events (an aggregation or an ops update) -- and calls the kernels.  No file
+I/O happens here: the caller (``replay.py``) hands in the targets, the
+operations set and the access samples as arrays.
+
+Regions of all targets live in one set of ``int64`` arrays (``start``,
+``end``, ``nr`` = nr_accesses, ``bp`` = nr_accesses_bp, ``last`` =
+last_nr_accesses, ``age``), target after target, each target's regions sorted
+by address; ``toff[t]:toff[t+1]`` are target ``t``'s rows.
+
+Cost model.  In the perf-histogram access modes a sample interval costs only
+its samples (a binary search each: which region holds the page); a region's
+``nr_accesses_bp`` moving sum is advanced lazily in closed form at the end of
+each segment (``bp -= k * (last*10000 // len)`` plus 10000 per positive
+interval), which is exactly what ``k`` per-interval updates give.  Aggregations
+cost O(regions).  The accessed-bit (``abit``) mode draws one sampling address per
+region per interval, like the kernel, so it costs regions x intervals.  Fixed
+granularity over a large space goes through :mod:`tracedamon.engine.fixed`,
+which keeps untouched regions implicit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from numba import njit
+
+from .config import PAGE_SIZE, MonitorConfig
+from .rng import new_rng, rand_below
+
+PAGE_MASK = ~np.int64(PAGE_SIZE - 1)
+FIELDS = ("start", "end", "nr", "bp", "last", "age")
+
+
+# --------------------------------------------------------------------------------------
+# random draws (with an optional injected sequence, for exact worked-example tests)
+# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def _draw(st, n, fix_rand32, inj, injpos):
+    if injpos[0] < inj.shape[0]:
+        v = inj[injpos[0]]
+        injpos[0] += 1
+        return v
+    return rand_below(st, n, fix_rand32)
+
+
+# --------------------------------------------------------------------------------------
+# merge (spec §6)
+# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def _merge_pass(start, end, nr, bp, last, age, toff, thres, lim, update_age,
+                age_zero_reset, newoff):
+    ntgt = toff.shape[0] - 1
+    w = 0
+    for t in range(ntgt):
+        newoff[t] = w
+        prev = -1
+        for i in range(toff[t], toff[t + 1]):
+            if update_age:
+                d = nr[i] - last[i]
+                if d < 0:
+                    d = -d
+                if d > thres:
+                    age[i] = 0
+                elif age_zero_reset and ((nr[i] == 0) != (last[i] == 0)):
+                    age[i] = 0
+                else:
+                    age[i] += 1
+            if prev >= 0 and end[prev] == start[i]:
+                d2 = nr[prev] - nr[i]
+                if d2 < 0:
+                    d2 = -d2
+                sl = end[prev] - start[prev]
+                sr = end[i] - start[i]
+                if d2 <= thres and sl + sr <= lim[t]:
+                    nr[prev] = (nr[prev] * sl + nr[i] * sr) // (sl + sr)
+                    bp[prev] = nr[prev] * 10000
+                    age[prev] = (age[prev] * sl + age[i] * sr) // (sl + sr)
+                    end[prev] = end[i]
+                    continue
+            if w != i:
+                start[w] = start[i]
+                end[w] = end[i]
+                nr[w] = nr[i]
+                bp[w] = bp[i]
+                last[w] = last[i]
+                age[w] = age[i]
+            prev = w
+            w += 1
+    newoff[ntgt] = w
+    return w
+
+
+@njit(cache=True)
+def merge_regions(start, end, nr, bp, last, age, toff, threshold, lim, max_nr_regions,
+                  max_thres, fix_age_once, age_zero_reset, escalate):
+    """kdamond_merge_regions: merge passes with a doubling threshold (in place).
+
+    Returns the new number of regions; ``toff`` is updated in place.  ``lim`` is the
+    per-target merge size cap.
+    """
+    newoff = np.empty_like(toff)
+    thres = threshold
+    first = True
+    n = toff[-1]
+    while True:
+        n = _merge_pass(start, end, nr, bp, last, age, toff, thres, lim,
+                        first or not fix_age_once, age_zero_reset, newoff)
+        toff[:] = newoff
+        thres = max(1, thres * 2)
+        first = False
+        if not escalate:
+            break
+        if not (n > max_nr_regions and thres // 2 < max_thres):
+            break
+    return n
+
+
+# --------------------------------------------------------------------------------------
+# split (spec §7)
+# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def _split_regions(start, end, nr, bp, last, age, toff, nr_subs, minsz, maxsz, st,
+                   fix_rand32, inj, injpos, o_start, o_end, o_nr, o_bp, o_last, o_age, ooff):
+    ntgt = toff.shape[0] - 1
+    cuts = np.empty(max(nr_subs, 1), np.int64)
+    w = 0
+    for t in range(ntgt):
+        ooff[t] = w
+        for i in range(toff[t], toff[t + 1]):
+            a = start[i]
+            b = end[i]
+            sz = b - a
+            nc = 0
+            j = 0
+            while j < nr_subs - 1 and sz > 2 * minsz:
+                k = 1 + _draw(st, 9, fix_rand32, inj, injpos)
+                sub = (k * sz // 10) // minsz * minsz
+                if maxsz > 0 and sub > maxsz:
+                    sub = maxsz
+                j += 1
+                if sub == 0 or sub >= sz:
+                    continue
+                cuts[nc] = sub
+                nc += 1
+                sz = sub
+            cur = a
+            # ascending pieces: [a, a+cuts[nc-1]), [a+cuts[nc-1], a+cuts[nc-2]), ..., [.., b)
+            for q in range(nc - 1, -2, -1):
+                e = b if q < 0 else a + cuts[q]
+                o_start[w] = cur
+                o_end[w] = e
+                o_nr[w] = nr[i]
+                o_bp[w] = bp[i]
+                o_last[w] = last[i]
+                o_age[w] = age[i]
+                w += 1
+                cur = e
+    ooff[ntgt] = w
+    return w
+
+
+# --------------------------------------------------------------------------------------
+# access checks
+# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def _find_region(start, end, lo, hi, a):
+    """Index of the region of rows [lo, hi) holding address ``a``, or -1."""
+    l = lo
+    h = hi
+    while l < h:
+        m = (l + h) >> 1
+        if start[m] <= a:
+            l = m + 1
+        else:
+            h = m
+    j = l - 1
+    if j >= lo and a < end[j]:
+        return j
+    return -1
+
+
+@njit(cache=True)
+def perf_count(start, end, toff, nr, stamp, s_tgt, s_page, s_psi):
+    """Perf-histogram check over a run of samples (spec §13.2/13.3).
+
+    Region r gains one access per sample interval in which at least one sample of its
+    target hit one of its pages (``stamp`` remembers the last interval counted).
+    """
+    ntgt = toff.shape[0] - 1
+    for i in range(s_page.shape[0]):
+        t = s_tgt[i]
+        if t < 0 or t >= ntgt:
+            continue
+        j = _find_region(start, end, toff[t], toff[t + 1], s_page[i])
+        if j >= 0 and stamp[j] != s_psi[i]:
+            stamp[j] = s_psi[i]
+            nr[j] += 1
+
+
+@njit(cache=True)
+def _has_key(k_tgt, k_page, lo, hi, t, p):
+    l = lo
+    h = hi
+    while l < h:
+        m = (l + h) >> 1
+        if k_tgt[m] < t or (k_tgt[m] == t and k_page[m] < p):
+            l = m + 1
+        else:
+            h = m
+    return l < hi and k_tgt[l] == t and k_page[l] == p
+
+
+@njit(cache=True)
+def abit_check(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, physical, cache,
+               fix_pa_cache, st, fix_rand32, inj, injpos):
+    """Accessed-bit emulation over ``n_intervals`` sample intervals (spec §10.5, §11, §12).
+
+    Each interval: one ``damon_rand(start, end)`` per region (targets in order, regions
+    in address order); the region is accessed iff a sample of that interval hit the
+    sampling address's 4 KiB page.  The last-verdict cache is kept as the kernel keeps
+    it: per target for vaddr, global and across intervals for paddr (quirk Q5).
+    ``w_off[j]:w_off[j+1]`` are interval j's (target, page) keys, sorted.  ``cache`` is
+    ``[last_addr, last_accessed]``.
+    """
+    ntgt = toff.shape[0] - 1
+    for j in range(n_intervals):
+        lo = w_off[j]
+        hi = w_off[j + 1]
+        for t in range(ntgt):
+            same = False
+            kt = 0 if physical else t
+            for r in range(toff[t], toff[t + 1]):
+                sa = start[r] + _draw(st, end[r] - start[r], fix_rand32, inj, injpos)
+                page = sa & -4096
+                if ((physical and not fix_pa_cache) or same) and (cache[0] & -4096) == page:
+                    acc = cache[1] != 0
+                else:
+                    acc = _has_key(k_tgt, k_page, lo, hi, kt, page)
+                    cache[0] = sa
+                    cache[1] = 1 if acc else 0
+                same = True
+                if acc:
+                    nr[r] += 1
+
+
+# --------------------------------------------------------------------------------------
+# region-list helpers used by the operations sets (Python; run at init/update only)
+# --------------------------------------------------------------------------------------
+def align_down(x: int, a: int) -> int:
+    return (x // a) * a
+
+
+def align_up(x: int, a: int) -> int:
+    return ((x + a - 1) // a) * a
+
+
+def new_region(s: int, e: int) -> list:
+    return [int(s), int(e), 0, 0, 0, 0]
+
+
+def evenly_split(s: int, e: int, nr_pieces: int, minsz: int, maxsz: int = 0) -> list[list]:
+    """damon_va_evenly_split_region (spec §10.2), with the RFC's max-size cap (§13.4)."""
+    size = e - s
+    if maxsz:
+        piece = align_down(size // max(nr_pieces, 1), minsz) if nr_pieces else maxsz
+        piece = min(piece, maxsz) if piece else maxsz
+        limit = None
+    else:
+        if nr_pieces <= 1:
+            return [new_region(s, e)]
+        piece = align_down(size // nr_pieces, minsz)
+        limit = nr_pieces
+    if piece == 0 or size <= piece:
+        return [new_region(s, e)]
+    out = []
+    cur = s
+    while (limit is None or len(out) < limit) and cur + piece <= e:
+        out.append(new_region(cur, cur + piece))
+        cur += piece
+    out[-1][1] = e
+    return out
+
+
+def set_regions(regs: list[list], ranges: Sequence[tuple[int, int]], min_sz: int,
+                maxsz: int = 0) -> list[list]:
+    """damon_set_regions (spec §10.4) on one target's region list (rows as lists).
+
+    Regions that intersect no range are dropped, the first/last region intersecting
+    a range are stretched to its aligned bounds, holes are filled with new regions,
+    and a range no region intersects gets a new region.  Kept regions keep their
+    counters.  With the RFC's ``maxsz`` set, new regions are cut into ``maxsz`` pieces.
+    """
+    def inter(r, R):
+        return not (r[1] <= R[0] or R[1] <= r[0])
+
+    def fresh(s, e):
+        return evenly_split(s, e, 0, min_sz, maxsz) if maxsz else [new_region(s, e)]
+
+    regs = [list(r) for r in regs if any(inter(r, R) for R in ranges)]
+    i = 0
+    for R in ranges:
+        first = last = None
+        while i < len(regs):
+            r = regs[i]
+            if inter(r, R):
+                if first is None:
+                    first = i
+                last = i
+            if r[0] >= R[1]:
+                break
+            i += 1
+        if first is None:
+            new = fresh(align_down(R[0], min_sz), align_up(R[1], min_sz))
+            regs[i:i] = new
+            i += len(new)
+        else:
+            regs[first][0] = align_down(R[0], min_sz)
+            regs[last][1] = align_up(R[1], min_sz)
+            j = first
+            while j < last:
+                if regs[j][1] != regs[j + 1][0]:
+                    new = fresh(regs[j][1], regs[j + 1][0])
+                    regs[j + 1:j + 1] = new
+                    last += len(new)
+                    i += len(new)
+                    j += len(new)
+                j += 1
+    return regs
+
+
+def fixed_grid(ranges: Sequence[tuple[int, int]], size: int) -> np.ndarray:
+    """Fixed-granularity regions: the ranges aligned out to ``size``, cut in ``size`` pieces.
+
+    Overlapping or touching aligned ranges are united.  Returns the region starts.
+    """
+    spans = sorted((align_down(s, size), align_up(e, size)) for s, e in ranges if e > s)
+    merged: list[list[int]] = []
+    for s, e in spans:
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    if not merged:
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.arange(s, e, size, dtype=np.int64) for s, e in merged])
+
+
+# --------------------------------------------------------------------------------------
+# the driver
+# --------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """One monitoring target.
+
+    ``ranges_at(time_ns)`` gives the address ranges to monitor at that time ((k, 2)
+    int64, sorted, non-overlapping) or ``None`` when they cannot be determined.
+    ``dynamic`` targets (vaddr) are re-read at every ops update; ``three_regions``
+    marks vaddr targets whose ranges are the three-regions result (legacy init
+    splits them evenly).
+    """
+
+    ranges_at: Callable[[int], np.ndarray | None]
+    pid: int | None = None
+    dynamic: bool = False
+    three_regions: bool = False
+    name: str = ""
+
+
+@dataclass
+class AccessSamples:
+    """Access samples, sorted by time: ``time_ns``, ``target`` (index, -1 = none) and
+    ``page`` (the 4 KiB page of the address, in the target's address space)."""
+
+    time_ns: np.ndarray
+    target: np.ndarray
+    page: np.ndarray
+
+    def __post_init__(self):
+        self.time_ns = np.ascontiguousarray(self.time_ns, dtype=np.int64)
+        self.target = np.ascontiguousarray(self.target, dtype=np.int64)
+        self.page = np.ascontiguousarray(self.page, dtype=np.int64) & PAGE_MASK
+        if self.time_ns.size > 1 and np.any(np.diff(self.time_ns) < 0):
+            order = np.argsort(self.time_ns, kind="stable")
+            self.time_ns, self.target, self.page = (self.time_ns[order], self.target[order],
+                                                   self.page[order])
+
+
+@dataclass
+class History:
+    """The snapshots a replay produced, as column arrays (REGIONS order)."""
+
+    snapshot: np.ndarray
+    time_ns: np.ndarray
+    target: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    nr_accesses: np.ndarray
+    age: np.ndarray
+    nr_accesses_bp: np.ndarray
+    n_snapshots: int = 0
+    tune_events: list = field(default_factory=list)
+
+    @classmethod
+    def from_chunks(cls, chunks: list[tuple], n_snapshots: int, tune_events) -> "History":
+        if chunks:
+            cols = [np.concatenate([c[k] for c in chunks]) for k in range(8)]
+        else:
+            cols = [np.zeros(0, np.int64) for _ in range(8)]
+        return cls(*cols, n_snapshots=n_snapshots, tune_events=tune_events)
+
+
+class Monitor:
+    """The kdamond main loop (spec §4) over recorded samples.
+
+    Parameters
+    ----------
+    config : MonitorConfig
+    targets : list of Target
+    access : "perf" (histogram check, deterministic) or "abit" (accessed-bit emulation)
+    physical : paddr operations (abit: global last-verdict cache)
+    rand_inject : optional sequence of ``rand_below`` results used before the generator
+        (tests reproduce the spec's worked examples with it)
+    """
+
+    def __init__(self, config: MonitorConfig, targets: list[Target], *, access: str = "perf",
+                 physical: bool = False, rand_inject: Sequence[int] | None = None):
+        self.cfg = config
+        self.targets = targets
+        self.access = access
+        self.physical = physical
+        self.rng = new_rng(config.seed)
+        self.inj = np.asarray(rand_inject if rand_inject is not None else [], dtype=np.int64)
+        self.injpos = np.zeros(1, np.int64)
+        self.cache = np.array([0, 0], np.int64)      # last-verdict cache [addr, accessed]
+        self.last_nr_regions = 0
+        self.sample_us = config.sample_us
+        self.aggr_us = config.aggr_us
+        self.aggr_samples = config.aggr_samples
+        self.minsz = config.min_region
+        self.maxsz = config.max_region or 0
+        self.fixed = config.fixed_granularity
+        ntgt = len(targets)
+        self.toff = np.zeros(ntgt + 1, np.int64)
+        self.arr = {k: np.zeros(0, np.int64) for k in FIELDS}
+
+    # -- region list plumbing --------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return int(self.toff[-1])
+
+    def _rows_of(self, t: int) -> list[list]:
+        lo, hi = int(self.toff[t]), int(self.toff[t + 1])
+        return [[int(self.arr[k][i]) for k in FIELDS] for i in range(lo, hi)]
+
+    def set_target_rows(self, per_target: list[list[list]]) -> None:
+        counts = [len(r) for r in per_target]
+        self.toff = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        flat = [row for rows in per_target for row in rows]
+        mat = np.array(flat, dtype=np.int64).reshape(len(flat), 6)
+        self.arr = {k: np.ascontiguousarray(mat[:, i]) for i, k in enumerate(FIELDS)}
+
+    def regions(self, t: int | None = None) -> np.ndarray:
+        """(n, 6) array of [start, end, nr, bp, last, age] rows (all targets, or one)."""
+        lo, hi = (0, self.n) if t is None else (int(self.toff[t]), int(self.toff[t + 1]))
+        return np.stack([self.arr[k][lo:hi] for k in FIELDS], axis=1)
+
+    # -- limits ----------------------------------------------------------------------
+    def region_sz_limit(self) -> int:
+        total = int((self.arr["end"][:self.n] - self.arr["start"][:self.n]).sum())
+        if self.cfg.min_nr_regions:
+            total //= self.cfg.min_nr_regions
+        return max(total, self.minsz)
+
+    def merge_limits(self, sz_limit: int) -> np.ndarray:
+        lim = sz_limit
+        if self.fixed:
+            lim = 0
+        elif self.maxsz:
+            lim = min(sz_limit, self.maxsz)
+        return np.full(len(self.targets), lim, np.int64)
+
+    def apply_min_nr_regions(self) -> int:
+        """Split every region larger than the aligned size limit (apply mode, spec §8.2)."""
+        lim = align_up(self.region_sz_limit(), self.minsz)
+        if self.fixed or self.n == 0:
+            return lim
+        a = self.arr
+        n = self.n
+        size = a["end"][:n] - a["start"][:n]
+        cnt = np.maximum(1, (size + lim - 1) // lim)
+        if np.all(cnt == 1):
+            return lim
+        idx = np.repeat(np.arange(n), cnt)
+        firsts = np.repeat(np.cumsum(cnt) - cnt, cnt)
+        k = np.arange(idx.size) - firsts
+        new = {f: a[f][:n][idx] for f in FIELDS}
+        new["start"] = a["start"][:n][idx] + k * lim
+        new["end"] = np.minimum(new["start"] + lim, a["end"][:n][idx])
+        cs = np.concatenate([[0], np.cumsum(cnt)])
+        self.toff = cs[self.toff].astype(np.int64)
+        self.arr = {f: np.ascontiguousarray(v) for f, v in new.items()}
+        return lim
+
+    # -- operations set hooks ----------------------------------------------------------
+    def ops_init(self, time_ns: int) -> None:
+        per_target = []
+        for tg in self.targets:
+            ranges = tg.ranges_at(time_ns)
+            rows: list[list] = []
+            if ranges is not None and len(ranges):
+                ranges = [(int(s), int(e)) for s, e in ranges]
+                if self.fixed:
+                    rows = [new_region(s, s + self.maxsz) for s in fixed_grid(ranges, self.maxsz)]
+                elif tg.three_regions and self.cfg.min_nr_regions_mode == "legacy":
+                    total = sum(e - s for s, e in ranges)
+                    sz = max(total // self.cfg.min_nr_regions, self.minsz)
+                    if self.maxsz:
+                        sz = min(sz, self.maxsz)
+                    for s, e in ranges:
+                        s, e = align_down(s, self.minsz), align_up(e, self.minsz)
+                        rows += evenly_split(s, e, (e - s) // sz, self.minsz, self.maxsz)
+                else:
+                    rows = set_regions([], ranges, self.minsz, self.maxsz)
+            per_target.append(rows)
+        self.set_target_rows(per_target)
+
+    def ops_update(self, time_ns: int) -> None:
+        per_target = []
+        changed = False
+        for t, tg in enumerate(self.targets):
+            rows = self._rows_of(t)
+            if tg.dynamic:
+                ranges = tg.ranges_at(time_ns)
+                if ranges is not None and len(ranges):
+                    ranges = [(int(s), int(e)) for s, e in ranges]
+                    if self.fixed:
+                        old = {r[0]: r for r in rows}
+                        rows = [old.get(int(s), new_region(s, s + self.maxsz))
+                                for s in fixed_grid(ranges, self.maxsz)]
+                    else:
+                        rows = set_regions(rows, ranges, self.minsz, self.maxsz)
+                    changed = True
+            per_target.append(rows)
+        if changed:
+            self.set_target_rows(per_target)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _max_thres(self) -> int:
+        return self.aggr_us // max(self.sample_us, 1)
+
+    def _len(self) -> int:
+        return min(self.aggr_us // max(self.sample_us, 1), 2**32 - 1) or 1
+
+    def _merge(self, max_nr: int, sz_limit: int) -> None:
+        if self.n == 0:
+            return
+        a = self.arr
+        n = merge_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"], a["age"],
+                          self.toff, max_nr // 10, self.merge_limits(sz_limit),
+                          self.cfg.max_nr_regions, self._max_thres(), self.cfg.fix_age_once,
+                          self.cfg.age_zero_reset, self.cfg.merge_escalation and not self.fixed)
+        self.arr = {k: v[:n] for k, v in a.items()}
+
+    def _split(self) -> None:
+        n = self.n
+        if n > self.cfg.max_nr_regions // 2:
+            return
+        nr_subs = 2
+        if self.last_nr_regions == n and n < self.cfg.max_nr_regions // 3:
+            nr_subs = 3
+        if not self.fixed and n:
+            a = self.arr
+            cap = n * nr_subs
+            out = {k: np.empty(cap, np.int64) for k in FIELDS}
+            ooff = np.empty_like(self.toff)
+            w = _split_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"], a["age"],
+                               self.toff, nr_subs, self.minsz, self.maxsz, self.rng,
+                               self.cfg.fix_rand32, self.inj, self.injpos,
+                               out["start"], out["end"], out["nr"], out["bp"], out["last"],
+                               out["age"], ooff)
+            self.arr = {k: v[:w] for k, v in out.items()}
+            self.toff = ooff
+        self.last_nr_regions = n
+
+    def _tune(self, psi: int) -> tuple[int, int] | None:
+        """Intervals auto-tuning (spec §9).  Returns (old, new) sample_us or None."""
+        a = self.arr
+        n = self.n
+        size = (a["end"][:n] - a["start"][:n]).astype(object)
+        max_ev = int((size * self.aggr_samples).sum()) if n else 0
+        ev = int((size * a["nr"][:n].astype(object)).sum()) if n else 0
+        target = max_ev * self.cfg.goal_access_bp // 10000 or 1
+        score = ev * 10000 // target
+        if score < 10000:
+            adapt = 20000 - score
+        elif score == 10000:
+            return None
+        elif score < 20000:
+            adapt = 5000 + (20000 - score) // 2
+        else:
+            adapt = 5000
+        if adapt == 10000:
+            return None
+        old_s, old_a = self.sample_us, self.aggr_us
+        new_s = old_s * adapt // 10000
+        new_s = max(self.cfg.goal_min_sample_us, min(self.cfg.goal_max_sample_us, new_s))
+        new_a = new_s * self.aggr_samples
+        if old_s and old_a and new_s and new_a:
+            old_max = min(old_a // old_s, 2**32 - 1)
+            new_max = min(new_a // new_s, 2**32 - 1)
+            nr = a["nr"][:n]
+            a["nr"][:n] = (nr * 10000 // old_max) * new_max // 10000
+            a["bp"][:n] = a["nr"][:n] * 10000
+            a["age"][:n] = (a["age"][:n].astype(object) * old_a // new_a).astype(np.int64)
+        self.sample_us, self.aggr_us = new_s, new_a
+        return old_s, new_s
+
+    def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
+            progress: Callable[[int], None] | None = None) -> History:
+        """Replay the samples from ``t0``; stop after the last complete aggregation.
+
+        An aggregation is complete when the last sample (time ``t_last``) lies at or
+        after the start of its last sample interval.
+        """
+        cfg = self.cfg
+        s = max(self.sample_us, 1)
+        psi = 0
+        next_aggr = self.aggr_us // s
+        next_ops = cfg.update_us // s
+        next_tune = next_aggr * cfg.goal_aggrs
+        self.ops_init(t0)
+        sz_limit = (self.region_sz_limit() if cfg.min_nr_regions_mode == "legacy"
+                    else self.apply_min_nr_regions())
+        tbase, psibase = t0, 0            # interval psi covers tbase + (psi-psibase-1)*S ...
+        S = self.sample_us * 1000
+        chunks: list[tuple] = []
+        snap = 0
+        tune_events = []
+        times = samples.time_ns
+        stamp = np.full(self.n, -1, np.int64)
+        while True:
+            local_aggr, local_ops = next_aggr, next_ops
+            last_iv_start = tbase + (local_aggr - psibase - 1) * S
+            if t_last < last_iv_start or samples.time_ns.size == 0:
+                break
+            seg_end = min(local_aggr, max(local_ops, psi + 1))
+            k = seg_end - psi
+            t_from = tbase + (psi - psibase) * S
+            t_to = tbase + (seg_end - psibase) * S
+            lo, hi = np.searchsorted(times, [t_from, t_to], side="left")
+            a = self.arr
+            nr0 = a["nr"].copy()
+            if stamp.size != self.n:
+                stamp = np.full(self.n, -1, np.int64)
+            if self.access == "perf":
+                s_psi = psibase + 1 + (times[lo:hi] - tbase) // S
+                perf_count(a["start"], a["end"], self.toff, a["nr"], stamp,
+                           samples.target[lo:hi], samples.page[lo:hi], s_psi)
+            else:
+                tt = samples.target[lo:hi]
+                pg = samples.page[lo:hi]
+                iv = (times[lo:hi] - t_from) // S
+                if self.physical:
+                    tt = np.zeros_like(tt)
+                order = np.lexsort((pg, tt, iv))
+                w_off = np.searchsorted(iv[order], np.arange(k + 1), side="left")
+                abit_check(a["start"], a["end"], self.toff, a["nr"], k, w_off.astype(np.int64),
+                           np.ascontiguousarray(tt[order]), np.ascontiguousarray(pg[order]),
+                           self.physical, self.cache, cfg.fix_pa_cache, self.rng,
+                           cfg.fix_rand32, self.inj, self.injpos)
+            # lazy nr_accesses_bp: k moving-sum steps in closed form
+            ln = self._len()
+            a["bp"] += -k * (a["last"] * 10000 // ln) + 10000 * (a["nr"] - nr0)
+            psi = seg_end
+            if progress is not None:
+                progress(psi)
+            s = max(self.sample_us, 1)
+            if psi >= local_aggr:
+                max_nr = int(a["nr"].max()) if self.n else 0
+                self._merge(max_nr, sz_limit)
+                if cfg.min_nr_regions_mode == "apply":
+                    sz_limit = self.apply_min_nr_regions()
+                if cfg.goal_aggrs and psi >= next_tune:
+                    next_aggr = local_aggr
+                    next_tune += self.aggr_samples * cfg.goal_aggrs
+                    tuned = self._tune(psi)
+                    if tuned is not None:
+                        tbase, psibase = tbase + (psi - psibase) * S, psi
+                        S = self.sample_us * 1000
+                        s = max(self.sample_us, 1)
+                        next_ops = psi + cfg.update_us // s          # quirk Q8
+                        tune_events.append((psi, tbase, tuned[0], tuned[1]))
+                next_aggr = local_aggr + self.aggr_us // s
+                # snapshot (damon_aggregated) then reset
+                a = self.arr
+                n = self.n
+                t_end = tbase + (psi - psibase) * S
+                tgt = np.repeat(np.arange(len(self.targets), dtype=np.int64), np.diff(self.toff))
+                sel = slice(None) if not accessed_only else a["nr"] > 0
+                cols = (a["start"], a["end"], a["nr"], a["age"], a["bp"], tgt)
+                st_, en_, nr_, ag_, bp_, tg_ = (c[sel] for c in cols)
+                m = st_.size
+                chunks.append((np.full(m, snap, np.int64), np.full(m, t_end, np.int64), tg_,
+                               st_.copy(), en_.copy(), nr_.copy(), ag_.copy(), bp_.copy()))
+                snap += 1
+                a["bp"] = a["nr"] * 10000                    # reset: kernel resyncs (Q4)
+                a["last"] = a["nr"].copy()
+                a["nr"] = np.zeros(n, np.int64)
+                self._split()
+            if psi >= local_ops:
+                next_ops = local_ops + cfg.update_us // s
+                self.ops_update(tbase + (psi - psibase) * S)
+                if cfg.min_nr_regions_mode == "legacy":
+                    sz_limit = self.region_sz_limit()
+        return History.from_chunks(chunks, snap, tune_events)
