@@ -51,11 +51,14 @@ def detect_format(path: str | os.PathLike) -> str:
         raise InputError(f"{p}: perf.data version 1 (pre-2010 'PERFFILE' magic) is not supported")
     if head[:4] == b"\x28\xb5\x2f\xfd":
         return "damo"                     # zstd-compressed damo record? let its reader decide
+    if _is_zlib_json(head):
+        return "damo"                     # damo json_compressed: a raw zlib stream of JSON
     text = head.decode("utf-8", errors="replace")
     stripped = text.lstrip()
     if stripped.startswith("{") or stripped.startswith("["):
         return "damo"
-    if "damon_aggregated" in text or "damon:damon_" in text:
+    if any(k in text for k in ("damon_aggregated", "damon:damon_", "damos_before_apply",
+                               "damon_monitor_intervals_tune")):
         return "damon"
     if b"\0" in head[:4096]:
         # binary, but not a format we know; damo's json_compressed is zlib/zstd-free JSON
@@ -68,6 +71,18 @@ def detect_format(path: str | os.PathLike) -> str:
         return "perf-script"
     raise InputError(f"{p}: unrecognised input: not perf.data, perf script text, a DAMON "
                      "trace or a damo record (use --format to force a reader)")
+
+
+def _is_zlib_json(head: bytes) -> bool:
+    """A zlib stream (damo's json_compressed) whose text starts like JSON."""
+    if len(head) < 2 or head[0] & 0x0F != 8 or (head[0] << 8 | head[1]) % 31:
+        return False
+    import zlib
+    try:
+        text = zlib.decompressobj().decompress(head, 64)
+    except zlib.error:
+        return False
+    return text.lstrip()[:1] in (b"[", b"{")
 
 
 def _looks_like_perf_script(text: str) -> bool:
