@@ -1,0 +1,1619 @@
+"""Native perf.data reader: ``tracedamon ingest perf.data`` without ``perf``.
+
+Reads every layout ``perf record`` writes (docs/perf-data-format.md):
+
+* a regular file (104-byte header, attrs and feature sections),
+* a pipe stream (``perf record -o -``: attrs, features, event names and tracing
+  data arrive as records),
+* a ``perf record --threads`` directory (``data`` + bare ``data.N`` streams),
+
+with zstd-compressed record streams (COMPRESSED / COMPRESSED2: one zstd stream per
+file, records split across payloads). Records are decoded many at a time from a
+byte buffer by the numba kernels of :mod:`tracedamon.ingest.perf_records`; the data
+section is processed in chunks (:data:`CHUNK_BYTES`), so memory stays bounded.
+
+Public API
+----------
+``open_perf_data(path) -> PerfData``
+    ``.events`` (list of dicts: event_id, name, type, config, sample_type, ids ...),
+    ``.meta`` (header features), ``.tracing_data`` (the tracing-data blob or None),
+    ``.layout``, and ``iter_sample_batches()`` yielding Arrow RecordBatches in the
+    :data:`~tracedamon.schema.SAMPLES` schema.
+``ingest_into(path, writer, *, progress=False, via_perf=False, **opts)``
+    the reader behind ``tracedamon ingest``: writes ``samples``, ``events``,
+    ``mmaps``, ``tasks`` and ``lost`` and the header features into ``writer.meta``.
+
+Order of the ``samples`` rows
+-----------------------------
+Samples are in time order, ties in file order, under perf's ordered-events rule:
+records written before a FINISHED_ROUND are never later than those written after
+the *next* FINISHED_ROUND. The reader keeps the samples of the last two rounds
+pending and emits the rest sorted (a stable sort on ``time_ns``). Should a file
+break that rule, or a stream lack FINISHED_ROUND records and exceed
+:data:`MAX_PENDING` pending samples, the earliest pending samples are emitted to
+bound memory and any later sample older than one already emitted is counted in
+``meta["samples_out_of_order"]`` (0 for every file perf writes). Directory
+layouts merge the per-file streams by time (ties: ``data`` first, then
+``data.0``, ``data.1``...). Samples of events without TIME are emitted in file
+order. The side-band tables (mmaps, tasks, lost) are small; they are collected and
+written sorted by time (stable; records without a time first, in file order).
+
+Rows emitted per sample
+-----------------------
+One row per PERF_RECORD_SAMPLE, except with PERF_SAMPLE_READ, where the reader does
+what perf does: one row per value of the read block (with a group, one row per
+member: ``event_id``/``sample_id`` of the member, ``period`` = the increase of that
+member's counter since the previous sample carrying it); rows whose period is 0 are
+not emitted (perf does not deliver them either). Samples whose id matches no attr are
+counted in ``meta["unknown_sample_ids"]``, not emitted.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import TraceFormatError
+from ..schema import SAMPLES
+from . import data_src as _ds
+from . import perf_records as K
+
+#: bytes of records decoded at a time (and the logical size of decompressed chunks)
+CHUNK_BYTES = 16 << 20
+#: samples held back for sorting before the oldest are emitted regardless of rounds
+MAX_PENDING = 1_000_000
+#: rows collected before a batch is handed to the writer
+WRITE_ROWS = 1 << 19
+
+MAGIC_LE = 0x32454C4946524550
+MAGIC_BE = 0x50455246494C4532
+
+RECORD_NAMES = {
+    1: "MMAP", 2: "LOST", 3: "COMM", 4: "EXIT", 5: "THROTTLE", 6: "UNTHROTTLE", 7: "FORK",
+    8: "READ", 9: "SAMPLE", 10: "MMAP2", 11: "AUX", 12: "ITRACE_START", 13: "LOST_SAMPLES",
+    14: "SWITCH", 15: "SWITCH_CPU_WIDE", 16: "NAMESPACES", 17: "KSYMBOL", 18: "BPF_EVENT",
+    19: "CGROUP", 20: "TEXT_POKE", 21: "AUX_OUTPUT_HW_ID", 64: "HEADER_ATTR",
+    65: "HEADER_EVENT_TYPE", 66: "HEADER_TRACING_DATA", 67: "HEADER_BUILD_ID",
+    68: "FINISHED_ROUND", 69: "ID_INDEX", 70: "AUXTRACE_INFO", 71: "AUXTRACE",
+    72: "AUXTRACE_ERROR", 73: "THREAD_MAP", 74: "CPU_MAP", 75: "STAT_CONFIG", 76: "STAT",
+    77: "STAT_ROUND", 78: "EVENT_UPDATE", 79: "TIME_CONV", 80: "HEADER_FEATURE",
+    81: "COMPRESSED", 82: "FINISHED_INIT", 83: "COMPRESSED2",
+}
+
+FEATURE_NAMES = {
+    1: "TRACING_DATA", 2: "BUILD_ID", 3: "HOSTNAME", 4: "OSRELEASE", 5: "VERSION", 6: "ARCH",
+    7: "NRCPUS", 8: "CPUDESC", 9: "CPUID", 10: "TOTAL_MEM", 11: "CMDLINE", 12: "EVENT_DESC",
+    13: "CPU_TOPOLOGY", 14: "NUMA_TOPOLOGY", 15: "BRANCH_STACK", 16: "PMU_MAPPINGS",
+    17: "GROUP_DESC", 18: "AUXTRACE", 19: "STAT", 20: "CACHE", 21: "SAMPLE_TIME",
+    22: "MEM_TOPOLOGY", 23: "CLOCKID", 24: "DIR_FORMAT", 25: "BPF_PROG_INFO", 26: "BPF_BTF",
+    27: "COMPRESSED", 28: "CPU_PMU_CAPS", 29: "CLOCK_DATA", 30: "HYBRID_TOPOLOGY",
+    31: "PMU_CAPS", 32: "CPU_DOMAIN_INFO",
+}
+
+_BUILTIN_PMU = {0: "hardware", 1: "software", 2: "tracepoint", 3: "hw_cache", 4: "raw",
+                5: "breakpoint"}
+_HW_NAMES = ["cycles", "instructions", "cache-references", "cache-misses",
+             "branch-instructions", "branch-misses", "bus-cycles", "stalled-cycles-frontend",
+             "stalled-cycles-backend", "ref-cycles"]
+_SW_NAMES = ["cpu-clock", "task-clock", "page-faults", "context-switches", "cpu-migrations",
+             "minor-faults", "major-faults", "alignment-faults", "emulation-faults", "dummy",
+             "bpf-output", "cgroup-switches"]
+
+_TRAILER_BITS = (K.S_TID, K.S_TIME, K.S_ID, K.S_STREAM_ID, K.S_CPU, K.S_IDENTIFIER)
+
+
+# ----------------------------------------------------------------------------------------
+# attrs
+# ----------------------------------------------------------------------------------------
+@dataclass
+class Attr:
+    """One perf_event_attr (an "evsel"), read tolerantly from any attr size."""
+
+    index: int
+    type: int
+    size: int
+    config: int
+    sample_period_or_freq: int
+    sample_type: int
+    read_format: int
+    flags: int
+    config1: int = 0
+    config2: int = 0
+    branch_sample_type: int = 0
+    sample_regs_user: int = 0
+    sample_stack_user: int = 0
+    clockid: int = 0
+    sample_regs_intr: int = 0
+    aux_watermark: int = 0
+    sample_max_stack: int = 0
+    aux_sample_size: int = 0
+    sig_data: int = 0
+    config3: int = 0
+    ids: list = field(default_factory=list)
+    name: str | None = None
+    file_offset: int | None = None
+
+    @classmethod
+    def parse(cls, index: int, raw: bytes, *, path, offset: int) -> "Attr":
+        if len(raw) < 8:
+            raise TraceFormatError(path, "perf_event_attr shorter than 8 bytes", offset=offset)
+        size = struct.unpack_from("<I", raw, 4)[0] or 64
+        if size < 64:
+            raise TraceFormatError(path, f"perf_event_attr size {size} below 64 (VER0)",
+                                   offset=offset)
+        b = bytes(raw[: min(size, len(raw), 136)]).ljust(136, b"\0")
+        (typ, sz, config, period, st, rf, flags, _wk, _bp, config1, config2, bst,
+         regs_user, stack_user, clockid, regs_intr, aux_wm, max_stack, _r, aux_ss, _r2,
+         sig_data, config3) = struct.unpack_from("<IIQQQQQIIQQQQIiQIHHIIQQ", b, 0)
+        a = cls(index=index, type=typ, size=size, config=config, sample_period_or_freq=period,
+                sample_type=st, read_format=rf, flags=flags, config1=config1, config2=config2,
+                branch_sample_type=bst, sample_regs_user=regs_user,
+                sample_stack_user=stack_user, clockid=clockid, sample_regs_intr=regs_intr,
+                aux_watermark=aux_wm, sample_max_stack=max_stack, aux_sample_size=aux_ss,
+                sig_data=sig_data, config3=config3, file_offset=offset)
+        if st & ~K.S_KNOWN:
+            raise TraceFormatError(path, f"attr {index}: unknown sample_type bits "
+                                   f"0x{st & ~K.S_KNOWN:x}: the sample layout is undecidable",
+                                   offset=offset)
+        return a
+
+    # flags
+    @property
+    def freq(self) -> bool:
+        return bool(self.flags >> 10 & 1)
+
+    @property
+    def sample_id_all(self) -> bool:
+        return bool(self.flags >> 18 & 1)
+
+    @property
+    def precise_ip(self) -> int:
+        return self.flags >> 15 & 3
+
+    @property
+    def use_clockid(self) -> bool:
+        return bool(self.flags >> 25 & 1)
+
+    @property
+    def trailer_len(self) -> int:
+        if not self.sample_id_all:
+            return 0
+        return 8 * sum(1 for b in _TRAILER_BITS if self.sample_type & b)
+
+    def default_name(self) -> str:
+        if self.type == 1 and self.config < len(_SW_NAMES):
+            return _SW_NAMES[self.config]
+        if self.type == 0 and self.config < len(_HW_NAMES):
+            return _HW_NAMES[self.config]
+        return f"{_BUILTIN_PMU.get(self.type, 'type' + str(self.type))}/config=0x{self.config:x}/"
+
+
+def _id_pos_sample(st: int) -> int:
+    """Body offset of the id in a SAMPLE (perf's id_pos), -1 without ID/IDENTIFIER."""
+    if st & K.S_IDENTIFIER:
+        return 0
+    if not st & K.S_ID:
+        return -1
+    return 8 * sum(1 for b in (K.S_IP, K.S_TID, K.S_TIME, K.S_ADDR) if st & b)
+
+
+def _id_pos_trailer(st: int) -> int:
+    """Bytes back from the record end where the trailer's id starts (perf's is_pos)."""
+    if st & K.S_IDENTIFIER:
+        return 8
+    if not st & K.S_ID:
+        return -1
+    return 8 * (1 + bool(st & K.S_CPU) + bool(st & K.S_STREAM_ID))
+
+
+# ----------------------------------------------------------------------------------------
+# feature sections
+# ----------------------------------------------------------------------------------------
+class _Cur:
+    """A bounds-checked little-endian cursor over one section."""
+
+    def __init__(self, data: bytes, path, base: int, what: str):
+        self.d = data
+        self.p = 0
+        self.path = path
+        self.base = base
+        self.what = what
+
+    def _need(self, n: int):
+        if self.p + n > len(self.d) or n < 0:
+            raise TraceFormatError(self.path, f"{self.what}: section ends inside a field",
+                                   offset=self.base + self.p)
+
+    def u32(self) -> int:
+        self._need(4)
+        v = struct.unpack_from("<I", self.d, self.p)[0]
+        self.p += 4
+        return v
+
+    def u64(self) -> int:
+        self._need(8)
+        v = struct.unpack_from("<Q", self.d, self.p)[0]
+        self.p += 8
+        return v
+
+    def raw(self, n: int) -> bytes:
+        self._need(n)
+        v = self.d[self.p:self.p + n]
+        self.p += n
+        return bytes(v)
+
+    def string(self) -> str:
+        n = self.u32()
+        return self.raw(n).split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def strings(self) -> list[str]:
+        n = self.u32()
+        if n > len(self.d):
+            raise TraceFormatError(self.path, f"{self.what}: impossible string count {n}",
+                                   offset=self.base + self.p - 4)
+        return [self.string() for _ in range(n)]
+
+    @property
+    def left(self) -> int:
+        return len(self.d) - self.p
+
+
+# ----------------------------------------------------------------------------------------
+# the reader
+# ----------------------------------------------------------------------------------------
+@dataclass
+class _Source:
+    path: Path
+    start: int
+    end: int | None          # None: to EOF
+    label: str
+
+
+class PerfData:
+    """An opened perf.data (file, pipe stream or directory). See the module doc."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.meta: dict = {}
+        self.attrs: list[Attr] = []
+        self.tracing_data: bytes | None = None
+        self.features: dict[int, bytes] = {}
+        self._id2attr: dict[int, int] = {}
+        self._attr_offsets: set[int] = set()
+        self._params = None
+        self.sources: list[_Source] = []
+        if self.path.is_dir():
+            self._open_directory()
+        else:
+            self._open_file(self.path)
+        if self.layout == "pipe":
+            self._prologue()
+        self._finish_open()
+
+    # -- opening ---------------------------------------------------------------------
+    def _open_directory(self):
+        data = self.path / "data"
+        if not data.is_file():
+            raise TraceFormatError(self.path, "directory has no 'data' file (not a perf.data "
+                                   "directory)")
+        self._open_file(data)
+        if self.layout == "pipe":
+            raise TraceFormatError(data, "a perf.data directory's 'data' is a pipe stream")
+        self.layout = "directory"
+        extra = []
+        for q in self.path.iterdir():
+            if q.name.startswith("data.") and q.name[5:].isdigit() and q.is_file():
+                extra.append((int(q.name[5:]), q))
+        for _, q in sorted(extra):
+            self.sources.append(_Source(q, 0, None, q.name))
+
+    def _open_file(self, p: Path):
+        try:
+            f = open(p, "rb")
+        except OSError as e:
+            raise TraceFormatError(p, f"cannot read: {e.strerror}") from None
+        with f:
+            fsize = os.fstat(f.fileno()).st_size
+            head = f.read(104)
+            if len(head) < 16:
+                raise TraceFormatError(p, "file too short for a perf.data header "
+                                       f"({len(head)} bytes)", offset=0)
+            magic, hsize = struct.unpack_from("<QQ", head, 0)
+            if magic == MAGIC_BE:
+                raise TraceFormatError(p, "big-endian perf.data files are not supported "
+                                       "(convert on the recording machine with perf inject)",
+                                       offset=0)
+            if magic != MAGIC_LE:
+                if head[:8] == b"PERFFILE":
+                    raise TraceFormatError(p, "perf.data version 1 ('PERFFILE') is not "
+                                           "supported", offset=0)
+                raise TraceFormatError(p, f"not a perf.data file (magic {head[:8]!r})", offset=0)
+            self.file_size = fsize
+            if hsize == 16:
+                self.layout = "pipe"
+                self.sources = [_Source(p, 16, None, p.name)]
+                return
+            if hsize not in (104, 72):
+                raise TraceFormatError(p, f"perf.data header size {hsize} (expected 104)",
+                                       offset=8)
+            if len(head) < hsize:
+                raise TraceFormatError(p, "file ends inside the perf.data header", offset=len(head))
+            self.layout = "file"
+            attr_size, a_off, a_size, d_off, d_size = struct.unpack_from("<QQQQQ", head, 16)
+            bitmap = 0
+            if hsize == 104:
+                w = struct.unpack_from("<4Q", head, 72)
+                bitmap = w[0] | w[1] << 64 | w[2] << 128 | w[3] << 192
+            for name, off, size, fo in (("attrs", a_off, a_size, 24), ("data", d_off, d_size, 40)):
+                if off < hsize and size:
+                    raise TraceFormatError(p, f"{name} section overlaps the header", offset=fo)
+                if off + size > fsize:
+                    raise TraceFormatError(p, f"{name} section [{off}, {off + size}) lies "
+                                           f"outside the file ({fsize} bytes)", offset=fo)
+            if a_size and d_size and a_off < d_off + d_size and d_off < a_off + a_size:
+                raise TraceFormatError(p, "attrs and data sections overlap", offset=24)
+            if attr_size < 64 + 16:
+                raise TraceFormatError(p, f"attr_size {attr_size} too small", offset=16)
+            if a_size % attr_size:
+                raise TraceFormatError(p, f"attrs section size {a_size} is not a multiple of "
+                                       f"attr_size {attr_size}", offset=24)
+            self._header = dict(attr_size=attr_size, attrs=(a_off, a_size), data=(d_off, d_size))
+            # attrs + their ids
+            f.seek(a_off)
+            blob = f.read(a_size)
+            for i in range(a_size // attr_size):
+                e = blob[i * attr_size:(i + 1) * attr_size]
+                a = Attr.parse(i, e[: attr_size - 16], path=p, offset=a_off + i * attr_size)
+                ids_off, ids_size = struct.unpack_from("<QQ", e, attr_size - 16)
+                if ids_off + ids_size > fsize or ids_size % 8:
+                    raise TraceFormatError(p, f"attr {i}: ids section [{ids_off}, "
+                                           f"{ids_off + ids_size}) invalid",
+                                           offset=a_off + (i + 1) * attr_size - 16)
+                f.seek(ids_off)
+                a.ids = list(struct.unpack(f"<{ids_size // 8}Q", f.read(ids_size)))
+                self.attrs.append(a)
+            # features
+            data_end = d_off + d_size if d_size else fsize
+            if bitmap:
+                bits = [b for b in range(256) if bitmap >> b & 1]
+                feat_off = d_off + d_size
+                if d_size == 0 or feat_off + 16 * len(bits) > fsize:
+                    self.meta["features_missing"] = True
+                else:
+                    f.seek(feat_off)
+                    idx = f.read(16 * len(bits))
+                    for k, b in enumerate(bits):
+                        off, size = struct.unpack_from("<QQ", idx, 16 * k)
+                        if size == 0:
+                            continue
+                        if off + size > fsize:
+                            raise TraceFormatError(p, f"feature {FEATURE_NAMES.get(b, b)} "
+                                                   f"section [{off}, {off + size}) lies outside "
+                                                   f"the file", offset=feat_off + 16 * k)
+                        f.seek(off)
+                        self._feature(b, f.read(size), p, off)
+            self.sources = [_Source(p, d_off, data_end, p.name)]
+
+    # -- features --------------------------------------------------------------------
+    def _feature(self, fid: int, data: bytes, path, base: int):
+        name = FEATURE_NAMES.get(fid)
+        if name is None:
+            self.meta.setdefault("unknown_features", []).append(fid)
+            return
+        self.features[fid] = data
+        c = _Cur(data, path, base, f"feature {name}")
+        m = self.meta
+        if fid == 1:
+            self.tracing_data = bytes(data)
+        elif fid in (3, 4, 5, 6, 8, 9):
+            key = {3: "hostname", 4: "os_release", 5: "perf_version", 6: "arch", 8: "cpu_desc",
+                   9: "cpuid"}[fid]
+            m[key] = c.string()
+        elif fid == 7:
+            avail = c.u32()
+            online = c.u32()
+            m["nrcpus"] = {"avail": avail, "online": online}
+        elif fid == 10:
+            m["total_mem_kb"] = c.u64()
+        elif fid == 11:
+            m["cmdline"] = c.strings()
+        elif fid == 12:
+            nr = c.u32()
+            asz = c.u32()
+            descs = []
+            for _ in range(nr):
+                c.raw(asz)
+                nids = c.u32()
+                nm = c.string()
+                if nids > c.left // 8:
+                    raise TraceFormatError(path, "feature EVENT_DESC: id count past the end",
+                                           offset=base + c.p)
+                ids = [c.u64() for _ in range(nids)]
+                descs.append({"name": nm, "ids": ids})
+            m["event_desc"] = descs
+            self._apply_names(descs)
+        elif fid == 13:
+            m["cpu_topology"] = {"sockets": c.strings(), "threads": c.strings()}
+        elif fid == 14:
+            nodes = []
+            for _ in range(min(c.u32(), 1 << 16)):
+                nodes.append({"node": c.u32(), "mem_total_kb": c.u64(), "mem_free_kb": c.u64(),
+                              "cpus": c.string()})
+            m["numa_topology"] = nodes
+        elif fid == 16:
+            pm = {}
+            for _ in range(min(c.u32(), 1 << 16)):
+                t = c.u32()
+                pm[c.string()] = t
+            m["pmu_mappings"] = pm
+        elif fid == 17:
+            groups = []
+            for _ in range(min(c.u32(), 1 << 16)):
+                groups.append({"name": c.string(), "leader_idx": c.u32(), "nr_members": c.u32()})
+            m["group_desc"] = groups
+        elif fid == 21:
+            m["sample_time"] = {"first_ns": c.u64(), "last_ns": c.u64()}
+        elif fid == 22:
+            ver, bs, nn = c.u64(), c.u64(), c.u64()
+            nodes = []
+            for _ in range(min(nn, 1 << 16)):
+                node, nbits = c.u64(), c.u64()
+                words = [c.u64() for _ in range((nbits + 63) // 64)]
+                blocks = [w * 64 + b for w, x in enumerate(words) for b in range(64) if x >> b & 1]
+                nodes.append({"node": node, "blocks": blocks})
+            m["mem_topology"] = {"version": ver, "block_size": bs, "nodes": nodes}
+        elif fid == 23:
+            m["clock_resolution_ns"] = c.u64()
+        elif fid == 24:
+            m["dir_format"] = c.u64()
+        elif fid == 27:
+            ver, typ, lvl, ratio, mlen = (c.u32() for _ in range(5))
+            m["compression"] = {"version": ver, "type": "zstd" if typ == 1 else typ,
+                                "level": lvl, "ratio": ratio, "mmap_len": mlen}
+        elif fid == 29:
+            ver, clk = c.u32(), c.u32()
+            m["clock_data"] = {"version": ver, "clockid": clk, "tod_ns": c.u64(),
+                               "clockid_ns": c.u64()}
+            m["clock_id"] = clk
+        elif fid == 20:
+            ver, nr = c.u32(), c.u32()
+            levels = []
+            for _ in range(min(nr, 1 << 10)):
+                lv = {"level": c.u32(), "line_size": c.u32(), "sets": c.u32(), "ways": c.u32()}
+                lv.update(type=c.string(), size=c.string(), map=c.string())
+                levels.append(lv)
+            m["cache"] = levels
+
+    def _apply_names(self, descs):
+        for d in descs:
+            for i in d["ids"]:
+                a = self._id2attr.get(i)
+                if a is None:
+                    a = next((x.index for x in self.attrs if i in x.ids), None)
+                if a is not None and d["name"]:
+                    self.attrs[a].name = d["name"]
+                    break
+        else:
+            # EVENT_DESC lists events in attr order; use it when ids do not tell
+            for k, d in enumerate(descs):
+                if k < len(self.attrs) and self.attrs[k].name is None and d["name"]:
+                    self.attrs[k].name = d["name"]
+
+    def _finish_open(self):
+        self._rebuild_ids()
+        self.meta["layout"] = self.layout
+        self.meta["events"] = [{"event_id": a.index, "name": self.event_name(a.index),
+                                "ids": list(a.ids)} for a in self.attrs]
+
+    def _rebuild_ids(self):
+        self._id2attr = {}
+        for a in self.attrs:
+            for i in a.ids:
+                self._id2attr.setdefault(i, a.index)
+        self._params = None
+
+    def event_name(self, idx: int) -> str:
+        a = self.attrs[idx]
+        return a.name or a.default_name()
+
+    # -- pipe prologue ---------------------------------------------------------------
+    def _prologue(self):
+        """Pipe streams: read the records before the first sample (attrs, features,
+        event names, tracing data) so that ``events`` is known before iterating."""
+        st = _PassState(self, sideband=False)
+        for ch in self._chunks(self.sources[0], st):
+            self._header_records(ch, st)
+            if (ch.types == 9).any() or (ch.types == 82).any():
+                break
+
+    # -- public ----------------------------------------------------------------------
+    @property
+    def events(self) -> list[dict]:
+        out = []
+        for a in self.attrs:
+            out.append({
+                "event_id": a.index, "name": self.event_name(a.index), "pmu": self._pmu(a),
+                "type": a.type, "config": a.config, "config1": a.config1,
+                "config2": a.config2, "config3": a.config3, "sample_type": a.sample_type,
+                "read_format": a.read_format, "flags": a.flags, "freq": a.freq,
+                "sample_period": None if a.freq else a.sample_period_or_freq,
+                "sample_freq": a.sample_period_or_freq if a.freq else None,
+                "precise_ip": a.precise_ip, "sample_id_all": a.sample_id_all,
+                "branch_sample_type": a.branch_sample_type,
+                "sample_regs_user": a.sample_regs_user, "sample_regs_intr": a.sample_regs_intr,
+                "sample_stack_user": a.sample_stack_user,
+                "clockid": a.clockid if a.use_clockid else None, "attr_size": a.size,
+                "ids": list(a.ids),
+            })
+        return out
+
+    def _pmu(self, a: Attr) -> str:
+        for name, t in (self.meta.get("pmu_mappings") or {}).items():
+            if t == a.type and a.type >= 4:
+                return name
+        return _BUILTIN_PMU.get(a.type, f"type{a.type}")
+
+    def iter_sample_batches(self, *, progress: bool = False) -> Iterator[pa.RecordBatch]:
+        """Every sample as RecordBatches in the SAMPLES schema, in the order the module
+        doc describes."""
+        st = _PassState(self, sideband=False)
+        for t, _times in self._sample_tables(st, progress=progress):
+            yield from finish_samples(self, t).to_batches()
+
+    # -- the record pass -------------------------------------------------------------
+    def _sample_tables(self, st: "_PassState", progress: bool = False) -> Iterator[pa.Table]:
+        bar = _Progress(self, progress)
+        try:
+            streams = [self._source_tables(src, st, bar, k)
+                       for k, src in enumerate(self.sources)]
+            it = streams[0] if len(streams) == 1 else _merge_streams(streams)
+            yield from it
+        finally:
+            bar.close()
+        st.finish_meta()
+
+    def _source_tables(self, src: _Source, st: "_PassState", bar, k: int):
+        order = _Orderer(st)
+        for ch in self._chunks(src, st):
+            bar.advance(src, ch.consumed)
+            self._header_records(ch, st)
+            t = self._decode_chunk(ch, st, k)
+            if st.sideband:
+                st.collect_sideband(ch, k)
+            yield from order.add(*t) if t is not None else order.add(None, None, None, ch.rounds_end)
+        yield from order.finish()
+
+    # -- chunking --------------------------------------------------------------------
+    def _chunks(self, src: _Source, st: "_PassState") -> Iterator["_Chunk"]:
+        yield from _chunk_source(self, src, st)
+
+    # -- header-ish records (pipe mode, ID_INDEX, EVENT_UPDATE) ---------------------
+    def _header_records(self, ch: "_Chunk", st: "_PassState"):
+        sel = np.flatnonzero((ch.types == 64) | (ch.types == 66) | (ch.types == 69)
+                             | (ch.types == 78) | (ch.types == 80))
+        if not sel.size:
+            return
+        changed = False
+        buf = ch.buf
+        for i in sel:
+            off = int(ch.offs[i])
+            typ = int(ch.types[i])
+            fo = int(ch.fileoff[i])
+            size = int.from_bytes(buf[off + 6:off + 8].tobytes(), "little")
+            body = buf[off + 8:off + size].tobytes()
+            if typ == 64:
+                if fo in self._attr_offsets:
+                    continue
+                if len(body) < 8:
+                    raise TraceFormatError(ch.path, "HEADER_ATTR record too short", offset=fo)
+                asz = struct.unpack_from("<I", body, 4)[0] or 64
+                if asz > len(body):
+                    raise TraceFormatError(ch.path, "HEADER_ATTR attr larger than the record",
+                                           offset=fo)
+                a = Attr.parse(len(self.attrs), body[:asz], path=ch.path, offset=fo)
+                nids = (len(body) - asz) // 8
+                a.ids = list(struct.unpack_from(f"<{nids}Q", body, asz))
+                self.attrs.append(a)
+                self._attr_offsets.add(fo)
+                changed = True
+            elif typ == 66:
+                if len(body) < 4:
+                    raise TraceFormatError(ch.path, "HEADER_TRACING_DATA record too short",
+                                           offset=fo)
+                n = struct.unpack_from("<I", body, 0)[0]
+                self.tracing_data = buf[off + size:off + size + n].tobytes()
+            elif typ == 69:
+                if len(body) < 8:
+                    raise TraceFormatError(ch.path, "ID_INDEX record too short", offset=fo)
+                nr = struct.unpack_from("<Q", body, 0)[0]
+                if 8 + 32 * nr > len(body):
+                    raise TraceFormatError(ch.path, f"ID_INDEX with {nr} entries larger than "
+                                           "the record", offset=fo)
+                entries = []
+                for k in range(nr):
+                    i_id, idx, cpu, tid = struct.unpack_from("<QQQQ", body, 8 + 32 * k)
+                    entries.append((i_id, idx, cpu, tid))
+                    if idx < len(self.attrs) and i_id not in self._id2attr:
+                        self.attrs[idx].ids.append(i_id)
+                        changed = True
+                st.id_index = entries
+            elif typ == 78:
+                if len(body) < 16:
+                    raise TraceFormatError(ch.path, "EVENT_UPDATE record too short", offset=fo)
+                utype, uid = struct.unpack_from("<QQ", body, 0)
+                if utype == 2:
+                    nm = body[16:].split(b"\0", 1)[0].decode("utf-8", "replace")
+                    a = self._id2attr.get(uid)
+                    if a is None:
+                        a = next((x.index for x in self.attrs if uid in x.ids), None)
+                    if a is not None:
+                        self.attrs[a].name = nm
+                        changed = True
+            elif typ == 80:
+                if len(body) < 8:
+                    raise TraceFormatError(ch.path, "HEADER_FEATURE record too short", offset=fo)
+                fid = struct.unpack_from("<Q", body, 0)[0]
+                if len(body) > 8:
+                    self._feature(int(fid), body[8:], ch.path, fo + 16)
+        if changed:
+            self._finish_open()
+
+    # -- per-attr kernel parameters --------------------------------------------------
+    def params(self):
+        if self._params is None:
+            at = self.attrs
+            ids = np.array(sorted(self._id2attr), dtype=np.uint64)
+            ida = np.array([self._id2attr[int(i)] for i in ids], dtype=np.int32)
+            id_poss = {_id_pos_sample(a.sample_type) for a in at}
+            self._params = dict(
+                st=np.array([a.sample_type for a in at], dtype=np.int64),
+                rf=np.array([a.read_format for a in at], dtype=np.int64),
+                bhw=np.array([bool(a.branch_sample_type & (1 << 17)) for a in at], np.int64),
+                bcnt=np.array([bool(a.branch_sample_type & (1 << 19)) for a in at], np.int64),
+                nru=np.array([bin(a.sample_regs_user).count("1") for a in at], np.int64),
+                nri=np.array([bin(a.sample_regs_intr).count("1") for a in at], np.int64),
+                ids=ids, ida=ida,
+                id_pos=(id_poss.pop() if len(id_poss) == 1 else None),
+                period=np.array([0 if a.freq else a.sample_period_or_freq for a in at],
+                                dtype=np.uint64),
+                freq=np.array([a.freq for a in at], dtype=bool),
+            )
+        return self._params
+
+    def attr_of_record(self, buf, off: int, size: int) -> int | None:
+        """perf's evlist__event2evsel for a non-SAMPLE record (None: unknown id)."""
+        if not self.attrs:
+            return None
+        if len(self.attrs) == 1:
+            return 0
+        first = self.attrs[0]
+        if not first.sample_id_all:
+            return 0
+        pos = _id_pos_trailer(first.sample_type)
+        if pos < 0:
+            return 0
+        if pos > size - 8:
+            return None
+        v = int.from_bytes(buf[off + size - pos:off + size - pos + 8].tobytes(), "little")
+        return self._id2attr.get(v)
+
+    # -- sample decoding -------------------------------------------------------------
+    def _decode_chunk(self, ch: "_Chunk", st: "_PassState", stream: int):
+        sel = np.flatnonzero(ch.types == 9)
+        if not sel.size:
+            return None
+        if not self.attrs:
+            raise TraceFormatError(ch.path, "sample record before any attr",
+                                   offset=int(ch.fileoff[sel[0]]))
+        P = self.params()
+        offs = ch.offs[sel]
+        sizes = ch.sizes[sel]
+        n = len(sel)
+        if len(self.attrs) == 1:
+            attr = np.zeros(n, dtype=np.int32)
+        else:
+            if P["id_pos"] is None or P["id_pos"] < 0:
+                raise TraceFormatError(ch.path, "several events but their samples carry no "
+                                       "common ID/IDENTIFIER position",
+                                       offset=int(ch.fileoff[sel[0]]))
+            attr = np.empty(n, dtype=np.int32)
+            K.sample_attrs(ch.buf, ch.buf64, offs, sizes, P["id_pos"], P["ids"], P["ida"], attr)
+            bad = np.flatnonzero(attr == -2)
+            if bad.size:
+                raise TraceFormatError(ch.path, "sample record too short to hold its id",
+                                       offset=int(ch.fileoff[sel[bad[0]]]))
+            unk = attr < 0
+            nunk = int(unk.sum())
+            if nunk:
+                st.unknown_sample_ids += nunk
+                keep = ~unk
+                sel, offs, sizes, attr = sel[keep], offs[keep], sizes[keep], attr[keep]
+                n = len(sel)
+                if not n:
+                    return None
+        out = np.empty((n, K.NCOLS), dtype=np.uint64, order="F")
+        err = np.zeros(n, dtype=np.int8)
+        K.decode_samples(ch.buf, ch.buf64, offs, sizes, attr, P["st"], P["rf"], P["bhw"],
+                         P["bcnt"], P["nru"], P["nri"], out, err)
+        if err.any():
+            i = int(np.flatnonzero(err)[0])
+            raise TraceFormatError(ch.path, K.ERR_TEXT[int(err[i])],
+                                   offset=int(ch.fileoff[sel[i]]))
+        misc = np.empty(n, dtype=np.uint16)
+        K.gather_u16(ch.buf, offs, 4, misc)
+        t = _sample_table(self, P, ch, out, attr, misc, ch.fileoff[sel])
+        rounds = ch.round_idx(sel)
+        if any(a.sample_type & K.S_READ for a in self.attrs):
+            t, keep_idx = _expand_read(self, P, ch, out, attr, t, st)
+            rounds = rounds[keep_idx]
+        times = t.column("time_ns").to_numpy(zero_copy_only=False) \
+            if t.column("time_ns").null_count == 0 else \
+            t.column("time_ns").fill_null(0).to_numpy(zero_copy_only=False)
+        st.add_samples(t.column("event_id").to_numpy(zero_copy_only=False), len(self.attrs))
+        return t, np.asarray(times, dtype=np.int64), rounds, ch.rounds_end
+
+
+# ----------------------------------------------------------------------------------------
+# building Arrow columns
+# ----------------------------------------------------------------------------------------
+def _col(vals: np.ndarray, present, typ):
+    if present is True:
+        return pa.array(vals, type=typ)
+    if present is False:
+        return pa.nulls(len(vals), type=typ)
+    return pa.array(vals, type=typ, mask=~present)
+
+
+def _presence(P, attr, bit):
+    has = (P["st"] & bit) != 0
+    if has.all():
+        return True
+    if not has.any():
+        return False
+    return has[attr]
+
+
+# columns of the pending (pre-dictionary) sample table
+_RAW_FIELDS = [f for f in SAMPLES if f.name not in
+               ("event", "mem_op", "mem_level", "mem_snoop", "mem_tlb", "mem_lock", "mem_blk",
+                "mem_remote", "mem_hops", "mem_lvl_num")]
+_RAW_SCHEMA = pa.schema(_RAW_FIELDS)
+
+
+def _sample_table(rd: PerfData, P, ch, out, attr, misc, fileoff) -> pa.Table:
+    n = len(attr)
+    c = {}
+    pres_time = _presence(P, attr, K.S_TIME)
+    c["time_ns"] = _col(out[:, K.C_TIME].view(np.int64), pres_time, pa.int64())
+    pres = _presence(P, attr, K.S_TID)
+    if pres is False:
+        c["pid"] = c["tid"] = pa.nulls(n, pa.int32())
+    else:
+        v = out[:, K.C_TID]
+        c["pid"] = _col((v & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32), pres,
+                        pa.int32())
+        c["tid"] = _col((v >> np.uint64(32)).astype(np.uint32).view(np.int32), pres, pa.int32())
+    pres = _presence(P, attr, K.S_CPU)
+    c["cpu"] = pa.nulls(n, pa.int32()) if pres is False else _col(
+        (out[:, K.C_CPU] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32), pres,
+        pa.int32())
+    c["event_id"] = pa.array(attr, type=pa.int32())
+    for name, col, bit in (("ip", K.C_IP, K.S_IP), ("addr", K.C_ADDR, K.S_ADDR),
+                           ("phys_addr", K.C_PHYS_ADDR, K.S_PHYS_ADDR),
+                           ("data_src", K.C_DATA_SRC, K.S_DATA_SRC),
+                           ("data_page_size", K.C_DATA_PAGE_SIZE, K.S_DATA_PAGE_SIZE),
+                           ("code_page_size", K.C_CODE_PAGE_SIZE, K.S_CODE_PAGE_SIZE),
+                           ("transaction", K.C_TRANSACTION, K.S_TRANSACTION),
+                           ("cgroup", K.C_CGROUP, K.S_CGROUP),
+                           ("stream_id", K.C_STREAM_ID, K.S_STREAM_ID),
+                           ("sample_id", K.C_ID, K.S_ID | K.S_IDENTIFIER)):
+        pres = _presence(P, attr, bit)
+        c[name] = pa.nulls(n, pa.uint64()) if pres is False else _col(out[:, col], pres,
+                                                                       pa.uint64())
+    # period: sampled, else the attr's fixed period (null in frequency mode)
+    pres = _presence(P, attr, K.S_PERIOD)
+    if pres is True:
+        c["period"] = pa.array(out[:, K.C_PERIOD], type=pa.uint64())
+    else:
+        fixed = P["period"][attr]
+        fmask = P["freq"][attr]
+        vals = fixed if pres is False else np.where(pres, out[:, K.C_PERIOD], fixed)
+        valid = ~fmask if pres is False else (pres | ~fmask)
+        c["period"] = pa.array(vals, type=pa.uint64(), mask=None if valid.all() else ~valid)
+    # weight
+    pw = _presence(P, attr, K.S_WEIGHT)
+    ps = _presence(P, attr, K.S_WEIGHT_STRUCT)
+    if pw is False and ps is False:
+        c["weight"] = pa.nulls(n, pa.uint64())
+        c["weight2"] = pa.nulls(n, pa.uint16())
+        c["weight3"] = pa.nulls(n, pa.uint16())
+    else:
+        w = out[:, K.C_WEIGHT]
+        ps_arr = np.broadcast_to(np.asarray(ps), (n,)) if not isinstance(ps, np.ndarray) else ps
+        pw_arr = np.broadcast_to(np.asarray(pw), (n,)) if not isinstance(pw, np.ndarray) else pw
+        wv = np.where(ps_arr, w & np.uint64(0xFFFFFFFF), w)
+        c["weight"] = _col(wv, True if (pw_arr | ps_arr).all() else (pw_arr | ps_arr), pa.uint64())
+        c["weight2"] = _col((w >> np.uint64(32) & np.uint64(0xFFFF)).astype(np.uint16), ps,
+                            pa.uint16())
+        c["weight3"] = _col((w >> np.uint64(48)).astype(np.uint16), ps, pa.uint16())
+    c["cpumode"] = pa.array((misc & 7).astype(np.uint8), type=pa.uint8())
+    c["misc"] = pa.array(misc, type=pa.uint16())
+    # callchain
+    pres = _presence(P, attr, K.S_CALLCHAIN)
+    if pres is False:
+        c["callchain"] = pa.nulls(n, pa.list_(pa.uint64()))
+    else:
+        valid = np.ones(n, bool) if pres is True else pres
+        nr = out[:, K.C_CC_NR].astype(np.int64) * valid
+        off = np.where(valid, out[:, K.C_CC_OFF], 0).astype(np.int64)
+        total = int(nr.sum())
+        lo = np.empty(n + 1, dtype=np.int32)
+        vals = np.empty(total, dtype=np.uint64)
+        K.gather_u64_lists(ch.buf, ch.buf64, off, nr, valid, lo, vals)
+        c["callchain"] = pa.ListArray.from_arrays(
+            pa.array(lo, pa.int32()), pa.array(vals, pa.uint64()),
+            mask=None if pres is True else pa.array(~valid))
+    pres = _presence(P, attr, K.S_RAW)
+    if pres is False:
+        c["raw"] = pa.nulls(n, pa.binary())
+    else:
+        valid = np.ones(n, bool) if pres is True else pres
+        ln = out[:, K.C_RAW_LEN].astype(np.int64) * valid
+        off = np.where(valid, out[:, K.C_RAW_OFF], 0).astype(np.int64)
+        bo = np.empty(n + 1, dtype=np.int32)
+        data = np.empty(int(ln.sum()), dtype=np.uint8)
+        K.gather_bytes(ch.buf, off, ln, valid, bo, data)
+        vb = None if pres is True else pa.array(valid).buffers()[1]
+        c["raw"] = pa.Array.from_buffers(pa.binary(), n, [vb, pa.py_buffer(bo),
+                                                          pa.py_buffer(data)])
+    c["file_offset"] = pa.array(np.asarray(fileoff, dtype=np.uint64), type=pa.uint64())
+    return pa.Table.from_pydict(c, schema=_RAW_SCHEMA)
+
+
+def _read_values(rf: int, blk: bytes):
+    """(time_enabled, time_running, [(value, id, lost)...]) of a read_format block."""
+    p = 0
+
+    def u():
+        nonlocal p
+        v = struct.unpack_from("<Q", blk, p)[0]
+        p += 8
+        return v
+    vals = []
+    if rf & K.F_GROUP:
+        nr = u()
+        te = u() if rf & K.F_TOTAL_TIME_ENABLED else None
+        tr = u() if rf & K.F_TOTAL_TIME_RUNNING else None
+        for _ in range(nr):
+            v = u()
+            i = u() if rf & K.F_ID else None
+            lost = u() if rf & K.F_LOST else None
+            vals.append((v, i, lost))
+    else:
+        v = u()
+        te = u() if rf & K.F_TOTAL_TIME_ENABLED else None
+        tr = u() if rf & K.F_TOTAL_TIME_RUNNING else None
+        i = u() if rf & K.F_ID else None
+        lost = u() if rf & K.F_LOST else None
+        vals.append((v, i, lost))
+    return te, tr, vals
+
+
+def _expand_read(rd: PerfData, P, ch, out, attr, t: pa.Table, st: "_PassState"):
+    """PERF_SAMPLE_READ: one row per read value (module doc); returns (table, rows)."""
+    take, ev, sid, per = [], [], [], []
+    for i in range(len(attr)):
+        a = rd.attrs[int(attr[i])]
+        if not a.sample_type & K.S_READ:
+            take.append(i)
+            ev.append(int(attr[i]))
+            sid.append(t.column("sample_id")[i].as_py())
+            per.append(t.column("period")[i].as_py())
+            continue
+        off = int(out[i, K.C_READ_OFF])
+        blk = ch.buf[off:off + int(out[i, K.C_READ_LEN])].tobytes()
+        _, _, vals = _read_values(a.read_format, blk)
+        for j, (v, vid, _lost) in enumerate(vals):
+            if vid is not None:
+                m = rd._id2attr.get(vid)
+                key = vid
+            else:
+                m = a.index + j if a.index + j < len(rd.attrs) else None
+                key = ("attr", a.index + j)
+            if m is None:
+                st.unknown_sample_ids += 1
+                continue
+            prev = st.read_prev.get(key, 0)
+            st.read_prev[key] = v
+            d = (v - prev) & 0xFFFFFFFFFFFFFFFF
+            if d == 0:
+                continue
+            take.append(i)
+            ev.append(m)
+            sid.append(vid)
+            per.append(d)
+    idx = np.array(take, dtype=np.int64)
+    t = t.take(pa.array(idx))
+    t = t.set_column(t.schema.get_field_index("event_id"), "event_id",
+                     pa.array(ev, pa.int32()))
+    t = t.set_column(t.schema.get_field_index("sample_id"), "sample_id",
+                     pa.array(sid, pa.uint64()))
+    t = t.set_column(t.schema.get_field_index("period"), "period", pa.array(per, pa.uint64()))
+    return t, idx
+
+
+def finish_samples(rd: PerfData, t: pa.Table) -> pa.Table:
+    """Add the dictionary columns (event name, decoded data_src) in SAMPLES order."""
+    n = t.num_rows
+    names = pa.array([rd.event_name(i) for i in range(len(rd.attrs))], pa.string())
+    ev = t.column("event_id").combine_chunks()
+    cols = {"event": pa.DictionaryArray.from_arrays(ev, names)}
+    ds = t.column("data_src").combine_chunks()
+    if ds.null_count == n:
+        for name in _ds.COLUMNS:
+            cols[name] = pa.nulls(n, SAMPLES.field(name).type)
+        cols["mem_remote"] = pa.nulls(n, pa.bool_())
+        cols["mem_hops"] = pa.nulls(n, pa.uint8())
+        cols["mem_lvl_num"] = pa.nulls(n, pa.uint8())
+    else:
+        valid = None if ds.null_count == 0 else \
+            np.asarray(ds.is_valid().to_numpy(zero_copy_only=False))
+        vals = ds.fill_null(0).to_numpy(zero_copy_only=False) if valid is not None \
+            else ds.to_numpy(zero_copy_only=False)
+        cols.update(_ds.decode_column(vals, valid))
+    arrays = []
+    for f in SAMPLES:
+        arrays.append(cols[f.name] if f.name in cols else t.column(f.name))
+    return pa.Table.from_arrays(arrays, schema=SAMPLES)
+
+
+# ----------------------------------------------------------------------------------------
+# ordering
+# ----------------------------------------------------------------------------------------
+class _Orderer:
+    """Holds back the samples of the last two rounds and emits the rest in time order."""
+
+    def __init__(self, st):
+        self.st = st
+        self.t: pa.Table | None = None
+        self.times = np.zeros(0, np.int64)
+        self.rounds = np.zeros(0, np.int64)
+        self.limit = np.iinfo(np.int64).min
+        self.emitted_max = np.iinfo(np.int64).min
+        self.has_time = None
+
+    def add(self, t, times, rounds, nrounds):
+        if t is not None:
+            if self.t is None:
+                self.t, self.times, self.rounds = t, times, rounds
+            else:
+                self.t = pa.concat_tables([self.t, t])
+                self.times = np.concatenate([self.times, times])
+                self.rounds = np.concatenate([self.rounds, rounds])
+        if self.t is None or not self.t.num_rows:
+            return
+        if self.has_time is None:
+            self.has_time = self.t.column("time_ns").null_count < self.t.num_rows
+        if not self.has_time:
+            yield from self._emit(self.t.num_rows, sort=False)
+            return
+        closed = self.rounds <= nrounds - 2
+        if closed.any():
+            self.limit = max(self.limit, int(self.times[closed].max()))
+        yield from self._emit_upto(self.limit)
+        if self.t is not None and self.t.num_rows > MAX_PENDING:
+            self.st.forced_flushes += 1
+            order = np.argsort(self.times, kind="stable")
+            cut = self.times[order[self.t.num_rows - MAX_PENDING // 2]]
+            yield from self._emit_upto(int(cut) - 1 if cut > np.iinfo(np.int64).min else cut)
+            if self.t is not None and self.t.num_rows > MAX_PENDING:
+                yield from self._emit_upto(int(cut))
+
+    def _emit_upto(self, limit):
+        times = self.times
+        if not len(times):
+            return
+        if len(times) > 1 and not (times[1:] >= times[:-1]).all():
+            order = np.argsort(times, kind="stable")
+            self.t = self.t.take(pa.array(order))
+            self.times = times = times[order]
+            self.rounds = self.rounds[order]
+        k = int(np.searchsorted(times, limit, side="right"))
+        if k:
+            yield from self._emit(k, sort=False)
+
+    def _emit(self, k, sort):
+        out = self.t.slice(0, k)
+        tt = self.times[:k]
+        if self.has_time and len(tt):
+            if tt[0] < self.emitted_max:
+                self.st.samples_out_of_order += int((tt < self.emitted_max).sum())
+            self.emitted_max = max(self.emitted_max, int(tt[-1]))
+        rest = self.t.num_rows - k
+        if rest:
+            self.t = self.t.slice(k)
+            self.times = self.times[k:]
+            self.rounds = self.rounds[k:]
+        else:
+            self.t = None
+            self.times = np.zeros(0, np.int64)
+            self.rounds = np.zeros(0, np.int64)
+        yield out, tt
+
+    def finish(self):
+        if self.t is None or not self.t.num_rows:
+            return
+        if self.has_time is None:
+            self.has_time = self.t.column("time_ns").null_count < self.t.num_rows
+        if self.has_time:
+            yield from self._emit_upto(np.iinfo(np.int64).max)
+        else:
+            yield from self._emit(self.t.num_rows, sort=False)
+
+
+def _merge_streams(streams):
+    """k-way merge of time-ordered (table, times) streams; ties by stream order."""
+    bufs = [[] for _ in streams]      # per stream: list of (table, times)
+    last = [None] * len(streams)
+    live = list(range(len(streams)))
+    iters = list(streams)
+    while live:
+        # pull one item from every live stream that has nothing buffered
+        for k in list(live):
+            if not bufs[k]:
+                try:
+                    t, tt = next(iters[k])
+                except StopIteration:
+                    live.remove(k)
+                    continue
+                bufs[k].append((t, tt))
+                last[k] = int(tt[-1]) if len(tt) else last[k]
+        pending = [k for k in range(len(streams)) if bufs[k]]
+        if not pending:
+            continue
+        limit = min((last[k] for k in live if last[k] is not None), default=None)
+        if live and any(last[k] is None for k in live):
+            continue
+        tabs, times = [], []
+        for k in pending:
+            for t, tt in bufs[k]:
+                if limit is None:
+                    cut = len(tt)
+                else:
+                    cut = int(np.searchsorted(tt, limit, side="right"))
+                if cut:
+                    tabs.append(t.slice(0, cut))
+                    times.append(tt[:cut])
+            newb = []
+            for t, tt in bufs[k]:
+                cut = len(tt) if limit is None else int(np.searchsorted(tt, limit, side="right"))
+                if cut < len(tt):
+                    newb.append((t.slice(cut), tt[cut:]))
+            bufs[k] = newb
+        if tabs:
+            t = pa.concat_tables(tabs)
+            tt = np.concatenate(times)
+            order = np.argsort(tt, kind="stable")
+            yield t.take(pa.array(order)), tt[order]
+
+
+# ----------------------------------------------------------------------------------------
+# pass state and side-band records
+# ----------------------------------------------------------------------------------------
+class _PassState:
+    def __init__(self, rd: PerfData, sideband: bool):
+        self.rd = rd
+        self.sideband = sideband
+        self.record_counts: dict[int, int] = {}
+        self.unknown_sample_ids = 0
+        self.unknown_record_ids = 0
+        self.samples_out_of_order = 0
+        self.forced_flushes = 0
+        self.nr_samples = np.zeros(len(rd.attrs), dtype=np.int64)
+        self.read_prev: dict = {}
+        self.id_index = None
+        self.mmaps: list[tuple] = []
+        self.tasks: list[tuple] = []
+        self.lost: list[tuple] = []
+
+    def add_samples(self, ev: np.ndarray, n: int):
+        if len(self.nr_samples) < n:
+            old = self.nr_samples
+            self.nr_samples = np.zeros(n, dtype=np.int64)
+            self.nr_samples[:len(old)] = old
+        self.nr_samples += np.bincount(ev, minlength=len(self.nr_samples))[:len(self.nr_samples)]
+
+    def count(self, types: np.ndarray):
+        if not len(types):
+            return
+        u, c = np.unique(types, return_counts=True)
+        for t, k in zip(u.tolist(), c.tolist()):
+            self.record_counts[t] = self.record_counts.get(t, 0) + k
+
+    def finish_meta(self):
+        m = self.rd.meta
+        m["record_counts"] = {RECORD_NAMES.get(t, f"UNKNOWN_{t}"): c
+                              for t, c in sorted(self.record_counts.items())}
+        m["unknown_record_types"] = {str(t): c for t, c in sorted(self.record_counts.items())
+                                     if t not in RECORD_NAMES}
+        m["unknown_sample_ids"] = self.unknown_sample_ids
+        m["samples_out_of_order"] = self.samples_out_of_order
+        if self.forced_flushes:
+            m["forced_flushes"] = self.forced_flushes
+        if self.id_index is not None:
+            m["id_index"] = [{"id": i, "idx": x, "cpu": _s32(c), "tid": _s32(t)}
+                             for i, x, c, t in self.id_index]
+
+    # -- side-band -------------------------------------------------------------------
+    def collect_sideband(self, ch: "_Chunk", stream: int):
+        types = ch.types
+        sel = np.flatnonzero(np.isin(types, (1, 2, 3, 4, 5, 6, 7, 10, 13)))
+        rd = self.rd
+        buf = ch.buf
+        for i in sel:
+            off = int(ch.offs[i])
+            typ = int(types[i])
+            size = int(ch.sizes[i])
+            fo = int(ch.fileoff[i])
+            rec = buf[off:off + size].tobytes()
+            misc = struct.unpack_from("<H", rec, 4)[0]
+            ai = rd.attr_of_record(buf, off, size)
+            tr = _trailer(rd, ai, rec)
+            if tr is None:
+                self.unknown_record_ids += 1
+                tr = {}
+            blen = size - (rd.attrs[ai].trailer_len if ai is not None else 0)
+            body = rec[8:blen]
+            seq = (stream, fo)
+            try:
+                self._one(typ, misc, body, tr, ai, seq)
+            except struct.error:
+                raise TraceFormatError(ch.path, f"{RECORD_NAMES[typ]} record too short "
+                                       f"({size} bytes)", offset=fo) from None
+
+    def _one(self, typ, misc, body, tr, ai, seq):
+        time = tr.get("time")
+        if typ in (1, 10):
+            pid, tid, start, length, pgoff = struct.unpack_from("<IIQQQ", body, 0)
+            prot = flags = maj = mn = ino = igen = None
+            build_id = None
+            if typ == 10:
+                if misc & 0x4000:
+                    bsz = body[32]
+                    build_id = body[36:36 + min(bsz, 20)].hex()
+                else:
+                    maj, mn, ino, igen = struct.unpack_from("<IIQQ", body, 32)
+                prot, flags = struct.unpack_from("<II", body, 56)
+                fname = body[64:]
+            else:
+                fname = body[32:]
+            fname = fname.split(b"\0", 1)[0].decode("utf-8", "replace")
+            self.mmaps.append((_key(time), seq, time, _s32(pid), _s32(tid), start, length, pgoff,
+                               prot, flags, fname, build_id, maj, mn, ino, igen,
+                               bool(misc & 0x2000), misc & 7, typ))
+        elif typ == 3:
+            pid, tid = struct.unpack_from("<II", body, 0)
+            comm = body[8:].split(b"\0", 1)[0].decode("utf-8", "replace")
+            self.tasks.append((_key(time), seq, time, "COMM", _s32(pid), _s32(tid), None, None,
+                               comm, bool(misc & 0x2000)))
+        elif typ in (4, 7):
+            pid, ppid, tid, ptid, btime = struct.unpack_from("<IIIIQ", body, 0)
+            t = time if time is not None else btime
+            self.tasks.append((_key(t), seq, t, "EXIT" if typ == 4 else "FORK", _s32(pid),
+                               _s32(tid), _s32(ppid), _s32(ptid), None, None))
+        elif typ == 2:
+            i, n = struct.unpack_from("<QQ", body, 0)
+            ev = self.rd._id2attr.get(i)
+            self.lost.append((_key(time), seq, time, "LOST", ev, i, tr.get("pid"), tr.get("tid"),
+                              tr.get("cpu"), n))
+        elif typ == 13:
+            (n,) = struct.unpack_from("<Q", body, 0)
+            sid = tr.get("id")
+            ev = self.rd._id2attr.get(sid) if sid is not None else None
+            if ev is None and len(self.rd.attrs) == 1 and sid is None:
+                ev = 0
+            self.lost.append((_key(time), seq, time, "LOST_SAMPLES", ev, sid, tr.get("pid"),
+                              tr.get("tid"), tr.get("cpu"), n))
+        elif typ in (5, 6):
+            t, i, _sid = struct.unpack_from("<QQQ", body, 0)
+            ev = self.rd._id2attr.get(i)
+            self.lost.append((_key(t), seq, t, "THROTTLE" if typ == 5 else "UNTHROTTLE", ev, i,
+                              tr.get("pid"), tr.get("tid"), tr.get("cpu"), 0))
+
+    def sideband_tables(self) -> dict[str, pa.Table]:
+        from ..schema import LOST, MMAPS, TASKS
+        out = {}
+        for name, rows, schema in (("mmaps", self.mmaps, MMAPS), ("tasks", self.tasks, TASKS),
+                                   ("lost", self.lost, LOST)):
+            rows.sort(key=lambda r: (r[0], r[1]))
+            cols = list(zip(*[r[2:] for r in rows])) if rows else [[] for _ in schema]
+            arrays = []
+            for f, vals in zip(schema, cols):
+                typ = f.type
+                if pa.types.is_dictionary(typ):
+                    arrays.append(pa.array(list(vals), pa.string()).dictionary_encode()
+                                  .cast(typ))
+                else:
+                    arrays.append(pa.array(list(vals), type=typ))
+            out[name] = pa.Table.from_arrays(arrays, schema=schema)
+        return out
+
+
+def _key(t):
+    return -1 if t is None else t
+
+
+def _s32(v):
+    if v is None:
+        return None
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def _trailer(rd: PerfData, ai, rec: bytes) -> dict | None:
+    """The sample_id_all trailer of a non-SAMPLE record, parsed for attr ``ai``."""
+    if ai is None:
+        return None
+    a = rd.attrs[ai]
+    n = a.trailer_len
+    if not n:
+        return {}
+    if n + 8 > len(rec):
+        return {}
+    p = len(rec) - n
+    st = a.sample_type
+    out = {}
+    if st & K.S_TID:
+        pid, tid = struct.unpack_from("<II", rec, p)
+        out["pid"], out["tid"] = _s32(pid), _s32(tid)
+        p += 8
+    if st & K.S_TIME:
+        out["time"] = struct.unpack_from("<q", rec, p)[0]
+        p += 8
+    if st & K.S_ID:
+        out["id"] = struct.unpack_from("<Q", rec, p)[0]
+        p += 8
+    if st & K.S_STREAM_ID:
+        out["stream_id"] = struct.unpack_from("<Q", rec, p)[0]
+        p += 8
+    if st & K.S_CPU:
+        out["cpu"] = _s32(struct.unpack_from("<I", rec, p)[0])
+        p += 8
+    if st & K.S_IDENTIFIER:
+        out["id"] = struct.unpack_from("<Q", rec, p)[0]
+        p += 8
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# chunked record streams (with zstd)
+# ----------------------------------------------------------------------------------------
+class _Chunk:
+    """Complete records in logical (decompressed) order."""
+
+    def __init__(self, path, buf, offs, types, sizes, fileoff, rounds_before, consumed):
+        self.path = path
+        self.buf = buf
+        self.buf64 = K.as_u64_view(buf)
+        self.offs = offs
+        self.types = types
+        self.sizes = sizes
+        self.fileoff = fileoff
+        self.rounds_before = rounds_before
+        cum = np.cumsum(types == 68)
+        self._cum = cum
+        self.rounds_end = rounds_before + (int(cum[-1]) if len(cum) else 0)
+        self.consumed = consumed
+
+    def round_idx(self, sel):
+        return self.rounds_before + self._cum[sel].astype(np.int64)
+
+
+def _aligned(n: int) -> np.ndarray:
+    return np.empty(max(n, 8), dtype=np.uint8)
+
+
+def _scan(path, buf, start, end, base_fileoff):
+    cap = (end - start) // 8 + 1
+    offs = np.empty(cap, np.int64)
+    types = np.empty(cap, np.uint32)
+    sizes = np.empty(cap, np.int64)
+    n, stop, err = K.scan_records(buf, start, end, offs, types, sizes)
+    if err == 1:
+        size = int(buf[stop + 6]) | int(buf[stop + 7]) << 8
+        raise TraceFormatError(path, f"record header size {size} is below 8 (corrupt record "
+                               "stream)", offset=base_fileoff + stop)
+    if err == 2:
+        raise TraceFormatError(path, "AUXTRACE record announces an impossible payload size",
+                               offset=base_fileoff + stop)
+    return offs[:n], types[:n], sizes[:n], stop
+
+
+def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk]:
+    path = src.path
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise TraceFormatError(path, f"cannot read: {e.strerror}") from None
+    with f:
+        fsize = os.fstat(f.fileno()).st_size
+        end = src.end if src.end is not None else fsize
+        if end > fsize:
+            raise TraceFormatError(path, f"data section ends at {end}, past the end of the "
+                                   f"file ({fsize} bytes)", offset=fsize)
+        f.seek(src.start)
+        pos = src.start                 # file offset of carry[0]
+        carry = np.zeros(0, np.uint8)
+        rounds = 0
+        z = _Zstd(path)
+        want = CHUNK_BYTES
+        while True:
+            remaining = end - pos - len(carry)
+            nread = min(want, remaining)
+            buf = _aligned(len(carry) + nread)
+            buf[:len(carry)] = carry
+            got = f.readinto(memoryview(buf)[len(carry):len(carry) + nread]) if nread > 0 else 0
+            filled = len(carry) + got
+            eof = got < nread or end - pos - filled == 0
+            offs, types, sizes, stop = _scan(path, buf, 0, filled, pos)
+            if len(offs) == 0 and not eof:
+                # a record larger than the buffer (tracing data / AUXTRACE payload)
+                hdr_size = int(buf[6]) | int(buf[7]) << 8 if filled >= 8 else 0
+                need = hdr_size
+                typ = int.from_bytes(buf[0:4].tobytes(), "little") if filled >= 8 else 0
+                if typ == 66 and filled >= 12:
+                    need += int.from_bytes(buf[8:12].tobytes(), "little")
+                elif typ == 71 and filled >= 16:
+                    need += int.from_bytes(buf[8:16].tobytes(), "little")
+                if pos + need > end:
+                    raise TraceFormatError(path, f"{RECORD_NAMES.get(typ, 'record')} of "
+                                           f"{need} bytes runs past the end of the data",
+                                           offset=pos)
+                if typ == 71:
+                    # skip the AUX payload without loading it
+                    st.count(np.array([71], np.uint32))
+                    pos += need
+                    f.seek(pos)
+                    carry = np.zeros(0, np.uint8)
+                    continue
+                want = max(want, need + 8)
+                carry = buf[:filled].copy()
+                continue
+            want = CHUNK_BYTES
+            if eof and stop < filled:
+                typ = int.from_bytes(buf[stop:stop + 4].tobytes(), "little") \
+                    if filled - stop >= 4 else None
+                raise TraceFormatError(path, "truncated record at the end of the data ("
+                                       f"{filled - stop} bytes left, "
+                                       f"type {typ if typ is not None else '?'})",
+                                       offset=pos + stop)
+            carry = buf[stop:filled].copy()
+            consumed = stop
+            comp = (types == 81) | (types == 83)
+            st.count(types)
+            if not comp.any():
+                ch = _Chunk(path, buf, offs, types, sizes, pos + offs.astype(np.uint64),
+                            rounds, consumed)
+                rounds = ch.rounds_end
+                yield ch
+            else:
+                for ch in _decompress_chunks(path, z, buf, offs, types, sizes, pos, rounds,
+                                             consumed, st):
+                    rounds = ch.rounds_end
+                    yield ch
+            pos += stop
+            if eof:
+                if z.carry_len():
+                    raise TraceFormatError(path, f"compressed stream ends inside a record "
+                                           f"({z.carry_len()} bytes left over)",
+                                           offset=z.last_offset)
+                return
+
+
+class _Zstd:
+    """One long-lived zstd stream (perf's COMPRESSED records of one file)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.d = None
+        self.carry = b""
+        self.last_offset = 0
+
+    def carry_len(self):
+        return len(self.carry)
+
+    def feed(self, payload: bytes, fileoff: int) -> bytes:
+        import zstandard
+        self.last_offset = fileoff
+        out = []
+        data = payload
+        try:
+            while data:
+                if self.d is None:
+                    self.d = zstandard.ZstdDecompressor().decompressobj()
+                out.append(self.d.decompress(data))
+                if getattr(self.d, "eof", False):
+                    data = getattr(self.d, "unused_data", b"")
+                    self.d = None
+                else:
+                    data = b""
+        except zstandard.ZstdError as e:
+            raise TraceFormatError(self.path, f"corrupt zstd data in COMPRESSED record: {e}",
+                                   offset=fileoff) from None
+        return b"".join(out)
+
+
+def _decompress_chunks(path, z: _Zstd, buf, offs, types, sizes, pos, rounds, consumed, st):
+    """Logical chunks for an outer chunk that holds COMPRESSED records: inner records
+    take the position (and file offset) of their container."""
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []   # (bytes, per-record fileoff)
+    piece_bytes = 0
+    n = len(offs)
+    i = 0
+
+    def flush():
+        nonlocal pieces, piece_bytes, rounds
+        if not pieces:
+            return None
+        total = sum(len(p[0]) for p in pieces)
+        lb = _aligned(total)
+        fo_parts = []
+        k = 0
+        for data, fo in pieces:
+            lb[k:k + len(data)] = data
+            k += len(data)
+            fo_parts.append(fo)
+        o, t, s, stop = _scan(path, lb, 0, total, 0)
+        if stop != total:
+            raise TraceFormatError(path, "record boundary lost in compressed data",
+                                   offset=int(fo_parts[0][0]) if len(fo_parts[0]) else pos)
+        fileoff = np.concatenate(fo_parts) if fo_parts else np.zeros(0, np.uint64)
+        ch = _Chunk(path, lb, o, t, s, fileoff, rounds, 0)
+        rounds = ch.rounds_end
+        pieces = []
+        piece_bytes = 0
+        return ch
+
+    while i < n:
+        typ = int(types[i])
+        if typ not in (81, 83):
+            j = i
+            while j < n and int(types[j]) not in (81, 83):
+                j += 1
+            a, b = int(offs[i]), int(offs[j - 1] + sizes[j - 1])
+            pieces.append((buf[a:b], pos + offs[i:j].astype(np.uint64)))
+            piece_bytes += b - a
+            i = j
+        else:
+            off = int(offs[i])
+            size = int(sizes[i])
+            fo = pos + off
+            if typ == 81:
+                payload = buf[off + 8:off + size].tobytes()
+            else:
+                if size < 16:
+                    raise TraceFormatError(path, "COMPRESSED2 record too short", offset=fo)
+                dsz = int.from_bytes(buf[off + 8:off + 16].tobytes(), "little")
+                if 16 + dsz > size:
+                    raise TraceFormatError(path, "COMPRESSED2 data size exceeds the record",
+                                           offset=fo)
+                payload = buf[off + 16:off + 16 + dsz].tobytes()
+            data = z.carry + z.feed(payload, fo)
+            arr = np.frombuffer(data, dtype=np.uint8)
+            ab = _aligned(len(arr))
+            ab[:len(arr)] = arr
+            o, t, s, stop = _scan(path, ab, 0, len(arr), 0)
+            z.carry = data[stop:]
+            if stop:
+                st.count(t)
+                pieces.append((ab[:stop], np.full(len(o), fo, dtype=np.uint64)))
+                piece_bytes += stop
+            i += 1
+        if piece_bytes >= CHUNK_BYTES:
+            ch = flush()
+            if ch is not None:
+                yield ch
+    ch = flush()
+    if ch is not None:
+        ch.consumed = consumed
+        yield ch
+
+
+# ----------------------------------------------------------------------------------------
+# progress
+# ----------------------------------------------------------------------------------------
+class _Progress:
+    def __init__(self, rd: PerfData, enabled: bool):
+        self.p = None
+        total = 0
+        for s in rd.sources:
+            try:
+                total += (s.end if s.end is not None else s.path.stat().st_size) - s.start
+            except OSError:
+                pass
+        if enabled and total > (64 << 20):
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                       TimeRemainingColumn, TransferSpeedColumn)
+            self.p = Progress(TextColumn("ingest {task.description}"), BarColumn(),
+                              DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+            self.p.start()
+            self.task = self.p.add_task(rd.path.name, total=total)
+
+    def advance(self, src, n):
+        if self.p is not None:
+            self.p.advance(self.task, n)
+
+    def close(self):
+        if self.p is not None:
+            self.p.stop()
+            self.p = None
+
+
+# ----------------------------------------------------------------------------------------
+# entry points
+# ----------------------------------------------------------------------------------------
+def open_perf_data(path: str | os.PathLike) -> PerfData:
+    """Open a perf.data file, pipe stream or ``--threads`` directory (see module doc).
+
+    Raises :class:`~tracedamon.errors.TraceFormatError` naming the file and byte
+    offset for malformed input.
+    """
+    p = Path(path)
+    if not p.exists():
+        from ..errors import InputError
+        raise InputError(f"{p}: no such file or directory")
+    return PerfData(p)
+
+
+def events_table(rd: PerfData, nr_samples=None) -> pa.Table:
+    from ..schema import EVENTS
+    evs = rd.events
+    for e in evs:
+        e["nr_samples"] = int(nr_samples[e["event_id"]]) if nr_samples is not None and \
+            e["event_id"] < len(nr_samples) else 0
+    return pa.Table.from_pylist(evs, schema=EVENTS)
+
+
+def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False, **opts):
+    """Decode ``path`` into ``writer`` (a TraceDirWriter): samples, events, mmaps,
+    tasks, lost tables and the header features in ``writer.meta``.
+
+    ``via_perf=True`` delegates to ``perf script``
+    (:func:`tracedamon.ingest.perf_script.ingest_via_perf`).
+    """
+    if via_perf:
+        from .perf_script import ingest_via_perf
+        return ingest_via_perf(path, writer, progress=progress)
+    rd = open_perf_data(path)
+    st = _PassState(rd, sideband=True)
+    pend: list[pa.Table] = []
+    rows = 0
+    for t, _tt in rd._sample_tables(st, progress=progress):
+        pend.append(t)
+        rows += t.num_rows
+        if rows >= WRITE_ROWS:
+            writer.write("samples", finish_samples(rd, pa.concat_tables(pend)))
+            pend, rows = [], 0
+    if pend:
+        writer.write("samples", finish_samples(rd, pa.concat_tables(pend)))
+    elif not writer.rows("samples"):
+        writer.write("samples", SAMPLES.empty_table())
+    writer.write("events", events_table(rd, st.nr_samples))
+    for name, t in st.sideband_tables().items():
+        writer.write(name, t)
+    meta = dict(rd.meta)
+    meta["unknown_record_ids"] = st.unknown_record_ids
+    writer.meta.update(meta)
+    if any(rd.event_name(a.index).startswith("damon:") for a in rd.attrs):
+        try:
+            from .damon_trace import add_regions_from_perf_data
+        except ImportError:
+            pass
+        else:
+            add_regions_from_perf_data(rd, writer)
+    return rd

@@ -1,0 +1,425 @@
+"""numba kernels that decode perf.data record streams held in a uint8 buffer.
+
+The reader (:mod:`tracedamon.ingest.perf_data`) loads many records at once into a
+byte buffer; these kernels
+
+* find the record boundaries (:func:`scan_records`),
+* map each PERF_RECORD_SAMPLE to its attr through its ID / IDENTIFIER
+  (:func:`sample_attrs`),
+* decode every sample field in the kernel's order into the columns of a
+  column-major ``uint64`` matrix (:func:`decode_samples`), with a cursor that
+  bounds-checks every variable-size field against ``header.size``,
+* gather callchains and RAW payloads into Arrow list / binary layouts.
+
+Records need not be 8-byte aligned (perf 6.1 writes unpadded COMPRESSED and pipe
+FEATURE records): loads go through :func:`_u64`, which uses an aligned load when
+it can and assembles bytes otherwise. Nothing here allocates per record.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+# PERF_SAMPLE_* bits
+S_IP = 1 << 0
+S_TID = 1 << 1
+S_TIME = 1 << 2
+S_ADDR = 1 << 3
+S_READ = 1 << 4
+S_CALLCHAIN = 1 << 5
+S_ID = 1 << 6
+S_CPU = 1 << 7
+S_PERIOD = 1 << 8
+S_STREAM_ID = 1 << 9
+S_RAW = 1 << 10
+S_BRANCH_STACK = 1 << 11
+S_REGS_USER = 1 << 12
+S_STACK_USER = 1 << 13
+S_WEIGHT = 1 << 14
+S_DATA_SRC = 1 << 15
+S_IDENTIFIER = 1 << 16
+S_TRANSACTION = 1 << 17
+S_REGS_INTR = 1 << 18
+S_PHYS_ADDR = 1 << 19
+S_AUX = 1 << 20
+S_CGROUP = 1 << 21
+S_DATA_PAGE_SIZE = 1 << 22
+S_CODE_PAGE_SIZE = 1 << 23
+S_WEIGHT_STRUCT = 1 << 24
+#: every bit whose sample layout this reader knows
+S_KNOWN = (1 << 25) - 1
+
+# read_format bits
+F_TOTAL_TIME_ENABLED = 1
+F_TOTAL_TIME_RUNNING = 2
+F_ID = 4
+F_GROUP = 8
+F_LOST = 16
+
+# columns of the decode matrix
+C_IP, C_TID, C_TIME, C_ADDR, C_ID, C_STREAM_ID, C_CPU, C_PERIOD = range(8)
+C_READ_OFF, C_READ_LEN, C_CC_OFF, C_CC_NR, C_RAW_OFF, C_RAW_LEN = range(8, 14)
+C_WEIGHT, C_DATA_SRC, C_TRANSACTION, C_PHYS_ADDR, C_CGROUP = range(14, 19)
+C_DATA_PAGE_SIZE, C_CODE_PAGE_SIZE = 19, 20
+NCOLS = 21
+
+# error codes of decode_samples (0 = fine)
+ERR_SHORT = 1        # a field runs past header.size
+ERR_READ = 2         # read_format group count impossible
+ERR_CALLCHAIN = 3
+ERR_RAW = 4
+ERR_BRANCH = 5
+ERR_REGS = 6
+ERR_STACK = 7
+ERR_AUX = 8
+ERR_TEXT = {
+    ERR_SHORT: "sample record shorter than its sample_type requires",
+    ERR_READ: "sample READ block larger than the record",
+    ERR_CALLCHAIN: "sample callchain larger than the record",
+    ERR_RAW: "sample RAW payload larger than the record",
+    ERR_BRANCH: "sample branch stack larger than the record",
+    ERR_REGS: "sample register block larger than the record",
+    ERR_STACK: "sample user stack larger than the record",
+    ERR_AUX: "sample AUX data larger than the record",
+}
+
+_jit = nb.njit(cache=True, nogil=True, boundscheck=False)
+
+
+@_jit
+def _u64(buf, buf64, p):
+    if (p & 7) == 0:
+        return buf64[p >> 3]
+    v = np.uint64(0)
+    for k in range(8):
+        v |= np.uint64(buf[p + k]) << np.uint64(8 * k)
+    return v
+
+
+@_jit
+def _u32(buf, p):
+    return (np.uint32(buf[p]) | (np.uint32(buf[p + 1]) << np.uint32(8))
+            | (np.uint32(buf[p + 2]) << np.uint32(16)) | (np.uint32(buf[p + 3]) << np.uint32(24)))
+
+
+@_jit
+def scan_records(buf, start, end, offs, types, sizes):
+    """Walk records in ``buf[start:end]``.
+
+    Returns ``(n, stop, err)``: ``n`` complete records were stored in
+    ``offs/types/sizes``; ``stop`` is where the walk stopped (the start of an
+    incomplete record, or ``end``); ``err`` is 1 when the record at ``stop`` has a
+    size below 8. HEADER_TRACING_DATA (66) and AUXTRACE (71) are followed by a
+    payload outside ``header.size``: their stored size includes it.
+    """
+    pos = start
+    n = 0
+    while pos + 8 <= end:
+        typ = _u32(buf, pos)
+        size = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
+        if size < 8:
+            return n, pos, 1
+        total = size
+        if typ == 66:
+            if pos + 12 > end:
+                break
+            total = size + np.int64(_u32(buf, pos + 8))
+        elif typ == 71:
+            if pos + 16 > end:
+                break
+            lo = np.int64(_u32(buf, pos + 8))
+            hi = np.int64(_u32(buf, pos + 12))
+            if hi != 0:
+                return n, pos, 2
+            total = size + lo
+        if pos + total > end:
+            break
+        offs[n] = pos
+        types[n] = typ
+        sizes[n] = total
+        n += 1
+        pos += total
+    return n, pos, 0
+
+
+@_jit
+def sample_attrs(buf, buf64, offs, sizes, id_off, ids_sorted, ids_attr, out):
+    """Attr index of each sample: the id at body offset ``id_off`` looked up in
+    ``ids_sorted``; -1 = unknown id, -2 = record too short to hold the id."""
+    nid = ids_sorted.shape[0]
+    for i in range(offs.shape[0]):
+        p = offs[i] + 8 + id_off
+        if id_off + 16 > sizes[i]:
+            out[i] = -2
+            continue
+        v = _u64(buf, buf64, p)
+        lo = 0
+        hi = nid
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ids_sorted[mid] < v:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < nid and ids_sorted[lo] == v:
+            out[i] = ids_attr[lo]
+        else:
+            out[i] = -1
+
+
+@_jit
+def _popcount(x):
+    c = 0
+    while x:
+        x &= x - np.uint64(1)
+        c += 1
+    return c
+
+
+@_jit
+def decode_samples(buf, buf64, offs, sizes, attr, st_a, rf_a, bhw_a, bcnt_a, nru_a, nri_a,
+                   out, err):
+    """Decode SAMPLE bodies into ``out`` (n × NCOLS, column-major uint64).
+
+    ``attr[i]`` selects the per-attr parameters (sample_type, read_format,
+    branch hw_idx flag, branch counters flag, popcounts of the user / interrupt
+    register masks); rows with ``attr < 0`` are skipped. Columns of fields an
+    attr did not record are left untouched. Offsets stored for variable fields
+    are buffer positions. ``err[i]`` receives an ERR_* code, 0 when fine.
+    """
+    for i in range(offs.shape[0]):
+        a = attr[i]
+        if a < 0:
+            continue
+        st = st_a[a]
+        p = offs[i] + 8
+        end = offs[i] + sizes[i]
+        e = 0
+        # fixed 8-byte slots
+        if st & S_IDENTIFIER:
+            if p + 8 > end:
+                err[i] = ERR_SHORT
+                continue
+            out[i, C_ID] = _u64(buf, buf64, p)
+            p += 8
+        nfix = _popcount(np.uint64(st & (S_IP | S_TID | S_TIME | S_ADDR | S_ID | S_STREAM_ID
+                                          | S_CPU | S_PERIOD)))
+        if p + 8 * nfix > end:
+            err[i] = ERR_SHORT
+            continue
+        if st & S_IP:
+            out[i, C_IP] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_TID:
+            out[i, C_TID] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_TIME:
+            out[i, C_TIME] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_ADDR:
+            out[i, C_ADDR] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_ID:
+            out[i, C_ID] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_STREAM_ID:
+            out[i, C_STREAM_ID] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_CPU:
+            out[i, C_CPU] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_PERIOD:
+            out[i, C_PERIOD] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_READ:
+            rf = rf_a[a]
+            per = 1 + ((rf & F_ID) != 0) + ((rf & F_LOST) != 0)
+            hdr = ((rf & F_TOTAL_TIME_ENABLED) != 0) + ((rf & F_TOTAL_TIME_RUNNING) != 0)
+            if rf & F_GROUP:
+                if p + 8 > end:
+                    err[i] = ERR_READ
+                    continue
+                nr = _u64(buf, buf64, p)
+                if nr > np.uint64((end - p) // 8):
+                    err[i] = ERR_READ
+                    continue
+                ln = 8 * (1 + hdr + per * np.int64(nr))
+            else:
+                ln = 8 * (hdr + per)
+            if p + ln > end:
+                err[i] = ERR_READ
+                continue
+            out[i, C_READ_OFF] = p
+            out[i, C_READ_LEN] = ln
+            p += ln
+        if st & S_CALLCHAIN:
+            if p + 8 > end:
+                err[i] = ERR_CALLCHAIN
+                continue
+            nr = _u64(buf, buf64, p)
+            if nr > np.uint64((end - p - 8) // 8):
+                err[i] = ERR_CALLCHAIN
+                continue
+            out[i, C_CC_OFF] = p + 8
+            out[i, C_CC_NR] = nr
+            p += 8 + 8 * np.int64(nr)
+        if st & S_RAW:
+            if p + 4 > end:
+                err[i] = ERR_RAW
+                continue
+            sz = np.int64(_u32(buf, p))
+            if p + 4 + sz > end:
+                err[i] = ERR_RAW
+                continue
+            out[i, C_RAW_OFF] = p + 4
+            out[i, C_RAW_LEN] = sz
+            p += 4 + sz
+        if st & S_BRANCH_STACK:
+            if p + 8 > end:
+                err[i] = ERR_BRANCH
+                continue
+            nr = _u64(buf, buf64, p)
+            if nr > np.uint64((end - p) // 24):
+                err[i] = ERR_BRANCH
+                continue
+            ln = 8 + 8 * bhw_a[a] + 24 * np.int64(nr) + 8 * bcnt_a[a] * np.int64(nr)
+            if p + ln > end:
+                err[i] = ERR_BRANCH
+                continue
+            p += ln
+        if st & S_REGS_USER:
+            if p + 8 > end:
+                err[i] = ERR_REGS
+                continue
+            abi = _u64(buf, buf64, p)
+            p += 8
+            if abi != 0:
+                p += 8 * nru_a[a]
+            if p > end:
+                err[i] = ERR_REGS
+                continue
+        if st & S_STACK_USER:
+            if p + 8 > end:
+                err[i] = ERR_STACK
+                continue
+            sz = _u64(buf, buf64, p)
+            p += 8
+            if sz != 0:
+                if sz > np.uint64(end - p):
+                    err[i] = ERR_STACK
+                    continue
+                p += np.int64(sz) + 8
+            if p > end:
+                err[i] = ERR_STACK
+                continue
+        # fixed slots after the variable part
+        if st & (S_WEIGHT | S_WEIGHT_STRUCT):
+            if p + 8 > end:
+                err[i] = ERR_SHORT
+                continue
+            out[i, C_WEIGHT] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_DATA_SRC:
+            if p + 8 > end:
+                err[i] = ERR_SHORT
+                continue
+            out[i, C_DATA_SRC] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_TRANSACTION:
+            if p + 8 > end:
+                err[i] = ERR_SHORT
+                continue
+            out[i, C_TRANSACTION] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_REGS_INTR:
+            if p + 8 > end:
+                err[i] = ERR_REGS
+                continue
+            abi = _u64(buf, buf64, p)
+            p += 8
+            if abi != 0:
+                p += 8 * nri_a[a]
+            if p > end:
+                err[i] = ERR_REGS
+                continue
+        if st & S_PHYS_ADDR:
+            if p + 8 > end:
+                err[i] = ERR_SHORT
+                continue
+            out[i, C_PHYS_ADDR] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_CGROUP:
+            if p + 8 > end:
+                err[i] = ERR_SHORT
+                continue
+            out[i, C_CGROUP] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_DATA_PAGE_SIZE:
+            if p + 8 > end:
+                err[i] = ERR_SHORT
+                continue
+            out[i, C_DATA_PAGE_SIZE] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_CODE_PAGE_SIZE:
+            if p + 8 > end:
+                err[i] = ERR_SHORT
+                continue
+            out[i, C_CODE_PAGE_SIZE] = _u64(buf, buf64, p)
+            p += 8
+        if st & S_AUX:
+            if p + 8 > end:
+                err[i] = ERR_AUX
+                continue
+            sz = _u64(buf, buf64, p)
+            p += 8
+            if sz > np.uint64(end - p):
+                err[i] = ERR_AUX
+                continue
+            p += np.int64(sz)
+        err[i] = e
+
+
+@_jit
+def gather_u64_lists(buf, buf64, off, nr, valid, list_offsets, values):
+    """Copy ``nr[i]`` u64 values from ``off[i]`` for valid rows into ``values``;
+    ``list_offsets`` (int32, n+1) receives the Arrow list offsets."""
+    k = 0
+    for i in range(off.shape[0]):
+        list_offsets[i] = k
+        if valid[i]:
+            p = off[i]
+            for j in range(nr[i]):
+                values[k] = _u64(buf, buf64, p + 8 * j)
+                k += 1
+    list_offsets[off.shape[0]] = k
+
+
+@_jit
+def gather_bytes(buf, off, ln, valid, bin_offsets, data):
+    """Arrow binary layout of the byte ranges ``buf[off[i]:off[i]+ln[i]]``."""
+    k = 0
+    for i in range(off.shape[0]):
+        bin_offsets[i] = k
+        if valid[i]:
+            p = off[i]
+            for j in range(ln[i]):
+                data[k] = buf[p + j]
+                k += 1
+    bin_offsets[off.shape[0]] = k
+
+
+@_jit
+def gather_u16(buf, offs, delta, out):
+    for i in range(offs.shape[0]):
+        p = offs[i] + delta
+        out[i] = np.uint16(buf[p]) | (np.uint16(buf[p + 1]) << np.uint16(8))
+
+
+def as_u64_view(buf: np.ndarray) -> np.ndarray:
+    """A uint64 view of the 8-aligned whole words of ``buf`` (numpy allocations are
+    aligned; the tail beyond the last whole word is read through the byte path)."""
+    n = len(buf) // 8
+    base = buf.ctypes.data
+    if base % 8:
+        return np.zeros(0, dtype=np.uint64)
+    return buf[: n * 8].view(np.uint64)
