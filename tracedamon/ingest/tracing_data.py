@@ -173,7 +173,12 @@ def parse_tracing_data(blob: bytes, *, path=None, base_offset: int = 0) -> Traci
                               offset=base_offset + start)
             if ev is not None:
                 events[ev.full_name] = ev
-    # kallsyms, printk formats and saved cmdlines follow; tracedamon needs none of them.
+    # kallsyms, printk formats and saved cmdlines follow; tracedamon needs none of them,
+    # but their sizes are checked so that a truncated blob is reported, not half-read.
+    c.sized_text(4, "kallsyms")
+    c.sized_text(4, "printk formats")
+    if version == "0.6":
+        c.sized_text(8, "saved cmdlines")
     return TracingData(version=version, big_endian=big, long_size=long_size,
                        page_size=page_size, events=events, header_page=header_page,
                        header_event=header_event)
