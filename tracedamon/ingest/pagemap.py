@@ -610,9 +610,13 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
                     except ProcessExited as e:
                         if k == 0:
                             raise CaptureError(f"{e}: nothing captured") from None
-                        warnings.warn(CaptureWarning(f"{e}; kept {k} snapshot(s)"))
+                        # a command ending on its own is the expected end of its capture
+                        if proc is None or count is not None or duration_ns is not None:
+                            warnings.warn(CaptureWarning(f"{e}; kept {k} snapshot(s)"))
                         stopped_by = "exit"
                         break
+                    if k == 0:               # the grid is anchored at the first snapshot
+                        t0 = snap.info["t_begin_ns"]
                     w.write("maps", snap.maps)
                     w.write("pagemap", snap.pagemap)
                     snaps_meta.append(snap.info)
@@ -630,6 +634,9 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
                         break
                     if _wait(nxt, proc, pidfd):
                         stopped_by = "exit"
+                        if proc is None or count is not None or duration_ns is not None:
+                            warnings.warn(CaptureWarning(
+                                f"pid {pid}: process exited; kept {k} snapshot(s)"))
                         break
             except KeyboardInterrupt:
                 if k == 0:

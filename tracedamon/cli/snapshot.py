@@ -1,0 +1,71 @@
+"""`tracedamon snapshot`: capture /proc/PID/maps and /proc/PID/pagemap over time."""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+_HELP = """Snapshot a process's page tables (/proc/PID/maps + /proc/PID/pagemap) into a
+trace directory (tables maps and pagemap), every --interval until --count
+snapshots, --duration, the process's exit or Ctrl-C. What was captured is
+kept when the process exits midway.
+
+Physical frames are only recorded as root (CAP_SYS_ADMIN); otherwise the
+kernel reports them as 0 and only presence and flags are kept. Times are
+CLOCK_MONOTONIC: record perf with `-k CLOCK_MONOTONIC` so its samples share
+the clock (perf's default clock differs by about a millisecond).
+
+\b
+Examples:
+  tracedamon snapshot --pid 1234 --interval 1s --count 60 -o app.pagemap.td
+  tracedamon snapshot --interval 500ms -o run.td -- ./workload 512 32
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("snapshot", help=_HELP,
+                 context_settings={"allow_interspersed_args": False})
+    def snapshot_cmd(
+        command: Optional[List[str]] = typer.Argument(
+            None, help="command to start and snapshot until it exits (after --)"),
+        out: Path = typer.Option(..., "-o", "--output", help="trace directory to write"),
+        pid: Optional[int] = typer.Option(None, "--pid", "-p", help="process to snapshot"),
+        interval: str = typer.Option("1s", "--interval", "-i",
+                                     help="time between snapshots (e.g. 1s, 250ms)"),
+        count: Optional[int] = typer.Option(None, "--count", "-n",
+                                            help="stop after this many snapshots"),
+        duration: Optional[str] = typer.Option(None, "--duration", "-d",
+                                               help="stop after this long (e.g. 60s, 2m)"),
+        no_kpageflags: bool = typer.Option(False, "--no-kpageflags",
+                                           help="do not read /proc/kpageflags (THP flags)"),
+        force: bool = typer.Option(False, "--force", help="replace an existing output"),
+    ) -> None:
+        from ..errors import InputError
+        from ..ingest.pagemap import CaptureWarning, capture
+        if (pid is None) == (not command):
+            raise InputError("give --pid PID or a command after -- (not both)")
+        if count is not None and duration is not None:
+            raise InputError("give --count or --duration, not both")
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, CaptureWarning):
+                print(f"tracedamon: warning: {message}", file=sys.stderr)
+            else:
+                print(warnings.formatwarning(message, category, filename, lineno, line),
+                      file=sys.stderr, end="")
+        old = warnings.showwarning
+        warnings.showwarning = show
+        try:
+            res = capture(out, pid=pid, cmd=command or None, interval=interval, count=count,
+                          duration=duration, force=force, kpageflags=not no_kpageflags,
+                          progress=sys.stderr.isatty())
+        finally:
+            warnings.showwarning = old
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        typer.echo(f"wrote {res.path}: {res.snapshots} snapshot(s), stopped by {res.stopped_by}"
+                   + (f", command exit status {res.exit_code}"
+                      if res.exit_code is not None else ""))
