@@ -1,0 +1,42 @@
+"""fvaddr operations: fixed virtual address ranges of a process (``--range``).
+
+The kernel's fvaddr is vaddr without the init and update hooks: the regions are
+the user's ranges, installed once with ``damon_set_regions``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import ConfigError
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``START-END`` with decimal or 0x-hex numbers → (start, end), end exclusive."""
+    parts = str(text).strip().split("-")
+    if len(parts) != 2:
+        raise ConfigError(f"range {text!r}: expected START-END (decimal or 0x-hex)")
+    try:
+        s, e = (int(p.strip(), 0) for p in parts)
+    except ValueError:
+        raise ConfigError(f"range {text!r}: START and END must be decimal or 0x-hex "
+                          "integers") from None
+    if s < 0 or e <= s:
+        raise ConfigError(f"range {text!r}: END must be greater than START")
+    if e >= 1 << 63:
+        raise ConfigError(f"range {text!r}: addresses must be below 2**63")
+    return s, e
+
+
+def normalize_ranges(ranges) -> np.ndarray:
+    """Sorted (k, 2) int64 array; overlapping ranges are refused like the kernel does."""
+    rs = []
+    for r in ranges:
+        rs.append(parse_range(r) if isinstance(r, str) else (int(r[0]), int(r[1])))
+    for s, e in rs:
+        if s < 0 or e <= s:
+            raise ConfigError(f"range {s:#x}-{e:#x}: END must be greater than START")
+    rs.sort()
+    for (s1, e1), (s2, e2) in zip(rs, rs[1:]):
+        if s2 < e1:
+            raise ConfigError(f"ranges {s1:#x}-{e1:#x} and {s2:#x}-{e2:#x} overlap")
+    return np.array(rs, dtype=np.int64).reshape(-1, 2)

@@ -1,0 +1,112 @@
+"""vaddr operations: targets are processes; regions follow their mappings.
+
+The kernel builds a vaddr target's initial regions from its VMA list by the
+"three regions" rule (spec §10.1): the two biggest gaps between mappings are
+cut out (they are huge and never accessed), the three remaining address ranges
+are monitored.  It re-reads the VMA list every ops-update interval and fits the
+regions to the new three regions (``damon_set_regions``).
+
+Offline, the VMA list at time ``t`` comes from the trace directory:
+
+* the ``maps`` table (``/proc/PID/maps`` snapshots, exact) when it holds rows of
+  the pid: the latest snapshot at or before ``t`` (the first one before that);
+* else the ``mmaps`` table (perf's MMAP/MMAP2 records): every mapping recorded
+  at or before ``t``, united.  perf records no munmap, so mappings never go away
+  in this model (spec §15.2).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import PAGE_SIZE
+
+
+def three_regions(vmas: np.ndarray, align: int = PAGE_SIZE) -> np.ndarray | None:
+    """The three regions of a sorted, non-overlapping (k, 2) VMA array, or None.
+
+    None when there are fewer than two non-empty gaps (spec §10.1: the target then
+    keeps zero regions at init, and is left unchanged at an update).
+    """
+    vmas = np.asarray(vmas, dtype=np.int64).reshape(-1, 2)
+    if len(vmas) < 3:
+        return None
+    g1 = (0, 0)
+    g2 = (0, 0)
+    for i in range(1, len(vmas)):
+        ps, pe = int(vmas[i - 1][1]), int(vmas[i][0])
+        gap = pe - ps
+        if gap > g1[1] - g1[0]:
+            g2 = g1
+            g1 = (ps, pe)
+        elif gap > g2[1] - g2[0]:
+            g2 = (ps, pe)
+    if g1[1] - g1[0] == 0 or g2[1] - g2[0] == 0:
+        return None
+    lo, hi = sorted([g1, g2])
+    first, last = int(vmas[0][0]), int(vmas[-1][1])
+
+    def up(x):
+        return (x + align - 1) // align * align
+
+    out = [(up(first), up(lo[0])), (up(lo[1]), up(hi[0])), (up(hi[1]), up(last))]
+    return np.array(out, dtype=np.int64)
+
+
+def union(intervals: np.ndarray) -> np.ndarray:
+    """Sorted union of (k, 2) half-open intervals (touching ones stay separate VMAs
+    only when they do not overlap; a gap of 0 never matters to three regions)."""
+    iv = np.asarray(intervals, dtype=np.int64).reshape(-1, 2)
+    iv = iv[iv[:, 1] > iv[:, 0]]
+    if len(iv) == 0:
+        return iv
+    iv = iv[np.argsort(iv[:, 0], kind="stable")]
+    out = [list(iv[0])]
+    for s, e in iv[1:]:
+        if s < out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return np.array(out, dtype=np.int64)
+
+
+class VmaTimeline:
+    """The VMA list of one process over time, from ``maps`` or ``mmaps`` rows."""
+
+    def __init__(self, pid: int, mmaps=None, maps=None):
+        self.pid = pid
+        self.source = "none"
+        self._snap_times = np.zeros(0, np.int64)
+        self._snaps: list[np.ndarray] = []
+        if maps is not None and len(maps):
+            m = maps[maps["pid"] == pid]
+            if len(m):
+                self.source = "maps"
+                for snap, g in m.groupby("snapshot", sort=True):
+                    self._snaps.append(union(g[["start", "end"]].to_numpy(np.int64)))
+                    self._snap_times = np.append(self._snap_times, int(g["time_ns"].min()))
+                order = np.argsort(self._snap_times, kind="stable")
+                self._snap_times = self._snap_times[order]
+                self._snaps = [self._snaps[i] for i in order]
+                return
+        if mmaps is not None and len(mmaps):
+            m = mmaps[(mmaps["pid"] == pid)]
+            if len(m):
+                self.source = "mmaps"
+                t = m["time_ns"].fillna(0).to_numpy(np.int64)
+                order = np.argsort(t, kind="stable")
+                self._mt = t[order]
+                st = m["start"].to_numpy(np.uint64)[order].astype(np.int64)
+                ln = m["length"].to_numpy(np.uint64)[order].astype(np.int64)
+                self._mv = np.stack([st, st + ln], axis=1)
+
+    def vmas_at(self, t: int) -> np.ndarray:
+        if self.source == "maps":
+            i = int(np.searchsorted(self._snap_times, t, side="right")) - 1
+            return self._snaps[max(i, 0)]
+        if self.source == "mmaps":
+            k = int(np.searchsorted(self._mt, t, side="right"))
+            return union(self._mv[:k])
+        return np.zeros((0, 2), np.int64)
+
+    def ranges_at(self, t: int) -> np.ndarray | None:
+        return three_regions(self.vmas_at(t))

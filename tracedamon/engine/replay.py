@@ -1,0 +1,329 @@
+"""Replay: a trace directory's samples → the region history DAMON would have produced.
+
+``tracedamon.replay(trace_dir_or_samples, **options)`` is the notebook entry
+point; ``tracedamon replay`` is a thin layer over it.  This module does the
+I/O and the bookkeeping (reading tables, choosing targets and the access
+source, the time grid, the output's metadata); the monitor itself is
+:mod:`tracedamon.engine.core` (and :mod:`tracedamon.engine.fixed` for
+fixed-granularity replays).
+
+Time grid.  Sample interval ``k`` covers ``[t0 + k*S, t0 + (k+1)*S)`` where
+``t0`` is ``start_ns`` or else the time of the first sample in the trace (any
+pid, any event); aggregation ``n`` covers sample intervals ``[n*N, (n+1)*N)``
+with ``N = aggr_us // sample_us``; only complete aggregations are emitted and
+the replay ends with the interval of the trace's last sample.  A snapshot's
+``time_ns`` is the end of its aggregation.  (With intervals auto-tuning the
+interval length changes at tuning points; the grid continues from there.)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .. import __version__
+from ..errors import ConfigError, InputError
+from ..schema import REGIONS
+from .access import ACCESS, physical_samples, select, translated_samples, virtual_samples
+from .config import MonitorConfig
+from .core import AccessSamples, History, Monitor, Target
+from .ops.fvaddr import normalize_ranges
+from .ops.paddr import default_range
+from .ops.vaddr import VmaTimeline
+from .rng import GENERATOR
+
+OPS = ("vaddr", "fvaddr", "paddr")
+SAMPLE_COLUMNS = ["time_ns", "pid", "event", "addr", "phys_addr"]
+DEFAULT_OUTPUT = "replay.parquet"
+
+
+class RegionHistory:
+    """The region snapshots of one replay (REGIONS schema) and how they were made.
+
+    ``.df`` / ``.to_pandas()`` give a pandas DataFrame, ``.table`` the Arrow table,
+    ``.to_parquet(path)`` writes it atomically with the metadata (config, seed,
+    input provenance) in the file's key-value metadata, ``.metadata`` is that dict.
+    """
+
+    def __init__(self, table: pa.Table, metadata: dict):
+        self.table = table
+        self.metadata = metadata
+        self._df = None
+
+    @property
+    def df(self):
+        if self._df is None:
+            self._df = self.table.to_pandas()
+        return self._df
+
+    def to_pandas(self):
+        return self.table.to_pandas()
+
+    def to_parquet(self, path: str | os.PathLike) -> Path:
+        from ..ingest.writer import write_table_atomic
+        return write_table_atomic(self.table, path, metadata={"replay": self.metadata})
+
+    @property
+    def n_snapshots(self) -> int:
+        return int(self.metadata.get("snapshots", 0))
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __repr__(self) -> str:
+        return (f"<RegionHistory {self.n_snapshots} snapshots, {self.table.num_rows} region rows, "
+                f"ops={self.metadata.get('ops')} access={self.metadata.get('access')}>")
+
+    def hottest(self, n: int = 5):
+        """The ``n`` regions (target, start, end) with the most accesses over all snapshots."""
+        df = self.df
+        if df.empty:
+            return df.head(0)
+        g = df.groupby(["target", "start", "end"], sort=False).agg(
+            snapshots=("snapshot", "size"), total_accesses=("nr_accesses", "sum"),
+            mean_accesses=("nr_accesses", "mean"), max_age=("age", "max"))
+        g = g.reset_index().sort_values(["total_accesses", "start"], ascending=[False, True])
+        return g.head(n)
+
+    def summary(self, n: int = 5) -> str:
+        m = self.metadata
+        lines = [f"replay: ops={m['ops']} access={m['access']} targets={len(m['targets'])} "
+                 f"seed={m['config']['seed']}",
+                 f"snapshots: {self.n_snapshots}   region rows: {self.table.num_rows}"
+                 + ("   (only regions with accesses)" if m.get("accessed_only") else ""),
+                 f"samples used: {m['samples_used']}   max nr_accesses per aggregation: "
+                 f"{m['config']['aggr_us'] // m['config']['sample_us']}"]
+        for w in m.get("warnings", []):
+            lines.append(f"warning: {w}")
+        hot = self.hottest(n)
+        if len(hot):
+            lines.append(f"hottest regions (by total nr_accesses over all snapshots):")
+            for r in hot.itertuples():
+                lines.append(f"  target {r.target}  {int(r.start):#x}-{int(r.end):#x} "
+                             f"({(int(r.end) - int(r.start)) // 1024} KiB)  "
+                             f"mean nr_accesses {r.mean_accesses:.1f} in {r.snapshots} snapshots")
+        return "\n".join(lines)
+
+
+def _as_table(obj) -> pa.Table | None:
+    if obj is None:
+        return None
+    if isinstance(obj, pa.Table):
+        return obj
+    import pandas as pd
+    if isinstance(obj, pd.DataFrame):
+        return pa.Table.from_pandas(obj, preserve_index=False)
+    if isinstance(obj, dict):
+        return pa.table(obj)
+    raise InputError(f"cannot use a {type(obj).__name__} as a table")
+
+
+def _load(source, mmaps, maps, pagemap_table):
+    """(samples table, mmaps df, maps df, pagemap df|None, trace meta, provenance)."""
+    from ..trace import Trace, open_trace
+    if isinstance(source, (str, os.PathLike, Trace)):
+        tr = source if isinstance(source, Trace) else open_trace(source)
+        if not tr.has("samples"):
+            raise InputError(f"{tr.path}: has no samples table (ingest a perf.data first)")
+        samples = tr.table("samples")
+        missing = [c for c in SAMPLE_COLUMNS if c not in samples.column_names]
+        if missing:
+            raise InputError(f"{tr.file('samples')}: lacks column(s) {', '.join(missing)}")
+        samples = samples.select(SAMPLE_COLUMNS)
+        mm = tr.df("mmaps") if mmaps is None else _as_table(mmaps).to_pandas()
+        mp = (tr.df("maps") if tr.has("maps") else None) if maps is None \
+            else _as_table(maps).to_pandas()
+        pm = tr.df("pagemap") if tr.has("pagemap") else None
+        from ..ingest.writer import file_provenance
+        prov = {"trace": str(tr.path), "inputs": tr.meta.get("inputs"),
+                "samples": file_provenance(tr.file("samples"))}
+        meta = tr.meta
+    else:
+        samples = _as_table(source)
+        if samples is None:
+            raise InputError("no samples given")
+        for c in SAMPLE_COLUMNS:
+            if c not in samples.column_names:
+                if c in ("time_ns", "addr", "phys_addr"):
+                    if c == "time_ns":
+                        raise InputError("the samples table has no time_ns column")
+                    samples = samples.append_column(c, pa.nulls(samples.num_rows, pa.uint64()))
+                elif c == "pid":
+                    samples = samples.append_column(c, pa.nulls(samples.num_rows, pa.int32()))
+                else:
+                    samples = samples.append_column(
+                        c, pa.array(["sample"] * samples.num_rows, pa.string()))
+        samples = samples.select(SAMPLE_COLUMNS)
+        mm = _as_table(mmaps).to_pandas() if mmaps is not None else None
+        mp = _as_table(maps).to_pandas() if maps is not None else None
+        pm = None
+        prov = {"samples": "in-memory table", "rows": samples.num_rows}
+        meta = {}
+    if pagemap_table is not None:
+        pm = pagemap_table
+    return samples, mm, mp, pm, meta, prov
+
+
+def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = "perf",
+           events=None, pagemap=None, start_ns: int | None = None, accessed_only: bool = False,
+           mmaps=None, maps=None, config: MonitorConfig | None = None, fixed_engine: bool = True,
+           progress=None, **params) -> RegionHistory:
+    """Run the DAMON monitor over recorded samples and return the region history.
+
+    Parameters
+    ----------
+    source : trace directory path (or ``Trace``), or a samples table (Arrow table,
+        pandas DataFrame or dict of columns: time_ns, pid, event, addr, phys_addr)
+    ops : "vaddr" (targets are pids; regions follow their mappings), "fvaddr"
+        (fixed ``ranges``, optionally of given ``pids``) or "paddr" (physical memory)
+    pids : list of pids (vaddr default: the process with the most samples)
+    ranges : list of "START-END" strings or (start, end) pairs (fvaddr, paddr)
+    access : "perf", "perf-phys" or "abit"
+    events : event names whose samples count (default: all; several are OR'ed)
+    pagemap : a trace directory (or pagemap DataFrame) with pagemap snapshots, for
+        perf-phys with vaddr/fvaddr (default: the trace's own pagemap table)
+    start_ns : t0 of the time grid (default: the first sample of the trace)
+    accessed_only : write only regions with nr_accesses > 0
+    config : a MonitorConfig; or give its fields as keyword arguments
+        (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
+        max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
+        min_nr_regions_mode="legacy", goal_*, fix_*)
+    """
+    if config is None:
+        config = MonitorConfig(**params)
+    elif params:
+        config = config.replace(**params)
+    if ops not in OPS:
+        raise ConfigError(f"--ops must be one of {', '.join(OPS)}, not {ops!r}")
+    if access not in ACCESS:
+        raise ConfigError(f"--access must be one of {', '.join(ACCESS)}, not {access!r}")
+    pids = [int(p) for p in (pids or [])]
+    pm_in = None
+    if pagemap is not None and not isinstance(pagemap, (str, os.PathLike)):
+        pm_in = _as_table(pagemap).to_pandas()
+    samples_all, mm, mp, pm, meta, prov = _load(source, mmaps, maps, pm_in)
+    if pagemap is not None and isinstance(pagemap, (str, os.PathLike)):
+        from ..trace import open_trace
+        ptr = open_trace(pagemap)
+        if not ptr.has("pagemap"):
+            raise InputError(f"{pagemap}: has no pagemap table")
+        pm = ptr.df("pagemap")
+    times_all = samples_all.column("time_ns").drop_null().to_numpy()
+    if times_all.size == 0:
+        raise InputError("the trace has no timed samples to replay")
+    t0 = int(times_all.min()) if start_ns is None else int(start_ns)
+    t_last = int(times_all.max())
+    samples, chosen = select(samples_all, list(events or []))
+    warnings: list[str] = []
+    target_meta: list[dict] = []
+    physical = ops == "paddr"
+
+    # -- targets ---------------------------------------------------------------------
+    if ops == "paddr":
+        if pids:
+            raise ConfigError("--pid does not apply to paddr (physical memory has no process)")
+        if access == "perf":
+            raise ConfigError("paddr needs physical addresses: use --access perf-phys or abit")
+        pt, pa_ = physical_samples(samples)
+        if ranges:
+            rg, rsrc = normalize_ranges(ranges), "--range"
+        else:
+            rg, rsrc = default_range(meta, pa_)
+        targets = [Target(lambda t, rg=rg: rg, pid=None)]
+        target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
+        s_time, s_tgt, s_addr = pt, np.zeros(pt.size, np.int64), pa_
+    else:
+        if ops == "fvaddr":
+            if not ranges:
+                raise ConfigError("fvaddr needs at least one --range START-END")
+            rg = normalize_ranges(ranges)
+            tpids: list[int | None] = list(pids) if pids else [None]
+            targets = [Target(lambda t, rg=rg: rg, pid=p) for p in tpids]
+            for i, p in enumerate(tpids):
+                target_meta.append({"target": i, "pid": p, "ranges": rg.tolist(),
+                                    "ranges_source": "--range"})
+        else:
+            if ranges:
+                raise ConfigError("--range applies to fvaddr and paddr; vaddr follows the "
+                                  "process's mappings (use --ops fvaddr for fixed ranges)")
+            if not pids:
+                pcol = samples.column("pid").drop_null().to_numpy()
+                if pcol.size == 0:
+                    raise InputError("no sample carries a pid; give --pid")
+                vals, counts = np.unique(pcol, return_counts=True)
+                pids = [int(vals[np.argmax(counts)])]
+                warnings.append(f"no --pid given: monitoring pid {pids[0]}, the process with "
+                                "the most samples")
+            tpids = list(pids)
+            targets = []
+            for i, p in enumerate(tpids):
+                tl = VmaTimeline(p, mm, mp)
+                targets.append(Target(tl.ranges_at, pid=p, dynamic=True, three_regions=True))
+                r0 = tl.ranges_at(t0)
+                target_meta.append({"target": i, "pid": p, "vma_source": tl.source,
+                                    "initial_ranges": None if r0 is None else r0.tolist()})
+                if r0 is None:
+                    warnings.append(f"pid {p}: no three regions at replay start (mappings "
+                                    f"known then: {len(tl.vmas_at(t0))}); the target has no "
+                                    "regions until an ops update finds them")
+        if access == "perf-phys":
+            if pm is None or len(pm) == 0:
+                raise InputError("perf-phys with vaddr/fvaddr needs pagemap snapshots: give "
+                                 "--pagemap DIR or ingest them into the trace directory")
+            from .translate import Translator
+            tr = Translator.from_tables(pm)
+            s_time, s_tgt, s_addr, untranslated = translated_samples(samples, tpids, tr)
+            if untranslated:
+                warnings.append(f"{untranslated} samples' physical addresses did not translate")
+        else:
+            s_time, s_tgt, s_addr = virtual_samples(samples, tpids)
+    keep = s_tgt >= 0
+    acc = AccessSamples(s_time[keep], s_tgt[keep], s_addr[keep])
+    used = int(((acc.time_ns >= t0)).sum())
+
+    # -- run -------------------------------------------------------------------------
+    use_fixed = (fixed_engine and config.fixed_granularity and access != "abit"
+                 and not config.tuning)
+    if use_fixed:
+        from .fixed import FixedMonitor
+        mon = FixedMonitor(config, targets)
+    else:
+        mon = Monitor(config, targets, access="abit" if access == "abit" else "perf",
+                      physical=physical)
+    hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress)
+    table = history_table(hist, [t.pid for t in targets])
+    metadata = {
+        "engine": f"tracedamon {__version__}",
+        "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
+        "config": config.to_dict(), "generator": GENERATOR, "seed": config.seed,
+        "ops": ops, "access": access, "events": chosen, "targets": target_meta,
+        "t0_ns": t0, "t0_source": "--start" if start_ns is not None else "first sample",
+        "t_last_ns": t_last, "snapshots": hist.n_snapshots, "samples_used": used,
+        "accessed_only": bool(accessed_only),
+        "rows": "regions with nr_accesses > 0 only" if accessed_only else "every region",
+        "folio_model": "4 KiB pages", "tune_events": [list(map(int, e)) for e in hist.tune_events],
+        "input": prov, "warnings": warnings,
+    }
+    return RegionHistory(table, metadata)
+
+
+def history_table(h: History, pids: list[int | None]) -> pa.Table:
+    """A REGIONS Arrow table from the engine's column arrays."""
+    n = h.start.size
+    pid_by_target = np.array([-1 if p is None else p for p in pids] or [-1], np.int64)
+    pid = pid_by_target[h.target] if n else np.zeros(0, np.int64)
+    cols = {
+        "run": pa.array(np.zeros(n, np.int32)),
+        "snapshot": pa.array(h.snapshot.astype(np.int64)),
+        "time_ns": pa.array(h.time_ns.astype(np.int64)),
+        "target": pa.array(h.target.astype(np.int32)),
+        "pid": pa.array(pid.astype(np.int32), mask=pid < 0),
+        "start": pa.array(h.start.astype(np.uint64)),
+        "end": pa.array(h.end.astype(np.uint64)),
+        "nr_accesses": pa.array(h.nr_accesses.astype(np.uint32)),
+        "age": pa.array(h.age.astype(np.uint32)),
+        "nr_accesses_bp": pa.array(h.nr_accesses_bp.astype(np.uint32)),
+    }
+    return pa.table(cols, schema=REGIONS)
