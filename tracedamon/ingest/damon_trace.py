@@ -34,6 +34,8 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -79,6 +81,11 @@ def _open_text(path: Path):
     if magic == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
     return open(path, "r", encoding="utf-8", errors="replace")
+
+
+def _is_gzip(path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
 
 
 def is_perf_data(path) -> bool:
@@ -377,7 +384,21 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     grp_last = np.ones(len(firsts), bool)
     grp_last[:-1] = grp[1:] != grp[:-1]
     wrong = lens != seg_nr
-    partial = wrong & (lens < seg_nr) & (grp_first | grp_last)
+    # a partial snapshot at a recording edge misses its head (first of its group: it
+    # ends where the next snapshot ends) or its tail (last: starts where the previous
+    # one starts); anything else incomplete lost events in the middle
+    seg_lo = start[firsts]
+    seg_hi = end[firsts + lens - 1]
+    nxt_ok = np.zeros(len(firsts), bool)
+    nxt_ok[:-1] = ~grp_last[:-1]
+    head_missing = np.ones(len(firsts), bool)
+    head_missing[:-1] = np.where(nxt_ok[:-1], (seg_hi[:-1] == seg_hi[1:]) &
+                                 (seg_lo[:-1] > seg_lo[1:]), True)
+    tail_missing = np.ones(len(firsts), bool)
+    tail_missing[1:] = np.where(~grp_first[1:], (seg_lo[1:] == seg_lo[:-1]) &
+                                (seg_hi[1:] < seg_hi[:-1]), True)
+    partial = wrong & (lens < seg_nr) & ((grp_first & head_missing) |
+                                         (grp_last & tail_missing))
     bad = wrong & ~partial
     for s in np.flatnonzero(bad):
         i = firsts[s]
@@ -462,7 +483,7 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     if not pieces:
         return REGIONS.empty_table(), info
     df = pd.concat(pieces, ignore_index=True)
-    df.sort_values(["run", "snapshot", "target", "start"], inplace=True, kind="stable")
+    df = df.sort_values(["run", "snapshot", "target", "start"], kind="stable")
     age_col = df["age"].to_numpy()
     table = pa.table({
         "run": pa.array(df["run"].to_numpy(), pa.int32()),
@@ -526,10 +547,10 @@ def inferred_intervals(info: Assembly) -> dict | None:
         return None
     aggr_us = int(round(meds[0] / 1000))
     mx = next(iter(info.max_nr_accesses.values()), 0)
+    # aggr_us: the median time between snapshots; sample_us: aggr_us over the largest
+    # nr_accesses seen (nr_accesses counts sampling intervals, at most aggr/sample)
     return {"sample_us": int(round(aggr_us / mx)) if mx else None, "aggr_us": aggr_us,
-            "source": "inferred",
-            "basis": "aggr_us = median time between snapshots; sample_us = aggr_us / "
-                     "the largest nr_accesses seen"}
+            "source": "inferred", "max_nr_accesses": mx}
 
 
 # ---------------------------------------------------------------------------------------
@@ -724,14 +745,24 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
         raise InputError(f"{path}: not a file")
     if is_perf_data(path):
         from .perf_data import open_perf_data
-        reader = open_perf_data(path)
-        try:
-            info = add_regions_from_perf_data(reader, writer, skip_bad=skip_bad, path=path,
-                                              run_gap_factor=run_gap_factor)
-        finally:
-            close = getattr(reader, "close", None)
-            if close:
-                close()
+        with tempfile.TemporaryDirectory(prefix=".tracedamon-gz-") as tmp:
+            src = path
+            if _is_gzip(path):       # the perf.data reader wants a seekable plain file
+                src = Path(tmp) / path.name[:-3] if path.name.endswith(".gz") else \
+                    Path(tmp) / "perf.data"
+                try:
+                    with gzip.open(path, "rb") as g, open(src, "wb") as o:
+                        shutil.copyfileobj(g, o, 1 << 20)
+                except (OSError, EOFError) as e:
+                    raise TraceFormatError(path, f"gzip stream unreadable: {e}") from None
+            reader = open_perf_data(src)
+            try:
+                info = add_regions_from_perf_data(reader, writer, skip_bad=skip_bad,
+                                                  path=path, run_gap_factor=run_gap_factor)
+            finally:
+                close = getattr(reader, "close", None)
+                if close:
+                    close()
         if info is None:
             raise TraceFormatError(path, "no damon:damon_aggregated samples in this perf.data")
         return

@@ -1,0 +1,365 @@
+"""DAMON trace ingest: perf script / ftrace / trace-cmd text and perf.data → ``regions``.
+
+Oracles: damo's own expected output for its test data (``report-raw_perf_script``
+lists every region of every snapshot), the same run recorded by independent
+tracers (perf.data, perf script, damo's perf_script writer, a tracefs
+instance), and generated traces whose snapshots are known by construction.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tracedamon.errors import TraceFormatError
+from tracedamon.ingest import ingest
+from tracedamon.ingest.detect import detect_format
+from tracedamon.info import describe
+from tracedamon.trace import open_trace
+
+from conftest import need_corpus
+
+RUN1 = ("damon-paddr-run1", "paddr_run1")
+KEY = ["run", "snapshot", "target", "start", "end", "nr_accesses", "age"]
+
+
+def _ingest(path, tmp_path, name="t.td", fmt="auto", **opts):
+    out = ingest([path], tmp_path / name, format=fmt, **opts)
+    tr = open_trace(out)
+    return tr.df("regions"), json.loads((out / "meta.json").read_text())
+
+
+def _lines(path) -> list[str]:
+    op = gzip.open if str(path).endswith(".gz") else open
+    with op(path, "rt") as f:
+        return f.read().splitlines(keepends=True)
+
+
+def parse_damo_raw_report(path) -> list[list[tuple]]:
+    """damo's ``report access --raw_form`` text → [[(start, end, nr_accesses, age)...]...]."""
+    snaps, cur = [], None
+    reg = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) \(.*\)\s+(-?\d+)\s+(-?\d+)$")
+    for ln in open(path):
+        ln = ln.rstrip("\n")
+        if ln.startswith("nr_regions:"):
+            cur = []
+            snaps.append(cur)
+        elif (m := reg.match(ln)) and cur is not None:
+            cur.append((int(m[1], 16), int(m[2], 16), int(m[3]), int(m[4])))
+    return snaps
+
+
+def snapshots_of(df, run=0) -> list[list[tuple]]:
+    d = df[df["run"] == run].sort_values(["snapshot", "start"])
+    age = d["age"].astype("Int64").fillna(-1).astype(int)
+    rows = list(zip(d["snapshot"], d["start"].astype(int), d["end"].astype(int),
+                    d["nr_accesses"].astype(int), age))
+    out: dict[int, list] = {}
+    for s, *r in rows:
+        out.setdefault(int(s), []).append(tuple(int(x) for x in r))
+    return [out[k] for k in sorted(out)]
+
+
+# --- damo's test data: every region of every snapshot ---------------------------------
+
+def test_old_five_field_perf_script_matches_damo_report_region_by_region(tmp_path):
+    script = need_corpus("damo-tests", "perf.data.script")
+    expect = parse_damo_raw_report(need_corpus("damo-tests", "report-raw_perf_script"))
+    df, meta = _ingest(script, tmp_path)
+    assert len(expect) == 562
+    assert snapshots_of(df) == expect          # age: damo prints -1, we store null
+    assert df["age"].isna().all() and meta["age_field"] is False
+    # pointer-valued target_id becomes target 0; the original is kept
+    assert set(df["target"]) == {0}
+    assert meta["damon_runs"][0]["targets"] == {"0": "18446623435582458880"}
+    assert meta["damon_runs"][0]["kdamond_pid"] == 4452
+    assert meta["intervals"]["source"] == "inferred"
+    assert 95_000 < meta["intervals"]["aggr_us"] < 110_000    # the old default 100 ms
+
+
+def test_old_five_field_perf_data_equals_its_perf_script(tmp_path):
+    a, _ = _ingest(need_corpus("damo-tests", "perf.data"), tmp_path, "a.td")
+    b, _ = _ingest(need_corpus("damo-tests", "perf.data.script"), tmp_path, "b.td")
+    assert len(a) == len(b) == 10260
+    pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
+    # perf.data keeps nanoseconds, the text microseconds
+    assert (a["time_ns"] // 1000 == b["time_ns"] // 1000).all()
+
+
+# --- run 1: the same run through independent tracers --------------------------------
+
+@pytest.fixture(scope="module")
+def run1(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run1")
+    files = {
+        "perf_data": "damo_record_perf_data.data",
+        "perf_script": "perf_script.txt.gz",
+        "damo_writer": "damo_perf_script.txt.gz",
+        "ftrace": "ftrace_trace_pipe.txt.gz",
+    }
+    return {k: _ingest(need_corpus(*RUN1, f), tmp, k + ".td") for k, f in files.items()}
+
+
+def test_run1_all_tracers_give_the_same_regions(run1):
+    ref, _ = run1["perf_data"]
+    assert ref["run"].unique().tolist() == [0]
+    assert ref["snapshot"].nunique() == 17 and len(ref) == 26954
+    for name in ("perf_script", "damo_writer", "ftrace"):
+        df, _ = run1[name]
+        d = df[df["run"] == 0].reset_index(drop=True)
+        pd.testing.assert_frame_equal(ref[KEY].reset_index(drop=True), d[KEY],
+                                      check_dtype=False, obj=name)
+    # the snapshot times agree up to the tracers' clocks: perf's clock and the tracefs
+    # instance's CLOCK_MONOTONIC differ by ~1.19 ms (MANIFEST), damo stamps a snapshot
+    # with its first line, as we do
+    t_ref = ref.groupby("snapshot")["time_ns"].first()
+    for name, lo, hi in (("perf_script", 0, 1000), ("damo_writer", 0, 1000),
+                         ("ftrace", 1.0e6, 1.4e6)):
+        df, _ = run1[name]
+        t = df[df["run"] == 0].groupby("snapshot")["time_ns"].first()
+        diff = (t - t_ref).to_numpy()
+        assert ((diff >= lo) & (diff <= hi)).all() or (np.abs(diff) < 1000).all(), name
+
+
+def test_run1_matches_damos_report_of_snapshot_10(run1):
+    ref, _ = run1["perf_data"]
+    expect = parse_damo_raw_report(need_corpus(*RUN1, "reports",
+                                               "report_access_snapshot10_raw_form.txt"))
+    assert len(expect) == 1 and len(expect[0]) == 1654
+    assert snapshots_of(ref)[10] == expect[0]
+
+
+def test_run1_ftrace_has_the_restarted_kdamond_as_a_second_run(run1):
+    df, meta = run1["ftrace"]
+    runs = meta["damon_runs"]
+    assert [r["kdamond_pid"] for r in runs] == [77, 11769]
+    r1 = df[df["run"] == 1]
+    counts = r1.groupby("snapshot").size().tolist()
+    assert counts[:7] == [1, 2, 4, 8, 16, 32, 64]   # a fresh paddr kdamond doubles
+    assert r1.groupby("snapshot")["age"].max().iloc[0] <= 1
+    # ftrace carries the scheme events too
+    tr_rows = meta["tables"]["damos_apply"]
+    assert tr_rows == 792
+
+
+def test_run1_intervals_come_from_the_record_sidecar_or_are_inferred(run1):
+    _, m = run1["perf_data"]
+    assert m["intervals"]["source"] == "record"
+    assert (m["intervals"]["sample_us"], m["intervals"]["aggr_us"]) == (500_000, 5_000_000)
+    _, m = run1["perf_script"]
+    iv = m["intervals"]
+    assert iv["source"] == "inferred"
+    assert 5_100_000 < iv["aggr_us"] < 5_160_000        # measured 5.12 s between snapshots
+    assert iv["max_nr_accesses"] == 10
+
+
+def test_duplicate_events_are_dropped_and_counted(tmp_path):
+    lines = _lines(need_corpus(*RUN1, "perf_script.txt.gz"))
+    clean, _ = _ingest(need_corpus(*RUN1, "perf_script.txt.gz"), tmp_path, "c.td")
+    # duplicate one line in snapshot 13 (as perf did in damo's session) and one at a
+    # snapshot's first line
+    i = next(k for k, ln in enumerate(lines) if "4741914624-4743061504" in ln and "472.5" in ln)
+    first_of_5 = int(np.flatnonzero(np.array(["nr_regions=1604" in ln for ln in lines]))[0])
+    dup = lines[:first_of_5 + 1] + [lines[first_of_5]] + lines[first_of_5 + 1:i + 1] + \
+        [lines[i]] + lines[i + 1:]
+    p = tmp_path / "dup.txt"
+    p.write_text("".join(dup))
+    df, meta = _ingest(p, tmp_path, "d.td")
+    assert meta["duplicates_dropped"] == 2
+    pd.testing.assert_frame_equal(clean, df)
+
+
+def test_a_lost_event_is_an_error_naming_the_line_and_skip_bad_drops_that_snapshot(tmp_path):
+    lines = _lines(need_corpus(*RUN1, "perf_script.txt.gz"))
+    i = next(k for k, ln in enumerate(lines) if "4741914624-4743061504" in ln and "472.5" in ln)
+    p = tmp_path / "lost.txt"
+    p.write_text("".join(lines[:i] + lines[i + 1:]))
+    with pytest.raises(TraceFormatError) as ei:
+        _ingest(p, tmp_path, "l.td")
+    first13 = next(k for k, ln in enumerate(lines) if "nr_regions=1610" in ln)
+    assert ei.value.line == first13 + 1
+    assert "1609 regions, fewer than its nr_regions=1610" in str(ei.value)
+    assert not (tmp_path / "l.td").exists()
+    df, meta = _ingest(p, tmp_path, "l2.td", skip_bad=True)
+    assert meta["skipped"] == {"snapshots": 1}
+    assert df["snapshot"].nunique() == 16
+    assert 1610 not in df.groupby("snapshot").size().tolist()
+
+
+def test_malformed_line_is_an_error_and_skip_bad_counts_it(tmp_path):
+    lines = _lines(need_corpus(*RUN1, "perf_script.txt.gz"))
+    bad = lines[:100] + [re.sub(r": (\d+) (\d+)$", r": zero \2", lines[100])] + lines[101:]
+    assert "zero" in bad[100]
+    p = tmp_path / "bad.txt"
+    p.write_text("".join(bad))
+    with pytest.raises(TraceFormatError, match="malformed damon_aggregated") as ei:
+        _ingest(p, tmp_path, "b.td", fmt="damon")
+    assert ei.value.line == 101 and str(p) in str(ei.value)
+    # --skip-bad: the line goes, and so does the snapshot it left incomplete
+    df, meta = _ingest(p, tmp_path, "b2.td", fmt="damon", skip_bad=True)
+    assert meta["skipped"] == {"lines": 1, "snapshots": 1}
+    assert df["snapshot"].nunique() == 16
+
+
+def test_partial_snapshots_at_the_recording_edges_are_dropped_and_counted(tmp_path):
+    lines = _lines(need_corpus(*RUN1, "perf_script.txt.gz"))
+    p = tmp_path / "cut.txt"
+    p.write_text("".join(lines[700:-300]))          # starts and ends mid-snapshot
+    df, meta = _ingest(p, tmp_path, "p.td")
+    assert meta["partial_snapshots_dropped"] == 2
+    assert df["snapshot"].nunique() == 15
+
+
+def _to_tracecmd(line: str, flags: bool) -> str:
+    # "       kdamond.0-77      [001] .....   405.947329: damon_aggregated: ..."
+    m = re.match(r"^\s*(\S+)-(\d+)\s+\[(\d+)\]\s+(\S+)\s+([\d.]+): (.*)$", line)
+    comm, pid, cpu, fl, ts, rest = m.groups()
+    return f"{comm}-{pid:<6} [{cpu}] {fl + ' ' if flags else ''}{ts}: {rest}\n"
+
+
+def test_trace_cmd_report_with_and_without_flags_column_and_trace_file_header(run1, tmp_path):
+    lines = _lines(need_corpus(*RUN1, "ftrace_trace_pipe.txt.gz"))
+    ref, _ = run1["ftrace"]
+    variants = {
+        "tcmd_noflags.txt": ["version = 6\n", "CPU 0 is empty\n"] +
+                            [_to_tracecmd(ln, False) for ln in lines],
+        "tcmd_flags.txt": [_to_tracecmd(ln, True) for ln in lines],
+        # `cat trace`: a commented header, and the optional "(tgid)" column
+        "trace.txt": ["# tracer: nop\n", "#\n", "# entries-in-buffer/entries-written: 1/1\n",
+                      "#           TASK-PID     TGID     CPU#  |||||  TIMESTAMP  FUNCTION\n"] +
+                     [re.sub(r"^(\s*\S+-\d+)(\s+)", r"\1 (    77)\2", ln, count=1)
+                      for ln in lines],
+    }
+    for name, content in variants.items():
+        p = tmp_path / name
+        p.write_text("".join(content))
+        assert detect_format(p) == "damon"
+        df, meta = _ingest(p, tmp_path, name + ".td")
+        pd.testing.assert_frame_equal(ref, df, obj=name)
+        assert meta["damon_source"] == "ftrace"
+
+
+def test_without_pids_a_long_pause_still_starts_a_new_run(run1, tmp_path):
+    # the ftrace file (two kdamonds) rewritten in damo's writer layout, which has no pid
+    lines = _lines(need_corpus(*RUN1, "ftrace_trace_pipe.txt.gz"))
+    out = []
+    for ln in lines:
+        m = re.match(r"^\s*\S+-\d+\s+\[\d+\]\s+\S+\s+([\d.]+): (damon_aggregated: .*)$", ln)
+        if m:
+            out.append(f"kdamond.x xxxx xxxx {m[1]}: damon:{m[2]}\n")
+    p = tmp_path / "w.txt"
+    p.write_text("".join(out))
+    df, meta = _ingest(p, tmp_path, "w.td")
+    ref, _ = run1["ftrace"]
+    pd.testing.assert_frame_equal(ref[KEY], df[KEY], check_dtype=False)
+    assert [r["kdamond_pid"] for r in meta["damon_runs"]] == [None, None]
+
+
+def test_info_summarises_an_ingested_trace(run1, tmp_path):
+    out = ingest([need_corpus(*RUN1, "perf_script.txt.gz")], tmp_path / "i.td")
+    text = describe(out)
+    assert re.search(r"run 0: 17 snapshots over 81\.5\d\d s, aggregation 5119\.9 ms, "
+                     r"targets \[0\], addresses 0x100000000-0x148000000 \(1\.1 GiB\), "
+                     r"regions per snapshot 1395-1656", text), text
+    assert "duplicates_dropped: 0" in text and "'source': 'inferred'" in text
+
+
+def test_not_a_damon_trace(tmp_path):
+    p = tmp_path / "x.txt"
+    p.write_text("hello damon_aggregated: world\n")
+    with pytest.raises(TraceFormatError, match="unrecognised trace line layout"):
+        _ingest(p, tmp_path, "x.td", fmt="damon")
+    p.write_text("nothing here\n")
+    with pytest.raises(TraceFormatError, match="no damon_aggregated events"):
+        _ingest(p, tmp_path, "y.td", fmt="damon")
+
+
+def test_gzipped_perf_data(tmp_path):
+    src = need_corpus("damo-tests", "perf.data")
+    gz = tmp_path / "perf.data.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes(), 1))
+    a, _ = _ingest(gz, tmp_path, "g.td", fmt="damon")
+    b, _ = _ingest(need_corpus("damo-tests", "perf.data.script"), tmp_path, "s.td")
+    pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
+
+
+# --- generated traces: snapshots known by construction -------------------------------
+
+def _layout(kind, comm, pid, cpu, t_ns, ev, fields):
+    sec, ns = divmod(t_ns, 10**9)
+    us = ns // 1000
+    if kind == "perf":
+        return f"{comm:>16} {pid:>6} [{cpu:03d}] {sec:>5}.{us:06d}: {'damon:' + ev:>30}: {fields}\n"
+    if kind == "perf_ns":
+        return f"{comm:>16} {pid}/{pid} [{cpu:03d}] {sec}.{ns:09d}: 1 damon:{ev}: {fields}\n"
+    if kind == "ftrace":
+        return f"{comm:>16}-{pid:<7} [{cpu:03d}] .N... {sec:>5}.{us:06d}: {ev}: {fields}\n"
+    return f"{comm}-{pid} [{cpu:03d}] {sec}.{us:06d}: {ev}: {fields}\n"   # trace-cmd 3.2
+
+
+@st.composite
+def damon_histories(draw):
+    """Runs of a kdamond with 1-2 targets: each snapshot a sorted, disjoint region list."""
+    runs = []
+    t = draw(st.integers(1, 10**5)) * 10**6
+    for r in range(draw(st.integers(1, 2))):
+        pid = 100 + r
+        ntg = draw(st.integers(1, 2))
+        snaps = []
+        for s in range(draw(st.integers(1, 6))):
+            per_tg = []
+            for tg in range(ntg):
+                n = draw(st.integers(1, 7))
+                cuts = sorted(draw(st.sets(st.integers(1, 10**6), min_size=n + 1, max_size=n + 1)))
+                base = (tg + 1) << 40
+                regs = [(base + cuts[i] * 4096, base + cuts[i + 1] * 4096,
+                         draw(st.integers(0, 20)),
+                         # ages >= 2: fresh ages on a shrunken range would read as a restart
+                         draw(st.integers(2, 300)))
+                        for i in range(n)]
+                per_tg.append(regs)
+            snaps.append((t, per_tg))
+            t += 100_000_000 + draw(st.integers(0, 3_000_000))
+        runs.append((pid, ntg, snaps))
+        t += 10**9
+    return runs
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(damon_histories(), st.sampled_from(["perf", "perf_ns", "ftrace", "tracecmd"]),
+       st.lists(st.integers(0, 10**6), max_size=3), st.data())
+def test_generated_traces_round_trip(tmp_path, runs, kind, dups, data):
+    lines, expect = [], []
+    for r_i, (pid, ntg, snaps) in enumerate(runs):
+        for s_i, (t, per_tg) in enumerate(snaps):
+            for tg, regs in enumerate(per_tg):
+                for k, (a, b, nr, age) in enumerate(regs):
+                    tt = t + tg * 50_000 + k * 2_000
+                    lines.append(_layout(kind, "kdamond.0", pid, 1, tt, "damon_aggregated",
+                                         f"target_id={tg} nr_regions={len(regs)} {a}-{b}: {nr} {age}"))
+                    expect.append((r_i, s_i, tg, a, b, nr, age,
+                                   (t + tg * 50_000) // 1000 * 1000 if kind != "perf_ns"
+                                   else t + tg * 50_000))
+            if data.draw(st.booleans()):
+                lines.append(_layout(kind, "kdamond.0", pid, 0, t + 90_000_000,
+                                     "damon_monitor_intervals_tune", "sample_us=5000"))
+    for d in dups:                                    # exact duplicates, next to the original
+        i = d % len(lines)
+        lines.insert(i, lines[i])
+    p = tmp_path / f"gen_{kind}.txt"
+    p.write_text("".join(lines))
+    out = tmp_path / f"gen_{kind}.td"
+    ingest([p], out, format="damon", force=True)
+    df = open_trace(out).df("regions")
+    got = list(zip(df["run"], df["snapshot"], df["target"], df["start"], df["end"],
+                   df["nr_accesses"], df["age"], df["time_ns"]))
+    assert [tuple(int(x) for x in g) for g in got] == sorted(expect)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["duplicates_dropped"] == len(dups)
