@@ -620,6 +620,7 @@ class PerfData:
                 a.ids = list(struct.unpack_from(f"<{nids}Q", body, asz))
                 self.attrs.append(a)
                 self._attr_offsets.add(fo)
+                self._rebuild_ids()
                 changed = True
             elif typ == 66:
                 if len(body) < 4:
@@ -640,6 +641,7 @@ class PerfData:
                     entries.append((i_id, idx, cpu, tid))
                     if idx < len(self.attrs) and i_id not in self._id2attr:
                         self.attrs[idx].ids.append(i_id)
+                        self._id2attr[i_id] = idx
                         changed = True
                 st.id_index = entries
             elif typ == 78:
@@ -1163,10 +1165,12 @@ class _PassState:
             rec = buf[off:off + size].tobytes()
             misc = struct.unpack_from("<H", rec, 4)[0]
             ai = rd.attr_of_record(buf, off, size)
-            tr = _trailer(rd, ai, rec)
-            if tr is None:
+            if ai is None and rd.attrs:
+                # an id no attr owns (perf's synthesized records may carry id 0): the
+                # trailer layout is still the one all attrs share
                 self.unknown_record_ids += 1
-                tr = {}
+                ai = 0
+            tr = _trailer(rd, ai, rec) or {}
             blen = size - (rd.attrs[ai].trailer_len if ai is not None else 0)
             body = rec[8:blen]
             seq = (stream, fo)
