@@ -135,3 +135,46 @@ def format_summary(s: dict) -> str:
     lines.append(f"nr_accesses   max {s['nr_accesses']['max']:.0f}, byte-weighted mean {s['nr_accesses']['mean_per_byte']:.3f}")
     lines.append(f"working set   mean {fmt_bytes(s['wss_bytes']['mean'])}, max {fmt_bytes(s['wss_bytes']['max'])}")
     return "\n".join(lines)
+
+
+def sample_summary(src) -> dict:
+    """Samples of a trace directory: count, time span, pids, events, address spread."""
+    from ..errors import InputError
+    from ..trace import Trace, open_trace
+    from .grid import PAGE
+    tr = src if isinstance(src, Trace) else open_trace(src)
+    if not tr.has("samples"):
+        raise InputError(f"{tr.path}: holds neither regions nor samples")
+    df = tr.df("samples", columns=["time_ns", "pid", "event", "addr", "phys_addr"])
+    t = df["time_ns"].dropna()
+    a = df["addr"].dropna()
+    p = df["phys_addr"].dropna()
+    return {"source": str(tr.path), "samples": int(len(df)),
+            "time_ns": [int(t.min()), int(t.max())] if len(t) else None,
+            "duration_s": float((t.max() - t.min()) / 1e9) if len(t) else None,
+            "pids": sorted(int(x) for x in df["pid"].dropna().unique())[:20],
+            "events": {str(k): int(v) for k, v in df["event"].astype(str).value_counts().items()},
+            "with_addr": int(len(a)), "addr_pages": int((a.astype("uint64") // PAGE).nunique()) if len(a) else 0,
+            "with_phys_addr": int(len(p))}
+
+
+def access_png(src, path, *, weights: Sequence[float] = DEFAULT_WEIGHTS, width: int = 1000,
+               height: int = 450):
+    """Cumulative distributions of bytes over temperature and idle time, as PNG."""
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from .heatmap import _save_fig
+    r = region_metrics(src, weights=weights)
+    dpi = 100
+    fig, axes = plt.subplots(1, 2, figsize=(width / dpi, height / dpi), dpi=dpi)
+    for ax, col, label, scale in ((axes[0], "temperature", "temperature", 1.0),
+                                  (axes[1], "idle_us", "idle time (s)", 1e-6)):
+        o = np.argsort(r[col].to_numpy(), kind="stable")
+        v = r[col].to_numpy()[o] * scale
+        c = np.cumsum(r["size"].to_numpy()[o])
+        ax.step(v, 100.0 * c / c[-1], where="post")
+        ax.set_xlabel(label)
+        ax.set_ylabel("% of bytes at or below")
+    fig.tight_layout()
+    return _save_fig(fig, path, dpi)

@@ -146,6 +146,10 @@ def _read_source(src) -> tuple[pd.DataFrame, dict, str, str | None]:
         raise TypeError("already a History")
     if isinstance(src, pd.DataFrame):
         return src.copy(), dict(src.attrs.get("tracedamon", {})), "frame", None
+    if hasattr(src, "table") and isinstance(getattr(src, "table"), pa.Table) \
+            and isinstance(getattr(src, "metadata", None), dict):
+        # a replay result (engine.replay.RegionHistory): its table and its metadata
+        return src.table.to_pandas(), {"replay": src.metadata}, "replay", None
     if isinstance(src, (pa.Table, pa.RecordBatch)):
         t = src if isinstance(src, pa.Table) else pa.Table.from_batches([src])
         meta = {}
@@ -224,8 +228,6 @@ def load_history(src, *, name: str | None = None, sample_us: float | None = None
         s_us = float(sample_us)
     if aggr_us:
         a_us = float(aggr_us)
-    if not (s_us and a_us):
-        s_us = a_us if a_us and not s_us else s_us
     snaps, aggr_ns = _windows(out, a_us)
     # dense snapshot index of each row
     ks = out[["key", "run", "snapshot"]].to_numpy()

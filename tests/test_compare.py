@@ -1,0 +1,373 @@
+"""compare: metrics on constructed region histories with known answers, the
+rasteriser against a slow reference, truth scoring against the corpus's own
+per-area sanity check, and the real shared runs."""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tracedamon
+from tracedamon.errors import InputError, TraceFormatError
+from tracedamon.ingest import ingest
+from tracedamon.export.compare import (compare, estimate_lag, load_truth, score_truth,
+                                       truth_timeline, wpearson, wspearman)
+from tracedamon.export.grid import load_history, raster, uniform_bins
+
+from conftest import CORPUS, SAMPLES, need_corpus
+
+MiB = 1 << 20
+AGGR = 100_000_000  # ns
+
+
+def history(pattern, *, unit=64 * 1024, aggr=AGGR, t0=0, base=0x10000000, age=None):
+    """A region history from a (snapshots × regions) matrix of nr_accesses: region i of
+    every snapshot is [base + i*unit, base + (i+1)*unit)."""
+    pattern = np.asarray(pattern)
+    S, R = pattern.shape
+    s = np.repeat(np.arange(S), R)
+    i = np.tile(np.arange(R), S)
+    df = pd.DataFrame({"run": 0, "snapshot": s, "time_ns": t0 + (s + 1) * aggr, "target": 0,
+                       "pid": None, "start": (base + i * unit).astype(np.uint64),
+                       "end": (base + (i + 1) * unit).astype(np.uint64),
+                       "nr_accesses": pattern.ravel().astype(np.uint32),
+                       "age": (np.asarray(age).ravel() if age is not None else s % 5).astype(np.uint32),
+                       "nr_accesses_bp": None})
+    df.attrs["tracedamon"] = {"config": {"sample_us": 5000, "aggr_us": aggr // 1000}}
+    return df
+
+
+def hot_pattern(S=40, R=64, hot=(10, 20), warm=(40, 44), seed=0):
+    rng = np.random.default_rng(seed)
+    p = np.zeros((S, R), int)
+    p[:, hot[0]:hot[1]] = 20
+    p[:, warm[0]:warm[1]] = 5
+    p += rng.integers(0, 2, size=(S, R))      # some texture so that correlations are defined
+    return p
+
+
+# ---------------------------------------------------------------- rasteriser
+def _naive_raster(h, te, bs, be, v):
+    S = np.zeros((len(te) - 1, len(bs)))
+    C = np.zeros_like(S)
+    for r, val in zip(h.df.itertuples(), v):
+        t0, t1 = h.snaps.t0[r.snap], h.snaps.t1[r.snap]
+        for i in range(len(te) - 1):
+            ot = max(0, min(t1, te[i + 1]) - max(t0, te[i]))
+            if not ot:
+                continue
+            for j in range(len(bs)):
+                ob = max(0, min(int(r.end), int(be[j])) - max(int(r.start), int(bs[j])))
+                S[i, j] += val * ot * ob
+                C[i, j] += ot * ob
+    return S, C
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_raster_matches_slow_reference(data):
+    nsnap = data.draw(st.integers(1, 6))
+    rows = []
+    t = 0
+    for s in range(nsnap):
+        t += data.draw(st.integers(1, 300))
+        cuts = sorted(set(data.draw(st.lists(st.integers(1, 99), max_size=8))))
+        b = [0] + cuts + [100]
+        for k in range(len(b) - 1):
+            rows.append(dict(snapshot=s, time_ns=t, start=b[k] * 7, end=b[k + 1] * 7,
+                             nr_accesses=data.draw(st.integers(0, 20)), age=1))
+    h = load_history(pd.DataFrame(rows))
+    te = np.array(sorted(set(data.draw(st.lists(st.integers(-50, 2000), min_size=2, max_size=6)))),
+                  dtype=np.int64)
+    if len(te) < 2:
+        return
+    segs = np.array([[0, 300], [350, 700]], dtype=np.uint64)
+    bs, be = uniform_bins(segs, data.draw(st.integers(1, 120)))
+    v = h.df["nr_accesses"].to_numpy()
+    (s,), c = raster(h, te, bs, be, [v], chunk_rows=data.draw(st.integers(1, 50)))
+    S, C = _naive_raster(h, te, bs, be, v)
+    np.testing.assert_allclose(s, S)
+    np.testing.assert_allclose(c, C)
+
+
+def test_weighted_correlations_against_scipy_free_reference():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=50), rng.normal(size=50)
+    assert wpearson(x, y) == pytest.approx(np.corrcoef(x, y)[0, 1])
+    # integer weights = repeating the observations
+    w = rng.integers(1, 4, size=50)
+    xr, yr = np.repeat(x, w), np.repeat(y, w)
+    assert wpearson(x, y, w) == pytest.approx(np.corrcoef(xr, yr)[0, 1])
+    rx = pd.Series(xr).rank().to_numpy()
+    ry = pd.Series(yr).rank().to_numpy()
+    assert wspearman(x, y, w) == pytest.approx(np.corrcoef(rx, ry)[0, 1])
+
+
+# ---------------------------------------------------------------- known answers
+def test_identical_histories_score_perfectly():
+    a = history(hot_pattern())
+    r = tracedamon.compare(a, a.copy())
+    m = r.metrics
+    assert m["heat"]["spearman"] == pytest.approx(1.0)
+    assert m["heat"]["pearson"] == pytest.approx(1.0)
+    assert m["heat"]["mean_abs_rate_diff"] == 0
+    for v in m["hot"].values():
+        assert (v["precision"], v["recall"], v["f1"]) == (1.0, 1.0, 1.0)
+    assert m["wss"]["mae_bytes"] == 0 and m["wss"]["pearson"] == pytest.approx(1.0)
+    assert m["age"]["spearman"] == pytest.approx(1.0) and m["age"]["median_abs_diff_s"] == 0
+    assert m["alignment"]["estimate"]["lag_ns"] == 0
+    assert m["regions"]["a"]["mean"] == m["regions"]["b"]["mean"] == 64
+    assert r.cells["valid"].all() and (r.cells["diff_rate"] == 0).all()
+
+
+def test_halved_hot_set_gives_known_precision_recall():
+    pa_ = np.zeros((20, 64), int)
+    pa_[:, 10:20] = 20
+    pb = np.zeros((20, 64), int)
+    pb[:, 10:15] = 20
+    m = compare(history(pa_), history(pb)).metrics
+    h = m["hot"]["0.5"]
+    assert h["precision"] == pytest.approx(1.0)
+    assert h["recall"] == pytest.approx(0.5)
+    assert h["f1"] == pytest.approx(2 / 3)
+    # WSS: a has 10 regions of 64 KiB accessed, b 5: the error is 5 × 64 KiB in every bin
+    assert m["wss"]["mean_a"] == pytest.approx(10 * 65536)
+    assert m["wss"]["mean_b"] == pytest.approx(5 * 65536)
+    assert m["wss"]["mae_bytes"] == pytest.approx(5 * 65536)
+    assert m["wss"]["relative_error"] == pytest.approx(0.5)
+    # the candidate only misses heat: rate difference -1 on 5 of 64 regions
+    assert m["heat"]["mean_abs_rate_diff"] == pytest.approx(5 / 64)
+
+
+def test_address_shift_gives_overlap_fraction():
+    pa_ = np.zeros((10, 64), int)
+    pa_[:, 10:20] = 10
+    pb = np.zeros((10, 64), int)
+    pb[:, 13:23] = 10           # shifted by 3 regions: overlap 7 of 10
+    h = compare(history(pa_), history(pb)).metrics["hot"]["0.25"]
+    assert h["precision"] == pytest.approx(0.7) and h["recall"] == pytest.approx(0.7)
+
+
+def test_scale_invariance_of_ranks_and_hot_sets():
+    p = hot_pattern()
+    a = history(p)
+    b = history(p * 3)          # e.g. a finer sampling interval: three times the counts
+    m = compare(a, b).metrics
+    assert m["heat"]["spearman"] == pytest.approx(1.0)
+    assert all(v["f1"] == pytest.approx(1.0) for v in m["hot"].values())
+
+
+def test_degraded_candidate_scores_between():
+    rng = np.random.default_rng(5)
+    p = hot_pattern()
+    q = p.copy()
+    noise = rng.random(p.shape) < 0.2
+    q[noise] = rng.integers(0, 21, size=noise.sum())
+    m = compare(history(p), history(q)).metrics
+    assert 0.3 < m["heat"]["spearman"] < 0.99
+    assert 0.3 < m["hot"]["0.5"]["f1"] < 1.0
+
+
+@pytest.mark.parametrize("lag_snapshots", [-4, 3, 7])
+def test_known_lag_is_recovered_and_applied(lag_snapshots):
+    rng = np.random.default_rng(11)
+    S, R = 80, 32
+    wave = rng.integers(0, 2, size=S + 20)
+    full = np.zeros((S + 20, R), int)
+    full[:, 4:12] = 10 * wave[:, None]
+    full[:, 20:22] = 3
+    a = history(full[10:10 + S])
+    # b saw the same activity, but its clock reads `lag` later: b(t + lag) = a(t)
+    lag_ns = lag_snapshots * AGGR
+    b = history(full[10:10 + S], t0=lag_ns)
+    r = compare(a, b, align="auto")
+    est = r.metrics["alignment"]["estimate"]
+    assert est["lag_ns"] == -lag_ns
+    assert est["correlation"] == pytest.approx(1.0)
+    assert r.metrics["alignment"]["applied_offset_ns"] == -lag_ns
+    assert r.metrics["heat"]["pearson"] == pytest.approx(1.0)
+    # with --offset given exactly, the estimate is 0 and nothing else is applied
+    r2 = compare(a, b, offset_ns=-lag_ns)
+    assert r2.metrics["alignment"]["estimate"]["lag_ns"] == 0
+    # without alignment the shifted series disagree
+    r3 = compare(a, b)
+    assert r3.metrics["heat"]["pearson"] < 0.9
+
+
+def test_restricted_to_common_address_range():
+    pa_ = hot_pattern(R=64)
+    a = history(pa_)
+    b = history(pa_[:, 16:], base=0x10000000 + 16 * 65536)   # b covers only the upper 48 regions
+    m = compare(a, b).metrics
+    assert m["grid"]["common_bytes"] == 48 * 65536
+    assert m["grid"]["ranges"][0]["ranges"] == [[0x10000000 + 16 * 65536, 0x10000000 + 64 * 65536]]
+    assert m["heat"]["pearson"] == pytest.approx(1.0)
+
+
+def test_no_overlap_is_a_clear_error():
+    a = history(hot_pattern())
+    with pytest.raises(InputError, match="no common address range"):
+        compare(a, history(hot_pattern(), base=0x90000000))
+    with pytest.raises(InputError, match="share no time"):
+        compare(a, history(hot_pattern(), t0=10**12), max_lag_ns=0)
+
+
+def test_missing_columns_and_overlapping_regions_are_format_errors(tmp_path):
+    df = history(hot_pattern()).drop(columns=["nr_accesses"])
+    with pytest.raises(TraceFormatError, match="missing column"):
+        compare(df, df)
+    bad = history(hot_pattern(S=2))
+    bad.loc[1, "start"] = bad.loc[0, "start"]
+    with pytest.raises(TraceFormatError, match="overlap"):
+        load_history(bad)
+
+
+# ---------------------------------------------------------------- truth
+def _truth_csv(tmp_path, rows):
+    p = tmp_path / "truth.csv"
+    p.write_text("start,end,label\n" + "".join(f"{s:#x},{e:#x},{l}\n" for s, e, l in rows))
+    return p
+
+
+def test_truth_scoring_on_constructed_history(tmp_path):
+    base, u = 0x10000000, 65536
+    p = np.zeros((20, 64), int)
+    p[:, 10:20] = 20   # hot
+    p[:, 40:44] = 5    # warm
+    truth = _truth_csv(tmp_path, [(base + 10 * u, base + 20 * u, "hot"),
+                                  (base + 40 * u, base + 44 * u, "warm"),
+                                  (base, base + 10 * u, "cold0"),
+                                  (base + 50 * u, base + 64 * u, "cold2")])
+    s = score_truth(history(p), truth)
+    assert s["labels"]["hot"]["mean_nr_accesses"] == pytest.approx(20)
+    assert s["labels"]["warm"]["mean_nr_accesses"] == pytest.approx(5)
+    assert s["labels"]["cold"]["mean_nr_accesses"] == 0
+    assert s["labels"]["hot"]["mean_rate"] == pytest.approx(1.0)   # max = 100 ms / 5 ms = 20
+    assert s["areas"]["cold2"]["bytes"] == 14 * u
+    assert s["correlation"]["spearman"] == pytest.approx(1.0)
+    assert s["hot"]["0.5"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0,
+                               "ref_fraction": pytest.approx(10 / 38), "pred_fraction": pytest.approx(10 / 38)}
+    tl = truth_timeline(history(p), truth)
+    assert len(tl) == 20 and (tl["hot_mean_nr_accesses"] == 20).all()
+
+
+def test_truth_file_errors_name_the_line(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("start,end,label\n0x1000,0x2000,hot\n0x3000,0x2000,cold\n")
+    with pytest.raises(TraceFormatError, match=r"line 3"):
+        load_truth(p)
+    p.write_text("start,end,label\n0x1000,0x3000,hot\n0x2000,0x4000,cold\n")
+    with pytest.raises(TraceFormatError, match=r"line 3: truth ranges overlap"):
+        load_truth(p)
+    p.write_text("start,end,label\n0x1000,0x3000,lukewarm\n")
+    with pytest.raises(TraceFormatError, match="not hot, warm or cold"):
+        load_truth(p)
+    j = tmp_path / "t.json"
+    j.write_text(json.dumps([{"start": 4096, "end": 8192, "label": "hot"}]))
+    assert load_truth(j)["label"].tolist() == ["hot"]
+    j.write_text("[{")
+    with pytest.raises(TraceFormatError):
+        load_truth(j)
+
+
+# ---------------------------------------------------------------- outputs and CLI
+def test_cli_compare_writes_json_and_cells(tmp_path):
+    from tracedamon.cli import main
+    from tracedamon.ingest.writer import write_table_atomic
+    import pyarrow as pa
+    from tracedamon.schema import REGIONS
+    p = hot_pattern()
+    fa, fb = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    for f, pat in ((fa, p), (fb, np.where(p > 10, p, 0))):
+        write_table_atomic(pa.Table.from_pandas(history(pat), schema=REGIONS, preserve_index=False), f,
+                           metadata={"config": {"sample_us": 5000, "aggr_us": 100000}})
+    out = tmp_path / "m.json"
+    assert main(["compare", str(fa), str(fb), "-o", str(out), "-q"]) == 0
+    m = json.loads(out.read_text())
+    cells = pq.read_table(tmp_path / "m.cells.parquet").to_pandas()
+    assert m["grid"]["cells"] == len(cells)
+    assert m["hot"]["0.5"]["f1"] == pytest.approx(1.0)      # b kept exactly the hot region
+    assert m["wss"]["mean_b"] < m["wss"]["mean_a"]
+    assert main(["compare", str(fa), str(fb), "-o", str(out), "-q"]) == 2   # exists, no --force
+    r = subprocess.run([sys.executable, "-m", "tracedamon", "compare", str(fa), str(tmp_path / "nope")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "nope" in r.stderr
+
+
+# ---------------------------------------------------------------- real runs
+RUN1 = ("damon-paddr-run1", "paddr_run1")
+
+
+def _run1_truth(tmp_path):
+    d = need_corpus(*RUN1)
+    rows = []
+    for line in (d / "ground_truth_pfn_runs.tsv").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        area, _v, pfn, n = line.split("\t")
+        s = int(pfn, 16) * 4096
+        rows.append((s, s + int(n) * 4096, area))
+    return _truth_csv(tmp_path, sorted(rows))
+
+
+def _run1_regions(tmp_path):
+    d = need_corpus(*RUN1)
+    out = tmp_path / "run1.td"
+    ingest([d / "damo_from_perf_data.json_compressed"], out)
+    return out
+
+
+def test_damon_paddr_run1_against_ground_truth(tmp_path):
+    truth = _run1_truth(tmp_path)
+    td = _run1_regions(tmp_path)
+    s = score_truth(td, truth)
+    lab = s["labels"]
+    assert lab["hot"]["mean_nr_accesses"] > 6 > lab["warm"]["mean_nr_accesses"] > 1
+    assert lab["cold"]["mean_nr_accesses"] < 0.5
+    assert lab["hot"]["accessed_fraction"] > 0.8 > 0.2 > lab["cold"]["accessed_fraction"]
+    assert s["correlation"]["spearman"] > 0.5
+    assert s["hot"]["0.5"]["recall"] > 0.9
+    # the corpus's own per-snapshot, per-area check (sanity_check.txt, computed by the
+    # recording's scripts from the same record) agrees to its printed precision
+    tl = truth_timeline(td, truth)
+    sc = pd.read_csv(need_corpus(*RUN1, "sanity_check.txt"), sep=r"\s+", comment="#")
+    assert len(tl) == len(sc) == 17
+    for area in ("hot", "warm", "cold0", "cold1", "cold2"):
+        np.testing.assert_allclose(tl[f"{area}_mean_nr_accesses"], sc[f"{area}_mean_nr_acc"], atol=0.0051)
+        np.testing.assert_allclose(tl[f"{area}_accessed_fraction"], sc[f"{area}_frac_acc"], atol=0.0051)
+
+
+def test_cli_truth_only(tmp_path):
+    from tracedamon.cli import main
+    truth = _run1_truth(tmp_path)
+    td = _run1_regions(tmp_path)
+    out = tmp_path / "s.json"
+    assert main(["compare", str(td), "--truth", str(truth), "-o", str(out), "-q"]) == 0
+    s = json.loads(out.read_text())["truth"]["a"]
+    assert s["labels"]["hot"]["mean_rate"] > 0.6
+
+
+def test_damon_run1_two_recordings_agree(tmp_path):
+    """The same kdamond recorded by two independent sessions (damo's JSON vs the ftrace
+    instance) — same regions, different clocks (perf vs monotonic, ~1.19 ms)."""
+    d = need_corpus(*RUN1)
+    a = _run1_regions(tmp_path)
+    b = tmp_path / "ftrace.td"
+    try:
+        ingest([d / "ftrace_trace_pipe.txt.gz"], b)
+    except Exception as e:   # the ftrace reader belongs to the DAMON ingest
+        pytest.skip(f"ftrace ingest unavailable: {e}")
+    r = compare(a, b, align="auto")
+    m = r.metrics
+    assert abs(m["alignment"]["estimate"]["lag_ns"]) <= m["alignment"]["estimate"]["resolution_ns"]
+    assert m["heat"]["spearman"] > 0.95
+    assert m["hot"]["0.5"]["f1"] > 0.95
+
