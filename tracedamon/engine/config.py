@@ -106,6 +106,9 @@ class MonitorConfig:
             if not (self.goal_min_sample_us <= self.sample_us <= self.goal_max_sample_us):
                 raise ConfigError(f"intervals goal: sample_us ({self.sample_us}) must lie within "
                                   f"[{self.goal_min_sample_us}, {self.goal_max_sample_us}]")
+            if self.goal_min_sample_us == 0:
+                raise ConfigError("intervals goal: min_sample_us must be > 0 (the replay's "
+                                  "time grid needs a non-zero sampling interval)")
             if self.goal_access_bp == 0:
                 raise ConfigError("intervals goal: access_bp must be > 0 when aggrs is set")
         if self.seed >= 1 << 64:

@@ -351,6 +351,23 @@ def fixed_grid(ranges: Sequence[tuple[int, int]], size: int) -> np.ndarray:
     return np.concatenate([np.arange(s, e, size, dtype=np.int64) for s, e in merged])
 
 
+def update_monitoring_result(nr, age, old_s: int, old_a: int, new_s: int, new_a: int):
+    """Rescale counters when the intervals change (spec §9): returns (nr, bp, age).
+
+    ``nr`` keeps its ratio to the maximum possible count; ``age`` (in aggregations)
+    keeps its duration.  Nothing changes when any interval is 0.
+    """
+    nr = np.asarray(nr, np.int64)
+    age = np.asarray(age, np.int64)
+    if not (old_s and old_a and new_s and new_a):
+        return nr.copy(), nr * 10000, age.copy()
+    old_max = min(old_a // old_s, 2**32 - 1)
+    new_max = min(new_a // new_s, 2**32 - 1)
+    nr2 = (nr * 10000 // old_max) * new_max // 10000
+    age2 = (age.astype(object) * old_a // new_a).astype(np.int64)
+    return nr2, nr2 * 10000, age2
+
+
 # --------------------------------------------------------------------------------------
 # the driver
 # --------------------------------------------------------------------------------------
@@ -611,13 +628,9 @@ class Monitor:
         new_s = old_s * adapt // 10000
         new_s = max(self.cfg.goal_min_sample_us, min(self.cfg.goal_max_sample_us, new_s))
         new_a = new_s * self.aggr_samples
-        if old_s and old_a and new_s and new_a:
-            old_max = min(old_a // old_s, 2**32 - 1)
-            new_max = min(new_a // new_s, 2**32 - 1)
-            nr = a["nr"][:n]
-            a["nr"][:n] = (nr * 10000 // old_max) * new_max // 10000
-            a["bp"][:n] = a["nr"][:n] * 10000
-            a["age"][:n] = (a["age"][:n].astype(object) * old_a // new_a).astype(np.int64)
+        nr, bp, age = update_monitoring_result(a["nr"][:n], a["age"][:n], old_s, old_a,
+                                               new_s, new_a)
+        a["nr"][:n], a["bp"][:n], a["age"][:n] = nr, bp, age
         self.sample_us, self.aggr_us = new_s, new_a
         return old_s, new_s
 
