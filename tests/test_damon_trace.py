@@ -363,3 +363,91 @@ def test_generated_traces_round_trip(tmp_path, runs, kind, dups, data):
     assert [tuple(int(x) for x in g) for g in got] == sorted(expect)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["duplicates_dropped"] == len(dups)
+
+
+# --- perf.data: the reader's batches, decoded with the file's own formats -------------
+
+LIVE = Path(__file__).resolve().parent.parent / "sample_traces" / "damon"
+
+
+def test_live_sample_perf_data_equals_perfs_own_script(tmp_path):
+    out = ingest([LIVE / "live_paddr.perf.data"], tmp_path / "a.td")   # auto: perf-data reader
+    tr = open_trace(out)
+    a = tr.df("regions")
+    assert tr.num_rows("samples") == 5007 + 96          # the perf reader's own table, too
+    b, meta_b = _ingest(LIVE / "live_paddr.script.txt.gz", tmp_path, "b.td")
+    assert a.groupby("snapshot").size().tolist() == [2418, 2589]
+    pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
+    assert (a["time_ns"] // 1000 * 1000 == b["time_ns"]).all()
+    # damos_before_apply decoded from RAW equals perf's text of the same events
+    da = tr.df("damos_apply")
+    db = open_trace(tmp_path / "b.td").df("damos_apply")
+    cols = ["context", "scheme", "target", "nr_regions", "start", "end", "nr_accesses", "age",
+            "kdamond_pid", "cpu"]
+    assert len(da) == 96
+    pd.testing.assert_frame_equal(da[cols], db[cols], check_dtype=False)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["damon_runs"][0]["kdamond_pid"] == 77
+    assert meta["intervals"]["source"] == "inferred"
+
+
+class _Wrapped:
+    """A perf.data reader whose sample batches a test edits (duplicate / drop rows)."""
+
+    def __init__(self, path, edit):
+        from tracedamon.ingest.perf_data import open_perf_data
+        self.rd = open_perf_data(path)
+        self.events, self.tracing_data, self.path = self.rd.events, self.rd.tracing_data, path
+        self.edit = edit
+
+    def iter_sample_batches(self):
+        import pyarrow as pa
+        t = pa.Table.from_batches(list(self.rd.iter_sample_batches()))
+        yield from self.edit(t).to_batches(max_chunksize=1000)
+
+
+def _write_from(reader, tmp_path, name, **kw):
+    from tracedamon.ingest.damon_trace import add_regions_from_perf_data
+    from tracedamon.ingest.writer import TraceDirWriter
+    with TraceDirWriter(tmp_path / name) as w:
+        add_regions_from_perf_data(reader, w, **kw)
+    return open_trace(tmp_path / name).df("regions"), \
+        json.loads((tmp_path / name / "meta.json").read_text())
+
+
+def test_perf_data_duplicate_samples_are_dropped(tmp_path):
+    import pyarrow as pa
+    clean, _ = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", lambda t: t), tmp_path, "c")
+    idx = list(range(4000))
+    idx[10:10] = [10, 10]                      # one sample delivered three times
+    idx[3000:3000] = [2999]
+    dup = lambda t: pa.concat_tables([t.take(pa.array(idx)), t.slice(4000)])  # noqa: E731
+    df, meta = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", dup), tmp_path, "d")
+    assert meta["duplicates_dropped"] == 3
+    pd.testing.assert_frame_equal(clean, df)
+
+
+def test_perf_data_lost_sample_is_an_error_at_a_byte_offset(tmp_path):
+    import pyarrow as pa
+    holder = {}
+
+    def drop(t):
+        ev = t["event"].to_pylist()
+        agg = [i for i, e in enumerate(ev) if e == "damon:damon_aggregated"]
+        victim = agg[3000]                      # inside the second snapshot
+        holder["first2"] = t["file_offset"][agg[2418]].as_py()
+        return pa.concat_tables([t.slice(0, victim), t.slice(victim + 1)])
+    with pytest.raises(TraceFormatError) as ei:
+        _write_from(_Wrapped(LIVE / "live_paddr.perf.data", drop), tmp_path, "l")
+    assert ei.value.offset == holder["first2"]
+    assert "2588 regions, fewer than its nr_regions=2589" in str(ei.value)
+    df, meta = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", drop), tmp_path, "l2",
+                           skip_bad=True)
+    assert meta["skipped"] == {"snapshots": 1} and df["snapshot"].nunique() == 1
+
+
+def test_perf_data_without_tracing_data_is_an_error(tmp_path):
+    r = _Wrapped(LIVE / "live_paddr.perf.data", lambda t: t)
+    r.tracing_data = None
+    with pytest.raises(TraceFormatError, match="no tracing data"):
+        _write_from(r, tmp_path, "n")
