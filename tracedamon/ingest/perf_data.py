@@ -160,6 +160,10 @@ class Attr:
             raise TraceFormatError(path, f"attr {index}: unknown sample_type bits "
                                    f"0x{st & ~K.S_KNOWN:x}: the sample layout is undecidable",
                                    offset=offset)
+        if rf & ~0x1F and st & K.S_READ:
+            raise TraceFormatError(path, f"attr {index}: unknown read_format bits "
+                                   f"0x{rf & ~0x1F:x}: the READ layout is undecidable",
+                                   offset=offset)
         return a
 
     # flags
@@ -674,7 +678,7 @@ class PerfData:
             id_poss = {_id_pos_sample(a.sample_type) for a in at}
             self._params = dict(
                 st=np.array([a.sample_type for a in at], dtype=np.int64),
-                rf=np.array([a.read_format for a in at], dtype=np.int64),
+                rf=np.array([a.read_format & 0x1F for a in at], dtype=np.int64),
                 bhw=np.array([bool(a.branch_sample_type & (1 << 17)) for a in at], np.int64),
                 bcnt=np.array([bool(a.branch_sample_type & (1 << 19)) for a in at], np.int64),
                 nru=np.array([bin(a.sample_regs_user).count("1") for a in at], np.int64),

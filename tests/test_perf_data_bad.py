@@ -1,0 +1,317 @@
+"""Bad perf.data input: a TraceFormatError naming the file and the byte offset, through
+the API and the CLI (non-zero exit, one line, no traceback, no output directory), and a
+bounded fuzz run over mutated real files."""
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import CORPUS, ROOT
+from tracedamon.errors import TraceFormatError
+from tracedamon.ingest.perf_data import ingest_into, open_perf_data
+from tracedamon.ingest.writer import TraceDirWriter
+
+PERF_DIR = CORPUS / "perf"
+BASE = PERF_DIR / "01_pf_c1_addr.data"
+ZSTD = PERF_DIR / "11_zstd.data"
+PIPE = PERF_DIR / "12_pipe.data"
+
+pytestmark = pytest.mark.skipif(not BASE.exists(), reason="reference corpus not found")
+
+
+def _ingest(path: Path, tmp_path: Path):
+    out = tmp_path / "out.td"
+    with TraceDirWriter(out) as w:
+        ingest_into(path, w)
+    return out
+
+
+def _records(blob: bytes, start: int, end: int):
+    """(offset, type, size) of every record of a data section (test-side walk)."""
+    out = []
+    p = start
+    while p + 8 <= end:
+        typ, _misc, size = struct.unpack_from("<IHH", blob, p)
+        out.append((p, typ, size))
+        p += size
+    return out
+
+
+def _data_section(blob: bytes):
+    d_off, d_size = struct.unpack_from("<QQ", blob, 40)
+    return d_off, d_size
+
+
+def _expect_error(path: Path, tmp_path: Path, offset: int | None = None, words=()):
+    with pytest.raises(TraceFormatError) as ei:
+        _ingest(path, tmp_path)
+    e = ei.value
+    msg = str(e)
+    assert str(path) in msg
+    if offset is not None:
+        assert e.offset == offset, msg
+        assert f"byte offset {offset}" in msg
+    for w in words:
+        assert w in msg, msg
+    assert not (tmp_path / "out.td").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.td")]
+    return e
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.data"
+    p.write_bytes(b"")
+    _expect_error(p, tmp_path, offset=0)
+
+
+def test_text_file(tmp_path):
+    p = tmp_path / "notes.data"
+    p.write_text("this is not a perf.data file\n" * 10)
+    _expect_error(p, tmp_path, offset=0, words=["not a perf.data"])
+
+
+def test_wrong_magic(tmp_path):
+    b = bytearray(BASE.read_bytes())
+    b[0:8] = b"PERFILE3"
+    p = tmp_path / "magic.data"
+    p.write_bytes(b)
+    _expect_error(p, tmp_path, offset=0)
+
+
+def test_big_endian_refused(tmp_path):
+    b = bytearray(BASE.read_bytes())
+    b[0:8] = b"2ELIFREP"
+    p = tmp_path / "be.data"
+    p.write_bytes(b)
+    _expect_error(p, tmp_path, offset=0, words=["big-endian"])
+
+
+def test_header_only(tmp_path):
+    p = tmp_path / "short.data"
+    p.write_bytes(BASE.read_bytes()[:60])
+    _expect_error(p, tmp_path)
+
+
+@pytest.mark.parametrize("where", ["boundary", "inside"])
+def test_truncated_file_section_outside(tmp_path, where):
+    """The file ends before the data section the header announces."""
+    blob = BASE.read_bytes()
+    d_off, d_size = _data_section(blob)
+    recs = _records(blob, d_off, d_off + d_size)
+    off = recs[len(recs) // 2][0] + (0 if where == "boundary" else 5)
+    p = tmp_path / "trunc.data"
+    p.write_bytes(blob[:off])
+    _expect_error(p, tmp_path, offset=40, words=["outside the file"])
+
+
+def _with_data_size(blob: bytes, size: int) -> bytes:
+    """The file with data.size changed; the feature bitmap is cleared, since the
+    feature index sits right after the data section."""
+    b = bytearray(blob)
+    struct.pack_into("<Q", b, 48, size)
+    b[72:104] = bytes(32)
+    return bytes(b)
+
+
+@pytest.mark.parametrize("k", [1, 7, 40, 100])
+def test_truncated_inside_record(tmp_path, k):
+    """data.size cut inside record k: the error names that record's offset."""
+    blob = BASE.read_bytes()
+    d_off, d_size = _data_section(blob)
+    recs = _records(blob, d_off, d_off + d_size)
+    off, typ, size = recs[k]
+    for cut in (3, size // 2, size - 1):
+        b = _with_data_size(blob, off + cut - d_off)
+        p = tmp_path / f"cut{cut}.data"
+        p.write_bytes(b)
+        _expect_error(p, tmp_path, offset=off, words=["truncated"])
+
+
+def test_cut_at_record_boundary_is_a_shorter_file(tmp_path):
+    blob = BASE.read_bytes()
+    d_off, d_size = _data_section(blob)
+    recs = _records(blob, d_off, d_off + d_size)
+    off = recs[60][0]
+    p = tmp_path / "short.data"
+    p.write_bytes(_with_data_size(blob, off - d_off))
+    from tracedamon.trace import open_trace
+    tr = open_trace(_ingest(p, tmp_path))
+    n_samples = sum(1 for r in recs[:60] if r[1] == 9)
+    assert tr.num_rows("samples") == n_samples
+
+
+@pytest.mark.parametrize("bad_size", [0, 4, 7])
+def test_record_size_below_header(tmp_path, bad_size):
+    blob = bytearray(BASE.read_bytes())
+    d_off, d_size = _data_section(blob)
+    recs = _records(blob, d_off, d_off + d_size)
+    off = recs[20][0]
+    struct.pack_into("<H", blob, off + 6, bad_size)
+    p = tmp_path / "size.data"
+    p.write_bytes(blob)
+    _expect_error(p, tmp_path, offset=off, words=["below 8"])
+
+
+def test_sample_smaller_than_its_fields(tmp_path):
+    """A SAMPLE whose size cannot hold its sample_type: shrink it, pad a fake record."""
+    blob = bytearray(BASE.read_bytes())
+    d_off, d_size = _data_section(blob)
+    recs = _records(blob, d_off, d_off + d_size)
+    off, typ, size = next(r for r in recs if r[1] == 9)
+    assert size == 48
+    # sample of 16 bytes, then a 32-byte record of an unknown type keeps the stream walkable
+    struct.pack_into("<H", blob, off + 6, 16)
+    struct.pack_into("<IHH", blob, off + 16, 250, 0, 32)
+    p = tmp_path / "small.data"
+    p.write_bytes(blob)
+    _expect_error(p, tmp_path, offset=off, words=["shorter than its sample_type"])
+
+
+def test_size_pointing_past_the_end(tmp_path):
+    blob = bytearray(BASE.read_bytes())
+    d_off, d_size = _data_section(blob)
+    recs = _records(blob, d_off, d_off + d_size)
+    off = recs[-2][0]
+    struct.pack_into("<H", blob, off + 6, 0xFFF8)
+    p = tmp_path / "past.data"
+    p.write_bytes(blob)
+    _expect_error(p, tmp_path, offset=off, words=["truncated"])
+
+
+@pytest.mark.parametrize("field,fo", [("attrs", 24), ("data", 40)])
+def test_section_offset_outside_file(tmp_path, field, fo):
+    blob = bytearray(BASE.read_bytes())
+    struct.pack_into("<Q", blob, fo, len(blob) + 4096)
+    p = tmp_path / "sec.data"
+    p.write_bytes(blob)
+    _expect_error(p, tmp_path, offset=fo, words=[field])
+
+
+def test_feature_section_outside_file(tmp_path):
+    blob = bytearray(BASE.read_bytes())
+    d_off, d_size = _data_section(blob)
+    feat = d_off + d_size
+    struct.pack_into("<Q", blob, feat, len(blob) + 100)
+    p = tmp_path / "feat.data"
+    p.write_bytes(blob)
+    _expect_error(p, tmp_path, offset=feat, words=["feature"])
+
+
+def test_unknown_record_types_are_counted(tmp_path):
+    blob = bytearray(BASE.read_bytes())
+    d_off, d_size = _data_section(blob)
+    recs = _records(blob, d_off, d_off + d_size)
+    mm = [r for r in recs if r[1] == 10][:3]
+    for off, _t, _s in mm:
+        struct.pack_into("<I", blob, off, 200)
+    p = tmp_path / "unk.data"
+    p.write_bytes(blob)
+    from tracedamon.trace import open_trace
+    tr = open_trace(_ingest(p, tmp_path))
+    assert tr.meta["record_counts"]["UNKNOWN_200"] == 3
+    assert tr.meta["unknown_record_types"] == {"200": 3}
+    assert tr.num_rows("mmaps") == sum(1 for r in recs if r[1] in (1, 10)) - 3
+    assert tr.num_rows("samples") == sum(1 for r in recs if r[1] == 9)
+
+
+def test_corrupt_zstd(tmp_path):
+    blob = bytearray(ZSTD.read_bytes())
+    d_off, d_size = _data_section(blob)
+    recs = _records(blob, d_off, d_off + d_size)
+    off = next(r[0] for r in recs if r[1] == 81)
+    blob[off + 8:off + 12] = b"\0\0\0\0"           # the zstd frame magic
+    p = tmp_path / "z.data"
+    p.write_bytes(blob)
+    _expect_error(p, tmp_path, offset=off, words=["zstd"])
+
+
+def test_truncated_pipe_stream(tmp_path):
+    blob = PIPE.read_bytes()
+    recs = _records(blob, 16, len(blob))
+    off, typ, size = recs[len(recs) // 2]
+    p = tmp_path / "pipe.data"
+    p.write_bytes(blob[:off + size // 2])
+    _expect_error(p, tmp_path, offset=off, words=["truncated"])
+
+
+def test_directory_without_data(tmp_path):
+    d = tmp_path / "x.data"
+    d.mkdir()
+    (d / "data.0").write_bytes(b"")
+    with pytest.raises(TraceFormatError):
+        open_perf_data(d)
+
+
+# ---------------------------------------------------------------------------- CLI
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tracedamon", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("case", ["truncated", "zstd", "magic"])
+def test_cli_reports_one_line_and_leaves_nothing(tmp_path, case):
+    blob = bytearray((ZSTD if case == "zstd" else BASE).read_bytes())
+    d_off, d_size = _data_section(blob)
+    recs = _records(blob, d_off, d_off + d_size)
+    if case == "truncated":
+        blob = _with_data_size(bytes(blob), recs[10][0] + 5 - d_off)
+    elif case == "zstd":
+        off = next(r[0] for r in recs if r[1] == 81)
+        blob[off + 8:off + 12] = b"\0\0\0\0"
+    else:
+        blob[8:16] = struct.pack("<Q", 77)          # header size
+    p = tmp_path / "bad.data"
+    p.write_bytes(bytes(blob))
+    r = _cli("ingest", p, "-o", tmp_path / "bad.td", "--format", "perf-data", cwd=ROOT)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "bad.data" in lines[0] and "byte offset" in lines[0], r.stderr
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["bad.data"]
+
+
+# ---------------------------------------------------------------------------- fuzz
+_FUZZ_FILES = [p for p in (BASE, ZSTD, PIPE, PERF_DIR / "16_threads.data",
+                           PERF_DIR / "08_callchain_fp.data",
+                           CORPUS / "ubench-perf-mem" / "perf-mem-39891.data") if p.exists()]
+_BLOBS = {p: p.read_bytes() for p in _FUZZ_FILES}
+
+
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_mutated_files(tmp_path, data):
+    """Mutated real files: TraceFormatError or success, never another exception."""
+    src = data.draw(st.sampled_from(_FUZZ_FILES))
+    b = bytearray(_BLOBS[src])
+    kind = data.draw(st.sampled_from(["bytes", "u16", "u64", "cut"]))
+    if kind == "cut":
+        b = b[:data.draw(st.integers(0, len(b)))]
+    else:
+        for _ in range(data.draw(st.integers(1, 8))):
+            pos = data.draw(st.integers(0, len(b) - 8))
+            if kind == "bytes":
+                b[pos] = data.draw(st.integers(0, 255))
+            elif kind == "u16":
+                struct.pack_into("<H", b, pos, data.draw(st.integers(0, 0xFFFF)))
+            else:
+                struct.pack_into("<Q", b, pos, data.draw(
+                    st.sampled_from([0, 1, 8, 0xFFFFFFFF, 1 << 40, (1 << 64) - 1, len(b)])))
+    p = tmp_path / "fuzz.data"
+    p.write_bytes(bytes(b))
+    out = tmp_path / "fuzz.td"
+    import shutil
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        with TraceDirWriter(out) as w:
+            ingest_into(p, w)
+    except TraceFormatError as e:
+        assert str(p) in str(e)
+        assert not out.exists()
