@@ -29,7 +29,7 @@ from ..schema import REGIONS
 from .access import ACCESS, physical_samples, select, translated_samples, virtual_samples
 from .config import MonitorConfig
 from .core import AccessSamples, History, Monitor, Target
-from .ops.fvaddr import normalize_ranges
+from .ops.fvaddr import aligned_union, normalize_ranges
 from .ops.paddr import default_range
 from .ops.vaddr import VmaTimeline
 from .rng import GENERATOR
@@ -231,6 +231,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             rg, rsrc = normalize_ranges(ranges), "--range"
         else:
             rg, rsrc = default_range(meta, pa_)
+        rg = aligned_union(rg, config.min_region)
         targets = [Target(lambda t, rg=rg: rg, pid=None)]
         target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
         s_time, s_tgt, s_addr = pt, np.zeros(pt.size, np.int64), pa_
@@ -238,7 +239,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         if ops == "fvaddr":
             if not ranges:
                 raise ConfigError("fvaddr needs at least one --range START-END")
-            rg = normalize_ranges(ranges)
+            rg = aligned_union(normalize_ranges(ranges), config.min_region)
             tpids: list[int | None] = list(pids) if pids else [None]
             targets = [Target(lambda t, rg=rg: rg, pid=p) for p in tpids]
             for i, p in enumerate(tpids):

@@ -40,3 +40,16 @@ def normalize_ranges(ranges) -> np.ndarray:
         if s2 < e1:
             raise ConfigError(f"ranges {s1:#x}-{e1:#x} and {s2:#x}-{e2:#x} overlap")
     return np.array(rs, dtype=np.int64).reshape(-1, 2)
+
+
+def aligned_union(ranges: np.ndarray, align: int) -> np.ndarray:
+    """Ranges aligned out to ``align``, overlapping results united (so that regions built
+    from them never overlap)."""
+    out: list[list[int]] = []
+    for s, e in sorted((int(a) // align * align, -(-int(b) // align) * align)
+                       for a, b in np.asarray(ranges).reshape(-1, 2)):
+        if out and s < out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
