@@ -109,7 +109,8 @@ def _columns(table) -> dict[str, np.ndarray]:
 def nearest_index(times: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Index into sorted ``times`` of the entry nearest each query (ties: the earlier).
 
-    ``times`` must be sorted ascending and non-empty.
+    ``times`` must be sorted ascending and non-empty; among equal times the first
+    index is returned.
     """
     times = np.asarray(times, dtype=np.int64)
     q = np.asarray(queries, dtype=np.int64)
@@ -119,7 +120,9 @@ def nearest_index(times: np.ndarray, queries: np.ndarray) -> np.ndarray:
     d_hi = times[hi_c] - q                             # >= 0 when hi < size
     d_lo = q - times[lo_c]                             # >= 0 when hi > 0
     pick_lo = (hi >= times.size) | ((hi > 0) & (d_lo <= d_hi))
-    return np.where(pick_lo, lo_c, hi_c)
+    idx = np.where(pick_lo, lo_c, hi_c)
+    # equal times: the first of them (e.g. the lowest snapshot number)
+    return np.searchsorted(times, times[idx], side="left")
 
 
 @njit(cache=True)
@@ -190,22 +193,26 @@ class Translator:
         self._flags = flags[ok][order]
         self._npages = ((self._ve - self._vs) // np.uint64(self.page_size)).astype(np.uint64)
 
-        # (snapshot, pid) units: contiguous slices of the sorted run arrays
-        if self._snap.size:
-            key_change = np.ones(self._snap.size, bool)
-            key_change[1:] = (self._snap[1:] != self._snap[:-1]) | (self._pid[1:] != self._pid[:-1])
-            starts = np.flatnonzero(key_change)
-            ends = np.append(starts[1:], self._snap.size)
-            for s, e in zip(starts, ends):
-                if e - s > 1 and np.any(self._vs[s + 1:e] < self._ve[s:e - 1]):
-                    raise InputError(f"pagemap table: overlapping runs in snapshot "
-                                     f"{self._snap[s]} of pid {self._pid[s]}")
+        # (snapshot, pid) units: every pair that has rows (translatable or not), each
+        # with its contiguous slice [lo, hi) of the sorted translatable run arrays
+        if snap.size:
+            pairs = np.unique(np.stack([snap, pid], axis=1), axis=0)
         else:
-            starts = ends = np.zeros(0, np.int64)
-        self._unit_lo = starts.astype(np.int64)
-        self._unit_hi = ends.astype(np.int64)
-        self._unit_snap = self._snap[starts] if starts.size else np.zeros(0, np.int64)
-        self._unit_pid = self._pid[starts] if starts.size else np.zeros(0, np.int64)
+            pairs = np.zeros((0, 2), np.int64)
+        self._unit_snap = pairs[:, 0].copy()
+        self._unit_pid = pairs[:, 1].copy()
+        if self._snap.size:
+            # unit code of each translatable run (pairs are sorted by (snap, pid), like runs)
+            code = _pair_index(self._unit_snap, self._unit_pid, self._snap, self._pid)
+            bad = np.flatnonzero((code[1:] == code[:-1]) & (self._vs[1:] < self._ve[:-1]))
+            if bad.size:
+                raise InputError(f"pagemap table: overlapping runs in snapshot "
+                                 f"{self._snap[bad[0]]} of pid {self._pid[bad[0]]}")
+        else:
+            code = np.zeros(0, np.int64)
+        units = np.arange(pairs.shape[0])
+        self._unit_lo = np.searchsorted(code, units, side="left").astype(np.int64)
+        self._unit_hi = np.searchsorted(code, units, side="right").astype(np.int64)
         self._unit_time = self._time_of(self._unit_snap)
         self._phys: dict[int, _PhysIndex] = {}
 
@@ -267,6 +274,8 @@ class Translator:
         for chunk in np.split(idx, bounds):
             u = units[chunk[0]]
             lo, hi = self._unit_lo[u], self._unit_hi[u]
+            if hi == lo:                      # the pid had nothing translatable then
+                continue
             va = vaddrs[chunk]
             j = np.searchsorted(self._vs[lo:hi], va, side="right") - 1
             jc = np.maximum(j, 0) + lo
@@ -399,6 +408,16 @@ def _group_cummax(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
         out[lo:hi] = np.maximum.accumulate(values[lo:hi])
         lo = hi
     return out
+
+
+def _pair_index(usnap: np.ndarray, upid: np.ndarray, snap: np.ndarray,
+                pid: np.ndarray) -> np.ndarray:
+    """Index of each (snap, pid) in the sorted unique pairs (usnap, upid)."""
+    # rank pids densely so (snap, pid) becomes one sortable int64 key
+    allp = np.unique(upid)
+    key_u = np.searchsorted(np.unique(usnap), usnap) * allp.size + np.searchsorted(allp, upid)
+    key_q = np.searchsorted(np.unique(usnap), snap) * allp.size + np.searchsorted(allp, pid)
+    return np.searchsorted(key_u, key_q).astype(np.int64)
 
 
 def _broadcast(pids, vaddrs, times):
