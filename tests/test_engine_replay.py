@@ -1,0 +1,292 @@
+"""`tracedamon.replay` and `tracedamon replay` end to end.
+
+The real recording sample_traces/hotcold.perf.data (see sample_traces/README.md:
+32 hot pages at 0x200000000000 touched every 10 ms for 2 s, 256 cold pages after
+them touched once at the start; page-fault samples, one per hot page per pass)
+is ingested with the perf.data reader and replayed at DAMON's default parameters.
+Expectations follow from the workload, not from a previous run: with 5 ms sample
+intervals a hot page is sampled in every other interval (about half the maximum
+nr_accesses), with 10 ms intervals in every interval; the cold pages are never
+touched after the first aggregations.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import SAMPLES
+
+import tracedamon
+from tracedamon.cli import main
+from tracedamon.engine.replay import replay
+from tracedamon.errors import ConfigError, InputError
+from tracedamon.ingest.writer import read_parquet_metadata
+from tracedamon.schema import REGIONS
+
+PAGE = 4096
+HOT = 0x200000000000
+HOT_END = HOT + 32 * PAGE
+COLD_END = HOT + 288 * PAGE
+AREA = f"{HOT:#x}-{COLD_END:#x}"
+
+
+@pytest.fixture(scope="module")
+def hotcold(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hc") / "hotcold.td"
+    from tracedamon.ingest import ingest
+    return ingest(SAMPLES / "hotcold.perf.data", out)
+
+
+def area_means(df: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
+    """Per snapshot: pages covered by regions lying inside [lo, hi), and their
+    size-weighted mean nr_accesses."""
+    d = df[(df.start >= lo) & (df.end <= hi)].copy()
+    d["pages"] = (d.end - d.start).astype(np.int64) // PAGE
+    d["w"] = d.pages * d.nr_accesses.astype(np.int64)
+    g = d.groupby("snapshot").agg(pages=("pages", "sum"), w=("w", "sum"))
+    g["mean"] = g.w / g.pages
+    return g.reindex(sorted(df.snapshot.unique()), fill_value=0)
+
+
+def check_hot_cold(h, hot_lo_frac, hot_hi_frac, first_snapshot=1, snapshots=20):
+    mx = h.metadata["config"]["aggr_us"] // h.metadata["config"]["sample_us"]
+    df = h.df
+    assert h.n_snapshots == snapshots                # about 2 s of recording / 100 ms
+    hot = area_means(df, HOT, HOT_END).loc[first_snapshot:]
+    cold = area_means(df, HOT_END, COLD_END)
+    assert (hot.pages >= 24).all()                   # most hot pages sit in hot-only regions
+    assert (hot["mean"] >= hot_lo_frac * mx).all() and (hot["mean"] <= hot_hi_frac * mx).all()
+    late = cold.loc[8:]
+    assert (late.pages >= 200).all()                 # the cold area is mostly cold-only regions
+    assert (late.w == 0).all()                       # ... and they see no access
+
+
+def test_fvaddr_default_parameters_hot_and_cold(hotcold):
+    h = replay(hotcold, ops="fvaddr", ranges=[AREA])
+    # 5 ms intervals, one sample per hot page per 10 ms pass: about half of 20
+    check_hot_cold(h, 0.4, 0.6)
+    assert len(h.df) == h.df.groupby("snapshot").size().sum()
+    assert h.df.pid.isna().all()                     # fvaddr without --pid: any process
+
+
+def test_fvaddr_10ms_intervals_see_every_pass(hotcold):
+    h = replay(hotcold, ops="fvaddr", ranges=[AREA], pids=[2291], sample_us=10_000)
+    check_hot_cold(h, 0.85, 1.0)
+    assert (h.df.pid == 2291).all()
+
+
+def test_vaddr_for_the_workload_pid(hotcold):
+    mm = tracedamon.open_trace(hotcold).df("mmaps")
+    t_map = int(mm[mm.start == HOT].time_ns.min())
+    h = replay(hotcold, ops="vaddr", start_ns=t_map)
+    t = h.metadata["targets"][0]
+    assert t["pid"] == 2291 and t["vma_source"] == "mmaps"
+    first = t["initial_ranges"][0]
+    assert first[0] == HOT and first[1] == HOT + 1179648    # the workload's mapping
+    assert h.n_snapshots == 19                    # starts 0.7 ms later: one aggregation less
+    # the vaddr space is huge (the third region spans libraries and stack), so the hot
+    # area is isolated by random splits over several aggregations; a region holding any
+    # hot page counts as accessed, so its boundary settles near the hot/cold edge
+    df = h.df[h.df.snapshot >= 8]
+    head = df[df.start == HOT]
+    assert len(head) == 11
+    assert ((head.end - HOT) // PAGE <= 64).all() and (head.end >= HOT_END).all()
+    assert head.nr_accesses.between(8, 12).all()           # about half of 20
+    cold = area_means(df, HOT_END, COLD_END)
+    assert (cold.loc[8:].pages >= 200).all() and (cold.loc[8:].w == 0).all()
+
+
+def test_vaddr_without_mappings_at_start_has_no_regions(hotcold):
+    # at the first sample the process has mapped only two areas: no three regions, so
+    # (like the kernel) the target has no regions until an ops update (60 s) finds them
+    h = replay(hotcold, ops="vaddr")
+    assert len(h.df) == 0 and h.n_snapshots == 20
+    assert any("no three regions" in w for w in h.metadata["warnings"])
+
+
+def test_abit_emulation_on_hotcold(hotcold):
+    h = replay(hotcold, ops="fvaddr", ranges=[AREA], access="abit", seed=3)
+    mx = 20
+    hot = area_means(h.df, HOT, HOT_END).loc[6:]
+    cold = area_means(h.df, HOT_END, COLD_END).loc[8:]
+    assert (hot.pages >= 24).all() and (hot["mean"] >= 0.4 * mx).all()
+    assert (cold.w == 0).all()
+
+
+def test_fixed_granularity_replay_is_deterministic_and_sparse_equals_dense(hotcold):
+    kw = dict(ops="fvaddr", ranges=[AREA], min_region=4096, max_region=4096)
+    a = replay(hotcold, seed=1, **kw)
+    b = replay(hotcold, seed=99, **kw)
+    c = replay(hotcold, seed=1, fixed_engine=False, **kw)
+    assert a.metadata["engine_path"].startswith("fixed")
+    assert c.metadata["engine_path"] == "adaptive"
+    assert a.table.equals(b.table) and a.table.equals(c.table)
+    df = a.df
+    assert (df.groupby("snapshot").size() == 288).all()
+    late = df[df.snapshot >= 8]
+    hot = late[late.end <= HOT_END]
+    assert (hot.nr_accesses >= 8).all() and (hot.nr_accesses <= 12).all()
+    assert (late[late.start >= HOT_END].nr_accesses == 0).all()
+    # accessed-only output: exactly the rows with accesses
+    d = replay(hotcold, seed=1, accessed_only=True, **kw)
+    assert d.df.reset_index(drop=True).equals(
+        df[df.nr_accesses > 0].reset_index(drop=True))
+    assert d.metadata["accessed_only"] is True
+
+
+def test_output_is_byte_identical_and_carries_metadata(hotcold, tmp_path):
+    h1 = replay(hotcold, ops="fvaddr", ranges=[AREA], seed=5)
+    h2 = replay(hotcold, ops="fvaddr", ranges=[AREA], seed=5)
+    p1, p2 = h1.to_parquet(tmp_path / "a.parquet"), h2.to_parquet(tmp_path / "b.parquet")
+    assert p1.read_bytes() == p2.read_bytes()
+    t = pq.read_table(p1)
+    assert t.schema.remove_metadata().equals(REGIONS)
+    meta = read_parquet_metadata(p1)["replay"]
+    assert meta["config"]["seed"] == 5 and meta["seed"] == 5
+    assert meta["config"]["sample_us"] == 5000 and meta["generator"].startswith("pcg32")
+    sha = hashlib.sha256((hotcold / "samples.parquet").read_bytes()).hexdigest()
+    assert meta["input"]["samples"]["sha256"] == sha
+    assert meta["ops"] == "fvaddr" and meta["access"] == "perf"
+    assert meta["events"] == ["page-faults"]
+    assert meta["t0_source"] == "first sample"
+
+
+def test_seed_changes_adaptive_splits(hotcold):
+    a = replay(hotcold, ops="fvaddr", ranges=[AREA], seed=1)
+    b = replay(hotcold, ops="fvaddr", ranges=[AREA], seed=2)
+    assert not a.table.equals(b.table)
+
+
+def test_time_grid(hotcold):
+    samples = tracedamon.open_trace(hotcold).table("samples", columns=["time_ns"])
+    times = samples.column("time_ns").to_numpy()
+    t0, tl = int(times.min()), int(times.max())
+    h = replay(hotcold, ops="fvaddr", ranges=[AREA], aggr_us=50_000)
+    S, N = 5_000_000, 10
+    n_complete = ((tl - t0) // S + 1) // N
+    assert h.n_snapshots == n_complete
+    ts = h.df.groupby("snapshot").time_ns.first()
+    assert (ts.to_numpy() == t0 + (np.arange(n_complete) + 1) * N * S).all()
+    # --start moves the grid
+    h2 = replay(hotcold, ops="fvaddr", ranges=[AREA], aggr_us=50_000, start_ns=t0 + 1_000_000)
+    assert h2.df.time_ns.min() == t0 + 1_000_000 + N * S
+
+
+def test_events_filter(hotcold):
+    with pytest.raises(ConfigError, match="not in the trace"):
+        replay(hotcold, ops="fvaddr", ranges=[AREA], events=["mem-loads"])
+    h = replay(hotcold, ops="fvaddr", ranges=[AREA], events=["page-faults"])
+    assert h.metadata["samples_used"] > 6000
+
+
+# -- synthetic inputs: paddr and perf-phys -------------------------------------------------
+def synthetic(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, 2_000_000_000, n))
+    hot = rng.random(n) < 0.7
+    vpage = np.where(hot, rng.integers(0, 16, n), rng.integers(16, 256, n))
+    vaddr = 0x7f0000000000 + vpage * PAGE + rng.integers(0, PAGE, n)
+    pfn = 0x10000 + (vpage * 7919) % 4096                  # a scrambled but fixed mapping
+    paddr = pfn * PAGE + (vaddr % PAGE)
+    tbl = pa.table({"time_ns": pa.array(t, pa.int64()), "pid": pa.array(np.full(n, 42), pa.int32()),
+                    "event": pa.array(["cpu/mem-loads/"] * n),
+                    "addr": pa.array(vaddr.astype(np.uint64)),
+                    "phys_addr": pa.array(paddr.astype(np.uint64))})
+    pm = pd.DataFrame({"snapshot": 0, "time_ns": 0, "pid": 42,
+                       "vaddr_start": 0x7f0000000000 + np.arange(256) * PAGE,
+                       "vaddr_end": 0x7f0000000000 + (np.arange(256) + 1) * PAGE,
+                       "pfn_start": 0x10000 + (np.arange(256) * 7919) % 4096, "flags": 1})
+    return tbl, pm
+
+
+def test_perf_phys_through_pagemap_equals_virtual_perf():
+    tbl, pm = synthetic()
+    rng = ["0x7f0000000000-0x7f0000100000"]
+    v = replay(tbl, ops="fvaddr", ranges=rng, pids=[42], access="perf")
+    p = replay(tbl, ops="fvaddr", ranges=rng, pids=[42], access="perf-phys", pagemap=pm)
+    assert v.table.equals(p.table)
+    assert len(v.df) > 0
+
+
+def test_paddr_default_range_and_system_ram():
+    tbl, _ = synthetic()
+    h = replay(tbl, ops="paddr", access="perf-phys")
+    t = h.metadata["targets"][0]
+    assert t["ranges_source"] == "span of the sampled physical addresses"
+    phys = tbl.column("phys_addr").to_numpy()
+    lo, hi = t["ranges"][0]
+    assert lo == int(phys.min()) // PAGE * PAGE and hi == (int(phys.max()) // PAGE + 1) * PAGE
+    assert h.df.start.min() == lo and h.df.end.max() == hi
+    assert h.df.pid.isna().all()
+    h2 = replay(tbl, ops="paddr", access="abit", ranges=["0x10000000-0x11000000"])
+    assert h2.metadata["targets"][0]["ranges_source"] == "--range"
+    assert h2.df.nr_accesses.max() > 0
+    with pytest.raises(ConfigError, match="physical"):
+        replay(tbl, ops="paddr", access="perf")
+    with pytest.raises(ConfigError, match="--pid"):
+        replay(tbl, ops="paddr", access="perf-phys", pids=[1])
+
+
+def test_paddr_biggest_system_ram_from_trace_meta(tmp_path):
+    from tracedamon.engine.ops.paddr import default_range
+    rg, src = default_range({"system_ram": [[0x1000, 0x9f000], [0x100000, 0x7fffffff]]},
+                            np.array([5], np.int64))
+    assert rg.tolist() == [[0x100000, 0x7fffffff]] and "System RAM" in src
+
+
+def test_bad_inputs_raise_clear_errors(tmp_path):
+    tbl, _ = synthetic(10)
+    with pytest.raises(ConfigError, match="fvaddr needs"):
+        replay(tbl, ops="fvaddr")
+    with pytest.raises(ConfigError, match="--ops"):
+        replay(tbl, ops="kaddr")
+    with pytest.raises(InputError, match="pagemap"):
+        replay(tbl, ops="fvaddr", ranges=["0-8192"], access="perf-phys")
+    with pytest.raises(InputError):
+        replay(tmp_path / "missing.td")
+    empty = tbl.slice(0, 0)
+    with pytest.raises(InputError, match="no timed samples"):
+        replay(empty, ops="fvaddr", ranges=["0-8192"])
+
+
+# -- the command line ---------------------------------------------------------------------
+def test_cli_replay_writes_default_output(hotcold, capsys):
+    rc = main(["replay", str(hotcold), "--ops", "fvaddr", "--range", AREA, "--sample-us",
+               "10000"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "snapshots: 20" in out and "hottest regions" in out
+    dest = hotcold / "replay.parquet"
+    t = pq.read_table(dest)
+    assert t.num_rows > 0
+    meta = json.loads(t.schema.metadata[b"tracedamon"])["replay"]
+    assert meta["config"]["sample_us"] == 10000
+
+
+def test_cli_refuses_to_overwrite_damon_regions(hotcold, capsys):
+    rc = main(["replay", str(hotcold), "-o", str(hotcold / "regions.parquet"), "--ops",
+               "fvaddr", "--range", AREA])
+    assert rc != 0
+    assert "regions.parquet" in capsys.readouterr().err
+    assert not (hotcold / "regions.parquet").exists()
+
+
+def test_cli_errors_are_one_line(hotcold, capsys):
+    rc = main(["replay", str(hotcold), "--max-region", "12288", "--ops", "fvaddr", "--range",
+               AREA])
+    err = capsys.readouterr().err
+    assert rc == ConfigError.exit_code
+    assert err.count("\n") == 1 and "power of two" in err
+
+
+def test_cli_help_mentions_damo_replay(capsys):
+    from typer.testing import CliRunner
+    from tracedamon.cli import app
+    r = CliRunner().invoke(app, ["replay", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    assert "damo" in r.output and "Example" in r.output and "--min-nr-regions-mode" in r.output
