@@ -165,7 +165,6 @@ def decode_column(values: np.ndarray, valid: np.ndarray | None = None) -> dict[s
     decoded = [decode(u) for u in uniques]
     mask = None if valid is None or valid.all() else ~valid
     out: dict[str, pa.Array] = {}
-    idx = pa.array(codes, type=pa.int32(), mask=mask)
     for col in COLUMNS:
         texts = [d[col] for d in decoded]
         # unify repeated texts so the dictionary holds each text once
@@ -180,5 +179,4 @@ def decode_column(values: np.ndarray, valid: np.ndarray | None = None) -> dict[s
         vals = np.array([d[col] for d in decoded],
                         dtype=np.bool_ if typ == pa.bool_() else np.uint8)
         out[col] = pa.array(vals[codes] if n else vals[:0], type=typ, mask=mask)
-    del idx
     return out
