@@ -451,3 +451,66 @@ def test_perf_data_without_tracing_data_is_an_error(tmp_path):
     r.tracing_data = None
     with pytest.raises(TraceFormatError, match="no tracing data"):
         _write_from(r, tmp_path, "n")
+
+
+# --- the vectorised text parser against a slow line-by-line reference ------------------
+
+_REF_LINE = re.compile(
+    r"^\s*(?:(?P<pcomm>\S.*?)\s+(?P<ppid>\d+|x+)(?:/\d+)?\s+(?:(?:\[(?P<pcpu>\d+)\]|x+)\s+)?"
+    r"(?P<psec>\d+)\.(?P<pfrac>\d+):\s+(?:\d+\s+)?damon:"
+    r"|(?P<fcomm>.*?)-(?P<fpid>\d+)\s+(?:\(\s*\d+\)\s+)?\[(?P<fcpu>\d+)\]\s+(?:\S{4,6}\s+)?"
+    r"(?P<fsec>\d+)\.(?P<ffrac>\d+):\s+)"
+    r"(?P<ev>damon_aggregated|damos_before_apply|damon_monitor_intervals_tune): (?P<rest>.*?)\s*$")
+
+
+def _reference_events(path):
+    agg, before = [], []
+    op = gzip.open if str(path).endswith(".gz") else open
+    with op(path, "rt") as f:
+        for ln in f:
+            m = _REF_LINE.match(ln)
+            if not m:
+                continue
+            g = m.groupdict()
+            p = "p" if g["psec"] is not None else "f"
+            t = int(g[p + "sec"]) * 10**9 + int(g[p + "frac"].ljust(9, "0"))
+            pid = -1 if g[p + "pid"].startswith("x") else int(g[p + "pid"])
+            cpu = int(g[p + "cpu"]) if g[p + "cpu"] else -1
+            nums = [int(x) for x in re.findall(r"\d+", g["rest"])]
+            if g["ev"] == "damon_aggregated":
+                agg.append((t, pid, cpu, *nums, *([-1] if len(nums) == 5 else [])))
+            elif g["ev"] == "damos_before_apply":
+                before.append((t, pid, cpu, *nums))
+    return agg, before
+
+
+@pytest.mark.parametrize("parts", [
+    ("damo-tests", "perf.data.script"), RUN1 + ("perf_script.txt.gz",),
+    RUN1 + ("damo_perf_script.txt.gz",), RUN1 + ("ftrace_trace_pipe.txt.gz",),
+    ("perf", "24_damon_tracepoint.script.txt"), ("live", "live_paddr.script.txt.gz")])
+def test_text_parser_equals_a_line_by_line_reference(parts):
+    from tracedamon.ingest.damon_trace import TextTrace
+    path = LIVE / parts[1] if parts[0] == "live" else need_corpus(*parts)
+    tt = TextTrace(path).parse()
+    ref_agg, ref_before = _reference_events(path)
+    a = tt.agg.get()
+    got = list(zip(*(a[k].tolist() for k in ("time_ns", "pid", "cpu", "target_id", "nr_regions",
+                                              "start", "end", "nr_accesses", "age"))))
+    assert got == ref_agg and len(got) > 1000
+    if ref_before:
+        b = tt.before.get()
+        got_b = list(zip(*(b[k].tolist() for k in ("time_ns", "pid", "cpu", "ctx", "scheme",
+                                                    "target_id", "nr_regions", "start", "end",
+                                                    "nr_accesses", "age"))))
+        assert got_b == ref_before
+    assert tt.skipped_lines == 0
+
+
+def test_out_of_range_number_is_an_error_naming_its_line(tmp_path):
+    lines = _lines(need_corpus(*RUN1, "perf_script.txt.gz"))[:60]
+    lines[19] = lines[19].replace("nr_regions=1471", "nr_regions=99999999999")
+    p = tmp_path / "ov.txt"
+    p.write_text("".join(lines))
+    with pytest.raises(TraceFormatError, match="nr_regions out of range") as ei:
+        _ingest(p, tmp_path, "o.td")
+    assert ei.value.line == 20

@@ -57,19 +57,24 @@ KNOWN_EVENTS = (AGGREGATED, BEFORE_APPLY, INTERVALS_TUNE_EV)
 
 # perf script: "<comm> <pid>[/<tid>] [<cpu>] <secs.frac>: [<period>] damon:<event>: <fields>"
 # damo's writer: "kdamond.x xxxx xxxx <secs.frac>: damon:<event>: <fields>"
-_PERF_RE = (r"^\s*(?P<comm>\S.*?)\s+(?P<pid>\d+|x+)(?:/\d+)?\s+"
-            r"(?:(?:\[(?P<cpu>\d+)\]|x+)\s+)?(?P<sec>\d+)\.(?P<frac>\d+):\s+(?:\d+\s+)?"
-            r"damon:(?P<ev>\w+):\s*(?P<rest>.*?)\s*$")
 # ftrace / trace-cmd: "<comm>-<pid> [(<tgid>)] [<cpu>] [<flags>] <secs.frac>: <event>: <fields>"
-_FTRACE_RE = (r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
-              r"(?:[^\s\[\]:]{4,6}\s+)?(?P<sec>\d+)\.(?P<frac>\d+):\s+(?:damon:)?"
-              r"(?P<ev>dam\w+):\s*(?P<rest>.*?)\s*$")
 _AGG_RE = (r"^target_id=(?P<target_id>\d+) nr_regions=(?P<nr_regions>\d+) "
            r"(?P<start>\d+)-(?P<end>\d+): (?P<nr_accesses>\d+)(?: (?P<age>\d+))?$")
 _BEFORE_RE = (r"^ctx_idx=(?P<ctx>\d+) scheme_idx=(?P<scheme>\d+) target_idx=(?P<target_id>\d+) "
               r"nr_regions=(?P<nr_regions>\d+) (?P<start>\d+)-(?P<end>\d+): "
               r"(?P<nr_accesses>\d+) (?P<age>\d+)$")
 _TUNE_RE = r"^sample_us=(?P<sample_us>\d+)$"
+_FIELD_RE = {AGGREGATED: _AGG_RE, BEFORE_APPLY: _BEFORE_RE, INTERVALS_TUNE_EV: _TUNE_RE}
+_FIELD_CHECK = {k: re.sub(r"\(\?P<\w+>", "(?:", v) for k, v in _FIELD_RE.items()}
+_FIELD_LABELS = {AGGREGATED: ("target_id=", "nr_regions="),
+                 BEFORE_APPLY: ("ctx_idx=", "scheme_idx=", "target_idx=", "nr_regions="),
+                 INTERVALS_TUNE_EV: ("sample_us=",)}
+# the part of a line before "<event>: ", read from its end
+_PERF_HEAD_RE = (r"(?:^|\s)(?P<pid>\d+|x+)(?:/\d+)?\s+(?:(?:\[(?P<cpu>\d+)\]|x+)\s+)?"
+                 r"(?P<sec>\d+)\.(?P<frac>\d+):\s+(?:\d+\s+)?damon:$")
+_FTRACE_HEAD_RE = (r"-(?P<pid>\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
+                   r"(?:[^\s\[\]:]{4,6}\s+)?(?P<sec>\d+)\.(?P<frac>\d+):\s+(?:damon:)?$")
+_OTHER_EVENT_RE = r"(?:\s|damon:)(?P<ev>dam(?:on|os)_\w+): "
 
 _CHUNK_BYTES = 16 << 20
 _U64_MAX = (1 << 64) - 1
@@ -170,6 +175,10 @@ class TextTrace:
         return self
 
     def _chunk(self, lines: list[str], base: int) -> None:
+        """Parse one chunk of lines. Each event line is split at ``<event>: `` into a
+        head (task, pid, cpu, time) and its fields; heads are read with a regex
+        anchored at their end, the fields of ``damon_aggregated`` (the bulk) by
+        validating them with a capture-free regex and splitting them into numbers."""
         arr = pa.array(lines, type=pa.string())
         cand = pc.and_(pc.match_substring(arr, "dam"),
                        pc.invert(pc.starts_with(pc.utf8_ltrim_whitespace(arr), "#")))
@@ -177,78 +186,119 @@ class TextTrace:
         if not idx.size:
             return
         sub = arr.take(pa.array(idx))
-        m_perf = pc.extract_regex(sub, _PERF_RE)
-        m_ft = pc.extract_regex(sub, _FTRACE_RE)
-        ok_perf = pc.is_valid(m_perf).to_numpy(zero_copy_only=False)
-        ok_ft = pc.is_valid(m_ft).to_numpy(zero_copy_only=False) & ~ok_perf
-        for m, ok, layout in ((m_perf, ok_perf, "perf-script"), (m_ft, ok_ft, "ftrace")):
-            sel = np.flatnonzero(ok)
-            if not sel.size:
+        claimed = np.zeros(len(sub), bool)
+        for name, store in ((AGGREGATED, self.agg), (BEFORE_APPLY, self.before),
+                            (INTERVALS_TUNE_EV, self.tune)):
+            has = pc.match_substring(sub, name + ": ").to_numpy(zero_copy_only=False)
+            k = np.flatnonzero(has & ~claimed)
+            if not k.size:
                 continue
-            s = m.take(pa.array(sel))
-            ev = s.field("ev")
-            line_no = idx[sel] + base + 1
-            texts = sub.take(pa.array(sel))
-            if layout == "perf-script":
-                pid_txt = s.field("pid")
-                xs = pc.starts_with(pid_txt, "x").to_numpy(zero_copy_only=False)
+            claimed[k] = True
+            texts = sub.take(pa.array(k))
+            line_no = idx[k] + base + 1
+            parts = pc.split_pattern(texts, name + ": ", max_splits=1)
+            head, rest = pc.list_element(parts, 0), pc.utf8_rtrim_whitespace(
+                pc.list_element(parts, 1))
+            hp = pc.extract_regex(head, _PERF_HEAD_RE)
+            ok_p = pc.is_valid(hp).to_numpy(zero_copy_only=False)
+            hf = pc.extract_regex(head, _FTRACE_HEAD_RE)
+            ok_f = pc.is_valid(hf).to_numpy(zero_copy_only=False) & ~ok_p
+            ok_r = pc.match_substring_regex(rest, _FIELD_CHECK[name]).to_numpy(
+                zero_copy_only=False)
+            good = (ok_p | ok_f) & ok_r
+            for j in np.flatnonzero(~good):
+                why = f"malformed {name} event" if (ok_p[j] or ok_f[j]) else \
+                    "unrecognised trace line layout"
+                self._bad(int(line_no[j]), texts[int(j)].as_py(), why)
+            if not good.any():
+                continue
+            sel = pa.array(np.flatnonzero(good))
+            n_p, n_f = int((ok_p & good).sum()), int((ok_f & good).sum())
+            if n_p:
+                pid_txt = hp.field("pid")
+                xs = pc.fill_null(pc.starts_with(pid_txt, "x"), False).to_numpy(
+                    zero_copy_only=False) & ok_p & good
                 if xs.any():
-                    self.layouts["damo-perf-script"] = self.layouts.get("damo-perf-script", 0) \
-                        + int(xs.sum())
-                if (~xs).any():
-                    self.layouts[layout] = self.layouts.get(layout, 0) + int((~xs).sum())
-                pid = pc.if_else(pc.starts_with(pid_txt, "x"), pa.scalar(None, pa.string()),
-                                 pid_txt)
-            else:
-                self.layouts[layout] = self.layouts.get(layout, 0) + len(sel)
-                pid = s.field("pid")
+                    self.layouts["damo-perf-script"] = \
+                        self.layouts.get("damo-perf-script", 0) + int(xs.sum())
+                if n_p - xs.sum():
+                    self.layouts["perf-script"] = self.layouts.get("perf-script", 0) + \
+                        int(n_p - xs.sum())
+            if n_f:
+                self.layouts["ftrace"] = self.layouts.get("ftrace", 0) + n_f
+            use_p = pa.array(ok_p)
+            pick = lambda f: pc.if_else(use_p, hp.field(f), hf.field(f)).take(sel)  # noqa
+            pid = pick("pid")
+            pid = pc.if_else(pc.fill_null(pc.starts_with(pid, "x"), False),
+                             pa.scalar(None, pa.string()), pid)
             common = {
-                "time_ns": _ns(s.field("sec"), s.field("frac")),
+                "time_ns": _ns(pick("sec"), pick("frac")),
                 "pid": _num(pid, pa.int64(), -1),
-                "cpu": _num(s.field("cpu"), pa.int32(), -1),
-                "loc": line_no.astype(np.int64),
+                "cpu": _num(pick("cpu"), pa.int32(), -1),
+                "loc": line_no[good].astype(np.int64),
             }
-            for name, regex, store in ((AGGREGATED, _AGG_RE, self.agg),
-                                       (BEFORE_APPLY, _BEFORE_RE, self.before),
-                                       (INTERVALS_TUNE_EV, _TUNE_RE, self.tune)):
-                is_ev = pc.equal(ev, name).to_numpy(zero_copy_only=False)
-                k = np.flatnonzero(is_ev)
-                if not k.size:
+            rest = rest.take(sel)
+            try:
+                cols = dict(common, **self._fields_fast(name, rest))
+            except (pa.ArrowInvalid, OverflowError):
+                # a number too large for its field: find the line, the slow way
+                f = pc.extract_regex(rest, _FIELD_RE[name])
+                cols = self._fields_slow(name, f, line_no[good], texts.take(sel), common)
+                if cols is None:
                     continue
-                rest = s.field("rest").take(pa.array(k))
-                f = pc.extract_regex(rest, regex)
-                good = pc.is_valid(f).to_numpy(zero_copy_only=False)
-                for j in np.flatnonzero(~good):
-                    self._bad(int(line_no[k[j]]), texts[int(k[j])].as_py(),
-                              f"malformed {name} event")
-                k, f = k[good], f.filter(pa.array(good))
-                if not k.size:
-                    continue
-                cols = {c: v[k] for c, v in common.items()}
-                try:
-                    cols.update(self._fields(name, f))
-                except (pa.ArrowInvalid, OverflowError):
-                    # a number too large for its field: find the line, the slow way
-                    cols = self._fields_slow(name, f, line_no[k], texts.take(pa.array(k)), cols)
-                    if cols is None:
-                        continue
-                store.add(**cols)
-            known = np.zeros(len(sel), bool)
-            for name in KNOWN_EVENTS:
-                known |= pc.equal(ev, name).to_numpy(zero_copy_only=False)
-            for name in pc.value_counts(ev.filter(pa.array(~known))).to_pylist():
-                self.other_events[name["values"]] = self.other_events.get(name["values"], 0) \
-                    + name["counts"]
-        # lines that mention a DAMON event but match no layout are malformed
-        rest = np.flatnonzero(~(ok_perf | ok_ft))
-        if rest.size:
-            texts = sub.take(pa.array(rest))
-            hit = np.zeros(rest.size, bool)
-            for name in KNOWN_EVENTS:
-                hit |= pc.match_substring(texts, name + ":").to_numpy(zero_copy_only=False)
-            for j in np.flatnonzero(hit):
-                self._bad(int(idx[rest[j]]) + base + 1, texts[int(j)].as_py(),
-                          "unrecognised trace line layout")
+            store.add(**cols)
+        # other damon events (damos_esz, ...) are counted; unknown layouts are errors
+        rest_i = np.flatnonzero(~claimed)
+        if rest_i.size:
+            texts = sub.take(pa.array(rest_i))
+            other = pc.extract_regex(texts, _OTHER_EVENT_RE)
+            ok = pc.is_valid(other).to_numpy(zero_copy_only=False)
+            if ok.any():
+                for d in pc.value_counts(other.field("ev").filter(pa.array(ok))).to_pylist():
+                    self.other_events[d["values"]] = self.other_events.get(d["values"], 0) \
+                        + d["counts"]
+
+    @staticmethod
+    def _fields_fast(name: str, rest: pa.Array) -> dict[str, np.ndarray]:
+        """Numbers of validated field texts: drop the ``key=`` labels and punctuation,
+        split on whitespace; rows have a fixed token count (``damon_aggregated``: 5
+        without age, 6 with)."""
+        t = rest
+        for lab in _FIELD_LABELS[name]:
+            t = pc.replace_substring(t, lab, "")
+        t = pc.replace_substring(pc.replace_substring(t, "-", " "), ":", "")
+        toks = pc.utf8_split_whitespace(t)
+        offs = np.asarray(toks.offsets)
+        nums = pc.cast(toks.values, pa.uint64()).to_numpy(zero_copy_only=False)
+        cnt = np.diff(offs)
+        starts = offs[:-1]
+
+        def col(i, dtype, missing=None):
+            if missing is None:
+                return nums[starts + i].astype(dtype)
+            have = cnt > i
+            out = np.full(len(cnt), missing, dtype)
+            out[have] = nums[starts[have] + i].astype(dtype)
+            return out
+        lim32 = 2**32 - 1
+        if name == INTERVALS_TUNE_EV:
+            return {"sample_us": col(0, np.uint64)}
+        if name == AGGREGATED:
+            if len(nums) and (nums[starts + 1].max(initial=0) > lim32 or
+                              nums[starts + 4].max(initial=0) > lim32 or
+                              (cnt == 6).any() and nums[starts[cnt == 6] + 5].max() > lim32):
+                raise OverflowError("a 32-bit field is out of range")
+            return {"target_id": col(0, np.uint64), "nr_regions": col(1, np.uint32),
+                    "start": col(2, np.uint64), "end": col(3, np.uint64),
+                    "nr_accesses": col(4, np.uint32), "age": col(5, np.int64, -1)}
+        # damos_before_apply: ctx scheme target nr_regions start end nr_accesses age
+        if len(nums) and max(nums[starts + i].max(initial=0) for i in (0, 1)) > 2**31 - 1 or \
+                len(nums) and max(nums[starts + i].max(initial=0) for i in (3, 6, 7)) > lim32:
+            raise OverflowError("a 32-bit field is out of range")
+        return {"ctx": col(0, np.int32), "scheme": col(1, np.int32),
+                "target_id": col(2, np.uint64), "nr_regions": col(3, np.uint32),
+                "start": col(4, np.uint64), "end": col(5, np.uint64),
+                "nr_accesses": col(6, np.uint32), "age": col(7, np.int64)}
 
     @staticmethod
     def _fields(name: str, f: pa.StructArray) -> dict[str, np.ndarray]:
