@@ -3,9 +3,11 @@
  * usage: pagemap_target MODE NPAGES [EXIT_AFTER_MS]
  *   MODE "pattern": NPAGES 4 KiB pages (MADV_NOHUGEPAGE); page i is written iff i % 3 != 2
  *   MODE "thp":     NPAGES 4 KiB pages in a 2 MiB-aligned buffer with MADV_HUGEPAGE, all written
+ *   MODE "fill":    NPAGES 4 KiB pages (MADV_NOHUGEPAGE), all written (benchmarks)
  *
- * Prints "buf 0x<addr> <npages>", then (when it can read its own frames) one line
- * "pfn <index> <pfn>" per present page read from /proc/self/pagemap, then "ready".
+ * Prints "buf 0x<addr> <npages>", then (when it can read its own frames, and for at
+ * most 100000 pages) one line "pfn <index> <pfn>" per present page read from
+ * /proc/self/pagemap, then "ready".
  * Then it obeys one-letter commands on stdin, answering each with a line:
  *   u  munmap the second half of the buffer   -> "unmapped"
  *   q  exit                                    (also on EOF)
@@ -31,6 +33,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int thp = strcmp(argv[1], "thp") == 0;
+	int fill = strcmp(argv[1], "fill") == 0;
 	size_t npages = strtoul(argv[2], NULL, 0);
 	size_t len = npages * PAGE;
 	size_t map_len = thp ? len + HUGE : len;
@@ -52,11 +55,11 @@ int main(int argc, char **argv)
 		madvise(buf, len, MADV_NOHUGEPAGE);
 	}
 	for (size_t i = 0; i < npages; i++)
-		if (thp || i % 3 != 2)
+		if (thp || fill || i % 3 != 2)
 			buf[i * PAGE] = (char)(i | 1);
 
 	printf("buf 0x%lx %zu\n", (unsigned long)buf, npages);
-	int fd = open("/proc/self/pagemap", O_RDONLY);
+	int fd = npages <= 100000 ? open("/proc/self/pagemap", O_RDONLY) : -1;
 	if (fd >= 0) {
 		for (size_t i = 0; i < npages; i++) {
 			uint64_t e;

@@ -435,10 +435,15 @@ class PagemapCapture:
         brk[1:] = (idx[1:] != idx[:-1] + 1) | (p[1:] != p[:-1] + np.uint64(1))
         starts = np.flatnonzero(brk)
         ends = np.append(starts[1:], idx.size)
-        for s, e in zip(starts.tolist(), ends.tolist()):
-            data = self._pread(self.kfd, (e - s) * ENTRY_BYTES, int(p[s]) * ENTRY_BYTES)
-            k = np.frombuffer(data, dtype="<u8")
-            out[idx[s]:idx[s] + k.size] = kpageflags_to_flags(k)
+        chunks = []
+        kfd = self.kfd
+        for s, e, f in zip(starts.tolist(), ends.tolist(), p[starts].tolist()):
+            want = (e - s) * ENTRY_BYTES
+            data = os.pread(kfd, want, f * ENTRY_BYTES)
+            if len(data) < want:          # frame beyond the end of memory: no flags
+                data += bytes(want - len(data))
+            chunks.append(data)
+        out[idx] = kpageflags_to_flags(np.frombuffer(b"".join(chunks), dtype="<u8"))
         return out
 
     def snapshot(self, number: int, *, after_maps: Callable[[], None] | None = None
