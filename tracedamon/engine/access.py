@@ -28,31 +28,56 @@ def _np(col: pa.ChunkedArray, dtype) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
 
+def _event_names(col: pa.ChunkedArray) -> list[str]:
+    if pa.types.is_dictionary(col.type):
+        names = set()
+        for ch in col.chunks:
+            used = pc.unique(ch.indices).drop_null().to_numpy(zero_copy_only=False)
+            d = ch.dictionary.to_pylist()
+            names.update(d[int(i)] for i in used)
+        return sorted(n for n in names if n is not None)
+    return sorted(x for x in pc.unique(col).to_pylist() if x is not None)
+
+
 def select(samples: pa.Table, events: list[str] | None) -> tuple[pa.Table, list[str]]:
     """Rows of the selected events (all when ``events`` is empty) with a time."""
     ev = samples.column("event")
-    if pa.types.is_dictionary(ev.type):
-        ev = ev.cast(pa.string())
-    names = sorted(x for x in pc.unique(ev).to_pylist() if x is not None)
+    names = _event_names(ev)
     if events:
         unknown = [e for e in events if e not in names]
         if unknown:
             raise ConfigError(f"event(s) {', '.join(unknown)} not in the trace; it holds: "
                               f"{', '.join(names) or 'no samples'}")
-        samples = samples.filter(pc.is_in(ev, value_set=pa.array(events, pa.string())))
-        chosen = list(events)
+        chosen = sorted(set(events))
+        if chosen != names:
+            if pa.types.is_dictionary(ev.type):
+                masks = []
+                for ch in ev.chunks:
+                    keep = np.isin(np.array(ch.dictionary.to_pylist(), dtype=object),
+                                   np.array(chosen, dtype=object))
+                    idx = ch.indices.fill_null(0).to_numpy(zero_copy_only=False)
+                    m = keep[idx] if keep.size else np.zeros(len(ch), bool)
+                    masks.append(m & ~ch.is_null().to_numpy(zero_copy_only=False))
+                mask = pa.array(np.concatenate(masks) if masks else np.zeros(0, bool))
+            else:
+                mask = pc.is_in(ev, value_set=pa.array(chosen, pa.string()))
+            samples = samples.filter(mask)
     else:
         chosen = names
-    samples = samples.filter(pc.is_valid(samples.column("time_ns")))
+    if samples.column("time_ns").null_count:
+        samples = samples.filter(pc.is_valid(samples.column("time_ns")))
     return samples, chosen
 
 
 def virtual_samples(samples: pa.Table, pids: list[int | None]) -> tuple[np.ndarray, ...]:
     """(time_ns, target, addr) from virtual addresses; target = index of the pid in
     ``pids`` (a ``None`` pid takes every process's samples)."""
-    s = samples.filter(pc.is_valid(samples.column("addr")))
+    s = samples
+    if s.column("addr").null_count:
+        s = s.filter(pc.is_valid(s.column("addr")))
     t = _np(s.column("time_ns"), np.int64)
-    pid = _np(s.column("pid").fill_null(-1), np.int64)
+    pc_ = s.column("pid")
+    pid = _np(pc_.fill_null(-1) if pc_.null_count else pc_, np.int64)
     addr = _np(s.column("addr"), np.uint64).view(np.int64)
     return t, _targets_of(pid, pids), addr
 

@@ -170,27 +170,31 @@ def _split_regions(start, end, nr, bp, last, age, toff, nr_subs, minsz, maxsz, s
 # --------------------------------------------------------------------------------------
 @njit(cache=True)
 def _find_region(start, end, lo, hi, a):
-    """Index of the region of rows [lo, hi) holding address ``a``, or -1."""
-    l = lo
-    h = hi
-    while l < h:
-        m = (l + h) >> 1
-        if start[m] <= a:
-            l = m + 1
-        else:
-            h = m
-    j = l - 1
-    if j >= lo and a < end[j]:
-        return j
+    """Index of the region of rows [lo, hi) holding address ``a``, or -1.
+
+    Branch-free binary search (sample addresses are random, so a branchy search
+    mispredicts at almost every level).
+    """
+    n = hi - lo
+    if n <= 0 or a < start[lo]:
+        return -1
+    base = lo
+    while n > 1:
+        half = n >> 1
+        base = base + half if start[base + half] <= a else base
+        n -= half
+    if a < end[base]:
+        return base
     return -1
 
 
 @njit(cache=True)
-def perf_count(start, end, toff, nr, stamp, s_tgt, s_page, s_psi):
+def perf_count(start, end, toff, nr, stamp, s_tgt, s_page, s_time, tbase, S, psibase):
     """Perf-histogram check over a run of samples (spec §13.2/13.3).
 
     Region r gains one access per sample interval in which at least one sample of its
-    target hit one of its pages (``stamp`` remembers the last interval counted).
+    target hit one of its pages (``stamp`` remembers the last interval counted).  The
+    interval of a sample at time t is ``psibase + 1 + (t - tbase) // S``.
     """
     ntgt = toff.shape[0] - 1
     for i in range(s_page.shape[0]):
@@ -198,9 +202,11 @@ def perf_count(start, end, toff, nr, stamp, s_tgt, s_page, s_psi):
         if t < 0 or t >= ntgt:
             continue
         j = _find_region(start, end, toff[t], toff[t + 1], s_page[i])
-        if j >= 0 and stamp[j] != s_psi[i]:
-            stamp[j] = s_psi[i]
-            nr[j] += 1
+        if j >= 0:
+            psi = psibase + 1 + (s_time[i] - tbase) // S
+            if stamp[j] != psi:
+                stamp[j] = psi
+                nr[j] += 1
 
 
 @njit(cache=True)
@@ -672,9 +678,9 @@ class Monitor:
             if stamp.size != self.n:
                 stamp = np.full(self.n, -1, np.int64)
             if self.access == "perf":
-                s_psi = psibase + 1 + (times[lo:hi] - tbase) // S
                 perf_count(a["start"], a["end"], self.toff, a["nr"], stamp,
-                           samples.target[lo:hi], samples.page[lo:hi], s_psi)
+                           samples.target[lo:hi], samples.page[lo:hi], times[lo:hi],
+                           tbase, S, psibase)
             else:
                 tt = samples.target[lo:hi]
                 pg = samples.page[lo:hi]

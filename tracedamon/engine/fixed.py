@@ -29,32 +29,68 @@ from .core import AccessSamples, History, Target, fixed_grid
 
 
 @njit(cache=True)
-def _fixed_count(start, toff, size, nr, stamp, s_tgt, s_page, s_psi, touched, nt):
-    ntgt = toff.shape[0] - 1
+def _fixed_count(roff, run_start, run_first, run_len, size, nr, stamp, s_tgt, s_page, s_time,
+                 t0, S, touched, nt):
+    """Count sample intervals per region; regions are found through contiguous grid runs
+    (a binary search over a target's few runs, then arithmetic), not a search over
+    millions of region starts."""
+    ntgt = roff.shape[0] - 1
     for i in range(s_page.shape[0]):
         t = s_tgt[i]
         if t < 0 or t >= ntgt:
             continue
         a = s_page[i]
-        lo = toff[t]
-        hi = toff[t + 1]
-        l = lo
-        h = hi
-        while l < h:
-            m = (l + h) >> 1
-            if start[m] <= a:
-                l = m + 1
-            else:
-                h = m
-        j = l - 1
-        if j < lo or a >= start[j] + size or stamp[j] == s_psi[i]:
+        lo = roff[t]
+        hi = roff[t + 1]
+        if hi <= lo or a < run_start[lo]:
             continue
-        stamp[j] = s_psi[i]
+        n = hi - lo
+        base = lo
+        while n > 1:
+            half = n >> 1
+            base = base + half if run_start[base + half] <= a else base
+            n -= half
+        k = (a - run_start[base]) // size
+        if k >= run_len[base]:
+            continue
+        j = run_first[base] + k
+        psi = 1 + (s_time[i] - t0) // S
+        if stamp[j] == psi:
+            continue
+        stamp[j] = psi
         if nr[j] == 0:
             touched[nt] = j
             nt += 1
         nr[j] += 1
     return nt
+
+
+@njit(cache=True)
+def _union_sorted(a, b):
+    """Union of two sorted arrays of distinct values, sorted."""
+    out = np.empty(a.shape[0] + b.shape[0], np.int64)
+    i = j = k = 0
+    while i < a.shape[0] and j < b.shape[0]:
+        if a[i] < b[j]:
+            out[k] = a[i]
+            i += 1
+        elif b[j] < a[i]:
+            out[k] = b[j]
+            j += 1
+        else:
+            out[k] = a[i]
+            i += 1
+            j += 1
+        k += 1
+    while i < a.shape[0]:
+        out[k] = a[i]
+        i += 1
+        k += 1
+    while j < b.shape[0]:
+        out[k] = b[j]
+        j += 1
+        k += 1
+    return out[:k]
 
 
 class FixedMonitor:
@@ -85,6 +121,17 @@ class FixedMonitor:
         self.start = (np.concatenate(grids) if grids else np.zeros(0, np.int64)).astype(np.int64)
         self.tgt = np.repeat(np.arange(len(grids), dtype=np.int64), np.diff(self.toff))
         n = self.start.size
+        # contiguous runs of the grid, per target
+        brk = np.ones(n, bool)
+        if n:
+            brk[1:] = (self.start[1:] != self.start[:-1] + self.size) | \
+                (self.tgt[1:] != self.tgt[:-1])
+        first = np.nonzero(brk)[0].astype(np.int64)
+        self.run_first = first
+        self.run_start = self.start[first].copy()
+        self.run_len = np.diff(np.append(first, n)).astype(np.int64)
+        rt = self.tgt[first]
+        self.roff = np.searchsorted(rt, np.arange(len(grids) + 1), side="left").astype(np.int64)
         self.nr = np.zeros(n, np.int64)
         self.last = np.zeros(n, np.int64)
         self.age_val = np.zeros(n, np.int64)
@@ -148,10 +195,10 @@ class FixedMonitor:
             seg_end = min(la, max(lo_, psi + 1))
             t_from, t_to = t0 + psi * S, t0 + seg_end * S
             lo, hi = np.searchsorted(times, [t_from, t_to], side="left")
-            s_psi = 1 + (times[lo:hi] - t0) // S
-            self.nt = _fixed_count(self.start, self.toff, self.size, self.nr, self.stamp,
-                                   samples.target[lo:hi], samples.page[lo:hi], s_psi,
-                                   self.touched, self.nt)
+            self.nt = _fixed_count(self.roff, self.run_start, self.run_first, self.run_len,
+                                   self.size, self.nr, self.stamp, samples.target[lo:hi],
+                                   samples.page[lo:hi], times[lo:hi], t0, S, self.touched,
+                                   self.nt)
             psi = seg_end
             if progress is not None:
                 progress(psi)
@@ -160,7 +207,7 @@ class FixedMonitor:
                 P = self.prev
                 max_nr = int(self.nr[T].max()) if T.size else 0
                 thres = max_nr // 10
-                act = np.union1d(T, P)
+                act = _union_sorted(T, P)
                 nr_a, last_a = self.nr[act], self.last[act]
                 age_a = self.age_val[act] + (snap - 1 - self.age_at[act])
                 d = np.abs(nr_a - last_a)

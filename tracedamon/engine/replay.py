@@ -281,7 +281,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         else:
             s_time, s_tgt, s_addr = virtual_samples(samples, tpids)
     keep = s_tgt >= 0
-    acc = AccessSamples(s_time[keep], s_tgt[keep], s_addr[keep])
+    if not keep.all():
+        s_time, s_tgt, s_addr = s_time[keep], s_tgt[keep], s_addr[keep]
+    acc = AccessSamples(s_time, s_tgt, s_addr)
     used = int(((acc.time_ns >= t0)).sum())
 
     # -- run -------------------------------------------------------------------------
