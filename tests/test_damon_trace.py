@@ -514,3 +514,12 @@ def test_out_of_range_number_is_an_error_naming_its_line(tmp_path):
     with pytest.raises(TraceFormatError, match="nr_regions out of range") as ei:
         _ingest(p, tmp_path, "o.td")
     assert ei.value.line == 20
+
+
+def test_live_pipe_mode_perf_data_equals_its_script(tmp_path):
+    a, meta = _ingest(LIVE / "live_paddr_pipe.perf.data", tmp_path, "a.td")
+    b, _ = _ingest(LIVE / "live_paddr_pipe.script.txt.gz", tmp_path, "b.td")
+    assert len(a) == 1349 and a["snapshot"].nunique() == 1
+    pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
+    assert meta["damon_source"] == "perf.data"
+    assert "intervals" not in meta          # one snapshot: nothing to infer from

@@ -703,11 +703,18 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
     damon_names = sorted({n for n in names if n and n.startswith("damon:")})
     if not damon_names:
         return None
-    blob = reader.tracing_data
-    if not blob:
-        raise TraceFormatError(path, "the file has damon: events but no tracing data "
-                               "(the event formats needed to decode them)")
-    td = parse_tracing_data(blob, path=path)
+    td = None
+
+    def formats():
+        # a pipe stream may deliver its tracing data as a record: look when first needed
+        nonlocal td
+        if td is None:
+            blob = reader.tracing_data
+            if not blob:
+                raise TraceFormatError(path, "the file has damon: events but no tracing "
+                                       "data (the event formats needed to decode them)")
+            td = parse_tracing_data(blob, path=path)
+        return td
     wanted = {f"damon:{e}" for e in KNOWN_EVENTS}
     acc = {e: _Events() for e in KNOWN_EVENTS}
     fields = {
@@ -730,6 +737,7 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
                 others[name] = others.get(name, 0) + int(pc.sum(pc.equal(ev_col, name)).as_py())
                 continue
             short = name.split(":", 1)[1]
+            td = formats()
             fmt = td.event(name)
             if fmt is None:
                 raise TraceFormatError(path, f"no format for {name} in the file's tracing data")
