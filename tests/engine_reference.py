@@ -165,6 +165,8 @@ class Reference:
         self.access = access
         self.physical = physical
         self.rand = Rand(cfg.seed, rand_inject, cfg.fix_rand32)
+        self.rand_split = self.rand if cfg.rng_streams == "single" else \
+            Rand(cfg.seed ^ 0x5EED5EED5EED5EED, (), cfg.fix_rand32)
         self.regs = [[] for _ in targets]
         self.last_nr_regions = 0
         self.sample_us, self.aggr_us = cfg.sample_us, cfg.aggr_us
@@ -311,7 +313,7 @@ class Reference:
                     sz = r.size
                     i = 0
                     while i < nr_subs - 1 and sz > 2 * self.minsz:
-                        sub = adown((1 + self.rand.below(9)) * sz // 10, self.minsz)
+                        sub = adown((1 + self.rand_split.below(9)) * sz // 10, self.minsz)
                         if self.maxsz and sub > self.maxsz:
                             sub = self.maxsz
                         i += 1

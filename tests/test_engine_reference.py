@@ -51,7 +51,8 @@ def configs(draw, fixed=False, tuning=True):
               min_nr_regions_mode=draw(st.sampled_from(["legacy", "apply"])),
               seed=draw(st.integers(0, 2**32)), fix_age_once=draw(st.booleans()),
               fix_pa_cache=draw(st.booleans()), age_zero_reset=draw(st.booleans()),
-              merge_escalation=draw(st.booleans()))
+              merge_escalation=draw(st.booleans()),
+              rng_streams=draw(st.sampled_from(["single", "split"])))
     if tuning and draw(st.integers(0, 3)) == 0:
         kw.update(goal_aggrs=draw(st.integers(1, 2)), goal_access_bp=draw(st.integers(50, 6000)),
                   goal_min_sample_us=500, goal_max_sample_us=4000)

@@ -85,12 +85,22 @@ def register(app: typer.Typer) -> None:
                                             "(0 = off)"),
         goal_min_sample_us: int = typer.Option(0, "--goal-min-sample-us"),
         goal_max_sample_us: int = typer.Option(0, "--goal-max-sample-us"),
+        fix: List[str] = typer.Option([], "--fix",
+                                      help="fix a mirrored kernel quirk (repeatable): "
+                                           "age-once (Q3), rand32 (Q1), pa-cache (Q5)"),
+        rng_streams: str = typer.Option("single", "--rng-streams",
+                                        help="single (the kernel's one stream) or split "
+                                             "(separate sampling and split generators)"),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no summary"),
     ) -> None:
         from ..engine.config import MonitorConfig
         from ..engine.replay import DEFAULT_OUTPUT, replay
-        from ..errors import InputError
+        from ..errors import ConfigError, InputError
 
+        fixes = {"age-once": "fix_age_once", "rand32": "fix_rand32", "pa-cache": "fix_pa_cache"}
+        unknown = [f for f in fix if f not in fixes]
+        if unknown:
+            raise ConfigError(f"--fix {unknown[0]}: choose from {', '.join(fixes)}")
         if not trace_dir.is_dir():
             raise InputError(f"{trace_dir}: not a trace directory")
         cfg = MonitorConfig(
@@ -100,14 +110,24 @@ def register(app: typer.Typer) -> None:
             max_region=_int(max_region, "--max-region"), seed=seed,
             min_nr_regions_mode=min_nr_regions_mode, goal_access_bp=goal_access_bp,
             goal_aggrs=goal_aggrs, goal_min_sample_us=goal_min_sample_us,
-            goal_max_sample_us=goal_max_sample_us)
+            goal_max_sample_us=goal_max_sample_us, rng_streams=rng_streams,
+            **{fixes[f]: True for f in fix})
         dest = out if out is not None else trace_dir / DEFAULT_OUTPUT
         if dest.resolve() == (trace_dir / "regions.parquet").resolve():
             raise InputError(f"{dest}: holds the trace's ingested DAMON regions; choose another "
                              "output with -o")
-        h = replay(trace_dir, ops=ops, pids=pid, ranges=range_, access=access, events=event,
-                   pagemap=pagemap, start_ns=_int(start, "--start"),
-                   accessed_only=accessed_only, config=cfg)
+        import sys
+        kw = dict(ops=ops, pids=pid, ranges=range_, access=access, events=event,
+                  pagemap=pagemap, start_ns=_int(start, "--start"),
+                  accessed_only=accessed_only, config=cfg)
+        if sys.stderr.isatty() and not quiet:
+            from rich.progress import Progress
+            with Progress(transient=True) as bar:
+                task = bar.add_task("replaying", total=None)
+                h = replay(trace_dir, progress=lambda psi: bar.update(
+                    task, description=f"replaying: {psi} sample intervals"), **kw)
+        else:
+            h = replay(trace_dir, **kw)
         h.to_parquet(dest)
         if not quiet:
             typer.echo(h.summary())

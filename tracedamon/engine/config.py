@@ -37,6 +37,8 @@ class MonitorConfig:
     (Q1), ``fix_pa_cache`` stops the paddr accessed-bit cache from reusing a
     verdict across sample intervals and targets (Q5).  ``age_zero_reset``
     (v6.18+) and ``merge_escalation`` (mid-2024) select kernel generations.
+    ``rng_streams="split"`` draws sampling addresses and split points from two
+    generators (spec §15.1); the default is the kernel's single stream.
     """
 
     sample_us: int = 5_000
@@ -57,6 +59,7 @@ class MonitorConfig:
     fix_pa_cache: bool = False
     age_zero_reset: bool = True
     merge_escalation: bool = True
+    rng_streams: str = "single"
 
     def __post_init__(self):
         self.validate()
@@ -111,6 +114,8 @@ class MonitorConfig:
                                   "time grid needs a non-zero sampling interval)")
             if self.goal_access_bp == 0:
                 raise ConfigError("intervals goal: access_bp must be > 0 when aggrs is set")
+        if self.rng_streams not in ("single", "split"):
+            raise ConfigError(f"rng_streams must be single or split, not {self.rng_streams!r}")
         if self.seed >= 1 << 64:
             raise ConfigError("seed must be below 2**64")
 

@@ -34,6 +34,7 @@ from .config import PAGE_SIZE, MonitorConfig
 from .rng import new_rng, rand_below
 
 PAGE_MASK = ~np.int64(PAGE_SIZE - 1)
+SPLIT_STREAM_SALT = 0x5EED5EED5EED5EED
 FIELDS = ("start", "end", "nr", "bp", "last", "age")
 
 
@@ -458,6 +459,10 @@ class Monitor:
         self.access = access
         self.physical = physical
         self.rng = new_rng(config.seed)
+        # kernel-like single stream by default; "split": sampling and split draws come
+        # from two generators, so switching the access check leaves the splits alone
+        self.rng_split = (self.rng if config.rng_streams == "single"
+                          else new_rng(config.seed ^ SPLIT_STREAM_SALT))
         self.inj = np.asarray(rand_inject if rand_inject is not None else [], dtype=np.int64)
         self.injpos = np.zeros(1, np.int64)
         self.cache = np.array([0, 0], np.int64)      # last-verdict cache [addr, accessed]
@@ -603,7 +608,7 @@ class Monitor:
             out = {k: np.empty(cap, np.int64) for k in FIELDS}
             ooff = np.empty_like(self.toff)
             w = _split_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"], a["age"],
-                               self.toff, nr_subs, self.minsz, self.maxsz, self.rng,
+                               self.toff, nr_subs, self.minsz, self.maxsz, self.rng_split,
                                self.cfg.fix_rand32, self.inj, self.injpos,
                                out["start"], out["end"], out["nr"], out["bp"], out["last"],
                                out["age"], ooff)

@@ -28,7 +28,7 @@ def new_rng(seed: int) -> np.ndarray:
     st = np.zeros(2, dtype=np.uint64)
     st[1] = np.uint64(((_STREAM << 1) | 1) & 0xFFFFFFFFFFFFFFFF)
     next_u32(st)
-    st[0] = st[0] + np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF)
+    st[0] = np.uint64((int(st[0]) + int(seed)) & 0xFFFFFFFFFFFFFFFF)
     next_u32(st)
     return st
 
