@@ -371,6 +371,7 @@ class Assembly:
         self.duplicates_dropped = 0
         self.partial_dropped = 0
         self.bad_snapshots = 0
+        self.bad_events = 0
         self.runs: list[dict] = []
         self.median_interval_ns: dict[int, float | None] = {}
         self.max_nr_accesses: dict[int, int] = {}
@@ -402,7 +403,7 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
                                    "is empty or reversed", **locate(int(ev["loc"][i])))
         keep[i] = False
     if not keep.all():
-        info.bad_snapshots += 0
+        info.bad_events = int((~keep).sum())
         ev = {k: v[keep] for k, v in ev.items()}
         n = len(ev["time_ns"])
     seq = np.arange(n)
@@ -667,6 +668,8 @@ def write_events(writer, path: Path, agg: dict, before: dict | None, tune: dict 
             skipped[k] = skipped.get(k, 0) + v
     if info.bad_snapshots:
         skipped["snapshots"] = skipped.get("snapshots", 0) + info.bad_snapshots
+    if info.bad_events:
+        skipped["events"] = skipped.get("events", 0) + info.bad_events
     m["skipped"] = skipped
     if info.partial_dropped:
         m["partial_snapshots_dropped"] = info.partial_dropped
