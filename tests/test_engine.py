@@ -329,3 +329,61 @@ def test_ranges_parse_decimal_and_hex():
             parse_range(bad)
     with pytest.raises(ConfigError, match="overlap"):
         normalize_ranges(["0-8192", "4096-12288"])
+
+
+# -- VMA timeline (vaddr ops) -------------------------------------------------------------
+def test_vma_timeline_from_mmaps_grows_and_unites():
+    import pandas as pd
+    from tracedamon.engine.ops.vaddr import VmaTimeline
+    mm = pd.DataFrame({"time_ns": [0, 10, 20, 30, 40], "pid": [5, 5, 5, 6, 5],
+                       "start": np.array([0x1000, 0x1800, 0x100000, 0x0, 0x7f0000], np.uint64),
+                       "length": np.array([0x1000, 0x1000, 0x2000, 0x1000, 0x1000], np.uint64)})
+    tl = VmaTimeline(5, mm, None)
+    assert tl.source == "mmaps"
+    assert tl.vmas_at(15).tolist() == [[0x1000, 0x2800]]          # overlapping records united
+    assert tl.ranges_at(25) is None                                # two VMAs: no three regions
+    assert tl.vmas_at(45).tolist() == [[0x1000, 0x2800], [0x100000, 0x102000],
+                                      [0x7f0000, 0x7f1000]]
+    assert tl.ranges_at(45).tolist() == [[0x1000, 0x3000], [0x100000, 0x102000],
+                                        [0x7f0000, 0x7f1000]]     # bounds aligned up to pages
+
+
+def test_vma_timeline_prefers_maps_snapshots():
+    import pandas as pd
+    from tracedamon.engine.ops.vaddr import VmaTimeline
+    maps = pd.DataFrame({"snapshot": [0, 0, 0, 1, 1, 1], "time_ns": [100] * 3 + [200] * 3,
+                         "pid": [5] * 6,
+                         "start": [0x1000, 0x10000, 0x90000, 0x1000, 0x20000, 0x90000],
+                         "end": [0x2000, 0x11000, 0x91000, 0x2000, 0x21000, 0x91000]})
+    tl = VmaTimeline(5, None, maps)
+    assert tl.source == "maps"
+    assert tl.ranges_at(50).tolist()[1] == [0x10000, 0x11000]      # before: the first snapshot
+    assert tl.ranges_at(150).tolist()[1] == [0x10000, 0x11000]
+    assert tl.ranges_at(250).tolist()[1] == [0x20000, 0x21000]     # munmap/mmap seen
+
+
+def test_ops_update_moves_vaddr_regions():
+    """A target whose middle mapping moves: after the ops update the regions follow it,
+    kept regions keep their counters (set_regions), new ones start at zero."""
+    cfg = MonitorConfig(sample_us=1000, aggr_us=4000, update_us=8000, min_nr_regions=3,
+                        max_nr_regions=30)
+
+    def ranges_at(t):
+        mid = (0x100000, 0x110000) if t < 8_000_000 else (0x200000, 0x208000)
+        return np.array([(0x1000, 0x5000), mid, (0x900000, 0x904000)])
+
+    tg = Target(ranges_at, pid=1, dynamic=True, three_regions=True)
+    times = np.arange(0, 16_000_000, 500_000)
+    pages = np.where(times < 8_000_000, 0x100000, 0x200000)
+    h = Monitor(cfg, [tg]).run(AccessSamples(times, np.zeros(times.size), pages), 0,
+                               int(times[-1]))
+    for snap in range(h.n_snapshots):
+        sel = h.snapshot == snap
+        s, e = h.start[sel], h.end[sel]
+        mid = (0x100000, 0x110000) if snap < 2 else (0x200000, 0x208000)
+        covered = sum(int(b - a) for a, b in zip(s, e) if a >= mid[0] and b <= mid[1])
+        assert covered == mid[1] - mid[0]
+        if snap >= 2:
+            assert not ((s >= 0x100000) & (e <= 0x110000)).any()
+            hot = (s <= 0x200000) & (e > 0x200000)
+            assert h.nr_accesses[sel][hot][0] == 4             # every interval sees a sample

@@ -290,3 +290,19 @@ def test_cli_help_mentions_damo_replay(capsys):
     r = CliRunner().invoke(app, ["replay", "--help"], env={"COLUMNS": "200"})
     assert r.exit_code == 0
     assert "damo" in r.output and "Example" in r.output and "--min-nr-regions-mode" in r.output
+
+
+def test_vaddr_ops_update_finds_the_mappings_later(hotcold):
+    # with a 100 ms update interval the first ops update (end of aggregation 0) sees the
+    # workload's mapping: snapshot 0 has no regions, later ones cover the workload area
+    h = replay(hotcold, ops="vaddr", update_us=100_000)
+    df = h.df
+    assert h.n_snapshots == 20 and 0 not in set(df.snapshot)
+    for snap, g in df.groupby("snapshot"):
+        inside = g[(g.start >= HOT) & (g.end <= HOT + 1179648)]
+        head = g[g.start == HOT]
+        assert len(head) == 1 and head.nr_accesses.iloc[0] >= 8
+        assert int((inside.end - inside.start).sum()) == 1179648   # the mapping, tiled
+    late = df[df.snapshot >= 10]
+    assert (late[(late.start >= HOT_END + 64 * PAGE) & (late.end <= COLD_END)].nr_accesses
+            == 0).all()
