@@ -103,9 +103,10 @@ def bench_fixed(n: int, intervals: int):
     cfg = MonitorConfig(min_region=PAGE, max_region=PAGE)
     tgt = [Target(lambda _t: rg, pid=1)]
     acc = AccessSamples(t, tg, a)
-    small = MonitorConfig(min_region=PAGE, max_region=PAGE)
-    FixedMonitor(small, [Target(lambda _t: np.array([(0, 1 << 20)]))]).run(
-        AccessSamples(t[:10], tg[:10], a[:10] & 0xFFFFF), 0, int(t[9]))
+    # warm-up (numba cache load / compile) on a small input with several snapshots
+    wt, wg, wa = workload(5000, 2.0, 1 << 20, seed=9, base=0)
+    FixedMonitor(cfg, [Target(lambda _t: np.array([(0, 1 << 20)]))]).run(
+        AccessSamples(wt, wg, wa), 0, int(wt[-1]), accessed_only=True)
     h, dt = timed(lambda: FixedMonitor(cfg, tgt).run(acc, 0, int(t[-1]), accessed_only=True))
     nreg = span // PAGE
     print(f"fixed 4 KiB over 16 GiB ({nreg:,} regions), {intervals:,} sample intervals "

@@ -132,14 +132,16 @@ class FixedMonitor:
         self.run_len = np.diff(np.append(first, n)).astype(np.int64)
         rt = self.tgt[first]
         self.roff = np.searchsorted(rt, np.arange(len(grids) + 1), side="left").astype(np.int64)
-        self.nr = np.zeros(n, np.int64)
-        self.last = np.zeros(n, np.int64)
-        self.age_val = np.zeros(n, np.int64)
-        self.age_at = np.full(n, -1, np.int64)
+        # per-region state in 32-bit integers (counts, ages and aggregation numbers stay far
+        # below 2**31); 4 M regions cost about 100 MB
+        self.nr = np.zeros(n, np.int32)
+        self.last = np.zeros(n, np.int32)
+        self.age_val = np.zeros(n, np.int32)
+        self.age_at = np.full(n, -1, np.int32)
         self.stamp = np.full(n, -1, np.int64)
-        self.touched = np.empty(n, np.int64)
+        self.touched = np.empty(n, np.int32)
         self.nt = 0
-        self.prev = np.zeros(0, np.int64)
+        self.prev = np.zeros(0, np.int32)
 
     def _regrid(self, time_ns: int, snap: int) -> None:
         """Ops update: regions that survive (same target and start) keep their state."""
@@ -172,7 +174,7 @@ class FixedMonitor:
         self.touched[:t.size] = t
         self.nt = t.size
         p = idx_map[oprev]
-        self.prev = np.sort(p[p >= 0])
+        self.prev = np.sort(p[p >= 0]).astype(np.int32)
 
     def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
             progress=None) -> History:
@@ -208,8 +210,9 @@ class FixedMonitor:
                 max_nr = int(self.nr[T].max()) if T.size else 0
                 thres = max_nr // 10
                 act = _union_sorted(T, P)
-                nr_a, last_a = self.nr[act], self.last[act]
-                age_a = self.age_val[act] + (snap - 1 - self.age_at[act])
+                nr_a = self.nr[act].astype(np.int64)
+                last_a = self.last[act].astype(np.int64)
+                age_a = self.age_val[act].astype(np.int64) + (snap - 1 - self.age_at[act])
                 d = np.abs(nr_a - last_a)
                 reset = d > thres
                 if cfg.age_zero_reset:
@@ -220,9 +223,9 @@ class FixedMonitor:
                 t_end = t0 + psi * S
                 rows = T if accessed_only else slice(None)
                 st = self.start[rows]
-                nr = self.nr[rows]
-                last = self.last[rows]
-                age = self.age_val[rows] + (snap - self.age_at[rows])
+                nr = self.nr[rows].astype(np.int64)
+                last = self.last[rows].astype(np.int64)
+                age = self.age_val[rows].astype(np.int64) + (snap - self.age_at[rows])
                 bp = last * 10000 - N * (last * 10000 // ln) + 10000 * nr
                 m = st.size
                 chunks.append((np.full(m, snap, np.int64), np.full(m, t_end, np.int64),
