@@ -6,6 +6,7 @@ perf.data of the same run read by the DAMON trace reader.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest import ingest
@@ -149,3 +151,55 @@ def test_cli_reports_the_corrupted_record_in_one_line(tmp_path):
     assert r.returncode == 3
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "snapshot 13" in r.stderr
+
+
+@st.composite
+def damo_records(draw):
+    recs, expect = [], []
+    iv_s = draw(st.sampled_from([5000, 100_000]))
+    ratio = draw(st.sampled_from([4, 20]))
+    iv = {"sample_us": str(iv_s), "aggr_us": f"{iv_s * ratio:,}"}
+    for tg in range(draw(st.integers(1, 2))):
+        t = 10**9
+        snaps = []
+        for s in range(draw(st.integers(1, 5))):
+            n = draw(st.integers(1, 6))
+            cuts = sorted(draw(st.sets(st.integers(1, 10**9), min_size=n + 1, max_size=n + 1)))
+            regs = []
+            for i in range(n):
+                a, b = cuts[i] * 4096, cuts[i + 1] * 4096
+                nr = draw(st.integers(0, ratio))
+                age = draw(st.integers(0, 5000))
+                # damo writes either unit; the reader converts with the record intervals
+                na = {"samples": nr, "percent": None} if draw(st.booleans()) else \
+                    {"samples": None, "percent": nr * 100 / ratio}
+                ag = {"usec": None, "aggr_intervals": f"{age:,}"} if draw(st.booleans()) \
+                    else {"usec": f"{age * iv_s * ratio:,}", "aggr_intervals": None}
+                regs.append({"start": f"{a:,}", "end": f"{b:,}", "nr_accesses": na, "age": ag})
+                expect.append((tg, s, a, b, nr, age, t))
+            snaps.append({"start_time": str(t - iv_s * ratio * 1000), "end_time": str(t),
+                          "regions": regs, "total_bytes": "0"})
+            t += iv_s * ratio * 1000 + draw(st.integers(0, 1000))
+        recs.append({"kdamond_idx": 0, "context_idx": 0, "intervals": iv, "scheme_idx": None,
+                     "target_id": tg, "snapshots": snaps, "data_source": "unknown"})
+    return recs, expect, iv_s, iv_s * ratio
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(damo_records(), st.sampled_from(["json", "zlib", "gzip"]))
+def test_generated_damo_records_round_trip(tmp_path, rec, wrap):
+    recs, expect, sample_us, aggr_us = rec
+    text = json.dumps(recs, indent=4).encode()
+    blob = {"json": text, "zlib": zlib.compress(text), "gzip": gzip.compress(text)}[wrap]
+    p = tmp_path / f"gen.{wrap}"
+    p.write_bytes(blob)
+    out = ingest([p], tmp_path / "gen.td", force=True)
+    df = open_trace(out).df("regions")
+    got = [tuple(int(x) for x in r) for r in
+           df[["target", "snapshot", "start", "end", "nr_accesses", "age", "time_ns"]]
+           .itertuples(index=False)]
+    assert sorted(got, key=lambda r: (r[1], r[0], r[2])) == \
+        sorted(expect, key=lambda r: (r[1], r[0], r[2]))
+    meta = json.loads((out / "meta.json").read_text())
+    assert (meta["intervals"]["sample_us"], meta["intervals"]["aggr_us"]) == (sample_us, aggr_us)

@@ -19,8 +19,9 @@ How events become snapshots (see :func:`assemble_regions`):
   is an error (lost or duplicated events), except a partial snapshot at the
   very start or end of a recording, which is dropped and counted;
 * a kdamond restart starts a new ``run``: a new kdamond pid, or (when the
-  input has no pid) a pause much longer than the aggregation interval, or the
-  region count starting over with fresh ages on a changed address range.
+  input has no pid) a pause of more than 3 aggregation intervals, or a pause of
+  more than 1.2 intervals after which the region count has at least halved and
+  every age is 0 or 1 (a fresh kdamond).
 
 ``time_ns`` of a snapshot is the timestamp of its first event (damo's
 ``end_time`` convention), in the recording's clock. ``target`` is the kernel's
@@ -484,8 +485,11 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
         for ix in per_tg.values():
             for a, b in zip(ix[:-1], ix[1:]):
                 long_pause = med is not None and g_t[b] - g_t[a] > run_gap_factor * med
-                restart = (g_maxage[b] >= 0 and g_maxage[b] <= 1 and g_nr[b] * 2 <= g_nr[a]
-                           and (g_lo[b] != g_lo[a] or g_hi[b] != g_hi[a]))
+                # a restart without a pid change to see: after a pause (stop, start and
+                # a first aggregation interval) the region count starts over with fresh
+                # ages (a restarted paddr kdamond may well monitor the same range)
+                restart = (med is not None and g_t[b] - g_t[a] > 1.2 * med
+                           and 0 <= g_maxage[b] <= 1 and g_nr[b] * 2 <= g_nr[a])
                 if long_pause or restart:
                     breaks.append(int(g_t[b]))
         bts = np.unique(np.asarray(breaks, np.int64))
