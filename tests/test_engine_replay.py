@@ -306,3 +306,20 @@ def test_vaddr_ops_update_finds_the_mappings_later(hotcold):
     late = df[df.snapshot >= 10]
     assert (late[(late.start >= HOT_END + 64 * PAGE) & (late.end <= COLD_END)].nr_accesses
             == 0).all()
+
+
+def test_damon_trace_text_round_trips_through_the_damon_ingest(hotcold, tmp_path):
+    """The replay written as damon:damon_aggregated perf-script lines is read back by
+    tracedamon's DAMON-trace reader (an independent parser that cuts snapshots by
+    address restarts, nr_regions and time) into the same regions."""
+    from tracedamon.ingest import ingest
+    h = replay(hotcold, ops="fvaddr", ranges=[AREA], seed=4, aggr_us=50_000)
+    txt = h.to_damon_trace(tmp_path / "replay.damon.txt")
+    first = txt.read_text().splitlines()[0]
+    assert first.startswith("kdamond.0 0 [000] ") and "damon:damon_aggregated: target_id=0" in first
+    back = tracedamon.open_trace(ingest(txt, tmp_path / "back.td", format="damon")).df("regions")
+    cols = ["snapshot", "time_ns", "target", "start", "end", "nr_accesses", "age"]
+    assert back[cols].reset_index(drop=True).equals(h.df[cols].reset_index(drop=True))
+    with pytest.raises(ConfigError, match="accessed_only"):
+        replay(hotcold, ops="fvaddr", ranges=[AREA], accessed_only=True).to_damon_trace(
+            tmp_path / "x.txt")

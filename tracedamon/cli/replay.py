@@ -91,6 +91,10 @@ def register(app: typer.Typer) -> None:
         rng_streams: str = typer.Option("single", "--rng-streams",
                                         help="single (the kernel's one stream) or split "
                                              "(separate sampling and split generators)"),
+        trace_text: Optional[Path] = typer.Option(None, "--damon-trace",
+                                                  help="also write the history as "
+                                                       "damon:damon_aggregated perf script "
+                                                       "lines (what a real DAMON trace holds)"),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no summary"),
     ) -> None:
         from ..engine.config import MonitorConfig
@@ -129,6 +133,8 @@ def register(app: typer.Typer) -> None:
         else:
             h = replay(trace_dir, **kw)
         h.to_parquet(dest)
+        if trace_text is not None:
+            h.to_damon_trace(trace_text)
         if not quiet:
             typer.echo(h.summary())
             typer.echo(f"wrote {dest}")

@@ -65,6 +65,46 @@ class RegionHistory:
         from ..ingest.writer import write_table_atomic
         return write_table_atomic(self.table, path, metadata={"replay": self.metadata})
 
+    def damon_trace_lines(self, comm: str = "kdamond.0", pid: int = 0):
+        """The history as ``perf script`` lines of ``damon:damon_aggregated`` events
+        (spec §14), one per region, stamped with the snapshot's time: the text form
+        real DAMON traces have, so DAMON-trace tools (and tracedamon's own ingest) read
+        a replay like a recording."""
+        if self.metadata.get("accessed_only"):
+            from ..errors import ConfigError
+            raise ConfigError("a DAMON trace lists every region (nr_regions); replay "
+                              "without accessed_only to write one")
+        t = self.table
+        snap = t.column("snapshot").to_numpy()
+        tgt = t.column("target").to_numpy()
+        key = snap.astype(np.int64) * (1 << 20) + tgt
+        _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+        nreg = counts[inv]
+        cols = [t.column(c).to_numpy() for c in ("time_ns", "start", "end", "nr_accesses",
+                                                 "age")]
+        for i in range(t.num_rows):
+            ns = int(cols[0][i])
+            yield (f"{comm} {pid} [000] {ns // 1_000_000_000}.{ns % 1_000_000_000:09d}: "
+                   f"damon:damon_aggregated: target_id={int(tgt[i])} nr_regions={int(nreg[i])} "
+                   f"{int(cols[1][i])}-{int(cols[2][i])}: {int(cols[3][i])} {int(cols[4][i])}")
+
+    def to_damon_trace(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`damon_trace_lines` to a text file (atomically)."""
+        import tempfile
+        dest = Path(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                for line in self.damon_trace_lines():
+                    f.write(line + "\n")
+            os.replace(tmp, dest)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return dest
+
     @property
     def n_snapshots(self) -> int:
         return int(self.metadata.get("snapshots", 0))
