@@ -133,7 +133,7 @@ def test_halved_hot_set_gives_known_precision_recall():
     pa_[:, 10:20] = 20
     pb = np.zeros((20, 64), int)
     pb[:, 10:15] = 20
-    m = compare(history(pa_), history(pb)).metrics
+    m = compare(history(pa_), history(pb), focus="all").metrics
     h = m["hot"]["0.5"]
     assert h["precision"] == pytest.approx(1.0)
     assert h["recall"] == pytest.approx(0.5)
@@ -145,6 +145,27 @@ def test_halved_hot_set_gives_known_precision_recall():
     assert m["wss"]["relative_error"] == pytest.approx(0.5)
     # the candidate only misses heat: rate difference -1 on 5 of 64 regions
     assert m["heat"]["mean_abs_rate_diff"] == pytest.approx(5 / 64)
+
+
+def test_focus_leaves_out_space_neither_side_accessed():
+    # 4 accessed regions in a 1024-region space: the idle 0-0 cells are left out
+    p = np.zeros((10, 1024), int)
+    p[:, 500:504] = 10
+    q = p.copy()
+    q[:, 502:504] = 0
+    a, b = history(p), history(q)
+    full = compare(a, b, focus="all").metrics
+    foc = compare(a, b).metrics
+    assert full["grid"]["idle_bytes_left_out"] == 0
+    assert foc["grid"]["idle_bytes_left_out"] > 0.9 * 1024 * 65536
+    ranges = foc["grid"]["ranges"][0]["ranges"]
+    assert len(ranges) == 1 and ranges[0][0] <= 0x10000000 + 500 * 65536 < 0x10000000 + 504 * 65536 <= ranges[0][1]
+    # hot sets and WSS do not depend on the idle space; the mean difference does
+    for k in ("precision", "recall", "f1"):
+        assert foc["hot"]["0.5"][k] == full["hot"]["0.5"][k]
+    assert foc["hot"]["0.5"]["recall"] == pytest.approx(0.5)
+    assert foc["wss"]["mae_bytes"] == full["wss"]["mae_bytes"] == 2 * 65536
+    assert foc["heat"]["mean_abs_rate_diff"] > 10 * full["heat"]["mean_abs_rate_diff"]
 
 
 def test_address_shift_gives_overlap_fraction():

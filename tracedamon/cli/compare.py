@@ -103,6 +103,8 @@ def register(app: typer.Typer) -> None:
         addr_bin: Optional[int] = typer.Option(None, "--addr-bin", help="address bin, bytes (default: auto)"),
         time_bin: Optional[int] = typer.Option(None, "--time-bin", help="time bin, ns (default: auto)"),
         acc_thres: int = typer.Option(1, "--acc-thres", help="nr_accesses counted as accessed (WSS)"),
+        all_addresses: bool = typer.Option(False, "--all-addresses",
+                                           help="keep long never-accessed address stretches in the grid"),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no table on the terminal"),
         force: bool = typer.Option(False, "--force", help="replace existing outputs"),
     ) -> None:
@@ -124,7 +126,8 @@ def register(app: typer.Typer) -> None:
                 render_metrics(m)
             return
         res = compare(a, b, offset_ns=offset, align=align, max_lag_ns=max_lag, lag_series=lag_series,
-                      addr_bin=addr_bin, time_bin_ns=time_bin, acc_thres=acc_thres, truth=truth)
+                      addr_bin=addr_bin, time_bin_ns=time_bin, acc_thres=acc_thres, truth=truth,
+                      focus="all" if all_addresses else "active")
         if out is not None:
             res.to_json(out)
         if cells is not None:

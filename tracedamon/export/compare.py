@@ -7,6 +7,8 @@ measures how far apart they are. ``a`` is the *reference*, ``b`` the *candidate*
 
 Grid (chosen automatically, each overridable):
 
+* address ranges: those both sides cover, less the long stretches neither side
+  ever saw accessed (``focus="active"``, see :func:`compare`);
 * address bins: ``unit × 2^k`` bytes (unit 4096 when every region boundary is page
   aligned), the smallest giving at most ``max_addr_bins`` bins over the common
   ranges; bins never straddle a gap between ranges;
@@ -63,7 +65,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import ConfigError, InputError, TraceFormatError
-from .grid import (PAGE, History, address_unit, auto_bin_bytes, cell_area, coverage,
+from .grid import (PAGE, History, active_ranges, address_unit, guide_ranges, auto_bin_bytes, cell_area, coverage,
                    intersect_intervals, load_history, mean_grid, merge_intervals,
                    raster, snapshot_stats, time_edges, uniform_bins)
 
@@ -495,7 +497,8 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
             lag_series: str = "heat", addr_bin: int | None = None, time_bin_ns: int | None = None,
             max_addr_bins: int = 2048, max_time_bins: int = 512,
             hot_thresholds: Sequence[float] = DEFAULT_THRESHOLDS, acc_thres: float = 1,
-            truth=None, name_a: str | None = None, name_b: str | None = None) -> CompareResult:
+            truth=None, focus: str = "active", name_a: str | None = None,
+            name_b: str | None = None) -> CompareResult:
     """Compare region history ``b`` (candidate) with ``a`` (reference).
 
     ``a``/``b``: a trace directory holding ``regions.parquet``, a region ``.parquet``
@@ -503,6 +506,10 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
     ``offset_ns`` is added to every time of ``b``; ``align="auto"`` then adds the best
     lag found by :func:`estimate_lag` (which is always computed and reported).
     ``truth``: ground-truth ranges (see :func:`load_truth`) to score each side against.
+    ``focus="active"`` (default) leaves out of the grid the long address stretches
+    where neither side ever saw an access, when they make up more than half of the
+    common ranges (``grid.guide_ranges``; the bytes left out are reported);
+    ``focus="all"`` keeps every common byte.
     """
     if align not in ("none", "auto"):
         raise ConfigError(f"align must be 'none' or 'auto', not {align!r}")
@@ -521,6 +528,23 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
     ranges = [intersect_intervals(coverage(ha.for_key(ka)), coverage(hb.for_key(kb))) for ka, kb in pairs]
     if sum(len(r) for r in ranges) == 0:
         raise InputError(f"{ha.name} and {hb.name} cover no common address range")
+
+    idle_excluded = 0
+    if focus == "active":
+        # leave out long stretches where neither side ever saw an access (vaddr's huge
+        # idle regions, a paddr range mostly idle): their 0-0 cells would only dilute
+        # the grid and inflate correlations
+        focused = []
+        for (ka, kb), r in zip(pairs, ranges):
+            act = merge_intervals(
+                np.concatenate([active_ranges(ha.for_key(ka))[:, 0], active_ranges(hb.for_key(kb))[:, 0]]),
+                np.concatenate([active_ranges(ha.for_key(ka))[:, 1], active_ranges(hb.for_key(kb))[:, 1]]))
+            g = guide_ranges(r, intersect_intervals(act, r)) if len(act) else r
+            idle_excluded += int((r[:, 1] - r[:, 0]).sum()) - int((g[:, 1] - g[:, 0]).sum())
+            focused.append(g)
+        ranges = focused
+    elif focus != "all":
+        raise ConfigError(f"focus must be 'active' or 'all', not {focus!r}")
 
     hb_off = hb.shifted(int(offset_ns))
     lag = estimate_lag(ha, hb_off, pairs, ranges, max_lag_ns=max_lag_ns, kind=lag_series,
@@ -600,7 +624,7 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
                  "time_ns": [int(t0), int(t1)],
                  "ranges": [{"target_a": int(ka), "target_b": int(kb),
                              "ranges": [[int(x), int(y)] for x, y in r]} for (ka, kb), r in zip(pairs, ranges)],
-                 "common_bytes": total, "cells": int(len(cells)), "valid_cells": int(cells["valid"].sum()),
+                 "common_bytes": total, "idle_bytes_left_out": idle_excluded, "focus": focus, "cells": int(len(cells)), "valid_cells": int(cells["valid"].sum()),
                  "acc_thres": acc_thres, "hot_thresholds": list(hot_thresholds)},
         "alignment": {"offset_ns": int(offset_ns), "align": align, "applied_offset_ns": applied,
                       "estimate": lag},
