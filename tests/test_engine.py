@@ -387,3 +387,25 @@ def test_ops_update_moves_vaddr_regions():
             assert not ((s >= 0x100000) & (e <= 0x110000)).any()
             hot = (s <= 0x200000) & (e > 0x200000)
             assert h.nr_accesses[sel][hot][0] == 4             # every interval sees a sample
+
+
+def test_age_counted_on_every_escalation_pass_quirk_q3():
+    # four adjacent regions alternating 0 / 5 accesses, max_nr_regions 1: passes run at
+    # thresholds 0, 1, 2, 4 (nothing merges) and 8 (everything merges): five age updates
+    rows = [(i * 4096, (i + 1) * 4096, 5 * (i % 2), 5 * (i % 2), 3) for i in range(4)]
+    out = run_merge(rows, threshold=0, sz_limit=1 << 20, max_nr_regions=1, max_thres=20)
+    assert [(r[0], r[1], r[4]) for r in out] == [(0, 16384, 3 + 5)]
+    fixed = run_merge(rows, threshold=0, sz_limit=1 << 20, max_nr_regions=1, max_thres=20,
+                      fix_age_once=True)
+    assert [(r[0], r[1], r[4]) for r in fixed] == [(0, 16384, 3 + 1)]
+    single = run_merge(rows, threshold=0, sz_limit=1 << 20, max_nr_regions=1, max_thres=20,
+                       escalate=False)                       # kernels before mid-2024
+    assert len(single) == 4 and all(r[4] == 4 for r in single)
+
+
+def test_age_resets_when_zeroness_changes_v6_18():
+    rows = [(0, 4096, 1, 0, 7), (8192, 12288, 0, 2, 7), (16384, 20480, 3, 3, 7)]
+    out = run_merge(rows, threshold=5, sz_limit=4096)
+    assert [r[4] for r in out] == [0, 0, 8]
+    old = run_merge(rows, threshold=5, sz_limit=4096, age_zero_reset=False)
+    assert [r[4] for r in old] == [8, 8, 8]
