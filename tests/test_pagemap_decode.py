@@ -121,23 +121,3 @@ def test_durations(text, ns):
 def test_bad_duration():
     with pytest.raises(InputError, match="bad duration"):
         pm.parse_duration_ns("soon")
-
-
-def test_live_capture_chunked_equals_unchunked(monkeypatch):
-    """Our own process, read with 7-page chunks and with whole VMAs: the same runs."""
-    import os
-    buf = np.ones(300 * PS, np.uint8)      # keep a populated buffer alive meanwhile
-    with pm.PagemapCapture(os.getpid()) as cap:
-        a = cap.snapshot(0).pagemap
-        monkeypatch.setattr(pm, "CHUNK_PAGES", 7)
-        b = cap.snapshot(1).pagemap
-    lo = buf.ctypes.data // PS * PS
-
-    def sel(t):
-        d = t.to_pandas()
-        return d[(d.vaddr_start >= lo) & (d.vaddr_end <= lo + 300 * PS)]
-    # the buffer's runs are identical (other mappings of a running Python may change)
-    da, db = sel(a), sel(b)
-    assert len(da) > 0
-    assert da.drop(columns=["snapshot", "time_ns"]).reset_index(drop=True).equals(
-        db.drop(columns=["snapshot", "time_ns"]).reset_index(drop=True))
