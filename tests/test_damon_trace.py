@@ -379,6 +379,8 @@ def test_generated_traces_round_trip(tmp_path, runs, kind, dups, data):
     if tunes:
         assert tr.df("intervals_tune")["sample_us"].tolist() == tunes
         assert meta["intervals"]["tuned"] is True
+        assert meta["intervals"]["sample_us"] == tunes[0]
+        assert meta["intervals"]["source"] == "record"
     else:
         assert tr.num_rows("intervals_tune") == 0
 

@@ -116,10 +116,6 @@ def _intervals(rec: dict) -> dict | None:
     return out
 
 
-class _Bad(Exception):
-    pass
-
-
 def _check_snapshot(regions: list[tuple], prev_time: int | None, time_ns: int,
                     typical: float | None) -> str | None:
     for j, (s, e, _, _) in enumerate(regions):

@@ -26,14 +26,29 @@ How events become snapshots (see :func:`assemble_regions`):
 ``time_ns`` of a snapshot is the timestamp of its first event (damo's
 ``end_time`` convention), in the recording's clock. ``target`` is the kernel's
 target index; pointer-valued ids (old kernels) are numbered by first
-appearance and the originals kept in ``meta["damon_runs"]``.
+appearance and the originals kept in ``meta["damon_runs"]``. ``age`` is null
+for the old five-field format; ``pid`` and ``nr_accesses_bp`` are null (a trace
+names neither the monitored process nor the moving-sum value).
+
+Other tables: ``damos_apply`` (one row per ``damos_before_apply`` event) and
+``intervals_tune`` (one row per ``damon_monitor_intervals_tune`` event).
+
+meta.json keys: ``duplicates_dropped``; ``skipped`` ({"lines", "events",
+"snapshots"}: what ``skip_bad`` dropped); ``partial_snapshots_dropped``;
+``intervals`` ({sample_us, aggr_us, source}: "record" when damo's
+``<file>.kdamonds`` sidecar is beside the input, with ``measured_aggr_us``;
+else "inferred": aggr_us = the median time between snapshots, sample_us =
+aggr_us / the largest nr_accesses seen, with ``max_nr_accesses``; ``tuned``
+when interval auto-tuning events are present); ``damon_source`` (perf.data,
+perf-script, damo-perf-script, ftrace, damo-record); ``damon_runs`` (per run:
+kdamond pid, targets, snapshot count, first/last time); ``age_field``;
+``damon_other_events`` (counts of damon events not turned into tables).
 """
 from __future__ import annotations
 
 import gzip
 import io
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -678,14 +693,20 @@ def write_events(writer, path: Path, agg: dict, before: dict | None, tune: dict 
     if info.partial_dropped:
         m["partial_snapshots_dropped"] = info.partial_dropped
     iv = sidecar_intervals(path) or inferred_intervals(info)
+    if iv is not None and iv["source"] == "record" and info.median_interval_ns:
+        med = next(iter(info.median_interval_ns.values()))
+        if med:
+            iv["measured_aggr_us"] = int(round(med / 1000))
+    if tune and len(tune.get("time_ns", ())):
+        # the trace itself says the sampling interval (from the first tuning on; the
+        # intervals_tune table has every change)
+        first = int(tune["sample_us"][0])
+        if iv is None or iv["source"] == "inferred":
+            iv = {"sample_us": first, "aggr_us": iv["aggr_us"] if iv else None,
+                  "source": "record", "aggr_us_source": "inferred" if iv else None}
+        iv["tuned"] = True
+        iv["first_tuned_sample_us"] = first
     if iv is not None:
-        if iv["source"] == "record" and info.median_interval_ns:
-            med = next(iter(info.median_interval_ns.values()))
-            if med:
-                iv["measured_aggr_us"] = int(round(med / 1000))
-        if tune and len(tune.get("time_ns", ())):
-            iv["tuned"] = True
-            iv["first_tuned_sample_us"] = int(tune["sample_us"][0])
         m["intervals"] = iv
     m["damon_source"] = source
     m["damon_runs"] = info.runs
