@@ -355,7 +355,10 @@ def estimate_lag(a: History, b: History, key_pairs: list, ranges: list, *,
     """Best lag (ns to add to ``b``'s times) by cross-correlating the two sides'
     total-heat (``kind="heat"``) or working-set (``"wss"``) series over the common
     address ranges, at candidate lags that are multiples of ``dt_ns`` (default: half
-    the shorter aggregation interval). Ties go to the smallest lag."""
+    the shorter aggregation interval), with at least half of the shorter series
+    overlapping. Ties go to the smallest lag. Over short recordings a monitoring
+    delay (one side finding a hot area later) also shows as a lag: the estimate is
+    reported always but applied only with ``align="auto"``."""
     if dt_ns is None:
         dt_ns = max(1.0, min(a.aggr_ns_est, b.aggr_ns_est) / 2.0)
     span = max(a.t_end - a.t_start, b.t_end - b.t_start)
@@ -364,7 +367,7 @@ def estimate_lag(a: History, b: History, key_pairs: list, ranges: list, *,
     ka, sa, va = _series(a, [(k[0], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres)
     kb, sb, vb = _series(b, [(k[1], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres)
     na, nb = len(sa), len(sb)
-    min_overlap = max(3, int(0.25 * min(na, nb)))
+    min_overlap = max(3, int(0.5 * min(na, nb)))
     best = None
     results = []
     # b's bin n sits at absolute index kb + n; shifted by lag k it meets a's bin kb + n + k - ka
