@@ -64,11 +64,11 @@ from . import data_src as _ds
 from . import perf_records as K
 
 #: bytes of records decoded at a time (and the logical size of decompressed chunks)
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 8 << 20
 #: samples held back for sorting before the oldest are emitted regardless of rounds
 MAX_PENDING = 1_000_000
 #: rows collected before a batch is handed to the writer
-WRITE_ROWS = 1 << 19
+WRITE_ROWS = 1 << 18
 
 MAGIC_LE = 0x32454C4946524550
 MAGIC_BE = 0x50455246494C4532
@@ -566,11 +566,11 @@ class PerfData:
         """Every sample as RecordBatches in the SAMPLES schema, in the order the module
         doc describes."""
         st = _PassState(self, sideband=False)
-        for t, _times in self._sample_tables(st, progress=progress):
-            yield from finish_samples(self, t).to_batches()
+        for blk in self._sample_tables(st, progress=progress):
+            yield from finish_samples(self, blk).to_batches()
 
     # -- the record pass -------------------------------------------------------------
-    def _sample_tables(self, st: "_PassState", progress: bool = False) -> Iterator[pa.Table]:
+    def _sample_tables(self, st: "_PassState", progress: bool = False) -> Iterator["_Block"]:
         bar = _Progress(self, progress)
         try:
             streams = [self._source_tables(src, st, bar, k)
@@ -586,10 +586,10 @@ class PerfData:
         for ch in self._chunks(src, st):
             bar.advance(src, ch.consumed)
             self._header_records(ch, st)
-            t = self._decode_chunk(ch, st, k)
+            d = self._decode_chunk(ch, st, k)
             if st.sideband:
                 st.collect_sideband(ch, k)
-            yield from order.add(*t) if t is not None else order.add(None, None, None, ch.rounds_end)
+            yield from order.add(d[0] if d is not None else None, ch.rounds_end)
         yield from order.finish()
 
     # -- chunking --------------------------------------------------------------------
@@ -688,6 +688,7 @@ class PerfData:
                 period=np.array([0 if a.freq else a.sample_period_or_freq for a in at],
                                 dtype=np.uint64),
                 freq=np.array([a.freq for a in at], dtype=bool),
+                fixed=K.fixed_layouts([a.sample_type for a in at]),
             )
         return self._params
 
@@ -744,71 +745,162 @@ class PerfData:
                     return None
         out = np.empty((n, K.NCOLS), dtype=np.uint64, order="F")
         err = np.zeros(n, dtype=np.int8)
-        K.decode_samples(ch.buf, ch.buf64, offs, sizes, attr, P["st"], P["rf"], P["bhw"],
-                         P["bcnt"], P["nru"], P["nri"], out, err)
+        nslot, cols, deltas, need = P["fixed"]
+        if (nslot >= 0).any():
+            K.gather_fixed_attrs(ch.buf, ch.buf64, offs, sizes, attr, nslot, cols, deltas,
+                                 need, out, err)
+        if (nslot < 0).any():
+            var_attr = np.where(nslot[attr] < 0, attr, -1).astype(np.int32)
+            K.decode_samples(ch.buf, ch.buf64, offs, sizes, var_attr, P["st"], P["rf"],
+                             P["bhw"], P["bcnt"], P["nru"], P["nri"], out, err)
         if err.any():
             i = int(np.flatnonzero(err)[0])
             raise TraceFormatError(ch.path, K.ERR_TEXT[int(err[i])],
                                    offset=int(ch.fileoff[sel[i]]))
         misc = np.empty(n, dtype=np.uint16)
         K.gather_u16(ch.buf, offs, 4, misc)
-        t = _sample_table(self, P, ch, out, attr, misc, ch.fileoff[sel])
-        rounds = ch.round_idx(sel)
+        blk = _sample_block(P, ch, out, attr, misc, ch.fileoff[sel], ch.round_idx(sel))
         if any(a.sample_type & K.S_READ for a in self.attrs):
-            t, keep_idx = _expand_read(self, P, ch, out, attr, t, st)
-            rounds = rounds[keep_idx]
-        times = t.column("time_ns").to_numpy(zero_copy_only=False) \
-            if t.column("time_ns").null_count == 0 else \
-            t.column("time_ns").fill_null(0).to_numpy(zero_copy_only=False)
-        st.add_samples(t.column("event_id").to_numpy(zero_copy_only=False), len(self.attrs))
-        return t, np.asarray(times, dtype=np.int64), rounds, ch.rounds_end
+            blk = _expand_read(self, ch, out, attr, blk, st)
+        st.add_samples(blk.cols["event_id"][0], len(self.attrs))
+        return blk, ch.rounds_end
 
 
 # ----------------------------------------------------------------------------------------
-# building Arrow columns
+# decoded samples as numpy columns (sorted before they become Arrow)
 # ----------------------------------------------------------------------------------------
-def _col(vals: np.ndarray, present, typ):
-    if present is True:
-        return pa.array(vals, type=typ)
-    if present is False:
-        return pa.nulls(len(vals), type=typ)
-    return pa.array(vals, type=typ, mask=~present)
+class _Block:
+    """Decoded samples: ``cols[name] = (values, valid-or-None)`` numpy arrays in the
+    SAMPLES column types, ``lists[name]`` Arrow arrays (callchain, raw) or None,
+    ``times`` (the sort key, int64) and ``rounds`` (FINISHED_ROUNDs before each row)."""
+
+    __slots__ = ("cols", "lists", "times", "rounds", "has_time")
+
+    def __init__(self, cols, lists, times, rounds, has_time):
+        self.cols = cols
+        self.lists = lists
+        self.times = times
+        self.rounds = rounds
+        self.has_time = has_time
+
+    def __len__(self):
+        return len(self.times)
+
+    def take(self, idx: np.ndarray) -> "_Block":
+        cols = {k: None if c is None else (c[0][idx], None if c[1] is None else c[1][idx])
+                for k, c in self.cols.items()}
+        lists = {k: None if a is None else a.take(pa.array(idx)) for k, a in self.lists.items()}
+        return _Block(cols, lists, self.times[idx], self.rounds[idx], self.has_time)
+
+    def slice(self, a: int, b: int) -> "_Block":
+        cols = {k: None if c is None else (c[0][a:b], None if c[1] is None else c[1][a:b])
+                for k, c in self.cols.items()}
+        lists = {k: None if x is None else x.slice(a, b - a) for k, x in self.lists.items()}
+        return _Block(cols, lists, self.times[a:b], self.rounds[a:b], self.has_time)
+
+    @staticmethod
+    def concat(blocks: list["_Block"]) -> "_Block":
+        if len(blocks) == 1:
+            return blocks[0]
+        cols = {}
+        for k in blocks[0].cols:
+            cs = [b.cols[k] for b in blocks]
+            if all(c is None for c in cs):
+                cols[k] = None
+                continue
+            dt = next(c[0].dtype for c in cs if c is not None)
+            vals = np.concatenate([np.zeros(len(b), dt) if c is None else c[0]
+                                   for b, c in zip(blocks, cs)])
+            if all(c is not None and c[1] is None for c in cs):
+                m = None
+            else:
+                m = np.concatenate([np.zeros(len(b), bool) if c is None else
+                                    np.ones(len(b), bool) if c[1] is None else c[1]
+                                    for b, c in zip(blocks, cs)])
+            cols[k] = (vals, m)
+        lists = {}
+        for k in blocks[0].lists:
+            arrs = [b.lists[k] for b in blocks]
+            if all(x is None for x in arrs):
+                lists[k] = None
+            else:
+                typ = SAMPLES.field(k).type
+                lists[k] = pa.concat_arrays([pa.nulls(len(b), typ) if x is None else x
+                                             for b, x in zip(blocks, arrs)])
+        return _Block(cols, lists, np.concatenate([b.times for b in blocks]),
+                      np.concatenate([b.rounds for b in blocks]),
+                      any(b.has_time for b in blocks))
+
+    def table(self, rd: "PerfData") -> pa.Table:
+        """The block as an Arrow table in the SAMPLES schema."""
+        n = len(self)
+        arrays = {}
+        for f in SAMPLES:
+            k = f.name
+            if k in self.cols:
+                c = self.cols[k]
+                if c is None:
+                    arrays[k] = pa.nulls(n, f.type)
+                else:
+                    v, m = c
+                    arrays[k] = pa.array(v, type=f.type, mask=None if m is None else ~m)
+            elif k in self.lists:
+                x = self.lists[k]
+                arrays[k] = pa.nulls(n, f.type) if x is None else x
+        names = pa.array([rd.event_name(i) for i in range(len(rd.attrs))], pa.string())
+        arrays["event"] = pa.DictionaryArray.from_arrays(arrays["event_id"], names)
+        c = self.cols["data_src"]
+        if c is None or (c[1] is not None and not c[1].any()):
+            for name in _ds.COLUMNS + ("mem_remote", "mem_hops", "mem_lvl_num"):
+                arrays[name] = pa.nulls(n, SAMPLES.field(name).type)
+        else:
+            arrays.update(_ds.decode_column(*c))
+        return pa.Table.from_arrays([arrays[f.name] for f in SAMPLES], schema=SAMPLES)
 
 
 def _presence(P, attr, bit):
+    """None when every row has the field, a False array when none has, else per row."""
     has = (P["st"] & bit) != 0
     if has.all():
-        return True
+        return None
     if not has.any():
-        return False
+        return _NONE
     return has[attr]
 
 
-# columns of the pending (pre-dictionary) sample table
-_RAW_FIELDS = [f for f in SAMPLES if f.name not in
-               ("event", "mem_op", "mem_level", "mem_snoop", "mem_tlb", "mem_lock", "mem_blk",
-                "mem_remote", "mem_hops", "mem_lvl_num")]
-_RAW_SCHEMA = pa.schema(_RAW_FIELDS)
+class _NoneMask:
+    """Marker: the field is absent from every row."""
 
 
-def _sample_table(rd: PerfData, P, ch, out, attr, misc, fileoff) -> pa.Table:
+_NONE = _NoneMask()
+
+
+def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
     n = len(attr)
-    c = {}
+    cols = {}
+
+    def put(name, vals, pres):
+        cols[name] = None if pres is _NONE else (vals, pres)
+
     pres_time = _presence(P, attr, K.S_TIME)
-    c["time_ns"] = _col(out[:, K.C_TIME].view(np.int64), pres_time, pa.int64())
+    times = out[:, K.C_TIME].view(np.int64)
+    if pres_time is _NONE:
+        times = np.zeros(n, np.int64)
+    elif pres_time is not None:
+        times = np.where(pres_time, times, 0)
+    put("time_ns", times, pres_time)
     pres = _presence(P, attr, K.S_TID)
-    if pres is False:
-        c["pid"] = c["tid"] = pa.nulls(n, pa.int32())
+    if pres is _NONE:
+        put("pid", np.zeros(n, np.int32), pres)
+        put("tid", np.zeros(n, np.int32), pres)
     else:
         v = out[:, K.C_TID]
-        c["pid"] = _col((v & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32), pres,
-                        pa.int32())
-        c["tid"] = _col((v >> np.uint64(32)).astype(np.uint32).view(np.int32), pres, pa.int32())
+        put("pid", (v & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32), pres)
+        put("tid", (v >> np.uint64(32)).astype(np.uint32).view(np.int32), pres)
     pres = _presence(P, attr, K.S_CPU)
-    c["cpu"] = pa.nulls(n, pa.int32()) if pres is False else _col(
-        (out[:, K.C_CPU] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32), pres,
-        pa.int32())
-    c["event_id"] = pa.array(attr, type=pa.int32())
+    put("cpu", np.zeros(n, np.int32) if pres is _NONE else
+        (out[:, K.C_CPU] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32), pres)
+    cols["event_id"] = (attr, None)
     for name, col, bit in (("ip", K.C_IP, K.S_IP), ("addr", K.C_ADDR, K.S_ADDR),
                            ("phys_addr", K.C_PHYS_ADDR, K.S_PHYS_ADDR),
                            ("data_src", K.C_DATA_SRC, K.S_DATA_SRC),
@@ -819,66 +911,69 @@ def _sample_table(rd: PerfData, P, ch, out, attr, misc, fileoff) -> pa.Table:
                            ("stream_id", K.C_STREAM_ID, K.S_STREAM_ID),
                            ("sample_id", K.C_ID, K.S_ID | K.S_IDENTIFIER)):
         pres = _presence(P, attr, bit)
-        c[name] = pa.nulls(n, pa.uint64()) if pres is False else _col(out[:, col], pres,
-                                                                       pa.uint64())
+        put(name, None if pres is _NONE else out[:, col], pres)
     # period: sampled, else the attr's fixed period (null in frequency mode)
     pres = _presence(P, attr, K.S_PERIOD)
-    if pres is True:
-        c["period"] = pa.array(out[:, K.C_PERIOD], type=pa.uint64())
+    if pres is None:
+        cols["period"] = (out[:, K.C_PERIOD], None)
     else:
         fixed = P["period"][attr]
-        fmask = P["freq"][attr]
-        vals = fixed if pres is False else np.where(pres, out[:, K.C_PERIOD], fixed)
-        valid = ~fmask if pres is False else (pres | ~fmask)
-        c["period"] = pa.array(vals, type=pa.uint64(), mask=None if valid.all() else ~valid)
+        freq = P["freq"][attr]
+        if pres is _NONE:
+            vals, valid = fixed, ~freq
+        else:
+            vals, valid = np.where(pres, out[:, K.C_PERIOD], fixed), pres | ~freq
+        cols["period"] = (vals, None if valid.all() else valid)
     # weight
     pw = _presence(P, attr, K.S_WEIGHT)
     ps = _presence(P, attr, K.S_WEIGHT_STRUCT)
-    if pw is False and ps is False:
-        c["weight"] = pa.nulls(n, pa.uint64())
-        c["weight2"] = pa.nulls(n, pa.uint16())
-        c["weight3"] = pa.nulls(n, pa.uint16())
+    if pw is _NONE and ps is _NONE:
+        put("weight", None, _NONE)
+        put("weight2", np.zeros(n, np.uint16), _NONE)
+        put("weight3", np.zeros(n, np.uint16), _NONE)
     else:
         w = out[:, K.C_WEIGHT]
-        ps_arr = np.broadcast_to(np.asarray(ps), (n,)) if not isinstance(ps, np.ndarray) else ps
-        pw_arr = np.broadcast_to(np.asarray(pw), (n,)) if not isinstance(pw, np.ndarray) else pw
-        wv = np.where(ps_arr, w & np.uint64(0xFFFFFFFF), w)
-        c["weight"] = _col(wv, True if (pw_arr | ps_arr).all() else (pw_arr | ps_arr), pa.uint64())
-        c["weight2"] = _col((w >> np.uint64(32) & np.uint64(0xFFFF)).astype(np.uint16), ps,
-                            pa.uint16())
-        c["weight3"] = _col((w >> np.uint64(48)).astype(np.uint16), ps, pa.uint16())
-    c["cpumode"] = pa.array((misc & 7).astype(np.uint8), type=pa.uint8())
-    c["misc"] = pa.array(misc, type=pa.uint16())
-    # callchain
+        if ps is _NONE:
+            put("weight", w, pw)
+            put("weight2", np.zeros(n, np.uint16), _NONE)
+            put("weight3", np.zeros(n, np.uint16), _NONE)
+        else:
+            s_rows = np.ones(n, bool) if ps is None else ps
+            w_rows = np.zeros(n, bool) if pw is _NONE else (np.ones(n, bool) if pw is None
+                                                          else pw)
+            wv = np.where(s_rows, w & np.uint64(0xFFFFFFFF), w)
+            anyw = s_rows | w_rows
+            put("weight", wv, None if anyw.all() else anyw)
+            put("weight2", (w >> np.uint64(32) & np.uint64(0xFFFF)).astype(np.uint16), ps)
+            put("weight3", (w >> np.uint64(48)).astype(np.uint16), ps)
+    cols["cpumode"] = ((misc & 7).astype(np.uint8), None)
+    cols["misc"] = (misc, None)
+    cols["file_offset"] = (np.asarray(fileoff, dtype=np.uint64), None)
+    lists = {"callchain": None, "raw": None}
     pres = _presence(P, attr, K.S_CALLCHAIN)
-    if pres is False:
-        c["callchain"] = pa.nulls(n, pa.list_(pa.uint64()))
-    else:
-        valid = np.ones(n, bool) if pres is True else pres
+    if pres is not _NONE:
+        valid = np.ones(n, bool) if pres is None else pres
         nr = out[:, K.C_CC_NR].astype(np.int64) * valid
         off = np.where(valid, out[:, K.C_CC_OFF], 0).astype(np.int64)
-        total = int(nr.sum())
         lo = np.empty(n + 1, dtype=np.int32)
-        vals = np.empty(total, dtype=np.uint64)
+        vals = np.empty(int(nr.sum()), dtype=np.uint64)
         K.gather_u64_lists(ch.buf, ch.buf64, off, nr, valid, lo, vals)
-        c["callchain"] = pa.ListArray.from_arrays(
+        lists["callchain"] = pa.ListArray.from_arrays(
             pa.array(lo, pa.int32()), pa.array(vals, pa.uint64()),
-            mask=None if pres is True else pa.array(~valid))
+            mask=None if pres is None else pa.array(~valid))
     pres = _presence(P, attr, K.S_RAW)
-    if pres is False:
-        c["raw"] = pa.nulls(n, pa.binary())
-    else:
-        valid = np.ones(n, bool) if pres is True else pres
+    if pres is not _NONE:
+        valid = np.ones(n, bool) if pres is None else pres
         ln = out[:, K.C_RAW_LEN].astype(np.int64) * valid
         off = np.where(valid, out[:, K.C_RAW_OFF], 0).astype(np.int64)
         bo = np.empty(n + 1, dtype=np.int32)
         data = np.empty(int(ln.sum()), dtype=np.uint8)
         K.gather_bytes(ch.buf, off, ln, valid, bo, data)
-        vb = None if pres is True else pa.array(valid).buffers()[1]
-        c["raw"] = pa.Array.from_buffers(pa.binary(), n, [vb, pa.py_buffer(bo),
-                                                          pa.py_buffer(data)])
-    c["file_offset"] = pa.array(np.asarray(fileoff, dtype=np.uint64), type=pa.uint64())
-    return pa.Table.from_pydict(c, schema=_RAW_SCHEMA)
+        vb = None if pres is None else pa.array(valid).buffers()[1]
+        lists["raw"] = pa.Array.from_buffers(pa.binary(), n, [vb, pa.py_buffer(bo),
+                                                             pa.py_buffer(data)])
+    # columns stay views of the decode matrix: only its used columns are ever touched
+    return _Block(cols, lists, np.ascontiguousarray(times), rounds, pres_time is not _NONE)
 
 
 def _read_values(rf: int, blk: bytes):
@@ -910,20 +1005,22 @@ def _read_values(rf: int, blk: bytes):
     return te, tr, vals
 
 
-def _expand_read(rd: PerfData, P, ch, out, attr, t: pa.Table, st: "_PassState"):
-    """PERF_SAMPLE_READ: one row per read value (module doc); returns (table, rows)."""
+def _expand_read(rd: PerfData, ch, out, attr, blk: _Block, st: "_PassState") -> _Block:
+    """PERF_SAMPLE_READ: one row per read value (module doc)."""
     take, ev, sid, per = [], [], [], []
+    sid_v, sid_m = blk.cols["sample_id"] or (None, np.zeros(len(attr), bool))
+    per_v, per_m = blk.cols["period"]
     for i in range(len(attr)):
         a = rd.attrs[int(attr[i])]
         if not a.sample_type & K.S_READ:
             take.append(i)
             ev.append(int(attr[i]))
-            sid.append(t.column("sample_id")[i].as_py())
-            per.append(t.column("period")[i].as_py())
+            sid.append(None if sid_m is not None and not sid_m[i] else int(sid_v[i]))
+            per.append(None if per_m is not None and not per_m[i] else int(per_v[i]))
             continue
         off = int(out[i, K.C_READ_OFF])
-        blk = ch.buf[off:off + int(out[i, K.C_READ_LEN])].tobytes()
-        _, _, vals = _read_values(a.read_format, blk)
+        raw = ch.buf[off:off + int(out[i, K.C_READ_LEN])].tobytes()
+        _, _, vals = _read_values(a.read_format, raw)
         for j, (v, vid, _lost) in enumerate(vals):
             if vid is not None:
                 m = rd._id2attr.get(vid)
@@ -943,169 +1040,122 @@ def _expand_read(rd: PerfData, P, ch, out, attr, t: pa.Table, st: "_PassState"):
             ev.append(m)
             sid.append(vid)
             per.append(d)
-    idx = np.array(take, dtype=np.int64)
-    t = t.take(pa.array(idx))
-    t = t.set_column(t.schema.get_field_index("event_id"), "event_id",
-                     pa.array(ev, pa.int32()))
-    t = t.set_column(t.schema.get_field_index("sample_id"), "sample_id",
-                     pa.array(sid, pa.uint64()))
-    t = t.set_column(t.schema.get_field_index("period"), "period", pa.array(per, pa.uint64()))
-    return t, idx
+    nb = blk.take(np.array(take, dtype=np.int64))
+
+    def col(vals, dtype):
+        m = np.array([x is not None for x in vals], dtype=bool)
+        v = np.array([0 if x is None else x for x in vals], dtype=dtype)
+        return v, (None if m.all() else m)
+    nb.cols["event_id"] = (np.array(ev, dtype=np.int32), None)
+    nb.cols["sample_id"] = col(sid, np.uint64)
+    nb.cols["period"] = col(per, np.uint64)
+    return nb
 
 
-def finish_samples(rd: PerfData, t: pa.Table) -> pa.Table:
-    """Add the dictionary columns (event name, decoded data_src) in SAMPLES order."""
-    n = t.num_rows
-    names = pa.array([rd.event_name(i) for i in range(len(rd.attrs))], pa.string())
-    ev = t.column("event_id").combine_chunks()
-    cols = {"event": pa.DictionaryArray.from_arrays(ev, names)}
-    ds = t.column("data_src").combine_chunks()
-    if ds.null_count == n:
-        for name in _ds.COLUMNS:
-            cols[name] = pa.nulls(n, SAMPLES.field(name).type)
-        cols["mem_remote"] = pa.nulls(n, pa.bool_())
-        cols["mem_hops"] = pa.nulls(n, pa.uint8())
-        cols["mem_lvl_num"] = pa.nulls(n, pa.uint8())
-    else:
-        valid = None if ds.null_count == 0 else \
-            np.asarray(ds.is_valid().to_numpy(zero_copy_only=False))
-        vals = ds.fill_null(0).to_numpy(zero_copy_only=False) if valid is not None \
-            else ds.to_numpy(zero_copy_only=False)
-        cols.update(_ds.decode_column(vals, valid))
-    arrays = []
-    for f in SAMPLES:
-        arrays.append(cols[f.name] if f.name in cols else t.column(f.name))
-    return pa.Table.from_arrays(arrays, schema=SAMPLES)
+def finish_samples(rd: PerfData, blk: _Block) -> pa.Table:
+    """A block as an Arrow table in the SAMPLES schema (dictionary columns added)."""
+    return blk.table(rd)
 
 
 # ----------------------------------------------------------------------------------------
 # ordering
 # ----------------------------------------------------------------------------------------
+_I64_MIN = np.iinfo(np.int64).min
+_I64_MAX = np.iinfo(np.int64).max
+
+
 class _Orderer:
     """Holds back the samples of the last two rounds and emits the rest in time order."""
 
     def __init__(self, st):
         self.st = st
-        self.t: pa.Table | None = None
-        self.times = np.zeros(0, np.int64)
-        self.rounds = np.zeros(0, np.int64)
-        self.limit = np.iinfo(np.int64).min
-        self.emitted_max = np.iinfo(np.int64).min
-        self.has_time = None
+        self.b: _Block | None = None
+        self.limit = _I64_MIN
+        self.emitted_max = _I64_MIN
 
-    def add(self, t, times, rounds, nrounds):
-        if t is not None:
-            if self.t is None:
-                self.t, self.times, self.rounds = t, times, rounds
-            else:
-                self.t = pa.concat_tables([self.t, t])
-                self.times = np.concatenate([self.times, times])
-                self.rounds = np.concatenate([self.rounds, rounds])
-        if self.t is None or not self.t.num_rows:
+    def add(self, blk: _Block | None, nrounds: int):
+        if blk is not None and len(blk):
+            self.b = blk if self.b is None else _Block.concat([self.b, blk])
+        if self.b is None or not len(self.b):
             return
-        if self.has_time is None:
-            self.has_time = self.t.column("time_ns").null_count < self.t.num_rows
-        if not self.has_time:
-            yield from self._emit(self.t.num_rows, sort=False)
+        if not self.b.has_time:
+            yield from self._emit(len(self.b))
             return
-        closed = self.rounds <= nrounds - 2
+        closed = self.b.rounds <= nrounds - 2
         if closed.any():
-            self.limit = max(self.limit, int(self.times[closed].max()))
+            self.limit = max(self.limit, int(self.b.times[closed].max()))
         yield from self._emit_upto(self.limit)
-        if self.t is not None and self.t.num_rows > MAX_PENDING:
+        if self.b is not None and len(self.b) > MAX_PENDING:
             self.st.forced_flushes += 1
-            order = np.argsort(self.times, kind="stable")
-            cut = self.times[order[self.t.num_rows - MAX_PENDING // 2]]
-            yield from self._emit_upto(int(cut) - 1 if cut > np.iinfo(np.int64).min else cut)
-            if self.t is not None and self.t.num_rows > MAX_PENDING:
-                yield from self._emit_upto(int(cut))
+            self._sort()
+            cut = int(self.b.times[len(self.b) - MAX_PENDING // 2])
+            yield from self._emit_upto(cut - 1 if cut > _I64_MIN else cut)
+            if self.b is not None and len(self.b) > MAX_PENDING:
+                yield from self._emit_upto(cut)
+
+    def _sort(self):
+        t = self.b.times
+        if len(t) > 1 and not (t[1:] >= t[:-1]).all():
+            self.b = self.b.take(np.argsort(t, kind="stable"))
 
     def _emit_upto(self, limit):
-        times = self.times
-        if not len(times):
+        if self.b is None or not len(self.b):
             return
-        if len(times) > 1 and not (times[1:] >= times[:-1]).all():
-            order = np.argsort(times, kind="stable")
-            self.t = self.t.take(pa.array(order))
-            self.times = times = times[order]
-            self.rounds = self.rounds[order]
-        k = int(np.searchsorted(times, limit, side="right"))
+        self._sort()
+        k = int(np.searchsorted(self.b.times, limit, side="right"))
         if k:
-            yield from self._emit(k, sort=False)
+            yield from self._emit(k)
 
-    def _emit(self, k, sort):
-        out = self.t.slice(0, k)
-        tt = self.times[:k]
-        if self.has_time and len(tt):
+    def _emit(self, k):
+        b = self.b
+        out = b.slice(0, k) if k < len(b) else b
+        if b.has_time:
+            tt = out.times
             if tt[0] < self.emitted_max:
                 self.st.samples_out_of_order += int((tt < self.emitted_max).sum())
             self.emitted_max = max(self.emitted_max, int(tt[-1]))
-        rest = self.t.num_rows - k
-        if rest:
-            self.t = self.t.slice(k)
-            self.times = self.times[k:]
-            self.rounds = self.rounds[k:]
-        else:
-            self.t = None
-            self.times = np.zeros(0, np.int64)
-            self.rounds = np.zeros(0, np.int64)
-        yield out, tt
+        # the held-back rest is copied so that the chunk it came from can be freed
+        self.b = b.slice(k, len(b)).take(np.arange(len(b) - k)) if k < len(b) else None
+        yield out
 
     def finish(self):
-        if self.t is None or not self.t.num_rows:
+        if self.b is None or not len(self.b):
             return
-        if self.has_time is None:
-            self.has_time = self.t.column("time_ns").null_count < self.t.num_rows
-        if self.has_time:
-            yield from self._emit_upto(np.iinfo(np.int64).max)
+        if self.b.has_time:
+            yield from self._emit_upto(_I64_MAX)
         else:
-            yield from self._emit(self.t.num_rows, sort=False)
+            yield from self._emit(len(self.b))
 
 
 def _merge_streams(streams):
-    """k-way merge of time-ordered (table, times) streams; ties by stream order."""
-    bufs = [[] for _ in streams]      # per stream: list of (table, times)
-    last = [None] * len(streams)
+    """k-way merge of time-ordered block streams; ties by stream order."""
+    bufs: list[list[_Block]] = [[] for _ in streams]
+    last: list[int | None] = [None] * len(streams)
     live = list(range(len(streams)))
-    iters = list(streams)
     while live:
-        # pull one item from every live stream that has nothing buffered
         for k in list(live):
             if not bufs[k]:
                 try:
-                    t, tt = next(iters[k])
+                    b = next(streams[k])
                 except StopIteration:
                     live.remove(k)
                     continue
-                bufs[k].append((t, tt))
-                last[k] = int(tt[-1]) if len(tt) else last[k]
-        pending = [k for k in range(len(streams)) if bufs[k]]
-        if not pending:
-            continue
-        limit = min((last[k] for k in live if last[k] is not None), default=None)
-        if live and any(last[k] is None for k in live):
-            continue
-        tabs, times = [], []
-        for k in pending:
-            for t, tt in bufs[k]:
-                if limit is None:
-                    cut = len(tt)
-                else:
-                    cut = int(np.searchsorted(tt, limit, side="right"))
+                bufs[k].append(b)
+                last[k] = int(b.times[-1])
+        limit = min((last[k] for k in live), default=None)
+        parts = []
+        for k in range(len(streams)):
+            keep = []
+            for b in bufs[k]:
+                cut = len(b) if limit is None else int(np.searchsorted(b.times, limit, "right"))
                 if cut:
-                    tabs.append(t.slice(0, cut))
-                    times.append(tt[:cut])
-            newb = []
-            for t, tt in bufs[k]:
-                cut = len(tt) if limit is None else int(np.searchsorted(tt, limit, side="right"))
-                if cut < len(tt):
-                    newb.append((t.slice(cut), tt[cut:]))
-            bufs[k] = newb
-        if tabs:
-            t = pa.concat_tables(tabs)
-            tt = np.concatenate(times)
-            order = np.argsort(tt, kind="stable")
-            yield t.take(pa.array(order)), tt[order]
+                    parts.append(b.slice(0, cut))
+                if cut < len(b):
+                    keep.append(b.slice(cut, len(b)))
+            bufs[k] = keep
+        if parts:
+            m = _Block.concat(parts)
+            yield m.take(np.argsort(m.times, kind="stable"))
 
 
 # ----------------------------------------------------------------------------------------
@@ -1339,7 +1389,8 @@ def _scan(path, buf, start, end, base_fileoff):
     if err == 2:
         raise TraceFormatError(path, "AUXTRACE record announces an impossible payload size",
                                offset=base_fileoff + stop)
-    return offs[:n], types[:n], sizes[:n], stop
+    # copies: the arrays were sized for the worst case (8-byte records)
+    return offs[:n].copy(), types[:n].copy(), sizes[:n].copy(), stop
 
 
 def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk]:
@@ -1409,12 +1460,14 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                             rounds, consumed)
                 rounds = ch.rounds_end
                 yield ch
+                del ch
             else:
                 for ch in _decompress_chunks(path, z, buf, offs, types, sizes, pos, rounds,
                                              consumed, st):
                     rounds = ch.rounds_end
                     yield ch
             pos += stop
+            del buf, offs, types, sizes
             if eof:
                 if z.carry_len():
                     raise TraceFormatError(path, f"compressed stream ends inside a record "
@@ -1599,16 +1652,16 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
         return ingest_via_perf(path, writer, progress=progress)
     rd = open_perf_data(path)
     st = _PassState(rd, sideband=True)
-    pend: list[pa.Table] = []
+    pend: list[_Block] = []
     rows = 0
-    for t, _tt in rd._sample_tables(st, progress=progress):
-        pend.append(t)
-        rows += t.num_rows
+    for blk in rd._sample_tables(st, progress=progress):
+        pend.append(blk)
+        rows += len(blk)
         if rows >= WRITE_ROWS:
-            writer.write("samples", finish_samples(rd, pa.concat_tables(pend)))
+            writer.write("samples", finish_samples(rd, _Block.concat(pend)))
             pend, rows = [], 0
     if pend:
-        writer.write("samples", finish_samples(rd, pa.concat_tables(pend)))
+        writer.write("samples", finish_samples(rd, _Block.concat(pend)))
     elif not writer.rows("samples"):
         writer.write("samples", SAMPLES.empty_table())
     writer.write("events", events_table(rd, st.nr_samples))

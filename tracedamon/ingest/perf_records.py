@@ -423,3 +423,66 @@ def as_u64_view(buf: np.ndarray) -> np.ndarray:
     if base % 8:
         return np.zeros(0, dtype=np.uint64)
     return buf[: n * 8].view(np.uint64)
+
+
+
+#: sample_type bits whose fields have a variable size
+S_VARIABLE = (S_READ | S_CALLCHAIN | S_RAW | S_BRANCH_STACK | S_REGS_USER | S_STACK_USER
+              | S_REGS_INTR | S_AUX)
+
+_FIXED_ORDER = ((S_IDENTIFIER, C_ID), (S_IP, C_IP), (S_TID, C_TID), (S_TIME, C_TIME),
+                (S_ADDR, C_ADDR), (S_ID, C_ID), (S_STREAM_ID, C_STREAM_ID), (S_CPU, C_CPU),
+                (S_PERIOD, C_PERIOD), (S_WEIGHT | S_WEIGHT_STRUCT, C_WEIGHT),
+                (S_DATA_SRC, C_DATA_SRC), (S_TRANSACTION, C_TRANSACTION),
+                (S_PHYS_ADDR, C_PHYS_ADDR), (S_CGROUP, C_CGROUP),
+                (S_DATA_PAGE_SIZE, C_DATA_PAGE_SIZE), (S_CODE_PAGE_SIZE, C_CODE_PAGE_SIZE))
+
+
+def fixed_layouts(sample_types):
+    """Per attr: (nslots, cols, deltas, need) of a fixed-size sample layout; nslots
+    is -1 for attrs with variable-size fields (decoded by :func:`decode_samples`)."""
+    na = len(sample_types)
+    nslot = np.full(na, -1, dtype=np.int64)
+    cols = np.zeros((na, len(_FIXED_ORDER)), dtype=np.int64)
+    deltas = np.zeros((na, len(_FIXED_ORDER)), dtype=np.int64)
+    need = np.zeros(na, dtype=np.int64)
+    for a, st in enumerate(sample_types):
+        st = int(st)
+        if st & S_VARIABLE:
+            continue
+        k = 0
+        for bit, col in _FIXED_ORDER:
+            if st & bit:
+                cols[a, k] = col
+                deltas[a, k] = 8 + 8 * k
+                k += 1
+        nslot[a] = k
+        need[a] = 8 + 8 * k
+    return nslot, cols, deltas, need
+
+
+@_jit
+def gather_fixed_attrs(buf, buf64, offs, sizes, attr, nslot, cols, deltas, need, out, err):
+    """Fixed-size sample layouts: every field of record i in one pass, at the constant
+    offsets of its attr. Rows whose attr is variable-size (nslot < 0) are skipped."""
+    for i in range(offs.shape[0]):
+        a = attr[i]
+        if a < 0:
+            continue
+        nj = nslot[a]
+        if nj < 0:
+            continue
+        if sizes[i] < need[a]:
+            err[i] = ERR_SHORT
+            continue
+        base = offs[i]
+        if (base & 7) == 0:
+            for j in range(nj):
+                out[i, cols[a, j]] = buf64[(base + deltas[a, j]) >> 3]
+        else:
+            for j in range(nj):
+                p = base + deltas[a, j]
+                v = np.uint64(0)
+                for k in range(8):
+                    v |= np.uint64(buf[p + k]) << np.uint64(8 * k)
+                out[i, cols[a, j]] = v
