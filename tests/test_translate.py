@@ -57,7 +57,7 @@ def ref_virt(model, pid, va, t):
     return 0 if f is None else f * PS + va % PS
 
 
-def ref_phys(model, pa_, t):
+def ref_phys(model, pa_, t, hint=None):
     snap_time, _, _, owners = model
     if not snap_time:
         return -1, 0
@@ -65,7 +65,8 @@ def ref_phys(model, pa_, t):
     o = owners.get((s, pa_ // PS))
     if not o:
         return -1, 0
-    pid, va = min(o)
+    mine = [x for x in o if x[0] == hint]
+    pid, va = min(mine or o)
     return pid, va + pa_ % PS
 
 
@@ -108,6 +109,12 @@ def test_against_reference(rows, data):
     gp, gv = tr.phys_to_virt(paddrs, pts)
     exp = [ref_phys(model, a, t) for a, t in pq]
     assert list(zip(gp.tolist(), gv.tolist())) == exp
+    # with each query's preferred pid (a sample's own pid)
+    hints = np.array(data.draw(st.lists(st.sampled_from([7, 8, 9, 10]), min_size=len(pq),
+                                        max_size=len(pq))))
+    gp, gv = tr.phys_to_virt(paddrs, pts, pids=hints)
+    exp = [ref_phys(model, a, t, h) for (a, t), h in zip(pq, hints.tolist())]
+    assert list(zip(gp.tolist(), gv.tolist())) == exp
 
 
 def test_nearest_ties_go_to_the_earlier():
@@ -143,6 +150,9 @@ def test_shared_frame_lowest_pid_and_owned_frames():
     tr = Translator.from_tables(table(rows))
     pid, va = tr.phys_to_virt([100 * PS, 101 * PS + 8], 0)
     assert pid.tolist() == [9, 4] and va.tolist() == [0x1000, 0x8008]
+    tr9 = Translator.from_tables(table(rows + [(0, 0, 9, 0x5000, 0x6000, 101, 1)]))
+    pid, va = tr9.phys_to_virt([101 * PS + 8] * 3, 0, pids=[9, 4, 5])
+    assert pid.tolist() == [9, 4, 4] and va.tolist() == [0x2008, 0x8008, 0x8008]  # 9: lowest va
     own = tr.owned_frames(0)
     assert list(zip(own["pid"].tolist(), own["pfn_start"].tolist(), own["pfn_end"].tolist())) \
         == [(4, 101, 102), (9, 100, 102)]

@@ -294,11 +294,16 @@ class Translator:
         return self.virt_lookup(pids, vaddrs, times).paddr
 
     # -- physical → virtual --------------------------------------------------------
-    def _phys_index(self, snapshot: int) -> _PhysIndex:
-        pi = self._phys.get(snapshot)
+    def _phys_index(self, snapshot: int, pid: int | None = None) -> _PhysIndex:
+        """Frame segments → owning run of one snapshot (of one pid's runs when given)."""
+        key = (snapshot, pid)
+        pi = self._phys.get(key)
         if pi is not None:
             return pi
-        rows = np.flatnonzero(self._snap == snapshot)
+        sel = self._snap == snapshot
+        if pid is not None:
+            sel &= self._pid == pid
+        rows = np.flatnonzero(sel)
         fs = self._pfn[rows]
         fe = fs + self._npages[rows]
         if not rows.size:
@@ -312,50 +317,75 @@ class Translator:
                 bounds = np.unique(np.concatenate([fs, fe]))
                 seg_lo = np.searchsorted(bounds, fs).astype(np.int64)
                 seg_hi = np.searchsorted(bounds, fe).astype(np.int64)
-                # priority: lowest pid, then lowest vaddr (rows are sorted that way)
+                # priority: lowest pid, then lowest vaddr
                 prio = np.lexsort((self._vs[rows], self._pid[rows]))
                 owner = _paint_owners(seg_lo, seg_hi, prio.astype(np.int64), bounds.size - 1)
                 keep = np.flatnonzero(owner >= 0)
                 pi = _PhysIndex(bounds[keep], bounds[keep + 1], rows[owner[keep]])
-        self._phys[snapshot] = pi
+        self._phys[key] = pi
         return pi
 
-    def phys_lookup(self, paddrs, times) -> PhysLookup:
-        """Owning (pid, vaddr), run flags and snapshot for each (paddr, time)."""
+    def _phys_fill(self, pi: _PhysIndex, sel, pfn, paddrs, out: "PhysLookup") -> np.ndarray:
+        """Answer queries ``sel`` from ``pi``; returns the mask (over sel) of hits."""
+        if not pi.seg_start.size:
+            return np.zeros(sel.size, bool)
+        ps = np.uint64(self.page_size)
+        q = pfn[sel]
+        j = np.searchsorted(pi.seg_start, q, side="right") - 1
+        jc = np.maximum(j, 0)
+        hit = (j >= 0) & (q < pi.seg_end[jc])
+        r = pi.seg_run[jc[hit]]
+        h = sel[hit]
+        out.pid[h] = self._pid[r]
+        out.vaddr[h] = self._vs[r] + (q[hit] - self._pfn[r]) * ps + paddrs[h] % ps
+        out.flags[h] = self._flags[r]
+        return hit
+
+    def phys_lookup(self, paddrs, times, pids=None) -> PhysLookup:
+        """Owning (pid, vaddr), run flags and snapshot for each (paddr, time).
+
+        ``pids`` (optional, e.g. the pid each perf sample was taken in) is a
+        preference: when that process maps the frame in the chosen snapshot, it is
+        the answer (its lowest vaddr mapping the frame), otherwise the frame's
+        default owner (lowest pid, then lowest vaddr). Use it for shared memory,
+        where several processes map one frame.
+        """
         paddrs = np.asarray(paddrs, dtype=np.uint64).ravel()
         times = np.broadcast_to(np.asarray(times, dtype=np.int64), paddrs.shape).ravel()
         n = paddrs.size
-        pid = np.full(n, -1, np.int32)
-        vaddr = np.zeros(n, np.uint64)
-        flags = np.zeros(n, np.uint32)
-        snap = self.snapshot_at(times)
-        ps = np.uint64(self.page_size)
-        pfn = paddrs // ps
+        out = PhysLookup(np.full(n, -1, np.int32), np.zeros(n, np.uint64),
+                         np.zeros(n, np.uint32), self.snapshot_at(times))
+        snap = out.snapshot
+        pfn = paddrs // np.uint64(self.page_size)
+        if pids is not None:
+            pids = np.broadcast_to(np.asarray(pids, dtype=np.int64), paddrs.shape).ravel()
         for s in np.unique(snap):
             if s < 0:
                 continue
             sel = np.flatnonzero(snap == s)
-            pi = self._phys_index(int(s))
-            if not pi.seg_start.size:
-                continue
-            q = pfn[sel]
-            j = np.searchsorted(pi.seg_start, q, side="right") - 1
-            jc = np.maximum(j, 0)
-            hit = (j >= 0) & (q < pi.seg_end[jc])
-            r = pi.seg_run[jc[hit]]
-            h = sel[hit]
-            pid[h] = self._pid[r]
-            vaddr[h] = self._vs[r] + (q[hit] - self._pfn[r]) * ps + paddrs[h] % ps
-            flags[h] = self._flags[r]
-        return PhysLookup(pid, vaddr, flags, snap)
+            if pids is not None:
+                todo = np.ones(sel.size, bool)
+                here = set(np.unique(self._pid[self._snap == s]).tolist())
+                for p in np.unique(pids[sel]).tolist():
+                    if p not in here:
+                        continue
+                    m = pids[sel] == p
+                    hit = self._phys_fill(self._phys_index(int(s), int(p)), sel[m], pfn,
+                                          paddrs, out)
+                    todo[np.flatnonzero(m)[hit]] = False
+                sel = sel[todo]
+            self._phys_fill(self._phys_index(int(s)), sel, pfn, paddrs, out)
+        return out
 
-    def phys_to_virt(self, paddrs, times) -> tuple[np.ndarray, np.ndarray]:
+    def phys_to_virt(self, paddrs, times, pids=None) -> tuple[np.ndarray, np.ndarray]:
         """(pids, vaddrs) mapping each physical address at ``times``; (-1, 0) when unknown.
 
         Uses the snapshot nearest in time (over all snapshots). A frame mapped by
-        several processes answers with the lowest pid, then the lowest vaddr.
+        several processes answers with the lowest pid, then the lowest vaddr --
+        unless ``pids`` (per query, e.g. each sample's own pid) names one of them,
+        which is then preferred.
         """
-        r = self.phys_lookup(paddrs, times)
+        r = self.phys_lookup(paddrs, times, pids)
         return r.pid, r.vaddr
 
     # -- frames per process ----------------------------------------------------------
