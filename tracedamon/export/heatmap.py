@@ -272,7 +272,7 @@ def render_png(hm: Heatmap, path: str | os.PathLike, *, width: int = 1000, heigh
     else:
         cmap = matplotlib.colormaps["inferno"].copy()
         vmin = vmax = None
-    cmap.set_bad("#dddddd")
+    cmap = cmap.with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(m.T), origin="lower", aspect="auto", cmap=cmap,
                    vmin=vmin, vmax=vmax, interpolation="nearest",
                    extent=(float(t[0]), float(t[-1]), 0, nb))
