@@ -618,3 +618,25 @@ def test_a_lost_line_never_yields_a_wrong_snapshot(tmp_path, runs, victim, data)
         got = [tuple(int(x) for x in r) for r in
                g[["start", "end", "nr_accesses", "age"]].itertuples(index=False)]
         assert key in truth and got == truth[key]
+
+
+def test_truncated_gzip_text_is_reported_and_skip_bad_keeps_the_complete_snapshots(tmp_path):
+    src = need_corpus(*RUN1, "perf_script.txt.gz")
+    p = tmp_path / "cut.txt.gz"
+    p.write_bytes(src.read_bytes()[:200_000])            # of 335,269 bytes
+    with pytest.raises(TraceFormatError, match="ends early") as ei:
+        _ingest(p, tmp_path, "t.td")
+    assert ei.value.line is not None and ei.value.line > 1000
+    df, meta = _ingest(p, tmp_path, "t2.td", skip_bad=True)
+    full, _ = _ingest(src, tmp_path, "f.td")
+    n = df["snapshot"].nunique()
+    assert 5 <= n < 17 and meta["partial_snapshots_dropped"] == 1
+    assert meta["input_truncated"] is True
+    pd.testing.assert_frame_equal(df[KEY], full[full["snapshot"] < n][KEY])
+    # several gzip members (e.g. appended recordings) read as one text
+    two = tmp_path / "two.txt.gz"
+    lines = _lines(src)
+    two.write_bytes(gzip.compress("".join(lines[:5000]).encode()) +
+                    gzip.compress("".join(lines[5000:]).encode()))
+    df2, _ = _ingest(two, tmp_path, "two.td")
+    pd.testing.assert_frame_equal(df2, full)

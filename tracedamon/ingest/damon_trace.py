@@ -42,16 +42,17 @@ aggr_us / the largest nr_accesses seen, with ``max_nr_accesses``; ``tuned``
 when interval auto-tuning events are present); ``damon_source`` (perf.data,
 perf-script, damo-perf-script, ftrace, damo-record); ``damon_runs`` (per run:
 kdamond pid, targets, snapshot count, first/last time); ``age_field``;
-``damon_other_events`` (counts of damon events not turned into tables).
+``damon_other_events`` (counts of damon events not turned into tables);
+``input_truncated`` (a gzip text cut short, read with ``skip_bad``).
 """
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import re
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -96,12 +97,75 @@ _CHUNK_BYTES = 16 << 20
 _U64_MAX = (1 << 64) - 1
 
 
-def _open_text(path: Path):
+class _Truncated(Exception):
+    pass
+
+
+def _byte_chunks(path: Path):
+    """The bytes of ``path``, gunzipped when it is gzip (several members allowed), in
+    pieces. A gzip stream that ends early yields everything before the cut, then
+    raises :class:`_Truncated`."""
     with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, "r", encoding="utf-8", errors="replace")
+        if f.read(2) != b"\x1f\x8b":
+            f.seek(0)
+            while piece := f.read(_CHUNK_BYTES):
+                yield piece
+            return
+        f.seek(0)
+        d, fed = zlib.decompressobj(wbits=31), False
+        while comp := f.read(1 << 20):
+            while comp:
+                try:
+                    out = d.decompress(comp)
+                except zlib.error as e:
+                    raise _Truncated(f"corrupt gzip stream: {e}") from None
+                fed = True
+                if out:
+                    yield out
+                comp = b""
+                if d.eof:                       # next gzip member, if any
+                    comp = d.unused_data
+                    if comp[:2] != b"\x1f\x8b":
+                        return                  # end (or trailing bytes after the last)
+                    d, fed = zlib.decompressobj(wbits=31), False
+        if fed and not d.eof:
+            raise _Truncated("the gzip stream ends early (truncated file)")
+
+
+def _line_chunks(path: Path):
+    """Lists of text lines (at least about ``_CHUNK_BYTES`` each), plain or gzip."""
+    pending: list[bytes] = []
+    size = 0
+    tail = b""
+    pieces = _byte_chunks(path)
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration:
+            break
+        except _Truncated:
+            if pending or tail:        # hand over the complete lines read so far
+                buf = tail + b"".join(pending)
+                cut = buf.rfind(b"\n")
+                if cut >= 0:
+                    yield buf[:cut].decode("utf-8", errors="replace").split("\n")
+            raise
+        pending.append(piece)
+        size += len(piece)
+        if size >= _CHUNK_BYTES:
+            buf = tail + b"".join(pending)
+            pending, size = [], 0
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                tail = buf
+                continue
+            tail = buf[cut + 1:]
+            yield buf[:cut].decode("utf-8", errors="replace").split("\n")
+    buf = tail + b"".join(pending)
+    if buf:
+        if buf.endswith(b"\n"):
+            buf = buf[:-1]
+        yield buf.decode("utf-8", errors="replace").split("\n")
 
 
 def _is_gzip(path) -> bool:
@@ -167,6 +231,7 @@ class TextTrace:
         self.layouts: dict[str, int] = {}
         self.agg, self.before, self.tune = _Events(), _Events(), _Events()
         self.nr_lines = 0
+        self.truncated = False
 
     def _bad(self, line_no: int, text: str, why: str):
         if self.skip_bad:
@@ -175,18 +240,27 @@ class TextTrace:
         raise TraceFormatError(self.path, f"{why}: {text.strip()[:200]!r}", line=line_no)
 
     def parse(self) -> "TextTrace":
-        with _open_text(self.path) as f:
-            base = 0
-            while True:
-                try:
-                    lines = f.readlines(_CHUNK_BYTES)
-                except (OSError, EOFError) as e:
-                    raise TraceFormatError(self.path, f"unreadable input: {e}",
+        base = 0
+        chunks = _line_chunks(self.path)
+        while True:
+            try:
+                lines = next(chunks)
+            except StopIteration:
+                break
+            except _Truncated as e:
+                # everything before the cut has been parsed; a snapshot it cut short is
+                # dropped as a partial one at the end of the recording
+                if not self.skip_bad:
+                    raise TraceFormatError(self.path, f"{e} after {base} lines (use "
+                                           "--skip-bad to keep what is there)",
                                            line=base + 1) from None
-                if not lines:
-                    break
-                self._chunk(lines, base)
-                base += len(lines)
+                self.truncated = True
+                break
+            except OSError as e:
+                raise TraceFormatError(self.path, f"unreadable input: {e}",
+                                       line=base + 1) from None
+            self._chunk(lines, base)
+            base += len(lines)
         self.nr_lines = base
         return self
 
@@ -863,3 +937,5 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
                  extra_skipped={"lines": tt.skipped_lines}, run_gap_factor=run_gap_factor)
     if tt.other_events:
         writer.meta["damon_other_events"] = tt.other_events
+    if tt.truncated:
+        writer.meta["input_truncated"] = True
