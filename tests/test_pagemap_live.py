@@ -343,3 +343,33 @@ def test_chunked_reads_give_the_same_runs(target_bin, monkeypatch):
     if not (first // 7 != last // 7).any():
         pytest.skip("no run of the buffer crosses a chunk boundary (no physically "
                     "contiguous frames: no THP given); the equality above still held")
+
+
+def test_duration_bounds_the_number_of_snapshots(pattern_target, tmp_path):
+    res = capture(tmp_path / "d.td", pid=pattern_target.pid, interval="30ms", duration="100ms")
+    # snapshots sit on a 30 ms grid from the first and none starts after 100 ms: at most 4
+    assert res.stopped_by == "duration" and 1 <= res.snapshots <= 4
+    t = open_trace(tmp_path / "d.td")
+    times = sorted(t.df("maps").groupby("snapshot").time_ns.first())
+    assert len(times) == res.snapshots and times[-1] - times[0] <= 100_000_000
+
+
+def test_sigint_stops_and_commits(pattern_target, tmp_path):
+    out = tmp_path / "i.td"
+    p = subprocess.Popen([sys.executable, "-m", "tracedamon", "snapshot", "--pid",
+                          str(pattern_target.pid), "--interval", "50ms", "-o", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait until the first snapshot is in the temporary directory, then Ctrl-C
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(
+            q.name == "pagemap.parquet" for q in tmp_path.glob(".i.td*/*")):
+        time.sleep(0.05)
+    time.sleep(0.2)
+    p.send_signal(2)
+    so, se = p.communicate(timeout=60)
+    assert p.returncode == 0, se
+    assert "stopped by interrupt" in so
+    t = open_trace(out)
+    assert t.meta["pagemap"]["stopped_by"] == "interrupt"
+    n = t.df("pagemap").snapshot.nunique()
+    assert n >= 1 and n == t.df("maps").snapshot.nunique() == len(t.meta["pagemap"]["snapshots"])

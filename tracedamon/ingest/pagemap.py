@@ -608,7 +608,7 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
             bar = _progress(progress, count)
             t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
             k = 0
-            try:
+            with _Interrupts() as intr:
                 while True:
                     try:
                         snap = cap.snapshot(k)
@@ -637,16 +637,15 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
                     if duration_ns is not None and nxt - t0 > duration_ns:
                         stopped_by = "duration"
                         break
-                    if _wait(nxt, proc, pidfd):
+                    if intr.pending or intr.wait(nxt, proc, pidfd) is None:
+                        stopped_by = "interrupt"
+                        break
+                    if intr.exited:
                         stopped_by = "exit"
                         if proc is None or count is not None or duration_ns is not None:
                             warnings.warn(CaptureWarning(
                                 f"pid {pid}: process exited; kept {k} snapshot(s)"))
                         break
-            except KeyboardInterrupt:
-                if k == 0:
-                    raise CaptureError("interrupted before the first snapshot") from None
-                stopped_by = "interrupt"
             seen = [str(c.message) for c in caught if issubclass(c.category, CaptureWarning)]
             w.meta["pagemap"] = {
                 "source": "live", "clock": "CLOCK_MONOTONIC", "page_size": cap.page_size,
@@ -672,6 +671,49 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
                 proc.send_signal(signal.SIGINT)
                 exit_code = proc.wait()
     return CaptureResult(out, len(snaps_meta), stopped_by, exit_code, seen)
+
+
+class _Interrupts:
+    """Ctrl-C (SIGINT) during a capture: stop after the snapshot being written.
+
+    While waiting between snapshots, SIGINT ends the wait at once; while a
+    snapshot is read or written it only sets ``pending``, so a row group is never
+    cut in half. Only installed in the main thread (elsewhere SIGINT is left alone).
+    """
+
+    def __init__(self):
+        self.pending = False
+        self.exited = False
+        self._waiting = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        self.pending = True
+        if self._waiting:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def wait(self, deadline_ns, proc, pidfd):
+        """_wait, interruptible: None when interrupted, else whether the process exited."""
+        self._waiting = True
+        try:
+            if self.pending:
+                return None
+            self.exited = _wait(deadline_ns, proc, pidfd)
+            return self.exited
+        except KeyboardInterrupt:
+            return None
+        finally:
+            self._waiting = False
 
 
 def _progress(enabled: bool, total: int | None):
