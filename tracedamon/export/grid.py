@@ -63,6 +63,7 @@ class History:
     sample_us: float | None = None
     aggr_us: float | None = None
     aggr_ns_est: float = 0.0          # the aggregation interval used for windows (ns)
+    aggr_ns_measured: float = 0.0     # median spacing of consecutive snapshots (ns), else aggr_ns_est
 
     @property
     def max_nr_accesses(self) -> float:
@@ -89,7 +90,7 @@ class History:
         remap[np.flatnonzero(self.snaps["key"].to_numpy() == key)] = np.arange(len(snaps))
         df = df.assign(snap=remap[df["snap"].to_numpy()]).reset_index(drop=True)
         return History(df, snaps, self.name, self.meta, self.sample_us, self.aggr_us,
-                       self.aggr_ns_est)
+                       self.aggr_ns_est, self.aggr_ns_measured)
 
     def shifted(self, offset_ns: int) -> "History":
         """The same history with every time moved by ``offset_ns``."""
@@ -100,7 +101,7 @@ class History:
         snaps = self.snaps.assign(t0=self.snaps["t0"].to_numpy() + off,
                                   t1=self.snaps["t1"].to_numpy() + off)
         return History(df, snaps, self.name, self.meta, self.sample_us, self.aggr_us,
-                       self.aggr_ns_est)
+                       self.aggr_ns_est, self.aggr_ns_measured)
 
     @property
     def t_start(self) -> int:
@@ -228,7 +229,7 @@ def load_history(src, *, name: str | None = None, sample_us: float | None = None
         s_us = float(sample_us)
     if aggr_us:
         a_us = float(aggr_us)
-    snaps, aggr_ns = _windows(out, a_us)
+    snaps, aggr_ns, measured = _windows(out, a_us)
     # dense snapshot index of each row
     ks = out[["key", "run", "snapshot"]].to_numpy()
     change = np.ones(len(out), bool)
@@ -236,7 +237,8 @@ def load_history(src, *, name: str | None = None, sample_us: float | None = None
     out["snap"] = np.cumsum(change) - 1
     _check_sorted_disjoint(out, where)
     h = History(out, snaps, name or nm, meta,
-                s_us if (s_us and a_us) else None, a_us if (s_us and a_us) else None, aggr_ns)
+                s_us if (s_us and a_us) else None, a_us if (s_us and a_us) else None, aggr_ns,
+                measured)
     return h
 
 
@@ -253,7 +255,7 @@ def _check_sorted_disjoint(df: pd.DataFrame, where: str) -> None:
                                       f"{int(en[i - 1])})")
 
 
-def _windows(df: pd.DataFrame, aggr_us: float | None) -> tuple[pd.DataFrame, float]:
+def _windows(df: pd.DataFrame, aggr_us: float | None) -> tuple[pd.DataFrame, float, float]:
     g = (df.groupby(["key", "run", "snapshot"], sort=True)
            .agg(target=("target", "first"), t1=("time_ns", "min")).reset_index())
     t1 = g["t1"].to_numpy(np.int64)
@@ -275,7 +277,8 @@ def _windows(df: pd.DataFrame, aggr_us: float | None) -> tuple[pd.DataFrame, flo
     t0 = np.maximum(t0, t1 - int(math.ceil(cap)))
     t0 = np.minimum(t0, t1 - 1)
     g["t0"] = t0
-    return g[["key", "run", "target", "snapshot", "t0", "t1"]], aggr_ns
+    measured = float(np.median(gaps)) if len(gaps) else aggr_ns
+    return g[["key", "run", "target", "snapshot", "t0", "t1"]], aggr_ns, measured
 
 
 # ----------------------------------------------------------------------------------
