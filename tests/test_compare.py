@@ -392,3 +392,52 @@ def test_damon_run1_two_recordings_agree(tmp_path):
     assert m["heat"]["spearman"] > 0.95
     assert m["hot"]["0.5"]["f1"] > 0.95
 
+
+
+def test_several_targets_are_matched_by_pid():
+    p = hot_pattern(S=10, R=16)
+    a1, a2 = history(p), history(p[:, ::-1].copy())
+    a1["pid"], a2["pid"], a2["target"] = 11, 22, 1
+    a = pd.concat([a1, a2], ignore_index=True)
+    b = pd.concat([a2.assign(target=0), a1.assign(target=1)], ignore_index=True)  # other order
+    r = compare(a, b)
+    assert r.metrics["a"]["targets"] == [11, 22]
+    assert r.metrics["heat"]["pearson"] == pytest.approx(1.0)
+    assert set(r.cells["target_a"]) == {11, 22}
+    assert set(r.metrics["regions"]["a"]) == {"11", "22"}
+    with pytest.raises(InputError, match="share no monitoring target"):
+        compare(a, b.assign(pid=b["pid"] + 1))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_compare_invariants(seed):
+    """Self-comparison is perfect; swapping the sides swaps precision and recall."""
+    rng = np.random.default_rng(seed)
+    S, R = int(rng.integers(3, 12)), int(rng.integers(4, 40))
+    p = rng.integers(0, 21, size=(S, R))
+    q = np.where(rng.random((S, R)) < 0.3, rng.integers(0, 21, size=(S, R)), p)
+    a, b = history(p), history(q)
+    m = compare(a, a).metrics
+    assert all(v["f1"] in (1.0, None) for v in m["hot"].values())
+    assert m["wss"]["mae_bytes"] == 0
+    ab, ba = compare(a, b).metrics, compare(b, a).metrics
+    for th in ab["hot"]:
+        assert ab["hot"][th]["precision"] == ba["hot"][th]["recall"]
+        assert ab["hot"][th]["recall"] == ba["hot"][th]["precision"]
+    assert ab["wss"]["mae_bytes"] == pytest.approx(ba["wss"]["mae_bytes"])
+    if ab["heat"]["spearman"] is not None:
+        assert ab["heat"]["spearman"] == pytest.approx(ba["heat"]["spearman"])
+
+
+def test_corrupt_parquet_is_a_format_error(tmp_path):
+    from tracedamon.cli import main
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1" + b"\0" * 100)
+    with pytest.raises(TraceFormatError, match="bad.parquet"):
+        load_history(bad)
+    good = tmp_path / "g.parquet"
+    history(hot_pattern()).to_parquet(good)
+    r = subprocess.run([sys.executable, "-m", "tracedamon", "compare", str(good), str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode == 3 and "Traceback" not in r.stderr and "bad.parquet" in r.stderr

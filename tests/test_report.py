@@ -276,3 +276,44 @@ def test_replay_seeds_agree_perfectly_at_fixed_granularity(tmp_path):
     assert m["wss"]["mae_bytes"] == 0
     assert m["grid"]["address_bin_bytes"] == 4096                      # per-page cells
     assert m["alignment"]["estimate"]["lag_ns"] == 0
+
+
+def test_sample_heatmap_of_the_real_hotcold_trace(tmp_path, capsys):
+    """sample_traces/README.md: 197 passes × 32 hot pages + 256 cold pages = 6,560
+    samples in the workload area at 0x200000000000."""
+    from tracedamon.cli import main
+    from tracedamon.ingest import ingest
+    td = tmp_path / "hc.td"
+    ingest([SAMPLE_DIR / "hotcold.perf.data"], td)
+    hm = sample_heatmap(td, time_bins=20, addr_bins=4096)          # page columns
+    assert int(hm.bin_end[0] - hm.bin_start[0]) == 4096
+    area = hm.columns_in(0x200000000000, 0x200000000000 + 288 * 4096)
+    per_page = hm.matrix[:, area].sum(axis=0)
+    assert per_page.sum() == 6560
+    assert sorted(per_page)[-32:] == [197] * 32 and sorted(per_page)[:256] == [1] * 256
+    # the hot pages are hot all along: every time bin holds samples of them
+    hot = area[per_page == 197]
+    assert (hm.matrix[:, hot].sum(axis=1) > 0).all()
+    # the command picks the samples table by itself for a directory without regions
+    assert main(["report", "heatmap", str(td), "--png", str(tmp_path / "s.png")]) == 0
+    assert png_size(tmp_path / "s.png") == (1000, 700)
+    capsys.readouterr()
+    assert main(["report", "summary", str(td)]) == 0
+    out = capsys.readouterr().out
+    assert "6618" in out and "page-faults" in out
+
+
+def test_cli_diff_heatmap(tmp_path, capsys):
+    from tracedamon.cli import main
+    p = np.zeros((10, 32), int)
+    p[:, 4:8] = 20
+    fa = _regions_file(tmp_path, p)
+    fb = fa.with_name("b.parquet")
+    q = p.copy()
+    q[:, 20:22] = 20
+    import shutil
+    shutil.copy(_regions_file(tmp_path, q), fb)
+    _regions_file(tmp_path, p)
+    assert main(["report", "heatmap", str(fa), "--diff", str(fb), "--png", str(tmp_path / "d.png")]) == 0
+    assert png_size(tmp_path / "d.png") == (1000, 700)
+    assert "diff heatmap" in capsys.readouterr().out

@@ -176,7 +176,7 @@ def summary_cmd(
     else:
         s = sample_summary(src)
         typer.echo(json.dumps(s, indent=2) if as_json else
-                   "\n".join(f"{k:<14}{v}" for k, v in s.items()))
+                   "\n".join(f"{k:<16}{v}" for k, v in s.items()))
 
 
 def register(app: typer.Typer) -> None:
