@@ -10,6 +10,8 @@ over the snapshots:
   with and without /proc/kpageflags (THP flags),
 * MB/s of pagemap entries read,
 * the number of runs (rows) per snapshot,
+* translation throughput over the captured snapshots (``Translator``: 2M random
+  virtual addresses of the buffer → physical and back),
 * the same pagemap decoded by a straightforward reference (one ``struct.unpack``
   and Python-level run building per page, like a page-by-page reader) on the
   bytes of one snapshot, and the ratio reference / tracedamon.
@@ -32,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tracedamon.engine.translate import Translator  # noqa: E402
 from tracedamon.ingest.pagemap import PagemapCapture  # noqa: E402
 
 HELPER = ROOT / "tests" / "helpers" / "pagemap_target.c"
@@ -77,6 +80,7 @@ def main() -> None:
                 break
         try:
             results = {}
+            tables = []
             for kflags in (False, True):
                 times, sizes, rows = [], [], []
                 with PagemapCapture(proc.pid, kpageflags=kflags) as cap:
@@ -87,6 +91,8 @@ def main() -> None:
                         times.append(time.perf_counter() - t0)
                         sizes.append(snap.info["pagemap_bytes_read"])
                         rows.append(snap.pagemap.num_rows)
+                        if not kflags:
+                            tables.append(snap.pagemap)
                 results[kflags] = (times, sizes, rows, note)
             with open(f"/proc/{proc.pid}/pagemap", "rb", buffering=0) as f:
                 f.seek(buf // 4096 * 8)
@@ -107,6 +113,27 @@ def main() -> None:
               f"{best * 1e3:8.1f} ms best, {med * 1e3:8.1f} ms median per snapshot; "
               f"{mb:.1f} MB pagemap read -> {mb / best:8.1f} MB/s (best), "
               f"{args.mib / 1024 / best:.1f} GiB of touched memory/s; {rows[0]} runs")
+    import numpy as np
+    import pyarrow as pa
+    table = pa.concat_tables(tables)
+    t0 = time.perf_counter()
+    tr = Translator.from_tables(table)
+    t_build = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    n = 2_000_000
+    va = (buf + rng.integers(0, npages * 4096, n)).astype(np.uint64)
+    when = rng.integers(int(tr.snapshot_times[0]), int(tr.snapshot_times[-1]) + 1, n)
+    t0 = time.perf_counter()
+    paddr = tr.virt_to_phys(proc.pid, va, when)
+    t_v2p = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pids, back = tr.phys_to_virt(paddr, when)
+    t_p2v = time.perf_counter() - t0
+    ok = paddr != 0
+    print(f"  translation over {table.num_rows} runs ({args.count} snapshots; build "
+          f"{t_build * 1e3:.1f} ms): virt->phys {n / t_v2p / 1e6:.2f} M/s, phys->virt "
+          f"{n / t_p2v / 1e6:.2f} M/s; round trip exact: {bool((back[ok] == va[ok]).all())} "
+          f"({ok.mean():.1%} of addresses had frames)")
     best_off = min(results[False][0])
     print(f"  reference page-by-page decode of the buffer alone: {t_ref * 1e3:.1f} ms "
           f"({len(ref_runs)} runs) -> tracedamon whole snapshot (kpageflags off) is "

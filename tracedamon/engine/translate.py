@@ -114,15 +114,12 @@ def nearest_index(times: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """
     times = np.asarray(times, dtype=np.int64)
     q = np.asarray(queries, dtype=np.int64)
-    hi = np.searchsorted(times, q, side="left")       # first time >= q
-    hi_c = np.minimum(hi, times.size - 1)
-    lo_c = np.maximum(hi - 1, 0)
-    d_hi = times[hi_c] - q                             # >= 0 when hi < size
-    d_lo = q - times[lo_c]                             # >= 0 when hi > 0
-    pick_lo = (hi >= times.size) | ((hi > 0) & (d_lo <= d_hi))
-    idx = np.where(pick_lo, lo_c, hi_c)
-    # equal times: the first of them (e.g. the lowest snapshot number)
-    return np.searchsorted(times, times[idx], side="left")
+    # q goes to entry i+1 rather than i iff q - t[i] > t[i+1] - q, i.e. q > floor((t[i] + t[i+1]) / 2)
+    th = times[:-1] + (times[1:] - times[:-1]) // 2
+    idx = np.searchsorted(th, q, side="left")
+    if times.size > 1 and np.any(times[1:] == times[:-1]):
+        idx = np.searchsorted(times, times[idx], side="left")   # first of equal times
+    return idx
 
 
 @njit(cache=True)
@@ -196,11 +193,14 @@ class Translator:
         # (snapshot, pid) units: every pair that has rows (translatable or not), each
         # with its contiguous slice [lo, hi) of the sorted translatable run arrays
         if snap.size:
-            pairs = np.unique(np.stack([snap, pid], axis=1), axis=0)
+            o = np.lexsort((pid, snap))
+            ss, pp = snap[o], pid[o]
+            first = np.ones(ss.size, bool)
+            first[1:] = (ss[1:] != ss[:-1]) | (pp[1:] != pp[:-1])
+            self._unit_snap, self._unit_pid = ss[first], pp[first]
         else:
-            pairs = np.zeros((0, 2), np.int64)
-        self._unit_snap = pairs[:, 0].copy()
-        self._unit_pid = pairs[:, 1].copy()
+            self._unit_snap = self._unit_pid = np.zeros(0, np.int64)
+        pairs = self._unit_snap
         if self._snap.size:
             # unit code of each translatable run (pairs are sorted by (snap, pid), like runs)
             code = _pair_index(self._unit_snap, self._unit_pid, self._snap, self._pid)
@@ -210,7 +210,7 @@ class Translator:
                                  f"{self._snap[bad[0]]} of pid {self._pid[bad[0]]}")
         else:
             code = np.zeros(0, np.int64)
-        units = np.arange(pairs.shape[0])
+        units = np.arange(pairs.size)
         self._unit_lo = np.searchsorted(code, units, side="left").astype(np.int64)
         self._unit_hi = np.searchsorted(code, units, side="right").astype(np.int64)
         self._unit_time = self._time_of(self._unit_snap)
