@@ -284,3 +284,16 @@ def test_cli_ingest_error_is_one_line(copy1, tmp_path, capsys):
     rc = main(["ingest", str(copy1), "--format", "pagemap", "-o", str(tmp_path / "o.td")])
     err = capsys.readouterr().err
     assert rc == TraceFormatError.exit_code and err.count("\n") == 1 and "byte offset" in err
+
+
+def test_truth_csv_is_what_compare_reads(td, tmp_path, truth_tsv):
+    from tracedamon.export.truth import write_truth_csv
+    compare = pytest.importorskip("tracedamon.export.compare")
+    gt = ground_truth(td.table("pagemap"), MANIFEST_AREAS)
+    path = write_truth_csv(gt, tmp_path / "truth.csv")
+    back = compare.load_truth(path)
+    assert len(back) == len(truth_tsv)
+    got = back.sort_values(["area", "start"]).reset_index(drop=True)
+    exp = truth_tsv.sort_values(["label", "start"]).reset_index(drop=True)
+    assert got["area"].tolist() == exp["label"].tolist()
+    assert got["start"].tolist() == exp["start"].tolist() and got["end"].tolist() == exp["end"].tolist()

@@ -293,4 +293,28 @@ def attribute_regions(regions, pagemap, *, time_offset_ns: int = 0,
         drop=True)
 
 
-__all__ = ["ground_truth", "score_areas", "attribute_regions", "areas_from_workload_log"]
+def write_truth_csv(truth: pd.DataFrame, path: str | os.PathLike) -> str:
+    """Write ground-truth ranges as CSV (``start,end,label``, hex addresses), atomically.
+
+    This is the file ``tracedamon compare --truth`` reads.
+    """
+    import tempfile
+    t = _areas_frame(truth)
+    dest = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(dest))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("start,end,label\n")
+            for s, e, lab in zip(t["start"].tolist(), t["end"].tolist(), t["label"].tolist()):
+                f.write(f"{s:#x},{e:#x},{lab}\n")
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dest
+
+
+__all__ = ["ground_truth", "score_areas", "attribute_regions", "areas_from_workload_log",
+           "write_truth_csv"]
