@@ -276,15 +276,19 @@ def render_png(hm: Heatmap, path: str | os.PathLike, *, width: int = 1000, heigh
     im = ax.imshow(np.ma.masked_invalid(m.T), origin="lower", aspect="auto", cmap=cmap,
                    vmin=vmin, vmax=vmax, interpolation="nearest",
                    extent=(float(t[0]), float(t[-1]), 0, nb))
-    # address ticks: the first bin of each shown range; separators between ranges
+    # address ticks: the first bin of each shown range (separators between ranges),
+    # plus evenly spaced bins in between, labelled with their start address
     seg_first = np.searchsorted(hm.bin_start, hm.segments[:, 0])
     for k, j in enumerate(seg_first):
         if k > 0:
             ax.axhline(j, color="white", lw=1.5)
-    step = max(1, len(seg_first) // 12)
-    ax.set_yticks(seg_first[::step])
-    ax.set_yticklabels([f"{int(hm.segments[k, 0]):#x}" for k in range(0, len(seg_first), step)],
-                       fontsize=7)
+    ticks = set(int(j) for j in seg_first[:: max(1, len(seg_first) // 8)])
+    if len(ticks) < 8:
+        ticks |= set(int(j) for j in np.linspace(0, nb - 1, 9 - len(ticks)).round())
+    ticks = sorted(ticks)
+    keep = [t for i, t in enumerate(ticks) if i == 0 or t - ticks[i - 1] >= max(1, nb // 30)]
+    ax.set_yticks(keep)
+    ax.set_yticklabels([f"{int(hm.bin_start[j]):#x}" for j in keep], fontsize=7)
     ax.set_xlabel("time (s from start)")
     ax.set_ylabel("address (collapsed gaps marked)" if len(hm.segments) > 1 else "address")
     ax.set_title(title or f"{hm.kind}: {hm.source}", fontsize=9)
