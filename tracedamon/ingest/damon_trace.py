@@ -13,11 +13,12 @@ How events become snapshots (see :func:`assemble_regions`):
   delivers one sample twice) are dropped and counted (``duplicates_dropped``);
 * events are grouped by (kdamond pid, target id) and ordered by time; a
   snapshot ends where the data says so: the next region starts below the
-  previous region's end (address restart), ``nr_regions`` changes, or the time
-  gap exceeds half the typical snapshot interval. Lines are never counted to
-  cut snapshots; a snapshot whose region count differs from its ``nr_regions``
-  is an error (lost or duplicated events), except a partial snapshot at the
-  very start or end of a recording, which is dropped and counted;
+  previous region's end (address restart), ``nr_regions`` changes, the time
+  gap exceeds half the typical snapshot interval, or the snapshot already holds
+  its ``nr_regions`` regions. A snapshot whose region count differs from its
+  ``nr_regions`` is an error (lost or duplicated events), except a partial
+  snapshot at the very start or end of a recording, which is dropped and
+  counted;
 * a kdamond restart starts a new ``run``: a new kdamond pid, or (when the
   input has no pid) a pause of more than 3 aggregation intervals, or a pause of
   more than 1.2 intervals after which the region count has at least halved and
@@ -437,12 +438,18 @@ _DEDUP_KEYS = ("time_ns", "cpu", "pid", "target_id", "nr_regions", "start", "end
 def drop_duplicates(ev: dict[str, np.ndarray], keys=_DEDUP_KEYS) -> tuple[dict, int]:
     """Drop exact duplicate events (all of ``keys`` equal); keep the first."""
     n = len(ev["time_ns"])
-    if n == 0:
+    if n < 2:
         return ev, 0
-    df = pd.DataFrame({k: ev[k] for k in keys if k in ev})
-    dup = df.duplicated(keep="first").to_numpy()
-    if not dup.any():
+    cols = [ev[k] for k in keys if k in ev]
+    order = np.lexsort(cols[::-1])                  # stable: among equals, file order
+    same = np.ones(n - 1, bool)
+    for c in cols:
+        cs = c[order]
+        same &= cs[1:] == cs[:-1]
+    if not same.any():
         return ev, 0
+    dup = np.zeros(n, bool)
+    dup[order[1:][same]] = True
     keep = ~dup
     return {k: v[keep] for k, v in ev.items()}, int(dup.sum())
 
@@ -507,6 +514,16 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     cut = ~same
     cut[1:] |= start[1:] < end[:-1]
     cut[1:] |= nr[1:] != nr[:-1]
+    # a snapshot holds at most nr_regions regions (it says so): when a range moves up
+    # between aggregations there is no address restart to see
+    nr64 = nr.astype(np.int64)
+    while True:
+        firsts = np.flatnonzero(cut)
+        pos = np.arange(n) - firsts[np.cumsum(cut) - 1]
+        over = pos == nr64
+        if not over.any():
+            break
+        cut |= over
     # time gaps: half the typical snapshot interval, measured on the first cut
     firsts = np.flatnonzero(cut)
     grp_of_first = np.cumsum(~same)[firsts]
@@ -571,16 +588,18 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
         per_tg = {int(x): in_pid[g_tg[in_pid] == x] for x in pd.unique(g_tg[in_pid])}
         med = _median_gap([g_t[ix] for ix in per_tg.values()])
         breaks: list[int] = []
-        for ix in per_tg.values():
-            for a, b in zip(ix[:-1], ix[1:]):
-                long_pause = med is not None and g_t[b] - g_t[a] > run_gap_factor * med
-                # a restart without a pid change to see: after a pause (stop, start and
-                # a first aggregation interval) the region count starts over with fresh
-                # ages (a restarted paddr kdamond may well monitor the same range)
-                restart = (med is not None and g_t[b] - g_t[a] > 1.2 * med
-                           and 0 <= g_maxage[b] <= 1 and g_nr[b] * 2 <= g_nr[a])
-                if long_pause or restart:
-                    breaks.append(int(g_t[b]))
+        for ix in per_tg.values():          # each in time order
+            a, b = ix[:-1], ix[1:]
+            if med is None or not len(a):
+                continue
+            dt = g_t[b] - g_t[a]
+            long_pause = dt > run_gap_factor * med
+            # a restart without a pid change to see: after a pause (stop, start and
+            # a first aggregation interval) the region count starts over with fresh
+            # ages (a restarted paddr kdamond may well monitor the same range)
+            restart = (dt > 1.2 * med) & (g_maxage[b] >= 0) & (g_maxage[b] <= 1) & \
+                (g_nr[b] * 2 <= g_nr[a])
+            breaks.extend(g_t[b][long_pause | restart].tolist())
         bts = np.unique(np.asarray(breaks, np.int64))
         slack = int(med / 2) if med else 0
         epoch = np.searchsorted(bts - slack, g_t[in_pid], side="right") if bts.size \
@@ -592,55 +611,57 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     for r_i, r in enumerate(runs):
         run_of_seg[r["segs"]] = r_i
 
-    # build the table
-    pieces = []
+    # build the table, vectorised over segments and events
+    n_good = len(g_firsts)
+    tgt_idx = np.zeros(n_good, np.int32)
+    seg_max = np.maximum.reduceat(ev["nr_accesses"], firsts)[good_seg] if n_good else \
+        np.zeros(0, np.uint32)
     for r_i, r in enumerate(runs):
         segs = r["segs"]
         ids = pd.unique(g_tg[segs])
         small = all(int(x) < 2**31 for x in ids)
         tmap = {int(x): (int(x) if small else k) for k, x in enumerate(ids)}
-        meta_r = {"run": r_i, "kdamond_pid": r["pid"] if r["pid"] >= 0 else None,
-                  "targets": {str(v): str(k) for k, v in tmap.items()},
-                  "first_time_ns": int(g_t[segs].min()), "last_time_ns": int(g_t[segs].max())}
-        for x in ids:
-            sx = segs[g_tg[segs] == x]
-            sx = sx[np.argsort(g_t[sx], kind="stable")]
-            snap_no = np.arange(len(sx))
-            rows = np.concatenate([np.arange(g_firsts[s], g_firsts[s] + g_lens[s]) for s in sx])
-            rep = np.repeat(np.arange(len(sx)), g_lens[sx])
-            pieces.append(pd.DataFrame({
-                "run": np.full(len(rows), r_i, np.int32),
-                "snapshot": snap_no[rep].astype(np.int64),
-                "time_ns": g_t[sx][rep].astype(np.int64),
-                "target": np.full(len(rows), tmap[int(x)], np.int32),
-                "start": start[rows], "end": end[rows],
-                "nr_accesses": ev["nr_accesses"][rows].astype(np.uint32),
-                "age": age[rows],
-            }))
-        ints = [g_t[segs[g_tg[segs] == x]] for x in ids]
-        med = _median_gap([np.sort(v) for v in ints])
-        info.median_interval_ns[r_i] = med
-        info.max_nr_accesses[r_i] = int(max((ev["nr_accesses"][g_firsts[s]:g_firsts[s] + g_lens[s]]
-                                             .max() for s in segs), default=0))
-        meta_r["snapshots"] = int(len(segs) // max(1, len(ids)))
-        info.runs.append(meta_r)
-    if not pieces:
+        by_tg = [segs[g_tg[segs] == x] for x in ids]
+        for x, sx in zip(ids, by_tg):
+            tgt_idx[sx] = tmap[int(x)]
+        info.median_interval_ns[r_i] = _median_gap([np.sort(g_t[sx]) for sx in by_tg])
+        info.max_nr_accesses[r_i] = int(seg_max[segs].max()) if len(segs) else 0
+        info.runs.append({
+            "run": r_i, "kdamond_pid": r["pid"] if r["pid"] >= 0 else None,
+            "targets": {str(v): str(k) for k, v in tmap.items()},
+            "first_time_ns": int(g_t[segs].min()), "last_time_ns": int(g_t[segs].max()),
+            "snapshots": int(max(len(sx) for sx in by_tg))})
+    if n_good == 0:
         return REGIONS.empty_table(), info
-    df = pd.concat(pieces, ignore_index=True)
-    df = df.sort_values(["run", "snapshot", "target", "start"], kind="stable")
-    age_col = df["age"].to_numpy()
+    # snapshot number: rank by time within (run, target)
+    order = np.lexsort((g_t, tgt_idx, run_of_seg))
+    kr, kt = run_of_seg[order], tgt_idx[order]
+    newgrp = np.ones(n_good, bool)
+    newgrp[1:] = (kr[1:] != kr[:-1]) | (kt[1:] != kt[:-1])
+    grp_start = np.maximum.accumulate(np.where(newgrp, np.arange(n_good), 0))
+    snapno = np.empty(n_good, np.int64)
+    snapno[order] = np.arange(n_good) - grp_start
+    keep_ev = good_seg[seg]
+    rows = np.flatnonzero(keep_ev)
+    gi = (np.cumsum(good_seg) - 1)[seg[rows]]
+    run_c, snap_c = run_of_seg[gi].astype(np.int32), snapno[gi]
+    tg_c, st_c = tgt_idx[gi], start[rows]
+    fin = np.lexsort((st_c, tg_c, snap_c, run_c))
+    rows = rows[fin]
+    gi = gi[fin]
+    age_col = age[rows]
     table = pa.table({
-        "run": pa.array(df["run"].to_numpy(), pa.int32()),
-        "snapshot": pa.array(df["snapshot"].to_numpy(), pa.int64()),
-        "time_ns": pa.array(df["time_ns"].to_numpy(), pa.int64()),
-        "target": pa.array(df["target"].to_numpy(), pa.int32()),
-        "pid": pa.nulls(len(df), pa.int32()),
-        "start": pa.array(df["start"].to_numpy(), pa.uint64()),
-        "end": pa.array(df["end"].to_numpy(), pa.uint64()),
-        "nr_accesses": pa.array(df["nr_accesses"].to_numpy(), pa.uint32()),
+        "run": pa.array(run_c[fin], pa.int32()),
+        "snapshot": pa.array(snap_c[fin], pa.int64()),
+        "time_ns": pa.array(g_t[gi], pa.int64()),
+        "target": pa.array(tg_c[fin], pa.int32()),
+        "pid": pa.nulls(len(rows), pa.int32()),
+        "start": pa.array(start[rows], pa.uint64()),
+        "end": pa.array(end[rows], pa.uint64()),
+        "nr_accesses": pa.array(ev["nr_accesses"][rows].astype(np.uint32), pa.uint32()),
         "age": pa.array(np.where(age_col >= 0, age_col, 0).astype(np.uint32),
                         pa.uint32(), mask=age_col < 0),
-        "nr_accesses_bp": pa.nulls(len(df), pa.uint32()),
+        "nr_accesses_bp": pa.nulls(len(rows), pa.uint32()),
     }, schema=REGIONS)
     return table, info
 
