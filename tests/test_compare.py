@@ -441,3 +441,23 @@ def test_corrupt_parquet_is_a_format_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tracedamon", "compare", str(good), str(bad)],
                        capture_output=True, text=True)
     assert r.returncode == 3 and "Traceback" not in r.stderr and "bad.parquet" in r.stderr
+
+
+def test_alignment_across_unrelated_clocks():
+    """b's clock is 1000 s (plus 3 snapshots) ahead, as a wall clock against a monotonic
+    one: nothing overlaps until the estimate is applied."""
+    rng = np.random.default_rng(2)
+    wave = rng.integers(0, 2, size=60)
+    p = np.zeros((60, 16), int)
+    p[:, 2:6] = 10 * wave[:, None]
+    p[:, 9] = 1
+    a = history(p)
+    b = history(p, t0=10**12 + 3 * AGGR)
+    with pytest.raises(InputError, match="share no time"):
+        compare(a, b)
+    r = compare(a, b, align="auto")
+    assert r.metrics["alignment"]["applied_offset_ns"] == -(10**12 + 3 * AGGR)
+    assert r.metrics["heat"]["pearson"] == pytest.approx(1.0)
+    # a bounded search does not look that far
+    with pytest.raises(InputError, match="share no time"):
+        compare(a, b, align="auto", max_lag_ns=10 * AGGR)

@@ -185,3 +185,23 @@ def test_cli_export(tmp_path):
     assert main(["export", "damo", str(f), "-o", str(out)]) == 2       # refuses to overwrite
     assert main(["export", "damo", str(f), "-o", str(out), "--force", "--format", "json"]) == 0
     assert json.loads(out.read_text()) == recs
+
+
+@requires_damo
+@pytest.mark.parametrize("style,key", [("temperature-percentiles", "temperature"),
+                                       ("recency-percentiles", "idle_us")])
+def test_access_percentiles_equal_damo(tmp_path, style, key):
+    """`report access` distributions use damo's definitions: per snapshot, the byte
+    percentiles of temperature and idle time equal damo's on the exported record."""
+    from tracedamon.export.access_report import access_report
+    df = random_history(seed=6, S=6)
+    out = tmp_path / "r.data"
+    export_damo(df, out)
+    ps = [0, 1, 25, 50, 75, 99, 100]
+    for k in range(6):
+        text = damo("report", "access", "--input", str(out), "--style", style, "--raw_number",
+                    "--snapshot_idx", str(k), str(k))
+        theirs = {int(m.group(1)): float(m.group(2))
+                  for m in re.finditer(r"^\s*(\d+)\s+(-?\d+)\s+\|", text, re.M)}
+        ours = access_report(df, ps=ps, snapshots=[k])[key]
+        assert {p: ours[p] for p in ps} == theirs
