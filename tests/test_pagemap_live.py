@@ -373,3 +373,35 @@ def test_sigint_stops_and_commits(pattern_target, tmp_path):
     assert t.meta["pagemap"]["stopped_by"] == "interrupt"
     n = t.df("pagemap").snapshot.nunique()
     assert n >= 1 and n == t.df("maps").snapshot.nunique() == len(t.meta["pagemap"]["snapshots"])
+
+
+def test_several_pids_one_exits(target_bin, tmp_path):
+    a = Target(target_bin, "pattern", 30)
+    b = Target(target_bin, "pattern", 60)
+
+    def after(k, snap):
+        if k == 1 and snap.info["pid"] == b.pid:
+            a.send("q")
+            a.proc.wait()
+
+    try:
+        with pytest.warns(CaptureWarning, match=f"pid {a.pid}"):
+            res = capture(tmp_path / "m.td", pid=[a.pid, b.pid], interval="20ms", count=4,
+                          on_snapshot=after)
+    finally:
+        a.stop()
+        b.stop()
+    assert res.snapshots == 4 and res.stopped_by == "count"
+    t = open_trace(tmp_path / "m.td")
+    pm = t.df("pagemap")
+    per_pid = pm.groupby("pid").snapshot.unique().apply(sorted).to_dict()
+    assert per_pid == {a.pid: [0, 1], b.pid: [0, 1, 2, 3]}
+    assert t.meta["pagemap"]["pids"] == [a.pid, b.pid]
+    if IS_ROOT:           # each process's frames translate back to that process
+        tr = Translator.from_tables(t.table("pagemap"))
+        for tg in (a, b):
+            idx = np.array(sorted(tg.pfns))
+            when = int(pm[pm.pid == tg.pid].time_ns.min())
+            pids, va = tr.phys_to_virt(np.array([tg.pfns[i] for i in idx], np.uint64) * PAGE,
+                                       when)
+            assert (pids == tg.pid).all() and (va == tg.buf + idx * PAGE).all()

@@ -8,10 +8,11 @@ from typing import List, Optional
 
 import typer
 
-_HELP = """Snapshot a process's page tables (/proc/PID/maps + /proc/PID/pagemap) into a
+_HELP = """Snapshot processes' page tables (/proc/PID/maps + /proc/PID/pagemap) into a
 trace directory (tables maps and pagemap), every --interval until --count
-snapshots, --duration, the process's exit or Ctrl-C. What was captured is
-kept when the process exits midway.
+snapshots, --duration, the processes' exit or Ctrl-C. What was captured is
+kept when a process exits midway. Several --pid may be given (for attributing
+physical memory to processes).
 
 Physical frames are only recorded as root (CAP_SYS_ADMIN); otherwise the
 kernel reports them as 0 and only presence and flags are kept. Times are
@@ -21,6 +22,7 @@ the clock (perf's default clock differs by about a millisecond).
 \b
 Examples:
   tracedamon snapshot --pid 1234 --interval 1s --count 60 -o app.pagemap.td
+  tracedamon snapshot --pid 1234 --pid 5678 --duration 2m -o both.td
   tracedamon snapshot --interval 500ms -o run.td -- ./workload 512 32
 """
 
@@ -32,7 +34,8 @@ def register(app: typer.Typer) -> None:
         command: Optional[List[str]] = typer.Argument(
             None, help="command to start and snapshot until it exits (after --)"),
         out: Path = typer.Option(..., "-o", "--output", help="trace directory to write"),
-        pid: Optional[int] = typer.Option(None, "--pid", "-p", help="process to snapshot"),
+        pid: Optional[List[int]] = typer.Option(None, "--pid", "-p",
+                                                help="process to snapshot (repeat for several)"),
         interval: str = typer.Option("1s", "--interval", "-i",
                                      help="time between snapshots (e.g. 1s, 250ms)"),
         count: Optional[int] = typer.Option(None, "--count", "-n",
@@ -45,7 +48,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from ..errors import InputError
         from ..ingest.pagemap import CaptureWarning, capture
-        if (pid is None) == (not command):
+        if bool(pid) == bool(command):
             raise InputError("give --pid PID or a command after -- (not both)")
         if count is not None and duration is not None:
             raise InputError("give --count or --duration, not both")
@@ -59,7 +62,7 @@ def register(app: typer.Typer) -> None:
         old = warnings.showwarning
         warnings.showwarning = show
         try:
-            res = capture(out, pid=pid, cmd=command or None, interval=interval, count=count,
+            res = capture(out, pid=pid or None, cmd=command or None, interval=interval, count=count,
                           duration=duration, force=force, kpageflags=not no_kpageflags,
                           progress=sys.stderr.isatty())
         finally:

@@ -533,46 +533,56 @@ class CaptureResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _wait(deadline_ns: int, proc: subprocess.Popen | None, pidfd: int | None) -> bool:
-    """Sleep until ``deadline_ns`` (monotonic); return True early if the process exited."""
+def _wait(deadline_ns: int, proc: subprocess.Popen | None, pidfds: dict[int, int]) -> list[int]:
+    """Sleep until ``deadline_ns`` (monotonic). Returns early, with the pids that
+    exited, when the command (``proc``) or a process with a pidfd in ``pidfds`` exits."""
     while True:
         left = deadline_ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         if left <= 0:
-            return False
+            return []
         if proc is not None:
             try:
                 proc.wait(timeout=left / 1e9)
-                return True
+                return [proc.pid]
             except subprocess.TimeoutExpired:
-                return False
-        if pidfd is not None:
-            r, _, _ = select.select([pidfd], [], [], left / 1e9)
-            return bool(r)
+                return []
+        if pidfds:
+            r, _, _ = select.select(list(pidfds.values()), [], [], left / 1e9)
+            if r:
+                return [p for p, fd in pidfds.items() if fd in r]
+            continue
         time.sleep(left / 1e9)
 
 
-def capture(out: str | os.PathLike, *, pid: int | None = None,
+def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
             cmd: Sequence[str] | None = None, interval: str | int = "1s",
             count: int | None = None, duration: str | int | None = None,
             force: bool = False, kpageflags: bool = True, progress: bool = False,
             on_snapshot: Callable[[int, Snapshot], None] | None = None) -> CaptureResult:
-    """Snapshot a running process (``pid``) or a command (``cmd``) into trace directory ``out``.
+    """Snapshot running processes (``pid``: one or several) or a command (``cmd``) into
+    trace directory ``out``.
 
     Snapshots are taken every ``interval`` (on a fixed grid from the first one;
     a snapshot that overruns is followed immediately by the next) until ``count``
-    snapshots, ``duration`` elapsed, the process exits, or Ctrl-C. Each snapshot
-    is streamed into ``maps`` and ``pagemap`` as its own row group, and whatever
-    was captured is committed when the process exits midway. In command mode the
-    command is started first and waited for at the end (its exit status is in
-    the result and in ``meta.json``). Raises :class:`CaptureError` when not even
-    one snapshot could be taken (nothing is written then).
+    snapshots, ``duration`` elapsed, every process exited, or Ctrl-C. Snapshot
+    number ``k`` holds every process still alive (each with its own ``time_ns``).
+    Each snapshot is streamed into ``maps`` and ``pagemap`` as its own row group,
+    and whatever was captured is committed when processes exit midway (a
+    :class:`CaptureWarning` says so). In command mode the command is started
+    first and waited for at the end (its exit status is in the result and in
+    ``meta.json``). Raises :class:`CaptureError` when not even one snapshot could
+    be taken (nothing is written then).
 
-    ``on_snapshot(number, snapshot)`` is called after each snapshot is written.
+    ``on_snapshot(number, snapshot)`` is called after each process's snapshot is written.
     """
     from .writer import TraceDirWriter
 
-    if (pid is None) == (not cmd):
+    pids = [] if pid is None else ([int(pid)] if isinstance(pid, (int, np.integer))
+                                   else [int(p) for p in pid])
+    if bool(pids) == bool(cmd):
         raise InputError("give either a pid or a command to start")
+    if len(set(pids)) != len(pids):
+        raise InputError("a pid is given twice")
     interval_ns = parse_duration_ns(interval)
     if interval_ns <= 0:
         raise InputError("the interval must be positive")
@@ -588,20 +598,36 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
             proc = subprocess.Popen(list(cmd))
         except OSError as e:
             raise CaptureError(f"cannot start {cmd[0]!r}: {e.strerror}") from None
-        pid = proc.pid
+        pids = [proc.pid]
+    # an ended capture is worth a warning unless a command simply ran to its end
+    warn_exit = proc is None or count is not None or duration_ns is not None
     seen: list[str] = []
     stopped_by = "exit"
     snaps_meta: list[dict] = []
-    pidfd = None
-    cap = None
+    caps: dict[int, PagemapCapture] = {}
+    pidfds: dict[int, int] = {}
+
+    def drop(p: int, why: str) -> None:
+        c = caps.pop(p, None)
+        if c is not None:
+            c.close()
+        fd = pidfds.pop(p, None)
+        if fd is not None:
+            os.close(fd)
+        if warn_exit:
+            warnings.warn(CaptureWarning(why))
+
     try:
-        cap = PagemapCapture(pid, kpageflags=kpageflags)
-        if proc is None and hasattr(os, "pidfd_open"):
-            try:
-                pidfd = os.pidfd_open(pid)
-            except OSError:
-                pidfd = None
-        prov = {"source": "live", "pid": pid, "cmd": list(cmd) if cmd else None}
+        for p in pids:
+            caps[p] = PagemapCapture(p, kpageflags=kpageflags)
+            if proc is None and hasattr(os, "pidfd_open"):
+                try:
+                    pidfds[p] = os.pidfd_open(p)
+                except OSError:
+                    pass
+        page_size = next(iter(caps.values())).page_size
+        kp_note = next(iter(caps.values())).kpageflags_note
+        prov = {"source": "live", "pids": pids, "cmd": list(cmd) if cmd else None}
         writer = TraceDirWriter(out, provenance=prov, force=force, tables=("maps", "pagemap"))
         with writer as w, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CaptureWarning)
@@ -610,23 +636,25 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
             k = 0
             with _Interrupts() as intr:
                 while True:
-                    try:
-                        snap = cap.snapshot(k)
-                    except ProcessExited as e:
-                        if k == 0:
-                            raise CaptureError(f"{e}: nothing captured") from None
-                        # a command ending on its own is the expected end of its capture
-                        if proc is None or count is not None or duration_ns is not None:
-                            warnings.warn(CaptureWarning(f"{e}; kept {k} snapshot(s)"))
+                    for p in list(caps):
+                        try:
+                            snap = caps[p].snapshot(k)
+                        except ProcessExited as e:
+                            drop(p, f"{e}; kept {k} snapshot(s) of it")
+                            continue
+                        if not snaps_meta:       # the grid is anchored at the first snapshot
+                            t0 = snap.info["t_begin_ns"]
+                        w.write("maps", snap.maps)
+                        w.write("pagemap", snap.pagemap)
+                        snaps_meta.append(snap.info)
+                        if on_snapshot is not None:
+                            on_snapshot(k, snap)
+                    if not snaps_meta:
+                        raise CaptureError(f"pid {', '.join(map(str, pids))}: process exited "
+                                           "before the first snapshot: nothing captured")
+                    if not caps:
                         stopped_by = "exit"
                         break
-                    if k == 0:               # the grid is anchored at the first snapshot
-                        t0 = snap.info["t_begin_ns"]
-                    w.write("maps", snap.maps)
-                    w.write("pagemap", snap.pagemap)
-                    snaps_meta.append(snap.info)
-                    if on_snapshot is not None:
-                        on_snapshot(k, snap)
                     k += 1
                     if bar:
                         bar(k)
@@ -637,21 +665,24 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
                     if duration_ns is not None and nxt - t0 > duration_ns:
                         stopped_by = "duration"
                         break
-                    if intr.pending or intr.wait(nxt, proc, pidfd) is None:
+                    while caps:
+                        ended = intr.wait(nxt, proc, pidfds)
+                        if ended is None or not ended:
+                            break
+                        for p in ended:
+                            drop(p, f"pid {p}: process exited; kept {k} snapshot(s) of it")
+                    if intr.pending:
                         stopped_by = "interrupt"
                         break
-                    if intr.exited:
+                    if not caps:
                         stopped_by = "exit"
-                        if proc is None or count is not None or duration_ns is not None:
-                            warnings.warn(CaptureWarning(
-                                f"pid {pid}: process exited; kept {k} snapshot(s)"))
                         break
             seen = [str(c.message) for c in caught if issubclass(c.category, CaptureWarning)]
             w.meta["pagemap"] = {
-                "source": "live", "clock": "CLOCK_MONOTONIC", "page_size": cap.page_size,
-                "pid": pid, "cmd": list(cmd) if cmd else None,
+                "source": "live", "clock": "CLOCK_MONOTONIC", "page_size": page_size,
+                "pid": pids[0], "pids": pids, "cmd": list(cmd) if cmd else None,
                 "interval_ns": interval_ns, "count": count, "duration_ns": duration_ns,
-                "stopped_by": stopped_by, "kpageflags": cap.kpageflags_note,
+                "stopped_by": stopped_by, "kpageflags": kp_note,
                 "pfns_known": not any(s["pfns_hidden"] for s in snaps_meta),
                 "snapshots": snaps_meta, "warnings": seen,
                 "time_alignment": "record perf with -k CLOCK_MONOTONIC to share this clock",
@@ -659,10 +690,10 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
         for msg in seen:                     # re-emit outside the recording block
             warnings.warn(CaptureWarning(msg), stacklevel=2)
     finally:
-        if cap is not None:
-            cap.close()
-        if pidfd is not None:
-            os.close(pidfd)
+        for c in caps.values():
+            c.close()
+        for fd in pidfds.values():
+            os.close(fd)
         exit_code = None
         if proc is not None:
             try:
@@ -670,7 +701,8 @@ def capture(out: str | os.PathLike, *, pid: int | None = None,
             except KeyboardInterrupt:
                 proc.send_signal(signal.SIGINT)
                 exit_code = proc.wait()
-    return CaptureResult(out, len(snaps_meta), stopped_by, exit_code, seen)
+    nsnap = len({s["snapshot"] for s in snaps_meta})
+    return CaptureResult(out, nsnap, stopped_by, exit_code, seen)
 
 
 class _Interrupts:
@@ -683,7 +715,6 @@ class _Interrupts:
 
     def __init__(self):
         self.pending = False
-        self.exited = False
         self._waiting = False
         self._old = None
 
@@ -702,14 +733,13 @@ class _Interrupts:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
 
-    def wait(self, deadline_ns, proc, pidfd):
-        """_wait, interruptible: None when interrupted, else whether the process exited."""
+    def wait(self, deadline_ns, proc, pidfds):
+        """:func:`_wait`, interruptible: None when interrupted, else the pids that exited."""
         self._waiting = True
         try:
             if self.pending:
                 return None
-            self.exited = _wait(deadline_ns, proc, pidfd)
-            return self.exited
+            return _wait(deadline_ns, proc, pidfds)
         except KeyboardInterrupt:
             return None
         finally:
