@@ -297,3 +297,19 @@ def test_truth_csv_is_what_compare_reads(td, tmp_path, truth_tsv):
     exp = truth_tsv.sort_values(["label", "start"]).reset_index(drop=True)
     assert got["area"].tolist() == exp["label"].tolist()
     assert got["start"].tolist() == exp["start"].tolist() and got["end"].tolist() == exp["end"].tolist()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_corrupted_index_never_crashes(copy1, tmp_path, seed):
+    """Random byte damage to the index: a clean result or a tracedamon error, never a traceback."""
+    from tracedamon.errors import TracedamonError
+    ip = copy1 / "pagemap_snap1.index.json"
+    data = bytearray(ip.read_bytes())
+    rng = np.random.default_rng(seed)
+    for pos in rng.integers(0, len(data), 1 + seed % 4):
+        data[pos] = int(rng.choice(list(b'0123456789-,:{}[]"xa\x00\xff ')))
+    ip.write_bytes(bytes(data))
+    try:
+        ingest(copy1, tmp_path / "o.td", format="pagemap")
+    except TracedamonError:
+        assert not (tmp_path / "o.td").exists()

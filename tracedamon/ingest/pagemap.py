@@ -301,7 +301,7 @@ def _summary(number, pid, t_begin, t_end, vs, ve, pfn, flags, page_size, **extra
 
 def _read_proc_text(path: str) -> str:
     with open(path, "rb") as f:
-        return f.read().decode("utf-8", errors="surrogateescape")
+        return f.read().decode("utf-8", errors="backslashreplace")
 
 
 def _starttime(pid: int) -> int | None:
@@ -778,6 +778,11 @@ def _load_index(path: Path) -> dict:
     for key in ("pid", "t_begin_ns", "vmas"):
         if key not in idx:
             raise TraceFormatError(path, f"index has no {key!r} field", line=1)
+    for key in ("pid", "t_begin_ns") + (("t_end_ns",) if "t_end_ns" in idx else ()):
+        v = idx[key]
+        if not isinstance(v, int) or isinstance(v, bool) or not (
+                0 <= v < (1 << 31 if key == "pid" else 1 << 63)):
+            raise TraceFormatError(path, f"{key} {v!r} is not a valid integer", line=1)
     if idx.get("entry_bytes", ENTRY_BYTES) != ENTRY_BYTES:
         raise TraceFormatError(path, f"entry_bytes {idx['entry_bytes']} (only 8 is known)",
                                line=1)
@@ -831,10 +836,12 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
     prev_end = -1
     for i, v in enumerate(idx["vmas"]):
         try:
-            start, end, off, n = (int(v["start"]), int(v["end"]), int(v["bin_offset"]),
-                                  int(v["nr_entries"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise TraceFormatError(ip, f"vmas[{i}]: bad or missing field ({e})", line=1) from None
+            start, end, off, n = (v["start"], v["end"], v["bin_offset"], v["nr_entries"])
+        except (KeyError, TypeError) as e:
+            raise TraceFormatError(ip, f"vmas[{i}]: missing field ({e})", line=1) from None
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end, off, n)):
+            raise TraceFormatError(ip, f"vmas[{i}]: start, end, bin_offset and nr_entries "
+                                   "must be integers", line=1)
         if end <= start or start % ps or end % ps:
             raise TraceFormatError(ip, f"vmas[{i}]: bad range 0x{start:x}-0x{end:x}", line=1)
         if start < prev_end:
@@ -857,10 +864,12 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
         if n:
             runs.add(*encode_runs(start, entry_frames(e), entry_flags(e), ps))
         idx_vmas.append(Vma(start, end, str(v.get("perms", "")), path=str(v.get("name", ""))))
+        if start >= 1 << 64 or end >= 1 << 64:
+            raise TraceFormatError(ip, f"vmas[{i}]: address beyond 64 bits", line=1)
     mp = ip.with_name(ip.name[:-len(".index.json")] + ".maps")
     if mp.is_file():
         try:
-            vmas = parse_maps(mp.read_text(errors="surrogateescape"), mp)
+            vmas = parse_maps(mp.read_bytes().decode("utf-8", errors="backslashreplace"), mp)
         except OSError as e:
             raise InputError(f"{mp}: {e.strerror}") from None
     else:
