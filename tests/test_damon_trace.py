@@ -640,3 +640,42 @@ def test_truncated_gzip_text_is_reported_and_skip_bad_keeps_the_complete_snapsho
                     gzip.compress("".join(lines[5000:]).encode()))
     df2, _ = _ingest(two, tmp_path, "two.td")
     pd.testing.assert_frame_equal(df2, full)
+
+
+def test_perf_data_intervals_tune_samples_are_decoded(tmp_path):
+    """The live recording enabled damon_monitor_intervals_tune but no tuning happened:
+    add two such samples (RAW laid out as the file's own format says) to its batches."""
+    import struct
+    import pyarrow as pa
+    from tracedamon.ingest.tracing_data import parse_tracing_data
+    from tracedamon.ingest.perf_data import open_perf_data
+    td = parse_tracing_data(open_perf_data(LIVE / "live_paddr.perf.data").tracing_data)
+    fmt = td.event("damon:damon_monitor_intervals_tune")
+    off = fmt.by_name["sample_us"].offset
+
+    def payload(us):
+        b = bytearray(20)                      # 16-byte entry, padded so 4 + size is 8k
+        struct.pack_into("<HBBi", b, 0, fmt.id, 0, 0, 77)
+        struct.pack_into("<Q", b, off, us)
+        return bytes(b)
+
+    def add(t):
+        first = t.slice(0, 1)
+        rows = []
+        for when, us in ((799_000_000_000, 250_000), (803_000_000_000, 125_000)):
+            r = first
+            for name, val in (("event", "damon:damon_monitor_intervals_tune"),
+                              ("raw", payload(us)), ("time_ns", when)):
+                i = r.schema.get_field_index(name)
+                typ = r.schema.field(i).type
+                arr = pa.array([val]).cast(typ) if pa.types.is_dictionary(typ) else \
+                    pa.array([val], typ)
+                r = r.set_column(i, r.schema.field(i), arr)
+            rows.append(r)
+        return pa.concat_tables([t] + rows)
+    df, meta = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", add), tmp_path, "tune")
+    tune = open_trace(tmp_path / "tune").df("intervals_tune")
+    assert tune["sample_us"].tolist() == [250_000, 125_000]
+    assert tune["time_ns"].tolist() == [799_000_000_000, 803_000_000_000]
+    assert meta["intervals"]["sample_us"] == 250_000 and meta["intervals"]["tuned"] is True
+    assert df.groupby("snapshot").size().tolist() == [2418, 2589]
