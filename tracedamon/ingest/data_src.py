@@ -154,29 +154,39 @@ def decode_column(values: np.ndarray, valid: np.ndarray | None = None) -> dict[s
     """
     n = len(values)
     values = np.asarray(values, dtype=np.uint64)
-    if n and (valid is None or valid.all()) and values[0] == values[-1] and \
-            (values == values[0]).all():
-        codes = np.zeros(n, dtype=np.int32)
+    if n and values[0] == values[-1] and (values == values[0]).all():
+        codes = None                      # one distinct value: every code is 0
         uniques = values[:1]
     else:
         codes, uniques = pd.factorize(values.view(np.int64), sort=False)
         codes = codes.astype(np.int32)
         uniques = np.asarray(uniques).view(np.uint64)
     decoded = [decode(u) for u in uniques]
-    mask = None if valid is None or valid.all() else ~valid
+    mask = None if valid is None or valid.all() else pa.array(valid).buffers()[1]
+    zeros = None
+
+    def const_codes():
+        nonlocal zeros
+        if zeros is None:
+            zeros = np.zeros(n, dtype=np.int32)
+        return zeros
+
     out: dict[str, pa.Array] = {}
     for col in COLUMNS:
         texts = [d[col] for d in decoded]
-        # unify repeated texts so the dictionary holds each text once
-        uniq_texts, remap = np.unique(np.array(texts, dtype=object), return_inverse=True) \
-            if texts else (np.array([], dtype=object), np.array([], dtype=np.int64))
-        col_codes = remap.astype(np.int32)[codes] if n else codes
-        out[col] = pa.DictionaryArray.from_arrays(
-            pa.array(col_codes, type=pa.int32(), mask=mask),
-            pa.array(list(uniq_texts), type=pa.string()))
-    for col, typ in (("mem_remote", pa.bool_()), ("mem_hops", pa.uint8()),
-                     ("mem_lvl_num", pa.uint8())):
-        vals = np.array([d[col] for d in decoded],
-                        dtype=np.bool_ if typ == pa.bool_() else np.uint8)
-        out[col] = pa.array(vals[codes] if n else vals[:0], type=typ, mask=mask)
+        uniq = sorted(set(texts))
+        if len(uniq) == 1 or codes is None:
+            col_codes = const_codes()
+        else:
+            pos = {t: i for i, t in enumerate(uniq)}
+            remap = np.array([pos[t] for t in texts], dtype=np.int32)
+            col_codes = remap[codes]
+        idx = pa.Array.from_buffers(pa.int32(), n, [mask, pa.py_buffer(col_codes)])
+        out[col] = pa.DictionaryArray.from_arrays(idx, pa.array(uniq, type=pa.string()))
+    for col, typ, dt in (("mem_remote", pa.bool_(), np.bool_), ("mem_hops", pa.uint8(), np.uint8),
+                         ("mem_lvl_num", pa.uint8(), np.uint8)):
+        vals = np.array([d[col] for d in decoded], dtype=dt)
+        full = np.full(n, vals[0], dtype=dt) if codes is None else vals[codes]
+        out[col] = pa.array(full, type=typ, mask=None if valid is None or valid.all()
+                            else ~valid)
     return out

@@ -64,11 +64,11 @@ from . import data_src as _ds
 from . import perf_records as K
 
 #: bytes of records decoded at a time (and the logical size of decompressed chunks)
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20
 #: samples held back for sorting before the oldest are emitted regardless of rounds
 MAX_PENDING = 1_000_000
 #: rows collected before a batch is handed to the writer
-WRITE_ROWS = 1 << 18
+WRITE_ROWS = 1 << 16
 
 MAGIC_LE = 0x32454C4946524550
 MAGIC_BE = 0x50455246494C4532
@@ -710,6 +710,15 @@ class PerfData:
         return self._id2attr.get(v)
 
     # -- sample decoding -------------------------------------------------------------
+    def _decode_matrix(self, n: int) -> np.ndarray:
+        """An n × NCOLS column-major scratch matrix, reused from chunk to chunk (the
+        sample columns are copied out of it)."""
+        m = getattr(self, "_scratch", None)
+        if m is None or m.shape[0] < n:
+            m = np.empty((max(n, 1024), K.NCOLS), dtype=np.uint64, order="F")
+            self._scratch = m
+        return m[:n]
+
     def _decode_chunk(self, ch: "_Chunk", st: "_PassState", stream: int):
         sel = np.flatnonzero(ch.types == 9)
         if not sel.size:
@@ -743,7 +752,7 @@ class PerfData:
                 n = len(sel)
                 if not n:
                     return None
-        out = np.empty((n, K.NCOLS), dtype=np.uint64, order="F")
+        out = self._decode_matrix(n)
         err = np.zeros(n, dtype=np.int8)
         nslot, cols, deltas, need = P["fixed"]
         if (nslot >= 0).any():
@@ -972,7 +981,11 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
         vb = None if pres is None else pa.array(valid).buffers()[1]
         lists["raw"] = pa.Array.from_buffers(pa.binary(), n, [vb, pa.py_buffer(bo),
                                                              pa.py_buffer(data)])
-    # columns stay views of the decode matrix: only its used columns are ever touched
+    # copy the used columns out of the reused scratch matrix
+    for k, c in list(cols.items()):
+        if c is not None and np.may_share_memory(c[0], out):
+            cols[k] = (c[0].copy(), c[1])
+    times = cols["time_ns"][0] if cols["time_ns"] is not None else times
     return _Block(cols, lists, np.ascontiguousarray(times), rounds, pres_time is not _NONE)
 
 
@@ -1065,66 +1078,93 @@ _I64_MAX = np.iinfo(np.int64).max
 
 
 class _Orderer:
-    """Holds back the samples of the last two rounds and emits the rest in time order."""
+    """Holds back the samples of the last two rounds and emits the rest in time order.
+
+    Pending samples are kept as a list of blocks (no copying while they are already
+    in time order); only out-of-order data is concatenated and permuted."""
 
     def __init__(self, st):
         self.st = st
-        self.b: _Block | None = None
+        self.parts: list[_Block] = []
         self.limit = _I64_MIN
         self.emitted_max = _I64_MIN
 
+    def _n(self):
+        return sum(len(b) for b in self.parts)
+
     def add(self, blk: _Block | None, nrounds: int):
         if blk is not None and len(blk):
-            self.b = blk if self.b is None else _Block.concat([self.b, blk])
-        if self.b is None or not len(self.b):
+            self.parts.append(blk)
+        if not self.parts:
             return
-        if not self.b.has_time:
-            yield from self._emit(len(self.b))
+        if not self.parts[0].has_time:
+            yield from self._emit_all()
             return
-        closed = self.b.rounds <= nrounds - 2
-        if closed.any():
-            self.limit = max(self.limit, int(self.b.times[closed].max()))
+        for b in self.parts:
+            closed = b.rounds <= nrounds - 2
+            if closed.any():
+                self.limit = max(self.limit, int(b.times[closed].max()))
         yield from self._emit_upto(self.limit)
-        if self.b is not None and len(self.b) > MAX_PENDING:
+        if self._n() > MAX_PENDING:
             self.st.forced_flushes += 1
             self._sort()
-            cut = int(self.b.times[len(self.b) - MAX_PENDING // 2])
+            b = self.parts[0]
+            cut = int(b.times[len(b) - MAX_PENDING // 2])
             yield from self._emit_upto(cut - 1 if cut > _I64_MIN else cut)
-            if self.b is not None and len(self.b) > MAX_PENDING:
+            if self._n() > MAX_PENDING:
                 yield from self._emit_upto(cut)
 
+    def _sorted(self) -> bool:
+        prev = _I64_MIN
+        for b in self.parts:
+            t = b.times
+            if not len(t):
+                continue
+            if t[0] < prev or (len(t) > 1 and not (t[1:] >= t[:-1]).all()):
+                return False
+            prev = int(t[-1])
+        return True
+
     def _sort(self):
-        t = self.b.times
-        if len(t) > 1 and not (t[1:] >= t[:-1]).all():
-            self.b = self.b.take(np.argsort(t, kind="stable"))
+        if not self._sorted():
+            m = _Block.concat(self.parts)
+            self.parts = [m.take(np.argsort(m.times, kind="stable"))]
 
     def _emit_upto(self, limit):
-        if self.b is None or not len(self.b):
+        if not self.parts:
             return
         self._sort()
-        k = int(np.searchsorted(self.b.times, limit, side="right"))
-        if k:
-            yield from self._emit(k)
+        keep = []
+        for b in self.parts:
+            k = int(np.searchsorted(b.times, limit, side="right"))
+            if k:
+                yield from self._emit(b if k == len(b) else b.slice(0, k))
+            if k < len(b):
+                # the held-back rest is copied so that its chunk can be freed
+                rest = b.slice(k, len(b))
+                keep.append(rest.take(np.arange(len(rest))) if k else b)
+        self.parts = keep
 
-    def _emit(self, k):
-        b = self.b
-        out = b.slice(0, k) if k < len(b) else b
-        if b.has_time:
+    def _emit(self, out: _Block):
+        if out.has_time and len(out):
             tt = out.times
             if tt[0] < self.emitted_max:
                 self.st.samples_out_of_order += int((tt < self.emitted_max).sum())
             self.emitted_max = max(self.emitted_max, int(tt[-1]))
-        # the held-back rest is copied so that the chunk it came from can be freed
-        self.b = b.slice(k, len(b)).take(np.arange(len(b) - k)) if k < len(b) else None
         yield out
 
+    def _emit_all(self):
+        parts, self.parts = self.parts, []
+        for b in parts:
+            yield from self._emit(b)
+
     def finish(self):
-        if self.b is None or not len(self.b):
+        if not self.parts:
             return
-        if self.b.has_time:
+        if self.parts[0].has_time:
             yield from self._emit_upto(_I64_MAX)
         else:
-            yield from self._emit(len(self.b))
+            yield from self._emit_all()
 
 
 def _merge_streams(streams):
@@ -1640,6 +1680,59 @@ def events_table(rd: PerfData, nr_samples=None) -> pa.Table:
     return pa.Table.from_pylist(evs, schema=EVENTS)
 
 
+#: Parquet options of the samples table: dictionary encoding for the low-cardinality
+#: columns only (trying it on addresses and times costs more than it saves), delta
+#: encoding for the sorted ones, statistics for the columns people filter on.
+_HIGH_CARDINALITY = ("time_ns", "ip", "addr", "phys_addr", "file_offset", "sample_id",
+                     "callchain", "raw", "weight", "cgroup", "stream_id", "transaction")
+_SAMPLES_PARQUET = {
+    "use_dictionary": [f.name for f in SAMPLES if f.name not in _HIGH_CARDINALITY],
+    "column_encoding": {"time_ns": "DELTA_BINARY_PACKED",
+                        "file_offset": "DELTA_BINARY_PACKED"},
+    "write_statistics": ["time_ns", "pid", "tid", "cpu", "event_id", "addr", "phys_addr"],
+}
+
+
+class _BackgroundWriter:
+    """Writes one table's batches from a thread (Parquet encoding releases the GIL), so
+    decoding and writing overlap; at most one batch waits, so memory stays bounded."""
+
+    def __init__(self, writer, name: str):
+        import queue
+        import threading
+        self.writer = writer
+        self.name = name
+        self.q: queue.Queue = queue.Queue(maxsize=1)
+        self.err: BaseException | None = None
+        self.t = threading.Thread(target=self._run, name="tracedamon-parquet", daemon=True)
+
+    def _run(self):
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.err is None:
+                try:
+                    self.writer.write(self.name, item)
+                except BaseException as e:      # re-raised in the caller's thread
+                    self.err = e
+
+    def put(self, table: pa.Table):
+        if self.err is not None:
+            raise self.err
+        self.q.put(table)
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.q.put(None)
+        self.t.join()
+        if exc_type is None and self.err is not None:
+            raise self.err
+
+
 def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False, **opts):
     """Decode ``path`` into ``writer`` (a TraceDirWriter): samples, events, mmaps,
     tasks, lost tables and the header features in ``writer.meta``.
@@ -1652,17 +1745,21 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
         return ingest_via_perf(path, writer, progress=progress)
     rd = open_perf_data(path)
     st = _PassState(rd, sideband=True)
-    pend: list[_Block] = []
-    rows = 0
-    for blk in rd._sample_tables(st, progress=progress):
-        pend.append(blk)
-        rows += len(blk)
-        if rows >= WRITE_ROWS:
-            writer.write("samples", finish_samples(rd, _Block.concat(pend)))
-            pend, rows = [], 0
-    if pend:
-        writer.write("samples", finish_samples(rd, _Block.concat(pend)))
-    elif not writer.rows("samples"):
+    topts = getattr(writer, "table_options", None)
+    if topts is not None and not writer.rows("samples"):
+        topts.setdefault("samples", _SAMPLES_PARQUET)
+    with _BackgroundWriter(writer, "samples") as bg:
+        pend: list[pa.Table] = []
+        rows = 0
+        for blk in rd._sample_tables(st, progress=progress):
+            pend.append(finish_samples(rd, blk))
+            rows += len(blk)
+            if rows >= WRITE_ROWS:
+                bg.put(pa.concat_tables(pend).unify_dictionaries())
+                pend, rows = [], 0
+        if pend:
+            bg.put(pa.concat_tables(pend).unify_dictionaries())
+    if not writer.rows("samples"):
         writer.write("samples", SAMPLES.empty_table())
     writer.write("events", events_table(rd, st.nr_samples))
     for name, t in st.sideband_tables().items():
