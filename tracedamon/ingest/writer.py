@@ -102,6 +102,8 @@ class TraceDirWriter:
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._rows: dict[str, int] = {}
         self._tmp: Path | None = None
+        #: extra pq.ParquetWriter options per table (set before the table's first write)
+        self.table_options: dict[str, dict] = {}
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> "TraceDirWriter":
@@ -128,7 +130,7 @@ class TraceDirWriter:
             schema = TABLES[name].with_metadata(parquet_metadata({
                 "table": name, "provenance": self.provenance}))
             w = pq.ParquetWriter(self.tmpdir / f"{name}.parquet", schema,
-                                 compression="zstd")
+                                 compression="zstd", **self.table_options.get(name, {}))
             self._writers[name] = w
             self._rows[name] = 0
         return w
