@@ -1,0 +1,871 @@
+"""`perf script` text → the ``samples`` and ``events`` tables.
+
+For what the native reader cannot decode itself (Arm SPE and other AUX-area data
+need perf's own decoder, which synthesizes the samples), tracedamon reads the text
+``perf script`` prints. Two entry points:
+
+* :func:`ingest_into` (format ``perf-script``): a text file (gzip-compressed or not)
+  written by ``perf script``.
+* :func:`ingest_via_perf`: runs the installed ``perf script`` on a perf.data file
+  and streams its output through the same parser (``tracedamon ingest --via-perf``).
+
+The field set
+-------------
+perf prints the fields of a sample in a fixed order whatever the order of ``-F``,
+with variable spacing. The parser expects this order (fields in brackets are
+optional; each present only if requested and recorded)::
+
+    [comm] [pid/]tid [[cpu]] [misc] sec.frac: [period] [event:] [addr [sym] [(dso)]]
+    [data_src |OP ..|LVL ..|SNP ..|TLB ..|LCK ..|BLK ..] [weight] [ins_lat]
+    [ip [sym] [(dso)]] [iregs] [uregs] [brstack] [phys_addr] [data_page_size]
+    [code_page_size]
+
+The set tracedamon asks for (and recommends to users producing the text
+themselves) is :data:`RECOMMENDED_FIELDS`::
+
+    perf script --ns -F comm,pid,tid,cpu,misc,time,period,event,addr,data_src,weight,\
+ins_lat,ip,phys_addr,data_page_size,code_page_size
+
+(leave out the fields your recording lacks; perf refuses fields an event did not
+record). ``--ns`` gives nanosecond times; without it perf prints microseconds and
+the times are scaled. Which fields a line holds is taken from ``fields=`` when
+given (a comma list for every event, or ``{event name: list}``); otherwise it is
+inferred from the line itself: the data_src text marks data_src, the ``(dso)``
+and symbol texts mark addresses, page sizes are names (``4K``, ``2M``, ``N/A``),
+and the remaining numbers are assigned in perf's order (addr before data_src;
+weight, ins_lat, ip, phys_addr after it). The default ``perf script`` output
+(comm, tid, time, period, event, ip, sym, dso) and the corpus files are read this
+way; a text whose numbers are ambiguous needs ``fields=``.
+
+Callchains printed on the lines under a sample (perf script without ``-G``) are
+skipped and counted (``meta["perf_script_callchain_lines"]``): perf prints user-space
+entries relative to their mapping, not as addresses, and prints them *instead of*
+the ``ip`` field, so such samples have a null ``ip`` (use ``-G``, as
+:func:`ingest_via_perf` does). Side-band lines (``PERF_RECORD_*``), comments and the
+``# stderr`` tail are skipped. The data_src text perf prints is cut at 82
+characters, so the decoded ``mem_*`` columns are computed from the raw value (the
+same decoder as the native reader). Text carries no file offsets, stream ids,
+transactions or raw payloads: those columns are null; ``cpumode``/``misc`` come from
+perf's ``misc`` field when printed (else 0 = unknown).
+
+Malformed lines raise :class:`~tracedamon.errors.TraceFormatError` naming the file and
+line; with ``skip_bad=True`` they are skipped and counted in
+``writer.meta["skipped"]``. Rows are written in batches of :data:`BATCH_ROWS`, each
+sorted by time (stable; perf script's own output is ordered per flush round only),
+so memory stays bounded whatever the input size.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import InputError, TraceFormatError
+from ..schema import EVENTS, SAMPLES
+
+BATCH_ROWS = 1 << 20
+
+RECOMMENDED_FIELDS = ("comm", "pid", "tid", "cpu", "misc", "time", "period", "event", "addr",
+                      "data_src", "weight", "ins_lat", "ip", "phys_addr", "data_page_size",
+                      "code_page_size")
+
+# perf's -F kinds by attr.type (PERF_TYPE_*); other types have no -F prefix
+_KIND = {0: "hw", 1: "sw", 2: "trace", 4: "raw", 5: "break"}
+
+# field → the PERF_SAMPLE_* bit it needs (perf evlist -v names)
+_FIELD_BITS = {"cpu": "CPU", "time": "TIME", "period": None, "addr": "ADDR",
+               "data_src": "DATA_SRC", "weight": ("WEIGHT", "WEIGHT_STRUCT"),
+               "ins_lat": ("WEIGHT_STRUCT",), "ip": "IP", "phys_addr": "PHYS_ADDR",
+               "data_page_size": "DATA_PAGE_SIZE", "code_page_size": "CODE_PAGE_SIZE",
+               "pid": "TID", "tid": "TID"}
+
+_MISC = {"": 0, "K": 1, "U": 2, "KUH": 3, "UG": 6, "KUHGg": 7}
+
+_HEAD = re.compile(
+    r"^\s*(?:(?P<comm>.*?)\s+)??(?P<pid>-?\d+)(?:/(?P<tid>-?\d+))?"
+    r"(?:\s+\[(?P<cpu>-?\d+)\])?(?:\s+(?P<misc>[KUHGg]{1,5}))?"
+    r"\s+(?P<sec>\d+)\.(?P<frac>\d{1,9}):(?:\s+|$)(?P<rest>.*)$")
+_EVENT = re.compile(r"^(?:(?P<period>\d+)\s+)?(?P<event>\S+?):(?:\s+|$)")
+_HEX = re.compile(r"^[0-9a-f]+$")
+_DEC = re.compile(r"^\d+$")
+_PGSZ = re.compile(r"^(?:N/A|\d+[BKMG])$")
+_REG = re.compile(r"^(?:ABI:\d+|[A-Za-z][A-Za-z0-9_]*:0x[0-9a-f]+)$")
+_BR = re.compile(r"^0x[0-9a-f]+/0x[0-9a-f]+/")
+_DECODE_WIDTH = 82
+_DECODE = re.compile(r"\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*\|BLK(?: +(?:N/A|Data|Addr)\b)*")
+_CALLCHAIN = re.compile(r"^\s+([0-9a-f]+)(?:\s.*)?$")
+_UNITS = {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def page_size_bytes(name: str) -> int:
+    """perf's page-size text (``4K``, ``2M``, ``1024M``, ``N/A``) → bytes (0 for N/A)."""
+    if name == "N/A":
+        return 0
+    return int(name[:-1]) * _UNITS[name[-1]]
+
+
+class _Bad(Exception):
+    """A line that does not parse (message = the problem)."""
+
+
+# ----------------------------------------------------------------------------------------
+# one line
+
+
+class _Tail:
+    """A cursor over the text after the event name."""
+
+    def __init__(self, s: str):
+        self.s = s
+        self.i = 0
+
+    def ws(self):
+        s, i = self.s, self.i
+        while i < len(s) and s[i].isspace():
+            i += 1
+        self.i = i
+
+    def peek(self) -> str | None:
+        self.ws()
+        if self.i >= len(self.s):
+            return None
+        j = self.i
+        while j < len(self.s) and not self.s[j].isspace():
+            j += 1
+        return self.s[self.i:j]
+
+    def peek2(self) -> str | None:
+        save = self.i
+        self.take()
+        t = self.peek()
+        self.i = save
+        return t
+
+    def take(self) -> str | None:
+        t = self.peek()
+        if t is not None:
+            self.i += len(t)
+        return t
+
+    def done(self) -> bool:
+        self.ws()
+        return self.i >= len(self.s)
+
+    def rest(self) -> str:
+        return self.s[self.i:]
+
+
+def _symdso(t: _Tail, sym: bool | None, dso: bool | None) -> None:
+    """Skip the symbol and (dso) texts perf prints after an address. ``None`` = infer,
+    False = not printed."""
+    nxt = t.peek()
+    if nxt is None or (sym is False and dso is False):
+        return
+    if sym or (sym is None and _looks_sym(nxt, t.peek2())):
+        if dso is not False:
+            # symbol text runs up to the "(dso)" group (C++ symbols may hold spaces)
+            k = t.s.find(" (", t.i)
+            if dso or (k >= 0 and _looks_dso_at(t.s, k + 1)):
+                if k >= 0:
+                    t.i = k
+                else:
+                    t.take()
+            else:
+                t.take()
+        else:
+            t.take()
+    nxt = t.peek()
+    if nxt is not None and nxt.startswith("(") and (dso or dso is None):
+        depth = 0
+        s = t.s
+        i = t.i
+        while i < len(s):
+            if s[i] == "(":
+                depth += 1
+            elif s[i] == ")":
+                depth -= 1
+                if depth == 0:
+                    i += 1
+                    break
+            i += 1
+        t.i = i
+
+
+def _looks_sym(tok: str, nxt: str | None) -> bool:
+    if tok.startswith("(") or tok.startswith("|OP"):
+        return False
+    if tok == "[unknown]" or "+0x" in tok:
+        return True
+    if _HEX.match(tok) or _PGSZ.match(tok) or _REG.match(tok) or _BR.match(tok):
+        return False
+    return True
+
+
+def _looks_dso_at(s: str, k: int) -> bool:
+    j = s.find(")", k)
+    return j > k
+
+
+def _decode_span(t: _Tail) -> None:
+    """Skip perf's data_src text (``|OP ...|BLK ...``, cut at 82 characters)."""
+    t.ws()
+    s, i = t.s, t.i
+    if not s.startswith("|OP", i):
+        raise _Bad("data_src value without its |OP ...|BLK ... text")
+    m = _DECODE.match(s, i)
+    cut = i + _DECODE_WIDTH
+    if m and m.end() <= cut:
+        end = m.end()
+        # a BLK value cut inside a word ("BLK  Data Ad") belongs to the text
+        if end < cut and end < len(s) and not s[end].isspace():
+            raise _Bad("unexpected text after the data_src text")
+        part = s[end:cut]
+        if cut < len(s) + 1 and re.fullmatch(r" +(?:N(?:/A?)?|D(?:a(?:ta?)?)?|A(?:d(?:dr?)?)?)",
+                                             part):
+            end = cut
+        t.i = end
+    else:
+        t.i = min(cut, len(s))     # cut before the end of the BLK part
+
+
+def parse_line(line: str, fields: frozenset | None) -> dict:
+    """One sample line → column values; raises _Bad. ``fields``: the -F set or None."""
+    m = _HEAD.match(line)
+    if not m:
+        raise _Bad("no 'pid/tid ... sec.frac:' sample header")
+    F = fields
+    r: dict = {}
+    comm = m["comm"]
+    if m["tid"] is not None:
+        r["pid"], r["tid"] = int(m["pid"]), int(m["tid"])
+    elif F is not None and "pid" in F and "tid" not in F:
+        r["pid"] = int(m["pid"])
+    else:
+        r["tid"] = int(m["pid"])              # perf's default prints the tid alone
+    if m["cpu"] is not None:
+        r["cpu"] = int(m["cpu"])
+    if m["misc"] is not None:
+        r["cpumode"] = _MISC.get(m["misc"], 0)
+    frac = m["frac"]
+    r["time_ns"] = int(m["sec"]) * 1_000_000_000 + int(frac.ljust(9, "0"))
+    rest = m["rest"]
+    em = _EVENT.match(rest)
+    if em and (F is None or "event" in F):
+        if em["period"] is not None:
+            r["period"] = int(em["period"])
+        r["event"] = em["event"]
+        rest = rest[em.end():]
+    elif F is not None and "event" in F:
+        raise _Bad("no event name")
+    else:
+        pm = re.match(r"^(\d+)\s+", rest) if F is not None and "period" in F else None
+        if pm:
+            r["period"] = int(pm[1])
+            rest = rest[pm.end():]
+    if comm is not None:
+        r["comm"] = comm
+    t = _Tail(rest)
+    if F is not None and "trace" in F:
+        _parse_after_trace(t, F, r)
+    elif F is not None:
+        _parse_known(t, F, r)
+    else:
+        try:
+            _parse_auto(t, r)
+        except _Bad:
+            if ":" not in r.get("event", ""):
+                raise
+            t.i = len(t.s)       # a tracepoint's text (sys:name events): not parsed
+    if not t.done():
+        raise _Bad(f"unexpected text {t.rest().strip()[:40]!r}")
+    return r
+
+
+def _hex(t: _Tail, what: str) -> int:
+    tok = t.take()
+    if tok is None or not _HEX.match(tok):
+        raise _Bad(f"expected {what} (hex), found {tok!r}")
+    return int(tok, 16)
+
+
+def _dec(t: _Tail, what: str) -> int:
+    tok = t.take()
+    if tok is None or not _DEC.match(tok):
+        raise _Bad(f"expected {what} (decimal), found {tok!r}")
+    return int(tok)
+
+
+def _pgsz(t: _Tail, what: str) -> int:
+    tok = t.take()
+    if tok is None or not _PGSZ.match(tok):
+        raise _Bad(f"expected {what} (page size), found {tok!r}")
+    return page_size_bytes(tok)
+
+
+def _skip_regs(t: _Tail) -> None:
+    while (tok := t.peek()) is not None and _REG.match(tok):
+        t.take()
+
+
+def _skip_br(t: _Tail) -> None:
+    while (tok := t.peek()) is not None and _BR.match(tok):
+        t.take()
+
+
+_SIMPLE_AFTER_TRACE = ("addr", "weight", "ins_lat", "ip", "phys_addr", "data_page_size",
+                       "code_page_size")
+
+
+def _parse_after_trace(t: _Tail, F: frozenset, r: dict) -> None:
+    """A tracepoint line: perf prints the trace text (free form) first, then the other
+    fields; they are found from the end of the line (no sym/dso with trace)."""
+    if F & {"sym", "dso", "iregs", "uregs", "brstack"}:
+        raise _Bad("with 'trace', sym/dso/regs/brstack cannot be told from the trace text")
+    s = t.s
+    if "data_src" in F:
+        k = s.rfind("|OP ")
+        if k < 0:
+            raise _Bad("no data_src text")
+        head = s[:k].split()
+        n_before = 2 if "addr" in F else 1
+        if len(head) < n_before:
+            raise _Bad("missing fields before the data_src text")
+        r["data_src"] = int(head[-1], 16) if _HEX.match(head[-1]) else _bad_hex(head[-1])
+        if "addr" in F:
+            r["addr"] = int(head[-2], 16) if _HEX.match(head[-2]) else _bad_hex(head[-2])
+        t.i = k
+        _decode_span(t)
+        _parse_known(t, F - {"addr", "data_src"}, r)
+        return
+    names = [f for f in _SIMPLE_AFTER_TRACE if f in F]
+    toks = s.split()
+    if len(toks) < len(names):
+        raise _Bad("missing fields after the trace text")
+    tail = toks[len(toks) - len(names):] if names else []
+    sub = _Tail(" ".join(tail))
+    _parse_known(sub, frozenset(names), r)
+    t.i = len(s)
+
+
+def _bad_hex(tok: str):
+    raise _Bad(f"expected a hex value, found {tok!r}")
+
+
+def _parse_known(t: _Tail, F: frozenset, r: dict) -> None:
+    # perf prints sym/dso after an address only where it resolved a map (the data
+    # address of a PEBS sample has none): with sym/dso requested they are optional
+    sym = None if "sym" in F else False
+    dso = None if "dso" in F else False
+    if "addr" in F:
+        r["addr"] = _hex(t, "addr")
+        _symdso(t, sym, dso)
+    if "data_src" in F:
+        r["data_src"] = _hex(t, "data_src")
+        _decode_span(t)
+    if "weight" in F:
+        r["weight"] = _dec(t, "weight")
+    if "ins_lat" in F:
+        r["weight2"] = _dec(t, "ins_lat")
+        if r["weight2"] > 0xFFFF:
+            raise _Bad(f"ins_lat {r['weight2']} does not fit 16 bits")
+    if "ip" in F:
+        if t.done():
+            pass              # perf printed the callchain below instead (not kept)
+        else:
+            r["ip"] = _hex(t, "ip")
+            _symdso(t, sym, dso)
+    if "iregs" in F or "uregs" in F:
+        _skip_regs(t)
+    if "brstack" in F:
+        _skip_br(t)
+    if "phys_addr" in F:
+        r["phys_addr"] = _hex(t, "phys_addr")
+    if "data_page_size" in F:
+        r["data_page_size"] = _pgsz(t, "data_page_size")
+    if "code_page_size" in F:
+        r["code_page_size"] = _pgsz(t, "code_page_size")
+
+
+def _parse_auto(t: _Tail, r: dict) -> None:
+    """Infer the fields of a line from its shape (module doc)."""
+    groups = []          # (kind, value) kind: 'h' hex-with-symbol, 'n' bare number, 'ds'
+    pages = []
+    while not t.done():
+        tok = t.peek()
+        if tok.startswith("|OP") and groups and groups[-1][0] == "n":
+            k, v = groups.pop()
+            groups.append(("ds", int(v, 16)))
+            _decode_span(t)
+            continue
+        if _REG.match(tok):
+            _skip_regs(t)
+            continue
+        if _BR.match(tok):
+            _skip_br(t)
+            continue
+        if _PGSZ.match(tok) and not _HEX.match(tok):
+            pages.append(page_size_bytes(t.take()))
+            continue
+        if pages:
+            raise _Bad(f"unexpected {tok!r} after the page sizes")
+        if _HEX.match(tok):
+            t.take()
+            t.ws()
+            before = t.i
+            _symdso(t, None, None)
+            t.ws()
+            groups.append(("h" if t.i != before else "n", tok))
+            continue
+        raise _Bad(f"unexpected {tok!r}")
+    if pages:
+        r["data_page_size"] = pages[0]
+        if len(pages) > 1:
+            r["code_page_size"] = pages[1]
+        if len(pages) > 2:
+            raise _Bad("more than two page sizes")
+    kinds = [k for k, _ in groups]
+    if "ds" in kinds:
+        k = kinds.index("ds")
+        r["data_src"] = groups[k][1]
+        before, after = groups[:k], groups[k + 1:]
+        if len(before) > 1:
+            raise _Bad("more than one address before the data_src value")
+        if before:
+            r["addr"] = int(before[0][1], 16)
+    else:
+        before, after = [], groups
+    # after data_src: [weight] [ins_lat] ip [phys_addr]; symbols mark ip (and addr)
+    syms = [i for i, (k, _) in enumerate(after) if k == "h"]
+    if not after:
+        return
+    if "ds" not in kinds:
+        # no data_src: [addr] ip [phys_addr]
+        if syms:
+            if len(syms) >= 2:
+                r["addr"] = int(after[syms[0]][1], 16)
+                ip_at = syms[1]
+            else:
+                ip_at = syms[0]
+                if ip_at == 1:
+                    r["addr"] = int(after[0][1], 16)
+                elif ip_at > 1:
+                    raise _Bad("cannot tell the numbers apart; give the -F field list")
+        else:
+            ip_at = len(after) - 1 if len(after) <= 2 else None
+            if ip_at is None:
+                raise _Bad("cannot tell the numbers apart; give the -F field list")
+            if ip_at == 1:
+                r["addr"] = int(after[0][1], 16)
+        rest = after[ip_at + 1:]
+        r["ip"] = int(after[ip_at][1], 16)
+        if len(rest) > 1:
+            raise _Bad("cannot tell the numbers apart; give the -F field list")
+        if rest:
+            r["phys_addr"] = int(rest[0][1], 16)
+        return
+    if syms:
+        ip_at = syms[0]
+    else:
+        n = len(after)
+        dec = [bool(_DEC.match(v)) for _, v in after]
+        if n == 1:
+            ip_at = 0
+        elif n == 2:
+            ip_at = 1 if dec[0] else 0          # weight ip, else ip phys_addr
+        elif n == 3:
+            ip_at = 1          # weight ip phys_addr (ins_lat is printed only on request)
+        elif n == 4:
+            ip_at = 2
+        else:
+            raise _Bad("cannot tell the numbers apart; give the -F field list")
+    pre = after[:ip_at]
+    if len(pre) > 2 or not all(_DEC.match(v) for _, v in pre):
+        raise _Bad("cannot tell the numbers apart; give the -F field list")
+    if pre:
+        r["weight"] = int(pre[0][1])
+    if len(pre) == 2:
+        r["weight2"] = int(pre[1][1])
+    r["ip"] = int(after[ip_at][1], 16)
+    rest = after[ip_at + 1:]
+    if len(rest) > 1 or any(k != "n" for k, _ in rest):
+        raise _Bad("cannot tell the numbers apart; give the -F field list")
+    if rest:
+        r["phys_addr"] = int(rest[0][1], 16)
+
+
+# ----------------------------------------------------------------------------------------
+# batches
+
+
+_INT_COLS = {"time_ns": np.int64, "pid": np.int32, "tid": np.int32, "cpu": np.int32}
+_U64_COLS = ("ip", "addr", "phys_addr", "period", "weight", "data_src", "data_page_size",
+             "code_page_size")
+
+
+class _Batcher:
+    def __init__(self, names: Iterable[str] = ()):
+        self.events: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+        for nm in names:
+            if nm not in self.events:
+                self.events[nm] = len(self.events)
+                self.counts[nm] = 0
+
+    def event_id(self, name: str) -> int:
+        i = self.events.get(name)
+        if i is None:
+            i = self.events[name] = len(self.events)
+            self.counts[name] = 0
+        self.counts[name] += 1
+        return i
+
+    def table(self, rows: list[dict]) -> pa.Table:
+        from .data_src import decode_column
+        n = len(rows)
+        cols: dict[str, pa.Array] = {}
+
+        def col(name, typ):
+            vals = [r.get(name) for r in rows]
+            return pa.array(vals, type=typ)
+
+        for name, dt in _INT_COLS.items():
+            cols[name] = col(name, pa.from_numpy_dtype(dt))
+        for name in _U64_COLS:
+            cols[name] = col(name, pa.uint64())
+        cols["weight2"] = col("weight2", pa.uint16())
+        ev_ids = [r["event_id"] for r in rows]
+        cols["event_id"] = pa.array(ev_ids, pa.int32())
+        names = sorted(self.events, key=self.events.get)
+        cols["event"] = pa.DictionaryArray.from_arrays(pa.array(ev_ids, pa.int32()),
+                                                       pa.array(names, pa.string()))
+        ds = cols["data_src"]
+        valid = np.asarray(ds.is_valid())
+        raw = np.asarray(ds.fill_null(0), dtype=np.uint64)
+        if valid.any():
+            cols.update(decode_column(raw, valid))
+        cm = [r.get("cpumode", 0) for r in rows]
+        cols["cpumode"] = pa.array(cm, pa.uint8())
+        cols["misc"] = pa.array(cm, pa.uint16())
+        cols["callchain"] = pa.array([r.get("callchain") for r in rows], pa.list_(pa.uint64()))
+        out = []
+        for f in SAMPLES:
+            if f.name in cols:
+                a = cols[f.name]
+                if not a.type.equals(f.type):
+                    a = a.cast(f.type)
+                out.append(a)
+            else:
+                out.append(pa.nulls(n, f.type))
+        return pa.Table.from_arrays(out, schema=SAMPLES)
+
+    def events_table(self) -> pa.Table:
+        names = sorted(self.events, key=self.events.get)
+        d = {f.name: pa.nulls(len(names), f.type) for f in EVENTS}
+        d["event_id"] = pa.array(range(len(names)), pa.int32())
+        d["name"] = pa.array(names, pa.string())
+        d["nr_samples"] = pa.array([self.counts[n] for n in names], pa.int64())
+        return pa.Table.from_arrays([d[f.name] for f in EVENTS], schema=EVENTS)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def _fields_for(fields, event: str | None) -> frozenset | None:
+    if fields is None:
+        return None
+    if isinstance(fields, dict):
+        f = fields.get(event)
+        if f is None:
+            return None
+        return f
+    return fields
+
+
+def _norm_fields(fields):
+    if fields is None:
+        return None
+    if isinstance(fields, dict):
+        return {k: _norm_fields(v) for k, v in fields.items()}
+    if isinstance(fields, str):
+        fields = fields.split(",")
+    return frozenset(f.strip().lstrip("+") for f in fields if f.strip())
+
+
+def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = False,
+                stats: dict | None = None) -> Iterator[list[dict]]:
+    """Parse perf script text lines; yields lists of row dicts (≤ BATCH_ROWS each).
+
+    ``source`` names the input in errors. ``stats`` (a dict) receives the counts of
+    skipped lines and of side-band lines.
+    """
+    fields = _norm_fields(fields)
+    stats = stats if stats is not None else {}
+    stats.setdefault("skipped", 0)
+    stats.setdefault("sideband_lines", 0)
+    rows: list[dict] = []
+    last: dict | None = None
+    in_stderr = False
+    for lineno, line in enumerate(lines, 1):
+        line = line.rstrip("\n")
+        if not line.strip():
+            last = None
+            continue
+        if in_stderr:
+            continue
+        if line.startswith("#"):
+            if line.strip() == "# stderr:":
+                in_stderr = True           # the corpus files append perf's stderr
+            continue
+        if "PERF_RECORD_" in line:
+            stats["sideband_lines"] += 1
+            last = None
+            continue
+        if last is not None and line[:1].isspace() and _CALLCHAIN.match(line) \
+                and not _HEAD.match(line):
+            # a callchain entry: perf prints user-space entries relative to their
+            # mapping (e.g. 1ab70 for 0x7f27c15a4b70), so they are not kept
+            stats["callchain_lines"] = stats.get("callchain_lines", 0) + 1
+            continue
+        try:
+            ev = None
+            if isinstance(fields, dict):
+                hm = _HEAD.match(line)
+                em = _EVENT.match(hm["rest"]) if hm else None
+                ev = em["event"] if em else None
+            r = parse_line(line, _fields_for(fields, ev))
+        except _Bad as e:
+            if skip_bad:
+                stats["skipped"] += 1
+                last = None
+                continue
+            raise TraceFormatError(source, f"malformed perf script line: {e}: "
+                                   f"{line.strip()[:120]!r}", line=lineno) from None
+        rows.append(r)
+        last = r
+        if len(rows) >= BATCH_ROWS:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
+
+
+def _write_rows(writer, batcher: _Batcher, rows: list[dict]) -> None:
+    # perf script's output is time-ordered per round only: sort each batch (stable)
+    rows.sort(key=lambda r: r["time_ns"])
+    for r in rows:
+        r["event_id"] = batcher.event_id(r.get("event") or "unknown")
+    writer.write("samples", batcher.table(rows))
+
+
+def _ingest_lines(lines: Iterable[str], writer, *, source, fields=None, skip_bad=False,
+                  known_events: list[dict] | None = None) -> dict:
+    batcher = _Batcher(e["name"] for e in known_events or ())
+    stats: dict = {}
+    n = 0
+    for rows in parse_lines(lines, source=source, fields=fields, skip_bad=skip_bad,
+                            stats=stats):
+        _write_rows(writer, batcher, rows)
+        n += len(rows)
+    if n == 0:
+        writer.write("samples", SAMPLES.empty_table())
+    ev = batcher.events_table()
+    if known_events:
+        ev = _with_evlist(ev, known_events)
+    writer.write("events", ev)
+    writer.meta["skipped"] = writer.meta.get("skipped", 0) + stats["skipped"]
+    writer.meta["perf_script_sideband_lines"] = stats["sideband_lines"]
+    writer.meta["perf_script_callchain_lines"] = stats.get("callchain_lines", 0)
+    writer.meta["events"] = [{"event_id": i, "name": nm}
+                             for i, nm in enumerate(ev.column("name").to_pylist())]
+    return stats
+
+
+def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
+                via_perf: bool = False, fields=None, **opts) -> None:
+    """Read perf script text at ``path`` (gzip transparent) into ``writer``.
+
+    ``fields``: the -F field list the text was made with (comma string, list, or
+    ``{event name: fields}``); None infers it per line (module doc). A perf.data
+    file (or ``via_perf=True``) is decoded by running perf (:func:`ingest_via_perf`).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or directory")
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if via_perf or head == b"PERFILE2" or p.is_dir():
+        return ingest_via_perf(p, writer, progress=progress)
+    with _open_text(p) as fh:
+        try:
+            _ingest_lines(fh, writer, source=p, fields=fields, skip_bad=skip_bad)
+        except (OSError, EOFError) as e:
+            raise TraceFormatError(p, f"unreadable: {e}") from None
+    writer.meta["perf_script_fields"] = "auto" if fields is None else "given"
+
+
+# ----------------------------------------------------------------------------------------
+# running perf
+
+
+def perf_binary() -> str:
+    exe = shutil.which("perf")
+    if exe is None:
+        raise InputError("the perf binary is not installed (needed by --via-perf)")
+    return exe
+
+
+_EVLIST = re.compile(r"^(?P<name>.+?): (?P<rest>(?:type|size): .*)$")
+
+
+def perf_evlist(path, perf: str | None = None) -> list[dict]:
+    """``perf evlist -v``: per event its name, type, config, sample_type bits."""
+    perf = perf or perf_binary()
+    p = subprocess.run([perf, "evlist", "-v", "-i", os.fspath(path)], capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise InputError(f"{path}: perf evlist failed: {p.stderr.strip()[:300]}")
+    out = []
+    for line in p.stdout.splitlines():
+        m = _EVLIST.match(line)
+        if not m:
+            continue
+        rest = m["rest"]
+        typ = re.search(r"(?:^|, )type: (\d+)", rest)          # perf omits zero values
+        st = re.search(r"sample_type: ([A-Z_|]+)", rest)
+        cfg = re.search(r"config: (0x[0-9a-f]+|\d+)", rest)
+        per = re.search(r"\{ sample_period, sample_freq \}: (\d+)", rest)
+        out.append(dict(name=m["name"], type=int(typ[1]) if typ else 0,
+                        config=int(cfg[1], 0) if cfg else 0,
+                        bits=set(st[1].split("|")) if st else set(),
+                        period=int(per[1]) if per else None,
+                        freq="freq: 1" in rest))
+    return out
+
+
+def fields_for_event(ev: dict) -> list[str]:
+    """The recommended fields this event recorded, in perf's print order."""
+    bits = ev["bits"]
+    out = []
+    for f in RECOMMENDED_FIELDS:
+        need = _FIELD_BITS.get(f)
+        if need is None:
+            out.append(f)
+        elif isinstance(need, tuple):
+            if bits & set(need):
+                out.append(f)
+        elif need in bits:
+            out.append(f)
+    if ev["type"] == 2:                     # tracepoints: the fields are text
+        out = [f for f in out if f not in ("ip",)]
+    return out
+
+
+def script_command(path, events: list[dict], perf: str,
+                   drop: frozenset = frozenset()) -> tuple[list[str], dict]:
+    """The perf script command and the field set each event's lines will hold.
+
+    Per perf -F kind (hw, sw, trace, raw, break) the fields common to all events of
+    that kind (perf prints one field set per kind and invents values for events that
+    did not record a field); events of other types share one list without a prefix.
+    """
+    by_kind: dict[str, list[dict]] = {}
+    for ev in events:
+        by_kind.setdefault(_KIND.get(ev["type"], "*"), []).append(ev)
+    args = [perf, "script", "-i", os.fspath(path), "--ns", "-G"]
+    per_event: dict[str, frozenset] = {}
+    if "*" in by_kind:
+        kinds = {"*": events}            # a dynamic PMU: one list for every event
+    else:
+        kinds = by_kind
+    for kind, evs in kinds.items():
+        common = [f for f in fields_for_event(evs[0])
+                  if all(f in fields_for_event(e) for e in evs[1:]) and f not in drop]
+        spec = ",".join(common)
+        args += ["-F", spec if kind == "*" else f"{kind}:{spec}"]
+        for e in evs:
+            per_event[e["name"]] = frozenset(common)
+    return args, per_event
+
+
+def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
+    """Run ``perf script`` on a perf.data file and ingest its text (streamed).
+
+    The fields come from ``perf evlist -v``; should perf still refuse a field ("Cannot
+    print 'X' field"), it is dropped and perf run again.
+    """
+    perf = perf_binary()
+    path = Path(perf_data_path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    events = perf_evlist(path, perf)
+    dropped: list[str] = []
+    args, per_event = script_command(path, events, perf)
+    for _attempt in range(8):
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, errors="replace", bufsize=1 << 16)
+        first = proc.stdout.readline()
+        if first:
+            break
+        err = proc.stderr.read()
+        proc.wait()
+        m = re.search(r"Cannot print '([a-z_]+)' field", err)
+        if m and proc.returncode != 0:
+            dropped.append(m[1])
+            args, per_event = script_command(path, events, perf, frozenset(dropped))
+            continue
+        if proc.returncode != 0:
+            raise InputError(f"{path}: perf script failed: {err.strip()[:300]}")
+        break                                  # no output at all: no samples
+    else:
+        raise InputError(f"{path}: perf script keeps refusing the field list")
+    import itertools
+    lines = itertools.chain([first] if first else [], proc.stdout if first else [])
+    # perf's stderr is drained in the background so it cannot block perf
+    import threading
+    err_chunks: list[str] = []
+    t = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+    t.start()
+    try:
+        _ingest_lines(lines, writer, source=f"perf script -i {path}", fields=per_event,
+                      known_events=events)
+    finally:
+        if proc.poll() is None:
+            proc.stdout.close()
+            proc.kill()
+        proc.wait()
+        t.join(timeout=5)
+    if proc.returncode not in (0, None) and proc.returncode > 0:
+        raise InputError(f"{path}: perf script failed: {''.join(err_chunks).strip()[:300]}")
+    writer.meta["perf_script_fields"] = {k: sorted(v) for k, v in per_event.items()}
+    writer.meta["perf_script_refused_fields"] = dropped
+    # fields an event recorded that perf could not print for it (perf prints one
+    # field set per event kind: the fields common to the events of that kind)
+    writer.meta["perf_script_unprinted_fields"] = {
+        e["name"]: sorted(set(fields_for_event(e)) - per_event.get(e["name"], frozenset()))
+        for e in events}
+    writer.meta["perf_script_command"] = " ".join(args)
+
+
+def _with_evlist(seen: pa.Table, events: list[dict]) -> pa.Table:
+    """The events table of a --via-perf run: perf evlist's facts for the recorded
+    events (the first rows, ids in evlist order), names only for events the text
+    alone showed (synthesized ones, e.g. Arm SPE's)."""
+    rows = seen.to_pylist()
+    for r, e in zip(rows, events):
+        r.update(type=e["type"], config=e["config"], freq=e["freq"])
+        if e["period"] is not None:
+            r["sample_freq" if e["freq"] else "sample_period"] = e["period"]
+    return pa.Table.from_pylist(rows, schema=EVENTS)
