@@ -355,7 +355,7 @@ def test_damon_paddr_run1_against_ground_truth(tmp_path):
     assert lab["cold"]["mean_nr_accesses"] < 0.5
     assert lab["hot"]["accessed_fraction"] > 0.8 > 0.2 > lab["cold"]["accessed_fraction"]
     assert s["correlation"]["spearman"] > 0.5
-    assert s["hot"]["0.5"]["recall"] > 0.9
+    assert s["hot"]["0.5"]["recall"] > 0.9 and s["hot"]["0.5"]["precision"] > 0.9
     # the corpus's own per-snapshot, per-area check (sanity_check.txt, computed by the
     # recording's scripts from the same record) agrees to its printed precision
     tl = truth_timeline(td, truth)
@@ -461,3 +461,29 @@ def test_alignment_across_unrelated_clocks():
     # a bounded search does not look that far
     with pytest.raises(InputError, match="share no time"):
         compare(a, b, align="auto", max_lag_ns=10 * AGGR)
+
+
+def test_compare_with_truth_scores_both_sides(tmp_path):
+    base, u = 0x10000000, 65536
+    p = np.zeros((20, 64), int)
+    p[:, 10:20] = 20
+    q = np.zeros((20, 64), int)
+    q[:, 10:15] = 20            # the candidate misses half of the hot area
+    q[:, 30:35] = 20            # and calls a cold area hot
+    truth = _truth_csv(tmp_path, [(base + 10 * u, base + 20 * u, "hot"),
+                                  (base + 20 * u, base + 64 * u, "cold")])
+    r = compare(history(p), history(q), truth=truth, focus="all")
+    ta, tb = r.metrics["truth"]["a"], r.metrics["truth"]["b"]
+    assert ta["hot"]["0.5"]["f1"] == 1.0
+    assert tb["hot"]["0.5"]["recall"] == pytest.approx(0.5)
+    assert tb["hot"]["0.5"]["precision"] == pytest.approx(0.5)
+    assert tb["labels"]["cold"]["mean_nr_accesses"] == pytest.approx(20 * 5 / 44)
+    text = r.to_json(tmp_path / "m.json")
+    assert "NaN" not in text and json.loads(text)["truth"]["b"]["labels"]["hot"]["mean_rate"] == 0.5
+
+
+def test_metrics_json_has_no_nan(tmp_path):
+    p = np.zeros((5, 8), int)   # nothing ever accessed: correlations are undefined
+    r = compare(history(p), history(p))
+    assert r.metrics["heat"]["spearman"] is None
+    json.loads(r.to_json())      # strict JSON

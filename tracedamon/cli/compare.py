@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         import json
         from ..errors import ConfigError
-        from ..export.compare import _write_text_atomic, compare, score_truth
+        from ..export.compare import _write_text_atomic, compare, metrics_json, score_truth
         if cells is None and out is not None:
             cells = out.with_suffix("").with_name(out.with_suffix("").name + ".cells.parquet")
         _refuse(out, force)
@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
             s = score_truth(a, truth)
             m = {"truth": {"a": s}}
             if out is not None:
-                _write_text_atomic(out, json.dumps(m, indent=2, default=str) + "\n")
+                _write_text_atomic(out, metrics_json(m) + "\n")
             if not quiet:
                 render_metrics(m)
             return

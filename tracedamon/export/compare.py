@@ -249,6 +249,21 @@ def _truth_raster(h: History, truth: pd.DataFrame, t_edges: np.ndarray, acc_thre
     return sums_h, sums_a, cov
 
 
+def split_truth(truth: pd.DataFrame, *, max_bins: int = 65536, unit: int = PAGE) -> pd.DataFrame:
+    """The truth ranges cut into equal bins (``unit × 2^k`` bytes, at most about
+    ``max_bins`` of them; a range's last bin may be shorter), each keeping its label
+    and area, so that hot sets and correlations are judged at that granularity and
+    not one whole (possibly huge) truth range at a time."""
+    segs = truth[["start", "end"]].to_numpy(np.uint64)
+    total = int((segs[:, 1] - segs[:, 0]).sum())
+    bb = auto_bin_bytes(total, max_bins, unit)
+    bs, be = uniform_bins(segs, bb)
+    idx = np.searchsorted(truth["end"].to_numpy(np.uint64), bs, side="right")
+    out = truth.iloc[idx].reset_index(drop=True).copy()
+    out["start"], out["end"] = bs, be
+    return out
+
+
 def score_truth(src, truth, *, t_range: tuple[int, int] | None = None,
                 hot_thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                 acc_thres: float = 1, per_snapshot: bool = False) -> dict:
@@ -256,35 +271,41 @@ def score_truth(src, truth, *, t_range: tuple[int, int] | None = None,
 
     Returns a dict: ``labels`` (per label: bytes, mean nr_accesses, mean rate,
     accessed fraction), ``areas`` (the same per original area name),
-    ``correlation`` (weighted Spearman/Pearson of range heat vs truth level),
-    ``hot`` (precision/recall/F1 of the hot cells at each threshold against the
-    hot label) and, with ``per_snapshot``, ``timeline``: a DataFrame with one row per
+    ``correlation`` (byte-weighted Spearman/Pearson of heat vs truth level) and
+    ``hot`` (precision/recall/F1 of the hot bins at each threshold against the hot
+    label), both over the truth ranges cut into equal bins (:func:`split_truth`) and, with ``per_snapshot``, ``timeline``: a DataFrame with one row per
     snapshot window and the mean nr_accesses / accessed fraction of each label.
     Heat is averaged over ``t_range`` (default: the whole history).
     """
     h = load_history(src)
     truth = load_truth(truth)
+    unit = address_unit(h)
+    if unit == PAGE and ((truth["start"] % PAGE).any() or (truth["end"] % PAGE).any()):
+        unit = 1
+    bins = split_truth(truth, unit=unit)
     t0, t1 = t_range if t_range else (h.t_start, h.t_end)
     if t1 <= t0:
         raise InputError("empty time range for truth scoring")
     edges = np.array([t0, t1], dtype=np.int64)
-    sh, sa, cov = _truth_raster(h, truth, edges, acc_thres)
+    sh, sa, cov = _truth_raster(h, bins, edges, acc_thres)
     sh, sa, cov = sh[0], sa[0], cov[0]
     dt = float(t1 - t0)
-    size = (truth["end"].to_numpy() - truth["start"].to_numpy()).astype(float)
+    size = (bins["end"].to_numpy() - bins["start"].to_numpy()).astype(float)
     covered = cov / (size * dt)
     ok = covered >= 0.5
     mx = h.max_nr_accesses
     with np.errstate(invalid="ignore", divide="ignore"):
         heat = np.where(cov > 0, sh / cov, np.nan)
     out: dict[str, Any] = {"source": h.name, "time_range_ns": [int(t0), int(t1)],
+                           "bin_bytes": int(bins["end"].iat[0] - bins["start"].iat[0]),
+                           "bins": int(len(bins)),
                            "max_nr_accesses": mx, "max_nr_accesses_from": h.max_source,
                            "truth_bytes": float(size.sum()),
                            "covered_bytes": float((cov / dt).sum())}
 
     def group(col):
         res = {}
-        for lab, idx in truth.groupby(col).indices.items():
+        for lab, idx in bins.groupby(col).indices.items():
             c = cov[idx].sum()
             m = float(sh[idx].sum() / c) if c > 0 else float("nan")
             res[str(lab)] = {"bytes": float(size[idx].sum()), "covered_fraction": _clean(c / (size[idx].sum() * dt)),
@@ -294,14 +315,14 @@ def score_truth(src, truth, *, t_range: tuple[int, int] | None = None,
 
     out["labels"] = group("label")
     out["areas"] = group("area")
-    lvl = truth["label"].map(TRUTH_LEVEL).to_numpy(float)
+    lvl = bins["label"].map(TRUTH_LEVEL).to_numpy(float)
     w = size * ok
     if ok.sum() >= 2:
         out["correlation"] = {"spearman": _clean(wspearman(lvl[ok], heat[ok], w[ok])),
                               "pearson": _clean(wpearson(lvl[ok], heat[ok], w[ok]))}
     else:
         out["correlation"] = {"spearman": None, "pearson": None}
-    ref = (truth["label"].to_numpy() == "hot")[ok]
+    ref = (bins["label"].to_numpy() == "hot")[ok]
     out["hot"] = {str(th): prf(hot_mask(heat[ok], th), ref, size[ok]) for th in hot_thresholds}
     if per_snapshot:
         out["timeline"] = truth_timeline(h, truth, acc_thres=acc_thres)
@@ -417,7 +438,7 @@ class CompareResult:
     wss: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        text = json.dumps(self.metrics, indent=2, sort_keys=False, default=_json_default)
+        text = metrics_json(self.metrics)
         if path is not None:
             _write_text_atomic(Path(path), text + "\n")
         return text
@@ -428,6 +449,26 @@ class CompareResult:
         return write_table_atomic(t, path, metadata={"table": "compare_cells",
                                                      "metrics": {k: self.metrics.get(k) for k in
                                                                  ("a", "b", "grid", "alignment")}})
+
+
+def _sanitize(o):
+    """JSON-safe copy: NaN and infinities become null, numpy scalars Python numbers."""
+    if isinstance(o, dict):
+        return {str(k): _sanitize(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_sanitize(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return _clean(float(o))
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, pd.DataFrame):
+        return _sanitize(o.to_dict("records"))
+    return o
+
+
+def metrics_json(metrics: dict) -> str:
+    """Strict JSON text of a metrics dict (no NaN: unknown values are null)."""
+    return json.dumps(_sanitize(metrics), indent=2, allow_nan=False, default=_json_default)
 
 
 def _json_default(o):
