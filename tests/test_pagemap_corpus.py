@@ -263,6 +263,14 @@ def test_bad_json_and_missing_parts(copy1, tmp_path):
     ip.write_text(good.replace('"entry_bytes": 8', '"entry_bytes": 4'))
     with pytest.raises(TraceFormatError, match="entry_bytes 4"):
         ingest(copy1, tmp_path / "o.td", format="pagemap")
+    # a bad value inside a VMA names that VMA's line (the index is pretty-printed)
+    bad = json.loads(good)
+    bad["vmas"][6]["nr_entries"] = 10**9
+    ip.write_text(json.dumps(bad, indent=1))
+    with pytest.raises(TraceFormatError, match=r"vmas\[6\]: nr_entries") as ei:
+        ingest(copy1, tmp_path / "o.td", format="pagemap")
+    lines = ip.read_text().splitlines()
+    assert '"start": %d' % bad["vmas"][6]["start"] in lines[ei.value.line - 1]
     ip.write_text(good)
     mp = copy1 / "pagemap_snap1.maps"
     lines = mp.read_text().splitlines(keepends=True)

@@ -764,6 +764,18 @@ def _progress(enabled: bool, total: int | None):
 _SNAP_RE = re.compile(r"snap(\d+)\.index\.json$")
 
 
+def _key_line(text: str, key: str, nth: int = 0, after: str | None = None) -> int:
+    """Line of the ``nth`` occurrence of JSON key ``key`` (after key ``after``); 1 if absent."""
+    pos = 0
+    if after is not None:
+        m = re.search(rf'"{re.escape(after)}"\s*:', text)
+        pos = m.end() if m else 0
+    for i, m in enumerate(re.finditer(rf'"{re.escape(key)}"\s*:', text[pos:])):
+        if i == nth:
+            return text.count("\n", 0, pos + m.start()) + 1
+    return 1
+
+
 def _load_index(path: Path) -> dict:
     try:
         text = path.read_text()
@@ -782,17 +794,21 @@ def _load_index(path: Path) -> dict:
         v = idx[key]
         if not isinstance(v, int) or isinstance(v, bool) or not (
                 0 <= v < (1 << 31 if key == "pid" else 1 << 63)):
-            raise TraceFormatError(path, f"{key} {v!r} is not a valid integer", line=1)
+            raise TraceFormatError(path, f"{key} {v!r} is not a valid integer",
+                                   line=_key_line(text, key))
     if idx.get("entry_bytes", ENTRY_BYTES) != ENTRY_BYTES:
         raise TraceFormatError(path, f"entry_bytes {idx['entry_bytes']} (only 8 is known)",
-                               line=1)
+                               line=_key_line(text, "entry_bytes"))
     if idx.get("byte_order", "little") != "little":
-        raise TraceFormatError(path, f"byte_order {idx['byte_order']!r} (only little)", line=1)
+        raise TraceFormatError(path, f"byte_order {idx['byte_order']!r} (only little)",
+                               line=_key_line(text, "byte_order"))
     ps = idx.get("page_size", 4096)
     if not isinstance(ps, int) or ps <= 0 or ps & (ps - 1):
-        raise TraceFormatError(path, f"page_size {ps!r} is not a power of two", line=1)
+        raise TraceFormatError(path, f"page_size {ps!r} is not a power of two",
+                               line=_key_line(text, "page_size"))
     if not isinstance(idx["vmas"], list):
-        raise TraceFormatError(path, "'vmas' is not a list", line=1)
+        raise TraceFormatError(path, "'vmas' is not a list", line=_key_line(text, "vmas"))
+    idx["_text"] = text
     return idx
 
 
@@ -817,6 +833,10 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
     """One raw snapshot (index JSON + .pagemap.bin + .maps) as tables."""
     ip = Path(index_path)
     idx = _load_index(ip)
+    text = idx.pop("_text")
+
+    def vline(i: int) -> int:
+        return _key_line(text, "start", i, after="vmas")
     ps = idx.get("page_size", 4096)
     pid = idx["pid"]
     t_begin = idx["t_begin_ns"]
@@ -824,7 +844,8 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
     bin_name = idx.get("bin_file") or ip.name[:-len(".index.json")] + ".pagemap.bin"
     bp = ip.with_name(Path(bin_name).name)
     if not bp.is_file():
-        raise TraceFormatError(ip, f"its pagemap data {bp.name} is missing", line=1)
+        raise TraceFormatError(ip, f"its pagemap data {bp.name} is missing",
+                               line=_key_line(text, "bin_file"))
     size = bp.stat().st_size
     if size % ENTRY_BYTES:
         raise TraceFormatError(bp, f"size {size} is not a multiple of {ENTRY_BYTES} bytes",
@@ -838,22 +859,26 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
         try:
             start, end, off, n = (v["start"], v["end"], v["bin_offset"], v["nr_entries"])
         except (KeyError, TypeError) as e:
-            raise TraceFormatError(ip, f"vmas[{i}]: missing field ({e})", line=1) from None
+            raise TraceFormatError(ip, f"vmas[{i}]: missing field ({e})", line=vline(i)) from None
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end, off, n)):
             raise TraceFormatError(ip, f"vmas[{i}]: start, end, bin_offset and nr_entries "
-                                   "must be integers", line=1)
+                                   "must be integers", line=vline(i))
+        if start < 0 or end >= 1 << 64:
+            raise TraceFormatError(ip, f"vmas[{i}]: address outside 0..2^64", line=vline(i))
         if end <= start or start % ps or end % ps:
-            raise TraceFormatError(ip, f"vmas[{i}]: bad range 0x{start:x}-0x{end:x}", line=1)
+            raise TraceFormatError(ip, f"vmas[{i}]: bad range 0x{start:x}-0x{end:x}",
+                                   line=vline(i))
         if start < prev_end:
             raise TraceFormatError(ip, f"vmas[{i}]: overlaps or precedes the previous VMA",
-                                   line=1)
+                                   line=vline(i))
         prev_end = end
         npages = (end - start) // ps
         if n < 0 or n > npages:
-            raise TraceFormatError(ip, f"vmas[{i}]: nr_entries {n} outside 0..{npages}", line=1)
+            raise TraceFormatError(ip, f"vmas[{i}]: nr_entries {n} outside 0..{npages}",
+                                   line=vline(i))
         if off < 0 or off % ENTRY_BYTES:
             raise TraceFormatError(ip, f"vmas[{i}]: bin_offset {off} not a multiple of 8",
-                                   line=1)
+                                   line=vline(i))
         if off + n * ENTRY_BYTES > size:
             raise TraceFormatError(bp, f"truncated: vmas[{i}] (0x{start:x}) needs "
                                    f"{n * ENTRY_BYTES} bytes here but the file is {size} bytes",
@@ -864,8 +889,6 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
         if n:
             runs.add(*encode_runs(start, entry_frames(e), entry_flags(e), ps))
         idx_vmas.append(Vma(start, end, str(v.get("perms", "")), path=str(v.get("name", ""))))
-        if start >= 1 << 64 or end >= 1 << 64:
-            raise TraceFormatError(ip, f"vmas[{i}]: address beyond 64 bits", line=1)
     mp = ip.with_name(ip.name[:-len(".index.json")] + ".maps")
     if mp.is_file():
         try:
