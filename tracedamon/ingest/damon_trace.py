@@ -44,7 +44,8 @@ when interval auto-tuning events are present); ``damon_source`` (perf.data,
 perf-script, damo-perf-script, ftrace, damo-record); ``damon_runs`` (per run:
 kdamond pid, targets, snapshot count, first/last time); ``age_field``;
 ``damon_other_events`` (counts of damon events not turned into tables);
-``input_truncated`` (a gzip text cut short, read with ``skip_bad``).
+``input_truncated`` (a gzip text cut short, read with ``skip_bad``); ``damon_clock``
+(which clock ``time_ns`` is in).
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ class _Truncated(Exception):
     pass
 
 
-def _byte_chunks(path: Path):
+def _byte_chunks(path: Path, pos: list | None = None):
     """The bytes of ``path``, gunzipped when it is gzip (several members allowed), in
     pieces. A gzip stream that ends early yields everything before the cut, then
     raises :class:`_Truncated`."""
@@ -110,11 +111,15 @@ def _byte_chunks(path: Path):
         if f.read(2) != b"\x1f\x8b":
             f.seek(0)
             while piece := f.read(_CHUNK_BYTES):
+                if pos is not None:
+                    pos[0] = f.tell()
                 yield piece
             return
         f.seek(0)
         d, fed = zlib.decompressobj(wbits=31), False
         while comp := f.read(1 << 20):
+            if pos is not None:
+                pos[0] = f.tell()
             while comp:
                 try:
                     out = d.decompress(comp)
@@ -133,12 +138,12 @@ def _byte_chunks(path: Path):
             raise _Truncated("the gzip stream ends early (truncated file)")
 
 
-def _line_chunks(path: Path):
+def _line_chunks(path: Path, pos: list | None = None):
     """Lists of text lines (at least about ``_CHUNK_BYTES`` each), plain or gzip."""
     pending: list[bytes] = []
     size = 0
     tail = b""
-    pieces = _byte_chunks(path)
+    pieces = _byte_chunks(path, pos)
     while True:
         try:
             piece = next(pieces)
@@ -224,9 +229,10 @@ def _num(arr: pa.Array, typ, fill=None) -> np.ndarray:
 class TextTrace:
     """Parse DAMON trace text into event columns (``aggregated``, ``before``, ``tune``)."""
 
-    def __init__(self, path, *, skip_bad: bool = False):
+    def __init__(self, path, *, skip_bad: bool = False, progress: bool = False):
         self.path = Path(path)
         self.skip_bad = skip_bad
+        self.progress = progress
         self.skipped_lines = 0
         self.other_events: dict[str, int] = {}
         self.layouts: dict[str, int] = {}
@@ -242,26 +248,39 @@ class TextTrace:
 
     def parse(self) -> "TextTrace":
         base = 0
-        chunks = _line_chunks(self.path)
-        while True:
-            try:
-                lines = next(chunks)
-            except StopIteration:
-                break
-            except _Truncated as e:
-                # everything before the cut has been parsed; a snapshot it cut short is
-                # dropped as a partial one at the end of the recording
-                if not self.skip_bad:
-                    raise TraceFormatError(self.path, f"{e} after {base} lines (use "
-                                           "--skip-bad to keep what is there)",
+        pos = [0]
+        chunks = _line_chunks(self.path, pos)
+        bar = None
+        if self.progress:
+            from rich.progress import Progress
+            bar = Progress(transient=True)
+            task = bar.add_task(f"reading {self.path.name}", total=self.path.stat().st_size)
+            bar.start()
+        try:
+            while True:
+                try:
+                    lines = next(chunks)
+                except StopIteration:
+                    break
+                except _Truncated as e:
+                    # everything before the cut has been parsed; a snapshot it cut short
+                    # is dropped as a partial one at the end of the recording
+                    if not self.skip_bad:
+                        raise TraceFormatError(self.path, f"{e} after {base} lines (use "
+                                               "--skip-bad to keep what is there)",
+                                               line=base + 1) from None
+                    self.truncated = True
+                    break
+                except OSError as e:
+                    raise TraceFormatError(self.path, f"unreadable input: {e}",
                                            line=base + 1) from None
-                self.truncated = True
-                break
-            except OSError as e:
-                raise TraceFormatError(self.path, f"unreadable input: {e}",
-                                       line=base + 1) from None
-            self._chunk(lines, base)
-            base += len(lines)
+                self._chunk(lines, base)
+                base += len(lines)
+                if bar is not None:
+                    bar.update(task, completed=pos[0])
+        finally:
+            if bar is not None:
+                bar.stop()
         self.nr_lines = base
         return self
 
@@ -804,6 +823,10 @@ def write_events(writer, path: Path, agg: dict, before: dict | None, tune: dict 
     if iv is not None:
         m["intervals"] = iv
     m["damon_source"] = source
+    m["damon_clock"] = {"perf.data": "perf sample clock", "perf-script": "perf sample clock",
+                        "damo-perf-script": "perf sample clock (damo: one time per snapshot)",
+                        "ftrace": "the tracing instance's trace_clock",
+                        "damo-record": "perf sample clock (damo record)"}.get(source, "unknown")
     m["damon_runs"] = info.runs
     m["age_field"] = info.has_age
     return info
@@ -947,7 +970,7 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
         if info is None:
             raise TraceFormatError(path, "no damon:damon_aggregated samples in this perf.data")
         return
-    tt = TextTrace(path, skip_bad=skip_bad).parse()
+    tt = TextTrace(path, skip_bad=skip_bad, progress=progress).parse()
     if not len(tt.agg):
         raise TraceFormatError(path, "no damon_aggregated events found (not a DAMON trace?)")
     source = max(tt.layouts, key=tt.layouts.get) if tt.layouts else "text"
