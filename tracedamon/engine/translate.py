@@ -51,7 +51,7 @@ CAP_SYS_ADMIN, which makes the kernel zero the PFN field) never translate.
 """
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable
 
 import numpy as np
 import pandas as pd

@@ -55,7 +55,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -371,6 +371,11 @@ class PagemapCapture:
             raise ProcessExited(f"pid {self.pid}: process exited") from None
         except PermissionError:
             raise CaptureError(f"pid {self.pid}: permission denied reading its maps") from None
+        except OSError as e:
+            if e.errno == errno.ESRCH:
+                raise ProcessExited(f"pid {self.pid}: process exited") from None
+            raise CaptureError(f"pid {self.pid}: reading /proc/{self.pid}/maps failed: "
+                               f"{e.strerror}") from None
         if _starttime(self.pid) != self.start_time:
             raise ProcessExited(f"pid {self.pid}: process exited (its pid was reused)")
         vmas = parse_maps(text, f"/proc/{self.pid}/maps")
@@ -389,7 +394,9 @@ class PagemapCapture:
             except OSError as e:
                 if e.errno in (errno.ESRCH, errno.EPERM) and fd == self.fd:
                     raise ProcessExited(f"pid {self.pid}: process exited") from None
-                raise
+                what = f"/proc/{self.pid}/pagemap" if fd == self.fd else "/proc/kpageflags"
+                raise CaptureError(f"pid {self.pid}: reading {what} at byte {offset + got} "
+                                   f"failed: {e.strerror}") from None
             if n == 0:
                 break
             got += n
@@ -439,7 +446,10 @@ class PagemapCapture:
         kfd = self.kfd
         for s, e, f in zip(starts.tolist(), ends.tolist(), p[starts].tolist()):
             want = (e - s) * ENTRY_BYTES
-            data = os.pread(kfd, want, f * ENTRY_BYTES)
+            try:
+                data = os.pread(kfd, want, f * ENTRY_BYTES)
+            except OSError:                # the slow path names the error
+                data = self._pread(kfd, want, f * ENTRY_BYTES)
             if len(data) < want:          # frame beyond the end of memory: no flags
                 data += bytes(want - len(data))
             chunks.append(data)
