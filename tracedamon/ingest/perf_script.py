@@ -811,6 +811,7 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     events = perf_evlist(path, perf)
+    _names_from_header(path, events)
     dropped: list[str] = []
     args, per_event = script_command(path, events, perf)
     for _attempt in range(8):
@@ -857,6 +858,22 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
         e["name"]: sorted(set(fields_for_event(e)) - per_event.get(e["name"], frozenset()))
         for e in events}
     writer.meta["perf_script_command"] = " ".join(args)
+
+
+def _names_from_header(path: Path, events: list[dict]) -> None:
+    """Event names as perf script prints them. ``perf evlist`` on a pipe stream shows
+    default names (``cycles:HG``) where the stream names its events later
+    (EVENT_UPDATE); tracedamon's own header reader knows the final names."""
+    from ..errors import TracedamonError
+    try:
+        from .perf_data import open_perf_data
+        rd = open_perf_data(path)
+        names = [rd.event_name(i) for i in range(len(rd.attrs))]
+    except (ImportError, TracedamonError):
+        return
+    if len(names) == len(events):
+        for e, nm in zip(events, names):
+            e["name"] = nm
 
 
 def _with_evlist(seen: pa.Table, events: list[dict]) -> pa.Table:

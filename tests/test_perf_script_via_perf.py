@@ -1,0 +1,137 @@
+"""`tracedamon ingest --via-perf`: perf.data decoded by the installed `perf script`.
+
+Oracles: the written truth of synthetic files (tests/perfdata_writer.py) and the
+native reader (tracedamon.ingest.perf_data), on synthetic files and on the real
+corpus files.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conftest import CORPUS, need_corpus, requires_perf  # noqa: E402
+from perfdata_writer import S, Event, Sample, write_perf_data  # noqa: E402
+from test_writer_vs_perf import (expected_native_rows, scenario,  # noqa: E402
+                                 write_case)
+
+from tracedamon.ingest import ingest  # noqa: E402
+from tracedamon.trace import open_trace  # noqa: E402
+
+pytestmark = [requires_perf, pytest.mark.perf]
+
+# what a perf script line can carry (the rest is null from text)
+TEXT_COLS = ("time_ns", "pid", "tid", "cpu", "event_id", "event", "ip", "addr", "phys_addr",
+             "period", "weight", "weight2", "data_src", "mem_op", "mem_level", "mem_snoop",
+             "mem_tlb", "mem_lock", "mem_blk", "mem_remote", "mem_hops", "mem_lvl_num",
+             "data_page_size", "code_page_size", "cpumode")
+NEVER_FROM_TEXT = ("weight3", "transaction", "cgroup", "stream_id", "sample_id", "callchain",
+                   "raw", "file_offset")
+
+
+def via_perf(path, tmp: Path) -> tuple[list[dict], list[dict], dict]:
+    out = ingest(path, tmp / "vp.td", format="perf-data", via_perf=True, force=True)
+    tr = open_trace(out)
+    meta = json.loads((out / "meta.json").read_text())
+    return tr.table("samples").to_pylist(), tr.table("events").to_pylist(), meta
+
+
+def native(path, tmp: Path) -> tuple[list[dict], list[dict]]:
+    pytest.importorskip("tracedamon.ingest.perf_data",
+                        reason="the native perf.data reader has not landed yet")
+    out = ingest(path, tmp / "nat.td", format="perf-data", force=True)
+    tr = open_trace(out)
+    return tr.table("samples").to_pylist(), tr.table("events").to_pylist()
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(case=scenario())
+def test_via_perf_equals_written_truth_and_native(tmp_path_factory, case):
+    tmp = tmp_path_factory.mktemp("vp")
+    path = write_case(tmp, case)
+    rows, events, meta = via_perf(path, tmp)
+    want = expected_native_rows(case)
+    assert len(rows) == len(want)
+    assert [e["name"] for e in events] == [e.name for e in case["events"]]
+    # each event has its own perf type in these cases: perf printed every field
+    assert all(v == [] for v in meta["perf_script_unprinted_fields"].values())
+    for i, (r, w) in enumerate(zip(rows, want)):
+        for col in TEXT_COLS:
+            if col in w:
+                assert r[col] == w[col], f"sample {i}: {col}: via perf {r[col]!r}, wrote {w[col]!r}"
+        assert r["cpumode"] == w["cpumode"]
+        for col in NEVER_FROM_TEXT:
+            assert r[col] is None
+    nat, _ = native(path, tmp)
+    assert len(nat) == len(rows)
+    for i, (r, n) in enumerate(zip(rows, nat)):
+        for col in TEXT_COLS:
+            assert r[col] == n[col], f"sample {i}: {col}: via perf {r[col]!r}, native {n[col]!r}"
+
+
+PERF_FILES = ["perf/01_pf_c1_addr.data", "perf/02_minflt_phys_pgsz.data",
+              "perf/04_thp_minflt_pgsz.data", "perf/05_two_events_id.data",
+              "perf/08_callchain_fp.data", "perf/11_zstd.data", "perf/12_pipe.data",
+              "perf/16_threads.data", "perf/18_tracepoint_mmap.data",
+              "ubench-perf-mem/perf-mem-4986.data", "ubench-perf-mem/perf-mem-39891.data"]
+
+
+@pytest.mark.parametrize("rel", PERF_FILES)
+def test_via_perf_equals_native_on_real_files(rel, tmp_path):
+    src = need_corpus(*rel.split("/"))
+    rows, events, meta = via_perf(src, tmp_path)
+    nat, nat_events = native(src, tmp_path)
+    assert [e["name"] for e in events] == [e["name"] for e in nat_events]
+    assert len(rows) == len(nat) > 0
+    key = lambda r: (r["time_ns"], r["event_id"], r["tid"])  # noqa: E731
+    rows, nat = sorted(rows, key=key), sorted(nat, key=key)
+    printed = {name: set(f) for name, f in meta["perf_script_fields"].items()}
+    col_field = {"cpu": "cpu", "ip": "ip", "addr": "addr", "phys_addr": "phys_addr",
+                 "weight": "weight", "weight2": "ins_lat", "data_src": "data_src",
+                 "data_page_size": "data_page_size", "code_page_size": "code_page_size",
+                 "period": "period", "cpumode": "misc"}
+    for i, (r, n) in enumerate(zip(rows, nat)):
+        f = printed[r["event"]]
+        for col in TEXT_COLS:
+            if col in col_field and col_field[col] not in f:
+                assert r[col] is None or col == "cpumode", f"row {i}: {col} without its field"
+                continue
+            assert r[col] == n[col], f"{rel} row {i}: {col}: via perf {r[col]!r}, native {n[col]!r}"
+
+
+def test_two_events_of_one_kind_with_different_fields(tmp_path):
+    """perf prints one field set per event kind: the fields common to its events are
+    read, the others are reported as unprinted (never invented values)."""
+    a = Event("evA", type=1, config=1, sample_type=S.IP | S.TID | S.TIME | S.IDENTIFIER | S.CPU
+              | S.ADDR | S.PHYS_ADDR | S.DATA_SRC | S.WEIGHT)
+    b = Event("evB", type=1, config=2, sample_type=S.IP | S.TID | S.TIME | S.IDENTIFIER | S.ADDR)
+    recs = [Sample(a, ip=0x400000, pid=5, tid=5, time=10**9, cpu=1, addr=0x1234,
+                   phys_addr=0x999000, data_src=0x68100142, weight=7),
+            Sample(b, ip=0x400001, pid=5, tid=5, time=10**9 + 1, addr=0x1235)]
+    path = write_perf_data(tmp_path / "mix.data", [b, a], recs)
+    rows, events, meta = via_perf(path, tmp_path)
+    assert [(r["event"], r["ip"], r["addr"]) for r in rows] == [("evA", 0x400000, 0x1234),
+                                                                 ("evB", 0x400001, 0x1235)]
+    assert all(r[c] is None for r in rows for c in ("cpu", "phys_addr", "data_src", "weight"))
+    assert meta["perf_script_unprinted_fields"] == {
+        "evB": [], "evA": ["cpu", "data_src", "phys_addr", "weight"]}
+    assert [(e["name"], e["nr_samples"]) for e in events] == [("evB", 1), ("evA", 1)]
+
+
+def test_via_perf_from_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from tracedamon.cli import app
+    src = need_corpus("ubench-perf-mem", "perf-mem-39891.data")
+    res = CliRunner().invoke(app, ["ingest", str(src), "--via-perf", "-o", str(tmp_path / "c.td")])
+    assert res.exit_code == 0, res.output
+    rows = open_trace(tmp_path / "c.td").table("samples").to_pylist()
+    assert len(rows) == 31 and rows[0]["event"] == "cpu/mem-loads/pp"
+    assert {r["mem_op"] for r in rows} == {"LOAD"}
