@@ -405,3 +405,23 @@ def test_several_pids_one_exits(target_bin, tmp_path):
             pids, va = tr.phys_to_virt(np.array([tg.pfns[i] for i in idx], np.uint64) * PAGE,
                                        when)
             assert (pids == tg.pid).all() and (va == tg.buf + idx * PAGE).all()
+
+
+@pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run a target as another user")
+def test_other_users_process_is_a_clear_error(tmp_path):
+    """Without ptrace rights over the target (another user, no capabilities): one-line error."""
+    target = subprocess.Popen(["setpriv", "--reuid", "65534", "--regid", "65534",
+                               "--clear-groups", "sleep", "30"])
+    try:
+        time.sleep(0.2)
+        r = subprocess.run(["setpriv", "--bounding-set", "-all", "--inh-caps", "-all",
+                            sys.executable, "-m", "tracedamon", "snapshot", "--pid",
+                            str(target.pid), "--count", "1", "-o", str(tmp_path / "o.td")],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        target.kill()
+        target.wait()
+    assert r.returncode == CaptureError.exit_code
+    assert r.stderr.strip().count("\n") == 0 and "permission denied" in r.stderr
+    assert not (tmp_path / "o.td").exists()
