@@ -151,7 +151,7 @@ def access_cmd(
     t.add_column("idle time (s)", justify="right")
     for p in rep["temperature"]:
         tv, iv = rep["temperature"][p], rep["idle_us"][p]
-        t.add_row(f"{p:g}", "-" if tv is None else f"{tv:.0f}", "-" if iv is None else f"{iv / 1e6:.3f}")
+        t.add_row(f"{p:g}", "-" if tv is None else f"{tv + 0.0:.0f}", "-" if iv is None else f"{iv / 1e6:.3f}")
     Console().print(t)
     typer.echo(f"mean accessed {fmt_bytes(rep['mean_accessed_bytes'])} of {fmt_bytes(rep['mean_total_bytes'])}; "
                + ", ".join(f"idle >= {k}: {fmt_bytes(v)}" for k, v in rep["mean_bytes_idle_at_least"].items()))

@@ -84,7 +84,7 @@ def wss_png(rep: dict, path: str | os.PathLike, *, width: int = 1000, height: in
                                  gridspec_kw={"width_ratios": [3, 1]})
     if len(s):
         t = (s["time_ns"].to_numpy() - s["time_ns"].iloc[0]) / 1e9
-        a1.step(t, s["wss_bytes"].to_numpy() / 2**20, where="post")
+        a1.step(t, s["wss_bytes"].to_numpy() / 2**20, where="pre")   # a value holds until its time_ns
         ps = np.arange(0, 101)
         pv = percentiles(s["wss_bytes"].to_numpy(), ps)
         a2.plot(ps, np.array([pv[p] for p in ps]) / 2**20)
