@@ -598,8 +598,8 @@ class PerfData:
 
     # -- header-ish records (pipe mode, ID_INDEX, EVENT_UPDATE) ---------------------
     def _header_records(self, ch: "_Chunk", st: "_PassState"):
-        sel = np.flatnonzero((ch.types == 64) | (ch.types == 66) | (ch.types == 69)
-                             | (ch.types == 78) | (ch.types == 80))
+        ot = ch.types[ch.other]
+        sel = ch.other[(ot == 64) | (ot == 66) | (ot == 69) | (ot == 78) | (ot == 80)]
         if not sel.size:
             return
         changed = False
@@ -1222,14 +1222,23 @@ class _PassState:
             old = self.nr_samples
             self.nr_samples = np.zeros(n, dtype=np.int64)
             self.nr_samples[:len(old)] = old
-        self.nr_samples += np.bincount(ev, minlength=len(self.nr_samples))[:len(self.nr_samples)]
+        if n == 1:
+            self.nr_samples[0] += len(ev)
+        else:
+            self.nr_samples += np.bincount(ev, minlength=len(self.nr_samples))[
+                :len(self.nr_samples)]
 
     def count(self, types: np.ndarray):
         if not len(types):
             return
-        u, c = np.unique(types, return_counts=True)
-        for t, k in zip(u.tolist(), c.tolist()):
-            self.record_counts[t] = self.record_counts.get(t, 0) + k
+        nsamples = int(np.count_nonzero(types == 9))
+        if nsamples:
+            self.record_counts[9] = self.record_counts.get(9, 0) + nsamples
+        rest = types[types != 9] if nsamples else types
+        if len(rest):
+            u, c = np.unique(rest, return_counts=True)
+            for t, k in zip(u.tolist(), c.tolist()):
+                self.record_counts[t] = self.record_counts.get(t, 0) + k
 
     def finish_meta(self):
         m = self.rd.meta
@@ -1248,7 +1257,7 @@ class _PassState:
     # -- side-band -------------------------------------------------------------------
     def collect_sideband(self, ch: "_Chunk", stream: int):
         types = ch.types
-        sel = np.flatnonzero(np.isin(types, (1, 2, 3, 4, 5, 6, 7, 10, 13)))
+        sel = ch.other[np.isin(types[ch.other], (1, 2, 3, 4, 5, 6, 7, 10, 13))]
         rd = self.rd
         buf = ch.buf
         for i in sel:
@@ -1403,13 +1412,15 @@ class _Chunk:
         self.sizes = sizes
         self.fileoff = fileoff
         self.rounds_before = rounds_before
-        cum = np.cumsum(types == 68)
-        self._cum = cum
-        self.rounds_end = rounds_before + (int(cum[-1]) if len(cum) else 0)
+        #: positions of the records that are not samples (usually few)
+        self.other = np.flatnonzero(types != 9)
+        self._round_pos = self.other[types[self.other] == 68]
+        self.rounds_end = rounds_before + len(self._round_pos)
         self.consumed = consumed
 
     def round_idx(self, sel):
-        return self.rounds_before + self._cum[sel].astype(np.int64)
+        """FINISHED_ROUNDs before each record of ``sel`` (counted from the stream start)."""
+        return self.rounds_before + np.searchsorted(self._round_pos, sel).astype(np.int64)
 
 
 def _aligned(n: int) -> np.ndarray:
