@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tracedamon
+import tracedamon.errors
 from tracedamon.errors import InputError, TraceFormatError
 from tracedamon.ingest import ingest
 from tracedamon.export.compare import (compare, estimate_lag, load_truth, score_truth,
@@ -487,3 +488,37 @@ def test_metrics_json_has_no_nan(tmp_path):
     r = compare(history(p), history(p))
     assert r.metrics["heat"]["spearman"] is None
     json.loads(r.to_json())      # strict JSON
+
+
+def test_grid_overrides():
+    p = hot_pattern(S=20, R=16)
+    g = compare(history(p), history(p), addr_bin=4 * 4096, time_bin_ns=2 * AGGR, focus="all").metrics["grid"]
+    assert g["address_bin_bytes"] == 16384 and g["address_bins"] == 16 * 65536 // 16384
+    assert g["time_bin_ns"] == 2 * AGGR and g["time_bins"] == 10
+    with pytest.raises(tracedamon.errors.ConfigError):
+        compare(history(p), history(p), addr_bin=0)
+    with pytest.raises(tracedamon.errors.ConfigError):
+        compare(history(p), history(p), align="sideways")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(1, 60)), min_size=1, max_size=30),
+       st.integers(0, 20))
+def test_merge_intervals_against_a_set_of_points(iv, gap):
+    from tracedamon.export.grid import intersect_intervals, merge_intervals
+    s = [a for a, _ in iv]
+    e = [a + n for a, n in iv]
+    m = merge_intervals(s, e, gap=gap)
+    pts = set()
+    for a, b in zip(s, e):
+        pts.update(range(a, b))
+    covered = set()
+    for a, b in m.tolist():
+        covered.update(range(a, b))
+    assert pts <= covered
+    assert all(m[i + 1, 0] > m[i, 1] + gap for i in range(len(m) - 1))   # gaps wider than `gap` remain
+    if gap == 0:
+        assert covered == pts
+        half = merge_intervals([0], [250])
+        inter = intersect_intervals(m, half)
+        assert {x for a, b in inter.tolist() for x in range(a, b)} == {x for x in pts if x < 250}
