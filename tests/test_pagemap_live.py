@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tracedamon.engine.translate import Translator
-from tracedamon.errors import CaptureError
+from tracedamon.errors import CaptureError, InputError
 from tracedamon.ingest.pagemap import CaptureWarning, PagemapCapture, capture
 from tracedamon.schema import (PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE, PAGEMAP_FLAG_PRESENT,
                                PAGEMAP_FLAG_THP)
@@ -425,3 +425,16 @@ def test_other_users_process_is_a_clear_error(tmp_path):
     assert r.returncode == CaptureError.exit_code
     assert r.stderr.strip().count("\n") == 0 and "permission denied" in r.stderr
     assert not (tmp_path / "o.td").exists()
+
+
+def test_clock_choice(pattern_target, tmp_path):
+    before = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    capture(tmp_path / "r.td", pid=pattern_target.pid, count=2, interval="10ms",
+            clock="CLOCK_REALTIME")
+    after = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    t = open_trace(tmp_path / "r.td")
+    assert t.meta["pagemap"]["clock"] == "CLOCK_REALTIME"
+    times = t.df("pagemap").time_ns
+    assert before <= times.min() and times.max() <= after
+    with pytest.raises(InputError, match="unknown clock"):
+        capture(tmp_path / "x.td", pid=pattern_target.pid, count=1, clock="jiffies")

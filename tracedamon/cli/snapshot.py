@@ -16,8 +16,8 @@ physical memory to processes).
 
 Physical frames are only recorded as root (CAP_SYS_ADMIN); otherwise the
 kernel reports them as 0 and only presence and flags are kept. Times are
-CLOCK_MONOTONIC: record perf with `-k CLOCK_MONOTONIC` so its samples share
-the clock (perf's default clock differs by about a millisecond).
+CLOCK_MONOTONIC (or --clock): record perf with `-k CLOCK_MONOTONIC` so its
+samples share the clock (perf's default clock differs by about a millisecond).
 
 \b
 Examples:
@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
                                             help="stop after this many snapshots"),
         duration: Optional[str] = typer.Option(None, "--duration", "-d",
                                                help="stop after this long (e.g. 60s, 2m)"),
+        clock: str = typer.Option("monotonic", "--clock", "-k",
+                                  help="clock of the time stamps, as perf record -k: monotonic, "
+                                       "monotonic_raw, boottime, realtime, tai"),
         no_kpageflags: bool = typer.Option(False, "--no-kpageflags",
                                            help="do not read /proc/kpageflags (THP flags)"),
         force: bool = typer.Option(False, "--force", help="replace an existing output"),
@@ -64,6 +67,7 @@ def register(app: typer.Typer) -> None:
         try:
             res = capture(out, pid=pid or None, cmd=command or None, interval=interval, count=count,
                           duration=duration, force=force, kpageflags=not no_kpageflags,
+                          clock=clock,
                           progress=sys.stderr.isatty())
         finally:
             warnings.showwarning = old

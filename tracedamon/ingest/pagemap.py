@@ -30,8 +30,9 @@ What a snapshot holds
   every 4 KiB sub-page with its own frame, so a 2 MiB THP is a run of 512
   contiguous frames.
 
-Clock: snapshots are stamped with ``CLOCK_MONOTONIC`` (``time_ns`` = when the
-snapshot began reading; ``meta.json`` keeps begin and end of every snapshot).
+Clock: snapshots are stamped with ``CLOCK_MONOTONIC`` by default (``time_ns`` =
+when the snapshot began reading; ``meta.json`` keeps begin and end of every
+snapshot); ``clock=`` / ``--clock`` takes any clock ``perf record -k`` takes.
 To line them up with perf samples, record with ``perf record -k CLOCK_MONOTONIC``
 (or ``-k mono``): the sample times are then on the same clock. perf's default
 clock (the kernel's local clock) tracks CLOCK_MONOTONIC closely on x86 but not
@@ -83,6 +84,30 @@ ENTRY_BYTES = 8
 CHUNK_PAGES = 1 << 20
 #: PROT_NONE mappings larger than this are not read (address-space reservations)
 MAX_NONE_VMA_BYTES = 64 << 30
+
+
+#: clocks a snapshot can be stamped with, by the names ``perf record -k`` accepts
+CLOCKS = {
+    "monotonic": time.CLOCK_MONOTONIC, "mono": time.CLOCK_MONOTONIC,
+    "monotonic_raw": time.CLOCK_MONOTONIC_RAW, "raw": time.CLOCK_MONOTONIC_RAW,
+    "boottime": time.CLOCK_BOOTTIME, "boot": time.CLOCK_BOOTTIME,
+    "realtime": time.CLOCK_REALTIME, "real": time.CLOCK_REALTIME,
+    "tai": time.CLOCK_TAI,
+}
+
+
+def clock_id(name: str) -> tuple[int, str]:
+    """(clock id, canonical ``CLOCK_*`` name) of a clock name as ``perf record -k`` takes it."""
+    key = name.strip().lower()
+    key = key[len("clock_"):] if key.startswith("clock_") else key
+    if key not in CLOCKS:
+        raise InputError(f"unknown clock {name!r} (choose from monotonic, monotonic_raw, "
+                         "boottime, realtime, tai)")
+    cid = CLOCKS[key]
+    canon = {time.CLOCK_MONOTONIC: "CLOCK_MONOTONIC", time.CLOCK_MONOTONIC_RAW:
+             "CLOCK_MONOTONIC_RAW", time.CLOCK_BOOTTIME: "CLOCK_BOOTTIME",
+             time.CLOCK_REALTIME: "CLOCK_REALTIME", time.CLOCK_TAI: "CLOCK_TAI"}[cid]
+    return cid, canon
 
 
 class CaptureWarning(UserWarning):
@@ -324,8 +349,10 @@ class PagemapCapture:
     cannot be read (another user's process without root).
     """
 
-    def __init__(self, pid: int, *, kpageflags: bool = True, page_size: int | None = None):
+    def __init__(self, pid: int, *, kpageflags: bool = True, page_size: int | None = None,
+                 clock: str = "monotonic"):
         self.pid = int(pid)
+        self.clock_id, self.clock = clock_id(clock)
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         self.start_time = _starttime(self.pid)
         if self.start_time is None:
@@ -468,7 +495,8 @@ class PagemapCapture:
         """
         if self.fd is None:
             raise CaptureError("capture is closed")
-        t_begin = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        mono_begin = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        t_begin = time.clock_gettime_ns(self.clock_id)
         vmas = self._read_maps()
         if after_maps is not None:
             after_maps()
@@ -482,7 +510,7 @@ class PagemapCapture:
             before = len(runs.vs)
             nbytes += self._read_vma(v, runs)
             per_vma.append(len(runs.vs) - before)
-        t_end = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        t_end = time.clock_gettime_ns(self.clock_id)
         vanished = []
         try:
             after = self._read_maps()
@@ -516,8 +544,9 @@ class PagemapCapture:
                 "frames are not, so virtual<->physical translation is impossible; run as "
                 "root to record frames"), stacklevel=2)
         info = _summary(number, self.pid, t_begin, t_end, vs, ve, pfn, flags, self.page_size,
-                        vmas=len(vmas), pagemap_bytes_read=nbytes,
-                        vanished_mappings=vanished, pfns_hidden=pfns_hidden)
+                        vmas=len(vmas), pagemap_bytes_read=nbytes, clock=self.clock,
+                        mono_begin_ns=mono_begin, vanished_mappings=vanished,
+                        pfns_hidden=pfns_hidden)
         return Snapshot(maps_table(number, t_begin, self.pid, vmas),
                         pagemap_table(number, t_begin, self.pid, vs, ve, pfn, flags), info)
 
@@ -568,6 +597,7 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
             cmd: Sequence[str] | None = None, interval: str | int = "1s",
             count: int | None = None, duration: str | int | None = None,
             force: bool = False, kpageflags: bool = True, progress: bool = False,
+            clock: str = "monotonic",
             on_snapshot: Callable[[int, Snapshot], None] | None = None) -> CaptureResult:
     """Snapshot running processes (``pid``: one or several) or a command (``cmd``) into
     trace directory ``out``.
@@ -583,6 +613,10 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
     ``meta.json``). Raises :class:`CaptureError` when not even one snapshot could
     be taken (nothing is written then).
 
+    ``clock`` stamps ``time_ns`` (the names of ``perf record -k``: monotonic, the
+    default, monotonic_raw, boottime, realtime, tai); the interval grid itself
+    always runs on CLOCK_MONOTONIC.
+
     ``on_snapshot(number, snapshot)`` is called after each process's snapshot is written.
     """
     from .writer import TraceDirWriter
@@ -596,6 +630,7 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
     interval_ns = parse_duration_ns(interval)
     if interval_ns <= 0:
         raise InputError("the interval must be positive")
+    _, clock_name = clock_id(clock)
     duration_ns = parse_duration_ns(duration) if duration is not None else None
     if count is not None and count <= 0:
         raise InputError("--count must be positive")
@@ -629,7 +664,7 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
 
     try:
         for p in pids:
-            caps[p] = PagemapCapture(p, kpageflags=kpageflags)
+            caps[p] = PagemapCapture(p, kpageflags=kpageflags, clock=clock)
             if proc is None and hasattr(os, "pidfd_open"):
                 try:
                     pidfds[p] = os.pidfd_open(p)
@@ -653,7 +688,7 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                             drop(p, f"{e}; kept {k} snapshot(s) of it")
                             continue
                         if not snaps_meta:       # the grid is anchored at the first snapshot
-                            t0 = snap.info["t_begin_ns"]
+                            t0 = snap.info["mono_begin_ns"]
                         w.write("maps", snap.maps)
                         w.write("pagemap", snap.pagemap)
                         snaps_meta.append(snap.info)
@@ -689,13 +724,13 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                         break
             seen = [str(c.message) for c in caught if issubclass(c.category, CaptureWarning)]
             w.meta["pagemap"] = {
-                "source": "live", "clock": "CLOCK_MONOTONIC", "page_size": page_size,
+                "source": "live", "clock": clock_name, "page_size": page_size,
                 "pid": pids[0], "pids": pids, "cmd": list(cmd) if cmd else None,
                 "interval_ns": interval_ns, "count": count, "duration_ns": duration_ns,
                 "stopped_by": stopped_by, "kpageflags": kp_note,
                 "pfns_known": not any(s["pfns_hidden"] for s in snaps_meta),
                 "snapshots": snaps_meta, "warnings": seen,
-                "time_alignment": "record perf with -k CLOCK_MONOTONIC to share this clock",
+                "time_alignment": f"record perf with -k {clock_name} to share this clock",
             }
         for msg in seen:                     # re-emit outside the recording block
             warnings.warn(CaptureWarning(msg), stacklevel=2)
