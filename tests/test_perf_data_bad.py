@@ -315,3 +315,36 @@ def test_fuzz_mutated_files(tmp_path, data):
     except TraceFormatError as e:
         assert str(p) in str(e)
         assert not out.exists()
+
+
+def test_unfinished_recording_read_to_eof(tmp_path):
+    """data.size 0 and no feature bitmap (perf was killed): records are read to EOF."""
+    blob = BASE.read_bytes()
+    d_off, d_size = _data_section(blob)
+    b = bytearray(_with_data_size(blob, 0)[:d_off + d_size])
+    p = tmp_path / "unfinished.data"
+    p.write_bytes(bytes(b))
+    from tracedamon.trace import open_trace
+    tr = open_trace(_ingest(p, tmp_path))
+    recs = _records(blob, d_off, d_off + d_size)
+    assert tr.num_rows("samples") == sum(1 for r in recs if r[1] == 9)
+    assert tr.meta["unfinished_recording"] is True
+
+
+def test_empty_data_section_with_features(tmp_path):
+    blob = bytearray(BASE.read_bytes())
+    d_off, d_size = _data_section(blob)
+    feats = blob[d_off + d_size:]
+    # move the feature index right after an empty data section (offsets shift too)
+    nfeat = bin(int.from_bytes(blob[72:104], "little")).count("1")
+    idx = bytearray(feats[:16 * nfeat])
+    for k in range(nfeat):
+        off, size = struct.unpack_from("<QQ", idx, 16 * k)
+        struct.pack_into("<QQ", idx, 16 * k, off - d_size, size)
+    b = blob[:d_off] + idx + feats[16 * nfeat:]
+    struct.pack_into("<Q", b, 48, 0)
+    p = tmp_path / "nodata.data"
+    p.write_bytes(bytes(b))
+    from tracedamon.trace import open_trace
+    tr = open_trace(_ingest(p, tmp_path))
+    assert tr.num_rows("samples") == 0 and tr.meta["hostname"]

@@ -457,3 +457,90 @@ def test_live_pipe_compressed_equals_perf_script(tmp_path):
            for r in tr.table("samples").to_pylist()]
     assert tr.meta["layout"] == "pipe"
     assert got == want and got
+
+
+# ---------------------------------------------------------------------------- more records
+def _to_compressed2(data: bytes) -> bytes:
+    """Rewrite every COMPRESSED (81) record of a stream as COMPRESSED2 (83): header,
+    u64 data_size, the zstd bytes, zero padding to 8 (perf >= 6.16)."""
+    out = bytearray()
+    p = 0
+    while p < len(data):
+        typ, misc, size = struct.unpack_from("<IHH", data, p)
+        if typ == 81:
+            payload = data[p + 8:p + size]
+            pad = -(16 + len(payload)) % 8
+            out += struct.pack("<IHHQ", 83, misc, 16 + len(payload) + pad, len(payload))
+            out += payload + b"\0" * pad
+        else:
+            out += data[p:p + size]
+        p += size
+    return bytes(out)
+
+
+def test_compressed2_records(tmp_path):
+    ev = W.Event("e", sample_type=S.IP | S.TIME | S.ADDR)
+    W.assign_ids([ev])
+    recs = [W.Sample(ev, ip=i, time=i, addr=7 * i) for i in range(500)]
+    recs.insert(200, W.FinishedRound())
+    d = tmp_path / "c2"
+    d.mkdir()
+    # a directory: `data` holds the attrs, data.0 a COMPRESSED2 stream
+    W.write_perf_data(d / "data", [ev], [W.FinishedInit()])
+    inner = W.build_data([ev], recs, compress=True, chunks=[100, 37] * 50)
+    c2 = _to_compressed2(inner)
+    assert struct.unpack_from("<I", c2, 0)[0] == 83
+    (d / "data.0").write_bytes(c2)
+    tr = _ingest(d, tmp_path)
+    t = tr.table("samples")
+    assert t.column("addr").to_pylist() == [7 * i for i in range(500)]
+    assert tr.meta["record_counts"]["COMPRESSED2"] > 1
+
+
+def test_auxtrace_payload_skipped_and_tracing_data_read(tmp_path):
+    """AUXTRACE (71) and HEADER_TRACING_DATA (66) carry payloads outside header.size;
+    the next record starts after them, also when they exceed a chunk."""
+    import tracedamon.ingest.perf_data as PD
+    ev = W.Event("e", sample_type=S.IP | S.TIME | S.ID)
+    W.assign_ids([ev])
+    aux_payload = bytes(range(256)) * 40                  # 10240 bytes
+    aux = struct.pack("<IHHQQQIIII", 71, 0, 48, len(aux_payload), 0, 1, 0, 1, 0, 0)
+    blob = b"tracing-data-blob-" * 100
+    blob += b"\0" * (-len(blob) % 8)
+    td = struct.pack("<IHHII", 66, 0, 16, len(blob), 0)
+    recs = [W.Sample(ev, ip=1, time=1), W.RawRecord(aux + aux_payload),
+            W.Sample(ev, ip=2, time=2), W.RawRecord(td + blob), W.Sample(ev, ip=3, time=3)]
+    p = tmp_path / "aux.data"
+    W.write_perf_data(p, [ev], recs, layout="pipe")
+    old = PD.CHUNK_BYTES
+    try:
+        for chunk in (512, 1 << 20):
+            PD.CHUNK_BYTES = chunk
+            rd = open_perf_data(p)
+            t = pa.Table.from_batches(list(rd.iter_sample_batches()))
+            assert t.column("ip").to_pylist() == [1, 2, 3]
+            assert rd.tracing_data == blob
+            assert rd.meta["record_counts"]["AUXTRACE"] == 1
+    finally:
+        PD.CHUNK_BYTES = old
+
+
+@requires_perf
+def test_live_pipe_tracepoint_names_and_tracing_data(tmp_path):
+    """Pipe mode with a tracepoint: names from EVENT_UPDATE, tracing data from the
+    HEADER_TRACING_DATA record, RAW payloads equal to perf script's."""
+    cmd = f"{PERF} record -N -q -e syscalls:sys_enter_getpid -c 1 -o - -- " \
+          "python3 -c 'import os\nfor _ in range(50): os.getpid()' > tp.data"
+    r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, timeout=120)
+    if r.returncode != 0:
+        pytest.skip(f"perf record failed here: {r.stderr.decode()[-300:]}")
+    p = tmp_path / "tp.data"
+    rd = open_perf_data(p)
+    assert [e["name"] for e in rd.events][0] == "syscalls:sys_enter_getpid"
+    assert rd.tracing_data and rd.tracing_data[:10] == b"\x17\x08\x44tracing"
+    t = pa.Table.from_batches(list(rd.iter_sample_batches()))
+    r = subprocess.run([PERF, "script", "-i", str(p), "-F", "pid,time", "--ns"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert t.num_rows == len([ln for ln in r.stdout.splitlines() if ln.strip()]) >= 50
+    assert all(x is not None for x in t.column("raw").to_pylist())

@@ -382,11 +382,15 @@ class PerfData:
                 a.ids = list(struct.unpack(f"<{ids_size // 8}Q", f.read(ids_size)))
                 self.attrs.append(a)
             # features
-            data_end = d_off + d_size if d_size else fsize
+            # data.size 0: an empty data section when features follow it, else a
+            # recording that was not finished cleanly (read its records to EOF)
+            data_end = d_off + d_size if d_size or bitmap else fsize
+            if not d_size and not bitmap:
+                self.meta["unfinished_recording"] = True
             if bitmap:
                 bits = [b for b in range(256) if bitmap >> b & 1]
                 feat_off = d_off + d_size
-                if d_size == 0 or feat_off + 16 * len(bits) > fsize:
+                if feat_off + 16 * len(bits) > fsize:
                     self.meta["features_missing"] = True
                 else:
                     f.seek(feat_off)
