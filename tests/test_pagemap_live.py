@@ -27,7 +27,17 @@ from tracedamon.trace import open_trace
 
 HELPER = Path(__file__).parent / "helpers" / "pagemap_target.c"
 PAGE = 4096
-IS_ROOT = os.geteuid() == 0
+
+
+def _has_cap_sys_admin() -> bool:
+    """Whether this process may read frame numbers (CAP_SYS_ADMIN in its effective set)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 21 & 1)
+    return os.geteuid() == 0
+
+
+IS_ROOT = _has_cap_sys_admin()      # frames are readable (root with CAP_SYS_ADMIN)
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
 
@@ -123,8 +133,8 @@ def test_capture_pattern_pages_frames_and_round_trip(pattern_target, tmp_path):
             assert (pfn[expect] > 0).all()
             assert {i: int(pfn[i]) for i in np.flatnonzero(expect)} == t.pfns
     if not IS_ROOT:
-        pytest.skip("not root: frames read as 0, so frame values and the round trip "
-                    "cannot be checked (presence and flags were)")
+        pytest.skip("no CAP_SYS_ADMIN (not root): frames read as 0, so frame values and "
+                    "the round trip cannot be checked (presence and flags were)")
     # round trip vaddr -> frame -> vaddr, for every byte offset kind
     tr = Translator.from_tables(tr_dir.table("pagemap"))
     idx = np.arange(t.npages)
@@ -289,8 +299,9 @@ def test_thp_mapping(target_bin, tmp_path):
     lo, hi = t.buf, t.buf + t.npages * PAGE
     present, pfn, flags = _page_states(pm, lo, hi)
     assert present.all()
-    if not tr_dir.meta["pagemap"]["kpageflags"] == "read":
-        pytest.skip("/proc/kpageflags unreadable: THP flags not recorded")
+    if not tr_dir.meta["pagemap"]["kpageflags"] == "read" or not IS_ROOT:
+        pytest.skip("THP flags come from /proc/kpageflags by frame number: they need root "
+                    "(CAP_SYS_ADMIN); presence was checked")
     thp_bytes = int(((flags & PAGEMAP_FLAG_THP) != 0).sum()) * PAGE
     assert thp_bytes in (huge, huge_after)
     # each 2 MiB THP: 512 contiguous frames starting at a 2 MiB-aligned frame
