@@ -544,3 +544,39 @@ def test_live_pipe_tracepoint_names_and_tracing_data(tmp_path):
     assert r.returncode == 0
     assert t.num_rows == len([ln for ln in r.stdout.splitlines() if ln.strip()]) >= 50
     assert all(x is not None for x in t.column("raw").to_pylist())
+
+
+def test_branch_stack_with_hw_idx_and_counters(tmp_path):
+    """BRANCH_STACK with PERF_SAMPLE_BRANCH_HW_INDEX and PERF_SAMPLE_BRANCH_COUNTERS
+    (kernel >= 6.8: nr u64 counters after the entries): the fields after it still
+    decode. The sample is built by hand, field by field (spec §6 item 13)."""
+    st_ = S.IP | S.TIME | S.BRANCH_STACK | S.DATA_SRC | S.PHYS_ADDR
+    ev = W.Event("br", type=0, config=0, sample_type=st_,
+                 branch_sample_type=W.BRANCH_ANY | W.BRANCH_HW_INDEX | (1 << 19))
+    W.assign_ids([ev])
+    entries = [(0x10, 0x20, 1), (0x30, 0x40, 2), (0x50, 0x60, 3)]
+    body = struct.pack("<QQ", 0x401000, 77)
+    body += struct.pack("<QQ", len(entries), 5)                 # nr, hw_idx
+    body += b"".join(struct.pack("<QQQ", *e) for e in entries)
+    body += struct.pack(f"<{len(entries)}Q", 1, 2, 3)           # counters
+    body += struct.pack("<QQ", 0x68100142, 0xabc000)
+    rec = struct.pack("<IHH", 9, 2, 8 + len(body)) + body
+    p = tmp_path / "br.data"
+    W.write_perf_data(p, [ev], [W.RawRecord(rec)], attr_size=128)
+    row = _ingest(p, tmp_path).table("samples").to_pylist()[0]
+    assert (row["ip"], row["time_ns"], row["data_src"], row["phys_addr"]) == \
+        (0x401000, 77, 0x68100142, 0xabc000)
+    assert row["mem_level"] == "L1 hit"
+
+
+@requires_perf
+def test_live_clockid_features(tmp_path):
+    """`perf record -k mono`: CLOCKID and CLOCK_DATA features, the attr's clockid."""
+    out = tmp_path / "clk.data"
+    _perf_record(tmp_path, ["-k", "mono", "-e", "page-faults", "-c", "1", "-d"], out)
+    tr = _ingest(out, tmp_path)
+    assert tr.meta["clock_data"]["clockid"] == 1 == tr.meta["clock_id"]
+    assert tr.meta["clock_data"]["tod_ns"] > 10**18
+    assert tr.meta["clock_resolution_ns"] >= 1
+    assert list(tr.df("events")["clockid"]) == [1]
+    assert tr.num_rows("samples") > 0
