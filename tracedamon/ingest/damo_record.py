@@ -29,6 +29,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InputError, TraceFormatError
 from .damon_trace import human_time_us, sidecar_intervals, write_events
@@ -116,18 +118,173 @@ def _intervals(rec: dict) -> dict | None:
     return out
 
 
-def _check_snapshot(regions: list[tuple], prev_time: int | None, time_ns: int,
-                    typical: float | None) -> str | None:
-    for j, (s, e, _, _) in enumerate(regions):
-        if s >= e:
-            return f"region {j} ({s}-{e}) is empty or reversed"
-        if j and s < regions[j - 1][1]:
-            return (f"region {j} starts at {s}, below the end of region {j - 1} "
-                    f"({regions[j - 1][1]}): regions out of address order")
-    if prev_time is not None and typical and time_ns - prev_time < typical / 2:
-        return (f"it follows the previous snapshot by {(time_ns - prev_time) / 1e9:.6f} s, "
-                f"the record's typical interval is {typical / 1e9:.6f} s")
-    return None
+class _BadValue(ValueError):
+    def __init__(self, msg: str, index: int):
+        super().__init__(msg)
+        self.index = index
+
+
+def _ints(vals: list, what: str, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """damo numbers (ints, or strings with thousands separators, or null) → (values,
+    null mask), converted many at a time; anything unusual goes element by element
+    through :func:`to_int`, so that a bad value is named (``_BadValue.index``)."""
+    a = None
+    try:
+        a = pa.array(vals)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        pass
+    if a is not None:
+        try:
+            if pa.types.is_null(a.type):
+                return np.zeros(len(vals), dtype), np.ones(len(vals), bool)
+            if pa.types.is_string(a.type):
+                a = pc.replace_substring(a, ",", "")
+            if pa.types.is_string(a.type) or pa.types.is_integer(a.type):
+                c = pc.cast(a, pa.from_numpy_dtype(np.dtype(dtype)))
+                return (np.array(pc.fill_null(c, 0).to_numpy(zero_copy_only=False)),
+                        np.array(pc.is_null(c).to_numpy(zero_copy_only=False)))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    info = np.iinfo(dtype)
+    out = np.zeros(len(vals), dtype)
+    null = np.zeros(len(vals), bool)
+    for j, v in enumerate(vals):
+        try:
+            x = to_int(v, what)
+        except ValueError as e:
+            raise _BadValue(str(e), j) from None
+        if x is None:
+            null[j] = True
+        elif not info.min <= x <= info.max:
+            raise _BadValue(f"{what} {x} is out of range", j)
+        else:
+            out[j] = x
+    return out, null
+
+
+def _floats(vals: list, what: str) -> np.ndarray:
+    out = np.full(len(vals), np.nan)
+    for j, v in enumerate(vals):
+        if v is None:
+            continue
+        try:
+            out[j] = float(str(v).replace(",", "").rstrip("%"))
+        except ValueError:
+            raise _BadValue(f"{what}: cannot read {v!r} as a number", j) from None
+    return out
+
+
+def _is_placeholder(regs: list) -> bool:
+    """damo's fake closing snapshot: one region 0-0 with nr_accesses -1."""
+    if len(regs) != 1 or not isinstance(regs[0], dict):
+        return False
+    r = regs[0]
+    na = r.get("nr_accesses")
+    na = na.get("samples") if isinstance(na, dict) else na
+    try:
+        return to_int(r.get("start"), "start") == 0 == to_int(r.get("end"), "end") and \
+            (to_int(na, "nr_accesses") or 0) < 0
+    except ValueError:
+        return False
+
+
+def _record_regions(path, ri: int, rec: dict, iv: dict | None):
+    """The snapshots of one record: [(snapshot index, end time, number of regions)],
+    and flat numpy columns of all their regions. Raises TraceFormatError naming the
+    record, snapshot and region of a bad value."""
+    snaps = rec.get("snapshots")
+    kept, regs_all, fake = [], [], 0
+    for si, snap in enumerate(snaps):
+        if not isinstance(snap, dict):
+            raise TraceFormatError(path, f"record {ri} snapshot {si}: not an object")
+        regs = snap.get("regions") or []
+        if not isinstance(regs, list) or not all(isinstance(r, dict) for r in regs):
+            raise TraceFormatError(path, f"record {ri} snapshot {si}: regions is not a "
+                                   "list of objects")
+        if _is_placeholder(regs):
+            fake += 1
+            continue
+        if not regs:
+            continue
+        try:
+            t_end = to_int(snap.get("end_time"), "end_time")
+        except ValueError as e:
+            raise TraceFormatError(path, f"record {ri} snapshot {si}: {e}") from None
+        if t_end is None:
+            raise TraceFormatError(path, f"record {ri} snapshot {si}: no end_time")
+        kept.append((si, t_end, len(regs)))
+        regs_all.extend(regs)
+    counts = np.asarray([k[2] for k in kept], np.int64)
+    first = np.concatenate([[0], np.cumsum(counts)])
+
+    def where(j: int) -> str:
+        k = int(np.searchsorted(first, j, side="right") - 1)
+        return f"record {ri} snapshot {kept[k][0]} region {j - int(first[k])}"
+    na = [r.get("nr_accesses") for r in regs_all]
+    ag = [r.get("age") for r in regs_all]
+    try:
+        start, s_null = _ints([r.get("start") for r in regs_all], "start", np.uint64)
+        end, e_null = _ints([r.get("end") for r in regs_all], "end", np.uint64)
+        samples, n_null = _ints([x.get("samples") if isinstance(x, dict) else x for x in na],
+                                "nr_accesses", np.int64)
+        aggrs, a_null = _ints([x.get("aggr_intervals") if isinstance(x, dict) else x
+                               for x in ag], "age", np.int64)
+        if n_null.any():
+            pct = _floats([x.get("percent") if isinstance(x, dict) else None for x in na],
+                          "nr_accesses.percent")
+            need = n_null & ~np.isnan(pct)
+            if need.any():
+                if not iv or not iv["sample_us"]:
+                    raise _BadValue("nr_accesses given only as a percent and the record "
+                                    "has no intervals", int(np.flatnonzero(need)[0]))
+                ratio = iv["aggr_us"] / iv["sample_us"]
+                samples[need] = np.round(pct[need] * ratio / 100).astype(np.int64)
+                n_null &= ~need
+        if a_null.any() and iv and iv["aggr_us"]:
+            usec, u_null = _ints([x.get("usec") if isinstance(x, dict) else None for x in ag],
+                                 "age.usec", np.int64)
+            fill = a_null & ~u_null
+            aggrs[fill] = usec[fill] // iv["aggr_us"]
+            a_null &= ~fill
+    except _BadValue as e:
+        raise TraceFormatError(path, f"{where(e.index)}: {e}") from None
+    for mask, what in ((s_null, "start"), (e_null, "end"), (n_null, "nr_accesses")):
+        if mask.any():
+            raise TraceFormatError(path, f"{where(int(np.flatnonzero(mask)[0]))}: no {what}")
+    bad = (samples < 0) | (samples >= 1 << 32) | (~a_null & ((aggrs < 0) | (aggrs >= 1 << 32)))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise TraceFormatError(path, f"{where(j)}: out-of-range value (nr_accesses "
+                               f"{int(samples[j])}, age {int(aggrs[j])})")
+    age = np.where(a_null, -1, aggrs)
+    return kept, first, start, end, samples.astype(np.uint32), age, fake
+
+
+def _snapshot_problems(kept, first, start, end) -> list[str | None]:
+    """Per kept snapshot: why its regions cannot be right (or None)."""
+    n = len(start)
+    snap_of = np.repeat(np.arange(len(kept)), [k[2] for k in kept])
+    empty = start >= end
+    disorder = np.zeros(n, bool)
+    disorder[1:] = (start[1:] < end[:-1]) & (snap_of[1:] == snap_of[:-1])
+    out: list[str | None] = [None] * len(kept)
+    for j in np.flatnonzero(empty | disorder)[::-1]:      # keep the first per snapshot
+        k = int(snap_of[j])
+        r = int(j - first[k])
+        if empty[j]:
+            out[k] = f"region {r} ({int(start[j])}-{int(end[j])}) is empty or reversed"
+        else:
+            out[k] = (f"region {r} starts at {int(start[j])}, below the end of region "
+                      f"{r - 1} ({int(end[j - 1])}): regions out of address order")
+    times = np.asarray([k[1] for k in kept], np.int64)
+    d = np.diff(times)
+    typical = float(np.median(d[d > 0])) if (d > 0).any() else None
+    for k in range(1, len(kept)):
+        if out[k] is None and typical and times[k] - times[k - 1] < typical / 2:
+            out[k] = (f"it follows the previous snapshot by "
+                      f"{(times[k] - times[k - 1]) / 1e9:.6f} s, the record's typical "
+                      f"interval is {typical / 1e9:.6f} s")
+    return out
 
 
 def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
@@ -156,7 +313,6 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
     intervals_by_group: dict[int, dict | None] = {}
     bad_snapshots = 0
     fake_dropped = 0
-    loc_of: list[tuple[int, int]] = []
     for ri, rec in enumerate(doc):
         snaps = rec.get("snapshots")
         if not isinstance(snaps, list):
@@ -174,58 +330,13 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
             raise TraceFormatError(path, f"record {ri}: {e}") from None
         if tid < 0 or tid >= 1 << 64:
             raise TraceFormatError(path, f"record {ri}: target_id {tid} out of range")
-        ratio = (iv["aggr_us"] / iv["sample_us"]) if iv and iv["sample_us"] else None
-        parsed = []
-        for si, snap in enumerate(snaps):
-            try:
-                t_end = to_int(snap.get("end_time"), "end_time")
-                if t_end is None:
-                    raise ValueError("snapshot without end_time")
-                regs = []
-                for j, r in enumerate(snap.get("regions") or []):
-                    s, e = to_int(r.get("start"), "start"), to_int(r.get("end"), "end")
-                    if s is None or e is None:
-                        raise ValueError(f"region {j} without start/end")
-                    na = r.get("nr_accesses")
-                    if isinstance(na, dict):
-                        nv = to_int(na.get("samples"), "nr_accesses.samples")
-                        if nv is None and na.get("percent") is not None:
-                            if ratio is None:
-                                raise ValueError("nr_accesses given only as a percent and "
-                                                 "the record has no intervals")
-                            nv = int(round(float(na["percent"]) * ratio / 100))
-                    else:
-                        nv = to_int(na, "nr_accesses")
-                    ag = r.get("age")
-                    if isinstance(ag, dict):
-                        av = to_int(ag.get("aggr_intervals"), "age.aggr_intervals")
-                        if av is None and ag.get("usec") is not None and iv:
-                            av = to_int(ag["usec"], "age.usec") // iv["aggr_us"]
-                    else:
-                        av = to_int(ag, "age")
-                    regs.append((s, e, nv, av))
-            except ValueError as e:
-                raise TraceFormatError(path, f"record {ri} snapshot {si}: {e}") from None
-            if len(regs) == 1 and regs[0][0] == regs[0][1] == 0 and (regs[0][2] or 0) < 0:
-                fake_dropped += 1          # damo's placeholder closing snapshot
-                continue
-            if not regs:
-                continue
-            for s, e, nv, av in regs:
-                if nv is None or nv < 0 or nv >= 1 << 32 or s < 0 or e >= 1 << 64 or \
-                        (av is not None and not 0 <= av < 1 << 32):
-                    raise TraceFormatError(path, f"record {ri} snapshot {si}: region {s}-{e} "
-                                           f"has an out-of-range value (nr_accesses {nv}, "
-                                           f"age {av})")
-            parsed.append((si, t_end, regs))
-        times = np.asarray([p[1] for p in parsed], np.int64)
-        d = np.diff(times)
-        typical = float(np.median(d[d > 0])) if (d > 0).any() else None
-        prev_t = None
+        kept, first, start, end, nr_acc, age, fake = _record_regions(path, ri, rec, iv)
+        fake_dropped += fake
+        problems = _snapshot_problems(kept, first, start, end)
         misaligned_at = None
-        for si, t_end, regs in parsed:
-            why = _check_snapshot(regs, prev_t, t_end, typical)
-            prev_t = t_end
+        keep = np.ones(len(start), bool)
+        for k, (si, t_end, cnt) in enumerate(kept):
+            why = problems[k]
             if why is None and misaligned_at is not None:
                 # once damo's line counting is off, every later snapshot of the record
                 # holds regions of its neighbours, even where their order looks fine
@@ -241,21 +352,22 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
                         "between snapshots; ingest the perf.data or trace text of this "
                         "recording instead, or use --skip-bad to drop such snapshots")
                 bad_snapshots += 1
-                continue
-            n = len(regs)
-            loc_of.append((ri, si))
-            arr = np.asarray([(s, e) for s, e, _, _ in regs], dtype=np.uint64)
-            cols["start"].append(arr[:, 0])
-            cols["end"].append(arr[:, 1])
-            cols["nr_accesses"].append(np.asarray([r[2] for r in regs], np.uint32))
-            cols["age"].append(np.asarray([-1 if r[3] is None else r[3] for r in regs],
-                                          np.int64))
-            cols["time_ns"].append(np.full(n, t_end, np.int64))
-            cols["pid"].append(np.full(n, g, np.int64))
-            cols["cpu"].append(np.full(n, -1, np.int32))
-            cols["target_id"].append(np.full(n, tid, np.uint64))
-            cols["nr_regions"].append(np.full(n, n, np.uint32))
-            cols["loc"].append(np.full(n, len(loc_of) - 1, np.int64))
+                keep[first[k]:first[k + 1]] = False
+        if not keep.any():
+            continue
+        counts = np.asarray([k[2] for k in kept], np.int64)
+        t_col = np.repeat(np.asarray([k[1] for k in kept], np.int64), counts)[keep]
+        m = int(keep.sum())
+        cols["start"].append(start[keep])
+        cols["end"].append(end[keep])
+        cols["nr_accesses"].append(nr_acc[keep])
+        cols["age"].append(age[keep])
+        cols["time_ns"].append(t_col)
+        cols["pid"].append(np.full(m, g, np.int64))
+        cols["cpu"].append(np.full(m, -1, np.int32))
+        cols["target_id"].append(np.full(m, tid, np.uint64))
+        cols["nr_regions"].append(np.repeat(counts, counts)[keep].astype(np.uint32))
+        cols["loc"].append(np.full(m, ri, np.int64))
     if not cols["time_ns"]:
         raise TraceFormatError(path, "the damo record holds no snapshot")
     ev = {k: np.concatenate(v) for k, v in cols.items()}
