@@ -321,3 +321,38 @@ def test_corrupted_index_never_crashes(copy1, tmp_path, seed):
         ingest(copy1, tmp_path / "o.td", format="pagemap")
     except TracedamonError:
         assert not (tmp_path / "o.td").exists()
+
+
+def test_page_fault_samples_translate_to_recorded_frames(td, run1):
+    """perf's page-fault samples of the population phase (virtual addresses, perf's own
+    text output, CLOCK_MONOTONIC) → frames, checked against the recorded TSV."""
+    vpage_pfn = {}
+    for line in (run1 / "ground_truth_pfn_runs.tsv").read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        _a, va, pfn, n = line.split("\t")
+        for i in range(int(n)):
+            vpage_pfn[int(va, 16) // PS + i] = int(pfn, 16) + i
+    times, addrs = [], []
+    with gzip.open(run1 / "perf_pagefaults_script.txt.gz", "rt") as f:
+        for line in f:
+            fld = line.split()
+            a = int(fld[4], 16)
+            if fld[1] == str(PID) and MANIFEST_AREAS[0][1] <= a < MANIFEST_AREAS[-1][2]:
+                times.append(int(round(float(fld[2].rstrip(":")) * 1e9)))
+                addrs.append(a)
+    assert len(addrs) > 10000
+    times, addrs = np.array(times), np.array(addrs, np.uint64)
+    pm = td.table("pagemap")
+    # a fault's page is mapped only after it: the next snapshot knows the frame
+    after = Translator.from_tables(pm, policy="after")
+    paddr = after.virt_to_phys(PID, addrs, times)
+    exp = np.array([vpage_pfn[a // PS] * PS + a % PS for a in addrs.tolist()], np.uint64)
+    assert (paddr == exp).all()
+    pids, back = after.phys_to_virt(paddr, times)
+    assert (pids == PID).all() and (back == addrs).all()
+    # "nearest" sends the faults closer to snapshot 0 (taken before population) there
+    near = Translator.from_tables(pm).virt_to_phys(PID, addrs, times)
+    mid = (412_559_399_729 + 417_107_170_981) // 2      # snap0 and snap1 t_begin_ns
+    assert (times <= mid).any() and (times > mid).any()
+    assert ((near == 0) == (times <= mid)).all() and (near[times > mid] == exp[times > mid]).all()

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tracedamon.engine.translate import Translator, merge_intervals, nearest_index
+from tracedamon.engine.translate import (POLICIES, Translator, merge_intervals, nearest_index,
+                                         snapshot_index)
 from tracedamon.errors import InputError
 from tracedamon.schema import PAGEMAP, PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_THP
 
@@ -23,10 +24,20 @@ def table(rows):
 
 # ---- the slow reference -------------------------------------------------------------
 
-def ref_nearest(times, t):
-    """Nearest of the (time, id) list to t, ties to the earlier."""
+def ref_nearest(times, t, policy="nearest"):
+    """The (time, id) answering t: nearest (ties to the earlier), or the latest at or
+    before t (else the first), or the earliest at or after t (else the last)."""
+    times = sorted(times)
+    if policy == "before":
+        ok = [x for x in times if x[0] <= t]
+        if not ok:
+            return times[0][1]
+        return min(x for x in times if x[0] == ok[-1][0])[1]
+    if policy == "after":
+        ok = [x for x in times if x[0] >= t]
+        return (ok[0] if ok else min(x for x in times if x[0] == times[-1][0]))[1]
     best = None
-    for tm, sid in sorted(times):
+    for tm, sid in times:
         d = abs(tm - t)
         if best is None or d < best[0]:
             best = (d, sid)
@@ -48,20 +59,20 @@ def ref_model(rows):
     return snap_time, pid_snaps, page, owners
 
 
-def ref_virt(model, pid, va, t):
+def ref_virt(model, pid, va, t, policy="nearest"):
     snap_time, pid_snaps, page, _ = model
     if pid not in pid_snaps:
         return 0
-    s = ref_nearest([(snap_time[x], x) for x in pid_snaps[pid]], t)
+    s = ref_nearest([(snap_time[x], x) for x in pid_snaps[pid]], t, policy)
     f = page.get((s, pid, va // PS))
     return 0 if f is None else f * PS + va % PS
 
 
-def ref_phys(model, pa_, t, hint=None):
+def ref_phys(model, pa_, t, hint=None, policy="nearest"):
     snap_time, _, _, owners = model
     if not snap_time:
         return -1, 0
-    s = ref_nearest([(tm, x) for x, tm in snap_time.items()], t)
+    s = ref_nearest([(tm, x) for x, tm in snap_time.items()], t, policy)
     o = owners.get((s, pa_ // PS))
     if not o:
         return -1, 0
@@ -96,24 +107,25 @@ def pagemaps(draw):
 @settings(max_examples=150, deadline=None)
 @given(pagemaps(), st.data())
 def test_against_reference(rows, data):
-    tr = Translator.from_tables(table(rows))
+    policy = data.draw(st.sampled_from(POLICIES))
+    tr = Translator.from_tables(table(rows), policy=policy)
     model = ref_model(rows)
     q = data.draw(st.lists(st.tuples(st.sampled_from([7, 8, 9, 10]), st.integers(0, 40 * PS),
                                      st.integers(-2, 12).map(lambda x: 5 * x)), min_size=1, max_size=40))
     pids, vas, ts = map(np.array, zip(*q))
     got = tr.virt_to_phys(pids, vas, ts)
-    assert got.tolist() == [ref_virt(model, p, v, t) for p, v, t in q]
+    assert got.tolist() == [ref_virt(model, p, v, t, policy) for p, v, t in q]
     pq = data.draw(st.lists(st.tuples(st.integers(0, 16 * PS), st.integers(-2, 12).map(lambda x: 5 * x)),
                             min_size=1, max_size=40))
     paddrs, pts = map(np.array, zip(*pq))
     gp, gv = tr.phys_to_virt(paddrs, pts)
-    exp = [ref_phys(model, a, t) for a, t in pq]
+    exp = [ref_phys(model, a, t, policy=policy) for a, t in pq]
     assert list(zip(gp.tolist(), gv.tolist())) == exp
     # with each query's preferred pid (a sample's own pid)
     hints = np.array(data.draw(st.lists(st.sampled_from([7, 8, 9, 10]), min_size=len(pq),
                                         max_size=len(pq))))
     gp, gv = tr.phys_to_virt(paddrs, pts, pids=hints)
-    exp = [ref_phys(model, a, t, h) for (a, t), h in zip(pq, hints.tolist())]
+    exp = [ref_phys(model, a, t, h, policy) for (a, t), h in zip(pq, hints.tolist())]
     assert list(zip(gp.tolist(), gv.tolist())) == exp
 
 
@@ -121,6 +133,15 @@ def test_nearest_ties_go_to_the_earlier():
     times = np.array([100, 200, 300])
     got = nearest_index(times, np.array([0, 100, 149, 150, 151, 250, 299, 1000]))
     assert got.tolist() == [0, 0, 0, 0, 1, 1, 2, 2]
+
+
+def test_before_and_after_policies():
+    times = np.array([100, 200, 200, 300])
+    q = np.array([0, 100, 150, 200, 250, 300, 400])
+    assert snapshot_index(times, q, "before").tolist() == [0, 0, 0, 1, 1, 3, 3]
+    assert snapshot_index(times, q, "after").tolist() == [0, 0, 1, 1, 3, 3, 3]
+    with pytest.raises(InputError, match="policy"):
+        Translator.from_tables(table([]), policy="latest")
 
 
 def test_snapshot_without_present_pages_answers_unmapped():

@@ -22,7 +22,10 @@ snapshotted right after it starts -- would otherwise translate to nothing.
 The tie goes to the earlier snapshot because a page that was mapped at ``t``
 is, if anything, still mapped by the earlier state (later snapshots may show
 it migrated or unmapped). This is also what DESIGN.md §4 prescribes for the
-``perf-phys`` access source.
+``perf-phys`` access source. ``policy="before"`` (latest at or before ``t``) and
+``policy="after"`` (earliest at or after ``t``, e.g. for page-fault samples,
+whose page is mapped only after the fault) are available for callers that
+know better.
 
 * :meth:`Translator.virt_to_phys` picks, per query, the nearest snapshot **that
   holds rows of that pid** (a process snapshotted on its own schedule is still
@@ -122,6 +125,31 @@ def nearest_index(times: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return idx
 
 
+POLICIES = ("nearest", "before", "after")
+
+
+def snapshot_index(times: np.ndarray, queries: np.ndarray, policy: str = "nearest"
+                   ) -> np.ndarray:
+    """Index into sorted ``times`` of the snapshot answering each query time.
+
+    ``nearest`` (ties to the earlier), ``before`` (the latest at or before; the
+    first one for times before it) or ``after`` (the earliest at or after; the last
+    one for times after it). Among equal times the first index is returned.
+    """
+    times = np.asarray(times, dtype=np.int64)
+    q = np.asarray(queries, dtype=np.int64)
+    if policy == "nearest":
+        return nearest_index(times, q)
+    if policy == "before":
+        idx = np.maximum(np.searchsorted(times, q, side="right") - 1, 0)
+    elif policy == "after":
+        idx = np.minimum(np.searchsorted(times, q, side="left"), times.size - 1)
+    else:
+        raise InputError(f"unknown snapshot policy {policy!r} (choose from "
+                         f"{', '.join(POLICIES)})")
+    return np.searchsorted(times, times[idx], side="left")
+
+
 @njit(cache=True)
 def _paint_owners(seg_lo, seg_hi, order, nseg):   # pragma: no cover - jitted
     """Owner run of every elementary segment: the first run in ``order`` covering it."""
@@ -150,11 +178,20 @@ class Translator:
         column name → array, with the columns of :data:`tracedamon.schema.PAGEMAP`.
     page_size
         Bytes per page (4096 on x86-64; frames are ``paddr // page_size``).
+    policy
+        Which snapshot answers a query at time t: ``"nearest"`` (default, ties to
+        the earlier), ``"before"`` (latest at or before t) or ``"after"``
+        (earliest at or after t; e.g. for page-fault samples, whose page is only
+        mapped after the sample).
     """
 
-    def __init__(self, table, *, page_size: int = PAGE_SIZE):
+    def __init__(self, table, *, page_size: int = PAGE_SIZE, policy: str = "nearest"):
         if page_size <= 0 or page_size & (page_size - 1):
             raise InputError(f"page size {page_size} is not a power of two")
+        if policy not in POLICIES:
+            raise InputError(f"unknown snapshot policy {policy!r} (choose from "
+                             f"{', '.join(POLICIES)})")
+        self.policy = policy
         self.page_size = int(page_size)
         c = _columns(table)
         snap = c["snapshot"].astype(np.int64)
@@ -218,9 +255,10 @@ class Translator:
 
     # -- construction --------------------------------------------------------------
     @classmethod
-    def from_tables(cls, pagemap, *, page_size: int = PAGE_SIZE) -> "Translator":
+    def from_tables(cls, pagemap, *, page_size: int = PAGE_SIZE,
+                    policy: str = "nearest") -> "Translator":
         """Build from a ``pagemap`` table (DataFrame, Arrow table or dict of arrays)."""
-        return cls(pagemap, page_size=page_size)
+        return cls(pagemap, page_size=page_size, policy=policy)
 
     def _time_of(self, snaps: np.ndarray) -> np.ndarray:
         if not self.snapshots.size:
@@ -231,11 +269,11 @@ class Translator:
 
     # -- snapshot choice -------------------------------------------------------------
     def snapshot_at(self, times) -> np.ndarray:
-        """The snapshot (id) nearest each time, ties to the earlier; -1 if there is none."""
+        """The snapshot (id) answering each time under the policy; -1 if there is none."""
         times = np.asarray(times, dtype=np.int64)
         if not self.snapshots.size:
             return np.full(times.shape, -1, np.int64)
-        return self.snapshots[nearest_index(self.snapshot_times, times)]
+        return self.snapshots[snapshot_index(self.snapshot_times, times, self.policy)]
 
     def _units_for(self, pids: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Unit index (snapshot of that pid nearest in time) per query; -1 if none."""
@@ -249,7 +287,7 @@ class Translator:
             ut = self._unit_time[units]
             o = np.argsort(ut, kind="stable")       # units are in snapshot order already
             sel = pids == p
-            out[sel] = units[o][nearest_index(ut[o], times[sel])]
+            out[sel] = units[o][snapshot_index(ut[o], times[sel], self.policy)]
         return out
 
     # -- virtual → physical --------------------------------------------------------
@@ -457,5 +495,5 @@ def _broadcast(pids, vaddrs, times):
     return pids, vaddrs, times
 
 
-__all__ = ["Translator", "VirtLookup", "PhysLookup", "nearest_index", "merge_intervals",
-           "PAGE_SIZE"]
+__all__ = ["Translator", "VirtLookup", "PhysLookup", "nearest_index", "snapshot_index",
+           "merge_intervals", "PAGE_SIZE", "POLICIES"]
