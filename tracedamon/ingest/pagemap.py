@@ -946,6 +946,7 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
     present = (flags & PAGEMAP_FLAG_PRESENT) != 0
     info = _summary(number, pid, t_begin, t_end, vs, ve, pfn, flags, ps,
                     vmas=len(vmas), source_file=ip.name, short_vmas=short,
+                    clock=str(idx.get("clock", "CLOCK_MONOTONIC")),
                     pfns_hidden=bool(present.any() and not (pfn[present] != 0).any()))
     return Snapshot(maps_table(number, t_begin, pid, vmas),
                     pagemap_table(number, t_begin, pid, vs, ve, pfn, flags), info)
@@ -979,9 +980,13 @@ def ingest_into(path, writer, *, progress: bool = False, **options) -> None:
         for s in snap.info["short_vmas"]:
             warnings.warn(CaptureWarning(f"{f.name}: VMA {s} has fewer entries than pages "
                                          "(the capture read it short)"))
+    clocks = sorted({m["clock"] for m in metas})
+    if len(clocks) > 1:
+        warnings.warn(CaptureWarning(f"{path}: snapshots on different clocks {clocks}"))
+    clock = clocks[0] if len(clocks) == 1 else "mixed"
     writer.meta["pagemap"] = {
-        "source": "files", "clock": "CLOCK_MONOTONIC" if not offset else
-        f"CLOCK_MONOTONIC + {offset} ns", "snapshots": metas,
+        "source": "files", "clock": clock if not offset else f"{clock} + {offset} ns",
+        "snapshots": metas,
         "pfns_known": not any(s["pfns_hidden"] for s in metas),
     }
 
