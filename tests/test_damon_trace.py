@@ -679,3 +679,13 @@ def test_perf_data_intervals_tune_samples_are_decoded(tmp_path):
     assert tune["time_ns"].tolist() == [799_000_000_000, 803_000_000_000]
     assert meta["intervals"]["sample_us"] == 250_000 and meta["intervals"]["tuned"] is True
     assert df.groupby("snapshot").size().tolist() == [2418, 2589]
+
+
+def test_nr_regions_zero_is_an_error_not_a_hang(tmp_path):
+    lines = _lines(need_corpus(*RUN1, "perf_script.txt.gz"))[:3000]
+    lines[1500] = re.sub(r"nr_regions=\d+", "nr_regions=0", lines[1500])
+    p = tmp_path / "z.txt"
+    p.write_text("".join(lines))
+    with pytest.raises(TraceFormatError, match="nr_regions=0") as ei:
+        _ingest(p, tmp_path, "z.td")
+    assert ei.value.line == 1501

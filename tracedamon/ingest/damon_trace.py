@@ -511,12 +511,13 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     if n == 0:
         return REGIONS.empty_table(), info
     info.has_age = bool((ev["age"] >= 0).any())
-    bad_rng = np.flatnonzero(ev["start"] >= ev["end"])
+    bad_rng = np.flatnonzero((ev["start"] >= ev["end"]) | (ev["nr_regions"] == 0))
     keep = np.ones(n, bool)
     for i in bad_rng:
         if not skip_bad:
-            raise TraceFormatError(path, f"region {int(ev['start'][i])}-{int(ev['end'][i])} "
-                                   "is empty or reversed", **locate(int(ev["loc"][i])))
+            what = "nr_regions=0 for a region" if ev["nr_regions"][i] == 0 else "empty or reversed"
+            raise TraceFormatError(path, f"region {int(ev['start'][i])}-{int(ev['end'][i])}: "
+                                   f"{what}", **locate(int(ev["loc"][i])))
         keep[i] = False
     if not keep.all():
         info.bad_events = int((~keep).sum())
@@ -539,7 +540,7 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     while True:
         firsts = np.flatnonzero(cut)
         pos = np.arange(n) - firsts[np.cumsum(cut) - 1]
-        over = pos == nr64
+        over = (pos == nr64) & ~cut             # (nr_regions=0 is bad data: no loop)
         if not over.any():
             break
         cut |= over
