@@ -4,6 +4,7 @@ numbers against our own table and our own rasteriser."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -65,7 +66,9 @@ def test_record_layout_is_zlib_json_with_raw_numbers(tmp_path):
     assert len(snaps) == 3
     # snapshot windows chain: each starts where the previous ended
     assert [int(x["start_time"]) for x in snaps[1:]] == [int(x["end_time"]) for x in snaps[:-1]]
-    assert int(snaps[0]["end_time"]) - int(snaps[0]["start_time"]) == AGGR_US * 1000
+    # the first window is the mean snapshot spacing (damo's own estimate)
+    ends = [int(x["end_time"]) for x in snaps]
+    assert int(snaps[0]["start_time"]) == math.floor(ends[0] - (ends[-1] - ends[0]) / (len(ends) - 1))
     r0 = df[df.snapshot == 0]
     assert [int(r["start"]) for r in snaps[0]["regions"]] == r0["start"].tolist()
     assert [r["nr_accesses"]["samples"] for r in snaps[0]["regions"]] == r0["nr_accesses"].tolist()
@@ -205,3 +208,55 @@ def test_access_percentiles_equal_damo(tmp_path, style, key):
                   for m in re.finditer(r"^\s*(\d+)\s+(-?\d+)\s+\|", text, re.M)}
         ours = access_report(df, ps=ps, snapshots=[k])[key]
         assert {p: ours[p] for p in ps} == theirs
+
+
+def _parse_raw(text):
+    rows = [ln.split() for ln in text.splitlines()]
+    rows = [r for r in rows if len(r) == 3 and r[0].isdigit()]
+    return (np.array([int(r[0]) for r in rows]), np.array([int(r[1]) for r in rows]),
+            np.array([float(r[2]) for r in rows]))
+
+
+def _as_matrix(hm, tt, aa, hv):
+    tu = int(hm.t_edges[1] - hm.t_edges[0])
+    au = int(hm.bin_end[0] - hm.bin_start[0])
+    assert sorted(set(tt)) == [i * tu for i in range(hm.shape[0])]
+    assert sorted(set(aa)) == [j * au for j in range(hm.shape[1])]
+    M = np.full(hm.shape, np.nan)
+    M[tt // tu, aa // au] = hv
+    return M
+
+
+def test_damo_compatible_heatmap_equals_damos_report_on_the_real_record(tmp_path):
+    """The corpus keeps damo's own `report heatmap --output raw --resol 40 80` of the run-1
+    record (first snapshot backfilled over ages up to 50 aggregations). Our damo-compatible
+    heatmap of the ingested record gives the same 3,200 pixels."""
+    from tracedamon.export.heatmap import damo_heatmap
+    from tracedamon.ingest import ingest
+    d = need_corpus("damon-paddr-run1", "paddr_run1")
+    td = tmp_path / "run1.td"
+    ingest([d / "damo_from_perf_data.json_compressed"], td)
+    hm = damo_heatmap(td, time_bins=40, addr_bins=80)
+    tt, aa, hv = _parse_raw((d / "reports" / "report_heatmap_raw.txt").read_text())
+    assert len(hv) == 3200
+    M = _as_matrix(hm, tt, aa, hv)
+    assert np.isnan(M).sum() > 0                       # the backfill leaves untouched pixels
+    np.testing.assert_array_equal(np.isnan(M), np.isnan(hm.matrix))
+    np.testing.assert_allclose(np.nan_to_num(M), np.nan_to_num(hm.matrix), rtol=1e-9, atol=1e-12)
+
+
+@requires_damo
+def test_damo_compatible_heatmap_equals_damo_on_our_export(tmp_path):
+    from tracedamon.export.heatmap import damo_heatmap
+    df = random_history(seed=9, zero_first_age=False)      # with backfill
+    out = tmp_path / "r.data"
+    export_damo(df, out)
+    text = damo("report", "heatmap", "--input", str(out), "--output", "raw", "--resol", "30", "50")
+    hm = damo_heatmap(df, time_bins=30, addr_bins=50)
+    M = _as_matrix(hm, *_parse_raw(text))
+    # damo marks a pixel it visits with zero overlap (a region ending on its edge) as 0,
+    # where we say NaN; everywhere else the values agree
+    both = ~np.isnan(M) & ~np.isnan(hm.matrix)
+    assert both.sum() > 0.5 * M.size
+    assert (np.nan_to_num(M)[np.isnan(hm.matrix)] == 0).all()
+    np.testing.assert_allclose(M[both], hm.matrix[both], rtol=1e-9, atol=1e-12)

@@ -317,3 +317,15 @@ def test_cli_diff_heatmap(tmp_path, capsys):
     assert main(["report", "heatmap", str(fa), "--diff", str(fb), "--png", str(tmp_path / "d.png")]) == 0
     assert png_size(tmp_path / "d.png") == (1000, 700)
     assert "diff heatmap" in capsys.readouterr().out
+
+
+def test_cli_damo_heatmap(tmp_path, capsys):
+    from tracedamon.cli import main
+    p = np.zeros((10, 32), int)
+    p[:, 4:8] = 20
+    f = _regions_file(tmp_path, p)
+    assert main(["report", "heatmap", str(f), "--damo", "--addr-bins", "32", "--time-bins", "5"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln and not ln.startswith("#")]
+    assert len(rows) == 5 and all(r[4:8] == "9999" for r in rows)
+    assert "Hz" in out

@@ -66,6 +66,10 @@ def heatmap_cmd(
     time_bins: int = typer.Option(0, "--time-bins", help="rows (default 400 for PNG, 40 on the terminal)"),
     addr_bins: int = typer.Option(0, "--addr-bins", help="columns (default 400 for PNG, 80 on the terminal)"),
     offset: int = typer.Option(0, "--offset", help="--diff: ns added to OTHER's times"),
+    damo: bool = typer.Option(False, "--damo",
+                              help="damo's accounting (Hz, first snapshot backfilled over its "
+                                   "ages, integer pixels, one continuous address axis), to put "
+                                   "beside `damo report heatmap` output"),
     width: int = typer.Option(1000, "--width", help="PNG width, pixels"),
     height: int = typer.Option(700, "--height", help="PNG height, pixels"),
 ) -> None:
@@ -74,6 +78,11 @@ def heatmap_cmd(
     ab = addr_bins or (400 if png else 80)
     if diff is not None:
         hm = hm_mod.diff_heatmap(src, diff, offset_ns=offset)
+    elif damo:
+        rng = _ranges(range_)
+        hm = hm_mod.damo_heatmap(src, time_bins=time_bins or (500 if png else 40),
+                                 addr_bins=addr_bins or (500 if png else 80), target=target,
+                                 addr_range=rng[0] if rng else None)
     elif samples or not _has_regions(src):
         hm = hm_mod.sample_heatmap(src, time_bins=tb, addr_bins=ab, phys=phys, pid=pid,
                                    events=event, ranges=_ranges(range_))

@@ -7,9 +7,10 @@ through :func:`load_history` and turns it into matrices with :func:`raster`.
 
 Time. A row's ``time_ns`` is the end of its aggregation; the snapshot covers
 ``[previous snapshot's time_ns, time_ns)`` within the same (run, target). The
-first snapshot of a run gets one aggregation interval (from the source's
-metadata, else the median spacing of its snapshots). A window is never longer
-than 1.5 aggregation intervals, so a lost snapshot shows as a hole instead of
+first snapshot of a run gets the run's mean snapshot spacing (damo's estimate),
+or one aggregation interval (from the source's metadata, else the median spacing
+of all snapshots) when the run has one snapshot. A window is never longer than
+1.5 aggregation intervals, so a lost snapshot shows as a hole instead of
 stretching stale data over it.
 
 Rasterising. :func:`raster` integrates ``value × overlap bytes × overlap ns`` of
@@ -272,8 +273,18 @@ def _windows(df: pd.DataFrame, aggr_us: float | None) -> tuple[pd.DataFrame, flo
         aggr_ns = float(np.median(gaps))
     else:
         aggr_ns = 1.0
-    cap = 1.5 * aggr_ns
-    t0 = np.where(first, t1 - int(round(aggr_ns)), prev)
+    # the first snapshot of a run gets the run's mean snapshot spacing (damo's estimate:
+    # (last end - first end) / (n - 1), the start truncated to whole ns), or one
+    # aggregation interval when the run has a single snapshot
+    gid = np.cumsum(first) - 1
+    n_in = np.bincount(gid)
+    t_first = t1[first]
+    t_last = np.maximum.reduceat(t1, np.flatnonzero(first))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_gap = np.where(n_in > 1, (t_last - t_first) / np.maximum(n_in - 1, 1), np.nan)
+    first_len = np.where(np.isfinite(mean_gap) & (mean_gap > 0), np.ceil(mean_gap), round(aggr_ns))
+    cap = 1.5 * max(aggr_ns, float(np.nanmax(mean_gap)) if np.isfinite(mean_gap).any() else 0.0)
+    t0 = np.where(first, t1 - first_len[gid].astype(np.int64), prev)
     t0 = np.maximum(t0, t1 - int(math.ceil(cap)))
     t0 = np.minimum(t0, t1 - 1)
     g["t0"] = t0
