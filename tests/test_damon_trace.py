@@ -354,7 +354,8 @@ def test_generated_traces_round_trip(tmp_path, runs, kind, dups, data):
                 for k, (a, b, nr, age) in enumerate(regs):
                     tt = t + tg * 50_000 + k * 2_000
                     lines.append(_layout(kind, "kdamond.0", pid, 1, tt, "damon_aggregated",
-                                         f"target_id={tg} nr_regions={len(regs)} {a}-{b}: {nr} {age}"))
+                                         f"target_id={tg} nr_regions={len(regs)} "
+                                         f"{a}-{b}: {nr} {age}"))
                     expect.append((r_i, s_i, tg, a, b, nr, age,
                                    (t + tg * 50_000) // 1000 * 1000 if kind != "perf_ns"
                                    else t + tg * 50_000))

@@ -71,7 +71,8 @@ def test_old_kernel_format_has_no_age_and_run1_has_intervals_tune():
 
 
 def _script_fields(line: str) -> tuple:
-    # perf's own text: "... <time>: <period> damon:damon_aggregated: target_id=A nr_regions=B C-D: E F"
+    # perf's own text:
+    # "... <time>: <period> damon:damon_aggregated: target_id=A nr_regions=B C-D: E F"
     m = re.search(r"(\d+)\.(\d{9}):.*target_id=(\d+) nr_regions=(\d+) (\d+)-(\d+): (\d+) (\d+)",
                   line)
     sec, ns, *rest = m.groups()
@@ -105,7 +106,8 @@ def _fmt_text(name, fields, ev_id=5):
              "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;",
              "\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;", ""]
     for (fname, ctype, off, size, signed) in fields:
-        lines.append(f"\tfield:{ctype} {fname};\toffset:{off};\tsize:{size};\tsigned:{int(signed)};")
+        lines.append(f"\tfield:{ctype} {fname};\toffset:{off};\tsize:{size};"
+                     f"\tsigned:{int(signed)};")
     lines.append("")
     lines.append('print fmt: "x"')
     return "\n".join(lines) + "\n"
