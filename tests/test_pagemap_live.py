@@ -129,6 +129,14 @@ def test_capture_pattern_pages_frames_and_round_trip(pattern_target, tmp_path):
         assert (flags[expect] & PAGEMAP_FLAG_EXCLUSIVE).all()
         assert not (flags[expect] & PAGEMAP_FLAG_FILE).any()
         assert (flags[~expect] == 0).all()
+        # the program's own text is a file mapping: its present pages carry the file flag
+        text = maps[(maps.snapshot == s) & (maps.perms == "r-xp")
+                    & maps.path.str.endswith("pagemap_target")]
+        assert len(text) == 1
+        _, _, tflags = _page_states(pm[pm.snapshot == s], int(text.start.iloc[0]),
+                                    int(text.end.iloc[0]))
+        tpresent = (tflags & PAGEMAP_FLAG_PRESENT) != 0
+        assert tpresent.any() and (tflags[tpresent] & PAGEMAP_FLAG_FILE).all()
         if IS_ROOT:
             assert (pfn[expect] > 0).all()
             assert {i: int(pfn[i]) for i in np.flatnonzero(expect)} == t.pfns
