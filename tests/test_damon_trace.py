@@ -690,3 +690,16 @@ def test_nr_regions_zero_is_an_error_not_a_hang(tmp_path):
     with pytest.raises(TraceFormatError, match="nr_regions=0") as ei:
         _ingest(p, tmp_path, "z.td")
     assert ei.value.line == 1501
+
+
+def test_a_schemes_only_trace_fills_damos_apply_and_no_regions(tmp_path):
+    lines = _lines(need_corpus(*RUN1, "ftrace_trace_pipe.txt.gz"))
+    p = tmp_path / "schemes.txt"
+    p.write_text("".join(ln for ln in lines if "damos_before_apply" in ln))
+    out = ingest([p], tmp_path / "s.td")
+    tr = open_trace(out)
+    meta = json.loads((out / "meta.json").read_text())
+    assert tr.num_rows("damos_apply") == 792 and tr.num_rows("regions") == 0
+    assert meta["damon_regions"].startswith("none")
+    d = tr.df("damos_apply")
+    assert (d["start"] < d["end"]).all() and set(d["kdamond_pid"]) == {77}

@@ -775,14 +775,22 @@ def write_events(writer, path: Path, agg: dict, before: dict | None, tune: dict 
                  locate, skip_bad: bool, source: str, extra_skipped: dict | None = None,
                  run_gap_factor: float = 3.0) -> Assembly:
     """Assemble and write ``regions`` (+ ``damos_apply``/``intervals_tune``) and meta."""
+    has_before = bool(before and len(before.get("time_ns", ())))
     if not agg or len(agg.get("time_ns", ())) == 0:
-        raise TraceFormatError(path, "no damon:damon_aggregated events found")
-    table, info = assemble_regions(agg, path=path, locate=locate, skip_bad=skip_bad,
-                                   run_gap_factor=run_gap_factor)
-    if table.num_rows == 0:
-        raise TraceFormatError(path, "no complete DAMON snapshot in the input")
-    for off in range(0, table.num_rows, _WRITE_ROWS):
-        writer.write("regions", table.slice(off, _WRITE_ROWS))
+        if not has_before:
+            raise TraceFormatError(path, "no damon:damon_aggregated events found")
+        # `damo record --schemes_target_regions` traces only the regions DAMOS acts on:
+        # they are no snapshots of the whole monitored space, so no `regions` table
+        info = Assembly()
+        writer.meta["damon_regions"] = ("none: the trace has damos_before_apply events "
+                                        "only (see the damos_apply table)")
+    else:
+        table, info = assemble_regions(agg, path=path, locate=locate, skip_bad=skip_bad,
+                                       run_gap_factor=run_gap_factor)
+        if table.num_rows == 0:
+            raise TraceFormatError(path, "no complete DAMON snapshot in the input")
+        for off in range(0, table.num_rows, _WRITE_ROWS):
+            writer.write("regions", table.slice(off, _WRITE_ROWS))
     dups = info.duplicates_dropped
     if before and len(before.get("time_ns", ())):
         before, d2 = drop_duplicates(before)
@@ -927,7 +935,7 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
                 cols["scheme"] = dec["scheme_idx"].astype(np.int32)
             acc[short].add(**common, **cols)
     agg = acc[AGGREGATED].get() if len(acc[AGGREGATED]) else {}
-    if not agg:
+    if not agg and not len(acc[BEFORE_APPLY]):
         return None
     info = write_events(writer, path, agg,
                         acc[BEFORE_APPLY].get() if len(acc[BEFORE_APPLY]) else None,
@@ -969,13 +977,14 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
                 if close:
                     close()
         if info is None:
-            raise TraceFormatError(path, "no damon:damon_aggregated samples in this perf.data")
+            raise TraceFormatError(path, "no damon:damon_aggregated (or damos_before_apply) "
+                                   "samples in this perf.data")
         return
     tt = TextTrace(path, skip_bad=skip_bad, progress=progress).parse()
-    if not len(tt.agg):
+    if not len(tt.agg) and not len(tt.before):
         raise TraceFormatError(path, "no damon_aggregated events found (not a DAMON trace?)")
     source = max(tt.layouts, key=tt.layouts.get) if tt.layouts else "text"
-    write_events(writer, path, tt.agg.get(),
+    write_events(writer, path, tt.agg.get() if len(tt.agg) else {},
                  tt.before.get() if len(tt.before) else None,
                  tt.tune.get() if len(tt.tune) else None,
                  locate=lambda ln: {"line": ln}, skip_bad=skip_bad, source=source,
