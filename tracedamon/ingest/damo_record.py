@@ -396,3 +396,8 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
     if fake_dropped:
         writer.meta["damo_placeholder_snapshots_dropped"] = fake_dropped
     writer.meta["damo_records"] = len(doc)
+    schemed = sum(1 for r in doc if r.get("scheme_idx") is not None)
+    if schemed:
+        # `damo record --schemes_target_regions` (or a DAMOS snapshot): each snapshot
+        # lists the regions a scheme was applied to, not the whole monitored space
+        writer.meta["damo_scheme_records"] = schemed
