@@ -853,22 +853,34 @@ class _Block:
             if k in self.cols:
                 c = self.cols[k]
                 if c is None:
-                    arrays[k] = pa.nulls(n, f.type)
+                    arrays[k] = _nulls(n, f.type)
                 else:
                     v, m = c
                     arrays[k] = pa.array(v, type=f.type, mask=None if m is None else ~m)
             elif k in self.lists:
                 x = self.lists[k]
-                arrays[k] = pa.nulls(n, f.type) if x is None else x
+                arrays[k] = _nulls(n, f.type) if x is None else x
         names = pa.array([rd.event_name(i) for i in range(len(rd.attrs))], pa.string())
         arrays["event"] = pa.DictionaryArray.from_arrays(arrays["event_id"], names)
         c = self.cols["data_src"]
         if c is None or (c[1] is not None and not c[1].any()):
             for name in _ds.COLUMNS + ("mem_remote", "mem_hops", "mem_lvl_num"):
-                arrays[name] = pa.nulls(n, SAMPLES.field(name).type)
+                arrays[name] = _nulls(n, SAMPLES.field(name).type)
         else:
             arrays.update(_ds.decode_column(*c))
         return pa.Table.from_arrays([arrays[f.name] for f in SAMPLES], schema=SAMPLES)
+
+
+_NULLS: dict = {}
+
+
+def _nulls(n: int, typ: pa.DataType) -> pa.Array:
+    """An all-null array of ``n`` rows: a zero-copy slice of a cached one."""
+    a = _NULLS.get(typ)
+    if a is None or len(a) < n:
+        a = pa.nulls(max(n, 1 << 16), typ)
+        _NULLS[typ] = a
+    return a.slice(0, n)
 
 
 def _presence(P, attr, bit):
