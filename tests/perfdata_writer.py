@@ -666,42 +666,69 @@ def check_events(events: Sequence[Event], *, pipe: bool = False) -> None:
 
 
 def build_data(events: Sequence[Event], records: Iterable, *, compress: bool,
-               chunks: Sequence[int] | None = None, compress_level: int = 1) -> bytes:
+               chunks: Sequence[int] | None = None, compress_level: int = 1,
+               where: list | None = None) -> bytes:
     """The record stream. With ``compress``, every record except FINISHED_ROUND goes into
     the zstd stream; a FINISHED_ROUND closes the current compressed run and sits between
-    containers, as perf writes it."""
+    containers, as perf writes it.
+
+    ``where`` (a list) receives, per record, ``(first, last)`` offsets *within the
+    data section* of the record itself (uncompressed: first == last) or of the
+    COMPRESSED containers holding its first and its last byte.
+    """
     enc = [(r, encode_record(r, events)) for r in records]
     if not compress:
+        pos = 0
+        for _, b in enc:
+            if where is not None:
+                where.append((pos, pos))
+            pos += len(b)
         return b"".join(b for _, b in enc)
     out = []
+    out_pos = [0]
     pending = bytearray()
+    pending_recs: list[tuple[int, int, int]] = []    # (record index, start, end) in pending
     import zstandard
     cobj = zstandard.ZstdCompressor(level=compress_level).compressobj()
     sizes = list(chunks) if chunks else []
+    spans: dict[int, list] = {}
+
+    def emit(b: bytes) -> int:
+        off = out_pos[0]
+        out.append(b)
+        out_pos[0] += len(b)
+        return off
 
     def flush_pending():
-        nonlocal pending
+        nonlocal pending, pending_recs
         pos = 0
         while pos < len(pending):
             n = sizes.pop(0) if sizes else 4096
             n = max(1, n)
             piece = bytes(pending[pos:pos + n])
-            pos += n
             payload = cobj.compress(piece) + cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-            if payload:
-                if 8 + len(payload) > 0xFFFF:
-                    raise ValueError("compressed piece too large for one record")
-                out.append(struct.pack("<IHH", REC["COMPRESSED"], 0, 8 + len(payload))
-                           + payload)
+            if 8 + len(payload) > 0xFFFF:
+                raise ValueError("compressed piece too large for one record")
+            off = emit(struct.pack("<IHH", REC["COMPRESSED"], 0, 8 + len(payload)) + payload)
+            for idx, a, e in pending_recs:
+                if a < pos + n and e > pos:          # the record has bytes in this piece
+                    sp = spans.setdefault(idx, [off, off])
+                    sp[1] = off
+            pos += n
         pending = bytearray()
+        pending_recs = []
 
     for i, (r, b) in enumerate(enc):
         if isinstance(r, FinishedRound):
             flush_pending()
-            out.append(b)
+            off = emit(b)
+            spans[i] = [off, off]
         else:
+            pending_recs.append((i, len(pending), len(pending) + len(b)))
             pending += b
     flush_pending()
+    if where is not None:
+        where.extend(tuple(spans[i]) for i in range(len(enc)))
     return b"".join(out)
 
 
@@ -709,12 +736,15 @@ def write_perf_data(path, events: Sequence[Event], records: Iterable, *, layout:
                     compress: bool = False, attr_size: int = 128, chunks: Sequence[int] | None = None,
                     compress_level: int = 1, mmap_len: int = 1 << 20, meta: dict | None = None,
                     id_index: bool = False, event_update_names: bool = True,
-                    feature_end_marker: bool = True) -> str:
+                    feature_end_marker: bool = True, info: dict | None = None) -> str:
     """Write a perf.data file; returns its path.
 
     ``layout``: "file" (regular) or "pipe". ``attr_size``: bytes of perf_event_attr
     (64..136; the file header's attr_size is this + 16). ``chunks``: compression piece
     sizes (see :func:`build_data`). ``id_index``: put an ID_INDEX record first.
+    ``info`` (a dict) receives ``offsets``: per given record, the file offsets
+    ``(first, last)`` of the record itself, or of the COMPRESSED records holding its
+    first and last byte; and ``data_offset``.
     """
     events = list(events)
     assign_ids(events)
@@ -724,22 +754,34 @@ def write_perf_data(path, events: Sequence[Event], records: Iterable, *, layout:
     records = list(records)
     if id_index:
         records = [IdIndex()] + records
+    where: list = []
     data = build_data(events, records, compress=compress, chunks=chunks,
-                      compress_level=compress_level)
+                      compress_level=compress_level, where=where)
     feats = _features(events, attr_size, meta or {}, compress_level if compress else None,
                       mmap_len)
     if layout == "file":
         blob = _file_layout(events, attr_size, data, feats)
+        data_off = len(blob) - len(data) - _feature_tail_len(feats)
     elif layout == "pipe":
         blob = _pipe_layout(events, attr_size, data, feats, event_update_names,
                             feature_end_marker)
+        data_off = len(blob) - len(data)
     else:
         raise ValueError(f"unknown layout {layout!r}")
+    assert blob[data_off:data_off + len(data)] == data
+    if info is not None:
+        skip = 1 if id_index else 0
+        info["data_offset"] = data_off
+        info["offsets"] = [(data_off + a, data_off + b) for a, b in where[skip:]]
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(blob)
     os.replace(tmp, path)
     return os.fspath(path)
+
+
+def _feature_tail_len(feats) -> int:
+    return 16 * len(feats) + sum(len(p) for p in feats.values())
 
 
 def _file_layout(events, attr_size, data, feats) -> bytes:

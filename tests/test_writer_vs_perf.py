@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import requires_perf  # noqa: E402
 from perfdata_writer import (  # noqa: E402
-    BRANCH_ANY, BRANCH_HW_INDEX, MISC_EXACT_IP, MISC_KERNEL, MISC_USER, Comm, Event, Exit, F,
-    FinishedRound, Lost, LostSamples, Mmap, Mmap2, S, Sample, Throttle, weight_struct,
+    BRANCH_ANY, BRANCH_HW_INDEX, MISC_EXACT_IP, MISC_MMAP_DATA, MISC_USER, Comm, Event, Exit,
+    F, FinishedRound, Fork, Lost, LostSamples, Mmap, Mmap2, S, Sample, Throttle, weight_struct,
     assign_ids, write_perf_data)
 
 pytestmark = [requires_perf, pytest.mark.perf]
@@ -174,27 +174,43 @@ def scenario(draw, max_events=3):
             recs.append(Mmap(ev, pid=task[0], tid=task[1], start=draw(USER_IP) & ~0xFFF,
                              len=draw(st.integers(1, 1 << 20)) << 12,
                              pgoff=draw(st.integers(0, 1 << 20)) << 12,
+                             misc=draw(st.sampled_from([0, MISC_USER, MISC_USER | MISC_MMAP_DATA])),
                              filename="/bin/x", sid=sid(task)))
             continue
         if kind == 2:
-            recs.append(draw(st.sampled_from([
-                Lost(ev, lost=draw(st.integers(1, 1000)), sid=sid(task)),
-                LostSamples(ev, lost=draw(st.integers(1, 1000)), sid=sid(task)),
-                Throttle(ev, time=clock[0], stream_id=0, sid=sid(task)),
-                FinishedRound()])))
+            sub = draw(st.integers(0, 4))
+            if sub == 0:
+                recs.append(Lost(ev, lost=draw(st.integers(1, 1000)), sid=sid(task)))
+            elif sub == 1:
+                recs.append(LostSamples(ev, lost=draw(st.integers(1, 1000)), sid=sid(task)))
+            elif sub in (2, 3):
+                sd = sid(task)
+                recs.append(Throttle(ev, time=sd["time"], stream_id=0, sid=sd,
+                                     unthrottle=sub == 3))
+            else:
+                recs.append(FinishedRound())
+            continue
+        if kind == 3:
+            sd = sid(task)
+            recs.append(Fork(events[0], pid=task[0], ppid=task[0], tid=task[1] + 50000,
+                             ptid=task[1], time=sd["time"], sid=sd))
             continue
         recs.append(draw_sample(draw, ev, task, tick(), read_state))
+    sd = sid(tasks[-1])
     recs.append(Exit(events[0], pid=tasks[-1][0], ppid=tasks[-1][0], tid=tasks[-1][1],
-                     ptid=tasks[-1][0], time=clock[0] + 1, sid=sid(tasks[-1])))
+                     ptid=tasks[-1][0], time=sd["time"], sid=sd))
     recs.append(FinishedRound())
     return dict(events=events, records=recs, layout=layout, compress=compress,
-                attr_size=attr_size, comms=comms,
+                attr_size=attr_size, comms=comms, id_index=draw(st.booleans()),
                 chunks=draw(st.lists(st.integers(1, 3000), max_size=6)))
 
 
 def draw_sample(draw, ev: Event, task, time, read_state) -> Sample:
     stype = ev.sample_type
     f = dict(ip=draw(USER_IP), pid=task[0], tid=task[1], time=time)
+    sid_ = draw(st.sampled_from(ev.ids))           # any instance of the event
+    if stype & (S.ID | S.IDENTIFIER):
+        f["id"] = sid_
     if stype & S.ADDR:
         f["addr"] = draw(U64)
     if stype & S.STREAM_ID:
@@ -204,10 +220,10 @@ def draw_sample(draw, ev: Event, task, time, read_state) -> Sample:
     if stype & S.PERIOD:
         f["period"] = draw(st.integers(1, 2**40))
     if stype & S.READ:
-        eid = ev.ids[0] if ev.ids else None
-        prev = read_state.get(id(ev), 0)
+        eid = sid_
+        prev = read_state.get(eid, 0)
         val = prev + draw(st.integers(1, 10**6))
-        read_state[id(ev)] = val
+        read_state[eid] = val
         rf = ev.read_format
         if rf & F.GROUP:
             f["read"] = dict(enabled=draw(st.integers(0, 2**40)), running=draw(st.integers(0, 2**40)),
@@ -452,18 +468,23 @@ def expected_periods(samples: list[Sample]) -> list[int]:
         ev = s.event
         if ev.sample_type & S.READ:
             r = s["read"]
-            v = r["values"][0]["value"] if ev.read_format & F.GROUP else r["value"]
-            out.append(v - last.get(id(ev), 0))
-            last[id(ev)] = v
+            v, rid = (r["values"][0]["value"], r["values"][0]["id"]) \
+                if ev.read_format & F.GROUP else (r["value"], r["id"])
+            out.append(v - last.get(rid, 0))
+            last[rid] = v
         else:
             out.append(s["period"] if ev.sample_type & S.PERIOD else ev.sample_period)
     return out
 
 
 def write_case(tmp_path: Path, case: dict, name="case.data") -> str:
-    return write_perf_data(tmp_path / name, case["events"], case["records"],
+    info: dict = {}
+    path = write_perf_data(tmp_path / name, case["events"], case["records"],
                            layout=case["layout"], compress=case["compress"],
-                           attr_size=case["attr_size"], chunks=case["chunks"])
+                           attr_size=case["attr_size"], chunks=case["chunks"],
+                           id_index=case.get("id_index", False), info=info)
+    case["offsets"] = info["offsets"]
+    return path
 
 
 def check_against_perf(path: str, case: dict) -> list[str | None]:
@@ -497,9 +518,11 @@ def check_against_perf(path: str, case: dict) -> list[str | None]:
         elif isinstance(r, Mmap):
             pg = "0" if r.pgoff == 0 else f"0x{r.pgoff:x}"
             want_side.append(f"PERF_RECORD_MMAP {r.pid}/{r.tid}: [0x{r.start:x}(0x{r.len:x}) @ "
-                             f"{pg}]: x {r.filename}")
+                             f"{pg}]: {'r' if r.misc & MISC_MMAP_DATA else 'x'} {r.filename}")
         elif isinstance(r, Exit):
             want_side.append(f"PERF_RECORD_EXIT({r.pid}:{r.tid}):({r.ppid}:{r.ptid})")
+        elif isinstance(r, Fork):
+            want_side.append(f"PERF_RECORD_FORK({r.pid}:{r.tid}):({r.ppid}:{r.ptid})")
         elif isinstance(r, Lost):
             want_side.append(f"PERF_RECORD_LOST lost {r.lost}")
     got_side = [ln[ln.index("PERF_RECORD_"):].rstrip() for ln in side]
@@ -590,14 +613,59 @@ def test_compressed_records_straddle_payloads(tmp_path):
 # the native reader on the same files
 
 
-def _native_samples(path: str, tmp: Path):
+def _native_tables(path: str, tmp: Path) -> dict[str, list[dict]]:
     pytest.importorskip("tracedamon.ingest.perf_data",
                         reason="the native perf.data reader has not landed yet")
     from tracedamon.ingest import ingest
     from tracedamon.trace import open_trace
     tmp.mkdir(parents=True, exist_ok=True)
     out = ingest(path, tmp / "out.td", format="perf-data")
-    return open_trace(out).table("samples").to_pylist()   # exact u64s (no float NaN)
+    tr = open_trace(out)
+    return {n: tr.table(n).to_pylist() if tr.has(n) else []      # exact u64s (no NaN)
+            for n in ("samples", "mmaps", "tasks", "lost")}
+
+
+def expected_sideband(case: dict) -> dict[str, list[dict]]:
+    """The native reader's side-band rows for the written records (time order = the
+    written order here)."""
+    events = case["events"]
+    out: dict[str, list] = {"mmaps": [], "tasks": [], "lost": []}
+
+    def ev_of(i):
+        return next(k for k, e in enumerate(events) if i in e.ids)
+
+    for r in case["records"]:
+        sid = getattr(r, "sid", {})
+        t = sid.get("time")
+        if isinstance(r, (Mmap, Mmap2)):
+            m = dict(time_ns=t, pid=r.pid, tid=r.tid, start=r.start, length=r.len,
+                     pgoff=r.pgoff, filename=r.filename,
+                     data=bool(r.misc & MISC_MMAP_DATA), cpumode=r.misc & 7,
+                     record_type=10 if isinstance(r, Mmap2) else 1)
+            if isinstance(r, Mmap2):
+                m.update(prot=r.prot, flags=r.flags)
+                if r.build_id is not None:
+                    m.update(build_id=r.build_id.hex(), maj=None, ino=None)
+                else:
+                    m.update(build_id=None, maj=r.maj, min=r.min, ino=r.ino,
+                             ino_generation=r.ino_generation)
+            else:
+                m.update(prot=None, flags=None, build_id=None)
+            out["mmaps"].append(m)
+        elif isinstance(r, Comm):
+            out["tasks"].append(dict(time_ns=t, kind="COMM", pid=r.pid, tid=r.tid,
+                                     comm=r.comm, exec=r.exec))
+        elif isinstance(r, Fork):
+            out["tasks"].append(dict(time_ns=t, kind="EXIT" if isinstance(r, Exit) else "FORK",
+                                     pid=r.pid, tid=r.tid, ppid=r.ppid, ptid=r.ptid))
+        elif isinstance(r, (Lost, LostSamples, Throttle)):
+            rid = r.event.ids[0] if not isinstance(r, (Lost, Throttle)) or r.id is None else r.id
+            kind = ("LOST" if isinstance(r, Lost) else "LOST_SAMPLES"
+                    if isinstance(r, LostSamples) else
+                    "UNTHROTTLE" if r.unthrottle else "THROTTLE")
+            out["lost"].append(dict(time_ns=t, kind=kind, event_id=ev_of(rid),
+                                    lost=getattr(r, "lost", 0)))
+    return out
 
 
 def expected_native_rows(case: dict) -> list[dict]:
@@ -626,7 +694,8 @@ def expected_native_rows(case: dict) -> list[dict]:
             data_page_size=g("data_page_size"), code_page_size=g("code_page_size"),
             transaction=g("transaction"), cgroup=g("cgroup"), stream_id=g("stream_id"),
             # with READ the row belongs to the read value's id (perf's per-member delivery)
-            sample_id=ev.ids[0] if stype & (S.ID | S.IDENTIFIER | S.READ) else None,
+            sample_id=(r["read"]["values"][0]["id"] if ev.read_format & F.GROUP
+                       else r["read"]["id"]) if stype & S.READ else g("id"),
             cpumode=r.misc & 7, misc=r.misc,
             callchain=g("callchain"),
             raw=None if g("raw") is None else g("raw") + b"\0" * (-(4 + len(g("raw"))) % 8),
@@ -655,9 +724,23 @@ def _norm(v):
 
 
 def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path) -> None:
-    df = _native_samples(path, tmp)
+    tables = _native_tables(path, tmp)
+    df = tables["samples"]
     want = expected_native_rows(case)
     assert len(df) == len(want)
+    # file offsets: the record's own, or (compressed) one of the containers holding it
+    offs = [o for r, o in zip(case["records"], case["offsets"]) if isinstance(r, Sample)]
+    for i, (row, (first, last)) in enumerate(zip(df, offs)):
+        assert row["file_offset"] in (first, last), \
+            f"sample {i}: file_offset {row['file_offset']}, written at {first}..{last}"
+    side = expected_sideband(case)
+    if all(e.sample_type & S.TIME for e in case["events"]):
+        for name, rows in side.items():
+            got = tables[name]
+            assert len(got) == len(rows), f"{name}: native {len(got)} rows, wrote {len(rows)}"
+            for j, (g, w) in enumerate(zip(got, rows)):
+                for k, v in w.items():
+                    assert g[k] == v, f"{name} row {j}: {k}: native {g[k]!r}, wrote {v!r}"
     for i, (w, dec) in enumerate(zip(want, decodes)):
         row = df[i]
         for k, v in w.items():
