@@ -1,6 +1,7 @@
 """compare: metrics on constructed region histories with known answers, the
 rasteriser against a slow reference, truth scoring against the corpus's own
 per-area sanity check, and the real shared runs."""
+
 from __future__ import annotations
 
 import gzip
@@ -19,8 +20,15 @@ import tracedamon
 import tracedamon.errors
 from tracedamon.errors import InputError, TraceFormatError
 from tracedamon.ingest import ingest
-from tracedamon.export.compare import (compare, estimate_lag, load_truth, score_truth,
-                                       truth_timeline, wpearson, wspearman)
+from tracedamon.export.compare import (
+    compare,
+    estimate_lag,
+    load_truth,
+    score_truth,
+    truth_timeline,
+    wpearson,
+    wspearman,
+)
 from tracedamon.export.grid import load_history, raster, uniform_bins
 
 from conftest import CORPUS, SAMPLES, need_corpus
@@ -36,12 +44,20 @@ def history(pattern, *, unit=64 * 1024, aggr=AGGR, t0=0, base=0x10000000, age=No
     S, R = pattern.shape
     s = np.repeat(np.arange(S), R)
     i = np.tile(np.arange(R), S)
-    df = pd.DataFrame({"run": 0, "snapshot": s, "time_ns": t0 + (s + 1) * aggr, "target": 0,
-                       "pid": None, "start": (base + i * unit).astype(np.uint64),
-                       "end": (base + (i + 1) * unit).astype(np.uint64),
-                       "nr_accesses": pattern.ravel().astype(np.uint32),
-                       "age": (np.asarray(age).ravel() if age is not None else s % 5).astype(np.uint32),
-                       "nr_accesses_bp": None})
+    df = pd.DataFrame(
+        {
+            "run": 0,
+            "snapshot": s,
+            "time_ns": t0 + (s + 1) * aggr,
+            "target": 0,
+            "pid": None,
+            "start": (base + i * unit).astype(np.uint64),
+            "end": (base + (i + 1) * unit).astype(np.uint64),
+            "nr_accesses": pattern.ravel().astype(np.uint32),
+            "age": (np.asarray(age).ravel() if age is not None else s % 5).astype(np.uint32),
+            "nr_accesses_bp": None,
+        }
+    )
     df.attrs["tracedamon"] = {"config": {"sample_us": 5000, "aggr_us": aggr // 1000}}
     return df
 
@@ -49,9 +65,9 @@ def history(pattern, *, unit=64 * 1024, aggr=AGGR, t0=0, base=0x10000000, age=No
 def hot_pattern(S=40, R=64, hot=(10, 20), warm=(40, 44), seed=0):
     rng = np.random.default_rng(seed)
     p = np.zeros((S, R), int)
-    p[:, hot[0]:hot[1]] = 20
-    p[:, warm[0]:warm[1]] = 5
-    p += rng.integers(0, 2, size=(S, R))      # some texture so that correlations are defined
+    p[:, hot[0] : hot[1]] = 20
+    p[:, warm[0] : warm[1]] = 5
+    p += rng.integers(0, 2, size=(S, R))  # some texture so that correlations are defined
     return p
 
 
@@ -83,11 +99,21 @@ def test_raster_matches_slow_reference(data):
         cuts = sorted(set(data.draw(st.lists(st.integers(1, 99), max_size=8))))
         b = [0] + cuts + [100]
         for k in range(len(b) - 1):
-            rows.append(dict(snapshot=s, time_ns=t, start=b[k] * 7, end=b[k + 1] * 7,
-                             nr_accesses=data.draw(st.integers(0, 20)), age=1))
+            rows.append(
+                dict(
+                    snapshot=s,
+                    time_ns=t,
+                    start=b[k] * 7,
+                    end=b[k + 1] * 7,
+                    nr_accesses=data.draw(st.integers(0, 20)),
+                    age=1,
+                )
+            )
     h = load_history(pd.DataFrame(rows))
-    te = np.array(sorted(set(data.draw(st.lists(st.integers(-50, 2000), min_size=2, max_size=6)))),
-                  dtype=np.int64)
+    te = np.array(
+        sorted(set(data.draw(st.lists(st.integers(-50, 2000), min_size=2, max_size=6)))),
+        dtype=np.int64,
+    )
     if len(te) < 2:
         return
     segs = np.array([[0, 300], [350, 700]], dtype=np.uint64)
@@ -160,7 +186,10 @@ def test_focus_leaves_out_space_neither_side_accessed():
     assert full["grid"]["idle_bytes_left_out"] == 0
     assert foc["grid"]["idle_bytes_left_out"] > 0.9 * 1024 * 65536
     ranges = foc["grid"]["ranges"][0]["ranges"]
-    assert len(ranges) == 1 and ranges[0][0] <= 0x10000000 + 500 * 65536 < 0x10000000 + 504 * 65536 <= ranges[0][1]
+    assert (
+        len(ranges) == 1
+        and ranges[0][0] <= 0x10000000 + 500 * 65536 < 0x10000000 + 504 * 65536 <= ranges[0][1]
+    )
     # hot sets and WSS do not depend on the idle space; the mean difference does
     for k in ("precision", "recall", "f1"):
         assert foc["hot"]["0.5"][k] == full["hot"]["0.5"][k]
@@ -173,7 +202,7 @@ def test_address_shift_gives_overlap_fraction():
     pa_ = np.zeros((10, 64), int)
     pa_[:, 10:20] = 10
     pb = np.zeros((10, 64), int)
-    pb[:, 13:23] = 10           # shifted by 3 regions: overlap 7 of 10
+    pb[:, 13:23] = 10  # shifted by 3 regions: overlap 7 of 10
     h = compare(history(pa_), history(pb)).metrics["hot"]["0.25"]
     assert h["precision"] == pytest.approx(0.7) and h["recall"] == pytest.approx(0.7)
 
@@ -181,7 +210,7 @@ def test_address_shift_gives_overlap_fraction():
 def test_scale_invariance_of_ranks_and_hot_sets():
     p = hot_pattern()
     a = history(p)
-    b = history(p * 3)          # e.g. a finer sampling interval: three times the counts
+    b = history(p * 3)  # e.g. a finer sampling interval: three times the counts
     m = compare(a, b).metrics
     assert m["heat"]["spearman"] == pytest.approx(1.0)
     assert all(v["f1"] == pytest.approx(1.0) for v in m["hot"].values())
@@ -206,10 +235,10 @@ def test_known_lag_is_recovered_and_applied(lag_snapshots):
     full = np.zeros((S + 20, R), int)
     full[:, 4:12] = 10 * wave[:, None]
     full[:, 20:22] = 3
-    a = history(full[10:10 + S])
+    a = history(full[10 : 10 + S])
     # b saw the same activity, but its clock reads `lag` later: b(t + lag) = a(t)
     lag_ns = lag_snapshots * AGGR
-    b = history(full[10:10 + S], t0=lag_ns)
+    b = history(full[10 : 10 + S], t0=lag_ns)
     r = compare(a, b, align="auto")
     est = r.metrics["alignment"]["estimate"]
     assert est["lag_ns"] == -lag_ns
@@ -227,7 +256,7 @@ def test_known_lag_is_recovered_and_applied(lag_snapshots):
 def test_restricted_to_common_address_range():
     pa_ = hot_pattern(R=64)
     a = history(pa_)
-    b = history(pa_[:, 16:], base=0x10000000 + 16 * 65536)   # b covers only the upper 48 regions
+    b = history(pa_[:, 16:], base=0x10000000 + 16 * 65536)  # b covers only the upper 48 regions
     m = compare(a, b).metrics
     assert m["grid"]["common_bytes"] == 48 * 65536
     assert m["grid"]["ranges"][0]["ranges"] == [[0x10000000 + 16 * 65536, 0x10000000 + 64 * 65536]]
@@ -262,21 +291,31 @@ def _truth_csv(tmp_path, rows):
 def test_truth_scoring_on_constructed_history(tmp_path):
     base, u = 0x10000000, 65536
     p = np.zeros((20, 64), int)
-    p[:, 10:20] = 20   # hot
-    p[:, 40:44] = 5    # warm
-    truth = _truth_csv(tmp_path, [(base + 10 * u, base + 20 * u, "hot"),
-                                  (base + 40 * u, base + 44 * u, "warm"),
-                                  (base, base + 10 * u, "cold0"),
-                                  (base + 50 * u, base + 64 * u, "cold2")])
+    p[:, 10:20] = 20  # hot
+    p[:, 40:44] = 5  # warm
+    truth = _truth_csv(
+        tmp_path,
+        [
+            (base + 10 * u, base + 20 * u, "hot"),
+            (base + 40 * u, base + 44 * u, "warm"),
+            (base, base + 10 * u, "cold0"),
+            (base + 50 * u, base + 64 * u, "cold2"),
+        ],
+    )
     s = score_truth(history(p), truth)
     assert s["labels"]["hot"]["mean_nr_accesses"] == pytest.approx(20)
     assert s["labels"]["warm"]["mean_nr_accesses"] == pytest.approx(5)
     assert s["labels"]["cold"]["mean_nr_accesses"] == 0
-    assert s["labels"]["hot"]["mean_rate"] == pytest.approx(1.0)   # max = 100 ms / 5 ms = 20
+    assert s["labels"]["hot"]["mean_rate"] == pytest.approx(1.0)  # max = 100 ms / 5 ms = 20
     assert s["areas"]["cold2"]["bytes"] == 14 * u
     assert s["correlation"]["spearman"] == pytest.approx(1.0)
-    assert s["hot"]["0.5"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0,
-                               "ref_fraction": pytest.approx(10 / 38), "pred_fraction": pytest.approx(10 / 38)}
+    assert s["hot"]["0.5"] == {
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+        "ref_fraction": pytest.approx(10 / 38),
+        "pred_fraction": pytest.approx(10 / 38),
+    }
     tl = truth_timeline(history(p), truth)
     assert len(tl) == 20 and (tl["hot_mean_nr_accesses"] == 20).all()
 
@@ -306,21 +345,28 @@ def test_cli_compare_writes_json_and_cells(tmp_path):
     from tracedamon.ingest.writer import write_table_atomic
     import pyarrow as pa
     from tracedamon.schema import REGIONS
+
     p = hot_pattern()
     fa, fb = tmp_path / "a.parquet", tmp_path / "b.parquet"
     for f, pat in ((fa, p), (fb, np.where(p > 10, p, 0))):
-        write_table_atomic(pa.Table.from_pandas(history(pat), schema=REGIONS, preserve_index=False), f,
-                           metadata={"config": {"sample_us": 5000, "aggr_us": 100000}})
+        write_table_atomic(
+            pa.Table.from_pandas(history(pat), schema=REGIONS, preserve_index=False),
+            f,
+            metadata={"config": {"sample_us": 5000, "aggr_us": 100000}},
+        )
     out = tmp_path / "m.json"
     assert main(["compare", str(fa), str(fb), "-o", str(out), "-q"]) == 0
     m = json.loads(out.read_text())
     cells = pq.read_table(tmp_path / "m.cells.parquet").to_pandas()
     assert m["grid"]["cells"] == len(cells)
-    assert m["hot"]["0.5"]["f1"] == pytest.approx(1.0)      # b kept exactly the hot region
+    assert m["hot"]["0.5"]["f1"] == pytest.approx(1.0)  # b kept exactly the hot region
     assert m["wss"]["mean_b"] < m["wss"]["mean_a"]
-    assert main(["compare", str(fa), str(fb), "-o", str(out), "-q"]) == 2   # exists, no --force
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "compare", str(fa), str(tmp_path / "nope")],
-                       capture_output=True, text=True)
+    assert main(["compare", str(fa), str(fb), "-o", str(out), "-q"]) == 2  # exists, no --force
+    r = subprocess.run(
+        [sys.executable, "-m", "tracedamon", "compare", str(fa), str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode != 0 and "Traceback" not in r.stderr and "nope" in r.stderr
 
 
@@ -363,12 +409,17 @@ def test_damon_paddr_run1_against_ground_truth(tmp_path):
     sc = pd.read_csv(need_corpus(*RUN1, "sanity_check.txt"), sep=r"\s+", comment="#")
     assert len(tl) == len(sc) == 17
     for area in ("hot", "warm", "cold0", "cold1", "cold2"):
-        np.testing.assert_allclose(tl[f"{area}_mean_nr_accesses"], sc[f"{area}_mean_nr_acc"], atol=0.0051)
-        np.testing.assert_allclose(tl[f"{area}_accessed_fraction"], sc[f"{area}_frac_acc"], atol=0.0051)
+        np.testing.assert_allclose(
+            tl[f"{area}_mean_nr_accesses"], sc[f"{area}_mean_nr_acc"], atol=0.0051
+        )
+        np.testing.assert_allclose(
+            tl[f"{area}_accessed_fraction"], sc[f"{area}_frac_acc"], atol=0.0051
+        )
 
 
 def test_cli_truth_only(tmp_path):
     from tracedamon.cli import main
+
     truth = _run1_truth(tmp_path)
     td = _run1_regions(tmp_path)
     out = tmp_path / "s.json"
@@ -385,14 +436,13 @@ def test_damon_run1_two_recordings_agree(tmp_path):
     b = tmp_path / "ftrace.td"
     try:
         ingest([d / "ftrace_trace_pipe.txt.gz"], b)
-    except Exception as e:   # the ftrace reader belongs to the DAMON ingest
+    except Exception as e:  # the ftrace reader belongs to the DAMON ingest
         pytest.skip(f"ftrace ingest unavailable: {e}")
     r = compare(a, b, align="auto")
     m = r.metrics
     assert abs(m["alignment"]["estimate"]["lag_ns"]) <= m["alignment"]["estimate"]["resolution_ns"]
     assert m["heat"]["spearman"] > 0.95
     assert m["hot"]["0.5"]["f1"] > 0.95
-
 
 
 def test_several_targets_are_matched_by_pid():
@@ -433,14 +483,18 @@ def test_compare_invariants(seed):
 
 def test_corrupt_parquet_is_a_format_error(tmp_path):
     from tracedamon.cli import main
+
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1" + b"\0" * 100)
     with pytest.raises(TraceFormatError, match="bad.parquet"):
         load_history(bad)
     good = tmp_path / "g.parquet"
     history(hot_pattern()).to_parquet(good)
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "compare", str(good), str(bad)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracedamon", "compare", str(good), str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 3 and "Traceback" not in r.stderr and "bad.parquet" in r.stderr
 
 
@@ -469,10 +523,11 @@ def test_compare_with_truth_scores_both_sides(tmp_path):
     p = np.zeros((20, 64), int)
     p[:, 10:20] = 20
     q = np.zeros((20, 64), int)
-    q[:, 10:15] = 20            # the candidate misses half of the hot area
-    q[:, 30:35] = 20            # and calls a cold area hot
-    truth = _truth_csv(tmp_path, [(base + 10 * u, base + 20 * u, "hot"),
-                                  (base + 20 * u, base + 64 * u, "cold")])
+    q[:, 10:15] = 20  # the candidate misses half of the hot area
+    q[:, 30:35] = 20  # and calls a cold area hot
+    truth = _truth_csv(
+        tmp_path, [(base + 10 * u, base + 20 * u, "hot"), (base + 20 * u, base + 64 * u, "cold")]
+    )
     r = compare(history(p), history(q), truth=truth, focus="all")
     ta, tb = r.metrics["truth"]["a"], r.metrics["truth"]["b"]
     assert ta["hot"]["0.5"]["f1"] == 1.0
@@ -484,15 +539,17 @@ def test_compare_with_truth_scores_both_sides(tmp_path):
 
 
 def test_metrics_json_has_no_nan(tmp_path):
-    p = np.zeros((5, 8), int)   # nothing ever accessed: correlations are undefined
+    p = np.zeros((5, 8), int)  # nothing ever accessed: correlations are undefined
     r = compare(history(p), history(p))
     assert r.metrics["heat"]["spearman"] is None
-    json.loads(r.to_json())      # strict JSON
+    json.loads(r.to_json())  # strict JSON
 
 
 def test_grid_overrides():
     p = hot_pattern(S=20, R=16)
-    g = compare(history(p), history(p), addr_bin=4 * 4096, time_bin_ns=2 * AGGR, focus="all").metrics["grid"]
+    g = compare(
+        history(p), history(p), addr_bin=4 * 4096, time_bin_ns=2 * AGGR, focus="all"
+    ).metrics["grid"]
     assert g["address_bin_bytes"] == 16384 and g["address_bins"] == 16 * 65536 // 16384
     assert g["time_bin_ns"] == 2 * AGGR and g["time_bins"] == 10
     with pytest.raises(tracedamon.errors.ConfigError):
@@ -502,10 +559,13 @@ def test_grid_overrides():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 500), st.integers(1, 60)), min_size=1, max_size=30),
-       st.integers(0, 20))
+@given(
+    st.lists(st.tuples(st.integers(0, 500), st.integers(1, 60)), min_size=1, max_size=30),
+    st.integers(0, 20),
+)
 def test_merge_intervals_against_a_set_of_points(iv, gap):
     from tracedamon.export.grid import intersect_intervals, merge_intervals
+
     s = [a for a, _ in iv]
     e = [a + n for a, n in iv]
     m = merge_intervals(s, e, gap=gap)
@@ -516,9 +576,24 @@ def test_merge_intervals_against_a_set_of_points(iv, gap):
     for a, b in m.tolist():
         covered.update(range(a, b))
     assert pts <= covered
-    assert all(m[i + 1, 0] > m[i, 1] + gap for i in range(len(m) - 1))   # gaps wider than `gap` remain
+    assert all(
+        m[i + 1, 0] > m[i, 1] + gap for i in range(len(m) - 1)
+    )  # gaps wider than `gap` remain
     if gap == 0:
         assert covered == pts
         half = merge_intervals([0], [250])
         inter = intersect_intervals(m, half)
         assert {x for a, b in inter.tolist() for x in range(a, b)} == {x for x in pts if x < 250}
+
+
+def test_truth_csv_variants(tmp_path):
+    p = tmp_path / "t.tsv"
+    p.write_text(
+        "# made by hand\n# start\tend\tlabel\n4096\t8192\thot\n# a comment\n8192\t0x3000\tcold1\n"
+    )
+    t = load_truth(p)
+    assert t[["start", "end"]].values.tolist() == [[4096, 8192], [8192, 12288]]
+    assert t["label"].tolist() == ["hot", "cold"] and t["area"].tolist() == ["hot", "cold1"]
+    p.write_text("4096,8192,hot\n")
+    with pytest.raises(TraceFormatError, match="line 1.*no CSV header"):
+        load_truth(p)

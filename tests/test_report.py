@@ -1,6 +1,7 @@
 """Reports: heatmap matrices (regions, samples, difference), PNG output, WSS and access
 distributions, summaries, the CLI; and the shared real runs (DAMON paddr run 1 heatmap,
 replays of sample_traces/hotcold.perf.data under two seeds)."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ def png_size(path):
 def test_region_heatmap_puts_the_hot_area_where_it_is(tmp_path):
     p = np.zeros((30, 64), int)
     p[:, 10:20] = 20
-    p[15:, 40:44] = 5                          # warm, only in the second half
+    p[15:, 40:44] = 5  # warm, only in the second half
     hm = region_heatmap(history(p), time_bins=30, addr_bins=64, collapse="gaps")
     assert hm.shape == (30, 64)
     base, u = 0x10000000, 65536
@@ -50,9 +51,9 @@ def test_region_heatmap_puts_the_hot_area_where_it_is(tmp_path):
     assert png_size(out) == (640, 480)
     assert out.stat().st_size > 2000
     rate = region_heatmap(history(p), time_bins=30, addr_bins=64, collapse="gaps", value="rate")
-    np.testing.assert_allclose(rate.matrix[:, hot], 1.0)          # 20 of aggr/sample = 20
+    np.testing.assert_allclose(rate.matrix[:, hot], 1.0)  # 20 of aggr/sample = 20
     hz = region_heatmap(history(p), time_bins=30, addr_bins=64, collapse="gaps", value="hz")
-    np.testing.assert_allclose(hz.matrix[:, hot], 200.0)          # 20 per 100 ms
+    np.testing.assert_allclose(hz.matrix[:, hot], 200.0)  # 20 per 100 ms
 
 
 def test_sparse_paddr_heatmap_collapses_idle_space():
@@ -69,10 +70,10 @@ def test_sparse_paddr_heatmap_collapses_idle_space():
     hm = region_heatmap(df, time_bins=10, addr_bins=200)
     assert len(hm.segments) == 2
     shown = int((hm.segments[:, 1] - hm.segments[:, 0]).sum())
-    assert shown < 64 << 20                                   # far less than 16 GiB
+    assert shown < 64 << 20  # far less than 16 GiB
     hot = hm.columns_in(base + 2 * GiB, base + 2 * GiB + (8 << 20))
     warm = hm.columns_in(base + 10 * GiB, base + 10 * GiB + (8 << 20))
-    assert len(hot) > 20 and len(warm) > 20                   # each area is a visible band
+    assert len(hot) > 20 and len(warm) > 20  # each area is a visible band
     np.testing.assert_allclose(hm.matrix[:, hot], 10)
     np.testing.assert_allclose(hm.matrix[:, warm], 4)
     # with collapsing off, the same data is one continuous axis
@@ -89,7 +90,7 @@ def test_uncovered_gaps_are_collapsed():
     df = pd.concat([a, b], ignore_index=True)
     hm = region_heatmap(df, time_bins=5, addr_bins=16, collapse="gaps")
     assert len(hm.segments) == 2 and hm.shape == (5, 16)
-    assert hm.column_of(0x10000000 + (1 << 39)) is None          # the gap is not drawn
+    assert hm.column_of(0x10000000 + (1 << 39)) is None  # the gap is not drawn
     assert hm.matrix[0, hm.column_of(0x10000000 + 2 * 65536)] == 3
     assert hm.matrix[0, hm.column_of(0x10000000 + (1 << 40) + 2 * 65536)] == 3
 
@@ -98,7 +99,7 @@ def test_diff_heatmap_marks_the_disagreement():
     p = np.zeros((10, 32), int)
     p[:, 4:8] = 20
     q = p.copy()
-    q[:, 20:22] = 20        # b sees an extra hot area
+    q[:, 20:22] = 20  # b sees an extra hot area
     hm = diff_heatmap(history(p), history(q), focus="all")
     base, u = 0x10000000, 65536
     extra = hm.columns_in(base + 20 * u, base + 22 * u)
@@ -113,7 +114,9 @@ def _samples_dir(tmp_path, addrs, times):
     cols["time_ns"] = pa.array(times, pa.int64())
     cols["pid"] = pa.array([100] * n, pa.int32())
     cols["event_id"] = pa.array([0] * n, pa.int32())
-    cols["event"] = pa.array(["mem-loads"] * n).dictionary_encode().cast(SAMPLES.field("event").type)
+    cols["event"] = (
+        pa.array(["mem-loads"] * n).dictionary_encode().cast(SAMPLES.field("event").type)
+    )
     cols["addr"] = pa.array(addrs, pa.uint64())
     cols["cpumode"] = pa.array([3] * n, pa.uint8())
     cols["misc"] = pa.array([0] * n, pa.uint16())
@@ -126,15 +129,15 @@ def _samples_dir(tmp_path, addrs, times):
 
 def test_sample_heatmap_counts_samples_per_page_and_time(tmp_path):
     rng = np.random.default_rng(0)
-    hot = 0x7f0000000000 + rng.integers(0, 16, size=900) * 4096      # 16 hot pages
-    cold = 0x560000000000 + rng.integers(0, 256, size=100) * 4096    # far away, rarely
+    hot = 0x7F0000000000 + rng.integers(0, 16, size=900) * 4096  # 16 hot pages
+    cold = 0x560000000000 + rng.integers(0, 256, size=100) * 4096  # far away, rarely
     addrs = np.concatenate([hot, cold]).astype(np.uint64)
     times = rng.integers(0, 10**9, size=len(addrs))
     d = _samples_dir(tmp_path, addrs, times)
     hm = sample_heatmap(d, time_bins=10, addr_bins=64)
     assert hm.matrix.sum() == 1000
-    assert len(hm.segments) == 2                                   # the 46-bit gap is collapsed
-    hot_cols = hm.columns_in(0x7f0000000000, 0x7f0000010000)
+    assert len(hm.segments) == 2  # the 46-bit gap is collapsed
+    hot_cols = hm.columns_in(0x7F0000000000, 0x7F0000010000)
     assert hm.matrix[:, hot_cols].sum() == 900
     # per page: the hot pages' columns hold more samples per column than the cold ones
     cold_cols = hm.columns_in(0x560000000000, 0x560000100000)
@@ -157,7 +160,12 @@ def test_wss_report_known_values():
     rep = wss_report(history(p), ps=(0, 50, 100))
     assert rep["mean_bytes"] == 15 * 65536 / 4
     assert rep["percentiles"] == {0: 65536, 50: 4 * 65536, 100: 8 * 65536}
-    assert wss_report(history(p), acc_thres=2)["series"]["wss_bytes"].tolist() == [0, 2 * 65536, 0, 8 * 65536]
+    assert wss_report(history(p), acc_thres=2)["series"]["wss_bytes"].tolist() == [
+        0,
+        2 * 65536,
+        0,
+        8 * 65536,
+    ]
     assert wss_report(history(p), exclude=3)["snapshots"] == 1
 
 
@@ -168,12 +176,16 @@ def test_access_report_temperature_and_idle_time():
     # percent = 10 * 100 / 20 = 50; age_us = 3 * 100000
     assert r["percent"].tolist() == [50.0, 0.0]
     assert r["temperature"].tolist() == [50 * 100 + 300000 * 100, -(400000 * 100)]
-    assert r["idle_us"].tolist() == [0.0, 500000.0]                    # (age + 1) aggregations
+    assert r["idle_us"].tolist() == [0.0, 500000.0]  # (age + 1) aggregations
     rep = access_report(df, ps=(0, 50, 100))
     assert rep["idle_us"] == {0: 0.0, 50: 0.0, 100: 500000.0}
     assert rep["temperature"][0] == -40000000.0 and rep["temperature"][100] == 30005000.0
-    assert byte_percentiles(np.array([3.0, 1.0, 2.0]), np.array([1, 1, 2]), [0, 25, 50, 100]) == \
-        {0: 1.0, 25: 1.0, 50: 2.0, 100: 3.0}
+    assert byte_percentiles(np.array([3.0, 1.0, 2.0]), np.array([1, 1, 2]), [0, 25, 50, 100]) == {
+        0: 1.0,
+        25: 1.0,
+        50: 2.0,
+        100: 3.0,
+    }
     df.attrs = {}
     with pytest.raises(ConfigError, match="intervals"):
         region_metrics(df)
@@ -189,19 +201,38 @@ def test_summary():
 def _regions_file(tmp_path, p):
     from tracedamon.ingest.writer import write_table_atomic
     from tracedamon.schema import REGIONS
+
     f = tmp_path / "h.parquet"
-    write_table_atomic(pa.Table.from_pandas(history(p), schema=REGIONS, preserve_index=False), f,
-                       metadata={"config": {"sample_us": 5000, "aggr_us": 100000}})
+    write_table_atomic(
+        pa.Table.from_pandas(history(p), schema=REGIONS, preserve_index=False),
+        f,
+        metadata={"config": {"sample_us": 5000, "aggr_us": 100000}},
+    )
     return f
 
 
 def test_cli_reports(tmp_path, capsys):
     from tracedamon.cli import main
+
     p = np.zeros((20, 32), int)
     p[:, 4:8] = 20
     f = _regions_file(tmp_path, p)
-    assert main(["report", "heatmap", str(f), "--png", str(tmp_path / "h.png"), "--width", "500",
-                 "--height", "300"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "heatmap",
+                str(f),
+                "--png",
+                str(tmp_path / "h.png"),
+                "--width",
+                "500",
+                "--height",
+                "300",
+            ]
+        )
+        == 0
+    )
     assert png_size(tmp_path / "h.png") == (500, 300)
     capsys.readouterr()
     assert main(["report", "heatmap", str(f), "--collapse", "gaps", "--addr-bins", "32"]) == 0
@@ -224,8 +255,9 @@ def test_damon_paddr_run1_heatmap_shows_the_hot_area(tmp_path):
     are much hotter than columns holding no workload frame but cold ones."""
     td = _run1_regions(tmp_path)
     from tracedamon.export.compare import load_truth
+
     truth = load_truth(_run1_truth(tmp_path))
-    hm = region_heatmap(td, time_bins=17, addr_bins=4608, collapse="none")   # 256 KiB columns
+    hm = region_heatmap(td, time_bins=17, addr_bins=4608, collapse="none")  # 256 KiB columns
     ncol = hm.shape[1]
     frac = {lab: np.zeros(ncol) for lab in ("hot", "warm", "cold")}
     width = (hm.bin_end - hm.bin_start).astype(float)
@@ -234,12 +266,12 @@ def test_damon_paddr_run1_heatmap_shows_the_hot_area(tmp_path):
             lo = np.maximum(hm.bin_start, s)
             hi = np.minimum(hm.bin_end, e)
             frac[lab] += np.maximum(hi.astype(float) - lo.astype(float), 0) / width
-    later = hm.matrix[5:]                    # after population (snapshot 2) and DAMON settling
+    later = hm.matrix[5:]  # after population (snapshot 2) and DAMON settling
     hot_cols = frac["hot"] > 0.5
     cold_cols = (frac["cold"] > 0.5) & (frac["hot"] == 0) & (frac["warm"] == 0)
     assert hot_cols.sum() >= 5 and cold_cols.sum() >= 20
     assert np.nanmean(later[:, hot_cols]) > 5 * np.nanmean(later[:, cold_cols])
-    assert np.nanmean(later[:, hot_cols]) > 6                     # near 10/10 (2 Hz)
+    assert np.nanmean(later[:, hot_cols]) > 6  # near 10/10 (2 Hz)
     hm.to_png(tmp_path / "run1.png")
     assert png_size(tmp_path / "run1.png") == (1000, 700)
 
@@ -247,18 +279,22 @@ def test_damon_paddr_run1_heatmap_shows_the_hot_area(tmp_path):
 def _replay_pair(tmp_path, seeds, **kw):
     replay_mod = pytest.importorskip("tracedamon.engine.replay")
     from tracedamon.ingest import ingest
+
     td = tmp_path / "hc.td"
     if not td.exists():
         ingest([SAMPLE_DIR / "hotcold.perf.data"], td)
-    base = dict(ops="fvaddr", ranges=["0x200000000000-0x200000200000"], sample_us=5000, aggr_us=100000)
+    base = dict(
+        ops="fvaddr", ranges=["0x200000000000-0x200000200000"], sample_us=5000, aggr_us=100000
+    )
     return [replay_mod.replay(td, seed=s, **{**base, **kw}) for s in seeds]
 
 
 def test_replay_seeds_agree_highly_in_adaptive_mode(tmp_path):
     from tracedamon.export.compare import compare
+
     a, b = _replay_pair(tmp_path, (0, 1), min_nr_regions=10, max_nr_regions=1000)
     m = compare(a, b).metrics
-    assert m["a"]["sample_us"] == 5000 and m["a"]["aggr_us"] == 100000      # from the replay metadata
+    assert m["a"]["sample_us"] == 5000 and m["a"]["aggr_us"] == 100000  # from the replay metadata
     assert 0.5 < m["heat"]["spearman"] < 1.0
     assert 0.5 < m["hot"]["0.5"]["f1"] < 1.0 or 0.5 < m["hot"]["0.25"]["f1"] < 1.0
     # (no claim on the lag here: over 2 s, one seed finding the hot pages later than the
@@ -267,14 +303,18 @@ def test_replay_seeds_agree_highly_in_adaptive_mode(tmp_path):
 
 def test_replay_seeds_agree_perfectly_at_fixed_granularity(tmp_path):
     from tracedamon.export.compare import compare
-    a, b = _replay_pair(tmp_path, (0, 7), min_region=4096, max_region=4096,
-                        min_nr_regions=512, max_nr_regions=512)
+
+    a, b = _replay_pair(
+        tmp_path, (0, 7), min_region=4096, max_region=4096, min_nr_regions=512, max_nr_regions=512
+    )
     m = compare(a, b).metrics
-    assert m["heat"]["spearman"] == pytest.approx(1.0) and m["heat"]["pearson"] == pytest.approx(1.0)
+    assert m["heat"]["spearman"] == pytest.approx(1.0) and m["heat"]["pearson"] == pytest.approx(
+        1.0
+    )
     assert m["heat"]["mean_abs_rate_diff"] == 0
     assert all(v["f1"] == 1.0 for v in m["hot"].values())
     assert m["wss"]["mae_bytes"] == 0
-    assert m["grid"]["address_bin_bytes"] == 4096                      # per-page cells
+    assert m["grid"]["address_bin_bytes"] == 4096  # per-page cells
     assert m["alignment"]["estimate"]["lag_ns"] == 0
 
 
@@ -283,9 +323,10 @@ def test_sample_heatmap_of_the_real_hotcold_trace(tmp_path, capsys):
     samples in the workload area at 0x200000000000."""
     from tracedamon.cli import main
     from tracedamon.ingest import ingest
+
     td = tmp_path / "hc.td"
     ingest([SAMPLE_DIR / "hotcold.perf.data"], td)
-    hm = sample_heatmap(td, time_bins=20, addr_bins=4096)          # page columns
+    hm = sample_heatmap(td, time_bins=20, addr_bins=4096)  # page columns
     assert int(hm.bin_end[0] - hm.bin_start[0]) == 4096
     area = hm.columns_in(0x200000000000, 0x200000000000 + 288 * 4096)
     per_page = hm.matrix[:, area].sum(axis=0)
@@ -305,6 +346,7 @@ def test_sample_heatmap_of_the_real_hotcold_trace(tmp_path, capsys):
 
 def test_cli_diff_heatmap(tmp_path, capsys):
     from tracedamon.cli import main
+
     p = np.zeros((10, 32), int)
     p[:, 4:8] = 20
     fa = _regions_file(tmp_path, p)
@@ -312,19 +354,26 @@ def test_cli_diff_heatmap(tmp_path, capsys):
     q = p.copy()
     q[:, 20:22] = 20
     import shutil
+
     shutil.copy(_regions_file(tmp_path, q), fb)
     _regions_file(tmp_path, p)
-    assert main(["report", "heatmap", str(fa), "--diff", str(fb), "--png", str(tmp_path / "d.png")]) == 0
+    assert (
+        main(["report", "heatmap", str(fa), "--diff", str(fb), "--png", str(tmp_path / "d.png")])
+        == 0
+    )
     assert png_size(tmp_path / "d.png") == (1000, 700)
     assert "diff heatmap" in capsys.readouterr().out
 
 
 def test_cli_damo_heatmap(tmp_path, capsys):
     from tracedamon.cli import main
+
     p = np.zeros((10, 32), int)
     p[:, 4:8] = 20
     f = _regions_file(tmp_path, p)
-    assert main(["report", "heatmap", str(f), "--damo", "--addr-bins", "32", "--time-bins", "5"]) == 0
+    assert (
+        main(["report", "heatmap", str(f), "--damo", "--addr-bins", "32", "--time-bins", "5"]) == 0
+    )
     out = capsys.readouterr().out
     rows = [ln for ln in out.splitlines() if ln and not ln.startswith("#")]
     assert len(rows) == 5 and all(r[4:8] == "9999" for r in rows)

@@ -1,4 +1,5 @@
 """`tracedamon compare`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,7 @@ def _fmt(v, pct=False) -> str:
 
 def _refuse(path: Optional[Path], force: bool) -> None:
     from ..errors import InputError
+
     if path is not None and path.exists() and not force:
         raise InputError(f"{path}: output exists (use --force to replace it)")
 
@@ -26,31 +28,51 @@ def render_metrics(m: dict) -> None:
     from rich.console import Console
     from rich.table import Table
     from ..export.grid import fmt_bytes
+
     con = Console()
     if "heat" in m:
-        t = Table(title=f"compare  a = {m['a']['source']}   b = {m['b']['source']}", show_lines=False)
+        t = Table(
+            title=f"compare  a = {m['a']['source']}   b = {m['b']['source']}", show_lines=False
+        )
         t.add_column("metric")
         t.add_column("value", justify="right")
         g = m["grid"]
-        t.add_row("grid", f"{g['time_bins']} × {g['address_bins']} cells "
-                          f"({g['time_bin_ns'] / 1e6:.1f} ms × {fmt_bytes(g['address_bin_bytes'])}), "
-                          f"{fmt_bytes(g['common_bytes'])} in common")
+        t.add_row(
+            "grid",
+            f"{g['time_bins']} × {g['address_bins']} cells "
+            f"({g['time_bin_ns'] / 1e6:.1f} ms × {fmt_bytes(g['address_bin_bytes'])}), "
+            f"{fmt_bytes(g['common_bytes'])} in common",
+        )
         al = m["alignment"]
         est = al["estimate"]
         t.add_row("time offset applied to b", f"{al['applied_offset_ns']} ns")
-        t.add_row("best lag (estimate)", f"{est['lag_ns']} ns, r = {_fmt(est['correlation'])} "
-                                          f"(r at 0: {_fmt(est['correlation_at_zero'])})")
-        t.add_row("heat Spearman / Pearson", f"{_fmt(m['heat']['spearman'])} / {_fmt(m['heat']['pearson'])}")
+        t.add_row(
+            "best lag (estimate)",
+            f"{est['lag_ns']} ns, r = {_fmt(est['correlation'])} "
+            f"(r at 0: {_fmt(est['correlation_at_zero'])})",
+        )
+        t.add_row(
+            "heat Spearman / Pearson",
+            f"{_fmt(m['heat']['spearman'])} / {_fmt(m['heat']['pearson'])}",
+        )
         t.add_row("mean |rate b - rate a|", _fmt(m["heat"]["mean_abs_rate_diff"]))
         for th, v in m["hot"].items():
-            t.add_row(f"hot ≥ {th}×max: precision / recall / F1",
-                      f"{_fmt(v['precision'])} / {_fmt(v['recall'])} / {_fmt(v['f1'])}")
+            t.add_row(
+                f"hot ≥ {th}×max: precision / recall / F1",
+                f"{_fmt(v['precision'])} / {_fmt(v['recall'])} / {_fmt(v['f1'])}",
+            )
         w = m.get("wss") or {}
         if w:
             t.add_row("WSS mean a / b", f"{fmt_bytes(w['mean_a'])} / {fmt_bytes(w['mean_b'])}")
-            t.add_row("WSS MAE (relative)", f"{fmt_bytes(w['mae_bytes'])} ({_fmt(w['relative_error'], True)})")
+            t.add_row(
+                "WSS MAE (relative)",
+                f"{fmt_bytes(w['mae_bytes'])} ({_fmt(w['relative_error'], True)})",
+            )
         a = m.get("age") or {}
-        t.add_row("age Spearman / median |diff|", f"{_fmt(a.get('spearman'))} / {_fmt(a.get('median_abs_diff_s'))} s")
+        t.add_row(
+            "age Spearman / median |diff|",
+            f"{_fmt(a.get('spearman'))} / {_fmt(a.get('median_abs_diff_s'))} s",
+        )
         r = m["regions"]
         if "mean" in r["a"]:
             t.add_row("regions per snapshot a / b", f"{r['a']['mean']:.1f} / {r['b']['mean']:.1f}")
@@ -66,11 +88,23 @@ def render_metrics(m: dict) -> None:
         t.add_column("accessed", justify="right")
         for side, s in truth.items():
             for lab, v in s["labels"].items():
-                t.add_row(side, lab, fmt_bytes(v["bytes"]), _fmt(v["mean_nr_accesses"]),
-                          _fmt(v["mean_rate"]), _fmt(v["accessed_fraction"], True))
+                t.add_row(
+                    side,
+                    lab,
+                    fmt_bytes(v["bytes"]),
+                    _fmt(v["mean_nr_accesses"]),
+                    _fmt(v["mean_rate"]),
+                    _fmt(v["accessed_fraction"], True),
+                )
             hot = s["hot"].get("0.5") or next(iter(s["hot"].values()), {})
-            t.add_row(side, "hot P/R/F1 (0.5)", "", _fmt(hot.get("precision")), _fmt(hot.get("recall")),
-                      _fmt(hot.get("f1")))
+            t.add_row(
+                side,
+                "hot P/R/F1 (0.5)",
+                "",
+                _fmt(hot.get("precision")),
+                _fmt(hot.get("recall")),
+                _fmt(hot.get("f1")),
+            )
         con.print(t)
 
 
@@ -78,39 +112,57 @@ def register(app: typer.Typer) -> None:
     @app.command(
         "compare",
         help="Compare two region histories (replay vs DAMON trace, replay vs replay, DAMON vs "
-             "DAMON) on a common time × address grid: heat correlation, hot-set precision/recall/F1, "
-             "working-set size error, age agreement, region counts; optionally score both against "
-             "ground-truth ranges. A is the reference, B the candidate. With --truth, B may be "
-             "omitted to score A alone.\n\n"
-             "Example:  tracedamon compare damon.td replay.parquet -o metrics.json --truth truth.csv",
+        "DAMON) on a common time × address grid: heat correlation, hot-set precision/recall/F1, "
+        "working-set size error, age agreement, region counts; optionally score both against "
+        "ground-truth ranges. A is the reference, B the candidate. With --truth, B may be "
+        "omitted to score A alone.\n\n"
+        "Example:  tracedamon compare damon.td replay.parquet -o metrics.json --truth truth.csv",
     )
     def compare_cmd(
         a: Path = typer.Argument(..., help="reference: trace directory or regions .parquet"),
-        b: Optional[Path] = typer.Argument(None, help="candidate: trace directory or regions .parquet"),
-        out: Optional[Path] = typer.Option(None, "-o", "--output", help="write the metrics as JSON"),
-        cells: Optional[Path] = typer.Option(None, "--cells",
-                                             help="write per-cell values and differences as Parquet "
-                                                  "(default with -o: METRICS.cells.parquet)"),
-        truth: Optional[Path] = typer.Option(None, "--truth",
-                                             help="ground truth: CSV or JSON of start,end,label "
-                                                  "(hot/warm/cold)"),
+        b: Optional[Path] = typer.Argument(
+            None, help="candidate: trace directory or regions .parquet"
+        ),
+        out: Optional[Path] = typer.Option(
+            None, "-o", "--output", help="write the metrics as JSON"
+        ),
+        cells: Optional[Path] = typer.Option(
+            None,
+            "--cells",
+            help="write per-cell values and differences as Parquet "
+            "(default with -o: METRICS.cells.parquet)",
+        ),
+        truth: Optional[Path] = typer.Option(
+            None, "--truth", help="ground truth: CSV or JSON of start,end,label " "(hot/warm/cold)"
+        ),
         offset: int = typer.Option(0, "--offset", help="ns added to every time of B"),
-        align: str = typer.Option("none", "--align",
-                                  help="none: use --offset as is; auto: add the best lag found by "
-                                       "cross-correlation (always reported)"),
+        align: str = typer.Option(
+            "none",
+            "--align",
+            help="none: use --offset as is; auto: add the best lag found by "
+            "cross-correlation (always reported)",
+        ),
         max_lag: Optional[int] = typer.Option(None, "--max-lag", help="largest lag tried, ns"),
         lag_series: str = typer.Option("heat", "--lag-series", help="heat|wss: series correlated"),
-        addr_bin: Optional[int] = typer.Option(None, "--addr-bin", help="address bin, bytes (default: auto)"),
-        time_bin: Optional[int] = typer.Option(None, "--time-bin", help="time bin, ns (default: auto)"),
-        acc_thres: int = typer.Option(1, "--acc-thres", help="nr_accesses counted as accessed (WSS)"),
-        all_addresses: bool = typer.Option(False, "--all-addresses",
-                                           help="keep long never-accessed address stretches in the grid"),
+        addr_bin: Optional[int] = typer.Option(
+            None, "--addr-bin", help="address bin, bytes (default: auto)"
+        ),
+        time_bin: Optional[int] = typer.Option(
+            None, "--time-bin", help="time bin, ns (default: auto)"
+        ),
+        acc_thres: int = typer.Option(
+            1, "--acc-thres", help="nr_accesses counted as accessed (WSS)"
+        ),
+        all_addresses: bool = typer.Option(
+            False, "--all-addresses", help="keep long never-accessed address stretches in the grid"
+        ),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no table on the terminal"),
         force: bool = typer.Option(False, "--force", help="replace existing outputs"),
     ) -> None:
         import json
         from ..errors import ConfigError
         from ..export.compare import _write_text_atomic, compare, metrics_json, score_truth
+
         if cells is None and out is not None:
             cells = out.with_suffix("").with_name(out.with_suffix("").name + ".cells.parquet")
         _refuse(out, force)
@@ -125,9 +177,19 @@ def register(app: typer.Typer) -> None:
             if not quiet:
                 render_metrics(m)
             return
-        res = compare(a, b, offset_ns=offset, align=align, max_lag_ns=max_lag, lag_series=lag_series,
-                      addr_bin=addr_bin, time_bin_ns=time_bin, acc_thres=acc_thres, truth=truth,
-                      focus="all" if all_addresses else "active")
+        res = compare(
+            a,
+            b,
+            offset_ns=offset,
+            align=align,
+            max_lag_ns=max_lag,
+            lag_series=lag_series,
+            addr_bin=addr_bin,
+            time_bin_ns=time_bin,
+            acc_thres=acc_thres,
+            truth=truth,
+            focus="all" if all_addresses else "active",
+        )
         if out is not None:
             res.to_json(out)
         if cells is not None:

@@ -1,4 +1,5 @@
 """`tracedamon export`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,15 +7,16 @@ from typing import Optional
 
 import typer
 
-export_app = typer.Typer(help="Write region histories in other tools' formats.",
-                         no_args_is_help=True)
+export_app = typer.Typer(
+    help="Write region histories in other tools' formats.", no_args_is_help=True
+)
 
 
 @export_app.command(
     "damo",
     help="Write a region history as a damo record (json_compressed by default) that `damo report` "
-         "reads. The intervals come from the source's metadata, or --sample-us/--aggr-us.\n\n"
-         "Example:  tracedamon export damo replay.parquet -o damon.data && damo report access -i damon.data",
+    "reads. The intervals come from the source's metadata, or --sample-us/--aggr-us.\n\n"
+    "Example:  tracedamon export damo replay.parquet -o damon.data && damo report access -i damon.data",
 )
 def damo_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
@@ -27,14 +29,22 @@ def damo_cmd(
 ) -> None:
     from ..errors import InputError
     from ..export.damo_export import export_damo
+
     if out.exists() and not force:
         raise InputError(f"{out}: output exists (use --force to replace it)")
-    s = export_damo(src, out, fmt=fmt, sample_us=sample_us, aggr_us=aggr_us, ops_update_us=update_us)
+    s = export_damo(
+        src, out, fmt=fmt, sample_us=sample_us, aggr_us=aggr_us, ops_update_us=update_us
+    )
     iv = s["intervals"]
-    typer.echo(f"wrote {out}: {s['records']} record(s), {s['snapshots']} snapshots, {s['regions']} regions; "
-               f"intervals sample {iv['sample_us']} us, aggr {iv['aggr_us']} us, update {iv['ops_update_us']} us"
-               + (" (ESTIMATED: the source records no intervals; give --sample-us/--aggr-us)"
-                  if s["estimated"] else ""))
+    typer.echo(
+        f"wrote {out}: {s['records']} record(s), {s['snapshots']} snapshots, {s['regions']} regions; "
+        f"intervals sample {iv['sample_us']} us, aggr {iv['aggr_us']} us, update {iv['ops_update_us']} us"
+        + (
+            " (ESTIMATED: the source records no intervals; give --sample-us/--aggr-us)"
+            if s["estimated"]
+            else ""
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
 """`tracedamon report heatmap|wss|access|summary`."""
+
 from __future__ import annotations
 
 import json
@@ -7,12 +8,16 @@ from typing import List, Optional
 
 import typer
 
-report_app = typer.Typer(help="Heatmaps, working-set size, access distributions and summaries of "
-                              "region histories (and of raw samples).", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Heatmaps, working-set size, access distributions and summaries of "
+    "region histories (and of raw samples).",
+    no_args_is_help=True,
+)
 
 
 def _ranges(specs: Optional[List[str]]):
     from ..errors import ConfigError
+
     out = []
     for s in specs or []:
         try:
@@ -28,6 +33,7 @@ def _ranges(specs: Optional[List[str]]):
 
 def _numbers(s: str, what: str):
     from ..errors import ConfigError
+
     try:
         return [float(x) for x in s.split(",") if x.strip()]
     except ValueError:
@@ -36,6 +42,7 @@ def _numbers(s: str, what: str):
 
 def _has_regions(src: Path) -> bool:
     from ..trace import open_trace
+
     tr = open_trace(src)
     return tr.path.is_file() or tr.has("regions")
 
@@ -43,56 +50,92 @@ def _has_regions(src: Path) -> bool:
 @report_app.command(
     "heatmap",
     help="Time × address heat of a region history (mean nr_accesses per cell), of raw samples "
-         "(--samples, or automatically for a trace directory without regions), or the difference "
-         "of two region histories (--diff OTHER: rate of OTHER minus rate of SRC). Empty address "
-         "gaps and long never-accessed stretches are collapsed (--collapse). Without --png the "
-         "heatmap is printed as digit rows.\n\n"
-         "Example:  tracedamon report heatmap damon.td --png heat.png",
+    "(--samples, or automatically for a trace directory without regions), or the difference "
+    "of two region histories (--diff OTHER: rate of OTHER minus rate of SRC). Empty address "
+    "gaps and long never-accessed stretches are collapsed (--collapse). Without --png the "
+    "heatmap is printed as digit rows.\n\n"
+    "Example:  tracedamon report heatmap damon.td --png heat.png",
 )
 def heatmap_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     png: Optional[Path] = typer.Option(None, "--png", help="write a PNG"),
-    diff: Optional[Path] = typer.Option(None, "--diff", help="other region history: draw OTHER - SRC"),
+    diff: Optional[Path] = typer.Option(
+        None, "--diff", help="other region history: draw OTHER - SRC"
+    ),
     samples: bool = typer.Option(False, "--samples", help="heat of the raw samples table"),
     phys: bool = typer.Option(False, "--phys", help="samples: use physical addresses"),
     pid: Optional[int] = typer.Option(None, "--pid", help="samples: only this pid"),
     event: Optional[List[str]] = typer.Option(None, "--event", help="samples: only these events"),
     target: Optional[int] = typer.Option(None, "--target", help="regions: target (pid or index)"),
-    range_: Optional[List[str]] = typer.Option(None, "--range", help="START-END address range to draw (repeatable)"),
-    collapse: str = typer.Option("auto", "--collapse",
-                                 help="auto: drop gaps and long idle stretches; gaps: drop only "
-                                      "uncovered gaps; none: one continuous axis"),
+    range_: Optional[List[str]] = typer.Option(
+        None, "--range", help="START-END address range to draw (repeatable)"
+    ),
+    collapse: str = typer.Option(
+        "auto",
+        "--collapse",
+        help="auto: drop gaps and long idle stretches; gaps: drop only "
+        "uncovered gaps; none: one continuous axis",
+    ),
     value: str = typer.Option("nr_accesses", "--value", help="nr_accesses|rate|hz"),
-    time_bins: int = typer.Option(0, "--time-bins", help="rows (default 400 for PNG, 40 on the terminal)"),
-    addr_bins: int = typer.Option(0, "--addr-bins", help="columns (default 400 for PNG, 80 on the terminal)"),
+    time_bins: int = typer.Option(
+        0, "--time-bins", help="rows (default 400 for PNG, 40 on the terminal)"
+    ),
+    addr_bins: int = typer.Option(
+        0, "--addr-bins", help="columns (default 400 for PNG, 80 on the terminal)"
+    ),
     offset: int = typer.Option(0, "--offset", help="--diff: ns added to OTHER's times"),
-    damo: bool = typer.Option(False, "--damo",
-                              help="damo's accounting (Hz, first snapshot backfilled over its "
-                                   "ages, integer pixels, one continuous address axis), to put "
-                                   "beside `damo report heatmap` output"),
+    damo: bool = typer.Option(
+        False,
+        "--damo",
+        help="damo's accounting (Hz, first snapshot backfilled over its "
+        "ages, integer pixels, one continuous address axis), to put "
+        "beside `damo report heatmap` output",
+    ),
     width: int = typer.Option(1000, "--width", help="PNG width, pixels"),
     height: int = typer.Option(700, "--height", help="PNG height, pixels"),
 ) -> None:
     from ..export import heatmap as hm_mod
+
     tb = time_bins or (400 if png else 40)
     ab = addr_bins or (400 if png else 80)
     if diff is not None:
         hm = hm_mod.diff_heatmap(src, diff, offset_ns=offset)
     elif damo:
         rng = _ranges(range_)
-        hm = hm_mod.damo_heatmap(src, time_bins=time_bins or (500 if png else 40),
-                                 addr_bins=addr_bins or (500 if png else 80), target=target,
-                                 addr_range=rng[0] if rng else None)
+        hm = hm_mod.damo_heatmap(
+            src,
+            time_bins=time_bins or (500 if png else 40),
+            addr_bins=addr_bins or (500 if png else 80),
+            target=target,
+            addr_range=rng[0] if rng else None,
+        )
     elif samples or not _has_regions(src):
-        hm = hm_mod.sample_heatmap(src, time_bins=tb, addr_bins=ab, phys=phys, pid=pid,
-                                   events=event, ranges=_ranges(range_))
+        hm = hm_mod.sample_heatmap(
+            src,
+            time_bins=tb,
+            addr_bins=ab,
+            phys=phys,
+            pid=pid,
+            events=event,
+            ranges=_ranges(range_),
+        )
     else:
-        hm = hm_mod.region_heatmap(src, time_bins=tb, addr_bins=ab, target=target,
-                                   ranges=_ranges(range_), collapse=collapse, value=value)
+        hm = hm_mod.region_heatmap(
+            src,
+            time_bins=tb,
+            addr_bins=ab,
+            target=target,
+            ranges=_ranges(range_),
+            collapse=collapse,
+            value=value,
+        )
     if png is not None:
         hm.to_png(png, width=width, height=height)
-        typer.echo(f"wrote {png}: {hm.kind} heatmap {hm.shape[0]}×{hm.shape[1]} cells, "
-                   f"{len(hm.segments)} address range(s)" + ("; " + "; ".join(hm.notes) if hm.notes else ""))
+        typer.echo(
+            f"wrote {png}: {hm.kind} heatmap {hm.shape[0]}×{hm.shape[1]} cells, "
+            f"{len(hm.segments)} address range(s)"
+            + ("; " + "; ".join(hm.notes) if hm.notes else "")
+        )
     else:
         typer.echo(hm.ascii(rows=min(tb, 200), cols=min(ab, 200)))
 
@@ -100,8 +143,8 @@ def heatmap_cmd(
 @report_app.command(
     "wss",
     help="Working-set size (bytes of regions with nr_accesses >= --acc-thres) per snapshot: mean "
-         "and percentiles (damo's definition; unlike damo no snapshot is skipped unless --exclude).\n\n"
-         "Example:  tracedamon report wss replay.parquet --png wss.png",
+    "and percentiles (damo's definition; unlike damo no snapshot is skipped unless --exclude).\n\n"
+    "Example:  tracedamon report wss replay.parquet --png wss.png",
 )
 def wss_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
@@ -114,8 +157,14 @@ def wss_cmd(
 ) -> None:
     from ..export.grid import fmt_bytes
     from ..export.wss import wss_png, wss_report
-    rep = wss_report(src, acc_thres=acc_thres, sz_thres=sz_thres,
-                     ps=_numbers(percentiles, "percentiles"), exclude=exclude)
+
+    rep = wss_report(
+        src,
+        acc_thres=acc_thres,
+        sz_thres=sz_thres,
+        ps=_numbers(percentiles, "percentiles"),
+        exclude=exclude,
+    )
     if png is not None:
         wss_png(rep, png, title=f"working set size: {src}")
     if as_json:
@@ -124,7 +173,9 @@ def wss_cmd(
     if rep["snapshots"] == 0:
         typer.echo("no snapshot")
         return
-    typer.echo(f"# snapshots {rep['snapshots']}, mean {fmt_bytes(rep['mean_bytes'])} ({rep['mean_bytes']:.0f})")
+    typer.echo(
+        f"# snapshots {rep['snapshots']}, mean {fmt_bytes(rep['mean_bytes'])} ({rep['mean_bytes']:.0f})"
+    )
     for p, v in rep["percentiles"].items():
         typer.echo(f"{p:>6g} {v:>16.0f}  {fmt_bytes(v)}")
     if png is not None:
@@ -134,19 +185,24 @@ def wss_cmd(
 @report_app.command(
     "access",
     help="Distributions of bytes by temperature and by idle time (damo `report access` "
-         "definitions), over all snapshots.\n\n"
-         "Example:  tracedamon report access damon.td",
+    "definitions), over all snapshots.\n\n"
+    "Example:  tracedamon report access damon.td",
 )
 def access_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
-    weights: str = typer.Option("0,100,100", "--weights", help="temperature weights: size,rate,age"),
+    weights: str = typer.Option(
+        "0,100,100", "--weights", help="temperature weights: size,rate,age"
+    ),
     percentiles: str = typer.Option("0,1,5,10,25,50,75,90,95,99,100", "--percentiles"),
     png: Optional[Path] = typer.Option(None, "--png", help="CDFs of bytes as PNG"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     from ..export.access_report import access_png, access_report
     from ..export.grid import fmt_bytes
-    rep = access_report(src, weights=_numbers(weights, "weights"), ps=_numbers(percentiles, "percentiles"))
+
+    rep = access_report(
+        src, weights=_numbers(weights, "weights"), ps=_numbers(percentiles, "percentiles")
+    )
     if png is not None:
         access_png(src, png, weights=_numbers(weights, "weights"))
     if as_json:
@@ -154,16 +210,25 @@ def access_cmd(
         return
     from rich.console import Console
     from rich.table import Table
+
     t = Table(title=f"bytes by temperature and idle time ({rep['snapshots']} snapshots)")
     t.add_column("percentile of bytes", justify="right")
     t.add_column("temperature", justify="right")
     t.add_column("idle time (s)", justify="right")
     for p in rep["temperature"]:
         tv, iv = rep["temperature"][p], rep["idle_us"][p]
-        t.add_row(f"{p:g}", "-" if tv is None else f"{tv + 0.0:.0f}", "-" if iv is None else f"{iv / 1e6:.3f}")
+        t.add_row(
+            f"{p:g}",
+            "-" if tv is None else f"{tv + 0.0:.0f}",
+            "-" if iv is None else f"{iv / 1e6:.3f}",
+        )
     Console().print(t)
-    typer.echo(f"mean accessed {fmt_bytes(rep['mean_accessed_bytes'])} of {fmt_bytes(rep['mean_total_bytes'])}; "
-               + ", ".join(f"idle >= {k}: {fmt_bytes(v)}" for k, v in rep["mean_bytes_idle_at_least"].items()))
+    typer.echo(
+        f"mean accessed {fmt_bytes(rep['mean_accessed_bytes'])} of {fmt_bytes(rep['mean_total_bytes'])}; "
+        + ", ".join(
+            f"idle >= {k}: {fmt_bytes(v)}" for k, v in rep["mean_bytes_idle_at_least"].items()
+        )
+    )
     if png is not None:
         typer.echo(f"wrote {png}")
 
@@ -171,21 +236,23 @@ def access_cmd(
 @report_app.command(
     "summary",
     help="What a region history (or, without regions, a samples table) holds: snapshots, time "
-         "span, intervals, targets, regions per snapshot, address ranges, heat, working set.\n\n"
-         "Example:  tracedamon report summary replay.parquet",
+    "span, intervals, targets, regions per snapshot, address ranges, heat, working set.\n\n"
+    "Example:  tracedamon report summary replay.parquet",
 )
 def summary_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     from ..export.access_report import format_summary, sample_summary, summary
+
     if _has_regions(src):
         s = summary(src)
         typer.echo(json.dumps(s, indent=2) if as_json else format_summary(s))
     else:
         s = sample_summary(src)
-        typer.echo(json.dumps(s, indent=2) if as_json else
-                   "\n".join(f"{k:<16}{v}" for k, v in s.items()))
+        typer.echo(
+            json.dumps(s, indent=2) if as_json else "\n".join(f"{k:<16}{v}" for k, v in s.items())
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -48,6 +48,7 @@ side is also scored against it (:func:`score_truth`): mean nr_accesses and
 accessed fraction per label, correlation with the truth level (hot 1, warm 0.5,
 cold 0), hot precision/recall/F1 against the hot label.
 """
+
 from __future__ import annotations
 
 import csv
@@ -65,9 +66,23 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import ConfigError, InputError, TraceFormatError
-from .grid import (PAGE, History, active_ranges, address_unit, guide_ranges, auto_bin_bytes, cell_area, coverage,
-                   intersect_intervals, load_history, mean_grid, merge_intervals,
-                   raster, snapshot_stats, time_edges, uniform_bins)
+from .grid import (
+    PAGE,
+    History,
+    active_ranges,
+    address_unit,
+    auto_bin_bytes,
+    coverage,
+    guide_ranges,
+    intersect_intervals,
+    load_history,
+    mean_grid,
+    merge_intervals,
+    raster,
+    snapshot_stats,
+    time_edges,
+    uniform_bins,
+)
 
 TRUTH_LEVEL = {"hot": 1.0, "warm": 0.5, "cold": 0.0}
 DEFAULT_THRESHOLDS = (0.25, 0.5, 0.75)
@@ -128,10 +143,17 @@ def prf(pred: np.ndarray, ref: np.ndarray, w: np.ndarray) -> dict:
     rp = float(w[ref].sum())
     p = tp / pp if pp > 0 else float("nan")
     r = tp / rp if rp > 0 else float("nan")
-    f = 2 * p * r / (p + r) if (pp > 0 and rp > 0 and p + r > 0) else (0.0 if pp > 0 and rp > 0 else float("nan"))
-    return {"precision": _clean(p), "recall": _clean(r), "f1": _clean(f),
-            "ref_fraction": _clean(rp / w.sum()) if w.sum() > 0 else None,
-            "pred_fraction": _clean(pp / w.sum()) if w.sum() > 0 else None}
+    if pp > 0 and rp > 0:
+        f = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    else:
+        f = float("nan")
+    return {
+        "precision": _clean(p),
+        "recall": _clean(r),
+        "f1": _clean(f),
+        "ref_fraction": _clean(rp / w.sum()) if w.sum() > 0 else None,
+        "pred_fraction": _clean(pp / w.sum()) if w.sum() > 0 else None,
+    }
 
 
 def hot_mask(heat: np.ndarray, theta: float) -> np.ndarray:
@@ -189,18 +211,24 @@ def load_truth(src) -> pd.DataFrame:
                 raise TraceFormatError(p, "expected a list of {start, end, label} objects")
             rows = [(i + 1, r) for i, r in enumerate(data)]
         else:
-            lines = [ln for ln in text.splitlines()]
-            reader = csv.reader(io.StringIO(text), delimiter="\t" if "\t" in lines[0] else ",") if lines else []
+            delim = "\t" if text.count("\t") > text.count(",") else ","
+            reader = csv.reader(io.StringIO(text), delimiter=delim)
             header = None
             for ln, rec in enumerate(reader, start=1):
-                if not rec or not "".join(rec).strip() or rec[0].lstrip().startswith("#") and header is not None:
+                if not rec or not "".join(rec).strip():
                     continue
+                names = [h.strip().lstrip("#").strip().lower() for h in rec]
+                if header is None and {"start", "end", "label"} <= set(names):
+                    header = names  # the header (it may be commented: "# start,...")
+                    continue
+                if rec[0].lstrip().startswith("#"):
+                    continue  # a comment line
                 if header is None:
-                    header = [h.strip().lstrip("#").strip().lower() for h in rec]
-                    for need in ("start", "end", "label"):
-                        if need not in header:
-                            raise TraceFormatError(p, f"CSV header lacks column {need!r}", line=ln)
-                    continue
+                    raise TraceFormatError(
+                        p,
+                        "no CSV header with start, end and label before " "the first range",
+                        line=ln,
+                    )
                 rows.append((ln, dict(zip(header, rec))))
     out = []
     for ln, r in rows:
@@ -224,8 +252,11 @@ def load_truth(src) -> pd.DataFrame:
     st, en = df["start"].to_numpy(), df["end"].to_numpy()
     bad = np.flatnonzero(st[1:] < en[:-1])
     if len(bad):
-        raise TraceFormatError(where, f"truth ranges overlap ({st[bad[0] + 1]:#x} starts before "
-                                      f"{en[bad[0]]:#x})", line=int(df['line'].iat[bad[0] + 1]))
+        raise TraceFormatError(
+            where,
+            f"truth ranges overlap ({st[bad[0] + 1]:#x} starts before " f"{en[bad[0]]:#x})",
+            line=int(df['line'].iat[bad[0] + 1]),
+        )
     df["start"] = df["start"].astype(np.uint64)
     df["end"] = df["end"].astype(np.uint64)
     return df.drop(columns=["line"])
@@ -264,16 +295,23 @@ def split_truth(truth: pd.DataFrame, *, max_bins: int = 65536, unit: int = PAGE)
     return out
 
 
-def score_truth(src, truth, *, t_range: tuple[int, int] | None = None,
-                hot_thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-                acc_thres: float = 1, per_snapshot: bool = False) -> dict:
+def score_truth(
+    src,
+    truth,
+    *,
+    t_range: tuple[int, int] | None = None,
+    hot_thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    acc_thres: float = 1,
+    per_snapshot: bool = False,
+) -> dict:
     """Score one region history against ground-truth ranges.
 
     Returns a dict: ``labels`` (per label: bytes, mean nr_accesses, mean rate,
     accessed fraction), ``areas`` (the same per original area name),
     ``correlation`` (byte-weighted Spearman/Pearson of heat vs truth level) and
     ``hot`` (precision/recall/F1 of the hot bins at each threshold against the hot
-    label), both over the truth ranges cut into equal bins (:func:`split_truth`) and, with ``per_snapshot``, ``timeline``: a DataFrame with one row per
+    label), both over the truth ranges cut into equal bins (:func:`split_truth`)
+    and, with ``per_snapshot``, ``timeline``: a DataFrame with one row per
     snapshot window and the mean nr_accesses / accessed fraction of each label.
     Heat is averaged over ``t_range`` (default: the whole history).
     """
@@ -296,21 +334,29 @@ def score_truth(src, truth, *, t_range: tuple[int, int] | None = None,
     mx = h.max_nr_accesses
     with np.errstate(invalid="ignore", divide="ignore"):
         heat = np.where(cov > 0, sh / cov, np.nan)
-    out: dict[str, Any] = {"source": h.name, "time_range_ns": [int(t0), int(t1)],
-                           "bin_bytes": int(bins["end"].iat[0] - bins["start"].iat[0]),
-                           "bins": int(len(bins)),
-                           "max_nr_accesses": mx, "max_nr_accesses_from": h.max_source,
-                           "truth_bytes": float(size.sum()),
-                           "covered_bytes": float((cov / dt).sum())}
+    out: dict[str, Any] = {
+        "source": h.name,
+        "time_range_ns": [int(t0), int(t1)],
+        "bin_bytes": int(bins["end"].iat[0] - bins["start"].iat[0]),
+        "bins": int(len(bins)),
+        "max_nr_accesses": mx,
+        "max_nr_accesses_from": h.max_source,
+        "truth_bytes": float(size.sum()),
+        "covered_bytes": float((cov / dt).sum()),
+    }
 
     def group(col):
         res = {}
         for lab, idx in bins.groupby(col).indices.items():
             c = cov[idx].sum()
             m = float(sh[idx].sum() / c) if c > 0 else float("nan")
-            res[str(lab)] = {"bytes": float(size[idx].sum()), "covered_fraction": _clean(c / (size[idx].sum() * dt)),
-                             "mean_nr_accesses": _clean(m), "mean_rate": _clean(m / mx),
-                             "accessed_fraction": _clean(sa[idx].sum() / c) if c > 0 else None}
+            res[str(lab)] = {
+                "bytes": float(size[idx].sum()),
+                "covered_fraction": _clean(c / (size[idx].sum() * dt)),
+                "mean_nr_accesses": _clean(m),
+                "mean_rate": _clean(m / mx),
+                "accessed_fraction": _clean(sa[idx].sum() / c) if c > 0 else None,
+            }
         return res
 
     out["labels"] = group("label")
@@ -318,8 +364,10 @@ def score_truth(src, truth, *, t_range: tuple[int, int] | None = None,
     lvl = bins["label"].map(TRUTH_LEVEL).to_numpy(float)
     w = size * ok
     if ok.sum() >= 2:
-        out["correlation"] = {"spearman": _clean(wspearman(lvl[ok], heat[ok], w[ok])),
-                              "pearson": _clean(wpearson(lvl[ok], heat[ok], w[ok]))}
+        out["correlation"] = {
+            "spearman": _clean(wspearman(lvl[ok], heat[ok], w[ok])),
+            "pearson": _clean(wpearson(lvl[ok], heat[ok], w[ok])),
+        }
     else:
         out["correlation"] = {"spearman": None, "pearson": None}
     ref = (bins["label"].to_numpy() == "hot")[ok]
@@ -344,8 +392,12 @@ def truth_timeline(src, truth, *, acc_thres: float = 1) -> pd.DataFrame:
         for lab, idx in truth.groupby(col).indices.items():
             c = cov[:, idx].sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                rows[f"{lab}_mean_nr_accesses"] = np.where(c > 0, sh[:, idx].sum(axis=1) / c, np.nan)
-                rows[f"{lab}_accessed_fraction"] = np.where(c > 0, sa[:, idx].sum(axis=1) / c, np.nan)
+                rows[f"{lab}_mean_nr_accesses"] = np.where(
+                    c > 0, sh[:, idx].sum(axis=1) / c, np.nan
+                )
+                rows[f"{lab}_accessed_fraction"] = np.where(
+                    c > 0, sa[:, idx].sum(axis=1) / c, np.nan
+                )
     return pd.DataFrame(rows)
 
 
@@ -370,9 +422,17 @@ def _series(h: History, key_ranges: list, dt: int, phase: int, kind: str, acc_th
     return int(k0), tot / dt, cov > 0
 
 
-def estimate_lag(a: History, b: History, key_pairs: list, ranges: list, *,
-                 dt_ns: float | None = None, max_lag_ns: float | None = None,
-                 kind: str = "heat", acc_thres: float = 1) -> dict:
+def estimate_lag(
+    a: History,
+    b: History,
+    key_pairs: list,
+    ranges: list,
+    *,
+    dt_ns: float | None = None,
+    max_lag_ns: float | None = None,
+    kind: str = "heat",
+    acc_thres: float = 1,
+) -> dict:
     """Best lag (ns to add to ``b``'s times) by cross-correlating the two sides'
     total-heat (``kind="heat"``) or working-set (``"wss"``) series over the common
     address ranges, at candidate lags that are multiples of ``dt_ns`` (default: half
@@ -385,8 +445,12 @@ def estimate_lag(a: History, b: History, key_pairs: list, ranges: list, *,
     span = max(a.t_end - a.t_start, b.t_end - b.t_start)
     dt = int(max(1, round(dt_ns), math.ceil(span / 4000)))
     phase = a.t_start
-    ka, sa, va = _series(a, [(k[0], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres)
-    kb, sb, vb = _series(b, [(k[1], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres)
+    ka, sa, va = _series(
+        a, [(k[0], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres
+    )
+    kb, sb, vb = _series(
+        b, [(k[1], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres
+    )
     na, nb = len(sa), len(sb)
     min_overlap = max(3, int(0.5 * min(na, nb)))
     best = None
@@ -398,29 +462,38 @@ def estimate_lag(a: History, b: History, key_pairs: list, ranges: list, *,
         lim = int(max_lag_ns // dt)
         kmin, kmax = max(kmin, -lim), min(kmax, lim)
     for k in range(kmin, kmax + 1):
-        off = kb + k - ka          # a index of b's bin 0
+        off = kb + k - ka  # a index of b's bin 0
         lo = max(0, off)
         hi = min(na, off + nb)
         if hi - lo < min_overlap:
             continue
         xa = sa[lo:hi]
-        xb = sb[lo - off:hi - off]
-        m = va[lo:hi] & vb[lo - off:hi - off]
+        xb = sb[lo - off : hi - off]
+        m = va[lo:hi] & vb[lo - off : hi - off]
         if m.sum() < min_overlap:
             continue
         r = wpearson(xa[m], xb[m])
         if math.isnan(r):
             continue
         results.append((k, r))
-        if best is None or r > best[1] + 1e-12 or (abs(r - best[1]) <= 1e-12 and abs(k) < abs(best[0])):
+        if (
+            best is None
+            or r > best[1] + 1e-12
+            or (abs(r - best[1]) <= 1e-12 and abs(k) < abs(best[0]))
+        ):
             best = (k, r)
     out = {"series": kind, "resolution_ns": dt, "candidates": len(results)}
     if best is None:
         out.update({"lag_ns": None, "correlation": None, "correlation_at_zero": None})
         return out
     at0 = dict(results).get(0)
-    out.update({"lag_ns": int(best[0] * dt), "correlation": _clean(best[1]),
-                "correlation_at_zero": _clean(at0) if at0 is not None else None})
+    out.update(
+        {
+            "lag_ns": int(best[0] * dt),
+            "correlation": _clean(best[1]),
+            "correlation_at_zero": _clean(at0) if at0 is not None else None,
+        }
+    )
     return out
 
 
@@ -445,10 +518,16 @@ class CompareResult:
 
     def write_cells(self, path: str | os.PathLike) -> Path:
         from ..ingest.writer import write_table_atomic
+
         t = pa.Table.from_pandas(self.cells, preserve_index=False)
-        return write_table_atomic(t, path, metadata={"table": "compare_cells",
-                                                     "metrics": {k: self.metrics.get(k) for k in
-                                                                 ("a", "b", "grid", "alignment")}})
+        return write_table_atomic(
+            t,
+            path,
+            metadata={
+                "table": "compare_cells",
+                "metrics": {k: self.metrics.get(k) for k in ("a", "b", "grid", "alignment")},
+            },
+        )
 
 
 def _sanitize(o):
@@ -485,6 +564,7 @@ def _json_default(o):
 
 def _write_text_atomic(dest: Path, text: str) -> None:
     import tempfile
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
@@ -506,8 +586,9 @@ def match_keys(a: History, b: History) -> list[tuple]:
         return [(k, k) for k in common]
     if len(ka) == 1 and len(kb) == 1:
         return [(ka[0], kb[0])]
-    raise InputError(f"{a.name} and {b.name} share no monitoring target "
-                     f"(targets {ka[:5]} vs {kb[:5]})")
+    raise InputError(
+        f"{a.name} and {b.name} share no monitoring target " f"(targets {ka[:5]} vs {kb[:5]})"
+    )
 
 
 def _region_counts(h: History, key, ranges: np.ndarray, t0: int, t1: int) -> dict:
@@ -519,31 +600,58 @@ def _region_counts(h: History, key, ranges: np.ndarray, t0: int, t1: int) -> dic
     for lo, hi in ranges:
         inside |= (s < hi) & (e > lo)
     tsn = hk.snaps
-    in_time = ((tsn["t1"].to_numpy() > t0) & (tsn["t0"].to_numpy() < t1))
+    in_time = (tsn["t1"].to_numpy() > t0) & (tsn["t0"].to_numpy() < t1)
     cnt_in = np.bincount(df["snap"].to_numpy()[inside], minlength=len(tsn))[in_time]
     n = st["nr_regions"].to_numpy()
-    return {"snapshots": int(len(n)), "mean": float(n.mean()), "min": int(n.min()), "max": int(n.max()),
-            "in_common": {"snapshots": int(in_time.sum()),
-                          "mean": float(cnt_in.mean()) if len(cnt_in) else None,
-                          "min": int(cnt_in.min()) if len(cnt_in) else None,
-                          "max": int(cnt_in.max()) if len(cnt_in) else None}}
+    return {
+        "snapshots": int(len(n)),
+        "mean": float(n.mean()),
+        "min": int(n.min()),
+        "max": int(n.max()),
+        "in_common": {
+            "snapshots": int(in_time.sum()),
+            "mean": float(cnt_in.mean()) if len(cnt_in) else None,
+            "min": int(cnt_in.min()) if len(cnt_in) else None,
+            "max": int(cnt_in.max()) if len(cnt_in) else None,
+        },
+    }
 
 
 def _side_info(h: History) -> dict:
-    return {"source": h.name, "snapshots": int(len(h.snaps)), "rows": int(len(h.df)),
-            "time_ns": [h.t_start, h.t_end], "aggr_ns": h.aggr_ns_est,
-            "snapshot_spacing_ns": h.aggr_ns_measured,
-            "sample_us": h.sample_us, "aggr_us": h.aggr_us,
-            "max_nr_accesses": h.max_nr_accesses, "max_nr_accesses_from": h.max_source,
-            "targets": [int(k) for k in h.keys]}
+    return {
+        "source": h.name,
+        "snapshots": int(len(h.snaps)),
+        "rows": int(len(h.df)),
+        "time_ns": [h.t_start, h.t_end],
+        "aggr_ns": h.aggr_ns_est,
+        "snapshot_spacing_ns": h.aggr_ns_measured,
+        "sample_us": h.sample_us,
+        "aggr_us": h.aggr_us,
+        "max_nr_accesses": h.max_nr_accesses,
+        "max_nr_accesses_from": h.max_source,
+        "targets": [int(k) for k in h.keys],
+    }
 
 
-def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float | None = None,
-            lag_series: str = "heat", addr_bin: int | None = None, time_bin_ns: int | None = None,
-            max_addr_bins: int = 2048, max_time_bins: int = 512,
-            hot_thresholds: Sequence[float] = DEFAULT_THRESHOLDS, acc_thres: float = 1,
-            truth=None, focus: str = "active", name_a: str | None = None,
-            name_b: str | None = None) -> CompareResult:
+def compare(
+    a,
+    b,
+    *,
+    offset_ns: int = 0,
+    align: str = "none",
+    max_lag_ns: float | None = None,
+    lag_series: str = "heat",
+    addr_bin: int | None = None,
+    time_bin_ns: int | None = None,
+    max_addr_bins: int = 2048,
+    max_time_bins: int = 512,
+    hot_thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    acc_thres: float = 1,
+    truth=None,
+    focus: str = "active",
+    name_a: str | None = None,
+    name_b: str | None = None,
+) -> CompareResult:
     """Compare region history ``b`` (candidate) with ``a`` (reference).
 
     ``a``/``b``: a trace directory holding ``regions.parquet``, a region ``.parquet``
@@ -570,7 +678,9 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
     ha = load_history(a, name=name_a)
     hb = load_history(b, name=name_b)
     pairs = match_keys(ha, hb)
-    ranges = [intersect_intervals(coverage(ha.for_key(ka)), coverage(hb.for_key(kb))) for ka, kb in pairs]
+    ranges = [
+        intersect_intervals(coverage(ha.for_key(ka)), coverage(hb.for_key(kb))) for ka, kb in pairs
+    ]
     if sum(len(r) for r in ranges) == 0:
         raise InputError(f"{ha.name} and {hb.name} cover no common address range")
 
@@ -581,9 +691,8 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
         # the grid and inflate correlations
         focused = []
         for (ka, kb), r in zip(pairs, ranges):
-            act = merge_intervals(
-                np.concatenate([active_ranges(ha.for_key(ka))[:, 0], active_ranges(hb.for_key(kb))[:, 0]]),
-                np.concatenate([active_ranges(ha.for_key(ka))[:, 1], active_ranges(hb.for_key(kb))[:, 1]]))
+            both = np.concatenate([active_ranges(ha.for_key(ka)), active_ranges(hb.for_key(kb))])
+            act = merge_intervals(both[:, 0], both[:, 1])
             g = guide_ranges(r, intersect_intervals(act, r)) if len(act) else r
             idle_excluded += int((r[:, 1] - r[:, 0]).sum()) - int((g[:, 1] - g[:, 0]).sum())
             focused.append(g)
@@ -592,8 +701,9 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
         raise ConfigError(f"focus must be 'active' or 'all', not {focus!r}")
 
     hb_off = hb.shifted(int(offset_ns))
-    lag = estimate_lag(ha, hb_off, pairs, ranges, max_lag_ns=max_lag_ns, kind=lag_series,
-                       acc_thres=acc_thres)
+    lag = estimate_lag(
+        ha, hb_off, pairs, ranges, max_lag_ns=max_lag_ns, kind=lag_series, acc_thres=acc_thres
+    )
     applied = int(offset_ns)
     if align == "auto" and lag.get("lag_ns") is not None:
         applied += int(lag["lag_ns"])
@@ -601,9 +711,11 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
     t0 = max(ha.t_start, hb2.t_start)
     t1 = min(ha.t_end, hb2.t_end)
     if t1 <= t0:
-        raise InputError(f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
-                         f"[{hb2.t_start}, {hb2.t_end}) (offset {applied} ns) share no time; "
-                         "give --offset or --align auto")
+        raise InputError(
+            f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
+            f"[{hb2.t_start}, {hb2.t_end}) (offset {applied} ns) share no time; "
+            "give --offset or --align auto"
+        )
 
     unit = address_unit(ha, hb)
     total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in ranges))
@@ -611,7 +723,7 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
     tb = float(time_bin_ns) if time_bin_ns else max(ha.aggr_ns_est, hb.aggr_ns_est, 1.0)
     tb = max(tb, (t1 - t0) / max_time_bins)
     edges = time_edges(t0, t1, tb)
-    edges[-1] = t1            # the last bin stops where the common time does
+    edges[-1] = t1  # the last bin stops where the common time does
 
     cells = []
     n_addr_bins = 0
@@ -629,17 +741,29 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
             # kdamonds run late: 5.12 s for a configured 5 s)
             age_ns = np.where(known, age, 0.0) * h.aggr_ns_measured
             (heat, acc, agesum, ageknown), frac = mean_grid(
-                hk, edges, bs, be, [nr, (nr >= acc_thres).astype(float), age_ns, known.astype(float)])
+                hk,
+                edges,
+                bs,
+                be,
+                [nr, (nr >= acc_thres).astype(float), age_ns, known.astype(float)],
+            )
             with np.errstate(invalid="ignore", divide="ignore"):
-                age_mean = np.where(ageknown > 0.5, agesum / np.where(ageknown > 0, ageknown, 1), np.nan)
+                age_mean = np.where(
+                    ageknown > 0.5, agesum / np.where(ageknown > 0, ageknown, 1), np.nan
+                )
             sides[tag] = (heat, acc, age_mean, frac, h.max_nr_accesses)
         nt, nb = len(edges) - 1, len(bs)
         n_addr_bins += nb
         ti = np.repeat(np.arange(nt), nb)
         bj = np.tile(np.arange(nb), nt)
-        d = {"target_a": np.full(nt * nb, ka), "target_b": np.full(nt * nb, kb),
-             "t0_ns": edges[:-1][ti], "t1_ns": edges[1:][ti],
-             "start": bs[bj], "end": be[bj]}
+        d = {
+            "target_a": np.full(nt * nb, ka),
+            "target_b": np.full(nt * nb, kb),
+            "t0_ns": edges[:-1][ti],
+            "t1_ns": edges[1:][ti],
+            "start": bs[bj],
+            "end": be[bj],
+        }
         for tag in ("a", "b"):
             heat, acc, age_mean, frac, mx = sides[tag]
             d[f"heat_{tag}"] = heat.ravel()
@@ -651,38 +775,58 @@ def compare(a, b, *, offset_ns: int = 0, align: str = "none", max_lag_ns: float 
     cells = pd.concat(cells, ignore_index=True)
     cells["valid"] = (cells["cover_a"] >= 0.5) & (cells["cover_b"] >= 0.5)
     cells["diff_rate"] = cells["rate_b"] - cells["rate_a"]
-    area = ((cells["t1_ns"] - cells["t0_ns"]).to_numpy(float)
-            * (cells["end"].to_numpy() - cells["start"].to_numpy()).astype(float))
+    area = (cells["t1_ns"] - cells["t0_ns"]).to_numpy(float) * (
+        cells["end"].to_numpy() - cells["start"].to_numpy()
+    ).astype(float)
     cells["area"] = area
 
     metrics = _metrics(cells, hot_thresholds)
     wss = _wss_series(cells)
     metrics["wss"] = _wss_metrics(wss)
+    counts_a = {str(ka): _region_counts(ha, ka, r, t0, t1) for (ka, _), r in zip(pairs, ranges)}
+    counts_b = {str(kb): _region_counts(hb2, kb, r, t0, t1) for (_, kb), r in zip(pairs, ranges)}
     metrics["regions"] = {
-        "a": [_region_counts(ha, ka, r, t0, t1) for (ka, _), r in zip(pairs, ranges)][0]
-        if len(pairs) == 1 else {str(ka): _region_counts(ha, ka, r, t0, t1) for (ka, _), r in zip(pairs, ranges)},
-        "b": [_region_counts(hb2, kb, r, t0, t1) for (_, kb), r in zip(pairs, ranges)][0]
-        if len(pairs) == 1 else {str(kb): _region_counts(hb2, kb, r, t0, t1) for (_, kb), r in zip(pairs, ranges)},
+        "a": next(iter(counts_a.values())) if len(pairs) == 1 else counts_a,
+        "b": next(iter(counts_b.values())) if len(pairs) == 1 else counts_b,
     }
     metrics = {
-        "a": _side_info(ha), "b": _side_info(hb),
-        "grid": {"address_bin_bytes": bin_bytes, "address_unit": unit, "time_bin_ns": int(round(tb)),
-                 "time_bins": int(len(edges) - 1), "address_bins": n_addr_bins,
-                 "time_ns": [int(t0), int(t1)],
-                 "ranges": [{"target_a": int(ka), "target_b": int(kb),
-                             "ranges": [[int(x), int(y)] for x, y in r]} for (ka, kb), r in zip(pairs, ranges)],
-                 "common_bytes": total, "idle_bytes_left_out": idle_excluded, "focus": focus, "cells": int(len(cells)), "valid_cells": int(cells["valid"].sum()),
-                 "acc_thres": acc_thres, "hot_thresholds": list(hot_thresholds)},
-        "alignment": {"offset_ns": int(offset_ns), "align": align, "applied_offset_ns": applied,
-                      "estimate": lag},
+        "a": _side_info(ha),
+        "b": _side_info(hb),
+        "grid": {
+            "address_bin_bytes": bin_bytes,
+            "address_unit": unit,
+            "time_bin_ns": int(round(tb)),
+            "time_bins": int(len(edges) - 1),
+            "address_bins": n_addr_bins,
+            "time_ns": [int(t0), int(t1)],
+            "ranges": [
+                {
+                    "target_a": int(ka),
+                    "target_b": int(kb),
+                    "ranges": [[int(x), int(y)] for x, y in r],
+                }
+                for (ka, kb), r in zip(pairs, ranges)
+            ],
+            "common_bytes": total,
+            "idle_bytes_left_out": idle_excluded,
+            "focus": focus,
+            "cells": int(len(cells)),
+            "valid_cells": int(cells["valid"].sum()),
+            "acc_thres": acc_thres,
+            "hot_thresholds": list(hot_thresholds),
+        },
+        "alignment": {
+            "offset_ns": int(offset_ns),
+            "align": align,
+            "applied_offset_ns": applied,
+            "estimate": lag,
+        },
         **metrics,
     }
     if truth is not None:
         tr = load_truth(truth)
-        metrics["truth"] = {
-            "a": score_truth(ha, tr, t_range=(t0, t1), hot_thresholds=hot_thresholds, acc_thres=acc_thres),
-            "b": score_truth(hb2, tr, t_range=(t0, t1), hot_thresholds=hot_thresholds, acc_thres=acc_thres),
-        }
+        opts = dict(t_range=(t0, t1), hot_thresholds=hot_thresholds, acc_thres=acc_thres)
+        metrics["truth"] = {"a": score_truth(ha, tr, **opts), "b": score_truth(hb2, tr, **opts)}
     return CompareResult(metrics, cells, wss)
 
 
@@ -693,27 +837,42 @@ def _metrics(cells: pd.DataFrame, thresholds) -> dict:
     ra, rb = v["rate_a"].to_numpy(), v["rate_b"].to_numpy()
     out: dict[str, Any] = {}
     if len(v) == 0:
-        out["heat"] = {"spearman": None, "pearson": None, "mean_abs_rate_diff": None, "rms_rate_diff": None}
+        out["heat"] = {
+            "spearman": None,
+            "pearson": None,
+            "mean_abs_rate_diff": None,
+            "rms_rate_diff": None,
+        }
         out["hot"] = {}
         out["age"] = {}
         return out
     d = rb - ra
-    out["heat"] = {"spearman": _clean(wspearman(ha, hb, w)), "pearson": _clean(wpearson(ha, hb, w)),
-                   "mean_abs_rate_diff": _clean(np.average(np.abs(d), weights=w)),
-                   "rms_rate_diff": _clean(math.sqrt(np.average(d * d, weights=w))),
-                   "mean_rate_a": _clean(np.average(ra, weights=w)),
-                   "mean_rate_b": _clean(np.average(rb, weights=w))}
+    out["heat"] = {
+        "spearman": _clean(wspearman(ha, hb, w)),
+        "pearson": _clean(wpearson(ha, hb, w)),
+        "mean_abs_rate_diff": _clean(np.average(np.abs(d), weights=w)),
+        "rms_rate_diff": _clean(math.sqrt(np.average(d * d, weights=w))),
+        "mean_rate_a": _clean(np.average(ra, weights=w)),
+        "mean_rate_b": _clean(np.average(rb, weights=w)),
+    }
     out["hot"] = {str(th): prf(hot_mask(hb, th), hot_mask(ha, th), w) for th in thresholds}
     aa, ab = v["age_a_ns"].to_numpy(), v["age_b_ns"].to_numpy()
     m = np.isfinite(aa) & np.isfinite(ab)
     if m.sum() >= 2:
         diff = np.abs(aa[m] - ab[m]) / 1e9
-        out["age"] = {"cells": int(m.sum()), "spearman": _clean(wspearman(aa[m], ab[m], w[m])),
-                      "mean_abs_diff_s": _clean(np.average(diff, weights=w[m])),
-                      "median_abs_diff_s": _clean(float(np.median(diff)))}
+        out["age"] = {
+            "cells": int(m.sum()),
+            "spearman": _clean(wspearman(aa[m], ab[m], w[m])),
+            "mean_abs_diff_s": _clean(np.average(diff, weights=w[m])),
+            "median_abs_diff_s": _clean(float(np.median(diff))),
+        }
     else:
-        out["age"] = {"cells": int(m.sum()), "spearman": None, "mean_abs_diff_s": None,
-                      "median_abs_diff_s": None}
+        out["age"] = {
+            "cells": int(m.sum()),
+            "spearman": None,
+            "mean_abs_diff_s": None,
+            "median_abs_diff_s": None,
+        }
     return out
 
 
@@ -722,10 +881,15 @@ def _wss_series(cells: pd.DataFrame) -> pd.DataFrame:
     sides cover."""
     v = cells[cells["valid"]]
     nbytes = (v["end"].to_numpy() - v["start"].to_numpy()).astype(float)
-    df = pd.DataFrame({"t0_ns": v["t0_ns"].to_numpy(), "t1_ns": v["t1_ns"].to_numpy(),
-                       "wss_a": v["accessed_a"].to_numpy() * v["cover_a"].to_numpy() * nbytes,
-                       "wss_b": v["accessed_b"].to_numpy() * v["cover_b"].to_numpy() * nbytes,
-                       "bytes": nbytes})
+    df = pd.DataFrame(
+        {
+            "t0_ns": v["t0_ns"].to_numpy(),
+            "t1_ns": v["t1_ns"].to_numpy(),
+            "wss_a": v["accessed_a"].to_numpy() * v["cover_a"].to_numpy() * nbytes,
+            "wss_b": v["accessed_b"].to_numpy() * v["cover_b"].to_numpy() * nbytes,
+            "bytes": nbytes,
+        }
+    )
     return df.groupby(["t0_ns", "t1_ns"], as_index=False).sum()
 
 
@@ -735,8 +899,13 @@ def _wss_metrics(wss: pd.DataFrame) -> dict:
     a, b = wss["wss_a"].to_numpy(), wss["wss_b"].to_numpy()
     err = b - a
     mae = float(np.abs(err).mean())
-    return {"bins": int(len(wss)), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
-            "mae_bytes": mae, "rmse_bytes": float(math.sqrt((err * err).mean())),
-            "max_abs_error_bytes": float(np.abs(err).max()),
-            "relative_error": _clean(mae / a.mean()) if a.mean() > 0 else None,
-            "pearson": _clean(wpearson(a, b))}
+    return {
+        "bins": int(len(wss)),
+        "mean_a": float(a.mean()),
+        "mean_b": float(b.mean()),
+        "mae_bytes": mae,
+        "rmse_bytes": float(math.sqrt((err * err).mean())),
+        "max_abs_error_bytes": float(np.abs(err).max()),
+        "relative_error": _clean(mae / a.mean()) if a.mean() > 0 else None,
+        "pearson": _clean(wpearson(a, b)),
+    }

@@ -27,6 +27,7 @@ must be given (``sample_us``/``aggr_us``) or are estimated (aggregation = median
 snapshot spacing, sampling = aggregation / largest nr_accesses) and the estimate
 is reported in the returned summary.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,20 @@ from ..errors import ConfigError
 from .grid import _find_key, load_history
 
 
-def damo_records(src, *, sample_us: float | None = None, aggr_us: float | None = None,
-                 ops_update_us: float | None = None) -> tuple[list[dict], dict]:
+def damo_records(
+    src,
+    *,
+    sample_us: float | None = None,
+    aggr_us: float | None = None,
+    ops_update_us: float | None = None,
+) -> tuple[list[dict], dict]:
     """The damo record list (JSON-ready) of a region history and a summary
     ``{"intervals": ..., "estimated": bool, "records": n, "snapshots": n, "regions": n}``."""
-    for name, v in (("sample_us", sample_us), ("aggr_us", aggr_us), ("ops_update_us", ops_update_us)):
+    for name, v in (
+        ("sample_us", sample_us),
+        ("aggr_us", aggr_us),
+        ("ops_update_us", ops_update_us),
+    ):
         if v is not None and v <= 0:
             raise ConfigError(f"{name} must be positive")
     h = load_history(src, sample_us=sample_us, aggr_us=aggr_us)
@@ -61,10 +71,17 @@ def damo_records(src, *, sample_us: float | None = None, aggr_us: float | None =
         else:
             s_us = max(1.0, round(a_us / mx)) if mx > 0 else a_us
     u_us = ops_update_us or _find_key(h.meta, ("ops_update_us", "update_us")) or 60_000_000
-    intervals = {"sample_us": str(int(round(s_us))), "aggr_us": str(int(round(a_us))),
-                 "ops_update_us": str(int(round(u_us))),
-                 "intervals_goal": {"access_bp": "0", "aggrs": "0",
-                                    "min_sample_us": "0", "max_sample_us": "0"}}
+    intervals = {
+        "sample_us": str(int(round(s_us))),
+        "aggr_us": str(int(round(a_us))),
+        "ops_update_us": str(int(round(u_us))),
+        "intervals_goal": {
+            "access_bp": "0",
+            "aggrs": "0",
+            "min_sample_us": "0",
+            "max_sample_us": "0",
+        },
+    }
     df = h.df
     st = df["start"].to_numpy(np.uint64)
     en = df["end"].to_numpy(np.uint64)
@@ -80,39 +97,77 @@ def damo_records(src, *, sample_us: float | None = None, aggr_us: float | None =
     for i0, i1 in zip(starts, ends):
         s = int(snap[i0])
         key = snaps["key"].iat[s]
-        regions = [{"start": str(int(st[i])), "end": str(int(en[i])),
-                    "nr_accesses": {"samples": int(nr[i]), "percent": None},
-                    "age": {"usec": None, "aggr_intervals": int(age[i])},
-                    "probe_hits": [], "sz_filter_passed": "0"} for i in range(i0, i1)]
+        regions = [
+            {
+                "start": str(int(st[i])),
+                "end": str(int(en[i])),
+                "nr_accesses": {"samples": int(nr[i]), "percent": None},
+                "age": {"usec": None, "aggr_intervals": int(age[i])},
+                "probe_hits": [],
+                "sz_filter_passed": "0",
+            }
+            for i in range(i0, i1)
+        ]
         total = int((en[i0:i1] - st[i0:i1]).sum())
-        per_key.setdefault(key, []).append((int(snaps["t1"].iat[s]), {
-            "start_time": str(int(snaps["t0"].iat[s])), "end_time": str(int(snaps["t1"].iat[s])),
-            "regions": regions, "total_bytes": str(total), "damos_stats": None,
-            "sample_interval_us": None}))
+        per_key.setdefault(key, []).append(
+            (
+                int(snaps["t1"].iat[s]),
+                {
+                    "start_time": str(int(snaps["t0"].iat[s])),
+                    "end_time": str(int(snaps["t1"].iat[s])),
+                    "regions": regions,
+                    "total_bytes": str(total),
+                    "damos_stats": None,
+                    "sample_interval_us": None,
+                },
+            )
+        )
     records = []
     for key in sorted(per_key):
         shots = [s for _, s in sorted(per_key[key], key=lambda x: x[0])]
-        records.append({"kdamond_idx": 0, "context_idx": 0, "intervals": intervals,
-                        "scheme_idx": None, "target_id": int(key), "scheme_filters": [],
-                        "snapshots": shots, "data_source": "unknown"})
-    summary = {"intervals": {"sample_us": int(intervals["sample_us"]),
-                             "aggr_us": int(intervals["aggr_us"]),
-                             "ops_update_us": int(intervals["ops_update_us"])},
-               "estimated": estimated, "records": len(records),
-               "snapshots": int(len(snaps)), "regions": int(len(df))}
+        records.append(
+            {
+                "kdamond_idx": 0,
+                "context_idx": 0,
+                "intervals": intervals,
+                "scheme_idx": None,
+                "target_id": int(key),
+                "scheme_filters": [],
+                "snapshots": shots,
+                "data_source": "unknown",
+            }
+        )
+    summary = {
+        "intervals": {
+            "sample_us": int(intervals["sample_us"]),
+            "aggr_us": int(intervals["aggr_us"]),
+            "ops_update_us": int(intervals["ops_update_us"]),
+        },
+        "estimated": estimated,
+        "records": len(records),
+        "snapshots": int(len(snaps)),
+        "regions": int(len(df)),
+    }
     return records, summary
 
 
-def export_damo(src, dest: str | os.PathLike, *, fmt: str = "json_compressed",
-                sample_us: float | None = None, aggr_us: float | None = None,
-                ops_update_us: float | None = None) -> dict:
+def export_damo(
+    src,
+    dest: str | os.PathLike,
+    *,
+    fmt: str = "json_compressed",
+    sample_us: float | None = None,
+    aggr_us: float | None = None,
+    ops_update_us: float | None = None,
+) -> dict:
     """Write ``src`` (a region history) to ``dest`` as a damo record, atomically.
     ``fmt``: ``json_compressed`` (damo's default) or ``json``. Returns the summary of
     :func:`damo_records` plus the output path."""
     if fmt not in ("json_compressed", "json"):
         raise ConfigError(f"damo record format must be json_compressed or json, not {fmt!r}")
-    records, summary = damo_records(src, sample_us=sample_us, aggr_us=aggr_us,
-                                    ops_update_us=ops_update_us)
+    records, summary = damo_records(
+        src, sample_us=sample_us, aggr_us=aggr_us, ops_update_us=ops_update_us
+    )
     text = json.dumps(records, indent=4)
     data = zlib.compress(text.encode()) if fmt == "json_compressed" else text.encode()
     dest = Path(dest)

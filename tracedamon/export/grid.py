@@ -25,6 +25,7 @@ Address bins are any sorted, disjoint ``[start, end)`` intervals: equal-size
 bins over the address ranges that hold data (:func:`uniform_bins`), or the
 ranges of a ground-truth file.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,8 @@ class History:
     meta: dict = field(default_factory=dict)
     sample_us: float | None = None
     aggr_us: float | None = None
-    aggr_ns_est: float = 0.0          # the aggregation interval used for windows (ns)
-    aggr_ns_measured: float = 0.0     # median spacing of consecutive snapshots (ns), else aggr_ns_est
+    aggr_ns_est: float = 0.0  # the aggregation interval used for windows (ns)
+    aggr_ns_measured: float = 0.0  # median spacing of consecutive snapshots (ns), else aggr_ns_est
 
     @property
     def max_nr_accesses(self) -> float:
@@ -90,8 +91,16 @@ class History:
         remap = np.full(len(self.snaps), -1, dtype=np.int64)
         remap[np.flatnonzero(self.snaps["key"].to_numpy() == key)] = np.arange(len(snaps))
         df = df.assign(snap=remap[df["snap"].to_numpy()]).reset_index(drop=True)
-        return History(df, snaps, self.name, self.meta, self.sample_us, self.aggr_us,
-                       self.aggr_ns_est, self.aggr_ns_measured)
+        return History(
+            df,
+            snaps,
+            self.name,
+            self.meta,
+            self.sample_us,
+            self.aggr_us,
+            self.aggr_ns_est,
+            self.aggr_ns_measured,
+        )
 
     def shifted(self, offset_ns: int) -> "History":
         """The same history with every time moved by ``offset_ns``."""
@@ -99,10 +108,19 @@ class History:
             return self
         off = int(offset_ns)
         df = self.df.assign(time_ns=self.df["time_ns"].to_numpy() + off)
-        snaps = self.snaps.assign(t0=self.snaps["t0"].to_numpy() + off,
-                                  t1=self.snaps["t1"].to_numpy() + off)
-        return History(df, snaps, self.name, self.meta, self.sample_us, self.aggr_us,
-                       self.aggr_ns_est, self.aggr_ns_measured)
+        snaps = self.snaps.assign(
+            t0=self.snaps["t0"].to_numpy() + off, t1=self.snaps["t1"].to_numpy() + off
+        )
+        return History(
+            df,
+            snaps,
+            self.name,
+            self.meta,
+            self.sample_us,
+            self.aggr_us,
+            self.aggr_ns_est,
+            self.aggr_ns_measured,
+        )
 
     @property
     def t_start(self) -> int:
@@ -148,8 +166,11 @@ def _read_source(src) -> tuple[pd.DataFrame, dict, str, str | None]:
         raise TypeError("already a History")
     if isinstance(src, pd.DataFrame):
         return src.copy(), dict(src.attrs.get("tracedamon", {})), "frame", None
-    if hasattr(src, "table") and isinstance(getattr(src, "table"), pa.Table) \
-            and isinstance(getattr(src, "metadata", None), dict):
+    if (
+        hasattr(src, "table")
+        and isinstance(getattr(src, "table"), pa.Table)
+        and isinstance(getattr(src, "metadata", None), dict)
+    ):
         # a replay result (engine.replay.RegionHistory): its table and its metadata
         return src.table.to_pandas(), {"replay": src.metadata}, "replay", None
     if isinstance(src, (pa.Table, pa.RecordBatch)):
@@ -164,6 +185,7 @@ def _read_source(src) -> tuple[pd.DataFrame, dict, str, str | None]:
         return t.to_pandas(), meta, "table", None
     from ..ingest.writer import read_parquet_metadata
     from ..trace import Trace, open_trace
+
     tr = src if isinstance(src, Trace) else open_trace(src)
     p = tr.path
     if p.is_file():
@@ -184,8 +206,9 @@ def _read_source(src) -> tuple[pd.DataFrame, dict, str, str | None]:
     return table.to_pandas(), meta, p.name, str(f)
 
 
-def load_history(src, *, name: str | None = None, sample_us: float | None = None,
-                 aggr_us: float | None = None) -> History:
+def load_history(
+    src, *, name: str | None = None, sample_us: float | None = None, aggr_us: float | None = None
+) -> History:
     """Read a region history from a trace directory, a ``.parquet`` file, an Arrow
     table or a DataFrame with the REGIONS columns, validate it and compute the
     snapshot windows."""
@@ -195,29 +218,40 @@ def load_history(src, *, name: str | None = None, sample_us: float | None = None
     where = path or nm
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
-        raise TraceFormatError(where, f"not a region history: missing column(s) {', '.join(missing)}")
+        raise TraceFormatError(
+            where, f"not a region history: missing column(s) {', '.join(missing)}"
+        )
     if len(df) == 0:
         raise InputError(f"{where}: the region history is empty")
     for c in ("start", "end", "nr_accesses", "snapshot", "time_ns"):
         if df[c].isna().any():
             bad = int(np.flatnonzero(df[c].isna().to_numpy())[0])
             raise TraceFormatError(where, f"row {bad}: {c} is null")
-    out = pd.DataFrame({
-        "run": df["run"].to_numpy(np.int64) if "run" in df else np.zeros(len(df), np.int64),
-        "target": df["target"].to_numpy(np.int64) if "target" in df else np.zeros(len(df), np.int64),
-        "snapshot": df["snapshot"].to_numpy(np.int64),
-        "time_ns": df["time_ns"].to_numpy(np.int64),
-        "start": df["start"].to_numpy(np.uint64),
-        "end": df["end"].to_numpy(np.uint64),
-        "nr_accesses": df["nr_accesses"].to_numpy(np.float64),
-        "age": (pd.to_numeric(df["age"], errors="coerce").to_numpy(np.float64)
-                if "age" in df else np.full(len(df), np.nan)),
-    })
+    out = pd.DataFrame(
+        {
+            "run": df["run"].to_numpy(np.int64) if "run" in df else np.zeros(len(df), np.int64),
+            "target": (
+                df["target"].to_numpy(np.int64) if "target" in df else np.zeros(len(df), np.int64)
+            ),
+            "snapshot": df["snapshot"].to_numpy(np.int64),
+            "time_ns": df["time_ns"].to_numpy(np.int64),
+            "start": df["start"].to_numpy(np.uint64),
+            "end": df["end"].to_numpy(np.uint64),
+            "nr_accesses": df["nr_accesses"].to_numpy(np.float64),
+            "age": (
+                pd.to_numeric(df["age"], errors="coerce").to_numpy(np.float64)
+                if "age" in df
+                else np.full(len(df), np.nan)
+            ),
+        }
+    )
     pid = df["pid"] if "pid" in df else pd.Series([None] * len(df))
     bad = np.flatnonzero(out["end"].to_numpy() <= out["start"].to_numpy())
     if len(bad):
         i = int(bad[0])
-        raise TraceFormatError(where, f"row {i}: region end {out['end'].iat[i]} <= start {out['start'].iat[i]}")
+        raise TraceFormatError(
+            where, f"row {i}: region end {out['end'].iat[i]} <= start {out['start'].iat[i]}"
+        )
     if pid.notna().all():
         out["pid"] = pid.to_numpy(np.int64)
         out["key"] = out["pid"]
@@ -237,9 +271,16 @@ def load_history(src, *, name: str | None = None, sample_us: float | None = None
     change[1:] = (ks[1:] != ks[:-1]).any(axis=1)
     out["snap"] = np.cumsum(change) - 1
     _check_sorted_disjoint(out, where)
-    h = History(out, snaps, name or nm, meta,
-                s_us if (s_us and a_us) else None, a_us if (s_us and a_us) else None, aggr_ns,
-                measured)
+    h = History(
+        out,
+        snaps,
+        name or nm,
+        meta,
+        s_us if (s_us and a_us) else None,
+        a_us if (s_us and a_us) else None,
+        aggr_ns,
+        measured,
+    )
     return h
 
 
@@ -251,14 +292,20 @@ def _check_sorted_disjoint(df: pd.DataFrame, where: str) -> None:
     bad = np.flatnonzero(same & (st[1:] < en[:-1]))
     if len(bad):
         i = int(bad[0]) + 1
-        raise TraceFormatError(where, f"regions overlap within snapshot {int(df['snapshot'].iat[i])} "
-                                      f"(region {int(st[i])}-{int(en[i])} starts before "
-                                      f"{int(en[i - 1])})")
+        raise TraceFormatError(
+            where,
+            f"regions overlap within snapshot {int(df['snapshot'].iat[i])} "
+            f"(region {int(st[i])}-{int(en[i])} starts before "
+            f"{int(en[i - 1])})",
+        )
 
 
 def _windows(df: pd.DataFrame, aggr_us: float | None) -> tuple[pd.DataFrame, float, float]:
-    g = (df.groupby(["key", "run", "snapshot"], sort=True)
-           .agg(target=("target", "first"), t1=("time_ns", "min")).reset_index())
+    g = (
+        df.groupby(["key", "run", "snapshot"], sort=True)
+        .agg(target=("target", "first"), t1=("time_ns", "min"))
+        .reset_index()
+    )
     t1 = g["t1"].to_numpy(np.int64)
     grp = g[["key", "run"]].to_numpy()
     first = np.ones(len(g), bool)
@@ -341,9 +388,14 @@ def active_ranges(h: History, *, gap: int = 0) -> np.ndarray:
     return merge_intervals(h.df["start"].to_numpy()[m], h.df["end"].to_numpy()[m], gap=gap)
 
 
-def guide_ranges(held: np.ndarray, active: np.ndarray | None = None, *,
-                 max_fraction: float = 0.5, gap_fraction: float = 0.05,
-                 min_gap: int = 1 << 20) -> np.ndarray:
+def guide_ranges(
+    held: np.ndarray,
+    active: np.ndarray | None = None,
+    *,
+    max_fraction: float = 0.5,
+    gap_fraction: float = 0.05,
+    min_gap: int = 1 << 20,
+) -> np.ndarray:
     """The address ranges worth drawing in a sparse space.
 
     ``held`` are the ranges that hold data (covered by regions, or pages with
@@ -415,9 +467,15 @@ def time_edges(t_start: int, t_end: int, bin_ns: float) -> np.ndarray:
 # ----------------------------------------------------------------------------------
 # rasterising
 # ----------------------------------------------------------------------------------
-def raster(h: History, t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.ndarray,
-           values: Iterable[np.ndarray] | np.ndarray, *, chunk_rows: int = 400_000
-           ) -> tuple[list[np.ndarray], np.ndarray]:
+def raster(
+    h: History,
+    t_edges: np.ndarray,
+    bin_start: np.ndarray,
+    bin_end: np.ndarray,
+    values: Iterable[np.ndarray] | np.ndarray,
+    *,
+    chunk_rows: int = 400_000,
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Integrate per-region values over a time × address grid.
 
     Parameters
@@ -493,7 +551,9 @@ def raster(h: History, t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.n
         e = np.repeat(np.arange(len(ukey)), tc)
         ti = i0[us][e] + (np.arange(Q) - np.repeat(np.cumsum(tc) - tc, tc))
         s_e = us[e]
-        ot = (np.minimum(T1[s_e], t_edges[ti + 1]) - np.maximum(T0[s_e], t_edges[ti])).astype(np.float64)
+        ot = (np.minimum(T1[s_e], t_edges[ti + 1]) - np.maximum(T0[s_e], t_edges[ti])).astype(
+            np.float64
+        )
         ot = np.maximum(ot, 0.0)
         flat = ti * nb + uj[e]
         cover += np.bincount(flat, weights=uov[e] * ot, minlength=nt * nb)
@@ -505,7 +565,9 @@ def raster(h: History, t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.n
 def cell_area(t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.ndarray) -> np.ndarray:
     """(nt, nb) array of cell areas in bytes × ns."""
     dt = np.diff(np.asarray(t_edges, dtype=np.int64)).astype(np.float64)
-    db = (np.asarray(bin_end, dtype=np.uint64) - np.asarray(bin_start, dtype=np.uint64)).astype(np.float64)
+    db = (np.asarray(bin_end, dtype=np.uint64) - np.asarray(bin_start, dtype=np.uint64)).astype(
+        np.float64
+    )
     return dt[:, None] * db[None, :]
 
 

@@ -15,6 +15,7 @@ interval in seconds, damo's unit); for samples the number of samples per cell;
 for a difference the rate of b minus the rate of a (see ``compare``).
 PNGs are drawn with matplotlib's Agg backend (no gnuplot).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,20 +28,33 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
-from .grid import (PAGE, History, active_ranges, address_unit, auto_bin_bytes, coverage,
-                   guide_ranges, load_history, mean_grid, merge_intervals, raster,
-                   time_edges, uniform_bins, cell_area)
+from .grid import (
+    PAGE,
+    History,
+    active_ranges,
+    address_unit,
+    auto_bin_bytes,
+    coverage,
+    guide_ranges,
+    load_history,
+    mean_grid,
+    merge_intervals,
+    raster,
+    time_edges,
+    uniform_bins,
+    cell_area,
+)
 
 
 @dataclass
 class Heatmap:
-    matrix: np.ndarray            # (time bins, address bins); NaN = no data
-    t_edges: np.ndarray           # int64 ns, len = rows + 1
-    bin_start: np.ndarray         # uint64, len = columns
+    matrix: np.ndarray  # (time bins, address bins); NaN = no data
+    t_edges: np.ndarray  # int64 ns, len = rows + 1
+    bin_start: np.ndarray  # uint64, len = columns
     bin_end: np.ndarray
-    segments: np.ndarray          # (n, 2) address ranges shown, in order
-    kind: str                     # regions | samples | diff
-    unit: str                     # what a value means
+    segments: np.ndarray  # (n, 2) address ranges shown, in order
+    kind: str  # regions | samples | diff
+    unit: str  # what a value means
     source: str = ""
     notes: list = field(default_factory=list)
 
@@ -57,15 +71,23 @@ class Heatmap:
 
     def columns_in(self, start: int, end: int) -> np.ndarray:
         """Columns lying entirely inside ``[start, end)``."""
-        return np.flatnonzero((self.bin_start >= np.uint64(start)) & (self.bin_end <= np.uint64(end)))
+        return np.flatnonzero(
+            (self.bin_start >= np.uint64(start)) & (self.bin_end <= np.uint64(end))
+        )
 
     def to_frame(self) -> pd.DataFrame:
         nt, nb = self.matrix.shape
         ti = np.repeat(np.arange(nt), nb)
         bj = np.tile(np.arange(nb), nt)
-        return pd.DataFrame({"t0_ns": self.t_edges[:-1][ti], "t1_ns": self.t_edges[1:][ti],
-                             "start": self.bin_start[bj], "end": self.bin_end[bj],
-                             "value": self.matrix.ravel()})
+        return pd.DataFrame(
+            {
+                "t0_ns": self.t_edges[:-1][ti],
+                "t1_ns": self.t_edges[1:][ti],
+                "start": self.bin_start[bj],
+                "end": self.bin_end[bj],
+                "value": self.matrix.ravel(),
+            }
+        )
 
     def ascii(self, rows: int = 40, cols: int = 80) -> str:
         """Digit rows 0-9 (damo's stdout style): one line per time slot, oldest first."""
@@ -85,15 +107,26 @@ class Heatmap:
                     lvl = 0 if span <= 0 else int(min(9, math.floor((v - lo) / span * 10)))
                     s.append(str(lvl))
             lines.append("".join(s))
-        lines.append(f"# x-axis: space, {len(self.segments)} range(s): " + ", ".join(
-            f"[{int(a):#x}, {int(b):#x})" for a, b in self.segments[:6]) + (" ..." if len(self.segments) > 6 else ""))
-        lines.append(f"# y-axis: time [{int(self.t_edges[0])}, {int(self.t_edges[-1])}) ns "
-                     f"({(int(self.t_edges[-1]) - int(self.t_edges[0])) / 1e9:.3f} s)")
+        lines.append(
+            f"# x-axis: space, {len(self.segments)} range(s): "
+            + ", ".join(f"[{int(a):#x}, {int(b):#x})" for a, b in self.segments[:6])
+            + (" ..." if len(self.segments) > 6 else "")
+        )
+        lines.append(
+            f"# y-axis: time [{int(self.t_edges[0])}, {int(self.t_edges[-1])}) ns "
+            f"({(int(self.t_edges[-1]) - int(self.t_edges[0])) / 1e9:.3f} s)"
+        )
         lines.append(f"# values: {self.unit}, levels 0-9 from {lo:.4g} to {hi:.4g}")
         return "\n".join(lines)
 
-    def to_png(self, path: str | os.PathLike, *, width: int = 1000, height: int = 700,
-               title: str | None = None) -> Path:
+    def to_png(
+        self,
+        path: str | os.PathLike,
+        *,
+        width: int = 1000,
+        height: int = 700,
+        title: str | None = None,
+    ) -> Path:
         return render_png(self, path, width=width, height=height, title=title)
 
 
@@ -126,6 +159,7 @@ def _segments(held: np.ndarray, active, collapse: str, ranges) -> np.ndarray:
     if ranges:
         segs = merge_intervals([int(a) for a, _ in ranges], [int(b) for _, b in ranges])
         from .grid import intersect_intervals
+
         out = intersect_intervals(segs, held) if len(held) else segs
         if len(out) == 0:
             raise InputError("the requested address ranges hold no data")
@@ -139,10 +173,17 @@ def _segments(held: np.ndarray, active, collapse: str, ranges) -> np.ndarray:
     raise ConfigError(f"collapse must be auto, gaps or none, not {collapse!r}")
 
 
-def region_heatmap(src, *, time_bins: int = 400, addr_bins: int = 400, target=None,
-                   ranges: Sequence[tuple[int, int]] | None = None, collapse: str = "auto",
-                   value: str = "nr_accesses",
-                   time_range: tuple[int, int] | None = None) -> Heatmap:
+def region_heatmap(
+    src,
+    *,
+    time_bins: int = 400,
+    addr_bins: int = 400,
+    target=None,
+    ranges: Sequence[tuple[int, int]] | None = None,
+    collapse: str = "auto",
+    value: str = "nr_accesses",
+    time_range: tuple[int, int] | None = None,
+) -> Heatmap:
     """Heatmap of a region history (one target: ``target``, else the one with most rows)."""
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
@@ -164,7 +205,9 @@ def region_heatmap(src, *, time_bins: int = 400, addr_bins: int = 400, target=No
         unit_s = "access rate (nr_accesses / max)"
     elif value == "hz":
         if not h.aggr_us:
-            raise ConfigError(f"{h.name}: the aggregation interval is unknown; use value nr_accesses")
+            raise ConfigError(
+                f"{h.name}: the aggregation interval is unknown; use value nr_accesses"
+            )
         mean = mean / (h.aggr_us / 1e6)
         unit_s = "accesses per second (Hz)"
     elif value == "nr_accesses":
@@ -177,14 +220,22 @@ def region_heatmap(src, *, time_bins: int = 400, addr_bins: int = 400, target=No
     return Heatmap(mean, edges, bs, be, segs, "regions", unit_s, h.name, notes)
 
 
-def sample_heatmap(src, *, time_bins: int = 400, addr_bins: int = 400, phys: bool = False,
-                   pid: int | None = None, events: Sequence[str] | None = None,
-                   ranges: Sequence[tuple[int, int]] | None = None,
-                   min_gap: int = 1 << 20) -> Heatmap:
+def sample_heatmap(
+    src,
+    *,
+    time_bins: int = 400,
+    addr_bins: int = 400,
+    phys: bool = False,
+    pid: int | None = None,
+    events: Sequence[str] | None = None,
+    ranges: Sequence[tuple[int, int]] | None = None,
+    min_gap: int = 1 << 20,
+) -> Heatmap:
     """Heatmap of raw samples (count per page range and time bin) from a trace
     directory's ``samples`` table: the input as it is before any replay.
     ``phys`` uses physical addresses; ``pid``/``events`` filter the samples."""
     from ..trace import Trace, open_trace
+
     tr = src if isinstance(src, Trace) else open_trace(src)
     if not tr.has("samples"):
         raise InputError(f"{tr.path}: holds no samples table")
@@ -197,8 +248,10 @@ def sample_heatmap(src, *, time_bins: int = 400, addr_bins: int = 400, phys: boo
     if events:
         df = df[df["event"].astype(str).isin(list(events))]
     if len(df) == 0:
-        raise InputError(f"{tr.path}: no samples with a {'physical' if phys else 'data'} address"
-                         + (" for the given filters" if (pid is not None or events) else ""))
+        raise InputError(
+            f"{tr.path}: no samples with a {'physical' if phys else 'data'} address"
+            + (" for the given filters" if (pid is not None or events) else "")
+        )
     addr = df[col].to_numpy(np.uint64)
     tns = df["time_ns"].to_numpy(np.int64)
     pages = np.unique(addr // np.uint64(PAGE)) * np.uint64(PAGE)
@@ -214,7 +267,7 @@ def sample_heatmap(src, *, time_bins: int = 400, addr_bins: int = 400, phys: boo
     edges = time_edges(t0, t1, max(1.0, (t1 - t0) / time_bins))
     edges[-1] = t1
     j = np.searchsorted(be, addr, side="right")
-    inb = (j < len(bs))
+    inb = j < len(bs)
     inb[inb] &= bs[j[inb]] <= addr[inb]
     i = np.clip(np.searchsorted(edges, tns, side="right") - 1, 0, len(edges) - 2)
     nt, nb = len(edges) - 1, len(bs)
@@ -227,6 +280,7 @@ def diff_heatmap(a, b, **compare_opts) -> Heatmap:
     """Rate of ``b`` minus rate of ``a`` on the common grid of :func:`compare`
     (NaN where one side does not cover the cell)."""
     from .compare import compare
+
     res = compare(a, b, **compare_opts)
     c = res.cells
     first = c["target_a"].iloc[0]
@@ -245,18 +299,34 @@ def diff_heatmap(a, b, **compare_opts) -> Heatmap:
     m[ti, bj] = v
     rng = res.metrics["grid"]["ranges"][0]["ranges"]
     segs = np.array(rng, dtype=np.uint64).reshape(-1, 2)
-    hm = Heatmap(m, edges, bs, be, segs, "diff", "rate difference (b - a)",
-                 f"{res.metrics['b']['source']} - {res.metrics['a']['source']}")
+    hm = Heatmap(
+        m,
+        edges,
+        bs,
+        be,
+        segs,
+        "diff",
+        "rate difference (b - a)",
+        f"{res.metrics['b']['source']} - {res.metrics['a']['source']}",
+    )
     hm.notes.append(f"heat spearman {res.metrics['heat']['spearman']}")
     return hm
 
 
-def render_png(hm: Heatmap, path: str | os.PathLike, *, width: int = 1000, height: int = 700,
-               title: str | None = None) -> Path:
+def render_png(
+    hm: Heatmap,
+    path: str | os.PathLike,
+    *,
+    width: int = 1000,
+    height: int = 700,
+    title: str | None = None,
+) -> Path:
     """Draw a heatmap into a PNG of ``width`` × ``height`` pixels, atomically."""
     import matplotlib
+
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+
     if width < 100 or height < 100:
         raise ConfigError("the PNG must be at least 100 × 100 pixels")
     dpi = 100
@@ -273,9 +343,16 @@ def render_png(hm: Heatmap, path: str | os.PathLike, *, width: int = 1000, heigh
         cmap = matplotlib.colormaps["inferno"].copy()
         vmin = vmax = None
     cmap = cmap.with_extremes(bad="#dddddd")
-    im = ax.imshow(np.ma.masked_invalid(m.T), origin="lower", aspect="auto", cmap=cmap,
-                   vmin=vmin, vmax=vmax, interpolation="nearest",
-                   extent=(float(t[0]), float(t[-1]), 0, nb))
+    im = ax.imshow(
+        np.ma.masked_invalid(m.T),
+        origin="lower",
+        aspect="auto",
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+        extent=(float(t[0]), float(t[-1]), 0, nb),
+    )
     # address ticks: the first bin of each shown range (separators between ranges),
     # plus evenly spaced bins in between, labelled with their start address
     seg_first = np.searchsorted(hm.bin_start, hm.segments[:, 0])
@@ -301,6 +378,7 @@ def _save_fig(fig, path: str | os.PathLike, dpi: int) -> Path:
     """Save a matplotlib figure as PNG atomically and close it."""
     import tempfile
     import matplotlib.pyplot as plt
+
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".png", dir=dest.parent)
@@ -317,8 +395,14 @@ def _save_fig(fig, path: str | os.PathLike, dpi: int) -> Path:
     return dest
 
 
-def damo_heatmap(src, *, time_bins: int = 500, addr_bins: int = 500, target=None,
-                 addr_range: tuple[int, int] | None = None) -> Heatmap:
+def damo_heatmap(
+    src,
+    *,
+    time_bins: int = 500,
+    addr_bins: int = 500,
+    target=None,
+    addr_range: tuple[int, int] | None = None,
+) -> Heatmap:
     """The heatmap ``damo report heatmap`` draws, with its exact accounting, so the
     numbers can be put side by side with damo's (``--output raw``).
 
@@ -349,13 +433,26 @@ def damo_heatmap(src, *, time_bins: int = 500, addr_bins: int = 500, target=None
     # the first snapshot becomes one pseudo snapshot per distinct age, backfilled over it
     new_snap = df["snap"].to_numpy() + (G - 1)
     new_snap[first] = np.searchsorted(ages, age0)
-    df2 = df.assign(snap=new_snap).sort_values(["snap", "start"], kind="stable").reset_index(drop=True)
+    df2 = (
+        df.assign(snap=new_snap)
+        .sort_values(["snap", "start"], kind="stable")
+        .reset_index(drop=True)
+    )
     t0_first, t1_first = int(sn["t0"].iat[0]), int(sn["t1"].iat[0])
-    pseudo = pd.DataFrame({"key": key, "run": sn["run"].iat[0], "target": sn["target"].iat[0],
-                           "snapshot": sn["snapshot"].iat[0],
-                           "t0": t0_first - ages * aggr_ns, "t1": t1_first})
+    pseudo = pd.DataFrame(
+        {
+            "key": key,
+            "run": sn["run"].iat[0],
+            "target": sn["target"].iat[0],
+            "snapshot": sn["snapshot"].iat[0],
+            "t0": t0_first - ages * aggr_ns,
+            "t1": t1_first,
+        }
+    )
     snaps2 = pd.concat([pseudo, sn.iloc[1:]], ignore_index=True)
-    h2 = History(df2, snaps2, h.name, h.meta, h.sample_us, h.aggr_us, h.aggr_ns_est, h.aggr_ns_measured)
+    h2 = History(
+        df2, snaps2, h.name, h.meta, h.sample_us, h.aggr_us, h.aggr_ns_est, h.aggr_ns_measured
+    )
     t_start = t0_first - int(ages.max()) * aggr_ns
     t_end = int(sn["t1"].iat[-1])
     lo, hi = addr_range if addr_range else (int(df["start"].min()), int(df["end"].max()))
@@ -370,5 +467,14 @@ def damo_heatmap(src, *, time_bins: int = 500, addr_bins: int = 500, target=None
     with np.errstate(invalid="ignore", divide="ignore"):
         m = np.where(cover > 0, s / (float(tu) * float(au)) / (h.aggr_us / 1e6), np.nan)
     segs = np.array([[lo, lo + au * addr_bins]], dtype=np.uint64)
-    return Heatmap(m, edges, bs, be, segs, "regions", "accesses per second (Hz), damo's accounting",
-                   h.name, [f"damo-compatible, target {key}"])
+    return Heatmap(
+        m,
+        edges,
+        bs,
+        be,
+        segs,
+        "regions",
+        "accesses per second (Hz), damo's accounting",
+        h.name,
+        [f"damo-compatible, target {key}"],
+    )
