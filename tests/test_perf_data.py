@@ -414,3 +414,22 @@ def test_damon_tracepoint_raw_payloads(tmp_path_factory):
     raws = t.column("raw").to_pylist()
     for r, raw in zip(rows, raws):
         assert raw == bytes.fromhex(json.loads(r["tp_fields"])["raw_buf"])
+
+
+def test_sideband_same_when_converted_in_small_batches(tmp_path, monkeypatch):
+    """Side-band rows are converted to Arrow in batches (bounded memory): the tables do
+    not depend on the batch size."""
+    p = PERF_DIR / "24_damon_tracepoint.data"
+    if not p.exists():
+        pytest.skip("corpus file missing")
+    from tracedamon.ingest import perf_data as PD
+    outs = []
+    for batch in (PD._PassState.SIDEBAND_BATCH, 7):
+        monkeypatch.setattr(PD._PassState, "SIDEBAND_BATCH", batch)
+        out = tmp_path / f"b{batch}.td"
+        with TraceDirWriter(out) as w:
+            ingest_into(p, w)
+        outs.append(open_trace(out))
+    for name in ("mmaps", "tasks", "lost"):
+        assert outs[0].table(name).equals(outs[1].table(name)), name
+    assert outs[0].num_rows("mmaps") == 954 and outs[0].num_rows("tasks") == 562

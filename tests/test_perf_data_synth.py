@@ -438,6 +438,11 @@ def test_live_recording_equals_perf_script(tmp_path, opts, layout):
     got = [(r["pid"], r["tid"], r["time_ns"], r["event"], r["addr"], r["ip"]) for r in t]
     assert tr.meta["layout"] == layout
     assert len(got) == len(want) > 0
+    if layout == "directory":
+        # naming the directory's 'data' file reads the whole directory too
+        rd = open_perf_data(out / "data")
+        assert rd.layout == "directory"
+        assert sum(b.num_rows for b in rd.iter_sample_batches()) == len(want)
     # perf's order of equal timestamps across files may differ: compare as time-sorted
     assert sorted(got) == sorted(want)
     assert [g[2] for g in got] == sorted(g[2] for g in got)

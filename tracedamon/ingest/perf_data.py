@@ -292,25 +292,30 @@ class PerfData:
         self._params = None
         self.sources: list[_Source] = []
         if self.path.is_dir():
-            self._open_directory()
+            self._open_directory(self.path)
         else:
             self._open_file(self.path)
+            if self.layout == "file" and self.meta.get("dir_format", 0) >= 1 and \
+                    self.path.name == "data" and any(self.path.parent.glob("data.[0-9]*")):
+                # the 'data' file of a --threads directory: read the whole directory
+                self._open_directory(self.path.parent, opened=True)
         if self.layout == "pipe":
             self._prologue()
         self._finish_open()
 
     # -- opening ---------------------------------------------------------------------
-    def _open_directory(self):
-        data = self.path / "data"
+    def _open_directory(self, d: Path, opened: bool = False):
+        data = d / "data"
         if not data.is_file():
-            raise TraceFormatError(self.path, "directory has no 'data' file (not a perf.data "
+            raise TraceFormatError(d, "directory has no 'data' file (not a perf.data "
                                    "directory)")
-        self._open_file(data)
+        if not opened:
+            self._open_file(data)
         if self.layout == "pipe":
             raise TraceFormatError(data, "a perf.data directory's 'data' is a pipe stream")
         self.layout = "directory"
         extra = []
-        for q in self.path.iterdir():
+        for q in d.iterdir():
             if q.name.startswith("data.") and q.name[5:].isdigit() and q.is_file():
                 extra.append((int(q.name[5:]), q))
         for _, q in sorted(extra):
@@ -593,6 +598,7 @@ class PerfData:
             d = self._decode_chunk(ch, st, k)
             if st.sideband:
                 st.collect_sideband(ch, k)
+                st._compact()
             yield from order.add(d[0] if d is not None else None, ch.rounds_end)
         yield from order.finish()
 
@@ -1232,6 +1238,9 @@ class _PassState:
         self.mmaps: list[tuple] = []
         self.tasks: list[tuple] = []
         self.lost: list[tuple] = []
+        self._seq = 0
+        #: side-band rows already converted to Arrow (bounded Python memory)
+        self._done: dict[str, list[pa.Table]] = {"mmaps": [], "tasks": [], "lost": []}
 
     def add_samples(self, ev: np.ndarray, n: int):
         if len(self.nr_samples) < n:
@@ -1292,7 +1301,8 @@ class _PassState:
             tr = _trailer(rd, ai, rec) or {}
             blen = size - (rd.attrs[ai].trailer_len if ai is not None else 0)
             body = rec[8:blen]
-            seq = (stream, fo)
+            self._seq += 1
+            seq = (stream, self._seq)
             try:
                 self._one(typ, misc, body, tr, ai, seq)
             except struct.error:
@@ -1348,22 +1358,42 @@ class _PassState:
             self.lost.append((_key(t), seq, t, "THROTTLE" if typ == 5 else "UNTHROTTLE", ev, i,
                               tr.get("pid"), tr.get("tid"), tr.get("cpu"), 0))
 
-    def sideband_tables(self) -> dict[str, pa.Table]:
+    #: side-band rows kept as Python tuples before they are converted to Arrow
+    SIDEBAND_BATCH = 50_000
+
+    def _compact(self, final: bool = False):
         from ..schema import LOST, MMAPS, TASKS
-        out = {}
-        for name, rows, schema in (("mmaps", self.mmaps, MMAPS), ("tasks", self.tasks, TASKS),
-                                   ("lost", self.lost, LOST)):
-            rows.sort(key=lambda r: (r[0], r[1]))
-            cols = list(zip(*[r[2:] for r in rows])) if rows else [[] for _ in schema]
-            arrays = []
-            for f, vals in zip(schema, cols):
-                typ = f.type
-                if pa.types.is_dictionary(typ):
-                    arrays.append(pa.array(list(vals), pa.string()).dictionary_encode()
-                                  .cast(typ))
+        for name, schema in (("mmaps", MMAPS), ("tasks", TASKS), ("lost", LOST)):
+            rows = getattr(self, name)
+            if not rows or (not final and len(rows) < self.SIDEBAND_BATCH):
+                continue
+            cols = list(zip(*rows))
+            arrays = [pa.array(cols[0], pa.int64()),
+                      pa.array([q[0] for q in cols[1]], pa.int32()),
+                      pa.array([q[1] for q in cols[1]], pa.int64())]
+            for f, vals in zip(schema, cols[2:]):
+                if pa.types.is_dictionary(f.type):
+                    arrays.append(pa.array(vals, pa.string()).dictionary_encode().cast(f.type))
                 else:
-                    arrays.append(pa.array(list(vals), type=typ))
-            out[name] = pa.Table.from_arrays(arrays, schema=schema)
+                    arrays.append(pa.array(vals, type=f.type))
+            names = ["_kt", "_ks", "_kq"] + schema.names
+            self._done[name].append(pa.Table.from_arrays(arrays, names=names))
+            rows.clear()
+
+    def sideband_tables(self) -> dict[str, pa.Table]:
+        """The mmaps, tasks and lost tables, sorted by time (records without a time
+        first), ties in stream and file order."""
+        from ..schema import LOST, MMAPS, TASKS
+        self._compact(final=True)
+        out = {}
+        for name, schema in (("mmaps", MMAPS), ("tasks", TASKS), ("lost", LOST)):
+            parts = self._done[name]
+            if not parts:
+                out[name] = schema.empty_table()
+                continue
+            t = pa.concat_tables(parts).unify_dictionaries() if len(parts) > 1 else parts[0]
+            t = t.sort_by([("_kt", "ascending"), ("_ks", "ascending"), ("_kq", "ascending")])
+            out[name] = t.select(schema.names).cast(schema)
         return out
 
 
