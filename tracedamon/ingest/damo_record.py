@@ -44,28 +44,23 @@ def _is_zlib(head: bytes) -> bool:
 
 def read_text(path: Path) -> str:
     """The JSON text of a damo record (plain, zlib, gzip or zstd)."""
+    import zstandard
     data = path.read_bytes()
+    size = len(data)
     if not data:
         raise TraceFormatError(path, "empty file", offset=0)
     try:
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
         if data[:4] == _ZSTD_MAGIC:
-            import zstandard
             data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
         elif _is_zlib(data[:2]):
             d = zlib.decompressobj()
             data = d.decompress(data)
             if not d.eof:
-                raise TraceFormatError(path, "zlib stream is truncated",
-                                       offset=len(path.read_bytes()))
-    except (OSError, EOFError, zlib.error) as e:
+                raise TraceFormatError(path, "zlib stream is truncated", offset=size)
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
         raise TraceFormatError(path, f"cannot decompress damo record: {e}", offset=0) from None
-    except Exception as e:  # zstandard.ZstdError
-        if type(e).__name__ == "ZstdError":
-            raise TraceFormatError(path, f"cannot decompress damo record: {e}",
-                                   offset=0) from None
-        raise
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
