@@ -170,6 +170,9 @@ def test_halved_hot_set_gives_known_precision_recall():
     assert m["wss"]["mean_b"] == pytest.approx(5 * 65536)
     assert m["wss"]["mae_bytes"] == pytest.approx(5 * 65536)
     assert m["wss"]["relative_error"] == pytest.approx(0.5)
+    ser = m["wss_series"]
+    assert len(ser["t0_ns"]) == m["wss"]["bins"] == 20
+    assert set(ser["a_bytes"]) == {10 * 65536} and set(ser["b_bytes"]) == {5 * 65536}
     # the candidate only misses heat: rate difference -1 on 5 of 64 regions
     assert m["heat"]["mean_abs_rate_diff"] == pytest.approx(5 / 64)
 

@@ -238,6 +238,32 @@ def test_cli_reports(tmp_path, capsys):
     assert main(["report", "heatmap", str(f), "--collapse", "gaps", "--addr-bins", "32"]) == 0
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln and not ln.startswith("#")]
     assert all(r[4:8] == "9999" and set(r[:4] + r[8:]) == {"0"} for r in rows)
+    cells = tmp_path / "h.cells.parquet"
+    assert (
+        main(
+            [
+                "report",
+                "heatmap",
+                str(f),
+                "--collapse",
+                "gaps",
+                "--addr-bins",
+                "32",
+                "--time-bins",
+                "20",
+                "--cells",
+                str(cells),
+            ]
+        )
+        == 0
+    )
+    import pyarrow.parquet as pq
+
+    c = pq.read_table(cells).to_pandas()
+    assert len(c) == 20 * 32
+    hot = (c["start"] >= 0x10000000 + 4 * 65536) & (c["end"] <= 0x10000000 + 8 * 65536)
+    assert (c.loc[hot, "value"] == 20).all() and (c.loc[~hot, "value"] == 0).all()
+    capsys.readouterr()
     assert main(["report", "wss", str(f), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["mean_bytes"] == 4 * 65536
     assert main(["report", "access", str(f), "--json", "--png", str(tmp_path / "a.png")]) == 0

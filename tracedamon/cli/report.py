@@ -59,6 +59,9 @@ def _has_regions(src: Path) -> bool:
 def heatmap_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     png: Optional[Path] = typer.Option(None, "--png", help="write a PNG"),
+    cells: Optional[Path] = typer.Option(
+        None, "--cells", help="write the matrix as Parquet (t0_ns, t1_ns, start, end, value)"
+    ),
     diff: Optional[Path] = typer.Option(
         None, "--diff", help="other region history: draw OTHER - SRC"
     ),
@@ -129,6 +132,9 @@ def heatmap_cmd(
             collapse=collapse,
             value=value,
         )
+    if cells is not None:
+        hm.write_cells(cells)
+        typer.echo(f"wrote {cells}")
     if png is not None:
         hm.to_png(png, width=width, height=height)
         typer.echo(

@@ -783,6 +783,12 @@ def compare(
     metrics = _metrics(cells, hot_thresholds)
     wss = _wss_series(cells)
     metrics["wss"] = _wss_metrics(wss)
+    metrics["wss_series"] = {
+        "t0_ns": wss["t0_ns"].astype(int).tolist(),
+        "t1_ns": wss["t1_ns"].astype(int).tolist(),
+        "a_bytes": wss["wss_a"].tolist(),
+        "b_bytes": wss["wss_b"].tolist(),
+    }
     counts_a = {str(ka): _region_counts(ha, ka, r, t0, t1) for (ka, _), r in zip(pairs, ranges)}
     counts_b = {str(kb): _region_counts(hb2, kb, r, t0, t1) for (_, kb), r in zip(pairs, ranges)}
     metrics["regions"] = {

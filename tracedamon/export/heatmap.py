@@ -89,6 +89,16 @@ class Heatmap:
             }
         )
 
+    def write_cells(self, path: str | os.PathLike) -> Path:
+        """The matrix as a Parquet table (one row per cell), written atomically."""
+        import pyarrow as pa
+
+        from ..ingest.writer import write_table_atomic
+
+        t = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
+        meta = {"table": "heatmap", "kind": self.kind, "unit": self.unit, "source": self.source}
+        return write_table_atomic(t, path, metadata=meta)
+
     def ascii(self, rows: int = 40, cols: int = 80) -> str:
         """Digit rows 0-9 (damo's stdout style): one line per time slot, oldest first."""
         m = _downsample(self.matrix, rows, cols)
