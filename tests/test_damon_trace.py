@@ -536,6 +536,15 @@ def test_out_of_range_number_is_an_error_naming_its_line(tmp_path):
     with pytest.raises(TraceFormatError, match="nr_regions out of range") as ei:
         _ingest(p, tmp_path, "o.td")
     assert ei.value.line == 20
+    # the old five-field form, a target id beyond 64 bits; --skip-bad drops the line
+    old = _lines(need_corpus("damo-tests", "perf.data.script"))[:40]
+    old[9] = old[9].replace("target_id=18446623435582458880", "target_id=98446623435582458880")
+    p.write_text("".join(old))
+    with pytest.raises(TraceFormatError, match="target_id out of range") as ei:
+        _ingest(p, tmp_path, "o2.td")
+    assert ei.value.line == 10
+    df, meta = _ingest(p, tmp_path, "o3.td", skip_bad=True)
+    assert meta["skipped"]["lines"] == 1 and df["age"].isna().all()
 
 
 def test_live_pipe_mode_perf_data_equals_its_script(tmp_path):

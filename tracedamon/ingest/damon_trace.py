@@ -434,7 +434,7 @@ class TextTrace:
         rows = f.to_pylist()
         keep = []
         for j, row in enumerate(rows):
-            bad = [k for k, v in row.items() if v is not None and int(v) > limits[k]]
+            bad = [k for k, v in row.items() if v not in (None, "") and int(v) > limits[k]]
             if bad:
                 self._bad(int(line_no[j]), texts[j].as_py(), f"{bad[0]} out of range")
             else:
