@@ -585,3 +585,27 @@ def test_live_clockid_features(tmp_path):
     assert tr.meta["clock_resolution_ns"] >= 1
     assert list(tr.df("events")["clockid"]) == [1]
     assert tr.num_rows("samples") > 0
+
+
+def test_bounded_window_without_rounds(tmp_path, monkeypatch):
+    """No FINISHED_ROUND at all: the pending window is bounded (MAX_PENDING); local
+    disorder is still sorted out, a sample older than what was emitted is counted."""
+    import tracedamon.ingest.perf_data as PD
+    monkeypatch.setattr(PD, "MAX_PENDING", 64)
+    monkeypatch.setattr(PD, "CHUNK_BYTES", 256)
+    ev = W.Event("e", sample_type=S.IP | S.TIME)
+    rng = random.Random(3)
+    times = [10 * i + rng.randrange(0, 25) for i in range(2000)]    # jitter < 3 slots
+    recs = [W.Sample(ev, ip=i, time=t) for i, t in enumerate(times)]
+    p = tmp_path / "w.data"
+    W.write_perf_data(p, [ev], recs)
+    tr = _ingest(p, tmp_path)
+    got = tr.table("samples").column("time_ns").to_pylist()
+    assert got == sorted(times)
+    assert tr.meta["samples_out_of_order"] == 0 and tr.meta["forced_flushes"] > 0
+    # one sample far in the past, written at the end
+    recs.append(W.Sample(ev, ip=9999, time=5))
+    W.write_perf_data(p, [ev], recs)
+    tr = _ingest(p, tmp_path, "w2.td")
+    assert tr.num_rows("samples") == 2001
+    assert tr.meta["samples_out_of_order"] == 1
