@@ -288,7 +288,7 @@ class PerfData:
         self.tracing_data: bytes | None = None
         self.features: dict[int, bytes] = {}
         self._id2attr: dict[int, int] = {}
-        self._attr_offsets: set[int] = set()
+        self._attr_offsets: set = set()
         self._params = None
         self.sources: list[_Source] = []
         if self.path.is_dir():
@@ -621,7 +621,10 @@ class PerfData:
             size = int.from_bytes(buf[off + 6:off + 8].tobytes(), "little")
             body = buf[off + 8:off + size].tobytes()
             if typ == 64:
-                if fo in self._attr_offsets:
+                # a second pass over a pipe stream sees the same records again (records
+                # inside one COMPRESSED container share its offset: key on the bytes too)
+                key = (fo, body)
+                if key in self._attr_offsets:
                     continue
                 if len(body) < 8:
                     raise TraceFormatError(ch.path, "HEADER_ATTR record too short", offset=fo)
@@ -633,7 +636,7 @@ class PerfData:
                 nids = (len(body) - asz) // 8
                 a.ids = list(struct.unpack_from(f"<{nids}Q", body, asz))
                 self.attrs.append(a)
-                self._attr_offsets.add(fo)
+                self._attr_offsets.add(key)
                 self._rebuild_ids()
                 changed = True
             elif typ == 66:
