@@ -600,3 +600,17 @@ def test_truth_csv_variants(tmp_path):
     p.write_text("4096,8192,hot\n")
     with pytest.raises(TraceFormatError, match="line 1.*no CSV header"):
         load_truth(p)
+
+
+def test_per_time_agreement_shows_when_b_catches_up():
+    p = np.zeros((20, 32), int)
+    p[:, 4:8] = 20
+    p += (np.arange(32) % 3 == 0)[None, :]  # texture for the correlations
+    q = p.copy()
+    q[:10, 4:8] = 0  # b finds the hot area only at snapshot 10
+    r = compare(history(p), history(q))
+    pt = r.per_time
+    assert len(pt) == 20
+    assert (pt["hot_recall"][:10] == 0).all() and (pt["hot_f1"][10:] == 1.0).all()
+    assert (pt["mean_abs_rate_diff"][10:] == 0).all() and (pt["mean_abs_rate_diff"][:10] > 0).all()
+    assert json.loads(r.to_json())["per_time"]["hot_f1"] == [None] * 10 + [1.0] * 10

@@ -39,6 +39,9 @@ Metrics (``CompareResult.metrics``):
 ``regions``
     regions per snapshot (mean/min/max) of each side, overall and inside the
     common ranges.
+``per_time``
+    heat correlations, mean rate difference and hot F1 (θ = 0.5) per time bin:
+    how the agreement evolves (e.g. while adaptive regions settle).
 ``alignment``
     the offset applied to ``b`` and the best lag found by cross-correlating the two
     total-heat (or WSS) series over candidate lags, with its correlation.
@@ -509,6 +512,7 @@ class CompareResult:
     metrics: dict
     cells: pd.DataFrame
     wss: pd.DataFrame = field(default_factory=pd.DataFrame)
+    per_time: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = metrics_json(self.metrics)
@@ -783,6 +787,8 @@ def compare(
     metrics = _metrics(cells, hot_thresholds)
     wss = _wss_series(cells)
     metrics["wss"] = _wss_metrics(wss)
+    per_time = per_time_metrics(cells)
+    metrics["per_time"] = {c: per_time[c].tolist() for c in per_time.columns}
     metrics["wss_series"] = {
         "t0_ns": wss["t0_ns"].astype(int).tolist(),
         "t1_ns": wss["t1_ns"].astype(int).tolist(),
@@ -833,7 +839,47 @@ def compare(
         tr = load_truth(truth)
         opts = dict(t_range=(t0, t1), hot_thresholds=hot_thresholds, acc_thres=acc_thres)
         metrics["truth"] = {"a": score_truth(ha, tr, **opts), "b": score_truth(hb2, tr, **opts)}
-    return CompareResult(metrics, cells, wss)
+    return CompareResult(metrics, cells, wss, per_time)
+
+
+def per_time_metrics(cells: pd.DataFrame, theta: float = 0.5) -> pd.DataFrame:
+    """Agreement per time bin: Spearman/Pearson of the heats, mean |rate difference|,
+    and hot-set precision/recall/F1 with cells hot relative to each side's hottest
+    cell over the whole comparison (so a bin with no hot cell has no recall)."""
+    v = cells[cells["valid"]]
+    cols = [
+        "t0_ns",
+        "t1_ns",
+        "spearman",
+        "pearson",
+        "mean_abs_rate_diff",
+        "hot_precision",
+        "hot_recall",
+        "hot_f1",
+    ]
+    if len(v) == 0:
+        return pd.DataFrame(columns=cols)
+    hot_a = hot_mask(v["heat_a"].to_numpy(), theta)
+    hot_b = hot_mask(v["heat_b"].to_numpy(), theta)
+    rows = []
+    for (t0, t1), idx in v.groupby(["t0_ns", "t1_ns"], sort=True).indices.items():
+        w = v["area"].to_numpy()[idx]
+        ha, hb = v["heat_a"].to_numpy()[idx], v["heat_b"].to_numpy()[idx]
+        d = np.abs(v["rate_b"].to_numpy()[idx] - v["rate_a"].to_numpy()[idx])
+        h = prf(hot_b[idx], hot_a[idx], w)
+        rows.append(
+            (
+                int(t0),
+                int(t1),
+                _clean(wspearman(ha, hb, w)),
+                _clean(wpearson(ha, hb, w)),
+                _clean(np.average(d, weights=w)),
+                h["precision"],
+                h["recall"],
+                h["f1"],
+            )
+        )
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _metrics(cells: pd.DataFrame, thresholds) -> dict:
