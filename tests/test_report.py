@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from tracedamon.errors import ConfigError, InputError
 from tracedamon.export.access_report import access_report, byte_percentiles, region_metrics, summary
@@ -408,3 +409,28 @@ def test_cli_damo_heatmap(tmp_path, capsys):
     rows = [ln for ln in out.splitlines() if ln and not ln.startswith("#")]
     assert len(rows) == 5 and all(r[4:8] == "9999" for r in rows)
     assert "Hz" in out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(1, 64)), min_size=1, max_size=12),
+    st.lists(st.integers(0, 11), max_size=4),
+)
+def test_guide_ranges_keep_every_active_byte_inside_what_is_held(iv, pick):
+    from tracedamon.export.grid import guide_ranges, intersect_intervals, merge_intervals
+
+    page = 4096
+    held = merge_intervals([a * page for a, _ in iv], [(a + n) * page for a, n in iv])
+    act_src = [held[i % len(held)] for i in pick]
+    active = (
+        merge_intervals([a for a, _ in act_src], [a + page for a, _ in act_src])
+        if act_src
+        else None
+    )
+    g = guide_ranges(held, active)
+    # shown ranges lie inside what is held, sorted and disjoint
+    assert (intersect_intervals(g, held) == g).all()
+    assert all(g[i, 1] <= g[i + 1, 0] for i in range(len(g) - 1))
+    # every active byte is shown
+    if active is not None:
+        assert (intersect_intervals(active, g) == active).all()
