@@ -89,10 +89,13 @@ _FIELD_LABELS = {AGGREGATED: ("target_id=", "nr_regions="),
                  BEFORE_APPLY: ("ctx_idx=", "scheme_idx=", "target_idx=", "nr_regions="),
                  INTERVALS_TUNE_EV: ("sample_us=",)}
 # the part of a line before "<event>: ", read from its end
-_PERF_HEAD_RE = (r"(?:^|\s)(?P<pid>\d+|x+)(?:/\d+)?\s+(?:(?:\[(?P<cpu>\d+)\]|x+)\s+)?"
-                 r"(?P<sec>\d+)\.(?P<frac>\d+):\s+(?:\d+\s+)?damon:$")
-_FTRACE_HEAD_RE = (r"-(?P<pid>\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
-                   r"(?:[^\s\[\]:]{4,6}\s+)?(?P<sec>\d+)\.(?P<frac>\d+):\s+(?:damon:)?$")
+# (digit counts bounded: a pid fits 32 bits, a timestamp's seconds 12 digits)
+_PERF_HEAD_RE = (r"(?:^|\s)(?P<pid>\d{1,9}|x+)(?:/\d{1,9})?\s+"
+                 r"(?:(?:\[(?P<cpu>\d{1,6})\]|x+)\s+)?"
+                 r"(?P<sec>\d{1,12})\.(?P<frac>\d{1,9}):\s+(?:\d+\s+)?damon:$")
+_FTRACE_HEAD_RE = (r"-(?P<pid>\d{1,9})\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[(?P<cpu>\d{1,6})\]\s+"
+                   r"(?:[^\s\[\]:]{4,6}\s+)?(?P<sec>\d{1,12})\.(?P<frac>\d{1,9}):\s+"
+                   r"(?:damon:)?$")
 _OTHER_EVENT_RE = r"(?:\s|damon:)(?P<ev>dam(?:on|os)_\w+): "
 
 _CHUNK_BYTES = 16 << 20

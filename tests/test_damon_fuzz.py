@@ -1,0 +1,94 @@
+"""Corrupted DAMON inputs: a TraceFormatError or a consistent table, never another
+exception (a traceback) or a hang."""
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tracedamon.errors import TraceFormatError
+from tracedamon.ingest import ingest
+from tracedamon.ingest.tracing_data import decode_raw, parse_tracing_data
+from tracedamon.trace import open_trace
+
+from conftest import CORPUS, need_corpus
+from test_damon_tracing_data import tracing_blob
+
+RUN1 = CORPUS / "damon-paddr-run1" / "paddr_run1"
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def script_lines():
+    return gzip.open(need_corpus("damon-paddr-run1", "paddr_run1", "perf_script.txt.gz"),
+                     "rt").read().splitlines(keepends=True)[1400:4400]   # 2 snapshots+
+
+
+def _consistent(out):
+    df = open_trace(out).df("regions")
+    for _, g in df.groupby(["run", "snapshot", "target"]):
+        s, e = g["start"].to_numpy(), g["end"].to_numpy()
+        assert (s < e).all() and (s[1:] >= e[:-1]).all()
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 200),
+                          st.sampled_from(["", "x", "0", "-", ":", " ", "\n", "[", "\0",
+                                           "9999999999999999999999", "damon_aggregated: "])),
+                min_size=1, max_size=6))
+def test_corrupted_trace_text(tmp_path, script_lines, edits):
+    lines = list(script_lines)
+    for where, col, ins in edits:
+        i = where % len(lines)
+        ln = lines[i]
+        c = col % (len(ln) + 1)
+        lines[i] = ln[:c] + ins + ln[c + 1:]
+    p = tmp_path / "c.txt"
+    p.write_text("".join(lines))
+    for skip in (False, True):
+        out = tmp_path / f"c{skip}.td"
+        try:
+            ingest([p], out, format="damon", force=True, skip_bad=skip)
+        except TraceFormatError:
+            continue
+        _consistent(out)
+
+
+@FUZZ
+@given(st.integers(0, 10**9), st.binary(min_size=1, max_size=8))
+def test_corrupted_damo_json(tmp_path, where, junk):
+    text = zlib.decompress(need_corpus("damo-tests", "damon.data").read_bytes())
+    i = where % len(text)
+    p = tmp_path / "r.json"
+    p.write_bytes(text[:i] + junk + text[i + len(junk):])
+    try:
+        out = ingest([p], tmp_path / "r.td", format="damo", force=True)
+    except TraceFormatError:
+        return
+    _consistent(out)
+
+
+@FUZZ
+@given(st.integers(0, 10**9), st.binary(min_size=1, max_size=4), st.booleans())
+def test_corrupted_tracing_data(where, junk, cut):
+    blob, _ = tracing_blob(need_corpus("perf", "24_damon_tracepoint.data"))
+    i = where % len(blob)
+    bad = blob[:i] if cut else blob[:i] + junk + blob[i + len(junk):]
+    try:
+        td = parse_tracing_data(bad, path="x")
+    except TraceFormatError:
+        return
+    ev = td.event("damon:damon_aggregated")
+    if ev is None:
+        return
+    try:
+        decode_raw([b"\0" * 52] * 3, ev, names=[f.name for f in ev.fields
+                                               if f.array_len is None and not f.data_loc
+                                               and f.size in (1, 2, 4, 8)], path="x")
+    except TraceFormatError:
+        pass
