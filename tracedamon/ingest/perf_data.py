@@ -68,7 +68,7 @@ CHUNK_BYTES = 4 << 20
 #: samples held back for sorting before the oldest are emitted regardless of rounds
 MAX_PENDING = 1_000_000
 #: rows collected before a batch is handed to the writer
-WRITE_ROWS = 1 << 16
+WRITE_ROWS = 1 << 17
 
 MAGIC_LE = 0x32454C4946524550
 MAGIC_BE = 0x50455246494C4532
