@@ -4,9 +4,7 @@ per-area sanity check, and the real shared runs."""
 
 from __future__ import annotations
 
-import gzip
 import json
-import math
 import subprocess
 import sys
 
@@ -22,7 +20,6 @@ from tracedamon.errors import InputError, TraceFormatError
 from tracedamon.ingest import ingest
 from tracedamon.export.compare import (
     compare,
-    estimate_lag,
     load_truth,
     score_truth,
     truth_timeline,
@@ -31,7 +28,7 @@ from tracedamon.export.compare import (
 )
 from tracedamon.export.grid import load_history, raster, uniform_bins
 
-from conftest import CORPUS, SAMPLES, need_corpus
+from conftest import need_corpus
 
 MiB = 1 << 20
 AGGR = 100_000_000  # ns
@@ -485,8 +482,6 @@ def test_compare_invariants(seed):
 
 
 def test_corrupt_parquet_is_a_format_error(tmp_path):
-    from tracedamon.cli import main
-
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1" + b"\0" * 100)
     with pytest.raises(TraceFormatError, match="bad.parquet"):

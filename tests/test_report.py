@@ -20,7 +20,7 @@ from tracedamon.export.wss import wss_report, wss_series
 from tracedamon.ingest.writer import TraceDirWriter
 from tracedamon.schema import SAMPLES
 
-from conftest import SAMPLES as SAMPLE_DIR, need_corpus
+from conftest import SAMPLES as SAMPLE_DIR
 from test_compare import _run1_regions, _run1_truth, history
 
 GiB = 1 << 30

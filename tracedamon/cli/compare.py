@@ -159,7 +159,6 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no table on the terminal"),
         force: bool = typer.Option(False, "--force", help="replace existing outputs"),
     ) -> None:
-        import json
         from ..errors import ConfigError
         from ..export.compare import _write_text_atomic, compare, metrics_json, score_truth
 

@@ -42,7 +42,6 @@ from .grid import (
     raster,
     time_edges,
     uniform_bins,
-    cell_area,
 )
 
 
