@@ -449,10 +449,57 @@ def parse_dump(text: str) -> list[dict]:
     return out
 
 
-def perf_dump(path: str) -> list[dict]:
-    p = run(["perf", "report", "-D", "-i", path])
+def perf_dump(path: str) -> tuple[list[dict], list[tuple]]:
+    """perf report -D: the samples (parse_dump) and every record line as
+    (type name, offset, time or None, rest of the line)."""
+    p = run(["perf", "report", "-D", "--disable-order", "-i", path])
     assert p.returncode == 0, p.stderr
-    return parse_dump(p.stdout)
+    recs = []
+    for line in p.stdout.splitlines():
+        m = DUMP_REC.match(line)
+        if m:
+            recs.append((m["type"], int(m["off"], 16), int(m["time"]) if m["time"] else None,
+                         m["rest"]))
+    return parse_dump(p.stdout), recs
+
+
+DUMP_REC = re.compile(r"^(?:(?:-?\d+ )?(?P<time>\d+) )?0x(?P<off>[0-9a-f]+) \[0x[0-9a-f]+\]: "
+                      r"PERF_RECORD_(?P<type>[A-Z_0-9]+)(?P<rest>.*)$")
+DUMP_NAMES = {Comm: "COMM", Mmap: "MMAP", Mmap2: "MMAP2", Lost: "LOST",
+              LostSamples: "LOST_SAMPLES", FinishedRound: "FINISHED_ROUND", Sample: "SAMPLE"}
+
+
+def dump_name(r) -> str:
+    if isinstance(r, Exit):
+        return "EXIT"
+    if isinstance(r, Fork):
+        return "FORK"
+    if isinstance(r, Throttle):
+        return "UNTHROTTLE" if r.unthrottle else "THROTTLE"
+    return DUMP_NAMES[type(r)]
+
+
+def check_dump_records(case: dict, recs: list[tuple]) -> None:
+    """Every written record, in file order, at the offset the writer says (pipe: perf
+    counts from the end of the 16-byte header; compressed: a containing record)."""
+    mine = [(dump_name(r), o, r) for r, o in zip(case["records"], case["offsets"])]
+    names = {n for n, _, _ in mine}
+    got = [x for x in recs if x[0] in names]
+    if case["compress"]:
+        # perf dumps a container's records after the outer records that follow it:
+        # compare the order within each record type only
+        got = sorted(got, key=lambda g: sorted(names).index(g[0]))
+        mine = sorted(mine, key=lambda m: sorted(names).index(m[0]))
+    assert [g[0] for g in got] == [n for n, _, _ in mine]
+    adj = 16 if case["layout"] == "pipe" else 0
+    for (name, (first, last), r), (_, off, t, rest) in zip(mine, got):
+        assert off + adj in (first, last), f"{name}: perf offset {off + adj}, wrote {first}..{last}"
+        if isinstance(r, Lost):
+            assert rest.strip() == f": id:{r.event.ids[0] if r.id is None else r.id}: lost:{r.lost}"
+        if isinstance(r, LostSamples):
+            assert rest.strip() == f": id:{r.event.ids[0]}: lost samples :{r.lost}"
+        if isinstance(r, (Throttle, Fork, Comm, Mmap, Mmap2, Lost, LostSamples)):
+            assert t == r.sid["time"], f"{name}: time {t}, wrote {r.sid['time']}"
 
 
 # ----------------------------------------------------------------------------------------
@@ -528,7 +575,8 @@ def check_against_perf(path: str, case: dict) -> list[str | None]:
     got_side = [ln[ln.index("PERF_RECORD_"):].rstrip() for ln in side]
     assert got_side == want_side
     # fields only perf report -D prints (file order = written order)
-    dump = perf_dump(path)
+    dump, dump_recs = perf_dump(path)
+    check_dump_records(case, dump_recs)
     assert len(dump) == len(samples)
     for s, d in zip(samples, dump):
         ev = s.event
