@@ -21,7 +21,19 @@ Public API
     :data:`~tracedamon.schema.SAMPLES` schema.
 ``ingest_into(path, writer, *, progress=False, via_perf=False, **opts)``
     the reader behind ``tracedamon ingest``: writes ``samples``, ``events``,
-    ``mmaps``, ``tasks`` and ``lost`` and the header features into ``writer.meta``.
+    ``mmaps``, ``tasks`` and ``lost`` and the header features into ``writer.meta``
+    (hostname, os_release, perf_version, arch, nrcpus, cpu_desc, cpuid, total_mem_kb,
+    cmdline, event_desc, events, sample_time, clock_id / clock_data, compression,
+    group_desc, pmu_mappings, layout, record_counts, unknown_sample_ids ...). With
+    ``via_perf=True`` it delegates to ``perf script``
+    (:func:`tracedamon.ingest.perf_script.ingest_via_perf`); when an event is a
+    ``damon:`` tracepoint it calls
+    :func:`tracedamon.ingest.damon_trace.add_regions_from_perf_data`.
+
+Bad input raises :class:`~tracedamon.errors.TraceFormatError` naming the file and the
+byte offset (of the record, or of the COMPRESSED container it came from); unknown
+record types are counted in ``meta["record_counts"]`` (``UNKNOWN_<type>``), not fatal.
+Big-endian files are refused.
 
 Order of the ``samples`` rows
 -----------------------------
@@ -43,8 +55,9 @@ Rows emitted per sample
 One row per PERF_RECORD_SAMPLE, except with PERF_SAMPLE_READ, where the reader does
 what perf does: one row per value of the read block (with a group, one row per
 member: ``event_id``/``sample_id`` of the member, ``period`` = the increase of that
-member's counter since the previous sample carrying it); rows whose period is 0 are
-not emitted (perf does not deliver them either). Samples whose id matches no attr are
+member's counter since the previous sample carrying the same id, as perf 6.1 keeps it
+per sample id); rows whose period is 0 are not emitted (perf does not deliver them
+either). Samples whose id matches no attr are
 counted in ``meta["unknown_sample_ids"]``, not emitted.
 """
 from __future__ import annotations
