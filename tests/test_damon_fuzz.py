@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -15,6 +17,7 @@ from tracedamon.ingest.tracing_data import decode_raw, parse_tracing_data
 from tracedamon.trace import open_trace
 
 from conftest import CORPUS, need_corpus
+from test_damon_trace import LIVE, _Wrapped, _write_from
 from test_damon_tracing_data import tracing_blob
 
 RUN1 = CORPUS / "damon-paddr-run1" / "paddr_run1"
@@ -92,3 +95,31 @@ def test_corrupted_tracing_data(where, junk, cut):
                                                and f.size in (1, 2, 4, 8)], path="x")
     except TraceFormatError:
         pass
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 60), st.integers(0, 255)),
+                min_size=1, max_size=5),
+       st.sampled_from([None, 10, 47, 0]))
+def test_corrupted_raw_payloads(tmp_path, flips, shorten):
+    """Random bytes in the RAW payloads of the live sample (and one payload cut short)."""
+    def edit(t):
+        raws = t["raw"].to_pylist()
+        for i, pos, val in flips:
+            i %= len(raws)
+            if raws[i] is not None and pos < len(raws[i]):
+                b = bytearray(raws[i])
+                b[pos] = val
+                raws[i] = bytes(b)
+        if shorten is not None:
+            raws[len(raws) // 2] = raws[len(raws) // 2][:shorten]
+        i = t.schema.get_field_index("raw")
+        return t.set_column(i, t.schema.field(i), pa.array(raws, t.schema.field(i).type))
+    import tempfile
+    d = Path(tempfile.mkdtemp(dir=tmp_path))
+    try:
+        _write_from(_Wrapped(LIVE / "live_paddr.perf.data", edit), d, "f")
+    except TraceFormatError:
+        return
+    _consistent(d / "f")
