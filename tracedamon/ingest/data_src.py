@@ -14,7 +14,6 @@ value once and maps the rows to dictionary-encoded Arrow columns.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 # field positions (bit shift, width)
@@ -158,9 +157,8 @@ def decode_column(values: np.ndarray, valid: np.ndarray | None = None) -> dict[s
         codes = None                      # one distinct value: every code is 0
         uniques = values[:1]
     else:
-        codes, uniques = pd.factorize(values.view(np.int64), sort=False)
-        codes = codes.astype(np.int32)
-        uniques = np.asarray(uniques).view(np.uint64)
+        uniques, codes = np.unique(values, return_inverse=True)
+        codes = codes.astype(np.int32).reshape(-1)
     decoded = [decode(u) for u in uniques]
     mask = None if valid is None or valid.all() else pa.array(valid).buffers()[1]
     zeros = None
