@@ -135,3 +135,60 @@ def test_via_perf_from_the_command_line(tmp_path):
     rows = open_trace(tmp_path / "c.td").table("samples").to_pylist()
     assert len(rows) == 31 and rows[0]["event"] == "cpu/mem-loads/pp"
     assert {r["mem_op"] for r in rows} == {"LOAD"}
+
+
+def _ibs_like(tmp_path, with_phys=True):
+    """An AMD IBS-like dynamic PMU event (type 11: no perf -F kind) plus a software
+    event: perf script then takes one field list for all events."""
+    st = S.IP | S.TID | S.TIME | S.ADDR | S.CPU | S.PERIOD | S.DATA_SRC | S.WEIGHT_STRUCT \
+        | S.IDENTIFIER
+    ibs = Event("ibs_op//", type=11, sample_type=st | (S.PHYS_ADDR if with_phys else 0))
+    sw = Event("page-faults", type=1, config=2,
+               sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.CPU | S.IDENTIFIER)
+    from perfdata_writer import weight_struct
+    recs = []
+    for i in range(6):
+        if i % 3:
+            f = dict(phys_addr=0x5000 * i) if with_phys else {}
+            recs.append(Sample(ibs, ip=0x400000 + i, pid=5, tid=5, time=10**9 + i,
+                               addr=0x1000 * i, cpu=i % 2, period=100,
+                               data_src=0x68100142 if i % 2 else 0x1E05080021,
+                               weight=weight_struct(30 + i, 5 + i), **f))
+        else:
+            recs.append(Sample(sw, ip=0x400100 + i, pid=5, tid=5, time=10**9 + i,
+                               addr=0x2000 * i, cpu=1))
+    path = write_perf_data(tmp_path / "ibs.data", [ibs, sw], recs)
+    return path, recs
+
+
+def test_dynamic_pmu_type_uses_one_field_list(tmp_path):
+    path, recs = _ibs_like(tmp_path)
+    rows, events, meta = via_perf(path, tmp_path)
+    assert "-F comm,pid,tid,cpu,misc,time,period,event,addr,ip" in meta["perf_script_command"]
+    assert meta["perf_script_unprinted_fields"]["ibs_op//"] == \
+        ["data_src", "ins_lat", "phys_addr", "weight"]
+    assert [(r["event"], r["ip"], r["addr"], r["cpu"]) for r in rows] == \
+        [(s.event.name, s["ip"], s["addr"], s["cpu"]) for s in recs]
+    assert all(r["data_src"] is None and r["weight"] is None for r in rows)
+    nat, _ = native(path, tmp_path)
+    for r, n in zip(rows, nat):
+        assert (r["event_id"], r["period"], r["time_ns"]) == (n["event_id"], n["period"],
+                                                              n["time_ns"])
+
+
+def test_refused_field_is_dropped_and_perf_rerun(tmp_path, monkeypatch):
+    """Should perf refuse a field ("Cannot print 'X' field"), it is dropped and perf
+    is run again; the other fields are still read."""
+    import tracedamon.ingest.perf_script as ps
+    path, recs = _ibs_like(tmp_path, with_phys=False)
+    real = ps.fields_for_event
+
+    def claims_phys(ev):           # as if perf evlist had promised PHYS_ADDR
+        f = real(ev)
+        return f if "phys_addr" in f else f + ["phys_addr"]
+
+    monkeypatch.setattr(ps, "fields_for_event", claims_phys)
+    rows, events, meta = via_perf(path, tmp_path)
+    assert meta["perf_script_refused_fields"] == ["phys_addr"]
+    assert [(r["ip"], r["addr"]) for r in rows] == [(s["ip"], s["addr"]) for s in recs]
+    assert all(r["phys_addr"] is None for r in rows)

@@ -882,3 +882,42 @@ def test_data_src_text_every_field_value(tmp_path):
             bad.append(f"{v:#x}: perf {texts[v]!r} / tracedamon {ours!r}")
     assert not bad, f"{len(bad)} of {len(vals)} data_src values decode differently:\n" + \
         "\n".join(bad[:20])
+
+
+def test_leader_sampling_group_read(tmp_path):
+    """A group leader sampling with READ|GROUP: perf delivers one sample per member,
+    period = the member's counter increase; the native reader does the same."""
+    st = S.IP | S.TID | S.TIME | S.ADDR | S.ID | S.READ
+    lead = Event("cycles", type=0, sample_type=st, read_format=F.GROUP | F.ID | F.LOST)
+    memb = Event("instructions", type=0, config=1, sample_type=st,
+                 read_format=F.GROUP | F.ID | F.LOST)
+    assign_ids([lead, memb], start=500)
+    vals = [(100, 1000), (250, 1300), (260, 2000)]
+    recs = [Comm(lead, pid=3, tid=3, comm="grp", sid=dict(pid=3, tid=3, time=10**9))]
+    for i, (a, b) in enumerate(vals):
+        recs.append(Sample(lead, ip=0x401000 + i, pid=3, tid=3, time=10**9 + 10 + i,
+                           addr=0x7000 + i, id=lead.ids[0],
+                           read=dict(values=[dict(value=a, id=lead.ids[0], lost=0),
+                                             dict(value=b, id=memb.ids[0], lost=0)])))
+    path = write_perf_data(tmp_path / "grp.data", [lead, memb], recs)
+    p = run(["perf", "script", "-i", path, "--ns", "-F", "time,event,period,ip"])
+    assert p.returncode == 0, p.stderr
+    got = [ln.split() for ln in p.stdout.splitlines() if ln.strip()]
+    want = []
+    prev = (0, 0)
+    for i, (a, b) in enumerate(vals):
+        t = f"1.{10 + i:09d}:"
+        want += [[t, str(a - prev[0]), "cycles:", f"{0x401000 + i:x}"],
+                 [t, str(b - prev[1]), "instructions:", f"{0x401000 + i:x}"]]
+        prev = (a, b)
+    assert got == want
+    tables = _native_tables(path, tmp_path / "n")
+    rows = [(r["event"], r["event_id"], r["sample_id"], r["period"], r["ip"])
+            for r in tables["samples"]]
+    prev = (0, 0)
+    expect = []
+    for i, (a, b) in enumerate(vals):
+        expect += [("cycles", 0, lead.ids[0], a - prev[0], 0x401000 + i),
+                   ("instructions", 1, memb.ids[0], b - prev[1], 0x401000 + i)]
+        prev = (a, b)
+    assert rows == expect
