@@ -203,3 +203,16 @@ def test_generated_damo_records_round_trip(tmp_path, rec, wrap):
         sorted(expect, key=lambda r: (r[1], r[0], r[2]))
     meta = json.loads((out / "meta.json").read_text())
     assert (meta["intervals"]["sample_us"], meta["intervals"]["aggr_us"]) == (sample_us, aggr_us)
+
+
+def test_damos_perf_script_and_perf_data_record_types(tmp_path):
+    """`damo record --output_type perf_script|perf_data` files are DAMON traces; read
+    with --format damo they give what the trace reader gives."""
+    a, _ = _ingest(need_corpus(*RUN1, "damo_perf_script.txt.gz"), tmp_path, "a.td",
+                   format="damo")
+    b, _ = _ingest(need_corpus(*RUN1, "damo_perf_script.txt.gz"), tmp_path, "b.td",
+                   format="damon")
+    pd.testing.assert_frame_equal(a, b)
+    c, _ = _ingest(need_corpus(*RUN1, "damo_record_perf_data.data"), tmp_path, "c.td",
+                   format="damo")
+    pd.testing.assert_frame_equal(a[KEY], c[KEY], check_dtype=False)

@@ -8,6 +8,9 @@ regions whose ``start``/``end`` are strings with thousands separators
 ``{usec, aggr_intervals}``. ``json_compressed`` is a raw zlib stream of the same
 text. gzip (and zstd) wrapped files are read too.
 
+damo's other record types, ``perf_data`` and ``perf_script``, are DAMON traces and
+go to :mod:`tracedamon.ingest.damon_trace`.
+
 The record is validated, not trusted: damo cuts trace lines into snapshots by
 counting ``nr_regions`` lines, so one duplicated perf sample shifts every later
 snapshot by one region (the shifted snapshots start with the previous
@@ -40,6 +43,19 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 def _is_zlib(head: bytes) -> bool:
     return len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+
+
+def _is_trace_text(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as g:
+                head = g.read(65536)
+        except (OSError, EOFError):
+            return False
+    return head.lstrip()[:1] not in (b"[", b"{") and (b"damon:damon_" in head or
+                                                       b"damon_aggregated: " in head)
 
 
 def read_text(path: Path) -> str:
@@ -288,6 +304,11 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: not a file")
+    from . import damon_trace
+    if damon_trace.is_perf_data(path) or _is_trace_text(path):
+        # damo's perf_data and perf_script record types are DAMON traces
+        return damon_trace.ingest_into(path, writer, progress=progress, skip_bad=skip_bad,
+                                       run_gap_factor=run_gap_factor)
     text = read_text(path)
     try:
         doc = json.loads(text)
