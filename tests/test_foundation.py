@@ -97,3 +97,17 @@ def test_cli_reports_errors_without_traceback(tmp_path):
     assert "Traceback" not in r.stderr
     assert "junk.txt" in r.stderr and "unrecognised" in r.stderr
     assert not (tmp_path / "junk.txt.td").exists()
+
+
+def test_public_ingest_callable_after_submodule_import(tmp_path, corpus):
+    import tracedamon
+    import tracedamon.ingest.detect  # noqa: F401  binds the package to tracedamon.ingest
+    dest = tracedamon.ingest(corpus / "perf" / "01_pf_c1_addr.data", tmp_path / "a.td")
+    assert tracedamon.open_trace(dest).num_rows("samples") > 0
+
+
+def test_cli_usage_error_is_not_a_traceback():
+    r = subprocess.run([sys.executable, "-m", "tracedamon", "compare"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "Missing argument" in r.stderr

@@ -41,25 +41,25 @@ _register_all()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code.
+
+    Usage errors are reported by typer itself (exit code 2); tracedamon's own
+    errors become one line on stderr with their exit code.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="tracedamon")
+    except SystemExit as e:
+        if e.code is None:
+            return 0
+        return e.code if isinstance(e.code, int) else 1
     except TracedamonError as e:
         print(f"tracedamon: error: {e}", file=sys.stderr)
         return e.exit_code
-    except typer.Abort:
-        print("tracedamon: aborted", file=sys.stderr)
-        return 130
     except KeyboardInterrupt:
         print("tracedamon: interrupted", file=sys.stderr)
         return 130
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 1
-    except Exception as e:  # click usage errors
-        import click
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+    except BrokenPipeError:
+        return 141
     return 0
 
 

@@ -70,3 +70,20 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
                     raise InputError(f"{p}: its {name} table would be mixed with that of "
                                      "an earlier input; ingest them into separate directories")
     return out
+
+
+class _CallableModule(type(importlib)):
+    """Lets ``tracedamon.ingest(...)`` work although ``tracedamon.ingest`` is this package.
+
+    Importing any ``tracedamon.ingest.*`` module binds the package to the name
+    ``ingest`` on ``tracedamon``, shadowing the public function; making the package
+    callable keeps the documented API working either way.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return ingest(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule
