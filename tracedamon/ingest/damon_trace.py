@@ -42,7 +42,8 @@ else "inferred": aggr_us = the median time between snapshots, sample_us =
 aggr_us / the largest nr_accesses seen, with ``max_nr_accesses``; ``tuned``
 when interval auto-tuning events are present); ``damon_source`` (perf.data,
 perf-script, damo-perf-script, ftrace, damo-record); ``damon_runs`` (per run:
-kdamond pid, targets, snapshot count, first/last time); ``age_field``;
+kdamond pid, targets, snapshot count, first/last time, median snapshot
+interval, largest nr_accesses); ``age_field``;
 ``damon_other_events`` (counts of damon events not turned into tables);
 ``input_truncated`` (a gzip text cut short, read with ``skip_bad``); ``damon_clock``
 (which clock ``time_ns`` is in).
@@ -653,7 +654,10 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
             "run": r_i, "kdamond_pid": r["pid"] if r["pid"] >= 0 else None,
             "targets": {str(v): str(k) for k, v in tmap.items()},
             "first_time_ns": int(g_t[segs].min()), "last_time_ns": int(g_t[segs].max()),
-            "snapshots": int(max(len(sx) for sx in by_tg))})
+            "snapshots": int(max(len(sx) for sx in by_tg)),
+            "median_interval_ns": None if info.median_interval_ns[r_i] is None
+            else int(info.median_interval_ns[r_i]),
+            "max_nr_accesses": info.max_nr_accesses[r_i]})
     if n_good == 0:
         return REGIONS.empty_table(), info
     # snapshot number: rank by time within (run, target)
