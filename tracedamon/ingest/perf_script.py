@@ -71,7 +71,7 @@ import pyarrow as pa
 from ..errors import InputError, TraceFormatError
 from ..schema import EVENTS, SAMPLES
 
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 16
 
 RECOMMENDED_FIELDS = ("comm", "pid", "tid", "cpu", "misc", "time", "period", "event", "addr",
                       "data_src", "weight", "ins_lat", "ip", "phys_addr", "data_page_size",
@@ -102,6 +102,8 @@ _BR = re.compile(r"^0x[0-9a-f]+/0x[0-9a-f]+/")
 _DECODE_WIDTH = 82
 _DECODE = re.compile(r"\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*\|BLK(?: +(?:N/A|Data|Addr)\b)*")
 _CALLCHAIN = re.compile(r"^\s+([0-9a-f]+)(?:\s.*)?$")
+_WS = re.compile(r"\s*")
+_TOKEN = re.compile(r"\s*(\S+)")
 _UNITS = {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -128,19 +130,15 @@ class _Tail:
         self.i = 0
 
     def ws(self):
-        s, i = self.s, self.i
-        while i < len(s) and s[i].isspace():
-            i += 1
-        self.i = i
+        self.i = _WS.match(self.s, self.i).end()
 
     def peek(self) -> str | None:
-        self.ws()
-        if self.i >= len(self.s):
+        m = _TOKEN.match(self.s, self.i)
+        if m is None:
+            self.i = len(self.s)
             return None
-        j = self.i
-        while j < len(self.s) and not self.s[j].isspace():
-            j += 1
-        return self.s[self.i:j]
+        self.i = m.start(1)
+        return m.group(1)
 
     def peek2(self) -> str | None:
         save = self.i
@@ -604,6 +602,80 @@ def _norm_fields(fields):
     return frozenset(f.strip().lstrip("+") for f in fields if f.strip())
 
 
+_FAST_ORDER = ("addr", "data_src", "weight", "ins_lat", "ip", "phys_addr", "data_page_size",
+               "code_page_size")
+_FAST_PIECE = {"addr": r"\s+(?P<addr>[0-9a-f]+)",
+               "data_src": r"\s+(?P<data_src>[0-9a-f]+) (?P<dec>\|OP .*?)",
+               "weight": r"\s+(?P<weight>\d+)", "ins_lat": r"\s+(?P<weight2>\d+)",
+               "ip": r"\s+(?P<ip>[0-9a-f]+)", "phys_addr": r"\s+(?P<phys_addr>[0-9a-f]+)",
+               "data_page_size": r"\s+(?P<data_page_size>N/A|\d+[BKMG])",
+               "code_page_size": r"\s+(?P<code_page_size>N/A|\d+[BKMG])"}
+_FAST_OK = frozenset(("comm", "pid", "tid", "cpu", "misc", "time", "period", "event")
+                     + _FAST_ORDER)
+_fast_cache: dict = {}
+
+
+def _fast_regex(F: frozenset):
+    """One regex for a whole line of field set F (None when F needs the token parser:
+    symbols, dsos, registers, branch stacks, trace text, no time/event)."""
+    if F in _fast_cache:
+        return _fast_cache[F]
+    rx = None
+    if F <= _FAST_OK and {"time", "event"} <= F:
+        p = r"^\s*"
+        if "comm" in F:
+            p += r"(?P<comm>.*?)\s+"
+        if "pid" in F and "tid" in F:
+            p += r"(?P<pid>-?\d+)/(?P<tid>-?\d+)"
+        elif "pid" in F:
+            p += r"(?P<pid>-?\d+)"
+        elif "tid" in F:
+            p += r"(?P<tid>-?\d+)"
+        if "cpu" in F:
+            p += r"\s+\[(?P<cpu>-?\d+)\]"
+        if "misc" in F:
+            p += r"(?:\s+(?P<misc>[KUHGg]{1,5}))?"
+        p += r"\s+(?P<sec>\d+)\.(?P<frac>\d{1,9}):"
+        if "period" in F:
+            p += r"\s+(?P<period>\d+)"
+        p += r"\s+(?P<event>\S+?):"
+        for f in _FAST_ORDER:
+            if f in F:
+                p += _FAST_PIECE[f]
+        p += r"\s*$"
+        rx = re.compile(p)
+    _fast_cache[F] = rx
+    return rx
+
+
+def _fast_row(m) -> dict | None:
+    d = m.groupdict()
+    dec = d.pop("dec", None)
+    if dec is not None and len(dec) > _DECODE_WIDTH:
+        return None
+    if d["sec"] is not None:
+        d["time_ns"] = int(d.pop("sec")) * 1_000_000_000 + int(d.pop("frac").ljust(9, "0"))
+    r = {}
+    for k, v in d.items():
+        if v is None:
+            continue
+        if k in ("addr", "data_src", "ip", "phys_addr"):
+            r[k] = int(v, 16)
+        elif k in ("data_page_size", "code_page_size"):
+            r[k] = page_size_bytes(v)
+        elif k == "misc":
+            r["cpumode"] = _MISC.get(v, 0)
+        elif k in ("comm", "event"):
+            r[k] = v
+        else:
+            r[k] = int(v)
+    if r.get("weight2", 0) > 0xFFFF:
+        return None
+    if "pid" not in d and "tid" not in d:
+        pass
+    return r
+
+
 def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = False,
                 stats: dict | None = None) -> Iterator[list[dict]]:
     """Parse perf script text lines; yields lists of row dicts (≤ BATCH_ROWS each).
@@ -612,6 +684,13 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
     skipped lines and of side-band lines.
     """
     fields = _norm_fields(fields)
+    fast_one = _fast_regex(fields) if isinstance(fields, frozenset) else None
+    fast_sets = []
+    if isinstance(fields, dict):
+        for F in dict.fromkeys(fields.values()):
+            rx = _fast_regex(F)
+            if rx is not None:
+                fast_sets.append((F, rx))
     stats = stats if stats is not None else {}
     stats.setdefault("skipped", 0)
     stats.setdefault("sideband_lines", 0)
@@ -638,6 +717,25 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             # a callchain entry: perf prints user-space entries relative to their
             # mapping (e.g. 1ab70 for 0x7f27c15a4b70), so they are not kept
             stats["callchain_lines"] = stats.get("callchain_lines", 0) + 1
+            continue
+        r = None
+        if fields is not None:
+            # fast path: one regex for the whole line (falls back to the token parser)
+            if isinstance(fields, dict):
+                for F in fast_sets:
+                    m = F[1].match(line)
+                    if m and fields.get(m["event"]) == F[0]:
+                        r = _fast_row(m)
+                        break
+            elif fast_one is not None:
+                m = fast_one.match(line)
+                r = _fast_row(m) if m else None
+        if r is not None:
+            rows.append(r)
+            last = r
+            if len(rows) >= BATCH_ROWS:
+                yield rows
+                rows = []
             continue
         try:
             ev = None
