@@ -76,6 +76,10 @@ def test_parts_by_hand():
     # legacy bits and lvl_num joined by " or "; unknown lvl_num printed as L<n>
     assert D.decode(_pack(lvl=0x2 | 0x20, lvlnum=2))["mem_level"] == "L2 or L2 hit"
     assert D.decode(_pack(lvlnum=6))["mem_level"] == "L6"
+    # names this machine's perf 6.1.187 prints (checked against it by
+    # tests/test_writer_vs_perf.py for every field value)
+    assert D.decode(_pack(lvl=0x1, lvlnum=9))["mem_level"] == "N/A or CXL"
+    assert D.decode(_pack(lvl=0x1, lvlnum=12))["mem_level"] == "N/A or LFB/MAB"
     assert D.decode(0)["mem_level"] == "N/A" and D.decode(0)["mem_op"] == "No"
     assert D.decode(0)["mem_snoop"] == "N/A" and D.decode(0)["mem_tlb"] == "N/A"
     assert D.decode(0)["mem_lock"] == "No" and D.decode(0)["mem_blk"] == "N/A"

@@ -34,7 +34,8 @@ PERF_MEM_NA = 0x1E05080021
 _LVL_NAMES = ("N/A", "HIT", "MISS", "L1", "LFB/MAB", "L2", "L3", "Local RAM",
               "Remote RAM (1 hop)", "Remote RAM (2 hops)", "Remote Cache (1 hop)",
               "Remote Cache (2 hops)", "I/O", "Uncached")
-_LVLNUM_NAMES = {11: "Any cache", 12: "LFB", 13: "RAM", 14: "PMEM", 15: "N/A"}
+_LVLNUM_NAMES = {9: "CXL", 10: "I/O", 11: "Any cache", 12: "LFB/MAB", 13: "RAM", 14: "PMEM",
+                 15: "N/A"}
 _HOPS_NAMES = ("N/A", "core, same node", "node, same socket", "socket, same board", "board")
 _SNOOP_NAMES = ("N/A", "None", "Hit", "Miss", "HitM")
 _TLB_NAMES = ("N/A", "HIT", "MISS", "L1", "L2", "Walker", "Fault")
