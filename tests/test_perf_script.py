@@ -295,3 +295,20 @@ def test_callchain_lines_are_skipped():
     stats = {}
     list(parse_lines(lines, source="x", stats=stats))
     assert stats["callchain_lines"] == 2
+
+
+def test_symbols_with_blanks_and_missing_symbols():
+    """perf prints sym/dso after an address only where it resolved one; demangled
+    symbols may hold blanks."""
+    line = ("  w 5/5 1.000000000: ev:  7fff0000 operator new(unsigned long)+0x10 (/lib/libstdc++.so)"
+            "        68100142 |OP LOAD|LVL L1 hit|SNP None|TLB L1 or L2 hit|LCK No|BLK  N/A"
+            "   29   400123 std::vector<int, std::allocator<int> >::push_back+0x5 (/bin/x)\n")
+    want = dict(addr=0x7FFF0000, data_src=0x68100142, weight=29, ip=0x400123)
+    for f in (None, "comm,pid,tid,time,event,addr,data_src,weight,ip,sym,symoff,dso"):
+        r = [r for b in parse_lines([line], source="x", fields=f) for r in b][0]
+        assert {k: r[k] for k in want} == want, f
+    bare = ("  w 5/5 1.000000000: ev:  7fff0000        68100142 |OP LOAD|LVL L1 hit|SNP None"
+            "|TLB L1 or L2 hit|LCK No|BLK  N/A   29   400123 [unknown] (/bin/x)\n")
+    for f in (None, "comm,pid,tid,time,event,addr,data_src,weight,ip,sym,dso"):
+        r = [r for b in parse_lines([bare], source="x", fields=f) for r in b][0]
+        assert {k: r[k] for k in want} == want, f

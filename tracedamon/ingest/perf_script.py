@@ -140,13 +140,6 @@ class _Tail:
         self.i = m.start(1)
         return m.group(1)
 
-    def peek2(self) -> str | None:
-        save = self.i
-        self.take()
-        t = self.peek()
-        self.i = save
-        return t
-
     def take(self) -> str | None:
         t = self.peek()
         if t is not None:
@@ -162,26 +155,19 @@ class _Tail:
 
 
 def _symdso(t: _Tail, sym: bool | None, dso: bool | None) -> None:
-    """Skip the symbol and (dso) texts perf prints after an address. ``None`` = infer,
-    False = not printed."""
-    nxt = t.peek()
-    if nxt is None or (sym is False and dso is False):
+    """Skip the symbol and ``(dso)`` texts perf prints after an address.
+    True = printed, None = maybe (infer), False = not printed."""
+    if sym is False and dso is False:
         return
-    if sym or (sym is None and _looks_sym(nxt, t.peek2())):
-        if dso is not False:
-            # symbol text runs up to the "(dso)" group (C++ symbols may hold spaces)
-            k = t.s.find(" (", t.i)
-            if dso or (k >= 0 and _looks_dso_at(t.s, k + 1)):
-                if k >= 0:
-                    t.i = k
-                else:
-                    t.take()
-            else:
-                t.take()
-        else:
+    nxt = t.peek()
+    if nxt is not None and sym is not False and _looks_sym(nxt):
+        t.take()
+        # a symbol may hold blanks (C++): it runs on until a (dso) or a value
+        while (nxt := t.peek()) is not None and not nxt.startswith("(") and _looks_sym(nxt) \
+                and nxt != "[unknown]" and "+0x" not in nxt:
             t.take()
     nxt = t.peek()
-    if nxt is not None and nxt.startswith("(") and (dso or dso is None):
+    if nxt is not None and nxt.startswith("(") and dso is not False:
         depth = 0
         s = t.s
         i = t.i
@@ -197,19 +183,17 @@ def _symdso(t: _Tail, sym: bool | None, dso: bool | None) -> None:
         t.i = i
 
 
-def _looks_sym(tok: str, nxt: str | None) -> bool:
-    if tok.startswith("(") or tok.startswith("|OP"):
+def _looks_sym(tok: str) -> bool:
+    """A token that can be (part of) a symbol name, not a printed value."""
+    if tok.startswith(("(", "|OP")):
         return False
     if tok == "[unknown]" or "+0x" in tok:
         return True
-    if _HEX.match(tok) or _PGSZ.match(tok) or _REG.match(tok) or _BR.match(tok):
-        return False
-    return True
+    return not (_HEX.match(tok) or _DEC.match(tok) or _PGSZ.match(tok) or _REG.match(tok)
+                or _BR.match(tok))
 
 
-def _looks_dso_at(s: str, k: int) -> bool:
-    j = s.find(")", k)
-    return j > k
+_BLK_CUT = re.compile(r" +(?:N(?:/A?)?|D(?:a(?:ta?)?)?|A(?:d(?:dr?)?)?)")
 
 
 def _decode_span(t: _Tail) -> None:
@@ -220,18 +204,15 @@ def _decode_span(t: _Tail) -> None:
         raise _Bad("data_src value without its |OP ...|BLK ... text")
     m = _DECODE.match(s, i)
     cut = i + _DECODE_WIDTH
-    if m and m.end() <= cut:
-        end = m.end()
-        # a BLK value cut inside a word ("BLK  Data Ad") belongs to the text
-        if end < cut and end < len(s) and not s[end].isspace():
-            raise _Bad("unexpected text after the data_src text")
-        part = s[end:cut]
-        if cut < len(s) + 1 and re.fullmatch(r" +(?:N(?:/A?)?|D(?:a(?:ta?)?)?|A(?:d(?:dr?)?)?)",
-                                             part):
-            end = cut
-        t.i = end
-    else:
-        t.i = min(cut, len(s))     # cut before the end of the BLK part
+    if m is None or m.end() > cut:
+        t.i = min(cut, len(s))          # perf cut the text before the end of its BLK part
+        return
+    end = m.end()
+    if end < len(s) and not s[end].isspace():
+        raise _Bad("unexpected text after the data_src text")
+    if cut <= len(s) and _BLK_CUT.fullmatch(s, end, cut):
+        end = cut                       # a BLK value cut inside a word ("BLK  Data Ad")
+    t.i = end
 
 
 def parse_line(line: str, fields: frozenset | None) -> dict:
