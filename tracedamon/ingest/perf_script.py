@@ -163,8 +163,7 @@ def _symdso(t: _Tail, sym: bool | None, dso: bool | None) -> None:
     if nxt is not None and sym is not False and _looks_sym(nxt):
         t.take()
         # a symbol may hold blanks (C++): it runs on until a (dso) or a value
-        while (nxt := t.peek()) is not None and not nxt.startswith("(") and _looks_sym(nxt) \
-                and nxt != "[unknown]" and "+0x" not in nxt:
+        while (nxt := t.peek()) is not None and _looks_sym(nxt):
             t.take()
     nxt = t.peek()
     if nxt is not None and nxt.startswith("(") and dso is not False:
