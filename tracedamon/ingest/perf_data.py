@@ -1291,6 +1291,10 @@ class _PassState:
         m["samples_out_of_order"] = self.samples_out_of_order
         if self.forced_flushes:
             m["forced_flushes"] = self.forced_flushes
+        if self.record_counts.get(70) or self.record_counts.get(71):
+            # Arm SPE / Intel PT: the accesses are in AUX data, which perf decodes
+            m["aux_data"] = ("AUX-area trace data (AUXTRACE) is not decoded by the native "
+                             "reader: ingest with --via-perf (perf script) to get its samples")
         if self.id_index is not None:
             m["id_index"] = [{"id": i, "idx": x, "cpu": _s32(c), "tid": _s32(t)}
                              for i, x, c, t in self.id_index]
