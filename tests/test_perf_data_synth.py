@@ -522,6 +522,7 @@ def test_auxtrace_payload_skipped_and_tracing_data_read(tmp_path):
             assert t.column("ip").to_pylist() == [1, 2, 3]
             assert rd.tracing_data == blob
             assert rd.meta["record_counts"]["AUXTRACE"] == 1
+            assert "--via-perf" in rd.meta["aux_data"]
     finally:
         PD.CHUNK_BYTES = old
 
