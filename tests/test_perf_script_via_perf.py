@@ -192,3 +192,23 @@ def test_refused_field_is_dropped_and_perf_rerun(tmp_path, monkeypatch):
     assert meta["perf_script_refused_fields"] == ["phys_addr"]
     assert [(r["ip"], r["addr"]) for r in rows] == [(s["ip"], s["addr"]) for s in recs]
     assert all(r["phys_addr"] is None for r in rows)
+
+
+def test_aux_pmu_file_asks_memory_fields_for_synthesized_samples(tmp_path):
+    """A file whose event is an AUX-area PMU (here only named like Arm SPE: this machine
+    has no SPE, so no AUX data and no synthesized samples): perf accepts the extra
+    hw field list meant for the samples it would synthesize, and the recorded event's
+    own samples still read right."""
+    st = S.IP | S.TID | S.TIME | S.ADDR | S.CPU | S.PERIOD | S.DATA_SRC | S.WEIGHT \
+        | S.PHYS_ADDR
+    spe = Event("arm_spe_0/ts_enable=1,pa_enable=1/", type=11, sample_type=st)
+    recs = [Sample(spe, ip=0x400000 + i, pid=5, tid=5, time=10**9 + i, addr=0x1000 * i,
+                   cpu=0, period=1, data_src=0x68100142, weight=40 + i, phys_addr=0x9000 * i)
+            for i in range(3)]
+    path = write_perf_data(tmp_path / "spe.data", [spe], recs)
+    rows, _, meta = via_perf(path, tmp_path)
+    assert "-F hw:comm,pid,tid,cpu,time,period,event,addr,data_src,weight,ip,phys_addr" \
+        in meta["perf_script_command"]
+    assert "(synthesized)" in meta["perf_script_fields"]
+    assert [(r["addr"], r["phys_addr"], r["weight"], r["data_src"]) for r in rows] == \
+        [(0x1000 * i, 0x9000 * i, 40 + i, 0x68100142) for i in range(3)]

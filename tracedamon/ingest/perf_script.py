@@ -562,13 +562,10 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _fields_for(fields, event: str | None) -> frozenset | None:
-    if fields is None:
-        return None
+    """The field set of ``event``'s lines: ``fields`` may map names to sets, with
+    the key None for events it does not name; None = infer from the line."""
     if isinstance(fields, dict):
-        f = fields.get(event)
-        if f is None:
-            return None
-        return f
+        return fields.get(event, fields.get(None))
     return fields
 
 
@@ -576,7 +573,7 @@ def _norm_fields(fields):
     if fields is None:
         return None
     if isinstance(fields, dict):
-        return {k: _norm_fields(v) for k, v in fields.items()}
+        return {k: _norm_fields(v) for k, v in fields.items() if v is not None}
     if isinstance(fields, str):
         fields = fields.split(",")
     return frozenset(f.strip().lstrip("+") for f in fields if f.strip())
@@ -704,7 +701,7 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             if isinstance(fields, dict):
                 for F in fast_sets:
                     m = F[1].match(line)
-                    if m and fields.get(m["event"]) == F[0]:
+                    if m and _fields_for(fields, m["event"]) == F[0]:
                         r = _fast_row(m)
                         break
             elif fast_one is not None:
@@ -805,6 +802,12 @@ def perf_binary() -> str:
     return exe
 
 
+#: fields asked for the samples perf synthesizes from AUX-area data (Arm SPE: ADDR,
+#: PHYS_ADDR with pa_enable, DATA_SRC, WEIGHT = total latency)
+SYNTH_FIELDS = ("comm", "pid", "tid", "cpu", "time", "period", "event", "addr", "data_src",
+                "weight", "ip", "phys_addr")
+_AUX_PMU = re.compile(r"^(?:arm_spe|cs_etm|intel_pt|intel_bts)")
+
 _EVLIST = re.compile(r"^(?P<name>.+?): (?P<rest>(?:type|size): .*)$")
 
 
@@ -875,6 +878,13 @@ def script_command(path, events: list[dict], perf: str,
         args += ["-F", spec if kind == "*" else f"{kind}:{spec}"]
         for e in evs:
             per_event[e["name"]] = frozenset(common)
+    if any(_AUX_PMU.match(e["name"]) for e in events) and "hw" not in kinds:
+        # an AUX-area PMU (Arm SPE, CoreSight, Intel PT): perf synthesizes the samples
+        # while decoding, as PERF_TYPE_HARDWARE events named after the sample kind
+        # (l1d-miss, llc-access, memory, ...); ask for the memory fields for them
+        synth = [f for f in SYNTH_FIELDS if f not in drop]
+        args += ["-F", "hw:" + ",".join(synth)]
+        per_event[None] = frozenset(synth)      # names the evlist does not know
     return args, per_event
 
 
@@ -928,7 +938,8 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
         t.join(timeout=5)
     if proc.returncode not in (0, None) and proc.returncode > 0:
         raise InputError(f"{path}: perf script failed: {''.join(err_chunks).strip()[:300]}")
-    writer.meta["perf_script_fields"] = {k: sorted(v) for k, v in per_event.items()}
+    writer.meta["perf_script_fields"] = {("(synthesized)" if k is None else k): sorted(v)
+                                         for k, v in per_event.items()}
     writer.meta["perf_script_refused_fields"] = dropped
     # fields an event recorded that perf could not print for it (perf prints one
     # field set per event kind: the fields common to the events of that kind)
