@@ -312,3 +312,45 @@ def test_symbols_with_blanks_and_missing_symbols():
     for f in (None, "comm,pid,tid,time,event,addr,data_src,weight,ip,sym,dso"):
         r = [r for b in parse_lines([bare], source="x", fields=f) for r in b][0]
         assert {k: r[k] for k in want} == want, f
+
+
+@requires_perf
+@pytest.mark.parametrize("rel", ["perf/01_pf_c1_addr", "perf/05_two_events_id",
+                                 "perf/16_threads", "perf/18_tracepoint_mmap",
+                                 "ubench-perf-mem/perf-mem-4986"])
+def test_default_perf_script_output(rel, tmp_path):
+    """Plain `perf script` (default fields, microsecond times, tid only) is read too."""
+    import subprocess
+    src = need_corpus(*(rel + ".data").split("/"))
+    p = subprocess.run(["perf", "script", "-i", str(src)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    txt = tmp_path / "default.txt"
+    txt.write_text(p.stdout)
+    rows = ingest_text(txt, tmp_path)
+    d, name = rel.split("/")
+    if d == "perf":
+        oracle = [dict(time=int(o["time"]), tid=int(o["tid"] or o["pid"]),
+                       cpu=_int(o["cpu"]), period=int(o["period"] or 1),
+                       event=o["event"], ip=_int(o["ip"]), addr=None)
+                  for o in read_csv(PERF_DIR / f"{name}.samples.csv")]
+    else:
+        oracle = [dict(time=int(o["time"]), tid=int(o["tid"]), cpu=None, period=4986,
+                       event="cpu/mem-loads/pp", ip=int(o["ip"], 16), addr=int(o["addr"], 16),
+                       data_src=int(o["data_src"], 16), weight=int(o["weight"]))
+                  for o in read_csv(UBENCH_DIR / f"ubench_{name}.records.csv")
+                  if o["type_name"] == "SAMPLE"]
+    assert len(rows) == len(oracle) > 0
+    rows = sorted(rows, key=lambda r: (r["time_ns"], r["event"].replace(":", "__")))
+    oracle = sorted(oracle, key=lambda o: (o["time"], o["event"]))
+    for r, o in zip(rows, oracle):
+        assert r["time_ns"] == o["time"] // 1000 * 1000          # perf printed µs
+        assert (r["tid"], r["pid"], r["cpu"]) == (o["tid"], None, o["cpu"])
+        assert r["event"].replace(":", "__") == o["event"]
+        # perf's default fields hold no period for tracepoints
+        assert r["period"] == (None if r["event"].count(":") else o["period"])
+        if r["event"].count(":") == 0:
+            assert r["ip"] == o["ip"]
+            assert r["addr"] == o["addr"]
+        if "data_src" in o:
+            assert (r["data_src"], r["weight"]) == (o["data_src"], o["weight"])
