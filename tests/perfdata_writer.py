@@ -14,7 +14,7 @@ never ended, records split across payloads), attr sizes 64..136.
 
     >>> ev = Event("mem-loads", type=4, config=0x1cd,
     ...            sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.DATA_SRC | S.WEIGHT)
-    >>> recs = [Comm(ev, pid=7, tid=7, comm="x", exec=True, time=1),
+    >>> recs = [Comm(ev, pid=7, tid=7, comm="x", exec=True, sid=dict(pid=7, tid=7, time=1)),
     ...         Sample(ev, ip=0x400000, pid=7, tid=7, time=2, addr=0x1000,
     ...                data_src=0x68100142, weight=29)]
     >>> write_perf_data("t.data", [ev], recs)          # doctest: +SKIP
@@ -596,38 +596,6 @@ def _features(events: Sequence[Event], attr_size: int, meta: dict,
     if compress_level is not None:
         feats[FEAT["COMPRESSED"]] = struct.pack("<IIIII", 1, 1, compress_level, 1, mmap_len)
     return feats
-
-
-# ----------------------------------------------------------------------------------------
-# compression
-
-
-def compress_stream(inner: bytes, chunks: Sequence[int] | None = None, level: int = 1,
-                    max_payload: int = 60000) -> list[bytes]:
-    """PERF_RECORD_COMPRESSED records holding ``inner`` (a byte stream of records).
-
-    ``chunks``: sizes of the pieces of ``inner`` fed before each flush (record
-    boundaries are ignored, so records straddle payloads); default 4096-byte pieces.
-    One zstd stream: flushed after every piece, never ended.
-    """
-    import zstandard
-    cobj = zstandard.ZstdCompressor(level=level).compressobj()
-    pieces = []
-    pos = 0
-    sizes = list(chunks) if chunks else []
-    while pos < len(inner):
-        n = sizes.pop(0) if sizes else 4096
-        n = max(1, n)
-        pieces.append(inner[pos:pos + n])
-        pos += n
-    out = []
-    for p in pieces:
-        payload = cobj.compress(p) + cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-        if len(payload) > max_payload:
-            raise ValueError("compressed piece too large for one record; use smaller chunks")
-        if payload:
-            out.append(struct.pack("<IHH", REC["COMPRESSED"], 0, 8 + len(payload)) + payload)
-    return out
 
 
 # ----------------------------------------------------------------------------------------
