@@ -219,7 +219,8 @@ def test_attr_larger_than_known_struct(tmp_path):
     assert [(r["ip"], r["time_ns"]) for r in t] == [(7, 9)]
 
 
-def test_read_group_one_row_per_member(tmp_path):
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
+def test_read_group_one_row_per_member(tmp_path, chunk, monkeypatch):
     """Leader sampling {a,b}:S: each SAMPLE carries READ|GROUP; one row per member with
     period = the increase of the member's value; zero increases give no row."""
     rf = F.GROUP | F.ID | F.LOST | F.TOTAL_TIME_ENABLED
@@ -236,6 +237,8 @@ def test_read_group_one_row_per_member(tmp_path):
                                  {"value": vb, "id": b.id(), "lost": 0}]}))
     p = tmp_path / "g.data"
     W.write_perf_data(p, [a, b], recs)
+    import tracedamon.ingest.perf_data as PD
+    monkeypatch.setattr(PD, "CHUNK_BYTES", chunk)     # counters carried across chunks
     tr = _ingest(p, tmp_path)
     rows = [(r["event"], r["ip"], r["period"], r["sample_id"])
             for r in tr.table("samples").to_pylist()]

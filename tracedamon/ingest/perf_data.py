@@ -1027,79 +1027,46 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
     return _Block(cols, lists, np.ascontiguousarray(times), rounds, pres_time is not _NONE)
 
 
-def _read_values(rf: int, blk: bytes):
-    """(time_enabled, time_running, [(value, id, lost)...]) of a read_format block."""
-    p = 0
-
-    def u():
-        nonlocal p
-        v = struct.unpack_from("<Q", blk, p)[0]
-        p += 8
-        return v
-    vals = []
-    if rf & K.F_GROUP:
-        nr = u()
-        te = u() if rf & K.F_TOTAL_TIME_ENABLED else None
-        tr = u() if rf & K.F_TOTAL_TIME_RUNNING else None
-        for _ in range(nr):
-            v = u()
-            i = u() if rf & K.F_ID else None
-            lost = u() if rf & K.F_LOST else None
-            vals.append((v, i, lost))
-    else:
-        v = u()
-        te = u() if rf & K.F_TOTAL_TIME_ENABLED else None
-        tr = u() if rf & K.F_TOTAL_TIME_RUNNING else None
-        i = u() if rf & K.F_ID else None
-        lost = u() if rf & K.F_LOST else None
-        vals.append((v, i, lost))
-    return te, tr, vals
-
-
 def _expand_read(rd: PerfData, ch, out, attr, blk: _Block, st: "_PassState") -> _Block:
-    """PERF_SAMPLE_READ: one row per read value (module doc)."""
-    take, ev, sid, per = [], [], [], []
-    sid_v, sid_m = blk.cols["sample_id"] or (None, np.zeros(len(attr), bool))
-    per_v, per_m = blk.cols["period"]
-    for i in range(len(attr)):
-        a = rd.attrs[int(attr[i])]
-        if not a.sample_type & K.S_READ:
-            take.append(i)
-            ev.append(int(attr[i]))
-            sid.append(None if sid_m is not None and not sid_m[i] else int(sid_v[i]))
-            per.append(None if per_m is not None and not per_m[i] else int(per_v[i]))
-            continue
-        off = int(out[i, K.C_READ_OFF])
-        raw = ch.buf[off:off + int(out[i, K.C_READ_LEN])].tobytes()
-        _, _, vals = _read_values(a.read_format, raw)
-        for j, (v, vid, _lost) in enumerate(vals):
-            if vid is not None:
-                m = rd._id2attr.get(vid)
-                key = vid
-            else:
-                m = a.index + j if a.index + j < len(rd.attrs) else None
-                key = ("attr", a.index + j)
-            if m is None:
-                st.unknown_sample_ids += 1
-                continue
-            prev = st.read_prev.get(key, 0)
-            st.read_prev[key] = v
-            d = (v - prev) & 0xFFFFFFFFFFFFFFFF
-            if d == 0:
-                continue
-            take.append(i)
-            ev.append(m)
-            sid.append(vid)
-            per.append(d)
-    nb = blk.take(np.array(take, dtype=np.int64))
-
-    def col(vals, dtype):
-        m = np.array([x is not None for x in vals], dtype=bool)
-        v = np.array([0 if x is None else x for x in vals], dtype=dtype)
-        return v, (None if m.all() else m)
-    nb.cols["event_id"] = (np.array(ev, dtype=np.int32), None)
-    nb.cols["sample_id"] = col(sid, np.uint64)
-    nb.cols["period"] = col(per, np.uint64)
+    """PERF_SAMPLE_READ: one row per read value (module doc), by a numba kernel; the
+    previous counter values persist across chunks in ``st``."""
+    P = rd.params()
+    ids = P["ids"]
+    if st.read_ids is None or not np.array_equal(st.read_ids, ids):
+        old = dict(zip(st.read_ids.tolist(), st.read_prev_id.tolist())) \
+            if st.read_ids is not None else {}
+        st.read_prev_id = np.array([old.get(int(i), 0) for i in ids], dtype=np.uint64)
+        st.read_ids = ids
+    if len(st.read_prev_attr) < len(rd.attrs):
+        st.read_prev_attr = np.concatenate([st.read_prev_attr, np.zeros(
+            len(rd.attrs) - len(st.read_prev_attr), np.uint64)])
+    read_off = np.ascontiguousarray(out[:, K.C_READ_OFF]).astype(np.int64)
+    total = K.count_read_values(ch.buf, ch.buf64, attr, read_off, P["st"], P["rf"])
+    o_row = np.empty(total, np.int64)
+    o_attr = np.empty(total, np.int32)
+    o_id = np.zeros(total, np.uint64)
+    o_kind = np.empty(total, np.int8)
+    o_per = np.zeros(total, np.uint64)
+    k, unknown = K.expand_read(ch.buf, ch.buf64, attr, read_off, P["st"], P["rf"], ids,
+                               P["ida"], st.read_prev_id, st.read_prev_attr, o_row, o_attr,
+                               o_id, o_kind, o_per)
+    st.unknown_sample_ids += int(unknown)
+    o_row, o_attr, o_id, o_kind, o_per = (x[:k] for x in (o_row, o_attr, o_id, o_kind, o_per))
+    nb = blk.take(o_row)
+    keep = o_kind == 0
+    nb.cols["event_id"] = (o_attr, None)
+    old_sid = nb.cols["sample_id"]
+    if old_sid is None:
+        old_v, old_valid = np.zeros(k, np.uint64), np.zeros(k, bool)
+    else:
+        old_v = old_sid[0]
+        old_valid = np.ones(k, bool) if old_sid[1] is None else old_sid[1]
+    sid_v = np.where(keep, old_v, o_id).astype(np.uint64)
+    sid_valid = np.where(keep, old_valid, o_kind == 1)
+    nb.cols["sample_id"] = (sid_v, None if sid_valid.all() else sid_valid)
+    per_v, per_m = nb.cols["period"]
+    nb.cols["period"] = (np.where(keep, per_v, o_per).astype(np.uint64),
+                         None if per_m is None else (per_m | ~keep))
     return nb
 
 
@@ -1249,7 +1216,9 @@ class _PassState:
         self.samples_out_of_order = 0
         self.forced_flushes = 0
         self.nr_samples = np.zeros(len(rd.attrs), dtype=np.int64)
-        self.read_prev: dict = {}
+        self.read_ids = None                    # ids the read_prev_id array follows
+        self.read_prev_id = np.zeros(0, np.uint64)
+        self.read_prev_attr = np.zeros(0, np.uint64)
         self.id_index = None
         self.mmaps: list[tuple] = []
         self.tasks: list[tuple] = []
