@@ -110,6 +110,8 @@ def scenario(draw, max_events=3):
         ev = Event(name=f"{TYPE_KIND[t]}ev{i}", type=t, config=draw(st.integers(0, 3)),
                    sample_type=stype, read_format=read_format,
                    sample_period=draw(st.integers(1, 10**6)),
+                   # frequency mode only with a sampled PERIOD, as perf records it
+                   freq=bool(stype & S.PERIOD) and draw(st.booleans()),
                    branch_sample_type=(BRANCH_ANY | (BRANCH_HW_INDEX if draw(st.booleans()) else 0))
                    if stype & S.BRANCH_STACK else 0,
                    sample_regs_user=draw(st.integers(1, 0xFF)) if stype & S.REGS_USER else 0,
@@ -731,7 +733,7 @@ def expected_native_rows(case: dict) -> list[dict]:
             time_ns=r["time"], pid=r["pid"], tid=r["tid"], cpu=g("cpu"),
             event_id=events.index(ev), event=ev.name, ip=r["ip"], addr=g("addr"),
             phys_addr=g("phys_addr"),
-            period=per,
+            period=per if not (ev.freq and not stype & S.PERIOD) else None,
             weight=None if w is None else (w & 0xFFFFFFFF if stype & S.WEIGHT_STRUCT else w),
             weight2=(w >> 32 & 0xFFFF) if stype & S.WEIGHT_STRUCT else None,
             weight3=(w >> 48 & 0xFFFF) if stype & S.WEIGHT_STRUCT else None,
