@@ -354,3 +354,12 @@ def test_default_perf_script_output(rel, tmp_path):
             assert r["addr"] == o["addr"]
         if "data_src" in o:
             assert (r["data_src"], r["weight"]) == (o["data_src"], o["weight"])
+
+
+def test_truncated_gzip_is_a_format_error(tmp_path):
+    p = tmp_path / "cut.script.txt.gz"
+    p.write_bytes(gzip.compress((GOOD * 20000).encode())[:5000])
+    with pytest.raises(TraceFormatError) as ei:
+        ingest(p, tmp_path / "o.td", format="perf-script")
+    assert "cut.script.txt.gz" in str(ei.value)
+    assert not (tmp_path / "o.td").exists()

@@ -212,3 +212,17 @@ def test_aux_pmu_file_asks_memory_fields_for_synthesized_samples(tmp_path):
     assert "(synthesized)" in meta["perf_script_fields"]
     assert [(r["addr"], r["phys_addr"], r["weight"], r["data_src"]) for r in rows] == \
         [(0x1000 * i, 0x9000 * i, 40 + i, 0x68100142) for i in range(3)]
+
+
+@pytest.mark.parametrize("keep", [200, 3000])
+def test_truncated_perf_data_fails_cleanly(keep, tmp_path):
+    """perf refuses a cut file (header cut: perf evlist; records cut: perf script):
+    one error naming the file, no output directory left behind."""
+    from tracedamon.errors import TracedamonError
+    src = need_corpus("perf", "01_pf_c1_addr.data")
+    cut = tmp_path / "cut.data"
+    cut.write_bytes(src.read_bytes()[:keep])
+    with pytest.raises(TracedamonError) as ei:
+        ingest(cut, tmp_path / "o.td", format="perf-data", via_perf=True)
+    assert "cut.data" in str(ei.value)
+    assert not (tmp_path / "o.td").exists()
