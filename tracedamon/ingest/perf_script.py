@@ -58,10 +58,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import os
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -903,13 +905,13 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
     dropped: list[str] = []
     args, per_event = script_command(path, events, perf)
     for _attempt in range(8):
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, errors="replace", bufsize=1 << 16)
+        proc, err_chunks, drain = _start(args)
         first = proc.stdout.readline()
         if first:
             break
-        err = proc.stderr.read()
         proc.wait()
+        drain.join()
+        err = "".join(err_chunks)
         m = re.search(r"Cannot print '([a-z_]+)' field", err)
         if m and proc.returncode != 0:
             dropped.append(m[1])
@@ -920,24 +922,21 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
         break                                  # no output at all: no samples
     else:
         raise InputError(f"{path}: perf script keeps refusing the field list")
-    import itertools
-    lines = itertools.chain([first] if first else [], proc.stdout if first else [])
-    # perf's stderr is drained in the background so it cannot block perf
-    import threading
-    err_chunks: list[str] = []
-    t = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
-    t.start()
+    lines = itertools.chain([first], proc.stdout) if first else iter(())
+    done = False
     try:
         _ingest_lines(lines, writer, source=f"perf script -i {path}", fields=per_event,
                       known_events=events)
+        done = True
     finally:
-        if proc.poll() is None:
-            proc.stdout.close()
-            proc.kill()
+        if not done and proc.poll() is None:
+            proc.kill()                        # our error: stop perf
+        proc.stdout.close()
         proc.wait()
-        t.join(timeout=5)
-    if proc.returncode not in (0, None) and proc.returncode > 0:
-        raise InputError(f"{path}: perf script failed: {''.join(err_chunks).strip()[:300]}")
+        drain.join(timeout=10)
+    if proc.returncode != 0:
+        raise InputError(f"{path}: perf script failed (exit {proc.returncode}): "
+                         f"{''.join(err_chunks).strip()[:300]}")
     writer.meta["perf_script_fields"] = {("(synthesized)" if k is None else k): sorted(v)
                                          for k, v in per_event.items()}
     writer.meta["perf_script_refused_fields"] = dropped
@@ -947,6 +946,17 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
         e["name"]: sorted(set(fields_for_event(e)) - per_event.get(e["name"], frozenset()))
         for e in events}
     writer.meta["perf_script_command"] = " ".join(args)
+
+
+def _start(args: list[str]):
+    """Start perf with its stderr drained by a thread (so a chatty perf cannot block
+    on a full pipe while we read its stdout)."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace", bufsize=1 << 16)
+    chunks: list[str] = []
+    drain = threading.Thread(target=lambda: chunks.append(proc.stderr.read()), daemon=True)
+    drain.start()
+    return proc, chunks, drain
 
 
 def _names_from_header(path: Path, events: list[dict]) -> None:
