@@ -283,6 +283,42 @@ _FUZZ_FILES = [p for p in (BASE, ZSTD, PIPE, PERF_DIR / "16_threads.data",
 _BLOBS = {p: p.read_bytes() for p in _FUZZ_FILES}
 
 
+def _synthetic_variable_layout() -> bytes:
+    """A file whose samples have every variable-size field (READ group, callchain, RAW,
+    branch stack, registers, user stack, AUX), two events, zstd: fuzz input."""
+    import tempfile
+
+    import perfdata_writer as W
+    from perfdata_writer import F, S
+    st_ = (S.IDENTIFIER | S.IP | S.TID | S.TIME | S.ADDR | S.READ | S.CALLCHAIN | S.RAW
+           | S.BRANCH_STACK | S.REGS_USER | S.STACK_USER | S.WEIGHT | S.DATA_SRC | S.AUX)
+    a = W.Event("a", type=4, sample_type=st_, read_format=F.GROUP | F.ID | F.LOST,
+                branch_sample_type=W.BRANCH_ANY | W.BRANCH_HW_INDEX, sample_regs_user=0b111,
+                sample_stack_user=16)
+    b = W.Event("b", type=4, config=1, sample_type=S.IDENTIFIER | S.IP | S.TIME)
+    W.assign_ids([a, b])
+    recs = []
+    for i in range(20):
+        recs.append(W.Sample(a, ip=i, pid=1, tid=1, time=i, addr=4096 * i,
+                             read={"values": [{"value": 3 * i, "id": a.id(), "lost": 0},
+                                              {"value": 5 * i, "id": b.id(), "lost": 0}]},
+                             callchain=[1, 2, i], raw=b"x" * (i % 7), branch_stack=[(1, 2, 3)],
+                             branch_hw_idx=4, regs_user=(2, [7, 8, 9]),
+                             stack_user=(b"\0" * 16, 8), weight=i, data_src=0x68100142,
+                             aux=b"\1" * 8))
+        recs.append(W.Sample(b, ip=i, time=i))
+        recs.append(W.Comm(a, {"pid": 1, "tid": 1, "time": i}, pid=1, tid=1, comm="c"))
+    with tempfile.TemporaryDirectory() as d:
+        p = W.write_perf_data(f"{d}/v.data", [a, b], recs, compress=True, attr_size=104,
+                              chunks=[50, 70] * 100)
+        return open(p, "rb").read()
+
+
+_SYNTH = Path("<synthetic variable-layout file>")
+_BLOBS[_SYNTH] = _synthetic_variable_layout()
+_FUZZ_FILES.append(_SYNTH)
+
+
 @settings(max_examples=120, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
