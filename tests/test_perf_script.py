@@ -363,3 +363,10 @@ def test_truncated_gzip_is_a_format_error(tmp_path):
         ingest(p, tmp_path / "o.td", format="perf-script")
     assert "cut.script.txt.gz" in str(ei.value)
     assert not (tmp_path / "o.td").exists()
+
+
+def test_progress_bar_reads_the_same_rows(tmp_path):
+    src = need_corpus("perf", "02_minflt_phys_pgsz.script.txt")
+    a = ingest(src, tmp_path / "a.td", format="perf-script")
+    b = ingest(src, tmp_path / "b.td", format="perf-script", progress=True)
+    assert open_trace(a).table("samples").equals(open_trace(b).table("samples"))

@@ -555,14 +555,6 @@ class _Batcher:
         return pa.Table.from_arrays([d[f.name] for f in EVENTS], schema=EVENTS)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
-
-
 def _fields_for(fields, event: str | None) -> frozenset | None:
     """The field set of ``event``'s lines: ``fields`` may map names to sets, with
     the key None for events it does not name; None = infer from the line."""
@@ -781,16 +773,39 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
-    with open(p, "rb") as f:
-        head = f.read(8)
-    if via_perf or head == b"PERFILE2" or p.is_dir():
+    if via_perf or p.is_dir():
         return ingest_via_perf(p, writer, progress=progress)
-    with _open_text(p) as fh:
+    with open(p, "rb") as raw:
+        head = raw.read(8)
+        if head == b"PERFILE2":
+            return ingest_via_perf(p, writer, progress=progress)
+        raw.seek(0)
+        binary = gzip.GzipFile(fileobj=raw) if head[:2] == b"\x1f\x8b" else raw
+        fh = io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
         try:
-            _ingest_lines(fh, writer, source=p, fields=fields, skip_bad=skip_bad)
+            _ingest_lines(_with_progress(fh, raw, p, progress), writer, source=p,
+                          fields=fields, skip_bad=skip_bad)
         except (OSError, EOFError) as e:
             raise TraceFormatError(p, f"unreadable: {e}") from None
     writer.meta["perf_script_fields"] = "auto" if fields is None else "given"
+
+
+def _with_progress(lines: Iterable[str], raw, path: Path, enabled: bool) -> Iterator[str]:
+    """The lines, with a progress bar over the bytes of the file on a terminal."""
+    if not enabled:
+        yield from lines
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, \
+        TimeRemainingColumn
+    total = path.stat().st_size
+    with Progress(TextColumn(f"{path.name}"), BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("read", total=total)
+        for i, line in enumerate(lines):
+            if not i & 0xFFFF:
+                bar.update(task, completed=raw.tell())
+            yield line
+        bar.update(task, completed=total)
 
 
 # ----------------------------------------------------------------------------------------
