@@ -626,7 +626,10 @@ _PAGE_NAMES = {0: "N/A", 4096: "4K", 2 << 20: "2M", 1 << 30: "1G"}
      ["pidtid", "cpu", "time", "period", "event", "addr", "ip"]),
     (["-a", "-e", "page-faults", "-c", "1", "-d"],
      ["pidtid", "time", "period", "event", "addr", "ip"]),
-], ids=["two-events-phys-pgsz-weight", "freq", "identifier-zstd", "system-wide"])
+    (["-e", "{page-faults,minor-faults}:S", "-c", "1", "-d"],
+     ["pidtid", "time", "period", "event", "addr", "ip"]),
+], ids=["two-events-phys-pgsz-weight", "freq", "identifier-zstd", "system-wide",
+        "leader-sampling"])
 def test_live_fields_equal_perf_script(tmp_path, opts, fields):
     """Differential test against this machine's perf: every printed field of every
     sample, in perf's delivery order."""
