@@ -101,12 +101,103 @@ def test_vaddr_for_the_workload_pid(hotcold):
     assert (cold.loc[8:].pages >= 200).all() and (cold.loc[8:].w == 0).all()
 
 
+def areas_known(mm, pid, t):
+    """Separate mapped areas (overlapping or touching mappings united) of pid at time t."""
+    m = mm[(mm.pid == pid) & (mm.time_ns <= t)].sort_values("start")
+    n, end = 0, -1
+    for s, ln in zip(m.start.astype(np.int64), m.length.astype(np.int64)):
+        if s > end:
+            n += 1
+        end = max(end, s + ln)
+    return n
+
+
 def test_vaddr_without_mappings_at_start_has_no_regions(hotcold):
     # at the first sample the process has mapped only two areas: no three regions, so
     # (like the kernel) the target has no regions until an ops update (60 s) finds them
     h = replay(hotcold, ops="vaddr")
     assert len(h.df) == 0 and h.n_snapshots == 20
-    assert any("no three regions" in w for w in h.metadata["warnings"])
+    warn = [w for w in h.metadata["warnings"] if "no three regions" in w]
+    assert len(warn) == 1
+    # ... and the warning says when the mappings give three regions, and which --start
+    # to pass: the time the workload maps its area (perf's MMAP record of 0x200000000000)
+    mm = tracedamon.open_trace(hotcold).df("mmaps")
+    t_map = int(mm[mm.start == HOT].time_ns.min())
+    assert f"try --start {t_map} " in warn[0]
+    auto = h.metadata["t0_auto"]
+    first3 = auto["first_three_regions_ns"]
+    assert f"three regions from {first3} ns" in warn[0]
+    assert areas_known(mm, 2291, first3) == 3 and areas_known(mm, 2291, first3 - 1) == 2
+    assert first3 < t_map
+
+
+def page_nr(df: pd.DataFrame, pages: np.ndarray) -> pd.DataFrame:
+    """nr_accesses of the region holding each page, per snapshot (rows: snapshots)."""
+    out = {}
+    for snap, g in df.groupby("snapshot"):
+        g = g.sort_values("start")
+        st, en = g.start.to_numpy(np.int64), g.end.to_numpy(np.int64)
+        i = np.searchsorted(st, pages, side="right") - 1
+        ok = (i >= 0) & (pages < en[np.maximum(i, 0)])
+        assert ok.all()                                  # every page is monitored
+        out[snap] = g.nr_accesses.to_numpy()[i]
+    return pd.DataFrame(out).T
+
+
+def test_vaddr_start_auto_monitors_the_workload(hotcold):
+    mm = tracedamon.open_trace(hotcold).df("mmaps")
+    t_map = int(mm[mm.start == HOT].time_ns.min())
+    h = replay(hotcold, ops="vaddr", start_ns="auto", sample_us=10_000)
+    m = h.metadata
+    assert m["t0_source"] == "auto" and m["t0_ns"] == t_map == m["t0_auto"]["time_ns"]
+    assert "three regions" in m["t0_auto"]["reason"]
+    assert m["targets"][0]["initial_ranges"][0] == [HOT, HOT + 1179648]
+    assert not any("no three regions" in w for w in m["warnings"])
+    assert h.n_snapshots == 20 and len(h.df) > 0
+    hot = page_nr(h.df, HOT + PAGE * np.arange(32))
+    cold = page_nr(h.df, HOT_END + PAGE * np.arange(32, 256))   # beyond the edge's slack
+    assert hot.mean(axis=1).min() >= 9 and hot.max().max() <= 10    # near 10 of 10
+    assert (cold.loc[8:] == 0).all().all()                          # cold: 0 once split off
+    # the CLI takes --start auto too
+    assert main(["replay", str(hotcold), "-o", str(hotcold / "auto.parquet"), "--start",
+                 "auto", "--sample-us", "10000", "-q"]) == 0
+    t = pq.read_table(hotcold / "auto.parquet")
+    assert t.equals(h.table)
+    meta = json.loads(t.schema.metadata[b"tracedamon"])["replay"]
+    assert meta["t0_ns"] == t_map and meta["t0_source"] == "auto"
+
+
+def test_start_auto_for_fixed_ranges_is_the_first_sample(hotcold):
+    h = replay(hotcold, ops="fvaddr", ranges=[AREA], start_ns="auto")
+    t0 = int(tracedamon.open_trace(hotcold).table("samples").column("time_ns").to_numpy().min())
+    assert h.metadata["t0_ns"] == t0 and "first sample" in h.metadata["t0_auto"]["reason"]
+    with pytest.raises(ConfigError, match="auto"):
+        replay(hotcold, ops="fvaddr", ranges=[AREA], start_ns="soon")
+
+
+def test_start_auto_without_enough_mappings_is_a_clear_error(hotcold):
+    mm = tracedamon.open_trace(hotcold).df("mmaps")
+    few = mm[(mm.pid == 2291) & mm.filename.str.contains("hotcold")]
+    with pytest.raises(InputError, match="never give three regions"):
+        replay(hotcold, ops="vaddr", start_ns="auto", mmaps=few)
+
+
+def test_vaddr_fixed_4k_over_the_whole_three_regions(hotcold):
+    """The process's three regions span about 208 GiB (tens of millions of 4 KiB
+    regions): the replay stays sparse and writes the regions with accesses."""
+    h = replay(hotcold, ops="vaddr", start_ns="auto", sample_us=10_000, min_region=PAGE,
+               max_region=PAGE)
+    m = h.metadata
+    rg = np.array(m["targets"][0]["initial_ranges"])
+    nreg = int(((rg[:, 1] - rg[:, 0]) // PAGE).sum())
+    assert nreg > 50_000_000
+    assert m["accessed_only"] and f"{nreg:,} regions" in m["accessed_only_reason"]
+    df = h.df
+    late = df[df.snapshot >= 1]
+    hot = late[(late.start >= HOT) & (late.end <= HOT_END)]
+    assert (hot.groupby("snapshot").size() == 32).all()
+    assert hot.nr_accesses.between(9, 10).all()
+    assert late[(late.start >= HOT_END) & (late.end <= COLD_END)].empty
 
 
 def test_abit_emulation_on_hotcold(hotcold):

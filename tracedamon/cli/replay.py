@@ -19,12 +19,21 @@ HELP = (
     "Time grid: sample interval k covers [t0 + k*S, t0 + (k+1)*S), t0 = --start or the first "
     "sample of the trace; only complete aggregations are written; the replay ends with the "
     "interval of the last sample. vaddr takes its initial regions from the mappings known at "
-    "t0 (give --start after the workload has mapped its memory).\n\n"
+    "t0 by the kernel's three-regions rule, and refits them only at ops updates (--update-us): "
+    "on a `perf record -- cmd` trace the process has too few mappings at its first sample, "
+    "so give --start after the workload has mapped its memory, or --start auto: the time from "
+    "which the target's mappings give three regions covering the most of its samples until "
+    "the first ops update (the choice and why are in the output's metadata, t0_auto).\n\n"
     "Output: -o FILE, else DIR/replay.parquet (DIR/regions.parquet, an ingested DAMON trace, "
-    "is never overwritten). Same input + options + seed give a byte-identical file.\n\n"
-    "Example:\n\n"
+    "is never overwritten). Same input + options + seed give a byte-identical file. Every "
+    "region of every snapshot is written, like DAMON's own trace, unless --accessed-only; "
+    "when that would exceed --max-rows rows (fixed granularity over a big space: a vaddr "
+    "target's three regions can hold tens of millions of 4 KiB regions), only regions with "
+    "accesses are written, with a warning and the reason in the metadata.\n\n"
+    "Examples:\n\n"
     "  tracedamon replay run.td --ops fvaddr --range 0x200000000000-0x200000120000 "
-    "--sample-us 10000"
+    "--sample-us 10000\n\n"
+    "  tracedamon replay run.td --ops vaddr --start auto --min-region 4096 --max-region 4096"
 )
 
 
@@ -73,10 +82,16 @@ def register(app: typer.Typer) -> None:
                                                 help="legacy (released kernels) or apply "
                                                      "(2026 series: split to honour it)"),
         start: Optional[str] = typer.Option(None, "--start",
-                                            help="t0 in ns (default: the first sample)"),
+                                            help="t0 in ns, or 'auto' (vaddr: when the "
+                                                 "target's mappings give useful three "
+                                                 "regions) [default: the first sample]"),
         accessed_only: bool = typer.Option(False, "--accessed-only",
                                            help="write only regions with nr_accesses > 0 "
                                                 "(for very large region counts)"),
+        max_rows: int = typer.Option(20_000_000, "--max-rows",
+                                     help="when every region of every snapshot would exceed "
+                                          "this many rows, write only regions with accesses "
+                                          "(with a warning); 0 = no limit"),
         goal_access_bp: int = typer.Option(0, "--goal-access-bp",
                                            help="intervals auto-tuning: target access ratio "
                                                 "(bp); with --goal-aggrs"),
@@ -122,8 +137,10 @@ def register(app: typer.Typer) -> None:
                              "output with -o")
         import sys
         kw = dict(ops=ops, pids=pid, ranges=range_, access=access, events=event,
-                  pagemap=pagemap, start_ns=_int(start, "--start"),
-                  accessed_only=accessed_only, config=cfg)
+                  pagemap=pagemap,
+                  start_ns="auto" if start is not None and start.strip().lower() == "auto"
+                  else _int(start, "--start"),
+                  accessed_only=accessed_only, max_rows=max_rows or None, config=cfg)
         if sys.stderr.isatty() and not quiet:
             from rich.progress import Progress
             with Progress(transient=True) as bar:

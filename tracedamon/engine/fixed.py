@@ -1,23 +1,35 @@
-"""Fixed-granularity replay (``min_region == max_region``) that keeps untouched regions implicit.
+"""Fixed-granularity replay (``min_region == max_region``) with sparse region state.
 
 With the RFC's ``region_sz/min == region_sz/max`` every region has exactly that
 size, nothing is merged or split, and the perf-histogram check is
-deterministic, so the whole history follows from the samples.  Over a large
-space (16 GiB at 4 KiB = 4 M regions) most regions see no sample in most
-aggregations; this engine spends work only on regions that had accesses in the
-current or the previous aggregation:
+deterministic, so the whole history follows from the samples.  A vaddr target's
+three regions can span terabytes (tens of millions of 4 KiB regions, billions at
+larger spans), so nothing here is proportional to the number of regions:
 
-* a sample interval costs its samples (one binary search each);
-* an aggregation updates the ages of the *active* regions (``nr > 0`` or
-  ``last > 0``); every other region has ``nr = last = 0``, so the kernel's age
-  rule adds exactly 1 per aggregation, which is kept in closed form as
-  ``age = age_val + (snapshot - age_at)``;
+* the grid is a short list of *runs* per target -- contiguous stretches of
+  regions ``[start, start + len*size)`` that were created at the same aggregation
+  (``birth``); region ``j`` of the whole grid (targets in order, addresses
+  ascending) is found from a sample's address by a binary search over the runs;
+* only regions that ever had a sample get explicit state (a *slot*: nr_accesses,
+  last_nr_accesses, age, the last counted sample interval), found through an
+  open-addressing hash table keyed by ``j``; memory is O(regions ever touched +
+  runs);
+* every other region has ``nr = last = 0``, so the kernel's age rule adds exactly 1
+  per aggregation: its age is ``snapshot - birth`` in closed form; an explicit
+  slot keeps ``age = age_val + (snapshot - age_at)`` and is updated only in
+  aggregations where it is *active* (``nr > 0`` or ``last > 0``);
 * ``nr_accesses_bp`` at snapshot time is the closed form of ``N`` moving-sum
   steps, ``last*10000 - N*(last*10000 // N) + 10000*nr``.
 
+A sample interval costs its samples; an aggregation costs its active regions,
+plus the rows it writes.  Writing every region of every snapshot (DAMON's own
+trace) costs regions x snapshots rows: :meth:`FixedMonitor.run` takes
+``max_rows`` and, past it, writes only the regions with accesses
+(``accessed_only``), which is exactly the full output filtered to
+``nr_accesses > 0``; :attr:`FixedMonitor.auto_accessed_only` says why and when.
+
 Its output equals :class:`tracedamon.engine.core.Monitor`'s on the same input
-(tests check this), except that writing every region of every snapshot is still
-O(regions) per snapshot: use ``accessed_only`` for very large region counts.
+(tests check this, and against the pure-Python reference).
 """
 from __future__ import annotations
 
@@ -25,16 +37,50 @@ import numpy as np
 from numba import njit
 
 from .config import MonitorConfig
-from .core import AccessSamples, History, Target, fixed_grid
+from .core import AccessSamples, History, Target, align_down, align_up
+
+CHUNK = 1 << 20            # samples per kernel call (bounds the slot reservation)
+HASH_MUL = 0x5851F42D4C957F2D
+
+
+# --------------------------------------------------------------------------------------
+# numba kernels
+# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def _slot_of(table, keys, j):
+    """Slot of region ``j``, or ``-1 - p`` with ``p`` the free table position for it."""
+    mask = table.shape[0] - 1
+    h = j * HASH_MUL
+    p = (h ^ (h >> 29)) & mask
+    while True:
+        s = table[p]
+        if s < 0:
+            return -1 - p
+        if keys[s] == j:
+            return s
+        p = (p + 1) & mask
 
 
 @njit(cache=True)
-def _fixed_count(roff, run_start, run_first, run_len, size, nr, stamp, s_tgt, s_page, s_time,
-                 t0, S, touched, nt):
-    """Count sample intervals per region; regions are found through contiguous grid runs
-    (a binary search over a target's few runs, then arithmetic), not a search over
-    millions of region starts."""
+def _rehash(keys, n, cap):
+    table = np.full(cap, -1, np.int64)
+    for s in range(n):
+        p = -1 - _slot_of(table, keys, keys[s])
+        table[p] = s
+    return table
+
+
+@njit(cache=True)
+def _fixed_count(roff, run_start, run_len, run_first, run_birth, size, s_tgt, s_page,
+                 s_time, t0, S, table, keys, nr, last, age_val, age_at, stamp, touched, meta):
+    """Count sample intervals per region (perf-histogram check).
+
+    ``meta`` is ``[number of slots, number of slots touched this aggregation]``; the
+    caller has reserved room for one new slot per sample.
+    """
     ntgt = roff.shape[0] - 1
+    n = meta[0]
+    nt = meta[1]
     for i in range(s_page.shape[0]):
         t = s_tgt[i]
         if t < 0 or t >= ntgt:
@@ -44,57 +90,117 @@ def _fixed_count(roff, run_start, run_first, run_len, size, nr, stamp, s_tgt, s_
         hi = roff[t + 1]
         if hi <= lo or a < run_start[lo]:
             continue
-        n = hi - lo
+        m = hi - lo
         base = lo
-        while n > 1:
-            half = n >> 1
+        while m > 1:
+            half = m >> 1
             base = base + half if run_start[base + half] <= a else base
-            n -= half
+            m -= half
         k = (a - run_start[base]) // size
         if k >= run_len[base]:
             continue
         j = run_first[base] + k
+        s = _slot_of(table, keys, j)
+        if s < 0:
+            table[-1 - s] = n
+            s = n
+            n += 1
+            keys[s] = j
+            nr[s] = 0
+            last[s] = 0
+            age_val[s] = 0
+            age_at[s] = run_birth[base]
+            stamp[s] = -1
         psi = 1 + (s_time[i] - t0) // S
-        if stamp[j] == psi:
+        if stamp[s] == psi:
             continue
-        stamp[j] = psi
-        if nr[j] == 0:
-            touched[nt] = j
+        stamp[s] = psi
+        if nr[s] == 0:
+            touched[nt] = s
             nt += 1
-        nr[j] += 1
-    return nt
+        nr[s] += 1
+    meta[0] = n
+    meta[1] = nt
 
 
-@njit(cache=True)
-def _union_sorted(a, b):
-    """Union of two sorted arrays of distinct values, sorted."""
-    out = np.empty(a.shape[0] + b.shape[0], np.int64)
-    i = j = k = 0
-    while i < a.shape[0] and j < b.shape[0]:
-        if a[i] < b[j]:
-            out[k] = a[i]
-            i += 1
-        elif b[j] < a[i]:
-            out[k] = b[j]
-            j += 1
+# --------------------------------------------------------------------------------------
+# grids as runs
+# --------------------------------------------------------------------------------------
+def spans(ranges, size: int) -> list[tuple[int, int]]:
+    """The ranges aligned out to ``size``, overlapping or touching ones united (the
+    same grid as :func:`tracedamon.engine.core.fixed_grid`, without listing regions)."""
+    out: list[list[int]] = []
+    for s, e in sorted((align_down(int(s), size), align_up(int(e), size))
+                       for s, e in np.asarray(ranges).reshape(-1, 2) if int(e) > int(s)):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
         else:
-            out[k] = a[i]
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def grid_regions(targets: list[Target], time_ns: int, size: int) -> int:
+    """Number of fixed-granularity regions of the targets at ``time_ns`` (arithmetic)."""
+    total = 0
+    for tg in targets:
+        rg = tg.ranges_at(time_ns)
+        if rg is not None and len(rg):
+            total += sum((e - s) // size for s, e in spans(rg, size))
+    return total
+
+
+def expected_snapshots(config: MonitorConfig, t0: int, t_last: int) -> int:
+    """Complete aggregations of the time grid (no intervals tuning)."""
+    S = config.sample_us * 1000
+    N = max(config.aggr_us // config.sample_us, 1)
+    if t_last < t0:
+        return 0
+    return ((t_last - t0) // S + 1) // N
+
+
+def _overlay(old: list[tuple[int, int, int]], new: list[tuple[int, int]], birth: int):
+    """Runs (start, end, birth) covering ``new`` spans: parts inside old runs keep their
+    birth, the rest is born at ``birth``; contiguous runs of the same birth coalesce."""
+    out: list[list[int]] = []
+
+    def add(s, e, b):
+        if e <= s:
+            return
+        if out and out[-1][1] == s and out[-1][2] == b:
+            out[-1][1] = e
+        else:
+            out.append([s, e, b])
+
+    i = 0
+    for S, E in new:
+        cur = S
+        while i < len(old) and old[i][1] <= cur:
             i += 1
-            j += 1
-        k += 1
-    while i < a.shape[0]:
-        out[k] = a[i]
-        i += 1
-        k += 1
-    while j < b.shape[0]:
-        out[k] = b[j]
-        j += 1
-        k += 1
-    return out[:k]
+        k = i
+        while cur < E:
+            if k < len(old) and old[k][0] < E:
+                os_, oe, ob = old[k]
+                if os_ > cur:
+                    add(cur, os_, birth)
+                    cur = os_
+                e = min(oe, E)
+                add(cur, e, ob)
+                cur = e
+                if oe <= E:
+                    k += 1
+                else:
+                    break
+            else:
+                add(cur, E, birth)
+                cur = E
+        i = k
+    return [tuple(r) for r in out]
 
 
 class FixedMonitor:
     """The kdamond loop for fixed-granularity targets with a perf-histogram check."""
+
+    SLOT_FIELDS = ("keys", "nr", "last", "age_val", "age_at", "stamp", "touched")
 
     def __init__(self, config: MonitorConfig, targets: list[Target]):
         if not config.fixed_granularity:
@@ -104,92 +210,180 @@ class FixedMonitor:
         self.cfg = config
         self.targets = targets
         self.size = int(config.max_region)
+        self.auto_accessed_only: str | None = None
+        self.peak_slots = 0
 
-    def _grid(self, time_ns: int, old_ranges=None) -> list[np.ndarray]:
-        out = []
-        for i, tg in enumerate(self.targets):
-            rg = tg.ranges_at(time_ns)
-            if rg is None or len(rg) == 0:
-                out.append(old_ranges[i] if old_ranges is not None else np.zeros(0, np.int64))
-            else:
-                out.append(fixed_grid([(int(s), int(e)) for s, e in rg], self.size))
+    # -- the grid ------------------------------------------------------------------
+    def _set_runs(self, per_target: list[list[tuple[int, int, int]]]) -> None:
+        """Install runs given per target as (start, end, birth) lists."""
+        self.per_target = per_target
+        rows = [(t, s, (e - s) // self.size, b) for t, runs in enumerate(per_target)
+                for s, e, b in runs if e > s]
+        arr = np.array(rows, np.int64).reshape(-1, 4)
+        self.run_tgt = np.ascontiguousarray(arr[:, 0])
+        self.run_start = np.ascontiguousarray(arr[:, 1])
+        self.run_len = np.ascontiguousarray(arr[:, 2])
+        self.run_birth = np.ascontiguousarray(arr[:, 3])
+        self.run_first = np.concatenate([[0], np.cumsum(self.run_len)[:-1]]).astype(np.int64) \
+            if len(rows) else np.zeros(0, np.int64)
+        self.total = int(self.run_len.sum())
+        self.roff = np.searchsorted(self.run_tgt, np.arange(len(per_target) + 1),
+                                    side="left").astype(np.int64)
+
+    def n_regions(self) -> int:
+        return self.total
+
+    def _decode(self, j: np.ndarray):
+        """(target, start) of global region indices ``j``."""
+        r = np.searchsorted(self.run_first, j, side="right") - 1
+        return self.run_tgt[r], self.run_start[r] + (j - self.run_first[r]) * self.size
+
+    def _locate(self, tgt: np.ndarray, addr: np.ndarray) -> np.ndarray:
+        """Global region index of (target, aligned address) pairs in the current grid, or -1."""
+        out = np.full(addr.shape, -1, np.int64)
+        for t in range(len(self.targets)):
+            lo, hi = int(self.roff[t]), int(self.roff[t + 1])
+            sel = np.nonzero(tgt == t)[0]
+            if hi <= lo or sel.size == 0:
+                continue
+            a = addr[sel]
+            r = lo + np.searchsorted(self.run_start[lo:hi], a, side="right") - 1
+            ok = r >= lo
+            r = np.maximum(r, lo)
+            k = (a - self.run_start[r]) // self.size
+            ok &= k < self.run_len[r]
+            out[sel[ok]] = self.run_first[r[ok]] + k[ok]
         return out
 
-    def _install(self, grids: list[np.ndarray]) -> None:
-        self.grids = grids
-        self.toff = np.concatenate([[0], np.cumsum([g.size for g in grids])]).astype(np.int64)
-        self.start = (np.concatenate(grids) if grids else np.zeros(0, np.int64)).astype(np.int64)
-        self.tgt = np.repeat(np.arange(len(grids), dtype=np.int64), np.diff(self.toff))
-        n = self.start.size
-        # contiguous runs of the grid, per target
-        brk = np.ones(n, bool)
-        if n:
-            brk[1:] = (self.start[1:] != self.start[:-1] + self.size) | \
-                (self.tgt[1:] != self.tgt[:-1])
-        first = np.nonzero(brk)[0].astype(np.int64)
-        self.run_first = first
-        self.run_start = self.start[first].copy()
-        self.run_len = np.diff(np.append(first, n)).astype(np.int64)
-        rt = self.tgt[first]
-        self.roff = np.searchsorted(rt, np.arange(len(grids) + 1), side="left").astype(np.int64)
-        # per-region state in 32-bit integers (counts, ages and aggregation numbers stay far
-        # below 2**31); 4 M regions cost about 100 MB
-        self.nr = np.zeros(n, np.int32)
-        self.last = np.zeros(n, np.int32)
-        self.age_val = np.zeros(n, np.int32)
-        self.age_at = np.full(n, -1, np.int32)
-        self.stamp = np.full(n, -1, np.int64)
-        self.touched = np.empty(n, np.int32)
-        self.nt = 0
-        self.prev = np.zeros(0, np.int32)
+    def _target_spans(self, i: int, time_ns: int):
+        rg = self.targets[i].ranges_at(time_ns)
+        if rg is None or len(rg) == 0:
+            return None
+        return spans(rg, self.size)
+
+    # -- slots ------------------------------------------------------------------------
+    def _init_slots(self) -> None:
+        cap = 1024
+        self.slot = {k: np.zeros(cap, np.int64) for k in self.SLOT_FIELDS}
+        self.table = np.full(2 * cap, -1, np.int64)
+        self.meta = np.zeros(2, np.int64)
+        self.prev = np.zeros(0, np.int64)
+
+    def _reserve(self, m: int) -> None:
+        """Room for ``m`` more slots (arrays and a hash table at most half full)."""
+        need = int(self.meta[0]) + m
+        cap = self.slot["keys"].size
+        if need > cap:
+            new = max(need, 2 * cap)
+            for k, v in self.slot.items():
+                w = np.zeros(new, np.int64)
+                w[:cap] = v
+                self.slot[k] = w
+        if 2 * need > self.table.size:
+            size = 1 << int(2 * need - 1).bit_length()
+            self.table = _rehash(self.slot["keys"], int(self.meta[0]), size)
 
     def _regrid(self, time_ns: int, snap: int) -> None:
-        """Ops update: regions that survive (same target and start) keep their state."""
+        """Ops update: regions that survive (same target and start) keep their state and
+        their birth; new regions are born at the previous aggregation (age 0 as of it)."""
         if not any(t.dynamic for t in self.targets):
             return
-        grids = [g if not tg.dynamic else None for g, tg in zip(self.grids, self.targets)]
-        new = self._grid(time_ns, self.grids)
-        grids = [g if g is not None else n for g, n in zip(grids, new)]
-        old = (self.start, self.tgt, self.nr, self.last, self.age_val, self.age_at, self.stamp,
-               self.touched[:self.nt], self.prev)
-        self._install(grids)
-        ostart, otgt, onr, olast, oage, oat, ostamp, otouched, oprev = old
-        # map old index -> new index by (target, start)
-        key_old = otgt * (1 << 52) + (ostart >> 12) if ostart.size else ostart
-        key_new = self.tgt * (1 << 52) + (self.start >> 12)
-        pos = np.searchsorted(key_new, key_old)
-        pos = np.minimum(pos, max(key_new.size - 1, 0))
-        ok = (key_new.size > 0) & (key_new[pos] == key_old) if key_old.size else np.zeros(0, bool)
-        src = np.nonzero(ok)[0]
-        dst = pos[ok]
-        # fresh regions count as new: age 0 "as of" the previous aggregation
-        self.age_at[:] = snap - 1
-        for a, b in ((self.nr, onr), (self.last, olast), (self.age_val, oage), (self.age_at, oat),
-                     (self.stamp, ostamp)):
-            a[dst] = b[src]
-        idx_map = np.full(ostart.size, -1, np.int64)
-        idx_map[src] = dst
-        t = idx_map[otouched]
+        per_target = []
+        changed = False
+        for i, tg in enumerate(self.targets):
+            old = self.per_target[i]
+            sp = self._target_spans(i, time_ns) if tg.dynamic else None
+            if sp is None:
+                per_target.append(old)
+            else:
+                new = _overlay(old, sp, snap - 1)
+                changed |= new != old
+                per_target.append(new)
+        if not changed:
+            return
+        n = int(self.meta[0])
+        keys = self.slot["keys"][:n]
+        tgt, addr = self._decode(keys) if n else (keys, keys)
+        self._set_runs(per_target)
+        newkey = self._locate(tgt, addr) if n else keys
+        keep = newkey >= 0
+        idx_map = np.full(n, -1, np.int64)
+        idx_map[keep] = np.arange(int(keep.sum()))
+        for k in ("nr", "last", "age_val", "age_at", "stamp"):
+            v = self.slot[k]
+            v[:int(keep.sum())] = v[:n][keep]
+        self.slot["keys"][:int(keep.sum())] = newkey[keep]
+        nt = int(self.meta[1])
+        t = idx_map[self.slot["touched"][:nt]]
         t = t[t >= 0]
-        self.touched[:t.size] = t
-        self.nt = t.size
-        p = idx_map[oprev]
-        self.prev = np.sort(p[p >= 0]).astype(np.int32)
+        self.slot["touched"][:t.size] = t
+        p = idx_map[self.prev]
+        self.prev = p[p >= 0]
+        self.meta[:] = (int(keep.sum()), t.size)
+        self.table = _rehash(self.slot["keys"], int(self.meta[0]), self.table.size)
 
+    # -- output rows ----------------------------------------------------------------------
+    def _rows_all(self, snap: int, N: int, ln: int):
+        """Every region of the grid, implicit values overridden by the slots."""
+        total = self.total
+        st = np.repeat(self.run_start - self.run_first * self.size, self.run_len) + \
+            np.arange(total, dtype=np.int64) * self.size
+        tgt = np.repeat(self.run_tgt, self.run_len)
+        age = np.repeat(snap - self.run_birth, self.run_len)
+        nr = np.zeros(total, np.int64)
+        bp = np.zeros(total, np.int64)
+        n = int(self.meta[0])
+        if n:
+            s = self.slot
+            j = s["keys"][:n]
+            nr[j] = s["nr"][:n]
+            age[j] = s["age_val"][:n] + (snap - s["age_at"][:n])
+            last = s["last"][:n]
+            bp[j] = last * 10000 - N * (last * 10000 // ln) + 10000 * s["nr"][:n]
+        return tgt, st, nr, age, bp
+
+    def _rows_slots(self, T: np.ndarray, snap: int, N: int, ln: int):
+        s = self.slot
+        tgt, st = self._decode(s["keys"][T])
+        nr = s["nr"][T].copy()
+        last = s["last"][T]
+        age = s["age_val"][T] + (snap - s["age_at"][T])
+        bp = last * 10000 - N * (last * 10000 // ln) + 10000 * nr
+        return tgt, st, nr, age, bp
+
+    # -- the loop ---------------------------------------------------------------------------
     def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
-            progress=None) -> History:
+            max_rows: int | None = None, progress=None) -> History:
+        """Replay from ``t0``; stop after the last complete aggregation.
+
+        ``max_rows``: when writing every region of every snapshot would exceed this many
+        rows, write only regions with accesses (decided up front from the initial grid,
+        and again if ops updates grow the grid; rows already written are then filtered
+        to ``nr_accesses > 0``, so the result equals an ``accessed_only`` replay).
+        """
         cfg = self.cfg
-        s = cfg.sample_us
-        S = s * 1000
-        N = cfg.aggr_us // s
+        s_ = cfg.sample_us
+        S = s_ * 1000
+        N = cfg.aggr_us // s_
         ln = min(N, 2**32 - 1) or 1
         psi = 0
-        next_aggr = cfg.aggr_us // s
-        next_ops = cfg.update_us // s
-        self._install(self._grid(t0))
+        next_aggr = cfg.aggr_us // s_
+        next_ops = cfg.update_us // s_
+        self._set_runs([[(s, e, -1) for s, e in (self._target_spans(i, t0) or [])]
+                        for i in range(len(self.targets))])
+        self._init_slots()
+        n_snap = expected_snapshots(cfg, t0, t_last) if samples.time_ns.size else 0
+        if not accessed_only and max_rows is not None and self.total * n_snap > max_rows:
+            accessed_only = True
+            self.auto_accessed_only = (
+                f"every region of every snapshot would be {self.total:,} regions x "
+                f"{n_snap:,} snapshots = {self.total * n_snap:,} rows (more than "
+                f"{max_rows:,}): only regions with accesses are written")
+        rows_out = 0
         times = samples.time_ns
         chunks = []
         snap = 0
+        sl = self.slot
         while times.size:
             la, lo_ = next_aggr, next_ops
             if t_last < t0 + (la - 1) * S:
@@ -197,47 +391,60 @@ class FixedMonitor:
             seg_end = min(la, max(lo_, psi + 1))
             t_from, t_to = t0 + psi * S, t0 + seg_end * S
             lo, hi = np.searchsorted(times, [t_from, t_to], side="left")
-            self.nt = _fixed_count(self.roff, self.run_start, self.run_first, self.run_len,
-                                   self.size, self.nr, self.stamp, samples.target[lo:hi],
-                                   samples.page[lo:hi], times[lo:hi], t0, S, self.touched,
-                                   self.nt)
+            for c in range(lo, hi, CHUNK):
+                d = min(hi, c + CHUNK)
+                self._reserve(d - c)
+                sl = self.slot
+                _fixed_count(self.roff, self.run_start, self.run_len, self.run_first,
+                             self.run_birth, self.size, samples.target[c:d], samples.page[c:d],
+                             times[c:d], t0, S, self.table, sl["keys"], sl["nr"], sl["last"],
+                             sl["age_val"], sl["age_at"], sl["stamp"], sl["touched"], self.meta)
             psi = seg_end
             if progress is not None:
                 progress(psi)
             if psi >= la:
-                T = np.sort(self.touched[:self.nt])
+                sl = self.slot
+                nt = int(self.meta[1])
+                T = sl["touched"][:nt].copy()
+                T = T[np.argsort(sl["keys"][T], kind="stable")]
                 P = self.prev
-                max_nr = int(self.nr[T].max()) if T.size else 0
-                thres = max_nr // 10
-                act = _union_sorted(T, P)
-                nr_a = self.nr[act].astype(np.int64)
-                last_a = self.last[act].astype(np.int64)
-                age_a = self.age_val[act].astype(np.int64) + (snap - 1 - self.age_at[act])
-                d = np.abs(nr_a - last_a)
-                reset = d > thres
+                nrT = sl["nr"][T]
+                thres = (int(nrT.max()) if T.size else 0) // 10
+                act = np.union1d(T, P)
+                nr_a, last_a = sl["nr"][act], sl["last"][act]
+                age_a = sl["age_val"][act] + (snap - 1 - sl["age_at"][act])
+                reset = np.abs(nr_a - last_a) > thres
                 if cfg.age_zero_reset:
                     reset |= (nr_a == 0) != (last_a == 0)
-                self.age_val[act] = np.where(reset, 0, age_a + 1)
-                self.age_at[act] = snap
-                next_aggr = la + cfg.aggr_us // s
+                sl["age_val"][act] = np.where(reset, 0, age_a + 1)
+                sl["age_at"][act] = snap
+                next_aggr = la + cfg.aggr_us // s_
                 t_end = t0 + psi * S
-                rows = T if accessed_only else slice(None)
-                st = self.start[rows]
-                nr = self.nr[rows].astype(np.int64)
-                last = self.last[rows].astype(np.int64)
-                age = self.age_val[rows].astype(np.int64) + (snap - self.age_at[rows])
-                bp = last * 10000 - N * (last * 10000 // ln) + 10000 * nr
+                if not accessed_only and max_rows is not None and \
+                        rows_out + self.total > max_rows:
+                    accessed_only = True
+                    self.auto_accessed_only = (
+                        f"ops updates grew the grid to {self.total:,} regions: every region "
+                        f"of every snapshot would exceed {max_rows:,} rows; from snapshot "
+                        f"{snap} on (and for the snapshots before) only regions with accesses "
+                        "are written")
+                    chunks = [tuple(c[k][c[5] > 0] for k in range(8)) for c in chunks]
+                if accessed_only:
+                    tgt, st, nr, age, bp = self._rows_slots(T, snap, N, ln)
+                else:
+                    tgt, st, nr, age, bp = self._rows_all(snap, N, ln)
                 m = st.size
+                rows_out += m
                 chunks.append((np.full(m, snap, np.int64), np.full(m, t_end, np.int64),
-                               self.tgt[rows].copy(), st.copy(), st + self.size, nr.copy(),
-                               age, bp))
+                               tgt, st, st + self.size, nr, age, bp))
                 snap += 1
-                self.last[P] = 0
-                self.last[T] = self.nr[T]
-                self.nr[T] = 0
+                sl["last"][P] = 0
+                sl["last"][T] = nrT
+                sl["nr"][T] = 0
                 self.prev = T
-                self.nt = 0
+                self.meta[1] = 0
             if psi >= lo_:
-                next_ops = lo_ + cfg.update_us // s
+                next_ops = lo_ + cfg.update_us // s_
                 self._regrid(t0 + psi * S, snap)
+            self.peak_slots = max(self.peak_slots, int(self.meta[0]))
         return History.from_chunks(chunks, snap, [])

@@ -31,12 +31,14 @@ from .config import MonitorConfig
 from .core import AccessSamples, History, Monitor, Target
 from .ops.fvaddr import aligned_union, normalize_ranges
 from .ops.paddr import default_range
-from .ops.vaddr import VmaTimeline
+from .ops.vaddr import VmaTimeline, auto_start
 from .rng import GENERATOR
 
 OPS = ("vaddr", "fvaddr", "paddr")
 SAMPLE_COLUMNS = ["time_ns", "pid", "event", "addr", "phys_addr"]
 DEFAULT_OUTPUT = "replay.parquet"
+MAX_ROWS = 20_000_000               # default cap on rows written with every region listed
+DENSE_FIXED_MAX_REGIONS = 1 << 22   # fixed granularity through the dense engine (abit)
 
 
 class RegionHistory:
@@ -207,9 +209,10 @@ def _load(source, mmaps, maps, pagemap_table):
 
 
 def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = "perf",
-           events=None, pagemap=None, start_ns: int | None = None, accessed_only: bool = False,
-           mmaps=None, maps=None, config: MonitorConfig | None = None, fixed_engine: bool = True,
-           progress=None, **params) -> RegionHistory:
+           events=None, pagemap=None, start_ns: int | str | None = None,
+           accessed_only: bool = False, max_rows: int | None = MAX_ROWS, mmaps=None, maps=None,
+           config: MonitorConfig | None = None, fixed_engine: bool = True, progress=None,
+           **params) -> RegionHistory:
     """Run the DAMON monitor over recorded samples and return the region history.
 
     Parameters
@@ -224,8 +227,16 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     events : event names whose samples count (default: all; several are OR'ed)
     pagemap : a trace directory (or pagemap DataFrame) with pagemap snapshots, for
         perf-phys with vaddr/fvaddr (default: the trace's own pagemap table)
-    start_ns : t0 of the time grid (default: the first sample of the trace)
+    start_ns : t0 of the time grid (default: the first sample of the trace), or
+        ``"auto"``: for vaddr, the time from which the targets' mappings give three
+        regions that cover the most of their samples until the first ops update (see
+        :func:`tracedamon.engine.ops.vaddr.auto_start`; the choice and why go into the
+        metadata as ``t0_auto``); for fvaddr and paddr, the first sample
     accessed_only : write only regions with nr_accesses > 0
+    max_rows : fixed granularity writes every region of every snapshot; when that would
+        exceed ``max_rows`` rows (default 20 M) the replay writes only regions with
+        accesses instead, with a warning and ``accessed_only_reason`` in the metadata
+        (the result equals ``accessed_only=True``).  ``None``: no limit
     config : a MonitorConfig; or give its fields as keyword arguments
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
@@ -253,11 +264,19 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     times_all = samples_all.column("time_ns").drop_null().to_numpy()
     if times_all.size == 0:
         raise InputError("the trace has no timed samples to replay")
-    t0 = int(times_all.min()) if start_ns is None else int(start_ns)
+    t_first = int(times_all.min())
+    auto = isinstance(start_ns, str) and start_ns.strip().lower() == "auto"
+    if isinstance(start_ns, str) and not auto:
+        try:
+            start_ns = int(start_ns.replace("_", ""), 0)
+        except ValueError:
+            raise ConfigError(f"--start: {start_ns!r} is not a time in ns or 'auto'") from None
+    t0 = t_first if (start_ns is None or auto) else int(start_ns)
     t_last = int(times_all.max())
     samples, chosen = select(samples_all, list(events or []))
     warnings: list[str] = []
     target_meta: list[dict] = []
+    timelines: list[VmaTimeline] = []
     physical = ops == "paddr"
 
     # -- targets ---------------------------------------------------------------------
@@ -301,14 +320,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             targets = []
             for i, p in enumerate(tpids):
                 tl = VmaTimeline(p, mm, mp)
+                timelines.append(tl)
                 targets.append(Target(tl.ranges_at, pid=p, dynamic=True, three_regions=True))
-                r0 = tl.ranges_at(t0)
-                target_meta.append({"target": i, "pid": p, "vma_source": tl.source,
-                                    "initial_ranges": None if r0 is None else r0.tolist()})
-                if r0 is None:
-                    warnings.append(f"pid {p}: no three regions at replay start (mappings "
-                                    f"known then: {len(tl.vmas_at(t0))}); the target has no "
-                                    "regions until an ops update finds them")
+                target_meta.append({"target": i, "pid": p, "vma_source": tl.source})
         if access == "perf-phys":
             if pm is None or len(pm) == 0:
                 raise InputError("perf-phys with vaddr/fvaddr needs pagemap snapshots: give "
@@ -323,29 +337,96 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     keep = s_tgt >= 0
     if not keep.all():
         s_time, s_tgt, s_addr = s_time[keep], s_tgt[keep], s_addr[keep]
+
+    # -- t0 and the vaddr targets' initial regions -----------------------------------------
+    t0_auto = None
+    if timelines:
+        per_tgt = [(s_time[s_tgt == i], s_addr[s_tgt == i]) for i in range(len(timelines))]
+        need = auto or any(tl.ranges_at(t0) is None for tl in timelines)
+        if need:
+            t0_auto = auto_start(timelines, per_tgt, t_first, t_last, config.update_us * 1000)
+        if auto:
+            if t0_auto["time_ns"] is None:
+                raise InputError(
+                    "--start auto: the mappings of pid(s) "
+                    f"{', '.join(str(p) for p in tpids)} never give three regions in this "
+                    "trace, so vaddr has nothing to monitor (use --ops fvaddr --range)")
+            t0 = t0_auto["time_ns"]
+            t0_auto["reason"] = (
+                "the first time from which the targets' mappings give three regions that "
+                f"cover the most samples until the first ops update: {t0_auto['covered']} of "
+                f"the {t0_auto['samples_in_window']} samples from then until "
+                f"{config.update_us} us later; the first sample is at {t_first} ns")
+        for i, (tl, p) in enumerate(zip(timelines, tpids)):
+            r0 = tl.ranges_at(t0)
+            target_meta[i]["initial_ranges"] = None if r0 is None else r0.tolist()
+            if r0 is None:
+                hint = ""
+                if t0_auto is not None and t0_auto["time_ns"] is not None:
+                    f3 = t0_auto["first_three_regions_ns"]
+                    hint = ((f"; its mappings give three regions from {f3} ns on" if f3
+                             is not None else "") +
+                            f"; try --start {t0_auto['time_ns']} (what --start auto picks: "
+                            f"the three regions then cover {t0_auto['covered']} of the "
+                            f"{t0_auto['samples_in_window']} samples until the first ops "
+                            "update)")
+                warnings.append(f"pid {p}: no three regions at replay start (mappings "
+                                f"known then: {len(tl.vmas_at(t0))}); the target has no "
+                                f"regions until an ops update finds them{hint}")
+    elif auto:
+        t0_auto = {"time_ns": t0, "reason": f"--ops {ops} has fixed ranges: the first sample"}
     acc = AccessSamples(s_time, s_tgt, s_addr)
     used = int(((acc.time_ns >= t0)).sum())
 
     # -- run -------------------------------------------------------------------------
     use_fixed = (fixed_engine and config.fixed_granularity and access != "abit"
                  and not config.tuning)
+    reason = None
     if use_fixed:
         from .fixed import FixedMonitor
         mon = FixedMonitor(config, targets)
+        hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, max_rows=max_rows,
+                       progress=progress)
+        reason = mon.auto_accessed_only
     else:
+        if config.fixed_granularity:
+            from .fixed import expected_snapshots, grid_regions
+            nreg = grid_regions(targets, t0, config.max_region)
+            if nreg > DENSE_FIXED_MAX_REGIONS:
+                why = ("--access abit draws an address per region per sample interval"
+                       if access == "abit" else "the dense engine keeps every region")
+                raise ConfigError(
+                    f"fixed granularity over {nreg:,} regions: {why}, which is more than "
+                    f"this replay handles ({DENSE_FIXED_MAX_REGIONS:,} regions); use "
+                    "--access perf (its sparse engine handles any size) or larger "
+                    "--min-region/--max-region")
+            rows = nreg * expected_snapshots(config, t0, t_last)
+            if not accessed_only and max_rows is not None and rows > max_rows:
+                accessed_only = True
+                reason = (f"every region of every snapshot would be {rows:,} rows (more "
+                          f"than {max_rows:,}): only regions with accesses are written")
         mon = Monitor(config, targets, access="abit" if access == "abit" else "perf",
                       physical=physical)
-    hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress)
+        hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress)
+    if reason is not None:
+        accessed_only = True
+        warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
+                        "--max-rows / --min-region)")
     table = history_table(hist, [t.pid for t in targets])
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
         "config": config.to_dict(), "generator": GENERATOR, "seed": config.seed,
         "ops": ops, "access": access, "events": chosen, "targets": target_meta,
-        "t0_ns": t0, "t0_source": "--start" if start_ns is not None else "first sample",
+        "t0_ns": t0,
+        "t0_source": "auto" if auto else "--start" if start_ns is not None else "first sample",
+        "t0_auto": t0_auto,
         "t_last_ns": t_last, "snapshots": hist.n_snapshots, "samples_used": used,
         "accessed_only": bool(accessed_only),
         "rows": "regions with nr_accesses > 0 only" if accessed_only else "every region",
+        "accessed_only_reason": (reason if reason is not None else
+                                 "asked for" if accessed_only else None),
+        "max_rows": max_rows,
         "folio_model": "4 KiB pages", "tune_events": [list(map(int, e)) for e in hist.tune_events],
         "input": prov, "warnings": warnings,
     }

@@ -110,3 +110,81 @@ class VmaTimeline:
 
     def ranges_at(self, t: int) -> np.ndarray | None:
         return three_regions(self.vmas_at(t))
+
+    def change_times(self) -> np.ndarray:
+        """Sorted distinct times at which the VMA list can change."""
+        if self.source == "maps":
+            return np.unique(self._snap_times)
+        if self.source == "mmaps":
+            return np.unique(self._mt)
+        return np.zeros(0, np.int64)
+
+
+def _covered(regions: np.ndarray | None, t: np.ndarray, a: np.ndarray, lo: int, hi: int) -> int:
+    """Samples with time in [lo, hi) (``t`` sorted) whose address lies in ``regions``."""
+    if regions is None:
+        return 0
+    i, j = np.searchsorted(t, [lo, hi], side="left")
+    w = a[i:j]
+    return int(sum(((w >= s) & (w < e)).sum() for s, e in regions))
+
+
+def auto_start(timelines: list[VmaTimeline], samples: list[tuple[np.ndarray, np.ndarray]],
+               t_first: int, t_last: int, window_ns: int, max_candidates: int = 64,
+               max_samples: int = 200_000) -> dict:
+    """The replay start that lets vaddr targets begin with useful three regions.
+
+    The kernel builds a vaddr target's regions from its mappings at start and refits
+    them only at ops updates.  Candidates are the first sample's time and every later
+    time at which a target's mapping list changes (while it still changes the three
+    regions); each is scored by the number of the targets' samples, from it until its
+    first ops update (``window_ns``), that fall inside the three regions of that time --
+    the samples the initial regions would see.  The earliest best candidate wins.  (On a
+    ``perf record -- cmd`` trace the first candidates are the dynamic loader's mappings,
+    and the workload's own areas come a little later: this picks the moment they exist.)
+
+    ``samples[i]`` is target i's (time_ns, addr) arrays.  Returns a dict with
+    ``time_ns`` (None when no candidate gives any target three regions),
+    ``first_three_regions_ns`` (the earliest time all targets have three regions, or
+    None), ``covered`` (samples covered at the chosen time, exact) and
+    ``candidates`` (how many were scored).
+    """
+    srt = []
+    for t, a in samples:
+        o = np.argsort(t, kind="stable")
+        t, a = np.asarray(t)[o], np.asarray(a)[o]
+        stride = max(1, t.size // max_samples)
+        srt.append((t, a, t[::stride], a[::stride]))
+    cand = [t_first]
+    for tl in timelines:
+        ct = tl.change_times()
+        cand.extend(int(x) for x in ct[(ct > t_first) & (ct <= t_last)])
+    cand = sorted(set(cand))
+    scored = []
+    prev = None
+    first3 = None
+    for c in cand:
+        regs = [tl.ranges_at(c) for tl in timelines]
+        key = tuple(None if r is None else r.tobytes() for r in regs)
+        if key == prev:
+            continue
+        prev = key
+        if first3 is None and all(r is not None for r in regs):
+            first3 = c
+        if all(r is None for r in regs):
+            continue
+        score = sum(_covered(r, ts, as_, c, c + window_ns)
+                    for r, (_, _, ts, as_) in zip(regs, srt))
+        scored.append((score, c, regs))
+        if len(scored) >= max_candidates:
+            break
+    if not scored:
+        return {"time_ns": None, "first_three_regions_ns": first3, "covered": 0,
+                "candidates": 0}
+    best = max(s for s, _, _ in scored)
+    _, c, regs = next(x for x in scored if x[0] == best)
+    covered = sum(_covered(r, t, a, c, c + window_ns) for r, (t, a, _, _) in zip(regs, srt))
+    within = sum(int(np.searchsorted(t, c + window_ns) - np.searchsorted(t, c))
+                 for t, _, _, _ in srt)
+    return {"time_ns": int(c), "first_three_regions_ns": first3, "covered": covered,
+            "samples_in_window": within, "candidates": len(scored)}
