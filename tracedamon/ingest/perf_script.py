@@ -647,6 +647,29 @@ def _fast_row(m) -> dict | None:
     return r
 
 
+_KEY_FIELD = {"comm": "comm", "cpu": "cpu", "cpumode": "misc", "time_ns": "time",
+              "period": "period", "event": "event", "addr": "addr", "data_src": "data_src",
+              "weight": "weight", "weight2": "ins_lat", "ip": "ip", "phys_addr": "phys_addr",
+              "data_page_size": "data_page_size", "code_page_size": "code_page_size"}
+
+
+def _learn(line: str, r: dict, learned: dict, learned_rx: list) -> None:
+    """Remember the field set an inferred line of an event had, if the one-regex parser
+    reads that line to the same values (no symbols, dsos or registers on it)."""
+    F = {_KEY_FIELD[k] for k in r if k in _KEY_FIELD}
+    F |= {"pid", "tid"} if "pid" in r and "tid" in r else {"pid"} if "pid" in r else {"tid"}
+    F = frozenset(F)
+    rx = _fast_regex(F)
+    if rx is None:
+        return
+    m = rx.match(line)
+    if m is None or _fast_row(m) != r:
+        return
+    learned[r["event"]] = F
+    if all(F != f for f, _ in learned_rx):
+        learned_rx.append((F, rx))
+
+
 def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = False,
                 stats: dict | None = None) -> Iterator[list[dict]]:
     """Parse perf script text lines; yields lists of row dicts (≤ BATCH_ROWS each).
@@ -662,6 +685,8 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             rx = _fast_regex(F)
             if rx is not None:
                 fast_sets.append((F, rx))
+    learned: dict[str, frozenset] = {}       # event → field set inferred from its lines
+    learned_rx: list = []
     stats = stats if stats is not None else {}
     stats.setdefault("skipped", 0)
     stats.setdefault("sideband_lines", 0)
@@ -701,6 +726,13 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             elif fast_one is not None:
                 m = fast_one.match(line)
                 r = _fast_row(m) if m else None
+        elif learned:
+            # inferred fields: the field set learned from an earlier line of the event
+            for F, rx in learned_rx:
+                m = rx.match(line)
+                if m and learned.get(m["event"]) == F:
+                    r = _fast_row(m)
+                    break
         if r is not None:
             rows.append(r)
             last = r
@@ -722,6 +754,8 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
                 continue
             raise TraceFormatError(source, f"malformed perf script line: {e}: "
                                    f"{line.strip()[:120]!r}", line=lineno) from None
+        if fields is None and "event" in r and r["event"] not in learned:
+            _learn(line, r, learned, learned_rx)
         rows.append(r)
         last = r
         if len(rows) >= BATCH_ROWS:
