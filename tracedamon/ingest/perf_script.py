@@ -35,7 +35,23 @@ and symbol texts mark addresses, page sizes are names (``4K``, ``2M``, ``N/A``),
 and the remaining numbers are assigned in perf's order (addr before data_src;
 weight, ins_lat, ip, phys_addr after it). The default ``perf script`` output
 (comm, tid, time, period, event, ip, sym, dso) and the corpus files are read this
-way; a text whose numbers are ambiguous needs ``fields=``.
+way; a text whose numbers are ambiguous needs ``fields=``. Once a line of an event
+has been read this way, the event's further lines are read with one regular
+expression for that field set (the line-by-line inference is the fallback).
+
+``--via-perf``
+--------------
+perf prints one field set per event *kind* (``-F hw:``, ``sw:``, ``trace:``, ``raw:``;
+one list for all when an event has a dynamic PMU type): the fields of the first
+event of a kind, with invented values (cpu -1, data_src "none", weight 0) for later
+events of that kind that did not record them. :func:`ingest_via_perf` therefore asks
+``perf evlist -v`` what each event recorded and requests, per kind, the fields
+common to its events (``meta["perf_script_unprinted_fields"]`` lists what that
+leaves out); a field perf still refuses is dropped and perf run again
+(``meta["perf_script_refused_fields"]``). For AUX-area PMUs (Arm SPE, CoreSight,
+Intel PT) it also asks memory fields for the samples perf synthesizes while decoding
+(PERF_TYPE_HARDWARE events named after the sample kind); that path is untested on
+real SPE data here.
 
 Callchains printed on the lines under a sample (perf script without ``-G``) are
 skipped and counted (``meta["perf_script_callchain_lines"]``): perf prints user-space
