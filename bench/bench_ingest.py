@@ -52,6 +52,18 @@ print(len(out), file=sys.stderr)
 """
 
 
+# the reader without the CLI around it (no input hashing, no summary printed)
+READER_ONLY = r"""
+import shutil, sys
+from tracedamon.ingest.perf_data import ingest_into
+from tracedamon.ingest.writer import TraceDirWriter
+shutil.rmtree(sys.argv[2], ignore_errors=True)
+with TraceDirWriter(sys.argv[2]) as w:
+    ingest_into(sys.argv[1], w)
+shutil.rmtree(sys.argv[2])
+"""
+
+
 def build_workload(workdir: Path) -> Path:
     exe = workdir / "pagefault_loop"
     src = HERE / "pagefault_loop.c"
@@ -161,6 +173,8 @@ def main(argv=None) -> int:
     td = a.workdir / "out.td"
     pq_out = a.workdir / "pipeline.parquet"
     ingest = timed(f"{VENV_BIN / 'tracedamon'} ingest {data} -o {td} --force > /dev/null")
+    reader_only = timed(
+        f"{sys.executable} -c {shlex_quote(READER_ONLY)} {data} {a.workdir / 'reader.td'}")
     perf = timed(f"perf script -i {data} -F pid,tid,time,addr > /dev/null")
     pipe = None
     if not a.skip_pipeline:
@@ -174,12 +188,15 @@ def main(argv=None) -> int:
           f"{rows:,} rows ingested)")
     print(f"{'':34} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12}")
     for name, r in (("tracedamon ingest (whole process)", ingest),
+                    ("  reader only (ingest_into)", reader_only),
                     ("perf script -F pid,tid,time,addr", perf),
                     ("perf script | pandas -> parquet", pipe)):
         if r:
             print(f"{name:34} {r['wall']:8.2f} {r['cpu']:8.2f} {r['rss_mb']:12.0f}")
     print(f"speed-up vs perf script:    wall {perf['wall'] / ingest['wall']:.2f}x, "
-          f"cpu {perf['cpu'] / ingest['cpu']:.2f}x")
+          f"cpu {perf['cpu'] / ingest['cpu']:.2f}x (reader only: wall "
+          f"{perf['wall'] / reader_only['wall']:.2f}x, cpu "
+          f"{perf['cpu'] / reader_only['cpu']:.2f}x)")
     if pipe:
         print(f"speed-up vs pandas pipeline: wall {pipe['wall'] / ingest['wall']:.2f}x, "
               f"cpu {pipe['cpu'] / ingest['cpu']:.2f}x")
