@@ -1711,9 +1711,13 @@ def open_perf_data(path: str | os.PathLike) -> PerfData:
     offset for malformed input.
     """
     p = Path(path)
+    from ..errors import InputError
     if not p.exists():
-        from ..errors import InputError
         raise InputError(f"{p}: no such file or directory")
+    if not p.is_dir() and not p.is_file():
+        # the reader makes more than one pass (a pipe stream's header records first)
+        raise InputError(f"{p}: not a regular file; save the perf stream to a file first "
+                         "(perf record -o - > perf.data)")
     return PerfData(p)
 
 
