@@ -197,3 +197,34 @@ def test_overlay_keeps_births_of_surviving_regions(old_raw, new_raw, birth):
             want[r] = ob.get(r, birth)
     assert per == want
     assert all(not (a[1] == b[0] and a[2] == b[2]) for a, b in zip(got, got[1:]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from([1, 2, 3]), st.booleans())
+def test_sparse_equals_dense_with_many_slots_and_regrids(data_seed, ntgt, age_zero_reset):
+    """Thousands of sampled regions (hash-table growth) and grids that shrink and grow at
+    ops updates (slots dropped, kept and renumbered): the sparse engine's every-region
+    output equals the dense Monitor's."""
+    cfg = MonitorConfig(sample_us=1000, aggr_us=5000, update_us=7000, min_region=PAGE,
+                        max_region=PAGE, age_zero_reset=age_zero_reset)
+    rng = np.random.default_rng(data_seed)
+    targets = []
+    for k in range(ntgt):
+        base = 0x40000000 * (k + 1)
+        sizes = rng.integers(64, 1024, 4)
+
+        def ranges_at(time, base=base, sizes=sizes):
+            e = int(sizes[(time // 9_000_000) % 4])
+            return np.array([(base, base + 256 * PAGE), (base + 300 * PAGE,
+                                                          base + (300 + e) * PAGE)])
+        targets.append(Target(ranges_at, pid=k + 1, dynamic=bool(k % 2 == 0)))
+    n = 12000
+    t = np.sort(rng.integers(0, 80_000_000, n))
+    tg = rng.integers(0, ntgt, n)
+    a = 0x40000000 * (tg + 1) + rng.integers(0, 1400, n) * PAGE
+    acc = AccessSamples(t, tg, a)
+    mon = FixedMonitor(cfg, targets)
+    sparse = mon.run(acc, 0, int(t[-1]))
+    assert mon.peak_slots > 500                    # the table grew from 64 slots
+    dense = Monitor(cfg, targets).run(acc, 0, int(t[-1]))
+    assert rows_of(sparse) == rows_of(dense)

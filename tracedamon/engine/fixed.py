@@ -263,7 +263,7 @@ class FixedMonitor:
 
     # -- slots ------------------------------------------------------------------------
     def _init_slots(self) -> None:
-        cap = 1024
+        cap = 64          # grows by doubling
         self.slot = {k: np.zeros(cap, np.int64) for k in self.SLOT_FIELDS}
         self.table = np.full(2 * cap, -1, np.int64)
         self.meta = np.zeros(2, np.int64)
