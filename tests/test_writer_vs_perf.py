@@ -499,7 +499,9 @@ def check_dump_records(case: dict, recs: list[tuple]) -> None:
         if isinstance(r, Lost):
             assert rest.strip() == f": id:{r.event.ids[0] if r.id is None else r.id}: lost:{r.lost}"
         if isinstance(r, LostSamples):
-            assert rest.strip() == f": id:{r.event.ids[0]}: lost samples :{r.lost}"
+            # the id comes from the trailer: (u64)-1 when the event has no ID bits
+            rid = r.event.ids[0] if r.event.sample_type & (S.ID | S.IDENTIFIER) else 2**64 - 1
+            assert rest.strip() == f": id:{rid}: lost samples :{r.lost}"
         if isinstance(r, (Throttle, Fork, Comm, Mmap, Mmap2, Lost, LostSamples)):
             assert t == r.sid["time"], f"{name}: time {t}, wrote {r.sid['time']}"
 
