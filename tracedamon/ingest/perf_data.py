@@ -46,8 +46,8 @@ break that rule, or a stream lack FINISHED_ROUND records and exceed
 bound memory and any later sample older than one already emitted is counted in
 ``meta["samples_out_of_order"]`` (0 for every file perf writes). Directory
 layouts merge the per-file streams by time (ties: ``data`` first, then
-``data.0``, ``data.1``...). Samples of events without TIME are emitted in file
-order. The side-band tables (mmaps, tasks, lost) are small; they are collected and
+``data.0``, ``data.1``...). When no event records TIME, samples are emitted in file
+order; when only some do, the others sort as time 0 (their ``time_ns`` is null). The side-band tables (mmaps, tasks, lost) are small; they are collected and
 written sorted by time (stable; records without a time first, in file order).
 
 Rows emitted per sample
