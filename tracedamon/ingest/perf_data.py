@@ -1816,6 +1816,8 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
         writer.write(name, t)
     meta = dict(rd.meta)
     meta["unknown_record_ids"] = st.unknown_record_ids
+    meta["samples_order"] = ("time_ns ascending, ties in file order (perf's FINISHED_ROUND "
+                             "rule; violations counted in samples_out_of_order)")
     writer.meta.update(meta)
     if any(rd.event_name(a.index).startswith("damon:") for a in rd.attrs):
         try:
