@@ -925,3 +925,27 @@ def test_leader_sampling_group_read(tmp_path):
                    ("instructions", 1, memb.ids[0], b - prev[1], 0x401000 + i)]
         prev = (a, b)
     assert rows == expect
+
+
+def test_file_layout_matches_perf_record(tmp_path):
+    """The writer lays a one-event, two-id file out as perf record 6.1 does (corpus 01:
+    header, id array, attrs at 120, data at 264, 128-byte attrs, features after data)."""
+    import struct as _st
+
+    from conftest import need_corpus
+    real = need_corpus("perf", "01_pf_c1_addr.data").read_bytes()
+    ev = Event("page-faults", type=1, config=2,
+               sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.DATA_SRC)
+    path = write_perf_data(tmp_path / "l.data", [ev],
+                           [Sample(ev, ip=1, pid=1, tid=1, time=1, addr=1, data_src=1)])
+    ours = Path(path).read_bytes()
+
+    def header(b):
+        magic, size, attr_size, a_off, a_size, d_off = _st.unpack_from("<8sQQQQQ", b)
+        return magic, size, attr_size, a_off, a_size, d_off
+
+    assert header(ours) == header(real)
+    # the attr's identity and layout fields as perf wrote them
+    a_off = header(real)[3]
+    t, size, config, period, stype = _st.unpack_from("<IIQQQ", real, a_off)
+    assert (t, size, config, period, stype) == _st.unpack_from("<IIQQQ", ours, a_off)
