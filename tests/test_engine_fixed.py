@@ -225,6 +225,6 @@ def test_sparse_equals_dense_with_many_slots_and_regrids(data_seed, ntgt, age_ze
     acc = AccessSamples(t, tg, a)
     mon = FixedMonitor(cfg, targets)
     sparse = mon.run(acc, 0, int(t[-1]))
-    assert mon.peak_slots > 500                    # the table grew from 64 slots
+    assert mon.peak_slots > 200                    # the table grew from 64 slots
     dense = Monitor(cfg, targets).run(acc, 0, int(t[-1]))
     assert rows_of(sparse) == rows_of(dense)

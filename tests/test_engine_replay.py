@@ -198,6 +198,11 @@ def test_vaddr_fixed_4k_over_the_whole_three_regions(hotcold):
     assert (hot.groupby("snapshot").size() == 32).all()
     assert hot.nr_accesses.between(9, 10).all()
     assert late[(late.start >= HOT_END) & (late.end <= COLD_END)].empty
+    # the engine that lists every region (abit) refuses such grids, at start and at an
+    # ops update, instead of running out of memory
+    for kw in (dict(start_ns="auto"), dict(update_us=100_000)):
+        with pytest.raises(ConfigError, match="abit.*--access perf"):
+            replay(hotcold, ops="vaddr", access="abit", min_region=PAGE, max_region=PAGE, **kw)
 
 
 def test_abit_emulation_on_hotcold(hotcold):
@@ -381,6 +386,21 @@ def test_cli_help_mentions_damo_replay(capsys):
     r = CliRunner().invoke(app, ["replay", "--help"], env={"COLUMNS": "200"})
     assert r.exit_code == 0
     assert "damo" in r.output and "Example" in r.output and "--min-nr-regions-mode" in r.output
+    assert "--start auto" in r.output and "--max-rows" in r.output
+
+
+def test_cli_max_rows(hotcold, capsys):
+    base = ["replay", str(hotcold), "--ops", "fvaddr", "--range", AREA, "--min-region", "4096",
+            "--max-region", "4096", "--sample-us", "10000"]
+    assert main(base + ["-o", str(hotcold / "capped.parquet"), "--max-rows", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "(only regions with accesses)" in out and "warning: every region of every" in out
+    assert main(base + ["-o", str(hotcold / "all.parquet"), "--max-rows", "0"]) == 0
+    assert "(only regions with accesses)" not in capsys.readouterr().out
+    capped, full = (pq.read_table(hotcold / f).to_pandas() for f in ("capped.parquet",
+                                                                      "all.parquet"))
+    assert len(full) == 288 * 20
+    assert capped.equals(full[full.nr_accesses > 0].reset_index(drop=True))
 
 
 def test_vaddr_ops_update_finds_the_mappings_later(hotcold):

@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         start: Optional[str] = typer.Option(None, "--start",
                                             help="t0 in ns, or 'auto' (vaddr: when the "
                                                  "target's mappings give useful three "
-                                                 "regions) [default: the first sample]"),
+                                                 "regions); default: the first sample"),
         accessed_only: bool = typer.Option(False, "--accessed-only",
                                            help="write only regions with nr_accesses > 0 "
                                                 "(for very large region counts)"),
@@ -138,8 +138,7 @@ def register(app: typer.Typer) -> None:
         import sys
         kw = dict(ops=ops, pids=pid, ranges=range_, access=access, events=event,
                   pagemap=pagemap,
-                  start_ns="auto" if start is not None and start.strip().lower() == "auto"
-                  else _int(start, "--start"),
+                  start_ns=start,
                   accessed_only=accessed_only, max_rows=max_rows or None, config=cfg)
         if sys.stderr.isatty() and not quiet:
             from rich.progress import Progress

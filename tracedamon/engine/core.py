@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 from numba import njit
 
+from ..errors import ConfigError
 from .config import PAGE_SIZE, MonitorConfig
 from .rng import new_rng, rand_below
 
@@ -450,10 +451,13 @@ class Monitor:
     physical : paddr operations (abit: global last-verdict cache)
     rand_inject : optional sequence of ``rand_below`` results used before the generator
         (tests reproduce the spec's worked examples with it)
+    max_fixed_regions : with fixed granularity, refuse (ConfigError) grids of more regions
+        (at init or at an ops update); None = no limit
     """
 
     def __init__(self, config: MonitorConfig, targets: list[Target], *, access: str = "perf",
-                 physical: bool = False, rand_inject: Sequence[int] | None = None):
+                 physical: bool = False, rand_inject: Sequence[int] | None = None,
+                 max_fixed_regions: int | None = None):
         self.cfg = config
         self.targets = targets
         self.access = access
@@ -473,6 +477,7 @@ class Monitor:
         self.minsz = config.min_region
         self.maxsz = config.max_region or 0
         self.fixed = config.fixed_granularity
+        self.max_fixed_regions = max_fixed_regions
         ntgt = len(targets)
         self.toff = np.zeros(ntgt + 1, np.int64)
         self.arr = {k: np.zeros(0, np.int64) for k in FIELDS}
@@ -536,6 +541,21 @@ class Monitor:
         return lim
 
     # -- operations set hooks ----------------------------------------------------------
+    def _check_grid(self, ranges) -> None:
+        """Refuse a fixed-granularity grid of more than ``max_fixed_regions`` regions (this
+        engine lists every region; the sparse one in ``fixed.py`` does not)."""
+        if self.max_fixed_regions is None:
+            return
+        sz = self.maxsz
+        n = sum((align_up(e, sz) - align_down(s, sz)) // sz for s, e in ranges)
+        if n > self.max_fixed_regions:
+            raise ConfigError(
+                f"fixed granularity over {n:,} regions: the engine for --access abit and "
+                "intervals auto-tuning lists every region (abit draws an address per region "
+                f"per sample interval), and that is more than it handles "
+                f"({self.max_fixed_regions:,} regions); use --access perf without auto-tuning "
+                "(its sparse engine handles any size) or larger --min-region/--max-region")
+
     def ops_init(self, time_ns: int) -> None:
         per_target = []
         for tg in self.targets:
@@ -544,6 +564,7 @@ class Monitor:
             if ranges is not None and len(ranges):
                 ranges = [(int(s), int(e)) for s, e in ranges]
                 if self.fixed:
+                    self._check_grid(ranges)
                     rows = [new_region(s, s + self.maxsz) for s in fixed_grid(ranges, self.maxsz)]
                 elif tg.three_regions and self.cfg.min_nr_regions_mode == "legacy":
                     total = sum(e - s for s, e in ranges)
@@ -568,6 +589,7 @@ class Monitor:
                 if ranges is not None and len(ranges):
                     ranges = [(int(s), int(e)) for s, e in ranges]
                     if self.fixed:
+                        self._check_grid(ranges)
                         old = {r[0]: r for r in rows}
                         rows = [old.get(int(s), new_region(s, s + self.maxsz))
                                 for s in fixed_grid(ranges, self.maxsz)]

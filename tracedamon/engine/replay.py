@@ -14,6 +14,18 @@ with ``N = aggr_us // sample_us``; only complete aggregations are emitted and
 the replay ends with the interval of the trace's last sample.  A snapshot's
 ``time_ns`` is the end of its aggregation.  (With intervals auto-tuning the
 interval length changes at tuning points; the grid continues from there.)
+
+``start_ns="auto"`` (``--start auto``) helps vaddr on ``perf record -- cmd`` traces:
+at the first sample the process has too few mappings for the kernel's
+three-regions rule, so (like the kernel) the target would have no regions until
+the first ops update.  ``auto`` starts instead at the time from which the
+target's mappings give three regions covering the most of its samples until the
+first ops update (:func:`tracedamon.engine.ops.vaddr.auto_start`); without it the
+warning names that time.  The metadata's ``t0_auto`` records the choice and why.
+
+Fixed granularity writes every region of every snapshot unless that exceeds
+``max_rows``; then only regions with accesses are written (``accessed_only``), with
+a warning and ``accessed_only_reason`` in the metadata.
 """
 from __future__ import annotations
 
@@ -391,22 +403,15 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     else:
         if config.fixed_granularity:
             from .fixed import expected_snapshots, grid_regions
-            nreg = grid_regions(targets, t0, config.max_region)
-            if nreg > DENSE_FIXED_MAX_REGIONS:
-                why = ("--access abit draws an address per region per sample interval"
-                       if access == "abit" else "the dense engine keeps every region")
-                raise ConfigError(
-                    f"fixed granularity over {nreg:,} regions: {why}, which is more than "
-                    f"this replay handles ({DENSE_FIXED_MAX_REGIONS:,} regions); use "
-                    "--access perf (its sparse engine handles any size) or larger "
-                    "--min-region/--max-region")
+            # the grid at start, or at the end if the mappings grew by then
+            nreg = max(grid_regions(targets, t, config.max_region) for t in (t0, t_last))
             rows = nreg * expected_snapshots(config, t0, t_last)
             if not accessed_only and max_rows is not None and rows > max_rows:
                 accessed_only = True
                 reason = (f"every region of every snapshot would be {rows:,} rows (more "
                           f"than {max_rows:,}): only regions with accesses are written")
         mon = Monitor(config, targets, access="abit" if access == "abit" else "perf",
-                      physical=physical)
+                      physical=physical, max_fixed_regions=DENSE_FIXED_MAX_REGIONS)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress)
     if reason is not None:
         accessed_only = True
