@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .trace import Trace
 
@@ -25,25 +27,45 @@ def _fmt_size(n: int) -> str:
     return str(n)
 
 
+def _sample_stats(trace: Trace) -> dict:
+    """Time span, samples per event and per pid, streaming over row groups (bounded memory)."""
+    pf = pq.ParquetFile(trace.file("samples"))
+    tmin = tmax = None
+    per_event: Counter = Counter()
+    per_pid: Counter = Counter()
+    for batch in pf.iter_batches(batch_size=1 << 20, columns=["time_ns", "pid", "event_id"]):
+        t = batch.column(0)
+        if t.null_count < len(t):
+            lo, hi = pc.min(t).as_py(), pc.max(t).as_py()
+            tmin = lo if tmin is None else min(tmin, lo)
+            tmax = hi if tmax is None else max(tmax, hi)
+        for col, counter in ((batch.column(1), per_pid), (batch.column(2), per_event)):
+            vc = pc.value_counts(col)
+            counter.update(dict(zip(vc.field("values").to_pylist(),
+                                    vc.field("counts").to_pylist())))
+    names = {}
+    if trace.has("events"):
+        ev = trace.table("events", columns=["event_id", "name"]).to_pylist()
+        names = {e["event_id"]: e["name"] or f"event {e['event_id']}" for e in ev}
+    return {
+        "time_span_ns": [tmin, tmax],
+        "events": {names.get(k, str(k)): n for k, n in sorted(per_event.items())},
+        "pids": dict(per_pid.most_common()),
+    }
+
+
 def summarize(trace: Trace) -> dict:
     """A dict summary of a trace directory (what `info` prints)."""
     out: dict = {"path": str(trace.path), "tables": {t: trace.num_rows(t) for t in trace.tables()}}
     meta = trace.meta
-    for key in ("layout", "compression", "perf_version", "hostname", "arch", "nrcpus",
-                "record_counts", "skipped", "duplicates_dropped", "intervals"):
+    for key in ("layout", "compression", "perf_version", "hostname", "os_release", "arch",
+                "cpu_desc", "nrcpus", "record_counts", "skipped", "duplicates_dropped",
+                "partial_snapshots_dropped", "intervals", "samples_out_of_order",
+                "unknown_sample_ids", "unknown_record_types"):
         if key in meta:
             out[key] = meta[key]
     if trace.num_rows("samples"):
-        t = trace.table("samples", columns=["time_ns", "pid", "event"])
-        tmin, tmax = pc.min(t["time_ns"]).as_py(), pc.max(t["time_ns"]).as_py()
-        out["time_span_ns"] = [tmin, tmax]
-        ev = pc.value_counts(t["event"].combine_chunks().dictionary_decode()
-                             if hasattr(t["event"].combine_chunks(), "dictionary_decode")
-                             else t["event"])
-        out["events"] = {e["values"]: e["counts"] for e in ev.to_pylist()}
-        pids = pc.value_counts(t["pid"]).to_pylist()
-        pids.sort(key=lambda d: -d["counts"])
-        out["pids"] = {d["values"]: d["counts"] for d in pids}
+        out.update(_sample_stats(trace))
     if trace.num_rows("lost"):
         lt = trace.table("lost", columns=["kind", "lost"]).to_pandas()
         out["lost"] = {str(k): int(v) for k, v in lt.groupby("kind", observed=True)["lost"].sum().items()}
@@ -73,9 +95,15 @@ def summarize(trace: Trace) -> dict:
 
 def render(s: dict) -> str:
     lines = [f"{s['path']}"]
-    for k in ("layout", "compression", "perf_version", "hostname", "arch", "nrcpus"):
+    for k in ("layout", "perf_version", "hostname", "os_release", "arch", "cpu_desc"):
         if k in s:
             lines.append(f"  {k}: {s[k]}")
+    if "nrcpus" in s and isinstance(s["nrcpus"], dict):
+        lines.append(f"  cpus: {s['nrcpus'].get('online')} online of {s['nrcpus'].get('avail')}")
+    c = s.get("compression")
+    if isinstance(c, dict):
+        lines.append(f"  compression: {c.get('type')} level {c.get('level')} "
+                     f"(ratio {c.get('ratio')})")
     lines.append("  tables: " + ", ".join(f"{k} ({v} rows)" for k, v in s["tables"].items()))
     if "time_span_ns" in s:
         a, b = s["time_span_ns"]
@@ -104,8 +132,9 @@ def render(s: dict) -> str:
         pm = s["pagemap"]
         lines.append(f"  pagemap: {pm['snapshots']} snapshots, pids {pm['pids']}, "
                      f"{pm['pages']} pages")
-    for k in ("record_counts", "skipped", "duplicates_dropped", "intervals"):
-        if k in s:
+    for k in ("record_counts", "skipped", "duplicates_dropped", "partial_snapshots_dropped",
+              "intervals", "samples_out_of_order", "unknown_sample_ids", "unknown_record_types"):
+        if s.get(k):
             lines.append(f"  {k}: {s[k]}")
     return "\n".join(lines)
 

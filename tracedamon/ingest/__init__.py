@@ -7,6 +7,7 @@ manages the output directory; it never imports the engine or the exporters.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
 import os
 from pathlib import Path
@@ -59,17 +60,28 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         if format != "auto" and not p.exists():
             raise InputError(f"{p}: no such file or directory")
         plan.append((p, fmt))
-    prov = [dict(file_provenance(p), format=fmt) for p, fmt in plan]
-    with TraceDirWriter(out, provenance={"inputs": prov}, force=force) as w:
-        w.meta["inputs"] = prov
-        for p, fmt in plan:
-            before = dict(w._rows)
-            reader_for(fmt)(p, w, progress=progress, **options)
-            for name, n in w._rows.items():
-                if name in before and len(plan) > 1 and n != before[name]:
-                    raise InputError(f"{p}: its {name} table would be mixed with that of "
-                                     "an earlier input; ingest them into separate directories")
+    # Hash the inputs (sha256 for the provenance) in a thread while they are decoded:
+    # hashlib releases the GIL, so on a large perf.data this costs no wall time.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    prov = pool.submit(lambda: {"inputs": [dict(file_provenance(p), format=fmt)
+                                           for p, fmt in plan]})
+    try:
+        with TraceDirWriter(out, provenance=prov, force=force) as w:
+            _run_readers(plan, w, progress, options)
+            w.meta["inputs"] = w.provenance["inputs"]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return out
+
+
+def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None:
+    for p, fmt in plan:
+        before = dict(w._rows)
+        reader_for(fmt)(p, w, progress=progress, **options)
+        for name, n in w._rows.items():
+            if name in before and len(plan) > 1 and n != before[name]:
+                raise InputError(f"{p}: its {name} table would be mixed with that of "
+                                 "an earlier input; ingest them into separate directories")
 
 
 class _CallableModule(type(importlib)):

@@ -8,6 +8,7 @@ removes it, so a failed run leaves nothing behind.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -51,9 +52,15 @@ def parquet_metadata(extra: dict | None = None) -> dict[bytes, bytes]:
 
 
 def read_parquet_metadata(path: str | os.PathLike) -> dict:
-    """tracedamon's JSON metadata of a Parquet file ({} when absent)."""
-    md = pq.read_schema(path).metadata or {}
-    raw = md.get(METADATA_KEY)
+    """tracedamon's JSON metadata of a Parquet file ({} when absent).
+
+    Trace-directory tables keep it in the file's key-value metadata (written when the
+    table is closed, once the provenance is known); single tables written with
+    :func:`write_table_atomic` keep it in the Arrow schema too.
+    """
+    raw = (pq.read_metadata(path).metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
     return json.loads(raw) if raw else {}
 
 
@@ -86,17 +93,19 @@ class TraceDirWriter:
     ... # on success run.td/ appears whole; on an exception nothing appears
     """
 
-    def __init__(self, dest: str | os.PathLike, *, provenance: dict | None = None,
+    def __init__(self, dest: str | os.PathLike, *,
+                 provenance: "dict | concurrent.futures.Future | None" = None,
                  force: bool = False, tables: tuple[str, ...] = ()):
         self.dest = Path(dest)
         self.force = force
         if self.dest.exists() and not force:
             raise InputError(f"{self.dest}: output exists (use --force to replace it)")
-        self.provenance = provenance or {}
+        # A Future lets the caller hash big inputs in a thread while they are decoded;
+        # it is resolved at commit, when the metadata is written.
+        self._provenance = provenance if provenance is not None else {}
         self.meta: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "tracedamon_version": __version__,
-            "provenance": self.provenance,
         }
         self._tables_always = tables
         self._writers: dict[str, pq.ParquetWriter] = {}
@@ -104,6 +113,12 @@ class TraceDirWriter:
         self._tmp: Path | None = None
         #: extra pq.ParquetWriter options per table (set before the table's first write)
         self.table_options: dict[str, dict] = {}
+
+    @property
+    def provenance(self) -> dict:
+        if isinstance(self._provenance, concurrent.futures.Future):
+            self._provenance = self._provenance.result()
+        return self._provenance
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> "TraceDirWriter":
@@ -127,9 +142,7 @@ class TraceDirWriter:
     def _writer(self, name: str) -> pq.ParquetWriter:
         w = self._writers.get(name)
         if w is None:
-            schema = TABLES[name].with_metadata(parquet_metadata({
-                "table": name, "provenance": self.provenance}))
-            w = pq.ParquetWriter(self.tmpdir / f"{name}.parquet", schema,
+            w = pq.ParquetWriter(self.tmpdir / f"{name}.parquet", TABLES[name],
                                  compression="zstd", **self.table_options.get(name, {}))
             self._writers[name] = w
             self._rows[name] = 0
@@ -154,7 +167,10 @@ class TraceDirWriter:
     def commit(self) -> Path:
         for name in self._tables_always:
             self._writer(name)
-        for w in self._writers.values():
+        prov = self.provenance
+        self.meta["provenance"] = prov
+        for name, w in self._writers.items():
+            w.add_key_value_metadata(parquet_metadata({"table": name, "provenance": prov}))
             w.close()
         self._writers.clear()
         self.meta["tables"] = {k: v for k, v in sorted(self._rows.items())}
