@@ -434,3 +434,20 @@ def test_damon_trace_text_round_trips_through_the_damon_ingest(hotcold, tmp_path
     with pytest.raises(ConfigError, match="accessed_only"):
         replay(hotcold, ops="fvaddr", ranges=[AREA], accessed_only=True).to_damon_trace(
             tmp_path / "x.txt")
+
+
+def test_hottest_regions_equal_a_pandas_groupby(hotcold):
+    h = replay(hotcold, ops="fvaddr", ranges=[AREA], seed=2)
+    df = h.df
+    g = df.groupby(["target", "start", "end"]).agg(
+        snapshots=("snapshot", "size"), total_accesses=("nr_accesses", "sum"),
+        mean_accesses=("nr_accesses", "mean"), max_age=("age", "max")).reset_index()
+    g = g.sort_values(["total_accesses", "target", "start", "end"],
+                      ascending=[False, True, True, True])
+    want = g.head(7).reset_index(drop=True)
+    got = h.hottest(7)
+    assert got[["target", "start", "end"]].astype(np.int64).equals(
+        want[["target", "start", "end"]].astype(np.int64))
+    for c in ("snapshots", "total_accesses", "max_age"):
+        assert (got[c].to_numpy(np.int64) == want[c].to_numpy(np.int64)).all()
+    assert np.allclose(got.mean_accesses, want.mean_accesses)

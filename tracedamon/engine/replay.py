@@ -132,14 +132,23 @@ class RegionHistory:
 
     def hottest(self, n: int = 5):
         """The ``n`` regions (target, start, end) with the most accesses over all snapshots."""
-        df = self.df
-        if df.empty:
-            return df.head(0)
-        g = df.groupby(["target", "start", "end"], sort=False).agg(
-            snapshots=("snapshot", "size"), total_accesses=("nr_accesses", "sum"),
-            mean_accesses=("nr_accesses", "mean"), max_age=("age", "max"))
-        g = g.reset_index().sort_values(["total_accesses", "start"], ascending=[False, True])
-        return g.head(n)
+        t = self.table
+        if t.num_rows == 0:
+            return self.df.head(0)
+        # grouped in Arrow: a fixed-granularity history can hold tens of millions of rows
+        g = t.select(["target", "start", "end", "nr_accesses", "age"]).group_by(
+            ["target", "start", "end"], use_threads=False).aggregate(
+            [("nr_accesses", "count"), ("nr_accesses", "sum"), ("nr_accesses", "mean"),
+             ("age", "max")]).to_pandas()
+        g = g.rename(columns={"nr_accesses_count": "snapshots",
+                              "nr_accesses_sum": "total_accesses",
+                              "nr_accesses_mean": "mean_accesses", "age_max": "max_age"})
+        g = g[["target", "start", "end", "snapshots", "total_accesses", "mean_accesses",
+               "max_age"]]
+        g = g.sort_values(["total_accesses", "target", "start", "end"],
+                          ascending=[False, True, True, True],
+                          kind="stable")
+        return g.head(n).reset_index(drop=True)
 
     def summary(self, n: int = 5) -> str:
         m = self.metadata
@@ -418,6 +427,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
                         "--max-rows / --min-region)")
     table = history_table(hist, [t.pid for t in targets])
+    n_snapshots, tune_events = hist.n_snapshots, hist.tune_events
+    del hist, mon                     # the engine's column arrays: the table holds the rows
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
@@ -426,13 +437,13 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         "t0_ns": t0,
         "t0_source": "auto" if auto else "--start" if start_ns is not None else "first sample",
         "t0_auto": t0_auto,
-        "t_last_ns": t_last, "snapshots": hist.n_snapshots, "samples_used": used,
+        "t_last_ns": t_last, "snapshots": n_snapshots, "samples_used": used,
         "accessed_only": bool(accessed_only),
         "rows": "regions with nr_accesses > 0 only" if accessed_only else "every region",
         "accessed_only_reason": (reason if reason is not None else
                                  "asked for" if accessed_only else None),
         "max_rows": max_rows,
-        "folio_model": "4 KiB pages", "tune_events": [list(map(int, e)) for e in hist.tune_events],
+        "folio_model": "4 KiB pages", "tune_events": [list(map(int, e)) for e in tune_events],
         "input": prov, "warnings": warnings,
     }
     return RegionHistory(table, metadata)
