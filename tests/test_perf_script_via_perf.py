@@ -226,3 +226,28 @@ def test_truncated_perf_data_fails_cleanly(keep, tmp_path):
         ingest(cut, tmp_path / "o.td", format="perf-data", via_perf=True)
     assert "cut.data" in str(ei.value)
     assert not (tmp_path / "o.td").exists()
+
+
+def test_fields_after_a_printed_callchain(tmp_path):
+    """Without -G perf prints the callchain in place of the ip, then the remaining
+    fields on a line of their own; those are read, the callchain is not."""
+    import subprocess
+    ev = Event("cycles", type=0, sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.CALLCHAIN
+               | S.PHYS_ADDR | S.DATA_PAGE_SIZE)
+    recs = [Sample(ev, ip=0x400000 + i, pid=5, tid=5, time=10**9 + i, addr=0x1000 * i,
+                   callchain=[0xFFFFFFFFFFFFFE00, 0x400000 + i, 0x400100],
+                   phys_addr=0x9000 * (i + 1), data_page_size=[4096, 2 << 20][i % 2])
+            for i in range(4)]
+    path = write_perf_data(tmp_path / "cc.data", [ev], recs)
+    fields = "comm,pid,tid,time,event,addr,ip,phys_addr,data_page_size"
+    p = subprocess.run(["perf", "script", "-i", path, "--ns", "-F", fields],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "\t" in p.stdout                                 # the callchain is there
+    txt = tmp_path / "cc.txt"
+    txt.write_text(p.stdout)
+    for f in (fields, None):
+        out = ingest(txt, tmp_path / "cc.td", format="perf-script", fields=f, force=True)
+        rows = open_trace(out).table("samples").to_pylist()
+        assert [(r["addr"], r["ip"], r["phys_addr"], r["data_page_size"]) for r in rows] == \
+            [(s["addr"], None, s["phys_addr"], s["data_page_size"]) for s in recs]

@@ -274,6 +274,7 @@ def parse_line(line: str, fields: frozenset | None) -> dict:
     elif F is not None:
         _parse_known(t, F, r)
     else:
+        r["_auto_tail"] = rest           # re-read should a callchain follow
         try:
             _parse_auto(t, r)
         except _Bad:
@@ -374,10 +375,35 @@ def _parse_known(t: _Tail, F: frozenset, r: dict) -> None:
             raise _Bad(f"ins_lat {r['weight2']} does not fit 16 bits")
     if "ip" in F:
         if t.done():
-            pass              # perf printed the callchain below instead (not kept)
-        else:
-            r["ip"] = _hex(t, "ip")
-            _symdso(t, sym, dso)
+            # perf printed the callchain below instead (not kept); the fields after
+            # the ip follow on the line after the callchain
+            rest = F & _AFTER_IP
+            if rest:
+                r["_tail"] = rest
+            return
+        r["ip"] = _hex(t, "ip")
+        _symdso(t, sym, dso)
+    _parse_after_ip(t, F, r)
+
+
+_AFTER_IP = frozenset(("iregs", "uregs", "brstack", "phys_addr", "data_page_size",
+                       "code_page_size"))
+
+
+def _parse_after_ip(t: _Tail, F: frozenset | None, r: dict) -> None:
+    """The fields perf prints after the ip; ``F`` None = infer (optional regs and
+    branch stack, then an optional phys_addr and up to two page sizes)."""
+    if F is None:
+        _skip_regs(t)
+        _skip_br(t)
+        tok = t.peek()
+        if tok is not None and _HEX.match(tok):
+            r["phys_addr"] = _hex(t, "phys_addr")
+        for name in ("data_page_size", "code_page_size"):
+            tok = t.peek()
+            if tok is not None and _PGSZ.match(tok):
+                r[name] = _pgsz(t, name)
+        return
     if "iregs" in F or "uregs" in F:
         _skip_regs(t)
     if "brstack" in F:
@@ -390,8 +416,9 @@ def _parse_known(t: _Tail, F: frozenset, r: dict) -> None:
         r["code_page_size"] = _pgsz(t, "code_page_size")
 
 
-def _parse_auto(t: _Tail, r: dict) -> None:
-    """Infer the fields of a line from its shape (module doc)."""
+def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
+    """Infer the fields of a line from its shape (module doc). ``no_ip``: a callchain
+    follows the line, printed in place of the ip (so no number on it is the ip)."""
     groups = []          # (kind, value) kind: 'h' hex-with-symbol, 'n' bare number, 'ds'
     pages = []
     while not t.done():
@@ -441,6 +468,18 @@ def _parse_auto(t: _Tail, r: dict) -> None:
     # after data_src: [weight] [ins_lat] ip [phys_addr]; symbols mark ip (and addr)
     syms = [i for i, (k, _) in enumerate(after) if k == "h"]
     if not after:
+        return
+    if no_ip:
+        if "ds" not in kinds:
+            if len(after) > 1:
+                raise _Bad("more than one number before a callchain")
+            r["addr"] = int(after[0][1], 16)
+            return
+        if len(after) > 2 or not all(k == "n" and _DEC.match(v) for k, v in after):
+            raise _Bad("cannot tell the numbers apart; give the -F field list")
+        r["weight"] = int(after[0][1])
+        if len(after) == 2:
+            r["weight2"] = int(after[1][1])
         return
     if "ds" not in kinds:
         # no data_src: [addr] ip [phys_addr]
@@ -672,6 +711,7 @@ _KEY_FIELD = {"comm": "comm", "cpu": "cpu", "cpumode": "misc", "time_ns": "time"
 def _learn(line: str, r: dict, learned: dict, learned_rx: list) -> None:
     """Remember the field set an inferred line of an event had, if the one-regex parser
     reads that line to the same values (no symbols, dsos or registers on it)."""
+    r = {k: v for k, v in r.items() if not k.startswith("_")}
     F = {_KEY_FIELD[k] for k in r if k in _KEY_FIELD}
     F |= {"pid", "tid"} if "pid" in r and "tid" in r else {"pid"} if "pid" in r else {"tid"}
     F = frozenset(F)
@@ -703,6 +743,7 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
                 fast_sets.append((F, rx))
     learned: dict[str, frozenset] = {}       # event → field set inferred from its lines
     learned_rx: list = []
+    to_learn = None
     stats = stats if stats is not None else {}
     stats.setdefault("skipped", 0)
     stats.setdefault("sideband_lines", 0)
@@ -724,11 +765,44 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             stats["sideband_lines"] += 1
             last = None
             continue
-        if last is not None and line[:1].isspace() and _CALLCHAIN.match(line) \
-                and not _HEAD.match(line):
+        if last is not None and line[:1] == "\t" and _CALLCHAIN.match(line):
             # a callchain entry: perf prints user-space entries relative to their
             # mapping (e.g. 1ab70 for 0x7f27c15a4b70), so they are not kept
             stats["callchain_lines"] = stats.get("callchain_lines", 0) + 1
+            tail = last.pop("_auto_tail", None)
+            to_learn = None
+            if tail is not None:
+                # inferred fields: the callchain stands in for the ip, read again
+                for k in ("addr", "data_src", "weight", "weight2", "ip", "phys_addr",
+                          "data_page_size", "code_page_size"):
+                    last.pop(k, None)
+                try:
+                    _parse_auto(_Tail(tail), last, no_ip=True)
+                except _Bad as e:
+                    raise TraceFormatError(source, f"malformed perf script line: {e}",
+                                           line=lineno - 1) from None
+            continue
+        if last is not None:
+            last.pop("_auto_tail", None)
+        if to_learn is not None:
+            _learn(to_learn[0], to_learn[1], learned, learned_rx)
+            to_learn = None
+        if last is not None and "ip" not in last and line[:1] == " " \
+                and not _HEAD.match(line):
+            # the fields after a printed callchain (phys_addr, page sizes, ...)
+            try:
+                t = _Tail(line)
+                _parse_after_ip(t, last.pop("_tail", frozenset()) if fields is not None else None,
+                                last)
+                if not t.done():
+                    raise _Bad(f"unexpected text {t.rest().strip()[:40]!r}")
+            except _Bad as e:
+                if skip_bad:
+                    stats["skipped"] += 1
+                    continue
+                raise TraceFormatError(source, f"malformed perf script line: {e}: "
+                                       f"{line.strip()[:120]!r}", line=lineno) from None
+            last = None
             continue
         r = None
         if fields is not None:
@@ -752,9 +826,9 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
         if r is not None:
             rows.append(r)
             last = r
-            if len(rows) >= BATCH_ROWS:
-                yield rows
-                rows = []
+            if len(rows) > BATCH_ROWS:
+                yield _clean(rows[:-1])
+                rows = rows[-1:]        # its callchain lines may follow
             continue
         try:
             ev = None
@@ -771,14 +845,22 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             raise TraceFormatError(source, f"malformed perf script line: {e}: "
                                    f"{line.strip()[:120]!r}", line=lineno) from None
         if fields is None and "event" in r and r["event"] not in learned:
-            _learn(line, r, learned, learned_rx)
+            to_learn = (line, r)         # once no callchain follows it
         rows.append(r)
         last = r
-        if len(rows) >= BATCH_ROWS:
-            yield rows
-            rows = []
+        if len(rows) > BATCH_ROWS:
+            yield _clean(rows[:-1])
+            rows = rows[-1:]            # its callchain lines may follow
     if rows:
-        yield rows
+        yield _clean(rows)
+
+
+def _clean(rows: list[dict]) -> list[dict]:
+    """Drop the parser's private keys (pending re-reads) from finished rows."""
+    for r in rows:
+        r.pop("_tail", None)
+        r.pop("_auto_tail", None)
+    return rows
 
 
 def _write_rows(writer, batcher: _Batcher, rows: list[dict]) -> None:
