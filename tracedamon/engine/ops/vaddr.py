@@ -130,7 +130,7 @@ def _covered(regions: np.ndarray | None, t: np.ndarray, a: np.ndarray, lo: int, 
 
 
 def auto_start(timelines: list[VmaTimeline], samples: list[tuple[np.ndarray, np.ndarray]],
-               t_first: int, t_last: int, window_ns: int, max_candidates: int = 64,
+               t_first: int, t_last: int, window_ns: int, max_candidates: int = 256,
                max_samples: int = 200_000) -> dict:
     """The replay start that lets vaddr targets begin with useful three regions.
 
