@@ -451,3 +451,35 @@ def test_hottest_regions_equal_a_pandas_groupby(hotcold):
     for c in ("snapshots", "total_accesses", "max_age"):
         assert (got[c].to_numpy(np.int64) == want[c].to_numpy(np.int64)).all()
     assert np.allclose(got.mean_accesses, want.mean_accesses)
+
+
+@pytest.mark.parametrize("late_share", [0.1, 0.9])
+def test_start_auto_scores_what_the_initial_regions_would_see(late_share):
+    """Synthetic mappings: areas A, B, C exist from 2 ms (three regions), area D (below
+    A) is mapped at 300 ms of a 400 ms trace; from then the three regions span all four
+    areas.  Samples fall on A..C, or on D with probability late_share.  Starting at 2 ms
+    sees the A..C samples from 2 ms on; starting at 300 ms sees every sample from 300 ms
+    on: the first wins when few samples hit D, the second when most do."""
+    G = 1 << 30
+    A, B, C, D = 0x10 * G, 0x400 * G, 0x7000 * G, 0x1 * G
+    mm = pd.DataFrame({"pid": 9, "time_ns": [1_000_000, 1_500_000, 2_000_000, 300_000_000],
+                       "start": np.array([A, B, C, D], np.uint64),
+                       "length": np.array([1 << 20] * 4, np.uint64)})
+    rng = np.random.default_rng(0)
+    n = 4000
+    t = np.sort(rng.integers(500_000, 400_000_000, n))
+    late = rng.random(n) < late_share
+    base = np.where(late, D, rng.choice([A, B, C], n))
+    addr = base + rng.integers(0, 256, n) * PAGE
+    tbl = {"time_ns": t, "pid": np.full(n, 9, np.int32), "addr": addr.astype(np.uint64)}
+    h = replay(tbl, ops="vaddr", mmaps=mm, start_ns="auto")
+    a = h.metadata["t0_auto"]
+    assert a["first_three_regions_ns"] == 2_000_000
+    if late_share < 0.5:
+        assert h.metadata["t0_ns"] == 2_000_000
+        assert a["covered"] == int(((t >= 2_000_000) & ~late).sum())
+    else:
+        assert h.metadata["t0_ns"] == 300_000_000
+        assert a["covered"] == int((t >= 300_000_000).sum())
+    assert a["samples_in_window"] == int((t >= h.metadata["t0_ns"]).sum())
+    assert len(h.df) > 0
