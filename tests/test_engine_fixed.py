@@ -126,6 +126,10 @@ def test_row_limit_switches_to_accessed_only_and_equals_it():
     assert asked.df.reset_index(drop=True).equals(f[f.nr_accesses > 0].reset_index(drop=True))
     unlimited = replay(tbl, max_rows=None, **kw)
     assert unlimited.table.equals(full.table)
+    with pytest.raises(ConfigError, match="max-rows"):
+        replay(tbl, max_rows=-1, **kw)
+    with pytest.raises(ConfigError, match="only regions with accesses.*max_rows"):
+        list(capped.damon_trace_lines())
 
 
 def test_grid_growing_at_an_ops_update_switches_midway_and_equals_accessed_only():

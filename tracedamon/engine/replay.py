@@ -86,8 +86,11 @@ class RegionHistory:
         a replay like a recording."""
         if self.metadata.get("accessed_only"):
             from ..errors import ConfigError
-            raise ConfigError("a DAMON trace lists every region (nr_regions); replay "
-                              "without accessed_only to write one")
+            raise ConfigError("a DAMON trace lists every region (nr_regions), but this "
+                              "history holds only regions with accesses ("
+                              f"{self.metadata.get('accessed_only_reason') or 'accessed_only'}"
+                              "); replay without accessed_only (and a larger max_rows) to "
+                              "write one")
         t = self.table
         snap = t.column("snapshot").to_numpy()
         tgt = t.column("target").to_numpy()
@@ -271,6 +274,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         raise ConfigError(f"--ops must be one of {', '.join(OPS)}, not {ops!r}")
     if access not in ACCESS:
         raise ConfigError(f"--access must be one of {', '.join(ACCESS)}, not {access!r}")
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
+                                 or max_rows < 0):
+        raise ConfigError(f"--max-rows must be a non-negative integer, not {max_rows!r}")
     pids = [int(p) for p in (pids or [])]
     pm_in = None
     if pagemap is not None and not isinstance(pagemap, (str, os.PathLike)):
