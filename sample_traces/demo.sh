@@ -1,11 +1,40 @@
 #!/usr/bin/env bash
-# make demo: the main jobs of tracedamon on the sample traces. Usage: demo.sh TRACEDAMON OUTDIR
+# make demo: tracedamon's whole pipeline on the sample traces.
+# Usage: demo.sh TRACEDAMON OUTDIR
 set -euo pipefail
 TD=${1:-tracedamon}
 OUT=${2:-out/demo}
 HERE=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$OUT"
 mkdir -p "$OUT"
+step() { printf '\n== %s\n' "$*"; }
 
-echo "== ingest: sample_traces/hotcold.perf.data -> $OUT/hotcold.td"
+step "1. ingest a real perf recording (sample_traces/hotcold.perf.data: 32 hot pages, 256 cold)"
 "$TD" ingest "$HERE/hotcold.perf.data" -o "$OUT/hotcold.td"
+
+step "2. replay it through DAMON (vaddr, perf-event access check, 10 ms samples, 100 ms aggregations)"
+"$TD" replay "$OUT/hotcold.td" --ops vaddr --start auto --sample-us 10000 -o "$OUT/replay-perf.parquet"
+
+step "3. the same samples through DAMON's accessed-bit check, emulated"
+"$TD" replay "$OUT/hotcold.td" --ops vaddr --start auto --sample-us 10000 --access abit -o "$OUT/replay-abit.parquet"
+
+step "4. fixed 4 KiB granularity (the RFC's region_sz min == max)"
+"$TD" replay "$OUT/hotcold.td" --ops vaddr --start auto --sample-us 10000 \
+    --min-region 4096 --max-region 4096 --accessed-only -o "$OUT/replay-4k.parquet"
+
+step "5. compare: perf-based monitoring (A) against the accessed-bit check (B)"
+"$TD" compare "$OUT/replay-perf.parquet" "$OUT/replay-abit.parquet" -o "$OUT/perf-vs-abit.json"
+
+step "6. heatmaps: the perf replay, and where the two checks differ"
+"$TD" report heatmap "$OUT/replay-perf.parquet" --png "$OUT/heatmap-perf.png"
+"$TD" report heatmap "$OUT/replay-perf.parquet" --diff "$OUT/replay-abit.parquet" --png "$OUT/heatmap-diff.png"
+
+step "7. a real DAMON trace of this kind of machine (paddr, accessed bits), ingested from perf.data"
+"$TD" ingest "$HERE/damon/live_paddr.perf.data" -o "$OUT/damon.td"
+"$TD" report wss "$OUT/damon.td"
+
+step "8. export the perf replay as a damo record"
+"$TD" export damo "$OUT/replay-perf.parquet" -o "$OUT/replay-perf.damo"
+
+step "outputs in $OUT"
+ls -1 "$OUT"

@@ -386,6 +386,33 @@ def active_ranges(h: History, *, gap: int = 0) -> np.ndarray:
     return merge_intervals(h.df["start"].to_numpy()[m], h.df["end"].to_numpy()[m], gap=gap)
 
 
+def heat_ranges(h: History, *, min_fraction: float = 0.02, gap: int = 0) -> np.ndarray:
+    """Address ranges whose heat summed over all snapshots is at least ``min_fraction``
+    of the hottest address's.
+
+    Per byte, the summed heat is the sum of ``nr_accesses`` of the regions covering it,
+    one per snapshot. A huge region that saw one access in one aggregation (common in
+    a vaddr space of terabytes before the monitor has split it) then does not pull a
+    picture's address axis away from the small area that was hot all along.
+    """
+    df = h.df
+    m = df["nr_accesses"].to_numpy() > 0
+    if not m.any():
+        return np.empty((0, 2), dtype=np.uint64)
+    st = df["start"].to_numpy()[m].astype(np.uint64)
+    en = df["end"].to_numpy()[m].astype(np.uint64)
+    nr = df["nr_accesses"].to_numpy()[m].astype(np.float64)
+    pts = np.concatenate([st, en])
+    delta = np.concatenate([nr, -nr])
+    order = np.argsort(pts, kind="stable")
+    pts, delta = pts[order], delta[order]
+    uniq, first = np.unique(pts, return_index=True)
+    level = np.cumsum(np.add.reduceat(delta, first))      # heat on [uniq[i], uniq[i+1])
+    seg_heat = level[:-1]
+    keep = seg_heat >= min_fraction * seg_heat.max()
+    return merge_intervals(uniq[:-1][keep], uniq[1:][keep], gap=gap)
+
+
 def guide_ranges(
     held: np.ndarray,
     active: np.ndarray | None = None,

@@ -32,6 +32,7 @@ from .grid import (
     PAGE,
     History,
     active_ranges,
+    heat_ranges,
     address_unit,
     auto_bin_bytes,
     coverage,
@@ -200,7 +201,7 @@ def region_heatmap(
     key = _pick_key(h, target)
     hk = h.for_key(key)
     held = coverage(hk)
-    segs = _segments(held, active_ranges(hk), collapse, ranges)
+    segs = _segments(held, heat_ranges(hk), collapse, ranges)
     total = int((segs[:, 1] - segs[:, 0]).sum())
     unit = address_unit(hk)
     bs, be = uniform_bins(segs, auto_bin_bytes(total, addr_bins, unit))
