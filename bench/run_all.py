@@ -1,0 +1,50 @@
+"""Run every tracedamon benchmark in turn (`make bench`); each prints its own figures.
+
+    .venv/bin/python bench/run_all.py            # the full sizes quoted in README
+    .venv/bin/python bench/run_all.py --quick    # small sizes, a smoke run of every bench
+
+Benchmarks are CPU-heavy: run them on an otherwise idle machine, one at a time.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+FULL = [
+    ["bench_ingest.py"],
+    ["bench_replay.py"],
+    ["bench_damon_ingest.py"],
+    ["bench_snapshot.py"],
+    ["bench_compare.py"],
+]
+QUICK = [
+    ["bench_ingest.py", "--samples", "500000", "--skip-pipeline"],
+    ["bench_replay.py", "--quick"],
+    ["bench_damon_ingest.py", "--repeat", "1", "--scale", "1"],
+    ["bench_snapshot.py", "--mib", "64", "--count", "2"],
+    ["bench_compare.py", "--repeat", "1"],
+]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes")
+    args = ap.parse_args()
+    failed = []
+    for cmd in QUICK if args.quick else FULL:
+        print(f"\n===== {' '.join(cmd)}", flush=True)
+        r = subprocess.run([sys.executable, str(HERE / cmd[0]), *cmd[1:]])
+        if r.returncode:
+            failed.append(cmd[0])
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
