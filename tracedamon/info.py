@@ -134,7 +134,7 @@ def render(s: dict) -> str:
                      f"{pm['pages']} pages")
     for k in ("record_counts", "skipped", "duplicates_dropped", "partial_snapshots_dropped",
               "intervals", "samples_out_of_order", "unknown_sample_ids", "unknown_record_types"):
-        if s.get(k):
+        if s.get(k) not in (None, {}, []):
             lines.append(f"  {k}: {s[k]}")
     return "\n".join(lines)
 
