@@ -3,7 +3,7 @@ exception (a traceback) or a hang."""
 from __future__ import annotations
 
 import gzip
-import json
+
 import zlib
 from pathlib import Path
 

@@ -160,7 +160,8 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="replace existing outputs"),
     ) -> None:
         from ..errors import ConfigError
-        from ..export.compare import _write_text_atomic, compare, metrics_json, score_truth
+        from ..atomic import write_text_atomic
+        from ..export.compare import compare, metrics_json, score_truth
 
         if cells is None and out is not None:
             cells = out.with_suffix("").with_name(out.with_suffix("").name + ".cells.parquet")
@@ -172,7 +173,7 @@ def register(app: typer.Typer) -> None:
             s = score_truth(a, truth)
             m = {"truth": {"a": s}}
             if out is not None:
-                _write_text_atomic(out, metrics_json(m) + "\n")
+                write_text_atomic(out, metrics_json(m) + "\n")
             if not quiet:
                 render_metrics(m)
             return

@@ -107,20 +107,11 @@ class RegionHistory:
 
     def to_damon_trace(self, path: str | os.PathLike) -> Path:
         """Write :meth:`damon_trace_lines` to a text file (atomically)."""
-        import tempfile
-        dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                for line in self.damon_trace_lines():
-                    f.write(line + "\n")
-            os.replace(tmp, dest)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return dest
+        from ..atomic import atomic_path
+        with atomic_path(path) as tmp, open(tmp, "w") as f:
+            for line in self.damon_trace_lines():
+                f.write(line + "\n")
+        return Path(path)
 
     @property
     def n_snapshots(self) -> int:
@@ -165,7 +156,7 @@ class RegionHistory:
             lines.append(f"warning: {w}")
         hot = self.hottest(n)
         if len(hot):
-            lines.append(f"hottest regions (by total nr_accesses over all snapshots):")
+            lines.append("hottest regions (by total nr_accesses over all snapshots):")
             for r in hot.itertuples():
                 lines.append(f"  target {r.target}  {int(r.start):#x}-{int(r.end):#x} "
                              f"({(int(r.end) - int(r.start)) // 1024} KiB)  "

@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..atomic import write_text_atomic
 from ..errors import ConfigError, InputError, TraceFormatError
 from .grid import (
     PAGE,
@@ -517,7 +518,7 @@ class CompareResult:
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = metrics_json(self.metrics)
         if path is not None:
-            _write_text_atomic(Path(path), text + "\n")
+            write_text_atomic(Path(path), text + "\n")
         return text
 
     def write_cells(self, path: str | os.PathLike) -> Path:
@@ -566,19 +567,6 @@ def _json_default(o):
     return str(o)
 
 
-def _write_text_atomic(dest: Path, text: str) -> None:
-    import tempfile
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def match_keys(a: History, b: History) -> list[tuple]:

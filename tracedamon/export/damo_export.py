@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zlib
-from pathlib import Path
+
 
 import numpy as np
 
+from ..atomic import write_bytes_atomic
 from ..errors import ConfigError
 from .grid import _find_key, load_history
 
@@ -170,17 +170,7 @@ def export_damo(
     )
     text = json.dumps(records, indent=4)
     data = zlib.compress(text.encode()) if fmt == "json_compressed" else text.encode()
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    dest = write_bytes_atomic(dest, data)
     summary["path"] = str(dest)
     summary["format"] = fmt
     return summary

@@ -31,7 +31,6 @@ from ..errors import ConfigError, InputError
 from .grid import (
     PAGE,
     History,
-    active_ranges,
     heat_ranges,
     address_unit,
     auto_bin_bytes,
@@ -386,23 +385,16 @@ def render_png(
 
 def _save_fig(fig, path: str | os.PathLike, dpi: int) -> Path:
     """Save a matplotlib figure as PNG atomically and close it."""
-    import tempfile
     import matplotlib.pyplot as plt
 
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".png", dir=dest.parent)
-    os.close(fd)
+    from ..atomic import atomic_path
+
     try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-    return dest
+    return Path(path)
 
 
 def damo_heatmap(

@@ -297,21 +297,12 @@ def write_truth_csv(truth: pd.DataFrame, path: str | os.PathLike) -> str:
 
     This is the file ``tracedamon compare --truth`` reads.
     """
-    import tempfile
+    from ..atomic import write_text_atomic
     t = _areas_frame(truth)
     dest = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("start,end,label\n")
-            for s, e, lab in zip(t["start"].tolist(), t["end"].tolist(), t["label"].tolist()):
-                f.write(f"{s:#x},{e:#x},{lab}\n")
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    lines = [f"{s:#x},{e:#x},{lab}\n"
+             for s, e, lab in zip(t["start"].tolist(), t["end"].tolist(), t["label"].tolist())]
+    write_text_atomic(dest, "start,end,label\n" + "".join(lines))
     return dest
 
 

@@ -596,13 +596,10 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
 
     # runs: per kdamond pid, split by long pauses or a restart of the region count
     g_firsts = firsts[good_seg]
-    g_lens = lens[good_seg]
     g_pid = pid[g_firsts]
     g_tg = tg[g_firsts]
     g_t = t[g_firsts]
     g_nr = seg_nr[good_seg]
-    g_lo = start[g_firsts]
-    g_hi = end[g_firsts + g_lens - 1]
     age = ev["age"]
     g_maxage = np.maximum.reduceat(age, firsts)[good_seg]
     run_of_seg = np.zeros(len(g_firsts), np.int64)

@@ -23,7 +23,6 @@ Blob layout (all integers in the blob's own byte order; ``u64``/``u32`` below):
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass, field
 from typing import Iterable
 

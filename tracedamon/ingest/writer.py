@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
+from ..atomic import atomic_path
 from ..errors import InputError
 from ..schema import METADATA_KEY, SCHEMA_VERSION, TABLES
 
@@ -67,21 +68,12 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict:
 def write_table_atomic(table: pa.Table, dest: str | os.PathLike, *,
                        metadata: dict | None = None) -> Path:
     """Write one Parquet file atomically (temporary file + rename)."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     schema = table.schema.with_metadata({**(table.schema.metadata or {}),
                                          **parquet_metadata(metadata)})
     table = table.replace_schema_metadata(schema.metadata)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dest) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dest
+    return Path(dest)
 
 
 class TraceDirWriter:
