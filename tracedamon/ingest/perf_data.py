@@ -488,7 +488,9 @@ class PerfData:
             ver, bs, nn = c.u64(), c.u64(), c.u64()
             nodes = []
             for _ in range(min(nn, 1 << 16)):
-                node, nbits = c.u64(), c.u64()
+                # per node: u64 node, u64 size (bits in the node's bitmap), then the
+                # bitmap as perf writes every bitmap: u64 nr_bits, ceil(nr_bits/64) words
+                node, _size, nbits = c.u64(), c.u64(), c.u64()
                 words = [c.u64() for _ in range((nbits + 63) // 64)]
                 blocks = [w * 64 + b for w, x in enumerate(words) for b in range(64) if x >> b & 1]
                 nodes.append({"node": node, "blocks": blocks})
