@@ -116,9 +116,11 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _DEC = re.compile(r"^\d+$")
 _PGSZ = re.compile(r"^(?:N/A|\d+[BKMG])$")
 _REG = re.compile(r"^(?:ABI:\d+|[A-Za-z][A-Za-z0-9_]*:0x[0-9a-f]+)$")
-_BR = re.compile(r"^0x[0-9a-f]+/0x[0-9a-f]+/")
+_BR = re.compile(r"^0x[0-9a-f]+(?:\([^)]*\))?/0x[0-9a-f]+(?:\([^)]*\))?/")   # from/to[(dso)]
 _DECODE_WIDTH = 82
-_DECODE = re.compile(r"\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*\|BLK(?: +(?:N/A|Data|Addr)\b)*")
+# perf's BLK part: "BLK " then " N/A" (no bit or the NA bit), else " Data" and/or " Addr"
+_DECODE = re.compile(r"\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*"
+                     r"\|BLK (?: N/A| Data(?: Addr)?| Addr)?")
 _CALLCHAIN = re.compile(r"^\s+([0-9a-f]+)(?:\s.*)?$")
 _WS = re.compile(r"\s*")
 _TOKEN = re.compile(r"\s*(\S+)")
@@ -227,7 +229,8 @@ def _decode_span(t: _Tail) -> None:
     end = m.end()
     if end < len(s) and not s[end].isspace():
         raise _Bad("unexpected text after the data_src text")
-    if cut <= len(s) and _BLK_CUT.fullmatch(s, end, cut):
+    if cut <= len(s) and _BLK_CUT.fullmatch(s, end, cut) and \
+            (cut == len(s) or s[cut].isspace()):
         end = cut                       # a BLK value cut inside a word ("BLK  Data Ad")
     t.i = end
 
@@ -357,10 +360,10 @@ def _bad_hex(tok: str):
 
 
 def _parse_known(t: _Tail, F: frozenset, r: dict) -> None:
-    # perf prints sym/dso after an address only where it resolved a map (the data
-    # address of a PEBS sample has none): with sym/dso requested they are optional
-    sym = None if "sym" in F else False
-    dso = None if "dso" in F else False
+    # the symbol and (dso) after an address are optional whatever -F says: perf
+    # prints them only where it resolved a map (the data address of a PEBS sample has
+    # none), and prints them unasked when it prints callchains
+    sym = dso = None
     if "addr" in F:
         r["addr"] = _hex(t, "addr")
         _symdso(t, sym, dso)
@@ -373,17 +376,29 @@ def _parse_known(t: _Tail, F: frozenset, r: dict) -> None:
         r["weight2"] = _dec(t, "ins_lat")
         if r["weight2"] > 0xFFFF:
             raise _Bad(f"ins_lat {r['weight2']} does not fit 16 bits")
-    if "ip" in F:
-        if t.done():
-            # perf printed the callchain below instead (not kept); the fields after
-            # the ip follow on the line after the callchain
-            rest = F & _AFTER_IP
-            if rest:
-                r["_tail"] = rest
-            return
+    if "ip" in F and not t.done():
         r["ip"] = _hex(t, "ip")
         _symdso(t, sym, dso)
+    elif "ip" not in F and _unasked_ip(t):
+        # perf 6.1 prints the ip with its symbol unasked in some cases (branch-stack
+        # samples; DWARF-unwound samples when an event has REGS_USER and STACK_USER)
+        r["ip"] = _hex(t, "ip")
+        _symdso(t, sym, dso)
+    if t.done():
+        # the line ends here: with a callchain perf prints it in place of the ip (also
+        # when ip was not asked for), then the remaining fields on a line of their own
+        rest = F & _AFTER_IP
+        if rest:
+            r["_tail"] = rest
+        return
     _parse_after_ip(t, F, r)
+
+
+def _unasked_ip(t: _Tail) -> bool:
+    """Is the text at the cursor an address followed by a symbol (``[unknown]``,
+    ``name+0x..``) or a ``(dso)``?"""
+    m = re.match(r"\s*[0-9a-f]+\s+(\S+)", t.s[t.i:])
+    return bool(m) and (m[1] == "[unknown]" or "+0x" in m[1] or m[1].startswith("("))
 
 
 _AFTER_IP = frozenset(("iregs", "uregs", "brstack", "phys_addr", "data_page_size",
@@ -836,7 +851,16 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
                 hm = _HEAD.match(line)
                 em = _EVENT.match(hm["rest"]) if hm else None
                 ev = em["event"] if em else None
-            r = parse_line(line, _fields_for(fields, ev))
+            F = _fields_for(fields, ev)
+            try:
+                r = parse_line(line, F)
+            except _Bad:
+                if F is None:
+                    raise
+                # perf sometimes prints more than -F asked (e.g. the ip and symbol of
+                # branch-stack samples): read such a line by its shape instead
+                r = parse_line(line, None)
+                stats["lines_read_by_shape"] = stats.get("lines_read_by_shape", 0) + 1
         except _Bad as e:
             if skip_bad:
                 stats["skipped"] += 1
@@ -889,6 +913,7 @@ def _ingest_lines(lines: Iterable[str], writer, *, source, fields=None, skip_bad
     writer.meta["skipped"] = writer.meta.get("skipped", 0) + stats["skipped"]
     writer.meta["perf_script_sideband_lines"] = stats["sideband_lines"]
     writer.meta["perf_script_callchain_lines"] = stats.get("callchain_lines", 0)
+    writer.meta["perf_script_lines_read_by_shape"] = stats.get("lines_read_by_shape", 0)
     writer.meta["events"] = [{"event_id": i, "name": nm}
                              for i, nm in enumerate(ev.column("name").to_pylist())]
     return stats
