@@ -261,5 +261,93 @@ def summary_cmd(
         )
 
 
+@report_app.command(
+    "truth",
+    help="Ground truth for scoring a paddr history: the physical frames of a workload's "
+    "labelled virtual areas, from pagemap snapshots. Areas come from a CSV/JSON of "
+    "label,start,end (virtual addresses) or from a workload log with "
+    "'layout area=NAME start=0x.. end=0x..' lines. Writes start,end,label CSV for "
+    "`tracedamon compare --truth`.\n\n"
+    "Example:  tracedamon report truth pagemap.td --areas workload.log -o truth.csv",
+)
+def truth_cmd(
+    pagemap: Path = typer.Argument(..., help="trace directory with a pagemap table"),
+    areas: Path = typer.Option(..., "--areas", help="virtual areas: CSV/JSON or workload log"),
+    out: Path = typer.Option(..., "-o", "--output", help="truth CSV to write"),
+    snapshot: Optional[int] = typer.Option(None, "--snapshot",
+                                           help="pagemap snapshot (default: the last)"),
+    pid: Optional[int] = typer.Option(None, "--pid", help="process of the areas"),
+) -> None:
+    from ..errors import InputError
+    from ..export.compare import load_truth
+    from ..export.truth import areas_from_workload_log, ground_truth, write_truth_csv
+    from ..trace import open_trace
+
+    tr = open_trace(pagemap)
+    if not tr.has("pagemap"):
+        raise InputError(f"{pagemap}: holds no pagemap table (tracedamon snapshot / ingest)")
+    try:
+        ar = load_truth(areas)
+    except Exception:
+        ar = areas_from_workload_log(areas)
+    truth = ground_truth(tr.df("pagemap"), ar[["label", "start", "end"]],
+                         snapshot=snapshot, pid=pid)
+    if truth.empty:
+        raise InputError(f"{areas}: no present page of these areas in {pagemap}")
+    write_truth_csv(truth, out)
+    per = truth.assign(bytes=truth["end"] - truth["start"]).groupby("label")["bytes"].sum()
+    for label, b in per.items():
+        typer.echo(f"{label:<10} {int(b) // 4096:>10} pages  "
+                   f"{int((truth['label'] == label).sum()):>6} physical ranges")
+    typer.echo(f"wrote {out}")
+
+
+@report_app.command(
+    "attribute",
+    help="Which processes own the memory of a paddr region history: per region and "
+    "snapshot, the bytes each pid maps (from pagemap snapshots nearest in time), and per "
+    "pid the bytes in accessed regions.\n\n"
+    "Example:  tracedamon report attribute damon.td --pagemap pagemap.td -o owners.parquet",
+)
+def attribute_cmd(
+    src: Path = typer.Argument(..., help="paddr region history: trace directory or .parquet"),
+    pagemap: Path = typer.Option(..., "--pagemap", help="trace directory with a pagemap table"),
+    out: Optional[Path] = typer.Option(None, "-o", "--output", help="write the table (Parquet)"),
+    offset: int = typer.Option(0, "--offset", help="ns added to region times to reach the "
+                               "pagemap clock"),
+) -> None:
+    import pyarrow as pa
+
+    from ..errors import InputError
+    from ..export.grid import load_history
+    from ..export.truth import attribute_regions
+    from ..ingest.writer import write_table_atomic
+    from ..trace import open_trace
+
+    pm = open_trace(pagemap)
+    if not pm.has("pagemap"):
+        raise InputError(f"{pagemap}: holds no pagemap table (tracedamon snapshot / ingest)")
+    h = load_history(src)
+    att = attribute_regions(h.df, pm.df("pagemap"), time_offset_ns=offset)
+    if out is not None:
+        write_table_atomic(pa.Table.from_pandas(att, preserve_index=False), out,
+                           metadata={"attribution": {"regions": str(src),
+                                                     "pagemap": str(pagemap),
+                                                     "offset_ns": offset}})
+    if att.empty:
+        typer.echo("no region overlaps a frame of a captured process")
+    else:
+        nr = h.df[["snapshot", "start", "nr_accesses"]]
+        m = att.merge(nr, on=["snapshot", "start"], how="left")
+        nsnap = max(1, h.df["snapshot"].nunique())
+        typer.echo(f"{'pid':>8} {'mean bytes':>14} {'accessed':>14}  (per snapshot)")
+        for pid, g in m.groupby("pid"):
+            tot = g["bytes"].sum() / nsnap
+            acc = g.loc[g["nr_accesses"] > 0, "bytes"].sum() / nsnap
+            typer.echo(f"{int(pid):>8} {tot / 2**20:>11.1f} MiB {acc / 2**20:>11.1f} MiB")
+    if out is not None:
+        typer.echo(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(report_app, name="report")
