@@ -28,6 +28,11 @@ def register(app: typer.Typer) -> None:
         skip_bad: bool = typer.Option(False, "--skip-bad",
                                       help="text inputs: skip malformed lines and count them"),
         force: bool = typer.Option(False, "--force", help="replace an existing output"),
+        script_fields: Optional[str] = typer.Option(
+            None, "--script-fields",
+            help="perf script text: the -F field list it was made with, e.g. "
+                 "comm,pid,tid,time,event,addr,data_src,weight,ip (default: inferred "
+                 "from each line)"),
     ) -> None:
         from ..ingest import ingest
         opts = {}
@@ -35,6 +40,8 @@ def register(app: typer.Typer) -> None:
             opts["via_perf"] = True
         if skip_bad:
             opts["skip_bad"] = True
+        if script_fields:
+            opts["fields"] = script_fields
         dest = ingest(inputs, out, format=format, force=force,
                       progress=sys.stdout.isatty(), **opts)
         from ..info import describe

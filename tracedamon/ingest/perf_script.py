@@ -120,7 +120,7 @@ _BR = re.compile(r"^0x[0-9a-f]+(?:\([^)]*\))?/0x[0-9a-f]+(?:\([^)]*\))?/")   # f
 _DECODE_WIDTH = 82
 # perf's BLK part: "BLK " then " N/A" (no bit or the NA bit), else " Data" and/or " Addr"
 _DECODE = re.compile(r"\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*"
-                     r"\|BLK (?: N/A| Data(?: Addr)?| Addr)?")
+                     r"\|BLK (?: N/A| Data(?: Addr)?| Addr)")
 _CALLCHAIN = re.compile(r"^\s+([0-9a-f]+)(?:\s.*)?$")
 _WS = re.compile(r"\s*")
 _TOKEN = re.compile(r"\s*(\S+)")
@@ -418,6 +418,8 @@ def _parse_after_ip(t: _Tail, F: frozenset | None, r: dict) -> None:
             tok = t.peek()
             if tok is not None and _PGSZ.match(tok):
                 r[name] = _pgsz(t, name)
+        if "data_page_size" in r and "code_page_size" not in r:
+            r["_guess"] = True         # one page size: taken as the data page size
         return
     if "iregs" in F or "uregs" in F:
         _skip_regs(t)
@@ -465,6 +467,8 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
         raise _Bad(f"unexpected {tok!r}")
     if pages:
         r["data_page_size"] = pages[0]
+        if len(pages) == 1:
+            r["_guess"] = True         # one page size: taken as the data page size
         if len(pages) > 1:
             r["code_page_size"] = pages[1]
         if len(pages) > 2:
@@ -500,12 +504,26 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
         # no data_src: [addr] ip [phys_addr]
         if syms:
             if len(syms) >= 2:
-                r["addr"] = int(after[syms[0]][1], 16)
+                if syms[0] != 0:
+                    raise _Bad("cannot tell the numbers apart; give the -F field list")
+                r["addr"] = int(after[0][1], 16)
                 ip_at = syms[1]
+                mid = after[1:ip_at]         # weight [ins_lat] between addr and ip
+                if len(mid) > 2 or not all(k == "n" and _DEC.match(v) for k, v in mid):
+                    raise _Bad("cannot tell the numbers apart; give the -F field list")
+                if mid:
+                    r["weight"] = int(mid[0][1])
+                    if len(mid) == 2:
+                        r["weight2"] = int(mid[1][1])
+                    else:
+                        r["_guess"] = True   # one number: weight (or ins_lat alone)
             else:
                 ip_at = syms[0]
+                if ip_at == 0:
+                    r["_guess"] = True     # one address: the ip (perf's default) or addr
                 if ip_at == 1:
                     r["addr"] = int(after[0][1], 16)
+                    r["_guess"] = True     # a bare number before the ip: addr or weight
                 elif ip_at > 1:
                     raise _Bad("cannot tell the numbers apart; give the -F field list")
         else:
@@ -514,6 +532,7 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
                 raise _Bad("cannot tell the numbers apart; give the -F field list")
             if ip_at == 1:
                 r["addr"] = int(after[0][1], 16)
+            r["_guess"] = True         # no symbol marks the ip: perf's default shape
         rest = after[ip_at + 1:]
         r["ip"] = int(after[ip_at][1], 16)
         if len(rest) > 1:
@@ -524,6 +543,7 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
     if syms:
         ip_at = syms[0]
     else:
+        r["_guess"] = True             # no symbol marks the ip among the numbers
         n = len(after)
         dec = [bool(_DEC.match(v)) for _, v in after]
         if n == 1:
@@ -539,6 +559,8 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
     pre = after[:ip_at]
     if len(pre) > 2 or not all(_DEC.match(v) for _, v in pre):
         raise _Bad("cannot tell the numbers apart; give the -F field list")
+    if len(pre) == 1:
+        r["_guess"] = True             # one number: weight (or ins_lat alone)
     if pre:
         r["weight"] = int(pre[0][1])
     if len(pre) == 2:
@@ -646,7 +668,10 @@ def _norm_fields(fields):
 _FAST_ORDER = ("addr", "data_src", "weight", "ins_lat", "ip", "phys_addr", "data_page_size",
                "code_page_size")
 _FAST_PIECE = {"addr": r"\s+(?P<addr>[0-9a-f]+)",
-               "data_src": r"\s+(?P<data_src>[0-9a-f]+) (?P<dec>\|OP .*?)",
+               # the whole data_src text, or its first 82 characters where perf cut it
+               "data_src": r"\s+(?P<data_src>[0-9a-f]+) (?P<dec>\|OP [^|]*\|LVL [^|]*\|SNP "
+                           r"[^|]*\|TLB [^|]*\|LCK [^|]*\|BLK (?: N/A| Data(?: Addr)?| Addr)"
+                           r"|\|OP .{78})",
                "weight": r"\s+(?P<weight>\d+)", "ins_lat": r"\s+(?P<weight2>\d+)",
                "ip": r"\s+(?P<ip>[0-9a-f]+)", "phys_addr": r"\s+(?P<phys_addr>[0-9a-f]+)",
                "data_page_size": r"\s+(?P<data_page_size>N/A|\d+[BKMG])",
@@ -723,20 +748,22 @@ _KEY_FIELD = {"comm": "comm", "cpu": "cpu", "cpumode": "misc", "time_ns": "time"
               "data_page_size": "data_page_size", "code_page_size": "code_page_size"}
 
 
-def _learn(line: str, r: dict, learned: dict, learned_rx: list) -> None:
+def _learn(line: str, r: dict, learned: dict, learned_rx: list, guessed: set) -> None:
     """Remember the field set an inferred line of an event had, if the one-regex parser
     reads that line to the same values (no symbols, dsos or registers on it)."""
-    r = {k: v for k, v in r.items() if not k.startswith("_")}
-    F = {_KEY_FIELD[k] for k in r if k in _KEY_FIELD}
+    vals = {k: v for k, v in r.items() if not k.startswith("_")}
+    F = {_KEY_FIELD[k] for k in vals if k in _KEY_FIELD}
     F |= {"pid", "tid"} if "pid" in r and "tid" in r else {"pid"} if "pid" in r else {"tid"}
     F = frozenset(F)
     rx = _fast_regex(F)
     if rx is None:
         return
     m = rx.match(line)
-    if m is None or _fast_row(m) != r:
+    if m is None or _fast_row(m) != vals:
         return
     learned[r["event"]] = F
+    if r.get("_guess"):
+        guessed.add(r["event"])
     if all(F != f for f, _ in learned_rx):
         learned_rx.append((F, rx))
 
@@ -758,6 +785,7 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
                 fast_sets.append((F, rx))
     learned: dict[str, frozenset] = {}       # event → field set inferred from its lines
     learned_rx: list = []
+    guessed: set[str] = set()                # events learned from guessed lines
     to_learn = None
     stats = stats if stats is not None else {}
     stats.setdefault("skipped", 0)
@@ -800,7 +828,7 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
         if last is not None:
             last.pop("_auto_tail", None)
         if to_learn is not None:
-            _learn(to_learn[0], to_learn[1], learned, learned_rx)
+            _learn(to_learn[0], to_learn[1], learned, learned_rx, guessed)
             to_learn = None
         if last is not None and "ip" not in last and line[:1] == " " \
                 and not _HEAD.match(line):
@@ -837,12 +865,14 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
                 m = rx.match(line)
                 if m and learned.get(m["event"]) == F:
                     r = _fast_row(m)
+                    if r is not None and m["event"] in guessed:
+                        r["_guess"] = True
                     break
         if r is not None:
             rows.append(r)
             last = r
             if len(rows) > BATCH_ROWS:
-                yield _clean(rows[:-1])
+                yield _clean(rows[:-1], stats)
                 rows = rows[-1:]        # its callchain lines may follow
             continue
         try:
@@ -873,17 +903,20 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
         rows.append(r)
         last = r
         if len(rows) > BATCH_ROWS:
-            yield _clean(rows[:-1])
+            yield _clean(rows[:-1], stats)
             rows = rows[-1:]            # its callchain lines may follow
     if rows:
-        yield _clean(rows)
+        yield _clean(rows, stats)
 
 
-def _clean(rows: list[dict]) -> list[dict]:
-    """Drop the parser's private keys (pending re-reads) from finished rows."""
+def _clean(rows: list[dict], stats: dict) -> list[dict]:
+    """Drop the parser's private keys (pending re-reads) from finished rows; count the
+    rows whose fields were guessed among several readings."""
     for r in rows:
         r.pop("_tail", None)
         r.pop("_auto_tail", None)
+        if r.pop("_guess", False):
+            stats["guessed_lines"] = stats.get("guessed_lines", 0) + 1
     return rows
 
 
@@ -914,6 +947,9 @@ def _ingest_lines(lines: Iterable[str], writer, *, source, fields=None, skip_bad
     writer.meta["perf_script_sideband_lines"] = stats["sideband_lines"]
     writer.meta["perf_script_callchain_lines"] = stats.get("callchain_lines", 0)
     writer.meta["perf_script_lines_read_by_shape"] = stats.get("lines_read_by_shape", 0)
+    # lines whose numbers admit several readings (no symbol or data_src text to tell
+    # ip, addresses and weights apart): read in perf's usual shape, see the module doc
+    writer.meta["perf_script_guessed_lines"] = stats.get("guessed_lines", 0)
     writer.meta["events"] = [{"event_id": i, "name": nm}
                              for i, nm in enumerate(ev.column("name").to_pylist())]
     return stats
