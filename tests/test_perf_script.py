@@ -370,3 +370,26 @@ def test_progress_bar_reads_the_same_rows(tmp_path):
     a = ingest(src, tmp_path / "a.td", format="perf-script")
     b = ingest(src, tmp_path / "b.td", format="perf-script", progress=True)
     assert open_trace(a).table("samples").equals(open_trace(b).table("samples"))
+
+
+def test_cli_script_fields_option(tmp_path):
+    """`tracedamon ingest --script-fields` gives the -F list of an ambiguous text: here
+    "29 7 400123" could be weight/ins_lat/ip or weight/ip/phys_addr."""
+    from typer.testing import CliRunner
+
+    from tracedamon.cli import app
+    line = ("  w 5/5 1.000000000: ev:  7fff0000        68100142 |OP LOAD|LVL L1 hit|SNP None"
+            "|TLB L1 or L2 hit|LCK No|BLK  N/A   29   7   400123\n")
+    p = tmp_path / "amb.script.txt"
+    p.write_text(line)
+    res = CliRunner().invoke(app, ["ingest", str(p), "-o", str(tmp_path / "a.td")])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "a.td" / "meta.json").read_text())
+    assert meta["perf_script_guessed_lines"] == 1
+    assert open_trace(tmp_path / "a.td").table("samples").to_pylist()[0]["phys_addr"] == 0x400123
+    res = CliRunner().invoke(app, ["ingest", str(p), "-o", str(tmp_path / "b.td"),
+                                   "--script-fields",
+                                   "comm,pid,tid,time,event,addr,data_src,weight,ins_lat,ip"])
+    assert res.exit_code == 0, res.output
+    r = open_trace(tmp_path / "b.td").table("samples").to_pylist()[0]
+    assert (r["weight"], r["weight2"], r["ip"], r["phys_addr"]) == (29, 7, 0x400123, None)
