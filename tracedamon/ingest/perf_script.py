@@ -35,7 +35,10 @@ and symbol texts mark addresses, page sizes are names (``4K``, ``2M``, ``N/A``),
 and the remaining numbers are assigned in perf's order (addr before data_src;
 weight, ins_lat, ip, phys_addr after it). The default ``perf script`` output
 (comm, tid, time, period, event, ip, sym, dso) and the corpus files are read this
-way; a text whose numbers are ambiguous needs ``fields=``. Once a line of an event
+way. Where a line's numbers admit several readings (no symbol or data_src text to
+tell the ip, addresses and weights apart; one page size) the usual perf shape is
+taken and the line is counted in ``meta["perf_script_guessed_lines"]``; give
+``fields=`` (``tracedamon ingest --script-fields``) for such texts. Once a line of an event
 has been read this way, the event's further lines are read with one regular
 expression for that field set (the line-by-line inference is the fallback).
 
