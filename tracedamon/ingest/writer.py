@@ -103,7 +103,8 @@ class TraceDirWriter:
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._rows: dict[str, int] = {}
         self._tmp: Path | None = None
-        #: extra pq.ParquetWriter options per table (set before the table's first write)
+        #: extra pq.ParquetWriter options per table (set before the table's first write;
+        #: may override the default compression="zstd", e.g. per column)
         self.table_options: dict[str, dict] = {}
 
     @property
@@ -134,8 +135,8 @@ class TraceDirWriter:
     def _writer(self, name: str) -> pq.ParquetWriter:
         w = self._writers.get(name)
         if w is None:
-            w = pq.ParquetWriter(self.tmpdir / f"{name}.parquet", TABLES[name],
-                                 compression="zstd", **self.table_options.get(name, {}))
+            opts = {"compression": "zstd", **self.table_options.get(name, {})}
+            w = pq.ParquetWriter(self.tmpdir / f"{name}.parquet", TABLES[name], **opts)
             self._writers[name] = w
             self._rows[name] = 0
         return w
