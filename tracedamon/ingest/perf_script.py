@@ -546,8 +546,9 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
     if syms:
         ip_at = syms[0]
     else:
-        r["_guess"] = True             # no symbol marks the ip among the numbers
         n = len(after)
+        if n != 4:
+            r["_guess"] = True         # no symbol marks the ip among the numbers
         dec = [bool(_DEC.match(v)) for _, v in after]
         if n == 1:
             ip_at = 0
@@ -556,7 +557,7 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
         elif n == 3:
             ip_at = 1          # weight ip phys_addr (ins_lat is printed only on request)
         elif n == 4:
-            ip_at = 2
+            ip_at = 2          # weight ins_lat ip phys_addr: the one reading
         else:
             raise _Bad("cannot tell the numbers apart; give the -F field list")
     pre = after[:ip_at]
