@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import CORPUS, need_corpus, requires_perf  # noqa: E402
+from conftest import need_corpus, requires_perf  # noqa: E402
 from perfdata_writer import S, Event, Sample, write_perf_data  # noqa: E402
 from test_writer_vs_perf import (expected_native_rows, scenario,  # noqa: E402
                                  write_case)

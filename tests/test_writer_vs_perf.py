@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -374,15 +374,6 @@ def match_line(line: str, want: list[str]) -> str | None:
     dec = m.group("dec")
     assert len(dec) <= DECODE_WIDTH
     return dec
-
-
-def decode_parts(text: str) -> dict[str, str]:
-    """'|OP LOAD|LVL L1 hit|...|BLK  N/A' → {'OP': 'LOAD', 'LVL': 'L1 hit', ..., 'BLK': 'N/A'}."""
-    out = {}
-    for part in text.split("|")[1:]:
-        key, _, val = part.partition(" ")
-        out[key] = val.strip()
-    return out
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:
