@@ -392,3 +392,23 @@ def test_cli_script_fields_option(tmp_path):
     assert res.exit_code == 0, res.output
     r = open_trace(tmp_path / "b.td").table("samples").to_pylist()[0]
     assert (r["weight"], r["weight2"], r["ip"], r["phys_addr"]) == (29, 7, 0x400123, None)
+
+
+@pytest.mark.parametrize("name", ["01_pf_c1_addr", "12_pipe", "16_threads", "24_damon_tracepoint"])
+def test_corpus_script_sideband_equals_native(name, tmp_path):
+    """mmaps and tasks from the PERF_RECORD_* lines of the corpus text (perf script
+    --show-mmap-events --show-task-events) equal the native reader's on the same
+    recording, wherever the text shows the value."""
+    pytest.importorskip("tracedamon.ingest.perf_data")
+    src = need_corpus("perf", f"{name}.script.txt")
+    a = open_trace(ingest(src, tmp_path / "t.td", format="perf-script"))
+    b = open_trace(ingest(PERF_DIR / f"{name}.data", tmp_path / "n.td", format="perf-data"))
+    for table in ("mmaps", "tasks"):
+        x, y = a.table(table).to_pylist(), b.table(table).to_pylist()
+        assert len(x) == len(y) > 0
+        for i, (xr, yr) in enumerate(zip(x, y)):
+            for k, v in xr.items():
+                if k == "flags" and v is not None:
+                    assert v == (1 if yr[k] & 1 else 2)
+                elif v is not None:
+                    assert v == yr[k], f"{table} row {i}: {k}: text {v!r}, native {yr[k]!r}"

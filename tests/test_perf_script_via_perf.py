@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import need_corpus, requires_perf  # noqa: E402
 from perfdata_writer import S, Event, Sample, write_perf_data  # noqa: E402
-from test_writer_vs_perf import (expected_native_rows, scenario,  # noqa: E402
-                                 write_case)
+from test_writer_vs_perf import (expected_native_rows, expected_sideband,  # noqa: E402
+                                 scenario, write_case)
 
 from tracedamon.errors import TraceFormatError  # noqa: E402
 from tracedamon.ingest import ingest  # noqa: E402
@@ -40,6 +40,22 @@ def via_perf(path, tmp: Path) -> tuple[list[dict], list[dict], dict]:
     tr = open_trace(out)
     meta = json.loads((out / "meta.json").read_text())
     return tr.table("samples").to_pylist(), tr.table("events").to_pylist(), meta
+
+
+def check_sideband_vs_native(tmp: Path) -> None:
+    """mmaps and tasks from perf's PERF_RECORD_* lines equal the native reader's
+    wherever the text shows the value (flags: only shared/private)."""
+    a, b = open_trace(tmp / "vp.td"), open_trace(tmp / "nat.td")
+    for name in ("mmaps", "tasks"):
+        x = a.table(name).to_pylist() if a.has(name) else []
+        y = b.table(name).to_pylist() if b.has(name) else []
+        assert len(x) == len(y), name
+        for i, (xr, yr) in enumerate(zip(x, y)):
+            for k, v in xr.items():
+                if k == "flags" and v is not None:
+                    assert v == (1 if yr[k] & 1 else 2), f"{name} row {i}: flags"
+                elif v is not None:
+                    assert v == yr[k], f"{name} row {i}: {k}: via perf {v!r}, native {yr[k]!r}"
 
 
 def native(path, tmp: Path) -> tuple[list[dict], list[dict]]:
@@ -75,6 +91,17 @@ def test_via_perf_equals_written_truth_and_native(tmp_path_factory, case):
     for i, (r, n) in enumerate(zip(rows, nat)):
         for col in TEXT_COLS:
             assert r[col] == n[col], f"sample {i}: {col}: via perf {r[col]!r}, native {n[col]!r}"
+    check_sideband_vs_native(tmp)
+    # and against the written side-band records
+    side = expected_sideband(case)
+    tr = open_trace(tmp / "vp.td")
+    for name in ("mmaps", "tasks"):
+        got = tr.table(name).to_pylist() if tr.has(name) else []
+        assert len(got) == len(side[name])
+        for g, w in zip(got, side[name]):
+            for k, v in w.items():
+                if g.get(k) is not None and k != "flags":
+                    assert g[k] == v, f"{name}: {k}: via perf {g[k]!r}, wrote {v!r}"
 
 
 PERF_FILES = ["perf/01_pf_c1_addr.data", "perf/02_minflt_phys_pgsz.data",
@@ -89,6 +116,7 @@ def test_via_perf_equals_native_on_real_files(rel, tmp_path):
     src = need_corpus(*rel.split("/"))
     rows, events, meta = via_perf(src, tmp_path)
     nat, nat_events = native(src, tmp_path)
+    check_sideband_vs_native(tmp_path)
     assert [e["name"] for e in events] == [e["name"] for e in nat_events]
     assert len(rows) == len(nat) > 0
     key = lambda r: (r["time_ns"], r["event_id"], r["tid"])  # noqa: E731

@@ -60,7 +60,9 @@ Callchains printed on the lines under a sample (perf script without ``-G``) are
 skipped and counted (``meta["perf_script_callchain_lines"]``): perf prints user-space
 entries relative to their mapping, not as addresses, and prints them *instead of*
 the ``ip`` field, so such samples have a null ``ip`` (use ``-G``, as
-:func:`ingest_via_perf` does). Side-band lines (``PERF_RECORD_*``), comments and the
+:func:`ingest_via_perf` does). Side-band lines (``--show-mmap-events``,
+``--show-task-events``: PERF_RECORD_MMAP/MMAP2/COMM/FORK/EXIT) fill the ``mmaps`` and
+``tasks`` tables with what they show; other ``PERF_RECORD_*`` lines, comments and the
 ``# stderr`` tail are skipped. The data_src text perf prints is cut at 82
 characters, so the decoded ``mem_*`` columns are computed from the raw value (the
 same decoder as the native reader). Text carries no file offsets, stream ids,
@@ -90,7 +92,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import InputError, TraceFormatError
-from ..schema import EVENTS, SAMPLES
+from ..schema import EVENTS, SAMPLES, TABLES
 
 BATCH_ROWS = 1 << 16
 
@@ -108,11 +110,17 @@ _FIELD_BITS = {"cpu": "CPU", "time": "TIME", "period": None, "addr": "ADDR",
                "data_page_size": "DATA_PAGE_SIZE", "code_page_size": "CODE_PAGE_SIZE",
                "pid": "TID", "tid": "TID"}
 
+# perf's misc field: cpumode letters (K, U, KUH hypervisor, UG, KUHGg), then flags
+# such as M (MMAP_DATA) on side-band lines
 _MISC = {"": 0, "K": 1, "U": 2, "KUH": 3, "UG": 6, "KUHGg": 7}
+
+
+def _cpumode(misc: str) -> int:
+    return _MISC.get("".join(c for c in misc if c in "KUHGg"), 0)
 
 _HEAD = re.compile(
     r"^\s*(?:(?P<comm>.*?)\s+)??(?P<pid>-?\d+)(?:/(?P<tid>-?\d+))?"
-    r"(?:\s+\[(?P<cpu>-?\d+)\])?(?:\s+(?P<misc>[KUHGg]{1,5}))?"
+    r"(?:\s+\[(?P<cpu>-?\d+)\])?(?:\s+(?P<misc>[A-Za-z]{1,8}))?"
     r"\s+(?P<sec>\d+)\.(?P<frac>\d{1,9}):(?:\s+|$)(?P<rest>.*)$")
 _EVENT = re.compile(r"^(?:(?P<period>\d+)\s+)?(?P<event>\S+?):(?:\s+|$)")
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -255,7 +263,7 @@ def parse_line(line: str, fields: frozenset | None) -> dict:
     if m["cpu"] is not None:
         r["cpu"] = int(m["cpu"])
     if m["misc"] is not None:
-        r["cpumode"] = _MISC.get(m["misc"], 0)
+        r["cpumode"] = _cpumode(m["misc"])
     frac = m["frac"]
     r["time_ns"] = int(m["sec"]) * 1_000_000_000 + int(frac.ljust(9, "0"))
     rest = m["rest"]
@@ -704,7 +712,7 @@ def _fast_regex(F: frozenset):
         if "cpu" in F:
             p += r"\s+\[(?P<cpu>-?\d+)\]"
         if "misc" in F:
-            p += r"(?:\s+(?P<misc>[KUHGg]{1,5}))?"
+            p += r"(?:\s+(?P<misc>[A-Za-z]{1,8}))?"
         p += r"\s+(?P<sec>\d+)\.(?P<frac>\d{1,9}):"
         if "period" in F:
             p += r"\s+(?P<period>\d+)"
@@ -734,7 +742,7 @@ def _fast_row(m) -> dict | None:
         elif k in ("data_page_size", "code_page_size"):
             r[k] = page_size_bytes(v)
         elif k == "misc":
-            r["cpumode"] = _MISC.get(v, 0)
+            r["cpumode"] = _cpumode(v)
         elif k in ("comm", "event"):
             r[k] = v
         else:
@@ -811,6 +819,9 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
         if "PERF_RECORD_" in line:
             stats["sideband_lines"] += 1
             last = None
+            sb = stats.get("sideband")
+            if sb is not None:
+                _sideband_line(line, sb)
             continue
         if last is not None and line[:1] == "\t" and _CALLCHAIN.match(line):
             # a callchain entry: perf prints user-space entries relative to their
@@ -932,10 +943,54 @@ def _write_rows(writer, batcher: _Batcher, rows: list[dict]) -> None:
     writer.write("samples", batcher.table(rows))
 
 
+_SB_MMAP2 = re.compile(
+    r"PERF_RECORD_MMAP2 (-?\d+)/(-?\d+): \[(0x[0-9a-f]+|0)\((0x[0-9a-f]+|0)\) @ (0x[0-9a-f]+|0) "
+    r"(?:([0-9a-f]+):([0-9a-f]+) (\d+) (\d+)|<([0-9a-f]*)>)\]: ([r-])([w-])([x-])([sp]) (.*)$")
+_SB_MMAP = re.compile(r"PERF_RECORD_MMAP (-?\d+)/(-?\d+): \[(0x[0-9a-f]+|0)\((0x[0-9a-f]+|0)\) @ "
+                      r"(0x[0-9a-f]+|0)\]: ([rx]) (.*)$")
+_SB_COMM = re.compile(r"PERF_RECORD_COMM( exec)?: (.*):(-?\d+)/(-?\d+)$")
+_SB_TASK = re.compile(r"PERF_RECORD_(FORK|EXIT)\((-?\d+):(-?\d+)\):\((-?\d+):(-?\d+)\)$")
+
+
+def _sideband_line(line: str, sb: dict) -> None:
+    """PERF_RECORD_MMAP/MMAP2/COMM/FORK/EXIT lines (--show-mmap-events,
+    --show-task-events) → ``mmaps`` / ``tasks`` rows. What the text does not show is
+    null (MMAP2's ``data`` and ``cpumode`` without perf's misc field); of the mapping
+    flags only shared (1, MAP_SHARED) or private (2, MAP_PRIVATE) is known."""
+    hm = _HEAD.match(line)
+    if not hm:
+        return
+    t = int(hm["sec"]) * 1_000_000_000 + int(hm["frac"].ljust(9, "0"))
+    rest = hm["rest"].rstrip()
+    if m := _SB_MMAP2.match(rest):
+        bid = m[10]
+        sb["mmaps"].append(dict(
+            time_ns=t, pid=int(m[1]), tid=int(m[2]), start=int(m[3], 16), length=int(m[4], 16),
+            pgoff=int(m[5], 16), prot=(m[11] == "r") | (m[12] == "w") << 1 | (m[13] == "x") << 2,
+            flags=1 if m[14] == "s" else 2, filename=m[15], build_id=bid,
+            maj=None if bid is not None else int(m[6], 16),
+            min=None if bid is not None else int(m[7], 16),
+            ino=None if bid is not None else int(m[8]),
+            ino_generation=None if bid is not None else int(m[9]), record_type=10,
+            data=None if hm["misc"] is None else "M" in hm["misc"],
+            cpumode=None if hm["misc"] is None else _cpumode(hm["misc"])))
+    elif m := _SB_MMAP.match(rest):
+        sb["mmaps"].append(dict(
+            time_ns=t, pid=int(m[1]), tid=int(m[2]), start=int(m[3], 16), length=int(m[4], 16),
+            pgoff=int(m[5], 16), filename=m[7], data=m[6] == "r", record_type=1,
+            cpumode=None if hm["misc"] is None else _cpumode(hm["misc"])))
+    elif m := _SB_COMM.match(rest):
+        sb["tasks"].append(dict(time_ns=t, kind="COMM", pid=int(m[3]), tid=int(m[4]),
+                                comm=m[2], exec=m[1] is not None))
+    elif m := _SB_TASK.match(rest):
+        sb["tasks"].append(dict(time_ns=t, kind=m[1], pid=int(m[2]), tid=int(m[3]),
+                                ppid=int(m[4]), ptid=int(m[5])))
+
+
 def _ingest_lines(lines: Iterable[str], writer, *, source, fields=None, skip_bad=False,
                   known_events: list[dict] | None = None) -> dict:
     batcher = _Batcher(e["name"] for e in known_events or ())
-    stats: dict = {}
+    stats: dict = {"sideband": {"mmaps": [], "tasks": []}}
     n = 0
     for rows in parse_lines(lines, source=source, fields=fields, skip_bad=skip_bad,
                             stats=stats):
@@ -947,6 +1002,10 @@ def _ingest_lines(lines: Iterable[str], writer, *, source, fields=None, skip_bad
     if known_events:
         ev = _with_evlist(ev, known_events)
     writer.write("events", ev)
+    for name, rows in stats.pop("sideband").items():
+        if rows:
+            rows.sort(key=lambda r: r["time_ns"])          # stable: file order on ties
+            writer.write(name, pa.Table.from_pylist(rows, schema=TABLES[name]))
     writer.meta["skipped"] = writer.meta.get("skipped", 0) + stats["skipped"]
     writer.meta["perf_script_sideband_lines"] = stats["sideband_lines"]
     writer.meta["perf_script_callchain_lines"] = stats.get("callchain_lines", 0)
@@ -1079,7 +1138,8 @@ def script_command(path, events: list[dict], perf: str,
     by_kind: dict[str, list[dict]] = {}
     for ev in events:
         by_kind.setdefault(_KIND.get(ev["type"], "*"), []).append(ev)
-    args = [perf, "script", "-i", os.fspath(path), "--ns", "-G"]
+    args = [perf, "script", "-i", os.fspath(path), "--ns", "-G", "--show-task-events",
+            "--show-mmap-events"]
     per_event: dict[str, frozenset] = {}
     if "*" in by_kind:
         kinds = {"*": events}            # a dynamic PMU: one list for every event
