@@ -108,6 +108,7 @@ PERF_FILES = ["perf/01_pf_c1_addr.data", "perf/02_minflt_phys_pgsz.data",
               "perf/04_thp_minflt_pgsz.data", "perf/05_two_events_id.data",
               "perf/08_callchain_fp.data", "perf/11_zstd.data", "perf/12_pipe.data",
               "perf/16_threads.data", "perf/18_tracepoint_mmap.data",
+              "perf/24_damon_tracepoint.data",
               "ubench-perf-mem/perf-mem-4986.data", "ubench-perf-mem/perf-mem-39891.data"]
 
 
