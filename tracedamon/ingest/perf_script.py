@@ -130,8 +130,9 @@ _REG = re.compile(r"^(?:ABI:\d+|[A-Za-z][A-Za-z0-9_]*:0x[0-9a-f]+)$")
 _BR = re.compile(r"^0x[0-9a-f]+(?:\([^)]*\))?/0x[0-9a-f]+(?:\([^)]*\))?/")   # from/to[(dso)]
 _DECODE_WIDTH = 82
 # perf's BLK part: "BLK " then " N/A" (no bit or the NA bit), else " Data" and/or " Addr"
-_DECODE = re.compile(r"\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*"
-                     r"\|BLK (?: N/A| Data(?: Addr)?| Addr)")
+_DECODE_TEXT = (r"\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*"
+                r"\|BLK (?: N/A| Data(?: Addr)?| Addr)")
+_DECODE = re.compile(_DECODE_TEXT)
 _CALLCHAIN = re.compile(r"^\s+([0-9a-f]+)(?:\s.*)?$")
 _WS = re.compile(r"\s*")
 _TOKEN = re.compile(r"\s*(\S+)")
@@ -681,9 +682,8 @@ _FAST_ORDER = ("addr", "data_src", "weight", "ins_lat", "ip", "phys_addr", "data
                "code_page_size")
 _FAST_PIECE = {"addr": r"\s+(?P<addr>[0-9a-f]+)",
                # the whole data_src text, or its first 82 characters where perf cut it
-               "data_src": r"\s+(?P<data_src>[0-9a-f]+) (?P<dec>\|OP [^|]*\|LVL [^|]*\|SNP "
-                           r"[^|]*\|TLB [^|]*\|LCK [^|]*\|BLK (?: N/A| Data(?: Addr)?| Addr)"
-                           r"|\|OP .{78})",
+               "data_src": r"\s+(?P<data_src>[0-9a-f]+) (?P<dec>" + _DECODE_TEXT
+                           + r"|\|OP .{78})",
                "weight": r"\s+(?P<weight>\d+)", "ins_lat": r"\s+(?P<weight2>\d+)",
                "ip": r"\s+(?P<ip>[0-9a-f]+)", "phys_addr": r"\s+(?P<phys_addr>[0-9a-f]+)",
                "data_page_size": r"\s+(?P<data_page_size>N/A|\d+[BKMG])",
