@@ -412,3 +412,12 @@ def test_corpus_script_sideband_equals_native(name, tmp_path):
                     assert v == (1 if yr[k] & 1 else 2)
                 elif v is not None:
                     assert v == yr[k], f"{table} row {i}: {k}: text {v!r}, native {yr[k]!r}"
+
+
+def test_unknown_cpu_is_null():
+    """perf prints [-01] for a sample without a cpu (an event of a kind whose first
+    event recorded one): null, not -1."""
+    line = "  w 5/5 [-01] 1.000000000: ev:  400000\n"
+    for f in (None, "comm,pid,tid,cpu,time,event,ip"):
+        r = [r for b in parse_lines([line], source="x", fields=f) for r in b][0]
+        assert "cpu" not in r and r["ip"] == 0x400000

@@ -261,8 +261,8 @@ def parse_line(line: str, fields: frozenset | None) -> dict:
         r["pid"] = int(m["pid"])
     else:
         r["tid"] = int(m["pid"])              # perf's default prints the tid alone
-    if m["cpu"] is not None:
-        r["cpu"] = int(m["cpu"])
+    if m["cpu"] is not None and not m["cpu"].startswith("-"):
+        r["cpu"] = int(m["cpu"])      # perf prints [-01] where the cpu is unknown
     if m["misc"] is not None:
         r["cpumode"] = _cpumode(m["misc"])
     frac = m["frac"]
@@ -745,6 +745,8 @@ def _fast_row(m) -> dict | None:
             r["cpumode"] = _cpumode(v)
         elif k in ("comm", "event"):
             r[k] = v
+        elif k == "cpu" and v.startswith("-"):
+            continue                  # perf prints [-01] where the cpu is unknown
         else:
             r[k] = int(v)
     if r.get("weight2", 0) > 0xFFFF:
