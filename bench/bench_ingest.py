@@ -152,7 +152,34 @@ def decoder_alone(data: Path) -> dict:
     rows = sum(b.num_rows for b in rd.iter_sample_batches())
     it_wall, it_cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"samples": n_samples, "kernel_s": kernel_s, "iter_rows": rows,
-            "iter_wall": it_wall, "iter_cpu": it_cpu}
+            "iter_wall": it_wall, "iter_cpu": it_cpu, **split_ingest(data)}
+
+
+def split_ingest(data: Path) -> dict:
+    """ingest_into in this (warm) process: wall, the main thread's CPU (decode, sort,
+    Arrow) and the Parquet thread's CPU (encoding the samples table), which is the
+    critical path on two cores."""
+    from tracedamon.ingest.perf_data import ingest_into
+    from tracedamon.ingest.writer import TraceDirWriter
+    out = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=data.parent)) / "t.td"
+    try:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        with TraceDirWriter(out) as w:
+            rd = ingest_into(data, w)
+        wall, main_cpu = time.perf_counter() - t0, time.thread_time() - c0
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+    return {"warm_wall": wall, "main_cpu": main_cpu,
+            "parquet_cpu": rd.timings.get("parquet_thread_cpu_s", float("nan")),
+            "parquet_busy": rd.timings.get("parquet_thread_busy_s", float("nan"))}
+
+
+def startup_s() -> float:
+    """Wall seconds of a process that only imports what the CLI ingest needs."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import tracedamon.cli, "
+                    "tracedamon.ingest.perf_data, tracedamon.info"], check=True)
+    return time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
@@ -205,6 +232,13 @@ def main(argv=None) -> int:
     print(f"iter_sample_batches (decode, sort, Arrow): "
           f"{dec['iter_rows'] / dec['iter_wall'] / 1e6:.1f} M samples/s wall, "
           f"{dec['iter_rows'] / dec['iter_cpu'] / 1e6:.1f} M samples/s cpu")
+    st = startup_s()
+    print(f"warm in-process ingest_into: {dec['warm_wall']:.2f} s wall; main thread "
+          f"(decode, sort, Arrow) {dec['main_cpu']:.2f} s CPU; Parquet thread "
+          f"{dec['parquet_cpu']:.2f} s CPU ({dec['parquet_busy']:.2f} s busy)")
+    print(f"start-up (imports only): {st:.2f} s wall.  Floor of the whole process on two "
+          f"cores ~ start-up + Parquet thread = {st + dec['parquet_cpu']:.2f} s "
+          f"(perf script / floor = {perf['wall'] / (st + dec['parquet_cpu']):.2f}x)")
     load = os.getloadavg()
     print(f"load average during the run: {load[0]:.1f} on {os.cpu_count()} CPUs "
           "(the machine is shared: compare ratios, not absolute times)")

@@ -308,6 +308,8 @@ class PerfData:
         self._attr_offsets: set = set()
         self._params = None
         self.sources: list[_Source] = []
+        #: filled by ingest_into: seconds the Parquet thread was busy (wall, CPU)
+        self.timings: dict[str, float] = {}
         if self.path.is_dir():
             self._open_directory(self.path)
         else:
@@ -1771,18 +1773,25 @@ class _BackgroundWriter:
         self.name = name
         self.q: queue.Queue = queue.Queue(maxsize=1)
         self.err: BaseException | None = None
+        #: seconds the thread spent writing: wall and its own CPU (for bench/)
+        self.busy_s = 0.0
+        self.cpu_s = 0.0
         self.t = threading.Thread(target=self._run, name="tracedamon-parquet", daemon=True)
 
     def _run(self):
+        import time
         while True:
             item = self.q.get()
             if item is None:
                 return
             if self.err is None:
+                t0, c0 = time.perf_counter(), time.thread_time()
                 try:
                     self.writer.write(self.name, item)
                 except BaseException as e:      # re-raised in the caller's thread
                     self.err = e
+                self.busy_s += time.perf_counter() - t0
+                self.cpu_s += time.thread_time() - c0
 
     def put(self, table: pa.Table):
         if self.err is not None:
@@ -1826,6 +1835,7 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
                 pend, rows = [], 0
         if pend:
             bg.put(pa.concat_tables(pend).unify_dictionaries())
+    rd.timings.update(parquet_thread_busy_s=bg.busy_s, parquet_thread_cpu_s=bg.cpu_s)
     if not writer.rows("samples"):
         writer.write("samples", SAMPLES.empty_table())
     writer.write("events", events_table(rd, st.nr_samples))
