@@ -99,3 +99,43 @@ def test_decode_column_maps_rows_like_per_value_decode(vals, valid):
             assert got == (d[k] if ok[i] else None), (k, hex(int(v)))
     all_valid = D.decode_column(arr)
     assert all_valid["mem_level"].to_pylist() == [D.decode(int(v))["mem_level"] for v in arr]
+
+
+# -- the buffer-built Arrow arrays of the sample path, against pa.array itself -------------
+_NP_TYPES = [("int32", "int32"), ("int64", "int64"), ("uint8", "uint8"), ("uint16", "uint16"),
+             ("uint64", "uint64"), ("bool", "bool_")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(_NP_TYPES), n=st.integers(0, 70), seed=st.integers(0, 2**31),
+       mask_mode=st.sampled_from(["none", "all", "some", "nothing"]))
+def test_np_to_arrow_equals_pa_array(kind, n, seed, mask_mode):
+    import pyarrow as pa
+    npt, pat = kind
+    typ = getattr(pa, pat)()
+    rng = np.random.default_rng(seed)
+    if npt == "bool":
+        v = rng.integers(0, 2, n).astype(bool)
+    else:
+        info = np.iinfo(npt)
+        v = rng.integers(info.min, info.max, n, dtype=npt, endpoint=True)
+    valid = {"none": None, "all": np.ones(n, bool), "nothing": np.zeros(n, bool),
+             "some": rng.integers(0, 2, n).astype(bool)}[mask_mode]
+    got = D.np_to_arrow(v, typ, valid)
+    want = pa.array(v, type=typ, mask=None if valid is None else ~valid)
+    got.validate(full=True)
+    assert got.type == typ
+    assert got.null_count == want.null_count
+    assert got.to_pylist() == want.to_pylist()
+    # a slice of a bigger array (offset views) too
+    if n > 3:
+        sl = D.np_to_arrow(v[2:], typ, None if valid is None else valid[2:])
+        assert sl.to_pylist() == want.slice(2).to_pylist()
+
+
+@given(st.lists(st.text(max_size=12), max_size=20))
+def test_str_array_equals_pa_array(strings):
+    import pyarrow as pa
+    got = D.str_array(strings)
+    got.validate(full=True)
+    assert got.equals(pa.array(strings, pa.string()))

@@ -832,7 +832,9 @@ class _Block:
     def take(self, idx: np.ndarray) -> "_Block":
         cols = {k: None if c is None else (c[0][idx], None if c[1] is None else c[1][idx])
                 for k, c in self.cols.items()}
-        lists = {k: None if a is None else a.take(pa.array(idx)) for k, a in self.lists.items()}
+        lists = {k: None if a is None else a.take(_ds.np_to_arrow(np.asarray(idx, np.int64),
+                                                                 pa.int64()))
+                 for k, a in self.lists.items()}
         return _Block(cols, lists, self.times[idx], self.rounds[idx], self.has_time)
 
     def slice(self, a: int, b: int) -> "_Block":
@@ -886,11 +888,11 @@ class _Block:
                     arrays[k] = _nulls(n, f.type)
                 else:
                     v, m = c
-                    arrays[k] = pa.array(v, type=f.type, mask=None if m is None else ~m)
+                    arrays[k] = _ds.np_to_arrow(v, f.type, m)
             elif k in self.lists:
                 x = self.lists[k]
                 arrays[k] = _nulls(n, f.type) if x is None else x
-        names = pa.array([rd.event_name(i) for i in range(len(rd.attrs))], pa.string())
+        names = _ds.str_array([rd.event_name(i) for i in range(len(rd.attrs))])
         arrays["event"] = pa.DictionaryArray.from_arrays(arrays["event_id"], names)
         c = self.cols["data_src"]
         if c is None or (c[1] is not None and not c[1].any()):
@@ -1014,8 +1016,8 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
         vals = np.empty(int(nr.sum()), dtype=np.uint64)
         K.gather_u64_lists(ch.buf, ch.buf64, off, nr, valid, lo, vals)
         lists["callchain"] = pa.ListArray.from_arrays(
-            pa.array(lo, pa.int32()), pa.array(vals, pa.uint64()),
-            mask=None if pres is None else pa.array(~valid))
+            _ds.np_to_arrow(lo, pa.int32()), _ds.np_to_arrow(vals, pa.uint64()),
+            mask=None if pres is None else _ds.np_to_arrow(~valid, pa.bool_()))
     pres = _presence(P, attr, K.S_RAW)
     if pres is not _NONE:
         valid = np.ones(n, bool) if pres is None else pres
@@ -1024,7 +1026,7 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
         bo = np.empty(n + 1, dtype=np.int32)
         data = np.empty(int(ln.sum()), dtype=np.uint8)
         K.gather_bytes(ch.buf, off, ln, valid, bo, data)
-        vb = None if pres is None else pa.array(valid).buffers()[1]
+        vb = None if pres is None else _ds.bitmap(valid)
         lists["raw"] = pa.Array.from_buffers(pa.binary(), n, [vb, pa.py_buffer(bo),
                                                              pa.py_buffer(data)])
     # copy the used columns out of the reused scratch matrix
