@@ -28,24 +28,44 @@ def _fmt_size(n: int) -> str:
 
 
 def _sample_stats(trace: Trace) -> dict:
-    """Time span, samples per event and per pid, streaming over row groups (bounded memory)."""
+    """Time span, samples per event and per pid, in bounded memory.
+
+    The time span comes from the row groups' statistics when every row group has them
+    (perf.data ingest writes them), else from a scan; counts come from a scan of the
+    narrow ``pid`` and ``event_id`` columns, one row group at a time.
+    """
     pf = pq.ParquetFile(trace.file("samples"))
+    md = pf.metadata
+    ti = pf.schema_arrow.get_field_index("time_ns")
     tmin = tmax = None
+    stats_ok = md.num_row_groups > 0
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(ti).statistics
+        if st is None or not st.has_min_max:
+            if st is not None and st.null_count == md.row_group(g).num_rows:
+                continue            # a row group without times
+            stats_ok = False
+            break
+        tmin = st.min if tmin is None else min(tmin, st.min)
+        tmax = st.max if tmax is None else max(tmax, st.max)
+    cols = ["pid", "event_id"] + ([] if stats_ok else ["time_ns"])
     per_event: Counter = Counter()
     per_pid: Counter = Counter()
-    for batch in pf.iter_batches(batch_size=1 << 20, columns=["time_ns", "pid", "event_id"]):
-        t = batch.column(0)
-        if t.null_count < len(t):
-            lo, hi = pc.min(t).as_py(), pc.max(t).as_py()
-            tmin = lo if tmin is None else min(tmin, lo)
-            tmax = hi if tmax is None else max(tmax, hi)
-        for col, counter in ((batch.column(1), per_pid), (batch.column(2), per_event)):
+    for g in range(md.num_row_groups):
+        batch = pf.read_row_group(g, columns=cols)
+        for col, counter in ((batch.column(0), per_pid), (batch.column(1), per_event)):
             vc = pc.value_counts(col)
             counter.update(dict(zip(vc.field("values").to_pylist(),
                                     vc.field("counts").to_pylist())))
+        if not stats_ok:
+            t = batch.column(2)
+            if t.null_count < len(t):
+                lo, hi = pc.min(t).as_py(), pc.max(t).as_py()
+                tmin = lo if tmin is None else min(tmin, lo)
+                tmax = hi if tmax is None else max(tmax, hi)
     names = {}
     if trace.has("events"):
-        ev = trace.table("events", columns=["event_id", "name"]).to_pylist()
+        ev = pq.ParquetFile(trace.file("events")).read(columns=["event_id", "name"]).to_pylist()
         names = {e["event_id"]: e["name"] or f"event {e['event_id']}" for e in ev}
     return {
         "time_span_ns": [tmin, tmax],
