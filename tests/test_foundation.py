@@ -111,3 +111,25 @@ def test_cli_usage_error_is_not_a_traceback():
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "Missing argument" in r.stderr
+
+
+def test_gzipped_perf_data_reads_like_the_plain_file(tmp_path, corpus):
+    import gzip
+    import shutil
+
+    src = corpus / "perf" / "01_pf_c1_addr.data"
+    gz = tmp_path / "01.data.gz"
+    with open(src, "rb") as f, gzip.open(gz, "wb") as g:
+        shutil.copyfileobj(f, g)
+    from tracedamon.ingest import ingest
+    a = open_trace(ingest(src, tmp_path / "a.td")).table("samples")
+    b = open_trace(ingest(gz, tmp_path / "b.td")).table("samples")
+    assert a.num_rows == 122 and a.equals(b)
+    # a truncated gzipped file names the user's file, and leaves nothing behind
+    bad = tmp_path / "bad.data.gz"
+    with gzip.open(bad, "wb") as g:
+        g.write(src.read_bytes()[:5000])
+    with pytest.raises(TraceFormatError, match=r"bad\.data\.gz \(decompressed\) at byte offset"):
+        ingest(bad, tmp_path / "bad.td")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01.data.gz", "a.td", "b.td",
+                                                          "bad.data.gz"]

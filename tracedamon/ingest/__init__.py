@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InputError
+from ..errors import InputError, TraceFormatError
 from .detect import FORMATS, detect_format
 from .writer import TraceDirWriter, file_provenance
 
@@ -74,14 +74,47 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     return out
 
 
+def _gunzipped(path: Path, tmpdir: Path) -> Path | None:
+    """A gzip-compressed perf.data decompressed (streaming) into ``tmpdir``; None when
+    ``path`` is not gzip. The native reader maps its file, so it needs the plain bytes."""
+    import gzip
+    import shutil
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return None
+    out = tmpdir / (path.name[:-3] if path.name.endswith(".gz") else path.name + ".raw")
+    try:
+        with gzip.open(path, "rb") as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
+    except (OSError, EOFError) as e:
+        raise InputError(f"{path}: gzip stream unreadable: {e}") from None
+    return out
+
+
 def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None:
     for p, fmt in plan:
         before = dict(w._rows)
-        reader_for(fmt)(p, w, progress=progress, **options)
-        for name, n in w._rows.items():
-            if name in before and len(plan) > 1 and n != before[name]:
-                raise InputError(f"{p}: its {name} table would be mixed with that of "
-                                 "an earlier input; ingest them into separate directories")
+        plain = _gunzipped(p, w.tmpdir) if fmt == "perf-data" else None
+        try:
+            reader_for(fmt)(plain or p, w, progress=progress, **options)
+        except TraceFormatError as e:
+            if plain is None:
+                raise
+            raise TraceFormatError(f"{p} (decompressed)", e.problem, offset=e.offset,
+                                   line=e.line) from None
+        finally:
+            if plain is not None:
+                plain.unlink(missing_ok=True)
+        _check_mixing(p, plan, before, w)
+
+
+def _check_mixing(p, plan, before, w) -> None:
+    for name, n in w._rows.items():
+        if name in before and len(plan) > 1 and n != before[name]:
+            raise InputError(f"{p}: its {name} table would be mixed with that of "
+                             "an earlier input; ingest them into separate directories")
 
 
 class _CallableModule(type(importlib)):
