@@ -133,3 +133,11 @@ def test_gzipped_perf_data_reads_like_the_plain_file(tmp_path, corpus):
         ingest(bad, tmp_path / "bad.td")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["01.data.gz", "a.td", "b.td",
                                                           "bad.data.gz"]
+
+
+def test_every_corpus_script_text_is_detected(corpus):
+    for f in sorted((corpus / "perf").glob("*.script.txt")):
+        want = "damon" if "damon" in f.name else "perf-script"
+        assert detect_format(f) == want, f.name
+    for f in sorted((corpus / "ubench-perf-mem").glob("*.script.txt")):
+        assert detect_format(f) == "perf-script", f.name

@@ -11,6 +11,9 @@ PERF_MAGIC = b"PERFILE2"
 PERF_MAGIC_BE = b"2ELIFREP"
 GZIP_MAGIC = b"\x1f\x8b"
 
+_DAMON_EVENTS = ("damon_aggregated", "damon:damon_", "damos_before_apply",
+                 "damon_monitor_intervals_tune")
+
 FORMATS = ("perf-data", "perf-script", "damon", "damo", "pagemap")
 
 
@@ -57,8 +60,7 @@ def detect_format(path: str | os.PathLike) -> str:
     stripped = text.lstrip()
     if stripped.startswith("{") or stripped.startswith("["):
         return "damo"
-    if any(k in text for k in ("damon_aggregated", "damon:damon_", "damos_before_apply",
-                               "damon_monitor_intervals_tune")):
+    if any(k in text for k in _DAMON_EVENTS):
         return "damon"
     if b"\0" in head[:4096]:
         # binary, but not a format we know; damo's json_compressed is zlib/zstd-free JSON
@@ -68,6 +70,10 @@ def detect_format(path: str | os.PathLike) -> str:
         raise InputError(f"{p}: unrecognised binary file (not perf.data: magic "
                          f"{head[:8]!r})")
     if _looks_like_perf_script(text):
+        # `perf script --show-mmap-events` of a system-wide DAMON recording starts with
+        # thousands of side-band lines: look further for DAMON events before deciding
+        if any(k.encode() in _head(p, 8 << 20) for k in _DAMON_EVENTS):
+            return "damon"
         return "perf-script"
     raise InputError(f"{p}: unrecognised input: not perf.data, perf script text, a DAMON "
                      "trace or a damo record (use --format to force a reader)")
@@ -86,7 +92,9 @@ def _is_zlib_json(head: bytes) -> bool:
 
 
 def _looks_like_perf_script(text: str) -> bool:
-    lines = [ln for ln in text.splitlines()[:50] if ln.strip() and not ln.startswith("#")]
+    # callchain entries sit on their own indented lines under their sample: skip them
+    lines = [ln for ln in text.splitlines()[:400]
+             if ln.strip() and not ln.startswith("#") and not ln.startswith("\t")][:50]
     if not lines:
         return False
     import re
