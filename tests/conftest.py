@@ -1,10 +1,19 @@
 """Shared fixtures: where the reference corpus and the sample traces live."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI runs every property test with a fixed sequence of examples (derandomize), so a
+# landing never depends on the draw of the day; developers' runs keep exploring.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+IN_CI = bool(os.environ.get("CI"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

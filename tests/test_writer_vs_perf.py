@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import requires_perf  # noqa: E402
+from conftest import IN_CI, requires_perf  # noqa: E402
 from perfdata_writer import (  # noqa: E402
     BRANCH_ANY, BRANCH_HW_INDEX, MISC_EXACT_IP, MISC_MMAP_DATA, MISC_USER, Comm, Event, Exit,
     F, FinishedRound, Fork, Lost, LostSamples, Mmap, Mmap2, S, Sample, Throttle, weight_struct,
@@ -613,7 +613,7 @@ def check_against_perf(path: str, case: dict) -> list[str | None]:
     return decodes
 
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=False,
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=IN_CI,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
 
