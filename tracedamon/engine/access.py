@@ -39,34 +39,43 @@ def _event_names(col: pa.ChunkedArray) -> list[str]:
     return sorted(x for x in pc.unique(col).to_pylist() if x is not None)
 
 
-def select(samples: pa.Table, events: list[str] | None) -> tuple[pa.Table, list[str]]:
-    """Rows of the selected events (all when ``events`` is empty) with a time."""
-    ev = samples.column("event")
-    names = _event_names(ev)
+def choose_events(names: list[str], events: list[str] | None) -> list[str]:
+    """The selected event names (all ``names`` when ``events`` is empty)."""
     if events:
         unknown = [e for e in events if e not in names]
         if unknown:
             raise ConfigError(f"event(s) {', '.join(unknown)} not in the trace; it holds: "
                               f"{', '.join(names) or 'no samples'}")
-        chosen = sorted(set(events))
-        if chosen != names:
-            if pa.types.is_dictionary(ev.type):
-                masks = []
-                for ch in ev.chunks:
-                    keep = np.isin(np.array(ch.dictionary.to_pylist(), dtype=object),
-                                   np.array(chosen, dtype=object))
-                    idx = ch.indices.fill_null(0).to_numpy(zero_copy_only=False)
-                    m = keep[idx] if keep.size else np.zeros(len(ch), bool)
-                    masks.append(m & ~ch.is_null().to_numpy(zero_copy_only=False))
-                mask = pa.array(np.concatenate(masks) if masks else np.zeros(0, bool))
-            else:
-                mask = pc.is_in(ev, value_set=pa.array(chosen, pa.string()))
-            samples = samples.filter(mask)
-    else:
-        chosen = names
+        return sorted(set(events))
+    return names
+
+
+def select(samples: pa.Table, events: list[str] | None) -> tuple[pa.Table, list[str]]:
+    """Rows of the selected events (all when ``events`` is empty) with a time."""
+    names = _event_names(samples.column("event"))
+    chosen = choose_events(names, events)
+    return filter_events(samples, chosen, names), chosen
+
+
+def filter_events(samples: pa.Table, chosen: list[str], names: list[str]) -> pa.Table:
+    """Rows of the ``chosen`` events (of the trace's ``names``) that have a time."""
+    ev = samples.column("event")
+    if chosen != names:
+        if pa.types.is_dictionary(ev.type):
+            masks = []
+            for ch in ev.chunks:
+                keep = np.isin(np.array(ch.dictionary.to_pylist(), dtype=object),
+                               np.array(chosen, dtype=object))
+                idx = ch.indices.fill_null(0).to_numpy(zero_copy_only=False)
+                m = keep[idx] if keep.size else np.zeros(len(ch), bool)
+                masks.append(m & ~ch.is_null().to_numpy(zero_copy_only=False))
+            mask = pa.array(np.concatenate(masks) if masks else np.zeros(0, bool))
+        else:
+            mask = pc.is_in(ev, value_set=pa.array(chosen, pa.string()))
+        samples = samples.filter(mask)
     if samples.column("time_ns").null_count:
         samples = samples.filter(pc.is_valid(samples.column("time_ns")))
-    return samples, chosen
+    return samples
 
 
 def virtual_samples(samples: pa.Table, pids: list[int | None]) -> tuple[np.ndarray, ...]:
@@ -112,3 +121,89 @@ def translated_samples(samples: pa.Table, pids: list[int | None], translator):
     vaddr = np.asarray(vaddr).astype(np.uint64).view(np.int64)
     ok = vpid >= 0
     return t[ok], _targets_of(vpid[ok], pids), vaddr[ok], int((~ok).sum())
+
+
+class StreamedSamples:
+    """Access samples fed to a monitor batch by batch, for bounded memory.
+
+    ``batches`` yields ``(time_ns, target, addr)`` arrays in time order (each sorted, and
+    each starting no earlier than the previous one ended), the rows of one table batch
+    after event/target selection.  The monitors ask for :meth:`window` in increasing
+    time order; samples before the current window are dropped as batches arrive, so at
+    most a batch plus one window's samples are held.  ``used`` counts the samples at or
+    after ``t0`` seen so far (:meth:`drain` reads the rest, to complete the count).
+    The result equals :class:`tracedamon.engine.core.AccessSamples` over the same rows.
+    """
+
+    def __init__(self, batches, t0: int):
+        self._it = iter(batches)
+        self._buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._done = False
+        self._empty: bool | None = None
+        self._floor = None            # samples before this time are no longer wanted
+        self._last = None             # last time seen (order check)
+        self.t0 = int(t0)
+        self.used = 0
+
+    def _pull(self) -> None:
+        from .core import PAGE_MASK
+        try:
+            t, g, a = next(self._it)
+        except StopIteration:
+            self._done = True
+            return
+        t = np.ascontiguousarray(t, dtype=np.int64)
+        if t.size == 0:
+            return
+        if (self._last is not None and t[0] < self._last) or np.any(t[1:] < t[:-1]):
+            raise InputError("the samples are not in time order (a streamed replay needs "
+                             "them sorted by time_ns)")
+        self._last = int(t[-1])
+        self.used += t.size - int(np.searchsorted(t, self.t0, side="left"))
+        if self._empty is None:
+            self._empty = False
+        g = np.ascontiguousarray(g, dtype=np.int64)
+        p = np.ascontiguousarray(a, dtype=np.int64) & PAGE_MASK
+        if self._floor is not None:
+            k = int(np.searchsorted(t, self._floor, side="left"))
+            if k == t.size:
+                return
+            t, g, p = t[k:], g[k:], p[k:]
+        self._buf.append((t, g, p))
+
+    @property
+    def empty(self) -> bool:
+        """True when the whole stream has no sample."""
+        while self._empty is None and not self._done:
+            self._pull()
+        return not bool(self._empty is False)
+
+    def window(self, t_from: int, t_to: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(time_ns, target, page) of the samples with ``t_from <= time < t_to``."""
+        self._floor = t_from
+        while not self._done and (not self._buf or self._buf[-1][0][-1] < t_to):
+            self._pull()
+        parts = []
+        rest = []
+        for i, (t, g, p) in enumerate(self._buf):
+            lo, hi = np.searchsorted(t, [t_from, t_to], side="left")
+            if hi > lo:
+                parts.append((t[lo:hi], g[lo:hi], p[lo:hi]))
+            if hi < t.size:
+                rest = [(t[hi:], g[hi:], p[hi:])] + self._buf[i + 1:]
+                break
+        self._buf = rest
+        if not parts:
+            z = np.zeros(0, np.int64)
+            return z, z, z
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate([x[k] for x in parts]) for k in range(3))
+
+    def drain(self) -> int:
+        """Read the rest of the stream (nothing is kept); returns ``used``."""
+        self._buf = []
+        self._floor = np.iinfo(np.int64).max
+        while not self._done:
+            self._pull()
+        return self.used

@@ -415,6 +415,18 @@ class AccessSamples:
             self.time_ns, self.target, self.page = (self.time_ns[order], self.target[order],
                                                    self.page[order])
 
+    @property
+    def empty(self) -> bool:
+        return self.time_ns.size == 0
+
+    def window(self, t_from: int, t_to: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(time_ns, target, page) of the samples with ``t_from <= time < t_to``.
+
+        The monitors ask for windows in increasing time order; a streamed source (see
+        :class:`tracedamon.engine.access.StreamedSamples`) relies on that."""
+        lo, hi = np.searchsorted(self.time_ns, [t_from, t_to], side="left")
+        return self.time_ns[lo:hi], self.target[lo:hi], self.page[lo:hi]
+
 
 @dataclass
 class History:
@@ -672,7 +684,9 @@ class Monitor:
         """Replay the samples from ``t0``; stop after the last complete aggregation.
 
         An aggregation is complete when the last sample (time ``t_last``) lies at or
-        after the start of its last sample interval.
+        after the start of its last sample interval.  ``samples`` is an
+        :class:`AccessSamples` or anything with its ``empty`` and ``window`` (a streamed
+        source): the loop asks for one segment's samples at a time, in time order.
         """
         cfg = self.cfg
         s = max(self.sample_us, 1)
@@ -688,30 +702,28 @@ class Monitor:
         chunks: list[tuple] = []
         snap = 0
         tune_events = []
-        times = samples.time_ns
         stamp = np.full(self.n, -1, np.int64)
         while True:
             local_aggr, local_ops = next_aggr, next_ops
             last_iv_start = tbase + (local_aggr - psibase - 1) * S
-            if t_last < last_iv_start or samples.time_ns.size == 0:
+            if t_last < last_iv_start or samples.empty:
                 break
             seg_end = min(local_aggr, max(local_ops, psi + 1))
             k = seg_end - psi
             t_from = tbase + (psi - psibase) * S
             t_to = tbase + (seg_end - psibase) * S
-            lo, hi = np.searchsorted(times, [t_from, t_to], side="left")
+            w_time, w_tgt, w_page = samples.window(t_from, t_to)
             a = self.arr
             nr0 = a["nr"].copy()
             if stamp.size != self.n:
                 stamp = np.full(self.n, -1, np.int64)
             if self.access == "perf":
                 perf_count(a["start"], a["end"], self.toff, a["nr"], stamp,
-                           samples.target[lo:hi], samples.page[lo:hi], times[lo:hi],
-                           tbase, S, psibase)
+                           w_tgt, w_page, w_time, tbase, S, psibase)
             else:
-                tt = samples.target[lo:hi]
-                pg = samples.page[lo:hi]
-                iv = (times[lo:hi] - t_from) // S
+                tt = w_tgt
+                pg = w_page
+                iv = (w_time - t_from) // S
                 if self.physical:
                     tt = np.zeros_like(tt)
                 order = np.lexsort((pg, tt, iv))

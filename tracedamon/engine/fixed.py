@@ -360,6 +360,8 @@ class FixedMonitor:
         rows, write only regions with accesses (decided up front from the initial grid,
         and again if ops updates grow the grid; rows already written are then filtered
         to ``nr_accesses > 0``, so the result equals an ``accessed_only`` replay).
+        ``samples``: an :class:`AccessSamples` or a streamed source with the same
+        ``empty`` / ``window`` (asked for in time order).
         """
         cfg = self.cfg
         s_ = cfg.sample_us
@@ -372,7 +374,7 @@ class FixedMonitor:
         self._set_runs([[(s, e, -1) for s, e in (self._target_spans(i, t0) or [])]
                         for i in range(len(self.targets))])
         self._init_slots()
-        n_snap = expected_snapshots(cfg, t0, t_last) if samples.time_ns.size else 0
+        n_snap = expected_snapshots(cfg, t0, t_last) if not samples.empty else 0
         if not accessed_only and max_rows is not None and self.total * n_snap > max_rows:
             accessed_only = True
             self.auto_accessed_only = (
@@ -380,24 +382,23 @@ class FixedMonitor:
                 f"{n_snap:,} snapshots = {self.total * n_snap:,} rows (more than "
                 f"{max_rows:,}): only regions with accesses are written")
         rows_out = 0
-        times = samples.time_ns
         chunks = []
         snap = 0
         sl = self.slot
-        while times.size:
+        while not samples.empty:
             la, lo_ = next_aggr, next_ops
             if t_last < t0 + (la - 1) * S:
                 break
             seg_end = min(la, max(lo_, psi + 1))
             t_from, t_to = t0 + psi * S, t0 + seg_end * S
-            lo, hi = np.searchsorted(times, [t_from, t_to], side="left")
-            for c in range(lo, hi, CHUNK):
-                d = min(hi, c + CHUNK)
+            w_time, w_tgt, w_page = samples.window(t_from, t_to)
+            for c in range(0, w_time.size, CHUNK):
+                d = min(w_time.size, c + CHUNK)
                 self._reserve(d - c)
                 sl = self.slot
                 _fixed_count(self.roff, self.run_start, self.run_len, self.run_first,
-                             self.run_birth, self.size, samples.target[c:d], samples.page[c:d],
-                             times[c:d], t0, S, self.table, sl["keys"], sl["nr"], sl["last"],
+                             self.run_birth, self.size, w_tgt[c:d], w_page[c:d],
+                             w_time[c:d], t0, S, self.table, sl["keys"], sl["nr"], sl["last"],
                              sl["age_val"], sl["age_at"], sl["stamp"], sl["touched"], self.meta)
             psi = seg_end
             if progress is not None:

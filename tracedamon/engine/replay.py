@@ -34,21 +34,24 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import __version__
 from ..errors import ConfigError, InputError
 from ..schema import REGIONS
-from .access import ACCESS, physical_samples, select, translated_samples, virtual_samples
+from .access import (ACCESS, StreamedSamples, _event_names, choose_events, filter_events,
+                     physical_samples, translated_samples, virtual_samples)
 from .config import MonitorConfig
-from .core import AccessSamples, History, Monitor, Target
+from .core import History, Monitor, Target
 from .ops.fvaddr import aligned_union, normalize_ranges
 from .ops.paddr import default_range
-from .ops.vaddr import VmaTimeline, auto_start
+from .ops.vaddr import VmaTimeline, _covered, auto_start
 from .rng import GENERATOR
 
 OPS = ("vaddr", "fvaddr", "paddr")
 SAMPLE_COLUMNS = ["time_ns", "pid", "event", "addr", "phys_addr"]
 DEFAULT_OUTPUT = "replay.parquet"
+BATCH_ROWS = 1 << 17               # samples read per batch when streaming a trace directory
 MAX_ROWS = 20_000_000               # default cap on rows written with every region listed
 DENSE_FIXED_MAX_REGIONS = 1 << 22   # fixed granularity through the dense engine (abit)
 
@@ -177,8 +180,66 @@ def _as_table(obj) -> pa.Table | None:
     raise InputError(f"cannot use a {type(obj).__name__} as a table")
 
 
+class _Source:
+    """The samples (SAMPLE_COLUMNS) of a replay: an in-memory table, or a trace
+    directory's samples file read in batches of ``BATCH_ROWS`` rows, so that a replay
+    holds a bounded number of samples whatever the trace's length."""
+
+    def __init__(self, table: pa.Table | None = None, path=None, trace=None):
+        self.table, self.path, self.trace = table, path, trace
+
+    @property
+    def streamed(self) -> bool:
+        return self.table is None
+
+    def tables(self, columns: list[str]):
+        """The samples' ``columns`` as a sequence of tables, in file order."""
+        if self.table is not None:
+            yield self.table.select(columns)
+            return
+        import pyarrow.parquet as pq
+        pf = pq.ParquetFile(self.path)
+        for b in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            yield pa.Table.from_batches([b])
+
+    def materialize(self) -> None:
+        """Read the whole table into memory (unsorted files, perf-phys translation)."""
+        if self.table is None:
+            self.table = self.trace.table("samples", columns=SAMPLE_COLUMNS)
+
+
+def _scan(src: _Source) -> dict:
+    """One pass over the narrow columns (time_ns, pid, event): the time span, whether
+    the times are sorted, the event names and the sample count per (event, pid)."""
+    t_min = t_max = last = None
+    ordered = True
+    names: set[str] = set()
+    counts: dict[tuple, int] = {}
+    for tb in src.tables(["time_ns", "pid", "event"]):
+        ev = tb.column("event")
+        names.update(_event_names(ev))
+        tv = tb.column("time_ns").drop_null().to_numpy()
+        if tv.size:
+            lo, hi = int(tv.min()), int(tv.max())
+            t_min = lo if t_min is None else min(t_min, lo)
+            t_max = hi if t_max is None else max(t_max, hi)
+            if ordered and ((last is not None and tv[0] < last) or np.any(tv[1:] < tv[:-1])):
+                ordered = False
+            last = int(tv[-1])
+        ok = pc.and_(pc.is_valid(tb.column("time_ns")), pc.is_valid(tb.column("pid")))
+        g = pa.table({"event": ev.cast(pa.string()), "pid": tb.column("pid")}).filter(ok)
+        if g.num_rows:
+            agg = g.group_by(["event", "pid"], use_threads=False).aggregate(
+                [("pid", "count")])
+            for e, p_, n in zip(agg.column("event").to_pylist(), agg.column("pid").to_pylist(),
+                                agg.column("pid_count").to_pylist()):
+                counts[(e, p_)] = counts.get((e, p_), 0) + n
+    return {"t_first": t_min, "t_last": t_max, "ordered": ordered, "names": sorted(names),
+            "counts": counts}
+
+
 def _load(source, mmaps, maps, pagemap_table):
-    """(samples table, mmaps df, maps df, pagemap df|None, trace meta, provenance)."""
+    """(samples source, mmaps df, maps df, pagemap df|None, trace meta, provenance)."""
     from ..trace import Trace, open_trace
     if isinstance(source, (str, os.PathLike, Trace)):
         tr = source if isinstance(source, Trace) else open_trace(source)
@@ -189,8 +250,8 @@ def _load(source, mmaps, maps, pagemap_table):
         missing = [c for c in SAMPLE_COLUMNS if c not in have]
         if missing:
             raise InputError(f"{tr.file('samples')}: lacks column(s) {', '.join(missing)}")
-        # only the columns the replay uses: a 10 M-sample table is ~1.7 GB with all of them
-        samples = tr.table("samples", columns=SAMPLE_COLUMNS)
+        # only the columns the replay uses, streamed batch by batch (see _Source)
+        samples = _Source(path=tr.file("samples"), trace=tr)
         mm = tr.df("mmaps") if mmaps is None else _as_table(mmaps).to_pandas()
         mp = (tr.df("maps") if tr.has("maps") else None) if maps is None \
             else _as_table(maps).to_pandas()
@@ -214,11 +275,11 @@ def _load(source, mmaps, maps, pagemap_table):
                 else:
                     samples = samples.append_column(
                         c, pa.array(["sample"] * samples.num_rows, pa.string()))
-        samples = samples.select(SAMPLE_COLUMNS)
+        samples = _Source(table=samples.select(SAMPLE_COLUMNS))
         mm = _as_table(mmaps).to_pandas() if mmaps is not None else None
         mp = _as_table(maps).to_pandas() if maps is not None else None
         pm = None
-        prov = {"samples": "in-memory table", "rows": samples.num_rows}
+        prov = {"samples": "in-memory table", "rows": samples.table.num_rows}
         meta = {}
     if pagemap_table is not None:
         pm = pagemap_table
@@ -274,17 +335,21 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     pm_in = None
     if pagemap is not None and not isinstance(pagemap, (str, os.PathLike)):
         pm_in = _as_table(pagemap).to_pandas()
-    samples_all, mm, mp, pm, meta, prov = _load(source, mmaps, maps, pm_in)
+    src, mm, mp, pm, meta, prov = _load(source, mmaps, maps, pm_in)
     if pagemap is not None and isinstance(pagemap, (str, os.PathLike)):
         from ..trace import open_trace
         ptr = open_trace(pagemap)
         if not ptr.has("pagemap"):
             raise InputError(f"{pagemap}: has no pagemap table")
         pm = ptr.df("pagemap")
-    times_all = samples_all.column("time_ns").drop_null().to_numpy()
-    if times_all.size == 0:
+    # pass 1, narrow columns: time span, event names, samples per pid
+    scan = _scan(src)
+    if scan["t_first"] is None:
         raise InputError("the trace has no timed samples to replay")
-    t_first = int(times_all.min())
+    if not scan["ordered"] or (access == "perf-phys" and ops != "paddr"):
+        # streaming needs time order; the pagemap translation works on the whole table
+        src.materialize()
+    t_first, t_last = scan["t_first"], scan["t_last"]
     auto = isinstance(start_ns, str) and start_ns.strip().lower() == "auto"
     if isinstance(start_ns, str) and not auto:
         try:
@@ -292,12 +357,16 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         except ValueError:
             raise ConfigError(f"--start: {start_ns!r} is not a time in ns or 'auto'") from None
     t0 = t_first if (start_ns is None or auto) else int(start_ns)
-    t_last = int(times_all.max())
-    samples, chosen = select(samples_all, list(events or []))
+    names = scan["names"]
+    chosen = choose_events(names, list(events or []))
     warnings: list[str] = []
     target_meta: list[dict] = []
     timelines: list[VmaTimeline] = []
     physical = ops == "paddr"
+
+    def selected(columns=SAMPLE_COLUMNS):
+        for tb in src.tables(columns):
+            yield filter_events(tb, chosen, names)
 
     # -- targets ---------------------------------------------------------------------
     if ops == "paddr":
@@ -305,21 +374,34 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             raise ConfigError("--pid does not apply to paddr (physical memory has no process)")
         if access == "perf":
             raise ConfigError("paddr needs physical addresses: use --access perf-phys or abit")
-        pt, pa_ = physical_samples(samples)
+
+        def convert(tb):
+            pt, pa_ = physical_samples(tb)
+            return pt, np.zeros(pt.size, np.int64), pa_
+        tpids: list[int | None] = [None]
         if ranges:
             rg, rsrc = normalize_ranges(ranges), "--range"
         else:
-            rg, rsrc = default_range(meta, pa_)
+            try:
+                rg, rsrc = default_range(meta, np.zeros(0, np.int64))
+            except InputError:
+                # the span of the sampled physical addresses: their min and max suffice
+                ext = []
+                for tb in selected(["time_ns", "event", "phys_addr"]):
+                    a = physical_samples(tb)[1]
+                    a = a[a > 0]
+                    if a.size:
+                        ext += [a.min(), a.max()]
+                rg, rsrc = default_range(meta, np.array(ext, np.int64))
         rg = aligned_union(rg, config.min_region)
         targets = [Target(lambda t, rg=rg: rg, pid=None)]
         target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
-        s_time, s_tgt, s_addr = pt, np.zeros(pt.size, np.int64), pa_
     else:
         if ops == "fvaddr":
             if not ranges:
                 raise ConfigError("fvaddr needs at least one --range START-END")
             rg = aligned_union(normalize_ranges(ranges), config.min_region)
-            tpids: list[int | None] = list(pids) if pids else [None]
+            tpids = list(pids) if pids else [None]
             targets = [Target(lambda t, rg=rg: rg, pid=p) for p in tpids]
             for i, p in enumerate(tpids):
                 target_meta.append({"target": i, "pid": p, "ranges": rg.tolist(),
@@ -329,11 +411,14 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                 raise ConfigError("--range applies to fvaddr and paddr; vaddr follows the "
                                   "process's mappings (use --ops fvaddr for fixed ranges)")
             if not pids:
-                pcol = samples.column("pid").drop_null().to_numpy()
-                if pcol.size == 0:
+                per_pid: dict[int, int] = {}
+                for (e, p_), n in scan["counts"].items():
+                    if chosen == names or e in chosen:
+                        per_pid[p_] = per_pid.get(p_, 0) + n
+                if not per_pid:
                     raise InputError("no sample carries a pid; give --pid")
-                vals, counts = np.unique(pcol, return_counts=True)
-                pids = [int(vals[np.argmax(counts)])]
+                most = max(per_pid.values())
+                pids = [min(p_ for p_, n in per_pid.items() if n == most)]
                 warnings.append(f"no --pid given: monitoring pid {pids[0]}, the process with "
                                 "the most samples")
             tpids = list(pids)
@@ -349,22 +434,54 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                                  "--pagemap DIR or ingest them into the trace directory")
             from .translate import Translator
             tr = Translator.from_tables(pm)
-            s_time, s_tgt, s_addr, untranslated = translated_samples(samples, tpids, tr)
+
+            def convert(tb):
+                t_, g_, a_, _ = translated_samples(tb, tpids, tr)
+                return t_, g_, a_
+        else:
+            def convert(tb):
+                return virtual_samples(tb, tpids)
+
+    def streamed_batches():
+        """(time_ns, target, addr) of the samples the targets see, in time order, one
+        batch at a time (called again for each pass)."""
+        for tb in selected():
+            t_, g_, a_ = convert(tb)
+            keep = g_ >= 0
+            if not keep.all():
+                t_, g_, a_ = t_[keep], g_[keep], a_[keep]
+            yield t_, g_, a_
+
+    access_batches = streamed_batches
+    if not src.streamed:
+        # the whole table in memory: convert it once, sorted by time like AccessSamples
+        tb = next(selected())
+        if access == "perf-phys" and ops != "paddr":
+            s_time, s_tgt, s_addr, untranslated = translated_samples(tb, tpids, tr)
             if untranslated:
                 warnings.append(f"{untranslated} samples' physical addresses did not translate")
         else:
-            s_time, s_tgt, s_addr = virtual_samples(samples, tpids)
-    keep = s_tgt >= 0
-    if not keep.all():
-        s_time, s_tgt, s_addr = s_time[keep], s_tgt[keep], s_addr[keep]
+            s_time, s_tgt, s_addr = convert(tb)
+        del tb
+        keep = s_tgt >= 0
+        if not keep.all():
+            s_time, s_tgt, s_addr = s_time[keep], s_tgt[keep], s_addr[keep]
+        if s_time.size > 1 and np.any(np.diff(s_time) < 0):
+            order = np.argsort(s_time, kind="stable")
+            s_time, s_tgt, s_addr = s_time[order], s_tgt[order], s_addr[order]
+        one = (s_time, s_tgt, s_addr)
+
+        def one_batch():
+            yield one
+        access_batches = one_batch
 
     # -- t0 and the vaddr targets' initial regions -----------------------------------------
     t0_auto = None
     if timelines:
-        per_tgt = [(s_time[s_tgt == i], s_addr[s_tgt == i]) for i in range(len(timelines))]
         need = auto or any(tl.ranges_at(t0) is None for tl in timelines)
         if need:
-            t0_auto = auto_start(timelines, per_tgt, t_first, t_last, config.update_us * 1000)
+            t0_auto = _auto_start(timelines, access_batches, t_first, t_last,
+                                  config.update_us * 1000)
         if auto:
             if t0_auto["time_ns"] is None:
                 raise InputError(
@@ -395,8 +512,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                                 f"regions until an ops update finds them{hint}")
     elif auto:
         t0_auto = {"time_ns": t0, "reason": f"--ops {ops} has fixed ranges: the first sample"}
-    acc = AccessSamples(s_time, s_tgt, s_addr)
-    used = int(((acc.time_ns >= t0)).sum())
+    acc = StreamedSamples(access_batches(), t0)
 
     # -- run -------------------------------------------------------------------------
     use_fixed = (fixed_engine and config.fixed_granularity and access != "abit"
@@ -421,6 +537,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         mon = Monitor(config, targets, access="abit" if access == "abit" else "perf",
                       physical=physical, max_fixed_regions=DENSE_FIXED_MAX_REGIONS)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress)
+    used = acc.drain()                # the samples from t0 on (the rest of the stream)
     if reason is not None:
         accessed_only = True
         warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
@@ -446,6 +563,62 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         "input": prov, "warnings": warnings,
     }
     return RegionHistory(table, metadata)
+
+
+def every_stride(batches, stride: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per target ``i``: (time_ns, addr) of its samples number 0, ``stride[i]``,
+    ``2*stride[i]``, ... (counted over all ``batches`` of (time_ns, target, addr))."""
+    ntgt = len(stride)
+    seen = np.zeros(ntgt, np.int64)
+    thin: list[list] = [[] for _ in range(ntgt)]
+    for t, g, a in batches:
+        for i in range(ntgt):
+            sel = np.nonzero(g == i)[0]
+            k = (-seen[i]) % stride[i]          # the first index here that is a multiple
+            thin[i].append((t[sel[k::stride[i]]], a[sel[k::stride[i]]]))
+            seen[i] += sel.size
+    return [(np.concatenate([x[0] for x in th]) if th else np.zeros(0, np.int64),
+             np.concatenate([x[1] for x in th]) if th else np.zeros(0, np.int64))
+            for th in thin]
+
+
+def _auto_start(timelines, access_batches, t_first: int, t_last: int, window_ns: int) -> dict:
+    """:func:`tracedamon.engine.ops.vaddr.auto_start` over streamed samples.
+
+    ``auto_start`` scores the candidates on every ``stride``-th sample of each target
+    (``stride = count // max_samples``) and counts the chosen candidate's coverage
+    exactly over the samples of its window.  Here: one pass counts each target's
+    samples, a second keeps the same every-``stride``-th samples (scored by
+    ``auto_start`` itself, with nothing left to thin), and a third reads only the
+    chosen window for the exact counts -- the same result without holding all samples.
+    """
+    import inspect
+    max_samples = inspect.signature(auto_start).parameters["max_samples"].default
+    ntgt = len(timelines)
+    count = np.zeros(ntgt, np.int64)
+    for _, g, _ in access_batches():
+        count += np.bincount(g, minlength=ntgt)[:ntgt]
+    per_tgt = every_stride(access_batches(), np.maximum(1, count // max_samples))
+    res = auto_start(timelines, per_tgt, t_first, t_last, window_ns,
+                     max_samples=np.iinfo(np.int64).max)
+    del per_tgt
+    c = res["time_ns"]
+    if c is None:
+        return res
+    regs = [tl.ranges_at(c) for tl in timelines]
+    covered = within = 0
+    for t, g, a in access_batches():
+        if t.size == 0 or t[-1] < c:
+            continue
+        if t[0] >= c + window_ns:
+            break
+        for i in range(ntgt):
+            sel = g == i
+            ti, ai = t[sel], a[sel]
+            covered += _covered(regs[i], ti, ai, c, c + window_ns)
+            within += int(np.searchsorted(ti, c + window_ns) - np.searchsorted(ti, c))
+    res["covered"], res["samples_in_window"] = covered, within
+    return res
 
 
 def history_table(h: History, pids: list[int | None]) -> pa.Table:
