@@ -199,8 +199,11 @@ class _Source:
             return
         import pyarrow.parquet as pq
         pf = pq.ParquetFile(self.path)
-        for b in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            yield pa.Table.from_batches([b])
+        # a reader per row group: one reader over the whole file keeps ~1.4 bytes per
+        # row read (pyarrow 26: 43 MB more arrow memory by the end of 30 M samples)
+        for g in range(pf.metadata.num_row_groups):
+            for b in pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[g], columns=columns):
+                yield pa.Table.from_batches([b])
 
     def materialize(self) -> None:
         """Read the whole table into memory (unsorted files, perf-phys translation)."""
