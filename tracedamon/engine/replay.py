@@ -23,6 +23,15 @@ target's mappings give three regions covering the most of its samples until the
 first ops update (:func:`tracedamon.engine.ops.vaddr.auto_start`); without it the
 warning names that time.  The metadata's ``t0_auto`` records the choice and why.
 
+Memory.  A trace directory's samples are streamed: a first pass over the narrow
+columns (time_ns, pid, event) gives the time span, the event names and the
+samples per pid; the monitor then gets the samples batch by batch (one Parquet
+reader per row group, ``BATCH_ROWS`` rows a batch) through
+:class:`tracedamon.engine.access.StreamedSamples`, so a replay holds a batch plus
+one segment's samples whatever the trace's length (``--start auto`` adds two
+cheap passes, see :func:`_auto_start`).  A samples file not in time order, and
+perf-phys translation for vaddr/fvaddr, read the whole table instead.
+
 Fixed granularity writes every region of every snapshot unless that exceeds
 ``max_rows``; then only regions with accesses are written (``accessed_only``), with
 a warning and ``accessed_only_reason`` in the metadata.
