@@ -28,6 +28,8 @@ ranges of a ground-truth file.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 from dataclasses import dataclass, field
@@ -89,16 +91,7 @@ class History:
         remap = np.full(len(self.snaps), -1, dtype=np.int64)
         remap[np.flatnonzero(self.snaps["key"].to_numpy() == key)] = np.arange(len(snaps))
         df = df.assign(snap=remap[df["snap"].to_numpy()]).reset_index(drop=True)
-        return History(
-            df,
-            snaps,
-            self.name,
-            self.meta,
-            self.sample_us,
-            self.aggr_us,
-            self.aggr_ns_est,
-            self.aggr_ns_measured,
-        )
+        return dataclasses.replace(self, df=df, snaps=snaps)
 
     def shifted(self, offset_ns: int) -> "History":
         """The same history with every time moved by ``offset_ns``."""
@@ -109,16 +102,7 @@ class History:
         snaps = self.snaps.assign(
             t0=self.snaps["t0"].to_numpy() + off, t1=self.snaps["t1"].to_numpy() + off
         )
-        return History(
-            df,
-            snaps,
-            self.name,
-            self.meta,
-            self.sample_us,
-            self.aggr_us,
-            self.aggr_ns_est,
-            self.aggr_ns_measured,
-        )
+        return dataclasses.replace(self, df=df, snaps=snaps)
 
     @property
     def t_start(self) -> int:
