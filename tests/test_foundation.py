@@ -141,3 +141,33 @@ def test_every_corpus_script_text_is_detected(corpus):
         assert detect_format(f) == want, f.name
     for f in sorted((corpus / "ubench-perf-mem").glob("*.script.txt")):
         assert detect_format(f) == "perf-script", f.name
+
+
+def test_ingest_from_standard_input(tmp_path, corpus):
+    src = corpus / "perf" / "12_pipe.data"
+    with open(src, "rb") as f:
+        r = subprocess.run([sys.executable, "-m", "tracedamon", "ingest", "-", "-o",
+                            str(tmp_path / "s.td")], stdin=f, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    from tracedamon.ingest import ingest
+    want = open_trace(ingest(src, tmp_path / "f.td")).table("samples")
+    got = open_trace(tmp_path / "s.td")
+    assert got.table("samples").equals(want)
+    assert got.meta["inputs"][0]["name"] == "-"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.td", "s.td"]   # no leftovers
+
+
+@pytest.mark.skipif(__import__("shutil").which("perf") is None, reason="perf is not installed")
+def test_live_perf_pipe_into_ingest(tmp_path):
+    """`perf record -o - | tracedamon ingest -`: every sample perf script sees is a row."""
+    stream = tmp_path / "pipe.data"
+    cmd = (f"perf record -q -N -o - -e page-faults -c 1 -d -- /bin/true | tee {stream} | "
+           f"{sys.executable} -m tracedamon ingest - -o {tmp_path / 'p.td'}")
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    script = subprocess.run(["perf", "script", "-i", str(stream), "-F", "pid,addr"],
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    addrs = sorted(int(ln.split()[1], 16) for ln in script if ln.strip())
+    t = open_trace(tmp_path / "p.td")
+    assert t.meta["layout"] == "pipe"
+    assert sorted(t.table("samples")["addr"].to_pylist()) == addrs and addrs

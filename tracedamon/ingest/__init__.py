@@ -41,7 +41,8 @@ def default_output(path: str | os.PathLike) -> Path:
 
 def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
            out: str | os.PathLike | None = None, *, format: str = "auto",
-           force: bool = False, progress: bool = False, **options) -> Path:
+           force: bool = False, progress: bool = False, _stdin: Path | None = None,
+           **options) -> Path:
     """Ingest one or more inputs into one trace directory and return its path.
 
     Several inputs of one recorded run (a perf.data, a DAMON trace, pagemap
@@ -53,6 +54,26 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise InputError("no input given")
+    if Path("-") in inputs:
+        if out is None:
+            raise InputError("reading standard input (-) needs an output directory (-o DIR)")
+        if inputs.count(Path("-")) > 1:
+            raise InputError("standard input (-) can be given once")
+        # `perf record -o - ... | tracedamon ingest - -o run.td`: keep the stream in a
+        # hidden file beside the output while it is read (the native reader maps files)
+        import shutil
+        import sys
+        import tempfile
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{Path(out).name}.stdin.", dir=Path(out).parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 22)
+            return ingest([Path(tmp) if p == Path("-") else p for p in inputs], out,
+                          format=format, force=force, progress=progress, _stdin=Path(tmp),
+                          **options)
+        finally:
+            os.unlink(tmp)
     out = Path(out) if out is not None else default_output(inputs[0])
     plan = []
     for p in inputs:
@@ -63,8 +84,9 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     # Hash the inputs (sha256 for the provenance) in a thread while they are decoded:
     # hashlib releases the GIL, so on a large perf.data this costs no wall time.
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    prov = pool.submit(lambda: {"inputs": [dict(file_provenance(p), format=fmt)
-                                           for p, fmt in plan]})
+    prov = pool.submit(lambda: {"inputs": [
+        dict(file_provenance(p), format=fmt, **({"name": "-"} if p == _stdin else {}))
+        for p, fmt in plan]})
     try:
         with TraceDirWriter(out, provenance=prov, force=force) as w:
             _run_readers(plan, w, progress, options)
