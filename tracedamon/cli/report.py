@@ -16,19 +16,9 @@ report_app = typer.Typer(
 
 
 def _ranges(specs: Optional[List[str]]):
-    from ..errors import ConfigError
+    from ..engine.ops.fvaddr import parse_range
 
-    out = []
-    for s in specs or []:
-        try:
-            a, b = s.split("-", 1)
-            lo, hi = int(a, 0), int(b, 0)
-        except ValueError:
-            raise ConfigError(f"address range {s!r} is not START-END (decimal or 0x hex)") from None
-        if hi <= lo:
-            raise ConfigError(f"address range {s!r} is empty")
-        out.append((lo, hi))
-    return out or None
+    return [parse_range(s) for s in specs or []] or None
 
 
 def _numbers(s: str, what: str):
