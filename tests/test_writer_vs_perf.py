@@ -777,6 +777,16 @@ def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path) ->
     df = tables["samples"]
     want = expected_native_rows(case)
     assert len(df) == len(want)
+    # the samples file leaves out only all-null columns, and declares non-nullable only
+    # columns without a null (readers restore the full schema: checked row by row below)
+    import pyarrow.parquet as pq
+    fs = pq.read_schema(tmp / "out.td" / "samples.parquet")
+    for k in (want[0] if want else {}):
+        vals = [w[k] for w in want]
+        if k not in fs.names:
+            assert all(v is None for v in vals), f"column {k} left out but written"
+        elif not fs.field(k).nullable:
+            assert all(v is not None for v in vals), f"column {k} non-nullable with nulls"
     # file offsets: the record's own, or (compressed) one of the containers holding it
     offs = [o for r, o in zip(case["records"], case["offsets"]) if isinstance(r, Sample)]
     for i, (row, (first, last)) in enumerate(zip(df, offs)):

@@ -30,35 +30,59 @@ def _fmt_size(n: int) -> str:
 def _sample_stats(trace: Trace) -> dict:
     """Time span, samples per event and per pid, in bounded memory.
 
-    The time span comes from the row groups' statistics when every row group has them
-    (perf.data ingest writes them), else from a scan; counts come from a scan of the
-    narrow ``pid`` and ``event_id`` columns, one row group at a time.
+    Row-group statistics answer without reading the rows where they can: the time span
+    when every row group has min/max (perf.data ingest writes them), a count when a
+    row group holds one pid (or one event) only. Other row groups are read one at a
+    time, narrow columns only.
     """
     pf = pq.ParquetFile(trace.file("samples"))
     md = pf.metadata
-    ti = pf.schema_arrow.get_field_index("time_ns")
+    names_in_file = pf.schema_arrow.names
+
+    def stats(g, name):
+        i = names_in_file.index(name) if name in names_in_file else -1
+        return None if i < 0 else md.row_group(g).column(i).statistics
+
+    has_time = "time_ns" in names_in_file
     tmin = tmax = None
-    stats_ok = md.num_row_groups > 0
-    for g in range(md.num_row_groups):
-        st = md.row_group(g).column(ti).statistics
+    time_stats = has_time and md.num_row_groups > 0
+    for g in range(md.num_row_groups if has_time else 0):
+        st = stats(g, "time_ns")
         if st is None or not st.has_min_max:
-            if st is not None and st.null_count == md.row_group(g).num_rows:
+            if st is not None and st.has_null_count and \
+                    st.null_count == md.row_group(g).num_rows:
                 continue            # a row group without times
-            stats_ok = False
+            time_stats = False
             break
         tmin = st.min if tmin is None else min(tmin, st.min)
         tmax = st.max if tmax is None else max(tmax, st.max)
-    cols = ["pid", "event_id"] + ([] if stats_ok else ["time_ns"])
     per_event: Counter = Counter()
     per_pid: Counter = Counter()
     for g in range(md.num_row_groups):
-        batch = pf.read_row_group(g, columns=cols)
-        for col, counter in ((batch.column(0), per_pid), (batch.column(1), per_event)):
-            vc = pc.value_counts(col)
-            counter.update(dict(zip(vc.field("values").to_pylist(),
-                                    vc.field("counts").to_pylist())))
-        if not stats_ok:
-            t = batch.column(2)
+        rows = md.row_group(g).num_rows
+        read = []
+        for name, counter in (("pid", per_pid), ("event_id", per_event)):
+            if name not in names_in_file:
+                counter[None] += rows           # left out of the file: all null
+                continue
+            st = stats(g, name)
+            if st is not None and st.has_null_count and st.null_count == 0 and \
+                    st.has_min_max and st.min == st.max:
+                counter[st.min] += rows         # one value in the whole row group
+            else:
+                read.append(name)
+        if has_time and not time_stats:
+            read.append("time_ns")
+        if not read:
+            continue
+        batch = pf.read_row_group(g, columns=read)
+        for name, counter in (("pid", per_pid), ("event_id", per_event)):
+            if name in read:
+                vc = pc.value_counts(batch.column(name))
+                counter.update(dict(zip(vc.field("values").to_pylist(),
+                                        vc.field("counts").to_pylist())))
+        if "time_ns" in read:
+            t = batch.column("time_ns")
             if t.null_count < len(t):
                 lo, hi = pc.min(t).as_py(), pc.max(t).as_py()
                 tmin = lo if tmin is None else min(tmin, lo)
@@ -81,7 +105,7 @@ def summarize(trace: Trace) -> dict:
     for key in ("layout", "compression", "perf_version", "hostname", "os_release", "arch",
                 "cpu_desc", "nrcpus", "record_counts", "skipped", "duplicates_dropped",
                 "partial_snapshots_dropped", "intervals", "samples_out_of_order",
-                "unknown_sample_ids", "unknown_record_types"):
+                "unknown_sample_ids", "unknown_record_types", "absent_columns"):
         if key in meta:
             out[key] = meta[key]
     if trace.num_rows("samples"):
@@ -156,6 +180,9 @@ def render(s: dict) -> str:
               "intervals", "samples_out_of_order", "unknown_sample_ids", "unknown_record_types"):
         if s.get(k) not in (None, {}, []):
             lines.append(f"  {k}: {s[k]}")
+    for table, cols in (s.get("absent_columns") or {}).items():
+        lines.append(f"  {table} columns not recorded (left out of {table}.parquet, read "
+                     f"back as nulls): {', '.join(cols)}")
     return "\n".join(lines)
 
 

@@ -216,3 +216,41 @@ def table_schema(name: str) -> pa.Schema:
 
 def empty_table(name: str) -> pa.Table:
     return TABLES[name].empty_table()
+
+
+def conform(table: pa.Table, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
+    """``table`` in ``schema`` (or in its ``columns``, in that order).
+
+    A table file may hold a narrower form of its schema: a column no row has is left
+    out, and a column no row lacks is declared non-nullable (see README, "The trace
+    directory"). This restores the full form: absent columns come back as nulls of
+    their type and every field takes the schema's nullability. Columns beyond the
+    schema are kept at the end. Zero-copy when the types already match.
+    """
+    names = schema.names if columns is None else list(columns)
+    n = table.num_rows
+    arrays, fields = [], []
+    for name in names:
+        if name not in schema.names:        # not a schema column: as the file has it
+            arrays.append(table.column(name))
+            fields.append(table.schema.field(name))
+            continue
+        f = schema.field(name)
+        if name in table.column_names:
+            col = table.column(name)
+            if col.type != f.type:
+                col = col.cast(f.type)
+        elif f.nullable:
+            col = pa.chunked_array([pa.nulls(n, f.type)]) if n else \
+                pa.chunked_array([], type=f.type)
+        else:
+            raise ValueError(f"column {name!r} is missing and may not be null")
+        arrays.append(col)
+        fields.append(f)
+    if columns is None:
+        # columns beyond the schema (a newer writer's) are kept, after the others
+        for name in table.column_names:
+            if name not in schema.names:
+                arrays.append(table.column(name))
+                fields.append(table.schema.field(name))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=table.schema.metadata))

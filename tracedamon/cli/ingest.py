@@ -28,6 +28,11 @@ def register(app: typer.Typer) -> None:
         skip_bad: bool = typer.Option(False, "--skip-bad",
                                       help="text inputs: skip malformed lines and count them"),
         force: bool = typer.Option(False, "--force", help="replace an existing output"),
+        all_columns: bool = typer.Option(
+            False, "--all-columns",
+            help="perf.data: keep every samples column in samples.parquet, also those no "
+                 "event recorded (all null); by default they are left out and readers "
+                 "restore them"),
         script_fields: Optional[str] = typer.Option(
             None, "--script-fields",
             help="perf script text: the -F field list it was made with, e.g. "
@@ -42,6 +47,8 @@ def register(app: typer.Typer) -> None:
             opts["skip_bad"] = True
         if script_fields:
             opts["fields"] = script_fields
+        if all_columns:
+            opts["all_columns"] = True
         dest = ingest(inputs, out, format=format, force=force,
                       progress=sys.stdout.isatty(), **opts)
         from ..info import describe

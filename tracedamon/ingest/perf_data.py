@@ -876,8 +876,9 @@ class _Block:
                       np.concatenate([b.rounds for b in blocks]),
                       any(b.has_time for b in blocks))
 
-    def table(self, rd: "PerfData") -> pa.Table:
-        """The block as an Arrow table in the SAMPLES schema."""
+    def table(self, rd: "PerfData", schema: pa.Schema | None = None) -> pa.Table:
+        """The block as an Arrow table in the SAMPLES schema, or in ``schema`` (a narrower
+        form of it, see :func:`samples_file_schema`) when the block fits that."""
         n = len(self)
         arrays = {}
         for f in SAMPLES:
@@ -900,7 +901,69 @@ class _Block:
                 arrays[name] = _nulls(n, SAMPLES.field(name).type)
         else:
             arrays.update(_ds.decode_column(*c))
+        if schema is not None and _fits(arrays, schema, n):
+            return pa.Table.from_arrays([arrays[f.name] for f in schema], schema=schema)
         return pa.Table.from_arrays([arrays[f.name] for f in SAMPLES], schema=SAMPLES)
+
+
+def _fits(arrays: dict, schema: pa.Schema, n: int) -> bool:
+    """Whether the SAMPLES ``arrays`` of n rows can be written in the narrower
+    ``schema``: no value in a left-out column, no null in a non-nullable one."""
+    for f in SAMPLES:
+        if f.name not in schema.names:
+            if arrays[f.name].null_count != n:
+                return False
+        elif not schema.field(f.name).nullable and arrays[f.name].null_count:
+            return False
+    return True
+
+
+#: the sample_type bits behind each SAMPLES column (the others: every record has them,
+#: or see samples_file_schema)
+_COLUMN_BITS = {
+    "time_ns": K.S_TIME, "pid": K.S_TID, "tid": K.S_TID, "cpu": K.S_CPU, "ip": K.S_IP,
+    "addr": K.S_ADDR, "phys_addr": K.S_PHYS_ADDR,
+    "weight": K.S_WEIGHT | K.S_WEIGHT_STRUCT, "weight2": K.S_WEIGHT_STRUCT,
+    "weight3": K.S_WEIGHT_STRUCT, "data_page_size": K.S_DATA_PAGE_SIZE,
+    "code_page_size": K.S_CODE_PAGE_SIZE, "transaction": K.S_TRANSACTION,
+    "cgroup": K.S_CGROUP, "stream_id": K.S_STREAM_ID, "callchain": K.S_CALLCHAIN,
+    "raw": K.S_RAW,
+    **{c: K.S_DATA_SRC for c in ("data_src",) + _ds.COLUMNS + ("mem_remote", "mem_hops",
+                                                              "mem_lvl_num")},
+}
+
+
+def samples_file_schema(rd: "PerfData") -> pa.Schema:
+    """The narrowest form of SAMPLES that the file's events allow: a column that no
+    event records is left out, and a column that every event records is non-nullable.
+
+    A guess for files whose events change after the first samples are written (a
+    pipe stream adding an event): the writer widens the file if a batch breaks it.
+    """
+    sts = [a.sample_type for a in rd.attrs]
+    read = any(st & K.S_READ for st in sts)
+    fields = []
+    for f in SAMPLES:
+        bits = _COLUMN_BITS.get(f.name)
+        if f.name == "sample_id":
+            # READ rows carry the ids of the group's members (read_format ID)
+            bits = K.S_ID | K.S_IDENTIFIER
+            every = not read and all(st & bits for st in sts)
+            none = not read and not any(st & bits for st in sts)
+        elif f.name == "period":
+            # sampled PERIOD, else the attr's fixed period; READ rows: counter deltas
+            every = all((a.sample_type & K.S_PERIOD) or not a.freq for a in rd.attrs)
+            none = not read and not any((a.sample_type & K.S_PERIOD) or not a.freq
+                                        for a in rd.attrs)
+        elif bits is None:                  # event, cpumode, misc, file_offset, ...
+            every, none = True, False
+        else:
+            every = all(st & bits for st in sts)
+            none = not any(st & bits for st in sts)
+        if none:
+            continue
+        fields.append(f.with_nullable(False) if every else f)
+    return pa.schema(fields)
 
 
 _NULLS: dict = {}
@@ -1080,9 +1143,10 @@ def _expand_read(rd: PerfData, ch, out, attr, blk: _Block, st: "_PassState") -> 
     return nb
 
 
-def finish_samples(rd: PerfData, blk: _Block) -> pa.Table:
-    """A block as an Arrow table in the SAMPLES schema (dictionary columns added)."""
-    return blk.table(rd)
+def finish_samples(rd: PerfData, blk: _Block, schema: pa.Schema | None = None) -> pa.Table:
+    """A block as an Arrow table in the SAMPLES schema (dictionary columns added), or in
+    the narrower ``schema`` when it fits (see :func:`samples_file_schema`)."""
+    return blk.table(rd, schema)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1811,10 +1875,14 @@ class _BackgroundWriter:
             raise self.err
 
 
-def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False, **opts):
+def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
+                all_columns: bool = False, **opts):
     """Decode ``path`` into ``writer`` (a TraceDirWriter): samples, events, mmaps,
     tasks, lost tables and the header features in ``writer.meta``.
 
+    The samples file leaves out the columns no event of the file records and declares
+    non-nullable those every event records (:func:`samples_file_schema`; readers
+    restore the full schema); ``all_columns=True`` writes the full schema instead.
     ``via_perf=True`` delegates to ``perf script``
     (:func:`tracedamon.ingest.perf_script.ingest_via_perf`).
     """
@@ -1826,11 +1894,17 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
     topts = getattr(writer, "table_options", None)
     if topts is not None and not writer.rows("samples"):
         topts.setdefault("samples", _SAMPLES_PARQUET)
+    narrow = None
     with _BackgroundWriter(writer, "samples") as bg:
         pend: list[pa.Table] = []
         rows = 0
         for blk in rd._sample_tables(st, progress=progress):
-            pend.append(finish_samples(rd, blk))
+            if narrow is None and not all_columns and hasattr(writer, "set_file_schema") \
+                    and not writer.started("samples"):
+                # decided at the first samples, when a pipe stream's attrs are known
+                narrow = samples_file_schema(rd)
+                writer.set_file_schema("samples", narrow)
+            pend.append(finish_samples(rd, blk, narrow))
             rows += len(blk)
             if rows >= WRITE_ROWS:
                 bg.put(pa.concat_tables(pend).unify_dictionaries())
