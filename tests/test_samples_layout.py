@@ -2,6 +2,7 @@
 records are non-nullable, and every reader gets the full SAMPLES schema back."""
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -182,15 +183,12 @@ def test_info_counts_from_statistics_equal_a_scan(tmp_path):
     assert _sample_stats(open_trace(out))["pids"] == {None: n}
 
 
-@pytest.mark.skipif(not HOTCOLD.exists(), reason="sample trace missing")
-def test_console_script_flushes_its_output_and_exit_code(tmp_path):
-    """The console script ends with os._exit: its output must still be complete."""
-    from tracedamon.info import describe
-    td = tmp_path / "hc.td"
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "ingest", str(HOTCOLD), "-o",
-                        str(td)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == f"wrote {td}\n{describe(td)}\n"
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "info", str(tmp_path / "nope")],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "no such file" in r.stderr
+def test_prehash_gives_the_digest_of_the_file_as_it_is(tmp_path):
+    from tracedamon.hashing import prehash, sha256_file
+    p = tmp_path / "x.bin"
+    p.write_bytes(b"a" * 100_000)
+    prehash([p, tmp_path / "missing", tmp_path])
+    assert sha256_file(p) == (100_000, hashlib.sha256(b"a" * 100_000).hexdigest())
+    prehash([p])
+    p.write_bytes(b"b" * 10)               # changed after the hash started: hashed again
+    assert sha256_file(p) == (10, hashlib.sha256(b"b" * 10).hexdigest())

@@ -39,6 +39,10 @@ def register(app: typer.Typer) -> None:
                  "comm,pid,tid,time,event,addr,data_src,weight,ip (default: inferred "
                  "from each line)"),
     ) -> None:
+        # hash the inputs for the provenance on the other core while the heavy modules
+        # load (tracedamon.hashing); ingest() collects the digests
+        from ..hashing import prehash
+        prehash(p for p in inputs if str(p) != "-")
         from ..ingest import ingest
         opts = {}
         if via_perf:

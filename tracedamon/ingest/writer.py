@@ -18,7 +18,6 @@ costs time, never rows. Readers restore the full schema
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
 import os
 import shutil
@@ -31,27 +30,20 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..atomic import atomic_path
+from ..hashing import sha256_file
 from ..errors import InputError
 from ..schema import METADATA_KEY, SCHEMA_VERSION, TABLES, conform
 
 
-def file_provenance(path: str | os.PathLike, *, hash_limit: int | None = None) -> dict:
+def file_provenance(path: str | os.PathLike) -> dict:
     """Name, size and sha256 of an input file (or of every file of a directory)."""
     p = Path(path)
     if p.is_dir():
         files = sorted(q for q in p.rglob("*") if q.is_file())
         return {"name": p.name, "kind": "directory",
                 "files": [file_provenance(q) | {"name": str(q.relative_to(p))} for q in files]}
-    h = hashlib.sha256()
-    size = 0
-    with open(p, "rb") as f:
-        while True:
-            chunk = f.read(1 << 22)
-            if not chunk:
-                break
-            size += len(chunk)
-            h.update(chunk)
-    return {"name": p.name, "size": size, "sha256": h.hexdigest()}
+    size, digest = sha256_file(p)
+    return {"name": p.name, "size": size, "sha256": digest}
 
 
 def parquet_metadata(extra: dict | None = None) -> dict[bytes, bytes]:
