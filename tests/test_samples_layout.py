@@ -192,3 +192,17 @@ def test_prehash_gives_the_digest_of_the_file_as_it_is(tmp_path):
     prehash([p])
     p.write_bytes(b"b" * 10)               # changed after the hash started: hashed again
     assert sha256_file(p) == (10, hashlib.sha256(b"b" * 10).hexdigest())
+
+
+@pytest.mark.skipif(not HOTCOLD.exists(), reason="sample trace missing")
+def test_console_script_flushes_its_output_and_exit_code(tmp_path):
+    """The console script ends with os._exit: its output must still be complete."""
+    from tracedamon.info import describe
+    td = tmp_path / "hc.td"
+    r = subprocess.run([sys.executable, "-m", "tracedamon", "ingest", str(HOTCOLD), "-o",
+                        str(td)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"wrote {td}\n{describe(td)}\n"
+    r = subprocess.run([sys.executable, "-m", "tracedamon", "info", str(tmp_path / "nope")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no such file" in r.stderr
