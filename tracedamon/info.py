@@ -7,7 +7,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.compute as pc
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .trace import Trace
@@ -75,6 +75,7 @@ def _sample_stats(trace: Trace) -> dict:
             read.append("time_ns")
         if not read:
             continue
+        import pyarrow.compute as pc        # only here: 50 ms to load, often unneeded
         batch = pf.read_row_group(g, columns=read)
         for name, counter in (("pid", per_pid), ("event_id", per_event)):
             if name in read:
@@ -111,8 +112,11 @@ def summarize(trace: Trace) -> dict:
     if trace.num_rows("samples"):
         out.update(_sample_stats(trace))
     if trace.num_rows("lost"):
-        lt = trace.table("lost", columns=["kind", "lost"]).to_pandas()
-        out["lost"] = {str(k): int(v) for k, v in lt.groupby("kind", observed=True)["lost"].sum().items()}
+        lt = trace.table("lost", columns=["kind", "lost"])
+        lt = pa.table({"kind": lt.column("kind").cast(pa.string()), "lost": lt.column("lost")})
+        agg = lt.group_by("kind", use_threads=False).aggregate([("lost", "sum")])
+        out["lost"] = {str(k): int(v or 0) for k, v in sorted(zip(
+            agg.column("kind").to_pylist(), agg.column("lost_sum").to_pylist()))}
     if trace.num_rows("regions"):
         r = trace.df("regions", columns=["run", "snapshot", "time_ns", "target", "start", "end"])
         runs = []

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from .errors import InputError
 from .schema import TABLES, conform
+from .schema import empty as _empty
 
 
 class Trace:
@@ -52,7 +53,7 @@ class Trace:
             schema = TABLES.get(name)
             if schema is None:
                 raise InputError(f"{self.path}: has no {name} table")
-            t = schema.empty_table()
+            t = _empty(schema)
             return t.select(columns) if columns else t
         schema = TABLES.get(name)
         if schema is None:

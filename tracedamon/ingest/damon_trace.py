@@ -66,6 +66,7 @@ import pyarrow.compute as pc
 
 from ..errors import InputError, TraceFormatError
 from ..schema import DAMOS_APPLY, INTERVALS_TUNE, REGIONS
+from ..schema import empty as _empty
 
 AGGREGATED = "damon_aggregated"
 BEFORE_APPLY = "damos_before_apply"
@@ -513,7 +514,7 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
         ev, info.duplicates_dropped = drop_duplicates(ev)
     n = len(ev["time_ns"])
     if n == 0:
-        return REGIONS.empty_table(), info
+        return _empty(REGIONS), info
     info.has_age = bool((ev["age"] >= 0).any())
     bad_rng = np.flatnonzero((ev["start"] >= ev["end"]) | (ev["nr_regions"] == 0))
     keep = np.ones(n, bool)
@@ -656,7 +657,7 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
             else int(info.median_interval_ns[r_i]),
             "max_nr_accesses": info.max_nr_accesses[r_i]})
     if n_good == 0:
-        return REGIONS.empty_table(), info
+        return _empty(REGIONS), info
     # snapshot number: rank by time within (run, target)
     order = np.lexsort((g_t, tgt_idx, run_of_seg))
     kr, kt = run_of_seg[order], tgt_idx[order]

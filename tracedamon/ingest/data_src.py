@@ -13,47 +13,13 @@ value once and maps the rows to dictionary-encoded Arrow columns.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 
 
-# -- numpy -> Arrow without pa.array() ------------------------------------------------
-# pa.array() imports pandas on its first call (~0.15 s, ~40 MB); the sample path builds
-# its arrays from buffers instead (zero-copy), so decoding starts without it.
-
-def bitmap(valid: np.ndarray) -> pa.Buffer:
-    """An Arrow validity (or boolean values) bitmap of a bool array."""
-    return pa.py_buffer(np.packbits(valid, bitorder="little"))
-
-
-def np_to_arrow(v: np.ndarray, typ: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
-    """``pa.array(v, type=typ, mask=~valid)`` for a fixed-width ``typ`` (zero-copy
-    when ``v`` already has the matching dtype)."""
-    n = len(v)
-    if pa.types.is_boolean(typ):
-        data = bitmap(np.asarray(v, dtype=bool))
-    else:
-        dt = np.dtype(typ.to_pandas_dtype())
-        if v.dtype != dt:
-            # a conversion: let pyarrow check it (never taken on the sample path)
-            return pa.array(v, type=typ, mask=None if valid is None else ~valid)
-        data = pa.py_buffer(np.ascontiguousarray(v))
-    if valid is None:
-        return pa.Array.from_buffers(typ, n, [None, data], null_count=0)
-    nvalid = int(np.count_nonzero(valid))
-    if nvalid == n:
-        return pa.Array.from_buffers(typ, n, [None, data], null_count=0)
-    return pa.Array.from_buffers(typ, n, [bitmap(valid), data], null_count=n - nvalid)
-
-
-def str_array(strings: list[str]) -> pa.Array:
-    """``pa.array(strings, pa.string())`` built from buffers."""
-    enc = [x.encode("utf-8") for x in strings]
-    offsets = np.zeros(len(enc) + 1, dtype=np.int32)
-    np.cumsum([len(b) for b in enc], out=offsets[1:])
-    return pa.Array.from_buffers(pa.string(), len(enc),
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))],
-                                 null_count=0)
+from .arrays import bitmap, np_to_arrow, str_array  # noqa: F401  (used as _ds.*)
 
 
 # field positions (bit shift, width)
@@ -190,41 +156,76 @@ def decode_column(values: np.ndarray, valid: np.ndarray | None = None) -> dict[s
     """Decoded Arrow columns (see :data:`COLUMNS` + mem_remote/mem_hops/mem_lvl_num)
     for an array of raw data_src values; rows where ``valid`` is False are null.
 
-    Each distinct value is decoded once; rows are mapped through a dictionary.
+    Each distinct value is decoded once; rows are mapped through a dictionary. The
+    usual case, one value in the whole batch, reuses a cached dictionary and a shared
+    run of zero indices, so a batch costs a few array headers.
     """
     n = len(values)
     values = np.asarray(values, dtype=np.uint64)
-    if n and values[0] == values[-1] and (values == values[0]).all():
-        codes = None                      # one distinct value: every code is 0
-        uniques = values[:1]
-    else:
-        uniques, codes = np.unique(values, return_inverse=True)
-        codes = codes.astype(np.int32).reshape(-1)
-    decoded = [decode(u) for u in uniques]
     mask = None if valid is None or valid.all() else bitmap(valid)
-    zeros = None
-
-    def const_codes():
-        nonlocal zeros
-        if zeros is None:
-            zeros = np.zeros(n, dtype=np.int32)
-        return zeros
-
+    if n and values[0] == values[-1] and (values == values[0]).all():
+        return _constant_columns(int(values[0]), n, mask, valid)
+    uniques, codes = np.unique(values, return_inverse=True)
+    codes = codes.astype(np.int32).reshape(-1)
+    decoded = [_decoded(int(u)) for u in uniques]
     out: dict[str, pa.Array] = {}
     for col in COLUMNS:
         texts = [d[col] for d in decoded]
         uniq = sorted(set(texts))
-        if len(uniq) == 1 or codes is None:
-            col_codes = const_codes()
-        else:
-            pos = {t: i for i, t in enumerate(uniq)}
-            remap = np.array([pos[t] for t in texts], dtype=np.int32)
-            col_codes = remap[codes]
-        idx = pa.Array.from_buffers(pa.int32(), n, [mask, pa.py_buffer(col_codes)])
-        out[col] = pa.DictionaryArray.from_arrays(idx, str_array(uniq))
-    for col, typ, dt in (("mem_remote", pa.bool_(), np.bool_), ("mem_hops", pa.uint8(), np.uint8),
-                         ("mem_lvl_num", pa.uint8(), np.uint8)):
+        pos = {t: i for i, t in enumerate(uniq)}
+        remap = np.array([pos[t] for t in texts], dtype=np.int32)
+        idx = pa.Array.from_buffers(pa.int32(), n, [mask, pa.py_buffer(remap[codes])])
+        out[col] = pa.DictionaryArray.from_arrays(idx, _dictionary(tuple(uniq)))
+    for col, typ, dt in _NUMERIC:
         vals = np.array([d[col] for d in decoded], dtype=dt)
-        full = np.full(n, vals[0], dtype=dt) if codes is None else vals[codes]
-        out[col] = np_to_arrow(full, typ, valid)
+        out[col] = np_to_arrow(vals[codes], typ, valid)
+    return out
+
+
+_NUMERIC = (("mem_remote", pa.bool_(), np.bool_), ("mem_hops", pa.uint8(), np.uint8),
+            ("mem_lvl_num", pa.uint8(), np.uint8))
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded(v: int) -> dict:
+    return decode(v)
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary(texts: tuple[str, ...]) -> pa.Array:
+    return str_array(list(texts))
+
+
+_ZERO_CODES = np.zeros(0, np.int32)
+_FULL: dict = {}
+
+
+def _zero_codes(n: int) -> pa.Buffer:
+    """n int32 zeros, sliced from one shared read-only buffer."""
+    global _ZERO_CODES
+    if len(_ZERO_CODES) < n:
+        _ZERO_CODES = np.zeros(max(n, 1 << 16), np.int32)
+        _ZERO_CODES.flags.writeable = False
+    return pa.py_buffer(_ZERO_CODES[:n])
+
+
+def _full(value, dt, n: int) -> np.ndarray:
+    """n copies of ``value``, sliced from a cached read-only array."""
+    a = _FULL.get((value, dt))
+    if a is None or len(a) < n:
+        a = np.full(max(n, 1 << 16), value, dtype=dt)
+        a.flags.writeable = False
+        _FULL[(value, dt)] = a
+    return a[:n]
+
+
+def _constant_columns(v: int, n: int, mask, valid) -> dict[str, pa.Array]:
+    d = _decoded(v)
+    codes = _zero_codes(n)
+    out: dict[str, pa.Array] = {}
+    for col in COLUMNS:
+        idx = pa.Array.from_buffers(pa.int32(), n, [mask, codes])
+        out[col] = pa.DictionaryArray.from_arrays(idx, _dictionary((d[col],)), safe=False)
+    for col, typ, dt in _NUMERIC:
+        out[col] = np_to_arrow(_full(d[col], dt, n), typ, valid)
     return out

@@ -73,8 +73,10 @@ import pyarrow as pa
 
 from ..errors import TraceFormatError
 from ..schema import SAMPLES
+from ..schema import empty as _empty
 from . import data_src as _ds
 from . import perf_records as K
+from .arrays import py_array, table_from_pylist
 
 #: bytes of records decoded at a time (and the logical size of decompressed chunks);
 #: 2 MiB rather than 4 takes ~45 MB off the peak RSS of a 10 M-sample ingest at the
@@ -909,13 +911,24 @@ class _Block:
 def _fits(arrays: dict, schema: pa.Schema, n: int) -> bool:
     """Whether the SAMPLES ``arrays`` of n rows can be written in the narrower
     ``schema``: no value in a left-out column, no null in a non-nullable one."""
-    for f in SAMPLES:
-        if f.name not in schema.names:
-            if arrays[f.name].null_count != n:
-                return False
-        elif not schema.field(f.name).nullable and arrays[f.name].null_count:
-            return False
-    return True
+    absent, required = _narrowing(schema)
+    return all(arrays[c].null_count == n for c in absent) and \
+        not any(arrays[c].null_count for c in required)
+
+
+_NARROWING: dict = {}
+
+
+def _narrowing(schema: pa.Schema) -> tuple[list[str], list[str]]:
+    """(columns left out, columns non-nullable) of a narrower form of SAMPLES."""
+    key = id(schema)
+    got = _NARROWING.get(key)
+    if got is None or got[0] is not schema:
+        names = set(schema.names)
+        got = (schema, [c for c in SAMPLES.names if c not in names],
+               [f.name for f in schema if not f.nullable])
+        _NARROWING[key] = got
+    return got[1], got[2]
 
 
 #: the sample_type bits behind each SAMPLES column (the others: every record has them,
@@ -1219,9 +1232,9 @@ class _Orderer:
             if k:
                 yield from self._emit(b if k == len(b) else b.slice(0, k))
             if k < len(b):
-                # the held-back rest is copied so that its chunk can be freed
-                rest = b.slice(k, len(b))
-                keep.append(rest.take(np.arange(len(rest))) if k else b)
+                # the held-back rest is a view: it keeps its block's arrays (one chunk's
+                # samples, not the chunk's bytes) alive until it is emitted
+                keep.append(b.slice(k, len(b)) if k else b)
         self.parts = keep
 
     def _emit(self, out: _Block):
@@ -1431,14 +1444,11 @@ class _PassState:
             if not rows or (not final and len(rows) < self.SIDEBAND_BATCH):
                 continue
             cols = list(zip(*rows))
-            arrays = [pa.array(cols[0], pa.int64()),
-                      pa.array([q[0] for q in cols[1]], pa.int32()),
-                      pa.array([q[1] for q in cols[1]], pa.int64())]
+            arrays = [py_array(list(cols[0]), pa.int64()),
+                      py_array([q[0] for q in cols[1]], pa.int32()),
+                      py_array([q[1] for q in cols[1]], pa.int64())]
             for f, vals in zip(schema, cols[2:]):
-                if pa.types.is_dictionary(f.type):
-                    arrays.append(pa.array(vals, pa.string()).dictionary_encode().cast(f.type))
-                else:
-                    arrays.append(pa.array(vals, type=f.type))
+                arrays.append(py_array(list(vals), f.type))
             names = ["_kt", "_ks", "_kq"] + schema.names
             self._done[name].append(pa.Table.from_arrays(arrays, names=names))
             rows.clear()
@@ -1447,13 +1457,21 @@ class _PassState:
         """The mmaps, tasks and lost tables, sorted by time (records without a time
         first), ties in stream and file order."""
         from ..schema import LOST, MMAPS, TASKS
-        self._compact(final=True)
         out = {}
         for name, schema in (("mmaps", MMAPS), ("tasks", TASKS), ("lost", LOST)):
             parts = self._done[name]
+            rows = getattr(self, name)
             if not parts:
-                out[name] = schema.empty_table()
+                # all rows still in Python (fewer than SIDEBAND_BATCH): sorted there, by
+                # (time key, (stream, sequence)), without loading pyarrow.compute
+                rows.sort(key=lambda r: (r[0], r[1]))
+                cols = list(zip(*rows))
+                out[name] = pa.Table.from_arrays(
+                    [py_array(list(c), f.type) for f, c in zip(schema, cols[2:])],
+                    schema=schema) if rows else _empty(schema)
+                rows.clear()
                 continue
+            self._compact(final=True)
             t = pa.concat_tables(parts).unify_dictionaries() if len(parts) > 1 else parts[0]
             t = t.sort_by([("_kt", "ascending"), ("_ks", "ascending"), ("_kq", "ascending")])
             out[name] = t.select(schema.names).cast(schema)
@@ -1801,7 +1819,7 @@ def events_table(rd: PerfData, nr_samples=None) -> pa.Table:
     for e in evs:
         e["nr_samples"] = int(nr_samples[e["event_id"]]) if nr_samples is not None and \
             e["event_id"] < len(nr_samples) else 0
-    return pa.Table.from_pylist(evs, schema=EVENTS)
+    return table_from_pylist(evs, schema=EVENTS)
 
 
 #: Parquet options of the samples table: dictionary encoding for the low-cardinality
@@ -1913,7 +1931,7 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
             bg.put(pa.concat_tables(pend).unify_dictionaries())
     rd.timings.update(parquet_thread_busy_s=bg.busy_s, parquet_thread_cpu_s=bg.cpu_s)
     if not writer.rows("samples"):
-        writer.write("samples", SAMPLES.empty_table())
+        writer.write("samples", _empty(SAMPLES))
     writer.write("events", events_table(rd, st.nr_samples))
     for name, t in st.sideband_tables().items():
         writer.write(name, t)

@@ -93,6 +93,7 @@ import pyarrow as pa
 
 from ..errors import InputError, TraceFormatError
 from ..schema import EVENTS, SAMPLES, TABLES
+from ..schema import empty as _empty
 
 BATCH_ROWS = 1 << 16
 
@@ -999,7 +1000,7 @@ def _ingest_lines(lines: Iterable[str], writer, *, source, fields=None, skip_bad
         _write_rows(writer, batcher, rows)
         n += len(rows)
     if n == 0:
-        writer.write("samples", SAMPLES.empty_table())
+        writer.write("samples", _empty(SAMPLES))
     ev = batcher.events_table()
     if known_events:
         ev = _with_evlist(ev, known_events)
