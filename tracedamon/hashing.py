@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import mmap
 import os
 import threading
 
@@ -31,18 +32,29 @@ def _key(path) -> tuple | None:
 
 
 def _hash(path) -> tuple[int, str]:
+    # The file is hashed through a read-only mapping, WINDOW bytes per call: hashlib
+    # releases the GIL for the whole window, whereas a read/update loop needs the GIL
+    # back twice per buffer, and while the main thread runs Python (imports, decoding)
+    # each of those waits up to the interpreter's switch interval (5 ms): with 4 MiB
+    # reads the hash of 480 MB took 0.67 s instead of 0.32 s; with 64 MiB windows, 0.47 s.
     h = hashlib.sha256()
-    size = 0
     with open(path, "rb") as f:
-        buf = bytearray(1 << 22)
-        view = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            size += n
-            h.update(view[:n])
+        size = os.fstat(f.fileno()).st_size
+        off = 0
+        while off < size:
+            n = min(WINDOW, size - off)
+            try:
+                with mmap.mmap(f.fileno(), n, offset=off, access=mmap.ACCESS_READ) as m:
+                    h.update(m)
+            except (OSError, ValueError):       # not mappable: read it
+                f.seek(off)
+                h.update(f.read(n))
+            off += n
     return size, h.hexdigest()
+
+
+#: bytes hashed per call (a multiple of the page size)
+WINDOW = 64 << 20
 
 
 def _run(fut: concurrent.futures.Future, path) -> None:
