@@ -22,7 +22,7 @@ FULL = [
     ["bench_compare.py"],
 ]
 QUICK = [
-    ["bench_ingest.py", "--samples", "500000", "--skip-pipeline"],
+    ["bench_ingest.py", "--samples", "500000", "--skip-pipeline", "--repeat", "1"],
     ["bench_replay.py", "--quick"],
     ["bench_damon_ingest.py", "--repeat", "1", "--scale", "1"],
     ["bench_snapshot.py", "--mib", "64", "--count", "2"],
