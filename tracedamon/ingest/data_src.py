@@ -219,6 +219,11 @@ def _full(value, dt, n: int) -> np.ndarray:
     return a[:n]
 
 
+def constant(value, dt, n: int) -> np.ndarray:
+    """n copies of ``value`` as a read-only array sliced from a cached one."""
+    return _full(value, dt, n)
+
+
 def _constant_columns(v: int, n: int, mask, valid) -> dict[str, pa.Array]:
     d = _decoded(v)
     codes = _zero_codes(n)

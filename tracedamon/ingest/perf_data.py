@@ -557,6 +557,16 @@ class PerfData:
         a = self.attrs[idx]
         return a.name or a.default_name()
 
+    def event_names_array(self) -> pa.Array:
+        """The event names as an Arrow string array (the samples' event dictionary),
+        rebuilt only when the attrs or their names change."""
+        names = tuple(self.event_name(i) for i in range(len(self.attrs)))
+        cached = getattr(self, "_names_array", None)
+        if cached is None or cached[0] != names:
+            cached = (names, _ds.str_array(list(names)))
+            self._names_array = cached
+        return cached[1]
+
     # -- pipe prologue ---------------------------------------------------------------
     def _prologue(self):
         """Pipe streams: read the records before the first sample (attrs, features,
@@ -804,7 +814,8 @@ class PerfData:
                                    offset=int(ch.fileoff[sel[i]]))
         misc = np.empty(n, dtype=np.uint16)
         K.gather_u16(ch.buf, offs, 4, misc)
-        blk = _sample_block(P, ch, out, attr, misc, ch.fileoff[sel], ch.round_idx(sel))
+        blk = _sample_block(P, ch, out, attr, misc, ch.fileoff_of(sel, offs),
+                            ch.round_idx(sel))
         if any(a.sample_type & K.S_READ for a in self.attrs):
             blk = _expand_read(self, ch, out, attr, blk, st)
         st.add_samples(blk.cols["event_id"][0], len(self.attrs))
@@ -895,8 +906,8 @@ class _Block:
             elif k in self.lists:
                 x = self.lists[k]
                 arrays[k] = _nulls(n, f.type) if x is None else x
-        names = _ds.str_array([rd.event_name(i) for i in range(len(rd.attrs))])
-        arrays["event"] = pa.DictionaryArray.from_arrays(arrays["event_id"], names)
+        arrays["event"] = pa.DictionaryArray.from_arrays(arrays["event_id"],
+                                                         rd.event_names_array())
         c = self.cols["data_src"]
         if c is None or (c[1] is not None and not c[1].any()):
             for name in _ds.COLUMNS + ("mem_remote", "mem_hops", "mem_lvl_num"):
@@ -1027,9 +1038,10 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
         put("pid", np.zeros(n, np.int32), pres)
         put("tid", np.zeros(n, np.int32), pres)
     else:
-        v = out[:, K.C_TID]
-        put("pid", (v & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32), pres)
-        put("tid", (v >> np.uint64(32)).astype(np.uint32).view(np.int32), pres)
+        # the TID word is pid (low 32 bits) then tid: split through a 32-bit view
+        halves = out[:, K.C_TID].view(np.int32)
+        put("pid", halves[0::2].copy(), pres)
+        put("tid", halves[1::2].copy(), pres)
     pres = _presence(P, attr, K.S_CPU)
     put("cpu", np.zeros(n, np.int32) if pres is _NONE else
         (out[:, K.C_CPU] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32), pres)
@@ -1049,6 +1061,14 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
     pres = _presence(P, attr, K.S_PERIOD)
     if pres is None:
         cols["period"] = (out[:, K.C_PERIOD], None)
+    elif pres is _NONE and len(P["period"]) and (P["period"] == P["period"][0]).all() and \
+            (P["freq"] == P["freq"][0]).all():
+        # one fixed period for every event (perf record -c N): a shared constant column;
+        # frequency mode without PERIOD: no period known (null)
+        if P["freq"][0]:
+            cols["period"] = (np.zeros(n, np.uint64), np.zeros(n, bool))
+        else:
+            cols["period"] = (_ds.constant(int(P["period"][0]), np.uint64, n), None)
     else:
         fixed = P["period"][attr]
         freq = P["freq"][attr]
@@ -1331,11 +1351,12 @@ class _PassState:
         nsamples = int(np.count_nonzero(types == 9))
         if nsamples:
             self.record_counts[9] = self.record_counts.get(9, 0) + nsamples
+        if nsamples == len(types):
+            return
         rest = types[types != 9] if nsamples else types
-        if len(rest):
-            u, c = np.unique(rest, return_counts=True)
-            for t, k in zip(u.tolist(), c.tolist()):
-                self.record_counts[t] = self.record_counts.get(t, 0) + k
+        u, c = np.unique(rest, return_counts=True)
+        for t, k in zip(u.tolist(), c.tolist()):
+            self.record_counts[t] = self.record_counts.get(t, 0) + k
 
     def finish_meta(self):
         m = self.rd.meta
@@ -1537,13 +1558,27 @@ class _Chunk:
         self.offs = offs
         self.types = types
         self.sizes = sizes
-        self.fileoff = fileoff
+        #: each record's file offset: an array, or an int when the chunk is a plain
+        #: piece of the file starting at that offset (then computed only where needed)
+        self._fileoff = fileoff
         self.rounds_before = rounds_before
         #: positions of the records that are not samples (usually few)
         self.other = np.flatnonzero(types != 9)
         self._round_pos = self.other[types[self.other] == 68]
         self.rounds_end = rounds_before + len(self._round_pos)
         self.consumed = consumed
+
+    @property
+    def fileoff(self) -> np.ndarray:
+        if isinstance(self._fileoff, int):
+            self._fileoff = self._fileoff + self.offs.astype(np.uint64)
+        return self._fileoff
+
+    def fileoff_of(self, sel: np.ndarray, offs: np.ndarray) -> np.ndarray:
+        """File offsets of the records ``sel`` (``offs`` = ``self.offs[sel]``)."""
+        if isinstance(self._fileoff, int):
+            return (offs + self._fileoff).astype(np.uint64)
+        return self._fileoff[sel]
 
     def round_idx(self, sel):
         """FINISHED_ROUNDs before each record of ``sel`` (counted from the stream start)."""
@@ -1567,8 +1602,9 @@ def _scan(path, buf, start, end, base_fileoff):
     if err == 2:
         raise TraceFormatError(path, "AUXTRACE record announces an impossible payload size",
                                offset=base_fileoff + stop)
-    # copies: the arrays were sized for the worst case (8-byte records)
-    return offs[:n].copy(), types[:n].copy(), sizes[:n].copy(), stop
+    # views of arrays sized for the worst case (8-byte records): they live as long as
+    # their chunk, a few MB
+    return offs[:n], types[:n], sizes[:n], stop
 
 
 def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk]:
@@ -1634,8 +1670,7 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
             comp = (types == 81) | (types == 83)
             st.count(types)
             if not comp.any():
-                ch = _Chunk(path, buf, offs, types, sizes, pos + offs.astype(np.uint64),
-                            rounds, consumed)
+                ch = _Chunk(path, buf, offs, types, sizes, int(pos), rounds, consumed)
                 rounds = ch.rounds_end
                 yield ch
                 del ch
