@@ -206,3 +206,16 @@ def test_console_script_flushes_its_output_and_exit_code(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tracedamon", "info", str(tmp_path / "nope")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+@pytest.mark.skipif(not HOTCOLD.exists() or not Path("/dev/full").exists(),
+                    reason="sample trace or /dev/full missing")
+def test_a_refused_write_is_one_line_not_a_traceback(tmp_path):
+    td = tmp_path / "hc.td"
+    with TraceDirWriter(td) as w:
+        ingest_into(HOTCOLD, w)
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "tracedamon", "info", str(td)],
+                           stdout=full, stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr and "No space left on device" in r.stderr

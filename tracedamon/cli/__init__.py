@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as e:
+        # the system refused a read or write (disk full, permission, I/O error): one
+        # line, no traceback; the trace-directory writer has removed its partial output
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"tracedamon: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -76,14 +76,13 @@ def py_array(values: list, typ: pa.DataType) -> pa.Array:
         return np_to_arrow(np.array([bool(v) for v in values], dtype=bool), typ, mask)
     if pa.types.is_integer(typ) or pa.types.is_floating(typ):
         dt = np.dtype(typ.to_pandas_dtype())
-        fill = 0
-        if pa.types.is_integer(typ):
+        vals = values if mask is None else [0 if v is None else v for v in values]
+        if pa.types.is_integer(typ) and n:
             info = np.iinfo(dt)
-            for v in values:
-                if v is not None and not info.min <= v <= info.max:
-                    raise OverflowError(f"{v} does not fit {typ}")
-        return np_to_arrow(np.array([fill if v is None else v for v in values], dtype=dt),
-                           typ, mask)
+            lo, hi = min(vals), max(vals)
+            if lo < info.min or hi > info.max:
+                raise OverflowError(f"{lo if lo < info.min else hi} does not fit {typ}")
+        return np_to_arrow(np.array(vals, dtype=dt), typ, mask)
     raise TypeError(f"py_array: unsupported type {typ}")
 
 

@@ -62,6 +62,7 @@ counted in ``meta["unknown_sample_ids"]``, not emitted.
 """
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from dataclasses import dataclass, field
@@ -124,6 +125,12 @@ _SW_NAMES = ["cpu-clock", "task-clock", "page-faults", "context-switches", "cpu-
              "bpf-output", "cgroup-switches"]
 
 _TRAILER_BITS = (K.S_TID, K.S_TIME, K.S_ID, K.S_STREAM_ID, K.S_CPU, K.S_IDENTIFIER)
+_TRAILER_MASK = sum(_TRAILER_BITS)
+
+
+@functools.lru_cache(maxsize=None)
+def _trailer_words(bits: int) -> int:
+    return sum(1 for b in _TRAILER_BITS if bits & b)
 
 
 # ----------------------------------------------------------------------------------------
@@ -206,7 +213,7 @@ class Attr:
     def trailer_len(self) -> int:
         if not self.sample_id_all:
             return 0
-        return 8 * sum(1 for b in _TRAILER_BITS if self.sample_type & b)
+        return 8 * _trailer_words(self.sample_type & _TRAILER_MASK)
 
     def default_name(self) -> str:
         if self.type == 1 and self.config < len(_SW_NAMES):
