@@ -960,3 +960,29 @@ def test_file_layout_matches_perf_record(tmp_path):
     a_off = header(real)[3]
     t, size, config, period, stype = _st.unpack_from("<IIQQQ", real, a_off)
     assert (t, size, config, period, stype) == _st.unpack_from("<IIQQQ", ours, a_off)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(case=scenario())
+def test_bulk_sideband_equals_written_truth(tmp_path_factory, case):
+    """The same drawn files with every side-band record decoded in bulk (the numba path
+    a chunk with many MMAP/COMM/FORK/EXIT records takes): equal to what was written."""
+    from tracedamon.ingest import perf_data as PD
+    tmp = tmp_path_factory.mktemp("b")
+    path = write_case(tmp, case)
+    old = PD._PassState.SIDEBAND_BULK
+    PD._PassState.SIDEBAND_BULK = 1
+    try:
+        tables = _native_tables(path, tmp)
+    finally:
+        PD._PassState.SIDEBAND_BULK = old
+    side = expected_sideband(case)
+    if all(e.sample_type & S.TIME for e in case["events"]):
+        for name, rows in side.items():
+            got = tables[name]
+            assert len(got) == len(rows), f"{name}: native {len(got)} rows, wrote {len(rows)}"
+            for j, (g, w) in enumerate(zip(got, rows)):
+                for k, v in w.items():
+                    assert g[k] == v, f"{name} row {j}: {k}: native {g[k]!r}, wrote {v!r}"

@@ -1384,16 +1384,29 @@ class _PassState:
                              for i, x, c, t in self.id_index]
 
     # -- side-band -------------------------------------------------------------------
+    #: a chunk with at least this many MMAP/MMAP2/COMM/FORK/EXIT records decodes them
+    #: in bulk (numba, straight to Arrow); fewer go record by record through Python
+    #: (small files then never need pyarrow.compute to sort them)
+    SIDEBAND_BULK = 512
+
     def collect_sideband(self, ch: "_Chunk", stream: int):
         types = ch.types
         sel = ch.other[np.isin(types[ch.other], (1, 2, 3, 4, 5, 6, 7, 10, 13))]
+        if not len(sel):
+            return
         rd = self.rd
+        seqs = np.arange(self._seq + 1, self._seq + 1 + len(sel), dtype=np.int64)
+        self._seq += len(sel)
+        layout = _trailer_layout(rd)
+        if layout is not None and len(sel) >= self.SIDEBAND_BULK:
+            bulk = np.isin(types[sel], (1, 3, 4, 7, 10))
+            self._bulk(ch, sel[bulk], seqs[bulk], stream, layout)
+            sel, seqs = sel[~bulk], seqs[~bulk]
         buf = ch.buf
-        for i in sel:
+        for i, q in zip(sel.tolist(), seqs.tolist()):
             off = int(ch.offs[i])
             typ = int(types[i])
             size = int(ch.sizes[i])
-            fo = int(ch.fileoff[i])
             rec = buf[off:off + size].tobytes()
             misc = struct.unpack_from("<H", rec, 4)[0]
             ai = rd.attr_of_record(buf, off, size)
@@ -1405,13 +1418,119 @@ class _PassState:
             tr = _trailer(rd, ai, rec) or {}
             blen = size - (rd.attrs[ai].trailer_len if ai is not None else 0)
             body = rec[8:blen]
-            self._seq += 1
-            seq = (stream, self._seq)
             try:
-                self._one(typ, misc, body, tr, ai, seq)
+                self._one(typ, misc, body, tr, ai, (stream, q))
             except struct.error:
                 raise TraceFormatError(ch.path, f"{RECORD_NAMES[typ]} record too short "
-                                       f"({size} bytes)", offset=fo) from None
+                                       f"({size} bytes)", offset=int(ch.fileoff[i])) from None
+
+    def _bulk(self, ch: "_Chunk", sel: np.ndarray, seqs: np.ndarray, stream: int,
+              layout: tuple[int, int, int]):
+        """MMAP, MMAP2, COMM, FORK and EXIT records of a chunk decoded by a numba kernel
+        into Arrow tables (the rows :meth:`_one` makes, for many records at once)."""
+        from ..schema import MMAPS, TASKS
+        n = len(sel)
+        tl, time_pos, id_back = layout
+        offs, sizes, types = ch.offs[sel], ch.sizes[sel], ch.types[sel]
+        misc = np.empty(n, np.uint16)
+        time = np.zeros(n, np.int64)
+        has_time = np.zeros(n, bool)
+        rid = np.zeros(n, np.uint64)
+        has_rid = np.zeros(n, bool)
+        f32 = np.zeros((n, 6), np.uint32)
+        f64 = np.zeros((n, 5), np.uint64)
+        bid_len = np.full(n, -1, np.int64)
+        s_off = np.zeros(n, np.int64)
+        s_len = np.zeros(n, np.int64)
+        err = np.zeros(n, np.int8)
+        K.sideband_fields(ch.buf, ch.buf64, offs, sizes, types, tl, time_pos, id_back,
+                          misc, time, has_time, rid, has_rid, f32, f64, bid_len, s_off,
+                          s_len, err)
+        if err.any():
+            i = int(np.flatnonzero(err)[0])
+            raise TraceFormatError(ch.path, f"{RECORD_NAMES[int(types[i])]} record too "
+                                   f"short ({int(sizes[i])} bytes)",
+                                   offset=int(ch.fileoff_of(sel[i:i + 1], offs[i:i + 1])[0]))
+        rd = self.rd
+        if len(rd.attrs) > 1 and id_back >= 0:
+            known = np.fromiter(rd._id2attr, dtype=np.uint64, count=len(rd._id2attr))
+            self.unknown_record_ids += int(np.count_nonzero(~has_rid)) + int(
+                np.count_nonzero(has_rid & ~np.isin(rid, known)))
+        s32 = f32.view(np.int32)
+
+        def strings(rows):
+            return _utf8_column(ch.buf, s_off[rows], s_len[rows])
+
+        def keys(rows, t, tvalid):
+            return [_ds.np_to_arrow(np.where(tvalid, t, -1) if tvalid is not None else t,
+                                    pa.int64()),
+                    _ds.np_to_arrow(np.full(len(rows), stream, np.int32), pa.int32()),
+                    _ds.np_to_arrow(seqs[rows], pa.int64())]
+
+        mm = np.flatnonzero((types == 1) | (types == 10))
+        if len(mm):
+            t = time[mm]
+            tv = None if has_time[mm].all() else has_time[mm]
+            is2 = types[mm] == 10
+            bid = bid_len[mm] >= 0
+            inode = is2 & ~bid
+            bo = np.empty(len(mm) + 1, np.int32)
+            hexdata = np.empty(int(np.maximum(bid_len[mm], 0).sum()) * 2, np.uint8)
+            K.hex_bytes(ch.buf, s_off[mm] - 28, np.where(bid, bid_len[mm], -1), K._HEX, bo,
+                        hexdata)
+            build_id = pa.Array.from_buffers(
+                pa.string(), len(mm), [_ds.bitmap(bid), pa.py_buffer(bo),
+                                       pa.py_buffer(hexdata)], null_count=int((~bid).sum()))
+            m = misc[mm]
+            cols = [
+                _ds.np_to_arrow(t, pa.int64(), tv),
+                _ds.np_to_arrow(s32[mm, 0].copy(), pa.int32()),
+                _ds.np_to_arrow(s32[mm, 1].copy(), pa.int32()),
+                _ds.np_to_arrow(f64[mm, 0].copy(), pa.uint64()),
+                _ds.np_to_arrow(f64[mm, 1].copy(), pa.uint64()),
+                _ds.np_to_arrow(f64[mm, 2].copy(), pa.uint64()),
+                _ds.np_to_arrow(f32[mm, 4].copy(), pa.uint32(), is2),
+                _ds.np_to_arrow(f32[mm, 5].copy(), pa.uint32(), is2),
+                strings(mm),
+                build_id,
+                _ds.np_to_arrow(f32[mm, 2].copy(), pa.uint32(), inode),
+                _ds.np_to_arrow(f32[mm, 3].copy(), pa.uint32(), inode),
+                _ds.np_to_arrow(f64[mm, 3].copy(), pa.uint64(), inode),
+                _ds.np_to_arrow(f64[mm, 4].copy(), pa.uint64(), inode),
+                _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_()),
+                _ds.np_to_arrow((m & 7).astype(np.uint8), pa.uint8()),
+                _ds.np_to_arrow(types[mm].astype(np.uint8), pa.uint8()),
+            ]
+            self._done["mmaps"].append(pa.Table.from_arrays(
+                keys(mm, t, tv) + cols, names=["_kt", "_ks", "_kq"] + MMAPS.names))
+        tk = np.flatnonzero((types == 3) | (types == 4) | (types == 7))
+        if len(tk):
+            ty = types[tk]
+            comm = ty == 3
+            # FORK/EXIT: the trailer's time, else the record's own; COMM: the trailer's
+            t = np.where(comm | has_time[tk], time[tk], f64[tk, 0].view(np.int64))
+            tv = has_time[tk] | ~comm
+            if tv.all():
+                tv = None
+            kind = pa.DictionaryArray.from_arrays(
+                _ds.np_to_arrow(np.where(comm, 0, np.where(ty == 4, 1, 2)).astype(np.int32),
+                                pa.int32()), _TASK_KINDS)
+            m = misc[tk]
+            names = strings(tk)
+            cols = [
+                _ds.np_to_arrow(t, pa.int64(), tv),
+                kind,
+                _ds.np_to_arrow(s32[tk, 0].copy(), pa.int32()),
+                _ds.np_to_arrow(s32[tk, 1].copy(), pa.int32()),
+                _ds.np_to_arrow(s32[tk, 2].copy(), pa.int32(), ~comm),
+                _ds.np_to_arrow(s32[tk, 3].copy(), pa.int32(), ~comm),
+                pa.Array.from_buffers(pa.string(), len(tk), [_ds.bitmap(comm)] +
+                                      names.buffers()[1:],
+                                      null_count=int((~comm).sum())),
+                _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_(), comm),
+            ]
+            self._done["tasks"].append(pa.Table.from_arrays(
+                keys(tk, t, tv) + cols, names=["_kt", "_ks", "_kq"] + TASKS.names))
 
     def _one(self, typ, misc, body, tr, ai, seq):
         time = tr.get("time")
@@ -1508,6 +1627,47 @@ class _PassState:
 
 def _key(t):
     return -1 if t is None else t
+
+
+_TASK_KINDS = _ds.str_array(["COMM", "EXIT", "FORK"])
+
+
+def _trailer_layout(rd: "PerfData") -> tuple[int, int, int] | None:
+    """(trailer length, TIME offset in it or -1, how far back from a record's end its
+    id sits or -1 when ids are not looked up) when every attr shares one sample_id_all
+    trailer layout (perf writes files so); None otherwise."""
+    if not rd.attrs:
+        return None
+    first = rd.attrs[0]
+    key = (first.sample_id_all, first.sample_type & _TRAILER_MASK)
+    if any((a.sample_id_all, a.sample_type & _TRAILER_MASK) != key for a in rd.attrs[1:]):
+        return None
+    tl = first.trailer_len
+    time_pos = -1
+    if tl and first.sample_type & K.S_TIME:
+        time_pos = 8 if first.sample_type & K.S_TID else 0
+    id_back = -1
+    if len(rd.attrs) > 1 and first.sample_id_all:
+        id_back = _id_pos_trailer(first.sample_type)
+    return tl, time_pos, id_back
+
+
+def _utf8_column(buf: np.ndarray, off: np.ndarray, ln: np.ndarray) -> pa.Array:
+    """Strings at ``buf[off[i]:off[i]+ln[i]]`` as an Arrow string array; bytes that are
+    not UTF-8 become U+FFFD, as ``bytes.decode("utf-8", "replace")`` makes them."""
+    n = len(off)
+    bo = np.empty(n + 1, np.int32)
+    data = np.empty(int(ln.sum()), np.uint8)
+    K.gather_bytes(buf, off, ln, np.ones(n, bool), bo, data)
+    arr = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(bo), pa.py_buffer(data)],
+                                null_count=0)
+    try:
+        arr.validate(full=True)
+        return arr
+    except pa.ArrowInvalid:
+        from .arrays import str_array
+        raw = data.tobytes()
+        return str_array([raw[bo[i]:bo[i + 1]].decode("utf-8", "replace") for i in range(n)])
 
 
 def _s32(v):
