@@ -109,6 +109,11 @@ FEAT = dict(HOSTNAME=3, OSRELEASE=4, VERSION=5, ARCH=6, NRCPUS=7, CPUDESC=8, CPU
 PIPE_LAST_FEATURE = 32            # perf 6.1's HEADER_LAST_FEATURE: the end-of-features marker
 
 MAGIC = b"PERFILE2"
+
+
+def _magic() -> bytes:
+    """perf writes its magic as a u64: a big-endian machine's file starts "2ELIFREP"."""
+    return MAGIC if _E[0] == "<" else MAGIC[::-1]
 ATTR_SIZES = (64, 72, 80, 96, 104, 112, 120, 128, 136)
 
 # order of the fixed-slot prefix and the trailer (spec §5, §6)
@@ -116,8 +121,40 @@ _TRAILER_ORDER = (S.TID, S.TIME, S.ID, S.STREAM_ID, S.CPU, S.IDENTIFIER)
 SAMPLE_ID_BITS = S.TID | S.TIME | S.ID | S.STREAM_ID | S.CPU | S.IDENTIFIER
 KNOWN_BITS = (1 << 25) - 1
 
-_u32 = struct.Struct("<I").pack
-_u64 = struct.Struct("<Q").pack
+#: the byte order being written: "<" (little-endian, the default) or ">" (a file as a
+#: big-endian machine writes it); set by write_perf_data(byte_order=...)
+_E = ["<"]
+
+
+def _pk(fmt: str, *args) -> bytes:
+    return struct.pack(_E[0] + fmt, *args)
+
+
+def _u32(v: int) -> bytes:
+    return _pk("I", v)
+
+
+def _u64(v: int) -> bytes:
+    return _pk("Q", v)
+
+
+_REVBITS = bytes(int(f"{x:08b}"[::-1], 2) for x in range(256))
+
+# perf_branch_entry's bit fields (position, width) on a little-endian machine; a
+# big-endian one allocates them from the most significant bit down
+_BRANCH_FIELDS = ((0, 1), (1, 1), (2, 1), (3, 1), (4, 16), (20, 4), (24, 2), (26, 4),
+                  (30, 3), (33, 31))
+
+
+def _branch_flags(fl: int) -> int:
+    """The flags word as the machine of the byte order being written holds it."""
+    if _E[0] == "<":
+        return fl
+    out, top = 0, 64
+    for pos, width in _BRANCH_FIELDS:
+        top -= width
+        out |= (fl >> pos & ((1 << width) - 1)) << top
+    return out
 
 
 def _pad8(b: bytes) -> bytes:
@@ -203,9 +240,15 @@ class Event:
         if size < need:
             raise ValueError(f"event {self.name}: attr size {size} cannot hold its fields "
                              f"(needs {need})")
-        b = struct.pack("<IIQQQQQIIQ", self.type, size, self.config, self.sample_period,
-                        self.sample_type, self.read_format, self.flags, 0, 0, self.config1)
-        b += struct.pack("<QQQIiQIHHIIQQ", self.config2, self.branch_sample_type,
+        b = _pk("IIQQQQQIIQ", self.type, size, self.config, self.sample_period,
+                self.sample_type, self.read_format, self.flags, 0, 0, self.config1)
+        if _E[0] == ">":
+            # a big-endian machine allocates the flag bits from the most significant bit
+            # of the first byte on: for one-bit fields that is each little-endian byte
+            # with its bits reversed (multi-bit fields such as precise_ip differ)
+            le = struct.pack("<Q", self.flags)
+            b = b[:40] + bytes(_REVBITS[x] for x in le) + b[48:]
+        b += _pk("QQQIiQIHHIIQQ", self.config2, self.branch_sample_type,
                          self.sample_regs_user, self.sample_stack_user, self.clockid,
                          self.sample_regs_intr, 0, self.sample_max_stack, 0,
                          self.aux_sample_size, 0, 0, self.config3)
@@ -395,7 +438,7 @@ def _header(rtype: int, misc: int, body: bytes) -> bytes:
     size = 8 + len(body)
     if size > 0xFFFF:
         raise ValueError(f"record of type {rtype} too large ({size} bytes)")
-    return struct.pack("<IHH", rtype, misc, size) + body
+    return _pk("IHH", rtype, misc, size) + body
 
 
 def encode_sample(s: Sample) -> bytes:
@@ -433,7 +476,7 @@ def encode_sample(s: Sample) -> bytes:
     if st & S.IP:
         b += _u64(f["ip"])
     if st & S.TID:
-        b += struct.pack("<ii", f["pid"], f["tid"])
+        b += _pk("ii", f["pid"], f["tid"])
     if st & S.TIME:
         b += _u64(f["time"])
     if st & S.ADDR:
@@ -443,7 +486,7 @@ def encode_sample(s: Sample) -> bytes:
     if st & S.STREAM_ID:
         b += _u64(f["stream_id"])
     if st & S.CPU:
-        b += struct.pack("<II", f["cpu"], 0)
+        b += _pk("II", f["cpu"], 0)
     if st & S.PERIOD:
         b += _u64(f["period"])
     if st & S.READ:
@@ -461,7 +504,7 @@ def encode_sample(s: Sample) -> bytes:
         if ev.branch_sample_type & BRANCH_HW_INDEX:
             b += _u64(f.get("branch_hw_idx", 0))
         for frm, to, fl in br:
-            b += struct.pack("<QQQ", frm, to, fl)
+            b += _pk("QQQ", frm, to, _branch_flags(fl))
     if st & S.REGS_USER:
         b += _regs(ev.sample_regs_user, f["regs_user"])
     if st & S.STACK_USER:
@@ -507,7 +550,7 @@ def trailer(ev: Event | None, sid: dict) -> bytes:
     st = ev.sample_type
     b = b""
     if st & S.TID:
-        b += struct.pack("<ii", sid.get("pid", -1), sid.get("tid", -1))
+        b += _pk("ii", sid.get("pid", -1), sid.get("tid", -1))
     if st & S.TIME:
         b += _u64(sid.get("time", 0))
     if st & S.ID:
@@ -515,7 +558,7 @@ def trailer(ev: Event | None, sid: dict) -> bytes:
     if st & S.STREAM_ID:
         b += _u64(sid.get("stream_id", 0))
     if st & S.CPU:
-        b += struct.pack("<II", sid.get("cpu", 0), 0)
+        b += _pk("II", sid.get("cpu", 0), 0)
     if st & S.IDENTIFIER:
         b += _u64(sid.get("id", ev.id()))
     return b
@@ -534,29 +577,29 @@ def encode_record(r, events: Sequence[Event]) -> bytes:
         entries = r.entries
         if entries is None:
             entries = [(i, idx, 0, 0) for idx, ev in enumerate(events) for i in ev.ids]
-        body = _u64(len(entries)) + b"".join(struct.pack("<QQQQ", *e) for e in entries)
+        body = _u64(len(entries)) + b"".join(_pk("QQQQ", *e) for e in entries)
         return _header(REC["ID_INDEX"], 0, body)
     tr = trailer(r.event, r.sid)
     if isinstance(r, Mmap2):
-        body = struct.pack("<iiQQQ", r.pid, r.tid, r.start, r.len, r.pgoff)
+        body = _pk("iiQQQ", r.pid, r.tid, r.start, r.len, r.pgoff)
         misc = r.misc
         if r.build_id is not None:
             bid = r.build_id
-            body += struct.pack("<BBH", len(bid), 0, 0) + bid + b"\0" * (20 - len(bid))
+            body += _pk("BBH", len(bid), 0, 0) + bid + b"\0" * (20 - len(bid))
             misc |= MISC_MMAP_BUILD_ID
         else:
-            body += struct.pack("<IIQQ", r.maj, r.min, r.ino, r.ino_generation)
-        body += struct.pack("<II", r.prot, r.flags) + _cstr8(r.filename)
+            body += _pk("IIQQ", r.maj, r.min, r.ino, r.ino_generation)
+        body += _pk("II", r.prot, r.flags) + _cstr8(r.filename)
         return _header(REC["MMAP2"], misc, body + tr)
     if isinstance(r, Mmap):
-        body = struct.pack("<iiQQQ", r.pid, r.tid, r.start, r.len, r.pgoff) + _cstr8(r.filename)
+        body = _pk("iiQQQ", r.pid, r.tid, r.start, r.len, r.pgoff) + _cstr8(r.filename)
         return _header(REC["MMAP"], r.misc, body + tr)
     if isinstance(r, Comm):
         misc = r.misc | (MISC_COMM_EXEC if r.exec else 0)
-        return _header(REC["COMM"], misc, struct.pack("<ii", r.pid, r.tid) + _cstr8(r.comm) + tr)
+        return _header(REC["COMM"], misc, _pk("ii", r.pid, r.tid) + _cstr8(r.comm) + tr)
     if isinstance(r, Fork):          # Exit is a Fork
         t = REC["EXIT"] if isinstance(r, Exit) else REC["FORK"]
-        body = struct.pack("<iiiiQ", r.pid, r.ppid, r.tid, r.ptid, r.time)
+        body = _pk("iiiiQ", r.pid, r.ppid, r.tid, r.ptid, r.time)
         return _header(t, r.misc, body + tr)
     if isinstance(r, Lost):
         lid = r.id if r.id is not None else r.event.id()
@@ -566,7 +609,7 @@ def encode_record(r, events: Sequence[Event]) -> bytes:
     if isinstance(r, Throttle):
         t = REC["UNTHROTTLE"] if r.unthrottle else REC["THROTTLE"]
         tid_ = r.id if r.id is not None else r.event.id()
-        return _header(t, r.misc, struct.pack("<QQQ", r.time, tid_, r.stream_id) + tr)
+        return _header(t, r.misc, _pk("QQQ", r.time, tid_, r.stream_id) + tr)
     raise TypeError(f"cannot encode {r!r}")
 
 
@@ -581,20 +624,20 @@ def _features(events: Sequence[Event], attr_size: int, meta: dict,
         FEAT["OSRELEASE"]: _feat_str(meta.get("osrelease", "6.1.0-test")),
         FEAT["VERSION"]: _feat_str(meta.get("version", "6.1.187")),
         FEAT["ARCH"]: _feat_str(meta.get("arch", "x86_64")),
-        FEAT["NRCPUS"]: struct.pack("<II", meta.get("nr_cpus", 4), meta.get("nr_cpus", 4)),
+        FEAT["NRCPUS"]: _pk("II", meta.get("nr_cpus", 4), meta.get("nr_cpus", 4)),
         FEAT["CPUDESC"]: _feat_str(meta.get("cpudesc", "tracedamon test CPU")),
         FEAT["CPUID"]: _feat_str(meta.get("cpuid", "GenuineIntel,6,143,8")),
         FEAT["TOTAL_MEM"]: _u64(meta.get("total_mem_kb", 16 << 20)),
     }
     cmd = meta.get("cmdline", ["/usr/bin/perf", "record", "-d", "--", "./workload"])
     feats[FEAT["CMDLINE"]] = _u32(len(cmd)) + b"".join(_feat_str(c) for c in cmd)
-    ed = struct.pack("<II", len(events), attr_size)
+    ed = _pk("II", len(events), attr_size)
     for ev in events:
         ed += ev.attr_bytes(attr_size) + _u32(len(ev.ids)) + _feat_str(ev.name)
         ed += b"".join(_u64(i) for i in ev.ids)
     feats[FEAT["EVENT_DESC"]] = ed
     if compress_level is not None:
-        feats[FEAT["COMPRESSED"]] = struct.pack("<IIIII", 1, 1, compress_level, 1, mmap_len)
+        feats[FEAT["COMPRESSED"]] = _pk("IIIII", 1, 1, compress_level, 1, mmap_len)
     return feats
 
 
@@ -677,7 +720,7 @@ def build_data(events: Sequence[Event], records: Iterable, *, compress: bool,
             payload = cobj.compress(piece) + cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
             if 8 + len(payload) > 0xFFFF:
                 raise ValueError("compressed piece too large for one record")
-            off = emit(struct.pack("<IHH", REC["COMPRESSED"], 0, 8 + len(payload)) + payload)
+            off = emit(_pk("IHH", REC["COMPRESSED"], 0, 8 + len(payload)) + payload)
             for idx, a, e in pending_recs:
                 if a < pos + n and e > pos:          # the record has bytes in this piece
                     sp = spans.setdefault(idx, [off, off])
@@ -704,7 +747,8 @@ def write_perf_data(path, events: Sequence[Event], records: Iterable, *, layout:
                     compress: bool = False, attr_size: int = 128, chunks: Sequence[int] | None = None,
                     compress_level: int = 1, mmap_len: int = 1 << 20, meta: dict | None = None,
                     id_index: bool = False, event_update_names: bool = True,
-                    feature_end_marker: bool = True, info: dict | None = None) -> str:
+                    feature_end_marker: bool = True, info: dict | None = None,
+                    byte_order: str = "little") -> str:
     """Write a perf.data file; returns its path.
 
     ``layout``: "file" (regular) or "pipe". ``attr_size``: bytes of perf_event_attr
@@ -723,19 +767,25 @@ def write_perf_data(path, events: Sequence[Event], records: Iterable, *, layout:
     if id_index:
         records = [IdIndex()] + records
     where: list = []
-    data = build_data(events, records, compress=compress, chunks=chunks,
-                      compress_level=compress_level, where=where)
-    feats = _features(events, attr_size, meta or {}, compress_level if compress else None,
-                      mmap_len)
-    if layout == "file":
-        blob = _file_layout(events, attr_size, data, feats)
-        data_off = len(blob) - len(data) - _feature_tail_len(feats)
-    elif layout == "pipe":
-        blob = _pipe_layout(events, attr_size, data, feats, event_update_names,
-                            feature_end_marker)
-        data_off = len(blob) - len(data)
-    else:
-        raise ValueError(f"unknown layout {layout!r}")
+    if byte_order not in ("little", "big"):
+        raise ValueError(f"byte_order {byte_order!r}")
+    _E[0] = "<" if byte_order == "little" else ">"
+    try:
+        data = build_data(events, records, compress=compress, chunks=chunks,
+                          compress_level=compress_level, where=where)
+        feats = _features(events, attr_size, meta or {},
+                          compress_level if compress else None, mmap_len)
+        if layout == "file":
+            blob = _file_layout(events, attr_size, data, feats)
+            data_off = len(blob) - len(data) - _feature_tail_len(feats)
+        elif layout == "pipe":
+            blob = _pipe_layout(events, attr_size, data, feats, event_update_names,
+                                feature_end_marker)
+            data_off = len(blob) - len(data)
+        else:
+            raise ValueError(f"unknown layout {layout!r}")
+    finally:
+        _E[0] = "<"
     assert blob[data_off:data_off + len(data)] == data
     if info is not None:
         skip = 1 if id_index else 0
@@ -763,7 +813,7 @@ def _file_layout(events, attr_size, data, feats) -> bytes:
         id_blobs.append(b)
         pos += len(b)
     attrs_off = pos
-    attrs = b"".join(ev.attr_bytes(attr_size) + struct.pack("<QQ", *sec)
+    attrs = b"".join(ev.attr_bytes(attr_size) + _pk("QQ", *sec)
                      for ev, sec in zip(events, id_sections))
     data_off = attrs_off + len(attrs)
     feat_off = data_off + len(data)
@@ -774,23 +824,23 @@ def _file_layout(events, attr_size, data, feats) -> bytes:
     payloads = b""
     for bit in bits:
         p = feats[bit]
-        index += struct.pack("<QQ", payload_pos, len(p))
+        index += _pk("QQ", payload_pos, len(p))
         payloads += p
         payload_pos += len(p)
     bitmap = [0, 0, 0, 0]
     for bit in bits:
         bitmap[bit // 64] |= 1 << (bit % 64)
-    header = MAGIC + struct.pack("<QQ", hdr_size, attr_size + 16)
-    header += struct.pack("<QQ", attrs_off, len(attrs))
-    header += struct.pack("<QQ", data_off, len(data))
-    header += struct.pack("<QQ", 0, 0)
-    header += struct.pack("<4Q", *bitmap)
+    header = _magic() + _pk("QQ", hdr_size, attr_size + 16)
+    header += _pk("QQ", attrs_off, len(attrs))
+    header += _pk("QQ", data_off, len(data))
+    header += _pk("QQ", 0, 0)
+    header += _pk("4Q", *bitmap)
     assert len(header) == hdr_size
     return header + b"".join(id_blobs) + attrs + data + index + payloads
 
 
 def _pipe_layout(events, attr_size, data, feats, event_update_names, end_marker) -> bytes:
-    out = [MAGIC + _u64(16)]
+    out = [_magic() + _u64(16)]
     for ev in events:
         body = ev.attr_bytes(attr_size) + b"".join(_u64(i) for i in ev.ids)
         out.append(_header(REC["HEADER_ATTR"], 0, body))

@@ -84,12 +84,14 @@ def test_wrong_magic(tmp_path):
     _expect_error(p, tmp_path, offset=0)
 
 
-def test_big_endian_refused(tmp_path):
+def test_big_endian_magic_on_a_little_endian_body(tmp_path):
+    """A big-endian magic makes the header read big-endian: a little-endian body then
+    gives an impossible header size, reported where it sits."""
     b = bytearray(BASE.read_bytes())
     b[0:8] = b"2ELIFREP"
     p = tmp_path / "be.data"
     p.write_bytes(b)
-    _expect_error(p, tmp_path, offset=0, words=["big-endian"])
+    _expect_error(p, tmp_path, offset=8, words=["header size"])
 
 
 def test_header_only(tmp_path):
@@ -384,3 +386,16 @@ def test_empty_data_section_with_features(tmp_path):
     from tracedamon.trace import open_trace
     tr = open_trace(_ingest(p, tmp_path))
     assert tr.num_rows("samples") == 0 and tr.meta["hostname"]
+
+
+def test_big_endian_pipe_stream_is_refused_clearly(tmp_path):
+    """perf 6.1 cannot read a big-endian pipe stream either: one clear line, not rows."""
+    import struct
+    p = tmp_path / "be-pipe.data"
+    p.write_bytes(b"2ELIFREP" + struct.pack(">Q", 16) + b"\0" * 64)
+    from tracedamon.errors import TraceFormatError
+    from tracedamon.ingest.perf_data import open_perf_data
+    with pytest.raises(TraceFormatError) as e:
+        open_perf_data(p)
+    assert "big-endian pipe streams are not supported" in str(e.value)
+    assert str(p) in str(e.value) and "byte offset 0" in str(e.value)

@@ -525,18 +525,22 @@ def expected_periods(samples: list[Sample]) -> list[int]:
     return out
 
 
-def write_case(tmp_path: Path, case: dict, name="case.data") -> str:
+def write_case(tmp_path: Path, case: dict, name="case.data", byte_order="little") -> str:
     info: dict = {}
     path = write_perf_data(tmp_path / name, case["events"], case["records"],
                            layout=case["layout"], compress=case["compress"],
                            attr_size=case["attr_size"], chunks=case["chunks"],
-                           id_index=case.get("id_index", False), info=info)
+                           id_index=case.get("id_index", False), info=info,
+                           byte_order=byte_order)
     case["offsets"] = info["offsets"]
     return path
 
 
-def check_against_perf(path: str, case: dict) -> list[str | None]:
-    """Assert perf prints what was written; returns perf's data_src decode per sample."""
+def check_against_perf(path: str, case: dict, big_endian: bool = False) -> list[str | None]:
+    """Assert perf prints what was written; returns perf's data_src decode per sample.
+
+    ``big_endian``: perf 6.1 leaves MMAP2's prot and flags unswapped in such files, so
+    it prints them as the byte-swapped values (checked as such)."""
     events = case["events"]
     samples = [r for r in case["records"] if isinstance(r, Sample)]
     comm_of = case["comms"]
@@ -559,8 +563,12 @@ def check_against_perf(path: str, case: dict) -> list[str | None]:
             pg = "0" if r.pgoff == 0 else f"0x{r.pgoff:x}"
             ident = ("<" + r.build_id.hex() + ">" if r.build_id is not None else
                      f"{r.maj:02x}:{r.min:02x} {r.ino} {r.ino_generation}")
-            prot = ("r" if r.prot & 1 else "-") + ("w" if r.prot & 2 else "-") + \
-                   ("x" if r.prot & 4 else "-") + ("s" if r.flags & 1 else "p")
+            pr, fl = r.prot, r.flags
+            if big_endian:
+                pr = int.from_bytes(pr.to_bytes(4, "little"), "big")
+                fl = int.from_bytes(fl.to_bytes(4, "little"), "big")
+            prot = ("r" if pr & 1 else "-") + ("w" if pr & 2 else "-") + \
+                   ("x" if pr & 4 else "-") + ("s" if fl & 1 else "p")
             want_side.append(f"PERF_RECORD_MMAP2 {r.pid}/{r.tid}: [0x{r.start:x}(0x{r.len:x}) @ "
                              f"{pg} {ident}]: {prot} {r.filename}")
         elif isinstance(r, Mmap):
@@ -772,7 +780,8 @@ def _norm(v):
     return v
 
 
-def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path) -> None:
+def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path,
+                 decodes_known: bool = True) -> None:
     tables = _native_tables(path, tmp)
     df = tables["samples"]
     want = expected_native_rows(case)
@@ -808,6 +817,8 @@ def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path) ->
                 got = str(got)
             assert got == v, f"sample {i}: column {k}: native {got!r}, written {v!r}"
         cols = ("mem_op", "mem_level", "mem_snoop", "mem_tlb", "mem_lock", "mem_blk")
+        if not decodes_known:
+            continue
         if dec is None:
             for col in cols:
                 assert _norm(row[col]) is None, f"sample {i}: {col} should be null"
@@ -986,3 +997,37 @@ def test_bulk_sideband_equals_written_truth(tmp_path_factory, case):
             for j, (g, w) in enumerate(zip(got, rows)):
                 for k, v in w.items():
                     assert g[k] == v, f"{name} row {j}: {k}: native {g[k]!r}, wrote {v!r}"
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(case=scenario())
+def test_big_endian_files_read_like_perf(tmp_path_factory, case):
+    """The drawn files written as a big-endian machine writes them (s390x, ppc64): the
+    real perf (which swaps them) prints what was written, and the native reader's
+    tables equal the written truth. Pipe streams are left out: perf 6.1 cannot read a
+    big-endian pipe stream (tracedamon refuses them, see test below); precise_ip is 0
+    or 3 because perf's bit swap turns a big-endian 1 into 2 and back."""
+    case["layout"] = "file"
+    for e in case["events"]:
+        e.precise_ip = 3 if e.precise_ip else 0
+    tmp = tmp_path_factory.mktemp("be")
+    # the native reader against the written truth, registers included
+    path = write_case(tmp, case, byte_order="big")
+    with open(path, "rb") as f:
+        assert f.read(8) == b"2ELIFREP"
+    check_native(path, case, [None] * 10**4, tmp, decodes_known=False)
+    # perf against the written truth: perf 6.1 does not swap the attr's register masks
+    # (it prints AX as XMM12), so the registers are left out of the file perf reads
+    for e in case["events"]:
+        e.sample_type &= ~(S.REGS_USER | S.REGS_INTR)
+        e.sample_regs_user = e.sample_regs_intr = 0
+    for r in case["records"]:
+        if isinstance(r, Sample):
+            r.fields.pop("regs_user", None)
+            r.fields.pop("regs_intr", None)
+    tmp2 = tmp_path_factory.mktemp("be-perf")
+    path = write_case(tmp2, case, byte_order="big")
+    decodes = check_against_perf(path, case, big_endian=True)
+    check_native(path, case, decodes, tmp2)

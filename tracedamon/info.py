@@ -103,7 +103,7 @@ def summarize(trace: Trace) -> dict:
     """A dict summary of a trace directory (what `info` prints)."""
     out: dict = {"path": str(trace.path), "tables": {t: trace.num_rows(t) for t in trace.tables()}}
     meta = trace.meta
-    for key in ("layout", "compression", "perf_version", "hostname", "os_release", "arch",
+    for key in ("layout", "byte_order", "compression", "perf_version", "hostname", "os_release", "arch",
                 "cpu_desc", "nrcpus", "record_counts", "skipped", "duplicates_dropped",
                 "partial_snapshots_dropped", "intervals", "samples_out_of_order",
                 "unknown_sample_ids", "unknown_record_types", "absent_columns"):
@@ -143,7 +143,7 @@ def summarize(trace: Trace) -> dict:
 
 def render(s: dict) -> str:
     lines = [f"{s['path']}"]
-    for k in ("layout", "perf_version", "hostname", "os_release", "arch", "cpu_desc"):
+    for k in ("layout", "byte_order", "perf_version", "hostname", "os_release", "arch", "cpu_desc"):
         if k in s:
             lines.append(f"  {k}: {s[k]}")
     if "nrcpus" in s and isinstance(s["nrcpus"], dict):

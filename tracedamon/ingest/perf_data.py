@@ -124,6 +124,8 @@ _SW_NAMES = ["cpu-clock", "task-clock", "page-faults", "context-switches", "cpu-
              "minor-faults", "major-faults", "alignment-faults", "emulation-faults", "dummy",
              "bpf-output", "cgroup-switches"]
 
+_REVBITS = bytes(int(f"{x:08b}"[::-1], 2) for x in range(256))
+
 _TRAILER_BITS = (K.S_TID, K.S_TIME, K.S_ID, K.S_STREAM_ID, K.S_CPU, K.S_IDENTIFIER)
 _TRAILER_MASK = sum(_TRAILER_BITS)
 
@@ -165,17 +167,22 @@ class Attr:
     file_offset: int | None = None
 
     @classmethod
-    def parse(cls, index: int, raw: bytes, *, path, offset: int) -> "Attr":
+    def parse(cls, index: int, raw: bytes, *, path, offset: int, be: bool = False) -> "Attr":
         if len(raw) < 8:
             raise TraceFormatError(path, "perf_event_attr shorter than 8 bytes", offset=offset)
-        size = struct.unpack_from("<I", raw, 4)[0] or 64
+        e = ">" if be else "<"
+        size = struct.unpack_from(f"{e}I", raw, 4)[0] or 64
         if size < 64:
             raise TraceFormatError(path, f"perf_event_attr size {size} below 64 (VER0)",
                                    offset=offset)
         b = bytes(raw[: min(size, len(raw), 136)]).ljust(136, b"\0")
         (typ, sz, config, period, st, rf, flags, _wk, _bp, config1, config2, bst,
          regs_user, stack_user, clockid, regs_intr, aux_wm, max_stack, _r, aux_ss, _r2,
-         sig_data, config3) = struct.unpack_from("<IIQQQQQIIQQQQIiQIHHIIQQ", b, 0)
+         sig_data, config3) = struct.unpack_from(f"{e}IIQQQQQIIQQQQIiQIHHIIQQ", b, 0)
+        if be:
+            # the flag bits: perf reverses the bits of each byte (swap_bitfield), which
+            # turns a big-endian machine's one-bit fields into their little-endian places
+            flags = int.from_bytes(bytes(_REVBITS[x] for x in b[40:48]), "little")
         a = cls(index=index, type=typ, size=size, config=config, sample_period_or_freq=period,
                 sample_type=st, read_format=rf, flags=flags, config1=config1, config2=config2,
                 branch_sample_type=bst, sample_regs_user=regs_user,
@@ -247,12 +254,14 @@ def _id_pos_trailer(st: int) -> int:
 class _Cur:
     """A bounds-checked little-endian cursor over one section."""
 
-    def __init__(self, data: bytes, path, base: int, what: str):
+    def __init__(self, data: bytes, path, base: int, what: str, be: bool = False):
         self.d = data
         self.p = 0
         self.path = path
         self.base = base
         self.what = what
+        self._u32 = struct.Struct(">I" if be else "<I").unpack_from
+        self._u64 = struct.Struct(">Q" if be else "<Q").unpack_from
 
     def _need(self, n: int):
         if self.p + n > len(self.d) or n < 0:
@@ -261,13 +270,13 @@ class _Cur:
 
     def u32(self) -> int:
         self._need(4)
-        v = struct.unpack_from("<I", self.d, self.p)[0]
+        v = self._u32(self.d, self.p)[0]
         self.p += 4
         return v
 
     def u64(self) -> int:
         self._need(8)
-        v = struct.unpack_from("<Q", self.d, self.p)[0]
+        v = self._u64(self.d, self.p)[0]
         self.p += 8
         return v
 
@@ -317,6 +326,10 @@ class PerfData:
         self._attr_offsets: set = set()
         self._params = None
         self.sources: list[_Source] = []
+        #: a file written on a big-endian machine: records are turned little-endian
+        #: chunk by chunk (perf_records.scan_records_be and the be_fix_* kernels)
+        self.big_endian = False
+        self._e = "<"
         #: filled by ingest_into: seconds the Parquet thread was busy (wall, CPU)
         self.timings: dict[str, float] = {}
         if self.path.is_dir():
@@ -362,15 +375,24 @@ class PerfData:
                                        f"({len(head)} bytes)", offset=0)
             magic, hsize = struct.unpack_from("<QQ", head, 0)
             if magic == MAGIC_BE:
-                raise TraceFormatError(p, "big-endian perf.data files are not supported "
-                                       "(convert on the recording machine with perf inject)",
-                                       offset=0)
+                self.big_endian = True
+                self._e = ">"
+                self.meta["byte_order"] = "big"
+                magic, hsize = struct.unpack_from(">QQ", head, 0)
+                magic = MAGIC_LE
             if magic != MAGIC_LE:
                 if head[:8] == b"PERFFILE":
                     raise TraceFormatError(p, "perf.data version 1 ('PERFFILE') is not "
                                            "supported", offset=0)
                 raise TraceFormatError(p, f"not a perf.data file (magic {head[:8]!r})", offset=0)
             self.file_size = fsize
+            if hsize == 16 and self.big_endian:
+                # perf 6.1 cannot read one either ("Can't parse sample"), so there is no
+                # oracle to check a reader against
+                raise TraceFormatError(p, "big-endian pipe streams are not supported: "
+                                       "record to a file (perf record -o FILE), or run "
+                                       "perf inject -i - -o FILE on the recording machine",
+                                       offset=0)
             if hsize == 16:
                 self.layout = "pipe"
                 self.sources = [_Source(p, 16, None, p.name)]
@@ -381,11 +403,19 @@ class PerfData:
             if len(head) < hsize:
                 raise TraceFormatError(p, "file ends inside the perf.data header", offset=len(head))
             self.layout = "file"
-            attr_size, a_off, a_size, d_off, d_size = struct.unpack_from("<QQQQQ", head, 16)
+            e = self._e
+            attr_size, a_off, a_size, d_off, d_size = struct.unpack_from(f"{e}QQQQQ", head, 16)
             bitmap = 0
             if hsize == 104:
-                w = struct.unpack_from("<4Q", head, 72)
+                w = struct.unpack_from(f"{e}4Q", head, 72)
                 bitmap = w[0] | w[1] << 64 | w[2] << 128 | w[3] << 192
+                if self.big_endian and not bitmap >> 3 & 1:
+                    # a 32-bit big-endian writer's bitmap is in 32-bit words (perf tells
+                    # them apart by the HOSTNAME bit, which every perf record sets)
+                    w32 = struct.unpack_from(">8I", head, 72)
+                    alt = sum(v << (32 * k) for k, v in enumerate(w32))
+                    if alt >> 3 & 1:
+                        bitmap = alt
             for name, off, size, fo in (("attrs", a_off, a_size, 24), ("data", d_off, d_size, 40)):
                 if off < hsize and size:
                     raise TraceFormatError(p, f"{name} section overlaps the header", offset=fo)
@@ -404,15 +434,16 @@ class PerfData:
             f.seek(a_off)
             blob = f.read(a_size)
             for i in range(a_size // attr_size):
-                e = blob[i * attr_size:(i + 1) * attr_size]
-                a = Attr.parse(i, e[: attr_size - 16], path=p, offset=a_off + i * attr_size)
-                ids_off, ids_size = struct.unpack_from("<QQ", e, attr_size - 16)
+                ent = blob[i * attr_size:(i + 1) * attr_size]
+                a = Attr.parse(i, ent[: attr_size - 16], path=p, offset=a_off + i * attr_size,
+                               be=self.big_endian)
+                ids_off, ids_size = struct.unpack_from(f"{e}QQ", ent, attr_size - 16)
                 if ids_off + ids_size > fsize or ids_size % 8:
                     raise TraceFormatError(p, f"attr {i}: ids section [{ids_off}, "
                                            f"{ids_off + ids_size}) invalid",
                                            offset=a_off + (i + 1) * attr_size - 16)
                 f.seek(ids_off)
-                a.ids = list(struct.unpack(f"<{ids_size // 8}Q", f.read(ids_size)))
+                a.ids = list(struct.unpack(f"{e}{ids_size // 8}Q", f.read(ids_size)))
                 self.attrs.append(a)
             # features
             # data.size 0: an empty data section when features follow it, else a
@@ -429,7 +460,7 @@ class PerfData:
                     f.seek(feat_off)
                     idx = f.read(16 * len(bits))
                     for k, b in enumerate(bits):
-                        off, size = struct.unpack_from("<QQ", idx, 16 * k)
+                        off, size = struct.unpack_from(f"{e}QQ", idx, 16 * k)
                         if size == 0:
                             continue
                         if off + size > fsize:
@@ -447,7 +478,7 @@ class PerfData:
             self.meta.setdefault("unknown_features", []).append(fid)
             return
         self.features[fid] = data
-        c = _Cur(data, path, base, f"feature {name}")
+        c = _Cur(data, path, base, f"feature {name}", be=self.big_endian)
         m = self.meta
         if fid == 1:
             self.tracing_data = bytes(data)
@@ -668,13 +699,14 @@ class PerfData:
                     continue
                 if len(body) < 8:
                     raise TraceFormatError(ch.path, "HEADER_ATTR record too short", offset=fo)
-                asz = struct.unpack_from("<I", body, 4)[0] or 64
+                asz = struct.unpack_from(f"{self._e}I", body, 4)[0] or 64
                 if asz > len(body):
                     raise TraceFormatError(ch.path, "HEADER_ATTR attr larger than the record",
                                            offset=fo)
-                a = Attr.parse(len(self.attrs), body[:asz], path=ch.path, offset=fo)
+                a = Attr.parse(len(self.attrs), body[:asz], path=ch.path, offset=fo,
+                               be=self.big_endian)
                 nids = (len(body) - asz) // 8
-                a.ids = list(struct.unpack_from(f"<{nids}Q", body, asz))
+                a.ids = list(struct.unpack_from(f"{self._e}{nids}Q", body, asz))
                 self.attrs.append(a)
                 self._attr_offsets.add(key)
                 self._rebuild_ids()
@@ -704,7 +736,7 @@ class PerfData:
             elif typ == 78:
                 if len(body) < 16:
                     raise TraceFormatError(ch.path, "EVENT_UPDATE record too short", offset=fo)
-                utype, uid = struct.unpack_from("<QQ", body, 0)
+                utype, uid = struct.unpack_from(f"{self._e}QQ", body, 0)
                 if utype == 2:
                     nm = body[16:].split(b"\0", 1)[0].decode("utf-8", "replace")
                     a = self._id2attr.get(uid)
@@ -716,7 +748,7 @@ class PerfData:
             elif typ == 80:
                 if len(body) < 8:
                     raise TraceFormatError(ch.path, "HEADER_FEATURE record too short", offset=fo)
-                fid = struct.unpack_from("<Q", body, 0)[0]
+                fid = struct.unpack_from(f"{self._e}Q", body, 0)[0]
                 if len(body) > 8:
                     self._feature(int(fid), body[8:], ch.path, fo + 16)
         if changed:
@@ -805,6 +837,9 @@ class PerfData:
                 n = len(sel)
                 if not n:
                     return None
+        if self.big_endian:
+            K.be_fix_samples(ch.buf, offs, sizes, attr, P["st"], P["rf"], P["bhw"],
+                             P["bcnt"], P["nru"], P["nri"])
         out = self._decode_matrix(n)
         err = np.zeros(n, dtype=np.int8)
         nslot, cols, deltas, need = P["fixed"]
@@ -1395,6 +1430,8 @@ class _PassState:
         if not len(sel):
             return
         rd = self.rd
+        if rd.big_endian and rd.attrs:
+            _be_fix_sideband(rd, ch, sel)
         seqs = np.arange(self._seq + 1, self._seq + 1 + len(sel), dtype=np.int64)
         self._seq += len(sel)
         layout = _trailer_layout(rd)
@@ -1632,6 +1669,30 @@ def _key(t):
 _TASK_KINDS = _ds.str_array(["COMM", "EXIT", "FORK"])
 
 
+def _be_fix_sideband(rd: "PerfData", ch: "_Chunk", sel: np.ndarray) -> None:
+    """Big-endian side-band records of a chunk made little-endian, each with the
+    trailer layout of its attr (found as attr_of_record finds it: the id at the
+    position the first attr's layout gives; the trailer words are swapped already)."""
+    offs, sizes, types = ch.offs[sel], ch.sizes[sel], ch.types[sel]
+    attr = np.zeros(len(sel), np.int64)
+    first = rd.attrs[0]
+    pos = _id_pos_trailer(first.sample_type)
+    if len(rd.attrs) > 1 and first.sample_id_all and pos >= 0:
+        for k in range(len(sel)):
+            o, z = int(offs[k]), int(sizes[k])
+            if pos <= z - 8:
+                v = int.from_bytes(ch.buf[o + z - pos:o + z - pos + 8].tobytes(), "little")
+                attr[k] = rd._id2attr.get(v, 0)
+    tl_a = np.array([a.trailer_len for a in rd.attrs], np.int64)
+    tid_a = np.array([0 if a.trailer_len and a.sample_type & K.S_TID else -1
+                      for a in rd.attrs], np.int64)
+    cpu_a = np.array([8 * sum(1 for b in (K.S_TID, K.S_TIME, K.S_ID, K.S_STREAM_ID)
+                              if a.sample_type & b)
+                      if a.trailer_len and a.sample_type & K.S_CPU else -1
+                      for a in rd.attrs], np.int64)
+    K.be_fix_sideband(ch.buf, offs, sizes, types, attr, tl_a, tid_a, cpu_a)
+
+
 def _trailer_layout(rd: "PerfData") -> tuple[int, int, int] | None:
     """(trailer length, TIME offset in it or -1, how far back from a record's end its
     id sits or -1 when ids are not looked up) when every attr shares one sample_id_all
@@ -1756,14 +1817,19 @@ def _aligned(n: int) -> np.ndarray:
     return np.empty(max(n, 8), dtype=np.uint8)
 
 
-def _scan(path, buf, start, end, base_fileoff):
+def _scan(path, buf, start, end, base_fileoff, be: bool = False):
+    """Record boundaries in buf[start:end]; ``be``: a big-endian stream, whose complete
+    records are rewritten little-endian in place (perf_records.scan_records_be)."""
     cap = (end - start) // 8 + 1
     offs = np.empty(cap, np.int64)
     types = np.empty(cap, np.uint32)
     sizes = np.empty(cap, np.int64)
-    n, stop, err = K.scan_records(buf, start, end, offs, types, sizes)
+    scan = K.scan_records_be if be else K.scan_records
+    n, stop, err = scan(buf, start, end, offs, types, sizes)
     if err == 1:
         size = int(buf[stop + 6]) | int(buf[stop + 7]) << 8
+        if be:
+            size = int(buf[stop + 6]) << 8 | int(buf[stop + 7])
         raise TraceFormatError(path, f"record header size {size} is below 8 (corrupt record "
                                "stream)", offset=base_fileoff + stop)
     if err == 2:
@@ -1800,16 +1866,17 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
             got = f.readinto(memoryview(buf)[len(carry):len(carry) + nread]) if nread > 0 else 0
             filled = len(carry) + got
             eof = got < nread or end - pos - filled == 0
-            offs, types, sizes, stop = _scan(path, buf, 0, filled, pos)
+            offs, types, sizes, stop = _scan(path, buf, 0, filled, pos, rd.big_endian)
             if len(offs) == 0 and not eof:
                 # a record larger than the buffer (tracing data / AUXTRACE payload)
-                hdr_size = int(buf[6]) | int(buf[7]) << 8 if filled >= 8 else 0
+                order = "big" if rd.big_endian else "little"
+                hdr_size = int.from_bytes(buf[6:8].tobytes(), order) if filled >= 8 else 0
                 need = hdr_size
-                typ = int.from_bytes(buf[0:4].tobytes(), "little") if filled >= 8 else 0
+                typ = int.from_bytes(buf[0:4].tobytes(), order) if filled >= 8 else 0
                 if typ == 66 and filled >= 12:
-                    need += int.from_bytes(buf[8:12].tobytes(), "little")
+                    need += int.from_bytes(buf[8:12].tobytes(), order)
                 elif typ == 71 and filled >= 16:
-                    need += int.from_bytes(buf[8:16].tobytes(), "little")
+                    need += int.from_bytes(buf[8:16].tobytes(), order)
                 if pos + need > end:
                     raise TraceFormatError(path, f"{RECORD_NAMES.get(typ, 'record')} of "
                                            f"{need} bytes runs past the end of the data",
@@ -1826,7 +1893,8 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                 continue
             want = CHUNK_BYTES
             if eof and stop < filled:
-                typ = int.from_bytes(buf[stop:stop + 4].tobytes(), "little") \
+                typ = int.from_bytes(buf[stop:stop + 4].tobytes(),
+                                     "big" if rd.big_endian else "little") \
                     if filled - stop >= 4 else None
                 raise TraceFormatError(path, "truncated record at the end of the data ("
                                        f"{filled - stop} bytes left, "
@@ -1843,7 +1911,7 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                 del ch
             else:
                 for ch in _decompress_chunks(path, z, buf, offs, types, sizes, pos, rounds,
-                                             consumed, st):
+                                             consumed, st, rd.big_endian):
                     rounds = ch.rounds_end
                     yield ch
             pos += stop
@@ -1889,7 +1957,8 @@ class _Zstd:
         return b"".join(out)
 
 
-def _decompress_chunks(path, z: _Zstd, buf, offs, types, sizes, pos, rounds, consumed, st):
+def _decompress_chunks(path, z: _Zstd, buf, offs, types, sizes, pos, rounds, consumed, st,
+                       be: bool = False):
     """Logical chunks for an outer chunk that holds COMPRESSED records: inner records
     take the position (and file offset) of their container."""
     pieces: list[tuple[np.ndarray, np.ndarray]] = []   # (bytes, per-record fileoff)
@@ -1948,7 +2017,9 @@ def _decompress_chunks(path, z: _Zstd, buf, offs, types, sizes, pos, rounds, con
             arr = np.frombuffer(data, dtype=np.uint8)
             ab = _aligned(len(arr))
             ab[:len(arr)] = arr
-            o, t, s, stop = _scan(path, ab, 0, len(arr), 0)
+            # the records of a big-endian stream are made little-endian here, once; the
+            # pieces are then scanned again as little-endian (flush)
+            o, t, s, stop = _scan(path, ab, 0, len(arr), 0, be)
             z.carry = data[stop:]
             if stop:
                 st.count(t)

@@ -686,3 +686,223 @@ def hex_bytes(buf, off, ln, hexdigits, bin_offsets, data):
             data[k + 1] = hexdigits[b & 15]
             k += 2
     bin_offsets[off.shape[0]] = k
+
+
+# ----------------------------------------------------------------------------------------
+# big-endian files: records turned into the little-endian layout, in place
+# ----------------------------------------------------------------------------------------
+# perf reads a file of the other byte order by swapping every 8-byte word of a record's
+# body (perf_event__all64_swap) and then undoing that where a word holds two u32s (TID,
+# CPU, MMAP's pid/tid, ...) or bytes (strings, RAW). tracedamon does the same to each
+# chunk before decoding it, so the decoders only ever see little-endian records.
+
+#: record types whose body is a sequence of 8-byte words (before the fix-ups below)
+_WORDS_TYPES = (1, 2, 3, 4, 5, 6, 7, 9, 10, 13, 68, 69, 82)
+
+
+@_jit
+def _swap_word(buf, p):
+    for j in range(4):
+        t = buf[p + j]
+        buf[p + j] = buf[p + 7 - j]
+        buf[p + 7 - j] = t
+
+
+@_jit
+def _rotate_word(buf, p):
+    """An 8-byte word read as one swapped u64 that held two u32s: put them back in
+    their places (each keeps its new little-endian byte order)."""
+    for j in range(4):
+        t = buf[p + j]
+        buf[p + j] = buf[p + 4 + j]
+        buf[p + 4 + j] = t
+
+
+@_jit
+def _be_u32(buf, p):
+    return (np.uint32(buf[p]) << np.uint32(24)) | (np.uint32(buf[p + 1]) << np.uint32(16)) \
+        | (np.uint32(buf[p + 2]) << np.uint32(8)) | np.uint32(buf[p + 3])
+
+
+@_jit
+def _le_u64(buf, p):
+    v = np.uint64(0)
+    for k in range(8):
+        v |= np.uint64(buf[p + k]) << np.uint64(8 * k)
+    return v
+
+
+@_jit
+def _be_u64(buf, p):
+    v = np.uint64(0)
+    for k in range(8):
+        v = (v << np.uint64(8)) | np.uint64(buf[p + k])
+    return v
+
+
+@_jit
+def scan_records_be(buf, start, end, offs, types, sizes):
+    """:func:`scan_records` for a big-endian stream. Each complete record is rewritten in
+    place: its header in little-endian order, the 8-byte words of its body swapped for
+    the types in _WORDS_TYPES, the size fields of COMPRESSED2 (data size), AUXTRACE
+    (payload size) and HEADER_TRACING_DATA (payload size); other bodies are left as
+    they are (pipe-mode header records are parsed big-endian)."""
+    pos = start
+    n = 0
+    while pos + 8 <= end:
+        typ = _be_u32(buf, pos)
+        size = (np.int64(buf[pos + 6]) << 8) | np.int64(buf[pos + 7])
+        if size < 8:
+            return n, pos, 1
+        total = size
+        if typ == 66:
+            if pos + 12 > end:
+                break
+            total = size + np.int64(_be_u32(buf, pos + 8))
+        elif typ == 71:
+            if pos + 16 > end:
+                break
+            v = _be_u64(buf, pos + 8)
+            if v >> np.uint64(32) != 0:
+                return n, pos, 2
+            total = size + np.int64(v)
+        if pos + total > end:
+            break
+        misc = (np.uint16(buf[pos + 4]) << np.uint16(8)) | np.uint16(buf[pos + 5])
+        for k in range(4):
+            buf[pos + k] = np.uint8((typ >> np.uint32(8 * k)) & np.uint32(0xFF))
+        buf[pos + 4] = np.uint8(misc & np.uint16(0xFF))
+        buf[pos + 5] = np.uint8(misc >> np.uint16(8))
+        buf[pos + 6] = np.uint8(size & 0xFF)
+        buf[pos + 7] = np.uint8(size >> 8)
+        words = False
+        for t in _WORDS_TYPES:
+            if typ == t:
+                words = True
+        if words:
+            q = pos + 8
+            while q + 8 <= pos + size:
+                _swap_word(buf, q)
+                q += 8
+        elif (typ == 83 or typ == 71) and size >= 16:
+            _swap_word(buf, pos + 8)
+        elif typ == 66 and size >= 12:
+            for j in range(2):
+                t8 = buf[pos + 8 + j]
+                buf[pos + 8 + j] = buf[pos + 11 - j]
+                buf[pos + 11 - j] = t8
+        offs[n] = pos
+        types[n] = typ
+        sizes[n] = total
+        n += 1
+        pos += total
+    return n, pos, 0
+
+
+@_jit
+def _restore_bytes(buf, a, b):
+    """Undo the word swap over [a, b) (whole words only): the bytes as recorded."""
+    q = a
+    while q + 8 <= b:
+        _swap_word(buf, q)
+        q += 8
+
+
+@_jit
+def be_fix_samples(buf, offs, sizes, attr, st_a, rf_a, bhw_a, bcnt_a, nru_a, nri_a):
+    """After scan_records_be: the SAMPLE fields that are not one u64 (TID and CPU words,
+    RAW's u32 size and bytes) put back in their little-endian layout. A record whose
+    layout does not fit its size is left for the decoder to report."""
+    for i in range(offs.shape[0]):
+        a = attr[i]
+        if a < 0:
+            continue
+        st = st_a[a]
+        p = offs[i] + 8
+        end = offs[i] + sizes[i]
+        if st & S_IDENTIFIER:
+            p += 8
+        for bit in (S_IP, S_TID, S_TIME, S_ADDR, S_ID, S_STREAM_ID, S_CPU, S_PERIOD):
+            if st & bit:
+                if p + 8 > end:
+                    break
+                if bit == S_TID or bit == S_CPU:
+                    _rotate_word(buf, p)
+                p += 8
+        if p > end:
+            continue
+        if st & S_READ:
+            rf = rf_a[a]
+            per = 1 + ((rf & F_ID) != 0) + ((rf & F_LOST) != 0)
+            hdr = ((rf & F_TOTAL_TIME_ENABLED) != 0) + ((rf & F_TOTAL_TIME_RUNNING) != 0)
+            if rf & F_GROUP:
+                if p + 8 > end:
+                    continue
+                nr = np.int64(min(_le_u64(buf, p), np.uint64(end - p)))
+                p += 8 * (1 + hdr + per * nr)
+            else:
+                p += 8 * (hdr + per)
+        if st & S_CALLCHAIN:
+            if p + 8 > end:
+                continue
+            nr = np.int64(min(_le_u64(buf, p), np.uint64(end - p)))
+            p += 8 + 8 * nr
+        if st & S_RAW:
+            if p + 8 > end:
+                continue
+            _swap_word(buf, p)                  # the first word as recorded
+            sz = np.int64(_be_u32(buf, p))
+            if p + 4 + sz > end:
+                continue
+            _restore_bytes(buf, p + 8, p + 4 + sz)
+            for j in range(2):                  # the size, little-endian
+                t8 = buf[p + j]
+                buf[p + j] = buf[p + 3 - j]
+                buf[p + 3 - j] = t8
+            p += 4 + sz
+
+
+@_jit
+def be_fix_sideband(buf, offs, sizes, types, attr, tl_a, tid_a, cpu_a):
+    """After scan_records_be: MMAP, MMAP2, COMM, FORK and EXIT bodies and the
+    sample_id_all trailers put back in their little-endian layout. Record i's trailer
+    is attr ``attr[i]``'s: ``tl_a`` bytes, TID and CPU words at ``tid_a`` and ``cpu_a``
+    in it (-1 when absent)."""
+    for i in range(offs.shape[0]):
+        o = offs[i]
+        size = sizes[i]
+        typ = types[i]
+        tl = tl_a[attr[i]]
+        tid_pos = tid_a[attr[i]]
+        cpu_pos = cpu_a[attr[i]]
+        if tl and size >= tl + 8:
+            tr = o + size - tl
+            if tid_pos >= 0:
+                _rotate_word(buf, tr + tid_pos)
+            if cpu_pos >= 0:
+                _rotate_word(buf, tr + cpu_pos)
+        body = o + 8
+        bend = o + size - tl
+        misc = np.uint16(buf[o + 4]) | (np.uint16(buf[o + 5]) << np.uint16(8))
+        if typ == 1 or typ == 10:
+            fixed = 32 if typ == 1 else 64
+            if bend - body < fixed:
+                continue
+            _rotate_word(buf, body)
+            if typ == 10:
+                if misc & 0x4000:
+                    _restore_bytes(buf, body + 32, body + 56)
+                else:
+                    _rotate_word(buf, body + 32)
+                _rotate_word(buf, body + 56)
+            _restore_bytes(buf, body + fixed, bend)
+        elif typ == 3:
+            if bend - body < 8:
+                continue
+            _rotate_word(buf, body)
+            _restore_bytes(buf, body + 8, bend)
+        elif typ == 4 or typ == 7:
+            if bend - body < 24:
+                continue
+            _rotate_word(buf, body)
+            _rotate_word(buf, body + 8)
