@@ -285,7 +285,7 @@ _FUZZ_FILES = [p for p in (BASE, ZSTD, PIPE, PERF_DIR / "16_threads.data",
 _BLOBS = {p: p.read_bytes() for p in _FUZZ_FILES}
 
 
-def _synthetic_variable_layout() -> bytes:
+def _synthetic_variable_layout(byte_order="little", compress=True, many_mmaps=False) -> bytes:
     """A file whose samples have every variable-size field (READ group, callchain, RAW,
     branch stack, registers, user stack, AUX), two events, zstd: fuzz input."""
     import tempfile
@@ -310,15 +310,25 @@ def _synthetic_variable_layout() -> bytes:
                              aux=b"\1" * 8))
         recs.append(W.Sample(b, ip=i, time=i))
         recs.append(W.Comm(a, {"pid": 1, "tid": 1, "time": i}, pid=1, tid=1, comm="c"))
+    if many_mmaps:
+        # enough side-band records in one chunk for the bulk (numba) decoder
+        for i in range(600):
+            recs.append(W.Mmap2(a, {"pid": 1, "tid": 1, "time": 100 + i}, pid=1, tid=1,
+                                start=4096 * i, len=4096, filename=f"/l/{i}",
+                                build_id=b"\7" * 20 if i % 3 == 0 else None))
     with tempfile.TemporaryDirectory() as d:
-        p = W.write_perf_data(f"{d}/v.data", [a, b], recs, compress=True, attr_size=104,
-                              chunks=[50, 70] * 100)
+        p = W.write_perf_data(f"{d}/v.data", [a, b], recs, compress=compress,
+                              attr_size=104, chunks=[50, 70] * 100, byte_order=byte_order)
         return open(p, "rb").read()
 
 
-_SYNTH = Path("<synthetic variable-layout file>")
-_BLOBS[_SYNTH] = _synthetic_variable_layout()
-_FUZZ_FILES.append(_SYNTH)
+for _name, _opts in (("synthetic variable-layout file", {}),
+                     ("synthetic big-endian file, zstd", dict(byte_order="big")),
+                     ("synthetic big-endian file, many MMAP2",
+                      dict(byte_order="big", compress=False, many_mmaps=True))):
+    _SYNTH = Path(f"<{_name}>")
+    _BLOBS[_SYNTH] = _synthetic_variable_layout(**_opts)
+    _FUZZ_FILES.append(_SYNTH)
 
 
 @settings(max_examples=120, deadline=None, derandomize=True,
