@@ -780,6 +780,19 @@ def _norm(v):
     return v
 
 
+def check_sideband(case: dict, tables: dict) -> None:
+    """The native side-band rows equal the written ones (when every event has TIME, so
+    that the time order is the written order)."""
+    if not all(e.sample_type & S.TIME for e in case["events"]):
+        return
+    for name, rows in expected_sideband(case).items():
+        got = tables[name]
+        assert len(got) == len(rows), f"{name}: native {len(got)} rows, wrote {len(rows)}"
+        for j, (g, w) in enumerate(zip(got, rows)):
+            for k, v in w.items():
+                assert g[k] == v, f"{name} row {j}: {k}: native {g[k]!r}, wrote {v!r}"
+
+
 def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path,
                  decodes_known: bool = True) -> None:
     tables = _native_tables(path, tmp)
@@ -801,14 +814,7 @@ def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path,
     for i, (row, (first, last)) in enumerate(zip(df, offs)):
         assert row["file_offset"] in (first, last), \
             f"sample {i}: file_offset {row['file_offset']}, written at {first}..{last}"
-    side = expected_sideband(case)
-    if all(e.sample_type & S.TIME for e in case["events"]):
-        for name, rows in side.items():
-            got = tables[name]
-            assert len(got) == len(rows), f"{name}: native {len(got)} rows, wrote {len(rows)}"
-            for j, (g, w) in enumerate(zip(got, rows)):
-                for k, v in w.items():
-                    assert g[k] == v, f"{name} row {j}: {k}: native {g[k]!r}, wrote {v!r}"
+    check_sideband(case, tables)
     for i, (w, dec) in enumerate(zip(want, decodes)):
         row = df[i]
         for k, v in w.items():
@@ -989,14 +995,7 @@ def test_bulk_sideband_equals_written_truth(tmp_path_factory, case):
         tables = _native_tables(path, tmp)
     finally:
         PD._PassState.SIDEBAND_BULK = old
-    side = expected_sideband(case)
-    if all(e.sample_type & S.TIME for e in case["events"]):
-        for name, rows in side.items():
-            got = tables[name]
-            assert len(got) == len(rows), f"{name}: native {len(got)} rows, wrote {len(rows)}"
-            for j, (g, w) in enumerate(zip(got, rows)):
-                for k, v in w.items():
-                    assert g[k] == v, f"{name} row {j}: {k}: native {g[k]!r}, wrote {v!r}"
+    check_sideband(case, tables)
 
 
 @settings(max_examples=40, deadline=None,

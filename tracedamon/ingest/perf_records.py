@@ -103,46 +103,6 @@ def _u32(buf, p):
 
 
 @_jit
-def scan_records(buf, start, end, offs, types, sizes):
-    """Walk records in ``buf[start:end]``.
-
-    Returns ``(n, stop, err)``: ``n`` complete records were stored in
-    ``offs/types/sizes``; ``stop`` is where the walk stopped (the start of an
-    incomplete record, or ``end``); ``err`` is 1 when the record at ``stop`` has a
-    size below 8. HEADER_TRACING_DATA (66) and AUXTRACE (71) are followed by a
-    payload outside ``header.size``: their stored size includes it.
-    """
-    pos = start
-    n = 0
-    while pos + 8 <= end:
-        typ = _u32(buf, pos)
-        size = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
-        if size < 8:
-            return n, pos, 1
-        total = size
-        if typ == 66:
-            if pos + 12 > end:
-                break
-            total = size + np.int64(_u32(buf, pos + 8))
-        elif typ == 71:
-            if pos + 16 > end:
-                break
-            lo = np.int64(_u32(buf, pos + 8))
-            hi = np.int64(_u32(buf, pos + 12))
-            if hi != 0:
-                return n, pos, 2
-            total = size + lo
-        if pos + total > end:
-            break
-        offs[n] = pos
-        types[n] = typ
-        sizes[n] = total
-        n += 1
-        pos += total
-    return n, pos, 0
-
-
-@_jit
 def sample_attrs(buf, buf64, offs, sizes, id_off, ids_sorted, ids_attr, out):
     """Attr index of each sample: the id at body offset ``id_off`` looked up in
     ``ids_sorted``; -1 = unknown id, -2 = record too short to hold the id."""
@@ -741,62 +701,100 @@ def _be_u64(buf, p):
 
 
 @_jit
-def scan_records_be(buf, start, end, offs, types, sizes):
-    """:func:`scan_records` for a big-endian stream. Each complete record is rewritten in
-    place: its header in little-endian order, the 8-byte words of its body swapped for
-    the types in _WORDS_TYPES, the size fields of COMPRESSED2 (data size), AUXTRACE
-    (payload size) and HEADER_TRACING_DATA (payload size); other bodies are left as
-    they are (pipe-mode header records are parsed big-endian)."""
+def _rec_u32(buf, p, be):
+    return _be_u32(buf, p) if be else _u32(buf, p)
+
+
+@_jit
+def _scan(buf, start, end, offs, types, sizes, be):
+    """Walk records in ``buf[start:end]``.
+
+    Returns ``(n, stop, err)``: ``n`` complete records were stored in
+    ``offs/types/sizes``; ``stop`` is where the walk stopped (the start of an
+    incomplete record, or ``end``); ``err`` is 1 when the record at ``stop`` has a
+    size below 8, 2 when an AUXTRACE record announces an impossible payload.
+    HEADER_TRACING_DATA (66) and AUXTRACE (71) are followed by a payload outside
+    ``header.size``: their stored size includes it.
+
+    ``be``: a big-endian stream. Each complete record is then rewritten in place: its
+    header in little-endian order, the 8-byte words of its body swapped for the types
+    in _WORDS_TYPES, the size fields of COMPRESSED2 (data size), AUXTRACE (payload
+    size) and HEADER_TRACING_DATA (payload size); other bodies are left as they are
+    (pipe-mode header records are parsed big-endian).
+    """
     pos = start
     n = 0
     while pos + 8 <= end:
-        typ = _be_u32(buf, pos)
-        size = (np.int64(buf[pos + 6]) << 8) | np.int64(buf[pos + 7])
+        typ = _rec_u32(buf, pos, be)
+        if be:
+            size = (np.int64(buf[pos + 6]) << 8) | np.int64(buf[pos + 7])
+        else:
+            size = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
         if size < 8:
             return n, pos, 1
         total = size
         if typ == 66:
             if pos + 12 > end:
                 break
-            total = size + np.int64(_be_u32(buf, pos + 8))
+            total = size + np.int64(_rec_u32(buf, pos + 8, be))
         elif typ == 71:
             if pos + 16 > end:
                 break
-            v = _be_u64(buf, pos + 8)
-            if v >> np.uint64(32) != 0:
+            lo = np.int64(_rec_u32(buf, pos + 12 if be else pos + 8, be))
+            hi = np.int64(_rec_u32(buf, pos + 8 if be else pos + 12, be))
+            if hi != 0:
                 return n, pos, 2
-            total = size + np.int64(v)
+            total = size + lo
         if pos + total > end:
             break
-        misc = (np.uint16(buf[pos + 4]) << np.uint16(8)) | np.uint16(buf[pos + 5])
-        for k in range(4):
-            buf[pos + k] = np.uint8((typ >> np.uint32(8 * k)) & np.uint32(0xFF))
-        buf[pos + 4] = np.uint8(misc & np.uint16(0xFF))
-        buf[pos + 5] = np.uint8(misc >> np.uint16(8))
-        buf[pos + 6] = np.uint8(size & 0xFF)
-        buf[pos + 7] = np.uint8(size >> 8)
-        words = False
-        for t in _WORDS_TYPES:
-            if typ == t:
-                words = True
-        if words:
-            q = pos + 8
-            while q + 8 <= pos + size:
-                _swap_word(buf, q)
-                q += 8
-        elif (typ == 83 or typ == 71) and size >= 16:
-            _swap_word(buf, pos + 8)
-        elif typ == 66 and size >= 12:
-            for j in range(2):
-                t8 = buf[pos + 8 + j]
-                buf[pos + 8 + j] = buf[pos + 11 - j]
-                buf[pos + 11 - j] = t8
+        if be:
+            _be_record_to_le(buf, pos, typ, size)
         offs[n] = pos
         types[n] = typ
         sizes[n] = total
         n += 1
         pos += total
     return n, pos, 0
+
+
+@_jit
+def scan_records(buf, start, end, offs, types, sizes):
+    """Record boundaries of a little-endian stream (see :func:`_scan`)."""
+    return _scan(buf, start, end, offs, types, sizes, False)
+
+
+@_jit
+def scan_records_be(buf, start, end, offs, types, sizes):
+    """:func:`scan_records` for a big-endian stream, whose complete records are made
+    little-endian in place (see :func:`_scan`)."""
+    return _scan(buf, start, end, offs, types, sizes, True)
+
+
+@_jit
+def _be_record_to_le(buf, pos, typ, size):
+    misc = (np.uint16(buf[pos + 4]) << np.uint16(8)) | np.uint16(buf[pos + 5])
+    for k in range(4):
+        buf[pos + k] = np.uint8((typ >> np.uint32(8 * k)) & np.uint32(0xFF))
+    buf[pos + 4] = np.uint8(misc & np.uint16(0xFF))
+    buf[pos + 5] = np.uint8(misc >> np.uint16(8))
+    buf[pos + 6] = np.uint8(size & 0xFF)
+    buf[pos + 7] = np.uint8(size >> 8)
+    words = False
+    for t in _WORDS_TYPES:
+        if typ == t:
+            words = True
+    if words:
+        q = pos + 8
+        while q + 8 <= pos + size:
+            _swap_word(buf, q)
+            q += 8
+    elif (typ == 83 or typ == 71) and size >= 16:
+        _swap_word(buf, pos + 8)
+    elif typ == 66 and size >= 12:
+        for j in range(2):
+            t8 = buf[pos + 8 + j]
+            buf[pos + 8 + j] = buf[pos + 11 - j]
+            buf[pos + 11 - j] = t8
 
 
 @_jit
