@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 
 FULL = [
     ["bench_ingest.py"],
+    ["bench_sideband.py"],
     ["bench_replay.py"],
     ["bench_damon_ingest.py"],
     ["bench_snapshot.py"],
@@ -23,6 +24,7 @@ FULL = [
 ]
 QUICK = [
     ["bench_ingest.py", "--samples", "500000", "--skip-pipeline", "--repeat", "1"],
+    ["bench_sideband.py", "--mmaps", "20000", "--samples", "20000"],
     ["bench_replay.py", "--quick"],
     ["bench_damon_ingest.py", "--repeat", "1", "--scale", "1"],
     ["bench_snapshot.py", "--mib", "64", "--count", "2"],
