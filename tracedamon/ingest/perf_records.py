@@ -87,13 +87,19 @@ _jit = nb.njit(cache=True, nogil=True, boundscheck=False)
 
 
 @_jit
-def _u64(buf, buf64, p):
-    if (p & 7) == 0:
-        return buf64[p >> 3]
+def _le_u64(buf, p):
+    """The little-endian u64 at any byte offset."""
     v = np.uint64(0)
     for k in range(8):
         v |= np.uint64(buf[p + k]) << np.uint64(8 * k)
     return v
+
+
+@_jit
+def _u64(buf, buf64, p):
+    if (p & 7) == 0:
+        return buf64[p >> 3]
+    return _le_u64(buf, p)
 
 
 @_jit
@@ -134,6 +140,26 @@ def _popcount(x):
         x &= x - np.uint64(1)
         c += 1
     return c
+
+
+@_jit
+def _read_len(buf, p, end, rf):
+    """Bytes of the READ field at ``p`` for read_format ``rf``; -1 when it does not fit
+    before ``end``."""
+    per = 1 + ((rf & F_ID) != 0) + ((rf & F_LOST) != 0)
+    hdr = ((rf & F_TOTAL_TIME_ENABLED) != 0) + ((rf & F_TOTAL_TIME_RUNNING) != 0)
+    if rf & F_GROUP:
+        if p + 8 > end:
+            return -1
+        nr = _le_u64(buf, p)
+        if nr > np.uint64((end - p) // 8):
+            return -1
+        ln = 8 * (1 + hdr + per * np.int64(nr))
+    else:
+        ln = 8 * (hdr + per)
+    if p + ln > end:
+        return -1
+    return ln
 
 
 @_jit
@@ -192,21 +218,8 @@ def decode_samples(buf, buf64, offs, sizes, attr, st_a, rf_a, bhw_a, bcnt_a, nru
             out[i, C_PERIOD] = _u64(buf, buf64, p)
             p += 8
         if st & S_READ:
-            rf = rf_a[a]
-            per = 1 + ((rf & F_ID) != 0) + ((rf & F_LOST) != 0)
-            hdr = ((rf & F_TOTAL_TIME_ENABLED) != 0) + ((rf & F_TOTAL_TIME_RUNNING) != 0)
-            if rf & F_GROUP:
-                if p + 8 > end:
-                    err[i] = ERR_READ
-                    continue
-                nr = _u64(buf, buf64, p)
-                if nr > np.uint64((end - p) // 8):
-                    err[i] = ERR_READ
-                    continue
-                ln = 8 * (1 + hdr + per * np.int64(nr))
-            else:
-                ln = 8 * (hdr + per)
-            if p + ln > end:
+            ln = _read_len(buf, p, end, rf_a[a])
+            if ln < 0:
                 err[i] = ERR_READ
                 continue
             out[i, C_READ_OFF] = p
@@ -661,11 +674,22 @@ _WORDS_TYPES = (1, 2, 3, 4, 5, 6, 7, 9, 10, 13, 68, 69, 82)
 
 
 @_jit
-def _swap_word(buf, p):
-    for j in range(4):
+def _reverse(buf, p, n):
+    """Reverse the n bytes at p (a byte swap of an n-byte integer)."""
+    for j in range(n // 2):
         t = buf[p + j]
-        buf[p + j] = buf[p + 7 - j]
-        buf[p + 7 - j] = t
+        buf[p + j] = buf[p + n - 1 - j]
+        buf[p + n - 1 - j] = t
+
+
+@_jit
+def _swap_word(buf, p):
+    _reverse(buf, p, 8)
+
+
+@_jit
+def _swap_u32(buf, p):
+    _reverse(buf, p, 4)
 
 
 @_jit
@@ -682,14 +706,6 @@ def _rotate_word(buf, p):
 def _be_u32(buf, p):
     return (np.uint32(buf[p]) << np.uint32(24)) | (np.uint32(buf[p + 1]) << np.uint32(16)) \
         | (np.uint32(buf[p + 2]) << np.uint32(8)) | np.uint32(buf[p + 3])
-
-
-@_jit
-def _le_u64(buf, p):
-    v = np.uint64(0)
-    for k in range(8):
-        v |= np.uint64(buf[p + k]) << np.uint64(8 * k)
-    return v
 
 
 @_jit
@@ -791,10 +807,7 @@ def _be_record_to_le(buf, pos, typ, size):
     elif (typ == 83 or typ == 71) and size >= 16:
         _swap_word(buf, pos + 8)
     elif typ == 66 and size >= 12:
-        for j in range(2):
-            t8 = buf[pos + 8 + j]
-            buf[pos + 8 + j] = buf[pos + 11 - j]
-            buf[pos + 11 - j] = t8
+        _swap_u32(buf, pos + 8)
 
 
 @_jit
@@ -830,16 +843,10 @@ def be_fix_samples(buf, offs, sizes, attr, st_a, rf_a, bhw_a, bcnt_a, nru_a, nri
         if p > end:
             continue
         if st & S_READ:
-            rf = rf_a[a]
-            per = 1 + ((rf & F_ID) != 0) + ((rf & F_LOST) != 0)
-            hdr = ((rf & F_TOTAL_TIME_ENABLED) != 0) + ((rf & F_TOTAL_TIME_RUNNING) != 0)
-            if rf & F_GROUP:
-                if p + 8 > end:
-                    continue
-                nr = np.int64(min(_le_u64(buf, p), np.uint64(end - p)))
-                p += 8 * (1 + hdr + per * nr)
-            else:
-                p += 8 * (hdr + per)
+            ln = _read_len(buf, p, end, rf_a[a])
+            if ln < 0:
+                continue
+            p += ln
         if st & S_CALLCHAIN:
             if p + 8 > end:
                 continue
@@ -853,10 +860,7 @@ def be_fix_samples(buf, offs, sizes, attr, st_a, rf_a, bhw_a, bcnt_a, nru_a, nri
             if p + 4 + sz > end:
                 continue
             _restore_bytes(buf, p + 8, p + 4 + sz)
-            for j in range(2):                  # the size, little-endian
-                t8 = buf[p + j]
-                buf[p + j] = buf[p + 3 - j]
-                buf[p + 3 - j] = t8
+            _swap_u32(buf, p)                   # the size, little-endian
             p += 4 + sz
 
 
