@@ -252,7 +252,7 @@ def _id_pos_trailer(st: int) -> int:
 # feature sections
 # ----------------------------------------------------------------------------------------
 class _Cur:
-    """A bounds-checked little-endian cursor over one section."""
+    """A bounds-checked cursor over one section, in the file's byte order."""
 
     def __init__(self, data: bytes, path, base: int, what: str, be: bool = False):
         self.d = data
@@ -378,9 +378,8 @@ class PerfData:
                 self.big_endian = True
                 self._e = ">"
                 self.meta["byte_order"] = "big"
-                magic, hsize = struct.unpack_from(">QQ", head, 0)
-                magic = MAGIC_LE
-            if magic != MAGIC_LE:
+                hsize = struct.unpack_from(">Q", head, 8)[0]
+            elif magic != MAGIC_LE:
                 if head[:8] == b"PERFFILE":
                     raise TraceFormatError(p, "perf.data version 1 ('PERFFILE') is not "
                                            "supported", offset=0)
