@@ -172,18 +172,27 @@ def test_snapshot_times_are_monotonic_clock(pattern_target, tmp_path):
     assert all(b - times[0] >= k * 20_000_000 for k, b in enumerate(times))
 
 
+def _poll(predicate, *, tries: int, step: float) -> bool:
+    """Wait for ``predicate`` to hold, checking up to ``tries`` times ``step`` seconds
+    apart (a bounded wait for the other process, not a measurement)."""
+    for _ in range(tries):
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
 def test_process_exits_mid_capture_keeps_snapshots(target_bin, tmp_path):
     t = Target(target_bin, "pattern", 30)
 
     def after(k, snap):
         if k == 1:                  # let the process exit (it stays a zombie, unreaped)
             t.send("q")
-            deadline = time.time() + 10
-            while time.time() < deadline:
+
+            def zombie():
                 st = Path(f"/proc/{t.pid}/stat").read_text()
-                if st[st.rindex(")") + 2] == "Z":
-                    break
-                time.sleep(0.01)
+                return st[st.rindex(")") + 2] == "Z"
+            _poll(zombie, tries=1000, step=0.01)
 
     try:
         with pytest.warns(CaptureWarning, match="exited"):
@@ -379,10 +388,8 @@ def test_sigint_stops_and_commits(pattern_target, tmp_path):
                           str(pattern_target.pid), "--interval", "50ms", "-o", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wait until the first snapshot is in the temporary directory, then Ctrl-C
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(
-            q.name == "pagemap.parquet" for q in tmp_path.glob(".i.td*/*")):
-        time.sleep(0.05)
+    _poll(lambda: any(q.name == "pagemap.parquet" for q in tmp_path.glob(".i.td*/*")),
+          tries=1200, step=0.05)
     time.sleep(0.2)
     p.send_signal(2)
     so, se = p.communicate(timeout=60)
