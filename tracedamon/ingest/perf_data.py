@@ -1683,13 +1683,17 @@ def _be_fix_sideband(rd: "PerfData", ch: "_Chunk", sel: np.ndarray) -> None:
                 v = int.from_bytes(ch.buf[o + z - pos:o + z - pos + 8].tobytes(), "little")
                 attr[k] = rd._id2attr.get(v, 0)
     tl_a = np.array([a.trailer_len for a in rd.attrs], np.int64)
-    tid_a = np.array([0 if a.trailer_len and a.sample_type & K.S_TID else -1
-                      for a in rd.attrs], np.int64)
-    cpu_a = np.array([8 * sum(1 for b in (K.S_TID, K.S_TIME, K.S_ID, K.S_STREAM_ID)
-                              if a.sample_type & b)
-                      if a.trailer_len and a.sample_type & K.S_CPU else -1
-                      for a in rd.attrs], np.int64)
+    tid_a = np.array([_trailer_offset(a, K.S_TID) for a in rd.attrs], np.int64)
+    cpu_a = np.array([_trailer_offset(a, K.S_CPU) for a in rd.attrs], np.int64)
     K.be_fix_sideband(ch.buf, offs, sizes, types, attr, tl_a, tid_a, cpu_a)
+
+
+def _trailer_offset(a: Attr, bit: int) -> int:
+    """Where field ``bit`` sits in attr ``a``'s sample_id_all trailer (-1: not there)."""
+    if not a.trailer_len or not a.sample_type & bit:
+        return -1
+    before = _TRAILER_BITS[:_TRAILER_BITS.index(bit)]     # the trailer's own order
+    return 8 * sum(1 for b in before if a.sample_type & b)
 
 
 def _trailer_layout(rd: "PerfData") -> tuple[int, int, int] | None:
@@ -1703,9 +1707,7 @@ def _trailer_layout(rd: "PerfData") -> tuple[int, int, int] | None:
     if any((a.sample_id_all, a.sample_type & _TRAILER_MASK) != key for a in rd.attrs[1:]):
         return None
     tl = first.trailer_len
-    time_pos = -1
-    if tl and first.sample_type & K.S_TIME:
-        time_pos = 8 if first.sample_type & K.S_TID else 0
+    time_pos = _trailer_offset(first, K.S_TIME)
     id_back = -1
     if len(rd.attrs) > 1 and first.sample_id_all:
         id_back = _id_pos_trailer(first.sample_type)
