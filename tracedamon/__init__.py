@@ -10,6 +10,9 @@ Public API (each name is imported lazily, so ``import tracedamon`` stays cheap):
 - :func:`open_trace` — read a trace directory's tables
 - :func:`replay` — run the DAMON monitor over a trace's samples
 - :func:`compare` — metrics between two region histories
+
+Functions that write take ``force=``: an existing output is replaced only with
+``force=True`` and only when it is tracedamon's own (:mod:`tracedamon.atomic`).
 """
 __version__ = "0.1.0"
 
@@ -22,10 +25,10 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
-
 def __getattr__(name):
     if name in _LAZY:
         import importlib
         mod, attr = _LAZY[name]
         return getattr(importlib.import_module(mod), attr)
     raise AttributeError(f"module 'tracedamon' has no attribute {name!r}")
+

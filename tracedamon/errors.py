@@ -10,9 +10,20 @@ import os
 
 
 class TracedamonError(Exception):
-    """Base class of every error tracedamon reports to its users."""
+    """Base class of every error tracedamon reports to its users.
+
+    ``cli_message`` is the same message worded for the command line, when it differs
+    (options named as flags, ``--force``, instead of Python arguments, ``force=True``);
+    the command line prints it in place of ``str(error)``.
+    """
 
     exit_code = 1
+    cli_message: str | None = None
+
+    def __init__(self, *args, cli_message: str | None = None):
+        super().__init__(*args)
+        if cli_message is not None:
+            self.cli_message = cli_message
 
 
 class InputError(TracedamonError):
@@ -40,6 +51,12 @@ class TraceFormatError(TracedamonError):
         super().__init__(f"{self.path}{where}: {problem}")
 
 
+class OutputError(InputError):
+    """An output that is not written: it exists and is not to be replaced (without
+    ``force``, or because tracedamon did not write it), or it is a place no output
+    may go (an input, the current directory)."""
+
+
 class ConfigError(TracedamonError):
     """Invalid monitoring parameters or command-line options."""
 
@@ -50,3 +67,4 @@ class CaptureError(TracedamonError):
     """Live capture (pagemap snapshots) failed."""
 
     exit_code = 5
+

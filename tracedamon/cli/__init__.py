@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return e.code if isinstance(e.code, int) else 1
     except TracedamonError as e:
-        print(f"tracedamon: error: {e}", file=sys.stderr)
+        # the command line's wording where it differs from the API's (--force, not
+        # force=True)
+        print(f"tracedamon: error: {e.cli_message or e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("tracedamon: interrupted", file=sys.stderr)
