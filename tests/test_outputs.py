@@ -454,3 +454,41 @@ def test_every_api_writer_takes_force(world, tmp_path):
         assert "--force" not in str(e.value), name
         write(p, force=True)
 
+
+# ------------------------------------------------------------------------ modes
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_outputs_get_the_modes_the_umask_gives(world, tmp_path, capsys, mask):
+    """Files 0666 & ~umask, directories 0777 & ~umask, as any tool makes them (a
+    temporary file or directory starts 0600/0700 whatever the umask)."""
+    outs = {
+        "td": (["ingest", world["perf"], "-o", tmp_path / "x.td"], tmp_path / "x.td"),
+        "replay": (["replay", world["td"], "--start", "auto", "--sample-us", "10000", "-q",
+                    "-o", tmp_path / "r.parquet", "--damon-trace", tmp_path / "r.txt"],
+                   tmp_path / "r.parquet"),
+        "compare": (["compare", world["h1"], world["h2"], "-q", "-o", tmp_path / "m.json"],
+                    tmp_path / "m.json"),
+        "png": (["report", "heatmap", world["h1"], "--png", tmp_path / "h.png", "--width",
+                 "200", "--height", "150"], tmp_path / "h.png"),
+        "damo": (["export", "damo", world["h1"], "-o", tmp_path / "d.data"],
+                 tmp_path / "d.data"),
+        "truth": (["report", "truth", world["pm"], "--areas", world["areas"], "-o",
+                   tmp_path / "t.csv"], tmp_path / "t.csv"),
+        "nested": (["export", "damo", world["h1"], "-o", tmp_path / "new" / "dir" / "d.data"],
+                   tmp_path / "new" / "dir" / "d.data"),
+    }
+    old = os.umask(mask)
+    try:
+        for name, (args, _) in outs.items():
+            code, err = run(args, capsys)
+            assert code == 0, (name, err)
+    finally:
+        os.umask(old)
+    checked = 0
+    for p in [tmp_path / "x.td", *(tmp_path / "x.td").iterdir(), tmp_path / "r.parquet",
+              tmp_path / "r.txt", tmp_path / "m.json", tmp_path / "m.cells.parquet",
+              tmp_path / "h.png", tmp_path / "d.data", tmp_path / "t.csv",
+              tmp_path / "new", tmp_path / "new" / "dir", tmp_path / "new" / "dir" / "d.data"]:
+        want = (0o777 if p.is_dir() else 0o666) & ~mask
+        assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))
+        checked += 1
+    assert checked >= 15

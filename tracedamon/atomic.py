@@ -17,7 +17,8 @@ under a hidden name and renamed into place (:func:`atomic_path`), a directory is
 built beside it and swapped into place (:class:`AtomicDir`; on Linux an atomic
 exchange, so the old output stays whole until the new one is complete). A failure
 removes the hidden file or directory (and the parent directories the write created)
-and leaves an old output as it was.
+and leaves an old output as it was. Files and directories get the modes the umask
+gives (0644 and 0755 under umask 022), as with any other tool.
 
 Recognition, per kind of output (:data:`KINDS`):
 
@@ -445,8 +446,23 @@ def check_output(path: str | os.PathLike, kind: Kind, *, force: bool = False,
 
 
 # ----------------------------------------------------------------------------------
-# temporary names, replacement
+# modes, temporary names, replacement
 # ----------------------------------------------------------------------------------
+def umask() -> int:
+    """The process's umask, read without changing it (``/proc/self/status`` on Linux;
+    elsewhere set and restored at once)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def _make_parents(d: Path) -> list[Path]:
     """Create ``d`` and its missing parents; the ones created, deepest first."""
     made = []
@@ -469,12 +485,17 @@ def _remove_made(made: list[Path]) -> None:
 
 
 def _temp_beside(dest: Path, *, directory: bool, suffix: str = ".tmp") -> Path:
-    """A new hidden file or directory beside ``dest``."""
+    """A new hidden file or directory beside ``dest`` with the mode the umask gives."""
+    mask = umask()
     if directory:
         tmp = tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+        os.chmod(tmp, 0o777 & ~mask)
     else:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
-        os.close(fd)
+        try:
+            os.fchmod(fd, 0o666 & ~mask)
+        finally:
+            os.close(fd)
     return Path(tmp)
 
 
