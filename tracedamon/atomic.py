@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from . import __version__
-from .errors import OutputError
+from .errors import OutputError, shown_as
 
 #: the key of tracedamon's marker in every format that has room for one (the same key
 #: as the Parquet metadata, :data:`tracedamon.schema.METADATA_KEY`)
@@ -541,6 +541,20 @@ def _install(tmp: Path, dest: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+#: errors of writing (not of reading): one without a file name is the output's
+_WRITE_ERRNOS = {errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _naming_output(exc: BaseException, tmp: Optional[Path], user: Path) -> BaseException:
+    """``exc`` naming the user's output: the hidden temporary path replaced by it, and a
+    write error that names no file (pyarrow's "Error writing bytes to file") given it."""
+    if tmp is not None:
+        shown_as(exc, {tmp: user})
+    if isinstance(exc, OSError) and not exc.filename and exc.errno in _WRITE_ERRNOS:
+        exc.filename = os.fspath(user)
+    return exc
+
+
 @contextmanager
 def atomic_path(dest: str | os.PathLike, *, kind: Kind, force: bool = False,
                 inputs: Iterable[str | os.PathLike] = (), suffix: str = ".tmp"
@@ -548,6 +562,7 @@ def atomic_path(dest: str | os.PathLike, *, kind: Kind, force: bool = False,
     """Yield a hidden temporary path beside ``dest``; on a clean exit it replaces
     ``dest``, on an exception it is removed (an old ``dest`` stays as it was). The
     output is checked first (:func:`check_output`) and again just before the rename.
+    Errors that name the temporary path name ``dest`` instead.
 
     >>> with atomic_path("truth.csv", kind=TRUTH_CSV, force=True) as tmp:  # doctest: +SKIP
     ...     tmp.write_text("start,end,label\\n0x1000,0x2000,hot\\n")
@@ -559,9 +574,12 @@ def atomic_path(dest: str | os.PathLike, *, kind: Kind, force: bool = False,
     made = _make_parents(dest.parent)
     tmp = _temp_beside(dest, directory=kind.directory, suffix=suffix)
     try:
-        yield tmp
-        check_output(user, kind, force=force, inputs=inputs)
-        _install(tmp, dest)
+        try:
+            yield tmp
+            check_output(user, kind, force=force, inputs=inputs)
+            _install(tmp, dest)
+        except BaseException as e:
+            raise _naming_output(e, tmp, user)
     except BaseException:
         if kind.directory:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -593,6 +611,10 @@ class AtomicDir:
             _remove_made(self._made)
             raise
         return self.tmp
+
+    def shown(self, exc: BaseException) -> BaseException:
+        """``exc`` naming the output instead of the hidden directory."""
+        return _naming_output(exc, self.tmp, self.user)
 
     def commit(self) -> Path:
         assert self.tmp is not None

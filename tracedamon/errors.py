@@ -68,3 +68,37 @@ class CaptureError(TracedamonError):
 
     exit_code = 5
 
+
+def shown_as(exc: BaseException, paths: dict) -> BaseException:
+    """``exc`` with every hidden temporary path in ``paths`` (temporary -> the path the
+    user knows) replaced in its message and file names, in place; returns ``exc``.
+
+    A table is written into a hidden directory beside its destination, a compressed
+    input is decompressed into a hidden file: an error met there must name the user's
+    output or input, not tracedamon's temporary name.
+    """
+    pairs = sorted(((os.fspath(k), os.fspath(v)) for k, v in paths.items()),
+                   key=lambda kv: -len(kv[0]))
+    pairs = [(k, v) for k, v in pairs if k]
+
+    def fix(text):
+        if not isinstance(text, str):
+            return text
+        for old, new in pairs:
+            text = text.replace(old, new)
+        return text
+
+    if isinstance(exc, OSError):
+        for attr in ("filename", "filename2"):
+            v = getattr(exc, attr, None)
+            if isinstance(v, (str, os.PathLike)):
+                try:
+                    setattr(exc, attr, fix(os.fspath(v)))
+                except (AttributeError, TypeError):
+                    pass
+    if isinstance(exc, TraceFormatError):
+        exc.path = fix(exc.path)
+    if isinstance(exc, TracedamonError) and exc.cli_message:
+        exc.cli_message = fix(exc.cli_message)
+    exc.args = tuple(fix(a) for a in exc.args)
+    return exc

@@ -197,10 +197,15 @@ def describe(path: str | os.PathLike) -> str:
         return render(summarize(Trace(p)))
     from .ingest import ingest
     tmp = Path(tempfile.mkdtemp(prefix="tracedamon-info-"))
+    from .errors import shown_as
     try:
         dest = ingest([p], tmp / "t.td")
         s = summarize(Trace(dest))
         s["path"] = str(p)
         return render(s)
+    except BaseException as e:
+        # an error of the temporary trace directory names what the user gave
+        raise shown_as(e, {tmp / "t.td": f"{p} (ingested into a temporary directory)",
+                           tmp: "a temporary directory"})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..atomic import TRACE_DIR, check_output
-from ..errors import InputError, TraceFormatError
+from ..errors import InputError, TraceFormatError, shown_as
 from .detect import FORMATS, detect_format
 from .writer import TraceDirWriter, file_provenance
 
@@ -80,6 +80,8 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
             return ingest([Path(tmp) if p == Path("-") else p for p in inputs], out,
                           format=format, force=force, progress=progress, _stdin=Path(tmp),
                           **options)
+        except BaseException as e:
+            raise shown_as(e, {tmp: "-"})       # errors name standard input, not the file
         finally:
             os.unlink(tmp)
             _remove_made(made)      # those left empty: a failed run leaves nothing
@@ -134,11 +136,11 @@ def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None
         plain = _gunzipped(p, w.tmpdir) if fmt == "perf-data" else None
         try:
             reader_for(fmt)(plain or p, w, progress=progress, **options)
-        except TraceFormatError as e:
+        except BaseException as e:
             if plain is None:
                 raise
-            raise TraceFormatError(f"{p} (decompressed)", e.problem, offset=e.offset,
-                                   line=e.line) from None
+            # name the user's file, not the hidden decompressed copy
+            raise shown_as(e, {plain: f"{p} (decompressed)"})
         finally:
             if plain is not None:
                 plain.unlink(missing_ok=True)

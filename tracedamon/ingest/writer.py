@@ -128,10 +128,11 @@ class TraceDirWriter:
         if exc_type is None:
             try:
                 self.commit()
-            except BaseException:
+            except BaseException as e:
                 self.abort()
-                raise
+                raise self._out.shown(e)
         else:
+            self._out.shown(exc)        # name the output, not the hidden directory
             self.abort()
 
     # -- writing ---------------------------------------------------------------------
