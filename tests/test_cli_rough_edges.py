@@ -4,15 +4,19 @@ that name tracedamon's hidden temporary files, `info` on a region history,
 from __future__ import annotations
 
 import gzip
+import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from tracedamon.ingest import ingest
 
-from conftest import SAMPLES
+from conftest import ROOT, SAMPLES
 
 PY = sys.executable
 
@@ -43,6 +47,90 @@ def one_error_line(r) -> str:
     assert r.returncode != 0 and len(lines) == 1, r.stderr
     assert lines[0].startswith("tracedamon: error: ") and "Traceback" not in r.stderr
     return lines[0]
+
+
+# -------------------------------------------------------------------- numba's cache
+@pytest.fixture
+def readonly_install():
+    """A copy of the package nobody may write to, and a user whose home cannot be
+    written either: numba has no place for its cache. As root (which writes anywhere)
+    the commands run as user nobody; otherwise the copy's modes are enough."""
+    base = Path(tempfile.mkdtemp(prefix="td-ro-"))
+    try:
+        os.chmod(base, 0o755)
+        shutil.copytree(ROOT / "tracedamon", base / "tracedamon",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        out = base / "out"
+        out.mkdir()
+        os.chmod(out, 0o777)
+        data = base / "hotcold.perf.data"
+        shutil.copy(SAMPLES / "hotcold.perf.data", data)
+        os.chmod(data, 0o644)
+        for dirpath, dirnames, filenames in os.walk(base / "tracedamon"):
+            for n in filenames:
+                os.chmod(os.path.join(dirpath, n), 0o444)
+            os.chmod(dirpath, 0o555)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent",
+               "PYTHONPATH": str(base)}
+        user = None
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root without setpriv to drop privileges")
+            user = 65534
+        elif os.access(base / "tracedamon", os.W_OK):
+            pytest.skip("the read-only copy is writable (a file system without modes?)")
+        # the interpreter's own site-packages must be readable by that user
+        yield {"env": env, "user": user, "out": out, "data": data, "pkg": base / "tracedamon"}
+    finally:
+        for dirpath, dirnames, filenames in os.walk(base):
+            os.chmod(dirpath, 0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _jit_modules(pkg: Path) -> list[str]:
+    """Every module of the package that defines numba kernels with cache=True."""
+    return sorted("tracedamon." + ".".join(f.relative_to(pkg).with_suffix("").parts)
+                  for f in pkg.rglob("*.py") if "cache=True" in f.read_text())
+
+
+def test_an_unwritable_numba_cache_is_one_warning_and_the_command_works(readonly_install):
+    ro = readonly_install
+    r = td("ingest", ro["data"], "-o", ro["out"] / "x.td",
+           env=ro["env"], user=ro["user"], cwd=ro["out"])
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    warn = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(warn) == 1 and warn[0].startswith("tracedamon: warning: numba cannot cache"), \
+        r.stderr
+    assert "NUMBA_CACHE_DIR" in warn[0]
+    assert (ro["out"] / "x.td" / "samples.parquet").exists()
+    # the package imported was the read-only copy, and nothing was written into it
+    assert not any(p.name == "__pycache__" for p in ro["pkg"].rglob("*"))
+    # every module with kernels loads (numba refuses at definition, not at first call)
+    mods = _jit_modules(ro["pkg"])
+    assert "tracedamon.engine.core" in mods and "tracedamon.ingest.perf_records" in mods
+    cmd = [PY, "-c", "import importlib, sys; [importlib.import_module(m) for m in "
+           "sys.argv[1:]]", *mods]
+    if ro["user"] is not None:
+        cmd = ["setpriv", f"--reuid={ro['user']}", f"--regid={ro['user']}", "--clear-groups",
+               *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ro["env"], cwd=ro["out"])
+    assert r.returncode == 0, r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1, r.stderr
+
+
+def test_a_writable_numba_cache_dir_needs_no_warning(readonly_install):
+    ro = readonly_install
+    cache = ro["out"] / "cache"
+    cache.mkdir()
+    os.chmod(cache, 0o777)
+    cmd = [PY, "-c", "import tracedamon"]
+    if ro["user"] is not None:
+        cmd = ["setpriv", f"--reuid={ro['user']}", f"--regid={ro['user']}", "--clear-groups",
+               *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ro["out"],
+                       env={**ro["env"], "NUMBA_CACHE_DIR": str(cache)})
+    assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
 # ------------------------------------------------------ hidden temporary paths in errors

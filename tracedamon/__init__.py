@@ -25,6 +25,13 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
+# before any numba kernel is defined: fall back to no caching (one warning line) when
+# numba has nowhere to write its cache
+from . import numba_cache as _numba_cache  # noqa: E402
+
+_numba_cache.setup()
+
+
 def __getattr__(name):
     if name in _LAZY:
         import importlib
