@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import tracedamon
 from tracedamon.ingest import ingest
 
 from conftest import ROOT, SAMPLES
@@ -183,3 +184,40 @@ def test_a_gzipped_input_is_named_not_its_decompressed_copy(tmp_path, corpus, fm
     msg = one_error_line(r)
     assert msg.startswith(f"tracedamon: error: {gz} (decompressed) at byte offset"), msg
     assert "tracedamon-gz" not in msg and ".tmp" not in msg
+
+
+# --------------------------------------------------------------------------- info
+def test_info_describes_a_region_history_as_one(tmp_path):
+    t = ingest(SAMPLES / "hotcold.perf.data", tmp_path / "t.td")
+    h = tracedamon.replay(t, start_ns="auto", sample_us=10000)
+    p = h.to_parquet(tmp_path / "perf.parquet")
+    r = td("info", p)                    # as a user runs it
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    df = h.df
+    assert out.startswith(f"{p}: region history written by tracedamon replay "
+                          f"({len(df)} rows)")
+    assert f"perf ({len(df)} rows)" not in out and "tables:" not in out
+    assert f"snapshots: {df['snapshot'].nunique()} " in out
+    assert f"targets: 0 (pid {int(df['pid'].iloc[0])})" in out
+    per = df.groupby("snapshot").size()
+    assert f"regions per snapshot {per.min()}-{per.max()}" in out
+    assert "every region of every snapshot is listed" in out
+    assert "ops vaddr, access perf" in out and "sample 10 ms" in out
+
+
+def test_info_says_when_a_history_lists_only_accessed_regions(tmp_path):
+    t = ingest(SAMPLES / "hotcold.perf.data", tmp_path / "t.td")
+    r = cli("replay", t, "--start", "auto", "--sample-us", "10000", "--min-region", "4096",
+            "--max-region", "4096", "--accessed-only", "-q", "-o", tmp_path / "4k.parquet")
+    assert r.returncode == 0, r.stderr
+    r = cli("info", tmp_path / "4k.parquet")
+    assert "sparse: only regions with accesses are listed" in r.stdout, r.stdout
+    assert "region size 4096-4096" in r.stdout
+
+
+def test_info_on_a_trace_directorys_regions_table(tmp_path):
+    d = ingest(SAMPLES / "damon" / "live_paddr.perf.data", tmp_path / "d.td")
+    r = cli("info", d / "regions.parquet")
+    assert r.returncode == 0, r.stderr
+    assert "region history, the regions table of a trace directory" in r.stdout
