@@ -221,3 +221,13 @@ def test_info_on_a_trace_directorys_regions_table(tmp_path):
     r = cli("info", d / "regions.parquet")
     assert r.returncode == 0, r.stderr
     assert "region history, the regions table of a trace directory" in r.stdout
+
+
+# ---------------------------------------------------------------- the package
+def test_dir_lists_the_public_api():
+    names = dir(tracedamon)
+    for name in ("ingest", "open_trace", "replay", "compare", "__version__"):
+        assert name in names
+    assert set(tracedamon.__all__) <= set(names)
+    for name in tracedamon.__all__:
+        assert getattr(tracedamon, name) is not None

@@ -39,3 +39,7 @@ def __getattr__(name):
         return getattr(importlib.import_module(mod), attr)
     raise AttributeError(f"module 'tracedamon' has no attribute {name!r}")
 
+
+def __dir__():
+    """The public API (names loaded lazily included) and the module's own names."""
+    return sorted(set(globals()) | set(__all__))
