@@ -231,3 +231,62 @@ def test_dir_lists_the_public_api():
     assert set(tracedamon.__all__) <= set(names)
     for name in tracedamon.__all__:
         assert getattr(tracedamon, name) is not None
+
+
+# ------------------------------------------------------------------------- help
+COMMANDS = [[], ["ingest"], ["info"], ["replay"], ["snapshot"], ["compare"], ["report"],
+            ["report", "heatmap"], ["report", "wss"], ["report", "access"],
+            ["report", "summary"], ["report", "truth"], ["report", "attribute"], ["export"],
+            ["export", "damo"]]
+
+
+@pytest.mark.parametrize("columns", [None, "80", "50"])
+def test_help_wraps_in_a_pipe_instead_of_cutting(columns, monkeypatch, capsys):
+    """In a pipe rich lays help out at $COLUMNS (80 when unset); a word too long for
+    its cell must wrap onto the next line, not be cut with an ellipsis."""
+    from tracedamon.cli import main
+    monkeypatch.delenv("LINES", raising=False)
+    if columns:
+        monkeypatch.setenv("COLUMNS", columns)
+    else:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    for cmd in COMMANDS:
+        capsys.readouterr()
+        assert main([*cmd, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "…" not in out, (cmd, out)
+        assert max(len(ln) for ln in out.splitlines()) <= int(columns or 80), cmd
+    # the longest unbreakable help word is all there, over two lines
+    main(["ingest", "--help"])
+    text = "".join(ln.strip(" │") for ln in capsys.readouterr().out.splitlines())
+    assert "auto|perf-data|perf-script|damon|damo|pagemap" in text.replace(" ", "")
+
+
+@pytest.mark.parametrize("columns", [None, "80"])
+def test_replay_help_piped_is_whole(columns):
+    """`tracedamon replay --help | cat`, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    if columns:
+        env["COLUMNS"] = columns
+    r = td("replay", "--help", env=env)
+    assert r.returncode == 0 and "…" not in r.stdout
+    assert "--min-nr-regions-mode" in r.stdout and "--damon-trace" in r.stdout
+
+
+def test_the_command_list_has_no_ragged_lines():
+    """A command's summary in the list is wrapped by rich (each line filled as far as
+    the next word allows), not broken where its source text breaks."""
+    r = td("--help", env={k: v for k, v in os.environ.items() if k != "COLUMNS"})
+    lines = r.stdout.splitlines()
+    first = next(n for n, ln in enumerate(lines) if ln.startswith("│ snapshot "))
+    col = lines[first].index("Snapshot")
+    right = lines[first].rindex("│") - 1                # the cell's last usable column
+    desc = [lines[first][col:right].rstrip()]
+    for ln in lines[first + 1:]:
+        if ln[2:col].strip() or not ln[col:right].strip():   # the next command, or the end
+            break
+        desc.append(ln[col:right].rstrip())
+    assert len(desc) >= 3
+    width = right - col
+    for a, b in zip(desc, desc[1:]):
+        assert len(a) + 1 + len(b.split()[0]) > width, (a, b)
