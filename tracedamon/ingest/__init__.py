@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..atomic import TRACE_DIR, check_output
-from ..errors import InputError, TraceFormatError, shown_as
+from ..errors import InputError, shown_as
 from .detect import FORMATS, detect_format
 from .writer import TraceDirWriter, file_provenance
 
