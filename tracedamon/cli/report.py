@@ -33,12 +33,13 @@ def _numbers(s: str, what: str):
 _FORCE_HELP = "replace existing outputs (only tracedamon's own)"
 
 
-def _check(out: Optional[Path], kind: str, force: bool, *inputs) -> None:
-    """Refuse an output before any work (tracedamon.atomic's rule, as every command)."""
+def _check(out: Optional[Path], kind, force: bool, *inputs) -> None:
+    """Refuse an output of ``kind`` (a tracedamon.atomic.Kind) before any work: the rule
+    every command follows."""
     if out is not None:
-        from .. import atomic
+        from ..atomic import check_output
 
-        atomic.check_output(out, getattr(atomic, kind), force=force, inputs=inputs)
+        check_output(out, kind, force=force, inputs=inputs)
 
 
 def _has_regions(src: Path) -> bool:
@@ -99,10 +100,11 @@ def heatmap_cmd(
     height: int = typer.Option(700, "--height", help="PNG height, pixels"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
+    from ..atomic import HEATMAP_CELLS, PNG_PLOT
     from ..export import heatmap as hm_mod
 
-    _check(png, "PNG_PLOT", force, src, diff)
-    _check(cells, "HEATMAP_CELLS", force, src, diff, png)
+    _check(png, PNG_PLOT, force, src, diff)
+    _check(cells, HEATMAP_CELLS, force, src, diff, png)
 
     tb = time_bins or (400 if png else 40)
     ab = addr_bins or (400 if png else 80)
@@ -168,9 +170,10 @@ def wss_cmd(
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     from ..export.grid import fmt_bytes
+    from ..atomic import PNG_PLOT
     from ..export.wss import wss_png, wss_report
 
-    _check(png, "PNG_PLOT", force, src)
+    _check(png, PNG_PLOT, force, src)
 
     rep = wss_report(
         src,
@@ -212,9 +215,10 @@ def access_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
+    from ..atomic import PNG_PLOT
     from ..export.access_report import access_png, access_report
 
-    _check(png, "PNG_PLOT", force, src)
+    _check(png, PNG_PLOT, force, src)
     from ..export.grid import fmt_bytes
 
     rep = access_report(
@@ -290,10 +294,11 @@ def truth_cmd(
     pid: Optional[int] = typer.Option(None, "--pid", help="process of the areas"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
+    from ..atomic import TRUTH_CSV
     from ..errors import InputError
     from ..export.compare import load_truth
 
-    _check(out, "TRUTH_CSV", force, pagemap, areas)
+    _check(out, TRUTH_CSV, force, pagemap, areas)
     from ..export.truth import areas_from_workload_log, ground_truth, write_truth_csv
     from ..trace import open_trace
 
@@ -333,11 +338,12 @@ def attribute_cmd(
 ) -> None:
     import pyarrow as pa
 
-    _check(out, "ATTRIBUTION", force, src, pagemap)
+    from ..atomic import ATTRIBUTION
+
+    _check(out, ATTRIBUTION, force, src, pagemap)
 
     from ..errors import InputError
     from ..export.grid import load_history
-    from ..atomic import ATTRIBUTION
     from ..export.truth import attribute_regions
     from ..ingest.writer import write_table_atomic
     from ..trace import open_trace
