@@ -56,12 +56,17 @@ def test_writer_leaves_nothing_on_failure(tmp_path):
 
 def test_writer_refuses_existing_without_force(tmp_path):
     dest = tmp_path / "x.td"
-    dest.mkdir()
+    with TraceDirWriter(dest) as w:
+        w.write("lost", _lost_batch(2))
     with pytest.raises(InputError, match="exists"):
         TraceDirWriter(dest)
     with TraceDirWriter(dest, force=True) as w:
         w.write("lost", _lost_batch(1))
-    assert (dest / "lost.parquet").exists()
+    assert open_trace(dest).num_rows("lost") == 1
+    # a directory tracedamon did not write is not replaced, even empty, even with force
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(InputError, match="meta.json"):
+        TraceDirWriter(tmp_path / "mine", force=True)
 
 
 def test_every_table_has_unique_columns():

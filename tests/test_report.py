@@ -208,6 +208,7 @@ def _regions_file(tmp_path, p):
         pa.Table.from_pandas(history(p), schema=REGIONS, preserve_index=False),
         f,
         metadata={"config": {"sample_us": 5000, "aggr_us": 100000}},
+        force=True,
     )
     return f
 

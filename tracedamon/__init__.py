@@ -10,6 +10,9 @@ Public API (each name is imported lazily, so ``import tracedamon`` stays cheap):
 - :func:`open_trace` — read a trace directory's tables
 - :func:`replay` — run the DAMON monitor over a trace's samples
 - :func:`compare` — metrics between two region histories
+
+Functions that write take ``force=``: an existing output is replaced only with
+``force=True`` and only when it is tracedamon's own (:mod:`tracedamon.atomic`).
 """
 __version__ = "0.1.0"
 
@@ -22,6 +25,12 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
+# before any numba kernel is defined: fall back to no caching (one warning line) when
+# numba has nowhere to write its cache
+from . import numba_cache as _numba_cache  # noqa: E402
+
+_numba_cache.setup()
+
 
 def __getattr__(name):
     if name in _LAZY:
@@ -29,3 +38,8 @@ def __getattr__(name):
         mod, attr = _LAZY[name]
         return getattr(importlib.import_module(mod), attr)
     raise AttributeError(f"module 'tracedamon' has no attribute {name!r}")
+
+
+def __dir__():
+    """The public API (names loaded lazily included) and the module's own names."""
+    return sorted(set(globals()) | set(__all__))

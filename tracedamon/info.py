@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .schema import TABLES
 from .trace import Trace
 
 
@@ -190,11 +191,153 @@ def render(s: dict) -> str:
     return "\n".join(lines)
 
 
-def describe(path: str | os.PathLike) -> str:
-    """Summary text of a trace directory, or of any input (ingested to a temporary place)."""
+def _us(v) -> str:
+    if v is None:
+        return "-"
+    v = float(v)
+    if v >= 1e6:
+        return f"{v / 1e6:g} s"
+    if v >= 1e3:
+        return f"{v / 1e3:g} ms"
+    return f"{v:g} us"
+
+
+def _history_stats(path: Path) -> dict:
+    """Snapshots, time span, targets, address span and regions per snapshot of a region
+    history file, read a batch of narrow columns at a time (bounded memory)."""
+    import pyarrow.compute as pc
+
+    pf = pq.ParquetFile(path)
+    names = pf.schema_arrow.names
+    cols = [c for c in ("run", "snapshot", "time_ns", "target", "pid", "start", "end",
+                        "nr_accesses") if c in names]
+    per_snap: Counter = Counter()
+    times: dict = {}
+    targets: set = set()
+    lo = hi = None
+    accessed = 0
+    for b in pf.iter_batches(batch_size=1 << 20, columns=cols):
+        run = b.column("run").to_numpy() if "run" in cols else None
+        snap = b.column("snapshot").to_numpy()
+        key = list(zip(run.tolist(), snap.tolist())) if run is not None else snap.tolist()
+        per_snap.update(key)
+        for k, t in zip(key, b.column("time_ns").to_pylist()):
+            times.setdefault(k, t)
+        pids = b.column("pid").to_pylist() if "pid" in cols else [None] * b.num_rows
+        targets.update(zip(b.column("target").to_pylist(), pids))
+        if b.num_rows:
+            a, z = pc.min(b.column("start")).as_py(), pc.max(b.column("end")).as_py()
+            lo = a if lo is None else min(lo, a)
+            hi = z if hi is None else max(hi, z)
+            accessed += int(pc.sum(pc.greater(b.column("nr_accesses"), 0)).as_py() or 0)
+    ts = sorted(times.values())
+    step = None
+    if len(ts) > 1:
+        import numpy as np
+        step = int(np.median(np.diff(np.array(ts, dtype=np.int64))))
+    return {"rows": pf.metadata.num_rows, "snapshots": len(per_snap),
+            "time_span_ns": [ts[0], ts[-1]] if ts else [None, None],
+            "aggregation_ns_median": step,
+            "targets": sorted(targets, key=lambda tp: (tp[0], tp[1] or 0)),
+            "address_span": [lo, hi], "accessed_rows": accessed,
+            "regions_per_snapshot": [min(per_snap.values()), max(per_snap.values())]
+            if per_snap else [0, 0]}
+
+
+def describe_history(path: str | os.PathLike, meta: dict | None = None) -> str:
+    """What a region-history .parquet holds (a replay's output, or a regions table):
+    snapshots, targets, time span, whether every region is listed or only those with
+    accesses, and the replay's configuration when it has one."""
     p = Path(path)
-    if (p.is_dir() and (p / "meta.json").exists()) or p.suffix == ".parquet":
+    if meta is None:
+        from .ingest.writer import read_parquet_metadata
+        meta = read_parquet_metadata(p)
+    st = _history_stats(p)
+    rp = meta.get("replay")
+    who = " written by tracedamon replay" if rp else (
+        ", the regions table of a trace directory" if meta.get("table") == "regions"
+        else "")
+    lines = [f"{p}: region history{who} ({st['rows']} rows)"]
+    a, b = st["time_span_ns"]
+    if st["snapshots"]:
+        agg = st["aggregation_ns_median"]
+        lines.append(f"  snapshots: {st['snapshots']} from {_fmt_ns(a)} to {_fmt_ns(b)} "
+                     f"({(b - a) / 1e9:.3f} s)"
+                     + (f", every {agg / 1e6:.1f} ms" if agg else ""))
+        tg = ", ".join(f"{t}" + (f" (pid {pid})" if pid is not None else "")
+                       for t, pid in st["targets"][:10])
+        more = len(st["targets"]) - 10
+        lines.append(f"  targets: {tg}" + (f" ... {more} more" if more > 0 else ""))
+        lo, hi = st["address_span"]
+        r0, r1 = st["regions_per_snapshot"]
+        lines.append(f"  addresses 0x{lo:x}-0x{hi:x} ({_fmt_size(hi - lo)}), regions per "
+                     f"snapshot {r0}-{r1}, {st['accessed_rows']} rows with accesses")
+    else:
+        lines.append("  no snapshot")
+    if rp:
+        if rp.get("accessed_only"):
+            why = rp.get("accessed_only_reason")
+            lines.append("  sparse: only regions with accesses are listed"
+                         + (f" ({why})" if why else ""))
+        else:
+            lines.append("  every region of every snapshot is listed")
+        c = rp.get("config") or {}
+        ev = rp.get("events")
+        lines.append(f"  replay: ops {rp.get('ops')}, access {rp.get('access')}"
+                     + (f" ({', '.join(map(str, ev))})" if ev else "")
+                     + f", sample {_us(c.get('sample_us'))}, aggregation "
+                     f"{_us(c.get('aggr_us'))}, update {_us(c.get('update_us'))}")
+        lines.append(f"  regions {c.get('min_nr_regions')}-{c.get('max_nr_regions')}, "
+                     f"region size {c.get('min_region')}-{c.get('max_region') or 'any'}, "
+                     f"min_nr_regions mode {c.get('min_nr_regions_mode')}, seed "
+                     f"{rp.get('seed', c.get('seed'))}"
+                     + (f", kernel {rp['kernel']}" if rp.get("kernel") else ""))
+        inp = rp.get("input") or {}
+        names = [i.get("name") for i in inp.get("inputs", []) if isinstance(i, dict)]
+        src = inp.get("trace") or "-"
+        lines.append(f"  input: {src}" + (f" ({', '.join(map(str, names))})" if names else "")
+                     + (f", {rp['samples_used']} samples used" if "samples_used" in rp else "")
+                     + (f", t0 {_fmt_ns(rp['t0_ns'])} ({rp.get('t0_source')})"
+                        if rp.get("t0_ns") is not None else ""))
+        for w in rp.get("warnings") or []:
+            lines.append(f"  warning: {w}")
+    elif meta.get("config"):
+        c = meta["config"]
+        lines.append("  intervals: " + ", ".join(f"{k} {_us(v)}" for k, v in c.items()
+                                                 if k.endswith("_us")))
+    return "\n".join(lines)
+
+
+def _describe_parquet(p: Path) -> str:
+    from .atomic import _HISTORY_COLUMNS, _parquet_info, _parquet_what
+    meta, names = _parquet_info(p)
+    if not names:
+        from .errors import InputError
+        raise InputError(f"{p}: not a Parquet file")
+    table = (meta or {}).get("table")
+    if meta is not None and table in (None, "regions") and "attribution" not in meta \
+            and _HISTORY_COLUMNS <= set(names):
+        return describe_history(p, meta)
+    if meta is not None and table in TABLES:
+        # one table of a trace directory: as part of its directory
+        s = summarize(Trace(p))
+        s["tables"] = {table: s["tables"].pop(p.stem)} if p.stem in s["tables"] else \
+            s["tables"]
+        return render(s)
+    rows = pq.ParquetFile(p).metadata.num_rows
+    return (f"{p}: {_parquet_what(meta)} ({rows} rows)\n"
+            f"  columns: {', '.join(names)}")
+
+
+def describe(path: str | os.PathLike) -> str:
+    """Summary text of a trace directory, a .parquet table (a region history is
+    described as one), or any input (ingested to a temporary place)."""
+    p = Path(path)
+    if p.is_dir() and (p / "meta.json").exists():
         return render(summarize(Trace(p)))
+    if p.is_file() and p.suffix == ".parquet":
+        return _describe_parquet(p)
+    from .errors import shown_as
     from .ingest import ingest
     tmp = Path(tempfile.mkdtemp(prefix="tracedamon-info-"))
     try:
@@ -202,5 +345,9 @@ def describe(path: str | os.PathLike) -> str:
         s = summarize(Trace(dest))
         s["path"] = str(p)
         return render(s)
+    except BaseException as e:
+        # an error of the temporary trace directory names what the user gave
+        raise shown_as(e, {tmp / "t.td": f"{p} (ingested into a temporary directory)",
+                           tmp: "a temporary directory"})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -40,12 +40,75 @@ def _register_all() -> None:
 _register_all()
 
 
+def _one_line_summaries(typer_app: typer.Typer) -> None:
+    """A command's line in its group's list is the first paragraph of its help; rich
+    keeps that paragraph's line breaks, so a help text written as wrapped lines would
+    list ragged: give such commands the paragraph as one line."""
+    import inspect
+
+    for info in typer_app.registered_commands:
+        help_text = info.help if isinstance(info.help, str) else None
+        if info.short_help is None and help_text:
+            first = inspect.cleandoc(help_text).split("\n\n")[0]
+            if "\n" in first and not first.startswith("\b"):
+                info.short_help = " ".join(first.split())
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _one_line_summaries(group.typer_instance)
+
+
+_one_line_summaries(app)
+
+
+def _help_folds() -> None:
+    """Help text wraps at the width of the terminal (80 columns in a pipe, or
+    $COLUMNS); rich cuts a word longer than its table cell with '…' (an option's list
+    of choices, a field list). Make every help text fold such words onto the next line
+    instead, so nothing is lost in a pipe, in CI or on a narrow terminal."""
+    from rich.text import Text
+    from typer import rich_utils
+
+    if getattr(rich_utils, "_tracedamon_folds", False):
+        return
+
+    def fold(r) -> None:
+        if isinstance(r, Text):
+            r.overflow = "fold"
+        for x in getattr(r, "renderables", None) or ():
+            fold(x)
+
+    def folding(make):
+        def made(*args, **kwargs):
+            r = make(*args, **kwargs)
+            fold(r)
+            return r
+        return made
+
+    for name in ("_make_rich_text", "_get_parameter_help", "_make_command_help"):
+        make = getattr(rich_utils, name, None)
+        if make is not None:
+            setattr(rich_utils, name, folding(make))
+    for name in ("highlighter", "negative_highlighter"):     # option and argument names
+        hl = getattr(rich_utils, name, None)
+        if hl is not None:
+            class Folding(type(hl)):
+                def __call__(self, text):
+                    t = super().__call__(text)
+                    t.overflow = "fold"
+                    return t
+            setattr(rich_utils, name, Folding())
+    rich_utils._tracedamon_folds = True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
     Usage errors are reported by typer itself (exit code 2); tracedamon's own
     errors become one line on stderr with their exit code.
     """
+    args = sys.argv[1:] if argv is None else list(argv)
+    if len(args) <= 1 or "--help" in args or "-h" in args:
+        _help_folds()           # only where help may be printed: rich loads in 40 ms
     try:
         app(args=argv, prog_name="tracedamon")
     except SystemExit as e:
@@ -53,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return e.code if isinstance(e.code, int) else 1
     except TracedamonError as e:
-        print(f"tracedamon: error: {e}", file=sys.stderr)
+        # the command line's wording where it differs from the API's (--force, not
+        # force=True)
+        print(f"tracedamon: error: {e.cli_message or e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("tracedamon: interrupted", file=sys.stderr)

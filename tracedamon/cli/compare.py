@@ -16,13 +16,6 @@ def _fmt(v, pct=False) -> str:
     return str(v)
 
 
-def _refuse(path: Optional[Path], force: bool) -> None:
-    from ..errors import InputError
-
-    if path is not None and path.exists() and not force:
-        raise InputError(f"{path}: output exists (use --force to replace it)")
-
-
 def render_metrics(m: dict) -> None:
     """A readable rich table of the main numbers."""
     from rich.console import Console
@@ -157,23 +150,30 @@ def register(app: typer.Typer) -> None:
             False, "--all-addresses", help="keep long never-accessed address stretches in the grid"
         ),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no table on the terminal"),
-        force: bool = typer.Option(False, "--force", help="replace existing outputs"),
+        force: bool = typer.Option(
+            False, "--force", help="replace existing outputs (only tracedamon's own)"
+        ),
     ) -> None:
         from ..errors import ConfigError
-        from ..atomic import write_text_atomic
+        from ..atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
+                              write_text_atomic)
         from ..export.compare import compare, metrics_json, score_truth
 
+        inputs = [a, b, truth]
+        if out is not None:
+            check_output(out, COMPARE_METRICS, force=force, inputs=inputs)
         if cells is None and out is not None:
             cells = out.with_suffix("").with_name(out.with_suffix("").name + ".cells.parquet")
-        _refuse(out, force)
-        _refuse(cells, force)
+        if cells is not None and b is not None:
+            check_output(cells, COMPARE_CELLS, force=force, inputs=inputs + [out])
         if b is None:
             if truth is None:
                 raise ConfigError("give two sources, or one source and --truth")
             s = score_truth(a, truth)
             m = {"truth": {"a": s}}
             if out is not None:
-                write_text_atomic(out, metrics_json(m) + "\n")
+                write_text_atomic(out, metrics_json(marked(COMPARE_METRICS, m)) + "\n",
+                                  kind=COMPARE_METRICS, force=force)
             if not quiet:
                 render_metrics(m)
             return
@@ -191,9 +191,9 @@ def register(app: typer.Typer) -> None:
             focus="all" if all_addresses else "active",
         )
         if out is not None:
-            res.to_json(out)
+            res.to_json(out, force=force)
         if cells is not None:
-            res.write_cells(cells)
+            res.write_cells(cells, force=force)
         if not quiet:
             render_metrics(res.metrics)
             if out is not None:

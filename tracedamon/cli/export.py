@@ -25,15 +25,15 @@ def damo_cmd(
     sample_us: Optional[float] = typer.Option(None, "--sample-us", help="sampling interval, us"),
     aggr_us: Optional[float] = typer.Option(None, "--aggr-us", help="aggregation interval, us"),
     update_us: Optional[float] = typer.Option(None, "--update-us", help="ops update interval, us"),
-    force: bool = typer.Option(False, "--force", help="replace an existing output"),
+    force: bool = typer.Option(
+        False, "--force", help="replace an existing output (only a damo record tracedamon wrote)"
+    ),
 ) -> None:
-    from ..errors import InputError
     from ..export.damo_export import export_damo
 
-    if out.exists() and not force:
-        raise InputError(f"{out}: output exists (use --force to replace it)")
     s = export_damo(
-        src, out, fmt=fmt, sample_us=sample_us, aggr_us=aggr_us, ops_update_us=update_us
+        src, out, fmt=fmt, sample_us=sample_us, aggr_us=aggr_us, ops_update_us=update_us,
+        force=force,
     )
     iv = s["intervals"]
     typer.echo(

@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
                                            "(for AUX data such as Arm SPE)"),
         skip_bad: bool = typer.Option(False, "--skip-bad",
                                       help="text inputs: skip malformed lines and count them"),
-        force: bool = typer.Option(False, "--force", help="replace an existing output"),
+        force: bool = typer.Option(False, "--force",
+                                   help="replace an existing output (only a trace directory "
+                                        "tracedamon wrote)"),
         all_columns: bool = typer.Option(
             False, "--all-columns",
             help="perf.data: keep every samples column in samples.parquet, also those no "

@@ -25,7 +25,9 @@ HELP = (
     "which the target's mappings give three regions covering the most of its samples until "
     "the first ops update (the choice and why are in the output's metadata, t0_auto).\n\n"
     "Output: -o FILE, else DIR/replay.parquet (DIR/regions.parquet, an ingested DAMON trace, "
-    "is never overwritten). Same input + options + seed give a byte-identical file. Every "
+    "is never overwritten); an existing output is replaced only with --force, and only a "
+    "region history tracedamon wrote. Same input + options + seed give a byte-identical "
+    "file. Every "
     "region of every snapshot is written, like DAMON's own trace, unless --accessed-only; "
     "when that would exceed --max-rows rows (fixed granularity over a big space: a vaddr "
     "target's three regions can hold tens of millions of 4 KiB regions), only regions with "
@@ -111,6 +113,8 @@ def register(app: typer.Typer) -> None:
                                                        "damon:damon_aggregated perf script "
                                                        "lines (what a real DAMON trace holds)"),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no summary"),
+        force: bool = typer.Option(False, "--force",
+                                   help="replace existing outputs (only tracedamon's own)"),
     ) -> None:
         from ..engine.config import MonitorConfig
         from ..engine.replay import DEFAULT_OUTPUT, replay
@@ -132,9 +136,11 @@ def register(app: typer.Typer) -> None:
             goal_max_sample_us=goal_max_sample_us, rng_streams=rng_streams,
             **{fixes[f]: True for f in fix})
         dest = out if out is not None else trace_dir / DEFAULT_OUTPUT
-        if dest.resolve() == (trace_dir / "regions.parquet").resolve():
-            raise InputError(f"{dest}: holds the trace's ingested DAMON regions; choose another "
-                             "output with -o")
+        from ..atomic import DAMON_TRACE_TEXT, REGION_HISTORY, check_output
+        check_output(dest, REGION_HISTORY, force=force, inputs=[trace_dir, pagemap])
+        if trace_text is not None:
+            check_output(trace_text, DAMON_TRACE_TEXT, force=force,
+                         inputs=[trace_dir, pagemap, dest])
         import sys
         kw = dict(ops=ops, pids=pid, ranges=range_, access=access, events=event,
                   pagemap=pagemap,
@@ -148,9 +154,9 @@ def register(app: typer.Typer) -> None:
                     task, description=f"replaying: {psi} sample intervals"), **kw)
         else:
             h = replay(trace_dir, **kw)
-        h.to_parquet(dest)
+        h.to_parquet(dest, force=force)
         if trace_text is not None:
-            h.to_damon_trace(trace_text)
+            h.to_damon_trace(trace_text, force=force)
         if not quiet:
             typer.echo(h.summary())
             typer.echo(f"wrote {dest}")

@@ -30,6 +30,18 @@ def _numbers(s: str, what: str):
         raise ConfigError(f"{what} must be comma-separated numbers, not {s!r}") from None
 
 
+_FORCE_HELP = "replace existing outputs (only tracedamon's own)"
+
+
+def _check(out: Optional[Path], kind, force: bool, *inputs) -> None:
+    """Refuse an output of ``kind`` (a tracedamon.atomic.Kind) before any work: the rule
+    every command follows."""
+    if out is not None:
+        from ..atomic import check_output
+
+        check_output(out, kind, force=force, inputs=inputs)
+
+
 def _has_regions(src: Path) -> bool:
     from ..trace import open_trace
 
@@ -86,8 +98,13 @@ def heatmap_cmd(
     ),
     width: int = typer.Option(1000, "--width", help="PNG width, pixels"),
     height: int = typer.Option(700, "--height", help="PNG height, pixels"),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
+    from ..atomic import HEATMAP_CELLS, PNG_PLOT
     from ..export import heatmap as hm_mod
+
+    _check(png, PNG_PLOT, force, src, diff)
+    _check(cells, HEATMAP_CELLS, force, src, diff, png)
 
     tb = time_bins or (400 if png else 40)
     ab = addr_bins or (400 if png else 80)
@@ -123,10 +140,10 @@ def heatmap_cmd(
             value=value,
         )
     if cells is not None:
-        hm.write_cells(cells)
+        hm.write_cells(cells, force=force)
         typer.echo(f"wrote {cells}")
     if png is not None:
-        hm.to_png(png, width=width, height=height)
+        hm.to_png(png, width=width, height=height, force=force)
         typer.echo(
             f"wrote {png}: {hm.kind} heatmap {hm.shape[0]}×{hm.shape[1]} cells, "
             f"{len(hm.segments)} address range(s)"
@@ -150,9 +167,13 @@ def wss_cmd(
     exclude: int = typer.Option(0, "--exclude", help="drop the first N snapshots"),
     png: Optional[Path] = typer.Option(None, "--png", help="time series and distribution as PNG"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     from ..export.grid import fmt_bytes
+    from ..atomic import PNG_PLOT
     from ..export.wss import wss_png, wss_report
+
+    _check(png, PNG_PLOT, force, src)
 
     rep = wss_report(
         src,
@@ -162,7 +183,7 @@ def wss_cmd(
         exclude=exclude,
     )
     if png is not None:
-        wss_png(rep, png, title=f"working set size: {src}")
+        wss_png(rep, png, title=f"working set size: {src}", force=force)
     if as_json:
         typer.echo(json.dumps({k: v for k, v in rep.items() if k != "series"}, indent=2))
         return
@@ -192,15 +213,19 @@ def access_cmd(
     percentiles: str = typer.Option("0,1,5,10,25,50,75,90,95,99,100", "--percentiles"),
     png: Optional[Path] = typer.Option(None, "--png", help="CDFs of bytes as PNG"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
+    from ..atomic import PNG_PLOT
     from ..export.access_report import access_png, access_report
+
+    _check(png, PNG_PLOT, force, src)
     from ..export.grid import fmt_bytes
 
     rep = access_report(
         src, weights=_numbers(weights, "weights"), ps=_numbers(percentiles, "percentiles")
     )
     if png is not None:
-        access_png(src, png, weights=_numbers(weights, "weights"))
+        access_png(src, png, weights=_numbers(weights, "weights"), force=force)
     if as_json:
         typer.echo(json.dumps(rep, indent=2))
         return
@@ -267,9 +292,13 @@ def truth_cmd(
     snapshot: Optional[int] = typer.Option(None, "--snapshot",
                                            help="pagemap snapshot (default: the last)"),
     pid: Optional[int] = typer.Option(None, "--pid", help="process of the areas"),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
+    from ..atomic import TRUTH_CSV
     from ..errors import InputError
     from ..export.compare import load_truth
+
+    _check(out, TRUTH_CSV, force, pagemap, areas)
     from ..export.truth import areas_from_workload_log, ground_truth, write_truth_csv
     from ..trace import open_trace
 
@@ -284,7 +313,7 @@ def truth_cmd(
                          snapshot=snapshot, pid=pid)
     if truth.empty:
         raise InputError(f"{areas}: no present page of these areas in {pagemap}")
-    write_truth_csv(truth, out)
+    write_truth_csv(truth, out, force=force)
     per = truth.assign(bytes=truth["end"] - truth["start"]).groupby("label")["bytes"].sum()
     for label, b in per.items():
         typer.echo(f"{label:<10} {int(b) // 4096:>10} pages  "
@@ -305,8 +334,13 @@ def attribute_cmd(
     out: Optional[Path] = typer.Option(None, "-o", "--output", help="write the table (Parquet)"),
     offset: int = typer.Option(0, "--offset", help="ns added to region times to reach the "
                                "pagemap clock"),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     import pyarrow as pa
+
+    from ..atomic import ATTRIBUTION
+
+    _check(out, ATTRIBUTION, force, src, pagemap)
 
     from ..errors import InputError
     from ..export.grid import load_history
@@ -323,7 +357,8 @@ def attribute_cmd(
         write_table_atomic(pa.Table.from_pandas(att, preserve_index=False), out,
                            metadata={"attribution": {"regions": str(src),
                                                      "pagemap": str(pagemap),
-                                                     "offset_ns": offset}})
+                                                     "offset_ns": offset}},
+                           kind=ATTRIBUTION, force=force)
     if att.empty:
         typer.echo("no region overlaps a frame of a captured process")
     else:

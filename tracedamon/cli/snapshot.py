@@ -47,7 +47,9 @@ def register(app: typer.Typer) -> None:
                                        "monotonic_raw, boottime, realtime, tai"),
         no_kpageflags: bool = typer.Option(False, "--no-kpageflags",
                                            help="do not read /proc/kpageflags (THP flags)"),
-        force: bool = typer.Option(False, "--force", help="replace an existing output"),
+        force: bool = typer.Option(False, "--force",
+                                   help="replace an existing output (only a trace directory "
+                                        "tracedamon wrote)"),
     ) -> None:
         from ..errors import InputError
         from ..ingest.pagemap import CaptureWarning, capture

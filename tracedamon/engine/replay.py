@@ -87,9 +87,13 @@ class RegionHistory:
     def to_pandas(self):
         return self.table.to_pandas()
 
-    def to_parquet(self, path: str | os.PathLike) -> Path:
+    def to_parquet(self, path: str | os.PathLike, *, force: bool = False) -> Path:
+        """Write the history (atomically); an existing ``path`` is replaced only with
+        ``force=True`` and only if it is a region history tracedamon wrote."""
+        from ..atomic import REGION_HISTORY
         from ..ingest.writer import write_table_atomic
-        return write_table_atomic(self.table, path, metadata={"replay": self.metadata})
+        return write_table_atomic(self.table, path, metadata={"replay": self.metadata},
+                                  kind=REGION_HISTORY, force=force)
 
     def damon_trace_lines(self, comm: str = "kdamond.0", pid: int = 0):
         """The history as ``perf script`` lines of ``damon:damon_aggregated`` events
@@ -117,12 +121,16 @@ class RegionHistory:
                    f"damon:damon_aggregated: target_id={int(tgt[i])} nr_regions={int(nreg[i])} "
                    f"{int(cols[1][i])}-{int(cols[2][i])}: {int(cols[3][i])} {int(cols[4][i])}")
 
-    def to_damon_trace(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`damon_trace_lines` to a text file (atomically)."""
-        from ..atomic import atomic_path
-        with atomic_path(path) as tmp, open(tmp, "w") as f:
+    def to_damon_trace(self, path: str | os.PathLike, *, force: bool = False) -> Path:
+        """Write :meth:`damon_trace_lines` to a text file (atomically), then a comment
+        line by which tracedamon recognises the file as its own (``force=True``
+        replaces only such a file, never a recorded trace)."""
+        from ..atomic import DAMON_TRACE_TEXT, atomic_path, text_marker
+        with atomic_path(path, kind=DAMON_TRACE_TEXT, force=force) as tmp, \
+                open(tmp, "w") as f:
             for line in self.damon_trace_lines():
                 f.write(line + "\n")
+            f.write(text_marker(DAMON_TRACE_TEXT))
         return Path(path)
 
     @property

@@ -209,7 +209,8 @@ def sample_summary(src) -> dict:
 
 
 def access_png(
-    src, path, *, weights: Sequence[float] = DEFAULT_WEIGHTS, width: int = 1000, height: int = 450
+    src, path, *, weights: Sequence[float] = DEFAULT_WEIGHTS, width: int = 1000, height: int = 450,
+    force: bool = False,
 ):
     """Cumulative distributions of bytes over temperature and idle time, as PNG."""
     import matplotlib
@@ -232,4 +233,4 @@ def access_png(
         ax.set_xlabel(label)
         ax.set_ylabel("% of bytes at or below")
     fig.tight_layout()
-    return _save_fig(fig, path, dpi)
+    return _save_fig(fig, path, dpi, force=force)

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..atomic import write_text_atomic
+from ..atomic import COMPARE_METRICS, marked, write_text_atomic
 from ..errors import ConfigError, InputError, TraceFormatError
 from .grid import (
     PAGE,
@@ -515,13 +515,17 @@ class CompareResult:
     wss: pd.DataFrame = field(default_factory=pd.DataFrame)
     per_time: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def to_json(self, path: str | os.PathLike | None = None) -> str:
-        text = metrics_json(self.metrics)
-        if path is not None:
-            write_text_atomic(Path(path), text + "\n")
+    def to_json(self, path: str | os.PathLike | None = None, *, force: bool = False) -> str:
+        """The metrics as strict JSON text; with ``path``, also written there (with
+        tracedamon's marker; ``force=True`` replaces only metrics tracedamon wrote)."""
+        if path is None:
+            return metrics_json(self.metrics)
+        text = metrics_json(marked(COMPARE_METRICS, self.metrics))
+        write_text_atomic(Path(path), text + "\n", kind=COMPARE_METRICS, force=force)
         return text
 
-    def write_cells(self, path: str | os.PathLike) -> Path:
+    def write_cells(self, path: str | os.PathLike, *, force: bool = False) -> Path:
+        from ..atomic import COMPARE_CELLS
         from ..ingest.writer import write_table_atomic
 
         t = pa.Table.from_pandas(self.cells, preserve_index=False)
@@ -532,6 +536,8 @@ class CompareResult:
                 "table": "compare_cells",
                 "metrics": {k: self.metrics.get(k) for k in ("a", "b", "grid", "alignment")},
             },
+            kind=COMPARE_CELLS,
+            force=force,
         )
 
 

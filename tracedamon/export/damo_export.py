@@ -37,7 +37,7 @@ import zlib
 
 import numpy as np
 
-from ..atomic import write_bytes_atomic
+from ..atomic import DAMO_RECORD, check_output, marked, write_bytes_atomic
 from ..errors import ConfigError
 from .grid import _find_key, load_history
 
@@ -159,18 +159,25 @@ def export_damo(
     sample_us: float | None = None,
     aggr_us: float | None = None,
     ops_update_us: float | None = None,
+    force: bool = False,
 ) -> dict:
     """Write ``src`` (a region history) to ``dest`` as a damo record, atomically.
     ``fmt``: ``json_compressed`` (damo's default) or ``json``. Returns the summary of
-    :func:`damo_records` plus the output path."""
+    :func:`damo_records` plus the output path.
+
+    Each record starts with a ``"tracedamon"`` member (damo ignores it): an existing
+    ``dest`` is replaced only with ``force=True`` and only if it has one, so a record
+    written by damo itself is never replaced."""
     if fmt not in ("json_compressed", "json"):
         raise ConfigError(f"damo record format must be json_compressed or json, not {fmt!r}")
+    inputs = [src] if isinstance(src, (str, os.PathLike)) else []
+    check_output(dest, DAMO_RECORD, force=force, inputs=inputs)
     records, summary = damo_records(
         src, sample_us=sample_us, aggr_us=aggr_us, ops_update_us=ops_update_us
     )
-    text = json.dumps(records, indent=4)
+    text = json.dumps([marked(DAMO_RECORD, r) for r in records], indent=4)
     data = zlib.compress(text.encode()) if fmt == "json_compressed" else text.encode()
-    dest = write_bytes_atomic(dest, data)
+    dest = write_bytes_atomic(dest, data, kind=DAMO_RECORD, force=force, inputs=inputs)
     summary["path"] = str(dest)
     summary["format"] = fmt
     return summary

@@ -88,15 +88,16 @@ class Heatmap:
             }
         )
 
-    def write_cells(self, path: str | os.PathLike) -> Path:
+    def write_cells(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         """The matrix as a Parquet table (one row per cell), written atomically."""
         import pyarrow as pa
 
+        from ..atomic import HEATMAP_CELLS
         from ..ingest.writer import write_table_atomic
 
         t = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
         meta = {"table": "heatmap", "kind": self.kind, "unit": self.unit, "source": self.source}
-        return write_table_atomic(t, path, metadata=meta)
+        return write_table_atomic(t, path, metadata=meta, kind=HEATMAP_CELLS, force=force)
 
     def ascii(self, rows: int = 40, cols: int = 80) -> str:
         """Digit rows 0-9 (damo's stdout style): one line per time slot, oldest first."""
@@ -135,8 +136,9 @@ class Heatmap:
         width: int = 1000,
         height: int = 700,
         title: str | None = None,
+        force: bool = False,
     ) -> Path:
-        return render_png(self, path, width=width, height=height, title=title)
+        return render_png(self, path, width=width, height=height, title=title, force=force)
 
 
 def _downsample(m: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -329,6 +331,7 @@ def render_png(
     width: int = 1000,
     height: int = 700,
     title: str | None = None,
+    force: bool = False,
 ) -> Path:
     """Draw a heatmap into a PNG of ``width`` × ``height`` pixels, atomically."""
     import matplotlib
@@ -380,18 +383,20 @@ def render_png(
     ax.set_title(title or f"{hm.kind}: {hm.source}", fontsize=9)
     fig.colorbar(im, ax=ax, label=hm.unit)
     fig.tight_layout()
-    return _save_fig(fig, path, dpi)
+    return _save_fig(fig, path, dpi, force=force)
 
 
-def _save_fig(fig, path: str | os.PathLike, dpi: int) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it."""
+def _save_fig(fig, path: str | os.PathLike, dpi: int, *, force: bool = False) -> Path:
+    """Save a matplotlib figure as PNG atomically (with tracedamon's text chunk; an
+    existing ``path`` is replaced only with ``force`` and only if it is tracedamon's
+    PNG) and close it."""
     import matplotlib.pyplot as plt
 
-    from ..atomic import atomic_path
+    from ..atomic import PNG_PLOT, atomic_path, png_metadata
 
     try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
+        with atomic_path(path, kind=PNG_PLOT, force=force, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png", metadata=png_metadata())
     finally:
         plt.close(fig)
     return Path(path)

@@ -292,17 +292,20 @@ def attribute_regions(regions, pagemap, *, time_offset_ns: int = 0,
         drop=True)
 
 
-def write_truth_csv(truth: pd.DataFrame, path: str | os.PathLike) -> str:
+def write_truth_csv(truth: pd.DataFrame, path: str | os.PathLike, *,
+                    force: bool = False) -> str:
     """Write ground-truth ranges as CSV (``start,end,label``, hex addresses), atomically.
+    ``force=True`` replaces an existing file only if it is such a CSV and nothing else.
 
     This is the file ``tracedamon compare --truth`` reads.
     """
-    from ..atomic import write_text_atomic
+    from ..atomic import TRUTH_CSV, write_text_atomic
     t = _areas_frame(truth)
     dest = os.fspath(path)
     lines = [f"{s:#x},{e:#x},{lab}\n"
              for s, e, lab in zip(t["start"].tolist(), t["end"].tolist(), t["label"].tolist())]
-    write_text_atomic(dest, "start,end,label\n" + "".join(lines))
+    write_text_atomic(dest, "start,end,label\n" + "".join(lines), kind=TRUTH_CSV,
+                      force=force)
     return dest
 
 

@@ -100,6 +100,7 @@ def wss_png(
     width: int = 1000,
     height: int = 500,
     title: str = "working set size",
+    force: bool = False,
 ) -> Path:
     import matplotlib
 
@@ -126,4 +127,4 @@ def wss_png(
     a2.set_xlabel("percentile")
     a2.set_title("distribution", fontsize=9)
     fig.tight_layout()
-    return _save_fig(fig, path, dpi)
+    return _save_fig(fig, path, dpi, force=force)

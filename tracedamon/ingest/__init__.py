@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InputError, TraceFormatError
+from ..atomic import TRACE_DIR, check_output
+from ..errors import InputError, shown_as
 from .detect import FORMATS, detect_format
 from .writer import TraceDirWriter, file_provenance
 
@@ -56,15 +57,22 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         raise InputError("no input given")
     if Path("-") in inputs:
         if out is None:
-            raise InputError("reading standard input (-) needs an output directory (-o DIR)")
+            raise InputError("reading standard input (-) needs an output directory (out=)",
+                             cli_message="reading standard input (-) needs an output "
+                                         "directory (-o DIR)")
         if inputs.count(Path("-")) > 1:
             raise InputError("standard input (-) can be given once")
+        # refuse before reading the stream
+        read = [p for p in inputs if p != Path("-")]
+        check_output(out, TRACE_DIR, force=force, inputs=read,
+                     outside=[p for p in read if p.is_dir()])
         # `perf record -o - ... | tracedamon ingest - -o run.td`: keep the stream in a
         # hidden file beside the output while it is read (the native reader maps files)
         import shutil
         import sys
         import tempfile
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        from ..atomic import _make_parents, _remove_made
+        made = _make_parents(Path(os.path.abspath(out)).parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{Path(out).name}.stdin.", dir=Path(out).parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -72,9 +80,15 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
             return ingest([Path(tmp) if p == Path("-") else p for p in inputs], out,
                           format=format, force=force, progress=progress, _stdin=Path(tmp),
                           **options)
+        except BaseException as e:
+            raise shown_as(e, {tmp: "-"})       # errors name standard input, not the file
         finally:
             os.unlink(tmp)
+            _remove_made(made)      # those left empty: a failed run leaves nothing
     out = Path(out) if out is not None else default_output(inputs[0])
+    read = [p for p in inputs if p != _stdin]
+    check_output(out, TRACE_DIR, force=force, inputs=read,
+                 outside=[p for p in read if p.is_dir()])
     plan = []
     for p in inputs:
         fmt = detect_format(p) if format == "auto" else format
@@ -88,7 +102,8 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         dict(file_provenance(p), format=fmt, **({"name": "-"} if p == _stdin else {}))
         for p, fmt in plan]})
     try:
-        with TraceDirWriter(out, provenance=prov, force=force) as w:
+        with TraceDirWriter(out, provenance=prov, force=force,
+                            inputs=[p for p, _ in plan if p != _stdin]) as w:
             _run_readers(plan, w, progress, options)
             w.meta["inputs"] = w.provenance["inputs"]
     finally:
@@ -121,11 +136,11 @@ def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None
         plain = _gunzipped(p, w.tmpdir) if fmt == "perf-data" else None
         try:
             reader_for(fmt)(plain or p, w, progress=progress, **options)
-        except TraceFormatError as e:
+        except BaseException as e:
             if plain is None:
                 raise
-            raise TraceFormatError(f"{p} (decompressed)", e.problem, offset=e.offset,
-                                   line=e.line) from None
+            # name the user's file, not the hidden decompressed copy
+            raise shown_as(e, {plain: f"{p} (decompressed)"})
         finally:
             if plain is not None:
                 plain.unlink(missing_ok=True)

@@ -64,7 +64,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import InputError, TraceFormatError
+from ..errors import InputError, TraceFormatError, shown_as
 from ..schema import DAMOS_APPLY, INTERVALS_TUNE, REGIONS
 from ..schema import empty as _empty
 
@@ -973,14 +973,20 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
                         shutil.copyfileobj(g, o, 1 << 20)
                 except (OSError, EOFError) as e:
                     raise TraceFormatError(path, f"gzip stream unreadable: {e}") from None
-            reader = open_perf_data(src)
             try:
-                info = add_regions_from_perf_data(reader, writer, skip_bad=skip_bad,
-                                                  path=path, run_gap_factor=run_gap_factor)
-            finally:
-                close = getattr(reader, "close", None)
-                if close:
-                    close()
+                reader = open_perf_data(src)
+                try:
+                    info = add_regions_from_perf_data(reader, writer, skip_bad=skip_bad,
+                                                      path=path, run_gap_factor=run_gap_factor)
+                finally:
+                    close = getattr(reader, "close", None)
+                    if close:
+                        close()
+            except BaseException as e:
+                if src is path:
+                    raise
+                # name the user's file, not the hidden decompressed copy
+                raise shown_as(e, {src: f"{path} (decompressed)"})
         if info is None:
             raise TraceFormatError(path, "no damon:damon_aggregated (or damos_before_apply) "
                                    "samples in this perf.data")

@@ -635,8 +635,8 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
     if count is not None and count <= 0:
         raise InputError("--count must be positive")
     out = Path(out)
-    if out.exists() and not force:
-        raise InputError(f"{out}: output exists (use --force to replace it)")
+    from ..atomic import TRACE_DIR, check_output
+    check_output(out, TRACE_DIR, force=force)       # before starting anything
     proc = None
     if cmd:
         try:

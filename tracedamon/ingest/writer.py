@@ -2,9 +2,11 @@
 
 A :class:`TraceDirWriter` writes every table into a hidden temporary directory
 beside the destination, one Parquet row group per batch as batches arrive, so
-memory stays bounded. ``commit()`` writes ``meta.json`` and renames the
+memory stays bounded. ``commit()`` writes ``meta.json`` and swaps the
 temporary directory into place; leaving the ``with`` block with an exception
-removes it, so a failed run leaves nothing behind.
+removes it, so a failed run leaves nothing behind. Which existing outputs may be
+replaced (only tracedamon's own, only with ``force``) is :mod:`tracedamon.atomic`'s
+rule, shared by every command.
 
 A table may be written in a narrower form of its schema (:meth:`set_file_schema`):
 columns no row has left out, columns no row lacks declared non-nullable. Parquet
@@ -20,8 +22,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..atomic import atomic_path
+from ..atomic import REGION_HISTORY, TRACE_DIR, AtomicDir, Kind, atomic_path
 from ..hashing import sha256_file
-from ..errors import InputError
 from ..schema import METADATA_KEY, SCHEMA_VERSION, TABLES, conform
 
 
@@ -67,12 +66,15 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict:
 
 
 def write_table_atomic(table: pa.Table, dest: str | os.PathLike, *,
-                       metadata: dict | None = None) -> Path:
-    """Write one Parquet file atomically (temporary file + rename)."""
+                       metadata: dict | None = None, kind: Kind = REGION_HISTORY,
+                       force: bool = False, inputs=()) -> Path:
+    """Write one Parquet file atomically (temporary file + rename). An existing
+    ``dest`` is replaced only with ``force`` and only when it is tracedamon's output
+    of ``kind`` (:func:`tracedamon.atomic.check_output`)."""
     schema = table.schema.with_metadata({**(table.schema.metadata or {}),
                                          **parquet_metadata(metadata)})
     table = table.replace_schema_metadata(schema.metadata)
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, kind=kind, force=force, inputs=inputs) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return Path(dest)
 
@@ -88,11 +90,11 @@ class TraceDirWriter:
 
     def __init__(self, dest: str | os.PathLike, *,
                  provenance: "dict | concurrent.futures.Future | None" = None,
-                 force: bool = False, tables: tuple[str, ...] = ()):
+                 force: bool = False, tables: tuple[str, ...] = (), inputs=()):
         self.dest = Path(dest)
         self.force = force
-        if self.dest.exists() and not force:
-            raise InputError(f"{self.dest}: output exists (use --force to replace it)")
+        # refuses here, before any work, an output it may not write or replace
+        self._out = AtomicDir(self.dest, kind=TRACE_DIR, force=force, inputs=inputs)
         # A Future lets the caller hash big inputs in a thread while they are decoded;
         # it is resolved at commit, when the metadata is written.
         self._provenance = provenance if provenance is not None else {}
@@ -119,15 +121,18 @@ class TraceDirWriter:
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> "TraceDirWriter":
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", suffix=".tmp",
-                                          dir=self.dest.parent))
+        self._tmp = self._out.open()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.commit()
+            try:
+                self.commit()
+            except BaseException as e:
+                self.abort()
+                raise self._out.shown(e)
         else:
+            self._out.shown(exc)        # name the output, not the hidden directory
             self.abort()
 
     # -- writing ---------------------------------------------------------------------
@@ -252,17 +257,7 @@ class TraceDirWriter:
         with open(self.tmpdir / "meta.json", "w") as f:
             json.dump(self.meta, f, indent=2, sort_keys=True, default=str)
             f.write("\n")
-        if self.dest.exists():
-            if not self.force:
-                raise InputError(f"{self.dest}: output appeared while writing")
-            old = self.dest.with_name(f".{self.dest.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(self.dest, old)
-            os.replace(self.tmpdir, self.dest)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            os.replace(self.tmpdir, self.dest)
+        self._out.commit()          # checks the destination again, then swaps it in
         self._tmp = None
         return self.dest
 
@@ -273,6 +268,5 @@ class TraceDirWriter:
             except Exception:
                 pass
         self._writers.clear()
-        if self._tmp is not None and self._tmp.exists():
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._out.abort()
         self._tmp = None
