@@ -27,6 +27,11 @@ def register(app: typer.Typer) -> None:
                                            "(for AUX data such as Arm SPE)"),
         skip_bad: bool = typer.Option(False, "--skip-bad",
                                       help="text inputs: skip malformed lines and count them"),
+        strict: bool = typer.Option(
+            False, "--strict",
+            help="refuse a recording that was cut short (perf record killed, a stream or "
+                 "gzip file ending inside a record, lost header features) instead of "
+                 "reading its complete records with a warning"),
         force: bool = typer.Option(False, "--force", help="replace an existing output"),
         all_columns: bool = typer.Option(
             False, "--all-columns",
@@ -53,6 +58,8 @@ def register(app: typer.Typer) -> None:
             opts["fields"] = script_fields
         if all_columns:
             opts["all_columns"] = True
+        if strict:
+            opts["strict"] = True
         dest = ingest(inputs, out, format=format, force=force,
                       progress=sys.stdout.isatty(), **opts)
         from ..info import describe

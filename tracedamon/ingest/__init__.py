@@ -96,31 +96,37 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     return out
 
 
-def _gunzipped(path: Path, tmpdir: Path) -> Path | None:
-    """A gzip-compressed perf.data decompressed (streaming) into ``tmpdir``; None when
-    ``path`` is not gzip. The native reader maps its file, so it needs the plain bytes."""
-    import gzip
-    import shutil
-    if not path.is_file():
-        return None
-    with open(path, "rb") as f:
-        if f.read(2) != b"\x1f\x8b":
-            return None
+def _gunzipped(path: Path, tmpdir: Path, strict: bool = False):
+    """(plain file, cut) for a gzip-compressed perf.data decompressed (streaming) into
+    ``tmpdir``: ``cut`` says whether the gzip stream ended early
+    (:func:`tracedamon.ingest.gz.gunzip_to`). (None, None) when ``path`` is not gzip.
+    The native reader maps its file, so it needs the plain bytes."""
+    from .gz import gunzip_to, is_gzip
+    if not is_gzip(path):
+        return None, None
     out = tmpdir / (path.name[:-3] if path.name.endswith(".gz") else path.name + ".raw")
     try:
-        with gzip.open(path, "rb") as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 22)
-    except (OSError, EOFError) as e:
-        raise InputError(f"{path}: gzip stream unreadable: {e}") from None
-    return out
+        cut = gunzip_to(path, out, strict=strict)
+    except OSError as e:
+        out.unlink(missing_ok=True)
+        raise InputError(f"{path}: gzip stream unreadable: {e.strerror or e}") from None
+    except TraceFormatError:
+        out.unlink(missing_ok=True)
+        raise
+    return out, cut
 
 
 def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None:
     for p, fmt in plan:
         before = dict(w._rows)
-        plain = _gunzipped(p, w.tmpdir) if fmt == "perf-data" else None
+        plain, cut = (None, None)
+        if fmt == "perf-data":
+            plain, cut = _gunzipped(p, w.tmpdir, bool(options.get("strict")))
+        extra = {}
+        if plain is not None:
+            extra = {"source_name": f"{p} (decompressed)", "gzip_cut": cut}
         try:
-            reader_for(fmt)(plain or p, w, progress=progress, **options)
+            reader_for(fmt)(plain or p, w, progress=progress, **options, **extra)
         except TraceFormatError as e:
             if plain is None:
                 raise

@@ -1,8 +1,8 @@
 """Input sniffing: which reader takes a file, from its first bytes or lines."""
 from __future__ import annotations
 
-import gzip
 import os
+import zlib
 from pathlib import Path
 
 from ..errors import InputError
@@ -18,15 +18,26 @@ FORMATS = ("perf-data", "perf-script", "damon", "damo", "pagemap")
 
 
 def _head(path: Path, n: int = 65536) -> bytes:
+    """The first ``n`` bytes of a file, of its decompressed content when it is gzip
+    (a gzip stream cut short gives what it holds: its reader decides about the cut)."""
     with open(path, "rb") as f:
         head = f.read(n)
-    if head[:2] == GZIP_MAGIC:
+        if head[:2] != GZIP_MAGIC:
+            return head
+        f.seek(0)
+        d = zlib.decompressobj(wbits=31)
+        out = b""
         try:
-            with gzip.open(path, "rb") as g:
-                head = g.read(n)
-        except (OSError, EOFError) as e:
+            while len(out) < n and not d.eof:
+                block = f.read(1 << 16)
+                if not block:
+                    break
+                out += d.decompress(block, n - len(out))
+                while d.unconsumed_tail and len(out) < n:
+                    out += d.decompress(d.unconsumed_tail, n - len(out))
+        except zlib.error as e:
             raise InputError(f"{path}: gzip stream unreadable: {e}") from None
-    return head
+    return out
 
 
 def detect_format(path: str | os.PathLike) -> str:
