@@ -416,3 +416,22 @@ def test_killed_damon_recording_says_why_its_events_are_missing(tmp_path):
     assert not (tmp_path / "d2.td").exists()
 
 
+
+def test_via_perf_says_why_perf_reads_nothing_and_marks_a_cut_stream(killed, tmp_path):
+    """--via-perf: perf script delivers nothing from a recording whose header says
+    data size 0 (one line saying so and what to do); a pipe stream perf reads up to a
+    cut is marked truncated, with perf's own reason."""
+    from tracedamon.errors import InputError
+    with pytest.raises(InputError) as e:
+        ingest(killed["plain"], tmp_path / "v.td", via_perf=True)
+    assert "\n" not in str(e.value) and "without --via-perf" in str(e.value)
+    blob = killed["pipe"].read_bytes()
+    src = tmp_path / "cut-pipe.data"
+    src.write_bytes(blob[:_cuts(blob, 16, "pipe")["mid-record"]])
+    meta = ingest_warned(src, tmp_path / "p.td", via_perf=True)
+    assert meta["truncated"] is True
+    assert "unexpected end of event stream" in meta["truncation"]["description"]
+    want, _ = perf_script_rows(src)
+    assert len(our_rows(tmp_path / "p.td")) == len(want)
+    with pytest.raises(TraceFormatError, match="ends inside a record"):
+        ingest(src, tmp_path / "s.td", via_perf=True, strict=True)

@@ -2387,7 +2387,7 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
     """
     if via_perf:
         from .perf_script import ingest_via_perf
-        return ingest_via_perf(path, writer, progress=progress)
+        return ingest_via_perf(path, writer, progress=progress, strict=strict)
     rd = open_perf_data(path, strict=strict)
     if gzip_cut:
         rd._note_truncation(gzip=gzip_cut)
