@@ -14,7 +14,6 @@ its last complete record ("unexpected end of event stream").
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import shutil
 import signal
