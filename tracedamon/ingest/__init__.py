@@ -47,7 +47,10 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
 
     Several inputs of one recorded run (a perf.data, a DAMON trace, pagemap
     snapshots) may go into one directory; two inputs that would fill the same
-    table are refused. ``out`` defaults to ``INPUT.td`` beside the first input.
+    table are refused, except pagemap snapshots: every pagemap input (raw snapshot
+    files or directories, ``tracedamon snapshot`` output directories) is read into
+    one set of ``maps``/``pagemap`` tables. ``out`` defaults to ``INPUT.td`` beside
+    the first input.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -89,7 +92,7 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         for p, fmt in plan]})
     try:
         with TraceDirWriter(out, provenance=prov, force=force) as w:
-            _run_readers(plan, w, progress, options)
+            _run_readers(_grouped(plan), w, progress, options)
             w.meta["inputs"] = w.provenance["inputs"]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -114,6 +117,23 @@ def _gunzipped(path: Path, tmpdir: Path, strict: bool = False):
         out.unlink(missing_ok=True)
         raise
     return out, cut
+
+
+def _grouped(plan: list[tuple[Path, str]]) -> list[tuple[Path | list[Path], str]]:
+    """The reading plan with every pagemap input read together, where the first one
+    stands: snapshots given as several files or directories (snap*.index.json,
+    several capture directories) fill one ``maps`` and one ``pagemap`` table."""
+    pm = [p for p, fmt in plan if fmt == "pagemap"]
+    if len(pm) < 2:
+        return plan
+    out: list = []
+    for p, fmt in plan:
+        if fmt != "pagemap":
+            out.append((p, fmt))
+        elif pm:
+            out.append((pm, "pagemap"))
+            pm = []
+    return out
 
 
 def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None:
@@ -141,7 +161,8 @@ def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None
 def _check_mixing(p, plan, before, w) -> None:
     for name, n in w._rows.items():
         if name in before and len(plan) > 1 and n != before[name]:
-            raise InputError(f"{p}: its {name} table would be mixed with that of "
+            what = ", ".join(map(str, p)) if isinstance(p, list) else p
+            raise InputError(f"{what}: its {name} table would be mixed with that of "
                              "an earlier input; ingest them into separate directories")
 
 
