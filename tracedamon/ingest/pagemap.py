@@ -639,6 +639,10 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
         raise InputError(f"{out}: output exists (use --force to replace it)")
     proc = None
     if cmd:
+        # what the first snapshot needs, loaded before the command starts: pyarrow
+        # imports pandas on its first array, seconds on a busy machine, during which a
+        # short command would run unobserved
+        _warm_up()
         try:
             proc = subprocess.Popen(list(cmd))
         except OSError as e:
@@ -748,6 +752,14 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                 exit_code = proc.wait()
     nsnap = len({s["snapshot"] for s in snaps_meta})
     return CaptureResult(out, nsnap, stopped_by, exit_code, seen)
+
+
+def _warm_up() -> None:
+    """Build an empty snapshot's tables once, so that the first real snapshot
+    imports nothing."""
+    empty = np.zeros(0, np.uint64)
+    maps_table(0, 0, 0, [])
+    pagemap_table(0, 0, 0, empty, empty, empty, np.zeros(0, np.uint32))
 
 
 class _Interrupts:
