@@ -638,11 +638,11 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
     if out.exists() and not force:
         raise InputError(f"{out}: output exists (use --force to replace it)")
     proc = None
+    # what the first snapshot needs, loaded before it (and before a command starts):
+    # pyarrow imports pandas on its first array, seconds on a busy machine, during
+    # which a short command would run unobserved and the interval grid would slip
+    _warm_up()
     if cmd:
-        # what the first snapshot needs, loaded before the command starts: pyarrow
-        # imports pandas on its first array, seconds on a busy machine, during which a
-        # short command would run unobserved
-        _warm_up()
         try:
             proc = subprocess.Popen(list(cmd))
         except OSError as e:
@@ -711,7 +711,10 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                         stopped_by = "count"
                         break
                     nxt = t0 + k * interval_ns
-                    if duration_ns is not None and nxt - t0 > duration_ns:
+                    # an overrun snapshot is followed at once by the next: no later
+                    # than the grid, and not after the duration either
+                    start = max(nxt, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+                    if duration_ns is not None and start - t0 > duration_ns:
                         stopped_by = "duration"
                         break
                     while caps:
