@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
     )
     def ingest_cmd(
         inputs: List[Path] = typer.Argument(..., help="input files (several inputs of one run "
-                                            "go into one directory)"),
+                                            "go into one directory: a perf.data, a DAMON "
+                                            "trace, pagemap snapshots as raw files, "
+                                            "directories or tracedamon snapshot output)"),
         out: Optional[Path] = typer.Option(None, "-o", "--output",
                                            help="trace directory (default: INPUT.td)"),
         format: str = typer.Option("auto", "--format",
