@@ -47,9 +47,12 @@ def gunzip_to(src: str | Path, dst: str | Path, *, strict: bool = False) -> dict
             data = block
             while data:
                 try:
-                    got = d.decompress(data)
+                    # at most _BLOCK bytes out per call: memory stays bounded whatever
+                    # the compression ratio (a run of zeros compresses 1000 to 1)
+                    got = d.decompress(data, _BLOCK)
                 except zlib.error as e:
-                    raise TraceFormatError(src, f"corrupt gzip data: {e}",
+                    raise TraceFormatError(src, f"corrupt gzip data: {e} (in the block "
+                                           "of compressed bytes starting here)",
                                            offset=pos) from None
                 started = True
                 o.write(got)
@@ -60,7 +63,7 @@ def gunzip_to(src: str | Path, dst: str | Path, *, strict: bool = False) -> dict
                     d = zlib.decompressobj(wbits=31)
                     started = False
                 else:
-                    data = b""
+                    data = d.unconsumed_tail
             pos += len(block)
         if started:
             tail = d.flush()
