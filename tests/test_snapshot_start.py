@@ -75,3 +75,29 @@ def test_no_snapshot_starts_after_the_duration(tmp_path):
         p.kill()
         p.wait()
     assert res.stopped_by == "duration" and res.snapshots == 1
+
+
+def test_a_snapshot_that_begins_after_the_duration_is_not_kept(tmp_path, monkeypatch):
+    """The machine may delay a snapshot past the duration after the last check that
+    it is still due (here: the wait before the second one lasts 1.2 s too long)."""
+    import time
+
+    from tracedamon.ingest import pagemap as pm
+    from tracedamon.trace import open_trace
+    real_wait = pm._Interrupts.wait
+
+    def slow_wait(self, deadline_ns, proc, pidfds):
+        out = real_wait(self, deadline_ns, proc, pidfds)
+        time.sleep(1.2)
+        return out
+    monkeypatch.setattr(pm._Interrupts, "wait", slow_wait)
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        res = pm.capture(tmp_path / "d.td", pid=p.pid, interval="30ms", duration="1s",
+                         kpageflags=False)
+    finally:
+        p.kill()
+        p.wait()
+    assert res.stopped_by == "duration" and res.snapshots == 1
+    t = open_trace(tmp_path / "d.td")
+    assert t.df("maps").snapshot.nunique() == 1 == len(t.meta["pagemap"]["snapshots"])

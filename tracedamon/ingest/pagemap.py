@@ -685,7 +685,8 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
             k = 0
             with _Interrupts() as intr:
                 while True:
-                    for p in list(caps):
+                    late = False
+                    for i, p in enumerate(list(caps)):
                         try:
                             snap = caps[p].snapshot(k)
                         except ProcessExited as e:
@@ -693,6 +694,12 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                             continue
                         if not snaps_meta:       # the grid is anchored at the first snapshot
                             t0 = snap.info["mono_begin_ns"]
+                        elif i == 0 and duration_ns is not None and \
+                                snap.info["mono_begin_ns"] - t0 > duration_ns:
+                            # it began after the duration (a busy machine delayed it past
+                            # the check below): not kept
+                            late = True
+                            break
                         w.write("maps", snap.maps)
                         w.write("pagemap", snap.pagemap)
                         snaps_meta.append(snap.info)
@@ -701,6 +708,9 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                     if not snaps_meta:
                         raise CaptureError(f"pid {', '.join(map(str, pids))}: process exited "
                                            "before the first snapshot: nothing captured")
+                    if late:
+                        stopped_by = "duration"
+                        break
                     if not caps:
                         stopped_by = "exit"
                         break
