@@ -18,6 +18,7 @@ from tracedamon.ingest.perf_data import ingest_into, open_perf_data
 from tracedamon.ingest.writer import TraceDirWriter
 
 PERF_DIR = CORPUS / "perf"
+_NAMES = {9: "SAMPLE", 10: "MMAP2", 3: "COMM", 68: "FINISHED_ROUND", 81: "COMPRESSED"}
 BASE = PERF_DIR / "01_pf_c1_addr.data"
 ZSTD = PERF_DIR / "11_zstd.data"
 PIPE = PERF_DIR / "12_pipe.data"
@@ -100,15 +101,38 @@ def test_header_only(tmp_path):
     _expect_error(p, tmp_path)
 
 
+def _perf_fails(path: Path) -> bool:
+    """Whether the installed perf refuses the file (`perf script` exits non-zero or is
+    killed by a signal); True when perf is not installed (nothing to compare with)."""
+    from conftest import PERF
+    if PERF is None:
+        return True
+    r = subprocess.run([PERF, "script", "-i", str(path)], capture_output=True, timeout=120)
+    return r.returncode != 0
+
+
+def _perf_samples(path: Path) -> int | None:
+    """How many samples `perf script` delivers from the file (None without perf)."""
+    from conftest import PERF
+    if PERF is None:
+        return None
+    r = subprocess.run([PERF, "script", "-i", str(path), "-F", "time"], capture_output=True,
+                       text=True, timeout=120)
+    return len(r.stdout.splitlines())
+
+
 @pytest.mark.parametrize("where", ["boundary", "inside"])
 def test_truncated_file_section_outside(tmp_path, where):
-    """The file ends before the data section the header announces."""
+    """The file ends before the data section the header announces (a finished
+    recording cut short afterwards): perf cannot read it either (it stops at the
+    zeros past the end, or dies of SIGBUS on larger files)."""
     blob = BASE.read_bytes()
     d_off, d_size = _data_section(blob)
     recs = _records(blob, d_off, d_off + d_size)
     off = recs[len(recs) // 2][0] + (0 if where == "boundary" else 5)
     p = tmp_path / "trunc.data"
     p.write_bytes(blob[:off])
+    assert _perf_fails(p)
     _expect_error(p, tmp_path, offset=40, words=["outside the file"])
 
 
@@ -132,6 +156,8 @@ def test_truncated_inside_record(tmp_path, k):
         b = _with_data_size(blob, off + cut - d_off)
         p = tmp_path / f"cut{cut}.data"
         p.write_bytes(b)
+        if k == 40 and cut == size // 2:
+            assert _perf_fails(p)       # a data size ending inside a record: perf refuses
         _expect_error(p, tmp_path, offset=off, words=["truncated"])
 
 
@@ -196,13 +222,56 @@ def test_section_offset_outside_file(tmp_path, field, fo):
 
 
 def test_feature_section_outside_file(tmp_path):
+    """perf skips a feature section it cannot read and reads the data: so does the
+    reader, naming the lost feature; --strict refuses."""
     blob = bytearray(BASE.read_bytes())
     d_off, d_size = _data_section(blob)
     feat = d_off + d_size
     struct.pack_into("<Q", blob, feat, len(blob) + 100)
     p = tmp_path / "feat.data"
     p.write_bytes(blob)
-    _expect_error(p, tmp_path, offset=feat, words=["feature"])
+    from tracedamon.errors import InputWarning
+    from tracedamon.trace import open_trace
+    with pytest.warns(InputWarning, match="BUILD_ID"):
+        tr = open_trace(_ingest(p, tmp_path))
+    n = sum(1 for r in _records(blob, d_off, d_off + d_size) if r[1] == 9)
+    assert tr.num_rows("samples") == n
+    assert _perf_samples(p) in (None, n)
+    assert tr.meta["truncation"]["features_lost"] == ["BUILD_ID"]
+    assert tr.meta["hostname"]                  # the other features are read
+    import shutil
+    shutil.rmtree(tmp_path / "out.td")
+    with pytest.raises(TraceFormatError) as e:
+        with TraceDirWriter(tmp_path / "out.td") as w:
+            ingest_into(p, w, strict=True)
+    assert e.value.offset == feat and "feature" in str(e.value)
+    assert not (tmp_path / "out.td").exists()
+
+
+@pytest.mark.parametrize("cut", ["index", "payload"])
+def test_file_cut_in_its_feature_sections(tmp_path, cut):
+    """A finished recording cut after its data (inside the feature index, or inside
+    the payloads): the samples are all there, the features that are not are named."""
+    blob = BASE.read_bytes()
+    d_off, d_size = _data_section(blob)
+    feat = d_off + d_size
+    nfeat = bin(int.from_bytes(blob[72:104], "little")).count("1")
+    entries = [struct.unpack_from("<QQ", blob, feat + 16 * k) for k in range(nfeat)]
+    # inside the index, or in the middle of the third feature section
+    end = feat + 5 if cut == "index" else entries[2][0] + entries[2][1] // 2
+    p = tmp_path / "cut.data"
+    p.write_bytes(blob[:end])
+    from tracedamon.errors import InputWarning
+    from tracedamon.trace import open_trace
+    with pytest.warns(InputWarning, match="feature section"):
+        tr = open_trace(_ingest(p, tmp_path))
+    n = sum(1 for r in _records(blob, d_off, d_off + d_size) if r[1] == 9)
+    assert tr.num_rows("samples") == n and _perf_samples(p) in (None, n)
+    lost = tr.meta["truncation"]["features_lost"]
+    assert len(lost) == (nfeat if cut == "index" else
+                         sum(1 for o, z in entries if z and o + z > end))
+    assert cut == "index" or 0 < len(lost) < nfeat
+    assert tr.meta["truncation"]["partial_records"] == []
 
 
 def test_unknown_record_types_are_counted(tmp_path):
@@ -234,12 +303,29 @@ def test_corrupt_zstd(tmp_path):
 
 
 def test_truncated_pipe_stream(tmp_path):
+    """perf reads a pipe stream cut inside a record up to its last complete record
+    ("unexpected end of event stream"): so does the reader; --strict refuses."""
     blob = PIPE.read_bytes()
     recs = _records(blob, 16, len(blob))
     off, typ, size = recs[len(recs) // 2]
     p = tmp_path / "pipe.data"
     p.write_bytes(blob[:off + size // 2])
-    _expect_error(p, tmp_path, offset=off, words=["truncated"])
+    from tracedamon.errors import InputWarning
+    from tracedamon.trace import open_trace
+    with pytest.warns(InputWarning, match=f"byte offset {off} "):
+        tr = open_trace(_ingest(p, tmp_path))
+    n = sum(1 for r in recs[:len(recs) // 2] if r[1] == 9)
+    assert tr.num_rows("samples") == n and _perf_samples(p) in (None, n)
+    assert tr.meta["truncation"]["partial_records"] == [
+        {"file": "pipe.data", "offset": off, "bytes": size // 2,
+         "type": _NAMES[typ], "size": size}]
+    import shutil
+    shutil.rmtree(tmp_path / "out.td")
+    with pytest.raises(TraceFormatError) as e:
+        with TraceDirWriter(tmp_path / "out.td") as w:
+            ingest_into(p, w, strict=True)
+    assert e.value.offset == off and "truncated" in str(e.value)
+    assert not (tmp_path / "out.td").exists()
 
 
 def test_directory_without_data(tmp_path):
@@ -365,18 +451,33 @@ def test_fuzz_mutated_files(tmp_path, data):
         assert not out.exists()
 
 
-def test_unfinished_recording_read_to_eof(tmp_path):
-    """data.size 0 and no feature bitmap (perf was killed): records are read to EOF."""
+@pytest.mark.parametrize("bits", ["cleared", "kept"])
+def test_unfinished_recording_read_to_eof(tmp_path, bits):
+    """data.size 0 (perf was killed) and no feature index where the header's feature
+    bits say it would be: records are read to EOF; --strict refuses."""
     blob = BASE.read_bytes()
     d_off, d_size = _data_section(blob)
     b = bytearray(_with_data_size(blob, 0)[:d_off + d_size])
+    if bits == "kept":                  # what perf record leaves when it is killed
+        b[72:104] = blob[72:104]
     p = tmp_path / "unfinished.data"
     p.write_bytes(bytes(b))
+    from tracedamon.errors import InputWarning
     from tracedamon.trace import open_trace
-    tr = open_trace(_ingest(p, tmp_path))
+    with pytest.warns(InputWarning, match="did not finish"):
+        tr = open_trace(_ingest(p, tmp_path))
     recs = _records(blob, d_off, d_off + d_size)
     assert tr.num_rows("samples") == sum(1 for r in recs if r[1] == 9)
-    assert tr.meta["unfinished_recording"] is True
+    assert tr.meta["unfinished_recording"] is True and tr.meta["truncated"] is True
+    assert tr.meta["truncation"]["data_bytes_kept"] == d_size
+    nfeat = bin(int.from_bytes(b[72:104], "little")).count("1")
+    assert len(tr.meta["truncation"]["features_lost"]) == nfeat
+    import shutil
+    shutil.rmtree(tmp_path / "out.td")
+    with pytest.raises(TraceFormatError) as e:
+        with TraceDirWriter(tmp_path / "out.td") as w:
+            ingest_into(p, w, strict=True)
+    assert e.value.offset == 48 and "data size 0" in str(e.value)
 
 
 def test_empty_data_section_with_features(tmp_path):

@@ -63,6 +63,12 @@ class ConfigError(TracedamonError):
     exit_code = 4
 
 
+class InputWarning(UserWarning):
+    """An input was read, but not whole (e.g. a recording cut short): the message
+    names the file and what was lost; ``meta.json`` keeps the details. The command
+    line prints it as one line."""
+
+
 class CaptureError(TracedamonError):
     """Live capture (pagemap snapshots) failed."""
 

@@ -107,7 +107,8 @@ def summarize(trace: Trace) -> dict:
     for key in ("layout", "byte_order", "compression", "perf_version", "hostname", "os_release", "arch",
                 "cpu_desc", "nrcpus", "record_counts", "skipped", "duplicates_dropped",
                 "partial_snapshots_dropped", "intervals", "samples_out_of_order",
-                "unknown_sample_ids", "unknown_record_types", "absent_columns"):
+                "unknown_sample_ids", "unknown_record_types", "absent_columns",
+                "truncation"):
         if key in meta:
             out[key] = meta[key]
     if trace.num_rows("samples"):
@@ -153,6 +154,9 @@ def render(s: dict) -> str:
     if isinstance(c, dict):
         lines.append(f"  compression: {c.get('type')} level {c.get('level')} "
                      f"(ratio {c.get('ratio')})")
+    t = s.get("truncation")
+    if isinstance(t, dict) and t.get("description"):
+        lines.append(f"  truncated recording: {t['description']}")
     lines.append("  tables: " + ", ".join(f"{k} ({v} rows)" for k, v in s["tables"].items()))
     if "time_span_ns" in s:
         a, b = s["time_span_ns"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -38,6 +39,18 @@ def _register_all() -> None:
 
 
 _register_all()
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """An :class:`~tracedamon.errors.InputWarning` (an input read, but not whole) as
+    one line on stderr; other warnings as Python shows them."""
+    from ..errors import InputWarning
+    if issubclass(category, InputWarning):
+        print(f"tracedamon: warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def _one_line_summaries(typer_app: typer.Typer) -> None:
@@ -104,11 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
     Usage errors are reported by typer itself (exit code 2); tracedamon's own
-    errors become one line on stderr with their exit code.
+    errors become one line on stderr with their exit code, and so do its warnings
+    about inputs read only in part.
     """
     args = sys.argv[1:] if argv is None else list(argv)
     if len(args) <= 1 or "--help" in args or "-h" in args:
         _help_folds()           # only where help may be printed: rich loads in 40 ms
+    warnings.showwarning = _show_warning
     try:
         app(args=argv, prog_name="tracedamon")
     except SystemExit as e:

@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
     )
     def ingest_cmd(
         inputs: List[Path] = typer.Argument(..., help="input files (several inputs of one run "
-                                            "go into one directory)"),
+                                            "go into one directory: a perf.data, a DAMON "
+                                            "trace, pagemap snapshots as raw files, "
+                                            "directories or tracedamon snapshot output)"),
         out: Optional[Path] = typer.Option(None, "-o", "--output",
                                            help="trace directory (default: INPUT.td)"),
         format: str = typer.Option("auto", "--format",
@@ -27,6 +29,11 @@ def register(app: typer.Typer) -> None:
                                            "(for AUX data such as Arm SPE)"),
         skip_bad: bool = typer.Option(False, "--skip-bad",
                                       help="text inputs: skip malformed lines and count them"),
+        strict: bool = typer.Option(
+            False, "--strict",
+            help="refuse a recording that was cut short (perf record killed, a stream or "
+                 "gzip file ending inside a record, lost header features) instead of "
+                 "reading its complete records with a warning"),
         force: bool = typer.Option(False, "--force",
                                    help="replace an existing output (only a trace directory "
                                         "tracedamon wrote)"),
@@ -55,6 +62,8 @@ def register(app: typer.Typer) -> None:
             opts["fields"] = script_fields
         if all_columns:
             opts["all_columns"] = True
+        if strict:
+            opts["strict"] = True
         dest = ingest(inputs, out, format=format, force=force,
                       progress=sys.stdout.isatty(), **opts)
         from ..info import describe

@@ -14,6 +14,10 @@ snapshots, --duration, the processes' exit or Ctrl-C. What was captured is
 kept when a process exits midway. Several --pid may be given (for attributing
 physical memory to processes).
 
+The output is an input of ingest too: `tracedamon ingest perf.data app.td
+-o run.td` puts samples and page tables in one directory (or give it to
+replay --pagemap, report truth, report attribute --pagemap).
+
 Physical frames are only recorded as root (CAP_SYS_ADMIN); otherwise the
 kernel reports them as 0 and only presence and flags are kept. Times are
 CLOCK_MONOTONIC (or --clock): record perf with `-k CLOCK_MONOTONIC` so its

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..atomic import TRACE_DIR, check_output
-from ..errors import InputError, shown_as
+from ..errors import InputError, TraceFormatError, shown_as
 from .detect import FORMATS, detect_format
 from .writer import TraceDirWriter, file_provenance
 
@@ -48,7 +48,10 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
 
     Several inputs of one recorded run (a perf.data, a DAMON trace, pagemap
     snapshots) may go into one directory; two inputs that would fill the same
-    table are refused. ``out`` defaults to ``INPUT.td`` beside the first input.
+    table are refused, except pagemap snapshots: every pagemap input (raw snapshot
+    files or directories, ``tracedamon snapshot`` output directories) is read into
+    one set of ``maps``/``pagemap`` tables. ``out`` defaults to ``INPUT.td`` beside
+    the first input.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -104,38 +107,61 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     try:
         with TraceDirWriter(out, provenance=prov, force=force,
                             inputs=[p for p, _ in plan if p != _stdin]) as w:
-            _run_readers(plan, w, progress, options)
+            _run_readers(_grouped(plan), w, progress, options)
             w.meta["inputs"] = w.provenance["inputs"]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 
-def _gunzipped(path: Path, tmpdir: Path) -> Path | None:
-    """A gzip-compressed perf.data decompressed (streaming) into ``tmpdir``; None when
-    ``path`` is not gzip. The native reader maps its file, so it needs the plain bytes."""
-    import gzip
-    import shutil
-    if not path.is_file():
-        return None
-    with open(path, "rb") as f:
-        if f.read(2) != b"\x1f\x8b":
-            return None
+def _gunzipped(path: Path, tmpdir: Path, strict: bool = False):
+    """(plain file, cut) for a gzip-compressed perf.data decompressed (streaming) into
+    ``tmpdir``: ``cut`` says whether the gzip stream ended early
+    (:func:`tracedamon.ingest.gz.gunzip_to`). (None, None) when ``path`` is not gzip.
+    The native reader maps its file, so it needs the plain bytes."""
+    from .gz import gunzip_to, is_gzip
+    if not is_gzip(path):
+        return None, None
     out = tmpdir / (path.name[:-3] if path.name.endswith(".gz") else path.name + ".raw")
     try:
-        with gzip.open(path, "rb") as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 22)
-    except (OSError, EOFError) as e:
-        raise InputError(f"{path}: gzip stream unreadable: {e}") from None
+        cut = gunzip_to(path, out, strict=strict)
+    except OSError as e:
+        out.unlink(missing_ok=True)
+        raise InputError(f"{path}: gzip stream unreadable: {e.strerror or e}") from None
+    except TraceFormatError:
+        out.unlink(missing_ok=True)
+        raise
+    return out, cut
+
+
+def _grouped(plan: list[tuple[Path, str]]) -> list[tuple[Path | list[Path], str]]:
+    """The reading plan with every pagemap input read together, where the first one
+    stands: snapshots given as several files or directories (snap*.index.json,
+    several capture directories) fill one ``maps`` and one ``pagemap`` table."""
+    pm = [p for p, fmt in plan if fmt == "pagemap"]
+    if len(pm) < 2:
+        return plan
+    out: list = []
+    for p, fmt in plan:
+        if fmt != "pagemap":
+            out.append((p, fmt))
+        elif pm:
+            out.append((pm, "pagemap"))
+            pm = []
     return out
 
 
 def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None:
     for p, fmt in plan:
         before = dict(w._rows)
-        plain = _gunzipped(p, w.tmpdir) if fmt == "perf-data" else None
+        plain, cut = (None, None)
+        if fmt == "perf-data":
+            plain, cut = _gunzipped(p, w.tmpdir, bool(options.get("strict")))
+        extra = {}
+        if plain is not None:
+            extra = {"source_name": f"{p} (decompressed)", "gzip_cut": cut}
         try:
-            reader_for(fmt)(plain or p, w, progress=progress, **options)
+            reader_for(fmt)(plain or p, w, progress=progress, **options, **extra)
         except BaseException as e:
             if plain is None:
                 raise
@@ -150,7 +176,8 @@ def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None
 def _check_mixing(p, plan, before, w) -> None:
     for name, n in w._rows.items():
         if name in before and len(plan) > 1 and n != before[name]:
-            raise InputError(f"{p}: its {name} table would be mixed with that of "
+            what = ", ".join(map(str, p)) if isinstance(p, list) else p
+            raise InputError(f"{what}: its {name} table would be mixed with that of "
                              "an earlier input; ingest them into separate directories")
 
 

@@ -53,7 +53,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import shutil
 import tempfile
 import zlib
 from pathlib import Path
@@ -956,25 +955,34 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
 # entry point
 
 def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
-                run_gap_factor: float = 3.0, **opts) -> None:
-    """Read a DAMON trace (perf script / ftrace text, or perf.data) into ``writer``."""
+                run_gap_factor: float = 3.0, strict: bool = False, **opts) -> None:
+    """Read a DAMON trace (perf script / ftrace text, or perf.data) into ``writer``.
+
+    A perf.data that was cut short (``perf record`` killed) is read up to its last
+    complete record, as :mod:`tracedamon.ingest.perf_data` reads it, with a warning
+    and ``truncated`` / ``truncation`` in ``meta.json``; ``strict=True`` refuses it.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: not a file")
     if is_perf_data(path):
-        from .perf_data import open_perf_data
+        from .gz import gunzip_to
+        from .perf_data import open_perf_data, report_truncation
         with tempfile.TemporaryDirectory(prefix=".tracedamon-gz-") as tmp:
-            src = path
+            src, cut, name = path, None, None
             if _is_gzip(path):       # the perf.data reader wants a seekable plain file
                 src = Path(tmp) / path.name[:-3] if path.name.endswith(".gz") else \
                     Path(tmp) / "perf.data"
+                name = f"{path} (decompressed)"
                 try:
-                    with gzip.open(path, "rb") as g, open(src, "wb") as o:
-                        shutil.copyfileobj(g, o, 1 << 20)
-                except (OSError, EOFError) as e:
-                    raise TraceFormatError(path, f"gzip stream unreadable: {e}") from None
+                    cut = gunzip_to(path, src, strict=strict)
+                except OSError as e:
+                    raise TraceFormatError(path, f"gzip stream unreadable: "
+                                           f"{e.strerror or e}") from None
             try:
-                reader = open_perf_data(src)
+                reader = open_perf_data(src, strict=strict)
+                if cut:
+                    reader._note_truncation(gzip=cut)
                 try:
                     info = add_regions_from_perf_data(reader, writer, skip_bad=skip_bad,
                                                       path=path, run_gap_factor=run_gap_factor)
@@ -986,8 +994,16 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
                 if src is path:
                     raise
                 # name the user's file, not the hidden decompressed copy
-                raise shown_as(e, {src: f"{path} (decompressed)"})
+                raise shown_as(e, {src: name})
+            if info is not None:
+                report_truncation(reader, writer, name or str(path))
         if info is None:
+            t = reader.truncation or {}
+            if "TRACING_DATA" in t.get("features_lost", ()):
+                raise TraceFormatError(path, "perf record did not finish, so the tracepoint "
+                                       "formats and event names it writes at its end are "
+                                       "missing: damon events can be neither found nor "
+                                       "decoded (stop perf record with Ctrl-C or kill -INT)")
             raise TraceFormatError(path, "no damon:damon_aggregated (or damos_before_apply) "
                                    "samples in this perf.data")
         return

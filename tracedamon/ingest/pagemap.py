@@ -638,6 +638,10 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
     from ..atomic import TRACE_DIR, check_output
     check_output(out, TRACE_DIR, force=force)       # before starting anything
     proc = None
+    # what the first snapshot needs, loaded before it (and before a command starts):
+    # pyarrow imports pandas on its first array, seconds on a busy machine, during
+    # which a short command would run unobserved and the interval grid would slip
+    _warm_up()
     if cmd:
         try:
             proc = subprocess.Popen(list(cmd))
@@ -681,7 +685,8 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
             k = 0
             with _Interrupts() as intr:
                 while True:
-                    for p in list(caps):
+                    late = False
+                    for i, p in enumerate(list(caps)):
                         try:
                             snap = caps[p].snapshot(k)
                         except ProcessExited as e:
@@ -689,6 +694,12 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                             continue
                         if not snaps_meta:       # the grid is anchored at the first snapshot
                             t0 = snap.info["mono_begin_ns"]
+                        elif i == 0 and duration_ns is not None and \
+                                snap.info["mono_begin_ns"] - t0 > duration_ns:
+                            # it began after the duration (a busy machine delayed it past
+                            # the check below): not kept
+                            late = True
+                            break
                         w.write("maps", snap.maps)
                         w.write("pagemap", snap.pagemap)
                         snaps_meta.append(snap.info)
@@ -697,6 +708,9 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                     if not snaps_meta:
                         raise CaptureError(f"pid {', '.join(map(str, pids))}: process exited "
                                            "before the first snapshot: nothing captured")
+                    if late:
+                        stopped_by = "duration"
+                        break
                     if not caps:
                         stopped_by = "exit"
                         break
@@ -707,7 +721,10 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                         stopped_by = "count"
                         break
                     nxt = t0 + k * interval_ns
-                    if duration_ns is not None and nxt - t0 > duration_ns:
+                    # an overrun snapshot is followed at once by the next: no later
+                    # than the grid, and not after the duration either
+                    start = max(nxt, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+                    if duration_ns is not None and start - t0 > duration_ns:
                         stopped_by = "duration"
                         break
                     while caps:
@@ -748,6 +765,14 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                 exit_code = proc.wait()
     nsnap = len({s["snapshot"] for s in snaps_meta})
     return CaptureResult(out, nsnap, stopped_by, exit_code, seen)
+
+
+def _warm_up() -> None:
+    """Build an empty snapshot's tables once, so that the first real snapshot
+    imports nothing."""
+    empty = np.zeros(0, np.uint64)
+    maps_table(0, 0, 0, [])
+    pagemap_table(0, 0, 0, empty, empty, empty, np.zeros(0, np.uint32))
 
 
 class _Interrupts:
@@ -858,20 +883,26 @@ def _load_index(path: Path) -> dict:
 
 
 def snapshot_files(path: str | os.PathLike) -> list[Path]:
-    """The ``*.index.json`` files of a snapshot directory (or the one file given)."""
+    """The ``*.index.json`` files of a snapshot directory, or the index of the one
+    raw snapshot file given (its ``.index.json``, ``.pagemap.bin`` or ``.maps``), in
+    snapshot order (``snapN`` in the name, else the name)."""
+    from .detect import pagemap_index_of
     p = Path(path)
     if p.is_file():
-        if not p.name.endswith(".index.json"):
-            raise InputError(f"{p}: not a pagemap snapshot index (*.index.json)")
-        return [p]
+        idx = pagemap_index_of(p)
+        if idx is None:
+            raise InputError(f"{p}: not a pagemap snapshot file (*.index.json, or a "
+                             ".pagemap.bin / .maps beside its .index.json)")
+        return [idx]
     files = sorted(p.glob("*.index.json"))
     if not files:
         raise InputError(f"{p}: no pagemap snapshot (*.index.json) in this directory")
+    return sorted(files, key=_snapshot_order)
 
-    def key(q: Path):
-        m = _SNAP_RE.search(q.name)
-        return (0, int(m.group(1)), q.name) if m else (1, 0, q.name)
-    return sorted(files, key=key)
+
+def _snapshot_order(q: Path):
+    m = _SNAP_RE.search(q.name)
+    return (0, int(m.group(1)), q.name) if m else (1, 0, q.name)
 
 
 def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
@@ -953,41 +984,97 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
 
 
 def ingest_into(path, writer, *, progress: bool = False, **options) -> None:
-    """Read raw pagemap snapshot files (a directory of ``*.index.json`` + ``.pagemap.bin``
-    + ``.maps``, or one ``.index.json``) into the ``maps`` and ``pagemap`` tables.
+    """Read pagemap snapshots into the ``maps`` and ``pagemap`` tables.
 
-    Snapshot numbers come from ``snapN`` in the file names (else the file order);
-    ``time_ns`` is the index's ``t_begin_ns``. Options: ``time_offset_ns`` (added to
+    ``path`` is one input or a list of them, each: a directory of raw snapshot files
+    (``*.index.json`` + ``.pagemap.bin`` + ``.maps``), one raw snapshot file (any of
+    the three), or a trace directory that holds only ``maps`` and ``pagemap`` (what
+    ``tracedamon snapshot`` writes). Raw snapshot numbers come from ``snapN`` in the
+    file names (else the position in name order); ``time_ns`` is the index's
+    ``t_begin_ns``; a trace directory keeps its numbers and times. The same snapshot
+    of the same pid given twice is an error. Options: ``time_offset_ns`` (added to
     every time, e.g. to move CLOCK_MONOTONIC onto perf's default clock).
     """
+    from ..trace import open_trace
+    from .detect import PAGEMAP_TABLES, trace_dir_tables
     offset = int(options.pop("time_offset_ns", 0) or 0)
-    options.pop("skip_bad", None)
+    for ignored in ("skip_bad", "strict"):
+        options.pop(ignored, None)
     if options:
         raise InputError(f"pagemap reader: unknown option(s) {', '.join(sorted(options))}")
-    files = snapshot_files(path)
+    inputs = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(q) for q in path]
+    raw: list[Path] = []
+    traces: list[Path] = []
+    for q in inputs:
+        tables = trace_dir_tables(q)
+        if tables is None:
+            raw += [f for f in snapshot_files(q) if f.resolve() not in
+                    {r.resolve() for r in raw}]
+        elif tables and tables <= PAGEMAP_TABLES:
+            if q.resolve() not in {t.resolve() for t in traces}:
+                traces.append(q)
+        else:
+            raise InputError(f"{q}: a trace directory with {', '.join(sorted(tables)) or 'no'} "
+                             "tables, not pagemap snapshots only")
+    raw.sort(key=_snapshot_order)
+    seen: dict[tuple[int, int], str] = {}
+
+    def claim(number: int, pid: int, where: str) -> None:
+        other = seen.setdefault((number, pid), where)
+        if other != where:
+            raise InputError(f"{where}: snapshot {number} of pid {pid} is also in {other}; "
+                             "ingest the two captures into separate directories")
     metas = []
-    for i, f in enumerate(files):
+    for i, f in enumerate(raw):
         m = _SNAP_RE.search(f.name)
         number = int(m.group(1)) if m else i
         snap = read_snapshot_file(f, number)
+        claim(number, snap.info["pid"], str(f))
         if offset:
             snap = Snapshot(_shift(snap.maps, offset), _shift(snap.pagemap, offset),
                             dict(snap.info, t_begin_ns=snap.info["t_begin_ns"] + offset,
                                  t_end_ns=snap.info["t_end_ns"] + offset))
         writer.write("maps", snap.maps)
         writer.write("pagemap", snap.pagemap)
-        metas.append(snap.info)
+        metas.append(dict(snap.info, source="files"))
         for s in snap.info["short_vmas"]:
             warnings.warn(CaptureWarning(f"{f.name}: VMA {s} has fewer entries than pages "
                                          "(the capture read it short)"))
-    clocks = sorted({m["clock"] for m in metas})
+    live: dict = {}
+    for d in traces:
+        tr = open_trace(d)
+        pm_meta = dict(tr.meta.get("pagemap") or {})
+        snaps = pm_meta.get("snapshots") or []
+        if tr.has("pagemap"):
+            keys = tr.table("pagemap", columns=["snapshot", "pid"]).group_by(
+                ["snapshot", "pid"]).aggregate([]).to_pylist()
+            for k in keys:
+                claim(k["snapshot"], k["pid"], str(d))
+        for name in ("maps", "pagemap"):
+            for t in tr.iter_tables(name):
+                writer.write(name, _shift(t, offset) if offset else t)
+        clock = pm_meta.get("clock", "CLOCK_MONOTONIC")
+        for sm in snaps:
+            sm = dict(sm, source=pm_meta.get("source", "live"), clock=sm.get("clock", clock))
+            if offset:
+                sm.update(t_begin_ns=sm["t_begin_ns"] + offset, t_end_ns=sm["t_end_ns"] + offset)
+            metas.append(sm)
+        if len(traces) == 1 and not raw:
+            live = {k: v for k, v in pm_meta.items() if k not in ("snapshots", "clock")}
+    clocks = sorted({m.get("clock", "CLOCK_MONOTONIC") for m in metas})
     if len(clocks) > 1:
-        warnings.warn(CaptureWarning(f"{path}: snapshots on different clocks {clocks}"))
+        warnings.warn(CaptureWarning(f"{', '.join(map(str, inputs))}: snapshots on "
+                                     f"different clocks {clocks}"))
     clock = clocks[0] if len(clocks) == 1 else "mixed"
+    sources = sorted({m["source"] for m in metas})
+    metas.sort(key=lambda m: (m["snapshot"], m["pid"]))
     writer.meta["pagemap"] = {
-        "source": "files", "clock": clock if not offset else f"{clock} + {offset} ns",
+        **live,
+        "source": sources[0] if len(sources) == 1 else "mixed",
+        "clock": clock if not offset else f"{clock} + {offset} ns",
         "snapshots": metas,
-        "pfns_known": not any(s["pfns_hidden"] for s in metas),
+        "pfns_known": not any(s.get("pfns_hidden") for s in metas),
+        "inputs": [str(q) for q in inputs],
     }
 
 

@@ -33,7 +33,29 @@ Public API
 Bad input raises :class:`~tracedamon.errors.TraceFormatError` naming the file and the
 byte offset (of the record, or of the COMPRESSED container it came from); unknown
 record types are counted in ``meta["record_counts"]`` (``UNKNOWN_<type>``), not fatal.
-Big-endian files are refused.
+
+Truncated recordings
+--------------------
+``perf record`` writes its header twice: at the start with data size 0 and the
+feature bits it means to write, and at its end with the data size, followed by the
+feature sections. Killed (SIGKILL, OOM, a crash), or still running, it leaves data
+size 0 and no feature sections; a pipe stream or a ``--threads`` ``data.N`` simply
+stops; a record (or a zstd stream, or a gzip file) may be cut in the middle. Such a
+recording is read up to its last complete record, the way perf reads a cut pipe
+stream ("unexpected end of event stream": every complete record is delivered):
+records run to the end of the file when the header's data size is 0 and no feature
+index follows the data, and in pipe streams and ``data.N`` files. What was lost is
+kept in ``PerfData.truncation`` (feature sections, a partial record and where it
+starts, the decompressed start of a record whose compressed rest was never written)
+and reported by :func:`ingest_into` (``meta["truncated"]``, ``meta["truncation"]``
+and one :class:`~tracedamon.errors.InputWarning`). A feature section outside the
+file is skipped and named, as perf skips it. perf 6.1 itself delivers no sample
+from a file whose header says data size 0 (it warns and stops), so the oracle for
+what is read there is perf on the same records with the header completed.
+``strict=True`` refuses every one of these. What perf cannot read either stays an
+error in any mode: a data section that ends past the end of the file (a finished
+recording cut short afterwards: perf stops at the zeros, or dies of SIGBUS) or a
+data size that ends inside a record.
 
 Order of the ``samples`` rows
 -----------------------------
@@ -251,6 +273,18 @@ def _id_pos_trailer(st: int) -> int:
 # ----------------------------------------------------------------------------------------
 # feature sections
 # ----------------------------------------------------------------------------------------
+def _feature_index_plausible(index: list[tuple[int, int]] | None, index_end: int,
+                             fsize: int) -> bool:
+    """Whether ``index`` (the (offset, size) entries read where the feature index
+    belongs) is one perf wrote: every section lies between the index and the end of
+    the file. A recording perf did not finish has records there instead; a record's
+    first eight bytes (type, misc, size >= 8) read as an offset beyond 2**51."""
+    if not index:
+        return False
+    return all(size == 0 or (off >= index_end and off + size <= fsize)
+               for off, size in index)
+
+
 class _Cur:
     """A bounds-checked cursor over one section, in the file's byte order."""
 
@@ -309,15 +343,25 @@ class _Cur:
 class _Source:
     path: Path
     start: int
-    end: int | None          # None: to EOF
+    #: None: the records run to the end of the file (a pipe stream, a ``data.N`` of a
+    #: directory, a recording perf did not finish); a record cut by the end of such a
+    #: file is the end of a truncated recording, not corruption
+    end: int | None
     label: str
 
 
 class PerfData:
     """An opened perf.data (file, pipe stream or directory). See the module doc."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, strict: bool = False):
         self.path = Path(path)
+        #: refuse a recording that was cut short instead of reading what it holds
+        self.strict = strict
+        #: what a truncated recording lost (see :meth:`_note_truncation`), else None
+        self.truncation: dict | None = None
+        #: per record stream (source label): (first byte, end of its last complete
+        #: record), filled as each stream is read to its end
+        self.stream_ends: dict[str, tuple[int, int]] = {}
         self.meta: dict = {}
         self.attrs: list[Attr] = []
         self.tracing_data: bytes | None = None
@@ -336,8 +380,10 @@ class PerfData:
             self._open_directory(self.path)
         else:
             self._open_file(self.path)
-            if self.layout == "file" and self.meta.get("dir_format", 0) >= 1 and \
+            if self.layout == "file" and (self.meta.get("dir_format", 0) >= 1 or
+                                          self.meta.get("unfinished_recording")) and \
                     self.path.name == "data" and any(self.path.parent.glob("data.[0-9]*")):
+                # (an unfinished --threads recording never wrote its DIR_FORMAT feature)
                 # the 'data' file of a --threads directory: read the whole directory
                 self._open_directory(self.path.parent, opened=True)
         if self.layout == "pipe":
@@ -444,31 +490,77 @@ class PerfData:
                 f.seek(ids_off)
                 a.ids = list(struct.unpack(f"{e}{ids_size // 8}Q", f.read(ids_size)))
                 self.attrs.append(a)
-            # features
-            # data.size 0: an empty data section when features follow it, else a
-            # recording that was not finished cleanly (read its records to EOF)
-            data_end = d_off + d_size if d_size or bitmap else fsize
-            if not d_size and not bitmap:
+            # features: perf record writes the header twice, at the start with data.size
+            # 0 (and the feature bits it means to write) and at the end with the data
+            # size, right before the feature sections. data.size 0 without a feature
+            # index behind it is a recording perf did not finish (killed, or still
+            # running): its records run to the end of the file.
+            bits = [b for b in range(256) if bitmap >> b & 1]
+            feat_off = d_off + d_size
+            index = None
+            if bits and feat_off + 16 * len(bits) <= fsize:
+                f.seek(feat_off)
+                raw = f.read(16 * len(bits))
+                index = [struct.unpack_from(f"{e}QQ", raw, 16 * k) for k in range(len(bits))]
+            if not d_size and not _feature_index_plausible(index, feat_off + 16 * len(bits),
+                                                            fsize):
                 self.meta["unfinished_recording"] = True
-            if bitmap:
-                bits = [b for b in range(256) if bitmap >> b & 1]
-                feat_off = d_off + d_size
-                if feat_off + 16 * len(bits) > fsize:
-                    self.meta["features_missing"] = True
-                else:
-                    f.seek(feat_off)
-                    idx = f.read(16 * len(bits))
-                    for k, b in enumerate(bits):
-                        off, size = struct.unpack_from(f"{e}QQ", idx, 16 * k)
-                        if size == 0:
-                            continue
-                        if off + size > fsize:
-                            raise TraceFormatError(p, f"feature {FEATURE_NAMES.get(b, b)} "
-                                                   f"section [{off}, {off + size}) lies outside "
-                                                   f"the file", offset=feat_off + 16 * k)
-                        f.seek(off)
-                        self._feature(b, f.read(size), p, off)
-            self.sources = [_Source(p, d_off, data_end, p.name)]
+                if self.strict:
+                    raise TraceFormatError(p, "data size 0 in the header: perf record did not "
+                                           "finish (killed, or still running); without "
+                                           "--strict the records it wrote are read",
+                                           offset=48)
+                self._note_truncation(unfinished=True,
+                                      features_lost=[FEATURE_NAMES.get(b, str(b)) for b in bits])
+                self.sources = [_Source(p, d_off, None, p.name)]
+                return
+            lost = []
+            if bits and index is None:
+                # the file ends before the feature index (cut after the data section)
+                if self.strict:
+                    raise TraceFormatError(p, f"the file ({fsize} bytes) ends before its "
+                                           f"feature index [{feat_off}, "
+                                           f"{feat_off + 16 * len(bits)})", offset=feat_off)
+                lost = [FEATURE_NAMES.get(b, str(b)) for b in bits]
+            for k, b in enumerate(bits if index is not None else ()):
+                off, size = index[k]
+                if size == 0:
+                    continue
+                if off + size > fsize:
+                    # perf skips a feature it cannot read and goes on with the data
+                    if self.strict:
+                        raise TraceFormatError(p, f"feature {FEATURE_NAMES.get(b, b)} "
+                                               f"section [{off}, {off + size}) lies outside "
+                                               f"the file", offset=feat_off + 16 * k)
+                    lost.append(FEATURE_NAMES.get(b, str(b)))
+                    continue
+                f.seek(off)
+                self._feature(b, f.read(size), p, off)
+            if lost:
+                self._note_truncation(features_lost=lost)
+            self.sources = [_Source(p, d_off, d_off + d_size, p.name)]
+
+    # -- truncated recordings --------------------------------------------------------
+    def _note_truncation(self, *, unfinished: bool = False, features_lost=(),
+                         partial: dict | None = None, compressed: dict | None = None,
+                         gzip: dict | None = None):
+        """Remember what a recording cut short lost (idempotent: a file may be read in
+        more than one pass). ``partial``: a record cut by the end of a file;
+        ``compressed``: the decompressed start of a record whose rest was never
+        written; ``gzip``: the gzip file this one came from ended early
+        (:func:`tracedamon.ingest.gz.gunzip_to`)."""
+        t = self.truncation
+        if t is None:
+            t = self.truncation = {"unfinished": False, "features_lost": [],
+                                   "partial_records": [], "compressed_tails": [],
+                                   "gzip_cut": None}
+        t["unfinished"] |= unfinished
+        if gzip is not None:
+            t["gzip_cut"] = gzip
+        t["features_lost"] += [n for n in features_lost if n not in t["features_lost"]]
+        for key, item in (("partial_records", partial), ("compressed_tails", compressed)):
+            if item is not None and item not in t[key]:
+                t[key].append(item)
 
     # -- features --------------------------------------------------------------------
     def _feature(self, fid: int, data: bytes, path, base: int):
@@ -1879,9 +1971,15 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                 elif typ == 71 and filled >= 16:
                     need += int.from_bytes(buf[8:16].tobytes(), order)
                 if pos + need > end:
-                    raise TraceFormatError(path, f"{RECORD_NAMES.get(typ, 'record')} of "
-                                           f"{need} bytes runs past the end of the data",
-                                           offset=pos)
+                    if src.end is not None or rd.strict:
+                        raise TraceFormatError(path, f"{RECORD_NAMES.get(typ, 'record')} of "
+                                               f"{need} bytes runs past the end of the data",
+                                               offset=pos)
+                    # the file ends inside this record: a truncated recording
+                    rd._note_truncation(partial=_partial_record(
+                        src, pos, end - pos, typ, need))
+                    _finish_truncated(rd, src, z, pos)
+                    return
                 if typ == 71:
                     # skip the AUX payload without loading it
                     st.count(np.array([71], np.uint32))
@@ -1894,13 +1992,21 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                 continue
             want = CHUNK_BYTES
             if eof and stop < filled:
-                typ = int.from_bytes(buf[stop:stop + 4].tobytes(),
-                                     "big" if rd.big_endian else "little") \
+                order = "big" if rd.big_endian else "little"
+                typ = int.from_bytes(buf[stop:stop + 4].tobytes(), order) \
                     if filled - stop >= 4 else None
-                raise TraceFormatError(path, "truncated record at the end of the data ("
-                                       f"{filled - stop} bytes left, "
-                                       f"type {typ if typ is not None else '?'})",
-                                       offset=pos + stop)
+                if src.end is not None or rd.strict:
+                    raise TraceFormatError(path, "truncated record at the end of the data ("
+                                           f"{filled - stop} bytes left, "
+                                           f"type {typ if typ is not None else '?'})",
+                                           offset=pos + stop)
+                # the records run to the end of the file (module doc: truncated
+                # recordings): the complete ones are read, this one is reported
+                size = int.from_bytes(buf[stop + 6:stop + 8].tobytes(), order) \
+                    if filled - stop >= 8 else None
+                rd._note_truncation(partial=_partial_record(src, pos + stop, filled - stop,
+                                                            typ, size))
+                filled = stop
             carry = buf[stop:filled].copy()
             consumed = stop
             comp = (types == 81) | (types == 83)
@@ -1918,11 +2024,35 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
             pos += stop
             del buf, offs, types, sizes
             if eof:
-                if z.carry_len():
-                    raise TraceFormatError(path, f"compressed stream ends inside a record "
-                                           f"({z.carry_len()} bytes left over)",
-                                           offset=z.last_offset)
+                _finish_truncated(rd, src, z, pos)
                 return
+
+
+def _partial_record(src: _Source, offset: int, have: int, typ, size) -> dict:
+    """What a truncated recording lost at its end: the record at ``offset`` of which
+    ``have`` bytes were written (``typ``/``size`` from its header, None if cut)."""
+    return {"file": src.label, "offset": int(offset), "bytes": int(have),
+            "type": RECORD_NAMES.get(typ, f"type {typ}") if typ is not None else None,
+            "size": int(size) if size is not None else None}
+
+
+def _finish_truncated(rd: PerfData, src: _Source, z: "_Zstd", end_of_records: int) -> None:
+    """End of one record stream: remember where its complete records end, and what is
+    left of a record that a compressed stream had only begun (the rest of it was never
+    written: an open-ended stream was cut; in a closed section it is corruption)."""
+    rd.stream_ends[src.label] = (src.start, int(end_of_records))
+    if z.carry_len():
+        if src.end is not None or rd.strict:
+            raise TraceFormatError(src.path, f"compressed stream ends inside a record "
+                                   f"({z.carry_len()} bytes left over)", offset=z.last_offset)
+        typ = int.from_bytes(z.carry[:4], "big" if rd.big_endian else "little") \
+            if z.carry_len() >= 4 else None
+        size = int.from_bytes(z.carry[6:8], "big" if rd.big_endian else "little") \
+            if z.carry_len() >= 8 else None
+        rd._note_truncation(compressed={
+            "file": src.label, "offset": int(z.last_offset), "bytes": z.carry_len(),
+            "type": RECORD_NAMES.get(typ, f"type {typ}") if typ is not None else None,
+            "size": size})
 
 
 class _Zstd:
@@ -2070,11 +2200,13 @@ class _Progress:
 # ----------------------------------------------------------------------------------------
 # entry points
 # ----------------------------------------------------------------------------------------
-def open_perf_data(path: str | os.PathLike) -> PerfData:
+def open_perf_data(path: str | os.PathLike, *, strict: bool = False) -> PerfData:
     """Open a perf.data file, pipe stream or ``--threads`` directory (see module doc).
 
     Raises :class:`~tracedamon.errors.TraceFormatError` naming the file and byte
-    offset for malformed input.
+    offset for malformed input. A truncated recording (module doc) is read up to its
+    last complete record, what it lost is in ``.truncation``; ``strict=True`` refuses
+    it instead.
     """
     p = Path(path)
     from ..errors import InputError
@@ -2084,7 +2216,73 @@ def open_perf_data(path: str | os.PathLike) -> PerfData:
         # the reader makes more than one pass (a pipe stream's header records first)
         raise InputError(f"{p}: not a regular file; save the perf stream to a file first "
                          "(perf record -o - > perf.data)")
-    return PerfData(p)
+    return PerfData(p, strict=strict)
+
+
+def truncation_summary(rd: PerfData, name: str | None = None,
+                       nr_samples: int | None = None) -> dict | None:
+    """What a truncated recording lost, for ``meta.json`` (None when nothing was
+    lost): the facts of ``rd.truncation``, the bytes of complete records read
+    (``data_bytes_kept``), a ``description`` and the one-line ``message`` (the
+    description, naming the file) a warning shows."""
+    t = rd.truncation
+    if t is None:
+        return None
+    kept = sum(b - a for a, b in rd.stream_ends.values())
+    if t["gzip_cut"]:
+        why = (f"the gzip stream ends early (after {t['gzip_cut']['gzip_bytes']} compressed "
+               "bytes)")
+    elif t["unfinished"]:
+        why = ("perf record did not finish (data size 0 in the header: it was killed, "
+               "or is still running)")
+    elif t["partial_records"] or t["compressed_tails"]:
+        why = "the record stream ends inside a record"
+    else:
+        why = "the file ends before some of its feature sections"
+    if t["gzip_cut"] and t["unfinished"]:
+        why += ", and perf record did not finish (data size 0 in the header)"
+    lost = []
+    fl = t["features_lost"]
+    if fl:
+        lost.append(f"{len(fl)} header feature section{'s' * (len(fl) > 1)} "
+                    f"({', '.join(fl[:4])}{', ...' if len(fl) > 4 else ''})")
+    for r in t["partial_records"]:
+        what = f"{r['type']} record" if r["type"] else "record"
+        of = f" of {r['size']}" if r["size"] else ""
+        where = f" of {r['file']}" if len(rd.sources) > 1 else ""
+        lost.append(f"a partial {what} at byte offset {r['offset']}{where} "
+                    f"({r['bytes']}{of} bytes)")
+    for r in t["compressed_tails"]:
+        what = f"{r['type']} record" if r["type"] else "record"
+        of = f" of {r['size']}" if r["size"] else ""
+        lost.append(f"the start of a {what} ({r['bytes']}{of} bytes) decompressed from the "
+                    f"COMPRESSED record at byte offset {r['offset']}")
+    if "TRACING_DATA" in fl and any(a.type == 2 for a in rd.attrs):
+        lost.append("the tracepoint formats, so tracepoint events (damon:...) can be "
+                    "neither named nor decoded")
+    if t["unfinished"]:
+        lost.append("whatever perf had not yet written")
+    elif t["gzip_cut"] and not lost:
+        lost.append("whatever followed the cut")
+    samples = f", {nr_samples} samples" if nr_samples is not None else ""
+    desc = f"{why}; read {kept} bytes of records{samples}; lost: {'; '.join(lost)}"
+    return dict(t, data_bytes_kept=kept, description=desc,
+                message=f"{name or rd.path}: truncated recording: {desc}")
+
+
+def report_truncation(rd: PerfData, writer, name: str | None = None,
+                      nr_samples: int | None = None) -> None:
+    """Put what a truncated recording lost into ``writer.meta`` (``truncated``,
+    ``truncation``) and warn once (:class:`~tracedamon.errors.InputWarning`)."""
+    import warnings
+
+    from ..errors import InputWarning
+    summ = truncation_summary(rd, name, nr_samples)
+    if summ is None:
+        return
+    writer.meta["truncated"] = True
+    writer.meta["truncation"] = summ
+    warnings.warn(InputWarning(summ["message"]), stacklevel=3)
 
 
 def events_table(rd: PerfData, nr_samples=None) -> pa.Table:
@@ -2168,7 +2366,8 @@ class _BackgroundWriter:
 
 
 def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
-                all_columns: bool = False, **opts):
+                all_columns: bool = False, strict: bool = False,
+                source_name: str | None = None, gzip_cut: dict | None = None, **opts):
     """Decode ``path`` into ``writer`` (a TraceDirWriter): samples, events, mmaps,
     tasks, lost tables and the header features in ``writer.meta``.
 
@@ -2177,11 +2376,21 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
     restore the full schema); ``all_columns=True`` writes the full schema instead.
     ``via_perf=True`` delegates to ``perf script``
     (:func:`tracedamon.ingest.perf_script.ingest_via_perf`).
+
+    A truncated recording is read up to its last complete record; ``meta.json`` says
+    what was lost (``truncated``, ``truncation``) and an
+    :class:`~tracedamon.errors.InputWarning` names it (``source_name``: the name to
+    give the input in it, e.g. the gzip file this one was decompressed from;
+    ``gzip_cut``: that gzip stream ended early, see
+    :func:`tracedamon.ingest.gz.gunzip_to`). ``strict=True`` refuses such a
+    recording instead.
     """
     if via_perf:
         from .perf_script import ingest_via_perf
-        return ingest_via_perf(path, writer, progress=progress)
-    rd = open_perf_data(path)
+        return ingest_via_perf(path, writer, progress=progress, strict=strict)
+    rd = open_perf_data(path, strict=strict)
+    if gzip_cut:
+        rd._note_truncation(gzip=gzip_cut)
     st = _PassState(rd, sideband=True)
     topts = getattr(writer, "table_options", None)
     if topts is not None and not writer.rows("samples"):
@@ -2221,4 +2430,5 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
             pass
         else:
             add_regions_from_perf_data(rd, writer)
+    report_truncation(rd, writer, source_name, int(st.nr_samples.sum()))
     return rd

@@ -1165,11 +1165,14 @@ def script_command(path, events: list[dict], perf: str,
     return args, per_event
 
 
-def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
+def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
+                    strict: bool = False) -> None:
     """Run ``perf script`` on a perf.data file and ingest its text (streamed).
 
     The fields come from ``perf evlist -v``; should perf still refuse a field ("Cannot
-    print 'X' field"), it is dropped and perf run again.
+    print 'X' field"), it is dropped and perf run again. A stream perf reads only up
+    to a cut ("unexpected end of event stream") is marked truncated in ``meta.json``,
+    with an :class:`~tracedamon.errors.InputWarning` (``strict=True``: refused).
     """
     perf = perf_binary()
     path = Path(perf_data_path)
@@ -1193,7 +1196,11 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
             args, per_event = script_command(path, events, perf, frozenset(dropped))
             continue
         if proc.returncode != 0:
-            raise InputError(f"{path}: perf script failed: {err.strip()[:300]}")
+            if "data size field is 0" in err:
+                raise InputError(f"{path}: perf script reads nothing from a recording perf "
+                                 "record did not finish (data size 0 in the header); "
+                                 "ingest it without --via-perf to read the records it holds")
+            raise InputError(f"{path}: perf script failed: {_one_line(err)}")
         break                                  # no output at all: no samples
     else:
         raise InputError(f"{path}: perf script keeps refusing the field list")
@@ -1209,9 +1216,24 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False) -> None:
         proc.stdout.close()
         proc.wait()
         drain.join(timeout=10)
+    err = "".join(err_chunks)
     if proc.returncode != 0:
         raise InputError(f"{path}: perf script failed (exit {proc.returncode}): "
-                         f"{''.join(err_chunks).strip()[:300]}")
+                         f"{_one_line(err)}")
+    if "unexpected end of event stream" in err:
+        # perf read a stream cut inside a record up to its last complete record
+        import warnings
+        if strict:
+            raise TraceFormatError(path, "the record stream ends inside a record (perf "
+                                   "script: unexpected end of event stream)")
+
+        from ..errors import InputWarning
+        desc = ("the record stream ends inside a record (perf script: \"unexpected end of "
+                "event stream\"); perf read it up to its last complete record")
+        writer.meta["truncated"] = True
+        writer.meta["truncation"] = {"description": desc,
+                                     "message": f"{path}: truncated recording: {desc}"}
+        warnings.warn(InputWarning(writer.meta["truncation"]["message"]), stacklevel=2)
     writer.meta["perf_script_fields"] = {("(synthesized)" if k is None else k): sorted(v)
                                          for k, v in per_event.items()}
     writer.meta["perf_script_refused_fields"] = dropped
@@ -1232,6 +1254,11 @@ def _start(args: list[str]):
     drain = threading.Thread(target=lambda: chunks.append(proc.stderr.read()), daemon=True)
     drain.start()
     return proc, chunks, drain
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """perf's stderr as one line (errors are one line), at most ``limit`` characters."""
+    return " / ".join(ln.strip() for ln in text.strip().splitlines() if ln.strip())[:limit]
 
 
 def _names_from_header(path: Path, events: list[dict]) -> None:
