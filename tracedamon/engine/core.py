@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import ConfigError
+from .address import check_ranges, engine_addresses
 from .config import PAGE_SIZE, MonitorConfig
 from .rng import new_rng, rand_below
 
@@ -397,6 +398,15 @@ class Target:
     name: str = ""
 
 
+def target_ranges(tg: "Target", time_ns: int) -> list[tuple[int, int]] | None:
+    """``tg.ranges_at(time_ns)`` as a list of (start, end), checked against the engine's
+    address invariant (:mod:`tracedamon.engine.address`); None when unknown."""
+    ranges = tg.ranges_at(time_ns)
+    if ranges is None:
+        return None
+    return [(int(s), int(e)) for s, e in check_ranges(ranges, "target range")]
+
+
 @dataclass
 class AccessSamples:
     """Access samples, sorted by time: ``time_ns``, ``target`` (index, -1 = none) and
@@ -409,7 +419,10 @@ class AccessSamples:
     def __post_init__(self):
         self.time_ns = np.ascontiguousarray(self.time_ns, dtype=np.int64)
         self.target = np.ascontiguousarray(self.target, dtype=np.int64)
-        self.page = np.ascontiguousarray(self.page, dtype=np.int64) & PAGE_MASK
+        page, keep = engine_addresses(self.page)
+        if keep is not None:             # 2**63 and above: no region holds them
+            self.time_ns, self.target = self.time_ns[keep], self.target[keep]
+        self.page = np.ascontiguousarray(page, dtype=np.int64) & PAGE_MASK
         if self.time_ns.size > 1 and np.any(np.diff(self.time_ns) < 0):
             order = np.argsort(self.time_ns, kind="stable")
             self.time_ns, self.target, self.page = (self.time_ns[order], self.target[order],
@@ -571,10 +584,9 @@ class Monitor:
     def ops_init(self, time_ns: int) -> None:
         per_target = []
         for tg in self.targets:
-            ranges = tg.ranges_at(time_ns)
+            ranges = target_ranges(tg, time_ns)
             rows: list[list] = []
-            if ranges is not None and len(ranges):
-                ranges = [(int(s), int(e)) for s, e in ranges]
+            if ranges:
                 if self.fixed:
                     self._check_grid(ranges)
                     rows = [new_region(s, s + self.maxsz) for s in fixed_grid(ranges, self.maxsz)]
@@ -597,9 +609,8 @@ class Monitor:
         for t, tg in enumerate(self.targets):
             rows = self._rows_of(t)
             if tg.dynamic:
-                ranges = tg.ranges_at(time_ns)
-                if ranges is not None and len(ranges):
-                    ranges = [(int(s), int(e)) for s, e in ranges]
+                ranges = target_ranges(tg, time_ns)
+                if ranges:
                     if self.fixed:
                         self._check_grid(ranges)
                         old = {r[0]: r for r in rows}

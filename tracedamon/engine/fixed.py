@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit
 
 from .config import MonitorConfig
-from .core import AccessSamples, History, Target, align_down, align_up
+from .core import AccessSamples, History, Target, align_down, align_up, target_ranges
 
 CHUNK = 1 << 20            # samples per kernel call (bounds the slot reservation)
 HASH_MUL = 0x5851F42D4C957F2D
@@ -143,8 +143,8 @@ def grid_regions(targets: list[Target], time_ns: int, size: int) -> int:
     """Number of fixed-granularity regions of the targets at ``time_ns`` (arithmetic)."""
     total = 0
     for tg in targets:
-        rg = tg.ranges_at(time_ns)
-        if rg is not None and len(rg):
+        rg = target_ranges(tg, time_ns)
+        if rg:
             total += sum((e - s) // size for s, e in spans(rg, size))
     return total
 
@@ -256,8 +256,8 @@ class FixedMonitor:
         return out
 
     def _target_spans(self, i: int, time_ns: int):
-        rg = self.targets[i].ranges_at(time_ns)
-        if rg is None or len(rg) == 0:
+        rg = target_ranges(self.targets[i], time_ns)
+        if not rg:
             return None
         return spans(rg, self.size)
 

@@ -48,6 +48,7 @@ import pyarrow.compute as pc
 from .. import __version__
 from ..errors import ConfigError, InputError
 from ..schema import REGIONS
+from .address import check_ranges, to_unsigned
 from .access import (ACCESS, StreamedSamples, _event_names, choose_events, filter_events,
                      physical_samples, translated_samples, virtual_samples)
 from .config import MonitorConfig
@@ -401,7 +402,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                     if a.size:
                         ext += [a.min(), a.max()]
                 rg, rsrc = default_range(meta, np.array(ext, np.int64))
-        rg = aligned_union(rg, config.min_region)
+        rg = aligned_union(check_ranges(rg, "paddr range"), config.min_region)
         targets = [Target(lambda t, rg=rg: rg, pid=None)]
         target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
     else:
@@ -432,10 +433,14 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             tpids = list(pids)
             targets = []
             for i, p in enumerate(tpids):
-                tl = VmaTimeline(p, mm, mp)
+                tl = VmaTimeline(p, mm, mp, arch=meta.get("arch"))
                 timelines.append(tl)
                 targets.append(Target(tl.ranges_at, pid=p, dynamic=True, three_regions=True))
                 target_meta.append({"target": i, "pid": p, "vma_source": tl.source})
+                if tl.dropped:
+                    # the gate area / kernel half: mapped in the trace, never in the mm
+                    target_meta[-1]["mappings_left_out"] = [
+                        {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped]
         if access == "perf-phys":
             if pm is None or len(pm) == 0:
                 raise InputError("perf-phys with vaddr/fvaddr needs pagemap snapshots: give "
@@ -640,8 +645,8 @@ def history_table(h: History, pids: list[int | None]) -> pa.Table:
         "time_ns": pa.array(h.time_ns.astype(np.int64)),
         "target": pa.array(h.target.astype(np.int32)),
         "pid": pa.array(pid.astype(np.int32), mask=pid < 0),
-        "start": pa.array(h.start.astype(np.uint64)),
-        "end": pa.array(h.end.astype(np.uint64)),
+        "start": pa.array(to_unsigned(h.start, "region start")),
+        "end": pa.array(to_unsigned(h.end, "region end")),
         "nr_accesses": pa.array(h.nr_accesses.astype(np.uint32)),
         "age": pa.array(h.age.astype(np.uint32)),
         "nr_accesses_bp": pa.array(h.nr_accesses_bp.astype(np.uint32)),
