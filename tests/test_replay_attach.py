@@ -94,7 +94,8 @@ def test_kernel_addresses_never_reach_the_engine_as_negative_numbers():
     import pyarrow as pa
     addr = np.array([HOT, VSYSCALL, 0xFFFF888000000000, HOT + PAGE], np.uint64)
     tbl = pa.table({"time_ns": pa.array([1, 2, 3, 4], pa.int64()),
-                    "pid": pa.array([7] * 4, pa.int32()), "addr": pa.array(addr)})
+                    "pid": pa.array([7] * 4, pa.int32()), "addr": pa.array(addr),
+                    "phys_addr": pa.array(np.full(4, 0x100000, np.uint64))})
     t, g, a = virtual_samples(tbl, [7])
     assert t.tolist() == [1, 4] and a.tolist() == [HOT, HOT + PAGE] and (a >= 0).all()
     acc = AccessSamples(np.arange(4), np.zeros(4), addr)
@@ -177,7 +178,8 @@ def proc_vmas(pid: int) -> list[tuple[int, int, str]]:
 def record_attached(binary, tmp) -> tuple:
     """perf record -p of a running hotcold; returns (perf.data, pid, its /proc maps)."""
     data = tmp / "attach.data"
-    w = subprocess.Popen([str(binary), "-d", "1500"], stderr=subprocess.PIPE, text=True)
+    # 3 s of work: perf may take a while to attach on a busy machine
+    w = subprocess.Popen([str(binary), "-d", "3000"], stderr=subprocess.PIPE, text=True)
     try:
         assert w.stderr.readline().startswith("hotcold base=")      # mapped and populated
         vmas = proc_vmas(w.pid)
@@ -203,7 +205,7 @@ def check_replays(td, pid, tmp, **kw):
     ha = replay(td, pids=[pid], sample_us=10_000, access="abit", seed=1, **kw)
     for h in (hp, ha):
         df = h.df
-        assert h.n_snapshots >= 8 and len(df)
+        assert h.n_snapshots >= 5 and len(df)
         assert (df.end.astype(np.uint64) <= np.uint64(user_limit("x86_64"))).all()
         hot = df[(df.start.astype(np.int64) <= HOT) & (df.end.astype(np.int64) > HOT)]
         seen = hot.groupby("snapshot").nr_accesses.max()

@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 from .. import __version__
 from ..errors import ConfigError, InputError
 from ..schema import REGIONS
-from .address import check_ranges, to_unsigned
+from .address import check_ranges, engine_addresses, to_unsigned
 from .access import (ACCESS, StreamedSamples, _event_names, choose_events, filter_events,
                      physical_samples, translated_samples, virtual_samples)
 from .config import MonitorConfig
@@ -193,37 +193,116 @@ def _as_table(obj) -> pa.Table | None:
 class _Source:
     """The samples (SAMPLE_COLUMNS) of a replay: an in-memory table, or a trace
     directory's samples file read in batches of ``BATCH_ROWS`` rows, so that a replay
-    holds a bounded number of samples whatever the trace's length."""
+    holds a bounded number of samples whatever the trace's length.
 
-    def __init__(self, table: pa.Table | None = None, path=None, trace=None):
+    Samples that carry a thread id but no pid (``perf script`` text printed without
+    the pid field shows the tid alone) get their pid from the trace's ``tasks`` rows
+    (COMM/FORK: tid -> pid) where those know the thread, else the tid itself (a
+    single-threaded process's pid); ``tid_as_pid`` counts them (see :func:`_scan`)."""
+
+    def __init__(self, table: pa.Table | None = None, path=None, trace=None, tasks=None):
         self.table, self.path, self.trace = table, path, trace
+        self.pid_from_tid = (self.null_status("pid") != "none" and self.has("tid")
+                             and self.null_status("tid") != "all")
+        self._tid_pid: tuple[np.ndarray, np.ndarray] | None = None
+        if self.pid_from_tid and tasks is not None and len(tasks):
+            tk = tasks[tasks["pid"].notna() & tasks["tid"].notna()]
+            tk = tk.drop_duplicates("tid", keep="last")
+            o = np.argsort(tk["tid"].to_numpy(np.int64), kind="stable")
+            self._tid_pid = (tk["tid"].to_numpy(np.int64)[o], tk["pid"].to_numpy(np.int64)[o])
 
     @property
     def streamed(self) -> bool:
         return self.table is None
 
+    def has(self, name: str) -> bool:
+        if self.table is not None:
+            return name in self.table.column_names
+        return name in self.trace.columns("samples")
+
+    def null_count(self, name: str) -> tuple[int | None, int]:
+        """(rows lacking column ``name``, rows); None when unknown.  For a file this
+        comes from the Parquet statistics: no data is read."""
+        if self.table is not None:
+            n = self.table.num_rows
+            if name not in self.table.column_names:
+                return n, n
+            return self.table.column(name).null_count, n
+        import pyarrow.parquet as pq
+        pf = pq.ParquetFile(self.path)
+        md = pf.metadata
+        if name not in pf.schema_arrow.names:
+            return md.num_rows, md.num_rows
+        j = pf.schema_arrow.names.index(name)
+        nulls = 0
+        for g in range(md.num_row_groups):
+            st = md.row_group(g).column(j).statistics
+            if st is None or not st.has_null_count:
+                return None, md.num_rows
+            nulls += st.null_count
+        return nulls, md.num_rows
+
+    def null_status(self, name: str) -> str:
+        """"none" (no row lacks the column), "all" (absent or null everywhere) or
+        "some" (or unknown)."""
+        nulls, n = self.null_count(name)
+        return "some" if nulls is None else "none" if nulls == 0 else \
+            "all" if nulls == n else "some"
+
+    def _with_pid(self, tb: pa.Table, columns: list[str]) -> pa.Table:
+        pid = tb.column("pid")
+        if pid.null_count:
+            miss = ~pid.is_valid().to_numpy(zero_copy_only=False)
+            p = pid.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            tid = tb.column("tid")
+            tv = tid.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            fill = tv[miss]
+            if self._tid_pid is not None and fill.size:
+                keys, vals = self._tid_pid
+                i = np.minimum(np.searchsorted(keys, fill), max(keys.size - 1, 0))
+                known = (keys.size > 0) & (keys[i] == fill)
+                fill = np.where(known, vals[i], fill)
+            p[miss] = fill
+            tb = tb.set_column(tb.column_names.index("pid"), "pid",
+                               pa.array(p.astype(np.int32), mask=p < 0))
+        return tb.select(columns)
+
     def tables(self, columns: list[str]):
         """The samples' ``columns`` as a sequence of tables, in file order."""
+        read = list(columns)
+        fix = self.pid_from_tid and "pid" in columns
+        if fix and "tid" not in read:
+            read.append("tid")
         if self.table is not None:
-            yield self.table.select(columns)
+            tb = self.table.select(read)
+            yield self._with_pid(tb, columns) if fix else tb
             return
         # columns the file left out (no event recorded them) come back as nulls
-        yield from self.trace.iter_tables("samples", columns, batch_rows=BATCH_ROWS)
+        for tb in self.trace.iter_tables("samples", read, batch_rows=BATCH_ROWS):
+            yield self._with_pid(tb, columns) if fix else tb
 
     def materialize(self) -> None:
         """Read the whole table into memory (unsorted files, perf-phys translation)."""
         if self.table is None:
-            self.table = self.trace.table("samples", columns=SAMPLE_COLUMNS)
+            cols = SAMPLE_COLUMNS + (["tid"] if self.pid_from_tid else [])
+            self.table = self.trace.table("samples", columns=cols)
 
 
-def _scan(src: _Source) -> dict:
+def _scan(src: _Source, phys: bool = False) -> dict:
     """One pass over the narrow columns (time_ns, pid, event): the time span, whether
-    the times are sorted, the event names and the sample count per (event, pid)."""
+    the times are sorted, the event names and, per (event, pid), the number of samples,
+    of samples with a virtual address and (``phys``) of samples with a non-zero
+    physical address.  The address columns are read only where the file's statistics
+    say that some rows lack them."""
     t_min = t_max = last = None
     ordered = True
     names: set[str] = set()
-    counts: dict[tuple, int] = {}
-    for tb in src.tables(["time_ns", "pid", "event"]):
+    counts: dict[tuple, list[int]] = {}
+    addr_st = src.null_status("addr")
+    phys_st = src.null_status("phys_addr") if phys else "all"
+    cols = ["time_ns", "pid", "event"] + (["addr"] if addr_st == "some" else []) + \
+        (["phys_addr"] if phys_st != "all" else [])
+    for tb in src.tables(cols):
         ev = tb.column("event")
         names.update(_event_names(ev))
         tv = tb.column("time_ns").drop_null().to_numpy()
@@ -235,13 +314,27 @@ def _scan(src: _Source) -> dict:
                 ordered = False
             last = int(tv[-1])
         ok = pc.and_(pc.is_valid(tb.column("time_ns")), pc.is_valid(tb.column("pid")))
-        g = pa.table({"event": ev.cast(pa.string()), "pid": tb.column("pid")}).filter(ok)
+        n = tb.num_rows
+        cnt = {"event": ev.cast(pa.string()), "pid": tb.column("pid")}
+        cnt["a"] = (pa.array(np.ones(n, np.int64) if addr_st == "none" else
+                             np.zeros(n, np.int64)) if addr_st != "some" else
+                    pc.cast(pc.is_valid(tb.column("addr")), pa.int64()))
+        if phys_st != "all":
+            ph = tb.column("phys_addr")
+            cnt["p"] = pc.cast(pc.and_(pc.is_valid(ph), pc.not_equal(ph.fill_null(0), 0)),
+                               pa.int64())
+        else:
+            cnt["p"] = pa.array(np.zeros(n, np.int64))
+        g = pa.table(cnt).filter(ok)
         if g.num_rows:
             agg = g.group_by(["event", "pid"], use_threads=False).aggregate(
-                [("pid", "count")])
-            for e, p_, n in zip(agg.column("event").to_pylist(), agg.column("pid").to_pylist(),
-                                agg.column("pid_count").to_pylist()):
-                counts[(e, p_)] = counts.get((e, p_), 0) + n
+                [("pid", "count"), ("a", "sum"), ("p", "sum")])
+            for e, p_, k, a_, ph_ in zip(*(agg.column(c).to_pylist() for c in (
+                    "event", "pid", "pid_count", "a_sum", "p_sum"))):
+                c = counts.setdefault((e, p_), [0, 0, 0])
+                c[0] += k
+                c[1] += a_
+                c[2] += ph_
     return {"t_first": t_min, "t_last": t_max, "ordered": ordered, "names": sorted(names),
             "counts": counts}
 
@@ -260,7 +353,8 @@ def _load(source, mmaps, maps, pagemap_table):
         if "event" not in have:
             raise InputError(f"{tr.file('samples')}: lacks the event column")
         # only the columns the replay uses, streamed batch by batch (see _Source)
-        samples = _Source(path=tr.file("samples"), trace=tr)
+        samples = _Source(path=tr.file("samples"), trace=tr,
+                          tasks=tr.df("tasks") if tr.has("tasks") else None)
         mm = tr.df("mmaps") if mmaps is None else _as_table(mmaps).to_pandas()
         mp = (tr.df("maps") if tr.has("maps") else None) if maps is None \
             else _as_table(maps).to_pandas()
@@ -284,7 +378,8 @@ def _load(source, mmaps, maps, pagemap_table):
                 else:
                     samples = samples.append_column(
                         c, pa.array(["sample"] * samples.num_rows, pa.string()))
-        samples = _Source(table=samples.select(SAMPLE_COLUMNS))
+        keep = SAMPLE_COLUMNS + (["tid"] if "tid" in samples.column_names else [])
+        samples = _Source(table=samples.select(keep))
         mm = _as_table(mmaps).to_pandas() if mmaps is not None else None
         mp = _as_table(maps).to_pandas() if maps is not None else None
         pm = None
@@ -351,13 +446,19 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         if not ptr.has("pagemap"):
             raise InputError(f"{pagemap}: has no pagemap table")
         pm = ptr.df("pagemap")
-    # pass 1, narrow columns: time span, event names, samples per pid
-    scan = _scan(src)
+    physical = ops == "paddr"
+    if physical and pids:
+        raise ConfigError(f"pids={pids} (--pid) does not apply to paddr (physical memory has "
+                          "no process)")
+    # which address of a sample the targets see: the virtual one (vaddr/fvaddr with perf
+    # or abit), the physical one (paddr with perf-phys), or the other one translated
+    # through pagemap snapshots (vaddr/fvaddr with perf-phys; paddr with perf, and paddr
+    # with abit when the samples carry no physical address)
+    want_phys = access == "perf-phys" or (physical and access == "abit")
+    # pass 1, narrow columns: time span, event names, samples (with addresses) per pid
+    scan = _scan(src, phys=want_phys)
     if scan["t_first"] is None:
         raise InputError("the trace has no timed samples to replay")
-    if not scan["ordered"] or (access == "perf-phys" and ops != "paddr"):
-        # streaming needs time order; the pagemap translation works on the whole table
-        src.materialize()
     t_first, t_last = scan["t_first"], scan["t_last"]
     auto = isinstance(start_ns, str) and start_ns.strip().lower() == "auto"
     if isinstance(start_ns, str) and not auto:
@@ -371,21 +472,111 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     warnings: list[str] = []
     target_meta: list[dict] = []
     timelines: list[VmaTimeline] = []
-    physical = ops == "paddr"
+    nulls = src.null_count("pid")[0] if src.pid_from_tid else 0
+    if nulls:
+        warnings.append(
+            f"{nulls} samples carry a thread id but no pid (perf script text printed "
+            "without the pid field shows the tid alone): "
+            + ("the trace's COMM/FORK records give the pid of the threads they know, "
+               if src._tid_pid is not None else "")
+            + "a thread id stands for its pid otherwise (exact for single-threaded "
+            "processes; print the pid field with perf script -F pid,tid,... to be sure)")
+
+    # samples per pid of the chosen events: all, with a virtual, with a physical address
+    per_pid: dict = {}
+    for (e, p_), c in scan["counts"].items():
+        if chosen == names or e in chosen:
+            q = per_pid.setdefault(p_, [0, 0, 0])
+            for k in range(3):
+                q[k] += c[k]
+    n_all = sum(q[0] for q in per_pid.values())
+    n_virt = sum(q[1] for q in per_pid.values())
+    n_phys = sum(q[2] for q in per_pid.values())
+    what = f"{n_all:,} samples" + (f" (events: {', '.join(chosen)})" if chosen else "")
+    regions_hint = ("; its regions table is a DAMON trace (DAMON's own result), not "
+                    "samples to replay" if meta.get("tables", {}).get("regions") else "")
+
+    def no_addresses(kind: str, how: str):
+        return InputError(f"none of the trace's {what} carries a {kind} address, so the "
+                          f"replay has nothing to count; {how}{regions_hint}")
+
+    translator = None
+    if (physical and access == "perf") or (not physical and access == "perf-phys") or \
+            (physical and access == "abit" and n_phys == 0 and pm is not None and len(pm)):
+        if pm is None or len(pm) == 0:
+            if physical:
+                raise ConfigError(
+                    "paddr with --access perf counts the samples' virtual addresses at the "
+                    "physical frames they map to, which needs pagemap snapshots: give "
+                    "pagemap=DIR (--pagemap DIR) or ingest them into the trace directory; "
+                    "for samples with physical addresses use --access perf-phys")
+            raise InputError("perf-phys with vaddr/fvaddr needs pagemap snapshots: give "
+                             "--pagemap DIR or ingest them into the trace directory")
+        from .translate import Translator
+        translator = Translator.from_tables(pm)
+    address_source = ("virtual" if not physical and access != "perf-phys" else
+                      "physical" if translator is None else
+                      "physical, translated to virtual through pagemap snapshots"
+                      if not physical else
+                      "virtual, translated to physical through pagemap snapshots")
+    if address_source.startswith("virtual") and n_virt == 0:
+        raise no_addresses("data (virtual)", "record with `perf mem record`, or `perf record "
+                           "-d` (software events: page faults)")
+    if address_source.startswith("physical") and n_phys == 0:
+        raise no_addresses("physical", "record with `perf mem record --phys-data` (or "
+                           "`perf record --phys-data`)" + (
+                               ", or replay the virtual addresses with --access perf and "
+                               "pagemap snapshots (--pagemap DIR)" if physical else ""))
+    use_pid = 1 if address_source.startswith("virtual") else 2
+
+    def samples_of(p) -> str:
+        q = per_pid.get(p)
+        return (f"the trace has no sample of pid {p}" if q is None else
+                f"pid {p} has {q[0]:,} samples, none with an address")
+
+    def pid_list() -> str:
+        top = sorted(((q[use_pid], p_) for p_, q in per_pid.items() if p_ is not None
+                      and q[use_pid]), reverse=True)[:5]
+        return ", ".join(f"{p_} ({n:,})" for n, p_ in top) or "none"
+
+    if pids and not (not physical and access == "perf-phys"):
+        # (perf-phys finds the process of a frame in the pagemap, not in the sample)
+        missing = [p for p in pids if not per_pid.get(p, [0, 0, 0])[use_pid]]
+        if len(missing) == len(pids):
+            raise InputError(
+                f"{'; '.join(samples_of(p) for p in missing)} (pids={pids} (--pid)); the "
+                f"processes with the most samples with addresses: {pid_list()}")
+        for p in missing:
+            warnings.append(f"pid {p}: no sample with an address (its target stays idle)")
+    if not scan["ordered"] or (access == "perf-phys" and ops != "paddr"):
+        # streaming needs time order; the pagemap translation works on the whole table
+        src.materialize()
 
     def selected(columns=SAMPLE_COLUMNS):
         for tb in src.tables(columns):
             yield filter_events(tb, chosen, names)
 
-    # -- targets ---------------------------------------------------------------------
-    if ops == "paddr":
-        if pids:
-            raise ConfigError("--pid does not apply to paddr (physical memory has no process)")
-        if access == "perf":
-            raise ConfigError("paddr needs physical addresses: use --access perf-phys or abit")
+    n_untrans = [0]
 
+    def physical_of(tb):
+        """(time_ns, phys_addr) of the samples: recorded, or translated by the pagemap."""
+        if translator is None:
+            return physical_samples(tb)
+        s_ = tb.filter(pc.and_(pc.is_valid(tb.column("addr")), pc.is_valid(tb.column("pid"))))
+        t_ = s_.column("time_ns").to_numpy(zero_copy_only=False).astype(np.int64)
+        v_ = s_.column("addr").to_numpy(zero_copy_only=False).astype(np.uint64)
+        p_ = s_.column("pid").to_numpy(zero_copy_only=False).astype(np.int64)
+        ph = translator.virt_to_phys_present(p_, v_, t_)
+        ok = ph != 0
+        n_untrans[0] += int((~ok).sum())
+        a_, keep = engine_addresses(ph[ok])
+        t_ = t_[ok]
+        return (t_ if keep is None else t_[keep]), a_
+
+    # -- targets ---------------------------------------------------------------------
+    if physical:
         def convert(tb):
-            pt, pa_ = physical_samples(tb)
+            pt, pa_ = physical_of(tb)
             return pt, np.zeros(pt.size, np.int64), pa_
         tpids: list[int | None] = [None]
         if ranges:
@@ -396,11 +587,12 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             except InputError:
                 # the span of the sampled physical addresses: their min and max suffice
                 ext = []
-                for tb in selected(["time_ns", "event", "phys_addr"]):
-                    a = physical_samples(tb)[1]
+                for tb in selected(["time_ns", "pid", "event", "addr", "phys_addr"]):
+                    a = physical_of(tb)[1]
                     a = a[a > 0]
                     if a.size:
                         ext += [a.min(), a.max()]
+                n_untrans[0] = 0
                 rg, rsrc = default_range(meta, np.array(ext, np.int64))
         rg = aligned_union(check_ranges(rg, "paddr range"), config.min_region)
         targets = [Target(lambda t, rg=rg: rg, pid=None)]
@@ -420,16 +612,15 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                 raise ConfigError("--range applies to fvaddr and paddr; vaddr follows the "
                                   "process's mappings (use --ops fvaddr for fixed ranges)")
             if not pids:
-                per_pid: dict[int, int] = {}
-                for (e, p_), n in scan["counts"].items():
-                    if chosen == names or e in chosen:
-                        per_pid[p_] = per_pid.get(p_, 0) + n
-                if not per_pid:
-                    raise InputError("no sample carries a pid; give --pid")
-                most = max(per_pid.values())
-                pids = [min(p_ for p_, n in per_pid.items() if n == most)]
+                cand = {p_: q[use_pid] for p_, q in per_pid.items()
+                        if p_ is not None and q[use_pid]}
+                if not cand:
+                    raise InputError(f"none of the trace's {what} with addresses carries a "
+                                     "pid; give pids=[PID] (--pid PID)")
+                most = max(cand.values())
+                pids = [min(p_ for p_, n in cand.items() if n == most)]
                 warnings.append(f"no --pid given: monitoring pid {pids[0]}, the process with "
-                                "the most samples")
+                                "the most samples with addresses")
             tpids = list(pids)
             targets = []
             for i, p in enumerate(tpids):
@@ -441,12 +632,16 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                     # the gate area / kernel half: mapped in the trace, never in the mm
                     target_meta[-1]["mappings_left_out"] = [
                         {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped]
+            no_vmas = [p for p, tl in zip(tpids, timelines) if tl.source == "none"]
+            if no_vmas:
+                raise InputError(
+                    f"vaddr follows a process's mappings, and the trace has none of pid "
+                    f"{', '.join(map(str, no_vmas))} (no perf MMAP records: `perf script` "
+                    "text shows them only with --show-mmap-events; no /proc/PID/maps "
+                    "snapshots): replay fixed ranges with ops='fvaddr' (--ops fvaddr "
+                    "--range START-END), or ingest the perf.data")
         if access == "perf-phys":
-            if pm is None or len(pm) == 0:
-                raise InputError("perf-phys with vaddr/fvaddr needs pagemap snapshots: give "
-                                 "--pagemap DIR or ingest them into the trace directory")
-            from .translate import Translator
-            tr = Translator.from_tables(pm)
+            tr = translator
 
             def convert(tb):
                 t_, g_, a_, _ = translated_samples(tb, tpids, tr)
@@ -525,6 +720,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                                 f"regions until an ops update finds them{hint}")
     elif auto:
         t0_auto = {"time_ns": t0, "reason": f"--ops {ops} has fixed ranges: the first sample"}
+    t0_source = "auto" if auto else "--start" if start_ns is not None else "first sample"
+    _check_span(config, t0, t_last, t0_source)
     acc = StreamedSamples(access_batches(), t0)
 
     # -- run -------------------------------------------------------------------------
@@ -551,6 +748,19 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                       physical=physical, max_fixed_regions=DENSE_FIXED_MAX_REGIONS)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress)
     used = acc.drain()                # the samples from t0 on (the rest of the stream)
+    if translator is not None and physical and n_untrans[0]:
+        warnings.append(f"{n_untrans[0]} samples' virtual addresses did not translate to "
+                        "a frame (their page is present in none of the pagemap snapshots "
+                        "of their pid nearest in time, before and after)")
+    if used == 0:
+        if translator is not None and n_untrans[0]:
+            raise InputError(f"no sample's address translated through the pagemap snapshots "
+                             f"({n_untrans[0]:,} did not): the snapshots must be of the "
+                             "same run and processes as the samples")
+        raise InputError(f"no sample of the targets from t0 on ({t0} ns, {t0_source}; the "
+                         f"last sample is at {t_last} ns): nothing to replay")
+    if hist.n_snapshots == 0:
+        _check_span(config, t0, t_last, t0_source, always=True)
     if reason is not None:
         accessed_only = True
         warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
@@ -564,7 +774,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         "config": config.to_dict(), "generator": GENERATOR, "seed": config.seed,
         "ops": ops, "access": access, "events": chosen, "targets": target_meta,
         "t0_ns": t0,
-        "t0_source": "auto" if auto else "--start" if start_ns is not None else "first sample",
+        "t0_source": t0_source, "address_source": address_source,
         "t0_auto": t0_auto,
         "t_last_ns": t_last, "snapshots": n_snapshots, "samples_used": used,
         "accessed_only": bool(accessed_only),
@@ -576,6 +786,23 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         "input": prov, "warnings": warnings,
     }
     return RegionHistory(table, metadata)
+
+
+def _check_span(config: MonitorConfig, t0: int, t_last: int, t0_source: str,
+                always: bool = False) -> None:
+    """Refuse a replay that cannot complete one aggregation (it would write no snapshot):
+    the last sample must fall in the last sample interval of the first aggregation."""
+    S = config.sample_us * 1000
+    if not always and t_last >= t0 + (config.aggr_samples - 1) * S:
+        return
+    where = f"t0 = {t0} ns ({t0_source})"
+    if t_last < t0:
+        raise InputError(f"the replay starts after the trace's last sample ({where}, last "
+                         f"sample at {t_last} ns): no snapshot")
+    raise InputError(
+        f"the trace spans {(t_last - t0) / 1e6:.6g} ms from {where} to its last sample, "
+        f"shorter than one aggregation interval ({config.aggr_us / 1000:g} ms, "
+        f"aggr_us={config.aggr_us} (--aggr-us)): no snapshot")
 
 
 def every_stride(batches, stride: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
