@@ -139,7 +139,8 @@ def register(app: typer.Typer) -> None:
         kw = dict(ops=ops, pids=pid, ranges=range_, access=access, events=event,
                   pagemap=pagemap,
                   start_ns=start,
-                  accessed_only=accessed_only, max_rows=max_rows or None, config=cfg)
+                  accessed_only=accessed_only, max_rows=max_rows or None, config=cfg,
+                  output=dest)      # written snapshot by snapshot as the replay runs
         if sys.stderr.isatty() and not quiet:
             from rich.progress import Progress
             with Progress(transient=True) as bar:
@@ -148,7 +149,6 @@ def register(app: typer.Typer) -> None:
                     task, description=f"replaying: {psi} sample intervals"), **kw)
         else:
             h = replay(trace_dir, **kw)
-        h.to_parquet(dest)
         if trace_text is not None:
             h.to_damon_trace(trace_text)
         if not quiet:

@@ -66,18 +66,133 @@ MAX_ROWS = 20_000_000               # default cap on rows written with every reg
 DENSE_FIXED_MAX_REGIONS = 1 << 22   # fixed granularity through the dense engine (abit)
 
 
+ROW_GROUP_ROWS = 1 << 20    # rows per Parquet row group of a written history (pyarrow's own)
+COARSE_BYTES = 1 << 30      # "hottest regions": regions this large are coarse, not hot spots
+
+
+def _parquet():
+    import pyarrow.parquet as pq
+    return pq
+
+
+class HistoryWriter:
+    """Writes a region history to one Parquet file snapshot by snapshot, atomically.
+
+    Snapshots are buffered and written as row groups of whole snapshots, each of at most
+    ``ROW_GROUP_ROWS`` rows (a snapshot that alone holds more is cut into pieces of that
+    size), so readers can stream a history by snapshot and the writer holds at most one
+    row group.  tracedamon's metadata is known only at the end: it goes into the file's
+    key-value metadata on :meth:`close`, together with Arrow's serialized schema carrying
+    it, so the file equals what ``pq.write_table`` makes of the whole table with that
+    metadata (byte for byte, when the rows fit one row group).  The file appears under
+    ``dest`` on :meth:`close`; :meth:`abort` (or an exception inside a ``with`` block)
+    leaves nothing behind.
+    """
+
+    def __init__(self, dest: str | os.PathLike):
+        from ..atomic import atomic_path
+        self.dest = Path(dest)
+        self._ctx = atomic_path(self.dest)
+        self.tmp = self._ctx.__enter__()
+        try:
+            self._w = _parquet().ParquetWriter(self.tmp, REGIONS, compression="zstd")
+        except BaseException as e:
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+            raise
+        self._buf: list[pa.Table] = []
+        self._nbuf = 0
+        self.rows = 0
+        self.row_groups = 0
+
+    def add(self, table: pa.Table) -> None:
+        """Append one snapshot's rows (a REGIONS table)."""
+        n = table.num_rows
+        if self._nbuf and self._nbuf + n > ROW_GROUP_ROWS:
+            self._flush()
+        if n > ROW_GROUP_ROWS:
+            for off in range(0, n, ROW_GROUP_ROWS):
+                self._write(table.slice(off, ROW_GROUP_ROWS))
+            return
+        if n:
+            self._buf.append(table)
+            self._nbuf += n
+
+    def _flush(self) -> None:
+        if self._buf:
+            t = self._buf[0] if len(self._buf) == 1 else pa.concat_tables(self._buf)
+            self._buf, self._nbuf = [], 0
+            self._write(t)
+
+    def _write(self, t: pa.Table) -> None:
+        t = t.combine_chunks()
+        self._w.write_table(t, row_group_size=max(t.num_rows, 1))
+        self.rows += t.num_rows
+        self.row_groups += 1
+
+    def close(self, metadata: dict) -> Path:
+        """Write the last row group and the metadata; move the file into place."""
+        from ..ingest.writer import parquet_metadata
+        try:
+            self._flush()
+            if self.row_groups == 0:
+                self._w.write_table(REGIONS.empty_table())      # as pq.write_table does
+            md = parquet_metadata({"replay": metadata})
+            buf = pa.BufferOutputStream()
+            _parquet().write_table(REGIONS.with_metadata(md).empty_table(), buf)
+            arrow_schema = _parquet().read_metadata(
+                pa.BufferReader(buf.getvalue())).metadata[b"ARROW:schema"]
+            # (in this order the footer lists them as pq.write_table does)
+            self._w.add_key_value_metadata({**md, b"ARROW:schema": arrow_schema})
+            self._w.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._ctx.__exit__(None, None, None)
+        return self.dest
+
+    def abort(self) -> None:
+        """Remove the partial file."""
+        try:
+            self._w.close()
+        except Exception:
+            pass
+        stop = RuntimeError("history not written")
+        self._ctx.__exit__(type(stop), stop, None)     # atomic_path removes the file
+
+
+def _snapshot_slices(table: pa.Table):
+    """Zero-copy slices of a history table (rows in snapshot order), one per snapshot."""
+    if table.num_rows == 0:
+        return
+    snap = table.column("snapshot").to_numpy()
+    cut = np.concatenate([[0], np.flatnonzero(snap[1:] != snap[:-1]) + 1, [snap.size]])
+    for lo, hi in zip(cut[:-1], cut[1:]):
+        yield table.slice(int(lo), int(hi - lo))
+
+
 class RegionHistory:
     """The region snapshots of one replay (REGIONS schema) and how they were made.
 
     ``.df`` / ``.to_pandas()`` give a pandas DataFrame, ``.table`` the Arrow table,
     ``.to_parquet(path)`` writes it atomically with the metadata (config, seed,
     input provenance) in the file's key-value metadata, ``.metadata`` is that dict.
+    A history replayed with ``output=`` lives in its file (``.path``): ``.table`` reads
+    it on demand, and the summary, :meth:`hottest` and the DAMON-trace text read it row
+    group by row group.
     """
 
-    def __init__(self, table: pa.Table, metadata: dict):
-        self.table = table
+    def __init__(self, table: pa.Table | None, metadata: dict, path=None):
+        self._table = table
         self.metadata = metadata
+        self.path = Path(path) if path is not None else None
         self._df = None
+        self._totals = None
+
+    @property
+    def table(self) -> pa.Table:
+        if self._table is None:
+            self._table = _parquet().read_table(self.path).replace_schema_metadata(None)
+        return self._table
 
     @property
     def df(self):
@@ -88,9 +203,33 @@ class RegionHistory:
     def to_pandas(self):
         return self.table.to_pandas()
 
+    def tables(self, columns: list[str] | None = None):
+        """The rows as a sequence of tables in snapshot order (the file's row groups, or
+        slices of the table in memory): bounded memory for a history in a file."""
+        if self._table is None and self.path is not None:
+            pf = _parquet().ParquetFile(self.path)
+            for g in range(pf.metadata.num_row_groups):
+                yield pf.read_row_group(g, columns=columns).replace_schema_metadata(None)
+            return
+        t = self.table if columns is None else self.table.select(columns)
+        for off in range(0, max(t.num_rows, 1), ROW_GROUP_ROWS):
+            yield t.slice(off, ROW_GROUP_ROWS)
+
     def to_parquet(self, path: str | os.PathLike) -> Path:
-        from ..ingest.writer import write_table_atomic
-        return write_table_atomic(self.table, path, metadata={"replay": self.metadata})
+        """Write the history atomically (row groups of whole snapshots, see
+        :class:`HistoryWriter`)."""
+        if self.path is not None and self._table is None and \
+                Path(path).resolve() == self.path.resolve():
+            return self.path
+        w = HistoryWriter(path)
+        try:
+            for tb in self.tables():
+                for one in _snapshot_slices(tb):
+                    w.add(one)
+        except BaseException:
+            w.abort()
+            raise
+        return w.close(self.metadata)
 
     def damon_trace_lines(self, comm: str = "kdamond.0", pid: int = 0):
         """The history as ``perf script`` lines of ``damon:damon_aggregated`` events
@@ -98,25 +237,28 @@ class RegionHistory:
         real DAMON traces have, so DAMON-trace tools (and tracedamon's own ingest) read
         a replay like a recording."""
         if self.metadata.get("accessed_only"):
-            from ..errors import ConfigError
             raise ConfigError("a DAMON trace lists every region (nr_regions), but this "
                               "history holds only regions with accesses ("
                               f"{self.metadata.get('accessed_only_reason') or 'accessed_only'}"
                               "); replay without accessed_only (and a larger max_rows) to "
                               "write one")
-        t = self.table
-        snap = t.column("snapshot").to_numpy()
-        tgt = t.column("target").to_numpy()
-        key = snap.astype(np.int64) * (1 << 20) + tgt
-        _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-        nreg = counts[inv]
-        cols = [t.column(c).to_numpy() for c in ("time_ns", "start", "end", "nr_accesses",
-                                                 "age")]
-        for i in range(t.num_rows):
-            ns = int(cols[0][i])
-            yield (f"{comm} {pid} [000] {ns // 1_000_000_000}.{ns % 1_000_000_000:09d}: "
-                   f"damon:damon_aggregated: target_id={int(tgt[i])} nr_regions={int(nreg[i])} "
-                   f"{int(cols[1][i])}-{int(cols[2][i])}: {int(cols[3][i])} {int(cols[4][i])}")
+        # pass 1: regions per (snapshot, target); pass 2: the lines
+        nreg: dict[tuple[int, int], int] = {}
+        for t in self.tables(["snapshot", "target"]):
+            if t.num_rows == 0:
+                continue
+            g = t.group_by(["snapshot", "target"], use_threads=False).aggregate(
+                [("target", "count")])
+            for k1, k2, c in zip(*(g.column(x).to_pylist() for x in (
+                    "snapshot", "target", "target_count"))):
+                nreg[(k1, k2)] = nreg.get((k1, k2), 0) + c
+        for t in self.tables(["snapshot", "time_ns", "target", "start", "end", "nr_accesses",
+                              "age"]):
+            cols = [t.column(c).to_pylist() for c in t.column_names]
+            for snap, ns, tgt, st, en, nr, age in zip(*cols):
+                yield (f"{comm} {pid} [000] {ns // 1_000_000_000}.{ns % 1_000_000_000:09d}: "
+                       f"damon:damon_aggregated: target_id={tgt} "
+                       f"nr_regions={nreg[(snap, tgt)]} {st}-{en}: {nr} {age}")
 
     def to_damon_trace(self, path: str | os.PathLike) -> Path:
         """Write :meth:`damon_trace_lines` to a text file (atomically)."""
@@ -131,50 +273,125 @@ class RegionHistory:
         return int(self.metadata.get("snapshots", 0))
 
     def __len__(self) -> int:
+        if self._table is None and self.path is not None:
+            return _parquet().ParquetFile(self.path).metadata.num_rows
         return self.table.num_rows
 
     def __repr__(self) -> str:
-        return (f"<RegionHistory {self.n_snapshots} snapshots, {self.table.num_rows} region rows, "
+        return (f"<RegionHistory {self.n_snapshots} snapshots, {len(self)} region rows, "
                 f"ops={self.metadata.get('ops')} access={self.metadata.get('access')}>")
 
-    def hottest(self, n: int = 5):
-        """The ``n`` regions (target, start, end) with the most accesses over all snapshots."""
-        t = self.table
-        if t.num_rows == 0:
-            return self.df.head(0)
-        # grouped in Arrow: a fixed-granularity history can hold tens of millions of rows
-        g = t.select(["target", "start", "end", "nr_accesses", "age"]).group_by(
-            ["target", "start", "end"], use_threads=False).aggregate(
-            [("nr_accesses", "count"), ("nr_accesses", "sum"), ("nr_accesses", "mean"),
-             ("age", "max")]).to_pandas()
-        g = g.rename(columns={"nr_accesses_count": "snapshots",
-                              "nr_accesses_sum": "total_accesses",
-                              "nr_accesses_mean": "mean_accesses", "age_max": "max_age"})
-        g = g[["target", "start", "end", "snapshots", "total_accesses", "mean_accesses",
-               "max_age"]]
+    def _region_totals(self):
+        """Per region (target, start, end) over all snapshots: snapshots, total and max
+        age; aggregated row group by row group, partial results merged as they grow."""
+        if self._totals is not None:
+            return self._totals
+        keys = ["target", "start", "end"]
+        aggs = [("nr_accesses", "count"), ("nr_accesses", "sum"), ("age", "max")]
+        parts: list[pa.Table] = []
+        held = 0
+
+        def combine(ts):
+            t = pa.concat_tables(ts)
+            return t.group_by(keys, use_threads=False).aggregate(
+                [("n", "sum"), ("total", "sum"), ("max_age", "max")]).rename_columns(
+                keys + ["n", "total", "max_age"])
+
+        for t in self.tables(keys + ["nr_accesses", "age"]):
+            if t.num_rows == 0:
+                continue
+            g = t.group_by(keys, use_threads=False).aggregate(aggs).rename_columns(
+                keys + ["n", "total", "max_age"])
+            parts.append(g)
+            held += g.num_rows
+            if held > 2 * ROW_GROUP_ROWS and len(parts) > 1:
+                parts = [combine(parts)]
+                held = parts[0].num_rows
+        if not parts:
+            self._totals = pa.table({k: pa.array([], pa.int64()) for k in
+                                     keys + ["n", "total", "max_age"]}).to_pandas()
+        else:
+            self._totals = (combine(parts) if len(parts) > 1 else parts[0]).to_pandas()
+        return self._totals
+
+    def hottest(self, n: int = 5, coarse: bool = False):
+        """The ``n`` regions (target, start, end) with the most accesses summed over all
+        snapshots, most first: columns target, start, end, size, snapshots (in which the
+        region existed with these bounds), total_accesses, mean_accesses, max_age and
+        ``coarse`` (``size >= COARSE_BYTES``, 1 GiB).
+
+        A region counts as accessed in a sample interval when one sample hits any page of
+        it (perf checks) or its one sampled page (abit), whatever its size: a region of a
+        gigabyte or more with a high count is an artefact of coarse regions, not a hot
+        spot.  Coarse regions are left out unless ``coarse=True``;
+        :meth:`coarse_accessed` summarises them."""
+        g = self._region_totals()
+        cols = ["target", "start", "end", "size", "snapshots", "total_accesses",
+                "mean_accesses", "max_age", "coarse"]
+        if len(g) == 0:
+            import pandas as pd
+            return pd.DataFrame({c: [] for c in cols})
+        g = g.rename(columns={"n": "snapshots", "total": "total_accesses"})
+        g["size"] = (g["end"].astype(np.uint64) - g["start"].astype(np.uint64)).astype(
+            np.uint64)
+        g["mean_accesses"] = g["total_accesses"] / g["snapshots"]
+        g["coarse"] = g["size"] >= COARSE_BYTES
+        if not coarse:
+            g = g[~g["coarse"]]
         g = g.sort_values(["total_accesses", "target", "start", "end"],
-                          ascending=[False, True, True, True],
-                          kind="stable")
-        return g.head(n).reset_index(drop=True)
+                          ascending=[False, True, True, True], kind="stable")
+        return g[cols].head(n).reset_index(drop=True)
+
+    def coarse_accessed(self) -> dict:
+        """Regions of 1 GiB or more that had accesses: how many, the largest, and the
+        highest mean nr_accesses among them."""
+        g = self._region_totals()
+        if len(g) == 0:
+            return {"regions": 0, "largest": 0, "max_mean_accesses": 0.0}
+        size = g["end"].astype(np.uint64) - g["start"].astype(np.uint64)
+        sel = (size >= COARSE_BYTES) & (g["total"] > 0)
+        if not sel.any():
+            return {"regions": 0, "largest": 0, "max_mean_accesses": 0.0}
+        return {"regions": int(sel.sum()), "largest": int(size[sel].max()),
+                "max_mean_accesses": float((g["total"][sel] / g["n"][sel]).max())}
 
     def summary(self, n: int = 5) -> str:
         m = self.metadata
         lines = [f"replay: ops={m['ops']} access={m['access']} targets={len(m['targets'])} "
                  f"seed={m['config']['seed']}",
-                 f"snapshots: {self.n_snapshots}   region rows: {self.table.num_rows}"
+                 f"snapshots: {self.n_snapshots}   region rows: {len(self)}"
                  + ("   (only regions with accesses)" if m.get("accessed_only") else ""),
                  f"samples used: {m['samples_used']}   max nr_accesses per aggregation: "
                  f"{m['config']['aggr_us'] // m['config']['sample_us']}"]
         for w in m.get("warnings", []):
             lines.append(f"warning: {w}")
         hot = self.hottest(n)
+        hot = hot[hot.total_accesses > 0]
         if len(hot):
-            lines.append("hottest regions (by total nr_accesses over all snapshots):")
+            lines.append("hottest regions (most nr_accesses summed over all snapshots; "
+                         "regions under 1 GiB):")
             for r in hot.itertuples():
                 lines.append(f"  target {r.target}  {int(r.start):#x}-{int(r.end):#x} "
-                             f"({(int(r.end) - int(r.start)) // 1024} KiB)  "
-                             f"mean nr_accesses {r.mean_accesses:.1f} in {r.snapshots} snapshots")
+                             f"({_size(int(r.size))})  mean nr_accesses "
+                             f"{r.mean_accesses:.1f} in {r.snapshots} snapshots")
+        c = self.coarse_accessed()
+        if c["regions"]:
+            rule = ("the one page it samples was accessed" if m["access"] == "abit" else
+                    "one sample hits any of its pages")
+            lines.append(
+                f"coarse: {c['regions']} region(s) of 1 GiB or more had accesses (the "
+                f"largest {_size(c['largest'])}, mean nr_accesses up to "
+                f"{c['max_mean_accesses']:.1f}); a region counts as accessed when {rule}, "
+                "whatever its size, so these are no hot spots and are not ranked (a "
+                "smaller --max-region or more --min-nr-regions splits them)")
         return "\n".join(lines)
+
+
+def _size(b: int) -> str:
+    for unit, k in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if b >= 1 << k:
+            return f"{b >> k} {unit}" if b % (1 << k) == 0 else f"{b / (1 << k):.1f} {unit}"
+    return f"{b} B"
 
 
 def _as_table(obj) -> pa.Table | None:
@@ -394,7 +611,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
            events=None, pagemap=None, start_ns: int | str | None = None,
            accessed_only: bool = False, max_rows: int | None = MAX_ROWS, mmaps=None, maps=None,
            config: MonitorConfig | None = None, fixed_engine: bool = True, progress=None,
-           **params) -> RegionHistory:
+           output: str | os.PathLike | None = None, **params) -> RegionHistory:
     """Run the DAMON monitor over recorded samples and return the region history.
 
     Parameters
@@ -419,6 +636,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         exceed ``max_rows`` rows (default 20 M) the replay writes only regions with
         accesses instead, with a warning and ``accessed_only_reason`` in the metadata
         (the result equals ``accessed_only=True``).  ``None``: no limit
+    output : write the history to this Parquet file as the replay runs, snapshot by
+        snapshot (memory stays bounded whatever the number of rows; the file appears
+        whole or not at all); the returned history then reads its rows from the file
     config : a MonitorConfig; or give its fields as keyword arguments
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
@@ -725,6 +945,55 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     acc = StreamedSamples(access_batches(), t0)
 
     # -- run -------------------------------------------------------------------------
+    writer = HistoryWriter(output) if output is not None else None
+    try:
+        hist, metadata = _run(
+            config, targets, acc, t0, t_last, access=access, physical=physical,
+            accessed_only=accessed_only, max_rows=max_rows, fixed_engine=fixed_engine,
+            progress=progress, writer=writer, warnings=warnings)
+        used = acc.drain()                # the samples from t0 on (the rest of the stream)
+        if translator is not None and physical and n_untrans[0]:
+            warnings.append(f"{n_untrans[0]} samples' virtual addresses did not translate "
+                            "to a frame (their page is present in none of the pagemap "
+                            "snapshots of their pid)")
+        if used == 0:
+            if translator is not None and n_untrans[0]:
+                raise InputError(f"no sample's address translated through the pagemap "
+                                 f"snapshots ({n_untrans[0]:,} did not): the snapshots must "
+                                 "be of the same run and processes as the samples")
+            raise InputError(f"no sample of the targets from t0 on ({t0} ns, {t0_source}; "
+                             f"the last sample is at {t_last} ns): nothing to replay")
+        if hist.n_snapshots == 0:
+            _check_span(config, t0, t_last, t0_source, always=True)
+        if all(e[2] == e[3] for e in hist.coverage):
+            why = [w for w in warnings if "no three regions" in w]
+            raise InputError(
+                "no target had a region in any snapshot, so the history would be empty"
+                + (": " + "; ".join(why) if why else " (the targets' ranges are empty)"))
+        metadata.update({
+            "ops": ops, "access": access, "events": chosen, "targets": target_meta,
+            "t0_ns": t0, "t0_source": t0_source, "address_source": address_source,
+            "t0_auto": t0_auto, "t_last_ns": t_last, "samples_used": used,
+            "input": prov, "warnings": warnings,
+        })
+        if writer is not None:
+            return RegionHistory(None, metadata, writer.close(metadata))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return RegionHistory(history_table(hist, [t.pid for t in targets]), metadata)
+
+
+def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, max_rows,
+         fixed_engine, progress, writer, warnings) -> tuple[History, dict]:
+    """Run the monitor; snapshots go to ``writer`` as they are taken (or stay in the
+    returned History).  Returns the History and the engine's part of the metadata."""
+    pids = [t.pid for t in targets]
+    sink = None
+    if writer is not None:
+        def sink(cols):
+            writer.add(history_table(History(*cols), pids))
     use_fixed = (fixed_engine and config.fixed_granularity and access != "abit"
                  and not config.tuning)
     reason = None
@@ -732,7 +1001,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         from .fixed import FixedMonitor
         mon = FixedMonitor(config, targets)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, max_rows=max_rows,
-                       progress=progress)
+                       progress=progress, sink=sink)
         reason = mon.auto_accessed_only
     else:
         if config.fixed_granularity:
@@ -746,46 +1015,26 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                           f"than {max_rows:,}): only regions with accesses are written")
         mon = Monitor(config, targets, access="abit" if access == "abit" else "perf",
                       physical=physical, max_fixed_regions=DENSE_FIXED_MAX_REGIONS)
-        hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress)
-    used = acc.drain()                # the samples from t0 on (the rest of the stream)
-    if translator is not None and physical and n_untrans[0]:
-        warnings.append(f"{n_untrans[0]} samples' virtual addresses did not translate to "
-                        "a frame (their page is present in none of the pagemap snapshots "
-                        "of their pid nearest in time, before and after)")
-    if used == 0:
-        if translator is not None and n_untrans[0]:
-            raise InputError(f"no sample's address translated through the pagemap snapshots "
-                             f"({n_untrans[0]:,} did not): the snapshots must be of the "
-                             "same run and processes as the samples")
-        raise InputError(f"no sample of the targets from t0 on ({t0} ns, {t0_source}; the "
-                         f"last sample is at {t_last} ns): nothing to replay")
-    if hist.n_snapshots == 0:
-        _check_span(config, t0, t_last, t0_source, always=True)
+        hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress,
+                       sink=sink)
     if reason is not None:
         accessed_only = True
         warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
                         "--max-rows / --min-region)")
-    table = history_table(hist, [t.pid for t in targets])
-    n_snapshots, tune_events = hist.n_snapshots, hist.tune_events
-    del hist, mon                     # the engine's column arrays: the table holds the rows
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
         "config": config.to_dict(), "generator": GENERATOR, "seed": config.seed,
-        "ops": ops, "access": access, "events": chosen, "targets": target_meta,
-        "t0_ns": t0,
-        "t0_source": t0_source, "address_source": address_source,
-        "t0_auto": t0_auto,
-        "t_last_ns": t_last, "snapshots": n_snapshots, "samples_used": used,
+        "snapshots": hist.n_snapshots,
         "accessed_only": bool(accessed_only),
         "rows": "regions with nr_accesses > 0 only" if accessed_only else "every region",
         "accessed_only_reason": (reason if reason is not None else
                                  "asked for" if accessed_only else None),
         "max_rows": max_rows,
-        "folio_model": "4 KiB pages", "tune_events": [list(map(int, e)) for e in tune_events],
-        "input": prov, "warnings": warnings,
+        "folio_model": "4 KiB pages",
+        "tune_events": [list(map(int, e)) for e in hist.tune_events],
     }
-    return RegionHistory(table, metadata)
+    return hist, metadata
 
 
 def _check_span(config: MonitorConfig, t0: int, t_last: int, t0_source: str,
