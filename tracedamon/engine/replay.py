@@ -179,6 +179,16 @@ class RegionHistory:
     A history replayed with ``output=`` lives in its file (``.path``): ``.table`` reads
     it on demand, and the summary, :meth:`hottest` and the DAMON-trace text read it row
     group by row group.
+
+    Sparse histories.  The metadata's ``sparse`` is true when rows with nr_accesses 0
+    were left out (``accessed_only``, asked for or past ``max_rows``), and ``coverage``
+    (written for every replay) lists what the monitor covered: ``[snapshot_from, target,
+    start, end]`` entries, the union of the target's regions (adjacent ranges merged) in
+    effect from snapshot ``snapshot_from`` until the target's next entry, sorted by
+    (snapshot_from, target, start), emitted only when it changes (vaddr: at ops updates;
+    fvaddr and paddr: once); ``[snapshot_from, target, 0, 0]`` when the target has no
+    region.  In a sparse history a byte inside the coverage that no row of a snapshot
+    covers had nr_accesses 0 then; a byte outside it was not monitored.
     """
 
     def __init__(self, table: pa.Table | None, metadata: dict, path=None):
@@ -1027,6 +1037,10 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
         "config": config.to_dict(), "generator": GENERATOR, "seed": config.seed,
         "snapshots": hist.n_snapshots,
         "accessed_only": bool(accessed_only),
+        # the sparse-history contract: rows with nr_accesses 0 left out; coverage says
+        # what was monitored (see RegionHistory)
+        "sparse": bool(accessed_only),
+        "coverage": [list(map(int, e)) for e in hist.coverage],
         "rows": "regions with nr_accesses > 0 only" if accessed_only else "every region",
         "accessed_only_reason": (reason if reason is not None else
                                  "asked for" if accessed_only else None),
