@@ -1,11 +1,17 @@
-"""Peak memory of `tracedamon replay` writing a large region history (every region).
+"""Peak memory of `tracedamon replay`: a large region history, and many samples.
 
-A trace directory with synthetic page-access samples is made on the fly (nothing big is
-stored): one process over ``--seconds`` seconds, 80 % of the samples in a 4 MiB hot set
-that moves every second, the rest uniform over the monitored range.  A fixed 4 KiB
-replay of that range writes every region of every snapshot:
+Trace directories with synthetic page-access samples are made on the fly (nothing big
+is stored): one process, 80 % of the samples in a 4 MiB hot set that moves every
+second, the rest uniform over its mapped range.
 
-    rows = (range / 4 KiB) x (seconds / 100 ms)      (10.5 M rows by default)
+1. history: ``--samples`` samples over ``--seconds`` seconds; a fixed 4 KiB replay of
+   the range writes every region of every snapshot,
+
+       rows = (range / 4 KiB) x (seconds / 100 ms)      (10.5 M rows by default);
+
+2. samples: ``--many`` samples (10 M) over 60 s in a 1 GiB heap, with the process's
+   mappings (binary, heap, stack) as perf MMAP records; `replay DIR --start auto` at the
+   default parameters (adaptive regions), samples streamed from the Parquet file.
 
 The whole command runs under ``/usr/bin/time -v`` (peak RSS = "Maximum resident set
 size", wall time); the output is checked (row count; no snapshot split across row
@@ -36,10 +42,25 @@ PAGE = 4096
 BASE = 0x7F0000000000
 
 
-def make_trace(dest: Path, seconds: float, span: int, n: int, seed: int = 0) -> None:
+HEAP = 0x555555600000
+MAPS = [(0x555555554000, 0x2000, "/usr/bin/workload"), (HEAP, 1 << 30, "[heap]"),
+        (0x7ffffffde000, 0x21000, "[stack]")]
+
+
+def make_trace(dest: Path, seconds: float, span: int, n: int, seed: int = 0,
+               base: int = None, mmaps: bool = False) -> None:
     from tracedamon.ingest.writer import TraceDirWriter
     rng = np.random.default_rng(seed)
+    base = BASE if base is None else base
     with TraceDirWriter(dest) as w:
+        if mmaps:
+            w.write("mmaps", pa.table({
+                "time_ns": pa.array(np.zeros(len(MAPS), np.int64)),
+                "pid": pa.array(np.full(len(MAPS), 4242, np.int32)),
+                "tid": pa.array(np.full(len(MAPS), 4242, np.int32)),
+                "start": pa.array(np.array([m[0] for m in MAPS], np.uint64)),
+                "length": pa.array(np.array([m[1] for m in MAPS], np.uint64)),
+                "filename": pa.array([m[2] for m in MAPS])}))
         done = 0
         batch = 1 << 20
         t_all = np.sort(rng.integers(0, int(seconds * 1e9), n))
@@ -57,7 +78,7 @@ def make_trace(dest: Path, seconds: float, span: int, n: int, seed: int = 0) -> 
                 "event_id": pa.array(np.zeros(k, np.int32)),
                 "event": pa.DictionaryArray.from_arrays(pa.array(np.zeros(k, np.int32)),
                                                         pa.array(["page-faults"])),
-                "addr": pa.array((BASE + off).astype(np.uint64)),
+                "addr": pa.array((base + off).astype(np.uint64)),
                 "cpumode": pa.array(np.full(k, 2, np.uint8)),
                 "misc": pa.array(np.full(k, 2, np.uint16))}))
             done += k
@@ -104,6 +125,8 @@ def main(argv=None) -> int:
                     help="rows of the history (regions x snapshots), about")
     ap.add_argument("--seconds", type=float, default=8.0, help="recorded time")
     ap.add_argument("--samples", type=int, default=2_000_000)
+    ap.add_argument("--many", type=int, default=10_000_000,
+                    help="samples of the second case (0: skip it)")
     ap.add_argument("--code", action="append", default=[],
                     help="another source tree to measure too (repeatable)")
     ap.add_argument("--limit-gb", type=float, default=6.0)
@@ -136,6 +159,25 @@ def main(argv=None) -> int:
             print(f"  {who}: {r['wall_s']:.1f} s wall, peak RSS {r['rss_mb']:.0f} MB; "
                   f"{check(out, rows)}")
             out.unlink()
+        if args.many:
+            td2 = tmp / "many.td"
+            make_trace(td2, 60.0, 1 << 30, args.many, seed=1, base=HEAP, mmaps=True)
+            size = sum(f.stat().st_size for f in td2.iterdir()) / 1e6
+            print(f"trace: {args.many:,} samples over 60 s ({size:.0f} MB), one process; "
+                  "replay --start auto at the default parameters")
+            for code in [None, *args.code]:
+                out = tmp / "many.parquet"
+                cmd = [sys.executable, "-m", "tracedamon", "replay", str(td2), "--start",
+                       "auto", "-q", "-o", str(out)]
+                r = run(cmd, code, args.limit_gb, tmp)
+                who = code or "this tree"
+                if r["rc"] != 0:
+                    print(f"  {who}: FAILED (exit {r['rc']}): {r['err']}")
+                    continue
+                import pyarrow.parquet as pq
+                print(f"  {who}: {r['wall_s']:.1f} s wall, peak RSS {r['rss_mb']:.0f} MB; "
+                      f"{pq.ParquetFile(out).metadata.num_rows:,} rows")
+                out.unlink()
     finally:
         if not args.keep:
             import shutil

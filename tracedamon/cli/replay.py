@@ -12,9 +12,10 @@ HELP = (
     "DAMON would have produced, as a regions table.\n\n"
     "This re-runs the MONITOR over recorded accesses. It is not damo's `replay`, which "
     "re-generates the recorded accesses on a live machine.\n\n"
-    "Access check (--access): perf = the perf-event check of the DAMON RFC with virtual "
-    "addresses (pid + page); perf-phys = physical addresses (paddr directly, vaddr through "
-    "pagemap snapshots); abit = the accessed-bit check emulated over the samples (one random "
+    "Access check (--access): perf = the perf-event check of the DAMON RFC with the samples' "
+    "virtual addresses (pid + page; paddr: at the frames the --pagemap snapshots map them "
+    "to); perf-phys = their physical addresses (paddr directly, vaddr through pagemap "
+    "snapshots); abit = the accessed-bit check emulated over the samples (one random "
     "address per region per sample interval).\n\n"
     "Time grid: sample interval k covers [t0 + k*S, t0 + (k+1)*S), t0 = --start or the first "
     "sample of the trace; only complete aggregations are written; the replay ends with the "
@@ -25,15 +26,21 @@ HELP = (
     "which the target's mappings give three regions covering the most of its samples until "
     "the first ops update (the choice and why are in the output's metadata, t0_auto).\n\n"
     "Output: -o FILE, else DIR/replay.parquet (DIR/regions.parquet, an ingested DAMON trace, "
-    "is never overwritten). Same input + options + seed give a byte-identical file. Every "
+    "is never overwritten), written snapshot by snapshot as the replay runs. Same input + "
+    "options + seed give a byte-identical file. Every "
     "region of every snapshot is written, like DAMON's own trace, unless --accessed-only; "
     "when that would exceed --max-rows rows (fixed granularity over a big space: a vaddr "
     "target's three regions can hold tens of millions of 4 KiB regions), only regions with "
-    "accesses are written, with a warning and the reason in the metadata.\n\n"
+    "accesses are written, with a warning and the reason in the metadata. A replay with "
+    "nothing to do (no sample of --pid, no addresses, shorter than one aggregation, no "
+    "region in any snapshot) is refused with the reason, and writes nothing.\n\n"
     "Examples:\n\n"
     "  tracedamon replay run.td --ops fvaddr --range 0x200000000000-0x200000120000 "
     "--sample-us 10000\n\n"
     "  tracedamon replay run.td --ops vaddr --start auto --min-region 4096 --max-region 4096"
+    "\n\n"
+    "  tracedamon replay run.td --ops paddr --pagemap pagemap.td   (virtual samples, "
+    "counted at their frames)"
 )
 
 
@@ -66,7 +73,8 @@ def register(app: typer.Typer) -> None:
                                              "OR'ed; default all)"),
         pagemap: Optional[Path] = typer.Option(None, "--pagemap",
                                                help="trace directory with pagemap snapshots "
-                                                    "(perf-phys with vaddr/fvaddr)"),
+                                                    "(perf-phys with vaddr/fvaddr; paddr "
+                                                    "from virtual samples)"),
         sample_us: int = typer.Option(5000, "--sample-us", help="sampling interval (us)"),
         aggr_us: int = typer.Option(100000, "--aggr-us", help="aggregation interval (us)"),
         update_us: int = typer.Option(60000000, "--update-us", help="ops update interval (us)"),

@@ -541,27 +541,30 @@ def _scan(src: _Source, phys: bool = False) -> dict:
                 ordered = False
             last = int(tv[-1])
         ok = pc.and_(pc.is_valid(tb.column("time_ns")), pc.is_valid(tb.column("pid")))
-        n = tb.num_rows
         cnt = {"event": ev.cast(pa.string()), "pid": tb.column("pid")}
-        cnt["a"] = (pa.array(np.ones(n, np.int64) if addr_st == "none" else
-                             np.zeros(n, np.int64)) if addr_st != "some" else
-                    pc.cast(pc.is_valid(tb.column("addr")), pa.int64()))
+        aggs = [("pid", "count")]
+        # per-row address flags only where rows differ (else: all or none of them)
+        if addr_st == "some":
+            cnt["a"] = pc.cast(pc.is_valid(tb.column("addr")), pa.int64())
+            aggs.append(("a", "sum"))
         if phys_st != "all":
             ph = tb.column("phys_addr")
             cnt["p"] = pc.cast(pc.and_(pc.is_valid(ph), pc.not_equal(ph.fill_null(0), 0)),
                                pa.int64())
-        else:
-            cnt["p"] = pa.array(np.zeros(n, np.int64))
+            aggs.append(("p", "sum"))
         g = pa.table(cnt).filter(ok)
         if g.num_rows:
-            agg = g.group_by(["event", "pid"], use_threads=False).aggregate(
-                [("pid", "count"), ("a", "sum"), ("p", "sum")])
-            for e, p_, k, a_, ph_ in zip(*(agg.column(c).to_pylist() for c in (
-                    "event", "pid", "pid_count", "a_sum", "p_sum"))):
-                c = counts.setdefault((e, p_), [0, 0, 0])
+            agg = g.group_by(["event", "pid"], use_threads=False).aggregate(aggs)
+            k_ = agg.column("pid_count").to_pylist()
+            a_ = agg.column("a_sum").to_pylist() if addr_st == "some" else \
+                (k_ if addr_st == "none" else [0] * len(k_))
+            p_ = agg.column("p_sum").to_pylist() if phys_st != "all" else [0] * len(k_)
+            for e, pid_, k, na, nph in zip(agg.column("event").to_pylist(),
+                                           agg.column("pid").to_pylist(), k_, a_, p_):
+                c = counts.setdefault((e, pid_), [0, 0, 0])
                 c[0] += k
-                c[1] += a_
-                c[2] += ph_
+                c[1] += na
+                c[2] += nph
     return {"t_first": t_min, "t_last": t_max, "ordered": ordered, "names": sorted(names),
             "counts": counts}
 
