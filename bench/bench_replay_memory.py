@@ -13,8 +13,9 @@ second, the rest uniform over its mapped range.
    mappings (binary, heap, stack) as perf MMAP records; `replay DIR --start auto` at the
    default parameters (adaptive regions), samples streamed from the Parquet file.
 
-The whole command runs under ``/usr/bin/time -v`` (peak RSS = "Maximum resident set
-size", wall time); the output is checked (row count; no snapshot split across row
+Each command runs under ``/usr/bin/time -v`` (peak RSS = "Maximum resident set size",
+wall time, CPU time = user + system: on a shared machine the CPU time is the steadier
+figure); the output is checked (row count; no snapshot split across row
 groups).  ``--code DIR`` runs the same command with another tracedamon source tree
 first on ``PYTHONPATH`` (e.g. an older checkout, for before/after figures); each run is
 limited to ``--limit-gb`` of address space, so an old version that holds every row
@@ -97,9 +98,11 @@ def run(cmd: list[str], code: str | None, limit_gb: float, cwd: Path) -> dict:
     if wall:
         for part in wall.group(1).split(":"):
             secs = secs * 60 + float(part)
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)",
+                                           r.stderr))
     err = [ln for ln in r.stderr.splitlines() if "error" in ln.lower() or "Error" in ln]
     return {"rc": r.returncode, "rss_mb": int(rss.group(1)) / 1024 if rss else None,
-            "wall_s": secs, "err": err[-1] if err else ""}
+            "wall_s": secs, "cpu_s": cpu, "err": err[-1] if err else ""}
 
 
 def check(out: Path, rows: int) -> str:
@@ -156,8 +159,8 @@ def main(argv=None) -> int:
                 print(f"  {who}: FAILED (exit {r['rc']}) after {r['wall_s']:.1f} s, peak RSS "
                       f"{r['rss_mb'] or 0:.0f} MB: {r['err']}")
                 continue
-            print(f"  {who}: {r['wall_s']:.1f} s wall, peak RSS {r['rss_mb']:.0f} MB; "
-                  f"{check(out, rows)}")
+            print(f"  {who}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, peak RSS "
+                  f"{r['rss_mb']:.0f} MB; {check(out, rows)}")
             out.unlink()
         if args.many:
             td2 = tmp / "many.td"
@@ -175,8 +178,8 @@ def main(argv=None) -> int:
                     print(f"  {who}: FAILED (exit {r['rc']}): {r['err']}")
                     continue
                 import pyarrow.parquet as pq
-                print(f"  {who}: {r['wall_s']:.1f} s wall, peak RSS {r['rss_mb']:.0f} MB; "
-                      f"{pq.ParquetFile(out).metadata.num_rows:,} rows")
+                print(f"  {who}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, peak RSS "
+                      f"{r['rss_mb']:.0f} MB; {pq.ParquetFile(out).metadata.num_rows:,} rows")
                 out.unlink()
     finally:
         if not args.keep:

@@ -191,3 +191,11 @@ def test_perf_script_text_gzip_corpus_shape():
     f = need_corpus(*RUN1, "perf_pagefaults_script.txt.gz")
     first = gzip.open(f, "rt").readline().split()
     assert first[1] == "7727" and "/" not in first[1]
+
+
+def test_damon_trace_text_with_accessed_only_is_refused_before_running(hotcold, capsys,
+                                                                       tmp_path):
+    txt = tmp_path / "d.txt"
+    refused([hotcold, "--ops", "fvaddr", "--range", AREA, "--accessed-only",
+             "--damon-trace", txt], capsys, tmp_path, "--damon-trace")
+    assert not txt.exists()

@@ -130,6 +130,9 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--fix {unknown[0]}: choose from {', '.join(fixes)}")
         if not trace_dir.is_dir():
             raise InputError(f"{trace_dir}: not a trace directory")
+        if trace_text is not None and accessed_only:
+            raise ConfigError("--damon-trace lists every region of a snapshot (nr_regions), "
+                              "which --accessed-only leaves out: drop one of the two")
         cfg = MonitorConfig(
             sample_us=sample_us, aggr_us=aggr_us, update_us=update_us,
             min_nr_regions=min_nr_regions, max_nr_regions=max_nr_regions,

@@ -635,10 +635,13 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         (fixed ``ranges``, optionally of given ``pids``) or "paddr" (physical memory)
     pids : list of pids (vaddr default: the process with the most samples)
     ranges : list of "START-END" strings or (start, end) pairs (fvaddr, paddr)
-    access : "perf", "perf-phys" or "abit"
+    access : "perf" (the samples' virtual addresses; paddr: at the frames the pagemap
+        maps them to), "perf-phys" (their physical addresses; vaddr/fvaddr: translated
+        back through the pagemap) or "abit" (the accessed-bit check emulated)
     events : event names whose samples count (default: all; several are OR'ed)
     pagemap : a trace directory (or pagemap DataFrame) with pagemap snapshots, for
-        perf-phys with vaddr/fvaddr (default: the trace's own pagemap table)
+        perf-phys with vaddr/fvaddr and for paddr from virtual samples (default: the
+        trace's own pagemap table)
     start_ns : t0 of the time grid (default: the first sample of the trace), or
         ``"auto"``: for vaddr, the time from which the targets' mappings give three
         regions that cover the most of their samples until the first ops update (see
@@ -656,6 +659,11 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
         min_nr_regions_mode="legacy", goal_*, fix_*)
+
+    Raises InputError (ConfigError for contradictory options) when the replay has
+    nothing to do, with the reason: no sample of the ``pids``, no sample with the address
+    the access check needs, a trace shorter than one aggregation, no mapping of a vaddr
+    process, no region in any snapshot.
     """
     if config is None:
         config = MonitorConfig(**params)
