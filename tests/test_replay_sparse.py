@@ -181,3 +181,19 @@ def test_paddr_coverage_is_its_range(tmp_path):
     assert h.metadata["coverage"] == [[0, 0, 0x10000000, 0x11000000],
                                       [0, 0, 0x20000000, 0x20001000]]
     assert h.metadata["sparse"] is False
+
+
+def test_coverage_records_only_changes_seen_by_a_snapshot():
+    """Ops updates more often than aggregations: a change undone before the next
+    snapshot leaves no entry; one kept is in effect from that snapshot."""
+    from tracedamon.engine.core import Coverage
+    c = Coverage(2)
+    c.note(0, 0, [(0, 10)])
+    c.note(0, 1, [])
+    c.note(3, 0, [(0, 20)])
+    c.note(3, 0, [(0, 10)])              # undone before snapshot 3: nothing changed
+    c.note(5, 0, [(0, 10)])              # no change
+    c.note(7, 1, [(4, 8), (9, 12)])
+    c.note(7, 1, [(4, 8)])               # changed again: the last one counts
+    assert c.sorted(10) == [[0, 0, 0, 10], [0, 1, 0, 0], [7, 1, 4, 8]]
+    assert c.sorted(7) == [[0, 0, 0, 10], [0, 1, 0, 0]]   # snapshot 7 was never taken

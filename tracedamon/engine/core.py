@@ -461,18 +461,22 @@ class Coverage:
     (merge and split never change them; ops init and updates may)."""
 
     def __init__(self, n_targets: int):
-        self.last: list[list[tuple[int, int]] | None] = [None] * n_targets
-        self.entries: list[tuple[int, int, int, int]] = []
+        # per target: [(snapshot_from, ranges), ...] in increasing snapshot_from
+        self.groups: list[list[tuple[int, list[tuple[int, int]]]]] = \
+            [[] for _ in range(n_targets)]
 
     def note(self, snapshot_from: int, target: int, ranges: list[tuple[int, int]]) -> None:
-        if self.last[target] == ranges:
+        g = self.groups[target]
+        if g and g[-1][0] == snapshot_from:
+            g.pop()          # changed again before any snapshot saw the previous change
+        if g and g[-1][1] == ranges:
             return
-        self.last[target] = ranges
-        # a change noted again before any snapshot used the previous one replaces it
-        self.entries = [e for e in self.entries
-                        if not (e[0] == snapshot_from and e[1] == target)]
-        self.entries += ([(snapshot_from, target, s, e) for s, e in ranges] or
-                         [(snapshot_from, target, 0, 0)])
+        g.append((snapshot_from, list(ranges)))
+
+    @property
+    def entries(self) -> list[tuple[int, int, int, int]]:
+        return [(frm, t, s, e) for t, g in enumerate(self.groups) for frm, rg in g
+                for s, e in (rg or [(0, 0)])]
 
     def sorted(self, n_snapshots: int) -> list[list[int]]:
         """Entries of the snapshots that exist, sorted by (snapshot_from, target, start)."""
