@@ -132,7 +132,9 @@ def test_row_limit_switches_to_accessed_only_and_equals_it():
         list(capped.damon_trace_lines())
 
 
-def test_grid_growing_at_an_ops_update_switches_midway_and_equals_accessed_only():
+def test_grid_growing_at_an_ops_update_is_foreseen_and_equals_accessed_only():
+    """The grid grows at an ops update: the rows of every snapshot are planned before the
+    first one, so the switch to accessed-only covers the whole output."""
     cfg = MonitorConfig(sample_us=1000, aggr_us=10_000, update_us=30_000, min_region=PAGE,
                         max_region=PAGE)
     small = np.array([(0x10000, 0x10000 + 16 * PAGE)])

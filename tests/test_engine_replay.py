@@ -114,19 +114,19 @@ def areas_known(mm, pid, t):
 
 def test_vaddr_without_mappings_at_start_has_no_regions(hotcold):
     # at the first sample the process has mapped only two areas: no three regions, so
-    # (like the kernel) the target has no regions until an ops update (60 s) finds them
-    h = replay(hotcold, ops="vaddr")
-    assert len(h.df) == 0 and h.n_snapshots == 20
-    warn = [w for w in h.metadata["warnings"] if "no three regions" in w]
-    assert len(warn) == 1
-    # ... and the warning says when the mappings give three regions, and which --start
-    # to pass: the time the workload maps its area (perf's MMAP record of 0x200000000000)
+    # (like the kernel) the target has no regions until an ops update (60 s) finds them,
+    # which this 2 s trace never reaches: an empty history is refused, and the error says
+    # when the mappings give three regions, and which --start to pass: the time the
+    # workload maps its area (perf's MMAP record of 0x200000000000)
+    import re
+    with pytest.raises(InputError, match="no target had a region in any snapshot") as e:
+        replay(hotcold, ops="vaddr")
+    msg = str(e.value)
+    assert "pid 2291: no three regions at replay start (mappings known then: 2)" in msg
     mm = tracedamon.open_trace(hotcold).df("mmaps")
     t_map = int(mm[mm.start == HOT].time_ns.min())
-    assert f"try --start {t_map} " in warn[0]
-    auto = h.metadata["t0_auto"]
-    first3 = auto["first_three_regions_ns"]
-    assert f"three regions from {first3} ns" in warn[0]
+    assert f"try --start {t_map} " in msg
+    first3 = int(re.search(r"three regions from (\d+) ns", msg).group(1))
     assert areas_known(mm, 2291, first3) == 3 and areas_known(mm, 2291, first3 - 1) == 2
     assert first3 < t_map
 

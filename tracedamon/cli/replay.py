@@ -12,9 +12,10 @@ HELP = (
     "DAMON would have produced, as a regions table.\n\n"
     "This re-runs the MONITOR over recorded accesses. It is not damo's `replay`, which "
     "re-generates the recorded accesses on a live machine.\n\n"
-    "Access check (--access): perf = the perf-event check of the DAMON RFC with virtual "
-    "addresses (pid + page); perf-phys = physical addresses (paddr directly, vaddr through "
-    "pagemap snapshots); abit = the accessed-bit check emulated over the samples (one random "
+    "Access check (--access): perf = the perf-event check of the DAMON RFC with the samples' "
+    "virtual addresses (pid + page; paddr: at the frames the --pagemap snapshots map them "
+    "to); perf-phys = their physical addresses (paddr directly, vaddr through pagemap "
+    "snapshots); abit = the accessed-bit check emulated over the samples (one random "
     "address per region per sample interval).\n\n"
     "Time grid: sample interval k covers [t0 + k*S, t0 + (k+1)*S), t0 = --start or the first "
     "sample of the trace; only complete aggregations are written; the replay ends with the "
@@ -25,17 +26,22 @@ HELP = (
     "which the target's mappings give three regions covering the most of its samples until "
     "the first ops update (the choice and why are in the output's metadata, t0_auto).\n\n"
     "Output: -o FILE, else DIR/replay.parquet (DIR/regions.parquet, an ingested DAMON trace, "
-    "is never overwritten); an existing output is replaced only with --force, and only a "
-    "region history tracedamon wrote. Same input + options + seed give a byte-identical "
-    "file. Every "
+    "is never overwritten), written snapshot by snapshot as the replay runs; an existing "
+    "output is replaced only with --force, and only a region history tracedamon wrote. "
+    "Same input + options + seed give a byte-identical file. Every "
     "region of every snapshot is written, like DAMON's own trace, unless --accessed-only; "
     "when that would exceed --max-rows rows (fixed granularity over a big space: a vaddr "
     "target's three regions can hold tens of millions of 4 KiB regions), only regions with "
-    "accesses are written, with a warning and the reason in the metadata.\n\n"
+    "accesses are written, with a warning and the reason in the metadata. A replay with "
+    "nothing to do (no sample of --pid, no addresses, shorter than one aggregation, no "
+    "region in any snapshot) is refused with the reason, and writes nothing.\n\n"
     "Examples:\n\n"
     "  tracedamon replay run.td --ops fvaddr --range 0x200000000000-0x200000120000 "
     "--sample-us 10000\n\n"
     "  tracedamon replay run.td --ops vaddr --start auto --min-region 4096 --max-region 4096"
+    "\n\n"
+    "  tracedamon replay run.td --ops paddr --pagemap pagemap.td   (virtual samples, "
+    "counted at their frames)"
 )
 
 
@@ -68,7 +74,8 @@ def register(app: typer.Typer) -> None:
                                              "OR'ed; default all)"),
         pagemap: Optional[Path] = typer.Option(None, "--pagemap",
                                                help="trace directory with pagemap snapshots "
-                                                    "(perf-phys with vaddr/fvaddr)"),
+                                                    "(perf-phys with vaddr/fvaddr; paddr "
+                                                    "from virtual samples)"),
         sample_us: int = typer.Option(5000, "--sample-us", help="sampling interval (us)"),
         aggr_us: int = typer.Option(100000, "--aggr-us", help="aggregation interval (us)"),
         update_us: int = typer.Option(60000000, "--update-us", help="ops update interval (us)"),
@@ -126,6 +133,9 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--fix {unknown[0]}: choose from {', '.join(fixes)}")
         if not trace_dir.is_dir():
             raise InputError(f"{trace_dir}: not a trace directory")
+        if trace_text is not None and accessed_only:
+            raise ConfigError("--damon-trace lists every region of a snapshot (nr_regions), "
+                              "which --accessed-only leaves out: drop one of the two")
         cfg = MonitorConfig(
             sample_us=sample_us, aggr_us=aggr_us, update_us=update_us,
             min_nr_regions=min_nr_regions, max_nr_regions=max_nr_regions,
@@ -145,7 +155,8 @@ def register(app: typer.Typer) -> None:
         kw = dict(ops=ops, pids=pid, ranges=range_, access=access, events=event,
                   pagemap=pagemap,
                   start_ns=start,
-                  accessed_only=accessed_only, max_rows=max_rows or None, config=cfg)
+                  accessed_only=accessed_only, max_rows=max_rows or None, config=cfg,
+                  output=dest, force=force)   # written snapshot by snapshot
         if sys.stderr.isatty() and not quiet:
             from rich.progress import Progress
             with Progress(transient=True) as bar:
@@ -154,7 +165,6 @@ def register(app: typer.Typer) -> None:
                     task, description=f"replaying: {psi} sample intervals"), **kw)
         else:
             h = replay(trace_dir, **kw)
-        h.to_parquet(dest, force=force)
         if trace_text is not None:
             h.to_damon_trace(trace_text, force=force)
         if not quiet:

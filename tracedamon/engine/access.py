@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ConfigError, InputError
+from .address import engine_addresses
 
 ACCESS = ("perf", "perf-phys", "abit")
 
@@ -87,7 +88,9 @@ def virtual_samples(samples: pa.Table, pids: list[int | None]) -> tuple[np.ndarr
     t = _np(s.column("time_ns"), np.int64)
     pc_ = s.column("pid")
     pid = _np(pc_.fill_null(-1) if pc_.null_count else pc_, np.int64)
-    addr = _np(s.column("addr"), np.uint64).view(np.int64)
+    addr, keep = engine_addresses(_np(s.column("addr"), np.uint64))
+    if keep is not None:                 # kernel addresses: no region can hold them
+        t, pid = t[keep], pid[keep]
     return t, _targets_of(pid, pids), addr
 
 
@@ -105,7 +108,9 @@ def physical_samples(samples: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """(time_ns, phys_addr) of the samples that carry a physical address."""
     s = samples.filter(pc.is_valid(samples.column("phys_addr")))
     t = _np(s.column("time_ns"), np.int64)
-    a = _np(s.column("phys_addr"), np.uint64).view(np.int64)
+    a, keep = engine_addresses(_np(s.column("phys_addr"), np.uint64))
+    if keep is not None:
+        t = t[keep]
     keep = a != 0
     return t[keep], a[keep]
 
@@ -118,9 +123,12 @@ def translated_samples(samples: pa.Table, pids: list[int | None], translator):
                          "(record with `perf mem record --phys-data`)")
     vpid, vaddr = translator.phys_to_virt(a.view(np.uint64), t)
     vpid = np.asarray(vpid, np.int64)
-    vaddr = np.asarray(vaddr).astype(np.uint64).view(np.int64)
     ok = vpid >= 0
-    return t[ok], _targets_of(vpid[ok], pids), vaddr[ok], int((~ok).sum())
+    vaddr, keep = engine_addresses(np.asarray(vaddr, np.uint64)[ok])
+    t, vpid = t[ok], vpid[ok]
+    if keep is not None:
+        t, vpid = t[keep], vpid[keep]
+    return t, _targets_of(vpid, pids), vaddr, int((~ok).sum())
 
 
 class StreamedSamples:
@@ -153,6 +161,9 @@ class StreamedSamples:
             self._done = True
             return
         t = np.ascontiguousarray(t, dtype=np.int64)
+        a, keep = engine_addresses(a)
+        if keep is not None:             # 2**63 and above: no region holds them
+            t, g = t[keep], np.asarray(g)[keep]
         if t.size == 0:
             return
         if (self._last is not None and t[0] < self._last) or np.any(t[1:] < t[:-1]):

@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import ConfigError
+from .address import check_ranges, engine_addresses
 from .config import PAGE_SIZE, MonitorConfig
 from .rng import new_rng, rand_below
 
@@ -397,6 +398,15 @@ class Target:
     name: str = ""
 
 
+def target_ranges(tg: "Target", time_ns: int) -> list[tuple[int, int]] | None:
+    """``tg.ranges_at(time_ns)`` as a list of (start, end), checked against the engine's
+    address invariant (:mod:`tracedamon.engine.address`); None when unknown."""
+    ranges = tg.ranges_at(time_ns)
+    if ranges is None:
+        return None
+    return [(int(s), int(e)) for s, e in check_ranges(ranges, "target range")]
+
+
 @dataclass
 class AccessSamples:
     """Access samples, sorted by time: ``time_ns``, ``target`` (index, -1 = none) and
@@ -409,7 +419,10 @@ class AccessSamples:
     def __post_init__(self):
         self.time_ns = np.ascontiguousarray(self.time_ns, dtype=np.int64)
         self.target = np.ascontiguousarray(self.target, dtype=np.int64)
-        self.page = np.ascontiguousarray(self.page, dtype=np.int64) & PAGE_MASK
+        page, keep = engine_addresses(self.page)
+        if keep is not None:             # 2**63 and above: no region holds them
+            self.time_ns, self.target = self.time_ns[keep], self.target[keep]
+        self.page = np.ascontiguousarray(page, dtype=np.int64) & PAGE_MASK
         if self.time_ns.size > 1 and np.any(np.diff(self.time_ns) < 0):
             order = np.argsort(self.time_ns, kind="stable")
             self.time_ns, self.target, self.page = (self.time_ns[order], self.target[order],
@@ -428,6 +441,48 @@ class AccessSamples:
         return self.time_ns[lo:hi], self.target[lo:hi], self.page[lo:hi]
 
 
+def merged_ranges(start: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:
+    """The union of one target's regions (sorted, non-overlapping), adjacent ones merged."""
+    if start.size == 0:
+        return []
+    brk = np.flatnonzero(start[1:] != end[:-1]) + 1
+    lo = np.concatenate([[0], brk])
+    hi = np.concatenate([brk, [start.size]]) - 1
+    return [(int(start[a]), int(end[b])) for a, b in zip(lo, hi)]
+
+
+class Coverage:
+    """What the monitor covers, per target, and from which snapshot on.
+
+    ``entries`` are ``(snapshot_from, target, start, end)``: target ``target``'s
+    regions cover exactly the union of its ranges of the latest ``snapshot_from`` at or
+    before a snapshot.  A target without regions has one ``(snapshot_from, target, 0,
+    0)``.  :meth:`note` records a target's ranges and adds entries only when they changed
+    (merge and split never change them; ops init and updates may)."""
+
+    def __init__(self, n_targets: int):
+        # per target: [(snapshot_from, ranges), ...] in increasing snapshot_from
+        self.groups: list[list[tuple[int, list[tuple[int, int]]]]] = \
+            [[] for _ in range(n_targets)]
+
+    def note(self, snapshot_from: int, target: int, ranges: list[tuple[int, int]]) -> None:
+        g = self.groups[target]
+        if g and g[-1][0] == snapshot_from:
+            g.pop()          # changed again before any snapshot saw the previous change
+        if g and g[-1][1] == ranges:
+            return
+        g.append((snapshot_from, list(ranges)))
+
+    @property
+    def entries(self) -> list[tuple[int, int, int, int]]:
+        return [(frm, t, s, e) for t, g in enumerate(self.groups) for frm, rg in g
+                for s, e in (rg or [(0, 0)])]
+
+    def sorted(self, n_snapshots: int) -> list[list[int]]:
+        """Entries of the snapshots that exist, sorted by (snapshot_from, target, start)."""
+        return [list(e) for e in sorted(self.entries) if e[0] < max(n_snapshots, 1)]
+
+
 @dataclass
 class History:
     """The snapshots a replay produced, as column arrays (REGIONS order)."""
@@ -442,14 +497,18 @@ class History:
     nr_accesses_bp: np.ndarray
     n_snapshots: int = 0
     tune_events: list = field(default_factory=list)
+    coverage: list = field(default_factory=list)
 
     @classmethod
-    def from_chunks(cls, chunks: list[tuple], n_snapshots: int, tune_events) -> "History":
+    def from_chunks(cls, chunks: list[tuple], n_snapshots: int, tune_events,
+                    coverage=()) -> "History":
+        """From per-snapshot column tuples (none when a sink took them)."""
         if chunks:
             cols = [np.concatenate([c[k] for c in chunks]) for k in range(8)]
         else:
             cols = [np.zeros(0, np.int64) for _ in range(8)]
-        return cls(*cols, n_snapshots=n_snapshots, tune_events=tune_events)
+        return cls(*cols, n_snapshots=n_snapshots, tune_events=tune_events,
+                   coverage=list(coverage))
 
 
 class Monitor:
@@ -571,10 +630,9 @@ class Monitor:
     def ops_init(self, time_ns: int) -> None:
         per_target = []
         for tg in self.targets:
-            ranges = tg.ranges_at(time_ns)
+            ranges = target_ranges(tg, time_ns)
             rows: list[list] = []
-            if ranges is not None and len(ranges):
-                ranges = [(int(s), int(e)) for s, e in ranges]
+            if ranges:
                 if self.fixed:
                     self._check_grid(ranges)
                     rows = [new_region(s, s + self.maxsz) for s in fixed_grid(ranges, self.maxsz)]
@@ -597,9 +655,8 @@ class Monitor:
         for t, tg in enumerate(self.targets):
             rows = self._rows_of(t)
             if tg.dynamic:
-                ranges = tg.ranges_at(time_ns)
-                if ranges is not None and len(ranges):
-                    ranges = [(int(s), int(e)) for s, e in ranges]
+                ranges = target_ranges(tg, time_ns)
+                if ranges:
                     if self.fixed:
                         self._check_grid(ranges)
                         old = {r[0]: r for r in rows}
@@ -679,14 +736,25 @@ class Monitor:
         self.sample_us, self.aggr_us = new_s, new_a
         return old_s, new_s
 
+    def _note_coverage(self, cov: Coverage, snapshot_from: int) -> None:
+        a = self.arr
+        for t in range(len(self.targets)):
+            lo, hi = int(self.toff[t]), int(self.toff[t + 1])
+            cov.note(snapshot_from, t, merged_ranges(a["start"][lo:hi], a["end"][lo:hi]))
+
     def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
-            progress: Callable[[int], None] | None = None) -> History:
+            progress: Callable[[int], None] | None = None, sink=None) -> History:
         """Replay the samples from ``t0``; stop after the last complete aggregation.
 
         An aggregation is complete when the last sample (time ``t_last``) lies at or
         after the start of its last sample interval.  ``samples`` is an
         :class:`AccessSamples` or anything with its ``empty`` and ``window`` (a streamed
         source): the loop asks for one segment's samples at a time, in time order.
+
+        ``sink``: called with each snapshot's rows as a tuple of column arrays in
+        :class:`History` order, as the snapshot is taken; the returned History then
+        holds no rows (its counts, tuning events and coverage only).  Without a sink the
+        History holds every row.
         """
         cfg = self.cfg
         s = max(self.sample_us, 1)
@@ -695,11 +763,14 @@ class Monitor:
         next_ops = cfg.update_us // s
         next_tune = next_aggr * cfg.goal_aggrs
         self.ops_init(t0)
+        cov = Coverage(len(self.targets))
+        self._note_coverage(cov, 0)
         sz_limit = (self.region_sz_limit() if cfg.min_nr_regions_mode == "legacy"
                     else self.apply_min_nr_regions())
         tbase, psibase = t0, 0            # interval psi covers tbase + (psi-psibase-1)*S ...
         S = self.sample_us * 1000
         chunks: list[tuple] = []
+        emit = sink if sink is not None else chunks.append
         snap = 0
         tune_events = []
         stamp = np.full(self.n, -1, np.int64)
@@ -764,8 +835,8 @@ class Monitor:
                 cols = (a["start"], a["end"], a["nr"], a["age"], a["bp"], tgt)
                 st_, en_, nr_, ag_, bp_, tg_ = (c[sel] for c in cols)
                 m = st_.size
-                chunks.append((np.full(m, snap, np.int64), np.full(m, t_end, np.int64), tg_,
-                               st_.copy(), en_.copy(), nr_.copy(), ag_.copy(), bp_.copy()))
+                emit((np.full(m, snap, np.int64), np.full(m, t_end, np.int64), tg_,
+                      st_.copy(), en_.copy(), nr_.copy(), ag_.copy(), bp_.copy()))
                 snap += 1
                 a["bp"] = a["nr"] * 10000                    # reset: kernel resyncs (Q4)
                 a["last"] = a["nr"].copy()
@@ -774,6 +845,7 @@ class Monitor:
             if psi >= local_ops:
                 next_ops = local_ops + cfg.update_us // s
                 self.ops_update(tbase + (psi - psibase) * S)
+                self._note_coverage(cov, snap)
                 if cfg.min_nr_regions_mode == "legacy":
                     sz_limit = self.region_sz_limit()
-        return History.from_chunks(chunks, snap, tune_events)
+        return History.from_chunks(chunks, snap, tune_events, cov.sorted(snap))

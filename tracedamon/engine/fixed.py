@@ -26,7 +26,9 @@ plus the rows it writes.  Writing every region of every snapshot (DAMON's own
 trace) costs regions x snapshots rows: :meth:`FixedMonitor.run` takes
 ``max_rows`` and, past it, writes only the regions with accesses
 (``accessed_only``), which is exactly the full output filtered to
-``nr_accesses > 0``; :attr:`FixedMonitor.auto_accessed_only` says why and when.
+``nr_accesses > 0``; :attr:`FixedMonitor.auto_accessed_only` says why.  The decision is
+made before the first snapshot (the grid after every ops update is known up front), so
+snapshots can be handed to a sink as they are taken.
 
 Its output equals :class:`tracedamon.engine.core.Monitor`'s on the same input
 (tests check this, and against the pure-Python reference).
@@ -37,7 +39,8 @@ import numpy as np
 from numba import njit
 
 from .config import MonitorConfig
-from .core import AccessSamples, History, Target, align_down, align_up
+from .core import (AccessSamples, Coverage, History, Target, align_down, align_up,
+                   target_ranges)
 
 CHUNK = 1 << 20            # samples per kernel call (bounds the slot reservation)
 HASH_MUL = 0x5851F42D4C957F2D
@@ -143,8 +146,8 @@ def grid_regions(targets: list[Target], time_ns: int, size: int) -> int:
     """Number of fixed-granularity regions of the targets at ``time_ns`` (arithmetic)."""
     total = 0
     for tg in targets:
-        rg = tg.ranges_at(time_ns)
-        if rg is not None and len(rg):
+        rg = target_ranges(tg, time_ns)
+        if rg:
             total += sum((e - s) // size for s, e in spans(rg, size))
     return total
 
@@ -256,8 +259,8 @@ class FixedMonitor:
         return out
 
     def _target_spans(self, i: int, time_ns: int):
-        rg = self.targets[i].ranges_at(time_ns)
-        if rg is None or len(rg) == 0:
+        rg = target_ranges(self.targets[i], time_ns)
+        if not rg:
             return None
         return spans(rg, self.size)
 
@@ -352,45 +355,100 @@ class FixedMonitor:
         return tgt, st, nr, age, bp
 
     # -- the loop ---------------------------------------------------------------------------
+    def _schedule(self, t0: int, t_last: int):
+        """The loop's segments: ``(psi_from, psi_to, aggregation_ends, ops_update)``, the
+        same whether samples are counted (:meth:`run`) or only rows planned."""
+        cfg = self.cfg
+        s_ = cfg.sample_us
+        S = s_ * 1000
+        psi = 0
+        next_aggr = cfg.aggr_us // s_
+        next_ops = cfg.update_us // s_
+        while True:
+            la, lo_ = next_aggr, next_ops
+            if t_last < t0 + (la - 1) * S:
+                return
+            seg_end = min(la, max(lo_, psi + 1))
+            yield psi, seg_end, seg_end >= la, seg_end >= lo_
+            psi = seg_end
+            if psi >= la:
+                next_aggr = la + cfg.aggr_us // s_
+            if psi >= lo_:
+                next_ops = lo_ + cfg.update_us // s_
+
+    def _planned_rows(self, t0: int, t_last: int) -> tuple[int, int, int]:
+        """(rows of every region of every snapshot, snapshots, largest grid) of a replay
+        from ``t0`` to ``t_last``: the grid after each ops update follows the targets'
+        ranges then (:meth:`_regrid` covers exactly the new spans)."""
+        size = self.size
+        per = [sum((e - s) // size for s, e, _ in runs) for runs in self.per_target]
+        S = self.cfg.sample_us * 1000
+        rows = snaps = 0
+        most = sum(per)
+        for _, psi, aggr, ops in self._schedule(t0, t_last):
+            if aggr:
+                rows += sum(per)
+                snaps += 1
+            if ops:
+                for i, tg in enumerate(self.targets):
+                    sp = self._target_spans(i, t0 + psi * S) if tg.dynamic else None
+                    if sp is not None:
+                        per[i] = sum((e - s) // size for s, e in sp)
+                most = max(most, sum(per))
+        return rows, snaps, most
+
+    def _coverage(self, cov: Coverage, snapshot_from: int) -> None:
+        for i, runs in enumerate(self.per_target):
+            merged: list[tuple[int, int]] = []
+            for s, e, _ in runs:
+                if merged and merged[-1][1] == s:
+                    merged[-1] = (merged[-1][0], e)
+                elif e > s:
+                    merged.append((s, e))
+            cov.note(snapshot_from, i, merged)
+
     def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
-            max_rows: int | None = None, progress=None) -> History:
+            max_rows: int | None = None, progress=None, sink=None) -> History:
         """Replay from ``t0``; stop after the last complete aggregation.
 
         ``max_rows``: when writing every region of every snapshot would exceed this many
-        rows, write only regions with accesses (decided up front from the initial grid,
-        and again if ops updates grow the grid; rows already written are then filtered
-        to ``nr_accesses > 0``, so the result equals an ``accessed_only`` replay).
-        ``samples``: an :class:`AccessSamples` or a streamed source with the same
-        ``empty`` / ``window`` (asked for in time order).
+        rows, write only regions with accesses, decided before the first snapshot from
+        the grid at start and after every ops update (:meth:`_planned_rows`), so the
+        result equals an ``accessed_only`` replay and rows can go to ``sink`` as they
+        are made.  ``samples``: an :class:`AccessSamples` or a streamed source with the
+        same ``empty`` / ``window`` (asked for in time order).  ``sink``: see
+        :meth:`tracedamon.engine.core.Monitor.run`.
         """
         cfg = self.cfg
         s_ = cfg.sample_us
         S = s_ * 1000
         N = cfg.aggr_us // s_
         ln = min(N, 2**32 - 1) or 1
-        psi = 0
-        next_aggr = cfg.aggr_us // s_
-        next_ops = cfg.update_us // s_
         self._set_runs([[(s, e, -1) for s, e in (self._target_spans(i, t0) or [])]
                         for i in range(len(self.targets))])
         self._init_slots()
-        n_snap = expected_snapshots(cfg, t0, t_last) if not samples.empty else 0
-        if not accessed_only and max_rows is not None and self.total * n_snap > max_rows:
-            accessed_only = True
-            self.auto_accessed_only = (
-                f"every region of every snapshot would be {self.total:,} regions x "
-                f"{n_snap:,} snapshots = {self.total * n_snap:,} rows (more than "
-                f"{max_rows:,}): only regions with accesses are written")
-        rows_out = 0
-        chunks = []
+        cov = Coverage(len(self.targets))
+        self._coverage(cov, 0)
+        if not accessed_only and max_rows is not None and not samples.empty:
+            rows, n_snap, most = self._planned_rows(t0, t_last)
+            if rows > max_rows:
+                accessed_only = True
+                if self.total * n_snap > max_rows:
+                    self.auto_accessed_only = (
+                        f"every region of every snapshot would be {self.total:,} regions x "
+                        f"{n_snap:,} snapshots = {self.total * n_snap:,} rows (more than "
+                        f"{max_rows:,}): only regions with accesses are written")
+                else:
+                    self.auto_accessed_only = (
+                        f"ops updates grow the grid to {most:,} regions: every region of "
+                        f"every snapshot would be {rows:,} rows (more than {max_rows:,}): "
+                        "only regions with accesses are written")
+        chunks: list[tuple] = []
+        emit = sink if sink is not None else chunks.append
         snap = 0
         sl = self.slot
-        while not samples.empty:
-            la, lo_ = next_aggr, next_ops
-            if t_last < t0 + (la - 1) * S:
-                break
-            seg_end = min(la, max(lo_, psi + 1))
-            t_from, t_to = t0 + psi * S, t0 + seg_end * S
+        for psi0, psi, aggr, ops in (self._schedule(t0, t_last) if not samples.empty else ()):
+            t_from, t_to = t0 + psi0 * S, t0 + psi * S
             w_time, w_tgt, w_page = samples.window(t_from, t_to)
             for c in range(0, w_time.size, CHUNK):
                 d = min(w_time.size, c + CHUNK)
@@ -400,10 +458,9 @@ class FixedMonitor:
                              self.run_birth, self.size, w_tgt[c:d], w_page[c:d],
                              w_time[c:d], t0, S, self.table, sl["keys"], sl["nr"], sl["last"],
                              sl["age_val"], sl["age_at"], sl["stamp"], sl["touched"], self.meta)
-            psi = seg_end
             if progress is not None:
                 progress(psi)
-            if psi >= la:
+            if aggr:
                 sl = self.slot
                 nt = int(self.meta[1])
                 T = sl["touched"][:nt].copy()
@@ -419,33 +476,22 @@ class FixedMonitor:
                     reset |= (nr_a == 0) != (last_a == 0)
                 sl["age_val"][act] = np.where(reset, 0, age_a + 1)
                 sl["age_at"][act] = snap
-                next_aggr = la + cfg.aggr_us // s_
                 t_end = t0 + psi * S
-                if not accessed_only and max_rows is not None and \
-                        rows_out + self.total > max_rows:
-                    accessed_only = True
-                    self.auto_accessed_only = (
-                        f"ops updates grew the grid to {self.total:,} regions: every region "
-                        f"of every snapshot would exceed {max_rows:,} rows; from snapshot "
-                        f"{snap} on (and for the snapshots before) only regions with accesses "
-                        "are written")
-                    chunks = [tuple(c[k][c[5] > 0] for k in range(8)) for c in chunks]
                 if accessed_only:
                     tgt, st, nr, age, bp = self._rows_slots(T, snap, N, ln)
                 else:
                     tgt, st, nr, age, bp = self._rows_all(snap, N, ln)
                 m = st.size
-                rows_out += m
-                chunks.append((np.full(m, snap, np.int64), np.full(m, t_end, np.int64),
-                               tgt, st, st + self.size, nr, age, bp))
+                emit((np.full(m, snap, np.int64), np.full(m, t_end, np.int64),
+                      tgt, st, st + self.size, nr, age, bp))
                 snap += 1
                 sl["last"][P] = 0
                 sl["last"][T] = nrT
                 sl["nr"][T] = 0
                 self.prev = T
                 self.meta[1] = 0
-            if psi >= lo_:
-                next_ops = lo_ + cfg.update_us // s_
+            if ops:
                 self._regrid(t0 + psi * S, snap)
+                self._coverage(cov, snap)
             self.peak_slots = max(self.peak_slots, int(self.meta[0]))
-        return History.from_chunks(chunks, snap, [])
+        return History.from_chunks(chunks, snap, [], cov.sorted(snap))

@@ -48,6 +48,7 @@ import pyarrow.compute as pc
 from .. import __version__
 from ..errors import ConfigError, InputError
 from ..schema import REGIONS
+from .address import check_ranges, engine_addresses, to_unsigned
 from .access import (ACCESS, StreamedSamples, _event_names, choose_events, filter_events,
                      physical_samples, translated_samples, virtual_samples)
 from .config import MonitorConfig
@@ -65,18 +66,149 @@ MAX_ROWS = 20_000_000               # default cap on rows written with every reg
 DENSE_FIXED_MAX_REGIONS = 1 << 22   # fixed granularity through the dense engine (abit)
 
 
+ROW_GROUP_ROWS = 1 << 20    # rows per Parquet row group of a written history (pyarrow's own)
+COARSE_BYTES = 1 << 30      # "hottest regions": regions this large are coarse, not hot spots
+
+
+def _parquet():
+    import pyarrow.parquet as pq
+    return pq
+
+
+class HistoryWriter:
+    """Writes a region history to one Parquet file snapshot by snapshot, atomically.
+
+    Snapshots are buffered and written as row groups of whole snapshots, each of at most
+    ``ROW_GROUP_ROWS`` rows (a snapshot that alone holds more is cut into pieces of that
+    size), so readers can stream a history by snapshot and the writer holds at most one
+    row group.  tracedamon's metadata is known only at the end: it goes into the file's
+    key-value metadata on :meth:`close`, together with Arrow's serialized schema carrying
+    it, so the file equals what ``pq.write_table`` makes of the whole table with that
+    metadata (byte for byte, when the rows fit one row group).  The file appears under
+    ``dest`` on :meth:`close`; :meth:`abort` (or an exception inside a ``with`` block)
+    leaves nothing behind.
+    """
+
+    def __init__(self, dest: str | os.PathLike, *, force: bool = False,
+                 inputs=()):
+        from ..atomic import REGION_HISTORY, atomic_path
+        self.dest = Path(dest)
+        self._ctx = atomic_path(self.dest, kind=REGION_HISTORY, force=force,
+                                inputs=[i for i in inputs if i is not None])
+        self.tmp = self._ctx.__enter__()
+        try:
+            self._w = _parquet().ParquetWriter(self.tmp, REGIONS, compression="zstd")
+        except BaseException as e:
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+            raise
+        self._buf: list[pa.Table] = []
+        self._nbuf = 0
+        self.rows = 0
+        self.row_groups = 0
+
+    def add(self, table: pa.Table) -> None:
+        """Append one snapshot's rows (a REGIONS table)."""
+        n = table.num_rows
+        if self._nbuf and self._nbuf + n > ROW_GROUP_ROWS:
+            self._flush()
+        if n > ROW_GROUP_ROWS:
+            for off in range(0, n, ROW_GROUP_ROWS):
+                self._write(table.slice(off, ROW_GROUP_ROWS))
+            return
+        if n:
+            self._buf.append(table)
+            self._nbuf += n
+
+    def _flush(self) -> None:
+        if self._buf:
+            t = self._buf[0] if len(self._buf) == 1 else pa.concat_tables(self._buf)
+            self._buf, self._nbuf = [], 0
+            self._write(t)
+
+    def _write(self, t: pa.Table) -> None:
+        t = t.combine_chunks()
+        self._w.write_table(t, row_group_size=max(t.num_rows, 1))
+        self.rows += t.num_rows
+        self.row_groups += 1
+
+    def close(self, metadata: dict) -> Path:
+        """Write the last row group and the metadata; move the file into place."""
+        from ..ingest.writer import parquet_metadata
+        try:
+            self._flush()
+            if self.row_groups == 0:
+                self._w.write_table(REGIONS.empty_table())      # as pq.write_table does
+            md = parquet_metadata({"replay": metadata})
+            buf = pa.BufferOutputStream()
+            _parquet().write_table(REGIONS.with_metadata(md).empty_table(), buf)
+            arrow_schema = _parquet().read_metadata(
+                pa.BufferReader(buf.getvalue())).metadata[b"ARROW:schema"]
+            # (in this order the footer lists them as pq.write_table does)
+            self._w.add_key_value_metadata({**md, b"ARROW:schema": arrow_schema})
+            self._w.close()
+        except BaseException as e:
+            raise self.abort(e) from None
+        self._ctx.__exit__(None, None, None)
+        return self.dest
+
+    def abort(self, exc: BaseException | None = None) -> BaseException | None:
+        """Remove the partial file.  Returns ``exc`` as the output names it (an error
+        about the hidden temporary file names ``dest`` instead), for the caller to raise."""
+        try:
+            self._w.close()
+        except Exception:
+            pass
+        stop = exc if exc is not None else RuntimeError("history not written")
+        try:
+            self._ctx.__exit__(type(stop), stop, stop.__traceback__)  # removes the file
+        except BaseException as shown:
+            return shown
+        return exc
+
+
+def _snapshot_slices(table: pa.Table):
+    """Zero-copy slices of a history table (rows in snapshot order), one per snapshot."""
+    if table.num_rows == 0:
+        return
+    snap = table.column("snapshot").to_numpy()
+    cut = np.concatenate([[0], np.flatnonzero(snap[1:] != snap[:-1]) + 1, [snap.size]])
+    for lo, hi in zip(cut[:-1], cut[1:]):
+        yield table.slice(int(lo), int(hi - lo))
+
+
 class RegionHistory:
     """The region snapshots of one replay (REGIONS schema) and how they were made.
 
     ``.df`` / ``.to_pandas()`` give a pandas DataFrame, ``.table`` the Arrow table,
     ``.to_parquet(path)`` writes it atomically with the metadata (config, seed,
     input provenance) in the file's key-value metadata, ``.metadata`` is that dict.
+    A history replayed with ``output=`` lives in its file (``.path``): ``.table`` reads
+    it on demand, and the summary, :meth:`hottest` and the DAMON-trace text read it row
+    group by row group.
+
+    Sparse histories.  The metadata's ``sparse`` is true when rows with nr_accesses 0
+    were left out (``accessed_only``, asked for or past ``max_rows``), and ``coverage``
+    (written for every replay) lists what the monitor covered: ``[snapshot_from, target,
+    start, end]`` entries, the union of the target's regions (adjacent ranges merged) in
+    effect from snapshot ``snapshot_from`` until the target's next entry, sorted by
+    (snapshot_from, target, start), emitted only when it changes (vaddr: at ops updates;
+    fvaddr and paddr: once); ``[snapshot_from, target, 0, 0]`` when the target has no
+    region.  In a sparse history a byte inside the coverage that no row of a snapshot
+    covers had nr_accesses 0 then; a byte outside it was not monitored.
     """
 
-    def __init__(self, table: pa.Table, metadata: dict):
-        self.table = table
+    def __init__(self, table: pa.Table | None, metadata: dict, path=None):
+        self._table = table
         self.metadata = metadata
+        self.path = Path(path) if path is not None else None
         self._df = None
+        self._totals = None
+
+    @property
+    def table(self) -> pa.Table:
+        if self._table is None:
+            self._table = _parquet().read_table(self.path).replace_schema_metadata(None)
+        return self._table
 
     @property
     def df(self):
@@ -87,13 +219,33 @@ class RegionHistory:
     def to_pandas(self):
         return self.table.to_pandas()
 
+    def tables(self, columns: list[str] | None = None):
+        """The rows as a sequence of tables in snapshot order (the file's row groups, or
+        slices of the table in memory): bounded memory for a history in a file."""
+        if self._table is None and self.path is not None:
+            pf = _parquet().ParquetFile(self.path)
+            for g in range(pf.metadata.num_row_groups):
+                yield pf.read_row_group(g, columns=columns).replace_schema_metadata(None)
+            return
+        t = self.table if columns is None else self.table.select(columns)
+        for off in range(0, max(t.num_rows, 1), ROW_GROUP_ROWS):
+            yield t.slice(off, ROW_GROUP_ROWS)
+
     def to_parquet(self, path: str | os.PathLike, *, force: bool = False) -> Path:
-        """Write the history (atomically); an existing ``path`` is replaced only with
+        """Write the history atomically (row groups of whole snapshots, see
+        :class:`HistoryWriter`); an existing ``path`` is replaced only with
         ``force=True`` and only if it is a region history tracedamon wrote."""
-        from ..atomic import REGION_HISTORY
-        from ..ingest.writer import write_table_atomic
-        return write_table_atomic(self.table, path, metadata={"replay": self.metadata},
-                                  kind=REGION_HISTORY, force=force)
+        if self.path is not None and self._table is None and \
+                Path(path).resolve() == self.path.resolve():
+            return self.path
+        w = HistoryWriter(path, force=force)
+        try:
+            for tb in self.tables():
+                for one in _snapshot_slices(tb):
+                    w.add(one)
+        except BaseException as e:
+            raise w.abort(e) from None
+        return w.close(self.metadata)
 
     def damon_trace_lines(self, comm: str = "kdamond.0", pid: int = 0):
         """The history as ``perf script`` lines of ``damon:damon_aggregated`` events
@@ -101,25 +253,28 @@ class RegionHistory:
         real DAMON traces have, so DAMON-trace tools (and tracedamon's own ingest) read
         a replay like a recording."""
         if self.metadata.get("accessed_only"):
-            from ..errors import ConfigError
             raise ConfigError("a DAMON trace lists every region (nr_regions), but this "
                               "history holds only regions with accesses ("
                               f"{self.metadata.get('accessed_only_reason') or 'accessed_only'}"
                               "); replay without accessed_only (and a larger max_rows) to "
                               "write one")
-        t = self.table
-        snap = t.column("snapshot").to_numpy()
-        tgt = t.column("target").to_numpy()
-        key = snap.astype(np.int64) * (1 << 20) + tgt
-        _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-        nreg = counts[inv]
-        cols = [t.column(c).to_numpy() for c in ("time_ns", "start", "end", "nr_accesses",
-                                                 "age")]
-        for i in range(t.num_rows):
-            ns = int(cols[0][i])
-            yield (f"{comm} {pid} [000] {ns // 1_000_000_000}.{ns % 1_000_000_000:09d}: "
-                   f"damon:damon_aggregated: target_id={int(tgt[i])} nr_regions={int(nreg[i])} "
-                   f"{int(cols[1][i])}-{int(cols[2][i])}: {int(cols[3][i])} {int(cols[4][i])}")
+        # pass 1: regions per (snapshot, target); pass 2: the lines
+        nreg: dict[tuple[int, int], int] = {}
+        for t in self.tables(["snapshot", "target"]):
+            if t.num_rows == 0:
+                continue
+            g = t.group_by(["snapshot", "target"], use_threads=False).aggregate(
+                [("target", "count")])
+            for k1, k2, c in zip(*(g.column(x).to_pylist() for x in (
+                    "snapshot", "target", "target_count"))):
+                nreg[(k1, k2)] = nreg.get((k1, k2), 0) + c
+        for t in self.tables(["snapshot", "time_ns", "target", "start", "end", "nr_accesses",
+                              "age"]):
+            cols = [t.column(c).to_pylist() for c in t.column_names]
+            for snap, ns, tgt, st, en, nr, age in zip(*cols):
+                yield (f"{comm} {pid} [000] {ns // 1_000_000_000}.{ns % 1_000_000_000:09d}: "
+                       f"damon:damon_aggregated: target_id={tgt} "
+                       f"nr_regions={nreg[(snap, tgt)]} {st}-{en}: {nr} {age}")
 
     def to_damon_trace(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         """Write :meth:`damon_trace_lines` to a text file (atomically), then a comment
@@ -138,50 +293,125 @@ class RegionHistory:
         return int(self.metadata.get("snapshots", 0))
 
     def __len__(self) -> int:
+        if self._table is None and self.path is not None:
+            return _parquet().ParquetFile(self.path).metadata.num_rows
         return self.table.num_rows
 
     def __repr__(self) -> str:
-        return (f"<RegionHistory {self.n_snapshots} snapshots, {self.table.num_rows} region rows, "
+        return (f"<RegionHistory {self.n_snapshots} snapshots, {len(self)} region rows, "
                 f"ops={self.metadata.get('ops')} access={self.metadata.get('access')}>")
 
-    def hottest(self, n: int = 5):
-        """The ``n`` regions (target, start, end) with the most accesses over all snapshots."""
-        t = self.table
-        if t.num_rows == 0:
-            return self.df.head(0)
-        # grouped in Arrow: a fixed-granularity history can hold tens of millions of rows
-        g = t.select(["target", "start", "end", "nr_accesses", "age"]).group_by(
-            ["target", "start", "end"], use_threads=False).aggregate(
-            [("nr_accesses", "count"), ("nr_accesses", "sum"), ("nr_accesses", "mean"),
-             ("age", "max")]).to_pandas()
-        g = g.rename(columns={"nr_accesses_count": "snapshots",
-                              "nr_accesses_sum": "total_accesses",
-                              "nr_accesses_mean": "mean_accesses", "age_max": "max_age"})
-        g = g[["target", "start", "end", "snapshots", "total_accesses", "mean_accesses",
-               "max_age"]]
+    def _region_totals(self):
+        """Per region (target, start, end) over all snapshots: snapshots, total and max
+        age; aggregated row group by row group, partial results merged as they grow."""
+        if self._totals is not None:
+            return self._totals
+        keys = ["target", "start", "end"]
+        aggs = [("nr_accesses", "count"), ("nr_accesses", "sum"), ("age", "max")]
+        parts: list[pa.Table] = []
+        held = 0
+
+        def combine(ts):
+            t = pa.concat_tables(ts)
+            return t.group_by(keys, use_threads=False).aggregate(
+                [("n", "sum"), ("total", "sum"), ("max_age", "max")]).rename_columns(
+                keys + ["n", "total", "max_age"])
+
+        for t in self.tables(keys + ["nr_accesses", "age"]):
+            if t.num_rows == 0:
+                continue
+            g = t.group_by(keys, use_threads=False).aggregate(aggs).rename_columns(
+                keys + ["n", "total", "max_age"])
+            parts.append(g)
+            held += g.num_rows
+            if held > 2 * ROW_GROUP_ROWS and len(parts) > 1:
+                parts = [combine(parts)]
+                held = parts[0].num_rows
+        if not parts:
+            self._totals = pa.table({k: pa.array([], pa.int64()) for k in
+                                     keys + ["n", "total", "max_age"]}).to_pandas()
+        else:
+            self._totals = (combine(parts) if len(parts) > 1 else parts[0]).to_pandas()
+        return self._totals
+
+    def hottest(self, n: int = 5, coarse: bool = False):
+        """The ``n`` regions (target, start, end) with the most accesses summed over all
+        snapshots, most first: columns target, start, end, size, snapshots (in which the
+        region existed with these bounds), total_accesses, mean_accesses, max_age and
+        ``coarse`` (``size >= COARSE_BYTES``, 1 GiB).
+
+        A region counts as accessed in a sample interval when one sample hits any page of
+        it (perf checks) or its one sampled page (abit), whatever its size: a region of a
+        gigabyte or more with a high count is an artefact of coarse regions, not a hot
+        spot.  Coarse regions are left out unless ``coarse=True``;
+        :meth:`coarse_accessed` summarises them."""
+        g = self._region_totals()
+        cols = ["target", "start", "end", "size", "snapshots", "total_accesses",
+                "mean_accesses", "max_age", "coarse"]
+        if len(g) == 0:
+            import pandas as pd
+            return pd.DataFrame({c: [] for c in cols})
+        g = g.rename(columns={"n": "snapshots", "total": "total_accesses"})
+        g["size"] = (g["end"].astype(np.uint64) - g["start"].astype(np.uint64)).astype(
+            np.uint64)
+        g["mean_accesses"] = g["total_accesses"] / g["snapshots"]
+        g["coarse"] = g["size"] >= COARSE_BYTES
+        if not coarse:
+            g = g[~g["coarse"]]
         g = g.sort_values(["total_accesses", "target", "start", "end"],
-                          ascending=[False, True, True, True],
-                          kind="stable")
-        return g.head(n).reset_index(drop=True)
+                          ascending=[False, True, True, True], kind="stable")
+        return g[cols].head(n).reset_index(drop=True)
+
+    def coarse_accessed(self) -> dict:
+        """Regions of 1 GiB or more that had accesses: how many, the largest, and the
+        highest mean nr_accesses among them."""
+        g = self._region_totals()
+        if len(g) == 0:
+            return {"regions": 0, "largest": 0, "max_mean_accesses": 0.0}
+        size = g["end"].astype(np.uint64) - g["start"].astype(np.uint64)
+        sel = (size >= COARSE_BYTES) & (g["total"] > 0)
+        if not sel.any():
+            return {"regions": 0, "largest": 0, "max_mean_accesses": 0.0}
+        return {"regions": int(sel.sum()), "largest": int(size[sel].max()),
+                "max_mean_accesses": float((g["total"][sel] / g["n"][sel]).max())}
 
     def summary(self, n: int = 5) -> str:
         m = self.metadata
         lines = [f"replay: ops={m['ops']} access={m['access']} targets={len(m['targets'])} "
                  f"seed={m['config']['seed']}",
-                 f"snapshots: {self.n_snapshots}   region rows: {self.table.num_rows}"
+                 f"snapshots: {self.n_snapshots}   region rows: {len(self)}"
                  + ("   (only regions with accesses)" if m.get("accessed_only") else ""),
                  f"samples used: {m['samples_used']}   max nr_accesses per aggregation: "
                  f"{m['config']['aggr_us'] // m['config']['sample_us']}"]
         for w in m.get("warnings", []):
             lines.append(f"warning: {w}")
         hot = self.hottest(n)
+        hot = hot[hot.total_accesses > 0]
         if len(hot):
-            lines.append("hottest regions (by total nr_accesses over all snapshots):")
+            lines.append("hottest regions (most nr_accesses summed over all snapshots; "
+                         "regions under 1 GiB):")
             for r in hot.itertuples():
                 lines.append(f"  target {r.target}  {int(r.start):#x}-{int(r.end):#x} "
-                             f"({(int(r.end) - int(r.start)) // 1024} KiB)  "
-                             f"mean nr_accesses {r.mean_accesses:.1f} in {r.snapshots} snapshots")
+                             f"({_size(int(r.size))})  mean nr_accesses "
+                             f"{r.mean_accesses:.1f} in {r.snapshots} snapshots")
+        c = self.coarse_accessed()
+        if c["regions"]:
+            rule = ("the one page it samples was accessed" if m["access"] == "abit" else
+                    "one sample hits any of its pages")
+            lines.append(
+                f"coarse: {c['regions']} region(s) of 1 GiB or more had accesses (the "
+                f"largest {_size(c['largest'])}, mean nr_accesses up to "
+                f"{c['max_mean_accesses']:.1f}); a region counts as accessed when {rule}, "
+                "whatever its size, so these are no hot spots and are not ranked (a "
+                "smaller --max-region or more --min-nr-regions splits them)")
         return "\n".join(lines)
+
+
+def _size(b: int) -> str:
+    for unit, k in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if b >= 1 << k:
+            return f"{b >> k} {unit}" if b % (1 << k) == 0 else f"{b / (1 << k):.1f} {unit}"
+    return f"{b} B"
 
 
 def _as_table(obj) -> pa.Table | None:
@@ -200,37 +430,116 @@ def _as_table(obj) -> pa.Table | None:
 class _Source:
     """The samples (SAMPLE_COLUMNS) of a replay: an in-memory table, or a trace
     directory's samples file read in batches of ``BATCH_ROWS`` rows, so that a replay
-    holds a bounded number of samples whatever the trace's length."""
+    holds a bounded number of samples whatever the trace's length.
 
-    def __init__(self, table: pa.Table | None = None, path=None, trace=None):
+    Samples that carry a thread id but no pid (``perf script`` text printed without
+    the pid field shows the tid alone) get their pid from the trace's ``tasks`` rows
+    (COMM/FORK: tid -> pid) where those know the thread, else the tid itself (a
+    single-threaded process's pid); ``tid_as_pid`` counts them (see :func:`_scan`)."""
+
+    def __init__(self, table: pa.Table | None = None, path=None, trace=None, tasks=None):
         self.table, self.path, self.trace = table, path, trace
+        self.pid_from_tid = (self.null_status("pid") != "none" and self.has("tid")
+                             and self.null_status("tid") != "all")
+        self._tid_pid: tuple[np.ndarray, np.ndarray] | None = None
+        if self.pid_from_tid and tasks is not None and len(tasks):
+            tk = tasks[tasks["pid"].notna() & tasks["tid"].notna()]
+            tk = tk.drop_duplicates("tid", keep="last")
+            o = np.argsort(tk["tid"].to_numpy(np.int64), kind="stable")
+            self._tid_pid = (tk["tid"].to_numpy(np.int64)[o], tk["pid"].to_numpy(np.int64)[o])
 
     @property
     def streamed(self) -> bool:
         return self.table is None
 
+    def has(self, name: str) -> bool:
+        if self.table is not None:
+            return name in self.table.column_names
+        return name in self.trace.columns("samples")
+
+    def null_count(self, name: str) -> tuple[int | None, int]:
+        """(rows lacking column ``name``, rows); None when unknown.  For a file this
+        comes from the Parquet statistics: no data is read."""
+        if self.table is not None:
+            n = self.table.num_rows
+            if name not in self.table.column_names:
+                return n, n
+            return self.table.column(name).null_count, n
+        import pyarrow.parquet as pq
+        pf = pq.ParquetFile(self.path)
+        md = pf.metadata
+        if name not in pf.schema_arrow.names:
+            return md.num_rows, md.num_rows
+        j = pf.schema_arrow.names.index(name)
+        nulls = 0
+        for g in range(md.num_row_groups):
+            st = md.row_group(g).column(j).statistics
+            if st is None or not st.has_null_count:
+                return None, md.num_rows
+            nulls += st.null_count
+        return nulls, md.num_rows
+
+    def null_status(self, name: str) -> str:
+        """"none" (no row lacks the column), "all" (absent or null everywhere) or
+        "some" (or unknown)."""
+        nulls, n = self.null_count(name)
+        return "some" if nulls is None else "none" if nulls == 0 else \
+            "all" if nulls == n else "some"
+
+    def _with_pid(self, tb: pa.Table, columns: list[str]) -> pa.Table:
+        pid = tb.column("pid")
+        if pid.null_count:
+            miss = ~pid.is_valid().to_numpy(zero_copy_only=False)
+            p = pid.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            tid = tb.column("tid")
+            tv = tid.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            fill = tv[miss]
+            if self._tid_pid is not None and fill.size:
+                keys, vals = self._tid_pid
+                i = np.minimum(np.searchsorted(keys, fill), max(keys.size - 1, 0))
+                known = (keys.size > 0) & (keys[i] == fill)
+                fill = np.where(known, vals[i], fill)
+            p[miss] = fill
+            tb = tb.set_column(tb.column_names.index("pid"), "pid",
+                               pa.array(p.astype(np.int32), mask=p < 0))
+        return tb.select(columns)
+
     def tables(self, columns: list[str]):
         """The samples' ``columns`` as a sequence of tables, in file order."""
+        read = list(columns)
+        fix = self.pid_from_tid and "pid" in columns
+        if fix and "tid" not in read:
+            read.append("tid")
         if self.table is not None:
-            yield self.table.select(columns)
+            tb = self.table.select(read)
+            yield self._with_pid(tb, columns) if fix else tb
             return
         # columns the file left out (no event recorded them) come back as nulls
-        yield from self.trace.iter_tables("samples", columns, batch_rows=BATCH_ROWS)
+        for tb in self.trace.iter_tables("samples", read, batch_rows=BATCH_ROWS):
+            yield self._with_pid(tb, columns) if fix else tb
 
     def materialize(self) -> None:
         """Read the whole table into memory (unsorted files, perf-phys translation)."""
         if self.table is None:
-            self.table = self.trace.table("samples", columns=SAMPLE_COLUMNS)
+            cols = SAMPLE_COLUMNS + (["tid"] if self.pid_from_tid else [])
+            self.table = self.trace.table("samples", columns=cols)
 
 
-def _scan(src: _Source) -> dict:
+def _scan(src: _Source, phys: bool = False) -> dict:
     """One pass over the narrow columns (time_ns, pid, event): the time span, whether
-    the times are sorted, the event names and the sample count per (event, pid)."""
+    the times are sorted, the event names and, per (event, pid), the number of samples,
+    of samples with a virtual address and (``phys``) of samples with a non-zero
+    physical address.  The address columns are read only where the file's statistics
+    say that some rows lack them."""
     t_min = t_max = last = None
     ordered = True
     names: set[str] = set()
-    counts: dict[tuple, int] = {}
-    for tb in src.tables(["time_ns", "pid", "event"]):
+    counts: dict[tuple, list[int]] = {}
+    addr_st = src.null_status("addr")
+    phys_st = src.null_status("phys_addr") if phys else "all"
+    cols = ["time_ns", "pid", "event"] + (["addr"] if addr_st == "some" else []) + \
+        (["phys_addr"] if phys_st != "all" else [])
+    for tb in src.tables(cols):
         ev = tb.column("event")
         names.update(_event_names(ev))
         tv = tb.column("time_ns").drop_null().to_numpy()
@@ -242,13 +551,30 @@ def _scan(src: _Source) -> dict:
                 ordered = False
             last = int(tv[-1])
         ok = pc.and_(pc.is_valid(tb.column("time_ns")), pc.is_valid(tb.column("pid")))
-        g = pa.table({"event": ev.cast(pa.string()), "pid": tb.column("pid")}).filter(ok)
+        cnt = {"event": ev.cast(pa.string()), "pid": tb.column("pid")}
+        aggs = [("pid", "count")]
+        # per-row address flags only where rows differ (else: all or none of them)
+        if addr_st == "some":
+            cnt["a"] = pc.cast(pc.is_valid(tb.column("addr")), pa.int64())
+            aggs.append(("a", "sum"))
+        if phys_st != "all":
+            ph = tb.column("phys_addr")
+            cnt["p"] = pc.cast(pc.and_(pc.is_valid(ph), pc.not_equal(ph.fill_null(0), 0)),
+                               pa.int64())
+            aggs.append(("p", "sum"))
+        g = pa.table(cnt).filter(ok)
         if g.num_rows:
-            agg = g.group_by(["event", "pid"], use_threads=False).aggregate(
-                [("pid", "count")])
-            for e, p_, n in zip(agg.column("event").to_pylist(), agg.column("pid").to_pylist(),
-                                agg.column("pid_count").to_pylist()):
-                counts[(e, p_)] = counts.get((e, p_), 0) + n
+            agg = g.group_by(["event", "pid"], use_threads=False).aggregate(aggs)
+            k_ = agg.column("pid_count").to_pylist()
+            a_ = agg.column("a_sum").to_pylist() if addr_st == "some" else \
+                (k_ if addr_st == "none" else [0] * len(k_))
+            p_ = agg.column("p_sum").to_pylist() if phys_st != "all" else [0] * len(k_)
+            for e, pid_, k, na, nph in zip(agg.column("event").to_pylist(),
+                                           agg.column("pid").to_pylist(), k_, a_, p_):
+                c = counts.setdefault((e, pid_), [0, 0, 0])
+                c[0] += k
+                c[1] += na
+                c[2] += nph
     return {"t_first": t_min, "t_last": t_max, "ordered": ordered, "names": sorted(names),
             "counts": counts}
 
@@ -267,7 +593,8 @@ def _load(source, mmaps, maps, pagemap_table):
         if "event" not in have:
             raise InputError(f"{tr.file('samples')}: lacks the event column")
         # only the columns the replay uses, streamed batch by batch (see _Source)
-        samples = _Source(path=tr.file("samples"), trace=tr)
+        samples = _Source(path=tr.file("samples"), trace=tr,
+                          tasks=tr.df("tasks") if tr.has("tasks") else None)
         mm = tr.df("mmaps") if mmaps is None else _as_table(mmaps).to_pandas()
         mp = (tr.df("maps") if tr.has("maps") else None) if maps is None \
             else _as_table(maps).to_pandas()
@@ -291,7 +618,8 @@ def _load(source, mmaps, maps, pagemap_table):
                 else:
                     samples = samples.append_column(
                         c, pa.array(["sample"] * samples.num_rows, pa.string()))
-        samples = _Source(table=samples.select(SAMPLE_COLUMNS))
+        keep = SAMPLE_COLUMNS + (["tid"] if "tid" in samples.column_names else [])
+        samples = _Source(table=samples.select(keep))
         mm = _as_table(mmaps).to_pandas() if mmaps is not None else None
         mp = _as_table(maps).to_pandas() if maps is not None else None
         pm = None
@@ -306,6 +634,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
            events=None, pagemap=None, start_ns: int | str | None = None,
            accessed_only: bool = False, max_rows: int | None = MAX_ROWS, mmaps=None, maps=None,
            config: MonitorConfig | None = None, fixed_engine: bool = True, progress=None,
+           output: str | os.PathLike | None = None, force: bool = False,
            **params) -> RegionHistory:
     """Run the DAMON monitor over recorded samples and return the region history.
 
@@ -317,10 +646,13 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         (fixed ``ranges``, optionally of given ``pids``) or "paddr" (physical memory)
     pids : list of pids (vaddr default: the process with the most samples)
     ranges : list of "START-END" strings or (start, end) pairs (fvaddr, paddr)
-    access : "perf", "perf-phys" or "abit"
+    access : "perf" (the samples' virtual addresses; paddr: at the frames the pagemap
+        maps them to), "perf-phys" (their physical addresses; vaddr/fvaddr: translated
+        back through the pagemap) or "abit" (the accessed-bit check emulated)
     events : event names whose samples count (default: all; several are OR'ed)
     pagemap : a trace directory (or pagemap DataFrame) with pagemap snapshots, for
-        perf-phys with vaddr/fvaddr (default: the trace's own pagemap table)
+        perf-phys with vaddr/fvaddr and for paddr from virtual samples (default: the
+        trace's own pagemap table)
     start_ns : t0 of the time grid (default: the first sample of the trace), or
         ``"auto"``: for vaddr, the time from which the targets' mappings give three
         regions that cover the most of their samples until the first ops update (see
@@ -331,10 +663,18 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         exceed ``max_rows`` rows (default 20 M) the replay writes only regions with
         accesses instead, with a warning and ``accessed_only_reason`` in the metadata
         (the result equals ``accessed_only=True``).  ``None``: no limit
+    output : write the history to this Parquet file as the replay runs, snapshot by
+        snapshot (memory stays bounded whatever the number of rows; the file appears
+        whole or not at all); the returned history then reads its rows from the file
     config : a MonitorConfig; or give its fields as keyword arguments
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
         min_nr_regions_mode="legacy", goal_*, fix_*)
+
+    Raises InputError (ConfigError for contradictory options) when the replay has
+    nothing to do, with the reason: no sample of the ``pids``, no sample with the address
+    the access check needs, a trace shorter than one aggregation, no mapping of a vaddr
+    process, no region in any snapshot.
     """
     if config is None:
         config = MonitorConfig(**params)
@@ -358,13 +698,19 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         if not ptr.has("pagemap"):
             raise InputError(f"{pagemap}: has no pagemap table")
         pm = ptr.df("pagemap")
-    # pass 1, narrow columns: time span, event names, samples per pid
-    scan = _scan(src)
+    physical = ops == "paddr"
+    if physical and pids:
+        raise ConfigError(f"pids={pids} (--pid) does not apply to paddr (physical memory has "
+                          "no process)")
+    # which address of a sample the targets see: the virtual one (vaddr/fvaddr with perf
+    # or abit), the physical one (paddr with perf-phys), or the other one translated
+    # through pagemap snapshots (vaddr/fvaddr with perf-phys; paddr with perf, and paddr
+    # with abit when the samples carry no physical address)
+    want_phys = access == "perf-phys" or (physical and access == "abit")
+    # pass 1, narrow columns: time span, event names, samples (with addresses) per pid
+    scan = _scan(src, phys=want_phys)
     if scan["t_first"] is None:
         raise InputError("the trace has no timed samples to replay")
-    if not scan["ordered"] or (access == "perf-phys" and ops != "paddr"):
-        # streaming needs time order; the pagemap translation works on the whole table
-        src.materialize()
     t_first, t_last = scan["t_first"], scan["t_last"]
     auto = isinstance(start_ns, str) and start_ns.strip().lower() == "auto"
     if isinstance(start_ns, str) and not auto:
@@ -378,21 +724,111 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     warnings: list[str] = []
     target_meta: list[dict] = []
     timelines: list[VmaTimeline] = []
-    physical = ops == "paddr"
+    nulls = src.null_count("pid")[0] if src.pid_from_tid else 0
+    if nulls:
+        warnings.append(
+            f"{nulls} samples carry a thread id but no pid (perf script text printed "
+            "without the pid field shows the tid alone): "
+            + ("the trace's COMM/FORK records give the pid of the threads they know, "
+               if src._tid_pid is not None else "")
+            + "a thread id stands for its pid otherwise (exact for single-threaded "
+            "processes; print the pid field with perf script -F pid,tid,... to be sure)")
+
+    # samples per pid of the chosen events: all, with a virtual, with a physical address
+    per_pid: dict = {}
+    for (e, p_), c in scan["counts"].items():
+        if chosen == names or e in chosen:
+            q = per_pid.setdefault(p_, [0, 0, 0])
+            for k in range(3):
+                q[k] += c[k]
+    n_all = sum(q[0] for q in per_pid.values())
+    n_virt = sum(q[1] for q in per_pid.values())
+    n_phys = sum(q[2] for q in per_pid.values())
+    what = f"{n_all:,} samples" + (f" (events: {', '.join(chosen)})" if chosen else "")
+    regions_hint = ("; its regions table is a DAMON trace (DAMON's own result), not "
+                    "samples to replay" if meta.get("tables", {}).get("regions") else "")
+
+    def no_addresses(kind: str, how: str):
+        return InputError(f"none of the trace's {what} carries a {kind} address, so the "
+                          f"replay has nothing to count; {how}{regions_hint}")
+
+    translator = None
+    if (physical and access == "perf") or (not physical and access == "perf-phys") or \
+            (physical and access == "abit" and n_phys == 0 and pm is not None and len(pm)):
+        if pm is None or len(pm) == 0:
+            if physical:
+                raise ConfigError(
+                    "paddr with --access perf counts the samples' virtual addresses at the "
+                    "physical frames they map to, which needs pagemap snapshots: give "
+                    "pagemap=DIR (--pagemap DIR) or ingest them into the trace directory; "
+                    "for samples with physical addresses use --access perf-phys")
+            raise InputError("perf-phys with vaddr/fvaddr needs pagemap snapshots: give "
+                             "--pagemap DIR or ingest them into the trace directory")
+        from .translate import Translator
+        translator = Translator.from_tables(pm)
+    address_source = ("virtual" if not physical and access != "perf-phys" else
+                      "physical" if translator is None else
+                      "physical, translated to virtual through pagemap snapshots"
+                      if not physical else
+                      "virtual, translated to physical through pagemap snapshots")
+    if address_source.startswith("virtual") and n_virt == 0:
+        raise no_addresses("data (virtual)", "record with `perf mem record`, or `perf record "
+                           "-d` (software events: page faults)")
+    if address_source.startswith("physical") and n_phys == 0:
+        raise no_addresses("physical", "record with `perf mem record --phys-data` (or "
+                           "`perf record --phys-data`)" + (
+                               ", or replay the virtual addresses with --access perf and "
+                               "pagemap snapshots (--pagemap DIR)" if physical else ""))
+    use_pid = 1 if address_source.startswith("virtual") else 2
+
+    def samples_of(p) -> str:
+        q = per_pid.get(p)
+        return (f"the trace has no sample of pid {p}" if q is None else
+                f"pid {p} has {q[0]:,} samples, none with an address")
+
+    def pid_list() -> str:
+        top = sorted(((q[use_pid], p_) for p_, q in per_pid.items() if p_ is not None
+                      and q[use_pid]), reverse=True)[:5]
+        return ", ".join(f"{p_} ({n:,})" for n, p_ in top) or "none"
+
+    if pids and not (not physical and access == "perf-phys"):
+        # (perf-phys finds the process of a frame in the pagemap, not in the sample)
+        missing = [p for p in pids if not per_pid.get(p, [0, 0, 0])[use_pid]]
+        if len(missing) == len(pids):
+            raise InputError(
+                f"{'; '.join(samples_of(p) for p in missing)} (pids={pids} (--pid)); the "
+                f"processes with the most samples with addresses: {pid_list()}")
+        for p in missing:
+            warnings.append(f"pid {p}: no sample with an address (its target stays idle)")
+    if not scan["ordered"] or (access == "perf-phys" and ops != "paddr"):
+        # streaming needs time order; the pagemap translation works on the whole table
+        src.materialize()
 
     def selected(columns=SAMPLE_COLUMNS):
         for tb in src.tables(columns):
             yield filter_events(tb, chosen, names)
 
-    # -- targets ---------------------------------------------------------------------
-    if ops == "paddr":
-        if pids:
-            raise ConfigError("--pid does not apply to paddr (physical memory has no process)")
-        if access == "perf":
-            raise ConfigError("paddr needs physical addresses: use --access perf-phys or abit")
+    n_untrans = [0]
 
+    def physical_of(tb):
+        """(time_ns, phys_addr) of the samples: recorded, or translated by the pagemap."""
+        if translator is None:
+            return physical_samples(tb)
+        s_ = tb.filter(pc.and_(pc.is_valid(tb.column("addr")), pc.is_valid(tb.column("pid"))))
+        t_ = s_.column("time_ns").to_numpy(zero_copy_only=False).astype(np.int64)
+        v_ = s_.column("addr").to_numpy(zero_copy_only=False).astype(np.uint64)
+        p_ = s_.column("pid").to_numpy(zero_copy_only=False).astype(np.int64)
+        ph = translator.virt_to_phys_present(p_, v_, t_)
+        ok = ph != 0
+        n_untrans[0] += int((~ok).sum())
+        a_, keep = engine_addresses(ph[ok])
+        t_ = t_[ok]
+        return (t_ if keep is None else t_[keep]), a_
+
+    # -- targets ---------------------------------------------------------------------
+    if physical:
         def convert(tb):
-            pt, pa_ = physical_samples(tb)
+            pt, pa_ = physical_of(tb)
             return pt, np.zeros(pt.size, np.int64), pa_
         tpids: list[int | None] = [None]
         if ranges:
@@ -403,13 +839,14 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             except InputError:
                 # the span of the sampled physical addresses: their min and max suffice
                 ext = []
-                for tb in selected(["time_ns", "event", "phys_addr"]):
-                    a = physical_samples(tb)[1]
+                for tb in selected(["time_ns", "pid", "event", "addr", "phys_addr"]):
+                    a = physical_of(tb)[1]
                     a = a[a > 0]
                     if a.size:
                         ext += [a.min(), a.max()]
+                n_untrans[0] = 0
                 rg, rsrc = default_range(meta, np.array(ext, np.int64))
-        rg = aligned_union(rg, config.min_region)
+        rg = aligned_union(check_ranges(rg, "paddr range"), config.min_region)
         targets = [Target(lambda t, rg=rg: rg, pid=None)]
         target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
     else:
@@ -427,29 +864,36 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                 raise ConfigError("--range applies to fvaddr and paddr; vaddr follows the "
                                   "process's mappings (use --ops fvaddr for fixed ranges)")
             if not pids:
-                per_pid: dict[int, int] = {}
-                for (e, p_), n in scan["counts"].items():
-                    if chosen == names or e in chosen:
-                        per_pid[p_] = per_pid.get(p_, 0) + n
-                if not per_pid:
-                    raise InputError("no sample carries a pid; give --pid")
-                most = max(per_pid.values())
-                pids = [min(p_ for p_, n in per_pid.items() if n == most)]
+                cand = {p_: q[use_pid] for p_, q in per_pid.items()
+                        if p_ is not None and q[use_pid]}
+                if not cand:
+                    raise InputError(f"none of the trace's {what} with addresses carries a "
+                                     "pid; give pids=[PID] (--pid PID)")
+                most = max(cand.values())
+                pids = [min(p_ for p_, n in cand.items() if n == most)]
                 warnings.append(f"no --pid given: monitoring pid {pids[0]}, the process with "
-                                "the most samples")
+                                "the most samples with addresses")
             tpids = list(pids)
             targets = []
             for i, p in enumerate(tpids):
-                tl = VmaTimeline(p, mm, mp)
+                tl = VmaTimeline(p, mm, mp, arch=meta.get("arch"))
                 timelines.append(tl)
                 targets.append(Target(tl.ranges_at, pid=p, dynamic=True, three_regions=True))
                 target_meta.append({"target": i, "pid": p, "vma_source": tl.source})
+                if tl.dropped:
+                    # the gate area / kernel half: mapped in the trace, never in the mm
+                    target_meta[-1]["mappings_left_out"] = [
+                        {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped]
+            no_vmas = [p for p, tl in zip(tpids, timelines) if tl.source == "none"]
+            if no_vmas:
+                raise InputError(
+                    f"vaddr follows a process's mappings, and the trace has none of pid "
+                    f"{', '.join(map(str, no_vmas))} (no perf MMAP records: `perf script` "
+                    "text shows them only with --show-mmap-events; no /proc/PID/maps "
+                    "snapshots): replay fixed ranges with ops='fvaddr' (--ops fvaddr "
+                    "--range START-END), or ingest the perf.data")
         if access == "perf-phys":
-            if pm is None or len(pm) == 0:
-                raise InputError("perf-phys with vaddr/fvaddr needs pagemap snapshots: give "
-                                 "--pagemap DIR or ingest them into the trace directory")
-            from .translate import Translator
-            tr = Translator.from_tables(pm)
+            tr = translator
 
             def convert(tb):
                 t_, g_, a_, _ = translated_samples(tb, tpids, tr)
@@ -528,9 +972,63 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                                 f"regions until an ops update finds them{hint}")
     elif auto:
         t0_auto = {"time_ns": t0, "reason": f"--ops {ops} has fixed ranges: the first sample"}
+    t0_source = "auto" if auto else "--start" if start_ns is not None else "first sample"
+    _check_span(config, t0, t_last, t0_source)
     acc = StreamedSamples(access_batches(), t0)
 
     # -- run -------------------------------------------------------------------------
+    writer = (HistoryWriter(output, force=force,
+                            inputs=[source if isinstance(source, (str, os.PathLike)) else None,
+                                    pagemap if isinstance(pagemap, (str, os.PathLike)) else None])
+              if output is not None else None)
+    try:
+        hist, metadata = _run(
+            config, targets, acc, t0, t_last, access=access, physical=physical,
+            accessed_only=accessed_only, max_rows=max_rows, fixed_engine=fixed_engine,
+            progress=progress, writer=writer, warnings=warnings)
+        used = acc.drain()                # the samples from t0 on (the rest of the stream)
+        if translator is not None and physical and n_untrans[0]:
+            warnings.append(f"{n_untrans[0]} samples' virtual addresses did not translate "
+                            "to a frame (their page is present in none of the pagemap "
+                            "snapshots of their pid)")
+        if used == 0:
+            if translator is not None and n_untrans[0]:
+                raise InputError(f"no sample's address translated through the pagemap "
+                                 f"snapshots ({n_untrans[0]:,} did not): the snapshots must "
+                                 "be of the same run and processes as the samples")
+            raise InputError(f"no sample of the targets from t0 on ({t0} ns, {t0_source}; "
+                             f"the last sample is at {t_last} ns): nothing to replay")
+        if hist.n_snapshots == 0:
+            _check_span(config, t0, t_last, t0_source, always=True)
+        if all(e[2] == e[3] for e in hist.coverage):
+            why = [w for w in warnings if "no three regions" in w]
+            raise InputError(
+                "no target had a region in any snapshot, so the history would be empty"
+                + (": " + "; ".join(why) if why else " (the targets' ranges are empty)"))
+        metadata.update({
+            "ops": ops, "access": access, "events": chosen, "targets": target_meta,
+            "t0_ns": t0, "t0_source": t0_source, "address_source": address_source,
+            "t0_auto": t0_auto, "t_last_ns": t_last, "samples_used": used,
+            "input": prov, "warnings": warnings,
+        })
+        if writer is not None:
+            return RegionHistory(None, metadata, writer.close(metadata))
+    except BaseException as e:
+        if writer is None:
+            raise
+        raise writer.abort(e) from None
+    return RegionHistory(history_table(hist, [t.pid for t in targets]), metadata)
+
+
+def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, max_rows,
+         fixed_engine, progress, writer, warnings) -> tuple[History, dict]:
+    """Run the monitor; snapshots go to ``writer`` as they are taken (or stay in the
+    returned History).  Returns the History and the engine's part of the metadata."""
+    pids = [t.pid for t in targets]
+    sink = None
+    if writer is not None:
+        def sink(cols):
+            writer.add(history_table(History(*cols), pids))
     use_fixed = (fixed_engine and config.fixed_granularity and access != "abit"
                  and not config.tuning)
     reason = None
@@ -538,7 +1036,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         from .fixed import FixedMonitor
         mon = FixedMonitor(config, targets)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, max_rows=max_rows,
-                       progress=progress)
+                       progress=progress, sink=sink)
         reason = mon.auto_accessed_only
     else:
         if config.fixed_granularity:
@@ -552,33 +1050,47 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                           f"than {max_rows:,}): only regions with accesses are written")
         mon = Monitor(config, targets, access="abit" if access == "abit" else "perf",
                       physical=physical, max_fixed_regions=DENSE_FIXED_MAX_REGIONS)
-        hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress)
-    used = acc.drain()                # the samples from t0 on (the rest of the stream)
+        hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress,
+                       sink=sink)
     if reason is not None:
         accessed_only = True
         warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
                         "--max-rows / --min-region)")
-    table = history_table(hist, [t.pid for t in targets])
-    n_snapshots, tune_events = hist.n_snapshots, hist.tune_events
-    del hist, mon                     # the engine's column arrays: the table holds the rows
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
         "config": config.to_dict(), "generator": GENERATOR, "seed": config.seed,
-        "ops": ops, "access": access, "events": chosen, "targets": target_meta,
-        "t0_ns": t0,
-        "t0_source": "auto" if auto else "--start" if start_ns is not None else "first sample",
-        "t0_auto": t0_auto,
-        "t_last_ns": t_last, "snapshots": n_snapshots, "samples_used": used,
+        "snapshots": hist.n_snapshots,
         "accessed_only": bool(accessed_only),
+        # the sparse-history contract: rows with nr_accesses 0 left out; coverage says
+        # what was monitored (see RegionHistory)
+        "sparse": bool(accessed_only),
+        "coverage": [list(map(int, e)) for e in hist.coverage],
         "rows": "regions with nr_accesses > 0 only" if accessed_only else "every region",
         "accessed_only_reason": (reason if reason is not None else
                                  "asked for" if accessed_only else None),
         "max_rows": max_rows,
-        "folio_model": "4 KiB pages", "tune_events": [list(map(int, e)) for e in tune_events],
-        "input": prov, "warnings": warnings,
+        "folio_model": "4 KiB pages",
+        "tune_events": [list(map(int, e)) for e in hist.tune_events],
     }
-    return RegionHistory(table, metadata)
+    return hist, metadata
+
+
+def _check_span(config: MonitorConfig, t0: int, t_last: int, t0_source: str,
+                always: bool = False) -> None:
+    """Refuse a replay that cannot complete one aggregation (it would write no snapshot):
+    the last sample must fall in the last sample interval of the first aggregation."""
+    S = config.sample_us * 1000
+    if not always and t_last >= t0 + (config.aggr_samples - 1) * S:
+        return
+    where = f"t0 = {t0} ns ({t0_source})"
+    if t_last < t0:
+        raise InputError(f"the replay starts after the trace's last sample ({where}, last "
+                         f"sample at {t_last} ns): no snapshot")
+    raise InputError(
+        f"the trace spans {(t_last - t0) / 1e6:.6g} ms from {where} to its last sample, "
+        f"shorter than one aggregation interval ({config.aggr_us / 1000:g} ms, "
+        f"aggr_us={config.aggr_us} (--aggr-us)): no snapshot")
 
 
 def every_stride(batches, stride: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -648,8 +1160,8 @@ def history_table(h: History, pids: list[int | None]) -> pa.Table:
         "time_ns": pa.array(h.time_ns.astype(np.int64)),
         "target": pa.array(h.target.astype(np.int32)),
         "pid": pa.array(pid.astype(np.int32), mask=pid < 0),
-        "start": pa.array(h.start.astype(np.uint64)),
-        "end": pa.array(h.end.astype(np.uint64)),
+        "start": pa.array(to_unsigned(h.start, "region start")),
+        "end": pa.array(to_unsigned(h.end, "region end")),
         "nr_accesses": pa.array(h.nr_accesses.astype(np.uint32)),
         "age": pa.array(h.age.astype(np.uint32)),
         "nr_accesses_bp": pa.array(h.nr_accesses_bp.astype(np.uint32)),

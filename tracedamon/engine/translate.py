@@ -301,9 +301,12 @@ class Translator:
         units = self._units_for(pids, times)
         has = units >= 0
         snap[has] = self._unit_snap[units[has]]
-        if not np.any(has):
-            return VirtLookup(paddr, flags, snap)
-        idx = np.flatnonzero(has)
+        if np.any(has):
+            self._lookup_units(units, vaddrs, np.flatnonzero(has), paddr, flags)
+        return VirtLookup(paddr, flags, snap)
+
+    def _lookup_units(self, units, vaddrs, idx, paddr, flags) -> None:
+        """Fill ``paddr``/``flags`` at ``idx`` from unit ``units[i]`` (a snapshot of a pid)."""
         o = np.argsort(units[idx], kind="stable")
         idx = idx[o]
         u_sorted = units[idx]
@@ -321,7 +324,6 @@ class Translator:
             off = va[hit] - self._vs[jc[hit]]
             paddr[chunk[hit]] = self._pfn[jc[hit]] * ps + off
             flags[chunk[hit]] = self._flags[jc[hit]]
-        return VirtLookup(paddr, flags, snap)
 
     def virt_to_phys(self, pids, vaddrs, times) -> np.ndarray:
         """Physical addresses (uint64) of virtual addresses; 0 = unmapped or frame unknown.
@@ -330,6 +332,48 @@ class Translator:
         broadcast); each query uses the snapshot of its pid nearest its time.
         """
         return self.virt_lookup(pids, vaddrs, times).paddr
+
+    def virt_to_phys_present(self, pids, vaddrs, times) -> np.ndarray:
+        """Like :meth:`virt_to_phys`, from the snapshot of the pid nearest in time *among
+        those in which the page is present* (ties: the earlier); 0 where none has it.
+
+        A page-fault sample is taken before its page is mapped, so no snapshot before it
+        has the page; a load sample's page may have been reclaimed by the nearest
+        snapshot and be present in another.  (The translator's policy is not used.)"""
+        pids, vaddrs, times = _broadcast(pids, vaddrs, times)
+        out = np.zeros(vaddrs.size, np.uint64)
+        for p in np.unique(pids):
+            units = np.flatnonzero(self._unit_pid == p)
+            if not units.size:
+                continue
+            ut = self._unit_time[units]
+            o = np.argsort(ut, kind="stable")
+            units, ut = units[o], ut[o]
+            sel = np.flatnonzero(pids == p)
+            q = times[sel]
+            cur = nearest_index(ut, q)             # then widen outwards, nearer side first
+            left, right = cur - 1, cur + 1
+            va = vaddrs[sel]
+            pa_ = np.zeros(sel.size, np.uint64)
+            fl = np.zeros(sel.size, np.uint32)
+            todo = np.arange(sel.size)
+            while todo.size:
+                self._lookup_units(units[cur], va, todo, pa_, fl)
+                todo = todo[pa_[todo] == 0]
+                if not todo.size:
+                    break
+                lt, rt = left[todo], right[todo]
+                dl = np.where(lt >= 0, q[todo] - ut[np.maximum(lt, 0)], np.iinfo(np.int64).max)
+                dr = np.where(rt < ut.size, ut[np.minimum(rt, ut.size - 1)] - q[todo],
+                              np.iinfo(np.int64).max)
+                more = (lt >= 0) | (rt < ut.size)
+                todo, lt, rt, dl, dr = todo[more], lt[more], rt[more], dl[more], dr[more]
+                go_left = dl <= dr
+                cur[todo] = np.where(go_left, lt, rt)
+                left[todo] = np.where(go_left, lt - 1, lt)
+                right[todo] = np.where(go_left, rt, rt + 1)
+            out[sel] = pa_
+        return out
 
     # -- physical → virtual --------------------------------------------------------
     def _phys_index(self, snapshot: int, pid: int | None = None) -> _PhysIndex:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ConfigError
+from ..address import ENGINE_LIMIT
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -22,7 +23,7 @@ def parse_range(text: str) -> tuple[int, int]:
                           "integers") from None
     if s < 0 or e <= s:
         raise ConfigError(f"range {text!r}: END must be greater than START")
-    if e >= 1 << 63:
+    if e >= ENGINE_LIMIT:
         raise ConfigError(f"range {text!r}: addresses must be below 2**63")
     return s, e
 
@@ -35,6 +36,8 @@ def normalize_ranges(ranges) -> np.ndarray:
     for s, e in rs:
         if s < 0 or e <= s:
             raise ConfigError(f"range {s:#x}-{e:#x}: END must be greater than START")
+        if e >= ENGINE_LIMIT:
+            raise ConfigError(f"range {s:#x}-{e:#x}: addresses must be below 2**63")
     rs.sort()
     for (s1, e1), (s2, e2) in zip(rs, rs[1:]):
         if s2 < e1:

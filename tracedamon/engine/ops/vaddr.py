@@ -13,11 +13,18 @@ Offline, the VMA list at time ``t`` comes from the trace directory:
 * else the ``mmaps`` table (perf's MMAP/MMAP2 records): every mapping recorded
   at or before ``t``, united.  perf records no munmap, so mappings never go away
   in this model (spec §15.2).
+
+Either source lists mappings the kernel's VMA walk does not see: the ``[vsyscall]``
+gate page (``/proc/PID/maps`` prints it, and ``perf record -p PID`` synthesizes an
+MMAP for it from there) and anything at or above the user address-space limit.
+They are left out (:func:`tracedamon.engine.address.user_vma_mask`), so an attach-mode
+recording gets the same three regions as the kernel.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..address import user_vma_mask
 from ..config import PAGE_SIZE
 
 
@@ -69,35 +76,65 @@ def union(intervals: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-class VmaTimeline:
-    """The VMA list of one process over time, from ``maps`` or ``mmaps`` rows."""
+def _names(df, column: str):
+    return df[column].to_numpy(object) if column in df.columns else None
 
-    def __init__(self, pid: int, mmaps=None, maps=None):
+
+class VmaTimeline:
+    """The VMA list of one process over time, from ``maps`` or ``mmaps`` rows.
+
+    Only mappings the kernel's VMA walk sees are kept (not the gate area, nothing at or
+    above the user address-space limit of ``arch``); ``dropped`` lists the others as
+    ``(start, end, name)``."""
+
+    def __init__(self, pid: int, mmaps=None, maps=None, arch: str | None = None):
         self.pid = pid
         self.source = "none"
+        self.arch = arch
+        self.dropped: list[tuple[int, int, str]] = []
         self._snap_times = np.zeros(0, np.int64)
         self._snaps: list[np.ndarray] = []
         if maps is not None and len(maps):
             m = maps[maps["pid"] == pid]
             if len(m):
                 self.source = "maps"
+                st = m["start"].to_numpy(np.uint64)
+                en = m["end"].to_numpy(np.uint64)
+                m = m[self._keep(st, en, _names(m, "path"))]
                 for snap, g in m.groupby("snapshot", sort=True):
-                    self._snaps.append(union(g[["start", "end"]].to_numpy(np.int64)))
+                    se = np.stack([g["start"].to_numpy(np.uint64),
+                                   g["end"].to_numpy(np.uint64)], axis=1).astype(np.int64)
+                    self._snaps.append(union(se))
                     self._snap_times = np.append(self._snap_times, int(g["time_ns"].min()))
                 order = np.argsort(self._snap_times, kind="stable")
                 self._snap_times = self._snap_times[order]
                 self._snaps = [self._snaps[i] for i in order]
+                if not self._snaps:
+                    self._snap_times = np.zeros(1, np.int64)
+                    self._snaps = [np.zeros((0, 2), np.int64)]
                 return
         if mmaps is not None and len(mmaps):
             m = mmaps[(mmaps["pid"] == pid)]
             if len(m):
                 self.source = "mmaps"
-                t = m["time_ns"].fillna(0).to_numpy(np.int64)
+                st = m["start"].to_numpy(np.uint64)
+                # an end past 2**64 wraps below its start and is dropped with the rest
+                en = st + m["length"].to_numpy(np.uint64)
+                keep = self._keep(st, en, _names(m, "filename"))
+                t = m["time_ns"].fillna(0).to_numpy(np.int64)[keep]
                 order = np.argsort(t, kind="stable")
                 self._mt = t[order]
-                st = m["start"].to_numpy(np.uint64)[order].astype(np.int64)
-                ln = m["length"].to_numpy(np.uint64)[order].astype(np.int64)
-                self._mv = np.stack([st, st + ln], axis=1)
+                st, en = st[keep][order].astype(np.int64), en[keep][order].astype(np.int64)
+                self._mv = np.stack([st, en], axis=1)
+
+    def _keep(self, start: np.ndarray, end: np.ndarray, names) -> np.ndarray:
+        keep = user_vma_mask(start, end, names, self.arch)
+        for i in np.flatnonzero(~keep):
+            nm = "" if names is None or names[i] is None else str(names[i])
+            entry = (int(start[i]), int(end[i]), nm)
+            if entry not in self.dropped:
+                self.dropped.append(entry)
+        return keep
 
     def vmas_at(self, t: int) -> np.ndarray:
         if self.source == "maps":
