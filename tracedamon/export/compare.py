@@ -1,55 +1,69 @@
 """Compare two region histories (and score them against a ground truth).
 
-``compare(a, b)`` puts two region histories — a replay and a real DAMON trace, two
-replays with other parameters, two DAMON traces — on one time × address grid,
-restricted to the address ranges both cover and to the time both span, and
-measures how far apart they are. ``a`` is the *reference*, ``b`` the *candidate*.
+``compare(a, b)`` measures how far apart two region histories are -- a replay and a
+real DAMON trace, two replays with other parameters, two DAMON traces. ``a`` is the
+*reference*, ``b`` the *candidate*. Both are streamed (:mod:`.history`), a
+bounded number of rows at a time; a sparse history reads as its dense original.
 
-Grid (chosen automatically, each overridable):
-
-* address ranges: those both sides cover, less the long stretches neither side
-  ever saw accessed (``focus="active"``, see :func:`compare`);
-* address bins: ``unit × 2^k`` bytes (unit 4096 when every region boundary is page
-  aligned), the smallest giving at most ``max_addr_bins`` bins over the common
-  ranges; bins never straddle a gap between ranges;
-* time bins: the longer of the two aggregation intervals (so every cell holds at
-  least one snapshot of each side), widened to at most ``max_time_bins`` bins.
-
-Per cell and side: the area-weighted mean ``nr_accesses`` (*heat*), the accessed
-fraction (``nr_accesses >= acc_thres``), the mean age in ns (``age`` × the median
-spacing of the side's snapshots) and the covered fraction. A cell counts when both sides cover at
-least half of it. Every metric weights cells by their area (bytes × ns).
-
-Metrics (``CompareResult.metrics``):
+Exact metrics. Every metric is computed on the exact overlay of the two histories
+(:mod:`.overlay`): for every pair of snapshots whose windows overlap in time, the
+union of both sides' region boundaries cuts the address space into pieces, each
+weighted by its bytes × the ns of overlap, where both sides have a region. No grid
+is involved, so no metric depends on a resolution:
 
 ``heat``
-    Spearman and Pearson correlation of the two heats; mean absolute and RMS
-    difference of the normalised heat (*rate* = nr_accesses / (aggr/sample), or /
-    the largest nr_accesses seen when the intervals are unknown).
+    Spearman and Pearson correlation of the two sides' nr_accesses, weighted by
+    bytes × ns over the *accessed space*, for the whole compared time: the bytes
+    where either side's nr_accesses summed over its snapshots reaches 2 % of its
+    hottest byte's (per byte, exactly: ``grid.heat_ranges``). The idle rest of a large
+    address space -- and a huge region counted accessed once, as the perf check does
+    while regions are coarse -- would only dilute them; idle times of accessed bytes
+    stay in, so two sides that agree on when a byte is idle score for it. Over the
+    same space: the mean absolute and RMS difference and the means of the normalised
+    heat (*rate* = nr_accesses / (aggr/sample), or / the largest nr_accesses seen when
+    the intervals are unknown); ``active_fraction`` is that space's share of
+    everything compared.
 ``hot``
-    for each threshold θ in ``hot_thresholds`` (default 0.25, 0.5, 0.75): a cell is
-    hot on a side when its heat is > 0 and ≥ θ × that side's hottest cell;
-    precision = |hot_a ∩ hot_b| / |hot_b|, recall = |hot_a ∩ hot_b| / |hot_a|, F1.
+    for each threshold θ in ``hot_thresholds`` (default 0.25, 0.5, 0.75): a piece is
+    hot on a side when its nr_accesses is > 0 and at least θ × that side's largest
+    nr_accesses in the comparison (boundary included); precision = |hot_a ∩ hot_b|
+    / |hot_b|, recall = |hot_a ∩ hot_b| / |hot_a|, F1, weighted by bytes × ns.
 ``wss``
-    working-set size (bytes with nr_accesses ≥ acc_thres) per time bin inside the
-    common ranges: means, mean absolute error, RMSE, relative error (MAE / mean of
-    a), largest error, Pearson correlation of the two series.
+    the working set (bytes with nr_accesses ≥ acc_thres, among the bytes both sides
+    cover) of each side as a function of time, summed over the compared address
+    spaces, on the intervals where it is constant: time-weighted means, mean absolute
+    error, RMSE, relative error (MAE / mean of a), largest error, Pearson
+    correlation. ``wss_series`` lists the intervals.
 ``age``
-    Spearman correlation of the mean ages, mean and median absolute difference (s).
+    over the pieces where both sides record an age (a trace without ages, or the
+    idle bytes of a sparse history, have none; ``known_fraction`` says how much that
+    is): Spearman correlation, mean and median absolute difference (s), age in
+    aggregations × the side's median snapshot spacing.
 ``regions``
-    regions per snapshot (mean/min/max) of each side, overall and inside the
-    common ranges.
+    regions per snapshot (mean/min/max) of each side over the snapshots inside the
+    compared time; for a sparse history these are the regions with accesses.
 ``per_time``
-    heat correlations, mean rate difference and hot F1 (θ = 0.5) per time bin:
-    how the agreement evolves (e.g. while adaptive regions settle).
+    heat correlations, mean rate difference and hot precision/recall/F1 (θ = 0.5,
+    hot relative to each side's maximum over the whole comparison) per time bin (the
+    longer aggregation interval, at most ``max_time_bins`` bins).
 ``alignment``
     the offset applied to ``b`` and the best lag found by cross-correlating the two
     total-heat (or WSS) series over candidate lags, with its correlation.
 
+The pairing of time: a snapshot of ``a`` and one of ``b`` are compared over the
+intersection of their windows (``b``'s shifted by the applied offset), within the
+common time ``[max(starts), min(ends))``; time where either side has no window is
+not compared. The pairing of address spaces: equal keys (pid, else target); two
+histories with one address space each and different keys are compared as one
+another's, with a warning.
+
+Cells (``CompareResult.cells``, ``--cells``) are the one place with a grid: a
+time × address grid for pictures and for the per-cell Parquet, laid over the
+address ranges where the accesses are (ranges whose heat summed over time is at
+least 2 % of the hottest, with idle context; ``focus="all"``: every common byte).
+
 With a ground truth (ranges labelled hot/warm/cold, see :func:`load_truth`) each
-side is also scored against it (:func:`score_truth`): mean nr_accesses and
-accessed fraction per label, correlation with the truth level (hot 1, warm 0.5,
-cold 0), hot precision/recall/F1 against the hot label.
+side is also scored against it (:func:`score_truth`), per byte, exactly.
 """
 
 from __future__ import annotations
@@ -60,7 +74,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -72,102 +86,70 @@ from ..atomic import write_text_atomic
 from ..errors import ConfigError, InputError, TraceFormatError
 from .grid import (
     PAGE,
-    History,
-    active_ranges,
-    address_unit,
     auto_bin_bytes,
-    coverage,
     guide_ranges,
     intersect_intervals,
-    load_history,
-    mean_grid,
     merge_intervals,
-    raster,
-    snapshot_stats,
+    raster_stream,
     time_edges,
     uniform_bins,
+)
+from .history import HistorySource, HistoryWarning, open_history
+from .overlay import (
+    Joint,
+    clean as _clean,
+    group_sum,
+    hot_set,
+    overlay_regions,
+    prf,
+    snapshot_pairs,
+    step_sum,
+    wmedian,
+    wpearson,
+    wrank,
+    wspearman,
 )
 
 TRUTH_LEVEL = {"hot": 1.0, "warm": 0.5, "cold": 0.0}
 DEFAULT_THRESHOLDS = (0.25, 0.5, 0.75)
 
-
-# ----------------------------------------------------------------------------------
-# weighted statistics
-# ----------------------------------------------------------------------------------
-def _clean(x: float) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if (math.isnan(x) or math.isinf(x)) else x
+__all__ = ["compare", "CompareResult", "score_truth", "truth_timeline", "load_truth",
+           "estimate_lag", "match_keys", "metrics_json", "wpearson", "wspearman", "wrank",
+           "prf", "hot_mask", "CompareWarning"]
 
 
-def wpearson(x, y, w=None) -> float:
-    """Weighted Pearson correlation (NaN when either side is constant)."""
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    w = np.ones_like(x) if w is None else np.asarray(w, float)
-    if len(x) < 2 or w.sum() <= 0:
-        return float("nan")
-    w = w / w.sum()
-    mx, my = (w * x).sum(), (w * y).sum()
-    dx, dy = x - mx, y - my
-    vx, vy = (w * dx * dx).sum(), (w * dy * dy).sum()
-    # relative tolerance: a side that is constant up to rounding has no correlation
-    if vx <= 1e-24 * max(1.0, mx * mx) or vy <= 1e-24 * max(1.0, my * my):
-        return float("nan")
-    return float(np.clip((w * dx * dy).sum() / math.sqrt(vx * vy), -1.0, 1.0))
-
-
-def wrank(x, w=None) -> np.ndarray:
-    """Weighted mid-ranks: the weight below each value plus half the weight of its ties."""
-    x = np.asarray(x, float)
-    w = np.ones_like(x) if w is None else np.asarray(w, float)
-    o = np.argsort(x, kind="mergesort")
-    xs, ws = x[o], w[o]
-    new = np.ones(len(xs), bool)
-    new[1:] = xs[1:] != xs[:-1]
-    gid = np.cumsum(new) - 1
-    gw = np.bincount(gid, weights=ws)
-    below = np.concatenate([[0.0], np.cumsum(gw)[:-1]])
-    r = np.empty(len(x))
-    r[o] = (below + gw / 2.0)[gid]
-    return r
-
-
-def wspearman(x, y, w=None) -> float:
-    """Weighted Spearman correlation: the weighted Pearson of weighted mid-ranks."""
-    return wpearson(wrank(x, w), wrank(y, w), w)
-
-
-def prf(pred: np.ndarray, ref: np.ndarray, w: np.ndarray) -> dict:
-    """Weighted precision, recall and F1 of a predicted set against a reference set."""
-    tp = float(w[pred & ref].sum())
-    pp = float(w[pred].sum())
-    rp = float(w[ref].sum())
-    p = tp / pp if pp > 0 else float("nan")
-    r = tp / rp if rp > 0 else float("nan")
-    if pp > 0 and rp > 0:
-        f = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    else:
-        f = float("nan")
-    return {
-        "precision": _clean(p),
-        "recall": _clean(r),
-        "f1": _clean(f),
-        "ref_fraction": _clean(rp / w.sum()) if w.sum() > 0 else None,
-        "pred_fraction": _clean(pp / w.sum()) if w.sum() > 0 else None,
-    }
+class CompareWarning(HistoryWarning):
+    """Something about a comparison a user should know (e.g. different targets)."""
 
 
 def hot_mask(heat: np.ndarray, theta: float) -> np.ndarray:
-    """Cells whose heat is > 0 and at least ``theta`` × the hottest cell."""
-    if len(heat) == 0:
-        return np.zeros(0, bool)
-    m = float(np.nanmax(heat)) if np.isfinite(heat).any() else 0.0
-    if m <= 0:
-        return np.zeros(len(heat), bool)
-    return (heat > 0) & (heat >= theta * m)
+    """Values that are > 0 and at least ``theta`` × the largest (boundary included)."""
+    return hot_set(heat, theta)
+
+
+def _open(src, name=None) -> HistorySource:
+    return src if isinstance(src, HistorySource) else open_history(src, name=name)
+
+
+class _Within:
+    """Bytes of sorted, disjoint intervals inside any [a, b) (vectorised)."""
+
+    def __init__(self, ranges: np.ndarray):
+        r = np.asarray(ranges, np.uint64).reshape(-1, 2)
+        self.s, self.e = r[:, 0], r[:, 1]
+        self.cum = np.concatenate([[0], np.cumsum((self.e - self.s).astype(np.float64))])
+
+    def below(self, x) -> np.ndarray:
+        x = np.asarray(x, np.uint64)
+        if not len(self.s):
+            return np.zeros(x.shape)
+        i = np.searchsorted(self.s, x, side="right")
+        ic = np.maximum(i - 1, 0)
+        part = np.minimum(np.where(x > self.s[ic], x - self.s[ic], 0), self.e[ic] - self.s[ic])
+        return np.where(i > 0, self.cum[ic] + part.astype(np.float64), 0.0)
+
+    def within(self, a, b) -> np.ndarray:
+        return self.below(b) - self.below(a)
 
 
 # ----------------------------------------------------------------------------------
@@ -266,37 +248,19 @@ def load_truth(src) -> pd.DataFrame:
     return df.drop(columns=["line"])
 
 
-def _truth_raster(h: History, truth: pd.DataFrame, t_edges: np.ndarray, acc_thres: float):
-    """Per (time bin, truth range): heat sum, accessed sum, cover (summed over keys
-    when the truth does not name one)."""
-    bs = truth["start"].to_numpy(np.uint64)
-    be = truth["end"].to_numpy(np.uint64)
-    nr = h.df["nr_accesses"].to_numpy()
-    sums_h = 0.0
-    sums_a = 0.0
-    cov = 0.0
-    for key in h.keys:
-        hk = h.for_key(key)
-        nrk = hk.df["nr_accesses"].to_numpy()
-        (sh, sa), c = raster(hk, t_edges, bs, be, [nrk, (nrk >= acc_thres).astype(float)])
-        sums_h, sums_a, cov = sums_h + sh, sums_a + sa, cov + c
-    del nr
-    return sums_h, sums_a, cov
 
-
-def split_truth(truth: pd.DataFrame, *, max_bins: int = 65536, unit: int = PAGE) -> pd.DataFrame:
-    """The truth ranges cut into equal bins (``unit × 2^k`` bytes, at most about
-    ``max_bins`` of them; a range's last bin may be shorter), each keeping its label
-    and area, so that hot sets and correlations are judged at that granularity and
-    not one whole (possibly huge) truth range at a time."""
-    segs = truth[["start", "end"]].to_numpy(np.uint64)
-    total = int((segs[:, 1] - segs[:, 0]).sum())
-    bb = auto_bin_bytes(total, max_bins, unit)
-    bs, be = uniform_bins(segs, bb)
-    idx = np.searchsorted(truth["end"].to_numpy(np.uint64), bs, side="right")
-    out = truth.iloc[idx].reset_index(drop=True).copy()
-    out["start"], out["end"] = bs, be
-    return out
+def _pairs_in_ranges(st, en, rs, re_):
+    """(row, range) pairs of rows [st, en) and sorted disjoint ranges [rs, re_) that
+    overlap, with the overlap's bounds."""
+    j0 = np.searchsorted(re_, st, side="right")
+    j1 = np.searchsorted(rs, en, side="left")
+    cnt = np.maximum(j1 - j0, 0)
+    P = int(cnt.sum())
+    row = np.repeat(np.arange(len(st)), cnt)
+    j = j0[row] + (np.arange(P) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    lo = np.maximum(st[row], rs[j])
+    hi = np.minimum(en[row], re_[j])
+    return row, j, lo, hi
 
 
 def score_truth(
@@ -307,90 +271,132 @@ def score_truth(
     hot_thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     acc_thres: float = 1,
     per_snapshot: bool = False,
+    offset_ns: int = 0,
 ) -> dict:
-    """Score one region history against ground-truth ranges.
+    """Score one region history against ground-truth ranges, per byte, exactly.
 
-    Returns a dict: ``labels`` (per label: bytes, mean nr_accesses, mean rate,
-    accessed fraction), ``areas`` (the same per original area name),
-    ``correlation`` (byte-weighted Spearman/Pearson of heat vs truth level) and
-    ``hot`` (precision/recall/F1 of the hot bins at each threshold against the hot
-    label), both over the truth ranges cut into equal bins (:func:`split_truth`)
-    and, with ``per_snapshot``, ``timeline``: a DataFrame with one row per
-    snapshot window and the mean nr_accesses / accessed fraction of each label.
-    Heat is averaged over ``t_range`` (default: the whole history).
+    Every byte of the truth ranges gets its heat: its nr_accesses averaged over the
+    time a region covered it within ``t_range`` (default: the whole history), and the
+    share of ``t_range`` it was covered. Returns a dict: ``labels`` (per label: bytes,
+    covered fraction, mean nr_accesses, mean rate, accessed fraction -- all over the
+    covered bytes × time), ``areas`` (the same per original area name),
+    ``correlation`` (Spearman/Pearson of heat against the truth level hot 1, warm 0.5,
+    cold 0, weighted by bytes) and ``hot`` (precision/recall/F1 of the bytes whose
+    heat is at least θ × the hottest byte's, against the hot label), the last two over
+    the bytes covered at least half the time; with ``per_snapshot``, ``timeline``
+    (:func:`truth_timeline`). ``offset_ns`` is added to the history's times. All
+    address spaces of the history are scored together (the truth names none).
     """
-    h = load_history(src)
+    hs = _open(src)
     truth = load_truth(truth)
-    unit = address_unit(h)
-    if unit == PAGE and ((truth["start"] % PAGE).any() or (truth["end"] % PAGE).any()):
-        unit = 1
-    bins = split_truth(truth, unit=unit)
-    t0, t1 = t_range if t_range else (h.t_start, h.t_end)
+    off = int(offset_ns)
+    t0, t1 = t_range if t_range else (hs.t_start + off, hs.t_end + off)
     if t1 <= t0:
         raise InputError("empty time range for truth scoring")
-    edges = np.array([t0, t1], dtype=np.int64)
-    sh, sa, cov = _truth_raster(h, bins, edges, acc_thres)
-    sh, sa, cov = sh[0], sa[0], cov[0]
-    dt = float(t1 - t0)
-    size = (bins["end"].to_numpy() - bins["start"].to_numpy()).astype(float)
-    covered = cov / (size * dt)
-    ok = covered >= 0.5
-    mx = h.max_nr_accesses
-    with np.errstate(invalid="ignore", divide="ignore"):
-        heat = np.where(cov > 0, sh / cov, np.nan)
+    ts = truth["start"].to_numpy(np.uint64)
+    te = truth["end"].to_numpy(np.uint64)
+    T0 = hs.snaps["t0"].to_numpy(np.int64) + off
+    T1 = hs.snaps["t1"].to_numpy(np.int64) + off
+    dt_snap = np.clip(np.minimum(T1, t1) - np.maximum(T0, t0), 0, None).astype(np.float64)
+    parts = []  # address breakpoints -> deltas of (Σ nr·dt, Σ dt, Σ accessed·dt)
+    for b in hs.iter_batches():
+        dt = dt_snap[b.row_snap]
+        keep = dt > 0
+        if not keep.any():
+            continue
+        st, en, nr, dt = b.start[keep], b.end[keep], b.nr_accesses[keep], dt[keep]
+        row, _, lo, hi = _pairs_in_ranges(st, en, ts, te)
+        if not len(row):
+            continue
+        v = [nr[row] * dt[row], dt[row], (nr[row] >= acc_thres) * dt[row]]
+        pts = np.concatenate([lo, hi])
+        parts.append(([pts], [np.concatenate([x, -x]) for x in v]))
+        if sum(len(p[0][0]) for p in parts) > (1 << 21):
+            parts = [_reduce_steps(parts)]
+    parts.append(([np.concatenate([ts, te])], [np.zeros(2 * len(ts))] * 3))
+    (u,), (dh, dc, da) = _reduce_steps(parts)
+    H, C, A = np.cumsum(dh)[:-1], np.cumsum(dc)[:-1], np.cumsum(da)[:-1]
+    left, right = u[:-1], u[1:]
+    j = np.searchsorted(te, left, side="right")
+    inside = (j < len(ts)) & (ts[np.minimum(j, len(ts) - 1)] <= left)
+    left, right, j = left[inside], right[inside], j[inside]
+    H, C, A = H[inside], C[inside], A[inside]
+    C = np.where(np.abs(C) < 1e-9, 0.0, C)
+    nbytes = (right - left).astype(np.float64)
+    T = float(t1 - t0)
+    size = (te - ts).astype(np.float64)
+    mx = hs.max_nr_accesses
     out: dict[str, Any] = {
-        "source": h.name,
+        "source": hs.name,
         "time_range_ns": [int(t0), int(t1)],
-        "bin_bytes": int(bins["end"].iat[0] - bins["start"].iat[0]),
-        "bins": int(len(bins)),
+        "resolution": "exact (per byte)",
         "max_nr_accesses": mx,
-        "max_nr_accesses_from": h.max_source,
+        "max_nr_accesses_from": hs.max_source,
         "truth_bytes": float(size.sum()),
-        "covered_bytes": float((cov / dt).sum()),
+        "covered_bytes": float((nbytes * C).sum() / T),
     }
 
     def group(col):
         res = {}
-        for lab, idx in bins.groupby(col).indices.items():
-            c = cov[idx].sum()
-            m = float(sh[idx].sum() / c) if c > 0 else float("nan")
+        codes, names = pd.factorize(truth[col], sort=True)
+        seg_code = codes[j]
+        for c, lab in enumerate(names):
+            m = seg_code == c
+            cw = float((nbytes[m] * C[m]).sum())
+            sz = float(size[codes == c].sum())
+            mean = float((nbytes[m] * H[m]).sum()) / cw if cw > 0 else float("nan")
             res[str(lab)] = {
-                "bytes": float(size[idx].sum()),
-                "covered_fraction": _clean(c / (size[idx].sum() * dt)),
-                "mean_nr_accesses": _clean(m),
-                "mean_rate": _clean(m / mx),
-                "accessed_fraction": _clean(sa[idx].sum() / c) if c > 0 else None,
+                "bytes": sz,
+                "covered_fraction": _clean(cw / (sz * T)),
+                "mean_nr_accesses": _clean(mean),
+                "mean_rate": _clean(mean / mx),
+                "accessed_fraction": _clean(float((nbytes[m] * A[m]).sum()) / cw)
+                if cw > 0 else None,
             }
         return res
 
     out["labels"] = group("label")
     out["areas"] = group("area")
-    lvl = bins["label"].map(TRUTH_LEVEL).to_numpy(float)
-    w = size * ok
+    ok = C >= 0.5 * T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        heat = np.where(C > 0, H / np.where(C > 0, C, 1.0), np.nan)
+    lvl = truth["label"].map(TRUTH_LEVEL).to_numpy(float)[j]
     if ok.sum() >= 2:
         out["correlation"] = {
-            "spearman": _clean(wspearman(lvl[ok], heat[ok], w[ok])),
-            "pearson": _clean(wpearson(lvl[ok], heat[ok], w[ok])),
+            "spearman": _clean(wspearman(lvl[ok], heat[ok], nbytes[ok])),
+            "pearson": _clean(wpearson(lvl[ok], heat[ok], nbytes[ok])),
         }
     else:
         out["correlation"] = {"spearman": None, "pearson": None}
-    ref = (bins["label"].to_numpy() == "hot")[ok]
-    out["hot"] = {str(th): prf(hot_mask(heat[ok], th), ref, size[ok]) for th in hot_thresholds}
+    ref = (truth["label"].to_numpy() == "hot")[j][ok]
+    out["hot"] = {str(th): prf(hot_set(heat[ok], th), ref, nbytes[ok]) for th in hot_thresholds}
     if per_snapshot:
-        out["timeline"] = truth_timeline(h, truth, acc_thres=acc_thres)
+        out["timeline"] = truth_timeline(hs, truth, acc_thres=acc_thres, offset_ns=off)
     return out
 
 
-def truth_timeline(src, truth, *, acc_thres: float = 1) -> pd.DataFrame:
-    """Per snapshot window (of the first address space's first run ordering):
-    mean nr_accesses and accessed fraction of every truth label and area."""
-    h = load_history(src)
+def _reduce_steps(parts):
+    """Breakpoint deltas of several parts summed per distinct breakpoint."""
+    pts = np.concatenate([p[0][0] for p in parts])
+    nv = len(parts[0][1])
+    vals = [np.concatenate([p[1][i] for p in parts]) for i in range(nv)]
+    (u,), sums = group_sum([pts], vals)
+    return [u], sums
+
+
+def truth_timeline(src, truth, *, acc_thres: float = 1, offset_ns: int = 0) -> pd.DataFrame:
+    """Per snapshot window (the windows' ends of all address spaces): mean nr_accesses
+    and accessed fraction of every truth label and area, over the covered bytes."""
+    hs = _open(src)
     truth = load_truth(truth)
-    sn = h.snaps.sort_values("t1")
-    t1 = np.unique(sn["t1"].to_numpy(np.int64))
-    first = int(sn["t0"].min())
+    off = int(offset_ns)
+    t1 = np.unique(hs.snaps["t1"].to_numpy(np.int64)) + off
+    first = int(hs.snaps["t0"].min()) + off
     edges = np.concatenate([[first], t1]).astype(np.int64)
-    sh, sa, cov = _truth_raster(h, truth, edges, acc_thres)
+    (sh, sa), cov = raster_stream(
+        hs, edges, truth["start"].to_numpy(np.uint64), truth["end"].to_numpy(np.uint64),
+        lambda b: [b.nr_accesses, (b.nr_accesses >= acc_thres).astype(float)], 2,
+        offset_ns=off)
     rows = {"t0_ns": edges[:-1], "t1_ns": edges[1:]}
     for col in ("label", "area"):
         for lab, idx in truth.groupby(col).indices.items():
@@ -406,29 +412,118 @@ def truth_timeline(src, truth, *, acc_thres: float = 1) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------
+# one pass per side: what each address space covers and where its accesses are
+# ----------------------------------------------------------------------------------
+class _Profile:
+    """Per address space: the union of its regions (``covered``) and the step function
+    of nr_accesses summed over its snapshots (for :meth:`heat_ranges`); ``aligned``:
+    every region boundary is page aligned."""
+
+    CAP = 1 << 22  # breakpoints kept per address space before coarsening
+
+    def __init__(self, hs: HistorySource, keys):
+        self.covered = {k: np.zeros((0, 2), np.uint64) for k in keys}
+        self._heat: dict[Any, list] = {k: [] for k in keys}
+        self._n = {k: 0 for k in keys}
+        self._gran = {k: 1 for k in keys}
+        self.aligned = True
+        page = np.uint64(PAGE)
+        for b in hs.iter_batches():
+            if self.aligned and ((b.start % page).any() or (b.end % page).any()):
+                self.aligned = False
+            rkey = b.key[b.row_local]
+            for k in pd.unique(b.key).tolist():
+                if k not in self.covered:
+                    continue
+                m = rkey == k
+                st, en, nr = b.start[m], b.end[m], b.nr_accesses[m]
+                c = self.covered[k]
+                self.covered[k] = merge_intervals(np.concatenate([c[:, 0], st]),
+                                                  np.concatenate([c[:, 1], en]))
+                a = nr > 0
+                if a.any():
+                    self._heat[k].append((np.concatenate([st[a], en[a]]),
+                                          np.concatenate([nr[a], -nr[a]])))
+                    self._n[k] += 2 * int(a.sum())
+                    if self._n[k] > self.CAP:
+                        self._compact(k)
+
+    def _compact(self, k) -> None:
+        parts = self._heat[k]
+        pts = np.concatenate([p[0] for p in parts])
+        d = np.concatenate([p[1] for p in parts])
+        (u,), (s,) = group_sum([pts], [d])
+        # too many distinct boundaries: round them down to coarser granules (the
+        # ranges only choose where the cells grid looks)
+        while len(u) > self.CAP // 2:
+            self._gran[k] *= 2
+            g = np.uint64(self._gran[k])
+            (u,), (s,) = group_sum([u // g * g], [s])
+        self._heat[k] = [(u, s)]
+        self._n[k] = len(u)
+
+    def heat_ranges(self, k, min_fraction: float = 0.02) -> np.ndarray:
+        """Address ranges whose nr_accesses summed over all snapshots is at least
+        ``min_fraction`` of the hottest byte's (see ``grid.heat_ranges``)."""
+        parts = self._heat[k]
+        if not parts:
+            return np.zeros((0, 2), np.uint64)
+        self._compact(k)
+        u, s = self._heat[k][0]
+        level = np.cumsum(s)[:-1]
+        if len(level) == 0 or level.max() <= 0:
+            return np.zeros((0, 2), np.uint64)
+        keep = level >= min_fraction * level.max()
+        return merge_intervals(u[:-1][keep], u[1:][keep])
+
+
+# ----------------------------------------------------------------------------------
 # time alignment
 # ----------------------------------------------------------------------------------
-def _series(h: History, key_ranges: list, dt: int, phase: int, kind: str, acc_thres: float):
-    k0 = (h.t_start - phase) // dt
-    t0 = phase + k0 * dt
-    edges = time_edges(t0, h.t_end, dt)
-    tot = np.zeros(len(edges) - 1)
-    cov = np.zeros(len(edges) - 1)
-    for key, segs in key_ranges:
-        if len(segs) == 0:
+def _spread(edges: np.ndarray, T0: np.ndarray, T1: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """Σ value × overlap ns of windows [T0, T1) with each time bin of ``edges``."""
+    nt = len(edges) - 1
+    if nt <= 0 or len(T0) == 0:
+        return np.zeros(max(nt, 0))
+    i0 = np.maximum(np.searchsorted(edges, T0, side="right") - 1, 0)
+    i1 = np.minimum(np.searchsorted(edges, T1, side="left"), nt)
+    cnt = np.maximum(i1 - i0, 0)
+    Q = int(cnt.sum())
+    e = np.repeat(np.arange(len(T0)), cnt)
+    ti = i0[e] + (np.arange(Q) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    ot = np.clip(np.minimum(T1[e], edges[ti + 1]) - np.maximum(T0[e], edges[ti]), 0, None)
+    return np.bincount(ti, weights=vals[e] * ot.astype(np.float64), minlength=nt)
+
+
+def _snapshot_totals(hs: HistorySource, key_ranges, kind: str, acc_thres: float):
+    """Per snapshot: Σ value × bytes inside the key's ranges, and Σ bytes inside."""
+    N = hs.n_snapshots
+    tot, cov = np.zeros(N), np.zeros(N)
+    for key, ranges in key_ranges:
+        if len(ranges) == 0:
             continue
-        hk = h.for_key(key)
-        nr = hk.df["nr_accesses"].to_numpy()
-        v = nr if kind == "heat" else (nr >= acc_thres).astype(float)
-        (s,), c = raster(hk, edges, segs[:, 0], segs[:, 1], [v])
-        tot += s.sum(axis=1)
-        cov += c.sum(axis=1)
-    return int(k0), tot / dt, cov > 0
+        w_ = _Within(ranges)
+        for b in hs.iter_batches(key=key):
+            w = w_.within(b.start, b.end)
+            v = b.nr_accesses if kind == "heat" else (b.nr_accesses >= acc_thres)
+            tot += np.bincount(b.row_snap, weights=w * v, minlength=N)
+            cov += np.bincount(b.row_snap, weights=w, minlength=N)
+    return tot, cov
+
+
+def _series(hs, tot, cov, dt: int, phase: int, offset: int):
+    T0 = hs.snaps["t0"].to_numpy(np.int64) + offset
+    T1 = hs.snaps["t1"].to_numpy(np.int64) + offset
+    k0 = (int(T0.min()) - phase) // dt
+    edges = time_edges(phase + k0 * dt, int(T1.max()), dt)
+    s = _spread(edges, T0, T1, tot)
+    c = _spread(edges, T0, T1, cov)
+    return int(k0), s / dt, c > 0
 
 
 def estimate_lag(
-    a: History,
-    b: History,
+    a,
+    b,
     key_pairs: list,
     ranges: list,
     *,
@@ -436,25 +531,27 @@ def estimate_lag(
     max_lag_ns: float | None = None,
     kind: str = "heat",
     acc_thres: float = 1,
+    offset_b: int = 0,
 ) -> dict:
-    """Best lag (ns to add to ``b``'s times) by cross-correlating the two sides'
-    total-heat (``kind="heat"``) or working-set (``"wss"``) series over the common
-    address ranges, at candidate lags that are multiples of ``dt_ns`` (default: half
-    the shorter aggregation interval), with at least half of the shorter series
-    overlapping. Ties go to the smallest lag. Over short recordings a monitoring
-    delay (one side finding a hot area later) also shows as a lag: the estimate is
-    reported always but applied only with ``align="auto"``."""
+    """Best lag (ns to add to ``b``'s times, on top of ``offset_b``) by cross-correlating
+    the two sides' total-heat (``kind="heat"``) or working-set (``"wss"``) series over
+    the given address ranges of each key pair, at candidate lags that are multiples of
+    ``dt_ns`` (default: half the shorter aggregation interval), with at least half of
+    the shorter series overlapping. Ties go to the smallest lag. Over short recordings
+    a monitoring delay (one side finding a hot area later) also shows as a lag: the
+    estimate is reported always but applied only with ``align="auto"``."""
+    a, b = _open(a), _open(b)
     if dt_ns is None:
         dt_ns = max(1.0, min(a.aggr_ns_est, b.aggr_ns_est) / 2.0)
     span = max(a.t_end - a.t_start, b.t_end - b.t_start)
     dt = int(max(1, round(dt_ns), math.ceil(span / 4000)))
     phase = a.t_start
-    ka, sa, va = _series(
-        a, [(k[0], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres
-    )
-    kb, sb, vb = _series(
-        b, [(k[1], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres
-    )
+    tot_a, cov_a = _snapshot_totals(a, [(k[0], r) for k, r in zip(key_pairs, ranges)], kind,
+                                    acc_thres)
+    tot_b, cov_b = _snapshot_totals(b, [(k[1], r) for k, r in zip(key_pairs, ranges)], kind,
+                                    acc_thres)
+    ka, sa, va = _series(a, tot_a, cov_a, dt, phase, 0)
+    kb, sb, vb = _series(b, tot_b, cov_b, dt, phase, int(offset_b))
     na, nb = len(sa), len(sb)
     min_overlap = max(3, int(0.5 * min(na, nb)))
     best = None
@@ -472,8 +569,8 @@ def estimate_lag(
         if hi - lo < min_overlap:
             continue
         xa = sa[lo:hi]
-        xb = sb[lo - off : hi - off]
-        m = va[lo:hi] & vb[lo - off : hi - off]
+        xb = sb[lo - off: hi - off]
+        m = va[lo:hi] & vb[lo - off: hi - off]
         if m.sum() < min_overlap:
             continue
         r = wpearson(xa[m], xb[m])
@@ -504,16 +601,30 @@ def estimate_lag(
 # ----------------------------------------------------------------------------------
 # compare
 # ----------------------------------------------------------------------------------
-@dataclass
 class CompareResult:
-    """What :func:`compare` found: ``metrics`` (a JSON-ready dict) and ``cells``
-    (one row per grid cell: time and address bounds, both sides' heat, rate,
-    accessed fraction, age and coverage, and the rate difference b - a)."""
+    """What :func:`compare` found: ``metrics`` (a JSON-ready dict), ``wss`` (the
+    working-set series), ``per_time`` (agreement per time bin) and ``cells`` (one row
+    per cell of the picture grid: time and address bounds, both sides' heat, rate,
+    accessed fraction, age and coverage, and the rate difference b - a), computed
+    from the sources on first use."""
 
-    metrics: dict
-    cells: pd.DataFrame
-    wss: pd.DataFrame = field(default_factory=pd.DataFrame)
-    per_time: pd.DataFrame = field(default_factory=pd.DataFrame)
+    def __init__(self, metrics: dict, cells: pd.DataFrame | None = None,
+                 wss: pd.DataFrame | None = None, per_time: pd.DataFrame | None = None,
+                 cells_fn=None):
+        self.metrics = metrics
+        self._cells = cells
+        self._cells_fn = cells_fn
+        self.wss = wss if wss is not None else pd.DataFrame()
+        self.per_time = per_time if per_time is not None else pd.DataFrame()
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        if self._cells is None:
+            self._cells = self._cells_fn() if self._cells_fn else pd.DataFrame()
+            self.metrics["grid"]["cells"] = int(len(self._cells))
+            self.metrics["grid"]["valid_cells"] = (int(self._cells["valid"].sum())
+                                                   if len(self._cells) else 0)
+        return self._cells
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = metrics_json(self.metrics)
@@ -567,9 +678,7 @@ def _json_default(o):
     return str(o)
 
 
-
-
-def match_keys(a: History, b: History) -> list[tuple]:
+def match_keys(a, b) -> list[tuple]:
     """Pairs of address spaces to compare: equal keys (pid, else target index); when
     none are equal and each side has a single address space, those two."""
     ka, kb = a.keys, b.keys
@@ -583,37 +692,24 @@ def match_keys(a: History, b: History) -> list[tuple]:
     )
 
 
-def _region_counts(h: History, key, ranges: np.ndarray, t0: int, t1: int) -> dict:
-    hk = h.for_key(key)
-    st = snapshot_stats(hk)
-    df = hk.df
-    inside = np.zeros(len(df), bool)
-    s, e = df["start"].to_numpy(), df["end"].to_numpy()
-    for lo, hi in ranges:
-        inside |= (s < hi) & (e > lo)
-    tsn = hk.snaps
-    in_time = (tsn["t1"].to_numpy() > t0) & (tsn["t0"].to_numpy() < t1)
-    cnt_in = np.bincount(df["snap"].to_numpy()[inside], minlength=len(tsn))[in_time]
-    n = st["nr_regions"].to_numpy()
+def _region_counts(hs: HistorySource, key, t0: int, t1: int, offset: int) -> dict:
+    sn = hs.snaps[hs.snaps["key"] == key]
+    inside = ((sn["t1"].to_numpy() + offset > t0) & (sn["t0"].to_numpy() + offset < t1))
+    n = sn["rows"].to_numpy()[inside]
     return {
-        "snapshots": int(len(n)),
-        "mean": float(n.mean()),
-        "min": int(n.min()),
-        "max": int(n.max()),
-        "in_common": {
-            "snapshots": int(in_time.sum()),
-            "mean": float(cnt_in.mean()) if len(cnt_in) else None,
-            "min": int(cnt_in.min()) if len(cnt_in) else None,
-            "max": int(cnt_in.max()) if len(cnt_in) else None,
-        },
+        "snapshots": int(inside.sum()),
+        "mean": float(n.mean()) if len(n) else None,
+        "min": int(n.min()) if len(n) else None,
+        "max": int(n.max()) if len(n) else None,
+        "counted": "regions with accesses (sparse history)" if hs.sparse else "regions",
     }
 
 
-def _side_info(h: History) -> dict:
+def _side_info(h: HistorySource) -> dict:
     return {
         "source": h.name,
-        "snapshots": int(len(h.snaps)),
-        "rows": int(len(h.df)),
+        "snapshots": int(h.n_snapshots),
+        "rows": int(h.rows),
         "time_ns": [h.t_start, h.t_end],
         "aggr_ns": h.aggr_ns_est,
         "snapshot_spacing_ns": h.aggr_ns_measured,
@@ -622,7 +718,15 @@ def _side_info(h: History) -> dict:
         "max_nr_accesses": h.max_nr_accesses,
         "max_nr_accesses_from": h.max_source,
         "targets": [int(k) for k in h.keys],
+        "key": h.key_column,
+        "sparse": bool(h.sparse),
     }
+
+
+def _overlapping_windows(hs: HistorySource, key) -> bool:
+    sn = hs.snaps[hs.snaps["key"] == key].sort_values("t0")
+    t0, t1 = sn["t0"].to_numpy(), sn["t1"].to_numpy()
+    return bool((t0[1:] < np.maximum.accumulate(t1)[:-1]).any())
 
 
 def compare(
@@ -647,14 +751,15 @@ def compare(
     """Compare region history ``b`` (candidate) with ``a`` (reference).
 
     ``a``/``b``: a trace directory holding ``regions.parquet``, a region ``.parquet``
-    file, an Arrow table or a DataFrame with the REGIONS columns.
-    ``offset_ns`` is added to every time of ``b``; ``align="auto"`` then adds the best
-    lag found by :func:`estimate_lag` (which is always computed and reported).
-    ``truth``: ground-truth ranges (see :func:`load_truth`) to score each side against.
-    ``focus="active"`` (default) leaves out of the grid the long address stretches
-    where neither side ever saw an access, when they make up more than half of the
-    common ranges (``grid.guide_ranges``; the bytes left out are reported);
-    ``focus="all"`` keeps every common byte.
+    file, a replay result, an Arrow table, a DataFrame with the REGIONS columns, or a
+    :class:`tracedamon.export.history.HistorySource`. ``offset_ns`` is added to every
+    time of ``b``; ``align="auto"`` then adds the best lag found by
+    :func:`estimate_lag` (which is always computed and reported). ``truth``:
+    ground-truth ranges (see :func:`load_truth`) to score each side against.
+    ``addr_bin``, ``time_bin_ns``, ``max_addr_bins``, ``max_time_bins`` and ``focus``
+    shape only the cells grid (``focus="active"``: where the accesses are;
+    ``"all"``: every common byte) and the time bins of ``per_time``; the metrics are
+    exact (see the module docstring).
     """
     if align not in ("none", "auto"):
         raise ConfigError(f"align must be 'none' or 'auto', not {align!r}")
@@ -667,132 +772,97 @@ def compare(
         raise ConfigError("the address bin must be positive")
     if time_bin_ns is not None and time_bin_ns <= 0:
         raise ConfigError("the time bin must be positive")
-    ha = load_history(a, name=name_a)
-    hb = load_history(b, name=name_b)
-    pairs = match_keys(ha, hb)
-    ranges = [
-        intersect_intervals(coverage(ha.for_key(ka)), coverage(hb.for_key(kb))) for ka, kb in pairs
-    ]
-    if sum(len(r) for r in ranges) == 0:
-        raise InputError(f"{ha.name} and {hb.name} cover no common address range")
-
-    idle_excluded = 0
-    if focus == "active":
-        # leave out long stretches where neither side ever saw an access (vaddr's huge
-        # idle regions, a paddr range mostly idle): their 0-0 cells would only dilute
-        # the grid and inflate correlations
-        focused = []
-        for (ka, kb), r in zip(pairs, ranges):
-            both = np.concatenate([active_ranges(ha.for_key(ka)), active_ranges(hb.for_key(kb))])
-            act = merge_intervals(both[:, 0], both[:, 1])
-            g = guide_ranges(r, intersect_intervals(act, r)) if len(act) else r
-            idle_excluded += int((r[:, 1] - r[:, 0]).sum()) - int((g[:, 1] - g[:, 0]).sum())
-            focused.append(g)
-        ranges = focused
-    elif focus != "all":
+    if focus not in ("active", "all"):
         raise ConfigError(f"focus must be 'active' or 'all', not {focus!r}")
+    ha = _open(a, name_a)
+    hb = _open(b, name_b)
+    pairs = match_keys(ha, hb)
+    notes: list[str] = []
+    if any(ka != kb for ka, kb in pairs):
+        notes.append(
+            f"{ha.name} and {hb.name} monitor different targets ({ha.key_column} "
+            f"{pairs[0][0]} vs {hb.key_column} {pairs[0][1]}): compared as one address "
+            "space each; make sure they record the same workload")
+    for h, ks in ((ha, {p[0] for p in pairs}), (hb, {p[1] for p in pairs})):
+        for k in sorted(ks):
+            if _overlapping_windows(h, k):
+                notes.append(f"{h.name}: snapshots of {h.key_column} {k} overlap in time "
+                             "(two monitoring runs at once?): both are compared")
 
-    hb_off = hb.shifted(int(offset_ns))
-    lag = estimate_lag(
-        ha, hb_off, pairs, ranges, max_lag_ns=max_lag_ns, kind=lag_series, acc_thres=acc_thres
-    )
+    prof_a = _Profile(ha, [p[0] for p in pairs])
+    prof_b = _Profile(hb, [p[1] for p in pairs])
+    common = [intersect_intervals(prof_a.covered[ka], prof_b.covered[kb]) for ka, kb in pairs]
+    if sum(len(r) for r in common) == 0:
+        raise InputError(f"{ha.name} and {hb.name} cover no common address range")
+    common_bytes = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in common))
+
+    # the cells grid (and the lag series): over the ranges where the accesses are
+    granges = []
+    idle_excluded = 0
+    for (ka, kb), r in zip(pairs, common):
+        if focus == "active":
+            both = np.concatenate([prof_a.heat_ranges(ka), prof_b.heat_ranges(kb)])
+            act = merge_intervals(both[:, 0], both[:, 1]) if len(both) else both
+            act = intersect_intervals(act, r) if len(act) else act
+            g = guide_ranges(r, act) if len(act) else r
+        else:
+            g = r
+        idle_excluded += int((r[:, 1] - r[:, 0]).sum()) - int((g[:, 1] - g[:, 0]).sum())
+        granges.append(g)
+
+    lag = estimate_lag(ha, hb, pairs, granges, max_lag_ns=max_lag_ns, kind=lag_series,
+                       acc_thres=acc_thres, offset_b=int(offset_ns))
     applied = int(offset_ns)
     if align == "auto" and lag.get("lag_ns") is not None:
         applied += int(lag["lag_ns"])
-    hb2 = hb.shifted(applied)
-    t0 = max(ha.t_start, hb2.t_start)
-    t1 = min(ha.t_end, hb2.t_end)
+    t0 = max(ha.t_start, hb.t_start + applied)
+    t1 = min(ha.t_end, hb.t_end + applied)
     if t1 <= t0:
         raise InputError(
             f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
-            f"[{hb2.t_start}, {hb2.t_end}) (offset {applied} ns) share no time; "
-            "give --offset or --align auto"
+            f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) share no "
+            "time; give --offset or --align auto"
         )
+    if notes and applied != int(offset_ns) and any(ka != kb for ka, kb in pairs):
+        notes[0] += (f"; --align auto shifted {hb.name} by {(applied - int(offset_ns)) / 1e9:.3f}"
+                     f" s (r = {lag['correlation']:.3f})")
 
-    unit = address_unit(ha, hb)
-    total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in ranges))
-    bin_bytes = int(addr_bin) if addr_bin else auto_bin_bytes(total, max_addr_bins, unit)
     tb = float(time_bin_ns) if time_bin_ns else max(ha.aggr_ns_est, hb.aggr_ns_est, 1.0)
     tb = max(tb, (t1 - t0) / max_time_bins)
     edges = time_edges(t0, t1, tb)
     edges[-1] = t1  # the last bin stops where the common time does
 
-    cells = []
-    n_addr_bins = 0
-    for (ka, kb), segs in zip(pairs, ranges):
-        if len(segs) == 0:
-            continue
-        bs, be = uniform_bins(segs, bin_bytes)
-        sides = {}
-        for tag, h, key in (("a", ha, ka), ("b", hb2, kb)):
-            hk = h.for_key(key)
-            nr = hk.df["nr_accesses"].to_numpy()
-            age = hk.df["age"].to_numpy()
-            known = np.isfinite(age)
-            # age counts aggregations: convert with the measured snapshot spacing (real
-            # kdamonds run late: 5.12 s for a configured 5 s)
-            age_ns = np.where(known, age, 0.0) * h.aggr_ns_measured
-            (heat, acc, agesum, ageknown), frac = mean_grid(
-                hk,
-                edges,
-                bs,
-                be,
-                [nr, (nr >= acc_thres).astype(float), age_ns, known.astype(float)],
-            )
-            with np.errstate(invalid="ignore", divide="ignore"):
-                age_mean = np.where(
-                    ageknown > 0.5, agesum / np.where(ageknown > 0, ageknown, 1), np.nan
-                )
-            sides[tag] = (heat, acc, age_mean, frac, h.max_nr_accesses)
-        nt, nb = len(edges) - 1, len(bs)
-        n_addr_bins += nb
-        ti = np.repeat(np.arange(nt), nb)
-        bj = np.tile(np.arange(nb), nt)
-        d = {
-            "target_a": np.full(nt * nb, ka),
-            "target_b": np.full(nt * nb, kb),
-            "t0_ns": edges[:-1][ti],
-            "t1_ns": edges[1:][ti],
-            "start": bs[bj],
-            "end": be[bj],
-        }
-        for tag in ("a", "b"):
-            heat, acc, age_mean, frac, mx = sides[tag]
-            d[f"heat_{tag}"] = heat.ravel()
-            d[f"rate_{tag}"] = heat.ravel() / mx
-            d[f"accessed_{tag}"] = acc.ravel()
-            d[f"age_{tag}_ns"] = age_mean.ravel()
-            d[f"cover_{tag}"] = frac.ravel()
-        cells.append(pd.DataFrame(d))
-    cells = pd.concat(cells, ignore_index=True)
-    cells["valid"] = (cells["cover_a"] >= 0.5) & (cells["cover_b"] >= 0.5)
-    cells["diff_rate"] = cells["rate_b"] - cells["rate_a"]
-    area = (cells["t1_ns"] - cells["t0_ns"]).to_numpy(float) * (
-        cells["end"].to_numpy() - cells["start"].to_numpy()
-    ).astype(float)
-    cells["area"] = area
+    # the accessed space, where the heat is compared: the bytes either side saw
+    # accessed, leaving out those whose accesses summed over time are negligible
+    active = []
+    for (ka, kb), r in zip(pairs, common):
+        both = np.concatenate([prof_a.heat_ranges(ka), prof_b.heat_ranges(kb)])
+        act = merge_intervals(both[:, 0], both[:, 1]) if len(both) else both
+        active.append(intersect_intervals(act, r) if len(act) else act)
+    acc = _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres)
+    metrics = _metrics(acc, ha, hb, hot_thresholds, edges)
 
-    metrics = _metrics(cells, hot_thresholds)
-    wss = _wss_series(cells)
-    metrics["wss"] = _wss_metrics(wss)
-    per_time = per_time_metrics(cells)
-    metrics["per_time"] = {c: per_time[c].tolist() for c in per_time.columns}
-    metrics["wss_series"] = {
-        "t0_ns": wss["t0_ns"].astype(int).tolist(),
-        "t1_ns": wss["t1_ns"].astype(int).tolist(),
-        "a_bytes": wss["wss_a"].tolist(),
-        "b_bytes": wss["wss_b"].tolist(),
-    }
-    counts_a = {str(ka): _region_counts(ha, ka, r, t0, t1) for (ka, _), r in zip(pairs, ranges)}
-    counts_b = {str(kb): _region_counts(hb2, kb, r, t0, t1) for (_, kb), r in zip(pairs, ranges)}
+    unit = PAGE if (prof_a.aligned and prof_b.aligned) else 1
+    total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in granges))
+    bin_bytes = int(addr_bin) if addr_bin else auto_bin_bytes(total, max_addr_bins, unit)
+    n_addr_bins = int(sum(len(uniform_bins(g, bin_bytes)[0]) for g in granges))
+    counts_a = {str(ka): _region_counts(ha, ka, t0, t1, 0) for ka, _ in pairs}
+    counts_b = {str(kb): _region_counts(hb, kb, t0, t1, applied) for _, kb in pairs}
     metrics["regions"] = {
         "a": next(iter(counts_a.values())) if len(pairs) == 1 else counts_a,
         "b": next(iter(counts_b.values())) if len(pairs) == 1 else counts_b,
     }
-    metrics = {
+    out = {
         "a": _side_info(ha),
         "b": _side_info(hb),
+        "compared": {
+            "time_ns": [int(t0), int(t1)],
+            "pairs": [[int(ka), int(kb)] for ka, kb in pairs],
+            "common_bytes": common_bytes,
+            **metrics.pop("compared"),
+        },
         "grid": {
+            "what": "cells only (pictures, --cells); the metrics are exact",
             "address_bin_bytes": bin_bytes,
             "address_unit": unit,
             "time_bin_ns": int(round(tb)),
@@ -805,13 +875,12 @@ def compare(
                     "target_b": int(kb),
                     "ranges": [[int(x), int(y)] for x, y in r],
                 }
-                for (ka, kb), r in zip(pairs, ranges)
+                for (ka, kb), r in zip(pairs, granges)
             ],
-            "common_bytes": total,
+            "common_bytes": common_bytes,
+            "grid_bytes": total,
             "idle_bytes_left_out": idle_excluded,
             "focus": focus,
-            "cells": int(len(cells)),
-            "valid_cells": int(cells["valid"].sum()),
             "acc_thres": acc_thres,
             "hot_thresholds": list(hot_thresholds),
         },
@@ -822,130 +891,242 @@ def compare(
             "estimate": lag,
         },
         **metrics,
+        "warnings": notes,
     }
     if truth is not None:
         tr = load_truth(truth)
         opts = dict(t_range=(t0, t1), hot_thresholds=hot_thresholds, acc_thres=acc_thres)
-        metrics["truth"] = {"a": score_truth(ha, tr, **opts), "b": score_truth(hb2, tr, **opts)}
-    return CompareResult(metrics, cells, wss, per_time)
+        out["truth"] = {"a": score_truth(ha, tr, **opts),
+                        "b": score_truth(hb, tr, offset_ns=applied, **opts)}
+    for n in notes:
+        warnings.warn(n, CompareWarning, stacklevel=2)
+
+    def cells():
+        return _cells(ha, hb, pairs, granges, bin_bytes, edges, applied, acc_thres)
+
+    return CompareResult(out, None, acc["wss"], acc["per_time_df"], cells_fn=cells)
 
 
-def per_time_metrics(cells: pd.DataFrame, theta: float = 0.5) -> pd.DataFrame:
-    """Agreement per time bin: Spearman/Pearson of the heats, mean |rate difference|,
-    and hot-set precision/recall/F1 with cells hot relative to each side's hottest
-    cell over the whole comparison (so a bin with no hot cell has no recall)."""
-    v = cells[cells["valid"]]
-    cols = [
-        "t0_ns",
-        "t1_ns",
-        "spearman",
-        "pearson",
-        "mean_abs_rate_diff",
-        "hot_precision",
-        "hot_recall",
-        "hot_f1",
-    ]
-    if len(v) == 0:
-        return pd.DataFrame(columns=cols)
-    hot_a = hot_mask(v["heat_a"].to_numpy(), theta)
-    hot_b = hot_mask(v["heat_b"].to_numpy(), theta)
-    rows = []
-    for (t0, t1), idx in v.groupby(["t0_ns", "t1_ns"], sort=True).indices.items():
-        w = v["area"].to_numpy()[idx]
-        ha, hb = v["heat_a"].to_numpy()[idx], v["heat_b"].to_numpy()[idx]
-        d = np.abs(v["rate_b"].to_numpy()[idx] - v["rate_a"].to_numpy()[idx])
-        h = prf(hot_b[idx], hot_a[idx], w)
-        rows.append(
-            (
-                int(t0),
-                int(t1),
-                _clean(wspearman(ha, hb, w)),
-                _clean(wpearson(ha, hb, w)),
-                _clean(np.average(d, weights=w)),
-                h["precision"],
-                h["recall"],
-                h["f1"],
-            )
-        )
-    return pd.DataFrame(rows, columns=cols)
+def _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres) -> dict:
+    """Accumulate the overlay of every key pair within [t0, t1) (see :mod:`.overlay`);
+    pieces are cut at the bounds of the pair's ``active`` ranges and flagged inside
+    or outside them."""
+    J = Joint(3)        # (inside active, nr_a, nr_b) -> bytes·ns
+    PT = Joint(4)       # (time bin, inside active, nr_a, nr_b) -> bytes·ns
+    AG = Joint(2)       # (age_a, age_b) -> bytes·ns, both known
+    age_unknown = 0.0
+    pieces = []         # (lo, hi, wss_a, wss_b, common bytes)
+    nt = len(edges) - 1
+    for (ka, kb), act in zip(pairs, active):
+        cuts = act.ravel()
+        for lo, hi, sa, sb in snapshot_pairs(ha, ka, hb, kb, offset_b=applied,
+                                             t_range=(t0, t1)):
+            left, right, ia, ib = overlay_regions(sa.start, sa.end, sb.start, sb.end, cuts)
+            nbytes = (right - left).astype(np.float64)
+            x = sa.nr_accesses[ia]
+            y = sb.nr_accesses[ib]
+            j = np.searchsorted(act[:, 0], left, side="right") - 1
+            inside = ((j >= 0) & (act[np.maximum(j, 0), 1] > left)).astype(np.float64) \
+                if len(act) else np.zeros(len(left))
+            dt = float(hi - lo)
+            pieces.append((lo, hi, float(nbytes[x >= acc_thres].sum()),
+                           float(nbytes[y >= acc_thres].sum()), float(nbytes.sum())))
+            if not len(nbytes):
+                continue
+            (ui, ux, uy), (ub,) = group_sum([inside, x, y], [nbytes])
+            J.add([ui, ux, uy], ub * dt)
+            i0 = max(int(np.searchsorted(edges, lo, side="right")) - 1, 0)
+            i1 = min(int(np.searchsorted(edges, hi, side="left")), nt)
+            for i in range(i0, i1):
+                ov = min(hi, int(edges[i + 1])) - max(lo, int(edges[i]))
+                if ov > 0:
+                    PT.add([np.full(len(ux), i), ui, ux, uy], ub * float(ov))
+            ga, gb = sa.age[ia], sb.age[ib]
+            known = np.isfinite(ga) & np.isfinite(gb)
+            if known.any():
+                (ua, ubb), (w,) = group_sum([ga[known], gb[known]], [nbytes[known]])
+                AG.add([ua, ubb], w * dt)
+            age_unknown += float(nbytes[~known].sum()) * dt
+    return {"joint": J.result(), "per_time": PT.result(), "age": AG.result(),
+            "age_unknown": age_unknown, "pieces": pieces}
 
 
-def _metrics(cells: pd.DataFrame, thresholds) -> dict:
-    v = cells[cells["valid"]]
-    w = v["area"].to_numpy()
-    ha, hb = v["heat_a"].to_numpy(), v["heat_b"].to_numpy()
-    ra, rb = v["rate_a"].to_numpy(), v["rate_b"].to_numpy()
-    out: dict[str, Any] = {}
-    if len(v) == 0:
-        out["heat"] = {
-            "spearman": None,
-            "pearson": None,
-            "mean_abs_rate_diff": None,
-            "rms_rate_diff": None,
-        }
-        out["hot"] = {}
-        out["age"] = {}
-        return out
+def _heat(x, y, w, act, mxa: float, mxb: float) -> dict:
+    """Heat agreement over the pieces ``act`` (inside the space where either side saw
+    an access)."""
+    xa, ya, wa = x[act], y[act], w[act]
+    if wa.sum() <= 0:
+        return {"spearman": None, "pearson": None, "mean_abs_rate_diff": None,
+                "rms_rate_diff": None, "mean_rate_a": None, "mean_rate_b": None}
+    ra, rb = xa / mxa, ya / mxb
     d = rb - ra
-    out["heat"] = {
-        "spearman": _clean(wspearman(ha, hb, w)),
-        "pearson": _clean(wpearson(ha, hb, w)),
-        "mean_abs_rate_diff": _clean(np.average(np.abs(d), weights=w)),
-        "rms_rate_diff": _clean(math.sqrt(np.average(d * d, weights=w))),
-        "mean_rate_a": _clean(np.average(ra, weights=w)),
-        "mean_rate_b": _clean(np.average(rb, weights=w)),
+    return {
+        "spearman": _clean(wspearman(xa, ya, wa)),
+        "pearson": _clean(wpearson(xa, ya, wa)),
+        "mean_abs_rate_diff": _clean(np.average(np.abs(d), weights=wa)),
+        "rms_rate_diff": _clean(math.sqrt(np.average(d * d, weights=wa))),
+        "mean_rate_a": _clean(np.average(ra, weights=wa)),
+        "mean_rate_b": _clean(np.average(rb, weights=wa)),
     }
-    out["hot"] = {str(th): prf(hot_mask(hb, th), hot_mask(ha, th), w) for th in thresholds}
-    aa, ab = v["age_a_ns"].to_numpy(), v["age_b_ns"].to_numpy()
-    m = np.isfinite(aa) & np.isfinite(ab)
-    if m.sum() >= 2:
-        diff = np.abs(aa[m] - ab[m]) / 1e9
-        out["age"] = {
-            "cells": int(m.sum()),
-            "spearman": _clean(wspearman(aa[m], ab[m], w[m])),
-            "mean_abs_diff_s": _clean(np.average(diff, weights=w[m])),
-            "median_abs_diff_s": _clean(float(np.median(diff))),
+
+
+def _metrics(acc: dict, ha, hb, thresholds, edges) -> dict:
+    (ins, x, y), w = acc["joint"]
+    mxa_rate, mxb_rate = ha.max_nr_accesses, hb.max_nr_accesses
+    tot = float(w.sum())
+    act = ins > 0.5
+    act_w = float(w[act].sum())
+    out: dict[str, Any] = {
+        "compared": {
+            "byte_seconds": tot / 1e9,
+            "active_byte_seconds": act_w / 1e9,
+        }
+    }
+    heat = _heat(x, y, w, act, mxa_rate, mxb_rate)
+    heat["active_fraction"] = _clean(act_w / tot) if tot > 0 else None
+    out["heat"] = heat
+    mxa = float(x.max()) if len(x) else 0.0
+    mxb = float(y.max()) if len(y) else 0.0
+    out["hot"] = {str(th): prf(hot_set(y, th, mxb), hot_set(x, th, mxa), w)
+                  for th in thresholds} if tot > 0 else {}
+    out["hot_max_nr_accesses"] = {"a": mxa, "b": mxb}
+
+    # working set as a function of time
+    pc = acc["pieces"]
+    if pc:
+        lo, hi, wa, wb, cb = (np.array(v) for v in zip(*pc))
+        u, (sa, sb, sc), active = step_sum(lo, hi, [wa, wb, cb])
+        seg_t0, seg_t1 = u[:-1][active], u[1:][active]
+        sa, sb, sc = sa[active], sb[active], sc[active]
+    else:
+        seg_t0 = seg_t1 = np.zeros(0, np.int64)
+        sa = sb = sc = np.zeros(0)
+    wss = pd.DataFrame({"t0_ns": seg_t0, "t1_ns": seg_t1, "wss_a": sa, "wss_b": sb,
+                        "bytes": sc})
+    dtw = (seg_t1 - seg_t0).astype(np.float64)
+    if len(dtw) and dtw.sum() > 0:
+        err = sb - sa
+        mean_a = float(np.average(sa, weights=dtw))
+        mae = float(np.average(np.abs(err), weights=dtw))
+        out["wss"] = {
+            "segments": int(len(dtw)),
+            "seconds": float(dtw.sum() / 1e9),
+            "mean_a": mean_a,
+            "mean_b": float(np.average(sb, weights=dtw)),
+            "mae_bytes": mae,
+            "rmse_bytes": float(math.sqrt(np.average(err * err, weights=dtw))),
+            "max_abs_error_bytes": float(np.abs(err).max()),
+            "relative_error": _clean(mae / mean_a) if mean_a > 0 else None,
+            "pearson": _clean(wpearson(sa, sb, dtw)),
         }
     else:
+        out["wss"] = {}
+    out["wss_series"] = {
+        "t0_ns": [int(v) for v in seg_t0],
+        "t1_ns": [int(v) for v in seg_t1],
+        "a_bytes": sa.tolist(),
+        "b_bytes": sb.tolist(),
+    }
+
+    # age
+    (ga, gb), aw = acc["age"]
+    known = float(aw.sum())
+    if len(aw) and known > 0:
+        da = ga * ha.aggr_ns_measured
+        db = gb * hb.aggr_ns_measured
+        diff = np.abs(da - db) / 1e9
         out["age"] = {
-            "cells": int(m.sum()),
-            "spearman": None,
-            "mean_abs_diff_s": None,
-            "median_abs_diff_s": None,
+            "known_fraction": _clean(known / (known + acc["age_unknown"])),
+            "spearman": _clean(wspearman(da, db, aw)),
+            "mean_abs_diff_s": _clean(np.average(diff, weights=aw)),
+            "median_abs_diff_s": _clean(wmedian(diff, aw)),
         }
+    else:
+        out["age"] = {"known_fraction": 0.0 if acc["age_unknown"] > 0 else None,
+                      "spearman": None, "mean_abs_diff_s": None, "median_abs_diff_s": None}
+
+    # per time bin
+    (bi, pin, px, py), pw = acc["per_time"]
+    rows = []
+    if len(pw):
+        bi = bi.astype(np.int64)
+        for i in np.unique(bi).tolist():
+            m = bi == i
+            xi, yi, wi = px[m], py[m], pw[m]
+            h = _heat(xi, yi, wi, pin[m] > 0.5, mxa_rate, mxb_rate)
+            hp = prf(hot_set(yi, 0.5, mxb), hot_set(xi, 0.5, mxa), wi)
+            rows.append((int(edges[i]), int(edges[i + 1]), h["spearman"], h["pearson"],
+                         h["mean_abs_rate_diff"], hp["precision"], hp["recall"], hp["f1"]))
+    per_time = pd.DataFrame(rows, columns=["t0_ns", "t1_ns", "spearman", "pearson",
+                                           "mean_abs_rate_diff", "hot_precision",
+                                           "hot_recall", "hot_f1"])
+    out["per_time"] = {c: [_clean(v) if isinstance(v, float) else v for v in per_time[c].tolist()]
+                       for c in per_time.columns}
+    acc["wss"] = wss
+    acc["per_time_df"] = per_time
     return out
 
 
-def _wss_series(cells: pd.DataFrame) -> pd.DataFrame:
-    """Working-set bytes per time bin inside the common ranges, over the cells both
-    sides cover."""
-    v = cells[cells["valid"]]
-    nbytes = (v["end"].to_numpy() - v["start"].to_numpy()).astype(float)
-    df = pd.DataFrame(
-        {
-            "t0_ns": v["t0_ns"].to_numpy(),
-            "t1_ns": v["t1_ns"].to_numpy(),
-            "wss_a": v["accessed_a"].to_numpy() * v["cover_a"].to_numpy() * nbytes,
-            "wss_b": v["accessed_b"].to_numpy() * v["cover_b"].to_numpy() * nbytes,
-            "bytes": nbytes,
+def per_time_metrics(res: "CompareResult") -> pd.DataFrame:
+    """Agreement per time bin of a comparison (``res.per_time``)."""
+    return res.per_time
+
+
+def _cells(ha, hb, pairs, granges, bin_bytes, edges, applied, acc_thres) -> pd.DataFrame:
+    """The cells grid: per (time bin, address bin) and side, area-weighted means."""
+    from .grid import cell_area
+
+    frames = []
+    for (ka, kb), segs in zip(pairs, granges):
+        if len(segs) == 0:
+            continue
+        bs, be = uniform_bins(segs, bin_bytes)
+        area = cell_area(edges, bs, be)
+        sides = {}
+        for tag, h, key, off in (("a", ha, ka, 0), ("b", hb, kb, applied)):
+            meas = h.aggr_ns_measured
+
+            def values(bt, meas=meas):
+                nr = bt.nr_accesses
+                known = np.isfinite(bt.age)
+                return [nr, (nr >= acc_thres).astype(float),
+                        np.where(known, bt.age, 0.0) * meas, known.astype(float)]
+
+            (heat, accd, agesum, ageknown), cover = raster_stream(
+                h, edges, bs, be, values, 4, key=key, offset_ns=off)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                heat = np.where(cover > 0, heat / cover, np.nan)
+                accd = np.where(cover > 0, accd / cover, np.nan)
+                # the mean age over the covered part whose age is known (at least half)
+                age_mean = np.where(ageknown > 0.5 * cover, agesum / np.where(
+                    ageknown > 0, ageknown, 1), np.nan)
+                frac = np.where(area > 0, cover / area, 0.0)
+            sides[tag] = (heat, accd, age_mean, frac, h.max_nr_accesses)
+        nt, nb = len(edges) - 1, len(bs)
+        ti = np.repeat(np.arange(nt), nb)
+        bj = np.tile(np.arange(nb), nt)
+        d = {
+            "target_a": np.full(nt * nb, ka),
+            "target_b": np.full(nt * nb, kb),
+            "t0_ns": edges[:-1][ti],
+            "t1_ns": edges[1:][ti],
+            "start": bs[bj],
+            "end": be[bj],
         }
-    )
-    return df.groupby(["t0_ns", "t1_ns"], as_index=False).sum()
-
-
-def _wss_metrics(wss: pd.DataFrame) -> dict:
-    if len(wss) == 0:
-        return {}
-    a, b = wss["wss_a"].to_numpy(), wss["wss_b"].to_numpy()
-    err = b - a
-    mae = float(np.abs(err).mean())
-    return {
-        "bins": int(len(wss)),
-        "mean_a": float(a.mean()),
-        "mean_b": float(b.mean()),
-        "mae_bytes": mae,
-        "rmse_bytes": float(math.sqrt((err * err).mean())),
-        "max_abs_error_bytes": float(np.abs(err).max()),
-        "relative_error": _clean(mae / a.mean()) if a.mean() > 0 else None,
-        "pearson": _clean(wpearson(a, b)),
-    }
+        for tag in ("a", "b"):
+            heat, accd, age_mean, frac, mx = sides[tag]
+            d[f"heat_{tag}"] = heat.ravel()
+            d[f"rate_{tag}"] = heat.ravel() / mx
+            d[f"accessed_{tag}"] = accd.ravel()
+            d[f"age_{tag}_ns"] = age_mean.ravel()
+            d[f"cover_{tag}"] = frac.ravel()
+        frames.append(pd.DataFrame(d))
+    if not frames:
+        return pd.DataFrame()
+    cells = pd.concat(frames, ignore_index=True)
+    cells["valid"] = (cells["cover_a"] >= 0.5) & (cells["cover_b"] >= 0.5)
+    cells["diff_rate"] = cells["rate_b"] - cells["rate_a"]
+    cells["area"] = (cells["t1_ns"] - cells["t0_ns"]).to_numpy(float) * (
+        cells["end"].to_numpy() - cells["start"].to_numpy()
+    ).astype(float)
+    return cells

@@ -317,48 +317,96 @@ def raster(
     if isinstance(values, np.ndarray) and values.ndim == 1:
         values = [values]
     values = [np.asarray(v, dtype=np.float64) for v in values]
-    t_edges = np.asarray(t_edges, dtype=np.int64)
-    bs = np.asarray(bin_start, dtype=np.uint64)
-    be = np.asarray(bin_end, dtype=np.uint64)
-    nt, nb = len(t_edges) - 1, len(bs)
-    sums = [np.zeros(nt * nb) for _ in values]
-    cover = np.zeros(nt * nb)
-    if nt <= 0 or nb == 0 or len(h.df) == 0:
-        return [s.reshape(nt, nb) for s in sums], cover.reshape(max(nt, 0), nb)
-
-    # time pairs of every snapshot window
-    T0 = h.snaps["t0"].to_numpy(np.int64)
-    T1 = h.snaps["t1"].to_numpy(np.int64)
-    i0 = np.maximum(np.searchsorted(t_edges, T0, side="right") - 1, 0)
-    i1 = np.minimum(np.searchsorted(t_edges, T1, side="left"), nt)
-    tcnt = np.maximum(i1 - i0, 0)
-
+    acc = _Raster(t_edges, bin_start, bin_end, h.snaps["t0"].to_numpy(np.int64),
+                  h.snaps["t1"].to_numpy(np.int64), len(values))
     snap_all = h.df["snap"].to_numpy(np.int64)
     st_all = h.df["start"].to_numpy(np.uint64)
     en_all = h.df["end"].to_numpy(np.uint64)
-    # keep only rows whose snapshot touches the time range
     n = len(snap_all)
     for c0 in range(0, n, chunk_rows):
         c1 = min(n, c0 + chunk_rows)
-        snap = snap_all[c0:c1]
-        keep = tcnt[snap] > 0
+        acc.add(snap_all[c0:c1], st_all[c0:c1], en_all[c0:c1], [v[c0:c1] for v in values])
+    return acc.result()
+
+
+def raster_stream(
+    hs,
+    t_edges: np.ndarray,
+    bin_start: np.ndarray,
+    bin_end: np.ndarray,
+    values,
+    n_values: int,
+    *,
+    key=None,
+    offset_ns: int = 0,
+    fill_sparse: bool = True,
+    chunk_rows: int = 400_000,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """:func:`raster` over a :class:`tracedamon.export.history.HistorySource`, one batch
+    of snapshots at a time: ``values(batch)`` returns ``n_values`` float arrays aligned
+    with the batch's rows; ``key`` restricts to one address space (default: all,
+    summed); ``offset_ns`` is added to every snapshot window."""
+    off = int(offset_ns)
+    acc = _Raster(t_edges, bin_start, bin_end, hs.snaps["t0"].to_numpy(np.int64) + off,
+                  hs.snaps["t1"].to_numpy(np.int64) + off, n_values)
+    for b in hs.iter_batches(key=key, fill_sparse=fill_sparse):
+        vals = [np.asarray(v, np.float64) for v in values(b)]
+        snap = b.row_snap
+        for c0 in range(0, len(snap), chunk_rows):
+            c1 = min(len(snap), c0 + chunk_rows)
+            acc.add(snap[c0:c1], b.start[c0:c1], b.end[c0:c1], [v[c0:c1] for v in vals])
+    return acc.result()
+
+
+class _Raster:
+    """Accumulates Σ value × overlap bytes × overlap ns per cell (see :func:`raster`)."""
+
+    def __init__(self, t_edges, bin_start, bin_end, T0, T1, nvalues):
+        self.t_edges = np.asarray(t_edges, dtype=np.int64)
+        self.bs = np.asarray(bin_start, dtype=np.uint64)
+        self.be = np.asarray(bin_end, dtype=np.uint64)
+        self.nt, self.nb = len(self.t_edges) - 1, len(self.bs)
+        self.T0, self.T1 = np.asarray(T0, np.int64), np.asarray(T1, np.int64)
+        self.sums = None if nvalues is None else [np.zeros(max(self.nt, 0) * self.nb)
+                                                  for _ in range(nvalues)]
+        self.cover = np.zeros(max(self.nt, 0) * self.nb)
+        if self.nt > 0:
+            # time bins of every snapshot window
+            self.i0 = np.maximum(np.searchsorted(self.t_edges, self.T0, side="right") - 1, 0)
+            i1 = np.minimum(np.searchsorted(self.t_edges, self.T1, side="left"), self.nt)
+            self.tcnt = np.maximum(i1 - self.i0, 0)
+
+    def result(self):
+        nt, nb = max(self.nt, 0), self.nb
+        sums = self.sums or []
+        return [s.reshape(nt, nb) for s in sums], self.cover.reshape(nt, nb)
+
+    def add(self, snap, st, en, vals):
+        if self.sums is None:
+            self.sums = [np.zeros(max(self.nt, 0) * self.nb) for _ in vals]
+        nt, nb = self.nt, self.nb
+        if nt <= 0 or nb == 0 or len(snap) == 0:
+            return
+        t_edges, bs, be, T0, T1 = self.t_edges, self.bs, self.be, self.T0, self.T1
+        keep = self.tcnt[snap] > 0
         if not keep.any():
-            continue
-        st, en, snap = st_all[c0:c1][keep], en_all[c0:c1][keep], snap[keep]
-        vals = [v[c0:c1][keep] for v in values]
+            return
+        st, en, snap = st[keep], en[keep], snap[keep]
+        vals = [v[keep] for v in vals]
         # address pairs
         j0 = np.searchsorted(be, st, side="right")
         j1 = np.searchsorted(bs, en, side="left")
         cnt = np.maximum(j1 - j0, 0)
         P = int(cnt.sum())
         if P == 0:
-            continue
+            return
         row = np.repeat(np.arange(len(st)), cnt)
         j = j0[row] + (np.arange(P) - np.repeat(np.cumsum(cnt) - cnt, cnt))
         ov = (np.minimum(en[row], be[j]) - np.maximum(st[row], bs[j])).astype(np.float64)
         s_p = snap[row]
         key = s_p * nb + j
-        # reduce per (snapshot, bin): keys are non-decreasing (rows sorted)
+        # reduce per (snapshot, bin) over runs of equal keys (rows come grouped by
+        # snapshot, so the runs are long; a repeated key is summed by bincount below)
         brk = np.flatnonzero(np.diff(key)) + 1
         starts = np.concatenate([[0], brk])
         ukey = key[starts]
@@ -367,20 +415,19 @@ def raster(
         us = ukey // nb
         uj = ukey % nb
         # spread over time bins
-        tc = tcnt[us]
+        tc = self.tcnt[us]
         Q = int(tc.sum())
         e = np.repeat(np.arange(len(ukey)), tc)
-        ti = i0[us][e] + (np.arange(Q) - np.repeat(np.cumsum(tc) - tc, tc))
+        ti = self.i0[us][e] + (np.arange(Q) - np.repeat(np.cumsum(tc) - tc, tc))
         s_e = us[e]
         ot = (np.minimum(T1[s_e], t_edges[ti + 1]) - np.maximum(T0[s_e], t_edges[ti])).astype(
             np.float64
         )
         ot = np.maximum(ot, 0.0)
         flat = ti * nb + uj[e]
-        cover += np.bincount(flat, weights=uov[e] * ot, minlength=nt * nb)
+        self.cover += np.bincount(flat, weights=uov[e] * ot, minlength=nt * nb)
         for k, uv in enumerate(uval):
-            sums[k] += np.bincount(flat, weights=uv[e] * ot, minlength=nt * nb)
-    return [s.reshape(nt, nb) for s in sums], cover.reshape(nt, nb)
+            self.sums[k] += np.bincount(flat, weights=uv[e] * ot, minlength=nt * nb)
 
 
 def cell_area(t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.ndarray) -> np.ndarray:

@@ -1,0 +1,256 @@
+"""The exact overlay of two region histories, and weighted statistics over it.
+
+A region history says, for every byte ``x`` and every instant ``t`` inside one of
+its snapshot windows ``[t0, t1)``, what the monitor reported for ``x``: the
+``nr_accesses`` and ``age`` of the region holding ``x`` in that snapshot.
+
+Time pairing. Two histories A and B of one address space each are put side by side
+by pairing every snapshot of A with every snapshot of B whose window overlaps it
+(after B's times are shifted by the offset applied to B): the pair counts for the
+overlap ``[max(t0_a, t0_b), min(t1_a, t1_b))`` (further cut to the compared time
+range). Different intervals, clocks that tick at different instants, lost
+snapshots: nothing is rounded to a common grid; time where either side has no
+window is simply not compared.
+
+Address pairing. Within a pair, the union of both snapshots' region boundaries cuts
+the address space into elementary intervals; those inside a region of A *and* a
+region of B form the pair's *pieces*, each with A's and B's nr_accesses and age and
+a weight ``bytes × overlap ns``. A sweep over the sorted boundaries: O(regions) per
+pair (after the sort).
+
+Every metric of :func:`tracedamon.export.compare.compare` is a weighted statistic
+over the pieces, accumulated as a joint distribution of value pairs (nr_accesses
+are small integers, so the distribution has few distinct pairs whatever the input's
+size), so none depends on a grid.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator, Sequence
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------------
+# grouped sums and joint distributions
+# ----------------------------------------------------------------------------------
+def group_sum(keys: Sequence[np.ndarray], weights: Sequence[np.ndarray]):
+    """Distinct key tuples (sorted) and the sums of each weight array over them.
+
+    ``keys``: arrays of equal length (no NaN); returns (list of key arrays, list of
+    summed weight arrays)."""
+    n = len(keys[0])
+    if n == 0:
+        return [np.asarray(k)[:0] for k in keys], [np.zeros(0) for _ in weights]
+    o = np.lexsort(tuple(keys[::-1]))
+    ks = [np.asarray(k)[o] for k in keys]
+    ch = np.zeros(n, bool)
+    ch[0] = True
+    for k in ks:
+        ch[1:] |= k[1:] != k[:-1]
+    idx = np.flatnonzero(ch)
+    return [k[idx] for k in ks], [np.add.reduceat(np.asarray(w, np.float64)[o], idx)
+                                  for w in weights]
+
+
+class Joint:
+    """A weighted joint distribution of value tuples, accumulated in parts and reduced
+    when it grows (memory stays proportional to the distinct tuples)."""
+
+    def __init__(self, nkeys: int, compact_at: int = 1 << 21):
+        self.nkeys = nkeys
+        self.parts: list[tuple[list[np.ndarray], np.ndarray]] = []
+        self.size = 0
+        self.compact_at = compact_at
+
+    def add(self, keys: Sequence[np.ndarray], w: np.ndarray) -> None:
+        if len(w) == 0:
+            return
+        self.parts.append(([np.asarray(k) for k in keys], np.asarray(w, np.float64)))
+        self.size += len(w)
+        if self.size > self.compact_at:
+            self._compact()
+            # when the distinct tuples alone are many, compact less often
+            self.compact_at = max(self.compact_at, 2 * self.size)
+
+    def _compact(self) -> None:
+        if len(self.parts) <= 1:
+            return
+        keys = [np.concatenate([p[0][i] for p in self.parts]) for i in range(self.nkeys)]
+        w = np.concatenate([p[1] for p in self.parts])
+        ks, (ws,) = group_sum(keys, [w])
+        self.parts = [(ks, ws)]
+        self.size = len(ws)
+
+    def result(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """(distinct key arrays, their total weights), tuples of weight 0 left out."""
+        if not self.parts:
+            return [np.zeros(0) for _ in range(self.nkeys)], np.zeros(0)
+        keys = [np.concatenate([p[0][i] for p in self.parts]) for i in range(self.nkeys)]
+        w = np.concatenate([p[1] for p in self.parts])
+        ks, (ws,) = group_sum(keys, [w])
+        self.parts = [(ks, ws)]
+        self.size = len(ws)
+        keep = ws > 0
+        return [k[keep] for k in ks], ws[keep]
+
+
+# ----------------------------------------------------------------------------------
+# weighted statistics
+# ----------------------------------------------------------------------------------
+def clean(x) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if (math.isnan(x) or math.isinf(x)) else x
+
+
+def wpearson(x, y, w=None) -> float:
+    """Weighted Pearson correlation (NaN when either side is constant)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    w = np.ones_like(x) if w is None else np.asarray(w, float)
+    if len(x) < 2 or w.sum() <= 0:
+        return float("nan")
+    w = w / w.sum()
+    mx, my = (w * x).sum(), (w * y).sum()
+    dx, dy = x - mx, y - my
+    vx, vy = (w * dx * dx).sum(), (w * dy * dy).sum()
+    # relative tolerance: a side that is constant up to rounding has no correlation
+    if vx <= 1e-24 * max(1.0, mx * mx) or vy <= 1e-24 * max(1.0, my * my):
+        return float("nan")
+    return float(np.clip((w * dx * dy).sum() / math.sqrt(vx * vy), -1.0, 1.0))
+
+
+def wrank(x, w=None) -> np.ndarray:
+    """Weighted mid-ranks: the weight below each value plus half the weight of its ties."""
+    x = np.asarray(x, float)
+    w = np.ones_like(x) if w is None else np.asarray(w, float)
+    o = np.argsort(x, kind="mergesort")
+    xs, ws = x[o], w[o]
+    new = np.ones(len(xs), bool)
+    new[1:] = xs[1:] != xs[:-1]
+    gid = np.cumsum(new) - 1
+    gw = np.bincount(gid, weights=ws)
+    below = np.concatenate([[0.0], np.cumsum(gw)[:-1]])
+    r = np.empty(len(x))
+    r[o] = (below + gw / 2.0)[gid]
+    return r
+
+
+def wspearman(x, y, w=None) -> float:
+    """Weighted Spearman correlation: the weighted Pearson of weighted mid-ranks."""
+    return wpearson(wrank(x, w), wrank(y, w), w)
+
+
+def wmedian(x, w) -> float:
+    """The weighted median: the smallest value with at least half the weight at or
+    below it."""
+    x = np.asarray(x, float)
+    w = np.asarray(w, float)
+    if len(x) == 0 or w.sum() <= 0:
+        return float("nan")
+    o = np.argsort(x, kind="mergesort")
+    c = np.cumsum(w[o])
+    return float(x[o][np.searchsorted(c, 0.5 * c[-1], side="left")])
+
+
+def prf(pred: np.ndarray, ref: np.ndarray, w: np.ndarray) -> dict:
+    """Weighted precision, recall and F1 of a predicted set against a reference set."""
+    tp = float(w[pred & ref].sum())
+    pp = float(w[pred].sum())
+    rp = float(w[ref].sum())
+    p = tp / pp if pp > 0 else float("nan")
+    r = tp / rp if rp > 0 else float("nan")
+    if pp > 0 and rp > 0:
+        f = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    else:
+        f = float("nan")
+    tot = float(w.sum())
+    return {
+        "precision": clean(p),
+        "recall": clean(r),
+        "f1": clean(f),
+        "ref_fraction": clean(rp / tot) if tot > 0 else None,
+        "pred_fraction": clean(pp / tot) if tot > 0 else None,
+    }
+
+
+#: relative tolerance of the hot threshold θ × max, so that e.g. 0.3 × 10 admits 3
+HOT_RTOL = 1e-9
+
+
+def hot_set(v: np.ndarray, theta: float, vmax: float | None = None) -> np.ndarray:
+    """Values that are > 0 and at least ``theta`` × ``vmax`` (default: the largest of
+    ``v``), the boundary included."""
+    v = np.asarray(v, float)
+    if len(v) == 0:
+        return np.zeros(0, bool)
+    if vmax is None:
+        fin = v[np.isfinite(v)]
+        vmax = float(fin.max()) if len(fin) else 0.0
+    if vmax <= 0:
+        return np.zeros(len(v), bool)
+    return (v > 0) & (v >= theta * vmax * (1 - HOT_RTOL))
+
+
+# ----------------------------------------------------------------------------------
+# the overlay
+# ----------------------------------------------------------------------------------
+def overlay_regions(a_st, a_en, b_st, b_en, cuts=None):
+    """Elementary intervals covered by a region of both sides (each side's regions
+    sorted and disjoint): (left, right, index of A's region, index of B's region).
+    ``cuts``: more boundaries at which to cut them."""
+    parts = (a_st, a_en, b_st, b_en) if cuts is None else (a_st, a_en, b_st, b_en, cuts)
+    pts = np.unique(np.concatenate(parts))
+    left, right = pts[:-1], pts[1:]
+    if len(a_st) == 0 or len(b_st) == 0 or len(left) == 0:
+        z = np.zeros(0, np.int64)
+        return left[:0], right[:0], z, z
+    ia = np.searchsorted(a_st, left, side="right") - 1
+    ib = np.searchsorted(b_st, left, side="right") - 1
+    iac, ibc = np.maximum(ia, 0), np.maximum(ib, 0)
+    ok = (ia >= 0) & (ib >= 0) & (a_en[iac] > left) & (b_en[ibc] > left)
+    return left[ok], right[ok], ia[ok], ib[ok]
+
+
+def snapshot_pairs(ha, ka, hb, kb, *, offset_b: int = 0,
+                   t_range: tuple[int, int] | None = None) -> Iterator[tuple]:
+    """(lo, hi, snapshot of A, snapshot of B) for every pair of snapshots of address
+    spaces ``ka`` of ``ha`` and ``kb`` of ``hb`` (HistorySources, sparse ones filled)
+    whose windows overlap within ``t_range``, B's windows shifted by ``offset_b``.
+
+    Both streams advance in time order, holding one snapshot of each side."""
+    lo_t, hi_t = t_range if t_range is not None else (-(1 << 62), 1 << 62)
+    ita = ha.iter_snapshots(key=ka)
+    itb = hb.iter_snapshots(key=kb)
+    a = next(ita, None)
+    b = next(itb, None)
+    off = int(offset_b)
+    while a is not None and b is not None:
+        bt0, bt1 = b.t0 + off, b.t1 + off
+        lo = max(a.t0, bt0, lo_t)
+        hi = min(a.t1, bt1, hi_t)
+        if hi > lo:
+            yield lo, hi, a, b
+        if a.t1 <= bt1:
+            a = next(ita, None)
+        else:
+            b = next(itb, None)
+
+
+def step_sum(t0: np.ndarray, t1: np.ndarray, values: Sequence[np.ndarray]):
+    """Sum of piecewise-constant series given as intervals [t0, t1) with values:
+    (edges, sums per value, active) over the elementary intervals between the
+    sorted distinct ends; ``active`` marks those inside at least one interval."""
+    t0 = np.asarray(t0, np.int64)
+    t1 = np.asarray(t1, np.int64)
+    if len(t0) == 0:
+        return np.zeros(0, np.int64), [np.zeros(0) for _ in values], np.zeros(0, bool)
+    pts = np.concatenate([t0, t1])
+    deltas = [np.concatenate([np.asarray(v, float), -np.asarray(v, float)]) for v in values]
+    cnt = np.concatenate([np.ones(len(t0)), -np.ones(len(t0))])
+    (u,), sums = group_sum([pts], deltas + [cnt])
+    levels = [np.cumsum(s)[:-1] for s in sums]
+    active = levels[-1] > 0.5
+    return u, levels[:-1], active
