@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tracedamon.errors import InputError
 from tracedamon.export.compare import CompareWarning, compare
@@ -165,10 +165,12 @@ def _check(m, want):
         assert m["age"]["spearman"] is None
 
 
-def _side(data, key_pid, t_start, addr_hi=24):
+def _side(data, key_pid, t_start, addr_hi=24, whole=True):
     rows = []
     t = t_start
     aggr = data.draw(st.integers(4, 30))
+    nr = st.integers(0, 4) if whole else st.sampled_from([0, 0.5, 1, 2.25, 4])
+    ages = st.integers(0, 6) if whole else st.sampled_from([0, 1.5, 3])
     for s in range(data.draw(st.integers(1, 4))):
         t += aggr if data.draw(st.integers(0, 4)) else data.draw(st.integers(1, 60))
         cuts = sorted(set(data.draw(st.lists(st.integers(1, addr_hi - 1), max_size=5))))
@@ -176,17 +178,28 @@ def _side(data, key_pid, t_start, addr_hi=24):
         for lo, hi in zip(b[:-1], b[1:]):
             if data.draw(st.integers(0, 5)) == 0:
                 continue  # a hole in this snapshot's coverage
-            age = data.draw(st.one_of(st.none(), st.integers(0, 6)))
-            rows.append((0, s, t, 0, key_pid, lo, hi, data.draw(st.integers(0, 4)), age))
+            age = data.draw(st.one_of(st.none(), ages))
+            rows.append((0, s, t, 0, key_pid, lo, hi, data.draw(nr), age))
     return rows
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.data())
-def test_metrics_equal_a_per_byte_per_ns_brute_force(data):
+@pytest.mark.parametrize("path", ["counts", "fractional", "sparse-joint"])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_metrics_equal_a_per_byte_per_ns_brute_force(path, data, monkeypatch):
+    """Whole nr_accesses (dense accumulation), fractional ones (a DataFrame of merged
+    values), and whole ones through the general accumulation (too many distinct
+    values for dense arrays)."""
+    from tracedamon.export import compare as cmp
+
+    # the same value for every example (the fixture is not reset between them)
+    monkeypatch.setattr(cmp._Dense, "LIMIT", 4 if path == "sparse-joint" else 1 << 22)
+    whole = path != "fractional"
     ta = data.draw(st.integers(0, 40))
-    rows_a = _side(data, 7, ta)
-    rows_b = _side(data, 7 if data.draw(st.booleans()) else 8, ta + data.draw(st.integers(-30, 30)))
+    rows_a = _side(data, 7, ta, whole=whole)
+    rows_b = _side(data, 7 if data.draw(st.booleans()) else 8,
+                   ta + data.draw(st.integers(-30, 30)), whole=whole)
     if not rows_a or not rows_b:
         return
     dfa, dfb = _frame(rows_a), _frame(rows_b)

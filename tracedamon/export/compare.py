@@ -299,7 +299,7 @@ def score_truth(
     T1 = hs.snaps["t1"].to_numpy(np.int64) + off
     dt_snap = np.clip(np.minimum(T1, t1) - np.maximum(T0, t0), 0, None).astype(np.float64)
     parts = []  # address breakpoints -> deltas of (Σ nr·dt, Σ dt, Σ accessed·dt)
-    for b in hs.iter_batches():
+    for b in hs.iter_batches(age=False, time_ns=False):
         dt = dt_snap[b.row_snap]
         keep = dt > 0
         if not keep.any():
@@ -396,7 +396,7 @@ def truth_timeline(src, truth, *, acc_thres: float = 1, offset_ns: int = 0) -> p
     (sh, sa), cov = raster_stream(
         hs, edges, truth["start"].to_numpy(np.uint64), truth["end"].to_numpy(np.uint64),
         lambda b: [b.nr_accesses, (b.nr_accesses >= acc_thres).astype(float)], 2,
-        offset_ns=off)
+        offset_ns=off, age=False)
     rows = {"t0_ns": edges[:-1], "t1_ns": edges[1:]}
     for col in ("label", "area"):
         for lab, idx in truth.groupby(col).indices.items():
@@ -428,7 +428,7 @@ class _Profile:
         self._gran = {k: 1 for k in keys}
         self.aligned = True
         page = np.uint64(PAGE)
-        for b in hs.iter_batches():
+        for b in hs.iter_batches(age=False, time_ns=False):
             if self.aligned and ((b.start % page).any() or (b.end % page).any()):
                 self.aligned = False
             rkey = b.key[b.row_local]
@@ -442,9 +442,14 @@ class _Profile:
                                                   np.concatenate([c[:, 1], en]))
                 a = nr > 0
                 if a.any():
-                    self._heat[k].append((np.concatenate([st[a], en[a]]),
-                                          np.concatenate([nr[a], -nr[a]])))
-                    self._n[k] += 2 * int(a.sum())
+                    # this batch's step function, reduced to its distinct breakpoints
+                    (u,), (d,) = group_sum([np.concatenate([st[a], en[a]])],
+                                           [np.concatenate([nr[a], -nr[a]])])
+                    g = self._gran[k]
+                    if g > 1:
+                        (u,), (d,) = group_sum([u // np.uint64(g) * np.uint64(g)], [d])
+                    self._heat[k].append((u, d))
+                    self._n[k] += len(u)
                     if self._n[k] > self.CAP:
                         self._compact(k)
 
@@ -503,7 +508,7 @@ def _snapshot_totals(hs: HistorySource, key_ranges, kind: str, acc_thres: float)
         if len(ranges) == 0:
             continue
         w_ = _Within(ranges)
-        for b in hs.iter_batches(key=key):
+        for b in hs.iter_batches(key=key, age=False, time_ns=False):
             w = w_.within(b.start, b.end)
             v = b.nr_accesses if kind == "heat" else (b.nr_accesses >= acc_thres)
             tot += np.bincount(b.row_snap, weights=w * v, minlength=N)
@@ -907,48 +912,119 @@ def compare(
     return CompareResult(out, None, acc["wss"], acc["per_time_df"], cells_fn=cells)
 
 
+class _Dense:
+    """(time bin, inside, nr_a, nr_b) -> bytes·ns in dense arrays, for integer
+    nr_accesses up to known maxima (the usual case: nr_accesses are counts)."""
+
+    LIMIT = 1 << 22
+
+    def __init__(self, mxa: float, mxb: float, nt: int):
+        self.A, self.B = int(mxa) + 1, int(mxb) + 1
+        self.K = 2 * self.A * self.B
+        self.nt = nt
+        self.ok = self.K <= self.LIMIT and self.K * max(nt, 1) <= self.LIMIT
+        if self.ok:
+            self.J = np.zeros(self.K)
+            self.PT = np.zeros(self.K * max(nt, 1))
+
+    def add(self, inside, x, y, nbytes, dt, bins) -> bool:
+        """Add one pair's pieces; False (nothing added) when they do not fit."""
+        if not self.ok:
+            return False
+        xi = x.astype(np.int64)
+        yi = y.astype(np.int64)
+        if ((xi != x).any() or (yi != y).any() or (xi < 0).any() or (yi < 0).any()
+                or (xi >= self.A).any() or (yi >= self.B).any()):
+            return False
+        code = (inside.astype(np.int64) * self.A + xi) * self.B + yi
+        c0 = int(code.min())
+        v = np.bincount(code - c0, weights=nbytes)
+        c1 = c0 + len(v)
+        self.J[c0:c1] += v * dt
+        for i, ov in bins:
+            self.PT[i * self.K + c0:i * self.K + c1] += v * ov
+        return True
+
+    def decode(self, arr, with_bin: bool):
+        idx = np.flatnonzero(arr > 0)
+        w = arr[idx]
+        b, rest = np.divmod(idx, self.K)
+        ins, rest = np.divmod(rest, self.A * self.B)
+        x, y = np.divmod(rest, self.B)
+        keys = [ins.astype(float), x.astype(float), y.astype(float)]
+        return ([b.astype(float)] + keys if with_bin else keys), w
+
+
 def _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres) -> dict:
     """Accumulate the overlay of every key pair within [t0, t1) (see :mod:`.overlay`);
     pieces are cut at the bounds of the pair's ``active`` ranges and flagged inside
     or outside them."""
-    J = Joint(3)        # (inside active, nr_a, nr_b) -> bytes·ns
-    PT = Joint(4)       # (time bin, inside active, nr_a, nr_b) -> bytes·ns
-    AG = Joint(2)       # (age_a, age_b) -> bytes·ns, both known
+    nt = len(edges) - 1
+    dense = _Dense(ha.nr_accesses_max, hb.nr_accesses_max, nt)
+    J = Joint(3)        # (inside active, nr_a, nr_b) -> bytes·ns, when not dense
+    PT = Joint(4)       # (time bin, inside active, nr_a, nr_b) -> bytes·ns, when not dense
+    AG = Joint(1)       # age pair code -> bytes·ns, both known and whole
+    AGf = Joint(2)      # (age_a, age_b) -> bytes·ns, both known, not whole
     age_unknown = 0.0
     pieces = []         # (lo, hi, wss_a, wss_b, common bytes)
-    nt = len(edges) - 1
     for (ka, kb), act in zip(pairs, active):
-        cuts = act.ravel()
         for lo, hi, sa, sb in snapshot_pairs(ha, ka, hb, kb, offset_b=applied,
                                              t_range=(t0, t1)):
-            left, right, ia, ib = overlay_regions(sa.start, sa.end, sb.start, sb.end, cuts)
+            left, right, ia, ib, inside = overlay_regions(sa.start, sa.end, sb.start, sb.end,
+                                                          act)
             nbytes = (right - left).astype(np.float64)
             x = sa.nr_accesses[ia]
             y = sb.nr_accesses[ib]
-            j = np.searchsorted(act[:, 0], left, side="right") - 1
-            inside = ((j >= 0) & (act[np.maximum(j, 0), 1] > left)).astype(np.float64) \
-                if len(act) else np.zeros(len(left))
             dt = float(hi - lo)
             pieces.append((lo, hi, float(nbytes[x >= acc_thres].sum()),
                            float(nbytes[y >= acc_thres].sum()), float(nbytes.sum())))
             if not len(nbytes):
                 continue
-            (ui, ux, uy), (ub,) = group_sum([inside, x, y], [nbytes])
-            J.add([ui, ux, uy], ub * dt)
             i0 = max(int(np.searchsorted(edges, lo, side="right")) - 1, 0)
             i1 = min(int(np.searchsorted(edges, hi, side="left")), nt)
-            for i in range(i0, i1):
-                ov = min(hi, int(edges[i + 1])) - max(lo, int(edges[i]))
-                if ov > 0:
-                    PT.add([np.full(len(ux), i), ui, ux, uy], ub * float(ov))
+            bins = [(i, float(min(hi, int(edges[i + 1])) - max(lo, int(edges[i]))))
+                    for i in range(i0, i1)]
+            bins = [(i, ov) for i, ov in bins if ov > 0]
+            if not dense.add(inside, x, y, nbytes, dt, bins):
+                insf = inside.astype(np.float64)
+                (ui, ux, uy), (ub,) = group_sum([insf, x, y], [nbytes])
+                J.add([ui, ux, uy], ub * dt)
+                for i, ov in bins:
+                    PT.add([np.full(len(ux), i), ui, ux, uy], ub * ov)
             ga, gb = sa.age[ia], sb.age[ib]
             known = np.isfinite(ga) & np.isfinite(gb)
             if known.any():
-                (ua, ubb), (w,) = group_sum([ga[known], gb[known]], [nbytes[known]])
-                AG.add([ua, ubb], w * dt)
+                ka_, kb_, nk = ga[known], gb[known], nbytes[known]
+                if (ka_ == np.floor(ka_)).all() and (kb_ == np.floor(kb_)).all() and \
+                        (ka_ >= 0).all() and (kb_ >= 0).all() and max(ka_.max(), kb_.max()) < 2**31:
+                    code = (ka_.astype(np.int64) << 32) | kb_.astype(np.int64)
+                    (uc,), (w,) = group_sum([code], [nk])
+                    AG.add([uc], w * dt)
+                else:
+                    (ua, ubb), (w,) = group_sum([ka_, kb_], [nk])
+                    AGf.add([ua, ubb], w * dt)
             age_unknown += float(nbytes[~known].sum()) * dt
-    return {"joint": J.result(), "per_time": PT.result(), "age": AG.result(),
+    joint = _concat_joint(J.result(), dense.decode(dense.J, False) if dense.ok else None)
+    per_time = _concat_joint(PT.result(), dense.decode(dense.PT, True) if dense.ok else None)
+    (uc,), aw = AG.result()
+    uc = uc.astype(np.int64)
+    ages = _concat_joint(AGf.result(), ([(uc >> 32).astype(float),
+                                         (uc & 0xFFFFFFFF).astype(float)], aw))
+    return {"joint": joint, "per_time": per_time, "age": ages,
             "age_unknown": age_unknown, "pieces": pieces}
+
+
+def _concat_joint(a, b):
+    """Two joint distributions (keys, weights) as one (their tuples may repeat)."""
+    if b is None:
+        return a
+    ka, wa = a
+    kb, wb = b
+    keys = [np.concatenate([np.asarray(x, float), np.asarray(y, float)]) for x, y in zip(ka, kb)]
+    w = np.concatenate([wa, wb])
+    if len(wa) and len(wb):
+        keys, (w,) = group_sum(keys, [w])
+    return keys, w
 
 
 def _heat(x, y, w, act, mxa: float, mxb: float) -> dict:

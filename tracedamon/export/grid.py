@@ -341,15 +341,17 @@ def raster_stream(
     offset_ns: int = 0,
     fill_sparse: bool = True,
     chunk_rows: int = 400_000,
+    age: bool = True,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """:func:`raster` over a :class:`tracedamon.export.history.HistorySource`, one batch
     of snapshots at a time: ``values(batch)`` returns ``n_values`` float arrays aligned
     with the batch's rows; ``key`` restricts to one address space (default: all,
-    summed); ``offset_ns`` is added to every snapshot window."""
+    summed); ``offset_ns`` is added to every snapshot window; ``age=False`` leaves the
+    age column unread."""
     off = int(offset_ns)
     acc = _Raster(t_edges, bin_start, bin_end, hs.snaps["t0"].to_numpy(np.int64) + off,
                   hs.snaps["t1"].to_numpy(np.int64) + off, n_values)
-    for b in hs.iter_batches(key=key, fill_sparse=fill_sparse):
+    for b in hs.iter_batches(key=key, fill_sparse=fill_sparse, age=age, time_ns=False):
         vals = [np.asarray(v, np.float64) for v in values(b)]
         snap = b.row_snap
         for c0 in range(0, len(snap), chunk_rows):

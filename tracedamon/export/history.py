@@ -53,7 +53,7 @@ from ..errors import InputError, TraceFormatError
 
 #: Rows handed out per batch (a batch always holds whole snapshots, so one
 #: snapshot larger than this makes a larger batch).
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 18
 
 _REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
 _ALL = ("run", "target", "pid", "snapshot", "time_ns", "start", "end", "nr_accesses", "age")
@@ -626,13 +626,16 @@ class HistorySource:
 
     # -- streaming ------------------------------------------------------------------
     def iter_batches(self, *, key=None, fill_sparse: bool = True,
-                     batch_rows: int | None = None) -> Iterator[Batch]:
+                     batch_rows: int | None = None, age: bool = True,
+                     time_ns: bool = True) -> Iterator[Batch]:
         """Whole snapshots in stream order, about ``batch_rows`` rows at a time.
 
         ``key``: only the snapshots of that address space (row groups holding none
         of its rows are skipped unread). ``fill_sparse``: give a sparse source's
         snapshots their idle bytes (nr_accesses 0, age NaN, ``filled``) and its idle
-        snapshots back, so that they read as the dense history would.
+        snapshots back, so that they read as the dense history would. ``age=False`` /
+        ``time_ns=False``: do not read those columns (the batch's ``age`` is then NaN,
+        its ``time_ns`` the snapshots' ends).
         """
         limit = int(batch_rows or self.batch_rows)
         sa = self._snap_arrays
@@ -653,7 +656,8 @@ class HistorySource:
             i = max(i, bounds[-1] + 1)
             bounds.append(min(i, len(plan)))
             base = int(cum[bounds[-1] - 1])
-        cur = _Cursor(self._rows, _ROWS)
+        cur = _Cursor(self._rows, [c for c in _ROWS if (c != "age" or age)
+                                   and (c != "time_ns" or time_ns)])
         where = self.path or self.name
         for b0, b1 in zip(bounds[:-1], bounds[1:]):
             snaps = plan[b0:b1]
@@ -663,6 +667,10 @@ class HistorySource:
             ranges = _merge_ranges(first, first + rows[have])
             d = cur.read(ranges)
             offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+            if not age:
+                d["age"] = np.full(len(d["start"]), np.nan)
+            if not time_ns:
+                d["time_ns"] = np.repeat(sa["t1"][snaps], rows)
             batch = Batch(self, snaps, offsets, d["start"], d["end"], d["nr_accesses"],
                           d["age"], d["time_ns"], np.zeros(len(d["start"]), bool))
             _check_batch(batch, where, self._first_row[snaps])
@@ -670,9 +678,11 @@ class HistorySource:
                 batch = self._fill(batch, where)
             yield batch
 
-    def iter_snapshots(self, *, key=None, fill_sparse: bool = True) -> Iterator[Snapshot]:
+    def iter_snapshots(self, *, key=None, fill_sparse: bool = True, age: bool = True,
+                       time_ns: bool = True) -> Iterator[Snapshot]:
         """One :class:`Snapshot` at a time, in stream order (see :meth:`iter_batches`)."""
-        for b in self.iter_batches(key=key, fill_sparse=fill_sparse):
+        for b in self.iter_batches(key=key, fill_sparse=fill_sparse, age=age,
+                                   time_ns=time_ns):
             yield from b.snapshots()
 
     def _fill(self, b: Batch, where: str) -> Batch:
@@ -757,30 +767,37 @@ def _check_batch(b: Batch, where: str, first_rows: np.ndarray) -> None:
     n = len(b.start)
     if n == 0:
         return
+
+    def row_of(i: int) -> int:  # the file row of batch row i (for messages)
+        k = int(np.searchsorted(b.offsets, i, side="right")) - 1
+        return int(first_rows[k]) + i - int(b.offsets[k])
+
     bad = np.flatnonzero(b.end <= b.start)
-    row0 = np.repeat(first_rows, np.diff(b.offsets))
-    local = np.arange(n) - np.repeat(b.offsets[:-1], np.diff(b.offsets))
     if len(bad):
         i = int(bad[0])
-        raise TraceFormatError(where, f"row {int(row0[i] + local[i])}: region end "
+        raise TraceFormatError(where, f"row {row_of(i)}: region end "
                                       f"{int(b.end[i])} <= start {int(b.start[i])}")
-    lid = b.row_local
-    same = lid[1:] == lid[:-1]
+    starts = b.offsets[:-1][np.diff(b.offsets) > 0]
+    same = np.ones(n, bool)
+    same[starts] = False
+    same = same[1:]
+    perm = None
     if (same & (b.start[1:] < b.start[:-1])).any():
-        o = np.lexsort((b.start, lid))
+        perm = np.lexsort((b.start, b.row_local))
         for c in ("start", "end", "nr_accesses", "age", "time_ns"):
-            setattr(b, c, getattr(b, c)[o])
-        row0, local = row0[o], local[o]
+            setattr(b, c, getattr(b, c)[perm])
     over = np.flatnonzero(same & (b.start[1:] < b.end[:-1]))
     if len(over):
         i = int(over[0]) + 1
         sa = b.source._snap_arrays
-        s = b.snap[lid[i]]
+        k = int(np.searchsorted(b.offsets, i, side="right")) - 1
+        s = b.snap[k]
+        row = row_of(int(perm[i]) if perm is not None else i)
         raise TraceFormatError(
             where,
             f"regions overlap within snapshot {int(sa['snapshot'][s])} of target "
             f"{int(sa['target'][s])} (region {int(b.start[i])}-{int(b.end[i])} at row "
-            f"{int(row0[i] + local[i])} starts before {int(b.end[i - 1])})")
+            f"{row} starts before {int(b.end[i - 1])})")
 
 
 def _fill_group(b: Batch, k0: int, k1: int, cov, where, sa, snaps):

@@ -29,6 +29,7 @@ import math
 from typing import Iterator, Sequence
 
 import numpy as np
+from numba import njit
 
 
 # ----------------------------------------------------------------------------------
@@ -199,19 +200,62 @@ def hot_set(v: np.ndarray, theta: float, vmax: float | None = None) -> np.ndarra
 # ----------------------------------------------------------------------------------
 def overlay_regions(a_st, a_en, b_st, b_en, cuts=None):
     """Elementary intervals covered by a region of both sides (each side's regions
-    sorted and disjoint): (left, right, index of A's region, index of B's region).
-    ``cuts``: more boundaries at which to cut them."""
-    parts = (a_st, a_en, b_st, b_en) if cuts is None else (a_st, a_en, b_st, b_en, cuts)
-    pts = np.unique(np.concatenate(parts))
-    left, right = pts[:-1], pts[1:]
-    if len(a_st) == 0 or len(b_st) == 0 or len(left) == 0:
-        z = np.zeros(0, np.int64)
-        return left[:0], right[:0], z, z
-    ia = np.searchsorted(a_st, left, side="right") - 1
-    ib = np.searchsorted(b_st, left, side="right") - 1
-    iac, ibc = np.maximum(ia, 0), np.maximum(ib, 0)
-    ok = (ia >= 0) & (ib >= 0) & (a_en[iac] > left) & (b_en[ibc] > left)
-    return left[ok], right[ok], ia[ok], ib[ok]
+    sorted and disjoint), cut at the bounds of the sorted, disjoint ranges ``cuts``
+    ((n, 2) array, may be None): (left, right, index of A's region, index of B's
+    region, inside a ``cuts`` range). One merge-like pass (no sort)."""
+    c = np.zeros((0, 2), np.uint64) if cuts is None else np.asarray(cuts, np.uint64)
+    return _overlay(np.asarray(a_st, np.uint64), np.asarray(a_en, np.uint64),
+                    np.asarray(b_st, np.uint64), np.asarray(b_en, np.uint64),
+                    np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]))
+
+
+@njit(cache=True)
+def _overlay(a_st, a_en, b_st, b_en, c_st, c_en):
+    na, nb, nc = len(a_st), len(b_st), len(c_st)
+    cap = na + nb + 2 * nc + 1
+    left = np.empty(cap, np.uint64)
+    right = np.empty(cap, np.uint64)
+    ia = np.empty(cap, np.int64)
+    ib = np.empty(cap, np.int64)
+    inside = np.empty(cap, np.bool_)
+    n = 0
+    i = 0
+    j = 0
+    k = 0
+    if na == 0 or nb == 0:
+        return left[:0], right[:0], ia[:0], ib[:0], inside[:0]
+    pos = max(a_st[0], b_st[0])
+    while True:
+        while i < na and a_en[i] <= pos:
+            i += 1
+        while j < nb and b_en[j] <= pos:
+            j += 1
+        if i >= na or j >= nb:
+            break
+        lo = max(pos, max(a_st[i], b_st[j]))
+        if lo > pos:
+            pos = lo
+            continue
+        hi = min(a_en[i], b_en[j])
+        while k < nc and c_en[k] <= pos:
+            k += 1
+        ins = False
+        if k < nc:
+            if c_st[k] > pos:
+                hi = min(hi, c_st[k])
+            else:
+                hi = min(hi, c_en[k])
+                ins = True
+        if n == cap:  # cannot happen: every piece ends at a boundary
+            break
+        left[n] = pos
+        right[n] = hi
+        ia[n] = i
+        ib[n] = j
+        inside[n] = ins
+        n += 1
+        pos = hi
+    return left[:n], right[:n], ia[:n], ib[:n], inside[:n]
 
 
 def snapshot_pairs(ha, ka, hb, kb, *, offset_b: int = 0,
@@ -222,8 +266,8 @@ def snapshot_pairs(ha, ka, hb, kb, *, offset_b: int = 0,
 
     Both streams advance in time order, holding one snapshot of each side."""
     lo_t, hi_t = t_range if t_range is not None else (-(1 << 62), 1 << 62)
-    ita = ha.iter_snapshots(key=ka)
-    itb = hb.iter_snapshots(key=kb)
+    ita = ha.iter_snapshots(key=ka, time_ns=False)
+    itb = hb.iter_snapshots(key=kb, time_ns=False)
     a = next(ita, None)
     b = next(itb, None)
     off = int(offset_b)
