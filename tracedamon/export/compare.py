@@ -310,7 +310,9 @@ def score_truth(
             continue
         v = [nr[row] * dt[row], dt[row], (nr[row] >= acc_thres) * dt[row]]
         pts = np.concatenate([lo, hi])
-        parts.append(([pts], [np.concatenate([x, -x]) for x in v]))
+        # this batch's breakpoints, reduced (a region repeated over the snapshots of
+        # the batch adds to the same two breakpoints)
+        parts.append(_reduce_steps([([pts], [np.concatenate([x, -x]) for x in v])]))
         if sum(len(p[0][0]) for p in parts) > (1 << 21):
             parts = [_reduce_steps(parts)]
     parts.append(([np.concatenate([ts, te])], [np.zeros(2 * len(ts))] * 3))
