@@ -326,3 +326,20 @@ def test_different_targets_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert compare(a, a.copy()).metrics["warnings"] == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 200), max_size=16, unique=True),
+       st.lists(st.tuples(st.integers(0, 210), st.integers(1, 60)), min_size=1, max_size=20))
+def test_bytes_within_ranges_against_a_count(bounds, spans):
+    from tracedamon.export.compare import _Within
+
+    b = sorted(bounds)[: len(bounds) // 2 * 2]
+    r = np.array(b, np.uint64).reshape(-1, 2)
+    r = r[r[:, 1] > r[:, 0]]
+    a = np.array([s for s, _ in spans], np.uint64)
+    e = a + np.array([n for _, n in spans], np.uint64)
+    got = _Within(r).within(a, e)
+    want = [sum(max(0, min(int(y), int(hi)) - max(int(x), int(lo))) for lo, hi in r.tolist())
+            for x, y in zip(a, e)]
+    assert got.tolist() == want

@@ -165,3 +165,25 @@ def test_older_sparse_file_warns(replays, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         score_truth(replays["fixed"]["sparse"], replays["truth"])
+
+
+def test_cells_and_lag_from_the_sweep_equal_their_own_passes(replays):
+    """The cells grid and the lag series gathered while the sweep reads the data equal
+    what separate passes over the sources give."""
+    from tracedamon.export.compare import estimate_lag
+    from tracedamon.export.history import open_history
+
+    a, b = replays["adaptive"]["dense"], replays["abit"]["sparse"]
+    eager = compare(a, b, cells=True)
+    lazy = compare(a, b)
+    assert lazy._cells is None
+    pd.testing.assert_frame_equal(eager.cells, lazy.cells)
+    g = eager.metrics["grid"]
+    ranges = [np.array(r["ranges"], np.uint64).reshape(-1, 2) for r in g["ranges"]]
+    pairs = [(r["target_a"], r["target_b"]) for r in g["ranges"]]
+    own = estimate_lag(open_history(a), open_history(b), pairs, ranges)
+    assert own == eager.metrics["alignment"]["estimate"]
+    # --align auto estimates first, then compares with the lag applied
+    auto = compare(a, b, align="auto")
+    assert auto.metrics["alignment"]["estimate"] == own
+    assert auto.metrics["alignment"]["applied_offset_ns"] == own["lag_ns"]

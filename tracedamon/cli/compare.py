@@ -214,6 +214,7 @@ def _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin, 
         acc_thres=acc_thres,
         truth=truth,
         focus="all" if all_addresses else "active",
+        cells=cells is not None,
     )
     if cells is not None:
         res.write_cells(cells)

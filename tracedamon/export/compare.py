@@ -90,7 +90,7 @@ from .grid import (
     guide_ranges,
     intersect_intervals,
     merge_intervals,
-    raster_stream,
+    raster_stream,  # noqa: F401  (streamed rasters: truth_timeline)
     time_edges,
     uniform_bins,
 )
@@ -149,7 +149,23 @@ class _Within:
         return np.where(i > 0, self.cum[ic] + part.astype(np.float64), 0.0)
 
     def within(self, a, b) -> np.ndarray:
-        return self.below(b) - self.below(a)
+        a = np.asarray(a, np.uint64)
+        b = np.asarray(b, np.uint64)
+        if not len(self.s):
+            return np.zeros(a.shape)
+        # most intervals lie inside one range or in a gap: no prefix sums needed
+        n = len(self.s)
+        i = np.searchsorted(self.s, a, side="right") - 1  # last range starting <= a
+        ic = np.maximum(i, 0)
+        in_one = (i >= 0) & (b <= self.e[ic])
+        nxt = np.minimum(i + 1, n - 1)
+        in_gap = (((i < 0) | (a >= self.e[ic]))
+                  & ((i + 1 >= n) | (b <= self.s[nxt])))
+        out = np.where(in_one, (b - a).astype(np.float64), 0.0)
+        rest = ~in_one & ~in_gap
+        if rest.any():
+            out[rest] = self.below(b[rest]) - self.below(a[rest])
+        return out
 
 
 # ----------------------------------------------------------------------------------
@@ -439,9 +455,16 @@ class _Profile:
                     continue
                 m = rkey == k
                 st, en, nr = b.start[m], b.end[m], b.nr_accesses[m]
+                # each snapshot's regions are sorted and disjoint: join touching ones
+                # in one pass, then the few runs with what is covered so far
+                lid = b.row_local[m]
+                new = np.ones(len(st), bool)
+                new[1:] = (lid[1:] != lid[:-1]) | (st[1:] != en[:-1])
+                idx = np.flatnonzero(new)
+                last = np.concatenate([idx[1:], [len(st)]]) - 1
                 c = self.covered[k]
-                self.covered[k] = merge_intervals(np.concatenate([c[:, 0], st]),
-                                                  np.concatenate([c[:, 1], en]))
+                self.covered[k] = merge_intervals(np.concatenate([c[:, 0], st[idx]]),
+                                                  np.concatenate([c[:, 1], en[last]]))
                 a = nr > 0
                 if a.any():
                     # this batch's step function, reduced to its distinct breakpoints
@@ -548,15 +571,45 @@ def estimate_lag(
     a monitoring delay (one side finding a hot area later) also shows as a lag: the
     estimate is reported always but applied only with ``align="auto"``."""
     a, b = _open(a), _open(b)
+    tot_a, cov_a = _snapshot_totals(a, [(k[0], r) for k, r in zip(key_pairs, ranges)], kind,
+                                    acc_thres)
+    tot_b, cov_b = _snapshot_totals(b, [(k[1], r) for k, r in zip(key_pairs, ranges)], kind,
+                                    acc_thres)
+    return _lag_from_totals(a, b, tot_a, cov_a, tot_b, cov_b, dt_ns=dt_ns,
+                            max_lag_ns=max_lag_ns, kind=kind, offset_b=offset_b)
+
+
+class _LagTotals:
+    """Per snapshot of each side, Σ value × bytes inside the pair's ranges (and Σ
+    bytes), from batches as the sweep reads them."""
+
+    def __init__(self, ha, hb, ranges, kind: str, acc_thres: float):
+        self.h = {"a": ha, "b": hb}
+        self.within = [_Within(r) for r in ranges]
+        self.kind, self.acc_thres = kind, acc_thres
+        self.tot = {t: np.zeros(h.n_snapshots) for t, h in self.h.items()}
+        self.cov = {t: np.zeros(h.n_snapshots) for t, h in self.h.items()}
+
+    def add(self, i: int, tag: str, bt) -> None:
+        w = self.within[i].within(bt.start, bt.end)
+        v = bt.nr_accesses if self.kind == "heat" else (bt.nr_accesses >= self.acc_thres)
+        n = len(self.tot[tag])
+        self.tot[tag] += np.bincount(bt.row_snap, weights=w * v, minlength=n)
+        self.cov[tag] += np.bincount(bt.row_snap, weights=w, minlength=n)
+
+    def estimate(self, **kw) -> dict:
+        return _lag_from_totals(self.h["a"], self.h["b"], self.tot["a"], self.cov["a"],
+                                self.tot["b"], self.cov["b"], kind=self.kind, **kw)
+
+
+def _lag_from_totals(a, b, tot_a, cov_a, tot_b, cov_b, *, dt_ns=None, max_lag_ns=None,
+                     kind="heat", offset_b=0) -> dict:
+    """:func:`estimate_lag` from each side's per-snapshot totals."""
     if dt_ns is None:
         dt_ns = max(1.0, min(a.aggr_ns_est, b.aggr_ns_est) / 2.0)
     span = max(a.t_end - a.t_start, b.t_end - b.t_start)
     dt = int(max(1, round(dt_ns), math.ceil(span / 4000)))
     phase = a.t_start
-    tot_a, cov_a = _snapshot_totals(a, [(k[0], r) for k, r in zip(key_pairs, ranges)], kind,
-                                    acc_thres)
-    tot_b, cov_b = _snapshot_totals(b, [(k[1], r) for k, r in zip(key_pairs, ranges)], kind,
-                                    acc_thres)
     ka, sa, va = _series(a, tot_a, cov_a, dt, phase, 0)
     kb, sb, vb = _series(b, tot_b, cov_b, dt, phase, int(offset_b))
     na, nb = len(sa), len(sb)
@@ -627,11 +680,14 @@ class CompareResult:
     @property
     def cells(self) -> pd.DataFrame:
         if self._cells is None:
-            self._cells = self._cells_fn() if self._cells_fn else pd.DataFrame()
-            self.metrics["grid"]["cells"] = int(len(self._cells))
-            self.metrics["grid"]["valid_cells"] = (int(self._cells["valid"].sum())
-                                                   if len(self._cells) else 0)
+            self.set_cells(self._cells_fn() if self._cells_fn else pd.DataFrame())
         return self._cells
+
+    def set_cells(self, cells: pd.DataFrame) -> None:
+        self._cells = cells
+        if "grid" in self.metrics:
+            self.metrics["grid"]["cells"] = int(len(cells))
+            self.metrics["grid"]["valid_cells"] = int(cells["valid"].sum()) if len(cells) else 0
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = metrics_json(self.metrics)
@@ -754,6 +810,7 @@ def compare(
     focus: str = "active",
     name_a: str | None = None,
     name_b: str | None = None,
+    cells: bool = False,
 ) -> CompareResult:
     """Compare region history ``b`` (candidate) with ``a`` (reference).
 
@@ -766,7 +823,9 @@ def compare(
     ``addr_bin``, ``time_bin_ns``, ``max_addr_bins``, ``max_time_bins`` and ``focus``
     shape only the cells grid (``focus="active"``: where the accesses are;
     ``"all"``: every common byte) and the time bins of ``per_time``; the metrics are
-    exact (see the module docstring).
+    exact (see the module docstring). ``cells``: build the cells grid during the
+    comparison's own pass over the data (else ``CompareResult.cells`` reads the
+    sources again on first use).
     """
     if align not in ("none", "auto"):
         raise ConfigError(f"align must be 'none' or 'auto', not {align!r}")
@@ -817,11 +876,16 @@ def compare(
         idle_excluded += int((r[:, 1] - r[:, 0]).sum()) - int((g[:, 1] - g[:, 0]).sum())
         granges.append(g)
 
-    lag = estimate_lag(ha, hb, pairs, granges, max_lag_ns=max_lag_ns, kind=lag_series,
-                       acc_thres=acc_thres, offset_b=int(offset_ns))
     applied = int(offset_ns)
-    if align == "auto" and lag.get("lag_ns") is not None:
-        applied += int(lag["lag_ns"])
+    lag_totals = None
+    if align == "auto":
+        lag = estimate_lag(ha, hb, pairs, granges, max_lag_ns=max_lag_ns, kind=lag_series,
+                           acc_thres=acc_thres, offset_b=int(offset_ns))
+        if lag.get("lag_ns") is not None:
+            applied += int(lag["lag_ns"])
+    else:
+        # the series for the estimate are summed up as the sweep reads the batches
+        lag_totals = _LagTotals(ha, hb, granges, lag_series, acc_thres)
     t0 = max(ha.t_start, hb.t_start + applied)
     t1 = min(ha.t_end, hb.t_end + applied)
     if t1 <= t0:
@@ -830,7 +894,7 @@ def compare(
             f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) share no "
             "time; give --offset or --align auto"
         )
-    if notes and applied != int(offset_ns) and any(ka != kb for ka, kb in pairs):
+    if align == "auto" and applied != int(offset_ns) and any(ka != kb for ka, kb in pairs):
         notes[0] += (f"; --align auto shifted {hb.name} by {(applied - int(offset_ns)) / 1e9:.3f}"
                      f" s (r = {lag['correlation']:.3f})")
 
@@ -846,12 +910,26 @@ def compare(
         both = np.concatenate([prof_a.heat_ranges(ka), prof_b.heat_ranges(kb)])
         act = merge_intervals(both[:, 0], both[:, 1]) if len(both) else both
         active.append(intersect_intervals(act, r) if len(act) else act)
-    acc = _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres)
-    metrics = _metrics(acc, ha, hb, hot_thresholds, edges)
-
     unit = PAGE if (prof_a.aligned and prof_b.aligned) else 1
     total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in granges))
     bin_bytes = int(addr_bin) if addr_bin else auto_bin_bytes(total, max_addr_bins, unit)
+
+    def new_cells():
+        return _Cells(ha, hb, pairs, granges, bin_bytes, edges, applied, acc_thres)
+
+    grid_acc = new_cells() if cells else None
+    feeds = [f for f in (lag_totals, grid_acc) if f is not None]
+
+    def on_batch(i, tag, bt):
+        for f in feeds:
+            f.add(i, tag, bt)
+
+    acc = _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres,
+                 on_batch if feeds else None)
+    if lag_totals is not None:
+        lag = lag_totals.estimate(max_lag_ns=max_lag_ns, offset_b=applied)
+    metrics = _metrics(acc, ha, hb, hot_thresholds, edges)
+
     n_addr_bins = int(sum(len(uniform_bins(g, bin_bytes)[0]) for g in granges))
     counts_a = {str(ka): _region_counts(ha, ka, t0, t1, 0) for ka, _ in pairs}
     counts_b = {str(kb): _region_counts(hb, kb, t0, t1, applied) for _, kb in pairs}
@@ -908,10 +986,11 @@ def compare(
     for n in notes:
         warnings.warn(n, CompareWarning, stacklevel=2)
 
-    def cells():
-        return _cells(ha, hb, pairs, granges, bin_bytes, edges, applied, acc_thres)
-
-    return CompareResult(out, None, acc["wss"], acc["per_time_df"], cells_fn=cells)
+    res = CompareResult(out, None, acc["wss"], acc["per_time_df"],
+                        cells_fn=lambda: new_cells().fill().frame())
+    if grid_acc is not None:
+        res.set_cells(grid_acc.frame())
+    return res
 
 
 class _Dense:
@@ -957,10 +1036,11 @@ class _Dense:
         return ([b.astype(float)] + keys if with_bin else keys), w
 
 
-def _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres) -> dict:
+def _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres, on_batch=None) -> dict:
     """Accumulate the overlay of every key pair within [t0, t1) (see :mod:`.overlay`);
     pieces are cut at the bounds of the pair's ``active`` ranges and flagged inside
-    or outside them."""
+    or outside them. ``on_batch(pair index, "a"|"b", batch)`` sees every batch of
+    both sides (all of them are then read)."""
     nt = len(edges) - 1
     dense = _Dense(ha.nr_accesses_max, hb.nr_accesses_max, nt)
     J = Joint(3)        # (inside active, nr_a, nr_b) -> bytes·ns, when not dense
@@ -969,9 +1049,11 @@ def _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres) -> dict:
     AGf = Joint(2)      # (age_a, age_b) -> bytes·ns, both known, not whole
     age_unknown = 0.0
     pieces = []         # (lo, hi, wss_a, wss_b, common bytes)
-    for (ka, kb), act in zip(pairs, active):
+    for pi, ((ka, kb), act) in enumerate(zip(pairs, active)):
+        feed = None if on_batch is None else (lambda tag, bt, pi=pi: on_batch(pi, tag, bt))
         for lo, hi, sa, sb in snapshot_pairs(ha, ka, hb, kb, offset_b=applied,
-                                             t_range=(t0, t1)):
+                                             t_range=(t0, t1), on_batch=feed,
+                                             drain=feed is not None):
             left, right, ia, ib, inside = overlay_regions(sa.start, sa.end, sb.start, sb.end,
                                                           act)
             nbytes = (right - left).astype(np.float64)
@@ -1150,61 +1232,91 @@ def per_time_metrics(res: "CompareResult") -> pd.DataFrame:
     return res.per_time
 
 
-def _cells(ha, hb, pairs, granges, bin_bytes, edges, applied, acc_thres) -> pd.DataFrame:
-    """The cells grid: per (time bin, address bin) and side, area-weighted means."""
-    from .grid import cell_area
+class _Cells:
+    """The cells grid: per (time bin, address bin) and side, area-weighted means,
+    accumulated from batches (:meth:`add`) as the sweep reads them, or by a pass of
+    its own (:meth:`fill`)."""
 
-    frames = []
-    for (ka, kb), segs in zip(pairs, granges):
-        if len(segs) == 0:
-            continue
-        bs, be = uniform_bins(segs, bin_bytes)
-        area = cell_area(edges, bs, be)
-        sides = {}
-        for tag, h, key, off in (("a", ha, ka, 0), ("b", hb, kb, applied)):
-            meas = h.aggr_ns_measured
+    def __init__(self, ha, hb, pairs, granges, bin_bytes, edges, applied, acc_thres):
+        from .grid import _Raster
 
-            def values(bt, meas=meas):
-                nr = bt.nr_accesses
-                known = np.isfinite(bt.age)
-                return [nr, (nr >= acc_thres).astype(float),
-                        np.where(known, bt.age, 0.0) * meas, known.astype(float)]
+        self.h = {"a": ha, "b": hb}
+        self.pairs, self.edges, self.acc_thres = pairs, edges, acc_thres
+        self.off = {"a": 0, "b": int(applied)}
+        self.bins = []
+        self.acc = []
+        for segs in granges:
+            bs, be = uniform_bins(segs, bin_bytes) if len(segs) else (
+                np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+            self.bins.append((bs, be))
+            self.acc.append({
+                tag: _Raster(edges, bs, be, h.snaps["t0"].to_numpy(np.int64) + self.off[tag],
+                             h.snaps["t1"].to_numpy(np.int64) + self.off[tag], 4)
+                for tag, h in self.h.items()})
 
-            (heat, accd, agesum, ageknown), cover = raster_stream(
-                h, edges, bs, be, values, 4, key=key, offset_ns=off)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                heat = np.where(cover > 0, heat / cover, np.nan)
-                accd = np.where(cover > 0, accd / cover, np.nan)
-                # the mean age over the covered part whose age is known (at least half)
-                age_mean = np.where(ageknown > 0.5 * cover, agesum / np.where(
-                    ageknown > 0, ageknown, 1), np.nan)
-                frac = np.where(area > 0, cover / area, 0.0)
-            sides[tag] = (heat, accd, age_mean, frac, h.max_nr_accesses)
-        nt, nb = len(edges) - 1, len(bs)
-        ti = np.repeat(np.arange(nt), nb)
-        bj = np.tile(np.arange(nb), nt)
-        d = {
-            "target_a": np.full(nt * nb, ka),
-            "target_b": np.full(nt * nb, kb),
-            "t0_ns": edges[:-1][ti],
-            "t1_ns": edges[1:][ti],
-            "start": bs[bj],
-            "end": be[bj],
-        }
-        for tag in ("a", "b"):
-            heat, accd, age_mean, frac, mx = sides[tag]
-            d[f"heat_{tag}"] = heat.ravel()
-            d[f"rate_{tag}"] = heat.ravel() / mx
-            d[f"accessed_{tag}"] = accd.ravel()
-            d[f"age_{tag}_ns"] = age_mean.ravel()
-            d[f"cover_{tag}"] = frac.ravel()
-        frames.append(pd.DataFrame(d))
-    if not frames:
-        return pd.DataFrame()
-    cells = pd.concat(frames, ignore_index=True)
-    cells["valid"] = (cells["cover_a"] >= 0.5) & (cells["cover_b"] >= 0.5)
-    cells["diff_rate"] = cells["rate_b"] - cells["rate_a"]
-    cells["area"] = (cells["t1_ns"] - cells["t0_ns"]).to_numpy(float) * (
-        cells["end"].to_numpy() - cells["start"].to_numpy()
-    ).astype(float)
-    return cells
+    def add(self, i: int, tag: str, bt) -> None:
+        if not len(self.bins[i][0]):
+            return
+        nr = bt.nr_accesses
+        known = np.isfinite(bt.age)
+        meas = self.h[tag].aggr_ns_measured
+        vals = [nr, (nr >= self.acc_thres).astype(float),
+                np.where(known, bt.age, 0.0) * meas, known.astype(float)]
+        snap = bt.row_snap
+        step = 400_000
+        for c0 in range(0, len(snap), step):
+            c1 = c0 + step
+            self.acc[i][tag].add(snap[c0:c1], bt.start[c0:c1], bt.end[c0:c1],
+                                 [v[c0:c1] for v in vals])
+
+    def fill(self) -> "_Cells":
+        for i, (ka, kb) in enumerate(self.pairs):
+            for tag, key in (("a", ka), ("b", kb)):
+                for bt in self.h[tag].iter_batches(key=key, time_ns=False):
+                    self.add(i, tag, bt)
+        return self
+
+    def frame(self) -> pd.DataFrame:
+        from .grid import cell_area
+
+        frames = []
+        edges = self.edges
+        for (ka, kb), (bs, be), acc in zip(self.pairs, self.bins, self.acc):
+            if len(bs) == 0:
+                continue
+            area = cell_area(edges, bs, be)
+            nt, nb = len(edges) - 1, len(bs)
+            ti = np.repeat(np.arange(nt), nb)
+            bj = np.tile(np.arange(nb), nt)
+            d = {
+                "target_a": np.full(nt * nb, ka),
+                "target_b": np.full(nt * nb, kb),
+                "t0_ns": edges[:-1][ti],
+                "t1_ns": edges[1:][ti],
+                "start": bs[bj],
+                "end": be[bj],
+            }
+            for tag in ("a", "b"):
+                (heat, accd, agesum, ageknown), cover = acc[tag].result()
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    heat = np.where(cover > 0, heat / cover, np.nan)
+                    accd = np.where(cover > 0, accd / cover, np.nan)
+                    # the mean age over the covered part whose age is known (at least half)
+                    age_mean = np.where(ageknown > 0.5 * cover, agesum / np.where(
+                        ageknown > 0, ageknown, 1), np.nan)
+                    frac = np.where(area > 0, cover / area, 0.0)
+                d[f"heat_{tag}"] = heat.ravel()
+                d[f"rate_{tag}"] = heat.ravel() / self.h[tag].max_nr_accesses
+                d[f"accessed_{tag}"] = accd.ravel()
+                d[f"age_{tag}_ns"] = age_mean.ravel()
+                d[f"cover_{tag}"] = frac.ravel()
+            frames.append(pd.DataFrame(d))
+        if not frames:
+            return pd.DataFrame()
+        cells = pd.concat(frames, ignore_index=True)
+        cells["valid"] = (cells["cover_a"] >= 0.5) & (cells["cover_b"] >= 0.5)
+        cells["diff_rate"] = cells["rate_b"] - cells["rate_a"]
+        cells["area"] = (cells["t1_ns"] - cells["t0_ns"]).to_numpy(float) * (
+            cells["end"].to_numpy() - cells["start"].to_numpy()
+        ).astype(float)
+        return cells

@@ -13,13 +13,12 @@ of all snapshots) when the run has one snapshot. A window is never longer than
 1.5 aggregation intervals, so a lost snapshot shows as a hole instead of
 stretching stale data over it.
 
-Rasterising. :func:`raster` integrates ``value × overlap bytes × overlap ns`` of
-every region over every cell of a grid of time bins × address bins in one
-vectorised pass (no per-region Python loop): region→address-bin pairs are
-generated with ``np.repeat``, reduced per (snapshot, bin), then spread over the
-time bins each snapshot window overlaps and summed with ``np.bincount``. The
-result is exact (area-weighted), so e.g. the mean of an accessed-indicator over
-a cell times its bytes is that cell's exact time-averaged working set.
+Rasterising. :func:`raster` (:func:`raster_stream` for a streamed history)
+integrates ``value × overlap bytes × overlap ns`` of every region over every cell
+of a grid of time bins × address bins, in one compiled pass over the regions that
+visits only the cells each region overlaps. The result is exact (area-weighted),
+so e.g. the mean of an accessed-indicator over a cell times its bytes is that
+cell's exact time-averaged working set.
 
 Address bins are any sorted, disjoint ``[start, end)`` intervals: equal-size
 bins over the address ranges that hold data (:func:`uniform_bins`), or the
@@ -38,6 +37,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from numba import njit
 
 from ..errors import InputError, TraceFormatError  # noqa: F401
 from .history import _find_key, intervals_from_meta  # noqa: F401  (kept importable here)
@@ -386,50 +386,56 @@ class _Raster:
     def add(self, snap, st, en, vals):
         if self.sums is None:
             self.sums = [np.zeros(max(self.nt, 0) * self.nb) for _ in vals]
-        nt, nb = self.nt, self.nb
-        if nt <= 0 or nb == 0 or len(snap) == 0:
+        if self.nt <= 0 or self.nb == 0 or len(snap) == 0:
             return
-        t_edges, bs, be, T0, T1 = self.t_edges, self.bs, self.be, self.T0, self.T1
-        keep = self.tcnt[snap] > 0
-        if not keep.any():
-            return
-        st, en, snap = st[keep], en[keep], snap[keep]
-        vals = [v[keep] for v in vals]
-        # address pairs
-        j0 = np.searchsorted(be, st, side="right")
-        j1 = np.searchsorted(bs, en, side="left")
-        cnt = np.maximum(j1 - j0, 0)
-        P = int(cnt.sum())
-        if P == 0:
-            return
-        row = np.repeat(np.arange(len(st)), cnt)
-        j = j0[row] + (np.arange(P) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-        ov = (np.minimum(en[row], be[j]) - np.maximum(st[row], bs[j])).astype(np.float64)
-        s_p = snap[row]
-        key = s_p * nb + j
-        # reduce per (snapshot, bin) over runs of equal keys (rows come grouped by
-        # snapshot, so the runs are long; a repeated key is summed by bincount below)
-        brk = np.flatnonzero(np.diff(key)) + 1
-        starts = np.concatenate([[0], brk])
-        ukey = key[starts]
-        uov = np.add.reduceat(ov, starts)
-        uval = [np.add.reduceat(v[row] * ov, starts) for v in vals]
-        us = ukey // nb
-        uj = ukey % nb
-        # spread over time bins
-        tc = self.tcnt[us]
-        Q = int(tc.sum())
-        e = np.repeat(np.arange(len(ukey)), tc)
-        ti = self.i0[us][e] + (np.arange(Q) - np.repeat(np.cumsum(tc) - tc, tc))
-        s_e = us[e]
-        ot = (np.minimum(T1[s_e], t_edges[ti + 1]) - np.maximum(T0[s_e], t_edges[ti])).astype(
-            np.float64
-        )
-        ot = np.maximum(ot, 0.0)
-        flat = ti * nb + uj[e]
-        self.cover += np.bincount(flat, weights=uov[e] * ot, minlength=nt * nb)
-        for k, uv in enumerate(uval):
-            self.sums[k] += np.bincount(flat, weights=uv[e] * ot, minlength=nt * nb)
+        v = (np.stack([np.asarray(x, np.float64) for x in vals]) if len(vals)
+             else np.zeros((0, len(snap))))
+        sums = np.zeros((len(vals), self.nt * self.nb))
+        _raster_rows(np.asarray(snap, np.int64), np.asarray(st, np.uint64),
+                     np.asarray(en, np.uint64), v, self.T0, self.T1, self.t_edges,
+                     self.bs, self.be, sums, self.cover)
+        for k in range(len(vals)):
+            self.sums[k] += sums[k]
+
+
+@njit(cache=True)
+def _raster_rows(snap, st, en, vals, T0, T1, t_edges, bs, be, sums, cover):
+    """Σ value × overlap bytes × overlap ns of each row over the cells it overlaps."""
+    nt = len(t_edges) - 1
+    nb = len(bs)
+    nv = vals.shape[0]
+    for r in range(len(snap)):
+        s = snap[r]
+        a = T0[s]
+        b = T1[s]
+        i0 = np.searchsorted(t_edges, a, side="right") - 1
+        if i0 < 0:
+            i0 = 0
+        i1 = np.searchsorted(t_edges, b, side="left")
+        if i1 > nt:
+            i1 = nt
+        if i1 <= i0:
+            continue
+        lo = st[r]
+        hi = en[r]
+        j0 = np.searchsorted(be, lo, side="right")
+        j1 = np.searchsorted(bs, hi, side="left")
+        for j in range(j0, j1):
+            x0 = lo if lo > bs[j] else bs[j]
+            x1 = hi if hi < be[j] else be[j]
+            if x1 <= x0:
+                continue
+            ob = float(x1 - x0)
+            for i in range(i0, i1):
+                u0 = a if a > t_edges[i] else t_edges[i]
+                u1 = b if b < t_edges[i + 1] else t_edges[i + 1]
+                if u1 <= u0:
+                    continue
+                w = ob * float(u1 - u0)
+                c = i * nb + j
+                cover[c] += w
+                for k in range(nv):
+                    sums[k, c] += vals[k, r] * w
 
 
 def cell_area(t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.ndarray) -> np.ndarray:

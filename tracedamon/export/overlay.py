@@ -259,15 +259,25 @@ def _overlay(a_st, a_en, b_st, b_en, c_st, c_en):
 
 
 def snapshot_pairs(ha, ka, hb, kb, *, offset_b: int = 0,
-                   t_range: tuple[int, int] | None = None) -> Iterator[tuple]:
+                   t_range: tuple[int, int] | None = None, on_batch=None,
+                   drain: bool = False) -> Iterator[tuple]:
     """(lo, hi, snapshot of A, snapshot of B) for every pair of snapshots of address
     spaces ``ka`` of ``ha`` and ``kb`` of ``hb`` (HistorySources, sparse ones filled)
     whose windows overlap within ``t_range``, B's windows shifted by ``offset_b``.
 
-    Both streams advance in time order, holding one snapshot of each side."""
+    Both streams advance in time order, holding one batch of each side.
+    ``on_batch(side, batch)`` ("a" or "b") sees every batch read; with ``drain`` the
+    batches after the last pair are read too, so that it sees them all."""
     lo_t, hi_t = t_range if t_range is not None else (-(1 << 62), 1 << 62)
-    ita = ha.iter_snapshots(key=ka, time_ns=False)
-    itb = hb.iter_snapshots(key=kb, time_ns=False)
+
+    def snaps(h, k, side):
+        for bt in h.iter_batches(key=k, time_ns=False):
+            if on_batch is not None:
+                on_batch(side, bt)
+            yield from bt.snapshots()
+
+    ita = snaps(ha, ka, "a")
+    itb = snaps(hb, kb, "b")
     a = next(ita, None)
     b = next(itb, None)
     off = int(offset_b)
@@ -281,6 +291,11 @@ def snapshot_pairs(ha, ka, hb, kb, *, offset_b: int = 0,
             a = next(ita, None)
         else:
             b = next(itb, None)
+    if drain:
+        for _ in ita:
+            pass
+        for _ in itb:
+            pass
 
 
 def step_sum(t0: np.ndarray, t1: np.ndarray, values: Sequence[np.ndarray]):
