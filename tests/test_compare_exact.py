@@ -332,7 +332,7 @@ def test_different_targets_warn():
 @given(st.lists(st.integers(0, 200), max_size=16, unique=True),
        st.lists(st.tuples(st.integers(0, 210), st.integers(1, 60)), min_size=1, max_size=20))
 def test_bytes_within_ranges_against_a_count(bounds, spans):
-    from tracedamon.export.compare import _Within
+    from tracedamon.export.align import _Within
 
     b = sorted(bounds)[: len(bounds) // 2 * 2]
     r = np.array(b, np.uint64).reshape(-1, 2)

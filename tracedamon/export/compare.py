@@ -68,12 +68,9 @@ side is also scored against it (:func:`score_truth`), per byte, exactly.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -83,19 +80,20 @@ import pandas as pd
 import pyarrow as pa
 
 from ..atomic import write_text_atomic
-from ..errors import ConfigError, InputError, TraceFormatError
+from ..errors import ConfigError, InputError
+from .align import LagTotals, estimate_lag
 from .grid import (
     PAGE,
     auto_bin_bytes,
     guide_ranges,
     intersect_intervals,
     merge_intervals,
-    raster_stream,  # noqa: F401  (streamed rasters: truth_timeline)
     time_edges,
     uniform_bins,
 )
-from .history import HistorySource, HistoryWarning, open_history
+from .history import HistorySource, HistoryWarning, as_source
 from .overlay import (
+    DEFAULT_THRESHOLDS,
     Joint,
     clean as _clean,
     group_sum,
@@ -109,13 +107,11 @@ from .overlay import (
     wrank,
     wspearman,
 )
-
-TRUTH_LEVEL = {"hot": 1.0, "warm": 0.5, "cold": 0.0}
-DEFAULT_THRESHOLDS = (0.25, 0.5, 0.75)
+from .truth_score import TRUTH_LEVEL, load_truth, score_truth, truth_timeline
 
 __all__ = ["compare", "CompareResult", "score_truth", "truth_timeline", "load_truth",
            "estimate_lag", "match_keys", "metrics_json", "wpearson", "wspearman", "wrank",
-           "prf", "hot_mask", "CompareWarning"]
+           "prf", "hot_mask", "CompareWarning", "TRUTH_LEVEL", "DEFAULT_THRESHOLDS"]
 
 
 class CompareWarning(HistoryWarning):
@@ -125,308 +121,6 @@ class CompareWarning(HistoryWarning):
 def hot_mask(heat: np.ndarray, theta: float) -> np.ndarray:
     """Values that are > 0 and at least ``theta`` × the largest (boundary included)."""
     return hot_set(heat, theta)
-
-
-def _open(src, name=None) -> HistorySource:
-    return src if isinstance(src, HistorySource) else open_history(src, name=name)
-
-
-class _Within:
-    """Bytes of sorted, disjoint intervals inside any [a, b) (vectorised)."""
-
-    def __init__(self, ranges: np.ndarray):
-        r = np.asarray(ranges, np.uint64).reshape(-1, 2)
-        self.s, self.e = r[:, 0], r[:, 1]
-        self.cum = np.concatenate([[0], np.cumsum((self.e - self.s).astype(np.float64))])
-
-    def below(self, x) -> np.ndarray:
-        x = np.asarray(x, np.uint64)
-        if not len(self.s):
-            return np.zeros(x.shape)
-        i = np.searchsorted(self.s, x, side="right")
-        ic = np.maximum(i - 1, 0)
-        part = np.minimum(np.where(x > self.s[ic], x - self.s[ic], 0), self.e[ic] - self.s[ic])
-        return np.where(i > 0, self.cum[ic] + part.astype(np.float64), 0.0)
-
-    def within(self, a, b) -> np.ndarray:
-        a = np.asarray(a, np.uint64)
-        b = np.asarray(b, np.uint64)
-        if not len(self.s):
-            return np.zeros(a.shape)
-        # most intervals lie inside one range or in a gap: no prefix sums needed
-        n = len(self.s)
-        i = np.searchsorted(self.s, a, side="right") - 1  # last range starting <= a
-        ic = np.maximum(i, 0)
-        in_one = (i >= 0) & (b <= self.e[ic])
-        nxt = np.minimum(i + 1, n - 1)
-        in_gap = (((i < 0) | (a >= self.e[ic]))
-                  & ((i + 1 >= n) | (b <= self.s[nxt])))
-        out = np.where(in_one, (b - a).astype(np.float64), 0.0)
-        rest = ~in_one & ~in_gap
-        if rest.any():
-            out[rest] = self.below(b[rest]) - self.below(a[rest])
-        return out
-
-
-# ----------------------------------------------------------------------------------
-# ground truth
-# ----------------------------------------------------------------------------------
-def _label_class(label: str) -> str | None:
-    m = re.match(r"\s*(hot|warm|cold)", str(label).lower())
-    return m.group(1) if m else None
-
-
-def _int(v) -> int:
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    s = str(v).strip().replace(",", "").replace("_", "")
-    return int(s, 0)
-
-
-def load_truth(src) -> pd.DataFrame:
-    """Read ground-truth address ranges: columns ``start, end, label`` (label hot,
-    warm or cold, optionally followed by anything, e.g. ``cold0``).
-
-    Accepts a DataFrame, a CSV file with a header (decimal or ``0x`` hex values), or
-    a JSON file holding a list of ``{"start", "end", "label"}`` objects (or
-    ``{"ranges": [...]}``). Overlapping ranges are an error; adjacent ranges of the
-    same label are kept apart (their areas may differ)."""
-    if isinstance(src, pd.DataFrame):
-        df = src.copy()
-        where = "truth"
-        rows = [(i + 2, r) for i, r in enumerate(df.to_dict("records"))]
-    else:
-        p = Path(src)
-        where = str(p)
-        if not p.exists():
-            raise InputError(f"{p}: no such file")
-        text = p.read_text(errors="replace")
-        rows = []
-        if text.lstrip().startswith(("[", "{")):
-            try:
-                data = json.loads(text)
-            except ValueError as e:
-                raise TraceFormatError(p, f"not valid JSON ({e.msg})", line=e.lineno) from None
-            if isinstance(data, dict):
-                data = data.get("ranges")
-            if not isinstance(data, list):
-                raise TraceFormatError(p, "expected a list of {start, end, label} objects")
-            rows = [(i + 1, r) for i, r in enumerate(data)]
-        else:
-            delim = "\t" if text.count("\t") > text.count(",") else ","
-            reader = csv.reader(io.StringIO(text), delimiter=delim)
-            header = None
-            for ln, rec in enumerate(reader, start=1):
-                if not rec or not "".join(rec).strip():
-                    continue
-                names = [h.strip().lstrip("#").strip().lower() for h in rec]
-                if header is None and {"start", "end", "label"} <= set(names):
-                    header = names  # the header (it may be commented: "# start,...")
-                    continue
-                if rec[0].lstrip().startswith("#"):
-                    continue  # a comment line
-                if header is None:
-                    raise TraceFormatError(
-                        p,
-                        "no CSV header with start, end and label before " "the first range",
-                        line=ln,
-                    )
-                rows.append((ln, dict(zip(header, rec))))
-    out = []
-    for ln, r in rows:
-        if not isinstance(r, dict):
-            raise TraceFormatError(where, "expected an object with start, end, label", line=ln)
-        try:
-            s, e = _int(r["start"]), _int(r["end"])
-            lab = str(r["label"]).strip()
-        except (KeyError, ValueError, TypeError) as ex:
-            raise TraceFormatError(where, f"bad truth range ({ex})", line=ln) from None
-        cls = _label_class(lab)
-        if cls is None:
-            raise TraceFormatError(where, f"label {lab!r} is not hot, warm or cold", line=ln)
-        if e <= s or s < 0:
-            raise TraceFormatError(where, f"empty or negative range {s}-{e}", line=ln)
-        out.append((s, e, cls, lab, ln))
-    if not out:
-        raise InputError(f"{where}: no truth ranges")
-    df = pd.DataFrame(out, columns=["start", "end", "label", "area", "line"])
-    df = df.sort_values("start", kind="stable").reset_index(drop=True)
-    st, en = df["start"].to_numpy(), df["end"].to_numpy()
-    bad = np.flatnonzero(st[1:] < en[:-1])
-    if len(bad):
-        raise TraceFormatError(
-            where,
-            f"truth ranges overlap ({st[bad[0] + 1]:#x} starts before " f"{en[bad[0]]:#x})",
-            line=int(df['line'].iat[bad[0] + 1]),
-        )
-    df["start"] = df["start"].astype(np.uint64)
-    df["end"] = df["end"].astype(np.uint64)
-    return df.drop(columns=["line"])
-
-
-
-def _pairs_in_ranges(st, en, rs, re_):
-    """(row, range) pairs of rows [st, en) and sorted disjoint ranges [rs, re_) that
-    overlap, with the overlap's bounds."""
-    j0 = np.searchsorted(re_, st, side="right")
-    j1 = np.searchsorted(rs, en, side="left")
-    cnt = np.maximum(j1 - j0, 0)
-    P = int(cnt.sum())
-    row = np.repeat(np.arange(len(st)), cnt)
-    j = j0[row] + (np.arange(P) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    lo = np.maximum(st[row], rs[j])
-    hi = np.minimum(en[row], re_[j])
-    return row, j, lo, hi
-
-
-def score_truth(
-    src,
-    truth,
-    *,
-    t_range: tuple[int, int] | None = None,
-    hot_thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    acc_thres: float = 1,
-    per_snapshot: bool = False,
-    offset_ns: int = 0,
-) -> dict:
-    """Score one region history against ground-truth ranges, per byte, exactly.
-
-    Every byte of the truth ranges gets its heat: its nr_accesses averaged over the
-    time a region covered it within ``t_range`` (default: the whole history), and the
-    share of ``t_range`` it was covered. Returns a dict: ``labels`` (per label: bytes,
-    covered fraction, mean nr_accesses, mean rate, accessed fraction -- all over the
-    covered bytes × time), ``areas`` (the same per original area name),
-    ``correlation`` (Spearman/Pearson of heat against the truth level hot 1, warm 0.5,
-    cold 0, weighted by bytes) and ``hot`` (precision/recall/F1 of the bytes whose
-    heat is at least θ × the hottest byte's, against the hot label), the last two over
-    the bytes covered at least half the time; with ``per_snapshot``, ``timeline``
-    (:func:`truth_timeline`). ``offset_ns`` is added to the history's times. All
-    address spaces of the history are scored together (the truth names none).
-    """
-    hs = _open(src)
-    truth = load_truth(truth)
-    off = int(offset_ns)
-    t0, t1 = t_range if t_range else (hs.t_start + off, hs.t_end + off)
-    if t1 <= t0:
-        raise InputError("empty time range for truth scoring")
-    ts = truth["start"].to_numpy(np.uint64)
-    te = truth["end"].to_numpy(np.uint64)
-    T0 = hs.snaps["t0"].to_numpy(np.int64) + off
-    T1 = hs.snaps["t1"].to_numpy(np.int64) + off
-    dt_snap = np.clip(np.minimum(T1, t1) - np.maximum(T0, t0), 0, None).astype(np.float64)
-    parts = []  # address breakpoints -> deltas of (Σ nr·dt, Σ dt, Σ accessed·dt)
-    for b in hs.iter_batches(age=False, time_ns=False):
-        dt = dt_snap[b.row_snap]
-        keep = dt > 0
-        if not keep.any():
-            continue
-        st, en, nr, dt = b.start[keep], b.end[keep], b.nr_accesses[keep], dt[keep]
-        row, _, lo, hi = _pairs_in_ranges(st, en, ts, te)
-        if not len(row):
-            continue
-        v = [nr[row] * dt[row], dt[row], (nr[row] >= acc_thres) * dt[row]]
-        pts = np.concatenate([lo, hi])
-        # this batch's breakpoints, reduced (a region repeated over the snapshots of
-        # the batch adds to the same two breakpoints)
-        parts.append(_reduce_steps([([pts], [np.concatenate([x, -x]) for x in v])]))
-        if sum(len(p[0][0]) for p in parts) > (1 << 21):
-            parts = [_reduce_steps(parts)]
-    parts.append(([np.concatenate([ts, te])], [np.zeros(2 * len(ts))] * 3))
-    (u,), (dh, dc, da) = _reduce_steps(parts)
-    H, C, A = np.cumsum(dh)[:-1], np.cumsum(dc)[:-1], np.cumsum(da)[:-1]
-    left, right = u[:-1], u[1:]
-    j = np.searchsorted(te, left, side="right")
-    inside = (j < len(ts)) & (ts[np.minimum(j, len(ts) - 1)] <= left)
-    left, right, j = left[inside], right[inside], j[inside]
-    H, C, A = H[inside], C[inside], A[inside]
-    C = np.where(np.abs(C) < 1e-9, 0.0, C)
-    nbytes = (right - left).astype(np.float64)
-    T = float(t1 - t0)
-    size = (te - ts).astype(np.float64)
-    mx = hs.max_nr_accesses
-    out: dict[str, Any] = {
-        "source": hs.name,
-        "time_range_ns": [int(t0), int(t1)],
-        "resolution": "exact (per byte)",
-        "max_nr_accesses": mx,
-        "max_nr_accesses_from": hs.max_source,
-        "truth_bytes": float(size.sum()),
-        "covered_bytes": float((nbytes * C).sum() / T),
-    }
-
-    def group(col):
-        res = {}
-        codes, names = pd.factorize(truth[col], sort=True)
-        seg_code = codes[j]
-        for c, lab in enumerate(names):
-            m = seg_code == c
-            cw = float((nbytes[m] * C[m]).sum())
-            sz = float(size[codes == c].sum())
-            mean = float((nbytes[m] * H[m]).sum()) / cw if cw > 0 else float("nan")
-            res[str(lab)] = {
-                "bytes": sz,
-                "covered_fraction": _clean(cw / (sz * T)),
-                "mean_nr_accesses": _clean(mean),
-                "mean_rate": _clean(mean / mx),
-                "accessed_fraction": _clean(float((nbytes[m] * A[m]).sum()) / cw)
-                if cw > 0 else None,
-            }
-        return res
-
-    out["labels"] = group("label")
-    out["areas"] = group("area")
-    ok = C >= 0.5 * T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        heat = np.where(C > 0, H / np.where(C > 0, C, 1.0), np.nan)
-    lvl = truth["label"].map(TRUTH_LEVEL).to_numpy(float)[j]
-    if ok.sum() >= 2:
-        out["correlation"] = {
-            "spearman": _clean(wspearman(lvl[ok], heat[ok], nbytes[ok])),
-            "pearson": _clean(wpearson(lvl[ok], heat[ok], nbytes[ok])),
-        }
-    else:
-        out["correlation"] = {"spearman": None, "pearson": None}
-    ref = (truth["label"].to_numpy() == "hot")[j][ok]
-    out["hot"] = {str(th): prf(hot_set(heat[ok], th), ref, nbytes[ok]) for th in hot_thresholds}
-    if per_snapshot:
-        out["timeline"] = truth_timeline(hs, truth, acc_thres=acc_thres, offset_ns=off)
-    return out
-
-
-def _reduce_steps(parts):
-    """Breakpoint deltas of several parts summed per distinct breakpoint."""
-    pts = np.concatenate([p[0][0] for p in parts])
-    nv = len(parts[0][1])
-    vals = [np.concatenate([p[1][i] for p in parts]) for i in range(nv)]
-    (u,), sums = group_sum([pts], vals)
-    return [u], sums
-
-
-def truth_timeline(src, truth, *, acc_thres: float = 1, offset_ns: int = 0) -> pd.DataFrame:
-    """Per snapshot window (the windows' ends of all address spaces): mean nr_accesses
-    and accessed fraction of every truth label and area, over the covered bytes."""
-    hs = _open(src)
-    truth = load_truth(truth)
-    off = int(offset_ns)
-    t1 = np.unique(hs.snaps["t1"].to_numpy(np.int64)) + off
-    first = int(hs.snaps["t0"].min()) + off
-    edges = np.concatenate([[first], t1]).astype(np.int64)
-    (sh, sa), cov = raster_stream(
-        hs, edges, truth["start"].to_numpy(np.uint64), truth["end"].to_numpy(np.uint64),
-        lambda b: [b.nr_accesses, (b.nr_accesses >= acc_thres).astype(float)], 2,
-        offset_ns=off, age=False)
-    rows = {"t0_ns": edges[:-1], "t1_ns": edges[1:]}
-    for col in ("label", "area"):
-        for lab, idx in truth.groupby(col).indices.items():
-            c = cov[:, idx].sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rows[f"{lab}_mean_nr_accesses"] = np.where(
-                    c > 0, sh[:, idx].sum(axis=1) / c, np.nan
-                )
-                rows[f"{lab}_accessed_fraction"] = np.where(
-                    c > 0, sa[:, idx].sum(axis=1) / c, np.nan
-                )
-    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------
@@ -505,157 +199,6 @@ class _Profile:
             return np.zeros((0, 2), np.uint64)
         keep = level >= min_fraction * level.max()
         return merge_intervals(u[:-1][keep], u[1:][keep])
-
-
-# ----------------------------------------------------------------------------------
-# time alignment
-# ----------------------------------------------------------------------------------
-def _spread(edges: np.ndarray, T0: np.ndarray, T1: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    """Σ value × overlap ns of windows [T0, T1) with each time bin of ``edges``."""
-    nt = len(edges) - 1
-    if nt <= 0 or len(T0) == 0:
-        return np.zeros(max(nt, 0))
-    i0 = np.maximum(np.searchsorted(edges, T0, side="right") - 1, 0)
-    i1 = np.minimum(np.searchsorted(edges, T1, side="left"), nt)
-    cnt = np.maximum(i1 - i0, 0)
-    Q = int(cnt.sum())
-    e = np.repeat(np.arange(len(T0)), cnt)
-    ti = i0[e] + (np.arange(Q) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    ot = np.clip(np.minimum(T1[e], edges[ti + 1]) - np.maximum(T0[e], edges[ti]), 0, None)
-    return np.bincount(ti, weights=vals[e] * ot.astype(np.float64), minlength=nt)
-
-
-def _snapshot_totals(hs: HistorySource, key_ranges, kind: str, acc_thres: float):
-    """Per snapshot: Σ value × bytes inside the key's ranges, and Σ bytes inside."""
-    N = hs.n_snapshots
-    tot, cov = np.zeros(N), np.zeros(N)
-    for key, ranges in key_ranges:
-        if len(ranges) == 0:
-            continue
-        w_ = _Within(ranges)
-        for b in hs.iter_batches(key=key, age=False, time_ns=False):
-            w = w_.within(b.start, b.end)
-            v = b.nr_accesses if kind == "heat" else (b.nr_accesses >= acc_thres)
-            tot += np.bincount(b.row_snap, weights=w * v, minlength=N)
-            cov += np.bincount(b.row_snap, weights=w, minlength=N)
-    return tot, cov
-
-
-def _series(hs, tot, cov, dt: int, phase: int, offset: int):
-    T0 = hs.snaps["t0"].to_numpy(np.int64) + offset
-    T1 = hs.snaps["t1"].to_numpy(np.int64) + offset
-    k0 = (int(T0.min()) - phase) // dt
-    edges = time_edges(phase + k0 * dt, int(T1.max()), dt)
-    s = _spread(edges, T0, T1, tot)
-    c = _spread(edges, T0, T1, cov)
-    return int(k0), s / dt, c > 0
-
-
-def estimate_lag(
-    a,
-    b,
-    key_pairs: list,
-    ranges: list,
-    *,
-    dt_ns: float | None = None,
-    max_lag_ns: float | None = None,
-    kind: str = "heat",
-    acc_thres: float = 1,
-    offset_b: int = 0,
-) -> dict:
-    """Best lag (ns to add to ``b``'s times, on top of ``offset_b``) by cross-correlating
-    the two sides' total-heat (``kind="heat"``) or working-set (``"wss"``) series over
-    the given address ranges of each key pair, at candidate lags that are multiples of
-    ``dt_ns`` (default: half the shorter aggregation interval), with at least half of
-    the shorter series overlapping. Ties go to the smallest lag. Over short recordings
-    a monitoring delay (one side finding a hot area later) also shows as a lag: the
-    estimate is reported always but applied only with ``align="auto"``."""
-    a, b = _open(a), _open(b)
-    tot_a, cov_a = _snapshot_totals(a, [(k[0], r) for k, r in zip(key_pairs, ranges)], kind,
-                                    acc_thres)
-    tot_b, cov_b = _snapshot_totals(b, [(k[1], r) for k, r in zip(key_pairs, ranges)], kind,
-                                    acc_thres)
-    return _lag_from_totals(a, b, tot_a, cov_a, tot_b, cov_b, dt_ns=dt_ns,
-                            max_lag_ns=max_lag_ns, kind=kind, offset_b=offset_b)
-
-
-class _LagTotals:
-    """Per snapshot of each side, Σ value × bytes inside the pair's ranges (and Σ
-    bytes), from batches as the sweep reads them."""
-
-    def __init__(self, ha, hb, ranges, kind: str, acc_thres: float):
-        self.h = {"a": ha, "b": hb}
-        self.within = [_Within(r) for r in ranges]
-        self.kind, self.acc_thres = kind, acc_thres
-        self.tot = {t: np.zeros(h.n_snapshots) for t, h in self.h.items()}
-        self.cov = {t: np.zeros(h.n_snapshots) for t, h in self.h.items()}
-
-    def add(self, i: int, tag: str, bt) -> None:
-        w = self.within[i].within(bt.start, bt.end)
-        v = bt.nr_accesses if self.kind == "heat" else (bt.nr_accesses >= self.acc_thres)
-        n = len(self.tot[tag])
-        self.tot[tag] += np.bincount(bt.row_snap, weights=w * v, minlength=n)
-        self.cov[tag] += np.bincount(bt.row_snap, weights=w, minlength=n)
-
-    def estimate(self, **kw) -> dict:
-        return _lag_from_totals(self.h["a"], self.h["b"], self.tot["a"], self.cov["a"],
-                                self.tot["b"], self.cov["b"], kind=self.kind, **kw)
-
-
-def _lag_from_totals(a, b, tot_a, cov_a, tot_b, cov_b, *, dt_ns=None, max_lag_ns=None,
-                     kind="heat", offset_b=0) -> dict:
-    """:func:`estimate_lag` from each side's per-snapshot totals."""
-    if dt_ns is None:
-        dt_ns = max(1.0, min(a.aggr_ns_est, b.aggr_ns_est) / 2.0)
-    span = max(a.t_end - a.t_start, b.t_end - b.t_start)
-    dt = int(max(1, round(dt_ns), math.ceil(span / 4000)))
-    phase = a.t_start
-    ka, sa, va = _series(a, tot_a, cov_a, dt, phase, 0)
-    kb, sb, vb = _series(b, tot_b, cov_b, dt, phase, int(offset_b))
-    na, nb = len(sa), len(sb)
-    min_overlap = max(3, int(0.5 * min(na, nb)))
-    best = None
-    results = []
-    # b's bin n sits at absolute index kb + n; shifted by lag k it meets a's bin kb + n + k - ka
-    kmin = -(kb + nb - ka) + min_overlap
-    kmax = (ka + na - kb) - min_overlap
-    if max_lag_ns is not None:
-        lim = int(max_lag_ns // dt)
-        kmin, kmax = max(kmin, -lim), min(kmax, lim)
-    for k in range(kmin, kmax + 1):
-        off = kb + k - ka  # a index of b's bin 0
-        lo = max(0, off)
-        hi = min(na, off + nb)
-        if hi - lo < min_overlap:
-            continue
-        xa = sa[lo:hi]
-        xb = sb[lo - off: hi - off]
-        m = va[lo:hi] & vb[lo - off: hi - off]
-        if m.sum() < min_overlap:
-            continue
-        r = wpearson(xa[m], xb[m])
-        if math.isnan(r):
-            continue
-        results.append((k, r))
-        if (
-            best is None
-            or r > best[1] + 1e-12
-            or (abs(r - best[1]) <= 1e-12 and abs(k) < abs(best[0]))
-        ):
-            best = (k, r)
-    out = {"series": kind, "resolution_ns": dt, "candidates": len(results)}
-    if best is None:
-        out.update({"lag_ns": None, "correlation": None, "correlation_at_zero": None})
-        return out
-    at0 = dict(results).get(0)
-    out.update(
-        {
-            "lag_ns": int(best[0] * dt),
-            "correlation": _clean(best[1]),
-            "correlation_at_zero": _clean(at0) if at0 is not None else None,
-        }
-    )
-    return out
 
 
 # ----------------------------------------------------------------------------------
@@ -840,8 +383,8 @@ def compare(
         raise ConfigError("the time bin must be positive")
     if focus not in ("active", "all"):
         raise ConfigError(f"focus must be 'active' or 'all', not {focus!r}")
-    ha = _open(a, name_a)
-    hb = _open(b, name_b)
+    ha = as_source(a, name_a)
+    hb = as_source(b, name_b)
     pairs = match_keys(ha, hb)
     notes: list[str] = []
     if any(ka != kb for ka, kb in pairs):
@@ -885,7 +428,7 @@ def compare(
             applied += int(lag["lag_ns"])
     else:
         # the series for the estimate are summed up as the sweep reads the batches
-        lag_totals = _LagTotals(ha, hb, granges, lag_series, acc_thres)
+        lag_totals = LagTotals(ha, hb, granges, lag_series, acc_thres)
     t0 = max(ha.t_start, hb.t_start + applied)
     t1 = min(ha.t_end, hb.t_end + applied)
     if t1 <= t0:

@@ -28,18 +28,14 @@ ranges of a ground-truth file.
 from __future__ import annotations
 
 import dataclasses
-
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from numba import njit
 
-from ..errors import InputError, TraceFormatError  # noqa: F401
 from .history import _find_key, intervals_from_meta  # noqa: F401  (kept importable here)
 
 PAGE = 4096

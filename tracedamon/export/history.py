@@ -36,10 +36,8 @@ every region ever accessed are unknown.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -47,248 +45,28 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import InputError, TraceFormatError
-
-#: Rows handed out per batch (a batch always holds whole snapshots, so one
-#: snapshot larger than this makes a larger batch).
-BATCH_ROWS = 1 << 18
-
-_REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
-_ALL = ("run", "target", "pid", "snapshot", "time_ns", "start", "end", "nr_accesses", "age")
-_NARROW = ("run", "target", "pid", "snapshot", "time_ns", "nr_accesses")
-_ROWS = ("time_ns", "start", "end", "nr_accesses", "age")
-
-
-class HistoryWarning(UserWarning):
-    """Something a user should know about how a region history was read."""
-
-
-# ----------------------------------------------------------------------------------
-# column normalisation
-# ----------------------------------------------------------------------------------
-def _arrow_numpy(col, name: str, where: str, row0: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(values, valid) of one Arrow column in tracedamon's reading types.
-
-    start/end: uint64; nr_accesses/age: float64 (NaN when null); the rest int64.
-    ``valid`` is None when the column has no null."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if pa.types.is_dictionary(col.type):
-        col = col.dictionary_decode()
-    if pa.types.is_null(col.type):
-        col = pa.nulls(len(col), pa.int64())
-    valid = None
-    if col.null_count:
-        valid = col.is_valid().to_numpy(zero_copy_only=False)
-        if name in _REQUIRED:
-            bad = int(np.flatnonzero(~valid)[0])
-            raise TraceFormatError(where, f"row {row0 + bad}: {name} is null")
-    try:
-        if name in ("start", "end"):
-            arr = col.cast(pa.uint64())
-            out = arr.to_numpy(zero_copy_only=False)
-        elif name in ("nr_accesses", "age"):
-            arr = col.cast(pa.float64())
-            out = arr.to_numpy(zero_copy_only=False)
-        else:
-            arr = col.cast(pa.int64())
-            if valid is not None:
-                arr = pc.fill_null(arr, 0)
-            out = arr.to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as e:
-        raise TraceFormatError(where, f"column {name}: unusable values ({e})") from None
-    if name == "age" and valid is not None:
-        out = np.where(valid, out, np.nan)
-    return np.ascontiguousarray(out), valid
-
-
-def _normalise(get, n: int, columns, where: str, row0: int) -> dict:
-    """Numpy arrays of ``columns`` from ``get(name)`` (an Arrow column or None)."""
-    out: dict[str, np.ndarray] = {}
-    for c in columns:
-        col = get(c)
-        if col is None:
-            if c in _REQUIRED:
-                raise TraceFormatError(where, f"not a region history: missing column {c}")
-            if c == "age":
-                out[c] = np.full(n, np.nan)
-            elif c == "pid":
-                out[c] = np.zeros(n, np.int64)
-                out["pid_ok"] = np.zeros(n, bool)
-            else:
-                out[c] = np.zeros(n, np.int64)
-            continue
-        v, ok = _arrow_numpy(col, c, where, row0)
-        out[c] = v
-        if c == "pid":
-            out["pid_ok"] = np.ones(n, bool) if ok is None else ok
-    return out
-
-
-# ----------------------------------------------------------------------------------
-# row sources: a Parquet file read row group by row group, or arrays in memory
-# ----------------------------------------------------------------------------------
-class _ParquetRows:
-    def __init__(self, path: str, batch_rows: int):
-        import pyarrow.parquet as pq
-
-        self.path = path
-        try:
-            self.pf = pq.ParquetFile(path)
-            schema = self.pf.schema_arrow
-        except Exception as e:  # pyarrow's errors on a corrupt or foreign file
-            raise TraceFormatError(path, f"not a readable Parquet table ({e})") from None
-        self.names = set(schema.names)
-        md = self.pf.metadata
-        self.rg_rows = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)],
-                                np.int64)
-        self.rg_start = np.concatenate([[0], np.cumsum(self.rg_rows)]).astype(np.int64)
-        self.num_rows = int(self.rg_start[-1])
-        self.batch_rows = max(1, int(batch_rows))
-
-    def _constants(self, g: int, columns) -> dict:
-        """Columns among run, target and pid that row group ``g``'s statistics show to
-        hold one value (or only nulls): they need not be decoded."""
-        out = {}
-        rg = self.pf.metadata.row_group(g)
-        for j in range(rg.num_columns):
-            cc = rg.column(j)
-            name = cc.path_in_schema
-            if name not in ("run", "target", "pid") or name not in columns:
-                continue
-            stt = cc.statistics
-            if stt is None or not stt.has_null_count:
-                continue
-            if stt.null_count == rg.num_rows:
-                out[name] = None
-            elif (stt.null_count == 0 and stt.has_min_max and stt.min == stt.max
-                    and isinstance(stt.min, int)):
-                out[name] = int(stt.min)
-        return out
-
-    def chunks(self, columns, row_groups=None) -> Iterator[tuple[int, dict]]:
-        groups = range(len(self.rg_rows)) if row_groups is None else row_groups
-        for g in groups:
-            row0 = int(self.rg_start[g])
-            const = self._constants(int(g), columns)
-            read = [c for c in columns if c in self.names and c not in const]
-            try:
-                # one reader per row group: a reader over the whole file keeps memory
-                # for every row it has read (see Trace.iter_tables)
-                it = self.pf.iter_batches(batch_size=self.batch_rows, row_groups=[int(g)],
-                                          columns=read)
-                for b in it:
-                    n = b.num_rows
-                    names = b.schema.names
-                    d = _normalise(
-                        lambda c: b.column(names.index(c)) if c in names else None,
-                        n, [c for c in columns if c not in const], self.path, row0)
-                    for c, v in const.items():
-                        if v is None:
-                            d.update(_normalise(lambda _: None, n, [c], self.path, row0))
-                        else:
-                            d[c] = np.full(n, v, np.int64)
-                            if c == "pid":
-                                d["pid_ok"] = np.ones(n, bool)
-                    yield row0, d
-                    row0 += n
-            except TraceFormatError:
-                raise
-            except (pa.ArrowException, OSError, ValueError) as e:
-                raise TraceFormatError(self.path, f"row group {g} (rows from {row0}): "
-                                                  f"not readable ({e})") from None
-
-
-class _MemoryRows:
-    def __init__(self, arrays: dict, num_rows: int, batch_rows: int):
-        self.arrays = arrays
-        self.num_rows = num_rows
-        self.batch_rows = max(1, int(batch_rows))
-        self.rg_start = np.array([0, num_rows], np.int64)
-
-    def chunks(self, columns, row_groups=None) -> Iterator[tuple[int, dict]]:
-        for r0 in range(0, self.num_rows, self.batch_rows):
-            r1 = min(self.num_rows, r0 + self.batch_rows)
-            d = {c: self.arrays[c][r0:r1] for c in columns}
-            if "pid" in columns:
-                d["pid_ok"] = self.arrays["pid_ok"][r0:r1]
-            yield r0, d
-
-
-class _Cursor:
-    """Reads ascending row ranges of a row source, forward only."""
-
-    def __init__(self, rows, columns):
-        self.rows = rows
-        self.columns = list(columns)
-        self._it = None
-        self._chunk = None  # (row0, dict, n)
-        self._next_group = 0
-        self._group_end = 0
-
-    def _advance(self, need_row: int) -> bool:
-        """Make the current chunk the one holding ``need_row`` (skipping whole row
-        groups before it without decoding them)."""
-        while True:
-            if self._chunk is not None:
-                r0, _, n = self._chunk
-                if r0 <= need_row < r0 + n:
-                    return True
-                if need_row < r0:
-                    raise AssertionError("cursor moved backwards")
-            if self._it is not None and need_row >= self._group_end:
-                self._it = None  # the rest of this row group is not needed
-            if self._it is not None:
-                nxt = next(self._it, None)
-                if nxt is not None:
-                    r0, d = nxt
-                    n = len(d[self.columns[0]])
-                    self._chunk = (r0, d, n)
-                    continue
-                self._it = None
-            starts = self.rows.rg_start
-            g = self._next_group
-            if g >= len(starts) - 1:
-                return False
-            # skip row groups that end before the row we need
-            while g < len(starts) - 1 and starts[g + 1] <= need_row:
-                g += 1
-            if g >= len(starts) - 1:
-                return False
-            self._next_group = g + 1
-            self._group_end = int(starts[g + 1])
-            self._it = (self.rows.chunks(self.columns, [g])
-                        if isinstance(self.rows, _ParquetRows)
-                        else self.rows.chunks(self.columns))
-            self._chunk = None
-
-    def read(self, ranges) -> dict:
-        """Concatenated arrays of the rows of ``ranges`` [(r0, r1), ...] (ascending)."""
-        parts: dict[str, list] = {c: [] for c in self.columns}
-        if "pid" in self.columns:
-            parts["pid_ok"] = []
-        for a, b in ranges:
-            r = a
-            while r < b:
-                if not self._advance(r):
-                    raise TraceFormatError(getattr(self.rows, "path", "<history>"),
-                                           f"row {r}: the file ended early (changed while "
-                                           "being read?)")
-                r0, d, n = self._chunk
-                i0, i1 = r - r0, min(b, r0 + n) - r0
-                for c in parts:
-                    parts[c].append(d[c][i0:i1])
-                r = r0 + i1
-        return {c: (np.concatenate(v) if len(v) != 1 else v[0]) if v else
-                np.zeros(0, _dtype(c)) for c, v in parts.items()}
-
-
-def _dtype(c: str):
-    return {"start": np.uint64, "end": np.uint64, "nr_accesses": np.float64,
-            "age": np.float64, "pid_ok": bool}.get(c, np.int64)
-
+from .history_rows import (  # noqa: F401  (BATCH_ROWS, HistoryWarning: part of this API)
+    _ALL,
+    _REQUIRED,
+    _ROWS,
+    BATCH_ROWS,
+    HistoryWarning,
+    _Cursor,
+    _dtype,
+    _merge_ranges,
+    _ParquetRows,
+    _scan,
+    _sorted_memory,
+    _table_arrays,
+)
+from .history_sparse import (
+    _add_idle_snapshots,
+    _fill_group,
+    _parse_coverage,
+    _rows_coverage,
+)
 
 # ----------------------------------------------------------------------------------
 # metadata
@@ -328,48 +106,6 @@ def replay_meta(meta: dict) -> dict:
         if isinstance(d, dict) and isinstance(d.get("replay"), dict):
             return d["replay"]
     return {}
-
-
-def _parse_coverage(raw, where: str) -> dict:
-    """{target: (froms int64 array, [ranges (n, 2) uint64 per from])} of a coverage list."""
-    if not isinstance(raw, list):
-        raise TraceFormatError(where, "metadata: coverage is not a list")
-    per: dict[int, dict[int, list]] = {}
-    for i, e in enumerate(raw):
-        if (not isinstance(e, (list, tuple)) or len(e) != 4
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in e)):
-            raise TraceFormatError(where, f"metadata: coverage entry {i} is not "
-                                          "[snapshot_from, target, start, end]")
-        k, t, s, en = e
-        if s < 0 or en < s or en >= 1 << 64:
-            raise TraceFormatError(where, f"metadata: coverage entry {i} has a bad range "
-                                          f"{s}-{en}")
-        per.setdefault(int(t), {}).setdefault(int(k), []).append((s, en))
-    out = {}
-    for t, by in per.items():
-        froms = np.array(sorted(by), np.int64)
-        rngs = []
-        for k in froms.tolist():
-            r = [(s, e) for s, e in by[k] if e > s]
-            arr = np.array(r, dtype=np.uint64).reshape(-1, 2)
-            rngs.append(_merge(arr[:, 0], arr[:, 1]))
-        out[t] = (froms, rngs)
-    return out
-
-
-def _merge(s: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Union of [s, e) intervals, adjacent ones merged, as an (n, 2) uint64 array."""
-    s = np.asarray(s, np.uint64)
-    e = np.asarray(e, np.uint64)
-    if len(s) == 0:
-        return np.zeros((0, 2), np.uint64)
-    o = np.argsort(s, kind="stable")
-    s, e = s[o], e[o]
-    run_end = np.maximum.accumulate(e)
-    new = np.ones(len(s), bool)
-    new[1:] = s[1:] > run_end[:-1]
-    idx = np.flatnonzero(new)
-    return np.stack([s[idx], np.maximum.reduceat(e, idx)], axis=1)
 
 
 # ----------------------------------------------------------------------------------
@@ -750,17 +486,6 @@ class HistorySource:
                        self.aggr_ns_est, self.aggr_ns_measured, source=self)
 
 
-def _merge_ranges(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
-    """Row ranges [a_i, b_i) (ascending, disjoint) with touching ones joined."""
-    if len(a) == 0:
-        return []
-    join = np.ones(len(a), bool)
-    join[1:] = a[1:] != b[:-1]
-    idx = np.flatnonzero(join)
-    ends = np.concatenate([idx[1:], [len(a)]]) - 1
-    return list(zip(a[idx].tolist(), b[ends].tolist()))
-
-
 def _check_batch(b: Batch, where: str, first_rows: np.ndarray) -> None:
     """Regions sorted by start (sorting a snapshot whose rows are not), non-empty and
     disjoint within each snapshot."""
@@ -798,68 +523,6 @@ def _check_batch(b: Batch, where: str, first_rows: np.ndarray) -> None:
             f"regions overlap within snapshot {int(sa['snapshot'][s])} of target "
             f"{int(sa['target'][s])} (region {int(b.start[i])}-{int(b.end[i])} at row "
             f"{row} starts before {int(b.end[i - 1])})")
-
-
-def _fill_group(b: Batch, k0: int, k1: int, cov, where, sa, snaps):
-    """Rows of the batch's snapshots k0..k1-1 (sharing coverage ``cov``) with the idle
-    bytes of ``cov`` put in as nr_accesses 0 rows."""
-    r0, r1 = int(b.offsets[k0]), int(b.offsets[k1])
-    st, en = b.start[r0:r1], b.end[r0:r1]
-    counts_in = np.diff(b.offsets[k0:k1 + 1])
-    S = k1 - k0
-    lid = np.repeat(np.arange(S), counts_in)
-    if cov is None or len(cov) == 0:
-        if r1 > r0:
-            s = snaps[k0 + int(lid[0])]
-            raise TraceFormatError(
-                where, f"target {int(sa['target'][s])} has regions in snapshot "
-                f"{int(sa['snapshot'][s])}, outside the coverage in the file's metadata")
-        return (st, en, b.nr_accesses[r0:r1], b.age[r0:r1], b.time_ns[r0:r1],
-                b.filled[r0:r1], counts_in)
-    cs, ce = cov[:, 0], cov[:, 1]
-    m = len(cs)
-    j = np.searchsorted(cs, st, side="right") - 1
-    ok = (j >= 0) & (en <= ce[np.maximum(j, 0)])
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
-        s = snaps[k0 + int(lid[i])]
-        raise TraceFormatError(
-            where, f"region {int(st[i])}-{int(en[i])} of target {int(sa['target'][s])} in "
-            f"snapshot {int(sa['snapshot'][s])} lies outside the coverage in the file's "
-            "metadata")
-    cell = lid.astype(np.int64) * m + j
-    n = len(st)
-    firstc = np.ones(n, bool)
-    firstc[1:] = cell[1:] != cell[:-1]
-    lastc = np.ones(n, bool)
-    lastc[:-1] = cell[1:] != cell[:-1]
-    prev_end = np.empty(n, np.uint64)
-    if n:
-        prev_end[1:] = en[:-1]
-        prev_end[firstc] = cs[j[firstc]]
-    g_s = [prev_end, en[lastc]]
-    g_e = [st, ce[j[lastc]]]
-    g_l = [lid, lid[lastc]]
-    empty = np.ones(S * m, bool)
-    empty[cell] = False
-    ec = np.flatnonzero(empty)
-    g_s.append(cs[ec % m])
-    g_e.append(ce[ec % m])
-    g_l.append(ec // m)
-    gs, ge, gl = np.concatenate(g_s), np.concatenate(g_e), np.concatenate(g_l)
-    keep = ge > gs
-    gs, ge, gl = gs[keep], ge[keep], gl[keep]
-    t1 = sa["t1"][snaps[k0:k1]]
-    start = np.concatenate([st, gs])
-    end = np.concatenate([en, ge])
-    loc = np.concatenate([lid, gl])
-    o = np.lexsort((start, loc))
-    nr = np.concatenate([b.nr_accesses[r0:r1], np.zeros(len(gs))])[o]
-    age = np.concatenate([b.age[r0:r1], np.full(len(gs), np.nan)])[o]
-    tns = np.concatenate([b.time_ns[r0:r1], t1[gl]])[o]
-    filled = np.concatenate([b.filled[r0:r1], np.ones(len(gs), bool)])[o]
-    counts = np.bincount(loc, minlength=S)
-    return start[o], end[o], nr, age, tns, filled, counts
 
 
 # ----------------------------------------------------------------------------------
@@ -918,77 +581,6 @@ def _source_rows(src, batch_rows: int):
     return rows, meta, p.name, str(f)
 
 
-def _table_arrays(t: pa.Table, where: str) -> dict:
-    names = t.column_names
-    return _normalise(lambda c: t.column(c) if c in names else None, t.num_rows, _ALL, where, 0)
-
-
-def _sorted_memory(arrays: dict, n: int, batch_rows: int) -> _MemoryRows:
-    """Arrays sorted by (key, run, snapshot, start) -- then by time within a key if that
-    order is not already time order."""
-    key = arrays["pid"] if arrays["pid_ok"].all() else arrays["target"]
-    o = np.lexsort((arrays["start"], arrays["snapshot"], arrays["run"], key))
-    arrays = {c: v[o] for c, v in arrays.items()}
-    key = key[o]
-    if n:
-        ch = np.zeros(n, bool)
-        ch[0] = True
-        for c in (key, arrays["run"], arrays["snapshot"]):
-            ch[1:] |= c[1:] != c[:-1]
-        gid = np.cumsum(ch) - 1
-        t1 = np.minimum.reduceat(arrays["time_ns"], np.flatnonzero(ch))
-        gk = key[ch]
-        same = gk[1:] == gk[:-1]
-        if (same & (t1[1:] < t1[:-1])).any():
-            o = np.lexsort((arrays["start"], arrays["snapshot"], arrays["run"], t1[gid], key))
-            arrays = {c: v[o] for c, v in arrays.items()}
-    mem = _MemoryRows(arrays, n, batch_rows)
-    mem.key_col = "pid" if arrays["pid_ok"].all() else "target"
-    return mem
-
-
-def _scan(rows, where: str, key_col: str | None = None) -> dict:
-    """Snapshot groups in stream order from a pass over the narrow columns.
-
-    A group is a run of rows with the same (run, target, pid, snapshot), or with
-    ``key_col`` the same (key, run, snapshot) (its target and pid: the first row's)."""
-    acc: dict[str, list] = {c: [] for c in ("run", "target", "pid", "pid_ok", "snapshot",
-                                            "t1", "rows", "nr_max", "first")}
-    last = None
-    for row0, d in rows.chunks(_NARROW):
-        n = len(d["snapshot"])
-        if n == 0:
-            continue
-        if key_col is None:
-            cols = [d["run"], d["target"], d["pid"], d["pid_ok"], d["snapshot"]]
-        else:
-            cols = [d[key_col], d["run"], d["snapshot"]]
-        ch = np.zeros(n, bool)
-        ch[0] = True
-        for c in cols:
-            ch[1:] |= c[1:] != c[:-1]
-        ident = np.array([int(c[0]) for c in cols])
-        idx = np.flatnonzero(ch)
-        cnt = np.diff(np.concatenate([idx, [n]]))
-        t1 = np.minimum.reduceat(d["time_ns"], idx)
-        nrm = np.maximum.reduceat(d["nr_accesses"], idx)
-        g = {"run": d["run"][idx], "target": d["target"][idx], "pid": d["pid"][idx],
-             "pid_ok": d["pid_ok"][idx], "snapshot": d["snapshot"][idx], "t1": t1,
-             "rows": cnt, "nr_max": nrm, "first": row0 + idx}
-        if last is not None and (ident == last).all():
-            # the first snapshot here continues the last one of the previous chunk
-            acc["rows"][-1][-1] += cnt[0]
-            acc["t1"][-1][-1] = min(acc["t1"][-1][-1], t1[0])
-            acc["nr_max"][-1][-1] = max(acc["nr_max"][-1][-1], nrm[0])
-            g = {c: v[1:] for c, v in g.items()}
-        if len(g["rows"]):
-            for c, v in g.items():
-                acc[c].append(np.array(v))
-        last = np.array([int(c[-1]) for c in cols])
-    return {c: (np.concatenate(v) if v else np.zeros(0, _dtype(c) if c != "pid_ok" else bool))
-            for c, v in acc.items()}
-
-
 def open_history(src, *, name: str | None = None, sample_us: float | None = None,
                  aggr_us: float | None = None, batch_rows: int = BATCH_ROWS) -> HistorySource:
     """Open a region history for streaming: a trace directory holding a ``regions``
@@ -1017,14 +609,12 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
         gdf = pd.DataFrame({"key": key, "run": g["run"], "snapshot": g["snapshot"],
                             "t1": g["t1"]})
         dup = gdf.duplicated(["key", "run", "snapshot"]).any()
-        same = key[1:] == key[:-1]
         # per key, time must not go backwards in stream order
         order_ok = True
         if not dup:
             o = np.argsort(key, kind="stable")
             ks, ts = key[o], g["t1"][o]
             order_ok = not ((ks[1:] == ks[:-1]) & (ts[1:] < ts[:-1])).any()
-        del same
         if dup or not order_ok:
             warnings.warn(
                 f"{where}: rows are not grouped by (run, target, snapshot) in time order; "
@@ -1089,114 +679,10 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
     return hs
 
 
-def _rows_coverage(rows, g) -> dict:
-    """An older sparse file's coverage: the union of each target's rows over the run."""
-    per: dict[int, list] = {}
-    for _, d in rows.chunks(["target", "start", "end"]):
-        for t in np.unique(d["target"]).tolist():
-            m = d["target"] == t
-            u = _merge(d["start"][m], d["end"][m])
-            prev = per.get(t)
-            if prev is not None:
-                u = _merge(np.concatenate([prev[:, 0], u[:, 0]]),
-                           np.concatenate([prev[:, 1], u[:, 1]]))
-            per[t] = u
-    out = {}
-    for t, u in per.items():
-        first = int(g["snapshot"][g["target"] == t].min())
-        out[int(t)] = (np.array([min(first, 0)], np.int64), [u])
-    return out
+def as_source(src, name: str | None = None) -> HistorySource:
+    """``src`` if it is already a :class:`HistorySource`, else :func:`open_history` of it."""
+    return src if isinstance(src, HistorySource) else open_history(src, name=name)
 
 
-def _snapshot_times(present: dict, wanted: np.ndarray, rmeta: dict) -> dict:
-    """Times of snapshot numbers ``wanted`` of a replay whose snapshots ``present``
-    ({number: time_ns}) are known: the replay's own grid (t0 + (n + 1) × aggregation)
-    when every present snapshot lies on it, else interpolated between neighbours."""
-    cfg = rmeta.get("config") or {}
-    t0 = rmeta.get("t0_ns")
-    s_us, a_us = cfg.get("sample_us"), cfg.get("aggr_us")
-    known_n = np.array(sorted(present), np.int64)
-    known_t = np.array([present[k] for k in known_n.tolist()], np.int64)
-    if (isinstance(t0, int) and s_us and a_us and not rmeta.get("tune_events")
-            and int(a_us) >= int(s_us) > 0):
-        step = (int(a_us) // int(s_us)) * int(s_us) * 1000
-        if len(known_n) == 0 or (t0 + (known_n + 1) * step == known_t).all():
-            return {int(k): int(t0 + (k + 1) * step) for k in wanted.tolist()}
-    if len(known_n) == 0:
-        return {}
-    if len(known_n) == 1:
-        step = float(a_us) * 1000 if a_us else 0.0
-        return {int(k): int(round(known_t[0] + (k - known_n[0]) * step)) for k in wanted.tolist()}
-    t = np.interp(wanted, known_n, known_t)
-    # beyond either end: the mean spacing
-    slope = (known_t[-1] - known_t[0]) / (known_n[-1] - known_n[0])
-    t = np.where(wanted < known_n[0], known_t[0] + (wanted - known_n[0]) * slope, t)
-    t = np.where(wanted > known_n[-1], known_t[-1] + (wanted - known_n[-1]) * slope, t)
-    return {int(k): int(round(v)) for k, v in zip(wanted.tolist(), t.tolist())}
-
-
-def _add_idle_snapshots(snaps: pd.DataFrame, coverage: dict, rmeta: dict, meta: dict,
-                        all_pid: bool, where: str) -> pd.DataFrame:
-    """A sparse history's snapshots with no row (nothing accessed), put back: for each
-    run and target, every snapshot number of the run at which the target's coverage is
-    not empty."""
-    if not coverage:
-        return snaps
-    add = []
-    tmeta = {int(t["target"]): t.get("pid") for t in rmeta.get("targets") or []
-             if isinstance(t, dict) and isinstance(t.get("target"), int)}
-    n_replay = rmeta.get("snapshots")
-    for run, gr in snaps.groupby("run", sort=True):
-        present = dict(zip(gr["snapshot"].tolist(), gr["t1"].tolist()))
-        lo = int(gr["snapshot"].min())
-        hi = int(gr["snapshot"].max())
-        if isinstance(n_replay, int) and len(snaps["run"].unique()) == 1:
-            lo, hi = 0, max(hi, n_replay - 1)
-        numbers = np.arange(min(lo, 0) if isinstance(n_replay, int) else lo, hi + 1)
-        times = None
-        for t, (froms, rngs) in coverage.items():
-            have = set(gr.loc[gr["target"] == t, "snapshot"].tolist())
-            i = np.searchsorted(froms, numbers, side="right") - 1
-            ok = i >= 0
-            nonempty = np.array([len(rngs[k]) > 0 for k in range(len(rngs))], bool)
-            ok[ok] &= nonempty[i[ok]]
-            missing = [k for k in numbers[ok].tolist() if k not in have]
-            if not missing:
-                continue
-            if times is None:
-                times = _snapshot_times(present, numbers, rmeta)
-            rows_t = gr[gr["target"] == t]
-            if len(rows_t):
-                pid, pid_ok = int(rows_t["pid"].iat[0]), bool(rows_t["pid_ok"].iat[0])
-            else:
-                p = tmeta.get(t)
-                pid, pid_ok = (int(p), True) if isinstance(p, int) else (0, False)
-            if all_pid and not pid_ok:
-                warnings.warn(f"{where}: target {t} has no accessed region and no known pid: "
-                              "its idle snapshots are left out", HistoryWarning, stacklevel=3)
-                continue
-            key = pid if all_pid else t
-            # stream position: after the last snapshot of this key (else of any key) that
-            # ends no later
-            same = snaps[(snaps["run"] == run) & (snaps["key"] == key)] if all_pid else \
-                snaps[(snaps["run"] == run) & (snaps["target"] == t)]
-            ref = same if len(same) else snaps[snaps["run"] == run]
-            rt = ref["t1"].to_numpy()
-            ro = ref["order"].to_numpy()
-            so = np.argsort(rt, kind="stable")
-            for k in missing:
-                tk = times.get(k)
-                if tk is None:
-                    continue
-                i = int(np.searchsorted(rt[so], tk, side="right")) - 1
-                pos = (ro[so][i] + 0.5 + k * 1e-9) if i >= 0 else (ro.min() - 0.5 + k * 1e-9)
-                add.append({"key": key, "run": run, "target": t, "pid": pid, "pid_ok": pid_ok,
-                            "snapshot": k, "t1": tk, "rows": 0, "nr_max": 0.0, "first": -1,
-                            "synthetic": True, "order": pos})
-    if not add:
-        return snaps
-    return pd.concat([snaps, pd.DataFrame(add)], ignore_index=True)
-
-
-__all__ = ["open_history", "HistorySource", "Batch", "Snapshot", "HistoryWarning",
+__all__ = ["open_history", "as_source", "HistorySource", "Batch", "Snapshot", "HistoryWarning",
            "snapshot_windows", "intervals_from_meta", "replay_meta", "BATCH_ROWS"]

@@ -31,6 +31,9 @@ from typing import Iterator, Sequence
 import numpy as np
 from numba import njit
 
+#: hot-set thresholds θ (hot: at least θ × the largest nr_accesses)
+DEFAULT_THRESHOLDS = (0.25, 0.5, 0.75)
+
 
 # ----------------------------------------------------------------------------------
 # grouped sums and joint distributions
