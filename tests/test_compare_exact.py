@@ -343,3 +343,21 @@ def test_bytes_within_ranges_against_a_count(bounds, spans):
     want = [sum(max(0, min(int(y), int(hi)) - max(int(x), int(lo))) for lo, hi in r.tolist())
             for x, y in zip(a, e)]
     assert got.tolist() == want
+
+
+def test_align_auto_on_different_targets_says_what_it_did():
+    """Two recordings of different targets, one 10 s later: --align auto lines them up,
+    and says so, instead of doing it without a word."""
+    rng = np.random.default_rng(4)
+    wave = rng.integers(0, 2, size=40)
+    regs = [[(0, 4, 10 * int(w)), (4, 8, 1)] for w in wave]
+    times = [100_000_000 * (i + 1) for i in range(40)]  # the 100 ms of the metadata
+    a = _hist(regs, times=times, pid=100)
+    b = _hist(regs, times=[t + 10_000_000_000 for t in times], pid=200)
+    with pytest.warns(CompareWarning) as rec:
+        r = compare(a, b, align="auto")
+    assert r.metrics["alignment"]["applied_offset_ns"] == -10_000_000_000
+    msgs = [str(w.message) for w in rec]
+    assert any("different targets" in m for m in msgs)
+    assert any("--align auto shifted" in m and "-10.000 s" in m for m in msgs)
+    assert len(r.metrics["warnings"]) == 2

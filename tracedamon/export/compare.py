@@ -397,6 +397,8 @@ def compare(
             if _overlapping_windows(h, k):
                 notes.append(f"{h.name}: snapshots of {h.key_column} {k} overlap in time "
                              "(two monitoring runs at once?): both are compared")
+    for n in notes:  # now: they matter most when the comparison then fails
+        warnings.warn(n, CompareWarning, stacklevel=2)
 
     prof_a = _Profile(ha, [p[0] for p in pairs])
     prof_b = _Profile(hb, [p[1] for p in pairs])
@@ -432,14 +434,20 @@ def compare(
     t0 = max(ha.t_start, hb.t_start + applied)
     t1 = min(ha.t_end, hb.t_end + applied)
     if t1 <= t0:
+        hint = ("give --offset or --align auto" if align != "auto" else
+                "--align auto found no lag that lines them up (their heat series do not "
+                "correlate); give --offset" if lag.get("lag_ns") is None else
+                "even with the lag --align auto estimated; give --offset")
         raise InputError(
             f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
             f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) share no "
-            "time; give --offset or --align auto"
+            f"time; {hint}"
         )
     if align == "auto" and applied != int(offset_ns) and any(ka != kb for ka, kb in pairs):
-        notes[0] += (f"; --align auto shifted {hb.name} by {(applied - int(offset_ns)) / 1e9:.3f}"
-                     f" s (r = {lag['correlation']:.3f})")
+        notes.append(f"--align auto shifted {hb.name} by {(applied - int(offset_ns)) / 1e9:.3f}"
+                     f" s (r = {lag['correlation']:.3f}) to line up different targets: check "
+                     "that they record the same run")
+        warnings.warn(notes[-1], CompareWarning, stacklevel=2)
 
     tb = float(time_bin_ns) if time_bin_ns else max(ha.aggr_ns_est, hb.aggr_ns_est, 1.0)
     tb = max(tb, (t1 - t0) / max_time_bins)
@@ -526,9 +534,6 @@ def compare(
         opts = dict(t_range=(t0, t1), hot_thresholds=hot_thresholds, acc_thres=acc_thres)
         out["truth"] = {"a": score_truth(ha, tr, **opts),
                         "b": score_truth(hb, tr, offset_ns=applied, **opts)}
-    for n in notes:
-        warnings.warn(n, CompareWarning, stacklevel=2)
-
     res = CompareResult(out, None, acc["wss"], acc["per_time_df"],
                         cells_fn=lambda: new_cells().fill().frame())
     if grid_acc is not None:
