@@ -311,3 +311,20 @@ def test_replay_metadata_in_a_table_and_a_regionhistory():
     rh = RH(t, sp.attrs["tracedamon"]["replay"])
     assert open_history(rh).sparse
     assert canonical(load_history(rh).df).equals(canonical(load_history(df).df))
+
+
+def test_a_history_in_memory_is_a_source_too():
+    """compare and the reports accept what load_history returned (or a History built by
+    hand): the former reuses its source, the latter is read as a frame."""
+    from tracedamon.export.grid import History
+    from tracedamon.export.compare import compare
+
+    rng = np.random.default_rng(10)
+    df, meta = dense_history(rng, n_snap=4)
+    h = load_history(df)
+    assert open_history(h) is h.source
+    by_hand = History(h.df.drop(columns=["snap"]).assign(snap=h.df["snap"]), h.snaps, "mine",
+                      h.meta)
+    hs = open_history(by_hand)
+    assert hs.name == "mine" and canonical(hs.to_history().df).equals(canonical(h.df))
+    assert compare(h, by_hand).metrics["hot"]["0.5"]["f1"] == 1.0

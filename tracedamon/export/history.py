@@ -532,10 +532,13 @@ def _source_rows(src, batch_rows: int):
     """(row source, metadata, name, path) of any accepted source."""
     from .grid import History
 
-    if isinstance(src, History):
-        raise TypeError("already a History")
     if isinstance(src, HistorySource):
         raise TypeError("already a HistorySource")
+    name = "frame"
+    if isinstance(src, History):  # one built by hand (else open_history took its source)
+        meta, name = src.meta, src.name
+        src = src.df.copy()
+        src.attrs["tracedamon"] = meta
     if isinstance(src, pd.DataFrame):
         cols = {}
         for c in _ALL:
@@ -546,7 +549,7 @@ def _source_rows(src, batch_rows: int):
                     raise TraceFormatError("frame", f"column {c}: unusable values ({e})") \
                         from None
         t = pa.table(cols) if cols else pa.table({"_": pa.nulls(len(src))})
-        return t, dict(src.attrs.get("tracedamon", {})), "frame", None
+        return t, dict(src.attrs.get("tracedamon", {})), name, None
     if (hasattr(src, "table") and isinstance(getattr(src, "table"), pa.Table)
             and isinstance(getattr(src, "metadata", None), dict)):
         # a replay result (engine.replay.RegionHistory): its table and its metadata
@@ -590,6 +593,10 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
 
     ``sample_us``/``aggr_us`` override the intervals of the source's metadata.
     """
+    from .grid import History
+
+    if isinstance(src, History) and isinstance(src.source, HistorySource):
+        return src.source
     rows, meta, nm, path = _source_rows(src, batch_rows)
     where = path or nm
     names = rows.names if isinstance(rows, _ParquetRows) else set(rows.column_names)
