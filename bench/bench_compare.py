@@ -9,7 +9,7 @@
    region, hot / warm / cold pages), written straight to Parquet a row group of whole
    snapshots at a time; the second history sees the same workload with other random
    draws.
-2. ``raster`` (vectorised numpy) against a straightforward per-region Python loop
+2. ``raster`` (one compiled pass) against a straightforward per-region Python loop
    that visits only the cells each region overlaps (the reference), on the same
    synthetic history; both results are checked equal.
 3. tracedamon's damo-compatible heatmap of the real DAMON run-1 record against
@@ -255,7 +255,7 @@ def main():
     tf, res = best(lambda: raster(h, te, bs, be, [v])[0][0], args.repeat)
     tr, ref = best(lambda: reference_raster(h, te, bs, be, v), 1)
     assert np.allclose(res, ref)
-    print(f"raster 20k regions, 200x512 grid: numpy {tf:.3f} s, per-region loop {tr:.3f} s, "
+    print(f"raster 20k regions, 200x512 grid: compiled {tf:.3f} s, per-region loop {tr:.3f} s, "
           f"ratio {tr / tf:.0f}x (results equal)")
 
     rec = CORPUS / "damon-paddr-run1" / "paddr_run1" / "damo_from_perf_data.json_compressed"

@@ -28,7 +28,7 @@ QUICK = [
     ["bench_replay.py", "--quick"],
     ["bench_damon_ingest.py", "--repeat", "1", "--scale", "1"],
     ["bench_snapshot.py", "--mib", "64", "--count", "2"],
-    ["bench_compare.py", "--repeat", "1"],
+    ["bench_compare.py", "--repeat", "1", "--rows", "1000000"],
 ]
 
 
