@@ -328,3 +328,22 @@ def test_a_history_in_memory_is_a_source_too():
     hs = open_history(by_hand)
     assert hs.name == "mine" and canonical(hs.to_history().df).equals(canonical(h.df))
     assert compare(h, by_hand).metrics["hot"]["0.5"]["f1"] == 1.0
+
+
+def test_sparse_target_never_accessed():
+    """A target none of whose regions was ever accessed has no row in the sparse file: its
+    snapshots come back from the coverage, keyed by the pid the metadata names (without
+    one, they are left out with a warning)."""
+    rng = np.random.default_rng(12)
+    df, meta = dense_history(rng, n_snap=4, targets=(0, 1), pids={0: 30, 1: 31})
+    df.loc[df["target"] == 1, "nr_accesses"] = 0
+    dense = load_history(df)
+    sp = sparse_of(df, dict(meta, targets=[{"target": 0, "pid": 30}, {"target": 1, "pid": 31}]))
+    assert 1 not in set(sp["target"])
+    h = load_history(sp)
+    assert canonical(h.df).equals(canonical(dense.df))
+    assert h.keys == [30, 31]
+    no_pid = sparse_of(df, meta)
+    with pytest.warns(HistoryWarning, match="target 1 has no accessed region and no known pid"):
+        h2 = load_history(no_pid)
+    assert h2.keys == [30]
