@@ -775,11 +775,6 @@ def _metrics(acc: dict, ha, hb, thresholds, edges) -> dict:
     return out
 
 
-def per_time_metrics(res: "CompareResult") -> pd.DataFrame:
-    """Agreement per time bin of a comparison (``res.per_time``)."""
-    return res.per_time
-
-
 class _Cells:
     """The cells grid: per (time bin, address bin) and side, area-weighted means,
     accumulated from batches (:meth:`add`) as the sweep reads them, or by a pass of
