@@ -30,7 +30,7 @@ QUICK = [
     ["bench_replay_memory.py", "--rows", "1e6", "--samples", "200000", "--many", "500000"],
     ["bench_damon_ingest.py", "--repeat", "1", "--scale", "1"],
     ["bench_snapshot.py", "--mib", "64", "--count", "2"],
-    ["bench_compare.py", "--repeat", "1"],
+    ["bench_compare.py", "--repeat", "1", "--rows", "1000000"],
 ]
 
 

@@ -76,3 +76,23 @@ def test_attribute_cli_counts_the_workload_frames(tmp_path):
     per = att.groupby(["snapshot", "pagemap_snapshot"])["bytes"].sum().reset_index()
     assert (per["bytes"].to_numpy() <= cap.loc[per["pagemap_snapshot"]].to_numpy()).all()
     assert np.isfinite(per["bytes"]).all() and per["bytes"].sum() > 0
+
+
+def test_truth_warns_about_an_area_without_present_pages(tmp_path):
+    """An area none of whose pages is present is named on stderr, not silently dropped."""
+    d = need_corpus(*RUN1)
+    pm = ingest(d, tmp_path / "pm.td", format="pagemap")
+    log = (d / "workload.log").read_text()
+    gone = "1970-01-01 layout area=unmapped start=0x1000 end=0x3000\n"
+    (tmp_path / "w.log").write_text(log + gone)
+    truth = tmp_path / "truth.csv"
+    r = subprocess.run([sys.executable, "-m", "tracedamon", "report", "truth", str(pm),
+                        "--areas", str(tmp_path / "w.log"), "-o", str(truth)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "warning: area unmapped: no page present" in r.stderr
+    assert "unmapped" in r.stdout and "(left out)" in r.stdout
+    assert "unmapped" not in truth.read_text()
+    # every other area is in the file, as before
+    labels = set(pd.read_csv(truth)["label"])
+    assert {"hot", "warm"} <= labels and "Traceback" not in r.stderr

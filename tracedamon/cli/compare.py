@@ -29,13 +29,22 @@ def render_metrics(m: dict) -> None:
         )
         t.add_column("metric")
         t.add_column("value", justify="right")
+        c = m.get("compared") or {}
         g = m["grid"]
-        t.add_row(
-            "grid",
-            f"{g['time_bins']} × {g['address_bins']} cells "
-            f"({g['time_bin_ns'] / 1e6:.1f} ms × {fmt_bytes(g['address_bin_bytes'])}), "
-            f"{fmt_bytes(g['common_bytes'])} in common",
-        )
+        if c:
+            span = (c["time_ns"][1] - c["time_ns"][0]) / 1e9
+            t.add_row(
+                "compared (exact overlay)",
+                f"{span:.3f} s × {fmt_bytes(c['common_bytes'])} in common; "
+                f"accessed by either: {fmt_bytes(c['active_byte_seconds'] / max(span, 1e-12))}"
+                " on average",
+            )
+        if "cells" in g:
+            t.add_row(
+                "cells grid (pictures only)",
+                f"{g['time_bins']} × {g['address_bins']} cells "
+                f"({g['time_bin_ns'] / 1e6:.1f} ms × {fmt_bytes(g['address_bin_bytes'])})",
+            )
         al = m["alignment"]
         est = al["estimate"]
         t.add_row("time offset applied to b", f"{al['applied_offset_ns']} ns")
@@ -67,8 +76,12 @@ def render_metrics(m: dict) -> None:
             f"{_fmt(a.get('spearman'))} / {_fmt(a.get('median_abs_diff_s'))} s",
         )
         r = m["regions"]
-        if "mean" in r["a"]:
-            t.add_row("regions per snapshot a / b", f"{r['a']['mean']:.1f} / {r['b']['mean']:.1f}")
+        if "mean" in r["a"] and r["a"]["mean"] is not None and r["b"]["mean"] is not None:
+            sp = " (sparse: with accesses)" if (r["a"].get("counted", "regions") != "regions"
+                                               or r["b"].get("counted", "regions") != "regions") \
+                else ""
+            t.add_row("regions per snapshot a / b" + sp,
+                      f"{r['a']['mean']:.1f} / {r['b']['mean']:.1f}")
         con.print(t)
     truth = m.get("truth")
     if truth:
@@ -105,10 +118,13 @@ def register(app: typer.Typer) -> None:
     @app.command(
         "compare",
         help="Compare two region histories (replay vs DAMON trace, replay vs replay, DAMON vs "
-        "DAMON) on a common time × address grid: heat correlation, hot-set precision/recall/F1, "
-        "working-set size error, age agreement, region counts; optionally score both against "
-        "ground-truth ranges. A is the reference, B the candidate. With --truth, B may be "
-        "omitted to score A alone.\n\n"
+        "DAMON), exactly: every snapshot of A against the snapshots of B whose windows overlap "
+        "it, byte by byte on both sides' region boundaries. Heat correlation over the bytes "
+        "either side saw accessed, hot-set precision/recall/F1, working-set size error, age "
+        "agreement, region counts; optionally score both against ground-truth ranges. A is "
+        "the reference, B the candidate. With --truth, B may be omitted to score A alone. "
+        "Sparse (--accessed-only) histories read as their dense originals. --cells writes "
+        "a picture grid laid over where the accesses are.\n\n"
         "Example:  tracedamon compare damon.td replay.parquet -o metrics.json --truth truth.csv",
     )
     def compare_cmd(
@@ -138,63 +154,71 @@ def register(app: typer.Typer) -> None:
         max_lag: Optional[int] = typer.Option(None, "--max-lag", help="largest lag tried, ns"),
         lag_series: str = typer.Option("heat", "--lag-series", help="heat|wss: series correlated"),
         addr_bin: Optional[int] = typer.Option(
-            None, "--addr-bin", help="address bin, bytes (default: auto)"
+            None, "--addr-bin", help="cells grid: address bin, bytes (default: auto)"
         ),
         time_bin: Optional[int] = typer.Option(
-            None, "--time-bin", help="time bin, ns (default: auto)"
+            None, "--time-bin", help="cells grid and per-time metrics: time bin, ns (default: auto)"
         ),
         acc_thres: int = typer.Option(
             1, "--acc-thres", help="nr_accesses counted as accessed (WSS)"
         ),
         all_addresses: bool = typer.Option(
-            False, "--all-addresses", help="keep long never-accessed address stretches in the grid"
+            False, "--all-addresses", help="cells grid: keep long never-accessed address stretches"
         ),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no table on the terminal"),
-        force: bool = typer.Option(
-            False, "--force", help="replace existing outputs (only tracedamon's own)"
-        ),
+        force: bool = typer.Option(False, "--force", help="replace existing outputs"),
     ) -> None:
-        from ..errors import ConfigError
-        from ..atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
-                              write_text_atomic)
-        from ..export.compare import compare, metrics_json, score_truth
+        from .warn import one_line_warnings
 
-        inputs = [a, b, truth]
+        with one_line_warnings():
+            _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin,
+                 time_bin, acc_thres, all_addresses, quiet, force)
+
+
+def _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin, time_bin,
+         acc_thres, all_addresses, quiet, force) -> None:
+    from ..errors import ConfigError
+    from ..atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
+                          write_text_atomic)
+    from ..export.compare import compare, metrics_json, score_truth
+
+    inputs = [a, b, truth]
+    if out is not None:
+        check_output(out, COMPARE_METRICS, force=force, inputs=inputs)
+    if cells is None and out is not None:
+        cells = out.with_suffix("").with_name(out.with_suffix("").name + ".cells.parquet")
+    if cells is not None and b is not None:
+        check_output(cells, COMPARE_CELLS, force=force, inputs=inputs + [out])
+    if b is None:
+        if truth is None:
+            raise ConfigError("give two sources, or one source and --truth")
+        s = score_truth(a, truth)
+        m = {"truth": {"a": s}}
         if out is not None:
-            check_output(out, COMPARE_METRICS, force=force, inputs=inputs)
-        if cells is None and out is not None:
-            cells = out.with_suffix("").with_name(out.with_suffix("").name + ".cells.parquet")
-        if cells is not None and b is not None:
-            check_output(cells, COMPARE_CELLS, force=force, inputs=inputs + [out])
-        if b is None:
-            if truth is None:
-                raise ConfigError("give two sources, or one source and --truth")
-            s = score_truth(a, truth)
-            m = {"truth": {"a": s}}
-            if out is not None:
-                write_text_atomic(out, metrics_json(marked(COMPARE_METRICS, m)) + "\n",
-                                  kind=COMPARE_METRICS, force=force)
-            if not quiet:
-                render_metrics(m)
-            return
-        res = compare(
-            a,
-            b,
-            offset_ns=offset,
-            align=align,
-            max_lag_ns=max_lag,
-            lag_series=lag_series,
-            addr_bin=addr_bin,
-            time_bin_ns=time_bin,
-            acc_thres=acc_thres,
-            truth=truth,
-            focus="all" if all_addresses else "active",
-        )
-        if out is not None:
-            res.to_json(out, force=force)
-        if cells is not None:
-            res.write_cells(cells, force=force)
+            write_text_atomic(out, metrics_json(marked(COMPARE_METRICS, m)) + "\n",
+                              kind=COMPARE_METRICS, force=force)
         if not quiet:
-            render_metrics(res.metrics)
-            if out is not None:
-                typer.echo(f"wrote {out}" + (f" and {cells}" if cells else ""))
+            render_metrics(m)
+        return
+    res = compare(
+        a,
+        b,
+        offset_ns=offset,
+        align=align,
+        max_lag_ns=max_lag,
+        lag_series=lag_series,
+        addr_bin=addr_bin,
+        time_bin_ns=time_bin,
+        acc_thres=acc_thres,
+        truth=truth,
+        focus="all" if all_addresses else "active",
+        cells=cells is not None,
+    )
+    if cells is not None:
+        res.write_cells(cells, force=force)
+    if out is not None:
+        res.to_json(out, force=force)
+    if not quiet:
+        render_metrics(res.metrics)
+        if out is not None:
+            typer.echo(f"wrote {out}" + (f" and {cells}" if cells else ""))

@@ -294,6 +294,8 @@ def truth_cmd(
     pid: Optional[int] = typer.Option(None, "--pid", help="process of the areas"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
+    import pandas as pd
+
     from ..atomic import TRUTH_CSV
     from ..errors import InputError
     from ..export.compare import load_truth
@@ -307,17 +309,25 @@ def truth_cmd(
         raise InputError(f"{pagemap}: holds no pagemap table (tracedamon snapshot / ingest)")
     try:
         ar = load_truth(areas)
+        ar = ar.assign(label=ar["area"])  # the areas' own names (cold0, cold1, ...)
     except Exception:
         ar = areas_from_workload_log(areas)
-    truth = ground_truth(tr.df("pagemap"), ar[["label", "start", "end"]],
-                         snapshot=snapshot, pid=pid)
+    truth = ground_truth(tr.df("pagemap"), ar[["label", "start", "end"]], snapshot=snapshot,
+                         pid=pid)
     if truth.empty:
         raise InputError(f"{areas}: no present page of these areas in {pagemap}")
     write_truth_csv(truth, out, force=force)
     per = truth.assign(bytes=truth["end"] - truth["start"]).groupby("label")["bytes"].sum()
-    for label, b in per.items():
-        typer.echo(f"{label:<10} {int(b) // 4096:>10} pages  "
-                   f"{int((truth['label'] == label).sum()):>6} physical ranges")
+    for label in pd.unique(ar["label"]):
+        if label in per.index:
+            b = per[label]
+            typer.echo(f"{label:<10} {int(b) // 4096:>10} pages  "
+                       f"{int((truth['label'] == label).sum()):>6} physical ranges")
+        else:
+            typer.echo(f"{label:<10} {0:>10} pages  {0:>6} physical ranges  (left out)")
+            which = "the last snapshot" if snapshot is None else f"snapshot {snapshot}"
+            typer.echo(f"tracedamon: warning: area {label}: no page present in {which} of "
+                       f"{pagemap}: it is not in {out}", err=True)
     typer.echo(f"wrote {out}")
 
 
@@ -336,40 +346,34 @@ def attribute_cmd(
                                "pagemap clock"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
-    import pyarrow as pa
-
     from ..atomic import ATTRIBUTION
 
     _check(out, ATTRIBUTION, force, src, pagemap)
 
     from ..errors import InputError
-    from ..export.grid import load_history
-    from ..export.truth import attribute_regions
-    from ..ingest.writer import write_table_atomic
+    from ..export.history import open_history
+    from ..export.truth import write_attribution
     from ..trace import open_trace
+    from .warn import one_line_warnings
 
     pm = open_trace(pagemap)
     if not pm.has("pagemap"):
         raise InputError(f"{pagemap}: holds no pagemap table (tracedamon snapshot / ingest)")
-    h = load_history(src)
-    att = attribute_regions(h.df, pm.df("pagemap"), time_offset_ns=offset)
-    if out is not None:
-        write_table_atomic(pa.Table.from_pandas(att, preserve_index=False), out,
-                           metadata={"attribution": {"regions": str(src),
-                                                     "pagemap": str(pagemap),
-                                                     "offset_ns": offset}},
-                           kind=ATTRIBUTION, force=force)
-    if att.empty:
+    with one_line_warnings():
+        hs = open_history(src)
+        res = write_attribution(
+            hs, pm.df("pagemap"), out, time_offset_ns=offset,
+            metadata={"attribution": {"regions": str(src), "pagemap": str(pagemap),
+                                      "offset_ns": offset}},
+            force=force)
+    if not res["per_pid"]:
         typer.echo("no region overlaps a frame of a captured process")
     else:
-        nr = h.df[["snapshot", "start", "nr_accesses"]]
-        m = att.merge(nr, on=["snapshot", "start"], how="left")
-        nsnap = max(1, h.df["snapshot"].nunique())
+        nsnap = max(1, res["snapshots"])
         typer.echo(f"{'pid':>8} {'mean bytes':>14} {'accessed':>14}  (per snapshot)")
-        for pid, g in m.groupby("pid"):
-            tot = g["bytes"].sum() / nsnap
-            acc = g.loc[g["nr_accesses"] > 0, "bytes"].sum() / nsnap
-            typer.echo(f"{int(pid):>8} {tot / 2**20:>11.1f} MiB {acc / 2**20:>11.1f} MiB")
+        for pid, (tot, acc) in res["per_pid"].items():
+            typer.echo(f"{int(pid):>8} {tot / nsnap / 2**20:>11.1f} MiB "
+                       f"{acc / nsnap / 2**20:>11.1f} MiB")
     if out is not None:
         typer.echo(f"wrote {out}")
 

@@ -1,66 +1,77 @@
 """Compare two region histories (and score them against a ground truth).
 
-``compare(a, b)`` puts two region histories — a replay and a real DAMON trace, two
-replays with other parameters, two DAMON traces — on one time × address grid,
-restricted to the address ranges both cover and to the time both span, and
-measures how far apart they are. ``a`` is the *reference*, ``b`` the *candidate*.
+``compare(a, b)`` measures how far apart two region histories are -- a replay and a
+real DAMON trace, two replays with other parameters, two DAMON traces. ``a`` is the
+*reference*, ``b`` the *candidate*. Both are streamed (:mod:`.history`), a
+bounded number of rows at a time; a sparse history reads as its dense original.
 
-Grid (chosen automatically, each overridable):
-
-* address ranges: those both sides cover, less the long stretches neither side
-  ever saw accessed (``focus="active"``, see :func:`compare`);
-* address bins: ``unit × 2^k`` bytes (unit 4096 when every region boundary is page
-  aligned), the smallest giving at most ``max_addr_bins`` bins over the common
-  ranges; bins never straddle a gap between ranges;
-* time bins: the longer of the two aggregation intervals (so every cell holds at
-  least one snapshot of each side), widened to at most ``max_time_bins`` bins.
-
-Per cell and side: the area-weighted mean ``nr_accesses`` (*heat*), the accessed
-fraction (``nr_accesses >= acc_thres``), the mean age in ns (``age`` × the median
-spacing of the side's snapshots) and the covered fraction. A cell counts when both sides cover at
-least half of it. Every metric weights cells by their area (bytes × ns).
-
-Metrics (``CompareResult.metrics``):
+Exact metrics. Every metric is computed on the exact overlay of the two histories
+(:mod:`.overlay`): for every pair of snapshots whose windows overlap in time, the
+union of both sides' region boundaries cuts the address space into pieces, each
+weighted by its bytes × the ns of overlap, where both sides have a region. No grid
+is involved, so no metric depends on a resolution:
 
 ``heat``
-    Spearman and Pearson correlation of the two heats; mean absolute and RMS
-    difference of the normalised heat (*rate* = nr_accesses / (aggr/sample), or /
-    the largest nr_accesses seen when the intervals are unknown).
+    Spearman and Pearson correlation of the two sides' nr_accesses, weighted by
+    bytes × ns over the *accessed space*, for the whole compared time: the bytes
+    where either side's nr_accesses summed over its snapshots reaches 2 % of its
+    hottest byte's (per byte, exactly: ``grid.heat_ranges``). The idle rest of a large
+    address space -- and a huge region counted accessed once, as the perf check does
+    while regions are coarse -- would only dilute them; idle times of accessed bytes
+    stay in, so two sides that agree on when a byte is idle score for it. Over the
+    same space: the mean absolute and RMS difference and the means of the normalised
+    heat (*rate* = nr_accesses / (aggr/sample), or / the largest nr_accesses seen when
+    the intervals are unknown); ``active_fraction`` is that space's share of
+    everything compared.
 ``hot``
-    for each threshold θ in ``hot_thresholds`` (default 0.25, 0.5, 0.75): a cell is
-    hot on a side when its heat is > 0 and ≥ θ × that side's hottest cell;
-    precision = |hot_a ∩ hot_b| / |hot_b|, recall = |hot_a ∩ hot_b| / |hot_a|, F1.
+    for each threshold θ in ``hot_thresholds`` (default 0.25, 0.5, 0.75): a piece is
+    hot on a side when its nr_accesses is > 0 and at least θ × that side's largest
+    nr_accesses in the comparison (boundary included); precision = |hot_a ∩ hot_b|
+    / |hot_b|, recall = |hot_a ∩ hot_b| / |hot_a|, F1, weighted by bytes × ns.
 ``wss``
-    working-set size (bytes with nr_accesses ≥ acc_thres) per time bin inside the
-    common ranges: means, mean absolute error, RMSE, relative error (MAE / mean of
-    a), largest error, Pearson correlation of the two series.
+    the working set (bytes with nr_accesses ≥ acc_thres, among the bytes both sides
+    cover) of each side as a function of time, summed over the compared address
+    spaces, on the intervals where it is constant: time-weighted means, mean absolute
+    error, RMSE, relative error (MAE / mean of a), largest error, Pearson
+    correlation. ``wss_series`` lists the intervals.
 ``age``
-    Spearman correlation of the mean ages, mean and median absolute difference (s).
+    over the pieces where both sides record an age (a trace without ages, or the
+    idle bytes of a sparse history, have none; ``known_fraction`` says how much that
+    is): Spearman correlation, mean and median absolute difference (s), age in
+    aggregations × the side's median snapshot spacing.
 ``regions``
-    regions per snapshot (mean/min/max) of each side, overall and inside the
-    common ranges.
+    regions per snapshot (mean/min/max) of each side over the snapshots inside the
+    compared time; for a sparse history these are the regions with accesses.
 ``per_time``
-    heat correlations, mean rate difference and hot F1 (θ = 0.5) per time bin:
-    how the agreement evolves (e.g. while adaptive regions settle).
+    heat correlations, mean rate difference and hot precision/recall/F1 (θ = 0.5,
+    hot relative to each side's maximum over the whole comparison) per time bin (the
+    longer aggregation interval, at most ``max_time_bins`` bins).
 ``alignment``
     the offset applied to ``b`` and the best lag found by cross-correlating the two
     total-heat (or WSS) series over candidate lags, with its correlation.
 
+The pairing of time: a snapshot of ``a`` and one of ``b`` are compared over the
+intersection of their windows (``b``'s shifted by the applied offset), within the
+common time ``[max(starts), min(ends))``; time where either side has no window is
+not compared. The pairing of address spaces: equal keys (pid, else target); two
+histories with one address space each and different keys are compared as one
+another's, with a warning.
+
+Cells (``CompareResult.cells``, ``--cells``) are the one place with a grid: a
+time × address grid for pictures and for the per-cell Parquet, laid over the
+address ranges where the accesses are (ranges whose heat summed over time is at
+least 2 % of the hottest, with idle context; ``focus="all"``: every common byte).
+
 With a ground truth (ranges labelled hot/warm/cold, see :func:`load_truth`) each
-side is also scored against it (:func:`score_truth`): mean nr_accesses and
-accessed fraction per label, correlation with the truth level (hot 1, warm 0.5,
-cold 0), hot precision/recall/F1 against the hot label.
+side is also scored against it (:func:`score_truth`), per byte, exactly.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
-import re
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -68,452 +79,158 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..atomic import COMPARE_METRICS, marked, write_text_atomic
-from ..errors import ConfigError, InputError, TraceFormatError
+from ..atomic import COMPARE_CELLS, COMPARE_METRICS, marked, write_text_atomic
+from ..errors import ConfigError, InputError
+from .align import LagTotals, estimate_lag
 from .grid import (
     PAGE,
-    History,
-    active_ranges,
-    address_unit,
     auto_bin_bytes,
-    coverage,
     guide_ranges,
     intersect_intervals,
-    load_history,
-    mean_grid,
     merge_intervals,
-    raster,
-    snapshot_stats,
     time_edges,
     uniform_bins,
 )
+from .history import HistorySource, HistoryWarning, as_source
+from .overlay import (
+    DEFAULT_THRESHOLDS,
+    Joint,
+    clean as _clean,
+    group_sum,
+    hot_set,
+    overlay_regions,
+    prf,
+    snapshot_pairs,
+    step_sum,
+    wmedian,
+    wpearson,
+    wrank,
+    wspearman,
+)
+from .truth_score import TRUTH_LEVEL, load_truth, score_truth, truth_timeline
 
-TRUTH_LEVEL = {"hot": 1.0, "warm": 0.5, "cold": 0.0}
-DEFAULT_THRESHOLDS = (0.25, 0.5, 0.75)
-
-
-# ----------------------------------------------------------------------------------
-# weighted statistics
-# ----------------------------------------------------------------------------------
-def _clean(x: float) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if (math.isnan(x) or math.isinf(x)) else x
-
-
-def wpearson(x, y, w=None) -> float:
-    """Weighted Pearson correlation (NaN when either side is constant)."""
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    w = np.ones_like(x) if w is None else np.asarray(w, float)
-    if len(x) < 2 or w.sum() <= 0:
-        return float("nan")
-    w = w / w.sum()
-    mx, my = (w * x).sum(), (w * y).sum()
-    dx, dy = x - mx, y - my
-    vx, vy = (w * dx * dx).sum(), (w * dy * dy).sum()
-    # relative tolerance: a side that is constant up to rounding has no correlation
-    if vx <= 1e-24 * max(1.0, mx * mx) or vy <= 1e-24 * max(1.0, my * my):
-        return float("nan")
-    return float(np.clip((w * dx * dy).sum() / math.sqrt(vx * vy), -1.0, 1.0))
+__all__ = ["compare", "CompareResult", "score_truth", "truth_timeline", "load_truth",
+           "estimate_lag", "match_keys", "metrics_json", "wpearson", "wspearman", "wrank",
+           "prf", "hot_mask", "CompareWarning", "TRUTH_LEVEL", "DEFAULT_THRESHOLDS"]
 
 
-def wrank(x, w=None) -> np.ndarray:
-    """Weighted mid-ranks: the weight below each value plus half the weight of its ties."""
-    x = np.asarray(x, float)
-    w = np.ones_like(x) if w is None else np.asarray(w, float)
-    o = np.argsort(x, kind="mergesort")
-    xs, ws = x[o], w[o]
-    new = np.ones(len(xs), bool)
-    new[1:] = xs[1:] != xs[:-1]
-    gid = np.cumsum(new) - 1
-    gw = np.bincount(gid, weights=ws)
-    below = np.concatenate([[0.0], np.cumsum(gw)[:-1]])
-    r = np.empty(len(x))
-    r[o] = (below + gw / 2.0)[gid]
-    return r
-
-
-def wspearman(x, y, w=None) -> float:
-    """Weighted Spearman correlation: the weighted Pearson of weighted mid-ranks."""
-    return wpearson(wrank(x, w), wrank(y, w), w)
-
-
-def prf(pred: np.ndarray, ref: np.ndarray, w: np.ndarray) -> dict:
-    """Weighted precision, recall and F1 of a predicted set against a reference set."""
-    tp = float(w[pred & ref].sum())
-    pp = float(w[pred].sum())
-    rp = float(w[ref].sum())
-    p = tp / pp if pp > 0 else float("nan")
-    r = tp / rp if rp > 0 else float("nan")
-    if pp > 0 and rp > 0:
-        f = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    else:
-        f = float("nan")
-    return {
-        "precision": _clean(p),
-        "recall": _clean(r),
-        "f1": _clean(f),
-        "ref_fraction": _clean(rp / w.sum()) if w.sum() > 0 else None,
-        "pred_fraction": _clean(pp / w.sum()) if w.sum() > 0 else None,
-    }
+class CompareWarning(HistoryWarning):
+    """Something about a comparison a user should know (e.g. different targets)."""
 
 
 def hot_mask(heat: np.ndarray, theta: float) -> np.ndarray:
-    """Cells whose heat is > 0 and at least ``theta`` × the hottest cell."""
-    if len(heat) == 0:
-        return np.zeros(0, bool)
-    m = float(np.nanmax(heat)) if np.isfinite(heat).any() else 0.0
-    if m <= 0:
-        return np.zeros(len(heat), bool)
-    return (heat > 0) & (heat >= theta * m)
+    """Values that are > 0 and at least ``theta`` × the largest (boundary included)."""
+    return hot_set(heat, theta)
 
 
 # ----------------------------------------------------------------------------------
-# ground truth
+# one pass per side: what each address space covers and where its accesses are
 # ----------------------------------------------------------------------------------
-def _label_class(label: str) -> str | None:
-    m = re.match(r"\s*(hot|warm|cold)", str(label).lower())
-    return m.group(1) if m else None
+class _Profile:
+    """Per address space: the union of its regions (``covered``) and the step function
+    of nr_accesses summed over its snapshots (for :meth:`heat_ranges`); ``aligned``:
+    every region boundary is page aligned."""
 
+    CAP = 1 << 22  # breakpoints kept per address space before coarsening
 
-def _int(v) -> int:
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    s = str(v).strip().replace(",", "").replace("_", "")
-    return int(s, 0)
-
-
-def load_truth(src) -> pd.DataFrame:
-    """Read ground-truth address ranges: columns ``start, end, label`` (label hot,
-    warm or cold, optionally followed by anything, e.g. ``cold0``).
-
-    Accepts a DataFrame, a CSV file with a header (decimal or ``0x`` hex values), or
-    a JSON file holding a list of ``{"start", "end", "label"}`` objects (or
-    ``{"ranges": [...]}``). Overlapping ranges are an error; adjacent ranges of the
-    same label are kept apart (their areas may differ)."""
-    if isinstance(src, pd.DataFrame):
-        df = src.copy()
-        where = "truth"
-        rows = [(i + 2, r) for i, r in enumerate(df.to_dict("records"))]
-    else:
-        p = Path(src)
-        where = str(p)
-        if not p.exists():
-            raise InputError(f"{p}: no such file")
-        text = p.read_text(errors="replace")
-        rows = []
-        if text.lstrip().startswith(("[", "{")):
-            try:
-                data = json.loads(text)
-            except ValueError as e:
-                raise TraceFormatError(p, f"not valid JSON ({e.msg})", line=e.lineno) from None
-            if isinstance(data, dict):
-                data = data.get("ranges")
-            if not isinstance(data, list):
-                raise TraceFormatError(p, "expected a list of {start, end, label} objects")
-            rows = [(i + 1, r) for i, r in enumerate(data)]
-        else:
-            delim = "\t" if text.count("\t") > text.count(",") else ","
-            reader = csv.reader(io.StringIO(text), delimiter=delim)
-            header = None
-            for ln, rec in enumerate(reader, start=1):
-                if not rec or not "".join(rec).strip():
+    def __init__(self, hs: HistorySource, keys):
+        self.covered = {k: np.zeros((0, 2), np.uint64) for k in keys}
+        self._heat: dict[Any, list] = {k: [] for k in keys}
+        self._n = {k: 0 for k in keys}
+        self._gran = {k: 1 for k in keys}
+        self.aligned = True
+        page = np.uint64(PAGE)
+        for b in hs.iter_batches(age=False, time_ns=False):
+            if self.aligned and ((b.start % page).any() or (b.end % page).any()):
+                self.aligned = False
+            rkey = b.key[b.row_local]
+            for k in pd.unique(b.key).tolist():
+                if k not in self.covered:
                     continue
-                names = [h.strip().lstrip("#").strip().lower() for h in rec]
-                if header is None and {"start", "end", "label"} <= set(names):
-                    header = names  # the header (it may be commented: "# start,...")
-                    continue
-                if rec[0].lstrip().startswith("#"):
-                    continue  # a comment line
-                if header is None:
-                    raise TraceFormatError(
-                        p,
-                        "no CSV header with start, end and label before " "the first range",
-                        line=ln,
-                    )
-                rows.append((ln, dict(zip(header, rec))))
-    out = []
-    for ln, r in rows:
-        if not isinstance(r, dict):
-            raise TraceFormatError(where, "expected an object with start, end, label", line=ln)
-        try:
-            s, e = _int(r["start"]), _int(r["end"])
-            lab = str(r["label"]).strip()
-        except (KeyError, ValueError, TypeError) as ex:
-            raise TraceFormatError(where, f"bad truth range ({ex})", line=ln) from None
-        cls = _label_class(lab)
-        if cls is None:
-            raise TraceFormatError(where, f"label {lab!r} is not hot, warm or cold", line=ln)
-        if e <= s or s < 0:
-            raise TraceFormatError(where, f"empty or negative range {s}-{e}", line=ln)
-        out.append((s, e, cls, lab, ln))
-    if not out:
-        raise InputError(f"{where}: no truth ranges")
-    df = pd.DataFrame(out, columns=["start", "end", "label", "area", "line"])
-    df = df.sort_values("start", kind="stable").reset_index(drop=True)
-    st, en = df["start"].to_numpy(), df["end"].to_numpy()
-    bad = np.flatnonzero(st[1:] < en[:-1])
-    if len(bad):
-        raise TraceFormatError(
-            where,
-            f"truth ranges overlap ({st[bad[0] + 1]:#x} starts before " f"{en[bad[0]]:#x})",
-            line=int(df['line'].iat[bad[0] + 1]),
-        )
-    df["start"] = df["start"].astype(np.uint64)
-    df["end"] = df["end"].astype(np.uint64)
-    return df.drop(columns=["line"])
+                m = rkey == k
+                st, en, nr = b.start[m], b.end[m], b.nr_accesses[m]
+                # each snapshot's regions are sorted and disjoint: join touching ones
+                # in one pass, then the few runs with what is covered so far
+                lid = b.row_local[m]
+                new = np.ones(len(st), bool)
+                new[1:] = (lid[1:] != lid[:-1]) | (st[1:] != en[:-1])
+                idx = np.flatnonzero(new)
+                last = np.concatenate([idx[1:], [len(st)]]) - 1
+                c = self.covered[k]
+                self.covered[k] = merge_intervals(np.concatenate([c[:, 0], st[idx]]),
+                                                  np.concatenate([c[:, 1], en[last]]))
+                a = nr > 0
+                if a.any():
+                    # this batch's step function, reduced to its distinct breakpoints
+                    (u,), (d,) = group_sum([np.concatenate([st[a], en[a]])],
+                                           [np.concatenate([nr[a], -nr[a]])])
+                    g = self._gran[k]
+                    if g > 1:
+                        (u,), (d,) = group_sum([u // np.uint64(g) * np.uint64(g)], [d])
+                    self._heat[k].append((u, d))
+                    self._n[k] += len(u)
+                    if self._n[k] > self.CAP:
+                        self._compact(k)
 
+    def _compact(self, k) -> None:
+        parts = self._heat[k]
+        pts = np.concatenate([p[0] for p in parts])
+        d = np.concatenate([p[1] for p in parts])
+        (u,), (s,) = group_sum([pts], [d])
+        # too many distinct boundaries: round them down to coarser granules (the
+        # ranges only choose where the cells grid looks)
+        while len(u) > self.CAP // 2:
+            self._gran[k] *= 2
+            g = np.uint64(self._gran[k])
+            (u,), (s,) = group_sum([u // g * g], [s])
+        self._heat[k] = [(u, s)]
+        self._n[k] = len(u)
 
-def _truth_raster(h: History, truth: pd.DataFrame, t_edges: np.ndarray, acc_thres: float):
-    """Per (time bin, truth range): heat sum, accessed sum, cover (summed over keys
-    when the truth does not name one)."""
-    bs = truth["start"].to_numpy(np.uint64)
-    be = truth["end"].to_numpy(np.uint64)
-    nr = h.df["nr_accesses"].to_numpy()
-    sums_h = 0.0
-    sums_a = 0.0
-    cov = 0.0
-    for key in h.keys:
-        hk = h.for_key(key)
-        nrk = hk.df["nr_accesses"].to_numpy()
-        (sh, sa), c = raster(hk, t_edges, bs, be, [nrk, (nrk >= acc_thres).astype(float)])
-        sums_h, sums_a, cov = sums_h + sh, sums_a + sa, cov + c
-    del nr
-    return sums_h, sums_a, cov
-
-
-def split_truth(truth: pd.DataFrame, *, max_bins: int = 65536, unit: int = PAGE) -> pd.DataFrame:
-    """The truth ranges cut into equal bins (``unit × 2^k`` bytes, at most about
-    ``max_bins`` of them; a range's last bin may be shorter), each keeping its label
-    and area, so that hot sets and correlations are judged at that granularity and
-    not one whole (possibly huge) truth range at a time."""
-    segs = truth[["start", "end"]].to_numpy(np.uint64)
-    total = int((segs[:, 1] - segs[:, 0]).sum())
-    bb = auto_bin_bytes(total, max_bins, unit)
-    bs, be = uniform_bins(segs, bb)
-    idx = np.searchsorted(truth["end"].to_numpy(np.uint64), bs, side="right")
-    out = truth.iloc[idx].reset_index(drop=True).copy()
-    out["start"], out["end"] = bs, be
-    return out
-
-
-def score_truth(
-    src,
-    truth,
-    *,
-    t_range: tuple[int, int] | None = None,
-    hot_thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    acc_thres: float = 1,
-    per_snapshot: bool = False,
-) -> dict:
-    """Score one region history against ground-truth ranges.
-
-    Returns a dict: ``labels`` (per label: bytes, mean nr_accesses, mean rate,
-    accessed fraction), ``areas`` (the same per original area name),
-    ``correlation`` (byte-weighted Spearman/Pearson of heat vs truth level) and
-    ``hot`` (precision/recall/F1 of the hot bins at each threshold against the hot
-    label), both over the truth ranges cut into equal bins (:func:`split_truth`)
-    and, with ``per_snapshot``, ``timeline``: a DataFrame with one row per
-    snapshot window and the mean nr_accesses / accessed fraction of each label.
-    Heat is averaged over ``t_range`` (default: the whole history).
-    """
-    h = load_history(src)
-    truth = load_truth(truth)
-    unit = address_unit(h)
-    if unit == PAGE and ((truth["start"] % PAGE).any() or (truth["end"] % PAGE).any()):
-        unit = 1
-    bins = split_truth(truth, unit=unit)
-    t0, t1 = t_range if t_range else (h.t_start, h.t_end)
-    if t1 <= t0:
-        raise InputError("empty time range for truth scoring")
-    edges = np.array([t0, t1], dtype=np.int64)
-    sh, sa, cov = _truth_raster(h, bins, edges, acc_thres)
-    sh, sa, cov = sh[0], sa[0], cov[0]
-    dt = float(t1 - t0)
-    size = (bins["end"].to_numpy() - bins["start"].to_numpy()).astype(float)
-    covered = cov / (size * dt)
-    ok = covered >= 0.5
-    mx = h.max_nr_accesses
-    with np.errstate(invalid="ignore", divide="ignore"):
-        heat = np.where(cov > 0, sh / cov, np.nan)
-    out: dict[str, Any] = {
-        "source": h.name,
-        "time_range_ns": [int(t0), int(t1)],
-        "bin_bytes": int(bins["end"].iat[0] - bins["start"].iat[0]),
-        "bins": int(len(bins)),
-        "max_nr_accesses": mx,
-        "max_nr_accesses_from": h.max_source,
-        "truth_bytes": float(size.sum()),
-        "covered_bytes": float((cov / dt).sum()),
-    }
-
-    def group(col):
-        res = {}
-        for lab, idx in bins.groupby(col).indices.items():
-            c = cov[idx].sum()
-            m = float(sh[idx].sum() / c) if c > 0 else float("nan")
-            res[str(lab)] = {
-                "bytes": float(size[idx].sum()),
-                "covered_fraction": _clean(c / (size[idx].sum() * dt)),
-                "mean_nr_accesses": _clean(m),
-                "mean_rate": _clean(m / mx),
-                "accessed_fraction": _clean(sa[idx].sum() / c) if c > 0 else None,
-            }
-        return res
-
-    out["labels"] = group("label")
-    out["areas"] = group("area")
-    lvl = bins["label"].map(TRUTH_LEVEL).to_numpy(float)
-    w = size * ok
-    if ok.sum() >= 2:
-        out["correlation"] = {
-            "spearman": _clean(wspearman(lvl[ok], heat[ok], w[ok])),
-            "pearson": _clean(wpearson(lvl[ok], heat[ok], w[ok])),
-        }
-    else:
-        out["correlation"] = {"spearman": None, "pearson": None}
-    ref = (bins["label"].to_numpy() == "hot")[ok]
-    out["hot"] = {str(th): prf(hot_mask(heat[ok], th), ref, size[ok]) for th in hot_thresholds}
-    if per_snapshot:
-        out["timeline"] = truth_timeline(h, truth, acc_thres=acc_thres)
-    return out
-
-
-def truth_timeline(src, truth, *, acc_thres: float = 1) -> pd.DataFrame:
-    """Per snapshot window (of the first address space's first run ordering):
-    mean nr_accesses and accessed fraction of every truth label and area."""
-    h = load_history(src)
-    truth = load_truth(truth)
-    sn = h.snaps.sort_values("t1")
-    t1 = np.unique(sn["t1"].to_numpy(np.int64))
-    first = int(sn["t0"].min())
-    edges = np.concatenate([[first], t1]).astype(np.int64)
-    sh, sa, cov = _truth_raster(h, truth, edges, acc_thres)
-    rows = {"t0_ns": edges[:-1], "t1_ns": edges[1:]}
-    for col in ("label", "area"):
-        for lab, idx in truth.groupby(col).indices.items():
-            c = cov[:, idx].sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rows[f"{lab}_mean_nr_accesses"] = np.where(
-                    c > 0, sh[:, idx].sum(axis=1) / c, np.nan
-                )
-                rows[f"{lab}_accessed_fraction"] = np.where(
-                    c > 0, sa[:, idx].sum(axis=1) / c, np.nan
-                )
-    return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------------
-# time alignment
-# ----------------------------------------------------------------------------------
-def _series(h: History, key_ranges: list, dt: int, phase: int, kind: str, acc_thres: float):
-    k0 = (h.t_start - phase) // dt
-    t0 = phase + k0 * dt
-    edges = time_edges(t0, h.t_end, dt)
-    tot = np.zeros(len(edges) - 1)
-    cov = np.zeros(len(edges) - 1)
-    for key, segs in key_ranges:
-        if len(segs) == 0:
-            continue
-        hk = h.for_key(key)
-        nr = hk.df["nr_accesses"].to_numpy()
-        v = nr if kind == "heat" else (nr >= acc_thres).astype(float)
-        (s,), c = raster(hk, edges, segs[:, 0], segs[:, 1], [v])
-        tot += s.sum(axis=1)
-        cov += c.sum(axis=1)
-    return int(k0), tot / dt, cov > 0
-
-
-def estimate_lag(
-    a: History,
-    b: History,
-    key_pairs: list,
-    ranges: list,
-    *,
-    dt_ns: float | None = None,
-    max_lag_ns: float | None = None,
-    kind: str = "heat",
-    acc_thres: float = 1,
-) -> dict:
-    """Best lag (ns to add to ``b``'s times) by cross-correlating the two sides'
-    total-heat (``kind="heat"``) or working-set (``"wss"``) series over the common
-    address ranges, at candidate lags that are multiples of ``dt_ns`` (default: half
-    the shorter aggregation interval), with at least half of the shorter series
-    overlapping. Ties go to the smallest lag. Over short recordings a monitoring
-    delay (one side finding a hot area later) also shows as a lag: the estimate is
-    reported always but applied only with ``align="auto"``."""
-    if dt_ns is None:
-        dt_ns = max(1.0, min(a.aggr_ns_est, b.aggr_ns_est) / 2.0)
-    span = max(a.t_end - a.t_start, b.t_end - b.t_start)
-    dt = int(max(1, round(dt_ns), math.ceil(span / 4000)))
-    phase = a.t_start
-    ka, sa, va = _series(
-        a, [(k[0], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres
-    )
-    kb, sb, vb = _series(
-        b, [(k[1], r) for k, r in zip(key_pairs, ranges)], dt, phase, kind, acc_thres
-    )
-    na, nb = len(sa), len(sb)
-    min_overlap = max(3, int(0.5 * min(na, nb)))
-    best = None
-    results = []
-    # b's bin n sits at absolute index kb + n; shifted by lag k it meets a's bin kb + n + k - ka
-    kmin = -(kb + nb - ka) + min_overlap
-    kmax = (ka + na - kb) - min_overlap
-    if max_lag_ns is not None:
-        lim = int(max_lag_ns // dt)
-        kmin, kmax = max(kmin, -lim), min(kmax, lim)
-    for k in range(kmin, kmax + 1):
-        off = kb + k - ka  # a index of b's bin 0
-        lo = max(0, off)
-        hi = min(na, off + nb)
-        if hi - lo < min_overlap:
-            continue
-        xa = sa[lo:hi]
-        xb = sb[lo - off : hi - off]
-        m = va[lo:hi] & vb[lo - off : hi - off]
-        if m.sum() < min_overlap:
-            continue
-        r = wpearson(xa[m], xb[m])
-        if math.isnan(r):
-            continue
-        results.append((k, r))
-        if (
-            best is None
-            or r > best[1] + 1e-12
-            or (abs(r - best[1]) <= 1e-12 and abs(k) < abs(best[0]))
-        ):
-            best = (k, r)
-    out = {"series": kind, "resolution_ns": dt, "candidates": len(results)}
-    if best is None:
-        out.update({"lag_ns": None, "correlation": None, "correlation_at_zero": None})
-        return out
-    at0 = dict(results).get(0)
-    out.update(
-        {
-            "lag_ns": int(best[0] * dt),
-            "correlation": _clean(best[1]),
-            "correlation_at_zero": _clean(at0) if at0 is not None else None,
-        }
-    )
-    return out
+    def heat_ranges(self, k, min_fraction: float = 0.02) -> np.ndarray:
+        """Address ranges whose nr_accesses summed over all snapshots is at least
+        ``min_fraction`` of the hottest byte's (see ``grid.heat_ranges``)."""
+        parts = self._heat[k]
+        if not parts:
+            return np.zeros((0, 2), np.uint64)
+        self._compact(k)
+        u, s = self._heat[k][0]
+        level = np.cumsum(s)[:-1]
+        if len(level) == 0 or level.max() <= 0:
+            return np.zeros((0, 2), np.uint64)
+        keep = level >= min_fraction * level.max()
+        return merge_intervals(u[:-1][keep], u[1:][keep])
 
 
 # ----------------------------------------------------------------------------------
 # compare
 # ----------------------------------------------------------------------------------
-@dataclass
 class CompareResult:
-    """What :func:`compare` found: ``metrics`` (a JSON-ready dict) and ``cells``
-    (one row per grid cell: time and address bounds, both sides' heat, rate,
-    accessed fraction, age and coverage, and the rate difference b - a)."""
+    """What :func:`compare` found: ``metrics`` (a JSON-ready dict), ``wss`` (the
+    working-set series), ``per_time`` (agreement per time bin) and ``cells`` (one row
+    per cell of the picture grid: time and address bounds, both sides' heat, rate,
+    accessed fraction, age and coverage, and the rate difference b - a), computed
+    from the sources on first use."""
 
-    metrics: dict
-    cells: pd.DataFrame
-    wss: pd.DataFrame = field(default_factory=pd.DataFrame)
-    per_time: pd.DataFrame = field(default_factory=pd.DataFrame)
+    def __init__(self, metrics: dict, cells: pd.DataFrame | None = None,
+                 wss: pd.DataFrame | None = None, per_time: pd.DataFrame | None = None,
+                 cells_fn=None):
+        self.metrics = metrics
+        self._cells = cells
+        self._cells_fn = cells_fn
+        self.wss = wss if wss is not None else pd.DataFrame()
+        self.per_time = per_time if per_time is not None else pd.DataFrame()
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        if self._cells is None:
+            self.set_cells(self._cells_fn() if self._cells_fn else pd.DataFrame())
+        return self._cells
+
+    def set_cells(self, cells: pd.DataFrame) -> None:
+        self._cells = cells
+        if "grid" in self.metrics:
+            self.metrics["grid"]["cells"] = int(len(cells))
+            self.metrics["grid"]["valid_cells"] = int(cells["valid"].sum()) if len(cells) else 0
 
     def to_json(self, path: str | os.PathLike | None = None, *, force: bool = False) -> str:
         """The metrics as strict JSON text; with ``path``, also written there (with
@@ -525,7 +242,6 @@ class CompareResult:
         return text
 
     def write_cells(self, path: str | os.PathLike, *, force: bool = False) -> Path:
-        from ..atomic import COMPARE_CELLS
         from ..ingest.writer import write_table_atomic
 
         t = pa.Table.from_pandas(self.cells, preserve_index=False)
@@ -573,9 +289,7 @@ def _json_default(o):
     return str(o)
 
 
-
-
-def match_keys(a: History, b: History) -> list[tuple]:
+def match_keys(a, b) -> list[tuple]:
     """Pairs of address spaces to compare: equal keys (pid, else target index); when
     none are equal and each side has a single address space, those two."""
     ka, kb = a.keys, b.keys
@@ -589,37 +303,24 @@ def match_keys(a: History, b: History) -> list[tuple]:
     )
 
 
-def _region_counts(h: History, key, ranges: np.ndarray, t0: int, t1: int) -> dict:
-    hk = h.for_key(key)
-    st = snapshot_stats(hk)
-    df = hk.df
-    inside = np.zeros(len(df), bool)
-    s, e = df["start"].to_numpy(), df["end"].to_numpy()
-    for lo, hi in ranges:
-        inside |= (s < hi) & (e > lo)
-    tsn = hk.snaps
-    in_time = (tsn["t1"].to_numpy() > t0) & (tsn["t0"].to_numpy() < t1)
-    cnt_in = np.bincount(df["snap"].to_numpy()[inside], minlength=len(tsn))[in_time]
-    n = st["nr_regions"].to_numpy()
+def _region_counts(hs: HistorySource, key, t0: int, t1: int, offset: int) -> dict:
+    sn = hs.snaps[hs.snaps["key"] == key]
+    inside = ((sn["t1"].to_numpy() + offset > t0) & (sn["t0"].to_numpy() + offset < t1))
+    n = sn["rows"].to_numpy()[inside]
     return {
-        "snapshots": int(len(n)),
-        "mean": float(n.mean()),
-        "min": int(n.min()),
-        "max": int(n.max()),
-        "in_common": {
-            "snapshots": int(in_time.sum()),
-            "mean": float(cnt_in.mean()) if len(cnt_in) else None,
-            "min": int(cnt_in.min()) if len(cnt_in) else None,
-            "max": int(cnt_in.max()) if len(cnt_in) else None,
-        },
+        "snapshots": int(inside.sum()),
+        "mean": float(n.mean()) if len(n) else None,
+        "min": int(n.min()) if len(n) else None,
+        "max": int(n.max()) if len(n) else None,
+        "counted": "regions with accesses (sparse history)" if hs.sparse else "regions",
     }
 
 
-def _side_info(h: History) -> dict:
+def _side_info(h: HistorySource) -> dict:
     return {
         "source": h.name,
-        "snapshots": int(len(h.snaps)),
-        "rows": int(len(h.df)),
+        "snapshots": int(h.n_snapshots),
+        "rows": int(h.rows),
         "time_ns": [h.t_start, h.t_end],
         "aggr_ns": h.aggr_ns_est,
         "snapshot_spacing_ns": h.aggr_ns_measured,
@@ -628,7 +329,15 @@ def _side_info(h: History) -> dict:
         "max_nr_accesses": h.max_nr_accesses,
         "max_nr_accesses_from": h.max_source,
         "targets": [int(k) for k in h.keys],
+        "key": h.key_column,
+        "sparse": bool(h.sparse),
     }
+
+
+def _overlapping_windows(hs: HistorySource, key) -> bool:
+    sn = hs.snaps[hs.snaps["key"] == key].sort_values("t0")
+    t0, t1 = sn["t0"].to_numpy(), sn["t1"].to_numpy()
+    return bool((t0[1:] < np.maximum.accumulate(t1)[:-1]).any())
 
 
 def compare(
@@ -649,18 +358,22 @@ def compare(
     focus: str = "active",
     name_a: str | None = None,
     name_b: str | None = None,
+    cells: bool = False,
 ) -> CompareResult:
     """Compare region history ``b`` (candidate) with ``a`` (reference).
 
     ``a``/``b``: a trace directory holding ``regions.parquet``, a region ``.parquet``
-    file, an Arrow table or a DataFrame with the REGIONS columns.
-    ``offset_ns`` is added to every time of ``b``; ``align="auto"`` then adds the best
-    lag found by :func:`estimate_lag` (which is always computed and reported).
-    ``truth``: ground-truth ranges (see :func:`load_truth`) to score each side against.
-    ``focus="active"`` (default) leaves out of the grid the long address stretches
-    where neither side ever saw an access, when they make up more than half of the
-    common ranges (``grid.guide_ranges``; the bytes left out are reported);
-    ``focus="all"`` keeps every common byte.
+    file, a replay result, an Arrow table, a DataFrame with the REGIONS columns, or a
+    :class:`tracedamon.export.history.HistorySource`. ``offset_ns`` is added to every
+    time of ``b``; ``align="auto"`` then adds the best lag found by
+    :func:`estimate_lag` (which is always computed and reported). ``truth``:
+    ground-truth ranges (see :func:`load_truth`) to score each side against.
+    ``addr_bin``, ``time_bin_ns``, ``max_addr_bins``, ``max_time_bins`` and ``focus``
+    shape only the cells grid (``focus="active"``: where the accesses are;
+    ``"all"``: every common byte) and the time bins of ``per_time``; the metrics are
+    exact (see the module docstring). ``cells``: build the cells grid during the
+    comparison's own pass over the data (else ``CompareResult.cells`` reads the
+    sources again on first use).
     """
     if align not in ("none", "auto"):
         raise ConfigError(f"align must be 'none' or 'auto', not {align!r}")
@@ -673,132 +386,124 @@ def compare(
         raise ConfigError("the address bin must be positive")
     if time_bin_ns is not None and time_bin_ns <= 0:
         raise ConfigError("the time bin must be positive")
-    ha = load_history(a, name=name_a)
-    hb = load_history(b, name=name_b)
-    pairs = match_keys(ha, hb)
-    ranges = [
-        intersect_intervals(coverage(ha.for_key(ka)), coverage(hb.for_key(kb))) for ka, kb in pairs
-    ]
-    if sum(len(r) for r in ranges) == 0:
-        raise InputError(f"{ha.name} and {hb.name} cover no common address range")
-
-    idle_excluded = 0
-    if focus == "active":
-        # leave out long stretches where neither side ever saw an access (vaddr's huge
-        # idle regions, a paddr range mostly idle): their 0-0 cells would only dilute
-        # the grid and inflate correlations
-        focused = []
-        for (ka, kb), r in zip(pairs, ranges):
-            both = np.concatenate([active_ranges(ha.for_key(ka)), active_ranges(hb.for_key(kb))])
-            act = merge_intervals(both[:, 0], both[:, 1])
-            g = guide_ranges(r, intersect_intervals(act, r)) if len(act) else r
-            idle_excluded += int((r[:, 1] - r[:, 0]).sum()) - int((g[:, 1] - g[:, 0]).sum())
-            focused.append(g)
-        ranges = focused
-    elif focus != "all":
+    if focus not in ("active", "all"):
         raise ConfigError(f"focus must be 'active' or 'all', not {focus!r}")
+    ha = as_source(a, name_a)
+    hb = as_source(b, name_b)
+    pairs = match_keys(ha, hb)
+    notes: list[str] = []
+    if any(ka != kb for ka, kb in pairs):
+        notes.append(
+            f"{ha.name} and {hb.name} monitor different targets ({ha.key_column} "
+            f"{pairs[0][0]} vs {hb.key_column} {pairs[0][1]}): compared as one address "
+            "space each; make sure they record the same workload")
+    for h, ks in ((ha, {p[0] for p in pairs}), (hb, {p[1] for p in pairs})):
+        for k in sorted(ks):
+            if _overlapping_windows(h, k):
+                notes.append(f"{h.name}: snapshots of {h.key_column} {k} overlap in time "
+                             "(two monitoring runs at once?): both are compared")
+    for n in notes:  # now: they matter most when the comparison then fails
+        warnings.warn(n, CompareWarning, stacklevel=2)
 
-    hb_off = hb.shifted(int(offset_ns))
-    lag = estimate_lag(
-        ha, hb_off, pairs, ranges, max_lag_ns=max_lag_ns, kind=lag_series, acc_thres=acc_thres
-    )
+    prof_a = _Profile(ha, [p[0] for p in pairs])
+    prof_b = _Profile(hb, [p[1] for p in pairs])
+    common = [intersect_intervals(prof_a.covered[ka], prof_b.covered[kb]) for ka, kb in pairs]
+    if sum(len(r) for r in common) == 0:
+        raise InputError(f"{ha.name} and {hb.name} cover no common address range")
+    common_bytes = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in common))
+
+    # the cells grid (and the lag series): over the ranges where the accesses are
+    granges = []
+    idle_excluded = 0
+    for (ka, kb), r in zip(pairs, common):
+        if focus == "active":
+            both = np.concatenate([prof_a.heat_ranges(ka), prof_b.heat_ranges(kb)])
+            act = merge_intervals(both[:, 0], both[:, 1]) if len(both) else both
+            act = intersect_intervals(act, r) if len(act) else act
+            g = guide_ranges(r, act) if len(act) else r
+        else:
+            g = r
+        idle_excluded += int((r[:, 1] - r[:, 0]).sum()) - int((g[:, 1] - g[:, 0]).sum())
+        granges.append(g)
+
     applied = int(offset_ns)
-    if align == "auto" and lag.get("lag_ns") is not None:
-        applied += int(lag["lag_ns"])
-    hb2 = hb.shifted(applied)
-    t0 = max(ha.t_start, hb2.t_start)
-    t1 = min(ha.t_end, hb2.t_end)
+    lag_totals = None
+    if align == "auto":
+        lag = estimate_lag(ha, hb, pairs, granges, max_lag_ns=max_lag_ns, kind=lag_series,
+                           acc_thres=acc_thres, offset_b=int(offset_ns))
+        if lag.get("lag_ns") is not None:
+            applied += int(lag["lag_ns"])
+    else:
+        # the series for the estimate are summed up as the sweep reads the batches
+        lag_totals = LagTotals(ha, hb, granges, lag_series, acc_thres)
+    t0 = max(ha.t_start, hb.t_start + applied)
+    t1 = min(ha.t_end, hb.t_end + applied)
     if t1 <= t0:
+        hint = ("give --offset or --align auto" if align != "auto" else
+                "--align auto found no lag that lines them up (their heat series do not "
+                "correlate); give --offset" if lag.get("lag_ns") is None else
+                "even with the lag --align auto estimated; give --offset")
         raise InputError(
             f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
-            f"[{hb2.t_start}, {hb2.t_end}) (offset {applied} ns) share no time; "
-            "give --offset or --align auto"
+            f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) share no "
+            f"time; {hint}"
         )
+    if align == "auto" and applied != int(offset_ns) and any(ka != kb for ka, kb in pairs):
+        notes.append(f"--align auto shifted {hb.name} by {(applied - int(offset_ns)) / 1e9:.3f}"
+                     f" s (r = {lag['correlation']:.3f}) to line up different targets: check "
+                     "that they record the same run")
+        warnings.warn(notes[-1], CompareWarning, stacklevel=2)
 
-    unit = address_unit(ha, hb)
-    total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in ranges))
-    bin_bytes = int(addr_bin) if addr_bin else auto_bin_bytes(total, max_addr_bins, unit)
     tb = float(time_bin_ns) if time_bin_ns else max(ha.aggr_ns_est, hb.aggr_ns_est, 1.0)
     tb = max(tb, (t1 - t0) / max_time_bins)
     edges = time_edges(t0, t1, tb)
     edges[-1] = t1  # the last bin stops where the common time does
 
-    cells = []
-    n_addr_bins = 0
-    for (ka, kb), segs in zip(pairs, ranges):
-        if len(segs) == 0:
-            continue
-        bs, be = uniform_bins(segs, bin_bytes)
-        sides = {}
-        for tag, h, key in (("a", ha, ka), ("b", hb2, kb)):
-            hk = h.for_key(key)
-            nr = hk.df["nr_accesses"].to_numpy()
-            age = hk.df["age"].to_numpy()
-            known = np.isfinite(age)
-            # age counts aggregations: convert with the measured snapshot spacing (real
-            # kdamonds run late: 5.12 s for a configured 5 s)
-            age_ns = np.where(known, age, 0.0) * h.aggr_ns_measured
-            (heat, acc, agesum, ageknown), frac = mean_grid(
-                hk,
-                edges,
-                bs,
-                be,
-                [nr, (nr >= acc_thres).astype(float), age_ns, known.astype(float)],
-            )
-            with np.errstate(invalid="ignore", divide="ignore"):
-                age_mean = np.where(
-                    ageknown > 0.5, agesum / np.where(ageknown > 0, ageknown, 1), np.nan
-                )
-            sides[tag] = (heat, acc, age_mean, frac, h.max_nr_accesses)
-        nt, nb = len(edges) - 1, len(bs)
-        n_addr_bins += nb
-        ti = np.repeat(np.arange(nt), nb)
-        bj = np.tile(np.arange(nb), nt)
-        d = {
-            "target_a": np.full(nt * nb, ka),
-            "target_b": np.full(nt * nb, kb),
-            "t0_ns": edges[:-1][ti],
-            "t1_ns": edges[1:][ti],
-            "start": bs[bj],
-            "end": be[bj],
-        }
-        for tag in ("a", "b"):
-            heat, acc, age_mean, frac, mx = sides[tag]
-            d[f"heat_{tag}"] = heat.ravel()
-            d[f"rate_{tag}"] = heat.ravel() / mx
-            d[f"accessed_{tag}"] = acc.ravel()
-            d[f"age_{tag}_ns"] = age_mean.ravel()
-            d[f"cover_{tag}"] = frac.ravel()
-        cells.append(pd.DataFrame(d))
-    cells = pd.concat(cells, ignore_index=True)
-    cells["valid"] = (cells["cover_a"] >= 0.5) & (cells["cover_b"] >= 0.5)
-    cells["diff_rate"] = cells["rate_b"] - cells["rate_a"]
-    area = (cells["t1_ns"] - cells["t0_ns"]).to_numpy(float) * (
-        cells["end"].to_numpy() - cells["start"].to_numpy()
-    ).astype(float)
-    cells["area"] = area
+    # the accessed space, where the heat is compared: the bytes either side saw
+    # accessed, leaving out those whose accesses summed over time are negligible
+    active = []
+    for (ka, kb), r in zip(pairs, common):
+        both = np.concatenate([prof_a.heat_ranges(ka), prof_b.heat_ranges(kb)])
+        act = merge_intervals(both[:, 0], both[:, 1]) if len(both) else both
+        active.append(intersect_intervals(act, r) if len(act) else act)
+    unit = PAGE if (prof_a.aligned and prof_b.aligned) else 1
+    total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in granges))
+    bin_bytes = int(addr_bin) if addr_bin else auto_bin_bytes(total, max_addr_bins, unit)
 
-    metrics = _metrics(cells, hot_thresholds)
-    wss = _wss_series(cells)
-    metrics["wss"] = _wss_metrics(wss)
-    per_time = per_time_metrics(cells)
-    metrics["per_time"] = {c: per_time[c].tolist() for c in per_time.columns}
-    metrics["wss_series"] = {
-        "t0_ns": wss["t0_ns"].astype(int).tolist(),
-        "t1_ns": wss["t1_ns"].astype(int).tolist(),
-        "a_bytes": wss["wss_a"].tolist(),
-        "b_bytes": wss["wss_b"].tolist(),
-    }
-    counts_a = {str(ka): _region_counts(ha, ka, r, t0, t1) for (ka, _), r in zip(pairs, ranges)}
-    counts_b = {str(kb): _region_counts(hb2, kb, r, t0, t1) for (_, kb), r in zip(pairs, ranges)}
+    def new_cells():
+        return _Cells(ha, hb, pairs, granges, bin_bytes, edges, applied, acc_thres)
+
+    grid_acc = new_cells() if cells else None
+    feeds = [f for f in (lag_totals, grid_acc) if f is not None]
+
+    def on_batch(i, tag, bt):
+        for f in feeds:
+            f.add(i, tag, bt)
+
+    acc = _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres,
+                 on_batch if feeds else None)
+    if lag_totals is not None:
+        lag = lag_totals.estimate(max_lag_ns=max_lag_ns, offset_b=applied)
+    metrics = _metrics(acc, ha, hb, hot_thresholds, edges)
+
+    n_addr_bins = int(sum(len(uniform_bins(g, bin_bytes)[0]) for g in granges))
+    counts_a = {str(ka): _region_counts(ha, ka, t0, t1, 0) for ka, _ in pairs}
+    counts_b = {str(kb): _region_counts(hb, kb, t0, t1, applied) for _, kb in pairs}
     metrics["regions"] = {
         "a": next(iter(counts_a.values())) if len(pairs) == 1 else counts_a,
         "b": next(iter(counts_b.values())) if len(pairs) == 1 else counts_b,
     }
-    metrics = {
+    out = {
         "a": _side_info(ha),
         "b": _side_info(hb),
+        "compared": {
+            "time_ns": [int(t0), int(t1)],
+            "pairs": [[int(ka), int(kb)] for ka, kb in pairs],
+            "common_bytes": common_bytes,
+            **metrics.pop("compared"),
+        },
         "grid": {
+            "what": "cells only (pictures, --cells); the metrics are exact",
             "address_bin_bytes": bin_bytes,
             "address_unit": unit,
             "time_bin_ns": int(round(tb)),
@@ -811,13 +516,12 @@ def compare(
                     "target_b": int(kb),
                     "ranges": [[int(x), int(y)] for x, y in r],
                 }
-                for (ka, kb), r in zip(pairs, ranges)
+                for (ka, kb), r in zip(pairs, granges)
             ],
-            "common_bytes": total,
+            "common_bytes": common_bytes,
+            "grid_bytes": total,
             "idle_bytes_left_out": idle_excluded,
             "focus": focus,
-            "cells": int(len(cells)),
-            "valid_cells": int(cells["valid"].sum()),
             "acc_thres": acc_thres,
             "hot_thresholds": list(hot_thresholds),
         },
@@ -828,130 +532,339 @@ def compare(
             "estimate": lag,
         },
         **metrics,
+        "warnings": notes,
     }
     if truth is not None:
         tr = load_truth(truth)
         opts = dict(t_range=(t0, t1), hot_thresholds=hot_thresholds, acc_thres=acc_thres)
-        metrics["truth"] = {"a": score_truth(ha, tr, **opts), "b": score_truth(hb2, tr, **opts)}
-    return CompareResult(metrics, cells, wss, per_time)
+        out["truth"] = {"a": score_truth(ha, tr, **opts),
+                        "b": score_truth(hb, tr, offset_ns=applied, **opts)}
+    res = CompareResult(out, None, acc["wss"], acc["per_time_df"],
+                        cells_fn=lambda: new_cells().fill().frame())
+    if grid_acc is not None:
+        res.set_cells(grid_acc.frame())
+    return res
 
 
-def per_time_metrics(cells: pd.DataFrame, theta: float = 0.5) -> pd.DataFrame:
-    """Agreement per time bin: Spearman/Pearson of the heats, mean |rate difference|,
-    and hot-set precision/recall/F1 with cells hot relative to each side's hottest
-    cell over the whole comparison (so a bin with no hot cell has no recall)."""
-    v = cells[cells["valid"]]
-    cols = [
-        "t0_ns",
-        "t1_ns",
-        "spearman",
-        "pearson",
-        "mean_abs_rate_diff",
-        "hot_precision",
-        "hot_recall",
-        "hot_f1",
-    ]
-    if len(v) == 0:
-        return pd.DataFrame(columns=cols)
-    hot_a = hot_mask(v["heat_a"].to_numpy(), theta)
-    hot_b = hot_mask(v["heat_b"].to_numpy(), theta)
-    rows = []
-    for (t0, t1), idx in v.groupby(["t0_ns", "t1_ns"], sort=True).indices.items():
-        w = v["area"].to_numpy()[idx]
-        ha, hb = v["heat_a"].to_numpy()[idx], v["heat_b"].to_numpy()[idx]
-        d = np.abs(v["rate_b"].to_numpy()[idx] - v["rate_a"].to_numpy()[idx])
-        h = prf(hot_b[idx], hot_a[idx], w)
-        rows.append(
-            (
-                int(t0),
-                int(t1),
-                _clean(wspearman(ha, hb, w)),
-                _clean(wpearson(ha, hb, w)),
-                _clean(np.average(d, weights=w)),
-                h["precision"],
-                h["recall"],
-                h["f1"],
-            )
-        )
-    return pd.DataFrame(rows, columns=cols)
+class _Dense:
+    """(time bin, inside, nr_a, nr_b) -> bytes·ns in dense arrays, for integer
+    nr_accesses up to known maxima (the usual case: nr_accesses are counts)."""
+
+    LIMIT = 1 << 22
+
+    def __init__(self, mxa: float, mxb: float, nt: int):
+        self.A, self.B = int(mxa) + 1, int(mxb) + 1
+        self.K = 2 * self.A * self.B
+        self.nt = nt
+        self.ok = self.K <= self.LIMIT and self.K * max(nt, 1) <= self.LIMIT
+        if self.ok:
+            self.J = np.zeros(self.K)
+            self.PT = np.zeros(self.K * max(nt, 1))
+
+    def add(self, inside, x, y, nbytes, dt, bins) -> bool:
+        """Add one pair's pieces; False (nothing added) when they do not fit."""
+        if not self.ok:
+            return False
+        xi = x.astype(np.int64)
+        yi = y.astype(np.int64)
+        if ((xi != x).any() or (yi != y).any() or (xi < 0).any() or (yi < 0).any()
+                or (xi >= self.A).any() or (yi >= self.B).any()):
+            return False
+        code = (inside.astype(np.int64) * self.A + xi) * self.B + yi
+        c0 = int(code.min())
+        v = np.bincount(code - c0, weights=nbytes)
+        c1 = c0 + len(v)
+        self.J[c0:c1] += v * dt
+        for i, ov in bins:
+            self.PT[i * self.K + c0:i * self.K + c1] += v * ov
+        return True
+
+    def decode(self, arr, with_bin: bool):
+        idx = np.flatnonzero(arr > 0)
+        w = arr[idx]
+        b, rest = np.divmod(idx, self.K)
+        ins, rest = np.divmod(rest, self.A * self.B)
+        x, y = np.divmod(rest, self.B)
+        keys = [ins.astype(float), x.astype(float), y.astype(float)]
+        return ([b.astype(float)] + keys if with_bin else keys), w
 
 
-def _metrics(cells: pd.DataFrame, thresholds) -> dict:
-    v = cells[cells["valid"]]
-    w = v["area"].to_numpy()
-    ha, hb = v["heat_a"].to_numpy(), v["heat_b"].to_numpy()
-    ra, rb = v["rate_a"].to_numpy(), v["rate_b"].to_numpy()
-    out: dict[str, Any] = {}
-    if len(v) == 0:
-        out["heat"] = {
-            "spearman": None,
-            "pearson": None,
-            "mean_abs_rate_diff": None,
-            "rms_rate_diff": None,
-        }
-        out["hot"] = {}
-        out["age"] = {}
-        return out
+def _sweep(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres, on_batch=None) -> dict:
+    """Accumulate the overlay of every key pair within [t0, t1) (see :mod:`.overlay`);
+    pieces are cut at the bounds of the pair's ``active`` ranges and flagged inside
+    or outside them. ``on_batch(pair index, "a"|"b", batch)`` sees every batch of
+    both sides (all of them are then read)."""
+    nt = len(edges) - 1
+    dense = _Dense(ha.nr_accesses_max, hb.nr_accesses_max, nt)
+    J = Joint(3)        # (inside active, nr_a, nr_b) -> bytes·ns, when not dense
+    PT = Joint(4)       # (time bin, inside active, nr_a, nr_b) -> bytes·ns, when not dense
+    AG = Joint(1)       # age pair code -> bytes·ns, both known and whole
+    AGf = Joint(2)      # (age_a, age_b) -> bytes·ns, both known, not whole
+    age_unknown = 0.0
+    pieces = []         # (lo, hi, wss_a, wss_b, common bytes)
+    for pi, ((ka, kb), act) in enumerate(zip(pairs, active)):
+        feed = None if on_batch is None else (lambda tag, bt, pi=pi: on_batch(pi, tag, bt))
+        for lo, hi, sa, sb in snapshot_pairs(ha, ka, hb, kb, offset_b=applied,
+                                             t_range=(t0, t1), on_batch=feed,
+                                             drain=feed is not None):
+            left, right, ia, ib, inside = overlay_regions(sa.start, sa.end, sb.start, sb.end,
+                                                          act)
+            nbytes = (right - left).astype(np.float64)
+            x = sa.nr_accesses[ia]
+            y = sb.nr_accesses[ib]
+            dt = float(hi - lo)
+            pieces.append((lo, hi, float(nbytes[x >= acc_thres].sum()),
+                           float(nbytes[y >= acc_thres].sum()), float(nbytes.sum())))
+            if not len(nbytes):
+                continue
+            i0 = max(int(np.searchsorted(edges, lo, side="right")) - 1, 0)
+            i1 = min(int(np.searchsorted(edges, hi, side="left")), nt)
+            bins = [(i, float(min(hi, int(edges[i + 1])) - max(lo, int(edges[i]))))
+                    for i in range(i0, i1)]
+            bins = [(i, ov) for i, ov in bins if ov > 0]
+            if not dense.add(inside, x, y, nbytes, dt, bins):
+                insf = inside.astype(np.float64)
+                (ui, ux, uy), (ub,) = group_sum([insf, x, y], [nbytes])
+                J.add([ui, ux, uy], ub * dt)
+                for i, ov in bins:
+                    PT.add([np.full(len(ux), i), ui, ux, uy], ub * ov)
+            ga, gb = sa.age[ia], sb.age[ib]
+            known = np.isfinite(ga) & np.isfinite(gb)
+            if known.any():
+                ka_, kb_, nk = ga[known], gb[known], nbytes[known]
+                if (ka_ == np.floor(ka_)).all() and (kb_ == np.floor(kb_)).all() and \
+                        (ka_ >= 0).all() and (kb_ >= 0).all() and max(ka_.max(), kb_.max()) < 2**31:
+                    code = (ka_.astype(np.int64) << 32) | kb_.astype(np.int64)
+                    (uc,), (w,) = group_sum([code], [nk])
+                    AG.add([uc], w * dt)
+                else:
+                    (ua, ubb), (w,) = group_sum([ka_, kb_], [nk])
+                    AGf.add([ua, ubb], w * dt)
+            age_unknown += float(nbytes[~known].sum()) * dt
+    joint = _concat_joint(J.result(), dense.decode(dense.J, False) if dense.ok else None)
+    per_time = _concat_joint(PT.result(), dense.decode(dense.PT, True) if dense.ok else None)
+    (uc,), aw = AG.result()
+    uc = uc.astype(np.int64)
+    ages = _concat_joint(AGf.result(), ([(uc >> 32).astype(float),
+                                         (uc & 0xFFFFFFFF).astype(float)], aw))
+    return {"joint": joint, "per_time": per_time, "age": ages,
+            "age_unknown": age_unknown, "pieces": pieces}
+
+
+def _concat_joint(a, b):
+    """Two joint distributions (keys, weights) as one (their tuples may repeat)."""
+    if b is None:
+        return a
+    ka, wa = a
+    kb, wb = b
+    keys = [np.concatenate([np.asarray(x, float), np.asarray(y, float)]) for x, y in zip(ka, kb)]
+    w = np.concatenate([wa, wb])
+    if len(wa) and len(wb):
+        keys, (w,) = group_sum(keys, [w])
+    return keys, w
+
+
+def _heat(x, y, w, act, mxa: float, mxb: float) -> dict:
+    """Heat agreement over the pieces ``act`` (inside the space where either side saw
+    an access)."""
+    xa, ya, wa = x[act], y[act], w[act]
+    if wa.sum() <= 0:
+        return {"spearman": None, "pearson": None, "mean_abs_rate_diff": None,
+                "rms_rate_diff": None, "mean_rate_a": None, "mean_rate_b": None}
+    ra, rb = xa / mxa, ya / mxb
     d = rb - ra
-    out["heat"] = {
-        "spearman": _clean(wspearman(ha, hb, w)),
-        "pearson": _clean(wpearson(ha, hb, w)),
-        "mean_abs_rate_diff": _clean(np.average(np.abs(d), weights=w)),
-        "rms_rate_diff": _clean(math.sqrt(np.average(d * d, weights=w))),
-        "mean_rate_a": _clean(np.average(ra, weights=w)),
-        "mean_rate_b": _clean(np.average(rb, weights=w)),
+    return {
+        "spearman": _clean(wspearman(xa, ya, wa)),
+        "pearson": _clean(wpearson(xa, ya, wa)),
+        "mean_abs_rate_diff": _clean(np.average(np.abs(d), weights=wa)),
+        "rms_rate_diff": _clean(math.sqrt(np.average(d * d, weights=wa))),
+        "mean_rate_a": _clean(np.average(ra, weights=wa)),
+        "mean_rate_b": _clean(np.average(rb, weights=wa)),
     }
-    out["hot"] = {str(th): prf(hot_mask(hb, th), hot_mask(ha, th), w) for th in thresholds}
-    aa, ab = v["age_a_ns"].to_numpy(), v["age_b_ns"].to_numpy()
-    m = np.isfinite(aa) & np.isfinite(ab)
-    if m.sum() >= 2:
-        diff = np.abs(aa[m] - ab[m]) / 1e9
-        out["age"] = {
-            "cells": int(m.sum()),
-            "spearman": _clean(wspearman(aa[m], ab[m], w[m])),
-            "mean_abs_diff_s": _clean(np.average(diff, weights=w[m])),
-            "median_abs_diff_s": _clean(float(np.median(diff))),
+
+
+def _metrics(acc: dict, ha, hb, thresholds, edges) -> dict:
+    (ins, x, y), w = acc["joint"]
+    mxa_rate, mxb_rate = ha.max_nr_accesses, hb.max_nr_accesses
+    tot = float(w.sum())
+    act = ins > 0.5
+    act_w = float(w[act].sum())
+    out: dict[str, Any] = {
+        "compared": {
+            "byte_seconds": tot / 1e9,
+            "active_byte_seconds": act_w / 1e9,
+        }
+    }
+    heat = _heat(x, y, w, act, mxa_rate, mxb_rate)
+    heat["active_fraction"] = _clean(act_w / tot) if tot > 0 else None
+    out["heat"] = heat
+    mxa = float(x.max()) if len(x) else 0.0
+    mxb = float(y.max()) if len(y) else 0.0
+    out["hot"] = {str(th): prf(hot_set(y, th, mxb), hot_set(x, th, mxa), w)
+                  for th in thresholds} if tot > 0 else {}
+    out["hot_max_nr_accesses"] = {"a": mxa, "b": mxb}
+
+    # working set as a function of time
+    pc = acc["pieces"]
+    if pc:
+        lo, hi, wa, wb, cb = (np.array(v) for v in zip(*pc))
+        u, (sa, sb, sc), active = step_sum(lo, hi, [wa, wb, cb])
+        seg_t0, seg_t1 = u[:-1][active], u[1:][active]
+        sa, sb, sc = sa[active], sb[active], sc[active]
+    else:
+        seg_t0 = seg_t1 = np.zeros(0, np.int64)
+        sa = sb = sc = np.zeros(0)
+    wss = pd.DataFrame({"t0_ns": seg_t0, "t1_ns": seg_t1, "wss_a": sa, "wss_b": sb,
+                        "bytes": sc})
+    dtw = (seg_t1 - seg_t0).astype(np.float64)
+    if len(dtw) and dtw.sum() > 0:
+        err = sb - sa
+        mean_a = float(np.average(sa, weights=dtw))
+        mae = float(np.average(np.abs(err), weights=dtw))
+        out["wss"] = {
+            "segments": int(len(dtw)),
+            "seconds": float(dtw.sum() / 1e9),
+            "mean_a": mean_a,
+            "mean_b": float(np.average(sb, weights=dtw)),
+            "mae_bytes": mae,
+            "rmse_bytes": float(math.sqrt(np.average(err * err, weights=dtw))),
+            "max_abs_error_bytes": float(np.abs(err).max()),
+            "relative_error": _clean(mae / mean_a) if mean_a > 0 else None,
+            "pearson": _clean(wpearson(sa, sb, dtw)),
         }
     else:
+        out["wss"] = {}
+    out["wss_series"] = {
+        "t0_ns": [int(v) for v in seg_t0],
+        "t1_ns": [int(v) for v in seg_t1],
+        "a_bytes": sa.tolist(),
+        "b_bytes": sb.tolist(),
+    }
+
+    # age
+    (ga, gb), aw = acc["age"]
+    known = float(aw.sum())
+    if len(aw) and known > 0:
+        da = ga * ha.aggr_ns_measured
+        db = gb * hb.aggr_ns_measured
+        diff = np.abs(da - db) / 1e9
         out["age"] = {
-            "cells": int(m.sum()),
-            "spearman": None,
-            "mean_abs_diff_s": None,
-            "median_abs_diff_s": None,
+            "known_fraction": _clean(known / (known + acc["age_unknown"])),
+            "spearman": _clean(wspearman(da, db, aw)),
+            "mean_abs_diff_s": _clean(np.average(diff, weights=aw)),
+            "median_abs_diff_s": _clean(wmedian(diff, aw)),
         }
+    else:
+        out["age"] = {"known_fraction": 0.0 if acc["age_unknown"] > 0 else None,
+                      "spearman": None, "mean_abs_diff_s": None, "median_abs_diff_s": None}
+
+    # per time bin
+    (bi, pin, px, py), pw = acc["per_time"]
+    rows = []
+    if len(pw):
+        bi = bi.astype(np.int64)
+        for i in np.unique(bi).tolist():
+            m = bi == i
+            xi, yi, wi = px[m], py[m], pw[m]
+            h = _heat(xi, yi, wi, pin[m] > 0.5, mxa_rate, mxb_rate)
+            hp = prf(hot_set(yi, 0.5, mxb), hot_set(xi, 0.5, mxa), wi)
+            rows.append((int(edges[i]), int(edges[i + 1]), h["spearman"], h["pearson"],
+                         h["mean_abs_rate_diff"], hp["precision"], hp["recall"], hp["f1"]))
+    per_time = pd.DataFrame(rows, columns=["t0_ns", "t1_ns", "spearman", "pearson",
+                                           "mean_abs_rate_diff", "hot_precision",
+                                           "hot_recall", "hot_f1"])
+    out["per_time"] = {c: [_clean(v) if isinstance(v, float) else v for v in per_time[c].tolist()]
+                       for c in per_time.columns}
+    acc["wss"] = wss
+    acc["per_time_df"] = per_time
     return out
 
 
-def _wss_series(cells: pd.DataFrame) -> pd.DataFrame:
-    """Working-set bytes per time bin inside the common ranges, over the cells both
-    sides cover."""
-    v = cells[cells["valid"]]
-    nbytes = (v["end"].to_numpy() - v["start"].to_numpy()).astype(float)
-    df = pd.DataFrame(
-        {
-            "t0_ns": v["t0_ns"].to_numpy(),
-            "t1_ns": v["t1_ns"].to_numpy(),
-            "wss_a": v["accessed_a"].to_numpy() * v["cover_a"].to_numpy() * nbytes,
-            "wss_b": v["accessed_b"].to_numpy() * v["cover_b"].to_numpy() * nbytes,
-            "bytes": nbytes,
-        }
-    )
-    return df.groupby(["t0_ns", "t1_ns"], as_index=False).sum()
+class _Cells:
+    """The cells grid: per (time bin, address bin) and side, area-weighted means,
+    accumulated from batches (:meth:`add`) as the sweep reads them, or by a pass of
+    its own (:meth:`fill`)."""
 
+    def __init__(self, ha, hb, pairs, granges, bin_bytes, edges, applied, acc_thres):
+        from .grid import _Raster
 
-def _wss_metrics(wss: pd.DataFrame) -> dict:
-    if len(wss) == 0:
-        return {}
-    a, b = wss["wss_a"].to_numpy(), wss["wss_b"].to_numpy()
-    err = b - a
-    mae = float(np.abs(err).mean())
-    return {
-        "bins": int(len(wss)),
-        "mean_a": float(a.mean()),
-        "mean_b": float(b.mean()),
-        "mae_bytes": mae,
-        "rmse_bytes": float(math.sqrt((err * err).mean())),
-        "max_abs_error_bytes": float(np.abs(err).max()),
-        "relative_error": _clean(mae / a.mean()) if a.mean() > 0 else None,
-        "pearson": _clean(wpearson(a, b)),
-    }
+        self.h = {"a": ha, "b": hb}
+        self.pairs, self.edges, self.acc_thres = pairs, edges, acc_thres
+        self.off = {"a": 0, "b": int(applied)}
+        self.bins = []
+        self.acc = []
+        for segs in granges:
+            bs, be = uniform_bins(segs, bin_bytes) if len(segs) else (
+                np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+            self.bins.append((bs, be))
+            self.acc.append({
+                tag: _Raster(edges, bs, be, h.snaps["t0"].to_numpy(np.int64) + self.off[tag],
+                             h.snaps["t1"].to_numpy(np.int64) + self.off[tag], 4)
+                for tag, h in self.h.items()})
+
+    def add(self, i: int, tag: str, bt) -> None:
+        if not len(self.bins[i][0]):
+            return
+        nr = bt.nr_accesses
+        known = np.isfinite(bt.age)
+        meas = self.h[tag].aggr_ns_measured
+        vals = [nr, (nr >= self.acc_thres).astype(float),
+                np.where(known, bt.age, 0.0) * meas, known.astype(float)]
+        snap = bt.row_snap
+        step = 400_000
+        for c0 in range(0, len(snap), step):
+            c1 = c0 + step
+            self.acc[i][tag].add(snap[c0:c1], bt.start[c0:c1], bt.end[c0:c1],
+                                 [v[c0:c1] for v in vals])
+
+    def fill(self) -> "_Cells":
+        for i, (ka, kb) in enumerate(self.pairs):
+            for tag, key in (("a", ka), ("b", kb)):
+                for bt in self.h[tag].iter_batches(key=key, time_ns=False):
+                    self.add(i, tag, bt)
+        return self
+
+    def frame(self) -> pd.DataFrame:
+        from .grid import cell_area
+
+        frames = []
+        edges = self.edges
+        for (ka, kb), (bs, be), acc in zip(self.pairs, self.bins, self.acc):
+            if len(bs) == 0:
+                continue
+            area = cell_area(edges, bs, be)
+            nt, nb = len(edges) - 1, len(bs)
+            ti = np.repeat(np.arange(nt), nb)
+            bj = np.tile(np.arange(nb), nt)
+            d = {
+                "target_a": np.full(nt * nb, ka),
+                "target_b": np.full(nt * nb, kb),
+                "t0_ns": edges[:-1][ti],
+                "t1_ns": edges[1:][ti],
+                "start": bs[bj],
+                "end": be[bj],
+            }
+            for tag in ("a", "b"):
+                (heat, accd, agesum, ageknown), cover = acc[tag].result()
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    heat = np.where(cover > 0, heat / cover, np.nan)
+                    accd = np.where(cover > 0, accd / cover, np.nan)
+                    # the mean age over the covered part whose age is known (at least half)
+                    age_mean = np.where(ageknown > 0.5 * cover, agesum / np.where(
+                        ageknown > 0, ageknown, 1), np.nan)
+                    frac = np.where(area > 0, cover / area, 0.0)
+                d[f"heat_{tag}"] = heat.ravel()
+                d[f"rate_{tag}"] = heat.ravel() / self.h[tag].max_nr_accesses
+                d[f"accessed_{tag}"] = accd.ravel()
+                d[f"age_{tag}_ns"] = age_mean.ravel()
+                d[f"cover_{tag}"] = frac.ravel()
+            frames.append(pd.DataFrame(d))
+        if not frames:
+            return pd.DataFrame()
+        cells = pd.concat(frames, ignore_index=True)
+        cells["valid"] = (cells["cover_a"] >= 0.5) & (cells["cover_b"] >= 0.5)
+        cells["diff_rate"] = cells["rate_b"] - cells["rate_a"]
+        cells["area"] = (cells["t1_ns"] - cells["t0_ns"]).to_numpy(float) * (
+            cells["end"].to_numpy() - cells["start"].to_numpy()
+        ).astype(float)
+        return cells

@@ -13,13 +13,12 @@ of all snapshots) when the run has one snapshot. A window is never longer than
 1.5 aggregation intervals, so a lost snapshot shows as a hole instead of
 stretching stale data over it.
 
-Rasterising. :func:`raster` integrates ``value × overlap bytes × overlap ns`` of
-every region over every cell of a grid of time bins × address bins in one
-vectorised pass (no per-region Python loop): region→address-bin pairs are
-generated with ``np.repeat``, reduced per (snapshot, bin), then spread over the
-time bins each snapshot window overlaps and summed with ``np.bincount``. The
-result is exact (area-weighted), so e.g. the mean of an accessed-indicator over
-a cell times its bytes is that cell's exact time-averaged working set.
+Rasterising. :func:`raster` (:func:`raster_stream` for a streamed history)
+integrates ``value × overlap bytes × overlap ns`` of every region over every cell
+of a grid of time bins × address bins, in one compiled pass over the regions that
+visits only the cells each region overlaps. The result is exact (area-weighted),
+so e.g. the mean of an accessed-indicator over a cell times its bytes is that
+cell's exact time-averaged working set.
 
 Address bins are any sorted, disjoint ``[start, end)`` intervals: equal-size
 bins over the address ranges that hold data (:func:`uniform_bins`), or the
@@ -29,17 +28,15 @@ ranges of a ground-truth file.
 from __future__ import annotations
 
 import dataclasses
-
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
+from numba import njit
 
-from ..errors import InputError, TraceFormatError
+from .history import _find_key, intervals_from_meta  # noqa: F401  (kept importable here)
 
 PAGE = 4096
 _REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
@@ -66,6 +63,7 @@ class History:
     aggr_us: float | None = None
     aggr_ns_est: float = 0.0  # the aggregation interval used for windows (ns)
     aggr_ns_measured: float = 0.0  # median spacing of consecutive snapshots (ns), else aggr_ns_est
+    source: Any = None  # the HistorySource it was read from (None when built by hand)
 
     @property
     def max_nr_accesses(self) -> float:
@@ -113,212 +111,22 @@ class History:
         return int(self.snaps["t1"].max())
 
 
-def _find_key(d: Any, names: tuple[str, ...], depth: int = 0):
-    """First value of any key in ``names`` found in a nested dict (breadth first)."""
-    if depth > 6 or not isinstance(d, dict):
-        return None
-    for n in names:
-        if n in d and isinstance(d[n], (int, float)) and not isinstance(d[n], bool):
-            return d[n]
-        if n in d and isinstance(d[n], str):
-            try:
-                return float(d[n])
-            except ValueError:
-                pass
-    for v in d.values():
-        if isinstance(v, dict):
-            r = _find_key(v, names, depth + 1)
-            if r is not None:
-                return r
-    return None
-
-
-def intervals_from_meta(meta: dict) -> tuple[float | None, float | None]:
-    """(sample_us, aggr_us) recorded in a source's metadata, if any."""
-    s = _find_key(meta, ("sample_us", "sample_interval_us"))
-    a = _find_key(meta, ("aggr_us", "aggr_interval_us"))
-    if s is not None and a is not None and s > 0 and a > 0:
-        return float(s), float(a)
-    return None, None
-
-
-def _read_source(src) -> tuple[pd.DataFrame, dict, str, str | None]:
-    """(frame, metadata, name, path) of any accepted source."""
-    if isinstance(src, History):
-        raise TypeError("already a History")
-    if isinstance(src, pd.DataFrame):
-        return src.copy(), dict(src.attrs.get("tracedamon", {})), "frame", None
-    if (
-        hasattr(src, "table")
-        and isinstance(getattr(src, "table"), pa.Table)
-        and isinstance(getattr(src, "metadata", None), dict)
-    ):
-        # a replay result (engine.replay.RegionHistory): its table and its metadata
-        return src.table.to_pandas(), {"replay": src.metadata}, "replay", None
-    if isinstance(src, (pa.Table, pa.RecordBatch)):
-        t = src if isinstance(src, pa.Table) else pa.Table.from_batches([src])
-        meta = {}
-        raw = (t.schema.metadata or {}).get(b"tracedamon")
-        if raw:
-            try:
-                meta = json.loads(raw)
-            except ValueError:
-                meta = {}
-        return t.to_pandas(), meta, "table", None
-    from ..ingest.writer import read_parquet_metadata
-    from ..trace import Trace, open_trace
-
-    tr = src if isinstance(src, Trace) else open_trace(src)
-    p = tr.path
-    if p.is_file():
-        f = p
-    else:
-        if not tr.has("regions"):
-            raise InputError(f"{p}: holds no regions table (replay it, or ingest a DAMON trace)")
-        f = tr.file("regions")
-    try:
-        table = tr.table(p.stem if p.is_file() else "regions")
-    except Exception as e:  # pyarrow errors on a corrupt file
-        raise TraceFormatError(f, f"not a readable Parquet table ({e})") from None
-    meta = dict(tr.meta)
-    try:
-        meta["parquet"] = read_parquet_metadata(f)
-    except Exception:
-        pass
-    return table.to_pandas(), meta, p.name, str(f)
-
-
 def load_history(
-    src, *, name: str | None = None, sample_us: float | None = None, aggr_us: float | None = None
+    src, *, name: str | None = None, sample_us: float | None = None, aggr_us: float | None = None,
+    fill_sparse: bool = True,
 ) -> History:
-    """Read a region history from a trace directory, a ``.parquet`` file, an Arrow
-    table or a DataFrame with the REGIONS columns, validate it and compute the
-    snapshot windows."""
+    """Read a whole region history into memory: a trace directory, a ``.parquet`` file,
+    a replay result, an Arrow table or a DataFrame with the REGIONS columns, validated,
+    with its snapshot windows. A sparse history is filled (``fill_sparse``, see
+    :mod:`tracedamon.export.history`). Analyses of large histories stream with
+    :func:`tracedamon.export.history.open_history` instead."""
     if isinstance(src, History):
         return src
-    df, meta, nm, path = _read_source(src)
-    where = path or nm
-    missing = [c for c in _REQUIRED if c not in df.columns]
-    if missing:
-        raise TraceFormatError(
-            where, f"not a region history: missing column(s) {', '.join(missing)}"
-        )
-    if len(df) == 0:
-        raise InputError(f"{where}: the region history is empty")
-    for c in ("start", "end", "nr_accesses", "snapshot", "time_ns"):
-        if df[c].isna().any():
-            bad = int(np.flatnonzero(df[c].isna().to_numpy())[0])
-            raise TraceFormatError(where, f"row {bad}: {c} is null")
-    out = pd.DataFrame(
-        {
-            "run": df["run"].to_numpy(np.int64) if "run" in df else np.zeros(len(df), np.int64),
-            "target": (
-                df["target"].to_numpy(np.int64) if "target" in df else np.zeros(len(df), np.int64)
-            ),
-            "snapshot": df["snapshot"].to_numpy(np.int64),
-            "time_ns": df["time_ns"].to_numpy(np.int64),
-            "start": df["start"].to_numpy(np.uint64),
-            "end": df["end"].to_numpy(np.uint64),
-            "nr_accesses": df["nr_accesses"].to_numpy(np.float64),
-            "age": (
-                pd.to_numeric(df["age"], errors="coerce").to_numpy(np.float64)
-                if "age" in df
-                else np.full(len(df), np.nan)
-            ),
-        }
-    )
-    pid = df["pid"] if "pid" in df else pd.Series([None] * len(df))
-    bad = np.flatnonzero(out["end"].to_numpy() <= out["start"].to_numpy())
-    if len(bad):
-        i = int(bad[0])
-        raise TraceFormatError(
-            where, f"row {i}: region end {out['end'].iat[i]} <= start {out['start'].iat[i]}"
-        )
-    if pid.notna().all():
-        out["pid"] = pid.to_numpy(np.int64)
-        out["key"] = out["pid"]
-    else:
-        out["pid"] = pd.array(pid, dtype="Int64") if len(pid) else pid
-        out["key"] = out["target"]
-    out = out.sort_values(["key", "run", "snapshot", "start"], kind="stable").reset_index(drop=True)
-    s_us, a_us = intervals_from_meta(meta)
-    if sample_us:
-        s_us = float(sample_us)
-    if aggr_us:
-        a_us = float(aggr_us)
-    snaps, aggr_ns, measured = _windows(out, a_us)
-    # dense snapshot index of each row
-    ks = out[["key", "run", "snapshot"]].to_numpy()
-    change = np.ones(len(out), bool)
-    change[1:] = (ks[1:] != ks[:-1]).any(axis=1)
-    out["snap"] = np.cumsum(change) - 1
-    _check_sorted_disjoint(out, where)
-    h = History(
-        out,
-        snaps,
-        name or nm,
-        meta,
-        s_us if (s_us and a_us) else None,
-        a_us if (s_us and a_us) else None,
-        aggr_ns,
-        measured,
-    )
-    return h
+    from .history import HistorySource, open_history
 
-
-def _check_sorted_disjoint(df: pd.DataFrame, where: str) -> None:
-    snap = df["snap"].to_numpy()
-    st = df["start"].to_numpy()
-    en = df["end"].to_numpy()
-    same = snap[1:] == snap[:-1]
-    bad = np.flatnonzero(same & (st[1:] < en[:-1]))
-    if len(bad):
-        i = int(bad[0]) + 1
-        raise TraceFormatError(
-            where,
-            f"regions overlap within snapshot {int(df['snapshot'].iat[i])} "
-            f"(region {int(st[i])}-{int(en[i])} starts before "
-            f"{int(en[i - 1])})",
-        )
-
-
-def _windows(df: pd.DataFrame, aggr_us: float | None) -> tuple[pd.DataFrame, float, float]:
-    g = (
-        df.groupby(["key", "run", "snapshot"], sort=True)
-        .agg(target=("target", "first"), t1=("time_ns", "min"))
-        .reset_index()
-    )
-    t1 = g["t1"].to_numpy(np.int64)
-    grp = g[["key", "run"]].to_numpy()
-    first = np.ones(len(g), bool)
-    first[1:] = (grp[1:] != grp[:-1]).any(axis=1)
-    prev = np.empty(len(g), np.int64)
-    prev[1:] = t1[:-1]
-    gaps = (t1 - prev)[~first]
-    gaps = gaps[gaps > 0]
-    if aggr_us:
-        aggr_ns = float(aggr_us) * 1000.0
-    elif len(gaps):
-        aggr_ns = float(np.median(gaps))
-    else:
-        aggr_ns = 1.0
-    # the first snapshot of a run gets the run's mean snapshot spacing (damo's estimate:
-    # (last end - first end) / (n - 1), the start truncated to whole ns), or one
-    # aggregation interval when the run has a single snapshot
-    gid = np.cumsum(first) - 1
-    n_in = np.bincount(gid)
-    t_first = t1[first]
-    t_last = np.maximum.reduceat(t1, np.flatnonzero(first))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_gap = np.where(n_in > 1, (t_last - t_first) / np.maximum(n_in - 1, 1), np.nan)
-    first_len = np.where(np.isfinite(mean_gap) & (mean_gap > 0), np.ceil(mean_gap), round(aggr_ns))
-    cap = 1.5 * max(aggr_ns, float(np.nanmax(mean_gap)) if np.isfinite(mean_gap).any() else 0.0)
-    t0 = np.where(first, t1 - first_len[gid].astype(np.int64), prev)
-    t0 = np.maximum(t0, t1 - int(math.ceil(cap)))
-    t0 = np.minimum(t0, t1 - 1)
-    g["t0"] = t0
-    measured = float(np.median(gaps)) if len(gaps) else aggr_ns
-    return g[["key", "run", "target", "snapshot", "t0", "t1"]], aggr_ns, measured
+    hs = src if isinstance(src, HistorySource) else open_history(
+        src, name=name, sample_us=sample_us, aggr_us=aggr_us)
+    return hs.to_history(fill_sparse=fill_sparse)
 
 
 # ----------------------------------------------------------------------------------
@@ -505,70 +313,125 @@ def raster(
     if isinstance(values, np.ndarray) and values.ndim == 1:
         values = [values]
     values = [np.asarray(v, dtype=np.float64) for v in values]
-    t_edges = np.asarray(t_edges, dtype=np.int64)
-    bs = np.asarray(bin_start, dtype=np.uint64)
-    be = np.asarray(bin_end, dtype=np.uint64)
-    nt, nb = len(t_edges) - 1, len(bs)
-    sums = [np.zeros(nt * nb) for _ in values]
-    cover = np.zeros(nt * nb)
-    if nt <= 0 or nb == 0 or len(h.df) == 0:
-        return [s.reshape(nt, nb) for s in sums], cover.reshape(max(nt, 0), nb)
-
-    # time pairs of every snapshot window
-    T0 = h.snaps["t0"].to_numpy(np.int64)
-    T1 = h.snaps["t1"].to_numpy(np.int64)
-    i0 = np.maximum(np.searchsorted(t_edges, T0, side="right") - 1, 0)
-    i1 = np.minimum(np.searchsorted(t_edges, T1, side="left"), nt)
-    tcnt = np.maximum(i1 - i0, 0)
-
+    acc = _Raster(t_edges, bin_start, bin_end, h.snaps["t0"].to_numpy(np.int64),
+                  h.snaps["t1"].to_numpy(np.int64), len(values))
     snap_all = h.df["snap"].to_numpy(np.int64)
     st_all = h.df["start"].to_numpy(np.uint64)
     en_all = h.df["end"].to_numpy(np.uint64)
-    # keep only rows whose snapshot touches the time range
     n = len(snap_all)
     for c0 in range(0, n, chunk_rows):
         c1 = min(n, c0 + chunk_rows)
-        snap = snap_all[c0:c1]
-        keep = tcnt[snap] > 0
-        if not keep.any():
+        acc.add(snap_all[c0:c1], st_all[c0:c1], en_all[c0:c1], [v[c0:c1] for v in values])
+    return acc.result()
+
+
+def raster_stream(
+    hs,
+    t_edges: np.ndarray,
+    bin_start: np.ndarray,
+    bin_end: np.ndarray,
+    values,
+    n_values: int,
+    *,
+    key=None,
+    offset_ns: int = 0,
+    fill_sparse: bool = True,
+    chunk_rows: int = 400_000,
+    age: bool = True,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """:func:`raster` over a :class:`tracedamon.export.history.HistorySource`, one batch
+    of snapshots at a time: ``values(batch)`` returns ``n_values`` float arrays aligned
+    with the batch's rows; ``key`` restricts to one address space (default: all,
+    summed); ``offset_ns`` is added to every snapshot window; ``age=False`` leaves the
+    age column unread."""
+    off = int(offset_ns)
+    acc = _Raster(t_edges, bin_start, bin_end, hs.snaps["t0"].to_numpy(np.int64) + off,
+                  hs.snaps["t1"].to_numpy(np.int64) + off, n_values)
+    for b in hs.iter_batches(key=key, fill_sparse=fill_sparse, age=age, time_ns=False):
+        vals = [np.asarray(v, np.float64) for v in values(b)]
+        snap = b.row_snap
+        for c0 in range(0, len(snap), chunk_rows):
+            c1 = min(len(snap), c0 + chunk_rows)
+            acc.add(snap[c0:c1], b.start[c0:c1], b.end[c0:c1], [v[c0:c1] for v in vals])
+    return acc.result()
+
+
+class _Raster:
+    """Accumulates Σ value × overlap bytes × overlap ns per cell (see :func:`raster`)."""
+
+    def __init__(self, t_edges, bin_start, bin_end, T0, T1, nvalues):
+        self.t_edges = np.asarray(t_edges, dtype=np.int64)
+        self.bs = np.asarray(bin_start, dtype=np.uint64)
+        self.be = np.asarray(bin_end, dtype=np.uint64)
+        self.nt, self.nb = len(self.t_edges) - 1, len(self.bs)
+        self.T0, self.T1 = np.asarray(T0, np.int64), np.asarray(T1, np.int64)
+        self.sums = None if nvalues is None else [np.zeros(max(self.nt, 0) * self.nb)
+                                                  for _ in range(nvalues)]
+        self.cover = np.zeros(max(self.nt, 0) * self.nb)
+        if self.nt > 0:
+            # time bins of every snapshot window
+            self.i0 = np.maximum(np.searchsorted(self.t_edges, self.T0, side="right") - 1, 0)
+            i1 = np.minimum(np.searchsorted(self.t_edges, self.T1, side="left"), self.nt)
+            self.tcnt = np.maximum(i1 - self.i0, 0)
+
+    def result(self):
+        nt, nb = max(self.nt, 0), self.nb
+        sums = self.sums or []
+        return [s.reshape(nt, nb) for s in sums], self.cover.reshape(nt, nb)
+
+    def add(self, snap, st, en, vals):
+        if self.sums is None:
+            self.sums = [np.zeros(max(self.nt, 0) * self.nb) for _ in vals]
+        if self.nt <= 0 or self.nb == 0 or len(snap) == 0:
+            return
+        v = (np.stack([np.asarray(x, np.float64) for x in vals]) if len(vals)
+             else np.zeros((0, len(snap))))
+        sums = np.zeros((len(vals), self.nt * self.nb))
+        _raster_rows(np.asarray(snap, np.int64), np.asarray(st, np.uint64),
+                     np.asarray(en, np.uint64), v, self.T0, self.T1, self.t_edges,
+                     self.bs, self.be, sums, self.cover)
+        for k in range(len(vals)):
+            self.sums[k] += sums[k]
+
+
+@njit(cache=True)
+def _raster_rows(snap, st, en, vals, T0, T1, t_edges, bs, be, sums, cover):
+    """Σ value × overlap bytes × overlap ns of each row over the cells it overlaps."""
+    nt = len(t_edges) - 1
+    nb = len(bs)
+    nv = vals.shape[0]
+    for r in range(len(snap)):
+        s = snap[r]
+        a = T0[s]
+        b = T1[s]
+        i0 = np.searchsorted(t_edges, a, side="right") - 1
+        if i0 < 0:
+            i0 = 0
+        i1 = np.searchsorted(t_edges, b, side="left")
+        if i1 > nt:
+            i1 = nt
+        if i1 <= i0:
             continue
-        st, en, snap = st_all[c0:c1][keep], en_all[c0:c1][keep], snap[keep]
-        vals = [v[c0:c1][keep] for v in values]
-        # address pairs
-        j0 = np.searchsorted(be, st, side="right")
-        j1 = np.searchsorted(bs, en, side="left")
-        cnt = np.maximum(j1 - j0, 0)
-        P = int(cnt.sum())
-        if P == 0:
-            continue
-        row = np.repeat(np.arange(len(st)), cnt)
-        j = j0[row] + (np.arange(P) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-        ov = (np.minimum(en[row], be[j]) - np.maximum(st[row], bs[j])).astype(np.float64)
-        s_p = snap[row]
-        key = s_p * nb + j
-        # reduce per (snapshot, bin): keys are non-decreasing (rows sorted)
-        brk = np.flatnonzero(np.diff(key)) + 1
-        starts = np.concatenate([[0], brk])
-        ukey = key[starts]
-        uov = np.add.reduceat(ov, starts)
-        uval = [np.add.reduceat(v[row] * ov, starts) for v in vals]
-        us = ukey // nb
-        uj = ukey % nb
-        # spread over time bins
-        tc = tcnt[us]
-        Q = int(tc.sum())
-        e = np.repeat(np.arange(len(ukey)), tc)
-        ti = i0[us][e] + (np.arange(Q) - np.repeat(np.cumsum(tc) - tc, tc))
-        s_e = us[e]
-        ot = (np.minimum(T1[s_e], t_edges[ti + 1]) - np.maximum(T0[s_e], t_edges[ti])).astype(
-            np.float64
-        )
-        ot = np.maximum(ot, 0.0)
-        flat = ti * nb + uj[e]
-        cover += np.bincount(flat, weights=uov[e] * ot, minlength=nt * nb)
-        for k, uv in enumerate(uval):
-            sums[k] += np.bincount(flat, weights=uv[e] * ot, minlength=nt * nb)
-    return [s.reshape(nt, nb) for s in sums], cover.reshape(nt, nb)
+        lo = st[r]
+        hi = en[r]
+        j0 = np.searchsorted(be, lo, side="right")
+        j1 = np.searchsorted(bs, hi, side="left")
+        for j in range(j0, j1):
+            x0 = lo if lo > bs[j] else bs[j]
+            x1 = hi if hi < be[j] else be[j]
+            if x1 <= x0:
+                continue
+            ob = float(x1 - x0)
+            for i in range(i0, i1):
+                u0 = a if a > t_edges[i] else t_edges[i]
+                u1 = b if b < t_edges[i + 1] else t_edges[i + 1]
+                if u1 <= u0:
+                    continue
+                w = ob * float(u1 - u0)
+                c = i * nb + j
+                cover[c] += w
+                for k in range(nv):
+                    sums[k, c] += vals[k, r] * w
 
 
 def cell_area(t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.ndarray) -> np.ndarray:

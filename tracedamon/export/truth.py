@@ -5,8 +5,13 @@
 * :func:`score_areas` -- how a paddr region history (``regions`` table: a real
   DAMON trace or a replay) rated each labelled area: mean ``nr_accesses`` per
   byte and the fraction of bytes inside accessed regions, per snapshot.
-* :func:`attribute_regions` -- how many bytes of each paddr region belong to
-  which process, according to the pagemap snapshot nearest the region's time.
+* :func:`attribute_regions` (:func:`iter_attribution` in batches) -- how many bytes
+  of each paddr region belong to which process, according to the pagemap snapshot
+  nearest the region's time.
+
+Region histories are streamed (:mod:`tracedamon.export.history`); a sparse one
+(written with ``--accessed-only``) is read with its idle bytes put back as regions
+with nr_accesses 0, so every figure equals the dense history's.
 * :func:`areas_from_workload_log` -- areas from ``layout area=NAME start=0x.. end=0x..``
   lines (the format of the damon-paddr-run1 workload's log).
 
@@ -170,62 +175,87 @@ def ground_truth(pagemap, areas, *, snapshot: int | None = None, pid: int | None
 # scoring a paddr region history against ground truth
 
 
-def _region_arrays(regions) -> pd.DataFrame:
-    df = regions if isinstance(regions, pd.DataFrame) else regions.to_pandas()
-    for c in ("snapshot", "time_ns", "start", "end", "nr_accesses"):
-        if c not in df.columns:
-            raise InputError(f"regions table has no {c!r} column")
-    if "run" not in df.columns:
-        df = df.assign(run=0)
-    return df
+def _history(regions):
+    """A region history opened for streaming (a DataFrame or table is checked first for
+    the columns this module needs, with its old message)."""
+    from .history import HistorySource, open_history
+
+    if isinstance(regions, HistorySource):
+        return regions
+    _check_columns(regions)
+    return open_history(regions)
+
+
+def _check_columns(regions) -> None:
+    cols = (regions.columns if isinstance(regions, pd.DataFrame)
+            else regions.column_names if hasattr(regions, "column_names") else None)
+    if cols is not None:
+        for c in ("snapshot", "time_ns", "start", "end", "nr_accesses"):
+            if c not in cols:
+                raise InputError(f"regions table has no {c!r} column")
+
+
+def _empty_regions(regions) -> bool:
+    return ((isinstance(regions, pd.DataFrame) or hasattr(regions, "num_rows"))
+            and len(regions) == 0)
+
+
+SCORE_COLUMNS = ["run", "snapshot", "time_ns", "label", "bytes", "mean_nr_accesses",
+                 "accessed_fraction", "covered_fraction"]
 
 
 def score_areas(regions, truth: pd.DataFrame) -> pd.DataFrame:
     """Per region snapshot and truth label: how DAMON rated the label's frames.
+
+    ``regions``: any region history (a ``regions`` DataFrame or table, a trace
+    directory, a ``.parquet`` file), read a batch of snapshots at a time; a sparse one
+    is read with its idle bytes (nr_accesses 0) put back.
 
     Returns a DataFrame ``run, snapshot, time_ns, label, bytes, mean_nr_accesses,
     accessed_fraction, covered_fraction``: ``mean_nr_accesses`` is the byte-weighted
     mean of ``nr_accesses`` over all of the label's bytes (bytes outside every
     region count as 0), ``accessed_fraction`` the share of the label's bytes inside
     regions with ``nr_accesses > 0``, ``covered_fraction`` the share inside any region.
+    The regions of every target of a snapshot count together.
     """
-    df = _region_arrays(regions)
     truth = _areas_frame(truth)
-    out = []
+    if _empty_regions(regions):
+        _check_columns(regions)
+        return pd.DataFrame(columns=SCORE_COLUMNS)
+    hs = _history(regions)
     cover = {}
     for label, g in truth.groupby("label", sort=True):
         _, s, e = merge_intervals(np.zeros(len(g), np.int64), g["start"].to_numpy(np.uint64),
                                   g["end"].to_numpy(np.uint64))
         cover[label] = _Coverage(s, e)
-    keys = df[["run", "snapshot"]].to_numpy()
-    rs = df["start"].to_numpy(np.uint64)
-    re_ = df["end"].to_numpy(np.uint64)
-    acc = df["nr_accesses"].to_numpy(np.float64)
-    tns = df["time_ns"].to_numpy(np.int64)
-    o = np.lexsort((rs, keys[:, 1], keys[:, 0]))
-    keys, rs, re_, acc, tns = keys[o], rs[o], re_[o], acc[o], tns[o]
-    if not keys.shape[0]:
-        return pd.DataFrame(columns=["run", "snapshot", "time_ns", "label", "bytes",
-                                     "mean_nr_accesses", "accessed_fraction",
-                                     "covered_fraction"])
-    change = np.ones(keys.shape[0], bool)
-    change[1:] = (keys[1:] != keys[:-1]).any(axis=1)
-    grp = np.cumsum(change) - 1
-    first = np.flatnonzero(change)
-    ng = first.size
+    N = hs.n_snapshots
+    sums = {lab: np.zeros((3, N)) for lab in cover}
+    tmax = np.full(N, np.iinfo(np.int64).min, np.int64)
+    for b in hs.iter_batches():
+        snap = b.row_snap
+        np.maximum.at(tmax, snap, b.time_ns)
+        acc = b.nr_accesses
+        for label, cov in cover.items():
+            w = cov.within(b.start, b.end).astype(np.float64)
+            sums[label][0] += np.bincount(snap, weights=w * acc, minlength=N)
+            sums[label][1] += np.bincount(snap, weights=np.where(acc > 0, w, 0.0), minlength=N)
+            sums[label][2] += np.bincount(snap, weights=w, minlength=N)
+    sn = hs.snaps
+    out = []
     for label, cov in cover.items():
         total = float(cov.cum[-1])
-        b = cov.within(rs, re_).astype(np.float64)
-        w = np.bincount(grp, weights=b * acc, minlength=ng)
-        a = np.bincount(grp, weights=np.where(acc > 0, b, 0.0), minlength=ng)
-        c = np.bincount(grp, weights=b, minlength=ng)
-        tmax = np.maximum.reduceat(tns, first)
+        f = pd.DataFrame({"run": sn["run"].to_numpy(), "snapshot": sn["snapshot"].to_numpy(),
+                          "time_ns": tmax, "w": sums[label][0], "a": sums[label][1],
+                          "c": sums[label][2]})
+        f = f.groupby(["run", "snapshot"], sort=True).agg(
+            time_ns=("time_ns", "max"), w=("w", "sum"), a=("a", "sum"), c=("c", "sum")
+        ).reset_index()
         out.append(pd.DataFrame({
-            "run": keys[first, 0], "snapshot": keys[first, 1], "time_ns": tmax,
-            "label": label, "bytes": int(total),
-            "mean_nr_accesses": w / total if total else np.nan,
-            "accessed_fraction": a / total if total else np.nan,
-            "covered_fraction": c / total if total else np.nan}))
+            "run": f["run"].to_numpy(), "snapshot": f["snapshot"].to_numpy(),
+            "time_ns": f["time_ns"].to_numpy(), "label": label, "bytes": int(total),
+            "mean_nr_accesses": f["w"] / total if total else np.nan,
+            "accessed_fraction": f["a"] / total if total else np.nan,
+            "covered_fraction": f["c"] / total if total else np.nan}))
     return pd.concat(out, ignore_index=True).sort_values(
         ["run", "snapshot", "label"], kind="stable").reset_index(drop=True)
 
@@ -233,31 +263,13 @@ def score_areas(regions, truth: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------
 # attribution of paddr regions to processes
 
+ATTRIBUTION_COLUMNS = ["run", "snapshot", "time_ns", "start", "end", "nr_accesses", "pid",
+                       "bytes", "pagemap_snapshot"]
 
-def attribute_regions(regions, pagemap, *, time_offset_ns: int = 0,
-                      include_unattributed: bool = False,
-                      page_size: int = PAGE_SIZE) -> pd.DataFrame:
-    """Bytes of each paddr region that belong to each process.
 
-    For every region (row of a ``regions`` table), the pagemap snapshot nearest
-    ``time_ns + time_offset_ns`` (ties to the earlier, as :class:`Translator`)
-    says which frames each captured process maps; the region's bytes in those
-    frames are counted per pid. A frame mapped by several processes counts for
-    each of them (and once per process, however many times it maps it), so the
-    pids' bytes of a region may add up to more than the region's size when memory
-    is shared. With ``include_unattributed``, a ``pid = -1`` row gives the bytes
-    no captured process maps.
-
-    Returns a DataFrame ``run, snapshot, time_ns, start, end, pid, bytes,
-    pagemap_snapshot`` with one row per (region, pid) with ``bytes > 0``.
-    """
-    df = _region_arrays(regions)
-    tr = pagemap if isinstance(pagemap, Translator) else Translator.from_tables(
-        pagemap, page_size=page_size)
-    ps = np.uint64(tr.page_size)
-    cols = ["run", "snapshot", "time_ns", "start", "end", "pid", "bytes", "pagemap_snapshot"]
-    if not len(df) or not tr.snapshots.size:
-        return pd.DataFrame({c: pd.Series([], dtype="int64") for c in cols})
+def _attribute_frame(df: pd.DataFrame, tr, time_offset_ns: int, include_unattributed: bool,
+                     ps: np.uint64) -> pd.DataFrame:
+    """:func:`attribute_regions` of one frame of regions."""
     rs = df["start"].to_numpy(np.uint64)
     re_ = df["end"].to_numpy(np.uint64)
     psnap = tr.snapshot_at(df["time_ns"].to_numpy(np.int64) + np.int64(time_offset_ns))
@@ -278,12 +290,13 @@ def attribute_regions(regions, pagemap, *, time_offset_ns: int = 0,
             nz = b > 0
             parts.append((sel[nz], np.full(nz.sum(), -1, np.int32), b[nz], int(s)))
     if not parts:
-        return pd.DataFrame({c: pd.Series([], dtype="int64") for c in cols})
+        return pd.DataFrame({c: pd.Series([], dtype="int64") for c in ATTRIBUTION_COLUMNS})
     idx = np.concatenate([p[0] for p in parts])
     out = pd.DataFrame({
         "run": df["run"].to_numpy()[idx], "snapshot": df["snapshot"].to_numpy()[idx],
         "time_ns": df["time_ns"].to_numpy()[idx],
         "start": rs[idx], "end": re_[idx],
+        "nr_accesses": df["nr_accesses"].to_numpy()[idx],
         "pid": np.concatenate([p[1] for p in parts]),
         "bytes": np.concatenate([p[2] for p in parts]).astype(np.uint64),
         "pagemap_snapshot": np.concatenate([np.full(p[0].size, p[3], np.int64) for p in parts]),
@@ -292,10 +305,136 @@ def attribute_regions(regions, pagemap, *, time_offset_ns: int = 0,
         drop=True)
 
 
+def iter_attribution(regions, pagemap, *, time_offset_ns: int = 0,
+                     include_unattributed: bool = False,
+                     page_size: int = PAGE_SIZE):
+    """:func:`attribute_regions` a batch of snapshots at a time (bounded memory): yields
+    DataFrames of the same columns."""
+    tr = pagemap if isinstance(pagemap, Translator) else Translator.from_tables(
+        pagemap, page_size=page_size)
+    if not tr.snapshots.size:
+        return
+    hs = _history(regions)
+    ps = np.uint64(tr.page_size)
+    for b in hs.iter_batches():
+        snap = b.row_snap
+        df = pd.DataFrame({"run": hs.snaps["run"].to_numpy()[snap],
+                           "snapshot": hs.snaps["snapshot"].to_numpy()[snap],
+                           "time_ns": b.time_ns, "start": b.start, "end": b.end,
+                           "nr_accesses": b.nr_accesses.astype(np.int64)})
+        yield _attribute_frame(df, tr, time_offset_ns, include_unattributed, ps)
+
+
+def attribute_regions(regions, pagemap, *, time_offset_ns: int = 0,
+                      include_unattributed: bool = False,
+                      page_size: int = PAGE_SIZE) -> pd.DataFrame:
+    """Bytes of each paddr region that belong to each process.
+
+    For every region (row of a ``regions`` table, or of any region history; a sparse
+    one read with its idle bytes as nr_accesses 0 regions), the pagemap snapshot
+    nearest ``time_ns + time_offset_ns`` (ties to the earlier, as :class:`Translator`)
+    says which frames each captured process maps; the region's bytes in those frames
+    are counted per pid. A frame mapped by several processes counts for each of them
+    (and once per process, however many times it maps it), so the pids' bytes of a
+    region may add up to more than the region's size when memory is shared. With
+    ``include_unattributed``, a ``pid = -1`` row gives the bytes no captured process
+    maps.
+
+    Returns a DataFrame ``run, snapshot, time_ns, start, end, nr_accesses, pid, bytes,
+    pagemap_snapshot`` with one row per (region, pid) with ``bytes > 0``.
+    """
+    empty = pd.DataFrame({c: pd.Series([], dtype="int64") for c in ATTRIBUTION_COLUMNS})
+    if _empty_regions(regions):
+        _check_columns(regions)
+        return empty
+    parts = list(iter_attribution(regions, pagemap, time_offset_ns=time_offset_ns,
+                                  include_unattributed=include_unattributed,
+                                  page_size=page_size))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty
+    return pd.concat(parts, ignore_index=True).sort_values(
+        ["run", "snapshot", "start", "pid"], kind="stable").reset_index(drop=True)
+
+
+def write_attribution(regions, pagemap, dest: str | os.PathLike | None, *,
+                      time_offset_ns: int = 0, metadata: dict | None = None,
+                      force: bool = False) -> dict:
+    """Attribute a region history's bytes to processes (:func:`iter_attribution`), a
+    batch of snapshots at a time, writing the rows to the Parquet file ``dest``
+    (atomically; None: nothing written) and summing per pid. Returns ``{"snapshots":
+    n, "rows": n, "per_pid": {pid: (bytes, bytes in regions with accesses)}}`` (sums
+    over all snapshots)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..atomic import ATTRIBUTION, atomic_path
+    from ..ingest.writer import parquet_metadata
+
+    hs = _history(regions)
+    per: dict[int, list] = {}
+    rows = 0
+
+    def consume(writer):
+        nonlocal rows
+        schema = None
+        for f in iter_attribution(hs, pagemap, time_offset_ns=time_offset_ns):
+            if not len(f):
+                continue
+            rows += len(f)
+            b = f["bytes"].to_numpy(np.float64)
+            acc = f["nr_accesses"].to_numpy() > 0
+            for pid, tot, a in zip(*_per_pid(f["pid"].to_numpy(), b, acc)):
+                cur = per.setdefault(int(pid), [0.0, 0.0])
+                cur[0] += tot
+                cur[1] += a
+            if writer is not None:
+                t = pa.Table.from_pandas(f, preserve_index=False)
+                if schema is None:
+                    schema = t.schema.with_metadata(parquet_metadata(metadata))
+                    writer.open(schema)
+                writer.write(t.cast(schema))
+        if writer is not None and schema is None:
+            empty = pd.DataFrame({c: pd.Series([], dtype="int64") for c in ATTRIBUTION_COLUMNS})
+            t = pa.Table.from_pandas(empty, preserve_index=False)
+            writer.open(t.schema.with_metadata(parquet_metadata(metadata)))
+
+    class _Writer:
+        def __init__(self, path):
+            self.path, self.w = path, None
+
+        def open(self, schema):
+            self.w = pq.ParquetWriter(self.path, schema, compression="zstd")
+
+        def write(self, t):
+            self.w.write_table(t)
+
+        def close(self):
+            if self.w is not None:
+                self.w.close()
+
+    if dest is None:
+        consume(None)
+    else:
+        with atomic_path(dest, kind=ATTRIBUTION, force=force) as tmp:
+            w = _Writer(tmp)
+            try:
+                consume(w)
+            finally:
+                w.close()
+    return {"snapshots": hs.n_snapshots, "rows": rows,
+            "per_pid": {k: tuple(v) for k, v in sorted(per.items())}}
+
+
+def _per_pid(pid: np.ndarray, b: np.ndarray, acc: np.ndarray):
+    u, inv = np.unique(pid, return_inverse=True)
+    return (u, np.bincount(inv, weights=b, minlength=len(u)),
+            np.bincount(inv, weights=np.where(acc, b, 0.0), minlength=len(u)))
+
+
 def write_truth_csv(truth: pd.DataFrame, path: str | os.PathLike, *,
                     force: bool = False) -> str:
     """Write ground-truth ranges as CSV (``start,end,label``, hex addresses), atomically.
-    ``force=True`` replaces an existing file only if it is such a CSV and nothing else.
 
     This is the file ``tracedamon compare --truth`` reads.
     """
@@ -309,5 +448,5 @@ def write_truth_csv(truth: pd.DataFrame, path: str | os.PathLike, *,
     return dest
 
 
-__all__ = ["ground_truth", "score_areas", "attribute_regions", "areas_from_workload_log",
-           "write_truth_csv"]
+__all__ = ["ground_truth", "score_areas", "attribute_regions", "iter_attribution",
+           "write_attribution", "areas_from_workload_log", "write_truth_csv"]
