@@ -92,7 +92,10 @@ def heatmap_cmd(
     tb = time_bins or (400 if png else 40)
     ab = addr_bins or (400 if png else 80)
     if diff is not None:
-        hm = hm_mod.diff_heatmap(src, diff, offset_ns=offset)
+        hm = hm_mod.diff_heatmap(
+            src, diff, offset_ns=offset, time_bins=tb, addr_bins=ab, collapse=collapse,
+            ranges=_ranges(range_),
+        )
     elif damo:
         rng = _ranges(range_)
         hm = hm_mod.damo_heatmap(
@@ -139,7 +142,9 @@ def heatmap_cmd(
 @report_app.command(
     "wss",
     help="Working-set size (bytes of regions with nr_accesses >= --acc-thres) per snapshot: mean "
-    "and percentiles (damo's definition; unlike damo no snapshot is skipped unless --exclude).\n\n"
+    "and percentiles (damo's definition; unlike damo no snapshot is skipped unless --exclude), "
+    "and how much of it comes from regions of 2 MiB and 1 GiB or more (a region counts whole "
+    "once it counts as accessed).\n\n"
     "Example:  tracedamon report wss replay.parquet --png wss.png",
 )
 def wss_cmd(
@@ -152,7 +157,7 @@ def wss_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     from ..export.grid import fmt_bytes
-    from ..export.wss import wss_png, wss_report
+    from ..export.wss import format_large, wss_png, wss_report
 
     rep = wss_report(
         src,
@@ -174,6 +179,8 @@ def wss_cmd(
     )
     for p, v in rep["percentiles"].items():
         typer.echo(f"{p:>6g} {v:>16.0f}  {fmt_bytes(v)}")
+    typer.echo(f"# {format_large(rep)}")
+    typer.echo(f"# {rep['region_rule']}")
     if png is not None:
         typer.echo(f"wrote {png}")
 

@@ -2,17 +2,32 @@
 difference between two region histories.
 
 Every heatmap is a :class:`Heatmap`: a matrix (rows = time bins, columns =
-address bins) plus its bin edges. The address axis shows only the ranges that
-hold data — gaps between them are collapsed, and in a sparse space (a paddr
-trace over many GiB where little is ever accessed) the long never-accessed
-stretches are collapsed too (``grid.guide_ranges``) — so the picture is never an
-empty frame with a thin line of data in it. Collapsed gaps are drawn as white
-separators and the address of each shown range is written on the axis.
+address bins) plus its bin edges. The address axis shows only what matters:
+
+* gaps no region covers are collapsed (white separators mark them, and the
+  address of each shown range is written on the axis);
+* by default (``collapse="auto"``) the axis is chosen from where the accesses
+  are (:class:`AccessEvidence`): the regions where each access was last seen
+  before it ended, not the huge regions DAMON starts with and splits until it
+  has found the accessed pages; long idle stretches between them are collapsed
+  too (``grid.guide_ranges``); a brief access seen only in a region far larger
+  than everything else is left off (and said so in the notes);
+* every shown range gets at least :data:`MIN_RANGE_SHARE` of the rows, at a
+  finer bin size of its own if need be (:func:`view_bins`).
 
 Values: for region histories the area-weighted mean ``nr_accesses`` of each cell
 (``value="rate"`` divides by aggr/sample; ``"hz"`` divides by the aggregation
 interval in seconds, damo's unit); for samples the number of samples per cell;
 for a difference the rate of b minus the rate of a (see ``compare``).
+
+Colours (:meth:`Heatmap.rgba`, the same scale for the PNG and the digit rows):
+"never accessed" (exactly 0) is black and any access at all is coloured, on a
+square-root scale up to the largest value the history can hold (aggr/sample
+for nr_accesses), so one access in twenty intervals is plainly visible; cells
+no region covers are grey. Differences use a symmetric blue-white-red scale
+whose limit is at least :data:`DIFF_FLOOR` (a tenth of the maximum access rate:
+DAMON itself treats regions within that of each other as alike), so two
+histories that agree are drawn white, not as saturated noise.
 PNGs are drawn with matplotlib's Agg backend (no gnuplot).
 """
 
@@ -31,10 +46,10 @@ from ..errors import ConfigError, InputError
 from .grid import (
     PAGE,
     History,
-    heat_ranges,
     address_unit,
     auto_bin_bytes,
     coverage,
+    fmt_bytes,
     guide_ranges,
     load_history,
     mean_grid,
@@ -43,6 +58,14 @@ from .grid import (
     time_edges,
     uniform_bins,
 )
+
+#: colour of "never accessed" (value exactly 0), of "not monitored" (NaN)
+NEVER_COLOUR = "#000000"
+NO_DATA_COLOUR = "#d0d0d0"
+#: positive values start this far into the colour map, clear of "never"
+_LOW = 0.3
+#: smallest colour limit of a difference heatmap, in access rate (nr_accesses / max)
+DIFF_FLOOR = 0.1
 
 
 @dataclass
@@ -56,6 +79,12 @@ class Heatmap:
     unit: str  # what a value means
     source: str = ""
     notes: list = field(default_factory=list)
+    #: the top of the colour scale: the largest value the source can hold (aggr/sample
+    #: for nr_accesses), else the largest value present; for a difference, the limit
+    #: of the symmetric scale
+    scale_max: float | None = None
+    #: what the addresses are (virtual, physical) for the axis label
+    space: str = "address"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -98,34 +127,98 @@ class Heatmap:
         meta = {"table": "heatmap", "kind": self.kind, "unit": self.unit, "source": self.source}
         return write_table_atomic(t, path, metadata=meta)
 
+    # ------------------------------------------------------------------ colours
+    @property
+    def limit(self) -> float:
+        """The value drawn in the brightest colour (both ends of a difference scale)."""
+        fin = self.matrix[np.isfinite(self.matrix)]
+        if self.kind == "diff":
+            top = float(np.abs(fin).max()) if len(fin) else 0.0
+            return max(top, float(self.scale_max or 0.0), DIFF_FLOOR)
+        top = float(fin.max()) if len(fin) else 0.0
+        if self.scale_max and self.scale_max > 0:
+            return float(self.scale_max)
+        return top if top > 0 else 1.0
+
+    def level(self, values) -> np.ndarray:
+        """Position of values on the colour scale: NaN (no data) stays NaN; for a
+        difference -1..1 (linear, 0 = agreement); otherwise -1 for "never" (<= 0)
+        and (0, 1] for any access, on a square-root scale."""
+        v = np.asarray(values, dtype=np.float64)
+        lim = self.limit
+        with np.errstate(invalid="ignore"):
+            if self.kind == "diff":
+                return np.clip(v / lim, -1.0, 1.0)
+            return np.where(v > 0, np.sqrt(np.clip(v / lim, 0.0, 1.0)), np.where(np.isnan(v), np.nan, -1.0))
+
+    def _cmap(self):
+        import matplotlib
+        from matplotlib.colors import ListedColormap
+
+        if self.kind == "diff":
+            cmap = matplotlib.colormaps["RdBu_r"].copy()
+        else:
+            base = matplotlib.colormaps["inferno"]
+            cmap = ListedColormap(base(np.linspace(_LOW, 1.0, 256)), name="inferno_accessed")
+            cmap = cmap.with_extremes(under=NEVER_COLOUR)
+        return cmap.with_extremes(bad=NO_DATA_COLOUR)
+
+    def rgba(self, values=None) -> np.ndarray:
+        """The colours the PNG draws for ``values`` (default: the whole matrix), as
+        RGBA floats in [0, 1]."""
+        from matplotlib.colors import Normalize
+
+        lev = self.level(self.matrix if values is None else values)
+        cmap = self._cmap()
+        if self.kind == "diff":
+            norm = Normalize(-1.0, 1.0)
+        else:
+            norm = Normalize(0.0, 1.0)
+        return cmap(norm(np.ma.masked_invalid(lev)))
+
     def ascii(self, rows: int = 40, cols: int = 80) -> str:
-        """Digit rows 0-9 (damo's stdout style): one line per time slot, oldest first."""
+        """Digit rows, one line per time slot, oldest first (damo's stdout style),
+        on the colour scale of the PNG: ``0`` never accessed, ``1``-``9`` any access
+        (square-root scale up to :attr:`limit`), blank no data. A difference: ``0``
+        agreement (within a ninth of the limit), ``A``-``D`` b higher, ``a``-``d`` a
+        higher (``D``/``d`` at least 7/9 of the limit)."""
         m = _downsample(self.matrix, rows, cols)
-        finite = m[np.isfinite(m)]
-        lines = []
-        if len(finite) == 0:
+        if not np.isfinite(m).any():
             return "(no data)"
-        lo, hi = float(finite.min()), float(finite.max())
-        span = hi - lo
-        for row in m:
+        lev = self.level(m)
+        lines = []
+        for row in lev:
             s = []
             for v in row:
                 if not np.isfinite(v):
                     s.append(" ")
+                elif self.kind == "diff":
+                    k = int(min(4, math.floor(abs(v) * 4.5 + 0.5)))
+                    s.append("0" if k == 0 else ("ABCD" if v > 0 else "abcd")[k - 1])
                 else:
-                    lvl = 0 if span <= 0 else int(min(9, math.floor((v - lo) / span * 10)))
-                    s.append(str(lvl))
+                    s.append("0" if v < 0 else str(1 + int(min(8, math.floor(v * 9)))))
             lines.append("".join(s))
         lines.append(
-            f"# x-axis: space, {len(self.segments)} range(s): "
+            f"# {self.space} axis (columns): {len(self.segments)} range(s): "
             + ", ".join(f"[{int(a):#x}, {int(b):#x})" for a, b in self.segments[:6])
             + (" ..." if len(self.segments) > 6 else "")
         )
         lines.append(
-            f"# y-axis: time [{int(self.t_edges[0])}, {int(self.t_edges[-1])}) ns "
+            f"# time axis (rows): [{int(self.t_edges[0])}, {int(self.t_edges[-1])}) ns "
             f"({(int(self.t_edges[-1]) - int(self.t_edges[0])) / 1e9:.3f} s)"
         )
-        lines.append(f"# values: {self.unit}, levels 0-9 from {lo:.4g} to {hi:.4g}")
+        if self.kind == "diff":
+            lines.append(
+                f"# values: {self.unit}; 0: within ±{self.limit / 9:.3g}, A-D: b higher, "
+                f"a-d: a higher, D/d: ≥ {self.limit * 7 / 9:.3g}"
+            )
+        else:
+            lines.append(
+                f"# values: {self.unit}; 0: never accessed, 1-9: accessed, square-root scale "
+                f"up to {self.limit:.4g} (1: above 0, 9: ≥ {self.limit * (8 / 9) ** 2:.3g})"
+            )
+        for n in self.notes:
+            lines.append(f"# {n}")
         return "\n".join(lines)
 
     def to_png(
@@ -164,7 +257,218 @@ def _pick_key(h: History, target):
     return counts.idxmax()
 
 
-def _segments(held: np.ndarray, active, collapse: str, ranges) -> np.ndarray:
+# ----------------------------------------------------------------------------------
+# the default view: where the accesses are
+# ----------------------------------------------------------------------------------
+#: a region narrowed by more than this factor by later, finer regions is not evidence
+#: itself; a one-off access seen only in regions this many times larger than all finer
+#: evidence is left off the default address axis (it would squash the rest)
+COARSE_RATIO = 16
+#: every shown address range gets at least this share of the rows
+MIN_RANGE_SHARE = 0.02
+
+
+class AccessEvidence:
+    """Where a region history says the accesses are, from its snapshots read last
+    to first.
+
+    DAMON starts from a few huge regions and splits them until it finds the
+    accessed pages: an access first shows as "one of these terabytes was
+    accessed", and the accessed region shrinks over the next aggregations. A
+    region's bytes are evidence of access only as far as DAMON could not localise
+    it further. So, going backwards, with ``F_{s+1}`` the finest evidence of the
+    next snapshot, each accessed region ``r`` of snapshot ``s`` is
+
+    * *ended* when ``F_{s+1}`` has nothing inside ``r`` (the access ended there, or
+      moved away): ``r`` is evidence, and part of ``F_s``;
+    * *context* when every piece of ``F_{s+1}`` inside ``r`` is at least
+      ``1 /`` :data:`COARSE_RATIO` of ``r`` (DAMON narrowed it only a little): ``r`` is
+      evidence, but ``F_s`` keeps only those finer pieces, so context never grows
+      by more than that factor around what the regions finally localised;
+    * *refined* otherwise: a coarse first guess, which the later, finer regions
+      speak for; it contributes ``F_{s+1} ∩ r`` to ``F_s`` and nothing itself.
+
+    The evidence of the whole history is the union of the ended and context
+    regions, except regions of a size class more than :data:`COARSE_RATIO` times
+    larger than all finer evidence that were accessed in one aggregation only (no
+    accessed region overlaps them in the snapshots before and after): one sample
+    somewhere in 47 GiB once says little about where the workload is and would
+    squash it to a pixel. Those are counted and reported (:meth:`ranges`).
+
+    Feed one address space's snapshots newest first (:meth:`feed`); memory: the
+    next snapshot's finest evidence and one merged union per size class.
+    """
+
+    def __init__(self):
+        self._fine = np.zeros((0, 2), np.uint64)  # F_{s+1}
+        self._held = None  # the snapshot waiting for its predecessor (one-off test)
+        self._cls: dict = {}  # size class -> [one-off ranges, other ranges]
+
+    def feed(self, start: np.ndarray, end: np.ndarray, nr: np.ndarray) -> None:
+        """One snapshot (the one before the last one fed): its regions, sorted and
+        disjoint, and their nr_accesses."""
+        m = np.asarray(nr) > 0
+        st = np.asarray(start, dtype=np.uint64)[m]
+        en = np.asarray(end, dtype=np.uint64)[m]
+        if self._held is not None:
+            self._settle(*self._held, st, en)
+        self._held = self._resolve(st, en)
+
+    def _resolve(self, st, en):
+        """F_s from the accessed regions of s and F_{s+1}; returns the regions kept as
+        evidence, which :meth:`_settle` records once the snapshot before s is known."""
+        fine = self._fine
+        smallest = _smallest_piece_within(fine, st, en)
+        size = (en - st).astype(np.float64)
+        ended = ~np.isfinite(smallest)
+        keep = ended | (size <= COARSE_RATIO * smallest)
+        carried = _intersect_sorted(fine, np.stack([st[~ended], en[~ended]], axis=1))
+        both = np.concatenate([np.stack([st[ended], en[ended]], axis=1), carried])
+        self._fine = merge_intervals(both[:, 0], both[:, 1])
+        return st[keep], en[keep], ended[keep]
+
+    def _settle(self, wst, wen, ended, pst, pen) -> None:
+        """Record the evidence regions of a snapshot; one-offs are those whose access
+        ended there and that no accessed region of the snapshot before overlaps
+        (``pst``/``pen``, empty for the first snapshot)."""
+        if len(wst) == 0:
+            return
+        lo = np.searchsorted(pen, wst, side="right")
+        hi = np.searchsorted(pst, wen, side="left")
+        once = ended & (hi <= lo)
+        size = (wen - wst).astype(np.float64)
+        cls = np.floor(np.log2(size)).astype(np.int64)
+        for c in np.unique(cls):
+            sel = cls == c
+            slot = self._cls.setdefault(int(c), [np.zeros((0, 2), np.uint64)] * 2)
+            for k, want in ((0, once), (1, ~once)):
+                w = sel & want
+                if w.any():
+                    cur = slot[k]
+                    slot[k] = merge_intervals(
+                        np.concatenate([cur[:, 0], wst[w]]), np.concatenate([cur[:, 1], wen[w]])
+                    )
+
+    def finish(self) -> None:
+        if self._held is not None:
+            empty = np.zeros(0, np.uint64)
+            self._settle(*self._held, empty, empty)
+            self._held = None
+
+    def ranges(self) -> tuple[np.ndarray, dict]:
+        """(evidence ranges, what was left out: bytes, smallest region size)."""
+        self.finish()
+        kept = np.zeros((0, 2), np.uint64)
+        left = {"bytes": 0, "min_region": None}
+        for c in sorted(self._cls):
+            once, other = self._cls[c]
+            fine = float((kept[:, 1] - kept[:, 0]).sum()) if len(kept) else 0.0
+            parts = [kept, other]
+            if fine == 0 or 2.0**c <= COARSE_RATIO * fine:
+                parts.append(once)
+            elif len(once):
+                shown = np.concatenate([kept, other])
+                out = _intersect_sorted(
+                    once, _complement(merge_intervals(shown[:, 0], shown[:, 1]))
+                )
+                nb = float((out[:, 1] - out[:, 0]).sum()) if len(out) else 0.0
+                if nb:
+                    left["bytes"] += nb
+                    if left["min_region"] is None:
+                        left["min_region"] = 2**c
+            allp = np.concatenate(parts)
+            kept = merge_intervals(allp[:, 0], allp[:, 1])
+        return kept, left
+
+
+def _smallest_piece_within(iv: np.ndarray, st: np.ndarray, en: np.ndarray) -> np.ndarray:
+    """For each [st, en): the smallest piece of the sorted disjoint intervals ``iv``
+    clipped to it, in bytes (inf when none lies in it)."""
+    out = np.full(len(st), np.inf)
+    if len(iv) == 0 or len(st) == 0:
+        return out
+    j0 = np.searchsorted(iv[:, 1], st, side="right")
+    j1 = np.searchsorted(iv[:, 0], en, side="left")
+    cnt = np.maximum(j1 - j0, 0)
+    if cnt.sum() == 0:
+        return out
+    row = np.repeat(np.arange(len(st)), cnt)
+    k = j0[row] + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    piece = (np.minimum(iv[k, 1], en[row]) - np.maximum(iv[k, 0], st[row])).astype(np.float64)
+    np.minimum.at(out, row, piece)
+    return out
+
+
+def _intersect_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection of two lists of sorted disjoint intervals, vectorised."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((0, 2), np.uint64)
+    pts = np.concatenate([a[:, 0], a[:, 1], b[:, 0], b[:, 1]]).astype(np.uint64)
+    d = np.concatenate(
+        [np.ones(len(a)), -np.ones(len(a)), np.ones(len(b)), -np.ones(len(b))]
+    ).astype(np.int64)
+    o = np.lexsort((d, pts))  # at equal addresses, ends before starts
+    pts, d = pts[o], d[o]
+    depth = np.cumsum(d)
+    i = np.flatnonzero(depth == 2)
+    out = np.stack([pts[i], pts[i + 1]], axis=1)
+    return out[out[:, 1] > out[:, 0]]
+
+
+def _complement(iv: np.ndarray) -> np.ndarray:
+    """[0, 2^64) minus sorted disjoint intervals."""
+    top = np.uint64(0xFFFFFFFFFFFFFFFF)
+    if len(iv) == 0:
+        return np.array([[0, top]], dtype=np.uint64)
+    s = np.concatenate([[np.uint64(0)], iv[:, 1]])
+    e = np.concatenate([iv[:, 0], [top]])
+    out = np.stack([s, e], axis=1).astype(np.uint64)
+    return out[out[:, 1] > out[:, 0]]
+
+
+def access_evidence(h: History) -> tuple[np.ndarray, dict]:
+    """:class:`AccessEvidence` of one address space's history."""
+    ev = AccessEvidence()
+    df = h.df
+    snap = df["snap"].to_numpy()
+    st = df["start"].to_numpy(np.uint64)
+    en = df["end"].to_numpy(np.uint64)
+    nr = df["nr_accesses"].to_numpy()
+    bounds = np.flatnonzero(np.diff(snap)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(df)]])
+    for a, b in zip(starts[::-1], ends[::-1]):
+        ev.feed(st[a:b], en[a:b], nr[a:b])
+    return ev.ranges()
+
+
+def view_bins(
+    segments: np.ndarray, max_bins: int, unit: int = PAGE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Address bins over the shown ranges: one bin size for all (the smallest
+    ``unit × 2^k`` that fits ``max_bins``), except that a range that would get fewer
+    than :data:`MIN_RANGE_SHARE` of the bins is drawn with smaller bins of its own, so
+    every shown range stays visible however small it is beside the others."""
+    segments = np.asarray(segments, dtype=np.uint64).reshape(-1, 2)
+    lens = (segments[:, 1] - segments[:, 0]).astype(np.float64)
+    total = int(lens.sum())
+    bb = auto_bin_bytes(total, max_bins, unit)
+    # the floor is given up where the ranges are too many for it to fit
+    floor = min(max(2, int(MIN_RANGE_SHARE * max_bins)), max_bins // (2 * max(len(segments), 1)))
+    out_s, out_e = [], []
+    for (a, b), ln in zip(segments, lens):
+        size = bb
+        while size > unit and ln / size < floor:
+            size //= 2
+        s, e = uniform_bins(np.array([[a, b]], dtype=np.uint64), size)
+        out_s.append(s)
+        out_e.append(e)
+    if not out_s:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    return np.concatenate(out_s), np.concatenate(out_e)
+
+
+def _segments(held: np.ndarray, evidence, collapse: str, ranges) -> np.ndarray:
     if ranges:
         segs = merge_intervals([int(a) for a, _ in ranges], [int(b) for _, b in ranges])
         from .grid import intersect_intervals
@@ -178,8 +482,20 @@ def _segments(held: np.ndarray, active, collapse: str, ranges) -> np.ndarray:
     if collapse == "gaps":
         return held
     if collapse == "auto":
-        return guide_ranges(held, active)
+        return guide_ranges(held, evidence)
     raise ConfigError(f"collapse must be auto, gaps or none, not {collapse!r}")
+
+
+def _space(h: History) -> str:
+    """"virtual address" or "physical address" when the history's metadata says
+    which ops set made it, else "address"."""
+    ops = None
+    for m in (h.meta, h.meta.get("parquet")):
+        rep = m.get("replay") if isinstance(m, dict) else None
+        if isinstance(rep, dict) and isinstance(rep.get("ops"), str):
+            ops = rep["ops"]
+    return {"vaddr": "virtual address", "fvaddr": "virtual address",
+            "paddr": "physical address"}.get(ops, "address")
 
 
 def region_heatmap(
@@ -200,33 +516,45 @@ def region_heatmap(
     key = _pick_key(h, target)
     hk = h.for_key(key)
     held = coverage(hk)
-    segs = _segments(held, heat_ranges(hk), collapse, ranges)
-    total = int((segs[:, 1] - segs[:, 0]).sum())
+    notes = []
+    evidence = None
+    if collapse == "auto" and not ranges:
+        evidence, left = access_evidence(hk)
+        if left["bytes"]:
+            notes.append(
+                f"left off the address axis: {fmt_bytes(left['bytes'])} seen accessed only "
+                f"briefly, in regions of {fmt_bytes(left['min_region'])} or more "
+                "(--collapse gaps draws them)"
+            )
+    segs = _segments(held, evidence, collapse, ranges)
     unit = address_unit(hk)
-    bs, be = uniform_bins(segs, auto_bin_bytes(total, addr_bins, unit))
+    bs, be = view_bins(segs, addr_bins, unit)
     t0, t1 = time_range if time_range else (hk.t_start, hk.t_end)
     edges = time_edges(t0, t1, max(1.0, (t1 - t0) / time_bins))
     edges[-1] = t1
     nr = hk.df["nr_accesses"].to_numpy()
     (mean,), _ = mean_grid(hk, edges, bs, be, [nr])
+    top = h.max_nr_accesses
     if value == "rate":
-        mean = mean / h.max_nr_accesses
-        unit_s = "access rate (nr_accesses / max)"
+        mean = mean / top
+        top = 1.0
+        unit_s = "access rate (nr_accesses / max), cell mean"
     elif value == "hz":
         if not h.aggr_us:
             raise ConfigError(
                 f"{h.name}: the aggregation interval is unknown; use value nr_accesses"
             )
         mean = mean / (h.aggr_us / 1e6)
-        unit_s = "accesses per second (Hz)"
+        top = top / (h.aggr_us / 1e6)
+        unit_s = "accesses per second (Hz), cell mean"
     elif value == "nr_accesses":
-        unit_s = "mean nr_accesses"
+        unit_s = "nr_accesses, cell mean"
     else:
         raise ConfigError(f"value must be nr_accesses, rate or hz, not {value!r}")
-    notes = []
     if len(h.keys) > 1:
         notes.append(f"target {key} of {len(h.keys)}")
-    return Heatmap(mean, edges, bs, be, segs, "regions", unit_s, h.name, notes)
+    hm = Heatmap(mean, edges, bs, be, segs, "regions", unit_s, h.name, notes, top, _space(h))
+    return hm
 
 
 def sample_heatmap(
@@ -285,40 +613,64 @@ def sample_heatmap(
     return Heatmap(m, edges, bs, be, segs, "samples", "samples per cell", str(tr.path), notes)
 
 
-def diff_heatmap(a, b, **compare_opts) -> Heatmap:
-    """Rate of ``b`` minus rate of ``a`` on the common grid of :func:`compare`
-    (NaN where one side does not cover the cell)."""
-    from .compare import compare
-
-    res = compare(a, b, **compare_opts)
-    c = res.cells
-    first = c["target_a"].iloc[0]
-    c = c[c["target_a"] == first]
-    t0 = np.unique(c["t0_ns"].to_numpy())
-    t1 = np.unique(c["t1_ns"].to_numpy())
-    edges = np.concatenate([t0, t1[-1:]]).astype(np.int64)
-    bins = c[["start", "end"]].drop_duplicates().sort_values("start")
-    bs = bins["start"].to_numpy(np.uint64)
-    be = bins["end"].to_numpy(np.uint64)
-    nt, nb = len(t0), len(bs)
-    ti = np.searchsorted(t0, c["t0_ns"].to_numpy())
-    bj = np.searchsorted(bs, c["start"].to_numpy(np.uint64))
-    m = np.full((nt, nb), np.nan)
-    v = np.where(c["valid"].to_numpy(), c["diff_rate"].to_numpy(), np.nan)
-    m[ti, bj] = v
-    rng = res.metrics["grid"]["ranges"][0]["ranges"]
-    segs = np.array(rng, dtype=np.uint64).reshape(-1, 2)
+def diff_heatmap(
+    a,
+    b,
+    *,
+    offset_ns: int = 0,
+    time_bins: int = 400,
+    addr_bins: int = 400,
+    target_a=None,
+    target_b=None,
+    ranges: Sequence[tuple[int, int]] | None = None,
+    collapse: str = "auto",
+) -> Heatmap:
+    """Access rate (nr_accesses / max) of ``b`` minus that of ``a``, per cell (NaN where
+    one side does not cover the cell). ``offset_ns`` is added to ``b``'s times. The
+    address axis is chosen from where either side saw accesses (as for
+    :func:`region_heatmap`), over what either side covers."""
+    if time_bins < 1 or addr_bins < 1:
+        raise ConfigError("heatmap resolution must be at least 1 × 1")
+    ha, hb = load_history(a), load_history(b)
+    hb = hb.shifted(int(offset_ns))
+    A = ha.for_key(_pick_key(ha, target_a))
+    B = hb.for_key(_pick_key(hb, target_b))
+    ca, cb = coverage(A), coverage(B)
+    held = merge_intervals(np.concatenate([ca[:, 0], cb[:, 0]]), np.concatenate([ca[:, 1], cb[:, 1]]))
+    evidence = None
+    if collapse == "auto" and not ranges:
+        ea, _ = access_evidence(A)
+        eb, _ = access_evidence(B)
+        evidence = merge_intervals(
+            np.concatenate([ea[:, 0], eb[:, 0]]), np.concatenate([ea[:, 1], eb[:, 1]])
+        )
+    segs = _segments(held, evidence, collapse, ranges)
+    bs, be = view_bins(segs, addr_bins, min(address_unit(A), address_unit(B)))
+    t0, t1 = min(A.t_start, B.t_start), max(A.t_end, B.t_end)
+    edges = time_edges(t0, t1, max(1.0, (t1 - t0) / time_bins))
+    edges[-1] = t1
+    (ma,), _ = mean_grid(A, edges, bs, be, [A.df["nr_accesses"].to_numpy()])
+    (mb,), _ = mean_grid(B, edges, bs, be, [B.df["nr_accesses"].to_numpy()])
+    d = mb / hb.max_nr_accesses - ma / ha.max_nr_accesses
     hm = Heatmap(
-        m,
+        d,
         edges,
         bs,
         be,
         segs,
         "diff",
-        "rate difference (b - a)",
-        f"{res.metrics['b']['source']} - {res.metrics['a']['source']}",
+        "access rate difference (b - a), rate = nr_accesses / max",
+        f"{hb.name} - {ha.name}",
+        space=_space(ha),
     )
-    hm.notes.append(f"heat spearman {res.metrics['heat']['spearman']}")
+    both = np.isfinite(d)
+    if both.any():
+        w = np.broadcast_to((be - bs).astype(np.float64)[None, :], d.shape)[both]
+        hm.notes.append(
+            f"byte-weighted mean |b - a| where both cover: {np.average(np.abs(d[both]), weights=w):.3g}"
+        )
+    else:
+        hm.notes.append("the two histories cover no common cell")
     return hm
 
 
@@ -331,6 +683,14 @@ def render_png(
     title: str | None = None,
 ) -> Path:
     """Draw a heatmap into a PNG of ``width`` × ``height`` pixels, atomically."""
+    return _save_fig(heatmap_figure(hm, width=width, height=height, title=title), path, DPI)
+
+
+DPI = 100
+
+
+def new_figure(width: int, height: int, **kw):
+    """A matplotlib figure of ``width`` × ``height`` pixels on the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -338,27 +698,25 @@ def render_png(
 
     if width < 100 or height < 100:
         raise ConfigError("the PNG must be at least 100 × 100 pixels")
-    dpi = 100
-    fig, ax = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
-    m = hm.matrix
-    nt, nb = m.shape
+    return plt.subplots(figsize=(width / DPI, height / DPI), dpi=DPI, **kw)
+
+
+def heatmap_figure(hm: Heatmap, *, width: int = 1000, height: int = 700, title: str | None = None):
+    """The matplotlib figure :func:`render_png` saves (axes labelled with units, a
+    colour bar, the notes at the bottom)."""
+    from matplotlib.colors import Normalize
+
+    fig, ax = new_figure(width, height)
+    nt, nb = hm.matrix.shape
     t = (hm.t_edges - hm.t_edges[0]) / 1e9
-    if hm.kind == "diff":
-        lim = float(np.nanmax(np.abs(m))) if np.isfinite(m).any() else 1.0
-        lim = lim if lim > 0 else 1.0
-        cmap = matplotlib.colormaps["RdBu_r"].copy()
-        vmin, vmax = -lim, lim
-    else:
-        cmap = matplotlib.colormaps["inferno"].copy()
-        vmin = vmax = None
-    cmap = cmap.with_extremes(bad="#dddddd")
+    lev = hm.level(hm.matrix)
+    norm = Normalize(-1.0, 1.0) if hm.kind == "diff" else Normalize(0.0, 1.0)
     im = ax.imshow(
-        np.ma.masked_invalid(m.T),
+        np.ma.masked_invalid(lev.T),
         origin="lower",
         aspect="auto",
-        cmap=cmap,
-        vmin=vmin,
-        vmax=vmax,
+        cmap=hm._cmap(),
+        norm=norm,
         interpolation="nearest",
         extent=(float(t[0]), float(t[-1]), 0, nb),
     )
@@ -368,19 +726,55 @@ def render_png(
     for k, j in enumerate(seg_first):
         if k > 0:
             ax.axhline(j, color="white", lw=1.5)
-    ticks = set(int(j) for j in seg_first[:: max(1, len(seg_first) // 8)])
-    if len(ticks) < 8:
-        ticks |= set(int(j) for j in np.linspace(0, nb - 1, 9 - len(ticks)).round())
-    ticks = sorted(ticks)
-    keep = [t for i, t in enumerate(ticks) if i == 0 or t - ticks[i - 1] >= max(1, nb // 30)]
+    first = [int(j) for j in seg_first[:: max(1, len(seg_first) // 8)]]
+    even = [int(j) for j in np.linspace(0, max(nb - 1, 0), 9).round()]
+    keep = []
+    for t in sorted(set(first)) + [t for t in even if t not in first]:
+        if all(abs(t - k) >= max(1, nb // 30) for k in keep):
+            keep.append(t)
+    keep.sort()
     ax.set_yticks(keep)
     ax.set_yticklabels([f"{int(hm.bin_start[j]):#x}" for j in keep], fontsize=7)
-    ax.set_xlabel("time (s from start)")
-    ax.set_ylabel("address (collapsed gaps marked)" if len(hm.segments) > 1 else "address")
-    ax.set_title(title or f"{hm.kind}: {hm.source}", fontsize=9)
-    fig.colorbar(im, ax=ax, label=hm.unit)
-    fig.tight_layout()
-    return _save_fig(fig, path, dpi)
+    ax.set_xlabel("time (s from the start of the history)")
+    shown = int((hm.segments[:, 1] - hm.segments[:, 0]).sum()) if len(hm.segments) else 0
+    sizes = np.unique((hm.bin_end - hm.bin_start)[:-1] if nb > 1 else hm.bin_end - hm.bin_start)
+    rows = fmt_bytes(int(sizes.max())) if len(sizes) else "-"
+    ylabel = f"{hm.space} ({fmt_bytes(shown)} shown, {rows} per row"
+    if len(hm.segments) > 1:
+        ylabel += f"; {len(hm.segments)} ranges, gaps between them left out"
+    ax.set_ylabel(ylabel + ")", fontsize=8)
+    what = {"regions": "access heat", "samples": "samples", "diff": "difference"}[hm.kind]
+    ax.set_title(title or f"{what}: {hm.source}", fontsize=9)
+    if hm.notes:
+        fig.text(0.01, 0.005, "; ".join(hm.notes), fontsize=7, va="bottom")
+    if hm.kind == "diff":
+        cb = fig.colorbar(im, ax=ax)
+        lim = hm.limit
+        ticks = np.array([-1, -0.5, 0, 0.5, 1.0])
+        cb.set_ticks(ticks)
+        cb.set_ticklabels([f"{v * lim:+.2g}" if v else "0" for v in ticks])
+        cb.set_label(f"{hm.unit} (limit ±{lim:.3g}; grey: not covered by both)", fontsize=8)
+    else:
+        cb = fig.colorbar(im, ax=ax, extend="min", extendfrac=0.04)
+        lim = hm.limit
+        vals = _nice_ticks(lim)
+        cb.set_ticks(np.sqrt(np.asarray(vals) / lim))
+        cb.set_ticklabels([f"{v:.3g}" for v in vals])
+        cb.set_label(
+            f"{hm.unit}: square-root scale; black: 0 (never), grey: not monitored", fontsize=8
+        )
+    fig.tight_layout(rect=(0, 0.02 if hm.notes else 0, 1, 1))
+    return fig
+
+
+def _nice_ticks(lim: float) -> list:
+    """A few round values in (0, lim], the top included."""
+    out = []
+    for f in (0.01, 0.05, 0.1, 0.25, 0.5):
+        v = float(f"{lim * f:.1g}")
+        if 0 < v < lim and (not out or v > out[-1] * 1.5):
+            out.append(v)
+    return out + [lim]
 
 
 def _save_fig(fig, path: str | os.PathLike, dpi: int) -> Path:
