@@ -119,10 +119,13 @@ def summary(src) -> dict:
     from .grid import coverage
     from .wss import wss_series
 
+    from .wss import SIZE_CLASSES, region_rule, size_class_column
+
     h = load_history(src)
     st = snapshot_stats(h)
     cov = [coverage(h.for_key(k)) for k in h.keys]
-    w = wss_series(h)["wss_bytes"].to_numpy()
+    ser = wss_series(h)
+    w = ser["wss_bytes"].to_numpy()
     age = h.df["age"].to_numpy()
     return {
         "source": h.name,
@@ -149,7 +152,19 @@ def summary(src) -> dict:
             ),
         },
         "age": {"max": (float(np.nanmax(age)) if np.isfinite(age).any() else None)},
-        "wss_bytes": {"mean": float(w.mean()), "max": float(w.max())},
+        "wss_bytes": {
+            "mean": float(w.mean()),
+            "max": float(w.max()),
+            "from_large_regions": [
+                {
+                    "min_region_bytes": c,
+                    "mean_bytes": float(ser[size_class_column(c)].mean()),
+                    "share": float(ser[size_class_column(c)].mean() / w.mean()) if w.mean() else 0.0,
+                }
+                for c in SIZE_CLASSES
+            ],
+        },
+        "region_rule": region_rule(h),
     }
 
 
@@ -176,9 +191,13 @@ def format_summary(s: dict) -> str:
     lines.append(
         f"nr_accesses   max {s['nr_accesses']['max']:.0f}, byte-weighted mean {s['nr_accesses']['mean_per_byte']:.3f}"
     )
+    from .wss import format_large
+
     lines.append(
         f"working set   mean {fmt_bytes(s['wss_bytes']['mean'])}, max {fmt_bytes(s['wss_bytes']['max'])}"
     )
+    lines.append(f"              {format_large(s['wss_bytes'])}")
+    lines.append(f"              ({s['region_rule']})")
     return "\n".join(lines)
 
 
@@ -208,28 +227,66 @@ def sample_summary(src) -> dict:
     }
 
 
-def access_png(
-    src, path, *, weights: Sequence[float] = DEFAULT_WEIGHTS, width: int = 1000, height: int = 450
+def access_figure(
+    src, *, weights: Sequence[float] = DEFAULT_WEIGHTS, width: int = 1000, height: int = 450
 ):
-    """Cumulative distributions of bytes over temperature and idle time, as PNG."""
-    import matplotlib
+    """Cumulative distributions of bytes over temperature and over idle time.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    from .heatmap import _save_fig
+    Temperatures span many orders of magnitude and both signs (age in µs × 100
+    for idle bytes, negated), so that axis is symmetric-logarithmic with plain
+    tick labels (no ×1e10 offset); idle time is in seconds, logarithmic above one
+    aggregation interval."""
+    from matplotlib.ticker import FuncFormatter
 
-    r = region_metrics(src, weights=weights)
-    dpi = 100
-    fig, axes = plt.subplots(1, 2, figsize=(width / dpi, height / dpi), dpi=dpi)
-    for ax, col, label, scale in (
-        (axes[0], "temperature", "temperature", 1.0),
-        (axes[1], "idle_us", "idle time (s)", 1e-6),
-    ):
+    from .heatmap import new_figure
+
+    h = load_history(src)
+    r = region_metrics(h, weights=weights)
+    fig, axes = new_figure(width, height, ncols=2)
+    w0, w1, w2 = (float(x) for x in weights)
+    nsnap = int(r["snap"].nunique())
+    aggr_s = h.aggr_us / 1e6
+    for ax, col, scale in ((axes[0], "temperature", 1.0), (axes[1], "idle_us", 1e-6)):
         o = np.argsort(r[col].to_numpy(), kind="stable")
         v = r[col].to_numpy()[o] * scale
         c = np.cumsum(r["size"].to_numpy()[o])
-        ax.step(v, 100.0 * c / c[-1], where="post")
-        ax.set_xlabel(label)
+        if len(v):
+            ax.step(np.concatenate([[v[0]], v]), np.concatenate([[0.0], 100.0 * c / c[-1]]),
+                    where="post")
         ax.set_ylabel("% of bytes at or below")
+        ax.set_ylim(0, 100)
+    lt = max(1.0, w1 * 1.0, w2 * h.aggr_us)
+    axes[0].set_xscale("symlog", linthresh=lt)
+    axes[0].xaxis.set_major_formatter(FuncFormatter(lambda x, _: _short_number(x)))
+    axes[0].set_xlabel(
+        f"temperature = size × {w0:g} + access rate % × {w1:g} + age µs × {w2:g}; "
+        "negated when idle"
+    )
+    axes[0].set_title(f"bytes by temperature ({nsnap} snapshots)", fontsize=9)
+    axes[1].set_xscale("symlog", linthresh=aggr_s)
+    axes[1].set_xlim(left=0)
+    axes[1].xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    axes[1].set_xlabel("idle time (s; 0 = accessed in that snapshot)")
+    axes[1].set_title(f"bytes by idle time ({nsnap} snapshots)", fontsize=9)
+    for ax in axes:
+        ax.xaxis.label.set_size(8)
     fig.tight_layout()
-    return _save_fig(fig, path, dpi)
+    return fig
+
+
+def _short_number(x: float) -> str:
+    """1.5k, -20M, 3G: an axis label without an offset."""
+    a = abs(x)
+    for suffix, f in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if a >= f:
+            return f"{x / f:g}{suffix}"
+    return f"{x:g}"
+
+
+def access_png(
+    src, path, *, weights: Sequence[float] = DEFAULT_WEIGHTS, width: int = 1000, height: int = 450
+):
+    """:func:`access_figure` as PNG, written atomically."""
+    from .heatmap import DPI, _save_fig
+
+    return _save_fig(access_figure(src, weights=weights, width=width, height=height), path, DPI)
