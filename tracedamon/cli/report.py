@@ -30,6 +30,20 @@ def _numbers(s: str, what: str):
         raise ConfigError(f"{what} must be comma-separated numbers, not {s!r}") from None
 
 
+def with_history_warnings(fn):
+    """Run a command with the region-history reader's warnings printed as one line each."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        from .warn import one_line_warnings
+
+        with one_line_warnings():
+            return fn(*args, **kwargs)
+
+    return run
+
+
 def _has_regions(src: Path) -> bool:
     from ..trace import open_trace
 
@@ -46,6 +60,7 @@ def _has_regions(src: Path) -> bool:
     "heatmap is printed as digit rows.\n\n"
     "Example:  tracedamon report heatmap damon.td --png heat.png",
 )
+@with_history_warnings
 def heatmap_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     png: Optional[Path] = typer.Option(None, "--png", help="write a PNG"),
@@ -147,6 +162,7 @@ def heatmap_cmd(
     "once it counts as accessed).\n\n"
     "Example:  tracedamon report wss replay.parquet --png wss.png",
 )
+@with_history_warnings
 def wss_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     acc_thres: int = typer.Option(1, "--acc-thres"),
@@ -191,6 +207,7 @@ def wss_cmd(
     "definitions), over all snapshots.\n\n"
     "Example:  tracedamon report access damon.td",
 )
+@with_history_warnings
 def access_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     weights: str = typer.Option(
@@ -232,6 +249,8 @@ def access_cmd(
             f"idle >= {k}: {fmt_bytes(v)}" for k, v in rep["mean_bytes_idle_at_least"].items()
         )
     )
+    if rep.get("idle_ages"):
+        typer.echo(f"note: {rep['idle_ages']}")
     if png is not None:
         typer.echo(f"wrote {png}")
 
@@ -242,6 +261,7 @@ def access_cmd(
     "span, intervals, targets, regions per snapshot, address ranges, heat, working set.\n\n"
     "Example:  tracedamon report summary replay.parquet",
 )
+@with_history_warnings
 def summary_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),

@@ -46,13 +46,10 @@ from ..errors import ConfigError, InputError
 from .grid import (
     PAGE,
     History,
-    address_unit,
     auto_bin_bytes,
-    coverage,
     fmt_bytes,
     guide_ranges,
     load_history,
-    mean_grid,
     merge_intervals,
     raster,
     time_edges,
@@ -247,14 +244,17 @@ def _downsample(m: np.ndarray, rows: int, cols: int) -> np.ndarray:
         return np.where(n > 0, s / n, np.nan)
 
 
-def _pick_key(h: History, target):
+def _pick_key(h, target):
+    """``target`` when the history (History or HistorySource) has it, else the address
+    space with the most rows."""
     keys = h.keys
     if target is not None:
         if target not in keys:
             raise InputError(f"{h.name}: no target {target} (targets: {keys[:10]})")
         return target
-    counts = h.df.groupby("key").size()
-    return counts.idxmax()
+    if isinstance(h, History):
+        return h.df.groupby("key").size().idxmax()
+    return h.snaps.groupby("key")["rows"].sum().idxmax()
 
 
 # ----------------------------------------------------------------------------------
@@ -426,20 +426,88 @@ def _complement(iv: np.ndarray) -> np.ndarray:
     return out[out[:, 1] > out[:, 0]]
 
 
-def access_evidence(h: History) -> tuple[np.ndarray, dict]:
-    """:class:`AccessEvidence` of one address space's history."""
-    ev = AccessEvidence()
-    df = h.df
-    snap = df["snap"].to_numpy()
-    st = df["start"].to_numpy(np.uint64)
-    en = df["end"].to_numpy(np.uint64)
-    nr = df["nr_accesses"].to_numpy()
-    bounds = np.flatnonzero(np.diff(snap)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(df)]])
-    for a, b in zip(starts[::-1], ends[::-1]):
-        ev.feed(st[a:b], en[a:b], nr[a:b])
-    return ev.ranges()
+def access_evidence(src, key=None) -> tuple[np.ndarray, dict]:
+    """:class:`AccessEvidence` of one address space of a history (``key``, else the only
+    or busiest one)."""
+    from .idle import open_source
+
+    hs = open_source(src)
+    return _scan(hs, _pick_key(hs, key), evidence=True).evidence
+
+
+@dataclass
+class _Scan:
+    held: np.ndarray  # the address ranges covered by any region
+    unit: int  # 4096 when every boundary is page aligned, else 1
+    evidence: tuple | None  # access_evidence's result
+
+
+def _scan(hs, key, *, evidence: bool) -> _Scan:
+    """One pass over one address space: what it covers, its address unit and (when
+    asked) where its accesses are. The accessed regions are kept per snapshot for the
+    backward pass of :class:`AccessEvidence` (16 bytes a region; a run of identical
+    snapshots is kept as its first and last)."""
+    held = np.zeros((0, 2), np.uint64)
+    unit = PAGE
+    page = np.uint64(PAGE)
+    snaps_acc: list = []  # (start, end) of each snapshot's accessed regions
+    same_run = False
+    for b in hs.iter_batches(key=key):
+        both = np.concatenate([held, np.stack([b.start, b.end], axis=1)])
+        held = merge_intervals(both[:, 0], both[:, 1])
+        if unit == PAGE and ((b.start % page).any() or (b.end % page).any()):
+            unit = 1
+        if not evidence:
+            continue
+        off = b.offsets
+        m = b.nr_accesses > 0
+        for k in range(b.n_snapshots):
+            sl = slice(int(off[k]), int(off[k + 1]))
+            mk = m[sl]
+            cur = (b.start[sl][mk], b.end[sl][mk])
+            if snaps_acc and _same(cur, snaps_acc[-1]):
+                if same_run:
+                    snaps_acc[-1] = cur
+                    continue
+                same_run = True
+            else:
+                same_run = False
+            snaps_acc.append(cur)
+    ev = None
+    if evidence:
+        acc = AccessEvidence()
+        for st, en in reversed(snaps_acc):
+            acc.feed(st, en, np.ones(len(st)))
+        ev = acc.ranges()
+    return _Scan(held, unit, ev)
+
+
+def _same(a, b) -> bool:
+    return len(a[0]) == len(b[0]) and bool((a[0] == b[0]).all() and (a[1] == b[1]).all())
+
+
+def _grid(hs, key, edges, bs, be, *, offset_ns: int = 0) -> np.ndarray:
+    """Area-weighted mean nr_accesses of one address space per cell (NaN where no
+    region covers the cell), streamed batch by batch through ``grid.raster``."""
+    from types import SimpleNamespace
+
+    nt, nb = len(edges) - 1, len(bs)
+    sums = np.zeros((nt, nb))
+    cover = np.zeros((nt, nb))
+    snaps = pd.DataFrame({"t0": hs.snaps["t0"].to_numpy(np.int64) + int(offset_ns),
+                          "t1": hs.snaps["t1"].to_numpy(np.int64) + int(offset_ns)})
+    for b in hs.iter_batches(key=key):
+        rows = pd.DataFrame({"snap": b.row_snap, "start": b.start, "end": b.end})
+        (s,), c = raster(SimpleNamespace(df=rows, snaps=snaps), edges, bs, be, [b.nr_accesses])
+        sums += s
+        cover += c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cover > 0, sums / cover, np.nan)
+
+
+def _key_span(hs, key) -> tuple[int, int]:
+    m = hs.snaps["key"].to_numpy() == key
+    return int(hs.snaps["t0"].to_numpy()[m].min()), int(hs.snaps["t1"].to_numpy()[m].max())
 
 
 def view_bins(
@@ -509,52 +577,53 @@ def region_heatmap(
     value: str = "nr_accesses",
     time_range: tuple[int, int] | None = None,
 ) -> Heatmap:
-    """Heatmap of a region history (one target: ``target``, else the one with most rows)."""
+    """Heatmap of a region history (one target: ``target``, else the one with most
+    rows). Streams the source twice (what it covers and where its accesses are, then
+    the cells); a sparse history draws exactly as its dense original."""
+    from .idle import open_source
+
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
-    h = load_history(src)
-    key = _pick_key(h, target)
-    hk = h.for_key(key)
-    held = coverage(hk)
+    if value not in ("nr_accesses", "rate", "hz"):
+        raise ConfigError(f"value must be nr_accesses, rate or hz, not {value!r}")
+    hs = open_source(src)
+    if value == "hz" and not hs.aggr_us:
+        raise ConfigError(f"{hs.name}: the aggregation interval is unknown; use value nr_accesses")
+    key = _pick_key(hs, target)
+    auto = collapse == "auto" and not ranges
+    sc = _scan(hs, key, evidence=auto)
     notes = []
     evidence = None
-    if collapse == "auto" and not ranges:
-        evidence, left = access_evidence(hk)
+    if auto:
+        evidence, left = sc.evidence
         if left["bytes"]:
             notes.append(
                 f"left off the address axis: {fmt_bytes(left['bytes'])} seen accessed only "
                 f"briefly, in regions of {fmt_bytes(left['min_region'])} or more "
                 "(--collapse gaps draws them)"
             )
-    segs = _segments(held, evidence, collapse, ranges)
-    unit = address_unit(hk)
-    bs, be = view_bins(segs, addr_bins, unit)
-    t0, t1 = time_range if time_range else (hk.t_start, hk.t_end)
+    segs = _segments(sc.held, evidence, collapse, ranges)
+    bs, be = view_bins(segs, addr_bins, sc.unit)
+    t0, t1 = time_range if time_range else _key_span(hs, key)
     edges = time_edges(t0, t1, max(1.0, (t1 - t0) / time_bins))
     edges[-1] = t1
-    nr = hk.df["nr_accesses"].to_numpy()
-    (mean,), _ = mean_grid(hk, edges, bs, be, [nr])
-    top = h.max_nr_accesses
+    mean = _grid(hs, key, edges, bs, be)
+    top = hs.max_nr_accesses
     if value == "rate":
         mean = mean / top
         top = 1.0
         unit_s = "access rate (nr_accesses / max), cell mean"
     elif value == "hz":
-        if not h.aggr_us:
-            raise ConfigError(
-                f"{h.name}: the aggregation interval is unknown; use value nr_accesses"
-            )
-        mean = mean / (h.aggr_us / 1e6)
-        top = top / (h.aggr_us / 1e6)
+        mean = mean / (hs.aggr_us / 1e6)
+        top = top / (hs.aggr_us / 1e6)
         unit_s = "accesses per second (Hz), cell mean"
-    elif value == "nr_accesses":
-        unit_s = "nr_accesses, cell mean"
     else:
-        raise ConfigError(f"value must be nr_accesses, rate or hz, not {value!r}")
-    if len(h.keys) > 1:
-        notes.append(f"target {key} of {len(h.keys)}")
-    hm = Heatmap(mean, edges, bs, be, segs, "regions", unit_s, h.name, notes, top, _space(h))
-    return hm
+        unit_s = "nr_accesses, cell mean"
+    if len(hs.keys) > 1:
+        notes.append(f"target {key} of {len(hs.keys)}")
+    if hs.sparse:
+        notes.append("sparse history: idle bytes drawn with nr_accesses 0")
+    return Heatmap(mean, edges, bs, be, segs, "regions", unit_s, hs.name, notes, top, _space(hs))
 
 
 def sample_heatmap(
@@ -628,29 +697,31 @@ def diff_heatmap(
     """Access rate (nr_accesses / max) of ``b`` minus that of ``a``, per cell (NaN where
     one side does not cover the cell). ``offset_ns`` is added to ``b``'s times. The
     address axis is chosen from where either side saw accesses (as for
-    :func:`region_heatmap`), over what either side covers."""
+    :func:`region_heatmap`), over what either side covers. Streams both sources."""
+    from .idle import open_source
+
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
-    ha, hb = load_history(a), load_history(b)
-    hb = hb.shifted(int(offset_ns))
-    A = ha.for_key(_pick_key(ha, target_a))
-    B = hb.for_key(_pick_key(hb, target_b))
-    ca, cb = coverage(A), coverage(B)
-    held = merge_intervals(np.concatenate([ca[:, 0], cb[:, 0]]), np.concatenate([ca[:, 1], cb[:, 1]]))
+    ha, hb = open_source(a), open_source(b)
+    ka, kb = _pick_key(ha, target_a), _pick_key(hb, target_b)
+    auto = collapse == "auto" and not ranges
+    sa, sb = _scan(ha, ka, evidence=auto), _scan(hb, kb, evidence=auto)
+    held = merge_intervals(np.concatenate([sa.held[:, 0], sb.held[:, 0]]),
+                           np.concatenate([sa.held[:, 1], sb.held[:, 1]]))
     evidence = None
-    if collapse == "auto" and not ranges:
-        ea, _ = access_evidence(A)
-        eb, _ = access_evidence(B)
+    if auto:
+        ea, eb = sa.evidence[0], sb.evidence[0]
         evidence = merge_intervals(
             np.concatenate([ea[:, 0], eb[:, 0]]), np.concatenate([ea[:, 1], eb[:, 1]])
         )
     segs = _segments(held, evidence, collapse, ranges)
-    bs, be = view_bins(segs, addr_bins, min(address_unit(A), address_unit(B)))
-    t0, t1 = min(A.t_start, B.t_start), max(A.t_end, B.t_end)
+    bs, be = view_bins(segs, addr_bins, min(sa.unit, sb.unit))
+    (a0, a1), (b0, b1) = _key_span(ha, ka), _key_span(hb, kb)
+    t0, t1 = min(a0, b0 + int(offset_ns)), max(a1, b1 + int(offset_ns))
     edges = time_edges(t0, t1, max(1.0, (t1 - t0) / time_bins))
     edges[-1] = t1
-    (ma,), _ = mean_grid(A, edges, bs, be, [A.df["nr_accesses"].to_numpy()])
-    (mb,), _ = mean_grid(B, edges, bs, be, [B.df["nr_accesses"].to_numpy()])
+    ma = _grid(ha, ka, edges, bs, be)
+    mb = _grid(hb, kb, edges, bs, be, offset_ns=offset_ns)
     d = mb / hb.max_nr_accesses - ma / ha.max_nr_accesses
     hm = Heatmap(
         d,
@@ -667,7 +738,8 @@ def diff_heatmap(
     if both.any():
         w = np.broadcast_to((be - bs).astype(np.float64)[None, :], d.shape)[both]
         hm.notes.append(
-            f"byte-weighted mean |b - a| where both cover: {np.average(np.abs(d[both]), weights=w):.3g}"
+            "byte-weighted mean |b - a| where both cover: "
+            f"{np.average(np.abs(d[both]), weights=w):.3g}"
         )
     else:
         hm.notes.append("the two histories cover no common cell")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .grid import History, fmt_bytes, load_history
+from .grid import fmt_bytes
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 #: region sizes from which a region's share of the working set is reported: a huge
@@ -45,8 +45,9 @@ def _label(n: int) -> str:
     return f"{n} B"
 
 
-def region_rule(h: History) -> str:
-    """One line: when the source's monitor counts a whole region as accessed."""
+def region_rule(h) -> str:
+    """One line: when the monitor of a source (a History or HistorySource) counts a
+    whole region as accessed."""
     access = None
     for m in (h.meta, h.meta.get("parquet") if isinstance(h.meta, dict) else None):
         rep = m.get("replay") if isinstance(m, dict) else None
@@ -67,27 +68,39 @@ def region_rule(h: History) -> str:
 def wss_series(
     src, *, acc_thres: float = 1, sz_thres: int = 1, per_target: bool = False
 ) -> pd.DataFrame:
-    """One row per snapshot: t0_ns and time_ns (start and end of its window), wss_bytes, the part
-    of it from regions of each of :data:`SIZE_CLASSES` or more
-    (:func:`size_class_column`), total_bytes, nr_regions (and key when ``per_target``)."""
-    h = load_history(src)
-    df = h.df
-    size = (df["end"].to_numpy() - df["start"].to_numpy()).astype(np.float64)
-    ws = np.where((df["nr_accesses"].to_numpy() >= acc_thres) & (size >= sz_thres), size, 0.0)
-    cols = {"snap": df["snap"].to_numpy(), "wss": ws, "size": size}
+    """One row per snapshot: t0_ns and time_ns (start and end of its window), wss_bytes,
+    the part of it from regions of each of :data:`SIZE_CLASSES` or more
+    (:func:`size_class_column`), total_bytes (bytes monitored), nr_regions (regions
+    recorded: a sparse history records only the accessed ones), and key when
+    ``per_target``. Streams the source snapshot by snapshot; a sparse source counts
+    exactly as its dense original (except nr_regions)."""
+    from .idle import open_source
+
+    hs = open_source(src)
+    n = hs.n_snapshots
+    acc = {"wss_bytes": np.zeros(n)}
     for c in SIZE_CLASSES:
-        cols[size_class_column(c)] = np.where(size >= c, ws, 0.0)
-    g = pd.DataFrame(cols)
-    named = {"wss_bytes": ("wss", "sum")}
-    named.update({size_class_column(c): (size_class_column(c), "sum") for c in SIZE_CLASSES})
-    named.update({"total_bytes": ("size", "sum"), "nr_regions": ("size", "size")})
-    agg = g.groupby("snap").agg(**named)
-    sn = h.snaps.join(agg, how="left")
-    sn["time_ns"] = sn["t1"]
+        acc[size_class_column(c)] = np.zeros(n)
+    acc["total_bytes"] = np.zeros(n)
+    nreg = np.zeros(n, np.int64)
+    for b in hs.iter_batches():
+        size = (b.end - b.start).astype(np.float64)
+        ws = np.where((b.nr_accesses >= acc_thres) & (size >= sz_thres), size, 0.0)
+        rs = b.row_snap
+        acc["wss_bytes"] += np.bincount(rs, ws, minlength=n)
+        for c in SIZE_CLASSES:
+            acc[size_class_column(c)] += np.bincount(rs, np.where(size >= c, ws, 0.0), minlength=n)
+        acc["total_bytes"] += np.bincount(rs, size, minlength=n)
+        nreg += np.bincount(rs[~b.filled], minlength=n)
+    sn = hs.snaps[["key", "run", "snapshot", "t0", "t1"]].copy()
     sn["t0_ns"] = sn["t0"]
-    values = list(named)
+    sn["time_ns"] = sn["t1"]
+    for k, v in acc.items():
+        sn[k] = v
+    sn["nr_regions"] = nreg
+    values = list(acc) + ["nr_regions"]
     if per_target:
-        return sn[["key", "run", "snapshot", "t0_ns", "time_ns"] + values]
+        return sn[["key", "run", "snapshot", "t0_ns", "time_ns"] + values].reset_index(drop=True)
     # collapse targets: the k-th snapshot of every target together (damo's rule)
     sn["idx"] = sn.groupby("key").cumcount()
     spec = {"t0_ns": ("t0_ns", "min"), "time_ns": ("time_ns", "min")}
@@ -120,12 +133,14 @@ def wss_report(
     from large regions (``from_large_regions``: one entry per size class, with the
     mean bytes and their share of the mean), the rule that makes a region count
     (``region_rule``), plus the series."""
+    from .idle import open_source
+
     if exclude < 0:
         raise ConfigError("exclude must be >= 0")
-    h = load_history(src)
-    s = wss_series(h, acc_thres=acc_thres, sz_thres=sz_thres)
+    hs = open_source(src)
+    s = wss_series(hs, acc_thres=acc_thres, sz_thres=sz_thres)
     s = s.iloc[exclude:]
-    rule = region_rule(h)
+    rule = region_rule(hs)
     if len(s) == 0:
         return {"snapshots": 0, "mean_bytes": None, "percentiles": {}, "from_large_regions": [],
                 "region_rule": rule, "series": s}
