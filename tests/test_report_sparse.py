@@ -89,6 +89,14 @@ def test_heatmap_of_sparse_equals_dense(pair):
     assert (z.matrix[np.isfinite(z.matrix)] == 0).all() and np.isfinite(z.matrix).all()
 
 
+def test_damo_compatible_heatmap_of_sparse_equals_dense(pair):
+    from tracedamon.export.heatmap import damo_heatmap
+
+    d, s = (damo_heatmap(f, time_bins=25, addr_bins=128) for f in pair)
+    np.testing.assert_array_equal(d.t_edges, s.t_edges)
+    np.testing.assert_array_equal(d.matrix, s.matrix)
+
+
 def _per_page(recs):
     out = {}
     for rec in recs:

@@ -49,7 +49,6 @@ from .grid import (
     auto_bin_bytes,
     fmt_bytes,
     guide_ranges,
-    load_history,
     merge_intervals,
     raster,
     time_edges,
@@ -884,46 +883,41 @@ def damo_heatmap(
     address axis is ``addr_range`` or the whole span of the target's regions (damo
     draws its "hottest" contiguous range, the same for a single-range target).
     """
+    from types import SimpleNamespace
+
+    from .idle import iter_rows, open_source
+
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
-    h = load_history(src)
+    h = open_source(src)
     if not h.aggr_us:
         raise ConfigError(f"{h.name}: the aggregation interval is unknown (damo's heat is in Hz)")
     key = _pick_key(h, target)
-    hk = h.for_key(key)
     aggr_ns = int(round(h.aggr_us * 1000))
-    df = hk.df
-    sn = hk.snaps
-    first = df["snap"].to_numpy() == 0
-    age0 = np.nan_to_num(df["age"].to_numpy()[first], nan=0.0).astype(np.int64)
+    T0 = h.snaps["t0"].to_numpy(np.int64)
+    T1 = h.snaps["t1"].to_numpy(np.int64)
+    mine = np.flatnonzero(h.snaps["key"].to_numpy() == key)
+    first = int(mine[0])
+    # the first snapshot (its idle bytes aged as the monitor would, for a sparse source)
+    r0 = next(iter_rows(h, key=key))
+    sel = r0.snap == first
+    st0, en0, nr0 = r0.start[sel], r0.end[sel], r0.nr_accesses[sel]
+    age0 = np.nan_to_num(r0.age[sel], nan=0.0).astype(np.int64)
     ages = np.unique(age0)
-    G = len(ages)
-    # the first snapshot becomes one pseudo snapshot per distinct age, backfilled over it
-    new_snap = df["snap"].to_numpy() + (G - 1)
-    new_snap[first] = np.searchsorted(ages, age0)
-    df2 = (
-        df.assign(snap=new_snap)
-        .sort_values(["snap", "start"], kind="stable")
-        .reset_index(drop=True)
-    )
-    t0_first, t1_first = int(sn["t0"].iat[0]), int(sn["t1"].iat[0])
-    pseudo = pd.DataFrame(
-        {
-            "key": key,
-            "run": sn["run"].iat[0],
-            "target": sn["target"].iat[0],
-            "snapshot": sn["snapshot"].iat[0],
-            "t0": t0_first - ages * aggr_ns,
-            "t1": t1_first,
-        }
-    )
-    snaps2 = pd.concat([pseudo, sn.iloc[1:]], ignore_index=True)
-    h2 = History(
-        df2, snaps2, h.name, h.meta, h.sample_us, h.aggr_us, h.aggr_ns_est, h.aggr_ns_measured
-    )
+    # it becomes one pseudo snapshot per distinct age, backfilled over it
+    S = len(T0)
+    t0_first, t1_first = int(T0[first]), int(T1[first])
+    snaps = pd.DataFrame({
+        "t0": np.concatenate([T0, t0_first - ages * aggr_ns]),
+        "t1": np.concatenate([T1, np.full(len(ages), t1_first, np.int64)]),
+    })
     t_start = t0_first - int(ages.max()) * aggr_ns
-    t_end = int(sn["t1"].iat[-1])
-    lo, hi = addr_range if addr_range else (int(df["start"].min()), int(df["end"].max()))
+    t_end = int(T1[mine].max())
+    if addr_range:
+        lo, hi = addr_range
+    else:
+        held = _scan(h, key, evidence=False).held
+        lo, hi = int(held[0, 0]), int(held[-1, 1])
     tu = (t_end - t_start) // time_bins
     au = (hi - lo) // addr_bins
     if tu <= 0 or au <= 0:
@@ -931,7 +925,18 @@ def damo_heatmap(
     edges = t_start + np.arange(time_bins + 1, dtype=np.int64) * tu
     bs = (lo + np.arange(addr_bins, dtype=np.int64) * au).astype(np.uint64)
     be = bs + np.uint64(au)
-    (s,), cover = raster(h2, edges, bs, be, [df2["nr_accesses"].to_numpy()])
+    pseudo = S + np.searchsorted(ages, age0)
+    o = np.lexsort((st0, pseudo))
+    rows0 = pd.DataFrame({"snap": pseudo[o], "start": st0[o], "end": en0[o]})
+    (s,), cover = raster(SimpleNamespace(df=rows0, snaps=snaps), edges, bs, be, [nr0[o]])
+    for b in h.iter_batches(key=key):
+        keep = b.row_snap != first
+        rows = pd.DataFrame({"snap": b.row_snap[keep], "start": b.start[keep],
+                             "end": b.end[keep]})
+        (s1,), c1 = raster(SimpleNamespace(df=rows, snaps=snaps), edges, bs, be,
+                           [b.nr_accesses[keep]])
+        s += s1
+        cover += c1
     with np.errstate(invalid="ignore", divide="ignore"):
         m = np.where(cover > 0, s / (float(tu) * float(au)) / (h.aggr_us / 1e6), np.nan)
     segs = np.array([[lo, lo + au * addr_bins]], dtype=np.uint64)
