@@ -56,6 +56,27 @@ _REGION = ('{"start":"%d","end":"%d","nr_accesses":{"samples":%d,"percent":null}
            '"age":{"usec":null,"aggr_intervals":%d},"probe_hits":[],"sz_filter_passed":"0"}')
 
 
+_CHUNK = 1 << 15
+_TEMPLATE = ",".join([_REGION] * _CHUNK)
+
+
+def _regions_json(st, en, nr, age) -> str:
+    """The regions of a snapshot as JSON objects joined by commas: one %-format call
+    per 32 k regions (a prefix of a cached template), about twice as fast as a call
+    per region."""
+    out = []
+    n = len(st)
+    for i in range(0, n, _CHUNK):
+        k = min(n, i + _CHUNK) - i
+        flat = [0] * (4 * k)
+        flat[0::4] = st[i:i + k].tolist()
+        flat[1::4] = en[i:i + k].tolist()
+        flat[2::4] = nr[i:i + k].tolist()
+        flat[3::4] = age[i:i + k].tolist()
+        out.append(_TEMPLATE[:len(_REGION) * k + k - 1] % tuple(flat))
+    return ",".join(out)
+
+
 def _intervals(hs, sample_us, aggr_us, ops_update_us) -> tuple[dict, bool]:
     for name, v in (("sample_us", sample_us), ("aggr_us", aggr_us),
                     ("ops_update_us", ops_update_us)):
@@ -108,8 +129,7 @@ def _record_text(hs, intervals: dict, counts: dict) -> Iterator[str]:
             for i0, i1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
                 s = int(r.snap[i0])
                 st, en = r.start[i0:i1], r.end[i0:i1]
-                regions = ",".join([_REGION % t for t in zip(
-                    st.tolist(), en.tolist(), nr[i0:i1].tolist(), age[i0:i1].tolist())])
+                regions = _regions_json(st, en, nr[i0:i1], age[i0:i1])
                 total = int((en - st).sum())
                 yield ("" if first else ",") + (
                     f'{{"start_time":"{int(t0s[s])}","end_time":"{int(t1s[s])}",'
@@ -135,6 +155,50 @@ def _summary(intervals: dict, estimated: bool, counts: dict) -> dict:
         "snapshots": counts["snapshots"],
         "regions": counts["regions"],
     }
+
+
+class _Writer:
+    """Compresses and writes blocks on a second thread (zlib and file writes release the
+    GIL) while the caller formats the next one; at most two blocks wait."""
+
+    def __init__(self, f, z):
+        import queue
+        import threading
+
+        self.f, self.z = f, z
+        self.q: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                data = self.q.get()
+                if data is None:
+                    if self.z is not None:
+                        self.f.write(self.z.flush())
+                    return
+                self.f.write(self.z.compress(data) if self.z is not None else data)
+        except BaseException as e:  # reported by put() / __exit__
+            self.error = e
+            while self.q.get() is not None:
+                pass
+
+    def put(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(data)
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.q.put(None)
+        self.t.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
+        return False
 
 
 def damo_records(
@@ -178,19 +242,17 @@ def export_damo(
     hs = open_source(src, sample_us=sample_us, aggr_us=aggr_us)
     intervals, estimated = _intervals(hs, sample_us, aggr_us, ops_update_us)
     counts = {"records": 0, "snapshots": 0, "regions": 0}
-    z = zlib.compressobj(level) if fmt == "json_compressed" else None
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:
-        buf: list = []
-        size = 0
-        for piece in _record_text(hs, intervals, counts):
-            buf.append(piece)
-            size += len(piece)
-            if size >= 1 << 22:
-                data = "".join(buf).encode()
-                f.write(z.compress(data) if z else data)
-                buf, size = [], 0
-        data = "".join(buf).encode()
-        f.write((z.compress(data) + z.flush()) if z else data)
+        with _Writer(f, zlib.compressobj(level) if fmt == "json_compressed" else None) as w:
+            buf: list = []
+            size = 0
+            for piece in _record_text(hs, intervals, counts):
+                buf.append(piece)
+                size += len(piece)
+                if size >= 1 << 22:
+                    w.put("".join(buf).encode())
+                    buf, size = [], 0
+            w.put("".join(buf).encode())
     summary = _summary(intervals, estimated, counts)
     summary["path"] = str(dest)
     summary["format"] = fmt
