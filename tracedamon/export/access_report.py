@@ -370,8 +370,16 @@ def access_figure(
             ax.step(np.concatenate([[v[0]], v]), np.concatenate([[0.0], pc]), where="post")
         ax.set_ylabel("% of bytes at or below")
         ax.set_ylim(0, 100)
+    from matplotlib.ticker import FixedLocator
+
     lt = max(1.0, w1 * 1.0, w2 * h.aggr_us)
     axes[0].set_xscale("symlog", linthresh=lt)
+    tv, _ = d["temperature"].cdf()
+    top = float(np.abs(tv).max()) if len(tv) else lt
+    # 0 and powers of ten clear of the linear part around it (labels would collide)
+    k0 = int(np.ceil(np.log10(2 * lt)))
+    dec = [10.0**k for k in range(k0, max(k0, int(np.ceil(np.log10(max(top, 1.0))))) + 1)]
+    axes[0].xaxis.set_major_locator(FixedLocator([-x for x in dec[::-1]] + [0.0] + dec))
     axes[0].xaxis.set_major_formatter(FuncFormatter(lambda x, _: _short_number(x)))
     axes[0].set_xlabel(
         f"temperature = size × {w0:g} + access rate % × {w1:g} + age µs × {w2:g}; "

@@ -191,10 +191,20 @@ def _bytes_axis(ax, values) -> None:
     spike must not flatten a 200 KiB working set to the axis)."""
     from matplotlib.ticker import FuncFormatter
 
+    from matplotlib.ticker import MultipleLocator
+
     v = np.asarray(values, dtype=float)
     pos = v[v > 0]
     if len(pos) and pos.max() > 64 * pos.min():
         ax.set_yscale("log", base=2)
+    elif len(pos):
+        # round steps of a binary unit: 64 MiB, not 95.4 MiB
+        top = float(pos.max())
+        unit = 1 << (10 * max(0, min(4, int(np.log2(top) // 10))))
+        step = top / unit / 5
+        k = 10 ** np.floor(np.log10(step))
+        step = min((m * k for m in (1, 2, 2.5, 5, 10) if m * k >= step), default=10 * k)
+        ax.yaxis.set_major_locator(MultipleLocator(step * unit))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: _short_bytes(x)))
 
 
@@ -243,8 +253,11 @@ def wss_figure(rep: dict, *, width: int = 1000, height: int = 500, title: str = 
     a2.set_ylabel("working set (bytes)")
     a2.set_title("distribution over snapshots", fontsize=9)
     if rep.get("region_rule"):
-        fig.text(0.01, 0.005, rep["region_rule"], fontsize=7, va="bottom")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+        import textwrap
+
+        text = textwrap.fill(rep["region_rule"], width=max(60, int(width / 5.2)))
+        fig.text(0.01, 0.005, text, fontsize=7, va="bottom")
+    fig.tight_layout(rect=(0, 0.03 * (1 + (len(rep.get("region_rule", "")) > width / 5.2)), 1, 1))
     return fig
 
 
