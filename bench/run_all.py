@@ -22,6 +22,8 @@ FULL = [
     ["bench_damon_ingest.py"],
     ["bench_snapshot.py"],
     ["bench_compare.py"],
+    ["bench_reports.py", "--no-damo"],
+    ["bench_reports.py", "--snapshots", "250"],
 ]
 QUICK = [
     ["bench_ingest.py", "--samples", "500000", "--skip-pipeline", "--repeat", "1"],
@@ -31,6 +33,7 @@ QUICK = [
     ["bench_damon_ingest.py", "--repeat", "1", "--scale", "1"],
     ["bench_snapshot.py", "--mib", "64", "--count", "2"],
     ["bench_compare.py", "--repeat", "1", "--rows", "1000000"],
+    ["bench_reports.py", "--snapshots", "25", "--no-damo"],
 ]
 
 

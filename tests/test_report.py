@@ -101,7 +101,7 @@ def test_diff_heatmap_marks_the_disagreement():
     p[:, 4:8] = 20
     q = p.copy()
     q[:, 20:22] = 20  # b sees an extra hot area
-    hm = diff_heatmap(history(p), history(q), focus="all")
+    hm = diff_heatmap(history(p), history(q), collapse="gaps")
     base, u = 0x10000000, 65536
     extra = hm.columns_in(base + 20 * u, base + 22 * u)
     np.testing.assert_allclose(hm.matrix[:, extra], 1.0)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from .report import with_history_warnings
+
 export_app = typer.Typer(
     help="Write region histories in other tools' formats.", no_args_is_help=True
 )
@@ -18,6 +20,7 @@ export_app = typer.Typer(
     "reads. The intervals come from the source's metadata, or --sample-us/--aggr-us.\n\n"
     "Example:  tracedamon export damo replay.parquet -o damon.data && damo report access -i damon.data",
 )
+@with_history_warnings
 def damo_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     out: Path = typer.Option(..., "-o", "--output", help="damo record file"),
@@ -45,6 +48,8 @@ def damo_cmd(
             else ""
         )
     )
+    if s.get("idle_ages"):
+        typer.echo(f"note: {s['idle_ages']}")
 
 
 def register(app: typer.Typer) -> None:

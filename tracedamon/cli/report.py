@@ -42,6 +42,20 @@ def _check(out: Optional[Path], kind, force: bool, *inputs) -> None:
         check_output(out, kind, force=force, inputs=inputs)
 
 
+def with_history_warnings(fn):
+    """Run a command with the region-history reader's warnings printed as one line each."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        from .warn import one_line_warnings
+
+        with one_line_warnings():
+            return fn(*args, **kwargs)
+
+    return run
+
+
 def _has_regions(src: Path) -> bool:
     from ..trace import open_trace
 
@@ -58,6 +72,7 @@ def _has_regions(src: Path) -> bool:
     "heatmap is printed as digit rows.\n\n"
     "Example:  tracedamon report heatmap damon.td --png heat.png",
 )
+@with_history_warnings
 def heatmap_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     png: Optional[Path] = typer.Option(None, "--png", help="write a PNG"),
@@ -109,7 +124,10 @@ def heatmap_cmd(
     tb = time_bins or (400 if png else 40)
     ab = addr_bins or (400 if png else 80)
     if diff is not None:
-        hm = hm_mod.diff_heatmap(src, diff, offset_ns=offset)
+        hm = hm_mod.diff_heatmap(
+            src, diff, offset_ns=offset, time_bins=tb, addr_bins=ab, collapse=collapse,
+            ranges=_ranges(range_),
+        )
     elif damo:
         rng = _ranges(range_)
         hm = hm_mod.damo_heatmap(
@@ -156,9 +174,12 @@ def heatmap_cmd(
 @report_app.command(
     "wss",
     help="Working-set size (bytes of regions with nr_accesses >= --acc-thres) per snapshot: mean "
-    "and percentiles (damo's definition; unlike damo no snapshot is skipped unless --exclude).\n\n"
+    "and percentiles (damo's definition; unlike damo no snapshot is skipped unless --exclude), "
+    "and how much of it comes from regions of 2 MiB and 1 GiB or more (a region counts whole "
+    "once it counts as accessed).\n\n"
     "Example:  tracedamon report wss replay.parquet --png wss.png",
 )
+@with_history_warnings
 def wss_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     acc_thres: int = typer.Option(1, "--acc-thres"),
@@ -171,7 +192,7 @@ def wss_cmd(
 ) -> None:
     from ..export.grid import fmt_bytes
     from ..atomic import PNG_PLOT
-    from ..export.wss import wss_png, wss_report
+    from ..export.wss import format_large, wss_png, wss_report
 
     _check(png, PNG_PLOT, force, src)
 
@@ -195,6 +216,8 @@ def wss_cmd(
     )
     for p, v in rep["percentiles"].items():
         typer.echo(f"{p:>6g} {v:>16.0f}  {fmt_bytes(v)}")
+    typer.echo(f"# {format_large(rep)}")
+    typer.echo(f"# {rep['region_rule']}")
     if png is not None:
         typer.echo(f"wrote {png}")
 
@@ -205,6 +228,7 @@ def wss_cmd(
     "definitions), over all snapshots.\n\n"
     "Example:  tracedamon report access damon.td",
 )
+@with_history_warnings
 def access_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     weights: str = typer.Option(
@@ -250,6 +274,8 @@ def access_cmd(
             f"idle >= {k}: {fmt_bytes(v)}" for k, v in rep["mean_bytes_idle_at_least"].items()
         )
     )
+    if rep.get("idle_ages"):
+        typer.echo(f"note: {rep['idle_ages']}")
     if png is not None:
         typer.echo(f"wrote {png}")
 
@@ -260,6 +286,7 @@ def access_cmd(
     "span, intervals, targets, regions per snapshot, address ranges, heat, working set.\n\n"
     "Example:  tracedamon report summary replay.parquet",
 )
+@with_history_warnings
 def summary_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),

@@ -17,52 +17,73 @@ for at least 10 s", "how many bytes are hotter than X".
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .grid import fmt_bytes, load_history, snapshot_stats
+from .grid import fmt_bytes
 
 DEFAULT_WEIGHTS = (0, 100, 100)
 DEFAULT_PERCENTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)
 
 
-def region_metrics(src, *, weights: Sequence[float] = DEFAULT_WEIGHTS) -> pd.DataFrame:
-    """The region table with size, percent, age_us, temperature and idle_us columns."""
-    h = load_history(src)
+def _check(hs, weights) -> tuple[float, float, float]:
     if len(weights) != 3:
         raise ConfigError("temperature weights are three numbers: size, access rate, age")
-    if not h.aggr_us:
+    if not hs.aggr_us:
         raise ConfigError(
-            f"{h.name}: the monitoring intervals are unknown (no sample/aggr "
+            f"{hs.name}: the monitoring intervals are unknown (no sample/aggr "
             "interval in its metadata); give them explicitly"
         )
-    df = h.df
-    size = (df["end"].to_numpy() - df["start"].to_numpy()).astype(np.float64)
-    nr = df["nr_accesses"].to_numpy()
-    pct = nr * 100.0 / h.max_nr_accesses
-    age = np.nan_to_num(df["age"].to_numpy(), nan=0.0)
-    age_us = age * h.aggr_us
     w0, w1, w2 = (float(x) for x in weights)
-    score = size * w0 + pct * w1 + age_us * w2
-    temp = np.where(pct > 0, score, -score)
-    idle = np.where(nr > 0, 0.0, age_us + h.aggr_us)
-    return pd.DataFrame(
-        {
-            "snap": df["snap"].to_numpy(),
-            "time_ns": df["time_ns"].to_numpy(),
-            "start": df["start"].to_numpy(),
-            "end": df["end"].to_numpy(),
+    if w0 and hs.sparse:
+        raise ConfigError(
+            f"{hs.name}: a sparse history (accessed regions only) does not record the sizes "
+            "of its idle regions, so the size weight of the temperature cannot be applied; "
+            "use a size weight of 0"
+        )
+    return w0, w1, w2
+
+
+def iter_metrics(src, *, weights: Sequence[float] = DEFAULT_WEIGHTS) -> Iterator[dict]:
+    """Per batch of whole snapshots: snap (index into the source's snapshots), start,
+    end, size, nr_accesses, percent, age_us, temperature, idle_us — one entry per
+    region; idle bytes of a sparse history with derived ages
+    (:mod:`tracedamon.export.idle`)."""
+    from .idle import iter_rows, open_source
+
+    hs = open_source(src)
+    w0, w1, w2 = _check(hs, weights)
+    top = hs.max_nr_accesses
+    for r in iter_rows(hs):
+        size = (r.end - r.start).astype(np.float64)
+        nr = r.nr_accesses
+        pct = nr * 100.0 / top
+        age_us = np.nan_to_num(r.age, nan=0.0) * hs.aggr_us
+        score = size * w0 + pct * w1 + age_us * w2
+        yield {
+            "snap": r.snap,
+            "start": r.start,
+            "end": r.end,
             "size": size,
             "nr_accesses": nr,
             "percent": pct,
             "age_us": age_us,
-            "temperature": temp,
-            "idle_us": idle,
+            "temperature": np.where(pct > 0, score, -score),
+            "idle_us": np.where(nr > 0, 0.0, age_us + hs.aggr_us),
         }
-    )
+
+
+def region_metrics(src, *, weights: Sequence[float] = DEFAULT_WEIGHTS) -> pd.DataFrame:
+    """The region table with size, percent, age_us, temperature and idle_us columns
+    (in memory: for small histories; reports stream with :func:`iter_metrics`)."""
+    parts = list(iter_metrics(src, weights=weights))
+    if not parts:
+        return pd.DataFrame(columns=["snap", "start", "end", "size", "nr_accesses", "percent",
+                                     "age_us", "temperature", "idle_us"])
+    return pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 
 def byte_percentiles(values: np.ndarray, sizes: np.ndarray, ps: Sequence[float]) -> dict:
@@ -84,6 +105,72 @@ def byte_percentiles(values: np.ndarray, sizes: np.ndarray, ps: Sequence[float])
     return out
 
 
+class ByteDistribution:
+    """Bytes per distinct value, added to batch by batch: memory follows the number of
+    distinct values (a few per aggregation for idle times and default temperatures),
+    not the number of regions."""
+
+    def __init__(self):
+        self.values = np.zeros(0)
+        self.bytes = np.zeros(0)
+        self._pend: list = []
+        self._n = 0
+
+    def add(self, values: np.ndarray, sizes: np.ndarray) -> None:
+        if len(values) == 0:
+            return
+        u, inv = np.unique(values, return_inverse=True)
+        self._pend.append((u, np.bincount(inv, weights=sizes, minlength=len(u))))
+        self._n += len(u)
+        if self._n > 1 << 20:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self._pend:
+            return
+        v = np.concatenate([self.values] + [p[0] for p in self._pend])
+        w = np.concatenate([self.bytes] + [p[1] for p in self._pend])
+        self.values, inv = np.unique(v, return_inverse=True)
+        self.bytes = np.bincount(inv, weights=w, minlength=len(self.values))
+        self._pend, self._n = [], 0
+
+    def percentiles(self, ps: Sequence[float]) -> dict:
+        self._fold()
+        return byte_percentiles(self.values, self.bytes, ps)
+
+    def cdf(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted values and the percent of bytes at or below each."""
+        self._fold()
+        c = np.cumsum(self.bytes)
+        return self.values, (100.0 * c / c[-1]) if len(c) and c[-1] > 0 else c
+
+
+def distributions(src, *, weights: Sequence[float] = DEFAULT_WEIGHTS,
+                  snapshots: Sequence[int] | None = None) -> dict:
+    """One streaming pass: the byte distributions of temperature and idle time, bytes
+    idle for at least 1, 10, 60 s, accessed and total bytes, snapshots counted."""
+    temp, idle = ByteDistribution(), ByteDistribution()
+    thr = {1: 0.0, 10: 0.0, 60: 0.0}
+    accessed = total = 0.0
+    seen = set()
+    want = None if snapshots is None else np.asarray(list(snapshots))
+    for m in iter_metrics(src, weights=weights):
+        if want is not None:
+            keep = np.isin(m["snap"], want)
+            m = {k: v[keep] for k, v in m.items()}
+        if len(m["snap"]) == 0:
+            continue
+        seen.update(np.unique(m["snap"]).tolist())
+        temp.add(m["temperature"], m["size"])
+        idle.add(m["idle_us"], m["size"])
+        for sec in thr:
+            thr[sec] += float(m["size"][m["idle_us"] >= sec * 1e6].sum())
+        accessed += float(m["size"][m["nr_accesses"] > 0].sum())
+        total += float(m["size"].sum())
+    return {"temperature": temp, "idle_us": idle, "idle_at_least": thr, "accessed": accessed,
+            "total": total, "snapshots": len(seen)}
+
+
 def access_report(
     src,
     *,
@@ -92,64 +179,105 @@ def access_report(
     snapshots: Sequence[int] | None = None,
 ) -> dict:
     """Temperature and idle-time percentiles of bytes, plus the bytes idle for at
-    least 1, 10, 60 s (per snapshot on average)."""
-    r = region_metrics(src, weights=weights)
-    if snapshots is not None:
-        r = r[r["snap"].isin(list(snapshots))]
-    if len(r) == 0:
+    least 1, 10, 60 s (per snapshot on average). Streams the source; a sparse
+    history's idle bytes count with derived ages (``idle_ages``: how)."""
+    from .idle import open_source
+
+    hs = open_source(src)
+    d = distributions(hs, weights=weights, snapshots=snapshots)
+    nsnap = d["snapshots"]
+    if nsnap == 0:
         raise ConfigError("no snapshot selected")
-    nsnap = int(r["snap"].nunique())
-    idle_thr = {}
-    for sec in (1, 10, 60):
-        idle_thr[f"{sec}s"] = float(r.loc[r["idle_us"] >= sec * 1e6, "size"].sum() / nsnap)
     return {
         "snapshots": nsnap,
-        "temperature": byte_percentiles(r["temperature"].to_numpy(), r["size"].to_numpy(), ps),
-        "idle_us": byte_percentiles(r["idle_us"].to_numpy(), r["size"].to_numpy(), ps),
-        "mean_bytes_idle_at_least": idle_thr,
-        "mean_accessed_bytes": float(r.loc[r["nr_accesses"] > 0, "size"].sum() / nsnap),
-        "mean_total_bytes": float(r["size"].sum() / nsnap),
+        "temperature": d["temperature"].percentiles(ps),
+        "idle_us": d["idle_us"].percentiles(ps),
+        "mean_bytes_idle_at_least": {f"{k}s": v / nsnap for k, v in d["idle_at_least"].items()},
+        "mean_accessed_bytes": d["accessed"] / nsnap,
+        "mean_total_bytes": d["total"] / nsnap,
         "weights": list(weights),
+        "idle_ages": idle_ages_note(hs),
     }
+
+
+def idle_ages_note(hs) -> str | None:
+    """How the ages of idle bytes were obtained, when the source does not record them."""
+    if not hs.sparse:
+        return None
+    return ("the history is sparse: ages of idle bytes are derived from the recorded "
+            "nr_accesses with DAMON's age rule (exact at fixed granularity)")
 
 
 def summary(src) -> dict:
     """What a region history holds: snapshots, time span, intervals, targets,
-    regions per snapshot, address coverage, nr_accesses and age ranges, WSS."""
-    from .grid import coverage
-    from .wss import wss_series
+    regions per snapshot, address coverage, nr_accesses and age ranges, WSS.
+    Streams the source."""
+    from .grid import merge_intervals
+    from .idle import open_source
+    from .wss import SIZE_CLASSES, region_rule, size_class_column, wss_series
 
-    h = load_history(src)
-    st = snapshot_stats(h)
-    cov = [coverage(h.for_key(k)) for k in h.keys]
-    w = wss_series(h)["wss_bytes"].to_numpy()
-    age = h.df["age"].to_numpy()
+    hs = open_source(src)
+    keys = hs.keys
+    cov = {k: np.zeros((0, 2), np.uint64) for k in keys}
+    nr_max = 0.0
+    nr_bytes = size_bytes = 0.0
+    age_max = -np.inf
+    for b in hs.iter_batches():
+        size = (b.end - b.start).astype(np.float64)
+        nr_bytes += float((b.nr_accesses * size).sum())
+        size_bytes += float(size.sum())
+        if len(b.nr_accesses):
+            nr_max = max(nr_max, float(b.nr_accesses.max()))
+        a = b.age[~b.filled]
+        if np.isfinite(a).any():
+            age_max = max(age_max, float(np.nanmax(a)))
+        rk = b.key[b.row_local]
+        for k in np.unique(b.key).tolist():
+            m = rk == k
+            c = cov[k]
+            cov[k] = merge_intervals(np.concatenate([c[:, 0], b.start[m]]),
+                                     np.concatenate([c[:, 1], b.end[m]]))
+    ser = wss_series(hs)
+    w = ser["wss_bytes"].to_numpy()
+    recorded = hs.snaps["rows"].to_numpy()
+    sn = hs.snaps
     return {
-        "source": h.name,
-        "rows": int(len(h.df)),
-        "snapshots": int(len(h.snaps)),
-        "runs": int(h.df["run"].nunique()),
-        "targets": [int(k) for k in h.keys],
-        "time_ns": [h.t_start, h.t_end],
-        "duration_s": (h.t_end - h.t_start) / 1e9,
-        "sample_us": h.sample_us,
-        "aggr_us": h.aggr_us,
-        "aggr_interval_used_ns": h.aggr_ns_est,
+        "source": hs.name,
+        "rows": int(hs.rows),
+        "snapshots": int(hs.n_snapshots),
+        "runs": int(sn["run"].nunique()),
+        "targets": [int(k) for k in keys],
+        "time_ns": [hs.t_start, hs.t_end],
+        "duration_s": (hs.t_end - hs.t_start) / 1e9,
+        "sample_us": hs.sample_us,
+        "aggr_us": hs.aggr_us,
+        "aggr_interval_used_ns": hs.aggr_ns_est,
+        "sparse": bool(hs.sparse),
         "regions_per_snapshot": {
-            "mean": float(st["nr_regions"].mean()),
-            "min": int(st["nr_regions"].min()),
-            "max": int(st["nr_regions"].max()),
+            "mean": float(recorded.mean()),
+            "min": int(recorded.min()),
+            "max": int(recorded.max()),
         },
-        "address_ranges": [[[int(a), int(b)] for a, b in c] for c in cov],
-        "covered_bytes": [int((c[:, 1] - c[:, 0]).sum()) for c in cov],
+        "address_ranges": [[[int(a), int(b)] for a, b in cov[k]] for k in keys],
+        "covered_bytes": [int((cov[k][:, 1] - cov[k][:, 0]).sum()) for k in keys],
         "nr_accesses": {
-            "max": float(h.df["nr_accesses"].max()),
-            "mean_per_byte": float(
-                np.average(h.df["nr_accesses"], weights=(h.df["end"] - h.df["start"]).astype(float))
-            ),
+            "max": nr_max,
+            "mean_per_byte": nr_bytes / size_bytes if size_bytes else 0.0,
         },
-        "age": {"max": (float(np.nanmax(age)) if np.isfinite(age).any() else None)},
-        "wss_bytes": {"mean": float(w.mean()), "max": float(w.max())},
+        "age": {"max": age_max if np.isfinite(age_max) else None},
+        "wss_bytes": {
+            "mean": float(w.mean()),
+            "max": float(w.max()),
+            "from_large_regions": [
+                {
+                    "min_region_bytes": c,
+                    "mean_bytes": float(ser[size_class_column(c)].mean()),
+                    "share": float(ser[size_class_column(c)].mean() / w.mean()) if w.mean() else 0.0,
+                }
+                for c in SIZE_CLASSES
+            ],
+        },
+        "region_rule": region_rule(hs),
     }
 
 
@@ -164,7 +292,9 @@ def format_summary(s: dict) -> str:
             else f"intervals     unknown (snapshot spacing {s['aggr_interval_used_ns'] / 1e6:.3f} ms)"
         ),
         f"regions       {s['regions_per_snapshot']['mean']:.1f} per snapshot "
-        f"(min {s['regions_per_snapshot']['min']}, max {s['regions_per_snapshot']['max']})",
+        f"(min {s['regions_per_snapshot']['min']}, max {s['regions_per_snapshot']['max']})"
+        + ("; sparse: only accessed regions are recorded, idle bytes count with "
+           "nr_accesses 0" if s.get("sparse") else ""),
     ]
     for k, (rng, b) in enumerate(zip(s["address_ranges"], s["covered_bytes"])):
         shown = ", ".join(f"[{a:#x}, {e:#x})" for a, e in rng[:4]) + (
@@ -176,9 +306,13 @@ def format_summary(s: dict) -> str:
     lines.append(
         f"nr_accesses   max {s['nr_accesses']['max']:.0f}, byte-weighted mean {s['nr_accesses']['mean_per_byte']:.3f}"
     )
+    from .wss import format_large
+
     lines.append(
         f"working set   mean {fmt_bytes(s['wss_bytes']['mean'])}, max {fmt_bytes(s['wss_bytes']['max'])}"
     )
+    lines.append(f"              {format_large(s['wss_bytes'])}")
+    lines.append(f"              ({s['region_rule']})")
     return "\n".join(lines)
 
 
@@ -208,29 +342,76 @@ def sample_summary(src) -> dict:
     }
 
 
+def access_figure(
+    src, *, weights: Sequence[float] = DEFAULT_WEIGHTS, width: int = 1000, height: int = 450
+):
+    """Cumulative distributions of bytes over temperature and over idle time.
+
+    Temperatures span many orders of magnitude and both signs (age in µs × 100
+    for idle bytes, negated), so that axis is symmetric-logarithmic with plain
+    tick labels (no ×1e10 offset); idle time is in seconds, logarithmic above one
+    aggregation interval."""
+    from matplotlib.ticker import FuncFormatter
+
+    from .heatmap import new_figure
+
+    from .idle import open_source
+
+    h = open_source(src)
+    d = distributions(h, weights=weights)
+    fig, axes = new_figure(width, height, ncols=2)
+    w0, w1, w2 = (float(x) for x in weights)
+    nsnap = d["snapshots"]
+    aggr_s = h.aggr_us / 1e6
+    for ax, col, scale in ((axes[0], "temperature", 1.0), (axes[1], "idle_us", 1e-6)):
+        v, pc = d[col].cdf()
+        v = v * scale
+        if len(v):
+            ax.step(np.concatenate([[v[0]], v]), np.concatenate([[0.0], pc]), where="post")
+        ax.set_ylabel("% of bytes at or below")
+        ax.set_ylim(0, 100)
+    from matplotlib.ticker import FixedLocator
+
+    lt = max(1.0, w1 * 1.0, w2 * h.aggr_us)
+    axes[0].set_xscale("symlog", linthresh=lt)
+    tv, _ = d["temperature"].cdf()
+    top = float(np.abs(tv).max()) if len(tv) else lt
+    # 0 and powers of ten clear of the linear part around it (labels would collide)
+    k0 = int(np.ceil(np.log10(2 * lt)))
+    dec = [10.0**k for k in range(k0, max(k0, int(np.ceil(np.log10(max(top, 1.0))))) + 1)]
+    axes[0].xaxis.set_major_locator(FixedLocator([-x for x in dec[::-1]] + [0.0] + dec))
+    axes[0].xaxis.set_major_formatter(FuncFormatter(lambda x, _: _short_number(x)))
+    axes[0].set_xlabel(
+        f"temperature = size × {w0:g} + access rate % × {w1:g} + age µs × {w2:g}; "
+        "negated when idle"
+    )
+    axes[0].set_title(f"bytes by temperature ({nsnap} snapshots)", fontsize=9)
+    axes[1].set_xscale("symlog", linthresh=aggr_s)
+    axes[1].set_xlim(left=0)
+    axes[1].xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    axes[1].set_xlabel("idle time (s; 0 = accessed in that snapshot)")
+    axes[1].set_title(f"bytes by idle time ({nsnap} snapshots)", fontsize=9)
+    for ax in axes:
+        ax.xaxis.label.set_size(8)
+    fig.tight_layout()
+    return fig
+
+
+def _short_number(x: float) -> str:
+    """1.5k, -20M, 3G: an axis label without an offset."""
+    a = abs(x)
+    for suffix, f in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if a >= f:
+            return f"{x / f:g}{suffix}"
+    return f"{x:g}"
+
+
 def access_png(
     src, path, *, weights: Sequence[float] = DEFAULT_WEIGHTS, width: int = 1000, height: int = 450,
     force: bool = False,
 ):
-    """Cumulative distributions of bytes over temperature and idle time, as PNG."""
-    import matplotlib
+    """:func:`access_figure` as PNG, written atomically."""
+    from .heatmap import DPI, _save_fig
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    from .heatmap import _save_fig
-
-    r = region_metrics(src, weights=weights)
-    dpi = 100
-    fig, axes = plt.subplots(1, 2, figsize=(width / dpi, height / dpi), dpi=dpi)
-    for ax, col, label, scale in (
-        (axes[0], "temperature", "temperature", 1.0),
-        (axes[1], "idle_us", "idle time (s)", 1e-6),
-    ):
-        o = np.argsort(r[col].to_numpy(), kind="stable")
-        v = r[col].to_numpy()[o] * scale
-        c = np.cumsum(r["size"].to_numpy()[o])
-        ax.step(v, 100.0 * c / c[-1], where="post")
-        ax.set_xlabel(label)
-        ax.set_ylabel("% of bytes at or below")
-    fig.tight_layout()
-    return _save_fig(fig, path, dpi, force=force)
+    return _save_fig(access_figure(src, weights=weights, width=width, height=height), path, DPI,
+                     force=force)

@@ -2,17 +2,32 @@
 difference between two region histories.
 
 Every heatmap is a :class:`Heatmap`: a matrix (rows = time bins, columns =
-address bins) plus its bin edges. The address axis shows only the ranges that
-hold data — gaps between them are collapsed, and in a sparse space (a paddr
-trace over many GiB where little is ever accessed) the long never-accessed
-stretches are collapsed too (``grid.guide_ranges``) — so the picture is never an
-empty frame with a thin line of data in it. Collapsed gaps are drawn as white
-separators and the address of each shown range is written on the axis.
+address bins) plus its bin edges. The address axis shows only what matters:
+
+* gaps no region covers are collapsed (white separators mark them, and the
+  address of each shown range is written on the axis);
+* by default (``collapse="auto"``) the axis is chosen from where the accesses
+  are (:class:`AccessEvidence`): the regions where each access was last seen
+  before it ended, not the huge regions DAMON starts with and splits until it
+  has found the accessed pages; long idle stretches between them are collapsed
+  too (``grid.guide_ranges``); a brief access seen only in a region far larger
+  than everything else is left off (and said so in the notes);
+* every shown range gets at least :data:`MIN_RANGE_SHARE` of the rows, at a
+  finer bin size of its own if need be (:func:`view_bins`).
 
 Values: for region histories the area-weighted mean ``nr_accesses`` of each cell
 (``value="rate"`` divides by aggr/sample; ``"hz"`` divides by the aggregation
 interval in seconds, damo's unit); for samples the number of samples per cell;
 for a difference the rate of b minus the rate of a (see ``compare``).
+
+Colours (:meth:`Heatmap.rgba`, the same scale for the PNG and the digit rows):
+"never accessed" (exactly 0) is black and any access at all is coloured, on a
+square-root scale up to the largest value the history can hold (aggr/sample
+for nr_accesses), so one access in twenty intervals is plainly visible; cells
+no region covers are grey. Differences use a symmetric blue-white-red scale
+whose limit is at least :data:`DIFF_FLOOR` (a tenth of the maximum access rate:
+DAMON itself treats regions within that of each other as alike), so two
+histories that agree are drawn white, not as saturated noise.
 PNGs are drawn with matplotlib's Agg backend (no gnuplot).
 """
 
@@ -31,18 +46,22 @@ from ..errors import ConfigError, InputError
 from .grid import (
     PAGE,
     History,
-    heat_ranges,
-    address_unit,
     auto_bin_bytes,
-    coverage,
+    fmt_bytes,
     guide_ranges,
-    load_history,
-    mean_grid,
     merge_intervals,
     raster,
     time_edges,
     uniform_bins,
 )
+
+#: colour of "never accessed" (value exactly 0), of "not monitored" (NaN)
+NEVER_COLOUR = "#000000"
+NO_DATA_COLOUR = "#d0d0d0"
+#: positive values start this far into the colour map, clear of "never"
+_LOW = 0.3
+#: smallest colour limit of a difference heatmap, in access rate (nr_accesses / max)
+DIFF_FLOOR = 0.1
 
 
 @dataclass
@@ -56,6 +75,12 @@ class Heatmap:
     unit: str  # what a value means
     source: str = ""
     notes: list = field(default_factory=list)
+    #: the top of the colour scale: the largest value the source can hold (aggr/sample
+    #: for nr_accesses), else the largest value present; for a difference, the limit
+    #: of the symmetric scale
+    scale_max: float | None = None
+    #: what the addresses are (virtual, physical) for the axis label
+    space: str = "address"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -99,34 +124,98 @@ class Heatmap:
         meta = {"table": "heatmap", "kind": self.kind, "unit": self.unit, "source": self.source}
         return write_table_atomic(t, path, metadata=meta, kind=HEATMAP_CELLS, force=force)
 
+    # ------------------------------------------------------------------ colours
+    @property
+    def limit(self) -> float:
+        """The value drawn in the brightest colour (both ends of a difference scale)."""
+        fin = self.matrix[np.isfinite(self.matrix)]
+        if self.kind == "diff":
+            top = float(np.abs(fin).max()) if len(fin) else 0.0
+            return max(top, float(self.scale_max or 0.0), DIFF_FLOOR)
+        top = float(fin.max()) if len(fin) else 0.0
+        if self.scale_max and self.scale_max > 0:
+            return float(self.scale_max)
+        return top if top > 0 else 1.0
+
+    def level(self, values) -> np.ndarray:
+        """Position of values on the colour scale: NaN (no data) stays NaN; for a
+        difference -1..1 (linear, 0 = agreement); otherwise -1 for "never" (<= 0)
+        and (0, 1] for any access, on a square-root scale."""
+        v = np.asarray(values, dtype=np.float64)
+        lim = self.limit
+        with np.errstate(invalid="ignore"):
+            if self.kind == "diff":
+                return np.clip(v / lim, -1.0, 1.0)
+            return np.where(v > 0, np.sqrt(np.clip(v / lim, 0.0, 1.0)), np.where(np.isnan(v), np.nan, -1.0))
+
+    def _cmap(self):
+        import matplotlib
+        from matplotlib.colors import ListedColormap
+
+        if self.kind == "diff":
+            cmap = matplotlib.colormaps["RdBu_r"].copy()
+        else:
+            base = matplotlib.colormaps["inferno"]
+            cmap = ListedColormap(base(np.linspace(_LOW, 1.0, 256)), name="inferno_accessed")
+            cmap = cmap.with_extremes(under=NEVER_COLOUR)
+        return cmap.with_extremes(bad=NO_DATA_COLOUR)
+
+    def rgba(self, values=None) -> np.ndarray:
+        """The colours the PNG draws for ``values`` (default: the whole matrix), as
+        RGBA floats in [0, 1]."""
+        from matplotlib.colors import Normalize
+
+        lev = self.level(self.matrix if values is None else values)
+        cmap = self._cmap()
+        if self.kind == "diff":
+            norm = Normalize(-1.0, 1.0)
+        else:
+            norm = Normalize(0.0, 1.0)
+        return cmap(norm(np.ma.masked_invalid(lev)))
+
     def ascii(self, rows: int = 40, cols: int = 80) -> str:
-        """Digit rows 0-9 (damo's stdout style): one line per time slot, oldest first."""
+        """Digit rows, one line per time slot, oldest first (damo's stdout style),
+        on the colour scale of the PNG: ``0`` never accessed, ``1``-``9`` any access
+        (square-root scale up to :attr:`limit`), blank no data. A difference: ``0``
+        agreement (within a ninth of the limit), ``A``-``D`` b higher, ``a``-``d`` a
+        higher (``D``/``d`` at least 7/9 of the limit)."""
         m = _downsample(self.matrix, rows, cols)
-        finite = m[np.isfinite(m)]
-        lines = []
-        if len(finite) == 0:
+        if not np.isfinite(m).any():
             return "(no data)"
-        lo, hi = float(finite.min()), float(finite.max())
-        span = hi - lo
-        for row in m:
+        lev = self.level(m)
+        lines = []
+        for row in lev:
             s = []
             for v in row:
                 if not np.isfinite(v):
                     s.append(" ")
+                elif self.kind == "diff":
+                    k = int(min(4, math.floor(abs(v) * 4.5 + 0.5)))
+                    s.append("0" if k == 0 else ("ABCD" if v > 0 else "abcd")[k - 1])
                 else:
-                    lvl = 0 if span <= 0 else int(min(9, math.floor((v - lo) / span * 10)))
-                    s.append(str(lvl))
+                    s.append("0" if v < 0 else str(1 + int(min(8, math.floor(v * 9)))))
             lines.append("".join(s))
         lines.append(
-            f"# x-axis: space, {len(self.segments)} range(s): "
+            f"# {self.space} axis (columns): {len(self.segments)} range(s): "
             + ", ".join(f"[{int(a):#x}, {int(b):#x})" for a, b in self.segments[:6])
             + (" ..." if len(self.segments) > 6 else "")
         )
         lines.append(
-            f"# y-axis: time [{int(self.t_edges[0])}, {int(self.t_edges[-1])}) ns "
+            f"# time axis (rows): [{int(self.t_edges[0])}, {int(self.t_edges[-1])}) ns "
             f"({(int(self.t_edges[-1]) - int(self.t_edges[0])) / 1e9:.3f} s)"
         )
-        lines.append(f"# values: {self.unit}, levels 0-9 from {lo:.4g} to {hi:.4g}")
+        if self.kind == "diff":
+            lines.append(
+                f"# values: {self.unit}; 0: within ±{self.limit / 9:.3g}, A-D: b higher, "
+                f"a-d: a higher, D/d: ≥ {self.limit * 7 / 9:.3g}"
+            )
+        else:
+            lines.append(
+                f"# values: {self.unit}; 0: never accessed, 1-9: accessed, square-root scale "
+                f"up to {self.limit:.4g} (1: above 0, 9: ≥ {self.limit * (8 / 9) ** 2:.3g})"
+            )
+        for n in self.notes:
+            lines.append(f"# {n}")
         return "\n".join(lines)
 
     def to_png(
@@ -156,17 +245,299 @@ def _downsample(m: np.ndarray, rows: int, cols: int) -> np.ndarray:
         return np.where(n > 0, s / n, np.nan)
 
 
-def _pick_key(h: History, target):
+def _pick_key(h, target):
+    """``target`` when the history (History or HistorySource) has it, else the address
+    space with the most rows."""
     keys = h.keys
     if target is not None:
         if target not in keys:
             raise InputError(f"{h.name}: no target {target} (targets: {keys[:10]})")
         return target
-    counts = h.df.groupby("key").size()
-    return counts.idxmax()
+    if isinstance(h, History):
+        return h.df.groupby("key").size().idxmax()
+    return h.snaps.groupby("key")["rows"].sum().idxmax()
 
 
-def _segments(held: np.ndarray, active, collapse: str, ranges) -> np.ndarray:
+# ----------------------------------------------------------------------------------
+# the default view: where the accesses are
+# ----------------------------------------------------------------------------------
+#: a region narrowed by more than this factor by later, finer regions is not evidence
+#: itself; a one-off access seen only in regions this many times larger than all finer
+#: evidence is left off the default address axis (it would squash the rest)
+COARSE_RATIO = 16
+#: every shown address range gets at least this share of the rows
+MIN_RANGE_SHARE = 0.02
+
+
+class AccessEvidence:
+    """Where a region history says the accesses are, from its snapshots read last
+    to first.
+
+    DAMON starts from a few huge regions and splits them until it finds the
+    accessed pages: an access first shows as "one of these terabytes was
+    accessed", and the accessed region shrinks over the next aggregations. A
+    region's bytes are evidence of access only as far as DAMON could not localise
+    it further. So, going backwards, with ``F_{s+1}`` the finest evidence of the
+    next snapshot, each accessed region ``r`` of snapshot ``s`` is
+
+    * *ended* when ``F_{s+1}`` has nothing inside ``r`` (the access ended there, or
+      moved away): ``r`` is evidence, and part of ``F_s``;
+    * *context* when every piece of ``F_{s+1}`` inside ``r`` is at least
+      ``1 /`` :data:`COARSE_RATIO` of ``r`` (DAMON narrowed it only a little): ``r`` is
+      evidence, but ``F_s`` keeps only those finer pieces, so context never grows
+      by more than that factor around what the regions finally localised;
+    * *refined* otherwise: a coarse first guess, which the later, finer regions
+      speak for; it contributes ``F_{s+1} ∩ r`` to ``F_s`` and nothing itself.
+
+    The evidence of the whole history is the union of the ended and context
+    regions, except regions of a size class more than :data:`COARSE_RATIO` times
+    larger than all finer evidence that were accessed in one aggregation only (no
+    accessed region overlaps them in the snapshots before and after): one sample
+    somewhere in 47 GiB once says little about where the workload is and would
+    squash it to a pixel. Those are counted and reported (:meth:`ranges`).
+
+    Feed one address space's snapshots newest first (:meth:`feed`); memory: the
+    next snapshot's finest evidence and one merged union per size class.
+    """
+
+    def __init__(self):
+        self._fine = np.zeros((0, 2), np.uint64)  # F_{s+1}
+        self._held = None  # the snapshot waiting for its predecessor (one-off test)
+        self._cls: dict = {}  # size class -> [one-off ranges, other ranges]
+
+    def feed(self, start: np.ndarray, end: np.ndarray, nr: np.ndarray) -> None:
+        """One snapshot (the one before the last one fed): its regions, sorted and
+        disjoint, and their nr_accesses."""
+        m = np.asarray(nr) > 0
+        st = np.asarray(start, dtype=np.uint64)[m]
+        en = np.asarray(end, dtype=np.uint64)[m]
+        if self._held is not None:
+            self._settle(*self._held, st, en)
+        self._held = self._resolve(st, en)
+
+    def _resolve(self, st, en):
+        """F_s from the accessed regions of s and F_{s+1}; returns the regions kept as
+        evidence, which :meth:`_settle` records once the snapshot before s is known."""
+        fine = self._fine
+        smallest = _smallest_piece_within(fine, st, en)
+        size = (en - st).astype(np.float64)
+        ended = ~np.isfinite(smallest)
+        keep = ended | (size <= COARSE_RATIO * smallest)
+        carried = _intersect_sorted(fine, np.stack([st[~ended], en[~ended]], axis=1))
+        both = np.concatenate([np.stack([st[ended], en[ended]], axis=1), carried])
+        self._fine = merge_intervals(both[:, 0], both[:, 1])
+        return st[keep], en[keep], ended[keep]
+
+    def _settle(self, wst, wen, ended, pst, pen) -> None:
+        """Record the evidence regions of a snapshot; one-offs are those whose access
+        ended there and that no accessed region of the snapshot before overlaps
+        (``pst``/``pen``, empty for the first snapshot)."""
+        if len(wst) == 0:
+            return
+        lo = np.searchsorted(pen, wst, side="right")
+        hi = np.searchsorted(pst, wen, side="left")
+        once = ended & (hi <= lo)
+        size = (wen - wst).astype(np.float64)
+        cls = np.floor(np.log2(size)).astype(np.int64)
+        for c in np.unique(cls):
+            sel = cls == c
+            slot = self._cls.setdefault(int(c), [np.zeros((0, 2), np.uint64)] * 2)
+            for k, want in ((0, once), (1, ~once)):
+                w = sel & want
+                if w.any():
+                    cur = slot[k]
+                    slot[k] = merge_intervals(
+                        np.concatenate([cur[:, 0], wst[w]]), np.concatenate([cur[:, 1], wen[w]])
+                    )
+
+    def finish(self) -> None:
+        if self._held is not None:
+            empty = np.zeros(0, np.uint64)
+            self._settle(*self._held, empty, empty)
+            self._held = None
+
+    def ranges(self) -> tuple[np.ndarray, dict]:
+        """(evidence ranges, what was left out: bytes, smallest region size)."""
+        self.finish()
+        kept = np.zeros((0, 2), np.uint64)
+        left = {"bytes": 0, "min_region": None}
+        for c in sorted(self._cls):
+            once, other = self._cls[c]
+            fine = float((kept[:, 1] - kept[:, 0]).sum()) if len(kept) else 0.0
+            parts = [kept, other]
+            if fine == 0 or 2.0**c <= COARSE_RATIO * fine:
+                parts.append(once)
+            elif len(once):
+                shown = np.concatenate([kept, other])
+                out = _intersect_sorted(
+                    once, _complement(merge_intervals(shown[:, 0], shown[:, 1]))
+                )
+                nb = float((out[:, 1] - out[:, 0]).sum()) if len(out) else 0.0
+                if nb:
+                    left["bytes"] += nb
+                    if left["min_region"] is None:
+                        left["min_region"] = 2**c
+            allp = np.concatenate(parts)
+            kept = merge_intervals(allp[:, 0], allp[:, 1])
+        return kept, left
+
+
+def _smallest_piece_within(iv: np.ndarray, st: np.ndarray, en: np.ndarray) -> np.ndarray:
+    """For each [st, en): the smallest piece of the sorted disjoint intervals ``iv``
+    clipped to it, in bytes (inf when none lies in it)."""
+    out = np.full(len(st), np.inf)
+    if len(iv) == 0 or len(st) == 0:
+        return out
+    j0 = np.searchsorted(iv[:, 1], st, side="right")
+    j1 = np.searchsorted(iv[:, 0], en, side="left")
+    cnt = np.maximum(j1 - j0, 0)
+    if cnt.sum() == 0:
+        return out
+    row = np.repeat(np.arange(len(st)), cnt)
+    k = j0[row] + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    piece = (np.minimum(iv[k, 1], en[row]) - np.maximum(iv[k, 0], st[row])).astype(np.float64)
+    np.minimum.at(out, row, piece)
+    return out
+
+
+def _intersect_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection of two lists of sorted disjoint intervals, vectorised."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((0, 2), np.uint64)
+    pts = np.concatenate([a[:, 0], a[:, 1], b[:, 0], b[:, 1]]).astype(np.uint64)
+    d = np.concatenate(
+        [np.ones(len(a)), -np.ones(len(a)), np.ones(len(b)), -np.ones(len(b))]
+    ).astype(np.int64)
+    o = np.lexsort((d, pts))  # at equal addresses, ends before starts
+    pts, d = pts[o], d[o]
+    depth = np.cumsum(d)
+    i = np.flatnonzero(depth == 2)
+    out = np.stack([pts[i], pts[i + 1]], axis=1)
+    return out[out[:, 1] > out[:, 0]]
+
+
+def _complement(iv: np.ndarray) -> np.ndarray:
+    """[0, 2^64) minus sorted disjoint intervals."""
+    top = np.uint64(0xFFFFFFFFFFFFFFFF)
+    if len(iv) == 0:
+        return np.array([[0, top]], dtype=np.uint64)
+    s = np.concatenate([[np.uint64(0)], iv[:, 1]])
+    e = np.concatenate([iv[:, 0], [top]])
+    out = np.stack([s, e], axis=1).astype(np.uint64)
+    return out[out[:, 1] > out[:, 0]]
+
+
+def access_evidence(src, key=None) -> tuple[np.ndarray, dict]:
+    """:class:`AccessEvidence` of one address space of a history (``key``, else the only
+    or busiest one)."""
+    from .idle import open_source
+
+    hs = open_source(src)
+    return _scan(hs, _pick_key(hs, key), evidence=True).evidence
+
+
+@dataclass
+class _Scan:
+    held: np.ndarray  # the address ranges covered by any region
+    unit: int  # 4096 when every boundary is page aligned, else 1
+    evidence: tuple | None  # access_evidence's result
+
+
+def _scan(hs, key, *, evidence: bool) -> _Scan:
+    """One pass over one address space: what it covers, its address unit and (when
+    asked) where its accesses are. The accessed regions are kept per snapshot for the
+    backward pass of :class:`AccessEvidence` (16 bytes a region; a run of identical
+    snapshots is kept as its first and last)."""
+    held = np.zeros((0, 2), np.uint64)
+    unit = PAGE
+    page = np.uint64(PAGE)
+    snaps_acc: list = []  # (start, end) of each snapshot's accessed regions
+    same_run = False
+    for b in hs.iter_batches(key=key):
+        both = np.concatenate([held, np.stack([b.start, b.end], axis=1)])
+        held = merge_intervals(both[:, 0], both[:, 1])
+        if unit == PAGE and ((b.start % page).any() or (b.end % page).any()):
+            unit = 1
+        if not evidence:
+            continue
+        off = b.offsets
+        m = b.nr_accesses > 0
+        for k in range(b.n_snapshots):
+            sl = slice(int(off[k]), int(off[k + 1]))
+            mk = m[sl]
+            cur = (b.start[sl][mk], b.end[sl][mk])
+            if snaps_acc and _same(cur, snaps_acc[-1]):
+                if same_run:
+                    snaps_acc[-1] = cur
+                    continue
+                same_run = True
+            else:
+                same_run = False
+            snaps_acc.append(cur)
+    ev = None
+    if evidence:
+        acc = AccessEvidence()
+        for st, en in reversed(snaps_acc):
+            acc.feed(st, en, np.ones(len(st)))
+        ev = acc.ranges()
+    return _Scan(held, unit, ev)
+
+
+def _same(a, b) -> bool:
+    return len(a[0]) == len(b[0]) and bool((a[0] == b[0]).all() and (a[1] == b[1]).all())
+
+
+def _grid(hs, key, edges, bs, be, *, offset_ns: int = 0) -> np.ndarray:
+    """Area-weighted mean nr_accesses of one address space per cell (NaN where no
+    region covers the cell), streamed batch by batch through ``grid.raster``."""
+    from types import SimpleNamespace
+
+    nt, nb = len(edges) - 1, len(bs)
+    sums = np.zeros((nt, nb))
+    cover = np.zeros((nt, nb))
+    snaps = pd.DataFrame({"t0": hs.snaps["t0"].to_numpy(np.int64) + int(offset_ns),
+                          "t1": hs.snaps["t1"].to_numpy(np.int64) + int(offset_ns)})
+    for b in hs.iter_batches(key=key):
+        rows = pd.DataFrame({"snap": b.row_snap, "start": b.start, "end": b.end})
+        (s,), c = raster(SimpleNamespace(df=rows, snaps=snaps), edges, bs, be, [b.nr_accesses])
+        sums += s
+        cover += c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cover > 0, sums / cover, np.nan)
+
+
+def _key_span(hs, key) -> tuple[int, int]:
+    m = hs.snaps["key"].to_numpy() == key
+    return int(hs.snaps["t0"].to_numpy()[m].min()), int(hs.snaps["t1"].to_numpy()[m].max())
+
+
+def view_bins(
+    segments: np.ndarray, max_bins: int, unit: int = PAGE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Address bins over the shown ranges: one bin size for all (the smallest
+    ``unit × 2^k`` that fits ``max_bins``), except that a range that would get fewer
+    than :data:`MIN_RANGE_SHARE` of the bins is drawn with smaller bins of its own, so
+    every shown range stays visible however small it is beside the others."""
+    segments = np.asarray(segments, dtype=np.uint64).reshape(-1, 2)
+    lens = (segments[:, 1] - segments[:, 0]).astype(np.float64)
+    total = int(lens.sum())
+    bb = auto_bin_bytes(total, max_bins, unit)
+    # the floor is given up where the ranges are too many for it to fit
+    floor = min(max(2, int(MIN_RANGE_SHARE * max_bins)), max_bins // (2 * max(len(segments), 1)))
+    out_s, out_e = [], []
+    for (a, b), ln in zip(segments, lens):
+        size = bb
+        while size > unit and ln / size < floor:
+            size //= 2
+        s, e = uniform_bins(np.array([[a, b]], dtype=np.uint64), size)
+        out_s.append(s)
+        out_e.append(e)
+    if not out_s:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    return np.concatenate(out_s), np.concatenate(out_e)
+
+
+def _segments(held: np.ndarray, evidence, collapse: str, ranges) -> np.ndarray:
     if ranges:
         segs = merge_intervals([int(a) for a, _ in ranges], [int(b) for _, b in ranges])
         from .grid import intersect_intervals
@@ -180,8 +551,20 @@ def _segments(held: np.ndarray, active, collapse: str, ranges) -> np.ndarray:
     if collapse == "gaps":
         return held
     if collapse == "auto":
-        return guide_ranges(held, active)
+        return guide_ranges(held, evidence)
     raise ConfigError(f"collapse must be auto, gaps or none, not {collapse!r}")
+
+
+def _space(h: History) -> str:
+    """"virtual address" or "physical address" when the history's metadata says
+    which ops set made it, else "address"."""
+    ops = None
+    for m in (h.meta, h.meta.get("parquet")):
+        rep = m.get("replay") if isinstance(m, dict) else None
+        if isinstance(rep, dict) and isinstance(rep.get("ops"), str):
+            ops = rep["ops"]
+    return {"vaddr": "virtual address", "fvaddr": "virtual address",
+            "paddr": "physical address"}.get(ops, "address")
 
 
 def region_heatmap(
@@ -195,40 +578,53 @@ def region_heatmap(
     value: str = "nr_accesses",
     time_range: tuple[int, int] | None = None,
 ) -> Heatmap:
-    """Heatmap of a region history (one target: ``target``, else the one with most rows)."""
+    """Heatmap of a region history (one target: ``target``, else the one with most
+    rows). Streams the source twice (what it covers and where its accesses are, then
+    the cells); a sparse history draws exactly as its dense original."""
+    from .idle import open_source
+
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
-    h = load_history(src)
-    key = _pick_key(h, target)
-    hk = h.for_key(key)
-    held = coverage(hk)
-    segs = _segments(held, heat_ranges(hk), collapse, ranges)
-    total = int((segs[:, 1] - segs[:, 0]).sum())
-    unit = address_unit(hk)
-    bs, be = uniform_bins(segs, auto_bin_bytes(total, addr_bins, unit))
-    t0, t1 = time_range if time_range else (hk.t_start, hk.t_end)
+    if value not in ("nr_accesses", "rate", "hz"):
+        raise ConfigError(f"value must be nr_accesses, rate or hz, not {value!r}")
+    hs = open_source(src)
+    if value == "hz" and not hs.aggr_us:
+        raise ConfigError(f"{hs.name}: the aggregation interval is unknown; use value nr_accesses")
+    key = _pick_key(hs, target)
+    auto = collapse == "auto" and not ranges
+    sc = _scan(hs, key, evidence=auto)
+    notes = []
+    evidence = None
+    if auto:
+        evidence, left = sc.evidence
+        if left["bytes"]:
+            notes.append(
+                f"left off the address axis: {fmt_bytes(left['bytes'])} seen accessed only "
+                f"briefly, in regions of {fmt_bytes(left['min_region'])} or more "
+                "(--collapse gaps draws them)"
+            )
+    segs = _segments(sc.held, evidence, collapse, ranges)
+    bs, be = view_bins(segs, addr_bins, sc.unit)
+    t0, t1 = time_range if time_range else _key_span(hs, key)
     edges = time_edges(t0, t1, max(1.0, (t1 - t0) / time_bins))
     edges[-1] = t1
-    nr = hk.df["nr_accesses"].to_numpy()
-    (mean,), _ = mean_grid(hk, edges, bs, be, [nr])
+    mean = _grid(hs, key, edges, bs, be)
+    top = hs.max_nr_accesses
     if value == "rate":
-        mean = mean / h.max_nr_accesses
-        unit_s = "access rate (nr_accesses / max)"
+        mean = mean / top
+        top = 1.0
+        unit_s = "access rate (nr_accesses / max), cell mean"
     elif value == "hz":
-        if not h.aggr_us:
-            raise ConfigError(
-                f"{h.name}: the aggregation interval is unknown; use value nr_accesses"
-            )
-        mean = mean / (h.aggr_us / 1e6)
-        unit_s = "accesses per second (Hz)"
-    elif value == "nr_accesses":
-        unit_s = "mean nr_accesses"
+        mean = mean / (hs.aggr_us / 1e6)
+        top = top / (hs.aggr_us / 1e6)
+        unit_s = "accesses per second (Hz), cell mean"
     else:
-        raise ConfigError(f"value must be nr_accesses, rate or hz, not {value!r}")
-    notes = []
-    if len(h.keys) > 1:
-        notes.append(f"target {key} of {len(h.keys)}")
-    return Heatmap(mean, edges, bs, be, segs, "regions", unit_s, h.name, notes)
+        unit_s = "nr_accesses, cell mean"
+    if len(hs.keys) > 1:
+        notes.append(f"target {key} of {len(hs.keys)}")
+    if hs.sparse:
+        notes.append("sparse history: idle bytes drawn with nr_accesses 0")
+    return Heatmap(mean, edges, bs, be, segs, "regions", unit_s, hs.name, notes, top, _space(hs))
 
 
 def sample_heatmap(
@@ -287,40 +683,67 @@ def sample_heatmap(
     return Heatmap(m, edges, bs, be, segs, "samples", "samples per cell", str(tr.path), notes)
 
 
-def diff_heatmap(a, b, **compare_opts) -> Heatmap:
-    """Rate of ``b`` minus rate of ``a`` on the common grid of :func:`compare`
-    (NaN where one side does not cover the cell)."""
-    from .compare import compare
+def diff_heatmap(
+    a,
+    b,
+    *,
+    offset_ns: int = 0,
+    time_bins: int = 400,
+    addr_bins: int = 400,
+    target_a=None,
+    target_b=None,
+    ranges: Sequence[tuple[int, int]] | None = None,
+    collapse: str = "auto",
+) -> Heatmap:
+    """Access rate (nr_accesses / max) of ``b`` minus that of ``a``, per cell (NaN where
+    one side does not cover the cell). ``offset_ns`` is added to ``b``'s times. The
+    address axis is chosen from where either side saw accesses (as for
+    :func:`region_heatmap`), over what either side covers. Streams both sources."""
+    from .idle import open_source
 
-    res = compare(a, b, **compare_opts)
-    c = res.cells
-    first = c["target_a"].iloc[0]
-    c = c[c["target_a"] == first]
-    t0 = np.unique(c["t0_ns"].to_numpy())
-    t1 = np.unique(c["t1_ns"].to_numpy())
-    edges = np.concatenate([t0, t1[-1:]]).astype(np.int64)
-    bins = c[["start", "end"]].drop_duplicates().sort_values("start")
-    bs = bins["start"].to_numpy(np.uint64)
-    be = bins["end"].to_numpy(np.uint64)
-    nt, nb = len(t0), len(bs)
-    ti = np.searchsorted(t0, c["t0_ns"].to_numpy())
-    bj = np.searchsorted(bs, c["start"].to_numpy(np.uint64))
-    m = np.full((nt, nb), np.nan)
-    v = np.where(c["valid"].to_numpy(), c["diff_rate"].to_numpy(), np.nan)
-    m[ti, bj] = v
-    rng = res.metrics["grid"]["ranges"][0]["ranges"]
-    segs = np.array(rng, dtype=np.uint64).reshape(-1, 2)
+    if time_bins < 1 or addr_bins < 1:
+        raise ConfigError("heatmap resolution must be at least 1 × 1")
+    ha, hb = open_source(a), open_source(b)
+    ka, kb = _pick_key(ha, target_a), _pick_key(hb, target_b)
+    auto = collapse == "auto" and not ranges
+    sa, sb = _scan(ha, ka, evidence=auto), _scan(hb, kb, evidence=auto)
+    held = merge_intervals(np.concatenate([sa.held[:, 0], sb.held[:, 0]]),
+                           np.concatenate([sa.held[:, 1], sb.held[:, 1]]))
+    evidence = None
+    if auto:
+        ea, eb = sa.evidence[0], sb.evidence[0]
+        evidence = merge_intervals(
+            np.concatenate([ea[:, 0], eb[:, 0]]), np.concatenate([ea[:, 1], eb[:, 1]])
+        )
+    segs = _segments(held, evidence, collapse, ranges)
+    bs, be = view_bins(segs, addr_bins, min(sa.unit, sb.unit))
+    (a0, a1), (b0, b1) = _key_span(ha, ka), _key_span(hb, kb)
+    t0, t1 = min(a0, b0 + int(offset_ns)), max(a1, b1 + int(offset_ns))
+    edges = time_edges(t0, t1, max(1.0, (t1 - t0) / time_bins))
+    edges[-1] = t1
+    ma = _grid(ha, ka, edges, bs, be)
+    mb = _grid(hb, kb, edges, bs, be, offset_ns=offset_ns)
+    d = mb / hb.max_nr_accesses - ma / ha.max_nr_accesses
     hm = Heatmap(
-        m,
+        d,
         edges,
         bs,
         be,
         segs,
         "diff",
-        "rate difference (b - a)",
-        f"{res.metrics['b']['source']} - {res.metrics['a']['source']}",
+        "access rate difference (b - a), rate = nr_accesses / max",
+        f"{hb.name} - {ha.name}",
+        space=_space(ha),
     )
-    hm.notes.append(f"heat spearman {res.metrics['heat']['spearman']}")
+    both = np.isfinite(d)
+    if both.any():
+        w = np.broadcast_to((be - bs).astype(np.float64)[None, :], d.shape)[both]
+        hm.notes.append(
+            "byte-weighted mean |b - a| where both cover: "
+            f"{np.average(np.abs(d[both]), weights=w):.3g}"
+        )
+    else:
+        hm.notes.append("the two histories cover no common cell")
     return hm
 
 
@@ -334,6 +757,15 @@ def render_png(
     force: bool = False,
 ) -> Path:
     """Draw a heatmap into a PNG of ``width`` × ``height`` pixels, atomically."""
+    return _save_fig(heatmap_figure(hm, width=width, height=height, title=title), path, DPI,
+                     force=force)
+
+
+DPI = 100
+
+
+def new_figure(width: int, height: int, **kw):
+    """A matplotlib figure of ``width`` × ``height`` pixels on the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -341,27 +773,25 @@ def render_png(
 
     if width < 100 or height < 100:
         raise ConfigError("the PNG must be at least 100 × 100 pixels")
-    dpi = 100
-    fig, ax = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
-    m = hm.matrix
-    nt, nb = m.shape
+    return plt.subplots(figsize=(width / DPI, height / DPI), dpi=DPI, **kw)
+
+
+def heatmap_figure(hm: Heatmap, *, width: int = 1000, height: int = 700, title: str | None = None):
+    """The matplotlib figure :func:`render_png` saves (axes labelled with units, a
+    colour bar, the notes at the bottom)."""
+    from matplotlib.colors import Normalize
+
+    fig, ax = new_figure(width, height)
+    nt, nb = hm.matrix.shape
     t = (hm.t_edges - hm.t_edges[0]) / 1e9
-    if hm.kind == "diff":
-        lim = float(np.nanmax(np.abs(m))) if np.isfinite(m).any() else 1.0
-        lim = lim if lim > 0 else 1.0
-        cmap = matplotlib.colormaps["RdBu_r"].copy()
-        vmin, vmax = -lim, lim
-    else:
-        cmap = matplotlib.colormaps["inferno"].copy()
-        vmin = vmax = None
-    cmap = cmap.with_extremes(bad="#dddddd")
+    lev = hm.level(hm.matrix)
+    norm = Normalize(-1.0, 1.0) if hm.kind == "diff" else Normalize(0.0, 1.0)
     im = ax.imshow(
-        np.ma.masked_invalid(m.T),
+        np.ma.masked_invalid(lev.T),
         origin="lower",
         aspect="auto",
-        cmap=cmap,
-        vmin=vmin,
-        vmax=vmax,
+        cmap=hm._cmap(),
+        norm=norm,
         interpolation="nearest",
         extent=(float(t[0]), float(t[-1]), 0, nb),
     )
@@ -371,19 +801,55 @@ def render_png(
     for k, j in enumerate(seg_first):
         if k > 0:
             ax.axhline(j, color="white", lw=1.5)
-    ticks = set(int(j) for j in seg_first[:: max(1, len(seg_first) // 8)])
-    if len(ticks) < 8:
-        ticks |= set(int(j) for j in np.linspace(0, nb - 1, 9 - len(ticks)).round())
-    ticks = sorted(ticks)
-    keep = [t for i, t in enumerate(ticks) if i == 0 or t - ticks[i - 1] >= max(1, nb // 30)]
+    first = [int(j) for j in seg_first[:: max(1, len(seg_first) // 8)]]
+    even = [int(j) for j in np.linspace(0, max(nb - 1, 0), 9).round()]
+    keep = []
+    for t in sorted(set(first)) + [t for t in even if t not in first]:
+        if all(abs(t - k) >= max(1, nb // 30) for k in keep):
+            keep.append(t)
+    keep.sort()
     ax.set_yticks(keep)
     ax.set_yticklabels([f"{int(hm.bin_start[j]):#x}" for j in keep], fontsize=7)
-    ax.set_xlabel("time (s from start)")
-    ax.set_ylabel("address (collapsed gaps marked)" if len(hm.segments) > 1 else "address")
-    ax.set_title(title or f"{hm.kind}: {hm.source}", fontsize=9)
-    fig.colorbar(im, ax=ax, label=hm.unit)
-    fig.tight_layout()
-    return _save_fig(fig, path, dpi, force=force)
+    ax.set_xlabel("time (s from the start of the history)")
+    shown = int((hm.segments[:, 1] - hm.segments[:, 0]).sum()) if len(hm.segments) else 0
+    sizes = np.unique((hm.bin_end - hm.bin_start)[:-1] if nb > 1 else hm.bin_end - hm.bin_start)
+    rows = fmt_bytes(int(sizes.max())) if len(sizes) else "-"
+    ylabel = f"{hm.space} ({fmt_bytes(shown)} shown, {rows} per row"
+    if len(hm.segments) > 1:
+        ylabel += f"; {len(hm.segments)} ranges, gaps between them left out"
+    ax.set_ylabel(ylabel + ")", fontsize=8)
+    what = {"regions": "access heat", "samples": "samples", "diff": "difference"}[hm.kind]
+    ax.set_title(title or f"{what}: {hm.source}", fontsize=9)
+    if hm.notes:
+        fig.text(0.01, 0.005, "; ".join(hm.notes), fontsize=7, va="bottom")
+    if hm.kind == "diff":
+        cb = fig.colorbar(im, ax=ax)
+        lim = hm.limit
+        ticks = np.array([-1, -0.5, 0, 0.5, 1.0])
+        cb.set_ticks(ticks)
+        cb.set_ticklabels([f"{v * lim:+.2g}" if v else "0" for v in ticks])
+        cb.set_label(f"{hm.unit} (limit ±{lim:.3g}; grey: not covered by both)", fontsize=8)
+    else:
+        cb = fig.colorbar(im, ax=ax, extend="min", extendfrac=0.04)
+        lim = hm.limit
+        vals = _nice_ticks(lim)
+        cb.set_ticks(np.sqrt(np.asarray(vals) / lim))
+        cb.set_ticklabels([f"{v:.3g}" for v in vals])
+        cb.set_label(
+            f"{hm.unit}: square-root scale; black: 0 (never), grey: not monitored", fontsize=8
+        )
+    fig.tight_layout(rect=(0, 0.02 if hm.notes else 0, 1, 1))
+    return fig
+
+
+def _nice_ticks(lim: float) -> list:
+    """A few round values in (0, lim], the top included."""
+    out = []
+    for f in (0.01, 0.05, 0.1, 0.25, 0.5):
+        v = float(f"{lim * f:.1g}")
+        if 0 < v < lim and (not out or v > out[-1] * 1.5):
+            out.append(v)
+    return out + [lim]
 
 
 def _save_fig(fig, path: str | os.PathLike, dpi: int, *, force: bool = False) -> Path:
@@ -423,46 +889,41 @@ def damo_heatmap(
     address axis is ``addr_range`` or the whole span of the target's regions (damo
     draws its "hottest" contiguous range, the same for a single-range target).
     """
+    from types import SimpleNamespace
+
+    from .idle import iter_rows, open_source
+
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
-    h = load_history(src)
+    h = open_source(src)
     if not h.aggr_us:
         raise ConfigError(f"{h.name}: the aggregation interval is unknown (damo's heat is in Hz)")
     key = _pick_key(h, target)
-    hk = h.for_key(key)
     aggr_ns = int(round(h.aggr_us * 1000))
-    df = hk.df
-    sn = hk.snaps
-    first = df["snap"].to_numpy() == 0
-    age0 = np.nan_to_num(df["age"].to_numpy()[first], nan=0.0).astype(np.int64)
+    T0 = h.snaps["t0"].to_numpy(np.int64)
+    T1 = h.snaps["t1"].to_numpy(np.int64)
+    mine = np.flatnonzero(h.snaps["key"].to_numpy() == key)
+    first = int(mine[0])
+    # the first snapshot (its idle bytes aged as the monitor would, for a sparse source)
+    r0 = next(iter_rows(h, key=key))
+    sel = r0.snap == first
+    st0, en0, nr0 = r0.start[sel], r0.end[sel], r0.nr_accesses[sel]
+    age0 = np.nan_to_num(r0.age[sel], nan=0.0).astype(np.int64)
     ages = np.unique(age0)
-    G = len(ages)
-    # the first snapshot becomes one pseudo snapshot per distinct age, backfilled over it
-    new_snap = df["snap"].to_numpy() + (G - 1)
-    new_snap[first] = np.searchsorted(ages, age0)
-    df2 = (
-        df.assign(snap=new_snap)
-        .sort_values(["snap", "start"], kind="stable")
-        .reset_index(drop=True)
-    )
-    t0_first, t1_first = int(sn["t0"].iat[0]), int(sn["t1"].iat[0])
-    pseudo = pd.DataFrame(
-        {
-            "key": key,
-            "run": sn["run"].iat[0],
-            "target": sn["target"].iat[0],
-            "snapshot": sn["snapshot"].iat[0],
-            "t0": t0_first - ages * aggr_ns,
-            "t1": t1_first,
-        }
-    )
-    snaps2 = pd.concat([pseudo, sn.iloc[1:]], ignore_index=True)
-    h2 = History(
-        df2, snaps2, h.name, h.meta, h.sample_us, h.aggr_us, h.aggr_ns_est, h.aggr_ns_measured
-    )
+    # it becomes one pseudo snapshot per distinct age, backfilled over it
+    S = len(T0)
+    t0_first, t1_first = int(T0[first]), int(T1[first])
+    snaps = pd.DataFrame({
+        "t0": np.concatenate([T0, t0_first - ages * aggr_ns]),
+        "t1": np.concatenate([T1, np.full(len(ages), t1_first, np.int64)]),
+    })
     t_start = t0_first - int(ages.max()) * aggr_ns
-    t_end = int(sn["t1"].iat[-1])
-    lo, hi = addr_range if addr_range else (int(df["start"].min()), int(df["end"].max()))
+    t_end = int(T1[mine].max())
+    if addr_range:
+        lo, hi = addr_range
+    else:
+        held = _scan(h, key, evidence=False).held
+        lo, hi = int(held[0, 0]), int(held[-1, 1])
     tu = (t_end - t_start) // time_bins
     au = (hi - lo) // addr_bins
     if tu <= 0 or au <= 0:
@@ -470,7 +931,18 @@ def damo_heatmap(
     edges = t_start + np.arange(time_bins + 1, dtype=np.int64) * tu
     bs = (lo + np.arange(addr_bins, dtype=np.int64) * au).astype(np.uint64)
     be = bs + np.uint64(au)
-    (s,), cover = raster(h2, edges, bs, be, [df2["nr_accesses"].to_numpy()])
+    pseudo = S + np.searchsorted(ages, age0)
+    o = np.lexsort((st0, pseudo))
+    rows0 = pd.DataFrame({"snap": pseudo[o], "start": st0[o], "end": en0[o]})
+    (s,), cover = raster(SimpleNamespace(df=rows0, snaps=snaps), edges, bs, be, [nr0[o]])
+    for b in h.iter_batches(key=key):
+        keep = b.row_snap != first
+        rows = pd.DataFrame({"snap": b.row_snap[keep], "start": b.start[keep],
+                             "end": b.end[keep]})
+        (s1,), c1 = raster(SimpleNamespace(df=rows, snaps=snaps), edges, bs, be,
+                           [b.nr_accesses[keep]])
+        s += s1
+        cover += c1
     with np.errstate(invalid="ignore", divide="ignore"):
         m = np.where(cover > 0, s / (float(tu) * float(au)) / (h.aggr_us / 1e6), np.nan)
     segs = np.array([[lo, lo + au * addr_bins]], dtype=np.uint64)
