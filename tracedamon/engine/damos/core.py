@@ -505,7 +505,7 @@ class StepResult:
     ``nr_accesses`` (as the tracepoint prints it), ``age`` (before the reset),
     ``nr_regions`` (the target's count at that moment), ``core_allowed`` (a core
     filter allowed it, so the ops filters are bypassed).  ``ran``: per scheme, whether
-    it was due and active and walked.  ``windows``: per scheme, whether a new charge
+    it was due and active and walked (``due``: due, active or not).  ``windows``: per scheme, whether a new charge
     window opened.  ``esz``/``min_score``: per scheme after the adjustment.
     """
 
@@ -513,6 +513,7 @@ class StepResult:
     applications: dict
     ran: list
     windows: list
+    due: list
     esz: list
     min_score: list
 
@@ -619,7 +620,7 @@ def apply_schemes(state: DamosState, regions: Mapping[str, np.ndarray], *, sis: 
                                                       "core_allowed")}
         regs = {"start": start, "end": end, "nr": nr, "bp": bp, "last": last, "age": age,
                 "toff": toff}
-        return StepResult(regs, empty, run, windows, [st.esz for st in state.states],
+        return StepResult(regs, empty, run, windows, due, [st.esz for st in state.states],
                           [st.min_score for st in state.states])
 
     sp, cf, cfo, cfg = _param_arrays(state)
@@ -693,7 +694,7 @@ def apply_schemes(state: DamosState, regions: Mapping[str, np.ndarray], *, sis: 
     regs = {"start": out["start"][:w], "end": out["end"][:w], "nr": out["nr"][:w],
             "bp": out["bp"][:w], "last": out["last"][:w], "age": out["age"][:w],
             "toff": o_toff}
-    return StepResult(regs, apps, run, windows, [st.esz for st in state.states],
+    return StepResult(regs, apps, run, windows, due, [st.esz for st in state.states],
                       [st.min_score for st in state.states])
 
 

@@ -1,0 +1,1073 @@
+"""``tracedamon damos SRC``: DAMOS schemes applied to an existing region history.
+
+``tracedamon.damos(src, schemes, ...)`` is the notebook entry point; ``tracedamon
+damos`` is a thin layer over it.  The source is a region history: a trace directory
+holding an ingested DAMON trace (its ``regions`` table, and its ``damos_apply`` table
+when the kernel recorded ``damos_before_apply`` events) or a replay output
+(``.parquet``).  The engine's DAMOS step (:mod:`tracedamon.engine.damos`) runs once per
+snapshot, at the kernel's place: each snapshot is the region list right after an
+aggregation's merge, which is what DAMOS sees -- once what DAMOS itself did to the
+snapshot is taken back out.
+
+Pre-apply state (``damos-spec.md`` §9.3, §10).  A real trace's ``damon_aggregated``
+snapshot is emitted *after* DAMOS ran: regions an action was applied to show age 0,
+and the quota split and the resume split show as extra boundaries.  When the source
+holds the recorded applications of a snapshot, they are undone before the walk: every
+applied region gets back its recorded pre-reset age; the last applied region of a
+scheme is merged with its right neighbour when the trace shows the quota split (the
+last event's ``nr_regions`` one more than the first's, or a lone application whose
+neighbour holds the same ``nr_accesses`` and age); a boundary at the previous
+application's end (or one page after it) whose two sides hold equal counts and ages is
+merged (the resume split).  The schemes' own age resets carry into later snapshots:
+a byte reset ``k`` aggregations ago is at most ``k`` old (a region's age is the
+size-weighted mean over its bytes, as the kernel's merge computes it).  DAMOS splits the
+prediction makes do not carry: every snapshot's boundaries are the recorded ones.
+
+Quota state.  Each ``run`` (a kdamond start; a restart is a new run) starts with fresh
+schemes: no charge window, no resume point, stats at 0.  ``resume="auto"`` sets, at the
+first recorded application of each scheme in a run, the resume point the quota must
+have had there (the start of that application's first region: the quota state before a
+recording started is otherwise unknown).  Windows are measured on the snapshots' clock.
+
+Outputs (:class:`DamosResult`, written by ``to_dir``): ``damos_apply`` (the predicted
+applications, in the schema of ingested ``damos_before_apply`` events), ``damos_stats``
+(per scheme per step), ``damos_outcome`` (modelled outcome per time bin) and
+``meta.json`` (the schemes, the kernel profile, the context, every model and default
+used, the check against the recorded applications).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from . import __version__
+from .engine.damos import (Context, Scheme, apply_schemes, new_state, profile as _profile,
+                           set_resume, update_watermarks)
+from .engine.damos.ops_model import PageModel, PageOracle, Segments, action_kind
+from .engine.damos.outcome import keys as addr_keys, pageout_outcome, tier_outcome
+from .errors import ConfigError, InputError
+from .schema import DAMOS_APPLY, DAMOS_OUTCOME, DAMOS_STATS, REGIONS, conform
+from .schemes import SchemeFile, load_schemes
+
+DEFAULT_DIRNAME = "damos"
+PAGEOUT_ACTIONS = ("pageout", "cold")
+HOT_ACTIONS = ("migrate_hot", "lru_prio")
+COLD_ACTIONS = ("migrate_cold", "lru_deprio")
+
+
+# ---------------------------------------------------------------------------------------
+# the source
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Source:
+    path: Path
+    kind: str                       # "damon-trace" or "replay"
+    regions: pa.Table
+    recorded: pa.Table | None       # damos_apply of a real trace
+    meta: dict
+    trace_dir: Path | None          # where samples / pagemap may live
+
+    @property
+    def replay_config(self) -> dict | None:
+        return (self.meta.get("replay") or {}).get("config")
+
+
+def open_source(src: str | os.PathLike) -> Source:
+    from .ingest.writer import read_parquet_metadata
+    from .trace import open_trace
+    p = Path(src)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or directory")
+    if p.is_dir():
+        tr = open_trace(p)
+        if not tr.has("regions"):
+            hint = (" (it has a replay output: pass that .parquet)"
+                    if any(q.suffix == ".parquet" and q.stem not in ("samples",)
+                           for q in p.glob("replay*.parquet")) else "")
+            raise InputError(f"{p}: no regions table: a damos run needs a region history "
+                             f"(an ingested DAMON trace, or a replay's .parquet){hint}")
+        regions = tr.table("regions")
+        recorded = tr.table("damos_apply") if tr.has("damos_apply") else None
+        return Source(p, "damon-trace", regions, recorded, dict(tr.meta), p)
+    if p.suffix != ".parquet":
+        raise InputError(f"{p}: not a trace directory or a regions .parquet")
+    import pyarrow.parquet as pq
+    try:
+        t = pq.read_table(p)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise InputError(f"{p}: not a readable Parquet file ({e})") from None
+    missing = [c for c in ("snapshot", "time_ns", "target", "start", "end", "nr_accesses")
+               if c not in t.column_names]
+    if missing:
+        raise InputError(f"{p}: not a region history (no {', '.join(missing)} column)")
+    if "run" not in t.column_names:
+        t = t.append_column("run", pa.array(np.zeros(t.num_rows, np.int32)))
+    regions = conform(t, REGIONS, REGIONS.names)
+    meta = read_parquet_metadata(p)
+    parent = p.parent
+    trace_dir = parent if (parent / "samples.parquet").exists() or \
+        (parent / "meta.json").exists() else None
+    return Source(p, "replay" if "replay" in meta else "regions", regions, None, meta,
+                  trace_dir)
+
+
+# ---------------------------------------------------------------------------------------
+# page data (pagemap snapshots) for the ops filters
+# ---------------------------------------------------------------------------------------
+class PagemapOracle(PageOracle):
+    """Page attributes from pagemap snapshots: anonymous or file-backed, mapped, huge
+    page (``PAGEMAP_FLAG_*``).  paddr: the frames the snapshotted processes map (a frame
+    nobody maps in the snapshot is unknown); vaddr: the target's own pages (a page the
+    snapshot shows absent is not mapped).  The snapshot nearest the application's time
+    answers (ties: the earlier)."""
+
+    def __init__(self, pagemap: pa.Table, ops: str, target_pids: Sequence[int | None]):
+        from .engine.translate import nearest_index
+        from .schema import PAGEMAP_FLAG_FILE, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT, \
+            PAGEMAP_FLAG_THP
+        self._nearest = nearest_index
+        c = {k: pagemap.column(k).to_numpy(zero_copy_only=False)
+             for k in ("snapshot", "time_ns", "pid", "vaddr_start", "vaddr_end", "flags")}
+        pfn = pagemap.column("pfn_start").fill_null(0).to_numpy(zero_copy_only=False)
+        flags = c["flags"].astype(np.int64)
+        self.ops = ops
+        self.target_pids = list(target_pids)
+        snaps = np.unique(c["snapshot"])
+        self.snap_ids = snaps
+        self.snap_times = np.array([c["time_ns"][c["snapshot"] == s].min() for s in snaps],
+                                   np.int64)
+        o = np.argsort(self.snap_times, kind="stable")
+        self.snap_ids, self.snap_times = self.snap_ids[o], self.snap_times[o]
+        anon = ((flags & PAGEMAP_FLAG_FILE) == 0).astype(np.int8)
+        present = (flags & PAGEMAP_FLAG_PRESENT) != 0
+        huge = np.where((flags & (PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE)) != 0, 2 << 20, 4096)
+        vs = c["vaddr_start"].astype(np.int64)
+        ve = c["vaddr_end"].astype(np.int64)
+        self._idx: dict = {}
+        for s in self.snap_ids:
+            m = c["snapshot"] == s
+            if ops == "paddr":
+                sel = m & present & (pfn > 0)
+                a = pfn[sel].astype(np.int64) * 4096
+                b = a + (ve[sel] - vs[sel])
+                self._idx[(int(s), None)] = self._disjoint(a, b, anon[sel],
+                                                           np.ones(a.size, np.int8),
+                                                           huge[sel], c["pid"][sel])
+            else:
+                for pid in np.unique(c["pid"][m]):
+                    sel = m & (c["pid"] == pid)
+                    mapped = present[sel].astype(np.int8)
+                    self._idx[(int(s), int(pid))] = self._disjoint(
+                        vs[sel], ve[sel], np.where(mapped == 1, anon[sel], -1).astype(np.int8),
+                        mapped, np.where(mapped == 1, huge[sel], 0), np.zeros(mapped.size))
+
+    @staticmethod
+    def _disjoint(a, b, anon, mapped, fsz, prio):
+        """Sorted disjoint runs; a frame two runs claim goes to the lower pid."""
+        o = np.lexsort((prio, a))
+        a, b, anon, mapped, fsz = a[o], b[o], anon[o], mapped[o], fsz[o]
+        keep = np.ones(a.size, bool)
+        reach = 0
+        for i in range(a.size):
+            if a[i] < reach:
+                if b[i] <= reach:
+                    keep[i] = False
+                    continue
+                a[i] = reach
+            reach = max(reach, b[i])
+        return a[keep], b[keep], anon[keep], mapped[keep], fsz[keep]
+
+    def segments(self, target: int, start: int, end: int, time_ns: int) -> Segments:
+        j = int(self._nearest(self.snap_times, np.array([time_ns]))[0])
+        snap = int(self.snap_ids[j])
+        key = (snap, None) if self.ops == "paddr" else (
+            snap, self.target_pids[target] if target < len(self.target_pids) else None)
+        idx = self._idx.get(key)
+        if idx is None:
+            return Segments(np.array([start]), np.array([end]), np.array([-1], np.int8),
+                            np.array([-1], np.int8), np.zeros(1, np.int64))
+        a, b, anon, mapped, fsz = idx
+        lo = np.searchsorted(b, start, side="right")
+        hi = np.searchsorted(a, end, side="left")
+        ss, ee, an, mp, fz = [], [], [], [], []
+        cur = start
+        for i in range(lo, hi):
+            s0, e0 = max(a[i], start), min(b[i], end)
+            if s0 > cur:
+                ss.append(cur), ee.append(s0), an.append(-1), mp.append(-1), fz.append(0)
+            ss.append(s0), ee.append(e0), an.append(anon[i]), mp.append(mapped[i])
+            fz.append(fsz[i])
+            cur = e0
+        if cur < end:
+            ss.append(cur), ee.append(end), an.append(-1), mp.append(-1), fz.append(0)
+        return Segments(np.array(ss, np.int64), np.array(ee, np.int64),
+                        np.array(an, np.int8), np.array(mp, np.int8), np.array(fz, np.int64))
+
+
+# ---------------------------------------------------------------------------------------
+# reconstruction of the pre-apply state
+# ---------------------------------------------------------------------------------------
+def undo_recorded(rows: dict, events: list[tuple], prev_end: dict, min_region: int,
+                  counters: dict) -> dict:
+    """Take a recorded application's effects out of a post-apply snapshot.
+
+    ``rows``: the snapshot (arrays ``target``, ``start``, ``end``, ``nr``, ``bp``,
+    ``age``; sorted).  ``events``: the recorded ``damos_before_apply`` rows of the
+    snapshot in trace order, as (scheme, target, start, end, nr_regions, age).
+    ``prev_end``: per scheme, (target, end) of its previous recorded application.
+    Returns the pre-apply rows; ``counters`` counts what was done."""
+    tg, st, en = rows["target"].tolist(), rows["start"].tolist(), rows["end"].tolist()
+    nr, bp, age = rows["nr"].tolist(), rows["bp"].tolist(), rows["age"].tolist()
+    pos = {(t, s): i for i, (t, s) in enumerate(zip(tg, st))}
+    by_scheme: dict[int, list] = {}
+    for e in events:
+        by_scheme.setdefault(e[0], []).append(e)
+        i = pos.get((e[1], e[2]))
+        if i is None or en[i] != e[3]:
+            counters["unmatched_events"] = counters.get("unmatched_events", 0) + 1
+            continue
+        if e[5] is not None:
+            age[i] = e[5]
+            counters["ages_restored"] = counters.get("ages_restored", 0) + 1
+    merge_at: set = set()            # (target, address) boundaries to take out
+
+    def equal_sides(t, x):
+        i = pos.get((t, x))
+        if i is None or i == 0 or tg[i - 1] != t or en[i - 1] != x:
+            return False
+        return nr[i] == nr[i - 1] and bp[i] == bp[i - 1] and age[i] == age[i - 1]
+
+    for s, evs in by_scheme.items():
+        first, last = evs[0], evs[-1]
+        if len(evs) > 1 and last[4] == first[4] + 1 and equal_sides(last[1], last[3]):
+            merge_at.add((last[1], last[3]))
+            counters["quota_splits_undone"] = counters.get("quota_splits_undone", 0) + 1
+        elif len(evs) == 1 and equal_sides(last[1], last[3]) and \
+                pos.get((last[1], last[3])) is not None:
+            merge_at.add((last[1], last[3]))
+            counters["quota_splits_undone"] = counters.get("quota_splits_undone", 0) + 1
+        if s in prev_end:
+            t, x = prev_end[s]
+            for c in (x, x + min_region):
+                if equal_sides(t, c):
+                    merge_at.add((t, c))
+                    counters["resume_splits_undone"] = counters.get(
+                        "resume_splits_undone", 0) + 1
+                    break
+    if not merge_at:
+        out = dict(rows)
+        out["age"] = np.array(age, np.int64)
+        return out
+    keep = np.ones(len(st), bool)
+    end_new = list(en)
+    for i in range(len(st)):
+        if (tg[i], st[i]) in merge_at and i > 0 and keep[i]:
+            j = i - 1
+            while not keep[j]:
+                j -= 1
+            end_new[j] = en[i]
+            keep[i] = False
+    out = {k: np.asarray(v)[keep] for k, v in rows.items()}
+    out["end"] = np.array(end_new, np.int64)[keep]
+    out["age"] = np.array(age, np.int64)[keep]
+    return out
+
+
+def subtract_intervals(a_s: np.ndarray, a_e: np.ndarray, b_s: np.ndarray,
+                       b_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[a_s, a_e) minus the union of [b_s, b_e) (a and b: lists of intervals)."""
+    if not a_s.size or not b_s.size:
+        return a_s, a_e
+    bounds = np.unique(np.concatenate([a_s, a_e, b_s, b_e]))
+    lo, hi = bounds[:-1], bounds[1:]
+
+    def covered(s, e):
+        o = np.argsort(s, kind="stable")
+        s, e = s[o], np.maximum.accumulate(e[o])
+        j = np.searchsorted(s, lo, side="right") - 1
+        return (j >= 0) & (lo < e[np.maximum(j, 0)])
+    keep = covered(a_s, a_e) & ~covered(b_s, b_e)
+    return lo[keep], hi[keep]
+
+
+class ResetCarry:
+    """The schemes' own age resets, carried into later snapshots: per target, sorted
+    disjoint address runs with the snapshot number of their last reset."""
+
+    def __init__(self):
+        self.runs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def add(self, target: int, starts: np.ndarray, ends: np.ndarray, k: int) -> None:
+        s0, e0, k0 = self.runs.get(target, (np.zeros(0, np.int64),) * 3)
+        if not starts.size:
+            return
+        bounds = np.unique(np.concatenate([s0, e0, starts, ends]))
+        lo, hi = bounds[:-1], bounds[1:]
+        val = np.full(lo.size, -1, np.int64)
+        for s, e, v in ((s0, e0, k0), (starts, ends, np.full(starts.size, k, np.int64))):
+            if s.size:
+                j = np.searchsorted(s, lo, side="right") - 1
+                ok = (j >= 0) & (lo < e[np.maximum(j, 0)])
+                val[ok] = v[j[ok]]
+        keep = val >= 0
+        lo, hi, val = lo[keep], hi[keep], val[keep]
+        if lo.size:
+            new = np.ones(lo.size, bool)
+            new[1:] = (lo[1:] != hi[:-1]) | (val[1:] != val[:-1])
+            idx = np.flatnonzero(new)
+            hi = np.maximum.reduceat(hi, idx)
+            lo, val = lo[idx], val[idx]
+        self.runs[target] = (lo, hi, val)
+
+    def apply(self, target: np.ndarray, start: np.ndarray, end: np.ndarray, age: np.ndarray,
+              j: int) -> np.ndarray:
+        out = age.copy()
+        for t, (rs, re_, rk) in self.runs.items():
+            if not rs.size:
+                continue
+            sel = np.flatnonzero(target == t)
+            if not sel.size:
+                continue
+            a, b, g = start[sel], end[sel], age[sel]
+            lo = np.searchsorted(re_, a, side="right")
+            hi = np.searchsorted(rs, b, side="left")
+            touched = np.flatnonzero(hi > lo)
+            for i in touched:
+                tot = 0
+                covered = 0
+                for q in range(lo[i], hi[i]):
+                    ov = min(b[i], re_[q]) - max(a[i], rs[q])
+                    if ov <= 0:
+                        continue
+                    tot += min(int(g[i]), j - int(rk[q])) * ov
+                    covered += ov
+                size = int(b[i] - a[i])
+                tot += int(g[i]) * (size - covered)
+                out[sel[i]] = tot // size
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------
+def _series(spec) -> tuple[np.ndarray, np.ndarray] | None:
+    """A (times, values) series from a CSV path (time_ns,value lines) or a pair of arrays."""
+    if spec is None:
+        return None
+    if isinstance(spec, (str, os.PathLike)):
+        p = Path(spec)
+        if not p.exists():
+            raise InputError(f"{p}: no such file")
+        times, vals = [], []
+        for ln, line in enumerate(p.read_text().splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#") or line.lower().startswith("time"):
+                continue
+            parts = line.replace(",", " ").split()
+            if len(parts) != 2:
+                from .errors import TraceFormatError
+                raise TraceFormatError(p, "expected 'time_ns,value'", line=ln)
+            try:
+                times.append(int(parts[0]))
+                vals.append(int(float(parts[1])))
+            except ValueError:
+                from .errors import TraceFormatError
+                raise TraceFormatError(p, f"not numbers: {line!r}", line=ln) from None
+        if not times:
+            raise InputError(f"{p}: the series is empty")
+        t, v = np.array(times, np.int64), np.array(vals, np.int64)
+    else:
+        t, v = (np.asarray(x, np.int64) for x in spec)
+    o = np.argsort(t, kind="stable")
+    return t[o], v[o]
+
+
+def _value_at(series, t: int):
+    if series is None:
+        return None
+    ts, vs = series
+    i = int(np.searchsorted(ts, t, side="right")) - 1
+    return int(vs[i]) if i >= 0 else None
+
+
+@dataclass
+class DamosResult:
+    """The predicted applications, stats, outcome and how they were made."""
+
+    applications: pa.Table
+    stats: pa.Table
+    outcome: pa.Table
+    metadata: dict
+    check: dict | None = None
+
+    def to_dir(self, dest: str | os.PathLike, *, force: bool = False) -> Path:
+        from .ingest.writer import TraceDirWriter
+        with TraceDirWriter(dest, provenance=self.metadata.get("input", {}), force=force,
+                            tables=("damos_apply", "damos_stats", "damos_outcome")) as w:
+            w.write("damos_apply", self.applications)
+            w.write("damos_stats", self.stats)
+            w.write("damos_outcome", self.outcome)
+            w.meta["damos"] = self.metadata
+        return Path(dest)
+
+    def summary(self) -> str:
+        m = self.metadata
+        lines = [f"schemes: {len(m['schemes'])} ({'; '.join(m['scheme_sources'])}), kernel "
+                 f"{m['kernel']}, {m['context']['ops']}, sample {m['context']['sample_us']} us,"
+                 f" aggr {m['context']['aggr_us']} us"]
+        st = self.stats.to_pandas()
+        for run, g in (st.groupby("run") if len(st) else []):
+            for sch, h in g.groupby("scheme"):
+                last = h.iloc[-1]
+                lines.append(
+                    f"run {run} scheme {sch}: {int(h.applied.sum())} steps applied of "
+                    f"{len(h)} due; tried {int(last.nr_tried)} regions "
+                    f"({int(last.sz_tried) / 2**20:.1f} MiB), applied {int(last.nr_applied)} "
+                    f"({int(last.sz_applied) / 2**20:.1f} MiB, modelled), quota exceeded "
+                    f"{int(last.qt_exceeds)} times")
+        for line in m.get("notes", []):
+            lines.append(f"note: {line}")
+        o = m.get("outcome") or {}
+        if o.get("pageout"):
+            p = o["pageout"]
+            lines.append(
+                f"pageout (modelled): {p['bytes_paged_out'] / 2**20:.1f} MiB paged out; "
+                + (f"{p['reaccesses']} pages re-accessed later "
+                   f"({p['reaccess_bytes'] / 2**20:.2f} MiB); saving "
+                   f"{p['saving_gib_s']:.3f} GiB*s" if p.get("samples") else
+                   "re-accesses unknown (no samples)"))
+        if o.get("tier"):
+            t = o["tier"]
+            fr = t["fast_ratio"]
+            fr0 = t["fast_ratio_first_touch"]
+            lines.append(
+                f"two tiers (modelled, fast {t['fast_bytes'] / 2**20:.1f} MiB): "
+                + (f"{fr:.3f} of sampled accesses from the fast tier (first-touch only: "
+                   f"{fr0:.3f}); promoted {t['bytes_promoted'] / 2**20:.1f} MiB, demoted "
+                   f"{t['bytes_demoted'] / 2**20:.1f} MiB" if fr is not None else
+                   "no samples"))
+        if self.check is not None:
+            lines.append(format_check(self.check))
+        return "\n".join(lines)
+
+
+def format_check(c: dict) -> str:
+    s = (f"check: {c['matched']} of {c['recorded']} recorded applications reproduced region "
+         f"for region (start, end, nr_accesses, age)")
+    if c.get("first_excluded"):
+        s += (f"; after the first of each run: {c['matched_after_first']} of "
+              f"{c['recorded_after_first']}")
+    s += (f"; {c['predicted']} predicted, {c['predicted_only']} not in the trace; rows "
+          f"{c['rows_matched']} of {c['rows_recorded']}")
+    for d in c.get("mismatches", [])[:3]:
+        s += (f"\n  run {d['run']} snapshot {d['snapshot']} scheme {d['scheme']}: "
+              f"{d['recorded_rows']} recorded rows, {d['predicted_rows']} predicted, first "
+              f"difference at row {d['first_difference']}")
+    return s
+
+
+def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
+          kernel: str = "released", ops: str | None = None, sample_us: int | None = None,
+          aggr_us: int | None = None, min_region: int | None = None, hz: int = 250,
+          unknown_pages: str = "pass", pagemap=None, samples=None, offset_ns: int = 0,
+          fast_tier: int | None = None, free_mem=None, goal_series: Mapping | None = None,
+          bin_ns: int | None = None, success: float = 1.0, weight: str = "period",
+          warn=None) -> DamosResult:
+    """Apply DAMOS schemes to a region history; see the module docstring.
+
+    Parameters
+    ----------
+    src : trace directory (an ingested DAMON trace) or a replay's regions ``.parquet``
+    schemes : ``--scheme`` arguments (preset, damo JSON, sysfs dump), :class:`Scheme`
+        objects or :class:`~tracedamon.schemes.SchemeFile` s (a list, or one)
+    resume : ``"auto"`` (the recorded first application of each scheme of each run),
+        an address (every scheme, target 0) or ``"T:ADDR"``; None: no resume point
+    check : compare with the recorded applications (needs a ``damos_apply`` table)
+    kernel : kernel profile (``released``, ``released-nofix``, ``mainline-2026``)
+    ops, sample_us, aggr_us, min_region : the DAMON context; default: the scheme file's
+        (a sysfs dump or damo kdamonds JSON says it), else the source's
+    hz : jiffies per second the charge windows are counted in (0: exact ms)
+    unknown_pages : ops-filter verdict of pages no page data describes: pass / reject
+    pagemap : a trace directory with pagemap snapshots (default: the source's own)
+    samples : a trace directory with the workload's samples (default: the source's own);
+        ``offset_ns`` is added to their times (to put them on the history's clock)
+    fast_tier : bytes of the fast tier for the two-tier model (migrate_*/lru_*)
+    free_mem : free-memory series for free_mem_rate watermarks: a CSV (time_ns,permil)
+        or (times, values)
+    goal_series : {metric: CSV or (times, values)} for quota goals other than user_input
+    bin_ns : outcome time bins (default: the aggregation interval)
+    success : fraction of passed bytes an action achieves (sz_applied model)
+    weight : sample weight of the tier model: period, latency (the weight column where
+        recorded, else period) or count
+    warn : callable receiving warning lines (default: collected into the metadata only)
+    """
+    source = open_source(src)
+    warnings: list[str] = []
+
+    def say(msg: str) -> None:
+        warnings.append(msg)
+        if warn is not None:
+            warn(msg)
+
+    # -- intervals of the history, then the schemes ------------------------------------
+    rc = source.replay_config or {}
+    iv = source.meta.get("intervals") or {}
+    h_sample = sample_us or rc.get("sample_us") or iv.get("sample_us")
+    h_aggr = aggr_us or rc.get("aggr_us") or iv.get("aggr_us")
+    files = _scheme_files(schemes, h_sample, h_aggr)
+    mon = next((f.monitoring for f in files if f.monitoring is not None
+                and not f.source.startswith("preset")), None)
+    src_ops = (source.meta.get("replay") or {}).get("ops")
+    if ops is None:
+        if src_ops and mon and mon.get("ops") and mon["ops"] != src_ops:
+            raise ConfigError(f"{source.path} is a {src_ops} history but the scheme file's "
+                              f"context is {mon['ops']}: pass --ops to choose")
+        ops = src_ops or (mon or {}).get("ops") or next(
+            (f.monitoring["ops"] for f in files if f.monitoring), None)
+        if ops is None:
+            raise ConfigError(f"{source.path}: the operations set is unknown (no replay "
+                              "metadata, no scheme file context): pass --ops paddr|vaddr")
+    c_sample = sample_us or (mon or {}).get("sample_us") or h_sample
+    c_aggr = aggr_us or (mon or {}).get("aggr_us") or h_aggr
+    if not c_sample or not c_aggr:
+        raise ConfigError(f"{source.path}: the sampling and aggregation intervals are "
+                          "unknown: pass --sample-us and --aggr-us")
+    if not (sample_us or aggr_us or mon or rc) and iv.get("source") == "inferred":
+        say(f"intervals inferred from the trace's snapshot spacing (sample {c_sample} us, "
+            f"aggr {c_aggr} us); scores turn ages into seconds with the configured "
+            "aggregation interval: give --sample-us/--aggr-us (or a sysfs dump) for exact "
+            "scores")
+    if min_region is None:
+        au = (mon or {}).get("addr_unit") or 1
+        min_region = max(4096 // au, 1) if mon else (rc.get("min_region") or 4096)
+    ctx = Context(ops, int(c_sample), int(c_aggr), int(min_region), hz)
+    prof = _profile(kernel)
+    all_schemes = [s for f in files for s in f.schemes]
+    if not all_schemes:
+        raise ConfigError("no schemes")
+
+    # -- page data and samples ------------------------------------------------------------
+    needs_pages = any(s.ops_filters and action_kind(ops, s.action) in ("filtered", "stat")
+                      for s in all_schemes)
+    target_pids = _target_pids(source)
+    oracle = None
+    pm_table = _pagemap_table(pagemap, source)
+    if pm_table is not None and pm_table.num_rows:
+        oracle = PagemapOracle(pm_table, ops, target_pids)
+    if needs_pages and oracle is None:
+        names = sorted({f.type for s in all_schemes for f in s.ops_filters})
+        say(f"ops filters ({', '.join(names)}) but {source.path} has no page data "
+            "(pagemap snapshots): every page's verdict is the default "
+            f"--unknown-pages {unknown_pages}; sz_ops_filter_passed and sz_applied are "
+            "modelled from it")
+    elif needs_pages:
+        unknown = sorted({f.type for s in all_schemes for f in s.ops_filters
+                          if f.type in ("young", "active", "memcg")})
+        if unknown:
+            say(f"ops filter(s) {', '.join(unknown)} read live page state no snapshot has: "
+                f"pages they decide get --unknown-pages {unknown_pages}")
+    model = PageModel(oracle, unknown_pages, success)
+
+    # -- recorded applications --------------------------------------------------------------
+    reg = _region_arrays(source.regions)
+    runs_meta = {r.get("run"): r for r in source.meta.get("damon_runs", [])}
+    rec_by_step, rec_unassigned = _assign_recorded(source.recorded, reg, runs_meta,
+                                                  ctx.aggr_us)
+    if source.recorded is not None and source.recorded.num_rows and rec_unassigned:
+        say(f"{rec_unassigned} recorded damos_before_apply events belong to no snapshot of "
+            "the history (left out)")
+    if check and source.recorded is None:
+        raise ConfigError(f"--check: {source.path} holds no recorded applications (no "
+                          "damos_apply table)")
+    if resume == "auto" and source.recorded is None:
+        raise ConfigError(f"--resume auto: {source.path} holds no recorded applications; "
+                          "give an address (--resume ADDR) or none")
+    fixed_resume = _parse_resume(resume) if resume not in (None, "auto") else None
+
+    # -- walk every run ---------------------------------------------------------------------
+    app_cols: dict[str, list] = {k: [] for k in ("run", "snapshot", "time_ns", "scheme",
+                                                 "target", "nr_regions", "start", "end",
+                                                 "nr_accesses", "age", "kdamond_pid")}
+    stat_rows: list[tuple] = []
+    events: list[tuple] = []        # (run, time, kind, space, start, end)
+    counters: dict = {}
+    free = _series(free_mem)
+    goals = {k: _series(v) for k, v in (goal_series or {}).items()}
+    resume_info = []
+    aggr_samples = max(ctx.aggr_us // max(ctx.sample_us, 1), 1)
+    for run in np.unique(reg["run"]):
+        rsel = np.flatnonzero(reg["run"] == run)
+        state = new_state(all_schemes, ctx, prof)
+        carry = ResetCarry()
+        prev_end: dict = {}
+        run_pid = (runs_meta.get(int(run)) or {}).get("kdamond_pid")
+        if fixed_resume is not None:
+            for j in range(len(all_schemes)):
+                set_resume(state, j, *fixed_resume)
+            resume_info.append({"run": int(run), "resume": list(fixed_resume),
+                                "from": "--resume"})
+        auto_done: set = set()
+        snaps = reg["snapshot"][rsel]
+        bounds = np.flatnonzero(np.diff(snaps)) + 1
+        t_prev = None
+        for seg in np.split(rsel, bounds):
+            snap = int(reg["snapshot"][seg[0]])
+            t = int(reg["time_ns"][seg[0]])
+            rows = {k: reg[k][seg] for k in ("target", "start", "end", "nr", "bp", "age")}
+            recorded = rec_by_step.get((int(run), snap), [])
+            if recorded:
+                rows = undo_recorded(rows, recorded, prev_end, ctx.min_region, counters)
+                for e in recorded:
+                    prev_end[e[0]] = (e[1], e[3])
+            rows["age"] = carry.apply(rows["target"], rows["start"], rows["end"], rows["age"],
+                                      snap)
+            if resume == "auto":
+                for e in recorded:
+                    if e[0] not in auto_done and e[0] < len(all_schemes):
+                        set_resume(state, e[0], e[1], e[2])
+                        auto_done.add(e[0])
+                        resume_info.append({"run": int(run), "scheme": int(e[0]),
+                                            "snapshot": snap, "target": int(e[1]),
+                                            "resume": int(e[2]),
+                                            "from": "first recorded application"})
+            # watermarks: every change of the metric since the last step, then now
+            if free is not None:
+                ts, vs = free
+                lo = 0 if t_prev is None else int(np.searchsorted(ts, t_prev, side="right"))
+                hi = int(np.searchsorted(ts, t, side="right"))
+                for v in vs[lo:hi]:
+                    update_watermarks(state, int(v))
+            elif any(s.wmarks.metric != "none" for s in all_schemes):
+                update_watermarks(state, None)      # raises: the metric has no value
+            t_prev = t
+            ntg = int(rows["target"].max()) + 1 if rows["target"].size else 1
+            toff = np.searchsorted(rows["target"], np.arange(ntg + 1)).astype(np.int64)
+            regs = {"start": rows["start"], "end": rows["end"], "nr": rows["nr"],
+                    "bp": rows["bp"], "age": rows["age"], "toff": toff}
+            gv = {k: _value_at(v, t) for k, v in goals.items()}
+            gv = {k: v for k, v in gv.items() if v is not None}
+            res = apply_schemes(state, regs, sis=(snap + 1) * aggr_samples, now_ns=t,
+                                goal_values=gv or None, ops_model=model)
+            a = res.applications
+            n = res.n_applications
+            app_cols["run"].extend([int(run)] * n)
+            app_cols["snapshot"].extend([snap] * n)
+            app_cols["time_ns"].extend([t] * n)
+            app_cols["kdamond_pid"].extend([run_pid] * n)
+            for k, c in (("scheme", "scheme"), ("target", "target"), ("start", "start"),
+                         ("end", "end"), ("nr_accesses", "nr_accesses"), ("age", "age"),
+                         ("nr_regions", "nr_regions")):
+                app_cols[k].extend(a[c].tolist())
+            # predicted age resets carry into later snapshots, except where the kernel
+            # made the same reset (the recorded ages already hold it)
+            resets = [i for i in range(n) if all_schemes[int(a["scheme"][i])].action != "stat"]
+            for tg_ in sorted({int(a["target"][i]) for i in resets}):
+                mine = [i for i in resets if int(a["target"][i]) == tg_]
+                ps = np.array([a["start"][i] for i in mine], np.int64)
+                pe = np.array([a["end"][i] for i in mine], np.int64)
+                ks = [(e[2], e[3]) for e in recorded if e[1] == tg_ and e[5]]
+                rs = np.array([x for x, _ in ks], np.int64)
+                re_ = np.array([y for _, y in ks], np.int64)
+                ps, pe = subtract_intervals(ps, pe, rs, re_)
+                carry.add(tg_, ps, pe, snap)
+            for i in range(n):
+                s = all_schemes[int(a["scheme"][i])]
+                segs = model.segments[i]
+                kind = ("pageout" if s.action in PAGEOUT_ACTIONS else
+                        "hot" if s.action in HOT_ACTIONS else
+                        "cold" if s.action in COLD_ACTIONS else None)
+                if kind is not None and segs.size:
+                    space = 0 if ops == "paddr" else int(a["target"][i])
+                    for x, y in segs.tolist():
+                        events.append((int(run), t, kind, space, x, y))
+            for j, sst in enumerate(state.states):
+                if not res.due[j]:
+                    continue
+                stat_rows.append((int(run), snap, t, j, bool(res.ran[j]), sst.nr_tried,
+                                  sst.sz_tried, sst.nr_applied, sst.sz_applied,
+                                  sst.sz_ops_filter_passed, sst.qt_exceeds, sst.min_score,
+                                  sst.esz, sst.charged_sz))
+
+    applications = _apps_table(app_cols)
+    stats = _stats_table(stat_rows)
+
+    # -- outcome ------------------------------------------------------------------------
+    smp = _load_samples(samples, source, ops, target_pids, pm_table, offset_ns, weight)
+    outcome_meta, outcome = _outcome(events, smp, reg, ctx, fast_tier, bin_ns, say)
+
+    meta = {
+        "engine": f"tracedamon {__version__}",
+        "source": {"path": str(source.path), "kind": source.kind},
+        "schemes": [s.to_dict() for s in all_schemes],
+        "scheme_sources": [f.source for f in files],
+        "scheme_notes": [n for f in files for n in f.notes],
+        "kernel": prof.name, "profile": prof.to_dict(), "context": ctx.to_dict(),
+        "resume": resume_info,
+        "reconstruction": counters,
+        "ops_model": {"page_data": oracle is not None, "unknown_pages": unknown_pages,
+                      "success": success, "bytes_decided_by_default": model.unknown_bytes,
+                      "modelled": ["sz_ops_filter_passed", "sz_applied", "nr_applied"]},
+        "outcome": outcome_meta,
+        "notes": warnings,
+        "input": {"source": str(source.path)},
+    }
+    chk = compare_applications(source.recorded, rec_by_step, app_cols, resume == "auto") \
+        if check else None
+    if chk is not None:
+        meta["check"] = chk
+    return DamosResult(applications, stats, outcome, meta, chk)
+
+
+def _scheme_files(schemes, sample_us, aggr_us) -> list[SchemeFile]:
+    if isinstance(schemes, (str, os.PathLike, Scheme, SchemeFile)):
+        schemes = [schemes]
+    files = []
+    for s in schemes:
+        if isinstance(s, SchemeFile):
+            files.append(s)
+        elif isinstance(s, Scheme):
+            files.append(SchemeFile([s], None, "Scheme object"))
+        else:
+            files.append(load_schemes(s, sample_us=sample_us, aggr_us=aggr_us))
+    return files
+
+
+def _parse_resume(resume) -> tuple[int, int]:
+    if isinstance(resume, int):
+        return 0, resume
+    text = str(resume)
+    t, _, a = text.rpartition(":")
+    try:
+        return (int(t, 0) if t else 0), int(a.replace("_", ""), 0)
+    except ValueError:
+        raise ConfigError(f"--resume {text!r}: auto, ADDR or TARGET:ADDR") from None
+
+
+def _region_arrays(t: pa.Table) -> dict:
+    def col(name, fill=0):
+        c = t.column(name)
+        if c.null_count:
+            c = c.fill_null(fill)
+        return c.to_numpy(zero_copy_only=False).astype(np.int64)
+    reg = {"run": col("run"), "snapshot": col("snapshot"), "time_ns": col("time_ns"),
+           "target": col("target"), "start": col("start"), "end": col("end"),
+           "nr": col("nr_accesses"), "age": col("age")}
+    bp = t.column("nr_accesses_bp")
+    reg["bp"] = (reg["nr"] * 10000 if bp.null_count else
+                 bp.to_numpy(zero_copy_only=False).astype(np.int64))
+    if t.column("age").null_count:
+        raise InputError("the history has no ages (a trace of the old five-field "
+                         "damon_aggregated format): DAMOS access patterns need them")
+    o = np.lexsort((reg["start"], reg["target"], reg["snapshot"], reg["run"]))
+    return {k: v[o] for k, v in reg.items()}
+
+
+def _target_pids(source: Source) -> list[int | None]:
+    t = source.regions
+    tg = t.column("target").to_numpy(zero_copy_only=False)
+    pid = t.column("pid")
+    out: list[int | None] = [None] * (int(tg.max()) + 1 if tg.size else 0)
+    if pid.null_count < len(pid):
+        pv = pid.fill_null(-1).to_numpy(zero_copy_only=False)
+        for x in np.unique(tg):
+            p = pv[tg == x]
+            p = p[p >= 0]
+            out[int(x)] = int(p[0]) if p.size else None
+    return out
+
+
+def _pagemap_table(pagemap, source: Source) -> pa.Table | None:
+    from .trace import open_trace
+    if pagemap is not None:
+        tr = open_trace(pagemap)
+        if not tr.has("pagemap"):
+            raise InputError(f"{pagemap}: no pagemap table")
+        return tr.table("pagemap")
+    if source.trace_dir is not None and (source.trace_dir / "pagemap.parquet").exists():
+        return open_trace(source.trace_dir).table("pagemap")
+    return None
+
+
+def _assign_recorded(recorded: pa.Table | None, reg: dict, runs_meta: dict, aggr_us: int):
+    """Recorded events → (run, snapshot) of the snapshot emitted right after them."""
+    if recorded is None or recorded.num_rows == 0:
+        return {}, 0
+    ev = {k: recorded.column(k) for k in ("time_ns", "kdamond_pid", "scheme", "target",
+                                         "start", "end", "nr_regions", "age", "nr_accesses")}
+    t = ev["time_ns"].to_numpy(zero_copy_only=False).astype(np.int64)
+    pid = ev["kdamond_pid"].fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    age = ev["age"].to_pylist()
+    cols = {k: ev[k].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+            for k in ("scheme", "target", "start", "end", "nr_regions", "nr_accesses")}
+    first = np.ones(reg["run"].size, bool)
+    first[1:] = (np.diff(reg["run"]) != 0) | (np.diff(reg["snapshot"]) != 0)
+    s_run, s_snap, s_time = reg["run"][first], reg["snapshot"][first], reg["time_ns"][first]
+    out: dict = {}
+    assigned = np.zeros(t.size, bool)
+    gap = aggr_us * 1000 // 2
+    for run in np.unique(s_run):
+        m = s_run == run
+        times, sn = s_time[m], s_snap[m]
+        rpid = (runs_meta.get(int(run)) or {}).get("kdamond_pid")
+        cand = np.flatnonzero(~assigned)
+        if rpid is not None:
+            cand = cand[(pid[cand] == rpid) | (pid[cand] < 0)]
+        j = np.searchsorted(times, t[cand], side="left")
+        ok = j < times.size
+        ok[ok] &= (times[j[ok]] - t[cand][ok]) <= gap
+        for i, jj in zip(cand[ok], j[ok]):
+            key = (int(run), int(sn[jj]))
+            out.setdefault(key, []).append(
+                (int(cols["scheme"][i]), int(cols["target"][i]), int(cols["start"][i]),
+                 int(cols["end"][i]), int(cols["nr_regions"][i]), age[i],
+                 int(cols["nr_accesses"][i])))
+            assigned[i] = True
+    return out, int((~assigned).sum())
+
+
+def compare_applications(recorded, rec_by_step: dict, app_cols: dict,
+                         first_excluded: bool) -> dict:
+    """Predicted vs recorded applications, per (run, snapshot, scheme): equal lists of
+    (start, end, nr_accesses, age) rows, in trace order, count as a match.  The first
+    recorded application of each scheme in each run is counted apart (with
+    ``first_excluded``: its resume point came from the recording itself)."""
+    pred: dict = {}
+    for i in range(len(app_cols["start"])):
+        key = (app_cols["run"][i], app_cols["snapshot"][i], app_cols["scheme"][i])
+        pred.setdefault(key, []).append((app_cols["start"][i], app_cols["end"][i],
+                                         app_cols["nr_accesses"][i], app_cols["age"][i]))
+    rec: dict = {}
+    for (run, snap), evs in rec_by_step.items():
+        for e in evs:
+            rec.setdefault((run, snap, e[0]), []).append((e[2], e[3], e[6], e[5]))
+    firsts = {min(k for k in rec if (k[0], k[2]) == rs) for rs in {(k[0], k[2]) for k in rec}}
+    matched = matched_after = rows_matched = rows_recorded = 0
+    mismatches = []
+    for key, rows in sorted(rec.items()):
+        p = pred.get(key, [])
+        rows_recorded += len(rows)
+        rows_matched += sum(1 for pr, rr in zip(p, rows) if pr == rr)
+        if p == rows:
+            matched += 1
+            if key not in firsts:
+                matched_after += 1
+        else:
+            diff = next((i for i, (pr, rr) in enumerate(zip(p, rows)) if pr != rr),
+                        min(len(p), len(rows)))
+            mismatches.append({"run": key[0], "snapshot": key[1], "scheme": key[2],
+                               "recorded_rows": len(rows), "predicted_rows": len(p),
+                               "first_difference": diff,
+                               "recorded": rows[diff] if diff < len(rows) else None,
+                               "predicted": p[diff] if diff < len(p) else None})
+    return {"recorded": len(rec), "predicted": len(pred), "matched": matched,
+            "first_excluded": first_excluded,
+            "recorded_after_first": len(rec) - len(firsts),
+            "matched_after_first": matched_after,
+            "predicted_only": len(set(pred) - set(rec)),
+            "rows_recorded": rows_recorded, "rows_matched": rows_matched,
+            "mismatches": mismatches}
+
+
+def _apps_table(c: dict) -> pa.Table:
+    n = len(c["start"])
+    pid = np.array([-1 if p is None else p for p in c["kdamond_pid"]], np.int64)
+    age = np.array(c["age"], np.int64)
+    return pa.table({
+        "time_ns": pa.array(np.array(c["time_ns"], np.int64), pa.int64()),
+        "kdamond_pid": pa.array(pid.astype(np.int32), pa.int32(), mask=pid < 0),
+        "cpu": pa.nulls(n, pa.int32()),
+        "context": pa.array(np.zeros(n, np.int32), pa.int32()),
+        "scheme": pa.array(np.array(c["scheme"], np.int32), pa.int32()),
+        "target": pa.array(np.array(c["target"], np.int64), pa.int64()),
+        "nr_regions": pa.array(np.array(c["nr_regions"], np.uint32), pa.uint32()),
+        "start": pa.array(np.array(c["start"], np.uint64), pa.uint64()),
+        "end": pa.array(np.array(c["end"], np.uint64), pa.uint64()),
+        "nr_accesses": pa.array(np.array(c["nr_accesses"], np.uint32), pa.uint32()),
+        "age": pa.array(age.astype(np.uint32), pa.uint32()),
+    }, schema=DAMOS_APPLY)
+
+
+def _stats_table(rows: list[tuple]) -> pa.Table:
+    names = ["run", "snapshot", "time_ns", "scheme", "applied", "nr_tried", "sz_tried",
+             "nr_applied", "sz_applied", "sz_ops_filter_passed", "qt_exceeds", "min_score",
+             "esz", "charged_sz"]
+    cols = list(zip(*rows)) if rows else [[] for _ in names]
+    d = dict(zip(names, cols))
+    n = len(rows)
+    esz = np.array([min(int(x), 2**64 - 1) for x in d["esz"]], np.uint64)
+    return pa.table({
+        "run": pa.array(np.array(d["run"], np.int32), pa.int32()),
+        "snapshot": pa.array(np.array(d["snapshot"], np.int64), pa.int64()),
+        "time_ns": pa.array(np.array(d["time_ns"], np.int64), pa.int64()),
+        "context": pa.array(np.zeros(n, np.int32), pa.int32()),
+        "scheme": pa.array(np.array(d["scheme"], np.int32), pa.int32()),
+        "applied": pa.array(np.array(d["applied"], bool), pa.bool_()),
+        **{k: pa.array(np.array(d[k], np.uint64), pa.uint64()) for k in
+           ("nr_tried", "sz_tried", "nr_applied", "sz_applied", "sz_ops_filter_passed",
+            "qt_exceeds")},
+        "min_score": pa.array(np.array(d["min_score"], np.uint32), pa.uint32()),
+        "esz": pa.array(esz, pa.uint64()),
+        "charged_sz": pa.array(np.array(d["charged_sz"], np.uint64), pa.uint64()),
+    }, schema=DAMOS_STATS)
+
+
+# ---------------------------------------------------------------------------------------
+# samples and the outcome models
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Samples:
+    time_ns: np.ndarray
+    key: np.ndarray
+    weight: np.ndarray
+    note: str = ""
+    dropped: int = 0
+
+
+def _load_samples(samples, source: Source, ops: str, target_pids, pm_table, offset_ns: int,
+                  weight: str) -> Samples | None:
+    from .trace import open_trace
+    if weight not in ("period", "latency", "count"):
+        raise ConfigError(f"--weight {weight!r}: period, latency or count")
+    d = Path(samples) if samples is not None else source.trace_dir
+    if d is None or not (Path(d) / "samples.parquet").exists():
+        if samples is not None:
+            raise InputError(f"{samples}: no samples table")
+        return None
+    tr = open_trace(d)
+    cols = ["time_ns", "pid", "addr", "phys_addr", "period", "weight"]
+    ts, ks, ws = [], [], []
+    dropped = 0
+    translator = None
+    if ops == "paddr" and pm_table is not None and pm_table.num_rows:
+        from .engine.translate import Translator
+        translator = Translator.from_tables(pm_table)
+    pid_to_t = {p: i for i, p in enumerate(target_pids) if p is not None}
+    for t in tr.iter_tables("samples", columns=cols):
+        time = t.column("time_ns").fill_null(-1).to_numpy(zero_copy_only=False).astype(
+            np.int64)
+        pid = t.column("pid").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        addr = t.column("addr").fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        if weight == "count":
+            w = np.ones(time.size)
+        else:
+            per = t.column("period").fill_null(1).to_numpy(zero_copy_only=False).astype(float)
+            w = np.where(per > 0, per, 1.0)
+            if weight == "latency":
+                lat = t.column("weight")
+                lv = lat.fill_null(0).to_numpy(zero_copy_only=False).astype(float)
+                w = np.where(lv > 0, lv, w)
+        if ops == "paddr":
+            phys = t.column("phys_addr").fill_null(0).to_numpy(zero_copy_only=False).astype(
+                np.int64)
+            need = (phys == 0) & (addr != 0)
+            if need.any() and translator is not None:
+                phys[need] = translator.virt_to_phys(pid[need], addr[need],
+                                                     time[need]).astype(np.int64)
+            ok = (phys != 0) & (time >= 0)
+            key = addr_keys(np.zeros(int(ok.sum()), np.int64), phys[ok])
+        else:
+            tix = np.array([pid_to_t.get(int(p), -1) for p in pid], np.int64) if pid.size \
+                else np.zeros(0, np.int64)
+            ok = (tix >= 0) & (addr != 0) & (time >= 0)
+            key = addr_keys(tix[ok], addr[ok])
+        dropped += int((~ok).sum())
+        ts.append(time[ok] + int(offset_ns))
+        ks.append(key)
+        ws.append(w[ok])
+    if not ts:
+        return Samples(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), str(d), 0)
+    time = np.concatenate(ts)
+    o = np.argsort(time, kind="stable")
+    return Samples(time[o], np.concatenate(ks)[o], np.concatenate(ws)[o], str(d), dropped)
+
+
+def _outcome(events, smp: Samples | None, reg: dict, ctx: Context, fast_tier, bin_ns, say):
+    meta: dict = {"modelled": True}
+    parts = []
+    if not events:
+        return meta, _outcome_table([])
+    ev_run = np.array([e[0] for e in events], np.int64)
+    ev_t = np.array([e[1] for e in events], np.int64)
+    ev_kind = np.array([e[2] for e in events])
+    ev_key_s = addr_keys([e[3] for e in events], [e[4] for e in events])
+    ev_key_e = addr_keys([e[3] for e in events], [e[5] for e in events])
+    bin_ns = int(bin_ns or ctx.aggr_us * 1000)
+    if bin_ns <= 0:
+        raise ConfigError("--bin must be positive")
+    s_t = smp.time_ns if smp is not None else np.zeros(0, np.int64)
+    s_k = smp.key if smp is not None else np.zeros(0, np.int64)
+    s_w = smp.weight if smp is not None else np.zeros(0)
+    if smp is not None:
+        meta["samples"] = {"source": smp.note, "used": int(s_t.size),
+                           "without_address": smp.dropped}
+    pageout = ev_kind == "pageout"
+    tier = (ev_kind == "hot") | (ev_kind == "cold")
+    for run in np.unique(reg["run"]):
+        rt = reg["time_ns"][reg["run"] == run]
+        t0, t1 = int(rt.min()) - ctx.aggr_us * 1000, int(rt.max())
+        edges = np.arange(t0, t1 + bin_ns, bin_ns, dtype=np.int64)
+        if edges.size < 2:
+            edges = np.array([t0, t0 + bin_ns], np.int64)
+        ins = (s_t > t0) & (s_t <= t1)
+        m = pageout & (ev_run == run)
+        if m.any():
+            r = pageout_outcome(ev_t[m], ev_key_s[m], ev_key_e[m], s_t[ins], s_k[ins], t1,
+                                edges)
+            r["samples"] = bool(smp is not None and ins.any())
+            meta["pageout"] = _merge_totals(meta.get("pageout"), r)
+            pb = r["per_bin"]
+            for i in range(edges.size - 1):
+                parts.append({"run": int(run), "time_ns": int(edges[i + 1]), "model": "pageout",
+                              "bytes_applied": int(pb["bytes_applied"][i]),
+                              "bytes_out": int(pb["bytes_out"][i]),
+                              "reaccesses": int(pb["reaccesses"][i]) if r["samples"] else None,
+                              "reaccess_bytes": int(pb["reaccesses"][i]) * 4096
+                              if r["samples"] else None})
+        m = tier & (ev_run == run)
+        if m.any() or fast_tier is not None:
+            if fast_tier is None:
+                say("migrate/lru actions: give --fast-tier BYTES for the two-tier outcome "
+                    "model")
+                continue
+            d = np.where(ev_kind[m] == "hot", 1, -1)
+            r = tier_outcome(ev_t[m], ev_key_s[m], ev_key_e[m], d, s_t[ins], s_k[ins],
+                             s_w[ins], int(fast_tier), edges)
+            meta["tier"] = {k: v for k, v in r.items() if k != "per_bin"}
+            pb = r["per_bin"]
+            for i in range(edges.size - 1):
+                fr, fr0 = pb["fast_ratio"][i], pb["fast_ratio_first_touch"][i]
+                parts.append({"run": int(run), "time_ns": int(edges[i + 1]), "model": "tier",
+                              "weight": float(pb["weight"][i]),
+                              "fast_ratio": None if np.isnan(fr) else float(fr),
+                              "fast_ratio_first_touch": None if np.isnan(fr0) else float(fr0),
+                              "bytes_promoted": int(pb["bytes_promoted"][i]),
+                              "bytes_demoted": int(pb["bytes_demoted"][i])})
+    return meta, _outcome_table(parts)
+
+
+def _merge_totals(a: dict | None, b: dict) -> dict:
+    b = {k: v for k, v in b.items() if k != "per_bin"}
+    if a is None:
+        return b
+    out = dict(a)
+    for k in ("bytes_applied", "bytes_paged_out", "reaccesses", "reaccess_bytes",
+              "bytes_out_at_end", "saving_gib_s"):
+        out[k] = a[k] + b[k]
+    out["samples"] = a.get("samples") or b.get("samples")
+    return out
+
+
+def _outcome_table(rows: list[dict]) -> pa.Table:
+    if not rows:
+        from .schema import empty
+        return empty(DAMOS_OUTCOME)
+    names = DAMOS_OUTCOME.names
+    data = {n: [r.get(n) for r in rows] for n in names}
+    return pa.table({n: pa.array(data[n], type=DAMOS_OUTCOME.field(n).type
+                                 if n != "model" else pa.string()) for n in names}
+                    ).cast(DAMOS_OUTCOME)
