@@ -157,20 +157,24 @@ class PagemapOracle(PageOracle):
                 b = a + (ve[sel] - vs[sel])
                 self._idx[(int(s), None)] = self._disjoint(a, b, anon[sel],
                                                            np.ones(a.size, np.int8),
-                                                           huge[sel], c["pid"][sel])
+                                                           huge[sel], c["pid"][sel],
+                                                           vs[sel])
             else:
                 for pid in np.unique(c["pid"][m]):
                     sel = m & (c["pid"] == pid)
                     mapped = present[sel].astype(np.int8)
                     self._idx[(int(s), int(pid))] = self._disjoint(
                         vs[sel], ve[sel], np.where(mapped == 1, anon[sel], -1).astype(np.int8),
-                        mapped, np.where(mapped == 1, huge[sel], 0), np.zeros(mapped.size))
+                        mapped, np.where(mapped == 1, huge[sel], 0),
+                        np.full(mapped.size, pid), vs[sel])
 
     @staticmethod
-    def _disjoint(a, b, anon, mapped, fsz, prio):
-        """Sorted disjoint runs; a frame two runs claim goes to the lower pid."""
-        o = np.lexsort((prio, a))
-        a, b, anon, mapped, fsz = a[o], b[o], anon[o], mapped[o], fsz[o]
+    def _disjoint(a, b, anon, mapped, fsz, pid, va):
+        """Sorted disjoint runs; a frame two runs claim goes to the lower pid.  ``va``: the
+        virtual address of each run's start (its owner's page)."""
+        o = np.lexsort((pid, a))
+        a, b, anon, mapped, fsz, pid, va = (x[o].copy() for x in (a, b, anon, mapped, fsz,
+                                                                  pid, va))
         keep = np.ones(a.size, bool)
         reach = 0
         for i in range(a.size):
@@ -178,20 +182,46 @@ class PagemapOracle(PageOracle):
                 if b[i] <= reach:
                     keep[i] = False
                     continue
+                va[i] += reach - a[i]
                 a[i] = reach
             reach = max(reach, b[i])
-        return a[keep], b[keep], anon[keep], mapped[keep], fsz[keep]
+        return (a[keep], b[keep], anon[keep], mapped[keep], fsz[keep],
+                pid[keep].astype(np.int64), va[keep].astype(np.int64))
 
-    def segments(self, target: int, start: int, end: int, time_ns: int) -> Segments:
+    def _runs_at(self, target: int, time_ns: int):
         j = int(self._nearest(self.snap_times, np.array([time_ns]))[0])
         snap = int(self.snap_ids[j])
         key = (snap, None) if self.ops == "paddr" else (
             snap, self.target_pids[target] if target < len(self.target_pids) else None)
-        idx = self._idx.get(key)
+        return self._idx.get(key)
+
+    def owners(self, start: int, end: int, time_ns: int):
+        """paddr: the pieces of [start, end) as (pid, address) -- the owning process and
+        virtual address of frames a snapshot maps, (-1, physical address) elsewhere."""
+        idx = self._runs_at(0, time_ns)
+        pids, s_out, e_out = [], [], []
+        cur = start
+        if idx is not None:
+            a, b, _, _, _, pid, va = idx
+            lo = np.searchsorted(b, start, side="right")
+            hi = np.searchsorted(a, end, side="left")
+            for i in range(lo, hi):
+                s0, e0 = max(a[i], start), min(b[i], end)
+                if s0 > cur:
+                    pids.append(-1), s_out.append(cur), e_out.append(s0)
+                pids.append(int(pid[i])), s_out.append(int(va[i] + s0 - a[i]))
+                e_out.append(int(va[i] + e0 - a[i]))
+                cur = e0
+        if cur < end:
+            pids.append(-1), s_out.append(cur), e_out.append(end)
+        return pids, s_out, e_out
+
+    def segments(self, target: int, start: int, end: int, time_ns: int) -> Segments:
+        idx = self._runs_at(target, time_ns)
         if idx is None:
             return Segments(np.array([start]), np.array([end]), np.array([-1], np.int8),
                             np.array([-1], np.int8), np.zeros(1, np.int64))
-        a, b, anon, mapped, fsz = idx
+        a, b, anon, mapped, fsz = idx[:5]
         lo = np.searchsorted(b, start, side="right")
         hi = np.searchsorted(a, end, side="left")
         ss, ee, an, mp, fz = [], [], [], [], []
@@ -572,6 +602,12 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
             say(f"ops filter(s) {', '.join(unknown)} read live page state no snapshot has: "
                 f"pages they decide get --unknown-pages {unknown_pages}")
     model = PageModel(oracle, unknown_pages, success)
+    # address spaces of the outcome models: paddr frames are keyed by physical address
+    # (space 0) or, where a pagemap snapshot names their owner, by the owner's virtual
+    # page (a refaulted page comes back in another frame); vaddr: by target
+    spaces = ({int(p): i + 1 for i, p in enumerate(np.unique(
+        pm_table.column("pid").to_numpy(zero_copy_only=False)))}
+        if ops == "paddr" and oracle is not None else {})
 
     # -- recorded applications --------------------------------------------------------------
     reg = _region_arrays(source.regions)
@@ -682,9 +718,14 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
                         "hot" if s.action in HOT_ACTIONS else
                         "cold" if s.action in COLD_ACTIONS else None)
                 if kind is not None and segs.size:
-                    space = 0 if ops == "paddr" else int(a["target"][i])
                     for x, y in segs.tolist():
-                        events.append((int(run), t, kind, space, x, y))
+                        if ops != "paddr":
+                            events.append((int(run), t, kind, int(a["target"][i]), x, y))
+                        elif oracle is None:
+                            events.append((int(run), t, kind, 0, x, y))
+                        else:       # frames a process maps: keyed by its virtual page
+                            for pid_, x2, y2 in zip(*oracle.owners(x, y, t)):
+                                events.append((int(run), t, kind, spaces.get(pid_, 0), x2, y2))
             for j, sst in enumerate(state.states):
                 if not res.due[j]:
                     continue
@@ -697,7 +738,7 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
     stats = _stats_table(stat_rows)
 
     # -- outcome ------------------------------------------------------------------------
-    smp = _load_samples(samples, source, ops, target_pids, pm_table, offset_ns, weight)
+    smp = _load_samples(samples, source, ops, target_pids, spaces, offset_ns, weight)
     outcome_meta, outcome = _outcome(events, smp, reg, ctx, fast_tier, bin_ns, say)
 
     meta = {
@@ -928,8 +969,13 @@ class Samples:
     dropped: int = 0
 
 
-def _load_samples(samples, source: Source, ops: str, target_pids, pm_table, offset_ns: int,
-                  weight: str) -> Samples | None:
+def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
+                  offset_ns: int, weight: str) -> Samples | None:
+    """The workload's samples as (time, address key, weight), in time order.
+
+    paddr: a sample of a process the pagemap snapshots cover is keyed by its virtual
+    page (``spaces``), any other by its physical address (needs ``phys_addr``); vaddr:
+    by the target its pid is."""
     from .trace import open_trace
     if weight not in ("period", "latency", "count"):
         raise ConfigError(f"--weight {weight!r}: period, latency or count")
@@ -942,10 +988,6 @@ def _load_samples(samples, source: Source, ops: str, target_pids, pm_table, offs
     cols = ["time_ns", "pid", "addr", "phys_addr", "period", "weight"]
     ts, ks, ws = [], [], []
     dropped = 0
-    translator = None
-    if ops == "paddr" and pm_table is not None and pm_table.num_rows:
-        from .engine.translate import Translator
-        translator = Translator.from_tables(pm_table)
     pid_to_t = {p: i for i, p in enumerate(target_pids) if p is not None}
     for t in tr.iter_tables("samples", columns=cols):
         time = t.column("time_ns").fill_null(-1).to_numpy(zero_copy_only=False).astype(
@@ -964,12 +1006,11 @@ def _load_samples(samples, source: Source, ops: str, target_pids, pm_table, offs
         if ops == "paddr":
             phys = t.column("phys_addr").fill_null(0).to_numpy(zero_copy_only=False).astype(
                 np.int64)
-            need = (phys == 0) & (addr != 0)
-            if need.any() and translator is not None:
-                phys[need] = translator.virt_to_phys(pid[need], addr[need],
-                                                     time[need]).astype(np.int64)
-            ok = (phys != 0) & (time >= 0)
-            key = addr_keys(np.zeros(int(ok.sum()), np.int64), phys[ok])
+            sp = np.array([spaces.get(int(p), 0) for p in pid], np.int64) if spaces and \
+                pid.size else np.zeros(pid.size, np.int64)
+            virt = (sp > 0) & (addr != 0)
+            ok = (virt | (phys != 0)) & (time >= 0)
+            key = np.where(virt, addr_keys(sp, addr), addr_keys(np.zeros_like(sp), phys))[ok]
         else:
             tix = np.array([pid_to_t.get(int(p), -1) for p in pid], np.int64) if pid.size \
                 else np.zeros(0, np.int64)
