@@ -243,14 +243,17 @@ class PagemapOracle(PageOracle):
 # reconstruction of the pre-apply state
 # ---------------------------------------------------------------------------------------
 def undo_recorded(rows: dict, events: list[tuple], prev_end: dict, min_region: int,
-                  counters: dict) -> dict:
+                  counters: dict, due: set | None = None) -> dict:
     """Take a recorded application's effects out of a post-apply snapshot.
 
     ``rows``: the snapshot (arrays ``target``, ``start``, ``end``, ``nr``, ``bp``,
     ``age``; sorted).  ``events``: the recorded ``damos_before_apply`` rows of the
     snapshot in trace order, as (scheme, target, start, end, nr_regions, age).
-    ``prev_end``: per scheme, (target, end) of its previous recorded application.
-    Returns the pre-apply rows; ``counters`` counts what was done."""
+    ``prev_end``: per scheme, (target, end) of its previous recorded application (the
+    resume point its walk starts from, if that application exhausted the quota; the
+    split it makes there happens whether or not anything is applied afterwards);
+    ``due``: the schemes whose walk this is (None: all).  Returns the pre-apply rows;
+    ``counters`` counts what was done."""
     tg, st, en = rows["target"].tolist(), rows["start"].tolist(), rows["end"].tolist()
     nr, bp, age = rows["nr"].tolist(), rows["bp"].tolist(), rows["age"].tolist()
     pos = {(t, s): i for i, (t, s) in enumerate(zip(tg, st))}
@@ -272,6 +275,14 @@ def undo_recorded(rows: dict, events: list[tuple], prev_end: dict, min_region: i
             return False
         return nr[i] == nr[i - 1] and bp[i] == bp[i - 1] and age[i] == age[i - 1]
 
+    for s, (t, x) in prev_end.items():
+        if due is not None and s not in due:
+            continue
+        for c in (x, x + min_region):
+            if equal_sides(t, c):
+                merge_at.add((t, c))
+                counters["resume_splits_undone"] = counters.get("resume_splits_undone", 0) + 1
+                break
     for s, evs in by_scheme.items():
         first, last = evs[0], evs[-1]
         if len(evs) > 1 and last[4] == first[4] + 1 and equal_sides(last[1], last[3]):
@@ -281,14 +292,6 @@ def undo_recorded(rows: dict, events: list[tuple], prev_end: dict, min_region: i
                 pos.get((last[1], last[3])) is not None:
             merge_at.add((last[1], last[3]))
             counters["quota_splits_undone"] = counters.get("quota_splits_undone", 0) + 1
-        if s in prev_end:
-            t, x = prev_end[s]
-            for c in (x, x + min_region):
-                if equal_sides(t, c):
-                    merge_at.add((t, c))
-                    counters["resume_splits_undone"] = counters.get(
-                        "resume_splits_undone", 0) + 1
-                    break
     if not merge_at:
         out = dict(rows)
         out["age"] = np.array(age, np.int64)
@@ -584,6 +587,11 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
     # -- page data and samples ------------------------------------------------------------
     needs_pages = any(s.ops_filters and action_kind(ops, s.action) in ("filtered", "stat")
                       for s in all_schemes)
+    for s in all_schemes:
+        if s.ops_filters and action_kind(ops, s.action) in ("madvise", "none"):
+            say(f"{ops} {s.action} evaluates no ops filters: the scheme's "
+                f"{', '.join(f.type for f in s.ops_filters)} filter(s) have no effect "
+                "(as in the kernel)")
     target_pids = _target_pids(source)
     oracle = None
     pm_table = _pagemap_table(pagemap, source)
@@ -656,10 +664,14 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
             t = int(reg["time_ns"][seg[0]])
             rows = {k: reg[k][seg] for k in ("target", "start", "end", "nr", "bp", "age")}
             recorded = rec_by_step.get((int(run), snap), [])
-            if recorded:
-                rows = undo_recorded(rows, recorded, prev_end, ctx.min_region, counters)
-                for e in recorded:
-                    prev_end[e[0]] = (e[1], e[3])
+            sis = (snap + 1) * aggr_samples
+            due = {j for j, sst in enumerate(state.states) if sis >= sst.next_apply_sis}
+            if recorded or prev_end:
+                rows = undo_recorded(rows, recorded, prev_end, ctx.min_region, counters, due)
+            for j in due:
+                prev_end.pop(j, None)       # a resume point is used by the next walk
+            for e in recorded:
+                prev_end[e[0]] = (e[1], e[3])
             rows["age"] = carry.apply(rows["target"], rows["start"], rows["end"], rows["age"],
                                       snap)
             if resume == "auto":
@@ -687,7 +699,7 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
                     "bp": rows["bp"], "age": rows["age"], "toff": toff}
             gv = {k: _value_at(v, t) for k, v in goals.items()}
             gv = {k: v for k, v in gv.items() if v is not None}
-            res = apply_schemes(state, regs, sis=(snap + 1) * aggr_samples, now_ns=t,
+            res = apply_schemes(state, regs, sis=sis, now_ns=t,
                                 goal_values=gv or None, ops_model=model)
             a = res.applications
             n = res.n_applications
