@@ -338,3 +338,37 @@ def test_cli_bad_scheme_is_one_line(small, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown action 'teleport'" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+@settings(max_examples=100)
+@given(data=st.data())
+def test_reset_carry_against_per_page_ages(data):
+    # a region's carried age = floor(mean over its pages of min(age, j - k(page)))
+    from tracedamon.damos_run import ResetCarry
+    carry = ResetCarry()
+    page_k = {}
+    for k in range(data.draw(st.integers(1, 4))):
+        runs = sorted({(a, a + data.draw(st.integers(1, 6)))
+                       for a in data.draw(st.lists(st.integers(0, 40), max_size=4))})
+        merged = []
+        for a, b in runs:                          # disjoint runs per step, as the walk's
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        carry.add(0, np.array([a for a, _ in merged]) * PAGE,
+                  np.array([b for _, b in merged]) * PAGE, k)
+        for a, b in merged:
+            for p in range(a, b):
+                page_k[p] = k
+    j = 6
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, 49), max_size=8))))
+    bounds = [0, *cuts, 50]
+    starts = np.array(bounds[:-1]) * PAGE
+    ends = np.array(bounds[1:]) * PAGE
+    ages = np.array([data.draw(st.integers(0, 9)) for _ in starts])
+    got = carry.apply(np.zeros(starts.size, np.int64), starts, ends, ages, j)
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        per_page = [min(int(ages[i]), j - page_k[p]) if p in page_k else int(ages[i])
+                    for p in range(a, b)]
+        assert got[i] == sum(per_page) // len(per_page)

@@ -44,6 +44,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from . import __version__
 from .engine.damos import (Context, Scheme, apply_schemes, new_state, profile as _profile,
@@ -58,6 +59,8 @@ DEFAULT_DIRNAME = "damos"
 PAGEOUT_ACTIONS = ("pageout", "cold")
 HOT_ACTIONS = ("migrate_hot", "lru_prio")
 COLD_ACTIONS = ("migrate_cold", "lru_deprio")
+KIND_OF = {**{a: "pageout" for a in PAGEOUT_ACTIONS}, **{a: "hot" for a in HOT_ACTIONS},
+           **{a: "cold" for a in COLD_ACTIONS}}
 
 
 # ---------------------------------------------------------------------------------------
@@ -359,30 +362,43 @@ class ResetCarry:
 
     def apply(self, target: np.ndarray, start: np.ndarray, end: np.ndarray, age: np.ndarray,
               j: int) -> np.ndarray:
-        out = age.copy()
+        """Ages of snapshot ``j``'s regions with the carried resets: a byte reset at
+        snapshot k is at most ``j - k`` old; a region's age is the size-weighted mean of
+        its bytes' (floor, as the kernel's merge)."""
+        out = np.asarray(age, np.int64).copy()
         for t, (rs, re_, rk) in self.runs.items():
             if not rs.size:
                 continue
             sel = np.flatnonzero(target == t)
-            if not sel.size:
-                continue
-            a, b, g = start[sel], end[sel], age[sel]
-            lo = np.searchsorted(re_, a, side="right")
-            hi = np.searchsorted(rs, b, side="left")
-            touched = np.flatnonzero(hi > lo)
-            for i in touched:
-                tot = 0
-                covered = 0
-                for q in range(lo[i], hi[i]):
-                    ov = min(b[i], re_[q]) - max(a[i], rs[q])
-                    if ov <= 0:
-                        continue
-                    tot += min(int(g[i]), j - int(rk[q])) * ov
-                    covered += ov
-                size = int(b[i] - a[i])
-                tot += int(g[i]) * (size - covered)
-                out[sel[i]] = tot // size
+            if sel.size:
+                out[sel] = _carry_ages(np.ascontiguousarray(start[sel], np.int64),
+                                       np.ascontiguousarray(end[sel], np.int64),
+                                       out[sel], rs, re_, rk, int(j))
         return out
+
+
+@njit(cache=True)
+def _carry_ages(a, b, g, rs, re_, rk, j):
+    """Two-pointer sweep over sorted regions (a, b, age g) and sorted disjoint reset runs
+    (rs, re_, snapshot rk)."""
+    out = g.copy()
+    q0 = 0
+    for i in range(a.shape[0]):
+        while q0 < rs.shape[0] and re_[q0] <= a[i]:
+            q0 += 1
+        q = q0
+        tot = 0
+        covered = 0
+        while q < rs.shape[0] and rs[q] < b[i]:
+            ov = min(b[i], re_[q]) - max(a[i], rs[q])
+            if ov > 0:
+                cap = j - rk[q]
+                tot += (g[i] if g[i] < cap else cap) * ov
+                covered += ov
+            q += 1
+        if covered:
+            out[i] = (tot + g[i] * (b[i] - a[i] - covered)) // (b[i] - a[i])
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -603,7 +619,12 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
             "(pagemap snapshots): every page's verdict is the default "
             f"--unknown-pages {unknown_pages}; sz_ops_filter_passed and sz_applied are "
             "modelled from it")
-    elif needs_pages:
+    if ops == "paddr" and any(s.action == "pageout" and not any(
+            f.type == "young" for f in s.ops_filters) for s in all_schemes):
+        say("paddr pageout checks each page's accessed bit again (an implicit 'reject "
+            "young' filter after the scheme's own): no page data says whether a page is "
+            f"young, so the pages it decides get --unknown-pages {unknown_pages}")
+    if needs_pages and oracle is not None:
         unknown = sorted({f.type for s in all_schemes for f in s.ops_filters
                           if f.type in ("young", "active", "memcg")})
         if unknown:
@@ -723,21 +744,18 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
                 re_ = np.array([y for _, y in ks], np.int64)
                 ps, pe = subtract_intervals(ps, pe, rs, re_)
                 carry.add(tg_, ps, pe, snap)
-            for i in range(n):
-                s = all_schemes[int(a["scheme"][i])]
-                segs = model.segments[i]
-                kind = ("pageout" if s.action in PAGEOUT_ACTIONS else
-                        "hot" if s.action in HOT_ACTIONS else
-                        "cold" if s.action in COLD_ACTIONS else None)
-                if kind is not None and segs.size:
-                    for x, y in segs.tolist():
-                        if ops != "paddr":
-                            events.append((int(run), t, kind, int(a["target"][i]), x, y))
-                        elif oracle is None:
-                            events.append((int(run), t, kind, 0, x, y))
-                        else:       # frames a process maps: keyed by its virtual page
-                            for pid_, x2, y2 in zip(*oracle.owners(x, y, t)):
-                                events.append((int(run), t, kind, spaces.get(pid_, 0), x2, y2))
+            acts = np.array([KIND_OF.get(all_schemes[int(x)].action, "") for x in
+                             a["scheme"]], dtype=object) if n else np.zeros(0, object)
+            for q in np.flatnonzero(acts[model.seg_app] != "") if model.seg_app.size else ():
+                i = int(model.seg_app[q])
+                x, y = int(model.seg_start[q]), int(model.seg_end[q])
+                if ops != "paddr":
+                    events.append((int(run), t, acts[i], int(a["target"][i]), x, y))
+                elif oracle is None:
+                    events.append((int(run), t, acts[i], 0, x, y))
+                else:           # frames a process maps: keyed by its virtual page
+                    for pid_, x2, y2 in zip(*oracle.owners(x, y, t)):
+                        events.append((int(run), t, acts[i], spaces.get(pid_, 0), x2, y2))
             for j, sst in enumerate(state.states):
                 if not res.due[j]:
                     continue
@@ -821,6 +839,14 @@ def _region_arrays(t: pa.Table) -> dict:
 
 
 def _target_pids(source: Source) -> list[int | None]:
+    """The pid of each target (None: unknown, or every process's, as replay's ``--range``
+    targets without ``--pid`` are): the replay's own target list, else the regions'."""
+    rt = (source.meta.get("replay") or {}).get("targets")
+    if rt:
+        out = [None] * (max(int(x.get("target", i)) for i, x in enumerate(rt)) + 1)
+        for i, x in enumerate(rt):
+            out[int(x.get("target", i))] = x.get("pid")
+        return out
     t = source.regions
     tg = t.column("target").to_numpy(zero_copy_only=False)
     pid = t.column("pid")
@@ -987,7 +1013,8 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
 
     paddr: a sample of a process the pagemap snapshots cover is keyed by its virtual
     page (``spaces``), any other by its physical address (needs ``phys_addr``); vaddr:
-    by the target its pid is."""
+    by the target its pid is (a target without a pid takes every process's samples, as
+    in replay)."""
     from .trace import open_trace
     if weight not in ("period", "latency", "count"):
         raise ConfigError(f"--weight {weight!r}: period, latency or count")
@@ -1000,7 +1027,7 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
     cols = ["time_ns", "pid", "addr", "phys_addr", "period", "weight"]
     ts, ks, ws = [], [], []
     dropped = 0
-    pid_to_t = {p: i for i, p in enumerate(target_pids) if p is not None}
+    from .engine.access import _targets_of
     for t in tr.iter_tables("samples", columns=cols):
         time = t.column("time_ns").fill_null(-1).to_numpy(zero_copy_only=False).astype(
             np.int64)
@@ -1024,8 +1051,7 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
             ok = (virt | (phys != 0)) & (time >= 0)
             key = np.where(virt, addr_keys(sp, addr), addr_keys(np.zeros_like(sp), phys))[ok]
         else:
-            tix = np.array([pid_to_t.get(int(p), -1) for p in pid], np.int64) if pid.size \
-                else np.zeros(0, np.int64)
+            tix = _targets_of(pid, list(target_pids))
             ok = (tix >= 0) & (addr != 0) & (time >= 0)
             key = addr_keys(tix[ok], addr[ok])
         dropped += int((~ok).sum())

@@ -13,7 +13,8 @@ reclaim or migration succeeds.  This module turns an application into
   actions act on the whole page-aligned region and evaluate no ops filters; ``stat``
   acts on nothing and counts passed bytes only when it has ops filters; the actions an
   ops set does not support act on nothing;
-* the passed intervals themselves (``segments``), for the outcome models.
+* the passed runs themselves (``seg_app``/``seg_start``/``seg_end``), for the outcome
+  models.
 
 Page attributes come from a :class:`PageOracle` (pagemap snapshots: anonymous or file,
 mapped, huge page) when there is one.  A filter that needs an attribute nobody knows
@@ -116,17 +117,20 @@ class PageModel:
 
     ``oracle`` gives page attributes (None: nothing known); ``unknown_pages`` decides
     pages whose verdict needs an unknown attribute; ``success`` is the fraction of the
-    passed bytes the action achieves.  After each call ``segments`` holds, per
-    application, the (start, end) runs the action was applied to, and
-    ``unknown_bytes`` / ``passed_bytes`` accumulate.
+    passed bytes the action achieves.  After each call ``seg_app``, ``seg_start`` and
+    ``seg_end`` hold the runs each application's action was applied to (flat arrays,
+    ``seg_app`` the application's row), and ``unknown_bytes`` / ``passed_bytes``
+    accumulate.
     """
 
     oracle: PageOracle | None = None
     unknown_pages: str = "pass"
     success: float = 1.0
-    segments: list = field(default_factory=list)
     unknown_bytes: int = 0
     passed_bytes: int = 0
+    seg_app: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    seg_start: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    seg_end: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self):
         if self.unknown_pages not in UNKNOWN_PAGES:
@@ -134,55 +138,86 @@ class PageModel:
                               f"not {self.unknown_pages!r}")
         if not 0.0 <= self.success <= 1.0:
             raise ConfigError(f"success must lie in [0, 1] (got {self.success})")
+        self._plans: dict = {}
+
+    def _plan(self, state, j: int):
+        """Per scheme: its action kind, the ops filters the call evaluates (paddr
+        pageout appends "reject young"), their default, whether they apply."""
+        key = (id(state.schemes), j)
+        plan = self._plans.get(key)
+        if plan is None:
+            s = state.schemes[j]
+            kind = action_kind(state.ctx.ops, s.action)
+            filters = s.ops_filters
+            if state.ctx.ops == "paddr" and s.action == "pageout" and not any(
+                    f.type == "young" for f in filters):
+                filters = filters + (Filter("young", matching=True, allow=False),)
+            evaluates = kind == "filtered" or (kind == "stat" and bool(s.ops_filters))
+            v_unknown = int(filter_verdicts(filters, s.ops_filters_default_reject,
+                                            unknown_segments(0, PAGE))[0]) if filters else 1
+            plan = (kind, filters, s.ops_filters_default_reject, evaluates, v_unknown)
+            self._plans[key] = plan
+        return plan
 
     def __call__(self, state, apps: dict, now_ns: int = 0):
         n = apps["start"].size
+        a_all = apps["start"].astype(np.int64)
+        b_all = apps["end"].astype(np.int64)
+        size = b_all - a_all
         passed = np.zeros(n, np.int64)
         applied = np.zeros(n, np.int64)
-        self.segments = []
-        ops = state.ctx.ops
-        for i in range(n):
-            s = state.schemes[int(apps["scheme"][i])]
-            a, b = int(apps["start"][i]), int(apps["end"][i])
-            kind = action_kind(ops, s.action)
-            if kind == "none":
-                self.segments.append(np.zeros((0, 2), np.int64))
-                continue
+        seg_app, seg_s, seg_e = [], [], []
+        sch = apps["scheme"]
+        for j in np.unique(sch):
+            rows = np.flatnonzero(sch == j)
+            kind, filters, defrej, evaluates, v_unknown = self._plan(state, int(j))
             if kind == "madvise":
-                length = -(-(b - a) // PAGE) * PAGE
-                applied[i] = int(length * self.success)
-                self.segments.append(np.array([[a, b]], np.int64))
+                applied[rows] = (((size[rows] + PAGE - 1) // PAGE) * PAGE *
+                                 self.success).astype(np.int64)
+                seg_app.append(rows), seg_s.append(a_all[rows]), seg_e.append(b_all[rows])
                 continue
-            filters = s.ops_filters
-            if ops == "paddr" and s.action == "pageout" and not any(
-                    f.type == "young" for f in filters):
-                filters = filters + (Filter("young", matching=True, allow=False),)
-            if kind == "stat" and not s.ops_filters:
-                self.segments.append(np.zeros((0, 2), np.int64))
+            if not evaluates:
                 continue
-            if apps["core_allowed"][i] or not filters:
-                seg_s = np.array([a], np.int64)
-                seg_e = np.array([b], np.int64)
-                ok = np.ones(1, bool)
-            else:
-                seg = (self.oracle.segments(int(apps["target"][i]), a, b, now_ns)
-                       if self.oracle is not None else unknown_segments(a, b))
-                v = filter_verdicts(filters, s.ops_filters_default_reject, seg)
-                unk = v < 0
-                if unk.any():
-                    self.unknown_bytes += int((seg.end[unk] - seg.start[unk]).sum())
-                ok = (v == 1) | (unk & (self.unknown_pages == "pass"))
-                seg_s, seg_e = seg.start, seg.end
-            sizes = (seg_e - seg_s)[ok]
-            passed[i] = int(sizes.sum())
-            self.passed_bytes += int(passed[i])
-            if kind == "stat":
-                self.segments.append(np.zeros((0, 2), np.int64))
-                continue
-            applied[i] = int(passed[i] * self.success)
-            runs = np.stack([seg_s[ok], seg_e[ok]], axis=1) if ok.any() else \
-                np.zeros((0, 2), np.int64)
-            self.segments.append(runs)
+            whole = apps["core_allowed"][rows] != 0
+            if not filters:
+                whole[:] = True
+            if self.oracle is None and not whole.all():
+                # nothing is known of any page: one verdict for every byte of the scheme
+                unk = ~whole
+                if v_unknown < 0:
+                    self.unknown_bytes += int(size[rows][unk].sum())
+                    ok = self.unknown_pages == "pass"
+                else:
+                    ok = v_unknown == 1
+                whole = whole | (unk & ok)
+            sel = rows[whole]
+            passed[sel] = size[sel]
+            if kind != "stat":
+                seg_app.append(sel), seg_s.append(a_all[sel]), seg_e.append(b_all[sel])
+            if self.oracle is not None:
+                for i in rows[~whole]:
+                    seg = self.oracle.segments(int(apps["target"][i]), int(a_all[i]),
+                                               int(b_all[i]), now_ns)
+                    v = filter_verdicts(filters, defrej, seg)
+                    unk = v < 0
+                    if unk.any():
+                        self.unknown_bytes += int((seg.end[unk] - seg.start[unk]).sum())
+                    ok = (v == 1) | (unk & (self.unknown_pages == "pass"))
+                    passed[i] = int((seg.end[ok] - seg.start[ok]).sum())
+                    if kind != "stat" and ok.any():
+                        seg_app.append(np.full(int(ok.sum()), i))
+                        seg_s.append(seg.start[ok]), seg_e.append(seg.end[ok])
+            if kind != "stat":
+                applied[rows] = (passed[rows] * self.success).astype(np.int64)
+        self.passed_bytes += int(passed.sum())
+        if seg_app:
+            app = np.concatenate(seg_app).astype(np.int64)
+            o = np.argsort(app, kind="stable")
+            self.seg_app = app[o]
+            self.seg_start = np.concatenate(seg_s).astype(np.int64)[o]
+            self.seg_end = np.concatenate(seg_e).astype(np.int64)[o]
+        else:
+            self.seg_app = self.seg_start = self.seg_end = np.zeros(0, np.int64)
         return passed, applied
 
 

@@ -125,12 +125,14 @@ def pageout_outcome(ev_time, ev_key_start, ev_key_end, s_time, s_key, t_end: int
     nb = edges.size - 1
     eo = np.argsort(ev_time, kind="stable")
     ev_time, a, b = ev_time[eo], a[eo], b[eo]
-    # the union of everything paged out so far, after each event
+    # the union of everything paged out so far, after each event (events of one time are
+    # added together: nothing is observed between them)
     union_after = np.zeros(ev_time.size, np.int64)
     us = ue = np.zeros(0, np.int64)
-    for i in range(ev_time.size):
-        us, ue, _ = _union_add(us, ue, a[i:i + 1], b[i:i + 1])
-        union_after[i] = int((ue - us).sum())
+    cuts = np.flatnonzero(np.diff(ev_time)) + 1
+    for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [ev_time.size]])):
+        us, ue, _ = _union_add(us, ue, a[lo:hi], b[lo:hi])
+        union_after[lo:hi] = int((ue - us).sum())
     upages, s_id = np.unique(s_page, return_inverse=True)
     ev_lo = np.searchsorted(upages, a >> PAGE_SHIFT, side="left")
     ev_hi = np.searchsorted(upages, (b - 1) >> PAGE_SHIFT, side="right")
