@@ -372,3 +372,42 @@ def test_reset_carry_against_per_page_ages(data):
         per_page = [min(int(ages[i]), j - page_k[p]) if p in page_k else int(ages[i])
                     for p in range(a, b)]
         assert got[i] == sum(per_page) // len(per_page)
+
+
+def test_free_memory_watermarks_from_a_series(tmp_path):
+    snaps = [[(HOT, HOT + 64 * PAGE, 0, j)] for j in range(8)]
+    T = lambda j: T0 + (j + 1) * AGGR_MS * MS          # noqa: E731
+    src = write_source(tmp_path / "w.td", snaps, [(T0 + 1, HOT)])
+    csv = tmp_path / "free.csv"
+    # plenty free (above high = 500 permil): off; from just before snapshot 4: 300, on
+    csv.write_text(f"time_ns,free_permil\n{T0},900\n{T(4) - 1},300\n")
+    r = damos(src, ["reclaim:min_age=100ms"], free_mem=csv)
+    # min_age 100 ms = 1 aggregation: reset to 0, one aggregation later eligible again
+    assert r.applications.column("time_ns").to_pylist() == [T(4), T(5), T(6), T(7)]
+    st_ = r.stats.to_pandas()
+    assert st_.applied.tolist() == [False] * 4 + [True] * 4
+    # an inactive scheme keeps its next apply time: it is due (and listed) every step
+    assert st_.snapshot.tolist() == list(range(8))
+
+
+def test_quota_goal_from_a_series(tmp_path):
+    snaps = [[(HOT, HOT + 64 * PAGE, 0, 20)] for _ in range(5)]
+    src = write_source(tmp_path / "g.td", snaps, [(T0 + 1, HOT)])
+    sch = scheme_file(tmp_path, "goal", action="pageout",
+                      quotas={"reset_interval_ms": "100 ms",
+                              "goals": [{"metric": "some_mem_psi_us", "target_value": "1 ms",
+                                         "current_value": 0}]})
+    csv = tmp_path / "psi.csv"
+    csv.write_text(f"{T0},0\n")
+    r = damos(src, [sch], goal_series={"some_mem_psi_us": csv})
+    # no pressure (score 0): the goal-driven quota starts at one byte and doubles each
+    # window (damon_feed_loop_next_input); below a page nothing can be applied
+    assert r.stats.column("esz").to_pylist() == [2, 4, 8, 16, 32]
+    assert len(r.applications) == 0
+    with pytest.raises(ConfigError, match="live memory state"):
+        damos(src, [sch])
+
+
+def test_python_api_name():
+    import tracedamon
+    assert tracedamon.damos is damos
