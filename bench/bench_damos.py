@@ -19,6 +19,8 @@ histogram and charges the quota.  Cases:
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -137,7 +139,8 @@ def main() -> int:
         best = min(_timed(lambda: damos(src, [SCHEME])) for _ in range(args.repeat))
         r = damos(src, [SCHEME])
         print(f"tracedamon.damos() end to end: {best:.3f} s "
-              f"({len(r.applications):,} applications)")
+              f"({len(r.applications):,} applications; load average "
+              f"{os.getloadavg()[0]:.1f})")
         t_nb, a_nb = min((steps_numba(snaps) for _ in range(args.repeat)),
                          key=lambda x: x[0])
         print(f"DAMOS steps alone: {t_nb:.3f} s ({t_nb / args.snapshots * 1e3:.2f} ms a "
@@ -148,13 +151,17 @@ def main() -> int:
               f"{t_ref / t_nb:.0f}x faster")
         cli = [str(ROOT / ".venv" / "bin" / "tracedamon"), "damos", str(src), "--scheme",
                "reclaim:wmarks=none", "-o", str(Path(d) / "out"), "-q", "--force"]
-        walls = []
+        walls, cpus = [], []
         for _ in range(args.repeat):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
-            subprocess.run(cli, check=True)
+            subprocess.run(cli, check=True, stderr=subprocess.DEVNULL)
             walls.append(time.perf_counter() - t0)
-        print(f"`tracedamon damos` whole process: {min(walls):.2f} s (best of "
-              f"{args.repeat}; imports and numba's cache load included)")
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
+        print(f"`tracedamon damos` whole process: {min(walls):.2f} s wall, {min(cpus):.2f} s "
+              f"CPU (best of {args.repeat}; imports and numba's cache load included; the "
+              f"load average was {os.getloadavg()[0]:.1f})")
     return 0
 
 
