@@ -456,7 +456,8 @@ class DamosResult:
 
     def to_dir(self, dest: str | os.PathLike, *, force: bool = False) -> Path:
         from .ingest.writer import TraceDirWriter
-        with TraceDirWriter(dest, provenance=self.metadata.get("input", {}), force=force,
+        with TraceDirWriter(dest, provenance={"inputs": self.metadata.get("inputs", [])},
+                            force=force,
                             tables=("damos_apply", "damos_stats", "damos_outcome")) as w:
             w.write("damos_apply", self.applications)
             w.write("damos_stats", self.stats)
@@ -479,8 +480,6 @@ class DamosResult:
                     f"({int(last.sz_tried) / 2**20:.1f} MiB), applied {int(last.nr_applied)} "
                     f"({int(last.sz_applied) / 2**20:.1f} MiB, modelled), quota exceeded "
                     f"{int(last.qt_exceeds)} times")
-        for line in m.get("notes", []):
-            lines.append(f"note: {line}")
         o = m.get("outcome") or {}
         if o.get("pageout"):
             p = o["pageout"]
@@ -526,7 +525,7 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
           unknown_pages: str = "pass", pagemap=None, samples=None, offset_ns: int = 0,
           fast_tier: int | None = None, free_mem=None, goal_series: Mapping | None = None,
           bin_ns: int | None = None, success: float = 1.0, weight: str = "period",
-          warn=None) -> DamosResult:
+          ns_per_region_call: int = 0, ns_per_byte: float = 0.0, warn=None) -> DamosResult:
     """Apply DAMOS schemes to a region history; see the module docstring.
 
     Parameters
@@ -553,6 +552,9 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
     success : fraction of passed bytes an action achieves (sz_applied model)
     weight : sample weight of the tier model: period, latency (the weight column where
         recorded, else period) or count
+    ns_per_region_call, ns_per_byte : the time the ops take per applied region and per
+        byte (the kernel measures it for time quotas; default 0: its "nothing measured"
+        throughput, 4 MiB/ms)
     warn : callable receiving warning lines (default: collected into the metadata only)
     """
     source = open_source(src)
@@ -594,7 +596,8 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
     if min_region is None:
         au = (mon or {}).get("addr_unit") or 1
         min_region = max(4096 // au, 1) if mon else (rc.get("min_region") or 4096)
-    ctx = Context(ops, int(c_sample), int(c_aggr), int(min_region), hz)
+    ctx = Context(ops, int(c_sample), int(c_aggr), int(min_region), hz,
+                  int(ns_per_region_call), float(ns_per_byte))
     prof = _profile(kernel)
     all_schemes = [s for f in files for s in f.schemes]
     if not all_schemes:
@@ -785,13 +788,28 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
                       "modelled": ["sz_ops_filter_passed", "sz_applied", "nr_applied"]},
         "outcome": outcome_meta,
         "notes": warnings,
-        "input": {"source": str(source.path)},
+        "inputs": _provenance(source, files),
     }
     chk = compare_applications(source.recorded, rec_by_step, app_cols, resume == "auto") \
         if check else None
     if chk is not None:
         meta["check"] = chk
     return DamosResult(applications, stats, outcome, meta, chk)
+
+
+def _provenance(source: Source, files: list[SchemeFile]) -> list[dict]:
+    """Name, size and sha256 of what the run read: the history's tables, scheme files."""
+    from .ingest.writer import file_provenance
+    paths = ([source.path] if source.path.is_file() else
+             [source.path / f"{n}.parquet" for n in ("regions", "damos_apply")
+              if (source.path / f"{n}.parquet").exists()])
+    out = [dict(file_provenance(p), role="history") for p in paths]
+    for f in files:
+        if f.path is not None:
+            out.append(dict(file_provenance(f.path), role="scheme"))
+        else:
+            out.append({"name": f.source, "role": "scheme"})
+    return out
 
 
 def _scheme_files(schemes, sample_us, aggr_us) -> list[SchemeFile]:

@@ -54,6 +54,7 @@ class SchemeFile:
     monitoring: dict | None
     source: str
     notes: list[str] = field(default_factory=list)
+    path: Path | None = None
 
     def to_dict(self) -> dict:
         return {"source": self.source, "monitoring": self.monitoring, "notes": self.notes,
@@ -705,9 +706,13 @@ def load_schemes(arg: str | os.PathLike, *, sample_us: int | None = None,
             doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise TraceFormatError(p, f"invalid JSON: {e.msg}", line=e.lineno) from None
-        return _damo_json(doc, str(p), select, sample_us, aggr_us)
+        f = _damo_json(doc, str(p), select, sample_us, aggr_us)
+        f.path = p
+        return f
     if text.lstrip().startswith(SYSFS_PREFIX):
-        return _sysfs(text, str(p), select)
+        f = _sysfs(text, str(p), select)
+        f.path = p
+        return f
     first = text.lstrip().splitlines()[0][:60] if text.strip() else "(empty)"
     raise TraceFormatError(p, "unknown scheme file format: neither damo JSON nor a DAMON "
                            f"sysfs dump (`grep -r . {SYSFS_PREFIX}N`); it starts with "

@@ -96,6 +96,11 @@ def register(app: typer.Typer) -> None:
                                            help="outcome time bin (default: aggregation)"),
         weight: str = typer.Option("period", "--weight",
                                    help="tier model sample weight: period, latency, count"),
+        ns_per_region: int = typer.Option(0, "--ns-per-region",
+                                          help="modelled ops time per applied region "
+                                               "(time quotas; 0: the kernel's 4 MiB/ms)"),
+        ns_per_byte: float = typer.Option(0.0, "--ns-per-byte",
+                                          help="modelled ops time per applied byte"),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no summary"),
     ) -> None:
         import sys
@@ -119,6 +124,7 @@ def register(app: typer.Typer) -> None:
                     offset_ns=offset, fast_tier=_int(fast_tier, "--fast-tier"),
                     free_mem=free_mem, goal_series=goals or None,
                     bin_ns=time_ns(bin_, "ns", "--bin") if bin_ else None, weight=weight,
+                    ns_per_region_call=ns_per_region, ns_per_byte=ns_per_byte,
                     warn=lambda m: print(f"tracedamon: warning: {m}", file=sys.stderr))
         res.to_dir(dest, force=force)
         if not quiet:
