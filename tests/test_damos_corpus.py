@@ -3,7 +3,6 @@ corpus (kernel 6.18.44, the scheme of its sysfs dump): every application is repr
 region for region, and the kdamond restart starts a fresh scheme state."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from conftest import need_corpus
