@@ -412,3 +412,19 @@ def test_quota_goal_from_a_series(tmp_path):
 def test_python_api_name():
     import tracedamon
     assert tracedamon.damos is damos
+
+
+def test_tier_ignores_samples_outside_the_monitored_regions(tmp_path):
+    # the same as test_tier_demote_then_promote, plus 64 pages the process touches first
+    # outside the monitored regions: they would fill the fast tier for good
+    snaps = [[(HOT, HOT + 64 * PAGE, 0, j), (COLD, COLD + 64 * PAGE, 20, j)]
+             for j in range(10)]
+    samples = [(T0 + 1 + p, 0x40000000 + p * PAGE) for p in range(64)]
+    samples += [(T0 + 1 * MS + p * 10_000, HOT + p * PAGE) for p in range(64)]
+    samples += [(T0 + 60 * MS + i * 10 * MS, COLD + p * PAGE) for i in range(95)
+                for p in range(64)]
+    src = write_source(tmp_path / "t.td", snaps, samples)
+    res = damos(src, _tier_schemes(tmp_path), fast_tier=64 * PAGE, weight="count")
+    t = res.metadata["outcome"]["tier"]
+    assert t["fast_ratio"] == pytest.approx((64 + 70 * 64) / (64 + 95 * 64))
+    assert res.metadata["outcome"]["samples"]["outside_the_monitored_regions"] == 64

@@ -404,6 +404,8 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
 
     # -- outcome ------------------------------------------------------------------------
     smp = _load_samples(samples, source, ops, target_pids, spaces, offset_ns, weight)
+    if smp is not None and ops != "paddr":
+        smp = _inside_history(smp, reg)
     outcome_meta, outcome = _outcome(events, smp, reg, ctx, fast_tier, bin_ns, say)
 
     meta = {
@@ -579,6 +581,7 @@ class Samples:
     weight: np.ndarray
     note: str = ""
     dropped: int = 0
+    outside: int = 0
 
 
 def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
@@ -639,6 +642,19 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
     return Samples(time[o], np.concatenate(ks)[o], np.concatenate(ws)[o], str(d), dropped)
 
 
+def _inside_history(smp: Samples, reg: dict) -> Samples:
+    """vaddr: only the samples inside the monitored regions (of any snapshot) take part in
+    the outcome -- pages outside them are none of the schemes' business."""
+    from .engine.damos.outcome import _union_add
+    ks = addr_keys(reg["target"], reg["start"])
+    ke = addr_keys(reg["target"], reg["end"])
+    us, ue, _ = _union_add(np.zeros(0, np.int64), np.zeros(0, np.int64), ks, ke)
+    j = np.searchsorted(us, smp.key, side="right") - 1
+    inside = (j >= 0) & (smp.key < ue[np.maximum(j, 0)])
+    return Samples(smp.time_ns[inside], smp.key[inside], smp.weight[inside], smp.note,
+                   smp.dropped, int((~inside).sum()))
+
+
 def _outcome(events, smp: Samples | None, reg: dict, ctx: Context, fast_tier, bin_ns, say):
     meta: dict = {"modelled": True}
     parts = []
@@ -657,7 +673,8 @@ def _outcome(events, smp: Samples | None, reg: dict, ctx: Context, fast_tier, bi
     s_w = smp.weight if smp is not None else np.zeros(0)
     if smp is not None:
         meta["samples"] = {"source": smp.note, "used": int(s_t.size),
-                           "without_address": smp.dropped}
+                           "without_address": smp.dropped,
+                           "outside_the_monitored_regions": smp.outside}
     pageout = ev_kind == "pageout"
     tier = (ev_kind == "hot") | (ev_kind == "cold")
     for run in np.unique(reg["run"]):
