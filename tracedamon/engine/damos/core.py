@@ -25,6 +25,22 @@ What runs where:
   filter allowed it, and an ops model (:mod:`.ops_model`) fills in
   ``sz_ops_filter_passed`` and ``sz_applied``.  Nothing in the walk depends on them
   (charging is by region size, spec §3.6).
+
+From the replay's kdamond loop (:class:`tracedamon.engine.core.Monitor`, whose region
+arrays carry these names), at the kernel's place -- after ``_merge`` (and apply-mode's
+split), before the snapshot, the reset and ``_split``::
+
+    state = new_state(schemes, Context(ops, sample_us, aggr_us, min_region))   # at init
+    ...
+    res = apply_schemes(state, dict(mon.arr, toff=mon.toff), sis=psi,
+                        now_ns=psi * sample_us * 1000)
+    mon.arr = {k: res.regions[k] for k in FIELDS}
+    mon.toff = res.regions["toff"]
+
+A scheme whose apply interval is not the aggregation interval is due between
+aggregations: the loop then needs a segment boundary at each ``next_apply_sis`` and
+the partial window's ``left_window_bp``.  Watermarks are checked with
+:func:`update_watermarks` at every sample (or at each change of the metric).
 """
 from __future__ import annotations
 
