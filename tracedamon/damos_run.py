@@ -645,10 +645,9 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
 def _inside_history(smp: Samples, reg: dict) -> Samples:
     """vaddr: only the samples inside the monitored regions (of any snapshot) take part in
     the outcome -- pages outside them are none of the schemes' business."""
-    from .engine.damos.outcome import _union_add
-    ks = addr_keys(reg["target"], reg["start"])
-    ke = addr_keys(reg["target"], reg["end"])
-    us, ue, _ = _union_add(np.zeros(0, np.int64), np.zeros(0, np.int64), ks, ke)
+    from .engine.translate import merge_intervals
+    _, us, ue = merge_intervals(reg["target"], addr_keys(reg["target"], reg["start"]),
+                                addr_keys(reg["target"], reg["end"]))
     j = np.searchsorted(us, smp.key, side="right") - 1
     inside = (j >= 0) & (smp.key < ue[np.maximum(j, 0)])
     return Samples(smp.time_ns[inside], smp.key[inside], smp.weight[inside], smp.note,

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..translate import merge_intervals
+
 PAGE_SHIFT = 12
 SPACE_SHIFT = 48
 
@@ -47,16 +49,8 @@ def _union_add(us: np.ndarray, ue: np.ndarray, a: np.ndarray, b: np.ndarray):
     if a.size == 0:
         return us, ue, 0
     before = int((ue - us).sum())
-    s = np.concatenate([us, a])
-    e = np.concatenate([ue, b])
-    o = np.argsort(s, kind="stable")
-    s, e = s[o], e[o]
-    run_end = np.maximum.accumulate(e)
-    new = np.ones(s.size, bool)
-    new[1:] = s[1:] > run_end[:-1]
-    idx = np.flatnonzero(new)
-    ns = s[idx]
-    ne = np.maximum.reduceat(e, idx)
+    s, e = np.concatenate([us, a]), np.concatenate([ue, b])
+    _, ns, ne = merge_intervals(np.zeros(s.size, np.int64), s, e)
     return ns, ne, int((ne - ns).sum()) - before
 
 
