@@ -24,6 +24,7 @@ FULL = [
     ["bench_compare.py"],
     ["bench_reports.py", "--no-damo"],
     ["bench_reports.py", "--snapshots", "250"],
+    ["bench_damos.py"],
 ]
 QUICK = [
     ["bench_ingest.py", "--samples", "500000", "--skip-pipeline", "--repeat", "1"],
@@ -34,6 +35,7 @@ QUICK = [
     ["bench_snapshot.py", "--mib", "64", "--count", "2"],
     ["bench_compare.py", "--repeat", "1", "--rows", "1000000"],
     ["bench_reports.py", "--snapshots", "25", "--no-damo"],
+    ["bench_damos.py", "--regions", "300", "--snapshots", "20", "--repeat", "1"],
 ]
 
 

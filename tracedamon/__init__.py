@@ -10,6 +10,7 @@ Public API (each name is imported lazily, so ``import tracedamon`` stays cheap):
 - :func:`open_trace` — read a trace directory's tables
 - :func:`replay` — run the DAMON monitor over a trace's samples
 - :func:`compare` — metrics between two region histories
+- :func:`damos` — DAMOS schemes applied to a region history
 
 Functions that write take ``force=``: an existing output is replaced only with
 ``force=True`` and only when it is tracedamon's own (:mod:`tracedamon.atomic`).
@@ -21,6 +22,7 @@ _LAZY = {
     "open_trace": ("tracedamon.trace", "open_trace"),
     "replay": ("tracedamon.engine.replay", "replay"),
     "compare": ("tracedamon.export.compare", "compare"),
+    "damos": ("tracedamon.damos_run", "damos"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -73,7 +73,7 @@ MARK = "tracedamon"
 #: table names a trace directory may hold (kept in step with tracedamon.schema.TABLES;
 #: a test checks it), so that this module does not import pyarrow
 TRACE_TABLES = ("samples", "events", "mmaps", "tasks", "lost", "regions", "pagemap",
-                "maps", "damos_apply", "intervals_tune")
+                "maps", "damos_apply", "damos_stats", "damos_outcome", "intervals_tune")
 
 _TEXT_MARK = re.compile(r"^# written by tracedamon (\S+) \(([^()]*)\)\s*$")
 
@@ -165,6 +165,8 @@ def _trace_dir(path: Path) -> Optional[str]:
                 continue
             if e.is_file(follow_symlinks=False) and _marked_file(Path(e.path)):
                 continue
+            if e.is_dir(follow_symlinks=False) and _trace_dir(Path(e.path)) is None:
+                continue        # an output directory of tracedamon's (damos results)
             return f"a trace directory that also holds {e.name!r}, which tracedamon " \
                    "did not write"
     return None

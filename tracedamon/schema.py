@@ -177,6 +177,49 @@ DAMOS_APPLY = pa.schema([
     pa.field("age", pa.uint32()),
 ])
 
+#: One row per scheme per DAMOS application step of a ``tracedamon damos`` run (or of a
+#: replay with schemes): the scheme's stats as the kernel keeps them (cumulative since its
+#: kdamond started: a new ``run`` starts them over), the quota's state after the step.
+#: ``nr_applied``, ``sz_applied`` and ``sz_ops_filter_passed`` depend on page state and are
+#: modelled (see the run's metadata); the rest is what the kernel would count.
+DAMOS_STATS = pa.schema([
+    pa.field("run", pa.int32(), nullable=False),
+    pa.field("snapshot", pa.int64(), nullable=False),   # the aggregation of the step
+    pa.field("time_ns", pa.int64(), nullable=False),
+    pa.field("context", pa.int32(), nullable=False),
+    pa.field("scheme", pa.int32(), nullable=False),
+    pa.field("applied", pa.bool_(), nullable=False),    # due and active: it walked the regions
+    pa.field("nr_tried", pa.uint64(), nullable=False),
+    pa.field("sz_tried", pa.uint64(), nullable=False),
+    pa.field("nr_applied", pa.uint64(), nullable=False),
+    pa.field("sz_applied", pa.uint64(), nullable=False),
+    pa.field("sz_ops_filter_passed", pa.uint64(), nullable=False),
+    pa.field("qt_exceeds", pa.uint64(), nullable=False),
+    pa.field("min_score", pa.uint32(), nullable=False),
+    pa.field("esz", pa.uint64(), nullable=False),       # effective quota (0: no quota)
+    pa.field("charged_sz", pa.uint64(), nullable=False),  # charged in the current window
+])
+
+#: Modelled outcome of the actions on the recorded workload, per time bin (``time_ns`` is
+#: the bin's end): ``model`` "pageout" (pageout / cold: bytes the action acted on,
+#: non-resident bytes, re-accesses of paged-out pages) or "tier" (migrate_* / lru_*:
+#: sampled accesses served from the fast tier, bytes migrated).  Columns of the other
+#: model are null.
+DAMOS_OUTCOME = pa.schema([
+    pa.field("run", pa.int32(), nullable=False),
+    pa.field("time_ns", pa.int64(), nullable=False),
+    pa.field("model", _dict_str, nullable=False),
+    pa.field("bytes_applied", pa.uint64()),
+    pa.field("bytes_out", pa.uint64()),
+    pa.field("reaccesses", pa.uint64()),
+    pa.field("reaccess_bytes", pa.uint64()),
+    pa.field("weight", pa.float64()),
+    pa.field("fast_ratio", pa.float64()),
+    pa.field("fast_ratio_first_touch", pa.float64()),
+    pa.field("bytes_promoted", pa.uint64()),
+    pa.field("bytes_demoted", pa.uint64()),
+])
+
 #: ``damon:damon_monitor_intervals_tune`` events: the sampling interval DAMON's
 #: interval auto-tuning chose, from this time on.
 INTERVALS_TUNE = pa.schema([
@@ -205,6 +248,8 @@ TABLES: dict[str, pa.Schema] = {
     "pagemap": PAGEMAP,
     "maps": MAPS,
     "damos_apply": DAMOS_APPLY,
+    "damos_stats": DAMOS_STATS,
+    "damos_outcome": DAMOS_OUTCOME,
     "intervals_tune": INTERVALS_TUNE,
 }
 

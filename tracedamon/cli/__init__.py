@@ -24,7 +24,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_COMMANDS = ("ingest", "info", "replay", "snapshot", "compare", "report", "export")
+_COMMANDS = ("ingest", "info", "replay", "snapshot", "compare", "report", "export", "damos")
 
 
 def _register_all() -> None:

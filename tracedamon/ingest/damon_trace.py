@@ -187,8 +187,11 @@ def is_perf_data(path) -> bool:
     with open(path, "rb") as f:
         head = f.read(8)
     if head[:2] == b"\x1f\x8b":
-        with gzip.open(path, "rb") as g:
-            head = g.read(8)
+        try:
+            with gzip.open(path, "rb") as g:
+                head = g.read(8)
+        except (OSError, EOFError):
+            return False        # not a gzip stream after all: the reader says why
     return head in (b"PERFILE2", b"2ELIFREP")
 
 
