@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import InputError, TraceFormatError
+from ..errors import InputError, TraceFormatError  # noqa: F401
+from .history import _find_key, intervals_from_meta  # noqa: F401  (kept importable here)
 
 PAGE = 4096
 _REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
@@ -66,6 +67,7 @@ class History:
     aggr_us: float | None = None
     aggr_ns_est: float = 0.0  # the aggregation interval used for windows (ns)
     aggr_ns_measured: float = 0.0  # median spacing of consecutive snapshots (ns), else aggr_ns_est
+    source: Any = None  # the HistorySource it was read from (None when built by hand)
 
     @property
     def max_nr_accesses(self) -> float:
@@ -113,212 +115,22 @@ class History:
         return int(self.snaps["t1"].max())
 
 
-def _find_key(d: Any, names: tuple[str, ...], depth: int = 0):
-    """First value of any key in ``names`` found in a nested dict (breadth first)."""
-    if depth > 6 or not isinstance(d, dict):
-        return None
-    for n in names:
-        if n in d and isinstance(d[n], (int, float)) and not isinstance(d[n], bool):
-            return d[n]
-        if n in d and isinstance(d[n], str):
-            try:
-                return float(d[n])
-            except ValueError:
-                pass
-    for v in d.values():
-        if isinstance(v, dict):
-            r = _find_key(v, names, depth + 1)
-            if r is not None:
-                return r
-    return None
-
-
-def intervals_from_meta(meta: dict) -> tuple[float | None, float | None]:
-    """(sample_us, aggr_us) recorded in a source's metadata, if any."""
-    s = _find_key(meta, ("sample_us", "sample_interval_us"))
-    a = _find_key(meta, ("aggr_us", "aggr_interval_us"))
-    if s is not None and a is not None and s > 0 and a > 0:
-        return float(s), float(a)
-    return None, None
-
-
-def _read_source(src) -> tuple[pd.DataFrame, dict, str, str | None]:
-    """(frame, metadata, name, path) of any accepted source."""
-    if isinstance(src, History):
-        raise TypeError("already a History")
-    if isinstance(src, pd.DataFrame):
-        return src.copy(), dict(src.attrs.get("tracedamon", {})), "frame", None
-    if (
-        hasattr(src, "table")
-        and isinstance(getattr(src, "table"), pa.Table)
-        and isinstance(getattr(src, "metadata", None), dict)
-    ):
-        # a replay result (engine.replay.RegionHistory): its table and its metadata
-        return src.table.to_pandas(), {"replay": src.metadata}, "replay", None
-    if isinstance(src, (pa.Table, pa.RecordBatch)):
-        t = src if isinstance(src, pa.Table) else pa.Table.from_batches([src])
-        meta = {}
-        raw = (t.schema.metadata or {}).get(b"tracedamon")
-        if raw:
-            try:
-                meta = json.loads(raw)
-            except ValueError:
-                meta = {}
-        return t.to_pandas(), meta, "table", None
-    from ..ingest.writer import read_parquet_metadata
-    from ..trace import Trace, open_trace
-
-    tr = src if isinstance(src, Trace) else open_trace(src)
-    p = tr.path
-    if p.is_file():
-        f = p
-    else:
-        if not tr.has("regions"):
-            raise InputError(f"{p}: holds no regions table (replay it, or ingest a DAMON trace)")
-        f = tr.file("regions")
-    try:
-        table = tr.table(p.stem if p.is_file() else "regions")
-    except Exception as e:  # pyarrow errors on a corrupt file
-        raise TraceFormatError(f, f"not a readable Parquet table ({e})") from None
-    meta = dict(tr.meta)
-    try:
-        meta["parquet"] = read_parquet_metadata(f)
-    except Exception:
-        pass
-    return table.to_pandas(), meta, p.name, str(f)
-
-
 def load_history(
-    src, *, name: str | None = None, sample_us: float | None = None, aggr_us: float | None = None
+    src, *, name: str | None = None, sample_us: float | None = None, aggr_us: float | None = None,
+    fill_sparse: bool = True,
 ) -> History:
-    """Read a region history from a trace directory, a ``.parquet`` file, an Arrow
-    table or a DataFrame with the REGIONS columns, validate it and compute the
-    snapshot windows."""
+    """Read a whole region history into memory: a trace directory, a ``.parquet`` file,
+    a replay result, an Arrow table or a DataFrame with the REGIONS columns, validated,
+    with its snapshot windows. A sparse history is filled (``fill_sparse``, see
+    :mod:`tracedamon.export.history`). Analyses of large histories stream with
+    :func:`tracedamon.export.history.open_history` instead."""
     if isinstance(src, History):
         return src
-    df, meta, nm, path = _read_source(src)
-    where = path or nm
-    missing = [c for c in _REQUIRED if c not in df.columns]
-    if missing:
-        raise TraceFormatError(
-            where, f"not a region history: missing column(s) {', '.join(missing)}"
-        )
-    if len(df) == 0:
-        raise InputError(f"{where}: the region history is empty")
-    for c in ("start", "end", "nr_accesses", "snapshot", "time_ns"):
-        if df[c].isna().any():
-            bad = int(np.flatnonzero(df[c].isna().to_numpy())[0])
-            raise TraceFormatError(where, f"row {bad}: {c} is null")
-    out = pd.DataFrame(
-        {
-            "run": df["run"].to_numpy(np.int64) if "run" in df else np.zeros(len(df), np.int64),
-            "target": (
-                df["target"].to_numpy(np.int64) if "target" in df else np.zeros(len(df), np.int64)
-            ),
-            "snapshot": df["snapshot"].to_numpy(np.int64),
-            "time_ns": df["time_ns"].to_numpy(np.int64),
-            "start": df["start"].to_numpy(np.uint64),
-            "end": df["end"].to_numpy(np.uint64),
-            "nr_accesses": df["nr_accesses"].to_numpy(np.float64),
-            "age": (
-                pd.to_numeric(df["age"], errors="coerce").to_numpy(np.float64)
-                if "age" in df
-                else np.full(len(df), np.nan)
-            ),
-        }
-    )
-    pid = df["pid"] if "pid" in df else pd.Series([None] * len(df))
-    bad = np.flatnonzero(out["end"].to_numpy() <= out["start"].to_numpy())
-    if len(bad):
-        i = int(bad[0])
-        raise TraceFormatError(
-            where, f"row {i}: region end {out['end'].iat[i]} <= start {out['start'].iat[i]}"
-        )
-    if pid.notna().all():
-        out["pid"] = pid.to_numpy(np.int64)
-        out["key"] = out["pid"]
-    else:
-        out["pid"] = pd.array(pid, dtype="Int64") if len(pid) else pid
-        out["key"] = out["target"]
-    out = out.sort_values(["key", "run", "snapshot", "start"], kind="stable").reset_index(drop=True)
-    s_us, a_us = intervals_from_meta(meta)
-    if sample_us:
-        s_us = float(sample_us)
-    if aggr_us:
-        a_us = float(aggr_us)
-    snaps, aggr_ns, measured = _windows(out, a_us)
-    # dense snapshot index of each row
-    ks = out[["key", "run", "snapshot"]].to_numpy()
-    change = np.ones(len(out), bool)
-    change[1:] = (ks[1:] != ks[:-1]).any(axis=1)
-    out["snap"] = np.cumsum(change) - 1
-    _check_sorted_disjoint(out, where)
-    h = History(
-        out,
-        snaps,
-        name or nm,
-        meta,
-        s_us if (s_us and a_us) else None,
-        a_us if (s_us and a_us) else None,
-        aggr_ns,
-        measured,
-    )
-    return h
+    from .history import HistorySource, open_history
 
-
-def _check_sorted_disjoint(df: pd.DataFrame, where: str) -> None:
-    snap = df["snap"].to_numpy()
-    st = df["start"].to_numpy()
-    en = df["end"].to_numpy()
-    same = snap[1:] == snap[:-1]
-    bad = np.flatnonzero(same & (st[1:] < en[:-1]))
-    if len(bad):
-        i = int(bad[0]) + 1
-        raise TraceFormatError(
-            where,
-            f"regions overlap within snapshot {int(df['snapshot'].iat[i])} "
-            f"(region {int(st[i])}-{int(en[i])} starts before "
-            f"{int(en[i - 1])})",
-        )
-
-
-def _windows(df: pd.DataFrame, aggr_us: float | None) -> tuple[pd.DataFrame, float, float]:
-    g = (
-        df.groupby(["key", "run", "snapshot"], sort=True)
-        .agg(target=("target", "first"), t1=("time_ns", "min"))
-        .reset_index()
-    )
-    t1 = g["t1"].to_numpy(np.int64)
-    grp = g[["key", "run"]].to_numpy()
-    first = np.ones(len(g), bool)
-    first[1:] = (grp[1:] != grp[:-1]).any(axis=1)
-    prev = np.empty(len(g), np.int64)
-    prev[1:] = t1[:-1]
-    gaps = (t1 - prev)[~first]
-    gaps = gaps[gaps > 0]
-    if aggr_us:
-        aggr_ns = float(aggr_us) * 1000.0
-    elif len(gaps):
-        aggr_ns = float(np.median(gaps))
-    else:
-        aggr_ns = 1.0
-    # the first snapshot of a run gets the run's mean snapshot spacing (damo's estimate:
-    # (last end - first end) / (n - 1), the start truncated to whole ns), or one
-    # aggregation interval when the run has a single snapshot
-    gid = np.cumsum(first) - 1
-    n_in = np.bincount(gid)
-    t_first = t1[first]
-    t_last = np.maximum.reduceat(t1, np.flatnonzero(first))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_gap = np.where(n_in > 1, (t_last - t_first) / np.maximum(n_in - 1, 1), np.nan)
-    first_len = np.where(np.isfinite(mean_gap) & (mean_gap > 0), np.ceil(mean_gap), round(aggr_ns))
-    cap = 1.5 * max(aggr_ns, float(np.nanmax(mean_gap)) if np.isfinite(mean_gap).any() else 0.0)
-    t0 = np.where(first, t1 - first_len[gid].astype(np.int64), prev)
-    t0 = np.maximum(t0, t1 - int(math.ceil(cap)))
-    t0 = np.minimum(t0, t1 - 1)
-    g["t0"] = t0
-    measured = float(np.median(gaps)) if len(gaps) else aggr_ns
-    return g[["key", "run", "target", "snapshot", "t0", "t1"]], aggr_ns, measured
+    hs = src if isinstance(src, HistorySource) else open_history(
+        src, name=name, sample_us=sample_us, aggr_us=aggr_us)
+    return hs.to_history(fill_sparse=fill_sparse)
 
 
 # ----------------------------------------------------------------------------------
