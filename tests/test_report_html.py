@@ -318,3 +318,43 @@ def test_samples_without_a_samples_table_is_a_clear_error(tmp_path):
     src = write_history(random_history(S=2), tmp_path / "h.parquet")
     with pytest.raises(InputError, match="no samples table"):
         build_report(src, samples=True)
+
+
+# ----------------------------------------------------------------------------------
+# sparse histories
+# ----------------------------------------------------------------------------------
+def _tile_codes(meta, b64, sp):
+    out = {}
+    for lvl, tiles in sp["levels"].items():
+        for pos, t in tiles.items():
+            out[lvl, pos] = (t if t < 0 else
+                             np.frombuffer(page_blob(meta, b64, t), np.uint8).tobytes())
+    return out
+
+
+def test_sparse_history_draws_as_its_dense_original(tmp_path):
+    """GIVEN a dense history and its accessed-only form (absent rows = nr_accesses 0 inside
+    coverage), THEN the page's tiles and working-set series are the same for both."""
+    from sparse_history import sparse_of, write_regions
+
+    dense = random_history(S=15, seed=21, hole=True)
+    dense.attrs["tracedamon"] = {"replay": {"config": {"sample_us": 5000, "aggr_us": 100000},
+                                            "accessed_only": False}}
+    write_regions(dense, tmp_path / "dense.parquet")
+    sp = sparse_of(dense, {"config": {"sample_us": 5000, "aggr_us": 100000}})
+    assert len(sp) < len(dense)
+    write_regions(sp, tmp_path / "sparse.parquet")
+    pages = {}
+    for name in ("dense", "sparse"):
+        rep = build_report(tmp_path / f"{name}.parquet")
+        meta, b64 = page_meta(rep.html)
+        s = meta["layers"]["a"]["spaces"][0]
+        series = np.frombuffer(page_blob(meta, b64, s["series_blob"]), np.float64)
+        pages[name] = (meta, s, _tile_codes(meta, b64, s), series, rep.summary["notes"])
+    (md, d, td, serd, nd), (ms, s_, ts, sers, ns) = pages["dense"], pages["sparse"]
+    assert d["segments"] == s_["segments"] and d["grid"] == s_["grid"]
+    assert td == ts
+    S = d["snaps"]
+    np.testing.assert_array_equal(serd[:S], sers[:S])              # working set
+    np.testing.assert_array_equal(serd[2 * S:], sers[2 * S:])      # covered bytes
+    assert not nd and any("accessed regions only" in n for n in ns)

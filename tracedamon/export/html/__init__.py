@@ -67,20 +67,17 @@ def build_report(src, *, diff=None, samples: bool = False, samples_from=None, da
         raise ConfigError("--max-samples and --max-damos must be at least 1")
     blobs = BlobStore()
     notes: list[str] = []
-    ha = L.load_history(src)
+    ha = L.open_source(src)
     layer_a = L.history_layer(ha, blobs)
     layers = {"a": layer_a}
     meta = {"format": FORMAT, "title": title or f"tracedamon report: {ha.name}",
             "layers": layers, "notes": notes}
-    if layer_a["info"]["sparse"]:
-        notes.append(f"{ha.name} holds only accessed regions: bytes no row covers are drawn "
-                     "as not covered")
+    _sparse_note("A", ha, notes)
     if diff is not None:
-        hb = L.load_history(diff)
-        if offset_ns:
-            hb = hb.shifted(int(offset_ns))
-        layers["b"] = L.history_layer(hb, blobs)
-        meta["diff"] = L.diff_layer(ha, hb, blobs, offset_ns=0)
+        hb = L.open_source(diff)
+        layers["b"] = L.history_layer(hb, blobs, offset_ns=offset_ns)
+        _sparse_note("B", hb, notes)
+        meta["diff"] = L.diff_layer(src, diff, blobs, offset_ns=int(offset_ns))
     if samples or samples_from is not None:
         tr = L.find_samples_trace(src, ha, samples_from)
         phys = _is_paddr(ha)
@@ -128,20 +125,30 @@ def build_report(src, *, diff=None, samples: bool = False, samples_from=None, da
         "blobs": len(blobs.parts),
         "blob_bytes_raw": blobs.raw_bytes,
         "blob_bytes_packed": blobs.packed_bytes,
-        "rows": layer_a["info"]["rows"],
+        "rows": layer_a["info"]["file_rows"],
         "spaces": len(layer_a["spaces"]),
         "notes": notes,
     }
     return Report(html, summary)
 
 
-def _is_paddr(h) -> bool:
+def _is_paddr(hs) -> bool:
     """True when the history's addresses are physical (a paddr replay, or a DAMON trace
     whose rows carry no pid)."""
-    rep = h.meta.get("replay") if isinstance(h.meta, dict) else None
-    if isinstance(rep, dict) and rep.get("ops"):
+    from ..history import replay_meta
+
+    rep = replay_meta(hs.meta)
+    if rep.get("ops"):
         return rep["ops"] == "paddr"
-    return not ("pid" in h.df and h.df["pid"].notna().all())
+    return hs.key_column != "pid"
+
+
+def _sparse_note(tag: str, hs, notes: list) -> None:
+    if hs.sparse:
+        notes.append(f"{tag} ({hs.name}) was written with accessed regions only: idle bytes "
+                     "inside the monitored ranges are drawn as nr_accesses 0 (idle neighbours "
+                     "joined into one region, age unknown), so its region counts are not the "
+                     "monitor's")
 
 
 def _escape(s: str) -> str:

@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ...errors import InputError
-from ..grid import History, address_unit, coverage, heat_ranges, load_history
+from ..grid import PAGE, merge_intervals
 from . import tiles as T
 
 MAX_SAFE = (1 << 53) - 1  # addresses and times are JavaScript numbers in the page
@@ -37,79 +36,98 @@ def _check_safe(what: str, where: str, *values) -> None:
             )
 
 
-def _space_label(h: History, key) -> str:
-    df = h.df
-    if "pid" in df and df["pid"].notna().all() and (df["key"] == df["pid"]).all():
-        return f"pid {int(key)}"
-    return f"target {int(key)}"
+def open_source(src, *, offset_ns: int = 0):
+    """Open a region history for streaming (``export.history``); ``offset_ns`` is added to
+    its times in the page."""
+    from ..history import open_history
+
+    return open_history(src)
 
 
-def history_space(h: History, key, blobs: T.BlobStore) -> dict:
-    """Everything the page needs to draw one address space of a region history."""
-    hk = h.for_key(key)
-    df = hk.df
-    where = h.name
-    segs = coverage(hk)
+def history_space(hs, key, blobs: T.BlobStore, *, offset_ns: int = 0) -> dict:
+    """Everything the page needs to draw one address space of a region history, from two
+    passes over its rows (bounded memory: whole snapshots a batch at a time). A sparse
+    history is read filled (idle bytes inside its coverage as nr_accesses 0)."""
+    where = hs.path or hs.name
+    sn = hs.snaps
+    idx = np.flatnonzero(sn["key"].to_numpy() == key)
+    S = len(idx)
+    local = np.full(len(sn), -1, np.int64)
+    local[idx] = np.arange(S)
+    t0s = sn["t0"].to_numpy(np.int64)[idx] + int(offset_ns)
+    t1s = sn["t1"].to_numpy(np.int64)[idx] + int(offset_ns)
+    # pass 1: the address ranges held, the heat profile, the address unit
+    segs = np.zeros((0, 2), np.uint64)
+    heat = T.HeatProfile()
+    n_rows = 0
+    unit = PAGE
+    page = np.uint64(PAGE)
+    for b in hs.iter_batches(key=key):
+        n_rows += len(b)
+        segs = merge_intervals(np.concatenate([segs[:, 0], b.start]),
+                               np.concatenate([segs[:, 1], b.end]))
+        heat.add(b.start, b.end, b.nr_accesses)
+        if unit == PAGE and ((b.start % page).any() or (b.end % page).any()):
+            unit = 1
+    if n_rows == 0:
+        raise InputError(f"{where}: no region of {key} in the history")
     axis = T.Axis.of(segs)
-    _check_safe("address", where, int(segs[-1, 1]) if len(segs) else 0)
-    _check_safe("time", where, hk.t_end)
-    unit = address_unit(hk)
-    S = len(hk.snaps)
-    snap = df["snap"].to_numpy(np.int64)
-    st = df["start"].to_numpy(np.uint64)
-    en = df["end"].to_numpy(np.uint64)
-    nr = df["nr_accesses"].to_numpy(np.float64)
-    age = df["age"].to_numpy(np.float64)
-    x0, x1 = axis.rows_to_x(st, en)
-    t0s = hk.snaps["t0"].to_numpy(np.int64)
-    t1s = hk.snaps["t1"].to_numpy(np.int64)
+    _check_safe("address", where, int(segs[-1, 1]))
+    _check_safe("time", where, int(t1s.max()))
     spacing = float(np.median(t1s - t0s)) if S else 1.0
-    grid = T.choose_grid(int(t0s.min()), int(t1s.max()), axis.length, len(df), spacing, unit)
+    grid = T.choose_grid(int(t0s.min()), int(t1s.max()), axis.length, n_rows, spacing, unit)
+    vmax = float(hs.max_nr_accesses)
+    # pass 2: tiles, row chunks, series
     pb = T.PyramidBuilder(grid, t0s, t1s)
-    for c0 in range(0, len(df), BATCH_ROWS):
-        c1 = min(len(df), c0 + BATCH_ROWS)
-        pb.add(snap[c0:c1], x0[c0:c1], x1[c0:c1], nr[c0:c1])
-    vmax = float(h.max_nr_accesses)
+    enc = T.ChunkEncoder(S, unit, blobs)
+    ser = T.SeriesBuilder(S, max(vmax, float(hs.nr_accesses_max)))
+    for b in hs.iter_batches(key=key):
+        snap = local[b.row_snap]
+        x0, x1 = axis.rows_to_x(b.start, b.end)
+        nr = b.nr_accesses
+        pb.add(snap, x0, x1, nr)
+        enc.add(snap, b.start, b.end, nr.astype(np.uint64), b.age, x0)
+        ser.add(snap, b.start, b.end, nr)
     levels = {}
-    for i, j, s, c in pb.levels():
-        levels[f"{i},{j}"] = T.encode_tiles(T.quantize(s, c, vmax), i, j, blobs)
+    for i, j, sums, cover in pb.levels():
+        levels[f"{i},{j}"] = T.encode_tiles(T.quantize(sums, cover, vmax), i, j, blobs)
     del pb
-    chunks = T.encode_chunks(snap, st, en, nr.astype(np.uint64), age, x0, S, unit, blobs)
-    ser = T.snapshot_series(snap, st, en, nr, S, vmax)
+    chunks = enc.finish()
     snaps_blob = blobs.add(np.concatenate([
         t0s.astype(np.float64), t1s.astype(np.float64),
-        hk.snaps["snapshot"].to_numpy(np.float64), hk.snaps["run"].to_numpy(np.float64),
+        sn["snapshot"].to_numpy(np.float64)[idx], sn["run"].to_numpy(np.float64)[idx],
     ]).tobytes())
-    series_blob = blobs.add(np.concatenate([ser["wss"], ser["regions"], ser["total"]]).tobytes())
-    hist_blob = blobs.add(ser["hist"].astype(np.float64).tobytes())
+    series_blob = blobs.add(np.concatenate([ser.wss, ser.regions, ser.total]).tobytes())
+    hist_blob = blobs.add(ser.hist.tobytes())
     # the first view: where the accesses are, when they fill little of the axis
     view = [0, axis.length]
-    hot = heat_ranges(hk)
+    hot = heat.ranges()
     if len(hot):
         hx0 = axis.to_x(hot[:, 0])
         hx1 = axis.to_x(hot[:, 1] - np.uint64(1)) + 1
         ok = (hx0 >= 0) & (hx1 > 0)
         if ok.any():
-            a, b = int(hx0[ok].min()), int(hx1[ok].max())
-            if b - a < 0.5 * axis.length:
-                pad = max(unit, (b - a) // 10)
-                view = [max(0, a - pad), min(axis.length, b + pad)]
+            a, c = int(hx0[ok].min()), int(hx1[ok].max())
+            if c - a < 0.5 * axis.length:
+                pad = max(unit, (c - a) // 10)
+                view = [max(0, a - pad), min(axis.length, c + pad)]
+    label = f"{hs.key_column} {int(key)}"
     return {
         "key": int(key),
-        "label": _space_label(h, key),
+        "label": label,
         "segments": axis.to_json(),
         "length": axis.length,
         "t0": int(t0s.min()),
         "t1": int(t1s.max()),
         "unit": unit,
         "vmax": vmax,
-        "vmax_source": h.max_source,
-        "rows": int(len(df)),
+        "vmax_source": hs.max_source,
+        "rows": int(n_rows),
         "snaps": S,
-        "aggr_ns": float(h.aggr_ns_measured),
+        "aggr_ns": float(hs.aggr_ns_measured),
         "snaps_blob": snaps_blob,
         "series_blob": series_blob,
-        "hist": {"blob": hist_blob, "bins": int(ser["hist_bins"]), "width": ser["hist_width"]},
+        "hist": {"blob": hist_blob, "bins": int(ser.nbins), "width": ser.width},
         "grid": grid.to_json(),
         "levels": levels,
         "chunks": [c.to_json() for c in chunks],
@@ -117,34 +135,23 @@ def history_space(h: History, key, blobs: T.BlobStore) -> dict:
     }
 
 
-def history_layer(h: History, blobs: T.BlobStore) -> dict:
-    spaces = [history_space(h, k, blobs) for k in h.keys]
+def history_layer(hs, blobs: T.BlobStore, *, offset_ns: int = 0) -> dict:
+    spaces = [history_space(hs, k, blobs, offset_ns=offset_ns) for k in hs.keys]
     info = {
-        "name": h.name,
-        "rows": int(len(h.df)),
-        "sample_us": h.sample_us,
-        "aggr_us": h.aggr_us,
-        "sparse": bool(_accessed_only(h.meta)),
+        "name": hs.name,
+        "rows": int(sum(s["rows"] for s in spaces)),
+        "file_rows": int(hs.rows),
+        "sample_us": hs.sample_us,
+        "aggr_us": hs.aggr_us,
+        "sparse": bool(hs.sparse),
     }
     return {"kind": "regions", "info": info, "spaces": spaces}
-
-
-def _accessed_only(meta: dict) -> bool:
-    def walk(d, depth=0):
-        if depth > 5 or not isinstance(d, dict):
-            return False
-        for k in ("sparse", "accessed_only"):
-            if d.get(k) is True:
-                return True
-        return any(walk(v, depth + 1) for v in d.values() if isinstance(v, dict))
-
-    return walk(meta)
 
 
 # ----------------------------------------------------------------------------------
 # diff
 # ----------------------------------------------------------------------------------
-def diff_layer(a: History, b: History, blobs: T.BlobStore, **compare_opts) -> dict:
+def diff_layer(a, b, blobs: T.BlobStore, **compare_opts) -> dict:
     """compare(a, b): its metrics, and its common grid per target pair (rates of both
     sides; cells that either side covers less than half of are left empty)."""
     from ..compare import compare, metrics_json
@@ -170,10 +177,7 @@ def diff_layer(a: History, b: History, blobs: T.BlobStore, **compare_opts) -> di
             rb = np.full((len(t0), len(bs)), np.nan, np.float32)
             ra[ti, bj] = np.where(valid, c["rate_a"].to_numpy(np.float64), np.nan)
             rb[ti, bj] = np.where(valid, c["rate_b"].to_numpy(np.float64), np.nan)
-            segs = T.Axis.of(np.stack([bs, be], 1) if len(bs) else np.zeros((0, 2)))
             # the bins are laid over the common ranges: collapse only the gaps between ranges
-            from ..grid import merge_intervals
-
             rng = merge_intervals(bs, be)
             axis = T.Axis.of(rng)
             _check_safe("address", "compare", int(rng[-1, 1]) if len(rng) else 0)
@@ -195,14 +199,13 @@ def diff_layer(a: History, b: History, blobs: T.BlobStore, **compare_opts) -> di
                 "rate_a_blob": blobs.add(ra.tobytes()),
                 "rate_b_blob": blobs.add(rb.tobytes()),
             })
-            del segs
     return {"kind": "diff", "metrics": metrics, "spaces": spaces}
 
 
 # ----------------------------------------------------------------------------------
 # samples
 # ----------------------------------------------------------------------------------
-def find_samples_trace(src, h: History, samples_from=None):
+def find_samples_trace(src, hs, samples_from=None):
     """The trace directory whose samples the report draws: ``samples_from``, SRC itself
     when it is a trace directory with samples, else the one its replay metadata names."""
     from ...trace import open_trace
@@ -218,9 +221,9 @@ def find_samples_trace(src, h: History, samples_from=None):
         if tr.has("samples"):
             return tr
     trace = None
-    rep = h.meta.get("replay") if isinstance(h.meta.get("replay"), dict) else None
-    if rep is None and isinstance(h.meta.get("parquet"), dict):
-        rep = h.meta["parquet"].get("replay")
+    from ..history import replay_meta
+
+    rep = replay_meta(hs.meta)
     if isinstance(rep, dict):
         trace = (rep.get("input") or {}).get("trace")
     cands = []
@@ -327,12 +330,12 @@ def read_damos(path) -> pd.DataFrame:
     return df
 
 
-def damos_layer(df: pd.DataFrame, h: History, spaces: list[dict], blobs: T.BlobStore, *,
+def damos_layer(df: pd.DataFrame, hs, spaces: list[dict], blobs: T.BlobStore, *,
                 max_marks: int = 200_000, seed: int = 0) -> dict:
     """Scheme applications placed in the spaces they act on (by target index; in a
     pid-keyed history the target's pid), at most ``max_marks`` (a uniform subset)."""
     # DAMON target index -> space key
-    tk = h.df.groupby("target")["key"].first().to_dict() if len(h.df) else {}
+    tk = hs.snaps.groupby("target")["key"].first().to_dict() if len(hs.snaps) else {}
     keys = {s["key"]: s for s in spaces}
     total = len(df)
     tgt = df["target"].to_numpy(np.int64)
@@ -384,10 +387,3 @@ def truth_layer(path, spaces: list[dict]) -> dict:
     labels = sorted(set(str(v) for v in tr["label"]))
     return {"kind": "truth", "n": int(len(tr)), "labels": labels, "spaces": out,
             "name": Path(path).name if isinstance(path, (str, Path)) else "truth"}
-
-
-def math_ok(v) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None

@@ -416,23 +416,116 @@ def encode_chunks(snap: np.ndarray, start: np.ndarray, end: np.ndarray, nr: np.n
     return out
 
 
+class ChunkEncoder:
+    """Streams rows (batches of whole snapshots, in time order) into row chunks: rows
+    are buffered and cut into chunks about every ``block_rows`` rows."""
+
+    def __init__(self, n_snaps: int, unit: int, blobs: BlobStore, *,
+                 block_rows: int = BLOCK_ROWS, strip_rows: int = STRIP_ROWS):
+        self.n_snaps, self.unit, self.blobs = n_snaps, unit, blobs
+        self.block_rows, self.strip_rows = block_rows, strip_rows
+        self.buf: list[tuple] = []
+        self.nbuf = 0
+        self.chunks: list[Chunk] = []
+
+    def add(self, snap, start, end, nr, age, x0) -> None:
+        self.buf.append((np.asarray(snap, np.int64), np.asarray(start, np.uint64),
+                         np.asarray(end, np.uint64), np.asarray(nr, np.uint64),
+                         np.asarray(age, np.float64), np.asarray(x0, np.int64)))
+        self.nbuf += len(snap)
+        if self.nbuf >= self.block_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buf:
+            return
+        cols = [np.concatenate([b[k] for b in self.buf]) for k in range(6)]
+        self.buf, self.nbuf = [], 0
+        o = np.lexsort((cols[1], cols[0]))          # (snap, start)
+        cols = [c[o] for c in cols]
+        self.chunks += encode_chunks(*cols[:5], cols[5], self.n_snaps, self.unit, self.blobs,
+                                     block_rows=self.block_rows, strip_rows=self.strip_rows)
+
+    def finish(self) -> list[Chunk]:
+        self.flush()
+        return self.chunks
+
+
 # ----------------------------------------------------------------------------------
-# per-snapshot series
+# per-snapshot series and the heat profile
 # ----------------------------------------------------------------------------------
-def snapshot_series(snap: np.ndarray, start: np.ndarray, end: np.ndarray, nr: np.ndarray,
-                    n_snaps: int, max_nr: float) -> dict:
+class SeriesBuilder:
     """Working-set bytes (nr_accesses >= 1), region count, covered bytes per snapshot,
-    and bytes per nr_accesses bin (at most 64 bins of equal width over [0, max])."""
-    snap = np.asarray(snap, np.int64)
-    size = (np.asarray(end, np.uint64) - np.asarray(start, np.uint64)).astype(np.float64)
-    nr = np.asarray(nr, np.float64)
-    wss = np.bincount(snap, weights=size * (nr >= 1), minlength=n_snaps)
-    regions = np.bincount(snap, minlength=n_snaps)
-    total = np.bincount(snap, weights=size, minlength=n_snaps)
-    top = max(1, int(math.ceil(max(max_nr, float(nr.max()) if len(nr) else 0.0))))
-    nbins = min(64, top + 1)
-    width = (top + 1) / nbins
-    b = np.minimum((nr / width).astype(np.int64), nbins - 1)
-    hist = np.bincount(snap * nbins + b, weights=size, minlength=n_snaps * nbins)
-    return {"wss": wss, "regions": regions.astype(np.float64), "total": total,
-            "hist": hist.reshape(n_snaps, nbins), "hist_width": width, "hist_bins": nbins}
+    and bytes per nr_accesses bin (at most 64 bins of equal width over [0, top])."""
+
+    def __init__(self, n_snaps: int, top: float):
+        top = max(1, int(math.ceil(top)))
+        self.n = n_snaps
+        self.nbins = min(64, top + 1)
+        self.width = (top + 1) / self.nbins
+        self.wss = np.zeros(n_snaps)
+        self.regions = np.zeros(n_snaps)
+        self.total = np.zeros(n_snaps)
+        self.hist = np.zeros(n_snaps * self.nbins)
+
+    def add(self, snap, start, end, nr) -> None:
+        snap = np.asarray(snap, np.int64)
+        size = (np.asarray(end, np.uint64) - np.asarray(start, np.uint64)).astype(np.float64)
+        nr = np.asarray(nr, np.float64)
+        n = self.n
+        self.wss += np.bincount(snap, weights=size * (nr >= 1), minlength=n)
+        self.regions += np.bincount(snap, minlength=n)
+        self.total += np.bincount(snap, weights=size, minlength=n)
+        b = np.minimum((nr / self.width).astype(np.int64), self.nbins - 1)
+        self.hist += np.bincount(snap * self.nbins + b, weights=size,
+                                 minlength=n * self.nbins)
+
+
+class HeatProfile:
+    """Per byte, the sum over snapshots of the nr_accesses of the regions covering it
+    (``grid.heat_ranges``'s quantity), accumulated batch by batch: a step function kept
+    as (boundary, jump) pairs, compacted when it grows."""
+
+    def __init__(self, compact_at: int = 1 << 22):
+        self.pts = np.zeros(0, np.uint64)
+        self.delta = np.zeros(0, np.float64)
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pending = 0
+        self.compact_at = compact_at
+
+    def add(self, start, end, nr) -> None:
+        m = np.asarray(nr) > 0
+        if not m.any():
+            return
+        v = np.asarray(nr, np.float64)[m]
+        self.parts.append((np.concatenate([np.asarray(start, np.uint64)[m],
+                                           np.asarray(end, np.uint64)[m]]),
+                           np.concatenate([v, -v])))
+        self.pending += 2 * len(v)
+        if self.pending >= self.compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        p = np.concatenate([self.pts] + [a for a, _ in self.parts])
+        d = np.concatenate([self.delta] + [b for _, b in self.parts])
+        self.parts, self.pending = [], 0
+        if len(p) == 0:
+            return
+        o = np.argsort(p, kind="stable")
+        p, d = p[o], d[o]
+        u, first = np.unique(p, return_index=True)
+        self.pts, self.delta = u, np.add.reduceat(d, first)
+
+    def ranges(self, min_fraction: float = 0.02) -> np.ndarray:
+        """Address ranges whose heat is at least ``min_fraction`` of the hottest byte's."""
+        self._compact()
+        if len(self.pts) < 2:
+            return np.zeros((0, 2), np.uint64)
+        level = np.cumsum(self.delta)[:-1]
+        keep = level >= min_fraction * level.max()
+        if level.max() <= 0:
+            return np.zeros((0, 2), np.uint64)
+        lo, hi = self.pts[:-1][keep], self.pts[1:][keep]
+        from ..grid import merge_intervals
+
+        return merge_intervals(lo, hi)
