@@ -4,13 +4,15 @@
 // cell) when the view holds many rows, and from the rows themselves otherwise.
 (function () {
   'use strict';
+  const MARKS = { start: performance.now() };
   const META = JSON.parse(document.getElementById('td-meta').textContent);
   const B64 = document.getElementById('td-blob').textContent;
-  const API = window.tdReport = { ready: false, readyMs: null, errors: [], meta: META };
+  MARKS.parsed = performance.now();
+  const API = window.tdReport = { ready: false, readyMs: null, errors: [], meta: META, marks: MARKS };
   window.addEventListener('error', (e) => { API.errors.push(String(e.message)); status('error: ' + e.message); });
   window.addEventListener('unhandledrejection', (e) => { API.errors.push(String(e.reason)); status('error: ' + e.reason); });
 
-  let EXACT_MAX_ROWS = 1500000;   // views with more rows are drawn from tiles
+  let EXACT_MAX_ROWS = 400000;   // views with more rows are drawn from tiles
   const TILE = 256;
   const NODATA = [228, 228, 228], IDLE = [20, 20, 20];
   const DIFF_NODATA = [190, 190, 190];
@@ -206,8 +208,9 @@
   function levelFor(sp, tspan, xspan, W, H) {
     const g = sp.grid;
     const tw0 = g.tw * Math.pow(2, g.K), aw0 = g.aw * Math.pow(2, g.K);
-    let i = Math.ceil(Math.log2(Math.max(1, tw0 * W / (2 * tspan * TILE))));
-    let j = Math.ceil(Math.log2(Math.max(1, aw0 * H / (2 * xspan * TILE))));
+    // level 0 bins are tw0 ns × aw0 bytes; a level is fine enough at 2 pixels a bin
+    let i = Math.ceil(Math.log2(Math.max(1, tw0 * W / (2 * tspan))));
+    let j = Math.ceil(Math.log2(Math.max(1, aw0 * H / (2 * xspan))));
     i = Math.max(0, Math.min(i, g.imax)); j = Math.max(0, Math.min(j, g.jmax));
     while (i + j > g.K) { if (i > j) i--; else j--; }
     while (!sp.levels[i + ',' + j]) { if (j > 0) j--; else if (i > 0) i--; else break; }
@@ -1060,6 +1063,7 @@
     buildControls();
     bindChart(charts.wss); bindChart(charts.regions);
     await loadOverlays();
+    MARKS.controls = performance.now();
     await resetView();
     window.addEventListener('resize', () => renderAll());
     API.ready = true;
