@@ -57,7 +57,13 @@ def opened(browser, path):
     browser.open(path)
     errs = browser.js("return tdReport.errors")
     assert errs == [], errs
+    show_plot(browser)
     return browser
+
+
+def show_plot(browser):
+    """Scroll the heatmap to the top of the window (screenshots show the window only)."""
+    browser.js("document.getElementById('panels').scrollIntoView({block: 'start'})")
 
 
 def plot_pixels(browser):
@@ -65,6 +71,14 @@ def plot_pixels(browser):
     box = browser.js("return tdReport.plotBox()")
     top, left = round(box["top"]), round(box["left"])
     return image(browser)[top:top + box["H"], left:left + box["W"]], box
+
+
+def from_centre(browser, x, y):
+    """Offsets of client point (x, y) from the canvas's centre (what Selenium's
+    move_to_element_with_offset takes; unaffected by the scrolling it may do)."""
+    r = browser.js("return document.querySelector('.panel canvas').getBoundingClientRect()"
+                   ".toJSON()")
+    return int(round(x - r["left"] - r["width"] / 2)), int(round(y - r["top"] - r["height"] / 2))
 
 
 def image(browser):
@@ -258,13 +272,11 @@ def test_scripted_and_mouse_zoom_show_the_requested_range(browser, tmp_path):
 
     box = browser.js("return tdReport.plotBox()")
     cv = browser.driver.find_element(By.CSS_SELECTOR, ".panel canvas")
-    r = cv.rect
-    p0 = (box["left"] + 0.25 * box["width"], box["top"] + 0.2 * box["height"])
-    p1 = (box["left"] + 0.75 * box["width"], box["top"] + 0.6 * box["height"])
-    cx, cy = r["x"] + r["width"] / 2, r["y"] + r["height"] / 2
+    o0 = from_centre(browser, box["left"] + 0.25 * box["width"], box["top"] + 0.2 * box["height"])
+    o1 = from_centre(browser, box["left"] + 0.75 * box["width"], box["top"] + 0.6 * box["height"])
     (ActionChains(browser.driver).key_down(Keys.SHIFT)
-     .move_to_element_with_offset(cv, int(p0[0] - cx), int(p0[1] - cy)).click_and_hold()
-     .move_to_element_with_offset(cv, int(p1[0] - cx), int(p1[1] - cy))
+     .move_to_element_with_offset(cv, *o0).click_and_hold()
+     .move_to_element_with_offset(cv, *o1)
      .release().key_up(Keys.SHIFT).perform())
     browser.call("tdReport.rendered()")
     w = browser.js("return tdReport.getView()")
@@ -302,10 +314,8 @@ def test_hover_shows_the_numbers_of_a_known_region(browser, tmp_path):
 
     cv = browser.driver.find_element(By.CSS_SELECTOR, ".panel canvas")
     p = browser.js(f"return tdReport.clientPoint({t}, {addr})")
-    rc = cv.rect
     ActionChains(browser.driver).move_to_element_with_offset(
-        cv, int(p["x"] - rc["x"] - rc["width"] / 2), int(p["y"] - rc["y"] - rc["height"] / 2)
-    ).perform()
+        cv, *from_centre(browser, p["x"], p["y"])).perform()
     from selenium.webdriver.support.ui import WebDriverWait
 
     tip = browser.driver.find_element(By.ID, "tip")
@@ -421,6 +431,7 @@ def test_one_snapshot_and_a_diff_with_itself(browser, tmp_path):
     g = browser.js("return tdReport.grid()")
     assert np.isfinite(page_values(g)).mean() > 0.9
     browser.call("tdReport.setLayer('diff')")
+    show_plot(browser)
     g = browser.js("return tdReport.grid()")
     v = page_values(g)
     assert np.nanmax(np.abs(v)) == 0

@@ -982,21 +982,25 @@
   function metricsTable(m) {
     document.getElementById('metrics').hidden = false;
     const body = document.getElementById('metrics-body');
-    const tbl = document.createElement('table');
-    const add = (k, v) => {
-      const tr = document.createElement('tr');
-      const a = document.createElement('td'); a.className = 'k'; a.textContent = k;
-      const b = document.createElement('td'); b.textContent = v; b.dataset.key = k;
-      tr.appendChild(a); tr.appendChild(b); tbl.appendChild(tr);
-    };
-    const walk = (prefix, o, depth) => {
-      if (o === null || typeof o !== 'object') { add(prefix, typeof o === 'number' ? fmtNum(o) : String(o)); return; }
-      if (Array.isArray(o)) { if (o.length <= 8 && o.every((x) => x === null || typeof x !== 'object')) add(prefix, o.map((x) => fmtNum(x)).join(', ')); else add(prefix, `[${o.length} items]`); return; }
-      if (depth > 5) return;
-      for (const [k, v] of Object.entries(o)) walk(prefix ? prefix + '.' + k : k, v, depth + 1);
-    };
-    walk('', m, 0);
-    body.appendChild(tbl);
+    // one small table per top-level group (heat, hot, wss, age, regions, grid, ...)
+    for (const [group, val] of Object.entries(m)) {
+      const tbl = document.createElement('table');
+      const cap = document.createElement('caption'); cap.textContent = group; tbl.appendChild(cap);
+      const add = (k, v) => {
+        const tr = document.createElement('tr');
+        const a = document.createElement('td'); a.className = 'k'; a.textContent = k.slice(group.length + 1) || group;
+        const b = document.createElement('td'); b.textContent = v; b.dataset.key = k;
+        tr.appendChild(a); tr.appendChild(b); tbl.appendChild(tr);
+      };
+      const walk = (prefix, o, depth) => {
+        if (o === null || typeof o !== 'object') { add(prefix, typeof o === 'number' ? fmtNum(o) : String(o)); return; }
+        if (Array.isArray(o)) { if (o.length <= 8 && o.every((x) => x === null || typeof x !== 'object')) add(prefix, o.map((x) => fmtNum(x)).join(', ')); else add(prefix, `[${o.length} items]`); return; }
+        if (depth > 5) return;
+        for (const [k, v] of Object.entries(o)) walk(prefix + '.' + k, v, depth + 1);
+      };
+      walk(group, val, 0);
+      body.appendChild(tbl);
+    }
   }
 
   // ------------------------------------------------------------------ rendering all
