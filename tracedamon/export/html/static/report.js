@@ -442,20 +442,26 @@
     ctx.beginPath(); ctx.rect(M.l, M.t, R.pw, R.ph); ctx.clip();
     // collapsed gaps
     ctx.setLineDash([5, 4]); ctx.lineWidth = 1; ctx.font = '10px system-ui, sans-serif';
-    let lastLabel = -1e9;
+    const seps = [];
     for (let k = 1; k < sp.segS.length; k++) {
       const x = sp.segX[k];
       if (x <= D.x0 || x >= D.x1) continue;
       const y = yOf(x);
+      seps.push([y, sp.segS[k] - sp.segE[k - 1]]);
       ctx.strokeStyle = '#ffffff'; ctx.beginPath(); ctx.moveTo(M.l, y); ctx.lineTo(M.l + R.pw, y); ctx.stroke();
       ctx.strokeStyle = '#000000'; ctx.lineDashOffset = 4; ctx.beginPath(); ctx.moveTo(M.l, y); ctx.lineTo(M.l + R.pw, y); ctx.stroke();
       ctx.lineDashOffset = 0;
-      if (Math.abs(y - lastLabel) < 13) continue;
-      lastLabel = y;
-      ctx.fillStyle = 'rgba(255,255,255,.85)';
-      const label = 'gap ' + fmtBytes(sp.segS[k] - sp.segE[k - 1]) + ' collapsed';
+    }
+    // labels after every line, so no line crosses a label; close gaps share one label
+    for (let k = 0; k < seps.length;) {
+      let n = 1, bytes = seps[k][1];
+      while (k + n < seps.length && Math.abs(seps[k + n][0] - seps[k][0]) < 13) { bytes += seps[k + n][1]; n++; }
+      const y = seps[k][0];
+      const label = (n > 1 ? n + ' gaps, ' : 'gap ') + fmtBytes(bytes) + ' collapsed';
+      ctx.fillStyle = 'rgba(255,255,255,.9)';
       ctx.fillRect(M.l + 4, y - 12, ctx.measureText(label).width + 6, 11);
       ctx.fillStyle = '#000'; ctx.fillText(label, M.l + 7, y - 3);
+      k += n;
     }
     ctx.setLineDash([]);
     if (P.layer !== 'diff') { drawDamos(ctx, D, xOf, yOf); drawSamples(ctx, D, xOf, yOf); }
@@ -549,7 +555,7 @@
       if (t < D.t0 || t > D.t1 || x < D.x0 || x >= D.x1) continue;
       if (!sampleVisible(k)) continue;
       ctx.fillStyle = EV_COLORS[SAMPLES.ev[k] % EV_COLORS.length];
-      ctx.fillRect(xOf(t) - 1, yOf(x) - 1, 2.5, 2.5);
+      ctx.fillRect(xOf(t) - 1, yOf(x) - 1, 2, 2);
       API._samplesDrawn++;
     }
   }
