@@ -36,9 +36,8 @@ def _check_safe(what: str, where: str, *values) -> None:
             )
 
 
-def open_source(src, *, offset_ns: int = 0):
-    """Open a region history for streaming (``export.history``); ``offset_ns`` is added to
-    its times in the page."""
+def open_source(src):
+    """Open a region history for streaming (``export.history``)."""
     from ..history import open_history
 
     return open_history(src)

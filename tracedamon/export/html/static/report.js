@@ -583,7 +583,6 @@
     const lines = [];
     const addr = addrOfX(sp, x);
     if (L.kind === 'diff') {
-      const g = P.grid;
       const [edges, bins, ra, rb] = await Promise.all([f64(sp.edges_blob), f64(sp.bins_blob), f32(sp.rate_a_blob), f32(sp.rate_b_blob)]);
       const nb = sp.nb, k = firstSnapAtOrAfter(edges, t) - 1;
       const bx = bins.subarray(2 * nb, 3 * nb), bs = bins.subarray(0, nb), be = bins.subarray(nb, 2 * nb);
@@ -595,7 +594,6 @@
       lines.push(`bin   ${hex(bs[j])}–${hex(be[j])}  (${fmtBytes(be[j] - bs[j])})`);
       if (Number.isNaN(a)) lines.push('not covered by both sides');
       else lines.push(`rate A ${fmtNum(a)}   rate B ${fmtNum(b)}   B − A ${fmtNum(b - a)}`);
-      void g;
       return lines.join('\n');
     }
     const hit = await regionAt(sp, t, x);
@@ -614,13 +612,11 @@
     }
     const g = P.grid;
     if (g && g.vals) {
-      const R = plotRect(P);
       const px = Math.floor((t - g.D.t0) / (g.D.t1 - g.D.t0) * g.W), py = Math.floor((g.D.x1 - x) / (g.D.x1 - g.D.x0) * g.H);
       if (px >= 0 && px < g.W && py >= 0 && py < g.H) {
         const v = g.vals[py * g.W + px];
         lines.push(`pixel mean nr_accesses ${Number.isNaN(v) ? 'no data' : (g.mode === 'tiles' ? '≈ ' : '') + fmtNum(v)} (${g.mode}${g.level ? ' level ' + g.level : ''})`);
       }
-      void R;
     }
     if (near && near.length) lines.push(...near);
     return lines.join('\n');
@@ -708,7 +704,7 @@
       drag = { cx, cy, D: q.D, R: q.R, box: ev.shiftKey };
       ev.preventDefault();
     });
-    window.addEventListener('mouseup', (ev) => {
+    window.addEventListener('mouseup', () => {
       if (!drag) return;
       const d = drag; drag = null;
       if (d.box && P.box) {
@@ -718,7 +714,6 @@
           setDisplayView(P, Math.min(a.t, c.t), Math.max(a.t, c.t), Math.min(a.x, c.x), Math.max(a.x, c.x));
         } else renderAll();
       }
-      void ev;
     });
     cv.addEventListener('mousemove', (ev) => {
       const { cx, cy } = eventPos(P, ev);
@@ -1016,9 +1011,7 @@
     for (const b of document.querySelectorAll('#layer-buttons button')) b.classList.toggle('on', !state.sbs && b.dataset.layer === state.layer);
     syncInputs();
     const p = Promise.all(panels.map(renderPanel)).then(drawCharts).then(() => {
-      const g = panels[0].grid;
       status(panels.map((P) => P.grid ? `${P.layer.toUpperCase()}: ${P.grid.mode}${P.grid.mode === 'tiles' ? ` (level ${P.grid.level}; ${P.grid.est.toLocaleString()} rows in view: zoom in for exact regions)` : P.grid.mode === 'exact' ? ` (${P.grid.rows.toLocaleString()} regions drawn)` : ''}` : '').join(' · '));
-      void g;
     });
     renderChain = p;
     return p;
