@@ -39,7 +39,6 @@ def random_history(S=30, span=64 << 20, seed=0, base=0x7F0000000000, hole=True):
     if hole:  # an unmapped hole: regions ending inside it are cut, those inside dropped
         lo, hi = base + span // 2, base + span // 2 + (16 << 20)
         df = df[(df["end"] <= lo) | (df["start"] >= hi)].copy()
-        df = pd.concat([df, pd.DataFrame([])])
     df["target"] = 0
     df["pid"] = 42
     df["run"] = 0
