@@ -25,6 +25,7 @@ FULL = [
     ["bench_reports.py", "--no-damo"],
     ["bench_reports.py", "--snapshots", "250"],
     ["bench_damos.py"],
+    ["bench_report_html.py"],
 ]
 QUICK = [
     ["bench_ingest.py", "--samples", "500000", "--skip-pipeline", "--repeat", "1"],
@@ -36,6 +37,7 @@ QUICK = [
     ["bench_compare.py", "--repeat", "1", "--rows", "1000000"],
     ["bench_reports.py", "--snapshots", "25", "--no-damo"],
     ["bench_damos.py", "--regions", "300", "--snapshots", "20", "--repeat", "1"],
+    ["bench_report_html.py", "--quick", "--repeat", "1"],
 ]
 
 

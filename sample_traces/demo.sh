@@ -38,5 +38,8 @@ step "7. a real DAMON trace of this kind of machine (paddr, accessed bits), inge
 step "8. export the perf replay as a damo record"
 "$TD" export damo "$OUT/replay-perf.parquet" -o "$OUT/replay-perf.damo" --force
 
+step "9. an interactive report: the perf replay, the accessed-bit replay, their difference, the samples"
+"$TD" report html "$OUT/replay-perf.parquet" --diff "$OUT/replay-abit.parquet" --samples -o "$OUT/report.html"
+
 step "outputs in $OUT"
 ls -1 "$OUT"

@@ -87,7 +87,7 @@ def test_parts_by_hand():
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, (1 << 64) - 1), min_size=1, max_size=50),
-       st.lists(st.booleans(), min_size=50, max_size=50))
+       st.lists(st.booleans(), min_size=53, max_size=53))   # up to 50 values + 3 repeated
 def test_decode_column_maps_rows_like_per_value_decode(vals, valid):
     arr = np.array(vals + vals[:3], dtype=np.uint64)
     ok = np.array(valid[:len(arr)], dtype=bool)

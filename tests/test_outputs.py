@@ -140,6 +140,11 @@ COMMANDS = {
                                        w["pm"], "-o", o], ["phys"]),
     "export damo": (atomic.DAMO_RECORD,
                     lambda w, o: ["export", "damo", w["h1"], "-o", o], ["h1"]),
+    "report html": (atomic.HTML_REPORT,
+                    lambda w, o: ["report", "html", w["h1"], "-o", o], ["h1"]),
+    "damos": (atomic.TRACE_DIR,
+              lambda w, o: ["damos", w["h1"], "--scheme", "reclaim:wmarks=none", "-q",
+                            "--sample-us", "5000", "--aggr-us", "100000", "-o", o], ["h1"]),
 }
 
 CASES = ["nonexistent", "own", "foreign file", "foreign directory", ".", "input"]

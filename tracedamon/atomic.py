@@ -179,7 +179,7 @@ def _marked_file(path: Path) -> bool:
     if path.name.endswith(".parquet"):
         return parquet_marker(path) is not None
     return any(k.recognise(path) is None
-               for k in (COMPARE_METRICS, DAMO_RECORD, DAMON_TRACE_TEXT, PNG_PLOT))
+               for k in (COMPARE_METRICS, DAMO_RECORD, DAMON_TRACE_TEXT, PNG_PLOT, HTML_REPORT))
 
 
 def _last_line(path: Path, limit: int = 4096) -> str:
@@ -321,6 +321,23 @@ def _png(path: Path) -> Optional[str]:
     return "a PNG image tracedamon did not write (no tracedamon text chunk)"
 
 
+_HTML_MARK = re.compile(rb'<meta name="generator" content="tracedamon [^"<>]*">')
+
+
+def _html(path: Path) -> Optional[str]:
+    """An HTML report tracedamon wrote: its head names tracedamon as generator."""
+    if not path.is_file():
+        return "a directory" if path.is_dir() else "not a regular file"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    if _HTML_MARK.search(head.split(b"</head>", 1)[0]):
+        return None
+    return "a file that is not an HTML report of tracedamon's"
+
+
 @dataclass(frozen=True)
 class Kind:
     """A kind of output: its name, whether it is a directory, and how tracedamon
@@ -351,10 +368,11 @@ TRUTH_CSV = Kind("ground truth ranges", "ground truth ranges", False, _truth_csv
 DAMON_TRACE_TEXT = Kind("DAMON trace text", "DAMON trace text", False,
                         _marked_text("DAMON trace text"))
 PNG_PLOT = Kind("PNG plot", "a PNG plot", False, _png)
+HTML_REPORT = Kind("HTML report", "an HTML report", False, _html)
 
 KINDS = {k.name: k for k in (TRACE_DIR, REGION_HISTORY, COMPARE_CELLS, HEATMAP_CELLS,
                              ATTRIBUTION, COMPARE_METRICS, DAMO_RECORD, TRUTH_CSV,
-                             DAMON_TRACE_TEXT, PNG_PLOT)}
+                             DAMON_TRACE_TEXT, PNG_PLOT, HTML_REPORT)}
 
 
 # ----------------------------------------------------------------------------------

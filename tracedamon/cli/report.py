@@ -406,4 +406,7 @@ def attribute_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    from . import report_html
+
+    report_html.register(report_app)
     app.add_typer(report_app, name="report")
