@@ -42,10 +42,31 @@ SAMPLES = ROOT / "sample_traces"
 PERF = shutil.which("perf")
 
 
+def missing(reason: str) -> None:
+    """Skip for a missing prerequisite -- except in CI (``CI`` set), where it is a failure:
+    CI provides every prerequisite, so a skip there would hide a broken test."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI is set: a missing prerequisite fails the test)",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def requires(ok, reason: str):
+    """Mark: ``missing(reason)`` before the test runs unless ``ok``."""
+    return pytest.mark.tracedamon_requires(ok=bool(ok), reason=reason)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("tracedamon_requires"):
+        if not mark.kwargs["ok"]:
+            missing(mark.kwargs["reason"])
+
+
 def need_corpus(*parts: str) -> Path:
     p = CORPUS.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"reference corpus not found at {p} (../shared/corpus beside the project)")
+        missing(f"reference corpus not found at {p} (../shared/corpus beside the project)")
     return p
 
 
@@ -55,5 +76,5 @@ requires_perf = pytest.mark.skipif(PERF is None, reason="the perf binary is not 
 @pytest.fixture
 def corpus():
     if not CORPUS.exists():
-        pytest.skip(f"reference corpus not found at {CORPUS}")
+        missing(f"reference corpus not found at {CORPUS}")
     return CORPUS

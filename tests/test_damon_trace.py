@@ -25,7 +25,7 @@ from tracedamon.ingest.detect import detect_format
 from tracedamon.info import describe
 from tracedamon.trace import open_trace
 
-from conftest import need_corpus
+from conftest import missing, need_corpus
 
 RUN1 = ("damon-paddr-run1", "paddr_run1")
 KEY = ["run", "snapshot", "target", "start", "end", "nr_accesses", "age"]
@@ -559,7 +559,7 @@ def test_live_pipe_mode_perf_data_equals_its_script(tmp_path):
 def _damo_convert(src: Path, out: Path) -> None:
     damo = Path(sys.executable).parent / "damo"
     if not damo.exists():
-        pytest.skip("damo is not installed in the venv")
+        missing("damo is not installed in the venv")
     r = subprocess.run([str(damo), "convert_record_format", "--record_file", str(src),
                         "--format", "json_compressed", "--output_file", str(out)],
                        capture_output=True, text=True, timeout=300)
