@@ -218,6 +218,41 @@ def test_three_regions_start_then_split_and_merge():
 
 
 # ---------------------------------------------------------------------------------------
+# E: three pieces a region only while the count stays below max_nr_regions / 3
+# ---------------------------------------------------------------------------------------
+P = 0x2_0000_0000
+
+
+@pytest.mark.parametrize("max_nr, draws, pieces", [
+    (9, [0] * 6, 1),                    # 3 == 9 // 3: two pieces a region (one draw each)
+    (12, [0] * 3 + [8, 0] * 3, 2),      # 3 < 12 // 3: three pieces (two draws each)
+])
+def test_three_pieces_only_below_a_third_of_max_nr_regions(max_nr, draws, pieces):
+    """Three 16 KiB regions with gaps (legacy, min_nr_regions 3: sz_limit 16K), no
+    sample until aggregation 2.  Aggregation 0: ages 1; split (3 <= max // 2,
+    last_nr_regions 0: two pieces), draws 0 -> k=1: 1638 -> 0, no split;
+    last_nr_regions = 3.  Aggregation 1: ages 2; split with 3 == last_nr_regions:
+    max 9: 3 < 9 // 3 fails, two pieces, draws 0: no split;
+    max 12: 3 < 4, three pieces: draw 8 (k=9: 14745 -> 12K) cuts [P, P+12K) +
+    [P+12K, P+16K) and so on, draw 0 then fails on the 12K left piece.
+    Aggregation 2: every interval hits the page at +12K of each region: a whole region
+    counts 4 (age 0, zero-ness changed); split pieces: the left one 0 (age 3), the right
+    one 4 (age 0); no merge (|0-4| > 0)."""
+    cfg = MonitorConfig(**BASE, min_nr_regions=3, max_nr_regions=max_nr)
+    bases = [P, P + 64 * K, P + 128 * K]
+    tg = Target(lambda t: np.array([(b, b + 16 * K) for b in bases]), pid=3)
+    samples = [s for b in bases for s in hits(0, b + 12 * K, range(9, 13))]
+    rows = run_both(cfg, [tg], samples, inject=draws)
+    assert rows[0] == [(0, b, b + 16 * K, 0, 1, 0) for b in bases]
+    assert rows[1] == [(0, b, b + 16 * K, 0, 2, 0) for b in bases]
+    if pieces == 1:
+        assert rows[2] == [(0, b, b + 16 * K, 4, 0, 40000) for b in bases]
+    else:
+        assert rows[2] == [r for b in bases for r in ((0, b, b + 12 * K, 0, 3, 0),
+                                                      (0, b + 12 * K, b + 16 * K, 4, 0, 40000))]
+
+
+# ---------------------------------------------------------------------------------------
 # max_region (the perf-access RFC's region_sz/max) in damon_set_regions
 # ---------------------------------------------------------------------------------------
 def _set(regs, ranges, maxsz):

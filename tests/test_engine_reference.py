@@ -34,6 +34,7 @@ from tracedamon.engine.core import (AccessSamples, Monitor, Target, align_down, 
 from tracedamon.engine.fixed import FixedMonitor
 
 PAGE = 4096
+MIB = 1 << 20
 GIB = 1 << 30
 SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -106,7 +107,7 @@ def configs(draw, fixed=False, tuning=True, huge=False):
     upd = draw(st.sampled_from([aggr * 3, aggr * 5 + s, s * 7, 10 ** 9]))
     min_nr = draw(st.integers(3, 10))
     max_nr = draw(st.one_of(st.integers(min_nr, 40), st.just(min_nr), st.just(1000)))
-    minsz = GIB if huge else draw(st.sampled_from([PAGE, 2 * PAGE]))
+    minsz = MIB if huge else draw(st.sampled_from([PAGE, 2 * PAGE]))
     if fixed:
         maxsz = minsz
     else:
@@ -131,12 +132,12 @@ BASES = (lambda t: 0x100000 * (t + 1),                  # low addresses
 
 @st.composite
 def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
-    huge = not fixed and draw(st.integers(0, 9)) == 0   # GiB-sized units, regions >= 4 GiB
+    huge = not fixed and draw(st.integers(0, 9)) == 0   # MiB units, regions of GiBs
     cfg = draw(configs(fixed=fixed, tuning=tuning, huge=huge))
     unit = cfg.min_region
     physical = draw(st.booleans())
     access = draw(st.sampled_from(["perf", "abit"] if allow_abit else ["perf"]))
-    ntgt = 1 if physical else draw(st.integers(1, 5))
+    ntgt = 1 if physical else draw(st.integers(1, 2 if huge else 5))
     base_of = draw(st.sampled_from(BASES))
     specs = []
     for t in range(ntgt):
@@ -144,12 +145,15 @@ def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
             draw(st.integers(0, 3)) * 0x800 + 8 * unit
         ranges = []
         cur = base
-        for _ in range(draw(st.integers(1, 4))):
+        for _ in range(draw(st.integers(1, 2 if huge else 4))):
             # gaps of at least two units, so ranges stay apart once aligned to the
             # minimum region size (touching ranges: see the set_regions tests)
             cur += draw(st.integers(1, 3)) * 2 * unit
-            ln = draw(st.integers(1, 8 if huge else 40)) * (unit if huge else PAGE) + \
-                draw(st.sampled_from([0, 0, 100]))
+            if huge:                             # 1 to 6 GiB: 2**32 and more, or less
+                ln = draw(st.integers(1, 6)) * GIB + draw(st.integers(0, 3)) * unit
+            else:
+                ln = draw(st.integers(1, 40)) * PAGE
+            ln += draw(st.sampled_from([0, 0, 100]))
             ranges.append((cur, cur + ln))
             cur += ln
         spec = {"ranges": ranges}
@@ -204,16 +208,27 @@ EXAMPLES = [
                   [{"ranges": _gapped(3, 0x7FFF_0000_0000, size=12 * PAGE),
                     "grow": (3 * PAGE, 5 * PAGE, 4_000_000), "three": True}],
                   n=300, aggregations=8, data_seed=5),
-    # regions of several GiB: the accessed-bit check's sampling range is cut to 32 bits
-    # (quirk Q1), or drawn over the full width
+    # regions of several GiB in 1 MiB units: the accessed-bit check's sampling range is
+    # cut to 32 bits (quirk Q1), or drawn over the full width (two words a draw): the
+    # split draws that follow differ
     make_scenario(MonitorConfig(sample_us=1000, aggr_us=3000, min_nr_regions=3,
-                                max_nr_regions=12, min_region=GIB, seed=7),
-                  [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 6 * GIB)]}],
-                  access="abit", n=300, aggregations=5, data_seed=6, hot_share=0.9),
+                                max_nr_regions=12, min_region=MIB, seed=7),
+                  [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]}],
+                  access="abit", n=300, aggregations=5, data_seed=6),
     make_scenario(MonitorConfig(sample_us=1000, aggr_us=3000, min_nr_regions=3,
-                                max_nr_regions=12, min_region=GIB, seed=7, fix_rand32=True),
-                  [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 6 * GIB)]}],
-                  access="abit", n=300, aggregations=5, data_seed=6, hot_share=0.9),
+                                max_nr_regions=12, min_region=MIB, seed=7, fix_rand32=True),
+                  [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]}],
+                  access="abit", n=300, aggregations=5, data_seed=6),
+    # paddr's accessed-bit cache has no same-target guard: a one-page region (always the
+    # same sampled page) reuses the previous interval's verdict (quirk Q5), or not
+    make_scenario(MonitorConfig(sample_us=1000, aggr_us=4000, min_nr_regions=3,
+                                max_nr_regions=10, seed=9),
+                  [{"ranges": [(0x4000_0000, 0x4000_1000)]}],
+                  access="abit", physical=True, n=120, aggregations=6, data_seed=8),
+    make_scenario(MonitorConfig(sample_us=1000, aggr_us=4000, min_nr_regions=3,
+                                max_nr_regions=10, seed=9, fix_pa_cache=True),
+                  [{"ranges": [(0x4000_0000, 0x4000_1000)]}],
+                  access="abit", physical=True, n=120, aggregations=6, data_seed=8),
     # intervals auto-tuning with several targets
     make_scenario(MonitorConfig(sample_us=2000, aggr_us=8000, update_us=24000, min_nr_regions=3,
                                 max_nr_regions=8, goal_aggrs=1, goal_access_bp=300,
