@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tracedamon.engine.config import MonitorConfig
 from tracedamon.engine.core import AccessSamples, Monitor, Target
-from tracedamon.engine.fixed import FixedMonitor, _overlay, grid_regions
+from tracedamon.engine.fixed import FixedMonitor, _overlay, expected_snapshots, grid_regions
 from tracedamon.engine.replay import replay
 from tracedamon.errors import ConfigError
 
@@ -104,6 +104,7 @@ def test_sparse_engine_state_follows_the_samples_not_the_space():
     # (k * aggr_samples)-th, starting at (k * aggr_samples - 1) * S) starts by t[-1]
     S = cfg.sample_us * 1000
     assert n_snap == (int(t[-1]) // S + 1) // cfg.aggr_samples > 0
+    assert expected_snapshots(cfg, 0, int(t[-1])) == n_snap      # what replay's row limit uses
     replayed = t < n_snap * cfg.aggr_samples * cfg.sample_us * 1000
     assert mon.peak_slots == np.unique(addr[replayed] // PAGE).size   # a slot per sampled page
 

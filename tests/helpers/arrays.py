@@ -75,11 +75,11 @@ def assert_arrays_equal(got, want, what: str = "arrays", limit: int = 5) -> None
         lines = [f"{what} differ: got shape {g.shape}, want {w.shape}; {bad.size:,} of the "
                  f"first {n:,} rows differ"]
         for i in bad[:limit]:
-            lines.append(f"  [{i}] got  {_show(g[i].tolist() if g.ndim > 1 else g[i])}")
-            lines.append(f"  {' ' * len(str(i))}   want {_show(w[i].tolist() if w.ndim > 1 else w[i])}")
+            lines.append(f"  [{i}] got  {_show(g[i].tolist())}")
+            lines.append(f"  {' ' * len(str(i))}   want {_show(w[i].tolist())}")
         if len(g) != len(w):
             longer, name = (g, "got") if len(g) > len(w) else (w, "want")
             lines.append(f"  only in {name}: {len(longer) - n:,} rows, first "
-                         f"{_show(longer[n].tolist() if longer.ndim > 1 else longer[n])}")
+                         f"{_show(longer[n].tolist())}")
         raise AssertionError("\n".join(lines))
     raise AssertionError(f"{what} differ: got shape {g.shape}, want {w.shape}")
