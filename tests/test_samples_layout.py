@@ -208,8 +208,8 @@ def test_console_script_flushes_its_output_and_exit_code(tmp_path):
     assert r.returncode == 2 and "no such file" in r.stderr
 
 
-@pytest.mark.skipif(not HOTCOLD.exists() or not Path("/dev/full").exists(),
-                    reason="sample trace or /dev/full missing")
+@requires(HOTCOLD.exists(), "sample trace missing")
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
 def test_a_refused_write_is_one_line_not_a_traceback(tmp_path):
     td = tmp_path / "hc.td"
     with TraceDirWriter(td) as w:
