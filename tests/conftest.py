@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
-from hypothesis.internal.conjecture import providers as _providers
-from hypothesis.internal.constants_ast import Constants as _Constants
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -28,9 +26,14 @@ settings.register_profile("dev", deadline=None)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev")
 settings.load_profile(PROFILE)
 if PROFILE.startswith("ci"):
-    if not callable(getattr(_providers, "_get_local_constants", None)):
-        raise RuntimeError("this Hypothesis has no _get_local_constants: CI's examples would "
-                           "depend on the loaded modules; use the version pyproject.toml pins")
+    try:
+        from hypothesis.internal.conjecture import providers as _providers
+        from hypothesis.internal.constants_ast import Constants as _Constants
+        _providers._get_local_constants  # noqa: B018  (the function replaced below)
+    except (ImportError, AttributeError) as e:
+        raise RuntimeError("this Hypothesis cannot be kept from drawing constants out of the "
+                           "loaded modules, so CI's examples would depend on them; install the "
+                           f"version pyproject.toml pins ({e})") from None
     _NO_CONSTANTS = _Constants()
     _providers._get_local_constants = lambda: _NO_CONSTANTS
 
