@@ -1,414 +1,544 @@
-"""A slow, obviously-correct pure-Python reference of the whole DAMON replay loop.
+"""An independent, slow model of DAMON's monitoring loop, for checking the numba engine.
 
-Written straight from docs/damon-engine-spec.md (§3-§10, §12-§13), one sample
-interval at a time, regions as small objects in Python lists, integers as Python
-ints.  It shares nothing with ``tracedamon.engine`` except the input conventions:
-the same ``MonitorConfig``, the same ``Target.ranges_at`` callables and the same
-sorted sample arrays.  Its PCG32 is its own implementation, so the engine's
-generator is checked too.  Tests compare the numba engine with it draw for draw.
+Written from the kernel's description (docs/damon-engine-spec.md, the kernel's
+mm/damon/core.c and vaddr.c, the perf-event RFC in the seed thread), not from
+``tracedamon.engine``.  It is a different program on purpose:
+
+* **State is kept per unit of address space**, not as a list of regions.  The unit is
+  the minimum region size (every region boundary the kernel makes is a multiple of
+  it); each target maps every monitored unit to the region object that owns it, and a
+  region is nothing but its counters.  Region boundaries are *derived*: a region is a
+  maximal run of consecutive units owned by the same object.  Merging two regions
+  hands the right one's units to the left one; splitting hands the units right of the
+  cut to a new object.
+* One sample interval at a time; every region's ``nr_accesses_bp`` moving sum is
+  updated in every interval (the engine advances it lazily in closed form).
+* The perf-histogram check looks each sample's page up in the unit map (the engine
+  binary-searches region arrays); the accessed-bit check keeps the kernel's
+  last-verdict cache as two variables.
+* Integers are Python integers; nothing is imported from ``tracedamon`` (the caller
+  passes a ``MonitorConfig`` and ``Target`` objects, read through their attributes).
+
+What it shares with the engine is the input only: the configuration, the targets'
+``ranges_at`` callables, the samples, and the random draws -- the PCG32 stream
+(O'Neill's ``pcg32_srandom_r(seed, 0xDA3E39CB94B95BDB)``, XSH-RR output; a second
+stream seeded with ``seed ^ 0x5EED5EED5EED5EED`` when ``rng_streams == "split"``),
+implemented here again and reduced to ranges with the kernel's method (spec §3.1).
+
+Conventions of the replay that are tracedamon's, not the kernel's (spec §12): sample
+interval ``j`` covers ``[T0 + (j-1)·S, T0 + j·S)``; the run stops before an
+aggregation whose last sample interval starts after the last sample; fixed
+granularity (``min_region == max_region``) is a grid of regions of that size that
+keeps each region's counters by address at an ops update.
 """
 from __future__ import annotations
 
 import bisect
+from collections import deque
 
 PAGE = 4096
-M32 = 0xFFFFFFFF
-M64 = 0xFFFFFFFFFFFFFFFF
+U32 = (1 << 32) - 1
+U64 = (1 << 64) - 1
+PCG_MULT = 6364136223846793005
+PCG_STREAM = 0xDA3E39CB94B95BDB
+SPLIT_SALT = 0x5EED5EED5EED5EED
 
 
-class PCG32:
-    def __init__(self, seed: int):
-        self.inc = ((0xDA3E39CB94B95BDB << 1) | 1) & M64
-        self.state = 0
-        self.next()
-        self.state = (self.state + seed) & M64
-        self.next()
+# ======================================================================================
+# random numbers
+# ======================================================================================
+def pcg32(seed: int, stream: int = PCG_STREAM):
+    """Endless 32-bit outputs of PCG32 (XSH-RR) seeded like ``pcg32_srandom_r``."""
+    inc = ((stream << 1) | 1) & U64
+    state = inc & U64                       # state 0, one step: 0 * mult + inc
+    state = (state + seed) & U64
+    state = (state * PCG_MULT + inc) & U64
+    while True:
+        x = state
+        state = (state * PCG_MULT + inc) & U64
+        rotate = x >> 59
+        word = (((x >> 18) ^ x) >> 27) & U32
+        yield ((word >> rotate) | (word << (32 - rotate))) & U32
 
-    def next(self) -> int:
-        old = self.state
-        self.state = (old * 6364136223846793005 + self.inc) & M64
-        xs = (((old >> 18) ^ old) >> 27) & M32
-        rot = old >> 59
-        return ((xs >> rot) | (xs << ((32 - rot) & 31))) & M32
 
+class Draws:
+    """``get_random_u32_below`` over a word stream (spec §3.1), with forced results first.
 
-class Rand:
-    """rand_below from spec §3.1 (kernel-compatible), with optional injected results."""
+    ``forced`` is a shared deque of results that replace draws (the spec's worked
+    examples give the draws).  ``wide`` draws ranges of 2**32 and more over their full
+    width (quirk Q1 fixed); otherwise the range is cut to its low 32 bits, as the
+    kernel's ``u32`` argument does.
+    """
 
-    def __init__(self, seed, inject=(), fix_rand32=False):
-        self.g = PCG32(seed)
-        self.inject = list(inject)
-        self.fix = fix_rand32
+    def __init__(self, words, forced: deque, wide: bool):
+        self.words = words
+        self.forced = forced
+        self.wide = wide
 
-    def below(self, n64: int) -> int:
-        if self.inject:
-            return self.inject.pop(0)
-        if self.fix and n64 > M32:
-            mask = (1 << (n64 - 1).bit_length()) - 1
+    def word(self) -> int:
+        return next(self.words)
+
+    def below(self, n: int) -> int:
+        if self.forced:
+            return self.forced.popleft()
+        if self.wide and n >= 1 << 32:
+            bits = (n - 1).bit_length()
             while True:
-                x = ((self.g.next() << 32) | self.g.next()) & mask
-                if x < n64:
+                hi = self.word()
+                x = ((hi << 32) | self.word()) & ((1 << bits) - 1)
+                if x < n:
                     return x
-        n = n64 & M32
-        x = self.g.next()
+        n &= U32
+        word = self.word()
         if n == 0:
-            return x
-        m = x * n
-        if (m & M32) < n:
-            bound = (2**32 - n) % n
-            while (m & M32) < bound:
-                m = self.g.next() * n
-        return m >> 32
+            return word                       # the kernel's answer for a range of 0
+        product = word * n
+        if (product & U32) < n:               # Lemire: reject the biased low products
+            floor = (1 << 32) % n             # == (2**32 - n) % n
+            while (product & U32) < floor:
+                product = self.word() * n
+        return product >> 32
+
+    def rand(self, lo: int, hi: int) -> int:
+        """damon_rand(lo, hi)."""
+        return lo + self.below(hi - lo)
 
 
-class R:
-    __slots__ = ("start", "end", "nr", "bp", "last", "age", "sa")
+# ======================================================================================
+# state: one map per target from unit address to the owning region
+# ======================================================================================
+class Region:
+    """A region's counters; where it lies is known only to the unit maps."""
 
-    def __init__(self, s, e, nr=0, bp=0, last=0, age=0):
-        self.start, self.end, self.nr, self.bp, self.last, self.age = s, e, nr, bp, last, age
-        self.sa = 0
+    __slots__ = ("nr", "bp", "last", "age")
 
-    @property
-    def size(self):
-        return self.end - self.start
+    def __init__(self, nr=0, bp=0, last=0, age=0):
+        self.nr, self.bp, self.last, self.age = nr, bp, last, age
 
-    def copy_counters_from(self, o):
-        self.nr, self.bp, self.last, self.age = o.nr, o.bp, o.last, o.age
-
-
-def adown(x, a):
-    return x // a * a
+    def clone(self) -> "Region":
+        return Region(self.nr, self.bp, self.last, self.age)
 
 
-def aup(x, a):
-    return (x + a - 1) // a * a
+class Space:
+    """One target's monitored units (``unit``-sized, keyed by address)."""
+
+    def __init__(self, unit: int):
+        self.unit = unit
+        self.owner: dict[int, Region] = {}
+        self._runs = None
+
+    def changed(self):
+        self._runs = None
+
+    def assign(self, lo: int, hi: int, reg: Region, allow_taken=True):
+        for u in range(lo, hi, self.unit):
+            if not allow_taken and u in self.owner:
+                raise AssertionError(f"unit {u:#x} would have two regions (ranges closer "
+                                     "than the minimum region size)")
+            self.owner[u] = reg
+        self.changed()
+
+    def drop(self, lo: int, hi: int):
+        for u in range(lo, hi, self.unit):
+            self.owner.pop(u, None)
+        self.changed()
+
+    def runs(self) -> list[tuple[int, int, Region]]:
+        """[start, end, region] of every region, by address."""
+        if self._runs is None:
+            out: list[list] = []
+            for u in sorted(self.owner):
+                reg = self.owner[u]
+                if out and out[-1][2] is reg and out[-1][1] == u:
+                    out[-1][1] = u + self.unit
+                else:
+                    out.append([u, u + self.unit, reg])
+            seen = set()
+            for _, _, reg in out:
+                assert id(reg) not in seen, "a region owns two separate runs"
+                seen.add(id(reg))
+            self._runs = [tuple(x) for x in out]
+        return self._runs
+
+    def region_at(self, addr: int):
+        return self.owner.get(addr - addr % self.unit)
 
 
-def even_split(s, e, nr_pieces, minsz, maxsz):
-    size = e - s
-    if maxsz:
-        piece = adown(size // nr_pieces, minsz) if nr_pieces else maxsz
-        piece = min(piece, maxsz) if piece else maxsz
-        limit = None
-    else:
-        if nr_pieces <= 1:
-            return [R(s, e)]
-        piece = adown(size // nr_pieces, minsz)
-        limit = nr_pieces
-    if piece == 0 or size <= piece:
-        return [R(s, e)]
-    out = []
-    cur = s
-    while (limit is None or len(out) < limit) and cur + piece <= e:
-        out.append(R(cur, cur + piece))
-        cur += piece
-    out[-1].end = e
-    return out
+def _down(x: int, a: int) -> int:
+    return x - x % a
 
 
-def set_regions(regs, ranges, minsz, maxsz):
-    def inter(r, rg):
-        return not (r.end <= rg[0] or rg[1] <= r.start)
-
-    def fresh(s, e):
-        return even_split(s, e, 0, minsz, maxsz) if maxsz else [R(s, e)]
-
-    regs = [r for r in regs if any(inter(r, rg) for rg in ranges)]
-    cur = 0
-    for rg in ranges:
-        first = last = None
-        while cur < len(regs):
-            if inter(regs[cur], rg):
-                if first is None:
-                    first = cur
-                last = cur
-            if regs[cur].start >= rg[1]:
-                break
-            cur += 1
-        if first is None:
-            new = fresh(adown(rg[0], minsz), aup(rg[1], minsz))
-            for k, x in enumerate(new):
-                regs.insert(cur + k, x)
-            cur += len(new)
-            continue
-        regs[first].start = adown(rg[0], minsz)
-        regs[last].end = aup(rg[1], minsz)
-        j = first
-        while j < last:
-            if regs[j].end != regs[j + 1].start:
-                new = fresh(regs[j].end, regs[j + 1].start)
-                for k, x in enumerate(new):
-                    regs.insert(j + 1 + k, x)
-                last += len(new)
-                cur += len(new)
-                j += len(new)
-            j += 1
-    return regs
+def _up(x: int, a: int) -> int:
+    return -(-x // a) * a
 
 
-def grid(ranges, size):
-    spans = sorted((adown(s, size), aup(e, size)) for s, e in ranges if e > s)
-    starts = []
-    for s, e in spans:
-        x = s
-        while x < e:
-            if not starts or x > starts[-1]:
-                starts.append(x)
-            x += size
-    return starts
-
-
+# ======================================================================================
+# the monitor
+# ======================================================================================
 class Reference:
+    """The kdamond loop over recorded samples (spec §4), one sample interval at a time.
+
+    ``access``: ``"perf"`` (perf-histogram check: a region is accessed in an interval
+    iff a sample of its target fell on one of its pages) or ``"abit"`` (accessed-bit
+    emulation: one random sampling address per region per interval).  ``physical``:
+    paddr (a sample of any process counts; the accessed-bit cache is kept across
+    targets and intervals).  ``rand_inject``: results forced onto the first draws.
+    """
+
     def __init__(self, cfg, targets, *, access="perf", physical=False, rand_inject=()):
-        self.c = cfg
-        self.targets = targets
+        self.cfg = cfg
+        self.targets = list(targets)
         self.access = access
         self.physical = physical
-        self.rand = Rand(cfg.seed, rand_inject, cfg.fix_rand32)
-        self.rand_split = self.rand if cfg.rng_streams == "single" else \
-            Rand(cfg.seed ^ 0x5EED5EED5EED5EED, (), cfg.fix_rand32)
-        self.regs = [[] for _ in targets]
-        self.last_nr_regions = 0
-        self.sample_us, self.aggr_us = cfg.sample_us, cfg.aggr_us
-        self.aggr_samples = cfg.aggr_us // cfg.sample_us
-        self.minsz = cfg.min_region
+        self.unit = cfg.min_region
         self.maxsz = cfg.max_region or 0
-        self.fixed = bool(self.maxsz) and self.maxsz == self.minsz
-        self.va = [0, False]
-        self.pa = [0, False]
+        self.grid = bool(self.maxsz) and self.maxsz == self.unit
+        forced = deque(int(x) for x in rand_inject)
+        self.draw = Draws(pcg32(cfg.seed), forced, cfg.fix_rand32)
+        self.draw_split = self.draw if cfg.rng_streams == "single" else \
+            Draws(pcg32(cfg.seed ^ SPLIT_SALT), forced, cfg.fix_rand32)
+        self.spaces = [Space(self.unit) for _ in self.targets]
+        self.sample_us = cfg.sample_us
+        self.aggr_us = cfg.aggr_us
+        self.aggr_samples = cfg.aggr_us // cfg.sample_us    # kept through auto-tuning
+        self.last_nr_regions = 0                              # split's static variable
+        self.cache_addr = 0                                   # last-verdict cache
+        self.cache_young = False
 
-    # -- helpers --------------------------------------------------------------------
-    def all(self):
-        return [r for t in self.regs for r in t]
+    # -- views ------------------------------------------------------------------------
+    def regions(self, t: int) -> list[tuple[int, int, int, int, int, int]]:
+        """(start, end, nr, bp, last, age) of target t's regions, by address."""
+        return [(s, e, r.nr, r.bp, r.last, r.age) for s, e, r in self.spaces[t].runs()]
 
-    def sz_limit(self):
-        total = sum(r.size for r in self.all())
-        if self.c.min_nr_regions:
-            total //= self.c.min_nr_regions
-        return max(total, self.minsz)
+    def _every_region(self):
+        for sp in self.spaces:
+            yield from sp.runs()
 
-    def apply_min(self):
-        lim = aup(self.sz_limit(), self.minsz)
-        if self.fixed:
-            return lim
-        for ti, t in enumerate(self.regs):
-            out = []
-            for r in t:
-                while r.size > lim:
-                    left = R(r.start, r.start + lim)
-                    left.copy_counters_from(r)
-                    out.append(left)
-                    r.start += lim
-                out.append(r)
-            self.regs[ti] = out
+    def _count(self) -> int:
+        return sum(len(sp.runs()) for sp in self.spaces)
+
+    # -- building regions ----------------------------------------------------------------
+    def _pieces(self, lo: int, hi: int, piece: int, limit: int | None):
+        """Cut [lo, hi) into ``piece``-sized parts from lo, the last one taking the rest
+        (damon_evenly_split_region); at most ``limit`` parts when given."""
+        cuts = [lo]
+        while (limit is None or len(cuts) < limit) and cuts[-1] + 2 * piece <= hi:
+            cuts.append(cuts[-1] + piece)
+        return list(zip(cuts, cuts[1:] + [hi]))
+
+    def _new_regions(self, sp: Space, lo: int, hi: int, keep: Region | None = None):
+        """A new region over [lo, hi), cut in max_region parts when that is set (the RFC's
+        split=true).  ``keep``: the region that keeps the first part (an extended one)."""
+        parts = [(lo, hi)]
+        if self.maxsz and hi - lo > self.maxsz:
+            parts = self._pieces(lo, hi, self.maxsz, None)
+        for k, (a, b) in enumerate(parts):
+            sp.assign(a, b, keep if (k == 0 and keep is not None) else Region())
+
+    def _init_target(self, ti: int, ranges):
+        sp = self.spaces[ti]
+        if self.grid:
+            for a, b in ranges:
+                for u in range(_down(a, self.unit), _up(b, self.unit), self.unit):
+                    if u not in sp.owner:
+                        sp.owner[u] = Region()
+            sp.changed()
+            return
+        tg = self.targets[ti]
+        if tg.three_regions and self.cfg.min_nr_regions_mode == "legacy":
+            # __damon_va_init_regions: regions of about total / min_nr_regions
+            want = sum(b - a for a, b in ranges) // self.cfg.min_nr_regions
+            want = max(want, self.unit)
+            if self.maxsz:
+                want = min(want, self.maxsz)
+            for a, b in ranges:
+                lo, hi = _down(a, self.unit), _up(b, self.unit)
+                nr_pieces = (hi - lo) // want
+                piece = _down((hi - lo) // nr_pieces, self.unit) if nr_pieces else 0
+                if nr_pieces <= 1 or piece == 0:
+                    sp.assign(lo, hi, Region(), allow_taken=False)
+                    continue
+                if self.maxsz:          # RFC: as many pieces as fit, none above max
+                    parts = self._pieces(lo, hi, min(piece, self.maxsz), None)
+                else:                   # mainline since 2024: exactly nr_pieces pieces
+                    parts = self._pieces(lo, hi, piece, nr_pieces)
+                for p, q in parts:
+                    sp.assign(p, q, Region(), allow_taken=False)
+            return
+        self._set_regions(ti, ranges)
+
+    def _set_regions(self, ti: int, ranges):
+        """damon_set_regions (spec §10.4, with the RFC's split of new and grown regions)."""
+        sp = self.spaces[ti]
+        unit = self.unit
+
+        def touching(s, e):
+            return [(a, b) for a, b in ranges if s < b and a < e]
+
+        for s, e, _ in list(sp.runs()):
+            if not touching(s, e):
+                sp.drop(s, e)
+        for a, b in ranges:
+            lo, hi = _down(a, unit), _up(b, unit)
+            hit = [(s, e, r) for s, e, r in sp.runs() if s < b and a < e]
+            if not hit:
+                for u in range(lo, hi, unit):
+                    assert u not in sp.owner, "ranges closer than the minimum region size"
+                self._new_regions(sp, lo, hi)
+                continue
+            fs, fe, first = hit[0]
+            ls, le, last = hit[-1]
+            # the first region's bottom and the last region's top move to the range's
+            if lo < fs:
+                sp.assign(lo, fs, first, allow_taken=False)
+            else:
+                sp.drop(fs, lo)
+            if le < hi:
+                sp.assign(le, hi, last, allow_taken=False)
+            else:
+                sp.drop(hi, le)
+            grown_down, grown_up = lo < fs, le < hi
+            if self.maxsz and grown_down:
+                end = hi if first is last else fe
+                self._new_regions(sp, lo, end, keep=first)
+                if first is last:
+                    continue
+            if self.maxsz and grown_up:
+                self._new_regions(sp, lo if first is last else ls, hi, keep=last)
+            # holes between the regions now in [lo, hi): a new region each
+            inside = [(s, e) for s, e, _ in sp.runs() if s < hi and lo < e]
+            for (s1, e1), (s2, e2) in zip(inside, inside[1:]):
+                if e1 != s2:
+                    self._new_regions(sp, e1, s2)
+
+    def _update_target(self, ti: int, ranges):
+        if not self.grid:
+            self._set_regions(ti, ranges)
+            return
+        sp = self.spaces[ti]
+        keep = set()
+        for a, b in ranges:
+            keep.update(range(_down(a, self.unit), _up(b, self.unit), self.unit))
+        for u in list(sp.owner):
+            if u not in keep:
+                del sp.owner[u]
+        for u in keep:
+            sp.owner.setdefault(u, Region())
+        sp.changed()
+
+    # -- limits ------------------------------------------------------------------------
+    def _sz_limit(self) -> int:
+        """damon_region_sz_limit: the total size over min_nr_regions, at least a unit."""
+        total = sum(e - s for s, e, _ in self._every_region())
+        return max(total // self.cfg.min_nr_regions, self.unit)
+
+    def _apply_min(self) -> int:
+        """damon_apply_min_nr_regions: no region larger than the limit, aligned up."""
+        lim = _up(self._sz_limit(), self.unit)
+        for sp in self.spaces:
+            for s, e, reg in list(sp.runs()):
+                cut = s + lim
+                while cut < e:
+                    sp.assign(cut, min(cut + lim, e), reg.clone())
+                    cut += lim
         return lim
 
-    def init(self, t0):
-        for ti, tg in enumerate(self.targets):
-            rg = tg.ranges_at(t0)
-            if rg is None or len(rg) == 0:
-                continue
-            rg = [(int(s), int(e)) for s, e in rg]
-            if self.fixed:
-                self.regs[ti] = [R(s, s + self.maxsz) for s in grid(rg, self.maxsz)]
-            elif tg.three_regions and self.c.min_nr_regions_mode == "legacy":
-                total = sum(e - s for s, e in rg)
-                sz = max(total // self.c.min_nr_regions, self.minsz)
-                if self.maxsz:
-                    sz = min(sz, self.maxsz)
-                out = []
-                for s, e in rg:
-                    s, e = adown(s, self.minsz), aup(e, self.minsz)
-                    out += even_split(s, e, (e - s) // sz, self.minsz, self.maxsz)
-                self.regs[ti] = out
-            else:
-                self.regs[ti] = set_regions([], rg, self.minsz, self.maxsz)
+    # -- one sample interval ------------------------------------------------------------
+    def _sample_addresses(self):
+        return [[self.draw.rand(s, e) for s, e, _ in sp.runs()] for sp in self.spaces]
 
-    def update(self, now):
-        for ti, tg in enumerate(self.targets):
-            if not tg.dynamic:
-                continue
-            rg = tg.ranges_at(now)
-            if rg is None or len(rg) == 0:
-                continue
-            rg = [(int(s), int(e)) for s, e in rg]
-            if self.fixed:
-                old = {r.start: r for r in self.regs[ti]}
-                self.regs[ti] = [old.get(s) or R(s, s + self.maxsz) for s in grid(rg, self.maxsz)]
-            else:
-                self.regs[ti] = set_regions(self.regs[ti], rg, self.minsz, self.maxsz)
-
-    # -- per-interval check --------------------------------------------------------------
-    def check(self, keys):
-        ln = min(self.aggr_us // self.sample_us, 2**32 - 1) or 1
-        for ti, t in enumerate(self.regs):
-            same = False
-            for r in t:
-                if self.access == "perf":
-                    acc = any((ti, p) in keys for p in range(adown(r.start, PAGE), r.end, PAGE))
-                else:
-                    page = adown(r.sa, PAGE)
-                    cache = self.pa if self.physical else self.va
-                    reuse = (same or (self.physical and not self.c.fix_pa_cache)) and \
-                        adown(cache[0], PAGE) == page
-                    if reuse:
-                        acc = cache[1]
+    def _check(self, window, addrs) -> None:
+        """Mark accesses of one interval and advance every region's moving sum."""
+        seen = set()                          # ids of regions accessed in this interval
+        if self.physical:                     # paddr: a sample of any process counts for
+            pages = {p for _, p in window}    # every target
+            window = [(t, p) for t in range(len(self.spaces)) for p in pages]
+        if self.access == "perf":
+            for t, page in window:
+                if 0 <= t < len(self.spaces):
+                    reg = self.spaces[t].region_at(page)
+                    if reg is not None:
+                        seen.add(id(reg))
+        else:
+            keys = set(window)
+            global_cache = self.physical and not self.cfg.fix_pa_cache
+            for ti, sp in enumerate(self.spaces):
+                first = True
+                for (s, e, reg), addr in zip(sp.runs(), addrs[ti]):
+                    page = addr - addr % PAGE
+                    reusable = global_cache or not first
+                    if reusable and self.cache_addr - self.cache_addr % PAGE == page:
+                        young = self.cache_young
                     else:
-                        acc = ((0 if self.physical else ti), page) in keys
-                        cache[0], cache[1] = r.sa, acc
-                    same = True
-                r.bp = r.bp - (r.last * 10000) // ln + (10000 if acc else 0)
-                if acc:
-                    r.nr += 1
-        return max((r.nr for r in self.all()), default=0)
+                        young = (ti, page) in keys
+                        self.cache_addr, self.cache_young = addr, young
+                    first = False
+                    if young:
+                        seen.add(id(reg))
+        window_len = min(self.aggr_us // self.sample_us, U32) or 1
+        for _, _, reg in self._every_region():
+            hit = id(reg) in seen
+            reg.bp += (10000 if hit else 0) - reg.last * 10000 // window_len
+            reg.nr += hit
 
-    # -- aggregation steps -----------------------------------------------------------------
-    def merge(self, thres, sz_limit):
-        max_thres = self.aggr_us // self.sample_us
-        first = True
+    # -- aggregation steps ----------------------------------------------------------------
+    def _merge_pass(self, thres: int, sz_limit: int, count_age: bool) -> int:
+        cap = 0 if self.grid else (min(sz_limit, self.maxsz) if self.maxsz else sz_limit)
+        for sp in self.spaces:
+            left = None                           # (start, end, region) merged into
+            for s, e, reg in list(sp.runs()):
+                if count_age:
+                    if abs(reg.nr - reg.last) > thres:
+                        reg.age = 0
+                    elif self.cfg.age_zero_reset and (reg.nr == 0) != (reg.last == 0):
+                        reg.age = 0
+                    else:
+                        reg.age += 1
+                if left is not None:
+                    ls, le, lreg = left
+                    if le == s and abs(lreg.nr - reg.nr) <= thres and (le - ls) + (e - s) <= cap:
+                        wl, wr = le - ls, e - s
+                        lreg.nr = (lreg.nr * wl + reg.nr * wr) // (wl + wr)
+                        lreg.bp = lreg.nr * 10000
+                        lreg.age = (lreg.age * wl + reg.age * wr) // (wl + wr)
+                        sp.assign(s, e, lreg)
+                        left = (ls, e, lreg)
+                        continue
+                left = (s, e, reg)
+        return self._count()
+
+    def _merge(self, max_nr: int, sz_limit: int) -> None:
+        """kdamond_merge_regions: passes with a threshold doubling from max_nr / 10 while
+        more than max_nr_regions remain and the last pass's threshold was below the
+        largest possible nr_accesses."""
+        ceiling = self.aggr_us // self.sample_us
+        thres = max_nr // 10
+        passes = 0
         while True:
-            n = 0
-            for ti, t in enumerate(self.regs):
-                lim = 0 if self.fixed else (min(sz_limit, self.maxsz) if self.maxsz else sz_limit)
-                out = []
-                for r in t:
-                    if first or not self.c.fix_age_once:
-                        if abs(r.nr - r.last) > thres:
-                            r.age = 0
-                        elif self.c.age_zero_reset and ((r.nr == 0) != (r.last == 0)):
-                            r.age = 0
-                        else:
-                            r.age += 1
-                    p = out[-1] if out else None
-                    if p is not None and p.end == r.start and abs(p.nr - r.nr) <= thres \
-                            and p.size + r.size <= lim:
-                        sl, sr = p.size, r.size
-                        p.nr = (p.nr * sl + r.nr * sr) // (sl + sr)
-                        p.bp = p.nr * 10000
-                        p.age = (p.age * sl + r.age * sr) // (sl + sr)
-                        p.end = r.end
-                    else:
-                        out.append(r)
-                self.regs[ti] = out
-                n += len(out)
+            n = self._merge_pass(thres, sz_limit, passes == 0 or not self.cfg.fix_age_once)
+            passes += 1
+            used = thres
             thres = max(1, thres * 2)
-            first = False
-            if not self.c.merge_escalation or self.fixed:
-                break
-            if not (n > self.c.max_nr_regions and thres // 2 < max_thres):
-                break
+            again = n > self.cfg.max_nr_regions and used < ceiling
+            if not again or not self.cfg.merge_escalation or self.grid:
+                return
 
-    def split(self):
-        n = len(self.all())
-        if n > self.c.max_nr_regions // 2:
-            return
-        nr_subs = 2
-        if self.last_nr_regions == n and n < self.c.max_nr_regions // 3:
-            nr_subs = 3
-        if not self.fixed:
-            for ti, t in enumerate(self.regs):
-                out = []
-                for r in t:
-                    pieces = [r]
-                    sz = r.size
-                    i = 0
-                    while i < nr_subs - 1 and sz > 2 * self.minsz:
-                        sub = adown((1 + self.rand_split.below(9)) * sz // 10, self.minsz)
-                        if self.maxsz and sub > self.maxsz:
-                            sub = self.maxsz
-                        i += 1
-                        if sub == 0 or sub >= sz:
-                            continue
-                        left = pieces[0]
-                        right = R(left.start + sub, left.end)
-                        right.copy_counters_from(left)
-                        left.end = right.start
-                        pieces.insert(1, right)
-                        sz = sub
-                    out += pieces
-                self.regs[ti] = out
+    def _split(self) -> None:
+        n = self._count()
+        if n > self.cfg.max_nr_regions // 2:
+            return                              # last_nr_regions stays (quirk Q11)
+        subs = 3 if (n == self.last_nr_regions and n < self.cfg.max_nr_regions // 3) else 2
+        limit = 2 * self.unit
+        for sp in self.spaces:
+            for s, e, reg in list(sp.runs()):
+                size, tries = e - s, 0
+                while tries < subs - 1 and size > limit:
+                    tries += 1
+                    left = _down((1 + self.draw_split.below(9)) * size // 10, self.unit)
+                    if left == 0 or left >= size:
+                        continue
+                    if self.maxsz:
+                        left = min(left, self.maxsz)
+                    sp.assign(s + left, s + size, reg.clone())
+                    size = left
         self.last_nr_regions = n
 
-    def tune(self):
-        regs = self.all()
-        max_ev = sum(r.size * self.aggr_samples for r in regs)
-        ev = sum(r.size * r.nr for r in regs)
-        target = max_ev * self.c.goal_access_bp // 10000 or 1
-        score = ev * 10000 // target
+    def _tune(self) -> bool:
+        """damon_set_attrs from the intervals goal (spec §9): True if the intervals changed."""
+        regs = list(self._every_region())
+        most = sum((e - s) * self.aggr_samples for s, e, _ in regs)
+        seen = sum((e - s) * r.nr for s, e, r in regs)
+        goal = most * self.cfg.goal_access_bp // 10000 or 1
+        score = seen * 10000 // goal
+        if score == 10000:
+            return False
         if score < 10000:
-            adapt = 20000 - score
-        elif score == 10000:
-            return None
+            factor = 20000 - score
         elif score < 20000:
-            adapt = 5000 + (20000 - score) // 2
+            factor = 5000 + (20000 - score) // 2
         else:
-            adapt = 5000
-        old_s, old_a = self.sample_us, self.aggr_us
-        new_s = max(self.c.goal_min_sample_us, min(self.c.goal_max_sample_us, old_s * adapt // 10000))
+            factor = 5000
+        new_s = self.sample_us * factor // 10000
+        new_s = max(self.cfg.goal_min_sample_us, min(self.cfg.goal_max_sample_us, new_s))
         new_a = new_s * self.aggr_samples
+        old_s, old_a = self.sample_us, self.aggr_us
         if old_s and old_a and new_s and new_a:
-            om, nm = old_a // old_s, new_a // new_s
-            for r in regs:
-                r.nr = (r.nr * 10000 // om) * nm // 10000
+            old_max = min(old_a // old_s, U32)
+            new_max = min(new_a // new_s, U32)
+            for _, _, r in regs:
+                r.nr = r.nr * 10000 // old_max * new_max // 10000
                 r.bp = r.nr * 10000
                 r.age = r.age * old_a // new_a
         self.sample_us, self.aggr_us = new_s, new_a
-        return new_s
+        return True
 
-    # -- the loop --------------------------------------------------------------------------
+    # -- the loop ----------------------------------------------------------------------
     def run(self, times, tgts, pages, t0, t_last, accessed_only=False):
-        times = [int(x) for x in times]
-        tgts = [int(x) for x in tgts]
-        pages = [int(p) // PAGE * PAGE for p in pages]
-        c = self.c
-        psi = 0
+        """Rows (snapshot, time_ns, target, start, end, nr_accesses, age, nr_accesses_bp)
+        of every damon_aggregated event, in order."""
+        samples = sorted(zip((int(x) for x in times), (int(x) for x in tgts),
+                             (int(p) - int(p) % PAGE for p in pages)), key=lambda x: x[0])
+        stamps = [x[0] for x in samples]
+        cfg = self.cfg
+        t0, t_last = int(t0), int(t_last)
+        rows: list[tuple] = []
+        if not samples:
+            return rows
+        for ti, tg in enumerate(self.targets):
+            rg = tg.ranges_at(t0)
+            if rg is not None and len(rg):
+                self._init_target(ti, [(int(a), int(b)) for a, b in rg])
+        legacy = cfg.min_nr_regions_mode == "legacy"
+        sz_limit = self._sz_limit() if legacy else self._apply_min()
+
+        psi = 0                                       # passed sample intervals
         next_aggr = self.aggr_us // self.sample_us
-        next_ops = c.update_us // self.sample_us
-        next_tune = next_aggr * c.goal_aggrs
-        self.init(t0)
-        sz_limit = self.sz_limit() if c.min_nr_regions_mode == "legacy" else self.apply_min()
-        tbase, psibase, S = t0, 0, self.sample_us * 1000
-        rows, snap = [], 0
-        while times:
-            la, lo_ = next_aggr, next_ops
-            if t_last < tbase + (la - psibase - 1) * S:
-                break
-            if self.access == "abit":
-                for t in self.regs:
-                    for r in t:
-                        r.sa = r.start + self.rand.below(r.end - r.start)
+        next_ops = cfg.update_us // self.sample_us
+        next_tune = next_aggr * cfg.goal_aggrs
+        origin_t, origin_psi = t0, 0                  # interval origin_psi + k starts at
+        width = self.sample_us * 1000                 # origin_t + (k - 1) * width
+        snapshot = 0
+        while True:
+            aggr_at, ops_at = next_aggr, next_ops
+            if origin_t + (aggr_at - origin_psi - 1) * width > t_last:
+                break                                 # that aggregation is incomplete
+            addrs = self._sample_addresses() if self.access == "abit" else None
             psi += 1
-            w0 = tbase + (psi - psibase - 1) * S
-            i0, i1 = bisect.bisect_left(times, w0), bisect.bisect_left(times, w0 + S)
-            keys = {(tgts[i], pages[i]) for i in range(i0, i1)}
-            max_nr = self.check(keys)
-            s = self.sample_us
-            if psi >= la:
-                self.merge(max_nr // 10, sz_limit)
-                if c.min_nr_regions_mode == "apply":
-                    sz_limit = self.apply_min()
-                if c.goal_aggrs and psi >= next_tune:
-                    next_aggr = la
-                    next_tune += self.aggr_samples * c.goal_aggrs
-                    if self.tune() is not None:
-                        tbase, psibase = tbase + (psi - psibase) * S, psi
-                        S = self.sample_us * 1000
-                        s = self.sample_us
-                        next_ops = psi + c.update_us // s
-                next_aggr = la + self.aggr_us // s
-                t_end = tbase + (psi - psibase) * S
-                for ti, t in enumerate(self.regs):
-                    for r in t:
-                        if not accessed_only or r.nr > 0:
-                            rows.append((snap, t_end, ti, r.start, r.end, r.nr, r.age, r.bp))
+            w_lo = origin_t + (psi - origin_psi - 1) * width
+            i, j = bisect.bisect_left(stamps, w_lo), bisect.bisect_left(stamps, w_lo + width)
+            self._check([(t, p) for _, t, p in samples[i:j]], addrs)
+            if psi >= aggr_at:
+                max_nr = max((r.nr for _, _, r in self._every_region()), default=0)
+                self._merge(max_nr, sz_limit)
+                if not legacy:
+                    sz_limit = self._apply_min()
+                if cfg.goal_aggrs and psi >= next_tune:
+                    next_aggr = aggr_at
+                    next_tune += self.aggr_samples * cfg.goal_aggrs
+                    if self._tune():
+                        origin_t += (psi - origin_psi) * width
+                        origin_psi = psi
+                        width = self.sample_us * 1000
+                        next_ops = psi + cfg.update_us // self.sample_us   # quirk Q8
+                next_aggr = aggr_at + self.aggr_us // self.sample_us
+                now = origin_t + (psi - origin_psi) * width
+                for ti, sp in enumerate(self.spaces):
+                    for s, e, r in sp.runs():
+                        if r.nr or not accessed_only:
+                            rows.append((snapshot, now, ti, s, e, r.nr, r.age, r.bp))
                         r.bp = r.nr * 10000
-                        r.last = r.nr
-                        r.nr = 0
-                snap += 1
-                self.split()
-            if psi >= lo_:
-                next_ops = lo_ + c.update_us // s
-                self.update(tbase + (psi - psibase) * S)
-                if c.min_nr_regions_mode == "legacy":
-                    sz_limit = self.sz_limit()
+                        r.last, r.nr = r.nr, 0
+                snapshot += 1
+                self._split()
+            if psi >= ops_at:
+                next_ops = ops_at + cfg.update_us // self.sample_us
+                now = origin_t + (psi - origin_psi) * width
+                for ti, tg in enumerate(self.targets):
+                    if not tg.dynamic:
+                        continue
+                    rg = tg.ranges_at(now)
+                    if rg is not None and len(rg):
+                        self._update_target(ti, [(int(a), int(b)) for a, b in rg])
+                if legacy:
+                    sz_limit = self._sz_limit()
         return rows

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import SAMPLES as SAMPLE_TRACES
+from conftest import SAMPLES as SAMPLE_TRACES, requires
 from tracedamon.ingest.arrays import py_array, table_from_pylist
 from tracedamon.schema import EVENTS, LOST, MMAPS, TASKS
 
@@ -60,8 +60,7 @@ def test_tables_of_the_sideband_schemas():
         assert table_from_pylist([], schema).equals(pa.Table.from_pylist([], schema=schema))
 
 
-@pytest.mark.skipif(not (SAMPLE_TRACES / "hotcold.perf.data").exists(),
-                    reason="sample trace missing")
+@requires((SAMPLE_TRACES / "hotcold.perf.data").exists(), "sample trace missing")
 def test_perf_data_ingest_loads_neither_pandas_nor_pyarrow_compute(tmp_path):
     """Their first use costs 0.19 s and 0.05 s of a 1.4 s ingest of 10 M samples: the
     perf.data path (and the summary it prints) builds its arrays without them."""

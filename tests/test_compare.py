@@ -437,10 +437,7 @@ def test_damon_run1_two_recordings_agree(tmp_path):
     d = need_corpus(*RUN1)
     a = _run1_regions(tmp_path)
     b = tmp_path / "ftrace.td"
-    try:
-        ingest([d / "ftrace_trace_pipe.txt.gz"], b)
-    except Exception as e:  # the ftrace reader belongs to the DAMON ingest
-        pytest.skip(f"ftrace ingest unavailable: {e}")
+    ingest([d / "ftrace_trace_pipe.txt.gz"], b)
     r = compare(a, b, align="auto")
     m = r.metrics
     assert abs(m["alignment"]["estimate"]["lag_ns"]) <= m["alignment"]["estimate"]["resolution_ns"]

@@ -21,15 +21,13 @@ from tracedamon.export.damo_export import damo_records, export_damo
 from tracedamon.export.grid import load_history, raster
 from tracedamon.export.wss import wss_report
 
-from conftest import ROOT, need_corpus
+from conftest import ROOT, need_corpus, requires
 
 DAMO = ROOT / ".venv" / "bin" / "damo"
 if not DAMO.exists():
     DAMO = Path(shutil.which("damo") or "/nonexistent")
-requires_damo = pytest.mark.skipif(
-    not DAMO.exists() or shutil.which("file") is None,
-    reason="damo (and `file`, which damo uses) not installed",
-)
+requires_damo = requires(DAMO.exists() and shutil.which("file") is not None,
+                         "damo (and `file`, which damo uses) not installed")
 
 SAMPLE_US, AGGR_US = 5000, 100000
 

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest import ingest
-from tracedamon.ingest.tracing_data import decode_raw, parse_tracing_data
+from tracedamon.ingest.tracing_data import MAGIC, decode_raw, parse_tracing_data
 from tracedamon.trace import open_trace
 
 from conftest import CORPUS, need_corpus
 from test_damon_trace import LIVE, _Wrapped, _write_from
-from test_damon_tracing_data import tracing_blob
+from test_damon_tracing_data import SPEC_AGGREGATED, tracing_blob
 
 RUN1 = CORPUS / "damon-paddr-run1" / "paddr_run1"
 FUZZ = settings(max_examples=60, deadline=None,
@@ -77,24 +77,40 @@ def test_corrupted_damo_json(tmp_path, where, junk):
 
 
 @FUZZ
+@example(0, MAGIC[:1], False)               # the byte already there: the file as recorded
 @given(st.integers(0, 10**9), st.binary(min_size=1, max_size=4), st.booleans())
 def test_corrupted_tracing_data(where, junk, cut):
+    """A corrupted tracing-data section is a TraceFormatError, or a parse whose
+    damon_aggregated format decodes a payload exactly as its own offsets, sizes and
+    signedness say (checked with int.from_bytes); the untouched section gives the
+    kernel's layout (spec §14)."""
     blob, _ = tracing_blob(need_corpus("perf", "24_damon_tracepoint.data"))
     i = where % len(blob)
     bad = blob[:i] if cut else blob[:i] + junk + blob[i + len(junk):]
     try:
         td = parse_tracing_data(bad, path="x")
     except TraceFormatError:
+        assert bad != blob, "the recorded section must parse"
         return
     ev = td.event("damon:damon_aggregated")
+    if bad == blob:
+        assert {f.name: (f.offset, f.size) for f in ev.fields
+                if not f.name.startswith("common_")} == SPEC_AGGREGATED
     if ev is None:
         return
-    try:
-        decode_raw([b"\0" * 52] * 3, ev, names=[f.name for f in ev.fields
-                                               if f.array_len is None and not f.data_loc
-                                               and f.size in (1, 2, 4, 8)], path="x")
-    except TraceFormatError:
-        pass
+    assert all(f.offset >= 0 and f.size >= 0 for f in ev.fields)
+    scalars = [f for f in ev.fields if f.array_len is None and not f.data_loc
+               and f.size in (1, 2, 4, 8)]
+    if ev.entry_size > 1 << 16:
+        return                                   # a corrupted offset: no payload that long
+    # every byte has its top bit set, so every signed field reads negative
+    payload = bytes(0x80 | (7 * k + 3) % 128 for k in range(max(ev.entry_size, 1)))
+    order = "big" if td.big_endian else "little"
+    dec = decode_raw([payload] * 3, ev, names=[f.name for f in scalars],
+                     big_endian=td.big_endian, path="x")
+    for f in scalars:
+        want = int.from_bytes(payload[f.offset:f.offset + f.size], order, signed=f.signed)
+        assert dec[f.name].tolist() == [want] * 3, f.name
 
 
 @settings(max_examples=30, deadline=None,

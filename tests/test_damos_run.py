@@ -257,10 +257,10 @@ def test_bad_json(small, tmp_path):
 
 def test_out_of_range_sysfs_value(small, tmp_path):
     src = (tmp_path / "d.txt")
-    from conftest import CORPUS
+    from conftest import CORPUS, missing
     dump = CORPUS / "damon-paddr-run1" / "paddr_run1" / "kdamond_sysfs_before.txt"
     if not dump.exists():
-        pytest.skip("corpus not present")
+        missing("corpus not present")
     src.write_text(dump.read_text().replace("nr_accesses/max:1", "nr_accesses/max:4294967296"))
     with pytest.raises(ConfigError, match="max_nr_accesses = 4294967296 does not fit"):
         damos(small, [src])

@@ -12,11 +12,10 @@ import io
 import re
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import CORPUS
+from conftest import CORPUS, requires
 from tracedamon.ingest import data_src as D
 
 
@@ -41,7 +40,7 @@ def _oracle_strings() -> dict[int, str]:
 ORACLE = _oracle_strings() if CORPUS.exists() else {}
 
 
-@pytest.mark.skipif(not ORACLE, reason="reference corpus not found")
+@requires(ORACLE, "reference corpus not found")
 def test_every_corpus_value_prints_like_perf():
     assert len(ORACLE) >= 3          # PEBS L1 hit, PEBS LFB hit, software N/A
     for v, s in ORACLE.items():

@@ -27,6 +27,8 @@ from tracedamon.engine.fixed import FixedMonitor, _overlay, expected_snapshots, 
 from tracedamon.engine.replay import replay
 from tracedamon.errors import ConfigError
 
+from helpers.arrays import assert_rows_equal
+
 PAGE = 4096
 TIB = 1 << 40
 BASE = 0x100000000000
@@ -81,8 +83,8 @@ def test_one_tib_fvaddr_replay_is_bounded_and_counts_directly():
     df = h.df
     got = df.set_index(["snapshot", "start"]).nr_accesses.sort_index()
     want = direct_count(t, addr, int(t[0]), 5000, 20, n_snap, BASE, BASE + TIB)
-    assert got.index.tolist() == want.index.tolist()
-    assert (got.to_numpy() == want.to_numpy()).all()
+    assert_rows_equal(list(zip(got.index.tolist(), got.tolist())),
+                      list(zip(want.index.tolist(), want.tolist())))
     assert ((df.end - df.start) == PAGE).all()
     # ages follow the kernel's rule; every row has accesses, so bp is at least 10000*nr
     assert (df.nr_accesses_bp >= 10000 * df.nr_accesses.astype(np.int64)).all()
@@ -98,7 +100,11 @@ def test_sparse_engine_state_follows_the_samples_not_the_space():
     assert mon.n_regions() == TIB // PAGE == grid_regions([Target(lambda _t: rg)], 0, PAGE)
     assert mon.run_start.size == 1                            # the grid is one run
     n_snap = h.n_snapshots
-    assert n_snap == expected_snapshots(cfg, 0, int(t[-1])) > 0
+    # complete aggregations from t0 = 0: the last one's last sample interval (the
+    # (k * aggr_samples)-th, starting at (k * aggr_samples - 1) * S) starts by t[-1]
+    S = cfg.sample_us * 1000
+    assert n_snap == (int(t[-1]) // S + 1) // cfg.aggr_samples > 0
+    assert expected_snapshots(cfg, 0, int(t[-1])) == n_snap      # what replay's row limit uses
     replayed = t < n_snap * cfg.aggr_samples * cfg.sample_us * 1000
     assert mon.peak_slots == np.unique(addr[replayed] // PAGE).size   # a slot per sampled page
 
@@ -156,11 +162,11 @@ def test_grid_growing_at_an_ops_update_is_foreseen_and_equals_accessed_only():
     h = mon.run(acc, 0, int(t[-1]), max_rows=2000)     # 16 x 10 up front: fits
     assert mon.auto_accessed_only is not None and "ops updates" in mon.auto_accessed_only
     ha = FixedMonitor(cfg, tg).run(acc, 0, int(t[-1]), accessed_only=True)
-    assert rows_of(h) == rows_of(ha)
+    assert_rows_equal(rows_of(h), rows_of(ha))
     keep = hf.nr_accesses > 0
-    assert rows_of(h) == [r for r, k in zip(rows_of(hf), keep) if k]
+    assert_rows_equal(rows_of(h), [r for r, k in zip(rows_of(hf), keep) if k])
     # the dense engine agrees with the sparse one on the full output
-    assert rows_of(Monitor(cfg, tg).run(acc, 0, int(t[-1]))) == rows_of(hf)
+    assert_rows_equal(rows_of(Monitor(cfg, tg).run(acc, 0, int(t[-1]))), rows_of(hf))
 
 
 def test_dense_fixed_granularity_refuses_huge_spaces():
@@ -233,4 +239,4 @@ def test_sparse_equals_dense_with_many_slots_and_regrids(data_seed, ntgt, age_ze
     sparse = mon.run(acc, 0, int(t[-1]))
     assert mon.peak_slots > 200                    # the table grew from 64 slots
     dense = Monitor(cfg, targets).run(acc, 0, int(t[-1]))
-    assert rows_of(sparse) == rows_of(dense)
+    assert_rows_equal(rows_of(sparse), rows_of(dense))

@@ -189,7 +189,6 @@ def test_score_damo_json_equals_recorded_sanity_check(td, run1, truth_tsv):
 def test_score_ingested_damon_trace(td, run1, tmp_path):
     """The real DAMON trace (perf script text, ingested by tracedamon) scored on the truth:
     hot frames hot, cold frames cold -- and the same numbers as the recorded sanity check."""
-    pytest.importorskip("tracedamon.ingest.damon_trace")
     out = ingest(run1 / "perf_script.txt.gz", tmp_path / "damon.td", format="damon")
     regions = open_trace(out).df("regions")
     truth = ground_truth(td.table("pagemap"), MANIFEST_AREAS)
@@ -296,7 +295,7 @@ def test_cli_ingest_error_is_one_line(copy1, tmp_path, capsys):
 
 def test_truth_csv_is_what_compare_reads(td, tmp_path, truth_tsv):
     from tracedamon.export.truth import write_truth_csv
-    compare = pytest.importorskip("tracedamon.export.compare")
+    from tracedamon.export import compare
     gt = ground_truth(td.table("pagemap"), MANIFEST_AREAS)
     path = write_truth_csv(gt, tmp_path / "truth.csv")
     back = compare.load_truth(path)

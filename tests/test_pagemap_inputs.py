@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, ROOT, SAMPLES, need_corpus
+from conftest import CORPUS, ROOT, SAMPLES, missing, need_corpus
 from tracedamon.errors import InputError
 from tracedamon.ingest import ingest
 from tracedamon.ingest.detect import detect_format
@@ -207,7 +207,7 @@ def _expected(rel: str):
 
 def test_detector_on_every_corpus_file():
     if not CORPUS.exists():
-        pytest.skip("reference corpus not found")
+        missing("reference corpus not found")
     paths = sorted(p for p in CORPUS.rglob("*") if "reports" not in p.parts[:-1] or
                    p.is_file())
     assert len(paths) > 150

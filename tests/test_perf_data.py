@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from conftest import CORPUS
+from conftest import CORPUS, missing, requires
 from tracedamon.ingest.perf_data import ingest_into, open_perf_data
 from tracedamon.ingest.writer import TraceDirWriter
 from tracedamon.trace import open_trace
@@ -30,7 +30,7 @@ PERF_FILES = sorted(PERF_DIR.glob("*.data")) if PERF_DIR.exists() else []
 UBENCH_FILES = sorted(UBENCH_DIR.glob("perf-mem-*.data")) if UBENCH_DIR.exists() else []
 ALL_FILES = PERF_FILES + UBENCH_FILES
 
-pytestmark = pytest.mark.skipif(not ALL_FILES, reason="reference corpus not found")
+pytestmark = requires(ALL_FILES, "reference corpus not found")
 
 
 def _oracle(data: Path, suffix: str) -> Path | None:
@@ -371,7 +371,7 @@ def test_open_perf_data_api():
     """The API other modules build on: events, meta, tracing_data, sample batches."""
     p = PERF_DIR / "18_tracepoint_mmap.data"
     if not p.exists():
-        pytest.skip("corpus file missing")
+        missing("corpus file missing")
     rd = open_perf_data(p)
     names = [e["name"] for e in rd.events]
     assert names == ["syscalls:sys_enter_mmap", "syscalls:sys_exit_mmap", "page-faults"]
@@ -395,7 +395,7 @@ def test_open_perf_data_api():
 def test_pipe_tracing_data_and_names():
     p = PERF_DIR / "12_pipe.data"
     if not p.exists():
-        pytest.skip("corpus file missing")
+        missing("corpus file missing")
     rd = open_perf_data(p)
     assert rd.layout == "pipe"
     assert [e["name"] for e in rd.events] == ["page-faults"]     # from EVENT_UPDATE
@@ -406,7 +406,7 @@ def test_damon_tracepoint_raw_payloads(tmp_path_factory):
     """RAW payloads of damon:damon_aggregated equal perf's raw_buf for every sample."""
     p = PERF_DIR / "24_damon_tracepoint.data"
     if not p.exists():
-        pytest.skip("corpus file missing")
+        missing("corpus file missing")
     rd = open_perf_data(p)
     t = pa.Table.from_batches(list(rd.iter_sample_batches()))
     rows = _csv(_oracle(p, "samples.csv"))
@@ -421,7 +421,7 @@ def test_sideband_same_when_converted_in_small_batches(tmp_path, monkeypatch):
     not depend on the batch size."""
     p = PERF_DIR / "24_damon_tracepoint.data"
     if not p.exists():
-        pytest.skip("corpus file missing")
+        missing("corpus file missing")
     from tracedamon.ingest import perf_data as PD
     outs = []
     for batch in (PD._PassState.SIDEBAND_BATCH, 7):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CORPUS, ROOT
+from conftest import CORPUS, ROOT, requires
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest.perf_data import ingest_into, open_perf_data
 from tracedamon.ingest.writer import TraceDirWriter
@@ -23,7 +23,7 @@ BASE = PERF_DIR / "01_pf_c1_addr.data"
 ZSTD = PERF_DIR / "11_zstd.data"
 PIPE = PERF_DIR / "12_pipe.data"
 
-pytestmark = pytest.mark.skipif(not BASE.exists(), reason="reference corpus not found")
+pytestmark = requires(BASE.exists(), "reference corpus not found")
 
 
 def _ingest(path: Path, tmp_path: Path):

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import perfdata_writer as W
-from conftest import PERF, requires_perf
+from conftest import PERF, missing, requires_perf
 from perfdata_writer import S, F
 from tracedamon.ingest.perf_data import ingest_into, open_perf_data
 from tracedamon.ingest.writer import TraceDirWriter
@@ -403,7 +403,7 @@ def _perf_record(tmp_path, args, out):
            "dd", "if=/dev/zero", "of=/dev/null", "bs=64k", "count=200"]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, timeout=120)
     if r.returncode != 0:
-        pytest.skip(f"perf record failed here: {r.stderr.decode()[-300:]}")
+        missing(f"perf record failed here: {r.stderr.decode()[-300:]}")
 
 
 def _perf_script_rows(path):
@@ -454,7 +454,7 @@ def test_live_pipe_compressed_equals_perf_script(tmp_path):
           "dd if=/dev/zero of=/dev/null bs=64k count=200 > pipe.data"
     r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, timeout=120)
     if r.returncode != 0:
-        pytest.skip(f"perf record failed here: {r.stderr.decode()[-300:]}")
+        missing(f"perf record failed here: {r.stderr.decode()[-300:]}")
     want = _perf_script_rows(out)
     tr = _ingest(out, tmp_path)
     got = [(r["pid"], r["tid"], r["time_ns"], r["event"], r["addr"], r["ip"])
@@ -538,7 +538,7 @@ def test_live_pipe_tracepoint_names_and_tracing_data(tmp_path):
           "python3 -c 'import os\nfor _ in range(50): os.getpid()' > tp.data"
     r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, timeout=120)
     if r.returncode != 0:
-        pytest.skip(f"perf record failed here: {r.stderr.decode()[-300:]}")
+        missing(f"perf record failed here: {r.stderr.decode()[-300:]}")
     p = tmp_path / "tp.data"
     rd = open_perf_data(p)
     assert [e["name"] for e in rd.events][0] == "syscalls:sys_enter_getpid"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PERF, ROOT, requires_perf
+from conftest import PERF, ROOT, missing, requires_perf
 from tracedamon.errors import InputWarning, TraceFormatError
 from tracedamon.ingest import ingest
 from tracedamon.ingest.perf_data import FEATURE_NAMES
@@ -75,7 +75,7 @@ def record_and_kill(outs: dict[str, tuple], pipe_dir: Path | None = None) -> dic
         def step():
             for name, rec in list(live.items()):
                 if rec.poll() is not None:
-                    pytest.skip(f"perf record failed here: "
+                    missing(f"perf record failed here: "
                                 f"{rec.stderr.read().decode()[-300:]}")
                 if _size(outs[name][0]) > 40 << 10:
                     rec.send_signal(signal.SIGKILL)

@@ -399,7 +399,6 @@ def test_corpus_script_sideband_equals_native(name, tmp_path):
     """mmaps and tasks from the PERF_RECORD_* lines of the corpus text (perf script
     --show-mmap-events --show-task-events) equal the native reader's on the same
     recording, wherever the text shows the value."""
-    pytest.importorskip("tracedamon.ingest.perf_data")
     src = need_corpus("perf", f"{name}.script.txt")
     a = open_trace(ingest(src, tmp_path / "t.td", format="perf-script"))
     b = open_trace(ingest(PERF_DIR / f"{name}.data", tmp_path / "n.td", format="perf-data"))

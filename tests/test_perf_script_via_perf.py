@@ -59,8 +59,6 @@ def check_sideband_vs_native(tmp: Path) -> None:
 
 
 def native(path, tmp: Path) -> tuple[list[dict], list[dict]]:
-    pytest.importorskip("tracedamon.ingest.perf_data",
-                        reason="the native perf.data reader has not landed yet")
     out = ingest(path, tmp / "nat.td", format="perf-data", force=True)
     tr = open_trace(out)
     return tr.table("samples").to_pylist(), tr.table("events").to_pylist()

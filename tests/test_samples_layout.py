@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import CORPUS, SAMPLES as SAMPLE_TRACES
+from conftest import CORPUS, SAMPLES as SAMPLE_TRACES, missing, requires
 from tracedamon.ingest import perf_data
 from tracedamon.ingest.perf_data import ingest_into
 from tracedamon.ingest.writer import TraceDirWriter, read_parquet_metadata
@@ -56,7 +56,7 @@ def test_narrow_file_reads_back_equal_to_the_full_one(src, tmp_path):
         assert absent, "no column left out"
 
 
-@pytest.mark.skipif(not HOTCOLD.exists(), reason="sample trace missing")
+@requires(HOTCOLD.exists(), "sample trace missing")
 def test_page_fault_samples_leave_out_what_perf_did_not_record(tmp_path):
     """perf record -e page-faults -d records IP, TID, TIME, ADDR, PERIOD and DATA_SRC:
     exactly those columns (plus the ones every record has) are written, non-nullable."""
@@ -75,7 +75,7 @@ def test_a_wrong_guess_is_widened_without_losing_rows(name, tmp_path, monkeypatc
     wider schema: same table as the full file, whatever the guess."""
     src = CORPUS / "perf" / f"{name}.data"
     if not src.exists():
-        pytest.skip(f"{src} missing")
+        missing(f"{src} missing")
     full = open_trace(_ingest(src, tmp_path / "f.td", all_columns=True)).table("samples")
     # everything declared non-nullable, only the always-present columns kept
     wrong = pa.schema([SAMPLES.field(c).with_nullable(False)
@@ -194,7 +194,7 @@ def test_prehash_gives_the_digest_of_the_file_as_it_is(tmp_path):
     assert sha256_file(p) == (10, hashlib.sha256(b"b" * 10).hexdigest())
 
 
-@pytest.mark.skipif(not HOTCOLD.exists(), reason="sample trace missing")
+@requires(HOTCOLD.exists(), "sample trace missing")
 def test_console_script_flushes_its_output_and_exit_code(tmp_path):
     """The console script ends with os._exit: its output must still be complete."""
     from tracedamon.info import describe
@@ -208,8 +208,8 @@ def test_console_script_flushes_its_output_and_exit_code(tmp_path):
     assert r.returncode == 2 and "no such file" in r.stderr
 
 
-@pytest.mark.skipif(not HOTCOLD.exists() or not Path("/dev/full").exists(),
-                    reason="sample trace or /dev/full missing")
+@requires(HOTCOLD.exists(), "sample trace missing")
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
 def test_a_refused_write_is_one_line_not_a_traceback(tmp_path):
     td = tmp_path / "hc.td"
     with TraceDirWriter(td) as w:

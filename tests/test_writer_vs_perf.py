@@ -671,8 +671,6 @@ def test_compressed_records_straddle_payloads(tmp_path):
 
 
 def _native_tables(path: str, tmp: Path) -> dict[str, list[dict]]:
-    pytest.importorskip("tracedamon.ingest.perf_data",
-                        reason="the native perf.data reader has not landed yet")
     from tracedamon.ingest import ingest
     from tracedamon.trace import open_trace
     tmp.mkdir(parents=True, exist_ok=True)
@@ -849,8 +847,6 @@ def perf_decode_text(op, lvl, snp, tlb, lck, blk) -> str:
                                  HealthCheck.function_scoped_fixture])
 @given(case=scenario())
 def test_native_reader_equals_written_truth(tmp_path_factory, case):
-    pytest.importorskip("tracedamon.ingest.perf_data",
-                        reason="the native perf.data reader has not landed yet")
     tmp = tmp_path_factory.mktemp("n")
     path = write_case(tmp, case)
     decodes = check_against_perf(path, case)

@@ -303,7 +303,8 @@ def set_regions(regs: list[list], ranges: Sequence[tuple[int, int]], min_sz: int
     Regions that intersect no range are dropped, the first/last region intersecting
     a range are stretched to its aligned bounds, holes are filled with new regions,
     and a range no region intersects gets a new region.  Kept regions keep their
-    counters.  With the RFC's ``maxsz`` set, new regions are cut into ``maxsz`` pieces.
+    counters.  With the RFC's ``maxsz`` set, new regions, and a first or last region that
+    grew, are cut into ``maxsz`` pieces (only the first piece keeps the counters).
     """
     def inter(r, R):
         return not (r[1] <= R[0] or R[1] <= r[0])
@@ -329,8 +330,27 @@ def set_regions(regs: list[list], ranges: Sequence[tuple[int, int]], min_sz: int
             regs[i:i] = new
             i += len(new)
         else:
+            grown_down = align_down(R[0], min_sz) < regs[first][0]
+            grown_up = align_up(R[1], min_sz) > regs[last][1]
             regs[first][0] = align_down(R[0], min_sz)
             regs[last][1] = align_up(R[1], min_sz)
+            # the RFC (split=true) cuts a grown first or last region in maxsz pieces too:
+            # the first piece keeps the region's counters, the others start at zero
+            single = first == last
+            if maxsz and grown_down:
+                new = fresh(regs[first][0], regs[first][1])
+                new[0][2:] = regs[first][2:]
+                regs[first:first + 1] = new
+                last += len(new) - 1
+                i += len(new) - 1
+                if single:
+                    continue
+            if maxsz and grown_up:
+                new = fresh(regs[last][0], regs[last][1])
+                new[0][2:] = regs[last][2:]
+                regs[last:last + 1] = new
+                i += len(new) - 1
+                last += len(new) - 1
             j = first
             while j < last:
                 if regs[j][1] != regs[j + 1][0]:
