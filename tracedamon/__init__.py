@@ -10,6 +10,7 @@ Public API (each name is imported lazily, so ``import tracedamon`` stays cheap):
 - :func:`open_trace` — read a trace directory's tables
 - :func:`replay` — run the DAMON monitor over a trace's samples
 - :func:`compare` — metrics between two region histories
+- :func:`sweep` — replay and score a grid of configurations over many traces
 """
 __version__ = "0.1.0"
 
@@ -18,6 +19,7 @@ _LAZY = {
     "open_trace": ("tracedamon.trace", "open_trace"),
     "replay": ("tracedamon.engine.replay", "replay"),
     "compare": ("tracedamon.export.compare", "compare"),
+    "sweep": ("tracedamon.sweep", "sweep"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,0 +1,138 @@
+"""Running sweep tasks: in-process, or on Dask distributed.
+
+:func:`run_tasks` calls ``fn(task)`` for every task and hands each result to
+``on_result`` as soon as it is ready (in completion order).  Three ways, one code
+path for the task itself:
+
+* ``workers=1`` (or Dask not installed): in this process, in order;
+* otherwise an embedded ``distributed.LocalCluster`` of ``workers`` worker
+  processes with one thread each (numba releases nothing to share: processes run
+  the replays in parallel), closed when the run ends;
+* ``scheduler="tcp://HOST:PORT"``: an existing Dask cluster (``dask scheduler`` /
+  ``dask worker``, Kubernetes, SLURM through dask-jobqueue, ...) whose workers have
+  tracedamon installed and see the same paths.
+
+Tasks carry a ``group`` (their source): the tasks of the first group get the
+highest Dask priority, so workers finish one source before starting the next and
+each reads a source about once.  A worker that dies mid-run loses its tasks to the
+scheduler, which runs them again on the other workers (Dask's own recovery); a task
+that raises anything but a user error stops the run (after cancelling the rest).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from contextlib import contextmanager
+from typing import Callable, Iterable
+
+
+def have_dask() -> bool:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_workers() -> int:
+    """Worker processes for a local cluster: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def _quiet_dask():
+    """Dask logs a warning per lost worker and per cancelled future; the sweep reports
+    what matters itself."""
+    names = ("distributed", "distributed.scheduler", "distributed.worker",
+             "distributed.nanny", "distributed.core", "distributed.client")
+    old = [(logging.getLogger(n), logging.getLogger(n).level) for n in names]
+    for lg, _ in old:
+        lg.setLevel(logging.CRITICAL + 10)
+    try:
+        yield
+    finally:
+        for lg, lvl in old:
+            lg.setLevel(lvl)
+
+
+def run_serial(fn: Callable, tasks: Iterable, on_result: Callable) -> None:
+    for t in tasks:
+        on_result(t, fn(t))
+
+
+def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str | None = None,
+             workers: int | None = None, groups: list | None = None,
+             on_start: Callable | None = None) -> None:
+    """Run ``fn`` over ``tasks`` on Dask (see the module docstring); ``groups[i]`` is
+    task ``i``'s group (its priority: lower groups first); ``on_start(client)`` is
+    called once the cluster is up."""
+    from distributed import Client, LocalCluster, as_completed
+
+    from ..errors import InputError
+
+    with _quiet_dask():
+        cluster = None
+        try:
+            if scheduler:
+                try:
+                    client = Client(scheduler, timeout="20s", set_as_default=False)
+                except (OSError, TimeoutError) as e:
+                    raise InputError(f"--scheduler {scheduler}: cannot reach a Dask "
+                                     f"scheduler there ({e})") from None
+            else:
+                cluster = LocalCluster(n_workers=workers or default_workers(),
+                                       threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.CRITICAL + 10)
+                client = Client(cluster, set_as_default=False)
+            try:
+                if on_start is not None:
+                    on_start(client)
+                token = uuid.uuid4().hex[:12]
+                order = {}
+                if groups is not None:
+                    for g in groups:
+                        order.setdefault(g, len(order))
+                futures = {}
+                for i, t in enumerate(tasks):
+                    pr = -order[groups[i]] if groups is not None else 0
+                    f = client.submit(fn, t, key=f"tracedamon-sweep-{token}-{i}", pure=False,
+                                      priority=pr)
+                    futures[f] = t
+                try:
+                    for f in as_completed(list(futures), loop=client.loop):
+                        on_result(futures[f], f.result())
+                except BaseException:
+                    client.cancel(list(futures))
+                    raise
+            finally:
+                client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+
+def run_tasks(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str | None = None,
+              workers: int | None = None, groups: list | None = None,
+              on_start: Callable | None = None) -> str:
+    """Run the tasks the way the options ask; returns how ("in-process", "local
+    cluster of N workers", "scheduler ADDR")."""
+    from ..errors import ConfigError
+
+    if scheduler:
+        if not have_dask():
+            raise ConfigError("--scheduler needs Dask distributed: pip install "
+                              "'tracedamon[dask]'")
+        run_dask(fn, tasks, on_result, scheduler=scheduler, groups=groups, on_start=on_start)
+        return f"scheduler {scheduler}"
+    n = default_workers() if workers is None else workers
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"--workers must be a positive integer, not {workers!r}")
+    if n == 1 or not have_dask() or not tasks:
+        run_serial(fn, tasks, on_result)
+        return "in-process"
+    run_dask(fn, tasks, on_result, workers=n, groups=groups, on_start=on_start)
+    return f"local cluster of {n} workers"
