@@ -23,7 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_COMMANDS = ("ingest", "info", "replay", "snapshot", "compare", "report", "export")
+_COMMANDS = ("ingest", "info", "replay", "snapshot", "compare", "report", "export", "sweep")
 
 
 def _register_all() -> None:
