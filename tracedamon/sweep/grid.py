@@ -217,6 +217,21 @@ class Configuration:
         return digest({k: v for k, v in self.replay.items() if k != "seed"}, 12)
 
 
+def defaults() -> dict:
+    """Every replay argument a sweep can set, at its default (``tracedamon replay``'s):
+    configurations name all of them, so two grids that reach the same replay give it the
+    same id."""
+    import dataclasses
+
+    from ..engine.config import MonitorConfig
+    from ..engine.replay import MAX_ROWS
+
+    d = {f.name: f.default for f in dataclasses.fields(MonitorConfig)}
+    d.update(ops="vaddr", access="perf", events=[], pids=[], ranges=[], start_ns=None,
+             accessed_only=False, max_rows=MAX_ROWS)
+    return d
+
+
 def configurations(grid: dict[str, list], fixed: dict[str, Any] | None = None,
                    seeds: int = 1) -> list[Configuration]:
     """The sweep's configurations: the cross product of ``grid`` × seeds, with the
@@ -231,10 +246,11 @@ def configurations(grid: dict[str, list], fixed: dict[str, Any] | None = None,
         raise ConfigError("give either --seeds N or a seed grid, not both")
     base_seed = int(fixed.get("seed", 0))
     keys = list(grid)
+    base = defaults()
     out: list[Configuration] = []
     for i, combo in enumerate(itertools.product(*(grid[k] for k in keys))):
         values = dict(zip(keys, combo))
-        kw = replay_arguments({**fixed, **values})
+        kw = {**base, **replay_arguments({**fixed, **values})}
         dep = seed_dependent(kw)
         explicit = "seed" in values
         for s in (range(base_seed, base_seed + seeds) if dep and not explicit else [None]):
