@@ -12,13 +12,15 @@ worker-side source cache), :mod:`.runner` (in-process or Dask distributed),
 
 Columns, in order: provenance (``source``, ``source_name``, ``source_sha256``: the
 sha256 of the samples file replayed, ``config_id``, ``seed``, ``seed_dependent``,
-``run_key``, ``tracedamon_version``, ``worker``), one column per grid key (named
+``run_key``, ``tracedamon_version``, ``worker``, ``worker_peak_rss_mb``: the peak
+resident memory of the process that ran the task, so far), one column per grid key (named
 like the option, ``-`` → ``_``), ``error`` (null, or why the run was refused),
 timings (``replay_s``, ``score_s``), cost figures (``snapshots``, ``samples_used``,
 ``history_rows``, ``accessed_only``, ``regions_mean``, ``regions_max``,
 ``checks_per_s``), then the scores (``ref_*`` from ``compare``, ``truth_*`` from
-the ground-truth scoring).  ``worker`` and the timings describe the run, not its
-result: they are the only columns that differ between two runs of one sweep.
+the ground-truth scoring).  ``worker``, its memory and the timings describe the run, not its
+result: they are the only columns that differ between two runs of one sweep
+(``RUN_COLUMNS``).
 
 Interrupted sweeps: with a side file (``partial``, by default ``OUTPUT.partial.jsonl``)
 each row is appended as soon as it arrives; ``resume=True`` takes the rows found
@@ -37,7 +39,7 @@ from ..errors import ConfigError, InputError
 from .grid import OPTIONS, Configuration, configurations, digest, option, parse_grid
 
 PROVENANCE = ["source", "source_name", "source_sha256", "config_id", "seed", "seed_dependent",
-              "run_key", "tracedamon_version", "worker"]
+              "run_key", "tracedamon_version", "worker", "worker_peak_rss_mb"]
 COST = ["replay_s", "score_s", "snapshots", "samples_used", "history_rows", "accessed_only",
         "regions_mean", "regions_max", "checks_per_s"]
 TEXT_COLUMNS = ("error", "history")
@@ -176,7 +178,7 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
           truth=None, scheme=None, scheduler: str | None = None, workers: int | None = None,
           output=None, partial=None, resume: bool = False, force: bool = False,
           keep_histories=None, progress: Callable | None = None,
-          on_start: Callable | None = None):
+          on_start: Callable | None = None, in_process: bool | None = None):
     """Sweep ``grid`` over ``sources``; returns a pandas DataFrame (one row per source ×
     configuration × seed, in that order).
 
@@ -199,6 +201,8 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     keep_histories : a directory to keep every run's region history in
         (``SOURCE_NAME/CONFIG_ID-sSEED.parquet``; the ``history`` column names it)
     progress : ``progress(done, total, row)`` after each finished task
+    on_start : ``on_start(client)`` once a Dask cluster is up
+    in_process : run here rather than on Dask (default: when ``workers`` is 1)
     """
     import pandas as pd
 
@@ -302,7 +306,8 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
         progress(n_done, n_total, None)
     try:
         how = run_tasks(_task.run_task, todo, on_result, scheduler=scheduler, workers=workers,
-                        groups=[t["order"][0] for t in todo], on_start=on_start) \
+                        groups=[t["order"][0] for t in todo], on_start=on_start,
+                        in_process=in_process) \
             if todo else "nothing to run"
     finally:
         if sink is not None:

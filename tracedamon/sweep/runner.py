@@ -117,9 +117,11 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
 
 def run_tasks(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str | None = None,
               workers: int | None = None, groups: list | None = None,
-              on_start: Callable | None = None) -> str:
+              on_start: Callable | None = None, in_process: bool | None = None) -> str:
     """Run the tasks the way the options ask; returns how ("in-process", "local
-    cluster of N workers", "scheduler ADDR")."""
+    cluster of N workers", "scheduler ADDR").  ``in_process`` (default: when
+    ``workers`` is 1) runs them here; False asks for a local cluster even of one
+    worker."""
     from ..errors import ConfigError
 
     if scheduler:
@@ -131,8 +133,10 @@ def run_tasks(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str 
     n = default_workers() if workers is None else workers
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"--workers must be a positive integer, not {workers!r}")
-    if n == 1 or not have_dask() or not tasks:
+    if in_process is None:
+        in_process = n == 1
+    if in_process or not have_dask() or not tasks:
         run_serial(fn, tasks, on_result)
         return "in-process"
     run_dask(fn, tasks, on_result, workers=n, groups=groups, on_start=on_start)
-    return f"local cluster of {n} workers"
+    return f"local cluster of {n} worker{'s' if n > 1 else ''}"

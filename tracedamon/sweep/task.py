@@ -34,7 +34,7 @@ CACHE: "OrderedDict[tuple, Loaded]" = OrderedDict()
 
 # columns that measure a run rather than describe its result: they differ between
 # two runs of the same sweep (serial, local cluster, external cluster)
-RUN_COLUMNS = ("replay_s", "score_s", "worker")
+RUN_COLUMNS = ("replay_s", "score_s", "worker", "worker_peak_rss_mb")
 
 
 class Loaded:
@@ -123,6 +123,15 @@ def flatten(d: dict, prefix: str) -> dict:
     return out
 
 
+def peak_rss_mb() -> float | None:
+    """The peak resident memory of this process so far (MiB): what a worker needed."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def cost_figures(hist, sample_us: int) -> dict:
     """What the monitoring itself costs: regions per snapshot (mean, max) and access
     checks per second (regions / sampling interval: the kernel checks each region once
@@ -178,7 +187,7 @@ def run_task(spec: dict) -> dict:
            "seed": spec["seed"], "seed_dependent": spec["seed_dependent"],
            "run_key": spec["run_key"], "tracedamon_version": __version__,
            "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None,
-           "replay_s": None, "score_s": None}
+           "replay_s": None, "score_s": None, "worker_peak_rss_mb": None}
     got = load(spec)
     kw = dict(spec["replay"])
     fields = {f for f in MonitorConfig.__dataclass_fields__}
@@ -191,7 +200,8 @@ def run_task(spec: dict) -> dict:
         row["replay_s"] = time.perf_counter() - t
     except TracedamonError as e:
         row["error"] = str(e)
-        return row
+        row["worker_peak_rss_mb"] = peak_rss_mb()
+        return {k: clean(v) for k, v in row.items()}
     row.update(cost_figures(hist, config.sample_us))
     if spec.get("scheme") is not None:
         row.update(scheme_figures(hist, spec["scheme"]))
@@ -206,6 +216,7 @@ def run_task(spec: dict) -> dict:
     except TracedamonError as e:
         row["error"] = f"scoring: {e}"
     row["score_s"] = time.perf_counter() - t
+    row["worker_peak_rss_mb"] = peak_rss_mb()
     if spec.get("keep"):
         keep = Path(spec["keep"]) / row["source_name"] / f"{spec['config_id']}-s{spec['seed']}.parquet"
         hist.to_parquet(keep)
