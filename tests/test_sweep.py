@@ -309,3 +309,30 @@ def test_table_columns_and_types():
     assert str(t.schema.field("n").type) == "double"
     assert str(t.schema.field("error").type) == "string"
     assert str(t.schema.field("sample_us").type) == "string"
+
+
+def test_ingest_parallel_one_directory_per_input(tmp_path, capsys):
+    """`ingest --parallel`: every input into its own directory, each equal to a plain
+    `tracedamon ingest` of it; a bad input is named and the others are still written."""
+    a = tmp_path / "in" / "hotcold.data"
+    b = tmp_path / "in" / "pf.data"
+    bad = tmp_path / "in" / "zz-bad.data"
+    a.parent.mkdir()
+    a.write_bytes((SAMPLES / "hotcold.perf.data").read_bytes())
+    b.write_bytes(need_corpus("perf", "01_pf_c1_addr.data").read_bytes())
+    bad.write_bytes(b"PERFILE2" + b"\0" * 40)
+    out = tmp_path / "runs"
+    code = main(["ingest", str(tmp_path / "in" / "*.data"), "-o", str(out), "--parallel",
+                 "--workers", "1"])
+    cap = capsys.readouterr()
+    assert code == 2
+    assert "1 of 3 inputs failed" in cap.err and "zz-bad.data" in cap.err
+    assert sorted(p.name for p in out.iterdir()) == ["hotcold.data.td", "pf.data.td"]
+    for src in (a, b):
+        alone = tracedamon.ingest(src, tmp_path / f"alone-{src.name}.td")
+        got = tracedamon.open_trace(out / f"{src.name}.td")
+        for name in ("samples", "mmaps"):
+            assert got.table(name).equals(tracedamon.open_trace(alone).table(name))
+    # the same outputs again are refused before any work
+    code = main(["ingest", str(a), str(b), "-o", str(out), "--parallel", "--workers", "1"])
+    assert code == 2 and "output exists" in capsys.readouterr().err
