@@ -137,6 +137,9 @@ def main(argv=None) -> int:
           f"the cluster was up; {w2 / (engine / 2):.2f}x half the bare engine (overhead over a "
           f"perfect split on 2 cores: {100 * (w2 / (engine / 2) - 1):+.0f} %); {c2:.2f} s CPU "
           f"in all processes")
+    print(f"   replay CPU inside the tasks: in-process {df1.replay_cpu_s.sum():.2f} s, on the "
+          f"2 workers {df2.replay_cpu_s.sum():.2f} s (the rest of the CPU: worker, nanny "
+          f"and scheduler start-up and bookkeeping)")
     dl1, wl1, cl1 = timed_sweep(workers=1, in_process=False)
     print(f"   LocalCluster of 1 worker: {wl1:.2f} s wall, {cl1:.2f} s CPU -> 1 -> 2 workers: "
           f"{wl1 / w2:.2f}x (in-process -> LocalCluster of 2: {w1 / w2:.2f}x)")

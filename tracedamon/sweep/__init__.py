@@ -15,7 +15,7 @@ sha256 of the samples file replayed, ``config_id``, ``seed``, ``seed_dependent``
 ``run_key``, ``tracedamon_version``, ``worker``, ``worker_peak_rss_mb``: the peak
 resident memory of the process that ran the task, so far), one column per grid key (named
 like the option, ``-`` → ``_``), ``error`` (null, or why the run was refused),
-timings (``replay_s``, ``score_s``), cost figures (``snapshots``, ``samples_used``,
+timings (``replay_s`` wall and ``replay_cpu_s`` CPU of the replay, ``score_s``), cost figures (``snapshots``, ``samples_used``,
 ``history_rows``, ``accessed_only``, ``regions_mean``, ``regions_max``,
 ``checks_per_s``), then the scores (``ref_*`` from ``compare``, ``truth_*`` from
 the ground-truth scoring).  ``worker``, its memory and the timings describe the run, not its
@@ -40,8 +40,8 @@ from .grid import OPTIONS, Configuration, configurations, digest, option, parse_
 
 PROVENANCE = ["source", "source_name", "source_sha256", "config_id", "seed", "seed_dependent",
               "run_key", "tracedamon_version", "worker", "worker_peak_rss_mb"]
-COST = ["replay_s", "score_s", "snapshots", "samples_used", "history_rows", "accessed_only",
-        "regions_mean", "regions_max", "checks_per_s"]
+COST = ["replay_s", "replay_cpu_s", "score_s", "snapshots", "samples_used", "history_rows",
+        "accessed_only", "regions_mean", "regions_max", "checks_per_s"]
 TEXT_COLUMNS = ("error", "history")
 
 

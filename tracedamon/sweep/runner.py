@@ -70,9 +70,9 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
     """Run ``fn`` over ``tasks`` on Dask (see the module docstring); ``groups[i]`` is
     task ``i``'s group (its priority: lower groups first); ``on_start(client)`` is
     called once the cluster is up."""
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, KilledWorker, LocalCluster, as_completed
 
-    from ..errors import InputError
+    from ..errors import InputError, TracedamonError
 
     with _quiet_dask():
         cluster = None
@@ -86,7 +86,7 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
             else:
                 cluster = LocalCluster(n_workers=workers or default_workers(),
                                        threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.CRITICAL + 10)
+                                       dashboard_address=":0", silence_logs=logging.CRITICAL + 10)
                 client = Client(cluster, set_as_default=False)
             try:
                 if on_start is not None:
@@ -104,7 +104,14 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
                     futures[f] = t
                 try:
                     for f in as_completed(list(futures), loop=client.loop):
-                        on_result(futures[f], f.result())
+                        try:
+                            r = f.result()
+                        except KilledWorker as e:
+                            raise TracedamonError(
+                                f"{futures[f].get('source', 'a task')}: Dask gave up on a task "
+                                "after every worker that ran it died (out of memory?); "
+                                "finished rows are kept") from None
+                        on_result(futures[f], r)
                 except BaseException:
                     client.cancel(list(futures))
                     raise

@@ -34,7 +34,7 @@ CACHE: "OrderedDict[tuple, Loaded]" = OrderedDict()
 
 # columns that measure a run rather than describe its result: they differ between
 # two runs of the same sweep (serial, local cluster, external cluster)
-RUN_COLUMNS = ("replay_s", "score_s", "worker", "worker_peak_rss_mb")
+RUN_COLUMNS = ("replay_s", "replay_cpu_s", "score_s", "worker", "worker_peak_rss_mb")
 
 
 class Loaded:
@@ -187,7 +187,8 @@ def run_task(spec: dict) -> dict:
            "seed": spec["seed"], "seed_dependent": spec["seed_dependent"],
            "run_key": spec["run_key"], "tracedamon_version": __version__,
            "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None,
-           "replay_s": None, "score_s": None, "worker_peak_rss_mb": None}
+           "replay_s": None, "replay_cpu_s": None, "score_s": None,
+           "worker_peak_rss_mb": None}
     got = load(spec)
     kw = dict(spec["replay"])
     fields = {f for f in MonitorConfig.__dataclass_fields__}
@@ -195,9 +196,10 @@ def run_task(spec: dict) -> dict:
     try:
         config = MonitorConfig(**cfg)
         source, extra = _replay_source(spec, got, kw)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         hist = replay(source, config=config, **extra, **kw)
         row["replay_s"] = time.perf_counter() - t
+        row["replay_cpu_s"] = time.thread_time() - c
     except TracedamonError as e:
         row["error"] = str(e)
         row["worker_peak_rss_mb"] = peak_rss_mb()
