@@ -336,3 +336,44 @@ def test_ingest_parallel_one_directory_per_input(tmp_path, capsys):
     # the same outputs again are refused before any work
     code = main(["ingest", str(a), str(b), "-o", str(out), "--parallel", "--workers", "1"])
     assert code == 2 and "output exists" in capsys.readouterr().err
+
+
+def test_pareto_front_is_the_undominated_configurations():
+    """The front against a brute-force check: a configuration is on it iff no other one
+    has fewer checks per second and at least its accuracy, or the same checks and more."""
+    import pandas as pd
+    from tracedamon.sweep.summary import pareto
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        n = int(rng.integers(1, 25))
+        d = pd.DataFrame({"config_id": [f"c{i}" for i in range(n)],
+                          "checks_per_s": rng.integers(1, 8, n).astype(float),
+                          "acc": rng.integers(0, 6, n) / 5})
+        front = set(pareto(d, "acc")["config_id"])
+        want = set()
+        for i in range(n):
+            ci, ai = d.checks_per_s[i], d.acc[i]
+            dominated = any((d.checks_per_s[j] <= ci and d.acc[j] >= ai) and
+                            (d.checks_per_s[j] < ci or d.acc[j] > ai) for j in range(n))
+            # of equal points, one stands for all
+            if not dominated and not any(d.checks_per_s[j] == ci and d.acc[j] == ai
+                                         for j in range(i)):
+                want.add(d.config_id[i])
+        assert front == want
+
+
+def test_cli_summary_and_png(hotcold, tmp_path, capsys):
+    ref = tmp_path / "ref.parquet"
+    _cli("replay", hotcold, "--start", "auto", "--sample-us", 1000, "-o", ref, "-q")
+    out, png = tmp_path / "s.parquet", tmp_path / "front.png"
+    _cli("sweep", hotcold, "--start", "auto", "--grid", "sample-us=5000,20000",
+         "--grid", "min-nr-regions=10,200", "--grid", "max-nr-regions=100", "--reference", ref,
+         "--workers", 1, "-o", out, "--png", png)
+    text = capsys.readouterr().out
+    assert "2 refused" in text and "min_nr_regions (200) must not exceed" in text
+    assert "Pareto front: ref_hot_0_5_f1" in text and f"wrote {png}" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # an existing output is not replaced without --force (or --resume)
+    code = main(["sweep", str(hotcold), "--grid", "sample-us=5000", "--workers", "1",
+                 "-o", str(out)])
+    assert code == 2 and "output exists" in capsys.readouterr().err

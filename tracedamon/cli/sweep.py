@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         if (workers is None or workers > 1) and scheduler is None and not have_dask():
             typer.echo("tracedamon: Dask distributed is not installed: running in this "
                        "process (pip install 'tracedamon[dask]')", err=True)
+        if png is not None and png.exists() and not (force or resume):
+            from ..errors import InputError
+            raise InputError(f"{png}: output exists (use --force to replace it)")
         side = Path(str(out) + ".partial.jsonl")
         try:
             if sys.stderr.isatty() and not quiet:
