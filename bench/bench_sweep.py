@@ -25,7 +25,6 @@ ratios are measured within this one run.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys

@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
                                                 "checks per second"),
         accuracy: Optional[str] = typer.Option(None, "--accuracy",
                                                help="the accuracy column of the Pareto front "
-                                                    "(default: ref_hot_0_5_f1, else truth_hot_0_5_f1)"),
+                                                    "(default: ref_hot_0_5_f1, else "
+                                                    "truth_hot_0_5_f1)"),
         keep_histories: Optional[Path] = typer.Option(None, "--keep-histories",
                                                       help="keep every run's region history "
                                                            "in this directory"),

@@ -8,19 +8,19 @@ table (a pandas DataFrame; ``output=`` also writes it as Parquet), one row per
 
 Modules: :mod:`.grid` (options, cross product), :mod:`.task` (one task, the
 worker-side source cache), :mod:`.runner` (in-process or Dask distributed),
-:mod:`.summary` (best configurations, Pareto front, PNG).
+:mod:`.summary` (best configurations, Pareto front, PNG), :mod:`.batch` (`ingest --parallel`).
 
 Columns, in order: provenance (``source``, ``source_name``, ``source_sha256``: the
 sha256 of the samples file replayed, ``config_id``, ``seed``, ``seed_dependent``,
 ``run_key``, ``tracedamon_version``, ``worker``, ``worker_peak_rss_mb``: the peak
-resident memory of the process that ran the task, so far), one column per grid key (named
-like the option, ``-`` → ``_``), ``error`` (null, or why the run was refused),
-timings (``replay_s`` wall and ``replay_cpu_s`` CPU of the replay, ``score_s``), cost figures (``snapshots``, ``samples_used``,
-``history_rows``, ``accessed_only``, ``regions_mean``, ``regions_max``,
-``checks_per_s``), then the scores (``ref_*`` from ``compare``, ``truth_*`` from
-the ground-truth scoring).  ``worker``, its memory and the timings describe the run, not its
-result: they are the only columns that differ between two runs of one sweep
-(``RUN_COLUMNS``).
+resident memory so far of the process that ran the task), one column per grid key
+(named like the option, ``-`` → ``_``), ``error`` (null, or why the run was refused),
+timings (``replay_s`` wall and ``replay_cpu_s`` CPU of the replay, ``score_s``), cost
+figures (``snapshots``, ``samples_used``, ``history_rows``, ``accessed_only``,
+``regions_mean``, ``regions_max``, ``checks_per_s``), then the scores (``ref_*`` from
+``compare``, ``truth_*`` from the ground-truth scoring).  ``worker``, its memory and
+the timings describe the run, not its result: they are the only columns that differ
+between two runs of one sweep (``RUN_COLUMNS``).
 
 Interrupted sweeps: with a side file (``partial``, by default ``OUTPUT.partial.jsonl``)
 each row is appended as soon as it arrives; ``resume=True`` takes the rows found
@@ -204,8 +204,6 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     on_start : ``on_start(client)`` once a Dask cluster is up
     in_process : run here rather than on Dask (default: when ``workers`` is 1)
     """
-    import pandas as pd
-
     from . import task as _task
     from .runner import run_tasks
 

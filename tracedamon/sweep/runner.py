@@ -106,7 +106,7 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
                     for f in as_completed(list(futures), loop=client.loop):
                         try:
                             r = f.result()
-                        except KilledWorker as e:
+                        except KilledWorker:
                             raise TracedamonError(
                                 f"{futures[f].get('source', 'a task')}: Dask gave up on a task "
                                 "after every worker that ran it died (out of memory?); "

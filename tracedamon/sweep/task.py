@@ -220,7 +220,8 @@ def run_task(spec: dict) -> dict:
     row["score_s"] = time.perf_counter() - t
     row["worker_peak_rss_mb"] = peak_rss_mb()
     if spec.get("keep"):
-        keep = Path(spec["keep"]) / row["source_name"] / f"{spec['config_id']}-s{spec['seed']}.parquet"
+        name = f"{spec['config_id']}-s{spec['seed']}.parquet"
+        keep = Path(spec["keep"]) / row["source_name"] / name
         hist.to_parquet(keep)
         row["history"] = str(keep)
     return {k: clean(v) for k, v in row.items()}
