@@ -21,6 +21,9 @@ ratios are measured within this one run.
 
     .venv/bin/python bench/bench_sweep.py [--samples 2000000] [--workdir DIR] [--reuse]
     .venv/bin/python bench/bench_sweep.py --quick        # 200 k samples, 12 configurations
+
+Every measurement runs ``--repeat`` times (default 3), in alternated rounds, and the
+medians are compared.
 """
 from __future__ import annotations
 
@@ -48,6 +51,14 @@ def uptime() -> str:
 
 def noop(x):
     return x
+
+
+def imported_rss(_):
+    """Peak RSS (MiB) of a worker once tracedamon's replay and compare are imported."""
+    import tracedamon.engine.replay  # noqa: F401
+    import tracedamon.export.compare  # noqa: F401
+    from tracedamon.sweep.task import peak_rss_mb
+    return peak_rss_mb()
 
 
 def clock() -> tuple[float, float]:
@@ -82,6 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/tracedamon-bench-sweep"))
     ap.add_argument("--reuse", action="store_true", help="reuse an earlier recording")
     ap.add_argument("--quick", action="store_true", help="200 k samples, 12 configurations")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of every measurement, alternated (medians compared)")
     args = ap.parse_args(argv)
     if not shutil.which("perf"):
         print("perf is not installed: no recording to sweep", file=sys.stderr)
@@ -107,45 +120,20 @@ def main(argv=None) -> int:
     s = tr.table("samples", columns=SAMPLE_COLUMNS)
     mm, fields = tr.table("mmaps"), set(MonitorConfig.__dataclass_fields__)
     tracedamon.replay(s, mmaps=mm, start_ns="auto")          # numba's first load
-    engine = ecpu = 0.0
-    for c in cfgs:
-        kw = dict(c.replay)
-        cfg = MonitorConfig(**{k: kw.pop(k) for k in list(kw) if k in fields})
+
+    def bare_engine():
         t0 = clock()
-        tracedamon.replay(s, mmaps=mm, config=cfg, **kw)
-        w, cpu = since(t0)
-        engine, ecpu = engine + w, ecpu + cpu
-    del s
-    print(f"1. bare engine, summed over {len(cfgs)} replays (one core): {engine:.2f} s wall, "
-          f"{ecpu:.2f} s CPU")
+        for c in cfgs:
+            kw = dict(c.replay)
+            cfg = MonitorConfig(**{k: kw.pop(k) for k in list(kw) if k in fields})
+            tracedamon.replay(s, mmaps=mm, config=cfg, **kw)
+        return (None, *since(t0))
 
     def timed_sweep(**kw):
         t0 = clock()
         df = tracedamon.sweep([td], grid, fixed={"start": "auto"}, **kw)
         return (df, *since(t0))
 
-    # 2. and 3. the sweep in-process, and on local clusters of 1 and 2 workers
-    df1, w1, c1 = timed_sweep(workers=1)
-    print(f"2. sweep --workers 1 (in-process): {w1:.2f} s wall = {w1 / engine:.2f}x the bare "
-          f"engine (overhead {100 * (w1 / engine - 1):+.0f} %); {c1:.2f} s CPU")
-    up = {}
-    df2, w2, c2 = timed_sweep(workers=2,
-                              on_start=lambda c: up.setdefault("t2", time.perf_counter()))
-    t_up2 = w2 - (time.perf_counter() - up["t2"])
-    print(f"3. sweep --workers 2 (LocalCluster): {w2:.2f} s wall, of which {t_up2:.2f} s until "
-          f"the cluster was up; {w2 / (engine / 2):.2f}x half the bare engine (overhead over a "
-          f"perfect split on 2 cores: {100 * (w2 / (engine / 2) - 1):+.0f} %); {c2:.2f} s CPU "
-          f"in all processes")
-    print(f"   replay CPU inside the tasks: in-process {df1.replay_cpu_s.sum():.2f} s, on the "
-          f"2 workers {df2.replay_cpu_s.sum():.2f} s (the rest of the CPU: worker, nanny "
-          f"and scheduler start-up and bookkeeping)")
-    dl1, wl1, cl1 = timed_sweep(workers=1, in_process=False)
-    print(f"   LocalCluster of 1 worker: {wl1:.2f} s wall, {cl1:.2f} s CPU -> 1 -> 2 workers: "
-          f"{wl1 / w2:.2f}x (in-process -> LocalCluster of 2: {w1 / w2:.2f}x)")
-    cols = [c for c in df1.columns if c not in RUN_COLUMNS]
-    assert df1[cols].equals(df2[cols]) and df1[cols].equals(dl1[cols]), "tables differ"
-
-    # 4. separate processes, two at a time
     cmds = []
     for i, c in enumerate(cfgs):
         v = c.values
@@ -155,16 +143,57 @@ def main(argv=None) -> int:
                     f"--access {v['access']} -q -o {args.workdir}/sep-{i}.parquet")
     listing = args.workdir / "cmds.txt"
     listing.write_text("\n".join(cmds) + "\n")
-    t0 = clock()
-    subprocess.run(f"xargs -P 2 -I CMD sh -c CMD < {listing}", shell=True, check=True)
-    wsep, csep = since(t0)
-    for i in range(len(cmds)):
-        (args.workdir / f"sep-{i}.parquet").unlink(missing_ok=True)
-    print(f"4. {len(cfgs)} separate `tracedamon replay` processes, 2 at a time: {wsep:.2f} s "
-          f"wall, {csep:.2f} s CPU -> sweep --workers 2 is {wsep / w2:.2f}x faster (wall), "
-          f"{csep / c2:.2f}x less CPU")
 
-    # 5. per-task overhead on tiny tasks
+    def separate():
+        t0 = clock()
+        subprocess.run(f"xargs -P 2 -I CMD sh -c CMD < {listing}", shell=True, check=True)
+        res = since(t0)
+        for i in range(len(cmds)):
+            (args.workdir / f"sep-{i}.parquet").unlink(missing_ok=True)
+        return (None, *res)
+
+    # every way once per round, rounds alternated so that a change of the machine's load
+    # falls on all of them; medians compared
+    ways = {"engine": bare_engine, "inproc": lambda: timed_sweep(workers=1),
+            "lc1": lambda: timed_sweep(workers=1, in_process=False),
+            "lc2": lambda: timed_sweep(workers=2), "separate": separate}
+    runs: dict[str, list] = {k: [] for k in ways}
+    for r in range(args.repeat):
+        for k, fn in ways.items():
+            runs[k].append(fn())
+        print(f"   round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][1]:.1f} s"
+                                                for k in ways), flush=True)
+    del s
+
+    def med(k):
+        rs = sorted(runs[k], key=lambda x: x[1])
+        return rs[len(rs) // 2]
+
+    def spread(k):
+        return "/".join(f"{x[1]:.1f}" for x in runs[k])
+    _, we, ce = med("engine")
+    df1, w1, c1 = med("inproc")
+    dl1, wl1, cl1 = med("lc1")
+    df2, w2, c2 = med("lc2")
+    _, wsep, csep = med("separate")
+    cols = [c for c in df1.columns if c not in RUN_COLUMNS]
+    assert df1[cols].equals(df2[cols]) and df1[cols].equals(dl1[cols]), "tables differ"
+    print(f"medians of {args.repeat} round(s) (wall s of each round in brackets):")
+    print(f"1. bare engine, {len(cfgs)} replays summed (one core): {we:.2f} s wall "
+          f"[{spread('engine')}], {ce:.2f} s CPU")
+    print(f"2. sweep in-process (--workers 1): {w1:.2f} s wall [{spread('inproc')}] = "
+          f"{w1 / we:.2f}x the bare engine; {c1:.2f} s CPU = {c1 / ce:.2f}x its CPU")
+    print(f"3. sweep on a LocalCluster of 2 workers: {w2:.2f} s wall [{spread('lc2')}] = "
+          f"{w2 / we:.2f}x the bare engine's summed time, {w2 / (we / 2):.2f}x half of it; "
+          f"{c2:.2f} s CPU in all processes, of which {df2.replay_cpu_s.sum():.2f} s inside the "
+          f"replays (in-process: {df1.replay_cpu_s.sum():.2f} s)")
+    print(f"   LocalCluster of 1 worker: {wl1:.2f} s wall [{spread('lc1')}], {cl1:.2f} s CPU "
+          f"-> scaling from 1 to 2 workers: {wl1 / w2:.2f}x")
+    print(f"4. {len(cfgs)} separate `tracedamon replay` processes, 2 at a time: {wsep:.2f} s wall "
+          f"[{spread('separate')}], {csep:.2f} s CPU -> the 2-worker sweep is "
+          f"{wsep / w2:.2f}x faster (wall), uses {csep / c2:.2f}x less CPU")
+
+    # 5. per-task overhead on tiny tasks, and what an idle worker holds
     marks = {}
     t = time.perf_counter()
     run_dask(noop, list(range(400)), lambda task, r: marks.__setitem__("end", time.perf_counter()),
@@ -172,6 +201,8 @@ def main(argv=None) -> int:
     per = (marks["end"] - marks["up"]) / 400
     print(f"5. 400 no-op tasks on 2 workers: {1e3 * per:.2f} ms per task once the cluster is up "
           f"(start-up {marks['up'] - t:.2f} s)")
+    base = []
+    run_dask(imported_rss, [0], lambda task, r: base.append(r), workers=1)
 
     # 6. memory per worker: the peak so far, early in its run and at its end (rows in
     # task order, which is the order each worker took them up)
@@ -183,7 +214,8 @@ def main(argv=None) -> int:
                      f"after its {len(r)}th")
     print("6. peak RSS per worker (LocalCluster of 2): " + "; ".join(parts)
           + f". LocalCluster of 1 after all {len(dl1)} tasks: "
-          f"{dl1.worker_peak_rss_mb.max():.0f} MB. The samples columns a worker keeps: "
+          f"{dl1.worker_peak_rss_mb.max():.0f} MB. A worker that has only imported "
+          f"tracedamon's engine: {base[0]:.0f} MB; the samples columns a worker keeps: "
           f"{mb:.0f} MB")
     print(f"load after: {uptime()}")
     return 0
