@@ -21,6 +21,7 @@ FULL = [
     ["bench_damon_ingest.py"],
     ["bench_snapshot.py"],
     ["bench_compare.py"],
+    ["bench_sweep.py"],
 ]
 QUICK = [
     ["bench_ingest.py", "--samples", "500000", "--skip-pipeline", "--repeat", "1"],
@@ -29,6 +30,7 @@ QUICK = [
     ["bench_damon_ingest.py", "--repeat", "1", "--scale", "1"],
     ["bench_snapshot.py", "--mib", "64", "--count", "2"],
     ["bench_compare.py", "--repeat", "1"],
+    ["bench_sweep.py", "--quick", "--repeat", "1"],
 ]
 
 
