@@ -377,3 +377,34 @@ def test_cli_summary_and_png(hotcold, tmp_path, capsys):
     code = main(["sweep", str(hotcold), "--grid", "sample-us=5000", "--workers", "1",
                  "-o", str(out)])
     assert code == 2 and "output exists" in capsys.readouterr().err
+
+
+def test_fleet_of_sources_with_their_own_references(hotcold, run1, tmp_path):
+    """A glob of trace directories, each scored against its own reference ({src})."""
+    import shutil
+    fleet = tmp_path / "fleet"
+    for name, td in (("a", hotcold), ("b", run1)):
+        shutil.copytree(td, fleet / f"{name}.td")
+        _cli("replay", fleet / f"{name}.td", "--start", "auto", "--sample-us", 1000,
+             "-q")                                     # -> NAME.td/replay.parquet
+    df = tracedamon.sweep([fleet / "*.td"], ["sample-us=5000,10000"],
+                          fixed={"start": "auto"}, reference="{src}/replay.parquet",
+                          workers=1)
+    assert list(df.source_name) == ["a.td", "a.td", "b.td", "b.td"]
+    assert df.error.isna().all()
+    for r in df.to_dict("records"):
+        ref = pq.read_table(fleet / r["source_name"] / "replay.parquet")
+        assert r["ref_a_rows"] == ref.num_rows
+    assert df.groupby("source_name").source_sha256.nunique().eq(1).all()
+    assert df.source_sha256.nunique() == 2
+
+
+def test_unreadable_reference_is_refused_before_any_work(hotcold, tmp_path):
+    empty = tmp_path / "empty.parquet"
+    h = tracedamon.replay(hotcold, start_ns="auto")
+    h.table.slice(0, 0).to_pandas().to_parquet(empty)
+    calls = []
+    with pytest.raises(InputError, match="empty.parquet: the region history is empty"):
+        tracedamon.sweep([hotcold], ["sample-us=5000,10000"], fixed={"start": "auto"},
+                         reference=empty, workers=1, progress=lambda *a: calls.append(a))
+    assert calls == []

@@ -245,6 +245,9 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     srcs = expand_sources(sources)
     shas = [check_source(p) for p in srcs]
     refs = [_reference_path(reference, p) for p in srcs]
+    from ..export.grid import load_history
+    for ref in dict.fromkeys(r for r in refs if r is not None):
+        load_history(ref)                       # a bad reference fails here, naming it
     truth_path = None
     if truth is not None:
         from ..export.compare import load_truth
