@@ -124,7 +124,18 @@ def flatten(d: dict, prefix: str) -> dict:
 
 
 def peak_rss_mb() -> float | None:
-    """The peak resident memory of this process so far (MiB): what a worker needed."""
+    """The peak resident memory of this process so far (MiB): what a worker needed.
+
+    Linux's VmHWM, the high-water mark of this program's own memory: ``ru_maxrss``
+    would not do, a process started by fork + exec (Dask's spawned workers) keeps its
+    parent's peak there."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:
