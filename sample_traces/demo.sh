@@ -36,10 +36,11 @@ step "7. a real DAMON trace of this kind of machine (paddr, accessed bits), inge
 step "8. export the perf replay as a damo record"
 "$TD" export damo "$OUT/replay-perf.parquet" -o "$OUT/replay-perf.damo"
 
-step "9. sweep: 12 configurations on Dask (2 workers), scored against a 1 ms-sampling replay; Pareto front"
-"$TD" replay "$OUT/hotcold.td" --ops vaddr --start auto --sample-us 1000 -q -o "$OUT/replay-1ms.parquet"
-"$TD" sweep "$OUT/hotcold.td" --start auto --grid sample-us=5000,10000,20000 --grid min-nr-regions=10,30 \
-    --grid access=perf,abit --reference "$OUT/replay-1ms.parquet" --workers 2 -o "$OUT/sweep.parquet" --png "$OUT/pareto.png"
+step "9. sweep: 12 configurations on Dask (2 workers) over the workload's pages, scored against 4 KiB monitoring"
+W=(--ops fvaddr --range 0x200000000000-0x200000120000)
+"$TD" replay "$OUT/hotcold.td" "${W[@]}" --min-region 4096 --max-region 4096 -q -o "$OUT/replay-fv4k.parquet"
+"$TD" sweep "$OUT/hotcold.td" "${W[@]}" --grid sample-us=5000,10000,20000 --grid min-nr-regions=10,30 \
+    --grid access=perf,abit --reference "$OUT/replay-fv4k.parquet" --workers 2 -o "$OUT/sweep.parquet" --png "$OUT/pareto.png"
 
 step "outputs in $OUT"
 ls -1 "$OUT"

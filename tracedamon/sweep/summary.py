@@ -117,13 +117,20 @@ def draw_pareto(per_cfg: pd.DataFrame, front: pd.DataFrame, accuracy: str, png,
     from ..atomic import atomic_path
 
     d = per_cfg[per_cfg[accuracy].notna() & per_cfg[cost].notna()]
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    n_lines = min(len(front), 13)
+    fig, ax = plt.subplots(figsize=(8, 5.5 + 0.14 * n_lines), dpi=110)
     ax.scatter(d[cost], d[accuracy], s=22, color="#9aa5b1", label="configurations")
     ax.plot(front[cost], front[accuracy], "-o", color="#c0392b", ms=6, lw=1.6,
             label="Pareto front")
-    for _, r in front.iterrows():
-        ax.annotate(describe(r, grid_columns), (r[cost], r[accuracy]), fontsize=7,
-                    xytext=(5, -10), textcoords="offset points")
+    lines = []
+    for i, (_, r) in enumerate(front.iterrows(), start=1):
+        ax.annotate(str(i), (r[cost], r[accuracy]), fontsize=8, color="#c0392b",
+                    fontweight="bold", xytext=(4, 4), textcoords="offset points")
+        lines.append(f"{i}: {describe(r, grid_columns)}")
+    if lines:
+        shown = lines[:12] + ([f"... {len(lines) - 12} more"] if len(lines) > 12 else [])
+        fig.text(0.01, 0.01, "\n".join(shown), fontsize=7, family="monospace",
+                 va="bottom", ha="left")
     if len(d) and (d[cost] > 0).all() and d[cost].max() / max(d[cost].min(), 1e-9) > 20:
         ax.set_xscale("log")
     ax.set_xlabel("access checks per second (mean regions / sampling interval)")
@@ -131,7 +138,7 @@ def draw_pareto(per_cfg: pd.DataFrame, front: pd.DataFrame, accuracy: str, png,
     ax.set_title(title or f"sweep: {len(d)} configurations", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03 + 0.14 * n_lines / (5.5 + 0.14 * n_lines), 1, 1))
     with atomic_path(png, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
