@@ -127,12 +127,16 @@ def main(argv=None) -> int:
             kw = dict(c.replay)
             cfg = MonitorConfig(**{k: kw.pop(k) for k in list(kw) if k in fields})
             tracedamon.replay(s, mmaps=mm, config=cfg, **kw)
-        return (None, *since(t0))
+        return (None, *since(t0), None)
 
     def timed_sweep(**kw):
+        """(table, wall s, CPU s, wall s once a Dask cluster was up)"""
         t0 = clock()
-        df = tracedamon.sweep([td], grid, fixed={"start": "auto"}, **kw)
-        return (df, *since(t0))
+        up = {}
+        df = tracedamon.sweep([td], grid, fixed={"start": "auto"},
+                              on_start=lambda c: up.setdefault("t", time.perf_counter()), **kw)
+        w, c = since(t0)
+        return df, w, c, w - (up.get("t", t0[0]) - t0[0])
 
     cmds = []
     for i, c in enumerate(cfgs):
@@ -150,7 +154,7 @@ def main(argv=None) -> int:
         res = since(t0)
         for i in range(len(cmds)):
             (args.workdir / f"sep-{i}.parquet").unlink(missing_ok=True)
-        return (None, *res)
+        return (None, *res, None)
 
     # every way once per round, rounds alternated so that a change of the machine's load
     # falls on all of them; medians compared
@@ -171,11 +175,11 @@ def main(argv=None) -> int:
 
     def spread(k):
         return "/".join(f"{x[1]:.1f}" for x in runs[k])
-    _, we, ce = med("engine")
-    df1, w1, c1 = med("inproc")
-    dl1, wl1, cl1 = med("lc1")
-    df2, w2, c2 = med("lc2")
-    _, wsep, csep = med("separate")
+    _, we, ce, _ = med("engine")
+    df1, w1, c1, _ = med("inproc")
+    dl1, wl1, cl1, ul1 = med("lc1")
+    df2, w2, c2, ul2 = med("lc2")
+    _, wsep, csep, _ = med("separate")
     cols = [c for c in df1.columns if c not in RUN_COLUMNS]
     assert df1[cols].equals(df2[cols]) and df1[cols].equals(dl1[cols]), "tables differ"
     print(f"medians of {args.repeat} round(s) (wall s of each round in brackets):")
@@ -188,7 +192,8 @@ def main(argv=None) -> int:
           f"{c2:.2f} s CPU in all processes, of which {df2.replay_cpu_s.sum():.2f} s inside the "
           f"replays (in-process: {df1.replay_cpu_s.sum():.2f} s)")
     print(f"   LocalCluster of 1 worker: {wl1:.2f} s wall [{spread('lc1')}], {cl1:.2f} s CPU "
-          f"-> scaling from 1 to 2 workers: {wl1 / w2:.2f}x")
+          f"-> scaling from 1 to 2 workers: {wl1 / w2:.2f}x; once the cluster is up "
+          f"({ul1:.2f} s vs {ul2:.2f} s): {ul1 / ul2:.2f}x")
     print(f"4. {len(cfgs)} separate `tracedamon replay` processes, 2 at a time: {wsep:.2f} s wall "
           f"[{spread('separate')}], {csep:.2f} s CPU -> the 2-worker sweep is "
           f"{wsep / w2:.2f}x faster (wall), uses {csep / c2:.2f}x less CPU")
@@ -210,8 +215,8 @@ def main(argv=None) -> int:
     parts = []
     for w, g in df2.groupby("worker", sort=True):
         r = g.worker_peak_rss_mb.to_numpy()
-        parts.append(f"{r[min(2, len(r) - 1)]:.0f} MB after its 3rd task, {r.max():.0f} MB "
-                     f"after its {len(r)}th")
+        parts.append(f"{r[min(2, len(r) - 1)]:.0f} MB after {min(3, len(r))} tasks, "
+                     f"{r.max():.0f} MB after all its {len(r)}")
     print("6. peak RSS per worker (LocalCluster of 2): " + "; ".join(parts)
           + f". LocalCluster of 1 after all {len(dl1)} tasks: "
           f"{dl1.worker_peak_rss_mb.max():.0f} MB. A worker that has only imported "
