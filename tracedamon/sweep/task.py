@@ -64,6 +64,12 @@ class Loaded:
         if spec.get("truth"):
             from ..export.compare import load_truth
             self.truth = load_truth(spec["truth"])
+        # what a replay of the trace directory records as its input: the kept histories
+        # name the trace they came from (the in-memory replay knows only a table)
+        f = tr.file("samples")
+        self.provenance = {"trace": str(tr.path), "inputs": tr.meta.get("inputs"),
+                           "samples": {"name": f.name, "size": f.stat().st_size,
+                                       "sha256": spec["source_sha256"]}}
         self.nbytes = sum(t.nbytes for t in (self.samples, self.mmaps, self.maps,
                                               self.pagemap) if t is not None)
 
@@ -233,6 +239,8 @@ def run_task(spec: dict) -> dict:
     if spec.get("keep"):
         name = f"{spec['config_id']}-s{spec['seed']}.parquet"
         keep = Path(spec["keep"]) / row["source_name"] / name
+        if source is got.samples:
+            hist.metadata["input"] = got.provenance
         hist.to_parquet(keep)
         row["history"] = str(keep)
     return {k: clean(v) for k, v in row.items()}
