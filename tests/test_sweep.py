@@ -405,3 +405,22 @@ def test_unreadable_reference_is_refused_before_any_work(hotcold, tmp_path):
         tracedamon.sweep([hotcold], ["sample-us=5000,10000"], fixed={"start": "auto"},
                          reference=empty, workers=1, progress=lambda *a: calls.append(a))
     assert calls == []
+
+
+def test_resume_reruns_rows_whose_reference_changed(hotcold, tmp_path):
+    ref = tmp_path / "ref.parquet"
+    _cli("replay", hotcold, "--start", "auto", "--sample-us", 1000, "-o", ref, "-q")
+    out = tmp_path / "s.parquet"
+    kw = dict(fixed={"start": "auto"}, reference=ref, workers=1, output=out)
+    tracedamon.sweep([hotcold], ["sample-us=5000,10000"], **kw)
+    ran = []
+    tracedamon.sweep([hotcold], ["sample-us=5000,10000"], resume=True,
+                     progress=lambda d, t, r: ran.append(r), **kw)
+    assert [r for r in ran if r is not None] == []          # nothing to redo
+    ref.unlink()
+    _cli("replay", hotcold, "--start", "auto", "--sample-us", 2000, "-o", ref, "-q")
+    ran.clear()
+    df = tracedamon.sweep([hotcold], ["sample-us=5000,10000"], resume=True,
+                          progress=lambda d, t, r: ran.append(r), **kw)
+    assert len([r for r in ran if r is not None]) == 2       # the reference changed
+    assert (df.ref_a_sample_us == 2000).all()

@@ -25,7 +25,8 @@ between two runs of one sweep (``RUN_COLUMNS``).
 Interrupted sweeps: with a side file (``partial``, by default ``OUTPUT.partial.jsonl``)
 each row is appended as soon as it arrives; ``resume=True`` takes the rows found
 there (and in an existing output) whose ``run_key`` (source path and sha256, every
-replay argument, seed, reference, truth) matches a task, and runs only the rest.
+replay argument, seed, reference and truth with their sha256) matches a task, and runs
+only the rest.
 """
 from __future__ import annotations
 
@@ -120,6 +121,15 @@ def _reference_path(reference, src: Path) -> str | None:
             raise InputError(f"--reference {p}: holds no regions table (replay it, or "
                              "ingest a DAMON trace)")
     return str(p.resolve())
+
+
+def _content_sha(path: str) -> str:
+    """sha256 of a region history file, or of a trace directory's regions table."""
+    from ..hashing import sha256_file
+    from ..trace import open_trace
+
+    p = Path(path)
+    return sha256_file(p if p.is_file() else open_trace(p).file("regions"))[1]
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -246,13 +256,17 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     shas = [check_source(p) for p in srcs]
     refs = [_reference_path(reference, p) for p in srcs]
     from ..export.grid import load_history
+    from ..hashing import sha256_file
+    ref_sha = {}
     for ref in dict.fromkeys(r for r in refs if r is not None):
         load_history(ref)                       # a bad reference fails here, naming it
-    truth_path = None
+        ref_sha[ref] = _content_sha(ref)
+    truth_path = truth_sha = None
     if truth is not None:
         from ..export.compare import load_truth
         load_truth(truth)                       # a bad file fails here, naming it
         truth_path = str(Path(truth).resolve())
+        truth_sha = sha256_file(truth_path)[1]
     if pagemap is not None:
         from ..trace import open_trace
         if not open_trace(pagemap).has("pagemap"):
@@ -263,13 +277,15 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     for si, (p, sha, ref) in enumerate(zip(srcs, shas, refs)):
         for c in cfgs:
             spec = {"source": str(p), "source_sha256": sha, "pagemap": pagemap,
-                    "reference": ref, "truth": truth_path, "scheme": None,
+                    "reference": ref, "reference_sha256": ref_sha.get(ref),
+                    "truth": truth_path, "truth_sha256": truth_sha, "scheme": None,
                     "replay": c.replay, "seed": c.seed, "seed_dependent": c.seed_dependent,
                     "config_id": c.config_id,
                     "keep": str(Path(keep_histories).resolve()) if keep_histories else None}
-            spec["run_key"] = digest({k: spec[k] for k in ("source", "source_sha256",
-                                                          "pagemap", "replay", "truth")}
-                                     | {"reference": ref}, 24)
+            # what makes a row: a resumed sweep reuses it only when all of this is equal
+            spec["run_key"] = digest({k: spec[k] for k in (
+                "source", "source_sha256", "pagemap", "replay", "reference", "reference_sha256",
+                "truth", "truth_sha256")}, 24)
             spec["values"] = {OPTIONS[k].column: v for k, v in c.values.items()}
             spec["order"] = (si, len(tasks))
             tasks.append(spec)

@@ -75,8 +75,10 @@ class Loaded:
 
 
 def _key(spec: dict) -> tuple:
+    """What a worker's cached source depends on: the files by path and content."""
     return (spec["source"], spec["source_sha256"], spec.get("pagemap"),
-            spec.get("reference"), spec.get("truth"))
+            spec.get("reference"), spec.get("reference_sha256"), spec.get("truth"),
+            spec.get("truth_sha256"))
 
 
 def load(spec: dict) -> Loaded:
