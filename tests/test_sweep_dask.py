@@ -167,3 +167,13 @@ def test_worker_killed_mid_sweep_loses_nothing(hotcold, serial, cluster, tmp_pat
     # the killed worker finished only what it had sent before it died; the rest (at
     # least the 7 tasks left at the kill, less what it still sent) ran on the other one
     assert by_victim <= 2 and len(got) - by_victim >= 6
+
+
+def test_external_workers_let_go_of_the_sources(hotcold, cluster):
+    """An external cluster's workers outlive a sweep: they keep no source after it."""
+    td, _ = hotcold
+    tracedamon.sweep([td], ["sample-us=5000,10000"], fixed=FIXED,
+                     scheduler=cluster["address"])
+    with distributed.Client(cluster["address"], timeout="30s") as c:
+        held = c.run(lambda: len(__import__("tracedamon.sweep.task").sweep.task.CACHE))
+    assert held and all(n == 0 for n in held.values())

@@ -324,7 +324,7 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     try:
         how = run_tasks(_task.run_task, todo, on_result, scheduler=scheduler, workers=workers,
                         groups=[t["order"][0] for t in todo], on_start=on_start,
-                        in_process=in_process) \
+                        in_process=in_process, cleanup=_task.clear_cache) \
             if todo else "nothing to run"
     finally:
         if sink is not None:

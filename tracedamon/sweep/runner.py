@@ -82,10 +82,11 @@ def run_serial(fn: Callable, tasks: Iterable, on_result: Callable) -> None:
 
 def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str | None = None,
              workers: int | None = None, groups: list | None = None,
-             on_start: Callable | None = None) -> None:
+             on_start: Callable | None = None, cleanup: Callable | None = None) -> None:
     """Run ``fn`` over ``tasks`` on Dask (see the module docstring); ``groups[i]`` is
     task ``i``'s group (its priority: lower groups first); ``on_start(client)`` is
-    called once the cluster is up."""
+    called once the cluster is up; ``cleanup()`` runs on every worker at the end (an
+    external cluster's workers outlive the run)."""
     from distributed import Client, KilledWorker, LocalCluster, as_completed
 
     from ..errors import InputError, TracedamonError
@@ -130,6 +131,11 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
                     client.cancel(list(futures))
                     raise
             finally:
+                if cleanup is not None and scheduler:
+                    try:
+                        client.run(cleanup)
+                    except Exception:
+                        pass                # a worker that is gone holds nothing
                 client.close()
         finally:
             if cluster is not None:
@@ -138,7 +144,8 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
 
 def run_tasks(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str | None = None,
               workers: int | None = None, groups: list | None = None,
-              on_start: Callable | None = None, in_process: bool | None = None) -> str:
+              on_start: Callable | None = None, in_process: bool | None = None,
+              cleanup: Callable | None = None) -> str:
     """Run the tasks the way the options ask; returns how ("in-process", "local
     cluster of N workers", "scheduler ADDR").  ``in_process`` (default: when
     ``workers`` is 1) runs them here; False asks for a local cluster even of one
@@ -149,7 +156,8 @@ def run_tasks(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str 
         if not have_dask():
             raise ConfigError("--scheduler needs Dask distributed: pip install "
                               "'tracedamon[dask]'")
-        run_dask(fn, tasks, on_result, scheduler=scheduler, groups=groups, on_start=on_start)
+        run_dask(fn, tasks, on_result, scheduler=scheduler, groups=groups, on_start=on_start,
+                 cleanup=cleanup)
         return f"scheduler {scheduler}"
     n = default_workers() if workers is None else workers
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -95,6 +95,11 @@ def load(spec: dict) -> Loaded:
     return got
 
 
+def clear_cache() -> None:
+    """Drop the sources this process keeps (at the end of a sweep on a shared cluster)."""
+    CACHE.clear()
+
+
 def clean(v):
     """A JSON- and Parquet-friendly scalar: NaN/inf → None, numpy → Python."""
     if v is None or isinstance(v, (bool, str)):
