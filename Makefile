@@ -24,15 +24,17 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-# the HTML report's tests drive a real headless Chromium: Debian's chromium and
-# chromium-driver, installed with apt-get where missing and possible (as root); elsewhere
-# those tests skip with the reason (under CI they fail instead)
+# the HTML report's tests drive real headless browsers: Debian's chromium with
+# chromium-driver, and firefox-esr; installed with apt-get where missing and possible (as
+# root); elsewhere those tests skip with the reason (under CI they fail instead)
+BROWSER_PKGS = chromium chromium-driver firefox-esr
 browser:
-	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && \
+	command -v firefox-esr >/dev/null 2>&1 || \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			chromium chromium-driver >/dev/null) || echo "could not install chromium"; \
-	else echo "chromium/chromedriver missing (apt-get install chromium chromium-driver)"; fi
+			$(BROWSER_PKGS) >/dev/null) || echo "could not install $(BROWSER_PKGS)"; \
+	else echo "browsers missing (apt-get install $(BROWSER_PKGS))"; fi
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
