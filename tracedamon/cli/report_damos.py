@@ -53,5 +53,5 @@ def damos_cmd(
 def register(report_app: typer.Typer) -> None:
     report_app.command(
         "damos",
-        help=damos_cmd.__doc__.replace("    ", "").strip(),
+        help="\n\n".join(" ".join(par.split()) for par in damos_cmd.__doc__.split("\n\n")),
     )(damos_cmd)
