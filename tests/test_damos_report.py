@@ -13,7 +13,8 @@ from test_damos_run import AGGR_MS, COLD, HOT, MS, PAGE, T0, scheme_file, write_
 from tracedamon.cli import main
 from tracedamon.damos_run import damos
 from tracedamon.errors import InputError
-from tracedamon.export.damos_report import _rows_of, damos_report, find_sources
+from tracedamon.export.damos_report import (_rows_of, _walk_times, damos_report,
+                                            find_sources)
 
 MIB = 1 << 20
 
@@ -135,6 +136,15 @@ def test_corpus_recorded_and_predicted(tmp_path):
     assert (ps.walks_applied, ps.regions) == (17, 792)
     assert ps.bytes_tried == int((ev.end - ev.start).sum())
     assert "not recorded" in rec.text()
+    # the kernel traces each region of a walk at its own time: the bytes panel draws one
+    # bar per walk (17), whose heights sum to the recorded bytes; two are the full quota
+    import matplotlib.pyplot as plt
+    fig = rec.figure(width=600, height=700)
+    bars = [p.get_height() for p in fig.axes[1].patches]
+    plt.close(fig)
+    assert len(bars) == 17
+    assert sum(bars) == pytest.approx(int((ev.end - ev.start).sum()) / MIB)
+    assert sum(b == pytest.approx(128.0) for b in bars) == 2
     # tracedamon damos's prediction: the same walks, and its stats (§9.3: two walks
     # exhaust the quota)
     res = damos(td, [run1 / "kdamond_sysfs_before.txt"], resume="auto")
@@ -153,3 +163,9 @@ def rep_row(rep):
     ps = rep.per_scheme()
     assert len(ps) == 1
     return ps.iloc[0]
+
+
+def test_walks_of_rows_traced_one_by_one():
+    import pandas as pd
+    g = pd.DataFrame({"time_ns": [2_001, 1_000, 1_002, 2_000, 1_003]})
+    assert _walk_times(g, 1000).tolist() == [2_001, 1_003, 1_003, 2_001, 1_003]

@@ -319,7 +319,7 @@ class DamosReport:
         for s, g in a.groupby("scheme"):
             col = SCHEME_COLOURS[int(s) % len(SCHEME_COLOURS)]
             n_s = 0
-            for tm, h in g.groupby("time_ns"):
+            for tm, h in g.groupby(_walk_times(g, self.aggr_ns)):
                 from .grid import merge_intervals
                 iv = merge_intervals(h.start.to_numpy(np.uint64), h.end.to_numpy(np.uint64))
                 y0, y1 = _rows_of(hm, iv[:, 0]), _rows_of(hm, iv[:, 1])
@@ -355,7 +355,7 @@ class DamosReport:
         for s, g in a.groupby("scheme"):
             col = SCHEME_COLOURS[int(s) % len(SCHEME_COLOURS)]
             by = (g.end.astype(np.float64) - g.start.astype(np.float64)).groupby(
-                g.time_ns).sum()
+                _walk_times(g, self.aggr_ns)).sum()
             x = sec(by.index.to_numpy())
             ax.bar(x - w if w else x, by.to_numpy() / 2**20, width=(w * 0.9) or 0.8,
                    align="edge" if w else "center", color=_darker(col),
@@ -442,14 +442,27 @@ def _rows_of(hm, addrs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _walks(g: pd.DataFrame, aggr_ns: int | None) -> int:
-    """Walks among a scheme's rows: distinct times, with rows less than half an
-    aggregation apart counted as one (the kernel's own events of one walk)."""
+def _walk_times(g: pd.DataFrame, aggr_ns: int | None) -> np.ndarray:
+    """Each row's walk, by the walk's time (its last row's): a scheme's rows less than
+    half an aggregation apart are one walk (the kernel traces each region of a walk
+    with its own time, within milliseconds)."""
     if not len(g):
-        return 0
-    t = np.sort(g.time_ns.to_numpy(np.int64))
-    gap = (aggr_ns or 0) // 2
-    return int(1 + (np.diff(t) > gap).sum())
+        return np.zeros(0, np.int64)
+    t = g.time_ns.to_numpy(np.int64)
+    o = np.argsort(t, kind="stable")
+    ts = t[o]
+    new = np.ones(len(ts), bool)
+    new[1:] = np.diff(ts) > (aggr_ns or 0) // 2
+    wid = np.cumsum(new) - 1
+    last = np.maximum.reduceat(ts, np.flatnonzero(new))
+    out = np.empty(len(t), np.int64)
+    out[o] = last[wid]
+    return out
+
+
+def _walks(g: pd.DataFrame, aggr_ns: int | None) -> int:
+    """Walks among a scheme's rows (see :func:`_walk_times`)."""
+    return int(np.unique(_walk_times(g, aggr_ns)).size)
 
 
 def _table(d: Path, name: str) -> pd.DataFrame | None:
