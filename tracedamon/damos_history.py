@@ -43,9 +43,21 @@ class Source:
         return (self.meta.get("replay") or {}).get("config")
 
 
-def open_source(src: str | os.PathLike) -> Source:
+def open_source(src) -> Source:
+    """The history ``src`` names: a trace directory, a regions ``.parquet``, or an
+    in-memory replay result (a :class:`~tracedamon.engine.replay.RegionHistory`: its
+    table and metadata, no files)."""
     from .ingest.writer import read_parquet_metadata
     from .trace import open_trace
+    if hasattr(src, "table") and hasattr(src, "metadata") and \
+            not isinstance(src, (str, os.PathLike)):
+        t = src.table
+        if "run" not in t.column_names:
+            t = t.append_column("run", pa.array(np.zeros(t.num_rows, np.int32)))
+        p = Path(src.path) if getattr(src, "path", None) is not None else \
+            Path("(replay in memory)")
+        return Source(p, "replay", conform(t, REGIONS, REGIONS.names), None,
+                      {"replay": dict(src.metadata)}, None)
     p = Path(src)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
@@ -407,6 +419,8 @@ def target_pids(source: Source) -> list[int | None]:
 
 def pagemap_table(pagemap, source: Source) -> pa.Table | None:
     from .trace import open_trace
+    if isinstance(pagemap, pa.Table):
+        return pagemap
     if pagemap is not None:
         tr = open_trace(pagemap)
         if not tr.has("pagemap"):

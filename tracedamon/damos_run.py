@@ -55,7 +55,7 @@ from .engine.damos import (Context, Scheme, apply_schemes, new_state, profile as
 from .engine.damos.ops_model import PageModel, action_kind
 from .engine.damos.outcome import keys as addr_keys, pageout_outcome, tier_outcome
 from .errors import ConfigError, InputError
-from .schema import DAMOS_APPLY, DAMOS_OUTCOME, DAMOS_STATS
+from .schema import DAMOS_APPLY, DAMOS_OUTCOME, DAMOS_STATS, conform
 from .schemes import SchemeFile, load_schemes
 
 DEFAULT_DIRNAME = "damos"
@@ -595,17 +595,23 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
     from .trace import open_trace
     if weight not in ("period", "latency", "count"):
         raise ConfigError(f"--weight {weight!r}: period, latency or count")
-    d = Path(samples) if samples is not None else source.trace_dir
-    if d is None or not (Path(d) / "samples.parquet").exists():
-        if samples is not None:
-            raise InputError(f"{samples}: no samples table")
-        return None
-    tr = open_trace(d)
     cols = ["time_ns", "pid", "addr", "phys_addr", "period", "weight"]
+    if isinstance(samples, pa.Table):       # a samples table in memory (a sweep worker's)
+        from .schema import SAMPLES
+        d = "samples table (in memory)"
+        have = [c for c in cols if c in samples.column_names]
+        tables = [conform(samples.select(have), SAMPLES, cols)]
+    else:
+        d = Path(samples) if samples is not None else source.trace_dir
+        if d is None or not (Path(d) / "samples.parquet").exists():
+            if samples is not None:
+                raise InputError(f"{samples}: no samples table")
+            return None
+        tables = open_trace(d).iter_tables("samples", columns=cols)
     ts, ks, ws = [], [], []
     dropped = 0
     from .engine.access import _targets_of
-    for t in tr.iter_tables("samples", columns=cols):
+    for t in tables:
         time = t.column("time_ns").fill_null(-1).to_numpy(zero_copy_only=False).astype(
             np.int64)
         pid = t.column("pid").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)

@@ -125,7 +125,14 @@ def register(app: typer.Typer) -> None:
         "the reference, B the candidate. With --truth, B may be omitted to score A alone. "
         "Sparse (--accessed-only) histories read as their dense originals. --cells writes "
         "a picture grid laid over where the accesses are.\n\n"
-        "Example:  tracedamon compare damon.td replay.parquet -o metrics.json --truth truth.csv",
+        "DAMOS applications: with --damos (automatic when a side is a `tracedamon damos` "
+        "output or a damos_apply table) the two sides' damos_apply tables are compared: "
+        "applications paired per scheme, nearest in time within half the apply interval; "
+        "bytes applied by both, by either, by one only, Jaccard, per application and over "
+        "the run.\n\n"
+        "Example:  tracedamon compare damon.td replay.parquet -o metrics.json --truth truth.csv"
+        "\n\n"
+        "Example:  tracedamon compare damon.td damon.td/damos -o damos-metrics.json",
     )
     def compare_cmd(
         a: Path = typer.Argument(..., help="reference: trace directory or regions .parquet"),
@@ -167,12 +174,49 @@ def register(app: typer.Typer) -> None:
         ),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no table on the terminal"),
         force: bool = typer.Option(False, "--force", help="replace existing outputs"),
+        damos: bool = typer.Option(False, "--damos",
+                                   help="compare the damos_apply tables (scheme "
+                                        "applications) of A and B"),
+        window: Optional[int] = typer.Option(None, "--window",
+                                             help="--damos: the apply interval, ns, when "
+                                                  "no metadata gives it"),
     ) -> None:
         from .warn import one_line_warnings
 
         with one_line_warnings():
+            if b is not None and (damos or _damos_sources(a, b)):
+                _run_damos(a, b, out, offset, window, quiet, force,
+                           cells=cells, truth=truth, align=align)
+                return
             _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin,
                  time_bin, acc_thres, all_addresses, quiet, force)
+
+
+def _damos_sources(a, b) -> bool:
+    from ..export.damos_compare import is_damos_source
+
+    return is_damos_source(a) or is_damos_source(b)
+
+
+def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) -> None:
+    from ..atomic import COMPARE_METRICS, check_output
+    from ..errors import ConfigError
+    from ..export.damos_compare import compare_damos, render_damos_metrics
+
+    for flag, given in (("--cells", cells is not None), ("--truth", truth is not None),
+                        ("--align auto", align != "none")):
+        if given:
+            raise ConfigError(f"{flag} compares region histories; a comparison of "
+                              "damos_apply tables does not take it")
+    if out is not None:
+        check_output(out, COMPARE_METRICS, force=force, inputs=[a, b])
+    res = compare_damos(a, b, offset_ns=offset, window_ns=window)
+    if out is not None:
+        res.to_json(out, force=force)
+    if not quiet:
+        render_damos_metrics(res.metrics)
+        if out is not None:
+            typer.echo(f"wrote {out}")
 
 
 def _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin, time_bin,

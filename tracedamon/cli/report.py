@@ -406,7 +406,8 @@ def attribute_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    from . import report_html
+    from . import report_damos, report_html
 
     report_html.register(report_app)
+    report_damos.register(report_app)
     app.add_typer(report_app, name="report")

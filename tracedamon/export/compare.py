@@ -340,6 +340,12 @@ def _overlapping_windows(hs: HistorySource, key) -> bool:
     return bool((t0[1:] < np.maximum.accumulate(t1)[:-1]).any())
 
 
+def _damos_sources(a, b) -> bool:
+    from .damos_compare import is_damos_source
+
+    return is_damos_source(a) or is_damos_source(b)
+
+
 def compare(
     a,
     b,
@@ -359,6 +365,8 @@ def compare(
     name_a: str | None = None,
     name_b: str | None = None,
     cells: bool = False,
+    damos: bool | None = None,
+    window_ns: int | None = None,
 ) -> CompareResult:
     """Compare region history ``b`` (candidate) with ``a`` (reference).
 
@@ -374,7 +382,19 @@ def compare(
     exact (see the module docstring). ``cells``: build the cells grid during the
     comparison's own pass over the data (else ``CompareResult.cells`` reads the
     sources again on first use).
+
+    ``damos=True`` compares the two sources' ``damos_apply`` tables (scheme
+    applications) instead, and returns a
+    :class:`~tracedamon.export.damos_compare.DamosCompareResult`; ``None`` does so when
+    either source holds applications and no region history (a ``tracedamon damos``
+    output, a ``damos_apply`` table). ``window_ns``: the apply interval when no
+    metadata gives it (see :mod:`tracedamon.export.damos_compare`).
     """
+    if damos or damos is None and _damos_sources(a, b):
+        from .damos_compare import compare_damos
+
+        return compare_damos(a, b, offset_ns=offset_ns, window_ns=window_ns,
+                             name_a=name_a, name_b=name_b)
     if align not in ("none", "auto"):
         raise ConfigError(f"align must be 'none' or 'auto', not {align!r}")
     if lag_series not in ("heat", "wss"):
