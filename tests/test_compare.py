@@ -345,7 +345,7 @@ def test_truth_file_errors_name_the_line(tmp_path):
 # ---------------------------------------------------------------- outputs and CLI
 def test_cli_compare_writes_json_and_cells(tmp_path):
     from tracedamon.cli import main
-    from tracedamon.ingest.writer import write_table_atomic
+    from tracedamon.store.writer import write_table_atomic
     import pyarrow as pa
     from tracedamon.schema import REGIONS
 

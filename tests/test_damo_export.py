@@ -213,7 +213,7 @@ def test_corpus_record_round_trip_through_damo(tmp_path):
 def test_cli_export(tmp_path):
     from tracedamon.cli import main
     import pyarrow as pa
-    from tracedamon.ingest.writer import write_table_atomic
+    from tracedamon.store.writer import write_table_atomic
     from tracedamon.schema import REGIONS
 
     df = random_history(S=3)

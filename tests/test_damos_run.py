@@ -17,7 +17,7 @@ from tracedamon.damos_run import damos
 from tracedamon.engine.damos import (AccessPattern, Context, Quota, Scheme, apply_schemes,
                                      new_state)
 from tracedamon.errors import ConfigError, InputError, TraceFormatError
-from tracedamon.ingest.writer import TraceDirWriter, write_table_atomic
+from tracedamon.store.writer import TraceDirWriter, write_table_atomic
 from tracedamon.schema import REGIONS, SAMPLES, conform
 
 MS = 1_000_000

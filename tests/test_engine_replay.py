@@ -25,7 +25,7 @@ import tracedamon
 from tracedamon.cli import main
 from tracedamon.engine.replay import replay
 from tracedamon.errors import ConfigError, InputError
-from tracedamon.ingest.writer import read_parquet_metadata
+from tracedamon.store.writer import read_parquet_metadata
 from tracedamon.schema import REGIONS
 
 PAGE = 4096

@@ -29,7 +29,7 @@ from conftest import PERF, ROOT, missing, requires_perf
 from tracedamon.errors import InputWarning, TraceFormatError
 from tracedamon.ingest import ingest
 from tracedamon.ingest.perf_data import FEATURE_NAMES
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 pytestmark = [requires_perf, pytest.mark.perf]
 

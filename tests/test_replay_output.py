@@ -21,7 +21,7 @@ from tracedamon.engine.core import AccessSamples, Monitor, Target
 from tracedamon.engine.fixed import FixedMonitor
 from tracedamon.errors import InputError
 from tracedamon.ingest import ingest
-from tracedamon.ingest.writer import read_parquet_metadata, write_table_atomic
+from tracedamon.store.writer import read_parquet_metadata, write_table_atomic
 
 PAGE = 4096
 HOT = 0x200000000000

@@ -276,7 +276,7 @@ def test_wss_rule_names_the_perf_check_for_a_perf_replay(tmp_path, capsys):
     assert "one perf sample falls in any of its pages" in rep["region_rule"]
     import pyarrow as pa
 
-    from tracedamon.ingest.writer import write_table_atomic
+    from tracedamon.store.writer import write_table_atomic
     from tracedamon.schema import REGIONS
 
     f = tmp_path / "h.parquet"

@@ -672,7 +672,7 @@ def test_compressed_records_straddle_payloads(tmp_path):
 
 def _native_tables(path: str, tmp: Path) -> dict[str, list[dict]]:
     from tracedamon.ingest import ingest
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     tmp.mkdir(parents=True, exist_ok=True)
     out = ingest(path, tmp / "out.td", format="perf-data")
     tr = open_trace(out)

@@ -24,6 +24,8 @@ from numba import njit
 from .engine.damos.ops_model import PageOracle, Segments
 from .errors import InputError
 from .schema import REGIONS, conform
+from .store.parquet import read_metadata, read_table
+from .store.trace import open_trace
 
 
 # ---------------------------------------------------------------------------------------
@@ -44,8 +46,6 @@ class Source:
 
 
 def open_source(src: str | os.PathLike) -> Source:
-    from .ingest.writer import read_parquet_metadata
-    from .trace import open_trace
     p = Path(src)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
@@ -62,9 +62,8 @@ def open_source(src: str | os.PathLike) -> Source:
         return Source(p, "damon-trace", regions, recorded, dict(tr.meta), p)
     if p.suffix != ".parquet":
         raise InputError(f"{p}: not a trace directory or a regions .parquet")
-    import pyarrow.parquet as pq
     try:
-        t = pq.read_table(p)
+        t = read_table(p)
     except (OSError, pa.ArrowInvalid) as e:
         raise InputError(f"{p}: not a readable Parquet file ({e})") from None
     missing = [c for c in ("snapshot", "time_ns", "target", "start", "end", "nr_accesses")
@@ -74,7 +73,7 @@ def open_source(src: str | os.PathLike) -> Source:
     if "run" not in t.column_names:
         t = t.append_column("run", pa.array(np.zeros(t.num_rows, np.int32)))
     regions = conform(t, REGIONS, REGIONS.names)
-    meta = read_parquet_metadata(p)
+    meta = read_metadata(p) or {}
     parent = p.parent
     trace_dir = parent if (parent / "samples.parquet").exists() or \
         (parent / "meta.json").exists() else None
@@ -406,7 +405,7 @@ def target_pids(source: Source) -> list[int | None]:
 
 
 def pagemap_table(pagemap, source: Source) -> pa.Table | None:
-    from .trace import open_trace
+    from .store.trace import open_trace
     if pagemap is not None:
         tr = open_trace(pagemap)
         if not tr.has("pagemap"):

@@ -120,7 +120,7 @@ class DamosResult:
     check: dict | None = None
 
     def to_dir(self, dest: str | os.PathLike, *, force: bool = False) -> Path:
-        from .ingest.writer import TraceDirWriter
+        from .store.writer import TraceDirWriter
         with TraceDirWriter(dest, provenance={"inputs": self.metadata.get("inputs", [])},
                             force=force,
                             tables=("damos_apply", "damos_stats", "damos_outcome")) as w:
@@ -490,7 +490,7 @@ def _carry_resets(carry: ResetCarry, apps: dict, schemes, recorded: list, snap: 
 
 def _provenance(source: Source, files: list[SchemeFile]) -> list[dict]:
     """Name, size and sha256 of what the run read: the history's tables, scheme files."""
-    from .ingest.writer import file_provenance
+    from .store.writer import file_provenance
     paths = ([source.path] if source.path.is_file() else
              [source.path / f"{n}.parquet" for n in ("regions", "damos_apply")
               if (source.path / f"{n}.parquet").exists()])
@@ -592,7 +592,7 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
     page (``spaces``), any other by its physical address (needs ``phys_addr``); vaddr:
     by the target its pid is (a target without a pid takes every process's samples, as
     in replay)."""
-    from .trace import open_trace
+    from .store.trace import open_trace
     if weight not in ("period", "latency", "count"):
         raise ConfigError(f"--weight {weight!r}: period, latency or count")
     d = Path(samples) if samples is not None else source.trace_dir

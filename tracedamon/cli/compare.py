@@ -178,7 +178,7 @@ def register(app: typer.Typer) -> None:
 def _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin, time_bin,
          acc_thres, all_addresses, quiet, force) -> None:
     from ..errors import ConfigError
-    from ..atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
+    from ..store.atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
                           write_text_atomic)
     from ..export.compare import compare, metrics_json, score_truth
 

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         # hash the inputs for the provenance on the other core while the heavy modules
         # load (tracedamon.hashing); ingest() collects the digests
-        from ..hashing import prehash
+        from ..store.hashing import prehash
         prehash(p for p in inputs if str(p) != "-")
         from ..ingest import ingest
         opts = {}

@@ -37,7 +37,7 @@ def _check(out: Optional[Path], kind, force: bool, *inputs) -> None:
     """Refuse an output of ``kind`` (a tracedamon.atomic.Kind) before any work: the rule
     every command follows."""
     if out is not None:
-        from ..atomic import check_output
+        from ..store.atomic import check_output
 
         check_output(out, kind, force=force, inputs=inputs)
 
@@ -57,7 +57,7 @@ def with_history_warnings(fn):
 
 
 def _has_regions(src: Path) -> bool:
-    from ..trace import open_trace
+    from ..store.trace import open_trace
 
     tr = open_trace(src)
     return tr.path.is_file() or tr.has("regions")
@@ -115,7 +115,7 @@ def heatmap_cmd(
     height: int = typer.Option(700, "--height", help="PNG height, pixels"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
-    from ..atomic import HEATMAP_CELLS, PNG_PLOT
+    from ..store.atomic import HEATMAP_CELLS, PNG_PLOT
     from ..export import heatmap as hm_mod
 
     _check(png, PNG_PLOT, force, src, diff)
@@ -191,7 +191,7 @@ def wss_cmd(
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     from ..export.grid import fmt_bytes
-    from ..atomic import PNG_PLOT
+    from ..store.atomic import PNG_PLOT
     from ..export.wss import format_large, wss_png, wss_report
 
     _check(png, PNG_PLOT, force, src)
@@ -239,7 +239,7 @@ def access_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
-    from ..atomic import PNG_PLOT
+    from ..store.atomic import PNG_PLOT
     from ..export.access_report import access_png, access_report
 
     _check(png, PNG_PLOT, force, src)
@@ -323,13 +323,13 @@ def truth_cmd(
 ) -> None:
     import pandas as pd
 
-    from ..atomic import TRUTH_CSV
+    from ..store.atomic import TRUTH_CSV
     from ..errors import InputError
     from ..export.compare import load_truth
 
     _check(out, TRUTH_CSV, force, pagemap, areas)
     from ..export.truth import areas_from_workload_log, ground_truth, write_truth_csv
-    from ..trace import open_trace
+    from ..store.trace import open_trace
 
     tr = open_trace(pagemap)
     if not tr.has("pagemap"):
@@ -373,14 +373,14 @@ def attribute_cmd(
                                "pagemap clock"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
-    from ..atomic import ATTRIBUTION
+    from ..store.atomic import ATTRIBUTION
 
     _check(out, ATTRIBUTION, force, src, pagemap)
 
     from ..errors import InputError
     from ..export.history import open_history
     from ..export.truth import write_attribution
-    from ..trace import open_trace
+    from ..store.trace import open_trace
     from .warn import one_line_warnings
 
     pm = open_trace(pagemap)

@@ -40,7 +40,7 @@ def html_cmd(
 
     Example:  tracedamon report html replay-perf.parquet --diff replay-abit.parquet -o report.html
     """
-    from ..atomic import HTML_REPORT, check_output
+    from ..store.atomic import HTML_REPORT, check_output
     from ..export.grid import fmt_bytes
     from ..export.html import build_report
 

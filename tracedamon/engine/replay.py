@@ -58,6 +58,15 @@ from .ops.paddr import default_range
 from .ops.vaddr import VmaTimeline, _covered, auto_start
 from .rng import GENERATOR
 
+# I/O of the replay (reading a trace directory, streaming the history to Parquet): it
+# moves out of the engine to tracedamon.pipeline, and these imports with it
+from ..store.atomic import DAMON_TRACE_TEXT, atomic_path, text_marker
+from ..store.history import ROW_GROUP_ROWS as HISTORY_ROW_GROUP_ROWS
+from ..store.history import HistoryWriter
+from ..store.parquet import ParquetReader, read_table
+from ..store.trace import Trace, open_trace
+from ..store.writer import file_provenance
+
 OPS = ("vaddr", "fvaddr", "paddr")
 SAMPLE_COLUMNS = ["time_ns", "pid", "event", "addr", "phys_addr"]
 DEFAULT_OUTPUT = "replay.parquet"
@@ -66,104 +75,8 @@ MAX_ROWS = 20_000_000               # default cap on rows written with every reg
 DENSE_FIXED_MAX_REGIONS = 1 << 22   # fixed granularity through the dense engine (abit)
 
 
-ROW_GROUP_ROWS = 1 << 20    # rows per Parquet row group of a written history (pyarrow's own)
+ROW_GROUP_ROWS = HISTORY_ROW_GROUP_ROWS   # rows per row group of a written history
 COARSE_BYTES = 1 << 30      # "hottest regions": regions this large are coarse, not hot spots
-
-
-def _parquet():
-    import pyarrow.parquet as pq
-    return pq
-
-
-class HistoryWriter:
-    """Writes a region history to one Parquet file snapshot by snapshot, atomically.
-
-    Snapshots are buffered and written as row groups of whole snapshots, each of at most
-    ``ROW_GROUP_ROWS`` rows (a snapshot that alone holds more is cut into pieces of that
-    size), so readers can stream a history by snapshot and the writer holds at most one
-    row group.  tracedamon's metadata is known only at the end: it goes into the file's
-    key-value metadata on :meth:`close`, together with Arrow's serialized schema carrying
-    it, so the file equals what ``pq.write_table`` makes of the whole table with that
-    metadata (byte for byte, when the rows fit one row group).  The file appears under
-    ``dest`` on :meth:`close`; :meth:`abort` (or an exception inside a ``with`` block)
-    leaves nothing behind.
-    """
-
-    def __init__(self, dest: str | os.PathLike, *, force: bool = False,
-                 inputs=()):
-        from ..atomic import REGION_HISTORY, atomic_path
-        self.dest = Path(dest)
-        self._ctx = atomic_path(self.dest, kind=REGION_HISTORY, force=force,
-                                inputs=[i for i in inputs if i is not None])
-        self.tmp = self._ctx.__enter__()
-        try:
-            self._w = _parquet().ParquetWriter(self.tmp, REGIONS, compression="zstd")
-        except BaseException as e:
-            self._ctx.__exit__(type(e), e, e.__traceback__)
-            raise
-        self._buf: list[pa.Table] = []
-        self._nbuf = 0
-        self.rows = 0
-        self.row_groups = 0
-
-    def add(self, table: pa.Table) -> None:
-        """Append one snapshot's rows (a REGIONS table)."""
-        n = table.num_rows
-        if self._nbuf and self._nbuf + n > ROW_GROUP_ROWS:
-            self._flush()
-        if n > ROW_GROUP_ROWS:
-            for off in range(0, n, ROW_GROUP_ROWS):
-                self._write(table.slice(off, ROW_GROUP_ROWS))
-            return
-        if n:
-            self._buf.append(table)
-            self._nbuf += n
-
-    def _flush(self) -> None:
-        if self._buf:
-            t = self._buf[0] if len(self._buf) == 1 else pa.concat_tables(self._buf)
-            self._buf, self._nbuf = [], 0
-            self._write(t)
-
-    def _write(self, t: pa.Table) -> None:
-        t = t.combine_chunks()
-        self._w.write_table(t, row_group_size=max(t.num_rows, 1))
-        self.rows += t.num_rows
-        self.row_groups += 1
-
-    def close(self, metadata: dict) -> Path:
-        """Write the last row group and the metadata; move the file into place."""
-        from ..ingest.writer import parquet_metadata
-        try:
-            self._flush()
-            if self.row_groups == 0:
-                self._w.write_table(REGIONS.empty_table())      # as pq.write_table does
-            md = parquet_metadata({"replay": metadata})
-            buf = pa.BufferOutputStream()
-            _parquet().write_table(REGIONS.with_metadata(md).empty_table(), buf)
-            arrow_schema = _parquet().read_metadata(
-                pa.BufferReader(buf.getvalue())).metadata[b"ARROW:schema"]
-            # (in this order the footer lists them as pq.write_table does)
-            self._w.add_key_value_metadata({**md, b"ARROW:schema": arrow_schema})
-            self._w.close()
-        except BaseException as e:
-            raise self.abort(e) from None
-        self._ctx.__exit__(None, None, None)
-        return self.dest
-
-    def abort(self, exc: BaseException | None = None) -> BaseException | None:
-        """Remove the partial file.  Returns ``exc`` as the output names it (an error
-        about the hidden temporary file names ``dest`` instead), for the caller to raise."""
-        try:
-            self._w.close()
-        except Exception:
-            pass
-        stop = exc if exc is not None else RuntimeError("history not written")
-        try:
-            self._ctx.__exit__(type(stop), stop, stop.__traceback__)  # removes the file
-        except BaseException as shown:
-            return shown
-        return exc
 
 
 def _snapshot_slices(table: pa.Table):
@@ -207,7 +120,7 @@ class RegionHistory:
     @property
     def table(self) -> pa.Table:
         if self._table is None:
-            self._table = _parquet().read_table(self.path).replace_schema_metadata(None)
+            self._table = read_table(self.path).replace_schema_metadata(None)
         return self._table
 
     @property
@@ -223,8 +136,8 @@ class RegionHistory:
         """The rows as a sequence of tables in snapshot order (the file's row groups, or
         slices of the table in memory): bounded memory for a history in a file."""
         if self._table is None and self.path is not None:
-            pf = _parquet().ParquetFile(self.path)
-            for g in range(pf.metadata.num_row_groups):
+            pf = ParquetReader(self.path)
+            for g in range(pf.num_row_groups):
                 yield pf.read_row_group(g, columns=columns).replace_schema_metadata(None)
             return
         t = self.table if columns is None else self.table.select(columns)
@@ -238,7 +151,7 @@ class RegionHistory:
         if self.path is not None and self._table is None and \
                 Path(path).resolve() == self.path.resolve():
             return self.path
-        w = HistoryWriter(path, force=force)
+        w = HistoryWriter(path, force=force, row_group_rows=ROW_GROUP_ROWS)
         try:
             for tb in self.tables():
                 for one in _snapshot_slices(tb):
@@ -280,7 +193,6 @@ class RegionHistory:
         """Write :meth:`damon_trace_lines` to a text file (atomically), then a comment
         line by which tracedamon recognises the file as its own (``force=True``
         replaces only such a file, never a recorded trace)."""
-        from ..atomic import DAMON_TRACE_TEXT, atomic_path, text_marker
         with atomic_path(path, kind=DAMON_TRACE_TEXT, force=force) as tmp, \
                 open(tmp, "w") as f:
             for line in self.damon_trace_lines():
@@ -294,7 +206,7 @@ class RegionHistory:
 
     def __len__(self) -> int:
         if self._table is None and self.path is not None:
-            return _parquet().ParquetFile(self.path).metadata.num_rows
+            return ParquetReader(self.path).num_rows
         return self.table.num_rows
 
     def __repr__(self) -> str:
@@ -465,19 +377,16 @@ class _Source:
             if name not in self.table.column_names:
                 return n, n
             return self.table.column(name).null_count, n
-        import pyarrow.parquet as pq
-        pf = pq.ParquetFile(self.path)
-        md = pf.metadata
-        if name not in pf.schema_arrow.names:
-            return md.num_rows, md.num_rows
-        j = pf.schema_arrow.names.index(name)
+        pf = ParquetReader(self.path)
+        if name not in pf.names:
+            return pf.num_rows, pf.num_rows
         nulls = 0
-        for g in range(md.num_row_groups):
-            st = md.row_group(g).column(j).statistics
-            if st is None or not st.has_null_count:
-                return None, md.num_rows
+        for g in range(pf.num_row_groups):
+            st = pf.statistics(g, name)
+            if st is None or st.null_count is None:
+                return None, pf.num_rows
             nulls += st.null_count
-        return nulls, md.num_rows
+        return nulls, pf.num_rows
 
     def null_status(self, name: str) -> str:
         """"none" (no row lacks the column), "all" (absent or null everywhere) or
@@ -581,7 +490,6 @@ def _scan(src: _Source, phys: bool = False) -> dict:
 
 def _load(source, mmaps, maps, pagemap_table):
     """(samples source, mmaps df, maps df, pagemap df|None, trace meta, provenance)."""
-    from ..trace import Trace, open_trace
     if isinstance(source, (str, os.PathLike, Trace)):
         tr = source if isinstance(source, Trace) else open_trace(source)
         if not tr.has("samples"):
@@ -599,7 +507,6 @@ def _load(source, mmaps, maps, pagemap_table):
         mp = (tr.df("maps") if tr.has("maps") else None) if maps is None \
             else _as_table(maps).to_pandas()
         pm = tr.df("pagemap") if tr.has("pagemap") else None
-        from ..ingest.writer import file_provenance
         prov = {"trace": str(tr.path), "inputs": tr.meta.get("inputs"),
                 "samples": file_provenance(tr.file("samples"))}
         meta = tr.meta
@@ -693,7 +600,6 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         pm_in = _as_table(pagemap).to_pandas()
     src, mm, mp, pm, meta, prov = _load(source, mmaps, maps, pm_in)
     if pagemap is not None and isinstance(pagemap, (str, os.PathLike)):
-        from ..trace import open_trace
         ptr = open_trace(pagemap)
         if not ptr.has("pagemap"):
             raise InputError(f"{pagemap}: has no pagemap table")
@@ -977,7 +883,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     acc = StreamedSamples(access_batches(), t0)
 
     # -- run -------------------------------------------------------------------------
-    writer = (HistoryWriter(output, force=force,
+    writer = (HistoryWriter(output, force=force, row_group_rows=ROW_GROUP_ROWS,
                             inputs=[source if isinstance(source, (str, os.PathLike)) else None,
                                     pagemap if isinstance(pagemap, (str, os.PathLike)) else None])
               if output is not None else None)

@@ -319,7 +319,7 @@ def format_summary(s: dict) -> str:
 def sample_summary(src) -> dict:
     """Samples of a trace directory: count, time span, pids, events, address spread."""
     from ..errors import InputError
-    from ..trace import Trace, open_trace
+    from ..store.trace import Trace, open_trace
     from .grid import PAGE
 
     tr = src if isinstance(src, Trace) else open_trace(src)

@@ -79,7 +79,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..atomic import COMPARE_CELLS, COMPARE_METRICS, marked, write_text_atomic
+from ..store.atomic import COMPARE_CELLS, COMPARE_METRICS, marked, write_text_atomic
 from ..errors import ConfigError, InputError
 from .align import LagTotals, estimate_lag
 from .grid import (
@@ -242,7 +242,7 @@ class CompareResult:
         return text
 
     def write_cells(self, path: str | os.PathLike, *, force: bool = False) -> Path:
-        from ..ingest.writer import write_table_atomic
+        from ..store.writer import write_table_atomic
 
         t = pa.Table.from_pandas(self.cells, preserve_index=False)
         return write_table_atomic(

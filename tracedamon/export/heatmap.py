@@ -117,8 +117,8 @@ class Heatmap:
         """The matrix as a Parquet table (one row per cell), written atomically."""
         import pyarrow as pa
 
-        from ..atomic import HEATMAP_CELLS
-        from ..ingest.writer import write_table_atomic
+        from ..store.atomic import HEATMAP_CELLS
+        from ..store.writer import write_table_atomic
 
         t = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
         meta = {"table": "heatmap", "kind": self.kind, "unit": self.unit, "source": self.source}
@@ -641,7 +641,7 @@ def sample_heatmap(
     """Heatmap of raw samples (count per page range and time bin) from a trace
     directory's ``samples`` table: the input as it is before any replay.
     ``phys`` uses physical addresses; ``pid``/``events`` filter the samples."""
-    from ..trace import Trace, open_trace
+    from ..store.trace import Trace, open_trace
 
     tr = src if isinstance(src, Trace) else open_trace(src)
     if not tr.has("samples"):
@@ -858,7 +858,7 @@ def _save_fig(fig, path: str | os.PathLike, dpi: int, *, force: bool = False) ->
     PNG) and close it."""
     import matplotlib.pyplot as plt
 
-    from ..atomic import PNG_PLOT, atomic_path, png_metadata
+    from ..store.atomic import PNG_PLOT, atomic_path, png_metadata
 
     try:
         with atomic_path(path, kind=PNG_PLOT, force=force, suffix=".png") as tmp:

@@ -47,6 +47,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import InputError, TraceFormatError
+from ..store.parquet import read_metadata, read_table
+from ..store.trace import Trace, open_trace
 from .history_rows import (  # noqa: F401  (BATCH_ROWS, HistoryWarning: part of this API)
     _ALL,
     _REQUIRED,
@@ -556,17 +558,11 @@ def _source_rows(src, batch_rows: int):
         return src.table, {"replay": src.metadata}, "replay", None
     if isinstance(src, (pa.Table, pa.RecordBatch)):
         t = src if isinstance(src, pa.Table) else pa.Table.from_batches([src])
-        meta = {}
-        raw = (t.schema.metadata or {}).get(b"tracedamon")
-        if raw:
-            try:
-                meta = json.loads(raw)
-            except ValueError:
-                meta = {}
+        try:
+            meta = read_metadata(t.schema) or {}
+        except ValueError:
+            meta = {}
         return t, meta, "table", None
-    from ..ingest.writer import read_parquet_metadata
-    from ..trace import Trace, open_trace
-
     tr = src if isinstance(src, Trace) else open_trace(src)
     p = tr.path
     if p.is_file():
@@ -578,7 +574,7 @@ def _source_rows(src, batch_rows: int):
     rows = _ParquetRows(str(f), batch_rows)
     meta = dict(tr.meta)
     try:
-        meta["parquet"] = read_parquet_metadata(f)
+        meta["parquet"] = read_metadata(f) or {}
     except Exception:
         pass
     return rows, meta, p.name, str(f)
@@ -626,10 +622,8 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
             warnings.warn(
                 f"{where}: rows are not grouped by (run, target, snapshot) in time order; "
                 f"reading all {rows.num_rows:,} rows into memory", HistoryWarning, stacklevel=2)
-            import pyarrow.parquet as pq
-
             try:
-                t = pq.read_table(where, columns=[c for c in _ALL if c in names])
+                t = read_table(where, columns=[c for c in _ALL if c in names])
             except Exception as e:
                 raise TraceFormatError(where, f"not a readable Parquet table ({e})") from None
             rows = _sorted_memory(_table_arrays(t, where), t.num_rows, batch_rows)

@@ -1,8 +1,8 @@
 """Ingest: inputs of every kind → a trace directory of Parquet tables.
 
 Each reader module exposes ``ingest_into(path, writer, *, progress=False, **options)``
-which streams its tables into a :class:`~tracedamon.ingest.writer.TraceDirWriter`
-and may add keys to ``writer.meta``. This module only picks the reader and
+which streams its tables into a :class:`~tracedamon.store.sink.TableSink` (a
+:class:`~tracedamon.store.writer.TraceDirWriter`) and may add keys to ``writer.meta``. This module only picks the reader and
 manages the output directory; it never imports the engine or the exporters.
 """
 from __future__ import annotations
@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..atomic import TRACE_DIR, check_output
 from ..errors import InputError, TraceFormatError, shown_as
+from ..store.atomic import TRACE_DIR, check_output
+from ..store.writer import TraceDirWriter, file_provenance
 from .detect import FORMATS, detect_format
-from .writer import TraceDirWriter, file_provenance
 
 _READERS = {
     "perf-data": "tracedamon.ingest.perf_data",
@@ -74,8 +74,8 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         import shutil
         import sys
         import tempfile
-        from ..atomic import _make_parents, _remove_made
-        made = _make_parents(Path(os.path.abspath(out)).parent)
+        from ..store.atomic import make_parents, remove_made
+        made = make_parents(Path(os.path.abspath(out)).parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{Path(out).name}.stdin.", dir=Path(out).parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -87,7 +87,7 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
             raise shown_as(e, {tmp: "-"})       # errors name standard input, not the file
         finally:
             os.unlink(tmp)
-            _remove_made(made)      # those left empty: a failed run leaves nothing
+            remove_made(made)      # those left empty: a failed run leaves nothing
     out = Path(out) if out is not None else default_output(inputs[0])
     read = [p for p in inputs if p != _stdin]
     check_output(out, TRACE_DIR, force=force, inputs=read,
@@ -153,7 +153,7 @@ def _grouped(plan: list[tuple[Path, str]]) -> list[tuple[Path | list[Path], str]
 
 def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None:
     for p, fmt in plan:
-        before = dict(w._rows)
+        before = w.row_counts()
         plain, cut = (None, None)
         if fmt == "perf-data":
             plain, cut = _gunzipped(p, w.tmpdir, bool(options.get("strict")))
@@ -174,7 +174,7 @@ def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None
 
 
 def _check_mixing(p, plan, before, w) -> None:
-    for name, n in w._rows.items():
+    for name, n in w.row_counts().items():
         if name in before and len(plan) > 1 and n != before[name]:
             what = ", ".join(map(str, p)) if isinstance(p, list) else p
             raise InputError(f"{what}: its {name} table would be mixed with that of "

@@ -619,7 +619,7 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
 
     ``on_snapshot(number, snapshot)`` is called after each process's snapshot is written.
     """
-    from .writer import TraceDirWriter
+    from ..store.writer import TraceDirWriter
 
     pids = [] if pid is None else ([int(pid)] if isinstance(pid, (int, np.integer))
                                    else [int(p) for p in pid])
@@ -635,7 +635,7 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
     if count is not None and count <= 0:
         raise InputError("--count must be positive")
     out = Path(out)
-    from ..atomic import TRACE_DIR, check_output
+    from ..store.atomic import TRACE_DIR, check_output
     check_output(out, TRACE_DIR, force=force)       # before starting anything
     proc = None
     # what the first snapshot needs, loaded before it (and before a command starts):
@@ -995,7 +995,7 @@ def ingest_into(path, writer, *, progress: bool = False, **options) -> None:
     of the same pid given twice is an error. Options: ``time_offset_ns`` (added to
     every time, e.g. to move CLOCK_MONOTONIC onto perf's default clock).
     """
-    from ..trace import open_trace
+    from ..store.trace import open_trace
     from .detect import PAGEMAP_TABLES, trace_dir_tables
     offset = int(options.pop("time_offset_ns", 0) or 0)
     for ignored in ("skip_bad", "strict"):

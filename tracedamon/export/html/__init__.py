@@ -37,7 +37,7 @@ class Report:
     def write(self, path: str | os.PathLike, *, force: bool = False, inputs=()) -> Path:
         """Write the page atomically; an existing ``path`` is replaced only with
         ``force=True`` and only if it is a report tracedamon wrote (its generator tag)."""
-        from ...atomic import HTML_REPORT, write_bytes_atomic
+        from ...store.atomic import HTML_REPORT, write_bytes_atomic
 
         return write_bytes_atomic(path, self.html.encode("utf-8"), kind=HTML_REPORT,
                                   force=force, inputs=inputs)

@@ -207,7 +207,7 @@ def diff_layer(a, b, blobs: T.BlobStore, **compare_opts) -> dict:
 def find_samples_trace(src, hs, samples_from=None):
     """The trace directory whose samples the report draws: ``samples_from``, SRC itself
     when it is a trace directory with samples, else the one its replay metadata names."""
-    from ...trace import open_trace
+    from ...store.trace import open_trace
 
     if samples_from is not None:
         tr = open_trace(samples_from)
@@ -312,7 +312,7 @@ def samples_layer(tr, spaces: list[dict], phys: bool, blobs: T.BlobStore, *,
 # DAMOS applications and ground truth
 # ----------------------------------------------------------------------------------
 def read_damos(path) -> pd.DataFrame:
-    from ...trace import open_trace
+    from ...store.trace import open_trace
 
     tr = open_trace(path)
     p = Path(path)
