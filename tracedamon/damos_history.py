@@ -26,6 +26,7 @@ from .errors import InputError
 from .schema import REGIONS, conform
 from .store.parquet import read_metadata, read_table
 from .store.trace import open_trace
+from .units import PAGE_SIZE
 
 
 # ---------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class PagemapOracle(PageOracle):
         self.snap_ids, self.snap_times = self.snap_ids[o], self.snap_times[o]
         anon = ((flags & PAGEMAP_FLAG_FILE) == 0).astype(np.int8)
         present = (flags & PAGEMAP_FLAG_PRESENT) != 0
-        huge = np.where((flags & (PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE)) != 0, 2 << 20, 4096)
+        huge = np.where((flags & (PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE)) != 0, 2 << 20, PAGE_SIZE)
         vs = c["vaddr_start"].astype(np.int64)
         ve = c["vaddr_end"].astype(np.int64)
         self._idx: dict = {}
@@ -118,7 +119,7 @@ class PagemapOracle(PageOracle):
             m = c["snapshot"] == s
             if ops == "paddr":
                 sel = m & present & (pfn > 0)
-                a = pfn[sel].astype(np.int64) * 4096
+                a = pfn[sel].astype(np.int64) * PAGE_SIZE
                 b = a + (ve[sel] - vs[sel])
                 self._idx[(int(s), None)] = self._disjoint(a, b, anon[sel],
                                                            np.ones(a.size, np.int8),

@@ -57,6 +57,7 @@ from .engine.damos.outcome import keys as addr_keys, pageout_outcome, tier_outco
 from .errors import ConfigError, InputError
 from .schema import DAMOS_APPLY, DAMOS_OUTCOME, DAMOS_STATS
 from .schemes import SchemeFile, load_schemes
+from .units import PAGE_SIZE
 
 DEFAULT_DIRNAME = "damos"
 PAGEOUT_ACTIONS = ("pageout", "cold")
@@ -467,7 +468,7 @@ def _context(source: Source, schemes, ops, sample_us, aggr_us, min_region, hz,
             "scores")
     if min_region is None:
         au = (mon or {}).get("addr_unit") or 1
-        min_region = max(4096 // au, 1) if mon else (rc.get("min_region") or 4096)
+        min_region = max(PAGE_SIZE // au, 1) if mon else (rc.get("min_region") or PAGE_SIZE)
     return files, Context(ops, int(c_sample), int(c_aggr), int(min_region), hz,
                           int(ns_per_region_call), float(ns_per_byte))
 
@@ -695,7 +696,7 @@ def _outcome(events, smp: Samples | None, reg: dict, ctx: Context, fast_tier, bi
                               "bytes_applied": int(pb["bytes_applied"][i]),
                               "bytes_out": int(pb["bytes_out"][i]),
                               "reaccesses": int(pb["reaccesses"][i]) if r["samples"] else None,
-                              "reaccess_bytes": int(pb["reaccesses"][i]) * 4096
+                              "reaccess_bytes": int(pb["reaccesses"][i]) * PAGE_SIZE
                               if r["samples"] else None})
         m = tier & (ev_run == run)
         if m.any() or fast_tier is not None:

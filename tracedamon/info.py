@@ -12,20 +12,13 @@ import pyarrow as pa
 from .schema import TABLES
 from .store.parquet import ParquetReader, read_metadata
 from .store.trace import Trace
+from .units import PAGE_SIZE, format_bytes, format_duration_ns
 
 
 def _fmt_ns(ns: int | None) -> str:
     if ns is None:
         return "-"
     return f"{ns / 1e9:.6f} s"
-
-
-def _fmt_size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _sample_stats(trace: Trace) -> dict:
@@ -133,7 +126,7 @@ def summarize(trace: Trace) -> dict:
         pm = trace.df("pagemap", columns=["snapshot", "pid", "vaddr_start", "vaddr_end"])
         out["pagemap"] = {"snapshots": int(pm["snapshot"].nunique()),
                           "pids": sorted(int(x) for x in pm["pid"].unique()),
-                          "pages": int(((pm["vaddr_end"] - pm["vaddr_start"]) // 4096).sum())}
+                          "pages": int(((pm["vaddr_end"] - pm["vaddr_start"]) // PAGE_SIZE).sum())}
     return out
 
 
@@ -173,7 +166,7 @@ def render(s: dict) -> str:
         lines.append(
             f"  run {run['run']}: {run['snapshots']} snapshots over {(b - a) / 1e9:.3f} s, "
             f"aggregation {agg / 1e6 if agg else 0:.1f} ms, targets {run['targets']}, "
-            f"addresses 0x{lo:x}-0x{hi:x} ({_fmt_size(hi - lo)}), "
+            f"addresses 0x{lo:x}-0x{hi:x} ({format_bytes(hi - lo, 1)}), "
             f"regions per snapshot {run['regions_per_snapshot'][0]}-{run['regions_per_snapshot'][1]}")
     if "pagemap" in s:
         pm = s["pagemap"]
@@ -190,14 +183,7 @@ def render(s: dict) -> str:
 
 
 def _us(v) -> str:
-    if v is None:
-        return "-"
-    v = float(v)
-    if v >= 1e6:
-        return f"{v / 1e6:g} s"
-    if v >= 1e3:
-        return f"{v / 1e3:g} ms"
-    return f"{v:g} us"
+    return "-" if v is None else format_duration_ns(float(v) * 1000, smallest="us")
 
 
 def _history_stats(path: Path) -> dict:
@@ -267,7 +253,7 @@ def describe_history(path: str | os.PathLike, meta: dict | None = None) -> str:
         lines.append(f"  targets: {tg}" + (f" ... {more} more" if more > 0 else ""))
         lo, hi = st["address_span"]
         r0, r1 = st["regions_per_snapshot"]
-        lines.append(f"  addresses 0x{lo:x}-0x{hi:x} ({_fmt_size(hi - lo)}), regions per "
+        lines.append(f"  addresses 0x{lo:x}-0x{hi:x} ({format_bytes(hi - lo, 1)}), regions per "
                      f"snapshot {r0}-{r1}, {st['accessed_rows']} rows with accesses")
     else:
         lines.append("  no snapshot")

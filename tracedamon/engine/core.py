@@ -246,8 +246,8 @@ def abit_check(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, physical
             kt = 0 if physical else t
             for r in range(toff[t], toff[t + 1]):
                 sa = start[r] + _draw(st, end[r] - start[r], fix_rand32, inj, injpos)
-                page = sa & -4096
-                if ((physical and not fix_pa_cache) or same) and (cache[0] & -4096) == page:
+                page = sa & -PAGE_SIZE
+                if ((physical and not fix_pa_cache) or same) and (cache[0] & -PAGE_SIZE) == page:
                     acc = cache[1] != 0
                 else:
                     acc = _has_key(k_tgt, k_page, lo, hi, kt, page)

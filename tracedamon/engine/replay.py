@@ -48,6 +48,7 @@ import pyarrow.compute as pc
 from .. import __version__
 from ..errors import ConfigError, InputError
 from ..schema import REGIONS
+from ..units import format_bytes
 from .address import check_ranges, engine_addresses, to_unsigned
 from .access import (ACCESS, StreamedSamples, _event_names, choose_events, filter_events,
                      physical_samples, translated_samples, virtual_samples)
@@ -320,10 +321,7 @@ class RegionHistory:
 
 
 def _size(b: int) -> str:
-    for unit, k in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if b >= 1 << k:
-            return f"{b >> k} {unit}" if b % (1 << k) == 0 else f"{b / (1 << k):.1f} {unit}"
-    return f"{b} B"
+    return format_bytes(b, 1, exact=True, largest="GiB")
 
 
 def _as_table(obj) -> pa.Table | None:

@@ -81,9 +81,9 @@ import pyarrow as pa
 
 from ..store.atomic import COMPARE_CELLS, COMPARE_METRICS, marked, write_text_atomic
 from ..errors import ConfigError, InputError
+from ..units import PAGE_SIZE
 from .align import LagTotals, estimate_lag
 from .grid import (
-    PAGE,
     auto_bin_bytes,
     guide_ranges,
     intersect_intervals,
@@ -139,7 +139,7 @@ class _Profile:
         self._n = {k: 0 for k in keys}
         self._gran = {k: 1 for k in keys}
         self.aligned = True
-        page = np.uint64(PAGE)
+        page = np.uint64(PAGE_SIZE)
         for b in hs.iter_batches(age=False, time_ns=False):
             if self.aligned and ((b.start % page).any() or (b.end % page).any()):
                 self.aligned = False
@@ -466,7 +466,7 @@ def compare(
         both = np.concatenate([prof_a.heat_ranges(ka), prof_b.heat_ranges(kb)])
         act = merge_intervals(both[:, 0], both[:, 1]) if len(both) else both
         active.append(intersect_intervals(act, r) if len(act) else act)
-    unit = PAGE if (prof_a.aligned and prof_b.aligned) else 1
+    unit = PAGE_SIZE if (prof_a.aligned and prof_b.aligned) else 1
     total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in granges))
     bin_bytes = int(addr_bin) if addr_bin else auto_bin_bytes(total, max_addr_bins, unit)
 

@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from ..units import PAGE_SIZE
 from .history import _find_key, intervals_from_meta  # noqa: F401  (kept importable here)
 
-PAGE = 4096
 _REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
 
 
@@ -233,7 +233,7 @@ def guide_ranges(
     gap = int(max(min_gap, gap_fraction * act_b))
     merged = merge_intervals(active[:, 0], active[:, 1], gap=gap)
     # pad each range by a little idle context, inside what is held
-    pad = np.uint64(max(PAGE, int(0.02 * act_b)) // PAGE * PAGE)
+    pad = np.uint64(max(PAGE_SIZE, int(0.02 * act_b)) // PAGE_SIZE * PAGE_SIZE)
     lo = np.where(merged[:, 0] > pad, merged[:, 0] - pad, np.uint64(0))
     hi = merged[:, 1] + pad
     padded = merge_intervals(lo, hi)
@@ -256,7 +256,7 @@ def uniform_bins(segments: np.ndarray, bin_bytes: int) -> tuple[np.ndarray, np.n
     return bs, be
 
 
-def auto_bin_bytes(total_bytes: int, max_bins: int, unit: int = PAGE) -> int:
+def auto_bin_bytes(total_bytes: int, max_bins: int, unit: int = PAGE_SIZE) -> int:
     """The smallest ``unit × 2^k`` that lays at most ``max_bins`` bins over ``total_bytes``."""
     b = max(1, int(unit))
     while total_bytes / b > max_bins:
@@ -265,13 +265,13 @@ def auto_bin_bytes(total_bytes: int, max_bins: int, unit: int = PAGE) -> int:
 
 
 def address_unit(*hs: History) -> int:
-    """4096 when every region boundary is page aligned, else 1."""
+    """PAGE_SIZE when every region boundary is page aligned, else 1."""
     for h in hs:
         st = h.df["start"].to_numpy()
         en = h.df["end"].to_numpy()
-        if (st % np.uint64(PAGE)).any() or (en % np.uint64(PAGE)).any():
+        if (st % np.uint64(PAGE_SIZE)).any() or (en % np.uint64(PAGE_SIZE)).any():
             return 1
-    return PAGE
+    return PAGE_SIZE
 
 
 def time_edges(t_start: int, t_end: int, bin_ns: float) -> np.ndarray:
@@ -464,12 +464,3 @@ def snapshot_stats(h: History) -> pd.DataFrame:
     out["nr_regions"] = agg["nr_regions"].reindex(range(len(out))).fillna(0).to_numpy(np.int64)
     out["total_bytes"] = agg["total_bytes"].reindex(range(len(out))).fillna(0).to_numpy()
     return out
-
-
-def fmt_bytes(n: float) -> str:
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3f} {unit}"
-        n /= 1024
-    return f"{n:.3f} TiB"

@@ -36,7 +36,6 @@ every region ever accessed are unknown.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ import pyarrow as pa
 from ..errors import InputError, TraceFormatError
 from ..store.parquet import read_metadata, read_table
 from ..store.trace import Trace, open_trace
+from ..units import PAGE_SIZE
 from .history_rows import (  # noqa: F401  (BATCH_ROWS, HistoryWarning: part of this API)
     _ALL,
     _REQUIRED,
@@ -347,15 +347,15 @@ class HistorySource:
         return rngs[i] if i >= 0 else None
 
     def address_unit(self) -> int:
-        """4096 when every region boundary (and coverage bound) is page aligned, else 1."""
+        """PAGE_SIZE when every region boundary (and coverage bound) is page aligned, else 1."""
         if "unit" not in self._cache:
-            unit = 4096
-            page = np.uint64(4096)
+            unit = PAGE_SIZE
+            page = np.uint64(PAGE_SIZE)
             for _, d in self._rows.chunks(["start", "end"]):
                 if (d["start"] % page).any() or (d["end"] % page).any():
                     unit = 1
                     break
-            if unit == 4096 and self.sparse and self.coverage:
+            if unit == PAGE_SIZE and self.sparse and self.coverage:
                 for _, rngs in self.coverage.values():
                     if any((r % page).any() for r in rngs):
                         unit = 1

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError, TraceFormatError
+from ..units import parse_bytes
 from .damon_trace import human_time_us, sidecar_intervals, write_events
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -85,8 +86,7 @@ def read_text(path: Path) -> str:
 
 
 _NUM_RE = re.compile(r"^-?[\d,]+$")
-_SIZE_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
-               "PiB": 1 << 50, "EiB": 1 << 60}
+_DAMO_SIZE = re.compile(r"-?[\d,]*\.?\d+\s*(?:[KMGTPE]i)?B")    # damo's "1.500 KiB"
 
 
 def to_int(v, what: str) -> int | None:
@@ -105,9 +105,8 @@ def to_int(v, what: str) -> int | None:
         s = v.strip()
         if _NUM_RE.match(s):
             return int(s.replace(",", ""))
-        m = re.fullmatch(r"(-?[\d,]*\.?\d+)\s*([KMGTPE]i)?B", s)
-        if m:
-            return int(float(m[1].replace(",", "")) * _SIZE_UNITS[(m[2] or "") + "B"])
+        if _DAMO_SIZE.fullmatch(s):
+            return parse_bytes(s, what)
         try:
             return human_time_us(s)
         except ValueError:

@@ -66,6 +66,7 @@ import pyarrow.compute as pc
 from ..errors import InputError, TraceFormatError, shown_as
 from ..schema import DAMOS_APPLY, INTERVALS_TUNE, REGIONS
 from ..schema import empty as _empty
+from ..units import parse_duration_ns
 
 AGGREGATED = "damon_aggregated"
 BEFORE_APPLY = "damos_before_apply"
@@ -696,21 +697,12 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
 # ---------------------------------------------------------------------------------------
 # intervals
 
-_UNITS_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6, "d": 86400e6}
-
-
 def human_time_us(text) -> int:
-    """damo's human time text ("500 ms", "5 s", "1 m", "1,234 us", "60000000") → µs."""
+    """damo's human time text ("500 ms", "5 s", "1 m", "1,234 us", "60000000") → µs
+    (``ValueError`` when it is none)."""
     if isinstance(text, (int, float)):
         return int(text)
-    s = str(text).strip().replace(",", "")
-    m = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*([a-z]*)", s)
-    if not m:
-        raise ValueError(f"not a time: {text!r}")
-    unit = m[2] or "us"
-    if unit not in _UNITS_US:
-        raise ValueError(f"unknown time unit in {text!r}")
-    return int(round(float(m[1]) * _UNITS_US[unit]))
+    return int(round(parse_duration_ns(text, "us", "time") / 1000))
 
 
 def sidecar_intervals(path: Path) -> dict | None:

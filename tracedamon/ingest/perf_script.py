@@ -77,6 +77,7 @@ so memory stays bounded whatever the input size.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import itertools
@@ -94,6 +95,7 @@ import pyarrow as pa
 from ..errors import InputError, TraceFormatError
 from ..schema import EVENTS, SAMPLES, TABLES
 from ..schema import empty as _empty
+from ..units import parse_bytes
 
 BATCH_ROWS = 1 << 16
 
@@ -137,14 +139,12 @@ _DECODE = re.compile(_DECODE_TEXT)
 _CALLCHAIN = re.compile(r"^\s+([0-9a-f]+)(?:\s.*)?$")
 _WS = re.compile(r"\s*")
 _TOKEN = re.compile(r"\s*(\S+)")
-_UNITS = {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
+@functools.lru_cache(maxsize=64)
 def page_size_bytes(name: str) -> int:
     """perf's page-size text (``4K``, ``2M``, ``1024M``, ``N/A``) → bytes (0 for N/A)."""
-    if name == "N/A":
-        return 0
-    return int(name[:-1]) * _UNITS[name[-1]]
+    return 0 if name == "N/A" else parse_bytes(name, "page size")
 
 
 class _Bad(Exception):

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
-from ..grid import PAGE, merge_intervals
+from ...units import PAGE_SIZE
+from ..grid import merge_intervals
 from . import tiles as T
 
 MAX_SAFE = (1 << 53) - 1  # addresses and times are JavaScript numbers in the page
@@ -59,14 +60,14 @@ def history_space(hs, key, blobs: T.BlobStore, *, offset_ns: int = 0) -> dict:
     segs = np.zeros((0, 2), np.uint64)
     heat = T.HeatProfile()
     n_rows = 0
-    unit = PAGE
-    page = np.uint64(PAGE)
+    unit = PAGE_SIZE
+    page = np.uint64(PAGE_SIZE)
     for b in hs.iter_batches(key=key):
         n_rows += len(b)
         segs = merge_intervals(np.concatenate([segs[:, 0], b.start]),
                                np.concatenate([segs[:, 1], b.end]))
         heat.add(b.start, b.end, b.nr_accesses)
-        if unit == PAGE and ((b.start % page).any() or (b.end % page).any()):
+        if unit == PAGE_SIZE and ((b.start % page).any() or (b.end % page).any()):
             unit = 1
     if n_rows == 0:
         raise InputError(f"{where}: no region of {key} in the history")
