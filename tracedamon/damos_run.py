@@ -240,11 +240,13 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
         raise ConfigError("no schemes")
     for j, s in enumerate(all_schemes):
         if s.wmarks.metric != "none" and free_mem is None:
-            raise ConfigError(
-                f"scheme {j}{f' ({s.name})' if s.name else ''} has {s.wmarks.metric} "
-                "watermarks, which read the machine's free memory: give its series "
-                "(--free-mem FILE of time_ns,permil lines), or drop them (a preset: "
-                "PRESET:wmarks=none)")
+            def msg(series):
+                return (f"scheme {j}{f' ({s.name})' if s.name else ''} has "
+                        f"{s.wmarks.metric} watermarks, which read the machine's free "
+                        f"memory: give its series ({series}), or drop them (a preset: "
+                        "PRESET:wmarks=none)")
+            raise ConfigError(msg("free_mem: a CSV file of time_ns,permil lines"),
+                              cli_message=msg("--free-mem FILE of time_ns,permil lines"))
 
     # -- page data and samples ------------------------------------------------------------
     needs_pages = any(s.ops_filters and action_kind(ops, s.action) in ("filtered", "stat")
@@ -293,11 +295,12 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
         say(f"{rec_unassigned} recorded damos_before_apply events belong to no snapshot of "
             "the history (left out)")
     if check and source.recorded is None:
-        raise ConfigError(f"--check: {source.path} holds no recorded applications (no "
-                          "damos_apply table)")
+        msg = f"{source.path} holds no recorded applications (no damos_apply table)"
+        raise ConfigError(f"check=True: {msg}", cli_message=f"--check: {msg}")
     if resume == "auto" and source.recorded is None:
-        raise ConfigError(f"--resume auto: {source.path} holds no recorded applications; "
-                          "give an address (--resume ADDR) or none")
+        msg = f"{source.path} holds no recorded applications; give an address"
+        raise ConfigError(f"resume='auto': {msg} (resume=ADDR) or none",
+                          cli_message=f"--resume auto: {msg} (--resume ADDR) or none")
     fixed_resume = _parse_resume(resume) if resume not in (None, "auto") else None
 
     # -- walk every run ---------------------------------------------------------------------
@@ -449,18 +452,22 @@ def _context(source: Source, schemes, ops, sample_us, aggr_us, min_region, hz,
     src_ops = (source.meta.get("replay") or {}).get("ops")
     if ops is None:
         if src_ops and mon and mon.get("ops") and mon["ops"] != src_ops:
-            raise ConfigError(f"{source.path} is a {src_ops} history but the scheme file's "
-                              f"context is {mon['ops']}: pass --ops to choose")
+            msg = (f"{source.path} is a {src_ops} history but the scheme file's context is "
+                   f"{mon['ops']}: pass ")
+            raise ConfigError(msg + "ops= to choose", cli_message=msg + "--ops to choose")
         ops = src_ops or (mon or {}).get("ops") or next(
             (f.monitoring["ops"] for f in files if f.monitoring), None)
         if ops is None:
-            raise ConfigError(f"{source.path}: the operations set is unknown (no replay "
-                              "metadata, no scheme file context): pass --ops paddr|vaddr")
+            msg = (f"{source.path}: the operations set is unknown (no replay metadata, no "
+                   "scheme file context): pass ")
+            raise ConfigError(msg + "ops='paddr' or 'vaddr'",
+                              cli_message=msg + "--ops paddr|vaddr")
     c_sample = sample_us or (mon or {}).get("sample_us") or h_sample
     c_aggr = aggr_us or (mon or {}).get("aggr_us") or h_aggr
     if not c_sample or not c_aggr:
-        raise ConfigError(f"{source.path}: the sampling and aggregation intervals are "
-                          "unknown: pass --sample-us and --aggr-us")
+        msg = f"{source.path}: the sampling and aggregation intervals are unknown: pass "
+        raise ConfigError(msg + "sample_us and aggr_us",
+                          cli_message=msg + "--sample-us and --aggr-us")
     if not (sample_us or aggr_us or mon or rc) and iv.get("source") == "inferred":
         say(f"intervals inferred from the trace's snapshot spacing (sample {c_sample} us, "
             f"aggr {c_aggr} us); scores turn ages into seconds with the configured "
@@ -526,7 +533,8 @@ def _parse_resume(resume) -> tuple[int, int]:
     try:
         return (int(t, 0) if t else 0), int(a.replace("_", ""), 0)
     except ValueError:
-        raise ConfigError(f"--resume {text!r}: auto, ADDR or TARGET:ADDR") from None
+        raise ConfigError(f"resume={text!r}: 'auto', ADDR or 'TARGET:ADDR'",
+                          cli_message=f"--resume {text!r}: auto, ADDR or TARGET:ADDR") from None
 
 
 def _apps_table(c: dict) -> pa.Table:
@@ -595,7 +603,8 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
     in replay)."""
     from .store.trace import open_trace
     if weight not in ("period", "latency", "count"):
-        raise ConfigError(f"--weight {weight!r}: period, latency or count")
+        raise ConfigError(f"weight={weight!r}: 'period', 'latency' or 'count'",
+                          cli_message=f"--weight {weight!r}: period, latency or count")
     d = Path(samples) if samples is not None else source.trace_dir
     if d is None or not (Path(d) / "samples.parquet").exists():
         if samples is not None:
@@ -667,7 +676,7 @@ def _outcome(events, smp: Samples | None, reg: dict, ctx: Context, fast_tier, bi
     ev_key_e = addr_keys([e[3] for e in events], [e[5] for e in events])
     bin_ns = int(bin_ns or ctx.aggr_us * 1000)
     if bin_ns <= 0:
-        raise ConfigError("--bin must be positive")
+        raise ConfigError("bin_ns must be positive", cli_message="--bin must be positive")
     s_t = smp.time_ns if smp is not None else np.zeros(0, np.int64)
     s_k = smp.key if smp is not None else np.zeros(0, np.int64)
     s_w = smp.weight if smp is not None else np.zeros(0)

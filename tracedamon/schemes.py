@@ -166,13 +166,13 @@ def _preset_params(name: str, overrides: str, defaults: dict) -> dict:
         if not item.strip():
             continue
         if "=" not in item:
-            raise ConfigError(f"--scheme {name}: {item!r} is not KEY=VALUE")
+            raise ConfigError(f"scheme {name}: {item!r} is not KEY=VALUE")
         k, v = (x.strip() for x in item.split("=", 1))
         if k not in defaults:
-            raise ConfigError(f"--scheme {name}: unknown parameter {k!r} (one of "
+            raise ConfigError(f"scheme {name}: unknown parameter {k!r} (one of "
                               f"{', '.join(sorted(defaults))})")
         kind, unit = _PRESET_UNITS.get(k, ("int", None))
-        what = f"--scheme {name}: {k}"
+        what = f"scheme {name}: {k}"
         if kind == "time":
             p[k] = _to_unit(time_ns(v, unit, what), unit)
         elif kind == "size":
@@ -259,10 +259,12 @@ class _Units:
 
     def need(self, what: str):
         if not self.aggr_us or not self.sample_us:
-            raise ConfigError(f"{self.path}: {what}: converting it needs the sampling and "
-                              "aggregation intervals, which the file does not give (give "
-                              "--sample-us and --aggr-us, or use a source whose intervals "
-                              "are known)")
+            def msg(give):
+                return (f"{self.path}: {what}: converting it needs the sampling and "
+                        "aggregation intervals, which the file does not give (give "
+                        f"{give}, or use a source whose intervals are known)")
+            raise ConfigError(msg("sample_us and aggr_us"),
+                              cli_message=msg("--sample-us and --aggr-us"))
 
 
 def _get(d: dict, key: str, where: str, default=None, required=False):
@@ -654,7 +656,7 @@ def load_schemes(arg: str | os.PathLike, *, sample_us: int | None = None,
         path_s, select = m[1], (int(m[2]), int(m[3]))
     p = Path(path_s)
     if not p.exists():
-        raise InputError(f"--scheme {text_arg}: no such file, and not a preset ("
+        raise InputError(f"scheme {text_arg}: no such file, and not a preset ("
                          f"{', '.join(PRESETS)})")
     try:
         raw = p.read_bytes()

@@ -640,12 +640,15 @@ class Monitor:
         sz = self.maxsz
         n = sum((align_up(e, sz) - align_down(s, sz)) // sz for s, e in ranges)
         if n > self.max_fixed_regions:
-            raise ConfigError(
-                f"fixed granularity over {n:,} regions: the engine for --access abit and "
-                "intervals auto-tuning lists every region (abit draws an address per region "
-                f"per sample interval), and that is more than it handles "
-                f"({self.max_fixed_regions:,} regions); use --access perf without auto-tuning "
-                "(its sparse engine handles any size) or larger --min-region/--max-region")
+            def msg(abit, perf, sizes):
+                return (f"fixed granularity over {n:,} regions: the engine for {abit} and "
+                        "intervals auto-tuning lists every region (abit draws an address per "
+                        "region per sample interval), and that is more than it handles "
+                        f"({self.max_fixed_regions:,} regions); use {perf} without "
+                        f"auto-tuning (its sparse engine handles any size) or larger {sizes}")
+            raise ConfigError(msg("access='abit'", "access='perf'", "min_region/max_region"),
+                              cli_message=msg("--access abit", "--access perf",
+                                              "--min-region/--max-region"))
 
     def ops_init(self, time_ns: int) -> None:
         per_target = []

@@ -586,12 +586,17 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     elif params:
         config = config.replace(**params)
     if ops not in OPS:
-        raise ConfigError(f"--ops must be one of {', '.join(OPS)}, not {ops!r}")
+        raise ConfigError(f"ops must be one of {', '.join(OPS)}, not {ops!r}",
+                          cli_message=f"--ops must be one of {', '.join(OPS)}, not {ops!r}")
     if access not in ACCESS:
-        raise ConfigError(f"--access must be one of {', '.join(ACCESS)}, not {access!r}")
+        raise ConfigError(f"access must be one of {', '.join(ACCESS)}, not {access!r}",
+                          cli_message=f"--access must be one of {', '.join(ACCESS)}, "
+                                      f"not {access!r}")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
                                  or max_rows < 0):
-        raise ConfigError(f"--max-rows must be a non-negative integer, not {max_rows!r}")
+        raise ConfigError(f"max_rows must be a non-negative integer, not {max_rows!r}",
+                          cli_message=f"--max-rows must be a non-negative integer, not "
+                                      f"{max_rows!r}")
     pids = [int(p) for p in (pids or [])]
     pm_in = None
     if pagemap is not None and not isinstance(pagemap, (str, os.PathLike)):
@@ -604,8 +609,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         pm = ptr.df("pagemap")
     physical = ops == "paddr"
     if physical and pids:
-        raise ConfigError(f"pids={pids} (--pid) does not apply to paddr (physical memory has "
-                          "no process)")
+        why = "does not apply to paddr (physical memory has no process)"
+        raise ConfigError(f"pids={pids} {why}", cli_message=f"--pid {why}")
     # which address of a sample the targets see: the virtual one (vaddr/fvaddr with perf
     # or abit), the physical one (paddr with perf-phys), or the other one translated
     # through pagemap snapshots (vaddr/fvaddr with perf-phys; paddr with perf, and paddr
@@ -621,7 +626,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         try:
             start_ns = int(start_ns.replace("_", ""), 0)
         except ValueError:
-            raise ConfigError(f"--start: {start_ns!r} is not a time in ns or 'auto'") from None
+            raise ConfigError(f"start_ns: {start_ns!r} is not a time in ns or 'auto'",
+                              cli_message=f"--start: {start_ns!r} is not a time in ns or "
+                                          "'auto'") from None
     t0 = t_first if (start_ns is None or auto) else int(start_ns)
     names = scan["names"]
     chosen = choose_events(names, list(events or []))
@@ -652,22 +659,30 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     regions_hint = ("; its regions table is a DAMON trace (DAMON's own result), not "
                     "samples to replay" if meta.get("tables", {}).get("regions") else "")
 
-    def no_addresses(kind: str, how: str):
-        return InputError(f"none of the trace's {what} carries a {kind} address, so the "
-                          f"replay has nothing to count; {how}{regions_hint}")
+    def no_addresses(kind: str, how: str, cli_how: str | None = None):
+        def msg(h):
+            return (f"none of the trace's {what} carries a {kind} address, so the replay "
+                    f"has nothing to count; {h}{regions_hint}")
+        return InputError(msg(how), cli_message=msg(cli_how or how))
 
     translator = None
     if (physical and access == "perf") or (not physical and access == "perf-phys") or \
             (physical and access == "abit" and n_phys == 0 and pm is not None and len(pm)):
         if pm is None or len(pm) == 0:
             if physical:
+                msg = ("paddr with {perf} counts the samples' virtual addresses at the "
+                       "physical frames they map to, which needs pagemap snapshots: give "
+                       "{pagemap} or ingest them into the trace directory; for samples "
+                       "with physical addresses use {phys}")
                 raise ConfigError(
-                    "paddr with --access perf counts the samples' virtual addresses at the "
-                    "physical frames they map to, which needs pagemap snapshots: give "
-                    "pagemap=DIR (--pagemap DIR) or ingest them into the trace directory; "
-                    "for samples with physical addresses use --access perf-phys")
-            raise InputError("perf-phys with vaddr/fvaddr needs pagemap snapshots: give "
-                             "--pagemap DIR or ingest them into the trace directory")
+                    msg.format(perf="access='perf'", pagemap="pagemap=DIR",
+                               phys="access='perf-phys'"),
+                    cli_message=msg.format(perf="--access perf", pagemap="--pagemap DIR",
+                                           phys="--access perf-phys"))
+            msg = ("perf-phys with vaddr/fvaddr needs pagemap snapshots: give {} or ingest "
+                   "them into the trace directory")
+            raise InputError(msg.format("pagemap=DIR"),
+                             cli_message=msg.format("--pagemap DIR"))
         from .translate import Translator
         translator = Translator.from_tables(pm)
     address_source = ("virtual" if not physical and access != "perf-phys" else
@@ -679,10 +694,12 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         raise no_addresses("data (virtual)", "record with `perf mem record`, or `perf record "
                            "-d` (software events: page faults)")
     if address_source.startswith("physical") and n_phys == 0:
-        raise no_addresses("physical", "record with `perf mem record --phys-data` (or "
-                           "`perf record --phys-data`)" + (
-                               ", or replay the virtual addresses with --access perf and "
-                               "pagemap snapshots (--pagemap DIR)" if physical else ""))
+        how = "record with `perf mem record --phys-data` (or `perf record --phys-data`)"
+        alt = ", or replay the virtual addresses with {} and pagemap snapshots ({})"
+        raise no_addresses("physical", how + (alt.format("access='perf'", "pagemap=DIR")
+                                               if physical else ""),
+                           how + (alt.format("--access perf", "--pagemap DIR")
+                                  if physical else ""))
     use_pid = 1 if address_source.startswith("virtual") else 2
 
     def samples_of(p) -> str:
@@ -699,9 +716,11 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         # (perf-phys finds the process of a frame in the pagemap, not in the sample)
         missing = [p for p in pids if not per_pid.get(p, [0, 0, 0])[use_pid]]
         if len(missing) == len(pids):
-            raise InputError(
-                f"{'; '.join(samples_of(p) for p in missing)} (pids={pids} (--pid)); the "
-                f"processes with the most samples with addresses: {pid_list()}")
+            def msg(given):
+                return (f"{'; '.join(samples_of(p) for p in missing)} ({given}); the "
+                        f"processes with the most samples with addresses: {pid_list()}")
+            raise InputError(msg(f"pids={pids}"),
+                             cli_message=msg(" ".join(f"--pid {p}" for p in pids)))
         for p in missing:
             warnings.append(f"pid {p}: no sample with an address (its target stays idle)")
     if not scan["ordered"] or (access == "perf-phys" and ops != "paddr"):
@@ -756,7 +775,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     else:
         if ops == "fvaddr":
             if not ranges:
-                raise ConfigError("fvaddr needs at least one --range START-END")
+                raise ConfigError("fvaddr needs at least one range (ranges=['START-END'])",
+                                  cli_message="fvaddr needs at least one --range START-END")
             rg = aligned_union(normalize_ranges(ranges), config.min_region)
             tpids = list(pids) if pids else [None]
             targets = [Target(lambda t, rg=rg: rg, pid=p) for p in tpids]
@@ -765,14 +785,16 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                                     "ranges_source": "--range"})
         else:
             if ranges:
-                raise ConfigError("--range applies to fvaddr and paddr; vaddr follows the "
-                                  "process's mappings (use --ops fvaddr for fixed ranges)")
+                msg = ("{} applies to fvaddr and paddr; vaddr follows the process's "
+                       "mappings (use {} for fixed ranges)")
+                raise ConfigError(msg.format("ranges", "ops='fvaddr'"),
+                                  cli_message=msg.format("--range", "--ops fvaddr"))
             if not pids:
                 cand = {p_: q[use_pid] for p_, q in per_pid.items()
                         if p_ is not None and q[use_pid]}
                 if not cand:
-                    raise InputError(f"none of the trace's {what} with addresses carries a "
-                                     "pid; give pids=[PID] (--pid PID)")
+                    msg = f"none of the trace's {what} with addresses carries a pid; give "
+                    raise InputError(msg + "pids=[PID]", cli_message=msg + "--pid PID")
                 most = max(cand.values())
                 pids = [min(p_ for p_, n in cand.items() if n == most)]
                 warnings.append(f"no --pid given: monitoring pid {pids[0]}, the process with "
@@ -790,12 +812,14 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                         {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped]
             no_vmas = [p for p, tl in zip(tpids, timelines) if tl.source == "none"]
             if no_vmas:
-                raise InputError(
-                    f"vaddr follows a process's mappings, and the trace has none of pid "
-                    f"{', '.join(map(str, no_vmas))} (no perf MMAP records: `perf script` "
-                    "text shows them only with --show-mmap-events; no /proc/PID/maps "
-                    "snapshots): replay fixed ranges with ops='fvaddr' (--ops fvaddr "
-                    "--range START-END), or ingest the perf.data")
+                def msg(fixed):
+                    return (f"vaddr follows a process's mappings, and the trace has none of "
+                            f"pid {', '.join(map(str, no_vmas))} (no perf MMAP records: "
+                            "`perf script` text shows them only with --show-mmap-events; no "
+                            f"/proc/PID/maps snapshots): replay fixed ranges with {fixed}, or "
+                            "ingest the perf.data")
+                raise InputError(msg("ops='fvaddr', ranges=['START-END']"),
+                                 cli_message=msg("--ops fvaddr --range START-END"))
         if access == "perf-phys":
             tr = translator
 
@@ -848,10 +872,12 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                                   config.update_us * 1000)
         if auto:
             if t0_auto["time_ns"] is None:
-                raise InputError(
-                    "--start auto: the mappings of pid(s) "
-                    f"{', '.join(str(p) for p in tpids)} never give three regions in this "
-                    "trace, so vaddr has nothing to monitor (use --ops fvaddr --range)")
+                def msg(start, fixed):
+                    return (f"{start}: the mappings of pid(s) "
+                            f"{', '.join(str(p) for p in tpids)} never give three regions in "
+                            f"this trace, so vaddr has nothing to monitor (use {fixed})")
+                raise InputError(msg("start_ns='auto'", "ops='fvaddr' with ranges"),
+                                 cli_message=msg("--start auto", "--ops fvaddr --range"))
             t0 = t0_auto["time_ns"]
             t0_auto["reason"] = (
                 "the first time from which the targets' mappings give three regions that "
@@ -900,8 +926,11 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                 raise InputError(f"no sample's address translated through the pagemap "
                                  f"snapshots ({n_untrans[0]:,} did not): the snapshots must "
                                  "be of the same run and processes as the samples")
-            raise InputError(f"no sample of the targets from t0 on ({t0} ns, {t0_source}; "
-                             f"the last sample is at {t_last} ns): nothing to replay")
+            def msg(source):
+                return (f"no sample of the targets from t0 on ({t0} ns, {source}; the last "
+                        f"sample is at {t_last} ns): nothing to replay")
+            raise InputError(msg("start_ns" if t0_source == "--start" else t0_source),
+                             cli_message=msg(t0_source))
         if hist.n_snapshots == 0:
             _check_span(config, t0, t_last, t0_source, always=True)
         if all(e[2] == e[3] for e in hist.coverage):
@@ -987,14 +1016,21 @@ def _check_span(config: MonitorConfig, t0: int, t_last: int, t0_source: str,
     S = config.sample_us * 1000
     if not always and t_last >= t0 + (config.aggr_samples - 1) * S:
         return
-    where = f"t0 = {t0} ns ({t0_source})"
+    # t0_source names the option where the user gave t0 ("--start"): start_ns in the API
+    api_source = "start_ns" if t0_source == "--start" else t0_source
+
+    def late(source):
+        return (f"the replay starts after the trace's last sample (t0 = {t0} ns ({source}), "
+                f"last sample at {t_last} ns): no snapshot")
+
+    def short(source, aggr):
+        return (f"the trace spans {(t_last - t0) / 1e6:.6g} ms from t0 = {t0} ns ({source}) "
+                f"to its last sample, shorter than one aggregation interval "
+                f"({config.aggr_us / 1000:g} ms, {aggr}): no snapshot")
     if t_last < t0:
-        raise InputError(f"the replay starts after the trace's last sample ({where}, last "
-                         f"sample at {t_last} ns): no snapshot")
-    raise InputError(
-        f"the trace spans {(t_last - t0) / 1e6:.6g} ms from {where} to its last sample, "
-        f"shorter than one aggregation interval ({config.aggr_us / 1000:g} ms, "
-        f"aggr_us={config.aggr_us} (--aggr-us)): no snapshot")
+        raise InputError(late(api_source), cli_message=late(t0_source))
+    raise InputError(short(api_source, f"aggr_us={config.aggr_us}"),
+                     cli_message=short(t0_source, f"--aggr-us {config.aggr_us}"))
 
 
 def every_stride(batches, stride: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

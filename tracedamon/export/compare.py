@@ -439,15 +439,16 @@ def compare(
     t0 = max(ha.t_start, hb.t_start + applied)
     t1 = min(ha.t_end, hb.t_end + applied)
     if t1 <= t0:
-        hint = ("give --offset or --align auto" if align != "auto" else
-                "--align auto found no lag that lines them up (their heat series do not "
-                "correlate); give --offset" if lag.get("lag_ns") is None else
-                "even with the lag --align auto estimated; give --offset")
-        raise InputError(
-            f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
-            f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) share no "
-            f"time; {hint}"
-        )
+        def msg(offset, auto):
+            hint = (f"give {offset} or {auto}" if align != "auto" else
+                    f"{auto} found no lag that lines them up (their heat series do not "
+                    f"correlate); give {offset}" if lag.get("lag_ns") is None else
+                    f"even with the lag {auto} estimated; give {offset}")
+            return (f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
+                    f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) "
+                    f"share no time; {hint}")
+        raise InputError(msg("offset_ns", "align='auto'"),
+                         cli_message=msg("--offset", "--align auto"))
     if align == "auto" and applied != int(offset_ns) and any(ka != kb for ka, kb in pairs):
         notes.append(f"--align auto shifted {hb.name} by {(applied - int(offset_ns)) / 1e9:.3f}"
                      f" s (r = {lag['correlation']:.3f}) to line up different targets: check "

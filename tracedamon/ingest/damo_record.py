@@ -360,12 +360,15 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
                 misaligned_at = si
             if why is not None:
                 if not skip_bad:
-                    raise TraceFormatError(
-                        path, f"record {ri} (target_id {tid}) snapshot {si} at "
-                        f"{t_end / 1e9:.6f} s is inconsistent: {why}. damo cuts snapshots by "
-                        "counting lines, so a duplicated or lost trace event shifts regions "
-                        "between snapshots; ingest the perf.data or trace text of this "
-                        "recording instead, or use --skip-bad to drop such snapshots")
+                    def problem(skip):
+                        return (f"record {ri} (target_id {tid}) snapshot {si} at "
+                                f"{t_end / 1e9:.6f} s is inconsistent: {why}. damo cuts "
+                                "snapshots by counting lines, so a duplicated or lost trace "
+                                "event shifts regions between snapshots; ingest the perf.data "
+                                "or trace text of this recording instead, or use "
+                                f"{skip} to drop such snapshots")
+                    raise TraceFormatError(path, problem("skip_bad=True"),
+                                           cli_problem=problem("--skip-bad"))
                 bad_snapshots += 1
                 keep[first[k]:first[k + 1]] = False
         if not keep.any():

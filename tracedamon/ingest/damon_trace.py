@@ -274,9 +274,11 @@ class TextTrace:
                     # everything before the cut has been parsed; a snapshot it cut short
                     # is dropped as a partial one at the end of the recording
                     if not self.skip_bad:
-                        raise TraceFormatError(self.path, f"{e} after {base} lines (use "
-                                               "--skip-bad to keep what is there)",
-                                               line=base + 1) from None
+                        raise TraceFormatError(
+                            self.path, f"{e} after {base} lines (use skip_bad=True to keep "
+                            "what is there)", line=base + 1,
+                            cli_problem=f"{e} after {base} lines (use --skip-bad to keep "
+                            "what is there)") from None
                     self.truncated = True
                     break
                 except OSError as e:

@@ -634,7 +634,7 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
     _, clock_name = clock_id(clock)
     duration_ns = parse_duration_ns(duration) if duration is not None else None
     if count is not None and count <= 0:
-        raise InputError("--count must be positive")
+        raise InputError("count must be positive", cli_message="--count must be positive")
     out = Path(out)
     from ..store.atomic import TRACE_DIR, check_output
     check_output(out, TRACE_DIR, force=force)       # before starting anything

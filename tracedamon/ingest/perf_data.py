@@ -506,10 +506,10 @@ class PerfData:
                                                             fsize):
                 self.meta["unfinished_recording"] = True
                 if self.strict:
-                    raise TraceFormatError(p, "data size 0 in the header: perf record did not "
-                                           "finish (killed, or still running); without "
-                                           "--strict the records it wrote are read",
-                                           offset=48)
+                    why = ("data size 0 in the header: perf record did not finish (killed, "
+                           "or still running); without {} the records it wrote are read")
+                    raise TraceFormatError(p, why.format("strict=True"), offset=48,
+                                           cli_problem=why.format("--strict"))
                 self._note_truncation(unfinished=True,
                                       features_lost=[FEATURE_NAMES.get(b, str(b)) for b in bits])
                 self.sources = [_Source(p, d_off, None, p.name)]

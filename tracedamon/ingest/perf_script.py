@@ -1074,7 +1074,8 @@ def _with_progress(lines: Iterable[str], raw, path: Path, enabled: bool) -> Iter
 def perf_binary() -> str:
     exe = shutil.which("perf")
     if exe is None:
-        raise InputError("the perf binary is not installed (needed by --via-perf)")
+        raise InputError("the perf binary is not installed (needed by via_perf=True)",
+                         cli_message="the perf binary is not installed (needed by --via-perf)")
     return exe
 
 
@@ -1197,9 +1198,11 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
             continue
         if proc.returncode != 0:
             if "data size field is 0" in err:
-                raise InputError(f"{path}: perf script reads nothing from a recording perf "
-                                 "record did not finish (data size 0 in the header); "
-                                 "ingest it without --via-perf to read the records it holds")
+                msg = (f"{path}: perf script reads nothing from a recording perf record did "
+                       "not finish (data size 0 in the header); ingest it without {} to read "
+                       "the records it holds")
+                raise InputError(msg.format("via_perf=True"),
+                                 cli_message=msg.format("--via-perf"))
             raise InputError(f"{path}: perf script failed: {_one_line(err)}")
         break                                  # no output at all: no samples
     else:

@@ -68,7 +68,8 @@ def build_report(src, *, diff=None, samples: bool = False, samples_from=None, da
     see ``compare.load_truth``) marked beside the address axis.
     """
     if max_samples < 1 or max_damos < 1:
-        raise ConfigError("--max-samples and --max-damos must be at least 1")
+        raise ConfigError("max_samples and max_damos must be at least 1",
+                          cli_message="--max-samples and --max-damos must be at least 1")
     blobs = BlobStore()
     notes: list[str] = []
     ha = L.open_source(src)

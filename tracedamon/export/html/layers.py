@@ -234,10 +234,9 @@ def find_samples_trace(src, hs, samples_from=None):
     for c in cands:
         if c.is_dir() and (c / "samples.parquet").exists():
             return open_trace(c)
-    raise InputError(
-        f"{src}: no samples table found (SRC is not a trace directory with samples and its "
-        "metadata names none that exists); give --samples-from DIR"
-    )
+    msg = (f"{src}: no samples table found (SRC is not a trace directory with samples and "
+           "its metadata names none that exists); give ")
+    raise InputError(msg + "samples_from=DIR", cli_message=msg + "--samples-from DIR")
 
 
 def samples_layer(tr, spaces: list[dict], phys: bool, blobs: T.BlobStore, *,
