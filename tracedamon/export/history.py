@@ -49,6 +49,7 @@ from ..errors import InputError, TraceFormatError
 from ..store.parquet import read_metadata, read_table
 from ..store.trace import Trace, open_trace
 from ..units import PAGE_SIZE
+from .history_frame import History
 from .history_rows import (  # noqa: F401  (BATCH_ROWS, HistoryWarning: part of this API)
     _ALL,
     _REQUIRED,
@@ -449,9 +450,7 @@ class HistorySource:
         return Batch(self, b.snap, offsets, start, end, nr, age, tns, filled)
 
     def to_history(self, *, fill_sparse: bool = True):
-        """The whole history in memory, as :class:`tracedamon.export.grid.History`."""
-        from .grid import History
-
+        """The whole history in memory, as :class:`tracedamon.export.history_frame.History`."""
         parts = list(self.iter_batches(fill_sparse=fill_sparse))
         sa = self._snap_arrays
         if parts:
@@ -532,8 +531,6 @@ def _check_batch(b: Batch, where: str, first_rows: np.ndarray) -> None:
 # ----------------------------------------------------------------------------------
 def _source_rows(src, batch_rows: int):
     """(row source, metadata, name, path) of any accepted source."""
-    from .grid import History
-
     if isinstance(src, HistorySource):
         raise TypeError("already a HistorySource")
     name = "frame"
@@ -589,8 +586,6 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
 
     ``sample_us``/``aggr_us`` override the intervals of the source's metadata.
     """
-    from .grid import History
-
     if isinstance(src, History) and isinstance(src.source, HistorySource):
         return src.source
     rows, meta, nm, path = _source_rows(src, batch_rows)
