@@ -13,11 +13,15 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InputError, TraceFormatError, shown_as
+from ..errors import InputError, TraceFormatError, TracedamonError, shown_as
 from ..store.atomic import TRACE_DIR, check_output
 from ..store.writer import TraceDirWriter, file_provenance
 from .detect import FORMATS, detect_format
 
+# A reader's module is imported when its format is read, not before: the readers load
+# different heavy modules (the DAMON trace reader pandas, 0.19 s of a 1.4 s perf.data
+# ingest; tests/test_arrays.py checks that a perf.data ingest loads neither pandas nor
+# pyarrow.compute).
 _READERS = {
     "perf-data": "tracedamon.ingest.perf_data",
     "perf-script": "tracedamon.ingest.perf_script",
@@ -28,11 +32,44 @@ _READERS = {
 
 
 def reader_for(fmt: str):
-    """The ``ingest_into`` function of the reader named ``fmt``."""
+    """The function that reads format ``fmt`` into a trace directory's writer:
+    ``read(path, writer, *, progress=False, **options)``."""
     if fmt not in _READERS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    mod = importlib.import_module(_READERS[fmt])
-    return mod.ingest_into
+    if fmt == "perf-data":
+        return _read_perf_data
+    return importlib.import_module(_READERS[fmt]).ingest_into
+
+
+def _read_perf_data(path, writer, *, via_perf: bool = False, progress: bool = False,
+                    **options):
+    """A perf.data, decoded by tracedamon's own reader, with the DAMON tracepoints it
+    holds handed to the DAMON reader; or (``via_perf``) by the installed ``perf
+    script``, with the event names of tracedamon's header reader."""
+    perf_data = importlib.import_module(_READERS["perf-data"])
+    if via_perf:
+        perf_script = importlib.import_module(_READERS["perf-script"])
+        return perf_script.ingest_via_perf(path, writer, progress=progress,
+                                           strict=bool(options.get("strict")),
+                                           event_names=_header_names(perf_data, path))
+    return perf_data.ingest_into(path, writer, progress=progress,
+                                 on_damon_events=_damon_regions, **options)
+
+
+def _header_names(perf_data, path) -> list[str] | None:
+    """The event names a perf.data's header gives (None when tracedamon's reader cannot
+    read the header: perf may still read the file)."""
+    try:
+        rd = perf_data.open_perf_data(path)
+    except TracedamonError:
+        return None
+    return [rd.event_name(i) for i in range(len(rd.attrs))]
+
+
+def _damon_regions(reader, writer) -> None:
+    """The ``regions`` (and DAMOS) tables of the ``damon:`` tracepoints of a perf.data."""
+    damon_trace = importlib.import_module(_READERS["damon"])
+    damon_trace.add_regions_from_perf_data(reader, writer)
 
 
 def default_output(path: str | os.PathLike) -> Path:

@@ -67,6 +67,8 @@ from ..errors import InputError, TraceFormatError, shown_as
 from ..schema import DAMOS_APPLY, INTERVALS_TUNE, REGIONS
 from ..schema import empty as _empty
 from ..units import parse_duration_ns
+from .gz import gunzip_to
+from .perf_data import open_perf_data, report_truncation
 
 AGGREGATED = "damon_aggregated"
 BEFORE_APPLY = "damos_before_apply"
@@ -963,8 +965,6 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
     if not path.is_file():
         raise InputError(f"{path}: not a file")
     if is_perf_data(path):
-        from .gz import gunzip_to
-        from .perf_data import open_perf_data, report_truncation
         with tempfile.TemporaryDirectory(prefix=".tracedamon-gz-") as tmp:
             src, cut, name = path, None, None
             if _is_gzip(path):       # the perf.data reader wants a seekable plain file

@@ -1167,11 +1167,14 @@ def script_command(path, events: list[dict], perf: str,
 
 
 def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
-                    strict: bool = False) -> None:
+                    strict: bool = False, event_names: list[str] | None = None) -> None:
     """Run ``perf script`` on a perf.data file and ingest its text (streamed).
 
     The fields come from ``perf evlist -v``; should perf still refuse a field ("Cannot
-    print 'X' field"), it is dropped and perf run again. A stream perf reads only up
+    print 'X' field"), it is dropped and perf run again. ``event_names``: the events'
+    names as tracedamon's own header reader gives them (``perf evlist`` shows default
+    names on a pipe stream that names its events later, in EVENT_UPDATE records), used
+    when there is one per event perf lists. A stream perf reads only up
     to a cut ("unexpected end of event stream") is marked truncated in ``meta.json``,
     with an :class:`~tracedamon.errors.InputWarning` (``strict=True``: refused).
     """
@@ -1180,7 +1183,9 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     events = perf_evlist(path, perf)
-    _names_from_header(path, events)
+    if event_names is not None and len(event_names) == len(events):
+        for e, nm in zip(events, event_names):
+            e["name"] = nm
     dropped: list[str] = []
     args, per_event = script_command(path, events, perf)
     for _attempt in range(8):
@@ -1262,22 +1267,6 @@ def _start(args: list[str]):
 def _one_line(text: str, limit: int = 300) -> str:
     """perf's stderr as one line (errors are one line), at most ``limit`` characters."""
     return " / ".join(ln.strip() for ln in text.strip().splitlines() if ln.strip())[:limit]
-
-
-def _names_from_header(path: Path, events: list[dict]) -> None:
-    """Event names as perf script prints them. ``perf evlist`` on a pipe stream shows
-    default names (``cycles:HG``) where the stream names its events later
-    (EVENT_UPDATE); tracedamon's own header reader knows the final names."""
-    from ..errors import TracedamonError
-    try:
-        from .perf_data import open_perf_data
-        rd = open_perf_data(path)
-        names = [rd.event_name(i) for i in range(len(rd.attrs))]
-    except (ImportError, TracedamonError):
-        return
-    if len(names) == len(events):
-        for e, nm in zip(events, names):
-            e["name"] = nm
 
 
 def _with_evlist(seen: pa.Table, events: list[dict]) -> pa.Table:
