@@ -26,6 +26,7 @@ FULL = [
     ["bench_reports.py", "--snapshots", "250"],
     ["bench_damos.py"],
     ["bench_report_html.py"],
+    ["bench_sweep.py"],
 ]
 QUICK = [
     ["bench_ingest.py", "--samples", "500000", "--skip-pipeline", "--repeat", "1"],
@@ -38,6 +39,7 @@ QUICK = [
     ["bench_reports.py", "--snapshots", "25", "--no-damo"],
     ["bench_damos.py", "--regions", "300", "--snapshots", "20", "--repeat", "1"],
     ["bench_report_html.py", "--quick", "--repeat", "1"],
+    ["bench_sweep.py", "--quick", "--repeat", "1"],
 ]
 
 

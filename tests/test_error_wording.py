@@ -20,6 +20,14 @@ from tracedamon.errors import ConfigError, InputError, TraceFormatError, shown_a
 PACKAGE = Path(tracedamon.__file__).parent
 ERRORS = {"TracedamonError", "InputError", "TraceFormatError", "OutputError", "ConfigError",
           "CaptureError"}
+# Known exceptions, by module, with the package whose engineer rewords them (and then
+# deletes the line): the sweep arrived with command-line wording in its messages.
+NOT_YET = {
+    "sweep/__init__.py": "pipeline",
+    "sweep/batch.py": "pipeline",
+    "sweep/grid.py": "pipeline",
+    "sweep/runner.py": "pipeline",
+}
 
 
 def cli_options() -> set[str]:
@@ -80,7 +88,10 @@ def offending_calls():
 
 
 def test_no_error_below_the_cli_names_an_option_without_a_cli_wording():
-    assert offending_calls() == []
+    found = offending_calls()
+    assert [f for f in found if f.split(":")[0] not in NOT_YET] == []
+    # each known exception is still one (a module reworded leaves the list)
+    assert sorted(NOT_YET) == sorted({f.split(":")[0] for f in found})
 
 
 def test_the_check_sees_an_option_in_an_error():

@@ -11,6 +11,7 @@ Public API (each name is imported lazily, so ``import tracedamon`` stays cheap):
 - :func:`replay` — run the DAMON monitor over a trace's samples
 - :func:`compare` — metrics between two region histories
 - :func:`damos` — DAMOS schemes applied to a region history
+- :func:`sweep` — replay and score a grid of configurations over many traces
 
 Functions that write take ``force=``: an existing output is replaced only with
 ``force=True`` and only when it is tracedamon's own (:mod:`tracedamon.atomic`).
@@ -23,6 +24,7 @@ _LAZY = {
     "replay": ("tracedamon.engine.replay", "replay"),
     "compare": ("tracedamon.export.compare", "compare"),
     "damos": ("tracedamon.damos_run", "damos"),
+    "sweep": ("tracedamon.sweep", "sweep"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -24,7 +24,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_COMMANDS = ("ingest", "info", "replay", "snapshot", "compare", "report", "export", "damos")
+_COMMANDS = ("ingest", "info", "replay", "snapshot", "compare", "report", "export", "damos",
+             "sweep")
 
 
 def _register_all() -> None:

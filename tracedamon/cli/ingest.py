@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
         inputs: List[Path] = typer.Argument(..., help="input files (several inputs of one run "
                                             "go into one directory: a perf.data, a DAMON "
                                             "trace, pagemap snapshots as raw files, "
-                                            "directories or tracedamon snapshot output)"),
+                                            "directories or tracedamon snapshot output; "
+                                            "see --parallel)"),
         out: Optional[Path] = typer.Option(None, "-o", "--output",
                                            help="trace directory (default: INPUT.td)"),
         format: str = typer.Option("auto", "--format",
@@ -47,7 +48,20 @@ def register(app: typer.Typer) -> None:
             help="perf script text: the -F field list it was made with, e.g. "
                  "comm,pid,tid,time,event,addr,data_src,weight,ip (default: inferred "
                  "from each line)"),
+        parallel: bool = typer.Option(
+            False, "--parallel",
+            help="several recordings: one trace directory each (OUT/NAME.td, or INPUT.td "
+                 "beside it), ingested in parallel on Dask like a sweep"),
+        workers: Optional[int] = typer.Option(None, "--workers",
+                                              help="--parallel: local worker processes"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                                help="--parallel: Dask scheduler address"),
     ) -> None:
+        if parallel:
+            from ..sweep.batch import ingest_cli
+            return ingest_cli(inputs, out, workers=workers, scheduler=scheduler, force=force,
+                              format=format, via_perf=via_perf, skip_bad=skip_bad,
+                              fields=script_fields, all_columns=all_columns)
         # hash the inputs for the provenance on the other core while the heavy modules
         # load (tracedamon.hashing); ingest() collects the digests
         from ..store.hashing import prehash

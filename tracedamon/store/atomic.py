@@ -364,10 +364,13 @@ DAMON_TRACE_TEXT = Kind("DAMON trace text", "DAMON trace text", False,
                         _marked_text("DAMON trace text"))
 PNG_PLOT = Kind("PNG plot", "a PNG plot", False, _png)
 HTML_REPORT = Kind("HTML report", "an HTML report", False, _html)
+SWEEP_TABLE = Kind("sweep table", "a sweep table", False,
+                   _parquet_kind(lambda m, _: m.get("table") == "sweep"))
 
 KINDS = {k.name: k for k in (TRACE_DIR, REGION_HISTORY, COMPARE_CELLS, HEATMAP_CELLS,
                              ATTRIBUTION, COMPARE_METRICS, DAMO_RECORD, TRUTH_CSV,
-                             DAMON_TRACE_TEXT, PNG_PLOT, HTML_REPORT)}
+                             DAMON_TRACE_TEXT, PNG_PLOT, HTML_REPORT,
+                             SWEEP_TABLE)}
 
 
 # ----------------------------------------------------------------------------------

@@ -1,0 +1,179 @@
+"""Sweeps on Dask distributed: an embedded LocalCluster, and a real external cluster
+(`dask scheduler` + two `dask worker` processes on 127.0.0.1, random free ports)
+give the table the serial run gives; a worker killed mid-sweep loses nothing.
+
+"The same table" means every column but those that describe the run itself
+(``worker``, ``replay_s``, ``score_s``: RUN_COLUMNS).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import tracedamon
+from tracedamon.cli import main
+from tracedamon.sweep.task import RUN_COLUMNS
+
+from conftest import SAMPLES
+
+distributed = pytest.importorskip("distributed")
+
+DASK = Path(sys.executable).with_name("dask")
+GRID = ["sample-us=5000,10000", "min-nr-regions=10,20", "access=perf,abit"]
+FIXED = {"start": "auto"}
+LIFETIME_S = 600          # every process started here ends by itself after this
+
+
+@pytest.fixture(scope="module")
+def hotcold(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dask")
+    td = d / "hotcold.td"
+    tracedamon.ingest(SAMPLES / "hotcold.perf.data", td)
+    ref = d / "ref.parquet"
+    assert main(["replay", str(td), "--start", "auto", "--sample-us", "1000", "-o", str(ref),
+                 "-q"]) == 0
+    return td, ref
+
+
+@pytest.fixture(scope="module")
+def serial(hotcold):
+    td, ref = hotcold
+    return tracedamon.sweep([td], GRID, fixed=FIXED, reference=ref, workers=1)
+
+
+def _same_table(a, b):
+    cols = [c for c in a.columns if c not in RUN_COLUMNS]
+    assert list(b.columns) == list(a.columns)
+    assert a[cols].equals(b[cols])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _until(cond, what: str, tries: int = 600, pause: float = 0.1):
+    """Poll ``cond`` a bounded number of times; fail naming ``what`` if it never holds."""
+    for _ in range(tries):
+        if cond():
+            return
+        time.sleep(pause)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+def _start(args, log: Path) -> subprocess.Popen:
+    # own process group: stopped as a whole; `timeout` bounds its life should the
+    # test process itself die without cleaning up
+    return subprocess.Popen(["timeout", "-s", "KILL", str(LIFETIME_S), str(DASK), *args],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    p.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A real external Dask cluster: a scheduler and two single-threaded workers (no
+    nanny: a killed worker stays dead), all on 127.0.0.1."""
+    if not DASK.exists():
+        pytest.skip(f"the dask command is not installed beside {sys.executable}")
+    logs = tmp_path_factory.mktemp("dask-logs")
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    procs = [_start(["scheduler", "--host", "127.0.0.1", "--port", str(port),
+                     "--no-dashboard", "--idle-timeout", str(LIFETIME_S)],
+                    logs / "scheduler.log")]
+    try:
+        def listening():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        _until(listening, "the scheduler's port")
+        for i in range(2):
+            procs.append(_start(["worker", addr, "--host", "127.0.0.1", "--nthreads", "1",
+                                 "--no-nanny", "--no-dashboard", "--death-timeout", "60",
+                                 "--name", f"w{i}"], logs / f"worker{i}.log"))
+        with distributed.Client(addr, timeout="60s") as c:
+            c.wait_for_workers(2, timeout=120)
+            pids = c.run(os.getpid)            # worker address -> its process id
+        yield {"address": addr, "pids": pids, "procs": procs}
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+
+
+def test_local_cluster_gives_the_serial_table(hotcold, serial, tmp_path):
+    td, ref = hotcold
+    out = tmp_path / "local.parquet"
+    assert main(["sweep", str(td), *sum((["--grid", g] for g in GRID), []), "--start", "auto",
+                 "--reference", str(ref), "--workers", "2", "-o", str(out), "-q"]) == 0
+    local = pq.read_table(out).to_pandas()
+    _same_table(serial, local)
+    meta = json.loads(pq.read_metadata(out).metadata[b"tracedamon"])
+    assert meta["ran"] == "local cluster of 2 workers"
+    assert local.worker.nunique() == 2   # both worker processes ran tasks
+
+
+def test_external_cluster_gives_the_serial_table(hotcold, serial, cluster, tmp_path):
+    td, ref = hotcold
+    out = tmp_path / "ext.parquet"
+    assert main(["sweep", str(td), *sum((["--grid", g] for g in GRID), []), "--start", "auto",
+                 "--reference", str(ref), "--scheduler", cluster["address"], "-o", str(out),
+                 "-q"]) == 0
+    ext = pq.read_table(out).to_pandas()
+    _same_table(serial, ext)
+    pids = {str(p) for p in cluster["pids"].values()}
+    assert {w.rsplit(":", 1)[1] for w in ext.worker} <= pids
+
+
+def test_worker_killed_mid_sweep_loses_nothing(hotcold, serial, cluster, tmp_path):
+    """Kill one of the two workers (SIGKILL, no nanny to restart it) as soon as the first
+    of the 8 rows arrives: Dask re-runs its tasks on the other worker; the table is
+    complete and the serial one."""
+    td, ref = hotcold
+    _, victim_pid = sorted(cluster["pids"].items())[0]
+    killed = {}
+
+    def progress(done, total, row):
+        if not killed:
+            os.kill(victim_pid, signal.SIGKILL)
+            killed["at"] = done
+
+    got = tracedamon.sweep([td], GRID, fixed=FIXED, reference=ref,
+                           scheduler=cluster["address"], progress=progress,
+                           output=tmp_path / "k.parquet")
+    assert killed["at"] == 1
+    worker_procs = [p for p in cluster["procs"][1:]]
+    assert sum(p.poll() is not None for p in worker_procs) == 1   # one worker is gone
+    _same_table(serial, got)
+    assert len(got) == 8 and got.error.isna().all()
+    by_victim = int(got.worker.str.endswith(f":{victim_pid}").sum())
+    # the killed worker finished only what it had sent before it died; the rest (at
+    # least the 7 tasks left at the kill, less what it still sent) ran on the other one
+    assert by_victim <= 2 and len(got) - by_victim >= 6
+
+
+def test_external_workers_let_go_of_the_sources(hotcold, cluster):
+    """An external cluster's workers outlive a sweep: they keep no source after it."""
+    td, _ = hotcold
+    tracedamon.sweep([td], ["sample-us=5000,10000"], fixed=FIXED,
+                     scheduler=cluster["address"])
+    with distributed.Client(cluster["address"], timeout="30s") as c:
+        held = c.run(lambda: len(__import__("tracedamon.sweep.task").sweep.task.CACHE))
+    assert held and all(n == 0 for n in held.values())

@@ -1,0 +1,175 @@
+"""`tracedamon sweep`: replay a grid of DAMON configurations over traces, on Dask."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+HELP = (
+    "Which DAMON settings would have served best? Replay every trace directory SRC with "
+    "every configuration of the grid (the cross product of the --grid lists, x --seeds "
+    "where the result depends on the seed), score each run against --reference (a region "
+    "history: the real DAMON trace of the run, or a replay taken as reference; '{src}' "
+    "stands for each source's path) or --truth (ground-truth ranges) and by what the "
+    "monitoring costs (regions per snapshot, access checks per second), and write one "
+    "tidy Parquet table: one row per (source, configuration, seed).\n\n"
+    "--grid KEY=V1,V2,...: any replay option by its command-line name (sample-us, aggr-us, "
+    "update-us, min-nr-regions, max-nr-regions, min-region, max-region, "
+    "min-nr-regions-mode, access, ops, event, pid, range, start, seed, fix, rng-streams, "
+    "goal-*); join several values of one option with '+' (event=a+b: both OR'ed). "
+    "Options held fixed pass through as in `replay` (--ops, --pid, --range, --access, "
+    "--event, --start, --pagemap), or as a one-value --grid.\n\n"
+    "Tasks run on Dask distributed: a local cluster of --workers processes (default: the "
+    "CPUs; --workers 1 runs in this process), or an existing cluster with --scheduler "
+    "tcp://HOST:PORT whose workers see the same paths. Each worker reads a source's "
+    "samples once for all the configurations it runs. Finished rows go to "
+    "OUTPUT.partial.jsonl as they arrive; an interrupted sweep continues with --resume. "
+    "A configuration the kernel would reject gets its message in the error column.\n\n"
+    "Example:\n\n"
+    "  tracedamon sweep run.td --start auto --grid sample-us=5000,10000,20000 "
+    "--grid min-nr-regions=10,50 --grid access=perf,abit --reference run.td/regions.parquet "
+    "-o sweep.parquet --png pareto.png"
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sweep", help=HELP)
+    def sweep_cmd(
+        sources: List[str] = typer.Argument(..., help="trace directories (globs expand)"),
+        grid: List[str] = typer.Option([], "--grid", help="KEY=V1,V2,... (repeatable)"),
+        seeds: int = typer.Option(1, "--seeds", help="seeds per seed-dependent configuration"),
+        reference: Optional[str] = typer.Option(None, "--reference",
+                                                help="region history to compare each run "
+                                                     "with ('{src}' = the source's path)"),
+        truth: Optional[Path] = typer.Option(None, "--truth",
+                                             help="ground truth: CSV/JSON of start,end,label"),
+        scheme: Optional[Path] = typer.Option(None, "--scheme",
+                                              help="DAMOS scheme (not available yet)"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                                help="Dask scheduler address, "
+                                                     "tcp://HOST:PORT"),
+        workers: Optional[int] = typer.Option(None, "--workers",
+                                              help="local worker processes (default: the "
+                                                   "CPUs; 1 = in this process)"),
+        out: Path = typer.Option(Path("sweep.parquet"), "-o", "--output",
+                                 help="the sweep table (Parquet)"),
+        png: Optional[Path] = typer.Option(None, "--png",
+                                           help="draw the Pareto front of accuracy vs access "
+                                                "checks per second"),
+        accuracy: Optional[str] = typer.Option(None, "--accuracy",
+                                               help="the accuracy column of the Pareto front "
+                                                    "(default: ref_hot_0_5_f1, else "
+                                                    "truth_hot_0_5_f1)"),
+        keep_histories: Optional[Path] = typer.Option(None, "--keep-histories",
+                                                      help="keep every run's region history "
+                                                           "in this directory"),
+        resume: bool = typer.Option(False, "--resume",
+                                    help="skip the tasks already finished (side file, output)"),
+        force: bool = typer.Option(False, "--force", help="replace an earlier sweep's output"),
+        ops: Optional[str] = typer.Option(None, "--ops", help="fixed: vaddr, fvaddr or paddr"),
+        pid: List[int] = typer.Option([], "--pid", help="fixed target pid (repeatable)"),
+        range_: List[str] = typer.Option([], "--range", help="fixed START-END (repeatable)"),
+        access: Optional[str] = typer.Option(None, "--access", help="fixed access check"),
+        event: List[str] = typer.Option([], "--event", help="fixed event (repeatable)"),
+        start: Optional[str] = typer.Option(None, "--start", help="fixed t0: ns or auto"),
+        pagemap: Optional[Path] = typer.Option(None, "--pagemap",
+                                               help="trace directory with pagemap snapshots"),
+        quiet: bool = typer.Option(False, "-q", "--quiet", help="no summary"),
+    ) -> None:
+        from ..sweep import sweep
+        from ..sweep.runner import have_dask
+
+        fixed = {"ops": ops, "pid": pid, "range": range_, "access": access, "event": event,
+                 "start": start, "pagemap": pagemap}
+        kw = dict(seeds=seeds, fixed=fixed, reference=reference, truth=truth, scheme=scheme,
+                  scheduler=scheduler, workers=workers, output=out, resume=resume,
+                  force=force, keep_histories=keep_histories)
+        if (workers is None or workers > 1) and scheduler is None and not have_dask():
+            typer.echo("tracedamon: Dask distributed is not installed: running in this "
+                       "process (pip install 'tracedamon[dask]')", err=True)
+        if png is not None:
+            from ..store.atomic import PNG_PLOT, check_output
+            check_output(png, PNG_PLOT, force=force or resume, inputs=[out])
+        side = Path(str(out) + ".partial.jsonl")
+        try:
+            if sys.stderr.isatty() and not quiet:
+                from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
+                                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+                cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+                with Progress(*cols, transient=True) as bar:
+                    task = bar.add_task("sweep: starting", total=None)
+
+                    def progress(done, total, row):
+                        bar.update(task, completed=done, total=total, description="sweep")
+                    df = sweep(sources, grid, progress=progress, **kw)
+            else:
+                df = sweep(sources, grid, **kw)
+        except KeyboardInterrupt:
+            if side.exists():
+                typer.echo(f"tracedamon: interrupted; finished rows are kept in {side}: "
+                           "run the same command with --resume to continue", err=True)
+            raise
+        if not quiet:
+            print_summary(df, accuracy)
+            typer.echo(f"wrote {out}")
+        if png is not None:
+            from ..sweep.summary import (default_accuracy, draw_pareto, pareto,
+                                         per_configuration)
+            from ..errors import ConfigError
+            meta = df.attrs["tracedamon_sweep"]
+            gc = meta["grid_columns"]
+            per = per_configuration(df, gc)
+            acc = accuracy or default_accuracy(per.columns)
+            if acc is None or acc not in per:
+                raise ConfigError("--png: no accuracy column to draw (give --reference or "
+                                  "--truth, or name one with --accuracy)")
+            draw_pareto(per, pareto(per, acc), acc, png, gc,
+                        title=f"{len(meta['sources'])} source(s), {len(per)} configurations",
+                        force=force or resume)
+            if not quiet:
+                typer.echo(f"wrote {png}")
+
+
+def print_summary(df, accuracy: Optional[str] = None) -> None:
+    """The best configuration per metric and the Pareto front, as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..sweep.summary import best, default_accuracy, describe, pareto, per_configuration
+
+    meta = df.attrs["tracedamon_sweep"]
+    gc = meta["grid_columns"]
+    con = Console()
+    n_err = int(df["error"].notna().sum())
+    con.print(f"sweep: {len(meta['sources'])} source(s) x {df['config_id'].nunique()} "
+              f"configurations = {len(df)} rows ({meta['ran']}"
+              + (f"; {meta['reused_rows']} rows from an earlier run" if meta["reused_rows"]
+                 else "") + f"); {n_err} refused")
+    for msg, n in df["error"].dropna().value_counts().head(3).items():
+        con.print(f"  refused x{n}: {msg}")
+    per = per_configuration(df, gc)
+    b = best(per, gc)
+    if len(b):
+        t = Table(title="best configuration per metric (mean over sources and seeds)")
+        for c in ("metric", "better", "value", "configuration"):
+            t.add_column(c, justify="right" if c == "value" else "left")
+        shown = b[b.metric.str.contains(r"f1$|spearman$|relative_error$|checks_per_s$")
+                  | ~b.metric.str.startswith(("ref_", "truth_"))]
+        for r in (shown if len(shown) else b).itertuples():
+            t.add_row(r.metric, r.better, f"{r.value:.4g}", r.configuration)
+        con.print(t)
+    acc = accuracy or default_accuracy(per.columns)
+    if acc is not None and acc in per:
+        front = pareto(per, acc)
+        t = Table(title=f"Pareto front: {acc} (higher) vs access checks per second (lower)")
+        t.add_column("checks/s", justify="right")
+        t.add_column(acc, justify="right")
+        t.add_column("regions", justify="right")
+        t.add_column("configuration")
+        for _, r in front.iterrows():
+            t.add_row(f"{r['checks_per_s']:.4g}", f"{r[acc]:.4g}", f"{r['regions_mean']:.1f}",
+                      describe(r, gc))
+        con.print(t)

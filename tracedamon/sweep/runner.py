@@ -1,0 +1,171 @@
+"""Running sweep tasks: in-process, or on Dask distributed.
+
+:func:`run_tasks` calls ``fn(task)`` for every task and hands each result to
+``on_result`` as soon as it is ready (in completion order).  Three ways, one code
+path for the task itself:
+
+* ``workers=1`` (or Dask not installed): in this process, in order;
+* otherwise an embedded ``distributed.LocalCluster`` of ``workers`` worker
+  processes with one thread each (numba releases nothing to share: processes run
+  the replays in parallel), closed when the run ends;
+* ``scheduler="tcp://HOST:PORT"``: an existing Dask cluster (``dask scheduler`` /
+  ``dask worker``, Kubernetes, SLURM through dask-jobqueue, ...) whose workers have
+  tracedamon installed and see the same paths.
+
+Tasks carry a ``group`` (their source): the tasks of the first group get the
+highest Dask priority, so workers finish one source before starting the next and
+each reads a source about once.  A worker that dies mid-run loses its tasks to the
+scheduler, which runs them again on the other workers (Dask's own recovery); a task
+that raises anything but a user error stops the run (after cancelling the rest).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from contextlib import contextmanager
+from typing import Callable, Iterable
+
+
+def have_dask() -> bool:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_workers() -> int:
+    """Worker processes for a local cluster: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def _quiet_dask():
+    """Dask logs a warning per lost worker and per cancelled future; the sweep reports
+    what matters itself."""
+    names = ("distributed", "distributed.scheduler", "distributed.worker",
+             "distributed.nanny", "distributed.core", "distributed.client")
+    old = [(logging.getLogger(n), logging.getLogger(n).level) for n in names]
+    for lg, _ in old:
+        lg.setLevel(logging.CRITICAL + 10)
+    try:
+        yield
+    finally:
+        for lg, lvl in old:
+            lg.setLevel(lvl)
+
+
+def _local_cluster(LocalCluster, n: int):
+    """A LocalCluster of ``n`` single-threaded worker processes.
+
+    Without Dask's ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment: it makes
+    glibc hand every large numpy array back to the kernel when it is freed, so each
+    replay faults its arrays in anew (3.5x the page faults of a 2 M-sample replay, about
+    15 % more CPU per replay); a replay's memory is bounded without it."""
+    import dask
+
+    env = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ",
+                                            {}).items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                            dashboard_address=":0", silence_logs=logging.CRITICAL + 10)
+
+
+def run_serial(fn: Callable, tasks: Iterable, on_result: Callable) -> None:
+    for t in tasks:
+        on_result(t, fn(t))
+
+
+def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str | None = None,
+             workers: int | None = None, groups: list | None = None,
+             on_start: Callable | None = None, cleanup: Callable | None = None) -> None:
+    """Run ``fn`` over ``tasks`` on Dask (see the module docstring); ``groups[i]`` is
+    task ``i``'s group (its priority: lower groups first); ``on_start(client)`` is
+    called once the cluster is up; ``cleanup()`` runs on every worker at the end (an
+    external cluster's workers outlive the run)."""
+    from distributed import Client, KilledWorker, LocalCluster, as_completed
+
+    from ..errors import InputError, TracedamonError
+
+    with _quiet_dask():
+        cluster = None
+        try:
+            if scheduler:
+                try:
+                    client = Client(scheduler, timeout="20s", set_as_default=False)
+                except (OSError, TimeoutError) as e:
+                    raise InputError(f"--scheduler {scheduler}: cannot reach a Dask "
+                                     f"scheduler there ({e})") from None
+            else:
+                cluster = _local_cluster(LocalCluster, workers or default_workers())
+                client = Client(cluster, set_as_default=False)
+            try:
+                if on_start is not None:
+                    on_start(client)
+                token = uuid.uuid4().hex[:12]
+                order = {}
+                if groups is not None:
+                    for g in groups:
+                        order.setdefault(g, len(order))
+                futures = {}
+                for i, t in enumerate(tasks):
+                    pr = -order[groups[i]] if groups is not None else 0
+                    f = client.submit(fn, t, key=f"tracedamon-sweep-{token}-{i}", pure=False,
+                                      priority=pr)
+                    futures[f] = t
+                try:
+                    for f in as_completed(list(futures), loop=client.loop):
+                        try:
+                            r = f.result()
+                        except KilledWorker:
+                            raise TracedamonError(
+                                f"{futures[f].get('source', 'a task')}: Dask gave up on a task "
+                                "after every worker that ran it died (out of memory?); "
+                                "finished rows are kept") from None
+                        on_result(futures[f], r)
+                except BaseException:
+                    client.cancel(list(futures))
+                    raise
+            finally:
+                if cleanup is not None and scheduler:
+                    try:
+                        client.run(cleanup)
+                    except Exception:
+                        pass                # a worker that is gone holds nothing
+                client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+
+def run_tasks(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str | None = None,
+              workers: int | None = None, groups: list | None = None,
+              on_start: Callable | None = None, in_process: bool | None = None,
+              cleanup: Callable | None = None) -> str:
+    """Run the tasks the way the options ask; returns how ("in-process", "local
+    cluster of N workers", "scheduler ADDR").  ``in_process`` (default: when
+    ``workers`` is 1) runs them here; False asks for a local cluster even of one
+    worker."""
+    from ..errors import ConfigError
+
+    if scheduler:
+        if not have_dask():
+            raise ConfigError("--scheduler needs Dask distributed: pip install "
+                              "'tracedamon[dask]'")
+        run_dask(fn, tasks, on_result, scheduler=scheduler, groups=groups, on_start=on_start,
+                 cleanup=cleanup)
+        return f"scheduler {scheduler}"
+    n = default_workers() if workers is None else workers
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"--workers must be a positive integer, not {workers!r}")
+    if in_process is None:
+        in_process = n == 1
+    if in_process or not have_dask() or not tasks:
+        run_serial(fn, tasks, on_result)
+        return "in-process"
+    run_dask(fn, tasks, on_result, workers=n, groups=groups, on_start=on_start)
+    return f"local cluster of {n} worker{'s' if n > 1 else ''}"
