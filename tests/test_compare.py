@@ -287,7 +287,7 @@ def test_missing_columns_and_overlapping_regions_are_format_errors(tmp_path):
 # ---------------------------------------------------------------- truth
 def _truth_csv(tmp_path, rows):
     p = tmp_path / "truth.csv"
-    p.write_text("start,end,label\n" + "".join(f"{s:#x},{e:#x},{l}\n" for s, e, l in rows))
+    p.write_text("start,end,label\n" + "".join(f"{s:#x},{e:#x},{lab}\n" for s, e, lab in rows))
     return p
 
 

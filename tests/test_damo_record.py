@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import pandas as pd
 import pytest

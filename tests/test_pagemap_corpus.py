@@ -160,7 +160,9 @@ def _sanity(run1):
 
 def _damo_json_regions(path):
     recs = json.loads(zlib.decompress(path.read_bytes()))
-    num = lambda x: int(str(x).replace(",", ""))
+    def num(x):
+        return int(str(x).replace(",", ""))
+
     rows = []
     for i, s in enumerate(recs[0]["snapshots"]):
         for r in s["regions"]:

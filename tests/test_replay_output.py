@@ -9,7 +9,6 @@ the row-group layout itself (whole snapshots only).
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLES

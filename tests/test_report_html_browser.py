@@ -321,7 +321,7 @@ def test_hover_shows_the_numbers_of_a_known_region(browser, tmp_path):
     tip = browser.driver.find_element(By.ID, "tip")
     WebDriverWait(browser.driver, 20).until(lambda d: tip.is_displayed() and "region" in tip.text)
     text = tip.text
-    assert f"snapshot 5 " in text
+    assert "snapshot 5 " in text
     assert f"{int(r['start']):#x}–{int(r['end']):#x}" in text
     assert f"nr_accesses {int(r['nr_accesses'])} of 20" in text
     assert f"age {int(r['age'])} aggregations" in text

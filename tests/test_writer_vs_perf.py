@@ -269,7 +269,7 @@ def draw_sample(draw, ev: Event, task, time, read_state) -> Sample:
     if stype & S.TRANSACTION:
         f["transaction"] = draw(st.integers(0, 0xFF)) | draw(st.integers(0, 2**32 - 1)) << 32
     if stype & S.PHYS_ADDR:
-        f["phys_addr"] = draw(st.integers(0, 2**52)) 
+        f["phys_addr"] = draw(st.integers(0, 2**52))
     if stype & S.CGROUP:
         f["cgroup"] = draw(st.integers(0, 2**40))
     if stype & S.DATA_PAGE_SIZE:

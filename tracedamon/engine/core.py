@@ -214,15 +214,15 @@ def perf_count(start, end, toff, nr, stamp, s_tgt, s_page, s_time, tbase, S, psi
 
 @njit(cache=True)
 def _has_key(k_tgt, k_page, lo, hi, t, p):
-    l = lo
+    a = lo
     h = hi
-    while l < h:
-        m = (l + h) >> 1
+    while a < h:
+        m = (a + h) >> 1
         if k_tgt[m] < t or (k_tgt[m] == t and k_page[m] < p):
-            l = m + 1
+            a = m + 1
         else:
             h = m
-    return l < hi and k_tgt[l] == t and k_page[l] == p
+    return a < hi and k_tgt[a] == t and k_page[a] == p
 
 
 @njit(cache=True)
