@@ -8,7 +8,7 @@ TD     := $(VENV)/bin/tracedamon
 STAMP  := $(VENV)/.installed
 DEMO   := out/demo
 
-.PHONY: setup demo test bench clean browser
+.PHONY: setup demo test lint bench clean browser
 
 setup: $(STAMP)
 
@@ -21,8 +21,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@bash sample_traces/demo.sh $(TD) $(DEMO)
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# the code's rules (pyproject.toml): pyflakes + pycodestyle, the import contracts (which
+# package may import which), and the size limits (tools/size_allowlist.txt)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tracedamon tests bench tools
+	$(VENV)/bin/lint-imports
+	$(PY) tools/check_sizes.py
 
 # the HTML report's tests drive real headless browsers: Debian's chromium with
 # chromium-driver, and firefox-esr; installed with apt-get where missing and possible (as

@@ -9,7 +9,7 @@ import pytest
 from tracedamon.engine.ops.paddr import default_range, mem_topology_ranges
 from tracedamon.engine.replay import replay
 from tracedamon.ingest import ingest
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 from conftest import CORPUS, need_corpus
 

@@ -21,8 +21,8 @@ import pytest
 
 from conftest import CORPUS, missing, requires
 from tracedamon.ingest.perf_data import ingest_into, open_perf_data
-from tracedamon.ingest.writer import TraceDirWriter
-from tracedamon.trace import open_trace
+from tracedamon.store.writer import TraceDirWriter
+from tracedamon.store.trace import open_trace
 
 PERF_DIR = CORPUS / "perf"
 UBENCH_DIR = CORPUS / "ubench-perf-mem"

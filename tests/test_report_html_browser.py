@@ -297,7 +297,7 @@ def test_hover_shows_the_numbers_of_a_known_region(browser, tmp_path):
     text = browser.wait_for("const tip = document.getElementById('tip');"
                             "return tip.getClientRects().length > 0 && tip.innerText.includes('region')"
                             " ? tip.innerText : ''")
-    assert f"snapshot 5 " in text
+    assert "snapshot 5 " in text
     assert f"{int(r['start']):#x}–{int(r['end']):#x}" in text
     assert f"nr_accesses {int(r['nr_accesses'])} of 20" in text
     assert f"age {int(r['age'])} aggregations" in text

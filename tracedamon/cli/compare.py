@@ -20,7 +20,7 @@ def render_metrics(m: dict) -> None:
     """A readable rich table of the main numbers."""
     from rich.console import Console
     from rich.table import Table
-    from ..export.grid import fmt_bytes
+    from ..units import format_bytes
 
     con = Console()
     if "heat" in m:
@@ -35,15 +35,15 @@ def render_metrics(m: dict) -> None:
             span = (c["time_ns"][1] - c["time_ns"][0]) / 1e9
             t.add_row(
                 "compared (exact overlay)",
-                f"{span:.3f} s × {fmt_bytes(c['common_bytes'])} in common; "
-                f"accessed by either: {fmt_bytes(c['active_byte_seconds'] / max(span, 1e-12))}"
+                f"{span:.3f} s × {format_bytes(c['common_bytes'])} in common; "
+                f"accessed by either: {format_bytes(c['active_byte_seconds'] / max(span, 1e-12))}"
                 " on average",
             )
         if "cells" in g:
             t.add_row(
                 "cells grid (pictures only)",
                 f"{g['time_bins']} × {g['address_bins']} cells "
-                f"({g['time_bin_ns'] / 1e6:.1f} ms × {fmt_bytes(g['address_bin_bytes'])})",
+                f"({g['time_bin_ns'] / 1e6:.1f} ms × {format_bytes(g['address_bin_bytes'])})",
             )
         al = m["alignment"]
         est = al["estimate"]
@@ -65,10 +65,10 @@ def render_metrics(m: dict) -> None:
             )
         w = m.get("wss") or {}
         if w:
-            t.add_row("WSS mean a / b", f"{fmt_bytes(w['mean_a'])} / {fmt_bytes(w['mean_b'])}")
+            t.add_row("WSS mean a / b", f"{format_bytes(w['mean_a'])} / {format_bytes(w['mean_b'])}")
             t.add_row(
                 "WSS MAE (relative)",
-                f"{fmt_bytes(w['mae_bytes'])} ({_fmt(w['relative_error'], True)})",
+                f"{format_bytes(w['mae_bytes'])} ({_fmt(w['relative_error'], True)})",
             )
         a = m.get("age") or {}
         t.add_row(
@@ -97,7 +97,7 @@ def render_metrics(m: dict) -> None:
                 t.add_row(
                     side,
                     lab,
-                    fmt_bytes(v["bytes"]),
+                    format_bytes(v["bytes"]),
                     _fmt(v["mean_nr_accesses"]),
                     _fmt(v["mean_rate"]),
                     _fmt(v["accessed_fraction"], True),
@@ -222,7 +222,7 @@ def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) 
 def _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin, time_bin,
          acc_thres, all_addresses, quiet, force) -> None:
     from ..errors import ConfigError
-    from ..atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
+    from ..store.atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
                           write_text_atomic)
     from ..export.compare import compare, metrics_json, score_truth
 

@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
             goal_max_sample_us=goal_max_sample_us, rng_streams=rng_streams,
             **{fixes[f]: True for f in fix})
         dest = out if out is not None else trace_dir / DEFAULT_OUTPUT
-        from ..atomic import DAMON_TRACE_TEXT, REGION_HISTORY, check_output
+        from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, check_output
         check_output(dest, REGION_HISTORY, force=force, inputs=[trace_dir, pagemap])
         if trace_text is not None:
             check_output(trace_text, DAMON_TRACE_TEXT, force=force,

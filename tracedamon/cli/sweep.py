@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("tracedamon: Dask distributed is not installed: running in this "
                        "process (pip install 'tracedamon[dask]')", err=True)
         if png is not None:
-            from ..atomic import PNG_PLOT, check_output
+            from ..store.atomic import PNG_PLOT, check_output
             check_output(png, PNG_PLOT, force=force or resume, inputs=[out])
         side = Path(str(out) + ".partial.jsonl")
         try:

@@ -18,8 +18,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..units import PAGE_SIZE
 
-PAGE_SIZE = 4096
 MODES = ("legacy", "apply")
 
 

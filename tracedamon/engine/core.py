@@ -214,15 +214,15 @@ def perf_count(start, end, toff, nr, stamp, s_tgt, s_page, s_time, tbase, S, psi
 
 @njit(cache=True)
 def _has_key(k_tgt, k_page, lo, hi, t, p):
-    l = lo
+    a = lo
     h = hi
-    while l < h:
-        m = (l + h) >> 1
+    while a < h:
+        m = (a + h) >> 1
         if k_tgt[m] < t or (k_tgt[m] == t and k_page[m] < p):
-            l = m + 1
+            a = m + 1
         else:
             h = m
-    return l < hi and k_tgt[l] == t and k_page[l] == p
+    return a < hi and k_tgt[a] == t and k_page[a] == p
 
 
 @njit(cache=True)
@@ -246,8 +246,8 @@ def abit_check(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, physical
             kt = 0 if physical else t
             for r in range(toff[t], toff[t + 1]):
                 sa = start[r] + _draw(st, end[r] - start[r], fix_rand32, inj, injpos)
-                page = sa & -4096
-                if ((physical and not fix_pa_cache) or same) and (cache[0] & -4096) == page:
+                page = sa & -PAGE_SIZE
+                if ((physical and not fix_pa_cache) or same) and (cache[0] & -PAGE_SIZE) == page:
                     acc = cache[1] != 0
                 else:
                     acc = _has_key(k_tgt, k_page, lo, hi, kt, page)
@@ -640,12 +640,15 @@ class Monitor:
         sz = self.maxsz
         n = sum((align_up(e, sz) - align_down(s, sz)) // sz for s, e in ranges)
         if n > self.max_fixed_regions:
-            raise ConfigError(
-                f"fixed granularity over {n:,} regions: the engine for --access abit and "
-                "intervals auto-tuning lists every region (abit draws an address per region "
-                f"per sample interval), and that is more than it handles "
-                f"({self.max_fixed_regions:,} regions); use --access perf without auto-tuning "
-                "(its sparse engine handles any size) or larger --min-region/--max-region")
+            def msg(abit, perf, sizes):
+                return (f"fixed granularity over {n:,} regions: the engine for {abit} and "
+                        "intervals auto-tuning lists every region (abit draws an address per "
+                        "region per sample interval), and that is more than it handles "
+                        f"({self.max_fixed_regions:,} regions); use {perf} without "
+                        f"auto-tuning (its sparse engine handles any size) or larger {sizes}")
+            raise ConfigError(msg("access='abit'", "access='perf'", "min_region/max_region"),
+                              cli_message=msg("--access abit", "--access perf",
+                                              "--min-region/--max-region"))
 
     def ops_init(self, time_ns: int) -> None:
         per_target = []

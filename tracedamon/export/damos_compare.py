@@ -63,6 +63,10 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import ConfigError, InputError
+from ..store.atomic import COMPARE_METRICS, marked, write_text_atomic
+from ..store.parquet import read_schema, read_table
+from ..store.trace import open_trace
+from .metrics_json import metrics_json
 
 __all__ = ["compare_damos", "DamosCompareResult", "read_applications", "is_damos_source",
            "applications_of", "pair_applications", "render_damos_metrics"]
@@ -86,10 +90,9 @@ class Side:
 def _is_damos_table_file(p: Path) -> bool:
     if p.suffix != ".parquet" or not p.is_file():
         return False
-    import pyarrow.parquet as pq
     try:
-        names = pq.read_schema(p).names
-    except Exception:
+        names = read_schema(p).names
+    except (OSError, pa.ArrowInvalid):
         return False
     return all(c in names for c in _NEED) and "snapshot" not in names
 
@@ -143,7 +146,6 @@ def read_applications(src, name: str | None = None) -> Side:
     elif isinstance(src, pd.DataFrame):
         t, label = pa.Table.from_pandas(src, preserve_index=False), name or "DataFrame"
     elif isinstance(src, (str, os.PathLike)):
-        from ..trace import open_trace
         p = Path(src)
         if not p.exists():
             raise InputError(f"{p}: no such file or directory")
@@ -158,9 +160,8 @@ def read_applications(src, name: str | None = None) -> Side:
         else:
             if p.suffix != ".parquet":
                 raise InputError(f"{p}: not a trace directory or a damos_apply .parquet")
-            import pyarrow.parquet as pq
             try:
-                t = pq.read_table(p)
+                t = read_table(p)
             except (OSError, pa.ArrowInvalid) as e:
                 raise InputError(f"{p}: not a readable Parquet file ({e})") from None
             mp = p.parent / "meta.json"
@@ -337,8 +338,6 @@ class DamosCompareResult:
     def to_json(self, path: str | os.PathLike | None = None, *, force: bool = False) -> str:
         """The metrics as strict JSON text; with ``path``, also written there (with
         tracedamon's marker; ``force=True`` replaces only metrics tracedamon wrote)."""
-        from ..atomic import COMPARE_METRICS, marked, write_text_atomic
-        from .compare import metrics_json
         if path is None:
             return metrics_json(self.metrics)
         text = metrics_json(marked(COMPARE_METRICS, self.metrics))

@@ -69,10 +69,9 @@ def expand_sources(sources) -> list[Path]:
 def check_source(p: Path) -> str:
     """Refuse a source a replay could not read, naming it; return its samples
     file's sha256 (the provenance of every row of the source)."""
-    import pyarrow.parquet as pq
-
-    from ..hashing import sha256_file
-    from ..trace import open_trace
+    from ..store.hashing import sha256_file
+    from ..store.parquet import read_schema
+    from ..store.trace import open_trace
 
     if not p.is_dir():
         raise InputError(f"{p}: not a trace directory" if p.exists() else
@@ -82,7 +81,7 @@ def check_source(p: Path) -> str:
         raise InputError(f"{p}: has no samples table (ingest a perf.data first)")
     f = tr.file("samples")
     try:
-        names = pq.ParquetFile(f).schema_arrow.names
+        names = read_schema(f).names
     except Exception as e:  # pyarrow's errors on a damaged file
         raise InputError(f"{f}: not a readable Parquet file ({e})") from None
     for c in ("time_ns", "event"):
@@ -116,7 +115,7 @@ def _reference_path(reference, src: Path) -> str | None:
     if not p.exists():
         raise InputError(f"--reference {p}: no such region history or trace directory")
     if p.is_dir():
-        from ..trace import open_trace
+        from ..store.trace import open_trace
         if not open_trace(p).has("regions"):
             raise InputError(f"--reference {p}: holds no regions table (replay it, or "
                              "ingest a DAMON trace)")
@@ -125,8 +124,8 @@ def _reference_path(reference, src: Path) -> str | None:
 
 def _content_sha(path: str) -> str:
     """sha256 of a region history file, or of a trace directory's regions table."""
-    from ..hashing import sha256_file
-    from ..trace import open_trace
+    from ..store.hashing import sha256_file
+    from ..store.trace import open_trace
 
     p = Path(path)
     return sha256_file(p if p.is_file() else open_trace(p).file("regions"))[1]
@@ -151,9 +150,9 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def _output_rows(path: Path) -> list[dict]:
-    import pyarrow.parquet as pq
+    from ..store.parquet import read_table
     try:
-        t = pq.read_table(path)
+        t = read_table(path)
     except Exception:
         return []
     if "run_key" not in t.column_names:
@@ -270,7 +269,7 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     if out is not None:
         # refused before any work: anything but a sweep table tracedamon wrote, and an
         # existing one unless it is extended (resume) or replaced (force)
-        from ..atomic import SWEEP_TABLE, check_output
+        from ..store.atomic import SWEEP_TABLE, check_output
         check_output(out, SWEEP_TABLE, force=force or resume,
                      inputs=[x for x in (reference, truth) if isinstance(x, (str, os.PathLike))])
     if side is not None and side.exists() and not (force or resume):
@@ -282,7 +281,7 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     shas = [check_source(p) for p in srcs]
     refs = [_reference_path(reference, p) for p in srcs]
     from ..export.grid import load_history
-    from ..hashing import sha256_file
+    from ..store.hashing import sha256_file
     ref_sha = {}
     for ref in dict.fromkeys(r for r in refs if r is not None):
         load_history(ref)                       # a bad reference fails here, naming it
@@ -294,7 +293,7 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
         truth_path = str(Path(truth).resolve())
         truth_sha = sha256_file(truth_path)[1]
     if pagemap is not None:
-        from ..trace import open_trace
+        from ..store.trace import open_trace
         if not open_trace(pagemap).has("pagemap"):
             raise InputError(f"--pagemap {pagemap}: has no pagemap table")
         pagemap = str(Path(pagemap).resolve())
@@ -368,8 +367,8 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
             "sources": [str(p) for p in srcs], "ran": how,
             "reused_rows": len(done)}
     if out is not None:
-        from ..atomic import SWEEP_TABLE
-        from ..ingest.writer import write_table_atomic
+        from ..store.atomic import SWEEP_TABLE
+        from ..store.writer import write_table_atomic
         write_table_atomic(table, out, metadata=meta, kind=SWEEP_TABLE, force=force or resume)
         if side is not None and side.exists():
             side.unlink()

@@ -45,7 +45,7 @@ class Loaded:
 
     def __init__(self, spec: dict):
         from ..engine.replay import SAMPLE_COLUMNS
-        from ..trace import open_trace
+        from ..store.trace import open_trace
 
         path = spec["source"]
         tr = open_trace(path)

@@ -54,8 +54,9 @@ def default_range(meta: dict, phys: np.ndarray) -> tuple[np.ndarray, str]:
                 "biggest run of memory blocks in perf's MEM_TOPOLOGY (trace metadata)")
     phys = phys[phys > 0] if phys.size else phys
     if phys.size == 0:
-        raise InputError("paddr replay: no --range given, the trace does not know its System "
-                         "RAM, and no sample carries a physical address")
+        msg = ("paddr replay: no {} given, the trace does not know its System RAM, and no "
+               "sample carries a physical address")
+        raise InputError(msg.format("ranges"), cli_message=msg.format("--range"))
     lo = int(phys.min()) // PAGE_SIZE * PAGE_SIZE
     hi = (int(phys.max()) // PAGE_SIZE + 1) * PAGE_SIZE
     return np.array([(lo, hi)], np.int64), "span of the sampled physical addresses"
