@@ -13,8 +13,9 @@ mm/damon/core.c and vaddr.c, the perf-event RFC in the seed thread), not from
   cut to a new object.
 * One sample interval at a time; every region's ``nr_accesses_bp`` moving sum is
   updated in every interval (the engine advances it lazily in closed form).
-* The perf-histogram check looks each sample's page up in the unit map (the engine
-  binary-searches region arrays); the accessed-bit check keeps the kernel's
+* The perf-histogram check looks each sample's unit up in the unit map (the engine
+  binary-searches region arrays); units below a page (a cache line, 64 bytes) make it
+  sub-page monitoring.  The accessed-bit check works on pages and keeps the kernel's
   last-verdict cache as two variables.
 * Integers are Python integers; nothing is imported from ``tracedamon`` (the caller
   passes a ``MonitorConfig`` and ``Target`` objects, read through their attributes).
@@ -351,16 +352,18 @@ class Reference:
         """Mark accesses of one interval and advance every region's moving sum."""
         seen = set()                          # ids of regions accessed in this interval
         if self.physical:                     # paddr: a sample of any process counts for
-            pages = {p for _, p in window}    # every target
-            window = [(t, p) for t in range(len(self.spaces)) for p in pages]
+            addrs_hit = {a for _, a in window}  # every target
+            window = [(t, a) for t in range(len(self.spaces)) for a in addrs_hit]
         if self.access == "perf":
-            for t, page in window:
+            # the unit holding the sampled byte: its page when units are pages or larger,
+            # the cache line (or whatever the minimum region size is) below a page
+            for t, addr in window:
                 if 0 <= t < len(self.spaces):
-                    reg = self.spaces[t].region_at(page)
+                    reg = self.spaces[t].region_at(addr)
                     if reg is not None:
                         seen.add(id(reg))
         else:
-            keys = set(window)
+            keys = {(t, a - a % PAGE) for t, a in window}     # the accessed bit: per page
             global_cache = self.physical and not self.cfg.fix_pa_cache
             for ti, sp in enumerate(self.spaces):
                 first = True
@@ -477,7 +480,7 @@ class Reference:
         """Rows (snapshot, time_ns, target, start, end, nr_accesses, age, nr_accesses_bp)
         of every damon_aggregated event, in order."""
         samples = sorted(zip((int(x) for x in times), (int(x) for x in tgts),
-                             (int(p) - int(p) % PAGE for p in pages)), key=lambda x: x[0])
+                             (int(p) for p in pages)), key=lambda x: x[0])
         stamps = [x[0] for x in samples]
         cfg = self.cfg
         t0, t_last = int(t0), int(t_last)

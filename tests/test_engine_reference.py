@@ -75,10 +75,11 @@ def make_targets(specs):
 
 
 def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregations=4,
-                  data_seed=0, t0=0, hot_share=0.5):
+                  data_seed=0, t0=0, hot_share=0.5, hot_step=PAGE):
     """Samples drawn from ``data_seed``: ``n`` over ``aggregations`` aggregation intervals,
-    a share of them on the first four pages of a target's first range (so merges and high
-    counts happen), the rest anywhere in (and a little around) the target's ranges."""
+    a share of them on the first four ``hot_step`` units (pages; cache lines for sub-page
+    monitoring) of a target's first range (so merges and high counts happen), the rest
+    anywhere in (and a little around) the target's ranges, at any byte."""
     targets = make_targets(specs)
     ntgt = len(targets)
     spans = [(sp["ranges"][0][0] - 2 * PAGE, sp["ranges"][-1][1] + 8 * PAGE) for sp in specs]
@@ -92,7 +93,8 @@ def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregati
     if n:
         hot = rng.random(n) < hot_share
         first = np.array([specs[t]["ranges"][0][0] for t in tg], np.int64)
-        pages[hot] = first[hot] + PAGE * rng.integers(0, 4, int(hot.sum()))
+        pages[hot] = first[hot] + hot_step * rng.integers(0, 4, int(hot.sum())) + \
+            rng.integers(0, hot_step, int(hot.sum()))
     if physical:
         tg = np.zeros(n, np.int64)
     t_last = int(times[-1]) if n else 0
@@ -100,14 +102,15 @@ def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregati
 
 
 @st.composite
-def configs(draw, fixed=False, tuning=True, huge=False):
+def configs(draw, fixed=False, tuning=True, huge=False, subpage=False):
     s = draw(st.sampled_from([1000, 2000, 5000]))
     n_aggr = draw(st.sampled_from([2, 3, 4, 5, 6, 8, 20]))
     aggr = s * n_aggr + draw(st.sampled_from([0, 0, s // 2]))
     upd = draw(st.sampled_from([aggr * 3, aggr * 5 + s, s * 7, 10 ** 9]))
     min_nr = draw(st.integers(3, 10))
     max_nr = draw(st.one_of(st.integers(min_nr, 40), st.just(min_nr), st.just(1000)))
-    minsz = MIB if huge else draw(st.sampled_from([PAGE, 2 * PAGE]))
+    minsz = MIB if huge else draw(st.sampled_from([64, 128, 1024] if subpage else
+                                                  [PAGE, 2 * PAGE]))
     if fixed:
         maxsz = minsz
     else:
@@ -133,10 +136,13 @@ BASES = (lambda t: 0x100000 * (t + 1),                  # low addresses
 @st.composite
 def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
     huge = not fixed and draw(st.integers(0, 9)) == 0   # MiB units, regions of GiBs
-    cfg = draw(configs(fixed=fixed, tuning=tuning, huge=huge))
+    # sub-page monitoring (cache-line units): the perf checks only
+    subpage = not huge and draw(st.integers(0, 3)) == 0
+    cfg = draw(configs(fixed=fixed, tuning=tuning, huge=huge, subpage=subpage))
     unit = cfg.min_region
     physical = draw(st.booleans())
-    access = draw(st.sampled_from(["perf", "abit"] if allow_abit else ["perf"]))
+    access = draw(st.sampled_from(["perf", "abit"] if allow_abit and not subpage else
+                                  ["perf"]))
     ntgt = 1 if physical else draw(st.integers(1, 2 if huge else 5))
     base_of = draw(st.sampled_from(BASES))
     specs = []
@@ -151,6 +157,8 @@ def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
             cur += draw(st.integers(1, 3)) * 2 * unit
             if huge:                             # 1 to 6 GiB: 2**32 and more, or less
                 ln = draw(st.integers(1, 6)) * GIB + draw(st.integers(0, 3)) * unit
+            elif subpage:                        # up to a few hundred units
+                ln = draw(st.integers(1, 300)) * unit
             else:
                 ln = draw(st.integers(1, 40)) * PAGE
             ln += draw(st.sampled_from([0, 0, 100]))
@@ -166,7 +174,8 @@ def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
     return make_scenario(cfg, specs, access=access, physical=physical,
                          n=draw(st.integers(0, 400)), aggregations=draw(st.integers(1, 10)),
                          data_seed=draw(st.integers(0, 2**31)),
-                         t0=draw(st.sampled_from([0, -300_000])))
+                         t0=draw(st.sampled_from([0, -300_000])),
+                         hot_step=unit if subpage else PAGE)
 
 
 # explicit examples: each reaches a part of the loop random draws reach rarely
@@ -378,7 +387,7 @@ def test_set_regions_equals_reference(case):
 # fixed granularity and invariants
 # ---------------------------------------------------------------------------------------
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 2**32), st.integers(0, 2**32), st.sampled_from([4096, 8192, 16384]),
+@given(st.integers(0, 2**32), st.integers(0, 2**32), st.sampled_from([64, 256, 4096, 8192, 16384]),
        st.integers(2, 10), st.integers(0, 2**31))
 def test_fixed_granularity_is_a_direct_count(seed_a, seed_b, size, n_aggr, data_seed):
     rng = np.random.default_rng(data_seed)

@@ -82,7 +82,8 @@ def register(app: typer.Typer) -> None:
         min_nr_regions: int = typer.Option(10, "--min-nr-regions"),
         max_nr_regions: int = typer.Option(1000, "--max-nr-regions"),
         min_region: str = typer.Option("4096", "--min-region",
-                                       help="minimum region size, a power of two >= 4096"),
+                                       help="minimum region size, a power of two >= 64 "
+                                            "(below 4096: --access perf/perf-phys only)"),
         max_region: Optional[str] = typer.Option(None, "--max-region",
                                                  help="maximum region size (power of two); "
                                                       "== --min-region: fixed granularity"),

@@ -7,6 +7,11 @@ defaults are the kernel's (spec §1).  ``min_region`` is the context's
 ``max_region`` is the perf-access RFC's per-target ``region_sz/max``.  Both are
 powers of two; ``min_region == max_region`` asks for fixed-granularity
 monitoring (regions of exactly that size, never merged or split).
+``min_region`` may go below the page size, down to a cache line
+(``MIN_REGION_FLOOR``, 64 bytes): perf samples know an access to the byte, so the
+perf checks can monitor sub-page regions (the kernel's algorithms with
+DAMON_MIN_REGION replaced by it).  The accessed-bit check cannot: the replay
+refuses ``access="abit"`` with a minimum below the page size.
 
 Invalid values raise :class:`~tracedamon.errors.ConfigError` with the rule the
 kernel applies (``damon_set_attrs``, ``damon_commit_ctx``, the RFC's commit
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..units import PAGE_SIZE
 
+MIN_REGION_FLOOR = 64      # a cache line: the smallest sub-page region size
 MODES = ("legacy", "apply")
 
 
@@ -87,9 +93,9 @@ class MonitorConfig:
                               f"max_nr_regions ({self.max_nr_regions})")
         if not _pow2(self.min_region):
             raise ConfigError(f"min_region ({self.min_region}) must be a power of two")
-        if self.min_region < PAGE_SIZE:
-            raise ConfigError(f"min_region ({self.min_region}) must be at least the page "
-                              f"size ({PAGE_SIZE})")
+        if self.min_region < MIN_REGION_FLOOR:
+            raise ConfigError(f"min_region ({self.min_region}) must be at least "
+                              f"{MIN_REGION_FLOOR} (a cache line)")
         if self.max_region is not None:
             if isinstance(self.max_region, bool) or not isinstance(self.max_region, int):
                 raise ConfigError(f"max_region must be an integer, not {self.max_region!r}")
@@ -129,6 +135,11 @@ class MonitorConfig:
     def fixed_granularity(self) -> bool:
         """min_region == max_region: regions of exactly that size, never merged or split."""
         return self.max_region is not None and self.max_region == self.min_region
+
+    @property
+    def subpage(self) -> bool:
+        """Regions may be smaller than a page (only the perf checks can see them)."""
+        return self.min_region < PAGE_SIZE
 
     @property
     def tuning(self) -> bool:

@@ -13,7 +13,7 @@ last_nr_accesses, ``age``), target after target, each target's regions sorted
 by address; ``toff[t]:toff[t+1]`` are target ``t``'s rows.
 
 Cost model.  In the perf-histogram access modes a sample interval costs only
-its samples (a binary search each: which region holds the page); a region's
+its samples (a binary search each: which region holds the address); a region's
 ``nr_accesses_bp`` moving sum is advanced lazily in closed form at the end of
 each segment (``bp -= k * (last*10000 // len)`` plus 10000 per positive
 interval), which is exactly what ``k`` per-interval updates give.  Aggregations
@@ -192,19 +192,21 @@ def _find_region(start, end, lo, hi, a):
 
 
 @njit(cache=True)
-def perf_count(start, end, toff, nr, stamp, s_tgt, s_page, s_time, tbase, S, psibase):
+def perf_count(start, end, toff, nr, stamp, s_tgt, s_addr, s_time, tbase, S, psibase):
     """Perf-histogram check over a run of samples (spec §13.2/13.3).
 
     Region r gains one access per sample interval in which at least one sample of its
-    target hit one of its pages (``stamp`` remembers the last interval counted).  The
-    interval of a sample at time t is ``psibase + 1 + (t - tbase) // S``.
+    target lay in it (``stamp`` remembers the last interval counted).  With regions
+    aligned to pages this is the RFC's page histogram; below a page it is the same rule
+    at the minimum region size.  The interval of a sample at time t is
+    ``psibase + 1 + (t - tbase) // S``.
     """
     ntgt = toff.shape[0] - 1
-    for i in range(s_page.shape[0]):
+    for i in range(s_addr.shape[0]):
         t = s_tgt[i]
         if t < 0 or t >= ntgt:
             continue
-        j = _find_region(start, end, toff[t], toff[t + 1], s_page[i])
+        j = _find_region(start, end, toff[t], toff[t + 1], s_addr[i])
         if j >= 0:
             psi = psibase + 1 + (s_time[i] - tbase) // S
             if stamp[j] != psi:
@@ -256,6 +258,17 @@ def abit_check(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, physical
                 same = True
                 if acc:
                     nr[r] += 1
+
+
+def abit_subpage_error(min_region: int) -> ConfigError:
+    """Why the accessed-bit check refuses regions below a page (in the API's words, and
+    in the command line's)."""
+    why = (f"the accessed bit is per page ({PAGE_SIZE} bytes), so it cannot tell regions "
+           "below a page apart; sub-page regions need the perf checks")
+    return ConfigError(f"access='abit' with min_region={min_region}: {why} "
+                       "(access='perf' or 'perf-phys')",
+                       cli_message=f"--access abit with --min-region {min_region}: {why} "
+                                   "(--access perf or perf-phys)")
 
 
 # --------------------------------------------------------------------------------------
@@ -430,35 +443,45 @@ def target_ranges(tg: "Target", time_ns: int) -> list[tuple[int, int]] | None:
 @dataclass
 class AccessSamples:
     """Access samples, sorted by time: ``time_ns``, ``target`` (index, -1 = none) and
-    ``page`` (the 4 KiB page of the address, in the target's address space)."""
+    ``addr`` (the sampled address, to the byte, in the target's address space).
+
+    Addresses are kept whole: the perf checks count a region when a sample lies in it,
+    at any region size down to a cache line (region boundaries are multiples of the
+    minimum region size, so the byte decides exactly what its page or cache line
+    would); the accessed-bit check takes the page itself."""
 
     time_ns: np.ndarray
     target: np.ndarray
-    page: np.ndarray
+    addr: np.ndarray
 
     def __post_init__(self):
         self.time_ns = np.ascontiguousarray(self.time_ns, dtype=np.int64)
         self.target = np.ascontiguousarray(self.target, dtype=np.int64)
-        page, keep = engine_addresses(self.page)
+        addr, keep = engine_addresses(self.addr)
         if keep is not None:             # 2**63 and above: no region holds them
             self.time_ns, self.target = self.time_ns[keep], self.target[keep]
-        self.page = np.ascontiguousarray(page, dtype=np.int64) & PAGE_MASK
+        self.addr = np.ascontiguousarray(addr, dtype=np.int64)
         if self.time_ns.size > 1 and np.any(np.diff(self.time_ns) < 0):
             order = np.argsort(self.time_ns, kind="stable")
-            self.time_ns, self.target, self.page = (self.time_ns[order], self.target[order],
-                                                   self.page[order])
+            self.time_ns, self.target, self.addr = (self.time_ns[order], self.target[order],
+                                                   self.addr[order])
+
+    @property
+    def page(self) -> np.ndarray:
+        """The 4 KiB page of each address."""
+        return self.addr & PAGE_MASK
 
     @property
     def empty(self) -> bool:
         return self.time_ns.size == 0
 
     def window(self, t_from: int, t_to: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(time_ns, target, page) of the samples with ``t_from <= time < t_to``.
+        """(time_ns, target, addr) of the samples with ``t_from <= time < t_to``.
 
         The monitors ask for windows in increasing time order; a streamed source (see
         :class:`tracedamon.engine.access.StreamedSamples`) relies on that."""
         lo, hi = np.searchsorted(self.time_ns, [t_from, t_to], side="left")
-        return self.time_ns[lo:hi], self.target[lo:hi], self.page[lo:hi]
+        return self.time_ns[lo:hi], self.target[lo:hi], self.addr[lo:hi]
 
 
 def merged_ranges(start: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:
@@ -549,6 +572,8 @@ class Monitor:
     def __init__(self, config: MonitorConfig, targets: list[Target], *, access: str = "perf",
                  physical: bool = False, rand_inject: Sequence[int] | None = None,
                  max_fixed_regions: int | None = None):
+        if access == "abit" and config.min_region < PAGE_SIZE:
+            raise abit_subpage_error(config.min_region)
         self.cfg = config
         self.targets = targets
         self.access = access
@@ -806,17 +831,17 @@ class Monitor:
             k = seg_end - psi
             t_from = tbase + (psi - psibase) * S
             t_to = tbase + (seg_end - psibase) * S
-            w_time, w_tgt, w_page = samples.window(t_from, t_to)
+            w_time, w_tgt, w_addr = samples.window(t_from, t_to)
             a = self.arr
             nr0 = a["nr"].copy()
             if stamp.size != self.n:
                 stamp = np.full(self.n, -1, np.int64)
             if self.access == "perf":
                 perf_count(a["start"], a["end"], self.toff, a["nr"], stamp,
-                           w_tgt, w_page, w_time, tbase, S, psibase)
+                           w_tgt, w_addr, w_time, tbase, S, psibase)
             else:
                 tt = w_tgt
-                pg = w_page
+                pg = w_addr & PAGE_MASK          # the accessed bit is per page
                 iv = (w_time - t_from) // S
                 if self.physical:
                     tt = np.zeros_like(tt)

@@ -53,7 +53,7 @@ from .address import check_ranges, engine_addresses, to_unsigned
 from .access import (ACCESS, StreamedSamples, _event_names, choose_events, filter_events,
                      physical_samples, translated_samples, virtual_samples)
 from .config import MonitorConfig
-from .core import History, Monitor, Target
+from .core import History, Monitor, Target, abit_subpage_error
 from .ops.fvaddr import aligned_union, normalize_ranges
 from .ops.paddr import default_range
 from .ops.vaddr import VmaTimeline, _covered, auto_start
@@ -592,6 +592,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         raise ConfigError(f"access must be one of {', '.join(ACCESS)}, not {access!r}",
                           cli_message=f"--access must be one of {', '.join(ACCESS)}, "
                                       f"not {access!r}")
+    if access == "abit" and config.subpage:
+        raise abit_subpage_error(config.min_region)
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
                                  or max_rows < 0):
         raise ConfigError(f"max_rows must be a non-negative integer, not {max_rows!r}",

@@ -365,9 +365,11 @@ def compare_damos(a, b, *, offset_ns: int = 0, window_ns: int | None = None,
         if w:
             return min(w)
         if default is None:
-            raise ConfigError(f"{sa.name} and {sb.name}: the interval the schemes are "
-                              "applied at is unknown (no metadata gives it): give the "
-                              "window (--window NS, the aggregation or apply interval)")
+            why = (f"{sa.name} and {sb.name}: the interval the schemes are applied at is "
+                   "unknown (no metadata gives it): give the window")
+            raise ConfigError(f"{why} (window_ns=, the aggregation or apply interval)",
+                              cli_message=f"{why} (--window NS, the aggregation or apply "
+                                          "interval)")
         return int(default)
 
     rb = sb.rows.copy()
@@ -474,7 +476,7 @@ def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .grid import fmt_bytes
+    from ..units import format_bytes as fmt_bytes
 
     def pct(v):
         return "-" if v is None else f"{100 * v:.1f} %"

@@ -75,7 +75,8 @@ def find_sources(src, history=None) -> tuple[Path | None, Path | None, str]:
         raise InputError(f"{p}: no such file or directory")
     h = Path(history) if history is not None else None
     if h is not None and not h.exists():
-        raise InputError(f"--history {h}: no such file or directory")
+        raise InputError(f"{h}: no such file or directory (the history)",
+                         cli_message=f"--history {h}: no such file or directory")
     if _is_damos_output(p):
         got = h or _named_history(p, _read_meta(p))
         return p, got, ("history: --history" if h else
@@ -142,7 +143,7 @@ class DamosReport:
         return pd.DataFrame(out)
 
     def text(self) -> str:
-        from .grid import fmt_bytes
+        from ..units import format_bytes as fmt_bytes
         lines = [f"DAMOS applications: {self.name}" + (f" ({self.found})" if self.found
                                                           else "")]
         m = self.meta
@@ -292,7 +293,7 @@ class DamosReport:
     def _draw_heat(self, ax, hm, targets, sec):
         from matplotlib.collections import PolyCollection
         from matplotlib.patches import Patch
-        from .grid import fmt_bytes
+        from ..units import format_bytes as fmt_bytes
         nt, nb = hm.matrix.shape
         t = sec(hm.t_edges)
         ax.imshow(np.transpose(hm.rgba(), (1, 0, 2)), origin="lower", aspect="auto",
