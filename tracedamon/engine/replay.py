@@ -56,6 +56,7 @@ from .core import History, Monitor, Target
 from .ops.fvaddr import aligned_union, normalize_ranges
 from .ops.paddr import default_range
 from .ops.vaddr import VmaTimeline, _covered, auto_start
+from .prng import GENERATOR as PRNG_GENERATOR
 from .rng import GENERATOR
 
 OPS = ("vaddr", "fvaddr", "paddr")
@@ -378,7 +379,8 @@ class RegionHistory:
     def summary(self, n: int = 5) -> str:
         m = self.metadata
         lines = [f"replay: ops={m['ops']} access={m['access']} targets={len(m['targets'])} "
-                 f"seed={m['config']['seed']}",
+                 f"seed={m['config']['seed']}"
+                 + (f" kernel={m['kernel']}" if m.get("kernel") else ""),
                  f"snapshots: {self.n_snapshots}   region rows: {len(self)}"
                  + ("   (only regions with accesses)" if m.get("accessed_only") else ""),
                  f"samples used: {m['samples_used']}   max nr_accesses per aggregation: "
@@ -835,7 +837,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             rg, rsrc = normalize_ranges(ranges), "--range"
         else:
             try:
-                rg, rsrc = default_range(meta, np.zeros(0, np.int64))
+                rg, rsrc = default_range(meta, np.zeros(0, np.int64),
+                                         config.profile.paddr_default)
             except InputError:
                 # the span of the sampled physical addresses: their min and max suffice
                 ext = []
@@ -845,7 +848,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                     if a.size:
                         ext += [a.min(), a.max()]
                 n_untrans[0] = 0
-                rg, rsrc = default_range(meta, np.array(ext, np.int64))
+                rg, rsrc = default_range(meta, np.array(ext, np.int64),
+                                         config.profile.paddr_default)
         rg = aligned_union(check_ranges(rg, "paddr range"), config.min_region)
         targets = [Target(lambda t, rg=rg: rg, pid=None)]
         target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
@@ -1059,7 +1063,9 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
-        "config": config.to_dict(), "generator": GENERATOR, "seed": config.seed,
+        "config": config.to_dict(),
+        "generator": GENERATOR if config.profile.prng == "pcg32" else PRNG_GENERATOR,
+        "seed": config.seed,
         "snapshots": hist.n_snapshots,
         "accessed_only": bool(accessed_only),
         # the sparse-history contract: rows with nr_accesses 0 left out; coverage says
@@ -1073,6 +1079,8 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
         "folio_model": "4 KiB pages",
         "tune_events": [list(map(int, e)) for e in hist.tune_events],
     }
+    if config.kernel != "released":        # (the default profile: no key, as before)
+        metadata["kernel"] = config.kernel
     return hist, metadata
 
 
