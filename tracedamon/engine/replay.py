@@ -671,7 +671,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     config : a MonitorConfig; or give its fields as keyword arguments
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
-        min_nr_regions_mode="legacy", goal_*, fix_*)
+        min_nr_regions_mode=None (the kernel profile's: legacy for released kernels),
+        kernel="released" (or "released-nofix", "mainline-2026": see
+        :mod:`tracedamon.engine.profiles`), goal_*, fix_*)
 
     Raises InputError (ConfigError for contradictory options) when the replay has
     nothing to do, with the reason: no sample of the ``pids``, no sample with the address
