@@ -376,3 +376,12 @@ def test_cli_replay_kernel_refusals(hot_td, tmp_path, args, message):
     assert code != 0 and len(lines) == 1 and lines[0].startswith("tracedamon: error: ")
     assert message in lines[0]
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_sweep_configuration_ids_unchanged_by_profiles():
+    """A sweep replays the default profile; its configuration ids hash the replay
+    arguments, which must stay what they were before profiles existed (``kernel`` absent,
+    the mode the default resolves to), or resumed sweeps would not find their runs."""
+    from tracedamon.sweep.grid import defaults
+    d = defaults()
+    assert "kernel" not in d and d["min_nr_regions_mode"] == "legacy"
