@@ -14,7 +14,11 @@ Synthetic samples are generated on the fly (nothing big is stored):
    16 GiB (268 M regions), against fixed 4 KiB over the same span and samples in the
    same run (the ratio is the cost of sub-page monitoring);
 4. the numba engine against the pure-Python reference (tests/engine_reference.py)
-   on a small input, same configuration and same random draws.
+   on a small input, same configuration and same random draws;
+5. the kernel profiles: case 1's input replayed with ``--kernel released`` (the
+   default) and ``--kernel mainline-2026``, perf-histogram and accessed-bit checks,
+   each profile timed twice in alternation (the best of two is kept), and the
+   mainline/released ratio of the two measured in this run.
 
 Run:  .venv/bin/python bench/bench_replay.py [--samples N] [--quick]
 Numbers are wall-clock on this machine (the first call of each kernel is excluded:
@@ -163,6 +167,33 @@ def bench_reference(n: int = 20_000, duration_s: float = 4.0):
     return out
 
 
+def bench_profiles(n: int, duration_s: float = 60.0):
+    span = 1 << 30
+    t, tg, a = workload(n, duration_s, span)
+    rg = np.array([(0x7f0000000000, 0x7f0000000000 + span)])
+    tgt = [Target(lambda _t: rg, pid=1)]
+    acc = AccessSamples(t, tg, a)
+    out = {}
+    for access in ("perf", "abit"):
+        best, regions = {}, {}
+        for kernel in ("released", "mainline-2026"):     # warm-up (numba cache)
+            Monitor(MonitorConfig(kernel=kernel), tgt, access=access).run(
+                AccessSamples(t[:1000], tg[:1000], a[:1000]), 0, int(t[999]))
+        for _ in range(2):
+            for kernel in ("released", "mainline-2026"):
+                cfg = MonitorConfig(kernel=kernel)
+                h, _ = timed(lambda: Monitor(cfg, tgt, access=access).run(acc, 0, int(t[-1])))
+                best[kernel] = min(best.get(kernel, np.inf), CPU["last"])
+                regions[kernel] = np.bincount(h.snapshot).mean()
+        ratio = best["mainline-2026"] / best["released"]
+        print(f"kernel profiles, {access} check, {n:,} samples over {duration_s:.0f} s: "
+              f"released {best['released']:.3f} s CPU ({regions['released']:.0f} regions/"
+              f"snapshot on average), mainline-2026 {best['mainline-2026']:.3f} s CPU "
+              f"({regions['mainline-2026']:.0f}): mainline/released = {ratio:.2f}")
+        out[access] = ratio
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=5_000_000,
@@ -179,6 +210,7 @@ def main(argv=None):
     bench_fixed(args.fixed_samples, args.fixed_intervals, span=1 << 40)
     bench_subpage(args.fixed_samples, args.fixed_intervals)
     bench_reference(5_000 if args.quick else 20_000)
+    bench_profiles(args.samples)
 
 
 if __name__ == "__main__":

@@ -115,9 +115,11 @@ def configs(draw, fixed=False, tuning=True, huge=False, subpage=False):
         maxsz = minsz
     else:
         maxsz = draw(st.sampled_from([None, None, None, minsz * 4, minsz * 8]))
+    kernel = draw(st.sampled_from(["released", "mainline-2026"]))
+    mode = None if kernel == "mainline-2026" else draw(st.sampled_from(["legacy", "apply"]))
     kw = dict(sample_us=s, aggr_us=aggr, update_us=upd, min_nr_regions=min_nr,
               max_nr_regions=max_nr, min_region=minsz, max_region=maxsz,
-              min_nr_regions_mode=draw(st.sampled_from(["legacy", "apply"])),
+              min_nr_regions_mode=mode, kernel=kernel,
               seed=draw(st.integers(0, 2**32)), fix_age_once=draw(st.booleans()),
               fix_pa_cache=draw(st.booleans()), age_zero_reset=draw(st.booleans()),
               merge_escalation=draw(st.booleans()), fix_rand32=draw(st.booleans()),
@@ -238,6 +240,23 @@ EXAMPLES = [
                                 max_nr_regions=10, seed=9, fix_pa_cache=True),
                   [{"ranges": [(0x4000_0000, 0x4000_1000)]}],
                   access="abit", physical=True, n=120, aggregations=6, data_seed=8),
+    # mainline-2026: more than max_nr_regions / 2 regions in two targets, abit: the
+    # partial split (one region in every max / (max - n), rotating offset) draws from the
+    # lfsr113 stream that also draws the sampling addresses
+    make_scenario(MonitorConfig(sample_us=1000, aggr_us=4000, update_us=10**9,
+                                min_nr_regions=3, max_nr_regions=10, seed=21,
+                                kernel="mainline-2026"),
+                  [{"ranges": _gapped(3, 0x1_0000_0000, size=16 * PAGE)},
+                   {"ranges": _gapped(3, 0x7F00_0000_0000, size=9 * PAGE)}],
+                  access="abit", n=400, aggregations=8, data_seed=21),
+    # mainline-2026 with regions of GiBs (two-word draws for spans of 2**32 and more) and
+    # the merge escalating above max_nr_regions (threshold capped at aggr / sample)
+    make_scenario(MonitorConfig(sample_us=1000, aggr_us=3000, min_nr_regions=3,
+                                max_nr_regions=4, min_region=MIB, seed=22,
+                                kernel="mainline-2026"),
+                  [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]},
+                   {"ranges": _gapped(4, 0x40_0000_0000, size=3 * MIB, gap=MIB)}],
+                  access="abit", n=300, aggregations=6, data_seed=22),
     # intervals auto-tuning with several targets
     make_scenario(MonitorConfig(sample_us=2000, aggr_us=8000, update_us=24000, min_nr_regions=3,
                                 max_nr_regions=8, goal_aggrs=1, goal_access_bp=300,

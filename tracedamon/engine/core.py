@@ -33,6 +33,7 @@ from numba import njit
 from ..errors import ConfigError
 from .address import check_ranges, engine_addresses
 from .config import PAGE_SIZE, MonitorConfig
+from .prng import lfsr113_below, lfsr113_new
 from .rng import new_rng, rand_below
 
 PAGE_MASK = ~np.int64(PAGE_SIZE - 1)
@@ -45,11 +46,21 @@ FIELDS = ("start", "end", "nr", "bp", "last", "age")
 # --------------------------------------------------------------------------------------
 @njit(cache=True)
 def _draw(st, n, fix_rand32, inj, injpos):
+    """A value in [0, n): the next injected one, else from the generator ``st`` -- a
+    two-word PCG32 state (released kernels' ``get_random_u32_below``) or a four-word
+    lfsr113 state (mainline-2026's per-context ``damon_rand``, :mod:`.prng`)."""
     if injpos[0] < inj.shape[0]:
         v = inj[injpos[0]]
         injpos[0] += 1
         return v
+    if st.shape[0] == 4:
+        return lfsr113_below(st, n)
     return rand_below(st, n, fix_rand32)
+
+
+def new_generator(seed: int, prng: str) -> np.ndarray:
+    """The state of a kernel profile's generator (``pcg32`` or ``lfsr113``) for ``seed``."""
+    return lfsr113_new(seed) if prng == "lfsr113" else new_rng(seed)
 
 
 # --------------------------------------------------------------------------------------
@@ -101,11 +112,15 @@ def _merge_pass(start, end, nr, bp, last, age, toff, thres, lim, update_age,
 
 @njit(cache=True)
 def merge_regions(start, end, nr, bp, last, age, toff, threshold, lim, max_nr_regions,
-                  max_thres, fix_age_once, age_zero_reset, escalate):
+                  max_thres, fix_age_once, age_zero_reset, escalate, thres_capped=False):
     """kdamond_merge_regions: merge passes with a doubling threshold (in place).
 
     Returns the new number of regions; ``toff`` is updated in place.  ``lim`` is the
-    per-target merge size cap.
+    per-target merge size cap.  Released kernels double the threshold after every pass
+    and stop after the first pass at or above ``max_thres``; ``thres_capped``
+    (mainline-2026) stops once ``n <= max_nr_regions`` or after a pass at
+    ``max_thres``, doubling only while the threshold is below ``max_thres // 2`` and
+    else jumping to ``max_thres`` itself.
     """
     newoff = np.empty_like(toff)
     thres = threshold
@@ -115,10 +130,15 @@ def merge_regions(start, end, nr, bp, last, age, toff, threshold, lim, max_nr_re
         n = _merge_pass(start, end, nr, bp, last, age, toff, thres, lim,
                         first or not fix_age_once, age_zero_reset, newoff)
         toff[:] = newoff
-        thres = max(1, thres * 2)
         first = False
         if not escalate:
             break
+        if thres_capped:
+            if n <= max_nr_regions or max_thres <= thres:
+                break
+            thres = max(1, thres * 2) if thres < max_thres // 2 else max_thres
+            continue
+        thres = max(1, thres * 2)
         if not (n > max_nr_regions and thres // 2 < max_thres):
             break
     return n
@@ -164,6 +184,45 @@ def _split_regions(start, end, nr, bp, last, age, toff, nr_subs, minsz, maxsz, s
                 o_age[w] = age[i]
                 w += 1
                 cur = e
+    ooff[ntgt] = w
+    return w
+
+
+@njit(cache=True)
+def split_some_regions(start, end, nr, bp, last, age, toff, step, offset, minsz, maxsz, st,
+                       fix_rand32, inj, injpos, o_start, o_end, o_nr, o_bp, o_last, o_age,
+                       ooff):
+    """damon_split_some_regions (mainline-2026): of the regions of all targets, counted
+    in order from 0, split those whose index is ``offset`` modulo ``step`` in two, when
+    at least ``2 * minsz`` large (one draw each; the right piece is not visited).
+    Writes the result to the ``o_*`` arrays; returns the number of regions."""
+    ntgt = toff.shape[0] - 1
+    w = 0
+    idx = 0
+    for t in range(ntgt):
+        ooff[t] = w
+        for i in range(toff[t], toff[t + 1]):
+            a = start[i]
+            b = end[i]
+            cut = 0
+            chosen = idx % step == offset
+            idx += 1
+            if chosen and b - a >= 2 * minsz:
+                sz = b - a
+                k = 1 + _draw(st, 9, fix_rand32, inj, injpos)
+                sub = (k * sz // 10) // minsz * minsz
+                if maxsz > 0 and sub > maxsz:
+                    sub = maxsz
+                if 0 < sub < sz:
+                    cut = sub
+            for q in range(2 if cut else 1):
+                o_start[w] = a if q == 0 else a + cut
+                o_end[w] = a + cut if (cut and q == 0) else b
+                o_nr[w] = nr[i]
+                o_bp[w] = bp[i]
+                o_last[w] = last[i]
+                o_age[w] = age[i]
+                w += 1
     ooff[ntgt] = w
     return w
 
@@ -578,15 +637,18 @@ class Monitor:
         self.targets = targets
         self.access = access
         self.physical = physical
-        self.rng = new_rng(config.seed)
+        self.profile = config.profile
+        self.rng = new_generator(config.seed, self.profile.prng)
         # kernel-like single stream by default; "split": sampling and split draws come
         # from two generators, so switching the access check leaves the splits alone
         self.rng_split = (self.rng if config.rng_streams == "single"
-                          else new_rng(config.seed ^ SPLIT_STREAM_SALT))
+                          else new_generator(config.seed ^ SPLIT_STREAM_SALT,
+                                             self.profile.prng))
         self.inj = np.asarray(rand_inject if rand_inject is not None else [], dtype=np.int64)
         self.injpos = np.zeros(1, np.int64)
         self.cache = np.array([0, 0], np.int64)      # last-verdict cache [addr, accessed]
         self.last_nr_regions = 0
+        self.split_rotation = 0       # damon_split_some_regions' static counter
         self.sample_us = config.sample_us
         self.aggr_us = config.aggr_us
         self.aggr_samples = config.aggr_samples
@@ -731,12 +793,33 @@ class Monitor:
         n = merge_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"], a["age"],
                           self.toff, max_nr // 10, self.merge_limits(sz_limit),
                           self.cfg.max_nr_regions, self._max_thres(), self.cfg.fix_age_once,
-                          self.cfg.age_zero_reset, self.cfg.merge_escalation and not self.fixed)
+                          self.cfg.age_zero_reset, self.cfg.merge_escalation and not self.fixed,
+                          self.profile.merge_thres_capped)
         self.arr = {k: v[:n] for k, v in a.items()}
 
     def _split(self) -> None:
         n = self.n
-        if n > self.cfg.max_nr_regions // 2:
+        mx = self.cfg.max_nr_regions
+        if self.profile.split_some and n > mx // 2:
+            # mainline-2026: nothing at or above max_nr_regions, else one region in
+            # every max / (max - n) from a rotating offset; last_nr_regions always set
+            if n < mx and not self.fixed:
+                step = mx // (mx - n)
+                offset = self.split_rotation % step
+                self.split_rotation += 1
+                a = self.arr
+                out = {k: np.empty(2 * n, np.int64) for k in FIELDS}
+                ooff = np.empty_like(self.toff)
+                w = split_some_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"],
+                                       a["age"], self.toff, step, offset, self.minsz,
+                                       self.maxsz, self.rng_split, self.cfg.fix_rand32,
+                                       self.inj, self.injpos, out["start"], out["end"],
+                                       out["nr"], out["bp"], out["last"], out["age"], ooff)
+                self.arr = {k: v[:w] for k, v in out.items()}
+                self.toff = ooff
+            self.last_nr_regions = n
+            return
+        if n > mx // 2:
             return
         nr_subs = 2
         if self.last_nr_regions == n and n < self.cfg.max_nr_regions // 3:
@@ -851,9 +934,13 @@ class Monitor:
                            np.ascontiguousarray(tt[order]), np.ascontiguousarray(pg[order]),
                            self.physical, self.cache, cfg.fix_pa_cache, self.rng,
                            cfg.fix_rand32, self.inj, self.injpos)
-            # lazy nr_accesses_bp: k moving-sum steps in closed form
+            # lazy nr_accesses_bp: k moving-sum steps in closed form (mainline-2026 has
+            # no nr_accesses_bp: its on-demand moving sum is nr_accesses at a snapshot)
             ln = self._len()
-            a["bp"] += -k * (a["last"] * 10000 // ln) + 10000 * (a["nr"] - nr0)
+            if self.profile.mvsum:
+                a["bp"] = a["nr"] * 10000
+            else:
+                a["bp"] += -k * (a["last"] * 10000 // ln) + 10000 * (a["nr"] - nr0)
             psi = seg_end
             if progress is not None:
                 progress(psi)

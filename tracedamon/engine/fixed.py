@@ -343,6 +343,8 @@ class FixedMonitor:
             age[j] = s["age_val"][:n] + (snap - s["age_at"][:n])
             last = s["last"][:n]
             bp[j] = last * 10000 - N * (last * 10000 // ln) + 10000 * s["nr"][:n]
+        if self.cfg.profile.mvsum:          # mainline-2026: the moving sum at a snapshot
+            bp = nr * 10000
         return tgt, st, nr, age, bp
 
     def _rows_slots(self, T: np.ndarray, snap: int, N: int, ln: int):
@@ -352,6 +354,8 @@ class FixedMonitor:
         last = s["last"][T]
         age = s["age_val"][T] + (snap - s["age_at"][T])
         bp = last * 10000 - N * (last * 10000 // ln) + 10000 * nr
+        if self.cfg.profile.mvsum:          # mainline-2026: the moving sum at a snapshot
+            bp = nr * 10000
         return tgt, st, nr, age, bp
 
     # -- the loop ---------------------------------------------------------------------------

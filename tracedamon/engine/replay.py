@@ -57,6 +57,7 @@ from .core import History, Monitor, Target, abit_subpage_error
 from .ops.fvaddr import aligned_union, normalize_ranges
 from .ops.paddr import default_range
 from .ops.vaddr import VmaTimeline, _covered, auto_start
+from .prng import GENERATOR as PRNG_GENERATOR
 from .rng import GENERATOR
 
 # I/O of the replay (reading a trace directory, streaming the history to Parquet): it
@@ -291,7 +292,8 @@ class RegionHistory:
     def summary(self, n: int = 5) -> str:
         m = self.metadata
         lines = [f"replay: ops={m['ops']} access={m['access']} targets={len(m['targets'])} "
-                 f"seed={m['config']['seed']}",
+                 f"seed={m['config']['seed']}"
+                 + (f" kernel={m['kernel']}" if m.get("kernel") else ""),
                  f"snapshots: {self.n_snapshots}   region rows: {len(self)}"
                  + ("   (only regions with accesses)" if m.get("accessed_only") else ""),
                  f"samples used: {m['samples_used']}   max nr_accesses per aggregation: "
@@ -574,7 +576,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     config : a MonitorConfig; or give its fields as keyword arguments
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
-        min_nr_regions_mode="legacy", goal_*, fix_*)
+        min_nr_regions_mode=None (the kernel profile's: legacy for released kernels),
+        kernel="released" (or "released-nofix", "mainline-2026": see
+        :mod:`tracedamon.engine.profiles`), goal_*, fix_*)
 
     Raises InputError (ConfigError for contradictory options) when the replay has
     nothing to do, with the reason: no sample of the ``pids``, no sample with the address
@@ -760,7 +764,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             rg, rsrc = normalize_ranges(ranges), "--range"
         else:
             try:
-                rg, rsrc = default_range(meta, np.zeros(0, np.int64))
+                rg, rsrc = default_range(meta, np.zeros(0, np.int64),
+                                         config.profile.paddr_default)
             except InputError:
                 # the span of the sampled physical addresses: their min and max suffice
                 ext = []
@@ -770,7 +775,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                     if a.size:
                         ext += [a.min(), a.max()]
                 n_untrans[0] = 0
-                rg, rsrc = default_range(meta, np.array(ext, np.int64))
+                rg, rsrc = default_range(meta, np.array(ext, np.int64),
+                                         config.profile.paddr_default)
         rg = aligned_union(check_ranges(rg, "paddr range"), config.min_region)
         targets = [Target(lambda t, rg=rg: rg, pid=None)]
         target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
@@ -994,7 +1000,9 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
-        "config": config.to_dict(), "generator": GENERATOR, "seed": config.seed,
+        "config": config.to_dict(),
+        "generator": GENERATOR if config.profile.prng == "pcg32" else PRNG_GENERATOR,
+        "seed": config.seed,
         "snapshots": hist.n_snapshots,
         "accessed_only": bool(accessed_only),
         # the sparse-history contract: rows with nr_accesses 0 left out; coverage says
@@ -1008,6 +1016,8 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
         "folio_model": "4 KiB pages",
         "tune_events": [list(map(int, e)) for e in hist.tune_events],
     }
+    if config.kernel != "released":        # (the default profile: no key, as before)
+        metadata["kernel"] = config.kernel
     return hist, metadata
 
 
