@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import InputError, shown_as
 from ..ingest import ingest
@@ -67,6 +66,9 @@ def sample_stats(trace: Trace) -> dict:
             read.append("time_ns")
         if not read:
             continue
+        # only here: pyarrow.compute takes 50 ms to load, and the summary an ingest
+        # prints mostly answers from the row-group statistics (tests/test_arrays.py)
+        import pyarrow.compute as pc
         batch = pf.read_row_group(g, columns=read)
         for name, counter in (("pid", per_pid), ("event_id", per_event)):
             if name in read:
@@ -136,6 +138,8 @@ def summarize(trace: Trace) -> dict:
 def history_stats(path: Path) -> dict:
     """Snapshots, time span, targets, address span and regions per snapshot of a region
     history file, read a batch of narrow columns at a time (bounded memory)."""
+    import pyarrow.compute as pc        # as in sample_stats: 50 ms, loaded when needed
+
     pf = ParquetReader(path)
     names = pf.names
     cols = [c for c in ("run", "snapshot", "time_ns", "target", "pid", "start", "end",
