@@ -355,3 +355,17 @@ def test_replay_without_large_folios_is_the_4k_replay():
     assert h.table.equals(h0.table)
     with pytest.raises(Exception, match="folios must be one of"):
         replay(s, folios="2m", **kw)
+
+
+def test_info_names_the_folio_model(tmp_path):
+    from tracedamon.info import describe_history
+    t = np.arange(0, 100_000_000, 1_000_000)
+    s = samples_table(t, [0x3FF000] * t.size)
+    kw = dict(ops="fvaddr", pids=[PID], ranges=["0x200000-0x400000"], access="abit")
+    h = replay(s, pagemap=pagemap(thp_rows(0x200000, 0x40000)), **kw)
+    h.to_parquet(tmp_path / "f.parquet")
+    text = describe_history(tmp_path / "f.parquet")
+    assert ("folio model: folios from pagemap snapshots (1 x 2 MiB; 1 checked whole)"
+            in text)
+    replay(s, **kw).to_parquet(tmp_path / "p.parquet")
+    assert "folio model" not in describe_history(tmp_path / "p.parquet")
