@@ -90,6 +90,10 @@ def replay_cmd(
                              "nr_accesses, all System RAM for paddr)"),
     start: Optional[str] = opt.start("t0 in ns, or 'auto' (vaddr: when the target's mappings "
                                      "give useful three regions); default: the first sample"),
+    folios: str = typer.Option("auto", "--folios",
+                               help="abit's unit: auto = THP / hugetlb folios where the "
+                                    "pagemap snapshots show them, else 4 KiB pages; "
+                                    "4k = 4 KiB pages always"),
     accessed_only: bool = typer.Option(False, "--accessed-only",
                                        help="write only regions with nr_accesses > 0 "
                                             "(for very large region counts)"),
@@ -147,7 +151,7 @@ def replay_cmd(
     with progress_bar("replaying", quiet=quiet) as bar:
         h = tracedamon.replay(
             trace_dir, ops=ops, pids=pid, ranges=range_, access=access, events=event,
-            pagemap=pagemap, start_ns=start, accessed_only=accessed_only,
+            pagemap=pagemap, folios=folios, start_ns=start, accessed_only=accessed_only,
             max_rows=max_rows or None, config=cfg,
             output=dest, force=force,      # written snapshot by snapshot
             progress=None if bar is None else (lambda psi: bar(psi, None, "sample intervals")))
