@@ -244,3 +244,18 @@ class ReplaySchemes:
 
     def summary(self, result) -> str:
         return result.summary()
+
+
+def recorded_input(history: str | os.PathLike) -> Path | None:
+    """The applications file a replay with schemes wrote beside ``history`` (which
+    ``tracedamon damos`` reads as the recorded applications: an input of it), or None."""
+    p = Path(history)
+    if p.suffix != ".parquet" or not p.is_file():
+        return None
+    from .store.parquet import read_metadata
+    try:
+        meta = read_metadata(p) or {}
+    except Exception:       # an unreadable file is refused where it is read
+        return None
+    d = ((meta.get("replay") or {}).get("damos") or {}).get("output")
+    return p.parent / d / "damos_apply.parquet" if d else None
