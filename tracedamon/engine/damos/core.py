@@ -639,7 +639,10 @@ def apply_schemes(state: DamosState, regions: Mapping[str, np.ndarray], *, sis: 
         return StepResult(regs, empty, run, windows, due, [st.esz for st in state.states],
                           [st.min_score for st in state.states])
 
-    sp, cf, cfo, cfg = _param_arrays(state)
+    params = state.__dict__.get("_params")
+    if params is None:      # the schemes and the context do not change: built once
+        params = state.__dict__["_params"] = _param_arrays(state)
+    sp, cf, cfo, cfg = params
     now = _ticks(ctx, int(now_ns))
     for j, (s, st) in enumerate(zip(state.schemes, state.states)):
         if not run[j] or not s.quota.is_set:

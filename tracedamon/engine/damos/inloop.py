@@ -53,7 +53,8 @@ class InLoop:
         self.state = new_state(schemes, ctx, profile)
         self.ops_model = ops_model
         self.run = int(run)
-        self.apps: dict[str, list] = {k: [] for k in APP_COLUMNS}
+        self._apps: list[tuple] = []          # per step with applications: (snap, t, apps)
+        self._kind = [KIND_OF.get(s.action, "") for s in self.state.schemes]
         self.stat_rows: list[tuple] = []
         self.events: list[tuple] = []         # (run, time, kind, target, start, end)
         self.steps = 0
@@ -81,14 +82,11 @@ class InLoop:
             mon.arr = {k: np.ascontiguousarray(out[k]) for k in REGION_FIELDS}
             mon.toff = np.ascontiguousarray(out["toff"])
         if n:
-            c = self.apps
-            c["run"].extend([self.run] * n)
-            c["snapshot"].extend([snap] * n)
-            c["time_ns"].extend([int(now_ns)] * n)
-            c["kdamond_pid"].extend([None] * n)
-            for k in ("scheme", "target", "start", "end", "nr_accesses", "age", "nr_regions"):
-                c[k].extend(a[k].tolist())
-            self._note_events(a, int(now_ns))
+            self._apps.append((snap, int(now_ns), {
+                k: a[k] for k in ("scheme", "target", "start", "end", "nr_accesses", "age",
+                                  "nr_regions")}))
+            if any(self._kind):
+                self._note_events(a, int(now_ns))
         for j, st in enumerate(self.state.states):
             if res.due[j]:
                 self.stat_rows.append((self.run, snap, int(now_ns), j, bool(res.ran[j]),
@@ -96,11 +94,24 @@ class InLoop:
                                        st.sz_applied, st.sz_ops_filter_passed,
                                        st.qt_exceeds, st.min_score, st.esz, st.charged_sz))
 
+    @property
+    def apps(self) -> dict[str, list]:
+        """The applications so far as lists per column (:data:`APP_COLUMNS`)."""
+        c: dict[str, list] = {k: [] for k in APP_COLUMNS}
+        for snap, t, a in self._apps:
+            n = a["start"].size
+            c["run"].extend([self.run] * n)
+            c["snapshot"].extend([snap] * n)
+            c["time_ns"].extend([t] * n)
+            c["kdamond_pid"].extend([None] * n)
+            for k, v in a.items():
+                c[k].extend(v.tolist())
+        return c
+
     def _note_events(self, a: dict, t: int) -> None:
         """The address runs each application's action was applied to (the ops model's
         segments where it has them, else the whole region)."""
-        schemes = self.state.schemes
-        kinds = [KIND_OF.get(schemes[int(x)].action, "") for x in a["scheme"]]
+        kinds = [self._kind[x] for x in a["scheme"].tolist()]
         m = self.ops_model
         seg_app = getattr(m, "seg_app", None)
         if seg_app is not None:
