@@ -78,7 +78,7 @@ def main() -> None:
     tgt = [Target(lambda _t: rg, pid=1)]
     ctx = Context("fvaddr", cfg.sample_us, cfg.aggr_us)
 
-    from tracedamon.damos_replay import scheme_files
+    from tracedamon.damos_replay import in_loop, scheme_files
 
     def schemes_of(name):
         return [s for f in scheme_files([SCHEMES[name]], sample_us=cfg.sample_us,
@@ -100,7 +100,7 @@ def main() -> None:
 
     def whole(name):
         return replay(tbl, ops="fvaddr", ranges=rng_s, pids=[1],
-                      schemes=[SCHEMES[name]] if name else None)
+                      damos=in_loop([SCHEMES[name]]) if name else None)
 
     # warm-up: numba cache load / compile of every kernel, both paths
     for name in (None, *SCHEMES):

@@ -17,6 +17,7 @@ import pytest
 import tracedamon
 from conftest import CORPUS, SAMPLES, missing
 from tracedamon.cli import main
+from tracedamon.damos_replay import in_loop
 from tracedamon.damos_run import damos
 from tracedamon.engine.damos import AccessPattern, Quota, Scheme
 from tracedamon.engine.replay import replay
@@ -63,7 +64,7 @@ def snapshots(df):
 
 
 def test_a_stat_scheme_changes_nothing_but_the_stats(hotcold, base):
-    h = replay(hotcold, schemes=[every("stat")], **KW)
+    h = replay(hotcold, damos=in_loop([every("stat")]), **KW)
     df = h.df
     assert df.equals(base)
     # it sees every region of every snapshot, as the snapshot shows it (after the merge,
@@ -83,7 +84,7 @@ def test_a_stat_scheme_changes_nothing_but_the_stats(hotcold, base):
 
 
 def test_age_resets_move_no_boundary_and_show_in_the_next_snapshot(hotcold, base):
-    h = replay(hotcold, schemes=[RECLAIM], **KW)
+    h = replay(hotcold, damos=in_loop([RECLAIM]), **KW)
     df = h.df
     a = with_snapshot(h.damos.applications.to_pandas(), df)
     assert len(a) > 10
@@ -113,7 +114,7 @@ def test_age_resets_move_no_boundary_and_show_in_the_next_snapshot(hotcold, base
 
 
 def test_quota_splits_shape_the_later_history(hotcold, base):
-    h = replay(hotcold, schemes=[RECLAIM_Q], **KW)
+    h = replay(hotcold, damos=in_loop([RECLAIM_Q]), **KW)
     df = h.df
     a = with_snapshot(h.damos.applications.to_pandas(), df)
     first = int(a.snapshot.min())
@@ -133,7 +134,7 @@ def test_quota_splits_shape_the_later_history(hotcold, base):
 def test_tracedamon_damos_over_the_history_reproduces_the_applications(hotcold, tmp_path):
     for sch in (RECLAIM, RECLAIM_Q):
         out = tmp_path / "r.parquet"
-        h = replay(hotcold, schemes=[sch], output=out, force=True, **KW)
+        h = replay(hotcold, damos=in_loop([sch]), output=out, force=True, **KW)
         assert (tmp_path / "r.damos" / "damos_apply.parquet").exists()
         r = damos(out, [sch], check=True)
         c = r.check
@@ -147,7 +148,7 @@ def test_deterministic_for_a_seed(hotcold, tmp_path):
     out = tmp_path / "r.parquet"
     got = []
     for _ in range(2):
-        replay(hotcold, schemes=[RECLAIM_Q], output=out, seed=7, force=True, **KW)
+        replay(hotcold, damos=in_loop([RECLAIM_Q]), output=out, seed=7, force=True, **KW)
         got.append([out.read_bytes()] + [
             (tmp_path / "r.damos" / f"{t}.parquet").read_bytes()
             for t in ("damos_apply", "damos_stats", "damos_outcome")])
@@ -157,7 +158,7 @@ def test_deterministic_for_a_seed(hotcold, tmp_path):
 def test_apply_interval_between_aggregations(hotcold, base):
     # apply every 150 ms with 100 ms aggregations: due at 150, 300, 450, ... ms
     # (next_apply_sis = sis + 30 samples), half of them between two aggregations
-    h = replay(hotcold, schemes=[every("stat", 150_000)], **KW)
+    h = replay(hotcold, damos=in_loop([every("stat", 150_000)]), **KW)
     assert h.df.equals(base)          # ending a segment there changes no count
     st = h.damos.stats.to_pandas()
     t0 = h.metadata["t0_ns"]
@@ -175,9 +176,9 @@ def test_apply_interval_between_aggregations(hotcold, base):
 
 def test_refusals(hotcold, tmp_path):
     with pytest.raises(ConfigError, match="watermarks"):
-        replay(hotcold, schemes=["reclaim"], **KW)
+        replay(hotcold, damos=in_loop(["reclaim"]), **KW)
     with pytest.raises(ConfigError, match="auto-tuning"):
-        replay(hotcold, schemes=[RECLAIM], goal_access_bp=400, goal_aggrs=4,
+        replay(hotcold, damos=in_loop([RECLAIM]), goal_access_bp=400, goal_aggrs=4,
                goal_min_sample_us=1000, goal_max_sample_us=10000, **KW)
     assert not list(tmp_path.iterdir())
 
@@ -240,7 +241,7 @@ def test_cli_refuses_in_one_line_and_writes_nothing(hotcold, tmp_path, capsys):
 def test_tracedamon_damos_does_not_replace_the_replays_applications(hotcold, tmp_path,
                                                                      capsys):
     out = tmp_path / "h.parquet"
-    replay(hotcold, schemes=[RECLAIM], output=out, **KW)
+    replay(hotcold, damos=in_loop([RECLAIM]), output=out, **KW)
     before = (tmp_path / "h.damos" / "damos_apply.parquet").read_bytes()
     rc = main(["damos", str(out), "--scheme", RECLAIM, "--force"])
     err = capsys.readouterr().err

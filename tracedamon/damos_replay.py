@@ -79,6 +79,38 @@ def monitoring_defaults(files: Sequence[SchemeFile]) -> dict:
     return {}
 
 
+class InLoopSetup:
+    """What :func:`in_loop` returns: the schemes and options, before the replay knows its
+    configuration and targets (the replay calls :meth:`start`)."""
+
+    def __init__(self, schemes, options: dict):
+        self.schemes = schemes
+        self.options = options
+
+    @staticmethod
+    def output_for(history) -> Path:
+        return damos_output(history)
+
+    def start(self, config, ops: str, target_pids, *, pagemap=None,
+              trace_dir=None) -> "ReplaySchemes":
+        files = scheme_files(self.schemes, sample_us=config.sample_us,
+                             aggr_us=config.aggr_us)
+        return ReplaySchemes(files, config, ops, target_pids, pagemap=pagemap,
+                             trace_dir=trace_dir, **self.options)
+
+
+def in_loop(schemes, *, unknown_pages: str = "pass", hz: int = 250, success: float = 1.0,
+            fast_tier: int | None = None, bin_ns: int | None = None, weight: str = "period",
+            ns_per_region_call: int = 0, ns_per_byte: float = 0.0) -> InLoopSetup:
+    """DAMOS schemes for ``tracedamon.replay(..., damos=in_loop([...]))``: presets, damo
+    JSON, sysfs dumps (``--scheme`` arguments) or Scheme objects; the options are those
+    of :func:`tracedamon.damos_run.damos`."""
+    return InLoopSetup(schemes, dict(unknown_pages=unknown_pages, hz=hz, success=success,
+                                     fast_tier=fast_tier, bin_ns=bin_ns, weight=weight,
+                                     ns_per_region_call=ns_per_region_call,
+                                     ns_per_byte=ns_per_byte))
+
+
 class ReplaySchemes:
     """The schemes of one replay: the in-loop driver and, afterwards, the outputs.
 
@@ -242,8 +274,9 @@ class ReplaySchemes:
                 out.append((r, t, k, spaces.get(pid_, 0), x2, y2))
         return out
 
-    def summary(self, result) -> str:
-        return result.summary()
+    @staticmethod
+    def output_for(history) -> Path:
+        return damos_output(history)
 
 
 def recorded_input(history: str | os.PathLike) -> Path | None:

@@ -212,8 +212,10 @@ def register(app: typer.Typer) -> None:
                   start_ns=start,
                   accessed_only=accessed_only, max_rows=max_rows or None, config=cfg,
                   output=dest, force=force,   # written snapshot by snapshot
-                  schemes=list(scheme) or None,
-                  damos_options={"unknown_pages": unknown_pages} if scheme else None)
+                  damos=None)
+        if scheme:
+            from ..damos_replay import in_loop
+            kw["damos"] = in_loop(list(scheme), unknown_pages=unknown_pages)
         if sys.stderr.isatty() and not quiet:
             from rich.progress import Progress
             with Progress(transient=True) as bar:

@@ -887,14 +887,8 @@ class Monitor:
         holds no rows (its counts, tuning events and coverage only).  Without a sink the
         History holds every row.
 
-        ``damos``: DAMOS schemes run inside the loop (an
-        :class:`~tracedamon.engine.damos.inloop.InLoop`): ``damos.step(self, psi, t_ns,
-        snap, left_window_bp)`` is called where the kernel calls
-        ``kdamond_apply_schemes`` -- after the merge of an aggregation (and apply-mode's
-        split), before the snapshot, the reset and the split; or between two
-        aggregations at a scheme's ``next_apply_sis`` (``damos.next_due()``) -- and may
-        replace ``self.arr``/``self.toff`` (its splits and age resets).
-        """
+        ``damos``: an :class:`~tracedamon.engine.damos.inloop.InLoop`, stepped where the
+        kernel calls ``kdamond_apply_schemes`` (see there); it may replace the regions."""
         cfg = self.cfg
         s = max(self.sample_us, 1)
         psi = 0
@@ -919,7 +913,7 @@ class Monitor:
             if t_last < last_iv_start or samples.empty:
                 break
             seg_end = min(local_aggr, max(local_ops, psi + 1))
-            if damos is not None:       # a scheme due between two aggregations
+            if damos is not None:
                 seg_end = min(seg_end, max(damos.next_due(), psi + 1))
             k = seg_end - psi
             t_from = tbase + (psi - psibase) * S
@@ -989,7 +983,7 @@ class Monitor:
                 a["last"] = a["nr"].copy()
                 a["nr"] = np.zeros(n, np.int64)
                 self._split()
-            elif damos is not None and psi >= damos.next_due():
+            elif damos is not None and psi >= damos.next_due():    # between aggregations
                 damos.step(self, psi, tbase + (psi - psibase) * S, snap,
                            (local_aggr - psi) * 10000 // max(self.aggr_us // s, 1))
             if psi >= local_ops:

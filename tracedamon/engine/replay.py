@@ -543,8 +543,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
            accessed_only: bool = False, max_rows: int | None = MAX_ROWS, mmaps=None, maps=None,
            config: MonitorConfig | None = None, fixed_engine: bool = True, progress=None,
            output: str | os.PathLike | None = None, force: bool = False,
-           schemes=None, damos_options: dict | None = None,
-           **params) -> RegionHistory:
+           damos=None, **params) -> RegionHistory:
     """Run the DAMON monitor over recorded samples and return the region history.
 
     Parameters
@@ -575,15 +574,12 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     output : write the history to this Parquet file as the replay runs, snapshot by
         snapshot (memory stays bounded whatever the number of rows; the file appears
         whole or not at all); the returned history then reads its rows from the file
-    schemes : DAMOS schemes run inside the loop (``--scheme`` arguments: presets, damo
-        JSON, sysfs dumps; :class:`~tracedamon.engine.damos.Scheme` objects), at the
-        kernel's place, so their splits and age resets shape the history (see
-        :mod:`tracedamon.damos_replay`).  The history's ``.damos`` is then a
-        :class:`~tracedamon.damos_run.DamosResult` (``damos_apply``, ``damos_stats``,
-        ``damos_outcome``), written beside ``output`` as ``X.damos/``.
-        ``damos_options``: ``unknown_pages``, ``hz``, ``success``, ``fast_tier``,
-        ``bin_ns``, ``weight``, ``ns_per_region_call``, ``ns_per_byte`` (as for
-        :func:`tracedamon.damos`)
+    damos : DAMOS schemes run inside the loop, at the kernel's place, so their splits
+        and age resets shape the history: ``tracedamon.damos_replay.in_loop(schemes,
+        ...)`` (presets, damo JSON, sysfs dumps, Scheme objects).  The history's
+        ``.damos`` is then a :class:`~tracedamon.damos_run.DamosResult`
+        (``damos_apply``, ``damos_stats``, ``damos_outcome``), written beside ``output``
+        as ``X.damos/``
     config : a MonitorConfig; or give its fields as keyword arguments
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
@@ -927,17 +923,14 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
 
     # -- DAMOS schemes inside the loop ---------------------------------------------------
     in_loop = None
-    if schemes is not None and not (isinstance(schemes, (list, tuple)) and not schemes):
-        from ..damos_replay import ReplaySchemes, damos_output, scheme_files
+    if damos is not None:
+        src_path = source if isinstance(source, (str, os.PathLike)) else None
         if output is not None:
             from ..store.atomic import TRACE_DIR, check_output
-            check_output(damos_output(output), TRACE_DIR, force=force,
-                         inputs=[source if isinstance(source, (str, os.PathLike)) else None])
-        in_loop = ReplaySchemes(
-            scheme_files(schemes, sample_us=config.sample_us, aggr_us=config.aggr_us),
-            config, ops, [t.pid for t in targets], pagemap=pm,
-            trace_dir=source if isinstance(source, (str, os.PathLike)) else None,
-            **(damos_options or {}))
+            check_output(damos.output_for(output), TRACE_DIR, force=force,
+                         inputs=[src_path])
+        in_loop = damos.start(config, ops, [t.pid for t in targets], pagemap=pm,
+                              trace_dir=src_path)
     # -- run -------------------------------------------------------------------------
     writer = (HistoryWriter(output, force=force, row_group_rows=ROW_GROUP_ROWS,
                             inputs=[source if isinstance(source, (str, os.PathLike)) else None,
@@ -995,8 +988,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
 def _damos_result(in_loop, metadata: dict, t0: int, hist: History, output, force: bool):
     """The schemes' outputs after the run; written to ``X.damos/`` beside ``output`` (before
     the history itself is put in place)."""
-    from ..damos_replay import damos_output
-    dest = damos_output(output) if output is not None else None
+    dest = in_loop.output_for(output) if output is not None else None
     res = in_loop.result(t0=t0, n_snapshots=hist.n_snapshots, coverage=hist.coverage,
                          history_path=output, inputs=[])
     metadata["damos"] = {

@@ -95,17 +95,20 @@ class InLoop:
                                        st.qt_exceeds, st.min_score, st.esz, st.charged_sz))
 
     @property
-    def apps(self) -> dict[str, list]:
-        """The applications so far as lists per column (:data:`APP_COLUMNS`)."""
-        c: dict[str, list] = {k: [] for k in APP_COLUMNS}
-        for snap, t, a in self._apps:
-            n = a["start"].size
-            c["run"].extend([self.run] * n)
-            c["snapshot"].extend([snap] * n)
-            c["time_ns"].extend([t] * n)
-            c["kdamond_pid"].extend([None] * n)
-            for k, v in a.items():
-                c[k].extend(v.tolist())
+    def apps(self) -> dict:
+        """The applications so far, one int64 array per column (:data:`APP_COLUMNS`;
+        ``kdamond_pid`` is a list of None: a replay has no kdamond)."""
+        sizes = np.array([a["start"].size for _, _, a in self._apps], np.int64)
+        n = int(sizes.sum())
+        c: dict = {"run": np.full(n, self.run, np.int64),
+                   "snapshot": np.repeat(np.array([x[0] for x in self._apps], np.int64),
+                                         sizes),
+                   "time_ns": np.repeat(np.array([x[1] for x in self._apps], np.int64),
+                                        sizes),
+                   "kdamond_pid": [None] * n}
+        for k in ("scheme", "target", "nr_regions", "start", "end", "nr_accesses", "age"):
+            c[k] = (np.concatenate([a[k] for _, _, a in self._apps]).astype(np.int64)
+                    if self._apps else np.zeros(0, np.int64))
         return c
 
     def _note_events(self, a: dict, t: int) -> None:
