@@ -116,9 +116,11 @@ def register(app: typer.Typer) -> None:
             k, v = g.split("=", 1)
             goals[k] = v
         dest = out if out is not None else default_output(src)
+        from ..damos_replay import recorded_input
         from ..store.atomic import TRACE_DIR, check_output
         check_output(dest, TRACE_DIR, force=force,
-                     inputs=[src, pagemap, samples, free_mem, *goals.values(),
+                     inputs=[src, recorded_input(src), pagemap, samples, free_mem,
+                             *goals.values(),
                              *(s.split(":", 1)[0].split("#", 1)[0] for s in scheme)])
         res = damos(src, scheme, resume=resume, check=check, kernel=kernel, ops=ops,
                     sample_us=sample_us, aggr_us=aggr_us, min_region=min_region, hz=hz,

@@ -35,6 +35,18 @@ HELP = (
     "accesses are written, with a warning and the reason in the metadata. A replay with "
     "nothing to do (no sample of --pid, no addresses, shorter than one aggregation, no "
     "region in any snapshot) is refused with the reason, and writes nothing.\n\n"
+    "DAMOS (--scheme FILE, repeatable): operation schemes run inside the replayed loop, "
+    "where the kernel runs them (after the merge of an aggregation, before the reset and "
+    "split), so their quota, resume and address-filter splits and their age resets shape "
+    "the history written after them, as in the kernel; the snapshots show what DAMOS did "
+    "(applied regions at age 0), like a real trace's damon_aggregated lines. A preset "
+    "(reclaim, lru_sort; overridable: reclaim:wmarks=none,min_age=30s,quota_sz=256M), damo "
+    "JSON or a sysfs dump (grep -r . /sys/kernel/mm/damon/admin/kdamonds/N; its monitoring "
+    "attributes -- ops, intervals, nr_regions -- become this replay's defaults). Besides "
+    "OUTPUT.parquet it writes OUTPUT.damos/, as `tracedamon damos` does: damos_apply (the "
+    "applications, in the schema of ingested damos_before_apply events), damos_stats and the "
+    "modelled damos_outcome. Ops filters read the trace's pagemap snapshots (else "
+    "--unknown-pages decides).\n\n"
     "Examples:\n\n"
     "  tracedamon replay run.td --ops fvaddr --range 0x200000000000-0x200000120000 "
     "--sample-us 10000\n\n"
@@ -61,7 +73,9 @@ def register(app: typer.Typer) -> None:
         trace_dir: Path = typer.Argument(..., help="trace directory (from `tracedamon ingest`)"),
         out: Optional[Path] = typer.Option(None, "-o", "--output",
                                            help="output regions Parquet [DIR/replay.parquet]"),
-        ops: str = typer.Option("vaddr", "--ops", help="operations set: vaddr, fvaddr or paddr"),
+        ops: Optional[str] = typer.Option(None, "--ops",
+                                          help="operations set: vaddr, fvaddr or paddr "
+                                               "[vaddr]"),
         pid: List[int] = typer.Option([], "--pid",
                                       help="target pid (repeatable; vaddr default: the "
                                            "process with the most samples)"),
@@ -76,11 +90,15 @@ def register(app: typer.Typer) -> None:
                                                help="trace directory with pagemap snapshots "
                                                     "(perf-phys with vaddr/fvaddr; paddr "
                                                     "from virtual samples)"),
-        sample_us: int = typer.Option(5000, "--sample-us", help="sampling interval (us)"),
-        aggr_us: int = typer.Option(100000, "--aggr-us", help="aggregation interval (us)"),
-        update_us: int = typer.Option(60000000, "--update-us", help="ops update interval (us)"),
-        min_nr_regions: int = typer.Option(10, "--min-nr-regions"),
-        max_nr_regions: int = typer.Option(1000, "--max-nr-regions"),
+        sample_us: Optional[int] = typer.Option(None, "--sample-us",
+                                                help="sampling interval (us) [5000]"),
+        aggr_us: Optional[int] = typer.Option(None, "--aggr-us",
+                                              help="aggregation interval (us) [100000]"),
+        update_us: Optional[int] = typer.Option(None, "--update-us",
+                                                help="ops update interval (us) [60000000]"),
+        min_nr_regions: Optional[int] = typer.Option(None, "--min-nr-regions", help="[10]"),
+        max_nr_regions: Optional[int] = typer.Option(None, "--max-nr-regions",
+                                                     help="[1000]"),
         min_region: str = typer.Option("4096", "--min-region",
                                        help="minimum region size, a power of two >= 64 "
                                             "(below 4096: --access perf/perf-phys only)"),
@@ -132,6 +150,12 @@ def register(app: typer.Typer) -> None:
                                                   help="also write the history as "
                                                        "damon:damon_aggregated perf script "
                                                        "lines (what a real DAMON trace holds)"),
+        scheme: List[str] = typer.Option([], "--scheme", "-s",
+                                         help="DAMOS scheme run inside the loop: preset, "
+                                              "damo JSON or sysfs dump (repeatable)"),
+        unknown_pages: str = typer.Option("pass", "--unknown-pages",
+                                          help="with --scheme: ops-filter verdict of pages "
+                                               "without page data: pass or reject"),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no summary"),
         force: bool = typer.Option(False, "--force",
                                    help="replace existing outputs (only tracedamon's own)"),
@@ -149,6 +173,22 @@ def register(app: typer.Typer) -> None:
         if trace_text is not None and accessed_only:
             raise ConfigError("--damon-trace lists every region of a snapshot (nr_regions), "
                               "which --accessed-only leaves out: drop one of the two")
+        # defaults: the monitoring attributes of a scheme file (a sysfs dump or damo
+        # kdamonds JSON), else the kernel's
+        mon = {}
+        if scheme:
+            from ..damos_replay import monitoring_defaults, scheme_files
+            mon = monitoring_defaults(scheme_files(scheme, sample_us=sample_us or 5000,
+                                                   aggr_us=aggr_us or 100000))
+        if ops is None:
+            ops = mon.get("ops", "vaddr")
+        sample_us = sample_us if sample_us is not None else mon.get("sample_us", 5000)
+        aggr_us = aggr_us if aggr_us is not None else mon.get("aggr_us", 100000)
+        update_us = update_us if update_us is not None else mon.get("update_us", 60000000)
+        min_nr_regions = (min_nr_regions if min_nr_regions is not None
+                          else mon.get("min_nr_regions", 10))
+        max_nr_regions = (max_nr_regions if max_nr_regions is not None
+                          else mon.get("max_nr_regions", 1000))
         cfg = MonitorConfig(
             sample_us=sample_us, aggr_us=aggr_us, update_us=update_us,
             min_nr_regions=min_nr_regions, max_nr_regions=max_nr_regions,
@@ -161,6 +201,12 @@ def register(app: typer.Typer) -> None:
         dest = out if out is not None else trace_dir / DEFAULT_OUTPUT
         from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, check_output
         check_output(dest, REGION_HISTORY, force=force, inputs=[trace_dir, pagemap])
+        if scheme:
+            from ..damos_replay import damos_output
+            from ..store.atomic import TRACE_DIR
+            check_output(damos_output(dest), TRACE_DIR, force=force,
+                         inputs=[trace_dir, pagemap, dest,
+                                 *(x.split(":", 1)[0].split("#", 1)[0] for x in scheme)])
         if trace_text is not None:
             check_output(trace_text, DAMON_TRACE_TEXT, force=force,
                          inputs=[trace_dir, pagemap, dest])
@@ -169,7 +215,11 @@ def register(app: typer.Typer) -> None:
                   pagemap=pagemap, folios=folios,
                   start_ns=start,
                   accessed_only=accessed_only, max_rows=max_rows or None, config=cfg,
-                  output=dest, force=force)   # written snapshot by snapshot
+                  output=dest, force=force,   # written snapshot by snapshot
+                  damos=None)
+        if scheme:
+            from ..damos_replay import in_loop
+            kw["damos"] = in_loop(list(scheme), unknown_pages=unknown_pages)
         if sys.stderr.isatty() and not quiet:
             from rich.progress import Progress
             with Progress(transient=True) as bar:
@@ -182,4 +232,10 @@ def register(app: typer.Typer) -> None:
             h.to_damon_trace(trace_text, force=force)
         if not quiet:
             typer.echo(h.summary())
+            if h.damos is not None:
+                from ..damos_replay import damos_output
+                typer.echo(h.damos.summary())
+                for note in h.damos.metadata.get("notes", []):
+                    typer.echo(f"note: {note}")
+                typer.echo(f"wrote {damos_output(dest)}")
             typer.echo(f"wrote {dest}")
