@@ -246,7 +246,7 @@ def raster(
     if isinstance(values, np.ndarray) and values.ndim == 1:
         values = [values]
     values = [np.asarray(v, dtype=np.float64) for v in values]
-    acc = _Raster(t_edges, bin_start, bin_end, h.snaps["t0"].to_numpy(np.int64),
+    acc = Raster(t_edges, bin_start, bin_end, h.snaps["t0"].to_numpy(np.int64),
                   h.snaps["t1"].to_numpy(np.int64), len(values))
     snap_all = h.df["snap"].to_numpy(np.int64)
     st_all = h.df["start"].to_numpy(np.uint64)
@@ -278,7 +278,7 @@ def raster_stream(
     summed); ``offset_ns`` is added to every snapshot window; ``age=False`` leaves the
     age column unread."""
     off = int(offset_ns)
-    acc = _Raster(t_edges, bin_start, bin_end, hs.snaps["t0"].to_numpy(np.int64) + off,
+    acc = Raster(t_edges, bin_start, bin_end, hs.snaps["t0"].to_numpy(np.int64) + off,
                   hs.snaps["t1"].to_numpy(np.int64) + off, n_values)
     for b in hs.iter_batches(key=key, fill_sparse=fill_sparse, age=age, time_ns=False):
         vals = [np.asarray(v, np.float64) for v in values(b)]
@@ -289,7 +289,7 @@ def raster_stream(
     return acc.result()
 
 
-class _Raster:
+class Raster:
     """Accumulates Σ value × overlap bytes × overlap ns per cell (see :func:`raster`)."""
 
     def __init__(self, t_edges, bin_start, bin_end, T0, T1, nvalues):
