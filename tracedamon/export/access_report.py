@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..units import PAGE_SIZE, format_bytes
+from .figure import DPI, new_figure, save_figure
 
 DEFAULT_WEIGHTS = (0, 100, 100)
 DEFAULT_PERCENTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)
@@ -352,7 +353,6 @@ def access_figure(
     aggregation interval."""
     from matplotlib.ticker import FuncFormatter
 
-    from .heatmap import new_figure
 
     from .idle import open_source
 
@@ -410,7 +410,6 @@ def access_png(
     force: bool = False,
 ):
     """:func:`access_figure` as PNG, written atomically."""
-    from .heatmap import DPI, _save_fig
 
-    return _save_fig(access_figure(src, weights=weights, width=width, height=height), path, DPI,
+    return save_figure(access_figure(src, weights=weights, width=width, height=height), path, DPI,
                      force=force)

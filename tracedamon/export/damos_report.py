@@ -33,6 +33,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .figure import DPI, new_figure, save_figure
+from .grid import guide_ranges, merge_intervals
+from .heatmap import region_heatmap, scan_space
 
 __all__ = ["damos_report", "DamosReport", "find_sources"]
 
@@ -189,14 +192,12 @@ class DamosReport:
     # -------------------------------------------------------------- picture
     def to_png(self, path: str | os.PathLike, *, width: int = 1100, height: int = 1000,
                time_bins: int = 400, addr_bins: int = 400, force: bool = False) -> Path:
-        from .heatmap import DPI, _save_fig
         fig = self.figure(width=width, height=height, time_bins=time_bins,
                           addr_bins=addr_bins)
-        return _save_fig(fig, path, DPI, force=force)
+        return save_figure(fig, path, DPI, force=force)
 
     def figure(self, *, width: int = 1100, height: int = 1000, time_bins: int = 400,
                addr_bins: int = 400):
-        from .heatmap import new_figure
         hm, key_target = self._heatmap(time_bins, addr_bins)
         has_po = self.outcome is not None and (self.outcome.model == "pageout").any()
         has_tier = self.outcome is not None and (self.outcome.model == "tier").any()
@@ -232,7 +233,6 @@ class DamosReport:
     def _heatmap(self, time_bins, addr_bins):
         if self.history is None:
             return None, None
-        from .heatmap import region_heatmap
         from .idle import open_source
         hs = open_source(self.history)
         a = self.applications
@@ -252,9 +252,7 @@ class DamosReport:
         # the address axis: where the accesses are (the heatmap's own default view) and
         # where the schemes applied (pageout acts on never-accessed memory, which that
         # view would collapse)
-        from .grid import guide_ranges, merge_intervals
-        from .heatmap import _scan
-        sc = _scan(hs, key, evidence=True)
+        sc = scan_space(hs, key, evidence=True)
         ev = sc.evidence[0]
         mine = a[a.target.isin(targets)]
         both = np.concatenate([ev.reshape(-1, 2), np.stack(
@@ -467,7 +465,7 @@ def _walks(g: pd.DataFrame, aggr_ns: int | None) -> int:
 
 
 def _table(d: Path, name: str) -> pd.DataFrame | None:
-    from ..trace import open_trace
+    from ..store.trace import open_trace
     tr = open_trace(d)
     return tr.df(name) if tr.has(name) else None
 

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..units import format_bytes
+from .figure import DPI, new_figure, save_figure
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 #: region sizes from which a region's share of the working set is reported: a huge
@@ -215,7 +216,6 @@ def wss_figure(rep: dict, *, width: int = 1000, height: int = 500, title: str = 
     """Working set over time (all regions, and only regions below each size class)
     and its distribution over snapshots; byte axes, log-scaled when the values
     span more than 64×."""
-    from .heatmap import new_figure
 
     s = rep["series"]
     fig, (a1, a2) = new_figure(width, height, ncols=2, gridspec_kw={"width_ratios": [3, 1]})
@@ -264,7 +264,6 @@ def wss_png(
     title: str = "working set size",
     force: bool = False,
 ) -> Path:
-    from .heatmap import DPI, _save_fig
 
-    return _save_fig(wss_figure(rep, width=width, height=height, title=title), path, DPI,
+    return save_figure(wss_figure(rep, width=width, height=height, title=title), path, DPI,
                      force=force)
