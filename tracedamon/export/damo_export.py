@@ -51,7 +51,7 @@ import numpy as np
 
 from ..store.atomic import DAMO_RECORD, MARK, marker
 from ..errors import ConfigError
-from .grid import _find_key
+from .history import find_key
 
 _REGION = ('{"start":"%d","end":"%d","nr_accesses":{"samples":%d,"percent":null},'
            '"age":{"usec":null,"aggr_intervals":%d},"probe_hits":[],"sz_filter_passed":"0"}')
@@ -94,7 +94,7 @@ def _intervals(hs, sample_us, aggr_us, ops_update_us) -> tuple[dict, bool]:
             s_us = sample_us
         else:
             s_us = max(1.0, round(a_us / mx)) if mx > 0 else a_us
-    u_us = ops_update_us or _find_key(hs.meta, ("ops_update_us", "update_us")) or 60_000_000
+    u_us = ops_update_us or find_key(hs.meta, ("ops_update_us", "update_us")) or 60_000_000
     return {
         "sample_us": str(int(round(s_us))),
         "aggr_us": str(int(round(a_us))),

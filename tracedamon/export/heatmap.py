@@ -45,7 +45,7 @@ import pandas as pd
 from ..errors import ConfigError, InputError
 from ..units import PAGE_SIZE, format_bytes
 from .grid import (
-    History,
+    HistoryFrame,
     auto_bin_bytes,
     guide_ranges,
     merge_intervals,
@@ -253,14 +253,14 @@ def _downsample(m: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def _pick_key(h, target):
-    """``target`` when the history (History or HistorySource) has it, else the address
+    """``target`` when the history (HistoryFrame or HistorySource) has it, else the address
     space with the most rows."""
     keys = h.keys
     if target is not None:
         if target not in keys:
             raise InputError(f"{h.name}: no target {target} (targets: {keys[:10]})")
         return target
-    if isinstance(h, History):
+    if isinstance(h, HistoryFrame):
         return h.df.groupby("key").size().idxmax()
     return h.snaps.groupby("key")["rows"].sum().idxmax()
 
@@ -400,7 +400,7 @@ def _segments(held: np.ndarray, evidence, collapse: str, ranges) -> np.ndarray:
     raise ConfigError(f"collapse must be auto, gaps or none, not {collapse!r}")
 
 
-def _space(h: History) -> str:
+def _space(h: HistoryFrame) -> str:
     """"virtual address" or "physical address" when the history's metadata says
     which ops set made it, else "address"."""
     ops = None

@@ -45,7 +45,7 @@ def _label(n: int) -> str:
 
 
 def region_rule(h) -> str:
-    """One line: when the monitor of a source (a History or HistorySource) counts a
+    """One line: when the monitor of a source (a HistoryFrame or HistorySource) counts a
     whole region as accessed."""
     access = None
     for m in (h.meta, h.meta.get("parquet") if isinstance(h.meta, dict) else None):
