@@ -67,6 +67,7 @@ from ..store.atomic import COMPARE_METRICS, marked, write_text_atomic
 from ..store.parquet import read_schema, read_table
 from ..store.trace import open_trace
 from ..units import format_bytes
+from .grid import merge_intervals
 from .metrics_json import metrics_json
 
 __all__ = ["compare_damos", "DamosCompareResult", "read_applications", "is_damos_source",
@@ -254,7 +255,6 @@ def pair_applications(ta: np.ndarray, tb: np.ndarray, tolerance: int) -> list[tu
 
 
 def _union_len(starts: np.ndarray, ends: np.ndarray) -> int:
-    from .grid import merge_intervals
     if len(starts) == 0:
         return 0
     m = merge_intervals(starts, ends)

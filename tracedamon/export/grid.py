@@ -35,6 +35,7 @@ import pandas as pd
 from numba import njit
 
 from ..units import PAGE_SIZE
+from .history import HistorySource, open_history
 from .history import find_key as _find_key, intervals_from_meta  # noqa: F401  (kept importable here)
 from .history_frame import History, HistoryFrame  # noqa: F401  (History: deprecated name)
 
@@ -55,7 +56,6 @@ def load_history(
     :func:`tracedamon.export.history.open_history` instead."""
     if isinstance(src, HistoryFrame):
         return src
-    from .history import HistorySource, open_history
 
     hs = src if isinstance(src, HistorySource) else open_history(
         src, name=name, sample_us=sample_us, aggr_us=aggr_us)

@@ -43,16 +43,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
+from ..store.atomic import HEATMAP_CELLS
+from ..store.trace import Trace, open_trace
+from ..store.writer import write_table_atomic
 from ..units import PAGE_SIZE, format_bytes
-from .grid import (
-    HistoryFrame,
-    auto_bin_bytes,
-    guide_ranges,
-    merge_intervals,
-    raster,
-    time_edges,
-    uniform_bins,
-)
 from .evidence import COARSE_RATIO, AccessEvidence  # noqa: F401  (kept importable here)
 from .figure import (  # noqa: F401  (kept importable here)
     DPI,
@@ -61,6 +55,17 @@ from .figure import (  # noqa: F401  (kept importable here)
     render_png,
     save_figure,
 )
+from .grid import (
+    HistoryFrame,
+    auto_bin_bytes,
+    guide_ranges,
+    intersect_intervals,
+    merge_intervals,
+    raster,
+    time_edges,
+    uniform_bins,
+)
+from .idle import iter_rows, open_source
 
 #: colour of "never accessed" (value exactly 0), of "not monitored" (NaN)
 NEVER_COLOUR = "#000000"
@@ -123,9 +128,6 @@ class Heatmap:
     def write_cells(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         """The matrix as a Parquet table (one row per cell), written atomically."""
         import pyarrow as pa
-
-        from ..store.atomic import HEATMAP_CELLS
-        from ..store.writer import write_table_atomic
 
         t = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
         meta = {"table": "heatmap", "kind": self.kind, "unit": self.unit, "source": self.source}
@@ -275,8 +277,6 @@ MIN_RANGE_SHARE = 0.02
 def access_evidence(src, key=None) -> tuple[np.ndarray, dict]:
     """:class:`AccessEvidence` of one address space of a history (``key``, else the only
     or busiest one)."""
-    from .idle import open_source
-
     hs = open_source(src)
     return scan_space(hs, _pick_key(hs, key), evidence=True).evidence
 
@@ -385,7 +385,6 @@ def view_bins(
 def _segments(held: np.ndarray, evidence, collapse: str, ranges) -> np.ndarray:
     if ranges:
         segs = merge_intervals([int(a) for a, _ in ranges], [int(b) for _, b in ranges])
-        from .grid import intersect_intervals
 
         out = intersect_intervals(segs, held) if len(held) else segs
         if len(out) == 0:
@@ -426,8 +425,6 @@ def region_heatmap(
     """Heatmap of a region history (one target: ``target``, else the one with most
     rows). Streams the source twice (what it covers and where its accesses are, then
     the cells); a sparse history draws exactly as its dense original."""
-    from .idle import open_source
-
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
     if value not in ("nr_accesses", "rate", "hz"):
@@ -486,8 +483,6 @@ def sample_heatmap(
     """Heatmap of raw samples (count per page range and time bin) from a trace
     directory's ``samples`` table: the input as it is before any replay.
     ``phys`` uses physical addresses; ``pid``/``events`` filter the samples."""
-    from ..store.trace import Trace, open_trace
-
     tr = src if isinstance(src, Trace) else open_trace(src)
     if not tr.has("samples"):
         raise InputError(f"{tr.path}: holds no samples table")
@@ -544,8 +539,6 @@ def diff_heatmap(
     one side does not cover the cell). ``offset_ns`` is added to ``b``'s times. The
     address axis is chosen from where either side saw accesses (as for
     :func:`region_heatmap`), over what either side covers. Streams both sources."""
-    from .idle import open_source
-
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
     ha, hb = open_source(a), open_source(b)
@@ -615,8 +608,6 @@ def damo_heatmap(
     draws its "hottest" contiguous range, the same for a single-range target).
     """
     from types import SimpleNamespace
-
-    from .idle import iter_rows, open_source
 
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
