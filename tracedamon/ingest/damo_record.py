@@ -37,26 +37,17 @@ import pyarrow.compute as pc
 
 from ..errors import InputError, TraceFormatError
 from ..units import parse_bytes
+from .detect import GZIP_MAGIC, ZSTD_MAGIC, head
 from .damon_trace import human_time_us, sidecar_intervals, write_events
-
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
 
 def _is_zlib(head: bytes) -> bool:
     return len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
 
 
 def _is_trace_text(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(65536)
-    if head[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as g:
-                head = g.read(65536)
-        except (OSError, EOFError):
-            return False
-    return head.lstrip()[:1] not in (b"[", b"{") and (b"damon:damon_" in head or
-                                                       b"damon_aggregated: " in head)
+    first = head(path)
+    return first.lstrip()[:1] not in (b"[", b"{") and (b"damon:damon_" in first or
+                                                        b"damon_aggregated: " in first)
 
 
 def read_text(path: Path) -> str:
@@ -67,9 +58,9 @@ def read_text(path: Path) -> str:
     if not data:
         raise TraceFormatError(path, "empty file", offset=0)
     try:
-        if data[:2] == b"\x1f\x8b":
+        if data[:2] == GZIP_MAGIC:
             data = gzip.decompress(data)
-        if data[:4] == _ZSTD_MAGIC:
+        if data[:4] == ZSTD_MAGIC:
             data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
         elif _is_zlib(data[:2]):
             d = zlib.decompressobj()
@@ -297,7 +288,7 @@ def _snapshot_problems(kept, first, start, end) -> list[str | None]:
     return out
 
 
-def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
+def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
                 run_gap_factor: float = 3.0, **opts) -> None:
     """Read a damo record (json or json_compressed) into ``writer``."""
     path = Path(path)

@@ -50,7 +50,6 @@ interval, largest nr_accesses); ``age_field``;
 """
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import tempfile
@@ -67,7 +66,9 @@ from ..errors import InputError, TraceFormatError, shown_as
 from ..schema import DAMOS_APPLY, INTERVALS_TUNE, REGIONS
 from ..schema import empty as _empty
 from ..units import parse_duration_ns
+from .detect import GZIP_MAGIC, PERF_MAGIC, PERF_MAGIC_BE, head, is_gzip
 from .gz import gunzip_to
+from .progress import callback
 from .perf_data import open_perf_data, report_truncation
 
 AGGREGATED = "damon_aggregated"
@@ -115,7 +116,7 @@ def _byte_chunks(path: Path, pos: list | None = None):
     pieces. A gzip stream that ends early yields everything before the cut, then
     raises :class:`_Truncated`."""
     with open(path, "rb") as f:
-        if f.read(2) != b"\x1f\x8b":
+        if f.read(2) != GZIP_MAGIC:
             f.seek(0)
             while piece := f.read(_CHUNK_BYTES):
                 if pos is not None:
@@ -138,7 +139,7 @@ def _byte_chunks(path: Path, pos: list | None = None):
                 comp = b""
                 if d.eof:                       # next gzip member, if any
                     comp = d.unused_data
-                    if comp[:2] != b"\x1f\x8b":
+                    if comp[:2] != GZIP_MAGIC:
                         return                  # end (or trailing bytes after the last)
                     d, fed = zlib.decompressobj(wbits=31), False
         if fed and not d.eof:
@@ -181,21 +182,9 @@ def _line_chunks(path: Path, pos: list | None = None):
         yield buf.decode("utf-8", errors="replace").split("\n")
 
 
-def _is_gzip(path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
-
-
 def is_perf_data(path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as g:
-                head = g.read(8)
-        except (OSError, EOFError):
-            return False        # not a gzip stream after all: the reader says why
-    return head in (b"PERFILE2", b"2ELIFREP")
+    """Whether ``path`` (gzip undone) starts with perf.data's magic."""
+    return head(path, 8) in (PERF_MAGIC, PERF_MAGIC_BE)
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,10 +228,10 @@ def _num(arr: pa.Array, typ, fill=None) -> np.ndarray:
 class TextTrace:
     """Parse DAMON trace text into event columns (``aggregated``, ``before``, ``tune``)."""
 
-    def __init__(self, path, *, skip_bad: bool = False, progress: bool = False):
+    def __init__(self, path, *, skip_bad: bool = False, progress=None):
         self.path = Path(path)
         self.skip_bad = skip_bad
-        self.progress = progress
+        self.progress = callback(progress)      # (bytes of the file read, its size, name)
         self.skipped_lines = 0
         self.other_events: dict[str, int] = {}
         self.layouts: dict[str, int] = {}
@@ -260,39 +249,30 @@ class TextTrace:
         base = 0
         pos = [0]
         chunks = _line_chunks(self.path, pos)
-        bar = None
-        if self.progress:
-            from rich.progress import Progress
-            bar = Progress(transient=True)
-            task = bar.add_task(f"reading {self.path.name}", total=self.path.stat().st_size)
-            bar.start()
-        try:
-            while True:
-                try:
-                    lines = next(chunks)
-                except StopIteration:
-                    break
-                except _Truncated as e:
-                    # everything before the cut has been parsed; a snapshot it cut short
-                    # is dropped as a partial one at the end of the recording
-                    if not self.skip_bad:
-                        raise TraceFormatError(
-                            self.path, f"{e} after {base} lines (use skip_bad=True to keep "
-                            "what is there)", line=base + 1,
-                            cli_problem=f"{e} after {base} lines (use --skip-bad to keep "
-                            "what is there)") from None
-                    self.truncated = True
-                    break
-                except OSError as e:
-                    raise TraceFormatError(self.path, f"unreadable input: {e}",
-                                           line=base + 1) from None
-                self._chunk(lines, base)
-                base += len(lines)
-                if bar is not None:
-                    bar.update(task, completed=pos[0])
-        finally:
-            if bar is not None:
-                bar.stop()
+        total = self.path.stat().st_size if self.progress is not None else None
+        while True:
+            try:
+                lines = next(chunks)
+            except StopIteration:
+                break
+            except _Truncated as e:
+                # everything before the cut has been parsed; a snapshot it cut short
+                # is dropped as a partial one at the end of the recording
+                if not self.skip_bad:
+                    raise TraceFormatError(
+                        self.path, f"{e} after {base} lines (use skip_bad=True to keep "
+                        "what is there)", line=base + 1,
+                        cli_problem=f"{e} after {base} lines (use --skip-bad to keep "
+                        "what is there)") from None
+                self.truncated = True
+                break
+            except OSError as e:
+                raise TraceFormatError(self.path, f"unreadable input: {e}",
+                                       line=base + 1) from None
+            self._chunk(lines, base)
+            base += len(lines)
+            if self.progress is not None:
+                self.progress(pos[0], total, self.path.name)
         self.nr_lines = base
         return self
 
@@ -953,7 +933,7 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
 # ---------------------------------------------------------------------------------------
 # entry point
 
-def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
+def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
                 run_gap_factor: float = 3.0, strict: bool = False, **opts) -> None:
     """Read a DAMON trace (perf script / ftrace text, or perf.data) into ``writer``.
 
@@ -967,7 +947,7 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
     if is_perf_data(path):
         with tempfile.TemporaryDirectory(prefix=".tracedamon-gz-") as tmp:
             src, cut, name = path, None, None
-            if _is_gzip(path):       # the perf.data reader wants a seekable plain file
+            if is_gzip(path):       # the perf.data reader wants a seekable plain file
                 src = Path(tmp) / path.name[:-3] if path.name.endswith(".gz") else \
                     Path(tmp) / "perf.data"
                 name = f"{path} (decompressed)"

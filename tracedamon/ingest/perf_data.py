@@ -19,7 +19,7 @@ Public API
     ``.meta`` (header features), ``.tracing_data`` (the tracing-data blob or None),
     ``.layout``, and ``iter_sample_batches()`` yielding Arrow RecordBatches in the
     :data:`~tracedamon.schema.SAMPLES` schema.
-``ingest_into(path, writer, *, progress=False, on_damon_events=None, **opts)``
+``ingest_into(path, writer, *, progress=None, on_damon_events=None, **opts)``
     the reader behind ``tracedamon ingest``: writes ``samples``, ``events``,
     ``mmaps``, ``tasks`` and ``lost`` and the header features into ``writer.meta``
     (hostname, os_release, perf_version, arch, nrcpus, cpu_desc, cpuid, total_mem_kb,
@@ -29,7 +29,7 @@ Public API
     caller (:func:`tracedamon.ingest.ingest`) hands them to
     :func:`tracedamon.ingest.damon_trace.add_regions_from_perf_data`, so this module
     imports neither the DAMON reader nor ``perf script``'s
-    (:func:`tracedamon.ingest.perf_script.ingest_via_perf`, chosen by the caller too).
+    (:func:`tracedamon.ingest.perf_run.ingest_via_perf`, chosen by the caller too).
 
 Bad input raises :class:`~tracedamon.errors.TraceFormatError` naming the file and the
 byte offset (of the record, or of the COMPRESSED container it came from); unknown
@@ -101,6 +101,7 @@ from ..schema import empty as _empty
 from . import data_src as _ds
 from . import perf_records as K
 from .arrays import py_array, table_from_pylist
+from .progress import callback
 
 #: bytes of records decoded at a time (and the logical size of decompressed chunks);
 #: 2 MiB rather than 4 takes ~45 MB off the peak RSS of a 10 M-sample ingest at the
@@ -734,7 +735,7 @@ class PerfData:
                 return name
         return _BUILTIN_PMU.get(a.type, f"type{a.type}")
 
-    def iter_sample_batches(self, *, progress: bool = False) -> Iterator[pa.RecordBatch]:
+    def iter_sample_batches(self, *, progress=None) -> Iterator[pa.RecordBatch]:
         """Every sample as RecordBatches in the SAMPLES schema, in the order the module
         doc describes."""
         st = _PassState(self, sideband=False)
@@ -742,15 +743,10 @@ class PerfData:
             yield from finish_samples(self, blk).to_batches()
 
     # -- the record pass -------------------------------------------------------------
-    def _sample_tables(self, st: "_PassState", progress: bool = False) -> Iterator["_Block"]:
+    def _sample_tables(self, st: "_PassState", progress=None) -> Iterator["_Block"]:
         bar = _Progress(self, progress)
-        try:
-            streams = [self._source_tables(src, st, bar, k)
-                       for k, src in enumerate(self.sources)]
-            it = streams[0] if len(streams) == 1 else _merge_streams(streams)
-            yield from it
-        finally:
-            bar.close()
+        streams = [self._source_tables(src, st, bar, k) for k, src in enumerate(self.sources)]
+        yield from streams[0] if len(streams) == 1 else _merge_streams(streams)
         st.finish_meta()
 
     def _source_tables(self, src: _Source, st: "_PassState", bar, k: int):
@@ -2172,30 +2168,25 @@ def _decompress_chunks(path, z: _Zstd, buf, offs, types, sizes, pos, rounds, con
 # progress
 # ----------------------------------------------------------------------------------------
 class _Progress:
-    def __init__(self, rd: PerfData, enabled: bool):
-        self.p = None
-        total = 0
+    """The bytes of the record sections read so far, reported to the reader's
+    ``progress(done, total, what)`` callback (:mod:`tracedamon.ingest.progress`)."""
+
+    def __init__(self, rd: PerfData, progress):
+        self.cb = callback(progress)
+        self.done = 0
+        self.total = 0
         for s in rd.sources:
             try:
-                total += (s.end if s.end is not None else s.path.stat().st_size) - s.start
+                self.total += (s.end if s.end is not None else s.path.stat().st_size) - s.start
             except OSError:
-                pass
-        if enabled and total > (64 << 20):
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
-            self.p = Progress(TextColumn("ingest {task.description}"), BarColumn(),
-                              DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-            self.p.start()
-            self.task = self.p.add_task(rd.path.name, total=total)
+                self.total = None
+                break
+        self.what = rd.path.name
 
     def advance(self, src, n):
-        if self.p is not None:
-            self.p.advance(self.task, n)
-
-    def close(self):
-        if self.p is not None:
-            self.p.stop()
-            self.p = None
+        if self.cb is not None:
+            self.done += n
+            self.cb(self.done, self.total, self.what)
 
 
 # ----------------------------------------------------------------------------------------
@@ -2366,7 +2357,7 @@ class _BackgroundWriter:
             raise self.err
 
 
-def ingest_into(path, writer, *, progress: bool = False, all_columns: bool = False,
+def ingest_into(path, writer, *, progress=None, all_columns: bool = False,
                 strict: bool = False, source_name: str | None = None,
                 gzip_cut: dict | None = None, on_damon_events=None, **opts):
     """Decode ``path`` into ``writer`` (a :class:`~tracedamon.store.sink.TableSink`):
@@ -2380,7 +2371,7 @@ def ingest_into(path, writer, *, progress: bool = False, all_columns: bool = Fal
     tracepoint events, for the DAMON reader to turn them into regions
     (:func:`tracedamon.ingest.damon_trace.add_regions_from_perf_data`; the caller
     chooses, :func:`tracedamon.ingest.ingest` does). Decoding through ``perf script``
-    instead is :func:`tracedamon.ingest.perf_script.ingest_via_perf`.
+    instead is :func:`tracedamon.ingest.perf_run.ingest_via_perf`.
 
     A truncated recording is read up to its last complete record; ``meta.json`` says
     what was lost (``truncated``, ``truncation``) and an
@@ -2392,8 +2383,8 @@ def ingest_into(path, writer, *, progress: bool = False, all_columns: bool = Fal
     """
     if opts.get("via_perf"):
         raise ConfigError("the native perf.data reader does not run perf: via_perf goes "
-                          "through tracedamon.ingest.perf_script.ingest_via_perf "
-                          "(tracedamon.ingest.ingest picks it)")
+                          "through tracedamon.ingest.perf_run.ingest_via_perf "
+                          "(the public tracedamon.ingest picks it)")
     rd = open_perf_data(path, strict=strict)
     if gzip_cut:
         rd._note_truncation(gzip=gzip_cut)

@@ -1,0 +1,108 @@
+"""The ingest layout: the public function lives in the pipeline, readers report
+progress through a callback and draw nothing, magic sniffing in one place."""
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from tracedamon.errors import InputError
+
+SAMPLES = ROOT / "sample_traces"
+
+NAME_PROBE = r"""
+import json, sys
+import tracedamon
+import tracedamon.ingest.detect                      # a reader module, plain import
+from tracedamon.ingest import perf_data              # and from-import
+from tracedamon.ingest.pagemap import parse_maps     # and a name of one
+import tracedamon.pipeline.ingest as P
+from tracedamon import ingest
+from tracedamon.ingest import ingest as old_path
+print(json.dumps([tracedamon.ingest is P.ingest, ingest is P.ingest, old_path is P.ingest,
+                  sys.modules["tracedamon.ingest.perf_data"] is perf_data]))
+"""
+
+
+def test_public_ingest_is_the_pipeline_function_whatever_was_imported():
+    """``tracedamon.ingest`` is the function (not the readers' package, made callable)
+    after reader modules are imported in every style; the old path still gives it."""
+    r = subprocess.run([sys.executable, "-c", NAME_PROBE], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [True, True, True, True]
+
+
+PROGRESS_PROBE = r"""
+import json, sys
+from tracedamon import ingest
+calls = []
+ingest(sys.argv[1], sys.argv[2], progress=lambda d, t, w: calls.append((d, t, w)),
+       **json.loads(sys.argv[3]))
+print(json.dumps({"calls": calls, "rich": "rich" in sys.modules}))
+"""
+
+
+def _progress_calls(src: Path, out: Path, **opts) -> dict:
+    r = subprocess.run([sys.executable, "-c", PROGRESS_PROBE, str(src), str(out),
+                        json.dumps(opts)], capture_output=True, text=True, cwd=ROOT,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name, opts", [
+    ("hotcold.perf.data", {}),                                   # native perf.data reader
+    ("damon/live_paddr.script.txt.gz", {"format": "damon"}),     # DAMON text (gzip)
+])
+def test_readers_report_progress_and_draw_nothing(tmp_path, name, opts):
+    """The callback gets (done, total, what) with ``done`` never going back, ending at
+    ``total``: the bytes the reader reads (a DAMON text: the file's size on disk; a
+    perf.data: its data section, whose size the file header gives at bytes 48..56,
+    perf-data-format.md); no bar is drawn (rich is not even imported)."""
+    src = SAMPLES / name
+    size = src.stat().st_size
+    if name.endswith(".perf.data"):
+        size = struct.unpack_from("<Q", src.read_bytes(), 48)[0]
+    got = _progress_calls(src, tmp_path / "o.td", **opts)
+    calls = got["calls"]
+    assert calls, "the reader never reported progress"
+    done = [c[0] for c in calls]
+    assert done == sorted(done)
+    assert {c[2] for c in calls} == {src.name}
+    assert calls[-1][0] == calls[-1][1] == size
+    assert got["rich"] is False
+
+
+def test_perf_script_text_reports_bytes(tmp_path):
+    from tracedamon import ingest
+    from tracedamon.ingest.perf_script import RECOMMENDED_FIELDS   # still documented there
+    assert "addr" in RECOMMENDED_FIELDS
+    src = tmp_path / "s.txt"
+    line = "  w 5/5 1.000000000: 1 page-faults:  7fff0000\n"
+    src.write_text(line * 50)
+    calls = []
+    ingest(src, tmp_path / "o.td", format="perf-script", fields="comm,pid,tid,time,period,"
+           "event,addr", progress=lambda d, t, w: calls.append((d, t, w)))
+    assert calls[-1] == (src.stat().st_size, src.stat().st_size, "s.txt")
+
+
+def test_head_undoes_gzip_and_names_a_corrupt_stream(tmp_path):
+    from tracedamon.ingest.detect import GZIP_MAGIC, head, is_gzip, raw_head
+    plain = b"PERFILE2" + bytes(100)
+    gz = tmp_path / "a.gz"
+    gz.write_bytes(gzip.compress(plain))
+    assert is_gzip(gz) and raw_head(gz, 2) == GZIP_MAGIC
+    assert head(gz, 8) == b"PERFILE2"
+    assert head(gz, 1000) == plain                   # no more than there is
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(gzip.compress(plain)[:10] + b"\xff" * 64)
+    with pytest.raises(InputError, match=r"bad\.gz: gzip stream unreadable"):
+        head(bad)
+    assert not is_gzip(tmp_path)                      # a directory is not a gzip file
