@@ -106,3 +106,45 @@ def test_head_undoes_gzip_and_names_a_corrupt_stream(tmp_path):
     with pytest.raises(InputError, match=r"bad\.gz: gzip stream unreadable"):
         head(bad)
     assert not is_gzip(tmp_path)                      # a directory is not a gzip file
+
+
+def test_record_type_constants_match_the_name_table():
+    """The readers test record types by name (perf_records.R_*); each constant is the
+    number the name table (perf's PERF_RECORD_* list) gives that name."""
+    from tracedamon.ingest import perf_records as K
+    from tracedamon.ingest.perf.header import RECORD_NAMES
+    consts = {k[2:]: v for k, v in vars(K).items() if k.startswith("R_")}
+    assert len(consts) >= 20
+    for name, num in consts.items():
+        assert RECORD_NAMES[num] == name
+
+
+def test_cursor_errors_name_the_file_and_offset(tmp_path):
+    """Every overrun of the one binary parse helper is a TraceFormatError at the file
+    offset of the field (``base`` + position), never IndexError or struct.error."""
+    from tracedamon.errors import TraceFormatError
+    from tracedamon.ingest.binparse import Cursor, unpack
+    f = tmp_path / "x.data"
+    data = (5).to_bytes(4, "little") + b"abc"          # a string of 5 bytes, 3 there
+    c = Cursor(data, f, base=1000, what="feature X")
+    with pytest.raises(TraceFormatError) as ei:
+        c.string()
+    assert ei.value.offset == 1004 and "x.data" in str(ei.value)
+    assert "feature X" in str(ei.value)
+    c = Cursor(b"\x01\x00\x00\x00\x02", f, base=10)
+    assert c.u32() == 1
+    with pytest.raises(TraceFormatError) as ei:
+        c.u64()
+    assert ei.value.offset == 14
+    big = Cursor(b"\x00\x00\x00\x07", f, big=True)
+    assert big.u32() == 7
+    with pytest.raises(TraceFormatError) as ei:
+        Cursor(b"abc", f, base=3).cstr()
+    assert ei.value.offset == 3 and "unterminated" in str(ei.value)
+    with pytest.raises(TraceFormatError) as ei:
+        Cursor((10 ** 6).to_bytes(4, "little"), f, base=40, what="cmdline").strings()
+    assert ei.value.offset == 40
+    assert unpack("<QQ", bytes(16), 0, path=f, what="header") == (0, 0)
+    with pytest.raises(TraceFormatError) as ei:
+        unpack("<QQ", bytes(20), 8, path=f, base=100, what="header")
+    assert ei.value.offset == 108

@@ -38,7 +38,8 @@ import pyarrow.compute as pc
 from ..errors import InputError, TraceFormatError
 from ..units import parse_bytes
 from .detect import GZIP_MAGIC, ZSTD_MAGIC, head
-from .damon_trace import human_time_us, sidecar_intervals, write_events
+from .damon_trace import human_time_us, is_perf_data, sidecar_intervals, write_events
+from .damon_trace import ingest_into as damon_ingest_into
 
 def _is_zlib(head: bytes) -> bool:
     return len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
@@ -294,11 +295,15 @@ def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: not a file")
-    from . import damon_trace
-    if damon_trace.is_perf_data(path) or _is_trace_text(path):
-        # damo's perf_data and perf_script record types are DAMON traces
-        return damon_trace.ingest_into(path, writer, progress=progress, skip_bad=skip_bad,
-                                       run_gap_factor=run_gap_factor)
+    if is_perf_data(path):
+        # damo's perf_data record type: the pipeline opens it with the perf.data reader
+        raise InputError(f"{path}: a perf.data (damo's perf_data record type): read it "
+                         "with tracedamon.ingest, which hands its DAMON tracepoints to the "
+                         "DAMON trace reader")
+    if _is_trace_text(path):
+        # damo's perf_script record type is a DAMON trace
+        return damon_ingest_into(path, writer, progress=progress, skip_bad=skip_bad,
+                                 run_gap_factor=run_gap_factor)
     text = read_text(path)
     try:
         doc = json.loads(text)

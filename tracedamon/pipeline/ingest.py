@@ -14,6 +14,7 @@ attribute is never depends on what was imported before.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import importlib
 import os
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import InputError, TraceFormatError, TracedamonError, shown_as
-from ..ingest.detect import FORMATS, PERF_MAGIC, detect_format, raw_head
+from ..ingest.detect import FORMATS, PERF_MAGIC, PERF_MAGIC_BE, detect_format, head, raw_head
 from ..ingest.gz import gunzip_to, is_gzip
 from ..ingest.progress import callback
 from ..store.atomic import TRACE_DIR, check_output, make_parents, remove_made
@@ -220,14 +221,19 @@ def _grouped(plan: list[tuple[Path, str]]) -> list[tuple[Path | list[Path], str]
 def _run_readers(plan, w: TraceDirWriter, progress, options: dict) -> None:
     for p, fmt in plan:
         before = w.row_counts()
+        read = reader_for(fmt)
+        damon_in_perf = fmt in ("damon", "damo") and _is_perf_data(p)
+        if damon_in_perf:
+            # damo's perf_data record type, or a DAMON trace recorded with perf record
+            read = functools.partial(_read_damon_perf_data, origin=p)
         plain, cut = (None, None)
-        if fmt == "perf-data":
+        if fmt == "perf-data" or damon_in_perf:
             plain, cut = _gunzipped(p, w.tmpdir, bool(options.get("strict")))
         extra = {}
         if plain is not None:
             extra = {"source_name": f"{p} (decompressed)", "gzip_cut": cut}
         try:
-            reader_for(fmt)(plain or p, w, progress=progress, **options, **extra)
+            read(plain or p, w, progress=progress, **options, **extra)
         except BaseException as e:
             if plain is None:
                 raise
@@ -237,6 +243,35 @@ def _run_readers(plan, w: TraceDirWriter, progress, options: dict) -> None:
             if plain is not None:
                 plain.unlink(missing_ok=True)
         _check_mixing(p, plan, before, w)
+
+
+def _is_perf_data(p) -> bool:
+    """Whether input ``p`` (a file; gzip undone) is a perf.data."""
+    return not isinstance(p, list) and Path(p).is_file() and \
+        head(p, 8) in (PERF_MAGIC, PERF_MAGIC_BE)
+
+
+def _read_damon_perf_data(path, writer, *, origin, strict: bool = False,
+                          skip_bad: bool = False, run_gap_factor: float = 3.0,
+                          source_name: str | None = None, gzip_cut: dict | None = None,
+                          progress=None, **options) -> None:
+    """The DAMON tracepoints of a perf.data given as a DAMON trace (or damo record):
+    the native perf.data reader opens it, the DAMON reader turns the tracepoints into
+    regions (errors name ``origin``, the user's file), and a cut-short recording is
+    reported as the perf.data reader does."""
+    perf_data = importlib.import_module(_READERS["perf-data"])
+    damon_trace = importlib.import_module(_READERS["damon"])
+    reader = perf_data.open_perf_data(path, strict=strict)
+    if gzip_cut:
+        reader._note_truncation(gzip=gzip_cut)
+    try:
+        damon_trace.perf_data_regions(reader, writer, path=Path(origin), skip_bad=skip_bad,
+                                      run_gap_factor=run_gap_factor)
+    finally:
+        close = getattr(reader, "close", None)
+        if close:
+            close()
+    perf_data.report_truncation(reader, writer, source_name or str(path))
 
 
 def _check_mixing(p, plan, before, w) -> None:
