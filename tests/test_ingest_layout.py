@@ -17,11 +17,13 @@ from tracedamon.errors import InputError
 SAMPLES = ROOT / "sample_traces"
 
 NAME_PROBE = r"""
-import json, sys
+import inspect, json, sys
 import tracedamon
 import tracedamon.ingest.detect                      # a reader module, plain import
 from tracedamon.ingest import perf_data              # and from-import
 from tracedamon.ingest.pagemap import parse_maps     # and a name of one
+print(json.dumps([inspect.isfunction(tracedamon.ingest),
+                  getattr(tracedamon.ingest, "__module__", None)]), flush=True)
 import tracedamon.pipeline.ingest as P
 from tracedamon import ingest
 from tracedamon.ingest import ingest as old_path
@@ -35,8 +37,11 @@ def test_public_ingest_is_the_pipeline_function_whatever_was_imported():
     after reader modules are imported in every style; the old path still gives it."""
     r = subprocess.run([sys.executable, "-c", NAME_PROBE], capture_output=True, text=True,
                        cwd=ROOT, timeout=300)
+    lines = r.stdout.strip().splitlines()
+    assert lines, r.stderr
+    assert json.loads(lines[0]) == [True, "tracedamon.pipeline.ingest"]
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.strip().splitlines()[-1]) == [True, True, True, True]
+    assert json.loads(lines[1]) == [True, True, True, True]
 
 
 PROGRESS_PROBE = r"""
