@@ -153,3 +153,19 @@ def test_cursor_errors_name_the_file_and_offset(tmp_path):
     with pytest.raises(TraceFormatError) as ei:
         unpack("<QQ", bytes(20), 8, path=f, base=100, what="header")
     assert ei.value.offset == 108
+
+
+@pytest.mark.parametrize("fmt", ["auto", "perf-data", "damon", "damo", "perf-script"])
+def test_corrupt_gzip_is_a_clear_error_for_every_reader(tmp_path, fmt):
+    """A gzip file whose deflate data is corrupt (here its first block has the reserved
+    block type) is a one-line error naming the file, whichever reader is asked, and
+    leaves no output: never zlib.error."""
+    from tracedamon import ingest
+    from tracedamon.errors import TracedamonError
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(gzip.compress(b"x")[:10] + b"\xff" * 64)
+    with pytest.raises(TracedamonError) as ei:
+        ingest(bad, tmp_path / "o.td", format=fmt)
+    msg = str(ei.value)
+    assert "bad.gz" in msg and ("gzip" in msg.lower() or "unreadable" in msg)
+    assert not (tmp_path / "o.td").exists()

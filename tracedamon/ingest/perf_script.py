@@ -81,6 +81,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import zlib
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -552,7 +553,7 @@ def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
         try:
             _ingest_lines(_with_progress(fh, raw, p, callback(progress)), writer, source=p,
                           fields=fields, skip_bad=skip_bad)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:     # zlib: a corrupt gzip stream
             raise TraceFormatError(p, f"unreadable: {e}") from None
     writer.meta["perf_script_fields"] = "auto" if fields is None else "given"
 
