@@ -66,6 +66,7 @@ from ..units import parse_duration_ns
 from .damon_text import (AGGREGATED, BEFORE_APPLY, INTERVALS_TUNE_EV,  # noqa: F401
                          KNOWN_EVENTS, TextTrace, _Events, _num)
 from .detect import PERF_MAGIC, PERF_MAGIC_BE, head
+from .tracing_data import decode_raw, parse_tracing_data
 
 
 def is_perf_data(path) -> bool:
@@ -469,7 +470,6 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
     (``.tracing_data``, ``.events``, ``iter_sample_batches()``). The RAW
     payloads are decoded with the tracepoint formats stored in the file.
     """
-    from .tracing_data import decode_raw, parse_tracing_data
     path = Path(path if path is not None else getattr(reader, "path", "<perf.data>"))
     names = [e.get("name") for e in reader.events]
     damon_names = sorted({n for n in names if n and n.startswith("damon:")})

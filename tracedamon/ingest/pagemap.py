@@ -66,6 +66,7 @@ from ..units import parse_duration_ns as _parse_duration_ns
 from ..schema import (MAPS, PAGEMAP, PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE,
                       PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_SOFT_DIRTY,
                       PAGEMAP_FLAG_SWAPPED, PAGEMAP_FLAG_THP)
+from .detect import PAGEMAP_TABLES, pagemap_index_of, trace_dir_tables
 
 # pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
 PM_PRESENT = 1 << 63
@@ -385,7 +386,6 @@ def snapshot_files(path: str | os.PathLike) -> list[Path]:
     """The ``*.index.json`` files of a snapshot directory, or the index of the one
     raw snapshot file given (its ``.index.json``, ``.pagemap.bin`` or ``.maps``), in
     snapshot order (``snapN`` in the name, else the name)."""
-    from .detect import pagemap_index_of
     p = Path(path)
     if p.is_file():
         idx = pagemap_index_of(p)
@@ -495,7 +495,6 @@ def ingest_into(path, writer, *, progress=None, **options) -> None:
     every time, e.g. to move CLOCK_MONOTONIC onto perf's default clock).
     """
     from ..store.trace import open_trace
-    from .detect import PAGEMAP_TABLES, trace_dir_tables
     offset = int(options.pop("time_offset_ns", 0) or 0)
     for ignored in ("skip_bad", "strict"):
         options.pop(ignored, None)

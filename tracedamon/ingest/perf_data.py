@@ -101,6 +101,8 @@ from .perf.header import FEATURE_NAMES, RECORD_NAMES  # noqa: F401  (re-exported
 from .perf.reader import PerfData
 from .perf.samples import finish_samples, samples_file_schema
 from .perf.sideband import _PassState
+from ..errors import InputError, InputWarning
+from ..schema import EVENTS
 
 #: rows collected before a batch is handed to the writer (one Parquet row group each);
 #: 64 Ki rather than 128 Ki rows takes ~40 MB off the peak RSS of a whole 10 M-sample
@@ -120,7 +122,6 @@ def open_perf_data(path: str | os.PathLike, *, strict: bool = False) -> PerfData
     it instead.
     """
     p = Path(path)
-    from ..errors import InputError
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
     if not p.is_dir() and not p.is_file():
@@ -187,7 +188,6 @@ def report_truncation(rd: PerfData, writer, name: str | None = None,
     ``truncation``) and warn once (:class:`~tracedamon.errors.InputWarning`)."""
     import warnings
 
-    from ..errors import InputWarning
     summ = truncation_summary(rd, name, nr_samples)
     if summ is None:
         return
@@ -197,7 +197,6 @@ def report_truncation(rd: PerfData, writer, name: str | None = None,
 
 
 def events_table(rd: PerfData, nr_samples=None) -> pa.Table:
-    from ..schema import EVENTS
     evs = rd.events
     for e in evs:
         e["nr_samples"] = int(nr_samples[e["event_id"]]) if nr_samples is not None and \

@@ -13,7 +13,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from ..errors import InputError, TraceFormatError
+from ..errors import InputError, InputWarning, TraceFormatError
 from .perf_script import _ingest_lines
 from .perf_script_line import _FIELD_BITS, _KIND, RECOMMENDED_FIELDS
 
@@ -183,7 +183,6 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
             raise TraceFormatError(path, "the record stream ends inside a record (perf "
                                    "script: unexpected end of event stream)")
 
-        from ..errors import InputWarning
         desc = ("the record stream ends inside a record (perf script: \"unexpected end of "
                 "event stream\"); perf read it up to its last complete record")
         writer.meta["truncated"] = True

@@ -97,6 +97,7 @@ from .perf_script_line import (_CALLCHAIN, _DECODE_TEXT, _DECODE_WIDTH, _EVENT, 
                                _parse_auto, _Tail, page_size_bytes, parse_line)
 from .perf_script_line import RECOMMENDED_FIELDS  # noqa: F401  (documented here)
 from .progress import callback
+from .data_src import decode_column
 
 BATCH_ROWS = 1 << 16
 
@@ -128,7 +129,6 @@ class _Batcher:
         return i
 
     def table(self, rows: list[dict]) -> pa.Table:
-        from .data_src import decode_column
         n = len(rows)
         cols: dict[str, pa.Array] = {}
 

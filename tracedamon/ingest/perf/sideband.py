@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from ...schema import LOST, MMAPS, TASKS
 from ...errors import TraceFormatError
 from ...schema import empty as _empty
 from .. import data_src as _ds
 from .. import perf_records as K
-from ..arrays import py_array
+from ..arrays import py_array, str_array
 from .header import Attr, RECORD_NAMES, _TRAILER_BITS, _TRAILER_MASK, _id_pos_trailer
 
 if TYPE_CHECKING:  # annotations only (at run time these modules would import each other)
@@ -132,7 +133,6 @@ class _PassState:
               layout: tuple[int, int, int]):
         """MMAP, MMAP2, COMM, FORK and EXIT records of a chunk decoded by a numba kernel
         into Arrow tables (the rows :meth:`_one` makes, for many records at once)."""
-        from ...schema import MMAPS, TASKS
         n = len(sel)
         tl, time_pos, id_back = layout
         offs, sizes, types = ch.offs[sel], ch.sizes[sel], ch.types[sel]
@@ -290,7 +290,6 @@ class _PassState:
     SIDEBAND_BATCH = 50_000
 
     def _compact(self, final: bool = False):
-        from ...schema import LOST, MMAPS, TASKS
         for name, schema in (("mmaps", MMAPS), ("tasks", TASKS), ("lost", LOST)):
             rows = getattr(self, name)
             if not rows or (not final and len(rows) < self.SIDEBAND_BATCH):
@@ -308,7 +307,6 @@ class _PassState:
     def sideband_tables(self) -> dict[str, pa.Table]:
         """The mmaps, tasks and lost tables, sorted by time (records without a time
         first), ties in stream and file order."""
-        from ...schema import LOST, MMAPS, TASKS
         out = {}
         for name, schema in (("mmaps", MMAPS), ("tasks", TASKS), ("lost", LOST)):
             parts = self._done[name]
@@ -396,7 +394,6 @@ def _utf8_column(buf: np.ndarray, off: np.ndarray, ln: np.ndarray) -> pa.Array:
         arr.validate(full=True)
         return arr
     except pa.ArrowInvalid:
-        from ..arrays import str_array
         raw = data.tobytes()
         return str_array([raw[bo[i]:bo[i + 1]].decode("utf-8", "replace") for i in range(n)])
 
