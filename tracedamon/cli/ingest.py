@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         # load (tracedamon.hashing); ingest() collects the digests
         from ..store.hashing import prehash
         prehash(p for p in inputs if str(p) != "-")
-        from ..ingest import ingest
+        from ..pipeline.ingest import ingest
         opts = {}
         if via_perf:
             opts["via_perf"] = True
@@ -78,8 +78,38 @@ def register(app: typer.Typer) -> None:
             opts["all_columns"] = True
         if strict:
             opts["strict"] = True
-        dest = ingest(inputs, out, format=format, force=force,
-                      progress=sys.stdout.isatty(), **opts)
+        with _bar(sys.stdout.isatty()) as progress:
+            dest = ingest(inputs, out, format=format, force=force, progress=progress,
+                          **opts)
         from ..info import describe
         typer.echo(f"wrote {dest}")
         typer.echo(describe(dest))
+
+
+class _bar:
+    """A transient progress bar over the readers' ``progress(done, total, what)`` calls
+    (:mod:`tracedamon.ingest.progress`), on a terminal; inputs under 64 MiB get none."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.p, self.tasks = enabled, None, {}
+
+    def __enter__(self):
+        return self if self.enabled else None
+
+    def __call__(self, done: int, total, what: str) -> None:
+        if total is not None and total < (64 << 20) and self.p is None:
+            return
+        if self.p is None:
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                       TimeRemainingColumn, TransferSpeedColumn)
+            self.p = Progress(TextColumn("ingest {task.description}"), BarColumn(),
+                              DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                              transient=True)
+            self.p.start()
+        if what not in self.tasks:
+            self.tasks[what] = self.p.add_task(what, total=total)
+        self.p.update(self.tasks[what], completed=done)
+
+    def __exit__(self, *exc):
+        if self.p is not None:
+            self.p.stop()

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
                                         "tracedamon wrote)"),
     ) -> None:
         from ..errors import InputError
-        from ..ingest.pagemap import CaptureWarning, capture
+        from ..ingest.pagemap_capture import CaptureWarning, capture
         if bool(pid) == bool(command):
             raise InputError("give --pid PID or a command after -- (not both)")
         if count is not None and duration is not None:
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
             res = capture(out, pid=pid or None, cmd=command or None, interval=interval, count=count,
                           duration=duration, force=force, kpageflags=not no_kpageflags,
                           clock=clock,
-                          progress=sys.stderr.isatty())
+                          progress=_count if sys.stderr.isatty() else None)
         finally:
             warnings.showwarning = old
         if sys.stderr.isatty():
@@ -82,3 +82,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {res.path}: {res.snapshots} snapshot(s), stopped by {res.stopped_by}"
                    + (f", command exit status {res.exit_code}"
                       if res.exit_code is not None else ""))
+
+
+def _count(k: int, total: int | None, what: str) -> None:
+    """The snapshots taken so far, on one terminal line."""
+    sys.stderr.write(f"\r{what} {k}" + (f"/{total}" if total else ""))
+    sys.stderr.flush()
