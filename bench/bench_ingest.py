@@ -116,7 +116,8 @@ def decoder_alone(data: Path) -> dict:
     import numpy as np
 
     from tracedamon.ingest import perf_records as K
-    from tracedamon.ingest.perf_data import CHUNK_BYTES, open_perf_data
+    from tracedamon.ingest.perf.stream import CHUNK_BYTES
+    from tracedamon.ingest.perf_data import open_perf_data
     rd = open_perf_data(data)
     src = rd.sources[0]
     P = rd.params()

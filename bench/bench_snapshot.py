@@ -3,7 +3,7 @@
 Starts ``tests/helpers/pagemap_target.c`` (compiled here) mapping and writing
 ``--mib`` MiB of anonymous memory (4 KiB pages, MADV_NOHUGEPAGE; ``--thp`` maps
 it with MADV_HUGEPAGE instead), then takes ``--count`` snapshots with
-:class:`tracedamon.ingest.pagemap.PagemapCapture` and prints, best and median
+:class:`tracedamon.ingest.pagemap_capture.PagemapCapture` and prints, best and median
 over the snapshots:
 
 * ms per snapshot (maps + pagemap of every VMA + maps again + run encoding),
@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tracedamon.engine.translate import Translator  # noqa: E402
-from tracedamon.ingest.pagemap import PagemapCapture  # noqa: E402
+from tracedamon.ingest.pagemap_capture import PagemapCapture  # noqa: E402
 
 HELPER = ROOT / "tests" / "helpers" / "pagemap_target.c"
 

@@ -260,7 +260,7 @@ def test_import_tracedamon_loads_no_heavy_library():
     mods = _loaded_after("import tracedamon")
     assert not [m for m in HEAVY if m in mods], sorted(m for m in HEAVY if m in mods)
     assert not [m for m in mods if m.startswith("tracedamon.") and m not in (
-        "tracedamon.errors", "tracedamon.numba_cache")], sorted(mods)
+        "tracedamon.errors", "tracedamon.numba_cache", "tracedamon.ingest")], sorted(mods)
 
 
 def test_the_command_list_loads_no_heavy_library():

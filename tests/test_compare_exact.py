@@ -191,10 +191,10 @@ def test_metrics_equal_a_per_byte_per_ns_brute_force(path, data, monkeypatch):
     """Whole nr_accesses (dense accumulation), fractional ones (a DataFrame of merged
     values), and whole ones through the general accumulation (too many distinct
     values for dense arrays)."""
-    from tracedamon.export import compare as cmp
+    from tracedamon.export import compare_sweep
 
     # the same value for every example (the fixture is not reset between them)
-    monkeypatch.setattr(cmp._Dense, "LIMIT", 4 if path == "sparse-joint" else 1 << 22)
+    monkeypatch.setattr(compare_sweep.DenseJoint, "LIMIT", 4 if path == "sparse-joint" else 1 << 22)
     whole = path != "fractional"
     ta = data.draw(st.integers(0, 40))
     rows_a = _side(data, 7, ta, whole=whole)

@@ -106,7 +106,7 @@ def test_cli_reports_errors_without_traceback(tmp_path):
 
 def test_public_ingest_callable_after_submodule_import(tmp_path, corpus):
     import tracedamon
-    import tracedamon.ingest.detect  # noqa: F401  binds the package to tracedamon.ingest
+    import tracedamon.ingest.detect  # noqa: F401  loads a module of the readers package
     dest = tracedamon.ingest(corpus / "perf" / "01_pf_c1_addr.data", tmp_path / "a.td")
     assert tracedamon.open_trace(dest).num_rows("samples") > 0
 

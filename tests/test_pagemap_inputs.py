@@ -112,7 +112,7 @@ def test_perf_data_and_raw_snapshots_in_one_directory(run1, ref, tmp_path):
 
 
 def _capture(out: Path, pid: int, count: int = 2) -> Path:
-    from tracedamon.ingest.pagemap import capture
+    from tracedamon.ingest.pagemap_capture import capture
     capture(out, pid=pid, count=count, interval="10ms", kpageflags=False)
     return out
 
@@ -225,7 +225,7 @@ def test_detector_on_every_corpus_file():
 
 
 def test_detector_on_a_sample_of_every_format(run1, sleeper, tmp_path):
-    from tracedamon.ingest.pagemap import capture
+    from tracedamon.ingest.pagemap_capture import capture
     samples = {
         SAMPLES / "hotcold.perf.data": "perf-data",
         SAMPLES / "damon" / "live_paddr.perf.data": "perf-data",

@@ -19,7 +19,7 @@ import pytest
 
 from tracedamon.engine.translate import Translator
 from tracedamon.errors import CaptureError, InputError
-from tracedamon.ingest.pagemap import CaptureWarning, PagemapCapture, capture
+from tracedamon.ingest.pagemap_capture import CaptureWarning, PagemapCapture, capture
 from tracedamon.schema import (PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE, PAGEMAP_FLAG_PRESENT,
                                PAGEMAP_FLAG_THP)
 from tracedamon.store.trace import open_trace
@@ -344,7 +344,7 @@ def test_chunked_reads_give_the_same_runs(target_bin, monkeypatch):
 
     The target's MADV_HUGEPAGE buffer gives runs of 512 contiguous frames when the
     kernel backs it with huge pages, so runs straddle chunk boundaries."""
-    import tracedamon.ingest.pagemap as pm
+    from tracedamon.ingest import pagemap_capture as pm
     t = Target(target_bin, "thp", 1024)
     try:
         with PagemapCapture(t.pid) as cap:

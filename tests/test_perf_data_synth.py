@@ -237,7 +237,7 @@ def test_read_group_one_row_per_member(tmp_path, chunk, monkeypatch):
                                  {"value": vb, "id": b.id(), "lost": 0}]}))
     p = tmp_path / "g.data"
     W.write_perf_data(p, [a, b], recs)
-    import tracedamon.ingest.perf_data as PD
+    from tracedamon.ingest.perf import stream as PD          # CHUNK_BYTES
     monkeypatch.setattr(PD, "CHUNK_BYTES", chunk)     # counters carried across chunks
     tr = _ingest(p, tmp_path)
     rows = [(r["event"], r["ip"], r["period"], r["sample_id"])
@@ -327,7 +327,7 @@ def test_unknown_sample_ids_counted(tmp_path):
 def test_time_order_across_rounds(tmp_path):
     """Per-CPU rounds written out of order: samples come out sorted, ties in file order,
     whatever the chunk size."""
-    import tracedamon.ingest.perf_data as PD
+    from tracedamon.ingest.perf import stream as PD          # CHUNK_BYTES
     ev = W.Event("e", sample_type=S.IP | S.TIME)
     rng = random.Random(5)
     recs, truth = [], []
@@ -357,7 +357,7 @@ def test_time_order_across_rounds(tmp_path):
 
 
 def test_compressed_records_straddle_and_pipe_compressed(tmp_path):
-    import tracedamon.ingest.perf_data as PD
+    from tracedamon.ingest.perf import stream as PD          # CHUNK_BYTES
     ev = W.Event("e", sample_type=S.IP | S.TID | S.TIME | S.ADDR)
     recs = [W.Sample(ev, ip=i, pid=1, tid=1, time=i, addr=i * 4096) for i in range(3000)]
     for layout in ("file", "pipe"):
@@ -504,7 +504,7 @@ def test_compressed2_records(tmp_path):
 def test_auxtrace_payload_skipped_and_tracing_data_read(tmp_path):
     """AUXTRACE (71) and HEADER_TRACING_DATA (66) carry payloads outside header.size;
     the next record starts after them, also when they exceed a chunk."""
-    import tracedamon.ingest.perf_data as PD
+    from tracedamon.ingest.perf import stream as PD          # CHUNK_BYTES
     ev = W.Event("e", sample_type=S.IP | S.TIME | S.ID)
     W.assign_ids([ev])
     aux_payload = bytes(range(256)) * 40                  # 10240 bytes
@@ -590,9 +590,9 @@ def test_live_clockid_features(tmp_path):
 def test_bounded_window_without_rounds(tmp_path, monkeypatch):
     """No FINISHED_ROUND at all: the pending window is bounded (MAX_PENDING); local
     disorder is still sorted out, a sample older than what was emitted is counted."""
-    import tracedamon.ingest.perf_data as PD
-    monkeypatch.setattr(PD, "MAX_PENDING", 64)
-    monkeypatch.setattr(PD, "CHUNK_BYTES", 256)
+    from tracedamon.ingest.perf import ordering, stream
+    monkeypatch.setattr(ordering, "MAX_PENDING", 64)
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 256)
     ev = W.Event("e", sample_type=S.IP | S.TIME)
     rng = random.Random(3)
     times = [10 * i + rng.randrange(0, 25) for i in range(2000)]    # jitter < 3 slots

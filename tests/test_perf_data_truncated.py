@@ -28,7 +28,7 @@ import pytest
 from conftest import PERF, ROOT, missing, requires_perf
 from tracedamon.errors import InputWarning, TraceFormatError
 from tracedamon.ingest import ingest
-from tracedamon.ingest.perf_data import FEATURE_NAMES
+from tracedamon.ingest.perf.header import FEATURE_NAMES
 from tracedamon.store.trace import open_trace
 
 pytestmark = [requires_perf, pytest.mark.perf]

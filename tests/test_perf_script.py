@@ -249,7 +249,7 @@ def test_skip_bad_counts_skipped_lines(tmp_path):
 
 
 def test_gzip_input_and_batches(tmp_path, monkeypatch):
-    import tracedamon.ingest.perf_script as ps
+    from tracedamon.ingest import perf_script as ps
     monkeypatch.setattr(ps, "BATCH_ROWS", 7)
     lines = []
     for i in range(50):

@@ -207,7 +207,7 @@ def test_dynamic_pmu_type_uses_one_field_list(tmp_path):
 def test_refused_field_is_dropped_and_perf_rerun(tmp_path, monkeypatch):
     """Should perf refuse a field ("Cannot print 'X' field"), it is dropped and perf
     is run again; the other fields are still read."""
-    import tracedamon.ingest.perf_script as ps
+    from tracedamon.ingest import perf_run as ps
     path, recs = _ibs_like(tmp_path, with_phys=False)
     real = ps.fields_for_event
 

@@ -20,7 +20,7 @@ from conftest import ROOT
 
 PROBE = r"""
 import json, subprocess, sys, time
-import tracedamon.ingest.pagemap as pm
+from tracedamon.ingest import pagemap_capture as pm
 mode, out = sys.argv[1], sys.argv[2]
 seen = {}
 real_popen, real_snapshot = subprocess.Popen, pm.PagemapCapture.snapshot
@@ -66,7 +66,7 @@ def test_no_snapshot_starts_after_the_duration(tmp_path):
     is over by then: here the first takes 150 ms, the duration is 100 ms."""
     import time
 
-    from tracedamon.ingest.pagemap import capture
+    from tracedamon.ingest.pagemap_capture import capture
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         res = capture(tmp_path / "d.td", pid=p.pid, interval="30ms", duration="100ms",
@@ -82,7 +82,7 @@ def test_a_snapshot_that_begins_after_the_duration_is_not_kept(tmp_path, monkeyp
     it is still due (here: the wait before the second one lasts 1.2 s too long)."""
     import time
 
-    from tracedamon.ingest import pagemap as pm
+    from tracedamon.ingest import pagemap_capture as pm
     from tracedamon.store.trace import open_trace
     real_wait = pm._Interrupts.wait
 

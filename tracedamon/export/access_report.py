@@ -22,8 +22,13 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
+from ..store.trace import Trace, open_trace
 from ..units import PAGE_SIZE, format_bytes
+from .figure import DPI, new_figure, save_figure
+from .grid import merge_intervals
+from .idle import iter_rows, open_source
+from .wss import SIZE_CLASSES, format_large, region_rule, size_class_column, wss_series
 
 DEFAULT_WEIGHTS = (0, 100, 100)
 DEFAULT_PERCENTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)
@@ -52,8 +57,6 @@ def iter_metrics(src, *, weights: Sequence[float] = DEFAULT_WEIGHTS) -> Iterator
     end, size, nr_accesses, percent, age_us, temperature, idle_us — one entry per
     region; idle bytes of a sparse history with derived ages
     (:mod:`tracedamon.export.idle`)."""
-    from .idle import iter_rows, open_source
-
     hs = open_source(src)
     w0, w1, w2 = _check(hs, weights)
     top = hs.max_nr_accesses
@@ -181,8 +184,6 @@ def access_report(
     """Temperature and idle-time percentiles of bytes, plus the bytes idle for at
     least 1, 10, 60 s (per snapshot on average). Streams the source; a sparse
     history's idle bytes count with derived ages (``idle_ages``: how)."""
-    from .idle import open_source
-
     hs = open_source(src)
     d = distributions(hs, weights=weights, snapshots=snapshots)
     nsnap = d["snapshots"]
@@ -212,10 +213,6 @@ def summary(src) -> dict:
     """What a region history holds: snapshots, time span, intervals, targets,
     regions per snapshot, address coverage, nr_accesses and age ranges, WSS.
     Streams the source."""
-    from .grid import merge_intervals
-    from .idle import open_source
-    from .wss import SIZE_CLASSES, region_rule, size_class_column, wss_series
-
     hs = open_source(src)
     keys = hs.keys
     cov = {k: np.zeros((0, 2), np.uint64) for k in keys}
@@ -306,7 +303,6 @@ def format_summary(s: dict) -> str:
     lines.append(
         f"nr_accesses   max {s['nr_accesses']['max']:.0f}, byte-weighted mean {s['nr_accesses']['mean_per_byte']:.3f}"
     )
-    from .wss import format_large
 
     lines.append(
         f"working set   mean {format_bytes(s['wss_bytes']['mean'])}, max {format_bytes(s['wss_bytes']['max'])}"
@@ -318,9 +314,6 @@ def format_summary(s: dict) -> str:
 
 def sample_summary(src) -> dict:
     """Samples of a trace directory: count, time span, pids, events, address spread."""
-    from ..errors import InputError
-    from ..store.trace import Trace, open_trace
-
     tr = src if isinstance(src, Trace) else open_trace(src)
     if not tr.has("samples"):
         raise InputError(f"{tr.path}: holds neither regions nor samples")
@@ -351,10 +344,6 @@ def access_figure(
     tick labels (no ×1e10 offset); idle time is in seconds, logarithmic above one
     aggregation interval."""
     from matplotlib.ticker import FuncFormatter
-
-    from .heatmap import new_figure
-
-    from .idle import open_source
 
     h = open_source(src)
     d = distributions(h, weights=weights)
@@ -410,7 +399,6 @@ def access_png(
     force: bool = False,
 ):
     """:func:`access_figure` as PNG, written atomically."""
-    from .heatmap import DPI, _save_fig
 
-    return _save_fig(access_figure(src, weights=weights, width=width, height=height), path, DPI,
+    return save_figure(access_figure(src, weights=weights, width=width, height=height), path, DPI,
                      force=force)

@@ -49,9 +49,10 @@ from typing import Iterator
 
 import numpy as np
 
-from ..store.atomic import DAMO_RECORD, MARK, marker
 from ..errors import ConfigError
-from .grid import _find_key
+from ..store.atomic import DAMO_RECORD, MARK, atomic_path, check_output, marker
+from .history import find_key
+from .idle import iter_rows, open_source
 
 _REGION = ('{"start":"%d","end":"%d","nr_accesses":{"samples":%d,"percent":null},'
            '"age":{"usec":null,"aggr_intervals":%d},"probe_hits":[],"sz_filter_passed":"0"}')
@@ -94,7 +95,7 @@ def _intervals(hs, sample_us, aggr_us, ops_update_us) -> tuple[dict, bool]:
             s_us = sample_us
         else:
             s_us = max(1.0, round(a_us / mx)) if mx > 0 else a_us
-    u_us = ops_update_us or _find_key(hs.meta, ("ops_update_us", "update_us")) or 60_000_000
+    u_us = ops_update_us or find_key(hs.meta, ("ops_update_us", "update_us")) or 60_000_000
     return {
         "sample_us": str(int(round(s_us))),
         "aggr_us": str(int(round(a_us))),
@@ -111,8 +112,6 @@ def _intervals(hs, sample_us, aggr_us, ops_update_us) -> tuple[dict, bool]:
 def _record_text(hs, intervals: dict, counts: dict, *, mark: bool = False) -> Iterator[str]:
     """The JSON text of the record list, piece by piece (one snapshot at a time); with
     ``mark``, each record starts with tracedamon's marker (a file tracedamon wrote)."""
-    from .idle import iter_rows
-
     sa = hs.snaps
     t0s, t1s = sa["t0"].to_numpy(), sa["t1"].to_numpy()
     yield "["
@@ -213,8 +212,6 @@ def damo_records(
     """The damo record list (JSON-ready, in memory: for small histories) of a region
     history and a summary ``{"intervals": ..., "estimated": bool, "records": n,
     "snapshots": n, "regions": n}``."""
-    from .idle import open_source
-
     hs = open_source(src, sample_us=sample_us, aggr_us=aggr_us)
     intervals, estimated = _intervals(hs, sample_us, aggr_us, ops_update_us)
     counts = {"records": 0, "snapshots": 0, "regions": 0}
@@ -241,9 +238,6 @@ def export_damo(
     Each record starts with a ``"tracedamon"`` member (damo ignores it): an existing
     ``dest`` is replaced only with ``force=True`` and only if it has one, so a record
     written by damo itself is never replaced."""
-    from ..store.atomic import DAMO_RECORD, atomic_path, check_output
-    from .idle import open_source
-
     if fmt not in ("json_compressed", "json"):
         raise ConfigError(f"damo record format must be json_compressed or json, not {fmt!r}")
     inputs = [src] if isinstance(src, (str, os.PathLike)) else []

@@ -66,6 +66,8 @@ from ..errors import ConfigError, InputError
 from ..store.atomic import COMPARE_METRICS, marked, write_text_atomic
 from ..store.parquet import read_schema, read_table
 from ..store.trace import open_trace
+from ..units import format_bytes
+from .grid import merge_intervals
 from .metrics_json import metrics_json
 
 __all__ = ["compare_damos", "DamosCompareResult", "read_applications", "is_damos_source",
@@ -253,7 +255,6 @@ def pair_applications(ta: np.ndarray, tb: np.ndarray, tolerance: int) -> list[tu
 
 
 def _union_len(starts: np.ndarray, ends: np.ndarray) -> int:
-    from .grid import merge_intervals
     if len(starts) == 0:
         return 0
     m = merge_intervals(starts, ends)
@@ -459,16 +460,6 @@ def compare_damos(a, b, *, offset_ns: int = 0, window_ns: int | None = None,
 # ----------------------------------------------------------------------------------
 # the terminal table
 # ----------------------------------------------------------------------------------
-def _short(n: int) -> str:
-    """Bytes in a narrow column: B, KiB, MiB, GiB with one decimal."""
-    v = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if v < 1024 or unit == "GiB":
-            return f"{v:.0f} B" if unit == "B" else f"{v:.1f} {unit}"
-        v /= 1024
-    return f"{v:.1f} GiB"
-
-
 def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
     """compare's terminal tables for two damos_apply tables: the run's figures, then
     one line per application (at most ``max_rows``; mismatches first when cut)."""
@@ -476,10 +467,11 @@ def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..units import format_bytes as fmt_bytes
-
     def pct(v):
         return "-" if v is None else f"{100 * v:.1f} %"
+
+    def short(n) -> str:  # bytes in a narrow column: one decimal, up to GiB
+        return format_bytes(n, 1, largest="GiB")
 
     con = Console()
     t = Table(title=f"compare damos_apply  a = {m['a']['source']}   b = {m['b']['source']}")
@@ -496,9 +488,9 @@ def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
     for label, key in (("bytes applied (summed per application)", "bytes"),
                        ("addresses ever applied (time left out)", "addresses")):
         b = m[key]
-        t.add_row(f"{label}: a / b", f"{fmt_bytes(b['a'])} / {fmt_bytes(b['b'])}")
-        t.add_row("  both / either", f"{fmt_bytes(b['both'])} / {fmt_bytes(b['either'])}")
-        t.add_row("  only a / only b", f"{fmt_bytes(b['only_a'])} / {fmt_bytes(b['only_b'])}")
+        t.add_row(f"{label}: a / b", f"{format_bytes(b['a'])} / {format_bytes(b['b'])}")
+        t.add_row("  both / either", f"{format_bytes(b['both'])} / {format_bytes(b['either'])}")
+        t.add_row("  only a / only b", f"{format_bytes(b['only_a'])} / {format_bytes(b['only_b'])}")
         t.add_row("  Jaccard (both / either)", pct(b["jaccard"]))
     con.print(t)
     rows = m.get("per_application") or []
@@ -522,7 +514,7 @@ def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
         if r["time_a_ns"] is None:
             ta = f"(b: {(r['time_b_ns'] - t0) / 1e9:.3f})"
         dt = "-" if r["dt_ns"] is None else f"{r['dt_ns'] / 1e6:+.3f}"
-        u.add_row(f"{r['context']}/{r['scheme']}", ta, dt, _short(r["bytes_a"]),
-                  _short(r["bytes_b"]), _short(r["bytes_both"]), pct(r["jaccard"]),
+        u.add_row(f"{r['context']}/{r['scheme']}", ta, dt, short(r["bytes_a"]),
+                  short(r["bytes_b"]), short(r["bytes_both"]), pct(r["jaccard"]),
                   ("yes" if r["identical"] else "no") if r["paired"] else "unpaired")
     con.print(u)

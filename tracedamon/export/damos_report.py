@@ -33,6 +33,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..store.trace import open_trace
+from ..units import format_bytes as fmt_bytes
+from .figure import DPI, new_figure, save_figure
+from .grid import guide_ranges, merge_intervals
+from .heatmap import region_heatmap, scan_space
+from .idle import open_source
 
 __all__ = ["damos_report", "DamosReport", "find_sources"]
 
@@ -143,7 +149,6 @@ class DamosReport:
         return pd.DataFrame(out)
 
     def text(self) -> str:
-        from ..units import format_bytes as fmt_bytes
         lines = [f"DAMOS applications: {self.name}" + (f" ({self.found})" if self.found
                                                           else "")]
         m = self.meta
@@ -189,14 +194,12 @@ class DamosReport:
     # -------------------------------------------------------------- picture
     def to_png(self, path: str | os.PathLike, *, width: int = 1100, height: int = 1000,
                time_bins: int = 400, addr_bins: int = 400, force: bool = False) -> Path:
-        from .heatmap import DPI, _save_fig
         fig = self.figure(width=width, height=height, time_bins=time_bins,
                           addr_bins=addr_bins)
-        return _save_fig(fig, path, DPI, force=force)
+        return save_figure(fig, path, DPI, force=force)
 
     def figure(self, *, width: int = 1100, height: int = 1000, time_bins: int = 400,
                addr_bins: int = 400):
-        from .heatmap import new_figure
         hm, key_target = self._heatmap(time_bins, addr_bins)
         has_po = self.outcome is not None and (self.outcome.model == "pageout").any()
         has_tier = self.outcome is not None and (self.outcome.model == "tier").any()
@@ -232,8 +235,6 @@ class DamosReport:
     def _heatmap(self, time_bins, addr_bins):
         if self.history is None:
             return None, None
-        from .heatmap import region_heatmap
-        from .idle import open_source
         hs = open_source(self.history)
         a = self.applications
         tk = hs.snaps.groupby("target")["key"].first().to_dict() if len(hs.snaps) else {}
@@ -252,9 +253,7 @@ class DamosReport:
         # the address axis: where the accesses are (the heatmap's own default view) and
         # where the schemes applied (pageout acts on never-accessed memory, which that
         # view would collapse)
-        from .grid import guide_ranges, merge_intervals
-        from .heatmap import _scan
-        sc = _scan(hs, key, evidence=True)
+        sc = scan_space(hs, key, evidence=True)
         ev = sc.evidence[0]
         mine = a[a.target.isin(targets)]
         both = np.concatenate([ev.reshape(-1, 2), np.stack(
@@ -293,7 +292,6 @@ class DamosReport:
     def _draw_heat(self, ax, hm, targets, sec):
         from matplotlib.collections import PolyCollection
         from matplotlib.patches import Patch
-        from ..units import format_bytes as fmt_bytes
         nt, nb = hm.matrix.shape
         t = sec(hm.t_edges)
         ax.imshow(np.transpose(hm.rgba(), (1, 0, 2)), origin="lower", aspect="auto",
@@ -321,7 +319,6 @@ class DamosReport:
             col = SCHEME_COLOURS[int(s) % len(SCHEME_COLOURS)]
             n_s = 0
             for tm, h in g.groupby(_walk_times(g, self.aggr_ns)):
-                from .grid import merge_intervals
                 iv = merge_intervals(h.start.to_numpy(np.uint64), h.end.to_numpy(np.uint64))
                 y0, y1 = _rows_of(hm, iv[:, 0]), _rows_of(hm, iv[:, 1])
                 x1 = float(sec(tm))
@@ -467,7 +464,6 @@ def _walks(g: pd.DataFrame, aggr_ns: int | None) -> int:
 
 
 def _table(d: Path, name: str) -> pd.DataFrame | None:
-    from ..trace import open_trace
     tr = open_trace(d)
     return tr.df(name) if tr.has(name) else None
 
@@ -484,7 +480,6 @@ def damos_report(src, *, history=None) -> DamosReport:
     aggr_us = (meta.get("context") or {}).get("aggr_us") or \
         (meta_all.get("intervals") or {}).get("aggr_us")
     if aggr_us is None and hist is not None:
-        from .idle import open_source
         aggr_us = open_source(hist).aggr_us
     notes = []
     if hist is None:

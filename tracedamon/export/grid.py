@@ -35,8 +35,9 @@ import pandas as pd
 from numba import njit
 
 from ..units import PAGE_SIZE
-from .history import _find_key, intervals_from_meta  # noqa: F401  (kept importable here)
-from .history_frame import History
+from .history import HistorySource, open_history
+from .history import find_key as _find_key, intervals_from_meta  # noqa: F401  (kept importable here)
+from .history_frame import History, HistoryFrame  # noqa: F401  (History: deprecated name)
 
 _REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
 
@@ -47,15 +48,14 @@ _REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
 def load_history(
     src, *, name: str | None = None, sample_us: float | None = None, aggr_us: float | None = None,
     fill_sparse: bool = True,
-) -> History:
+) -> HistoryFrame:
     """Read a whole region history into memory: a trace directory, a ``.parquet`` file,
     a replay result, an Arrow table or a DataFrame with the REGIONS columns, validated,
     with its snapshot windows. A sparse history is filled (``fill_sparse``, see
     :mod:`tracedamon.export.history`). Analyses of large histories stream with
     :func:`tracedamon.export.history.open_history` instead."""
-    if isinstance(src, History):
+    if isinstance(src, HistoryFrame):
         return src
-    from .history import HistorySource, open_history
 
     hs = src if isinstance(src, HistorySource) else open_history(
         src, name=name, sample_us=sample_us, aggr_us=aggr_us)
@@ -100,18 +100,18 @@ def intersect_intervals(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.uint64).reshape(-1, 2)
 
 
-def coverage(h: History) -> np.ndarray:
+def coverage(h: HistoryFrame) -> np.ndarray:
     """Address ranges covered by at least one region in any snapshot."""
     return merge_intervals(h.df["start"].to_numpy(), h.df["end"].to_numpy())
 
 
-def active_ranges(h: History, *, gap: int = 0) -> np.ndarray:
+def active_ranges(h: HistoryFrame, *, gap: int = 0) -> np.ndarray:
     """Address ranges of regions that were accessed (nr_accesses > 0) at least once."""
     m = h.df["nr_accesses"].to_numpy() > 0
     return merge_intervals(h.df["start"].to_numpy()[m], h.df["end"].to_numpy()[m], gap=gap)
 
 
-def heat_ranges(h: History, *, min_fraction: float = 0.02, gap: int = 0) -> np.ndarray:
+def heat_ranges(h: HistoryFrame, *, min_fraction: float = 0.02, gap: int = 0) -> np.ndarray:
     """Address ranges whose heat summed over all snapshots is at least ``min_fraction``
     of the hottest address's.
 
@@ -197,7 +197,7 @@ def auto_bin_bytes(total_bytes: int, max_bins: int, unit: int = PAGE_SIZE) -> in
     return b
 
 
-def address_unit(*hs: History) -> int:
+def address_unit(*hs: HistoryFrame) -> int:
     """PAGE_SIZE when every region boundary is page aligned, else 1."""
     for h in hs:
         st = h.df["start"].to_numpy()
@@ -218,7 +218,7 @@ def time_edges(t_start: int, t_end: int, bin_ns: float) -> np.ndarray:
 # rasterising
 # ----------------------------------------------------------------------------------
 def raster(
-    h: History,
+    h: HistoryFrame,
     t_edges: np.ndarray,
     bin_start: np.ndarray,
     bin_end: np.ndarray,
@@ -230,7 +230,7 @@ def raster(
 
     Parameters
     ----------
-    h : History (one address space: call ``h.for_key(k)`` first when it has several)
+    h : HistoryFrame (one address space: call ``h.for_key(k)`` first when it has several)
     t_edges : int64 array (nt + 1), ascending time bin edges in ns
     bin_start, bin_end : uint64 arrays (nb), sorted disjoint address bins
     values : one float array per quantity, aligned with ``h.df`` rows
@@ -246,7 +246,7 @@ def raster(
     if isinstance(values, np.ndarray) and values.ndim == 1:
         values = [values]
     values = [np.asarray(v, dtype=np.float64) for v in values]
-    acc = _Raster(t_edges, bin_start, bin_end, h.snaps["t0"].to_numpy(np.int64),
+    acc = Raster(t_edges, bin_start, bin_end, h.snaps["t0"].to_numpy(np.int64),
                   h.snaps["t1"].to_numpy(np.int64), len(values))
     snap_all = h.df["snap"].to_numpy(np.int64)
     st_all = h.df["start"].to_numpy(np.uint64)
@@ -278,7 +278,7 @@ def raster_stream(
     summed); ``offset_ns`` is added to every snapshot window; ``age=False`` leaves the
     age column unread."""
     off = int(offset_ns)
-    acc = _Raster(t_edges, bin_start, bin_end, hs.snaps["t0"].to_numpy(np.int64) + off,
+    acc = Raster(t_edges, bin_start, bin_end, hs.snaps["t0"].to_numpy(np.int64) + off,
                   hs.snaps["t1"].to_numpy(np.int64) + off, n_values)
     for b in hs.iter_batches(key=key, fill_sparse=fill_sparse, age=age, time_ns=False):
         vals = [np.asarray(v, np.float64) for v in values(b)]
@@ -289,7 +289,7 @@ def raster_stream(
     return acc.result()
 
 
-class _Raster:
+class Raster:
     """Accumulates Σ value × overlap bytes × overlap ns per cell (see :func:`raster`)."""
 
     def __init__(self, t_edges, bin_start, bin_end, T0, T1, nvalues):
@@ -376,7 +376,7 @@ def cell_area(t_edges: np.ndarray, bin_start: np.ndarray, bin_end: np.ndarray) -
     return dt[:, None] * db[None, :]
 
 
-def mean_grid(h: History, t_edges, bs, be, values) -> tuple[list[np.ndarray], np.ndarray]:
+def mean_grid(h: HistoryFrame, t_edges, bs, be, values) -> tuple[list[np.ndarray], np.ndarray]:
     """Area-weighted means of each quantity per cell (NaN where nothing covers the
     cell) and the covered fraction of each cell."""
     sums, cover = raster(h, t_edges, bs, be, values)
@@ -387,7 +387,7 @@ def mean_grid(h: History, t_edges, bs, be, values) -> tuple[list[np.ndarray], np
     return means, frac
 
 
-def snapshot_stats(h: History) -> pd.DataFrame:
+def snapshot_stats(h: HistoryFrame) -> pd.DataFrame:
     """One row per snapshot: key, run, snapshot, t0, t1, nr_regions, total bytes."""
     df = h.df
     size = (df["end"].to_numpy() - df["start"].to_numpy()).astype(np.float64)

@@ -43,16 +43,29 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
+from ..store.atomic import HEATMAP_CELLS
+from ..store.trace import Trace, open_trace
+from ..store.writer import write_table_atomic
 from ..units import PAGE_SIZE, format_bytes
+from .evidence import COARSE_RATIO, AccessEvidence  # noqa: F401  (kept importable here)
+from .figure import (  # noqa: F401  (kept importable here)
+    DPI,
+    heatmap_figure,
+    new_figure,
+    render_png,
+    save_figure,
+)
 from .grid import (
-    History,
+    HistoryFrame,
     auto_bin_bytes,
     guide_ranges,
+    intersect_intervals,
     merge_intervals,
     raster,
     time_edges,
     uniform_bins,
 )
+from .idle import iter_rows, open_source
 
 #: colour of "never accessed" (value exactly 0), of "not monitored" (NaN)
 NEVER_COLOUR = "#000000"
@@ -115,9 +128,6 @@ class Heatmap:
     def write_cells(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         """The matrix as a Parquet table (one row per cell), written atomically."""
         import pyarrow as pa
-
-        from ..store.atomic import HEATMAP_CELLS
-        from ..store.writer import write_table_atomic
 
         t = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
         meta = {"table": "heatmap", "kind": self.kind, "unit": self.unit, "source": self.source}
@@ -245,14 +255,14 @@ def _downsample(m: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def _pick_key(h, target):
-    """``target`` when the history (History or HistorySource) has it, else the address
+    """``target`` when the history (HistoryFrame or HistorySource) has it, else the address
     space with the most rows."""
     keys = h.keys
     if target is not None:
         if target not in keys:
             raise InputError(f"{h.name}: no target {target} (targets: {keys[:10]})")
         return target
-    if isinstance(h, History):
+    if isinstance(h, HistoryFrame):
         return h.df.groupby("key").size().idxmax()
     return h.snaps.groupby("key")["rows"].sum().idxmax()
 
@@ -260,189 +270,25 @@ def _pick_key(h, target):
 # ----------------------------------------------------------------------------------
 # the default view: where the accesses are
 # ----------------------------------------------------------------------------------
-#: a region narrowed by more than this factor by later, finer regions is not evidence
-#: itself; a one-off access seen only in regions this many times larger than all finer
-#: evidence is left off the default address axis (it would squash the rest)
-COARSE_RATIO = 16
 #: every shown address range gets at least this share of the rows
 MIN_RANGE_SHARE = 0.02
-
-
-class AccessEvidence:
-    """Where a region history says the accesses are, from its snapshots read last
-    to first.
-
-    DAMON starts from a few huge regions and splits them until it finds the
-    accessed pages: an access first shows as "one of these terabytes was
-    accessed", and the accessed region shrinks over the next aggregations. A
-    region's bytes are evidence of access only as far as DAMON could not localise
-    it further. So, going backwards, with ``F_{s+1}`` the finest evidence of the
-    next snapshot, each accessed region ``r`` of snapshot ``s`` is
-
-    * *ended* when ``F_{s+1}`` has nothing inside ``r`` (the access ended there, or
-      moved away): ``r`` is evidence, and part of ``F_s``;
-    * *context* when every piece of ``F_{s+1}`` inside ``r`` is at least
-      ``1 /`` :data:`COARSE_RATIO` of ``r`` (DAMON narrowed it only a little): ``r`` is
-      evidence, but ``F_s`` keeps only those finer pieces, so context never grows
-      by more than that factor around what the regions finally localised;
-    * *refined* otherwise: a coarse first guess, which the later, finer regions
-      speak for; it contributes ``F_{s+1} ∩ r`` to ``F_s`` and nothing itself.
-
-    The evidence of the whole history is the union of the ended and context
-    regions, except regions of a size class more than :data:`COARSE_RATIO` times
-    larger than all finer evidence that were accessed in one aggregation only (no
-    accessed region overlaps them in the snapshots before and after): one sample
-    somewhere in 47 GiB once says little about where the workload is and would
-    squash it to a pixel. Those are counted and reported (:meth:`ranges`).
-
-    Feed one address space's snapshots newest first (:meth:`feed`); memory: the
-    next snapshot's finest evidence and one merged union per size class.
-    """
-
-    def __init__(self):
-        self._fine = np.zeros((0, 2), np.uint64)  # F_{s+1}
-        self._held = None  # the snapshot waiting for its predecessor (one-off test)
-        self._cls: dict = {}  # size class -> [one-off ranges, other ranges]
-
-    def feed(self, start: np.ndarray, end: np.ndarray, nr: np.ndarray) -> None:
-        """One snapshot (the one before the last one fed): its regions, sorted and
-        disjoint, and their nr_accesses."""
-        m = np.asarray(nr) > 0
-        st = np.asarray(start, dtype=np.uint64)[m]
-        en = np.asarray(end, dtype=np.uint64)[m]
-        if self._held is not None:
-            self._settle(*self._held, st, en)
-        self._held = self._resolve(st, en)
-
-    def _resolve(self, st, en):
-        """F_s from the accessed regions of s and F_{s+1}; returns the regions kept as
-        evidence, which :meth:`_settle` records once the snapshot before s is known."""
-        fine = self._fine
-        smallest = _smallest_piece_within(fine, st, en)
-        size = (en - st).astype(np.float64)
-        ended = ~np.isfinite(smallest)
-        keep = ended | (size <= COARSE_RATIO * smallest)
-        carried = _intersect_sorted(fine, np.stack([st[~ended], en[~ended]], axis=1))
-        both = np.concatenate([np.stack([st[ended], en[ended]], axis=1), carried])
-        self._fine = merge_intervals(both[:, 0], both[:, 1])
-        return st[keep], en[keep], ended[keep]
-
-    def _settle(self, wst, wen, ended, pst, pen) -> None:
-        """Record the evidence regions of a snapshot; one-offs are those whose access
-        ended there and that no accessed region of the snapshot before overlaps
-        (``pst``/``pen``, empty for the first snapshot)."""
-        if len(wst) == 0:
-            return
-        lo = np.searchsorted(pen, wst, side="right")
-        hi = np.searchsorted(pst, wen, side="left")
-        once = ended & (hi <= lo)
-        size = (wen - wst).astype(np.float64)
-        cls = np.floor(np.log2(size)).astype(np.int64)
-        for c in np.unique(cls):
-            sel = cls == c
-            slot = self._cls.setdefault(int(c), [np.zeros((0, 2), np.uint64)] * 2)
-            for k, want in ((0, once), (1, ~once)):
-                w = sel & want
-                if w.any():
-                    cur = slot[k]
-                    slot[k] = merge_intervals(
-                        np.concatenate([cur[:, 0], wst[w]]), np.concatenate([cur[:, 1], wen[w]])
-                    )
-
-    def finish(self) -> None:
-        if self._held is not None:
-            empty = np.zeros(0, np.uint64)
-            self._settle(*self._held, empty, empty)
-            self._held = None
-
-    def ranges(self) -> tuple[np.ndarray, dict]:
-        """(evidence ranges, what was left out: bytes, smallest region size)."""
-        self.finish()
-        kept = np.zeros((0, 2), np.uint64)
-        left = {"bytes": 0, "min_region": None}
-        for c in sorted(self._cls):
-            once, other = self._cls[c]
-            fine = float((kept[:, 1] - kept[:, 0]).sum()) if len(kept) else 0.0
-            parts = [kept, other]
-            if fine == 0 or 2.0**c <= COARSE_RATIO * fine:
-                parts.append(once)
-            elif len(once):
-                shown = np.concatenate([kept, other])
-                out = _intersect_sorted(
-                    once, _complement(merge_intervals(shown[:, 0], shown[:, 1]))
-                )
-                nb = float((out[:, 1] - out[:, 0]).sum()) if len(out) else 0.0
-                if nb:
-                    left["bytes"] += nb
-                    if left["min_region"] is None:
-                        left["min_region"] = 2**c
-            allp = np.concatenate(parts)
-            kept = merge_intervals(allp[:, 0], allp[:, 1])
-        return kept, left
-
-
-def _smallest_piece_within(iv: np.ndarray, st: np.ndarray, en: np.ndarray) -> np.ndarray:
-    """For each [st, en): the smallest piece of the sorted disjoint intervals ``iv``
-    clipped to it, in bytes (inf when none lies in it)."""
-    out = np.full(len(st), np.inf)
-    if len(iv) == 0 or len(st) == 0:
-        return out
-    j0 = np.searchsorted(iv[:, 1], st, side="right")
-    j1 = np.searchsorted(iv[:, 0], en, side="left")
-    cnt = np.maximum(j1 - j0, 0)
-    if cnt.sum() == 0:
-        return out
-    row = np.repeat(np.arange(len(st)), cnt)
-    k = j0[row] + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    piece = (np.minimum(iv[k, 1], en[row]) - np.maximum(iv[k, 0], st[row])).astype(np.float64)
-    np.minimum.at(out, row, piece)
-    return out
-
-
-def _intersect_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection of two lists of sorted disjoint intervals, vectorised."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((0, 2), np.uint64)
-    pts = np.concatenate([a[:, 0], a[:, 1], b[:, 0], b[:, 1]]).astype(np.uint64)
-    d = np.concatenate(
-        [np.ones(len(a)), -np.ones(len(a)), np.ones(len(b)), -np.ones(len(b))]
-    ).astype(np.int64)
-    o = np.lexsort((d, pts))  # at equal addresses, ends before starts
-    pts, d = pts[o], d[o]
-    depth = np.cumsum(d)
-    i = np.flatnonzero(depth == 2)
-    out = np.stack([pts[i], pts[i + 1]], axis=1)
-    return out[out[:, 1] > out[:, 0]]
-
-
-def _complement(iv: np.ndarray) -> np.ndarray:
-    """[0, 2^64) minus sorted disjoint intervals."""
-    top = np.uint64(0xFFFFFFFFFFFFFFFF)
-    if len(iv) == 0:
-        return np.array([[0, top]], dtype=np.uint64)
-    s = np.concatenate([[np.uint64(0)], iv[:, 1]])
-    e = np.concatenate([iv[:, 0], [top]])
-    out = np.stack([s, e], axis=1).astype(np.uint64)
-    return out[out[:, 1] > out[:, 0]]
 
 
 def access_evidence(src, key=None) -> tuple[np.ndarray, dict]:
     """:class:`AccessEvidence` of one address space of a history (``key``, else the only
     or busiest one)."""
-    from .idle import open_source
-
     hs = open_source(src)
-    return _scan(hs, _pick_key(hs, key), evidence=True).evidence
+    return scan_space(hs, _pick_key(hs, key), evidence=True).evidence
 
 
 @dataclass
-class _Scan:
+class SpaceScan:
     held: np.ndarray  # the address ranges covered by any region
     unit: int  # PAGE_SIZE when every boundary is page aligned, else 1
     evidence: tuple | None  # access_evidence's result
 
 
-def _scan(hs, key, *, evidence: bool) -> _Scan:
+def scan_space(hs, key, *, evidence: bool) -> SpaceScan:
     """One pass over one address space: what it covers, its address unit and (when
     asked) where its accesses are. The accessed regions are kept per snapshot for the
     backward pass of :class:`AccessEvidence` (16 bytes a region; a run of identical
@@ -479,7 +325,7 @@ def _scan(hs, key, *, evidence: bool) -> _Scan:
         for st, en in reversed(snaps_acc):
             acc.feed(st, en, np.ones(len(st)))
         ev = acc.ranges()
-    return _Scan(held, unit, ev)
+    return SpaceScan(held, unit, ev)
 
 
 def _same(a, b) -> bool:
@@ -539,7 +385,6 @@ def view_bins(
 def _segments(held: np.ndarray, evidence, collapse: str, ranges) -> np.ndarray:
     if ranges:
         segs = merge_intervals([int(a) for a, _ in ranges], [int(b) for _, b in ranges])
-        from .grid import intersect_intervals
 
         out = intersect_intervals(segs, held) if len(held) else segs
         if len(out) == 0:
@@ -554,7 +399,7 @@ def _segments(held: np.ndarray, evidence, collapse: str, ranges) -> np.ndarray:
     raise ConfigError(f"collapse must be auto, gaps or none, not {collapse!r}")
 
 
-def _space(h: History) -> str:
+def _space(h: HistoryFrame) -> str:
     """"virtual address" or "physical address" when the history's metadata says
     which ops set made it, else "address"."""
     ops = None
@@ -580,8 +425,6 @@ def region_heatmap(
     """Heatmap of a region history (one target: ``target``, else the one with most
     rows). Streams the source twice (what it covers and where its accesses are, then
     the cells); a sparse history draws exactly as its dense original."""
-    from .idle import open_source
-
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
     if value not in ("nr_accesses", "rate", "hz"):
@@ -591,7 +434,7 @@ def region_heatmap(
         raise ConfigError(f"{hs.name}: the aggregation interval is unknown; use value nr_accesses")
     key = _pick_key(hs, target)
     auto = collapse == "auto" and not ranges
-    sc = _scan(hs, key, evidence=auto)
+    sc = scan_space(hs, key, evidence=auto)
     notes = []
     evidence = None
     if auto:
@@ -640,8 +483,6 @@ def sample_heatmap(
     """Heatmap of raw samples (count per page range and time bin) from a trace
     directory's ``samples`` table: the input as it is before any replay.
     ``phys`` uses physical addresses; ``pid``/``events`` filter the samples."""
-    from ..store.trace import Trace, open_trace
-
     tr = src if isinstance(src, Trace) else open_trace(src)
     if not tr.has("samples"):
         raise InputError(f"{tr.path}: holds no samples table")
@@ -698,14 +539,12 @@ def diff_heatmap(
     one side does not cover the cell). ``offset_ns`` is added to ``b``'s times. The
     address axis is chosen from where either side saw accesses (as for
     :func:`region_heatmap`), over what either side covers. Streams both sources."""
-    from .idle import open_source
-
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
     ha, hb = open_source(a), open_source(b)
     ka, kb = _pick_key(ha, target_a), _pick_key(hb, target_b)
     auto = collapse == "auto" and not ranges
-    sa, sb = _scan(ha, ka, evidence=auto), _scan(hb, kb, evidence=auto)
+    sa, sb = scan_space(ha, ka, evidence=auto), scan_space(hb, kb, evidence=auto)
     held = merge_intervals(np.concatenate([sa.held[:, 0], sb.held[:, 0]]),
                            np.concatenate([sa.held[:, 1], sb.held[:, 1]]))
     evidence = None
@@ -746,126 +585,6 @@ def diff_heatmap(
     return hm
 
 
-def render_png(
-    hm: Heatmap,
-    path: str | os.PathLike,
-    *,
-    width: int = 1000,
-    height: int = 700,
-    title: str | None = None,
-    force: bool = False,
-) -> Path:
-    """Draw a heatmap into a PNG of ``width`` × ``height`` pixels, atomically."""
-    return _save_fig(heatmap_figure(hm, width=width, height=height, title=title), path, DPI,
-                     force=force)
-
-
-DPI = 100
-
-
-def new_figure(width: int, height: int, **kw):
-    """A matplotlib figure of ``width`` × ``height`` pixels on the Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    if width < 100 or height < 100:
-        raise ConfigError("the PNG must be at least 100 × 100 pixels")
-    return plt.subplots(figsize=(width / DPI, height / DPI), dpi=DPI, **kw)
-
-
-def heatmap_figure(hm: Heatmap, *, width: int = 1000, height: int = 700, title: str | None = None):
-    """The matplotlib figure :func:`render_png` saves (axes labelled with units, a
-    colour bar, the notes at the bottom)."""
-    from matplotlib.colors import Normalize
-
-    fig, ax = new_figure(width, height)
-    nt, nb = hm.matrix.shape
-    t = (hm.t_edges - hm.t_edges[0]) / 1e9
-    lev = hm.level(hm.matrix)
-    norm = Normalize(-1.0, 1.0) if hm.kind == "diff" else Normalize(0.0, 1.0)
-    im = ax.imshow(
-        np.ma.masked_invalid(lev.T),
-        origin="lower",
-        aspect="auto",
-        cmap=hm._cmap(),
-        norm=norm,
-        interpolation="nearest",
-        extent=(float(t[0]), float(t[-1]), 0, nb),
-    )
-    # address ticks: the first bin of each shown range (separators between ranges),
-    # plus evenly spaced bins in between, labelled with their start address
-    seg_first = np.searchsorted(hm.bin_start, hm.segments[:, 0])
-    for k, j in enumerate(seg_first):
-        if k > 0:
-            ax.axhline(j, color="white", lw=1.5)
-    first = [int(j) for j in seg_first[:: max(1, len(seg_first) // 8)]]
-    even = [int(j) for j in np.linspace(0, max(nb - 1, 0), 9).round()]
-    keep = []
-    for t in sorted(set(first)) + [t for t in even if t not in first]:
-        if all(abs(t - k) >= max(1, nb // 30) for k in keep):
-            keep.append(t)
-    keep.sort()
-    ax.set_yticks(keep)
-    ax.set_yticklabels([f"{int(hm.bin_start[j]):#x}" for j in keep], fontsize=7)
-    ax.set_xlabel("time (s from the start of the history)")
-    shown = int((hm.segments[:, 1] - hm.segments[:, 0]).sum()) if len(hm.segments) else 0
-    sizes = np.unique((hm.bin_end - hm.bin_start)[:-1] if nb > 1 else hm.bin_end - hm.bin_start)
-    rows = format_bytes(int(sizes.max())) if len(sizes) else "-"
-    ylabel = f"{hm.space} ({format_bytes(shown)} shown, {rows} per row"
-    if len(hm.segments) > 1:
-        ylabel += f"; {len(hm.segments)} ranges, gaps between them left out"
-    ax.set_ylabel(ylabel + ")", fontsize=8)
-    what = {"regions": "access heat", "samples": "samples", "diff": "difference"}[hm.kind]
-    ax.set_title(title or f"{what}: {hm.source}", fontsize=9)
-    if hm.notes:
-        fig.text(0.01, 0.005, "; ".join(hm.notes), fontsize=7, va="bottom")
-    if hm.kind == "diff":
-        cb = fig.colorbar(im, ax=ax)
-        lim = hm.limit
-        ticks = np.array([-1, -0.5, 0, 0.5, 1.0])
-        cb.set_ticks(ticks)
-        cb.set_ticklabels([f"{v * lim:+.2g}" if v else "0" for v in ticks])
-        cb.set_label(f"{hm.unit} (limit ±{lim:.3g}; grey: not covered by both)", fontsize=8)
-    else:
-        cb = fig.colorbar(im, ax=ax, extend="min", extendfrac=0.04)
-        lim = hm.limit
-        vals = _nice_ticks(lim)
-        cb.set_ticks(np.sqrt(np.asarray(vals) / lim))
-        cb.set_ticklabels([f"{v:.3g}" for v in vals])
-        cb.set_label(
-            f"{hm.unit}: square-root scale; black: 0 (never), grey: not monitored", fontsize=8
-        )
-    fig.tight_layout(rect=(0, 0.02 if hm.notes else 0, 1, 1))
-    return fig
-
-
-def _nice_ticks(lim: float) -> list:
-    """A few round values in (0, lim], the top included."""
-    out = []
-    for f in (0.01, 0.05, 0.1, 0.25, 0.5):
-        v = float(f"{lim * f:.1g}")
-        if 0 < v < lim and (not out or v > out[-1] * 1.5):
-            out.append(v)
-    return out + [lim]
-
-
-def _save_fig(fig, path: str | os.PathLike, dpi: int, *, force: bool = False) -> Path:
-    """Save a matplotlib figure as PNG atomically (with tracedamon's text chunk; an
-    existing ``path`` is replaced only with ``force`` and only if it is tracedamon's
-    PNG) and close it."""
-    import matplotlib.pyplot as plt
-
-    from ..store.atomic import PNG_PLOT, atomic_path, png_metadata
-
-    try:
-        with atomic_path(path, kind=PNG_PLOT, force=force, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png", metadata=png_metadata())
-    finally:
-        plt.close(fig)
-    return Path(path)
-
 
 def damo_heatmap(
     src,
@@ -889,8 +608,6 @@ def damo_heatmap(
     draws its "hottest" contiguous range, the same for a single-range target).
     """
     from types import SimpleNamespace
-
-    from .idle import iter_rows, open_source
 
     if time_bins < 1 or addr_bins < 1:
         raise ConfigError("heatmap resolution must be at least 1 × 1")
@@ -921,7 +638,7 @@ def damo_heatmap(
     if addr_range:
         lo, hi = addr_range
     else:
-        held = _scan(h, key, evidence=False).held
+        held = scan_space(h, key, evidence=False).held
         lo, hi = int(held[0, 0]), int(held[-1, 1])
     tu = (t_end - t_start) // time_bins
     au = (hi - lo) // addr_bins

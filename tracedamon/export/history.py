@@ -49,7 +49,7 @@ from ..errors import InputError, TraceFormatError
 from ..store.parquet import read_metadata, read_table
 from ..store.trace import Trace, open_trace
 from ..units import PAGE_SIZE
-from .history_frame import History
+from .history_frame import HistoryFrame
 from .history_rows import (  # noqa: F401  (BATCH_ROWS, HistoryWarning: part of this API)
     _ALL,
     _REQUIRED,
@@ -74,7 +74,7 @@ from .history_sparse import (
 # ----------------------------------------------------------------------------------
 # metadata
 # ----------------------------------------------------------------------------------
-def _find_key(d: Any, names: tuple[str, ...], depth: int = 0):
+def find_key(d: Any, names: tuple[str, ...], depth: int = 0):
     """First value of any key in ``names`` found in a nested dict (breadth first)."""
     if depth > 6 or not isinstance(d, dict):
         return None
@@ -88,7 +88,7 @@ def _find_key(d: Any, names: tuple[str, ...], depth: int = 0):
                 pass
     for v in d.values():
         if isinstance(v, dict):
-            r = _find_key(v, names, depth + 1)
+            r = find_key(v, names, depth + 1)
             if r is not None:
                 return r
     return None
@@ -96,8 +96,8 @@ def _find_key(d: Any, names: tuple[str, ...], depth: int = 0):
 
 def intervals_from_meta(meta: dict) -> tuple[float | None, float | None]:
     """(sample_us, aggr_us) recorded in a source's metadata, if any."""
-    s = _find_key(meta, ("sample_us", "sample_interval_us"))
-    a = _find_key(meta, ("aggr_us", "aggr_interval_us"))
+    s = find_key(meta, ("sample_us", "sample_interval_us"))
+    a = find_key(meta, ("aggr_us", "aggr_interval_us"))
     if s is not None and a is not None and s > 0 and a > 0:
         return float(s), float(a)
     return None, None
@@ -450,7 +450,7 @@ class HistorySource:
         return Batch(self, b.snap, offsets, start, end, nr, age, tns, filled)
 
     def to_history(self, *, fill_sparse: bool = True):
-        """The whole history in memory, as :class:`tracedamon.export.history_frame.History`."""
+        """The whole history in memory, as :class:`tracedamon.export.history_frame.HistoryFrame`."""
         parts = list(self.iter_batches(fill_sparse=fill_sparse))
         sa = self._snap_arrays
         if parts:
@@ -483,7 +483,7 @@ class HistorySource:
         df["snap"] = snap
         snaps = self.snaps[["key", "run", "target", "snapshot", "t0", "t1"]].reset_index(
             drop=True)
-        return History(df, snaps, self.name, self.meta, self.sample_us, self.aggr_us,
+        return HistoryFrame(df, snaps, self.name, self.meta, self.sample_us, self.aggr_us,
                        self.aggr_ns_est, self.aggr_ns_measured, source=self)
 
 
@@ -534,7 +534,7 @@ def _source_rows(src, batch_rows: int):
     if isinstance(src, HistorySource):
         raise TypeError("already a HistorySource")
     name = "frame"
-    if isinstance(src, History):  # one built by hand (else open_history took its source)
+    if isinstance(src, HistoryFrame):  # one built by hand (else open_history took its source)
         meta, name = src.meta, src.name
         src = src.df.copy()
         src.attrs["tracedamon"] = meta
@@ -586,7 +586,7 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
 
     ``sample_us``/``aggr_us`` override the intervals of the source's metadata.
     """
-    if isinstance(src, History) and isinstance(src.source, HistorySource):
+    if isinstance(src, HistoryFrame) and isinstance(src.source, HistorySource):
         return src.source
     rows, meta, nm, path = _source_rows(src, batch_rows)
     where = path or nm

@@ -1,5 +1,10 @@
-"""A region history held whole in memory (:class:`History`), as the reports and compare
-read it: a DataFrame of the rows and one of the snapshots."""
+"""A region history held whole in memory (:class:`HistoryFrame`), as the reports and compare
+read it: a DataFrame of the rows and one of the snapshots.
+
+Not to be confused with the engine's column arrays of a replay's output, nor with
+the public :class:`tracedamon.RegionHistory` (a replay's result); every analysis
+reads histories through :mod:`tracedamon.export.history` (``open_history``,
+``as_source``), whose ``HistorySource.load()`` gives a :class:`HistoryFrame`."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,11 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["History"]
+__all__ = ["HistoryFrame", "History"]
 
 
 @dataclass
-class History:
+class HistoryFrame:
     """A region history, sorted by (run, target, snapshot, start).
 
     ``df`` columns: run, target, pid, snapshot, time_ns, start, end, nr_accesses,
@@ -48,7 +53,7 @@ class History:
     def keys(self) -> list:
         return sorted(self.df["key"].unique().tolist())
 
-    def for_key(self, key) -> "History":
+    def for_key(self, key) -> "HistoryFrame":
         """The part of this history that belongs to one address space."""
         m = self.df["key"].to_numpy() == key
         df = self.df[m]
@@ -58,7 +63,7 @@ class History:
         df = df.assign(snap=remap[df["snap"].to_numpy()]).reset_index(drop=True)
         return dataclasses.replace(self, df=df, snaps=snaps)
 
-    def shifted(self, offset_ns: int) -> "History":
+    def shifted(self, offset_ns: int) -> "HistoryFrame":
         """The same history with every time moved by ``offset_ns``."""
         if not offset_ns:
             return self
@@ -76,3 +81,7 @@ class History:
     @property
     def t_end(self) -> int:
         return int(self.snaps["t1"].max())
+
+
+#: deprecated name of :class:`HistoryFrame` (kept for one release)
+History = HistoryFrame

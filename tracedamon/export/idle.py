@@ -34,18 +34,17 @@ from typing import Iterator
 import numpy as np
 
 from .history import HistorySource, open_history, replay_meta
+from .history_frame import HistoryFrame
 
 
 def open_source(src, **kw) -> HistorySource:
     """A :class:`HistorySource` for any region-history source, including an
-    in-memory :class:`tracedamon.export.grid.History` (its own source when it was
+    in-memory :class:`tracedamon.export.history_frame.HistoryFrame` (its own source when it was
     read from one)."""
-    from .grid import History
-
     kw = {k: v for k, v in kw.items() if v is not None}
     if isinstance(src, HistorySource):
         return src
-    if isinstance(src, History):
+    if isinstance(src, HistoryFrame):
         if src.source is not None and not kw:
             return src.source
         df = src.df.drop(columns=[c for c in ("key", "snap") if c in src.df.columns])

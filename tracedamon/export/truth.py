@@ -33,7 +33,7 @@ from ..engine.translate import PAGE_SIZE, Translator, merge_intervals
 from ..errors import InputError, TraceFormatError
 from ..store.atomic import ATTRIBUTION, TRUTH_CSV, write_text_atomic
 from ..store.writer import TableWriter
-
+from .history import HistorySource, open_history
 
 # ---------------------------------------------------------------------------------
 # interval coverage helper
@@ -181,8 +181,6 @@ def ground_truth(pagemap, areas, *, snapshot: int | None = None, pid: int | None
 def _history(regions):
     """A region history opened for streaming (a DataFrame or table is checked first for
     the columns this module needs, with its old message)."""
-    from .history import HistorySource, open_history
-
     if isinstance(regions, HistorySource):
         return regions
     _check_columns(regions)

@@ -26,6 +26,8 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..units import format_bytes
+from .figure import DPI, new_figure, save_figure
+from .idle import open_source
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 #: region sizes from which a region's share of the working set is reported: a huge
@@ -44,7 +46,7 @@ def _label(n: int) -> str:
 
 
 def region_rule(h) -> str:
-    """One line: when the monitor of a source (a History or HistorySource) counts a
+    """One line: when the monitor of a source (a HistoryFrame or HistorySource) counts a
     whole region as accessed."""
     access = None
     for m in (h.meta, h.meta.get("parquet") if isinstance(h.meta, dict) else None):
@@ -72,8 +74,6 @@ def wss_series(
     recorded: a sparse history records only the accessed ones), and key when
     ``per_target``. Streams the source snapshot by snapshot; a sparse source counts
     exactly as its dense original (except nr_regions)."""
-    from .idle import open_source
-
     hs = open_source(src)
     n = hs.n_snapshots
     acc = {"wss_bytes": np.zeros(n)}
@@ -131,8 +131,6 @@ def wss_report(
     from large regions (``from_large_regions``: one entry per size class, with the
     mean bytes and their share of the mean), the rule that makes a region count
     (``region_rule``), plus the series."""
-    from .idle import open_source
-
     if exclude < 0:
         raise ConfigError("exclude must be >= 0")
     hs = open_source(src)
@@ -187,9 +185,7 @@ def _pct(share: float) -> str:
 def _bytes_axis(ax, values) -> None:
     """Byte-unit ticks; a log scale when the values span more than 64× (a 47 GiB
     spike must not flatten a 200 KiB working set to the axis)."""
-    from matplotlib.ticker import FuncFormatter
-
-    from matplotlib.ticker import MultipleLocator
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     v = np.asarray(values, dtype=float)
     pos = v[v > 0]
@@ -215,7 +211,6 @@ def wss_figure(rep: dict, *, width: int = 1000, height: int = 500, title: str = 
     """Working set over time (all regions, and only regions below each size class)
     and its distribution over snapshots; byte axes, log-scaled when the values
     span more than 64×."""
-    from .heatmap import new_figure
 
     s = rep["series"]
     fig, (a1, a2) = new_figure(width, height, ncols=2, gridspec_kw={"width_ratios": [3, 1]})
@@ -264,7 +259,6 @@ def wss_png(
     title: str = "working set size",
     force: bool = False,
 ) -> Path:
-    from .heatmap import DPI, _save_fig
 
-    return _save_fig(wss_figure(rep, width=width, height=height, title=title), path, DPI,
+    return save_figure(wss_figure(rep, width=width, height=height, title=title), path, DPI,
                      force=force)

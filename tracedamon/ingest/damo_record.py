@@ -37,26 +37,18 @@ import pyarrow.compute as pc
 
 from ..errors import InputError, TraceFormatError
 from ..units import parse_bytes
-from .damon_trace import human_time_us, sidecar_intervals, write_events
-
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
+from .detect import GZIP_MAGIC, ZSTD_MAGIC, head
+from .damon_trace import human_time_us, is_perf_data, sidecar_intervals, write_events
+from .damon_trace import ingest_into as damon_ingest_into
 
 def _is_zlib(head: bytes) -> bool:
     return len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
 
 
 def _is_trace_text(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(65536)
-    if head[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as g:
-                head = g.read(65536)
-        except (OSError, EOFError):
-            return False
-    return head.lstrip()[:1] not in (b"[", b"{") and (b"damon:damon_" in head or
-                                                       b"damon_aggregated: " in head)
+    first = head(path)
+    return first.lstrip()[:1] not in (b"[", b"{") and (b"damon:damon_" in first or
+                                                        b"damon_aggregated: " in first)
 
 
 def read_text(path: Path) -> str:
@@ -67,9 +59,9 @@ def read_text(path: Path) -> str:
     if not data:
         raise TraceFormatError(path, "empty file", offset=0)
     try:
-        if data[:2] == b"\x1f\x8b":
+        if data[:2] == GZIP_MAGIC:
             data = gzip.decompress(data)
-        if data[:4] == _ZSTD_MAGIC:
+        if data[:4] == ZSTD_MAGIC:
             data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
         elif _is_zlib(data[:2]):
             d = zlib.decompressobj()
@@ -297,17 +289,21 @@ def _snapshot_problems(kept, first, start, end) -> list[str | None]:
     return out
 
 
-def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
+def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
                 run_gap_factor: float = 3.0, **opts) -> None:
     """Read a damo record (json or json_compressed) into ``writer``."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: not a file")
-    from . import damon_trace
-    if damon_trace.is_perf_data(path) or _is_trace_text(path):
-        # damo's perf_data and perf_script record types are DAMON traces
-        return damon_trace.ingest_into(path, writer, progress=progress, skip_bad=skip_bad,
-                                       run_gap_factor=run_gap_factor)
+    if is_perf_data(path):
+        # damo's perf_data record type: the pipeline opens it with the perf.data reader
+        raise InputError(f"{path}: a perf.data (damo's perf_data record type): read it "
+                         "with tracedamon.ingest, which hands its DAMON tracepoints to the "
+                         "DAMON trace reader")
+    if _is_trace_text(path):
+        # damo's perf_script record type is a DAMON trace
+        return damon_ingest_into(path, writer, progress=progress, skip_bad=skip_bad,
+                                 run_gap_factor=run_gap_factor)
     text = read_text(path)
     try:
         doc = json.loads(text)

@@ -11,17 +11,19 @@ from ..errors import InputError
 PERF_MAGIC = b"PERFILE2"
 PERF_MAGIC_BE = b"2ELIFREP"
 GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 FORMATS = ("perf-data", "perf-script", "damon", "damo", "pagemap")
 
 
-def _head(path: Path, n: int = 65536) -> bytes:
+def head(path: str | os.PathLike, n: int = 65536) -> bytes:
     """The first ``n`` bytes of a file, of its decompressed content when it is gzip
-    (a gzip stream cut short gives what it holds: its reader decides about the cut)."""
+    (a gzip stream cut short gives what it holds: its reader decides about the cut).
+    A corrupt gzip stream is an :class:`InputError` naming the file."""
     with open(path, "rb") as f:
-        head = f.read(n)
-        if head[:2] != GZIP_MAGIC:
-            return head
+        first = f.read(n)
+        if first[:2] != GZIP_MAGIC:
+            return first
         f.seek(0)
         d = zlib.decompressobj(wbits=31)
         out = b""
@@ -36,6 +38,17 @@ def _head(path: Path, n: int = 65536) -> bytes:
         except zlib.error as e:
             raise InputError(f"{path}: gzip stream unreadable: {e}") from None
     return out
+
+
+def raw_head(path: str | os.PathLike, n: int) -> bytes:
+    """The first ``n`` bytes of a file as they are on disk (gzip not undone)."""
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file that starts with the gzip magic."""
+    return Path(path).is_file() and raw_head(path, 2) == GZIP_MAGIC
 
 
 #: a DAMON trace line: the event name, then its first field (perf script, ftrace,
@@ -102,27 +115,27 @@ def detect_format(path: str | os.PathLike) -> str:
     if p.stat().st_size == 0:
         raise InputError(f"{p}: file is empty")
     if pagemap_index_of(p) is not None and (not p.name.endswith(".index.json") or
-                                            all(k in _head(p, 4096) for k in _PAGEMAP_KEYS)):
+                                            all(k in head(p, 4096) for k in _PAGEMAP_KEYS)):
         return "pagemap"                  # raw snapshot: index, or its .pagemap.bin / .maps
-    head = _head(p)
-    if head[:8] in (PERF_MAGIC, PERF_MAGIC_BE):
+    first = head(p)
+    if first[:8] in (PERF_MAGIC, PERF_MAGIC_BE):
         return "perf-data"
-    if head[:8] == b"PERFFILE":
+    if first[:8] == b"PERFFILE":
         raise InputError(f"{p}: perf.data version 1 (pre-2010 'PERFFILE' magic) is not supported")
     for suffix in _DAMO_SIDECARS:
         if p.name.endswith(suffix):
             raise InputError(f"{p}: a damo sidecar file ({suffix[1:]}) written beside the "
                              f"record {p.name[:-len(suffix)]}: ingest that record")
-    if head[:4] == b"\x28\xb5\x2f\xfd":
+    if first[:4] == ZSTD_MAGIC:
         return "damo"                     # zstd-compressed damo record? let its reader decide
-    json_head = _zlib_text(head)
+    json_head = _zlib_text(first)
     if json_head:
-        head = json_head                  # damo json_compressed: a raw zlib stream of JSON
-    stripped = head.lstrip()
+        first = json_head                  # damo json_compressed: a raw zlib stream of JSON
+    stripped = first.lstrip()
     if stripped[:1] in (b"{", b"["):
-        if _DAMO_KEYS.search(head):
+        if _DAMO_KEYS.search(first):
             return "damo"
-        if all(k in head for k in _PAGEMAP_KEYS):
+        if all(k in first for k in _PAGEMAP_KEYS):
             raise InputError(f"{p}: a pagemap snapshot index without its companions "
                              "(name it *.index.json, beside its .pagemap.bin and .maps)")
         msg = (f"{p}: JSON, but not a damo record (no \"snapshots\" or \"kdamond_idx\" key): "
@@ -130,20 +143,20 @@ def detect_format(path: str | os.PathLike) -> str:
         raise InputError(msg.format("format="), cli_message=msg.format("--format"))
     if json_head:
         raise InputError(f"{p}: a zlib stream that holds no JSON: not a damo record")
-    if _DAMON_LINE.search(head):
+    if _DAMON_LINE.search(first):
         return "damon"
-    text = head.decode("utf-8", errors="replace")
-    if b"\0" in head[:4096]:
+    text = first.decode("utf-8", errors="replace")
+    if b"\0" in first[:4096]:
         # binary, but not a format we know; damo's json_compressed is zlib/zstd-free JSON
         # compressed with its own scheme, so give it a chance before refusing.
         if p.name.endswith("json_compressed") or p.suffix == ".damo":
             return "damo"
         raise InputError(f"{p}: unrecognised binary file (not perf.data: magic "
-                         f"{head[:8]!r})")
+                         f"{first[:8]!r})")
     if _looks_like_perf_script(text):
         # `perf script --show-mmap-events` of a system-wide DAMON recording starts with
         # thousands of side-band lines: look further for DAMON events before deciding
-        if _DAMON_LINE.search(_head(p, 8 << 20)):
+        if _DAMON_LINE.search(head(p, 8 << 20)):
             return "damon"
         return "perf-script"
     msg = (f"{p}: unrecognised input: not perf.data, perf script text, a DAMON trace, a "
@@ -168,7 +181,6 @@ def _looks_like_perf_script(text: str) -> bool:
              if ln.strip() and not ln.startswith("#") and not ln.startswith("\t")][:50]
     if not lines:
         return False
-    import re
     # perf script lines carry a "sec.usec:" or "sec.nsec:" time stamp, or start with
     # "comm pid/tid" fields; accept if most of the first lines have one.
     ts = re.compile(r"\b\d+\.\d{6,9}:")

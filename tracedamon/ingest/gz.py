@@ -12,17 +12,9 @@ import zlib
 from pathlib import Path
 
 from ..errors import TraceFormatError
+from .detect import GZIP_MAGIC, is_gzip  # noqa: F401  (is_gzip: the old place)
 
-GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 1 << 22
-
-
-def is_gzip(path: str | Path) -> bool:
-    p = Path(path)
-    if not p.is_file():
-        return False
-    with open(p, "rb") as f:
-        return f.read(2) == GZIP_MAGIC
 
 
 def gunzip_to(src: str | Path, dst: str | Path, *, strict: bool = False) -> dict | None:

@@ -44,32 +44,32 @@ exactly -- the damon-paddr-run1 recording measured perf = monotonic - 1.19 ms
 snapshot times by the measured offset.
 
 Decoding is vectorised: each VMA's pagemap range is one ``os.pread`` (in chunks of
-at most :data:`CHUNK_PAGES` pages) and the run-length encoding is done with numpy.
+at most :data:`tracedamon.ingest.pagemap_capture.CHUNK_PAGES` pages) and the
+run-length encoding is done with numpy. The live capture (processes, signals,
+pidfds) is :mod:`tracedamon.ingest.pagemap_capture`; this module decodes and reads
+snapshot files.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import select
-import signal
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from ..errors import CaptureError, InputError, TraceFormatError
+from ..errors import InputError, TraceFormatError
 from ..units import PAGE_SIZE
 from ..units import parse_duration_ns as _parse_duration_ns
 from ..schema import (MAPS, PAGEMAP, PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE,
                       PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT,
                       PAGEMAP_FLAG_SOFT_DIRTY, PAGEMAP_FLAG_SWAPPED, PAGEMAP_FLAG_THP)
+from .detect import PAGEMAP_TABLES, pagemap_index_of, trace_dir_tables
 
 # pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
 PM_PRESENT = 1 << 63
@@ -85,8 +85,6 @@ KPF_HUGE = 17
 KPF_THP = 22
 
 ENTRY_BYTES = 8
-#: largest number of pagemap entries read by one pread (8 MiB of entries = 32 GiB of VMA)
-CHUNK_PAGES = 1 << 20
 #: PROT_NONE mappings larger than this are not read (address-space reservations)
 MAX_NONE_VMA_BYTES = 64 << 30
 
@@ -116,11 +114,8 @@ def clock_id(name: str) -> tuple[int, str]:
 
 
 class CaptureWarning(UserWarning):
-    """Something during a live capture the user should know (data is still written)."""
-
-
-class ProcessExited(CaptureError):
-    """The captured process exited (or its pid was reused) during a snapshot."""
+    """Something during a capture, or in the snapshots read, the user should know (data
+    is still written)."""
 
 
 # ---------------------------------------------------------------------------------
@@ -329,237 +324,6 @@ def _summary(number, pid, t_begin, t_end, vs, ve, pfn, flags, page_size, **extra
             "thp_pages": int(npages[(flags & PAGEMAP_FLAG_THP) != 0].sum()), **extra}
 
 
-# ---------------------------------------------------------------------------------
-# live capture
-
-
-def _read_proc_text(path: str) -> str:
-    with open(path, "rb") as f:
-        return f.read().decode("utf-8", errors="backslashreplace")
-
-
-def _starttime(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks); None if the pid is gone."""
-    try:
-        s = _read_proc_text(f"/proc/{pid}/stat")
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return int(s[s.rindex(")") + 2:].split()[19])
-
-
-class PagemapCapture:
-    """Snapshots of one live process's ``maps`` and ``pagemap``.
-
-    ``/proc/PID/pagemap`` is opened once: the open file stays bound to the
-    process's address space, so a reused pid cannot be read by mistake (the
-    start time in ``/proc/PID/stat`` is checked too).
-
-    Raises :class:`CaptureError` when the process does not exist or its pagemap
-    cannot be read (another user's process without root).
-    """
-
-    def __init__(self, pid: int, *, kpageflags: bool = True, page_size: int | None = None,
-                 clock: str = "monotonic"):
-        self.pid = int(pid)
-        self.clock_id, self.clock = clock_id(clock)
-        self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
-        self.start_time = _starttime(self.pid)
-        if self.start_time is None:
-            raise CaptureError(f"pid {self.pid}: no such process")
-        try:
-            self.fd = os.open(f"/proc/{self.pid}/pagemap", os.O_RDONLY)
-        except FileNotFoundError:
-            raise CaptureError(f"pid {self.pid}: no such process") from None
-        except PermissionError:
-            raise CaptureError(f"pid {self.pid}: permission denied reading /proc/{self.pid}/"
-                               "pagemap (capture processes of your own user, or run as root)"
-                               ) from None
-        self.kfd: int | None = None
-        self.kpageflags_note = "not requested"
-        if kpageflags:
-            try:
-                self.kfd = os.open("/proc/kpageflags", os.O_RDONLY)
-                self.kpageflags_note = "read"
-            except OSError as e:
-                self.kpageflags_note = f"unreadable ({e.strerror}): THP/HUGE flags not recorded"
-        self.pfns_zero_warned = False
-
-    def close(self) -> None:
-        for fd in (self.fd, self.kfd):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.fd = self.kfd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    # -- one snapshot --------------------------------------------------------------
-    def _read_maps(self) -> list[Vma]:
-        try:
-            text = _read_proc_text(f"/proc/{self.pid}/maps")
-        except (FileNotFoundError, ProcessLookupError):
-            raise ProcessExited(f"pid {self.pid}: process exited") from None
-        except PermissionError:
-            raise CaptureError(f"pid {self.pid}: permission denied reading its maps") from None
-        except OSError as e:
-            if e.errno == errno.ESRCH:
-                raise ProcessExited(f"pid {self.pid}: process exited") from None
-            raise CaptureError(f"pid {self.pid}: reading /proc/{self.pid}/maps failed: "
-                               f"{e.strerror}") from None
-        if _starttime(self.pid) != self.start_time:
-            raise ProcessExited(f"pid {self.pid}: process exited (its pid was reused)")
-        vmas = parse_maps(text, f"/proc/{self.pid}/maps")
-        if not vmas:
-            raise ProcessExited(f"pid {self.pid}: process has no user memory "
-                                "(exited, a zombie, or a kernel thread)")
-        return vmas
-
-    def _pread(self, fd: int, nbytes: int, offset: int) -> bytes:
-        buf = bytearray(nbytes)
-        view = memoryview(buf)
-        got = 0
-        while got < nbytes:
-            try:
-                n = os.preadv(fd, [view[got:]], offset + got)
-            except OSError as e:
-                if e.errno in (errno.ESRCH, errno.EPERM) and fd == self.fd:
-                    raise ProcessExited(f"pid {self.pid}: process exited") from None
-                what = f"/proc/{self.pid}/pagemap" if fd == self.fd else "/proc/kpageflags"
-                raise CaptureError(f"pid {self.pid}: reading {what} at byte {offset + got} "
-                                   f"failed: {e.strerror}") from None
-            if n == 0:
-                break
-            got += n
-        return bytes(view[:got])
-
-    def _read_vma(self, vma: Vma, runs: _Runs) -> int:
-        """Read one VMA's pagemap into ``runs``; returns the bytes read."""
-        ps = self.page_size
-        npages = (vma.end - vma.start) // ps
-        if vma.perms.startswith("---") and vma.end - vma.start > MAX_NONE_VMA_BYTES:
-            runs.add(np.array([vma.start], np.uint64), np.array([vma.end], np.uint64),
-                     np.zeros(1, np.uint64), np.zeros(1, np.uint32))
-            return 0
-        local = _Runs()
-        done = 0
-        total = 0
-        while done < npages:
-            n = min(CHUNK_PAGES, npages - done)
-            va = vma.start + done * ps
-            data = self._pread(self.fd, n * ENTRY_BYTES, va // ps * ENTRY_BYTES)
-            total += len(data)
-            if len(data) < n * ENTRY_BYTES:
-                raise ProcessExited(f"pid {self.pid}: process exited while its pagemap was "
-                                    f"read (short read at 0x{va:x})")
-            e = np.frombuffer(data, dtype="<u8")
-            pfn = entry_frames(e)
-            fl = entry_flags(e)
-            if self.kfd is not None:
-                fl |= self._kflags(pfn)
-            local.add(*encode_runs(va, pfn, fl, ps))
-            done += n
-        runs.add(*join_runs(*local.arrays(), page_size=ps))
-        return total
-
-    def _kflags(self, pfn: np.ndarray) -> np.ndarray:
-        """THP/HUGE flags per page from /proc/kpageflags (one pread per contiguous frame run)."""
-        out = np.zeros(pfn.size, np.uint32)
-        idx = np.flatnonzero(pfn != 0)
-        if not idx.size:
-            return out
-        p = pfn[idx]
-        brk = np.ones(idx.size, bool)
-        brk[1:] = (idx[1:] != idx[:-1] + 1) | (p[1:] != p[:-1] + np.uint64(1))
-        starts = np.flatnonzero(brk)
-        ends = np.append(starts[1:], idx.size)
-        chunks = []
-        kfd = self.kfd
-        for s, e, f in zip(starts.tolist(), ends.tolist(), p[starts].tolist()):
-            want = (e - s) * ENTRY_BYTES
-            try:
-                data = os.pread(kfd, want, f * ENTRY_BYTES)
-            except OSError:                # the slow path names the error
-                data = self._pread(kfd, want, f * ENTRY_BYTES)
-            if len(data) < want:          # frame beyond the end of memory: no flags
-                data += bytes(want - len(data))
-            chunks.append(data)
-        out[idx] = kpageflags_to_flags(np.frombuffer(b"".join(chunks), dtype="<u8"))
-        return out
-
-    def snapshot(self, number: int, *, after_maps: Callable[[], None] | None = None
-                 ) -> Snapshot:
-        """Read maps, then the pagemap of every VMA, then maps again.
-
-        A VMA that is no longer (fully) mapped when maps is read again vanished
-        while its pagemap was read: its pagemap rows are dropped and a
-        :class:`CaptureWarning` names it. Raises :class:`ProcessExited` when the
-        process is gone. ``after_maps`` is called between reading maps and pagemap
-        (tests use it to change the mappings at that moment).
-        """
-        if self.fd is None:
-            raise CaptureError("capture is closed")
-        mono_begin = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        t_begin = time.clock_gettime_ns(self.clock_id)
-        vmas = self._read_maps()
-        if after_maps is not None:
-            after_maps()
-        runs = _Runs()
-        per_vma = []
-        nbytes = 0
-        for v in vmas:
-            if v.path == "[vsyscall]":        # above the user address space; not in pagemap
-                per_vma.append(0)
-                continue
-            before = len(runs.vs)
-            nbytes += self._read_vma(v, runs)
-            per_vma.append(len(runs.vs) - before)
-        t_end = time.clock_gettime_ns(self.clock_id)
-        vanished = []
-        try:
-            after = self._read_maps()
-        except ProcessExited:
-            after = None
-        if after is None:
-            raise ProcessExited(f"pid {self.pid}: process exited during snapshot {number}")
-        keep_chunks = []
-        for v, nchunks in zip(vmas, per_vma):
-            ok = _covered(v, after)
-            if not ok:
-                vanished.append(f"0x{v.start:x}-0x{v.end:x} {v.perms} {v.path}".rstrip())
-            keep_chunks.extend([ok] * nchunks)
-        if vanished:
-            warnings.warn(CaptureWarning(
-                f"pid {self.pid} snapshot {number}: {len(vanished)} mapping(s) vanished or "
-                f"changed while the pagemap was read; their pages are left out: "
-                + ", ".join(vanished[:5]) + (" ..." if len(vanished) > 5 else "")),
-                stacklevel=2)
-            runs = _Runs(*(list(x for x, k in zip(col, keep_chunks) if k)
-                           for col in (runs.vs, runs.ve, runs.pfn, runs.flags)))
-            vmas = [v for v in vmas if _covered(v, after)]
-        vs, ve, pfn, flags = runs.arrays()
-        present = (flags & PAGEMAP_FLAG_PRESENT) != 0
-        pfns_hidden = bool(present.any() and not (pfn[present] != 0).any())
-        if pfns_hidden and not self.pfns_zero_warned:
-            self.pfns_zero_warned = True
-            warnings.warn(CaptureWarning(
-                f"pid {self.pid}: the kernel reports physical frames as 0 (reading "
-                "/proc/PID/pagemap without CAP_SYS_ADMIN): presence and flags are recorded, "
-                "frames are not, so virtual<->physical translation is impossible; run as "
-                "root to record frames"), stacklevel=2)
-        info = _summary(number, self.pid, t_begin, t_end, vs, ve, pfn, flags, self.page_size,
-                        vmas=len(vmas), pagemap_bytes_read=nbytes, clock=self.clock,
-                        mono_begin_ns=mono_begin, vanished_mappings=vanished,
-                        pfns_hidden=pfns_hidden)
-        return Snapshot(maps_table(number, t_begin, self.pid, vmas),
-                        pagemap_table(number, t_begin, self.pid, vs, ve, pfn, flags), info)
-
-
 def parse_duration_ns(text: str | int | float) -> int:
     """``"1s"``, ``"500ms"``, ``"250us"``, ``"2m"``, ``"1.5"`` (seconds) → ns."""
     try:
@@ -569,271 +333,6 @@ def parse_duration_ns(text: str | int | float) -> int:
     if ns < 0:
         raise InputError(f"bad duration {text!r} (examples: 1s, 500ms, 2m)")
     return ns
-
-
-@dataclass
-class CaptureResult:
-    path: Path
-    snapshots: int
-    stopped_by: str                 # "count", "duration", "exit", "interrupt"
-    exit_code: int | None = None    # of the command, in command mode
-    warnings: list[str] = field(default_factory=list)
-
-
-def _wait(deadline_ns: int, proc: subprocess.Popen | None, pidfds: dict[int, int]) -> list[int]:
-    """Sleep until ``deadline_ns`` (monotonic). Returns early, with the pids that
-    exited, when the command (``proc``) or a process with a pidfd in ``pidfds`` exits."""
-    while True:
-        left = deadline_ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        if left <= 0:
-            return []
-        if proc is not None:
-            try:
-                proc.wait(timeout=left / 1e9)
-                return [proc.pid]
-            except subprocess.TimeoutExpired:
-                return []
-        if pidfds:
-            r, _, _ = select.select(list(pidfds.values()), [], [], left / 1e9)
-            if r:
-                return [p for p, fd in pidfds.items() if fd in r]
-            continue
-        time.sleep(left / 1e9)
-
-
-def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
-            cmd: Sequence[str] | None = None, interval: str | int = "1s",
-            count: int | None = None, duration: str | int | None = None,
-            force: bool = False, kpageflags: bool = True, progress: bool = False,
-            clock: str = "monotonic",
-            on_snapshot: Callable[[int, Snapshot], None] | None = None) -> CaptureResult:
-    """Snapshot running processes (``pid``: one or several) or a command (``cmd``) into
-    trace directory ``out``.
-
-    Snapshots are taken every ``interval`` (on a fixed grid from the first one;
-    a snapshot that overruns is followed immediately by the next) until ``count``
-    snapshots, ``duration`` elapsed, every process exited, or Ctrl-C. Snapshot
-    number ``k`` holds every process still alive (each with its own ``time_ns``).
-    Each snapshot is streamed into ``maps`` and ``pagemap`` as its own row group,
-    and whatever was captured is committed when processes exit midway (a
-    :class:`CaptureWarning` says so). In command mode the command is started
-    first and waited for at the end (its exit status is in the result and in
-    ``meta.json``). Raises :class:`CaptureError` when not even one snapshot could
-    be taken (nothing is written then).
-
-    ``clock`` stamps ``time_ns`` (the names of ``perf record -k``: monotonic, the
-    default, monotonic_raw, boottime, realtime, tai); the interval grid itself
-    always runs on CLOCK_MONOTONIC.
-
-    ``on_snapshot(number, snapshot)`` is called after each process's snapshot is written.
-    """
-    from ..store.writer import TraceDirWriter
-
-    pids = [] if pid is None else ([int(pid)] if isinstance(pid, (int, np.integer))
-                                   else [int(p) for p in pid])
-    if bool(pids) == bool(cmd):
-        raise InputError("give either a pid or a command to start")
-    if len(set(pids)) != len(pids):
-        raise InputError("a pid is given twice")
-    interval_ns = parse_duration_ns(interval)
-    if interval_ns <= 0:
-        raise InputError("the interval must be positive")
-    _, clock_name = clock_id(clock)
-    duration_ns = parse_duration_ns(duration) if duration is not None else None
-    if count is not None and count <= 0:
-        raise InputError("count must be positive", cli_message="--count must be positive")
-    out = Path(out)
-    from ..store.atomic import TRACE_DIR, check_output
-    check_output(out, TRACE_DIR, force=force)       # before starting anything
-    proc = None
-    # what the first snapshot needs, loaded before it (and before a command starts):
-    # pyarrow imports pandas on its first array, seconds on a busy machine, during
-    # which a short command would run unobserved and the interval grid would slip
-    _warm_up()
-    if cmd:
-        try:
-            proc = subprocess.Popen(list(cmd))
-        except OSError as e:
-            raise CaptureError(f"cannot start {cmd[0]!r}: {e.strerror}") from None
-        pids = [proc.pid]
-    # an ended capture is worth a warning unless a command simply ran to its end
-    warn_exit = proc is None or count is not None or duration_ns is not None
-    seen: list[str] = []
-    stopped_by = "exit"
-    snaps_meta: list[dict] = []
-    caps: dict[int, PagemapCapture] = {}
-    pidfds: dict[int, int] = {}
-
-    def drop(p: int, why: str) -> None:
-        c = caps.pop(p, None)
-        if c is not None:
-            c.close()
-        fd = pidfds.pop(p, None)
-        if fd is not None:
-            os.close(fd)
-        if warn_exit:
-            warnings.warn(CaptureWarning(why))
-
-    try:
-        for p in pids:
-            caps[p] = PagemapCapture(p, kpageflags=kpageflags, clock=clock)
-            if proc is None and hasattr(os, "pidfd_open"):
-                try:
-                    pidfds[p] = os.pidfd_open(p)
-                except OSError:
-                    pass
-        page_size = next(iter(caps.values())).page_size
-        kp_note = next(iter(caps.values())).kpageflags_note
-        prov = {"source": "live", "pids": pids, "cmd": list(cmd) if cmd else None}
-        writer = TraceDirWriter(out, provenance=prov, force=force, tables=("maps", "pagemap"))
-        with writer as w, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CaptureWarning)
-            bar = _progress(progress, count)
-            t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            k = 0
-            with _Interrupts() as intr:
-                while True:
-                    late = False
-                    for i, p in enumerate(list(caps)):
-                        try:
-                            snap = caps[p].snapshot(k)
-                        except ProcessExited as e:
-                            drop(p, f"{e}; kept {k} snapshot(s) of it")
-                            continue
-                        if not snaps_meta:       # the grid is anchored at the first snapshot
-                            t0 = snap.info["mono_begin_ns"]
-                        elif i == 0 and duration_ns is not None and \
-                                snap.info["mono_begin_ns"] - t0 > duration_ns:
-                            # it began after the duration (a busy machine delayed it past
-                            # the check below): not kept
-                            late = True
-                            break
-                        w.write("maps", snap.maps)
-                        w.write("pagemap", snap.pagemap)
-                        snaps_meta.append(snap.info)
-                        if on_snapshot is not None:
-                            on_snapshot(k, snap)
-                    if not snaps_meta:
-                        raise CaptureError(f"pid {', '.join(map(str, pids))}: process exited "
-                                           "before the first snapshot: nothing captured")
-                    if late:
-                        stopped_by = "duration"
-                        break
-                    if not caps:
-                        stopped_by = "exit"
-                        break
-                    k += 1
-                    if bar:
-                        bar(k)
-                    if count is not None and k >= count:
-                        stopped_by = "count"
-                        break
-                    nxt = t0 + k * interval_ns
-                    # an overrun snapshot is followed at once by the next: no later
-                    # than the grid, and not after the duration either
-                    start = max(nxt, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
-                    if duration_ns is not None and start - t0 > duration_ns:
-                        stopped_by = "duration"
-                        break
-                    while caps:
-                        ended = intr.wait(nxt, proc, pidfds)
-                        if ended is None or not ended:
-                            break
-                        for p in ended:
-                            drop(p, f"pid {p}: process exited; kept {k} snapshot(s) of it")
-                    if intr.pending:
-                        stopped_by = "interrupt"
-                        break
-                    if not caps:
-                        stopped_by = "exit"
-                        break
-            seen = [str(c.message) for c in caught if issubclass(c.category, CaptureWarning)]
-            w.meta["pagemap"] = {
-                "source": "live", "clock": clock_name, "page_size": page_size,
-                "pid": pids[0], "pids": pids, "cmd": list(cmd) if cmd else None,
-                "interval_ns": interval_ns, "count": count, "duration_ns": duration_ns,
-                "stopped_by": stopped_by, "kpageflags": kp_note,
-                "pfns_known": not any(s["pfns_hidden"] for s in snaps_meta),
-                "snapshots": snaps_meta, "warnings": seen,
-                "time_alignment": f"record perf with -k {clock_name} to share this clock",
-            }
-        for msg in seen:                     # re-emit outside the recording block
-            warnings.warn(CaptureWarning(msg), stacklevel=2)
-    finally:
-        for c in caps.values():
-            c.close()
-        for fd in pidfds.values():
-            os.close(fd)
-        exit_code = None
-        if proc is not None:
-            try:
-                exit_code = proc.wait()
-            except KeyboardInterrupt:
-                proc.send_signal(signal.SIGINT)
-                exit_code = proc.wait()
-    nsnap = len({s["snapshot"] for s in snaps_meta})
-    return CaptureResult(out, nsnap, stopped_by, exit_code, seen)
-
-
-def _warm_up() -> None:
-    """Build an empty snapshot's tables once, so that the first real snapshot
-    imports nothing."""
-    empty = np.zeros(0, np.uint64)
-    maps_table(0, 0, 0, [])
-    pagemap_table(0, 0, 0, empty, empty, empty, np.zeros(0, np.uint32))
-
-
-class _Interrupts:
-    """Ctrl-C (SIGINT) during a capture: stop after the snapshot being written.
-
-    While waiting between snapshots, SIGINT ends the wait at once; while a
-    snapshot is read or written it only sets ``pending``, so a row group is never
-    cut in half. Only installed in the main thread (elsewhere SIGINT is left alone).
-    """
-
-    def __init__(self):
-        self.pending = False
-        self._waiting = False
-        self._old = None
-
-    def _handler(self, signum, frame):
-        self.pending = True
-        if self._waiting:
-            raise KeyboardInterrupt
-
-    def __enter__(self):
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-
-    def wait(self, deadline_ns, proc, pidfds):
-        """:func:`_wait`, interruptible: None when interrupted, else the pids that exited."""
-        self._waiting = True
-        try:
-            if self.pending:
-                return None
-            return _wait(deadline_ns, proc, pidfds)
-        except KeyboardInterrupt:
-            return None
-        finally:
-            self._waiting = False
-
-
-def _progress(enabled: bool, total: int | None):
-    if not enabled:
-        return None
-    import sys
-
-    def bar(k: int) -> None:
-        tail = f"/{total}" if total else ""
-        sys.stderr.write(f"\rsnapshot {k}{tail}")
-        sys.stderr.flush()
-    return bar
 
 
 # ---------------------------------------------------------------------------------
@@ -894,7 +393,6 @@ def snapshot_files(path: str | os.PathLike) -> list[Path]:
     """The ``*.index.json`` files of a snapshot directory, or the index of the one
     raw snapshot file given (its ``.index.json``, ``.pagemap.bin`` or ``.maps``), in
     snapshot order (``snapN`` in the name, else the name)."""
-    from .detect import pagemap_index_of
     p = Path(path)
     if p.is_file():
         idx = pagemap_index_of(p)
@@ -991,7 +489,7 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
                     pagemap_table(number, t_begin, pid, vs, ve, pfn, flags), info)
 
 
-def ingest_into(path, writer, *, progress: bool = False, **options) -> None:
+def ingest_into(path, writer, *, progress=None, **options) -> None:
     """Read pagemap snapshots into the ``maps`` and ``pagemap`` tables.
 
     ``path`` is one input or a list of them, each: a directory of raw snapshot files
@@ -1004,7 +502,6 @@ def ingest_into(path, writer, *, progress: bool = False, **options) -> None:
     every time, e.g. to move CLOCK_MONOTONIC onto perf's default clock).
     """
     from ..store.trace import open_trace
-    from .detect import PAGEMAP_TABLES, trace_dir_tables
     offset = int(options.pop("time_offset_ns", 0) or 0)
     for ignored in ("skip_bad", "strict"):
         options.pop(ignored, None)
@@ -1092,7 +589,6 @@ def _shift(t: pa.Table, offset: int) -> pa.Table:
                         pa.array(t.column(i).to_numpy() + np.int64(offset), pa.int64()))
 
 
-__all__ = ["PagemapCapture", "capture", "CaptureResult", "CaptureWarning", "ProcessExited",
-           "Snapshot", "encode_runs", "entry_flags", "entry_frames", "kpageflags_to_flags",
+__all__ = ["CaptureWarning", "Snapshot", "encode_runs", "entry_flags", "entry_frames", "kpageflags_to_flags",
            "join_runs", "parse_maps", "read_snapshot_file", "snapshot_files", "ingest_into",
            "parse_duration_ns"]

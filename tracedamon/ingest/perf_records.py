@@ -56,6 +56,30 @@ F_ID = 4
 F_GROUP = 8
 F_LOST = 16
 
+# PERF_RECORD_* types: the kernel's records (1..21) and perf's own (64..83), named as
+# in tracedamon.ingest.perf.header.RECORD_NAMES (tests/test_ingest_layout.py checks
+# that the two agree); module constants, so the kernels compile them in
+R_MMAP = 1
+R_LOST = 2
+R_COMM = 3
+R_EXIT = 4
+R_THROTTLE = 5
+R_UNTHROTTLE = 6
+R_FORK = 7
+R_SAMPLE = 9
+R_MMAP2 = 10
+R_LOST_SAMPLES = 13
+R_HEADER_ATTR = 64
+R_HEADER_TRACING_DATA = 66
+R_FINISHED_ROUND = 68
+R_ID_INDEX = 69
+R_AUXTRACE = 71
+R_EVENT_UPDATE = 78
+R_HEADER_FEATURE = 80
+R_COMPRESSED = 81
+R_FINISHED_INIT = 82
+R_COMPRESSED2 = 83
+
 # columns of the decode matrix
 C_IP, C_TID, C_TIME, C_ADDR, C_ID, C_STREAM_ID, C_CPU, C_PERIOD = range(8)
 C_READ_OFF, C_READ_LEN, C_CC_OFF, C_CC_NR, C_RAW_OFF, C_RAW_LEN = range(8, 14)
@@ -598,8 +622,8 @@ def sideband_fields(buf, buf64, offs, sizes, types, tl, time_pos, id_back,
             has_rid[i] = True
         body = o + 8
         bend = o + size - tl
-        if typ == 1 or typ == 10:
-            fixed = 32 if typ == 1 else 64
+        if typ == R_MMAP or typ == R_MMAP2:
+            fixed = 32 if typ == R_MMAP else 64
             if bend - body < fixed:
                 err[i] = SB_SHORT
                 continue
@@ -609,7 +633,7 @@ def sideband_fields(buf, buf64, offs, sizes, types, tl, time_pos, id_back,
             f64[i, 1] = _u64(buf, buf64, body + 16)
             f64[i, 2] = _u64(buf, buf64, body + 24)
             bid_len[i] = -1
-            if typ == 10:
+            if typ == R_MMAP2:
                 if m & 0x4000:
                     bsz = np.int64(buf[body + 32])
                     bid_len[i] = bsz if bsz < 20 else 20
@@ -623,7 +647,7 @@ def sideband_fields(buf, buf64, offs, sizes, types, tl, time_pos, id_back,
             s = body + fixed
             s_off[i] = s
             s_len[i] = _cstr_end(buf, s, bend) - s
-        elif typ == 3:
+        elif typ == R_COMM:
             if bend - body < 8:
                 err[i] = SB_SHORT
                 continue
@@ -670,7 +694,8 @@ def hex_bytes(buf, off, ln, hexdigits, bin_offsets, data):
 # chunk before decoding it, so the decoders only ever see little-endian records.
 
 #: record types whose body is a sequence of 8-byte words (before the fix-ups below)
-_WORDS_TYPES = (1, 2, 3, 4, 5, 6, 7, 9, 10, 13, 68, 69, 82)
+_WORDS_TYPES = (R_MMAP, R_LOST, R_COMM, R_EXIT, R_THROTTLE, R_UNTHROTTLE, R_FORK, R_SAMPLE,
+                R_MMAP2, R_LOST_SAMPLES, R_FINISHED_ROUND, R_ID_INDEX, R_FINISHED_INIT)
 
 
 @_jit
@@ -749,11 +774,11 @@ def _scan(buf, start, end, offs, types, sizes, be):
         if size < 8:
             return n, pos, 1
         total = size
-        if typ == 66:
+        if typ == R_HEADER_TRACING_DATA:
             if pos + 12 > end:
                 break
             total = size + np.int64(_rec_u32(buf, pos + 8, be))
-        elif typ == 71:
+        elif typ == R_AUXTRACE:
             if pos + 16 > end:
                 break
             lo = np.int64(_rec_u32(buf, pos + 12 if be else pos + 8, be))
@@ -804,9 +829,9 @@ def _be_record_to_le(buf, pos, typ, size):
         while q + 8 <= pos + size:
             _swap_word(buf, q)
             q += 8
-    elif (typ == 83 or typ == 71) and size >= 16:
+    elif (typ == R_COMPRESSED2 or typ == R_AUXTRACE) and size >= 16:
         _swap_word(buf, pos + 8)
-    elif typ == 66 and size >= 12:
+    elif typ == R_HEADER_TRACING_DATA and size >= 12:
         _swap_u32(buf, pos + 8)
 
 
@@ -886,24 +911,24 @@ def be_fix_sideband(buf, offs, sizes, types, attr, tl_a, tid_a, cpu_a):
         body = o + 8
         bend = o + size - tl
         misc = np.uint16(buf[o + 4]) | (np.uint16(buf[o + 5]) << np.uint16(8))
-        if typ == 1 or typ == 10:
-            fixed = 32 if typ == 1 else 64
+        if typ == R_MMAP or typ == R_MMAP2:
+            fixed = 32 if typ == R_MMAP else 64
             if bend - body < fixed:
                 continue
             _rotate_word(buf, body)
-            if typ == 10:
+            if typ == R_MMAP2:
                 if misc & 0x4000:
                     _restore_bytes(buf, body + 32, body + 56)
                 else:
                     _rotate_word(buf, body + 32)
                 _rotate_word(buf, body + 56)
             _restore_bytes(buf, body + fixed, bend)
-        elif typ == 3:
+        elif typ == R_COMM:
             if bend - body < 8:
                 continue
             _rotate_word(buf, body)
             _restore_bytes(buf, body + 8, bend)
-        elif typ == 4 or typ == 7:
+        elif typ == R_EXIT or typ == R_FORK:
             if bend - body < 24:
                 continue
             _rotate_word(buf, body)

@@ -29,6 +29,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import TraceFormatError
+from .binparse import Cursor
 
 MAGIC = b"\x17\x08\x44tracing"
 
@@ -91,44 +92,10 @@ class TracingData:
         return {e.id: e for e in self.events.values()}
 
 
-class _Cursor:
-    def __init__(self, buf: bytes, path, base: int, big: bool = False):
-        self.buf, self.pos, self.path, self.base = buf, 0, path, base
-        self.end = "big" if big else "little"
-
-    def fail(self, problem: str):
-        raise TraceFormatError(self.path, f"tracing data: {problem}",
-                               offset=self.base + self.pos)
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.buf):
-            self.fail(f"truncated: {n} bytes wanted, {len(self.buf) - self.pos} left")
-        b = self.buf[self.pos:self.pos + n]
-        self.pos += n
-        return b
-
-    def uint(self, n: int) -> int:
-        return int.from_bytes(self.take(n), self.end)
-
-    def cstr(self, limit: int = 4096) -> str:
-        i = self.buf.find(b"\0", self.pos, self.pos + limit)
-        if i < 0:
-            self.fail("unterminated string")
-        s = self.buf[self.pos:i].decode("utf-8", errors="replace")
-        self.pos = i + 1
-        return s
-
-    def sized_text(self, size_bytes: int, what: str) -> str:
-        n = self.uint(size_bytes)
-        if n > len(self.buf) - self.pos:
-            self.fail(f"{what} size {n} exceeds the {len(self.buf) - self.pos} bytes left")
-        return self.take(n).decode("utf-8", errors="replace")
-
-
 def parse_tracing_data(blob: bytes, *, path=None, base_offset: int = 0) -> TracingData:
     """Parse a tracing-data blob. ``base_offset`` is the blob's offset in ``path``,
     so errors name the byte where the problem is in the file."""
-    c = _Cursor(bytes(blob), path, base_offset)
+    c = Cursor(bytes(blob), path, base_offset, "tracing data")
     if c.take(len(MAGIC)) != MAGIC:
         c.pos = 0
         c.fail(f"bad magic {bytes(blob[:10])!r} (expected a 'tracing' blob)")
@@ -136,7 +103,7 @@ def parse_tracing_data(blob: bytes, *, path=None, base_offset: int = 0) -> Traci
     if version not in ("0.5", "0.6"):
         c.fail(f"unsupported tracing-data version {version!r}")
     big = c.uint(1) != 0
-    c.end = "big" if big else "little"
+    c.byte_order(big)
     long_size = c.uint(1)
     if long_size not in (4, 8):
         c.fail(f"implausible sizeof(long) {long_size}")

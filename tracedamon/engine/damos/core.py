@@ -572,6 +572,14 @@ def _param_arrays(state: DamosState):
     return sp, cf, cfo, cfg
 
 
+def _params_of(state: DamosState):
+    """:func:`_param_arrays`, built once per state (its schemes and context are fixed)."""
+    params = state.__dict__.get("_params")
+    if params is None:
+        params = state.__dict__["_params"] = _param_arrays(state)
+    return params
+
+
 def pattern_nr_accesses(nr, bp, last, prof: Profile, left_window_bp: int = 0) -> np.ndarray:
     """The ``nr_accesses`` the pattern test and the tracepoint read (spec §2.2).
 
@@ -639,7 +647,7 @@ def apply_schemes(state: DamosState, regions: Mapping[str, np.ndarray], *, sis: 
         return StepResult(regs, empty, run, windows, due, [st.esz for st in state.states],
                           [st.min_score for st in state.states])
 
-    sp, cf, cfo, cfg = _param_arrays(state)
+    sp, cf, cfo, cfg = _params_of(state)
     now = _ticks(ctx, int(now_ns))
     for j, (s, st) in enumerate(zip(state.schemes, state.states)):
         if not run[j] or not s.quota.is_set:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from ... import __version__
 from ...errors import ConfigError
+from ...store.atomic import HTML_REPORT, write_bytes_atomic
+from ..history import replay_meta
 from . import layers as L
 from .tiles import BlobStore
 
@@ -37,8 +39,6 @@ class Report:
     def write(self, path: str | os.PathLike, *, force: bool = False, inputs=()) -> Path:
         """Write the page atomically; an existing ``path`` is replaced only with
         ``force=True`` and only if it is a report tracedamon wrote (its generator tag)."""
-        from ...store.atomic import HTML_REPORT, write_bytes_atomic
-
         return write_bytes_atomic(path, self.html.encode("utf-8"), kind=HTML_REPORT,
                                   force=force, inputs=inputs)
 
@@ -141,8 +141,6 @@ def build_report(src, *, diff=None, samples: bool = False, samples_from=None, da
 def _is_paddr(hs) -> bool:
     """True when the history's addresses are physical (a paddr replay, or a DAMON trace
     whose rows carry no pid)."""
-    from ..history import replay_meta
-
     rep = replay_meta(hs.meta)
     if rep.get("ops"):
         return rep["ops"] == "paddr"

@@ -20,8 +20,11 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
+from ...store.trace import open_trace
 from ...units import PAGE_SIZE
+from ..compare import compare, load_truth, metrics_json
 from ..grid import merge_intervals
+from ..history import open_history, replay_meta
 from . import tiles as T
 
 MAX_SAFE = (1 << 53) - 1  # addresses and times are JavaScript numbers in the page
@@ -39,8 +42,6 @@ def _check_safe(what: str, where: str, *values) -> None:
 
 def open_source(src):
     """Open a region history for streaming (``export.history``)."""
-    from ..history import open_history
-
     return open_history(src)
 
 
@@ -154,8 +155,6 @@ def history_layer(hs, blobs: T.BlobStore, *, offset_ns: int = 0) -> dict:
 def diff_layer(a, b, blobs: T.BlobStore, **compare_opts) -> dict:
     """compare(a, b): its metrics, and its common grid per target pair (rates of both
     sides; cells that either side covers less than half of are left empty)."""
-    from ..compare import compare, metrics_json
-
     res = compare(a, b, **compare_opts)
     metrics = json.loads(metrics_json(res.metrics))
     for big in ("per_time", "wss_series"):
@@ -208,8 +207,6 @@ def diff_layer(a, b, blobs: T.BlobStore, **compare_opts) -> dict:
 def find_samples_trace(src, hs, samples_from=None):
     """The trace directory whose samples the report draws: ``samples_from``, SRC itself
     when it is a trace directory with samples, else the one its replay metadata names."""
-    from ...store.trace import open_trace
-
     if samples_from is not None:
         tr = open_trace(samples_from)
         if not tr.has("samples"):
@@ -221,7 +218,6 @@ def find_samples_trace(src, hs, samples_from=None):
         if tr.has("samples"):
             return tr
     trace = None
-    from ..history import replay_meta
 
     rep = replay_meta(hs.meta)
     if isinstance(rep, dict):
@@ -312,8 +308,6 @@ def samples_layer(tr, spaces: list[dict], phys: bool, blobs: T.BlobStore, *,
 # DAMOS applications and ground truth
 # ----------------------------------------------------------------------------------
 def read_damos(path) -> pd.DataFrame:
-    from ...store.trace import open_trace
-
     tr = open_trace(path)
     p = Path(path)
     name = p.stem if p.is_file() else "damos_apply"
@@ -369,8 +363,6 @@ def damos_layer(df: pd.DataFrame, hs, spaces: list[dict], blobs: T.BlobStore, *,
 
 
 def truth_layer(path, spaces: list[dict]) -> dict:
-    from ..compare import load_truth
-
     tr = load_truth(path)
     out = []
     for s in spaces:

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from ..grid import merge_intervals
+
 TILE = 256  # cells per tile side, and bins of level 0 on each axis
 MAX_K = 4  # deepest level sum i + j (memory: (K + 1) diagonal grids of 65536·2^K cells)
 BLOCK_ROWS = 262_144  # rows per block of whole snapshots
@@ -524,6 +526,5 @@ class HeatProfile:
         if level.max() <= 0:
             return np.zeros((0, 2), np.uint64)
         lo, hi = self.pts[:-1][keep], self.pts[1:][keep]
-        from ..grid import merge_intervals
 
         return merge_intervals(lo, hi)
