@@ -8,7 +8,7 @@ TD     := $(VENV)/bin/tracedamon
 STAMP  := $(VENV)/.installed
 DEMO   := out/demo
 
-.PHONY: setup demo test bench clean browser
+.PHONY: setup demo test bench clean browser perf-corpus
 
 setup: $(STAMP)
 
@@ -21,8 +21,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@bash sample_traces/demo.sh $(TD) $(DEMO)
 
-test: $(STAMP) browser
+test: $(STAMP) browser perf-corpus
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# the perf.data files the tests read, recorded with the installed perf once per machine
+# into ~/.cache/tracedamon/perf-corpus (tests/perf_corpus.py; the tests would make it on
+# first use too). Without perf the tests that read it skip with the reason (fail under CI).
+perf-corpus: $(STAMP)
+	@$(PY) tests/perf_corpus.py --cache
 
 # the HTML report's tests drive a real headless Chromium: Debian's chromium and
 # chromium-driver, installed with apt-get where missing and possible (as root); elsewhere

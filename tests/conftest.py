@@ -108,6 +108,16 @@ def need_corpus(*parts: str) -> Path:
     return p
 
 
+def corpus_files(subdir: str, pattern: str) -> list:
+    """The files of the third-party corpus ``subdir`` matching ``pattern``, to
+    parametrize over; where the corpus is absent, one parameter that ``missing()``s with
+    the reason (rather than an empty parameter set, which pytest skips silently)."""
+    d = CORPUS / subdir
+    found = sorted(d.glob(pattern)) if d.is_dir() else []
+    return found or [pytest.param(d / pattern, id=f"{subdir}-absent",
+                                  marks=requires(False, f"reference corpus not found at {d}"))]
+
+
 def perf_cases(*names: str) -> list:
     """``pytest.param(path, id=name)`` per case of the recorded perf corpus (all, or
     ``names``), each marked to ``missing()`` with the reason when it could not be

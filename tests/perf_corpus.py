@@ -28,7 +28,8 @@ perf-corpus/KEY`` (``~/.cache`` when unset).  A lock file makes concurrent test 
 (pytest-xdist workers) wait for the one that records.  ``TRACEDAMON_PERF_CORPUS=DIR`` uses
 an existing directory instead (e.g. ``../shared/corpus/perf``).
 
-By hand: ``python tests/perf_corpus.py OUTDIR [CASE ...]`` records into OUTDIR.
+By hand: ``python tests/perf_corpus.py OUTDIR [CASE ...]`` records into OUTDIR;
+``python tests/perf_corpus.py --cache`` makes the cache if needed and says where it is.
 """
 from __future__ import annotations
 
@@ -442,9 +443,22 @@ def records_csv(recs: list[dict], samples: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--cache"]:
+        t0 = time.monotonic()
+        pc = ensure()
+        took = time.monotonic() - t0
+        if pc.reason:
+            print(f"perf corpus: not recorded: {pc.reason}")
+        else:
+            print(f"perf corpus: {pc.dir} ({len(pc.data_files())} of {len(CASES)} cases"
+                  f"{'; made in %.0f s' % took if took > 2 else ''})")
+            for name, why in sorted(pc.failed.items()):
+                print(f"perf corpus: {name}: {why}")
+        return 0
     if not argv:
         print(__doc__.split("\n\n")[0], file=sys.stderr)
-        print("usage: python tests/perf_corpus.py OUTDIR [CASE ...]", file=sys.stderr)
+        print("usage: python tests/perf_corpus.py OUTDIR [CASE ...] | --cache",
+              file=sys.stderr)
         return 2
     unknown = [n for n in argv[1:] if n not in CASES]
     if unknown:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from conftest import CORPUS, need_corpus, perf_cases, perf_corpus, requires
+from conftest import CORPUS, corpus_files, need_corpus, perf_cases, perf_corpus, requires
 from tracedamon.ingest.perf_data import ingest_into, open_perf_data
 from tracedamon.ingest.writer import TraceDirWriter
 from tracedamon.trace import open_trace
@@ -27,7 +27,7 @@ from tracedamon.trace import open_trace
 PERF_DIR = perf_corpus().dir
 UBENCH_DIR = CORPUS / "ubench-perf-mem"
 PERF_FILES = perf_cases()
-UBENCH_FILES = sorted(UBENCH_DIR.glob("perf-mem-*.data")) if UBENCH_DIR.exists() else []
+UBENCH_FILES = corpus_files("ubench-perf-mem", "perf-mem-*.data")
 ALL_FILES = PERF_FILES + UBENCH_FILES
 
 pytestmark = requires(ALL_FILES, "reference corpus not found")

@@ -12,14 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import CORPUS, SAMPLES as SAMPLE_TRACES, need_corpus, perf_cases, requires
+from conftest import SAMPLES as SAMPLE_TRACES, corpus_files, need_corpus, perf_cases, requires
 from tracedamon.ingest import perf_data
 from tracedamon.ingest.perf_data import ingest_into
 from tracedamon.ingest.writer import TraceDirWriter, read_parquet_metadata
 from tracedamon.schema import LOST, SAMPLES, conform
 from tracedamon.trace import open_trace
 
-PERF_FILES = perf_cases() + sorted((CORPUS / "ubench-perf-mem").glob("perf-mem-*.data"))
+PERF_FILES = perf_cases() + corpus_files("ubench-perf-mem", "perf-mem-*.data")
 HOTCOLD = SAMPLE_TRACES / "hotcold.perf.data"
 INPUTS = PERF_FILES + [p for p in [HOTCOLD] if p.exists()]
 
