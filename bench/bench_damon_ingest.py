@@ -40,7 +40,7 @@ DAMO = ROOT / ".venv" / "bin" / "damo"
 sys.path.insert(0, str(ROOT))
 from tracedamon.ingest import ingest  # noqa: E402
 from tracedamon.errors import TraceFormatError  # noqa: E402
-from tracedamon.trace import open_trace  # noqa: E402
+from tracedamon.store.trace import open_trace  # noqa: E402
 
 KEY = ["run", "snapshot", "start", "end", "nr_accesses", "age"]
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from tracedamon.damos_run import damos  # noqa: E402
 from tracedamon.engine.damos import (AccessPattern, Context, Filter, Quota, Scheme,  # noqa
                                      apply_schemes, new_state)
-from tracedamon.ingest.writer import write_table_atomic  # noqa: E402
+from tracedamon.store.writer import write_table_atomic  # noqa: E402
 from tracedamon.schema import REGIONS  # noqa: E402
 
 BASE = 4 << 30

@@ -56,7 +56,7 @@ print(len(out), file=sys.stderr)
 READER_ONLY = r"""
 import shutil, sys
 from tracedamon.ingest.perf_data import ingest_into
-from tracedamon.ingest.writer import TraceDirWriter
+from tracedamon.store.writer import TraceDirWriter
 shutil.rmtree(sys.argv[2], ignore_errors=True)
 with TraceDirWriter(sys.argv[2]) as w:
     ingest_into(sys.argv[1], w)
@@ -170,7 +170,7 @@ def split_ingest(data: Path) -> dict:
     Arrow) and the Parquet thread's CPU (encoding the samples table), which is the
     critical path on two cores."""
     from tracedamon.ingest.perf_data import ingest_into
-    from tracedamon.ingest.writer import TraceDirWriter
+    from tracedamon.store.writer import TraceDirWriter
     out = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=data.parent)) / "t.td"
     try:
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
         pipe = timed(f"perf script -i {data} -F pid,tid,time,addr | "
                      f"{sys.executable} -c {shlex_quote(PIPELINE)} {pq_out}")
     dec = decoder_alone(data)
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     rows = open_trace(td).num_rows("samples")
     print()
     print(f"input: {data} ({size_mb:.0f} MB, {dec['samples']:,} SAMPLE records, "

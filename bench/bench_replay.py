@@ -10,8 +10,15 @@ Synthetic samples are generated on the fly (nothing big is stored):
    intervals, written as "regions with accesses only" (writing every region of
    every snapshot would be millions of rows per snapshot); the sparse engine keeps
    state only for sampled regions (its peak slot count is printed);
-3. the numba engine against the pure-Python reference (tests/engine_reference.py)
-   on a small input, same configuration and same random draws.
+3. sub-page granularity: fixed 64 B (a cache line) over 1 GiB (16 M regions) and
+   16 GiB (268 M regions), against fixed 4 KiB over the same span and samples in the
+   same run (the ratio is the cost of sub-page monitoring);
+4. the numba engine against the pure-Python reference (tests/engine_reference.py)
+   on a small input, same configuration and same random draws;
+5. the kernel profiles: case 1's input replayed with ``--kernel released`` (the
+   default) and ``--kernel mainline-2026``, perf-histogram and accessed-bit checks,
+   each profile timed twice in alternation (the best of two is kept), and the
+   mainline/released ratio of the two measured in this run.
 
 Run:  .venv/bin/python bench/bench_replay.py [--samples N] [--quick]
 Numbers are wall-clock on this machine (the first call of each kernel is excluded:
@@ -96,12 +103,12 @@ def bench_adaptive(n: int, duration_s: float = 60.0):
     return n / dt, dt / duration_s
 
 
-def bench_fixed(n: int, intervals: int, span: int = 16 << 30):
+def bench_fixed(n: int, intervals: int, span: int = 16 << 30, size: int = PAGE):
     s_us = 5000
     duration_s = intervals * s_us / 1e6
     t, tg, a = workload(n, duration_s, span, seed=1, base=0x100000000)
     rg = np.array([(0x100000000, 0x100000000 + span)])
-    cfg = MonitorConfig(min_region=PAGE, max_region=PAGE)
+    cfg = MonitorConfig(min_region=size, max_region=size)
     tgt = [Target(lambda _t: rg, pid=1)]
     acc = AccessSamples(t, tg, a)
     # warm-up (numba cache load / compile) on a small input with several snapshots
@@ -110,14 +117,29 @@ def bench_fixed(n: int, intervals: int, span: int = 16 << 30):
         AccessSamples(wt, wg, wa), 0, int(wt[-1]), accessed_only=True)
     mon = FixedMonitor(cfg, tgt)
     h, dt = timed(lambda: mon.run(acc, 0, int(t[-1]), accessed_only=True))
-    nreg = span // PAGE
-    print(f"fixed 4 KiB over {span >> 30:,} GiB ({nreg:,} regions), {intervals:,} sample "
+    nreg = span // size
+    what = f"{size} B" if size < 1024 else f"{size >> 10} KiB"
+    print(f"fixed {what} over {span >> 30:,} GiB ({nreg:,} regions), {intervals:,} sample "
           f"intervals ({h.n_snapshots} snapshots, {duration_s:.0f} s), {n:,} samples, "
           "accessed-only rows:")
     print(f"  sparse engine: {rate(n, dt, duration_s)}; {h.start.size:,} rows; "
           f"{mon.peak_slots:,} regions with state (regions x intervals would be "
           f"{nreg * intervals / 1e9:.1f} G region-updates)")
     return dt
+
+
+def bench_subpage(n: int, intervals: int):
+    """Fixed 64 B against fixed 4 KiB on the same samples, over 1 GiB and 16 GiB."""
+    out = {}
+    for span in (1 << 30, 16 << 30):
+        d4k = bench_fixed(n, intervals, span=span, size=PAGE)
+        c4k = CPU["last"]
+        d64 = bench_fixed(n, intervals, span=span, size=64)
+        c64 = CPU["last"]
+        print(f"  64 B / 4 KiB over {span >> 30} GiB: {d64 / d4k:.2f}x wall, "
+              f"{c64 / c4k:.2f}x CPU")
+        out[span] = (d64, d4k)
+    return out
 
 
 def bench_reference(n: int = 20_000, duration_s: float = 4.0):
@@ -145,6 +167,33 @@ def bench_reference(n: int = 20_000, duration_s: float = 4.0):
     return out
 
 
+def bench_profiles(n: int, duration_s: float = 60.0):
+    span = 1 << 30
+    t, tg, a = workload(n, duration_s, span)
+    rg = np.array([(0x7f0000000000, 0x7f0000000000 + span)])
+    tgt = [Target(lambda _t: rg, pid=1)]
+    acc = AccessSamples(t, tg, a)
+    out = {}
+    for access in ("perf", "abit"):
+        best, regions = {}, {}
+        for kernel in ("released", "mainline-2026"):     # warm-up (numba cache)
+            Monitor(MonitorConfig(kernel=kernel), tgt, access=access).run(
+                AccessSamples(t[:1000], tg[:1000], a[:1000]), 0, int(t[999]))
+        for _ in range(2):
+            for kernel in ("released", "mainline-2026"):
+                cfg = MonitorConfig(kernel=kernel)
+                h, _ = timed(lambda: Monitor(cfg, tgt, access=access).run(acc, 0, int(t[-1])))
+                best[kernel] = min(best.get(kernel, np.inf), CPU["last"])
+                regions[kernel] = np.bincount(h.snapshot).mean()
+        ratio = best["mainline-2026"] / best["released"]
+        print(f"kernel profiles, {access} check, {n:,} samples over {duration_s:.0f} s: "
+              f"released {best['released']:.3f} s CPU ({regions['released']:.0f} regions/"
+              f"snapshot on average), mainline-2026 {best['mainline-2026']:.3f} s CPU "
+              f"({regions['mainline-2026']:.0f}): mainline/released = {ratio:.2f}")
+        out[access] = ratio
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=5_000_000,
@@ -159,7 +208,9 @@ def main(argv=None):
     bench_adaptive(args.samples)
     bench_fixed(args.fixed_samples, args.fixed_intervals)
     bench_fixed(args.fixed_samples, args.fixed_intervals, span=1 << 40)
+    bench_subpage(args.fixed_samples, args.fixed_intervals)
     bench_reference(5_000 if args.quick else 20_000)
+    bench_profiles(args.samples)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ MAPS = [(0x555555554000, 0x2000, "/usr/bin/workload"), (HEAP, 1 << 30, "[heap]")
 
 def make_trace(dest: Path, seconds: float, span: int, n: int, seed: int = 0,
                base: int = None, mmaps: bool = False) -> None:
-    from tracedamon.ingest.writer import TraceDirWriter
+    from tracedamon.store.writer import TraceDirWriter
     rng = np.random.default_rng(seed)
     base = BASE if base is None else base
     with TraceDirWriter(dest) as w:

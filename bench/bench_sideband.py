@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -83,7 +82,7 @@ def main(argv=None) -> int:
         slow = timed(f"{sys.executable} -c {shlex_quote(PYTHON_PATH_INGEST)} {data} "
                      f"{work / 'python.td'} > /dev/null")
         perf = timed(f"perf script -i {data} -F pid,tid,time,addr > /dev/null")
-        from tracedamon.trace import open_trace
+        from tracedamon.store.trace import open_trace
         # equal rows (dictionary columns may hold their values in another order)
         same = all(_same(open_trace(work / "bulk.td").table(n),
                          open_trace(work / "python.td").table(n))

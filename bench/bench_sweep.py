@@ -167,7 +167,7 @@ def main(argv=None) -> int:
             runs[k].append(fn())
         print(f"   round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][1]:.1f} s"
                                                 for k in ways), flush=True)
-    del s
+    s = None  # the samples table is not needed past here
 
     def med(k):
         rs = sorted(runs[k], key=lambda x: x[1])

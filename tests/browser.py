@@ -1,20 +1,36 @@
-"""A real headless Chromium for tests and benchmarks (Selenium + Debian's chromedriver).
+"""Real headless browsers for tests and benchmarks.
 
-``open_browser()`` returns a :class:`Browser` or raises :class:`NoBrowser` with the reason
-(no chromium/chromedriver on PATH, selenium not installed, the browser would not start).
-Tests turn that into a skip, except under CI (the environment variable ``CI`` set), where
-the browser must be there: ``.ci/run`` / ``make test`` install it.
+* :class:`Browser`: Chromium through Selenium and Debian's chromedriver.
+* :class:`Firefox`: Firefox (Debian's ``firefox-esr``) through its own remote protocol,
+  Marionette, with Mozilla's ``marionette_driver`` client (no geckodriver needed).
+
+Both offer one interface, so a test runs unchanged in either: ``open`` (load a file and
+wait until the page says it is ready), ``js``/``call`` (run script in the page),
+``png`` (a screenshot of the window), ``console_errors``, ``requests`` and real input
+events built as W3C WebDriver action sequences (``hover``, ``drag``, ``click``,
+``type_into``), at client (viewport) coordinates.
+
+``open_browser(name)`` returns one or raises :class:`NoBrowser` with the reason (the
+browser or its driver not installed, or it would not start). Tests turn that into a
+skip, except under CI (the environment variable ``CI`` set), where the browsers must be
+there: ``.ci/run`` / ``make test`` install them.
 
 Chromium runs with a fresh profile and every background-networking feature off, so that a
 page under test is the only thing that could reach the network; ``requests()`` lists the
-URLs the page asked for (from the DevTools performance log).
+URLs the page asked for (from the DevTools performance log). Firefox runs with a fresh
+profile; its ``requests()`` lists what the page's Resource Timing saw, and its console
+messages are read from the browser's standard output.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 CHROME_FLAGS = [
@@ -39,7 +55,80 @@ def find_binaries() -> tuple[str, str]:
     return chrome, driver
 
 
-class Browser:
+SHIFT = "\ue008"         # the WebDriver key code of Shift
+
+
+class _Inputs:
+    """Real input events, as W3C action sequences at client (viewport) coordinates; what
+    a user's mouse and keyboard send. Subclasses provide ``perform`` and ``js``."""
+
+    name = "browser"
+
+    def _point(self, x: float, y: float) -> dict:
+        return {"type": "pointerMove", "x": int(round(x)), "y": int(round(y)),
+                "origin": "viewport", "duration": 0}
+
+    def _mouse(self, moves: list[dict]) -> dict:
+        return {"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+                "actions": moves}
+
+    def hover(self, x: float, y: float) -> None:
+        self.perform([self._mouse([self._point(x, y)])])
+
+    def drag(self, p0: tuple[float, float], p1: tuple[float, float], *,
+             shift: bool = False) -> None:
+        """Press at p0, move to p1, release (holding Shift throughout if asked)."""
+        mouse = [self._point(*p0), {"type": "pointerDown", "button": 0},
+                 self._point((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2), self._point(*p1),
+                 {"type": "pointerUp", "button": 0}]
+        if not shift:
+            self.perform([self._mouse(mouse)])
+            return
+        keys = [{"type": "keyDown", "value": SHIFT}] + [{"type": "pause", "duration": 0}] * (
+            len(mouse) - 1) + [{"type": "keyUp", "value": SHIFT}]
+        mouse = [{"type": "pause", "duration": 0}] + mouse
+        self.perform([{"type": "key", "id": "keyboard", "actions": keys}, self._mouse(mouse)])
+
+    def centre_of(self, css: str) -> tuple[float, float]:
+        r = self.js("const e = document.querySelector(arguments[0]);"
+                    "e.scrollIntoView({block: 'nearest', inline: 'nearest'});"
+                    "return e.getBoundingClientRect().toJSON()", css)
+        return r["left"] + r["width"] / 2, r["top"] + r["height"] / 2
+
+    def click(self, css: str) -> None:
+        """A real mouse click at the centre of the first element matching css."""
+        x, y = self.centre_of(css)
+        self.perform([self._mouse([self._point(x, y), {"type": "pointerDown", "button": 0},
+                                   {"type": "pointerUp", "button": 0}])])
+
+    def type_into(self, css: str, text: str) -> None:
+        """Click into a text input, select what it holds, and type text with key events."""
+        self.click(css)
+        self.js("document.querySelector(arguments[0]).select()", css)
+        keys = []
+        for ch in text:
+            keys += [{"type": "keyDown", "value": ch}, {"type": "keyUp", "value": ch}]
+        self.perform([{"type": "key", "id": "keyboard", "actions": keys}])
+
+    def wait_for(self, script: str, *args, timeout: float = 20.0):
+        """Poll a script until it returns something truthy; return that."""
+        end = time.monotonic() + timeout
+        while True:
+            v = self.js(script, *args)
+            if v or time.monotonic() > end:
+                return v
+            time.sleep(0.05)
+
+    def wait_ready(self, timeout: float) -> None:
+        ok = self.wait_for("return !!(window.tdReport && (window.tdReport.ready || "
+                           "window.tdReport.errors.length))", timeout=timeout)
+        if not ok:
+            raise AssertionError(f"{self.name}: the page did not become ready in {timeout} s")
+
+
+class Browser(_Inputs):
+    name = "chromium"
+
     def __init__(self, width: int = 1400, height: int = 1000):
         chrome, driver = find_binaries()
         try:
@@ -103,6 +192,16 @@ class Browser:
                 urls.append(m["params"]["request"]["url"])
         return urls
 
+    def console_errors(self) -> list[str]:
+        return [f"{c['level']}: {c['message']}" for c in self.console()
+                if c["level"] in ("SEVERE", "WARNING")]
+
+    def perform(self, actions: list[dict]) -> None:
+        from selenium.webdriver.remote.command import Command
+
+        self.driver.execute(Command.W3C_ACTIONS, {"actions": actions})
+        self.driver.execute(Command.W3C_CLEAR_ACTIONS, {})
+
     def screenshot(self, path: str | os.PathLike) -> Path:
         self.driver.save_screenshot(str(path))
         return Path(path)
@@ -123,5 +222,146 @@ class Browser:
         self.close()
 
 
-def open_browser(**kw) -> Browser:
-    return Browser(**kw)
+class Firefox(_Inputs):
+    """Headless Firefox driven over Marionette (Firefox's built-in remote protocol)."""
+
+    name = "firefox"
+
+    def __init__(self, width: int = 1400, height: int = 1000):
+        binary = next((shutil.which(n) for n in ("firefox-esr", "firefox") if shutil.which(n)),
+                      None)
+        if not binary:
+            raise NoBrowser("firefox is not installed (apt-get install firefox-esr)")
+        try:
+            from marionette_driver.marionette import Marionette
+        except ImportError:
+            raise NoBrowser("marionette_driver is not installed (pip install "
+                            "marionette_driver)") from None
+        with socket.socket() as sock:          # a free port for Marionette
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.profile = tempfile.mkdtemp(prefix="td-firefox-")
+        prefs = {
+            "marionette.port": port,
+            # console messages of pages on stdout: what console_errors() reads
+            "devtools.console.stdout.content": True,
+            # a fresh profile that phones nowhere
+            "browser.shell.checkDefaultBrowser": False,
+            "app.update.enabled": False, "app.normandy.enabled": False,
+            "datareporting.policy.dataSubmissionEnabled": False,
+            "toolkit.telemetry.enabled": False, "browser.ping-centre.telemetry": False,
+            "network.captive-portal-service.enabled": False,
+            "network.connectivity-service.enabled": False,
+            "extensions.update.enabled": False, "browser.safebrowsing.malware.enabled": False,
+            "browser.safebrowsing.phishing.enabled": False,
+            "browser.startup.homepage_override.mstone": "ignore",
+            "browser.aboutwelcome.enabled": False,
+        }
+        with open(os.path.join(self.profile, "user.js"), "w") as f:
+            for k, v in prefs.items():
+                f.write(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n")
+        self.log_path = os.path.join(self.profile, "stdout.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [binary, "--headless", "--marionette", "--no-remote", "--profile", self.profile,
+             "--width", str(width), "--height", str(height)],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "MOZ_HEADLESS": "1"})
+        self.m = None
+        end = time.monotonic() + 90
+        last = ""
+        while time.monotonic() < end and self.proc.poll() is None:
+            try:
+                m = Marionette(host="127.0.0.1", port=port, startup_timeout=5)
+                m.start_session()
+                self.m = m
+                break
+            except Exception as e:  # not listening yet
+                last = str(e).splitlines()[0] if str(e) else type(e).__name__
+                time.sleep(0.5)
+        if self.m is None:
+            self.close()
+            raise NoBrowser(f"firefox did not start: {last or 'exited'}")
+        self.m.set_window_rect(width=width, height=height)
+        self.m.timeout.script = 120
+        self._log_seen = 0
+
+    def open(self, path: str | os.PathLike, *, timeout: float = 60.0) -> None:
+        self.m.navigate(Path(path).resolve().as_uri())
+        self.wait_ready(timeout)
+
+    def js(self, script: str, *args):
+        # sandbox=None: the page's own globals (window.tdReport), as WebDriver does
+        return self.m.execute_script(script, script_args=list(args), sandbox=None)
+
+    def js_async(self, expr: str, *args):
+        return self.m.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            f"Promise.resolve().then(() => ({expr})).then((v) => done({{ok: v}}),"
+            " (e) => done({err: String(e && e.stack || e)}));", script_args=list(args),
+            sandbox=None)
+
+    def call(self, expr: str, *args):
+        r = self.js_async(expr, *args)
+        if "err" in r:
+            raise AssertionError(f"page error: {r['err']}")
+        return r["ok"]
+
+    def perform(self, actions: list[dict]) -> None:
+        self.m.actions.perform(actions)
+        self.m.actions.release()
+
+    def _new_log(self) -> list[str]:
+        self._log.flush()
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_seen)
+            data = f.read()
+        self._log_seen += len(data)
+        return data.decode("utf-8", "replace").splitlines()
+
+    def console(self) -> list[str]:
+        """Console lines the browser printed since the last call."""
+        return self._new_log()
+
+    def console_errors(self) -> list[str]:
+        pat = re.compile(r"^(console\.(error|warn)|JavaScript (error|warning)):")
+        return [line for line in self._new_log() if pat.match(line)]
+
+    def requests(self) -> list[str]:
+        """URLs the current page loaded: the document and every Resource Timing entry."""
+        return self.js("return [location.href].concat(performance.getEntriesByType("
+                       "'resource').map((e) => e.name))")
+
+    def png(self) -> bytes:
+        return self.m.screenshot(format="binary", full=False)
+
+    def screenshot(self, path: str | os.PathLike) -> Path:
+        Path(path).write_bytes(self.png())
+        return Path(path)
+
+    def close(self) -> None:
+        try:
+            if self.m is not None:
+                try:
+                    self.m.delete_session()
+                except Exception:  # the browser may be gone already
+                    pass
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self._log.close()
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+BROWSERS = ("chromium", "firefox")
+
+
+def open_browser(name: str = "chromium", **kw):
+    return {"chromium": Browser, "firefox": Firefox}[name](**kw)

@@ -13,8 +13,9 @@ mm/damon/core.c and vaddr.c, the perf-event RFC in the seed thread), not from
   cut to a new object.
 * One sample interval at a time; every region's ``nr_accesses_bp`` moving sum is
   updated in every interval (the engine advances it lazily in closed form).
-* The perf-histogram check looks each sample's page up in the unit map (the engine
-  binary-searches region arrays); the accessed-bit check keeps the kernel's
+* The perf-histogram check looks each sample's unit up in the unit map (the engine
+  binary-searches region arrays); units below a page (a cache line, 64 bytes) make it
+  sub-page monitoring.  The accessed-bit check works on pages and keeps the kernel's
   last-verdict cache as two variables.
 * Integers are Python integers; nothing is imported from ``tracedamon`` (the caller
   passes a ``MonitorConfig`` and ``Target`` objects, read through their attributes).
@@ -24,6 +25,18 @@ What it shares with the engine is the input only: the configuration, the targets
 (O'Neill's ``pcg32_srandom_r(seed, 0xDA3E39CB94B95BDB)``, XSH-RR output; a second
 stream seeded with ``seed ^ 0x5EED5EED5EED5EED`` when ``rng_streams == "split"``),
 implemented here again and reduced to ranges with the kernel's method (spec §3.1).
+
+Kernel profiles (``cfg.kernel``).  ``"mainline-2026"`` is modelled from the mm tree's
+``mm/damon/core.c`` (kernelorg-mirror/linux_kernel_git_mm_linux @ 43ecc9c4) and the
+per-context PRNG patch, again without the engine: the random numbers come from the
+kernel's ``prandom_u32_state`` (lfsr113, seeded as ``prandom_seed_state(seed)``) and are
+mapped to a span by one multiplication (``word * span >> 32``; a span of 2**32 and more
+takes two words, the first the high one, and the top 64 bits of the 128-bit product);
+the split above ``max_nr_regions / 2`` cuts one region in every
+``max / (max - n)`` from a rotating offset; the merge counts ages on its first pass and
+never raises its threshold past ``aggr / sample``; ``nr_accesses_bp`` at a snapshot is
+the moving sum read at the aggregation boundary, ``nr_accesses * 10000``.  Any other
+profile name is a released kernel.
 
 Conventions of the replay that are tracedamon's, not the kernel's (spec §12): sample
 interval ``j`` covers ``[T0 + (j-1)·S, T0 + j·S)``; the run stops before an
@@ -59,6 +72,42 @@ def pcg32(seed: int, stream: int = PCG_STREAM):
         rotate = x >> 59
         word = (((x >> 18) ^ x) >> 27) & U32
         yield ((word >> rotate) | (word << (32 - rotate))) & U32
+
+
+def lfsr113(seed: int):
+    """Endless outputs of the kernel's ``prandom_u32_state`` after
+    ``prandom_seed_state(state, seed)`` (lib/random32.c, include/linux/prandom.h)."""
+    seed &= U64
+    mixed = ((seed >> 32) ^ (seed << 10) ^ seed) & U32
+    words = [mixed + low if mixed < low else mixed for low in (2, 8, 16, 128)]
+    # (mask, shift a, shift b, shift d) of the four Tausworthe components
+    taps = ((0xFFFFFFFE, 6, 13, 18), (0xFFFFFFF8, 2, 27, 2),
+            (0xFFFFFFF0, 13, 21, 7), (0xFFFFFF80, 3, 12, 13))
+    while True:
+        for k, (mask, a, b, d) in enumerate(taps):
+            z = words[k]
+            words[k] = (((z & mask) << d) & U32) ^ ((((z << a) & U32) ^ z) >> b)
+        yield words[0] ^ words[1] ^ words[2] ^ words[3]
+
+
+class MultiplyDraws:
+    """mainline-2026's ``damon_rand``: a span is mapped by one multiplication, never
+    rejected nor truncated.  ``forced``: results that replace draws, as in Draws."""
+
+    def __init__(self, words, forced: deque):
+        self.words = words
+        self.forced = forced
+
+    def below(self, n: int) -> int:
+        if self.forced:
+            return self.forced.popleft()
+        if n < 1 << 32:
+            return (next(self.words) * n) >> 32
+        wide = (next(self.words) << 32) | next(self.words)
+        return (wide * n) >> 64
+
+    def rand(self, lo: int, hi: int) -> int:
+        return lo + self.below(hi - lo)
 
 
 class Draws:
@@ -194,9 +243,17 @@ class Reference:
         self.maxsz = cfg.max_region or 0
         self.grid = bool(self.maxsz) and self.maxsz == self.unit
         forced = deque(int(x) for x in rand_inject)
-        self.draw = Draws(pcg32(cfg.seed), forced, cfg.fix_rand32)
+        self.mainline = getattr(cfg, "kernel", "released") == "mainline-2026"
+        if self.mainline:
+            def stream(seed):
+                return MultiplyDraws(lfsr113(seed), forced)
+        else:
+            def stream(seed):
+                return Draws(pcg32(seed), forced, cfg.fix_rand32)
+        self.draw = stream(cfg.seed)
         self.draw_split = self.draw if cfg.rng_streams == "single" else \
-            Draws(pcg32(cfg.seed ^ SPLIT_SALT), forced, cfg.fix_rand32)
+            stream(cfg.seed ^ SPLIT_SALT)
+        self.rotation = 0                                     # split_some's static
         self.spaces = [Space(self.unit) for _ in self.targets]
         self.sample_us = cfg.sample_us
         self.aggr_us = cfg.aggr_us
@@ -351,16 +408,18 @@ class Reference:
         """Mark accesses of one interval and advance every region's moving sum."""
         seen = set()                          # ids of regions accessed in this interval
         if self.physical:                     # paddr: a sample of any process counts for
-            pages = {p for _, p in window}    # every target
-            window = [(t, p) for t in range(len(self.spaces)) for p in pages]
+            addrs_hit = {a for _, a in window}  # every target
+            window = [(t, a) for t in range(len(self.spaces)) for a in addrs_hit]
         if self.access == "perf":
-            for t, page in window:
+            # the unit holding the sampled byte: its page when units are pages or larger,
+            # the cache line (or whatever the minimum region size is) below a page
+            for t, addr in window:
                 if 0 <= t < len(self.spaces):
-                    reg = self.spaces[t].region_at(page)
+                    reg = self.spaces[t].region_at(addr)
                     if reg is not None:
                         seen.add(id(reg))
         else:
-            keys = set(window)
+            keys = {(t, a - a % PAGE) for t, a in window}     # the accessed bit: per page
             global_cache = self.physical and not self.cfg.fix_pa_cache
             for ti, sp in enumerate(self.spaces):
                 first = True
@@ -415,16 +474,45 @@ class Reference:
         thres = max_nr // 10
         passes = 0
         while True:
-            n = self._merge_pass(thres, sz_limit, passes == 0 or not self.cfg.fix_age_once)
+            once = self.cfg.fix_age_once or self.mainline
+            n = self._merge_pass(thres, sz_limit, passes == 0 or not once)
             passes += 1
             used = thres
-            thres = max(1, thres * 2)
+            if self.mainline:      # never past the ceiling; a pass at it is the last
+                thres = min(max(1, thres * 2), ceiling) if thres < ceiling // 2 else ceiling
+            else:
+                thres = max(1, thres * 2)
             again = n > self.cfg.max_nr_regions and used < ceiling
             if not again or not self.cfg.merge_escalation or self.grid:
                 return
 
+    def _split_some(self, n: int) -> None:
+        """mainline-2026 above max_nr_regions / 2: every step-th region, counted over
+        all targets from a rotating offset, is cut once if at least two units wide."""
+        most = self.cfg.max_nr_regions
+        self.last_nr_regions = n
+        if n >= most or self.grid:
+            return
+        step = most // (most - n)
+        offset = self.rotation % step
+        self.rotation += 1
+        index = 0
+        for sp in self.spaces:
+            for s, e, reg in list(sp.runs()):
+                pick = index % step == offset
+                index += 1
+                if not pick or e - s < 2 * self.unit:
+                    continue
+                left = _down((1 + self.draw_split.below(9)) * (e - s) // 10, self.unit)
+                if self.maxsz:
+                    left = min(left, self.maxsz)
+                if 0 < left < e - s:
+                    sp.assign(s + left, e, reg.clone())
+
     def _split(self) -> None:
         n = self._count()
+        if self.mainline and n > self.cfg.max_nr_regions // 2:
+            return self._split_some(n)
         if n > self.cfg.max_nr_regions // 2:
             return                              # last_nr_regions stays (quirk Q11)
         subs = 3 if (n == self.last_nr_regions and n < self.cfg.max_nr_regions // 3) else 2
@@ -477,7 +565,7 @@ class Reference:
         """Rows (snapshot, time_ns, target, start, end, nr_accesses, age, nr_accesses_bp)
         of every damon_aggregated event, in order."""
         samples = sorted(zip((int(x) for x in times), (int(x) for x in tgts),
-                             (int(p) - int(p) % PAGE for p in pages)), key=lambda x: x[0])
+                             (int(p) for p in pages)), key=lambda x: x[0])
         stamps = [x[0] for x in samples]
         cfg = self.cfg
         t0, t_last = int(t0), int(t_last)
@@ -524,8 +612,10 @@ class Reference:
                 now = origin_t + (psi - origin_psi) * width
                 for ti, sp in enumerate(self.spaces):
                     for s, e, r in sp.runs():
+                        # mainline-2026 keeps no bp: its moving sum, read here, is nr
+                        bp = r.nr * 10000 if self.mainline else r.bp
                         if r.nr or not accessed_only:
-                            rows.append((snapshot, now, ti, s, e, r.nr, r.age, r.bp))
+                            rows.append((snapshot, now, ti, s, e, r.nr, r.age, bp))
                         r.bp = r.nr * 10000
                         r.last, r.nr = r.nr, 0
                 snapshot += 1

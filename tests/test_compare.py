@@ -287,7 +287,7 @@ def test_missing_columns_and_overlapping_regions_are_format_errors(tmp_path):
 # ---------------------------------------------------------------- truth
 def _truth_csv(tmp_path, rows):
     p = tmp_path / "truth.csv"
-    p.write_text("start,end,label\n" + "".join(f"{s:#x},{e:#x},{l}\n" for s, e, l in rows))
+    p.write_text("start,end,label\n" + "".join(f"{s:#x},{e:#x},{lab}\n" for s, e, lab in rows))
     return p
 
 
@@ -345,7 +345,7 @@ def test_truth_file_errors_name_the_line(tmp_path):
 # ---------------------------------------------------------------- outputs and CLI
 def test_cli_compare_writes_json_and_cells(tmp_path):
     from tracedamon.cli import main
-    from tracedamon.ingest.writer import write_table_atomic
+    from tracedamon.store.writer import write_table_atomic
     import pyarrow as pa
     from tracedamon.schema import REGIONS
 

@@ -205,7 +205,9 @@ def test_corpus_record_round_trip_through_damo(tmp_path):
     orig = damo(
         "report", "access", "--input", str(src), "--raw_number", "--snapshot_idx", "10", "10"
     )
-    rows = lambda t: [m.groups() for m in map(_ACCESS_RE.match, t.splitlines()) if m]
+    def rows(t):
+        return [m.groups() for m in map(_ACCESS_RE.match, t.splitlines()) if m]
+
     assert len(rows(orig)) > 1000
     assert rows(ours) == rows(orig)
 
@@ -213,7 +215,7 @@ def test_corpus_record_round_trip_through_damo(tmp_path):
 def test_cli_export(tmp_path):
     from tracedamon.cli import main
     import pyarrow as pa
-    from tracedamon.ingest.writer import write_table_atomic
+    from tracedamon.store.writer import write_table_atomic
     from tracedamon.schema import REGIONS
 
     df = random_history(S=3)

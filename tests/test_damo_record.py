@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -20,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest import ingest
 from tracedamon.ingest.detect import detect_format
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 from conftest import ROOT, need_corpus
 from test_damon_trace import KEY, parse_damo_raw_report, snapshots_of

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest import ingest
 from tracedamon.ingest.tracing_data import MAGIC, decode_raw, parse_tracing_data
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 from conftest import CORPUS, need_corpus
 from test_damon_trace import LIVE, _Wrapped, _write_from

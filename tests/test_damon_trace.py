@@ -23,7 +23,7 @@ from tracedamon.errors import TraceFormatError
 from tracedamon.ingest import ingest
 from tracedamon.ingest.detect import detect_format
 from tracedamon.info import describe
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 from conftest import missing, need_corpus
 from helpers.arrays import assert_rows_equal
@@ -431,7 +431,7 @@ class _Wrapped:
 
 def _write_from(reader, tmp_path, name, **kw):
     from tracedamon.ingest.damon_trace import add_regions_from_perf_data
-    from tracedamon.ingest.writer import TraceDirWriter
+    from tracedamon.store.writer import TraceDirWriter
     with TraceDirWriter(tmp_path / name) as w:
         add_regions_from_perf_data(reader, w, **kw)
     return open_trace(tmp_path / name).df("regions"), \

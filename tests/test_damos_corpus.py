@@ -102,3 +102,21 @@ def test_without_reconstruction_the_check_fails(td, run1, monkeypatch):
     monkeypatch.setattr(dr, "undo_recorded", lambda rows, *a, **k: rows)
     r = dr.damos(td, [run1 / "kdamond_sysfs_before.txt"], resume="auto", check=True)
     assert r.check["matched"] == 0 and r.check["rows_matched"] == 0
+
+
+def test_compare_recorded_with_predicted_applications(result, td, tmp_path):
+    # tracedamon compare of the kernel's damos_apply with the prediction written by
+    # tracedamon damos: every one of the 17 walks pairs with its prediction, row for
+    # row, at 100 % byte overlap; the prediction carries the time of the snapshot the
+    # kernel emitted right after its events
+    from tracedamon import compare
+    out = result.to_dir(tmp_path / "run1.damos")
+    m = compare(td, out).metrics
+    ap = m["applications"]
+    assert (ap["a"], ap["b"], ap["paired"], ap["identical"], ap["full_overlap"]) == \
+        (17, 17, 17, 17, 17)
+    assert m["bytes"]["jaccard"] == 1.0 and m["bytes"]["only_a"] == m["bytes"]["only_b"] == 0
+    rec = open_trace(td).df("damos_apply")
+    assert m["bytes"]["a"] == int((rec.end - rec.start).sum())      # 760.1 MiB in 792 rows
+    assert all(0 < p["dt_ns"] < 1_000_000 for p in m["per_application"])
+    assert sum(p["bytes_a"] == 128 * MIB for p in m["per_application"]) == 2

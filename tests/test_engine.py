@@ -299,7 +299,7 @@ def test_rand_below_fixed_covers_wide_ranges():
     (dict(sample_us=200_000), "must not exceed the aggregation"),
     (dict(sample_us=0), "sample_us must be > 0"),
     (dict(min_region=6000), "power of two"),
-    (dict(min_region=2048), "at least the page size"),
+    (dict(min_region=32), "at least 64 \\(a cache line\\)"),
     (dict(max_region=8192, min_region=16384), "must not exceed max_region"),
     (dict(max_region=12288), "power of two"),
     (dict(min_nr_regions_mode="strict"), "legacy, apply"),

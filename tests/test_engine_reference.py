@@ -75,10 +75,11 @@ def make_targets(specs):
 
 
 def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregations=4,
-                  data_seed=0, t0=0, hot_share=0.5):
+                  data_seed=0, t0=0, hot_share=0.5, hot_step=PAGE):
     """Samples drawn from ``data_seed``: ``n`` over ``aggregations`` aggregation intervals,
-    a share of them on the first four pages of a target's first range (so merges and high
-    counts happen), the rest anywhere in (and a little around) the target's ranges."""
+    a share of them on the first four ``hot_step`` units (pages; cache lines for sub-page
+    monitoring) of a target's first range (so merges and high counts happen), the rest
+    anywhere in (and a little around) the target's ranges, at any byte."""
     targets = make_targets(specs)
     ntgt = len(targets)
     spans = [(sp["ranges"][0][0] - 2 * PAGE, sp["ranges"][-1][1] + 8 * PAGE) for sp in specs]
@@ -92,7 +93,8 @@ def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregati
     if n:
         hot = rng.random(n) < hot_share
         first = np.array([specs[t]["ranges"][0][0] for t in tg], np.int64)
-        pages[hot] = first[hot] + PAGE * rng.integers(0, 4, int(hot.sum()))
+        pages[hot] = first[hot] + hot_step * rng.integers(0, 4, int(hot.sum())) + \
+            rng.integers(0, hot_step, int(hot.sum()))
     if physical:
         tg = np.zeros(n, np.int64)
     t_last = int(times[-1]) if n else 0
@@ -100,21 +102,24 @@ def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregati
 
 
 @st.composite
-def configs(draw, fixed=False, tuning=True, huge=False):
+def configs(draw, fixed=False, tuning=True, huge=False, subpage=False):
     s = draw(st.sampled_from([1000, 2000, 5000]))
     n_aggr = draw(st.sampled_from([2, 3, 4, 5, 6, 8, 20]))
     aggr = s * n_aggr + draw(st.sampled_from([0, 0, s // 2]))
     upd = draw(st.sampled_from([aggr * 3, aggr * 5 + s, s * 7, 10 ** 9]))
     min_nr = draw(st.integers(3, 10))
     max_nr = draw(st.one_of(st.integers(min_nr, 40), st.just(min_nr), st.just(1000)))
-    minsz = MIB if huge else draw(st.sampled_from([PAGE, 2 * PAGE]))
+    minsz = MIB if huge else draw(st.sampled_from([64, 128, 1024] if subpage else
+                                                  [PAGE, 2 * PAGE]))
     if fixed:
         maxsz = minsz
     else:
         maxsz = draw(st.sampled_from([None, None, None, minsz * 4, minsz * 8]))
+    kernel = draw(st.sampled_from(["released", "mainline-2026"]))
+    mode = None if kernel == "mainline-2026" else draw(st.sampled_from(["legacy", "apply"]))
     kw = dict(sample_us=s, aggr_us=aggr, update_us=upd, min_nr_regions=min_nr,
               max_nr_regions=max_nr, min_region=minsz, max_region=maxsz,
-              min_nr_regions_mode=draw(st.sampled_from(["legacy", "apply"])),
+              min_nr_regions_mode=mode, kernel=kernel,
               seed=draw(st.integers(0, 2**32)), fix_age_once=draw(st.booleans()),
               fix_pa_cache=draw(st.booleans()), age_zero_reset=draw(st.booleans()),
               merge_escalation=draw(st.booleans()), fix_rand32=draw(st.booleans()),
@@ -133,10 +138,13 @@ BASES = (lambda t: 0x100000 * (t + 1),                  # low addresses
 @st.composite
 def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
     huge = not fixed and draw(st.integers(0, 9)) == 0   # MiB units, regions of GiBs
-    cfg = draw(configs(fixed=fixed, tuning=tuning, huge=huge))
+    # sub-page monitoring (cache-line units): the perf checks only
+    subpage = not huge and draw(st.integers(0, 3)) == 0
+    cfg = draw(configs(fixed=fixed, tuning=tuning, huge=huge, subpage=subpage))
     unit = cfg.min_region
     physical = draw(st.booleans())
-    access = draw(st.sampled_from(["perf", "abit"] if allow_abit else ["perf"]))
+    access = draw(st.sampled_from(["perf", "abit"] if allow_abit and not subpage else
+                                  ["perf"]))
     ntgt = 1 if physical else draw(st.integers(1, 2 if huge else 5))
     base_of = draw(st.sampled_from(BASES))
     specs = []
@@ -151,6 +159,8 @@ def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
             cur += draw(st.integers(1, 3)) * 2 * unit
             if huge:                             # 1 to 6 GiB: 2**32 and more, or less
                 ln = draw(st.integers(1, 6)) * GIB + draw(st.integers(0, 3)) * unit
+            elif subpage:                        # up to a few hundred units
+                ln = draw(st.integers(1, 300)) * unit
             else:
                 ln = draw(st.integers(1, 40)) * PAGE
             ln += draw(st.sampled_from([0, 0, 100]))
@@ -166,7 +176,8 @@ def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
     return make_scenario(cfg, specs, access=access, physical=physical,
                          n=draw(st.integers(0, 400)), aggregations=draw(st.integers(1, 10)),
                          data_seed=draw(st.integers(0, 2**31)),
-                         t0=draw(st.sampled_from([0, -300_000])))
+                         t0=draw(st.sampled_from([0, -300_000])),
+                         hot_step=unit if subpage else PAGE)
 
 
 # explicit examples: each reaches a part of the loop random draws reach rarely
@@ -229,6 +240,23 @@ EXAMPLES = [
                                 max_nr_regions=10, seed=9, fix_pa_cache=True),
                   [{"ranges": [(0x4000_0000, 0x4000_1000)]}],
                   access="abit", physical=True, n=120, aggregations=6, data_seed=8),
+    # mainline-2026: more than max_nr_regions / 2 regions in two targets, abit: the
+    # partial split (one region in every max / (max - n), rotating offset) draws from the
+    # lfsr113 stream that also draws the sampling addresses
+    make_scenario(MonitorConfig(sample_us=1000, aggr_us=4000, update_us=10**9,
+                                min_nr_regions=3, max_nr_regions=10, seed=21,
+                                kernel="mainline-2026"),
+                  [{"ranges": _gapped(3, 0x1_0000_0000, size=16 * PAGE)},
+                   {"ranges": _gapped(3, 0x7F00_0000_0000, size=9 * PAGE)}],
+                  access="abit", n=400, aggregations=8, data_seed=21),
+    # mainline-2026 with regions of GiBs (two-word draws for spans of 2**32 and more) and
+    # the merge escalating above max_nr_regions (threshold capped at aggr / sample)
+    make_scenario(MonitorConfig(sample_us=1000, aggr_us=3000, min_nr_regions=3,
+                                max_nr_regions=4, min_region=MIB, seed=22,
+                                kernel="mainline-2026"),
+                  [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]},
+                   {"ranges": _gapped(4, 0x40_0000_0000, size=3 * MIB, gap=MIB)}],
+                  access="abit", n=300, aggregations=6, data_seed=22),
     # intervals auto-tuning with several targets
     make_scenario(MonitorConfig(sample_us=2000, aggr_us=8000, update_us=24000, min_nr_regions=3,
                                 max_nr_regions=8, goal_aggrs=1, goal_access_bp=300,
@@ -378,7 +406,7 @@ def test_set_regions_equals_reference(case):
 # fixed granularity and invariants
 # ---------------------------------------------------------------------------------------
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 2**32), st.integers(0, 2**32), st.sampled_from([4096, 8192, 16384]),
+@given(st.integers(0, 2**32), st.integers(0, 2**32), st.sampled_from([64, 256, 4096, 8192, 16384]),
        st.integers(2, 10), st.integers(0, 2**31))
 def test_fixed_granularity_is_a_direct_count(seed_a, seed_b, size, n_aggr, data_seed):
     rng = np.random.default_rng(data_seed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ import tracedamon
 from tracedamon.cli import main
 from tracedamon.engine.replay import replay
 from tracedamon.errors import ConfigError, InputError
-from tracedamon.ingest.writer import read_parquet_metadata
+from tracedamon.store.writer import read_parquet_metadata
 from tracedamon.schema import REGIONS
 
 PAGE = 4096
@@ -201,8 +202,9 @@ def test_vaddr_fixed_4k_over_the_whole_three_regions(hotcold):
     # the engine that lists every region (abit) refuses such grids, at start and at an
     # ops update, instead of running out of memory
     for kw in (dict(start_ns="auto"), dict(update_us=100_000)):
-        with pytest.raises(ConfigError, match="abit.*--access perf"):
+        with pytest.raises(ConfigError) as ei:
             replay(hotcold, ops="vaddr", access="abit", min_region=PAGE, max_region=PAGE, **kw)
+        assert re.search("abit.*--access perf", ei.value.cli_message)
 
 
 def test_abit_emulation_on_hotcold(hotcold):
@@ -344,8 +346,9 @@ def test_paddr_default_range_and_system_ram():
     assert h2.df.nr_accesses.max() > 0
     with pytest.raises(ConfigError, match="physical"):
         replay(tbl, ops="paddr", access="perf")
-    with pytest.raises(ConfigError, match="--pid"):
+    with pytest.raises(ConfigError) as ei:
         replay(tbl, ops="paddr", access="perf-phys", pids=[1])
+    assert re.search("--pid", ei.value.cli_message)
 
 
 def test_paddr_biggest_system_ram_from_trace_meta(tmp_path):
@@ -359,8 +362,9 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     tbl, _ = synthetic(10)
     with pytest.raises(ConfigError, match="fvaddr needs"):
         replay(tbl, ops="fvaddr")
-    with pytest.raises(ConfigError, match="--ops"):
+    with pytest.raises(ConfigError) as ei:
         replay(tbl, ops="kaddr")
+    assert re.search("--ops", ei.value.cli_message)
     with pytest.raises(InputError, match="pagemap"):
         replay(tbl, ops="fvaddr", ranges=["0-8192"], access="perf-phys")
     with pytest.raises(InputError):

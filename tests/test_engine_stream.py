@@ -23,7 +23,7 @@ from tracedamon.engine.core import AccessSamples, Monitor, Target
 from tracedamon.engine.access import StreamedSamples
 from tracedamon.engine.ops.vaddr import VmaTimeline, auto_start
 from tracedamon.engine.config import MonitorConfig
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 PAGE = 4096
 HOT = 0x200000000000

@@ -11,9 +11,9 @@ import pytest
 from conftest import need_corpus
 from tracedamon.errors import InputError, TraceFormatError
 from tracedamon.ingest.detect import detect_format
-from tracedamon.ingest.writer import TraceDirWriter, read_parquet_metadata
+from tracedamon.store.writer import TraceDirWriter, read_parquet_metadata
 from tracedamon.schema import LOST, TABLES
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 
 def _lost_batch(n):

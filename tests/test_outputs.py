@@ -21,11 +21,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tracedamon import atomic
+from tracedamon.store import atomic
 from tracedamon.cli import main
 from tracedamon.errors import OutputError, TracedamonError
 from tracedamon.ingest import ingest
-from tracedamon.ingest.writer import TraceDirWriter, write_table_atomic
+from tracedamon.store.writer import TraceDirWriter, write_table_atomic
 from tracedamon.schema import PAGEMAP, REGIONS, TABLES
 
 from conftest import SAMPLES, need_corpus

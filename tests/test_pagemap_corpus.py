@@ -28,7 +28,7 @@ from tracedamon.export.truth import (areas_from_workload_log, attribute_regions,
 from tracedamon.ingest import ingest
 from tracedamon.ingest.detect import detect_format
 from tracedamon.schema import PAGEMAP_FLAG_PRESENT
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 PS = 4096
 PID = 7727
@@ -160,7 +160,9 @@ def _sanity(run1):
 
 def _damo_json_regions(path):
     recs = json.loads(zlib.decompress(path.read_bytes()))
-    num = lambda x: int(str(x).replace(",", ""))
+    def num(x):
+        return int(str(x).replace(",", ""))
+
     rows = []
     for i, s in enumerate(recs[0]["snapshots"]):
         for r in s["regions"]:

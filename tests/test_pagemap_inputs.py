@@ -26,7 +26,7 @@ from conftest import CORPUS, ROOT, SAMPLES, missing, need_corpus
 from tracedamon.errors import InputError
 from tracedamon.ingest import ingest
 from tracedamon.ingest.detect import detect_format
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 RUN1 = ("damon-paddr-run1", "paddr_run1")
 

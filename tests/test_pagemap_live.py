@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from tracedamon.errors import CaptureError, InputError
 from tracedamon.ingest.pagemap import CaptureWarning, PagemapCapture, capture
 from tracedamon.schema import (PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE, PAGEMAP_FLAG_PRESENT,
                                PAGEMAP_FLAG_THP)
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 HELPER = Path(__file__).parent / "helpers" / "pagemap_target.c"
 PAGE = 4096

@@ -21,8 +21,8 @@ import pytest
 
 from conftest import CORPUS, corpus_files, need_corpus, perf_cases, perf_corpus, requires
 from tracedamon.ingest.perf_data import ingest_into, open_perf_data
-from tracedamon.ingest.writer import TraceDirWriter
-from tracedamon.trace import open_trace
+from tracedamon.store.writer import TraceDirWriter
+from tracedamon.store.trace import open_trace
 
 PERF_DIR = perf_corpus().dir
 UBENCH_DIR = CORPUS / "ubench-perf-mem"

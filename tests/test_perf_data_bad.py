@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conftest import CORPUS, ROOT, perf_corpus, requires
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest.perf_data import ingest_into, open_perf_data
-from tracedamon.ingest.writer import TraceDirWriter
+from tracedamon.store.writer import TraceDirWriter
 
 PERF_DIR = perf_corpus().dir
 _NAMES = {9: "SAMPLE", 10: "MMAP2", 3: "COMM", 68: "FINISHED_ROUND", 81: "COMPRESSED"}
@@ -168,7 +168,7 @@ def test_cut_at_record_boundary_is_a_shorter_file(tmp_path):
     off = recs[60][0]
     p = tmp_path / "short.data"
     p.write_bytes(_with_data_size(blob, off - d_off))
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     tr = open_trace(_ingest(p, tmp_path))
     n_samples = sum(1 for r in recs[:60] if r[1] == 9)
     assert tr.num_rows("samples") == n_samples
@@ -231,7 +231,7 @@ def test_feature_section_outside_file(tmp_path):
     p = tmp_path / "feat.data"
     p.write_bytes(blob)
     from tracedamon.errors import InputWarning
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     with pytest.warns(InputWarning, match="BUILD_ID"):
         tr = open_trace(_ingest(p, tmp_path))
     n = sum(1 for r in _records(blob, d_off, d_off + d_size) if r[1] == 9)
@@ -262,7 +262,7 @@ def test_file_cut_in_its_feature_sections(tmp_path, cut):
     p = tmp_path / "cut.data"
     p.write_bytes(blob[:end])
     from tracedamon.errors import InputWarning
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     with pytest.warns(InputWarning, match="feature section"):
         tr = open_trace(_ingest(p, tmp_path))
     n = sum(1 for r in _records(blob, d_off, d_off + d_size) if r[1] == 9)
@@ -283,7 +283,7 @@ def test_unknown_record_types_are_counted(tmp_path):
         struct.pack_into("<I", blob, off, 200)
     p = tmp_path / "unk.data"
     p.write_bytes(blob)
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     tr = open_trace(_ingest(p, tmp_path))
     assert tr.meta["record_counts"]["UNKNOWN_200"] == 3
     assert tr.meta["unknown_record_types"] == {"200": 3}
@@ -311,7 +311,7 @@ def test_truncated_pipe_stream(tmp_path):
     p = tmp_path / "pipe.data"
     p.write_bytes(blob[:off + size // 2])
     from tracedamon.errors import InputWarning
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     with pytest.warns(InputWarning, match=f"byte offset {off} "):
         tr = open_trace(_ingest(p, tmp_path))
     n = sum(1 for r in recs[:len(recs) // 2] if r[1] == 9)
@@ -463,7 +463,7 @@ def test_unfinished_recording_read_to_eof(tmp_path, bits):
     p = tmp_path / "unfinished.data"
     p.write_bytes(bytes(b))
     from tracedamon.errors import InputWarning
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     with pytest.warns(InputWarning, match="did not finish"):
         tr = open_trace(_ingest(p, tmp_path))
     recs = _records(blob, d_off, d_off + d_size)
@@ -494,7 +494,7 @@ def test_empty_data_section_with_features(tmp_path):
     struct.pack_into("<Q", b, 48, 0)
     p = tmp_path / "nodata.data"
     p.write_bytes(bytes(b))
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     tr = open_trace(_ingest(p, tmp_path))
     assert tr.num_rows("samples") == 0 and tr.meta["hostname"]
 

@@ -19,8 +19,8 @@ import perfdata_writer as W
 from conftest import PERF, missing, requires_perf
 from perfdata_writer import S, F
 from tracedamon.ingest.perf_data import ingest_into, open_perf_data
-from tracedamon.ingest.writer import TraceDirWriter
-from tracedamon.trace import open_trace
+from tracedamon.store.writer import TraceDirWriter
+from tracedamon.store.trace import open_trace
 
 ALL_BITS = (S.IP | S.TID | S.TIME | S.ADDR | S.ID | S.STREAM_ID | S.CPU | S.PERIOD
             | S.CALLCHAIN | S.RAW | S.BRANCH_STACK | S.REGS_USER | S.STACK_USER

@@ -29,7 +29,7 @@ from conftest import PERF, ROOT, missing, requires_perf
 from tracedamon.errors import InputWarning, TraceFormatError
 from tracedamon.ingest import ingest
 from tracedamon.ingest.perf_data import FEATURE_NAMES
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 pytestmark = [requires_perf, pytest.mark.perf]
 
@@ -423,7 +423,7 @@ def test_via_perf_says_why_perf_reads_nothing_and_marks_a_cut_stream(killed, tmp
     from tracedamon.errors import InputError
     with pytest.raises(InputError) as e:
         ingest(killed["plain"], tmp_path / "v.td", via_perf=True)
-    assert "\n" not in str(e.value) and "without --via-perf" in str(e.value)
+    assert "\n" not in str(e.value) and "without --via-perf" in e.value.cli_message
     blob = killed["pipe"].read_bytes()
     src = tmp_path / "cut-pipe.data"
     src.write_bytes(blob[:_cuts(blob, 16, "pipe")["mid-record"]])

@@ -23,7 +23,7 @@ from conftest import CORPUS, need_corpus, perf_corpus, requires_perf  # noqa: E4
 from tracedamon.errors import TraceFormatError  # noqa: E402
 from tracedamon.ingest import ingest  # noqa: E402
 from tracedamon.ingest.perf_script import page_size_bytes, parse_lines  # noqa: E402
-from tracedamon.trace import open_trace  # noqa: E402
+from tracedamon.store.trace import open_trace  # noqa: E402
 
 PERF_DIR = perf_corpus().dir
 UBENCH_DIR = CORPUS / "ubench-perf-mem"

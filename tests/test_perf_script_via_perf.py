@@ -22,7 +22,7 @@ from test_writer_vs_perf import (expected_native_rows, expected_sideband,  # noq
 
 from tracedamon.errors import TraceFormatError  # noqa: E402
 from tracedamon.ingest import ingest  # noqa: E402
-from tracedamon.trace import open_trace  # noqa: E402
+from tracedamon.store.trace import open_trace  # noqa: E402
 
 pytestmark = [requires_perf, pytest.mark.perf]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import time
 
 import numpy as np
 import pandas as pd

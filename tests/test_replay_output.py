@@ -9,7 +9,6 @@ the row-group layout itself (whole snapshots only).
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLES
@@ -21,7 +20,7 @@ from tracedamon.engine.core import AccessSamples, Monitor, Target
 from tracedamon.engine.fixed import FixedMonitor
 from tracedamon.errors import InputError
 from tracedamon.ingest import ingest
-from tracedamon.ingest.writer import read_parquet_metadata, write_table_atomic
+from tracedamon.store.writer import read_parquet_metadata, write_table_atomic
 
 PAGE = 4096
 HOT = 0x200000000000

@@ -20,7 +20,7 @@ from tracedamon.cli import main
 from tracedamon.engine.replay import replay
 from tracedamon.engine.translate import Translator
 from tracedamon.ingest import ingest
-from tracedamon.ingest.writer import read_parquet_metadata
+from tracedamon.store.writer import read_parquet_metadata
 
 PAGE = 4096
 RUN1 = ("damon-paddr-run1", "paddr_run1")

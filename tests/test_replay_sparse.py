@@ -15,7 +15,7 @@ from conftest import SAMPLES
 
 from tracedamon.engine.replay import replay
 from tracedamon.ingest import ingest
-from tracedamon.ingest.writer import read_parquet_metadata
+from tracedamon.store.writer import read_parquet_metadata
 
 PAGE = 4096
 HOT = 0x200000000000

@@ -17,7 +17,7 @@ from tracedamon.errors import ConfigError, InputError
 from tracedamon.export.access_report import access_report, byte_percentiles, region_metrics, summary
 from tracedamon.export.heatmap import diff_heatmap, region_heatmap, sample_heatmap
 from tracedamon.export.wss import wss_report, wss_series
-from tracedamon.ingest.writer import TraceDirWriter
+from tracedamon.store.writer import TraceDirWriter
 from tracedamon.schema import SAMPLES
 
 from conftest import SAMPLES as SAMPLE_DIR
@@ -200,7 +200,7 @@ def test_summary():
 
 # ---------------------------------------------------------------- CLI
 def _regions_file(tmp_path, p):
-    from tracedamon.ingest.writer import write_table_atomic
+    from tracedamon.store.writer import write_table_atomic
     from tracedamon.schema import REGIONS
 
     f = tmp_path / "h.parquet"

@@ -350,7 +350,7 @@ def test_sparse_history_draws_as_its_dense_original(tmp_path):
         s = meta["layers"]["a"]["spaces"][0]
         series = np.frombuffer(page_blob(meta, b64, s["series_blob"]), np.float64)
         pages[name] = (meta, s, _tile_codes(meta, b64, s), series, rep.summary["notes"])
-    (md, d, td, serd, nd), (ms, s_, ts, sers, ns) = pages["dense"], pages["sparse"]
+    (_md, d, td, serd, nd), (_ms, s_, ts, sers, ns) = pages["dense"], pages["sparse"]
     assert d["segments"] == s_["segments"] and d["grid"] == s_["grid"]
     assert td == ts
     S = d["snaps"]

@@ -1,12 +1,14 @@
-"""`tracedamon report html` in a real headless Chromium.
+"""`tracedamon report html` in real headless browsers: Chromium and Firefox.
 
 The page is loaded from file:// and driven through its script API (``window.tdReport``)
 and through real mouse and keyboard events. What it shows is checked against
 independent computations: the Parquet rows, ``grid.raster`` (tracedamon's vectorised
 rasteriser) at the page's own pixel grid, ``compare``'s cells and metrics.
 
-Skipped with the reason when no browser can be started here; under CI (CI set) a missing
-browser is a failure: ``make test`` installs Debian's chromium and chromium-driver.
+Every test runs in both browsers, with real mouse and keyboard events (W3C actions) where
+a user would click, drag, hover or type. Skipped with the reason when a browser cannot be
+started here; under CI (CI set) a missing browser is a failure: ``make test`` installs
+Debian's chromium, chromium-driver and firefox-esr.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from tracedamon.cli import main
 from tracedamon.export.grid import coverage, load_history, raster
 from tracedamon.export.html import tiles as T
 
-from browser import Browser, NoBrowser
+from browser import BROWSERS, NoBrowser, open_browser
 from conftest import IN_CI, SAMPLES, need_corpus
 from test_report_html import _reference_level, random_history, write_history
 
@@ -31,13 +33,13 @@ EV_COLORS = [(0x00, 0xE5, 0xFF), (0xFF, 0x4F, 0xA0)]
 OWN_SCHEMES = ("file:", "chrome:", "chrome-", "about:", "data:", "blob:", "devtools:")
 
 
-@pytest.fixture(scope="module")
-def browser():
+@pytest.fixture(scope="module", params=BROWSERS)
+def browser(request):
     try:
-        b = Browser()
+        b = open_browser(request.param)
     except NoBrowser as e:
         if IN_CI:
-            pytest.fail(f"CI needs a browser for the HTML report tests: {e}")
+            pytest.fail(f"CI needs {request.param} for the HTML report tests: {e}")
         pytest.skip(str(e))
     yield b
     b.close()
@@ -71,14 +73,6 @@ def plot_pixels(browser):
     box = browser.js("return tdReport.plotBox()")
     top, left = round(box["top"]), round(box["left"])
     return image(browser)[top:top + box["H"], left:left + box["W"]], box
-
-
-def from_centre(browser, x, y):
-    """Offsets of client point (x, y) from the canvas's centre (what Selenium's
-    move_to_element_with_offset takes; unaffected by the scrolling it may do)."""
-    r = browser.js("return document.querySelector('.panel canvas').getBoundingClientRect()"
-                   ".toJSON()")
-    return int(round(x - r["left"] - r["width"] / 2)), int(round(y - r["top"] - r["height"] / 2))
 
 
 def image(browser):
@@ -142,8 +136,7 @@ def stable(cls):
 def test_page_loads_from_disk_with_no_errors_and_no_network(browser, tmp_path):
     _, out = report(tmp_path, S=10)
     opened(browser, out)
-    bad = [c for c in browser.console() if c["level"] in ("SEVERE", "WARNING")]
-    assert bad == []
+    assert browser.console_errors() == []
     reqs = browser.requests()
     assert [u for u in reqs if not u.startswith(OWN_SCHEMES)] == []
     assert [u for u in reqs if u.startswith("file:")] == [out.resolve().as_uri()]
@@ -266,18 +259,10 @@ def test_scripted_and_mouse_zoom_show_the_requested_range(browser, tmp_path):
     g = browser.js("return tdReport.grid()")
     assert (g["x0"], g["x1"]) == (v["x0"], v["x1"])
     # a box drawn with the mouse (shift + drag) becomes the view
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
     box = browser.js("return tdReport.plotBox()")
-    cv = browser.driver.find_element(By.CSS_SELECTOR, ".panel canvas")
-    o0 = from_centre(browser, box["left"] + 0.25 * box["width"], box["top"] + 0.2 * box["height"])
-    o1 = from_centre(browser, box["left"] + 0.75 * box["width"], box["top"] + 0.6 * box["height"])
-    (ActionChains(browser.driver).key_down(Keys.SHIFT)
-     .move_to_element_with_offset(cv, *o0).click_and_hold()
-     .move_to_element_with_offset(cv, *o1)
-     .release().key_up(Keys.SHIFT).perform())
+    browser.drag((box["left"] + 0.25 * box["width"], box["top"] + 0.2 * box["height"]),
+                 (box["left"] + 0.75 * box["width"], box["top"] + 0.6 * box["height"]),
+                 shift=True)
     browser.call("tdReport.rendered()")
     w = browser.js("return tdReport.getView()")
     span_t, span_x = t1 - t0, v["x1"] - v["x0"]
@@ -288,10 +273,8 @@ def test_scripted_and_mouse_zoom_show_the_requested_range(browser, tmp_path):
     assert abs(w["x0"] - (v["x1"] - 0.6 * span_x)) <= 2 * px_x
     # ranges typed into the inputs
     for el, val in (("t-from", "0.5"), ("t-to", "1.5"), ("a-from", hex(a0)), ("a-to", hex(a1))):
-        e = browser.driver.find_element(By.ID, el)
-        e.clear()
-        e.send_keys(val)
-    browser.driver.find_element(By.ID, "apply").click()
+        browser.type_into(f"#{el}", val)
+    browser.click("#apply")
     browser.call("tdReport.rendered()")
     u = browser.js("return tdReport.getView()")
     T0 = browser.js("return Math.min(...tdReport.meta.layers.a.spaces.map((s) => s.t0))")
@@ -309,19 +292,12 @@ def test_hover_shows_the_numbers_of_a_known_region(browser, tmp_path):
     r = s5.loc[(s5["end"] - s5["start"]).idxmax()]
     t = int(r["time_ns"]) - 50_000_000          # inside the snapshot's window
     addr = int(r["start"]) + int(r["end"] - r["start"]) // 2
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-
-    cv = browser.driver.find_element(By.CSS_SELECTOR, ".panel canvas")
     p = browser.js(f"return tdReport.clientPoint({t}, {addr})")
-    ActionChains(browser.driver).move_to_element_with_offset(
-        cv, *from_centre(browser, p["x"], p["y"])).perform()
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    tip = browser.driver.find_element(By.ID, "tip")
-    WebDriverWait(browser.driver, 20).until(lambda d: tip.is_displayed() and "region" in tip.text)
-    text = tip.text
-    assert f"snapshot 5 " in text
+    browser.hover(p["x"], p["y"])
+    text = browser.wait_for("const tip = document.getElementById('tip');"
+                            "return tip.getClientRects().length > 0 && tip.innerText.includes('region')"
+                            " ? tip.innerText : ''")
+    assert "snapshot 5 " in text
     assert f"{int(r['start']):#x}–{int(r['end']):#x}" in text
     assert f"nr_accesses {int(r['nr_accesses'])} of 20" in text
     assert f"age {int(r['age'])} aggregations" in text
@@ -371,10 +347,7 @@ def test_sample_filter_hides_what_it_should(browser, tmp_path):
     pink = np.array(EV_COLORS[1])
     assert (np.abs(near(image(browser)) - pink).sum(axis=2) == 0).any()
     # untick 'ev-b' in the page
-    from selenium.webdriver.common.by import By
-
-    cb = browser.driver.find_element(By.CSS_SELECTOR, 'input[data-group="events"][data-value=\'"ev-b"\']')
-    cb.click()
+    browser.click('input[data-group="events"][data-value=\'"ev-b"\']')
     browser.call("tdReport.rendered()")
     assert browser.js("return tdReport.samplesDrawn()") == n
     assert not (np.abs(near(image(browser)) - pink).sum(axis=2) == 0).any()

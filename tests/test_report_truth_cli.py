@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tracedamon.ingest import ingest
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 from conftest import need_corpus
 

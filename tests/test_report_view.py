@@ -14,9 +14,9 @@ from tracedamon.export.access_report import format_summary, summary
 from tracedamon.export.heatmap import diff_heatmap, region_heatmap
 from tracedamon.export.wss import wss_report
 
-DIFF_FLOOR = 0.1  # tracedamon.export.heatmap.DIFF_FLOOR: a tenth of the maximum rate
-
 from conftest import SAMPLES as SAMPLE_DIR
+
+DIFF_FLOOR = 0.1  # tracedamon.export.heatmap.DIFF_FLOOR: a tenth of the maximum rate
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 AGGR = 100_000_000  # ns
@@ -276,7 +276,7 @@ def test_wss_rule_names_the_perf_check_for_a_perf_replay(tmp_path, capsys):
     assert "one perf sample falls in any of its pages" in rep["region_rule"]
     import pyarrow as pa
 
-    from tracedamon.ingest.writer import write_table_atomic
+    from tracedamon.store.writer import write_table_atomic
     from tracedamon.schema import REGIONS
 
     f = tmp_path / "h.parquet"

@@ -15,9 +15,9 @@ import pytest
 from conftest import SAMPLES as SAMPLE_TRACES, corpus_files, need_corpus, perf_cases, requires
 from tracedamon.ingest import perf_data
 from tracedamon.ingest.perf_data import ingest_into
-from tracedamon.ingest.writer import TraceDirWriter, read_parquet_metadata
+from tracedamon.store.writer import TraceDirWriter, read_parquet_metadata
 from tracedamon.schema import LOST, SAMPLES, conform
-from tracedamon.trace import open_trace
+from tracedamon.store.trace import open_trace
 
 PERF_FILES = perf_cases() + corpus_files("ubench-perf-mem", "perf-mem-*.data")
 HOTCOLD = SAMPLE_TRACES / "hotcold.perf.data"
@@ -181,7 +181,7 @@ def test_info_counts_from_statistics_equal_a_scan(tmp_path):
 
 
 def test_prehash_gives_the_digest_of_the_file_as_it_is(tmp_path):
-    from tracedamon.hashing import prehash, sha256_file
+    from tracedamon.store.hashing import prehash, sha256_file
     p = tmp_path / "x.bin"
     p.write_bytes(b"a" * 100_000)
     prehash([p, tmp_path / "missing", tmp_path])

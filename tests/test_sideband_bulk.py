@@ -11,8 +11,8 @@ from perfdata_writer import (Comm, Event, Exit, Fork, Lost, Mmap, Mmap2, S, Samp
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest import perf_data as PD
 from tracedamon.ingest.perf_data import ingest_into
-from tracedamon.ingest.writer import TraceDirWriter
-from tracedamon.trace import open_trace
+from tracedamon.store.writer import TraceDirWriter
+from tracedamon.store.trace import open_trace
 
 FILES = perf_cases() + corpus_files("ubench-perf-mem", "perf-mem-*.data")
 

@@ -83,7 +83,7 @@ def test_a_snapshot_that_begins_after_the_duration_is_not_kept(tmp_path, monkeyp
     import time
 
     from tracedamon.ingest import pagemap as pm
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     real_wait = pm._Interrupts.wait
 
     def slow_wait(self, deadline_ns, proc, pidfds):

@@ -295,8 +295,9 @@ def test_grid_parsing():
         configurations(parse_grid(["seed=1,2"]), seeds=2)
 
 
-def test_scheme_is_refused_until_damos_lands(hotcold):
-    with pytest.raises(ConfigError, match="--scheme"):
+def test_unknown_scheme_is_refused_before_any_work(hotcold):
+    # (tests/test_sweep_damos.py: sweeps with schemes)
+    with pytest.raises(InputError, match="--scheme s.yaml"):
         tracedamon.sweep([hotcold], ["sample-us=5000"], scheme="s.yaml", workers=1)
 
 

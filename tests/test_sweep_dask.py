@@ -177,3 +177,20 @@ def test_external_workers_let_go_of_the_sources(hotcold, cluster):
     with distributed.Client(cluster["address"], timeout="30s") as c:
         held = c.run(lambda: len(__import__("tracedamon.sweep.task").sweep.task.CACHE))
     assert held and all(n == 0 for n in held.values())
+
+
+def test_external_cluster_runs_the_schemes_as_in_process(hotcold, cluster, tmp_path):
+    # --scheme on the real cluster: the damos_* columns the workers compute from the
+    # histories they replay in memory are the in-process sweep's
+    td, _ = hotcold
+    args = [str(td), "--grid", "sample-us=5000,10000", "--grid", "min-region=4096",
+            "--grid", "max-region=4096,none", "--ops", "fvaddr", "--range",
+            "0x200000000000-0x200000120000", "--scheme", "reclaim:wmarks=none,min_age=300ms"]
+    one, ext = tmp_path / "one.parquet", tmp_path / "ext.parquet"
+    assert main(["sweep", *args, "--workers", "1", "-o", str(one), "-q"]) == 0
+    assert main(["sweep", *args, "--scheduler", cluster["address"], "-o", str(ext),
+                 "-q"]) == 0
+    a, b = pq.read_table(one).to_pandas(), pq.read_table(ext).to_pandas()
+    _same_table(a, b)
+    assert any(c.startswith("damos_pageout_") for c in b.columns)
+    assert (b.damos_applications > 0).all() and b.error.isna().all()

@@ -269,7 +269,7 @@ def draw_sample(draw, ev: Event, task, time, read_state) -> Sample:
     if stype & S.TRANSACTION:
         f["transaction"] = draw(st.integers(0, 0xFF)) | draw(st.integers(0, 2**32 - 1)) << 32
     if stype & S.PHYS_ADDR:
-        f["phys_addr"] = draw(st.integers(0, 2**52)) 
+        f["phys_addr"] = draw(st.integers(0, 2**52))
     if stype & S.CGROUP:
         f["cgroup"] = draw(st.integers(0, 2**40))
     if stype & S.DATA_PAGE_SIZE:
@@ -672,7 +672,7 @@ def test_compressed_records_straddle_payloads(tmp_path):
 
 def _native_tables(path: str, tmp: Path) -> dict[str, list[dict]]:
     from tracedamon.ingest import ingest
-    from tracedamon.trace import open_trace
+    from tracedamon.store.trace import open_trace
     tmp.mkdir(parents=True, exist_ok=True)
     out = ingest(path, tmp / "out.td", format="perf-data")
     tr = open_trace(out)

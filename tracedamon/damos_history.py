@@ -24,6 +24,9 @@ from numba import njit
 from .engine.damos.ops_model import PageOracle, Segments
 from .errors import InputError
 from .schema import REGIONS, conform
+from .store.parquet import read_metadata, read_table
+from .store.trace import open_trace
+from .units import PAGE_SIZE
 
 
 # ---------------------------------------------------------------------------------------
@@ -43,9 +46,19 @@ class Source:
         return (self.meta.get("replay") or {}).get("config")
 
 
-def open_source(src: str | os.PathLike) -> Source:
-    from .ingest.writer import read_parquet_metadata
-    from .trace import open_trace
+def open_source(src) -> Source:
+    """The history ``src`` names: a trace directory, a regions ``.parquet``, or an
+    in-memory replay result (a :class:`~tracedamon.engine.replay.RegionHistory`: its
+    table and metadata, no files)."""
+    if hasattr(src, "table") and hasattr(src, "metadata") and \
+            not isinstance(src, (str, os.PathLike)):
+        t = src.table
+        if "run" not in t.column_names:
+            t = t.append_column("run", pa.array(np.zeros(t.num_rows, np.int32)))
+        p = Path(src.path) if getattr(src, "path", None) is not None else \
+            Path("(replay in memory)")
+        return Source(p, "replay", conform(t, REGIONS, REGIONS.names), None,
+                      {"replay": dict(src.metadata)}, None)
     p = Path(src)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
@@ -62,9 +75,8 @@ def open_source(src: str | os.PathLike) -> Source:
         return Source(p, "damon-trace", regions, recorded, dict(tr.meta), p)
     if p.suffix != ".parquet":
         raise InputError(f"{p}: not a trace directory or a regions .parquet")
-    import pyarrow.parquet as pq
     try:
-        t = pq.read_table(p)
+        t = read_table(p)
     except (OSError, pa.ArrowInvalid) as e:
         raise InputError(f"{p}: not a readable Parquet file ({e})") from None
     missing = [c for c in ("snapshot", "time_ns", "target", "start", "end", "nr_accesses")
@@ -74,7 +86,7 @@ def open_source(src: str | os.PathLike) -> Source:
     if "run" not in t.column_names:
         t = t.append_column("run", pa.array(np.zeros(t.num_rows, np.int32)))
     regions = conform(t, REGIONS, REGIONS.names)
-    meta = read_parquet_metadata(p)
+    meta = read_metadata(p) or {}
     parent = p.parent
     trace_dir = parent if (parent / "samples.parquet").exists() or \
         (parent / "meta.json").exists() else None
@@ -111,7 +123,7 @@ class PagemapOracle(PageOracle):
         self.snap_ids, self.snap_times = self.snap_ids[o], self.snap_times[o]
         anon = ((flags & PAGEMAP_FLAG_FILE) == 0).astype(np.int8)
         present = (flags & PAGEMAP_FLAG_PRESENT) != 0
-        huge = np.where((flags & (PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE)) != 0, 2 << 20, 4096)
+        huge = np.where((flags & (PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE)) != 0, 2 << 20, PAGE_SIZE)
         vs = c["vaddr_start"].astype(np.int64)
         ve = c["vaddr_end"].astype(np.int64)
         self._idx: dict = {}
@@ -119,7 +131,7 @@ class PagemapOracle(PageOracle):
             m = c["snapshot"] == s
             if ops == "paddr":
                 sel = m & present & (pfn > 0)
-                a = pfn[sel].astype(np.int64) * 4096
+                a = pfn[sel].astype(np.int64) * PAGE_SIZE
                 b = a + (ve[sel] - vs[sel])
                 self._idx[(int(s), None)] = self._disjoint(a, b, anon[sel],
                                                            np.ones(a.size, np.int8),
@@ -406,7 +418,8 @@ def target_pids(source: Source) -> list[int | None]:
 
 
 def pagemap_table(pagemap, source: Source) -> pa.Table | None:
-    from .trace import open_trace
+    if isinstance(pagemap, pa.Table):
+        return pagemap
     if pagemap is not None:
         tr = open_trace(pagemap)
         if not tr.has("pagemap"):

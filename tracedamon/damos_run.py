@@ -55,8 +55,9 @@ from .engine.damos import (Context, Scheme, apply_schemes, new_state, profile as
 from .engine.damos.ops_model import PageModel, action_kind
 from .engine.damos.outcome import keys as addr_keys, pageout_outcome, tier_outcome
 from .errors import ConfigError, InputError
-from .schema import DAMOS_APPLY, DAMOS_OUTCOME, DAMOS_STATS
+from .schema import DAMOS_APPLY, DAMOS_OUTCOME, DAMOS_STATS, conform
 from .schemes import SchemeFile, load_schemes
+from .units import PAGE_SIZE
 
 DEFAULT_DIRNAME = "damos"
 PAGEOUT_ACTIONS = ("pageout", "cold")
@@ -120,7 +121,7 @@ class DamosResult:
     check: dict | None = None
 
     def to_dir(self, dest: str | os.PathLike, *, force: bool = False) -> Path:
-        from .ingest.writer import TraceDirWriter
+        from .store.writer import TraceDirWriter
         with TraceDirWriter(dest, provenance={"inputs": self.metadata.get("inputs", [])},
                             force=force,
                             tables=("damos_apply", "damos_stats", "damos_outcome")) as w:
@@ -239,11 +240,13 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
         raise ConfigError("no schemes")
     for j, s in enumerate(all_schemes):
         if s.wmarks.metric != "none" and free_mem is None:
-            raise ConfigError(
-                f"scheme {j}{f' ({s.name})' if s.name else ''} has {s.wmarks.metric} "
-                "watermarks, which read the machine's free memory: give its series "
-                "(--free-mem FILE of time_ns,permil lines), or drop them (a preset: "
-                "PRESET:wmarks=none)")
+            def msg(series):
+                return (f"scheme {j}{f' ({s.name})' if s.name else ''} has "
+                        f"{s.wmarks.metric} watermarks, which read the machine's free "
+                        f"memory: give its series ({series}), or drop them (a preset: "
+                        "PRESET:wmarks=none)")
+            raise ConfigError(msg("free_mem: a CSV file of time_ns,permil lines"),
+                              cli_message=msg("--free-mem FILE of time_ns,permil lines"))
 
     # -- page data and samples ------------------------------------------------------------
     needs_pages = any(s.ops_filters and action_kind(ops, s.action) in ("filtered", "stat")
@@ -292,11 +295,12 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
         say(f"{rec_unassigned} recorded damos_before_apply events belong to no snapshot of "
             "the history (left out)")
     if check and source.recorded is None:
-        raise ConfigError(f"--check: {source.path} holds no recorded applications (no "
-                          "damos_apply table)")
+        msg = f"{source.path} holds no recorded applications (no damos_apply table)"
+        raise ConfigError(f"check=True: {msg}", cli_message=f"--check: {msg}")
     if resume == "auto" and source.recorded is None:
-        raise ConfigError(f"--resume auto: {source.path} holds no recorded applications; "
-                          "give an address (--resume ADDR) or none")
+        msg = f"{source.path} holds no recorded applications; give an address"
+        raise ConfigError(f"resume='auto': {msg} (resume=ADDR) or none",
+                          cli_message=f"--resume auto: {msg} (--resume ADDR) or none")
     fixed_resume = _parse_resume(resume) if resume not in (None, "auto") else None
 
     # -- walk every run ---------------------------------------------------------------------
@@ -448,18 +452,22 @@ def _context(source: Source, schemes, ops, sample_us, aggr_us, min_region, hz,
     src_ops = (source.meta.get("replay") or {}).get("ops")
     if ops is None:
         if src_ops and mon and mon.get("ops") and mon["ops"] != src_ops:
-            raise ConfigError(f"{source.path} is a {src_ops} history but the scheme file's "
-                              f"context is {mon['ops']}: pass --ops to choose")
+            msg = (f"{source.path} is a {src_ops} history but the scheme file's context is "
+                   f"{mon['ops']}: pass ")
+            raise ConfigError(msg + "ops= to choose", cli_message=msg + "--ops to choose")
         ops = src_ops or (mon or {}).get("ops") or next(
             (f.monitoring["ops"] for f in files if f.monitoring), None)
         if ops is None:
-            raise ConfigError(f"{source.path}: the operations set is unknown (no replay "
-                              "metadata, no scheme file context): pass --ops paddr|vaddr")
+            msg = (f"{source.path}: the operations set is unknown (no replay metadata, no "
+                   "scheme file context): pass ")
+            raise ConfigError(msg + "ops='paddr' or 'vaddr'",
+                              cli_message=msg + "--ops paddr|vaddr")
     c_sample = sample_us or (mon or {}).get("sample_us") or h_sample
     c_aggr = aggr_us or (mon or {}).get("aggr_us") or h_aggr
     if not c_sample or not c_aggr:
-        raise ConfigError(f"{source.path}: the sampling and aggregation intervals are "
-                          "unknown: pass --sample-us and --aggr-us")
+        msg = f"{source.path}: the sampling and aggregation intervals are unknown: pass "
+        raise ConfigError(msg + "sample_us and aggr_us",
+                          cli_message=msg + "--sample-us and --aggr-us")
     if not (sample_us or aggr_us or mon or rc) and iv.get("source") == "inferred":
         say(f"intervals inferred from the trace's snapshot spacing (sample {c_sample} us, "
             f"aggr {c_aggr} us); scores turn ages into seconds with the configured "
@@ -467,7 +475,7 @@ def _context(source: Source, schemes, ops, sample_us, aggr_us, min_region, hz,
             "scores")
     if min_region is None:
         au = (mon or {}).get("addr_unit") or 1
-        min_region = max(4096 // au, 1) if mon else (rc.get("min_region") or 4096)
+        min_region = max(PAGE_SIZE // au, 1) if mon else (rc.get("min_region") or PAGE_SIZE)
     return files, Context(ops, int(c_sample), int(c_aggr), int(min_region), hz,
                           int(ns_per_region_call), float(ns_per_byte))
 
@@ -490,7 +498,7 @@ def _carry_resets(carry: ResetCarry, apps: dict, schemes, recorded: list, snap: 
 
 def _provenance(source: Source, files: list[SchemeFile]) -> list[dict]:
     """Name, size and sha256 of what the run read: the history's tables, scheme files."""
-    from .ingest.writer import file_provenance
+    from .store.writer import file_provenance
     paths = ([source.path] if source.path.is_file() else
              [source.path / f"{n}.parquet" for n in ("regions", "damos_apply")
               if (source.path / f"{n}.parquet").exists()])
@@ -525,7 +533,8 @@ def _parse_resume(resume) -> tuple[int, int]:
     try:
         return (int(t, 0) if t else 0), int(a.replace("_", ""), 0)
     except ValueError:
-        raise ConfigError(f"--resume {text!r}: auto, ADDR or TARGET:ADDR") from None
+        raise ConfigError(f"resume={text!r}: 'auto', ADDR or 'TARGET:ADDR'",
+                          cli_message=f"--resume {text!r}: auto, ADDR or TARGET:ADDR") from None
 
 
 def _apps_table(c: dict) -> pa.Table:
@@ -592,20 +601,27 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
     page (``spaces``), any other by its physical address (needs ``phys_addr``); vaddr:
     by the target its pid is (a target without a pid takes every process's samples, as
     in replay)."""
-    from .trace import open_trace
+    from .store.trace import open_trace
     if weight not in ("period", "latency", "count"):
-        raise ConfigError(f"--weight {weight!r}: period, latency or count")
-    d = Path(samples) if samples is not None else source.trace_dir
-    if d is None or not (Path(d) / "samples.parquet").exists():
-        if samples is not None:
-            raise InputError(f"{samples}: no samples table")
-        return None
-    tr = open_trace(d)
+        raise ConfigError(f"weight={weight!r}: 'period', 'latency' or 'count'",
+                          cli_message=f"--weight {weight!r}: period, latency or count")
     cols = ["time_ns", "pid", "addr", "phys_addr", "period", "weight"]
+    if isinstance(samples, pa.Table):       # a samples table in memory (a sweep worker's)
+        from .schema import SAMPLES
+        d = "samples table (in memory)"
+        have = [c for c in cols if c in samples.column_names]
+        tables = [conform(samples.select(have), SAMPLES, cols)]
+    else:
+        d = Path(samples) if samples is not None else source.trace_dir
+        if d is None or not (Path(d) / "samples.parquet").exists():
+            if samples is not None:
+                raise InputError(f"{samples}: no samples table")
+            return None
+        tables = open_trace(d).iter_tables("samples", columns=cols)
     ts, ks, ws = [], [], []
     dropped = 0
     from .engine.access import _targets_of
-    for t in tr.iter_tables("samples", columns=cols):
+    for t in tables:
         time = t.column("time_ns").fill_null(-1).to_numpy(zero_copy_only=False).astype(
             np.int64)
         pid = t.column("pid").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -666,7 +682,7 @@ def _outcome(events, smp: Samples | None, reg: dict, ctx: Context, fast_tier, bi
     ev_key_e = addr_keys([e[3] for e in events], [e[5] for e in events])
     bin_ns = int(bin_ns or ctx.aggr_us * 1000)
     if bin_ns <= 0:
-        raise ConfigError("--bin must be positive")
+        raise ConfigError("bin_ns must be positive", cli_message="--bin must be positive")
     s_t = smp.time_ns if smp is not None else np.zeros(0, np.int64)
     s_k = smp.key if smp is not None else np.zeros(0, np.int64)
     s_w = smp.weight if smp is not None else np.zeros(0)
@@ -695,7 +711,7 @@ def _outcome(events, smp: Samples | None, reg: dict, ctx: Context, fast_tier, bi
                               "bytes_applied": int(pb["bytes_applied"][i]),
                               "bytes_out": int(pb["bytes_out"][i]),
                               "reaccesses": int(pb["reaccesses"][i]) if r["samples"] else None,
-                              "reaccess_bytes": int(pb["reaccesses"][i]) * 4096
+                              "reaccess_bytes": int(pb["reaccesses"][i]) * PAGE_SIZE
                               if r["samples"] else None})
         m = tier & (ev_run == run)
         if m.any() or fast_tier is not None:

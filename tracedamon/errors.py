@@ -33,22 +33,31 @@ class InputError(TracedamonError):
 
 
 class TraceFormatError(TracedamonError):
-    """Malformed input: names the file and where in it (byte offset or line) the problem is."""
+    """Malformed input: names the file and where in it (byte offset or line) the problem is.
+
+    ``path``, ``offset`` and ``line`` say where, ``problem`` what; ``cli_problem`` is the
+    problem worded for the command line where it names an option."""
 
     exit_code = 3
 
     def __init__(self, path, problem: str, *, offset: int | None = None,
-                 line: int | None = None):
+                 line: int | None = None, cli_problem: str | None = None):
         self.path = os.fspath(path) if path is not None else "<input>"
         self.problem = problem
         self.offset = offset
         self.line = line
-        where = ""
-        if offset is not None:
-            where = f" at byte offset {offset} (0x{offset:x})"
-        elif line is not None:
-            where = f" at line {line}"
-        super().__init__(f"{self.path}{where}: {problem}")
+        super().__init__(f"{self.path}{self.where}: {problem}",
+                         cli_message=None if cli_problem is None else
+                         f"{self.path}{self.where}: {cli_problem}")
+
+    @property
+    def where(self) -> str:
+        """`` at byte offset N (0xN)``, `` at line N`` or nothing."""
+        if self.offset is not None:
+            return f" at byte offset {self.offset} (0x{self.offset:x})"
+        if self.line is not None:
+            return f" at line {self.line}"
+        return ""
 
 
 class OutputError(InputError):

@@ -8,24 +8,17 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .schema import TABLES
-from .trace import Trace
+from .store.parquet import ParquetReader, read_metadata
+from .store.trace import Trace
+from .units import PAGE_SIZE, format_bytes, format_duration_ns
 
 
 def _fmt_ns(ns: int | None) -> str:
     if ns is None:
         return "-"
     return f"{ns / 1e9:.6f} s"
-
-
-def _fmt_size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _sample_stats(trace: Trace) -> dict:
@@ -36,22 +29,17 @@ def _sample_stats(trace: Trace) -> dict:
     row group holds one pid (or one event) only. Other row groups are read one at a
     time, narrow columns only.
     """
-    pf = pq.ParquetFile(trace.file("samples"))
-    md = pf.metadata
-    names_in_file = pf.schema_arrow.names
-
-    def stats(g, name):
-        i = names_in_file.index(name) if name in names_in_file else -1
-        return None if i < 0 else md.row_group(g).column(i).statistics
+    pf = ParquetReader(trace.file("samples"))
+    names_in_file = pf.names
+    stats = pf.statistics
 
     has_time = "time_ns" in names_in_file
     tmin = tmax = None
-    time_stats = has_time and md.num_row_groups > 0
-    for g in range(md.num_row_groups if has_time else 0):
+    time_stats = has_time and pf.num_row_groups > 0
+    for g in range(pf.num_row_groups if has_time else 0):
         st = stats(g, "time_ns")
         if st is None or not st.has_min_max:
-            if st is not None and st.has_null_count and \
-                    st.null_count == md.row_group(g).num_rows:
+            if st is not None and st.null_count == pf.row_group_rows(g):
                 continue            # a row group without times
             time_stats = False
             break
@@ -59,16 +47,15 @@ def _sample_stats(trace: Trace) -> dict:
         tmax = st.max if tmax is None else max(tmax, st.max)
     per_event: Counter = Counter()
     per_pid: Counter = Counter()
-    for g in range(md.num_row_groups):
-        rows = md.row_group(g).num_rows
+    for g in range(pf.num_row_groups):
+        rows = pf.row_group_rows(g)
         read = []
         for name, counter in (("pid", per_pid), ("event_id", per_event)):
             if name not in names_in_file:
                 counter[None] += rows           # left out of the file: all null
                 continue
             st = stats(g, name)
-            if st is not None and st.has_null_count and st.null_count == 0 and \
-                    st.has_min_max and st.min == st.max:
+            if st is not None and st.constant:
                 counter[st.min] += rows         # one value in the whole row group
             else:
                 read.append(name)
@@ -91,7 +78,7 @@ def _sample_stats(trace: Trace) -> dict:
                 tmax = hi if tmax is None else max(tmax, hi)
     names = {}
     if trace.has("events"):
-        ev = pq.ParquetFile(trace.file("events")).read(columns=["event_id", "name"]).to_pylist()
+        ev = ParquetReader(trace.file("events")).read(columns=["event_id", "name"]).to_pylist()
         names = {e["event_id"]: e["name"] or f"event {e['event_id']}" for e in ev}
     return {
         "time_span_ns": [tmin, tmax],
@@ -139,7 +126,7 @@ def summarize(trace: Trace) -> dict:
         pm = trace.df("pagemap", columns=["snapshot", "pid", "vaddr_start", "vaddr_end"])
         out["pagemap"] = {"snapshots": int(pm["snapshot"].nunique()),
                           "pids": sorted(int(x) for x in pm["pid"].unique()),
-                          "pages": int(((pm["vaddr_end"] - pm["vaddr_start"]) // 4096).sum())}
+                          "pages": int(((pm["vaddr_end"] - pm["vaddr_start"]) // PAGE_SIZE).sum())}
     return out
 
 
@@ -179,7 +166,7 @@ def render(s: dict) -> str:
         lines.append(
             f"  run {run['run']}: {run['snapshots']} snapshots over {(b - a) / 1e9:.3f} s, "
             f"aggregation {agg / 1e6 if agg else 0:.1f} ms, targets {run['targets']}, "
-            f"addresses 0x{lo:x}-0x{hi:x} ({_fmt_size(hi - lo)}), "
+            f"addresses 0x{lo:x}-0x{hi:x} ({format_bytes(hi - lo, 1)}), "
             f"regions per snapshot {run['regions_per_snapshot'][0]}-{run['regions_per_snapshot'][1]}")
     if "pagemap" in s:
         pm = s["pagemap"]
@@ -196,14 +183,7 @@ def render(s: dict) -> str:
 
 
 def _us(v) -> str:
-    if v is None:
-        return "-"
-    v = float(v)
-    if v >= 1e6:
-        return f"{v / 1e6:g} s"
-    if v >= 1e3:
-        return f"{v / 1e3:g} ms"
-    return f"{v:g} us"
+    return "-" if v is None else format_duration_ns(float(v) * 1000, smallest="us")
 
 
 def _history_stats(path: Path) -> dict:
@@ -211,8 +191,8 @@ def _history_stats(path: Path) -> dict:
     history file, read a batch of narrow columns at a time (bounded memory)."""
     import pyarrow.compute as pc
 
-    pf = pq.ParquetFile(path)
-    names = pf.schema_arrow.names
+    pf = ParquetReader(path)
+    names = pf.names
     cols = [c for c in ("run", "snapshot", "time_ns", "target", "pid", "start", "end",
                         "nr_accesses") if c in names]
     per_snap: Counter = Counter()
@@ -220,7 +200,7 @@ def _history_stats(path: Path) -> dict:
     targets: set = set()
     lo = hi = None
     accessed = 0
-    for b in pf.iter_batches(batch_size=1 << 20, columns=cols):
+    for b in pf.iter_batches(1 << 20, columns=cols):
         run = b.column("run").to_numpy() if "run" in cols else None
         snap = b.column("snapshot").to_numpy()
         key = list(zip(run.tolist(), snap.tolist())) if run is not None else snap.tolist()
@@ -239,7 +219,7 @@ def _history_stats(path: Path) -> dict:
     if len(ts) > 1:
         import numpy as np
         step = int(np.median(np.diff(np.array(ts, dtype=np.int64))))
-    return {"rows": pf.metadata.num_rows, "snapshots": len(per_snap),
+    return {"rows": pf.num_rows, "snapshots": len(per_snap),
             "time_span_ns": [ts[0], ts[-1]] if ts else [None, None],
             "aggregation_ns_median": step,
             "targets": sorted(targets, key=lambda tp: (tp[0], tp[1] or 0)),
@@ -254,8 +234,7 @@ def describe_history(path: str | os.PathLike, meta: dict | None = None) -> str:
     accesses, and the replay's configuration when it has one."""
     p = Path(path)
     if meta is None:
-        from .ingest.writer import read_parquet_metadata
-        meta = read_parquet_metadata(p)
+        meta = read_metadata(p) or {}
     st = _history_stats(p)
     rp = meta.get("replay")
     who = " written by tracedamon replay" if rp else (
@@ -274,7 +253,7 @@ def describe_history(path: str | os.PathLike, meta: dict | None = None) -> str:
         lines.append(f"  targets: {tg}" + (f" ... {more} more" if more > 0 else ""))
         lo, hi = st["address_span"]
         r0, r1 = st["regions_per_snapshot"]
-        lines.append(f"  addresses 0x{lo:x}-0x{hi:x} ({_fmt_size(hi - lo)}), regions per "
+        lines.append(f"  addresses 0x{lo:x}-0x{hi:x} ({format_bytes(hi - lo, 1)}), regions per "
                      f"snapshot {r0}-{r1}, {st['accessed_rows']} rows with accesses")
     else:
         lines.append("  no snapshot")
@@ -313,14 +292,14 @@ def describe_history(path: str | os.PathLike, meta: dict | None = None) -> str:
 
 
 def _describe_parquet(p: Path) -> str:
-    from .atomic import _HISTORY_COLUMNS, _parquet_info, _parquet_what
-    meta, names = _parquet_info(p)
+    from .store.atomic import HISTORY_COLUMNS, parquet_info, parquet_what
+    meta, names = parquet_info(p)
     if not names:
         from .errors import InputError
         raise InputError(f"{p}: not a Parquet file")
     table = (meta or {}).get("table")
     if meta is not None and table in (None, "regions") and "attribution" not in meta \
-            and _HISTORY_COLUMNS <= set(names):
+            and HISTORY_COLUMNS <= set(names):
         return describe_history(p, meta)
     if meta is not None and table in TABLES:
         # one table of a trace directory: as part of its directory
@@ -328,8 +307,8 @@ def _describe_parquet(p: Path) -> str:
         s["tables"] = {table: s["tables"].pop(p.stem)} if p.stem in s["tables"] else \
             s["tables"]
         return render(s)
-    rows = pq.ParquetFile(p).metadata.num_rows
-    return (f"{p}: {_parquet_what(meta)} ({rows} rows)\n"
+    rows = ParquetReader(p).num_rows
+    return (f"{p}: {parquet_what(meta)} ({rows} rows)\n"
             f"  columns: {', '.join(names)}")
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from .engine.damos.scheme import (UINT_MAX, ULONG_MAX, AccessPattern, Filter, Quota,
                                   QuotaGoal, Scheme, Watermarks)
 from .errors import ConfigError, InputError, TraceFormatError
+from .units import DURATION_NS, PAGE_SIZE, parse_bytes, parse_duration_ns, parse_number
 
 PRESETS = ("reclaim", "lru_sort")
 SYSFS_PREFIX = "/sys/kernel/mm/damon/admin/kdamonds/"
@@ -64,71 +65,35 @@ class SchemeFile:
 # ---------------------------------------------------------------------------------------
 # units (damo's human formats)
 # ---------------------------------------------------------------------------------------
-_SIZE_UNITS = {"B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20,
-               "MB": 1 << 20, "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
-               "T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40, "P": 1 << 50, "PB": 1 << 50,
-               "PIB": 1 << 50, "E": 1 << 60, "EB": 1 << 60, "EIB": 1 << 60}
-_TIME_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
-_NUM = r"[-+]?\d[\d,]*(?:\.\d*)?(?:[eE][-+]?\d+)?"
+_LIMITS = {"max": ULONG_MAX, "min": 0}
 
 
 def _number(text: str, what: str):
-    t = text.strip().replace(",", "")
     try:
-        return int(t)
-    except ValueError:
-        pass
-    try:
-        return float(t)
-    except ValueError:
-        raise ConfigError(f"{what}: {text!r} is not a number") from None
+        return parse_number(text, what)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def size_bytes(value, what: str = "size") -> int:
     """``"128.000 MiB"``, ``"4K"``, ``"max"``, ``4096`` → bytes."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{what}: {value!r} is not a size")
-    if isinstance(value, (int, float)):
-        return int(value)
-    t = str(value).strip()
-    if t == "max":
-        return ULONG_MAX
-    if t == "min":
-        return 0
-    m = re.fullmatch(rf"({_NUM})\s*([A-Za-z]*)", t)
-    if not m or (m[2] and m[2].upper() not in _SIZE_UNITS):
-        raise ConfigError(f"{what}: {value!r} is not a size (e.g. 4096, 4K, 128.000 MiB)")
-    n = _number(m[1], what)
-    return min(ULONG_MAX, int(n * _SIZE_UNITS[m[2].upper() if m[2] else "B"]))
+    try:
+        return parse_bytes(value, what, words=_LIMITS, limit=ULONG_MAX)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def time_ns(value, default_unit: str, what: str = "time") -> int:
     """``"5 s"``, ``"1 m 30 s"``, ``"500ms"``, ``"max"``, a bare number in
     ``default_unit`` → nanoseconds (``ULONG_MAX`` for "max")."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{what}: {value!r} is not a time")
-    if isinstance(value, (int, float)):
-        return int(value * _TIME_NS[default_unit])
-    t = str(value).strip()
-    if t == "max":
-        return ULONG_MAX
-    if t == "min":
-        return 0
-    parts = re.findall(rf"({_NUM})\s*([a-z]*)", t)
-    if not parts or re.sub(rf"({_NUM})\s*([a-z]*)", "", t).strip():
-        raise ConfigError(f"{what}: {value!r} is not a time (e.g. 500 ms, 5 s, 1 m 30 s)")
-    total = 0
-    for num, unit in parts:
-        unit = unit or default_unit
-        if unit not in _TIME_NS:
-            raise ConfigError(f"{what}: unknown time unit {unit!r} in {value!r}")
-        total += _number(num, what) * _TIME_NS[unit]
-    return int(total)
+    try:
+        return parse_duration_ns(value, default_unit, what, words=_LIMITS)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _to_unit(ns: int, unit: str) -> int:
-    return ULONG_MAX if ns >= ULONG_MAX else int(ns // _TIME_NS[unit])
+    return ULONG_MAX if ns >= ULONG_MAX else int(ns // DURATION_NS[unit])
 
 
 def ratio_in(value, scale: int, what: str) -> int:
@@ -201,13 +166,13 @@ def _preset_params(name: str, overrides: str, defaults: dict) -> dict:
         if not item.strip():
             continue
         if "=" not in item:
-            raise ConfigError(f"--scheme {name}: {item!r} is not KEY=VALUE")
+            raise ConfigError(f"scheme {name}: {item!r} is not KEY=VALUE")
         k, v = (x.strip() for x in item.split("=", 1))
         if k not in defaults:
-            raise ConfigError(f"--scheme {name}: unknown parameter {k!r} (one of "
+            raise ConfigError(f"scheme {name}: unknown parameter {k!r} (one of "
                               f"{', '.join(sorted(defaults))})")
         kind, unit = _PRESET_UNITS.get(k, ("int", None))
-        what = f"--scheme {name}: {k}"
+        what = f"scheme {name}: {k}"
         if kind == "time":
             p[k] = _to_unit(time_ns(v, unit, what), unit)
         elif kind == "size":
@@ -257,7 +222,7 @@ def preset(text: str, *, sample_us: int | None = None, aggr_us: int | None = Non
         min_age = min(p["min_age"] // aggr, UINT_MAX)
         notes.append(f"min_age {p['min_age']} us = {min_age} aggregations")
         s = Scheme("pageout",
-                   AccessPattern(4096, ULONG_MAX, 0, 0, min_age, UINT_MAX),
+                   AccessPattern(PAGE_SIZE, ULONG_MAX, 0, 0, min_age, UINT_MAX),
                    Quota(p["quota_ms"], p["quota_sz"], p["quota_reset_interval_ms"], 0, 0, 1,
                          tuple(goals)),
                    wm(p["wmarks_high"], p["wmarks_mid"], p["wmarks_low"]),
@@ -272,10 +237,10 @@ def preset(text: str, *, sample_us: int | None = None, aggr_us: int | None = Non
         q = Quota(p["quota_ms"] // 2, 0, p["quota_reset_interval_ms"], 0, 1, 1)
         w = wm(p["wmarks_high"], p["wmarks_mid"], p["wmarks_low"])
         young = p["filter_young_pages"]
-        hot = Scheme("lru_prio", AccessPattern(4096, ULONG_MAX, hot_thres, UINT_MAX, 0,
+        hot = Scheme("lru_prio", AccessPattern(PAGE_SIZE, ULONG_MAX, hot_thres, UINT_MAX, 0,
                                                UINT_MAX), q, w,
                      (Filter("young", False, False),) if young else (), name="lru_sort hot")
-        cold = Scheme("lru_deprio", AccessPattern(4096, ULONG_MAX, 0, 0, cold_thres,
+        cold = Scheme("lru_deprio", AccessPattern(PAGE_SIZE, ULONG_MAX, 0, 0, cold_thres,
                                                   UINT_MAX), q, w,
                       (Filter("young", True, False),) if young else (), name="lru_sort cold")
         schemes = [hot, cold]
@@ -294,10 +259,12 @@ class _Units:
 
     def need(self, what: str):
         if not self.aggr_us or not self.sample_us:
-            raise ConfigError(f"{self.path}: {what}: converting it needs the sampling and "
-                              "aggregation intervals, which the file does not give (give "
-                              "--sample-us and --aggr-us, or use a source whose intervals "
-                              "are known)")
+            def msg(give):
+                return (f"{self.path}: {what}: converting it needs the sampling and "
+                        "aggregation intervals, which the file does not give (give "
+                        f"{give}, or use a source whose intervals are known)")
+            raise ConfigError(msg("sample_us and aggr_us"),
+                              cli_message=msg("--sample-us and --aggr-us"))
 
 
 def _get(d: dict, key: str, where: str, default=None, required=False):
@@ -689,7 +656,7 @@ def load_schemes(arg: str | os.PathLike, *, sample_us: int | None = None,
         path_s, select = m[1], (int(m[2]), int(m[3]))
     p = Path(path_s)
     if not p.exists():
-        raise InputError(f"--scheme {text_arg}: no such file, and not a preset ("
+        raise InputError(f"scheme {text_arg}: no such file, and not a preset ("
                          f"{', '.join(PRESETS)})")
     try:
         raw = p.read_bytes()

@@ -20,7 +20,7 @@ def render_metrics(m: dict) -> None:
     """A readable rich table of the main numbers."""
     from rich.console import Console
     from rich.table import Table
-    from ..export.grid import fmt_bytes
+    from ..units import format_bytes
 
     con = Console()
     if "heat" in m:
@@ -35,15 +35,15 @@ def render_metrics(m: dict) -> None:
             span = (c["time_ns"][1] - c["time_ns"][0]) / 1e9
             t.add_row(
                 "compared (exact overlay)",
-                f"{span:.3f} s × {fmt_bytes(c['common_bytes'])} in common; "
-                f"accessed by either: {fmt_bytes(c['active_byte_seconds'] / max(span, 1e-12))}"
+                f"{span:.3f} s × {format_bytes(c['common_bytes'])} in common; "
+                f"accessed by either: {format_bytes(c['active_byte_seconds'] / max(span, 1e-12))}"
                 " on average",
             )
         if "cells" in g:
             t.add_row(
                 "cells grid (pictures only)",
                 f"{g['time_bins']} × {g['address_bins']} cells "
-                f"({g['time_bin_ns'] / 1e6:.1f} ms × {fmt_bytes(g['address_bin_bytes'])})",
+                f"({g['time_bin_ns'] / 1e6:.1f} ms × {format_bytes(g['address_bin_bytes'])})",
             )
         al = m["alignment"]
         est = al["estimate"]
@@ -65,10 +65,10 @@ def render_metrics(m: dict) -> None:
             )
         w = m.get("wss") or {}
         if w:
-            t.add_row("WSS mean a / b", f"{fmt_bytes(w['mean_a'])} / {fmt_bytes(w['mean_b'])}")
+            t.add_row("WSS mean a / b", f"{format_bytes(w['mean_a'])} / {format_bytes(w['mean_b'])}")
             t.add_row(
                 "WSS MAE (relative)",
-                f"{fmt_bytes(w['mae_bytes'])} ({_fmt(w['relative_error'], True)})",
+                f"{format_bytes(w['mae_bytes'])} ({_fmt(w['relative_error'], True)})",
             )
         a = m.get("age") or {}
         t.add_row(
@@ -97,7 +97,7 @@ def render_metrics(m: dict) -> None:
                 t.add_row(
                     side,
                     lab,
-                    fmt_bytes(v["bytes"]),
+                    format_bytes(v["bytes"]),
                     _fmt(v["mean_nr_accesses"]),
                     _fmt(v["mean_rate"]),
                     _fmt(v["accessed_fraction"], True),
@@ -125,7 +125,14 @@ def register(app: typer.Typer) -> None:
         "the reference, B the candidate. With --truth, B may be omitted to score A alone. "
         "Sparse (--accessed-only) histories read as their dense originals. --cells writes "
         "a picture grid laid over where the accesses are.\n\n"
-        "Example:  tracedamon compare damon.td replay.parquet -o metrics.json --truth truth.csv",
+        "DAMOS applications: with --damos (automatic when a side is a `tracedamon damos` "
+        "output or a damos_apply table) the two sides' damos_apply tables are compared: "
+        "applications paired per scheme, nearest in time within half the apply interval; "
+        "bytes applied by both, by either, by one only, Jaccard, per application and over "
+        "the run.\n\n"
+        "Example:  tracedamon compare damon.td replay.parquet -o metrics.json --truth truth.csv"
+        "\n\n"
+        "Example:  tracedamon compare damon.td damon.td/damos -o damos-metrics.json",
     )
     def compare_cmd(
         a: Path = typer.Argument(..., help="reference: trace directory or regions .parquet"),
@@ -167,18 +174,55 @@ def register(app: typer.Typer) -> None:
         ),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="no table on the terminal"),
         force: bool = typer.Option(False, "--force", help="replace existing outputs"),
+        damos: bool = typer.Option(False, "--damos",
+                                   help="compare the damos_apply tables (scheme "
+                                        "applications) of A and B"),
+        window: Optional[int] = typer.Option(None, "--window",
+                                             help="--damos: the apply interval, ns, when "
+                                                  "no metadata gives it"),
     ) -> None:
         from .warn import one_line_warnings
 
         with one_line_warnings():
+            if b is not None and (damos or _damos_sources(a, b)):
+                _run_damos(a, b, out, offset, window, quiet, force,
+                           cells=cells, truth=truth, align=align)
+                return
             _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin,
                  time_bin, acc_thres, all_addresses, quiet, force)
+
+
+def _damos_sources(a, b) -> bool:
+    from ..export.damos_compare import is_damos_source
+
+    return is_damos_source(a) or is_damos_source(b)
+
+
+def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) -> None:
+    from ..atomic import COMPARE_METRICS, check_output
+    from ..errors import ConfigError
+    from ..export.damos_compare import compare_damos, render_damos_metrics
+
+    for flag, given in (("--cells", cells is not None), ("--truth", truth is not None),
+                        ("--align auto", align != "none")):
+        if given:
+            raise ConfigError(f"{flag} compares region histories; a comparison of "
+                              "damos_apply tables does not take it")
+    if out is not None:
+        check_output(out, COMPARE_METRICS, force=force, inputs=[a, b])
+    res = compare_damos(a, b, offset_ns=offset, window_ns=window)
+    if out is not None:
+        res.to_json(out, force=force)
+    if not quiet:
+        render_damos_metrics(res.metrics)
+        if out is not None:
+            typer.echo(f"wrote {out}")
 
 
 def _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin, time_bin,
          acc_thres, all_addresses, quiet, force) -> None:
     from ..errors import ConfigError
-    from ..atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
+    from ..store.atomic import (COMPARE_CELLS, COMPARE_METRICS, check_output, marked,
                           write_text_atomic)
     from ..export.compare import compare, metrics_json, score_truth
 

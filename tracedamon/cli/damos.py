@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
             k, v = g.split("=", 1)
             goals[k] = v
         dest = out if out is not None else default_output(src)
-        from ..atomic import TRACE_DIR, check_output
+        from ..store.atomic import TRACE_DIR, check_output
         check_output(dest, TRACE_DIR, force=force,
                      inputs=[src, pagemap, samples, free_mem, *goals.values(),
                              *(s.split(":", 1)[0].split("#", 1)[0] for s in scheme)])

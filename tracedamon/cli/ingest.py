@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
                               fields=script_fields, all_columns=all_columns)
         # hash the inputs for the provenance on the other core while the heavy modules
         # load (tracedamon.hashing); ingest() collects the digests
-        from ..hashing import prehash
+        from ..store.hashing import prehash
         prehash(p for p in inputs if str(p) != "-")
         from ..ingest import ingest
         opts = {}

@@ -82,14 +82,23 @@ def register(app: typer.Typer) -> None:
         min_nr_regions: int = typer.Option(10, "--min-nr-regions"),
         max_nr_regions: int = typer.Option(1000, "--max-nr-regions"),
         min_region: str = typer.Option("4096", "--min-region",
-                                       help="minimum region size, a power of two >= 4096"),
+                                       help="minimum region size, a power of two >= 64 "
+                                            "(below 4096: --access perf/perf-phys only)"),
         max_region: Optional[str] = typer.Option(None, "--max-region",
                                                  help="maximum region size (power of two); "
                                                       "== --min-region: fixed granularity"),
         seed: int = typer.Option(0, "--seed", help="random seed (splits, abit sampling)"),
-        min_nr_regions_mode: str = typer.Option("legacy", "--min-nr-regions-mode",
-                                                help="legacy (released kernels) or apply "
-                                                     "(2026 series: split to honour it)"),
+        min_nr_regions_mode: Optional[str] = typer.Option(
+            None, "--min-nr-regions-mode",
+            help="legacy (released kernels) or apply (2026 series: split to honour it); "
+                 "default: the --kernel profile's (released: legacy)"),
+        kernel: str = typer.Option("released", "--kernel",
+                                   help="kernel profile: released (v6.15-v6.18), "
+                                        "released-nofix (the same monitoring; its DAMOS "
+                                        "differs) or mainline-2026 (partial split above "
+                                        "max/2, ages once per merge, apply-mode "
+                                        "min_nr_regions, per-context lfsr113 PRNG, moving-"
+                                        "sum nr_accesses, all System RAM for paddr)"),
         start: Optional[str] = typer.Option(None, "--start",
                                             help="t0 in ns, or 'auto' (vaddr: when the "
                                                  "target's mappings give useful three "
@@ -143,10 +152,10 @@ def register(app: typer.Typer) -> None:
             max_region=_int(max_region, "--max-region"), seed=seed,
             min_nr_regions_mode=min_nr_regions_mode, goal_access_bp=goal_access_bp,
             goal_aggrs=goal_aggrs, goal_min_sample_us=goal_min_sample_us,
-            goal_max_sample_us=goal_max_sample_us, rng_streams=rng_streams,
+            goal_max_sample_us=goal_max_sample_us, rng_streams=rng_streams, kernel=kernel,
             **{fixes[f]: True for f in fix})
         dest = out if out is not None else trace_dir / DEFAULT_OUTPUT
-        from ..atomic import DAMON_TRACE_TEXT, REGION_HISTORY, check_output
+        from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, check_output
         check_output(dest, REGION_HISTORY, force=force, inputs=[trace_dir, pagemap])
         if trace_text is not None:
             check_output(trace_text, DAMON_TRACE_TEXT, force=force,

@@ -37,7 +37,7 @@ def _check(out: Optional[Path], kind, force: bool, *inputs) -> None:
     """Refuse an output of ``kind`` (a tracedamon.atomic.Kind) before any work: the rule
     every command follows."""
     if out is not None:
-        from ..atomic import check_output
+        from ..store.atomic import check_output
 
         check_output(out, kind, force=force, inputs=inputs)
 
@@ -57,7 +57,7 @@ def with_history_warnings(fn):
 
 
 def _has_regions(src: Path) -> bool:
-    from ..trace import open_trace
+    from ..store.trace import open_trace
 
     tr = open_trace(src)
     return tr.path.is_file() or tr.has("regions")
@@ -115,7 +115,7 @@ def heatmap_cmd(
     height: int = typer.Option(700, "--height", help="PNG height, pixels"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
-    from ..atomic import HEATMAP_CELLS, PNG_PLOT
+    from ..store.atomic import HEATMAP_CELLS, PNG_PLOT
     from ..export import heatmap as hm_mod
 
     _check(png, PNG_PLOT, force, src, diff)
@@ -190,8 +190,8 @@ def wss_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
-    from ..export.grid import fmt_bytes
-    from ..atomic import PNG_PLOT
+    from ..units import format_bytes
+    from ..store.atomic import PNG_PLOT
     from ..export.wss import format_large, wss_png, wss_report
 
     _check(png, PNG_PLOT, force, src)
@@ -212,10 +212,10 @@ def wss_cmd(
         typer.echo("no snapshot")
         return
     typer.echo(
-        f"# snapshots {rep['snapshots']}, mean {fmt_bytes(rep['mean_bytes'])} ({rep['mean_bytes']:.0f})"
+        f"# snapshots {rep['snapshots']}, mean {format_bytes(rep['mean_bytes'])} ({rep['mean_bytes']:.0f})"
     )
     for p, v in rep["percentiles"].items():
-        typer.echo(f"{p:>6g} {v:>16.0f}  {fmt_bytes(v)}")
+        typer.echo(f"{p:>6g} {v:>16.0f}  {format_bytes(v)}")
     typer.echo(f"# {format_large(rep)}")
     typer.echo(f"# {rep['region_rule']}")
     if png is not None:
@@ -239,11 +239,11 @@ def access_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
-    from ..atomic import PNG_PLOT
+    from ..store.atomic import PNG_PLOT
     from ..export.access_report import access_png, access_report
 
     _check(png, PNG_PLOT, force, src)
-    from ..export.grid import fmt_bytes
+    from ..units import format_bytes
 
     rep = access_report(
         src, weights=_numbers(weights, "weights"), ps=_numbers(percentiles, "percentiles")
@@ -269,9 +269,9 @@ def access_cmd(
         )
     Console().print(t)
     typer.echo(
-        f"mean accessed {fmt_bytes(rep['mean_accessed_bytes'])} of {fmt_bytes(rep['mean_total_bytes'])}; "
+        f"mean accessed {format_bytes(rep['mean_accessed_bytes'])} of {format_bytes(rep['mean_total_bytes'])}; "
         + ", ".join(
-            f"idle >= {k}: {fmt_bytes(v)}" for k, v in rep["mean_bytes_idle_at_least"].items()
+            f"idle >= {k}: {format_bytes(v)}" for k, v in rep["mean_bytes_idle_at_least"].items()
         )
     )
     if rep.get("idle_ages"):
@@ -323,13 +323,14 @@ def truth_cmd(
 ) -> None:
     import pandas as pd
 
-    from ..atomic import TRUTH_CSV
+    from ..store.atomic import TRUTH_CSV
     from ..errors import InputError
     from ..export.compare import load_truth
 
     _check(out, TRUTH_CSV, force, pagemap, areas)
     from ..export.truth import areas_from_workload_log, ground_truth, write_truth_csv
-    from ..trace import open_trace
+    from ..store.trace import open_trace
+    from ..units import PAGE_SIZE
 
     tr = open_trace(pagemap)
     if not tr.has("pagemap"):
@@ -348,7 +349,7 @@ def truth_cmd(
     for label in pd.unique(ar["label"]):
         if label in per.index:
             b = per[label]
-            typer.echo(f"{label:<10} {int(b) // 4096:>10} pages  "
+            typer.echo(f"{label:<10} {int(b) // PAGE_SIZE:>10} pages  "
                        f"{int((truth['label'] == label).sum()):>6} physical ranges")
         else:
             typer.echo(f"{label:<10} {0:>10} pages  {0:>6} physical ranges  (left out)")
@@ -373,14 +374,14 @@ def attribute_cmd(
                                "pagemap clock"),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
-    from ..atomic import ATTRIBUTION
+    from ..store.atomic import ATTRIBUTION
 
     _check(out, ATTRIBUTION, force, src, pagemap)
 
     from ..errors import InputError
     from ..export.history import open_history
     from ..export.truth import write_attribution
-    from ..trace import open_trace
+    from ..store.trace import open_trace
     from .warn import one_line_warnings
 
     pm = open_trace(pagemap)
@@ -406,7 +407,8 @@ def attribute_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    from . import report_html
+    from . import report_damos, report_html
 
     report_html.register(report_app)
+    report_damos.register(report_app)
     app.add_typer(report_app, name="report")

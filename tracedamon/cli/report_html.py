@@ -40,8 +40,8 @@ def html_cmd(
 
     Example:  tracedamon report html replay-perf.parquet --diff replay-abit.parquet -o report.html
     """
-    from ..atomic import HTML_REPORT, check_output
-    from ..export.grid import fmt_bytes
+    from ..store.atomic import HTML_REPORT, check_output
+    from ..units import format_bytes
     from ..export.html import build_report
 
     inputs = [src, diff, samples_from, damos, truth]
@@ -50,7 +50,7 @@ def html_cmd(
                        truth=truth, max_samples=max_samples, title=title, offset_ns=offset)
     rep.write(out, force=force, inputs=[i for i in inputs if i is not None])
     s = rep.summary
-    typer.echo(f"wrote {out}: {fmt_bytes(s['bytes'])}, {s['rows']:,} region rows in "
+    typer.echo(f"wrote {out}: {format_bytes(s['bytes'])}, {s['rows']:,} region rows in "
                f"{s['spaces']} address space(s)")
     for n in s["notes"]:
         typer.echo(f"note: {n}")

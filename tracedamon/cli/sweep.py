@@ -27,6 +27,10 @@ HELP = (
     "samples once for all the configurations it runs. Finished rows go to "
     "OUTPUT.partial.jsonl as they arrive; an interrupted sweep continues with --resume. "
     "A configuration the kernel would reject gets its message in the error column.\n\n"
+    "--scheme (repeatable, as in `tracedamon damos`): DAMOS schemes run over every "
+    "replayed history, with the source's samples for the outcome models: damos_* columns "
+    "(applications, bytes tried and applied, quota exceeds, pageout re-accesses, "
+    "fast-tier hit ratio).\n\n"
     "Example:\n\n"
     "  tracedamon sweep run.td --start auto --grid sample-us=5000,10000,20000 "
     "--grid min-nr-regions=10,50 --grid access=perf,abit --reference run.td/regions.parquet "
@@ -45,8 +49,11 @@ def register(app: typer.Typer) -> None:
                                                      "with ('{src}' = the source's path)"),
         truth: Optional[Path] = typer.Option(None, "--truth",
                                              help="ground truth: CSV/JSON of start,end,label"),
-        scheme: Optional[Path] = typer.Option(None, "--scheme",
-                                              help="DAMOS scheme (not available yet)"),
+        scheme: List[str] = typer.Option([], "--scheme",
+                                         help="DAMOS schemes run over every replay "
+                                              "(preset, damo JSON or sysfs dump, as in "
+                                              "`tracedamon damos`; repeatable): damos_* "
+                                              "columns"),
         scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                                 help="Dask scheduler address, "
                                                      "tcp://HOST:PORT"),
@@ -83,14 +90,15 @@ def register(app: typer.Typer) -> None:
 
         fixed = {"ops": ops, "pid": pid, "range": range_, "access": access, "event": event,
                  "start": start, "pagemap": pagemap}
-        kw = dict(seeds=seeds, fixed=fixed, reference=reference, truth=truth, scheme=scheme,
+        kw = dict(seeds=seeds, fixed=fixed, reference=reference, truth=truth,
+                  scheme=scheme or None,
                   scheduler=scheduler, workers=workers, output=out, resume=resume,
                   force=force, keep_histories=keep_histories)
         if (workers is None or workers > 1) and scheduler is None and not have_dask():
             typer.echo("tracedamon: Dask distributed is not installed: running in this "
                        "process (pip install 'tracedamon[dask]')", err=True)
         if png is not None:
-            from ..atomic import PNG_PLOT, check_output
+            from ..store.atomic import PNG_PLOT, check_output
             check_output(png, PNG_PLOT, force=force or resume, inputs=[out])
         side = Path(str(out) + ".partial.jsonl")
         try:

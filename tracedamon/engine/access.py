@@ -2,7 +2,8 @@
 
 * ``perf`` -- the RFC's perf-event check with virtual addresses: a region of a
   vaddr/fvaddr target is accessed in a sample interval iff a sample of the
-  target's process hit one of its pages (matched by pid and 4 KiB page).
+  target's process hit one of its pages (matched by pid and 4 KiB page; below a
+  page, by the byte: regions may be as small as a cache line).
 * ``perf-phys`` -- the same with physical addresses: paddr regions match the
   sample's physical page directly (any process); vaddr/fvaddr targets get the
   physical address translated back to (pid, virtual address) through the
@@ -154,7 +155,6 @@ class StreamedSamples:
         self.used = 0
 
     def _pull(self) -> None:
-        from .core import PAGE_MASK
         try:
             t, g, a = next(self._it)
         except StopIteration:
@@ -174,7 +174,7 @@ class StreamedSamples:
         if self._empty is None:
             self._empty = False
         g = np.ascontiguousarray(g, dtype=np.int64)
-        p = np.ascontiguousarray(a, dtype=np.int64) & PAGE_MASK
+        p = np.ascontiguousarray(a, dtype=np.int64)
         if self._floor is not None:
             k = int(np.searchsorted(t, self._floor, side="left"))
             if k == t.size:
@@ -190,7 +190,7 @@ class StreamedSamples:
         return not bool(self._empty is False)
 
     def window(self, t_from: int, t_to: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(time_ns, target, page) of the samples with ``t_from <= time < t_to``."""
+        """(time_ns, target, addr) of the samples with ``t_from <= time < t_to``."""
         self._floor = t_from
         while not self._done and (not self._buf or self._buf[-1][0][-1] < t_to):
             self._pull()

@@ -45,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from ..units import PAGE_SIZE
 
 #: exclusive bound of every address the engine holds (the int64 invariant)
 ENGINE_LIMIT = 1 << 63
@@ -57,7 +58,7 @@ GATE_NAMES = ("[vsyscall]",)
 
 #: the largest user address-space limit (TASK_SIZE) per architecture (uname -m)
 USER_LIMITS = {
-    "x86_64": (1 << 56) - 4096,       # TASK_SIZE_MAX with 5-level paging
+    "x86_64": (1 << 56) - PAGE_SIZE,       # TASK_SIZE_MAX with 5-level paging
     "aarch64": 1 << 52,               # TASK_SIZE_64 with 52-bit virtual addresses
     "arm64": 1 << 52,
 }

@@ -7,6 +7,11 @@ defaults are the kernel's (spec §1).  ``min_region`` is the context's
 ``max_region`` is the perf-access RFC's per-target ``region_sz/max``.  Both are
 powers of two; ``min_region == max_region`` asks for fixed-granularity
 monitoring (regions of exactly that size, never merged or split).
+``min_region`` may go below the page size, down to a cache line
+(``MIN_REGION_FLOOR``, 64 bytes): perf samples know an access to the byte, so the
+perf checks can monitor sub-page regions (the kernel's algorithms with
+DAMON_MIN_REGION replaced by it).  The accessed-bit check cannot: the replay
+refuses ``access="abit"`` with a minimum below the page size.
 
 Invalid values raise :class:`~tracedamon.errors.ConfigError` with the rule the
 kernel applies (``damon_set_attrs``, ``damon_commit_ctx``, the RFC's commit
@@ -18,8 +23,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..units import PAGE_SIZE
 
-PAGE_SIZE = 4096
+MIN_REGION_FLOOR = 64      # a cache line: the smallest sub-page region size
 MODES = ("legacy", "apply")
 
 
@@ -39,6 +45,14 @@ class MonitorConfig:
     (v6.18+) and ``merge_escalation`` (mid-2024) select kernel generations.
     ``rng_streams="split"`` draws sampling addresses and split points from two
     generators (spec §15.1); the default is the kernel's single stream.
+
+    ``kernel`` names the kernel profile (:mod:`tracedamon.engine.profiles`):
+    ``released`` (default), ``released-nofix`` (the same monitoring) or
+    ``mainline-2026``, which brings its own min_nr_regions handling (``apply``; an
+    explicit ``legacy`` is refused), counts ages once per merge (``fix_age_once``)
+    and draws without 32-bit truncation (``fix_rand32``): those fields are set
+    accordingly.  ``min_nr_regions_mode=None`` means the profile's mode (``legacy``
+    for released kernels).
     """
 
     sample_us: int = 5_000
@@ -48,7 +62,7 @@ class MonitorConfig:
     max_nr_regions: int = 1_000
     min_region: int = PAGE_SIZE
     max_region: int | None = None
-    min_nr_regions_mode: str = "legacy"
+    min_nr_regions_mode: str | None = None
     goal_access_bp: int = 0
     goal_aggrs: int = 0
     goal_min_sample_us: int = 0
@@ -60,8 +74,25 @@ class MonitorConfig:
     age_zero_reset: bool = True
     merge_escalation: bool = True
     rng_streams: str = "single"
+    kernel: str = "released"
 
     def __post_init__(self):
+        from .profiles import kernel_profile
+        prof = kernel_profile(self.kernel)
+        if prof.min_nr_regions_mode is not None:
+            if self.min_nr_regions_mode not in (None, prof.min_nr_regions_mode):
+                raise ConfigError(
+                    f"kernel profile {prof.name} handles min_nr_regions as "
+                    f"{prof.min_nr_regions_mode!r} (damon_apply_min_nr_regions); "
+                    f"min_nr_regions_mode {self.min_nr_regions_mode!r} belongs to "
+                    "released kernels (--kernel released)")
+            object.__setattr__(self, "min_nr_regions_mode", prof.min_nr_regions_mode)
+        elif self.min_nr_regions_mode is None:
+            object.__setattr__(self, "min_nr_regions_mode", "legacy")
+        if prof.merge_count_age_once:
+            object.__setattr__(self, "fix_age_once", True)
+        if prof.prng == "lfsr113":
+            object.__setattr__(self, "fix_rand32", True)   # no 32-bit truncation
         self.validate()
 
     # -- validation -----------------------------------------------------------------
@@ -87,9 +118,9 @@ class MonitorConfig:
                               f"max_nr_regions ({self.max_nr_regions})")
         if not _pow2(self.min_region):
             raise ConfigError(f"min_region ({self.min_region}) must be a power of two")
-        if self.min_region < PAGE_SIZE:
-            raise ConfigError(f"min_region ({self.min_region}) must be at least the page "
-                              f"size ({PAGE_SIZE})")
+        if self.min_region < MIN_REGION_FLOOR:
+            raise ConfigError(f"min_region ({self.min_region}) must be at least "
+                              f"{MIN_REGION_FLOOR} (a cache line)")
         if self.max_region is not None:
             if isinstance(self.max_region, bool) or not isinstance(self.max_region, int):
                 raise ConfigError(f"max_region must be an integer, not {self.max_region!r}")
@@ -131,14 +162,30 @@ class MonitorConfig:
         return self.max_region is not None and self.max_region == self.min_region
 
     @property
+    def subpage(self) -> bool:
+        """Regions may be smaller than a page (only the perf checks can see them)."""
+        return self.min_region < PAGE_SIZE
+
+    @property
     def tuning(self) -> bool:
         return self.goal_aggrs != 0
 
     def replace(self, **changes) -> "MonitorConfig":
         return dataclasses.replace(self, **changes)
 
+    @property
+    def profile(self):
+        """The :class:`~tracedamon.engine.profiles.KernelProfile` of ``kernel``."""
+        from .profiles import kernel_profile
+        return kernel_profile(self.kernel)
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        # the default profile is what every history before profiles existed was made
+        # with: its key is left out, so those files and new ones stay byte-identical
+        if d["kernel"] == "released":
+            del d["kernel"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "MonitorConfig":

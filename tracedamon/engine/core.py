@@ -13,7 +13,7 @@ last_nr_accesses, ``age``), target after target, each target's regions sorted
 by address; ``toff[t]:toff[t+1]`` are target ``t``'s rows.
 
 Cost model.  In the perf-histogram access modes a sample interval costs only
-its samples (a binary search each: which region holds the page); a region's
+its samples (a binary search each: which region holds the address); a region's
 ``nr_accesses_bp`` moving sum is advanced lazily in closed form at the end of
 each segment (``bp -= k * (last*10000 // len)`` plus 10000 per positive
 interval), which is exactly what ``k`` per-interval updates give.  Aggregations
@@ -33,6 +33,7 @@ from numba import njit
 from ..errors import ConfigError
 from .address import check_ranges, engine_addresses
 from .config import PAGE_SIZE, MonitorConfig
+from .prng import lfsr113_below, lfsr113_new
 from .rng import new_rng, rand_below
 
 PAGE_MASK = ~np.int64(PAGE_SIZE - 1)
@@ -45,11 +46,21 @@ FIELDS = ("start", "end", "nr", "bp", "last", "age")
 # --------------------------------------------------------------------------------------
 @njit(cache=True)
 def _draw(st, n, fix_rand32, inj, injpos):
+    """A value in [0, n): the next injected one, else from the generator ``st`` -- a
+    two-word PCG32 state (released kernels' ``get_random_u32_below``) or a four-word
+    lfsr113 state (mainline-2026's per-context ``damon_rand``, :mod:`.prng`)."""
     if injpos[0] < inj.shape[0]:
         v = inj[injpos[0]]
         injpos[0] += 1
         return v
+    if st.shape[0] == 4:
+        return lfsr113_below(st, n)
     return rand_below(st, n, fix_rand32)
+
+
+def new_generator(seed: int, prng: str) -> np.ndarray:
+    """The state of a kernel profile's generator (``pcg32`` or ``lfsr113``) for ``seed``."""
+    return lfsr113_new(seed) if prng == "lfsr113" else new_rng(seed)
 
 
 # --------------------------------------------------------------------------------------
@@ -101,11 +112,15 @@ def _merge_pass(start, end, nr, bp, last, age, toff, thres, lim, update_age,
 
 @njit(cache=True)
 def merge_regions(start, end, nr, bp, last, age, toff, threshold, lim, max_nr_regions,
-                  max_thres, fix_age_once, age_zero_reset, escalate):
+                  max_thres, fix_age_once, age_zero_reset, escalate, thres_capped=False):
     """kdamond_merge_regions: merge passes with a doubling threshold (in place).
 
     Returns the new number of regions; ``toff`` is updated in place.  ``lim`` is the
-    per-target merge size cap.
+    per-target merge size cap.  Released kernels double the threshold after every pass
+    and stop after the first pass at or above ``max_thres``; ``thres_capped``
+    (mainline-2026) stops once ``n <= max_nr_regions`` or after a pass at
+    ``max_thres``, doubling only while the threshold is below ``max_thres // 2`` and
+    else jumping to ``max_thres`` itself.
     """
     newoff = np.empty_like(toff)
     thres = threshold
@@ -115,10 +130,15 @@ def merge_regions(start, end, nr, bp, last, age, toff, threshold, lim, max_nr_re
         n = _merge_pass(start, end, nr, bp, last, age, toff, thres, lim,
                         first or not fix_age_once, age_zero_reset, newoff)
         toff[:] = newoff
-        thres = max(1, thres * 2)
         first = False
         if not escalate:
             break
+        if thres_capped:
+            if n <= max_nr_regions or max_thres <= thres:
+                break
+            thres = max(1, thres * 2) if thres < max_thres // 2 else max_thres
+            continue
+        thres = max(1, thres * 2)
         if not (n > max_nr_regions and thres // 2 < max_thres):
             break
     return n
@@ -168,6 +188,45 @@ def _split_regions(start, end, nr, bp, last, age, toff, nr_subs, minsz, maxsz, s
     return w
 
 
+@njit(cache=True)
+def split_some_regions(start, end, nr, bp, last, age, toff, step, offset, minsz, maxsz, st,
+                       fix_rand32, inj, injpos, o_start, o_end, o_nr, o_bp, o_last, o_age,
+                       ooff):
+    """damon_split_some_regions (mainline-2026): of the regions of all targets, counted
+    in order from 0, split those whose index is ``offset`` modulo ``step`` in two, when
+    at least ``2 * minsz`` large (one draw each; the right piece is not visited).
+    Writes the result to the ``o_*`` arrays; returns the number of regions."""
+    ntgt = toff.shape[0] - 1
+    w = 0
+    idx = 0
+    for t in range(ntgt):
+        ooff[t] = w
+        for i in range(toff[t], toff[t + 1]):
+            a = start[i]
+            b = end[i]
+            cut = 0
+            chosen = idx % step == offset
+            idx += 1
+            if chosen and b - a >= 2 * minsz:
+                sz = b - a
+                k = 1 + _draw(st, 9, fix_rand32, inj, injpos)
+                sub = (k * sz // 10) // minsz * minsz
+                if maxsz > 0 and sub > maxsz:
+                    sub = maxsz
+                if 0 < sub < sz:
+                    cut = sub
+            for q in range(2 if cut else 1):
+                o_start[w] = a if q == 0 else a + cut
+                o_end[w] = a + cut if (cut and q == 0) else b
+                o_nr[w] = nr[i]
+                o_bp[w] = bp[i]
+                o_last[w] = last[i]
+                o_age[w] = age[i]
+                w += 1
+    ooff[ntgt] = w
+    return w
+
+
 # --------------------------------------------------------------------------------------
 # access checks
 # --------------------------------------------------------------------------------------
@@ -192,19 +251,21 @@ def _find_region(start, end, lo, hi, a):
 
 
 @njit(cache=True)
-def perf_count(start, end, toff, nr, stamp, s_tgt, s_page, s_time, tbase, S, psibase):
+def perf_count(start, end, toff, nr, stamp, s_tgt, s_addr, s_time, tbase, S, psibase):
     """Perf-histogram check over a run of samples (spec §13.2/13.3).
 
     Region r gains one access per sample interval in which at least one sample of its
-    target hit one of its pages (``stamp`` remembers the last interval counted).  The
-    interval of a sample at time t is ``psibase + 1 + (t - tbase) // S``.
+    target lay in it (``stamp`` remembers the last interval counted).  With regions
+    aligned to pages this is the RFC's page histogram; below a page it is the same rule
+    at the minimum region size.  The interval of a sample at time t is
+    ``psibase + 1 + (t - tbase) // S``.
     """
     ntgt = toff.shape[0] - 1
-    for i in range(s_page.shape[0]):
+    for i in range(s_addr.shape[0]):
         t = s_tgt[i]
         if t < 0 or t >= ntgt:
             continue
-        j = _find_region(start, end, toff[t], toff[t + 1], s_page[i])
+        j = _find_region(start, end, toff[t], toff[t + 1], s_addr[i])
         if j >= 0:
             psi = psibase + 1 + (s_time[i] - tbase) // S
             if stamp[j] != psi:
@@ -214,15 +275,15 @@ def perf_count(start, end, toff, nr, stamp, s_tgt, s_page, s_time, tbase, S, psi
 
 @njit(cache=True)
 def _has_key(k_tgt, k_page, lo, hi, t, p):
-    l = lo
+    a = lo
     h = hi
-    while l < h:
-        m = (l + h) >> 1
+    while a < h:
+        m = (a + h) >> 1
         if k_tgt[m] < t or (k_tgt[m] == t and k_page[m] < p):
-            l = m + 1
+            a = m + 1
         else:
             h = m
-    return l < hi and k_tgt[l] == t and k_page[l] == p
+    return a < hi and k_tgt[a] == t and k_page[a] == p
 
 
 @njit(cache=True)
@@ -246,8 +307,8 @@ def abit_check(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, physical
             kt = 0 if physical else t
             for r in range(toff[t], toff[t + 1]):
                 sa = start[r] + _draw(st, end[r] - start[r], fix_rand32, inj, injpos)
-                page = sa & -4096
-                if ((physical and not fix_pa_cache) or same) and (cache[0] & -4096) == page:
+                page = sa & -PAGE_SIZE
+                if ((physical and not fix_pa_cache) or same) and (cache[0] & -PAGE_SIZE) == page:
                     acc = cache[1] != 0
                 else:
                     acc = _has_key(k_tgt, k_page, lo, hi, kt, page)
@@ -256,6 +317,17 @@ def abit_check(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, physical
                 same = True
                 if acc:
                     nr[r] += 1
+
+
+def abit_subpage_error(min_region: int) -> ConfigError:
+    """Why the accessed-bit check refuses regions below a page (in the API's words, and
+    in the command line's)."""
+    why = (f"the accessed bit is per page ({PAGE_SIZE} bytes), so it cannot tell regions "
+           "below a page apart; sub-page regions need the perf checks")
+    return ConfigError(f"access='abit' with min_region={min_region}: {why} "
+                       "(access='perf' or 'perf-phys')",
+                       cli_message=f"--access abit with --min-region {min_region}: {why} "
+                                   "(--access perf or perf-phys)")
 
 
 # --------------------------------------------------------------------------------------
@@ -430,35 +502,45 @@ def target_ranges(tg: "Target", time_ns: int) -> list[tuple[int, int]] | None:
 @dataclass
 class AccessSamples:
     """Access samples, sorted by time: ``time_ns``, ``target`` (index, -1 = none) and
-    ``page`` (the 4 KiB page of the address, in the target's address space)."""
+    ``addr`` (the sampled address, to the byte, in the target's address space).
+
+    Addresses are kept whole: the perf checks count a region when a sample lies in it,
+    at any region size down to a cache line (region boundaries are multiples of the
+    minimum region size, so the byte decides exactly what its page or cache line
+    would); the accessed-bit check takes the page itself."""
 
     time_ns: np.ndarray
     target: np.ndarray
-    page: np.ndarray
+    addr: np.ndarray
 
     def __post_init__(self):
         self.time_ns = np.ascontiguousarray(self.time_ns, dtype=np.int64)
         self.target = np.ascontiguousarray(self.target, dtype=np.int64)
-        page, keep = engine_addresses(self.page)
+        addr, keep = engine_addresses(self.addr)
         if keep is not None:             # 2**63 and above: no region holds them
             self.time_ns, self.target = self.time_ns[keep], self.target[keep]
-        self.page = np.ascontiguousarray(page, dtype=np.int64) & PAGE_MASK
+        self.addr = np.ascontiguousarray(addr, dtype=np.int64)
         if self.time_ns.size > 1 and np.any(np.diff(self.time_ns) < 0):
             order = np.argsort(self.time_ns, kind="stable")
-            self.time_ns, self.target, self.page = (self.time_ns[order], self.target[order],
-                                                   self.page[order])
+            self.time_ns, self.target, self.addr = (self.time_ns[order], self.target[order],
+                                                   self.addr[order])
+
+    @property
+    def page(self) -> np.ndarray:
+        """The 4 KiB page of each address."""
+        return self.addr & PAGE_MASK
 
     @property
     def empty(self) -> bool:
         return self.time_ns.size == 0
 
     def window(self, t_from: int, t_to: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(time_ns, target, page) of the samples with ``t_from <= time < t_to``.
+        """(time_ns, target, addr) of the samples with ``t_from <= time < t_to``.
 
         The monitors ask for windows in increasing time order; a streamed source (see
         :class:`tracedamon.engine.access.StreamedSamples`) relies on that."""
         lo, hi = np.searchsorted(self.time_ns, [t_from, t_to], side="left")
-        return self.time_ns[lo:hi], self.target[lo:hi], self.page[lo:hi]
+        return self.time_ns[lo:hi], self.target[lo:hi], self.addr[lo:hi]
 
 
 def merged_ranges(start: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:
@@ -549,19 +631,24 @@ class Monitor:
     def __init__(self, config: MonitorConfig, targets: list[Target], *, access: str = "perf",
                  physical: bool = False, rand_inject: Sequence[int] | None = None,
                  max_fixed_regions: int | None = None):
+        if access == "abit" and config.min_region < PAGE_SIZE:
+            raise abit_subpage_error(config.min_region)
         self.cfg = config
         self.targets = targets
         self.access = access
         self.physical = physical
-        self.rng = new_rng(config.seed)
+        self.profile = config.profile
+        self.rng = new_generator(config.seed, self.profile.prng)
         # kernel-like single stream by default; "split": sampling and split draws come
         # from two generators, so switching the access check leaves the splits alone
         self.rng_split = (self.rng if config.rng_streams == "single"
-                          else new_rng(config.seed ^ SPLIT_STREAM_SALT))
+                          else new_generator(config.seed ^ SPLIT_STREAM_SALT,
+                                             self.profile.prng))
         self.inj = np.asarray(rand_inject if rand_inject is not None else [], dtype=np.int64)
         self.injpos = np.zeros(1, np.int64)
         self.cache = np.array([0, 0], np.int64)      # last-verdict cache [addr, accessed]
         self.last_nr_regions = 0
+        self.split_rotation = 0       # damon_split_some_regions' static counter
         self.sample_us = config.sample_us
         self.aggr_us = config.aggr_us
         self.aggr_samples = config.aggr_samples
@@ -640,12 +727,15 @@ class Monitor:
         sz = self.maxsz
         n = sum((align_up(e, sz) - align_down(s, sz)) // sz for s, e in ranges)
         if n > self.max_fixed_regions:
-            raise ConfigError(
-                f"fixed granularity over {n:,} regions: the engine for --access abit and "
-                "intervals auto-tuning lists every region (abit draws an address per region "
-                f"per sample interval), and that is more than it handles "
-                f"({self.max_fixed_regions:,} regions); use --access perf without auto-tuning "
-                "(its sparse engine handles any size) or larger --min-region/--max-region")
+            def msg(abit, perf, sizes):
+                return (f"fixed granularity over {n:,} regions: the engine for {abit} and "
+                        "intervals auto-tuning lists every region (abit draws an address per "
+                        "region per sample interval), and that is more than it handles "
+                        f"({self.max_fixed_regions:,} regions); use {perf} without "
+                        f"auto-tuning (its sparse engine handles any size) or larger {sizes}")
+            raise ConfigError(msg("access='abit'", "access='perf'", "min_region/max_region"),
+                              cli_message=msg("--access abit", "--access perf",
+                                              "--min-region/--max-region"))
 
     def ops_init(self, time_ns: int) -> None:
         per_target = []
@@ -703,12 +793,33 @@ class Monitor:
         n = merge_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"], a["age"],
                           self.toff, max_nr // 10, self.merge_limits(sz_limit),
                           self.cfg.max_nr_regions, self._max_thres(), self.cfg.fix_age_once,
-                          self.cfg.age_zero_reset, self.cfg.merge_escalation and not self.fixed)
+                          self.cfg.age_zero_reset, self.cfg.merge_escalation and not self.fixed,
+                          self.profile.merge_thres_capped)
         self.arr = {k: v[:n] for k, v in a.items()}
 
     def _split(self) -> None:
         n = self.n
-        if n > self.cfg.max_nr_regions // 2:
+        mx = self.cfg.max_nr_regions
+        if self.profile.split_some and n > mx // 2:
+            # mainline-2026: nothing at or above max_nr_regions, else one region in
+            # every max / (max - n) from a rotating offset; last_nr_regions always set
+            if n < mx and not self.fixed:
+                step = mx // (mx - n)
+                offset = self.split_rotation % step
+                self.split_rotation += 1
+                a = self.arr
+                out = {k: np.empty(2 * n, np.int64) for k in FIELDS}
+                ooff = np.empty_like(self.toff)
+                w = split_some_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"],
+                                       a["age"], self.toff, step, offset, self.minsz,
+                                       self.maxsz, self.rng_split, self.cfg.fix_rand32,
+                                       self.inj, self.injpos, out["start"], out["end"],
+                                       out["nr"], out["bp"], out["last"], out["age"], ooff)
+                self.arr = {k: v[:w] for k, v in out.items()}
+                self.toff = ooff
+            self.last_nr_regions = n
+            return
+        if n > mx // 2:
             return
         nr_subs = 2
         if self.last_nr_regions == n and n < self.cfg.max_nr_regions // 3:
@@ -803,17 +914,17 @@ class Monitor:
             k = seg_end - psi
             t_from = tbase + (psi - psibase) * S
             t_to = tbase + (seg_end - psibase) * S
-            w_time, w_tgt, w_page = samples.window(t_from, t_to)
+            w_time, w_tgt, w_addr = samples.window(t_from, t_to)
             a = self.arr
             nr0 = a["nr"].copy()
             if stamp.size != self.n:
                 stamp = np.full(self.n, -1, np.int64)
             if self.access == "perf":
                 perf_count(a["start"], a["end"], self.toff, a["nr"], stamp,
-                           w_tgt, w_page, w_time, tbase, S, psibase)
+                           w_tgt, w_addr, w_time, tbase, S, psibase)
             else:
                 tt = w_tgt
-                pg = w_page
+                pg = w_addr & PAGE_MASK          # the accessed bit is per page
                 iv = (w_time - t_from) // S
                 if self.physical:
                     tt = np.zeros_like(tt)
@@ -823,9 +934,13 @@ class Monitor:
                            np.ascontiguousarray(tt[order]), np.ascontiguousarray(pg[order]),
                            self.physical, self.cache, cfg.fix_pa_cache, self.rng,
                            cfg.fix_rand32, self.inj, self.injpos)
-            # lazy nr_accesses_bp: k moving-sum steps in closed form
+            # lazy nr_accesses_bp: k moving-sum steps in closed form (mainline-2026 has
+            # no nr_accesses_bp: its on-demand moving sum is nr_accesses at a snapshot)
             ln = self._len()
-            a["bp"] += -k * (a["last"] * 10000 // ln) + 10000 * (a["nr"] - nr0)
+            if self.profile.mvsum:
+                a["bp"] = a["nr"] * 10000
+            else:
+                a["bp"] += -k * (a["last"] * 10000 // ln) + 10000 * (a["nr"] - nr0)
             psi = seg_end
             if progress is not None:
                 progress(psi)

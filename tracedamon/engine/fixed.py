@@ -74,7 +74,7 @@ def _rehash(keys, n, cap):
 
 
 @njit(cache=True)
-def _fixed_count(roff, run_start, run_len, run_first, run_birth, size, s_tgt, s_page,
+def _fixed_count(roff, run_start, run_len, run_first, run_birth, size, s_tgt, s_addr,
                  s_time, t0, S, table, keys, nr, last, age_val, age_at, stamp, touched, meta):
     """Count sample intervals per region (perf-histogram check).
 
@@ -84,11 +84,11 @@ def _fixed_count(roff, run_start, run_len, run_first, run_birth, size, s_tgt, s_
     ntgt = roff.shape[0] - 1
     n = meta[0]
     nt = meta[1]
-    for i in range(s_page.shape[0]):
+    for i in range(s_addr.shape[0]):
         t = s_tgt[i]
         if t < 0 or t >= ntgt:
             continue
-        a = s_page[i]
+        a = s_addr[i]
         lo = roff[t]
         hi = roff[t + 1]
         if hi <= lo or a < run_start[lo]:
@@ -343,6 +343,8 @@ class FixedMonitor:
             age[j] = s["age_val"][:n] + (snap - s["age_at"][:n])
             last = s["last"][:n]
             bp[j] = last * 10000 - N * (last * 10000 // ln) + 10000 * s["nr"][:n]
+        if self.cfg.profile.mvsum:          # mainline-2026: the moving sum at a snapshot
+            bp = nr * 10000
         return tgt, st, nr, age, bp
 
     def _rows_slots(self, T: np.ndarray, snap: int, N: int, ln: int):
@@ -352,6 +354,8 @@ class FixedMonitor:
         last = s["last"][T]
         age = s["age_val"][T] + (snap - s["age_at"][T])
         bp = last * 10000 - N * (last * 10000 // ln) + 10000 * nr
+        if self.cfg.profile.mvsum:          # mainline-2026: the moving sum at a snapshot
+            bp = nr * 10000
         return tgt, st, nr, age, bp
 
     # -- the loop ---------------------------------------------------------------------------
@@ -449,13 +453,13 @@ class FixedMonitor:
         sl = self.slot
         for psi0, psi, aggr, ops in (self._schedule(t0, t_last) if not samples.empty else ()):
             t_from, t_to = t0 + psi0 * S, t0 + psi * S
-            w_time, w_tgt, w_page = samples.window(t_from, t_to)
+            w_time, w_tgt, w_addr = samples.window(t_from, t_to)
             for c in range(0, w_time.size, CHUNK):
                 d = min(w_time.size, c + CHUNK)
                 self._reserve(d - c)
                 sl = self.slot
                 _fixed_count(self.roff, self.run_start, self.run_len, self.run_first,
-                             self.run_birth, self.size, w_tgt[c:d], w_page[c:d],
+                             self.run_birth, self.size, w_tgt[c:d], w_addr[c:d],
                              w_time[c:d], t0, S, self.table, sl["keys"], sl["nr"], sl["last"],
                              sl["age_val"], sl["age_at"], sl["stamp"], sl["touched"], self.meta)
             if progress is not None:

@@ -48,15 +48,26 @@ import pyarrow.compute as pc
 from .. import __version__
 from ..errors import ConfigError, InputError
 from ..schema import REGIONS
+from ..units import format_bytes
 from .address import check_ranges, engine_addresses, to_unsigned
 from .access import (ACCESS, StreamedSamples, _event_names, choose_events, filter_events,
                      physical_samples, translated_samples, virtual_samples)
 from .config import MonitorConfig
-from .core import History, Monitor, Target
+from .core import History, Monitor, Target, abit_subpage_error
 from .ops.fvaddr import aligned_union, normalize_ranges
 from .ops.paddr import default_range
 from .ops.vaddr import VmaTimeline, _covered, auto_start
+from .prng import GENERATOR as PRNG_GENERATOR
 from .rng import GENERATOR
+
+# I/O of the replay (reading a trace directory, streaming the history to Parquet): it
+# moves out of the engine to tracedamon.pipeline, and these imports with it
+from ..store.atomic import DAMON_TRACE_TEXT, atomic_path, text_marker
+from ..store.history import ROW_GROUP_ROWS as HISTORY_ROW_GROUP_ROWS
+from ..store.history import HistoryWriter
+from ..store.parquet import ParquetReader, read_table
+from ..store.trace import Trace, open_trace
+from ..store.writer import file_provenance
 
 OPS = ("vaddr", "fvaddr", "paddr")
 SAMPLE_COLUMNS = ["time_ns", "pid", "event", "addr", "phys_addr"]
@@ -66,104 +77,8 @@ MAX_ROWS = 20_000_000               # default cap on rows written with every reg
 DENSE_FIXED_MAX_REGIONS = 1 << 22   # fixed granularity through the dense engine (abit)
 
 
-ROW_GROUP_ROWS = 1 << 20    # rows per Parquet row group of a written history (pyarrow's own)
+ROW_GROUP_ROWS = HISTORY_ROW_GROUP_ROWS   # rows per row group of a written history
 COARSE_BYTES = 1 << 30      # "hottest regions": regions this large are coarse, not hot spots
-
-
-def _parquet():
-    import pyarrow.parquet as pq
-    return pq
-
-
-class HistoryWriter:
-    """Writes a region history to one Parquet file snapshot by snapshot, atomically.
-
-    Snapshots are buffered and written as row groups of whole snapshots, each of at most
-    ``ROW_GROUP_ROWS`` rows (a snapshot that alone holds more is cut into pieces of that
-    size), so readers can stream a history by snapshot and the writer holds at most one
-    row group.  tracedamon's metadata is known only at the end: it goes into the file's
-    key-value metadata on :meth:`close`, together with Arrow's serialized schema carrying
-    it, so the file equals what ``pq.write_table`` makes of the whole table with that
-    metadata (byte for byte, when the rows fit one row group).  The file appears under
-    ``dest`` on :meth:`close`; :meth:`abort` (or an exception inside a ``with`` block)
-    leaves nothing behind.
-    """
-
-    def __init__(self, dest: str | os.PathLike, *, force: bool = False,
-                 inputs=()):
-        from ..atomic import REGION_HISTORY, atomic_path
-        self.dest = Path(dest)
-        self._ctx = atomic_path(self.dest, kind=REGION_HISTORY, force=force,
-                                inputs=[i for i in inputs if i is not None])
-        self.tmp = self._ctx.__enter__()
-        try:
-            self._w = _parquet().ParquetWriter(self.tmp, REGIONS, compression="zstd")
-        except BaseException as e:
-            self._ctx.__exit__(type(e), e, e.__traceback__)
-            raise
-        self._buf: list[pa.Table] = []
-        self._nbuf = 0
-        self.rows = 0
-        self.row_groups = 0
-
-    def add(self, table: pa.Table) -> None:
-        """Append one snapshot's rows (a REGIONS table)."""
-        n = table.num_rows
-        if self._nbuf and self._nbuf + n > ROW_GROUP_ROWS:
-            self._flush()
-        if n > ROW_GROUP_ROWS:
-            for off in range(0, n, ROW_GROUP_ROWS):
-                self._write(table.slice(off, ROW_GROUP_ROWS))
-            return
-        if n:
-            self._buf.append(table)
-            self._nbuf += n
-
-    def _flush(self) -> None:
-        if self._buf:
-            t = self._buf[0] if len(self._buf) == 1 else pa.concat_tables(self._buf)
-            self._buf, self._nbuf = [], 0
-            self._write(t)
-
-    def _write(self, t: pa.Table) -> None:
-        t = t.combine_chunks()
-        self._w.write_table(t, row_group_size=max(t.num_rows, 1))
-        self.rows += t.num_rows
-        self.row_groups += 1
-
-    def close(self, metadata: dict) -> Path:
-        """Write the last row group and the metadata; move the file into place."""
-        from ..ingest.writer import parquet_metadata
-        try:
-            self._flush()
-            if self.row_groups == 0:
-                self._w.write_table(REGIONS.empty_table())      # as pq.write_table does
-            md = parquet_metadata({"replay": metadata})
-            buf = pa.BufferOutputStream()
-            _parquet().write_table(REGIONS.with_metadata(md).empty_table(), buf)
-            arrow_schema = _parquet().read_metadata(
-                pa.BufferReader(buf.getvalue())).metadata[b"ARROW:schema"]
-            # (in this order the footer lists them as pq.write_table does)
-            self._w.add_key_value_metadata({**md, b"ARROW:schema": arrow_schema})
-            self._w.close()
-        except BaseException as e:
-            raise self.abort(e) from None
-        self._ctx.__exit__(None, None, None)
-        return self.dest
-
-    def abort(self, exc: BaseException | None = None) -> BaseException | None:
-        """Remove the partial file.  Returns ``exc`` as the output names it (an error
-        about the hidden temporary file names ``dest`` instead), for the caller to raise."""
-        try:
-            self._w.close()
-        except Exception:
-            pass
-        stop = exc if exc is not None else RuntimeError("history not written")
-        try:
-            self._ctx.__exit__(type(stop), stop, stop.__traceback__)  # removes the file
-        except BaseException as shown:
-            return shown
-        return exc
 
 
 def _snapshot_slices(table: pa.Table):
@@ -207,7 +122,7 @@ class RegionHistory:
     @property
     def table(self) -> pa.Table:
         if self._table is None:
-            self._table = _parquet().read_table(self.path).replace_schema_metadata(None)
+            self._table = read_table(self.path).replace_schema_metadata(None)
         return self._table
 
     @property
@@ -223,8 +138,8 @@ class RegionHistory:
         """The rows as a sequence of tables in snapshot order (the file's row groups, or
         slices of the table in memory): bounded memory for a history in a file."""
         if self._table is None and self.path is not None:
-            pf = _parquet().ParquetFile(self.path)
-            for g in range(pf.metadata.num_row_groups):
+            pf = ParquetReader(self.path)
+            for g in range(pf.num_row_groups):
                 yield pf.read_row_group(g, columns=columns).replace_schema_metadata(None)
             return
         t = self.table if columns is None else self.table.select(columns)
@@ -238,7 +153,7 @@ class RegionHistory:
         if self.path is not None and self._table is None and \
                 Path(path).resolve() == self.path.resolve():
             return self.path
-        w = HistoryWriter(path, force=force)
+        w = HistoryWriter(path, force=force, row_group_rows=ROW_GROUP_ROWS)
         try:
             for tb in self.tables():
                 for one in _snapshot_slices(tb):
@@ -280,7 +195,6 @@ class RegionHistory:
         """Write :meth:`damon_trace_lines` to a text file (atomically), then a comment
         line by which tracedamon recognises the file as its own (``force=True``
         replaces only such a file, never a recorded trace)."""
-        from ..atomic import DAMON_TRACE_TEXT, atomic_path, text_marker
         with atomic_path(path, kind=DAMON_TRACE_TEXT, force=force) as tmp, \
                 open(tmp, "w") as f:
             for line in self.damon_trace_lines():
@@ -294,7 +208,7 @@ class RegionHistory:
 
     def __len__(self) -> int:
         if self._table is None and self.path is not None:
-            return _parquet().ParquetFile(self.path).metadata.num_rows
+            return ParquetReader(self.path).num_rows
         return self.table.num_rows
 
     def __repr__(self) -> str:
@@ -378,7 +292,8 @@ class RegionHistory:
     def summary(self, n: int = 5) -> str:
         m = self.metadata
         lines = [f"replay: ops={m['ops']} access={m['access']} targets={len(m['targets'])} "
-                 f"seed={m['config']['seed']}",
+                 f"seed={m['config']['seed']}"
+                 + (f" kernel={m['kernel']}" if m.get("kernel") else ""),
                  f"snapshots: {self.n_snapshots}   region rows: {len(self)}"
                  + ("   (only regions with accesses)" if m.get("accessed_only") else ""),
                  f"samples used: {m['samples_used']}   max nr_accesses per aggregation: "
@@ -408,10 +323,7 @@ class RegionHistory:
 
 
 def _size(b: int) -> str:
-    for unit, k in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if b >= 1 << k:
-            return f"{b >> k} {unit}" if b % (1 << k) == 0 else f"{b / (1 << k):.1f} {unit}"
-    return f"{b} B"
+    return format_bytes(b, 1, exact=True, largest="GiB")
 
 
 def _as_table(obj) -> pa.Table | None:
@@ -465,19 +377,16 @@ class _Source:
             if name not in self.table.column_names:
                 return n, n
             return self.table.column(name).null_count, n
-        import pyarrow.parquet as pq
-        pf = pq.ParquetFile(self.path)
-        md = pf.metadata
-        if name not in pf.schema_arrow.names:
-            return md.num_rows, md.num_rows
-        j = pf.schema_arrow.names.index(name)
+        pf = ParquetReader(self.path)
+        if name not in pf.names:
+            return pf.num_rows, pf.num_rows
         nulls = 0
-        for g in range(md.num_row_groups):
-            st = md.row_group(g).column(j).statistics
-            if st is None or not st.has_null_count:
-                return None, md.num_rows
+        for g in range(pf.num_row_groups):
+            st = pf.statistics(g, name)
+            if st is None or st.null_count is None:
+                return None, pf.num_rows
             nulls += st.null_count
-        return nulls, md.num_rows
+        return nulls, pf.num_rows
 
     def null_status(self, name: str) -> str:
         """"none" (no row lacks the column), "all" (absent or null everywhere) or
@@ -581,7 +490,6 @@ def _scan(src: _Source, phys: bool = False) -> dict:
 
 def _load(source, mmaps, maps, pagemap_table):
     """(samples source, mmaps df, maps df, pagemap df|None, trace meta, provenance)."""
-    from ..trace import Trace, open_trace
     if isinstance(source, (str, os.PathLike, Trace)):
         tr = source if isinstance(source, Trace) else open_trace(source)
         if not tr.has("samples"):
@@ -599,7 +507,6 @@ def _load(source, mmaps, maps, pagemap_table):
         mp = (tr.df("maps") if tr.has("maps") else None) if maps is None \
             else _as_table(maps).to_pandas()
         pm = tr.df("pagemap") if tr.has("pagemap") else None
-        from ..ingest.writer import file_provenance
         prov = {"trace": str(tr.path), "inputs": tr.meta.get("inputs"),
                 "samples": file_provenance(tr.file("samples"))}
         meta = tr.meta
@@ -669,7 +576,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     config : a MonitorConfig; or give its fields as keyword arguments
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
-        min_nr_regions_mode="legacy", goal_*, fix_*)
+        min_nr_regions_mode=None (the kernel profile's: legacy for released kernels),
+        kernel="released" (or "released-nofix", "mainline-2026": see
+        :mod:`tracedamon.engine.profiles`), goal_*, fix_*)
 
     Raises InputError (ConfigError for contradictory options) when the replay has
     nothing to do, with the reason: no sample of the ``pids``, no sample with the address
@@ -681,27 +590,33 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     elif params:
         config = config.replace(**params)
     if ops not in OPS:
-        raise ConfigError(f"--ops must be one of {', '.join(OPS)}, not {ops!r}")
+        raise ConfigError(f"ops must be one of {', '.join(OPS)}, not {ops!r}",
+                          cli_message=f"--ops must be one of {', '.join(OPS)}, not {ops!r}")
     if access not in ACCESS:
-        raise ConfigError(f"--access must be one of {', '.join(ACCESS)}, not {access!r}")
+        raise ConfigError(f"access must be one of {', '.join(ACCESS)}, not {access!r}",
+                          cli_message=f"--access must be one of {', '.join(ACCESS)}, "
+                                      f"not {access!r}")
+    if access == "abit" and config.subpage:
+        raise abit_subpage_error(config.min_region)
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
                                  or max_rows < 0):
-        raise ConfigError(f"--max-rows must be a non-negative integer, not {max_rows!r}")
+        raise ConfigError(f"max_rows must be a non-negative integer, not {max_rows!r}",
+                          cli_message=f"--max-rows must be a non-negative integer, not "
+                                      f"{max_rows!r}")
     pids = [int(p) for p in (pids or [])]
     pm_in = None
     if pagemap is not None and not isinstance(pagemap, (str, os.PathLike)):
         pm_in = _as_table(pagemap).to_pandas()
     src, mm, mp, pm, meta, prov = _load(source, mmaps, maps, pm_in)
     if pagemap is not None and isinstance(pagemap, (str, os.PathLike)):
-        from ..trace import open_trace
         ptr = open_trace(pagemap)
         if not ptr.has("pagemap"):
             raise InputError(f"{pagemap}: has no pagemap table")
         pm = ptr.df("pagemap")
     physical = ops == "paddr"
     if physical and pids:
-        raise ConfigError(f"pids={pids} (--pid) does not apply to paddr (physical memory has "
-                          "no process)")
+        why = "does not apply to paddr (physical memory has no process)"
+        raise ConfigError(f"pids={pids} {why}", cli_message=f"--pid {why}")
     # which address of a sample the targets see: the virtual one (vaddr/fvaddr with perf
     # or abit), the physical one (paddr with perf-phys), or the other one translated
     # through pagemap snapshots (vaddr/fvaddr with perf-phys; paddr with perf, and paddr
@@ -717,7 +632,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         try:
             start_ns = int(start_ns.replace("_", ""), 0)
         except ValueError:
-            raise ConfigError(f"--start: {start_ns!r} is not a time in ns or 'auto'") from None
+            raise ConfigError(f"start_ns: {start_ns!r} is not a time in ns or 'auto'",
+                              cli_message=f"--start: {start_ns!r} is not a time in ns or "
+                                          "'auto'") from None
     t0 = t_first if (start_ns is None or auto) else int(start_ns)
     names = scan["names"]
     chosen = choose_events(names, list(events or []))
@@ -748,22 +665,30 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     regions_hint = ("; its regions table is a DAMON trace (DAMON's own result), not "
                     "samples to replay" if meta.get("tables", {}).get("regions") else "")
 
-    def no_addresses(kind: str, how: str):
-        return InputError(f"none of the trace's {what} carries a {kind} address, so the "
-                          f"replay has nothing to count; {how}{regions_hint}")
+    def no_addresses(kind: str, how: str, cli_how: str | None = None):
+        def msg(h):
+            return (f"none of the trace's {what} carries a {kind} address, so the replay "
+                    f"has nothing to count; {h}{regions_hint}")
+        return InputError(msg(how), cli_message=msg(cli_how or how))
 
     translator = None
     if (physical and access == "perf") or (not physical and access == "perf-phys") or \
             (physical and access == "abit" and n_phys == 0 and pm is not None and len(pm)):
         if pm is None or len(pm) == 0:
             if physical:
+                msg = ("paddr with {perf} counts the samples' virtual addresses at the "
+                       "physical frames they map to, which needs pagemap snapshots: give "
+                       "{pagemap} or ingest them into the trace directory; for samples "
+                       "with physical addresses use {phys}")
                 raise ConfigError(
-                    "paddr with --access perf counts the samples' virtual addresses at the "
-                    "physical frames they map to, which needs pagemap snapshots: give "
-                    "pagemap=DIR (--pagemap DIR) or ingest them into the trace directory; "
-                    "for samples with physical addresses use --access perf-phys")
-            raise InputError("perf-phys with vaddr/fvaddr needs pagemap snapshots: give "
-                             "--pagemap DIR or ingest them into the trace directory")
+                    msg.format(perf="access='perf'", pagemap="pagemap=DIR",
+                               phys="access='perf-phys'"),
+                    cli_message=msg.format(perf="--access perf", pagemap="--pagemap DIR",
+                                           phys="--access perf-phys"))
+            msg = ("perf-phys with vaddr/fvaddr needs pagemap snapshots: give {} or ingest "
+                   "them into the trace directory")
+            raise InputError(msg.format("pagemap=DIR"),
+                             cli_message=msg.format("--pagemap DIR"))
         from .translate import Translator
         translator = Translator.from_tables(pm)
     address_source = ("virtual" if not physical and access != "perf-phys" else
@@ -775,10 +700,12 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         raise no_addresses("data (virtual)", "record with `perf mem record`, or `perf record "
                            "-d` (software events: page faults)")
     if address_source.startswith("physical") and n_phys == 0:
-        raise no_addresses("physical", "record with `perf mem record --phys-data` (or "
-                           "`perf record --phys-data`)" + (
-                               ", or replay the virtual addresses with --access perf and "
-                               "pagemap snapshots (--pagemap DIR)" if physical else ""))
+        how = "record with `perf mem record --phys-data` (or `perf record --phys-data`)"
+        alt = ", or replay the virtual addresses with {} and pagemap snapshots ({})"
+        raise no_addresses("physical", how + (alt.format("access='perf'", "pagemap=DIR")
+                                               if physical else ""),
+                           how + (alt.format("--access perf", "--pagemap DIR")
+                                  if physical else ""))
     use_pid = 1 if address_source.startswith("virtual") else 2
 
     def samples_of(p) -> str:
@@ -795,9 +722,11 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         # (perf-phys finds the process of a frame in the pagemap, not in the sample)
         missing = [p for p in pids if not per_pid.get(p, [0, 0, 0])[use_pid]]
         if len(missing) == len(pids):
-            raise InputError(
-                f"{'; '.join(samples_of(p) for p in missing)} (pids={pids} (--pid)); the "
-                f"processes with the most samples with addresses: {pid_list()}")
+            def msg(given):
+                return (f"{'; '.join(samples_of(p) for p in missing)} ({given}); the "
+                        f"processes with the most samples with addresses: {pid_list()}")
+            raise InputError(msg(f"pids={pids}"),
+                             cli_message=msg(" ".join(f"--pid {p}" for p in pids)))
         for p in missing:
             warnings.append(f"pid {p}: no sample with an address (its target stays idle)")
     if not scan["ordered"] or (access == "perf-phys" and ops != "paddr"):
@@ -835,7 +764,8 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             rg, rsrc = normalize_ranges(ranges), "--range"
         else:
             try:
-                rg, rsrc = default_range(meta, np.zeros(0, np.int64))
+                rg, rsrc = default_range(meta, np.zeros(0, np.int64),
+                                         config.profile.paddr_default)
             except InputError:
                 # the span of the sampled physical addresses: their min and max suffice
                 ext = []
@@ -845,14 +775,16 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                     if a.size:
                         ext += [a.min(), a.max()]
                 n_untrans[0] = 0
-                rg, rsrc = default_range(meta, np.array(ext, np.int64))
+                rg, rsrc = default_range(meta, np.array(ext, np.int64),
+                                         config.profile.paddr_default)
         rg = aligned_union(check_ranges(rg, "paddr range"), config.min_region)
         targets = [Target(lambda t, rg=rg: rg, pid=None)]
         target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
     else:
         if ops == "fvaddr":
             if not ranges:
-                raise ConfigError("fvaddr needs at least one --range START-END")
+                raise ConfigError("fvaddr needs at least one range (ranges=['START-END'])",
+                                  cli_message="fvaddr needs at least one --range START-END")
             rg = aligned_union(normalize_ranges(ranges), config.min_region)
             tpids = list(pids) if pids else [None]
             targets = [Target(lambda t, rg=rg: rg, pid=p) for p in tpids]
@@ -861,14 +793,16 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                                     "ranges_source": "--range"})
         else:
             if ranges:
-                raise ConfigError("--range applies to fvaddr and paddr; vaddr follows the "
-                                  "process's mappings (use --ops fvaddr for fixed ranges)")
+                msg = ("{} applies to fvaddr and paddr; vaddr follows the process's "
+                       "mappings (use {} for fixed ranges)")
+                raise ConfigError(msg.format("ranges", "ops='fvaddr'"),
+                                  cli_message=msg.format("--range", "--ops fvaddr"))
             if not pids:
                 cand = {p_: q[use_pid] for p_, q in per_pid.items()
                         if p_ is not None and q[use_pid]}
                 if not cand:
-                    raise InputError(f"none of the trace's {what} with addresses carries a "
-                                     "pid; give pids=[PID] (--pid PID)")
+                    msg = f"none of the trace's {what} with addresses carries a pid; give "
+                    raise InputError(msg + "pids=[PID]", cli_message=msg + "--pid PID")
                 most = max(cand.values())
                 pids = [min(p_ for p_, n in cand.items() if n == most)]
                 warnings.append(f"no --pid given: monitoring pid {pids[0]}, the process with "
@@ -886,12 +820,14 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                         {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped]
             no_vmas = [p for p, tl in zip(tpids, timelines) if tl.source == "none"]
             if no_vmas:
-                raise InputError(
-                    f"vaddr follows a process's mappings, and the trace has none of pid "
-                    f"{', '.join(map(str, no_vmas))} (no perf MMAP records: `perf script` "
-                    "text shows them only with --show-mmap-events; no /proc/PID/maps "
-                    "snapshots): replay fixed ranges with ops='fvaddr' (--ops fvaddr "
-                    "--range START-END), or ingest the perf.data")
+                def msg(fixed):
+                    return (f"vaddr follows a process's mappings, and the trace has none of "
+                            f"pid {', '.join(map(str, no_vmas))} (no perf MMAP records: "
+                            "`perf script` text shows them only with --show-mmap-events; no "
+                            f"/proc/PID/maps snapshots): replay fixed ranges with {fixed}, or "
+                            "ingest the perf.data")
+                raise InputError(msg("ops='fvaddr', ranges=['START-END']"),
+                                 cli_message=msg("--ops fvaddr --range START-END"))
         if access == "perf-phys":
             tr = translator
 
@@ -944,10 +880,12 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                                   config.update_us * 1000)
         if auto:
             if t0_auto["time_ns"] is None:
-                raise InputError(
-                    "--start auto: the mappings of pid(s) "
-                    f"{', '.join(str(p) for p in tpids)} never give three regions in this "
-                    "trace, so vaddr has nothing to monitor (use --ops fvaddr --range)")
+                def msg(start, fixed):
+                    return (f"{start}: the mappings of pid(s) "
+                            f"{', '.join(str(p) for p in tpids)} never give three regions in "
+                            f"this trace, so vaddr has nothing to monitor (use {fixed})")
+                raise InputError(msg("start_ns='auto'", "ops='fvaddr' with ranges"),
+                                 cli_message=msg("--start auto", "--ops fvaddr --range"))
             t0 = t0_auto["time_ns"]
             t0_auto["reason"] = (
                 "the first time from which the targets' mappings give three regions that "
@@ -977,7 +915,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     acc = StreamedSamples(access_batches(), t0)
 
     # -- run -------------------------------------------------------------------------
-    writer = (HistoryWriter(output, force=force,
+    writer = (HistoryWriter(output, force=force, row_group_rows=ROW_GROUP_ROWS,
                             inputs=[source if isinstance(source, (str, os.PathLike)) else None,
                                     pagemap if isinstance(pagemap, (str, os.PathLike)) else None])
               if output is not None else None)
@@ -996,8 +934,11 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                 raise InputError(f"no sample's address translated through the pagemap "
                                  f"snapshots ({n_untrans[0]:,} did not): the snapshots must "
                                  "be of the same run and processes as the samples")
-            raise InputError(f"no sample of the targets from t0 on ({t0} ns, {t0_source}; "
-                             f"the last sample is at {t_last} ns): nothing to replay")
+            def msg(source):
+                return (f"no sample of the targets from t0 on ({t0} ns, {source}; the last "
+                        f"sample is at {t_last} ns): nothing to replay")
+            raise InputError(msg("start_ns" if t0_source == "--start" else t0_source),
+                             cli_message=msg(t0_source))
         if hist.n_snapshots == 0:
             _check_span(config, t0, t_last, t0_source, always=True)
         if all(e[2] == e[3] for e in hist.coverage):
@@ -1059,7 +1000,9 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
-        "config": config.to_dict(), "generator": GENERATOR, "seed": config.seed,
+        "config": config.to_dict(),
+        "generator": GENERATOR if config.profile.prng == "pcg32" else PRNG_GENERATOR,
+        "seed": config.seed,
         "snapshots": hist.n_snapshots,
         "accessed_only": bool(accessed_only),
         # the sparse-history contract: rows with nr_accesses 0 left out; coverage says
@@ -1073,6 +1016,8 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
         "folio_model": "4 KiB pages",
         "tune_events": [list(map(int, e)) for e in hist.tune_events],
     }
+    if config.kernel != "released":        # (the default profile: no key, as before)
+        metadata["kernel"] = config.kernel
     return hist, metadata
 
 
@@ -1083,14 +1028,21 @@ def _check_span(config: MonitorConfig, t0: int, t_last: int, t0_source: str,
     S = config.sample_us * 1000
     if not always and t_last >= t0 + (config.aggr_samples - 1) * S:
         return
-    where = f"t0 = {t0} ns ({t0_source})"
+    # t0_source names the option where the user gave t0 ("--start"): start_ns in the API
+    api_source = "start_ns" if t0_source == "--start" else t0_source
+
+    def late(source):
+        return (f"the replay starts after the trace's last sample (t0 = {t0} ns ({source}), "
+                f"last sample at {t_last} ns): no snapshot")
+
+    def short(source, aggr):
+        return (f"the trace spans {(t_last - t0) / 1e6:.6g} ms from t0 = {t0} ns ({source}) "
+                f"to its last sample, shorter than one aggregation interval "
+                f"({config.aggr_us / 1000:g} ms, {aggr}): no snapshot")
     if t_last < t0:
-        raise InputError(f"the replay starts after the trace's last sample ({where}, last "
-                         f"sample at {t_last} ns): no snapshot")
-    raise InputError(
-        f"the trace spans {(t_last - t0) / 1e6:.6g} ms from {where} to its last sample, "
-        f"shorter than one aggregation interval ({config.aggr_us / 1000:g} ms, "
-        f"aggr_us={config.aggr_us} (--aggr-us)): no snapshot")
+        raise InputError(late(api_source), cli_message=late(t0_source))
+    raise InputError(short(api_source, f"aggr_us={config.aggr_us}"),
+                     cli_message=short(t0_source, f"--aggr-us {config.aggr_us}"))
 
 
 def every_stride(batches, stride: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

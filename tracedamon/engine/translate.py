@@ -66,8 +66,8 @@ except ImportError:  # pragma: no cover
 
 from ..errors import InputError
 from ..schema import PAGEMAP_FLAG_PRESENT
+from ..units import PAGE_SIZE
 
-PAGE_SIZE = 4096
 
 _COLUMNS = ("snapshot", "time_ns", "pid", "vaddr_start", "vaddr_end", "pfn_start", "flags")
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .grid import fmt_bytes
+from ..units import PAGE_SIZE, format_bytes
 
 DEFAULT_WEIGHTS = (0, 100, 100)
 DEFAULT_PERCENTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)
@@ -301,7 +301,7 @@ def format_summary(s: dict) -> str:
             " ..." if len(rng) > 4 else ""
         )
         lines.append(
-            f"addresses     target {s['targets'][k]}: {fmt_bytes(b)} in {len(rng)} range(s): {shown}"
+            f"addresses     target {s['targets'][k]}: {format_bytes(b)} in {len(rng)} range(s): {shown}"
         )
     lines.append(
         f"nr_accesses   max {s['nr_accesses']['max']:.0f}, byte-weighted mean {s['nr_accesses']['mean_per_byte']:.3f}"
@@ -309,7 +309,7 @@ def format_summary(s: dict) -> str:
     from .wss import format_large
 
     lines.append(
-        f"working set   mean {fmt_bytes(s['wss_bytes']['mean'])}, max {fmt_bytes(s['wss_bytes']['max'])}"
+        f"working set   mean {format_bytes(s['wss_bytes']['mean'])}, max {format_bytes(s['wss_bytes']['max'])}"
     )
     lines.append(f"              {format_large(s['wss_bytes'])}")
     lines.append(f"              ({s['region_rule']})")
@@ -319,8 +319,7 @@ def format_summary(s: dict) -> str:
 def sample_summary(src) -> dict:
     """Samples of a trace directory: count, time span, pids, events, address spread."""
     from ..errors import InputError
-    from ..trace import Trace, open_trace
-    from .grid import PAGE
+    from ..store.trace import Trace, open_trace
 
     tr = src if isinstance(src, Trace) else open_trace(src)
     if not tr.has("samples"):
@@ -337,7 +336,7 @@ def sample_summary(src) -> dict:
         "pids": sorted(int(x) for x in df["pid"].dropna().unique())[:20],
         "events": {str(k): int(v) for k, v in df["event"].astype(str).value_counts().items()},
         "with_addr": int(len(a)),
-        "addr_pages": int((a.astype("uint64") // PAGE).nunique()) if len(a) else 0,
+        "addr_pages": int((a.astype("uint64") // PAGE_SIZE).nunique()) if len(a) else 0,
         "with_phys_addr": int(len(p)),
     }
 

@@ -68,7 +68,6 @@ side is also scored against it (:func:`score_truth`), per byte, exactly.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -79,11 +78,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..atomic import COMPARE_CELLS, COMPARE_METRICS, marked, write_text_atomic
+from ..store.atomic import COMPARE_CELLS, COMPARE_METRICS, marked, write_text_atomic
 from ..errors import ConfigError, InputError
+from ..units import PAGE_SIZE
 from .align import LagTotals, estimate_lag
 from .grid import (
-    PAGE,
     auto_bin_bytes,
     guide_ranges,
     intersect_intervals,
@@ -92,6 +91,7 @@ from .grid import (
     uniform_bins,
 )
 from .history import HistorySource, HistoryWarning, as_source
+from .metrics_json import _sanitize, metrics_json  # noqa: F401  (compare.metrics_json stays)
 from .overlay import (
     DEFAULT_THRESHOLDS,
     Joint,
@@ -139,7 +139,7 @@ class _Profile:
         self._n = {k: 0 for k in keys}
         self._gran = {k: 1 for k in keys}
         self.aligned = True
-        page = np.uint64(PAGE)
+        page = np.uint64(PAGE_SIZE)
         for b in hs.iter_batches(age=False, time_ns=False):
             if self.aligned and ((b.start % page).any() or (b.end % page).any()):
                 self.aligned = False
@@ -242,7 +242,7 @@ class CompareResult:
         return text
 
     def write_cells(self, path: str | os.PathLike, *, force: bool = False) -> Path:
-        from ..ingest.writer import write_table_atomic
+        from ..store.writer import write_table_atomic
 
         t = pa.Table.from_pandas(self.cells, preserve_index=False)
         return write_table_atomic(
@@ -257,36 +257,6 @@ class CompareResult:
         )
 
 
-def _sanitize(o):
-    """JSON-safe copy: NaN and infinities become null, numpy scalars Python numbers."""
-    if isinstance(o, dict):
-        return {str(k): _sanitize(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_sanitize(v) for v in o]
-    if isinstance(o, (float, np.floating)):
-        return _clean(float(o))
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, pd.DataFrame):
-        return _sanitize(o.to_dict("records"))
-    return o
-
-
-def metrics_json(metrics: dict) -> str:
-    """Strict JSON text of a metrics dict (no NaN: unknown values are null)."""
-    return json.dumps(_sanitize(metrics), indent=2, allow_nan=False, default=_json_default)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return _clean(float(o))
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, pd.DataFrame):
-        return o.to_dict("records")
-    return str(o)
 
 
 def match_keys(a, b) -> list[tuple]:
@@ -340,6 +310,12 @@ def _overlapping_windows(hs: HistorySource, key) -> bool:
     return bool((t0[1:] < np.maximum.accumulate(t1)[:-1]).any())
 
 
+def _damos_sources(a, b) -> bool:
+    from .damos_compare import is_damos_source
+
+    return is_damos_source(a) or is_damos_source(b)
+
+
 def compare(
     a,
     b,
@@ -359,6 +335,8 @@ def compare(
     name_a: str | None = None,
     name_b: str | None = None,
     cells: bool = False,
+    damos: bool | None = None,
+    window_ns: int | None = None,
 ) -> CompareResult:
     """Compare region history ``b`` (candidate) with ``a`` (reference).
 
@@ -374,7 +352,19 @@ def compare(
     exact (see the module docstring). ``cells``: build the cells grid during the
     comparison's own pass over the data (else ``CompareResult.cells`` reads the
     sources again on first use).
+
+    ``damos=True`` compares the two sources' ``damos_apply`` tables (scheme
+    applications) instead, and returns a
+    :class:`~tracedamon.export.damos_compare.DamosCompareResult`; ``None`` does so when
+    either source holds applications and no region history (a ``tracedamon damos``
+    output, a ``damos_apply`` table). ``window_ns``: the apply interval when no
+    metadata gives it (see :mod:`tracedamon.export.damos_compare`).
     """
+    if damos or damos is None and _damos_sources(a, b):
+        from .damos_compare import compare_damos
+
+        return compare_damos(a, b, offset_ns=offset_ns, window_ns=window_ns,
+                             name_a=name_a, name_b=name_b)
     if align not in ("none", "auto"):
         raise ConfigError(f"align must be 'none' or 'auto', not {align!r}")
     if lag_series not in ("heat", "wss"):
@@ -439,15 +429,16 @@ def compare(
     t0 = max(ha.t_start, hb.t_start + applied)
     t1 = min(ha.t_end, hb.t_end + applied)
     if t1 <= t0:
-        hint = ("give --offset or --align auto" if align != "auto" else
-                "--align auto found no lag that lines them up (their heat series do not "
-                "correlate); give --offset" if lag.get("lag_ns") is None else
-                "even with the lag --align auto estimated; give --offset")
-        raise InputError(
-            f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
-            f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) share no "
-            f"time; {hint}"
-        )
+        def msg(offset, auto):
+            hint = (f"give {offset} or {auto}" if align != "auto" else
+                    f"{auto} found no lag that lines them up (their heat series do not "
+                    f"correlate); give {offset}" if lag.get("lag_ns") is None else
+                    f"even with the lag {auto} estimated; give {offset}")
+            return (f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
+                    f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) "
+                    f"share no time; {hint}")
+        raise InputError(msg("offset_ns", "align='auto'"),
+                         cli_message=msg("--offset", "--align auto"))
     if align == "auto" and applied != int(offset_ns) and any(ka != kb for ka, kb in pairs):
         notes.append(f"--align auto shifted {hb.name} by {(applied - int(offset_ns)) / 1e9:.3f}"
                      f" s (r = {lag['correlation']:.3f}) to line up different targets: check "
@@ -466,7 +457,7 @@ def compare(
         both = np.concatenate([prof_a.heat_ranges(ka), prof_b.heat_ranges(kb)])
         act = merge_intervals(both[:, 0], both[:, 1]) if len(both) else both
         active.append(intersect_intervals(act, r) if len(act) else act)
-    unit = PAGE if (prof_a.aligned and prof_b.aligned) else 1
+    unit = PAGE_SIZE if (prof_a.aligned and prof_b.aligned) else 1
     total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in granges))
     bin_bytes = int(addr_bin) if addr_bin else auto_bin_bytes(total, max_addr_bins, unit)
 

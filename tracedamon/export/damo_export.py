@@ -49,7 +49,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..atomic import DAMO_RECORD, MARK, marker
+from ..store.atomic import DAMO_RECORD, MARK, marker
 from ..errors import ConfigError
 from .grid import _find_key
 
@@ -241,7 +241,7 @@ def export_damo(
     Each record starts with a ``"tracedamon"`` member (damo ignores it): an existing
     ``dest`` is replaced only with ``force=True`` and only if it has one, so a record
     written by damo itself is never replaced."""
-    from ..atomic import DAMO_RECORD, atomic_path, check_output
+    from ..store.atomic import DAMO_RECORD, atomic_path, check_output
     from .idle import open_source
 
     if fmt not in ("json_compressed", "json"):

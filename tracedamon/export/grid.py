@@ -27,90 +27,23 @@ ranges of a ground-truth file.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 from numba import njit
 
+from ..units import PAGE_SIZE
 from .history import _find_key, intervals_from_meta  # noqa: F401  (kept importable here)
+from .history_frame import History
 
-PAGE = 4096
 _REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
 
 
 # ----------------------------------------------------------------------------------
 # loading
 # ----------------------------------------------------------------------------------
-@dataclass
-class History:
-    """A region history, sorted by (run, target, snapshot, start).
-
-    ``df`` columns: run, target, pid, snapshot, time_ns, start, end, nr_accesses,
-    age (float, NaN when unknown), plus ``snap`` (dense snapshot index 0..S-1) and
-    ``key`` (the address-space key: pid when every row has one, else target).
-    ``snaps`` has one row per snapshot: run, target, key, snapshot, t0, t1.
-    """
-
-    df: pd.DataFrame
-    snaps: pd.DataFrame
-    name: str
-    meta: dict = field(default_factory=dict)
-    sample_us: float | None = None
-    aggr_us: float | None = None
-    aggr_ns_est: float = 0.0  # the aggregation interval used for windows (ns)
-    aggr_ns_measured: float = 0.0  # median spacing of consecutive snapshots (ns), else aggr_ns_est
-    source: Any = None  # the HistorySource it was read from (None when built by hand)
-
-    @property
-    def max_nr_accesses(self) -> float:
-        """aggr/sample when the intervals are known, else the largest nr_accesses seen."""
-        if self.sample_us and self.aggr_us:
-            return float(self.aggr_us) / float(self.sample_us)
-        m = float(self.df["nr_accesses"].max()) if len(self.df) else 0.0
-        return m if m > 0 else 1.0
-
-    @property
-    def max_source(self) -> str:
-        return "intervals" if (self.sample_us and self.aggr_us) else "observed"
-
-    @property
-    def keys(self) -> list:
-        return sorted(self.df["key"].unique().tolist())
-
-    def for_key(self, key) -> "History":
-        """The part of this history that belongs to one address space."""
-        m = self.df["key"].to_numpy() == key
-        df = self.df[m]
-        snaps = self.snaps[self.snaps["key"].to_numpy() == key].reset_index(drop=True)
-        remap = np.full(len(self.snaps), -1, dtype=np.int64)
-        remap[np.flatnonzero(self.snaps["key"].to_numpy() == key)] = np.arange(len(snaps))
-        df = df.assign(snap=remap[df["snap"].to_numpy()]).reset_index(drop=True)
-        return dataclasses.replace(self, df=df, snaps=snaps)
-
-    def shifted(self, offset_ns: int) -> "History":
-        """The same history with every time moved by ``offset_ns``."""
-        if not offset_ns:
-            return self
-        off = int(offset_ns)
-        df = self.df.assign(time_ns=self.df["time_ns"].to_numpy() + off)
-        snaps = self.snaps.assign(
-            t0=self.snaps["t0"].to_numpy() + off, t1=self.snaps["t1"].to_numpy() + off
-        )
-        return dataclasses.replace(self, df=df, snaps=snaps)
-
-    @property
-    def t_start(self) -> int:
-        return int(self.snaps["t0"].min())
-
-    @property
-    def t_end(self) -> int:
-        return int(self.snaps["t1"].max())
-
-
 def load_history(
     src, *, name: str | None = None, sample_us: float | None = None, aggr_us: float | None = None,
     fill_sparse: bool = True,
@@ -233,7 +166,7 @@ def guide_ranges(
     gap = int(max(min_gap, gap_fraction * act_b))
     merged = merge_intervals(active[:, 0], active[:, 1], gap=gap)
     # pad each range by a little idle context, inside what is held
-    pad = np.uint64(max(PAGE, int(0.02 * act_b)) // PAGE * PAGE)
+    pad = np.uint64(max(PAGE_SIZE, int(0.02 * act_b)) // PAGE_SIZE * PAGE_SIZE)
     lo = np.where(merged[:, 0] > pad, merged[:, 0] - pad, np.uint64(0))
     hi = merged[:, 1] + pad
     padded = merge_intervals(lo, hi)
@@ -256,7 +189,7 @@ def uniform_bins(segments: np.ndarray, bin_bytes: int) -> tuple[np.ndarray, np.n
     return bs, be
 
 
-def auto_bin_bytes(total_bytes: int, max_bins: int, unit: int = PAGE) -> int:
+def auto_bin_bytes(total_bytes: int, max_bins: int, unit: int = PAGE_SIZE) -> int:
     """The smallest ``unit × 2^k`` that lays at most ``max_bins`` bins over ``total_bytes``."""
     b = max(1, int(unit))
     while total_bytes / b > max_bins:
@@ -265,13 +198,13 @@ def auto_bin_bytes(total_bytes: int, max_bins: int, unit: int = PAGE) -> int:
 
 
 def address_unit(*hs: History) -> int:
-    """4096 when every region boundary is page aligned, else 1."""
+    """PAGE_SIZE when every region boundary is page aligned, else 1."""
     for h in hs:
         st = h.df["start"].to_numpy()
         en = h.df["end"].to_numpy()
-        if (st % np.uint64(PAGE)).any() or (en % np.uint64(PAGE)).any():
+        if (st % np.uint64(PAGE_SIZE)).any() or (en % np.uint64(PAGE_SIZE)).any():
             return 1
-    return PAGE
+    return PAGE_SIZE
 
 
 def time_edges(t_start: int, t_end: int, bin_ns: float) -> np.ndarray:
@@ -464,12 +397,3 @@ def snapshot_stats(h: History) -> pd.DataFrame:
     out["nr_regions"] = agg["nr_regions"].reindex(range(len(out))).fillna(0).to_numpy(np.int64)
     out["total_bytes"] = agg["total_bytes"].reindex(range(len(out))).fillna(0).to_numpy()
     return out
-
-
-def fmt_bytes(n: float) -> str:
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3f} {unit}"
-        n /= 1024
-    return f"{n:.3f} TiB"

@@ -43,11 +43,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
+from ..units import PAGE_SIZE, format_bytes
 from .grid import (
-    PAGE,
     History,
     auto_bin_bytes,
-    fmt_bytes,
     guide_ranges,
     merge_intervals,
     raster,
@@ -117,8 +116,8 @@ class Heatmap:
         """The matrix as a Parquet table (one row per cell), written atomically."""
         import pyarrow as pa
 
-        from ..atomic import HEATMAP_CELLS
-        from ..ingest.writer import write_table_atomic
+        from ..store.atomic import HEATMAP_CELLS
+        from ..store.writer import write_table_atomic
 
         t = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
         meta = {"table": "heatmap", "kind": self.kind, "unit": self.unit, "source": self.source}
@@ -439,7 +438,7 @@ def access_evidence(src, key=None) -> tuple[np.ndarray, dict]:
 @dataclass
 class _Scan:
     held: np.ndarray  # the address ranges covered by any region
-    unit: int  # 4096 when every boundary is page aligned, else 1
+    unit: int  # PAGE_SIZE when every boundary is page aligned, else 1
     evidence: tuple | None  # access_evidence's result
 
 
@@ -449,14 +448,14 @@ def _scan(hs, key, *, evidence: bool) -> _Scan:
     backward pass of :class:`AccessEvidence` (16 bytes a region; a run of identical
     snapshots is kept as its first and last)."""
     held = np.zeros((0, 2), np.uint64)
-    unit = PAGE
-    page = np.uint64(PAGE)
+    unit = PAGE_SIZE
+    page = np.uint64(PAGE_SIZE)
     snaps_acc: list = []  # (start, end) of each snapshot's accessed regions
     same_run = False
     for b in hs.iter_batches(key=key):
         both = np.concatenate([held, np.stack([b.start, b.end], axis=1)])
         held = merge_intervals(both[:, 0], both[:, 1])
-        if unit == PAGE and ((b.start % page).any() or (b.end % page).any()):
+        if unit == PAGE_SIZE and ((b.start % page).any() or (b.end % page).any()):
             unit = 1
         if not evidence:
             continue
@@ -512,7 +511,7 @@ def _key_span(hs, key) -> tuple[int, int]:
 
 
 def view_bins(
-    segments: np.ndarray, max_bins: int, unit: int = PAGE
+    segments: np.ndarray, max_bins: int, unit: int = PAGE_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Address bins over the shown ranges: one bin size for all (the smallest
     ``unit × 2^k`` that fits ``max_bins``), except that a range that would get fewer
@@ -599,8 +598,8 @@ def region_heatmap(
         evidence, left = sc.evidence
         if left["bytes"]:
             notes.append(
-                f"left off the address axis: {fmt_bytes(left['bytes'])} seen accessed only "
-                f"briefly, in regions of {fmt_bytes(left['min_region'])} or more "
+                f"left off the address axis: {format_bytes(left['bytes'])} seen accessed only "
+                f"briefly, in regions of {format_bytes(left['min_region'])} or more "
                 "(--collapse gaps draws them)"
             )
     segs = _segments(sc.held, evidence, collapse, ranges)
@@ -641,7 +640,7 @@ def sample_heatmap(
     """Heatmap of raw samples (count per page range and time bin) from a trace
     directory's ``samples`` table: the input as it is before any replay.
     ``phys`` uses physical addresses; ``pid``/``events`` filter the samples."""
-    from ..trace import Trace, open_trace
+    from ..store.trace import Trace, open_trace
 
     tr = src if isinstance(src, Trace) else open_trace(src)
     if not tr.has("samples"):
@@ -661,15 +660,15 @@ def sample_heatmap(
         )
     addr = df[col].to_numpy(np.uint64)
     tns = df["time_ns"].to_numpy(np.int64)
-    pages = np.unique(addr // np.uint64(PAGE)) * np.uint64(PAGE)
-    held = merge_intervals(pages, pages + np.uint64(PAGE))
+    pages = np.unique(addr // np.uint64(PAGE_SIZE)) * np.uint64(PAGE_SIZE)
+    held = merge_intervals(pages, pages + np.uint64(PAGE_SIZE))
     if ranges:
         segs = _segments(held, None, "gaps", ranges)
     else:
         nbytes = int((held[:, 1] - held[:, 0]).sum())
         segs = merge_intervals(held[:, 0], held[:, 1], gap=max(min_gap, int(0.05 * nbytes)))
     total = int((segs[:, 1] - segs[:, 0]).sum())
-    bs, be = uniform_bins(segs, auto_bin_bytes(total, addr_bins, PAGE))
+    bs, be = uniform_bins(segs, auto_bin_bytes(total, addr_bins, PAGE_SIZE))
     t0, t1 = int(tns.min()), int(tns.max()) + 1
     edges = time_edges(t0, t1, max(1.0, (t1 - t0) / time_bins))
     edges[-1] = t1
@@ -813,8 +812,8 @@ def heatmap_figure(hm: Heatmap, *, width: int = 1000, height: int = 700, title: 
     ax.set_xlabel("time (s from the start of the history)")
     shown = int((hm.segments[:, 1] - hm.segments[:, 0]).sum()) if len(hm.segments) else 0
     sizes = np.unique((hm.bin_end - hm.bin_start)[:-1] if nb > 1 else hm.bin_end - hm.bin_start)
-    rows = fmt_bytes(int(sizes.max())) if len(sizes) else "-"
-    ylabel = f"{hm.space} ({fmt_bytes(shown)} shown, {rows} per row"
+    rows = format_bytes(int(sizes.max())) if len(sizes) else "-"
+    ylabel = f"{hm.space} ({format_bytes(shown)} shown, {rows} per row"
     if len(hm.segments) > 1:
         ylabel += f"; {len(hm.segments)} ranges, gaps between them left out"
     ax.set_ylabel(ylabel + ")", fontsize=8)
@@ -858,7 +857,7 @@ def _save_fig(fig, path: str | os.PathLike, dpi: int, *, force: bool = False) ->
     PNG) and close it."""
     import matplotlib.pyplot as plt
 
-    from ..atomic import PNG_PLOT, atomic_path, png_metadata
+    from ..store.atomic import PNG_PLOT, atomic_path, png_metadata
 
     try:
         with atomic_path(path, kind=PNG_PLOT, force=force, suffix=".png") as tmp:

@@ -36,7 +36,6 @@ every region ever accessed are unknown.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -47,6 +46,10 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import InputError, TraceFormatError
+from ..store.parquet import read_metadata, read_table
+from ..store.trace import Trace, open_trace
+from ..units import PAGE_SIZE
+from .history_frame import History
 from .history_rows import (  # noqa: F401  (BATCH_ROWS, HistoryWarning: part of this API)
     _ALL,
     _REQUIRED,
@@ -345,15 +348,15 @@ class HistorySource:
         return rngs[i] if i >= 0 else None
 
     def address_unit(self) -> int:
-        """4096 when every region boundary (and coverage bound) is page aligned, else 1."""
+        """PAGE_SIZE when every region boundary (and coverage bound) is page aligned, else 1."""
         if "unit" not in self._cache:
-            unit = 4096
-            page = np.uint64(4096)
+            unit = PAGE_SIZE
+            page = np.uint64(PAGE_SIZE)
             for _, d in self._rows.chunks(["start", "end"]):
                 if (d["start"] % page).any() or (d["end"] % page).any():
                     unit = 1
                     break
-            if unit == 4096 and self.sparse and self.coverage:
+            if unit == PAGE_SIZE and self.sparse and self.coverage:
                 for _, rngs in self.coverage.values():
                     if any((r % page).any() for r in rngs):
                         unit = 1
@@ -447,9 +450,7 @@ class HistorySource:
         return Batch(self, b.snap, offsets, start, end, nr, age, tns, filled)
 
     def to_history(self, *, fill_sparse: bool = True):
-        """The whole history in memory, as :class:`tracedamon.export.grid.History`."""
-        from .grid import History
-
+        """The whole history in memory, as :class:`tracedamon.export.history_frame.History`."""
         parts = list(self.iter_batches(fill_sparse=fill_sparse))
         sa = self._snap_arrays
         if parts:
@@ -530,8 +531,6 @@ def _check_batch(b: Batch, where: str, first_rows: np.ndarray) -> None:
 # ----------------------------------------------------------------------------------
 def _source_rows(src, batch_rows: int):
     """(row source, metadata, name, path) of any accepted source."""
-    from .grid import History
-
     if isinstance(src, HistorySource):
         raise TypeError("already a HistorySource")
     name = "frame"
@@ -556,17 +555,11 @@ def _source_rows(src, batch_rows: int):
         return src.table, {"replay": src.metadata}, "replay", None
     if isinstance(src, (pa.Table, pa.RecordBatch)):
         t = src if isinstance(src, pa.Table) else pa.Table.from_batches([src])
-        meta = {}
-        raw = (t.schema.metadata or {}).get(b"tracedamon")
-        if raw:
-            try:
-                meta = json.loads(raw)
-            except ValueError:
-                meta = {}
+        try:
+            meta = read_metadata(t.schema) or {}
+        except ValueError:
+            meta = {}
         return t, meta, "table", None
-    from ..ingest.writer import read_parquet_metadata
-    from ..trace import Trace, open_trace
-
     tr = src if isinstance(src, Trace) else open_trace(src)
     p = tr.path
     if p.is_file():
@@ -578,7 +571,7 @@ def _source_rows(src, batch_rows: int):
     rows = _ParquetRows(str(f), batch_rows)
     meta = dict(tr.meta)
     try:
-        meta["parquet"] = read_parquet_metadata(f)
+        meta["parquet"] = read_metadata(f) or {}
     except Exception:
         pass
     return rows, meta, p.name, str(f)
@@ -593,8 +586,6 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
 
     ``sample_us``/``aggr_us`` override the intervals of the source's metadata.
     """
-    from .grid import History
-
     if isinstance(src, History) and isinstance(src.source, HistorySource):
         return src.source
     rows, meta, nm, path = _source_rows(src, batch_rows)
@@ -626,10 +617,8 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
             warnings.warn(
                 f"{where}: rows are not grouped by (run, target, snapshot) in time order; "
                 f"reading all {rows.num_rows:,} rows into memory", HistoryWarning, stacklevel=2)
-            import pyarrow.parquet as pq
-
             try:
-                t = pq.read_table(where, columns=[c for c in _ALL if c in names])
+                t = read_table(where, columns=[c for c in _ALL if c in names])
             except Exception as e:
                 raise TraceFormatError(where, f"not a readable Parquet table ({e})") from None
             rows = _sorted_memory(_table_arrays(t, where), t.num_rows, batch_rows)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import TraceFormatError
+from ..store.parquet import ParquetReader
 
 #: Rows handed out per batch (a batch always holds whole snapshots, so one
 #: snapshot larger than this makes a larger batch).
@@ -93,18 +94,14 @@ def _normalise(get, n: int, columns, where: str, row0: int) -> dict:
 # ----------------------------------------------------------------------------------
 class _ParquetRows:
     def __init__(self, path: str, batch_rows: int):
-        import pyarrow.parquet as pq
-
         self.path = path
         try:
-            self.pf = pq.ParquetFile(path)
-            schema = self.pf.schema_arrow
+            self.pf = ParquetReader(path)
         except Exception as e:  # pyarrow's errors on a corrupt or foreign file
             raise TraceFormatError(path, f"not a readable Parquet table ({e})") from None
-        self.names = set(schema.names)
-        md = self.pf.metadata
-        self.rg_rows = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)],
-                                np.int64)
+        self.names = set(self.pf.names)
+        self.rg_rows = np.array([self.pf.row_group_rows(i)
+                                 for i in range(self.pf.num_row_groups)], np.int64)
         self.rg_start = np.concatenate([[0], np.cumsum(self.rg_rows)]).astype(np.int64)
         self.num_rows = int(self.rg_start[-1])
         self.batch_rows = max(1, int(batch_rows))
@@ -113,19 +110,16 @@ class _ParquetRows:
         """Columns among run, target and pid that row group ``g``'s statistics show to
         hold one value (or only nulls): they need not be decoded."""
         out = {}
-        rg = self.pf.metadata.row_group(g)
-        for j in range(rg.num_columns):
-            cc = rg.column(j)
-            name = cc.path_in_schema
-            if name not in ("run", "target", "pid") or name not in columns:
+        rows = self.pf.row_group_rows(g)
+        for name in ("run", "target", "pid"):
+            if name not in columns:
                 continue
-            stt = cc.statistics
-            if stt is None or not stt.has_null_count:
+            stt = self.pf.statistics(g, name)
+            if stt is None or stt.null_count is None:
                 continue
-            if stt.null_count == rg.num_rows:
+            if stt.null_count == rows:
                 out[name] = None
-            elif (stt.null_count == 0 and stt.has_min_max and stt.min == stt.max
-                    and isinstance(stt.min, int)):
+            elif stt.constant and isinstance(stt.min, int):
                 out[name] = int(stt.min)
         return out
 
@@ -138,8 +132,7 @@ class _ParquetRows:
             try:
                 # one reader per row group: a reader over the whole file keeps memory
                 # for every row it has read (see Trace.iter_tables)
-                it = self.pf.iter_batches(batch_size=self.batch_rows, row_groups=[int(g)],
-                                          columns=read)
+                it = self.pf.iter_batches(self.batch_rows, columns=read, row_groups=[int(g)])
                 for b in it:
                     n = b.num_rows
                     names = b.schema.names

@@ -27,9 +27,12 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..engine.translate import PAGE_SIZE, Translator, merge_intervals
 from ..errors import InputError, TraceFormatError
+from ..store.atomic import ATTRIBUTION, TRUTH_CSV, write_text_atomic
+from ..store.writer import TableWriter
 
 
 # ---------------------------------------------------------------------------------
@@ -365,19 +368,12 @@ def write_attribution(regions, pagemap, dest: str | os.PathLike | None, *,
     (atomically; None: nothing written) and summing per pid. Returns ``{"snapshots":
     n, "rows": n, "per_pid": {pid: (bytes, bytes in regions with accesses)}}`` (sums
     over all snapshots)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ..atomic import ATTRIBUTION, atomic_path
-    from ..ingest.writer import parquet_metadata
-
     hs = _history(regions)
     per: dict[int, list] = {}
     rows = 0
 
     def consume(writer):
         nonlocal rows
-        schema = None
         for f in iter_attribution(hs, pagemap, time_offset_ns=time_offset_ns):
             if not len(f):
                 continue
@@ -389,39 +385,16 @@ def write_attribution(regions, pagemap, dest: str | os.PathLike | None, *,
                 cur[0] += tot
                 cur[1] += a
             if writer is not None:
-                t = pa.Table.from_pandas(f, preserve_index=False)
-                if schema is None:
-                    schema = t.schema.with_metadata(parquet_metadata(metadata))
-                    writer.open(schema)
-                writer.write(t.cast(schema))
-        if writer is not None and schema is None:
-            empty = pd.DataFrame({c: pd.Series([], dtype="int64") for c in ATTRIBUTION_COLUMNS})
-            t = pa.Table.from_pandas(empty, preserve_index=False)
-            writer.open(t.schema.with_metadata(parquet_metadata(metadata)))
-
-    class _Writer:
-        def __init__(self, path):
-            self.path, self.w = path, None
-
-        def open(self, schema):
-            self.w = pq.ParquetWriter(self.path, schema, compression="zstd")
-
-        def write(self, t):
-            self.w.write_table(t)
-
-        def close(self):
-            if self.w is not None:
-                self.w.close()
+                writer.write(pa.Table.from_pandas(f, preserve_index=False))
 
     if dest is None:
         consume(None)
     else:
-        with atomic_path(dest, kind=ATTRIBUTION, force=force) as tmp:
-            w = _Writer(tmp)
-            try:
-                consume(w)
-            finally:
-                w.close()
+        empty = pd.DataFrame({c: pd.Series([], dtype="int64") for c in ATTRIBUTION_COLUMNS})
+        with TableWriter(dest, kind=ATTRIBUTION, metadata=metadata, force=force,
+                         empty_schema=pa.Table.from_pandas(empty, preserve_index=False).schema
+                         ) as w:
+            consume(w)
     return {"snapshots": hs.n_snapshots, "rows": rows,
             "per_pid": {k: tuple(v) for k, v in sorted(per.items())}}
 
@@ -438,7 +411,6 @@ def write_truth_csv(truth: pd.DataFrame, path: str | os.PathLike, *,
 
     This is the file ``tracedamon compare --truth`` reads.
     """
-    from ..atomic import TRUTH_CSV, write_text_atomic
     t = _areas_frame(truth)
     dest = os.fspath(path)
     lines = [f"{s:#x},{e:#x},{lab}\n"

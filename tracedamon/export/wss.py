@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .grid import fmt_bytes
+from ..units import format_bytes
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 #: region sizes from which a region's share of the working set is reported: a huge
@@ -39,10 +39,8 @@ def size_class_column(min_bytes: int) -> str:
 
 
 def _label(n: int) -> str:
-    for unit, sh in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << sh and n % (1 << sh) == 0:
-            return f"{n >> sh} {unit}"
-    return f"{n} B"
+    """A size class: ``"2 MiB"``."""
+    return format_bytes(n, exact=True, largest="GiB")
 
 
 def region_rule(h) -> str:
@@ -164,7 +162,7 @@ def wss_report(
 def format_large(rep: dict) -> str:
     """One line: how much of the mean working set comes from large regions."""
     parts = [
-        f"{_pct(e['share'])} ({fmt_bytes(e['mean_bytes'])}) from regions of "
+        f"{_pct(e['share'])} ({format_bytes(e['mean_bytes'])}) from regions of "
         f"{_label(e['min_region_bytes'])} or more"
         for e in rep["from_large_regions"]
     ]
@@ -173,7 +171,7 @@ def format_large(rep: dict) -> str:
     if rep["from_large_regions"] and mean is not None:
         e = rep["from_large_regions"][0]
         out += (f"; without regions of {_label(e['min_region_bytes'])} or more the mean is "
-                f"{fmt_bytes(mean - e['mean_bytes'])}")
+                f"{format_bytes(mean - e['mean_bytes'])}")
     return out
 
 
@@ -209,12 +207,8 @@ def _bytes_axis(ax, values) -> None:
 
 
 def _short_bytes(x: float) -> str:
-    if x <= 0:
-        return "0"
-    for unit, sh in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if x >= 1 << sh:
-            return f"{x / (1 << sh):.3g} {unit}"
-    return f"{x:.3g} B"
+    """An axis tick: three significant digits."""
+    return "0" if x <= 0 else format_bytes(x, 3, significant=True)
 
 
 def wss_figure(rep: dict, *, width: int = 1000, height: int = 500, title: str = "working set size"):

@@ -1,8 +1,8 @@
 """Ingest: inputs of every kind → a trace directory of Parquet tables.
 
 Each reader module exposes ``ingest_into(path, writer, *, progress=False, **options)``
-which streams its tables into a :class:`~tracedamon.ingest.writer.TraceDirWriter`
-and may add keys to ``writer.meta``. This module only picks the reader and
+which streams its tables into a :class:`~tracedamon.store.sink.TableSink` (a
+:class:`~tracedamon.store.writer.TraceDirWriter`) and may add keys to ``writer.meta``. This module only picks the reader and
 manages the output directory; it never imports the engine or the exporters.
 """
 from __future__ import annotations
@@ -13,11 +13,15 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..atomic import TRACE_DIR, check_output
-from ..errors import InputError, TraceFormatError, shown_as
+from ..errors import InputError, TraceFormatError, TracedamonError, shown_as
+from ..store.atomic import TRACE_DIR, check_output
+from ..store.writer import TraceDirWriter, file_provenance
 from .detect import FORMATS, detect_format
-from .writer import TraceDirWriter, file_provenance
 
+# A reader's module is imported when its format is read, not before: the readers load
+# different heavy modules (the DAMON trace reader pandas, 0.19 s of a 1.4 s perf.data
+# ingest; tests/test_arrays.py checks that a perf.data ingest loads neither pandas nor
+# pyarrow.compute).
 _READERS = {
     "perf-data": "tracedamon.ingest.perf_data",
     "perf-script": "tracedamon.ingest.perf_script",
@@ -28,11 +32,44 @@ _READERS = {
 
 
 def reader_for(fmt: str):
-    """The ``ingest_into`` function of the reader named ``fmt``."""
+    """The function that reads format ``fmt`` into a trace directory's writer:
+    ``read(path, writer, *, progress=False, **options)``."""
     if fmt not in _READERS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    mod = importlib.import_module(_READERS[fmt])
-    return mod.ingest_into
+    if fmt == "perf-data":
+        return _read_perf_data
+    return importlib.import_module(_READERS[fmt]).ingest_into
+
+
+def _read_perf_data(path, writer, *, via_perf: bool = False, progress: bool = False,
+                    **options):
+    """A perf.data, decoded by tracedamon's own reader, with the DAMON tracepoints it
+    holds handed to the DAMON reader; or (``via_perf``) by the installed ``perf
+    script``, with the event names of tracedamon's header reader."""
+    perf_data = importlib.import_module(_READERS["perf-data"])
+    if via_perf:
+        perf_script = importlib.import_module(_READERS["perf-script"])
+        return perf_script.ingest_via_perf(path, writer, progress=progress,
+                                           strict=bool(options.get("strict")),
+                                           event_names=_header_names(perf_data, path))
+    return perf_data.ingest_into(path, writer, progress=progress,
+                                 on_damon_events=_damon_regions, **options)
+
+
+def _header_names(perf_data, path) -> list[str] | None:
+    """The event names a perf.data's header gives (None when tracedamon's reader cannot
+    read the header: perf may still read the file)."""
+    try:
+        rd = perf_data.open_perf_data(path)
+    except TracedamonError:
+        return None
+    return [rd.event_name(i) for i in range(len(rd.attrs))]
+
+
+def _damon_regions(reader, writer) -> None:
+    """The ``regions`` (and DAMOS) tables of the ``damon:`` tracepoints of a perf.data."""
+    damon_trace = importlib.import_module(_READERS["damon"])
+    damon_trace.add_regions_from_perf_data(reader, writer)
 
 
 def default_output(path: str | os.PathLike) -> Path:
@@ -74,8 +111,8 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         import shutil
         import sys
         import tempfile
-        from ..atomic import _make_parents, _remove_made
-        made = _make_parents(Path(os.path.abspath(out)).parent)
+        from ..store.atomic import make_parents, remove_made
+        made = make_parents(Path(os.path.abspath(out)).parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{Path(out).name}.stdin.", dir=Path(out).parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -87,7 +124,7 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
             raise shown_as(e, {tmp: "-"})       # errors name standard input, not the file
         finally:
             os.unlink(tmp)
-            _remove_made(made)      # those left empty: a failed run leaves nothing
+            remove_made(made)      # those left empty: a failed run leaves nothing
     out = Path(out) if out is not None else default_output(inputs[0])
     read = [p for p in inputs if p != _stdin]
     check_output(out, TRACE_DIR, force=force, inputs=read,
@@ -153,7 +190,7 @@ def _grouped(plan: list[tuple[Path, str]]) -> list[tuple[Path | list[Path], str]
 
 def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None:
     for p, fmt in plan:
-        before = dict(w._rows)
+        before = w.row_counts()
         plain, cut = (None, None)
         if fmt == "perf-data":
             plain, cut = _gunzipped(p, w.tmpdir, bool(options.get("strict")))
@@ -174,7 +211,7 @@ def _run_readers(plan, w: TraceDirWriter, progress: bool, options: dict) -> None
 
 
 def _check_mixing(p, plan, before, w) -> None:
-    for name, n in w._rows.items():
+    for name, n in w.row_counts().items():
         if name in before and len(plan) > 1 and n != before[name]:
             what = ", ".join(map(str, p)) if isinstance(p, list) else p
             raise InputError(f"{what}: its {name} table would be mixed with that of "

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError, TraceFormatError
+from ..units import parse_bytes
 from .damon_trace import human_time_us, sidecar_intervals, write_events
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -85,8 +86,7 @@ def read_text(path: Path) -> str:
 
 
 _NUM_RE = re.compile(r"^-?[\d,]+$")
-_SIZE_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
-               "PiB": 1 << 50, "EiB": 1 << 60}
+_DAMO_SIZE = re.compile(r"-?[\d,]*\.?\d+\s*(?:[KMGTPE]i)?B")    # damo's "1.500 KiB"
 
 
 def to_int(v, what: str) -> int | None:
@@ -105,9 +105,8 @@ def to_int(v, what: str) -> int | None:
         s = v.strip()
         if _NUM_RE.match(s):
             return int(s.replace(",", ""))
-        m = re.fullmatch(r"(-?[\d,]*\.?\d+)\s*([KMGTPE]i)?B", s)
-        if m:
-            return int(float(m[1].replace(",", "")) * _SIZE_UNITS[(m[2] or "") + "B"])
+        if _DAMO_SIZE.fullmatch(s):
+            return parse_bytes(s, what)
         try:
             return human_time_us(s)
         except ValueError:
@@ -361,12 +360,15 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
                 misaligned_at = si
             if why is not None:
                 if not skip_bad:
-                    raise TraceFormatError(
-                        path, f"record {ri} (target_id {tid}) snapshot {si} at "
-                        f"{t_end / 1e9:.6f} s is inconsistent: {why}. damo cuts snapshots by "
-                        "counting lines, so a duplicated or lost trace event shifts regions "
-                        "between snapshots; ingest the perf.data or trace text of this "
-                        "recording instead, or use --skip-bad to drop such snapshots")
+                    def problem(skip):
+                        return (f"record {ri} (target_id {tid}) snapshot {si} at "
+                                f"{t_end / 1e9:.6f} s is inconsistent: {why}. damo cuts "
+                                "snapshots by counting lines, so a duplicated or lost trace "
+                                "event shifts regions between snapshots; ingest the perf.data "
+                                "or trace text of this recording instead, or use "
+                                f"{skip} to drop such snapshots")
+                    raise TraceFormatError(path, problem("skip_bad=True"),
+                                           cli_problem=problem("--skip-bad"))
                 bad_snapshots += 1
                 keep[first[k]:first[k + 1]] = False
         if not keep.any():

@@ -66,6 +66,9 @@ import pyarrow.compute as pc
 from ..errors import InputError, TraceFormatError, shown_as
 from ..schema import DAMOS_APPLY, INTERVALS_TUNE, REGIONS
 from ..schema import empty as _empty
+from ..units import parse_duration_ns
+from .gz import gunzip_to
+from .perf_data import open_perf_data, report_truncation
 
 AGGREGATED = "damon_aggregated"
 BEFORE_APPLY = "damos_before_apply"
@@ -273,9 +276,11 @@ class TextTrace:
                     # everything before the cut has been parsed; a snapshot it cut short
                     # is dropped as a partial one at the end of the recording
                     if not self.skip_bad:
-                        raise TraceFormatError(self.path, f"{e} after {base} lines (use "
-                                               "--skip-bad to keep what is there)",
-                                               line=base + 1) from None
+                        raise TraceFormatError(
+                            self.path, f"{e} after {base} lines (use skip_bad=True to keep "
+                            "what is there)", line=base + 1,
+                            cli_problem=f"{e} after {base} lines (use --skip-bad to keep "
+                            "what is there)") from None
                     self.truncated = True
                     break
                 except OSError as e:
@@ -696,21 +701,12 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
 # ---------------------------------------------------------------------------------------
 # intervals
 
-_UNITS_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6, "d": 86400e6}
-
-
 def human_time_us(text) -> int:
-    """damo's human time text ("500 ms", "5 s", "1 m", "1,234 us", "60000000") → µs."""
+    """damo's human time text ("500 ms", "5 s", "1 m", "1,234 us", "60000000") → µs
+    (``ValueError`` when it is none)."""
     if isinstance(text, (int, float)):
         return int(text)
-    s = str(text).strip().replace(",", "")
-    m = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*([a-z]*)", s)
-    if not m:
-        raise ValueError(f"not a time: {text!r}")
-    unit = m[2] or "us"
-    if unit not in _UNITS_US:
-        raise ValueError(f"unknown time unit in {text!r}")
-    return int(round(float(m[1]) * _UNITS_US[unit]))
+    return int(round(parse_duration_ns(text, "us", "time") / 1000))
 
 
 def sidecar_intervals(path: Path) -> dict | None:
@@ -969,8 +965,6 @@ def ingest_into(path, writer, *, progress: bool = False, skip_bad: bool = False,
     if not path.is_file():
         raise InputError(f"{path}: not a file")
     if is_perf_data(path):
-        from .gz import gunzip_to
-        from .perf_data import open_perf_data, report_truncation
         with tempfile.TemporaryDirectory(prefix=".tracedamon-gz-") as tmp:
             src, cut, name = path, None, None
             if _is_gzip(path):       # the perf.data reader wants a seekable plain file

@@ -88,10 +88,12 @@ def detect_format(path: str | os.PathLike) -> str:
         if tables is not None:
             if tables and tables <= PAGEMAP_TABLES:
                 return "pagemap"          # tracedamon snapshot's output
-            raise InputError(f"{p}: a trace directory with {', '.join(sorted(tables)) or 'no'} "
-                             "tables: as an input only one of pagemap snapshots (tracedamon "
-                             "snapshot's output) can be added; ingest the original inputs "
-                             "together, or give it to replay --pagemap")
+            def msg(replay):
+                return (f"{p}: a trace directory with {', '.join(sorted(tables)) or 'no'} "
+                        "tables: as an input only one of pagemap snapshots (tracedamon "
+                        "snapshot's output) can be added; ingest the original inputs "
+                        f"together, or give it to {replay}")
+            raise InputError(msg("replay(pagemap=...)"), cli_message=msg("replay --pagemap"))
         names = [q.name for q in p.iterdir()]
         if any(n.endswith(".index.json") for n in names):
             return "pagemap"
@@ -123,8 +125,9 @@ def detect_format(path: str | os.PathLike) -> str:
         if all(k in head for k in _PAGEMAP_KEYS):
             raise InputError(f"{p}: a pagemap snapshot index without its companions "
                              "(name it *.index.json, beside its .pagemap.bin and .maps)")
-        raise InputError(f"{p}: JSON, but not a damo record (no \"snapshots\" or "
-                         "\"kdamond_idx\" key): use --format to force a reader")
+        msg = (f"{p}: JSON, but not a damo record (no \"snapshots\" or \"kdamond_idx\" key): "
+               "use {} to force a reader")
+        raise InputError(msg.format("format="), cli_message=msg.format("--format"))
     if json_head:
         raise InputError(f"{p}: a zlib stream that holds no JSON: not a damo record")
     if _DAMON_LINE.search(head):
@@ -143,9 +146,9 @@ def detect_format(path: str | os.PathLike) -> str:
         if _DAMON_LINE.search(_head(p, 8 << 20)):
             return "damon"
         return "perf-script"
-    raise InputError(f"{p}: unrecognised input: not perf.data, perf script text, a DAMON "
-                     "trace, a damo record or pagemap snapshots (use --format to force a "
-                     "reader)")
+    msg = (f"{p}: unrecognised input: not perf.data, perf script text, a DAMON trace, a "
+           "damo record or pagemap snapshots (use {} to force a reader)")
+    raise InputError(msg.format("format="), cli_message=msg.format("--format"))
 
 
 def _zlib_text(head: bytes, n: int = 4096) -> bytes | None:

@@ -62,6 +62,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import CaptureError, InputError, TraceFormatError
+from ..units import PAGE_SIZE
+from ..units import parse_duration_ns as _parse_duration_ns
 from ..schema import (MAPS, PAGEMAP, PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE,
                       PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_SOFT_DIRTY,
                       PAGEMAP_FLAG_SWAPPED, PAGEMAP_FLAG_THP)
@@ -150,7 +152,7 @@ def kpageflags_to_flags(kflags: np.ndarray) -> np.ndarray:
 
 
 def encode_runs(vaddr_start: int, pfn: np.ndarray, flags: np.ndarray,
-                page_size: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                page_size: int = PAGE_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run-length encode per-page frames and flags of consecutive virtual pages.
 
     A run continues while the flags are equal and, for pages with a known frame
@@ -177,7 +179,7 @@ def encode_runs(vaddr_start: int, pfn: np.ndarray, flags: np.ndarray,
             pfn[starts], flags[starts])
 
 
-def join_runs(vs, ve, pfn, flags, page_size: int = 4096):
+def join_runs(vs, ve, pfn, flags, page_size: int = PAGE_SIZE):
     """Join runs that continue each other (used at chunk boundaries)."""
     if vs.size < 2:
         return vs, ve, pfn, flags
@@ -553,14 +555,13 @@ class PagemapCapture:
 
 def parse_duration_ns(text: str | int | float) -> int:
     """``"1s"``, ``"500ms"``, ``"250us"``, ``"2m"``, ``"1.5"`` (seconds) → ns."""
-    if isinstance(text, (int, float)):
-        return int(text * 1_000_000_000)
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|s|m|h)?\s*", str(text))
-    if not m:
+    try:
+        ns = _parse_duration_ns(text, "s", "duration")
+    except ValueError:
+        ns = -1
+    if ns < 0:
         raise InputError(f"bad duration {text!r} (examples: 1s, 500ms, 2m)")
-    mult = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, None: 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000}[m.group(2)]
-    return int(float(m.group(1)) * mult)
+    return ns
 
 
 @dataclass
@@ -619,7 +620,7 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
 
     ``on_snapshot(number, snapshot)`` is called after each process's snapshot is written.
     """
-    from .writer import TraceDirWriter
+    from ..store.writer import TraceDirWriter
 
     pids = [] if pid is None else ([int(pid)] if isinstance(pid, (int, np.integer))
                                    else [int(p) for p in pid])
@@ -633,9 +634,9 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
     _, clock_name = clock_id(clock)
     duration_ns = parse_duration_ns(duration) if duration is not None else None
     if count is not None and count <= 0:
-        raise InputError("--count must be positive")
+        raise InputError("count must be positive", cli_message="--count must be positive")
     out = Path(out)
-    from ..atomic import TRACE_DIR, check_output
+    from ..store.atomic import TRACE_DIR, check_output
     check_output(out, TRACE_DIR, force=force)       # before starting anything
     proc = None
     # what the first snapshot needs, loaded before it (and before a command starts):
@@ -872,7 +873,7 @@ def _load_index(path: Path) -> dict:
     if idx.get("byte_order", "little") != "little":
         raise TraceFormatError(path, f"byte_order {idx['byte_order']!r} (only little)",
                                line=_key_line(text, "byte_order"))
-    ps = idx.get("page_size", 4096)
+    ps = idx.get("page_size", PAGE_SIZE)
     if not isinstance(ps, int) or ps <= 0 or ps & (ps - 1):
         raise TraceFormatError(path, f"page_size {ps!r} is not a power of two",
                                line=_key_line(text, "page_size"))
@@ -913,7 +914,7 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
 
     def vline(i: int) -> int:
         return _key_line(text, "start", i, after="vmas")
-    ps = idx.get("page_size", 4096)
+    ps = idx.get("page_size", PAGE_SIZE)
     pid = idx["pid"]
     t_begin = idx["t_begin_ns"]
     t_end = idx.get("t_end_ns", t_begin)
@@ -995,7 +996,7 @@ def ingest_into(path, writer, *, progress: bool = False, **options) -> None:
     of the same pid given twice is an error. Options: ``time_offset_ns`` (added to
     every time, e.g. to move CLOCK_MONOTONIC onto perf's default clock).
     """
-    from ..trace import open_trace
+    from ..store.trace import open_trace
     from .detect import PAGEMAP_TABLES, trace_dir_tables
     offset = int(options.pop("time_offset_ns", 0) or 0)
     for ignored in ("skip_bad", "strict"):

@@ -19,16 +19,17 @@ Public API
     ``.meta`` (header features), ``.tracing_data`` (the tracing-data blob or None),
     ``.layout``, and ``iter_sample_batches()`` yielding Arrow RecordBatches in the
     :data:`~tracedamon.schema.SAMPLES` schema.
-``ingest_into(path, writer, *, progress=False, via_perf=False, **opts)``
+``ingest_into(path, writer, *, progress=False, on_damon_events=None, **opts)``
     the reader behind ``tracedamon ingest``: writes ``samples``, ``events``,
     ``mmaps``, ``tasks`` and ``lost`` and the header features into ``writer.meta``
     (hostname, os_release, perf_version, arch, nrcpus, cpu_desc, cpuid, total_mem_kb,
     cmdline, event_desc, events, sample_time, clock_id / clock_data, compression,
-    group_desc, pmu_mappings, layout, record_counts, unknown_sample_ids ...). With
-    ``via_perf=True`` it delegates to ``perf script``
-    (:func:`tracedamon.ingest.perf_script.ingest_via_perf`); when an event is a
-    ``damon:`` tracepoint it calls
-    :func:`tracedamon.ingest.damon_trace.add_regions_from_perf_data`.
+    group_desc, pmu_mappings, layout, record_counts, unknown_sample_ids ...). When an
+    event is a ``damon:`` tracepoint it calls ``on_damon_events(reader, writer)``: the
+    caller (:func:`tracedamon.ingest.ingest`) hands them to
+    :func:`tracedamon.ingest.damon_trace.add_regions_from_perf_data`, so this module
+    imports neither the DAMON reader nor ``perf script``'s
+    (:func:`tracedamon.ingest.perf_script.ingest_via_perf`, chosen by the caller too).
 
 Bad input raises :class:`~tracedamon.errors.TraceFormatError` naming the file and the
 byte offset (of the record, or of the COMPRESSED container it came from); unknown
@@ -94,7 +95,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from ..errors import TraceFormatError
+from ..errors import ConfigError, TraceFormatError
 from ..schema import SAMPLES
 from ..schema import empty as _empty
 from . import data_src as _ds
@@ -506,10 +507,10 @@ class PerfData:
                                                             fsize):
                 self.meta["unfinished_recording"] = True
                 if self.strict:
-                    raise TraceFormatError(p, "data size 0 in the header: perf record did not "
-                                           "finish (killed, or still running); without "
-                                           "--strict the records it wrote are read",
-                                           offset=48)
+                    why = ("data size 0 in the header: perf record did not finish (killed, "
+                           "or still running); without {} the records it wrote are read")
+                    raise TraceFormatError(p, why.format("strict=True"), offset=48,
+                                           cli_problem=why.format("--strict"))
                 self._note_truncation(unfinished=True,
                                       features_lost=[FEATURE_NAMES.get(b, str(b)) for b in bits])
                 self.sources = [_Source(p, d_off, None, p.name)]
@@ -2365,17 +2366,21 @@ class _BackgroundWriter:
             raise self.err
 
 
-def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
-                all_columns: bool = False, strict: bool = False,
-                source_name: str | None = None, gzip_cut: dict | None = None, **opts):
-    """Decode ``path`` into ``writer`` (a TraceDirWriter): samples, events, mmaps,
-    tasks, lost tables and the header features in ``writer.meta``.
+def ingest_into(path, writer, *, progress: bool = False, all_columns: bool = False,
+                strict: bool = False, source_name: str | None = None,
+                gzip_cut: dict | None = None, on_damon_events=None, **opts):
+    """Decode ``path`` into ``writer`` (a :class:`~tracedamon.store.sink.TableSink`):
+    samples, events, mmaps, tasks, lost tables and the header features in
+    ``writer.meta``.
 
     The samples file leaves out the columns no event of the file records and declares
     non-nullable those every event records (:func:`samples_file_schema`; readers
     restore the full schema); ``all_columns=True`` writes the full schema instead.
-    ``via_perf=True`` delegates to ``perf script``
-    (:func:`tracedamon.ingest.perf_script.ingest_via_perf`).
+    ``on_damon_events(reader, writer)`` is called when the recording holds ``damon:``
+    tracepoint events, for the DAMON reader to turn them into regions
+    (:func:`tracedamon.ingest.damon_trace.add_regions_from_perf_data`; the caller
+    chooses, :func:`tracedamon.ingest.ingest` does). Decoding through ``perf script``
+    instead is :func:`tracedamon.ingest.perf_script.ingest_via_perf`.
 
     A truncated recording is read up to its last complete record; ``meta.json`` says
     what was lost (``truncated``, ``truncation``) and an
@@ -2385,9 +2390,10 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
     :func:`tracedamon.ingest.gz.gunzip_to`). ``strict=True`` refuses such a
     recording instead.
     """
-    if via_perf:
-        from .perf_script import ingest_via_perf
-        return ingest_via_perf(path, writer, progress=progress, strict=strict)
+    if opts.get("via_perf"):
+        raise ConfigError("the native perf.data reader does not run perf: via_perf goes "
+                          "through tracedamon.ingest.perf_script.ingest_via_perf "
+                          "(tracedamon.ingest.ingest picks it)")
     rd = open_perf_data(path, strict=strict)
     if gzip_cut:
         rd._note_truncation(gzip=gzip_cut)
@@ -2423,12 +2429,8 @@ def ingest_into(path, writer, *, progress: bool = False, via_perf: bool = False,
     meta["samples_order"] = ("time_ns ascending, ties in file order (perf's FINISHED_ROUND "
                              "rule; violations counted in samples_out_of_order)")
     writer.meta.update(meta)
-    if any(rd.event_name(a.index).startswith("damon:") for a in rd.attrs):
-        try:
-            from .damon_trace import add_regions_from_perf_data
-        except ImportError:
-            pass
-        else:
-            add_regions_from_perf_data(rd, writer)
+    if on_damon_events is not None and any(rd.event_name(a.index).startswith("damon:")
+                                           for a in rd.attrs):
+        on_damon_events(rd, writer)
     report_truncation(rd, writer, source_name, int(st.nr_samples.sum()))
     return rd

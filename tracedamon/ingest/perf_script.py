@@ -77,6 +77,7 @@ so memory stays bounded whatever the input size.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import itertools
@@ -94,6 +95,7 @@ import pyarrow as pa
 from ..errors import InputError, TraceFormatError
 from ..schema import EVENTS, SAMPLES, TABLES
 from ..schema import empty as _empty
+from ..units import parse_bytes
 
 BATCH_ROWS = 1 << 16
 
@@ -137,14 +139,12 @@ _DECODE = re.compile(_DECODE_TEXT)
 _CALLCHAIN = re.compile(r"^\s+([0-9a-f]+)(?:\s.*)?$")
 _WS = re.compile(r"\s*")
 _TOKEN = re.compile(r"\s*(\S+)")
-_UNITS = {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
+@functools.lru_cache(maxsize=64)
 def page_size_bytes(name: str) -> int:
     """perf's page-size text (``4K``, ``2M``, ``1024M``, ``N/A``) → bytes (0 for N/A)."""
-    if name == "N/A":
-        return 0
-    return int(name[:-1]) * _UNITS[name[-1]]
+    return 0 if name == "N/A" else parse_bytes(name, "page size")
 
 
 class _Bad(Exception):
@@ -1074,7 +1074,8 @@ def _with_progress(lines: Iterable[str], raw, path: Path, enabled: bool) -> Iter
 def perf_binary() -> str:
     exe = shutil.which("perf")
     if exe is None:
-        raise InputError("the perf binary is not installed (needed by --via-perf)")
+        raise InputError("the perf binary is not installed (needed by via_perf=True)",
+                         cli_message="the perf binary is not installed (needed by --via-perf)")
     return exe
 
 
@@ -1166,11 +1167,14 @@ def script_command(path, events: list[dict], perf: str,
 
 
 def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
-                    strict: bool = False) -> None:
+                    strict: bool = False, event_names: list[str] | None = None) -> None:
     """Run ``perf script`` on a perf.data file and ingest its text (streamed).
 
     The fields come from ``perf evlist -v``; should perf still refuse a field ("Cannot
-    print 'X' field"), it is dropped and perf run again. A stream perf reads only up
+    print 'X' field"), it is dropped and perf run again. ``event_names``: the events'
+    names as tracedamon's own header reader gives them (``perf evlist`` shows default
+    names on a pipe stream that names its events later, in EVENT_UPDATE records), used
+    when there is one per event perf lists. A stream perf reads only up
     to a cut ("unexpected end of event stream") is marked truncated in ``meta.json``,
     with an :class:`~tracedamon.errors.InputWarning` (``strict=True``: refused).
     """
@@ -1179,7 +1183,9 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     events = perf_evlist(path, perf)
-    _names_from_header(path, events)
+    if event_names is not None and len(event_names) == len(events):
+        for e, nm in zip(events, event_names):
+            e["name"] = nm
     dropped: list[str] = []
     args, per_event = script_command(path, events, perf)
     for _attempt in range(8):
@@ -1197,9 +1203,11 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
             continue
         if proc.returncode != 0:
             if "data size field is 0" in err:
-                raise InputError(f"{path}: perf script reads nothing from a recording perf "
-                                 "record did not finish (data size 0 in the header); "
-                                 "ingest it without --via-perf to read the records it holds")
+                msg = (f"{path}: perf script reads nothing from a recording perf record did "
+                       "not finish (data size 0 in the header); ingest it without {} to read "
+                       "the records it holds")
+                raise InputError(msg.format("via_perf=True"),
+                                 cli_message=msg.format("--via-perf"))
             raise InputError(f"{path}: perf script failed: {_one_line(err)}")
         break                                  # no output at all: no samples
     else:
@@ -1259,22 +1267,6 @@ def _start(args: list[str]):
 def _one_line(text: str, limit: int = 300) -> str:
     """perf's stderr as one line (errors are one line), at most ``limit`` characters."""
     return " / ".join(ln.strip() for ln in text.strip().splitlines() if ln.strip())[:limit]
-
-
-def _names_from_header(path: Path, events: list[dict]) -> None:
-    """Event names as perf script prints them. ``perf evlist`` on a pipe stream shows
-    default names (``cycles:HG``) where the stream names its events later
-    (EVENT_UPDATE); tracedamon's own header reader knows the final names."""
-    from ..errors import TracedamonError
-    try:
-        from .perf_data import open_perf_data
-        rd = open_perf_data(path)
-        names = [rd.event_name(i) for i in range(len(rd.attrs))]
-    except (ImportError, TracedamonError):
-        return
-    if len(names) == len(events):
-        for e, nm in zip(events, names):
-            e["name"] = nm
 
 
 def _with_evlist(seen: pa.Table, events: list[dict]) -> pa.Table:

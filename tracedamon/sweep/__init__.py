@@ -69,10 +69,9 @@ def expand_sources(sources) -> list[Path]:
 def check_source(p: Path) -> str:
     """Refuse a source a replay could not read, naming it; return its samples
     file's sha256 (the provenance of every row of the source)."""
-    import pyarrow.parquet as pq
-
-    from ..hashing import sha256_file
-    from ..trace import open_trace
+    from ..store.hashing import sha256_file
+    from ..store.parquet import read_schema
+    from ..store.trace import open_trace
 
     if not p.is_dir():
         raise InputError(f"{p}: not a trace directory" if p.exists() else
@@ -82,7 +81,7 @@ def check_source(p: Path) -> str:
         raise InputError(f"{p}: has no samples table (ingest a perf.data first)")
     f = tr.file("samples")
     try:
-        names = pq.ParquetFile(f).schema_arrow.names
+        names = read_schema(f).names
     except Exception as e:  # pyarrow's errors on a damaged file
         raise InputError(f"{f}: not a readable Parquet file ({e})") from None
     for c in ("time_ns", "event"):
@@ -116,7 +115,7 @@ def _reference_path(reference, src: Path) -> str | None:
     if not p.exists():
         raise InputError(f"--reference {p}: no such region history or trace directory")
     if p.is_dir():
-        from ..trace import open_trace
+        from ..store.trace import open_trace
         if not open_trace(p).has("regions"):
             raise InputError(f"--reference {p}: holds no regions table (replay it, or "
                              "ingest a DAMON trace)")
@@ -125,8 +124,8 @@ def _reference_path(reference, src: Path) -> str | None:
 
 def _content_sha(path: str) -> str:
     """sha256 of a region history file, or of a trace directory's regions table."""
-    from ..hashing import sha256_file
-    from ..trace import open_trace
+    from ..store.hashing import sha256_file
+    from ..store.trace import open_trace
 
     p = Path(path)
     return sha256_file(p if p.is_file() else open_trace(p).file("regions"))[1]
@@ -151,9 +150,9 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def _output_rows(path: Path) -> list[dict]:
-    import pyarrow.parquet as pq
+    from ..store.parquet import read_table
     try:
-        t = pq.read_table(path)
+        t = read_table(path)
     except Exception:
         return []
     if "run_key" not in t.column_names:
@@ -184,6 +183,38 @@ def build_table(rows: list[dict], grid_columns: list[str]):
     return pa.table(arrays)
 
 
+def _schemes(scheme) -> dict | None:
+    """The sweep's schemes, checked before any work: each ``--scheme`` argument (a file
+    by its absolute path), and the sha256 of the files (in the run key: a changed file
+    is a new run)."""
+    if scheme is None:
+        return None
+    from ..hashing import sha256_file
+    from ..schemes import load_schemes
+    items = [scheme] if isinstance(scheme, (str, os.PathLike)) else list(scheme)
+    if not items:
+        return None
+    specs, shas = [], []
+    for it in items:
+        text = os.fspath(it)
+        f = load_schemes(text)                  # a bad scheme fails here, naming it
+        for j, s in enumerate(f.schemes):
+            if s.wmarks.metric != "none":
+                raise ConfigError(
+                    f"--scheme {text}: scheme {j} has {s.wmarks.metric} watermarks, which "
+                    "read the machine's free memory: a sweep has no series of it; drop "
+                    "them (a preset: PRESET:wmarks=none)")
+        if f.path is not None:
+            path = str(Path(f.path).resolve())
+            specs.append(text.replace(os.fspath(f.path), path, 1)
+                         if os.fspath(f.path) in text else path)
+            shas.append(sha256_file(path)[1])
+        else:
+            specs.append(text)
+            shas.append(None)
+    return {"specs": specs, "sha256": shas}
+
+
 def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference=None,
           truth=None, scheme=None, scheduler: str | None = None, workers: int | None = None,
           output=None, partial=None, resume: bool = False, force: bool = False,
@@ -202,7 +233,10 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
         with (``tracedamon.compare(reference, run)``); ``{src}`` in it stands for each
         source's path (``"{src}/regions.parquet"``: each recording's own DAMON trace)
     truth : ground-truth ranges (CSV/JSON of start,end,label) each run is scored against
-    scheme : DAMOS scheme (not available yet: refused)
+    scheme : DAMOS schemes (a ``--scheme`` argument of ``tracedamon damos``: preset,
+        damo JSON or sysfs dump; or a list of them) run over every replayed history
+        (``tracedamon.damos`` on the history in memory, the source's samples for the
+        outcome); their figures become ``damos_*`` columns
     scheduler : ``tcp://HOST:PORT`` of a Dask scheduler; else ``workers`` local worker
         processes (default: the CPUs; 1 = in this process)
     output : write the table as Parquet (atomically, at the end); ``partial`` the side
@@ -217,10 +251,7 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     from . import task as _task
     from .runner import run_tasks
 
-    if scheme is not None:
-        raise ConfigError("--scheme: DAMOS schemes are not available in replay yet; a sweep "
-                          "will pass the scheme to every replay and add its outcome figures "
-                          "(damos_* columns) once they are")
+    schemes = _schemes(scheme)
     if reference is not None and truth is not None:
         raise ConfigError("give --reference or --truth, not both")
     fixed = dict(fixed or {})
@@ -238,7 +269,7 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     if out is not None:
         # refused before any work: anything but a sweep table tracedamon wrote, and an
         # existing one unless it is extended (resume) or replaced (force)
-        from ..atomic import SWEEP_TABLE, check_output
+        from ..store.atomic import SWEEP_TABLE, check_output
         check_output(out, SWEEP_TABLE, force=force or resume,
                      inputs=[x for x in (reference, truth) if isinstance(x, (str, os.PathLike))])
     if side is not None and side.exists() and not (force or resume):
@@ -250,7 +281,7 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     shas = [check_source(p) for p in srcs]
     refs = [_reference_path(reference, p) for p in srcs]
     from ..export.grid import load_history
-    from ..hashing import sha256_file
+    from ..store.hashing import sha256_file
     ref_sha = {}
     for ref in dict.fromkeys(r for r in refs if r is not None):
         load_history(ref)                       # a bad reference fails here, naming it
@@ -262,7 +293,7 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
         truth_path = str(Path(truth).resolve())
         truth_sha = sha256_file(truth_path)[1]
     if pagemap is not None:
-        from ..trace import open_trace
+        from ..store.trace import open_trace
         if not open_trace(pagemap).has("pagemap"):
             raise InputError(f"--pagemap {pagemap}: has no pagemap table")
         pagemap = str(Path(pagemap).resolve())
@@ -272,14 +303,17 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
         for c in cfgs:
             spec = {"source": str(p), "source_sha256": sha, "pagemap": pagemap,
                     "reference": ref, "reference_sha256": ref_sha.get(ref),
-                    "truth": truth_path, "truth_sha256": truth_sha, "scheme": None,
+                    "truth": truth_path, "truth_sha256": truth_sha,
+                    "scheme": schemes["specs"] if schemes else None,
+                    "scheme_sha256": schemes["sha256"] if schemes else None,
                     "replay": c.replay, "seed": c.seed, "seed_dependent": c.seed_dependent,
                     "config_id": c.config_id,
                     "keep": str(Path(keep_histories).resolve()) if keep_histories else None}
             # what makes a row: a resumed sweep reuses it only when all of this is equal
             spec["run_key"] = digest({k: spec[k] for k in (
                 "source", "source_sha256", "pagemap", "replay", "reference", "reference_sha256",
-                "truth", "truth_sha256")}, 24)
+                "truth", "truth_sha256") + (("scheme", "scheme_sha256") if schemes else ())},
+                24)
             spec["values"] = {OPTIONS[k].column: v for k, v in c.values.items()}
             spec["order"] = (si, len(tasks))
             tasks.append(spec)
@@ -329,11 +363,12 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     meta = {"table": "sweep", "grid": {k: [str(v) for v in vs] for k, vs in g.items()},
             "grid_columns": grid_columns, "fixed": {k: str(v) for k, v in fx.items()},
             "pagemap": pagemap, "seeds": seeds, "reference": reference and os.fspath(reference),
-            "truth": truth_path, "sources": [str(p) for p in srcs], "ran": how,
+            "truth": truth_path, "scheme": schemes["specs"] if schemes else None,
+            "sources": [str(p) for p in srcs], "ran": how,
             "reused_rows": len(done)}
     if out is not None:
-        from ..atomic import SWEEP_TABLE
-        from ..ingest.writer import write_table_atomic
+        from ..store.atomic import SWEEP_TABLE
+        from ..store.writer import write_table_atomic
         write_table_atomic(table, out, metadata=meta, kind=SWEEP_TABLE, force=force or resume)
         if side is not None and side.exists():
             side.unlink()

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..atomic import TRACE_DIR, check_output
+from ..store.atomic import TRACE_DIR, check_output
 from ..errors import InputError
 
 

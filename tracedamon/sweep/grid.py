@@ -227,6 +227,11 @@ def defaults() -> dict:
     from ..engine.replay import MAX_ROWS
 
     d = {f.name: f.default for f in dataclasses.fields(MonitorConfig)}
+    # sweeps replay the default kernel profile: its name and the mode it resolves to
+    # keep the configuration ids that sweeps made before profiles existed
+    d.pop("kernel", None)
+    if d.get("min_nr_regions_mode") is None:
+        d["min_nr_regions_mode"] = "legacy"
     d.update(ops="vaddr", access="perf", events=[], pids=[], ranges=[], start_ns=None,
              accessed_only=False, max_rows=MAX_ROWS)
     return d

@@ -30,11 +30,14 @@ from collections import OrderedDict
 from pathlib import Path
 
 CACHE_SOURCES = 2
+#: the samples columns the DAMOS outcome models read
+DAMOS_SAMPLE_COLUMNS = ("time_ns", "pid", "addr", "phys_addr", "period", "weight")
 CACHE: "OrderedDict[tuple, Loaded]" = OrderedDict()
 
 # columns that measure a run rather than describe its result: they differ between
 # two runs of the same sweep (serial, local cluster, external cluster)
-RUN_COLUMNS = ("replay_s", "replay_cpu_s", "score_s", "worker", "worker_peak_rss_mb")
+RUN_COLUMNS = ("replay_s", "replay_cpu_s", "score_s", "damos_s", "worker",
+               "worker_peak_rss_mb")
 
 
 class Loaded:
@@ -42,12 +45,15 @@ class Loaded:
 
     def __init__(self, spec: dict):
         from ..engine.replay import SAMPLE_COLUMNS
-        from ..trace import open_trace
+        from ..store.trace import open_trace
 
         path = spec["source"]
         tr = open_trace(path)
         self.path = path
-        self.samples = tr.table("samples", columns=SAMPLE_COLUMNS)
+        # with schemes, the outcome models also weigh the samples (period, weight)
+        extra = [c for c in DAMOS_SAMPLE_COLUMNS if c not in SAMPLE_COLUMNS] \
+            if spec.get("scheme") else []
+        self.samples = tr.table("samples", columns=list(SAMPLE_COLUMNS) + extra)
         self.mmaps = tr.table("mmaps")
         self.maps = tr.table("maps") if tr.has("maps") else None
         pm = spec.get("pagemap")
@@ -78,7 +84,7 @@ def _key(spec: dict) -> tuple:
     """What a worker's cached source depends on: the files by path and content."""
     return (spec["source"], spec["source_sha256"], spec.get("pagemap"),
             spec.get("reference"), spec.get("reference_sha256"), spec.get("truth"),
-            spec.get("truth_sha256"))
+            spec.get("truth_sha256"), bool(spec.get("scheme")))
 
 
 def load(spec: dict) -> Loaded:
@@ -177,13 +183,38 @@ def cost_figures(hist, sample_us: int) -> dict:
     return out
 
 
-def scheme_figures(hist, scheme) -> dict:
-    """DAMOS outcome figures of a replay run with ``scheme`` (``damos_*`` columns).
+def scheme_figures(hist, schemes, got: "Loaded") -> dict:
+    """DAMOS figures of one replayed history (``damos_*`` columns): the schemes run over
+    the history in memory (:func:`tracedamon.damos`, no files), with the source's
+    samples and pagemap snapshots for the outcome models.
 
-    The hook for ``--scheme``: schemes are not available in replay yet, and the sweep
-    refuses ``--scheme`` before any work starts (:func:`tracedamon.sweep.sweep`); once
-    replay runs schemes, this returns their applied bytes and modelled outcomes."""
-    return {}
+    Per run: ``damos_applications`` (walks that handed regions to an action),
+    ``damos_regions``, ``damos_bytes_tried`` (exact), ``damos_bytes_applied``
+    (modelled), ``damos_qt_exceeds`` (summed over the schemes), then every number of
+    the outcome models (``damos_pageout_*``: bytes paged out, still out at the end,
+    re-accesses, their bytes, the saving in GiB*s; ``damos_tier_*``: fast-tier hit
+    ratio with the schemes and with first-touch placement alone, bytes promoted and
+    demoted)."""
+    import numpy as np
+
+    from ..damos_run import damos
+    res = damos(hist, list(schemes), samples=got.samples, pagemap=got.pagemap)
+    a = res.applications
+    st = res.stats.to_pandas()
+    last = st.groupby(["run", "scheme"]).tail(1) if len(st) else st
+    t = a.column("time_ns").to_numpy() if a.num_rows else np.zeros(0, np.int64)
+    sch = a.column("scheme").to_numpy() if a.num_rows else np.zeros(0, np.int64)
+    walks = len({(int(x), int(y)) for x, y in zip(sch, t)})
+    size = (a.column("end").to_numpy().astype(np.int64) -
+            a.column("start").to_numpy().astype(np.int64)) if a.num_rows else np.zeros(0)
+    out = {"damos_applications": walks, "damos_regions": int(a.num_rows),
+           "damos_bytes_tried": int(size.sum()),
+           "damos_bytes_applied": int(last["sz_applied"].sum()) if len(last) else 0,
+           "damos_qt_exceeds": int(last["qt_exceeds"].sum()) if len(last) else 0}
+    o = {k: v for k, v in (res.metadata.get("outcome") or {}).items()
+         if k in ("pageout", "tier")}
+    out.update(flatten(o, "damos"))
+    return out
 
 
 def _replay_source(spec: dict, got: Loaded, kw: dict):
@@ -229,8 +260,13 @@ def run_task(spec: dict) -> dict:
         row["worker_peak_rss_mb"] = peak_rss_mb()
         return {k: clean(v) for k, v in row.items()}
     row.update(cost_figures(hist, config.sample_us))
+    t = time.perf_counter()
     if spec.get("scheme") is not None:
-        row.update(scheme_figures(hist, spec["scheme"]))
+        try:
+            row.update(scheme_figures(hist, spec["scheme"], got))
+        except TracedamonError as e:
+            row["error"] = f"damos: {e}"
+        row["damos_s"] = time.perf_counter() - t
     t = time.perf_counter()
     try:
         if got.reference is not None:

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import ConfigError
+from ...units import PAGE_SIZE
 from .scheme import Filter
 
 MADVISE_ACTIONS = ("willneed", "cold", "pageout", "hugepage", "nohugepage")
 PADDR_ACTS = ("pageout", "lru_prio", "lru_deprio", "migrate_hot", "migrate_cold")
 VADDR_WALK_ACTS = ("migrate_hot", "migrate_cold")
 UNKNOWN_PAGES = ("pass", "reject")
-PAGE = 4096
 
 
 def action_kind(ops: str, action: str) -> str:
@@ -154,7 +154,7 @@ class PageModel:
                 filters = filters + (Filter("young", matching=True, allow=False),)
             evaluates = kind == "filtered" or (kind == "stat" and bool(s.ops_filters))
             v_unknown = int(filter_verdicts(filters, s.ops_filters_default_reject,
-                                            unknown_segments(0, PAGE))[0]) if filters else 1
+                                            unknown_segments(0, PAGE_SIZE))[0]) if filters else 1
             plan = (kind, filters, s.ops_filters_default_reject, evaluates, v_unknown)
             self._plans[key] = plan
         return plan
@@ -172,7 +172,7 @@ class PageModel:
             rows = np.flatnonzero(sch == j)
             kind, filters, defrej, evaluates, v_unknown = self._plan(state, int(j))
             if kind == "madvise":
-                applied[rows] = (((size[rows] + PAGE - 1) // PAGE) * PAGE *
+                applied[rows] = (((size[rows] + PAGE_SIZE - 1) // PAGE_SIZE) * PAGE_SIZE *
                                  self.success).astype(np.int64)
                 seg_app.append(rows), seg_s.append(a_all[rows]), seg_e.append(b_all[rows])
                 continue

@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ...units import PAGE_SHIFT, PAGE_SIZE
 from ..translate import merge_intervals
 
-PAGE_SHIFT = 12
 SPACE_SHIFT = 48
 
 
@@ -76,10 +76,10 @@ def _pageout_sweep(order_kind, order_idx, ev_lo, ev_hi, ev_time, s_id, s_time, n
         else:
             t = ev_time[i]
         while eb < nb and edges[eb + 1] < t:
-            out_at[eb] = union_bytes - 4096 * resident_in_union
+            out_at[eb] = union_bytes - PAGE_SIZE * resident_in_union
             eb += 1
         if t_prev >= 0 and t > t_prev:
-            integral += float(union_bytes - 4096 * resident_in_union) * float(t - t_prev)
+            integral += float(union_bytes - PAGE_SIZE * resident_in_union) * float(t - t_prev)
         if t_prev < 0 or t > t_prev:
             t_prev = t
         if order_kind[k] == 0:
@@ -97,11 +97,11 @@ def _pageout_sweep(order_kind, order_idx, ev_lo, ev_hi, ev_time, s_id, s_time, n
                 inu[p] = True
             union_bytes = union_after[i]
     if t_prev >= 0 and t_end > t_prev:
-        integral += float(union_bytes - 4096 * resident_in_union) * float(t_end - t_prev)
+        integral += float(union_bytes - PAGE_SIZE * resident_in_union) * float(t_end - t_prev)
     while eb < nb:
-        out_at[eb] = union_bytes - 4096 * resident_in_union
+        out_at[eb] = union_bytes - PAGE_SIZE * resident_in_union
         eb += 1
-    return refaults, integral, union_bytes - 4096 * resident_in_union
+    return refaults, integral, union_bytes - PAGE_SIZE * resident_in_union
 
 
 def pageout_outcome(ev_time, ev_key_start, ev_key_end, s_time, s_key, t_end: int,
@@ -145,7 +145,7 @@ def pageout_outcome(ev_time, ev_key_start, ev_key_end, s_time, s_key, t_end: int
     np.add.at(applied, _bins(edges, ev_time), b - a)
     return {"bytes_applied": int((b - a).sum()), "bytes_paged_out": int(union_after[-1])
             if union_after.size else 0,
-            "reaccesses": int(refaults), "reaccess_bytes": int(refaults) * 4096,
+            "reaccesses": int(refaults), "reaccess_bytes": int(refaults) * PAGE_SIZE,
             "bytes_out_at_end": int(out_end),
             "saving_gib_s": integral / 1e9 / (1 << 30),
             "per_bin": {"bytes_applied": applied[:nb], "reaccesses": reacc[:nb],
@@ -178,13 +178,13 @@ def _tier_sweep(order_kind, order_idx, ev_lo, ev_hi, ev_dir, s_id, s_w, s_bin, n
                     if tier[p] == 0:
                         tier[p] = 1
                         used += 1
-                        moved_hot[ev_bin[i]] += 4096
+                        moved_hot[ev_bin[i]] += PAGE_SIZE
             else:
                 for p in range(ev_lo[i], ev_hi[i]):
                     if tier[p] == 1:
                         tier[p] = 0
                         used -= 1
-                        moved_cold[ev_bin[i]] += 4096
+                        moved_cold[ev_bin[i]] += PAGE_SIZE
     return used
 
 
@@ -201,7 +201,7 @@ def tier_outcome(ev_time, ev_key_start, ev_key_end, ev_dir, s_time, s_key, s_wei
     w = np.asarray(s_weight, np.float64)
     edges = np.asarray(edges, np.int64)
     nb = edges.size - 1
-    cap = int(fast_bytes) // 4096
+    cap = int(fast_bytes) // PAGE_SIZE
     upages, s_id = np.unique(s_page, return_inverse=True)
     ev_lo = np.searchsorted(upages, a >> PAGE_SHIFT, side="left").astype(np.int64)
     ev_hi = np.searchsorted(upages, (b - 1) >> PAGE_SHIFT, side="right").astype(np.int64)

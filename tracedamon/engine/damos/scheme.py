@@ -26,10 +26,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ...errors import ConfigError
+from ...units import PAGE_SIZE
 
 UINT_MAX = 2**32 - 1
 ULONG_MAX = 2**64 - 1
-PAGE_SIZE = 4096
 DAMOS_MAX_SCORE = 99
 
 #: ``enum damos_action`` order (``damon.h``); sysfs/damo names.

@@ -3,7 +3,9 @@
 The monitored range is, in order of preference: the user's ``--range``s; the
 biggest "System RAM" range when the trace directory knows it (``meta.json`` key
 ``system_ram``: a list of ``[start, end)`` byte ranges, e.g. from
-``/proc/iomem``; on a size tie the first one, like newer kernels); else the
+``/proc/iomem``; on a size tie the last one, as released kernels pick it -- see
+:mod:`tracedamon.engine.profiles`; the mainline-2026 profile takes every System
+RAM range instead, from the first one's start to the last one's end); else the
 biggest run of contiguous online memory blocks in perf's MEM_TOPOLOGY header
 feature (``meta.json`` key ``mem_topology``, which ``perf record`` writes into
 every perf.data: the same memory the kernel lists as System RAM, at memory-block
@@ -19,12 +21,25 @@ from ..config import PAGE_SIZE
 
 
 def biggest_system_ram(ranges) -> tuple[int, int] | None:
+    """The biggest ``[start, end)`` range, in address order; on a size tie the last.
+
+    Released kernels' ``walk_system_ram()`` keeps a resource's inclusive end, so the
+    kept size is one byte short and ``kept_size < resource_size(res)`` holds for a
+    later resource of the same size: it replaces the kept one."""
     best = None
-    for r in ranges or []:
-        s, e = int(r[0]), int(r[1])
-        if e > s and (best is None or e - s > best[1] - best[0]):
+    for s, e in sorted((int(r[0]), int(r[1])) for r in ranges or []):
+        if e > s and (best is None or e - s >= best[1] - best[0]):
             best = (s, e)
     return best
+
+
+def all_system_rams(ranges) -> tuple[int, int] | None:
+    """mainline-2026's ``damon_find_system_rams_range``: from the start of the first
+    System RAM range to the end of the last one (holes between them included)."""
+    rs = sorted((int(r[0]), int(r[1])) for r in ranges or [] if int(r[1]) > int(r[0]))
+    if not rs:
+        return None
+    return rs[0][0], max(e for _, e in rs)
 
 
 def mem_topology_ranges(topo) -> list[tuple[int, int]]:
@@ -43,19 +58,27 @@ def mem_topology_ranges(topo) -> list[tuple[int, int]]:
     return out
 
 
-def default_range(meta: dict, phys: np.ndarray) -> tuple[np.ndarray, str]:
-    """(ranges, source) for a paddr target without ``--range``."""
-    ram = biggest_system_ram(meta.get("system_ram"))
+def default_range(meta: dict, phys: np.ndarray,
+                  paddr_default: str = "biggest") -> tuple[np.ndarray, str]:
+    """(ranges, source) for a paddr target without ``--range``.  ``paddr_default``:
+    the kernel profile's choice, ``"biggest"`` System RAM range or ``"all"`` of it."""
+    pick, what = ((all_system_rams, "all System RAM, first to last range")
+                  if paddr_default == "all" else
+                  (biggest_system_ram, "biggest System RAM range"))
+    ram = pick(meta.get("system_ram"))
     if ram is not None:
-        return np.array([ram], np.int64), "biggest System RAM range (trace metadata)"
-    ram = biggest_system_ram(mem_topology_ranges(meta.get("mem_topology")))
+        return np.array([ram], np.int64), f"{what} (trace metadata)"
+    ram = pick(mem_topology_ranges(meta.get("mem_topology")))
     if ram is not None:
         return (np.array([ram], np.int64),
-                "biggest run of memory blocks in perf's MEM_TOPOLOGY (trace metadata)")
+                ("all runs of memory blocks, first to last," if paddr_default == "all"
+                 else "biggest run of memory blocks") +
+                " in perf's MEM_TOPOLOGY (trace metadata)")
     phys = phys[phys > 0] if phys.size else phys
     if phys.size == 0:
-        raise InputError("paddr replay: no --range given, the trace does not know its System "
-                         "RAM, and no sample carries a physical address")
+        msg = ("paddr replay: no {} given, the trace does not know its System RAM, and no "
+               "sample carries a physical address")
+        raise InputError(msg.format("ranges"), cli_message=msg.format("--range"))
     lo = int(phys.min()) // PAGE_SIZE * PAGE_SIZE
     hi = (int(phys.max()) // PAGE_SIZE + 1) * PAGE_SIZE
     return np.array([(lo, hi)], np.int64), "span of the sampled physical addresses"

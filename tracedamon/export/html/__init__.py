@@ -37,7 +37,7 @@ class Report:
     def write(self, path: str | os.PathLike, *, force: bool = False, inputs=()) -> Path:
         """Write the page atomically; an existing ``path`` is replaced only with
         ``force=True`` and only if it is a report tracedamon wrote (its generator tag)."""
-        from ...atomic import HTML_REPORT, write_bytes_atomic
+        from ...store.atomic import HTML_REPORT, write_bytes_atomic
 
         return write_bytes_atomic(path, self.html.encode("utf-8"), kind=HTML_REPORT,
                                   force=force, inputs=inputs)
@@ -68,7 +68,8 @@ def build_report(src, *, diff=None, samples: bool = False, samples_from=None, da
     see ``compare.load_truth``) marked beside the address axis.
     """
     if max_samples < 1 or max_damos < 1:
-        raise ConfigError("--max-samples and --max-damos must be at least 1")
+        raise ConfigError("max_samples and max_damos must be at least 1",
+                          cli_message="--max-samples and --max-damos must be at least 1")
     blobs = BlobStore()
     notes: list[str] = []
     ha = L.open_source(src)

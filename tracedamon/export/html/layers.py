@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
-from ..grid import PAGE, merge_intervals
+from ...units import PAGE_SIZE
+from ..grid import merge_intervals
 from . import tiles as T
 
 MAX_SAFE = (1 << 53) - 1  # addresses and times are JavaScript numbers in the page
@@ -59,14 +60,14 @@ def history_space(hs, key, blobs: T.BlobStore, *, offset_ns: int = 0) -> dict:
     segs = np.zeros((0, 2), np.uint64)
     heat = T.HeatProfile()
     n_rows = 0
-    unit = PAGE
-    page = np.uint64(PAGE)
+    unit = PAGE_SIZE
+    page = np.uint64(PAGE_SIZE)
     for b in hs.iter_batches(key=key):
         n_rows += len(b)
         segs = merge_intervals(np.concatenate([segs[:, 0], b.start]),
                                np.concatenate([segs[:, 1], b.end]))
         heat.add(b.start, b.end, b.nr_accesses)
-        if unit == PAGE and ((b.start % page).any() or (b.end % page).any()):
+        if unit == PAGE_SIZE and ((b.start % page).any() or (b.end % page).any()):
             unit = 1
     if n_rows == 0:
         raise InputError(f"{where}: no region of {key} in the history")
@@ -207,7 +208,7 @@ def diff_layer(a, b, blobs: T.BlobStore, **compare_opts) -> dict:
 def find_samples_trace(src, hs, samples_from=None):
     """The trace directory whose samples the report draws: ``samples_from``, SRC itself
     when it is a trace directory with samples, else the one its replay metadata names."""
-    from ...trace import open_trace
+    from ...store.trace import open_trace
 
     if samples_from is not None:
         tr = open_trace(samples_from)
@@ -233,10 +234,9 @@ def find_samples_trace(src, hs, samples_from=None):
     for c in cands:
         if c.is_dir() and (c / "samples.parquet").exists():
             return open_trace(c)
-    raise InputError(
-        f"{src}: no samples table found (SRC is not a trace directory with samples and its "
-        "metadata names none that exists); give --samples-from DIR"
-    )
+    msg = (f"{src}: no samples table found (SRC is not a trace directory with samples and "
+           "its metadata names none that exists); give ")
+    raise InputError(msg + "samples_from=DIR", cli_message=msg + "--samples-from DIR")
 
 
 def samples_layer(tr, spaces: list[dict], phys: bool, blobs: T.BlobStore, *,
@@ -312,7 +312,7 @@ def samples_layer(tr, spaces: list[dict], phys: bool, blobs: T.BlobStore, *,
 # DAMOS applications and ground truth
 # ----------------------------------------------------------------------------------
 def read_damos(path) -> pd.DataFrame:
-    from ...trace import open_trace
+    from ...store.trace import open_trace
 
     tr = open_trace(path)
     p = Path(path)

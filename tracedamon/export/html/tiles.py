@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -363,8 +363,6 @@ def encode_chunks(snap: np.ndarray, start: np.ndarray, end: np.ndarray, nr: np.n
     # make block ids dense and increasing
     _, block_of_snap = np.unique(block_of_snap, return_inverse=True)
     row_block = block_of_snap[snap]
-    order_parts = []
-    chunks_meta = []
     bstarts = np.flatnonzero(np.r_[True, row_block[1:] != row_block[:-1]])
     bends = np.r_[bstarts[1:], n]
     u = np.uint64(unit)

@@ -983,8 +983,12 @@
   function metricsTable(m) {
     document.getElementById('metrics').hidden = false;
     const body = document.getElementById('metrics-body');
-    // one small table per top-level group (heat, hot, wss, age, regions, grid, ...)
-    for (const [group, val] of Object.entries(m)) {
+    // one small table per top-level group; the accuracy figures first (heat, hot, wss,
+    // age, regions), then what was compared (a, b, compared, grid, alignment, ...)
+    const FIRST = ['heat', 'hot', 'wss', 'age', 'regions'];
+    const rank = (g) => (FIRST.includes(g) ? FIRST.indexOf(g) : g === 'tracedamon' ? 99 : FIRST.length);
+    const groups = Object.entries(m).map((e, i) => [rank(e[0]), i, e]).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    for (const [, , [group, val]] of groups) {
       const tbl = document.createElement('table');
       const cap = document.createElement('caption'); cap.textContent = group; tbl.appendChild(cap);
       const add = (k, v) => {

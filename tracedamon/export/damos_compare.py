@@ -1,0 +1,528 @@
+"""Compare two ``damos_apply`` tables: which bytes two sets of DAMOS applications share.
+
+``compare_damos(a, b)`` (and ``tracedamon.compare(a, b, damos=True)``, which calls it)
+measures how far apart two sets of scheme applications are: the applications a kernel
+recorded (``damos_before_apply`` events of an ingested DAMON trace) and the ones
+``tracedamon damos`` predicted for the same run, or two predictions (a perf-based
+replay against the real trace, two configurations, two kernel profiles).  ``a`` is the
+reference, ``b`` the candidate, as in :func:`tracedamon.compare`.
+
+Sources: a directory written by ``tracedamon damos``, a trace directory holding a
+``damos_apply`` table, a ``damos_apply`` ``.parquet`` file, a
+:class:`~tracedamon.damos_run.DamosResult`, or an Arrow table / DataFrame with the
+``damos_apply`` columns (``time_ns``, ``scheme``, ``target``, ``start``, ``end``;
+``context`` and ``nr_accesses`` / ``age`` where present).
+
+Applications.  One application is one walk of one scheme over the regions: the rows of
+one (context, scheme) whose times follow one another by less than half the *window*.
+The window is the interval at which the scheme is applied: its ``apply_interval_us``
+when a ``tracedamon damos`` run's metadata gives it, else the aggregation interval of
+the source's metadata (a trace directory's ``intervals``, a damos run's context), else
+``window_ns``.  The kernel emits a walk's events within milliseconds (run 1 of the
+corpus: at most 3.7 ms) and walks are an interval apart (there: 5.12 s), so the rule
+cuts between walks.  An application's time is its last row's: the kernel's events come
+right before the snapshot it emits next, a prediction carries that snapshot's time.
+
+Pairing.  Within each (context, scheme), an application of ``a`` and one of ``b``
+(``b``'s times shifted by ``offset_ns``) are paired when their times differ by at most
+half the window: nearest first (candidate pairs by increasing time difference, each
+application used once), so two sides whose clocks or snapshot times differ by
+milliseconds pair walk for walk, and a walk one side made and the other did not stays
+unpaired rather than stealing its neighbour's partner.
+
+Figures (all exact, in bytes; ranges of different targets never overlap):
+
+``per_application``
+    one entry per application of either side: scheme, the paired times and their
+    difference, bytes applied by ``a``, by ``b``, by both (the intersection of the two
+    walks' address ranges, per target) and by either (their union), Jaccard
+    (both / either), and whether the two walks hand the same regions to the action,
+    row for row (start, end, nr_accesses, age where both sides record them).
+``bytes``
+    over the run: the per-application figures summed (bytes applied by both, by
+    either, by ``a`` only, by ``b`` only, Jaccard = both / either).  A byte applied
+    at two different times counts twice; a byte both sides apply but in walks that
+    are not paired counts as ``a`` only and ``b`` only.
+``addresses``
+    the same figures on the set of addresses each side ever applied, time left out.
+``applications``
+    counts: per side, paired, only in ``a``, only in ``b``, identical (row for row),
+    fully overlapping (Jaccard 1).
+``per_scheme``
+    ``bytes`` and ``applications`` per (context, scheme).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import ConfigError, InputError
+from ..store.atomic import COMPARE_METRICS, marked, write_text_atomic
+from ..store.parquet import read_schema, read_table
+from ..store.trace import open_trace
+from .metrics_json import metrics_json
+
+__all__ = ["compare_damos", "DamosCompareResult", "read_applications", "is_damos_source",
+           "applications_of", "pair_applications", "render_damos_metrics"]
+
+_NEED = ("time_ns", "scheme", "target", "start", "end")
+
+
+# ----------------------------------------------------------------------------------
+# reading a side
+# ----------------------------------------------------------------------------------
+@dataclass
+class Side:
+    """One side's rows (sorted into applications) and what its metadata says."""
+
+    name: str
+    rows: pd.DataFrame
+    window_ns: dict          # (context, scheme) -> window in ns (None: unknown)
+    default_window_ns: int | None
+
+
+def _is_damos_table_file(p: Path) -> bool:
+    if p.suffix != ".parquet" or not p.is_file():
+        return False
+    try:
+        names = read_schema(p).names
+    except (OSError, pa.ArrowInvalid):
+        return False
+    return all(c in names for c in _NEED) and "snapshot" not in names
+
+
+def is_damos_source(src) -> bool:
+    """True when ``src`` holds scheme applications and no region history: a directory
+    with a ``damos_apply`` table and no ``regions`` table (what ``tracedamon damos``
+    writes), a ``damos_apply`` Parquet file, a DamosResult, or a table with the
+    ``damos_apply`` columns and no ``snapshot`` column."""
+    if hasattr(src, "applications") and hasattr(src, "metadata"):
+        return True
+    if isinstance(src, (pa.Table, pd.DataFrame)):
+        names = list(src.column_names if isinstance(src, pa.Table) else src.columns)
+        return all(c in names for c in _NEED) and "snapshot" not in names
+    if isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        if p.is_dir():
+            return (p / "damos_apply.parquet").exists() and not (p / "regions.parquet").exists()
+        return _is_damos_table_file(p)
+    return False
+
+
+def _meta_windows(meta: dict) -> tuple[dict, int | None]:
+    """(context, scheme) -> apply window (ns), and the aggregation interval (ns), from a
+    trace directory's or a damos run's metadata."""
+    d = meta.get("damos") if isinstance(meta.get("damos"), dict) else None
+    aggr_us = None
+    per: dict = {}
+    if d is not None:
+        aggr_us = (d.get("context") or {}).get("aggr_us")
+        for j, s in enumerate(d.get("schemes") or []):
+            ai = s.get("apply_interval_us") if isinstance(s, dict) else None
+            if ai:
+                per[(0, j)] = int(ai) * 1000
+    if aggr_us is None:
+        aggr_us = (meta.get("intervals") or {}).get("aggr_us")
+    if aggr_us is None:
+        aggr_us = ((meta.get("replay") or {}).get("config") or {}).get("aggr_us")
+    return per, (int(aggr_us) * 1000 if aggr_us else None)
+
+
+def read_applications(src, name: str | None = None) -> Side:
+    """The rows of a ``damos_apply`` table and the windows its metadata gives."""
+    meta: dict = {}
+    if hasattr(src, "applications") and hasattr(src, "metadata"):      # DamosResult
+        t = src.applications
+        meta = {"damos": src.metadata}
+        label = name or "damos result"
+    elif isinstance(src, pa.Table):
+        t, label = src, name or "table"
+    elif isinstance(src, pd.DataFrame):
+        t, label = pa.Table.from_pandas(src, preserve_index=False), name or "DataFrame"
+    elif isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        if not p.exists():
+            raise InputError(f"{p}: no such file or directory")
+        label = name or str(p)
+        if p.is_dir():
+            tr = open_trace(p)
+            if not tr.has("damos_apply"):
+                raise InputError(f"{p}: holds no damos_apply table (ingest a DAMON trace "
+                                 "with damos_before_apply events, or run tracedamon damos)")
+            t = tr.table("damos_apply")
+            meta = tr.meta
+        else:
+            if p.suffix != ".parquet":
+                raise InputError(f"{p}: not a trace directory or a damos_apply .parquet")
+            try:
+                t = read_table(p)
+            except (OSError, pa.ArrowInvalid) as e:
+                raise InputError(f"{p}: not a readable Parquet file ({e})") from None
+            mp = p.parent / "meta.json"
+            if mp.exists():
+                try:
+                    meta = json.loads(mp.read_text())
+                except ValueError:
+                    meta = {}
+    else:
+        raise InputError(f"not a damos_apply table: {type(src).__name__}")
+    missing = [c for c in _NEED if c not in t.column_names]
+    if missing:
+        raise InputError(f"{label}: not a damos_apply table: missing column(s) "
+                         f"{', '.join(missing)}")
+    n = t.num_rows
+
+    def col(c, fill=None):
+        if c not in t.column_names:
+            return np.full(n, fill if fill is not None else -1, np.int64)
+        x = t.column(c).cast(pa.int64())
+        return x.fill_null(-1 if fill is None else fill).to_numpy(zero_copy_only=False)
+
+    df = pd.DataFrame({
+        "time_ns": col("time_ns"), "context": col("context", 0), "scheme": col("scheme"),
+        "target": col("target"),
+        "start": t.column("start").to_numpy(zero_copy_only=False).astype(np.uint64),
+        "end": t.column("end").to_numpy(zero_copy_only=False).astype(np.uint64),
+        "nr_accesses": col("nr_accesses"), "age": col("age"),
+    })
+    if n and bool((df["end"] <= df["start"]).any()):
+        i = int(np.flatnonzero((df["end"] <= df["start"]).to_numpy())[0])
+        raise InputError(f"{label}: row {i}: end {int(df['end'][i]):#x} is not above start "
+                         f"{int(df['start'][i]):#x}")
+    df["order"] = np.arange(n)
+    per, aggr = _meta_windows(meta)
+    return Side(label, df, per, aggr)
+
+
+# ----------------------------------------------------------------------------------
+# applications and pairing
+# ----------------------------------------------------------------------------------
+def applications_of(rows: pd.DataFrame, window_of) -> pd.DataFrame:
+    """Number every row with its application (column ``app``) and return one row per
+    application: context, scheme, time_ns (its last row's), first and last row.
+    ``window_of(context, scheme)`` gives the scheme's window in ns."""
+    rows = rows.sort_values(["context", "scheme", "time_ns", "order"], kind="stable")
+    app = np.zeros(len(rows), np.int64)
+    out = []
+    k = 0
+    for (ctx, sch), g in rows.groupby(["context", "scheme"], sort=True):
+        w = window_of(int(ctx), int(sch))
+        t = g["time_ns"].to_numpy()
+        new = np.ones(len(t), bool)
+        new[1:] = np.diff(t) > w // 2
+        ids = np.cumsum(new) - 1 + k
+        app[rows.index.get_indexer(g.index)] = ids
+        starts = np.flatnonzero(new)
+        ends = np.append(starts[1:], len(t)) - 1
+        for s, e in zip(starts, ends):
+            out.append((k, int(ctx), int(sch), int(t[e]), int(t[s]), int(e - s + 1)))
+            k += 1
+    rows = rows.assign(app=app)
+    apps = pd.DataFrame(out, columns=["app", "context", "scheme", "time_ns", "first_ns",
+                                      "rows"])
+    return rows, apps
+
+
+def pair_applications(ta: np.ndarray, tb: np.ndarray, tolerance: int) -> list[tuple]:
+    """Pairs (i, j) of applications at times ``ta[i]``, ``tb[j]`` (both sorted) whose
+    difference is at most ``tolerance``: nearest first, each used once."""
+    cand = []
+    lo = 0
+    for i, t in enumerate(ta):
+        while lo < len(tb) and tb[lo] < t - tolerance:
+            lo += 1
+        j = lo
+        while j < len(tb) and tb[j] <= t + tolerance:
+            cand.append((abs(int(tb[j]) - int(t)), i, j))
+            j += 1
+    cand.sort()
+    used_a, used_b, pairs = set(), set(), []
+    for _, i, j in cand:
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        pairs.append((i, j))
+    return sorted(pairs)
+
+
+def _union_len(starts: np.ndarray, ends: np.ndarray) -> int:
+    from .grid import merge_intervals
+    if len(starts) == 0:
+        return 0
+    m = merge_intervals(starts, ends)
+    return int((m[:, 1] - m[:, 0]).sum())
+
+
+def _keyed(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Address ranges of several targets on one line: target t's addresses lifted by
+    t × 2^64 (as Python ints: no overflow), so that targets never overlap."""
+    tg = g["target"].to_numpy().astype(object)
+    s = g["start"].to_numpy().astype(object)
+    e = g["end"].to_numpy().astype(object)
+    base = tg * (1 << 64)
+    return base + s, base + e
+
+
+def _overlap(ga: pd.DataFrame, gb: pd.DataFrame) -> tuple[int, int, int]:
+    """(bytes of a, bytes of b, bytes in both): each side's union, per target."""
+    several = len(set(ga["target"].unique()) | set(gb["target"].unique())) > 1
+    sa, ea = _iv(ga, several)
+    sb, eb = _iv(gb, several)
+    la, lb = _len(sa, ea), _len(sb, eb)
+    lu = _len(np.concatenate([sa, sb]), np.concatenate([ea, eb]))
+    return la, lb, la + lb - lu
+
+
+def _iv(g: pd.DataFrame, several: bool):
+    if not several:
+        return g["start"].to_numpy(np.uint64), g["end"].to_numpy(np.uint64)
+    return _keyed(g)
+
+
+def _len(s, e) -> int:
+    if len(s) == 0:
+        return 0
+    if s.dtype == object:              # several targets: exact Python-int union
+        o = sorted(zip(s, e))
+        total, cur_s, cur_e = 0, None, None
+        for x, y in o:
+            if cur_e is None or x > cur_e:
+                if cur_e is not None:
+                    total += cur_e - cur_s
+                cur_s, cur_e = x, y
+            else:
+                cur_e = max(cur_e, y)
+        return int(total + cur_e - cur_s)
+    return _union_len(s, e)
+
+
+def _identical(ga: pd.DataFrame, gb: pd.DataFrame) -> bool:
+    cols = ["target", "start", "end", "nr_accesses"]
+    if (ga["age"] >= 0).all() and (gb["age"] >= 0).all():
+        cols.append("age")
+    if len(ga) != len(gb):
+        return False
+    return bool((ga[cols].to_numpy() == gb[cols].to_numpy()).all())
+
+
+def _ratio(x: int, y: int):
+    return x / y if y else None
+
+
+def _bytes_figures(a: int, b: int, both: int) -> dict:
+    either = a + b - both
+    return {"a": a, "b": b, "both": both, "either": either, "only_a": a - both,
+            "only_b": b - both, "jaccard": _ratio(both, either),
+            "b_in_a": _ratio(both, b), "a_in_b": _ratio(both, a)}
+
+
+# ----------------------------------------------------------------------------------
+# the comparison
+# ----------------------------------------------------------------------------------
+class DamosCompareResult:
+    """What :func:`compare_damos` found: ``metrics`` (a JSON-ready dict, the one
+    ``tracedamon compare -o`` writes) and ``per_application`` (one row per application
+    of either side)."""
+
+    def __init__(self, metrics: dict, per_application: pd.DataFrame):
+        self.metrics = metrics
+        self.per_application = per_application
+
+    def to_json(self, path: str | os.PathLike | None = None, *, force: bool = False) -> str:
+        """The metrics as strict JSON text; with ``path``, also written there (with
+        tracedamon's marker; ``force=True`` replaces only metrics tracedamon wrote)."""
+        if path is None:
+            return metrics_json(self.metrics)
+        text = metrics_json(marked(COMPARE_METRICS, self.metrics))
+        write_text_atomic(Path(path), text + "\n", kind=COMPARE_METRICS, force=force)
+        return text
+
+
+def compare_damos(a, b, *, offset_ns: int = 0, window_ns: int | None = None,
+                  name_a: str | None = None, name_b: str | None = None) -> DamosCompareResult:
+    """Compare the scheme applications of ``b`` (candidate) with those of ``a``
+    (reference); see the module docstring.  ``offset_ns`` is added to every time of
+    ``b``; ``window_ns`` is the apply interval when neither side's metadata gives one
+    (it overrides the aggregation interval of the metadata, not a scheme's own
+    ``apply_interval_us``)."""
+    if window_ns is not None and window_ns <= 0:
+        raise ConfigError("the window must be positive")
+    sa, sb = read_applications(a, name_a), read_applications(b, name_b)
+    default = window_ns or sa.default_window_ns or sb.default_window_ns
+    if sa.default_window_ns and sb.default_window_ns and window_ns is None:
+        default = min(sa.default_window_ns, sb.default_window_ns)
+
+    def window_of(ctx: int, sch: int) -> int:
+        w = [s.window_ns.get((ctx, sch)) for s in (sa, sb)]
+        w = [x for x in w if x]
+        if w:
+            return min(w)
+        if default is None:
+            why = (f"{sa.name} and {sb.name}: the interval the schemes are applied at is "
+                   "unknown (no metadata gives it): give the window")
+            raise ConfigError(f"{why} (window_ns=, the aggregation or apply interval)",
+                              cli_message=f"{why} (--window NS, the aggregation or apply "
+                                          "interval)")
+        return int(default)
+
+    rb = sb.rows.copy()
+    rb["time_ns"] = rb["time_ns"] + int(offset_ns)
+    ra, apps_a = applications_of(sa.rows, window_of)
+    rb, apps_b = applications_of(rb, window_of)
+    ga = dict(tuple(ra.groupby("app"))) if len(ra) else {}
+    gb = dict(tuple(rb.groupby("app"))) if len(rb) else {}
+    empty = ra.iloc[:0]
+
+    per = []
+    keys = sorted(set(map(tuple, apps_a[["context", "scheme"]].to_numpy().tolist())) |
+                  set(map(tuple, apps_b[["context", "scheme"]].to_numpy().tolist())))
+    per_scheme = {}
+    for ctx, sch in keys:
+        xa = apps_a[(apps_a.context == ctx) & (apps_a.scheme == sch)].reset_index(drop=True)
+        xb = apps_b[(apps_b.context == ctx) & (apps_b.scheme == sch)].reset_index(drop=True)
+        w = window_of(ctx, sch)
+        pairs = pair_applications(xa.time_ns.to_numpy(), xb.time_ns.to_numpy(), w // 2)
+        pa_, pb_ = {i for i, _ in pairs}, {j for _, j in pairs}
+        entries = [(i, j) for i, j in pairs] + [(i, None) for i in range(len(xa))
+                                                if i not in pa_] + \
+            [(None, j) for j in range(len(xb)) if j not in pb_]
+        for i, j in entries:
+            g1 = ga[int(xa.app[i])] if i is not None else empty
+            g2 = gb[int(xb.app[j])] if j is not None else empty
+            la, lb, both = _overlap(g1, g2)
+            t1 = int(xa.time_ns[i]) if i is not None else None
+            t2 = int(xb.time_ns[j]) if j is not None else None
+            per.append({
+                "context": ctx, "scheme": sch,
+                "time_a_ns": t1, "time_b_ns": t2,
+                "dt_ns": (t2 - t1) if (t1 is not None and t2 is not None) else None,
+                "paired": i is not None and j is not None,
+                "rows_a": len(g1), "rows_b": len(g2),
+                "bytes_a": la, "bytes_b": lb, "bytes_both": both,
+                "bytes_either": la + lb - both, "jaccard": _ratio(both, la + lb - both),
+                "identical": bool(i is not None and j is not None and _identical(g1, g2)),
+            })
+    pdf = pd.DataFrame(per, columns=["context", "scheme", "time_a_ns", "time_b_ns", "dt_ns",
+                                     "paired", "rows_a", "rows_b", "bytes_a", "bytes_b",
+                                     "bytes_both", "bytes_either", "jaccard", "identical"])
+    if len(pdf):
+        sort_t = pdf["time_a_ns"].fillna(pdf["time_b_ns"])
+        pdf = pdf.assign(_t=sort_t).sort_values(["context", "scheme", "_t"],
+                                                kind="stable").drop(columns="_t")
+        pdf = pdf.reset_index(drop=True)
+
+    def counts(d: pd.DataFrame, na: int, nb: int) -> dict:
+        paired = d[d.paired]
+        return {"a": na, "b": nb, "paired": int(len(paired)),
+                "only_a": int(na - len(paired)), "only_b": int(nb - len(paired)),
+                "identical": int(paired.identical.sum()),
+                "full_overlap": int((paired.bytes_both == paired.bytes_either).sum()),
+                "mean_abs_dt_ns": float(paired.dt_ns.abs().mean()) if len(paired) else None}
+
+    def sums(d: pd.DataFrame) -> dict:
+        return _bytes_figures(int(d.bytes_a.sum()), int(d.bytes_b.sum()),
+                              int(d.bytes_both.sum()))
+
+    for ctx, sch in keys:
+        d = pdf[(pdf.context == ctx) & (pdf.scheme == sch)]
+        per_scheme[f"{ctx}/{sch}"] = {
+            "context": ctx, "scheme": sch, "window_ns": window_of(ctx, sch),
+            "applications": counts(d, int(((apps_a.context == ctx) &
+                                            (apps_a.scheme == sch)).sum()),
+                                   int(((apps_b.context == ctx) & (apps_b.scheme == sch)).sum())),
+            "bytes": sums(d)}
+    la, lb, both = _overlap(sa.rows, sb.rows)
+    metrics = {
+        "kind": "damos_apply",
+        "a": {"source": sa.name, "rows": int(len(sa.rows)), "applications": int(len(apps_a))},
+        "b": {"source": sb.name, "rows": int(len(sb.rows)), "applications": int(len(apps_b))},
+        "pairing": {"offset_ns": int(offset_ns),
+                    "rule": "per (context, scheme): nearest in time, at most half the "
+                            "window apart, each application used once",
+                    "windows_ns": {k: v["window_ns"] for k, v in per_scheme.items()}},
+        "applications": counts(pdf, int(len(apps_a)), int(len(apps_b))),
+        "bytes": sums(pdf),
+        "addresses": _bytes_figures(la, lb, both),
+        "per_scheme": per_scheme,
+        "per_application": pdf.to_dict("records"),
+    }
+    return DamosCompareResult(metrics, pdf)
+
+
+# ----------------------------------------------------------------------------------
+# the terminal table
+# ----------------------------------------------------------------------------------
+def _short(n: int) -> str:
+    """Bytes in a narrow column: B, KiB, MiB, GiB with one decimal."""
+    v = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if v < 1024 or unit == "GiB":
+            return f"{v:.0f} B" if unit == "B" else f"{v:.1f} {unit}"
+        v /= 1024
+    return f"{v:.1f} GiB"
+
+
+def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
+    """compare's terminal tables for two damos_apply tables: the run's figures, then
+    one line per application (at most ``max_rows``; mismatches first when cut)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..units import format_bytes as fmt_bytes
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f} %"
+
+    con = Console()
+    t = Table(title=f"compare damos_apply  a = {m['a']['source']}   b = {m['b']['source']}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    ap = m["applications"]
+    t.add_row("applications a / b", f"{ap['a']} / {ap['b']}")
+    t.add_row("paired (nearest in time, within half the window)",
+              f"{ap['paired']}; only a {ap['only_a']}, only b {ap['only_b']}")
+    t.add_row("paired: identical row for row / 100 % byte overlap",
+              f"{ap['identical']} / {ap['full_overlap']}")
+    if ap.get("mean_abs_dt_ns") is not None:
+        t.add_row("paired: mean |time b - time a|", f"{ap['mean_abs_dt_ns'] / 1e6:.3f} ms")
+    for label, key in (("bytes applied (summed per application)", "bytes"),
+                       ("addresses ever applied (time left out)", "addresses")):
+        b = m[key]
+        t.add_row(f"{label}: a / b", f"{fmt_bytes(b['a'])} / {fmt_bytes(b['b'])}")
+        t.add_row("  both / either", f"{fmt_bytes(b['both'])} / {fmt_bytes(b['either'])}")
+        t.add_row("  only a / only b", f"{fmt_bytes(b['only_a'])} / {fmt_bytes(b['only_b'])}")
+        t.add_row("  Jaccard (both / either)", pct(b["jaccard"]))
+    con.print(t)
+    rows = m.get("per_application") or []
+    if not rows:
+        return
+    shown = rows
+    if len(rows) > max_rows:
+        bad = [r for r in rows if not r["identical"]]
+        shown = sorted((bad + [r for r in rows if r["identical"]])[:max_rows],
+                       key=lambda r: (r["context"], r["scheme"],
+                                      r["time_a_ns"] if r["time_a_ns"] is not None
+                                      else r["time_b_ns"]))
+    t0 = min(x for r in rows for x in (r["time_a_ns"], r["time_b_ns"]) if x is not None)
+    u = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="per application" + (f" ({len(shown)} of {len(rows)}, differing ones "
+                                         "first)" if len(shown) < len(rows) else ""))
+    for c in ("scheme", "t a (s)", "Δt ms", "bytes a", "bytes b", "both", "Jaccard",
+              "same"):
+        u.add_column(c, justify="left" if c == "scheme" else "right", no_wrap=True)
+    for r in shown:
+        ta = "-" if r["time_a_ns"] is None else f"{(r['time_a_ns'] - t0) / 1e9:.3f}"
+        if r["time_a_ns"] is None:
+            ta = f"(b: {(r['time_b_ns'] - t0) / 1e9:.3f})"
+        dt = "-" if r["dt_ns"] is None else f"{r['dt_ns'] / 1e6:+.3f}"
+        u.add_row(f"{r['context']}/{r['scheme']}", ta, dt, _short(r["bytes_a"]),
+                  _short(r["bytes_b"]), _short(r["bytes_both"]), pct(r["jaccard"]),
+                  ("yes" if r["identical"] else "no") if r["paired"] else "unpaired")
+    con.print(u)
