@@ -161,6 +161,10 @@ class Browser(_Inputs):
                 "return !!(window.tdReport && (window.tdReport.ready || "
                 "window.tdReport.errors.length))"))
 
+    def blank(self) -> None:
+        """Leave the current page (the next ``open`` is a fresh load)."""
+        self.driver.get("about:blank")
+
     def js(self, script: str, *args):
         return self.driver.execute_script(script, *args)
 
@@ -285,6 +289,9 @@ class Firefox(_Inputs):
         self.m.set_window_rect(width=width, height=height)
         self.m.timeout.script = 120
         self._log_seen = 0
+
+    def blank(self) -> None:
+        self.m.navigate("about:blank")
 
     def open(self, path: str | os.PathLike, *, timeout: float = 60.0) -> None:
         self.m.navigate(Path(path).resolve().as_uri())
