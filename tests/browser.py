@@ -260,6 +260,7 @@ class Firefox(_Inputs):
             "browser.safebrowsing.phishing.enabled": False,
             "browser.startup.homepage_override.mstone": "ignore",
             "browser.aboutwelcome.enabled": False,
+            "browser.backup.enabled": False, "browser.backup.scheduled.enabled": False,
         }
         with open(os.path.join(self.profile, "user.js"), "w") as f:
             for k, v in prefs.items():
@@ -330,9 +331,16 @@ class Firefox(_Inputs):
         """Console lines the browser printed since the last call."""
         return self._new_log()
 
+    # what the page says: script errors located in a page (not in the browser's own
+    # chrome:// or resource:// modules), and console.error/warn calls, except the lines of
+    # the browser's own module loggers ("console.error: RSLoader: ...", which pages' calls
+    # never look like: their strings are printed quoted)
+    _PAGE_ERROR = re.compile(r"^JavaScript (error|warning): (?!chrome:|resource:|moz-)")
+    _PAGE_CONSOLE = re.compile(r"^console\.(error|warn): (?![A-Za-z][\w.]*: )")
+
     def console_errors(self) -> list[str]:
-        pat = re.compile(r"^(console\.(error|warn)|JavaScript (error|warning)):")
-        return [line for line in self._new_log() if pat.match(line)]
+        return [line for line in self._new_log()
+                if self._PAGE_ERROR.match(line) or self._PAGE_CONSOLE.match(line)]
 
     def requests(self) -> list[str]:
         """URLs the current page loaded: the document and every Resource Timing entry."""

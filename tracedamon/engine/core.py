@@ -630,7 +630,7 @@ class Monitor:
 
     def __init__(self, config: MonitorConfig, targets: list[Target], *, access: str = "perf",
                  physical: bool = False, rand_inject: Sequence[int] | None = None,
-                 max_fixed_regions: int | None = None):
+                 max_fixed_regions: int | None = None, folios=None):
         if access == "abit" and config.min_region < PAGE_SIZE:
             raise abit_subpage_error(config.min_region)
         self.cfg = config
@@ -646,7 +646,12 @@ class Monitor:
                                              self.profile.prng))
         self.inj = np.asarray(rand_inject if rand_inject is not None else [], dtype=np.int64)
         self.injpos = np.zeros(1, np.int64)
-        self.cache = np.array([0, 0], np.int64)      # last-verdict cache [addr, accessed]
+        # last-verdict cache [addr, accessed, folio_sz] (folio_sz stays a page without a
+        # folio model)
+        self.cache = np.array([0, 0, PAGE_SIZE], np.int64)
+        # abit: folios from pagemap snapshots (tracedamon.engine.folio.FolioModel), or
+        # None for 4 KiB pages
+        self.folios = folios
         self.last_nr_regions = 0
         self.split_rotation = 0       # damon_split_some_regions' static counter
         self.sample_us = config.sample_us
@@ -930,10 +935,16 @@ class Monitor:
                     tt = np.zeros_like(tt)
                 order = np.lexsort((pg, tt, iv))
                 w_off = np.searchsorted(iv[order], np.arange(k + 1), side="left")
-                abit_check(a["start"], a["end"], self.toff, a["nr"], k, w_off.astype(np.int64),
-                           np.ascontiguousarray(tt[order]), np.ascontiguousarray(pg[order]),
-                           self.physical, self.cache, cfg.fix_pa_cache, self.rng,
-                           cfg.fix_rand32, self.inj, self.injpos)
+                if self.folios is not None:
+                    self.folios.check(self, k, w_off.astype(np.int64),
+                                      np.ascontiguousarray(tt[order]),
+                                      np.ascontiguousarray(pg[order]), t_from, S)
+                else:
+                    abit_check(a["start"], a["end"], self.toff, a["nr"], k,
+                               w_off.astype(np.int64), np.ascontiguousarray(tt[order]),
+                               np.ascontiguousarray(pg[order]), self.physical, self.cache,
+                               cfg.fix_pa_cache, self.rng, cfg.fix_rand32, self.inj,
+                               self.injpos)
             # lazy nr_accesses_bp: k moving-sum steps in closed form (mainline-2026 has
             # no nr_accesses_bp: its on-demand moving sum is nr_accesses at a snapshot)
             ln = self._len()

@@ -70,6 +70,7 @@ from ..store.trace import Trace, open_trace
 from ..store.writer import file_provenance
 
 OPS = ("vaddr", "fvaddr", "paddr")
+FOLIOS = ("auto", "4k")
 SAMPLE_COLUMNS = ["time_ns", "pid", "event", "addr", "phys_addr"]
 DEFAULT_OUTPUT = "replay.parquet"
 BATCH_ROWS = 1 << 17               # samples read per batch when streaming a trace directory
@@ -542,7 +543,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
            accessed_only: bool = False, max_rows: int | None = MAX_ROWS, mmaps=None, maps=None,
            config: MonitorConfig | None = None, fixed_engine: bool = True, progress=None,
            output: str | os.PathLike | None = None, force: bool = False,
-           **params) -> RegionHistory:
+           folios: str = "auto", **params) -> RegionHistory:
     """Run the DAMON monitor over recorded samples and return the region history.
 
     Parameters
@@ -570,6 +571,11 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         exceed ``max_rows`` rows (default 20 M) the replay writes only regions with
         accesses instead, with a warning and ``accessed_only_reason`` in the metadata
         (the result equals ``accessed_only=True``).  ``None``: no limit
+    folios : the accessed-bit check's unit (abit only): "auto" = the folios of the
+        pagemap snapshots (a THP or hugetlb page is checked as the kernel checks its
+        folio, see :mod:`tracedamon.engine.folio`) when the snapshots show large folios,
+        else 4 KiB pages; "4k" = 4 KiB pages always.  The metadata's ``folio_model``
+        says which was used
     output : write the history to this Parquet file as the replay runs, snapshot by
         snapshot (memory stays bounded whatever the number of rows; the file appears
         whole or not at all); the returned history then reads its rows from the file
@@ -598,6 +604,10 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                                       f"not {access!r}")
     if access == "abit" and config.subpage:
         raise abit_subpage_error(config.min_region)
+    if folios not in FOLIOS:
+        raise ConfigError(f"folios must be one of {', '.join(FOLIOS)}, not {folios!r}",
+                          cli_message=f"--folios must be one of {', '.join(FOLIOS)}, "
+                                      f"not {folios!r}")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
                                  or max_rows < 0):
         raise ConfigError(f"max_rows must be a non-negative integer, not {max_rows!r}",
@@ -913,6 +923,12 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     t0_source = "auto" if auto else "--start" if start_ns is not None else "first sample"
     _check_span(config, t0, t_last, t0_source)
     acc = StreamedSamples(access_batches(), t0)
+    folio_model = None
+    if access == "abit" and folios == "auto" and pm is not None and len(pm):
+        from .folio import FolioModel
+        folio_model = FolioModel(pm, [t.pid for t in targets], physical)
+        if not folio_model.large:         # no large folio: 4 KiB pages, as without
+            folio_model = None
 
     # -- run -------------------------------------------------------------------------
     writer = (HistoryWriter(output, force=force, row_group_rows=ROW_GROUP_ROWS,
@@ -923,7 +939,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         hist, metadata = _run(
             config, targets, acc, t0, t_last, access=access, physical=physical,
             accessed_only=accessed_only, max_rows=max_rows, fixed_engine=fixed_engine,
-            progress=progress, writer=writer, warnings=warnings)
+            progress=progress, writer=writer, warnings=warnings, folios=folio_model)
         used = acc.drain()                # the samples from t0 on (the rest of the stream)
         if translator is not None and physical and n_untrans[0]:
             warnings.append(f"{n_untrans[0]} samples' virtual addresses did not translate "
@@ -962,7 +978,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
 
 
 def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, max_rows,
-         fixed_engine, progress, writer, warnings) -> tuple[History, dict]:
+         fixed_engine, progress, writer, warnings, folios=None) -> tuple[History, dict]:
     """Run the monitor; snapshots go to ``writer`` as they are taken (or stay in the
     returned History).  Returns the History and the engine's part of the metadata."""
     pids = [t.pid for t in targets]
@@ -990,7 +1006,8 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
                 reason = (f"every region of every snapshot would be {rows:,} rows (more "
                           f"than {max_rows:,}): only regions with accesses are written")
         mon = Monitor(config, targets, access="abit" if access == "abit" else "perf",
-                      physical=physical, max_fixed_regions=DENSE_FIXED_MAX_REGIONS)
+                      physical=physical, max_fixed_regions=DENSE_FIXED_MAX_REGIONS,
+                      folios=folios)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress,
                        sink=sink)
     if reason is not None:
@@ -1013,9 +1030,11 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
         "accessed_only_reason": (reason if reason is not None else
                                  "asked for" if accessed_only else None),
         "max_rows": max_rows,
-        "folio_model": "4 KiB pages",
+        "folio_model": "4 KiB pages" if folios is None else folios.description,
         "tune_events": [list(map(int, e)) for e in hist.tune_events],
     }
+    if folios is not None:                 # (4 KiB pages: no key, as before)
+        metadata["folios"] = folios.metadata()
     if config.kernel != "released":        # (the default profile: no key, as before)
         metadata["kernel"] = config.kernel
     return hist, metadata
