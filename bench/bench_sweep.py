@@ -55,7 +55,7 @@ def noop(x):
 
 def imported_rss(_):
     """Peak RSS (MiB) of a worker once tracedamon's replay and compare are imported."""
-    import tracedamon.engine.replay  # noqa: F401
+    import tracedamon.pipeline.replay  # noqa: F401
     import tracedamon.export.compare  # noqa: F401
     from tracedamon.sweep.task import peak_rss_mb
     return peak_rss_mb()
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         return 1
     import tracedamon
     from tracedamon.engine.config import MonitorConfig
-    from tracedamon.engine.replay import SAMPLE_COLUMNS
+    from tracedamon.pipeline.replay import SAMPLE_COLUMNS
     from tracedamon.sweep.grid import configurations, parse_grid
     from tracedamon.sweep.runner import run_dask
     from tracedamon.sweep.task import RUN_COLUMNS

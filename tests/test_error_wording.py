@@ -127,7 +127,7 @@ def test_trace_format_error_carries_where_and_both_wordings():
 def test_replay_errors_in_both_wordings(call, api, cli):
     import pyarrow as pa
 
-    from tracedamon.engine.replay import replay
+    from tracedamon.pipeline.replay import replay
     samples = pa.table({"time_ns": pa.array([0, 10**9], pa.int64()),
                         "pid": pa.array([1, 1], pa.int32()),
                         "event": ["e", "e"],

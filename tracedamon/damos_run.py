@@ -620,7 +620,7 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
         tables = open_trace(d).iter_tables("samples", columns=cols)
     ts, ks, ws = [], [], []
     dropped = 0
-    from .engine.access import _targets_of
+    from .pipeline.samples import targets_of
     for t in tables:
         time = t.column("time_ns").fill_null(-1).to_numpy(zero_copy_only=False).astype(
             np.int64)
@@ -644,7 +644,7 @@ def _load_samples(samples, source: Source, ops: str, target_pids, spaces: dict,
             ok = (virt | (phys != 0)) & (time >= 0)
             key = np.where(virt, addr_keys(sp, addr), addr_keys(np.zeros_like(sp), phys))[ok]
         else:
-            tix = _targets_of(pid, list(target_pids))
+            tix = targets_of(pid, list(target_pids))
             ok = (tix >= 0) & (addr != 0) & (time >= 0)
             key = addr_keys(tix[ok], addr[ok])
         dropped += int((~ok).sum())

@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
                                    help="replace existing outputs (only tracedamon's own)"),
     ) -> None:
         from ..engine.config import MonitorConfig
-        from ..engine.replay import DEFAULT_OUTPUT, replay
+        from ..pipeline.replay import DEFAULT_OUTPUT, replay
         from ..errors import ConfigError, InputError
 
         fixes = {"age-once": "fix_age_once", "rand32": "fix_rand32", "pa-cache": "fix_pa_cache"}

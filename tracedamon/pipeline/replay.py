@@ -5,7 +5,7 @@ point; ``tracedamon replay`` is a thin layer over it.  This module does the
 I/O and the bookkeeping (reading tables, choosing targets and the access
 source, the time grid, the output's metadata); the monitor itself is
 :mod:`tracedamon.engine.core` (and :mod:`tracedamon.engine.fixed` for
-fixed-granularity replays).
+fixed-granularity replays), with the operations set of :mod:`tracedamon.engine.ops`.
 
 Time grid.  Sample interval ``k`` covers ``[t0 + k*S, t0 + (k+1)*S)`` where
 ``t0`` is ``start_ns`` or else the time of the first sample in the trace (any
@@ -26,9 +26,9 @@ warning names that time.  The metadata's ``t0_auto`` records the choice and why.
 Memory.  A trace directory's samples are streamed: a first pass over the narrow
 columns (time_ns, pid, event) gives the time span, the event names and the
 samples per pid; the monitor then gets the samples batch by batch (one Parquet
-reader per row group, ``BATCH_ROWS`` rows a batch) through
-:class:`tracedamon.engine.access.StreamedSamples`, so a replay holds a batch plus
-one segment's samples whatever the trace's length (``--start auto`` adds two
+reader per row group, ``BATCH_ROWS`` rows a batch, :mod:`tracedamon.pipeline.samples`)
+through :class:`tracedamon.engine.access.StreamedSamples`, so a replay holds a batch
+plus one segment's samples whatever the trace's length (``--start auto`` adds two
 cheap passes, see :func:`_auto_start`).  A samples file not in time order, and
 perf-phys translation for vaddr/fvaddr, read the whole table instead.
 
@@ -38,503 +38,111 @@ a warning and ``accessed_only_reason`` in the metadata.
 """
 from __future__ import annotations
 
+import inspect
 import os
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import __version__
+from ..engine import ops as ops_sets
+from ..engine.access import ACCESS, StreamedSamples
+from ..engine.address import check_ranges, engine_addresses
+from ..engine.checks import abit_subpage_error
+from ..engine.config import MonitorConfig
+from ..engine.core import HistoryArrays, Monitor, Target
+from ..engine.fixed import FixedMonitor, expected_snapshots, grid_regions
+from ..engine.ops.base import Operations
+from ..engine.ops.fvaddr import aligned_union, normalize_ranges
+from ..engine.ops.paddr import default_range
+from ..engine.ops.vaddr import VmaTimeline, auto_start, samples_covered
+from ..engine.prng import GENERATOR as PRNG_GENERATOR
+from ..engine.rng import GENERATOR
+from ..engine.translate import Translator
 from ..errors import ConfigError, InputError
-from ..schema import REGIONS
-from ..units import format_bytes
-from .address import check_ranges, engine_addresses, to_unsigned
-from .access import (ACCESS, StreamedSamples, _event_names, choose_events, filter_events,
-                     physical_samples, translated_samples, virtual_samples)
-from .config import MonitorConfig
-from .core import History, Monitor, Target, abit_subpage_error
-from .ops.fvaddr import aligned_union, normalize_ranges
-from .ops.paddr import default_range
-from .ops.vaddr import VmaTimeline, _covered, auto_start
-from .prng import GENERATOR as PRNG_GENERATOR
-from .rng import GENERATOR
-
-# I/O of the replay (reading a trace directory, streaming the history to Parquet): it
-# moves out of the engine to tracedamon.pipeline, and these imports with it
-from ..store.atomic import DAMON_TRACE_TEXT, atomic_path, text_marker
-from ..store.history import ROW_GROUP_ROWS as HISTORY_ROW_GROUP_ROWS
 from ..store.history import HistoryWriter
-from ..store.parquet import ParquetReader, read_table
-from ..store.trace import Trace, open_trace
-from ..store.writer import file_provenance
+from ..store.trace import open_trace
+from . import region_history
+from .region_history import RegionHistory, history_table
+from .samples import (SAMPLE_COLUMNS, SampleSource, as_table, choose_events, filter_events,
+                      load_source, physical_samples, scan_samples, translated_samples,
+                      virtual_samples)
 
-OPS = ("vaddr", "fvaddr", "paddr")
-SAMPLE_COLUMNS = ["time_ns", "pid", "event", "addr", "phys_addr"]
+OPS = ops_sets.NAMES
 DEFAULT_OUTPUT = "replay.parquet"
-BATCH_ROWS = 1 << 17               # samples read per batch when streaming a trace directory
 MAX_ROWS = 20_000_000               # default cap on rows written with every region listed
 DENSE_FIXED_MAX_REGIONS = 1 << 22   # fixed granularity through the dense engine (abit)
 
-
-ROW_GROUP_ROWS = HISTORY_ROW_GROUP_ROWS   # rows per row group of a written history
-COARSE_BYTES = 1 << 30      # "hottest regions": regions this large are coarse, not hot spots
-
-
-def _snapshot_slices(table: pa.Table):
-    """Zero-copy slices of a history table (rows in snapshot order), one per snapshot."""
-    if table.num_rows == 0:
-        return
-    snap = table.column("snapshot").to_numpy()
-    cut = np.concatenate([[0], np.flatnonzero(snap[1:] != snap[:-1]) + 1, [snap.size]])
-    for lo, hi in zip(cut[:-1], cut[1:]):
-        yield table.slice(int(lo), int(hi - lo))
+__all__ = ["DEFAULT_OUTPUT", "MAX_ROWS", "OPS", "RegionHistory", "SAMPLE_COLUMNS",
+           "every_stride", "history_table", "replay"]
 
 
-class RegionHistory:
-    """The region snapshots of one replay (REGIONS schema) and how they were made.
+@dataclass
+class _Replay:
+    """What one replay found out about its input, step by step (see :func:`replay`)."""
 
-    ``.df`` / ``.to_pandas()`` give a pandas DataFrame, ``.table`` the Arrow table,
-    ``.to_parquet(path)`` writes it atomically with the metadata (config, seed,
-    input provenance) in the file's key-value metadata, ``.metadata`` is that dict.
-    A history replayed with ``output=`` lives in its file (``.path``): ``.table`` reads
-    it on demand, and the summary, :meth:`hottest` and the DAMON-trace text read it row
-    group by row group.
-
-    Sparse histories.  The metadata's ``sparse`` is true when rows with nr_accesses 0
-    were left out (``accessed_only``, asked for or past ``max_rows``), and ``coverage``
-    (written for every replay) lists what the monitor covered: ``[snapshot_from, target,
-    start, end]`` entries, the union of the target's regions (adjacent ranges merged) in
-    effect from snapshot ``snapshot_from`` until the target's next entry, sorted by
-    (snapshot_from, target, start), emitted only when it changes (vaddr: at ops updates;
-    fvaddr and paddr: once); ``[snapshot_from, target, 0, 0]`` when the target has no
-    region.  In a sparse history a byte inside the coverage that no row of a snapshot
-    covers had nr_accesses 0 then; a byte outside it was not monitored.
-    """
-
-    def __init__(self, table: pa.Table | None, metadata: dict, path=None):
-        self._table = table
-        self.metadata = metadata
-        self.path = Path(path) if path is not None else None
-        self._df = None
-        self._totals = None
+    config: MonitorConfig
+    ops: Operations
+    access: str
+    src: SampleSource
+    meta: dict
+    scan: dict
+    chosen: list
+    mm: object = None
+    mp: object = None
+    pm: object = None
+    warnings: list = field(default_factory=list)
+    per_pid: dict = field(default_factory=dict)
+    translator: Translator | None = None
+    address_source: str = ""
+    use_pid: int = 1
+    n_untrans: int = 0
+    tpids: list = field(default_factory=list)
+    targets: list = field(default_factory=list)
+    target_meta: list = field(default_factory=list)
+    timelines: list = field(default_factory=list)
 
     @property
-    def table(self) -> pa.Table:
-        if self._table is None:
-            self._table = read_table(self.path).replace_schema_metadata(None)
-        return self._table
+    def physical(self) -> bool:
+        """The targets see physical addresses (paddr)."""
+        return self.ops.space == "physical"
 
     @property
-    def df(self):
-        if self._df is None:
-            self._df = self.table.to_pandas()
-        return self._df
+    def what(self) -> str:
+        n_all = sum(q[0] for q in self.per_pid.values())
+        return f"{n_all:,} samples" + (f" (events: {', '.join(self.chosen)})"
+                                       if self.chosen else "")
 
-    def to_pandas(self):
-        return self.table.to_pandas()
+    def selected(self, columns=SAMPLE_COLUMNS):
+        """The samples' ``columns`` of the chosen events, table by table."""
+        for tb in self.src.tables(columns):
+            yield filter_events(tb, self.chosen, self.scan["names"])
 
-    def tables(self, columns: list[str] | None = None):
-        """The rows as a sequence of tables in snapshot order (the file's row groups, or
-        slices of the table in memory): bounded memory for a history in a file."""
-        if self._table is None and self.path is not None:
-            pf = ParquetReader(self.path)
-            for g in range(pf.num_row_groups):
-                yield pf.read_row_group(g, columns=columns).replace_schema_metadata(None)
-            return
-        t = self.table if columns is None else self.table.select(columns)
-        for off in range(0, max(t.num_rows, 1), ROW_GROUP_ROWS):
-            yield t.slice(off, ROW_GROUP_ROWS)
+    def physical_of(self, tb):
+        """(time_ns, phys_addr) of the samples: recorded, or translated by the pagemap."""
+        if self.translator is None:
+            return physical_samples(tb)
+        s_ = tb.filter(pc.and_(pc.is_valid(tb.column("addr")), pc.is_valid(tb.column("pid"))))
+        t_ = s_.column("time_ns").to_numpy(zero_copy_only=False).astype(np.int64)
+        v_ = s_.column("addr").to_numpy(zero_copy_only=False).astype(np.uint64)
+        p_ = s_.column("pid").to_numpy(zero_copy_only=False).astype(np.int64)
+        ph = self.translator.virt_to_phys_present(p_, v_, t_)
+        ok = ph != 0
+        self.n_untrans += int((~ok).sum())
+        a_, keep = engine_addresses(ph[ok])
+        t_ = t_[ok]
+        return (t_ if keep is None else t_[keep]), a_
 
-    def to_parquet(self, path: str | os.PathLike, *, force: bool = False) -> Path:
-        """Write the history atomically (row groups of whole snapshots, see
-        :class:`HistoryWriter`); an existing ``path`` is replaced only with
-        ``force=True`` and only if it is a region history tracedamon wrote."""
-        if self.path is not None and self._table is None and \
-                Path(path).resolve() == self.path.resolve():
-            return self.path
-        w = HistoryWriter(path, force=force, row_group_rows=ROW_GROUP_ROWS)
-        try:
-            for tb in self.tables():
-                for one in _snapshot_slices(tb):
-                    w.add(one)
-        except BaseException as e:
-            raise w.abort(e) from None
-        return w.close(self.metadata)
-
-    def damon_trace_lines(self, comm: str = "kdamond.0", pid: int = 0):
-        """The history as ``perf script`` lines of ``damon:damon_aggregated`` events
-        (spec §14), one per region, stamped with the snapshot's time: the text form
-        real DAMON traces have, so DAMON-trace tools (and tracedamon's own ingest) read
-        a replay like a recording."""
-        if self.metadata.get("accessed_only"):
-            raise ConfigError("a DAMON trace lists every region (nr_regions), but this "
-                              "history holds only regions with accesses ("
-                              f"{self.metadata.get('accessed_only_reason') or 'accessed_only'}"
-                              "); replay without accessed_only (and a larger max_rows) to "
-                              "write one")
-        # pass 1: regions per (snapshot, target); pass 2: the lines
-        nreg: dict[tuple[int, int], int] = {}
-        for t in self.tables(["snapshot", "target"]):
-            if t.num_rows == 0:
-                continue
-            g = t.group_by(["snapshot", "target"], use_threads=False).aggregate(
-                [("target", "count")])
-            for k1, k2, c in zip(*(g.column(x).to_pylist() for x in (
-                    "snapshot", "target", "target_count"))):
-                nreg[(k1, k2)] = nreg.get((k1, k2), 0) + c
-        for t in self.tables(["snapshot", "time_ns", "target", "start", "end", "nr_accesses",
-                              "age"]):
-            cols = [t.column(c).to_pylist() for c in t.column_names]
-            for snap, ns, tgt, st, en, nr, age in zip(*cols):
-                yield (f"{comm} {pid} [000] {ns // 1_000_000_000}.{ns % 1_000_000_000:09d}: "
-                       f"damon:damon_aggregated: target_id={tgt} "
-                       f"nr_regions={nreg[(snap, tgt)]} {st}-{en}: {nr} {age}")
-
-    def to_damon_trace(self, path: str | os.PathLike, *, force: bool = False) -> Path:
-        """Write :meth:`damon_trace_lines` to a text file (atomically), then a comment
-        line by which tracedamon recognises the file as its own (``force=True``
-        replaces only such a file, never a recorded trace)."""
-        with atomic_path(path, kind=DAMON_TRACE_TEXT, force=force) as tmp, \
-                open(tmp, "w") as f:
-            for line in self.damon_trace_lines():
-                f.write(line + "\n")
-            f.write(text_marker(DAMON_TRACE_TEXT))
-        return Path(path)
-
-    @property
-    def n_snapshots(self) -> int:
-        return int(self.metadata.get("snapshots", 0))
-
-    def __len__(self) -> int:
-        if self._table is None and self.path is not None:
-            return ParquetReader(self.path).num_rows
-        return self.table.num_rows
-
-    def __repr__(self) -> str:
-        return (f"<RegionHistory {self.n_snapshots} snapshots, {len(self)} region rows, "
-                f"ops={self.metadata.get('ops')} access={self.metadata.get('access')}>")
-
-    def _region_totals(self):
-        """Per region (target, start, end) over all snapshots: snapshots, total and max
-        age; aggregated row group by row group, partial results merged as they grow."""
-        if self._totals is not None:
-            return self._totals
-        keys = ["target", "start", "end"]
-        aggs = [("nr_accesses", "count"), ("nr_accesses", "sum"), ("age", "max")]
-        parts: list[pa.Table] = []
-        held = 0
-
-        def combine(ts):
-            t = pa.concat_tables(ts)
-            return t.group_by(keys, use_threads=False).aggregate(
-                [("n", "sum"), ("total", "sum"), ("max_age", "max")]).rename_columns(
-                keys + ["n", "total", "max_age"])
-
-        for t in self.tables(keys + ["nr_accesses", "age"]):
-            if t.num_rows == 0:
-                continue
-            g = t.group_by(keys, use_threads=False).aggregate(aggs).rename_columns(
-                keys + ["n", "total", "max_age"])
-            parts.append(g)
-            held += g.num_rows
-            if held > 2 * ROW_GROUP_ROWS and len(parts) > 1:
-                parts = [combine(parts)]
-                held = parts[0].num_rows
-        if not parts:
-            self._totals = pa.table({k: pa.array([], pa.int64()) for k in
-                                     keys + ["n", "total", "max_age"]}).to_pandas()
-        else:
-            self._totals = (combine(parts) if len(parts) > 1 else parts[0]).to_pandas()
-        return self._totals
-
-    def hottest(self, n: int = 5, coarse: bool = False):
-        """The ``n`` regions (target, start, end) with the most accesses summed over all
-        snapshots, most first: columns target, start, end, size, snapshots (in which the
-        region existed with these bounds), total_accesses, mean_accesses, max_age and
-        ``coarse`` (``size >= COARSE_BYTES``, 1 GiB).
-
-        A region counts as accessed in a sample interval when one sample hits any page of
-        it (perf checks) or its one sampled page (abit), whatever its size: a region of a
-        gigabyte or more with a high count is an artefact of coarse regions, not a hot
-        spot.  Coarse regions are left out unless ``coarse=True``;
-        :meth:`coarse_accessed` summarises them."""
-        g = self._region_totals()
-        cols = ["target", "start", "end", "size", "snapshots", "total_accesses",
-                "mean_accesses", "max_age", "coarse"]
-        if len(g) == 0:
-            import pandas as pd
-            return pd.DataFrame({c: [] for c in cols})
-        g = g.rename(columns={"n": "snapshots", "total": "total_accesses"})
-        g["size"] = (g["end"].astype(np.uint64) - g["start"].astype(np.uint64)).astype(
-            np.uint64)
-        g["mean_accesses"] = g["total_accesses"] / g["snapshots"]
-        g["coarse"] = g["size"] >= COARSE_BYTES
-        if not coarse:
-            g = g[~g["coarse"]]
-        g = g.sort_values(["total_accesses", "target", "start", "end"],
-                          ascending=[False, True, True, True], kind="stable")
-        return g[cols].head(n).reset_index(drop=True)
-
-    def coarse_accessed(self) -> dict:
-        """Regions of 1 GiB or more that had accesses: how many, the largest, and the
-        highest mean nr_accesses among them."""
-        g = self._region_totals()
-        if len(g) == 0:
-            return {"regions": 0, "largest": 0, "max_mean_accesses": 0.0}
-        size = g["end"].astype(np.uint64) - g["start"].astype(np.uint64)
-        sel = (size >= COARSE_BYTES) & (g["total"] > 0)
-        if not sel.any():
-            return {"regions": 0, "largest": 0, "max_mean_accesses": 0.0}
-        return {"regions": int(sel.sum()), "largest": int(size[sel].max()),
-                "max_mean_accesses": float((g["total"][sel] / g["n"][sel]).max())}
-
-    def summary(self, n: int = 5) -> str:
-        m = self.metadata
-        lines = [f"replay: ops={m['ops']} access={m['access']} targets={len(m['targets'])} "
-                 f"seed={m['config']['seed']}"
-                 + (f" kernel={m['kernel']}" if m.get("kernel") else ""),
-                 f"snapshots: {self.n_snapshots}   region rows: {len(self)}"
-                 + ("   (only regions with accesses)" if m.get("accessed_only") else ""),
-                 f"samples used: {m['samples_used']}   max nr_accesses per aggregation: "
-                 f"{m['config']['aggr_us'] // m['config']['sample_us']}"]
-        for w in m.get("warnings", []):
-            lines.append(f"warning: {w}")
-        hot = self.hottest(n)
-        hot = hot[hot.total_accesses > 0]
-        if len(hot):
-            lines.append("hottest regions (most nr_accesses summed over all snapshots; "
-                         "regions under 1 GiB):")
-            for r in hot.itertuples():
-                lines.append(f"  target {r.target}  {int(r.start):#x}-{int(r.end):#x} "
-                             f"({_size(int(r.size))})  mean nr_accesses "
-                             f"{r.mean_accesses:.1f} in {r.snapshots} snapshots")
-        c = self.coarse_accessed()
-        if c["regions"]:
-            rule = ("the one page it samples was accessed" if m["access"] == "abit" else
-                    "one sample hits any of its pages")
-            lines.append(
-                f"coarse: {c['regions']} region(s) of 1 GiB or more had accesses (the "
-                f"largest {_size(c['largest'])}, mean nr_accesses up to "
-                f"{c['max_mean_accesses']:.1f}); a region counts as accessed when {rule}, "
-                "whatever its size, so these are no hot spots and are not ranked (a "
-                "smaller --max-region or more --min-nr-regions splits them)")
-        return "\n".join(lines)
-
-
-def _size(b: int) -> str:
-    return format_bytes(b, 1, exact=True, largest="GiB")
-
-
-def _as_table(obj) -> pa.Table | None:
-    if obj is None:
-        return None
-    if isinstance(obj, pa.Table):
-        return obj
-    import pandas as pd
-    if isinstance(obj, pd.DataFrame):
-        return pa.Table.from_pandas(obj, preserve_index=False)
-    if isinstance(obj, dict):
-        return pa.table(obj)
-    raise InputError(f"cannot use a {type(obj).__name__} as a table")
-
-
-class _Source:
-    """The samples (SAMPLE_COLUMNS) of a replay: an in-memory table, or a trace
-    directory's samples file read in batches of ``BATCH_ROWS`` rows, so that a replay
-    holds a bounded number of samples whatever the trace's length.
-
-    Samples that carry a thread id but no pid (``perf script`` text printed without
-    the pid field shows the tid alone) get their pid from the trace's ``tasks`` rows
-    (COMM/FORK: tid -> pid) where those know the thread, else the tid itself (a
-    single-threaded process's pid); ``tid_as_pid`` counts them (see :func:`_scan`)."""
-
-    def __init__(self, table: pa.Table | None = None, path=None, trace=None, tasks=None):
-        self.table, self.path, self.trace = table, path, trace
-        self.pid_from_tid = (self.null_status("pid") != "none" and self.has("tid")
-                             and self.null_status("tid") != "all")
-        self._tid_pid: tuple[np.ndarray, np.ndarray] | None = None
-        if self.pid_from_tid and tasks is not None and len(tasks):
-            tk = tasks[tasks["pid"].notna() & tasks["tid"].notna()]
-            tk = tk.drop_duplicates("tid", keep="last")
-            o = np.argsort(tk["tid"].to_numpy(np.int64), kind="stable")
-            self._tid_pid = (tk["tid"].to_numpy(np.int64)[o], tk["pid"].to_numpy(np.int64)[o])
-
-    @property
-    def streamed(self) -> bool:
-        return self.table is None
-
-    def has(self, name: str) -> bool:
-        if self.table is not None:
-            return name in self.table.column_names
-        return name in self.trace.columns("samples")
-
-    def null_count(self, name: str) -> tuple[int | None, int]:
-        """(rows lacking column ``name``, rows); None when unknown.  For a file this
-        comes from the Parquet statistics: no data is read."""
-        if self.table is not None:
-            n = self.table.num_rows
-            if name not in self.table.column_names:
-                return n, n
-            return self.table.column(name).null_count, n
-        pf = ParquetReader(self.path)
-        if name not in pf.names:
-            return pf.num_rows, pf.num_rows
-        nulls = 0
-        for g in range(pf.num_row_groups):
-            st = pf.statistics(g, name)
-            if st is None or st.null_count is None:
-                return None, pf.num_rows
-            nulls += st.null_count
-        return nulls, pf.num_rows
-
-    def null_status(self, name: str) -> str:
-        """"none" (no row lacks the column), "all" (absent or null everywhere) or
-        "some" (or unknown)."""
-        nulls, n = self.null_count(name)
-        return "some" if nulls is None else "none" if nulls == 0 else \
-            "all" if nulls == n else "some"
-
-    def _with_pid(self, tb: pa.Table, columns: list[str]) -> pa.Table:
-        pid = tb.column("pid")
-        if pid.null_count:
-            miss = ~pid.is_valid().to_numpy(zero_copy_only=False)
-            p = pid.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-            tid = tb.column("tid")
-            tv = tid.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-            fill = tv[miss]
-            if self._tid_pid is not None and fill.size:
-                keys, vals = self._tid_pid
-                i = np.minimum(np.searchsorted(keys, fill), max(keys.size - 1, 0))
-                known = (keys.size > 0) & (keys[i] == fill)
-                fill = np.where(known, vals[i], fill)
-            p[miss] = fill
-            tb = tb.set_column(tb.column_names.index("pid"), "pid",
-                               pa.array(p.astype(np.int32), mask=p < 0))
-        return tb.select(columns)
-
-    def tables(self, columns: list[str]):
-        """The samples' ``columns`` as a sequence of tables, in file order."""
-        read = list(columns)
-        fix = self.pid_from_tid and "pid" in columns
-        if fix and "tid" not in read:
-            read.append("tid")
-        if self.table is not None:
-            tb = self.table.select(read)
-            yield self._with_pid(tb, columns) if fix else tb
-            return
-        # columns the file left out (no event recorded them) come back as nulls
-        for tb in self.trace.iter_tables("samples", read, batch_rows=BATCH_ROWS):
-            yield self._with_pid(tb, columns) if fix else tb
-
-    def materialize(self) -> None:
-        """Read the whole table into memory (unsorted files, perf-phys translation)."""
-        if self.table is None:
-            cols = SAMPLE_COLUMNS + (["tid"] if self.pid_from_tid else [])
-            self.table = self.trace.table("samples", columns=cols)
-
-
-def _scan(src: _Source, phys: bool = False) -> dict:
-    """One pass over the narrow columns (time_ns, pid, event): the time span, whether
-    the times are sorted, the event names and, per (event, pid), the number of samples,
-    of samples with a virtual address and (``phys``) of samples with a non-zero
-    physical address.  The address columns are read only where the file's statistics
-    say that some rows lack them."""
-    t_min = t_max = last = None
-    ordered = True
-    names: set[str] = set()
-    counts: dict[tuple, list[int]] = {}
-    addr_st = src.null_status("addr")
-    phys_st = src.null_status("phys_addr") if phys else "all"
-    cols = ["time_ns", "pid", "event"] + (["addr"] if addr_st == "some" else []) + \
-        (["phys_addr"] if phys_st != "all" else [])
-    for tb in src.tables(cols):
-        ev = tb.column("event")
-        names.update(_event_names(ev))
-        tv = tb.column("time_ns").drop_null().to_numpy()
-        if tv.size:
-            lo, hi = int(tv.min()), int(tv.max())
-            t_min = lo if t_min is None else min(t_min, lo)
-            t_max = hi if t_max is None else max(t_max, hi)
-            if ordered and ((last is not None and tv[0] < last) or np.any(tv[1:] < tv[:-1])):
-                ordered = False
-            last = int(tv[-1])
-        ok = pc.and_(pc.is_valid(tb.column("time_ns")), pc.is_valid(tb.column("pid")))
-        cnt = {"event": ev.cast(pa.string()), "pid": tb.column("pid")}
-        aggs = [("pid", "count")]
-        # per-row address flags only where rows differ (else: all or none of them)
-        if addr_st == "some":
-            cnt["a"] = pc.cast(pc.is_valid(tb.column("addr")), pa.int64())
-            aggs.append(("a", "sum"))
-        if phys_st != "all":
-            ph = tb.column("phys_addr")
-            cnt["p"] = pc.cast(pc.and_(pc.is_valid(ph), pc.not_equal(ph.fill_null(0), 0)),
-                               pa.int64())
-            aggs.append(("p", "sum"))
-        g = pa.table(cnt).filter(ok)
-        if g.num_rows:
-            agg = g.group_by(["event", "pid"], use_threads=False).aggregate(aggs)
-            k_ = agg.column("pid_count").to_pylist()
-            a_ = agg.column("a_sum").to_pylist() if addr_st == "some" else \
-                (k_ if addr_st == "none" else [0] * len(k_))
-            p_ = agg.column("p_sum").to_pylist() if phys_st != "all" else [0] * len(k_)
-            for e, pid_, k, na, nph in zip(agg.column("event").to_pylist(),
-                                           agg.column("pid").to_pylist(), k_, a_, p_):
-                c = counts.setdefault((e, pid_), [0, 0, 0])
-                c[0] += k
-                c[1] += na
-                c[2] += nph
-    return {"t_first": t_min, "t_last": t_max, "ordered": ordered, "names": sorted(names),
-            "counts": counts}
-
-
-def _load(source, mmaps, maps, pagemap_table):
-    """(samples source, mmaps df, maps df, pagemap df|None, trace meta, provenance)."""
-    if isinstance(source, (str, os.PathLike, Trace)):
-        tr = source if isinstance(source, Trace) else open_trace(source)
-        if not tr.has("samples"):
-            raise InputError(f"{tr.path}: has no samples table (ingest a perf.data first)")
-        have = tr.columns("samples")
-        if "time_ns" not in have:
-            raise InputError(f"{tr.file('samples')}: the samples have no times (recorded "
-                             "without PERF_SAMPLE_TIME); a replay needs them")
-        if "event" not in have:
-            raise InputError(f"{tr.file('samples')}: lacks the event column")
-        # only the columns the replay uses, streamed batch by batch (see _Source)
-        samples = _Source(path=tr.file("samples"), trace=tr,
-                          tasks=tr.df("tasks") if tr.has("tasks") else None)
-        mm = tr.df("mmaps") if mmaps is None else _as_table(mmaps).to_pandas()
-        mp = (tr.df("maps") if tr.has("maps") else None) if maps is None \
-            else _as_table(maps).to_pandas()
-        pm = tr.df("pagemap") if tr.has("pagemap") else None
-        prov = {"trace": str(tr.path), "inputs": tr.meta.get("inputs"),
-                "samples": file_provenance(tr.file("samples"))}
-        meta = tr.meta
-    else:
-        samples = _as_table(source)
-        if samples is None:
-            raise InputError("no samples given")
-        for c in SAMPLE_COLUMNS:
-            if c not in samples.column_names:
-                if c in ("time_ns", "addr", "phys_addr"):
-                    if c == "time_ns":
-                        raise InputError("the samples table has no time_ns column")
-                    samples = samples.append_column(c, pa.nulls(samples.num_rows, pa.uint64()))
-                elif c == "pid":
-                    samples = samples.append_column(c, pa.nulls(samples.num_rows, pa.int32()))
-                else:
-                    samples = samples.append_column(
-                        c, pa.array(["sample"] * samples.num_rows, pa.string()))
-        keep = SAMPLE_COLUMNS + (["tid"] if "tid" in samples.column_names else [])
-        samples = _Source(table=samples.select(keep))
-        mm = _as_table(mmaps).to_pandas() if mmaps is not None else None
-        mp = _as_table(maps).to_pandas() if maps is not None else None
-        pm = None
-        prov = {"samples": "in-memory table", "rows": samples.table.num_rows}
-        meta = {}
-    if pagemap_table is not None:
-        pm = pagemap_table
-    return samples, mm, mp, pm, meta, prov
+    def convert(self, tb):
+        """(time_ns, target, addr) of a table of samples, as the targets see them."""
+        if self.physical:
+            pt, pa_ = self.physical_of(tb)
+            return pt, np.zeros(pt.size, np.int64), pa_
+        if self.access == "perf-phys":
+            t_, g_, a_, _ = translated_samples(tb, self.tpids, self.translator)
+            return t_, g_, a_
+        return virtual_samples(tb, self.tpids)
 
 
 def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = "perf",
@@ -542,7 +150,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
            accessed_only: bool = False, max_rows: int | None = MAX_ROWS, mmaps=None, maps=None,
            config: MonitorConfig | None = None, fixed_engine: bool = True, progress=None,
            output: str | os.PathLike | None = None, force: bool = False,
-           **params) -> RegionHistory:
+           trace_meta: dict | None = None, **params) -> RegionHistory:
     """Run the DAMON monitor over recorded samples and return the region history.
 
     Parameters
@@ -573,6 +181,9 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     output : write the history to this Parquet file as the replay runs, snapshot by
         snapshot (memory stays bounded whatever the number of rows; the file appears
         whole or not at all); the returned history then reads its rows from the file
+    trace_meta : for a samples table, the metadata of the trace it came from (the trace
+        directory's ``meta.json``, :attr:`Trace.meta`): paddr without ``ranges`` takes its
+        System RAM / MEM_TOPOLOGY from it, as a replay of the trace directory does
     config : a MonitorConfig; or give its fields as keyword arguments
         (sample_us=5000, aggr_us=100000, update_us=60000000, min_nr_regions=10,
         max_nr_regions=1000, min_region=4096, max_region=None, seed=0,
@@ -585,13 +196,71 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     the access check needs, a trace shorter than one aggregation, no mapping of a vaddr
     process, no region in any snapshot.
     """
+    config = _checked_options(ops, access, max_rows, config, params)
+    pids = [int(p) for p in (pids or [])]
+    src, mm, mp, pm, meta, prov = _open(source, mmaps, maps, pagemap, trace_meta)
+    opset = ops_sets.get(ops)
+    if opset.space == "physical" and pids:
+        why = f"does not apply to {ops} (physical memory has no process)"
+        raise ConfigError(f"pids={pids} {why}", cli_message=f"--pid {why}")
+    # which address of a sample the targets see: the virtual one (vaddr/fvaddr with perf
+    # or abit), the physical one (paddr with perf-phys), or the other one translated
+    # through pagemap snapshots (vaddr/fvaddr with perf-phys; paddr with perf, and paddr
+    # with abit when the samples carry no physical address)
+    want_phys = access == "perf-phys" or (opset.space == "physical" and access == "abit")
+    # pass 1, narrow columns: time span, event names, samples (with addresses) per pid
+    scan = scan_samples(src, phys=want_phys)
+    if scan["t_first"] is None:
+        raise InputError("the trace has no timed samples to replay")
+    t_first, t_last = scan["t_first"], scan["t_last"]
+    start_ns, auto = _start_option(start_ns)
+    t0 = t_first if (start_ns is None or auto) else int(start_ns)
+    r = _Replay(config, opset, access, src, meta, scan,
+                choose_events(scan["names"], list(events or [])), mm=mm, mp=mp, pm=pm)
+    _count_per_pid(r)
+    _choose_address_source(r)
+    _check_pids(r, pids)
+    if not scan["ordered"] or (access == "perf-phys" and not r.physical):
+        # streaming needs time order; the pagemap translation works on the whole table
+        src.materialize()
+    TARGETS[opset.name](r, pids, ranges)
+    access_batches = _access_batches(r)
+    t0, t0_auto = _start(r, access_batches, t0, auto)
+    t0_source = "auto" if auto else "--start" if start_ns is not None else "first sample"
+    _check_span(config, t0, t_last, t0_source)
+    acc = StreamedSamples(access_batches(), t0)
+    writer = (HistoryWriter(output, force=force, row_group_rows=region_history.ROW_GROUP_ROWS,
+                            inputs=[source if isinstance(source, (str, os.PathLike)) else None,
+                                    pagemap if isinstance(pagemap, (str, os.PathLike)) else None])
+              if output is not None else None)
+    try:
+        hist, metadata = _run(r, acc, t0, t_last, accessed_only=accessed_only,
+                              max_rows=max_rows, fixed_engine=fixed_engine, progress=progress,
+                              writer=writer)
+        used = acc.drain()                # the samples from t0 on (the rest of the stream)
+        _check_result(r, hist, used, t0, t_last, t0_source)
+        metadata.update({
+            "ops": opset.name, "access": access, "events": r.chosen, "targets": r.target_meta,
+            "t0_ns": t0, "t0_source": t0_source, "address_source": r.address_source,
+            "t0_auto": t0_auto, "t_last_ns": t_last, "samples_used": used,
+            "input": prov, "warnings": r.warnings,
+        })
+        if writer is not None:
+            return RegionHistory(None, metadata, writer.close(metadata))
+    except BaseException as e:
+        if writer is None:
+            raise
+        raise writer.abort(e) from None
+    return RegionHistory(history_table(hist, [t.pid for t in r.targets]), metadata)
+
+
+def _checked_options(ops, access, max_rows, config, params) -> MonitorConfig:
+    """The MonitorConfig of the replay; refuses unknown ops or access modes."""
     if config is None:
         config = MonitorConfig(**params)
     elif params:
         config = config.replace(**params)
-    if ops not in OPS:
-        raise ConfigError(f"ops must be one of {', '.join(OPS)}, not {ops!r}",
-                          cli_message=f"--ops must be one of {', '.join(OPS)}, not {ops!r}")
+    ops_sets.get(ops)
     if access not in ACCESS:
         raise ConfigError(f"access must be one of {', '.join(ACCESS)}, not {access!r}",
                           cli_message=f"--access must be one of {', '.join(ACCESS)}, "
@@ -603,30 +272,25 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         raise ConfigError(f"max_rows must be a non-negative integer, not {max_rows!r}",
                           cli_message=f"--max-rows must be a non-negative integer, not "
                                       f"{max_rows!r}")
-    pids = [int(p) for p in (pids or [])]
+    return config
+
+
+def _open(source, mmaps, maps, pagemap, trace_meta):
+    """(samples source, mmaps df, maps df, pagemap df|None, trace meta, provenance)."""
     pm_in = None
     if pagemap is not None and not isinstance(pagemap, (str, os.PathLike)):
-        pm_in = _as_table(pagemap).to_pandas()
-    src, mm, mp, pm, meta, prov = _load(source, mmaps, maps, pm_in)
+        pm_in = as_table(pagemap).to_pandas()
+    src, mm, mp, pm, meta, prov = load_source(source, mmaps, maps, pm_in, trace_meta)
     if pagemap is not None and isinstance(pagemap, (str, os.PathLike)):
         ptr = open_trace(pagemap)
         if not ptr.has("pagemap"):
             raise InputError(f"{pagemap}: has no pagemap table")
         pm = ptr.df("pagemap")
-    physical = ops == "paddr"
-    if physical and pids:
-        why = "does not apply to paddr (physical memory has no process)"
-        raise ConfigError(f"pids={pids} {why}", cli_message=f"--pid {why}")
-    # which address of a sample the targets see: the virtual one (vaddr/fvaddr with perf
-    # or abit), the physical one (paddr with perf-phys), or the other one translated
-    # through pagemap snapshots (vaddr/fvaddr with perf-phys; paddr with perf, and paddr
-    # with abit when the samples carry no physical address)
-    want_phys = access == "perf-phys" or (physical and access == "abit")
-    # pass 1, narrow columns: time span, event names, samples (with addresses) per pid
-    scan = _scan(src, phys=want_phys)
-    if scan["t_first"] is None:
-        raise InputError("the trace has no timed samples to replay")
-    t_first, t_last = scan["t_first"], scan["t_last"]
+    return src, mm, mp, pm, meta, prov
+
+
+def _start_option(start_ns):
+    """(start_ns as an int or None, auto) from the ``start_ns`` option."""
     auto = isinstance(start_ns, str) and start_ns.strip().lower() == "auto"
     if isinstance(start_ns, str) and not auto:
         try:
@@ -635,43 +299,44 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
             raise ConfigError(f"start_ns: {start_ns!r} is not a time in ns or 'auto'",
                               cli_message=f"--start: {start_ns!r} is not a time in ns or "
                                           "'auto'") from None
-    t0 = t_first if (start_ns is None or auto) else int(start_ns)
-    names = scan["names"]
-    chosen = choose_events(names, list(events or []))
-    warnings: list[str] = []
-    target_meta: list[dict] = []
-    timelines: list[VmaTimeline] = []
-    nulls = src.null_count("pid")[0] if src.pid_from_tid else 0
+    return start_ns, auto
+
+
+def _count_per_pid(r: _Replay) -> None:
+    """Samples per pid of the chosen events: all, with a virtual, with a physical address
+    (and the warning about samples whose pid is a thread id)."""
+    nulls = r.src.null_count("pid")[0] if r.src.pid_from_tid else 0
     if nulls:
-        warnings.append(
+        r.warnings.append(
             f"{nulls} samples carry a thread id but no pid (perf script text printed "
             "without the pid field shows the tid alone): "
             + ("the trace's COMM/FORK records give the pid of the threads they know, "
-               if src._tid_pid is not None else "")
+               if r.src.knows_threads else "")
             + "a thread id stands for its pid otherwise (exact for single-threaded "
             "processes; print the pid field with perf script -F pid,tid,... to be sure)")
-
-    # samples per pid of the chosen events: all, with a virtual, with a physical address
-    per_pid: dict = {}
-    for (e, p_), c in scan["counts"].items():
-        if chosen == names or e in chosen:
-            q = per_pid.setdefault(p_, [0, 0, 0])
+    names = r.scan["names"]
+    for (e, p_), c in r.scan["counts"].items():
+        if r.chosen == names or e in r.chosen:
+            q = r.per_pid.setdefault(p_, [0, 0, 0])
             for k in range(3):
                 q[k] += c[k]
-    n_all = sum(q[0] for q in per_pid.values())
-    n_virt = sum(q[1] for q in per_pid.values())
-    n_phys = sum(q[2] for q in per_pid.values())
-    what = f"{n_all:,} samples" + (f" (events: {', '.join(chosen)})" if chosen else "")
+
+
+def _choose_address_source(r: _Replay) -> None:
+    """Which address of the samples the targets see, and the pagemap translator when
+    that address must be translated; refuses a trace whose samples lack it."""
+    physical, access, pm = r.physical, r.access, r.pm
+    n_virt = sum(q[1] for q in r.per_pid.values())
+    n_phys = sum(q[2] for q in r.per_pid.values())
     regions_hint = ("; its regions table is a DAMON trace (DAMON's own result), not "
-                    "samples to replay" if meta.get("tables", {}).get("regions") else "")
+                    "samples to replay" if r.meta.get("tables", {}).get("regions") else "")
 
     def no_addresses(kind: str, how: str, cli_how: str | None = None):
         def msg(h):
-            return (f"none of the trace's {what} carries a {kind} address, so the replay "
+            return (f"none of the trace's {r.what} carries a {kind} address, so the replay "
                     f"has nothing to count; {h}{regions_hint}")
         return InputError(msg(how), cli_message=msg(cli_how or how))
 
-    translator = None
     if (physical and access == "perf") or (not physical and access == "perf-phys") or \
             (physical and access == "abit" and n_phys == 0 and pm is not None and len(pm)):
         if pm is None or len(pm) == 0:
@@ -689,299 +354,269 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
                    "them into the trace directory")
             raise InputError(msg.format("pagemap=DIR"),
                              cli_message=msg.format("--pagemap DIR"))
-        from .translate import Translator
-        translator = Translator.from_tables(pm)
-    address_source = ("virtual" if not physical and access != "perf-phys" else
-                      "physical" if translator is None else
-                      "physical, translated to virtual through pagemap snapshots"
-                      if not physical else
-                      "virtual, translated to physical through pagemap snapshots")
-    if address_source.startswith("virtual") and n_virt == 0:
+        r.translator = Translator.from_tables(pm)
+    r.address_source = ("virtual" if not physical and access != "perf-phys" else
+                        "physical" if r.translator is None else
+                        "physical, translated to virtual through pagemap snapshots"
+                        if not physical else
+                        "virtual, translated to physical through pagemap snapshots")
+    if r.address_source.startswith("virtual") and n_virt == 0:
         raise no_addresses("data (virtual)", "record with `perf mem record`, or `perf record "
                            "-d` (software events: page faults)")
-    if address_source.startswith("physical") and n_phys == 0:
+    if r.address_source.startswith("physical") and n_phys == 0:
         how = "record with `perf mem record --phys-data` (or `perf record --phys-data`)"
         alt = ", or replay the virtual addresses with {} and pagemap snapshots ({})"
         raise no_addresses("physical", how + (alt.format("access='perf'", "pagemap=DIR")
                                                if physical else ""),
                            how + (alt.format("--access perf", "--pagemap DIR")
                                   if physical else ""))
-    use_pid = 1 if address_source.startswith("virtual") else 2
+    r.use_pid = 1 if r.address_source.startswith("virtual") else 2
+
+
+def _pid_list(r: _Replay) -> str:
+    """The processes with the most samples with addresses, for messages."""
+    top = sorted(((q[r.use_pid], p_) for p_, q in r.per_pid.items() if p_ is not None
+                  and q[r.use_pid]), reverse=True)[:5]
+    return ", ".join(f"{p_} ({n:,})" for n, p_ in top) or "none"
+
+
+def _check_pids(r: _Replay, pids: list[int]) -> None:
+    """Refuse ``pids`` none of which has a sample with an address; warn for some."""
+    if not pids or (not r.physical and r.access == "perf-phys"):
+        # (perf-phys finds the process of a frame in the pagemap, not in the sample)
+        return
 
     def samples_of(p) -> str:
-        q = per_pid.get(p)
+        q = r.per_pid.get(p)
         return (f"the trace has no sample of pid {p}" if q is None else
                 f"pid {p} has {q[0]:,} samples, none with an address")
 
-    def pid_list() -> str:
-        top = sorted(((q[use_pid], p_) for p_, q in per_pid.items() if p_ is not None
-                      and q[use_pid]), reverse=True)[:5]
-        return ", ".join(f"{p_} ({n:,})" for n, p_ in top) or "none"
+    missing = [p for p in pids if not r.per_pid.get(p, [0, 0, 0])[r.use_pid]]
+    if len(missing) == len(pids):
+        def msg(given):
+            return (f"{'; '.join(samples_of(p) for p in missing)} ({given}); the "
+                    f"processes with the most samples with addresses: {_pid_list(r)}")
+        raise InputError(msg(f"pids={pids}"),
+                         cli_message=msg(" ".join(f"--pid {p}" for p in pids)))
+    for p in missing:
+        r.warnings.append(f"pid {p}: no sample with an address (its target stays idle)")
 
-    if pids and not (not physical and access == "perf-phys"):
-        # (perf-phys finds the process of a frame in the pagemap, not in the sample)
-        missing = [p for p in pids if not per_pid.get(p, [0, 0, 0])[use_pid]]
-        if len(missing) == len(pids):
-            def msg(given):
-                return (f"{'; '.join(samples_of(p) for p in missing)} ({given}); the "
-                        f"processes with the most samples with addresses: {pid_list()}")
-            raise InputError(msg(f"pids={pids}"),
-                             cli_message=msg(" ".join(f"--pid {p}" for p in pids)))
-        for p in missing:
-            warnings.append(f"pid {p}: no sample with an address (its target stays idle)")
-    if not scan["ordered"] or (access == "perf-phys" and ops != "paddr"):
-        # streaming needs time order; the pagemap translation works on the whole table
-        src.materialize()
 
-    def selected(columns=SAMPLE_COLUMNS):
-        for tb in src.tables(columns):
-            yield filter_events(tb, chosen, names)
-
-    n_untrans = [0]
-
-    def physical_of(tb):
-        """(time_ns, phys_addr) of the samples: recorded, or translated by the pagemap."""
-        if translator is None:
-            return physical_samples(tb)
-        s_ = tb.filter(pc.and_(pc.is_valid(tb.column("addr")), pc.is_valid(tb.column("pid"))))
-        t_ = s_.column("time_ns").to_numpy(zero_copy_only=False).astype(np.int64)
-        v_ = s_.column("addr").to_numpy(zero_copy_only=False).astype(np.uint64)
-        p_ = s_.column("pid").to_numpy(zero_copy_only=False).astype(np.int64)
-        ph = translator.virt_to_phys_present(p_, v_, t_)
-        ok = ph != 0
-        n_untrans[0] += int((~ok).sum())
-        a_, keep = engine_addresses(ph[ok])
-        t_ = t_[ok]
-        return (t_ if keep is None else t_[keep]), a_
-
-    # -- targets ---------------------------------------------------------------------
-    if physical:
-        def convert(tb):
-            pt, pa_ = physical_of(tb)
-            return pt, np.zeros(pt.size, np.int64), pa_
-        tpids: list[int | None] = [None]
-        if ranges:
-            rg, rsrc = normalize_ranges(ranges), "--range"
-        else:
-            try:
-                rg, rsrc = default_range(meta, np.zeros(0, np.int64),
-                                         config.profile.paddr_default)
-            except InputError:
-                # the span of the sampled physical addresses: their min and max suffice
-                ext = []
-                for tb in selected(["time_ns", "pid", "event", "addr", "phys_addr"]):
-                    a = physical_of(tb)[1]
-                    a = a[a > 0]
-                    if a.size:
-                        ext += [a.min(), a.max()]
-                n_untrans[0] = 0
-                rg, rsrc = default_range(meta, np.array(ext, np.int64),
-                                         config.profile.paddr_default)
-        rg = aligned_union(check_ranges(rg, "paddr range"), config.min_region)
-        targets = [Target(lambda t, rg=rg: rg, pid=None)]
-        target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
+# -- targets, one builder per operations set ------------------------------------------
+def _paddr_targets(r: _Replay, pids, ranges) -> None:
+    """One target over physical memory: the given ranges, else the trace's System RAM
+    (see :func:`tracedamon.engine.ops.paddr.default_range`)."""
+    r.tpids = [None]
+    if ranges:
+        rg, rsrc = normalize_ranges(ranges), "--range"
     else:
-        if ops == "fvaddr":
-            if not ranges:
-                raise ConfigError("fvaddr needs at least one range (ranges=['START-END'])",
-                                  cli_message="fvaddr needs at least one --range START-END")
-            rg = aligned_union(normalize_ranges(ranges), config.min_region)
-            tpids = list(pids) if pids else [None]
-            targets = [Target(lambda t, rg=rg: rg, pid=p) for p in tpids]
-            for i, p in enumerate(tpids):
-                target_meta.append({"target": i, "pid": p, "ranges": rg.tolist(),
-                                    "ranges_source": "--range"})
-        else:
-            if ranges:
-                msg = ("{} applies to fvaddr and paddr; vaddr follows the process's "
-                       "mappings (use {} for fixed ranges)")
-                raise ConfigError(msg.format("ranges", "ops='fvaddr'"),
-                                  cli_message=msg.format("--range", "--ops fvaddr"))
-            if not pids:
-                cand = {p_: q[use_pid] for p_, q in per_pid.items()
-                        if p_ is not None and q[use_pid]}
-                if not cand:
-                    msg = f"none of the trace's {what} with addresses carries a pid; give "
-                    raise InputError(msg + "pids=[PID]", cli_message=msg + "--pid PID")
-                most = max(cand.values())
-                pids = [min(p_ for p_, n in cand.items() if n == most)]
-                warnings.append(f"no --pid given: monitoring pid {pids[0]}, the process with "
-                                "the most samples with addresses")
-            tpids = list(pids)
-            targets = []
-            for i, p in enumerate(tpids):
-                tl = VmaTimeline(p, mm, mp, arch=meta.get("arch"))
-                timelines.append(tl)
-                targets.append(Target(tl.ranges_at, pid=p, dynamic=True, three_regions=True))
-                target_meta.append({"target": i, "pid": p, "vma_source": tl.source})
-                if tl.dropped:
-                    # the gate area / kernel half: mapped in the trace, never in the mm
-                    target_meta[-1]["mappings_left_out"] = [
-                        {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped]
-            no_vmas = [p for p, tl in zip(tpids, timelines) if tl.source == "none"]
-            if no_vmas:
-                def msg(fixed):
-                    return (f"vaddr follows a process's mappings, and the trace has none of "
-                            f"pid {', '.join(map(str, no_vmas))} (no perf MMAP records: "
-                            "`perf script` text shows them only with --show-mmap-events; no "
-                            f"/proc/PID/maps snapshots): replay fixed ranges with {fixed}, or "
-                            "ingest the perf.data")
-                raise InputError(msg("ops='fvaddr', ranges=['START-END']"),
-                                 cli_message=msg("--ops fvaddr --range START-END"))
-        if access == "perf-phys":
-            tr = translator
+        try:
+            rg, rsrc = default_range(r.meta, np.zeros(0, np.int64),
+                                     r.config.profile.paddr_default)
+        except InputError:
+            # the span of the sampled physical addresses: their min and max suffice
+            ext = []
+            for tb in r.selected(["time_ns", "pid", "event", "addr", "phys_addr"]):
+                a = r.physical_of(tb)[1]
+                a = a[a > 0]
+                if a.size:
+                    ext += [a.min(), a.max()]
+            r.n_untrans = 0
+            rg, rsrc = default_range(r.meta, np.array(ext, np.int64),
+                                     r.config.profile.paddr_default)
+    rg = aligned_union(check_ranges(rg, "paddr range"), r.config.min_region)
+    r.targets = [Target(lambda t, rg=rg: rg, pid=None)]
+    r.target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(),
+                          "ranges_source": rsrc})
 
-            def convert(tb):
-                t_, g_, a_, _ = translated_samples(tb, tpids, tr)
-                return t_, g_, a_
-        else:
-            def convert(tb):
-                return virtual_samples(tb, tpids)
 
+def _fvaddr_targets(r: _Replay, pids, ranges) -> None:
+    """The given ranges, of each given pid (of every process without pids)."""
+    if not ranges:
+        raise ConfigError("fvaddr needs at least one range (ranges=['START-END'])",
+                          cli_message="fvaddr needs at least one --range START-END")
+    rg = aligned_union(normalize_ranges(ranges), r.config.min_region)
+    r.tpids = list(pids) if pids else [None]
+    r.targets = [Target(lambda t, rg=rg: rg, pid=p) for p in r.tpids]
+    for i, p in enumerate(r.tpids):
+        r.target_meta.append({"target": i, "pid": p, "ranges": rg.tolist(),
+                              "ranges_source": "--range"})
+
+
+def _vaddr_targets(r: _Replay, pids, ranges) -> None:
+    """Processes whose three regions follow their mappings (the trace's maps or mmaps);
+    without pids, the process with the most samples with addresses."""
+    if ranges:
+        msg = ("{} applies to fvaddr and paddr; vaddr follows the process's "
+               "mappings (use {} for fixed ranges)")
+        raise ConfigError(msg.format("ranges", "ops='fvaddr'"),
+                          cli_message=msg.format("--range", "--ops fvaddr"))
+    if not pids:
+        cand = {p_: q[r.use_pid] for p_, q in r.per_pid.items()
+                if p_ is not None and q[r.use_pid]}
+        if not cand:
+            msg = f"none of the trace's {r.what} with addresses carries a pid; give "
+            raise InputError(msg + "pids=[PID]", cli_message=msg + "--pid PID")
+        most = max(cand.values())
+        pids = [min(p_ for p_, n in cand.items() if n == most)]
+        r.warnings.append(f"no --pid given: monitoring pid {pids[0]}, the process with "
+                          "the most samples with addresses")
+    r.tpids = list(pids)
+    for i, p in enumerate(r.tpids):
+        tl = VmaTimeline(p, r.mm, r.mp, arch=r.meta.get("arch"))
+        r.timelines.append(tl)
+        r.targets.append(Target(tl.ranges_at, pid=p))
+        r.target_meta.append({"target": i, "pid": p, "vma_source": tl.source})
+        if tl.dropped:
+            # the gate area / kernel half: mapped in the trace, never in the mm
+            r.target_meta[-1]["mappings_left_out"] = [
+                {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped]
+    no_vmas = [p for p, tl in zip(r.tpids, r.timelines) if tl.source == "none"]
+    if no_vmas:
+        def msg(fixed):
+            return (f"vaddr follows a process's mappings, and the trace has none of "
+                    f"pid {', '.join(map(str, no_vmas))} (no perf MMAP records: "
+                    "`perf script` text shows them only with --show-mmap-events; no "
+                    f"/proc/PID/maps snapshots): replay fixed ranges with {fixed}, or "
+                    "ingest the perf.data")
+        raise InputError(msg("ops='fvaddr', ranges=['START-END']"),
+                         cli_message=msg("--ops fvaddr --range START-END"))
+
+
+#: the target builder of each operations set (what the user sets up in the kernel)
+TARGETS = {"paddr": _paddr_targets, "fvaddr": _fvaddr_targets, "vaddr": _vaddr_targets}
+
+
+def _access_batches(r: _Replay):
+    """A callable giving the (time_ns, target, addr) batches the targets see, in time
+    order (called again for each pass); the whole table converted once when it is in
+    memory."""
     def streamed_batches():
-        """(time_ns, target, addr) of the samples the targets see, in time order, one
-        batch at a time (called again for each pass)."""
-        for tb in selected():
-            t_, g_, a_ = convert(tb)
+        for tb in r.selected():
+            t_, g_, a_ = r.convert(tb)
             keep = g_ >= 0
             if not keep.all():
                 t_, g_, a_ = t_[keep], g_[keep], a_[keep]
             yield t_, g_, a_
 
-    access_batches = streamed_batches
-    if not src.streamed:
-        # the whole table in memory: convert it once, sorted by time like AccessSamples
-        tb = next(selected())
-        if access == "perf-phys" and ops != "paddr":
-            s_time, s_tgt, s_addr, untranslated = translated_samples(tb, tpids, tr)
-            if untranslated:
-                warnings.append(f"{untranslated} samples' physical addresses did not translate")
-        else:
-            s_time, s_tgt, s_addr = convert(tb)
-        del tb
-        keep = s_tgt >= 0
-        if not keep.all():
-            s_time, s_tgt, s_addr = s_time[keep], s_tgt[keep], s_addr[keep]
-        if s_time.size > 1 and np.any(np.diff(s_time) < 0):
-            order = np.argsort(s_time, kind="stable")
-            s_time, s_tgt, s_addr = s_time[order], s_tgt[order], s_addr[order]
-        one = (s_time, s_tgt, s_addr)
+    if r.src.streamed:
+        return streamed_batches
+    # the whole table in memory: convert it once, sorted by time like AccessSamples
+    tb = next(r.selected())
+    if r.access == "perf-phys" and not r.physical:
+        s_time, s_tgt, s_addr, untranslated = translated_samples(tb, r.tpids, r.translator)
+        if untranslated:
+            r.warnings.append(f"{untranslated} samples' physical addresses did not translate")
+    else:
+        s_time, s_tgt, s_addr = r.convert(tb)
+    del tb
+    keep = s_tgt >= 0
+    if not keep.all():
+        s_time, s_tgt, s_addr = s_time[keep], s_tgt[keep], s_addr[keep]
+    if s_time.size > 1 and np.any(np.diff(s_time) < 0):
+        order = np.argsort(s_time, kind="stable")
+        s_time, s_tgt, s_addr = s_time[order], s_tgt[order], s_addr[order]
+    one = (s_time, s_tgt, s_addr)
 
-        def one_batch():
-            yield one
-        access_batches = one_batch
+    def one_batch():
+        yield one
+    return one_batch
 
-    # -- t0 and the vaddr targets' initial regions -----------------------------------------
+
+def _start(r: _Replay, access_batches, t0: int, auto: bool):
+    """(t0, t0_auto): the start the targets' mappings call for with ``auto`` (vaddr), and
+    the vaddr targets' initial ranges in their metadata (warnings when they have none)."""
+    t_first, t_last = r.scan["t_first"], r.scan["t_last"]
     t0_auto = None
-    if timelines:
-        need = auto or any(tl.ranges_at(t0) is None for tl in timelines)
-        if need:
-            t0_auto = _auto_start(timelines, access_batches, t_first, t_last,
-                                  config.update_us * 1000)
+    if not r.timelines:
         if auto:
-            if t0_auto["time_ns"] is None:
-                def msg(start, fixed):
-                    return (f"{start}: the mappings of pid(s) "
-                            f"{', '.join(str(p) for p in tpids)} never give three regions in "
-                            f"this trace, so vaddr has nothing to monitor (use {fixed})")
-                raise InputError(msg("start_ns='auto'", "ops='fvaddr' with ranges"),
-                                 cli_message=msg("--start auto", "--ops fvaddr --range"))
-            t0 = t0_auto["time_ns"]
-            t0_auto["reason"] = (
-                "the first time from which the targets' mappings give three regions that "
-                f"cover the most samples until the first ops update: {t0_auto['covered']} of "
-                f"the {t0_auto['samples_in_window']} samples from then until "
-                f"{config.update_us} us later; the first sample is at {t_first} ns")
-        for i, (tl, p) in enumerate(zip(timelines, tpids)):
-            r0 = tl.ranges_at(t0)
-            target_meta[i]["initial_ranges"] = None if r0 is None else r0.tolist()
-            if r0 is None:
-                hint = ""
-                if t0_auto is not None and t0_auto["time_ns"] is not None:
-                    f3 = t0_auto["first_three_regions_ns"]
-                    hint = ((f"; its mappings give three regions from {f3} ns on" if f3
-                             is not None else "") +
-                            f"; try --start {t0_auto['time_ns']} (what --start auto picks: "
-                            f"the three regions then cover {t0_auto['covered']} of the "
-                            f"{t0_auto['samples_in_window']} samples until the first ops "
-                            "update)")
-                warnings.append(f"pid {p}: no three regions at replay start (mappings "
-                                f"known then: {len(tl.vmas_at(t0))}); the target has no "
-                                f"regions until an ops update finds them{hint}")
-    elif auto:
-        t0_auto = {"time_ns": t0, "reason": f"--ops {ops} has fixed ranges: the first sample"}
-    t0_source = "auto" if auto else "--start" if start_ns is not None else "first sample"
-    _check_span(config, t0, t_last, t0_source)
-    acc = StreamedSamples(access_batches(), t0)
-
-    # -- run -------------------------------------------------------------------------
-    writer = (HistoryWriter(output, force=force, row_group_rows=ROW_GROUP_ROWS,
-                            inputs=[source if isinstance(source, (str, os.PathLike)) else None,
-                                    pagemap if isinstance(pagemap, (str, os.PathLike)) else None])
-              if output is not None else None)
-    try:
-        hist, metadata = _run(
-            config, targets, acc, t0, t_last, access=access, physical=physical,
-            accessed_only=accessed_only, max_rows=max_rows, fixed_engine=fixed_engine,
-            progress=progress, writer=writer, warnings=warnings)
-        used = acc.drain()                # the samples from t0 on (the rest of the stream)
-        if translator is not None and physical and n_untrans[0]:
-            warnings.append(f"{n_untrans[0]} samples' virtual addresses did not translate "
-                            "to a frame (their page is present in none of the pagemap "
-                            "snapshots of their pid)")
-        if used == 0:
-            if translator is not None and n_untrans[0]:
-                raise InputError(f"no sample's address translated through the pagemap "
-                                 f"snapshots ({n_untrans[0]:,} did not): the snapshots must "
-                                 "be of the same run and processes as the samples")
-            def msg(source):
-                return (f"no sample of the targets from t0 on ({t0} ns, {source}; the last "
-                        f"sample is at {t_last} ns): nothing to replay")
-            raise InputError(msg("start_ns" if t0_source == "--start" else t0_source),
-                             cli_message=msg(t0_source))
-        if hist.n_snapshots == 0:
-            _check_span(config, t0, t_last, t0_source, always=True)
-        if all(e[2] == e[3] for e in hist.coverage):
-            why = [w for w in warnings if "no three regions" in w]
-            raise InputError(
-                "no target had a region in any snapshot, so the history would be empty"
-                + (": " + "; ".join(why) if why else " (the targets' ranges are empty)"))
-        metadata.update({
-            "ops": ops, "access": access, "events": chosen, "targets": target_meta,
-            "t0_ns": t0, "t0_source": t0_source, "address_source": address_source,
-            "t0_auto": t0_auto, "t_last_ns": t_last, "samples_used": used,
-            "input": prov, "warnings": warnings,
-        })
-        if writer is not None:
-            return RegionHistory(None, metadata, writer.close(metadata))
-    except BaseException as e:
-        if writer is None:
-            raise
-        raise writer.abort(e) from None
-    return RegionHistory(history_table(hist, [t.pid for t in targets]), metadata)
+            t0_auto = {"time_ns": t0,
+                       "reason": f"--ops {r.ops.name} has fixed ranges: the first sample"}
+        return t0, t0_auto
+    if auto or any(tl.ranges_at(t0) is None for tl in r.timelines):
+        t0_auto = _auto_start(r.timelines, access_batches, t_first, t_last,
+                              r.config.update_us * 1000)
+    if auto:
+        if t0_auto["time_ns"] is None:
+            def msg(start, fixed):
+                return (f"{start}: the mappings of pid(s) "
+                        f"{', '.join(str(p) for p in r.tpids)} never give three regions in "
+                        f"this trace, so vaddr has nothing to monitor (use {fixed})")
+            raise InputError(msg("start_ns='auto'", "ops='fvaddr' with ranges"),
+                             cli_message=msg("--start auto", "--ops fvaddr --range"))
+        t0 = t0_auto["time_ns"]
+        t0_auto["reason"] = (
+            "the first time from which the targets' mappings give three regions that "
+            f"cover the most samples until the first ops update: {t0_auto['covered']} of "
+            f"the {t0_auto['samples_in_window']} samples from then until "
+            f"{r.config.update_us} us later; the first sample is at {t_first} ns")
+    for i, (tl, p) in enumerate(zip(r.timelines, r.tpids)):
+        r0 = tl.ranges_at(t0)
+        r.target_meta[i]["initial_ranges"] = None if r0 is None else r0.tolist()
+        if r0 is None:
+            hint = ""
+            if t0_auto is not None and t0_auto["time_ns"] is not None:
+                f3 = t0_auto["first_three_regions_ns"]
+                hint = ((f"; its mappings give three regions from {f3} ns on" if f3
+                         is not None else "") +
+                        f"; try --start {t0_auto['time_ns']} (what --start auto picks: "
+                        f"the three regions then cover {t0_auto['covered']} of the "
+                        f"{t0_auto['samples_in_window']} samples until the first ops "
+                        "update)")
+            r.warnings.append(f"pid {p}: no three regions at replay start (mappings "
+                              f"known then: {len(tl.vmas_at(t0))}); the target has no "
+                              f"regions until an ops update finds them{hint}")
+    return t0, t0_auto
 
 
-def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, max_rows,
-         fixed_engine, progress, writer, warnings) -> tuple[History, dict]:
+def _check_result(r: _Replay, hist: HistoryArrays, used: int, t0: int, t_last: int,
+                  t0_source: str) -> None:
+    """Warn about untranslated samples; refuse a replay that used no sample, wrote no
+    snapshot or gave no target a region."""
+    if r.translator is not None and r.physical and r.n_untrans:
+        r.warnings.append(f"{r.n_untrans} samples' virtual addresses did not translate "
+                          "to a frame (their page is present in none of the pagemap "
+                          "snapshots of their pid)")
+    if used == 0:
+        if r.translator is not None and r.n_untrans:
+            raise InputError(f"no sample's address translated through the pagemap "
+                             f"snapshots ({r.n_untrans:,} did not): the snapshots must "
+                             "be of the same run and processes as the samples")
+
+        def msg(source):
+            return (f"no sample of the targets from t0 on ({t0} ns, {source}; the last "
+                    f"sample is at {t_last} ns): nothing to replay")
+        raise InputError(msg("start_ns" if t0_source == "--start" else t0_source),
+                         cli_message=msg(t0_source))
+    if hist.n_snapshots == 0:
+        _check_span(r.config, t0, t_last, t0_source, always=True)
+    if all(e[2] == e[3] for e in hist.coverage):
+        why = [w for w in r.warnings if "no three regions" in w]
+        raise InputError(
+            "no target had a region in any snapshot, so the history would be empty"
+            + (": " + "; ".join(why) if why else " (the targets' ranges are empty)"))
+
+
+def _run(r: _Replay, acc, t0, t_last, *, accessed_only, max_rows, fixed_engine, progress,
+         writer) -> tuple[HistoryArrays, dict]:
     """Run the monitor; snapshots go to ``writer`` as they are taken (or stay in the
-    returned History).  Returns the History and the engine's part of the metadata."""
+    returned arrays).  Returns the arrays and the engine's part of the metadata."""
+    config, access, targets = r.config, r.access, r.targets
     pids = [t.pid for t in targets]
     sink = None
     if writer is not None:
         def sink(cols):
-            writer.add(history_table(History(*cols), pids))
+            writer.add(history_table(HistoryArrays(*cols), pids))
     use_fixed = (fixed_engine and config.fixed_granularity and access != "abit"
                  and not config.tuning)
     reason = None
     if use_fixed:
-        from .fixed import FixedMonitor
-        mon = FixedMonitor(config, targets)
+        mon = FixedMonitor(config, targets, ops=r.ops)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, max_rows=max_rows,
                        progress=progress, sink=sink)
         reason = mon.auto_accessed_only
     else:
         if config.fixed_granularity:
-            from .fixed import expected_snapshots, grid_regions
             # the grid at start, or at the end if the mappings grew by then
             nreg = max(grid_regions(targets, t, config.max_region) for t in (t0, t_last))
             rows = nreg * expected_snapshots(config, t0, t_last)
@@ -989,14 +624,18 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
                 accessed_only = True
                 reason = (f"every region of every snapshot would be {rows:,} rows (more "
                           f"than {max_rows:,}): only regions with accesses are written")
-        mon = Monitor(config, targets, access="abit" if access == "abit" else "perf",
-                      physical=physical, max_fixed_regions=DENSE_FIXED_MAX_REGIONS)
+        mon = Monitor(config, targets, ops=r.ops, access="abit" if access == "abit" else "perf",
+                      max_fixed_regions=DENSE_FIXED_MAX_REGIONS)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress,
                        sink=sink)
     if reason is not None:
         accessed_only = True
-        warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
-                        "--max-rows / --min-region)")
+        r.warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
+                          "--max-rows / --min-region)")
+    return hist, _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed)
+
+
+def _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed) -> dict:
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
@@ -1018,7 +657,7 @@ def _run(config, targets, acc, t0, t_last, *, access, physical, accessed_only, m
     }
     if config.kernel != "released":        # (the default profile: no key, as before)
         metadata["kernel"] = config.kernel
-    return hist, metadata
+    return metadata
 
 
 def _check_span(config: MonitorConfig, t0: int, t_last: int, t0_source: str,
@@ -1072,7 +711,6 @@ def _auto_start(timelines, access_batches, t_first: int, t_last: int, window_ns:
     ``auto_start`` itself, with nothing left to thin), and a third reads only the
     chosen window for the exact counts -- the same result without holding all samples.
     """
-    import inspect
     max_samples = inspect.signature(auto_start).parameters["max_samples"].default
     ntgt = len(timelines)
     count = np.zeros(ntgt, np.int64)
@@ -1095,27 +733,7 @@ def _auto_start(timelines, access_batches, t_first: int, t_last: int, window_ns:
         for i in range(ntgt):
             sel = g == i
             ti, ai = t[sel], a[sel]
-            covered += _covered(regs[i], ti, ai, c, c + window_ns)
+            covered += samples_covered(regs[i], ti, ai, c, c + window_ns)
             within += int(np.searchsorted(ti, c + window_ns) - np.searchsorted(ti, c))
     res["covered"], res["samples_in_window"] = covered, within
     return res
-
-
-def history_table(h: History, pids: list[int | None]) -> pa.Table:
-    """A REGIONS Arrow table from the engine's column arrays."""
-    n = h.start.size
-    pid_by_target = np.array([-1 if p is None else p for p in pids] or [-1], np.int64)
-    pid = pid_by_target[h.target] if n else np.zeros(0, np.int64)
-    cols = {
-        "run": pa.array(np.zeros(n, np.int32)),
-        "snapshot": pa.array(h.snapshot.astype(np.int64)),
-        "time_ns": pa.array(h.time_ns.astype(np.int64)),
-        "target": pa.array(h.target.astype(np.int32)),
-        "pid": pa.array(pid.astype(np.int32), mask=pid < 0),
-        "start": pa.array(to_unsigned(h.start, "region start")),
-        "end": pa.array(to_unsigned(h.end, "region end")),
-        "nr_accesses": pa.array(h.nr_accesses.astype(np.uint32)),
-        "age": pa.array(h.age.astype(np.uint32)),
-        "nr_accesses_bp": pa.array(h.nr_accesses_bp.astype(np.uint32)),
-    }
-    return pa.table(cols, schema=REGIONS)

@@ -224,7 +224,7 @@ def defaults() -> dict:
     import dataclasses
 
     from ..engine.config import MonitorConfig
-    from ..engine.replay import MAX_ROWS
+    from ..pipeline.replay import MAX_ROWS
 
     d = {f.name: f.default for f in dataclasses.fields(MonitorConfig)}
     # sweeps replay the default kernel profile: its name and the mode it resolves to
