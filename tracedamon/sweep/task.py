@@ -44,7 +44,7 @@ class Loaded:
     """What a worker keeps of one source (see the module docstring)."""
 
     def __init__(self, spec: dict):
-        from ..engine.replay import SAMPLE_COLUMNS
+        from ..pipeline.replay import SAMPLE_COLUMNS
         from ..store.trace import open_trace
 
         path = spec["source"]
@@ -54,6 +54,7 @@ class Loaded:
         extra = [c for c in DAMOS_SAMPLE_COLUMNS if c not in SAMPLE_COLUMNS] \
             if spec.get("scheme") else []
         self.samples = tr.table("samples", columns=list(SAMPLE_COLUMNS) + extra)
+        self.meta = tr.meta          # paddr's default range (System RAM) comes from it
         self.mmaps = tr.table("mmaps")
         self.maps = tr.table("maps") if tr.has("maps") else None
         pm = spec.get("pagemap")
@@ -218,23 +219,17 @@ def scheme_figures(hist, schemes, got: "Loaded") -> dict:
 
 
 def _replay_source(spec: dict, got: Loaded, kw: dict):
-    """Replay from the worker's in-memory tables.
-
-    paddr without ``--range`` reads the trace directory instead: the in-memory path
-    does not see the trace's metadata (its System RAM / MEM_TOPOLOGY), so its default
-    physical range is the span of the sampled addresses rather than the RAM the trace
-    describes -- a different result (tests/test_sweep.py::
-    test_in_memory_replay_paddr_default_range_matches_trace_directory)."""
-    if kw.get("ops") == "paddr" and not kw.get("ranges"):
-        return spec["source"], {"pagemap": spec.get("pagemap")}
-    return got.samples, {"mmaps": got.mmaps, "maps": got.maps, "pagemap": got.pagemap}
+    """Replay from the worker's in-memory tables, with the trace's metadata (paddr
+    without ``--range`` takes the trace's System RAM / MEM_TOPOLOGY from it)."""
+    return got.samples, {"mmaps": got.mmaps, "maps": got.maps, "pagemap": got.pagemap,
+                         "trace_meta": got.meta}
 
 
 def run_task(spec: dict) -> dict:
     """Run one (source, configuration) task; return its row (a dict of scalars)."""
     from .. import __version__
     from ..engine.config import MonitorConfig
-    from ..engine.replay import replay
+    from ..pipeline.replay import replay
     from ..errors import TracedamonError
 
     row = {"source": spec["source"], "source_name": Path(spec["source"]).name,
