@@ -23,10 +23,10 @@ ERRORS = {"TracedamonError", "InputError", "TraceFormatError", "OutputError", "C
 # Known exceptions, by module, with the package whose engineer rewords them (and then
 # deletes the line): the sweep arrived with command-line wording in its messages.
 NOT_YET = {
-    "sweep/__init__.py": "pipeline",
-    "sweep/batch.py": "pipeline",
-    "sweep/grid.py": "pipeline",
-    "sweep/runner.py": "pipeline",
+    "pipeline/sweep/__init__.py": "pipeline",
+    "pipeline/sweep/batch.py": "pipeline",
+    "pipeline/sweep/grid.py": "pipeline",
+    "pipeline/sweep/runner.py": "pipeline",
 }
 
 

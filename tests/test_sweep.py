@@ -18,9 +18,9 @@ import pytest
 import tracedamon
 from tracedamon.cli import main
 from tracedamon.errors import ConfigError, InputError
-from tracedamon.sweep import build_table
-from tracedamon.sweep.grid import configurations, parse_grid
-from tracedamon.sweep.task import RUN_COLUMNS
+from tracedamon.pipeline.sweep import build_table
+from tracedamon.pipeline.sweep.grid import configurations, parse_grid
+from tracedamon.pipeline.sweep.task import RUN_COLUMNS
 
 from conftest import SAMPLES, need_corpus
 
@@ -348,7 +348,7 @@ def test_pareto_front_is_the_undominated_configurations():
     """The front against a brute-force check: a configuration is on it iff no other one
     has fewer checks per second and at least its accuracy, or the same checks and more."""
     import pandas as pd
-    from tracedamon.sweep.summary import pareto
+    from tracedamon.pipeline.sweep.summary import pareto
     rng = np.random.default_rng(7)
     for _ in range(30):
         n = int(rng.integers(1, 25))

@@ -23,8 +23,8 @@ _LAZY = {
     "open_trace": ("tracedamon.trace", "open_trace"),
     "replay": ("tracedamon.pipeline.replay", "replay"),
     "compare": ("tracedamon.export.compare", "compare"),
-    "damos": ("tracedamon.damos_run", "damos"),
-    "sweep": ("tracedamon.sweep", "sweep"),
+    "damos": ("tracedamon.pipeline.damos", "damos"),
+    "sweep": ("tracedamon.pipeline.sweep", "sweep"),
 }
 
 __all__ = ["__version__", *_LAZY]
