@@ -1,5 +1,5 @@
 """The HTML report at scale: file size, build time and memory, and how soon the page is
-interactive in a real headless Chromium.
+interactive in real headless browsers (Chromium and Firefox).
 
 Inputs are made on the fly (nothing big is stored), each a replay of synthetic samples
 (bench_replay's workload: 80 % of the accesses in a 4 MiB hot set that moves every 10 s):
@@ -12,7 +12,7 @@ Inputs are made on the fly (nothing big is stored), each a replay of synthetic s
 
 For each: ``tracedamon report html`` as its own process under ``/usr/bin/time -v`` (wall
 time, peak RSS), the file's size, then the page opened from file:// in Chromium (tests/
-browser.py) ``--repeat`` times: the time from navigation start to the page's ``ready``
+browser.py; each of ``--browsers``) ``--repeat`` times: the time from navigation start to the page's ``ready``
 (first heatmap and charts drawn, handlers attached), and the time to redraw after a zoom
 into 1/64 of the time and 1/256 of the address axis (and after a zoom back out).
 
@@ -79,13 +79,13 @@ def build(src: Path, out: Path, *extra) -> dict:
     return {"wall_s": secs, "rss_mb": rss / 1024, "size_mb": out.stat().st_size / 1e6}
 
 
-def in_browser(path: Path, repeat: int) -> dict:
-    from browser import Browser
+def in_browser(path: Path, repeat: int, name: str = "chromium") -> dict:
+    from browser import open_browser
 
     ready, zoom, back, modes = [], [], [], []
-    with Browser() as b:
+    with open_browser(name) as b:
         for _ in range(repeat):
-            b.driver.get("about:blank")
+            b.blank()
             b.open(path, timeout=120)
             errs = b.js("return tdReport.errors")
             if errs:
@@ -119,6 +119,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1/10 of the sizes")
+    ap.add_argument("--browsers", default="chromium,firefox",
+                    help="comma-separated: chromium, firefox (default: both)")
     ap.add_argument("--make", nargs=3, metavar=("KIND", "OUT", "SCALE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.make:
@@ -145,16 +147,17 @@ def main():
             subprocess.run([str(TD), "ingest", str(ft), "-o", str(td)], check=True,
                            capture_output=True)
             cases.append(("corpus paddr run 1, 27 k rows, --damos", td, ["--damos", str(td)]))
-        for name, src, extra in cases:
-            out = d / "r.html"
+        for i, (name, src, extra) in enumerate(cases):
+            out = d / f"r{i}.html"
             b = build(src, out, *extra)
             print(f"{name}: file {b['size_mb']:.2f} MB; build {b['wall_s']:.1f} s wall, "
                   f"{b['rss_mb']:.0f} MB peak RSS", flush=True)
-            w = in_browser(out, args.repeat)
-            print(f"  ready after navigation: {fmt(w['ready_s'])}")
-            print(f"  redraw after a zoom to 1/128 time x 1/256 address: {fmt(w['zoom_s'])}; "
-                  f"back to the full view: {fmt(w['full_s'])}; modes drawn: {w['modes']}",
-                  flush=True)
+            for browser in args.browsers.split(","):
+                w = in_browser(out, args.repeat, browser)
+                print(f"  {browser}: ready after navigation: {fmt(w['ready_s'])}")
+                print(f"  {browser}: redraw after a zoom to 1/128 time x 1/256 address: "
+                      f"{fmt(w['zoom_s'])}; back to the full view: {fmt(w['full_s'])}; "
+                      f"modes drawn: {w['modes']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,10 @@ class Browser(_Inputs):
                 "return !!(window.tdReport && (window.tdReport.ready || "
                 "window.tdReport.errors.length))"))
 
+    def blank(self) -> None:
+        """Leave the current page (the next ``open`` is a fresh load)."""
+        self.driver.get("about:blank")
+
     def js(self, script: str, *args):
         return self.driver.execute_script(script, *args)
 
@@ -256,6 +260,7 @@ class Firefox(_Inputs):
             "browser.safebrowsing.phishing.enabled": False,
             "browser.startup.homepage_override.mstone": "ignore",
             "browser.aboutwelcome.enabled": False,
+            "browser.backup.enabled": False, "browser.backup.scheduled.enabled": False,
         }
         with open(os.path.join(self.profile, "user.js"), "w") as f:
             for k, v in prefs.items():
@@ -285,6 +290,9 @@ class Firefox(_Inputs):
         self.m.set_window_rect(width=width, height=height)
         self.m.timeout.script = 120
         self._log_seen = 0
+
+    def blank(self) -> None:
+        self.m.navigate("about:blank")
 
     def open(self, path: str | os.PathLike, *, timeout: float = 60.0) -> None:
         self.m.navigate(Path(path).resolve().as_uri())
@@ -323,9 +331,16 @@ class Firefox(_Inputs):
         """Console lines the browser printed since the last call."""
         return self._new_log()
 
+    # what the page says: script errors located in a page (not in the browser's own
+    # chrome:// or resource:// modules), and console.error/warn calls, except the lines of
+    # the browser's own module loggers ("console.error: RSLoader: ...", which pages' calls
+    # never look like: their strings are printed quoted)
+    _PAGE_ERROR = re.compile(r"^JavaScript (error|warning): (?!chrome:|resource:|moz-)")
+    _PAGE_CONSOLE = re.compile(r"^console\.(error|warn): (?![A-Za-z][\w.]*: )")
+
     def console_errors(self) -> list[str]:
-        pat = re.compile(r"^(console\.(error|warn)|JavaScript (error|warning)):")
-        return [line for line in self._new_log() if pat.match(line)]
+        return [line for line in self._new_log()
+                if self._PAGE_ERROR.match(line) or self._PAGE_CONSOLE.match(line)]
 
     def requests(self) -> list[str]:
         """URLs the current page loaded: the document and every Resource Timing entry."""

@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 from tracedamon.errors import InputError, TraceFormatError
 from tracedamon.ingest import pagemap as pm
-from tracedamon.schema import (PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE, PAGEMAP_FLAG_HUGE,
-                               PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_SOFT_DIRTY,
+from tracedamon.schema import (PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_EXCLUSIVE,
+                               PAGEMAP_FLAG_FILE, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_SOFT_DIRTY,
                                PAGEMAP_FLAG_SWAPPED, PAGEMAP_FLAG_THP)
 
 PS = 4096
@@ -89,11 +89,14 @@ def test_chunked_encoding_then_join_equals_whole(ents, chunk):
 
 
 def test_kpageflags_bits():
-    k = np.array([0, 1 << 22, 1 << 17, (1 << 22) | (1 << 15), 1 << 16, (1 << 17) | (1 << 22)],
-                 dtype=np.uint64)
+    # include/uapi/linux/kernel-page-flags.h: COMPOUND_HEAD 15, COMPOUND_TAIL 16, HUGE 17,
+    # THP 22; the head bit is kept for THP and hugetlb pages only
+    k = np.array([0, 1 << 22, 1 << 17, (1 << 22) | (1 << 15), 1 << 16, (1 << 17) | (1 << 22),
+                  1 << 15, (1 << 17) | (1 << 15), (1 << 22) | (1 << 16)], dtype=np.uint64)
     assert pm.kpageflags_to_flags(k).tolist() == [
-        0, PAGEMAP_FLAG_THP, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_THP, 0,
-        PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE]
+        0, PAGEMAP_FLAG_THP, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_THP | PAGEMAP_FLAG_COMPOUND_HEAD,
+        0, PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE, 0,
+        PAGEMAP_FLAG_HUGE | PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_THP]
 
 
 def test_parse_maps_and_errors():

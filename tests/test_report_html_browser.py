@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -461,3 +462,23 @@ def test_demo_pipeline_report(browser, tmp_path):
     assert browser.js("return document.querySelectorAll('.panel canvas').length") == 2
     assert browser.js("return tdReport.errors") == []
     json.dumps(browser.js("return tdReport.meta.diff.metrics"))
+
+
+def test_a_page_error_would_be_seen(browser, tmp_path):
+    """The no-console-error check can fail: a page that logs an error and throws is
+    reported by the browser's console reader (and not drowned by the browser's own)."""
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>console.error('td-probe-error');"
+                    "window.tdReport = {ready: true, errors: []};"
+                    "setTimeout(() => { throw new Error('td-probe-throw'); }, 0);"
+                    "</script></body></html>")
+    browser.console()
+    browser.open(page)
+    errs = []
+    for _ in range(100):                       # the log may lag the page by a moment
+        errs += browser.console_errors()
+        if any("td-probe-throw" in e for e in errs):
+            break
+        time.sleep(0.05)
+    assert any("td-probe-error" in e for e in errs), errs
+    assert any("td-probe-throw" in e for e in errs), errs

@@ -302,7 +302,7 @@ def test_grid_parsing():
 
 def test_unknown_scheme_is_refused_before_any_work(hotcold):
     # (tests/test_sweep_damos.py: sweeps with schemes)
-    with pytest.raises(InputError, match="--scheme s.yaml"):
+    with pytest.raises(InputError, match="scheme s.yaml: no such file"):
         tracedamon.sweep([hotcold], ["sample-us=5000"], scheme="s.yaml", workers=1)
 
 

@@ -275,6 +275,13 @@ def describe_history(path: str | os.PathLike, meta: dict | None = None) -> str:
                      f"min_nr_regions mode {c.get('min_nr_regions_mode')}, seed "
                      f"{rp.get('seed', c.get('seed'))}"
                      + (f", kernel {rp['kernel']}" if rp.get("kernel") else ""))
+        fo = rp.get("folios")
+        if fo:          # (abit with large folios in the pagemap snapshots; else 4 KiB pages)
+            sizes = ", ".join(f"{n} x {z}" for z, n in (fo.get("folios") or {}).items())
+            lines.append(f"  folio model: {rp.get('folio_model')} ({sizes}; "
+                         f"{fo.get('checked_whole', 0)} checked whole"
+                         + ("" if fo.get("heads_recorded", True) else
+                            "; no head pages recorded: THP taken as 2 MiB folios") + ")")
         inp = rp.get("input") or {}
         names = [i.get("name") for i in inp.get("inputs", []) if isinstance(i, dict)]
         src = inp.get("trace") or "-"

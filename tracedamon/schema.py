@@ -237,6 +237,7 @@ PAGEMAP_FLAG_EXCLUSIVE = 1 << 3
 PAGEMAP_FLAG_SOFT_DIRTY = 1 << 4
 PAGEMAP_FLAG_THP = 1 << 5         # from /proc/kpageflags (THP or compound huge page)
 PAGEMAP_FLAG_HUGE = 1 << 6        # hugetlbfs page
+PAGEMAP_FLAG_COMPOUND_HEAD = 1 << 7   # from /proc/kpageflags: first page of a large folio
 
 TABLES: dict[str, pa.Schema] = {
     "samples": SAMPLES,

@@ -103,6 +103,10 @@ def register(app: typer.Typer) -> None:
                                             help="t0 in ns, or 'auto' (vaddr: when the "
                                                  "target's mappings give useful three "
                                                  "regions); default: the first sample"),
+        folios: str = typer.Option("auto", "--folios",
+                                   help="abit's unit: auto = THP / hugetlb folios where the "
+                                        "pagemap snapshots show them, else 4 KiB pages; "
+                                        "4k = 4 KiB pages always"),
         accessed_only: bool = typer.Option(False, "--accessed-only",
                                            help="write only regions with nr_accesses > 0 "
                                                 "(for very large region counts)"),
@@ -162,7 +166,7 @@ def register(app: typer.Typer) -> None:
                          inputs=[trace_dir, pagemap, dest])
         import sys
         kw = dict(ops=ops, pids=pid, ranges=range_, access=access, events=event,
-                  pagemap=pagemap,
+                  pagemap=pagemap, folios=folios,
                   start_ns=start,
                   accessed_only=accessed_only, max_rows=max_rows or None, config=cfg,
                   output=dest, force=force)   # written snapshot by snapshot

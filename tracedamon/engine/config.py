@@ -81,14 +81,13 @@ class MonitorConfig:
         prof = kernel_profile(self.kernel)
         if prof.min_nr_regions_mode is not None:
             if self.min_nr_regions_mode not in (None, prof.min_nr_regions_mode):
-                def msg(mode, released):
-                    return (f"kernel profile {prof.name} handles min_nr_regions as "
-                            f"{prof.min_nr_regions_mode!r} (damon_apply_min_nr_regions); "
-                            f"{mode} {self.min_nr_regions_mode!r} belongs to released "
-                            f"kernels ({released})")
-                raise ConfigError(msg("min_nr_regions_mode", "kernel='released'"),
-                                  cli_message=msg("--min-nr-regions-mode",
-                                                  "--kernel released"))
+                why = (f"kernel profile {prof.name} handles min_nr_regions as "
+                       f"{prof.min_nr_regions_mode!r} (damon_apply_min_nr_regions); ")
+                raise ConfigError(
+                    f"{why}min_nr_regions_mode {self.min_nr_regions_mode!r} belongs to "
+                    "released kernels (kernel='released')",
+                    cli_message=f"{why}--min-nr-regions-mode {self.min_nr_regions_mode} "
+                                "belongs to released kernels (--kernel released)")
             object.__setattr__(self, "min_nr_regions_mode", prof.min_nr_regions_mode)
         elif self.min_nr_regions_mode is None:
             object.__setattr__(self, "min_nr_regions_mode", "legacy")

@@ -362,12 +362,15 @@ class Monitor:
         (tests reproduce the spec's worked examples with it)
     max_fixed_regions : with fixed granularity, refuse (ConfigError) grids of more regions
         (at init or at an ops update); None = no limit
+    folios : abit: the folios of pagemap snapshots
+        (:class:`tracedamon.engine.folio.FolioModel`) the ops set's check uses, or None
+        for 4 KiB pages
     """
 
     def __init__(self, config: MonitorConfig, targets: list[Target], *,
                  ops: str | Operations = "fvaddr", access: str = "perf",
                  rand_inject: Sequence[int] | None = None,
-                 max_fixed_regions: int | None = None):
+                 max_fixed_regions: int | None = None, folios=None):
         if access == "abit" and config.min_region < PAGE_SIZE:
             raise abit_subpage_error(config.min_region)
         self.cfg = config
@@ -383,7 +386,12 @@ class Monitor:
                                              self.profile.prng))
         self.inj = np.asarray(rand_inject if rand_inject is not None else [], dtype=np.int64)
         self.injpos = np.zeros(1, np.int64)
-        self.cache = np.array([0, 0], np.int64)      # last-verdict cache [addr, accessed]
+        # last-verdict cache [addr, accessed, folio_sz] (folio_sz stays a page without a
+        # folio model)
+        self.cache = np.array([0, 0, PAGE_SIZE], np.int64)
+        # abit: folios from pagemap snapshots (tracedamon.engine.folio.FolioModel), or
+        # None for 4 KiB pages
+        self.folios = folios
         self.last_nr_regions = 0
         self.split_rotation = 0       # damon_split_some_regions' static counter
         self.sample_us = config.sample_us

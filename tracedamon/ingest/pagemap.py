@@ -26,9 +26,12 @@ What a snapshot holds
 
   and, where ``/proc/kpageflags`` is readable (root), from the frame's page flags:
   ``KPF_THP`` (bit 22) → ``PAGEMAP_FLAG_THP``, ``KPF_HUGE`` (bit 17, hugetlbfs) →
-  ``PAGEMAP_FLAG_HUGE``. Huge pages need no other special case: pagemap reports
-  every 4 KiB sub-page with its own frame, so a 2 MiB THP is a run of 512
-  contiguous frames.
+  ``PAGEMAP_FLAG_HUGE``, and ``KPF_COMPOUND_HEAD`` (bit 15) of a THP or hugetlb page
+  → ``PAGEMAP_FLAG_COMPOUND_HEAD``: the first page of its folio, so a large folio
+  is a head page followed by its tails (where the folio ends:
+  :mod:`tracedamon.engine.folio`). Huge pages need no other special case: pagemap
+  reports every 4 KiB sub-page with its own frame, so a 2 MiB THP is a run of 512
+  contiguous frames (a head row of one page, then a row of 511 tails).
 
 Clock: snapshots are stamped with ``CLOCK_MONOTONIC`` by default (``time_ns`` =
 when the snapshot began reading; ``meta.json`` keeps begin and end of every
@@ -65,8 +68,8 @@ from ..errors import CaptureError, InputError, TraceFormatError
 from ..units import PAGE_SIZE
 from ..units import parse_duration_ns as _parse_duration_ns
 from ..schema import (MAPS, PAGEMAP, PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE,
-                      PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_SOFT_DIRTY,
-                      PAGEMAP_FLAG_SWAPPED, PAGEMAP_FLAG_THP)
+                      PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT,
+                      PAGEMAP_FLAG_SOFT_DIRTY, PAGEMAP_FLAG_SWAPPED, PAGEMAP_FLAG_THP)
 
 # pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
 PM_PRESENT = 1 << 63
@@ -142,12 +145,16 @@ def entry_frames(entries: np.ndarray) -> np.ndarray:
 
 
 def kpageflags_to_flags(kflags: np.ndarray) -> np.ndarray:
-    """``PAGEMAP_FLAG_THP`` / ``_HUGE`` (uint32) from /proc/kpageflags words."""
+    """``PAGEMAP_FLAG_THP`` / ``_HUGE`` / ``_COMPOUND_HEAD`` (uint32) from /proc/kpageflags
+    words.  The head flag is kept only on THP and hugetlb pages (other compound pages,
+    e.g. a driver's, are no folio DAMON checks)."""
     k = np.asarray(kflags, dtype=np.uint64)
     f = np.where((k >> np.uint64(KPF_THP)) & np.uint64(1), np.uint32(PAGEMAP_FLAG_THP),
                  np.uint32(0))
     f |= np.where((k >> np.uint64(KPF_HUGE)) & np.uint64(1), np.uint32(PAGEMAP_FLAG_HUGE),
                   np.uint32(0))
+    f |= np.where(((k >> np.uint64(KPF_COMPOUND_HEAD)) & np.uint64(1)).astype(bool) & (f != 0),
+                  np.uint32(PAGEMAP_FLAG_COMPOUND_HEAD), np.uint32(0))
     return f.astype(np.uint32)
 
 

@@ -53,6 +53,7 @@ from ..engine.checks import abit_subpage_error
 from ..engine.config import MonitorConfig
 from ..engine.core import HistoryArrays, Monitor, Target
 from ..engine.fixed import FixedMonitor, expected_snapshots, grid_regions
+from ..engine.folio import FolioModel
 from ..engine.ops.base import Operations
 from ..engine.ops.fvaddr import aligned_union, normalize_ranges
 from ..engine.ops.paddr import default_range
@@ -70,6 +71,7 @@ from .samples import (SAMPLE_COLUMNS, SampleSource, as_table, choose_events, fil
                       virtual_samples)
 
 OPS = ops_sets.NAMES
+FOLIOS = ("auto", "4k")
 DEFAULT_OUTPUT = "replay.parquet"
 MAX_ROWS = 20_000_000               # default cap on rows written with every region listed
 DENSE_FIXED_MAX_REGIONS = 1 << 22   # fixed granularity through the dense engine (abit)
@@ -150,7 +152,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
            accessed_only: bool = False, max_rows: int | None = MAX_ROWS, mmaps=None, maps=None,
            config: MonitorConfig | None = None, fixed_engine: bool = True, progress=None,
            output: str | os.PathLike | None = None, force: bool = False,
-           trace_meta: dict | None = None, **params) -> RegionHistory:
+           trace_meta: dict | None = None, folios: str = "auto", **params) -> RegionHistory:
     """Run the DAMON monitor over recorded samples and return the region history.
 
     Parameters
@@ -178,6 +180,11 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         exceed ``max_rows`` rows (default 20 M) the replay writes only regions with
         accesses instead, with a warning and ``accessed_only_reason`` in the metadata
         (the result equals ``accessed_only=True``).  ``None``: no limit
+    folios : the accessed-bit check's unit (abit only): "auto" = the folios of the
+        pagemap snapshots (a THP or hugetlb page is checked as the kernel checks its
+        folio, see :mod:`tracedamon.engine.folio`) when the snapshots show large folios,
+        else 4 KiB pages; "4k" = 4 KiB pages always.  The metadata's ``folio_model``
+        says which was used
     output : write the history to this Parquet file as the replay runs, snapshot by
         snapshot (memory stays bounded whatever the number of rows; the file appears
         whole or not at all); the returned history then reads its rows from the file
@@ -196,7 +203,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     the access check needs, a trace shorter than one aggregation, no mapping of a vaddr
     process, no region in any snapshot.
     """
-    config = _checked_options(ops, access, max_rows, config, params)
+    config = _checked_options(ops, access, max_rows, config, params, folios)
     pids = [int(p) for p in (pids or [])]
     src, mm, mp, pm, meta, prov = _open(source, mmaps, maps, pagemap, trace_meta)
     opset = ops_sets.get(ops)
@@ -229,6 +236,11 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     t0_source = "auto" if auto else "--start" if start_ns is not None else "first sample"
     _check_span(config, t0, t_last, t0_source)
     acc = StreamedSamples(access_batches(), t0)
+    folio_model = None
+    if access == "abit" and folios == "auto" and r.pm is not None and len(r.pm):
+        folio_model = FolioModel(r.pm, [t.pid for t in r.targets], r.physical)
+        if not folio_model.large:         # no large folio: 4 KiB pages, as without
+            folio_model = None
     writer = (HistoryWriter(output, force=force, row_group_rows=region_history.ROW_GROUP_ROWS,
                             inputs=[source if isinstance(source, (str, os.PathLike)) else None,
                                     pagemap if isinstance(pagemap, (str, os.PathLike)) else None])
@@ -236,7 +248,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     try:
         hist, metadata = _run(r, acc, t0, t_last, accessed_only=accessed_only,
                               max_rows=max_rows, fixed_engine=fixed_engine, progress=progress,
-                              writer=writer)
+                              writer=writer, folios=folio_model)
         used = acc.drain()                # the samples from t0 on (the rest of the stream)
         _check_result(r, hist, used, t0, t_last, t0_source)
         metadata.update({
@@ -254,7 +266,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     return RegionHistory(history_table(hist, [t.pid for t in r.targets]), metadata)
 
 
-def _checked_options(ops, access, max_rows, config, params) -> MonitorConfig:
+def _checked_options(ops, access, max_rows, config, params, folios) -> MonitorConfig:
     """The MonitorConfig of the replay; refuses unknown ops or access modes."""
     if config is None:
         config = MonitorConfig(**params)
@@ -267,6 +279,10 @@ def _checked_options(ops, access, max_rows, config, params) -> MonitorConfig:
                                       f"not {access!r}")
     if access == "abit" and config.subpage:
         raise abit_subpage_error(config.min_region)
+    if folios not in FOLIOS:
+        raise ConfigError(f"folios must be one of {', '.join(FOLIOS)}, not {folios!r}",
+                          cli_message=f"--folios must be one of {', '.join(FOLIOS)}, "
+                                      f"not {folios!r}")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
                                  or max_rows < 0):
         raise ConfigError(f"max_rows must be a non-negative integer, not {max_rows!r}",
@@ -598,7 +614,7 @@ def _check_result(r: _Replay, hist: HistoryArrays, used: int, t0: int, t_last: i
 
 
 def _run(r: _Replay, acc, t0, t_last, *, accessed_only, max_rows, fixed_engine, progress,
-         writer) -> tuple[HistoryArrays, dict]:
+         writer, folios=None) -> tuple[HistoryArrays, dict]:
     """Run the monitor; snapshots go to ``writer`` as they are taken (or stay in the
     returned arrays).  Returns the arrays and the engine's part of the metadata."""
     config, access, targets = r.config, r.access, r.targets
@@ -625,17 +641,19 @@ def _run(r: _Replay, acc, t0, t_last, *, accessed_only, max_rows, fixed_engine, 
                 reason = (f"every region of every snapshot would be {rows:,} rows (more "
                           f"than {max_rows:,}): only regions with accesses are written")
         mon = Monitor(config, targets, ops=r.ops, access="abit" if access == "abit" else "perf",
-                      max_fixed_regions=DENSE_FIXED_MAX_REGIONS)
+                      max_fixed_regions=DENSE_FIXED_MAX_REGIONS, folios=folios)
         hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress,
                        sink=sink)
     if reason is not None:
         accessed_only = True
         r.warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
                           "--max-rows / --min-region)")
-    return hist, _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed)
+    return hist, _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed,
+                                  folios)
 
 
-def _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed) -> dict:
+def _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed,
+                     folios) -> dict:
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
@@ -652,9 +670,11 @@ def _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed) -
         "accessed_only_reason": (reason if reason is not None else
                                  "asked for" if accessed_only else None),
         "max_rows": max_rows,
-        "folio_model": "4 KiB pages",
+        "folio_model": "4 KiB pages" if folios is None else folios.description,
         "tune_events": [list(map(int, e)) for e in hist.tune_events],
     }
+    if folios is not None:                 # (4 KiB pages: no key, as before)
+        metadata["folios"] = folios.metadata()
     if config.kernel != "released":        # (the default profile: no key, as before)
         metadata["kernel"] = config.kernel
     return metadata

@@ -60,7 +60,7 @@ def _abit_keys(mon, window, k: int, t_from: int, S: int, key_target: np.ndarray)
     order = np.lexsort((pg, key_target, iv))
     w_off = np.searchsorted(iv[order], np.arange(k + 1), side="left")
     return (w_off.astype(np.int64), np.ascontiguousarray(key_target[order]),
-            np.ascontiguousarray(pg[order]))
+            np.ascontiguousarray(pg[order]), t_from, S)
 
 
 def prepare_per_target(mon, window, k: int, t_from: int, S: int) -> tuple:
@@ -88,7 +88,11 @@ def check(mon, prepared: tuple, k: int, stamp: np.ndarray, tbase: int, S: int,
         perf_count(a["start"], a["end"], mon.toff, a["nr"], stamp, w_tgt, w_addr, w_time,
                    tbase, S, psibase)
         return
-    w_off, k_tgt, k_page = prepared
+    w_off, k_tgt, k_page, t_from, S = prepared
+    if mon.folios is not None:          # the folios of pagemap snapshots (THP, hugetlb)
+        mon.folios.check(mon, k, w_off, k_tgt, k_page, t_from, S, one_space=one_space,
+                         cache_across_targets=cache_across_targets)
+        return
     abit_check(a["start"], a["end"], mon.toff, a["nr"], k, w_off, k_tgt, k_page, one_space,
                cache_across_targets, mon.cache, mon.rng, mon.cfg.fix_rand32, mon.inj,
                mon.injpos)
