@@ -56,7 +56,7 @@ from ..engine.damos.ops_model import PageModel, action_kind
 from ..engine.damos.outcome import keys as addr_keys, pageout_outcome, tier_outcome
 from ..errors import ConfigError, InputError
 from ..schema import DAMOS_APPLY, DAMOS_OUTCOME, DAMOS_STATS, conform
-from .schemes import SchemeFile, load_schemes
+from .schemes import SchemeFile, load_schemes, schemes_of
 from ..units import PAGE_SIZE
 
 DEFAULT_DIRNAME = "damos"
@@ -235,20 +235,78 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
                           ns_per_region_call, ns_per_byte, say)
     ops = ctx.ops
     prof = _profile(kernel)
-    all_schemes = [s for f in files for s in f.schemes]
-    if not all_schemes:
-        raise ConfigError("no schemes")
-    for j, s in enumerate(all_schemes):
-        if s.wmarks.metric != "none" and free_mem is None:
-            def msg(series):
-                return (f"scheme {j}{f' ({s.name})' if s.name else ''} has "
-                        f"{s.wmarks.metric} watermarks, which read the machine's free "
-                        f"memory: give its series ({series}), or drop them (a preset: "
-                        "PRESET:wmarks=none)")
-            raise ConfigError(msg("free_mem: a CSV file of time_ns,permil lines"),
-                              cli_message=msg("--free-mem FILE of time_ns,permil lines"))
+    all_schemes = schemes_of(files, free_mem)
+    pages = _page_data(all_schemes, ops, source, pagemap, unknown_pages, success, say)
+    w = _Walk(all_schemes, ctx, prof, pages, resume)
+    w.reg = region_arrays(source.regions)
+    w.runs_meta = {r.get("run"): r for r in source.meta.get("damon_runs", [])}
+    w.rec_by_step, rec_unassigned = assign_recorded(source.recorded, w.reg, w.runs_meta,
+                                                    ctx.aggr_us)
+    if source.recorded is not None and source.recorded.num_rows and rec_unassigned:
+        say(f"{rec_unassigned} recorded damos_before_apply events belong to no snapshot of "
+            "the history (left out)")
+    if check and source.recorded is None:
+        msg = f"{source.path} holds no recorded applications (no damos_apply table)"
+        raise ConfigError(f"check=True: {msg}", cli_message=f"--check: {msg}")
+    if resume == "auto" and source.recorded is None:
+        msg = f"{source.path} holds no recorded applications; give an address"
+        raise ConfigError(f"resume='auto': {msg} (resume=ADDR) or none",
+                          cli_message=f"--resume auto: {msg} (--resume ADDR) or none")
+    w.fixed_resume = _parse_resume(resume) if resume not in (None, "auto") else None
+    w.free = _series(free_mem)
+    if w.free is not None and w.reg["time_ns"].size and \
+            w.free[0][0] > w.reg["time_ns"].min():
+        say("the free-memory series starts after the history's first snapshot: until its "
+            "first value the watermarks keep the kernel's initial state (active)")
+    w.goals = {k: _series(v) for k, v in (goal_series or {}).items()}
+    for run in np.unique(w.reg["run"]):
+        _walk_run(w, run)
+    applications = _apps_table(w.app_cols)
+    stats = _stats_table(w.stat_rows)
 
-    # -- page data and samples ------------------------------------------------------------
+    # -- outcome ------------------------------------------------------------------------
+    smp = _load_samples(samples, source, ops, pages.target_pids, pages.spaces, offset_ns,
+                        weight)
+    if smp is not None and ops != "paddr":
+        smp = _inside_history(smp, w.reg)
+    outcome_meta, outcome = _outcome(w.events, smp, w.reg, ctx, fast_tier, bin_ns, say)
+
+    meta = {
+        "engine": f"tracedamon {__version__}",
+        "source": {"path": str(source.path), "kind": source.kind},
+        "schemes": [s.to_dict() for s in all_schemes],
+        "scheme_sources": [f.source for f in files],
+        "scheme_notes": [n for f in files for n in f.notes],
+        "kernel": prof.name, "profile": prof.to_dict(), "context": ctx.to_dict(),
+        "resume": w.resume_info,
+        "reconstruction": w.counters,
+        "ops_model": {"page_data": pages.oracle is not None, "unknown_pages": unknown_pages,
+                      "success": success, "bytes_decided_by_default":
+                      pages.model.unknown_bytes,
+                      "modelled": ["sz_ops_filter_passed", "sz_applied", "nr_applied"]},
+        "outcome": outcome_meta,
+        "notes": warnings,
+        "inputs": _provenance(source, files),
+    }
+    chk = compare_applications(w.rec_by_step, w.app_cols, resume == "auto") if check else None
+    if chk is not None:
+        meta["check"] = chk
+    return DamosResult(applications, stats, outcome, meta, chk)
+
+
+@dataclass
+class _Pages:
+    """The page data of a damos run: the pagemap oracle (or None), the ops model, the
+    outcome models' address spaces and the history's target pids."""
+
+    target_pids: object
+    oracle: object
+    model: PageModel
+    spaces: dict
+
+
+def _page_data(all_schemes, ops, source, pagemap, unknown_pages, success, say) -> _Pages:
+    """The page data the ops filters and the outcome models read, with what it lacks."""
     needs_pages = any(s.ops_filters and action_kind(ops, s.action) in ("filtered", "stat")
                       for s in all_schemes)
     for s in all_schemes:
@@ -285,153 +343,123 @@ def damos(src, schemes, *, resume: str | int | None = None, check: bool = False,
     spaces = ({int(p): i + 1 for i, p in enumerate(np.unique(
         pm_table.column("pid").to_numpy(zero_copy_only=False)))}
         if ops == "paddr" and oracle is not None else {})
+    return _Pages(target_pids, oracle, model, spaces)
 
-    # -- recorded applications --------------------------------------------------------------
-    reg = region_arrays(source.regions)
-    runs_meta = {r.get("run"): r for r in source.meta.get("damon_runs", [])}
-    rec_by_step, rec_unassigned = assign_recorded(source.recorded, reg, runs_meta,
-                                                  ctx.aggr_us)
-    if source.recorded is not None and source.recorded.num_rows and rec_unassigned:
-        say(f"{rec_unassigned} recorded damos_before_apply events belong to no snapshot of "
-            "the history (left out)")
-    if check and source.recorded is None:
-        msg = f"{source.path} holds no recorded applications (no damos_apply table)"
-        raise ConfigError(f"check=True: {msg}", cli_message=f"--check: {msg}")
-    if resume == "auto" and source.recorded is None:
-        msg = f"{source.path} holds no recorded applications; give an address"
-        raise ConfigError(f"resume='auto': {msg} (resume=ADDR) or none",
-                          cli_message=f"--resume auto: {msg} (--resume ADDR) or none")
-    fixed_resume = _parse_resume(resume) if resume not in (None, "auto") else None
 
-    # -- walk every run ---------------------------------------------------------------------
-    app_cols: dict[str, list] = {k: [] for k in ("run", "snapshot", "time_ns", "scheme",
-                                                 "target", "nr_regions", "start", "end",
-                                                 "nr_accesses", "age", "kdamond_pid")}
-    stat_rows: list[tuple] = []
-    events: list[tuple] = []        # (run, time, kind, space, start, end)
-    counters: dict = {}
-    free = _series(free_mem)
-    if free is not None and reg["time_ns"].size and free[0][0] > reg["time_ns"].min():
-        say("the free-memory series starts after the history's first snapshot: until its "
-            "first value the watermarks keep the kernel's initial state (active)")
-    goals = {k: _series(v) for k, v in (goal_series or {}).items()}
-    resume_info = []
-    aggr_samples = max(ctx.aggr_us // max(ctx.sample_us, 1), 1)
-    for run in np.unique(reg["run"]):
-        rsel = np.flatnonzero(reg["run"] == run)
-        state = new_state(all_schemes, ctx, prof)
-        carry = ResetCarry()
-        prev_end: dict = {}
-        run_pid = (runs_meta.get(int(run)) or {}).get("kdamond_pid")
-        if fixed_resume is not None:
-            for j in range(len(all_schemes)):
-                set_resume(state, j, *fixed_resume)
-            resume_info.append({"run": int(run), "resume": list(fixed_resume),
-                                "from": "--resume"})
-        auto_done: set = set()
-        snaps = reg["snapshot"][rsel]
-        bounds = np.flatnonzero(np.diff(snaps)) + 1
-        t_prev = None
-        for seg in np.split(rsel, bounds):
-            snap = int(reg["snapshot"][seg[0]])
-            t = int(reg["time_ns"][seg[0]])
-            rows = {k: reg[k][seg] for k in ("target", "start", "end", "nr", "bp", "age")}
-            recorded = rec_by_step.get((int(run), snap), [])
-            sis = (snap + 1) * aggr_samples
-            due = {j for j, sst in enumerate(state.states) if sis >= sst.next_apply_sis}
-            if recorded or prev_end:
-                rows = undo_recorded(rows, recorded, prev_end, ctx.min_region, counters, due)
-            for j in due:
-                prev_end.pop(j, None)       # a resume point is used by the next walk
+class _Walk:
+    """What the walk over a history's runs reads and what it collects."""
+
+    def __init__(self, all_schemes, ctx, prof, pages: _Pages, resume):
+        self.all_schemes, self.ctx, self.prof, self.pages = all_schemes, ctx, prof, pages
+        self.resume = resume
+        self.reg = self.runs_meta = self.rec_by_step = None
+        self.fixed_resume = self.free = None
+        self.goals: dict = {}
+        self.app_cols: dict[str, list] = {k: [] for k in (
+            "run", "snapshot", "time_ns", "scheme", "target", "nr_regions", "start", "end",
+            "nr_accesses", "age", "kdamond_pid")}
+        self.stat_rows: list[tuple] = []
+        self.events: list[tuple] = []        # (run, time, kind, space, start, end)
+        self.counters: dict = {}
+        self.resume_info: list = []
+        self.aggr_samples = max(ctx.aggr_us // max(ctx.sample_us, 1), 1)
+
+
+def _walk_run(w: _Walk, run) -> None:
+    """The schemes over one run of the history, snapshot by snapshot."""
+    reg = w.reg
+    rsel = np.flatnonzero(reg["run"] == run)
+    state = new_state(w.all_schemes, w.ctx, w.prof)
+    carry = ResetCarry()
+    prev_end: dict = {}
+    run_pid = (w.runs_meta.get(int(run)) or {}).get("kdamond_pid")
+    if w.fixed_resume is not None:
+        for j in range(len(w.all_schemes)):
+            set_resume(state, j, *w.fixed_resume)
+        w.resume_info.append({"run": int(run), "resume": list(w.fixed_resume),
+                              "from": "--resume"})
+    auto_done: set = set()
+    snaps = reg["snapshot"][rsel]
+    bounds = np.flatnonzero(np.diff(snaps)) + 1
+    t_prev = None
+    for seg in np.split(rsel, bounds):
+        snap = int(reg["snapshot"][seg[0]])
+        t = int(reg["time_ns"][seg[0]])
+        rows = {k: reg[k][seg] for k in ("target", "start", "end", "nr", "bp", "age")}
+        recorded = w.rec_by_step.get((int(run), snap), [])
+        sis = (snap + 1) * w.aggr_samples
+        due = {j for j, sst in enumerate(state.states) if sis >= sst.next_apply_sis}
+        if recorded or prev_end:
+            rows = undo_recorded(rows, recorded, prev_end, w.ctx.min_region, w.counters, due)
+        for j in due:
+            prev_end.pop(j, None)       # a resume point is used by the next walk
+        for e in recorded:
+            prev_end[e[0]] = (e[1], e[3])
+        rows["age"] = carry.apply(rows["target"], rows["start"], rows["end"], rows["age"],
+                                  snap)
+        if w.resume == "auto":
             for e in recorded:
-                prev_end[e[0]] = (e[1], e[3])
-            rows["age"] = carry.apply(rows["target"], rows["start"], rows["end"], rows["age"],
-                                      snap)
-            if resume == "auto":
-                for e in recorded:
-                    if e[0] not in auto_done and e[0] < len(all_schemes):
-                        set_resume(state, e[0], e[1], e[2])
-                        auto_done.add(e[0])
-                        resume_info.append({"run": int(run), "scheme": int(e[0]),
-                                            "snapshot": snap, "target": int(e[1]),
-                                            "resume": int(e[2]),
-                                            "from": "first recorded application"})
-            # watermarks: every change of the metric since the last step, then now
-            if free is not None:
-                ts, vs = free
-                lo = 0 if t_prev is None else int(np.searchsorted(ts, t_prev, side="right"))
-                hi = int(np.searchsorted(ts, t, side="right"))
-                for v in vs[lo:hi]:
-                    update_watermarks(state, int(v))
-            t_prev = t
-            ntg = int(rows["target"].max()) + 1 if rows["target"].size else 1
-            toff = np.searchsorted(rows["target"], np.arange(ntg + 1)).astype(np.int64)
-            regs = {"start": rows["start"], "end": rows["end"], "nr": rows["nr"],
-                    "bp": rows["bp"], "age": rows["age"], "toff": toff}
-            gv = {k: _value_at(v, t) for k, v in goals.items()}
-            gv = {k: v for k, v in gv.items() if v is not None}
-            res = apply_schemes(state, regs, sis=sis, now_ns=t,
-                                goal_values=gv or None, ops_model=model)
-            a = res.applications
-            n = res.n_applications
-            app_cols["run"].extend([int(run)] * n)
-            app_cols["snapshot"].extend([snap] * n)
-            app_cols["time_ns"].extend([t] * n)
-            app_cols["kdamond_pid"].extend([run_pid] * n)
-            for k, c in (("scheme", "scheme"), ("target", "target"), ("start", "start"),
-                         ("end", "end"), ("nr_accesses", "nr_accesses"), ("age", "age"),
-                         ("nr_regions", "nr_regions")):
-                app_cols[k].extend(a[c].tolist())
-            _carry_resets(carry, a, all_schemes, recorded, snap)
-            acts = np.array([KIND_OF.get(all_schemes[int(x)].action, "") for x in
-                             a["scheme"]], dtype=object) if n else np.zeros(0, object)
-            for q in np.flatnonzero(acts[model.seg_app] != "") if model.seg_app.size else ():
-                i = int(model.seg_app[q])
-                x, y = int(model.seg_start[q]), int(model.seg_end[q])
-                if ops != "paddr":
-                    events.append((int(run), t, acts[i], int(a["target"][i]), x, y))
-                elif oracle is None:
-                    events.append((int(run), t, acts[i], 0, x, y))
-                else:           # frames a process maps: keyed by its virtual page
-                    for pid_, x2, y2 in zip(*oracle.owners(x, y, t)):
-                        events.append((int(run), t, acts[i], spaces.get(pid_, 0), x2, y2))
-            for j, sst in enumerate(state.states):
-                if not res.due[j]:
-                    continue
-                stat_rows.append((int(run), snap, t, j, bool(res.ran[j]), sst.nr_tried,
-                                  sst.sz_tried, sst.nr_applied, sst.sz_applied,
-                                  sst.sz_ops_filter_passed, sst.qt_exceeds, sst.min_score,
-                                  sst.esz, sst.charged_sz))
+                if e[0] not in auto_done and e[0] < len(w.all_schemes):
+                    set_resume(state, e[0], e[1], e[2])
+                    auto_done.add(e[0])
+                    w.resume_info.append({"run": int(run), "scheme": int(e[0]),
+                                          "snapshot": snap, "target": int(e[1]),
+                                          "resume": int(e[2]),
+                                          "from": "first recorded application"})
+        # watermarks: every change of the metric since the last step, then now
+        if w.free is not None:
+            ts, vs = w.free
+            lo = 0 if t_prev is None else int(np.searchsorted(ts, t_prev, side="right"))
+            hi = int(np.searchsorted(ts, t, side="right"))
+            for v in vs[lo:hi]:
+                update_watermarks(state, int(v))
+        t_prev = t
+        _apply_step(w, state, carry, rows, recorded, int(run), snap, t, sis, run_pid)
 
-    applications = _apps_table(app_cols)
-    stats = _stats_table(stat_rows)
 
-    # -- outcome ------------------------------------------------------------------------
-    smp = _load_samples(samples, source, ops, target_pids, spaces, offset_ns, weight)
-    if smp is not None and ops != "paddr":
-        smp = _inside_history(smp, reg)
-    outcome_meta, outcome = _outcome(events, smp, reg, ctx, fast_tier, bin_ns, say)
-
-    meta = {
-        "engine": f"tracedamon {__version__}",
-        "source": {"path": str(source.path), "kind": source.kind},
-        "schemes": [s.to_dict() for s in all_schemes],
-        "scheme_sources": [f.source for f in files],
-        "scheme_notes": [n for f in files for n in f.notes],
-        "kernel": prof.name, "profile": prof.to_dict(), "context": ctx.to_dict(),
-        "resume": resume_info,
-        "reconstruction": counters,
-        "ops_model": {"page_data": oracle is not None, "unknown_pages": unknown_pages,
-                      "success": success, "bytes_decided_by_default": model.unknown_bytes,
-                      "modelled": ["sz_ops_filter_passed", "sz_applied", "nr_applied"]},
-        "outcome": outcome_meta,
-        "notes": warnings,
-        "inputs": _provenance(source, files),
-    }
-    chk = compare_applications(rec_by_step, app_cols, resume == "auto") if check else None
-    if chk is not None:
-        meta["check"] = chk
-    return DamosResult(applications, stats, outcome, meta, chk)
+def _apply_step(w: _Walk, state, carry, rows, recorded, run: int, snap: int, t: int,
+                sis: int, run_pid) -> None:
+    """One snapshot's application of the schemes; collects its rows and events."""
+    ntg = int(rows["target"].max()) + 1 if rows["target"].size else 1
+    toff = np.searchsorted(rows["target"], np.arange(ntg + 1)).astype(np.int64)
+    regs = {"start": rows["start"], "end": rows["end"], "nr": rows["nr"],
+            "bp": rows["bp"], "age": rows["age"], "toff": toff}
+    gv = {k: _value_at(v, t) for k, v in w.goals.items()}
+    gv = {k: v for k, v in gv.items() if v is not None}
+    model, oracle = w.pages.model, w.pages.oracle
+    res = apply_schemes(state, regs, sis=sis, now_ns=t,
+                        goal_values=gv or None, ops_model=model)
+    a = res.applications
+    n = res.n_applications
+    app_cols = w.app_cols
+    app_cols["run"].extend([run] * n)
+    app_cols["snapshot"].extend([snap] * n)
+    app_cols["time_ns"].extend([t] * n)
+    app_cols["kdamond_pid"].extend([run_pid] * n)
+    for k, c in (("scheme", "scheme"), ("target", "target"), ("start", "start"),
+                 ("end", "end"), ("nr_accesses", "nr_accesses"), ("age", "age"),
+                 ("nr_regions", "nr_regions")):
+        app_cols[k].extend(a[c].tolist())
+    _carry_resets(carry, a, w.all_schemes, recorded, snap)
+    acts = np.array([KIND_OF.get(w.all_schemes[int(x)].action, "") for x in
+                     a["scheme"]], dtype=object) if n else np.zeros(0, object)
+    for q in np.flatnonzero(acts[model.seg_app] != "") if model.seg_app.size else ():
+        i = int(model.seg_app[q])
+        x, y = int(model.seg_start[q]), int(model.seg_end[q])
+        if w.ctx.ops != "paddr":
+            w.events.append((run, t, acts[i], int(a["target"][i]), x, y))
+        elif oracle is None:
+            w.events.append((run, t, acts[i], 0, x, y))
+        else:           # frames a process maps: keyed by its virtual page
+            for pid_, x2, y2 in zip(*oracle.owners(x, y, t)):
+                w.events.append((run, t, acts[i], w.pages.spaces.get(pid_, 0), x2, y2))
+    for j, sst in enumerate(state.states):
+        if not res.due[j]:
+            continue
+        w.stat_rows.append((run, snap, t, j, bool(res.ran[j]), sst.nr_tried,
+                            sst.sz_tried, sst.nr_applied, sst.sz_applied,
+                            sst.sz_ops_filter_passed, sst.qt_exceeds, sst.min_score,
+                            sst.esz, sst.charged_sz))
 
 
 def _context(source: Source, schemes, ops, sample_us, aggr_us, min_region, hz,

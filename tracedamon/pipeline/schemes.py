@@ -684,3 +684,21 @@ def load_schemes(arg: str | os.PathLike, *, sample_us: int | None = None,
     raise TraceFormatError(p, "unknown scheme file format: neither damo JSON nor a DAMON "
                            f"sysfs dump (`grep -r . {SYSFS_PREFIX}N`); it starts with "
                            f"{first!r}", line=1)
+
+
+def schemes_of(files: list[SchemeFile], free_mem) -> list[Scheme]:
+    """Every scheme of the scheme files, for a run with the free-memory series
+    ``free_mem`` (or None); refuses no scheme at all, and watermarks without a series."""
+    all_schemes = [s for f in files for s in f.schemes]
+    if not all_schemes:
+        raise ConfigError("no schemes")
+    for j, s in enumerate(all_schemes):
+        if s.wmarks.metric != "none" and free_mem is None:
+            def msg(series):
+                return (f"scheme {j}{f' ({s.name})' if s.name else ''} has "
+                        f"{s.wmarks.metric} watermarks, which read the machine's free "
+                        f"memory: give its series ({series}), or drop them (a preset: "
+                        "PRESET:wmarks=none)")
+            raise ConfigError(msg("free_mem: a CSV file of time_ns,permil lines"),
+                              cli_message=msg("--free-mem FILE of time_ns,permil lines"))
+    return all_schemes
