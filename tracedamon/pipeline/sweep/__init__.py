@@ -248,9 +248,6 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     on_start : ``on_start(client)`` once a Dask cluster is up
     in_process : run here rather than on Dask (default: when ``workers`` is 1)
     """
-    from . import task as _task
-    from .runner import run_tasks
-
     schemes = _schemes(scheme)
     if reference is not None and truth is not None:
         raise ConfigError("give --reference or --truth, not both")
@@ -277,33 +274,67 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
                          "--resume to continue it, --force to start over)")
 
     # every source checked (and hashed) before any work starts
+    chk = _checked_inputs(sources, reference, truth, pagemap)
+    srcs, pagemap, truth_path = chk["srcs"], chk["pagemap"], chk["truth"]
+    tasks = _task_specs(chk, cfgs, schemes, keep_histories)
+    done = _reused_rows(resume, tasks, out, side)
+    results, how = _run_tasks(tasks, done, side, progress, dict(
+        scheduler=scheduler, workers=workers, on_start=on_start, in_process=in_process))
+
+    rows = [results[t["run_key"]] for t in tasks]
+    table = build_table(rows, grid_columns)
+    meta = {"table": "sweep", "grid": {k: [str(v) for v in vs] for k, vs in g.items()},
+            "grid_columns": grid_columns, "fixed": {k: str(v) for k, v in fx.items()},
+            "pagemap": pagemap, "seeds": seeds, "reference": reference and os.fspath(reference),
+            "truth": truth_path, "scheme": schemes["specs"] if schemes else None,
+            "sources": [str(p) for p in srcs], "ran": how,
+            "reused_rows": len(done)}
+    if out is not None:
+        from ...store.atomic import SWEEP_TABLE
+        from ...store.writer import write_table_atomic
+        write_table_atomic(table, out, metadata=meta, kind=SWEEP_TABLE, force=force or resume)
+        if side is not None and side.exists():
+            side.unlink()
+    df = table.to_pandas()
+    df.attrs["tracedamon_sweep"] = meta
+    return df
+
+
+def _checked_inputs(sources, reference, truth, pagemap) -> dict:
+    """The sources (expanded, checked, hashed), each one's reference, the truth file and
+    the pagemap directory, each refused here when it is unreadable."""
+    from ...export.compare import load_truth
+    from ...export.grid import load_history
+    from ...store.hashing import sha256_file
+    from ...store.trace import open_trace
     srcs = expand_sources(sources)
     shas = [check_source(p) for p in srcs]
     refs = [_reference_path(reference, p) for p in srcs]
-    from ...export.grid import load_history
-    from ...store.hashing import sha256_file
     ref_sha = {}
     for ref in dict.fromkeys(r for r in refs if r is not None):
         load_history(ref)                       # a bad reference fails here, naming it
         ref_sha[ref] = _content_sha(ref)
     truth_path = truth_sha = None
     if truth is not None:
-        from ...export.compare import load_truth
         load_truth(truth)                       # a bad file fails here, naming it
         truth_path = str(Path(truth).resolve())
         truth_sha = sha256_file(truth_path)[1]
     if pagemap is not None:
-        from ...store.trace import open_trace
         if not open_trace(pagemap).has("pagemap"):
             raise InputError(f"--pagemap {pagemap}: has no pagemap table")
         pagemap = str(Path(pagemap).resolve())
+    return {"srcs": srcs, "shas": shas, "refs": refs, "ref_sha": ref_sha,
+            "truth": truth_path, "truth_sha": truth_sha, "pagemap": pagemap}
 
+
+def _task_specs(chk: dict, cfgs, schemes, keep_histories) -> list[dict]:
+    """One task per source x configuration, with the key that identifies its row."""
     tasks: list[dict] = []
-    for si, (p, sha, ref) in enumerate(zip(srcs, shas, refs)):
+    for si, (p, sha, ref) in enumerate(zip(chk["srcs"], chk["shas"], chk["refs"])):
         for c in cfgs:
-            spec = {"source": str(p), "source_sha256": sha, "pagemap": pagemap,
-                    "reference": ref, "reference_sha256": ref_sha.get(ref),
-                    "truth": truth_path, "truth_sha256": truth_sha,
+            spec = {"source": str(p), "source_sha256": sha, "pagemap": chk["pagemap"],
+                    "reference": ref, "reference_sha256": chk["ref_sha"].get(ref),
+                    "truth": chk["truth"], "truth_sha256": chk["truth_sha"],
                     "scheme": schemes["specs"] if schemes else None,
                     "scheme_sha256": schemes["sha256"] if schemes else None,
                     "replay": c.replay, "seed": c.seed, "seed_dependent": c.seed_dependent,
@@ -317,7 +348,12 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
             spec["values"] = {OPTIONS[k].column: v for k, v in c.values.items()}
             spec["order"] = (si, len(tasks))
             tasks.append(spec)
+    return tasks
 
+
+def _reused_rows(resume: bool, tasks: list[dict], out, side) -> dict[str, dict]:
+    """The finished rows a resumed sweep reuses (by run_key); without resume, the side
+    file of an earlier run is removed."""
     done: dict[str, dict] = {}
     if resume:
         wanted = {t["run_key"] for t in tasks}
@@ -327,8 +363,15 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
                 done[r["run_key"]] = r
     elif side is not None and side.exists():
         side.unlink()
-    todo = [t for t in tasks if t["run_key"] not in done]
+    return done
 
+
+def _run_tasks(tasks: list[dict], done: dict, side, progress, run_kw: dict):
+    """Run the tasks not done yet; each finished row goes to the side file and to
+    ``progress``.  Returns (rows by run_key, how they ran)."""
+    from . import task as _task
+    from .runner import run_tasks
+    todo = [t for t in tasks if t["run_key"] not in done]
     results: dict[str, dict] = dict(done)
     sink = None
     if side is not None and todo:
@@ -350,31 +393,13 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     if progress is not None and n_done:
         progress(n_done, n_total, None)
     try:
-        how = run_tasks(_task.run_task, todo, on_result, scheduler=scheduler, workers=workers,
-                        groups=[t["order"][0] for t in todo], on_start=on_start,
-                        in_process=in_process, cleanup=_task.clear_cache) \
-            if todo else "nothing to run"
+        how = run_tasks(_task.run_task, todo, on_result,
+                        groups=[t["order"][0] for t in todo], cleanup=_task.clear_cache,
+                        **run_kw) if todo else "nothing to run"
     finally:
         if sink is not None:
             sink.close()
-
-    rows = [results[t["run_key"]] for t in tasks]
-    table = build_table(rows, grid_columns)
-    meta = {"table": "sweep", "grid": {k: [str(v) for v in vs] for k, vs in g.items()},
-            "grid_columns": grid_columns, "fixed": {k: str(v) for k, v in fx.items()},
-            "pagemap": pagemap, "seeds": seeds, "reference": reference and os.fspath(reference),
-            "truth": truth_path, "scheme": schemes["specs"] if schemes else None,
-            "sources": [str(p) for p in srcs], "ran": how,
-            "reused_rows": len(done)}
-    if out is not None:
-        from ...store.atomic import SWEEP_TABLE
-        from ...store.writer import write_table_atomic
-        write_table_atomic(table, out, metadata=meta, kind=SWEEP_TABLE, force=force or resume)
-        if side is not None and side.exists():
-            side.unlink()
-    df = table.to_pandas()
-    df.attrs["tracedamon_sweep"] = meta
-    return df
+    return results, how
 
 
 class _CallableModule(type(os)):
