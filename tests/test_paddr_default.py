@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tracedamon.engine.ops.paddr import default_range, mem_topology_ranges
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.ingest import ingest
 from tracedamon.store.trace import open_trace
 

@@ -21,10 +21,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "ingest": ("tracedamon.pipeline.ingest", "ingest"),
     "open_trace": ("tracedamon.trace", "open_trace"),
-    "replay": ("tracedamon.engine.replay", "replay"),
+    "replay": ("tracedamon.pipeline.replay", "replay"),
     "compare": ("tracedamon.export.compare", "compare"),
-    "damos": ("tracedamon.damos_run", "damos"),
-    "sweep": ("tracedamon.sweep", "sweep"),
+    "damos": ("tracedamon.pipeline.damos", "damos"),
+    "sweep": ("tracedamon.pipeline.sweep", "sweep"),
 }
 
 __all__ = ["__version__", *_LAZY]

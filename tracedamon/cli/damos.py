@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
             k, v = g.split("=", 1)
             goals[k] = v
         dest = out if out is not None else default_output(src)
-        from ..damos_replay import recorded_input
+        from ..pipeline.damos_replay import recorded_input
         from ..store.atomic import TRACE_DIR, check_output
         check_output(dest, TRACE_DIR, force=force,
                      inputs=[src, recorded_input(src), pagemap, samples, free_mem,

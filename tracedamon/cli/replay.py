@@ -161,7 +161,7 @@ def register(app: typer.Typer) -> None:
                                    help="replace existing outputs (only tracedamon's own)"),
     ) -> None:
         from ..engine.config import MonitorConfig
-        from ..engine.replay import DEFAULT_OUTPUT, replay
+        from ..pipeline.replay import DEFAULT_OUTPUT, replay
         from ..errors import ConfigError, InputError
 
         fixes = {"age-once": "fix_age_once", "rand32": "fix_rand32", "pa-cache": "fix_pa_cache"}
@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
         # kdamonds JSON), else the kernel's
         mon = {}
         if scheme:
-            from ..damos_replay import monitoring_defaults, scheme_files
+            from ..pipeline.damos_replay import monitoring_defaults, scheme_files
             mon = monitoring_defaults(scheme_files(scheme, sample_us=sample_us or 5000,
                                                    aggr_us=aggr_us or 100000))
         if ops is None:
@@ -202,7 +202,7 @@ def register(app: typer.Typer) -> None:
         from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, check_output
         check_output(dest, REGION_HISTORY, force=force, inputs=[trace_dir, pagemap])
         if scheme:
-            from ..damos_replay import damos_output
+            from ..pipeline.damos_replay import damos_output
             from ..store.atomic import TRACE_DIR
             check_output(damos_output(dest), TRACE_DIR, force=force,
                          inputs=[trace_dir, pagemap, dest,
@@ -218,7 +218,7 @@ def register(app: typer.Typer) -> None:
                   output=dest, force=force,   # written snapshot by snapshot
                   damos=None)
         if scheme:
-            from ..damos_replay import in_loop
+            from ..pipeline.damos_replay import in_loop
             kw["damos"] = in_loop(list(scheme), unknown_pages=unknown_pages)
         if sys.stderr.isatty() and not quiet:
             from rich.progress import Progress
@@ -233,7 +233,7 @@ def register(app: typer.Typer) -> None:
         if not quiet:
             typer.echo(h.summary())
             if h.damos is not None:
-                from ..damos_replay import damos_output
+                from ..pipeline.damos_replay import damos_output
                 typer.echo(h.damos.summary())
                 for note in h.damos.metadata.get("notes", []):
                     typer.echo(f"note: {note}")

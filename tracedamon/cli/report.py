@@ -16,9 +16,13 @@ report_app = typer.Typer(
 
 
 def _ranges(specs: Optional[List[str]]):
-    from ..engine.ops.fvaddr import parse_range
+    from ..errors import ConfigError
+    from ..units import parse_range
 
-    return [parse_range(s) for s in specs or []] or None
+    try:
+        return [parse_range(s) for s in specs or []] or None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _numbers(s: str, what: str):
