@@ -8,7 +8,7 @@ TD     := $(VENV)/bin/tracedamon
 STAMP  := $(VENV)/.installed
 DEMO   := out/demo
 
-.PHONY: setup demo test lint bench clean browser
+.PHONY: setup demo test lint bench clean browser perf-corpus
 
 setup: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@bash sample_traces/demo.sh $(TD) $(DEMO)
 
-test: $(STAMP) browser lint
+test: $(STAMP) browser lint perf-corpus
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # the code's rules (pyproject.toml): pyflakes + pycodestyle, the import contracts (which
@@ -30,6 +30,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check tracedamon tests bench tools
 	$(VENV)/bin/lint-imports
 	$(PY) tools/check_sizes.py
+
+# the perf.data files the tests read, recorded with the installed perf once per machine
+# into ~/.cache/tracedamon/perf-corpus (tests/perf_corpus.py; the tests would make it on
+# first use too). Without perf the tests that read it skip with the reason (fail under CI).
+perf-corpus: $(STAMP)
+	@$(PY) tests/perf_corpus.py --cache
 
 # the HTML report's tests drive real headless browsers: Debian's chromium with
 # chromium-driver, and firefox-esr; installed with apt-get where missing and possible (as

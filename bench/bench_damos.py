@@ -33,7 +33,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from tracedamon.damos_run import damos  # noqa: E402
+from tracedamon.pipeline.damos import damos  # noqa: E402
 from tracedamon.engine.damos import (AccessPattern, Context, Filter, Quota, Scheme,  # noqa
                                      apply_schemes, new_state)
 from tracedamon.store.writer import write_table_atomic  # noqa: E402

@@ -91,7 +91,7 @@ def bench_adaptive(n: int, duration_s: float = 60.0):
     print(f"  engine: {rate(n, dt, duration_s)}")
     # the whole API path from an Arrow samples table (selection, pid matching, table build)
     import pyarrow as pa
-    from tracedamon.engine.replay import replay
+    from tracedamon.pipeline.replay import replay
     tbl = pa.table({"time_ns": t, "pid": pa.array(np.ones(n, np.int32)),
                     "event": pa.DictionaryArray.from_arrays(
                         pa.array(np.zeros(n, np.int32)), pa.array(["cpu/mem-loads/"])),

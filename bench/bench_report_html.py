@@ -44,7 +44,7 @@ def make_history(kind: str, out: Path, scale: float = 1.0) -> int:
     import pyarrow.parquet as pq
 
     from bench_replay import workload
-    from tracedamon.engine.replay import replay
+    from tracedamon.pipeline.replay import replay
 
     if kind == "fixed":
         n, dur, span = int(3_000_000 * scale), 64.0 * scale, 64 << 20

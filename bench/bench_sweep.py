@@ -55,9 +55,9 @@ def noop(x):
 
 def imported_rss(_):
     """Peak RSS (MiB) of a worker once tracedamon's replay and compare are imported."""
-    import tracedamon.engine.replay  # noqa: F401
+    import tracedamon.pipeline.replay  # noqa: F401
     import tracedamon.export.compare  # noqa: F401
-    from tracedamon.sweep.task import peak_rss_mb
+    from tracedamon.pipeline.sweep.task import peak_rss_mb
     return peak_rss_mb()
 
 
@@ -101,10 +101,10 @@ def main(argv=None) -> int:
         return 1
     import tracedamon
     from tracedamon.engine.config import MonitorConfig
-    from tracedamon.engine.replay import SAMPLE_COLUMNS
-    from tracedamon.sweep.grid import configurations, parse_grid
-    from tracedamon.sweep.runner import run_dask
-    from tracedamon.sweep.task import RUN_COLUMNS
+    from tracedamon.pipeline.replay import SAMPLE_COLUMNS
+    from tracedamon.pipeline.sweep.grid import configurations, parse_grid
+    from tracedamon.pipeline.sweep.runner import run_dask
+    from tracedamon.pipeline.sweep.task import RUN_COLUMNS
 
     grid = QUICK_GRID if args.quick else GRID
     n = 200_000 if args.quick else args.samples

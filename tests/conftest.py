@@ -1,12 +1,23 @@
-"""Shared fixtures: where the reference corpus and the sample traces live; Hypothesis profiles."""
+"""Shared fixtures: where the corpora and the sample traces live; Hypothesis profiles.
+
+Two corpora: the perf corpus the suite records itself with the installed perf
+(``perf_corpus()``, tests/perf_corpus.py), and the third-party reference corpus in
+../shared/corpus (``CORPUS``; ``TRACEDAMON_CORPUS`` points elsewhere), whose tests skip
+with the reason -- fail under CI -- when it is absent.
+"""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+
+from perf_corpus import CASES as PERF_CASES
+from perf_corpus import PerfCorpus
+from perf_corpus import ensure as ensure_perf_corpus
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -39,7 +50,9 @@ if PROFILE.startswith("ci"):
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-CORPUS = SHARED / "corpus"
+# the third-party reference corpus; TRACEDAMON_CORPUS points the suite elsewhere (an empty
+# directory shows what a clone without ../shared runs)
+CORPUS = Path(os.environ.get("TRACEDAMON_CORPUS") or SHARED / "corpus")
 SAMPLES = ROOT / "sample_traces"
 
 PERF = shutil.which("perf")
@@ -66,18 +79,70 @@ def pytest_runtest_setup(item):
             missing(mark.kwargs["reason"])
 
 
+@functools.cache
+def perf_corpus() -> PerfCorpus:
+    """The perf.data files the suite records with the installed perf, with perf's own
+    oracles (tests/perf_corpus.py): made once per machine into a cache, on the first call
+    in a test process (the other processes wait for it)."""
+    return ensure_perf_corpus()
+
+
 def need_corpus(*parts: str) -> Path:
+    """A corpus file, or ``missing()``.  ``need_corpus("perf", NAME)`` is a file of the
+    recorded perf corpus (``perf_corpus()``, made on this machine); any other first part
+    is the third-party reference corpus in ../shared/corpus (damo's test records, the
+    Intel PEBS files, the recorded DAMON paddr run), which a clone may not have."""
+    if parts and parts[0] == "perf":
+        pc = perf_corpus()
+        why = pc.why_missing(parts[1].split(".")[0]) if len(parts) > 1 else pc.reason
+        if why:
+            missing(why)
+        p = pc.dir.joinpath(*parts[1:])
+        if not p.exists():
+            missing(f"{p} is not in the recorded perf corpus")
+        return p
     p = CORPUS.joinpath(*parts)
     if not p.exists():
-        missing(f"reference corpus not found at {p} (../shared/corpus beside the project)")
+        missing(f"reference corpus not found at {p} (../shared/corpus beside the project; "
+                "README says where it comes from)")
     return p
+
+
+def corpus_files(subdir: str, pattern: str) -> list:
+    """The files of the third-party corpus ``subdir`` matching ``pattern``, to
+    parametrize over; where the corpus is absent, one parameter that ``missing()``s with
+    the reason (rather than an empty parameter set, which pytest skips silently)."""
+    d = CORPUS / subdir
+    found = sorted(d.glob(pattern)) if d.is_dir() else []
+    return found or [pytest.param(d / pattern, id=f"{subdir}-absent",
+                                  marks=requires(False, f"reference corpus not found at {d}"))]
+
+
+def perf_cases(*names: str) -> list:
+    """``pytest.param(path, id=name)`` per case of the recorded perf corpus (all, or
+    ``names``), each marked to ``missing()`` with the reason when it could not be
+    recorded here."""
+    pc = perf_corpus()
+    return [pytest.param(pc.dir / f"{n}.data", id=n,
+                         marks=requires(pc.why_missing(n) is None, pc.why_missing(n) or ""))
+            for n in (names or PERF_CASES)]
 
 
 requires_perf = pytest.mark.skipif(PERF is None, reason="the perf binary is not installed")
 
 
+@pytest.fixture(scope="session")
+def perf_dir() -> Path:
+    """The directory of the recorded perf corpus (``perf_corpus()``), or ``missing()``."""
+    pc = perf_corpus()
+    if pc.reason:
+        missing(pc.reason)
+    return pc.dir
+
+
 @pytest.fixture
 def corpus():
-    if not CORPUS.exists():
+    """The third-party reference corpus (../shared/corpus); see ``need_corpus``."""
+    if not CORPUS.is_dir():
         missing(f"reference corpus not found at {CORPUS}")
     return CORPUS

@@ -229,16 +229,19 @@ class Reference:
 
     ``access``: ``"perf"`` (perf-histogram check: a region is accessed in an interval
     iff a sample of its target fell on one of its pages) or ``"abit"`` (accessed-bit
-    emulation: one random sampling address per region per interval).  ``physical``:
-    paddr (a sample of any process counts; the accessed-bit cache is kept across
-    targets and intervals).  ``rand_inject``: results forced onto the first draws.
+    emulation: one random sampling address per region per interval).  ``ops``:
+    ``"fvaddr"`` (the targets' ranges, read once), ``"vaddr"`` (ranges from three regions:
+    split evenly at start in legacy mode, read again at every ops update) or ``"paddr"``
+    (a sample of any process counts; the accessed-bit cache is kept across targets and
+    intervals).  ``rand_inject``: results forced onto the first draws.
     """
 
-    def __init__(self, cfg, targets, *, access="perf", physical=False, rand_inject=()):
+    def __init__(self, cfg, targets, *, ops="fvaddr", access="perf", rand_inject=()):
         self.cfg = cfg
         self.targets = list(targets)
         self.access = access
-        self.physical = physical
+        self.physical = ops == "paddr"
+        self.vaddr = ops == "vaddr"     # three regions at start, updated at ops updates
         self.unit = cfg.min_region
         self.maxsz = cfg.max_region or 0
         self.grid = bool(self.maxsz) and self.maxsz == self.unit
@@ -301,8 +304,7 @@ class Reference:
                         sp.owner[u] = Region()
             sp.changed()
             return
-        tg = self.targets[ti]
-        if tg.three_regions and self.cfg.min_nr_regions_mode == "legacy":
+        if self.vaddr and self.cfg.min_nr_regions_mode == "legacy":
             # __damon_va_init_regions: regions of about total / min_nr_regions
             want = sum(b - a for a, b in ranges) // self.cfg.min_nr_regions
             want = max(want, self.unit)
@@ -624,7 +626,7 @@ class Reference:
                 next_ops = ops_at + cfg.update_us // self.sample_us
                 now = origin_t + (psi - origin_psi) * width
                 for ti, tg in enumerate(self.targets):
-                    if not tg.dynamic:
+                    if not self.vaddr:
                         continue
                     rg = tg.ranges_at(now)
                     if rg is not None and len(rg):

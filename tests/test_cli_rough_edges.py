@@ -17,7 +17,7 @@ import pytest
 import tracedamon
 from tracedamon.ingest import ingest
 
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, need_corpus
 
 PY = sys.executable
 
@@ -176,8 +176,8 @@ def test_standard_input_is_named_as_such(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["auto", "damon"])
-def test_a_gzipped_input_is_named_not_its_decompressed_copy(tmp_path, corpus, fmt):
-    src = corpus / "perf" / "24_damon_tracepoint.data"
+def test_a_gzipped_input_is_named_not_its_decompressed_copy(tmp_path, fmt):
+    src = need_corpus("perf", "24_damon_tracepoint.data")
     gz = tmp_path / "dt.data.gz"
     gz.write_bytes(gzip.compress(src.read_bytes()[:5000]))
     r = cli("ingest", "--format", fmt, gz, "-o", tmp_path / "dt.td")

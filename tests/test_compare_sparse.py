@@ -25,7 +25,7 @@ RANGE = f"{BASE:#x}-{BASE + (2 << 20):#x}"
 
 @pytest.fixture(scope="module")
 def replays(tmp_path_factory):
-    from tracedamon.engine import replay as replay_mod
+    from tracedamon.pipeline import replay as replay_mod
     from tracedamon.ingest import ingest
 
     d = tmp_path_factory.mktemp("sparse")

@@ -43,6 +43,24 @@ SPEC_AGGREGATED = {"target_id": (8, 8), "nr_regions": (16, 4), "start": (24, 8),
                    "end": (32, 8), "nr_accesses": (40, 4), "age": (44, 4)}
 
 
+def _evlist_config(name: str, event: str) -> int:
+    """The attr config perf evlist -v printed for ``event`` of the recorded case
+    ``name``: a tracepoint's config is its id in the recording kernel."""
+    for line in need_corpus("perf", f"{name}.evlist.txt").read_text().splitlines():
+        if line.startswith(f"{event}: "):
+            return int(re.search(r"config: (0x[0-9a-f]+|\d+)", line).group(1), 0)
+    raise AssertionError(f"{event} not in the evlist of {name}")
+
+
+def _samples_csv(name: str):
+    """The recorded case's samples.csv, plain or gzipped (large ones are)."""
+    for suffix in (".samples.csv", ".samples.csv.gz"):
+        p = need_corpus("perf", name + ".data").with_name(name + suffix)
+        if p.exists():
+            return gzip.open(p, "rt") if suffix.endswith(".gz") else open(p)
+    raise AssertionError(f"no samples.csv for {name}")
+
+
 def test_damon_formats_match_the_spec_layout():
     blob, off = tracing_blob(need_corpus("perf", "24_damon_tracepoint.data"))
     td = parse_tracing_data(blob, path="x", base_offset=off)
@@ -50,7 +68,7 @@ def test_damon_formats_match_the_spec_layout():
     assert td.page_size == 4096
     ev = td.event("damon:damon_aggregated")
     assert ev is td.event("damon_aggregated")
-    assert ev.id == 767
+    assert ev.id == _evlist_config("24_damon_tracepoint", "damon:damon_aggregated")
     got = {f.name: (f.offset, f.size) for f in ev.fields if not f.name.startswith("common_")}
     assert got == SPEC_AGGREGATED
     assert all(not ev.by_name[k].signed for k in SPEC_AGGREGATED)
@@ -83,13 +101,20 @@ def test_decode_raw_matches_perf_script_on_every_sample():
     blob, _ = tracing_blob(need_corpus("perf", "24_damon_tracepoint.data"))
     ev = parse_tracing_data(blob).event("damon:damon_aggregated")
     csv.field_size_limit(1 << 30)
-    with gzip.open(need_corpus("perf", "24_damon_tracepoint.samples.csv.gz"), "rt") as f:
+    with _samples_csv("24_damon_tracepoint") as f:
         rows = [r for r in csv.DictReader(f) if r["event"] == "damon__damon_aggregated"]
     raws = [bytes.fromhex(json.loads(r["tp_fields"])["raw_buf"]) for r in rows]
     times = [int(r["time"]) for r in rows]
     with open(need_corpus("perf", "24_damon_tracepoint.script.txt")) as f:
         script = [_script_fields(ln) for ln in f if "damon:damon_aggregated" in ln]
-    assert len(raws) == len(script) == 2754
+    dump = need_corpus("perf", "24_damon_tracepoint.data").with_name(
+        "24_damon_tracepoint.records.csv")
+    if not dump.exists():
+        dump = dump.with_name(dump.name + ".gz")
+    # perf report -D's SAMPLE records of the same file
+    with (gzip.open if dump.suffix == ".gz" else open)(dump, "rt") as f:
+        in_dump = sum(1 for r in csv.DictReader(f) if r["type"] == "9")
+    assert len(raws) == len(script) == in_dump > 0
     dec = decode_raw(raws, ev, names=["common_pid", "target_id", "nr_regions", "start", "end",
                                       "nr_accesses", "age"])
     assert dec["start"].dtype == np.uint64 and dec["nr_regions"].dtype == np.uint32

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import need_corpus
 from tracedamon import ingest, open_trace
-from tracedamon.damos_run import damos
-from tracedamon.schemes import load_schemes
+from tracedamon.pipeline.damos import damos
+from tracedamon.pipeline.schemes import load_schemes
 
 MIB = 1 << 20
 
@@ -98,7 +98,7 @@ def test_other_profiles(td, run1, kernel):
 def test_without_reconstruction_the_check_fails(td, run1, monkeypatch):
     # the snapshot after an application shows its effects: without undoing them the
     # applied regions are age 0 and nothing would be predicted there
-    import tracedamon.damos_run as dr
+    import tracedamon.pipeline.damos as dr
     monkeypatch.setattr(dr, "undo_recorded", lambda rows, *a, **k: rows)
     r = dr.damos(td, [run1 / "kdamond_sysfs_before.txt"], resume="auto", check=True)
     assert r.check["matched"] == 0 and r.check["rows_matched"] == 0

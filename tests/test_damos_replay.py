@@ -20,7 +20,7 @@ from tracedamon.cli import main
 from tracedamon.damos_replay import in_loop
 from tracedamon.damos_run import damos
 from tracedamon.engine.damos import AccessPattern, Quota, Scheme
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.errors import ConfigError
 
 RANGE = ["0x200000000000-0x200000120000"]          # the workload's buffer

@@ -11,7 +11,7 @@ import pytest
 from conftest import need_corpus
 from test_damos_run import AGGR_MS, COLD, HOT, MS, PAGE, T0, scheme_file, write_source
 from tracedamon.cli import main
-from tracedamon.damos_run import damos
+from tracedamon.pipeline.damos import damos
 from tracedamon.errors import InputError
 from tracedamon.export.damos_report import (_rows_of, _walk_times, damos_report,
                                             find_sources)

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracedamon.cli import main
-from tracedamon.damos_history import subtract_intervals, undo_recorded
-from tracedamon.damos_run import damos
+from tracedamon.pipeline.damos_history import subtract_intervals, undo_recorded
+from tracedamon.pipeline.damos import damos
 from tracedamon.engine.damos import (AccessPattern, Context, Quota, Scheme, apply_schemes,
                                      new_state)
 from tracedamon.errors import ConfigError, InputError, TraceFormatError
@@ -347,7 +347,7 @@ def test_cli_bad_scheme_is_one_line(small, tmp_path, capsys):
 @given(data=st.data())
 def test_reset_carry_against_per_page_ages(data):
     # a region's carried age = floor(mean over its pages of min(age, j - k(page)))
-    from tracedamon.damos_history import ResetCarry
+    from tracedamon.pipeline.damos_history import ResetCarry
     carry = ResetCarry()
     page_k = {}
     for k in range(data.draw(st.integers(1, 4))):

@@ -7,7 +7,7 @@ import pytest
 
 from tracedamon.engine.damos.scheme import UINT_MAX, ULONG_MAX
 from tracedamon.errors import ConfigError, InputError, TraceFormatError
-from tracedamon.schemes import load_schemes, size_bytes, time_ns
+from tracedamon.pipeline.schemes import load_schemes, size_bytes, time_ns
 
 DUMP_HEAD = "/sys/kernel/mm/damon/admin/kdamonds/"
 

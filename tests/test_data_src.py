@@ -15,19 +15,22 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import CORPUS, requires
+from conftest import CORPUS, missing, perf_corpus, requires
 from tracedamon.ingest import data_src as D
 
 
-def _oracle_strings() -> dict[int, str]:
+UBENCH_TEXTS = sorted((CORPUS / "ubench-perf-mem").glob("*.script.txt"))
+
+
+def _oracle_strings(pebs=True) -> dict[int, str]:
     seen: dict[int, str] = {}
-    for p in sorted((CORPUS / "ubench-perf-mem").glob("*.script.txt")):
+    for p in UBENCH_TEXTS if pebs else []:
         for ln in p.read_text().splitlines():
             m = re.search(r" ([0-9a-f]+) (\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*"
                           r"\|BLK  ?\S+(?: \S+)?)", ln)
             if m:
                 seen.setdefault(int(m.group(1), 16), m.group(2))
-    for p in sorted((CORPUS / "perf").glob("*.samples.csv*")):
+    for p in sorted(perf_corpus().dir.glob("*.samples.csv*")):
         raw = p.read_bytes()
         if p.suffix == ".gz":
             raw = gzip.decompress(raw)
@@ -37,13 +40,24 @@ def _oracle_strings() -> dict[int, str]:
     return seen
 
 
-ORACLE = _oracle_strings() if CORPUS.exists() else {}
+ORACLE = _oracle_strings()
 
 
-@requires(ORACLE, "reference corpus not found")
+@requires(UBENCH_TEXTS, "reference corpus not found (the Intel PEBS files of "
+          "../shared/corpus/ubench-perf-mem)")
 def test_every_corpus_value_prints_like_perf():
     assert len(ORACLE) >= 3          # PEBS L1 hit, PEBS LFB hit, software N/A
     for v, s in ORACLE.items():
+        assert D.perf_string(v) == s, hex(v)
+
+
+def test_every_recorded_value_prints_like_perf():
+    """The recorded perf corpus alone (software events: perf's all-N/A value)."""
+    if perf_corpus().reason:
+        missing(perf_corpus().reason)
+    seen = _oracle_strings(pebs=False)
+    assert 0x1E05080021 in seen       # perf's all-N/A value of software events
+    for v, s in seen.items():
         assert D.perf_string(v) == s, hex(v)
 
 

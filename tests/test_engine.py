@@ -17,7 +17,8 @@ from tracedamon.engine import core
 from tracedamon.engine.config import MonitorConfig
 from tracedamon.engine.core import (AccessSamples, Monitor, Target, evenly_split, merge_regions,
                                     set_regions, update_monitoring_result)
-from tracedamon.engine.ops.fvaddr import normalize_ranges, parse_range
+from tracedamon.engine.ops.fvaddr import normalize_ranges
+from tracedamon.units import parse_range
 from tracedamon.engine.ops.vaddr import three_regions
 from tracedamon.engine.rng import new_rng, next_u32, rand_below
 from tracedamon.errors import ConfigError
@@ -327,8 +328,10 @@ def test_ranges_parse_decimal_and_hex():
     assert normalize_ranges(["0x3000-0x4000", (0, 4096)]).tolist() == [[0, 4096],
                                                                       [0x3000, 0x4000]]
     for bad in ("12", "a-b", "0x10-0x10", "1-2-3"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ValueError):        # units' parse errors; callers re-raise
             parse_range(bad)
+        with pytest.raises(ConfigError):       # as the engine's ConfigError
+            normalize_ranges([bad])
     with pytest.raises(ConfigError, match="overlap"):
         normalize_ranges(["0-8192", "4096-12288"])
 
@@ -374,11 +377,11 @@ def test_ops_update_moves_vaddr_regions():
         mid = (0x100000, 0x110000) if t < 8_000_000 else (0x200000, 0x208000)
         return np.array([(0x1000, 0x5000), mid, (0x900000, 0x904000)])
 
-    tg = Target(ranges_at, pid=1, dynamic=True, three_regions=True)
+    tg = Target(ranges_at, pid=1)
     times = np.arange(0, 16_000_000, 500_000)
     pages = np.where(times < 8_000_000, 0x100000, 0x200000)
-    h = Monitor(cfg, [tg]).run(AccessSamples(times, np.zeros(times.size), pages), 0,
-                               int(times[-1]))
+    h = Monitor(cfg, [tg], ops="vaddr").run(
+        AccessSamples(times, np.zeros(times.size), pages), 0, int(times[-1]))
     for snap in range(h.n_snapshots):
         sel = h.snapshot == snap
         s, e = h.start[sel], h.end[sel]

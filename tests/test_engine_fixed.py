@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from tracedamon.engine.config import MonitorConfig
 from tracedamon.engine.core import AccessSamples, Monitor, Target
 from tracedamon.engine.fixed import FixedMonitor, _overlay, expected_snapshots, grid_regions
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.errors import ConfigError
 
 from helpers.arrays import assert_rows_equal
@@ -156,19 +156,20 @@ def test_grid_growing_at_an_ops_update_is_foreseen_and_equals_accessed_only():
     t = np.sort(rng.integers(0, 100_000_000, n))
     a = 0x10000 + rng.integers(0, 64, n) * PAGE
     acc = AccessSamples(t, np.zeros(n, np.int64), a)
-    tg = [Target(ranges_at, pid=1, dynamic=True)]
-    full = FixedMonitor(cfg, tg)
+    tg = [Target(ranges_at, pid=1)]
+    full = FixedMonitor(cfg, tg, ops="vaddr")
     hf = full.run(acc, 0, int(t[-1]))
     assert full.auto_accessed_only is None and hf.start.size > 16 * 10
-    mon = FixedMonitor(cfg, tg)
+    mon = FixedMonitor(cfg, tg, ops="vaddr")
     h = mon.run(acc, 0, int(t[-1]), max_rows=2000)     # 16 x 10 up front: fits
     assert mon.auto_accessed_only is not None and "ops updates" in mon.auto_accessed_only
-    ha = FixedMonitor(cfg, tg).run(acc, 0, int(t[-1]), accessed_only=True)
+    ha = FixedMonitor(cfg, tg, ops="vaddr").run(acc, 0, int(t[-1]), accessed_only=True)
     assert_rows_equal(rows_of(h), rows_of(ha))
     keep = hf.nr_accesses > 0
     assert_rows_equal(rows_of(h), [r for r, k in zip(rows_of(hf), keep) if k])
     # the dense engine agrees with the sparse one on the full output
-    assert_rows_equal(rows_of(Monitor(cfg, tg).run(acc, 0, int(t[-1]))), rows_of(hf))
+    assert_rows_equal(rows_of(Monitor(cfg, tg, ops="vaddr").run(acc, 0, int(t[-1]))),
+                      rows_of(hf))
 
 
 def test_dense_fixed_granularity_refuses_huge_spaces():
@@ -228,18 +229,19 @@ def test_sparse_equals_dense_with_many_slots_and_regrids(data_seed, ntgt, age_ze
         base = 0x40000000 * (k + 1)
         sizes = rng.integers(64, 1024, 4)
 
-        def ranges_at(time, base=base, sizes=sizes):
-            e = int(sizes[(time // 9_000_000) % 4])
+        def ranges_at(time, base=base, sizes=sizes, moves=k % 2 == 0):
+            # every other target keeps its first ranges (an update then changes nothing)
+            e = int(sizes[(time // 9_000_000) % 4 if moves else 0])
             return np.array([(base, base + 256 * PAGE), (base + 300 * PAGE,
                                                           base + (300 + e) * PAGE)])
-        targets.append(Target(ranges_at, pid=k + 1, dynamic=bool(k % 2 == 0)))
+        targets.append(Target(ranges_at, pid=k + 1))
     n = 12000
     t = np.sort(rng.integers(0, 80_000_000, n))
     tg = rng.integers(0, ntgt, n)
     a = 0x40000000 * (tg + 1) + rng.integers(0, 1400, n) * PAGE
     acc = AccessSamples(t, tg, a)
-    mon = FixedMonitor(cfg, targets)
+    mon = FixedMonitor(cfg, targets, ops="vaddr")
     sparse = mon.run(acc, 0, int(t[-1]))
     assert mon.peak_slots > 200                    # the table grew from 64 slots
-    dense = Monitor(cfg, targets).run(acc, 0, int(t[-1]))
+    dense = Monitor(cfg, targets, ops="vaddr").run(acc, 0, int(t[-1]))
     assert_rows_equal(rows_of(sparse), rows_of(dense))

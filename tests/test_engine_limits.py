@@ -33,19 +33,19 @@ def hits(target, addr, intervals):
     return [((j - 1) * MS + MS // 2, target, addr) for j in intervals]
 
 
-def run_both(cfg, targets, samples, inject=()):
+def run_both(cfg, targets, samples, inject=(), ops="fvaddr"):
     """Snapshots (lists of rows) from the engine and from the reference, which must agree."""
     samples = sorted(samples)
     t = np.array([s[0] for s in samples], np.int64)
     tg = np.array([s[1] for s in samples], np.int64)
     a = np.array([s[2] for s in samples], np.int64)
-    mon = Monitor(cfg, targets, rand_inject=list(inject))
+    mon = Monitor(cfg, targets, ops=ops, rand_inject=list(inject))
     h = mon.run(AccessSamples(t, tg, a), 0, int(t[-1]))
     got: list[list[tuple]] = [[] for _ in range(h.n_snapshots)]
     for sn, ti, s, e, nr, age, bp in zip(*(x.tolist() for x in (
             h.snapshot, h.target, h.start, h.end, h.nr_accesses, h.age, h.nr_accesses_bp))):
         got[sn].append((ti, s, e, nr, age, bp))
-    ref = Reference(cfg, targets, rand_inject=list(inject))
+    ref = Reference(cfg, targets, ops=ops, rand_inject=list(inject))
     rows = ref.run(t, tg, a, 0, int(t[-1]))
     want: list[list[tuple]] = [[] for _ in range(h.n_snapshots)]
     for sn, _time, ti, s, e, nr, age, bp in rows:
@@ -197,13 +197,12 @@ def test_three_regions_start_then_split_and_merge():
       d' = [X+28K, X+44K), age 0; Y -> 3; Z |0-2| -> 0.  Six regions: no split
       (6 > 5; last_nr_regions stays 5)."""
     cfg = MonitorConfig(**BASE, min_nr_regions=4, max_nr_regions=10)
-    tg = Target(lambda t: np.array([(X, X + 44 * K), (Y, Y + 8 * K), (Z, Z + 16 * K)]), pid=9,
-                three_regions=True)
+    tg = Target(lambda t: np.array([(X, X + 44 * K), (Y, Y + 8 * K), (Z, Z + 16 * K)]), pid=9)
     samples = (hits(0, X, range(1, 5)) + hits(0, Z + 12 * K, [1, 2])       # aggregation 0
                + hits(0, X + 4 * K, range(5, 9)) + hits(0, X + 40 * K, [5])
                + hits(0, Z, [5, 6])                                         # aggregation 1
                + hits(0, X, range(9, 13)) + hits(0, X + 12 * K, [9, 10]))   # aggregation 2
-    rows = run_both(cfg, [tg], samples, inject=[8, 3, 0, 4, 0, 8, 1])
+    rows = run_both(cfg, [tg], samples, inject=[8, 3, 0, 4, 0, 8, 1], ops="vaddr")
     assert rows == [
         [(0, X, X + 20 * K, 4, 0, 40000), (0, X + 20 * K, X + 44 * K, 0, 1, 0),
          (0, Y, Y + 8 * K, 0, 1, 0), (0, Z, Z + 16 * K, 2, 0, 20000)],

@@ -52,7 +52,8 @@ def make_targets(specs):
     """Targets from specs: ``ranges`` [(start, end)...] and optionally ``grow`` = (up,
     down, period_ns): every period the last range's end moves up by ``up`` and the first
     range's start down by ``down`` (cycling through 0, 1, 2 steps), ``three``: legacy
-    vaddr init from three regions."""
+    vaddr init from three regions.  (Which of these the monitor uses is its operations
+    set's business: see :func:`scenario_ops`.)"""
     targets = []
     for i, sp in enumerate(specs):
         r = np.array(sp["ranges"], np.int64)
@@ -69,9 +70,25 @@ def make_targets(specs):
         else:
             def ranges_at(time, r=r):
                 return r
-        targets.append(Target(ranges_at, pid=i + 1, dynamic=bool(grow),
-                              three_regions=bool(sp.get("three"))))
+        targets.append(Target(ranges_at, pid=i + 1))
     return targets
+
+
+def scenario_ops(specs, physical: bool) -> str:
+    """The operations set of a scenario: paddr for physical memory, vaddr when a target's
+    ranges grow or come from three regions (every target is then re-read at ops updates
+    and, in legacy mode, split evenly at start), else fvaddr."""
+    if physical:
+        return "paddr"
+    return "vaddr" if any(sp.get("grow") or sp.get("three") for sp in specs) else "fvaddr"
+
+
+def fixed_ranges(target, ops: str) -> bool:
+    """Whether the target's ranges never change in the run: fvaddr and paddr read them
+    once; a vaddr target re-reads them, and those that do not grow keep them."""
+    rg = target.ranges_at(0)
+    return ops != "vaddr" or all(np.array_equal(target.ranges_at(x), rg) for x in
+                                 (1_000_000, 3_000_000, 5_000_000, 20_000_000, 40_000_000))
 
 
 def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregations=4,
@@ -98,7 +115,7 @@ def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregati
     if physical:
         tg = np.zeros(n, np.int64)
     t_last = int(times[-1]) if n else 0
-    return cfg, targets, access, physical, times, tg, pages, t0, t_last
+    return cfg, targets, access, scenario_ops(specs, physical), times, tg, pages, t0, t_last
 
 
 @st.composite
@@ -276,13 +293,13 @@ def with_examples(f):
 @given(scenarios())
 @with_examples
 def test_engine_equals_reference(sc):
-    cfg, targets, access, physical, times, tg, pages, t0, t_last = sc
+    cfg, targets, access, ops, times, tg, pages, t0, t_last = sc
     acc = AccessSamples(times, tg, pages)
-    want = Reference(cfg, targets, access=access, physical=physical).run(
+    want = Reference(cfg, targets, ops=ops, access=access).run(
         times, tg, pages, t0, t_last)
-    got = rows_of(Monitor(cfg, targets, access=access, physical=physical).run(acc, t0, t_last))
+    got = rows_of(Monitor(cfg, targets, ops=ops, access=access).run(acc, t0, t_last))
     assert_rows_equal(got, want)
-    some = rows_of(Monitor(cfg, targets, access=access, physical=physical)
+    some = rows_of(Monitor(cfg, targets, ops=ops, access=access)
                    .run(acc, t0, t_last, accessed_only=True))
     assert_rows_equal(some, [r for r in want if r[5] > 0])
 
@@ -290,13 +307,13 @@ def test_engine_equals_reference(sc):
 @SETTINGS
 @given(scenarios(fixed=True, tuning=False, allow_abit=False))
 def test_fixed_engine_equals_monitor_and_reference(sc):
-    cfg, targets, access, physical, times, tg, pages, t0, t_last = sc
+    cfg, targets, access, ops, times, tg, pages, t0, t_last = sc
     acc = AccessSamples(times, tg, pages)
-    ref = Reference(cfg, targets).run(times, tg, pages, t0, t_last)
-    dense = rows_of(Monitor(cfg, targets).run(acc, t0, t_last))
+    ref = Reference(cfg, targets, ops=ops).run(times, tg, pages, t0, t_last)
+    dense = rows_of(Monitor(cfg, targets, ops=ops).run(acc, t0, t_last))
     assert_rows_equal(dense, ref)
     for accessed_only in (False, True):
-        sparse = rows_of(FixedMonitor(cfg, targets).run(acc, t0, t_last,
+        sparse = rows_of(FixedMonitor(cfg, targets, ops=ops).run(acc, t0, t_last,
                                                         accessed_only=accessed_only))
         assert_rows_equal(sparse, [r for r in ref if r[5] > 0 or not accessed_only])
 
@@ -443,9 +460,9 @@ def test_fixed_granularity_is_a_direct_count(seed_a, seed_b, size, n_aggr, data_
 @SETTINGS
 @given(scenarios(tuning=False))
 def test_snapshot_invariants(sc):
-    cfg, targets, access, physical, times, tg, pages, t0, t_last = sc
+    cfg, targets, access, ops, times, tg, pages, t0, t_last = sc
     acc = AccessSamples(times, tg, pages)
-    h = Monitor(cfg, targets, access=access, physical=physical).run(acc, t0, t_last)
+    h = Monitor(cfg, targets, ops=ops, access=access).run(acc, t0, t_last)
     df = pd.DataFrame({"snap": h.snapshot, "t": h.target, "s": h.start, "e": h.end,
                        "nr": h.nr_accesses, "time": h.time_ns})
     minsz = cfg.min_region
@@ -459,7 +476,7 @@ def test_snapshot_invariants(sc):
             assert (e > s).all()
             assert (s[1:] >= e[:-1]).all()                 # sorted, non-overlapping
             assert (s % minsz == 0).all() and (e % minsz == 0).all()
-            if not targets[t].dynamic:
+            if fixed_ranges(targets[t], ops):
                 # coverage: exactly the ranges, aligned out to the minimum region size
                 rg = targets[t].ranges_at(0)
                 want = sum(align_up(int(b), minsz) - align_down(int(a), minsz) for a, b in rg)
@@ -515,8 +532,9 @@ def test_merge_above_max_nr_regions_leaves_no_mergeable_neighbours(case):
     max_nr_regions has run its last pass at a threshold of at least max_thres, which
     every nr_accesses difference passes, so every two touching neighbours left are too
     big together for the size limit."""
-    (cfg, targets, access, physical, times, tg, pages, t0, t_last), n_groups = case
-    h = Monitor(cfg, targets, access=access).run(AccessSamples(times, tg, pages), t0, t_last)
+    (cfg, targets, access, ops, times, tg, pages, t0, t_last), n_groups = case
+    h = Monitor(cfg, targets, ops=ops, access=access).run(AccessSamples(times, tg, pages), t0,
+                                                         t_last)
     total = sum(int(b - a) for t in targets for a, b in t.ranges_at(0))
     sz_limit = max(total // cfg.min_nr_regions, cfg.min_region)
     counts = np.bincount(h.snapshot, minlength=h.n_snapshots)

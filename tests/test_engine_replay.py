@@ -24,7 +24,7 @@ from conftest import SAMPLES
 
 import tracedamon
 from tracedamon.cli import main
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.errors import ConfigError, InputError
 from tracedamon.store.writer import read_parquet_metadata
 from tracedamon.schema import REGIONS

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLES
 
-import tracedamon.engine.replay as rp
+import tracedamon.pipeline.replay as rp
+import tracedamon.pipeline.samples as samples_mod
 from tracedamon.engine.core import AccessSamples, Monitor, Target
 from tracedamon.engine.access import StreamedSamples
 from tracedamon.engine.ops.vaddr import VmaTimeline, auto_start
@@ -67,7 +68,7 @@ def no_materialize(monkeypatch):
     """Fail if a streamed replay reads the whole samples table."""
     def refuse(self):
         raise AssertionError("the samples were read whole, not streamed")
-    monkeypatch.setattr(rp._Source, "materialize", refuse)
+    monkeypatch.setattr(samples_mod.SampleSource, "materialize", refuse)
 
 
 CASES = [
@@ -86,7 +87,7 @@ CASES = [
 @pytest.mark.parametrize("kw", CASES, ids=[str(i) for i in range(len(CASES))])
 def test_streamed_equals_in_memory(hotcold_dir, tmp_path, monkeypatch, no_materialize, kw):
     d = small_groups(hotcold_dir, tmp_path / "small.td")
-    monkeypatch.setattr(rp, "BATCH_ROWS", 29)
+    monkeypatch.setattr(samples_mod, "BATCH_ROWS", 29)
     got = rp.replay(d, **kw)
     want = in_memory(d, **kw)
     assert_same(got, want)
@@ -96,7 +97,7 @@ def test_streamed_equals_in_memory(hotcold_dir, tmp_path, monkeypatch, no_materi
 
 def test_unsorted_samples_file_is_read_whole_and_sorted(hotcold_dir, tmp_path, monkeypatch):
     d = small_groups(hotcold_dir, tmp_path / "shuffled.td", shuffle=True)
-    monkeypatch.setattr(rp, "BATCH_ROWS", 29)
+    monkeypatch.setattr(samples_mod, "BATCH_ROWS", 29)
     kw = dict(ops="vaddr", start_ns="auto")
     got = rp.replay(d, **kw)
     assert_same(got, in_memory(d, **kw))
@@ -105,9 +106,9 @@ def test_unsorted_samples_file_is_read_whole_and_sorted(hotcold_dir, tmp_path, m
 
 def test_trace_with_many_row_groups_gives_the_same_file(hotcold_dir, tmp_path, monkeypatch):
     d = small_groups(hotcold_dir, tmp_path / "small.td", row_group_size=11)
-    monkeypatch.setattr(rp, "BATCH_ROWS", 5)
+    monkeypatch.setattr(samples_mod, "BATCH_ROWS", 5)
     a = rp.replay(d, ops="vaddr", start_ns="auto").to_parquet(tmp_path / "a.parquet")
-    monkeypatch.setattr(rp, "BATCH_ROWS", 1 << 17)
+    monkeypatch.setattr(samples_mod, "BATCH_ROWS", 1 << 17)
     b = rp.replay(hotcold_dir, ops="vaddr", start_ns="auto").to_parquet(tmp_path / "b.parquet")
     # the metadata names the input files (different directories): compare the rows
     assert pq.read_table(a).equals(pq.read_table(b))
@@ -157,7 +158,7 @@ def test_start_auto_thinned_scoring_equals_auto_start_on_all_samples(
     def small(*a, max_samples=7, **k):
         return real(*a, max_samples=max_samples, **k)
     monkeypatch.setattr(rp, "auto_start", small)
-    monkeypatch.setattr(rp, "BATCH_ROWS", 31)
+    monkeypatch.setattr(samples_mod, "BATCH_ROWS", 31)
     h = rp.replay(d, start_ns="auto", events=events)
     assert h.metadata["targets"][0]["pid"] == 9       # the pid with most samples
     sel = (pid == 9) & ~np.asarray(tbl.column("addr").is_null())

@@ -23,10 +23,10 @@ ERRORS = {"TracedamonError", "InputError", "TraceFormatError", "OutputError", "C
 # Known exceptions, by module, with the package whose engineer rewords them (and then
 # deletes the line): the sweep arrived with command-line wording in its messages.
 NOT_YET = {
-    "sweep/__init__.py": "pipeline",
-    "sweep/batch.py": "pipeline",
-    "sweep/grid.py": "pipeline",
-    "sweep/runner.py": "pipeline",
+    "pipeline/sweep/__init__.py": "pipeline",
+    "pipeline/sweep/batch.py": "pipeline",
+    "pipeline/sweep/grid.py": "pipeline",
+    "pipeline/sweep/runner.py": "pipeline",
 }
 
 
@@ -127,7 +127,7 @@ def test_trace_format_error_carries_where_and_both_wordings():
 def test_replay_errors_in_both_wordings(call, api, cli):
     import pyarrow as pa
 
-    from tracedamon.engine.replay import replay
+    from tracedamon.pipeline.replay import replay
     samples = pa.table({"time_ns": pa.array([0, 10**9], pa.int64()),
                         "pid": pa.array([1, 1], pa.int32()),
                         "event": ["e", "e"],

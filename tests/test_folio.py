@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from tracedamon.engine.config import MonitorConfig
-from tracedamon.engine.core import AccessSamples, Monitor, Target, abit_check
+from tracedamon.engine.checks import abit_check
+from tracedamon.engine.core import AccessSamples, Monitor, Target
 from tracedamon.engine.folio import (MODEL_4K, MODEL_FOLIOS, FolioModel, abit_check_folios,
                                      folio_pieces, paddr_map, vaddr_map)
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.schema import (PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_HUGE,
                                PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_THP)
 
@@ -55,7 +56,7 @@ def run_monitor(cfg, ranges, samples, draws, pm=None, physical=False, t_last=Non
     pid = None if physical else PID
     folios = FolioModel(pm, [pid], physical) if pm is not None else None
     mon = Monitor(cfg, [Target(lambda t: np.array(ranges), pid=pid)], access="abit",
-                  physical=physical, rand_inject=draws, folios=folios)
+                  ops="paddr" if physical else "fvaddr", rand_inject=draws, folios=folios)
     t, a = samples
     h = mon.run(AccessSamples(t, [0] * len(t), a), 0, t_last if t_last is not None else max(t))
     out = {}
@@ -283,8 +284,8 @@ def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
         sel = np.tile(np.arange(ntgt, dtype=np.int64), (n_iv, 1))
         nr = np.zeros(nreg, np.int64)
         cache = np.array([0, 0, K], np.int64)
-        abit_check_folios(start, end, toff, nr, n_iv, w_off, k_tgt, k_page, physical, cache,
-                          fix, np.zeros(2, np.uint64), False, np.array(draws, np.int64),
+        abit_check_folios(start, end, toff, nr, n_iv, w_off, k_tgt, k_page, physical,
+                          physical and not fix, cache, np.zeros(2, np.uint64), False, np.array(draws, np.int64),
                           np.zeros(1, np.int64), sel, moff, mlo, mhi, mfsz, mwh)
 
         def folio_of(t, a):
@@ -303,12 +304,14 @@ def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
         # with no folio the check is the 4 KiB one, verdict for verdict
         nr4 = np.zeros(nreg, np.int64)
         abit_check(start, end, toff, nr4, n_iv, w_off, k_tgt, k_page, physical,
-                   np.array([0, 0], np.int64), fix, np.zeros(2, np.uint64), False,
+                   physical and not fix, np.array([0, 0], np.int64), np.zeros(2, np.uint64),
+                   False,
                    np.array(draws, np.int64), np.zeros(1, np.int64))
         nr0 = np.zeros(nreg, np.int64)
         z = np.zeros(0, np.int64)
         abit_check_folios(start, end, toff, nr0, n_iv, w_off, k_tgt, k_page, physical,
-                          np.array([0, 0, K], np.int64), fix, np.zeros(2, np.uint64), False,
+                          physical and not fix, np.array([0, 0, K], np.int64),
+                          np.zeros(2, np.uint64), False,
                           np.array(draws, np.int64), np.zeros(1, np.int64),
                           np.full((n_iv, ntgt), -1, np.int64), np.zeros(1, np.int64), z, z, z,
                           z)

@@ -12,7 +12,7 @@ import pytest
 
 from test_pagemap_live import IS_ROOT, Target, _smaps_anon_huge, _thp_enabled, target_bin  # noqa: F401
 from tracedamon.engine.folio import MODEL_FOLIOS, PMD_PAGES, FolioModel
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.ingest.pagemap_capture import capture
 from tracedamon.schema import PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_THP
 from tracedamon.store.trace import open_trace

@@ -304,7 +304,7 @@ def test_replay_metadata_in_a_table_and_a_regionhistory():
     t = t.replace_schema_metadata({b"tracedamon": json.dumps(sp.attrs["tracedamon"]).encode()})
     assert canonical(load_history(t).df).equals(canonical(load_history(df).df))
 
-    class RH:  # the shape of engine.replay.RegionHistory
+    class RH:  # the shape of pipeline.region_history.RegionHistory
         def __init__(self, table, metadata):
             self.table, self.metadata = table, metadata
 

@@ -382,6 +382,6 @@ def test_sweep_configuration_ids_unchanged_by_profiles():
     """A sweep replays the default profile; its configuration ids hash the replay
     arguments, which must stay what they were before profiles existed (``kernel`` absent,
     the mode the default resolves to), or resumed sweeps would not find their runs."""
-    from tracedamon.sweep.grid import defaults
+    from tracedamon.pipeline.sweep.grid import defaults
     d = defaults()
     assert "kernel" not in d and d["min_nr_regions_mode"] == "legacy"

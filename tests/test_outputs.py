@@ -28,7 +28,7 @@ from tracedamon.ingest import ingest
 from tracedamon.store.writer import TraceDirWriter, write_table_atomic
 from tracedamon.schema import PAGEMAP, REGIONS, TABLES
 
-from conftest import SAMPLES
+from conftest import SAMPLES, need_corpus
 
 FOREIGN_C = b"int main(void) { return 0; }\n"
 
@@ -311,9 +311,9 @@ def test_a_trace_directory_holding_a_foreign_file_is_not_replaced(world, tmp_pat
     assert tree(tmp_path) == before
 
 
-def test_a_damo_record_written_by_damo_is_not_replaced(world, tmp_path, corpus):
+def test_a_damo_record_written_by_damo_is_not_replaced(world, tmp_path):
     rec = tmp_path / "damon.data"
-    shutil.copy(corpus / "damo-tests" / "damon.data.json_compressed", rec)
+    shutil.copy(need_corpus("damo-tests", "damon.data.json_compressed"), rec)
     before = tree(tmp_path)
     from tracedamon.export.damo_export import export_damo
     with pytest.raises(OutputError, match="not a damo record exported by tracedamon"):
@@ -321,9 +321,9 @@ def test_a_damo_record_written_by_damo_is_not_replaced(world, tmp_path, corpus):
     assert tree(tmp_path) == before
 
 
-def test_a_recorded_damon_trace_text_is_not_replaced(world, tmp_path, corpus):
+def test_a_recorded_damon_trace_text_is_not_replaced(world, tmp_path):
     txt = tmp_path / "damon.txt"
-    shutil.copy(corpus / "damo-tests" / "perf.data.script", txt)
+    shutil.copy(need_corpus("damo-tests", "perf.data.script"), txt)
     before = tree(tmp_path)
     import tracedamon
     h = tracedamon.replay(world["td"], start_ns="auto", sample_us=10000)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from tracedamon.engine.ops.paddr import default_range, mem_topology_ranges
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.ingest import ingest
 from tracedamon.store.trace import open_trace
 
-from conftest import CORPUS, need_corpus
+from conftest import need_corpus
 
 
 def _perf_memory_runs(header: str):
@@ -41,7 +41,7 @@ def test_mem_topology_runs():
 @pytest.mark.parametrize("name", ["01_pf_c1_addr", "02_minflt_phys_pgsz", "05_two_events_id"])
 def test_mem_topology_equals_perf_header(name, tmp_path):
     data = need_corpus("perf", f"{name}.data")
-    want = _perf_memory_runs((CORPUS / "perf" / f"{name}.header.txt").read_text())
+    want = _perf_memory_runs(need_corpus("perf", f"{name}.header.txt").read_text())
     assert want, "the oracle lists memory nodes"
     td = ingest(data, tmp_path / "t.td")
     assert mem_topology_ranges(open_trace(td).meta["mem_topology"]) == want

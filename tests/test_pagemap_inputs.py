@@ -224,6 +224,24 @@ def test_detector_on_every_corpus_file():
     assert not wrong
 
 
+def test_detector_on_every_recorded_perf_corpus_file(perf_dir):
+    """The same table for the perf corpus the suite records (its files are named as
+    those of ../shared/corpus/perf)."""
+    paths = sorted(perf_dir.iterdir())
+    assert len(paths) > 50
+    wrong = []
+    for p in paths:
+        want = _expected(f"perf/{p.name}")
+        try:
+            got = detect_format(p)
+        except InputError as e:
+            got = None
+            assert str(p) in str(e) and "\n" not in str(e)
+        if got != want:
+            wrong.append((p.name, got, want))
+    assert not wrong
+
+
 def test_detector_on_a_sample_of_every_format(run1, sleeper, tmp_path):
     from tracedamon.ingest.pagemap_capture import capture
     samples = {
@@ -231,9 +249,9 @@ def test_detector_on_a_sample_of_every_format(run1, sleeper, tmp_path):
         SAMPLES / "damon" / "live_paddr.perf.data": "perf-data",
         SAMPLES / "damon" / "live_paddr_pipe.perf.data": "perf-data",
         SAMPLES / "damon" / "live_paddr.script.txt.gz": "damon",
-        CORPUS / "perf" / "12_pipe.data": "perf-data",
-        CORPUS / "perf" / "16_threads.data": "perf-data",
-        CORPUS / "perf" / "01_pf_c1_addr.script.txt": "perf-script",
+        need_corpus("perf", "12_pipe.data"): "perf-data",
+        need_corpus("perf", "16_threads.data"): "perf-data",
+        need_corpus("perf", "01_pf_c1_addr.script.txt"): "perf-script",
     }
     # made here: gzip of each binary kind, plain-JSON damo records (damo's own and
     # tracedamon's export), a capture, raw snapshots renamed, unrelated JSON and text

@@ -12,18 +12,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CORPUS, ROOT, requires
+from conftest import CORPUS, ROOT, perf_corpus, requires
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest.perf_data import ingest_into, open_perf_data
 from tracedamon.store.writer import TraceDirWriter
 
-PERF_DIR = CORPUS / "perf"
+PERF_DIR = perf_corpus().dir
 _NAMES = {9: "SAMPLE", 10: "MMAP2", 3: "COMM", 68: "FINISHED_ROUND", 81: "COMPRESSED"}
 BASE = PERF_DIR / "01_pf_c1_addr.data"
 ZSTD = PERF_DIR / "11_zstd.data"
 PIPE = PERF_DIR / "12_pipe.data"
 
-pytestmark = requires(BASE.exists(), "reference corpus not found")
+pytestmark = requires(BASE.exists(), perf_corpus().why_missing("01_pf_c1_addr") or "")
 
 
 def _ingest(path: Path, tmp_path: Path):

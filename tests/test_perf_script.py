@@ -18,14 +18,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import CORPUS, need_corpus, requires_perf  # noqa: E402
+from conftest import CORPUS, need_corpus, perf_corpus, requires_perf  # noqa: E402
 
 from tracedamon.errors import TraceFormatError  # noqa: E402
 from tracedamon.ingest import ingest  # noqa: E402
 from tracedamon.ingest.perf_script import page_size_bytes, parse_lines  # noqa: E402
 from tracedamon.store.trace import open_trace  # noqa: E402
 
-PERF_DIR = CORPUS / "perf"
+PERF_DIR = perf_corpus().dir
 UBENCH_DIR = CORPUS / "ubench-perf-mem"
 CASES = ["01_pf_c1_addr", "02_minflt_phys_pgsz", "04_thp_minflt_pgsz", "05_two_events_id",
          "08_callchain_fp", "11_zstd", "12_pipe", "16_threads", "18_tracepoint_mmap",

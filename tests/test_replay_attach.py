@@ -20,11 +20,12 @@ import pytest
 from conftest import SAMPLES, need_corpus, requires_perf
 
 import tracedamon
-from tracedamon.engine.access import StreamedSamples, virtual_samples
+from tracedamon.engine.access import StreamedSamples
+from tracedamon.pipeline.samples import virtual_samples
 from tracedamon.engine.address import ENGINE_LIMIT, user_limit, user_vma_mask
 from tracedamon.engine.core import AccessSamples
 from tracedamon.engine.ops.vaddr import VmaTimeline, three_regions
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.errors import ConfigError
 from tracedamon.ingest import ingest
 

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pytest
 from conftest import SAMPLES
 
-from tracedamon.engine.replay import COARSE_BYTES, RegionHistory, replay
+from tracedamon.pipeline.region_history import COARSE_BYTES, RegionHistory
+from tracedamon.pipeline.replay import replay
 from tracedamon.ingest import ingest
 from tracedamon.schema import REGIONS
 

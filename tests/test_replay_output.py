@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLES
 
-import tracedamon.engine.replay as rp
+import tracedamon.pipeline.region_history as region_history
+import tracedamon.pipeline.replay as rp
 from tracedamon.cli import main
 from tracedamon.engine.config import MonitorConfig
 from tracedamon.engine.core import AccessSamples, Monitor, Target
@@ -75,7 +76,7 @@ def test_row_groups_hold_whole_snapshots(hotcold, tmp_path, monkeypatch, cap):
     """Fixed 4 KiB over 4096 regions: 4096 rows a snapshot.  Row groups hold whole
     snapshots up to ``cap`` rows; a snapshot larger than ``cap`` alone is cut in pieces
     of ``cap`` rows (then no other snapshot shares its row groups)."""
-    monkeypatch.setattr(rp, "ROW_GROUP_ROWS", cap)
+    monkeypatch.setattr(region_history, "ROW_GROUP_ROWS", cap)
     kw = dict(ops="fvaddr", ranges=[WIDE], min_region=PAGE, max_region=PAGE)
     mem = rp.replay(hotcold, **kw)
     out = tmp_path / "r.parquet"

@@ -17,7 +17,7 @@ from conftest import need_corpus
 
 import tracedamon
 from tracedamon.cli import main
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.engine.translate import Translator
 from tracedamon.ingest import ingest
 from tracedamon.store.writer import read_parquet_metadata

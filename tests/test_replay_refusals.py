@@ -20,7 +20,7 @@ from conftest import SAMPLES, need_corpus, requires_perf
 
 import tracedamon
 from tracedamon.cli import main
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.errors import ConfigError, InputError
 from tracedamon.ingest import ingest
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLES
 
-from tracedamon.engine.replay import replay
+from tracedamon.pipeline.replay import replay
 from tracedamon.ingest import ingest
 from tracedamon.store.writer import read_parquet_metadata
 

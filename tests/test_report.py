@@ -305,7 +305,7 @@ def test_damon_paddr_run1_heatmap_shows_the_hot_area(tmp_path):
 
 
 def _replay_pair(tmp_path, seeds, **kw):
-    from tracedamon.engine import replay as replay_mod
+    from tracedamon.pipeline import replay as replay_mod
     from tracedamon.ingest import ingest
 
     td = tmp_path / "hc.td"

@@ -12,17 +12,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import CORPUS, SAMPLES as SAMPLE_TRACES, missing, requires
+from conftest import SAMPLES as SAMPLE_TRACES, corpus_files, need_corpus, perf_cases, requires
 from tracedamon.ingest import perf_data
 from tracedamon.ingest.perf_data import ingest_into
 from tracedamon.store.writer import TraceDirWriter, read_parquet_metadata
 from tracedamon.schema import LOST, SAMPLES, conform
 from tracedamon.store.trace import open_trace
 
-PERF_FILES = sorted((CORPUS / "perf").glob("*.data")) + \
-    sorted((CORPUS / "ubench-perf-mem").glob("perf-mem-*.data"))
+PERF_FILES = perf_cases() + corpus_files("ubench-perf-mem", "perf-mem-*.data")
 HOTCOLD = SAMPLE_TRACES / "hotcold.perf.data"
-INPUTS = [p for p in PERF_FILES + [HOTCOLD] if p.exists()]
+INPUTS = PERF_FILES + [p for p in [HOTCOLD] if p.exists()]
 
 
 def _ingest(src: Path, out: Path, **opts) -> Path:
@@ -73,9 +72,7 @@ def test_page_fault_samples_leave_out_what_perf_did_not_record(tmp_path):
 def test_a_wrong_guess_is_widened_without_losing_rows(name, tmp_path, monkeypatch):
     """Should the attrs mislead the guess, the rows written so far are rewritten in a
     wider schema: same table as the full file, whatever the guess."""
-    src = CORPUS / "perf" / f"{name}.data"
-    if not src.exists():
-        missing(f"{src} missing")
+    src = need_corpus("perf", f"{name}.data")
     full = open_trace(_ingest(src, tmp_path / "f.td", all_columns=True)).table("samples")
     # everything declared non-nullable, only the always-present columns kept
     wrong = pa.schema([SAMPLES.field(c).with_nullable(False)

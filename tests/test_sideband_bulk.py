@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import CORPUS
+from conftest import corpus_files, perf_cases
 from perfdata_writer import (Comm, Event, Exit, Fork, Lost, Mmap, Mmap2, S, Sample,
                              assign_ids, write_perf_data)
 from tracedamon.errors import TraceFormatError
@@ -14,8 +14,7 @@ from tracedamon.ingest.perf_data import ingest_into
 from tracedamon.store.writer import TraceDirWriter
 from tracedamon.store.trace import open_trace
 
-FILES = sorted((CORPUS / "perf").glob("*.data")) + \
-    sorted((CORPUS / "ubench-perf-mem").glob("perf-mem-*.data"))
+FILES = perf_cases() + corpus_files("ubench-perf-mem", "perf-mem-*.data")
 
 
 def _both(src, tmp_path, monkeypatch):

@@ -18,9 +18,9 @@ import pytest
 import tracedamon
 from tracedamon.cli import main
 from tracedamon.errors import ConfigError, InputError
-from tracedamon.sweep import build_table
-from tracedamon.sweep.grid import configurations, parse_grid
-from tracedamon.sweep.task import RUN_COLUMNS
+from tracedamon.pipeline.sweep import build_table
+from tracedamon.pipeline.sweep.grid import configurations, parse_grid
+from tracedamon.pipeline.sweep.task import RUN_COLUMNS
 
 from conftest import SAMPLES, need_corpus
 
@@ -140,7 +140,7 @@ def test_truth_columns_equal_compare_truth(run1, tmp_path):
 def test_in_memory_replay_equals_trace_directory_for_every_ops(run1, hotcold):
     """What each worker does (replay from the samples columns held in memory) gives the
     history the trace-directory path gives, for the configurations a sweep varies."""
-    from tracedamon.engine.replay import SAMPLE_COLUMNS
+    from tracedamon.pipeline.replay import SAMPLE_COLUMNS
     for td, kws in ((hotcold, [dict(ops="vaddr", start_ns="auto", access="abit"),
                                dict(ops="fvaddr", ranges=["0x200000000000-0x200000120000"]),
                                dict(ops="vaddr", start_ns="auto", min_region=4096,
@@ -170,21 +170,26 @@ def phys(tmp_path_factory):
 PADDR = dict(ops="paddr", access="perf-phys", sample_us=10, aggr_us=100)
 
 
-@pytest.mark.xfail(strict=True, reason="replay of an in-memory samples table does not see "
-                   "the trace's metadata: paddr without --range then monitors the span of the "
-                   "sampled addresses instead of the System RAM / MEM_TOPOLOGY range")
 def test_in_memory_replay_paddr_default_range_matches_trace_directory(phys):
-    from tracedamon.engine.replay import SAMPLE_COLUMNS
+    """A samples table replayed with its trace's metadata (trace_meta) monitors the
+    trace's System RAM / MEM_TOPOLOGY range, as the trace directory's replay does; without
+    it, the span of the sampled addresses."""
+    from tracedamon.pipeline.replay import SAMPLE_COLUMNS
     tr = tracedamon.open_trace(phys)
     a = tracedamon.replay(phys, **PADDR)
-    b = tracedamon.replay(tr.table("samples", columns=SAMPLE_COLUMNS), **PADDR)
+    samples = tr.table("samples", columns=SAMPLE_COLUMNS)
+    b = tracedamon.replay(samples, trace_meta=tr.meta, **PADDR)
     assert a.metadata["targets"][0]["ranges"] == b.metadata["targets"][0]["ranges"]
+    assert a.metadata["targets"][0]["ranges_source"] == \
+        b.metadata["targets"][0]["ranges_source"] != "span of the sampled physical addresses"
     assert a.table.equals(b.table)
+    c = tracedamon.replay(samples, **PADDR)
+    assert c.metadata["targets"][0]["ranges_source"] == "span of the sampled physical addresses"
 
 
 def test_paddr_rows_equal_replay_alone(phys, tmp_path):
-    """paddr without --range: the sweep's rows equal the trace-directory replay (the
-    in-memory path would not, see the xfail above)."""
+    """paddr without --range: the sweep's rows (replayed from its in-memory tables with
+    the trace's metadata) equal the trace-directory replay."""
     keep = tmp_path / "hist"
     df = tracedamon.sweep([phys], ["aggr-us=100,200"], fixed={
         "ops": "paddr", "access": "perf-phys", "sample-us": 10}, keep_histories=keep,
@@ -343,7 +348,7 @@ def test_pareto_front_is_the_undominated_configurations():
     """The front against a brute-force check: a configuration is on it iff no other one
     has fewer checks per second and at least its accuracy, or the same checks and more."""
     import pandas as pd
-    from tracedamon.sweep.summary import pareto
+    from tracedamon.pipeline.sweep.summary import pareto
     rng = np.random.default_rng(7)
     for _ in range(30):
         n = int(rng.integers(1, 25))

@@ -10,9 +10,9 @@ import pytest
 import tracedamon
 from conftest import SAMPLES
 from tracedamon.cli import main
-from tracedamon.damos_run import damos
+from tracedamon.pipeline.damos import damos
 from tracedamon.errors import ConfigError, InputError
-from tracedamon.sweep.task import flatten
+from tracedamon.pipeline.sweep.task import flatten
 
 RANGE = ["0x200000000000-0x200000120000"]          # the workload's buffer
 FIXED = {"ops": "fvaddr", "range": RANGE}

@@ -21,7 +21,7 @@ import pytest
 
 import tracedamon
 from tracedamon.cli import main
-from tracedamon.sweep.task import RUN_COLUMNS
+from tracedamon.pipeline.sweep.task import RUN_COLUMNS
 
 from conftest import SAMPLES
 

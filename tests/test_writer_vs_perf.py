@@ -958,8 +958,13 @@ def test_file_layout_matches_perf_record(tmp_path):
 
     from conftest import need_corpus
     real = need_corpus("perf", "01_pf_c1_addr.data").read_bytes()
+    # perf gives the event one id per CPU (two on a 2-CPU machine): as many here; the
+    # attr's ids section (offset, size) ends its entry in the attrs section
+    attr_size, a_off = _st.unpack_from("<Q", real, 16)[0], _st.unpack_from("<Q", real, 24)[0]
+    nids = _st.unpack_from("<Q", real, a_off + attr_size - 8)[0] // 8
     ev = Event("page-faults", type=1, config=2,
-               sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.DATA_SRC)
+               sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.DATA_SRC,
+               ids=list(range(1, nids + 1)))
     path = write_perf_data(tmp_path / "l.data", [ev],
                            [Sample(ev, ip=1, pid=1, tid=1, time=1, addr=1, data_src=1)])
     ours = Path(path).read_bytes()

@@ -32,13 +32,13 @@ from .errors import (CaptureError, ConfigError, InputError, InputWarning,
 _LAZY = {
     "ingest": ("tracedamon.pipeline.ingest", "ingest"),
     "open_trace": ("tracedamon.store.trace", "open_trace"),
-    "replay": ("tracedamon.engine.replay", "replay"),
+    "replay": ("tracedamon.pipeline.replay", "replay"),
     "compare": ("tracedamon.export.compare", "compare"),
-    "damos": ("tracedamon.damos_run", "damos"),
-    "sweep": ("tracedamon.sweep", "sweep"),
+    "damos": ("tracedamon.pipeline.damos", "damos"),
+    "sweep": ("tracedamon.pipeline.sweep", "sweep"),
     "MonitorConfig": ("tracedamon.engine.config", "MonitorConfig"),
     "Trace": ("tracedamon.store.trace", "Trace"),
-    "RegionHistory": ("tracedamon.engine.replay", "RegionHistory"),
+    "RegionHistory": ("tracedamon.pipeline.region_history", "RegionHistory"),
 }
 
 __all__ = ["__version__",

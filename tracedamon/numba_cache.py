@@ -11,9 +11,20 @@ refuses to even define the kernels: every command would stop with a traceback.
 checks those places the way numba does, without importing numba; only when none is
 writable does it print one warning line on stderr and switch caching off (the kernels
 are compiled in memory at each run: correct, only slower to start).
+
+Stale kernels.  numba keys a kernel's cache entry by its own source file only, but a
+kernel that calls a kernel of another module (the core calling the generators of
+``rng.py`` / ``prng.py``) compiles the callee into its own machine code: after a change to
+the callee's file alone, the caller's cached copy would still run the old callee.  So,
+unless the user set ``NUMBA_CACHE_DIR``, :func:`setup` points numba at a directory named
+after a hash of the sources of every module that holds numba kernels
+(:func:`kernel_sources_key`): ``__pycache__/numba-KEY`` in the package when it is
+writable, else ``~/.cache/tracedamon/numba-KEY``.  A change to any of those files starts
+a fresh cache; an unchanged tree keeps using its compiled kernels.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -52,6 +63,54 @@ def _source_dirs() -> list[Path]:
     return dirs
 
 
+def kernel_sources() -> list[Path]:
+    """The package's modules that use numba (the kernels and what they call), sorted."""
+    out = []
+    for d in _source_dirs():
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(".py"):
+                f = d / n
+                try:
+                    if b"numba" in f.read_bytes():
+                        out.append(f)
+                except OSError:
+                    pass
+    return sorted(out)
+
+
+def kernel_sources_key() -> str:
+    """A hash of the paths (relative to the package) and contents of
+    :func:`kernel_sources`: it changes whenever one of those modules changes."""
+    h = hashlib.sha256()
+    for f in kernel_sources():
+        h.update(str(f.relative_to(_PACKAGE)).encode() + b"\0")
+        h.update(f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def cache_dir_candidates(key: str) -> list[Path]:
+    """Where a cache for kernel sources ``key`` goes, in order of preference."""
+    return [_PACKAGE / "__pycache__" / f"numba-{key}",
+            Path(os.environ.get("XDG_CACHE_HOME") or
+                 os.path.join(os.path.expanduser("~"), ".cache")) / "tracedamon" /
+            f"numba-{key}"]
+
+
+def _use_cache_dir(d: Path) -> None:
+    """Make numba cache in ``d`` (also when numba was imported before tracedamon)."""
+    os.environ["NUMBA_CACHE_DIR"] = str(d)
+    if "numba" in sys.modules:
+        try:
+            from numba.core import config
+            config.CACHE_DIR = str(d)
+        except ImportError:
+            pass
+
+
 def problem() -> str | None:
     """Why numba could not cache tracedamon's kernels anywhere, or None when it can."""
     cache_dir = os.environ.get("NUMBA_CACHE_DIR")
@@ -88,6 +147,11 @@ def setup() -> None:
     _done = True
     if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
         return
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        for d in cache_dir_candidates(kernel_sources_key()):
+            if _writable(d):
+                _use_cache_dir(d)
+                return
     why = problem()
     if why is None:
         return

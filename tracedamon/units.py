@@ -11,12 +11,16 @@ import re
 from typing import Mapping
 
 __all__ = ["PAGE_SHIFT", "PAGE_SIZE", "parse_number", "parse_bytes", "format_bytes",
-           "parse_duration_ns", "format_duration_ns", "DURATION_NS"]
+           "parse_duration_ns", "format_duration_ns", "DURATION_NS", "parse_range",
+           "ADDRESS_LIMIT"]
 
 #: the base page size DAMON, pagemap and the engine work in (x86-64, arm64 with 4 KiB
 #: pages): regions are page aligned, frames are ``paddr >> PAGE_SHIFT``
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
+
+#: addresses are below 2**63 (the engine keeps them in int64)
+ADDRESS_LIMIT = 1 << 63
 
 #: byte units, upper case, as damo, the kernel and perf write them (K, KB and KiB alike)
 _BYTE_UNITS = {"B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20,
@@ -123,3 +127,21 @@ def format_duration_ns(ns: float, smallest: str = "ns") -> str:
         if abs(ns) >= DURATION_NS[unit] or unit == smallest:
             return f"{ns / DURATION_NS[unit]:g} {unit}"
     raise AssertionError("unreachable")
+
+
+def parse_range(text: str, what: str = "range") -> tuple[int, int]:
+    """``START-END`` with decimal or 0x-hex numbers -> (start, end), end exclusive, both
+    below :data:`ADDRESS_LIMIT`."""
+    parts = str(text).strip().split("-")
+    if len(parts) != 2:
+        raise ValueError(f"{what} {text!r}: expected START-END (decimal or 0x-hex)")
+    try:
+        s, e = (int(p.strip(), 0) for p in parts)
+    except ValueError:
+        raise ValueError(f"{what} {text!r}: START and END must be decimal or 0x-hex "
+                         "integers") from None
+    if s < 0 or e <= s:
+        raise ValueError(f"{what} {text!r}: END must be greater than START")
+    if e >= ADDRESS_LIMIT:
+        raise ValueError(f"{what} {text!r}: addresses must be below 2**63")
+    return s, e

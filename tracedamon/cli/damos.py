@@ -41,7 +41,7 @@ HELP = (
 def _size(text: Optional[str], name: str) -> Optional[int]:
     if text is None:
         return None
-    from ..schemes import size_bytes     # heavy: see tracedamon.cli
+    from ..pipeline.schemes import size_bytes     # heavy: see tracedamon.cli
     try:
         return size_bytes(text.replace("_", ""), name)
     except ConfigError:
@@ -101,8 +101,8 @@ def damos_cmd(
     quiet: bool = opt.quiet(),
 ) -> None:
     import tracedamon
-    from ..damos_replay import recorded_input              # heavy: see tracedamon.cli
-    from ..schemes import time_ns
+    from ..pipeline.damos_replay import recorded_input              # heavy: see tracedamon.cli
+    from ..pipeline.schemes import time_ns
     from ..store.atomic import TRACE_DIR, check_output
 
     goals = {}

@@ -87,7 +87,7 @@ def ingest_cmd(
 def _parallel(inputs, out, *, workers, scheduler, force, quiet, **options) -> None:
     """``--parallel``: one line per input; fail (naming the first input that failed)
     when any did."""
-    from ..sweep.batch import ingest_many      # heavy: see tracedamon.cli
+    from ..pipeline.sweep.batch import ingest_many      # heavy: see tracedamon.cli
 
     if any(str(p) == "-" for p in inputs):
         raise ConfigError("--parallel reads files, not standard input")

@@ -140,8 +140,8 @@ def replay_cmd(
     force: bool = opt.force(),
 ) -> None:
     # heavy: loaded when the command runs (see tracedamon.cli)
-    from ..damos_replay import damos_output, in_loop
-    from ..engine.replay import DEFAULT_OUTPUT
+    from ..pipeline.damos_replay import damos_output, in_loop
+    from ..pipeline.replay import DEFAULT_OUTPUT
     from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, TRACE_DIR, check_output
 
     _refuse(fix, trace_dir, trace_text, accessed_only)
@@ -203,7 +203,7 @@ def _monitoring(scheme: List[str], **given) -> dict:
     kdamonds JSON), else the kernel's defaults."""
     mon = {}
     if scheme:
-        from ..damos_replay import monitoring_defaults, scheme_files     # heavy
+        from ..pipeline.damos_replay import monitoring_defaults, scheme_files     # heavy
         mon = monitoring_defaults(scheme_files(scheme, sample_us=given["sample_us"] or 5000,
                                                aggr_us=given["aggr_us"] or 100000))
     return {k: v if v is not None else mon.get(k, DEFAULTS[k]) for k, v in given.items()}

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import ConfigError, InputError
-from ..units import PAGE_SIZE, format_bytes
+from ..units import PAGE_SIZE, format_bytes, parse_range
 from . import options as opt
 from . import report_damos, report_html
 from .warn import one_line_warnings, with_history_warnings
@@ -19,9 +19,10 @@ HELP = ("Heatmaps, working-set size, access distributions and summaries of regio
 
 
 def _ranges(specs: Optional[List[str]]):
-    from ..engine.ops.fvaddr import parse_range
-
-    return [parse_range(s) for s in specs or []] or None
+    try:
+        return [parse_range(s) for s in specs or []] or None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _numbers(s: str, what: str):

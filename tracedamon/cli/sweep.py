@@ -77,7 +77,7 @@ def sweep_cmd(
     quiet: bool = opt.quiet(),
 ) -> None:
     import tracedamon
-    from ..sweep.runner import have_dask        # heavy: see tracedamon.cli
+    from ..pipeline.sweep.runner import have_dask        # heavy: see tracedamon.cli
 
     fixed = {"ops": ops, "pid": pid, "range": range_, "access": access, "event": event,
              "start": start, "pagemap": pagemap}
@@ -105,7 +105,7 @@ def sweep_cmd(
         print_summary(df, accuracy)
         typer.echo(f"wrote {out}")
     if png is not None:
-        from ..sweep.summary import (default_accuracy, draw_pareto, pareto,
+        from ..pipeline.sweep.summary import (default_accuracy, draw_pareto, pareto,
                                      per_configuration)
         meta = df.attrs["tracedamon_sweep"]
         gc = meta["grid_columns"]
@@ -130,7 +130,7 @@ def print_summary(df, accuracy: Optional[str] = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..sweep.summary import best, default_accuracy, describe, pareto, per_configuration
+    from ..pipeline.sweep.summary import best, default_accuracy, describe, pareto, per_configuration
 
     meta = df.attrs["tracedamon_sweep"]
     gc = meta["grid_columns"]

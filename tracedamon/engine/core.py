@@ -31,36 +31,21 @@ import numpy as np
 from numba import njit
 
 from ..errors import ConfigError
-from .address import check_ranges, engine_addresses
+from . import ops as ops_sets
+from .address import engine_addresses
+from .checks import PAGE_MASK, abit_subpage_error
 from .config import PAGE_SIZE, MonitorConfig
-from .prng import lfsr113_below, lfsr113_new
-from .rng import new_rng, rand_below
+from .draw import draw, new_generator
+from .ops.base import Operations
+from .regions import (Target, align_down, align_up, evenly_split, fixed_grid, new_region,
+                      set_regions, target_ranges)
 
-PAGE_MASK = ~np.int64(PAGE_SIZE - 1)
+__all__ = ["AccessSamples", "Coverage", "HistoryArrays", "Monitor", "Target", "align_down",
+           "align_up", "evenly_split", "fixed_grid", "merge_regions", "new_region",
+           "set_regions", "target_ranges", "abit_subpage_error", "new_generator"]
+
 SPLIT_STREAM_SALT = 0x5EED5EED5EED5EED
 FIELDS = ("start", "end", "nr", "bp", "last", "age")
-
-
-# --------------------------------------------------------------------------------------
-# random draws (with an optional injected sequence, for exact worked-example tests)
-# --------------------------------------------------------------------------------------
-@njit(cache=True)
-def _draw(st, n, fix_rand32, inj, injpos):
-    """A value in [0, n): the next injected one, else from the generator ``st`` -- a
-    two-word PCG32 state (released kernels' ``get_random_u32_below``) or a four-word
-    lfsr113 state (mainline-2026's per-context ``damon_rand``, :mod:`.prng`)."""
-    if injpos[0] < inj.shape[0]:
-        v = inj[injpos[0]]
-        injpos[0] += 1
-        return v
-    if st.shape[0] == 4:
-        return lfsr113_below(st, n)
-    return rand_below(st, n, fix_rand32)
-
-
-def new_generator(seed: int, prng: str) -> np.ndarray:
-    """The state of a kernel profile's generator (``pcg32`` or ``lfsr113``) for ``seed``."""
-    return lfsr113_new(seed) if prng == "lfsr113" else new_rng(seed)
 
 
 # --------------------------------------------------------------------------------------
@@ -162,7 +147,7 @@ def _split_regions(start, end, nr, bp, last, age, toff, nr_subs, minsz, maxsz, s
             nc = 0
             j = 0
             while j < nr_subs - 1 and sz > 2 * minsz:
-                k = 1 + _draw(st, 9, fix_rand32, inj, injpos)
+                k = 1 + draw(st, 9, fix_rand32, inj, injpos)
                 sub = (k * sz // 10) // minsz * minsz
                 if maxsz > 0 and sub > maxsz:
                     sub = maxsz
@@ -209,7 +194,7 @@ def split_some_regions(start, end, nr, bp, last, age, toff, step, offset, minsz,
             idx += 1
             if chosen and b - a >= 2 * minsz:
                 sz = b - a
-                k = 1 + _draw(st, 9, fix_rand32, inj, injpos)
+                k = 1 + draw(st, 9, fix_rand32, inj, injpos)
                 sub = (k * sz // 10) // minsz * minsz
                 if maxsz > 0 and sub > maxsz:
                     sub = maxsz
@@ -225,231 +210,6 @@ def split_some_regions(start, end, nr, bp, last, age, toff, step, offset, minsz,
                 w += 1
     ooff[ntgt] = w
     return w
-
-
-# --------------------------------------------------------------------------------------
-# access checks
-# --------------------------------------------------------------------------------------
-@njit(cache=True)
-def _find_region(start, end, lo, hi, a):
-    """Index of the region of rows [lo, hi) holding address ``a``, or -1.
-
-    Branch-free binary search (sample addresses are random, so a branchy search
-    mispredicts at almost every level).
-    """
-    n = hi - lo
-    if n <= 0 or a < start[lo]:
-        return -1
-    base = lo
-    while n > 1:
-        half = n >> 1
-        base = base + half if start[base + half] <= a else base
-        n -= half
-    if a < end[base]:
-        return base
-    return -1
-
-
-@njit(cache=True)
-def perf_count(start, end, toff, nr, stamp, s_tgt, s_addr, s_time, tbase, S, psibase):
-    """Perf-histogram check over a run of samples (spec §13.2/13.3).
-
-    Region r gains one access per sample interval in which at least one sample of its
-    target lay in it (``stamp`` remembers the last interval counted).  With regions
-    aligned to pages this is the RFC's page histogram; below a page it is the same rule
-    at the minimum region size.  The interval of a sample at time t is
-    ``psibase + 1 + (t - tbase) // S``.
-    """
-    ntgt = toff.shape[0] - 1
-    for i in range(s_addr.shape[0]):
-        t = s_tgt[i]
-        if t < 0 or t >= ntgt:
-            continue
-        j = _find_region(start, end, toff[t], toff[t + 1], s_addr[i])
-        if j >= 0:
-            psi = psibase + 1 + (s_time[i] - tbase) // S
-            if stamp[j] != psi:
-                stamp[j] = psi
-                nr[j] += 1
-
-
-@njit(cache=True)
-def _has_key(k_tgt, k_page, lo, hi, t, p):
-    a = lo
-    h = hi
-    while a < h:
-        m = (a + h) >> 1
-        if k_tgt[m] < t or (k_tgt[m] == t and k_page[m] < p):
-            a = m + 1
-        else:
-            h = m
-    return a < hi and k_tgt[a] == t and k_page[a] == p
-
-
-@njit(cache=True)
-def abit_check(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, physical, cache,
-               fix_pa_cache, st, fix_rand32, inj, injpos):
-    """Accessed-bit emulation over ``n_intervals`` sample intervals (spec §10.5, §11, §12).
-
-    Each interval: one ``damon_rand(start, end)`` per region (targets in order, regions
-    in address order); the region is accessed iff a sample of that interval hit the
-    sampling address's 4 KiB page.  The last-verdict cache is kept as the kernel keeps
-    it: per target for vaddr, global and across intervals for paddr (quirk Q5).
-    ``w_off[j]:w_off[j+1]`` are interval j's (target, page) keys, sorted.  ``cache`` is
-    ``[last_addr, last_accessed]``.
-    """
-    ntgt = toff.shape[0] - 1
-    for j in range(n_intervals):
-        lo = w_off[j]
-        hi = w_off[j + 1]
-        for t in range(ntgt):
-            same = False
-            kt = 0 if physical else t
-            for r in range(toff[t], toff[t + 1]):
-                sa = start[r] + _draw(st, end[r] - start[r], fix_rand32, inj, injpos)
-                page = sa & -PAGE_SIZE
-                if ((physical and not fix_pa_cache) or same) and (cache[0] & -PAGE_SIZE) == page:
-                    acc = cache[1] != 0
-                else:
-                    acc = _has_key(k_tgt, k_page, lo, hi, kt, page)
-                    cache[0] = sa
-                    cache[1] = 1 if acc else 0
-                same = True
-                if acc:
-                    nr[r] += 1
-
-
-def abit_subpage_error(min_region: int) -> ConfigError:
-    """Why the accessed-bit check refuses regions below a page (in the API's words, and
-    in the command line's)."""
-    why = (f"the accessed bit is per page ({PAGE_SIZE} bytes), so it cannot tell regions "
-           "below a page apart; sub-page regions need the perf checks")
-    return ConfigError(f"access='abit' with min_region={min_region}: {why} "
-                       "(access='perf' or 'perf-phys')",
-                       cli_message=f"--access abit with --min-region {min_region}: {why} "
-                                   "(--access perf or perf-phys)")
-
-
-# --------------------------------------------------------------------------------------
-# region-list helpers used by the operations sets (Python; run at init/update only)
-# --------------------------------------------------------------------------------------
-def align_down(x: int, a: int) -> int:
-    return (x // a) * a
-
-
-def align_up(x: int, a: int) -> int:
-    return ((x + a - 1) // a) * a
-
-
-def new_region(s: int, e: int) -> list:
-    return [int(s), int(e), 0, 0, 0, 0]
-
-
-def evenly_split(s: int, e: int, nr_pieces: int, minsz: int, maxsz: int = 0) -> list[list]:
-    """damon_va_evenly_split_region (spec §10.2), with the RFC's max-size cap (§13.4)."""
-    size = e - s
-    if maxsz:
-        piece = align_down(size // max(nr_pieces, 1), minsz) if nr_pieces else maxsz
-        piece = min(piece, maxsz) if piece else maxsz
-        limit = None
-    else:
-        if nr_pieces <= 1:
-            return [new_region(s, e)]
-        piece = align_down(size // nr_pieces, minsz)
-        limit = nr_pieces
-    if piece == 0 or size <= piece:
-        return [new_region(s, e)]
-    out = []
-    cur = s
-    while (limit is None or len(out) < limit) and cur + piece <= e:
-        out.append(new_region(cur, cur + piece))
-        cur += piece
-    out[-1][1] = e
-    return out
-
-
-def set_regions(regs: list[list], ranges: Sequence[tuple[int, int]], min_sz: int,
-                maxsz: int = 0) -> list[list]:
-    """damon_set_regions (spec §10.4) on one target's region list (rows as lists).
-
-    Regions that intersect no range are dropped, the first/last region intersecting
-    a range are stretched to its aligned bounds, holes are filled with new regions,
-    and a range no region intersects gets a new region.  Kept regions keep their
-    counters.  With the RFC's ``maxsz`` set, new regions, and a first or last region that
-    grew, are cut into ``maxsz`` pieces (only the first piece keeps the counters).
-    """
-    def inter(r, R):
-        return not (r[1] <= R[0] or R[1] <= r[0])
-
-    def fresh(s, e):
-        return evenly_split(s, e, 0, min_sz, maxsz) if maxsz else [new_region(s, e)]
-
-    regs = [list(r) for r in regs if any(inter(r, R) for R in ranges)]
-    i = 0
-    for R in ranges:
-        first = last = None
-        while i < len(regs):
-            r = regs[i]
-            if inter(r, R):
-                if first is None:
-                    first = i
-                last = i
-            if r[0] >= R[1]:
-                break
-            i += 1
-        if first is None:
-            new = fresh(align_down(R[0], min_sz), align_up(R[1], min_sz))
-            regs[i:i] = new
-            i += len(new)
-        else:
-            grown_down = align_down(R[0], min_sz) < regs[first][0]
-            grown_up = align_up(R[1], min_sz) > regs[last][1]
-            regs[first][0] = align_down(R[0], min_sz)
-            regs[last][1] = align_up(R[1], min_sz)
-            # the RFC (split=true) cuts a grown first or last region in maxsz pieces too:
-            # the first piece keeps the region's counters, the others start at zero
-            single = first == last
-            if maxsz and grown_down:
-                new = fresh(regs[first][0], regs[first][1])
-                new[0][2:] = regs[first][2:]
-                regs[first:first + 1] = new
-                last += len(new) - 1
-                i += len(new) - 1
-                if single:
-                    continue
-            if maxsz and grown_up:
-                new = fresh(regs[last][0], regs[last][1])
-                new[0][2:] = regs[last][2:]
-                regs[last:last + 1] = new
-                i += len(new) - 1
-                last += len(new) - 1
-            j = first
-            while j < last:
-                if regs[j][1] != regs[j + 1][0]:
-                    new = fresh(regs[j][1], regs[j + 1][0])
-                    regs[j + 1:j + 1] = new
-                    last += len(new)
-                    i += len(new)
-                    j += len(new)
-                j += 1
-    return regs
-
-
-def fixed_grid(ranges: Sequence[tuple[int, int]], size: int) -> np.ndarray:
-    """Fixed-granularity regions: the ranges aligned out to ``size``, cut in ``size`` pieces.
-
-    Overlapping or touching aligned ranges are united.  Returns the region starts.
-    """
-    spans = sorted((align_down(s, size), align_up(e, size)) for s, e in ranges if e > s)
-    merged: list[list[int]] = []
-    for s, e in spans:
-        if merged and s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
-    if not merged:
-        return np.zeros(0, np.int64)
-    return np.concatenate([np.arange(s, e, size, dtype=np.int64) for s, e in merged])
 
 
 def update_monitoring_result(nr, age, old_s: int, old_a: int, new_s: int, new_a: int):
@@ -472,33 +232,6 @@ def update_monitoring_result(nr, age, old_s: int, old_a: int, new_s: int, new_a:
 # --------------------------------------------------------------------------------------
 # the driver
 # --------------------------------------------------------------------------------------
-@dataclass
-class Target:
-    """One monitoring target.
-
-    ``ranges_at(time_ns)`` gives the address ranges to monitor at that time ((k, 2)
-    int64, sorted, non-overlapping) or ``None`` when they cannot be determined.
-    ``dynamic`` targets (vaddr) are re-read at every ops update; ``three_regions``
-    marks vaddr targets whose ranges are the three-regions result (legacy init
-    splits them evenly).
-    """
-
-    ranges_at: Callable[[int], np.ndarray | None]
-    pid: int | None = None
-    dynamic: bool = False
-    three_regions: bool = False
-    name: str = ""
-
-
-def target_ranges(tg: "Target", time_ns: int) -> list[tuple[int, int]] | None:
-    """``tg.ranges_at(time_ns)`` as a list of (start, end), checked against the engine's
-    address invariant (:mod:`tracedamon.engine.address`); None when unknown."""
-    ranges = tg.ranges_at(time_ns)
-    if ranges is None:
-        return None
-    return [(int(s), int(e)) for s, e in check_ranges(ranges, "target range")]
-
-
 @dataclass
 class AccessSamples:
     """Access samples, sorted by time: ``time_ns``, ``target`` (index, -1 = none) and
@@ -586,8 +319,9 @@ class Coverage:
 
 
 @dataclass
-class History:
-    """The snapshots a replay produced, as column arrays (REGIONS order)."""
+class HistoryArrays:
+    """The snapshots a monitor produced, as column arrays (REGIONS order); the pipeline
+    turns them into a :class:`tracedamon.pipeline.region_history.RegionHistory`."""
 
     snapshot: np.ndarray
     time_ns: np.ndarray
@@ -603,7 +337,7 @@ class History:
 
     @classmethod
     def from_chunks(cls, chunks: list[tuple], n_snapshots: int, tune_events,
-                    coverage=()) -> "History":
+                    coverage=()) -> "HistoryArrays":
         """From per-snapshot column tuples (none when a sink took them)."""
         if chunks:
             cols = [np.concatenate([c[k] for c in chunks]) for k in range(8)]
@@ -620,23 +354,29 @@ class Monitor:
     ----------
     config : MonitorConfig
     targets : list of Target
+    ops : the operations set (an :class:`tracedamon.engine.ops.Operations` or its name,
+        ``"vaddr"``, ``"fvaddr"`` or ``"paddr"``; default fvaddr: the targets' ranges,
+        read once)
     access : "perf" (histogram check, deterministic) or "abit" (accessed-bit emulation)
-    physical : paddr operations (abit: global last-verdict cache)
     rand_inject : optional sequence of ``rand_below`` results used before the generator
         (tests reproduce the spec's worked examples with it)
     max_fixed_regions : with fixed granularity, refuse (ConfigError) grids of more regions
         (at init or at an ops update); None = no limit
+    folios : abit: the folios of pagemap snapshots
+        (:class:`tracedamon.engine.folio.FolioModel`) the ops set's check uses, or None
+        for 4 KiB pages
     """
 
-    def __init__(self, config: MonitorConfig, targets: list[Target], *, access: str = "perf",
-                 physical: bool = False, rand_inject: Sequence[int] | None = None,
+    def __init__(self, config: MonitorConfig, targets: list[Target], *,
+                 ops: str | Operations = "fvaddr", access: str = "perf",
+                 rand_inject: Sequence[int] | None = None,
                  max_fixed_regions: int | None = None, folios=None):
         if access == "abit" and config.min_region < PAGE_SIZE:
             raise abit_subpage_error(config.min_region)
         self.cfg = config
         self.targets = targets
         self.access = access
-        self.physical = physical
+        self.ops = ops_sets.get(ops)
         self.profile = config.profile
         self.rng = new_generator(config.seed, self.profile.prng)
         # kernel-like single stream by default; "split": sampling and split draws come
@@ -742,44 +482,43 @@ class Monitor:
                               cli_message=msg("--access abit", "--access perf",
                                               "--min-region/--max-region"))
 
+    def _fit(self, rows: list[list], ranges) -> list[list]:
+        """A target's regions fitted to ``ranges`` at an ops update: the fixed grid
+        (surviving regions keep their state) or ``damon_set_regions``."""
+        if self.fixed:
+            self._check_grid(ranges)
+            old = {r[0]: r for r in rows}
+            return [old.get(int(s), new_region(s, s + self.maxsz))
+                    for s in fixed_grid(ranges, self.maxsz)]
+        return set_regions(rows, ranges, self.minsz, self.maxsz)
+
     def ops_init(self, time_ns: int) -> None:
+        """The operations set's init: each target's first regions."""
         per_target = []
         for tg in self.targets:
-            ranges = target_ranges(tg, time_ns)
+            ranges = self.ops.init_ranges(tg, time_ns)
             rows: list[list] = []
             if ranges:
                 if self.fixed:
                     self._check_grid(ranges)
                     rows = [new_region(s, s + self.maxsz) for s in fixed_grid(ranges, self.maxsz)]
-                elif tg.three_regions and self.cfg.min_nr_regions_mode == "legacy":
-                    total = sum(e - s for s, e in ranges)
-                    sz = max(total // self.cfg.min_nr_regions, self.minsz)
-                    if self.maxsz:
-                        sz = min(sz, self.maxsz)
-                    for s, e in ranges:
-                        s, e = align_down(s, self.minsz), align_up(e, self.minsz)
-                        rows += evenly_split(s, e, (e - s) // sz, self.minsz, self.maxsz)
                 else:
-                    rows = set_regions([], ranges, self.minsz, self.maxsz)
+                    rows = self.ops.init_regions(self, ranges)
             per_target.append(rows)
         self.set_target_rows(per_target)
 
     def ops_update(self, time_ns: int) -> None:
+        """The operations set's update (none for sets without the hook)."""
+        if self.ops.update is None:
+            return
         per_target = []
         changed = False
         for t, tg in enumerate(self.targets):
             rows = self._rows_of(t)
-            if tg.dynamic:
-                ranges = target_ranges(tg, time_ns)
-                if ranges:
-                    if self.fixed:
-                        self._check_grid(ranges)
-                        old = {r[0]: r for r in rows}
-                        rows = [old.get(int(s), new_region(s, s + self.maxsz))
-                                for s in fixed_grid(ranges, self.maxsz)]
-                    else:
-                        rows = set_regions(rows, ranges, self.minsz, self.maxsz)
-                    changed = True
+            ranges = self.ops.update(tg, time_ns)
+            if ranges:
+                rows = self._fit(rows, ranges)
+                changed = True
             per_target.append(rows)
         if changed:
             self.set_target_rows(per_target)
@@ -879,7 +618,8 @@ class Monitor:
             cov.note(snapshot_from, t, merged_ranges(a["start"][lo:hi], a["end"][lo:hi]))
 
     def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
-            progress: Callable[[int], None] | None = None, sink=None, damos=None) -> History:
+            progress: Callable[[int], None] | None = None, sink=None,
+            damos=None) -> HistoryArrays:
         """Replay the samples from ``t0``; stop after the last complete aggregation.
 
         An aggregation is complete when the last sample (time ``t_last``) lies at or
@@ -888,9 +628,9 @@ class Monitor:
         source): the loop asks for one segment's samples at a time, in time order.
 
         ``sink``: called with each snapshot's rows as a tuple of column arrays in
-        :class:`History` order, as the snapshot is taken; the returned History then
-        holds no rows (its counts, tuning events and coverage only).  Without a sink the
-        History holds every row.
+        the :class:`HistoryArrays` order, as the snapshot is taken; the returned arrays then
+        holds no rows (its counts, tuning events and coverage only).  Without a sink they
+        hold every row.
 
         ``damos``: an :class:`~tracedamon.engine.damos.inloop.InLoop`, stepped where the
         kernel calls ``kdamond_apply_schemes`` (see there); it may replace the regions."""
@@ -928,27 +668,9 @@ class Monitor:
             nr0 = a["nr"].copy()
             if stamp.size != self.n:
                 stamp = np.full(self.n, -1, np.int64)
-            if self.access == "perf":
-                perf_count(a["start"], a["end"], self.toff, a["nr"], stamp,
-                           w_tgt, w_addr, w_time, tbase, S, psibase)
-            else:
-                tt = w_tgt
-                pg = w_addr & PAGE_MASK          # the accessed bit is per page
-                iv = (w_time - t_from) // S
-                if self.physical:
-                    tt = np.zeros_like(tt)
-                order = np.lexsort((pg, tt, iv))
-                w_off = np.searchsorted(iv[order], np.arange(k + 1), side="left")
-                if self.folios is not None:
-                    self.folios.check(self, k, w_off.astype(np.int64),
-                                      np.ascontiguousarray(tt[order]),
-                                      np.ascontiguousarray(pg[order]), t_from, S)
-                else:
-                    abit_check(a["start"], a["end"], self.toff, a["nr"], k,
-                               w_off.astype(np.int64), np.ascontiguousarray(tt[order]),
-                               np.ascontiguousarray(pg[order]), self.physical, self.cache,
-                               cfg.fix_pa_cache, self.rng, cfg.fix_rand32, self.inj,
-                               self.injpos)
+            prepared = self.ops.prepare_access_checks(self, (w_time, w_tgt, w_addr), k,
+                                                      t_from, S)
+            self.ops.check_accesses(self, prepared, k, stamp, tbase, S, psibase)
             # lazy nr_accesses_bp: k moving-sum steps in closed form (mainline-2026 has
             # no nr_accesses_bp: its on-demand moving sum is nr_accesses at a snapshot)
             ln = self._len()
@@ -1003,4 +725,4 @@ class Monitor:
                 self._note_coverage(cov, snap)
                 if cfg.min_nr_regions_mode == "legacy":
                     sz_limit = self.region_sz_limit()
-        return History.from_chunks(chunks, snap, tune_events, cov.sorted(snap))
+        return HistoryArrays.from_chunks(chunks, snap, tune_events, cov.sorted(snap))

@@ -39,8 +39,10 @@ import numpy as np
 from numba import njit
 
 from .config import MonitorConfig
-from .core import (AccessSamples, Coverage, History, Target, align_down, align_up,
-                   target_ranges)
+from . import ops as ops_sets
+from .core import AccessSamples, Coverage, HistoryArrays
+from .ops.base import Operations
+from .regions import Target, align_down, align_up, target_ranges
 
 CHUNK = 1 << 20            # samples per kernel call (bounds the slot reservation)
 HASH_MUL = 0x5851F42D4C957F2D
@@ -205,13 +207,15 @@ class FixedMonitor:
 
     SLOT_FIELDS = ("keys", "nr", "last", "age_val", "age_at", "stamp", "touched")
 
-    def __init__(self, config: MonitorConfig, targets: list[Target]):
+    def __init__(self, config: MonitorConfig, targets: list[Target], *,
+                 ops: str | Operations = "fvaddr"):
         if not config.fixed_granularity:
             raise ValueError("FixedMonitor needs min_region == max_region")
         if config.tuning:
             raise ValueError("FixedMonitor does not do intervals auto-tuning")
         self.cfg = config
         self.targets = targets
+        self.ops = ops_sets.get(ops)
         self.size = int(config.max_region)
         self.auto_accessed_only: str | None = None
         self.peak_slots = 0
@@ -258,8 +262,10 @@ class FixedMonitor:
             out[sel[ok]] = self.run_first[r[ok]] + k[ok]
         return out
 
-    def _target_spans(self, i: int, time_ns: int):
-        rg = target_ranges(self.targets[i], time_ns)
+    def _target_spans(self, i: int, time_ns: int, hook=None):
+        """The grid spans of target ``i`` from the operations set's ``hook`` (init_ranges
+        by default; its update at an ops update), or None."""
+        rg = (hook or self.ops.init_ranges)(self.targets[i], time_ns)
         if not rg:
             return None
         return spans(rg, self.size)
@@ -289,13 +295,13 @@ class FixedMonitor:
     def _regrid(self, time_ns: int, snap: int) -> None:
         """Ops update: regions that survive (same target and start) keep their state and
         their birth; new regions are born at the previous aggregation (age 0 as of it)."""
-        if not any(t.dynamic for t in self.targets):
+        if self.ops.update is None:
             return
         per_target = []
         changed = False
-        for i, tg in enumerate(self.targets):
+        for i in range(len(self.targets)):
             old = self.per_target[i]
-            sp = self._target_spans(i, time_ns) if tg.dynamic else None
+            sp = self._target_spans(i, time_ns, self.ops.update)
             if sp is None:
                 per_target.append(old)
             else:
@@ -394,8 +400,9 @@ class FixedMonitor:
                 rows += sum(per)
                 snaps += 1
             if ops:
-                for i, tg in enumerate(self.targets):
-                    sp = self._target_spans(i, t0 + psi * S) if tg.dynamic else None
+                for i in range(len(self.targets)):
+                    sp = (self._target_spans(i, t0 + psi * S, self.ops.update)
+                          if self.ops.update is not None else None)
                     if sp is not None:
                         per[i] = sum((e - s) // size for s, e in sp)
                 most = max(most, sum(per))
@@ -412,7 +419,7 @@ class FixedMonitor:
             cov.note(snapshot_from, i, merged)
 
     def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
-            max_rows: int | None = None, progress=None, sink=None) -> History:
+            max_rows: int | None = None, progress=None, sink=None) -> HistoryArrays:
         """Replay from ``t0``; stop after the last complete aggregation.
 
         ``max_rows``: when writing every region of every snapshot would exceed this many
@@ -498,4 +505,4 @@ class FixedMonitor:
                 self._regrid(t0 + psi * S, snap)
                 self._coverage(cov, snap)
             self.peak_slots = max(self.peak_slots, int(self.meta[0]))
-        return History.from_chunks(chunks, snap, [], cov.sorted(snap))
+        return HistoryArrays.from_chunks(chunks, snap, [], cov.sorted(snap))

@@ -61,8 +61,9 @@ from ..schema import (PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_HUGE, PAGEMAP_FLA
                       PAGEMAP_FLAG_THP)
 from ..units import format_bytes
 from .config import PAGE_SIZE
-from .core import _draw, _has_key
-from .translate import _columns, nearest_index
+from .checks import has_key
+from .draw import draw
+from .translate import nearest_index, pagemap_columns
 
 PMD_PAGES = 512                       # 2 MiB / 4 KiB (x86-64 HPAGE_PMD_ORDER 9)
 PMD_SIZE = PMD_PAGES * PAGE_SIZE
@@ -262,7 +263,7 @@ class FolioModel:
     and map ids."""
 
     def __init__(self, pagemap, pids: list[int | None], physical: bool):
-        c = _columns(pagemap)
+        c = pagemap_columns(pagemap)
         snap = c["snapshot"].astype(np.int64)
         t = c["time_ns"].astype(np.int64)
         pid = c["pid"].astype(np.int64)
@@ -331,12 +332,14 @@ class FolioModel:
     def description(self) -> str:
         return MODEL_FOLIOS if self.large else MODEL_4K
 
-    def check(self, mon, k: int, w_off, k_tgt, k_page, t_from: int, S: int) -> None:
-        """The accessed-bit check of ``k`` sample intervals from ``t_from`` (the hook of
-        :meth:`tracedamon.engine.core.Monitor.run`)."""
+    def check(self, mon, k: int, w_off, k_tgt, k_page, t_from: int, S: int, *,
+              one_space: bool, cache_across_targets: bool) -> None:
+        """The accessed-bit check of ``k`` sample intervals from ``t_from`` (called by the
+        operations set's check_accesses, :mod:`tracedamon.engine.ops.base`, with its
+        rules)."""
         a = mon.arr
         abit_check_folios(a["start"], a["end"], mon.toff, a["nr"], k, w_off, k_tgt, k_page,
-                          mon.physical, mon.cache, mon.cfg.fix_pa_cache, mon.rng,
+                          one_space, cache_across_targets, mon.cache, mon.rng,
                           mon.cfg.fix_rand32, mon.inj, mon.injpos, self.select(t_from, S, k),
                           self.moff, self.lo, self.hi, self.fsz, self.whole)
 
@@ -384,10 +387,10 @@ def _has_range(k_tgt, k_page, lo, hi, t, a, b):
 
 
 @njit(cache=True)
-def abit_check_folios(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, physical,
-                      cache, fix_pa_cache, st, fix_rand32, inj, injpos,
+def abit_check_folios(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, one_space,
+                      cache_across_targets, cache, st, fix_rand32, inj, injpos,
                       sel, moff, mlo, mhi, mfsz, mwhole):
-    """:func:`tracedamon.engine.core.abit_check` with folios: the sampling address's
+    """:func:`tracedamon.engine.checks.abit_check` with folios: the sampling address's
     folio (map row of the interval's snapshot) decides what access counts and the
     ``folio_sz`` the cache aligns by.  ``cache`` is ``[last_addr, last_accessed,
     last_folio_sz]``; ``sel[j, t]`` is the map of target t in interval j (-1: none)."""
@@ -397,24 +400,23 @@ def abit_check_folios(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, p
         hi = w_off[j + 1]
         for t in range(ntgt):
             same = False
-            kt = 0 if physical else t
+            kt = 0 if one_space else t
             m = sel[j, t]
             for r in range(toff[t], toff[t + 1]):
-                sa = start[r] + _draw(st, end[r] - start[r], fix_rand32, inj, injpos)
+                sa = start[r] + draw(st, end[r] - start[r], fix_rand32, inj, injpos)
                 lsz = cache[2]
-                if ((physical and not fix_pa_cache) or same) and \
-                        (cache[0] & -lsz) == (sa & -lsz):
+                if (cache_across_targets or same) and (cache[0] & -lsz) == (sa & -lsz):
                     acc = cache[1] != 0
                 else:
                     f = -1 if m < 0 else _find(mlo, mhi, moff[m], moff[m + 1], sa)
                     if f < 0:
-                        acc = _has_key(k_tgt, k_page, lo, hi, kt, sa & -PAGE_SIZE)
+                        acc = has_key(k_tgt, k_page, lo, hi, kt, sa & -PAGE_SIZE)
                         cache[2] = PAGE_SIZE
                     else:
                         if mwhole[f]:
                             acc = _has_range(k_tgt, k_page, lo, hi, kt, mlo[f], mhi[f])
                         else:
-                            acc = _has_key(k_tgt, k_page, lo, hi, kt, sa & -PAGE_SIZE)
+                            acc = has_key(k_tgt, k_page, lo, hi, kt, sa & -PAGE_SIZE)
                         cache[2] = mfsz[f]
                     cache[0] = sa
                     cache[1] = 1 if acc else 0

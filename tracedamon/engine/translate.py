@@ -89,7 +89,7 @@ class PhysLookup(NamedTuple):
     snapshot: np.ndarray   # int64 snapshot that answered (-1: no snapshots at all)
 
 
-def _columns(table) -> dict[str, np.ndarray]:
+def pagemap_columns(table) -> dict[str, np.ndarray]:
     """Numpy arrays of the pagemap columns of a DataFrame, Arrow table or dict."""
     out: dict[str, np.ndarray] = {}
     for name in _COLUMNS:
@@ -193,7 +193,7 @@ class Translator:
                              f"{', '.join(POLICIES)})")
         self.policy = policy
         self.page_size = int(page_size)
-        c = _columns(table)
+        c = pagemap_columns(table)
         snap = c["snapshot"].astype(np.int64)
         t = c["time_ns"].astype(np.int64)
         pid = c["pid"].astype(np.int64)

@@ -2,6 +2,6 @@
 
 Reading inputs through :mod:`tracedamon.store`, running :mod:`tracedamon.ingest`
 readers and the pure :mod:`tracedamon.engine`, writing results back through the store:
-ingest paths, replay a trace directory (streaming), compare sources. Empty for now:
-the replay's I/O moves here from ``tracedamon.engine.replay``.
+ingest paths, replay a trace directory (streaming, :mod:`.replay`, with its samples in
+:mod:`.samples` and its result type in :mod:`.region_history`), compare sources.
 """

@@ -198,6 +198,10 @@ def _insert_after(ps, pe, pa, npieces, cur, at):
     return npieces + 1
 
 
+# long kernel: kdamond_apply_schemes' walk as one loop nest in the kernel's order (regions,
+# their pieces, schemes); each step (quota, resume point, pattern, quota split, filters)
+# ends in a `continue` of the scheme loop and may split the current piece, changing the
+# piece list and counts that helpers would have to hand back through arrays
 @njit(cache=True)
 def _walk(start, end, nr, bp, last, age, pnr, toff, sp, ss, cf, cfo, cfg, o_start, o_end,
           o_nr, o_bp, o_last, o_age, o_pnr, o_toff, ap, pcap):

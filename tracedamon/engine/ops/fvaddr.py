@@ -1,38 +1,36 @@
 """fvaddr operations: fixed virtual address ranges of a process (``--range``).
 
 The kernel's fvaddr is vaddr without the init and update hooks: the regions are
-the user's ranges, installed once with ``damon_set_regions``.
+the user's ranges, installed once with ``damon_set_regions``.  (:func:`parse_range`,
+the ``START-END`` parser, lives in :mod:`tracedamon.units`.)
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...errors import ConfigError
+from ...units import parse_range
 from ..address import ENGINE_LIMIT
+from .base import (Operations, always_valid, check_per_target, given_ranges,
+                   prepare_per_target, set_regions_init)
 
-
-def parse_range(text: str) -> tuple[int, int]:
-    """``START-END`` with decimal or 0x-hex numbers → (start, end), end exclusive."""
-    parts = str(text).strip().split("-")
-    if len(parts) != 2:
-        raise ConfigError(f"range {text!r}: expected START-END (decimal or 0x-hex)")
-    try:
-        s, e = (int(p.strip(), 0) for p in parts)
-    except ValueError:
-        raise ConfigError(f"range {text!r}: START and END must be decimal or 0x-hex "
-                          "integers") from None
-    if s < 0 or e <= s:
-        raise ConfigError(f"range {text!r}: END must be greater than START")
-    if e >= ENGINE_LIMIT:
-        raise ConfigError(f"range {text!r}: addresses must be below 2**63")
-    return s, e
+FVADDR = Operations(
+    name="fvaddr", space="virtual", init_ranges=given_ranges, init_regions=set_regions_init,
+    update=None, prepare_access_checks=prepare_per_target, check_accesses=check_per_target,
+    target_valid=always_valid)
 
 
 def normalize_ranges(ranges) -> np.ndarray:
     """Sorted (k, 2) int64 array; overlapping ranges are refused like the kernel does."""
     rs = []
     for r in ranges:
-        rs.append(parse_range(r) if isinstance(r, str) else (int(r[0]), int(r[1])))
+        if isinstance(r, str):
+            try:
+                rs.append(parse_range(r))
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        else:
+            rs.append((int(r[0]), int(r[1])))
     for s, e in rs:
         if s < 0 or e <= s:
             raise ConfigError(f"range {s:#x}-{e:#x}: END must be greater than START")

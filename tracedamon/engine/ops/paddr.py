@@ -18,6 +18,21 @@ import numpy as np
 
 from ...errors import InputError
 from ..config import PAGE_SIZE
+from .base import (Operations, always_valid, check, given_ranges, prepare_one_space,
+                   set_regions_init)
+
+
+def check_one_space(mon, prepared, k, stamp, tbase, S, psibase) -> None:
+    """check_accesses of paddr: released kernels keep the last verdict across targets and
+    intervals (quirk Q5) unless the ``fix_pa_cache`` fix is on."""
+    check(mon, prepared, k, stamp, tbase, S, psibase, one_space=True,
+          cache_across_targets=not mon.cfg.fix_pa_cache)
+
+
+PADDR = Operations(
+    name="paddr", space="physical", init_ranges=given_ranges, init_regions=set_regions_init,
+    update=None, prepare_access_checks=prepare_one_space, check_accesses=check_one_space,
+    target_valid=always_valid)
 
 
 def biggest_system_ram(ranges) -> tuple[int, int] | None:

@@ -26,6 +26,38 @@ import numpy as np
 
 from ..address import user_vma_mask
 from ..config import PAGE_SIZE
+from ..regions import Target, align_down, align_up, evenly_split, target_ranges
+from .base import (Operations, always_valid, check_per_target, prepare_per_target,
+                   set_regions_init)
+
+
+def init_regions(mon, ranges) -> list[list]:
+    """vaddr's first regions: on released kernels (``min_nr_regions_mode`` legacy)
+    ``__damon_va_init_regions`` splits each of the three regions evenly into pieces of
+    about total / min_nr_regions; else ``damon_set_regions``."""
+    if mon.cfg.min_nr_regions_mode != "legacy":
+        return set_regions_init(mon, ranges)
+    total = sum(e - s for s, e in ranges)
+    sz = max(total // mon.cfg.min_nr_regions, mon.minsz)
+    if mon.maxsz:
+        sz = min(sz, mon.maxsz)
+    rows: list[list] = []
+    for s, e in ranges:
+        s, e = align_down(s, mon.minsz), align_up(e, mon.minsz)
+        rows += evenly_split(s, e, (e - s) // sz, mon.minsz, mon.maxsz)
+    return rows
+
+
+def update(tg: Target, time_ns: int):
+    """vaddr's update hook: the three regions of the target's mappings now (None when
+    they cannot be built: the regions stay as they are)."""
+    return target_ranges(tg, time_ns)
+
+
+VADDR = Operations(
+    name="vaddr", space="virtual", init_ranges=target_ranges, init_regions=init_regions,
+    update=update, prepare_access_checks=prepare_per_target, check_accesses=check_per_target,
+    target_valid=always_valid)
 
 
 def three_regions(vmas: np.ndarray, align: int = PAGE_SIZE) -> np.ndarray | None:
@@ -157,7 +189,8 @@ class VmaTimeline:
         return np.zeros(0, np.int64)
 
 
-def _covered(regions: np.ndarray | None, t: np.ndarray, a: np.ndarray, lo: int, hi: int) -> int:
+def samples_covered(regions: np.ndarray | None, t: np.ndarray, a: np.ndarray, lo: int,
+                    hi: int) -> int:
     """Samples with time in [lo, hi) (``t`` sorted) whose address lies in ``regions``."""
     if regions is None:
         return 0
@@ -210,7 +243,7 @@ def auto_start(timelines: list[VmaTimeline], samples: list[tuple[np.ndarray, np.
             first3 = c
         if all(r is None for r in regs):
             continue
-        score = sum(_covered(r, ts, as_, c, c + window_ns)
+        score = sum(samples_covered(r, ts, as_, c, c + window_ns)
                     for r, (_, _, ts, as_) in zip(regs, srt))
         scored.append((score, c, regs))
         if len(scored) >= max_candidates:
@@ -220,7 +253,8 @@ def auto_start(timelines: list[VmaTimeline], samples: list[tuple[np.ndarray, np.
                 "candidates": 0}
     best = max(s for s, _, _ in scored)
     _, c, regs = next(x for x in scored if x[0] == best)
-    covered = sum(_covered(r, t, a, c, c + window_ns) for r, (t, a, _, _) in zip(regs, srt))
+    covered = sum(samples_covered(r, t, a, c, c + window_ns)
+                  for r, (t, a, _, _) in zip(regs, srt))
     within = sum(int(np.searchsorted(t, c + window_ns) - np.searchsorted(t, c))
                  for t, _, _, _ in srt)
     return {"time_ns": int(c), "first_three_regions_ns": first3, "covered": covered,

@@ -89,7 +89,7 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
     external cluster's workers outlive the run)."""
     from distributed import Client, KilledWorker, LocalCluster, as_completed
 
-    from ..errors import InputError, TracedamonError
+    from ...errors import InputError, TracedamonError
 
     with _quiet_dask():
         cluster = None
@@ -150,7 +150,7 @@ def run_tasks(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str 
     cluster of N workers", "scheduler ADDR").  ``in_process`` (default: when
     ``workers`` is 1) runs them here; False asks for a local cluster even of one
     worker."""
-    from ..errors import ConfigError
+    from ...errors import ConfigError
 
     if scheduler:
         if not have_dask():

@@ -14,14 +14,14 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..store.atomic import TRACE_DIR, check_output
-from ..errors import InputError
+from ...store.atomic import TRACE_DIR, check_output
+from ...errors import InputError
 
 
 def ingest_one(spec: dict) -> dict:
     """Ingest one input into its directory; return {input, output, error}."""
-    from ..errors import TracedamonError
-    from ..ingest import ingest
+    from ...errors import TracedamonError
+    from ...ingest import ingest
 
     try:
         out = ingest(spec["input"], spec["output"], force=spec["force"], **spec["options"])
@@ -37,7 +37,7 @@ def plan(inputs, out_dir=None, *, force: bool = False) -> list[tuple[Path, Path]
     """(input, output directory) pairs: globs expanded, each input once; two inputs that
     would share an output, or an existing output without ``force``, are refused before
     any work."""
-    from ..ingest import default_output
+    from ...ingest import default_output
 
     paths: list[Path] = []
     for s in inputs:
@@ -90,7 +90,7 @@ def ingest_cli(inputs, out, *, workers, scheduler, force, format, via_perf, skip
     first input that failed) when any did."""
     import typer
 
-    from ..errors import ConfigError
+    from ...errors import ConfigError
 
     if any(str(p) == "-" for p in inputs):
         raise ConfigError("--parallel reads files, not standard input")

@@ -44,8 +44,8 @@ class Loaded:
     """What a worker keeps of one source (see the module docstring)."""
 
     def __init__(self, spec: dict):
-        from ..engine.replay import SAMPLE_COLUMNS
-        from ..store.trace import open_trace
+        from ..replay import SAMPLE_COLUMNS
+        from ...store.trace import open_trace
 
         path = spec["source"]
         tr = open_trace(path)
@@ -54,6 +54,7 @@ class Loaded:
         extra = [c for c in DAMOS_SAMPLE_COLUMNS if c not in SAMPLE_COLUMNS] \
             if spec.get("scheme") else []
         self.samples = tr.table("samples", columns=list(SAMPLE_COLUMNS) + extra)
+        self.meta = tr.meta          # paddr's default range (System RAM) comes from it
         self.mmaps = tr.table("mmaps")
         self.maps = tr.table("maps") if tr.has("maps") else None
         pm = spec.get("pagemap")
@@ -64,11 +65,11 @@ class Loaded:
             self.pagemap = tr.table("pagemap") if tr.has("pagemap") else None
         self.reference = None
         if spec.get("reference"):
-            from ..export.grid import load_history
+            from ...export.grid import load_history
             self.reference = load_history(spec["reference"])
         self.truth = None
         if spec.get("truth"):
-            from ..export.compare import load_truth
+            from ...export.compare import load_truth
             self.truth = load_truth(spec["truth"])
         # what a replay of the trace directory records as its input: the kept histories
         # name the trace they came from (the in-memory replay knows only a table)
@@ -197,7 +198,7 @@ def scheme_figures(hist, schemes, got: "Loaded") -> dict:
     demoted)."""
     import numpy as np
 
-    from ..damos_run import damos
+    from ..damos import damos
     res = damos(hist, list(schemes), samples=got.samples, pagemap=got.pagemap)
     a = res.applications
     st = res.stats.to_pandas()
@@ -218,24 +219,18 @@ def scheme_figures(hist, schemes, got: "Loaded") -> dict:
 
 
 def _replay_source(spec: dict, got: Loaded, kw: dict):
-    """Replay from the worker's in-memory tables.
-
-    paddr without ``--range`` reads the trace directory instead: the in-memory path
-    does not see the trace's metadata (its System RAM / MEM_TOPOLOGY), so its default
-    physical range is the span of the sampled addresses rather than the RAM the trace
-    describes -- a different result (tests/test_sweep.py::
-    test_in_memory_replay_paddr_default_range_matches_trace_directory)."""
-    if kw.get("ops") == "paddr" and not kw.get("ranges"):
-        return spec["source"], {"pagemap": spec.get("pagemap")}
-    return got.samples, {"mmaps": got.mmaps, "maps": got.maps, "pagemap": got.pagemap}
+    """Replay from the worker's in-memory tables, with the trace's metadata (paddr
+    without ``--range`` takes the trace's System RAM / MEM_TOPOLOGY from it)."""
+    return got.samples, {"mmaps": got.mmaps, "maps": got.maps, "pagemap": got.pagemap,
+                         "trace_meta": got.meta}
 
 
 def run_task(spec: dict) -> dict:
     """Run one (source, configuration) task; return its row (a dict of scalars)."""
-    from .. import __version__
-    from ..engine.config import MonitorConfig
-    from ..engine.replay import replay
-    from ..errors import TracedamonError
+    from ... import __version__
+    from ...engine.config import MonitorConfig
+    from ..replay import replay
+    from ...errors import TracedamonError
 
     row = {"source": spec["source"], "source_name": Path(spec["source"]).name,
            "source_sha256": spec["source_sha256"], "config_id": spec["config_id"],
@@ -270,10 +265,10 @@ def run_task(spec: dict) -> dict:
     t = time.perf_counter()
     try:
         if got.reference is not None:
-            from ..export.compare import compare
+            from ...export.compare import compare
             row.update(flatten(compare(got.reference, hist).metrics, "ref"))
         if got.truth is not None:
-            from ..export.compare import score_truth
+            from ...export.compare import score_truth
             row.update(flatten(score_truth(hist, got.truth), "truth"))
     except TracedamonError as e:
         row["error"] = f"scoring: {e}"

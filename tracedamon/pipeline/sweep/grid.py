@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 FIXES = {"age-once": "fix_age_once", "rand32": "fix_rand32", "pa-cache": "fix_pa_cache"}
 
@@ -223,8 +223,8 @@ def defaults() -> dict:
     same id."""
     import dataclasses
 
-    from ..engine.config import MonitorConfig
-    from ..engine.replay import MAX_ROWS
+    from ...engine.config import MonitorConfig
+    from ..replay import MAX_ROWS
 
     d = {f.name: f.default for f in dataclasses.fields(MonitorConfig)}
     # sweeps replay the default kernel profile: its name and the mode it resolves to

@@ -115,7 +115,7 @@ def draw_pareto(per_cfg: pd.DataFrame, front: pd.DataFrame, accuracy: str, png,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..store.atomic import PNG_PLOT, atomic_path, png_metadata
+    from ...store.atomic import PNG_PLOT, atomic_path, png_metadata
 
     d = per_cfg[per_cfg[accuracy].notna() & per_cfg[cost].notna()]
     n_lines = min(len(front), 13)
