@@ -2,31 +2,39 @@
 """Mutation check: does the test suite catch small, plausible bugs?
 
 Each mutant is one small edit (an exact snippet of a source file and its
-replacement) that a developer could plausibly make.  For each mutant the tracked
-tree is copied to a scratch directory, the ONE edit is applied there, and pytest
-runs against the copy (``CI=1``, ``-x -q -p no:cacheprovider``, a fresh
-``NUMBA_CACHE_DIR`` per mutant so that no kernel compiled from the unmutated
-source can hide the edit):
+replacement) that a developer could plausibly make.  For each mutant the project's
+files (``git ls-files``, with new untracked ones) are copied to a scratch slot
+(``/tmp/tracedamon-mutants/slot-N/tracedamon``, ``shared`` linked beside it for the
+corpus), the ONE edit is applied there, and pytest runs against the copy (``CI=1``,
+``-q -p no:cacheprovider``, ``PYTHONPATH`` = the copy, checked to be the package
+imported):
 
-* ``alone``: each of the mutant's relevant test files on its own;
-* ``full``: the whole suite (``-n 2 --dist loadfile``), one mutant per tree;
-* ``batch``: the whole suite once over several trees at a time is too slow on a
-  shared machine, so ``batch`` applies a group of mutants from *different* source
-  files to one tree and runs the whole suite (without ``-x``) once; each mutant of
-  the group counts as caught in the full suite when a test that caught it alone
-  fails there too (groups are chosen so that the tests catching one mutant alone
-  do not fail for the others; see :func:`batches`).
+* ``alone``: the mutant's relevant test files, each on its own with ``-x``, until one
+  catches it (``--all-files``: every one);
+* ``full``: the whole suite (``-x -n 2 --dist loadfile``), one mutant per tree;
+* ``batch``: the whole suite (``-n 2 --dist loadfile``, no ``-x``) once per batch of
+  mutants applied together (``-n`` batches, each area spread over them); a mutant
+  counts as caught there when a test that caught it alone fails in the run (``table``
+  marks a test that also caught another mutant of the batch alone).
 
-A baseline (``--mutant none``) runs the same commands on an unmutated copy: those
-must pass, or a "caught" means nothing.
+numba: every slot keeps a warm cache compiled from the unmutated tree at the same
+path (the baseline run, ``--mutant none``, fills slot 0's; other slots get a copy
+under their own directory names).  A mutant's run gets a copy of it without the
+entries of the edited file and of every file importing it, transitively (a kernel
+may have inlined a kernel of the edited file, and numba checks only the kernel's
+own source file), so no kernel compiled from unmutated code can hide the edit;
+``--fresh`` starts from an empty cache instead.
 
-Results go to ``--out`` (JSON lines, one per run) and ``table`` prints them as a
-Markdown table.  Usage::
+The baseline (``--mutant none``) runs every relevant file on an unmutated copy:
+those must pass, or a "caught" means nothing.  Results go to ``--out`` (JSON lines,
+one per pytest run; runs already there are not redone) and ``table`` prints them as
+a Markdown table.  Usage::
 
     .venv/bin/python tools/mutants.py check          # every snippet occurs exactly once
-    .venv/bin/python tools/mutants.py alone [-j 2] [--mutant ID ...]
-    .venv/bin/python tools/mutants.py full  [--mutant ID ...]
-    .venv/bin/python tools/mutants.py batch [--size 6]
+    .venv/bin/python tools/mutants.py alone -j 2 --mutant none   # baseline first
+    .venv/bin/python tools/mutants.py alone -j 2 [--mutant ID ...]
+    .venv/bin/python tools/mutants.py batch -n 4 [--group K] [--slot N]
+    .venv/bin/python tools/mutants.py full [--mutant ID ...]
     .venv/bin/python tools/mutants.py table
 """
 from __future__ import annotations
@@ -54,12 +62,14 @@ CORE_TESTS = ("tests/test_engine.py", "tests/test_engine_reference.py",
 FIXED_TESTS = ("tests/test_engine_fixed.py", "tests/test_engine_reference.py",
                "tests/test_engine_limits.py")
 PERF_TESTS = ("tests/test_perf_data_synth.py", "tests/test_sideband_bulk.py",
-              "tests/test_writer_vs_perf.py", "tests/test_perf_data.py")
+              "tests/test_writer_vs_perf.py", "tests/test_perf_data.py",
+              "tests/test_perf_fixed_layout.py", "tests/test_perf_read_layout.py")
 DATA_SRC_TESTS = ("tests/test_data_src_bits.py", "tests/test_data_src.py",
                   "tests/test_perf_script.py")
 COMPARE_TESTS = ("tests/test_compare_exact.py", "tests/test_compare.py",
                  "tests/test_compare_sparse.py")
-DAMO_TESTS = ("tests/test_damo_export.py", "tests/test_damo_record.py")
+DAMO_TESTS = ("tests/test_damo_export.py", "tests/test_damo_record.py",
+              "tests/test_damo_export_targets.py")
 
 
 @dataclass(frozen=True)
@@ -485,7 +495,7 @@ def cmd_alone(args) -> int:
     sel = _selected(args)
     slots: queue.Queue = queue.Queue()
     for k in range(args.jobs):
-        slots.put(k)
+        slots.put(args.first_slot + k)
 
     def job(m):
         k = slots.get()
@@ -564,33 +574,43 @@ def _short(test: str) -> str:
 
 
 def cmd_table(args) -> int:
-    rows = [json.loads(ln) for ln in open(args.out) if ln.strip()]
+    """A Markdown table of the results in ``--out``: per mutant, the test each file run
+    alone failed first (-x), the files that passed with it, and whether a test that
+    caught it alone failed in its batch's full-suite run."""
+    rows = done_runs(args.out)
     alone: dict[str, list[str]] = {}
-    survived: dict[str, list[str]] = {}
+    passed: dict[str, list[str]] = {}
+    for r in rows:
+        if r["mode"] != "alone":
+            continue
+        if r["rc"] != 0:
+            alone.setdefault(r["mutant"], []).extend(r["failed"] or [f"{r['file']} (rc {r['rc']})"])
+        else:
+            passed.setdefault(r["mutant"], []).append(r["file"])
     full: dict[str, str] = {}
     for r in rows:
-        if r["mode"] == "alone":
-            if r["rc"] != 0:
-                alone.setdefault(r["mutant"], []).extend(r["failed"] or [r["file"] + " (rc "
-                                                                         f"{r['rc']})"])
-            else:
-                survived.setdefault(r["mutant"], []).append(r["file"])
-        elif r["mode"] == "full":
-            full[r["mutant"]] = ", ".join(map(_short, r["failed"])) or f"NOT CAUGHT (rc {r['rc']})"
+        if r["mode"] == "full":
+            full[r["mutant"]] = ("full: " + ", ".join(map(_short, r["failed"]))
+                                 if r["failed"] else f"full: NOT CAUGHT (rc {r['rc']})")
         elif r["mode"] == "batch":
             failed = set(r["failed"])
             for mid in r["group"]:
                 hit = sorted(t for t in alone.get(mid, []) if t in failed)
-                full.setdefault(mid, ("batch: " + ", ".join(map(_short, hit))) if hit
-                                else "batch: NOT CAUGHT by its alone-tests")
-    print("| mutant | file:line | change | caught alone (file: first failing test) | "
-          "full suite |")
-    print("|---|---|---|---|---|")
+                shared = sorted(t for t in hit if any(t in alone.get(o, [])
+                                                      for o in r["group"] if o != mid))
+                cell = (", ".join(_short(t) + (" (also another mutant's)" if t in shared else "")
+                                  for t in hit) if hit else "NOT CAUGHT by its alone-tests")
+                full.setdefault(mid, f"{r['mutant']}: {cell}")
+    print("| mutant | file:line | change | caught alone (first failing test of each file "
+          "run alone) | passed alone | full suite |")
+    print("|---|---|---|---|---|---|")
     for m in MUTANTS:
         caught = alone.get(m.id)
         cell = "<br>".join(map(_short, caught)) if caught else "**NOT CAUGHT**"
-        print(f"| {m.id} | {m.file.replace('tracedamon/', '')}:{m.line()} | {m.why} | {cell} | "
-              f"{full.get(m.id, '-')} |")
+        ok = "<br>".join(map(_short, passed.get(m.id, []))) or "-"
+        why = m.why.replace("|", "\\|")
+        print(f"| {m.id} | {m.file.replace('tracedamon/', '')}:{m.line()} | {why} | {cell} "
+              f"| {ok} | {full.get(m.id, '-')} |")
     return 0
 
 
@@ -609,6 +629,8 @@ def main(argv=None) -> int:
             p.add_argument("--slot", type=int, default=3)
         if name == "alone":
             p.add_argument("-j", "--jobs", type=int, default=1)
+            p.add_argument("--first-slot", type=int, default=0,
+                           help="scratch slots used: first-slot .. first-slot + jobs - 1")
             p.add_argument("--all-files", action="store_true",
                            help="run every relevant file, not only up to the first catch")
     p = sub.add_parser("batch")
