@@ -583,10 +583,11 @@ def cmd_table(args) -> int:
     for r in rows:
         if r["mode"] != "alone":
             continue
-        if r["rc"] != 0:
-            alone.setdefault(r["mutant"], []).extend(r["failed"] or [f"{r['file']} (rc {r['rc']})"])
-        else:
-            passed.setdefault(r["mutant"], []).append(r["file"])
+        got = alone.setdefault(r["mutant"], []) if r["rc"] != 0 else \
+            passed.setdefault(r["mutant"], [])
+        for t in (r["failed"] or [f"{r['file']} (rc {r['rc']})"]) if r["rc"] != 0 else [r["file"]]:
+            if t not in got:
+                got.append(t)
     full: dict[str, str] = {}
     for r in rows:
         if r["mode"] == "full":
