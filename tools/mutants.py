@@ -63,7 +63,8 @@ FIXED_TESTS = ("tests/test_engine_fixed.py", "tests/test_engine_reference.py",
                "tests/test_engine_limits.py")
 PERF_TESTS = ("tests/test_perf_data_synth.py", "tests/test_sideband_bulk.py",
               "tests/test_writer_vs_perf.py", "tests/test_perf_data.py",
-              "tests/test_perf_fixed_layout.py", "tests/test_perf_read_layout.py")
+              "tests/test_perf_fixed_layout.py", "tests/test_perf_read_layout.py",
+              "tests/test_perf_script_via_perf.py")
 DATA_SRC_TESTS = ("tests/test_data_src_bits.py", "tests/test_data_src.py",
                   "tests/test_perf_script.py")
 COMPARE_TESTS = ("tests/test_compare_exact.py", "tests/test_compare.py",
