@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest import ingest
 from tracedamon.ingest.detect import detect_format
-from tracedamon.info import describe
+from tracedamon.cli.info import describe
 from tracedamon.store.trace import open_trace
 
 from conftest import missing, need_corpus

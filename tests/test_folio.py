@@ -361,7 +361,7 @@ def test_replay_without_large_folios_is_the_4k_replay():
 
 
 def test_info_names_the_folio_model(tmp_path):
-    from tracedamon.info import describe_history
+    from tracedamon.cli.info import describe_history
     t = np.arange(0, 100_000_000, 1_000_000)
     s = samples_table(t, [0x3FF000] * t.size)
     kw = dict(ops="fvaddr", pids=[PID], ranges=["0x200000-0x400000"], access="abit")

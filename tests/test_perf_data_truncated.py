@@ -380,7 +380,7 @@ def test_strict_refuses_and_writes_nothing(killed, kind, tmp_path):
 
 
 def test_cli_warns_in_one_line_info_shows_it_strict_refuses_in_one_line(killed, tmp_path):
-    from tracedamon.info import describe
+    from tracedamon.cli.info import describe
     src = killed["plain"]
     r = _cli("ingest", src, "-o", tmp_path / "k.td")
     assert r.returncode == 0, r.stderr

@@ -156,7 +156,7 @@ def test_trace_reads_left_out_columns_as_nulls(tmp_path):
 def test_info_counts_from_statistics_equal_a_scan(tmp_path):
     """info's counts per pid and per event use row-group statistics where a row group
     holds one value; with mixed and single-valued row groups they equal a plain count."""
-    from tracedamon.info import _sample_stats
+    from tracedamon.pipeline.info import sample_stats as _sample_stats
     import numpy as np
     rng = np.random.default_rng(1)
     n = 5000
@@ -194,7 +194,7 @@ def test_prehash_gives_the_digest_of_the_file_as_it_is(tmp_path):
 @requires(HOTCOLD.exists(), "sample trace missing")
 def test_console_script_flushes_its_output_and_exit_code(tmp_path):
     """The console script ends with os._exit: its output must still be complete."""
-    from tracedamon.info import describe
+    from tracedamon.cli.info import describe
     td = tmp_path / "hc.td"
     r = subprocess.run([sys.executable, "-m", "tracedamon", "ingest", str(HOTCOLD), "-o",
                         str(td)], capture_output=True, text=True)

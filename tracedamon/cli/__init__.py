@@ -1,6 +1,20 @@
 """The `tracedamon` command: a thin layer over the library.
 
-Each sub-command lives in its own module with a ``register(app)`` function.
+One registration style: each command module (listed in ``_COMMANDS``) defines its
+command functions at module level, undecorated, with a ``HELP`` text, and one
+``register(app)`` that adds them to the app (a command group, such as ``report``, makes
+its own sub-app there). A command is options -> one call into the library -> printing:
+the options several commands share come from :mod:`.options` (one spelling, type and help
+each), progress bars from :mod:`.progress` (the library only calls back), one-line
+warnings from :mod:`.warn`, and ``info``'s text from :mod:`.info`.
+
+Start-up: every command module is imported to build the app, so a module imports at its
+top only what is light (typer, the floor: errors, units, and these helpers). The library
+is reached through the lazy public API (``tracedamon.replay``, ``tracedamon.ingest`` ...)
+or, for what the public API does not name, by an import inside the command function
+(marked "heavy: see tracedamon.cli"): numba, pandas and pyarrow load when a command
+runs, not for ``tracedamon --help``.
+
 Errors a user can cause are printed as one line on stderr with a non-zero exit
 code; tracebacks are reserved for tracedamon's own bugs.
 """

@@ -7,6 +7,11 @@ from typing import Optional
 
 import typer
 
+from ..errors import ConfigError
+from ..units import format_bytes
+from . import options as opt
+from .warn import one_line_warnings
+
 
 def _fmt(v, pct=False) -> str:
     if v is None:
@@ -20,7 +25,6 @@ def render_metrics(m: dict) -> None:
     """A readable rich table of the main numbers."""
     from rich.console import Console
     from rich.table import Table
-    from ..units import format_bytes
 
     con = Console()
     if "heat" in m:
@@ -114,82 +118,80 @@ def render_metrics(m: dict) -> None:
         con.print(t)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command(
-        "compare",
-        help="Compare two region histories (replay vs DAMON trace, replay vs replay, DAMON vs "
-        "DAMON), exactly: every snapshot of A against the snapshots of B whose windows overlap "
-        "it, byte by byte on both sides' region boundaries. Heat correlation over the bytes "
-        "either side saw accessed, hot-set precision/recall/F1, working-set size error, age "
-        "agreement, region counts; optionally score both against ground-truth ranges. A is "
-        "the reference, B the candidate. With --truth, B may be omitted to score A alone. "
-        "Sparse (--accessed-only) histories read as their dense originals. --cells writes "
-        "a picture grid laid over where the accesses are.\n\n"
-        "DAMOS applications: with --damos (automatic when a side is a `tracedamon damos` "
-        "output or a damos_apply table) the two sides' damos_apply tables are compared: "
-        "applications paired per scheme, nearest in time within half the apply interval; "
-        "bytes applied by both, by either, by one only, Jaccard, per application and over "
-        "the run.\n\n"
-        "Example:  tracedamon compare damon.td replay.parquet -o metrics.json --truth truth.csv"
-        "\n\n"
-        "Example:  tracedamon compare damon.td damon.td/damos -o damos-metrics.json",
-    )
-    def compare_cmd(
-        a: Path = typer.Argument(..., help="reference: trace directory or regions .parquet"),
-        b: Optional[Path] = typer.Argument(
-            None, help="candidate: trace directory or regions .parquet"
-        ),
-        out: Optional[Path] = typer.Option(
-            None, "-o", "--output", help="write the metrics as JSON"
-        ),
-        cells: Optional[Path] = typer.Option(
-            None,
-            "--cells",
-            help="write per-cell values and differences as Parquet "
-            "(default with -o: METRICS.cells.parquet)",
-        ),
-        truth: Optional[Path] = typer.Option(
-            None, "--truth", help="ground truth: CSV or JSON of start,end,label " "(hot/warm/cold)"
-        ),
-        offset: int = typer.Option(0, "--offset", help="ns added to every time of B"),
-        align: str = typer.Option(
-            "none",
-            "--align",
-            help="none: use --offset as is; auto: add the best lag found by "
-            "cross-correlation (always reported)",
-        ),
-        max_lag: Optional[int] = typer.Option(None, "--max-lag", help="largest lag tried, ns"),
-        lag_series: str = typer.Option("heat", "--lag-series", help="heat|wss: series correlated"),
-        addr_bin: Optional[int] = typer.Option(
-            None, "--addr-bin", help="cells grid: address bin, bytes (default: auto)"
-        ),
-        time_bin: Optional[int] = typer.Option(
-            None, "--time-bin", help="cells grid and per-time metrics: time bin, ns (default: auto)"
-        ),
-        acc_thres: int = typer.Option(
-            1, "--acc-thres", help="nr_accesses counted as accessed (WSS)"
-        ),
-        all_addresses: bool = typer.Option(
-            False, "--all-addresses", help="cells grid: keep long never-accessed address stretches"
-        ),
-        quiet: bool = typer.Option(False, "-q", "--quiet", help="no table on the terminal"),
-        force: bool = typer.Option(False, "--force", help="replace existing outputs"),
-        damos: bool = typer.Option(False, "--damos",
-                                   help="compare the damos_apply tables (scheme "
-                                        "applications) of A and B"),
-        window: Optional[int] = typer.Option(None, "--window",
-                                             help="--damos: the apply interval, ns, when "
-                                                  "no metadata gives it"),
-    ) -> None:
-        from .warn import one_line_warnings
+HELP = (
+    "Compare two region histories (replay vs DAMON trace, replay vs replay, DAMON vs "
+    "DAMON), exactly: every snapshot of A against the snapshots of B whose windows overlap "
+    "it, byte by byte on both sides' region boundaries. Heat correlation over the bytes "
+    "either side saw accessed, hot-set precision/recall/F1, working-set size error, age "
+    "agreement, region counts; optionally score both against ground-truth ranges. A is "
+    "the reference, B the candidate. With --truth, B may be omitted to score A alone. "
+    "Sparse (--accessed-only) histories read as their dense originals. --cells writes "
+    "a picture grid laid over where the accesses are.\n\n"
+    "DAMOS applications: with --damos (automatic when a side is a `tracedamon damos` "
+    "output or a damos_apply table) the two sides' damos_apply tables are compared: "
+    "applications paired per scheme, nearest in time within half the apply interval; "
+    "bytes applied by both, by either, by one only, Jaccard, per application and over "
+    "the run.\n\n"
+    "Example:  tracedamon compare damon.td replay.parquet -o metrics.json --truth truth.csv"
+    "\n\n"
+    "Example:  tracedamon compare damon.td damon.td/damos -o damos-metrics.json"
+)
 
-        with one_line_warnings():
-            if b is not None and (damos or _damos_sources(a, b)):
-                _run_damos(a, b, out, offset, window, quiet, force,
-                           cells=cells, truth=truth, align=align)
-                return
-            _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin,
-                 time_bin, acc_thres, all_addresses, quiet, force)
+
+def compare_cmd(
+    a: Path = typer.Argument(..., help="reference: trace directory or regions .parquet"),
+    b: Optional[Path] = typer.Argument(
+        None, help="candidate: trace directory or regions .parquet"
+    ),
+    out: Optional[Path] = opt.output("write the metrics as JSON"),
+    cells: Optional[Path] = typer.Option(
+        None,
+        "--cells",
+        help="write per-cell values and differences as Parquet "
+        "(default with -o: METRICS.cells.parquet)",
+    ),
+    truth: Optional[Path] = opt.truth(),
+    offset: int = opt.offset("ns added to every time of B"),
+    align: str = typer.Option(
+        "none",
+        "--align",
+        help="none: use --offset as is; auto: add the best lag found by "
+        "cross-correlation (always reported)",
+    ),
+    max_lag: Optional[int] = typer.Option(None, "--max-lag", help="largest lag tried, ns"),
+    lag_series: str = typer.Option("heat", "--lag-series", help="heat|wss: series correlated"),
+    addr_bin: Optional[int] = typer.Option(
+        None, "--addr-bin", help="cells grid: address bin, bytes (default: auto)"
+    ),
+    time_bin: Optional[int] = typer.Option(
+        None, "--time-bin", help="cells grid and per-time metrics: time bin, ns (default: auto)"
+    ),
+    acc_thres: int = typer.Option(
+        1, "--acc-thres", help="nr_accesses counted as accessed (WSS)"
+    ),
+    all_addresses: bool = typer.Option(
+        False, "--all-addresses", help="cells grid: keep long never-accessed address stretches"
+    ),
+    quiet: bool = opt.quiet(),
+    force: bool = opt.force(),
+    damos: bool = typer.Option(False, "--damos",
+                               help="compare the damos_apply tables (scheme "
+                                    "applications) of A and B"),
+    window: Optional[int] = typer.Option(None, "--window",
+                                         help="--damos: the apply interval, ns, when "
+                                              "no metadata gives it"),
+) -> None:
+    with one_line_warnings():
+        if b is not None and (damos or _damos_sources(a, b)):
+            _run_damos(a, b, out, offset, window, quiet, force,
+                       cells=cells, truth=truth, align=align)
+            return
+        _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin,
+             time_bin, acc_thres, all_addresses, quiet, force)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare", help=HELP)(compare_cmd)
 
 
 def _damos_sources(a, b) -> bool:
@@ -199,7 +201,6 @@ def _damos_sources(a, b) -> bool:
 
 
 def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) -> None:
-    from ..errors import ConfigError
     from ..export.damos_compare import render_damos_metrics
     from ..pipeline.compare import compare_damos_sources
 

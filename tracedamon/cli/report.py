@@ -8,17 +8,17 @@ from typing import List, Optional
 
 import typer
 
-report_app = typer.Typer(
-    help="Heatmaps, working-set size, access distributions and summaries of "
-    "region histories (and of raw samples).",
-    no_args_is_help=True,
-)
+from ..errors import ConfigError, InputError
+from ..units import PAGE_SIZE, format_bytes, parse_range
+from . import options as opt
+from . import report_damos, report_html
+from .warn import one_line_warnings, with_history_warnings
+
+HELP = ("Heatmaps, working-set size, access distributions and summaries of region histories "
+        "(and of raw samples).")
 
 
 def _ranges(specs: Optional[List[str]]):
-    from ..errors import ConfigError
-    from ..units import parse_range
-
     try:
         return [parse_range(s) for s in specs or []] or None
     except ValueError as e:
@@ -26,38 +26,19 @@ def _ranges(specs: Optional[List[str]]):
 
 
 def _numbers(s: str, what: str):
-    from ..errors import ConfigError
-
     try:
         return [float(x) for x in s.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated numbers, not {s!r}") from None
 
 
-_FORCE_HELP = "replace existing outputs (only tracedamon's own)"
-
-
 def _check(out: Optional[Path], kind, force: bool, *inputs) -> None:
-    """Refuse an output of ``kind`` (a tracedamon.atomic.Kind) before any work: the rule
-    every command follows."""
+    """Refuse an output of ``kind`` (a tracedamon.store.atomic.Kind) before any work: the
+    rule every command follows."""
     if out is not None:
         from ..store.atomic import check_output
 
         check_output(out, kind, force=force, inputs=inputs)
-
-
-def with_history_warnings(fn):
-    """Run a command with the region-history reader's warnings printed as one line each."""
-    import functools
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        from .warn import one_line_warnings
-
-        with one_line_warnings():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 def _has_regions(src: Path) -> bool:
@@ -67,19 +48,20 @@ def _has_regions(src: Path) -> bool:
     return tr.path.is_file() or tr.has("regions")
 
 
-@report_app.command(
-    "heatmap",
-    help="Time × address heat of a region history (mean nr_accesses per cell), of raw samples "
+HEATMAP_HELP = (
+    "Time × address heat of a region history (mean nr_accesses per cell), of raw samples "
     "(--samples, or automatically for a trace directory without regions), or the difference "
     "of two region histories (--diff OTHER: rate of OTHER minus rate of SRC). Empty address "
     "gaps and long never-accessed stretches are collapsed (--collapse). Without --png the "
     "heatmap is printed as digit rows.\n\n"
-    "Example:  tracedamon report heatmap damon.td --png heat.png",
+    "Example:  tracedamon report heatmap damon.td --png heat.png"
 )
+
+
 @with_history_warnings
 def heatmap_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
-    png: Optional[Path] = typer.Option(None, "--png", help="write a PNG"),
+    png: Optional[Path] = opt.png(),
     cells: Optional[Path] = typer.Option(
         None, "--cells", help="write the matrix as Parquet (t0_ns, t1_ns, start, end, value)"
     ),
@@ -88,12 +70,10 @@ def heatmap_cmd(
     ),
     samples: bool = typer.Option(False, "--samples", help="heat of the raw samples table"),
     phys: bool = typer.Option(False, "--phys", help="samples: use physical addresses"),
-    pid: Optional[int] = typer.Option(None, "--pid", help="samples: only this pid"),
-    event: Optional[List[str]] = typer.Option(None, "--event", help="samples: only these events"),
+    pid: Optional[int] = opt.pid("samples: only this pid"),
+    event: List[str] = opt.events("samples: only these events (repeatable)"),
     target: Optional[int] = typer.Option(None, "--target", help="regions: target (pid or index)"),
-    range_: Optional[List[str]] = typer.Option(
-        None, "--range", help="START-END address range to draw (repeatable)"
-    ),
+    range_: List[str] = opt.ranges("START-END address range to draw (repeatable)"),
     collapse: str = typer.Option(
         "auto",
         "--collapse",
@@ -107,7 +87,7 @@ def heatmap_cmd(
     addr_bins: int = typer.Option(
         0, "--addr-bins", help="columns (default 400 for PNG, 80 on the terminal)"
     ),
-    offset: int = typer.Option(0, "--offset", help="--diff: ns added to OTHER's times"),
+    offset: int = opt.offset("--diff: ns added to OTHER's times"),
     damo: bool = typer.Option(
         False,
         "--damo",
@@ -115,9 +95,9 @@ def heatmap_cmd(
         "ages, integer pixels, one continuous address axis), to put "
         "beside `damo report heatmap` output",
     ),
-    width: int = typer.Option(1000, "--width", help="PNG width, pixels"),
-    height: int = typer.Option(700, "--height", help="PNG height, pixels"),
-    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
+    width: int = opt.width(1000),
+    height: int = opt.height(700),
+    force: bool = opt.force(),
 ) -> None:
     from ..store.atomic import HEATMAP_CELLS, PNG_PLOT
     from ..export import heatmap as hm_mod
@@ -175,14 +155,15 @@ def heatmap_cmd(
         typer.echo(hm.ascii(rows=min(tb, 200), cols=min(ab, 200)))
 
 
-@report_app.command(
-    "wss",
-    help="Working-set size (bytes of regions with nr_accesses >= --acc-thres) per snapshot: mean "
+WSS_HELP = (
+    "Working-set size (bytes of regions with nr_accesses >= --acc-thres) per snapshot: mean "
     "and percentiles (damo's definition; unlike damo no snapshot is skipped unless --exclude), "
     "and how much of it comes from regions of 2 MiB and 1 GiB or more (a region counts whole "
     "once it counts as accessed).\n\n"
-    "Example:  tracedamon report wss replay.parquet --png wss.png",
+    "Example:  tracedamon report wss replay.parquet --png wss.png"
 )
+
+
 @with_history_warnings
 def wss_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
@@ -190,11 +171,10 @@ def wss_cmd(
     sz_thres: int = typer.Option(1, "--sz-thres", help="smallest region counted, bytes"),
     percentiles: str = typer.Option("0,25,50,75,100", "--percentiles"),
     exclude: int = typer.Option(0, "--exclude", help="drop the first N snapshots"),
-    png: Optional[Path] = typer.Option(None, "--png", help="time series and distribution as PNG"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
+    png: Optional[Path] = opt.png("time series and distribution as PNG"),
+    as_json: bool = opt.as_json(),
+    force: bool = opt.force(),
 ) -> None:
-    from ..units import format_bytes
     from ..store.atomic import PNG_PLOT
     from ..export.wss import format_large, wss_png, wss_report
 
@@ -226,12 +206,13 @@ def wss_cmd(
         typer.echo(f"wrote {png}")
 
 
-@report_app.command(
-    "access",
-    help="Distributions of bytes by temperature and by idle time (damo `report access` "
+ACCESS_HELP = (
+    "Distributions of bytes by temperature and by idle time (damo `report access` "
     "definitions), over all snapshots.\n\n"
-    "Example:  tracedamon report access damon.td",
+    "Example:  tracedamon report access damon.td"
 )
+
+
 @with_history_warnings
 def access_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
@@ -239,15 +220,14 @@ def access_cmd(
         "0,100,100", "--weights", help="temperature weights: size,rate,age"
     ),
     percentiles: str = typer.Option("0,1,5,10,25,50,75,90,95,99,100", "--percentiles"),
-    png: Optional[Path] = typer.Option(None, "--png", help="CDFs of bytes as PNG"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
+    png: Optional[Path] = opt.png("CDFs of bytes as PNG"),
+    as_json: bool = opt.as_json(),
+    force: bool = opt.force(),
 ) -> None:
     from ..store.atomic import PNG_PLOT
     from ..export.access_report import access_png, access_report
 
     _check(png, PNG_PLOT, force, src)
-    from ..units import format_bytes
 
     rep = access_report(
         src, weights=_numbers(weights, "weights"), ps=_numbers(percentiles, "percentiles")
@@ -284,16 +264,17 @@ def access_cmd(
         typer.echo(f"wrote {png}")
 
 
-@report_app.command(
-    "summary",
-    help="What a region history (or, without regions, a samples table) holds: snapshots, time "
+SUMMARY_HELP = (
+    "What a region history (or, without regions, a samples table) holds: snapshots, time "
     "span, intervals, targets, regions per snapshot, address ranges, heat, working set.\n\n"
-    "Example:  tracedamon report summary replay.parquet",
+    "Example:  tracedamon report summary replay.parquet"
 )
+
+
 @with_history_warnings
 def summary_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    as_json: bool = opt.as_json(),
 ) -> None:
     from ..export.access_report import format_summary, sample_summary, summary
 
@@ -307,34 +288,33 @@ def summary_cmd(
         )
 
 
-@report_app.command(
-    "truth",
-    help="Ground truth for scoring a paddr history: the physical frames of a workload's "
+TRUTH_HELP = (
+    "Ground truth for scoring a paddr history: the physical frames of a workload's "
     "labelled virtual areas, from pagemap snapshots. Areas come from a CSV/JSON of "
     "label,start,end (virtual addresses) or from a workload log with "
     "'layout area=NAME start=0x.. end=0x..' lines. Writes start,end,label CSV for "
     "`tracedamon compare --truth`.\n\n"
-    "Example:  tracedamon report truth pagemap.td --areas workload.log -o truth.csv",
+    "Example:  tracedamon report truth pagemap.td --areas workload.log -o truth.csv"
 )
+
+
 def truth_cmd(
     pagemap: Path = typer.Argument(..., help="trace directory with a pagemap table"),
     areas: Path = typer.Option(..., "--areas", help="virtual areas: CSV/JSON or workload log"),
-    out: Path = typer.Option(..., "-o", "--output", help="truth CSV to write"),
+    out: Path = opt.output("truth CSV to write", ...),
     snapshot: Optional[int] = typer.Option(None, "--snapshot",
                                            help="pagemap snapshot (default: the last)"),
-    pid: Optional[int] = typer.Option(None, "--pid", help="process of the areas"),
-    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
+    pid: Optional[int] = opt.pid("process of the areas"),
+    force: bool = opt.force(),
 ) -> None:
     import pandas as pd
 
     from ..store.atomic import TRUTH_CSV
-    from ..errors import InputError
     from ..export.compare import load_truth
 
     _check(out, TRUTH_CSV, force, pagemap, areas)
     from ..export.truth import areas_from_workload_log, ground_truth, write_truth_csv
     from ..store.trace import open_trace
-    from ..units import PAGE_SIZE
 
     tr = open_trace(pagemap)
     if not tr.has("pagemap"):
@@ -363,30 +343,28 @@ def truth_cmd(
     typer.echo(f"wrote {out}")
 
 
-@report_app.command(
-    "attribute",
-    help="Which processes own the memory of a paddr region history: per region and "
+ATTRIBUTE_HELP = (
+    "Which processes own the memory of a paddr region history: per region and "
     "snapshot, the bytes each pid maps (from pagemap snapshots nearest in time), and per "
     "pid the bytes in accessed regions.\n\n"
-    "Example:  tracedamon report attribute damon.td --pagemap pagemap.td -o owners.parquet",
+    "Example:  tracedamon report attribute damon.td --pagemap pagemap.td -o owners.parquet"
 )
+
+
 def attribute_cmd(
     src: Path = typer.Argument(..., help="paddr region history: trace directory or .parquet"),
-    pagemap: Path = typer.Option(..., "--pagemap", help="trace directory with a pagemap table"),
-    out: Optional[Path] = typer.Option(None, "-o", "--output", help="write the table (Parquet)"),
-    offset: int = typer.Option(0, "--offset", help="ns added to region times to reach the "
-                               "pagemap clock"),
-    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
+    pagemap: Path = opt.pagemap("trace directory with a pagemap table", ...),
+    out: Optional[Path] = opt.output("write the table (Parquet)"),
+    offset: int = opt.offset("ns added to region times to reach the pagemap clock"),
+    force: bool = opt.force(),
 ) -> None:
     from ..store.atomic import ATTRIBUTION
 
     _check(out, ATTRIBUTION, force, src, pagemap)
 
-    from ..errors import InputError
     from ..export.history import open_history
     from ..export.truth import write_attribution
     from ..store.trace import open_trace
-    from .warn import one_line_warnings
 
     pm = open_trace(pagemap)
     if not pm.has("pagemap"):
@@ -411,8 +389,13 @@ def attribute_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    from . import report_damos, report_html
-
-    report_html.register(report_app)
-    report_damos.register(report_app)
-    app.add_typer(report_app, name="report")
+    group = typer.Typer(help=HELP, no_args_is_help=True)
+    group.command("heatmap", help=HEATMAP_HELP)(heatmap_cmd)
+    group.command("wss", help=WSS_HELP)(wss_cmd)
+    group.command("access", help=ACCESS_HELP)(access_cmd)
+    group.command("summary", help=SUMMARY_HELP)(summary_cmd)
+    group.command("truth", help=TRUTH_HELP)(truth_cmd)
+    group.command("attribute", help=ATTRIBUTE_HELP)(attribute_cmd)
+    report_html.register(group)
+    report_damos.register(group)
+    app.add_typer(group, name="report")

@@ -8,19 +8,21 @@ from typing import Optional
 
 import typer
 
+from . import options as opt
+from .warn import one_line_warnings
+
 
 def damos_cmd(
     src: Path = typer.Argument(..., help="a tracedamon damos output, a history with its "
                                "damos output beside it, or a DAMON trace with "
                                "damos_before_apply events"),
-    png: Optional[Path] = typer.Option(None, "--png", help="write the picture"),
+    png: Optional[Path] = opt.png("write the picture"),
     history: Optional[Path] = typer.Option(
         None, "--history", help="the region history the schemes ran on (default: the one "
         "the damos output names)"),
-    width: int = typer.Option(1100, "--width", help="PNG width, pixels"),
-    height: int = typer.Option(1000, "--height", help="PNG height, pixels"),
-    force: bool = typer.Option(False, "--force",
-                               help="replace an existing output (only tracedamon's own)"),
+    width: int = opt.width(1100),
+    height: int = opt.height(1000),
+    force: bool = opt.force(),
 ) -> None:
     """What DAMOS schemes did: per scheme, the applications (walks that handed regions to
     the action), bytes tried and applied, quota exceeds, and the modelled outcome
@@ -35,9 +37,8 @@ def damos_cmd(
 
     Example:  tracedamon report damos run.td/replay.damos --png damos.png
     """
-    from ..atomic import PNG_PLOT, check_output
-    from ..export.damos_report import damos_report
-    from .warn import one_line_warnings
+    from ..export.damos_report import damos_report      # heavy: see tracedamon.cli
+    from ..store.atomic import PNG_PLOT, check_output
 
     if png is not None:
         check_output(png, PNG_PLOT, force=force, inputs=[src, history])   # before any work

@@ -1,11 +1,14 @@
 """`tracedamon sweep`: replay a grid of DAMON configurations over traces, on Dask."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from ..errors import ConfigError
+from . import options as opt
+from .progress import progress_bar
 
 HELP = (
     "Which DAMON settings would have served best? Replay every trace directory SRC with "
@@ -38,107 +41,88 @@ HELP = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("sweep", help=HELP)
-    def sweep_cmd(
-        sources: List[str] = typer.Argument(..., help="trace directories (globs expand)"),
-        grid: List[str] = typer.Option([], "--grid", help="KEY=V1,V2,... (repeatable)"),
-        seeds: int = typer.Option(1, "--seeds", help="seeds per seed-dependent configuration"),
-        reference: Optional[str] = typer.Option(None, "--reference",
-                                                help="region history to compare each run "
-                                                     "with ('{src}' = the source's path)"),
-        truth: Optional[Path] = typer.Option(None, "--truth",
-                                             help="ground truth: CSV/JSON of start,end,label"),
-        scheme: List[str] = typer.Option([], "--scheme",
-                                         help="DAMOS schemes run over every replay "
-                                              "(preset, damo JSON or sysfs dump, as in "
-                                              "`tracedamon damos`; repeatable): damos_* "
-                                              "columns"),
-        scheduler: Optional[str] = typer.Option(None, "--scheduler",
-                                                help="Dask scheduler address, "
-                                                     "tcp://HOST:PORT"),
-        workers: Optional[int] = typer.Option(None, "--workers",
-                                              help="local worker processes (default: the "
-                                                   "CPUs; 1 = in this process)"),
-        out: Path = typer.Option(Path("sweep.parquet"), "-o", "--output",
-                                 help="the sweep table (Parquet)"),
-        png: Optional[Path] = typer.Option(None, "--png",
-                                           help="draw the Pareto front of accuracy vs access "
-                                                "checks per second"),
-        accuracy: Optional[str] = typer.Option(None, "--accuracy",
-                                               help="the accuracy column of the Pareto front "
-                                                    "(default: ref_hot_0_5_f1, else "
-                                                    "truth_hot_0_5_f1)"),
-        keep_histories: Optional[Path] = typer.Option(None, "--keep-histories",
-                                                      help="keep every run's region history "
-                                                           "in this directory"),
-        resume: bool = typer.Option(False, "--resume",
-                                    help="skip the tasks already finished (side file, output)"),
-        force: bool = typer.Option(False, "--force", help="replace an earlier sweep's output"),
-        ops: Optional[str] = typer.Option(None, "--ops", help="fixed: vaddr, fvaddr or paddr"),
-        pid: List[int] = typer.Option([], "--pid", help="fixed target pid (repeatable)"),
-        range_: List[str] = typer.Option([], "--range", help="fixed START-END (repeatable)"),
-        access: Optional[str] = typer.Option(None, "--access", help="fixed access check"),
-        event: List[str] = typer.Option([], "--event", help="fixed event (repeatable)"),
-        start: Optional[str] = typer.Option(None, "--start", help="fixed t0: ns or auto"),
-        pagemap: Optional[Path] = typer.Option(None, "--pagemap",
-                                               help="trace directory with pagemap snapshots"),
-        quiet: bool = typer.Option(False, "-q", "--quiet", help="no summary"),
-    ) -> None:
-        from ..sweep import sweep
-        from ..sweep.runner import have_dask
+def sweep_cmd(
+    sources: List[str] = typer.Argument(..., help="trace directories (globs expand)"),
+    grid: List[str] = typer.Option([], "--grid", help="KEY=V1,V2,... (repeatable)"),
+    seeds: int = typer.Option(1, "--seeds", help="seeds per seed-dependent configuration"),
+    reference: Optional[str] = typer.Option(None, "--reference",
+                                            help="region history to compare each run "
+                                                 "with ('{src}' = the source's path)"),
+    truth: Optional[Path] = opt.truth(),
+    scheme: List[str] = opt.schemes("DAMOS schemes run over every replay (preset, damo JSON "
+                                    "or sysfs dump, as in `tracedamon damos`; repeatable): "
+                                    "damos_* columns"),
+    scheduler: Optional[str] = opt.scheduler(),
+    workers: Optional[int] = opt.workers(),
+    out: Path = opt.output("the sweep table (Parquet)", Path("sweep.parquet")),
+    png: Optional[Path] = opt.png("draw the Pareto front of accuracy vs access checks per "
+                                  "second"),
+    accuracy: Optional[str] = typer.Option(None, "--accuracy",
+                                           help="the accuracy column of the Pareto front "
+                                                "(default: ref_hot_0_5_f1, else "
+                                                "truth_hot_0_5_f1)"),
+    keep_histories: Optional[Path] = typer.Option(None, "--keep-histories",
+                                                  help="keep every run's region history "
+                                                       "in this directory"),
+    resume: bool = typer.Option(False, "--resume",
+                                help="skip the tasks already finished (side file, output)"),
+    force: bool = opt.force(),
+    ops: Optional[str] = opt.ops(help="fixed: vaddr, fvaddr or paddr"),
+    pid: List[int] = opt.pids("fixed target pid (repeatable)"),
+    range_: List[str] = opt.ranges("fixed START-END (repeatable)"),
+    access: Optional[str] = opt.access(help="fixed access check: perf, perf-phys or abit"),
+    event: List[str] = opt.events("fixed event (repeatable)"),
+    start: Optional[str] = opt.start("fixed t0: ns or auto"),
+    pagemap: Optional[Path] = opt.pagemap(),
+    quiet: bool = opt.quiet(),
+) -> None:
+    import tracedamon
+    from ..pipeline.sweep.runner import have_dask        # heavy: see tracedamon.cli
 
-        fixed = {"ops": ops, "pid": pid, "range": range_, "access": access, "event": event,
-                 "start": start, "pagemap": pagemap}
-        kw = dict(seeds=seeds, fixed=fixed, reference=reference, truth=truth,
-                  scheme=scheme or None,
-                  scheduler=scheduler, workers=workers, output=out, resume=resume,
-                  force=force, keep_histories=keep_histories)
-        if (workers is None or workers > 1) and scheduler is None and not have_dask():
-            typer.echo("tracedamon: Dask distributed is not installed: running in this "
-                       "process (pip install 'tracedamon[dask]')", err=True)
-        if png is not None:
-            from ..store.atomic import PNG_PLOT, check_output
-            check_output(png, PNG_PLOT, force=force or resume, inputs=[out])
-        side = Path(str(out) + ".partial.jsonl")
-        try:
-            if sys.stderr.isatty() and not quiet:
-                from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
-                cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-                with Progress(*cols, transient=True) as bar:
-                    task = bar.add_task("sweep: starting", total=None)
-
-                    def progress(done, total, row):
-                        bar.update(task, completed=done, total=total, description="sweep")
-                    df = sweep(sources, grid, progress=progress, **kw)
-            else:
-                df = sweep(sources, grid, **kw)
-        except KeyboardInterrupt:
-            if side.exists():
-                typer.echo(f"tracedamon: interrupted; finished rows are kept in {side}: "
-                           "run the same command with --resume to continue", err=True)
-            raise
+    fixed = {"ops": ops, "pid": pid, "range": range_, "access": access, "event": event,
+             "start": start, "pagemap": pagemap}
+    kw = dict(seeds=seeds, fixed=fixed, reference=reference, truth=truth,
+              scheme=scheme or None,
+              scheduler=scheduler, workers=workers, output=out, resume=resume,
+              force=force, keep_histories=keep_histories)
+    if (workers is None or workers > 1) and scheduler is None and not have_dask():
+        typer.echo("tracedamon: Dask distributed is not installed: running in this "
+                   "process (pip install 'tracedamon[dask]')", err=True)
+    if png is not None:
+        from ..store.atomic import PNG_PLOT, check_output
+        check_output(png, PNG_PLOT, force=force or resume, inputs=[out])
+    side = Path(str(out) + ".partial.jsonl")
+    try:
+        with progress_bar("sweep", quiet=quiet) as bar:
+            df = tracedamon.sweep(sources, grid, progress=None if bar is None else
+                                  (lambda done, total, row: bar(done, total, None)), **kw)
+    except KeyboardInterrupt:
+        if side.exists():
+            typer.echo(f"tracedamon: interrupted; finished rows are kept in {side}: "
+                       "run the same command with --resume to continue", err=True)
+        raise
+    if not quiet:
+        print_summary(df, accuracy)
+        typer.echo(f"wrote {out}")
+    if png is not None:
+        from ..pipeline.sweep.summary import (default_accuracy, draw_pareto, pareto,
+                                     per_configuration)
+        meta = df.attrs["tracedamon_sweep"]
+        gc = meta["grid_columns"]
+        per = per_configuration(df, gc)
+        acc = accuracy or default_accuracy(per.columns)
+        if acc is None or acc not in per:
+            raise ConfigError("--png: no accuracy column to draw (give --reference or "
+                              "--truth, or name one with --accuracy)")
+        draw_pareto(per, pareto(per, acc), acc, png, gc,
+                    title=f"{len(meta['sources'])} source(s), {len(per)} configurations",
+                    force=force or resume)
         if not quiet:
-            print_summary(df, accuracy)
-            typer.echo(f"wrote {out}")
-        if png is not None:
-            from ..sweep.summary import (default_accuracy, draw_pareto, pareto,
-                                         per_configuration)
-            from ..errors import ConfigError
-            meta = df.attrs["tracedamon_sweep"]
-            gc = meta["grid_columns"]
-            per = per_configuration(df, gc)
-            acc = accuracy or default_accuracy(per.columns)
-            if acc is None or acc not in per:
-                raise ConfigError("--png: no accuracy column to draw (give --reference or "
-                                  "--truth, or name one with --accuracy)")
-            draw_pareto(per, pareto(per, acc), acc, png, gc,
-                        title=f"{len(meta['sources'])} source(s), {len(per)} configurations",
-                        force=force or resume)
-            if not quiet:
-                typer.echo(f"wrote {png}")
+            typer.echo(f"wrote {png}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep", help=HELP)(sweep_cmd)
 
 
 def print_summary(df, accuracy: Optional[str] = None) -> None:
@@ -146,7 +130,7 @@ def print_summary(df, accuracy: Optional[str] = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..sweep.summary import best, default_accuracy, describe, pareto, per_configuration
+    from ..pipeline.sweep.summary import best, default_accuracy, describe, pareto, per_configuration
 
     meta = df.attrs["tracedamon_sweep"]
     gc = meta["grid_columns"]

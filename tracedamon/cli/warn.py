@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import warnings
 from typing import Iterator
@@ -36,3 +37,14 @@ def one_line_warnings(*categories: type[Warning]) -> Iterator[None]:
             yield
     finally:
         warnings.showwarning = old
+
+
+def with_history_warnings(fn):
+    """Run a command with the region-history reader's warnings printed as one line each."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with one_line_warnings():
+            return fn(*args, **kwargs)
+
+    return run
