@@ -114,14 +114,14 @@ def areas_known(mm, pid, t):
 
 
 def test_vaddr_without_mappings_at_start_has_no_regions(hotcold):
-    # at the first sample the process has mapped only two areas: no three regions, so
+    # with --start first: at the first sample the process has mapped only two areas: no three regions, so
     # (like the kernel) the target has no regions until an ops update (60 s) finds them,
     # which this 2 s trace never reaches: an empty history is refused, and the error says
     # when the mappings give three regions, and which --start to pass: the time the
     # workload maps its area (perf's MMAP record of 0x200000000000)
     import re
     with pytest.raises(InputError, match="no target had a region in any snapshot") as e:
-        replay(hotcold, ops="vaddr")
+        replay(hotcold, ops="vaddr", start_ns="first")
     msg = str(e.value)
     assert "pid 2291: no three regions at replay start (mappings known then: 2)" in msg
     mm = tracedamon.open_trace(hotcold).df("mmaps")
@@ -428,9 +428,9 @@ def test_cli_max_rows(hotcold, capsys):
 
 
 def test_vaddr_ops_update_finds_the_mappings_later(hotcold):
-    # with a 100 ms update interval the first ops update (end of aggregation 0) sees the
+    # with --start first and a 100 ms update interval the first ops update (end of aggregation 0) sees the
     # workload's mapping: snapshot 0 has no regions, later ones cover the workload area
-    h = replay(hotcold, ops="vaddr", update_us=100_000)
+    h = replay(hotcold, ops="vaddr", update_us=100_000, start_ns="first")
     df = h.df
     assert h.n_snapshots == 20 and 0 not in set(df.snapshot)
     for snap, g in df.groupby("snapshot"):
@@ -507,3 +507,20 @@ def test_start_auto_scores_what_the_initial_regions_would_see(late_share):
         assert a["covered"] == int((t >= 300_000_000).sum())
     assert a["samples_in_window"] == int((t >= h.metadata["t0_ns"]).sum())
     assert len(h.df) > 0
+
+
+def test_vaddr_default_start_is_auto_when_the_first_sample_gives_no_regions(hotcold):
+    # the default (no start given) on a `perf record -- cmd` trace: the first sample gives
+    # the process no three regions, so the replay starts where --start auto does, says so
+    # in a warning, and records the choice; the history is the --start auto one
+    h = replay(hotcold, ops="vaddr", sample_us=10_000)
+    a = replay(hotcold, ops="vaddr", sample_us=10_000, start_ns="auto")
+    m = h.metadata
+    assert m["t0_source"] == "auto (default: no regions at the first sample)"
+    assert m["t0_ns"] == a.metadata["t0_ns"] == m["t0_auto"]["time_ns"]
+    assert m["t0_ns"] > m["t0_auto"]["first_three_regions_ns"] >= 0
+    assert any("starting at" in w and "--start first" in w for w in m["warnings"])
+    assert h.table.equals(a.table)
+    # a start given in ns stays that start
+    late = replay(hotcold, ops="vaddr", sample_us=10_000, start_ns=m["t0_ns"])
+    assert late.metadata["t0_source"] == "--start"

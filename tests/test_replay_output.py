@@ -115,7 +115,7 @@ def test_cli_streams_and_a_failed_replay_leaves_nothing(hotcold, tmp_path, monke
     assert list(tmp_path.glob("*bad*")) == []
     # a refusal found after the run (the target never had regions) leaves nothing either
     with pytest.raises(InputError, match="no target had a region"):
-        rp.replay(hotcold, ops="vaddr", output=bad)
+        rp.replay(hotcold, ops="vaddr", start_ns="first", output=bad)
     assert list(tmp_path.glob("*bad*")) == []
 
 

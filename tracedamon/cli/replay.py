@@ -28,9 +28,11 @@ HELP = (
     "interval of the last sample. vaddr takes its initial regions from the mappings known at "
     "t0 by the kernel's three-regions rule, and refits them only at ops updates (--update-us): "
     "on a `perf record -- cmd` trace the process has too few mappings at its first sample, "
-    "so give --start after the workload has mapped its memory, or --start auto: the time from "
-    "which the target's mappings give three regions covering the most of its samples until "
-    "the first ops update (the choice and why are in the output's metadata, t0_auto).\n\n"
+    "so vaddr then starts, by default, as --start auto does: the time from which the "
+    "target's mappings give three regions covering the most of its samples until the first "
+    "ops update (a warning says so; the choice and why are in the output's metadata, "
+    "t0_source and t0_auto); --start first keeps the first sample, as a kdamond started at "
+    "exec would (no regions until the first ops update).\n\n"
     "Output: -o FILE, else DIR/replay.parquet (DIR/regions.parquet, an ingested DAMON trace, "
     "is never overwritten), written snapshot by snapshot as the replay runs; an existing "
     "output is replaced only with --force, and only a region history tracedamon wrote. "
@@ -100,8 +102,10 @@ def replay_cmd(
                              "split above max/2, ages once per merge, apply-mode "
                              "min_nr_regions, per-context lfsr113 PRNG, moving-sum "
                              "nr_accesses, all System RAM for paddr)"),
-    start: Optional[str] = opt.start("t0 in ns, or 'auto' (vaddr: when the target's mappings "
-                                     "give useful three regions); default: the first sample"),
+    start: Optional[str] = opt.start("t0 in ns, 'auto' (vaddr: when the target's mappings "
+                                     "give useful three regions) or 'first' (the first "
+                                     "sample); default: the first sample, or for vaddr 'auto' "
+                                     "when the first sample gives a target no regions"),
     folios: str = typer.Option("auto", "--folios",
                                help="abit's unit: auto = THP / hugetlb folios where the "
                                     "pagemap snapshots show them, else 4 KiB pages; "

@@ -226,7 +226,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         raise InputError("the trace has no timed samples to replay")
     t_first, t_last = scan["t_first"], scan["t_last"]
     start_ns, auto = _start_option(start_ns)
-    t0 = t_first if (start_ns is None or auto) else int(start_ns)
+    t0 = t_first if (start_ns in (None, "first") or auto) else int(start_ns)
     r = _Replay(config, opset, access, src, meta, scan,
                 choose_events(scan["names"], list(events or [])), mm=mm, mp=mp, pm=pm)
     _count_per_pid(r)
@@ -237,8 +237,7 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         src.materialize()
     TARGETS[opset.name](r, pids, ranges)
     access_batches = _access_batches(r)
-    t0, t0_auto = _start(r, access_batches, t0, auto)
-    t0_source = "auto" if auto else "--start" if start_ns is not None else "first sample"
+    t0, t0_auto, t0_source = _start(r, access_batches, t0, auto, start_ns)
     _check_span(config, t0, t_last, t0_source)
     acc = StreamedSamples(access_batches(), t0)
     folio_model = _folio_model(r, access, folios)
@@ -320,14 +319,19 @@ def _open(source, mmaps, maps, pagemap, trace_meta):
 
 def _start_option(start_ns):
     """(start_ns as an int or None, auto) from the ``start_ns`` option."""
+    if start_ns is None:
+        return None, None                 # the default: see _start
+    if isinstance(start_ns, str) and start_ns.strip().lower() == "first":
+        return "first", False
     auto = isinstance(start_ns, str) and start_ns.strip().lower() == "auto"
     if isinstance(start_ns, str) and not auto:
         try:
             start_ns = int(start_ns.replace("_", ""), 0)
         except ValueError:
-            raise ConfigError(f"start_ns: {start_ns!r} is not a time in ns or 'auto'",
-                              cli_message=f"--start: {start_ns!r} is not a time in ns or "
-                                          "'auto'") from None
+            raise ConfigError(f"start_ns: {start_ns!r} is not a time in ns, 'auto' or "
+                              "'first'",
+                              cli_message=f"--start: {start_ns!r} is not a time in ns, "
+                                          "'auto' or 'first'") from None
     return start_ns, auto
 
 
@@ -552,19 +556,31 @@ def _access_batches(r: _Replay):
     return one_batch
 
 
-def _start(r: _Replay, access_batches, t0: int, auto: bool):
-    """(t0, t0_auto): the start the targets' mappings call for with ``auto`` (vaddr), and
-    the vaddr targets' initial ranges in their metadata (warnings when they have none)."""
+def _start(r: _Replay, access_batches, t0: int, auto: bool | None, start_ns):
+    """(t0, t0_auto, t0_source): the start the targets' mappings call for with ``auto``
+    (vaddr), and the vaddr targets' initial ranges in their metadata (warnings when they
+    have none).  ``auto`` None (no start given): vaddr starts as ``auto`` does when the
+    first sample gives a target no regions (a kdamond started at exec would see nothing
+    until its first ops update; users start DAMON once the workload has mapped its memory),
+    else at the first sample; ``start_ns='first'`` keeps the first sample."""
     t_first, t_last = r.scan["t_first"], r.scan["t_last"]
+    source = "auto" if auto else "--start" if start_ns is not None and start_ns != "first" \
+        else "first sample"
     t0_auto = None
     if not r.timelines:
         if auto:
             t0_auto = {"time_ns": t0,
                        "reason": f"--ops {r.ops.name} has fixed ranges: the first sample"}
-        return t0, t0_auto
+        return t0, t0_auto, source
     if auto or any(tl.ranges_at(t0) is None for tl in r.timelines):
         t0_auto = _auto_start(r.timelines, access_batches, t_first, t_last,
                               r.config.update_us * 1000)
+    if auto is None and t0_auto is not None and t0_auto["time_ns"] is not None:
+        auto, source = True, "auto (default: no regions at the first sample)"
+        r.warnings.append(
+            f"pid(s) {', '.join(str(p) for p in r.tpids)}: no three regions at the first "
+            f"sample ({t_first} ns); starting at {t0_auto['time_ns']} ns as --start auto "
+            "does (--start first keeps the first sample)")
     if auto:
         if t0_auto["time_ns"] is None:
             def msg(start, fixed):
@@ -595,7 +611,7 @@ def _start(r: _Replay, access_batches, t0: int, auto: bool):
             r.warnings.append(f"pid {p}: no three regions at replay start (mappings "
                               f"known then: {len(tl.vmas_at(t0))}); the target has no "
                               f"regions until an ops update finds them{hint}")
-    return t0, t0_auto
+    return t0, t0_auto, source
 
 
 def _check_result(r: _Replay, hist: HistoryArrays, used: int, t0: int, t_last: int,
