@@ -489,9 +489,10 @@ def _alone_one(slot: int, m: Mutant | None, args) -> None:
     if not files:
         return
     warm_slot(slot)
+    warm = (SCRATCH / f"slot-{slot}" / "numba-warm").exists()
     tree, cache = _prepare(slot, [m] if m else [], args.fresh)
-    how = "empty" if args.fresh else ("warm, being filled" if not m else
-                                      "warm minus the edited file and its importers")
+    how = ("empty" if args.fresh or (m and not warm) else
+           "warm, being filled" if not m else "warm minus the edited file and its importers")
     for f in files:
         res = pytest(tree, cache, ["-x", f], args.timeout)
         record(args.out, {"mode": "alone", "mutant": name, "file": f, "slot": slot,
