@@ -94,11 +94,14 @@ class Mutant:
 
 
 CORE = "tracedamon/engine/core.py"
+PADDR = "tracedamon/engine/ops/paddr.py"
 FIXED = "tracedamon/engine/fixed.py"
 RECORDS = "tracedamon/ingest/perf_records.py"
-PERF = "tracedamon/ingest/perf_data.py"
+ORDERING = "tracedamon/ingest/perf/ordering.py"
+SIDEBAND = "tracedamon/ingest/perf/sideband.py"
 DSRC = "tracedamon/ingest/data_src.py"
-CMP = "tracedamon/export/compare.py"
+SWEEP = "tracedamon/export/compare_sweep.py"
+CMETRICS = "tracedamon/export/compare_metrics.py"
 OVL = "tracedamon/export/overlay.py"
 DAMO = "tracedamon/export/damo_export.py"
 
@@ -127,9 +130,18 @@ MUTANTS: tuple[Mutant, ...] = (
            "while j < nr_subs - 1 and sz >= 2 * minsz:",
            "split regions of exactly two minimum sizes (kernel: strictly greater)",
            CORE_TESTS),
+    # _split_regions' draw (split_some_regions, mainline-2026, has its own)
     Mutant("core-split-draw", CORE,
-           "k = 1 + _draw(st, 9, fix_rand32, inj, injpos)",
-           "k = 1 + _draw(st, 10, fix_rand32, inj, injpos)",
+           "k = 1 + draw(st, 9, fix_rand32, inj, injpos)\n"
+           "                sub = (k * sz // 10) // minsz * minsz\n"
+           "                if maxsz > 0 and sub > maxsz:\n"
+           "                    sub = maxsz\n"
+           "                j += 1",
+           "k = 1 + draw(st, 10, fix_rand32, inj, injpos)\n"
+           "                sub = (k * sz // 10) // minsz * minsz\n"
+           "                if maxsz > 0 and sub > maxsz:\n"
+           "                    sub = maxsz\n"
+           "                j += 1",
            "split ratio drawn from 1..10 instead of damon_rand(1, 10) = 1..9", CORE_TESTS),
     Mutant("core-bp-last", CORE,
            'a["bp"] += -k * (a["last"] * 10000 // ln) + 10000 * (a["nr"] - nr0)',
@@ -151,9 +163,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "last_iv_start = tbase + (local_aggr - psibase) * S",
            "an aggregation counted complete only when a sample lies past its end "
            "(off by one interval)", CORE_TESTS),
-    Mutant("core-pa-cache", CORE,
-           "if ((physical and not fix_pa_cache) or same) and",
-           "if (physical or same) and",
+    Mutant("core-pa-cache", PADDR,
+           "cache_across_targets=not mon.cfg.fix_pa_cache)",
+           "cache_across_targets=True)",
            "paddr's global last-verdict cache kept even with fix_pa_cache", CORE_TESTS),
     Mutant("core-nr-rescale", CORE,
            "nr2 = (nr * 10000 // old_max) * new_max // 10000",
@@ -204,17 +216,17 @@ MUTANTS: tuple[Mutant, ...] = (
            "out[i, C_RAW_LEN] = sz\n            p += 4 + sz",
            "out[i, C_RAW_LEN] = sz\n            p += sz",
            "RAW: the u32 size word itself not skipped", PERF_TESTS),
-    Mutant("perf-rounds", PERF,
+    Mutant("perf-rounds", ORDERING,
            "closed = b.rounds <= nrounds - 2", "closed = b.rounds <= nrounds - 1",
            "FINISHED_ROUND: samples held back for one round instead of two", PERF_TESTS),
-    Mutant("perf-stable-sort", PERF,
+    Mutant("perf-stable-sort", ORDERING,
            'self.parts = [m.take(np.argsort(m.times, kind="stable"))]',
            "self.parts = [m.take(np.argsort(m.times))]",
            "re-ordering with an unstable sort: equal times lose file order", PERF_TESTS),
     Mutant("perf-mmap2-prot", RECORDS,
            "f32[i, 4] = _u32(buf, body + 56)", "f32[i, 4] = _u32(buf, body + 60)",
            "MMAP2 (bulk decoder): prot read from the flags word", PERF_TESTS),
-    Mutant("perf-mmap2-buildid", PERF,
+    Mutant("perf-mmap2-buildid", SIDEBAND,
            "build_id = body[36:36 + min(bsz, 20)].hex()",
            "build_id = body[33:33 + min(bsz, 20)].hex()",
            "MMAP2 (per-record decoder): build id read right after its size byte, over "
@@ -236,13 +248,13 @@ MUTANTS: tuple[Mutant, ...] = (
            "(v >= theta * vmax * (1 - HOT_RTOL))", "(v >= theta * vmax * (1 + HOT_RTOL))",
            "hot-set tolerance applied the wrong way (0.3 x 10 no longer admits 3)",
            COMPARE_TESTS),
-    Mutant("cmp-time-weight", CMP,
+    Mutant("cmp-time-weight", SWEEP,
            "self.J[c0:c1] += v * dt", "self.J[c0:c1] += v",
            "joint distribution weighted by bytes only, not bytes x ns", COMPARE_TESTS),
-    Mutant("cmp-age-weight", CMP,
+    Mutant("cmp-age-weight", SWEEP,
            "AG.add([uc], w * dt)", "AG.add([uc], w)",
            "age agreement weighted by bytes only, not bytes x ns", COMPARE_TESTS),
-    Mutant("cmp-prf-sides", CMP,
+    Mutant("cmp-prf-sides", CMETRICS,
            "prf(hot_set(y, th, mxb), hot_set(x, th, mxa), w)",
            "prf(hot_set(x, th, mxa), hot_set(y, th, mxb), w)",
            "hot-set precision and recall taken against the wrong side", COMPARE_TESTS),
@@ -477,9 +489,10 @@ def _alone_one(slot: int, m: Mutant | None, args) -> None:
     if not files:
         return
     warm_slot(slot)
+    warm = (SCRATCH / f"slot-{slot}" / "numba-warm").exists()
     tree, cache = _prepare(slot, [m] if m else [], args.fresh)
-    how = "empty" if args.fresh else ("warm, being filled" if not m else
-                                      "warm minus the edited file and its importers")
+    how = ("empty" if args.fresh or (m and not warm) else
+           "warm, being filled" if not m else "warm minus the edited file and its importers")
     for f in files:
         res = pytest(tree, cache, ["-x", f], args.timeout)
         record(args.out, {"mode": "alone", "mutant": name, "file": f, "slot": slot,
