@@ -115,7 +115,7 @@ class _Inputs:
         end = time.monotonic() + timeout
         while True:
             v = self.js(script, *args)
-            if v or time.monotonic() > end:
+            if v or end < time.monotonic():
                 return v
             time.sleep(0.05)
 
@@ -275,7 +275,7 @@ class Firefox(_Inputs):
         self.m = None
         end = time.monotonic() + 90
         last = ""
-        while time.monotonic() < end and self.proc.poll() is None:
+        while end > time.monotonic() and self.proc.poll() is None:
             try:
                 m = Marionette(host="127.0.0.1", port=port, startup_timeout=5)
                 m.start_session()
