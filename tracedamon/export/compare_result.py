@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from ..store.atomic import COMPARE_CELLS, COMPARE_METRICS, marked, write_text_atomic
+from ..store.atomic import COMPARE_CELLS
 from ..store.writer import write_table_atomic
-from .metrics_json import metrics_json
+from .metrics_json import metrics_text
 
 __all__ = ["CompareResult"]
 
@@ -48,11 +48,7 @@ class CompareResult:
     def to_json(self, path: str | os.PathLike | None = None, *, force: bool = False) -> str:
         """The metrics as strict JSON text; with ``path``, also written there (with
         tracedamon's marker; ``force=True`` replaces only metrics tracedamon wrote)."""
-        if path is None:
-            return metrics_json(self.metrics)
-        text = metrics_json(marked(COMPARE_METRICS, self.metrics))
-        write_text_atomic(Path(path), text + "\n", kind=COMPARE_METRICS, force=force)
-        return text
+        return metrics_text(self.metrics, path, force=force)
 
     def write_cells(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         t = pa.Table.from_pandas(self.cells, preserve_index=False)

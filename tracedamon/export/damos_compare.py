@@ -63,12 +63,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import ConfigError, InputError
-from ..store.atomic import COMPARE_METRICS, marked, write_text_atomic
 from ..store.parquet import read_schema, read_table
 from ..store.trace import open_trace
 from ..units import format_bytes
 from .grid import merge_intervals
-from .metrics_json import metrics_json
+from .metrics_json import metrics_text
 
 __all__ = ["compare_damos", "DamosCompareResult", "read_applications", "is_damos_source",
            "applications_of", "pair_applications", "render_damos_metrics"]
@@ -339,11 +338,7 @@ class DamosCompareResult:
     def to_json(self, path: str | os.PathLike | None = None, *, force: bool = False) -> str:
         """The metrics as strict JSON text; with ``path``, also written there (with
         tracedamon's marker; ``force=True`` replaces only metrics tracedamon wrote)."""
-        if path is None:
-            return metrics_json(self.metrics)
-        text = metrics_json(marked(COMPARE_METRICS, self.metrics))
-        write_text_atomic(Path(path), text + "\n", kind=COMPARE_METRICS, force=force)
-        return text
+        return metrics_text(self.metrics, path, force=force)
 
 
 def compare_damos(a, b, *, offset_ns: int = 0, window_ns: int | None = None,

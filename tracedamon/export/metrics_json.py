@@ -3,10 +3,13 @@ write (NaN and infinities become null; numpy scalars and frames plain JSON)."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..store.atomic import COMPARE_METRICS, marked, write_text_atomic
 from .overlay import clean as _clean
 
 
@@ -40,3 +43,14 @@ def _json_default(o):
     if isinstance(o, pd.DataFrame):
         return o.to_dict("records")
     return str(o)
+
+
+def metrics_text(metrics: dict, path: str | os.PathLike | None = None, *,
+                 force: bool = False) -> str:
+    """A compare result's metrics as strict JSON text; with ``path``, also written there
+    (with tracedamon's marker; ``force=True`` replaces only metrics tracedamon wrote)."""
+    if path is None:
+        return metrics_json(metrics)
+    text = metrics_json(marked(COMPARE_METRICS, metrics))
+    write_text_atomic(Path(path), text + "\n", kind=COMPARE_METRICS, force=force)
+    return text
