@@ -61,7 +61,7 @@ from ..schema import (PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_HUGE, PAGEMAP_FLA
                       PAGEMAP_FLAG_THP)
 from ..units import format_bytes
 from .config import PAGE_SIZE
-from .checks import has_key
+from .checks import find_region, has_key
 from .draw import draw
 from .translate import nearest_index, pagemap_columns
 
@@ -357,22 +357,6 @@ class FolioModel:
 
 
 @njit(cache=True)
-def _find(lo, hi, a, b, x):
-    """Row in [a, b) of sorted disjoint [lo, hi) holding x, or -1."""
-    n = b - a
-    if n <= 0 or x < lo[a]:
-        return -1
-    base = a
-    while n > 1:
-        half = n >> 1
-        base = base + half if lo[base + half] <= x else base
-        n -= half
-    if x < hi[base]:
-        return base
-    return -1
-
-
-@njit(cache=True)
 def _has_range(k_tgt, k_page, lo, hi, t, a, b):
     """Is there a key (t, page) with a <= page < b among the sorted keys [lo, hi)?"""
     x = lo
@@ -408,7 +392,7 @@ def abit_check_folios(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, o
                 if (cache_across_targets or same) and (cache[0] & -lsz) == (sa & -lsz):
                     acc = cache[1] != 0
                 else:
-                    f = -1 if m < 0 else _find(mlo, mhi, moff[m], moff[m + 1], sa)
+                    f = -1 if m < 0 else find_region(mlo, mhi, moff[m], moff[m + 1], sa)
                     if f < 0:
                         acc = has_key(k_tgt, k_page, lo, hi, kt, sa & -PAGE_SIZE)
                         cache[2] = PAGE_SIZE
