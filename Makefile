@@ -28,6 +28,7 @@ test: $(STAMP) browser lint perf-corpus
 # package may import which), and the size limits (tools/size_allowlist.txt)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tracedamon tests bench tools
+	$(VENV)/bin/ruff format --check tracedamon tests bench tools
 	$(VENV)/bin/lint-imports
 	$(PY) tools/check_sizes.py
 

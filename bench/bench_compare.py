@@ -19,6 +19,7 @@
 
     .venv/bin/python bench/bench_compare.py [--rows 10000000] [--repeat 3] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,19 +62,29 @@ def write_history(path: Path, snapshots: int, pages: int, seed: int, *, sparse: 
 
     rng = np.random.default_rng(seed)
     hot = np.zeros(pages, bool)
-    hot[pages // 10: pages // 10 + pages // 20] = True           # 5 % hot
+    hot[pages // 10 : pages // 10 + pages // 20] = True  # 5 % hot
     warm = np.zeros(pages, bool)
-    warm[pages // 2: pages // 2 + pages // 5] = True             # 20 % warm
+    warm[pages // 2 : pages // 2 + pages // 5] = True  # 20 % warm
     start = (BASE + np.arange(pages, dtype=np.uint64) * PAGE).astype(np.uint64)
     age = np.zeros(pages, np.int64)
     last = np.zeros(pages, np.int64)
-    meta = {"replay": {
-        "config": {"sample_us": 5000, "aggr_us": 100000, "min_region": PAGE,
-                   "max_region": PAGE},
-        "t0_ns": T0 - AGGR_NS, "snapshots": snapshots, "tune_events": [],
-        "accessed_only": sparse, "sparse": sparse,
-        "coverage": [[0, 0, int(BASE), int(BASE + pages * PAGE)]],
-        "targets": [{"target": 0, "pid": 4242}]}}
+    meta = {
+        "replay": {
+            "config": {
+                "sample_us": 5000,
+                "aggr_us": 100000,
+                "min_region": PAGE,
+                "max_region": PAGE,
+            },
+            "t0_ns": T0 - AGGR_NS,
+            "snapshots": snapshots,
+            "tune_events": [],
+            "accessed_only": sparse,
+            "sparse": sparse,
+            "coverage": [[0, 0, int(BASE), int(BASE + pages * PAGE)]],
+            "targets": [{"target": 0, "pid": 4242}],
+        }
+    }
     schema = REGIONS.with_metadata({METADATA_KEY: json.dumps(meta).encode()})
     per_group = max(1, (1 << 20) // pages)
     rows = 0
@@ -81,9 +92,11 @@ def write_history(path: Path, snapshots: int, pages: int, seed: int, *, sparse: 
         for s0 in range(0, snapshots, per_group):
             cols = {c: [] for c in ("snapshot", "start", "nr", "age")}
             for s in range(s0, min(snapshots, s0 + per_group)):
-                nr = np.where(hot, rng.integers(15, 21, pages),
-                              np.where(warm, rng.binomial(20, 0.1, pages),
-                                       rng.binomial(20, 0.002, pages)))
+                nr = np.where(
+                    hot,
+                    rng.integers(15, 21, pages),
+                    np.where(warm, rng.binomial(20, 0.1, pages), rng.binomial(20, 0.002, pages)),
+                )
                 # DAMON's age: aggregations since nr_accesses last changed by more
                 # than a tenth of the maximum (20)
                 changed = np.abs(nr - last) > 2
@@ -97,14 +110,21 @@ def write_history(path: Path, snapshots: int, pages: int, seed: int, *, sparse: 
             snap = np.concatenate(cols["snapshot"])
             st = np.concatenate(cols["start"])
             n = len(snap)
-            t = pa.table({
-                "run": np.zeros(n, np.int32), "snapshot": snap.astype(np.int64),
-                "time_ns": (T0 + snap * AGGR_NS).astype(np.int64),
-                "target": np.zeros(n, np.int32), "pid": np.full(n, 4242, np.int32),
-                "start": st, "end": st + np.uint64(PAGE),
-                "nr_accesses": np.concatenate(cols["nr"]).astype(np.uint32),
-                "age": np.concatenate(cols["age"]).astype(np.uint32),
-                "nr_accesses_bp": pa.nulls(n, pa.uint32())}, schema=schema)
+            t = pa.table(
+                {
+                    "run": np.zeros(n, np.int32),
+                    "snapshot": snap.astype(np.int64),
+                    "time_ns": (T0 + snap * AGGR_NS).astype(np.int64),
+                    "target": np.zeros(n, np.int32),
+                    "pid": np.full(n, 4242, np.int32),
+                    "start": st,
+                    "end": st + np.uint64(PAGE),
+                    "nr_accesses": np.concatenate(cols["nr"]).astype(np.uint32),
+                    "age": np.concatenate(cols["age"]).astype(np.uint32),
+                    "nr_accesses_bp": pa.nulls(n, pa.uint32()),
+                },
+                schema=schema,
+            )
             w.write_table(t, row_group_size=n)
             rows += n
     return rows
@@ -113,9 +133,11 @@ def write_history(path: Path, snapshots: int, pages: int, seed: int, *, sparse: 
 def write_truth(path: Path, pages: int) -> None:
     h0, h1 = BASE + pages // 10 * PAGE, BASE + (pages // 10 + pages // 20) * PAGE
     w0, w1 = BASE + pages // 2 * PAGE, BASE + (pages // 2 + pages // 5) * PAGE
-    path.write_text("start,end,label\n"
-                    f"{BASE:#x},{h0:#x},cold0\n{h0:#x},{h1:#x},hot\n{h1:#x},{w0:#x},cold1\n"
-                    f"{w0:#x},{w1:#x},warm\n{w1:#x},{BASE + pages * PAGE:#x},cold2\n")
+    path.write_text(
+        "start,end,label\n"
+        f"{BASE:#x},{h0:#x},cold0\n{h0:#x},{h1:#x},hot\n{h1:#x},{w0:#x},cold1\n"
+        f"{w0:#x},{w1:#x},warm\n{w1:#x},{BASE + pages * PAGE:#x},cold2\n"
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -127,8 +149,9 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     if r.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)",
-                     r.stderr).group(1)
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", r.stderr).group(
+        1
+    )
     secs = 0.0
     for part in wall.split(":"):
         secs = secs * 60 + float(part)
@@ -143,28 +166,50 @@ def large_compare(rows: int, repeat: int, keep: Path | None) -> None:
     try:
         t = time.perf_counter()
         n = {}
-        for name, seed, sparse in (("a", 1, False), ("b", 2, False), ("a.sparse", 1, True),
-                                   ("b.sparse", 2, True)):
-            n[name] = write_history(d / f"{name}.parquet", snapshots, pages, seed,
-                                    sparse=sparse)
+        for name, seed, sparse in (
+            ("a", 1, False),
+            ("b", 2, False),
+            ("a.sparse", 1, True),
+            ("b.sparse", 2, True),
+        ):
+            n[name] = write_history(d / f"{name}.parquet", snapshots, pages, seed, sparse=sparse)
         write_truth(d / "truth.csv", pages)
-        print(f"inputs: {snapshots} snapshots x {pages:,} regions of 4 KiB: "
-              f"{n['a']:,} and {n['b']:,} rows; sparse forms {n['a.sparse']:,} and "
-              f"{n['b.sparse']:,} rows ({time.perf_counter() - t:.1f} s to write)")
+        print(
+            f"inputs: {snapshots} snapshots x {pages:,} regions of 4 KiB: "
+            f"{n['a']:,} and {n['b']:,} rows; sparse forms {n['a.sparse']:,} and "
+            f"{n['b.sparse']:,} rows ({time.perf_counter() - t:.1f} s to write)"
+        )
         a, b = str(d / "a.parquet"), str(d / "b.parquet")
         sa, sb = str(d / "a.sparse.parquet"), str(d / "b.sparse.parquet")
         truth = str(d / "truth.csv")
         cases = [
-            ("compare A B -o m.json (metrics + cells grid)",
-             [str(TD), "compare", a, b, "-o", str(d / "m.json"), "-q", "--force"]),
-            ("compare A B --truth T -o m.json",
-             [str(TD), "compare", a, b, "--truth", truth, "-o", str(d / "mt.json"), "-q",
-              "--force"]),
-            ("compare A --truth T (truth scoring alone)",
-             [str(TD), "compare", a, "--truth", truth, "-o", str(d / "t.json"), "-q",
-              "--force"]),
-            ("compare A' B' -o m.json (the sparse forms)",
-             [str(TD), "compare", sa, sb, "-o", str(d / "ms.json"), "-q", "--force"]),
+            (
+                "compare A B -o m.json (metrics + cells grid)",
+                [str(TD), "compare", a, b, "-o", str(d / "m.json"), "-q", "--force"],
+            ),
+            (
+                "compare A B --truth T -o m.json",
+                [
+                    str(TD),
+                    "compare",
+                    a,
+                    b,
+                    "--truth",
+                    truth,
+                    "-o",
+                    str(d / "mt.json"),
+                    "-q",
+                    "--force",
+                ],
+            ),
+            (
+                "compare A --truth T (truth scoring alone)",
+                [str(TD), "compare", a, "--truth", truth, "-o", str(d / "t.json"), "-q", "--force"],
+            ),
+            (
+                "compare A' B' -o m.json (the sparse forms)",
+                [str(TD), "compare", sa, sb, "-o", str(d / "ms.json"), "-q", "--force"],
+            ),
         ]
         for label, cmd in cases:
             runs = [timed(cmd) for _ in range(repeat)]
@@ -174,9 +219,11 @@ def large_compare(rows: int, repeat: int, keep: Path | None) -> None:
         m = json.loads((d / "m.json").read_text())
         ms = json.loads((d / "ms.json").read_text())
         same = all(_close(m[k], ms[k]) for k in ("heat", "hot", "wss", "wss_series"))
-        print(f"  heat Spearman {m['heat']['spearman']:.3f}, hot F1 (0.5) "
-              f"{m['hot']['0.5']['f1']:.3f}, WSS relative error "
-              f"{m['wss']['relative_error']:.4f}; sparse metrics equal to dense: {same}")
+        print(
+            f"  heat Spearman {m['heat']['spearman']:.3f}, hot F1 (0.5) "
+            f"{m['hot']['0.5']['f1']:.3f}, WSS relative error "
+            f"{m['wss']['relative_error']:.4f}; sparse metrics equal to dense: {same}"
+        )
     finally:
         if not keep:
             shutil.rmtree(d, ignore_errors=True)
@@ -202,18 +249,28 @@ def synthetic(S, R, seed=0, span=1 << 30):
     st, en = b[:, :-1].ravel(), b[:, 1:].ravel()
     keep = en > st
     s = np.repeat(np.arange(S), R)[keep]
-    return pd.DataFrame({"snapshot": s, "time_ns": (s + 1) * 100_000_000,
-                         "start": st[keep].astype(np.uint64), "end": en[keep].astype(np.uint64),
-                         "nr_accesses": rng.integers(0, 21, size=keep.sum()),
-                         "age": rng.integers(0, 50, size=keep.sum())})
+    return pd.DataFrame(
+        {
+            "snapshot": s,
+            "time_ns": (s + 1) * 100_000_000,
+            "start": st[keep].astype(np.uint64),
+            "end": en[keep].astype(np.uint64),
+            "nr_accesses": rng.integers(0, 21, size=keep.sum()),
+            "age": rng.integers(0, 50, size=keep.sum()),
+        }
+    )
 
 
 def reference_raster(h, te, bs, be, v):
     out = np.zeros((len(te) - 1, len(bs)))
     T0_, T1_ = h.snaps["t0"].to_numpy(), h.snaps["t1"].to_numpy()
     bsi, bei = bs.astype(np.int64), be.astype(np.int64)
-    for sn, s, e, val in zip(h.df["snap"].to_numpy(), h.df["start"].to_numpy().astype(np.int64),
-                             h.df["end"].to_numpy().astype(np.int64), v):
+    for sn, s, e, val in zip(
+        h.df["snap"].to_numpy(),
+        h.df["start"].to_numpy().astype(np.int64),
+        h.df["end"].to_numpy().astype(np.int64),
+        v,
+    ):
         t0, t1 = T0_[sn], T1_[sn]
         i0 = max(0, np.searchsorted(te, t0, "right") - 1)
         i1 = min(len(te) - 1, np.searchsorted(te, t1, "left"))
@@ -239,15 +296,19 @@ def best(fn, repeat):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--rows", type=int, default=10_000_000,
-                    help="rows of each large history (0: skip that case)")
+    ap.add_argument(
+        "--rows",
+        type=int,
+        default=10_000_000,
+        help="rows of each large history (0: skip that case)",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="make the inputs here and keep them")
     args = ap.parse_args()
 
     if args.rows:
         large_compare(args.rows, args.repeat, args.keep)
 
-    df = synthetic(200, 100)            # 20k regions
+    df = synthetic(200, 100)  # 20k regions
     h = load_history(df)
     te = np.linspace(h.t_start, h.t_end, 201).astype(np.int64)
     bs, be = uniform_bins(np.array([[0, 1 << 30]], np.uint64), (1 << 30) // 512)
@@ -255,20 +316,39 @@ def main():
     tf, res = best(lambda: raster(h, te, bs, be, [v])[0][0], args.repeat)
     tr, ref = best(lambda: reference_raster(h, te, bs, be, v), 1)
     assert np.allclose(res, ref)
-    print(f"raster 20k regions, 200x512 grid: compiled {tf:.3f} s, per-region loop {tr:.3f} s, "
-          f"ratio {tr / tf:.0f}x (results equal)")
+    print(
+        f"raster 20k regions, 200x512 grid: compiled {tf:.3f} s, per-region loop {tr:.3f} s, "
+        f"ratio {tr / tf:.0f}x (results equal)"
+    )
 
     rec = CORPUS / "damon-paddr-run1" / "paddr_run1" / "damo_from_perf_data.json_compressed"
     if rec.exists() and DAMO.exists():
         from tracedamon.ingest import ingest
+
         with tempfile.TemporaryDirectory() as d:
             td = Path(d) / "run1.td"
             ti, _ = best(lambda: ingest([rec], td, force=True), 1)
             tt, hm = best(lambda: damo_heatmap(td, time_bins=500, addr_bins=500), args.repeat)
-            td_, r = best(lambda: subprocess.run([str(DAMO), "report", "heatmap", "--input",
-                                                  str(rec), "--output", "raw", "--resol", "500",
-                                                  "500"],
-                                                 capture_output=True, check=True, text=True), 1)
+            td_, r = best(
+                lambda: subprocess.run(
+                    [
+                        str(DAMO),
+                        "report",
+                        "heatmap",
+                        "--input",
+                        str(rec),
+                        "--output",
+                        "raw",
+                        "--resol",
+                        "500",
+                        "500",
+                    ],
+                    capture_output=True,
+                    check=True,
+                    text=True,
+                ),
+                1,
+            )
             rows = [ln.split() for ln in r.stdout.splitlines() if ln.strip()]
             theirs = np.array([float(x[2]) for x in rows])
             tu = int(hm.t_edges[1] - hm.t_edges[0])
@@ -277,9 +357,11 @@ def main():
             ai_ = np.array([int(x[1]) // au for x in rows])
             ours = hm.matrix[ti_, ai_]
             same = np.allclose(np.nan_to_num(ours), np.nan_to_num(theirs), rtol=1e-9, atol=1e-12)
-            print(f"run-1 record heatmap 500x500 (damo accounting): tracedamon {tt:.3f} s "
-                  f"(+ ingest {ti:.2f} s once), damo {td_:.2f} s, ratio {td_ / tt:.0f}x "
-                  f"(damo / tracedamon); pixels equal: {same}")
+            print(
+                f"run-1 record heatmap 500x500 (damo accounting): tracedamon {tt:.3f} s "
+                f"(+ ingest {ti:.2f} s once), damo {td_:.2f} s, ratio {td_ / tt:.0f}x "
+                f"(damo / tracedamon); pixels equal: {same}"
+            )
 
 
 if __name__ == "__main__":

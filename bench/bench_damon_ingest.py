@@ -21,6 +21,7 @@ and the time ratio damo / tracedamon.
 damo is only given files: ``convert_record_format`` parses them and never
 touches /sys/kernel/mm/damon.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,6 +71,7 @@ def scaled_copy(src_gz: Path, dest: Path, times: int) -> Path:
             def sub(m, shift_us=shift_us):
                 us = int(m.group(2)) * 1_000_000 + int(m.group(3)) + shift_us
                 return f"{m.group(1)}{us // 1_000_000}.{us % 1_000_000:06d}:"
+
             out.writelines(ts.sub(sub, ln, count=1) for ln in lines)
     return dest
 
@@ -83,9 +85,20 @@ def run_one(name: str, path: Path, tmp: Path, repeat: int) -> dict:
 
     def damos():
         out = tmp / f"{name}.damo.json_compressed"
-        r = subprocess.run([str(DAMO), "convert_record_format", "--record_file", str(path),
-                            "--format", "json_compressed", "--output_file", str(out)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                str(DAMO),
+                "convert_record_format",
+                "--record_file",
+                str(path),
+                "--format",
+                "json_compressed",
+                "--output_file",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0 or not out.exists():
             raise RuntimeError(f"damo failed on {path}: {r.stdout}{r.stderr}")
 
@@ -93,19 +106,33 @@ def run_one(name: str, path: Path, tmp: Path, repeat: int) -> dict:
     t_damo = _best(damos, repeat)
     a = open_trace(tmp / f"{name}.1.td").df("regions")
     try:
-        b_dir = ingest([tmp / f"{name}.damo.json_compressed"], tmp / f"{name}.back.td",
-                       format="damo")
+        b_dir = ingest(
+            [tmp / f"{name}.damo.json_compressed"], tmp / f"{name}.back.td", format="damo"
+        )
     except TraceFormatError as e:
-        same = "NO: damo's record is inconsistent (" + e.problem.split(" is inconsistent: ")[-1] \
-            .split(". damo cuts")[0] + ")"
+        same = (
+            "NO: damo's record is inconsistent ("
+            + e.problem.split(" is inconsistent: ")[-1].split(". damo cuts")[0]
+            + ")"
+        )
     else:
         b = open_trace(b_dir).df("regions")
-        same = "yes" if len(a) == len(b) and a[KEY].astype("float64").fillna(-1).equals(
-            b[KEY].astype("float64").fillna(-1)) else "NO"
-    return {"input": name, "regions": len(a), "snapshots": int(a.groupby(["run", "snapshot"])
-                                                                 .ngroups),
-            "size_mb": path.stat().st_size / 1e6, "tracedamon_s": t_ours, "damo_s": t_damo,
-            "ratio": t_damo / t_ours, "same_regions": same}
+        same = (
+            "yes"
+            if len(a) == len(b)
+            and a[KEY].astype("float64").fillna(-1).equals(b[KEY].astype("float64").fillna(-1))
+            else "NO"
+        )
+    return {
+        "input": name,
+        "regions": len(a),
+        "snapshots": int(a.groupby(["run", "snapshot"]).ngroups),
+        "size_mb": path.stat().st_size / 1e6,
+        "tracedamon_s": t_ours,
+        "damo_s": t_damo,
+        "ratio": t_damo / t_ours,
+        "same_regions": same,
+    }
 
 
 def main(argv=None):
@@ -130,16 +157,22 @@ def main(argv=None):
             ("run1 ftrace (+damos_before_apply)", ftrace),
             ("run1 perf script", txt),
             ("run1 perf.data", run1 / "damo_record_perf_data.data"),
-            (f"run1 perf script x{args.scale}",
-             scaled_copy(run1 / "perf_script.txt.gz", tmp / "scaled.txt", args.scale)),
+            (
+                f"run1 perf script x{args.scale}",
+                scaled_copy(run1 / "perf_script.txt.gz", tmp / "scaled.txt", args.scale),
+            ),
         ]
-        print(f"{'input':<36} {'MB':>6} {'snaps':>6} {'regions':>8} {'tracedamon':>11} "
-              f"{'damo':>8} {'damo/td':>8}  same")
+        print(
+            f"{'input':<36} {'MB':>6} {'snaps':>6} {'regions':>8} {'tracedamon':>11} "
+            f"{'damo':>8} {'damo/td':>8}  same"
+        )
         for i, (name, path) in enumerate(inputs):
             r = run_one(f"in{i}", path, tmp, args.repeat)
-            print(f"{name:<36} {r['size_mb']:6.1f} {r['snapshots']:6d} {r['regions']:8d} "
-                  f"{r['tracedamon_s']:10.3f}s {r['damo_s']:7.3f}s {r['ratio']:7.1f}x  "
-                  f"{r['same_regions']}")
+            print(
+                f"{name:<36} {r['size_mb']:6.1f} {r['snapshots']:6d} {r['regions']:8d} "
+                f"{r['tracedamon_s']:10.3f}s {r['damo_s']:7.3f}s {r['ratio']:7.1f}x  "
+                f"{r['same_regions']}"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

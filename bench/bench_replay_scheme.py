@@ -21,6 +21,7 @@ table; the ratio with/without is of the two measured in this run.
 
 Run:  .venv/bin/python bench/bench_replay_scheme.py [--samples N] [--rounds R]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,14 +39,15 @@ from tracedamon.engine.core import AccessSamples, Monitor, Target  # noqa: E402
 from tracedamon.engine.damos import AccessPattern, Context, Scheme  # noqa: E402
 from tracedamon.engine.damos.inloop import InLoop  # noqa: E402
 
-BASE = 0x7f0000000000
+BASE = 0x7F0000000000
 SPAN = 1 << 30
 LMAX, UMAX = 2**64 - 1, 2**32 - 1
 SCHEMES = {
     "reclaim": "reclaim:wmarks=none,min_age=2s,quota_sz=16M,quota_ms=0",
     "stat-all": Scheme("stat", AccessPattern(0, LMAX, 0, UMAX, 0, UMAX)),
-    "stat-150ms": Scheme("stat", AccessPattern(0, LMAX, 0, UMAX, 0, UMAX),
-                         apply_interval_us=150_000),
+    "stat-150ms": Scheme(
+        "stat", AccessPattern(0, LMAX, 0, UMAX, 0, UMAX), apply_interval_us=150_000
+    ),
 }
 
 
@@ -81,8 +83,11 @@ def main() -> None:
     from tracedamon.damos_replay import in_loop, scheme_files
 
     def schemes_of(name):
-        return [s for f in scheme_files([SCHEMES[name]], sample_us=cfg.sample_us,
-                                        aggr_us=cfg.aggr_us) for s in f.schemes]
+        return [
+            s
+            for f in scheme_files([SCHEMES[name]], sample_us=cfg.sample_us, aggr_us=cfg.aggr_us)
+            for s in f.schemes
+        ]
 
     def engine(name):
         il = InLoop(schemes_of(name), ctx) if name else None
@@ -91,23 +96,37 @@ def main() -> None:
 
     import pyarrow as pa
     from tracedamon.engine.replay import replay
-    tbl = pa.table({"time_ns": t, "pid": pa.array(np.ones(n, np.int32)),
-                    "event": pa.DictionaryArray.from_arrays(
-                        pa.array(np.zeros(n, np.int32)), pa.array(["cpu/mem-loads/"])),
-                    "addr": pa.array(a.astype(np.uint64)),
-                    "phys_addr": pa.nulls(n, pa.uint64())})
+
+    tbl = pa.table(
+        {
+            "time_ns": t,
+            "pid": pa.array(np.ones(n, np.int32)),
+            "event": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n, np.int32)), pa.array(["cpu/mem-loads/"])
+            ),
+            "addr": pa.array(a.astype(np.uint64)),
+            "phys_addr": pa.nulls(n, pa.uint64()),
+        }
+    )
     rng_s = [f"{BASE:#x}-{BASE + SPAN:#x}"]
 
     def whole(name):
-        return replay(tbl, ops="fvaddr", ranges=rng_s, pids=[1],
-                      damos=in_loop([SCHEMES[name]]) if name else None)
+        return replay(
+            tbl,
+            ops="fvaddr",
+            ranges=rng_s,
+            pids=[1],
+            damos=in_loop([SCHEMES[name]]) if name else None,
+        )
 
     # warm-up: numba cache load / compile of every kernel, both paths
     for name in (None, *SCHEMES):
         engine(name)
         whole(name)
-    print(f"{n:,} samples over {args.duration:.0f} s, default parameters, fvaddr over "
-          f"1 GiB; best of {args.rounds} alternated rounds (CPU s; wall in brackets)")
+    print(
+        f"{n:,} samples over {args.duration:.0f} s, default parameters, fvaddr over "
+        f"1 GiB; best of {args.rounds} alternated rounds (CPU s; wall in brackets)"
+    )
     for name in SCHEMES:
         for label, fn in (("engine (Monitor.run)", engine), ("replay() from a table", whole)):
             best0 = best1 = (float("inf"), 0.0)
@@ -118,13 +137,17 @@ def main() -> None:
                 best1 = min(best1, (c1, w1))
             if label.startswith("engine"):
                 h, il = out
-                extra = (f"; {il.steps} DAMOS steps, {len(il.apps['start']):,} "
-                         f"applications, {h.n_snapshots} snapshots")
+                extra = (
+                    f"; {il.steps} DAMOS steps, {len(il.apps['start']):,} "
+                    f"applications, {h.n_snapshots} snapshots"
+                )
             else:
                 extra = f"; {out.damos.applications.num_rows:,} applications"
-            print(f"  {name:11s} {label:22s}: {best1[0]:.3f} s ({best1[1]:.3f}) vs "
-                  f"{best0[0]:.3f} s ({best0[1]:.3f}) without: "
-                  f"{best1[0] / best0[0]:.2f}x CPU ({best1[1] / best0[1]:.2f}x wall){extra}")
+            print(
+                f"  {name:11s} {label:22s}: {best1[0]:.3f} s ({best1[1]:.3f}) vs "
+                f"{best0[0]:.3f} s ({best0[1]:.3f}) without: "
+                f"{best1[0] / best0[0]:.2f}x CPU ({best1[1] / best0[1]:.2f}x wall){extra}"
+            )
 
 
 if __name__ == "__main__":

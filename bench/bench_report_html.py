@@ -18,6 +18,7 @@ into 1/64 of the time and 1/256 of the address axis (and after a zoom back out).
 
     .venv/bin/python bench/bench_report_html.py [--repeat 3] [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,29 +54,46 @@ def make_history(kind: str, out: Path, scale: float = 1.0) -> int:
         n, dur, span = int(10_000_000 * scale), 1000.0 * scale, 1 << 30
         kw = dict(min_nr_regions=1000, max_nr_regions=2000)
     t, _tg, a = workload(n, dur, span)
-    tbl = pa.table({"time_ns": t, "pid": pa.array(np.ones(n, np.int32)),
-                    "event": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
-                                                            pa.array(["cpu/mem-loads/"])),
-                    "addr": pa.array(a.astype(np.uint64)), "phys_addr": pa.nulls(n, pa.uint64())})
-    rng = [f"{0x7f0000000000:#x}-{0x7f0000000000 + span:#x}"]
+    tbl = pa.table(
+        {
+            "time_ns": t,
+            "pid": pa.array(np.ones(n, np.int32)),
+            "event": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n, np.int32)), pa.array(["cpu/mem-loads/"])
+            ),
+            "addr": pa.array(a.astype(np.uint64)),
+            "phys_addr": pa.nulls(n, pa.uint64()),
+        }
+    )
+    rng = [f"{0x7F0000000000:#x}-{0x7F0000000000 + span:#x}"]
     r = replay(tbl, ops="fvaddr", ranges=rng, pids=[1], max_rows=None, **kw)
     pq.write_table(r.table, out, row_group_size=1 << 20)
     return len(r)
 
 
-LIMIT = ["prlimit", f"--as={6 << 30}", "--"]   # the machine is shared: 6 GiB of address space
+LIMIT = ["prlimit", f"--as={6 << 30}", "--"]  # the machine is shared: 6 GiB of address space
 
 
 def build(src: Path, out: Path, *extra) -> dict:
-    cmd = [*LIMIT, "/usr/bin/time", "-v", str(TD), "report", "html", str(src), "-o", str(out),
-           *extra]
+    cmd = [
+        *LIMIT,
+        "/usr/bin/time",
+        "-v",
+        str(TD),
+        "report",
+        "html",
+        str(src),
+        "-o",
+        str(out),
+        *extra,
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(f"report html failed: {p.stderr[-2000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", p.stderr).group(1)
     parts = [float(x) for x in wall.split(":")]
-    secs = sum(v * 60 ** k for k, v in enumerate(reversed(parts)))
+    secs = sum(v * 60**k for k, v in enumerate(reversed(parts)))
     return {"wall_s": secs, "rss_mb": rss / 1024, "size_mb": out.stat().st_size / 1e6}
 
 
@@ -94,14 +112,18 @@ def in_browser(path: Path, repeat: int, name: str = "chromium") -> dict:
             v = b.js("return tdReport.getView()")
             modes.append(b.js("return tdReport.grid().mode"))
             t0, t1 = v["t0"], v["t1"]
-            span = b.js("var s = tdReport.meta.layers.a.spaces[0]; return [s.segments[0][0], "
-                        "s.segments[s.segments.length - 1][1]]")
+            span = b.js(
+                "var s = tdReport.meta.layers.a.spaces[0]; return [s.segments[0][0], "
+                "s.segments[s.segments.length - 1][1]]"
+            )
             mid_t = (t0 + t1) / 2
             mid_a = (span[0] + span[1]) // 2
             da = max(4096, (span[1] - span[0]) // 512)
             t = time.perf_counter()
-            b.call(f"tdReport.setView({{t0: {mid_t - (t1 - t0) / 128}, t1: {mid_t + (t1 - t0) / 128},"
-                   f" a0: {mid_a - da}, a1: {mid_a + da}}})")
+            b.call(
+                f"tdReport.setView({{t0: {mid_t - (t1 - t0) / 128}, t1: {mid_t + (t1 - t0) / 128},"
+                f" a0: {mid_a - da}, a1: {mid_a + da}}})"
+            )
             zoom.append(time.perf_counter() - t)
             modes.append(b.js("return tdReport.grid().mode"))
             t = time.perf_counter()
@@ -119,8 +141,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1/10 of the sizes")
-    ap.add_argument("--browsers", default="chromium,firefox",
-                    help="comma-separated: chromium, firefox (default: both)")
+    ap.add_argument(
+        "--browsers",
+        default="chromium,firefox",
+        help="comma-separated: chromium, firefox (default: both)",
+    )
     ap.add_argument("--make", nargs=3, metavar=("KIND", "OUT", "SCALE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.make:
@@ -133,31 +158,44 @@ def main():
         for kind in ("fixed", "adaptive"):
             src = d / f"{kind}.parquet"
             t = time.perf_counter()
-            p = subprocess.run([*LIMIT, sys.executable, __file__, "--make", kind, str(src),
-                                str(scale)], capture_output=True, text=True)
+            p = subprocess.run(
+                [*LIMIT, sys.executable, __file__, "--make", kind, str(src), str(scale)],
+                capture_output=True,
+                text=True,
+            )
             if p.returncode:
                 raise SystemExit(f"making the {kind} history failed: {p.stderr[-2000:]}")
             n = int(p.stdout.split()[-1])
-            print(f"# {kind}: {n:,} rows made in {time.perf_counter() - t:.1f} s "
-                  f"({src.stat().st_size / 1e6:.1f} MB Parquet)", flush=True)
+            print(
+                f"# {kind}: {n:,} rows made in {time.perf_counter() - t:.1f} s "
+                f"({src.stat().st_size / 1e6:.1f} MB Parquet)",
+                flush=True,
+            )
             cases.append((f"{kind}, {n / 1e6:.1f} M rows", src, []))
         ft = CORPUS / "damon-paddr-run1" / "paddr_run1" / "ftrace_trace_pipe.txt.gz"
         if ft.exists():
             td = d / "run1.td"
-            subprocess.run([str(TD), "ingest", str(ft), "-o", str(td)], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [str(TD), "ingest", str(ft), "-o", str(td)], check=True, capture_output=True
+            )
             cases.append(("corpus paddr run 1, 27 k rows, --damos", td, ["--damos", str(td)]))
         for i, (name, src, extra) in enumerate(cases):
             out = d / f"r{i}.html"
             b = build(src, out, *extra)
-            print(f"{name}: file {b['size_mb']:.2f} MB; build {b['wall_s']:.1f} s wall, "
-                  f"{b['rss_mb']:.0f} MB peak RSS", flush=True)
+            print(
+                f"{name}: file {b['size_mb']:.2f} MB; build {b['wall_s']:.1f} s wall, "
+                f"{b['rss_mb']:.0f} MB peak RSS",
+                flush=True,
+            )
             for browser in args.browsers.split(","):
                 w = in_browser(out, args.repeat, browser)
                 print(f"  {browser}: ready after navigation: {fmt(w['ready_s'])}")
-                print(f"  {browser}: redraw after a zoom to 1/128 time x 1/256 address: "
-                      f"{fmt(w['zoom_s'])}; back to the full view: {fmt(w['full_s'])}; "
-                      f"modes drawn: {w['modes']}", flush=True)
+                print(
+                    f"  {browser}: redraw after a zoom to 1/128 time x 1/256 address: "
+                    f"{fmt(w['zoom_s'])}; back to the full view: {fmt(w['full_s'])}; "
+                    f"modes drawn: {w['modes']}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

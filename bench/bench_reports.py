@@ -21,6 +21,7 @@ Prints wall-clock seconds and peak RSS per command, and the export / damo ratio.
     .venv/bin/python bench/bench_reports.py [--snapshots 2500] [--regions 4096]
         [--old /tmp/tracedamon-main] [--limit-gb 6] [--timeout 900] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,11 +60,23 @@ def make_history(path: Path, sparse_path: Path, snapshots: int, regions: int, se
     per_group = max(1, (1 << 20) // regions)  # about 1 M rows a row group
     t0 = 10**12
     cover = [[0, 0, int(start[0]), int(end[-1])]]
-    meta = {"replay": {"ops": "fvaddr", "access": "perf", "snapshots": snapshots, "t0_ns": t0,
-                       "config": {"sample_us": SAMPLE_US, "aggr_us": AGGR_US,
-                                  "min_region": 4096, "max_region": 4096,
-                                  "age_zero_reset": True},
-                       "tune_events": [], "coverage": cover}}
+    meta = {
+        "replay": {
+            "ops": "fvaddr",
+            "access": "perf",
+            "snapshots": snapshots,
+            "t0_ns": t0,
+            "config": {
+                "sample_us": SAMPLE_US,
+                "aggr_us": AGGR_US,
+                "min_region": 4096,
+                "max_region": 4096,
+                "age_zero_reset": True,
+            },
+            "tune_events": [],
+            "coverage": cover,
+        }
+    }
     dmeta = json.loads(json.dumps(meta))
     dmeta["replay"].update(accessed_only=False, sparse=False)
     smeta = json.loads(json.dumps(meta))
@@ -77,9 +90,9 @@ def make_history(path: Path, sparse_path: Path, snapshots: int, regions: int, se
             for s in range(g0, min(snapshots, g0 + per_group)):
                 nr = np.zeros(regions, np.int64)
                 nr[:hot] = rng.integers(16, MAX_NR + 1, size=hot)
-                nr[hot:hot + warm] = rng.integers(0, 4, size=warm)
+                nr[hot : hot + warm] = rng.integers(0, 4, size=warm)
                 if s == 0:
-                    nr[hot + warm:] = 1
+                    nr[hot + warm :] = 1
                 thres = int(nr.max()) // 10
                 reset = (np.abs(nr - last) > thres) | ((nr == 0) != (last == 0))
                 age = np.where(reset, 0, age + 1) if s else np.where(nr > 0, 0, 1)
@@ -91,18 +104,20 @@ def make_history(path: Path, sparse_path: Path, snapshots: int, regions: int, se
             n = len(cols["snapshot"])
             snap = np.concatenate(cols["snapshot"])
             nr = np.concatenate(cols["nr"])
-            table = pa.table({
-                "run": pa.array(np.zeros(len(snap), np.int32)),
-                "snapshot": pa.array(snap.astype(np.int32)),
-                "time_ns": pa.array(np.concatenate(cols["time_ns"])),
-                "target": pa.array(np.zeros(len(snap), np.int32)),
-                "pid": pa.nulls(len(snap), pa.int32()),
-                "start": pa.array(np.tile(start, n)),
-                "end": pa.array(np.tile(end, n)),
-                "nr_accesses": pa.array(nr.astype(np.uint32)),
-                "age": pa.array(np.concatenate(cols["age"]).astype(np.uint32)),
-                "nr_accesses_bp": pa.nulls(len(snap), pa.uint32()),
-            }).cast(REGIONS)
+            table = pa.table(
+                {
+                    "run": pa.array(np.zeros(len(snap), np.int32)),
+                    "snapshot": pa.array(snap.astype(np.int32)),
+                    "time_ns": pa.array(np.concatenate(cols["time_ns"])),
+                    "target": pa.array(np.zeros(len(snap), np.int32)),
+                    "pid": pa.nulls(len(snap), pa.int32()),
+                    "start": pa.array(np.tile(start, n)),
+                    "end": pa.array(np.tile(end, n)),
+                    "nr_accesses": pa.array(nr.astype(np.uint32)),
+                    "age": pa.array(np.concatenate(cols["age"]).astype(np.uint32)),
+                    "nr_accesses_bp": pa.nulls(len(snap), pa.uint32()),
+                }
+            ).cast(REGIONS)
             wd.write_table(table, row_group_size=len(snap))
             acc = table.filter(pa.array(nr > 0))
             ws.write_table(acc, row_group_size=max(1, len(acc)))
@@ -121,8 +136,7 @@ def timed(cmd, *, env=None, cwd=None, limit_gb=None, timeout=None):
         full += ["prlimit", f"--as={int(limit_gb * 1024**3)}", "--"]
     full += [str(c) for c in cmd]
     try:
-        r = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd,
-                           timeout=timeout)
+        r = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
     except subprocess.TimeoutExpired:
         return float(timeout), float("nan"), "timeout", ""
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr)
@@ -131,10 +145,13 @@ def timed(cmd, *, env=None, cwd=None, limit_gb=None, timeout=None):
     if wall:
         for part in wall.group(1).split(":"):
             secs = secs * 60 + float(part)
-    err = [ln for ln in r.stderr.splitlines() if not ln.startswith("\t")
-           and "Command" not in ln]
-    return secs, (int(rss.group(1)) / 1024 if rss else float("nan")), r.returncode, \
-        (err[-1] if err else "")
+    err = [ln for ln in r.stderr.splitlines() if not ln.startswith("\t") and "Command" not in ln]
+    return (
+        secs,
+        (int(rss.group(1)) / 1024 if rss else float("nan")),
+        r.returncode,
+        (err[-1] if err else ""),
+    )
 
 
 def commands(src: Path, out: Path, tag: str):
@@ -157,10 +174,18 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--keep", type=Path, help="write the inputs and outputs here")
     ap.add_argument("--quick", action="store_true", help="250 snapshots (1 M rows)")
-    ap.add_argument("--damo-timeout", type=float, default=1800.0,
-                    help="damo reading a 10 M-region record takes hours: give up after this")
-    ap.add_argument("--damo-limit-gb", type=float, default=8.0,
-                    help="address-space limit for damo (it holds the whole JSON in memory)")
+    ap.add_argument(
+        "--damo-timeout",
+        type=float,
+        default=1800.0,
+        help="damo reading a 10 M-region record takes hours: give up after this",
+    )
+    ap.add_argument(
+        "--damo-limit-gb",
+        type=float,
+        default=8.0,
+        help="address-space limit for damo (it holds the whole JSON in memory)",
+    )
     ap.add_argument("--no-damo", action="store_true", help="skip damo reading the records")
     args = ap.parse_args()
     if args.quick:
@@ -169,9 +194,11 @@ def main() -> int:
     tmp.mkdir(parents=True, exist_ok=True)
     dense, sparse = tmp / "dense.parquet", tmp / "sparse.parquet"
     rows, srows = make_history(dense, sparse, args.snapshots, args.regions)
-    print(f"history: {rows:,} rows ({dense.stat().st_size / 2**20:.1f} MiB Parquet), sparse "
-          f"form {srows:,} rows ({sparse.stat().st_size / 2**20:.1f} MiB); "
-          f"{args.snapshots} snapshots × {args.regions} regions of 4 KiB")
+    print(
+        f"history: {rows:,} rows ({dense.stat().st_size / 2**20:.1f} MiB Parquet), sparse "
+        f"form {srows:,} rows ({sparse.stat().st_size / 2**20:.1f} MiB); "
+        f"{args.snapshots} snapshots × {args.regions} regions of 4 KiB"
+    )
     td = VENV / "tracedamon"
     results = {}
     print(f"{'command':<24} {'input':<7} {'wall s':>8} {'peak RSS':>10}")
@@ -179,31 +206,47 @@ def main() -> int:
         for name, cmd in commands(src, tmp, tag):
             wall, rss, rc, err = timed([td, *cmd], timeout=args.timeout)
             results[(name, tag)] = (wall, rss)
-            print(f"{name:<24} {tag:<7} {wall:>8.2f} {rss:>7.0f} MiB" +
-                  ("" if rc == 0 else f"  FAILED ({rc}): {err}"), flush=True)
+            print(
+                f"{name:<24} {tag:<7} {wall:>8.2f} {rss:>7.0f} MiB"
+                + ("" if rc == 0 else f"  FAILED ({rc}): {err}"),
+                flush=True,
+            )
     damo = VENV / "damo"
     if damo.exists() and shutil.which("file") and not args.no_damo:
         for tag in ("dense", "sparse"):
             rec = tmp / f"{tag}.damo"
-            wall, rss, rc, err = timed([damo, "report", "wss", "--input", rec,
-                                        "--exclude_samples", "0", "--raw_number"],
-                                       limit_gb=args.damo_limit_gb,
-                                       timeout=args.damo_timeout)
+            wall, rss, rc, err = timed(
+                [damo, "report", "wss", "--input", rec, "--exclude_samples", "0", "--raw_number"],
+                limit_gb=args.damo_limit_gb,
+                timeout=args.damo_timeout,
+            )
             ours = results[("export damo", tag)][0]
             ratio = f"; export / damo = {ours / wall:.3f}" if wall > 0 else ""
             if rc == "timeout":
                 ratio = f"; gave up after {wall:.0f} s (export / damo < {ours / wall:.3f})"
-            print(f"{'damo report wss':<24} {tag:<7} {wall:>8.2f} {rss:>7.0f} MiB" +
-                  ("" if rc == 0 else f"  FAILED ({rc}): {err}") + ratio, flush=True)
+            print(
+                f"{'damo report wss':<24} {tag:<7} {wall:>8.2f} {rss:>7.0f} MiB"
+                + ("" if rc == 0 else f"  FAILED ({rc}): {err}")
+                + ratio,
+                flush=True,
+            )
     if args.old:
         env = dict(os.environ, PYTHONPATH=str(args.old))
         py = VENV / "python"
         print(f"old code ({args.old}), under a {args.limit_gb:g} GB address-space limit:")
         for name, cmd in commands(dense, tmp, "old"):
-            wall, rss, rc, err = timed([py, "-m", "tracedamon", *cmd], env=env, cwd="/",
-                                       limit_gb=args.limit_gb, timeout=args.timeout)
-            print(f"{name:<24} {'dense':<7} {wall:>8.2f} {rss:>7.0f} MiB" +
-                  ("" if rc == 0 else f"  FAILED ({rc}): {err[:120]}"), flush=True)
+            wall, rss, rc, err = timed(
+                [py, "-m", "tracedamon", *cmd],
+                env=env,
+                cwd="/",
+                limit_gb=args.limit_gb,
+                timeout=args.timeout,
+            )
+            print(
+                f"{name:<24} {'dense':<7} {wall:>8.2f} {rss:>7.0f} MiB"
+                + ("" if rc == 0 else f"  FAILED ({rc}): {err[:120]}"),
+                flush=True,
+            )
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -14,6 +14,7 @@ and checks that 1 and 2 wrote equal tables.
     .venv/bin/python bench/bench_sideband.py                 # 200 k MMAP2, 200 k samples
     .venv/bin/python bench/bench_sideband.py --mmaps 20000 --samples 20000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,23 +46,48 @@ def _same(a, b) -> bool:
 
 def make_file(path: Path, n_mmaps: int, n_samples: int) -> None:
     from perfdata_writer import S, Comm, Event, Mmap2, Sample, assign_ids, write_perf_data
-    ev = Event("page-faults", type=1, config=2,
-               sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.ID)
+
+    ev = Event("page-faults", type=1, config=2, sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.ID)
     assign_ids([ev])
-    t0 = 10 ** 9
+    t0 = 10**9
     recs = []
     for i in range(n_mmaps):
         pid = 100 + i // 50
         if i % 50 == 0:
-            recs.append(Comm(ev, pid=pid, tid=pid, comm=f"task{pid}",
-                             sid=dict(pid=pid, tid=pid, time=t0 + i)))
-        recs.append(Mmap2(ev, pid=pid, tid=pid, start=0x400000 + (i % 50) * 0x10000,
-                          len=0x10000, pgoff=0, maj=8, min=1, ino=i, prot=5, flags=2,
-                          filename=f"/usr/lib/x86_64-linux-gnu/lib{i % 300}.so",
-                          sid=dict(pid=pid, tid=pid, time=t0 + i)))
+            recs.append(
+                Comm(
+                    ev, pid=pid, tid=pid, comm=f"task{pid}", sid=dict(pid=pid, tid=pid, time=t0 + i)
+                )
+            )
+        recs.append(
+            Mmap2(
+                ev,
+                pid=pid,
+                tid=pid,
+                start=0x400000 + (i % 50) * 0x10000,
+                len=0x10000,
+                pgoff=0,
+                maj=8,
+                min=1,
+                ino=i,
+                prot=5,
+                flags=2,
+                filename=f"/usr/lib/x86_64-linux-gnu/lib{i % 300}.so",
+                sid=dict(pid=pid, tid=pid, time=t0 + i),
+            )
+        )
     for i in range(n_samples):
-        recs.append(Sample(ev, ip=0x401000, pid=100, tid=100, time=t0 + n_mmaps + i,
-                           addr=0x7000 + 64 * i, id=ev.ids[0]))
+        recs.append(
+            Sample(
+                ev,
+                ip=0x401000,
+                pid=100,
+                tid=100,
+                time=t0 + n_mmaps + i,
+                addr=0x7000 + 64 * i,
+                id=ev.ids[0],
+            )
+        )
     write_perf_data(path, [ev], recs)
 
 
@@ -77,25 +103,36 @@ def main(argv=None) -> int:
     try:
         data = work / "sideband.data"
         make_file(data, a.mmaps, a.samples)
-        bulk = timed(f"{VENV_BIN / 'tracedamon'} ingest {data} -o {work / 'bulk.td'} "
-                     "--force > /dev/null")
-        slow = timed(f"{sys.executable} -c {shlex_quote(PYTHON_PATH_INGEST)} {data} "
-                     f"{work / 'python.td'} > /dev/null")
+        bulk = timed(
+            f"{VENV_BIN / 'tracedamon'} ingest {data} -o {work / 'bulk.td'} --force > /dev/null"
+        )
+        slow = timed(
+            f"{sys.executable} -c {shlex_quote(PYTHON_PATH_INGEST)} {data} "
+            f"{work / 'python.td'} > /dev/null"
+        )
         perf = timed(f"perf script -i {data} -F pid,tid,time,addr > /dev/null")
         from tracedamon.store.trace import open_trace
+
         # equal rows (dictionary columns may hold their values in another order)
-        same = all(_same(open_trace(work / "bulk.td").table(n),
-                         open_trace(work / "python.td").table(n))
-                   for n in ("mmaps", "tasks", "samples"))
-        print(f"input: {a.mmaps:,} MMAP2 + {a.mmaps // 50:,} COMM + {a.samples:,} samples "
-              f"({data.stat().st_size / 1e6:.0f} MB)")
+        same = all(
+            _same(open_trace(work / "bulk.td").table(n), open_trace(work / "python.td").table(n))
+            for n in ("mmaps", "tasks", "samples")
+        )
+        print(
+            f"input: {a.mmaps:,} MMAP2 + {a.mmaps // 50:,} COMM + {a.samples:,} samples "
+            f"({data.stat().st_size / 1e6:.0f} MB)"
+        )
         print(f"{'':40} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12}")
-        for name, r in (("tracedamon ingest (side-band in bulk)", bulk),
-                        ("  the same, record by record", slow),
-                        ("perf script -F pid,tid,time,addr", perf)):
+        for name, r in (
+            ("tracedamon ingest (side-band in bulk)", bulk),
+            ("  the same, record by record", slow),
+            ("perf script -F pid,tid,time,addr", perf),
+        ):
             print(f"{name:40} {r['wall']:8.2f} {r['cpu']:8.2f} {r['rss_mb']:12.0f}")
-        print(f"bulk vs record by record: {slow['wall'] / bulk['wall']:.1f}x; "
-              f"vs perf script: {perf['wall'] / bulk['wall']:.2f}x; tables equal: {same}")
+        print(
+            f"bulk vs record by record: {slow['wall'] / bulk['wall']:.1f}x; "
+            f"vs perf script: {perf['wall'] / bulk['wall']:.2f}x; tables equal: {same}"
+        )
         print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         return 0 if same else 1
     finally:

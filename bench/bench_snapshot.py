@@ -20,6 +20,7 @@ over the snapshots:
 
 Run as root to read frames (otherwise they read as 0 and runs are far fewer).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,12 +48,23 @@ def reference_decode(data: bytes, start: int):
     for i in range(len(data) // 8):
         (e,) = struct.unpack_from("<Q", data, 8 * i)
         present = e >> 63 & 1
-        flags = present | (e >> 62 & 1) << 1 | (e >> 61 & 1) << 2 | (e >> 56 & 1) << 3 \
+        flags = (
+            present
+            | (e >> 62 & 1) << 1
+            | (e >> 61 & 1) << 2
+            | (e >> 56 & 1) << 3
             | (e >> 55 & 1) << 4
+        )
         pfn = e & ((1 << 55) - 1) if present else 0
         va = start + i * 4096
-        if cur and cur[3] == flags and ((pfn == 0 and cur[2] == 0) or
-                                        (pfn and cur[2] and pfn == cur[2] + (va - cur[0]) // 4096)):
+        if (
+            cur
+            and cur[3] == flags
+            and (
+                (pfn == 0 and cur[2] == 0)
+                or (pfn and cur[2] and pfn == cur[2] + (va - cur[0]) // 4096)
+            )
+        ):
             cur[1] = va + 4096
             continue
         cur = [va, va + 4096, pfn, flags]
@@ -70,8 +82,12 @@ def main() -> None:
         exe = Path(tmp) / "pagemap_target"
         subprocess.run(["gcc", "-O2", "-o", str(exe), str(HELPER)], check=True)
         npages = args.mib * 256
-        proc = subprocess.Popen([str(exe), "thp" if args.thp else "fill", str(npages)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [str(exe), "thp" if args.thp else "fill", str(npages)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         buf = None
         for line in proc.stdout:
             if line.startswith("buf "):
@@ -104,17 +120,22 @@ def main() -> None:
             proc.stdin.write("q")
             proc.stdin.close()
             proc.wait()
-    print(f"process: {args.mib} MiB touched ({'MADV_HUGEPAGE' if args.thp else '4 KiB pages'}), "
-          f"euid {os.geteuid()}, {args.count} snapshots each")
+    print(
+        f"process: {args.mib} MiB touched ({'MADV_HUGEPAGE' if args.thp else '4 KiB pages'}), "
+        f"euid {os.geteuid()}, {args.count} snapshots each"
+    )
     for kflags, (times, sizes, rows, note) in results.items():
         best, med = min(times), statistics.median(times)
         mb = sizes[0] / 1e6
-        print(f"  kpageflags {'on ' if kflags else 'off'} ({note}): "
-              f"{best * 1e3:8.1f} ms best, {med * 1e3:8.1f} ms median per snapshot; "
-              f"{mb:.1f} MB pagemap read -> {mb / best:8.1f} MB/s (best), "
-              f"{args.mib / 1024 / best:.1f} GiB of touched memory/s; {rows[0]} runs")
+        print(
+            f"  kpageflags {'on ' if kflags else 'off'} ({note}): "
+            f"{best * 1e3:8.1f} ms best, {med * 1e3:8.1f} ms median per snapshot; "
+            f"{mb:.1f} MB pagemap read -> {mb / best:8.1f} MB/s (best), "
+            f"{args.mib / 1024 / best:.1f} GiB of touched memory/s; {rows[0]} runs"
+        )
     import numpy as np
     import pyarrow as pa
+
     table = pa.concat_tables(tables)
     t0 = time.perf_counter()
     tr = Translator.from_tables(table)
@@ -130,14 +151,18 @@ def main() -> None:
     pids, back = tr.phys_to_virt(paddr, when)
     t_p2v = time.perf_counter() - t0
     ok = paddr != 0
-    print(f"  translation over {table.num_rows} runs ({args.count} snapshots; build "
-          f"{t_build * 1e3:.1f} ms): virt->phys {n / t_v2p / 1e6:.2f} M/s, phys->virt "
-          f"{n / t_p2v / 1e6:.2f} M/s; round trip exact: {bool((back[ok] == va[ok]).all())} "
-          f"({ok.mean():.1%} of addresses had frames)")
+    print(
+        f"  translation over {table.num_rows} runs ({args.count} snapshots; build "
+        f"{t_build * 1e3:.1f} ms): virt->phys {n / t_v2p / 1e6:.2f} M/s, phys->virt "
+        f"{n / t_p2v / 1e6:.2f} M/s; round trip exact: {bool((back[ok] == va[ok]).all())} "
+        f"({ok.mean():.1%} of addresses had frames)"
+    )
     best_off = min(results[False][0])
-    print(f"  reference page-by-page decode of the buffer alone: {t_ref * 1e3:.1f} ms "
-          f"({len(ref_runs)} runs) -> tracedamon whole snapshot (kpageflags off) is "
-          f"{t_ref / best_off:.1f}x faster")
+    print(
+        f"  reference page-by-page decode of the buffer alone: {t_ref * 1e3:.1f} ms "
+        f"({len(ref_runs)} runs) -> tracedamon whole snapshot (kpageflags off) is "
+        f"{t_ref / best_off:.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ ratios are measured within this one run.
 Every measurement runs ``--repeat`` times (default 3), in alternated rounds, and the
 medians are compared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,13 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-GRID = ["sample-us=5000,10000,20000", "min-nr-regions=10,50", "max-nr-regions=200,1000",
-        "access=perf,abit", "aggr-us=100000,200000"]
+GRID = [
+    "sample-us=5000,10000,20000",
+    "min-nr-regions=10,50",
+    "max-nr-regions=200,1000",
+    "access=perf,abit",
+    "aggr-us=100000,200000",
+]
 QUICK_GRID = ["sample-us=5000,10000,20000", "min-nr-regions=10,50", "access=perf,abit"]
 TD = ROOT / ".venv" / "bin" / "tracedamon"
 
@@ -58,6 +64,7 @@ def imported_rss(_):
     import tracedamon.pipeline.replay  # noqa: F401
     import tracedamon.export.compare  # noqa: F401
     from tracedamon.pipeline.sweep.task import peak_rss_mb
+
     return peak_rss_mb()
 
 
@@ -65,6 +72,7 @@ def clock() -> tuple[float, float]:
     """(wall s, CPU s of this process and of its finished children: the worker and
     replay processes, once they are waited for)."""
     import resource
+
     me, ch = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return time.perf_counter(), me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
 
@@ -78,6 +86,7 @@ def trace(workdir: Path, n: int, reuse: bool) -> Path:
     from bench_ingest import record
 
     import tracedamon
+
     td = workdir / f"pf-{n}.td"
     if reuse and td.exists():
         return td
@@ -93,8 +102,12 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/tracedamon-bench-sweep"))
     ap.add_argument("--reuse", action="store_true", help="reuse an earlier recording")
     ap.add_argument("--quick", action="store_true", help="200 k samples, 12 configurations")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="rounds of every measurement, alternated (medians compared)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of every measurement, alternated (medians compared)",
+    )
     args = ap.parse_args(argv)
     if not shutil.which("perf"):
         print("perf is not installed: no recording to sweep", file=sys.stderr)
@@ -119,7 +132,7 @@ def main(argv=None) -> int:
     # 1. the bare engine, samples in memory
     s = tr.table("samples", columns=SAMPLE_COLUMNS)
     mm, fields = tr.table("mmaps"), set(MonitorConfig.__dataclass_fields__)
-    tracedamon.replay(s, mmaps=mm, start_ns="auto")          # numba's first load
+    tracedamon.replay(s, mmaps=mm, start_ns="auto")  # numba's first load
 
     def bare_engine():
         t0 = clock()
@@ -133,18 +146,25 @@ def main(argv=None) -> int:
         """(table, wall s, CPU s, wall s once a Dask cluster was up)"""
         t0 = clock()
         up = {}
-        df = tracedamon.sweep([td], grid, fixed={"start": "auto"},
-                              on_start=lambda c: up.setdefault("t", time.perf_counter()), **kw)
+        df = tracedamon.sweep(
+            [td],
+            grid,
+            fixed={"start": "auto"},
+            on_start=lambda c: up.setdefault("t", time.perf_counter()),
+            **kw,
+        )
         w, c = since(t0)
         return df, w, c, w - (up.get("t", t0[0]) - t0[0])
 
     cmds = []
     for i, c in enumerate(cfgs):
         v = c.values
-        cmds.append(f"{TD} replay {td} --start auto --sample-us {v['sample-us']} "
-                    f"--aggr-us {v.get('aggr-us', 100000)} --min-nr-regions "
-                    f"{v['min-nr-regions']} --max-nr-regions {v.get('max-nr-regions', 1000)} "
-                    f"--access {v['access']} -q -o {args.workdir}/sep-{i}.parquet")
+        cmds.append(
+            f"{TD} replay {td} --start auto --sample-us {v['sample-us']} "
+            f"--aggr-us {v.get('aggr-us', 100000)} --min-nr-regions "
+            f"{v['min-nr-regions']} --max-nr-regions {v.get('max-nr-regions', 1000)} "
+            f"--access {v['access']} -q -o {args.workdir}/sep-{i}.parquet"
+        )
     listing = args.workdir / "cmds.txt"
     listing.write_text("\n".join(cmds) + "\n")
 
@@ -158,15 +178,21 @@ def main(argv=None) -> int:
 
     # every way once per round, rounds alternated so that a change of the machine's load
     # falls on all of them; medians compared
-    ways = {"engine": bare_engine, "inproc": lambda: timed_sweep(workers=1),
-            "lc1": lambda: timed_sweep(workers=1, in_process=False),
-            "lc2": lambda: timed_sweep(workers=2), "separate": separate}
+    ways = {
+        "engine": bare_engine,
+        "inproc": lambda: timed_sweep(workers=1),
+        "lc1": lambda: timed_sweep(workers=1, in_process=False),
+        "lc2": lambda: timed_sweep(workers=2),
+        "separate": separate,
+    }
     runs: dict[str, list] = {k: [] for k in ways}
     for r in range(args.repeat):
         for k, fn in ways.items():
             runs[k].append(fn())
-        print(f"   round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][1]:.1f} s"
-                                                for k in ways), flush=True)
+        print(
+            f"   round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][1]:.1f} s" for k in ways),
+            flush=True,
+        )
     s = None  # the samples table is not needed past here
 
     def med(k):
@@ -175,6 +201,7 @@ def main(argv=None) -> int:
 
     def spread(k):
         return "/".join(f"{x[1]:.1f}" for x in runs[k])
+
     _, we, ce, _ = med("engine")
     df1, w1, c1, _ = med("inproc")
     dl1, wl1, cl1, ul1 = med("lc1")
@@ -183,29 +210,46 @@ def main(argv=None) -> int:
     cols = [c for c in df1.columns if c not in RUN_COLUMNS]
     assert df1[cols].equals(df2[cols]) and df1[cols].equals(dl1[cols]), "tables differ"
     print(f"medians of {args.repeat} round(s) (wall s of each round in brackets):")
-    print(f"1. bare engine, {len(cfgs)} replays summed (one core): {we:.2f} s wall "
-          f"[{spread('engine')}], {ce:.2f} s CPU")
-    print(f"2. sweep in-process (--workers 1): {w1:.2f} s wall [{spread('inproc')}] = "
-          f"{w1 / we:.2f}x the bare engine; {c1:.2f} s CPU = {c1 / ce:.2f}x its CPU")
-    print(f"3. sweep on a LocalCluster of 2 workers: {w2:.2f} s wall [{spread('lc2')}] = "
-          f"{w2 / we:.2f}x the bare engine's summed time, {w2 / (we / 2):.2f}x half of it; "
-          f"{c2:.2f} s CPU in all processes, of which {df2.replay_cpu_s.sum():.2f} s inside the "
-          f"replays (in-process: {df1.replay_cpu_s.sum():.2f} s)")
-    print(f"   LocalCluster of 1 worker: {wl1:.2f} s wall [{spread('lc1')}], {cl1:.2f} s CPU "
-          f"-> scaling from 1 to 2 workers: {wl1 / w2:.2f}x; once the cluster is up "
-          f"({ul1:.2f} s vs {ul2:.2f} s): {ul1 / ul2:.2f}x")
-    print(f"4. {len(cfgs)} separate `tracedamon replay` processes, 2 at a time: {wsep:.2f} s wall "
-          f"[{spread('separate')}], {csep:.2f} s CPU -> the 2-worker sweep is "
-          f"{wsep / w2:.2f}x faster (wall), uses {csep / c2:.2f}x less CPU")
+    print(
+        f"1. bare engine, {len(cfgs)} replays summed (one core): {we:.2f} s wall "
+        f"[{spread('engine')}], {ce:.2f} s CPU"
+    )
+    print(
+        f"2. sweep in-process (--workers 1): {w1:.2f} s wall [{spread('inproc')}] = "
+        f"{w1 / we:.2f}x the bare engine; {c1:.2f} s CPU = {c1 / ce:.2f}x its CPU"
+    )
+    print(
+        f"3. sweep on a LocalCluster of 2 workers: {w2:.2f} s wall [{spread('lc2')}] = "
+        f"{w2 / we:.2f}x the bare engine's summed time, {w2 / (we / 2):.2f}x half of it; "
+        f"{c2:.2f} s CPU in all processes, of which {df2.replay_cpu_s.sum():.2f} s inside the "
+        f"replays (in-process: {df1.replay_cpu_s.sum():.2f} s)"
+    )
+    print(
+        f"   LocalCluster of 1 worker: {wl1:.2f} s wall [{spread('lc1')}], {cl1:.2f} s CPU "
+        f"-> scaling from 1 to 2 workers: {wl1 / w2:.2f}x; once the cluster is up "
+        f"({ul1:.2f} s vs {ul2:.2f} s): {ul1 / ul2:.2f}x"
+    )
+    print(
+        f"4. {len(cfgs)} separate `tracedamon replay` processes, 2 at a time: {wsep:.2f} s wall "
+        f"[{spread('separate')}], {csep:.2f} s CPU -> the 2-worker sweep is "
+        f"{wsep / w2:.2f}x faster (wall), uses {csep / c2:.2f}x less CPU"
+    )
 
     # 5. per-task overhead on tiny tasks, and what an idle worker holds
     marks = {}
     t = time.perf_counter()
-    run_dask(noop, list(range(400)), lambda task, r: marks.__setitem__("end", time.perf_counter()),
-             workers=2, on_start=lambda c: marks.__setitem__("up", time.perf_counter()))
+    run_dask(
+        noop,
+        list(range(400)),
+        lambda task, r: marks.__setitem__("end", time.perf_counter()),
+        workers=2,
+        on_start=lambda c: marks.__setitem__("up", time.perf_counter()),
+    )
     per = (marks["end"] - marks["up"]) / 400
-    print(f"5. 400 no-op tasks on 2 workers: {1e3 * per:.2f} ms per task once the cluster is up "
-          f"(start-up {marks['up'] - t:.2f} s)")
+    print(
+        f"5. 400 no-op tasks on 2 workers: {1e3 * per:.2f} ms per task once the cluster is up "
+        f"(start-up {marks['up'] - t:.2f} s)"
+    )
     base = []
     run_dask(imported_rss, [0], lambda task, r: base.append(r), workers=1)
 
@@ -215,13 +259,18 @@ def main(argv=None) -> int:
     parts = []
     for w, g in df2.groupby("worker", sort=True):
         r = g.worker_peak_rss_mb.to_numpy()
-        parts.append(f"{r[min(2, len(r) - 1)]:.0f} MB after {min(3, len(r))} tasks, "
-                     f"{r.max():.0f} MB after all its {len(r)}")
-    print("6. peak RSS per worker (LocalCluster of 2): " + "; ".join(parts)
-          + f". LocalCluster of 1 after all {len(dl1)} tasks: "
-          f"{dl1.worker_peak_rss_mb.max():.0f} MB. A worker that has only imported "
-          f"tracedamon's engine: {base[0]:.0f} MB; the samples columns a worker keeps: "
-          f"{mb:.0f} MB")
+        parts.append(
+            f"{r[min(2, len(r) - 1)]:.0f} MB after {min(3, len(r))} tasks, "
+            f"{r.max():.0f} MB after all its {len(r)}"
+        )
+    print(
+        "6. peak RSS per worker (LocalCluster of 2): "
+        + "; ".join(parts)
+        + f". LocalCluster of 1 after all {len(dl1)} tasks: "
+        f"{dl1.worker_peak_rss_mb.max():.0f} MB. A worker that has only imported "
+        f"tracedamon's engine: {base[0]:.0f} MB; the samples columns a worker keeps: "
+        f"{mb:.0f} MB"
+    )
     print(f"load after: {uptime()}")
     return 0
 

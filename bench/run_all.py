@@ -5,6 +5,7 @@
 
 Benchmarks are CPU-heavy: run them on an otherwise idle machine, one at a time.
 """
+
 from __future__ import annotations
 
 import argparse

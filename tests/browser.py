@@ -21,6 +21,7 @@ URLs the page asked for (from the DevTools performance log). Firefox runs with a
 profile; its ``requests()`` lists what the page's Resource Timing saw, and its console
 messages are read from the browser's standard output.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,10 +35,20 @@ import time
 from pathlib import Path
 
 CHROME_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--mute-audio",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--force-device-scale-factor=1",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
 ]
 
 
@@ -46,16 +57,23 @@ class NoBrowser(RuntimeError):
 
 
 def find_binaries() -> tuple[str, str]:
-    chrome = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
-                   if shutil.which(n)), None)
+    chrome = next(
+        (
+            shutil.which(n)
+            for n in ("chromium", "chromium-browser", "google-chrome")
+            if shutil.which(n)
+        ),
+        None,
+    )
     driver = shutil.which("chromedriver")
     if not chrome or not driver:
-        raise NoBrowser("chromium and chromedriver are not installed "
-                        "(apt-get install chromium chromium-driver)")
+        raise NoBrowser(
+            "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        )
     return chrome, driver
 
 
-SHIFT = "\ue008"         # the WebDriver key code of Shift
+SHIFT = "\ue008"  # the WebDriver key code of Shift
 
 
 class _Inputs:
@@ -65,41 +83,70 @@ class _Inputs:
     name = "browser"
 
     def _point(self, x: float, y: float) -> dict:
-        return {"type": "pointerMove", "x": int(round(x)), "y": int(round(y)),
-                "origin": "viewport", "duration": 0}
+        return {
+            "type": "pointerMove",
+            "x": int(round(x)),
+            "y": int(round(y)),
+            "origin": "viewport",
+            "duration": 0,
+        }
 
     def _mouse(self, moves: list[dict]) -> dict:
-        return {"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
-                "actions": moves}
+        return {
+            "type": "pointer",
+            "id": "mouse",
+            "parameters": {"pointerType": "mouse"},
+            "actions": moves,
+        }
 
     def hover(self, x: float, y: float) -> None:
         self.perform([self._mouse([self._point(x, y)])])
 
-    def drag(self, p0: tuple[float, float], p1: tuple[float, float], *,
-             shift: bool = False) -> None:
+    def drag(
+        self, p0: tuple[float, float], p1: tuple[float, float], *, shift: bool = False
+    ) -> None:
         """Press at p0, move to p1, release (holding Shift throughout if asked)."""
-        mouse = [self._point(*p0), {"type": "pointerDown", "button": 0},
-                 self._point((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2), self._point(*p1),
-                 {"type": "pointerUp", "button": 0}]
+        mouse = [
+            self._point(*p0),
+            {"type": "pointerDown", "button": 0},
+            self._point((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2),
+            self._point(*p1),
+            {"type": "pointerUp", "button": 0},
+        ]
         if not shift:
             self.perform([self._mouse(mouse)])
             return
-        keys = [{"type": "keyDown", "value": SHIFT}] + [{"type": "pause", "duration": 0}] * (
-            len(mouse) - 1) + [{"type": "keyUp", "value": SHIFT}]
+        keys = (
+            [{"type": "keyDown", "value": SHIFT}]
+            + [{"type": "pause", "duration": 0}] * (len(mouse) - 1)
+            + [{"type": "keyUp", "value": SHIFT}]
+        )
         mouse = [{"type": "pause", "duration": 0}] + mouse
         self.perform([{"type": "key", "id": "keyboard", "actions": keys}, self._mouse(mouse)])
 
     def centre_of(self, css: str) -> tuple[float, float]:
-        r = self.js("const e = document.querySelector(arguments[0]);"
-                    "e.scrollIntoView({block: 'nearest', inline: 'nearest'});"
-                    "return e.getBoundingClientRect().toJSON()", css)
+        r = self.js(
+            "const e = document.querySelector(arguments[0]);"
+            "e.scrollIntoView({block: 'nearest', inline: 'nearest'});"
+            "return e.getBoundingClientRect().toJSON()",
+            css,
+        )
         return r["left"] + r["width"] / 2, r["top"] + r["height"] / 2
 
     def click(self, css: str) -> None:
         """A real mouse click at the centre of the first element matching css."""
         x, y = self.centre_of(css)
-        self.perform([self._mouse([self._point(x, y), {"type": "pointerDown", "button": 0},
-                                   {"type": "pointerUp", "button": 0}])])
+        self.perform(
+            [
+                self._mouse(
+                    [
+                        self._point(x, y),
+                        {"type": "pointerDown", "button": 0},
+                        {"type": "pointerUp", "button": 0},
+                    ]
+                )
+            ]
+        )
 
     def type_into(self, css: str, text: str) -> None:
         """Click into a text input, select what it holds, and type text with key events."""
@@ -120,8 +167,11 @@ class _Inputs:
             time.sleep(0.05)
 
     def wait_ready(self, timeout: float) -> None:
-        ok = self.wait_for("return !!(window.tdReport && (window.tdReport.ready || "
-                           "window.tdReport.errors.length))", timeout=timeout)
+        ok = self.wait_for(
+            "return !!(window.tdReport && (window.tdReport.ready || "
+            "window.tdReport.errors.length))",
+            timeout=timeout,
+        )
         if not ok:
             raise AssertionError(f"{self.name}: the page did not become ready in {timeout} s")
 
@@ -139,13 +189,16 @@ class Browser(_Inputs):
         self.profile = tempfile.mkdtemp(prefix="td-chromium-")
         opts = webdriver.ChromeOptions()
         opts.binary_location = chrome
-        for a in CHROME_FLAGS + [f"--user-data-dir={self.profile}",
-                                 f"--window-size={width},{height}"]:
+        for a in CHROME_FLAGS + [
+            f"--user-data-dir={self.profile}",
+            f"--window-size={width},{height}",
+        ]:
             opts.add_argument(a)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
         try:
-            self.driver = webdriver.Chrome(service=Service(driver, log_output=os.devnull),
-                                           options=opts)
+            self.driver = webdriver.Chrome(
+                service=Service(driver, log_output=os.devnull), options=opts
+            )
         except Exception as e:  # the browser would not start here
             shutil.rmtree(self.profile, ignore_errors=True)
             raise NoBrowser(f"chromium did not start: {str(e).splitlines()[0]}") from None
@@ -159,7 +212,9 @@ class Browser(_Inputs):
         WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
             lambda d: d.execute_script(
                 "return !!(window.tdReport && (window.tdReport.ready || "
-                "window.tdReport.errors.length))"))
+                "window.tdReport.errors.length))"
+            )
+        )
 
     def blank(self) -> None:
         """Leave the current page (the next ``open`` is a fresh load)."""
@@ -173,7 +228,9 @@ class Browser(_Inputs):
         return self.driver.execute_async_script(
             "const done = arguments[arguments.length - 1];"
             f"Promise.resolve().then(() => ({expr})).then((v) => done({{ok: v}}),"
-            " (e) => done({err: String(e && e.stack || e)}));", *args)
+            " (e) => done({err: String(e && e.stack || e)}));",
+            *args,
+        )
 
     def call(self, expr: str, *args):
         r = self.js_async(expr, *args)
@@ -197,8 +254,11 @@ class Browser(_Inputs):
         return urls
 
     def console_errors(self) -> list[str]:
-        return [f"{c['level']}: {c['message']}" for c in self.console()
-                if c["level"] in ("SEVERE", "WARNING")]
+        return [
+            f"{c['level']}: {c['message']}"
+            for c in self.console()
+            if c["level"] in ("SEVERE", "WARNING")
+        ]
 
     def perform(self, actions: list[dict]) -> None:
         from selenium.webdriver.remote.command import Command
@@ -232,16 +292,18 @@ class Firefox(_Inputs):
     name = "firefox"
 
     def __init__(self, width: int = 1400, height: int = 1000):
-        binary = next((shutil.which(n) for n in ("firefox-esr", "firefox") if shutil.which(n)),
-                      None)
+        binary = next(
+            (shutil.which(n) for n in ("firefox-esr", "firefox") if shutil.which(n)), None
+        )
         if not binary:
             raise NoBrowser("firefox is not installed (apt-get install firefox-esr)")
         try:
             from marionette_driver.marionette import Marionette
         except ImportError:
-            raise NoBrowser("marionette_driver is not installed (pip install "
-                            "marionette_driver)") from None
-        with socket.socket() as sock:          # a free port for Marionette
+            raise NoBrowser(
+                "marionette_driver is not installed (pip install marionette_driver)"
+            ) from None
+        with socket.socket() as sock:  # a free port for Marionette
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         self.profile = tempfile.mkdtemp(prefix="td-firefox-")
@@ -251,16 +313,20 @@ class Firefox(_Inputs):
             "devtools.console.stdout.content": True,
             # a fresh profile that phones nowhere
             "browser.shell.checkDefaultBrowser": False,
-            "app.update.enabled": False, "app.normandy.enabled": False,
+            "app.update.enabled": False,
+            "app.normandy.enabled": False,
             "datareporting.policy.dataSubmissionEnabled": False,
-            "toolkit.telemetry.enabled": False, "browser.ping-centre.telemetry": False,
+            "toolkit.telemetry.enabled": False,
+            "browser.ping-centre.telemetry": False,
             "network.captive-portal-service.enabled": False,
             "network.connectivity-service.enabled": False,
-            "extensions.update.enabled": False, "browser.safebrowsing.malware.enabled": False,
+            "extensions.update.enabled": False,
+            "browser.safebrowsing.malware.enabled": False,
             "browser.safebrowsing.phishing.enabled": False,
             "browser.startup.homepage_override.mstone": "ignore",
             "browser.aboutwelcome.enabled": False,
-            "browser.backup.enabled": False, "browser.backup.scheduled.enabled": False,
+            "browser.backup.enabled": False,
+            "browser.backup.scheduled.enabled": False,
         }
         with open(os.path.join(self.profile, "user.js"), "w") as f:
             for k, v in prefs.items():
@@ -268,10 +334,23 @@ class Firefox(_Inputs):
         self.log_path = os.path.join(self.profile, "stdout.log")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [binary, "--headless", "--marionette", "--no-remote", "--profile", self.profile,
-             "--width", str(width), "--height", str(height)],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "MOZ_HEADLESS": "1"})
+            [
+                binary,
+                "--headless",
+                "--marionette",
+                "--no-remote",
+                "--profile",
+                self.profile,
+                "--width",
+                str(width),
+                "--height",
+                str(height),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "MOZ_HEADLESS": "1"},
+        )
         self.m = None
         end = time.monotonic() + 90
         last = ""
@@ -306,8 +385,10 @@ class Firefox(_Inputs):
         return self.m.execute_async_script(
             "const done = arguments[arguments.length - 1];"
             f"Promise.resolve().then(() => ({expr})).then((v) => done({{ok: v}}),"
-            " (e) => done({err: String(e && e.stack || e)}));", script_args=list(args),
-            sandbox=None)
+            " (e) => done({err: String(e && e.stack || e)}));",
+            script_args=list(args),
+            sandbox=None,
+        )
 
     def call(self, expr: str, *args):
         r = self.js_async(expr, *args)
@@ -339,13 +420,18 @@ class Firefox(_Inputs):
     _PAGE_CONSOLE = re.compile(r"^console\.(error|warn): (?![A-Za-z][\w.]*: )")
 
     def console_errors(self) -> list[str]:
-        return [line for line in self._new_log()
-                if self._PAGE_ERROR.match(line) or self._PAGE_CONSOLE.match(line)]
+        return [
+            line
+            for line in self._new_log()
+            if self._PAGE_ERROR.match(line) or self._PAGE_CONSOLE.match(line)
+        ]
 
     def requests(self) -> list[str]:
         """URLs the current page loaded: the document and every Resource Timing entry."""
-        return self.js("return [location.href].concat(performance.getEntriesByType("
-                       "'resource').map((e) => e.name))")
+        return self.js(
+            "return [location.href].concat(performance.getEntriesByType("
+            "'resource').map((e) => e.name))"
+        )
 
     def png(self) -> bytes:
         return self.m.screenshot(format="binary", full=False)

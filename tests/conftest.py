@@ -5,6 +5,7 @@ Two corpora: the perf corpus the suite records itself with the installed perf
 ../shared/corpus (``CORPUS``; ``TRACEDAMON_CORPUS`` points elsewhere), whose tests skip
 with the reason -- fail under CI -- when it is absent.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,8 +31,14 @@ IN_CI = bool(os.environ.get("CI"))
 # Developers' runs keep exploring.  Hypothesis is pinned in pyproject.toml: the examples are
 # a function of its version.
 _CI_PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
-settings.register_profile("ci", derandomize=True, deadline=None, phases=_CI_PHASES,
-                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    phases=_CI_PHASES,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.register_profile("ci-shrink", settings.get_profile("ci"), phases=tuple(Phase))
 settings.register_profile("dev", deadline=None)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev")
@@ -40,11 +47,14 @@ if PROFILE.startswith("ci"):
     try:
         from hypothesis.internal.conjecture import providers as _providers
         from hypothesis.internal.constants_ast import Constants as _Constants
+
         _providers._get_local_constants  # noqa: B018  (the function replaced below)
     except (ImportError, AttributeError) as e:
-        raise RuntimeError("this Hypothesis cannot be kept from drawing constants out of the "
-                           "loaded modules, so CI's examples would depend on them; install the "
-                           f"version pyproject.toml pins ({e})") from None
+        raise RuntimeError(
+            "this Hypothesis cannot be kept from drawing constants out of the "
+            "loaded modules, so CI's examples would depend on them; install the "
+            f"version pyproject.toml pins ({e})"
+        ) from None
     _NO_CONSTANTS = _Constants()
     _providers._get_local_constants = lambda: _NO_CONSTANTS
 
@@ -62,8 +72,7 @@ def missing(reason: str) -> None:
     """Skip for a missing prerequisite -- except in CI (``CI`` set), where it is a failure:
     CI provides every prerequisite, so a skip there would hide a broken test."""
     if IN_CI:
-        pytest.fail(f"{reason} (CI is set: a missing prerequisite fails the test)",
-                    pytrace=False)
+        pytest.fail(f"{reason} (CI is set: a missing prerequisite fails the test)", pytrace=False)
     pytest.skip(reason)
 
 
@@ -103,8 +112,10 @@ def need_corpus(*parts: str) -> Path:
         return p
     p = CORPUS.joinpath(*parts)
     if not p.exists():
-        missing(f"reference corpus not found at {p} (../shared/corpus beside the project; "
-                "README says where it comes from)")
+        missing(
+            f"reference corpus not found at {p} (../shared/corpus beside the project; "
+            "README says where it comes from)"
+        )
     return p
 
 
@@ -114,8 +125,13 @@ def corpus_files(subdir: str, pattern: str) -> list:
     the reason (rather than an empty parameter set, which pytest skips silently)."""
     d = CORPUS / subdir
     found = sorted(d.glob(pattern)) if d.is_dir() else []
-    return found or [pytest.param(d / pattern, id=f"{subdir}-absent",
-                                  marks=requires(False, f"reference corpus not found at {d}"))]
+    return found or [
+        pytest.param(
+            d / pattern,
+            id=f"{subdir}-absent",
+            marks=requires(False, f"reference corpus not found at {d}"),
+        )
+    ]
 
 
 def perf_cases(*names: str) -> list:
@@ -123,9 +139,14 @@ def perf_cases(*names: str) -> list:
     ``names``), each marked to ``missing()`` with the reason when it could not be
     recorded here."""
     pc = perf_corpus()
-    return [pytest.param(pc.dir / f"{n}.data", id=n,
-                         marks=requires(pc.why_missing(n) is None, pc.why_missing(n) or ""))
-            for n in (names or PERF_CASES)]
+    return [
+        pytest.param(
+            pc.dir / f"{n}.data",
+            id=n,
+            marks=requires(pc.why_missing(n) is None, pc.why_missing(n) or ""),
+        )
+        for n in (names or PERF_CASES)
+    ]
 
 
 requires_perf = pytest.mark.skipif(PERF is None, reason="the perf binary is not installed")

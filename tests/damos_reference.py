@@ -10,6 +10,7 @@ effective size are recomputed here from the spec too.  It shares nothing with
 ``tracedamon.engine.damos`` but the scheme dataclasses (plain data) and the
 conventions of its inputs; tests draw random regions and schemes and compare.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ class Stat:
 
 @dataclass
 class RefScheme:
-    spec: object                       # tracedamon Scheme (plain data)
+    spec: object  # tracedamon Scheme (plain data)
     next_apply_sis: int = 0
     activated: bool = True
     quota: Quota = field(default_factory=Quota)
@@ -65,7 +66,7 @@ class Ctx:
         self.schemes = [RefScheme(s) for s in schemes]
         self.c = context
         self.p = profile
-        self.targets = targets           # list of lists of Region
+        self.targets = targets  # list of lists of Region
         self.passed_sample_intervals = 0
         smp = context.sample_us or 1
         for s in self.schemes:
@@ -88,8 +89,7 @@ def sz(r):
 
 
 def damon_split_region_at(regions, r, sz_r):
-    new = Region(r.start + sz_r, r.end, r.nr_accesses, r.nr_accesses_bp, r.last_nr_accesses,
-                 r.age)
+    new = Region(r.start + sz_r, r.end, r.nr_accesses, r.nr_accesses_bp, r.last_nr_accesses, r.age)
     r.end = new.start
     regions.insert(regions.index(r) + 1, new)
 
@@ -139,9 +139,11 @@ def nr_for_pattern(ctx, r):
 def __damos_valid_target(ctx, r, s):
     p = s.spec.pattern
     n = nr_for_pattern(ctx, r)
-    return (p.min_sz_region <= sz(r) <= p.max_sz_region and
-            p.min_nr_accesses <= n <= p.max_nr_accesses and
-            p.min_age_region <= r.age <= p.max_age_region)
+    return (
+        p.min_sz_region <= sz(r) <= p.max_sz_region
+        and p.min_nr_accesses <= n <= p.max_nr_accesses
+        and p.min_age_region <= r.age <= p.max_age_region
+    )
 
 
 def quota_is_set(ctx, s):
@@ -253,8 +255,11 @@ def damos_adjust_quota(ctx, s, now, goal_values):
         for r in regions:
             if not __damos_valid_target(ctx, r, s):
                 continue
-            if ctx.p.hist_core_filters and s.spec.core_filters and \
-                    _core_rejects_nosplit(ctx, ti, r, s):
+            if (
+                ctx.p.hist_core_filters
+                and s.spec.core_filters
+                and _core_rejects_nosplit(ctx, ti, r, s)
+            ):
                 continue
             sc = get_scheme_score(ctx, r, s)
             hist[sc] += sz(r)
@@ -327,8 +332,18 @@ def damos_apply_scheme(ctx, ti, regions, r, s, si):
     if damos_filter_out(ctx, ti, regions, r, s):
         return
     size = sz(r)
-    ctx.trace.append((si, ti, r.start, r.end, nr_for_pattern(ctx, r), r.age, len(regions),
-                      int(s.core_filters_allowed)))
+    ctx.trace.append(
+        (
+            si,
+            ti,
+            r.start,
+            r.end,
+            nr_for_pattern(ctx, r),
+            r.age,
+            len(regions),
+            int(s.core_filters_allowed),
+        )
+    )
     st.charged_sz += size
     if quota_is_set(ctx, s) and st.charged_sz >= st.esz:
         st.charge_target_from = ti
@@ -367,15 +382,16 @@ def kdamond_apply_schemes(ctx, now, goal_values=None):
     for ti, regions in enumerate(ctx.targets):
         if ctx.p.visit_split_right:
             i = 0
-            while i < len(regions):          # damon_for_each_region: sees inserted regions
+            while i < len(regions):  # damon_for_each_region: sees inserted regions
                 damon_do_apply_schemes(ctx, ti, regions, regions[i])
                 i += 1
         else:
-            for r in list(regions):          # damon_for_each_region_safe
+            for r in list(regions):  # damon_for_each_region_safe
                 damon_do_apply_schemes(ctx, ti, regions, r)
     smp = ctx.c.sample_us or 1
     for s in ctx.schemes:
         if ctx.passed_sample_intervals < s.next_apply_sis:
             continue
-        s.next_apply_sis = ctx.passed_sample_intervals + \
-            (s.spec.apply_interval_us or ctx.c.aggr_us) // smp
+        s.next_apply_sis = (
+            ctx.passed_sample_intervals + (s.spec.apply_interval_us or ctx.c.aggr_us) // smp
+        )

@@ -44,6 +44,7 @@ aggregation whose last sample interval starts after the last sample; fixed
 granularity (``min_region == max_region``) is a grid of regions of that size that
 keeps each region's counters by address at an ops update.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -63,7 +64,7 @@ SPLIT_SALT = 0x5EED5EED5EED5EED
 def pcg32(seed: int, stream: int = PCG_STREAM):
     """Endless 32-bit outputs of PCG32 (XSH-RR) seeded like ``pcg32_srandom_r``."""
     inc = ((stream << 1) | 1) & U64
-    state = inc & U64                       # state 0, one step: 0 * mult + inc
+    state = inc & U64  # state 0, one step: 0 * mult + inc
     state = (state + seed) & U64
     state = (state * PCG_MULT + inc) & U64
     while True:
@@ -81,8 +82,12 @@ def lfsr113(seed: int):
     mixed = ((seed >> 32) ^ (seed << 10) ^ seed) & U32
     words = [mixed + low if mixed < low else mixed for low in (2, 8, 16, 128)]
     # (mask, shift a, shift b, shift d) of the four Tausworthe components
-    taps = ((0xFFFFFFFE, 6, 13, 18), (0xFFFFFFF8, 2, 27, 2),
-            (0xFFFFFFF0, 13, 21, 7), (0xFFFFFF80, 3, 12, 13))
+    taps = (
+        (0xFFFFFFFE, 6, 13, 18),
+        (0xFFFFFFF8, 2, 27, 2),
+        (0xFFFFFFF0, 13, 21, 7),
+        (0xFFFFFF80, 3, 12, 13),
+    )
     while True:
         for k, (mask, a, b, d) in enumerate(taps):
             z = words[k]
@@ -140,10 +145,10 @@ class Draws:
         n &= U32
         word = self.word()
         if n == 0:
-            return word                       # the kernel's answer for a range of 0
+            return word  # the kernel's answer for a range of 0
         product = word * n
-        if (product & U32) < n:               # Lemire: reject the biased low products
-            floor = (1 << 32) % n             # == (2**32 - n) % n
+        if (product & U32) < n:  # Lemire: reject the biased low products
+            floor = (1 << 32) % n  # == (2**32 - n) % n
             while (product & U32) < floor:
                 product = self.word() * n
         return product >> 32
@@ -182,8 +187,10 @@ class Space:
     def assign(self, lo: int, hi: int, reg: Region, allow_taken=True):
         for u in range(lo, hi, self.unit):
             if not allow_taken and u in self.owner:
-                raise AssertionError(f"unit {u:#x} would have two regions (ranges closer "
-                                     "than the minimum region size)")
+                raise AssertionError(
+                    f"unit {u:#x} would have two regions (ranges closer "
+                    "than the minimum region size)"
+                )
             self.owner[u] = reg
         self.changed()
 
@@ -241,28 +248,32 @@ class Reference:
         self.targets = list(targets)
         self.access = access
         self.physical = ops == "paddr"
-        self.vaddr = ops == "vaddr"     # three regions at start, updated at ops updates
+        self.vaddr = ops == "vaddr"  # three regions at start, updated at ops updates
         self.unit = cfg.min_region
         self.maxsz = cfg.max_region or 0
         self.grid = bool(self.maxsz) and self.maxsz == self.unit
         forced = deque(int(x) for x in rand_inject)
         self.mainline = getattr(cfg, "kernel", "released") == "mainline-2026"
         if self.mainline:
+
             def stream(seed):
                 return MultiplyDraws(lfsr113(seed), forced)
         else:
+
             def stream(seed):
                 return Draws(pcg32(seed), forced, cfg.fix_rand32)
+
         self.draw = stream(cfg.seed)
-        self.draw_split = self.draw if cfg.rng_streams == "single" else \
-            stream(cfg.seed ^ SPLIT_SALT)
-        self.rotation = 0                                     # split_some's static
+        self.draw_split = (
+            self.draw if cfg.rng_streams == "single" else stream(cfg.seed ^ SPLIT_SALT)
+        )
+        self.rotation = 0  # split_some's static
         self.spaces = [Space(self.unit) for _ in self.targets]
         self.sample_us = cfg.sample_us
         self.aggr_us = cfg.aggr_us
-        self.aggr_samples = cfg.aggr_us // cfg.sample_us    # kept through auto-tuning
-        self.last_nr_regions = 0                              # split's static variable
-        self.cache_addr = 0                                   # last-verdict cache
+        self.aggr_samples = cfg.aggr_us // cfg.sample_us  # kept through auto-tuning
+        self.last_nr_regions = 0  # split's static variable
+        self.cache_addr = 0  # last-verdict cache
         self.cache_young = False
 
     # -- views ------------------------------------------------------------------------
@@ -317,9 +328,9 @@ class Reference:
                 if nr_pieces <= 1 or piece == 0:
                     sp.assign(lo, hi, Region(), allow_taken=False)
                     continue
-                if self.maxsz:          # RFC: as many pieces as fit, none above max
+                if self.maxsz:  # RFC: as many pieces as fit, none above max
                     parts = self._pieces(lo, hi, min(piece, self.maxsz), None)
-                else:                   # mainline since 2024: exactly nr_pieces pieces
+                else:  # mainline since 2024: exactly nr_pieces pieces
                     parts = self._pieces(lo, hi, piece, nr_pieces)
                 for p, q in parts:
                     sp.assign(p, q, Region(), allow_taken=False)
@@ -408,8 +419,8 @@ class Reference:
 
     def _check(self, window, addrs) -> None:
         """Mark accesses of one interval and advance every region's moving sum."""
-        seen = set()                          # ids of regions accessed in this interval
-        if self.physical:                     # paddr: a sample of any process counts for
+        seen = set()  # ids of regions accessed in this interval
+        if self.physical:  # paddr: a sample of any process counts for
             addrs_hit = {a for _, a in window}  # every target
             window = [(t, a) for t in range(len(self.spaces)) for a in addrs_hit]
         if self.access == "perf":
@@ -421,7 +432,7 @@ class Reference:
                     if reg is not None:
                         seen.add(id(reg))
         else:
-            keys = {(t, a - a % PAGE) for t, a in window}     # the accessed bit: per page
+            keys = {(t, a - a % PAGE) for t, a in window}  # the accessed bit: per page
             global_cache = self.physical and not self.cfg.fix_pa_cache
             for ti, sp in enumerate(self.spaces):
                 first = True
@@ -446,7 +457,7 @@ class Reference:
     def _merge_pass(self, thres: int, sz_limit: int, count_age: bool) -> int:
         cap = 0 if self.grid else (min(sz_limit, self.maxsz) if self.maxsz else sz_limit)
         for sp in self.spaces:
-            left = None                           # (start, end, region) merged into
+            left = None  # (start, end, region) merged into
             for s, e, reg in list(sp.runs()):
                 if count_age:
                     if abs(reg.nr - reg.last) > thres:
@@ -480,7 +491,7 @@ class Reference:
             n = self._merge_pass(thres, sz_limit, passes == 0 or not once)
             passes += 1
             used = thres
-            if self.mainline:      # never past the ceiling; a pass at it is the last
+            if self.mainline:  # never past the ceiling; a pass at it is the last
                 thres = min(max(1, thres * 2), ceiling) if thres < ceiling // 2 else ceiling
             else:
                 thres = max(1, thres * 2)
@@ -516,7 +527,7 @@ class Reference:
         if self.mainline and n > self.cfg.max_nr_regions // 2:
             return self._split_some(n)
         if n > self.cfg.max_nr_regions // 2:
-            return                              # last_nr_regions stays (quirk Q11)
+            return  # last_nr_regions stays (quirk Q11)
         subs = 3 if (n == self.last_nr_regions and n < self.cfg.max_nr_regions // 3) else 2
         limit = 2 * self.unit
         for sp in self.spaces:
@@ -566,8 +577,10 @@ class Reference:
     def run(self, times, tgts, pages, t0, t_last, accessed_only=False):
         """Rows (snapshot, time_ns, target, start, end, nr_accesses, age, nr_accesses_bp)
         of every damon_aggregated event, in order."""
-        samples = sorted(zip((int(x) for x in times), (int(x) for x in tgts),
-                             (int(p) for p in pages)), key=lambda x: x[0])
+        samples = sorted(
+            zip((int(x) for x in times), (int(x) for x in tgts), (int(p) for p in pages)),
+            key=lambda x: x[0],
+        )
         stamps = [x[0] for x in samples]
         cfg = self.cfg
         t0, t_last = int(t0), int(t_last)
@@ -581,17 +594,17 @@ class Reference:
         legacy = cfg.min_nr_regions_mode == "legacy"
         sz_limit = self._sz_limit() if legacy else self._apply_min()
 
-        psi = 0                                       # passed sample intervals
+        psi = 0  # passed sample intervals
         next_aggr = self.aggr_us // self.sample_us
         next_ops = cfg.update_us // self.sample_us
         next_tune = next_aggr * cfg.goal_aggrs
-        origin_t, origin_psi = t0, 0                  # interval origin_psi + k starts at
-        width = self.sample_us * 1000                 # origin_t + (k - 1) * width
+        origin_t, origin_psi = t0, 0  # interval origin_psi + k starts at
+        width = self.sample_us * 1000  # origin_t + (k - 1) * width
         snapshot = 0
         while True:
             aggr_at, ops_at = next_aggr, next_ops
             if origin_t + (aggr_at - origin_psi - 1) * width > t_last:
-                break                                 # that aggregation is incomplete
+                break  # that aggregation is incomplete
             addrs = self._sample_addresses() if self.access == "abit" else None
             psi += 1
             w_lo = origin_t + (psi - origin_psi - 1) * width
@@ -609,7 +622,7 @@ class Reference:
                         origin_t += (psi - origin_psi) * width
                         origin_psi = psi
                         width = self.sample_us * 1000
-                        next_ops = psi + cfg.update_us // self.sample_us   # quirk Q8
+                        next_ops = psi + cfg.update_us // self.sample_us  # quirk Q8
                 next_aggr = aggr_at + self.aggr_us // self.sample_us
                 now = origin_t + (psi - origin_psi) * width
                 for ti, sp in enumerate(self.spaces):

@@ -31,6 +31,7 @@ an existing directory instead (e.g. ``../shared/corpus/perf``).
 By hand: ``python tests/perf_corpus.py OUTDIR [CASE ...]`` records into OUTDIR;
 ``python tests/perf_corpus.py --cache`` makes the cache if needed and says where it is.
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,34 +60,50 @@ W = "./pagetouch"
 # "machine" cases record the whole machine and may find nothing to record
 CASES: dict[str, tuple[str, str, str]] = {
     "01_pf_c1_addr": ("-e page-faults -c 1 -d", f"{W} -n 64", ""),
-    "02_minflt_phys_pgsz": ("-e minor-faults -c 1 -d --phys-data --data-page-size",
-                            f"{W} -n 64", ""),
-    "04_thp_minflt_pgsz": ("-e minor-faults -c 1 -d --phys-data --data-page-size",
-                           f"{W} -n 1024 -H", ""),
+    "02_minflt_phys_pgsz": (
+        "-e minor-faults -c 1 -d --phys-data --data-page-size",
+        f"{W} -n 64",
+        "",
+    ),
+    "04_thp_minflt_pgsz": (
+        "-e minor-faults -c 1 -d --phys-data --data-page-size",
+        f"{W} -n 1024 -H",
+        "",
+    ),
     "05_two_events_id": ("-e page-faults -e minor-faults -c 1 -d", f"{W} -n 64 -o stride7", ""),
     "08_callchain_fp": ("-e page-faults -c 1 -d -g", f"{W} -n 64", ""),
     "11_zstd": ("-z -e page-faults -c 1 -d --phys-data", f"{W} -n 2048", ""),
     "12_pipe": ("-e page-faults -c 1 -d", f"{W} -n 64", "pipe"),
     "16_threads": ("-e page-faults -c 1 -d --sample-cpu", f"{W} -n 64 -t 4", ""),
-    "18_tracepoint_mmap": ("-e syscalls:sys_enter_mmap -e syscalls:sys_exit_mmap "
-                           "-e page-faults -c 1 -d", f"{W} -n 16", ""),
+    "18_tracepoint_mmap": (
+        "-e syscalls:sys_enter_mmap -e syscalls:sys_exit_mmap -e page-faults -c 1 -d",
+        f"{W} -n 16",
+        "",
+    ),
     # two aggregations of a kdamond with the default 5 s aggregation interval
     "24_damon_tracepoint": ("-e damon:damon_aggregated -a", "sleep 11", "machine"),
 }
 
-SHOW = ("--show-task-events --show-mmap-events --show-lost-events --show-round-events "
-        "--show-switch-events --show-namespace-events --show-cgroup-events").split()
-GZIP_ABOVE = {"dump.txt": 400_000, "samples.csv": 1_000_000, "records.csv": 1_000_000,
-              "script.txt": float("inf")}      # the tests open NAME.script.txt by name
+SHOW = (
+    "--show-task-events --show-mmap-events --show-lost-events --show-round-events "
+    "--show-switch-events --show-namespace-events --show-cgroup-events"
+).split()
+GZIP_ABOVE = {
+    "dump.txt": 400_000,
+    "samples.csv": 1_000_000,
+    "records.csv": 1_000_000,
+    "script.txt": float("inf"),
+}  # the tests open NAME.script.txt by name
 
 
 # ------------------------------------------------------------------------------ cache
 @dataclass
 class PerfCorpus:
     """Where the recorded cases are, and why any is missing."""
+
     dir: Path
-    reason: str | None = None                     # why nothing could be recorded
-    failed: dict[str, str] = field(default_factory=dict)    # case -> why it is missing
+    reason: str | None = None  # why nothing could be recorded
+    failed: dict[str, str] = field(default_factory=dict)  # case -> why it is missing
 
     def why_missing(self, name: str) -> str | None:
         """None when case ``name`` is there, else the reason it is not."""
@@ -126,14 +143,21 @@ def ensure() -> PerfCorpus:
     given = os.environ.get("TRACEDAMON_PERF_CORPUS")
     if given:
         d = Path(given)
-        return PerfCorpus(d, None if d.is_dir() else
-                          f"TRACEDAMON_PERF_CORPUS={given} is not a directory")
+        return PerfCorpus(
+            d, None if d.is_dir() else f"TRACEDAMON_PERF_CORPUS={given} is not a directory"
+        )
     if shutil.which("perf") is None:
-        return PerfCorpus(cache_root() / "none", "perf is not installed: the perf corpus "
-                          "of the tests (tests/perf_corpus.py) cannot be recorded")
+        return PerfCorpus(
+            cache_root() / "none",
+            "perf is not installed: the perf corpus "
+            "of the tests (tests/perf_corpus.py) cannot be recorded",
+        )
     if shutil.which("gcc") is None and shutil.which("cc") is None:
-        return PerfCorpus(cache_root() / "none", "no C compiler: the workload of the perf "
-                          "corpus (tests/helpers/pagetouch.c) cannot be built")
+        return PerfCorpus(
+            cache_root() / "none",
+            "no C compiler: the workload of the perf "
+            "corpus (tests/helpers/pagetouch.c) cannot be built",
+        )
     root = cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -143,13 +167,12 @@ def ensure() -> PerfCorpus:
     key = cache_key()
     final = root / key
     with open(root / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)          # the others wait for the one recording
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the one recording
         if not (final / "status.json").exists():
             work = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
             try:
                 status = generate(work)
-                (work / "status.json").write_text(json.dumps(status, indent=1,
-                                                             sort_keys=True))
+                (work / "status.json").write_text(json.dumps(status, indent=1, sort_keys=True))
                 if final.exists():
                     shutil.rmtree(final)
                 work.rename(final)
@@ -170,8 +193,18 @@ def generate(out: Path, names=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="perf-corpus-") as tmp:
         work = Path(tmp)
         cc = shutil.which("gcc") or shutil.which("cc")
-        b = _run([cc, "-O1", "-g", "-fno-omit-frame-pointer", "-pthread", "-o",
-                  str(work / "pagetouch"), str(WORKLOAD_SRC)])
+        b = _run(
+            [
+                cc,
+                "-O1",
+                "-g",
+                "-fno-omit-frame-pointer",
+                "-pthread",
+                "-o",
+                str(work / "pagetouch"),
+                str(WORKLOAD_SRC),
+            ]
+        )
         if b.returncode != 0:
             status["reason"] = f"the perf corpus workload does not build: {b.stderr[-300:]}"
             return status
@@ -197,9 +230,10 @@ def _start(name: str, work: Path):
     pipe = CASES[name][2] == "pipe"
     log = open(work / f"{name}.record.log", "w")
     stdout = open(work / f"{name}.data", "wb") if pipe else log
-    env = dict(os.environ, LC_ALL="C", HOME=str(work))       # no ~/.debug build-id cache
-    proc = subprocess.Popen(argv, cwd=work, env=env, stdout=stdout, stderr=log,
-                            stdin=subprocess.DEVNULL)
+    env = dict(os.environ, LC_ALL="C", HOME=str(work))  # no ~/.debug build-id cache
+    proc = subprocess.Popen(
+        argv, cwd=work, env=env, stdout=stdout, stderr=log, stdin=subprocess.DEVNULL
+    )
     proc.t0 = time.monotonic()
     proc.files = (log, stdout)
     return proc
@@ -224,20 +258,21 @@ def _finish(name: str, proc, work: Path, out: Path, status: dict) -> None:
     (out / f"{name}.record.log").write_text(f"$ {line}\n{log}")
     try:
         nsamples = write_oracles(out, name)
-    except Exception as e:     # a perf that cannot print its own file: say so per case
+    except Exception as e:  # a perf that cannot print its own file: say so per case
         status["failed"][name] = f"perf could not print the recording: {e}"
         return
     if nsamples == 0:
-        status["failed"][name] = ("the recording holds no sample (for a machine-wide "
-                                  "tracepoint: nothing on this machine emits it, e.g. no "
-                                  "kdamond is running)")
+        status["failed"][name] = (
+            "the recording holds no sample (for a machine-wide "
+            "tracepoint: nothing on this machine emits it, e.g. no "
+            "kdamond is running)"
+        )
     status["seconds"][name] = round(time.monotonic() - proc.t0, 2)
 
 
 # ------------------------------------------------------------------------------ oracles
 def _perf(*args, env=None) -> subprocess.CompletedProcess:
-    return _run(["perf", *args], env=dict(os.environ, LC_ALL="C", **(env or {})),
-                timeout=300)
+    return _run(["perf", *args], env=dict(os.environ, LC_ALL="C", **(env or {})), timeout=300)
 
 
 def _write(path: Path, text: str, kind: str) -> None:
@@ -264,8 +299,9 @@ def write_oracles(out: Path, name: str) -> int:
     _write(out / f"{name}.script.txt", text, "script.txt")
 
     rows_csv = out / f"{name}.samples.csv"
-    sr = _perf("script", "-s", str(ROWS_SCRIPT), "-i", str(data),
-               env={"SAMPLE_ROWS_OUT": str(rows_csv)})
+    sr = _perf(
+        "script", "-s", str(ROWS_SCRIPT), "-i", str(data), env={"SAMPLE_ROWS_OUT": str(rows_csv)}
+    )
     if sr.returncode != 0 or not rows_csv.exists():
         raise RuntimeError(f"perf script -s: {sr.stderr.strip()[-300:]}")
     samples_text = rows_csv.read_text()
@@ -279,9 +315,12 @@ def write_oracles(out: Path, name: str) -> int:
         raise RuntimeError(f"perf report -D: {dump.stderr.strip()[-300:]}")
     _write(out / f"{name}.dump.txt", dump.stdout, "dump.txt")
     pipe = data.read_bytes()[8:16] == (16).to_bytes(8, "little")
-    records = dump_records(dump.stdout, has_cpu=any("CPU" in e["bits"] for e in events),
-                           has_time=any("TIME" in e["bits"] for e in events),
-                           bias=16 if pipe else 0)
+    records = dump_records(
+        dump.stdout,
+        has_cpu=any("CPU" in e["bits"] for e in events),
+        has_time=any("TIME" in e["bits"] for e in events),
+        bias=16 if pipe else 0,
+    )
     _write(out / f"{name}.records.csv", records_csv(records, samples), "records.csv")
     return len(samples)
 
@@ -293,17 +332,25 @@ def evlist_events(text: str) -> list[dict]:
         m = re.match(r"^(.+?): type: (\d+), ", line)
         if m:
             st = re.search(r"sample_type: ([A-Z_|]+)", line)
-            out.append(dict(name=m[1], type=int(m[2]),
-                            bits=set(st[1].split("|")) if st else set()))
+            out.append(dict(name=m[1], type=int(m[2]), bits=set(st[1].split("|")) if st else set()))
     return out
 
 
 # the -F fields a sample_type bit makes printable, in the order they are asked for
-_FIELD_OF_BIT = [("ADDR", "addr"), ("PHYS_ADDR", "phys_addr"), ("DATA_SRC", "data_src"),
-                 ("WEIGHT", "weight"), ("WEIGHT_STRUCT", "weight"),
-                 ("DATA_PAGE_SIZE", "data_page_size"), ("CODE_PAGE_SIZE", "code_page_size"),
-                 ("REGS_INTR", "iregs"), ("REGS_USER", "uregs"), ("CPU", "cpu"),
-                 ("TIME", "time"), ("PERIOD", "period")]
+_FIELD_OF_BIT = [
+    ("ADDR", "addr"),
+    ("PHYS_ADDR", "phys_addr"),
+    ("DATA_SRC", "data_src"),
+    ("WEIGHT", "weight"),
+    ("WEIGHT_STRUCT", "weight"),
+    ("DATA_PAGE_SIZE", "data_page_size"),
+    ("CODE_PAGE_SIZE", "code_page_size"),
+    ("REGS_INTR", "iregs"),
+    ("REGS_USER", "uregs"),
+    ("CPU", "cpu"),
+    ("TIME", "time"),
+    ("PERIOD", "period"),
+]
 _KIND = {0: "hw", 1: "sw", 2: "trace", 3: "hw", 4: "raw", 5: "hw"}
 
 
@@ -326,21 +373,58 @@ def script_field_args(events: list[dict]) -> list[str]:
 
 # ------------------------------------------------------------------- perf report -D text
 _BLOCK = re.compile(r"^(?:0x)?([0-9a-f]+)@\S* \[0x([0-9a-f]+)\]: event: (\d+)$")
-_DECODED = re.compile(r"^((?:-?\d+ )*)(?:0x)?([0-9a-f]+) \[0x([0-9a-f]+)\]: "
-                      r"PERF_RECORD_(\w+)(.*)$")
+_DECODED = re.compile(
+    r"^((?:-?\d+ )*)(?:0x)?([0-9a-f]+) \[0x([0-9a-f]+)\]: "
+    r"PERF_RECORD_(\w+)(.*)$"
+)
 _RAW = re.compile(r"^\.\s+[0-9a-f]{4}:\s+((?:[0-9a-f]{2} )+)")
-_SAMPLE = re.compile(r"^\(IP, 0x([0-9a-f]+)\): (-?\d+)/(-?\d+): 0x([0-9a-f]+) "
-                     r"period: (\d+) addr: 0x([0-9a-f]+)")
+_SAMPLE = re.compile(
+    r"^\(IP, 0x([0-9a-f]+)\): (-?\d+)/(-?\d+): 0x([0-9a-f]+) "
+    r"period: (\d+) addr: 0x([0-9a-f]+)"
+)
 # perf's record names (the pipe header's ATTR is printed without a block line)
-TYPE_OF = {"MMAP": 1, "LOST": 2, "COMM": 3, "EXIT": 4, "THROTTLE": 5, "UNTHROTTLE": 6,
-           "FORK": 7, "READ": 8, "SAMPLE": 9, "MMAP2": 10, "AUX": 11, "ITRACE_START": 12,
-           "LOST_SAMPLES": 13, "SWITCH": 14, "SWITCH_CPU_WIDE": 15, "NAMESPACES": 16,
-           "KSYMBOL": 17, "BPF_EVENT": 18, "CGROUP": 19, "TEXT_POKE": 20,
-           "AUX_OUTPUT_HW_ID": 21, "ATTR": 64, "EVENT_TYPE": 65, "TRACING_DATA": 66,
-           "BUILD_ID": 67, "FINISHED_ROUND": 68, "ID_INDEX": 69, "AUXTRACE_INFO": 70,
-           "AUXTRACE": 71, "AUXTRACE_ERROR": 72, "THREAD_MAP": 73, "CPU_MAP": 74,
-           "STAT_CONFIG": 75, "STAT": 76, "STAT_ROUND": 77, "EVENT_UPDATE": 78,
-           "TIME_CONV": 79, "FEATURE": 80, "COMPRESSED": 81, "FINISHED_INIT": 82}
+TYPE_OF = {
+    "MMAP": 1,
+    "LOST": 2,
+    "COMM": 3,
+    "EXIT": 4,
+    "THROTTLE": 5,
+    "UNTHROTTLE": 6,
+    "FORK": 7,
+    "READ": 8,
+    "SAMPLE": 9,
+    "MMAP2": 10,
+    "AUX": 11,
+    "ITRACE_START": 12,
+    "LOST_SAMPLES": 13,
+    "SWITCH": 14,
+    "SWITCH_CPU_WIDE": 15,
+    "NAMESPACES": 16,
+    "KSYMBOL": 17,
+    "BPF_EVENT": 18,
+    "CGROUP": 19,
+    "TEXT_POKE": 20,
+    "AUX_OUTPUT_HW_ID": 21,
+    "ATTR": 64,
+    "EVENT_TYPE": 65,
+    "TRACING_DATA": 66,
+    "BUILD_ID": 67,
+    "FINISHED_ROUND": 68,
+    "ID_INDEX": 69,
+    "AUXTRACE_INFO": 70,
+    "AUXTRACE": 71,
+    "AUXTRACE_ERROR": 72,
+    "THREAD_MAP": 73,
+    "CPU_MAP": 74,
+    "STAT_CONFIG": 75,
+    "STAT": 76,
+    "STAT_ROUND": 77,
+    "EVENT_UPDATE": 78,
+    "TIME_CONV": 79,
+    "FEATURE": 80,
+    "COMPRESSED": 81,
+    "FINISHED_INIT": 82,
+}
 
 
 def dump_records(text: str, *, has_cpu: bool, has_time: bool, bias: int = 0) -> list[dict]:
@@ -354,8 +438,9 @@ def dump_records(text: str, *, has_cpu: bool, has_time: bool, bias: int = 0) -> 
             break
         m = _BLOCK.match(line)
         if m:
-            cur = dict(offset=int(m[1], 16), size=int(m[2], 16), type=int(m[3]),
-                       raw=bytearray(), extra=[])
+            cur = dict(
+                offset=int(m[1], 16), size=int(m[2], 16), type=int(m[3]), raw=bytearray(), extra=[]
+            )
             recs.append(cur)
             continue
         m = _RAW.match(line)
@@ -366,8 +451,13 @@ def dump_records(text: str, *, has_cpu: bool, has_time: bool, bias: int = 0) -> 
         if m:
             prefix, off, size, name, rest = m.groups()
             if cur is None or "name" in cur or int(off, 16) != cur["offset"]:
-                cur = dict(offset=int(off, 16), size=int(size, 16), type=TYPE_OF.get(name, -1),
-                           raw=bytearray(), extra=[])
+                cur = dict(
+                    offset=int(off, 16),
+                    size=int(size, 16),
+                    type=TYPE_OF.get(name, -1),
+                    raw=bytearray(),
+                    extra=[],
+                )
                 recs.append(cur)
             cur["name"] = name
             pre = prefix.split()
@@ -395,8 +485,11 @@ def _detail(rec: dict, s: str) -> None:
         if s.startswith(prefix):
             rec[key] = s.split()[-1]
             return
-    for prefix, key in ((".. data page size:", "data_page_size"),
-                        (".. code page size:", "code_page_size"), ("... weight:", "weight")):
+    for prefix, key in (
+        (".. data page size:", "data_page_size"),
+        (".. code page size:", "code_page_size"),
+        ("... weight:", "weight"),
+    ):
         if s.startswith(prefix):
             rec[key] = s.split(":", 1)[1].strip()
             return
@@ -409,10 +502,30 @@ def _detail(rec: dict, s: str) -> None:
         rec["extra"].append(s)
 
 
-RECORD_COLUMNS = ["seq", "file_offset", "size", "type", "type_name", "misc", "cpu", "time",
-                  "pid", "tid", "ip", "period", "addr", "phys_addr", "data_src",
-                  "data_page_size", "code_page_size", "weight", "callchain_nr", "callchain",
-                  "event", "extra"]
+RECORD_COLUMNS = [
+    "seq",
+    "file_offset",
+    "size",
+    "type",
+    "type_name",
+    "misc",
+    "cpu",
+    "time",
+    "pid",
+    "tid",
+    "ip",
+    "period",
+    "addr",
+    "phys_addr",
+    "data_src",
+    "data_page_size",
+    "code_page_size",
+    "weight",
+    "callchain_nr",
+    "callchain",
+    "event",
+    "extra",
+]
 
 
 def records_csv(recs: list[dict], samples: list[dict]) -> str:
@@ -429,16 +542,35 @@ def records_csv(recs: list[dict], samples: list[dict]) -> str:
         misc = "%#x" % int.from_bytes(raw[4:6], "little") if len(raw) >= 6 else ""
         ev = ""
         if r.get("name") == "SAMPLE":
-            ev = "|".join(sorted(names.get((r.get("time", ""), r.get("pid"), r.get("tid"),
-                                            r.get("ip")), ())))
-        w.writerow([i, "%#x" % r["offset"], r["size"], r["type"], r.get("name", ""),
-                    misc, r.get("cpu", ""),
-                    r.get("time", ""), r.get("pid", ""), r.get("tid", ""), r.get("ip", ""),
-                    r.get("period", ""), r.get("addr", ""), r.get("phys_addr", ""),
-                    r.get("data_src", ""), r.get("data_page_size", ""),
-                    r.get("code_page_size", ""), r.get("weight", ""),
-                    r.get("callchain_nr", ""), ";".join(r.get("chain", [])), ev,
-                    " | ".join(x for x in r["extra"] if x)])
+            ev = "|".join(
+                sorted(names.get((r.get("time", ""), r.get("pid"), r.get("tid"), r.get("ip")), ()))
+            )
+        w.writerow(
+            [
+                i,
+                "%#x" % r["offset"],
+                r["size"],
+                r["type"],
+                r.get("name", ""),
+                misc,
+                r.get("cpu", ""),
+                r.get("time", ""),
+                r.get("pid", ""),
+                r.get("tid", ""),
+                r.get("ip", ""),
+                r.get("period", ""),
+                r.get("addr", ""),
+                r.get("phys_addr", ""),
+                r.get("data_src", ""),
+                r.get("data_page_size", ""),
+                r.get("code_page_size", ""),
+                r.get("weight", ""),
+                r.get("callchain_nr", ""),
+                ";".join(r.get("chain", [])),
+                ev,
+                " | ".join(x for x in r["extra"] if x),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -450,20 +582,20 @@ def main(argv: list[str]) -> int:
         if pc.reason:
             print(f"perf corpus: not recorded: {pc.reason}")
         else:
-            print(f"perf corpus: {pc.dir} ({len(pc.data_files())} of {len(CASES)} cases"
-                  f"{'; made in %.0f s' % took if took > 2 else ''})")
+            print(
+                f"perf corpus: {pc.dir} ({len(pc.data_files())} of {len(CASES)} cases"
+                f"{'; made in %.0f s' % took if took > 2 else ''})"
+            )
             for name, why in sorted(pc.failed.items()):
                 print(f"perf corpus: {name}: {why}")
         return 0
     if not argv:
         print(__doc__.split("\n\n")[0], file=sys.stderr)
-        print("usage: python tests/perf_corpus.py OUTDIR [CASE ...] | --cache",
-              file=sys.stderr)
+        print("usage: python tests/perf_corpus.py OUTDIR [CASE ...] | --cache", file=sys.stderr)
         return 2
     unknown = [n for n in argv[1:] if n not in CASES]
     if unknown:
-        print(f"unknown case(s): {', '.join(unknown)}; cases: {', '.join(CASES)}",
-              file=sys.stderr)
+        print(f"unknown case(s): {', '.join(unknown)}; cases: {', '.join(CASES)}", file=sys.stderr)
         return 2
     t0 = time.monotonic()
     status = generate(Path(argv[0]), argv[1:] or None)

@@ -23,6 +23,7 @@ Everything here is written for tests; it validates what it is given (a field the
 sample_type does not carry, or a missing one, raises ValueError) so a test never
 silently writes something other than what it believes.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,6 +37,7 @@ from typing import Any, Iterable, Sequence
 
 class S:
     """PERF_SAMPLE_* bits."""
+
     IP = 1 << 0
     TID = 1 << 1
     TIME = 1 << 2
@@ -68,6 +70,7 @@ SAMPLE_BIT_NAMES = {v: k for k, v in vars(S).items() if not k.startswith("_")}
 
 class F:
     """PERF_FORMAT_* bits (read_format)."""
+
     TOTAL_TIME_ENABLED = 1
     TOTAL_TIME_RUNNING = 2
     ID = 4
@@ -75,7 +78,7 @@ class F:
     LOST = 16
 
 
-BRANCH_HW_INDEX = 1 << 17          # PERF_SAMPLE_BRANCH_HW_INDEX in branch_sample_type
+BRANCH_HW_INDEX = 1 << 17  # PERF_SAMPLE_BRANCH_HW_INDEX in branch_sample_type
 BRANCH_ANY = 1 << 3
 
 # attr flag bits
@@ -91,10 +94,27 @@ FLAG_MMAP2 = 1 << 23
 FLAG_COMM_EXEC = 1 << 24
 
 # record types
-REC = dict(MMAP=1, LOST=2, COMM=3, EXIT=4, THROTTLE=5, UNTHROTTLE=6, FORK=7, READ=8,
-           SAMPLE=9, MMAP2=10, LOST_SAMPLES=13, CGROUP=19, HEADER_ATTR=64,
-           FINISHED_ROUND=68, ID_INDEX=69, EVENT_UPDATE=78, HEADER_FEATURE=80,
-           COMPRESSED=81, FINISHED_INIT=82)
+REC = dict(
+    MMAP=1,
+    LOST=2,
+    COMM=3,
+    EXIT=4,
+    THROTTLE=5,
+    UNTHROTTLE=6,
+    FORK=7,
+    READ=8,
+    SAMPLE=9,
+    MMAP2=10,
+    LOST_SAMPLES=13,
+    CGROUP=19,
+    HEADER_ATTR=64,
+    FINISHED_ROUND=68,
+    ID_INDEX=69,
+    EVENT_UPDATE=78,
+    HEADER_FEATURE=80,
+    COMPRESSED=81,
+    FINISHED_INIT=82,
+)
 
 MISC_KERNEL = 1
 MISC_USER = 2
@@ -104,9 +124,20 @@ MISC_EXACT_IP = 1 << 14
 MISC_MMAP_BUILD_ID = 1 << 14
 
 # features
-FEAT = dict(HOSTNAME=3, OSRELEASE=4, VERSION=5, ARCH=6, NRCPUS=7, CPUDESC=8, CPUID=9,
-            TOTAL_MEM=10, CMDLINE=11, EVENT_DESC=12, COMPRESSED=27)
-PIPE_LAST_FEATURE = 32            # perf 6.1's HEADER_LAST_FEATURE: the end-of-features marker
+FEAT = dict(
+    HOSTNAME=3,
+    OSRELEASE=4,
+    VERSION=5,
+    ARCH=6,
+    NRCPUS=7,
+    CPUDESC=8,
+    CPUID=9,
+    TOTAL_MEM=10,
+    CMDLINE=11,
+    EVENT_DESC=12,
+    COMPRESSED=27,
+)
+PIPE_LAST_FEATURE = 32  # perf 6.1's HEADER_LAST_FEATURE: the end-of-features marker
 
 MAGIC = b"PERFILE2"
 
@@ -114,6 +145,8 @@ MAGIC = b"PERFILE2"
 def _magic() -> bytes:
     """perf writes its magic as a u64: a big-endian machine's file starts "2ELIFREP"."""
     return MAGIC if _E[0] == "<" else MAGIC[::-1]
+
+
 ATTR_SIZES = (64, 72, 80, 96, 104, 112, 120, 128, 136)
 
 # order of the fixed-slot prefix and the trailer (spec §5, §6)
@@ -142,8 +175,18 @@ _REVBITS = bytes(int(f"{x:08b}"[::-1], 2) for x in range(256))
 
 # perf_branch_entry's bit fields (position, width) on a little-endian machine; a
 # big-endian one allocates them from the most significant bit down
-_BRANCH_FIELDS = ((0, 1), (1, 1), (2, 1), (3, 1), (4, 16), (20, 4), (24, 2), (26, 4),
-                  (30, 3), (33, 31))
+_BRANCH_FIELDS = (
+    (0, 1),
+    (1, 1),
+    (2, 1),
+    (3, 1),
+    (4, 16),
+    (20, 4),
+    (24, 2),
+    (26, 4),
+    (30, 3),
+    (33, 31),
+)
 
 
 def _branch_flags(fl: int) -> int:
@@ -181,6 +224,7 @@ def _feat_str(s: str) -> bytes:
 @dataclass(eq=False)
 class Event:
     """One perf_event_attr. ``ids`` default to unique values chosen by the writer."""
+
     name: str
     type: int = 1
     config: int = 0
@@ -190,8 +234,15 @@ class Event:
     freq: bool = False
     sample_id_all: bool = True
     precise_ip: int = 0
-    extra_flags: int = FLAG_DISABLED | FLAG_INHERIT | FLAG_MMAP | FLAG_COMM | FLAG_TASK \
-        | FLAG_MMAP2 | FLAG_COMM_EXEC
+    extra_flags: int = (
+        FLAG_DISABLED
+        | FLAG_INHERIT
+        | FLAG_MMAP
+        | FLAG_COMM
+        | FLAG_TASK
+        | FLAG_MMAP2
+        | FLAG_COMM_EXEC
+    )
     branch_sample_type: int = 0
     sample_regs_user: int = 0
     sample_stack_user: int = 0
@@ -238,20 +289,44 @@ class Event:
         if self.config3:
             need = max(need, 136)
         if size < need:
-            raise ValueError(f"event {self.name}: attr size {size} cannot hold its fields "
-                             f"(needs {need})")
-        b = _pk("IIQQQQQIIQ", self.type, size, self.config, self.sample_period,
-                self.sample_type, self.read_format, self.flags, 0, 0, self.config1)
+            raise ValueError(
+                f"event {self.name}: attr size {size} cannot hold its fields (needs {need})"
+            )
+        b = _pk(
+            "IIQQQQQIIQ",
+            self.type,
+            size,
+            self.config,
+            self.sample_period,
+            self.sample_type,
+            self.read_format,
+            self.flags,
+            0,
+            0,
+            self.config1,
+        )
         if _E[0] == ">":
             # a big-endian machine allocates the flag bits from the most significant bit
             # of the first byte on: for one-bit fields that is each little-endian byte
             # with its bits reversed (multi-bit fields such as precise_ip differ)
             le = struct.pack("<Q", self.flags)
             b = b[:40] + bytes(_REVBITS[x] for x in le) + b[48:]
-        b += _pk("QQQIiQIHHIIQQ", self.config2, self.branch_sample_type,
-                         self.sample_regs_user, self.sample_stack_user, self.clockid,
-                         self.sample_regs_intr, 0, self.sample_max_stack, 0,
-                         self.aux_sample_size, 0, 0, self.config3)
+        b += _pk(
+            "QQQIiQIHHIIQQ",
+            self.config2,
+            self.branch_sample_type,
+            self.sample_regs_user,
+            self.sample_stack_user,
+            self.clockid,
+            self.sample_regs_intr,
+            0,
+            self.sample_max_stack,
+            0,
+            self.aux_sample_size,
+            0,
+            0,
+            self.config3,
+        )
         assert len(b) == 136
         return b[:size]
 
@@ -275,6 +350,7 @@ class Sample:
     read: without GROUP ``{"value", "enabled", "running", "id", "lost"}``; with GROUP
     ``{"enabled", "running", "values": [{"value", "id", "lost"}, ...]}``.
     """
+
     event: Event
     misc: int = MISC_USER
     fields: dict[str, Any] = field(default_factory=dict)
@@ -323,7 +399,7 @@ class Mmap2(_SideBand):
     min: int = 0
     ino: int = 0
     ino_generation: int = 0
-    build_id: bytes | None = None      # set → the MMAP_BUILD_ID form
+    build_id: bytes | None = None  # set → the MMAP_BUILD_ID form
     prot: int = 5
     flags: int = 2
     filename: str = ""
@@ -384,12 +460,14 @@ class FinishedInit:
 class IdIndex:
     """PERF_RECORD_ID_INDEX: entries (id, attr index, cpu, tid); built from the events
     when ``entries`` is None."""
+
     entries: list[tuple[int, int, int, int]] | None = None
 
 
 @dataclass(eq=False)
 class RawRecord:
     """Any bytes, written as-is (for tests of unknown or broken records)."""
+
     data: bytes
 
 
@@ -451,19 +529,37 @@ def encode_sample(s: Sample) -> bytes:
     f = dict(s.fields)
     if st & (S.ID | S.IDENTIFIER):
         f.setdefault("id", ev.id())
-    names = {S.IP: "ip", S.ADDR: "addr", S.STREAM_ID: "stream_id", S.PERIOD: "period",
-             S.DATA_SRC: "data_src", S.TRANSACTION: "transaction", S.PHYS_ADDR: "phys_addr",
-             S.CGROUP: "cgroup", S.DATA_PAGE_SIZE: "data_page_size",
-             S.CODE_PAGE_SIZE: "code_page_size", S.TIME: "time"}
+    names = {
+        S.IP: "ip",
+        S.ADDR: "addr",
+        S.STREAM_ID: "stream_id",
+        S.PERIOD: "period",
+        S.DATA_SRC: "data_src",
+        S.TRANSACTION: "transaction",
+        S.PHYS_ADDR: "phys_addr",
+        S.CGROUP: "cgroup",
+        S.DATA_PAGE_SIZE: "data_page_size",
+        S.CODE_PAGE_SIZE: "code_page_size",
+        S.TIME: "time",
+    }
     allowed = {"id"} if st & (S.ID | S.IDENTIFIER) else set()
     for bit, nm in names.items():
         if st & bit:
             allowed.add(nm)
-    extra = {S.TID: ("pid", "tid"), S.CPU: ("cpu",), S.READ: ("read",),
-             S.CALLCHAIN: ("callchain",), S.RAW: ("raw",),
-             S.BRANCH_STACK: ("branch_stack", "branch_hw_idx"), S.REGS_USER: ("regs_user",),
-             S.STACK_USER: ("stack_user",), S.WEIGHT: ("weight",),
-             S.WEIGHT_STRUCT: ("weight",), S.REGS_INTR: ("regs_intr",), S.AUX: ("aux",)}
+    extra = {
+        S.TID: ("pid", "tid"),
+        S.CPU: ("cpu",),
+        S.READ: ("read",),
+        S.CALLCHAIN: ("callchain",),
+        S.RAW: ("raw",),
+        S.BRANCH_STACK: ("branch_stack", "branch_hw_idx"),
+        S.REGS_USER: ("regs_user",),
+        S.STACK_USER: ("stack_user",),
+        S.WEIGHT: ("weight",),
+        S.WEIGHT_STRUCT: ("weight",),
+        S.REGS_INTR: ("regs_intr",),
+        S.AUX: ("aux",),
+    }
     for bit, nms in extra.items():
         if st & bit:
             allowed.update(nms)
@@ -597,7 +693,7 @@ def encode_record(r, events: Sequence[Event]) -> bytes:
     if isinstance(r, Comm):
         misc = r.misc | (MISC_COMM_EXEC if r.exec else 0)
         return _header(REC["COMM"], misc, _pk("ii", r.pid, r.tid) + _cstr8(r.comm) + tr)
-    if isinstance(r, Fork):          # Exit is a Fork
+    if isinstance(r, Fork):  # Exit is a Fork
         t = REC["EXIT"] if isinstance(r, Exit) else REC["FORK"]
         body = _pk("iiiiQ", r.pid, r.ppid, r.tid, r.ptid, r.time)
         return _header(t, r.misc, body + tr)
@@ -617,8 +713,9 @@ def encode_record(r, events: Sequence[Event]) -> bytes:
 # features
 
 
-def _features(events: Sequence[Event], attr_size: int, meta: dict,
-              compress_level: int | None, mmap_len: int) -> dict[int, bytes]:
+def _features(
+    events: Sequence[Event], attr_size: int, meta: dict, compress_level: int | None, mmap_len: int
+) -> dict[int, bytes]:
     feats: dict[int, bytes] = {
         FEAT["HOSTNAME"]: _feat_str(meta.get("hostname", "tdtest")),
         FEAT["OSRELEASE"]: _feat_str(meta.get("osrelease", "6.1.0-test")),
@@ -676,9 +773,15 @@ def check_events(events: Sequence[Event], *, pipe: bool = False) -> None:
         raise ValueError("sample_id_all must be the same for all events")
 
 
-def build_data(events: Sequence[Event], records: Iterable, *, compress: bool,
-               chunks: Sequence[int] | None = None, compress_level: int = 1,
-               where: list | None = None) -> bytes:
+def build_data(
+    events: Sequence[Event],
+    records: Iterable,
+    *,
+    compress: bool,
+    chunks: Sequence[int] | None = None,
+    compress_level: int = 1,
+    where: list | None = None,
+) -> bytes:
     """The record stream. With ``compress``, every record except FINISHED_ROUND goes into
     the zstd stream; a FINISHED_ROUND closes the current compressed run and sits between
     containers, as perf writes it.
@@ -698,8 +801,9 @@ def build_data(events: Sequence[Event], records: Iterable, *, compress: bool,
     out = []
     out_pos = [0]
     pending = bytearray()
-    pending_recs: list[tuple[int, int, int]] = []    # (record index, start, end) in pending
+    pending_recs: list[tuple[int, int, int]] = []  # (record index, start, end) in pending
     import zstandard
+
     cobj = zstandard.ZstdCompressor(level=compress_level).compressobj()
     sizes = list(chunks) if chunks else []
     spans: dict[int, list] = {}
@@ -716,13 +820,13 @@ def build_data(events: Sequence[Event], records: Iterable, *, compress: bool,
         while pos < len(pending):
             n = sizes.pop(0) if sizes else 4096
             n = max(1, n)
-            piece = bytes(pending[pos:pos + n])
+            piece = bytes(pending[pos : pos + n])
             payload = cobj.compress(piece) + cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
             if 8 + len(payload) > 0xFFFF:
                 raise ValueError("compressed piece too large for one record")
             off = emit(_pk("IHH", REC["COMPRESSED"], 0, 8 + len(payload)) + payload)
             for idx, a, e in pending_recs:
-                if a < pos + n and e > pos:          # the record has bytes in this piece
+                if a < pos + n and e > pos:  # the record has bytes in this piece
                     sp = spans.setdefault(idx, [off, off])
                     sp[1] = off
             pos += n
@@ -743,12 +847,24 @@ def build_data(events: Sequence[Event], records: Iterable, *, compress: bool,
     return b"".join(out)
 
 
-def write_perf_data(path, events: Sequence[Event], records: Iterable, *, layout: str = "file",
-                    compress: bool = False, attr_size: int = 128, chunks: Sequence[int] | None = None,
-                    compress_level: int = 1, mmap_len: int = 1 << 20, meta: dict | None = None,
-                    id_index: bool = False, event_update_names: bool = True,
-                    feature_end_marker: bool = True, info: dict | None = None,
-                    byte_order: str = "little") -> str:
+def write_perf_data(
+    path,
+    events: Sequence[Event],
+    records: Iterable,
+    *,
+    layout: str = "file",
+    compress: bool = False,
+    attr_size: int = 128,
+    chunks: Sequence[int] | None = None,
+    compress_level: int = 1,
+    mmap_len: int = 1 << 20,
+    meta: dict | None = None,
+    id_index: bool = False,
+    event_update_names: bool = True,
+    feature_end_marker: bool = True,
+    info: dict | None = None,
+    byte_order: str = "little",
+) -> str:
     """Write a perf.data file; returns its path.
 
     ``layout``: "file" (regular) or "pipe". ``attr_size``: bytes of perf_event_attr
@@ -762,7 +878,7 @@ def write_perf_data(path, events: Sequence[Event], records: Iterable, *, layout:
     assign_ids(events)
     check_events(events, pipe=layout == "pipe")
     for ev in events:
-        ev.attr_bytes(attr_size)          # validates the size
+        ev.attr_bytes(attr_size)  # validates the size
     records = list(records)
     if id_index:
         records = [IdIndex()] + records
@@ -771,22 +887,30 @@ def write_perf_data(path, events: Sequence[Event], records: Iterable, *, layout:
         raise ValueError(f"byte_order {byte_order!r}")
     _E[0] = "<" if byte_order == "little" else ">"
     try:
-        data = build_data(events, records, compress=compress, chunks=chunks,
-                          compress_level=compress_level, where=where)
-        feats = _features(events, attr_size, meta or {},
-                          compress_level if compress else None, mmap_len)
+        data = build_data(
+            events,
+            records,
+            compress=compress,
+            chunks=chunks,
+            compress_level=compress_level,
+            where=where,
+        )
+        feats = _features(
+            events, attr_size, meta or {}, compress_level if compress else None, mmap_len
+        )
         if layout == "file":
             blob = _file_layout(events, attr_size, data, feats)
             data_off = len(blob) - len(data) - _feature_tail_len(feats)
         elif layout == "pipe":
-            blob = _pipe_layout(events, attr_size, data, feats, event_update_names,
-                                feature_end_marker)
+            blob = _pipe_layout(
+                events, attr_size, data, feats, event_update_names, feature_end_marker
+            )
             data_off = len(blob) - len(data)
         else:
             raise ValueError(f"unknown layout {layout!r}")
     finally:
         _E[0] = "<"
-    assert blob[data_off:data_off + len(data)] == data
+    assert blob[data_off : data_off + len(data)] == data
     if info is not None:
         skip = 1 if id_index else 0
         info["data_offset"] = data_off
@@ -813,8 +937,9 @@ def _file_layout(events, attr_size, data, feats) -> bytes:
         id_blobs.append(b)
         pos += len(b)
     attrs_off = pos
-    attrs = b"".join(ev.attr_bytes(attr_size) + _pk("QQ", *sec)
-                     for ev, sec in zip(events, id_sections))
+    attrs = b"".join(
+        ev.attr_bytes(attr_size) + _pk("QQ", *sec) for ev, sec in zip(events, id_sections)
+    )
     data_off = attrs_off + len(attrs)
     feat_off = data_off + len(data)
     bits = sorted(feats)
@@ -846,7 +971,7 @@ def _pipe_layout(events, attr_size, data, feats, event_update_names, end_marker)
         out.append(_header(REC["HEADER_ATTR"], 0, body))
     for bit in sorted(feats):
         if bit == FEAT["EVENT_DESC"]:
-            continue                      # perf sends names as EVENT_UPDATE in pipe mode
+            continue  # perf sends names as EVENT_UPDATE in pipe mode
         out.append(_header(REC["HEADER_FEATURE"], 0, _u64(bit) + feats[bit]))
     if end_marker:
         out.append(_header(REC["HEADER_FEATURE"], 0, _u64(PIPE_LAST_FEATURE)))

@@ -1,6 +1,7 @@
 """Sparse region histories made from dense ones, as `tracedamon replay --accessed-only`
 writes them (the contract of tracedamon.export.history): the rows whose nr_accesses is 0
 left out, ``sparse`` and ``coverage`` in the metadata's ``replay`` object."""
+
 from __future__ import annotations
 
 import json
@@ -74,10 +75,12 @@ def canonical(df: pd.DataFrame) -> pd.DataFrame:
     joined: two histories that say the same of every byte have equal canonical forms."""
     rows = []
     for (k, s), g in df.sort_values(["key", "snapshot", "start"]).groupby(
-            ["key", "snapshot"], sort=True):
+        ["key", "snapshot"], sort=True
+    ):
         cur = None
-        for st, en, nr in zip(g["start"].astype(int), g["end"].astype(int),
-                              g["nr_accesses"].astype(float)):
+        for st, en, nr in zip(
+            g["start"].astype(int), g["end"].astype(int), g["nr_accesses"].astype(float)
+        ):
             if cur and nr == 0 and cur[4] == 0 and cur[3] == st:
                 cur[3] = en
                 continue
@@ -89,8 +92,17 @@ def canonical(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["key", "snapshot", "start", "end", "nr_accesses"])
 
 
-def dense_history(rng: np.random.Generator, *, n_snap=8, targets=(0,), pids=None,
-                  t0=1_000_000_000, aggr=100_000_000, idle_snapshots=(), change_at=None):
+def dense_history(
+    rng: np.random.Generator,
+    *,
+    n_snap=8,
+    targets=(0,),
+    pids=None,
+    t0=1_000_000_000,
+    aggr=100_000_000,
+    idle_snapshots=(),
+    change_at=None,
+):
     """A dense history: each target covers a few ranges (cut into regions), some
     accessed; the snapshots in ``idle_snapshots`` have no access at all; at snapshot
     ``change_at`` the coverage of every target changes (as a vaddr ops update)."""
@@ -115,13 +127,30 @@ def dense_history(rng: np.random.Generator, *, n_snap=8, targets=(0,), pids=None
                 cuts = sorted(set(rng.integers(1, npg, size=2).tolist())) if npg > 1 else []
                 b = [lo] + [lo + c * 0x1000 for c in cuts] + [hi]
                 for a, e in zip(b[:-1], b[1:]):
-                    nr = 0 if s in idle_snapshots or rng.random() < 0.5 else int(rng.integers(1, 11))
-                    rows.append(dict(run=0, snapshot=s, time_ns=t0 + (s + 1) * aggr, target=t,
-                                     pid=None if pids is None else pids[t], start=a, end=e,
-                                     nr_accesses=nr, age=int(rng.integers(0, 20))))
+                    nr = (
+                        0 if s in idle_snapshots or rng.random() < 0.5 else int(rng.integers(1, 11))
+                    )
+                    rows.append(
+                        dict(
+                            run=0,
+                            snapshot=s,
+                            time_ns=t0 + (s + 1) * aggr,
+                            target=t,
+                            pid=None if pids is None else pids[t],
+                            start=a,
+                            end=e,
+                            nr_accesses=nr,
+                            age=int(rng.integers(0, 20)),
+                        )
+                    )
     df = pd.DataFrame(rows)
-    meta = {"t0_ns": t0, "config": {"sample_us": aggr // 10_000, "aggr_us": aggr // 1000},
-            "tune_events": [], "snapshots": n_snap}
-    df.attrs["tracedamon"] = {"replay": dict(meta, sparse=False, accessed_only=False,
-                                             coverage=coverage_of(df))}
+    meta = {
+        "t0_ns": t0,
+        "config": {"sample_us": aggr // 10_000, "aggr_us": aggr // 1000},
+        "tune_events": [],
+        "snapshots": n_snap,
+    }
+    df.attrs["tracedamon"] = {
+        "replay": dict(meta, sparse=False, accessed_only=False, coverage=coverage_of(df))
+    }
     return df, meta

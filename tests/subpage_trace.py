@@ -23,6 +23,7 @@ field (struct ``k % 16`` at step ``k``), for ``seconds`` seconds.
 (and README's picture: the trace replayed at fixed 4 KiB and fixed 64 B, side by
 side); tests import :func:`write_trace` and :data:`TRUTH`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,15 +32,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from perfdata_writer import (S, Comm, Event, Mmap2, Sample, assign_ids,  # noqa: E402
-                             write_perf_data)
+from perfdata_writer import (
+    S,
+    Comm,
+    Event,
+    Mmap2,
+    Sample,
+    assign_ids,  # noqa: E402
+    write_perf_data,
+)
 
 PID = 4242
 COUNTER_TIDS = (4243, 4244)
 BASE = 0x7F3A_5C00_0000
 PAGE = 4096
 LINE = 64
-T0 = 1_000_000_000          # ns
+T0 = 1_000_000_000  # ns
 INIT_NS = 5_000_000
 STEP_NS = 250_000
 N_STRUCTS = 16
@@ -57,26 +65,54 @@ TRUTH = {
 
 def events() -> tuple[Event, Event]:
     st = S.IP | S.TID | S.TIME | S.ADDR | S.ID | S.CPU | S.PERIOD | S.DATA_SRC | S.WEIGHT
-    loads = Event("cpu/mem-loads/P", type=4, config=0x1CD, sample_type=st, precise_ip=3,
-                  sample_period=1000)
-    stores = Event("cpu/mem-stores/P", type=4, config=0x2CD, sample_type=st, precise_ip=3,
-                   sample_period=1000)
+    loads = Event(
+        "cpu/mem-loads/P", type=4, config=0x1CD, sample_type=st, precise_ip=3, sample_period=1000
+    )
+    stores = Event(
+        "cpu/mem-stores/P", type=4, config=0x2CD, sample_type=st, precise_ip=3, sample_period=1000
+    )
     assign_ids([loads, stores])
     return loads, stores
 
 
 def records(seconds: float, loads: Event, stores: Event) -> list:
     sid = dict(pid=PID, tid=PID, time=T0 - 1000)
-    recs: list = [Comm(loads, pid=PID, tid=PID, comm="counters", exec=True, sid=sid),
-                  Mmap2(loads, pid=PID, tid=PID, start=BASE, len=2 * PAGE, pgoff=0,
-                        prot=3, flags=0x22, filename="//anon", sid=sid)]
+    recs: list = [
+        Comm(loads, pid=PID, tid=PID, comm="counters", exec=True, sid=sid),
+        Mmap2(
+            loads,
+            pid=PID,
+            tid=PID,
+            start=BASE,
+            len=2 * PAGE,
+            pgoff=0,
+            prot=3,
+            flags=0x22,
+            filename="//anon",
+            sid=sid,
+        ),
+    ]
     for tid in COUNTER_TIDS:
-        recs.append(Comm(loads, pid=PID, tid=tid, comm="counters", sid=dict(
-            pid=PID, tid=tid, time=T0 - 500)))
+        recs.append(
+            Comm(
+                loads, pid=PID, tid=tid, comm="counters", sid=dict(pid=PID, tid=tid, time=T0 - 500)
+            )
+        )
 
     def sample(ev, tid, t, addr, cpu, ds):
-        return Sample(ev, ip=0x401000 + (addr & 0xFF), pid=PID, tid=tid, time=t, addr=addr,
-                      id=ev.ids[0], cpu=cpu, period=1000, data_src=ds, weight=30)
+        return Sample(
+            ev,
+            ip=0x401000 + (addr & 0xFF),
+            pid=PID,
+            tid=tid,
+            time=t,
+            addr=addr,
+            id=ev.ids[0],
+            cpu=cpu,
+            period=1000,
+            data_src=ds,
+            weight=30,
+        )
 
     init = [BASE + i * LINE for i in range(2 * PAGE // LINE)]
     for i, a in enumerate(init):
@@ -87,8 +123,7 @@ def records(seconds: float, loads: Event, stores: Event) -> list:
     while t < end:
         for j, tid in enumerate(COUNTER_TIDS):
             recs.append(sample(stores, tid, t + j, TRUTH["false_sharing"][j], 1 + j, DS_STORE))
-        recs.append(sample(loads, PID, t + 2, TRUTH["hot_fields"][k % N_STRUCTS] + 8, 0,
-                           DS_LOAD))
+        recs.append(sample(loads, PID, t + 2, TRUTH["hot_fields"][k % N_STRUCTS] + 8, 0, DS_LOAD))
         t += STEP_NS
         k += 1
     return recs
@@ -96,9 +131,12 @@ def records(seconds: float, loads: Event, stores: Event) -> list:
 
 def write_trace(path, seconds: float = 1.0) -> str:
     loads, stores = events()
-    return write_perf_data(path, [loads, stores], records(seconds, loads, stores),
-                           meta={"cmdline": ["/usr/bin/perf", "mem", "record", "--",
-                                             "./counters"]})
+    return write_perf_data(
+        path,
+        [loads, stores],
+        records(seconds, loads, stores),
+        meta={"cmdline": ["/usr/bin/perf", "mem", "record", "--", "./counters"]},
+    )
 
 
 def picture(data, png, work) -> None:
@@ -119,30 +157,47 @@ def picture(data, png, work) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.2), dpi=100, sharey=True)
     for ax, size in zip(axes, (4096, 64)):
         out = Path(work) / f"r{size}.parquet"
-        replay(td, ops="fvaddr", ranges=rng, min_region=size, max_region=size, output=out,
-               force=True)
+        replay(
+            td, ops="fvaddr", ranges=rng, min_region=size, max_region=size, output=out, force=True
+        )
         hm = region_heatmap(out, addr_bins=2 * PAGE // 64, collapse="none")
         t = (hm.t_edges - hm.t_edges[0]) / 1e9
-        im = ax.imshow(np.ma.masked_invalid(hm.level(hm.matrix).T), origin="lower",
-                       aspect="auto", cmap=hm._cmap(), norm=Normalize(0.0, 1.0),
-                       interpolation="nearest", extent=(t[0], t[-1], 0, 2 * PAGE))
-        ax.set_title(f"{'4 KiB pages' if size == 4096 else '64 B cache lines'}: "
-                     f"{2 * PAGE // size} regions", fontsize=9)
+        im = ax.imshow(
+            np.ma.masked_invalid(hm.level(hm.matrix).T),
+            origin="lower",
+            aspect="auto",
+            cmap=hm._cmap(),
+            norm=Normalize(0.0, 1.0),
+            interpolation="nearest",
+            extent=(t[0], t[-1], 0, 2 * PAGE),
+        )
+        ax.set_title(
+            f"{'4 KiB pages' if size == 4096 else '64 B cache lines'}: {2 * PAGE // size} regions",
+            fontsize=9,
+        )
         ax.set_xlabel("time (s)", fontsize=8)
         ax.set_xticks([0, 0.25, 0.5, 0.75])
         ax.tick_params(labelsize=7)
     axes[0].set_yticks([64, PAGE // 2, PAGE, PAGE + PAGE // 2, 2 * PAGE])
-    axes[0].set_yticklabels(["page 0: counters of tids\n4243 and 4244 (lines 0, 1)",
-                             "page 0: rest written once", "page 1 (0x1000)",
-                             "page 1: 16 structs of 256 B,\nhot field = 1st line of each",
-                             "0x2000"], fontsize=7)
+    axes[0].set_yticklabels(
+        [
+            "page 0: counters of tids\n4243 and 4244 (lines 0, 1)",
+            "page 0: rest written once",
+            "page 1 (0x1000)",
+            "page 1: 16 structs of 256 B,\nhot field = 1st line of each",
+            "0x2000",
+        ],
+        fontsize=7,
+    )
     axes[0].set_ylabel(f"address - {BASE:#x}", fontsize=8)
     cb = fig.colorbar(im, ax=axes, fraction=0.04, pad=0.02)
     cb.set_ticks(np.sqrt(np.array([1, 5, 20]) / 20))
     cb.set_ticklabels(["1", "5", "20"])
     cb.set_label("nr_accesses per 100 ms (of 20); black: 0", fontsize=8)
-    fig.suptitle("constructed perf mem trace: false sharing (page 0) and a hot struct field "
-                 "(page 1)", fontsize=9)
+    fig.suptitle(
+        "constructed perf mem trace: false sharing (page 0) and a hot struct field (page 1)",
+        fontsize=9,
+    )
     fig.subplots_adjust(left=0.2, right=0.86, bottom=0.12, top=0.86, wspace=0.06)
     fig.savefig(png, dpi=100)
     plt.close(fig)
@@ -157,6 +212,7 @@ def main(argv=None) -> int:
     write_trace(a.out, a.seconds)
     if a.picture:
         import tempfile
+
         with tempfile.TemporaryDirectory() as work:
             picture(a.out, a.picture, work)
     return 0

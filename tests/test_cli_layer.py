@@ -1,6 +1,7 @@
 """The command line as one layer: shared options declared once, one registration style,
 -q on every command that prints a summary, progress bars on stderr only on a terminal,
 the lazy public API, and a start-up that loads none of the heavy libraries."""
+
 from __future__ import annotations
 
 import contextlib
@@ -33,31 +34,49 @@ def _commands() -> dict:
                 walk(sub, f"{path} {name}".strip())
         else:
             out[path] = cmd
+
     walk(typer.main.get_command(app), "")
     return out
 
 
 def _options(cmd) -> dict:
-    return {o.opts[-1] if o.opts[-1].startswith("--") else o.opts[0]: o
-            for o in cmd.params if getattr(o, "param_type_name", "") == "option"}
+    return {
+        o.opts[-1] if o.opts[-1].startswith("--") else o.opts[0]: o
+        for o in cmd.params
+        if getattr(o, "param_type_name", "") == "option"
+    }
 
 
 # ------------------------------------------------------------------ shared options
 def test_every_command_is_registered():
     cmds = _commands()
-    for name in ("ingest", "info", "replay", "snapshot", "compare", "damos", "sweep",
-                 "report heatmap", "report wss", "report access", "report summary",
-                 "report truth", "report attribute", "report html", "report damos",
-                 "export damo"):
+    for name in (
+        "ingest",
+        "info",
+        "replay",
+        "snapshot",
+        "compare",
+        "damos",
+        "sweep",
+        "report heatmap",
+        "report wss",
+        "report access",
+        "report summary",
+        "report truth",
+        "report attribute",
+        "report html",
+        "report damos",
+        "export damo",
+    ):
         assert name in cmds, sorted(cmds)
 
 
 # one flag name with two meanings today (a switch in one command, a path or a value in
 # another): renaming them changes the command line, so they are listed, not unified
 ONE_NAME_TWO_MEANINGS = {
-    "--damos",      # compare: compare damos_apply tables; report html: a damos_apply table
-    "--samples",    # report heatmap/html: draw the samples; damos: a samples trace directory
-    "--resume",     # sweep: continue a sweep; damos: the quota's resume point
+    "--damos",  # compare: compare damos_apply tables; report html: a damos_apply table
+    "--samples",  # report heatmap/html: draw the samples; damos: a samples trace directory
+    "--resume",  # sweep: continue a sweep; damos: the quota's resume point
 }
 
 
@@ -69,11 +88,19 @@ def test_an_option_has_one_element_type_in_every_command():
         for name, o in _options(cmd).items():
             types.setdefault(name, {})[path] = o.type.name
     shared = {n: t for n, t in types.items() if len(t) > 1}
-    assert {"--force", "--output", "--sample-us", "--aggr-us", "--pid", "--range",
-            "--offset", "--quiet"} <= set(shared)
+    assert {
+        "--force",
+        "--output",
+        "--sample-us",
+        "--aggr-us",
+        "--pid",
+        "--range",
+        "--offset",
+        "--quiet",
+    } <= set(shared)
     for name, per_cmd in shared.items():
         if name in ONE_NAME_TWO_MEANINGS:
-            assert len(set(per_cmd.values())) == 2, (name, per_cmd)   # shrink the list
+            assert len(set(per_cmd.values())) == 2, (name, per_cmd)  # shrink the list
             continue
         assert len(set(per_cmd.values())) == 1, (name, per_cmd)
     assert set(shared["--sample-us"].values()) == {"int"}
@@ -92,8 +119,16 @@ def test_force_and_quiet_have_one_spelling_and_one_help():
 
 
 # commands that print a summary of what they wrote (reports print their result instead)
-SUMMARY_COMMANDS = ("ingest", "replay", "snapshot", "compare", "damos", "sweep",
-                    "export damo", "report html")
+SUMMARY_COMMANDS = (
+    "ingest",
+    "replay",
+    "snapshot",
+    "compare",
+    "damos",
+    "sweep",
+    "export damo",
+    "report html",
+)
 
 
 @pytest.mark.parametrize("path", SUMMARY_COMMANDS)
@@ -126,14 +161,13 @@ def _cli(*args):
 
 
 def test_ingest_quiet_prints_nothing_and_writes(tmp_path):
-    code, out, err = _cli("ingest", SAMPLES / "hotcold.perf.data", "-o", tmp_path / "q.td",
-                          "-q")
+    code, out, err = _cli("ingest", SAMPLES / "hotcold.perf.data", "-o", tmp_path / "q.td", "-q")
     assert code == 0, err
     assert out == "" and err == ""
     assert (tmp_path / "q.td" / "samples.parquet").is_file()
     code, out, err = _cli("ingest", SAMPLES / "hotcold.perf.data", "-o", tmp_path / "v.td")
     assert code == 0 and out.startswith(f"wrote {tmp_path / 'v.td'}\n")
-    assert "samples:" in out                    # and what it holds, as `info` says it
+    assert "samples:" in out  # and what it holds, as `info` says it
 
 
 def test_export_damo_takes_whole_microseconds(tmp_path):
@@ -141,11 +175,22 @@ def test_export_damo_takes_whole_microseconds(tmp_path):
     rounded silently."""
     d = tmp_path / "d.td"
     assert _cli("ingest", SAMPLES / "damon" / "live_paddr.perf.data", "-o", d, "-q")[0] == 0
-    code, out, err = _cli("export", "damo", d, "-o", tmp_path / "x.data", "--sample-us",
-                          "2.5", "--aggr-us", "100000")
+    code, out, err = _cli(
+        "export", "damo", d, "-o", tmp_path / "x.data", "--sample-us", "2.5", "--aggr-us", "100000"
+    )
     assert code == 2 and "--sample-us" in err and not (tmp_path / "x.data").exists()
-    code, out, err = _cli("export", "damo", d, "-o", tmp_path / "x.data", "--sample-us",
-                          "5000", "--aggr-us", "100000", "-q")
+    code, out, err = _cli(
+        "export",
+        "damo",
+        d,
+        "-o",
+        tmp_path / "x.data",
+        "--sample-us",
+        "5000",
+        "--aggr-us",
+        "100000",
+        "-q",
+    )
     assert code == 0 and out == "", err
     assert (tmp_path / "x.data").is_file()
 
@@ -157,8 +202,13 @@ def _run_with_tty_stderr(args, timeout=600):
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
     env.pop("NO_COLOR", None)
-    p = subprocess.Popen([PY, "-m", "tracedamon", *map(str, args)], stdout=subprocess.PIPE,
-                         stderr=slave, stdin=subprocess.DEVNULL, env=env)
+    p = subprocess.Popen(
+        [PY, "-m", "tracedamon", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(slave)
     shown = b""
     while True:
@@ -168,7 +218,7 @@ def _run_with_tty_stderr(args, timeout=600):
             raise AssertionError("no output within the time limit")
         try:
             chunk = os.read(master, 65536)
-        except OSError:                 # the child closed its side
+        except OSError:  # the child closed its side
             break
         if not chunk:
             break
@@ -188,23 +238,38 @@ def hot_td(tmp_path_factory):
 
 def test_replay_draws_its_bar_on_a_terminals_stderr_only(hot_td, tmp_path):
     code, out, shown = _run_with_tty_stderr(
-        ["replay", hot_td, "--start", "auto", "-o", tmp_path / "r.parquet"])
+        ["replay", hot_td, "--start", "auto", "-o", tmp_path / "r.parquet"]
+    )
     assert code == 0, shown
     assert "replaying" in shown and "sample intervals" in shown, shown
-    assert "replaying" not in out                        # the result only on stdout
+    assert "replaying" not in out  # the result only on stdout
     assert out.rstrip().endswith(f"wrote {tmp_path / 'r.parquet'}")
 
 
 def test_quiet_draws_no_bar_even_on_a_terminal(hot_td, tmp_path):
     code, out, shown = _run_with_tty_stderr(
-        ["replay", hot_td, "--start", "auto", "-q", "-o", tmp_path / "r.parquet"])
+        ["replay", hot_td, "--start", "auto", "-q", "-o", tmp_path / "r.parquet"]
+    )
     assert code == 0, shown
     assert out == "" and "replaying" not in shown, shown
 
 
 def test_a_piped_command_draws_no_bar(hot_td, tmp_path):
-    r = subprocess.run([PY, "-m", "tracedamon", "replay", str(hot_td), "--start", "auto",
-                        "-o", str(tmp_path / "r.parquet")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            PY,
+            "-m",
+            "tracedamon",
+            "replay",
+            str(hot_td),
+            "--start",
+            "auto",
+            "-o",
+            str(tmp_path / "r.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "replaying" not in r.stderr + r.stdout
     assert r.stderr == ""
@@ -219,9 +284,24 @@ def test_progress_bar_is_silent_when_stderr_is_not_a_terminal(monkeypatch):
 
 
 # ------------------------------------------------------------------ the public API
-PUBLIC = ("ingest", "open_trace", "replay", "compare", "damos", "sweep", "MonitorConfig",
-          "Trace", "RegionHistory", "TracedamonError", "InputError", "TraceFormatError",
-          "OutputError", "ConfigError", "CaptureError", "InputWarning")
+PUBLIC = (
+    "ingest",
+    "open_trace",
+    "replay",
+    "compare",
+    "damos",
+    "sweep",
+    "MonitorConfig",
+    "Trace",
+    "RegionHistory",
+    "TracedamonError",
+    "InputError",
+    "TraceFormatError",
+    "OutputError",
+    "ConfigError",
+    "CaptureError",
+    "InputWarning",
+)
 
 
 def test_the_public_api_is_listed_and_resolves():
@@ -229,8 +309,7 @@ def test_the_public_api_is_listed_and_resolves():
     for name in PUBLIC:
         assert name in names and name in tracedamon.__all__, name
         assert getattr(tracedamon, name) is not None
-    for name in ("InputError", "TraceFormatError", "OutputError", "ConfigError",
-                 "CaptureError"):
+    for name in ("InputError", "TraceFormatError", "OutputError", "ConfigError", "CaptureError"):
         assert issubclass(getattr(tracedamon, name), tracedamon.TracedamonError), name
     assert issubclass(tracedamon.InputWarning, Warning)
 
@@ -249,9 +328,11 @@ HEAVY = ("numba", "pandas", "pyarrow", "numpy", "rich")
 
 
 def _loaded_after(code: str) -> set[str]:
-    r = subprocess.run([PY, "-c", code + "\nimport sys, json\n"
-                        "print(json.dumps(sorted(m for m in sys.modules)))"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [PY, "-c", code + "\nimport sys, json\nprint(json.dumps(sorted(m for m in sys.modules)))"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     return set(json.loads(r.stdout.strip().splitlines()[-1]))
 
@@ -259,18 +340,25 @@ def _loaded_after(code: str) -> set[str]:
 def test_import_tracedamon_loads_no_heavy_library():
     mods = _loaded_after("import tracedamon")
     assert not [m for m in HEAVY if m in mods], sorted(m for m in HEAVY if m in mods)
-    assert not [m for m in mods if m.startswith("tracedamon.") and m not in (
-        "tracedamon.errors", "tracedamon.numba_cache", "tracedamon.ingest")], sorted(mods)
+    assert not [
+        m
+        for m in mods
+        if m.startswith("tracedamon.")
+        and m not in ("tracedamon.errors", "tracedamon.numba_cache", "tracedamon.ingest")
+    ], sorted(mods)
 
 
 def test_the_command_list_loads_no_heavy_library():
     """`tracedamon --help` and building the app: the commands' work loads when a command
     runs."""
-    mods = _loaded_after("import contextlib, io\nfrom tracedamon.cli import main\n"
-                         "with contextlib.redirect_stdout(io.StringIO()):\n"
-                         "    main(['--help'])")
-    assert not [m for m in ("numba", "pandas", "pyarrow", "numpy") if m in mods], \
-        sorted(m for m in HEAVY if m in mods)
+    mods = _loaded_after(
+        "import contextlib, io\nfrom tracedamon.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])"
+    )
+    assert not [m for m in ("numba", "pandas", "pyarrow", "numpy") if m in mods], sorted(
+        m for m in HEAVY if m in mods
+    )
 
 
 # ------------------------------------------------------------------ info
@@ -299,4 +387,3 @@ def test_the_old_info_path_still_works():
     from tracedamon.pipeline.info import sample_stats
 
     assert old.describe is describe and old._sample_stats is sample_stats
-

@@ -2,6 +2,7 @@
 ns of small histories (drawn with hypothesis), and on hand-computed cases (hot-set
 boundary exactly at θ × max, ties, all-equal heat, empty sides, snapshots that do not
 line up in time)."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,20 @@ THETAS = (0.25, 0.5, 0.75, 0.3)
 
 
 def _frame(rows):
-    df = pd.DataFrame(rows, columns=["run", "snapshot", "time_ns", "target", "pid", "start",
-                                     "end", "nr_accesses", "age"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "run",
+            "snapshot",
+            "time_ns",
+            "target",
+            "pid",
+            "start",
+            "end",
+            "nr_accesses",
+            "age",
+        ],
+    )
     return df
 
 
@@ -37,9 +50,8 @@ def _paint(hs, df, key, t_lo, t_hi, x_lo, x_hi, off):
             continue
         rows = df[(df[kcol] == key) & (df["run"] == s.run) & (df["snapshot"] == s.snapshot)]
         for r in rows.itertuples():
-            nr[a:b, int(r.start) - x_lo:int(r.end) - x_lo] = r.nr_accesses
-            age[a:b, int(r.start) - x_lo:int(r.end) - x_lo] = (
-                r.age if pd.notna(r.age) else np.nan)
+            nr[a:b, int(r.start) - x_lo : int(r.end) - x_lo] = r.nr_accesses
+            age[a:b, int(r.start) - x_lo : int(r.end) - x_lo] = r.age if pd.notna(r.age) else np.nan
     return nr, age
 
 
@@ -75,8 +87,8 @@ def brute(dfa, dfb, offset, acc_thres=1):
     t1 = min(ha.t_end, hb.t_end + offset)
     lo = int(min(dfa["start"].min(), dfb["start"].min()))
     hi = int(max(dfa["end"].max(), dfb["end"].max()))
-    pts = []     # (t, nr_a, nr_b, age_a ns, age_b ns, inside the accessed space)
-    wss = {}     # t -> [wss_a, wss_b]
+    pts = []  # (t, nr_a, nr_b, age_a ns, age_b ns, inside the accessed space)
+    wss = {}  # t -> [wss_a, wss_b]
     for ka, kb in pairs:
         if t1 <= t0:
             break
@@ -86,7 +98,7 @@ def brute(dfa, dfb, offset, acc_thres=1):
         for df, h, k in ((dfa, ha, ka), (dfb, hb, kb)):
             heat = np.zeros(hi - lo)
             for r in df[df[h.key_column] == k].itertuples():
-                heat[int(r.start) - lo:int(r.end) - lo] += r.nr_accesses
+                heat[int(r.start) - lo : int(r.end) - lo] += r.nr_accesses
             if heat.max() > 0:
                 act_x |= heat >= 0.02 * heat.max()
         na, ga = _paint(ha, dfa, ka, t0, t1, lo, hi, 0)
@@ -95,7 +107,7 @@ def brute(dfa, dfb, offset, acc_thres=1):
         win_b = np.zeros(t1 - t0, bool)
         for h, w, off, k in ((ha, win_a, 0, ka), (hb, win_b, offset, kb)):
             for s in h.snaps[h.snaps["key"] == k].itertuples():
-                w[max(s.t0 + off, t0) - t0:max(min(s.t1 + off, t1) - t0, 0)] = True
+                w[max(s.t0 + off, t0) - t0 : max(min(s.t1 + off, t1) - t0, 0)] = True
         both = ~np.isnan(na) & ~np.isnan(nb)
         for i in range(t1 - t0):
             if win_a[i] and win_b[i]:
@@ -103,8 +115,16 @@ def brute(dfa, dfb, offset, acc_thres=1):
                 cur[0] += int((both[i] & (na[i] >= acc_thres)).sum())
                 cur[1] += int((both[i] & (nb[i] >= acc_thres)).sum())
             for j in np.flatnonzero(both[i]):
-                pts.append((t0 + i, na[i, j], nb[i, j], ga[i, j] * ha.aggr_ns_measured,
-                            gb[i, j] * hb.aggr_ns_measured, act_x[j]))
+                pts.append(
+                    (
+                        t0 + i,
+                        na[i, j],
+                        nb[i, j],
+                        ga[i, j] * ha.aggr_ns_measured,
+                        gb[i, j] * hb.aggr_ns_measured,
+                        act_x[j],
+                    )
+                )
     P = np.array(pts, float).reshape(-1, 6)
     x, y = P[:, 1], P[:, 2]
     out = {"n": len(P)}
@@ -112,29 +132,40 @@ def brute(dfa, dfb, offset, acc_thres=1):
     ra, rb = x / ha.max_nr_accesses, y / hb.max_nr_accesses
     if act.any():
         d = (rb - ra)[act]
-        out["heat"] = {"pearson": _corr(x[act], y[act]),
-                       "spearman": _corr(_rank(x[act]), _rank(y[act])),
-                       "mean_abs_rate_diff": float(np.abs(d).mean()),
-                       "rms_rate_diff": float(np.sqrt((d * d).mean())),
-                       "mean_rate_a": float(ra[act].mean()), "mean_rate_b": float(rb[act].mean()),
-                       "active_fraction": float(act.mean())}
+        out["heat"] = {
+            "pearson": _corr(x[act], y[act]),
+            "spearman": _corr(_rank(x[act]), _rank(y[act])),
+            "mean_abs_rate_diff": float(np.abs(d).mean()),
+            "rms_rate_diff": float(np.sqrt((d * d).mean())),
+            "mean_rate_a": float(ra[act].mean()),
+            "mean_rate_b": float(rb[act].mean()),
+            "active_fraction": float(act.mean()),
+        }
     out["hot"] = {str(th): _prf(_hot(y, th), _hot(x, th)) for th in THETAS} if len(P) else {}
     ts = np.array(sorted(wss))
     if len(ts):
         wa = np.array([wss[t][0] for t in ts], float)
         wb = np.array([wss[t][1] for t in ts], float)
         err = wb - wa
-        out["wss"] = {"mean_a": wa.mean(), "mean_b": wb.mean(), "mae_bytes": np.abs(err).mean(),
-                      "rmse_bytes": math.sqrt((err * err).mean()),
-                      "max_abs_error_bytes": np.abs(err).max(),
-                      "pearson": _corr(wa, wb), "seconds": len(ts) / 1e9}
+        out["wss"] = {
+            "mean_a": wa.mean(),
+            "mean_b": wb.mean(),
+            "mae_bytes": np.abs(err).mean(),
+            "rmse_bytes": math.sqrt((err * err).mean()),
+            "max_abs_error_bytes": np.abs(err).max(),
+            "pearson": _corr(wa, wb),
+            "seconds": len(ts) / 1e9,
+        }
     known = np.isfinite(P[:, 3]) & np.isfinite(P[:, 4])
     if known.any():
         ga, gb = P[known, 3], P[known, 4]
         dd = np.sort(np.abs(ga - gb) / 1e9)
-        out["age"] = {"known_fraction": known.mean(), "spearman": _corr(_rank(ga), _rank(gb)),
-                      "mean_abs_diff_s": dd.mean(), "median_abs_diff_s":
-                      dd[math.ceil(len(dd) / 2) - 1]}
+        out["age"] = {
+            "known_fraction": known.mean(),
+            "spearman": _corr(_rank(ga), _rank(gb)),
+            "mean_abs_diff_s": dd.mean(),
+            "median_abs_diff_s": dd[math.ceil(len(dd) / 2) - 1],
+        }
     return out, P
 
 
@@ -184,8 +215,9 @@ def _side(data, key_pid, t_start, addr_hi=24, whole=True):
 
 
 @pytest.mark.parametrize("path", ["counts", "fractional", "sparse-joint"])
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_metrics_equal_a_per_byte_per_ns_brute_force(path, data, monkeypatch):
     """Whole nr_accesses (dense accumulation), fractional ones (a DataFrame of merged
@@ -198,8 +230,12 @@ def test_metrics_equal_a_per_byte_per_ns_brute_force(path, data, monkeypatch):
     whole = path != "fractional"
     ta = data.draw(st.integers(0, 40))
     rows_a = _side(data, 7, ta, whole=whole)
-    rows_b = _side(data, 7 if data.draw(st.booleans()) else 8,
-                   ta + data.draw(st.integers(-30, 30)), whole=whole)
+    rows_b = _side(
+        data,
+        7 if data.draw(st.booleans()) else 8,
+        ta + data.draw(st.integers(-30, 30)),
+        whole=whole,
+    )
     if not rows_a or not rows_b:
         return
     dfa, dfb = _frame(rows_a), _frame(rows_b)
@@ -221,14 +257,16 @@ def test_metrics_equal_a_per_byte_per_ns_brute_force(path, data, monkeypatch):
         sel = (P[:, 0] >= row.t0_ns) & (P[:, 0] < row.t1_ns)
         x, y = P[sel, 1], P[sel, 2]
         act = P[sel, 5] > 0
-        _approx(row.pearson if row.pearson == row.pearson else None,
-                _corr(x[act], y[act]) if act.any() else None, "per-time pearson")
+        _approx(
+            row.pearson if row.pearson == row.pearson else None,
+            _corr(x[act], y[act]) if act.any() else None,
+            "per-time pearson",
+        )
         xa, ya = P[:, 1], P[:, 2]
         hot_a = (x > 0) & (x >= 0.5 * xa.max() * (1 - 1e-9)) if xa.max() > 0 else x < 0
         hot_b = (y > 0) & (y >= 0.5 * ya.max() * (1 - 1e-9)) if ya.max() > 0 else y < 0
         p, rc, f = _prf(hot_b, hot_a)
-        _approx(row.hot_recall if row.hot_recall == row.hot_recall else None, rc,
-                "per-time recall")
+        _approx(row.hot_recall if row.hot_recall == row.hot_recall else None, rc, "per-time recall")
 
 
 # ------------------------------------------------------------------ hand-computed cases
@@ -329,8 +367,10 @@ def test_different_targets_warn():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, 200), max_size=16, unique=True),
-       st.lists(st.tuples(st.integers(0, 210), st.integers(1, 60)), min_size=1, max_size=20))
+@given(
+    st.lists(st.integers(0, 200), max_size=16, unique=True),
+    st.lists(st.tuples(st.integers(0, 210), st.integers(1, 60)), min_size=1, max_size=20),
+)
 def test_bytes_within_ranges_against_a_count(bounds, spans):
     from tracedamon.export.align import _Within
 
@@ -340,8 +380,10 @@ def test_bytes_within_ranges_against_a_count(bounds, spans):
     a = np.array([s for s, _ in spans], np.uint64)
     e = a + np.array([n for _, n in spans], np.uint64)
     got = _Within(r).within(a, e)
-    want = [sum(max(0, min(int(y), int(hi)) - max(int(x), int(lo))) for lo, hi in r.tolist())
-            for x, y in zip(a, e)]
+    want = [
+        sum(max(0, min(int(y), int(hi)) - max(int(x), int(lo))) for lo, hi in r.tolist())
+        for x, y in zip(a, e)
+    ]
     assert got.tolist() == want
 
 

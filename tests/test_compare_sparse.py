@@ -2,6 +2,7 @@
 them) give compare, truth scoring and attribution the same results as the dense history
 of the same replay. Real replays of sample_traces/hotcold.perf.data (32 hot pages touched
 every 10 ms, 256 cold pages touched once), made sparse as the replay writer does."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,9 @@ def replays(tmp_path_factory):
     td = ingest([SAMPLES / "hotcold.perf.data"], d / "hc.td")
     base = dict(ops="fvaddr", ranges=[RANGE], sample_us=5000, aggr_us=100000)
     runs = {
-        "fixed": replay_mod.replay(td, min_region=4096, max_region=4096, min_nr_regions=512,
-                                   max_nr_regions=512, **base),
+        "fixed": replay_mod.replay(
+            td, min_region=4096, max_region=4096, min_nr_regions=512, max_nr_regions=512, **base
+        ),
         "adaptive": replay_mod.replay(td, seed=3, **base),
         "abit": replay_mod.replay(td, seed=3, access="abit", **base),
     }
@@ -50,9 +52,11 @@ def replays(tmp_path_factory):
             paths[kind] = p
         out[name] = paths
     truth = d / "truth.csv"
-    truth.write_text("start,end,label\n"
-                     f"{BASE:#x},{BASE + 32 * PAGE:#x},hot\n"
-                     f"{BASE + 32 * PAGE:#x},{BASE + 288 * PAGE:#x},cold\n")
+    truth.write_text(
+        "start,end,label\n"
+        f"{BASE:#x},{BASE + 32 * PAGE:#x},hot\n"
+        f"{BASE + 32 * PAGE:#x},{BASE + 288 * PAGE:#x},cold\n"
+    )
     out["truth"] = truth
     return out
 
@@ -74,12 +78,19 @@ def _same(x, y, path=""):
         assert x == y, path
 
 
-EXACT = ("heat", "hot", "hot_max_nr_accesses", "wss", "wss_series", "per_time", "compared",
-         "alignment")
+EXACT = (
+    "heat",
+    "hot",
+    "hot_max_nr_accesses",
+    "wss",
+    "wss_series",
+    "per_time",
+    "compared",
+    "alignment",
+)
 
 
-@pytest.mark.parametrize("pair", [("fixed", "adaptive"), ("adaptive", "abit"),
-                                  ("fixed", "abit")])
+@pytest.mark.parametrize("pair", [("fixed", "adaptive"), ("adaptive", "abit"), ("fixed", "abit")])
 def test_compare_sparse_equals_dense(replays, pair):
     a, b = pair
     dense = compare(replays[a]["dense"], replays[b]["dense"], truth=replays["truth"])
@@ -119,8 +130,20 @@ def test_cli_truth_only_on_a_sparse_replay(replays, tmp_path):
     got = {}
     for kind in ("dense", "sparse"):
         out = tmp_path / f"{kind}.json"
-        assert main(["compare", str(replays["fixed"][kind]), "--truth", str(replays["truth"]),
-                     "-o", str(out), "-q"]) == 0
+        assert (
+            main(
+                [
+                    "compare",
+                    str(replays["fixed"][kind]),
+                    "--truth",
+                    str(replays["truth"]),
+                    "-o",
+                    str(out),
+                    "-q",
+                ]
+            )
+            == 0
+        )
         got[kind] = json.loads(out.read_text())["truth"]["a"]
     _same(got["sparse"], got["dense"])
     cold = got["dense"]["labels"]["cold"]
@@ -128,21 +151,36 @@ def test_cli_truth_only_on_a_sparse_replay(replays, tmp_path):
 
 
 def test_score_areas_and_attribution_sparse_equal_dense(replays):
-    truth = pd.DataFrame({"label": ["hot", "cold"], "start": [BASE, BASE + 32 * PAGE],
-                          "end": [BASE + 32 * PAGE, BASE + 288 * PAGE]})
+    truth = pd.DataFrame(
+        {
+            "label": ["hot", "cold"],
+            "start": [BASE, BASE + 32 * PAGE],
+            "end": [BASE + 32 * PAGE, BASE + 288 * PAGE],
+        }
+    )
     d = score_areas(replays["fixed"]["dense"], truth)
     s = score_areas(replays["fixed"]["sparse"], truth)
     pd.testing.assert_frame_equal(s, d, check_dtype=False)
     assert (d["covered_fraction"] == 1).all()
     # attribution: a pagemap that maps the whole area to pid 5 (frames = addresses)
-    pm = pd.DataFrame({"snapshot": [0], "time_ns": [0], "pid": [5], "vaddr_start": [BASE],
-                       "vaddr_end": [BASE + (2 << 20)], "pfn_start": [BASE // PAGE],
-                       "flags": [1]})
+    pm = pd.DataFrame(
+        {
+            "snapshot": [0],
+            "time_ns": [0],
+            "pid": [5],
+            "vaddr_start": [BASE],
+            "vaddr_end": [BASE + (2 << 20)],
+            "pfn_start": [BASE // PAGE],
+            "flags": [1],
+        }
+    )
     per = {}
     for kind in ("dense", "sparse"):
         att = attribute_regions(replays["fixed"][kind], pm)
-        per[kind] = (att.groupby("pid")["bytes"].sum().to_dict(),
-                     att[att["nr_accesses"] > 0].groupby("pid")["bytes"].sum().to_dict())
+        per[kind] = (
+            att.groupby("pid")["bytes"].sum().to_dict(),
+            att[att["nr_accesses"] > 0].groupby("pid")["bytes"].sum().to_dict(),
+        )
     assert per["sparse"] == per["dense"]
 
 
@@ -161,7 +199,8 @@ def test_older_sparse_file_warns(replays, tmp_path):
     # older file scores as the dense one
     d = score_truth(replays["fixed"]["dense"], replays["truth"])
     assert s["labels"]["cold"]["accessed_fraction"] == pytest.approx(
-        d["labels"]["cold"]["accessed_fraction"])
+        d["labels"]["cold"]["accessed_fraction"]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         score_truth(replays["fixed"]["sparse"], replays["truth"])

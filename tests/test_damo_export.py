@@ -26,8 +26,10 @@ from conftest import ROOT, need_corpus, requires
 DAMO = ROOT / ".venv" / "bin" / "damo"
 if not DAMO.exists():
     DAMO = Path(shutil.which("damo") or "/nonexistent")
-requires_damo = requires(DAMO.exists() and shutil.which("file") is not None,
-                         "damo (and `file`, which damo uses) not installed")
+requires_damo = requires(
+    DAMO.exists() and shutil.which("file") is not None,
+    "damo (and `file`, which damo uses) not installed",
+)
 
 SAMPLE_US, AGGR_US = 5000, 100000
 
@@ -205,6 +207,7 @@ def test_corpus_record_round_trip_through_damo(tmp_path):
     orig = damo(
         "report", "access", "--input", str(src), "--raw_number", "--snapshot_idx", "10", "10"
     )
+
     def rows(t):
         return [m.groups() for m in map(_ACCESS_RE.match, t.splitlines()) if m]
 

@@ -1,4 +1,5 @@
 """`tracedamon ingest` / `info` on DAMON inputs, end to end through the command line."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,13 @@ from conftest import ROOT, SAMPLES, need_corpus
 
 
 def _td(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "tracedamon", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tracedamon", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_ingest_live_sample_and_info(tmp_path):

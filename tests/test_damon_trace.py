@@ -5,6 +5,7 @@ lists every region of every snapshot), the same run recorded by independent
 tracers (perf.data, perf script, damo's perf_script writer, a tracefs
 instance), and generated traces whose snapshots are known by construction.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -61,8 +62,15 @@ def parse_damo_raw_report(path) -> list[list[tuple]]:
 def snapshots_of(df, run=0) -> list[list[tuple]]:
     d = df[df["run"] == run].sort_values(["snapshot", "start"])
     age = d["age"].astype("Int64").fillna(-1).astype(int)
-    rows = list(zip(d["snapshot"], d["start"].astype(int), d["end"].astype(int),
-                    d["nr_accesses"].astype(int), age))
+    rows = list(
+        zip(
+            d["snapshot"],
+            d["start"].astype(int),
+            d["end"].astype(int),
+            d["nr_accesses"].astype(int),
+            age,
+        )
+    )
     out: dict[int, list] = {}
     for s, *r in rows:
         out.setdefault(int(s), []).append(tuple(int(x) for x in r))
@@ -71,19 +79,20 @@ def snapshots_of(df, run=0) -> list[list[tuple]]:
 
 # --- damo's test data: every region of every snapshot ---------------------------------
 
+
 def test_old_five_field_perf_script_matches_damo_report_region_by_region(tmp_path):
     script = need_corpus("damo-tests", "perf.data.script")
     expect = parse_damo_raw_report(need_corpus("damo-tests", "report-raw_perf_script"))
     df, meta = _ingest(script, tmp_path)
     assert len(expect) == 562
-    assert snapshots_of(df) == expect          # age: damo prints -1, we store null
+    assert snapshots_of(df) == expect  # age: damo prints -1, we store null
     assert df["age"].isna().all() and meta["age_field"] is False
     # pointer-valued target_id becomes target 0; the original is kept
     assert set(df["target"]) == {0}
     assert meta["damon_runs"][0]["targets"] == {"0": "18446623435582458880"}
     assert meta["damon_runs"][0]["kdamond_pid"] == 4452
     assert meta["intervals"]["source"] == "inferred"
-    assert 95_000 < meta["intervals"]["aggr_us"] < 110_000    # the old default 100 ms
+    assert 95_000 < meta["intervals"]["aggr_us"] < 110_000  # the old default 100 ms
 
 
 def test_old_five_field_perf_data_equals_its_perf_script(tmp_path):
@@ -96,6 +105,7 @@ def test_old_five_field_perf_data_equals_its_perf_script(tmp_path):
 
 
 # --- run 1: the same run through independent tracers --------------------------------
+
 
 @pytest.fixture(scope="module")
 def run1(tmp_path_factory):
@@ -116,15 +126,19 @@ def test_run1_all_tracers_give_the_same_regions(run1):
     for name in ("perf_script", "damo_writer", "ftrace"):
         df, _ = run1[name]
         d = df[df["run"] == 0].reset_index(drop=True)
-        pd.testing.assert_frame_equal(ref[KEY].reset_index(drop=True), d[KEY],
-                                      check_dtype=False, obj=name)
+        pd.testing.assert_frame_equal(
+            ref[KEY].reset_index(drop=True), d[KEY], check_dtype=False, obj=name
+        )
     # the snapshot times agree up to the tracers' clocks: perf's clock and the tracefs
     # instance's CLOCK_MONOTONIC differ by ~1.19 ms (MANIFEST), damo stamps a snapshot
     # with its first line, as we do
     t_ref = ref.groupby("snapshot")["time_ns"].first()
     # (perf.data has nanoseconds, the texts microseconds)
-    for name, lo, hi in (("perf_script", -999, 0), ("damo_writer", -999, 0),
-                         ("ftrace", 1.0e6, 1.4e6)):
+    for name, lo, hi in (
+        ("perf_script", -999, 0),
+        ("damo_writer", -999, 0),
+        ("ftrace", 1.0e6, 1.4e6),
+    ):
         df, _ = run1[name]
         t = df[df["run"] == 0].groupby("snapshot")["time_ns"].first()
         diff = (t - t_ref).to_numpy()
@@ -133,8 +147,9 @@ def test_run1_all_tracers_give_the_same_regions(run1):
 
 def test_run1_matches_damos_report_of_snapshot_10(run1):
     ref, _ = run1["perf_data"]
-    expect = parse_damo_raw_report(need_corpus(*RUN1, "reports",
-                                               "report_access_snapshot10_raw_form.txt"))
+    expect = parse_damo_raw_report(
+        need_corpus(*RUN1, "reports", "report_access_snapshot10_raw_form.txt")
+    )
     assert len(expect) == 1 and len(expect[0]) == 1654
     assert snapshots_of(ref)[10] == expect[0]
 
@@ -145,7 +160,7 @@ def test_run1_ftrace_has_the_restarted_kdamond_as_a_second_run(run1):
     assert [r["kdamond_pid"] for r in runs] == [77, 11769]
     r1 = df[df["run"] == 1]
     counts = r1.groupby("snapshot").size().tolist()
-    assert counts[:7] == [1, 2, 4, 8, 16, 32, 64]   # a fresh paddr kdamond doubles
+    assert counts[:7] == [1, 2, 4, 8, 16, 32, 64]  # a fresh paddr kdamond doubles
     assert r1.groupby("snapshot")["age"].max().iloc[0] <= 1
     # ftrace carries the scheme events too
     tr_rows = meta["tables"]["damos_apply"]
@@ -159,7 +174,7 @@ def test_run1_intervals_come_from_the_record_sidecar_or_are_inferred(run1):
     _, m = run1["perf_script"]
     iv = m["intervals"]
     assert iv["source"] == "inferred"
-    assert 5_100_000 < iv["aggr_us"] < 5_160_000        # measured 5.12 s between snapshots
+    assert 5_100_000 < iv["aggr_us"] < 5_160_000  # measured 5.12 s between snapshots
     assert iv["max_nr_accesses"] == 10
 
 
@@ -170,8 +185,13 @@ def test_duplicate_events_are_dropped_and_counted(tmp_path):
     # snapshot's first line
     i = next(k for k, ln in enumerate(lines) if "4741914624-4743061504" in ln and "472.5" in ln)
     first_of_5 = int(np.flatnonzero(np.array(["nr_regions=1604" in ln for ln in lines]))[0])
-    dup = lines[:first_of_5 + 1] + [lines[first_of_5]] + lines[first_of_5 + 1:i + 1] + \
-        [lines[i]] + lines[i + 1:]
+    dup = (
+        lines[: first_of_5 + 1]
+        + [lines[first_of_5]]
+        + lines[first_of_5 + 1 : i + 1]
+        + [lines[i]]
+        + lines[i + 1 :]
+    )
     p = tmp_path / "dup.txt"
     p.write_text("".join(dup))
     df, meta = _ingest(p, tmp_path, "d.td")
@@ -183,7 +203,7 @@ def test_a_lost_event_is_an_error_naming_the_line_and_skip_bad_drops_that_snapsh
     lines = _lines(need_corpus(*RUN1, "perf_script.txt.gz"))
     i = next(k for k, ln in enumerate(lines) if "4741914624-4743061504" in ln and "472.5" in ln)
     p = tmp_path / "lost.txt"
-    p.write_text("".join(lines[:i] + lines[i + 1:]))
+    p.write_text("".join(lines[:i] + lines[i + 1 :]))
     with pytest.raises(TraceFormatError) as ei:
         _ingest(p, tmp_path, "l.td")
     first13 = next(k for k, ln in enumerate(lines) if "nr_regions=1610" in ln)
@@ -214,7 +234,7 @@ def test_malformed_line_is_an_error_and_skip_bad_counts_it(tmp_path):
 def test_partial_snapshots_at_the_recording_edges_are_dropped_and_counted(tmp_path):
     lines = _lines(need_corpus(*RUN1, "perf_script.txt.gz"))
     p = tmp_path / "cut.txt"
-    p.write_text("".join(lines[700:-300]))          # starts and ends mid-snapshot
+    p.write_text("".join(lines[700:-300]))  # starts and ends mid-snapshot
     df, meta = _ingest(p, tmp_path, "p.td")
     assert meta["partial_snapshots_dropped"] == 2
     assert df["snapshot"].nunique() == 15
@@ -231,14 +251,17 @@ def test_trace_cmd_report_with_and_without_flags_column_and_trace_file_header(ru
     lines = _lines(need_corpus(*RUN1, "ftrace_trace_pipe.txt.gz"))
     ref, _ = run1["ftrace"]
     variants = {
-        "tcmd_noflags.txt": ["version = 6\n", "CPU 0 is empty\n"] +
-                            [_to_tracecmd(ln, False) for ln in lines],
+        "tcmd_noflags.txt": ["version = 6\n", "CPU 0 is empty\n"]
+        + [_to_tracecmd(ln, False) for ln in lines],
         "tcmd_flags.txt": [_to_tracecmd(ln, True) for ln in lines],
         # `cat trace`: a commented header, and the optional "(tgid)" column
-        "trace.txt": ["# tracer: nop\n", "#\n", "# entries-in-buffer/entries-written: 1/1\n",
-                      "#           TASK-PID     TGID     CPU#  |||||  TIMESTAMP  FUNCTION\n"] +
-                     [re.sub(r"^(\s*\S+-\d+)(\s+)", r"\1 (    77)\2", ln, count=1)
-                      for ln in lines],
+        "trace.txt": [
+            "# tracer: nop\n",
+            "#\n",
+            "# entries-in-buffer/entries-written: 1/1\n",
+            "#           TASK-PID     TGID     CPU#  |||||  TIMESTAMP  FUNCTION\n",
+        ]
+        + [re.sub(r"^(\s*\S+-\d+)(\s+)", r"\1 (    77)\2", ln, count=1) for ln in lines],
     }
     for name, content in variants.items():
         p = tmp_path / name
@@ -267,9 +290,12 @@ def test_without_pids_a_long_pause_still_starts_a_new_run(run1, tmp_path):
     # starting over on a changed range with fresh ages
     t1 = next(float(ln.split()[3][:-1]) for ln in out if "nr_regions=1 " in ln)
     shift = t1 - (487.487067 + 1.5 * 5.12)
-    quick = [ln if float(ln.split()[3][:-1]) < t1 else
-             ln.replace(ln.split()[3], f"{float(ln.split()[3][:-1]) - shift:.6f}:")
-             for ln in out]
+    quick = [
+        ln
+        if float(ln.split()[3][:-1]) < t1
+        else ln.replace(ln.split()[3], f"{float(ln.split()[3][:-1]) - shift:.6f}:")
+        for ln in out
+    ]
     p.write_text("".join(quick))
     df, meta = _ingest(p, tmp_path, "q.td")
     pd.testing.assert_frame_equal(ref[KEY], df[KEY], check_dtype=False)
@@ -278,9 +304,12 @@ def test_without_pids_a_long_pause_still_starts_a_new_run(run1, tmp_path):
 def test_info_summarises_an_ingested_trace(run1, tmp_path):
     out = ingest([need_corpus(*RUN1, "perf_script.txt.gz")], tmp_path / "i.td")
     text = describe(out)
-    assert re.search(r"run 0: 17 snapshots over 81\.5\d\d s, aggregation 5119\.9 ms, "
-                     r"targets \[0\], addresses 0x100000000-0x148000000 \(1\.1 GiB\), "
-                     r"regions per snapshot 1395-1656", text), text
+    assert re.search(
+        r"run 0: 17 snapshots over 81\.5\d\d s, aggregation 5119\.9 ms, "
+        r"targets \[0\], addresses 0x100000000-0x148000000 \(1\.1 GiB\), "
+        r"regions per snapshot 1395-1656",
+        text,
+    ), text
     assert "duplicates_dropped: 0" in text and "'source': 'inferred'" in text
 
 
@@ -305,6 +334,7 @@ def test_gzipped_perf_data(tmp_path):
 
 # --- generated traces: snapshots known by construction -------------------------------
 
+
 def _layout(kind, comm, pid, cpu, t_ns, ev, fields):
     sec, ns = divmod(t_ns, 10**9)
     us = ns // 1000
@@ -314,7 +344,7 @@ def _layout(kind, comm, pid, cpu, t_ns, ev, fields):
         return f"{comm:>16} {pid}/{pid} [{cpu:03d}] {sec}.{ns:09d}: 1 damon:{ev}: {fields}\n"
     if kind == "ftrace":
         return f"{comm:>16}-{pid:<7} [{cpu:03d}] .N... {sec:>5}.{us:06d}: {ev}: {fields}\n"
-    return f"{comm}-{pid} [{cpu:03d}] {sec}.{us:06d}: {ev}: {fields}\n"   # trace-cmd 3.2
+    return f"{comm}-{pid} [{cpu:03d}] {sec}.{us:06d}: {ev}: {fields}\n"  # trace-cmd 3.2
 
 
 @st.composite
@@ -332,10 +362,15 @@ def damon_histories(draw):
                 n = draw(st.integers(1, 7))
                 cuts = sorted(draw(st.sets(st.integers(1, 10**6), min_size=n + 1, max_size=n + 1)))
                 base = (tg + 1) << 40
-                regs = [(base + cuts[i] * 4096, base + cuts[i + 1] * 4096,
-                         draw(st.integers(0, 20)),
-                         draw(st.integers(0, 300)))
-                        for i in range(n)]
+                regs = [
+                    (
+                        base + cuts[i] * 4096,
+                        base + cuts[i + 1] * 4096,
+                        draw(st.integers(0, 20)),
+                        draw(st.integers(0, 300)),
+                    )
+                    for i in range(n)
+                ]
                 per_tg.append(regs)
             snaps.append((t, per_tg))
             t += 100_000_000 + draw(st.integers(0, 3_000_000))
@@ -344,10 +379,17 @@ def damon_histories(draw):
     return runs
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(damon_histories(), st.sampled_from(["perf", "perf_ns", "ftrace", "tracecmd"]),
-       st.lists(st.integers(0, 10**6), max_size=3), st.data())
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    damon_histories(),
+    st.sampled_from(["perf", "perf_ns", "ftrace", "tracecmd"]),
+    st.lists(st.integers(0, 10**6), max_size=3),
+    st.data(),
+)
 def test_generated_traces_round_trip(tmp_path, runs, kind, dups, data):
     lines, expect, tunes = [], [], []
     for r_i, (pid, ntg, snaps) in enumerate(runs):
@@ -355,17 +397,45 @@ def test_generated_traces_round_trip(tmp_path, runs, kind, dups, data):
             for tg, regs in enumerate(per_tg):
                 for k, (a, b, nr, age) in enumerate(regs):
                     tt = t + tg * 50_000 + k * 2_000
-                    lines.append(_layout(kind, "kdamond.0", pid, 1, tt, "damon_aggregated",
-                                         f"target_id={tg} nr_regions={len(regs)} "
-                                         f"{a}-{b}: {nr} {age}"))
-                    expect.append((r_i, s_i, tg, a, b, nr, age,
-                                   (t + tg * 50_000) // 1000 * 1000 if kind != "perf_ns"
-                                   else t + tg * 50_000))
+                    lines.append(
+                        _layout(
+                            kind,
+                            "kdamond.0",
+                            pid,
+                            1,
+                            tt,
+                            "damon_aggregated",
+                            f"target_id={tg} nr_regions={len(regs)} {a}-{b}: {nr} {age}",
+                        )
+                    )
+                    expect.append(
+                        (
+                            r_i,
+                            s_i,
+                            tg,
+                            a,
+                            b,
+                            nr,
+                            age,
+                            (t + tg * 50_000) // 1000 * 1000
+                            if kind != "perf_ns"
+                            else t + tg * 50_000,
+                        )
+                    )
             if data.draw(st.booleans()):
-                lines.append(_layout(kind, "kdamond.0", pid, 0, t + 90_000_000,
-                                     "damon_monitor_intervals_tune", f"sample_us={5000 + s_i}"))
+                lines.append(
+                    _layout(
+                        kind,
+                        "kdamond.0",
+                        pid,
+                        0,
+                        t + 90_000_000,
+                        "damon_monitor_intervals_tune",
+                        f"sample_us={5000 + s_i}",
+                    )
+                )
                 tunes.append(5000 + s_i)
-    for d in dups:                                    # exact duplicates, next to the original
+    for d in dups:  # exact duplicates, next to the original
         i = d % len(lines)
         lines.insert(i, lines[i])
     p = tmp_path / f"gen_{kind}.txt"
@@ -373,8 +443,18 @@ def test_generated_traces_round_trip(tmp_path, runs, kind, dups, data):
     out = tmp_path / f"gen_{kind}.td"
     ingest([p], out, format="damon", force=True)
     df = open_trace(out).df("regions")
-    got = list(zip(df["run"], df["snapshot"], df["target"], df["start"], df["end"],
-                   df["nr_accesses"], df["age"], df["time_ns"]))
+    got = list(
+        zip(
+            df["run"],
+            df["snapshot"],
+            df["target"],
+            df["start"],
+            df["end"],
+            df["nr_accesses"],
+            df["age"],
+            df["time_ns"],
+        )
+    )
     assert [tuple(int(x) for x in g) for g in got] == sorted(expect)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["duplicates_dropped"] == len(dups)
@@ -394,10 +474,10 @@ LIVE = Path(__file__).resolve().parent.parent / "sample_traces" / "damon"
 
 
 def test_live_sample_perf_data_equals_perfs_own_script(tmp_path):
-    out = ingest([LIVE / "live_paddr.perf.data"], tmp_path / "a.td")   # auto: perf-data reader
+    out = ingest([LIVE / "live_paddr.perf.data"], tmp_path / "a.td")  # auto: perf-data reader
     tr = open_trace(out)
     a = tr.df("regions")
-    assert tr.num_rows("samples") == 5007 + 96          # the perf reader's own table, too
+    assert tr.num_rows("samples") == 5007 + 96  # the perf reader's own table, too
     b, meta_b = _ingest(LIVE / "live_paddr.script.txt.gz", tmp_path, "b.td")
     assert a.groupby("snapshot").size().tolist() == [2418, 2589]
     pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
@@ -405,8 +485,18 @@ def test_live_sample_perf_data_equals_perfs_own_script(tmp_path):
     # damos_before_apply decoded from RAW equals perf's text of the same events
     da = tr.df("damos_apply")
     db = open_trace(tmp_path / "b.td").df("damos_apply")
-    cols = ["context", "scheme", "target", "nr_regions", "start", "end", "nr_accesses", "age",
-            "kdamond_pid", "cpu"]
+    cols = [
+        "context",
+        "scheme",
+        "target",
+        "nr_regions",
+        "start",
+        "end",
+        "nr_accesses",
+        "age",
+        "kdamond_pid",
+        "cpu",
+    ]
     assert len(da) == 96
     pd.testing.assert_frame_equal(da[cols], db[cols], check_dtype=False)
     meta = json.loads((out / "meta.json").read_text())
@@ -419,12 +509,14 @@ class _Wrapped:
 
     def __init__(self, path, edit):
         from tracedamon.ingest.perf_data import open_perf_data
+
         self.rd = open_perf_data(path)
         self.events, self.tracing_data, self.path = self.rd.events, self.rd.tracing_data, path
         self.edit = edit
 
     def iter_sample_batches(self):
         import pyarrow as pa
+
         t = pa.Table.from_batches(list(self.rd.iter_sample_batches()))
         yield from self.edit(t).to_batches(max_chunksize=1000)
 
@@ -432,17 +524,20 @@ class _Wrapped:
 def _write_from(reader, tmp_path, name, **kw):
     from tracedamon.ingest.damon_trace import add_regions_from_perf_data
     from tracedamon.store.writer import TraceDirWriter
+
     with TraceDirWriter(tmp_path / name) as w:
         add_regions_from_perf_data(reader, w, **kw)
-    return open_trace(tmp_path / name).df("regions"), \
-        json.loads((tmp_path / name / "meta.json").read_text())
+    return open_trace(tmp_path / name).df("regions"), json.loads(
+        (tmp_path / name / "meta.json").read_text()
+    )
 
 
 def test_perf_data_duplicate_samples_are_dropped(tmp_path):
     import pyarrow as pa
+
     clean, _ = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", lambda t: t), tmp_path, "c")
     idx = list(range(4000))
-    idx[10:10] = [10, 10]                      # one sample delivered three times
+    idx[10:10] = [10, 10]  # one sample delivered three times
     idx[3000:3000] = [2999]
     dup = lambda t: pa.concat_tables([t.take(pa.array(idx)), t.slice(4000)])  # noqa: E731
     df, meta = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", dup), tmp_path, "d")
@@ -452,20 +547,23 @@ def test_perf_data_duplicate_samples_are_dropped(tmp_path):
 
 def test_perf_data_lost_sample_is_an_error_at_a_byte_offset(tmp_path):
     import pyarrow as pa
+
     holder = {}
 
     def drop(t):
         ev = t["event"].to_pylist()
         agg = [i for i, e in enumerate(ev) if e == "damon:damon_aggregated"]
-        victim = agg[3000]                      # inside the second snapshot
+        victim = agg[3000]  # inside the second snapshot
         holder["first2"] = t["file_offset"][agg[2418]].as_py()
         return pa.concat_tables([t.slice(0, victim), t.slice(victim + 1)])
+
     with pytest.raises(TraceFormatError) as ei:
         _write_from(_Wrapped(LIVE / "live_paddr.perf.data", drop), tmp_path, "l")
     assert ei.value.offset == holder["first2"]
     assert "2588 regions, fewer than its nr_regions=2589" in str(ei.value)
-    df, meta = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", drop), tmp_path, "l2",
-                           skip_bad=True)
+    df, meta = _write_from(
+        _Wrapped(LIVE / "live_paddr.perf.data", drop), tmp_path, "l2", skip_bad=True
+    )
     assert meta["skipped"] == {"snapshots": 1} and df["snapshot"].nunique() == 1
 
 
@@ -483,7 +581,8 @@ _REF_LINE = re.compile(
     r"(?P<psec>\d+)\.(?P<pfrac>\d+):\s+(?:\d+\s+)?damon:"
     r"|(?P<fcomm>.*?)-(?P<fpid>\d+)\s+(?:\(\s*\d+\)\s+)?\[(?P<fcpu>\d+)\]\s+(?:\S{4,6}\s+)?"
     r"(?P<fsec>\d+)\.(?P<ffrac>\d+):\s+)"
-    r"(?P<ev>damon_aggregated|damos_before_apply|damon_monitor_intervals_tune): (?P<rest>.*?)\s*$")
+    r"(?P<ev>damon_aggregated|damos_before_apply|damon_monitor_intervals_tune): (?P<rest>.*?)\s*$"
+)
 
 
 def _reference_events(path):
@@ -507,25 +606,66 @@ def _reference_events(path):
     return agg, before
 
 
-@pytest.mark.parametrize("parts", [
-    ("damo-tests", "perf.data.script"), RUN1 + ("perf_script.txt.gz",),
-    RUN1 + ("damo_perf_script.txt.gz",), RUN1 + ("ftrace_trace_pipe.txt.gz",),
-    ("perf", "24_damon_tracepoint.script.txt"), ("live", "live_paddr.script.txt.gz")])
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("damo-tests", "perf.data.script"),
+        RUN1 + ("perf_script.txt.gz",),
+        RUN1 + ("damo_perf_script.txt.gz",),
+        RUN1 + ("ftrace_trace_pipe.txt.gz",),
+        ("perf", "24_damon_tracepoint.script.txt"),
+        ("live", "live_paddr.script.txt.gz"),
+    ],
+)
 def test_text_parser_equals_a_line_by_line_reference(parts):
     from tracedamon.ingest.damon_trace import TextTrace
+
     path = LIVE / parts[1] if parts[0] == "live" else need_corpus(*parts)
     tt = TextTrace(path).parse()
     ref_agg, ref_before = _reference_events(path)
     a = tt.agg.get()
-    got = list(zip(*(a[k].tolist() for k in ("time_ns", "pid", "cpu", "target_id", "nr_regions",
-                                              "start", "end", "nr_accesses", "age"))))
+    got = list(
+        zip(
+            *(
+                a[k].tolist()
+                for k in (
+                    "time_ns",
+                    "pid",
+                    "cpu",
+                    "target_id",
+                    "nr_regions",
+                    "start",
+                    "end",
+                    "nr_accesses",
+                    "age",
+                )
+            )
+        )
+    )
     assert_rows_equal(got, ref_agg)
     assert len(got) > 1000
     if ref_before:
         b = tt.before.get()
-        got_b = list(zip(*(b[k].tolist() for k in ("time_ns", "pid", "cpu", "ctx", "scheme",
-                                                    "target_id", "nr_regions", "start", "end",
-                                                    "nr_accesses", "age"))))
+        got_b = list(
+            zip(
+                *(
+                    b[k].tolist()
+                    for k in (
+                        "time_ns",
+                        "pid",
+                        "cpu",
+                        "ctx",
+                        "scheme",
+                        "target_id",
+                        "nr_regions",
+                        "start",
+                        "end",
+                        "nr_accesses",
+                        "age",
+                    )
+                )
+            )
+        )
         assert_rows_equal(got_b, ref_before)
     assert tt.skipped_lines == 0
 
@@ -555,16 +695,28 @@ def test_live_pipe_mode_perf_data_equals_its_script(tmp_path):
     assert len(a) == 1349 and a["snapshot"].nunique() == 1
     pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
     assert meta["damon_source"] == "perf.data"
-    assert "intervals" not in meta          # one snapshot: nothing to infer from
+    assert "intervals" not in meta  # one snapshot: nothing to infer from
 
 
 def _damo_convert(src: Path, out: Path) -> None:
     damo = Path(sys.executable).parent / "damo"
     if not damo.exists():
         missing("damo is not installed in the venv")
-    r = subprocess.run([str(damo), "convert_record_format", "--record_file", str(src),
-                        "--format", "json_compressed", "--output_file", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            str(damo),
+            "convert_record_format",
+            "--record_file",
+            str(src),
+            "--format",
+            "json_compressed",
+            "--output_file",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -594,8 +746,11 @@ def test_damos_own_conversion_of_the_live_sample_reads_back_identically(tmp_path
     pd.testing.assert_frame_equal(a, c)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(damon_histories(), st.integers(0, 10**6), st.data())
 def test_a_lost_line_never_yields_a_wrong_snapshot(tmp_path, runs, victim, data):
     """Remove one event anywhere: the reader either refuses (TraceFormatError) or returns
@@ -608,10 +763,17 @@ def test_a_lost_line_never_yields_a_wrong_snapshot(tmp_path, runs, victim, data)
                 t0 = t + tg * 50_000
                 truth[(pid, tg, t0 // 1000 * 1000)] = [(a, b, n, g) for a, b, n, g in regs]
                 for k, (a, b, nr, age) in enumerate(regs):
-                    lines.append(_layout("perf", "kdamond.0", pid, 1, t0 + k * 2_000,
-                                         "damon_aggregated",
-                                         f"target_id={tg} nr_regions={len(regs)} {a}-{b}: "
-                                         f"{nr} {age}"))
+                    lines.append(
+                        _layout(
+                            "perf",
+                            "kdamond.0",
+                            pid,
+                            1,
+                            t0 + k * 2_000,
+                            "damon_aggregated",
+                            f"target_id={tg} nr_regions={len(regs)} {a}-{b}: {nr} {age}",
+                        )
+                    )
     del lines[victim % len(lines)]
     if not lines:
         return
@@ -628,15 +790,17 @@ def test_a_lost_line_never_yields_a_wrong_snapshot(tmp_path, runs, victim, data)
     pid_of_run = {r["run"]: r["kdamond_pid"] for r in meta["damon_runs"]}
     for (run, snap, tg), g in df.groupby(["run", "snapshot", "target"]):
         key = (pid_of_run[run], tg, int(g["time_ns"].iloc[0]))
-        got = [tuple(int(x) for x in r) for r in
-               g[["start", "end", "nr_accesses", "age"]].itertuples(index=False)]
+        got = [
+            tuple(int(x) for x in r)
+            for r in g[["start", "end", "nr_accesses", "age"]].itertuples(index=False)
+        ]
         assert key in truth and got == truth[key]
 
 
 def test_truncated_gzip_text_is_reported_and_skip_bad_keeps_the_complete_snapshots(tmp_path):
     src = need_corpus(*RUN1, "perf_script.txt.gz")
     p = tmp_path / "cut.txt.gz"
-    p.write_bytes(src.read_bytes()[:200_000])            # of 335,269 bytes
+    p.write_bytes(src.read_bytes()[:200_000])  # of 335,269 bytes
     with pytest.raises(TraceFormatError, match="ends early") as ei:
         _ingest(p, tmp_path, "t.td")
     assert ei.value.line is not None and ei.value.line > 1000
@@ -649,8 +813,10 @@ def test_truncated_gzip_text_is_reported_and_skip_bad_keeps_the_complete_snapsho
     # several gzip members (e.g. appended recordings) read as one text
     two = tmp_path / "two.txt.gz"
     lines = _lines(src)
-    two.write_bytes(gzip.compress("".join(lines[:5000]).encode()) +
-                    gzip.compress("".join(lines[5000:]).encode()))
+    two.write_bytes(
+        gzip.compress("".join(lines[:5000]).encode())
+        + gzip.compress("".join(lines[5000:]).encode())
+    )
     df2, _ = _ingest(two, tmp_path, "two.td")
     pd.testing.assert_frame_equal(df2, full)
 
@@ -662,12 +828,13 @@ def test_perf_data_intervals_tune_samples_are_decoded(tmp_path):
     import pyarrow as pa
     from tracedamon.ingest.tracing_data import parse_tracing_data
     from tracedamon.ingest.perf_data import open_perf_data
+
     td = parse_tracing_data(open_perf_data(LIVE / "live_paddr.perf.data").tracing_data)
     fmt = td.event("damon:damon_monitor_intervals_tune")
     off = fmt.by_name["sample_us"].offset
 
     def payload(us):
-        b = bytearray(20)                      # 16-byte entry, padded so 4 + size is 8k
+        b = bytearray(20)  # 16-byte entry, padded so 4 + size is 8k
         struct.pack_into("<HBBi", b, 0, fmt.id, 0, 0, 77)
         struct.pack_into("<Q", b, off, us)
         return bytes(b)
@@ -677,15 +844,22 @@ def test_perf_data_intervals_tune_samples_are_decoded(tmp_path):
         rows = []
         for when, us in ((799_000_000_000, 250_000), (803_000_000_000, 125_000)):
             r = first
-            for name, val in (("event", "damon:damon_monitor_intervals_tune"),
-                              ("raw", payload(us)), ("time_ns", when)):
+            for name, val in (
+                ("event", "damon:damon_monitor_intervals_tune"),
+                ("raw", payload(us)),
+                ("time_ns", when),
+            ):
                 i = r.schema.get_field_index(name)
                 typ = r.schema.field(i).type
-                arr = pa.array([val]).cast(typ) if pa.types.is_dictionary(typ) else \
-                    pa.array([val], typ)
+                arr = (
+                    pa.array([val]).cast(typ)
+                    if pa.types.is_dictionary(typ)
+                    else pa.array([val], typ)
+                )
                 r = r.set_column(i, r.schema.field(i), arr)
             rows.append(r)
         return pa.concat_tables([t] + rows)
+
     df, meta = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", add), tmp_path, "tune")
     tune = open_trace(tmp_path / "tune").df("intervals_tune")
     assert tune["sample_us"].tolist() == [250_000, 125_000]

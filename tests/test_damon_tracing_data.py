@@ -4,6 +4,7 @@ Oracles: the tracepoint layout in damon-engine-spec.md §14 (LP64 offsets), and
 perf 6.1's own decoding of the same samples (``perf script`` text and the
 ``raw_buf`` column of the corpus ``samples.csv``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tracedamon.errors import TraceFormatError
-from tracedamon.ingest.tracing_data import (MAGIC, decode_raw, parse_format,
-                                            parse_tracing_data)
+from tracedamon.ingest.tracing_data import MAGIC, decode_raw, parse_format, parse_tracing_data
 
 from conftest import need_corpus
 
@@ -39,8 +39,14 @@ def tracing_blob(path) -> tuple[bytes, int]:
         return f.read(size), off
 
 
-SPEC_AGGREGATED = {"target_id": (8, 8), "nr_regions": (16, 4), "start": (24, 8),
-                   "end": (32, 8), "nr_accesses": (40, 4), "age": (44, 4)}
+SPEC_AGGREGATED = {
+    "target_id": (8, 8),
+    "nr_regions": (16, 4),
+    "start": (24, 8),
+    "end": (32, 8),
+    "nr_accesses": (40, 4),
+    "age": (44, 4),
+}
 
 
 def _evlist_config(name: str, event: str) -> int:
@@ -81,8 +87,9 @@ def test_old_kernel_format_has_no_age_and_run1_has_intervals_tune():
     ev = parse_tracing_data(blob).event("damon:damon_aggregated")
     assert ev.id == 620
     assert "age" not in ev.by_name and ev.by_name["nr_accesses"].offset == 40
-    blob, _ = tracing_blob(need_corpus("damon-paddr-run1", "paddr_run1",
-                                       "damo_record_perf_data.data"))
+    blob, _ = tracing_blob(
+        need_corpus("damon-paddr-run1", "paddr_run1", "damo_record_perf_data.data")
+    )
     td = parse_tracing_data(blob)
     tune = td.event("damon:damon_monitor_intervals_tune")
     assert [(f.name, f.offset, f.size) for f in tune.fields][-1] == ("sample_us", 8, 8)
@@ -91,8 +98,9 @@ def test_old_kernel_format_has_no_age_and_run1_has_intervals_tune():
 def _script_fields(line: str) -> tuple:
     # perf's own text:
     # "... <time>: <period> damon:damon_aggregated: target_id=A nr_regions=B C-D: E F"
-    m = re.search(r"(\d+)\.(\d{9}):.*target_id=(\d+) nr_regions=(\d+) (\d+)-(\d+): (\d+) (\d+)",
-                  line)
+    m = re.search(
+        r"(\d+)\.(\d{9}):.*target_id=(\d+) nr_regions=(\d+) (\d+)-(\d+): (\d+) (\d+)", line
+    )
     sec, ns, *rest = m.groups()
     return (int(sec) * 10**9 + int(ns), *map(int, rest))
 
@@ -108,18 +116,29 @@ def test_decode_raw_matches_perf_script_on_every_sample():
     with open(need_corpus("perf", "24_damon_tracepoint.script.txt")) as f:
         script = [_script_fields(ln) for ln in f if "damon:damon_aggregated" in ln]
     dump = need_corpus("perf", "24_damon_tracepoint.data").with_name(
-        "24_damon_tracepoint.records.csv")
+        "24_damon_tracepoint.records.csv"
+    )
     if not dump.exists():
         dump = dump.with_name(dump.name + ".gz")
     # perf report -D's SAMPLE records of the same file
     with (gzip.open if dump.suffix == ".gz" else open)(dump, "rt") as f:
         in_dump = sum(1 for r in csv.DictReader(f) if r["type"] == "9")
     assert len(raws) == len(script) == in_dump > 0
-    dec = decode_raw(raws, ev, names=["common_pid", "target_id", "nr_regions", "start", "end",
-                                      "nr_accesses", "age"])
+    dec = decode_raw(
+        raws,
+        ev,
+        names=["common_pid", "target_id", "nr_regions", "start", "end", "nr_accesses", "age"],
+    )
     assert dec["start"].dtype == np.uint64 and dec["nr_regions"].dtype == np.uint32
-    got = list(zip(times, *(dec[k].tolist() for k in
-                            ("target_id", "nr_regions", "start", "end", "nr_accesses", "age"))))
+    got = list(
+        zip(
+            times,
+            *(
+                dec[k].tolist()
+                for k in ("target_id", "nr_regions", "start", "end", "nr_accesses", "age")
+            ),
+        )
+    )
     # perf script printed the two snapshots of this file in the opposite order to their
     # timestamps (the samples.csv is time-ordered), so compare as sorted lists
     assert sorted(got) == sorted(script)
@@ -127,24 +146,42 @@ def test_decode_raw_matches_perf_script_on_every_sample():
 
 
 def _fmt_text(name, fields, ev_id=5):
-    lines = [f"name: {name}", f"ID: {ev_id}", "format:",
-             "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;",
-             "\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;", ""]
-    for (fname, ctype, off, size, signed) in fields:
-        lines.append(f"\tfield:{ctype} {fname};\toffset:{off};\tsize:{size};"
-                     f"\tsigned:{int(signed)};")
+    lines = [
+        f"name: {name}",
+        f"ID: {ev_id}",
+        "format:",
+        "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;",
+        "\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;",
+        "",
+    ]
+    for fname, ctype, off, size, signed in fields:
+        lines.append(
+            f"\tfield:{ctype} {fname};\toffset:{off};\tsize:{size};\tsigned:{int(signed)};"
+        )
     lines.append("")
     lines.append('print fmt: "x"')
     return "\n".join(lines) + "\n"
 
 
-_CODES = {(1, False): "B", (2, False): "H", (4, False): "I", (8, False): "Q",
-          (1, True): "b", (2, True): "h", (4, True): "i", (8, True): "q"}
+_CODES = {
+    (1, False): "B",
+    (2, False): "H",
+    (4, False): "I",
+    (8, False): "Q",
+    (1, True): "b",
+    (2, True): "h",
+    (4, True): "i",
+    (8, True): "q",
+}
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([1, 2, 4, 8]), st.booleans()), min_size=1, max_size=6),
-       st.integers(0, 20), st.booleans(), st.data())
+@given(
+    st.lists(st.tuples(st.sampled_from([1, 2, 4, 8]), st.booleans()), min_size=1, max_size=6),
+    st.integers(0, 20),
+    st.booleans(),
+    st.data(),
+)
 def test_decode_raw_roundtrips_random_layouts(spec, nrows, big, data):
     # lay fields out naturally aligned after the 8-byte common header
     fields, off = [], 8
@@ -153,14 +190,18 @@ def test_decode_raw_roundtrips_random_layouts(spec, nrows, big, data):
         fields.append((f"f{i}", ("" if signed else "unsigned ") + "int", off, size, signed))
         off += size
     ev = parse_format(_fmt_text("ev", fields), "sys")
-    assert [(f.offset, f.size, f.signed) for f in ev.fields[2:]] == \
-        [(o, s, sg) for _, _, o, s, sg in fields]
+    assert [(f.offset, f.size, f.signed) for f in ev.fields[2:]] == [
+        (o, s, sg) for _, _, o, s, sg in fields
+    ]
     rows, expect = [], {f[0]: [] for f in fields}
     for _ in range(nrows):
-        buf = bytearray(off + data.draw(st.integers(0, 8)))   # RAW payloads carry padding
+        buf = bytearray(off + data.draw(st.integers(0, 8)))  # RAW payloads carry padding
         for name, _, o, size, signed in fields:
-            lo, hi = (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1) if signed else \
-                (0, (1 << (8 * size)) - 1)
+            lo, hi = (
+                (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1)
+                if signed
+                else (0, (1 << (8 * size)) - 1)
+            )
             v = data.draw(st.integers(lo, hi))
             struct.pack_into((">" if big else "<") + _CODES[(size, signed)], buf, o, v)
             expect[name].append(v)
@@ -185,4 +226,4 @@ def test_short_payload_and_bad_blobs_are_format_errors():
             parse_tracing_data(blob[:cut], path="f.data", base_offset=off)
         assert ei.value.offset is not None and off <= ei.value.offset <= off + len(blob)
     with pytest.raises(TraceFormatError, match="version"):
-        parse_tracing_data(MAGIC + b"9.9\0" + blob[len(MAGIC) + 4:])
+        parse_tracing_data(MAGIC + b"9.9\0" + blob[len(MAGIC) + 4 :])

@@ -1,6 +1,7 @@
 """`tracedamon damos` against the 792 real damos_before_apply events of the paddr run-1
 corpus (kernel 6.18.44, the scheme of its sysfs dump): every application is reproduced
 region for region, and the kdamond restart starts a fresh scheme state."""
+
 from __future__ import annotations
 
 import pytest
@@ -69,9 +70,9 @@ def test_restart_is_a_new_run_with_fresh_state(result):
     st = result.stats.to_pandas()
     assert sorted(st.run.unique()) == [0, 1]
     r1 = st[st.run == 1]
-    assert len(r1) == 8                                   # due at each of its 8 snapshots
+    assert len(r1) == 8  # due at each of its 8 snapshots
     assert (r1.nr_tried == 0).all() and (r1.qt_exceeds == 0).all()
-    assert int(st[st.run == 0].qt_exceeds.max()) > 0      # run 0's count did not carry
+    assert int(st[st.run == 0].qt_exceeds.max()) > 0  # run 0's count did not carry
     assert (result.applications.to_pandas().time_ns < 500e9).all()
 
 
@@ -89,8 +90,7 @@ def test_other_profiles(td, run1, kernel):
     # run 1 cannot tell the resume fix apart: after both quota-exhausting applications
     # the region at the resume address straddles it and both variants split it at the
     # same page (and the region is too young to be paged out)
-    r = damos(td, [run1 / "kdamond_sysfs_before.txt"], resume="auto", check=True,
-              kernel=kernel)
+    r = damos(td, [run1 / "kdamond_sysfs_before.txt"], resume="auto", check=True, kernel=kernel)
     assert r.check["matched"] == 17
     assert r.metadata["kernel"] == kernel
 
@@ -99,6 +99,7 @@ def test_without_reconstruction_the_check_fails(td, run1, monkeypatch):
     # the snapshot after an application shows its effects: without undoing them the
     # applied regions are age 0 and nothing would be predicted there
     import tracedamon.pipeline.damos as dr
+
     monkeypatch.setattr(dr, "undo_recorded", lambda rows, *a, **k: rows)
     r = dr.damos(td, [run1 / "kdamond_sysfs_before.txt"], resume="auto", check=True)
     assert r.check["matched"] == 0 and r.check["rows_matched"] == 0
@@ -110,13 +111,19 @@ def test_compare_recorded_with_predicted_applications(result, td, tmp_path):
     # row, at 100 % byte overlap; the prediction carries the time of the snapshot the
     # kernel emitted right after its events
     from tracedamon import compare
+
     out = result.to_dir(tmp_path / "run1.damos")
     m = compare(td, out).metrics
     ap = m["applications"]
-    assert (ap["a"], ap["b"], ap["paired"], ap["identical"], ap["full_overlap"]) == \
-        (17, 17, 17, 17, 17)
+    assert (ap["a"], ap["b"], ap["paired"], ap["identical"], ap["full_overlap"]) == (
+        17,
+        17,
+        17,
+        17,
+        17,
+    )
     assert m["bytes"]["jaccard"] == 1.0 and m["bytes"]["only_a"] == m["bytes"]["only_b"] == 0
     rec = open_trace(td).df("damos_apply")
-    assert m["bytes"]["a"] == int((rec.end - rec.start).sum())      # 760.1 MiB in 792 rows
+    assert m["bytes"]["a"] == int((rec.end - rec.start).sum())  # 760.1 MiB in 792 rows
     assert all(0 < p["dt_ns"] < 1_000_000 for p in m["per_application"])
     assert sum(p["bytes_a"] == 128 * MIB for p in m["per_application"]) == 2

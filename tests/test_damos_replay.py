@@ -6,6 +6,7 @@ the snapshot the loop writes right after an application (what DAMOS saw is what 
 kernel's damon_aggregated line shows, but the ages it reset), the DAMOS walk over the
 written history (`tracedamon damos`, which takes the recorded applications back out
 of the post-apply snapshots), and the apply-interval arithmetic of damos-spec §1.2."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ from tracedamon.engine.damos import AccessPattern, Quota, Scheme
 from tracedamon.pipeline.replay import replay
 from tracedamon.errors import ConfigError
 
-RANGE = ["0x200000000000-0x200000120000"]          # the workload's buffer
+RANGE = ["0x200000000000-0x200000120000"]  # the workload's buffer
 KW = dict(ops="fvaddr", ranges=RANGE)
 AGGR_NS = 100_000_000
 UMAX = 2**32 - 1
@@ -34,8 +35,9 @@ RECLAIM_Q = "reclaim:wmarks=none,min_age=300ms,quota_sz=64K,quota_ms=0"
 
 def every(action: str, apply_interval_us: int = 0, quota: Quota = Quota()) -> Scheme:
     """A scheme whose access pattern every region matches."""
-    return Scheme(action, AccessPattern(0, LMAX, 0, UMAX, 0, UMAX), quota,
-                  apply_interval_us=apply_interval_us)
+    return Scheme(
+        action, AccessPattern(0, LMAX, 0, UMAX, 0, UMAX), quota, apply_interval_us=apply_interval_us
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +92,7 @@ def test_age_resets_move_no_boundary_and_show_in_the_next_snapshot(hotcold, base
     assert len(a) > 10
     # no quota, no filter: no DAMOS split, so every snapshot has the regions and counts
     # of the replay without the scheme; only ages differ
-    cols = ["snapshot", "time_ns", "target", "start", "end", "nr_accesses",
-            "nr_accesses_bp"]
+    cols = ["snapshot", "time_ns", "target", "start", "end", "nr_accesses", "nr_accesses_bp"]
     assert df[cols].equals(base[cols])
     assert (df.age <= base.age).all() and (df.age < base.age).any()
     # the snapshot written right after an application: the applied regions at age 0
@@ -125,7 +126,7 @@ def test_quota_splits_shape_the_later_history(hotcold, base):
     assert (df.snapshot == first).sum() == n0 + 1
     fa = a[a.snapshot == first]
     assert int(fa.nr_regions.iloc[-1]) == n0 + 1
-    assert int((fa.end - fa.start).astype(int).sum()) == 64 * 1024   # exactly the quota
+    assert int((fa.end - fa.start).astype(int).sum()) == 64 * 1024  # exactly the quota
     # each quota window charges at most 64 KiB, and the history differs later on
     assert ((a.end - a.start).astype(int).groupby(a.snapshot).sum() <= 64 * 1024).all()
     assert not df[["start", "end"]].equals(base[["start", "end"]])
@@ -149,9 +150,13 @@ def test_deterministic_for_a_seed(hotcold, tmp_path):
     got = []
     for _ in range(2):
         replay(hotcold, damos=in_loop([RECLAIM_Q]), output=out, seed=7, force=True, **KW)
-        got.append([out.read_bytes()] + [
-            (tmp_path / "r.damos" / f"{t}.parquet").read_bytes()
-            for t in ("damos_apply", "damos_stats", "damos_outcome")])
+        got.append(
+            [out.read_bytes()]
+            + [
+                (tmp_path / "r.damos" / f"{t}.parquet").read_bytes()
+                for t in ("damos_apply", "damos_stats", "damos_outcome")
+            ]
+        )
     assert got[0] == got[1]
 
 
@@ -159,7 +164,7 @@ def test_apply_interval_between_aggregations(hotcold, base):
     # apply every 150 ms with 100 ms aggregations: due at 150, 300, 450, ... ms
     # (next_apply_sis = sis + 30 samples), half of them between two aggregations
     h = replay(hotcold, damos=in_loop([every("stat", 150_000)]), **KW)
-    assert h.df.equals(base)          # ending a segment there changes no count
+    assert h.df.equals(base)  # ending a segment there changes no count
     st = h.damos.stats.to_pandas()
     t0 = h.metadata["t0_ns"]
     steps = (st.time_ns - t0).to_numpy()
@@ -178,8 +183,15 @@ def test_refusals(hotcold, tmp_path):
     with pytest.raises(ConfigError, match="watermarks"):
         replay(hotcold, damos=in_loop(["reclaim"]), **KW)
     with pytest.raises(ConfigError, match="auto-tuning"):
-        replay(hotcold, damos=in_loop([RECLAIM]), goal_access_bp=400, goal_aggrs=4,
-               goal_min_sample_us=1000, goal_max_sample_us=10000, **KW)
+        replay(
+            hotcold,
+            damos=in_loop([RECLAIM]),
+            goal_access_bp=400,
+            goal_aggrs=4,
+            goal_min_sample_us=1000,
+            goal_max_sample_us=10000,
+            **KW,
+        )
     assert not list(tmp_path.iterdir())
 
 
@@ -189,12 +201,14 @@ def dump(tmp_path):
     if not src.exists():
         missing(f"{src}: the corpus is not there")
     text = src.read_text()
-    for a, b in (("intervals/sample_us:500000", "intervals/sample_us:10000"),
-                 ("intervals/aggr_us:5000000", "intervals/aggr_us:200000"),
-                 ("nr_regions/min:1024", "nr_regions/min:5"),
-                 ("nr_regions/max:8192", "nr_regions/max:500"),
-                 ("contexts/0/operations:paddr", "contexts/0/operations:fvaddr"),
-                 ("access_pattern/age/min:12", "access_pattern/age/min:2")):
+    for a, b in (
+        ("intervals/sample_us:500000", "intervals/sample_us:10000"),
+        ("intervals/aggr_us:5000000", "intervals/aggr_us:200000"),
+        ("nr_regions/min:1024", "nr_regions/min:5"),
+        ("nr_regions/max:8192", "nr_regions/max:500"),
+        ("contexts/0/operations:paddr", "contexts/0/operations:fvaddr"),
+        ("access_pattern/age/min:12", "access_pattern/age/min:2"),
+    ):
         assert a in text
         text = text.replace(a, b)
     p = tmp_path / "sysfs.txt"
@@ -205,41 +219,85 @@ def dump(tmp_path):
 def test_cli_sysfs_dump_gives_the_defaults(hotcold, tmp_path, capsys):
     d = dump(tmp_path)
     out = tmp_path / "h.parquet"
-    assert main(["replay", str(hotcold), "--range", RANGE[0], "--scheme", str(d),
-                 "-o", str(out)]) == 0
+    assert (
+        main(["replay", str(hotcold), "--range", RANGE[0], "--scheme", str(d), "-o", str(out)]) == 0
+    )
     text = capsys.readouterr().out
     assert "run 0 scheme 0" in text and f"wrote {tmp_path / 'h.damos'}" in text
     meta = json.loads(pq.read_schema(out).metadata[b"tracedamon"])["replay"]
     c = meta["config"]
     assert meta["ops"] == "fvaddr"
-    assert (c["sample_us"], c["aggr_us"], c["min_nr_regions"], c["max_nr_regions"]) == \
-        (10000, 200000, 5, 500)
+    assert (c["sample_us"], c["aggr_us"], c["min_nr_regions"], c["max_nr_regions"]) == (
+        10000,
+        200000,
+        5,
+        500,
+    )
     dm = json.loads((tmp_path / "h.damos" / "meta.json").read_text())["damos"]
     assert dm["context"]["aggr_us"] == 200000 and dm["schemes"][0]["action"] == "pageout"
     # an option given wins over the dump
     out2 = tmp_path / "h2.parquet"
-    assert main(["replay", str(hotcold), "--range", RANGE[0], "--scheme", str(d),
-                 "--aggr-us", "100000", "-o", str(out2), "-q"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(hotcold),
+                "--range",
+                RANGE[0],
+                "--scheme",
+                str(d),
+                "--aggr-us",
+                "100000",
+                "-o",
+                str(out2),
+                "-q",
+            ]
+        )
+        == 0
+    )
     c2 = json.loads(pq.read_schema(out2).metadata[b"tracedamon"])["replay"]["config"]
     assert (c2["sample_us"], c2["aggr_us"]) == (10000, 100000)
 
 
 def test_cli_refuses_in_one_line_and_writes_nothing(hotcold, tmp_path, capsys):
     out = tmp_path / "h.parquet"
-    rc = main(["replay", str(hotcold), "--ops", "fvaddr", "--range", RANGE[0],
-               "--scheme", "reclaim", "-o", str(out)])
+    rc = main(
+        [
+            "replay",
+            str(hotcold),
+            "--ops",
+            "fvaddr",
+            "--range",
+            RANGE[0],
+            "--scheme",
+            "reclaim",
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc != 0 and "watermarks" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists() and not (tmp_path / "h.damos").exists()
-    rc = main(["replay", str(hotcold), "--ops", "fvaddr", "--range", RANGE[0],
-               "--scheme", str(tmp_path / "nope.json"), "-o", str(out)])
+    rc = main(
+        [
+            "replay",
+            str(hotcold),
+            "--ops",
+            "fvaddr",
+            "--range",
+            RANGE[0],
+            "--scheme",
+            str(tmp_path / "nope.json"),
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc != 0 and "nope.json" in err and not out.exists()
 
 
-def test_tracedamon_damos_does_not_replace_the_replays_applications(hotcold, tmp_path,
-                                                                     capsys):
+def test_tracedamon_damos_does_not_replace_the_replays_applications(hotcold, tmp_path, capsys):
     out = tmp_path / "h.parquet"
     replay(hotcold, damos=in_loop([RECLAIM]), output=out, **KW)
     before = (tmp_path / "h.damos" / "damos_apply.parquet").read_bytes()

@@ -1,6 +1,7 @@
 """`tracedamon report damos`: the per-scheme summary against runs whose applications
 are known by construction and against the paddr run-1 corpus, the picture's overlay
 (pixels where the schemes applied), where SRC's parts are found, the command line."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -13,8 +14,7 @@ from test_damos_run import AGGR_MS, COLD, HOT, MS, PAGE, T0, scheme_file, write_
 from tracedamon.cli import main
 from tracedamon.pipeline.damos import damos
 from tracedamon.errors import InputError
-from tracedamon.export.damos_report import (_rows_of, _walk_times, damos_report,
-                                            find_sources)
+from tracedamon.export.damos_report import _rows_of, _walk_times, damos_report, find_sources
 
 MIB = 1 << 20
 
@@ -29,21 +29,32 @@ def run(tmp_path):
     3 aggregations old again each time) and a hot 256 KiB area a migrate_hot scheme
     takes at every snapshot; 11 sampled touches of paged-out pages (as in
     test_damos_run.test_pageout_reaccesses_exact)."""
-    snaps = [[(HOT, HOT + 64 * PAGE, 20, j), (COLD, COLD + 256 * PAGE, 0, j)]
-             for j in range(10)]
+    snaps = [[(HOT, HOT + 64 * PAGE, 20, j), (COLD, COLD + 256 * PAGE, 0, j)] for j in range(10)]
     samples = [(T0 + k * 5 * MS + 1, HOT + (k % 64) * PAGE) for k in range(200)]
     samples += [(T(3) + 10 * MS, COLD)]
     samples += [(T(3) + 20 * MS, COLD + p * PAGE) for p in range(10)]
     samples += [(T(6) + 50 * MS, COLD + 5 * PAGE)]
     src = write_source(tmp_path / "po.td", snaps, sorted(samples))
-    cold = scheme_file(tmp_path, "cold", action="pageout",
-                       access_pattern={"sz_bytes": {"min": "0 B", "max": "max"},
-                                       "nr_accesses": {"min": "0 samples", "max": "0 samples"},
-                                       "age": {"min": "3 aggr_intervals", "max": "max"}})
-    hot = scheme_file(tmp_path, "hot", action="migrate_hot",
-                      access_pattern={"sz_bytes": {"min": 0, "max": "max"},
-                                      "nr_accesses": {"min": "10 samples", "max": "max"},
-                                      "age": {"min": 0, "max": "max"}})
+    cold = scheme_file(
+        tmp_path,
+        "cold",
+        action="pageout",
+        access_pattern={
+            "sz_bytes": {"min": "0 B", "max": "max"},
+            "nr_accesses": {"min": "0 samples", "max": "0 samples"},
+            "age": {"min": "3 aggr_intervals", "max": "max"},
+        },
+    )
+    hot = scheme_file(
+        tmp_path,
+        "hot",
+        action="migrate_hot",
+        access_pattern={
+            "sz_bytes": {"min": 0, "max": "max"},
+            "nr_accesses": {"min": "10 samples", "max": "max"},
+            "age": {"min": 0, "max": "max"},
+        },
+    )
     res = damos(src, [cold, hot], fast_tier=128 * PAGE)
     out = res.to_dir(src.with_suffix(".damos"))
     return src, out
@@ -79,8 +90,10 @@ def test_no_applications_anywhere_is_one_clear_error(tmp_path):
 
 def test_address_positions_on_a_collapsed_axis():
     # bins [0, 4K), [4K, 8K), then a gap the axis leaves out, then [16K, 20K)
-    hm = SimpleNamespace(bin_start=np.array([0, 4096, 16384], np.uint64),
-                         bin_end=np.array([4096, 8192, 20480], np.uint64))
+    hm = SimpleNamespace(
+        bin_start=np.array([0, 4096, 16384], np.uint64),
+        bin_end=np.array([4096, 8192, 20480], np.uint64),
+    )
     got = _rows_of(hm, np.array([0, 1024, 6144, 8192, 12288, 16384, 18432, 20480]))
     assert got.tolist() == [0, 0.25, 1.5, 2, 2, 2, 2.5, 3]
 
@@ -106,8 +119,9 @@ def test_picture_marks_the_applied_ranges(run):
     applied = pixel(T(3) - 50 * MS)
     idle = pixel(T(1) - 50 * MS)
     assert idle.tolist() == [0, 0, 0]
-    assert applied[2] > 60 and applied[1] > 60 and applied[0] < 30    # cyan over black
+    assert applied[2] > 60 and applied[1] > 60 and applied[0] < 30  # cyan over black
     import matplotlib.pyplot as plt
+
     plt.close(fig)
 
 
@@ -118,6 +132,7 @@ def test_cli_writes_a_marked_png_and_refuses_to_overwrite(run, tmp_path, capsys)
     cap = capsys.readouterr().out
     assert "scheme 1 (migrate_hot): 10 applications" in cap and f"wrote {png}" in cap
     from PIL import Image
+
     assert "tracedamon" in Image.open(png).info
     assert main(["report", "damos", str(out), "--png", str(png)]) == 2
     assert "--force" in capsys.readouterr().err
@@ -127,6 +142,7 @@ def test_cli_writes_a_marked_png_and_refuses_to_overwrite(run, tmp_path, capsys)
 def test_corpus_recorded_and_predicted(tmp_path):
     run1 = need_corpus("damon-paddr-run1", "paddr_run1")
     from tracedamon import ingest, open_trace
+
     td = tmp_path / "run1.td"
     ingest(run1 / "ftrace_trace_pipe.txt.gz", td)
     # the kernel's own applications (damos-spec §0: 792 events in 17 applications)
@@ -139,6 +155,7 @@ def test_corpus_recorded_and_predicted(tmp_path):
     # the kernel traces each region of a walk at its own time: the bytes panel draws one
     # bar per walk (17), whose heights sum to the recorded bytes; two are the full quota
     import matplotlib.pyplot as plt
+
     fig = rec.figure(width=600, height=700)
     bars = [p.get_height() for p in fig.axes[1].patches]
     plt.close(fig)
@@ -155,6 +172,7 @@ def test_corpus_recorded_and_predicted(tmp_path):
     assert ps.bytes_tried == int((ev.end - ev.start).sum())
     # the picture shows run 0 only: run 1 (the restarted kdamond) applied nothing
     import matplotlib.pyplot as plt
+
     plt.close(pred.figure(width=600, height=700))
     assert any("run(s) 1 without applications" in n for n in pred.notes)
 
@@ -167,5 +185,6 @@ def rep_row(rep):
 
 def test_walks_of_rows_traced_one_by_one():
     import pandas as pd
+
     g = pd.DataFrame({"time_ns": [2_001, 1_000, 1_002, 2_000, 1_003]})
     assert _walk_times(g, 1000).tolist() == [2_001, 1_003, 1_003, 2_001, 1_003]

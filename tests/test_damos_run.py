@@ -1,6 +1,7 @@
 """`tracedamon damos` on constructed histories with known answers: the outcome models
 (re-accesses of paged-out pages, a two-tier placement), the undoing of recorded DAMOS
 effects (a round trip through the walk), bad input and the command line."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,7 @@ from hypothesis import strategies as st
 from tracedamon.cli import main
 from tracedamon.pipeline.damos_history import subtract_intervals, undo_recorded
 from tracedamon.pipeline.damos import damos
-from tracedamon.engine.damos import (AccessPattern, Context, Quota, Scheme, apply_schemes,
-                                     new_state)
+from tracedamon.engine.damos import AccessPattern, Context, Quota, Scheme, apply_schemes, new_state
 from tracedamon.errors import ConfigError, InputError, TraceFormatError
 from tracedamon.store.writer import TraceDirWriter, write_table_atomic
 from tracedamon.schema import REGIONS, SAMPLES, conform
@@ -32,30 +32,48 @@ def write_source(d, snapshots, samples, *, ops="vaddr", pid=100):
     output ``d/replay.parquet`` whose snapshot j (at T0 + (j+1)*100 ms) holds the rows
     snapshots[j] = [(start, end, nr_accesses, age)]."""
     n = len(samples)
-    t = pa.table({"time_ns": pa.array([s[0] for s in samples], pa.int64()),
-                  "pid": pa.array([pid] * n, pa.int32()),
-                  "event_id": pa.array([0] * n, pa.int32()),
-                  "event": pa.array(["mem-loads"] * n).dictionary_encode(),
-                  "addr": pa.array([s[1] for s in samples], pa.uint64()),
-                  "period": pa.array([1] * n, pa.uint64()),
-                  "cpumode": pa.array([3] * n, pa.uint8()),
-                  "misc": pa.array([0] * n, pa.uint16())})
+    t = pa.table(
+        {
+            "time_ns": pa.array([s[0] for s in samples], pa.int64()),
+            "pid": pa.array([pid] * n, pa.int32()),
+            "event_id": pa.array([0] * n, pa.int32()),
+            "event": pa.array(["mem-loads"] * n).dictionary_encode(),
+            "addr": pa.array([s[1] for s in samples], pa.uint64()),
+            "period": pa.array([1] * n, pa.uint64()),
+            "cpumode": pa.array([3] * n, pa.uint8()),
+            "misc": pa.array([0] * n, pa.uint16()),
+        }
+    )
     with TraceDirWriter(d) as w:
         w.write("samples", conform(t, SAMPLES))
-    rows = [(j, T0 + (j + 1) * AGGR_MS * MS, s, e, nr, age)
-            for j, snap in enumerate(snapshots) for s, e, nr, age in snap]
+    rows = [
+        (j, T0 + (j + 1) * AGGR_MS * MS, s, e, nr, age)
+        for j, snap in enumerate(snapshots)
+        for s, e, nr, age in snap
+    ]
     cols = list(zip(*rows))
     m = len(rows)
-    reg = pa.table({
-        "run": pa.array([0] * m, pa.int32()), "snapshot": pa.array(cols[0], pa.int64()),
-        "time_ns": pa.array(cols[1], pa.int64()), "target": pa.array([0] * m, pa.int32()),
-        "pid": pa.array([pid if ops != "paddr" else None] * m, pa.int32()),
-        "start": pa.array(cols[2], pa.uint64()), "end": pa.array(cols[3], pa.uint64()),
-        "nr_accesses": pa.array(cols[4], pa.uint32()), "age": pa.array(cols[5], pa.uint32()),
-        "nr_accesses_bp": pa.array([x * 10000 for x in cols[4]], pa.uint32())},
-        schema=REGIONS)
-    meta = {"replay": {"ops": ops, "config": {"sample_us": 5000, "aggr_us": AGGR_MS * 1000,
-                                              "min_region": PAGE}}}
+    reg = pa.table(
+        {
+            "run": pa.array([0] * m, pa.int32()),
+            "snapshot": pa.array(cols[0], pa.int64()),
+            "time_ns": pa.array(cols[1], pa.int64()),
+            "target": pa.array([0] * m, pa.int32()),
+            "pid": pa.array([pid if ops != "paddr" else None] * m, pa.int32()),
+            "start": pa.array(cols[2], pa.uint64()),
+            "end": pa.array(cols[3], pa.uint64()),
+            "nr_accesses": pa.array(cols[4], pa.uint32()),
+            "age": pa.array(cols[5], pa.uint32()),
+            "nr_accesses_bp": pa.array([x * 10000 for x in cols[4]], pa.uint32()),
+        },
+        schema=REGIONS,
+    )
+    meta = {
+        "replay": {
+            "ops": ops,
+            "config": {"sample_us": 5000, "aggr_us": AGGR_MS * 1000, "min_region": PAGE},
+        }
+    }
     write_table_atomic(reg, d / "replay.parquet", metadata=meta)
     return d / "replay.parquet"
 
@@ -75,19 +93,24 @@ COLD = 0x20000000
 # -------------------------------------------------------------------------------------
 @pytest.fixture
 def pageout_run(tmp_path):
-    snaps = [[(HOT, HOT + 64 * PAGE, 20, j), (COLD, COLD + 256 * PAGE, 0, j)]
-             for j in range(10)]
-    T = lambda j: T0 + (j + 1) * AGGR_MS * MS          # noqa: E731  snapshot j's time
+    snaps = [[(HOT, HOT + 64 * PAGE, 20, j), (COLD, COLD + 256 * PAGE, 0, j)] for j in range(10)]
+    T = lambda j: T0 + (j + 1) * AGGR_MS * MS  # noqa: E731  snapshot j's time
     samples = [(T0 + k * 5 * MS + 1, HOT + (k % 64) * PAGE) for k in range(200)]
-    samples += [(T(3) + 10 * MS, COLD)]                                   # page 0
-    samples += [(T(3) + 20 * MS, COLD + p * PAGE) for p in range(10)]     # 0 again, 1..9
-    samples += [(T(6) + 50 * MS, COLD + 5 * PAGE)]                        # after 2nd pageout
+    samples += [(T(3) + 10 * MS, COLD)]  # page 0
+    samples += [(T(3) + 20 * MS, COLD + p * PAGE) for p in range(10)]  # 0 again, 1..9
+    samples += [(T(6) + 50 * MS, COLD + 5 * PAGE)]  # after 2nd pageout
     samples.sort()
     src = write_source(tmp_path / "po.td", snaps, samples)
-    sch = scheme_file(tmp_path, "cold", action="pageout",
-                      access_pattern={"sz_bytes": {"min": "0 B", "max": "max"},
-                                      "nr_accesses": {"min": "0 samples", "max": "0 samples"},
-                                      "age": {"min": "3 aggr_intervals", "max": "max"}})
+    sch = scheme_file(
+        tmp_path,
+        "cold",
+        action="pageout",
+        access_pattern={
+            "sz_bytes": {"min": "0 B", "max": "max"},
+            "nr_accesses": {"min": "0 samples", "max": "0 samples"},
+            "age": {"min": "3 aggr_intervals", "max": "max"},
+        },
+    )
     return damos(src, [sch]), T
 
 
@@ -109,8 +132,9 @@ def test_pageout_reaccesses_exact(pageout_run):
     # second; nothing after the third
     assert p["reaccesses"] == 11 and p["reaccess_bytes"] == 11 * PAGE
     assert p["bytes_paged_out"] == 256 * PAGE
-    byte_ns = (256 * PAGE * (T(9) - T(3)) - PAGE * ((T(6) - T(3) - 10 * MS) +
-               9 * (T(6) - T(3) - 20 * MS) + (T(9) - T(6) - 50 * MS)))
+    byte_ns = 256 * PAGE * (T(9) - T(3)) - PAGE * (
+        (T(6) - T(3) - 10 * MS) + 9 * (T(6) - T(3) - 20 * MS) + (T(9) - T(6) - 50 * MS)
+    )
     assert p["saving_gib_s"] == pytest.approx(byte_ns / 1e9 / 2**30, rel=1e-12)
     out = res.outcome.to_pandas()
     po = out[out.model == "pageout"]
@@ -125,38 +149,46 @@ def test_pageout_reaccesses_exact(pageout_run):
 # two tiers
 # -------------------------------------------------------------------------------------
 def _tier_schemes(tmp_path):
-    hot = scheme_file(tmp_path, "hot", action="migrate_hot",
-                      access_pattern={"sz_bytes": {"min": 0, "max": "max"},
-                                      "nr_accesses": {"min": "10 samples", "max": "max"},
-                                      "age": {"min": 0, "max": "max"}})
-    cold = scheme_file(tmp_path, "cold", action="migrate_cold",
-                       access_pattern={"sz_bytes": {"min": 0, "max": "max"},
-                                       "nr_accesses": {"min": "0 samples",
-                                                       "max": "0 samples"},
-                                       "age": {"min": "2 aggr_intervals", "max": "max"}})
+    hot = scheme_file(
+        tmp_path,
+        "hot",
+        action="migrate_hot",
+        access_pattern={
+            "sz_bytes": {"min": 0, "max": "max"},
+            "nr_accesses": {"min": "10 samples", "max": "max"},
+            "age": {"min": 0, "max": "max"},
+        },
+    )
+    cold = scheme_file(
+        tmp_path,
+        "cold",
+        action="migrate_cold",
+        access_pattern={
+            "sz_bytes": {"min": 0, "max": "max"},
+            "nr_accesses": {"min": "0 samples", "max": "0 samples"},
+            "age": {"min": "2 aggr_intervals", "max": "max"},
+        },
+    )
     return [cold, hot]
 
 
 def test_tier_hot_set_larger_than_fast_tier(tmp_path):
     snaps = [[(HOT, HOT + 64 * PAGE, 20, j)] for j in range(10)]
-    samples = [(T0 + 60 * MS + i * 10 * MS, HOT + p * PAGE) for i in range(95)
-               for p in range(64)]
+    samples = [(T0 + 60 * MS + i * 10 * MS, HOT + p * PAGE) for i in range(95) for p in range(64)]
     src = write_source(tmp_path / "t.td", snaps, samples)
     res = damos(src, _tier_schemes(tmp_path), fast_tier=32 * PAGE, weight="count")
     t = res.metadata["outcome"]["tier"]
     # 64 equally used hot pages, room for 32: half the accesses, whatever the schemes do
     assert t["fast_ratio"] == 0.5 and t["fast_ratio_first_touch"] == 0.5
     assert t["bytes_promoted"] == 0
-    assert len(res.applications) == 10                 # migrate_hot tried every time
+    assert len(res.applications) == 10  # migrate_hot tried every time
 
 
 def test_tier_demote_then_promote(tmp_path):
-    snaps = [[(HOT, HOT + 64 * PAGE, 0, j), (COLD, COLD + 64 * PAGE, 20, j)]
-             for j in range(10)]
+    snaps = [[(HOT, HOT + 64 * PAGE, 0, j), (COLD, COLD + 64 * PAGE, 20, j)] for j in range(10)]
     # the cold area (low addresses) is touched first and fills the fast tier
     samples = [(T0 + 1 * MS + p * 10_000, HOT + p * PAGE) for p in range(64)]
-    samples += [(T0 + 60 * MS + i * 10 * MS, COLD + p * PAGE) for i in range(95)
-                for p in range(64)]
+    samples += [(T0 + 60 * MS + i * 10 * MS, COLD + p * PAGE) for i in range(95) for p in range(64)]
     src = write_source(tmp_path / "t.td", snaps, samples)
     res = damos(src, _tier_schemes(tmp_path), fast_tier=64 * PAGE, weight="count")
     t = res.metadata["outcome"]["tier"]
@@ -186,7 +218,7 @@ def pre_state(draw):
     for _ in range(n):
         size = draw(st.sampled_from([1, 2, 3, 5, 8])) * PAGE
         nr, age = draw(st.integers(0, 2)), draw(st.sampled_from([0, 5, 12, 13, 40]))
-        if (nr, age) == prev:              # neighbours differ: the boundary is unambiguous
+        if (nr, age) == prev:  # neighbours differ: the boundary is unambiguous
             age += 1
         rows.append((addr, addr + size, nr, age))
         prev = (nr, age)
@@ -196,16 +228,25 @@ def pre_state(draw):
 
 def _arrays(rows):
     a = np.array(rows, np.int64).reshape(len(rows), 4)
-    return {"target": np.zeros(len(rows), np.int64), "start": a[:, 0], "end": a[:, 1],
-            "nr": a[:, 2], "bp": a[:, 2] * 10000, "age": a[:, 3]}
+    return {
+        "target": np.zeros(len(rows), np.int64),
+        "start": a[:, 0],
+        "end": a[:, 1],
+        "nr": a[:, 2],
+        "bp": a[:, 2] * 10000,
+        "age": a[:, 3],
+    }
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(first=pre_state(), second=pre_state(), quota=st.integers(1, 12))
 def test_undo_recorded_round_trip(first, second, quota):
     ctx = Context("paddr", 100_000, 1_000_000)
-    s = Scheme("pageout", AccessPattern(0, 2**64 - 1, 0, 1, 12, 2**32 - 1),
-               Quota(sz=quota * PAGE, reset_interval_ms=0, weight_age=1))
+    s = Scheme(
+        "pageout",
+        AccessPattern(0, 2**64 - 1, 0, 1, 12, 2**32 - 1),
+        Quota(sz=quota * PAGE, reset_interval_ms=0, weight_age=1),
+    )
     state = new_state([s], ctx)
     prev_end = {}
     for step, rows in enumerate((first, second)):
@@ -214,11 +255,26 @@ def test_undo_recorded_round_trip(first, second, quota):
         regs["toff"] = np.array([0, len(rows)], np.int64)
         res = apply_schemes(state, regs, sis=(step + 1) * 10, now_ns=step * 10**9)
         a = res.applications
-        ev = [(0, 0, int(a["start"][i]), int(a["end"][i]), int(a["nr_regions"][i]),
-               int(a["age"][i]), int(a["nr_accesses"][i])) for i in range(res.n_applications)]
-        post = {"target": np.zeros(res.regions["start"].size, np.int64),
-                "start": res.regions["start"], "end": res.regions["end"],
-                "nr": res.regions["nr"], "bp": res.regions["bp"], "age": res.regions["age"]}
+        ev = [
+            (
+                0,
+                0,
+                int(a["start"][i]),
+                int(a["end"][i]),
+                int(a["nr_regions"][i]),
+                int(a["age"][i]),
+                int(a["nr_accesses"][i]),
+            )
+            for i in range(res.n_applications)
+        ]
+        post = {
+            "target": np.zeros(res.regions["start"].size, np.int64),
+            "start": res.regions["start"],
+            "end": res.regions["end"],
+            "nr": res.regions["nr"],
+            "bp": res.regions["bp"],
+            "age": res.regions["age"],
+        }
         back = undo_recorded(post, ev, prev_end, ctx.min_region, {})
         for k in ("start", "end", "nr", "age"):
             assert back[k].tolist() == pre[k].tolist(), (step, k)
@@ -226,8 +282,9 @@ def test_undo_recorded_round_trip(first, second, quota):
 
 
 def test_subtract_intervals():
-    s, e = subtract_intervals(np.array([0, 100]), np.array([50, 200]),
-                              np.array([10, 120, 190]), np.array([20, 130, 300]))
+    s, e = subtract_intervals(
+        np.array([0, 100]), np.array([50, 200]), np.array([10, 120, 190]), np.array([20, 130, 300])
+    )
     assert list(zip(s.tolist(), e.tolist())) == [(0, 10), (20, 50), (100, 120), (130, 190)]
 
 
@@ -257,8 +314,9 @@ def test_bad_json(small, tmp_path):
 
 
 def test_out_of_range_sysfs_value(small, tmp_path):
-    src = (tmp_path / "d.txt")
+    src = tmp_path / "d.txt"
     from conftest import CORPUS, missing
+
     dump = CORPUS / "damon-paddr-run1" / "paddr_run1" / "kdamond_sysfs_before.txt"
     if not dump.exists():
         missing("corpus not present")
@@ -274,10 +332,14 @@ def test_out_of_range_sysfs_value(small, tmp_path):
 
 
 def test_ops_filter_without_page_data_is_a_stated_default(small, tmp_path):
-    sch = scheme_file(tmp_path, "f", action="pageout",
-                      filters=[{"filter_type": "anon", "matching": True, "allow": False}])
+    sch = scheme_file(
+        tmp_path,
+        "f",
+        action="pageout",
+        filters=[{"filter_type": "anon", "matching": True, "allow": False}],
+    )
     notes = []
-    damos(small, [sch], warn=notes.append)           # vaddr: madvise, no ops filters
+    damos(small, [sch], warn=notes.append)  # vaddr: madvise, no ops filters
     assert any("evaluates no ops filters" in n for n in notes)
     snaps = [[(HOT, HOT + 64 * PAGE, 0, j)] for j in range(3)]
     small = write_source(tmp_path / "p.td", snaps, [(T0 + 1, HOT)], ops="paddr")
@@ -325,11 +387,12 @@ def test_cli_writes_tables_and_refuses_to_overwrite(small, tmp_path, capsys):
     cap = capsys.readouterr()
     assert "wrote" in cap.out
     from tracedamon import open_trace
+
     tr = open_trace(out)
     assert tr.tables() == ["damos_apply", "damos_outcome", "damos_stats"]
-    assert tr.num_rows("damos_apply") == 2          # snapshots 1 and 2 (age >= 1)
+    assert tr.num_rows("damos_apply") == 2  # snapshots 1 and 2 (age >= 1)
     assert tr.meta["damos"]["kernel"] == "released"
-    assert main(args) == 2                          # InputError: output exists
+    assert main(args) == 2  # InputError: output exists
     assert "output exists" in capsys.readouterr().err
     assert main(args + ["--force"]) == 0
 
@@ -348,19 +411,25 @@ def test_cli_bad_scheme_is_one_line(small, tmp_path, capsys):
 def test_reset_carry_against_per_page_ages(data):
     # a region's carried age = floor(mean over its pages of min(age, j - k(page)))
     from tracedamon.pipeline.damos_history import ResetCarry
+
     carry = ResetCarry()
     page_k = {}
     for k in range(data.draw(st.integers(1, 4))):
-        runs = sorted({(a, a + data.draw(st.integers(1, 6)))
-                       for a in data.draw(st.lists(st.integers(0, 40), max_size=4))})
+        runs = sorted(
+            {
+                (a, a + data.draw(st.integers(1, 6)))
+                for a in data.draw(st.lists(st.integers(0, 40), max_size=4))
+            }
+        )
         merged = []
-        for a, b in runs:                          # disjoint runs per step, as the walk's
+        for a, b in runs:  # disjoint runs per step, as the walk's
             if merged and a <= merged[-1][1]:
                 merged[-1][1] = max(merged[-1][1], b)
             else:
                 merged.append([a, b])
-        carry.add(0, np.array([a for a, _ in merged]) * PAGE,
-                  np.array([b for _, b in merged]) * PAGE, k)
+        carry.add(
+            0, np.array([a for a, _ in merged]) * PAGE, np.array([b for _, b in merged]) * PAGE, k
+        )
         for a, b in merged:
             for p in range(a, b):
                 page_k[p] = k
@@ -372,14 +441,15 @@ def test_reset_carry_against_per_page_ages(data):
     ages = np.array([data.draw(st.integers(0, 9)) for _ in starts])
     got = carry.apply(np.zeros(starts.size, np.int64), starts, ends, ages, j)
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-        per_page = [min(int(ages[i]), j - page_k[p]) if p in page_k else int(ages[i])
-                    for p in range(a, b)]
+        per_page = [
+            min(int(ages[i]), j - page_k[p]) if p in page_k else int(ages[i]) for p in range(a, b)
+        ]
         assert got[i] == sum(per_page) // len(per_page)
 
 
 def test_free_memory_watermarks_from_a_series(tmp_path):
     snaps = [[(HOT, HOT + 64 * PAGE, 0, j)] for j in range(8)]
-    T = lambda j: T0 + (j + 1) * AGGR_MS * MS          # noqa: E731
+    T = lambda j: T0 + (j + 1) * AGGR_MS * MS  # noqa: E731
     src = write_source(tmp_path / "w.td", snaps, [(T0 + 1, HOT)])
     csv = tmp_path / "free.csv"
     # plenty free (above high = 500 permil): off; from just before snapshot 4: 300, on
@@ -396,10 +466,15 @@ def test_free_memory_watermarks_from_a_series(tmp_path):
 def test_quota_goal_from_a_series(tmp_path):
     snaps = [[(HOT, HOT + 64 * PAGE, 0, 20)] for _ in range(5)]
     src = write_source(tmp_path / "g.td", snaps, [(T0 + 1, HOT)])
-    sch = scheme_file(tmp_path, "goal", action="pageout",
-                      quotas={"reset_interval_ms": "100 ms",
-                              "goals": [{"metric": "some_mem_psi_us", "target_value": "1 ms",
-                                         "current_value": 0}]})
+    sch = scheme_file(
+        tmp_path,
+        "goal",
+        action="pageout",
+        quotas={
+            "reset_interval_ms": "100 ms",
+            "goals": [{"metric": "some_mem_psi_us", "target_value": "1 ms", "current_value": 0}],
+        },
+    )
     csv = tmp_path / "psi.csv"
     csv.write_text(f"{T0},0\n")
     r = damos(src, [sch], goal_series={"some_mem_psi_us": csv})
@@ -413,18 +488,17 @@ def test_quota_goal_from_a_series(tmp_path):
 
 def test_python_api_name():
     import tracedamon
+
     assert tracedamon.damos is damos
 
 
 def test_tier_ignores_samples_outside_the_monitored_regions(tmp_path):
     # the same as test_tier_demote_then_promote, plus 64 pages the process touches first
     # outside the monitored regions: they would fill the fast tier for good
-    snaps = [[(HOT, HOT + 64 * PAGE, 0, j), (COLD, COLD + 64 * PAGE, 20, j)]
-             for j in range(10)]
+    snaps = [[(HOT, HOT + 64 * PAGE, 0, j), (COLD, COLD + 64 * PAGE, 20, j)] for j in range(10)]
     samples = [(T0 + 1 + p, 0x40000000 + p * PAGE) for p in range(64)]
     samples += [(T0 + 1 * MS + p * 10_000, HOT + p * PAGE) for p in range(64)]
-    samples += [(T0 + 60 * MS + i * 10 * MS, COLD + p * PAGE) for i in range(95)
-                for p in range(64)]
+    samples += [(T0 + 60 * MS + i * 10 * MS, COLD + p * PAGE) for i in range(95) for p in range(64)]
     src = write_source(tmp_path / "t.td", snaps, samples)
     res = damos(src, _tier_schemes(tmp_path), fast_tier=64 * PAGE, weight="count")
     t = res.metadata["outcome"]["tier"]

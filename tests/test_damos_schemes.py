@@ -1,4 +1,5 @@
 """Scheme files: damo JSON (kdamonds layout, one scheme, a list), sysfs dumps, presets."""
+
 from __future__ import annotations
 
 import json
@@ -28,31 +29,60 @@ def test_units():
 def test_damo_single_scheme_percent_and_time_units(tmp_path):
     # damo's defaults units: nr_accesses in percent of aggr/sample, age in microseconds
     p = tmp_path / "s.json"
-    p.write_text(json.dumps({
-        "action": "pageout",
-        "access_pattern": {"sz_bytes": {"min": "4 KiB", "max": "max"},
-                           "nr_accesses": {"min": "0 %", "max": "25 %"},
-                           "age": {"min": "2 m", "max": "max"}},
-        "quotas": {"time_ms": "10 ms", "sz_bytes": "256 MiB", "reset_interval_ms": "1 s",
-                   "weights": {"sz_permil": "0 %", "nr_accesses_permil": "50 %",
-                               "age_permil": "100 %"}},
-        "watermarks": {"metric": "free_mem_rate", "interval_us": "5 s",
-                       "high_permil": "50 %", "mid_permil": "40 %", "low_permil": "20 %"},
-        "filters": [{"filter_type": "addr", "matching": True, "filter_pass": True,
-                     "address_range": {"start": "4,096", "end": "1 MiB"}}]}))
-    f = load_schemes(p, sample_us=5000, aggr_us=100_000)      # max_nr_accesses 20
+    p.write_text(
+        json.dumps(
+            {
+                "action": "pageout",
+                "access_pattern": {
+                    "sz_bytes": {"min": "4 KiB", "max": "max"},
+                    "nr_accesses": {"min": "0 %", "max": "25 %"},
+                    "age": {"min": "2 m", "max": "max"},
+                },
+                "quotas": {
+                    "time_ms": "10 ms",
+                    "sz_bytes": "256 MiB",
+                    "reset_interval_ms": "1 s",
+                    "weights": {
+                        "sz_permil": "0 %",
+                        "nr_accesses_permil": "50 %",
+                        "age_permil": "100 %",
+                    },
+                },
+                "watermarks": {
+                    "metric": "free_mem_rate",
+                    "interval_us": "5 s",
+                    "high_permil": "50 %",
+                    "mid_permil": "40 %",
+                    "low_permil": "20 %",
+                },
+                "filters": [
+                    {
+                        "filter_type": "addr",
+                        "matching": True,
+                        "filter_pass": True,
+                        "address_range": {"start": "4,096", "end": "1 MiB"},
+                    }
+                ],
+            }
+        )
+    )
+    f = load_schemes(p, sample_us=5000, aggr_us=100_000)  # max_nr_accesses 20
     s = f.schemes[0]
     assert (s.pattern.min_nr_accesses, s.pattern.max_nr_accesses) == (0, 5)
     assert s.pattern.min_age_region == 1200 and s.pattern.max_age_region == UINT_MAX
     assert (s.quota.ms, s.quota.sz, s.quota.reset_interval_ms) == (10, 256 << 20, 1000)
     assert (s.quota.weight_sz, s.quota.weight_nr_accesses, s.quota.weight_age) == (0, 500, 1000)
-    assert (s.wmarks.high, s.wmarks.mid, s.wmarks.low, s.wmarks.interval_us) == \
-        (500, 400, 200, 5_000_000)
+    assert (s.wmarks.high, s.wmarks.mid, s.wmarks.low, s.wmarks.interval_us) == (
+        500,
+        400,
+        200,
+        5_000_000,
+    )
     f0 = s.filters[0]
     assert (f0.type, f0.allow, f0.addr_start, f0.addr_end) == ("addr", True, 4096, 1 << 20)
     assert f.monitoring is None and any("25 %" in n for n in f.notes)
     with pytest.raises(ConfigError, match="intervals"):
-        load_schemes(p)                                       # percent needs intervals
+        load_schemes(p)  # percent needs intervals
 
 
 def test_damo_list_and_defaults(tmp_path):
@@ -66,10 +96,13 @@ def test_damo_list_and_defaults(tmp_path):
 
 
 def test_damo_kdamonds_choose_context(tmp_path):
-    ctx = {"ops": "vaddr", "targets": [{"pid": 42, "regions": []}],
-           "intervals": {"sample_us": "10 ms", "aggr_us": "200 ms", "ops_update_us": "1 s"},
-           "nr_regions": {"min": "10", "max": "1,000"},
-           "schemes": [{"action": "pageout"}]}
+    ctx = {
+        "ops": "vaddr",
+        "targets": [{"pid": 42, "regions": []}],
+        "intervals": {"sample_us": "10 ms", "aggr_us": "200 ms", "ops_update_us": "1 s"},
+        "nr_regions": {"min": "10", "max": "1,000"},
+        "schemes": [{"action": "pageout"}],
+    }
     p = tmp_path / "k.json"
     p.write_text(json.dumps({"kdamonds": [{"contexts": [ctx, dict(ctx, ops="paddr")]}]}))
     with pytest.raises(ConfigError, match="2 contexts have schemes.*#K/C"):
@@ -147,14 +180,23 @@ def test_sysfs_dump(tmp_path):
     assert f.monitoring["ops"] == "vaddr" and f.monitoring["sample_us"] == 5000
 
 
-@pytest.mark.parametrize("edit,exc,match", [
-    (lambda L: L[:8] + L[9:], TraceFormatError, "missing .*action"),
-    (lambda L: L + ["0/contexts/0/schemes/0/quotas/ms:fast"], TraceFormatError,
-     "not an integer"),
-    (lambda L: [x.replace("matching:N", "matching:maybe") for x in L], TraceFormatError,
-     "not Y or N"),
-    (lambda L: L + ["garbage"], TraceFormatError, "not a DAMON sysfs line"),
-])
+@pytest.mark.parametrize(
+    "edit,exc,match",
+    [
+        (lambda L: L[:8] + L[9:], TraceFormatError, "missing .*action"),
+        (
+            lambda L: L + ["0/contexts/0/schemes/0/quotas/ms:fast"],
+            TraceFormatError,
+            "not an integer",
+        ),
+        (
+            lambda L: [x.replace("matching:N", "matching:maybe") for x in L],
+            TraceFormatError,
+            "not Y or N",
+        ),
+        (lambda L: L + ["garbage"], TraceFormatError, "not a DAMON sysfs line"),
+    ],
+)
 def test_sysfs_dump_errors(tmp_path, edit, exc, match):
     p = tmp_path / "d.txt"
     lines = MINI[:]
@@ -172,8 +214,12 @@ def test_presets():
     assert (s.pattern.min_nr_accesses, s.pattern.max_nr_accesses) == (0, 0)
     assert (s.quota.ms, s.quota.sz, s.quota.reset_interval_ms) == (10, 128 << 20, 1000)
     assert (s.quota.weight_nr_accesses, s.quota.weight_age) == (0, 1)
-    assert (s.wmarks.metric, s.wmarks.high, s.wmarks.mid, s.wmarks.low) == \
-        ("free_mem_rate", 500, 400, 200)
+    assert (s.wmarks.metric, s.wmarks.high, s.wmarks.mid, s.wmarks.low) == (
+        "free_mem_rate",
+        500,
+        400,
+        200,
+    )
     o = load_schemes("reclaim:min_age=30s,quota_sz=256M,skip_anon=Y", aggr_us=5_000_000)
     s = o.schemes[0]
     assert s.pattern.min_age_region == 6 and s.quota.sz == 256 << 20

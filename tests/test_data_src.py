@@ -4,6 +4,7 @@ Oracles: every distinct data_src value that perf printed in the corpus
 (``perf script`` of the real Intel PEBS files, perf's scripting ``data_src_decode``
 of the software-event files), and the spec's worked example.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,11 @@ def _oracle_strings(pebs=True) -> dict[int, str]:
     seen: dict[int, str] = {}
     for p in UBENCH_TEXTS if pebs else []:
         for ln in p.read_text().splitlines():
-            m = re.search(r" ([0-9a-f]+) (\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*"
-                          r"\|BLK  ?\S+(?: \S+)?)", ln)
+            m = re.search(
+                r" ([0-9a-f]+) (\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*"
+                r"\|BLK  ?\S+(?: \S+)?)",
+                ln,
+            )
             if m:
                 seen.setdefault(int(m.group(1), 16), m.group(2))
     for p in sorted(perf_corpus().dir.glob("*.samples.csv*")):
@@ -43,10 +47,12 @@ def _oracle_strings(pebs=True) -> dict[int, str]:
 ORACLE = _oracle_strings()
 
 
-@requires(UBENCH_TEXTS, "reference corpus not found (the Intel PEBS files of "
-          "../shared/corpus/ubench-perf-mem)")
+@requires(
+    UBENCH_TEXTS,
+    "reference corpus not found (the Intel PEBS files of ../shared/corpus/ubench-perf-mem)",
+)
 def test_every_corpus_value_prints_like_perf():
-    assert len(ORACLE) >= 3          # PEBS L1 hit, PEBS LFB hit, software N/A
+    assert len(ORACLE) >= 3  # PEBS L1 hit, PEBS LFB hit, software N/A
     for v, s in ORACLE.items():
         assert D.perf_string(v) == s, hex(v)
 
@@ -56,22 +62,37 @@ def test_every_recorded_value_prints_like_perf():
     if perf_corpus().reason:
         missing(perf_corpus().reason)
     seen = _oracle_strings(pebs=False)
-    assert 0x1E05080021 in seen       # perf's all-N/A value of software events
+    assert 0x1E05080021 in seen  # perf's all-N/A value of software events
     for v, s in seen.items():
         assert D.perf_string(v) == s, hex(v)
 
 
 def test_spec_worked_example():
     d = D.decode(0x68100142)
-    assert (d["mem_op"], d["mem_level"], d["mem_snoop"], d["mem_tlb"], d["mem_lock"],
-            d["mem_blk"]) == ("LOAD", "L1 hit", "None", "L1 or L2 hit", "No", "N/A")
-    assert D.perf_string(D.PERF_MEM_NA) == \
-        "|OP N/A|LVL N/A or N/A|SNP N/A|TLB N/A|LCK N/A|BLK  N/A"
+    assert (
+        d["mem_op"],
+        d["mem_level"],
+        d["mem_snoop"],
+        d["mem_tlb"],
+        d["mem_lock"],
+        d["mem_blk"],
+    ) == ("LOAD", "L1 hit", "None", "L1 or L2 hit", "No", "N/A")
+    assert D.perf_string(D.PERF_MEM_NA) == "|OP N/A|LVL N/A or N/A|SNP N/A|TLB N/A|LCK N/A|BLK  N/A"
 
 
 def _pack(op=0, lvl=0, snoop=0, lock=0, tlb=0, lvlnum=0, remote=0, snoopx=0, blk=0, hops=0):
-    return (op | lvl << 5 | snoop << 19 | lock << 24 | tlb << 26 | lvlnum << 33 | remote << 37
-            | snoopx << 38 | blk << 40 | hops << 43)
+    return (
+        op
+        | lvl << 5
+        | snoop << 19
+        | lock << 24
+        | tlb << 26
+        | lvlnum << 33
+        | remote << 37
+        | snoopx << 38
+        | blk << 40
+        | hops << 43
+    )
 
 
 def test_parts_by_hand():
@@ -99,11 +120,13 @@ def test_parts_by_hand():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, (1 << 64) - 1), min_size=1, max_size=50),
-       st.lists(st.booleans(), min_size=53, max_size=53))   # up to 50 values + 3 repeated
+@given(
+    st.lists(st.integers(0, (1 << 64) - 1), min_size=1, max_size=50),
+    st.lists(st.booleans(), min_size=53, max_size=53),
+)  # up to 50 values + 3 repeated
 def test_decode_column_maps_rows_like_per_value_decode(vals, valid):
     arr = np.array(vals + vals[:3], dtype=np.uint64)
-    ok = np.array(valid[:len(arr)], dtype=bool)
+    ok = np.array(valid[: len(arr)], dtype=bool)
     cols = D.decode_column(arr, ok)
     for i, v in enumerate(arr):
         d = D.decode(int(v))
@@ -115,15 +138,26 @@ def test_decode_column_maps_rows_like_per_value_decode(vals, valid):
 
 
 # -- the buffer-built Arrow arrays of the sample path, against pa.array itself -------------
-_NP_TYPES = [("int32", "int32"), ("int64", "int64"), ("uint8", "uint8"), ("uint16", "uint16"),
-             ("uint64", "uint64"), ("bool", "bool_")]
+_NP_TYPES = [
+    ("int32", "int32"),
+    ("int64", "int64"),
+    ("uint8", "uint8"),
+    ("uint16", "uint16"),
+    ("uint64", "uint64"),
+    ("bool", "bool_"),
+]
 
 
 @settings(max_examples=60, deadline=None)
-@given(kind=st.sampled_from(_NP_TYPES), n=st.integers(0, 70), seed=st.integers(0, 2**31),
-       mask_mode=st.sampled_from(["none", "all", "some", "nothing"]))
+@given(
+    kind=st.sampled_from(_NP_TYPES),
+    n=st.integers(0, 70),
+    seed=st.integers(0, 2**31),
+    mask_mode=st.sampled_from(["none", "all", "some", "nothing"]),
+)
 def test_np_to_arrow_equals_pa_array(kind, n, seed, mask_mode):
     import pyarrow as pa
+
     npt, pat = kind
     typ = getattr(pa, pat)()
     rng = np.random.default_rng(seed)
@@ -132,8 +166,12 @@ def test_np_to_arrow_equals_pa_array(kind, n, seed, mask_mode):
     else:
         info = np.iinfo(npt)
         v = rng.integers(info.min, info.max, n, dtype=npt, endpoint=True)
-    valid = {"none": None, "all": np.ones(n, bool), "nothing": np.zeros(n, bool),
-             "some": rng.integers(0, 2, n).astype(bool)}[mask_mode]
+    valid = {
+        "none": None,
+        "all": np.ones(n, bool),
+        "nothing": np.zeros(n, bool),
+        "some": rng.integers(0, 2, n).astype(bool),
+    }[mask_mode]
     got = D.np_to_arrow(v, typ, valid)
     want = pa.array(v, type=typ, mask=None if valid is None else ~valid)
     got.validate(full=True)
@@ -149,6 +187,7 @@ def test_np_to_arrow_equals_pa_array(kind, n, seed, mask_mode):
 @given(st.lists(st.text(max_size=12), max_size=20))
 def test_str_array_equals_pa_array(strings):
     import pyarrow as pa
+
     got = D.str_array(strings)
     got.validate(full=True)
     assert got.equals(pa.array(strings, pa.string()))

@@ -10,6 +10,7 @@ in it).  Writing every region of every snapshot for such spaces is impossible, s
 past ``max_rows`` the replay writes only regions with accesses, with a warning and
 the reason in the metadata; the result equals an ``accessed_only`` replay.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,23 @@ BASE = 0x100000000000
 
 
 def rows_of(h):
-    return list(zip(*(x.tolist() for x in (h.snapshot, h.time_ns, h.target, h.start, h.end,
-                                           h.nr_accesses, h.age, h.nr_accesses_bp))))
+    return list(
+        zip(
+            *(
+                x.tolist()
+                for x in (
+                    h.snapshot,
+                    h.time_ns,
+                    h.target,
+                    h.start,
+                    h.end,
+                    h.nr_accesses,
+                    h.age,
+                    h.nr_accesses_bp,
+                )
+            )
+        )
+    )
 
 
 def huge_samples(n=3000, seed=0, s_us=5000, n_intervals=400):
@@ -62,10 +78,15 @@ def direct_count(t, addr, t0, s_us, n_aggr, n_snap, lo, hi, size=PAGE):
 
 def test_one_tib_fvaddr_replay_is_bounded_and_counts_directly():
     t, addr = huge_samples()
-    tbl = pa.table({"time_ns": t, "pid": pa.array(np.full(t.size, 7, np.int32)),
-                    "event": pa.array(["page-faults"] * t.size),
-                    "addr": pa.array(addr.astype(np.uint64)),
-                    "phys_addr": pa.nulls(t.size, pa.uint64())})
+    tbl = pa.table(
+        {
+            "time_ns": t,
+            "pid": pa.array(np.full(t.size, 7, np.int32)),
+            "event": pa.array(["page-faults"] * t.size),
+            "addr": pa.array(addr.astype(np.uint64)),
+            "phys_addr": pa.nulls(t.size, pa.uint64()),
+        }
+    )
     rng = [f"{BASE:#x}-{BASE + TIB:#x}"]
     tracemalloc.start()
     try:
@@ -73,7 +94,7 @@ def test_one_tib_fvaddr_replay_is_bounded_and_counts_directly():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 64 << 20            # one int64 per region would already be 2 GiB
+    assert peak < 64 << 20  # one int64 per region would already be 2 GiB
     m = h.metadata
     n_snap = h.n_snapshots
     assert n_snap == (int(t[-1] - t[0]) // 5_000_000 + 1) // 20 and n_snap > 10
@@ -84,8 +105,9 @@ def test_one_tib_fvaddr_replay_is_bounded_and_counts_directly():
     df = h.df
     got = df.set_index(["snapshot", "start"]).nr_accesses.sort_index()
     want = direct_count(t, addr, int(t[0]), 5000, 20, n_snap, BASE, BASE + TIB)
-    assert_rows_equal(list(zip(got.index.tolist(), got.tolist())),
-                      list(zip(want.index.tolist(), want.tolist())))
+    assert_rows_equal(
+        list(zip(got.index.tolist(), got.tolist())), list(zip(want.index.tolist(), want.tolist()))
+    )
     assert ((df.end - df.start) == PAGE).all()
     # ages follow the kernel's rule; every row has accesses, so bp is at least 10000*nr
     assert (df.nr_accesses_bp >= 10000 * df.nr_accesses.astype(np.int64)).all()
@@ -99,15 +121,15 @@ def test_sparse_engine_state_follows_the_samples_not_the_space():
     acc = AccessSamples(t, np.zeros(t.size, np.int64), addr)
     h = mon.run(acc, 0, int(t[-1]), accessed_only=True)
     assert mon.n_regions() == TIB // PAGE == grid_regions([Target(lambda _t: rg)], 0, PAGE)
-    assert mon.run_start.size == 1                            # the grid is one run
+    assert mon.run_start.size == 1  # the grid is one run
     n_snap = h.n_snapshots
     # complete aggregations from t0 = 0: the last one's last sample interval (the
     # (k * aggr_samples)-th, starting at (k * aggr_samples - 1) * S) starts by t[-1]
     S = cfg.sample_us * 1000
     assert n_snap == (int(t[-1]) // S + 1) // cfg.aggr_samples > 0
-    assert expected_snapshots(cfg, 0, int(t[-1])) == n_snap      # what replay's row limit uses
+    assert expected_snapshots(cfg, 0, int(t[-1])) == n_snap  # what replay's row limit uses
     replayed = t < n_snap * cfg.aggr_samples * cfg.sample_us * 1000
-    assert mon.peak_slots == np.unique(addr[replayed] // PAGE).size   # a slot per sampled page
+    assert mon.peak_slots == np.unique(addr[replayed] // PAGE).size  # a slot per sampled page
 
 
 def test_row_limit_switches_to_accessed_only_and_equals_it():
@@ -116,11 +138,12 @@ def test_row_limit_switches_to_accessed_only_and_equals_it():
     rng = np.random.default_rng(5)
     n = 4000
     t = np.sort(rng.integers(0, 2_000_000_000, n))
-    addr = 0x7f0000000000 + rng.integers(0, 512, n) * PAGE
+    addr = 0x7F0000000000 + rng.integers(0, 512, n) * PAGE
     tbl = {"time_ns": t, "pid": np.full(n, 3, np.int32), "addr": addr.astype(np.uint64)}
-    kw = dict(ops="fvaddr", ranges=["0x7f0000000000-0x7f0000400000"], min_region=PAGE,
-              max_region=PAGE)
-    full = replay(tbl, **kw)                              # 1024 x 20 rows: below the limit
+    kw = dict(
+        ops="fvaddr", ranges=["0x7f0000000000-0x7f0000400000"], min_region=PAGE, max_region=PAGE
+    )
+    full = replay(tbl, **kw)  # 1024 x 20 rows: below the limit
     assert len(full) == 1024 * full.n_snapshots and full.metadata["accessed_only"] is False
     assert full.metadata["accessed_only_reason"] is None
     capped = replay(tbl, max_rows=1024 * full.n_snapshots - 1, **kw)
@@ -143,8 +166,9 @@ def test_row_limit_switches_to_accessed_only_and_equals_it():
 def test_grid_growing_at_an_ops_update_is_foreseen_and_equals_accessed_only():
     """The grid grows at an ops update: the rows of every snapshot are planned before the
     first one, so the switch to accessed-only covers the whole output."""
-    cfg = MonitorConfig(sample_us=1000, aggr_us=10_000, update_us=30_000, min_region=PAGE,
-                        max_region=PAGE)
+    cfg = MonitorConfig(
+        sample_us=1000, aggr_us=10_000, update_us=30_000, min_region=PAGE, max_region=PAGE
+    )
     small = np.array([(0x10000, 0x10000 + 16 * PAGE)])
     big = np.array([(0x10000, 0x10000 + 4096 * PAGE)])
 
@@ -161,34 +185,41 @@ def test_grid_growing_at_an_ops_update_is_foreseen_and_equals_accessed_only():
     hf = full.run(acc, 0, int(t[-1]))
     assert full.auto_accessed_only is None and hf.start.size > 16 * 10
     mon = FixedMonitor(cfg, tg, ops="vaddr")
-    h = mon.run(acc, 0, int(t[-1]), max_rows=2000)     # 16 x 10 up front: fits
+    h = mon.run(acc, 0, int(t[-1]), max_rows=2000)  # 16 x 10 up front: fits
     assert mon.auto_accessed_only is not None and "ops updates" in mon.auto_accessed_only
     ha = FixedMonitor(cfg, tg, ops="vaddr").run(acc, 0, int(t[-1]), accessed_only=True)
     assert_rows_equal(rows_of(h), rows_of(ha))
     keep = hf.nr_accesses > 0
     assert_rows_equal(rows_of(h), [r for r, k in zip(rows_of(hf), keep) if k])
     # the dense engine agrees with the sparse one on the full output
-    assert_rows_equal(rows_of(Monitor(cfg, tg, ops="vaddr").run(acc, 0, int(t[-1]))),
-                      rows_of(hf))
+    assert_rows_equal(rows_of(Monitor(cfg, tg, ops="vaddr").run(acc, 0, int(t[-1]))), rows_of(hf))
 
 
 def test_dense_fixed_granularity_refuses_huge_spaces():
     t, addr = huge_samples(n=100)
     tbl = {"time_ns": t, "pid": np.full(t.size, 7, np.int32), "addr": addr.astype(np.uint64)}
     with pytest.raises(ConfigError) as ei:
-        replay(tbl, ops="fvaddr", ranges=[f"{BASE:#x}-{BASE + TIB:#x}"], access="abit",
-               min_region=PAGE, max_region=PAGE)
+        replay(
+            tbl,
+            ops="fvaddr",
+            ranges=[f"{BASE:#x}-{BASE + TIB:#x}"],
+            access="abit",
+            min_region=PAGE,
+            max_region=PAGE,
+        )
     assert re.search("abit.*--access perf", ei.value.cli_message)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 10), st.integers(-1, 5)),
-                max_size=6),
-       st.lists(st.tuples(st.integers(0, 40), st.integers(1, 10)), max_size=6),
-       st.integers(0, 9))
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(1, 10), st.integers(-1, 5)), max_size=6),
+    st.lists(st.tuples(st.integers(0, 40), st.integers(1, 10)), max_size=6),
+    st.integers(0, 9),
+)
 def test_overlay_keeps_births_of_surviving_regions(old_raw, new_raw, birth):
     """Region by region: inside the new spans, a region keeps its old birth if it was in
     the old grid, else it is born now; nothing outside the new spans."""
+
     def norm(raw, with_birth):
         out, cur = [], 0
         for x in raw:
@@ -197,6 +228,7 @@ def test_overlay_keeps_births_of_surviving_regions(old_raw, new_raw, birth):
             out.append((s, e, x[2]) if with_birth else (s, e))
             cur = e
         return out
+
     old = norm(old_raw, True)
     new = norm(new_raw, False)
     got = _overlay(old, new, birth)
@@ -221,8 +253,14 @@ def test_sparse_equals_dense_with_many_slots_and_regrids(data_seed, ntgt, age_ze
     """Thousands of sampled regions (hash-table growth) and grids that shrink and grow at
     ops updates (slots dropped, kept and renumbered): the sparse engine's every-region
     output equals the dense Monitor's."""
-    cfg = MonitorConfig(sample_us=1000, aggr_us=5000, update_us=7000, min_region=PAGE,
-                        max_region=PAGE, age_zero_reset=age_zero_reset)
+    cfg = MonitorConfig(
+        sample_us=1000,
+        aggr_us=5000,
+        update_us=7000,
+        min_region=PAGE,
+        max_region=PAGE,
+        age_zero_reset=age_zero_reset,
+    )
     rng = np.random.default_rng(data_seed)
     targets = []
     for k in range(ntgt):
@@ -232,8 +270,10 @@ def test_sparse_equals_dense_with_many_slots_and_regrids(data_seed, ntgt, age_ze
         def ranges_at(time, base=base, sizes=sizes, moves=k % 2 == 0):
             # every other target keeps its first ranges (an update then changes nothing)
             e = int(sizes[(time // 9_000_000) % 4 if moves else 0])
-            return np.array([(base, base + 256 * PAGE), (base + 300 * PAGE,
-                                                          base + (300 + e) * PAGE)])
+            return np.array(
+                [(base, base + 256 * PAGE), (base + 300 * PAGE, base + (300 + e) * PAGE)]
+            )
+
         targets.append(Target(ranges_at, pid=k + 1))
     n = 12000
     t = np.sort(rng.integers(0, 80_000_000, n))
@@ -242,6 +282,6 @@ def test_sparse_equals_dense_with_many_slots_and_regrids(data_seed, ntgt, age_ze
     acc = AccessSamples(t, tg, a)
     mon = FixedMonitor(cfg, targets, ops="vaddr")
     sparse = mon.run(acc, 0, int(t[-1]))
-    assert mon.peak_slots > 200                    # the table grew from 64 slots
+    assert mon.peak_slots > 200  # the table grew from 64 slots
     dense = Monitor(cfg, targets, ops="vaddr").run(acc, 0, int(t[-1]))
     assert_rows_equal(rows_of(sparse), rows_of(dense))

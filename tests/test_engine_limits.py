@@ -14,6 +14,7 @@ more than max_nr_regions regions the merge passes run at thresholds 0, 1, 2, 4 a
 after the pass at 4 (the doubled threshold 8 has ``8 // 2 == max_thres``).  Every pass
 updates ages (quirk Q3).  Rows are (target, start, end, nr_accesses, age, nr_accesses_bp).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,12 @@ def run_both(cfg, targets, samples, inject=(), ops="fvaddr"):
     mon = Monitor(cfg, targets, ops=ops, rand_inject=list(inject))
     h = mon.run(AccessSamples(t, tg, a), 0, int(t[-1]))
     got: list[list[tuple]] = [[] for _ in range(h.n_snapshots)]
-    for sn, ti, s, e, nr, age, bp in zip(*(x.tolist() for x in (
-            h.snapshot, h.target, h.start, h.end, h.nr_accesses, h.age, h.nr_accesses_bp))):
+    for sn, ti, s, e, nr, age, bp in zip(
+        *(
+            x.tolist()
+            for x in (h.snapshot, h.target, h.start, h.end, h.nr_accesses, h.age, h.nr_accesses_bp)
+        )
+    ):
         got[sn].append((ti, s, e, nr, age, bp))
     ref = Reference(cfg, targets, ops=ops, rand_inject=list(inject))
     rows = ref.run(t, tg, a, 0, int(t[-1]))
@@ -52,7 +57,7 @@ def run_both(cfg, targets, samples, inject=(), ops="fvaddr"):
         want[sn].append((ti, s, e, nr, age, bp))
     assert len(rows) == len(h.start)
     assert got == want
-    assert int(mon.injpos[0]) == len(inject) and not ref.draw.forced   # every draw used
+    assert int(mon.injpos[0]) == len(inject) and not ref.draw.forced  # every draw used
     return got
 
 
@@ -67,17 +72,23 @@ def run_both(cfg, targets, samples, inject=(), ops="fvaddr"):
 # five, no split happens either (5 > max // 2).
 A0, A1 = 0x5_0000_0000, 0x5_0001_0000
 B0, B1 = 0x7F00_0000_0000, 0x7F00_0001_0000
-TWO_TARGETS = [Target(lambda t: np.array([(A0, A0 + 20 * K), (A1, A1 + 8 * K)]), pid=1),
-               Target(lambda t: np.array([(B0, B0 + 8 * K), (B1, B1 + 4 * K)]), pid=2)]
+TWO_TARGETS = [
+    Target(lambda t: np.array([(A0, A0 + 20 * K), (A1, A1 + 8 * K)]), pid=1),
+    Target(lambda t: np.array([(B0, B0 + 8 * K), (B1, B1 + 4 * K)]), pid=2),
+]
 # accesses per aggregation: R0a 4 and 4 (every interval), R0b none, R1 2 then 3,
 # R2 none, R3 1 then 4; the last sample (7.5 ms) completes the second aggregation only
-TWO_TARGET_SAMPLES = (hits(0, A0, range(1, 9)) + hits(0, A1, [1, 2, 5, 6, 7])
-                      + hits(1, B1 + 100, [3, 5, 6, 7, 8]))
+TWO_TARGET_SAMPLES = (
+    hits(0, A0, range(1, 9)) + hits(0, A1, [1, 2, 5, 6, 7]) + hits(1, B1 + 100, [3, 5, 6, 7, 8])
+)
 
 
 def _two_target_rows(ages0, ages1, split_r0=True):
-    r0 = [(0, A0, A0 + 16 * K), (0, A0 + 16 * K, A0 + 20 * K)] if split_r0 else \
-        [(0, A0, A0 + 20 * K)]
+    r0 = (
+        [(0, A0, A0 + 16 * K), (0, A0 + 16 * K, A0 + 20 * K)]
+        if split_r0
+        else [(0, A0, A0 + 20 * K)]
+    )
     where = r0 + [(0, A1, A1 + 8 * K), (1, B0, B0 + 8 * K), (1, B1, B1 + 4 * K)]
     # nr and bp per region (R0b only when R0 is split).  bp: a moving sum over 4
     # intervals, reset to nr * 10000 after each aggregation: R1's second one is
@@ -99,7 +110,8 @@ def test_more_regions_than_max_nr_regions_several_targets_apply_mode():
     1, 2, 4 -> 3; R3 |4-1| = 3 > 0, 1, 2, then +1 at 4 -> 1."""
     cfg = MonitorConfig(**BASE, min_nr_regions=3, max_nr_regions=3, min_nr_regions_mode="apply")
     assert run_both(cfg, TWO_TARGETS, TWO_TARGET_SAMPLES) == _two_target_rows(
-        [0, 4, 0, 4, 0], [4, 8, 3, 8, 1])
+        [0, 4, 0, 4, 0], [4, 8, 3, 8, 1]
+    )
 
 
 def test_more_regions_than_max_nr_regions_legacy_mode():
@@ -107,17 +119,20 @@ def test_more_regions_than_max_nr_regions_legacy_mode():
     passes and ages, R0 whole."""
     cfg = MonitorConfig(**BASE, min_nr_regions=3, max_nr_regions=3)
     assert run_both(cfg, TWO_TARGETS, TWO_TARGET_SAMPLES) == _two_target_rows(
-        [0, 0, 4, 0], [4, 3, 8, 1], split_r0=False)
+        [0, 0, 4, 0], [4, 3, 8, 1], split_r0=False
+    )
 
 
 def test_more_regions_than_max_nr_regions_ages_counted_once():
     """fix_age_once (the mid-2026 mm tree): ages change on the first pass only.
     Aggregation 0: R0a 0, R0b 1, R1 0, R2 1, R3 0.  Aggregation 1: R0a |4-4| <= 0 -> 1,
     R0b 2, R1 |3-2| > 0 -> 0, R2 2, R3 |4-1| > 0 -> 0."""
-    cfg = MonitorConfig(**BASE, min_nr_regions=3, max_nr_regions=3, min_nr_regions_mode="apply",
-                        fix_age_once=True)
+    cfg = MonitorConfig(
+        **BASE, min_nr_regions=3, max_nr_regions=3, min_nr_regions_mode="apply", fix_age_once=True
+    )
     assert run_both(cfg, TWO_TARGETS, TWO_TARGET_SAMPLES) == _two_target_rows(
-        [0, 1, 0, 1, 0], [1, 2, 0, 2, 0])
+        [0, 1, 0, 1, 0], [1, 2, 0, 2, 0]
+    )
 
 
 def test_exactly_max_nr_regions_stops_after_one_pass():
@@ -125,15 +140,22 @@ def test_exactly_max_nr_regions_stops_after_one_pass():
     with the ages of a single pass (those of the fix_age_once case above)."""
     cfg = MonitorConfig(**BASE, min_nr_regions=3, max_nr_regions=5, min_nr_regions_mode="apply")
     assert run_both(cfg, TWO_TARGETS, TWO_TARGET_SAMPLES) == _two_target_rows(
-        [0, 1, 0, 1, 0], [1, 2, 0, 2, 0])
+        [0, 1, 0, 1, 0], [1, 2, 0, 2, 0]
+    )
 
 
 def test_without_escalation_one_pass_whatever_the_count():
     """Kernels before the mid-2024 escalation make one pass even with 5 > 3 regions."""
-    cfg = MonitorConfig(**BASE, min_nr_regions=3, max_nr_regions=3, min_nr_regions_mode="apply",
-                        merge_escalation=False)
+    cfg = MonitorConfig(
+        **BASE,
+        min_nr_regions=3,
+        max_nr_regions=3,
+        min_nr_regions_mode="apply",
+        merge_escalation=False,
+    )
     assert run_both(cfg, TWO_TARGETS, TWO_TARGET_SAMPLES) == _two_target_rows(
-        [0, 1, 0, 1, 0], [1, 2, 0, 2, 0])
+        [0, 1, 0, 1, 0], [1, 2, 0, 2, 0]
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -158,15 +180,27 @@ def test_merge_at_the_last_pass_threshold_equal_to_max_thres():
     3 (|2-2| <= 0), 0 (|4-3| > 0), 5; bp 20000 - 4*5000 + 20000 = 20000 and
     30000 - 4*7500 + 40000 = 40000."""
     cfg = MonitorConfig(**BASE, min_nr_regions=3, max_nr_regions=3)
-    ranges = np.array([(C, C + 4 * K), (C + 4 * K, C + 8 * K), (C + 8 * K, C + 12 * K),
-                       (C + 12 * K, C + 32 * K)])
-    samples = (hits(0, C, range(1, 5)) + hits(0, C + 8 * K, [1, 2, 3])
-               + hits(0, C + 4 * K, [5, 6]) + hits(0, C + 8 * K, range(5, 9)))
+    ranges = np.array(
+        [(C, C + 4 * K), (C + 4 * K, C + 8 * K), (C + 8 * K, C + 12 * K), (C + 12 * K, C + 32 * K)]
+    )
+    samples = (
+        hits(0, C, range(1, 5))
+        + hits(0, C + 8 * K, [1, 2, 3])
+        + hits(0, C + 4 * K, [5, 6])
+        + hits(0, C + 8 * K, range(5, 9))
+    )
     assert run_both(cfg, [Target(lambda t: ranges, pid=1)], samples) == [
-        [(0, C, C + 8 * K, 2, 2, 20000), (0, C + 8 * K, C + 12 * K, 3, 0, 30000),
-         (0, C + 12 * K, C + 32 * K, 0, 4, 0)],
-        [(0, C, C + 8 * K, 2, 3, 20000), (0, C + 8 * K, C + 12 * K, 4, 0, 40000),
-         (0, C + 12 * K, C + 32 * K, 0, 5, 0)]]
+        [
+            (0, C, C + 8 * K, 2, 2, 20000),
+            (0, C + 8 * K, C + 12 * K, 3, 0, 30000),
+            (0, C + 12 * K, C + 32 * K, 0, 4, 0),
+        ],
+        [
+            (0, C, C + 8 * K, 2, 3, 20000),
+            (0, C + 8 * K, C + 12 * K, 4, 0, 40000),
+            (0, C + 12 * K, C + 32 * K, 0, 5, 0),
+        ],
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -198,22 +232,41 @@ def test_three_regions_start_then_split_and_merge():
       (6 > 5; last_nr_regions stays 5)."""
     cfg = MonitorConfig(**BASE, min_nr_regions=4, max_nr_regions=10)
     tg = Target(lambda t: np.array([(X, X + 44 * K), (Y, Y + 8 * K), (Z, Z + 16 * K)]), pid=9)
-    samples = (hits(0, X, range(1, 5)) + hits(0, Z + 12 * K, [1, 2])       # aggregation 0
-               + hits(0, X + 4 * K, range(5, 9)) + hits(0, X + 40 * K, [5])
-               + hits(0, Z, [5, 6])                                         # aggregation 1
-               + hits(0, X, range(9, 13)) + hits(0, X + 12 * K, [9, 10]))   # aggregation 2
+    samples = (
+        hits(0, X, range(1, 5))
+        + hits(0, Z + 12 * K, [1, 2])  # aggregation 0
+        + hits(0, X + 4 * K, range(5, 9))
+        + hits(0, X + 40 * K, [5])
+        + hits(0, Z, [5, 6])  # aggregation 1
+        + hits(0, X, range(9, 13))
+        + hits(0, X + 12 * K, [9, 10])
+    )  # aggregation 2
     rows = run_both(cfg, [tg], samples, inject=[8, 3, 0, 4, 0, 8, 1], ops="vaddr")
     assert rows == [
-        [(0, X, X + 20 * K, 4, 0, 40000), (0, X + 20 * K, X + 44 * K, 0, 1, 0),
-         (0, Y, Y + 8 * K, 0, 1, 0), (0, Z, Z + 16 * K, 2, 0, 20000)],
+        [
+            (0, X, X + 20 * K, 4, 0, 40000),
+            (0, X + 20 * K, X + 44 * K, 0, 1, 0),
+            (0, Y, Y + 8 * K, 0, 1, 0),
+            (0, Z, Z + 16 * K, 2, 0, 20000),
+        ],
         # bp: a 40000 - 4*10000 + 40000; d 0 + 10000; Z 20000 - 4*5000 + 20000
-        [(0, X, X + 16 * K, 4, 1, 40000), (0, X + 16 * K, X + 28 * K, 0, 1, 0),
-         (0, X + 28 * K, X + 44 * K, 1, 0, 10000), (0, Y, Y + 8 * K, 0, 2, 0),
-         (0, Z, Z + 16 * K, 2, 1, 20000)],
+        [
+            (0, X, X + 16 * K, 4, 1, 40000),
+            (0, X + 16 * K, X + 28 * K, 0, 1, 0),
+            (0, X + 28 * K, X + 44 * K, 1, 0, 10000),
+            (0, Y, Y + 8 * K, 0, 2, 0),
+            (0, Z, Z + 16 * K, 2, 1, 20000),
+        ],
         # bp: a2 40000 - 4*10000 + 2*10000; Z 20000 - 4*5000
-        [(0, X, X + 8 * K, 4, 2, 40000), (0, X + 8 * K, X + 16 * K, 2, 0, 20000),
-         (0, X + 16 * K, X + 28 * K, 0, 2, 0), (0, X + 28 * K, X + 44 * K, 0, 0, 0),
-         (0, Y, Y + 8 * K, 0, 3, 0), (0, Z, Z + 16 * K, 0, 0, 0)]]
+        [
+            (0, X, X + 8 * K, 4, 2, 40000),
+            (0, X + 8 * K, X + 16 * K, 2, 0, 20000),
+            (0, X + 16 * K, X + 28 * K, 0, 2, 0),
+            (0, X + 28 * K, X + 44 * K, 0, 0, 0),
+            (0, Y, Y + 8 * K, 0, 3, 0),
+            (0, Z, Z + 16 * K, 0, 0, 0),
+        ],
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -222,10 +275,13 @@ def test_three_regions_start_then_split_and_merge():
 P = 0x2_0000_0000
 
 
-@pytest.mark.parametrize("max_nr, draws, pieces", [
-    (9, [0] * 6, 1),                    # 3 == 9 // 3: two pieces a region (one draw each)
-    (12, [0] * 3 + [8, 0] * 3, 2),      # 3 < 12 // 3: three pieces (two draws each)
-])
+@pytest.mark.parametrize(
+    "max_nr, draws, pieces",
+    [
+        (9, [0] * 6, 1),  # 3 == 9 // 3: two pieces a region (one draw each)
+        (12, [0] * 3 + [8, 0] * 3, 2),  # 3 < 12 // 3: three pieces (two draws each)
+    ],
+)
 def test_three_pieces_only_below_a_third_of_max_nr_regions(max_nr, draws, pieces):
     """Three 16 KiB regions with gaps (legacy, min_nr_regions 3: sz_limit 16K), no
     sample until aggregation 2.  Aggregation 0: ages 1; split (3 <= max // 2,
@@ -247,8 +303,11 @@ def test_three_pieces_only_below_a_third_of_max_nr_regions(max_nr, draws, pieces
     if pieces == 1:
         assert rows[2] == [(0, b, b + 16 * K, 4, 0, 40000) for b in bases]
     else:
-        assert rows[2] == [r for b in bases for r in ((0, b, b + 12 * K, 0, 3, 0),
-                                                      (0, b + 12 * K, b + 16 * K, 4, 0, 40000))]
+        assert rows[2] == [
+            r
+            for b in bases
+            for r in ((0, b, b + 12 * K, 0, 3, 0), (0, b + 12 * K, b + 16 * K, 4, 0, 40000))
+        ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -266,21 +325,27 @@ def test_set_regions_cuts_a_grown_region_in_max_size_pieces():
     into 12 pieces."""
     got = _set([(0x10000, 0x14000, 3, 30000, 2, 7)], [(0x8000, 0x20000)], 8 * K)
     assert got == [(0x8000, 0xA000, 3, 30000, 2, 7)] + [
-        (a, a + 0x2000, 0, 0, 0, 0) for a in range(0xA000, 0x20000, 0x2000)]
+        (a, a + 0x2000, 0, 0, 0, 0) for a in range(0xA000, 0x20000, 0x2000)
+    ]
 
 
 def test_set_regions_cuts_grown_first_and_last_and_fills_the_hole():
     """Regions [64K, 80K) and [96K, 112K) fitted to [32K, 144K), max 8K: the first grows
     down to [32K, 80K) (6 pieces), the last up to [96K, 144K) (6 pieces), the hole
     [80K, 96K) becomes a new region cut in 2 pieces."""
-    got = _set([(0x10000, 0x14000, 1, 10000, 1, 5), (0x18000, 0x1C000, 2, 20000, 2, 6)],
-               [(0x8000, 0x24000)], 8 * K)
+    got = _set(
+        [(0x10000, 0x14000, 1, 10000, 1, 5), (0x18000, 0x1C000, 2, 20000, 2, 6)],
+        [(0x8000, 0x24000)],
+        8 * K,
+    )
     zero = (0, 0, 0, 0)
-    assert got == ([(0x8000, 0xA000, 1, 10000, 1, 5)]
-                   + [(a, a + 0x2000) + zero for a in range(0xA000, 0x14000, 0x2000)]
-                   + [(0x14000, 0x16000) + zero, (0x16000, 0x18000) + zero]
-                   + [(0x18000, 0x1A000, 2, 20000, 2, 6)]
-                   + [(a, a + 0x2000) + zero for a in range(0x1A000, 0x24000, 0x2000)])
+    assert got == (
+        [(0x8000, 0xA000, 1, 10000, 1, 5)]
+        + [(a, a + 0x2000) + zero for a in range(0xA000, 0x14000, 0x2000)]
+        + [(0x14000, 0x16000) + zero, (0x16000, 0x18000) + zero]
+        + [(0x18000, 0x1A000, 2, 20000, 2, 6)]
+        + [(a, a + 0x2000) + zero for a in range(0x1A000, 0x24000, 0x2000)]
+    )
 
 
 @pytest.mark.parametrize("maxsz", [0, 8 * K])
@@ -288,7 +353,9 @@ def test_set_regions_keeps_a_trimmed_region_whole(maxsz):
     """Only growth cuts: a region trimmed on both sides keeps its size and counters (with
     or without max_region); without max_region a grown region stays whole too."""
     assert _set([(0x10000, 0x30000, 4, 40000, 4, 9)], [(0x12000, 0x2E000)], maxsz) == [
-        (0x12000, 0x2E000, 4, 40000, 4, 9)]
+        (0x12000, 0x2E000, 4, 40000, 4, 9)
+    ]
     if not maxsz:
         assert _set([(0x10000, 0x14000, 3, 30000, 2, 7)], [(0x8000, 0x20000)], 0) == [
-            (0x8000, 0x20000, 3, 30000, 2, 7)]
+            (0x8000, 0x20000, 3, 30000, 2, 7)
+        ]

@@ -17,6 +17,7 @@ invariants.
   region size, covering the target ranges, sizes within bounds, and after every merge
   that ends above max_nr_regions, no two neighbours that could still merge.
 """
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -29,20 +30,37 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tracedamon.engine.config import MonitorConfig
-from tracedamon.engine.core import (AccessSamples, Monitor, Target, align_down, align_up,
-                                    set_regions)
+from tracedamon.engine.core import AccessSamples, Monitor, Target, align_down, align_up, set_regions
 from tracedamon.engine.fixed import FixedMonitor
 
 PAGE = 4096
 MIB = 1 << 20
 GIB = 1 << 30
-SETTINGS = settings(max_examples=100, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def rows_of(h):
-    return list(zip(*(x.tolist() for x in (h.snapshot, h.time_ns, h.target, h.start, h.end,
-                                           h.nr_accesses, h.age, h.nr_accesses_bp))))
+    return list(
+        zip(
+            *(
+                x.tolist()
+                for x in (
+                    h.snapshot,
+                    h.time_ns,
+                    h.target,
+                    h.start,
+                    h.end,
+                    h.nr_accesses,
+                    h.age,
+                    h.nr_accesses_bp,
+                )
+            )
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -68,8 +86,10 @@ def make_targets(specs):
                 out[0, 0] -= k * down
                 return out
         else:
+
             def ranges_at(time, r=r):
                 return r
+
         targets.append(Target(ranges_at, pid=i + 1))
     return targets
 
@@ -87,12 +107,25 @@ def fixed_ranges(target, ops: str) -> bool:
     """Whether the target's ranges never change in the run: fvaddr and paddr read them
     once; a vaddr target re-reads them, and those that do not grow keep them."""
     rg = target.ranges_at(0)
-    return ops != "vaddr" or all(np.array_equal(target.ranges_at(x), rg) for x in
-                                 (1_000_000, 3_000_000, 5_000_000, 20_000_000, 40_000_000))
+    return ops != "vaddr" or all(
+        np.array_equal(target.ranges_at(x), rg)
+        for x in (1_000_000, 3_000_000, 5_000_000, 20_000_000, 40_000_000)
+    )
 
 
-def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregations=4,
-                  data_seed=0, t0=0, hot_share=0.5, hot_step=PAGE):
+def make_scenario(
+    cfg,
+    specs,
+    *,
+    access="perf",
+    physical=False,
+    n=200,
+    aggregations=4,
+    data_seed=0,
+    t0=0,
+    hot_share=0.5,
+    hot_step=PAGE,
+):
     """Samples drawn from ``data_seed``: ``n`` over ``aggregations`` aggregation intervals,
     a share of them on the first four ``hot_step`` units (pages; cache lines for sub-page
     monitoring) of a target's first range (so merges and high counts happen), the rest
@@ -110,8 +143,11 @@ def make_scenario(cfg, specs, *, access="perf", physical=False, n=200, aggregati
     if n:
         hot = rng.random(n) < hot_share
         first = np.array([specs[t]["ranges"][0][0] for t in tg], np.int64)
-        pages[hot] = first[hot] + hot_step * rng.integers(0, 4, int(hot.sum())) + \
-            rng.integers(0, hot_step, int(hot.sum()))
+        pages[hot] = (
+            first[hot]
+            + hot_step * rng.integers(0, 4, int(hot.sum()))
+            + rng.integers(0, hot_step, int(hot.sum()))
+        )
     if physical:
         tg = np.zeros(n, np.int64)
     t_last = int(times[-1]) if n else 0
@@ -123,60 +159,78 @@ def configs(draw, fixed=False, tuning=True, huge=False, subpage=False):
     s = draw(st.sampled_from([1000, 2000, 5000]))
     n_aggr = draw(st.sampled_from([2, 3, 4, 5, 6, 8, 20]))
     aggr = s * n_aggr + draw(st.sampled_from([0, 0, s // 2]))
-    upd = draw(st.sampled_from([aggr * 3, aggr * 5 + s, s * 7, 10 ** 9]))
+    upd = draw(st.sampled_from([aggr * 3, aggr * 5 + s, s * 7, 10**9]))
     min_nr = draw(st.integers(3, 10))
     max_nr = draw(st.one_of(st.integers(min_nr, 40), st.just(min_nr), st.just(1000)))
-    minsz = MIB if huge else draw(st.sampled_from([64, 128, 1024] if subpage else
-                                                  [PAGE, 2 * PAGE]))
+    minsz = MIB if huge else draw(st.sampled_from([64, 128, 1024] if subpage else [PAGE, 2 * PAGE]))
     if fixed:
         maxsz = minsz
     else:
         maxsz = draw(st.sampled_from([None, None, None, minsz * 4, minsz * 8]))
     kernel = draw(st.sampled_from(["released", "mainline-2026"]))
     mode = None if kernel == "mainline-2026" else draw(st.sampled_from(["legacy", "apply"]))
-    kw = dict(sample_us=s, aggr_us=aggr, update_us=upd, min_nr_regions=min_nr,
-              max_nr_regions=max_nr, min_region=minsz, max_region=maxsz,
-              min_nr_regions_mode=mode, kernel=kernel,
-              seed=draw(st.integers(0, 2**32)), fix_age_once=draw(st.booleans()),
-              fix_pa_cache=draw(st.booleans()), age_zero_reset=draw(st.booleans()),
-              merge_escalation=draw(st.booleans()), fix_rand32=draw(st.booleans()),
-              rng_streams=draw(st.sampled_from(["single", "split"])))
+    kw = dict(
+        sample_us=s,
+        aggr_us=aggr,
+        update_us=upd,
+        min_nr_regions=min_nr,
+        max_nr_regions=max_nr,
+        min_region=minsz,
+        max_region=maxsz,
+        min_nr_regions_mode=mode,
+        kernel=kernel,
+        seed=draw(st.integers(0, 2**32)),
+        fix_age_once=draw(st.booleans()),
+        fix_pa_cache=draw(st.booleans()),
+        age_zero_reset=draw(st.booleans()),
+        merge_escalation=draw(st.booleans()),
+        fix_rand32=draw(st.booleans()),
+        rng_streams=draw(st.sampled_from(["single", "split"])),
+    )
     if tuning and draw(st.integers(0, 3)) == 0:
-        kw.update(goal_aggrs=draw(st.integers(1, 2)), goal_access_bp=draw(st.integers(50, 6000)),
-                  goal_min_sample_us=500, goal_max_sample_us=8000)
+        kw.update(
+            goal_aggrs=draw(st.integers(1, 2)),
+            goal_access_bp=draw(st.integers(50, 6000)),
+            goal_min_sample_us=500,
+            goal_max_sample_us=8000,
+        )
     return MonitorConfig(**kw)
 
 
-BASES = (lambda t: 0x100000 * (t + 1),                  # low addresses
-         lambda t: 0x1_0000_0000 * (t + 1),             # above 4 GiB
-         lambda t: 0x7F00_0000_0000 + 0x1000_0000 * t)  # where mmap puts things
+BASES = (
+    lambda t: 0x100000 * (t + 1),  # low addresses
+    lambda t: 0x1_0000_0000 * (t + 1),  # above 4 GiB
+    lambda t: 0x7F00_0000_0000 + 0x1000_0000 * t,
+)  # where mmap puts things
 
 
 @st.composite
 def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
-    huge = not fixed and draw(st.integers(0, 9)) == 0   # MiB units, regions of GiBs
+    huge = not fixed and draw(st.integers(0, 9)) == 0  # MiB units, regions of GiBs
     # sub-page monitoring (cache-line units): the perf checks only
     subpage = not huge and draw(st.integers(0, 3)) == 0
     cfg = draw(configs(fixed=fixed, tuning=tuning, huge=huge, subpage=subpage))
     unit = cfg.min_region
     physical = draw(st.booleans())
-    access = draw(st.sampled_from(["perf", "abit"] if allow_abit and not subpage else
-                                  ["perf"]))
+    access = draw(st.sampled_from(["perf", "abit"] if allow_abit and not subpage else ["perf"]))
     ntgt = 1 if physical else draw(st.integers(1, 2 if huge else 5))
     base_of = draw(st.sampled_from(BASES))
     specs = []
     for t in range(ntgt):
-        base = (0x10_0000_0000 * (t + 1) if huge else base_of(t)) + \
-            draw(st.integers(0, 3)) * 0x800 + 8 * unit
+        base = (
+            (0x10_0000_0000 * (t + 1) if huge else base_of(t))
+            + draw(st.integers(0, 3)) * 0x800
+            + 8 * unit
+        )
         ranges = []
         cur = base
         for _ in range(draw(st.integers(1, 2 if huge else 4))):
             # gaps of at least two units, so ranges stay apart once aligned to the
             # minimum region size (touching ranges: see the set_regions tests)
             cur += draw(st.integers(1, 3)) * 2 * unit
-            if huge:                             # 1 to 6 GiB: 2**32 and more, or less
+            if huge:  # 1 to 6 GiB: 2**32 and more, or less
                 ln = draw(st.integers(1, 6)) * GIB + draw(st.integers(0, 3)) * unit
-            elif subpage:                        # up to a few hundred units
+            elif subpage:  # up to a few hundred units
                 ln = draw(st.integers(1, 300)) * unit
             else:
                 ln = draw(st.integers(1, 40)) * PAGE
@@ -185,16 +239,24 @@ def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
             cur += ln
         spec = {"ranges": ranges}
         if not physical and draw(st.booleans()):
-            spec["grow"] = (draw(st.integers(1, 6)) * PAGE,
-                            draw(st.sampled_from([0, 0, unit, 3 * PAGE])),
-                            draw(st.sampled_from([5_000_000, 20_000_000])))
+            spec["grow"] = (
+                draw(st.integers(1, 6)) * PAGE,
+                draw(st.sampled_from([0, 0, unit, 3 * PAGE])),
+                draw(st.sampled_from([5_000_000, 20_000_000])),
+            )
             spec["three"] = draw(st.booleans())
         specs.append(spec)
-    return make_scenario(cfg, specs, access=access, physical=physical,
-                         n=draw(st.integers(0, 400)), aggregations=draw(st.integers(1, 10)),
-                         data_seed=draw(st.integers(0, 2**31)),
-                         t0=draw(st.sampled_from([0, -300_000])),
-                         hot_step=unit if subpage else PAGE)
+    return make_scenario(
+        cfg,
+        specs,
+        access=access,
+        physical=physical,
+        n=draw(st.integers(0, 400)),
+        aggregations=draw(st.integers(1, 10)),
+        data_seed=draw(st.integers(0, 2**31)),
+        t0=draw(st.sampled_from([0, -300_000])),
+        hot_step=unit if subpage else PAGE,
+    )
 
 
 # explicit examples: each reaches a part of the loop random draws reach rarely
@@ -202,84 +264,206 @@ def _gapped(n_ranges, base, size=2 * PAGE, gap=4 * PAGE):
     return [(base + i * (size + gap), base + i * (size + gap) + size) for i in range(n_ranges)]
 
 
-ESCALATING = dict(sample_us=1000, aggr_us=4000, update_us=10**9, min_nr_regions=3,
-                  max_nr_regions=3)
+ESCALATING = dict(sample_us=1000, aggr_us=4000, update_us=10**9, min_nr_regions=3, max_nr_regions=3)
 EXAMPLES = [
     # more regions than max_nr_regions in several targets, apply mode: gaps stop every
     # merge, so each aggregation runs the passes up to threshold == max_thres (4)
-    make_scenario(MonitorConfig(**ESCALATING, min_nr_regions_mode="apply", seed=11),
-                  [{"ranges": _gapped(3, 0x1_0000_0000)},
-                   {"ranges": _gapped(2, 0x7F00_0000_0000, size=5 * PAGE)}],
-                  access="abit", n=300, aggregations=6, data_seed=1),
+    make_scenario(
+        MonitorConfig(**ESCALATING, min_nr_regions_mode="apply", seed=11),
+        [
+            {"ranges": _gapped(3, 0x1_0000_0000)},
+            {"ranges": _gapped(2, 0x7F00_0000_0000, size=5 * PAGE)},
+        ],
+        access="abit",
+        n=300,
+        aggregations=6,
+        data_seed=1,
+    ),
     # the same with touching ranges (neighbours that merge only at higher thresholds)
     # and a three-regions legacy target
-    make_scenario(MonitorConfig(**{**ESCALATING, "max_nr_regions": 4}, seed=12),
-                  [{"ranges": [(0x100000 + i * PAGE, 0x100000 + (i + 1) * PAGE)
-                               for i in range(6)]},
-                   {"ranges": _gapped(3, 0x5_0000_0000, size=8 * PAGE), "three": True,
-                    "grow": (2 * PAGE, 0, 3_000_000)}],
-                  access="perf", n=400, aggregations=8, data_seed=2, hot_share=0.2),
+    make_scenario(
+        MonitorConfig(**{**ESCALATING, "max_nr_regions": 4}, seed=12),
+        [
+            {"ranges": [(0x100000 + i * PAGE, 0x100000 + (i + 1) * PAGE) for i in range(6)]},
+            {
+                "ranges": _gapped(3, 0x5_0000_0000, size=8 * PAGE),
+                "three": True,
+                "grow": (2 * PAGE, 0, 3_000_000),
+            },
+        ],
+        access="perf",
+        n=400,
+        aggregations=8,
+        data_seed=2,
+        hot_share=0.2,
+    ),
     # exactly max_nr_regions regions: one pass
-    make_scenario(MonitorConfig(**{**ESCALATING, "max_nr_regions": 5},
-                                min_nr_regions_mode="apply"),
-                  [{"ranges": _gapped(2, 0x2000000, size=4 * PAGE)},
-                   {"ranges": _gapped(3, 0x3000000)}], n=250, aggregations=5, data_seed=3),
+    make_scenario(
+        MonitorConfig(**{**ESCALATING, "max_nr_regions": 5}, min_nr_regions_mode="apply"),
+        [{"ranges": _gapped(2, 0x2000000, size=4 * PAGE)}, {"ranges": _gapped(3, 0x3000000)}],
+        n=250,
+        aggregations=5,
+        data_seed=3,
+    ),
     # kernel defaults (5 ms / 100 ms, 10 / 1000 regions), five targets above 4 GiB, abit
-    make_scenario(MonitorConfig(seed=5),
-                  [{"ranges": _gapped(3, 0x1_0000_0000 * (t + 1), size=24 * PAGE,
-                                      gap=16 * PAGE)} for t in range(5)],
-                  access="abit", n=400, aggregations=4, data_seed=4),
+    make_scenario(
+        MonitorConfig(seed=5),
+        [
+            {"ranges": _gapped(3, 0x1_0000_0000 * (t + 1), size=24 * PAGE, gap=16 * PAGE)}
+            for t in range(5)
+        ],
+        access="abit",
+        n=400,
+        aggregations=4,
+        data_seed=4,
+    ),
     # a vaddr target growing down and up with max_region set (set_regions cuts grown
     # regions), legacy three-regions start
-    make_scenario(MonitorConfig(sample_us=1000, aggr_us=5000, update_us=7000, min_nr_regions=4,
-                                max_nr_regions=20, max_region=4 * PAGE, seed=6),
-                  [{"ranges": _gapped(3, 0x7FFF_0000_0000, size=12 * PAGE),
-                    "grow": (3 * PAGE, 5 * PAGE, 4_000_000), "three": True}],
-                  n=300, aggregations=8, data_seed=5),
+    make_scenario(
+        MonitorConfig(
+            sample_us=1000,
+            aggr_us=5000,
+            update_us=7000,
+            min_nr_regions=4,
+            max_nr_regions=20,
+            max_region=4 * PAGE,
+            seed=6,
+        ),
+        [
+            {
+                "ranges": _gapped(3, 0x7FFF_0000_0000, size=12 * PAGE),
+                "grow": (3 * PAGE, 5 * PAGE, 4_000_000),
+                "three": True,
+            }
+        ],
+        n=300,
+        aggregations=8,
+        data_seed=5,
+    ),
     # regions of several GiB in 1 MiB units: the accessed-bit check's sampling range is
     # cut to 32 bits (quirk Q1), or drawn over the full width (two words a draw): the
     # split draws that follow differ
-    make_scenario(MonitorConfig(sample_us=1000, aggr_us=3000, min_nr_regions=3,
-                                max_nr_regions=12, min_region=MIB, seed=7),
-                  [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]}],
-                  access="abit", n=300, aggregations=5, data_seed=6),
-    make_scenario(MonitorConfig(sample_us=1000, aggr_us=3000, min_nr_regions=3,
-                                max_nr_regions=12, min_region=MIB, seed=7, fix_rand32=True),
-                  [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]}],
-                  access="abit", n=300, aggregations=5, data_seed=6),
+    make_scenario(
+        MonitorConfig(
+            sample_us=1000,
+            aggr_us=3000,
+            min_nr_regions=3,
+            max_nr_regions=12,
+            min_region=MIB,
+            seed=7,
+        ),
+        [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]}],
+        access="abit",
+        n=300,
+        aggregations=5,
+        data_seed=6,
+    ),
+    make_scenario(
+        MonitorConfig(
+            sample_us=1000,
+            aggr_us=3000,
+            min_nr_regions=3,
+            max_nr_regions=12,
+            min_region=MIB,
+            seed=7,
+            fix_rand32=True,
+        ),
+        [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]}],
+        access="abit",
+        n=300,
+        aggregations=5,
+        data_seed=6,
+    ),
     # paddr's accessed-bit cache has no same-target guard: a one-page region (always the
     # same sampled page) reuses the previous interval's verdict (quirk Q5), or not
-    make_scenario(MonitorConfig(sample_us=1000, aggr_us=4000, min_nr_regions=3,
-                                max_nr_regions=10, seed=9),
-                  [{"ranges": [(0x4000_0000, 0x4000_1000)]}],
-                  access="abit", physical=True, n=120, aggregations=6, data_seed=8),
-    make_scenario(MonitorConfig(sample_us=1000, aggr_us=4000, min_nr_regions=3,
-                                max_nr_regions=10, seed=9, fix_pa_cache=True),
-                  [{"ranges": [(0x4000_0000, 0x4000_1000)]}],
-                  access="abit", physical=True, n=120, aggregations=6, data_seed=8),
+    make_scenario(
+        MonitorConfig(sample_us=1000, aggr_us=4000, min_nr_regions=3, max_nr_regions=10, seed=9),
+        [{"ranges": [(0x4000_0000, 0x4000_1000)]}],
+        access="abit",
+        physical=True,
+        n=120,
+        aggregations=6,
+        data_seed=8,
+    ),
+    make_scenario(
+        MonitorConfig(
+            sample_us=1000,
+            aggr_us=4000,
+            min_nr_regions=3,
+            max_nr_regions=10,
+            seed=9,
+            fix_pa_cache=True,
+        ),
+        [{"ranges": [(0x4000_0000, 0x4000_1000)]}],
+        access="abit",
+        physical=True,
+        n=120,
+        aggregations=6,
+        data_seed=8,
+    ),
     # mainline-2026: more than max_nr_regions / 2 regions in two targets, abit: the
     # partial split (one region in every max / (max - n), rotating offset) draws from the
     # lfsr113 stream that also draws the sampling addresses
-    make_scenario(MonitorConfig(sample_us=1000, aggr_us=4000, update_us=10**9,
-                                min_nr_regions=3, max_nr_regions=10, seed=21,
-                                kernel="mainline-2026"),
-                  [{"ranges": _gapped(3, 0x1_0000_0000, size=16 * PAGE)},
-                   {"ranges": _gapped(3, 0x7F00_0000_0000, size=9 * PAGE)}],
-                  access="abit", n=400, aggregations=8, data_seed=21),
+    make_scenario(
+        MonitorConfig(
+            sample_us=1000,
+            aggr_us=4000,
+            update_us=10**9,
+            min_nr_regions=3,
+            max_nr_regions=10,
+            seed=21,
+            kernel="mainline-2026",
+        ),
+        [
+            {"ranges": _gapped(3, 0x1_0000_0000, size=16 * PAGE)},
+            {"ranges": _gapped(3, 0x7F00_0000_0000, size=9 * PAGE)},
+        ],
+        access="abit",
+        n=400,
+        aggregations=8,
+        data_seed=21,
+    ),
     # mainline-2026 with regions of GiBs (two-word draws for spans of 2**32 and more) and
     # the merge escalating above max_nr_regions (threshold capped at aggr / sample)
-    make_scenario(MonitorConfig(sample_us=1000, aggr_us=3000, min_nr_regions=3,
-                                max_nr_regions=4, min_region=MIB, seed=22,
-                                kernel="mainline-2026"),
-                  [{"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]},
-                   {"ranges": _gapped(4, 0x40_0000_0000, size=3 * MIB, gap=MIB)}],
-                  access="abit", n=300, aggregations=6, data_seed=22),
+    make_scenario(
+        MonitorConfig(
+            sample_us=1000,
+            aggr_us=3000,
+            min_nr_regions=3,
+            max_nr_regions=4,
+            min_region=MIB,
+            seed=22,
+            kernel="mainline-2026",
+        ),
+        [
+            {"ranges": [(0x10_0000_0000, 0x10_0000_0000 + 5 * GIB + 3 * MIB)]},
+            {"ranges": _gapped(4, 0x40_0000_0000, size=3 * MIB, gap=MIB)},
+        ],
+        access="abit",
+        n=300,
+        aggregations=6,
+        data_seed=22,
+    ),
     # intervals auto-tuning with several targets
-    make_scenario(MonitorConfig(sample_us=2000, aggr_us=8000, update_us=24000, min_nr_regions=3,
-                                max_nr_regions=8, goal_aggrs=1, goal_access_bp=300,
-                                goal_min_sample_us=500, goal_max_sample_us=8000, seed=8),
-                  [{"ranges": _gapped(2, 0x100000)}, {"ranges": _gapped(2, 0x900000)}],
-                  access="abit", n=300, aggregations=6, data_seed=7),
+    make_scenario(
+        MonitorConfig(
+            sample_us=2000,
+            aggr_us=8000,
+            update_us=24000,
+            min_nr_regions=3,
+            max_nr_regions=8,
+            goal_aggrs=1,
+            goal_access_bp=300,
+            goal_min_sample_us=500,
+            goal_max_sample_us=8000,
+            seed=8,
+        ),
+        [{"ranges": _gapped(2, 0x100000)}, {"ranges": _gapped(2, 0x900000)}],
+        access="abit",
+        n=300,
+        aggregations=6,
+        data_seed=7,
+    ),
 ]
 
 
@@ -295,12 +479,12 @@ def with_examples(f):
 def test_engine_equals_reference(sc):
     cfg, targets, access, ops, times, tg, pages, t0, t_last = sc
     acc = AccessSamples(times, tg, pages)
-    want = Reference(cfg, targets, ops=ops, access=access).run(
-        times, tg, pages, t0, t_last)
+    want = Reference(cfg, targets, ops=ops, access=access).run(times, tg, pages, t0, t_last)
     got = rows_of(Monitor(cfg, targets, ops=ops, access=access).run(acc, t0, t_last))
     assert_rows_equal(got, want)
-    some = rows_of(Monitor(cfg, targets, ops=ops, access=access)
-                   .run(acc, t0, t_last, accessed_only=True))
+    some = rows_of(
+        Monitor(cfg, targets, ops=ops, access=access).run(acc, t0, t_last, accessed_only=True)
+    )
     assert_rows_equal(some, [r for r in want if r[5] > 0])
 
 
@@ -313,8 +497,9 @@ def test_fixed_engine_equals_monitor_and_reference(sc):
     dense = rows_of(Monitor(cfg, targets, ops=ops).run(acc, t0, t_last))
     assert_rows_equal(dense, ref)
     for accessed_only in (False, True):
-        sparse = rows_of(FixedMonitor(cfg, targets, ops=ops).run(acc, t0, t_last,
-                                                        accessed_only=accessed_only))
+        sparse = rows_of(
+            FixedMonitor(cfg, targets, ops=ops).run(acc, t0, t_last, accessed_only=accessed_only)
+        )
         assert_rows_equal(sparse, [r for r in ref if r[5] > 0 or not accessed_only])
 
 
@@ -324,11 +509,21 @@ def test_fixed_engine_equals_monitor_and_reference(sc):
 def bare_reference(unit=1, max_region=None, **kw):
     """A one-target reference on a plain configuration (units below a page, as in the
     kernel's KUnit cases), to call its steps directly."""
-    cfg = SimpleNamespace(min_region=unit, max_region=max_region, seed=0, fix_rand32=False,
-                          rng_streams="single", aggr_us=kw.pop("aggr_us", 20000),
-                          sample_us=1000, min_nr_regions=3, max_nr_regions=kw.pop("max_nr", 10),
-                          fix_age_once=False, age_zero_reset=True, merge_escalation=True,
-                          min_nr_regions_mode="legacy")
+    cfg = SimpleNamespace(
+        min_region=unit,
+        max_region=max_region,
+        seed=0,
+        fix_rand32=False,
+        rng_streams="single",
+        aggr_us=kw.pop("aggr_us", 20000),
+        sample_us=1000,
+        min_nr_regions=3,
+        max_nr_regions=kw.pop("max_nr", 10),
+        fix_age_once=False,
+        age_zero_reset=True,
+        merge_escalation=True,
+        min_nr_regions_mode="legacy",
+    )
     return Reference(cfg, [Target(lambda t: None)], **kw)
 
 
@@ -342,9 +537,16 @@ def load(ref, rows):
 
 def test_reference_spec_17b_merge_arithmetic():
     ref = bare_reference(unit=4096, aggr_us=20000)
-    load(ref, [(0x0000, 0x2000, 5, 5, 3), (0x2000, 0x6000, 6, 2, 7),
-               (0x6000, 0x7000, 6, 6, 1), (0x8000, 0x9000, 6, 6, 0)])
-    ref._merge(15, 65536)                         # threshold 15 // 10 = 1
+    load(
+        ref,
+        [
+            (0x0000, 0x2000, 5, 5, 3),
+            (0x2000, 0x6000, 6, 2, 7),
+            (0x6000, 0x7000, 6, 6, 1),
+            (0x8000, 0x9000, 6, 6, 0),
+        ],
+    )
+    ref._merge(15, 65536)  # threshold 15 // 10 = 1
     assert ref.regions(0) == [(0x0, 0x7000, 5, 50000, 5, 1), (0x8000, 0x9000, 6, 60000, 6, 1)]
 
 
@@ -355,14 +557,20 @@ def test_reference_kunit_merge_regions_of():
     nrs = [0, 0, 10, 10, 20, 30, 1, 2, 5]
     load(ref, [(s, e, n) for s, e, n in zip(sa, ea, nrs)])
     ref._merge_pass(9, 9999, True)
-    assert [r[:2] for r in ref.regions(0)] == [(0, 112), (114, 130), (130, 156), (156, 170),
-                                              (170, 230), (230, 10170)]
+    assert [r[:2] for r in ref.regions(0)] == [
+        (0, 112),
+        (114, 130),
+        (130, 156),
+        (156, 170),
+        (170, 230),
+        (230, 10170),
+    ]
 
 
 def test_reference_spec_7_split_three_pieces():
     ref = bare_reference(unit=4096, rand_inject=[8, 0])
     load(ref, [(0, 0x10000)])
-    ref.last_nr_regions = 1                        # one region twice in a row: three pieces
+    ref.last_nr_regions = 1  # one region twice in a row: three pieces
     ref._split()
     assert [r[:2] for r in ref.regions(0)] == [(0, 0x1000), (0x1000, 0xE000), (0xE000, 0x10000)]
 
@@ -377,15 +585,21 @@ def ref_set_regions(old, new, unit=1, max_region=None):
 def test_reference_kunit_set_regions():
     def sr(old, new):
         return [r[:2] for r in ref_set_regions(old, new)]
+
     assert sr([], [(5, 15), (15, 25)]) == [(5, 15), (15, 25)]
     assert sr([(4, 16), (24, 32)], [(18, 23)]) == [(18, 23)]
     assert sr([(4, 16), (24, 32)], [(8, 28)]) == [(8, 16), (16, 24), (24, 28)]
     assert sr([(0, 4), (4, 17)], [(0, 15), (25, 40)]) == [(0, 4), (4, 15), (25, 40)]
-    assert sr([(0, 4), (42, 52)], [(0, 15), (25, 40), (44, 50)]) == [(0, 15), (25, 40),
-                                                                     (44, 50)]
+    assert sr([(0, 4), (42, 52)], [(0, 15), (25, 40), (44, 50)]) == [(0, 15), (25, 40), (44, 50)]
     old = [(10, 20), (20, 30), (50, 55), (55, 57), (57, 59), (70, 80), (80, 90), (90, 100)]
-    assert sr(old, [(5, 27), (45, 55), (73, 104)]) == [(5, 20), (20, 27), (45, 55), (73, 80),
-                                                       (80, 90), (90, 104)]
+    assert sr(old, [(5, 27), (45, 55), (73, 104)]) == [
+        (5, 20),
+        (20, 27),
+        (45, 55),
+        (73, 80),
+        (80, 90),
+        (90, 104),
+    ]
     assert sr(old, [(5, 7), (30, 32), (65, 68)]) == [(5, 7), (30, 32), (65, 68)]
 
 
@@ -397,15 +611,22 @@ def region_lists(draw):
     for _ in range(draw(st.integers(0, 6))):
         cur += draw(st.integers(0, 3)) * unit
         ln = draw(st.integers(1, 12)) * unit
-        old.append((cur, cur + ln, draw(st.integers(0, 9)), draw(st.integers(0, 9)),
-                    draw(st.integers(0, 20))))
+        old.append(
+            (
+                cur,
+                cur + ln,
+                draw(st.integers(0, 9)),
+                draw(st.integers(0, 9)),
+                draw(st.integers(0, 20)),
+            )
+        )
         cur += ln
     new, cur = [], 0
     for _ in range(draw(st.integers(1, 4))):
         a = align_up(cur, unit) + draw(st.integers(0, 12))
         b = a + draw(st.integers(1, 40))
         new.append((a, b))
-        cur = align_up(b, unit)                     # aligned ranges never overlap
+        cur = align_up(b, unit)  # aligned ranges never overlap
     return unit, maxsz, old, new
 
 
@@ -423,13 +644,19 @@ def test_set_regions_equals_reference(case):
 # fixed granularity and invariants
 # ---------------------------------------------------------------------------------------
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 2**32), st.integers(0, 2**32), st.sampled_from([64, 256, 4096, 8192, 16384]),
-       st.integers(2, 10), st.integers(0, 2**31))
+@given(
+    st.integers(0, 2**32),
+    st.integers(0, 2**32),
+    st.sampled_from([64, 256, 4096, 8192, 16384]),
+    st.integers(2, 10),
+    st.integers(0, 2**31),
+)
 def test_fixed_granularity_is_a_direct_count(seed_a, seed_b, size, n_aggr, data_seed):
     rng = np.random.default_rng(data_seed)
     s_us = 1000
-    cfg = MonitorConfig(sample_us=s_us, aggr_us=s_us * n_aggr, min_region=size, max_region=size,
-                        seed=seed_a)
+    cfg = MonitorConfig(
+        sample_us=s_us, aggr_us=s_us * n_aggr, min_region=size, max_region=size, seed=seed_a
+    )
     base, span = 0x40000000, 64 * size
     rg = np.array([(base, base + span)])
     n = 2000
@@ -439,7 +666,7 @@ def test_fixed_granularity_is_a_direct_count(seed_a, seed_b, size, n_aggr, data_
     tgt = [Target(lambda t: rg, pid=7)]
     h_a = Monitor(cfg, tgt).run(acc, 0, int(times[-1]))
     h_b = Monitor(cfg.replace(seed=seed_b), tgt).run(acc, 0, int(times[-1]))
-    assert_rows_equal(rows_of(h_a), rows_of(h_b))         # whatever the seed
+    assert_rows_equal(rows_of(h_a), rows_of(h_b))  # whatever the seed
     # direct count with pandas
     df = pd.DataFrame({"t": times, "a": pages})
     df = df[(df.a >= base) & (df.a < base + span)]
@@ -447,11 +674,14 @@ def test_fixed_granularity_is_a_direct_count(seed_a, seed_b, size, n_aggr, data_
     df["snapshot"] = df.interval // n_aggr
     df["region"] = base + (df.a - base) // size * size
     direct = df.groupby(["snapshot", "region"]).interval.nunique()
-    got = pd.DataFrame({"snapshot": h_a.snapshot, "region": h_a.start,
-                        "nr": h_a.nr_accesses}).set_index(["snapshot", "region"]).nr
+    got = (
+        pd.DataFrame({"snapshot": h_a.snapshot, "region": h_a.start, "nr": h_a.nr_accesses})
+        .set_index(["snapshot", "region"])
+        .nr
+    )
     n_snap = h_a.n_snapshots
     assert n_snap == (int(times[-1]) // (s_us * 1000) + 1) // n_aggr
-    assert len(got) == n_snap * 64                         # every region of every snapshot
+    assert len(got) == n_snap * 64  # every region of every snapshot
     want = direct[direct.index.get_level_values(0) < n_snap].reindex(got.index, fill_value=0)
     assert (got == want).all()
     assert (h_a.end - h_a.start == size).all()
@@ -463,8 +693,16 @@ def test_snapshot_invariants(sc):
     cfg, targets, access, ops, times, tg, pages, t0, t_last = sc
     acc = AccessSamples(times, tg, pages)
     h = Monitor(cfg, targets, ops=ops, access=access).run(acc, t0, t_last)
-    df = pd.DataFrame({"snap": h.snapshot, "t": h.target, "s": h.start, "e": h.end,
-                       "nr": h.nr_accesses, "time": h.time_ns})
+    df = pd.DataFrame(
+        {
+            "snap": h.snapshot,
+            "t": h.target,
+            "s": h.start,
+            "e": h.end,
+            "nr": h.nr_accesses,
+            "time": h.time_ns,
+        }
+    )
     minsz = cfg.min_region
     n_aggr = cfg.aggr_samples
     assert (df.nr <= n_aggr).all() and (df.nr >= 0).all()
@@ -474,7 +712,7 @@ def test_snapshot_invariants(sc):
         for t, gt in g.groupby("t"):
             s, e = gt.s.to_numpy(), gt.e.to_numpy()
             assert (e > s).all()
-            assert (s[1:] >= e[:-1]).all()                 # sorted, non-overlapping
+            assert (s[1:] >= e[:-1]).all()  # sorted, non-overlapping
             assert (s % minsz == 0).all() and (e % minsz == 0).all()
             if fixed_ranges(targets[t], ops):
                 # coverage: exactly the ranges, aligned out to the minimum region size
@@ -490,7 +728,7 @@ def test_snapshot_invariants(sc):
         if cfg.min_nr_regions_mode == "apply" and not cfg.fixed_granularity:
             total = int((g.e - g.s).sum())
             lim = align_up(max(total // cfg.min_nr_regions, minsz), minsz)
-            assert ((g.e - g.s) <= lim).all()              # apply mode: split to the limit
+            assert ((g.e - g.s) <= lim).all()  # apply mode: split to the limit
             assert len(g) >= -(-total // lim)
 
 
@@ -507,21 +745,33 @@ def crowded(draw):
     groups = [[] for _ in range(ntgt)]
     for g in range(n_groups):
         groups[g % ntgt].append([draw(st.integers(1, 6)) for _ in range(draw(st.integers(2, 4)))])
-    cfg = MonitorConfig(sample_us=1000, aggr_us=1000 * n_aggr, update_us=10**9,
-                        min_nr_regions=min_nr, max_nr_regions=max_nr,
-                        seed=draw(st.integers(0, 2**32)), fix_age_once=draw(st.booleans()))
+    cfg = MonitorConfig(
+        sample_us=1000,
+        aggr_us=1000 * n_aggr,
+        update_us=10**9,
+        min_nr_regions=min_nr,
+        max_nr_regions=max_nr,
+        seed=draw(st.integers(0, 2**32)),
+        fix_age_once=draw(st.booleans()),
+    )
     specs = []
     for t, gl in enumerate(groups):
         ranges, cur = [], 0x10_0000_0000 * (t + 1)
         for sizes in gl:
-            for pages in sizes:                  # touching ranges: one region each
+            for pages in sizes:  # touching ranges: one region each
                 ranges.append((cur, cur + pages * PAGE))
                 cur += pages * PAGE
-            cur += 16 * PAGE                     # the gap between groups
+            cur += 16 * PAGE  # the gap between groups
         specs.append({"ranges": ranges})
-    sc = make_scenario(cfg, specs, access=draw(st.sampled_from(["perf", "abit"])),
-                       n=draw(st.integers(50, 400)), aggregations=draw(st.integers(1, 6)),
-                       data_seed=draw(st.integers(0, 2**31)), hot_share=0.1)
+    sc = make_scenario(
+        cfg,
+        specs,
+        access=draw(st.sampled_from(["perf", "abit"])),
+        n=draw(st.integers(50, 400)),
+        aggregations=draw(st.integers(1, 6)),
+        data_seed=draw(st.integers(0, 2**31)),
+        hot_share=0.1,
+    )
     return sc, n_groups
 
 
@@ -533,8 +783,9 @@ def test_merge_above_max_nr_regions_leaves_no_mergeable_neighbours(case):
     every nr_accesses difference passes, so every two touching neighbours left are too
     big together for the size limit."""
     (cfg, targets, access, ops, times, tg, pages, t0, t_last), n_groups = case
-    h = Monitor(cfg, targets, ops=ops, access=access).run(AccessSamples(times, tg, pages), t0,
-                                                         t_last)
+    h = Monitor(cfg, targets, ops=ops, access=access).run(
+        AccessSamples(times, tg, pages), t0, t_last
+    )
     total = sum(int(b - a) for t in targets for a, b in t.ranges_at(0))
     sz_limit = max(total // cfg.min_nr_regions, cfg.min_region)
     counts = np.bincount(h.snapshot, minlength=h.n_snapshots)

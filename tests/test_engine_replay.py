@@ -9,6 +9,7 @@ intervals a hot page is sampled in every other interval (about half the maximum
 nr_accesses), with 10 ms intervals in every interval; the cold pages are never
 touched after the first aggregations.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,6 +41,7 @@ AREA = f"{HOT:#x}-{COLD_END:#x}"
 def hotcold(tmp_path_factory):
     out = tmp_path_factory.mktemp("hc") / "hotcold.td"
     from tracedamon.ingest import ingest
+
     return ingest(SAMPLES / "hotcold.perf.data", out)
 
 
@@ -57,14 +59,14 @@ def area_means(df: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
 def check_hot_cold(h, hot_lo_frac, hot_hi_frac, first_snapshot=1, snapshots=20):
     mx = h.metadata["config"]["aggr_us"] // h.metadata["config"]["sample_us"]
     df = h.df
-    assert h.n_snapshots == snapshots                # about 2 s of recording / 100 ms
+    assert h.n_snapshots == snapshots  # about 2 s of recording / 100 ms
     hot = area_means(df, HOT, HOT_END).loc[first_snapshot:]
     cold = area_means(df, HOT_END, COLD_END)
-    assert (hot.pages >= 24).all()                   # most hot pages sit in hot-only regions
+    assert (hot.pages >= 24).all()  # most hot pages sit in hot-only regions
     assert (hot["mean"] >= hot_lo_frac * mx).all() and (hot["mean"] <= hot_hi_frac * mx).all()
     late = cold.loc[8:]
-    assert (late.pages >= 200).all()                 # the cold area is mostly cold-only regions
-    assert (late.w == 0).all()                       # ... and they see no access
+    assert (late.pages >= 200).all()  # the cold area is mostly cold-only regions
+    assert (late.w == 0).all()  # ... and they see no access
 
 
 def test_fvaddr_default_parameters_hot_and_cold(hotcold):
@@ -72,7 +74,7 @@ def test_fvaddr_default_parameters_hot_and_cold(hotcold):
     # 5 ms intervals, one sample per hot page per 10 ms pass: about half of 20
     check_hot_cold(h, 0.4, 0.6)
     assert len(h.df) == h.df.groupby("snapshot").size().sum()
-    assert h.df.pid.isna().all()                     # fvaddr without --pid: any process
+    assert h.df.pid.isna().all()  # fvaddr without --pid: any process
 
 
 def test_fvaddr_10ms_intervals_see_every_pass(hotcold):
@@ -88,8 +90,8 @@ def test_vaddr_for_the_workload_pid(hotcold):
     t = h.metadata["targets"][0]
     assert t["pid"] == 2291 and t["vma_source"] == "mmaps"
     first = t["initial_ranges"][0]
-    assert first[0] == HOT and first[1] == HOT + 1179648    # the workload's mapping
-    assert h.n_snapshots == 19                    # starts 0.7 ms later: one aggregation less
+    assert first[0] == HOT and first[1] == HOT + 1179648  # the workload's mapping
+    assert h.n_snapshots == 19  # starts 0.7 ms later: one aggregation less
     # the vaddr space is huge (the third region spans libraries and stack), so the hot
     # area is isolated by random splits over several aggregations; a region holding any
     # hot page counts as accessed, so its boundary settles near the hot/cold edge
@@ -97,7 +99,7 @@ def test_vaddr_for_the_workload_pid(hotcold):
     head = df[df.start == HOT]
     assert len(head) == 11
     assert ((head.end - HOT) // PAGE <= 64).all() and (head.end >= HOT_END).all()
-    assert head.nr_accesses.between(8, 12).all()           # about half of 20
+    assert head.nr_accesses.between(8, 12).all()  # about half of 20
     cold = area_means(df, HOT_END, COLD_END)
     assert (cold.loc[8:].pages >= 200).all() and (cold.loc[8:].w == 0).all()
 
@@ -120,6 +122,7 @@ def test_vaddr_without_mappings_at_start_has_no_regions(hotcold):
     # when the mappings give three regions, and which --start to pass: the time the
     # workload maps its area (perf's MMAP record of 0x200000000000)
     import re
+
     with pytest.raises(InputError, match="no target had a region in any snapshot") as e:
         replay(hotcold, ops="vaddr", start_ns="first")
     msg = str(e.value)
@@ -140,7 +143,7 @@ def page_nr(df: pd.DataFrame, pages: np.ndarray) -> pd.DataFrame:
         st, en = g.start.to_numpy(np.int64), g.end.to_numpy(np.int64)
         i = np.searchsorted(st, pages, side="right") - 1
         ok = (i >= 0) & (pages < en[np.maximum(i, 0)])
-        assert ok.all()                                  # every page is monitored
+        assert ok.all()  # every page is monitored
         out[snap] = g.nr_accesses.to_numpy()[i]
     return pd.DataFrame(out).T
 
@@ -156,12 +159,26 @@ def test_vaddr_start_auto_monitors_the_workload(hotcold):
     assert not any("no three regions" in w for w in m["warnings"])
     assert h.n_snapshots == 20 and len(h.df) > 0
     hot = page_nr(h.df, HOT + PAGE * np.arange(32))
-    cold = page_nr(h.df, HOT_END + PAGE * np.arange(32, 256))   # beyond the edge's slack
-    assert hot.mean(axis=1).min() >= 9 and hot.max().max() <= 10    # near 10 of 10
-    assert (cold.loc[8:] == 0).all().all()                          # cold: 0 once split off
+    cold = page_nr(h.df, HOT_END + PAGE * np.arange(32, 256))  # beyond the edge's slack
+    assert hot.mean(axis=1).min() >= 9 and hot.max().max() <= 10  # near 10 of 10
+    assert (cold.loc[8:] == 0).all().all()  # cold: 0 once split off
     # the CLI takes --start auto too
-    assert main(["replay", str(hotcold), "-o", str(hotcold / "auto.parquet"), "--start",
-                 "auto", "--sample-us", "10000", "-q"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(hotcold),
+                "-o",
+                str(hotcold / "auto.parquet"),
+                "--start",
+                "auto",
+                "--sample-us",
+                "10000",
+                "-q",
+            ]
+        )
+        == 0
+    )
     t = pq.read_table(hotcold / "auto.parquet")
     assert t.equals(h.table)
     meta = json.loads(t.schema.metadata[b"tracedamon"])["replay"]
@@ -186,8 +203,9 @@ def test_start_auto_without_enough_mappings_is_a_clear_error(hotcold):
 def test_vaddr_fixed_4k_over_the_whole_three_regions(hotcold):
     """The process's three regions span about 208 GiB (tens of millions of 4 KiB
     regions): the replay stays sparse and writes the regions with accesses."""
-    h = replay(hotcold, ops="vaddr", start_ns="auto", sample_us=10_000, min_region=PAGE,
-               max_region=PAGE)
+    h = replay(
+        hotcold, ops="vaddr", start_ns="auto", sample_us=10_000, min_region=PAGE, max_region=PAGE
+    )
     m = h.metadata
     rg = np.array(m["targets"][0]["initial_ranges"])
     nreg = int(((rg[:, 1] - rg[:, 0]) // PAGE).sum())
@@ -232,8 +250,7 @@ def test_fixed_granularity_replay_is_deterministic_and_sparse_equals_dense(hotco
     assert (late[late.start >= HOT_END].nr_accesses == 0).all()
     # accessed-only output: exactly the rows with accesses
     d = replay(hotcold, seed=1, accessed_only=True, **kw)
-    assert d.df.reset_index(drop=True).equals(
-        df[df.nr_accesses > 0].reset_index(drop=True))
+    assert d.df.reset_index(drop=True).equals(df[df.nr_accesses > 0].reset_index(drop=True))
     assert d.metadata["accessed_only"] is True
 
 
@@ -261,18 +278,19 @@ def test_seed_changes_adaptive_splits(hotcold):
     from helpers.arrays import assert_rows_equal
     from tracedamon.engine.config import MonitorConfig
     from tracedamon.engine.core import Target
+
     s = tracedamon.open_trace(hotcold).table("samples", columns=["time_ns", "addr"])
     t = s.column("time_ns").to_numpy()
     addr = s.column("addr").to_numpy().astype(np.int64)
-    cols = ["snapshot", "time_ns", "target", "start", "end", "nr_accesses", "age",
-            "nr_accesses_bp"]
+    cols = ["snapshot", "time_ns", "target", "start", "end", "nr_accesses", "age", "nr_accesses_bp"]
     got = {}
     for seed in (1, 2):
         h = replay(hotcold, ops="fvaddr", ranges=[AREA], seed=seed)
         m = h.metadata
         assert m["t0_ns"] == t.min() and m["t_last_ns"] == t.max()
-        ref = Reference(MonitorConfig.from_dict(m["config"]),
-                        [Target(lambda _t: np.array([(HOT, COLD_END)]))])
+        ref = Reference(
+            MonitorConfig.from_dict(m["config"]), [Target(lambda _t: np.array([(HOT, COLD_END)]))]
+        )
         want = ref.run(t, np.zeros(t.size, np.int64), addr, int(t.min()), int(t.max()))
         got[seed] = list(h.df[cols].astype(np.int64).itertuples(index=False, name=None))
         assert_rows_equal(got[seed], want)
@@ -308,17 +326,29 @@ def synthetic(n=4000, seed=0):
     t = np.sort(rng.integers(0, 2_000_000_000, n))
     hot = rng.random(n) < 0.7
     vpage = np.where(hot, rng.integers(0, 16, n), rng.integers(16, 256, n))
-    vaddr = 0x7f0000000000 + vpage * PAGE + rng.integers(0, PAGE, n)
-    pfn = 0x10000 + (vpage * 7919) % 4096                  # a scrambled but fixed mapping
+    vaddr = 0x7F0000000000 + vpage * PAGE + rng.integers(0, PAGE, n)
+    pfn = 0x10000 + (vpage * 7919) % 4096  # a scrambled but fixed mapping
     paddr = pfn * PAGE + (vaddr % PAGE)
-    tbl = pa.table({"time_ns": pa.array(t, pa.int64()), "pid": pa.array(np.full(n, 42), pa.int32()),
-                    "event": pa.array(["cpu/mem-loads/"] * n),
-                    "addr": pa.array(vaddr.astype(np.uint64)),
-                    "phys_addr": pa.array(paddr.astype(np.uint64))})
-    pm = pd.DataFrame({"snapshot": 0, "time_ns": 0, "pid": 42,
-                       "vaddr_start": 0x7f0000000000 + np.arange(256) * PAGE,
-                       "vaddr_end": 0x7f0000000000 + (np.arange(256) + 1) * PAGE,
-                       "pfn_start": 0x10000 + (np.arange(256) * 7919) % 4096, "flags": 1})
+    tbl = pa.table(
+        {
+            "time_ns": pa.array(t, pa.int64()),
+            "pid": pa.array(np.full(n, 42), pa.int32()),
+            "event": pa.array(["cpu/mem-loads/"] * n),
+            "addr": pa.array(vaddr.astype(np.uint64)),
+            "phys_addr": pa.array(paddr.astype(np.uint64)),
+        }
+    )
+    pm = pd.DataFrame(
+        {
+            "snapshot": 0,
+            "time_ns": 0,
+            "pid": 42,
+            "vaddr_start": 0x7F0000000000 + np.arange(256) * PAGE,
+            "vaddr_end": 0x7F0000000000 + (np.arange(256) + 1) * PAGE,
+            "pfn_start": 0x10000 + (np.arange(256) * 7919) % 4096,
+            "flags": 1,
+        }
+    )
     return tbl, pm
 
 
@@ -353,9 +383,11 @@ def test_paddr_default_range_and_system_ram():
 
 def test_paddr_biggest_system_ram_from_trace_meta(tmp_path):
     from tracedamon.engine.ops.paddr import default_range
-    rg, src = default_range({"system_ram": [[0x1000, 0x9f000], [0x100000, 0x7fffffff]]},
-                            np.array([5], np.int64))
-    assert rg.tolist() == [[0x100000, 0x7fffffff]] and "System RAM" in src
+
+    rg, src = default_range(
+        {"system_ram": [[0x1000, 0x9F000], [0x100000, 0x7FFFFFFF]]}, np.array([5], np.int64)
+    )
+    assert rg.tolist() == [[0x100000, 0x7FFFFFFF]] and "System RAM" in src
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
@@ -376,8 +408,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
 
 # -- the command line ---------------------------------------------------------------------
 def test_cli_replay_writes_default_output(hotcold, capsys):
-    rc = main(["replay", str(hotcold), "--ops", "fvaddr", "--range", AREA, "--sample-us",
-               "10000"])
+    rc = main(["replay", str(hotcold), "--ops", "fvaddr", "--range", AREA, "--sample-us", "10000"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "snapshots: 20" in out and "hottest regions" in out
@@ -389,16 +420,25 @@ def test_cli_replay_writes_default_output(hotcold, capsys):
 
 
 def test_cli_refuses_to_overwrite_damon_regions(hotcold, capsys):
-    rc = main(["replay", str(hotcold), "-o", str(hotcold / "regions.parquet"), "--ops",
-               "fvaddr", "--range", AREA])
+    rc = main(
+        [
+            "replay",
+            str(hotcold),
+            "-o",
+            str(hotcold / "regions.parquet"),
+            "--ops",
+            "fvaddr",
+            "--range",
+            AREA,
+        ]
+    )
     assert rc != 0
     assert "regions.parquet" in capsys.readouterr().err
     assert not (hotcold / "regions.parquet").exists()
 
 
 def test_cli_errors_are_one_line(hotcold, capsys):
-    rc = main(["replay", str(hotcold), "--max-region", "12288", "--ops", "fvaddr", "--range",
-               AREA])
+    rc = main(["replay", str(hotcold), "--max-region", "12288", "--ops", "fvaddr", "--range", AREA])
     err = capsys.readouterr().err
     assert rc == ConfigError.exit_code
     assert err.count("\n") == 1 and "power of two" in err
@@ -407,6 +447,7 @@ def test_cli_errors_are_one_line(hotcold, capsys):
 def test_cli_help_mentions_damo_replay(capsys):
     from typer.testing import CliRunner
     from tracedamon.cli import app
+
     r = CliRunner().invoke(app, ["replay", "--help"], env={"COLUMNS": "200"})
     assert r.exit_code == 0
     assert "damo" in r.output and "Example" in r.output and "--min-nr-regions-mode" in r.output
@@ -414,15 +455,28 @@ def test_cli_help_mentions_damo_replay(capsys):
 
 
 def test_cli_max_rows(hotcold, capsys):
-    base = ["replay", str(hotcold), "--ops", "fvaddr", "--range", AREA, "--min-region", "4096",
-            "--max-region", "4096", "--sample-us", "10000"]
+    base = [
+        "replay",
+        str(hotcold),
+        "--ops",
+        "fvaddr",
+        "--range",
+        AREA,
+        "--min-region",
+        "4096",
+        "--max-region",
+        "4096",
+        "--sample-us",
+        "10000",
+    ]
     assert main(base + ["-o", str(hotcold / "capped.parquet"), "--max-rows", "1000"]) == 0
     out = capsys.readouterr().out
     assert "(only regions with accesses)" in out and "warning: every region of every" in out
     assert main(base + ["-o", str(hotcold / "all.parquet"), "--max-rows", "0"]) == 0
     assert "(only regions with accesses)" not in capsys.readouterr().out
-    capped, full = (pq.read_table(hotcold / f).to_pandas() for f in ("capped.parquet",
-                                                                      "all.parquet"))
+    capped, full = (
+        pq.read_table(hotcold / f).to_pandas() for f in ("capped.parquet", "all.parquet")
+    )
     assert len(full) == 288 * 20
     assert capped.equals(full[full.nr_accesses > 0].reset_index(drop=True))
 
@@ -437,10 +491,11 @@ def test_vaddr_ops_update_finds_the_mappings_later(hotcold):
         inside = g[(g.start >= HOT) & (g.end <= HOT + 1179648)]
         head = g[g.start == HOT]
         assert len(head) == 1 and head.nr_accesses.iloc[0] >= 8
-        assert int((inside.end - inside.start).sum()) == 1179648   # the mapping, tiled
+        assert int((inside.end - inside.start).sum()) == 1179648  # the mapping, tiled
     late = df[df.snapshot >= 10]
-    assert (late[(late.start >= HOT_END + 64 * PAGE) & (late.end <= COLD_END)].nr_accesses
-            == 0).all()
+    assert (
+        late[(late.start >= HOT_END + 64 * PAGE) & (late.end <= COLD_END)].nr_accesses == 0
+    ).all()
 
 
 def test_damon_trace_text_round_trips_through_the_damon_ingest(hotcold, tmp_path):
@@ -448,6 +503,7 @@ def test_damon_trace_text_round_trips_through_the_damon_ingest(hotcold, tmp_path
     tracedamon's DAMON-trace reader (an independent parser that cuts snapshots by
     address restarts, nr_regions and time) into the same regions."""
     from tracedamon.ingest import ingest
+
     h = replay(hotcold, ops="fvaddr", ranges=[AREA], seed=4, aggr_us=50_000)
     txt = h.to_damon_trace(tmp_path / "replay.damon.txt")
     first = txt.read_text().splitlines()[0]
@@ -457,21 +513,33 @@ def test_damon_trace_text_round_trips_through_the_damon_ingest(hotcold, tmp_path
     assert back[cols].reset_index(drop=True).equals(h.df[cols].reset_index(drop=True))
     with pytest.raises(ConfigError, match="accessed_only"):
         replay(hotcold, ops="fvaddr", ranges=[AREA], accessed_only=True).to_damon_trace(
-            tmp_path / "x.txt")
+            tmp_path / "x.txt"
+        )
 
 
 def test_hottest_regions_equal_a_pandas_groupby(hotcold):
     h = replay(hotcold, ops="fvaddr", ranges=[AREA], seed=2)
     df = h.df
-    g = df.groupby(["target", "start", "end"]).agg(
-        snapshots=("snapshot", "size"), total_accesses=("nr_accesses", "sum"),
-        mean_accesses=("nr_accesses", "mean"), max_age=("age", "max")).reset_index()
-    g = g.sort_values(["total_accesses", "target", "start", "end"],
-                      ascending=[False, True, True, True])
+    g = (
+        df.groupby(["target", "start", "end"])
+        .agg(
+            snapshots=("snapshot", "size"),
+            total_accesses=("nr_accesses", "sum"),
+            mean_accesses=("nr_accesses", "mean"),
+            max_age=("age", "max"),
+        )
+        .reset_index()
+    )
+    g = g.sort_values(
+        ["total_accesses", "target", "start", "end"], ascending=[False, True, True, True]
+    )
     want = g.head(7).reset_index(drop=True)
     got = h.hottest(7)
-    assert got[["target", "start", "end"]].astype(np.int64).equals(
-        want[["target", "start", "end"]].astype(np.int64))
+    assert (
+        got[["target", "start", "end"]]
+        .astype(np.int64)
+        .equals(want[["target", "start", "end"]].astype(np.int64))
+    )
     for c in ("snapshots", "total_accesses", "max_age"):
         assert (got[c].to_numpy(np.int64) == want[c].to_numpy(np.int64)).all()
     assert np.allclose(got.mean_accesses, want.mean_accesses)
@@ -486,9 +554,14 @@ def test_start_auto_scores_what_the_initial_regions_would_see(late_share):
     on: the first wins when few samples hit D, the second when most do."""
     G = 1 << 30
     A, B, C, D = 0x10 * G, 0x400 * G, 0x7000 * G, 0x1 * G
-    mm = pd.DataFrame({"pid": 9, "time_ns": [1_000_000, 1_500_000, 2_000_000, 300_000_000],
-                       "start": np.array([A, B, C, D], np.uint64),
-                       "length": np.array([1 << 20] * 4, np.uint64)})
+    mm = pd.DataFrame(
+        {
+            "pid": 9,
+            "time_ns": [1_000_000, 1_500_000, 2_000_000, 300_000_000],
+            "start": np.array([A, B, C, D], np.uint64),
+            "length": np.array([1 << 20] * 4, np.uint64),
+        }
+    )
     rng = np.random.default_rng(0)
     n = 4000
     t = np.sort(rng.integers(500_000, 400_000_000, n))

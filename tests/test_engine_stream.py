@@ -7,6 +7,7 @@ ops-update segments and the ``--start auto`` window all span many batches; the r
 (region table and metadata, but for the input provenance) must equal
 ``replay(samples_table, mmaps=...)``, which converts the whole table at once.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -34,6 +35,7 @@ AREA = f"{HOT:#x}-{HOT + 288 * PAGE:#x}"
 @pytest.fixture(scope="module")
 def hotcold_dir(tmp_path_factory):
     from tracedamon.ingest import ingest
+
     return ingest(SAMPLES / "hotcold.perf.data", tmp_path_factory.mktemp("hc") / "hc.td")
 
 
@@ -66,14 +68,16 @@ def assert_same(a, b):
 @pytest.fixture
 def no_materialize(monkeypatch):
     """Fail if a streamed replay reads the whole samples table."""
+
     def refuse(self):
         raise AssertionError("the samples were read whole, not streamed")
+
     monkeypatch.setattr(samples_mod.SampleSource, "materialize", refuse)
 
 
 CASES = [
     dict(ops="vaddr", start_ns="auto"),
-    dict(ops="vaddr", update_us=500_000),          # no regions until the first update
+    dict(ops="vaddr", update_us=500_000),  # no regions until the first update
     dict(ops="vaddr", start_ns="auto", sample_us=10_000, update_us=500_000),
     dict(ops="vaddr", start_ns="auto", access="abit", seed=3),
     dict(ops="fvaddr", ranges=[AREA]),
@@ -129,26 +133,40 @@ def synthetic_dir(base, tmp_path, late_share, n=3000):
     d = tmp_path / "syn.td"
     shutil.copytree(base, d)
     tr = open_trace(d)
-    tbl = pa.table({"time_ns": pa.array(t, pa.int64()), "pid": pa.array(pid),
-                    "event": pa.array(ev).dictionary_encode(),
-                    "addr": pa.array(addr, mask=rng.random(n) < 0.05),
-                    "phys_addr": pa.nulls(n, pa.uint64())})
+    tbl = pa.table(
+        {
+            "time_ns": pa.array(t, pa.int64()),
+            "pid": pa.array(pid),
+            "event": pa.array(ev).dictionary_encode(),
+            "addr": pa.array(addr, mask=rng.random(n) < 0.05),
+            "phys_addr": pa.nulls(n, pa.uint64()),
+        }
+    )
     pq.write_table(tbl, tr.file("samples"), row_group_size=53)
     mm = pq.read_table(tr.file("mmaps")).slice(0, 0).to_pandas()
-    rows = pd.DataFrame({"pid": 9, "time_ns": [1_000_000, 1_500_000, 2_000_000, 300_000_000],
-                         "start": np.array([A, B, C, D], np.uint64),
-                         "length": np.array([1 << 20] * 4, np.uint64)})
+    rows = pd.DataFrame(
+        {
+            "pid": 9,
+            "time_ns": [1_000_000, 1_500_000, 2_000_000, 300_000_000],
+            "start": np.array([A, B, C, D], np.uint64),
+            "length": np.array([1 << 20] * 4, np.uint64),
+        }
+    )
     mm = pd.concat([mm, rows], ignore_index=True)[list(mm.columns)] if len(mm.columns) else rows
-    pq.write_table(pa.Table.from_pandas(
-        mm.astype({c: t_ for c, t_ in zip(rows.columns, rows.dtypes)}), preserve_index=False),
-        tr.file("mmaps"))
+    pq.write_table(
+        pa.Table.from_pandas(
+            mm.astype({c: t_ for c, t_ in zip(rows.columns, rows.dtypes)}), preserve_index=False
+        ),
+        tr.file("mmaps"),
+    )
     return d, tbl, t, addr, pid, ev
 
 
 @pytest.mark.parametrize("late_share", [0.1, 0.9])
 @pytest.mark.parametrize("events", [None, ["mem-stores"]])
 def test_start_auto_thinned_scoring_equals_auto_start_on_all_samples(
-        hotcold_dir, tmp_path, monkeypatch, no_materialize, late_share, events):
+    hotcold_dir, tmp_path, monkeypatch, no_materialize, late_share, events
+):
     """The streamed --start auto keeps every stride-th sample for scoring; with a tiny
     max_samples (stride > 1) its choice and exact counts must equal auto_start run on
     all of the target's samples at once."""
@@ -157,17 +175,24 @@ def test_start_auto_thinned_scoring_equals_auto_start_on_all_samples(
 
     def small(*a, max_samples=7, **k):
         return real(*a, max_samples=max_samples, **k)
+
     monkeypatch.setattr(rp, "auto_start", small)
     monkeypatch.setattr(samples_mod, "BATCH_ROWS", 31)
     h = rp.replay(d, start_ns="auto", events=events)
-    assert h.metadata["targets"][0]["pid"] == 9       # the pid with most samples
+    assert h.metadata["targets"][0]["pid"] == 9  # the pid with most samples
     sel = (pid == 9) & ~np.asarray(tbl.column("addr").is_null())
     if events:
         sel &= np.isin(ev, events)
     mm = open_trace(d).df("mmaps")
     tl = VmaTimeline(9, mm, None)
-    want = real([tl], [(t[sel], addr[sel].view(np.int64))], int(t.min()), int(t.max()),
-                h.metadata["config"]["update_us"] * 1000, max_samples=7)
+    want = real(
+        [tl],
+        [(t[sel], addr[sel].view(np.int64))],
+        int(t.min()),
+        int(t.max()),
+        h.metadata["config"]["update_us"] * 1000,
+        max_samples=7,
+    )
     got = h.metadata["t0_auto"]
     for k in want:
         assert got[k] == want[k], k
@@ -204,14 +229,24 @@ def test_monitor_over_streamed_samples_equals_in_memory():
     a = 0x100000 + rng.integers(0, 1024, n) * PAGE
     g = np.zeros(n, np.int64)
     rg = np.array([[0x100000, 0x100000 + 1024 * PAGE]], np.int64)
-    batches = [(t[i:i + 333], g[i:i + 333], a[i:i + 333]) for i in range(0, n, 333)]
+    batches = [(t[i : i + 333], g[i : i + 333], a[i : i + 333]) for i in range(0, n, 333)]
     for access in ("perf", "abit"):
         want = Monitor(cfg, [Target(lambda _: rg)], access=access).run(
-            AccessSamples(t, g, a), 0, int(t[-1]))
+            AccessSamples(t, g, a), 0, int(t[-1])
+        )
         got = Monitor(cfg, [Target(lambda _: rg)], access=access).run(
-            StreamedSamples(iter(batches), 0), 0, int(t[-1]))
-        for k in ("snapshot", "time_ns", "target", "start", "end", "nr_accesses", "age",
-                  "nr_accesses_bp"):
+            StreamedSamples(iter(batches), 0), 0, int(t[-1])
+        )
+        for k in (
+            "snapshot",
+            "time_ns",
+            "target",
+            "start",
+            "end",
+            "nr_accesses",
+            "age",
+            "nr_accesses_bp",
+        ):
             assert np.array_equal(getattr(got, k), getattr(want, k)), (access, k)
         assert want.n_snapshots > 10
 
@@ -227,5 +262,5 @@ def test_every_stride_keeps_the_same_samples_as_slicing_all():
     stride = np.array([1, 7, 113])
     got = rp.every_stride(iter(batches), stride)
     for i in range(3):
-        assert np.array_equal(got[i][0], t[g == i][::stride[i]])
-        assert np.array_equal(got[i][1], a[g == i][::stride[i]])
+        assert np.array_equal(got[i][0], t[g == i][:: stride[i]])
+        assert np.array_equal(got[i][1], a[g == i][:: stride[i]])

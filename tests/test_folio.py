@@ -6,6 +6,7 @@ Oracles: the kernel's check as mm/damon/vaddr.c (``__damon_va_check_access``,
 constructed cases; a slow, obvious re-statement of those functions for random ones;
 and the 4 KiB engine where no large folio exists.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,11 +16,22 @@ import pytest
 from tracedamon.engine.config import MonitorConfig
 from tracedamon.engine.checks import abit_check
 from tracedamon.engine.core import AccessSamples, Monitor, Target
-from tracedamon.engine.folio import (MODEL_4K, MODEL_FOLIOS, FolioModel, abit_check_folios,
-                                     folio_pieces, paddr_map, vaddr_map)
+from tracedamon.engine.folio import (
+    MODEL_4K,
+    MODEL_FOLIOS,
+    FolioModel,
+    abit_check_folios,
+    folio_pieces,
+    paddr_map,
+    vaddr_map,
+)
 from tracedamon.pipeline.replay import replay
-from tracedamon.schema import (PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_HUGE,
-                               PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_THP)
+from tracedamon.schema import (
+    PAGEMAP_FLAG_COMPOUND_HEAD,
+    PAGEMAP_FLAG_HUGE,
+    PAGEMAP_FLAG_PRESENT,
+    PAGEMAP_FLAG_THP,
+)
 
 P = PAGEMAP_FLAG_PRESENT
 THP = PAGEMAP_FLAG_THP | P
@@ -32,8 +44,10 @@ PID = 7
 
 def pagemap(rows):
     """rows: (snapshot, time_ns, pid, vaddr_start, vaddr_end, pfn_start, flags)."""
-    return pd.DataFrame(rows, columns=["snapshot", "time_ns", "pid", "vaddr_start",
-                                       "vaddr_end", "pfn_start", "flags"])
+    return pd.DataFrame(
+        rows,
+        columns=["snapshot", "time_ns", "pid", "vaddr_start", "vaddr_end", "pfn_start", "flags"],
+    )
 
 
 def thp_rows(va, pfn, snap=0, t=0, pid=PID, heads=True, flags=THP, pages=512):
@@ -41,13 +55,14 @@ def thp_rows(va, pfn, snap=0, t=0, pid=PID, heads=True, flags=THP, pages=512):
     writes it), or one row without heads."""
     if not heads:
         return [(snap, t, pid, va, va + pages * K, pfn, flags)]
-    return [(snap, t, pid, va, va + K, pfn, flags | HEAD),
-            (snap, t, pid, va + K, va + pages * K, pfn + 1, flags)]
+    return [
+        (snap, t, pid, va, va + K, pfn, flags | HEAD),
+        (snap, t, pid, va + K, va + pages * K, pfn + 1, flags),
+    ]
 
 
 def fixed_cfg(region, **kw):
-    return MonitorConfig(sample_us=5000, aggr_us=5000, min_region=region, max_region=region,
-                         **kw)
+    return MonitorConfig(sample_us=5000, aggr_us=5000, min_region=region, max_region=region, **kw)
 
 
 def run_monitor(cfg, ranges, samples, draws, pm=None, physical=False, t_last=None):
@@ -55,8 +70,14 @@ def run_monitor(cfg, ranges, samples, draws, pm=None, physical=False, t_last=Non
     of ``pm`` (None: 4 KiB pages)."""
     pid = None if physical else PID
     folios = FolioModel(pm, [pid], physical) if pm is not None else None
-    mon = Monitor(cfg, [Target(lambda t: np.array(ranges), pid=pid)], access="abit",
-                  ops="paddr" if physical else "fvaddr", rand_inject=draws, folios=folios)
+    mon = Monitor(
+        cfg,
+        [Target(lambda t: np.array(ranges), pid=pid)],
+        access="abit",
+        ops="paddr" if physical else "fvaddr",
+        rand_inject=draws,
+        folios=folios,
+    )
     t, a = samples
     h = mon.run(AccessSamples(t, [0] * len(t), a), 0, t_last if t_last is not None else max(t))
     out = {}
@@ -74,16 +95,25 @@ def test_pieces_of_a_pmd_thp_and_its_map():
     assert p["f_pfn"].tolist() == [0x40000] and p["f_pages"].tolist() == [512]
     lo, hi, fsz, whole = vaddr_map(p)
     assert (lo.tolist(), hi.tolist(), fsz.tolist(), whole.tolist()) == (
-        [0x200000], [0x400000], [MB2], [1])
+        [0x200000],
+        [0x400000],
+        [MB2],
+        [1],
+    )
 
 
 def test_pieces_split_at_heads_and_partial_folios_get_their_whole_block():
     # two adjacent 64 KiB folios in one contiguous frame run, then a THP mapped in two
     # pieces (head + 99 tails, a hole, the last 312 tails)
-    rows = pagemap(thp_rows(0x100000, 0x1000, pages=16) + thp_rows(0x110000, 0x1010, pages=16)
-                   + [(0, 0, PID, 0x200000, 0x200000 + K, 0x40000, THP | HEAD),
-                      (0, 0, PID, 0x200000 + K, 0x200000 + 100 * K, 0x40001, THP),
-                      (0, 0, PID, 0x200000 + 200 * K, 0x400000, 0x40000 + 200, THP)])
+    rows = pagemap(
+        thp_rows(0x100000, 0x1000, pages=16)
+        + thp_rows(0x110000, 0x1010, pages=16)
+        + [
+            (0, 0, PID, 0x200000, 0x200000 + K, 0x40000, THP | HEAD),
+            (0, 0, PID, 0x200000 + K, 0x200000 + 100 * K, 0x40001, THP),
+            (0, 0, PID, 0x200000 + 200 * K, 0x400000, 0x40000 + 200, THP),
+        ]
+    )
     p = folio_pieces(rows.vaddr_start, rows.vaddr_end, rows.pfn_start, rows["flags"], True)
     assert p["v_lo"].tolist() == [0x100000, 0x110000, 0x200000, 0x200000 + 200 * K]
     assert p["f_pfn"].tolist() == [0x1000, 0x1010, 0x40000, 0x40000]
@@ -95,7 +125,10 @@ def test_pieces_split_at_heads_and_partial_folios_get_their_whole_block():
     # physical: one folio per head, whole
     lo, hi, fsz, whole = paddr_map([p])
     assert list(zip(lo.tolist(), hi.tolist())) == [
-        (0x1000 * K, 0x1010 * K), (0x1010 * K, 0x1020 * K), (0x40000 * K, 0x40200 * K)]
+        (0x1000 * K, 0x1010 * K),
+        (0x1010 * K, 0x1020 * K),
+        (0x40000 * K, 0x40200 * K),
+    ]
     assert whole.tolist() == [1, 1, 1]
 
 
@@ -110,8 +143,12 @@ def test_pieces_without_heads_are_pmd_size_folios():
 
 def test_hugetlb_without_heads_one_gib_when_mapped_whole():
     gib = 1 << 30
-    rows = pagemap([(0, 0, PID, 4 * gib, 5 * gib, 0x100000, HUGE),
-                    (0, 0, PID, 6 * gib, 6 * gib + MB2, 0x300000, HUGE)])
+    rows = pagemap(
+        [
+            (0, 0, PID, 4 * gib, 5 * gib, 0x100000, HUGE),
+            (0, 0, PID, 6 * gib, 6 * gib + MB2, 0x300000, HUGE),
+        ]
+    )
     p = folio_pieces(rows.vaddr_start, rows.vaddr_end, rows.pfn_start, rows["flags"], False)
     assert p["f_pages"].tolist() == [1 << 18, 512]
     lo, hi, fsz, whole = vaddr_map(p)
@@ -121,8 +158,12 @@ def test_hugetlb_without_heads_one_gib_when_mapped_whole():
 def test_model_uses_heads_when_the_snapshot_has_them():
     m = FolioModel(pagemap(thp_rows(0x200000, 0x40000)), [PID], False)
     assert m.large and m.description == MODEL_FOLIOS
-    assert m.metadata() == {"snapshots": 1, "heads_recorded": True, "folios": {"2 MiB": 1},
-                            "checked_whole": 1}
+    assert m.metadata() == {
+        "snapshots": 1,
+        "heads_recorded": True,
+        "folios": {"2 MiB": 1},
+        "checked_whole": 1,
+    }
     m = FolioModel(pagemap([(0, 0, PID, 0x200000, 0x400000, 0x40000, THP)]), [PID], False)
     assert m.metadata()["heads_recorded"] is False and m.metadata()["checked_whole"] == 1
     m = FolioModel(pagemap([(0, 0, PID, 0x200000, 0x400000, 0x40000, P)]), [PID], False)
@@ -135,8 +176,8 @@ def test_vaddr_pmd_thp_any_page_of_the_folio_counts():
     the next region in the same 2 MiB reuses the verdict."""
     cfg = fixed_cfg(1 << 20)
     ranges = [(0x200000, 0x400000)]
-    samples = ([1_000_000], [0x3FF000])            # interval 1: the folio's last page
-    draws = [0x1000, 0x0]                          # R0 at 0x201000, R1 at 0x300000
+    samples = ([1_000_000], [0x3FF000])  # interval 1: the folio's last page
+    draws = [0x1000, 0x0]  # R0 at 0x201000, R1 at 0x300000
     pm = pagemap(thp_rows(0x200000, 0x40000))
     assert run_monitor(cfg, ranges, samples, draws) == [[0, 0]]
     assert run_monitor(cfg, ranges, samples, draws, pm) == [[1, 1]]
@@ -174,14 +215,17 @@ def test_paddr_folio_and_cache_across_intervals():
     base = 0x40000 * K
     ranges = [(base, base + MB2)]
     samples = ([1_000_000], [base + MB2 - K])
-    draws = [0x1000, 0x0, 0x5000, 0x3000]          # 2 intervals x 2 regions
-    pm = pagemap(thp_rows(0x200000, 0x40000))      # pid 7 maps the THP
+    draws = [0x1000, 0x0, 0x5000, 0x3000]  # 2 intervals x 2 regions
+    pm = pagemap(thp_rows(0x200000, 0x40000))  # pid 7 maps the THP
     kw = dict(pm=pm, physical=True, t_last=5_000_000)
-    assert run_monitor(fixed_cfg(1 << 20), ranges, samples, draws, physical=True,
-                       t_last=5_000_000) == [[0, 0], [0, 0]]
+    assert run_monitor(
+        fixed_cfg(1 << 20), ranges, samples, draws, physical=True, t_last=5_000_000
+    ) == [[0, 0], [0, 0]]
     assert run_monitor(fixed_cfg(1 << 20), ranges, samples, draws, **kw) == [[1, 1], [1, 1]]
-    assert run_monitor(fixed_cfg(1 << 20, fix_pa_cache=True), ranges, samples, draws,
-                       **kw) == [[1, 1], [0, 0]]
+    assert run_monitor(fixed_cfg(1 << 20, fix_pa_cache=True), ranges, samples, draws, **kw) == [
+        [1, 1],
+        [0, 0],
+    ]
 
 
 def test_the_snapshot_nearest_the_interval_answers():
@@ -191,8 +235,10 @@ def test_the_snapshot_nearest_the_interval_answers():
     ranges = [(0x200000, 0x400000)]
     t = [0, 5_000_000, 95_000_000]
     samples = (t, [0x3FF000] * 3)
-    pm = pagemap([(0, 0, PID, 0x200000, 0x400000, 0x40000, P)]
-                 + thp_rows(0x200000, 0x40000, snap=1, t=100_000_000))
+    pm = pagemap(
+        [(0, 0, PID, 0x200000, 0x400000, 0x40000, P)]
+        + thp_rows(0x200000, 0x40000, snap=1, t=100_000_000)
+    )
     # the model: map of snapshot 0 for interval 0, snapshot 1 for interval 19
     m = FolioModel(pm, [PID], False)
     sel = m.select(0, 5_000_000, 20)[:, 0]
@@ -214,8 +260,9 @@ def reference(regions_per_t, draws, iv_pages, folio_of, physical, fix_pa_cache, 
         for s, e in regs:
             sa = s + next(d)
             lsz = cache["sz"]
-            if ((physical and not fix_pa_cache) or same) and \
-                    cache["addr"] // lsz * lsz == sa // lsz * lsz:
+            if ((physical and not fix_pa_cache) or same) and cache[
+                "addr"
+            ] // lsz * lsz == sa // lsz * lsz:
                 acc = cache["acc"]
             else:
                 key = 0 if physical else t
@@ -247,7 +294,7 @@ def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
             rows, at = [], 0
             for _ in range(int(rng.integers(0, 6))):
                 fsz = int(rng.choice([16 * K, 64 * K, MB2]))
-                at = (-(-at // fsz) + int(rng.integers(0, 2))) * fsz     # no overlap
+                at = (-(-at // fsz) + int(rng.integers(0, 2))) * fsz  # no overlap
                 rows.append((at, at + fsz, fsz, int(rng.integers(0, 2))))
                 at += fsz
             maps.append(rows)
@@ -265,8 +312,7 @@ def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
             for t in range(ntgt):
                 for lo, hi, _, _ in maps[t]:
                     if rng.random() < 0.5:
-                        pages.add((0 if physical else t,
-                                   int(rng.integers(lo, hi)) // K * K))
+                        pages.add((0 if physical else t, int(rng.integers(lo, hi)) // K * K))
                 for s, e in regs[t]:
                     if rng.random() < 0.3:
                         pages.add((0 if physical else t, int(rng.integers(s, e)) // K * K))
@@ -279,52 +325,108 @@ def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
         toff = np.cumsum([0] + [len(r) for r in regs]).astype(np.int64)
         moff = np.cumsum([0] + [len(m) for m in maps]).astype(np.int64)
         flat = [x for m in maps for x in m]
-        mlo, mhi, mfsz, mwh = (np.array([x[i] for x in flat], np.int64).reshape(-1)
-                               for i in range(4))
+        mlo, mhi, mfsz, mwh = (
+            np.array([x[i] for x in flat], np.int64).reshape(-1) for i in range(4)
+        )
         sel = np.tile(np.arange(ntgt, dtype=np.int64), (n_iv, 1))
         nr = np.zeros(nreg, np.int64)
         cache = np.array([0, 0, K], np.int64)
-        abit_check_folios(start, end, toff, nr, n_iv, w_off, k_tgt, k_page, physical,
-                          physical and not fix, cache, np.zeros(2, np.uint64), False, np.array(draws, np.int64),
-                          np.zeros(1, np.int64), sel, moff, mlo, mhi, mfsz, mwh)
+        abit_check_folios(
+            start,
+            end,
+            toff,
+            nr,
+            n_iv,
+            w_off,
+            k_tgt,
+            k_page,
+            physical,
+            physical and not fix,
+            cache,
+            np.zeros(2, np.uint64),
+            False,
+            np.array(draws, np.int64),
+            np.zeros(1, np.int64),
+            sel,
+            moff,
+            mlo,
+            mhi,
+            mfsz,
+            mwh,
+        )
 
         def folio_of(t, a):
             for f in maps[t]:
                 if f[0] <= a < f[1]:
                     return f
             return None
+
         want = np.zeros(nreg, np.int64)
         rc = {"addr": 0, "acc": False, "sz": K}
         per = len(draws) // n_iv
         for j in range(n_iv):
-            want += reference(regs, draws[j * per:(j + 1) * per], set(ivs[j]), folio_of,
-                              physical, fix, rc)
+            want += reference(
+                regs, draws[j * per : (j + 1) * per], set(ivs[j]), folio_of, physical, fix, rc
+            )
         assert nr.tolist() == want.tolist(), case
         assert cache.tolist() == [rc["addr"], int(rc["acc"]), rc["sz"]], case
         # with no folio the check is the 4 KiB one, verdict for verdict
         nr4 = np.zeros(nreg, np.int64)
-        abit_check(start, end, toff, nr4, n_iv, w_off, k_tgt, k_page, physical,
-                   physical and not fix, np.array([0, 0], np.int64), np.zeros(2, np.uint64),
-                   False,
-                   np.array(draws, np.int64), np.zeros(1, np.int64))
+        abit_check(
+            start,
+            end,
+            toff,
+            nr4,
+            n_iv,
+            w_off,
+            k_tgt,
+            k_page,
+            physical,
+            physical and not fix,
+            np.array([0, 0], np.int64),
+            np.zeros(2, np.uint64),
+            False,
+            np.array(draws, np.int64),
+            np.zeros(1, np.int64),
+        )
         nr0 = np.zeros(nreg, np.int64)
         z = np.zeros(0, np.int64)
-        abit_check_folios(start, end, toff, nr0, n_iv, w_off, k_tgt, k_page, physical,
-                          physical and not fix, np.array([0, 0, K], np.int64),
-                          np.zeros(2, np.uint64), False,
-                          np.array(draws, np.int64), np.zeros(1, np.int64),
-                          np.full((n_iv, ntgt), -1, np.int64), np.zeros(1, np.int64), z, z, z,
-                          z)
+        abit_check_folios(
+            start,
+            end,
+            toff,
+            nr0,
+            n_iv,
+            w_off,
+            k_tgt,
+            k_page,
+            physical,
+            physical and not fix,
+            np.array([0, 0, K], np.int64),
+            np.zeros(2, np.uint64),
+            False,
+            np.array(draws, np.int64),
+            np.zeros(1, np.int64),
+            np.full((n_iv, ntgt), -1, np.int64),
+            np.zeros(1, np.int64),
+            z,
+            z,
+            z,
+            z,
+        )
         assert nr0.tolist() == nr4.tolist(), case
 
 
 # -- replay: plumbing and metadata -----------------------------------------------------------
 def samples_table(times, addrs, phys=None):
     n = len(times)
-    return {"time_ns": np.array(times, np.int64), "pid": np.full(n, PID, np.int32),
-            "event": ["page-faults"] * n, "addr": np.array(addrs, np.uint64),
-            "phys_addr": (np.array(phys, np.uint64) if phys is not None
-                          else np.zeros(n, np.uint64))}
+    return {
+        "time_ns": np.array(times, np.int64),
+        "pid": np.full(n, PID, np.int32),
+        "event": ["page-faults"] * n,
+        "addr": np.array(addrs, np.uint64),
+        "phys_addr": (np.array(phys, np.uint64) if phys is not None else np.zeros(n, np.uint64)),
+    }
 
 
 def test_replay_with_a_thp_snapshot_counts_the_folio():
@@ -332,13 +434,25 @@ def test_replay_with_a_thp_snapshot_counts_the_folio():
     # in every interval with folios, whatever the draws
     t = np.arange(0, 100_000_000, 1_000_000)
     s = samples_table(t, [0x3FF000] * t.size)
-    kw = dict(ops="fvaddr", pids=[PID], ranges=["0x200000-0x400000"], access="abit",
-              sample_us=5000, aggr_us=50000, min_region=0x10000, max_region=0x10000)
+    kw = dict(
+        ops="fvaddr",
+        pids=[PID],
+        ranges=["0x200000-0x400000"],
+        access="abit",
+        sample_us=5000,
+        aggr_us=50000,
+        min_region=0x10000,
+        max_region=0x10000,
+    )
     pm = pagemap(thp_rows(0x200000, 0x40000))
     h = replay(s, pagemap=pm, **kw)
     assert h.metadata["folio_model"] == MODEL_FOLIOS
-    assert h.metadata["folios"] == {"snapshots": 1, "heads_recorded": True,
-                                    "folios": {"2 MiB": 1}, "checked_whole": 1}
+    assert h.metadata["folios"] == {
+        "snapshots": 1,
+        "heads_recorded": True,
+        "folios": {"2 MiB": 1},
+        "checked_whole": 1,
+    }
     assert set(h.df.nr_accesses) == {10}
     h4 = replay(s, pagemap=pm, folios="4k", **kw)
     assert h4.metadata["folio_model"] == MODEL_4K and "folios" not in h4.metadata
@@ -362,13 +476,13 @@ def test_replay_without_large_folios_is_the_4k_replay():
 
 def test_info_names_the_folio_model(tmp_path):
     from tracedamon.cli.info import describe_history
+
     t = np.arange(0, 100_000_000, 1_000_000)
     s = samples_table(t, [0x3FF000] * t.size)
     kw = dict(ops="fvaddr", pids=[PID], ranges=["0x200000-0x400000"], access="abit")
     h = replay(s, pagemap=pagemap(thp_rows(0x200000, 0x40000)), **kw)
     h.to_parquet(tmp_path / "f.parquet")
     text = describe_history(tmp_path / "f.parquet")
-    assert ("folio model: folios from pagemap snapshots (1 x 2 MiB; 1 checked whole)"
-            in text)
+    assert "folio model: folios from pagemap snapshots (1 x 2 MiB; 1 checked whole)" in text
     replay(s, **kw).to_parquet(tmp_path / "p.parquet")
     assert "folio model" not in describe_history(tmp_path / "p.parquet")

@@ -5,6 +5,7 @@ MADV_HUGEPAGE buffer and prints its own frames.  Oracles: the kernel's AnonHugeP
 for the buffer's VMA in /proc/PID/smaps (bytes mapped by PMD-mapped THPs) and the
 target's self-read frames.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ PAGE = 4096
 MB2 = 2 << 20
 
 
-def test_live_thp_snapshot_gives_pmd_folios(target_bin, tmp_path):   # noqa: F811
+def test_live_thp_snapshot_gives_pmd_folios(target_bin, tmp_path):  # noqa: F811
     mode = _thp_enabled()
     if "[never]" in mode or not mode:
         pytest.skip(f"transparent huge pages are off ({mode.strip() or 'no THP sysfs'})")
@@ -49,7 +50,7 @@ def test_live_thp_snapshot_gives_pmd_folios(target_bin, tmp_path):   # noqa: F81
     assert ((model.hi - model.lo)[whole] == MB2).all() and (model.fsz[whole] == MB2).all()
     for a in model.lo[whole].tolist():
         assert a % MB2 == 0
-        assert t.pfns[(a - lo) // PAGE] % PMD_PAGES == 0            # the head frame
+        assert t.pfns[(a - lo) // PAGE] % PMD_PAGES == 0  # the head frame
     # the capture marks the head page of each: one head per THP, at its first page
     f = pm.to_pandas()
     f = f[(f.pid == t.pid) & (f.vaddr_start >= lo) & (f.vaddr_end <= hi)]
@@ -64,10 +65,23 @@ def test_live_thp_snapshot_gives_pmd_folios(target_bin, tmp_path):   # noqa: F81
     thps = model.lo[whole].tolist()
     addr = np.array([thps[i % len(thps)] + MB2 - PAGE for i in range(times.size)], np.uint64)
     n = times.size
-    s = {"time_ns": times, "pid": np.full(n, t.pid, np.int32), "event": ["e"] * n,
-         "addr": addr, "phys_addr": np.zeros(n, np.uint64)}
-    kw = dict(ops="fvaddr", pids=[t.pid], ranges=[f"{lo:#x}-{hi:#x}"], access="abit",
-              sample_us=5000, aggr_us=50000, min_region=0x10000, max_region=0x10000)
+    s = {
+        "time_ns": times,
+        "pid": np.full(n, t.pid, np.int32),
+        "event": ["e"] * n,
+        "addr": addr,
+        "phys_addr": np.zeros(n, np.uint64),
+    }
+    kw = dict(
+        ops="fvaddr",
+        pids=[t.pid],
+        ranges=[f"{lo:#x}-{hi:#x}"],
+        access="abit",
+        sample_us=5000,
+        aggr_us=50000,
+        min_region=0x10000,
+        max_region=0x10000,
+    )
     h = replay(s, pagemap=pm, **kw)
     assert h.metadata["folio_model"] == MODEL_FOLIOS
     df = h.df

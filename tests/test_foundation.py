@@ -1,4 +1,5 @@
 """The trace-directory writer, input detection and the CLI's error handling."""
+
 from __future__ import annotations
 
 import json
@@ -17,16 +18,18 @@ from tracedamon.store.trace import open_trace
 
 
 def _lost_batch(n):
-    return pa.table({
-        "time_ns": pa.array(range(n), pa.int64()),
-        "kind": pa.array(["LOST"] * n).dictionary_encode(),
-        "event_id": pa.array([0] * n, pa.int32()),
-        "sample_id": pa.array([None] * n, pa.uint64()),
-        "pid": pa.array([1] * n, pa.int32()),
-        "tid": pa.array([1] * n, pa.int32()),
-        "cpu": pa.array([0] * n, pa.int32()),
-        "lost": pa.array([5] * n, pa.uint64()),
-    })
+    return pa.table(
+        {
+            "time_ns": pa.array(range(n), pa.int64()),
+            "kind": pa.array(["LOST"] * n).dictionary_encode(),
+            "event_id": pa.array([0] * n, pa.int32()),
+            "sample_id": pa.array([None] * n, pa.uint64()),
+            "pid": pa.array([1] * n, pa.int32()),
+            "tid": pa.array([1] * n, pa.int32()),
+            "cpu": pa.array([0] * n, pa.int32()),
+            "lost": pa.array([5] * n, pa.uint64()),
+        }
+    )
 
 
 def test_writer_commits_whole_directory(tmp_path):
@@ -97,8 +100,9 @@ def test_format_error_names_file_and_offset():
 def test_cli_reports_errors_without_traceback(tmp_path):
     junk = tmp_path / "junk.txt"
     junk.write_text("not a trace\n")
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "ingest", str(junk)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracedamon", "ingest", str(junk)], capture_output=True, text=True
+    )
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     assert "junk.txt" in r.stderr and "unrecognised" in r.stderr
@@ -108,13 +112,15 @@ def test_cli_reports_errors_without_traceback(tmp_path):
 def test_public_ingest_callable_after_submodule_import(tmp_path):
     import tracedamon
     import tracedamon.ingest.detect  # noqa: F401  loads a module of the readers package
+
     dest = tracedamon.ingest(need_corpus("perf", "01_pf_c1_addr.data"), tmp_path / "a.td")
     assert tracedamon.open_trace(dest).num_rows("samples") > 0
 
 
 def test_cli_usage_error_is_not_a_traceback():
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "compare"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracedamon", "compare"], capture_output=True, text=True
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "Missing argument" in r.stderr
 
@@ -126,11 +132,12 @@ def test_gzipped_perf_data_reads_like_the_plain_file(tmp_path):
 
     src = need_corpus("perf", "01_pf_c1_addr.data")
     with open(need_corpus("perf", "01_pf_c1_addr.samples.csv"), newline="") as f:
-        delivered = sum(1 for _ in csv.DictReader(f))       # perf's samples of the file
+        delivered = sum(1 for _ in csv.DictReader(f))  # perf's samples of the file
     gz = tmp_path / "01.data.gz"
     with open(src, "rb") as f, gzip.open(gz, "wb") as g:
         shutil.copyfileobj(f, g)
     from tracedamon.ingest import ingest
+
     a = open_trace(ingest(src, tmp_path / "a.td")).table("samples")
     b = open_trace(ingest(gz, tmp_path / "b.td")).table("samples")
     assert a.num_rows == delivered > 0 and a.equals(b)
@@ -140,8 +147,12 @@ def test_gzipped_perf_data_reads_like_the_plain_file(tmp_path):
         g.write(src.read_bytes()[:5000])
     with pytest.raises(TraceFormatError, match=r"bad\.data\.gz \(decompressed\) at byte offset"):
         ingest(bad, tmp_path / "bad.td")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["01.data.gz", "a.td", "b.td",
-                                                          "bad.data.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "01.data.gz",
+        "a.td",
+        "b.td",
+        "bad.data.gz",
+    ]
 
 
 def test_every_recorded_script_text_is_detected(perf_dir):
@@ -160,27 +171,38 @@ def test_every_corpus_script_text_is_detected(corpus):
 def test_ingest_from_standard_input(tmp_path):
     src = need_corpus("perf", "12_pipe.data")
     with open(src, "rb") as f:
-        r = subprocess.run([sys.executable, "-m", "tracedamon", "ingest", "-", "-o",
-                            str(tmp_path / "s.td")], stdin=f, capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "tracedamon", "ingest", "-", "-o", str(tmp_path / "s.td")],
+            stdin=f,
+            capture_output=True,
+            text=True,
+        )
     assert r.returncode == 0, r.stderr
     from tracedamon.ingest import ingest
+
     want = open_trace(ingest(src, tmp_path / "f.td")).table("samples")
     got = open_trace(tmp_path / "s.td")
     assert got.table("samples").equals(want)
     assert got.meta["inputs"][0]["name"] == "-"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.td", "s.td"]   # no leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.td", "s.td"]  # no leftovers
 
 
 @pytest.mark.skipif(__import__("shutil").which("perf") is None, reason="perf is not installed")
 def test_live_perf_pipe_into_ingest(tmp_path):
     """`perf record -o - | tracedamon ingest -`: every sample perf script sees is a row."""
     stream = tmp_path / "pipe.data"
-    cmd = (f"perf record -q -N -o - -e page-faults -c 1 -d -- /bin/true | tee {stream} | "
-           f"{sys.executable} -m tracedamon ingest - -o {tmp_path / 'p.td'}")
+    cmd = (
+        f"perf record -q -N -o - -e page-faults -c 1 -d -- /bin/true | tee {stream} | "
+        f"{sys.executable} -m tracedamon ingest - -o {tmp_path / 'p.td'}"
+    )
     r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    script = subprocess.run(["perf", "script", "-i", str(stream), "-F", "pid,addr"],
-                            capture_output=True, text=True, check=True).stdout.split("\n")
+    script = subprocess.run(
+        ["perf", "script", "-i", str(stream), "-F", "pid,addr"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
     addrs = sorted(int(ln.split()[1], 16) for ln in script if ln.strip())
     t = open_trace(tmp_path / "p.td")
     assert t.meta["layout"] == "pipe"

@@ -1,6 +1,7 @@
 """tracedamon.ingest.gz: gzip inputs decompressed to a plain file, cut streams kept.
 
 Oracle: Python's gzip/zlib modules (compression, and decompressing the same bytes)."""
+
 from __future__ import annotations
 
 import gzip
@@ -14,7 +15,7 @@ from tracedamon.ingest.gz import gunzip_to
 
 
 def test_whole_stream_and_concatenated_members(tmp_path):
-    data = os.urandom(300_000) + bytes(5_000_000)      # incompressible, then very
+    data = os.urandom(300_000) + bytes(5_000_000)  # incompressible, then very
     src = tmp_path / "a.gz"
     src.write_bytes(gzip.compress(data) + gzip.compress(b"second member"))
     assert gunzip_to(src, tmp_path / "a") is None

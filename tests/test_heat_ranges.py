@@ -1,4 +1,5 @@
 """Heatmap address selection: summed heat, not mere coverage, decides what is drawn."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,11 @@ def _vaddr_like(n_snap=20):
     """One huge region accessed once in the first snapshot, a small area hot throughout."""
     rows = [(0, 0x100000000000, HOT[0], 1), (0, HOT[0], HOT[1], 10), (0, HOT[1], HOT[1] + TIB, 0)]
     for s in range(1, n_snap):
-        rows += [(s, 0x100000000000, HOT[0], 0), (s, HOT[0], HOT[1], 10),
-                 (s, HOT[1], HOT[1] + TIB, 0)]
+        rows += [
+            (s, 0x100000000000, HOT[0], 0),
+            (s, HOT[0], HOT[1], 10),
+            (s, HOT[1], HOT[1] + TIB, 0),
+        ]
     return _history(rows)
 
 
@@ -44,8 +48,13 @@ def test_heatmap_axis_zooms_on_hot_area():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 63), st.integers(1, 8),
-                          st.integers(0, 20)), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 63), st.integers(1, 8), st.integers(0, 20)),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_heat_ranges_equal_per_page_sum(regs):
     """Against a slow per-page sum: a page is kept iff its summed heat >= 2 % of the max."""
     rows, seen = [], set()
@@ -59,11 +68,11 @@ def test_heat_ranges_equal_per_page_sum(regs):
     df = _history(sorted(rows))
     heat = np.zeros(80)
     for _, s, e, nr in rows:
-        heat[s // 4096:e // 4096] += nr
+        heat[s // 4096 : e // 4096] += nr
     got = heat_ranges(load_history(df))
     keep = np.zeros(80, bool)
     for s, e in got.tolist():
-        keep[s // 4096:e // 4096] = True
+        keep[s // 4096 : e // 4096] = True
     if heat.max() == 0:
         assert len(got) == 0
     else:

@@ -1,5 +1,6 @@
 """The tests' big-table comparison helpers: they must fail on every difference (a helper
 that passed wrongly would silence every test using it) and say where it is."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_one_changed_value_is_named(where):
 @pytest.mark.parametrize("cut", [0, 1, 999])
 def test_missing_and_extra_rows_fail(cut):
     with pytest.raises(AssertionError, match="got 999, want 1,000"):
-        assert_rows_equal(rows()[:cut] + rows()[cut + 1:], rows())
+        assert_rows_equal(rows()[:cut] + rows()[cut + 1 :], rows())
     with pytest.raises(AssertionError, match=r"only in got \(1\): \[1000\]"):
         assert_rows_equal(rows() + [(1, 2, 3)], rows())
     with pytest.raises(AssertionError, match="the first 0 are equal"):
@@ -55,7 +56,9 @@ def test_arrays_differences():
     a = np.arange(12).reshape(4, 3)
     b = a.copy()
     b[2, 1] = -1
-    with pytest.raises(AssertionError, match=r"1 of the first 4 rows differ\n  \[2\] got  \(6, 7, 8\)"):
+    with pytest.raises(
+        AssertionError, match=r"1 of the first 4 rows differ\n  \[2\] got  \(6, 7, 8\)"
+    ):
         assert_arrays_equal(a, b)
     with pytest.raises(AssertionError, match="shape"):
         assert_arrays_equal(a, a[:3])

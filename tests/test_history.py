@@ -1,6 +1,7 @@
 """The streaming region-history reader: windows against a slow reference, stitching of
 snapshots across row groups, sparse histories read back as their dense originals, the
 fall-back for files out of order, and one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -62,10 +63,19 @@ def _draw_history(data, *, with_pid=False):
                 for lo, hi in zip(b[:-1], b[1:]):
                     if data.draw(st.booleans()) and len(b) > 2:
                         continue
-                    rows.append(dict(run=run, snapshot=s, time_ns=t, target=tg,
-                                     pid=100 + tg if with_pid else None, start=lo * 4096,
-                                     end=hi * 4096, nr_accesses=data.draw(st.integers(0, 9)),
-                                     age=data.draw(st.integers(0, 9))))
+                    rows.append(
+                        dict(
+                            run=run,
+                            snapshot=s,
+                            time_ns=t,
+                            target=tg,
+                            pid=100 + tg if with_pid else None,
+                            start=lo * 4096,
+                            end=hi * 4096,
+                            nr_accesses=data.draw(st.integers(0, 9)),
+                            age=data.draw(st.integers(0, 9)),
+                        )
+                    )
     return pd.DataFrame(rows)
 
 
@@ -77,8 +87,12 @@ def test_snapshot_windows_follow_the_rules(data):
         return
     hs = open_history(df)
     want = _naive_windows(df)
-    got = {(k, r, s): (a, b) for k, r, s, a, b in
-           hs.snaps[["key", "run", "snapshot", "t0", "t1"]].itertuples(index=False)}
+    got = {
+        (k, r, s): (a, b)
+        for k, r, s, a, b in hs.snaps[["key", "run", "snapshot", "t0", "t1"]].itertuples(
+            index=False
+        )
+    }
     assert got == want
 
 
@@ -97,8 +111,9 @@ def test_snapshots_stitched_across_row_groups(tmp_path_factory, data):
     assert hs.streamed and hs.rows == len(df) and hs.key_column == "pid"
     seen = []
     for snap in hs.iter_snapshots():
-        want = df[(df["pid"] == snap.key) & (df["run"] == snap.run)
-                  & (df["snapshot"] == snap.snapshot)]
+        want = df[
+            (df["pid"] == snap.key) & (df["run"] == snap.run) & (df["snapshot"] == snap.snapshot)
+        ]
         assert snap.start.tolist() == want["start"].tolist()
         assert snap.nr_accesses.tolist() == want["nr_accesses"].tolist()
         assert snap.age.tolist() == want["age"].tolist()
@@ -132,10 +147,16 @@ def test_sparse_reads_as_its_dense_original(tmp_path, seed):
     with nr_accesses 0, snapshots without any access come back with their times."""
     rng = np.random.default_rng(seed)
     idle = {0, 3, 7} if seed % 2 else {4}
-    df, meta = dense_history(rng, n_snap=8, targets=(0, 1), pids={0: 11, 1: 12},
-                             idle_snapshots=idle, change_at=5 if seed % 3 else None)
+    df, meta = dense_history(
+        rng,
+        n_snap=8,
+        targets=(0, 1),
+        pids={0: 11, 1: 12},
+        idle_snapshots=idle,
+        change_at=5 if seed % 3 else None,
+    )
     sp = sparse_of(df, meta)
-    if seed % 4 == 0:   # the snapshot times must come from the neighbours
+    if seed % 4 == 0:  # the snapshot times must come from the neighbours
         sp.attrs["tracedamon"]["replay"].pop("t0_ns")
     dense = load_history(df)
     pd_path = tmp_path / "sparse.parquet"
@@ -171,16 +192,39 @@ def test_coverage_change_and_empty_coverage():
     base = 0x10000
     rows = []
     for s in range(4):
-        rows.append(dict(run=0, snapshot=s, time_ns=(s + 1) * 100, target=0, pid=None,
-                         start=base, end=base + (0x2000 if s < 2 else 0x3000),
-                         nr_accesses=1 if s == 1 else 0, age=0))
+        rows.append(
+            dict(
+                run=0,
+                snapshot=s,
+                time_ns=(s + 1) * 100,
+                target=0,
+                pid=None,
+                start=base,
+                end=base + (0x2000 if s < 2 else 0x3000),
+                nr_accesses=1 if s == 1 else 0,
+                age=0,
+            )
+        )
         if s < 2:
-            rows.append(dict(run=0, snapshot=s, time_ns=(s + 1) * 100, target=1, pid=None,
-                             start=base, end=base + 0x1000, nr_accesses=0, age=0))
+            rows.append(
+                dict(
+                    run=0,
+                    snapshot=s,
+                    time_ns=(s + 1) * 100,
+                    target=1,
+                    pid=None,
+                    start=base,
+                    end=base + 0x1000,
+                    nr_accesses=0,
+                    age=0,
+                )
+            )
     df = pd.DataFrame(rows)
     sp = sparse_of(df)
     assert [e for e in sp.attrs["tracedamon"]["replay"]["coverage"] if e[1] == 1] == [
-        [0, 1, base, base + 0x1000], [2, 1, 0, 0]]
+        [0, 1, base, base + 0x1000],
+        [2, 1, 0, 0],
+    ]
     h = load_history(sp)
     assert canonical(h.df).equals(canonical(load_history(df).df))
     assert h.df.groupby("target")["snapshot"].nunique().to_dict() == {0: 4, 1: 2}
@@ -234,8 +278,11 @@ def test_unsorted_file_is_read_whole_with_a_warning(tmp_path):
     assert canonical(hs.to_history().df).equals(canonical(load_history(df).df))
     # regions of one snapshot out of address order only: sorted, no warning
     p2 = tmp_path / "rev.parquet"
-    write_regions(df.sort_values(["snapshot", "target", "start"], ascending=[True, True, False]),
-                  p2, row_group_size=3)
+    write_regions(
+        df.sort_values(["snapshot", "target", "start"], ascending=[True, True, False]),
+        p2,
+        row_group_size=3,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         h = load_history(p2)
@@ -323,8 +370,9 @@ def test_a_history_in_memory_is_a_source_too():
     df, meta = dense_history(rng, n_snap=4)
     h = load_history(df)
     assert open_history(h) is h.source
-    by_hand = History(h.df.drop(columns=["snap"]).assign(snap=h.df["snap"]), h.snaps, "mine",
-                      h.meta)
+    by_hand = History(
+        h.df.drop(columns=["snap"]).assign(snap=h.df["snap"]), h.snaps, "mine", h.meta
+    )
     hs = open_history(by_hand)
     assert hs.name == "mine" and canonical(hs.to_history().df).equals(canonical(h.df))
     assert compare(h, by_hand).metrics["hot"]["0.5"]["f1"] == 1.0

@@ -1,5 +1,6 @@
 """The ingest layout: the public function lives in the pipeline, readers report
 progress through a callback and draw nothing, magic sniffing in one place."""
+
 from __future__ import annotations
 
 import gzip
@@ -35,8 +36,9 @@ print(json.dumps([tracedamon.ingest is P.ingest, ingest is P.ingest, old_path is
 def test_public_ingest_is_the_pipeline_function_whatever_was_imported():
     """``tracedamon.ingest`` is the function (not the readers' package, made callable)
     after reader modules are imported in every style; the old path still gives it."""
-    r = subprocess.run([sys.executable, "-c", NAME_PROBE], capture_output=True, text=True,
-                       cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", NAME_PROBE], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     lines = r.stdout.strip().splitlines()
     assert lines, r.stderr
     assert json.loads(lines[0]) == [True, "tracedamon.pipeline.ingest"]
@@ -55,17 +57,24 @@ print(json.dumps({"calls": calls, "rich": "rich" in sys.modules}))
 
 
 def _progress_calls(src: Path, out: Path, **opts) -> dict:
-    r = subprocess.run([sys.executable, "-c", PROGRESS_PROBE, str(src), str(out),
-                        json.dumps(opts)], capture_output=True, text=True, cwd=ROOT,
-                       timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", PROGRESS_PROBE, str(src), str(out), json.dumps(opts)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name, opts", [
-    ("hotcold.perf.data", {}),                                   # native perf.data reader
-    ("damon/live_paddr.script.txt.gz", {"format": "damon"}),     # DAMON text (gzip)
-])
+@pytest.mark.parametrize(
+    "name, opts",
+    [
+        ("hotcold.perf.data", {}),  # native perf.data reader
+        ("damon/live_paddr.script.txt.gz", {"format": "damon"}),  # DAMON text (gzip)
+    ],
+)
 def test_readers_report_progress_and_draw_nothing(tmp_path, name, opts):
     """The callback gets (done, total, what) with ``done`` never going back, ending at
     ``total``: the bytes the reader reads (a DAMON text: the file's size on disk; a
@@ -87,30 +96,37 @@ def test_readers_report_progress_and_draw_nothing(tmp_path, name, opts):
 
 def test_perf_script_text_reports_bytes(tmp_path):
     from tracedamon import ingest
-    from tracedamon.ingest.perf_script import RECOMMENDED_FIELDS   # still documented there
+    from tracedamon.ingest.perf_script import RECOMMENDED_FIELDS  # still documented there
+
     assert "addr" in RECOMMENDED_FIELDS
     src = tmp_path / "s.txt"
     line = "  w 5/5 1.000000000: 1 page-faults:  7fff0000\n"
     src.write_text(line * 50)
     calls = []
-    ingest(src, tmp_path / "o.td", format="perf-script", fields="comm,pid,tid,time,period,"
-           "event,addr", progress=lambda d, t, w: calls.append((d, t, w)))
+    ingest(
+        src,
+        tmp_path / "o.td",
+        format="perf-script",
+        fields="comm,pid,tid,time,period,event,addr",
+        progress=lambda d, t, w: calls.append((d, t, w)),
+    )
     assert calls[-1] == (src.stat().st_size, src.stat().st_size, "s.txt")
 
 
 def test_head_undoes_gzip_and_names_a_corrupt_stream(tmp_path):
     from tracedamon.ingest.detect import GZIP_MAGIC, head, is_gzip, raw_head
+
     plain = b"PERFILE2" + bytes(100)
     gz = tmp_path / "a.gz"
     gz.write_bytes(gzip.compress(plain))
     assert is_gzip(gz) and raw_head(gz, 2) == GZIP_MAGIC
     assert head(gz, 8) == b"PERFILE2"
-    assert head(gz, 1000) == plain                   # no more than there is
+    assert head(gz, 1000) == plain  # no more than there is
     bad = tmp_path / "bad.gz"
     bad.write_bytes(gzip.compress(plain)[:10] + b"\xff" * 64)
     with pytest.raises(InputError, match=r"bad\.gz: gzip stream unreadable"):
         head(bad)
-    assert not is_gzip(tmp_path)                      # a directory is not a gzip file
+    assert not is_gzip(tmp_path)  # a directory is not a gzip file
 
 
 def test_record_type_constants_match_the_name_table():
@@ -118,6 +134,7 @@ def test_record_type_constants_match_the_name_table():
     number the name table (perf's PERF_RECORD_* list) gives that name."""
     from tracedamon.ingest import perf_records as K
     from tracedamon.ingest.perf.header import RECORD_NAMES
+
     consts = {k[2:]: v for k, v in vars(K).items() if k.startswith("R_")}
     assert len(consts) >= 20
     for name, num in consts.items():
@@ -129,8 +146,9 @@ def test_cursor_errors_name_the_file_and_offset(tmp_path):
     offset of the field (``base`` + position), never IndexError or struct.error."""
     from tracedamon.errors import TraceFormatError
     from tracedamon.ingest.binparse import Cursor, unpack
+
     f = tmp_path / "x.data"
-    data = (5).to_bytes(4, "little") + b"abc"          # a string of 5 bytes, 3 there
+    data = (5).to_bytes(4, "little") + b"abc"  # a string of 5 bytes, 3 there
     c = Cursor(data, f, base=1000, what="feature X")
     with pytest.raises(TraceFormatError) as ei:
         c.string()
@@ -147,7 +165,7 @@ def test_cursor_errors_name_the_file_and_offset(tmp_path):
         Cursor(b"abc", f, base=3).cstr()
     assert ei.value.offset == 3 and "unterminated" in str(ei.value)
     with pytest.raises(TraceFormatError) as ei:
-        Cursor((10 ** 6).to_bytes(4, "little"), f, base=40, what="cmdline").strings()
+        Cursor((10**6).to_bytes(4, "little"), f, base=40, what="cmdline").strings()
     assert ei.value.offset == 40
     assert unpack("<QQ", bytes(16), 0, path=f, what="header") == (0, 0)
     with pytest.raises(TraceFormatError) as ei:
@@ -162,6 +180,7 @@ def test_corrupt_gzip_is_a_clear_error_for_every_reader(tmp_path, fmt):
     leaves no output: never zlib.error."""
     from tracedamon import ingest
     from tracedamon.errors import TracedamonError
+
     bad = tmp_path / "bad.gz"
     bad.write_bytes(gzip.compress(b"x")[:10] + b"\xff" * 64)
     with pytest.raises(TracedamonError) as ei:

@@ -8,6 +8,7 @@ of two), worked examples computed by hand below from mm/damon/core.c's code
 ``damon_find_biggest_system_ram`` / ``damon_find_system_rams_range``), and the
 independent reference (tests/engine_reference.py), which models both profiles.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,16 +43,23 @@ def seed_early(seed: int) -> np.ndarray:
 
 # (seed, draws after the 10 warm-up draws, expected draw) from prandom_state_selftest:
 # test1 (one draw) and the first, a middle and the last cases of test2 (taus113 of GSL)
-SELFTEST = [(1, 1, 3484351685), (2, 1, 2623130059), (3, 1, 3125133893), (4, 1, 984847254),
-            (931557656, 959, 2975593782), (1339693295, 876, 3887776532),
-            (1967883163, 508, 10734624), (1516232129, 557, 3173877),
-            (407983964, 921, 728767059)]
+SELFTEST = [
+    (1, 1, 3484351685),
+    (2, 1, 2623130059),
+    (3, 1, 3125133893),
+    (4, 1, 984847254),
+    (931557656, 959, 2975593782),
+    (1339693295, 876, 3887776532),
+    (1967883163, 508, 10734624),
+    (1516232129, 557, 3173877),
+    (407983964, 921, 728767059),
+]
 
 
 @pytest.mark.parametrize("seed, nth, expected", SELFTEST)
 def test_lfsr113_matches_kernel_selftest(seed, nth, expected):
     st_ = seed_early(seed)
-    for _ in range(10):                 # prandom_warmup
+    for _ in range(10):  # prandom_warmup
         lfsr113_next(st_)
     for _ in range(nth - 1):
         lfsr113_next(st_)
@@ -100,6 +108,7 @@ def test_lfsr113_below_has_no_32bit_truncation():
 # -- profiles and the configuration ---------------------------------------------------------
 def test_profile_names_are_damos_profile_names():
     from tracedamon.engine.damos.scheme import PROFILES as DAMOS_PROFILES
+
     assert set(PROFILES) == set(DAMOS_PROFILES)
 
 
@@ -125,8 +134,9 @@ def test_released_config_is_unchanged():
 # -- split: kdamond_split_regions / damon_split_some_regions ------------------------------
 def monitor_with(rows_per_target, inject=None, **cfg):
     cfg.setdefault("kernel", "mainline-2026")
-    mon = Monitor(MonitorConfig(**cfg), [Target(lambda t: None) for _ in rows_per_target],
-                  rand_inject=inject)
+    mon = Monitor(
+        MonitorConfig(**cfg), [Target(lambda t: None) for _ in rows_per_target], rand_inject=inject
+    )
     mon.set_target_rows([[core.new_region(s, e) for s, e in rows] for rows in rows_per_target])
     return mon
 
@@ -136,16 +146,37 @@ def spans(mon):
 
 
 def some_split(rows, step, offset, minsz, inject=(), seed=0):
-    a = {k: np.array([r[i] if i < 2 else 0 for r in rows], np.int64)
-         for i, k in enumerate(core.FIELDS)}
+    a = {
+        k: np.array([r[i] if i < 2 else 0 for r in rows], np.int64)
+        for i, k in enumerate(core.FIELDS)
+    }
     toff = np.array([0, len(rows)], np.int64)
     out = {k: np.empty(2 * len(rows), np.int64) for k in core.FIELDS}
     ooff = np.empty_like(toff)
-    w = core.split_some_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"], a["age"],
-                                toff, step, offset, minsz, 0, lfsr113_new(seed), True,
-                                np.array(inject, np.int64), np.zeros(1, np.int64),
-                                out["start"], out["end"], out["nr"], out["bp"], out["last"],
-                                out["age"], ooff)
+    w = core.split_some_regions(
+        a["start"],
+        a["end"],
+        a["nr"],
+        a["bp"],
+        a["last"],
+        a["age"],
+        toff,
+        step,
+        offset,
+        minsz,
+        0,
+        lfsr113_new(seed),
+        True,
+        np.array(inject, np.int64),
+        np.zeros(1, np.int64),
+        out["start"],
+        out["end"],
+        out["nr"],
+        out["bp"],
+        out["last"],
+        out["age"],
+        ooff,
+    )
     return list(zip(out["start"][:w].tolist(), out["end"][:w].tolist()))
 
 
@@ -177,9 +208,17 @@ def test_split_above_half_worked_example():
     rows = [(i * 16 * P, (i + 1) * 16 * P) for i in range(6)]
     mon = monitor_with([rows], max_nr_regions=10, min_nr_regions=3, inject=[4, 0, 8, 1])
     mon._split()
-    assert spans(mon) == [(0, 8 * P), (8 * P, 16 * P), (16 * P, 32 * P), (32 * P, 33 * P),
-                          (33 * P, 48 * P), (48 * P, 64 * P), (64 * P, 78 * P),
-                          (78 * P, 80 * P), (80 * P, 96 * P)]
+    assert spans(mon) == [
+        (0, 8 * P),
+        (8 * P, 16 * P),
+        (16 * P, 32 * P),
+        (32 * P, 33 * P),
+        (33 * P, 48 * P),
+        (48 * P, 64 * P),
+        (64 * P, 78 * P),
+        (78 * P, 80 * P),
+        (80 * P, 96 * P),
+    ]
     assert (mon.last_nr_regions, mon.split_rotation) == (6, 1)
     mon._split()
     assert spans(mon)[:3] == [(0, 8 * P), (8 * P, 9 * P), (9 * P, 16 * P)]
@@ -188,7 +227,7 @@ def test_split_above_half_worked_example():
     assert (mon.n, mon.last_nr_regions, mon.split_rotation) == (10, 10, 2)
     rel = monitor_with([rows], max_nr_regions=10, min_nr_regions=3, kernel="released")
     rel._split()
-    assert spans(rel) == rows and rel.last_nr_regions == 0       # quirk Q11
+    assert spans(rel) == rows and rel.last_nr_regions == 0  # quirk Q11
 
 
 def test_split_some_cuts_two_page_regions():
@@ -202,26 +241,53 @@ def test_split_some_counts_regions_over_all_targets():
     # the index runs on across targets: step 2, offset 1 picks target 0's second region
     # and target 1's second (overall index 3)
     P = PAGE
-    mon = monitor_with([[(0, 10 * P), (10 * P, 20 * P)], [(100 * P, 110 * P),
-                                                          (110 * P, 120 * P)]],
-                       max_nr_regions=6, min_nr_regions=3, inject=[4, 4])
+    mon = monitor_with(
+        [[(0, 10 * P), (10 * P, 20 * P)], [(100 * P, 110 * P), (110 * P, 120 * P)]],
+        max_nr_regions=6,
+        min_nr_regions=3,
+        inject=[4, 4],
+    )
     mon.split_rotation = 1
-    mon._split()     # n = 4 > 3: step = 6 // 2 = 3, offset 1 % 3 = 1: overall index 1 only
-    assert spans(mon) == [(0, 10 * P), (10 * P, 15 * P), (15 * P, 20 * P),
-                          (100 * P, 110 * P), (110 * P, 120 * P)]
+    mon._split()  # n = 4 > 3: step = 6 // 2 = 3, offset 1 % 3 = 1: overall index 1 only
+    assert spans(mon) == [
+        (0, 10 * P),
+        (10 * P, 15 * P),
+        (15 * P, 20 * P),
+        (100 * P, 110 * P),
+        (110 * P, 120 * P),
+    ]
     assert mon.toff.tolist() == [0, 3, 5]
 
 
 # -- merge: count_age and the threshold ----------------------------------------------------
 def run_merge(rows, threshold, max_nr_regions, max_thres, mainline, sz_limit=1 << 40):
     m = np.array(rows, np.int64).reshape(-1, 5)
-    a = {"start": m[:, 0].copy(), "end": m[:, 1].copy(), "nr": m[:, 2].copy(),
-         "last": m[:, 3].copy(), "age": m[:, 4].copy()}
+    a = {
+        "start": m[:, 0].copy(),
+        "end": m[:, 1].copy(),
+        "nr": m[:, 2].copy(),
+        "last": m[:, 3].copy(),
+        "age": m[:, 4].copy(),
+    }
     a["bp"] = a["nr"] * 10000
     toff = np.array([0, len(rows)], np.int64)
-    n = merge_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"], a["age"], toff,
-                      threshold, np.array([sz_limit], np.int64), max_nr_regions, max_thres,
-                      mainline, True, True, mainline)
+    n = merge_regions(
+        a["start"],
+        a["end"],
+        a["nr"],
+        a["bp"],
+        a["last"],
+        a["age"],
+        toff,
+        threshold,
+        np.array([sz_limit], np.int64),
+        max_nr_regions,
+        max_thres,
+        mainline,
+        True,
+        True,
+        mainline,
+    )
     return [tuple(int(a[k][i]) for k in ("start", "end", "nr", "age")) for i in range(n)]
 
 
@@ -231,17 +297,23 @@ def test_kunit_merge_regions_of_mainline():
     sa = [0, 100, 114, 122, 130, 156, 170, 184, 230]
     ea = [100, 112, 122, 130, 156, 170, 184, 230, 10170]
     nrs = [0, 0, 10, 10, 20, 30, 1, 2, 5]
-    out = run_merge([(s, e, n, 0, 0) for s, e, n in zip(sa, ea, nrs)], 9, 1000, 20, True,
-                    sz_limit=9999)
-    assert [(r[0], r[1]) for r in out] == [(0, 112), (114, 130), (130, 156), (156, 170),
-                                          (170, 230), (230, 10170)]
+    out = run_merge(
+        [(s, e, n, 0, 0) for s, e, n in zip(sa, ea, nrs)], 9, 1000, 20, True, sz_limit=9999
+    )
+    assert [(r[0], r[1]) for r in out] == [
+        (0, 112),
+        (114, 130),
+        (130, 156),
+        (156, 170),
+        (170, 230),
+        (230, 10170),
+    ]
 
 
 def test_kunit_merge_two_mainline():
     # damon_test_merge_two: [0,100) nr 10 age 9 + [100,300) nr 20 age 21 -> nr 16, age 17
     # (the first pass counts ages first: feed them one lower, |nr - last| = 0)
-    out = run_merge([(0, 100, 10, 10, 8), (100, 300, 20, 20, 20)], 100, 10, 20, True,
-                    sz_limit=1000)
+    out = run_merge([(0, 100, 10, 10, 8), (100, 300, 20, 20, 20)], 100, 10, 20, True, sz_limit=1000)
     assert out == [(0, 300, 16, 17)]
 
 
@@ -273,8 +345,15 @@ def test_snapshot_bp_residue_only_in_released(kernel, bp_after_quiet):
     """aggr/sample = 3, one page: accessed in 2 of the first 3 intervals, never after.
     Released: bp after the quiet aggregation = 20000 - 3 * (20000 // 3) = 2 (quirk Q4);
     mainline-2026's on-demand moving sum at the boundary is nr_accesses: 0."""
-    cfg = MonitorConfig(sample_us=1000, aggr_us=3000, min_nr_regions=3, max_nr_regions=3,
-                        min_region=PAGE, max_region=PAGE, kernel=kernel)
+    cfg = MonitorConfig(
+        sample_us=1000,
+        aggr_us=3000,
+        min_nr_regions=3,
+        max_nr_regions=3,
+        min_region=PAGE,
+        max_region=PAGE,
+        kernel=kernel,
+    )
     tg = [Target(lambda t: np.array([(0x10000, 0x11000)], np.int64))]
     times = np.array([100_000, 1_100_000, 5_900_000], np.int64)
     acc = AccessSamples(times, np.zeros(3, np.int64), np.array([0x10000, 0x10000, 0x20000]))
@@ -282,9 +361,12 @@ def test_snapshot_bp_residue_only_in_released(kernel, bp_after_quiet):
     assert h.nr_accesses.tolist() == [2, 0]
     assert h.nr_accesses_bp.tolist() == [20000, bp_after_quiet]
     from tracedamon.engine.fixed import FixedMonitor
-    hf = FixedMonitor(cfg, tg).run(AccessSamples(times, np.zeros(3, np.int64),
-                                                 np.array([0x10000, 0x10000, 0x20000])),
-                                   0, int(times[-1]))
+
+    hf = FixedMonitor(cfg, tg).run(
+        AccessSamples(times, np.zeros(3, np.int64), np.array([0x10000, 0x10000, 0x20000])),
+        0,
+        int(times[-1]),
+    )
     assert hf.nr_accesses_bp.tolist() == [20000, bp_after_quiet]
 
 
@@ -292,16 +374,18 @@ def test_snapshot_bp_residue_only_in_released(kernel, bp_after_quiet):
 def test_released_paddr_default_keeps_the_last_of_equal_system_rams():
     """gregkh/linux walk_system_ram(): ``a->end - a->start < resource_size(res)`` with the
     kept end inclusive, so an equally big later resource replaces the kept one."""
-    ram = [[0x100000, 0x40100000], [0x100000000, 0x140000000 - 0x100000],
-           [0x200000000, 0x240000000]]             # 1 GiB, 1 GiB - 1 MiB, 1 GiB
+    ram = [
+        [0x100000, 0x40100000],
+        [0x100000000, 0x140000000 - 0x100000],
+        [0x200000000, 0x240000000],
+    ]  # 1 GiB, 1 GiB - 1 MiB, 1 GiB
     rg, src = default_range({"system_ram": ram}, np.zeros(0, np.int64))
     assert rg.tolist() == [[0x200000000, 0x240000000]] and "biggest" in src
     # ... whatever order the metadata lists them in (the kernel walks by address)
     rg, _ = default_range({"system_ram": ram[::-1]}, np.zeros(0, np.int64))
     assert rg.tolist() == [[0x200000000, 0x240000000]]
     # a strictly bigger earlier range still wins
-    rg, _ = default_range({"system_ram": [[0, 2 * GIB], [4 * GIB, 5 * GIB]]},
-                          np.zeros(0, np.int64))
+    rg, _ = default_range({"system_ram": [[0, 2 * GIB], [4 * GIB, 5 * GIB]]}, np.zeros(0, np.int64))
     assert rg.tolist() == [[0, 2 * GIB]]
 
 
@@ -315,8 +399,10 @@ def test_mainline_paddr_default_is_all_system_ram():
     ram = [[0x200000000, 0x240000000], [0x100000, 0x40100000], [4 * GIB, 5 * GIB]]
     rg, src = default_range({"system_ram": ram}, np.zeros(0, np.int64), "all")
     assert rg.tolist() == [[0x100000, 0x240000000]] and "all System RAM" in src
-    topo = {"block_size": 128 << 20, "nodes": [{"node": 0, "blocks": [1, 2]},
-                                                {"node": 1, "blocks": [9]}]}
+    topo = {
+        "block_size": 128 << 20,
+        "nodes": [{"node": 0, "blocks": [1, 2]}, {"node": 1, "blocks": [9]}],
+    }
     rg, _ = default_range({"mem_topology": topo}, np.zeros(0, np.int64), "all")
     assert rg.tolist() == [[128 << 20, 10 * (128 << 20)]]
     assert kernel_profile("mainline-2026").paddr_default == "all"
@@ -328,6 +414,7 @@ def hot_td(tmp_path_factory):
     from pathlib import Path
 
     from tracedamon.ingest import ingest
+
     src = Path(__file__).resolve().parents[1] / "sample_traces" / "hotcold.perf.data"
     out = tmp_path_factory.mktemp("k") / "h.td"
     ingest([src], out)
@@ -340,6 +427,7 @@ def cli(*args):
     import io
 
     from tracedamon.cli import main
+
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in args])
@@ -348,8 +436,19 @@ def cli(*args):
 
 def test_cli_replay_kernel_recorded_and_shown(hot_td, tmp_path):
     from tracedamon.ingest.writer import read_parquet_metadata
-    code, out, err = cli("replay", hot_td, "--start", "auto", "--kernel", "mainline-2026",
-                         "--access", "abit", "-o", tmp_path / "m.parquet")
+
+    code, out, err = cli(
+        "replay",
+        hot_td,
+        "--start",
+        "auto",
+        "--kernel",
+        "mainline-2026",
+        "--access",
+        "abit",
+        "-o",
+        tmp_path / "m.parquet",
+    )
     assert code == 0, err
     assert "kernel=mainline-2026" in out
     rp = read_parquet_metadata(tmp_path / "m.parquet")["replay"]
@@ -365,11 +464,16 @@ def test_cli_replay_kernel_recorded_and_shown(hot_td, tmp_path):
     assert rp["generator"] == "pcg32-xsh-rr"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--kernel", "v6.20"], "unknown kernel profile 'v6.20'"),
-    (["--kernel", "mainline-2026", "--min-nr-regions-mode", "legacy"],
-     "mainline-2026 handles min_nr_regions as 'apply'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--kernel", "v6.20"], "unknown kernel profile 'v6.20'"),
+        (
+            ["--kernel", "mainline-2026", "--min-nr-regions-mode", "legacy"],
+            "mainline-2026 handles min_nr_regions as 'apply'",
+        ),
+    ],
+)
 def test_cli_replay_kernel_refusals(hot_td, tmp_path, args, message):
     code, out, err = cli("replay", hot_td, "-o", tmp_path / "x.parquet", *args)
     lines = err.strip().splitlines()
@@ -383,5 +487,6 @@ def test_sweep_configuration_ids_unchanged_by_profiles():
     arguments, which must stay what they were before profiles existed (``kernel`` absent,
     the mode the default resolves to), or resumed sweeps would not find their runs."""
     from tracedamon.pipeline.sweep.grid import defaults
+
     d = defaults()
     assert "kernel" not in d and d["min_nr_regions_mode"] == "legacy"

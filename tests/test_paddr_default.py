@@ -1,4 +1,5 @@
 """paddr replay without --range: the biggest run of memory blocks perf recorded."""
+
 from __future__ import annotations
 
 import re
@@ -30,12 +31,14 @@ def _perf_memory_runs(header: str):
 
 
 def test_mem_topology_runs():
-    topo = {"block_size": 0x1000, "nodes": [{"node": 0, "blocks": [3, 1, 2, 7]},
-                                            {"node": 1, "blocks": [8, 9]}]}
-    assert mem_topology_ranges(topo) == [(0x1000, 0x4000), (0x7000, 0xa000)]
+    topo = {
+        "block_size": 0x1000,
+        "nodes": [{"node": 0, "blocks": [3, 1, 2, 7]}, {"node": 1, "blocks": [8, 9]}],
+    }
+    assert mem_topology_ranges(topo) == [(0x1000, 0x4000), (0x7000, 0xA000)]
     rg, src = default_range({"mem_topology": topo}, np.array([], np.int64))
     # two runs of the same size: released kernels keep the last (see engine/profiles.py)
-    assert rg.tolist() == [[0x7000, 0xa000]] and "MEM_TOPOLOGY" in src
+    assert rg.tolist() == [[0x7000, 0xA000]] and "MEM_TOPOLOGY" in src
 
 
 @pytest.mark.parametrize("name", ["01_pf_c1_addr", "02_minflt_phys_pgsz", "05_two_events_id"])
@@ -49,8 +52,10 @@ def test_mem_topology_equals_perf_header(name, tmp_path):
 
 def test_paddr_replay_takes_ram_from_perf_header(tmp_path):
     data = need_corpus("perf", "02_minflt_phys_pgsz.data")
-    want = max(_perf_memory_runs(need_corpus("perf", "02_minflt_phys_pgsz.header.txt")
-                                 .read_text()), key=lambda r: r[1] - r[0])
+    want = max(
+        _perf_memory_runs(need_corpus("perf", "02_minflt_phys_pgsz.header.txt").read_text()),
+        key=lambda r: r[1] - r[0],
+    )
     td = ingest(data, tmp_path / "t.td")
     h = replay(td, ops="paddr", access="perf-phys", sample_us=10, aggr_us=100)
     assert "MEM_TOPOLOGY" in h.metadata["targets"][0]["ranges_source"]

@@ -7,6 +7,7 @@ Oracles (all from the corpus, none computed by tracedamon):
 * ``sanity_check.txt`` (per DAMON snapshot, each area's mean nr_accesses and
   accessed fraction, computed at recording time from damo's clean JSON).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -23,8 +24,12 @@ import pytest
 from conftest import need_corpus
 from tracedamon.engine.translate import Translator, merge_intervals
 from tracedamon.errors import TraceFormatError
-from tracedamon.export.truth import (areas_from_workload_log, attribute_regions,
-                                     ground_truth, score_areas)
+from tracedamon.export.truth import (
+    areas_from_workload_log,
+    attribute_regions,
+    ground_truth,
+    score_areas,
+)
 from tracedamon.ingest import ingest
 from tracedamon.ingest.detect import detect_format
 from tracedamon.schema import PAGEMAP_FLAG_PRESENT
@@ -33,9 +38,13 @@ from tracedamon.store.trace import open_trace
 PS = 4096
 PID = 7727
 # the MANIFEST's "Ground-truth virtual layout" table, run 1
-MANIFEST_AREAS = [("cold0", 0x7f89fa000000, 0x7f89fe000000), ("hot", 0x7f89fe000000, 0x7f8a00000000),
-                  ("cold1", 0x7f8a00000000, 0x7f8a0a000000), ("warm", 0x7f8a0a000000, 0x7f8a12000000),
-                  ("cold2", 0x7f8a12000000, 0x7f8a1a000000)]
+MANIFEST_AREAS = [
+    ("cold0", 0x7F89FA000000, 0x7F89FE000000),
+    ("hot", 0x7F89FE000000, 0x7F8A00000000),
+    ("cold1", 0x7F8A00000000, 0x7F8A0A000000),
+    ("warm", 0x7F8A0A000000, 0x7F8A12000000),
+    ("cold2", 0x7F8A12000000, 0x7F8A1A000000),
+]
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +84,14 @@ def _ref_pages(run1, n):
         for i in range(v["nr_entries"]):
             (e,) = struct.unpack_from("<Q", raw, v["bin_offset"] + 8 * i)
             present = e >> 63 & 1
-            pages[v["start"] + i * PS] = (present, e >> 62 & 1, e >> 61 & 1, e >> 56 & 1,
-                                          e >> 55 & 1, e & ((1 << 55) - 1) if present else 0)
+            pages[v["start"] + i * PS] = (
+                present,
+                e >> 62 & 1,
+                e >> 61 & 1,
+                e >> 56 & 1,
+                e >> 55 & 1,
+                e & ((1 << 55) - 1) if present else 0,
+            )
     return idx, pages
 
 
@@ -97,11 +112,13 @@ def test_runs_decode_every_page(td, run1, n):
     vma_of = {v["start"]: v for v in idx["vmas"]}
     pm = pm.sort_values("vaddr_start")
     a, b = pm.iloc[:-1], pm.iloc[1:]
-    touching = (a.vaddr_end.to_numpy() == b.vaddr_start.to_numpy())
+    touching = a.vaddr_end.to_numpy() == b.vaddr_start.to_numpy()
     same = touching & (a["flags"].to_numpy() == b["flags"].to_numpy())
     n_a = (a.vaddr_end - a.vaddr_start).to_numpy() // PS
-    cont = same & ((a.pfn_start.isna().to_numpy() & b.pfn_start.isna().to_numpy())
-                   | (a.pfn_start.to_numpy() + n_a == b.pfn_start.to_numpy()))
+    cont = same & (
+        (a.pfn_start.isna().to_numpy() & b.pfn_start.isna().to_numpy())
+        | (a.pfn_start.to_numpy() + n_a == b.pfn_start.to_numpy())
+    )
     crosses_vma = np.isin(b.vaddr_start.to_numpy(), list(vma_of))
     assert not (cont & ~crosses_vma).any()
 
@@ -115,8 +132,14 @@ def test_maps_table_matches_maps_text(td, run1):
         for row, line in zip(m.itertuples(), lines):
             f = line.split(None, 5)
             s, e = (int(x, 16) for x in f[0].split("-"))
-            assert (row.start, row.end, row.perms, row.offset, row.dev, row.inode) == \
-                (s, e, f[1], int(f[2], 16), f[3], int(f[4]))
+            assert (row.start, row.end, row.perms, row.offset, row.dev, row.inode) == (
+                s,
+                e,
+                f[1],
+                int(f[2], 16),
+                f[3],
+                int(f[4]),
+            )
             assert row.path == (f[5].strip() if len(f) > 5 else "")
     meta = td.meta["pagemap"]
     assert [s["snapshot"] for s in meta["snapshots"]] == list(range(6))
@@ -130,17 +153,16 @@ def test_population_counts(td):
     pages = (pm.vaddr_end - pm.vaddr_start) // PS
     present = (pm["flags"] & PAGEMAP_FLAG_PRESENT) != 0
     per = pages[inbuf & present].groupby(pm.snapshot[inbuf & present]).sum()
-    assert 0 not in per.index                      # snap0: before population, nothing present
+    assert 0 not in per.index  # snap0: before population, nothing present
     assert per.to_dict() == {n: 131072 for n in range(1, 6)}
 
 
 def test_ground_truth_matches_recorded_tsv(td, run1, truth_tsv):
     pm = td.table("pagemap")
     for areas in (MANIFEST_AREAS, areas_from_workload_log(run1 / "workload.log")):
-        for snap in (1, 3, 5):       # the MANIFEST: frames identical in every snapshot
+        for snap in (1, 3, 5):  # the MANIFEST: frames identical in every snapshot
             gt = ground_truth(pm, areas, snapshot=snap)
-            pd.testing.assert_frame_equal(gt.reset_index(drop=True), truth_tsv,
-                                          check_dtype=False)
+            pd.testing.assert_frame_equal(gt.reset_index(drop=True), truth_tsv, check_dtype=False)
     # the default snapshot is the last; snapshot 0 has nothing present
     assert ground_truth(pm, MANIFEST_AREAS).equals(ground_truth(pm, MANIFEST_AREAS, snapshot=5))
     assert ground_truth(pm, MANIFEST_AREAS, snapshot=0).empty
@@ -148,28 +170,44 @@ def test_ground_truth_matches_recorded_tsv(td, run1, truth_tsv):
     gt = ground_truth(pm, MANIFEST_AREAS)
     assert gt.start.min() >= 4294967296 and gt.end.max() <= 5502926848
     assert ((gt.end - gt.start).groupby(gt.label).sum() // PS).to_dict() == {
-        "cold0": 16384, "hot": 8192, "cold1": 40960, "warm": 32768, "cold2": 32768}
+        "cold0": 16384,
+        "hot": 8192,
+        "cold1": 40960,
+        "warm": 32768,
+        "cold2": 32768,
+    }
 
 
 def _sanity(run1):
-    lines = [ln for ln in (run1 / "sanity_check.txt").read_text().splitlines()
-             if ln and not ln.startswith("#")]
+    lines = [
+        ln
+        for ln in (run1 / "sanity_check.txt").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    ]
     head = lines[0].split()
     return pd.DataFrame([[float(x) for x in ln.split()] for ln in lines[1:]], columns=head)
 
 
 def _damo_json_regions(path):
     recs = json.loads(zlib.decompress(path.read_bytes()))
+
     def num(x):
         return int(str(x).replace(",", ""))
 
     rows = []
     for i, s in enumerate(recs[0]["snapshots"]):
         for r in s["regions"]:
-            rows.append((0, i, num(s["end_time"]), num(r["start"]), num(r["end"]),
-                         num(r["nr_accesses"]["samples"])))
-    return pd.DataFrame(rows, columns=["run", "snapshot", "time_ns", "start", "end",
-                                       "nr_accesses"])
+            rows.append(
+                (
+                    0,
+                    i,
+                    num(s["end_time"]),
+                    num(r["start"]),
+                    num(r["end"]),
+                    num(r["nr_accesses"]["samples"]),
+                )
+            )
+    return pd.DataFrame(rows, columns=["run", "snapshot", "time_ns", "start", "end", "nr_accesses"])
 
 
 def _check_against_sanity(scores, sanity):
@@ -218,8 +256,10 @@ def test_attribution_against_frame_counts(td, run1):
         t = int(g.time_ns.iloc[0]) + 1_190_000
         ps = int(tr.snapshot_at([t])[0])
         # nearest pagemap snapshot by hand: index t_begin_ns of each snapshot file
-        begins = {n: json.loads((run1 / f"pagemap_snap{n}.index.json").read_text())["t_begin_ns"]
-                  for n in range(6)}
+        begins = {
+            n: json.loads((run1 / f"pagemap_snap{n}.index.json").read_text())["t_begin_ns"]
+            for n in range(6)
+        }
         assert ps == min(begins, key=lambda n: (abs(begins[n] - t), begins[n]))
         _, ref = _ref_pages(run1, ps)
         frames = sorted({p[5] for p in ref.values() if p[0] and p[5]})
@@ -234,6 +274,7 @@ def test_attribution_against_frame_counts(td, run1):
 
 
 # ---- bad input ---------------------------------------------------------------------------
+
 
 @pytest.fixture
 def copy1(run1, tmp_path):
@@ -250,7 +291,7 @@ def test_truncated_bin_names_file_and_offset(copy1, tmp_path):
     with pytest.raises(TraceFormatError) as ei:
         ingest(copy1, tmp_path / "o.td", format="pagemap")
     assert "pagemap_snap1.pagemap.bin" in str(ei.value) and "truncated" in str(ei.value)
-    assert ei.value.offset == 304            # the 512 MiB buffer's entries start there
+    assert ei.value.offset == 304  # the 512 MiB buffer's entries start there
     assert not (tmp_path / "o.td").exists()
 
 
@@ -288,6 +329,7 @@ def test_bad_json_and_missing_parts(copy1, tmp_path):
 
 def test_cli_ingest_error_is_one_line(copy1, tmp_path, capsys):
     from tracedamon.cli import main
+
     b = copy1 / "pagemap_snap1.pagemap.bin"
     b.write_bytes(b.read_bytes()[:1000])
     rc = main(["ingest", str(copy1), "--format", "pagemap", "-o", str(tmp_path / "o.td")])
@@ -298,6 +340,7 @@ def test_cli_ingest_error_is_one_line(copy1, tmp_path, capsys):
 def test_truth_csv_is_what_compare_reads(td, tmp_path, truth_tsv):
     from tracedamon.export.truth import write_truth_csv
     from tracedamon.export import compare
+
     gt = ground_truth(td.table("pagemap"), MANIFEST_AREAS)
     path = write_truth_csv(gt, tmp_path / "truth.csv")
     back = compare.load_truth(path)
@@ -305,13 +348,17 @@ def test_truth_csv_is_what_compare_reads(td, tmp_path, truth_tsv):
     got = back.sort_values(["area", "start"]).reset_index(drop=True)
     exp = truth_tsv.sort_values(["label", "start"]).reset_index(drop=True)
     assert got["area"].tolist() == exp["label"].tolist()
-    assert got["start"].tolist() == exp["start"].tolist() and got["end"].tolist() == exp["end"].tolist()
+    assert (
+        got["start"].tolist() == exp["start"].tolist()
+        and got["end"].tolist() == exp["end"].tolist()
+    )
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_corrupted_index_never_crashes(copy1, tmp_path, seed):
     """Random byte damage to the index: a clean result or a tracedamon error, never a traceback."""
     from tracedamon.errors import TracedamonError
+
     ip = copy1 / "pagemap_snap1.index.json"
     data = bytearray(ip.read_bytes())
     rng = np.random.default_rng(seed)
@@ -354,6 +401,6 @@ def test_page_fault_samples_translate_to_recorded_frames(td, run1):
     assert (pids == PID).all() and (back == addrs).all()
     # "nearest" sends the faults closer to snapshot 0 (taken before population) there
     near = Translator.from_tables(pm).virt_to_phys(PID, addrs, times)
-    mid = (412_559_399_729 + 417_107_170_981) // 2      # snap0 and snap1 t_begin_ns
+    mid = (412_559_399_729 + 417_107_170_981) // 2  # snap0 and snap1 t_begin_ns
     assert (times <= mid).any() and (times > mid).any()
     assert ((near == 0) == (times <= mid)).all() and (near[times > mid] == exp[times > mid]).all()

@@ -1,4 +1,5 @@
 """Vectorised pagemap decoding and run-length encoding against plain per-entry Python."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +8,16 @@ from hypothesis import given, settings, strategies as st
 
 from tracedamon.errors import InputError, TraceFormatError
 from tracedamon.ingest import pagemap as pm
-from tracedamon.schema import (PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_EXCLUSIVE,
-                               PAGEMAP_FLAG_FILE, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT, PAGEMAP_FLAG_SOFT_DIRTY,
-                               PAGEMAP_FLAG_SWAPPED, PAGEMAP_FLAG_THP)
+from tracedamon.schema import (
+    PAGEMAP_FLAG_COMPOUND_HEAD,
+    PAGEMAP_FLAG_EXCLUSIVE,
+    PAGEMAP_FLAG_FILE,
+    PAGEMAP_FLAG_HUGE,
+    PAGEMAP_FLAG_PRESENT,
+    PAGEMAP_FLAG_SOFT_DIRTY,
+    PAGEMAP_FLAG_SWAPPED,
+    PAGEMAP_FLAG_THP,
+)
 
 PS = 4096
 
@@ -45,7 +53,7 @@ def entries(draw):
                 out.append((1 << 63) | hi | pfn)
                 pfn += 1 if draw(st.integers(0, 5)) else draw(st.integers(2, 9))
             elif kind == "hidden":
-                out.append((1 << 63) | hi)             # PFN zeroed: no CAP_SYS_ADMIN
+                out.append((1 << 63) | hi)  # PFN zeroed: no CAP_SYS_ADMIN
             elif kind == "swap":
                 out.append((1 << 62) | draw(st.integers(0, (1 << 50))))
             else:
@@ -68,8 +76,10 @@ def test_encode_runs_against_per_entry_reference(ents, vpage):
     # contiguous cover of the range, and runs are maximal
     assert vs.tolist() == ([vpage * PS] + ve[:-1].tolist() if len(ents) else [])
     for i in range(1, vs.size):
-        continues = (flags[i] == flags[i - 1] and ((pfn[i] == 0 and pfn[i - 1] == 0) or (
-            pfn[i - 1] != 0 and pfn[i] == pfn[i - 1] + (ve[i - 1] - vs[i - 1]) // PS)))
+        continues = flags[i] == flags[i - 1] and (
+            (pfn[i] == 0 and pfn[i - 1] == 0)
+            or (pfn[i - 1] != 0 and pfn[i] == pfn[i - 1] + (ve[i - 1] - vs[i - 1]) // PS)
+        )
         assert not continues
 
 
@@ -78,8 +88,10 @@ def test_encode_runs_against_per_entry_reference(ents, vpage):
 def test_chunked_encoding_then_join_equals_whole(ents, chunk):
     e = np.array(ents, dtype=np.uint64)
     whole = pm.encode_runs(0, pm.entry_frames(e), pm.entry_flags(e))
-    parts = [pm.encode_runs(i * PS, pm.entry_frames(e[i:i + chunk]), pm.entry_flags(e[i:i + chunk]))
-             for i in range(0, len(ents), chunk)]
+    parts = [
+        pm.encode_runs(i * PS, pm.entry_frames(e[i : i + chunk]), pm.entry_flags(e[i : i + chunk]))
+        for i in range(0, len(ents), chunk)
+    ]
     if not parts:
         return
     cat = [np.concatenate([p[k] for p in parts]) for k in range(4)]
@@ -91,23 +103,45 @@ def test_chunked_encoding_then_join_equals_whole(ents, chunk):
 def test_kpageflags_bits():
     # include/uapi/linux/kernel-page-flags.h: COMPOUND_HEAD 15, COMPOUND_TAIL 16, HUGE 17,
     # THP 22; the head bit is kept for THP and hugetlb pages only
-    k = np.array([0, 1 << 22, 1 << 17, (1 << 22) | (1 << 15), 1 << 16, (1 << 17) | (1 << 22),
-                  1 << 15, (1 << 17) | (1 << 15), (1 << 22) | (1 << 16)], dtype=np.uint64)
+    k = np.array(
+        [
+            0,
+            1 << 22,
+            1 << 17,
+            (1 << 22) | (1 << 15),
+            1 << 16,
+            (1 << 17) | (1 << 22),
+            1 << 15,
+            (1 << 17) | (1 << 15),
+            (1 << 22) | (1 << 16),
+        ],
+        dtype=np.uint64,
+    )
     assert pm.kpageflags_to_flags(k).tolist() == [
-        0, PAGEMAP_FLAG_THP, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_THP | PAGEMAP_FLAG_COMPOUND_HEAD,
-        0, PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE, 0,
-        PAGEMAP_FLAG_HUGE | PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_THP]
+        0,
+        PAGEMAP_FLAG_THP,
+        PAGEMAP_FLAG_HUGE,
+        PAGEMAP_FLAG_THP | PAGEMAP_FLAG_COMPOUND_HEAD,
+        0,
+        PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE,
+        0,
+        PAGEMAP_FLAG_HUGE | PAGEMAP_FLAG_COMPOUND_HEAD,
+        PAGEMAP_FLAG_THP,
+    ]
 
 
 def test_parse_maps_and_errors():
-    text = ("55d0c0a00000-55d0c0a01000 r--p 00000000 fe:00 2148556                    /usr/bin/x y\n"
-            "7ffd1e5e0000-7ffd1e601000 rw-p 00000000 00:00 0                          [stack]\n"
-            "7f8a1a199000-7f8a1a19c000 rw-p 00000000 00:00 0 \n")
+    text = (
+        "55d0c0a00000-55d0c0a01000 r--p 00000000 fe:00 2148556                    /usr/bin/x y\n"
+        "7ffd1e5e0000-7ffd1e601000 rw-p 00000000 00:00 0                          [stack]\n"
+        "7f8a1a199000-7f8a1a19c000 rw-p 00000000 00:00 0 \n"
+    )
     v = pm.parse_maps(text)
     assert [(x.start, x.end, x.perms, x.path) for x in v] == [
-        (0x55d0c0a00000, 0x55d0c0a01000, "r--p", "/usr/bin/x y"),
-        (0x7ffd1e5e0000, 0x7ffd1e601000, "rw-p", "[stack]"),
-        (0x7f8a1a199000, 0x7f8a1a19c000, "rw-p", "")]
+        (0x55D0C0A00000, 0x55D0C0A01000, "r--p", "/usr/bin/x y"),
+        (0x7FFD1E5E0000, 0x7FFD1E601000, "rw-p", "[stack]"),
+        (0x7F8A1A199000, 0x7F8A1A19C000, "rw-p", ""),
+    ]
     with pytest.raises(TraceFormatError) as ei:
         pm.parse_maps(text + "zzz\n", "m.maps")
     assert ei.value.line == 4
@@ -115,8 +149,17 @@ def test_parse_maps_and_errors():
         pm.parse_maps("2000-1000 rw-p 00000000 00:00 0\n")
 
 
-@pytest.mark.parametrize("text,ns", [("1s", 10**9), ("500ms", 5 * 10**8), ("250us", 250_000),
-                                     ("2m", 120 * 10**9), ("1.5", 1_500_000_000), (3, 3 * 10**9)])
+@pytest.mark.parametrize(
+    "text,ns",
+    [
+        ("1s", 10**9),
+        ("500ms", 5 * 10**8),
+        ("250us", 250_000),
+        ("2m", 120 * 10**9),
+        ("1.5", 1_500_000_000),
+        (3, 3 * 10**9),
+    ],
+)
 def test_durations(text, ns):
     assert pm.parse_duration_ns(text) == ns
 

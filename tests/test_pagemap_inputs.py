@@ -10,6 +10,7 @@
   every format, and refuses the rest (oracle: the corpus MANIFESTs, which say what
   each file is).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -55,6 +56,7 @@ def _same_snapshots(td: Path, ref: dict, numbers=None) -> None:
     ``numbers`` only, when given), row for row."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     t = _tables(td)
     for n in ("maps", "pagemap"):
         want = ref[n]
@@ -69,14 +71,13 @@ def test_index_files_given_one_by_one(run1, ref, tmp_path):
     assert len(files) == 6
     out = ingest(files, tmp_path / "a.td")
     _same_snapshots(out, ref)
-    assert [s["snapshot"] for s in open_trace(out).meta["pagemap"]["snapshots"]] == \
-        list(range(6))
+    assert [s["snapshot"] for s in open_trace(out).meta["pagemap"]["snapshots"]] == list(range(6))
 
 
 def test_format_pagemap_with_several_files(run1, ref, tmp_path):
     files = [run1 / "pagemap_snap3.index.json", run1 / "pagemap_snap1.index.json"]
     out = ingest(files, tmp_path / "b.td", format="pagemap")
-    _same_snapshots(out, ref, numbers=[1, 3])      # numbers from the names, any order
+    _same_snapshots(out, ref, numbers=[1, 3])  # numbers from the names, any order
 
 
 def test_shell_glob_with_the_companion_files(run1, ref, tmp_path):
@@ -89,9 +90,21 @@ def test_shell_glob_with_the_companion_files(run1, ref, tmp_path):
 
 def test_cli_ingest_index_files(run1, ref, tmp_path):
     files = sorted(run1.glob("pagemap_snap*.index.json"))
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "ingest", *map(str, files), "-o",
-                        str(tmp_path / "cli.td")], cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracedamon",
+            "ingest",
+            *map(str, files),
+            "-o",
+            str(tmp_path / "cli.td"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "pagemap: 6 snapshots, pids [7727]" in r.stdout
     _same_snapshots(tmp_path / "cli.td", ref)
@@ -113,6 +126,7 @@ def test_perf_data_and_raw_snapshots_in_one_directory(run1, ref, tmp_path):
 
 def _capture(out: Path, pid: int, count: int = 2) -> Path:
     from tracedamon.ingest.pagemap_capture import capture
+
     capture(out, pid=pid, count=count, interval="10ms", kpageflags=False)
     return out
 
@@ -138,8 +152,7 @@ def test_snapshot_command_output_beside_a_perf_data(run1, sleeper, tmp_path):
     assert t["samples"].equals(_tables(ingest(perf, tmp_path / "p.td"))["samples"])
     pm, cm = open_trace(out).meta["pagemap"], open_trace(cap).meta["pagemap"]
     assert pm["source"] == "live" and pm["pid"] == sleeper.pid
-    assert [s["t_begin_ns"] for s in pm["snapshots"]] == \
-        [s["t_begin_ns"] for s in cm["snapshots"]]
+    assert [s["t_begin_ns"] for s in pm["snapshots"]] == [s["t_begin_ns"] for s in cm["snapshots"]]
     # two captures of two processes, and raw snapshots of a third, together
     second = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -159,7 +172,7 @@ def test_the_same_snapshot_twice_is_refused(sleeper, tmp_path):
     with pytest.raises(InputError, match=f"snapshot 0 of pid {sleeper.pid} is also in"):
         ingest([a, b], tmp_path / "ab.td")
     assert not (tmp_path / "ab.td").exists()
-    out = ingest([a, a], tmp_path / "aa.td")        # one directory named twice: once
+    out = ingest([a, a], tmp_path / "aa.td")  # one directory named twice: once
     assert open_trace(out).num_rows("pagemap") == open_trace(a).num_rows("pagemap")
 
 
@@ -208,8 +221,7 @@ def _expected(rel: str):
 def test_detector_on_every_corpus_file():
     if not CORPUS.exists():
         missing("reference corpus not found")
-    paths = sorted(p for p in CORPUS.rglob("*") if "reports" not in p.parts[:-1] or
-                   p.is_file())
+    paths = sorted(p for p in CORPUS.rglob("*") if "reports" not in p.parts[:-1] or p.is_file())
     assert len(paths) > 150
     wrong = []
     for p in paths:
@@ -244,6 +256,7 @@ def test_detector_on_every_recorded_perf_corpus_file(perf_dir):
 
 def test_detector_on_a_sample_of_every_format(run1, sleeper, tmp_path):
     from tracedamon.ingest.pagemap_capture import capture
+
     samples = {
         SAMPLES / "hotcold.perf.data": "perf-data",
         SAMPLES / "damon" / "live_paddr.perf.data": "perf-data",
@@ -259,12 +272,14 @@ def test_detector_on_a_sample_of_every_format(run1, sleeper, tmp_path):
     gz.write_bytes(gzip.compress((SAMPLES / "hotcold.perf.data").read_bytes()))
     samples[gz] = "perf-data"
     import zlib
-    js = tmp_path / "record.json"                # damo's json_compressed, decompressed
+
+    js = tmp_path / "record.json"  # damo's json_compressed, decompressed
     js.write_bytes(zlib.decompress(need_corpus("damo-tests", "damon.data").read_bytes()))
     samples[js] = "damo"
     samples[tmp_path / "record.json.gz"] = "damo"
     (tmp_path / "record.json.gz").write_bytes(gzip.compress(js.read_bytes()))
     from tracedamon.export.damo_export import export_damo
+
     regions = ingest(need_corpus("damo-tests", "damon.data"), tmp_path / "r.td")
     export_damo(regions, tmp_path / "export.json", fmt="json")
     samples[tmp_path / "export.json"] = "damo"
@@ -278,7 +293,7 @@ def test_detector_on_a_sample_of_every_format(run1, sleeper, tmp_path):
         samples[d / f"s{suffix}"] = "pagemap"
     samples[d] = "pagemap"
     lone = tmp_path / "lone.json"
-    shutil.copy(run1 / "pagemap_snap2.index.json", lone)     # an index without companions
+    shutil.copy(run1 / "pagemap_snap2.index.json", lone)  # an index without companions
     samples[lone] = None
     other = tmp_path / "summary.json"
     other.write_text(json.dumps([{"time": 1, "footprints": []}]))

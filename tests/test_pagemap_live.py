@@ -5,6 +5,7 @@ subset of its buffer's pages and, when it may, prints the frames of its own
 pages read from /proc/self/pagemap -- an oracle independent of our decoder and
 of our capture. It waits on stdin, so each test decides when it ends.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,12 @@ import pytest
 from tracedamon.engine.translate import Translator
 from tracedamon.errors import CaptureError, InputError
 from tracedamon.ingest.pagemap_capture import CaptureWarning, PagemapCapture, capture
-from tracedamon.schema import (PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE, PAGEMAP_FLAG_PRESENT,
-                               PAGEMAP_FLAG_THP)
+from tracedamon.schema import (
+    PAGEMAP_FLAG_EXCLUSIVE,
+    PAGEMAP_FLAG_FILE,
+    PAGEMAP_FLAG_PRESENT,
+    PAGEMAP_FLAG_THP,
+)
 from tracedamon.store.trace import open_trace
 
 HELPER = Path(__file__).parent / "helpers" / "pagemap_target.c"
@@ -36,7 +41,7 @@ def _has_cap_sys_admin() -> bool:
     return os.geteuid() == 0
 
 
-IS_ROOT = _has_cap_sys_admin()      # frames are readable (root with CAP_SYS_ADMIN)
+IS_ROOT = _has_cap_sys_admin()  # frames are readable (root with CAP_SYS_ADMIN)
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
 
@@ -51,8 +56,12 @@ class Target:
     """A running pagemap_target: its buffer address, page count and self-read frames."""
 
     def __init__(self, binary, mode, npages):
-        self.proc = subprocess.Popen([str(binary), mode, str(npages)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [str(binary), mode, str(npages)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.pid = self.proc.pid
         self.pfns: dict[int, int] = {}
         while True:
@@ -129,27 +138,32 @@ def test_capture_pattern_pages_frames_and_round_trip(pattern_target, tmp_path):
         assert not (flags[expect] & PAGEMAP_FLAG_FILE).any()
         assert (flags[~expect] == 0).all()
         # the program's own text is a file mapping: its present pages carry the file flag
-        text = maps[(maps.snapshot == s) & (maps.perms == "r-xp")
-                    & maps.path.str.endswith("pagemap_target")]
+        text = maps[
+            (maps.snapshot == s) & (maps.perms == "r-xp") & maps.path.str.endswith("pagemap_target")
+        ]
         assert len(text) == 1
-        _, _, tflags = _page_states(pm[pm.snapshot == s], int(text.start.iloc[0]),
-                                    int(text.end.iloc[0]))
+        _, _, tflags = _page_states(
+            pm[pm.snapshot == s], int(text.start.iloc[0]), int(text.end.iloc[0])
+        )
         tpresent = (tflags & PAGEMAP_FLAG_PRESENT) != 0
         assert tpresent.any() and (tflags[tpresent] & PAGEMAP_FLAG_FILE).all()
         if IS_ROOT:
             assert (pfn[expect] > 0).all()
             assert {i: int(pfn[i]) for i in np.flatnonzero(expect)} == t.pfns
     if not IS_ROOT:
-        pytest.skip("no CAP_SYS_ADMIN (not root): frames read as 0, so frame values and "
-                    "the round trip cannot be checked (presence and flags were)")
+        pytest.skip(
+            "no CAP_SYS_ADMIN (not root): frames read as 0, so frame values and "
+            "the round trip cannot be checked (presence and flags were)"
+        )
     # round trip vaddr -> frame -> vaddr, for every byte offset kind
     tr = Translator.from_tables(tr_dir.table("pagemap"))
     idx = np.arange(t.npages)
     va = (lo + idx * PAGE + (idx * 37) % PAGE).astype(np.uint64)
     when = int(pm.time_ns.max())
     pa_ = tr.virt_to_phys(np.full(idx.size, t.pid), va, when)
-    exp_pa = np.array([t.pfns.get(i, 0) * PAGE + (i * 37) % PAGE if i in t.pfns else 0
-                       for i in idx], np.uint64)
+    exp_pa = np.array(
+        [t.pfns.get(i, 0) * PAGE + (i * 37) % PAGE if i in t.pfns else 0 for i in idx], np.uint64
+    )
     assert (pa_ == exp_pa).all()
     pids, back = tr.phys_to_virt(pa_[expect], when)
     assert (pids == t.pid).all() and (back == va[expect]).all()
@@ -185,18 +199,20 @@ def test_process_exits_mid_capture_keeps_snapshots(target_bin, tmp_path):
     t = Target(target_bin, "pattern", 30)
 
     def after(k, snap):
-        if k == 1:                  # let the process exit (it stays a zombie, unreaped)
+        if k == 1:  # let the process exit (it stays a zombie, unreaped)
             t.send("q")
 
             def zombie():
                 st = Path(f"/proc/{t.pid}/stat").read_text()
                 return st[st.rindex(")") + 2] == "Z"
+
             _poll(zombie, tries=1000, step=0.01)
 
     try:
         with pytest.warns(CaptureWarning, match="exited"):
-            res = capture(tmp_path / "x.td", pid=t.pid, interval="10ms", count=50,
-                          on_snapshot=after)
+            res = capture(
+                tmp_path / "x.td", pid=t.pid, interval="10ms", count=50, on_snapshot=after
+            )
     finally:
         t.stop()
     assert res.snapshots == 2 and res.stopped_by == "exit"
@@ -204,7 +220,7 @@ def test_process_exits_mid_capture_keeps_snapshots(target_bin, tmp_path):
     assert sorted(tr.df("pagemap").snapshot.unique()) == [0, 1]
     assert sorted(tr.df("maps").snapshot.unique()) == [0, 1]
     assert tr.meta["pagemap"]["stopped_by"] == "exit"
-    assert not list(tmp_path.glob(".x.td*"))        # no temporary directory left behind
+    assert not list(tmp_path.glob(".x.td*"))  # no temporary directory left behind
 
 
 def test_mapping_vanishing_between_maps_and_pagemap(pattern_target, tmp_path):
@@ -233,9 +249,22 @@ def test_errors_no_process_and_nothing_written(tmp_path):
 
 def test_cli_command_mode_until_exit(target_bin, tmp_path):
     from tracedamon.cli import main
+
     out = tmp_path / "c.td"
-    rc = main(["snapshot", "--interval", "50ms", "-o", str(out), "--",
-               str(target_bin), "pattern", "60", "300"])
+    rc = main(
+        [
+            "snapshot",
+            "--interval",
+            "50ms",
+            "-o",
+            str(out),
+            "--",
+            str(target_bin),
+            "pattern",
+            "60",
+            "300",
+        ]
+    )
     assert rc == 0
     t = open_trace(out)
     pm = t.df("pagemap")
@@ -246,6 +275,7 @@ def test_cli_command_mode_until_exit(target_bin, tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     from tracedamon.cli import main
+
     p = subprocess.Popen(["true"])
     p.wait()
     rc = main(["snapshot", "--pid", str(p.pid), "-o", str(tmp_path / "e.td")])
@@ -255,15 +285,38 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert rc != 0 and "give --pid" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None,
-                    reason="needs root and setpriv to capture once without CAP_SYS_ADMIN")
+@pytest.mark.skipif(
+    not IS_ROOT or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to capture once without CAP_SYS_ADMIN",
+)
 def test_without_cap_sys_admin_frames_are_unknown(target_bin, tmp_path):
     """The kernel zeroes PFNs for readers without CAP_SYS_ADMIN: presence is kept, frames not."""
     out = tmp_path / "u.td"
-    r = subprocess.run(["setpriv", "--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin",
-                        sys.executable, "-m", "tracedamon", "snapshot", "--interval", "50ms",
-                        "-o", str(out), "--", str(target_bin), "pattern", "30", "200"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            "setpriv",
+            "--bounding-set",
+            "-sys_admin",
+            "--inh-caps",
+            "-sys_admin",
+            sys.executable,
+            "-m",
+            "tracedamon",
+            "snapshot",
+            "--interval",
+            "50ms",
+            "-o",
+            str(out),
+            "--",
+            str(target_bin),
+            "pattern",
+            "30",
+            "200",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "frames as 0" in r.stderr and "CAP_SYS_ADMIN" in r.stderr
     t = open_trace(out)
@@ -300,12 +353,14 @@ def test_thp_mapping(target_bin, tmp_path):
     mode = _thp_enabled()
     if "[never]" in mode or not mode:
         pytest.skip(f"transparent huge pages are off ({mode.strip() or 'no THP sysfs'})")
-    t = Target(target_bin, "thp", 1024)             # 4 MiB, 2 MiB-aligned, MADV_HUGEPAGE
+    t = Target(target_bin, "thp", 1024)  # 4 MiB, 2 MiB-aligned, MADV_HUGEPAGE
     try:
         huge = _smaps_anon_huge(t.pid, t.buf)
         if huge == 0:
-            pytest.skip("the kernel gave no huge page to the MADV_HUGEPAGE buffer "
-                        f"(THP mode {mode.strip()}; AnonHugePages 0)")
+            pytest.skip(
+                "the kernel gave no huge page to the MADV_HUGEPAGE buffer "
+                f"(THP mode {mode.strip()}; AnonHugePages 0)"
+            )
         capture(tmp_path / "h.td", pid=t.pid, count=1)
         huge_after = _smaps_anon_huge(t.pid, t.buf)
     finally:
@@ -316,8 +371,10 @@ def test_thp_mapping(target_bin, tmp_path):
     present, pfn, flags = _page_states(pm, lo, hi)
     assert present.all()
     if not tr_dir.meta["pagemap"]["kpageflags"] == "read" or not IS_ROOT:
-        pytest.skip("THP flags come from /proc/kpageflags by frame number: they need root "
-                    "(CAP_SYS_ADMIN); presence was checked")
+        pytest.skip(
+            "THP flags come from /proc/kpageflags by frame number: they need root "
+            "(CAP_SYS_ADMIN); presence was checked"
+        )
     thp_bytes = int(((flags & PAGEMAP_FLAG_THP) != 0).sum()) * PAGE
     assert thp_bytes in (huge, huge_after)
     # each 2 MiB THP: 512 contiguous frames starting at a 2 MiB-aligned frame
@@ -325,15 +382,16 @@ def test_thp_mapping(target_bin, tmp_path):
     for first in thp_pages[::512]:
         assert (lo + first * PAGE) % (2 << 20) == 0
         assert pfn[first] % 512 == 0
-        assert (np.diff(pfn[first:first + 512]) == 1).all()
+        assert (np.diff(pfn[first : first + 512]) == 1).all()
     if IS_ROOT:
         assert {i: int(pfn[i]) for i in range(t.npages)} == t.pfns
         tr = Translator.from_tables(tr_dir.table("pagemap"))
         va = np.arange(lo, hi, 4099, dtype=np.uint64)
         when = int(pm.time_ns.max())
         paddr = tr.virt_to_phys(t.pid, va, when)
-        exp = np.array([t.pfns[(v - lo) // PAGE] * PAGE + (v - lo) % PAGE for v in va.tolist()],
-                       np.uint64)
+        exp = np.array(
+            [t.pfns[(v - lo) // PAGE] * PAGE + (v - lo) % PAGE for v in va.tolist()], np.uint64
+        )
         assert (paddr == exp).all()
         pids, back = tr.phys_to_virt(paddr, when)
         assert (pids == t.pid).all() and (back == va).all()
@@ -345,6 +403,7 @@ def test_chunked_reads_give_the_same_runs(target_bin, monkeypatch):
     The target's MADV_HUGEPAGE buffer gives runs of 512 contiguous frames when the
     kernel backs it with huge pages, so runs straddle chunk boundaries."""
     from tracedamon.ingest import pagemap_capture as pm
+
     t = Target(target_bin, "thp", 1024)
     try:
         with PagemapCapture(t.pid) as cap:
@@ -359,6 +418,7 @@ def test_chunked_reads_give_the_same_runs(target_bin, monkeypatch):
     def buffer_rows(d):
         d = d[(d.vaddr_start >= lo) & (d.vaddr_end <= hi)]
         return d.drop(columns=["snapshot", "time_ns"]).reset_index(drop=True)
+
     ra, rb = buffer_rows(a), buffer_rows(b)
     assert int((ra.vaddr_end - ra.vaddr_start).sum()) == hi - lo
     assert ra.equals(rb)
@@ -368,8 +428,10 @@ def test_chunked_reads_give_the_same_runs(target_bin, monkeypatch):
     first = (ra.vaddr_start.to_numpy() - vma_start) // PAGE
     last = (ra.vaddr_end.to_numpy() - vma_start) // PAGE - 1
     if not (first // 7 != last // 7).any():
-        pytest.skip("no run of the buffer crosses a chunk boundary (no physically "
-                    "contiguous frames: no THP given); the equality above still held")
+        pytest.skip(
+            "no run of the buffer crosses a chunk boundary (no physically "
+            "contiguous frames: no THP given); the equality above still held"
+        )
 
 
 def test_duration_bounds_the_number_of_snapshots(pattern_target, tmp_path):
@@ -383,12 +445,29 @@ def test_duration_bounds_the_number_of_snapshots(pattern_target, tmp_path):
 
 def test_sigint_stops_and_commits(pattern_target, tmp_path):
     out = tmp_path / "i.td"
-    p = subprocess.Popen([sys.executable, "-m", "tracedamon", "snapshot", "--pid",
-                          str(pattern_target.pid), "--interval", "50ms", "-o", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tracedamon",
+            "snapshot",
+            "--pid",
+            str(pattern_target.pid),
+            "--interval",
+            "50ms",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # wait until the first snapshot is in the temporary directory, then Ctrl-C
-    _poll(lambda: any(q.name == "pagemap.parquet" for q in tmp_path.glob(".i.td*/*")),
-          tries=1200, step=0.05)
+    _poll(
+        lambda: any(q.name == "pagemap.parquet" for q in tmp_path.glob(".i.td*/*")),
+        tries=1200,
+        step=0.05,
+    )
     time.sleep(0.2)
     p.send_signal(2)
     so, se = p.communicate(timeout=60)
@@ -411,8 +490,9 @@ def test_several_pids_one_exits(target_bin, tmp_path):
 
     try:
         with pytest.warns(CaptureWarning, match=f"pid {a.pid}"):
-            res = capture(tmp_path / "m.td", pid=[a.pid, b.pid], interval="20ms", count=4,
-                          on_snapshot=after)
+            res = capture(
+                tmp_path / "m.td", pid=[a.pid, b.pid], interval="20ms", count=4, on_snapshot=after
+            )
     finally:
         a.stop()
         b.stop()
@@ -422,28 +502,48 @@ def test_several_pids_one_exits(target_bin, tmp_path):
     per_pid = pm.groupby("pid").snapshot.unique().apply(sorted).to_dict()
     assert per_pid == {a.pid: [0, 1], b.pid: [0, 1, 2, 3]}
     assert t.meta["pagemap"]["pids"] == [a.pid, b.pid]
-    if IS_ROOT:           # each process's frames translate back to that process
+    if IS_ROOT:  # each process's frames translate back to that process
         tr = Translator.from_tables(t.table("pagemap"))
         for tg in (a, b):
             idx = np.array(sorted(tg.pfns))
             when = int(pm[pm.pid == tg.pid].time_ns.min())
-            pids, va = tr.phys_to_virt(np.array([tg.pfns[i] for i in idx], np.uint64) * PAGE,
-                                       when)
+            pids, va = tr.phys_to_virt(np.array([tg.pfns[i] for i in idx], np.uint64) * PAGE, when)
             assert (pids == tg.pid).all() and (va == tg.buf + idx * PAGE).all()
 
 
-@pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None,
-                    reason="needs root and setpriv to run a target as another user")
+@pytest.mark.skipif(
+    not IS_ROOT or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to run a target as another user",
+)
 def test_other_users_process_is_a_clear_error(tmp_path):
     """Without ptrace rights over the target (another user, no capabilities): one-line error."""
-    target = subprocess.Popen(["setpriv", "--reuid", "65534", "--regid", "65534",
-                               "--clear-groups", "sleep", "30"])
+    target = subprocess.Popen(
+        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "sleep", "30"]
+    )
     try:
         time.sleep(0.2)
-        r = subprocess.run(["setpriv", "--bounding-set", "-all", "--inh-caps", "-all",
-                            sys.executable, "-m", "tracedamon", "snapshot", "--pid",
-                            str(target.pid), "--count", "1", "-o", str(tmp_path / "o.td")],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [
+                "setpriv",
+                "--bounding-set",
+                "-all",
+                "--inh-caps",
+                "-all",
+                sys.executable,
+                "-m",
+                "tracedamon",
+                "snapshot",
+                "--pid",
+                str(target.pid),
+                "--count",
+                "1",
+                "-o",
+                str(tmp_path / "o.td"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         target.kill()
         target.wait()
@@ -454,8 +554,9 @@ def test_other_users_process_is_a_clear_error(tmp_path):
 
 def test_clock_choice(pattern_target, tmp_path):
     before = time.clock_gettime_ns(time.CLOCK_REALTIME)
-    capture(tmp_path / "r.td", pid=pattern_target.pid, count=2, interval="10ms",
-            clock="CLOCK_REALTIME")
+    capture(
+        tmp_path / "r.td", pid=pattern_target.pid, count=2, interval="10ms", clock="CLOCK_REALTIME"
+    )
     after = time.clock_gettime_ns(time.CLOCK_REALTIME)
     t = open_trace(tmp_path / "r.td")
     assert t.meta["pagemap"]["clock"] == "CLOCK_REALTIME"

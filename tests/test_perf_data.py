@@ -7,6 +7,7 @@ Every ``*.data`` of ``corpus/perf`` (perf 6.1, software events) and
 file order, with its offset), ``script.txt`` (data_src strings) and ``header.txt``
 (header features).
 """
+
 from __future__ import annotations
 
 import csv
@@ -62,8 +63,7 @@ def _ingest(data: Path, tmp_factory):
         with TraceDirWriter(out) as w:
             ingest_into(data, w)
         tr = open_trace(out)
-        _CACHE[data] = (tr, {n: tr.df(n) for n in ("samples", "events", "mmaps", "tasks",
-                                                    "lost")})
+        _CACHE[data] = (tr, {n: tr.df(n) for n in ("samples", "events", "mmaps", "tasks", "lost")})
     return _CACHE[data]
 
 
@@ -81,6 +81,7 @@ def _val(x):
         return None
     try:
         import pandas as pd
+
         if pd.isna(x):
             return None
     except (TypeError, ValueError):
@@ -103,8 +104,13 @@ def test_samples_equal_perf_script(data, tmp_path_factory):
         if tp:
             # tracepoint rows: perf's handler puts the sample fields into tp_fields
             smp = tp["sample"]
-            r = dict(r, tid=str(smp["tid"]), cpu=str(smp["cpu"]), ip=hex(smp["ip"]),
-                     period=str(smp["period"]))
+            r = dict(
+                r,
+                tid=str(smp["tid"]),
+                cpu=str(smp["cpu"]),
+                ip=hex(smp["ip"]),
+                period=str(smp["period"]),
+            )
         assert o["event"] == ev_name, i
         assert _val(o["pid"]) == int(r["pid"]), i
         assert _val(o["tid"]) == int(r["tid"]), i
@@ -126,7 +132,7 @@ def test_samples_equal_perf_script(data, tmp_path_factory):
         cc = o["callchain"]
         if r["callchain"]:
             # perf's scripting drops the context markers (PERF_CONTEXT_*) from the chain
-            ips = [int(x) for x in cc if int(x) < 0xfffffffffffff001]
+            ips = [int(x) for x in cc if int(x) < 0xFFFFFFFFFFFFF001]
             assert ips == [_hex(x) for x in r["callchain"].split(";")], i
         if tp.get("raw_buf"):
             assert bytes(o["raw"]) == bytes.fromhex(tp["raw_buf"]), i
@@ -134,8 +140,13 @@ def test_samples_equal_perf_script(data, tmp_path_factory):
             assert len(o["raw"]) == int(r["raw_len"]), i
         if r["data_src_decode"]:
             d = r["data_src_decode"]
-            for col, key in (("mem_op", "OP"), ("mem_level", "LVL"), ("mem_snoop", "SNP"),
-                             ("mem_tlb", "TLB"), ("mem_lock", "LCK")):
+            for col, key in (
+                ("mem_op", "OP"),
+                ("mem_level", "LVL"),
+                ("mem_snoop", "SNP"),
+                ("mem_tlb", "TLB"),
+                ("mem_lock", "LCK"),
+            ):
                 part = re.search(rf"\|{key} ([^|]*)", d).group(1)
                 assert o[col] == part, (i, col)
             assert o["mem_blk"] == d.split("|BLK ")[1].strip()
@@ -155,6 +166,7 @@ def test_samples_equal_perf_dump_records(data, tmp_path_factory):
     assert len(s) == len(recs)
     # file order of our rows: (file_offset, position) -- compressed records share offsets
     import numpy as np
+
     times = s["time_ns"].to_numpy()
     assert (np.diff(times) >= 0).all()
     # stable: within equal times, file order
@@ -164,33 +176,61 @@ def test_samples_equal_perf_dump_records(data, tmp_path_factory):
             assert a[1] <= b[1]
     ours = s.sort_values(["file_offset"], kind="stable")
     # compressed records: many records share the container offset -> order by time there
-    ours = sorted(((int(r.file_offset), int(r.time_ns), int(r.addr) if _val(r.addr) is not None
-                    else None, int(r.ip), _val(r.pid), _val(r.tid), _val(r.data_src),
-                    _val(r.weight), _val(r.phys_addr), _val(r.period), _val(r.cpu),
-                    tuple(int(x) for x in r.callchain) if r.callchain is not None else None)
-                   for r in ours.itertuples()))
+    ours = sorted(
+        (
+            (
+                int(r.file_offset),
+                int(r.time_ns),
+                int(r.addr) if _val(r.addr) is not None else None,
+                int(r.ip),
+                _val(r.pid),
+                _val(r.tid),
+                _val(r.data_src),
+                _val(r.weight),
+                _val(r.phys_addr),
+                _val(r.period),
+                _val(r.cpu),
+                tuple(int(x) for x in r.callchain) if r.callchain is not None else None,
+            )
+            for r in ours.itertuples()
+        )
+    )
     theirs = []
     for r in recs:
         cpu = _int(r["cpu"])
         if not r["pid"]:
             # perf's dump printed this sample only in its one-line form
-            m = re.match(r"\(IP, 0x[0-9a-f]+\): (-?\d+)/(-?\d+): (0x[0-9a-f]+) period: (\d+) "
-                         r"addr: (0x[0-9a-f]+|0)", r["extra"])
+            m = re.match(
+                r"\(IP, 0x[0-9a-f]+\): (-?\d+)/(-?\d+): (0x[0-9a-f]+) period: (\d+) "
+                r"addr: (0x[0-9a-f]+|0)",
+                r["extra"],
+            )
             assert m, r["extra"]
-            r = dict(r, pid=m.group(1), tid=m.group(2), ip=m.group(3), period=m.group(4),
-                     addr=m.group(5))
-        theirs.append((_hex(r["file_offset"]) if r["file_offset"] != "0" else 0,
-                       int(r["time"]), _hex(r["addr"]), _hex(r["ip"]), _int(r["pid"]),
-                       _int(r["tid"]), _hex(r["data_src"]), _int(r["weight"]),
-                       _hex(r["phys_addr"]), _int(r["period"]), cpu,
-                       tuple(int(x, 16) for x in r["callchain"].split(";"))
-                       if r["callchain"] else None))
+            r = dict(
+                r, pid=m.group(1), tid=m.group(2), ip=m.group(3), period=m.group(4), addr=m.group(5)
+            )
+        theirs.append(
+            (
+                _hex(r["file_offset"]) if r["file_offset"] != "0" else 0,
+                int(r["time"]),
+                _hex(r["addr"]),
+                _hex(r["ip"]),
+                _int(r["pid"]),
+                _int(r["tid"]),
+                _hex(r["data_src"]),
+                _int(r["weight"]),
+                _hex(r["phys_addr"]),
+                _int(r["period"]),
+                cpu,
+                tuple(int(x, 16) for x in r["callchain"].split(";")) if r["callchain"] else None,
+            )
+        )
     theirs.sort()
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
         off, time, addr, ip, pid, tid, dsrc, w, phys, period, cpu, cc = b
         if cc is not None:
-            assert a[11] == cc          # raw chain, context markers included
+            assert a[11] == cc  # raw chain, context markers included
         assert a[0] == off and a[1] == time and a[3] == ip and a[4] == pid and a[5] == tid
         # the one-line form prints "addr: 0" for events without ADDR (ours: null)
         assert a[2] == addr or (a[2] is None and addr == 0)
@@ -205,8 +245,10 @@ def test_samples_equal_perf_dump_records(data, tmp_path_factory):
             assert a[10] == cpu
 
 
-_MMAP_RE = re.compile(r"^(-?\d+)/(-?\d+): \[(0x[0-9a-f]+|0)\((0x[0-9a-f]+)\) @ (0x[0-9a-f]+|0)"
-                      r"(?: ([0-9a-f]+):([0-9a-f]+) (\d+) (\d+))?\]: (\S+) (.*)$")
+_MMAP_RE = re.compile(
+    r"^(-?\d+)/(-?\d+): \[(0x[0-9a-f]+|0)\((0x[0-9a-f]+)\) @ (0x[0-9a-f]+|0)"
+    r"(?: ([0-9a-f]+):([0-9a-f]+) (\d+) (\d+))?\]: (\S+) (.*)$"
+)
 
 
 @pytest.mark.parametrize("data", ALL_FILES, ids=lambda p: p.stem)
@@ -222,18 +264,46 @@ def test_sideband_equals_perf_dump(data, tmp_path_factory):
         m = _MMAP_RE.match(r["extra"])
         assert m, r["extra"]
         pid, tid, start, ln, pgoff, maj, mn, ino, gen, prot, fname = m.groups()
-        want.append((int(r["time"]), int(pid), int(tid), int(start, 16), int(ln, 16),
-                     int(pgoff, 16), None if maj is None else int(maj, 16),
-                     None if mn is None else int(mn, 16), None if ino is None else int(ino),
-                     None if gen is None else int(gen), fname, int(r["type"])))
-    got = [(_val(r.time_ns), _val(r.pid), _val(r.tid), int(r.start), int(r.length),
-            int(r.pgoff), _val(r.maj), _val(r.min), _val(r.ino), _val(r.ino_generation),
-            r.filename, int(r.record_type)) for r in mm.itertuples()]
+        want.append(
+            (
+                int(r["time"]),
+                int(pid),
+                int(tid),
+                int(start, 16),
+                int(ln, 16),
+                int(pgoff, 16),
+                None if maj is None else int(maj, 16),
+                None if mn is None else int(mn, 16),
+                None if ino is None else int(ino),
+                None if gen is None else int(gen),
+                fname,
+                int(r["type"]),
+            )
+        )
+    got = [
+        (
+            _val(r.time_ns),
+            _val(r.pid),
+            _val(r.tid),
+            int(r.start),
+            int(r.length),
+            int(r.pgoff),
+            _val(r.maj),
+            _val(r.min),
+            _val(r.ino),
+            _val(r.ino_generation),
+            r.filename,
+            int(r.record_type),
+        )
+        for r in mm.itertuples()
+    ]
     # perf prints the kernel map's name with its symbol appended ("[kernel.kallsyms]_text")
-    got = [g if not g[10].startswith("[kernel.kallsyms]") else g[:10] + ("K",) + g[11:]
-           for g in got]
-    want = [w if not w[10].startswith("[kernel.kallsyms]") else w[:10] + ("K",) + w[11:]
-            for w in want]
+    got = [
+        g if not g[10].startswith("[kernel.kallsyms]") else g[:10] + ("K",) + g[11:] for g in got
+    ]
+    want = [
+        w if not w[10].startswith("[kernel.kallsyms]") else w[:10] + ("K",) + w[11:] for w in want
+    ]
     assert sorted(got, key=str) == sorted(want, key=str)
     # time order, stable
     times = [g[0] for g in got]
@@ -248,18 +318,47 @@ def test_sideband_equals_perf_dump(data, tmp_path_factory):
         if r["type"] == "3":
             m = re.match(r"^(exec)?: (.*):(-?\d+)/(-?\d+)$", r["extra"])
             assert m, r["extra"]
-            want_t.append(("COMM", int(r["time"]), int(m.group(3)), int(m.group(4)), None,
-                           None, m.group(2), bool(m.group(1))))
+            want_t.append(
+                (
+                    "COMM",
+                    int(r["time"]),
+                    int(m.group(3)),
+                    int(m.group(4)),
+                    None,
+                    None,
+                    m.group(2),
+                    bool(m.group(1)),
+                )
+            )
         elif r["type"] in ("4", "7"):
             m = re.match(r"^\((-?\d+):(-?\d+)\):\((-?\d+):(-?\d+)\)$", r["extra"])
             assert m, r["extra"]
             pid, tid, ppid, ptid = map(int, m.groups())
-            want_t.append(("EXIT" if r["type"] == "4" else "FORK", int(r["time"]), pid, tid,
-                           ppid, ptid, None, None))
-    got_t = [(str(r.kind), _val(r.time_ns), _val(r.pid), _val(r.tid), _val(r.ppid),
-              _val(r.ptid), r.comm if isinstance(r.comm, str) else None,
-              None if r.exec is None or (isinstance(r.exec, float)) else bool(r.exec))
-             for r in tk.itertuples()]
+            want_t.append(
+                (
+                    "EXIT" if r["type"] == "4" else "FORK",
+                    int(r["time"]),
+                    pid,
+                    tid,
+                    ppid,
+                    ptid,
+                    None,
+                    None,
+                )
+            )
+    got_t = [
+        (
+            str(r.kind),
+            _val(r.time_ns),
+            _val(r.pid),
+            _val(r.tid),
+            _val(r.ppid),
+            _val(r.ptid),
+            r.comm if isinstance(r.comm, str) else None,
+            None if r.exec is None or (isinstance(r.exec, float)) else bool(r.exec),
+        )
+        for r in tk.itertuples()
+    ]
     assert sorted(got_t, key=str) == sorted(want_t, key=str)
 
 
@@ -323,12 +422,33 @@ def test_header_features_equal_perf_header(data, tmp_path_factory):
         if ids:
             assert [int(x) for x in row.ids] == [int(x) for x in ids.group(1).split(",")]
         st = re.search(r"sample_type = ([A-Z_|]+)", line).group(1).split("|")
-        bits = {"IP": 0, "TID": 1, "TIME": 2, "ADDR": 3, "READ": 4, "CALLCHAIN": 5, "ID": 6,
-                "CPU": 7, "PERIOD": 8, "STREAM_ID": 9, "RAW": 10, "BRANCH_STACK": 11,
-                "REGS_USER": 12, "STACK_USER": 13, "WEIGHT": 14, "DATA_SRC": 15,
-                "IDENTIFIER": 16, "TRANSACTION": 17, "REGS_INTR": 18, "PHYS_ADDR": 19,
-                "AUX": 20, "CGROUP": 21, "DATA_PAGE_SIZE": 22, "CODE_PAGE_SIZE": 23,
-                "WEIGHT_STRUCT": 24}
+        bits = {
+            "IP": 0,
+            "TID": 1,
+            "TIME": 2,
+            "ADDR": 3,
+            "READ": 4,
+            "CALLCHAIN": 5,
+            "ID": 6,
+            "CPU": 7,
+            "PERIOD": 8,
+            "STREAM_ID": 9,
+            "RAW": 10,
+            "BRANCH_STACK": 11,
+            "REGS_USER": 12,
+            "STACK_USER": 13,
+            "WEIGHT": 14,
+            "DATA_SRC": 15,
+            "IDENTIFIER": 16,
+            "TRANSACTION": 17,
+            "REGS_INTR": 18,
+            "PHYS_ADDR": 19,
+            "AUX": 20,
+            "CGROUP": 21,
+            "DATA_PAGE_SIZE": 22,
+            "CODE_PAGE_SIZE": 23,
+            "WEIGHT_STRUCT": 24,
+        }
         assert int(row.sample_type) == sum(1 << bits[b] for b in st)
         sz = re.search(r"size = (\d+)", line)
         if sz:
@@ -344,24 +464,36 @@ def test_pebs_data_src_and_weight_equal_perf_script(data, tmp_path_factory):
     perf 6.1 prints it) and load latency equal perf script's line for it."""
     _, t = _ingest(data, tmp_path_factory)
     s = t["samples"]
-    lines = [ln for ln in _text(_oracle(data, "script.txt")).splitlines()
-             if "PERF_RECORD" not in ln and "|OP " in ln]
+    lines = [
+        ln
+        for ln in _text(_oracle(data, "script.txt")).splitlines()
+        if "PERF_RECORD" not in ln and "|OP " in ln
+    ]
     assert len(lines) == len(s)
     seen = set()
     for ln, o in zip(lines, s.itertuples()):
-        m = re.search(r"(\d+)/(\d+)\s+(\d+)\.(\d{9}): (\S+):\s+([0-9a-f]+)\s+([0-9a-f]+) "
-                      r"\|OP ([^|]*)\|LVL ([^|]*)\|SNP ([^|]*)\|TLB ([^|]*)\|LCK ([^|]*)"
-                      r"\|BLK (.*?)\s{2,}(\d+)\s+([0-9a-f]+) ", ln)
+        m = re.search(
+            r"(\d+)/(\d+)\s+(\d+)\.(\d{9}): (\S+):\s+([0-9a-f]+)\s+([0-9a-f]+) "
+            r"\|OP ([^|]*)\|LVL ([^|]*)\|SNP ([^|]*)\|TLB ([^|]*)\|LCK ([^|]*)"
+            r"\|BLK (.*?)\s{2,}(\d+)\s+([0-9a-f]+) ",
+            ln,
+        )
         assert m, ln
         (pid, tid, sec, ns, ev, addr, dsrc, op, lvl, snp, tlb, lck, blk, w, ip) = m.groups()
         assert (o.pid, o.tid, o.time_ns) == (int(pid), int(tid), int(sec) * 10**9 + int(ns))
         assert o.event == ev and o.addr == int(addr, 16) and o.ip == int(ip, 16)
         assert o.data_src == int(dsrc, 16)
-        assert (o.mem_op, o.mem_level, o.mem_snoop, o.mem_tlb, o.mem_lock, o.mem_blk) == \
-            (op, lvl, snp, tlb, lck, blk.strip())
+        assert (o.mem_op, o.mem_level, o.mem_snoop, o.mem_tlb, o.mem_lock, o.mem_blk) == (
+            op,
+            lvl,
+            snp,
+            tlb,
+            lck,
+            blk.strip(),
+        )
         assert o.weight == int(w)
-        assert o.misc & 0x4000                          # EXACT_IP (PEBS)
-        assert o.cpumode == (1 if o.ip >= 0xffff800000000000 else 2)
+        assert o.misc & 0x4000  # EXACT_IP (PEBS)
+        assert o.cpumode == (1 if o.ip >= 0xFFFF800000000000 else 2)
         seen.add(o.data_src)
     assert seen
 
@@ -372,15 +504,17 @@ def test_open_perf_data_api():
     rd = open_perf_data(p)
     names = [e["name"] for e in rd.events]
     assert names == ["syscalls:sys_enter_mmap", "syscalls:sys_exit_mmap", "page-faults"]
-    assert all({"event_id", "name", "type", "config", "sample_type", "ids"} <= set(e)
-               for e in rd.events)
+    assert all(
+        {"event_id", "name", "type", "config", "sample_type", "ids"} <= set(e) for e in rd.events
+    )
     assert rd.events[0]["type"] == 2
     assert rd.tracing_data is not None and rd.tracing_data[:10] == b"\x17\x08\x44tracing"
     batches = list(rd.iter_sample_batches())
     from tracedamon.schema import SAMPLES
+
     assert all(b.schema.equals(SAMPLES, check_metadata=False) for b in batches)
     t = pa.Table.from_batches(batches)
-    assert t.num_rows == len(_csv(_oracle(p, "samples.csv")))     # as perf delivers them
+    assert t.num_rows == len(_csv(_oracle(p, "samples.csv")))  # as perf delivers them
     raw = t.column("raw").to_pylist()
     ev = t.column("event").to_pylist()
     assert all((r is None) == (e == "page-faults") for r, e in zip(raw, ev))
@@ -393,7 +527,7 @@ def test_pipe_tracing_data_and_names():
     p = need_corpus("perf", "12_pipe.data")
     rd = open_perf_data(p)
     assert rd.layout == "pipe"
-    assert [e["name"] for e in rd.events] == ["page-faults"]     # from EVENT_UPDATE
+    assert [e["name"] for e in rd.events] == ["page-faults"]  # from EVENT_UPDATE
     # the version perf report --header-only printed for this recording
     assert rd.meta["hostname"] and rd.meta["perf_version"] == _header_fields(p)["perf version"]
 
@@ -415,6 +549,7 @@ def test_sideband_same_when_converted_in_small_batches(tmp_path, monkeypatch):
     not depend on the batch size."""
     p = need_corpus("perf", "24_damon_tracepoint.data")
     from tracedamon.ingest import perf_data as PD
+
     outs = []
     for batch in (PD._PassState.SIDEBAND_BATCH, 7):
         monkeypatch.setattr(PD._PassState, "SIDEBAND_BATCH", batch)

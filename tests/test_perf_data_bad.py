@@ -1,6 +1,7 @@
 """Bad perf.data input: a TraceFormatError naming the file and the byte offset, through
 the API and the CLI (non-zero exit, one line, no traceback, no output directory), and a
 bounded fuzz run over mutated real files."""
+
 from __future__ import annotations
 
 import struct
@@ -105,6 +106,7 @@ def _perf_fails(path: Path) -> bool:
     """Whether the installed perf refuses the file (`perf script` exits non-zero or is
     killed by a signal); True when perf is not installed (nothing to compare with)."""
     from conftest import PERF
+
     if PERF is None:
         return True
     r = subprocess.run([PERF, "script", "-i", str(path)], capture_output=True, timeout=120)
@@ -114,10 +116,12 @@ def _perf_fails(path: Path) -> bool:
 def _perf_samples(path: Path) -> int | None:
     """How many samples `perf script` delivers from the file (None without perf)."""
     from conftest import PERF
+
     if PERF is None:
         return None
-    r = subprocess.run([PERF, "script", "-i", str(path), "-F", "time"], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [PERF, "script", "-i", str(path), "-F", "time"], capture_output=True, text=True, timeout=120
+    )
     return len(r.stdout.splitlines())
 
 
@@ -157,7 +161,7 @@ def test_truncated_inside_record(tmp_path, k):
         p = tmp_path / f"cut{cut}.data"
         p.write_bytes(b)
         if k == 40 and cut == size // 2:
-            assert _perf_fails(p)       # a data size ending inside a record: perf refuses
+            assert _perf_fails(p)  # a data size ending inside a record: perf refuses
         _expect_error(p, tmp_path, offset=off, words=["truncated"])
 
 
@@ -169,6 +173,7 @@ def test_cut_at_record_boundary_is_a_shorter_file(tmp_path):
     p = tmp_path / "short.data"
     p.write_bytes(_with_data_size(blob, off - d_off))
     from tracedamon.store.trace import open_trace
+
     tr = open_trace(_ingest(p, tmp_path))
     n_samples = sum(1 for r in recs[:60] if r[1] == 9)
     assert tr.num_rows("samples") == n_samples
@@ -232,14 +237,16 @@ def test_feature_section_outside_file(tmp_path):
     p.write_bytes(blob)
     from tracedamon.errors import InputWarning
     from tracedamon.store.trace import open_trace
+
     with pytest.warns(InputWarning, match="BUILD_ID"):
         tr = open_trace(_ingest(p, tmp_path))
     n = sum(1 for r in _records(blob, d_off, d_off + d_size) if r[1] == 9)
     assert tr.num_rows("samples") == n
     assert _perf_samples(p) in (None, n)
     assert tr.meta["truncation"]["features_lost"] == ["BUILD_ID"]
-    assert tr.meta["hostname"]                  # the other features are read
+    assert tr.meta["hostname"]  # the other features are read
     import shutil
+
     shutil.rmtree(tmp_path / "out.td")
     with pytest.raises(TraceFormatError) as e:
         with TraceDirWriter(tmp_path / "out.td") as w:
@@ -263,13 +270,15 @@ def test_file_cut_in_its_feature_sections(tmp_path, cut):
     p.write_bytes(blob[:end])
     from tracedamon.errors import InputWarning
     from tracedamon.store.trace import open_trace
+
     with pytest.warns(InputWarning, match="feature section"):
         tr = open_trace(_ingest(p, tmp_path))
     n = sum(1 for r in _records(blob, d_off, d_off + d_size) if r[1] == 9)
     assert tr.num_rows("samples") == n and _perf_samples(p) in (None, n)
     lost = tr.meta["truncation"]["features_lost"]
-    assert len(lost) == (nfeat if cut == "index" else
-                         sum(1 for o, z in entries if z and o + z > end))
+    assert len(lost) == (
+        nfeat if cut == "index" else sum(1 for o, z in entries if z and o + z > end)
+    )
     assert cut == "index" or 0 < len(lost) < nfeat
     assert tr.meta["truncation"]["partial_records"] == []
 
@@ -284,6 +293,7 @@ def test_unknown_record_types_are_counted(tmp_path):
     p = tmp_path / "unk.data"
     p.write_bytes(blob)
     from tracedamon.store.trace import open_trace
+
     tr = open_trace(_ingest(p, tmp_path))
     assert tr.meta["record_counts"]["UNKNOWN_200"] == 3
     assert tr.meta["unknown_record_types"] == {"200": 3}
@@ -296,7 +306,7 @@ def test_corrupt_zstd(tmp_path):
     d_off, d_size = _data_section(blob)
     recs = _records(blob, d_off, d_off + d_size)
     off = next(r[0] for r in recs if r[1] == 81)
-    blob[off + 8:off + 12] = b"\0\0\0\0"           # the zstd frame magic
+    blob[off + 8 : off + 12] = b"\0\0\0\0"  # the zstd frame magic
     p = tmp_path / "z.data"
     p.write_bytes(blob)
     _expect_error(p, tmp_path, offset=off, words=["zstd"])
@@ -309,17 +319,19 @@ def test_truncated_pipe_stream(tmp_path):
     recs = _records(blob, 16, len(blob))
     off, typ, size = recs[len(recs) // 2]
     p = tmp_path / "pipe.data"
-    p.write_bytes(blob[:off + size // 2])
+    p.write_bytes(blob[: off + size // 2])
     from tracedamon.errors import InputWarning
     from tracedamon.store.trace import open_trace
+
     with pytest.warns(InputWarning, match=f"byte offset {off} "):
         tr = open_trace(_ingest(p, tmp_path))
-    n = sum(1 for r in recs[:len(recs) // 2] if r[1] == 9)
+    n = sum(1 for r in recs[: len(recs) // 2] if r[1] == 9)
     assert tr.num_rows("samples") == n and _perf_samples(p) in (None, n)
     assert tr.meta["truncation"]["partial_records"] == [
-        {"file": "pipe.data", "offset": off, "bytes": size // 2,
-         "type": _NAMES[typ], "size": size}]
+        {"file": "pipe.data", "offset": off, "bytes": size // 2, "type": _NAMES[typ], "size": size}
+    ]
     import shutil
+
     shutil.rmtree(tmp_path / "out.td")
     with pytest.raises(TraceFormatError) as e:
         with TraceDirWriter(tmp_path / "out.td") as w:
@@ -338,8 +350,13 @@ def test_directory_without_data(tmp_path):
 
 # ---------------------------------------------------------------------------- CLI
 def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "tracedamon", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tracedamon", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("case", ["truncated", "zstd", "magic"])
@@ -351,9 +368,9 @@ def test_cli_reports_one_line_and_leaves_nothing(tmp_path, case):
         blob = _with_data_size(bytes(blob), recs[10][0] + 5 - d_off)
     elif case == "zstd":
         off = next(r[0] for r in recs if r[1] == 81)
-        blob[off + 8:off + 12] = b"\0\0\0\0"
+        blob[off + 8 : off + 12] = b"\0\0\0\0"
     else:
-        blob[8:16] = struct.pack("<Q", 77)          # header size
+        blob[8:16] = struct.pack("<Q", 77)  # header size
     p = tmp_path / "bad.data"
     p.write_bytes(bytes(blob))
     r = _cli("ingest", p, "-o", tmp_path / "bad.td", "--format", "perf-data", cwd=ROOT)
@@ -365,9 +382,18 @@ def test_cli_reports_one_line_and_leaves_nothing(tmp_path, case):
 
 
 # ---------------------------------------------------------------------------- fuzz
-_FUZZ_FILES = [p for p in (BASE, ZSTD, PIPE, PERF_DIR / "16_threads.data",
-                           PERF_DIR / "08_callchain_fp.data",
-                           CORPUS / "ubench-perf-mem" / "perf-mem-39891.data") if p.exists()]
+_FUZZ_FILES = [
+    p
+    for p in (
+        BASE,
+        ZSTD,
+        PIPE,
+        PERF_DIR / "16_threads.data",
+        PERF_DIR / "08_callchain_fp.data",
+        CORPUS / "ubench-perf-mem" / "perf-mem-39891.data",
+    )
+    if p.exists()
+]
 _BLOBS = {p: p.read_bytes() for p in _FUZZ_FILES}
 
 
@@ -378,48 +404,110 @@ def _synthetic_variable_layout(byte_order="little", compress=True, many_mmaps=Fa
 
     import perfdata_writer as W
     from perfdata_writer import F, S
-    st_ = (S.IDENTIFIER | S.IP | S.TID | S.TIME | S.ADDR | S.READ | S.CALLCHAIN | S.RAW
-           | S.BRANCH_STACK | S.REGS_USER | S.STACK_USER | S.WEIGHT | S.DATA_SRC | S.AUX)
-    a = W.Event("a", type=4, sample_type=st_, read_format=F.GROUP | F.ID | F.LOST,
-                branch_sample_type=W.BRANCH_ANY | W.BRANCH_HW_INDEX, sample_regs_user=0b111,
-                sample_stack_user=16)
+
+    st_ = (
+        S.IDENTIFIER
+        | S.IP
+        | S.TID
+        | S.TIME
+        | S.ADDR
+        | S.READ
+        | S.CALLCHAIN
+        | S.RAW
+        | S.BRANCH_STACK
+        | S.REGS_USER
+        | S.STACK_USER
+        | S.WEIGHT
+        | S.DATA_SRC
+        | S.AUX
+    )
+    a = W.Event(
+        "a",
+        type=4,
+        sample_type=st_,
+        read_format=F.GROUP | F.ID | F.LOST,
+        branch_sample_type=W.BRANCH_ANY | W.BRANCH_HW_INDEX,
+        sample_regs_user=0b111,
+        sample_stack_user=16,
+    )
     b = W.Event("b", type=4, config=1, sample_type=S.IDENTIFIER | S.IP | S.TIME)
     W.assign_ids([a, b])
     recs = []
     for i in range(20):
-        recs.append(W.Sample(a, ip=i, pid=1, tid=1, time=i, addr=4096 * i,
-                             read={"values": [{"value": 3 * i, "id": a.id(), "lost": 0},
-                                              {"value": 5 * i, "id": b.id(), "lost": 0}]},
-                             callchain=[1, 2, i], raw=b"x" * (i % 7), branch_stack=[(1, 2, 3)],
-                             branch_hw_idx=4, regs_user=(2, [7, 8, 9]),
-                             stack_user=(b"\0" * 16, 8), weight=i, data_src=0x68100142,
-                             aux=b"\1" * 8))
+        recs.append(
+            W.Sample(
+                a,
+                ip=i,
+                pid=1,
+                tid=1,
+                time=i,
+                addr=4096 * i,
+                read={
+                    "values": [
+                        {"value": 3 * i, "id": a.id(), "lost": 0},
+                        {"value": 5 * i, "id": b.id(), "lost": 0},
+                    ]
+                },
+                callchain=[1, 2, i],
+                raw=b"x" * (i % 7),
+                branch_stack=[(1, 2, 3)],
+                branch_hw_idx=4,
+                regs_user=(2, [7, 8, 9]),
+                stack_user=(b"\0" * 16, 8),
+                weight=i,
+                data_src=0x68100142,
+                aux=b"\1" * 8,
+            )
+        )
         recs.append(W.Sample(b, ip=i, time=i))
         recs.append(W.Comm(a, {"pid": 1, "tid": 1, "time": i}, pid=1, tid=1, comm="c"))
     if many_mmaps:
         # enough side-band records in one chunk for the bulk (numba) decoder
         for i in range(600):
-            recs.append(W.Mmap2(a, {"pid": 1, "tid": 1, "time": 100 + i}, pid=1, tid=1,
-                                start=4096 * i, len=4096, filename=f"/l/{i}",
-                                build_id=b"\7" * 20 if i % 3 == 0 else None))
+            recs.append(
+                W.Mmap2(
+                    a,
+                    {"pid": 1, "tid": 1, "time": 100 + i},
+                    pid=1,
+                    tid=1,
+                    start=4096 * i,
+                    len=4096,
+                    filename=f"/l/{i}",
+                    build_id=b"\7" * 20 if i % 3 == 0 else None,
+                )
+            )
     with tempfile.TemporaryDirectory() as d:
-        p = W.write_perf_data(f"{d}/v.data", [a, b], recs, compress=compress,
-                              attr_size=104, chunks=[50, 70] * 100, byte_order=byte_order)
+        p = W.write_perf_data(
+            f"{d}/v.data",
+            [a, b],
+            recs,
+            compress=compress,
+            attr_size=104,
+            chunks=[50, 70] * 100,
+            byte_order=byte_order,
+        )
         return open(p, "rb").read()
 
 
-for _name, _opts in (("synthetic variable-layout file", {}),
-                     ("synthetic big-endian file, zstd", dict(byte_order="big")),
-                     ("synthetic big-endian file, many MMAP2",
-                      dict(byte_order="big", compress=False, many_mmaps=True))):
+for _name, _opts in (
+    ("synthetic variable-layout file", {}),
+    ("synthetic big-endian file, zstd", dict(byte_order="big")),
+    (
+        "synthetic big-endian file, many MMAP2",
+        dict(byte_order="big", compress=False, many_mmaps=True),
+    ),
+):
     _SYNTH = Path(f"<{_name}>")
     _BLOBS[_SYNTH] = _synthetic_variable_layout(**_opts)
     _FUZZ_FILES.append(_SYNTH)
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.too_slow])
+@settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_fuzz_mutated_files(tmp_path, data):
     """Mutated real files: TraceFormatError or success, never another exception."""
@@ -427,7 +515,7 @@ def test_fuzz_mutated_files(tmp_path, data):
     b = bytearray(_BLOBS[src])
     kind = data.draw(st.sampled_from(["bytes", "u16", "u64", "cut"]))
     if kind == "cut":
-        b = b[:data.draw(st.integers(0, len(b)))]
+        b = b[: data.draw(st.integers(0, len(b)))]
     else:
         for _ in range(data.draw(st.integers(1, 8))):
             pos = data.draw(st.integers(0, len(b) - 8))
@@ -436,12 +524,19 @@ def test_fuzz_mutated_files(tmp_path, data):
             elif kind == "u16":
                 struct.pack_into("<H", b, pos, data.draw(st.integers(0, 0xFFFF)))
             else:
-                struct.pack_into("<Q", b, pos, data.draw(
-                    st.sampled_from([0, 1, 8, 0xFFFFFFFF, 1 << 40, (1 << 64) - 1, len(b)])))
+                struct.pack_into(
+                    "<Q",
+                    b,
+                    pos,
+                    data.draw(
+                        st.sampled_from([0, 1, 8, 0xFFFFFFFF, 1 << 40, (1 << 64) - 1, len(b)])
+                    ),
+                )
     p = tmp_path / "fuzz.data"
     p.write_bytes(bytes(b))
     out = tmp_path / "fuzz.td"
     import shutil
+
     shutil.rmtree(out, ignore_errors=True)
     try:
         with TraceDirWriter(out) as w:
@@ -457,13 +552,14 @@ def test_unfinished_recording_read_to_eof(tmp_path, bits):
     bits say it would be: records are read to EOF; --strict refuses."""
     blob = BASE.read_bytes()
     d_off, d_size = _data_section(blob)
-    b = bytearray(_with_data_size(blob, 0)[:d_off + d_size])
-    if bits == "kept":                  # what perf record leaves when it is killed
+    b = bytearray(_with_data_size(blob, 0)[: d_off + d_size])
+    if bits == "kept":  # what perf record leaves when it is killed
         b[72:104] = blob[72:104]
     p = tmp_path / "unfinished.data"
     p.write_bytes(bytes(b))
     from tracedamon.errors import InputWarning
     from tracedamon.store.trace import open_trace
+
     with pytest.warns(InputWarning, match="did not finish"):
         tr = open_trace(_ingest(p, tmp_path))
     recs = _records(blob, d_off, d_off + d_size)
@@ -473,6 +569,7 @@ def test_unfinished_recording_read_to_eof(tmp_path, bits):
     nfeat = bin(int.from_bytes(b[72:104], "little")).count("1")
     assert len(tr.meta["truncation"]["features_lost"]) == nfeat
     import shutil
+
     shutil.rmtree(tmp_path / "out.td")
     with pytest.raises(TraceFormatError) as e:
         with TraceDirWriter(tmp_path / "out.td") as w:
@@ -483,18 +580,19 @@ def test_unfinished_recording_read_to_eof(tmp_path, bits):
 def test_empty_data_section_with_features(tmp_path):
     blob = bytearray(BASE.read_bytes())
     d_off, d_size = _data_section(blob)
-    feats = blob[d_off + d_size:]
+    feats = blob[d_off + d_size :]
     # move the feature index right after an empty data section (offsets shift too)
     nfeat = bin(int.from_bytes(blob[72:104], "little")).count("1")
-    idx = bytearray(feats[:16 * nfeat])
+    idx = bytearray(feats[: 16 * nfeat])
     for k in range(nfeat):
         off, size = struct.unpack_from("<QQ", idx, 16 * k)
         struct.pack_into("<QQ", idx, 16 * k, off - d_size, size)
-    b = blob[:d_off] + idx + feats[16 * nfeat:]
+    b = blob[:d_off] + idx + feats[16 * nfeat :]
     struct.pack_into("<Q", b, 48, 0)
     p = tmp_path / "nodata.data"
     p.write_bytes(bytes(b))
     from tracedamon.store.trace import open_trace
+
     tr = open_trace(_ingest(p, tmp_path))
     assert tr.num_rows("samples") == 0 and tr.meta["hostname"]
 
@@ -502,10 +600,12 @@ def test_empty_data_section_with_features(tmp_path):
 def test_big_endian_pipe_stream_is_refused_clearly(tmp_path):
     """perf 6.1 cannot read a big-endian pipe stream either: one clear line, not rows."""
     import struct
+
     p = tmp_path / "be-pipe.data"
     p.write_bytes(b"2ELIFREP" + struct.pack(">Q", 16) + b"\0" * 64)
     from tracedamon.errors import TraceFormatError
     from tracedamon.ingest.perf_data import open_perf_data
+
     with pytest.raises(TraceFormatError) as e:
         open_perf_data(p)
     assert "big-endian pipe streams are not supported" in str(e.value)

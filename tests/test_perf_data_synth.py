@@ -3,6 +3,7 @@
 directory layouts, zstd with records split across payloads, READ groups (one row per
 member like perf), side-band records, ordering by rounds; and on live recordings of
 this machine's perf (``--threads`` directories, pipe + zstd) against ``perf script``."""
+
 from __future__ import annotations
 
 import random
@@ -22,10 +23,31 @@ from tracedamon.ingest.perf_data import ingest_into, open_perf_data
 from tracedamon.store.writer import TraceDirWriter
 from tracedamon.store.trace import open_trace
 
-ALL_BITS = (S.IP | S.TID | S.TIME | S.ADDR | S.ID | S.STREAM_ID | S.CPU | S.PERIOD
-            | S.CALLCHAIN | S.RAW | S.BRANCH_STACK | S.REGS_USER | S.STACK_USER
-            | S.WEIGHT_STRUCT | S.DATA_SRC | S.TRANSACTION | S.REGS_INTR | S.PHYS_ADDR
-            | S.CGROUP | S.DATA_PAGE_SIZE | S.CODE_PAGE_SIZE | S.AUX | S.IDENTIFIER)
+ALL_BITS = (
+    S.IP
+    | S.TID
+    | S.TIME
+    | S.ADDR
+    | S.ID
+    | S.STREAM_ID
+    | S.CPU
+    | S.PERIOD
+    | S.CALLCHAIN
+    | S.RAW
+    | S.BRANCH_STACK
+    | S.REGS_USER
+    | S.STACK_USER
+    | S.WEIGHT_STRUCT
+    | S.DATA_SRC
+    | S.TRANSACTION
+    | S.REGS_INTR
+    | S.PHYS_ADDR
+    | S.CGROUP
+    | S.DATA_PAGE_SIZE
+    | S.CODE_PAGE_SIZE
+    | S.AUX
+    | S.IDENTIFIER
+)
 
 
 def _ingest(path, tmp_path, name="t.td"):
@@ -52,12 +74,18 @@ def _sample_fields(draw, ev: W.Event, time: int):
         f["tid"] = draw(st.integers(-1, 1 << 22))
     if stt & S.TIME:
         f["time"] = time
-    for bit, nm in ((S.ADDR, "addr"), (S.STREAM_ID, "stream_id"), (S.PERIOD, "period"),
-                    (S.DATA_SRC, "data_src"), (S.TRANSACTION, "transaction"),
-                    (S.PHYS_ADDR, "phys_addr"), (S.CGROUP, "cgroup"),
-                    (S.DATA_PAGE_SIZE, "data_page_size"),
-                    (S.CODE_PAGE_SIZE, "code_page_size"),
-                    (S.WEIGHT | S.WEIGHT_STRUCT, "weight")):
+    for bit, nm in (
+        (S.ADDR, "addr"),
+        (S.STREAM_ID, "stream_id"),
+        (S.PERIOD, "period"),
+        (S.DATA_SRC, "data_src"),
+        (S.TRANSACTION, "transaction"),
+        (S.PHYS_ADDR, "phys_addr"),
+        (S.CGROUP, "cgroup"),
+        (S.DATA_PAGE_SIZE, "data_page_size"),
+        (S.CODE_PAGE_SIZE, "code_page_size"),
+        (S.WEIGHT | S.WEIGHT_STRUCT, "weight"),
+    ):
         if stt & bit:
             f[nm] = draw(u64)
     if stt & S.CPU:
@@ -86,14 +114,18 @@ def _sample_fields(draw, ev: W.Event, time: int):
 def _check_row(o: dict, ev: W.Event, f: dict, name: str):
     stt = ev.sample_type
     assert o["event"] == name
-    for bit, col, nm in ((S.IP, "ip", "ip"), (S.ADDR, "addr", "addr"),
-                         (S.STREAM_ID, "stream_id", "stream_id"),
-                         (S.DATA_SRC, "data_src", "data_src"),
-                         (S.TRANSACTION, "transaction", "transaction"),
-                         (S.PHYS_ADDR, "phys_addr", "phys_addr"), (S.CGROUP, "cgroup", "cgroup"),
-                         (S.DATA_PAGE_SIZE, "data_page_size", "data_page_size"),
-                         (S.CODE_PAGE_SIZE, "code_page_size", "code_page_size"),
-                         (S.TIME, "time_ns", "time")):
+    for bit, col, nm in (
+        (S.IP, "ip", "ip"),
+        (S.ADDR, "addr", "addr"),
+        (S.STREAM_ID, "stream_id", "stream_id"),
+        (S.DATA_SRC, "data_src", "data_src"),
+        (S.TRANSACTION, "transaction", "transaction"),
+        (S.PHYS_ADDR, "phys_addr", "phys_addr"),
+        (S.CGROUP, "cgroup", "cgroup"),
+        (S.DATA_PAGE_SIZE, "data_page_size", "data_page_size"),
+        (S.CODE_PAGE_SIZE, "code_page_size", "code_page_size"),
+        (S.TIME, "time_ns", "time"),
+    ):
         assert o[col] == (f[nm] if stt & bit else None), col
     if stt & S.TID:
         assert (o["pid"], o["tid"]) == (f["pid"], f["tid"])
@@ -106,8 +138,11 @@ def _check_row(o: dict, ev: W.Event, f: dict, name: str):
         assert (o["weight"], o["weight2"], o["weight3"]) == (f["weight"], None, None)
     elif stt & S.WEIGHT_STRUCT:
         w = f["weight"]
-        assert (o["weight"], o["weight2"], o["weight3"]) == (w & 0xFFFFFFFF,
-                                                              w >> 32 & 0xFFFF, w >> 48)
+        assert (o["weight"], o["weight2"], o["weight3"]) == (
+            w & 0xFFFFFFFF,
+            w >> 32 & 0xFFFF,
+            w >> 48,
+        )
     else:
         assert o["weight"] is None
     assert o["callchain"] == (f["callchain"] if stt & S.CALLCHAIN else None)
@@ -118,16 +153,30 @@ def _check_row(o: dict, ev: W.Event, f: dict, name: str):
         assert o["raw"] is None
     if stt & S.DATA_SRC:
         from tracedamon.ingest.data_src import decode
+
         d = decode(f["data_src"])
-        for k in ("mem_op", "mem_level", "mem_snoop", "mem_tlb", "mem_lock", "mem_blk",
-                  "mem_remote", "mem_hops", "mem_lvl_num"):
+        for k in (
+            "mem_op",
+            "mem_level",
+            "mem_snoop",
+            "mem_tlb",
+            "mem_lock",
+            "mem_blk",
+            "mem_remote",
+            "mem_hops",
+            "mem_lvl_num",
+        ):
             assert o[k] == d[k], k
     else:
         assert o["mem_op"] is None and o["mem_hops"] is None
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_every_sample_field_every_layout(tmp_path, data):
     """Two events with different sample_types (IDENTIFIER), random subsets of every
@@ -139,18 +188,26 @@ def test_every_sample_field_every_layout(tmp_path, data):
         stt = S.IDENTIFIER | S.TIME | sum(1 << b for b in chosen)
         if data.draw(st.booleans()) and stt & S.WEIGHT_STRUCT:
             stt = stt & ~S.WEIGHT_STRUCT | S.WEIGHT
-        ev = W.Event(f"ev{k}", type=4, config=0x1cd + k, sample_type=stt,
-                     sample_period=data.draw(st.integers(1, 10**6)),
-                     branch_sample_type=(W.BRANCH_ANY | (W.BRANCH_HW_INDEX
-                                                         if data.draw(st.booleans()) else 0))
-                     if stt & S.BRANCH_STACK else 0,
-                     sample_regs_user=0b1011 if stt & S.REGS_USER else 0,
-                     sample_regs_intr=0b111 if stt & S.REGS_INTR else 0,
-                     sample_stack_user=64 if stt & S.STACK_USER else 0)
+        ev = W.Event(
+            f"ev{k}",
+            type=4,
+            config=0x1CD + k,
+            sample_type=stt,
+            sample_period=data.draw(st.integers(1, 10**6)),
+            branch_sample_type=(
+                W.BRANCH_ANY | (W.BRANCH_HW_INDEX if data.draw(st.booleans()) else 0)
+            )
+            if stt & S.BRANCH_STACK
+            else 0,
+            sample_regs_user=0b1011 if stt & S.REGS_USER else 0,
+            sample_regs_intr=0b111 if stt & S.REGS_INTR else 0,
+            sample_stack_user=64 if stt & S.STACK_USER else 0,
+        )
         evs.append(ev)
     W.assign_ids(evs)
-    need = max(64 if not (e.branch_sample_type or e.sample_type & S.BRANCH_STACK) else 80
-               for e in evs)
+    need = max(
+        64 if not (e.branch_sample_type or e.sample_type & S.BRANCH_STACK) else 80 for e in evs
+    )
     if any(e.sample_regs_user or e.sample_stack_user for e in evs):
         need = max(need, 96)
     if any(e.sample_regs_intr for e in evs):
@@ -168,8 +225,15 @@ def test_every_sample_field_every_layout(tmp_path, data):
         if data.draw(st.integers(0, 5)) == 0:
             recs.append(W.FinishedRound())
     p = tmp_path / "s.data"
-    W.write_perf_data(p, evs, recs, layout=layout, compress=compress, attr_size=attr_size,
-                      chunks=[data.draw(st.integers(1, 200)) for _ in range(50)])
+    W.write_perf_data(
+        p,
+        evs,
+        recs,
+        layout=layout,
+        compress=compress,
+        attr_size=attr_size,
+        chunks=[data.draw(st.integers(1, 200)) for _ in range(50)],
+    )
     tr = _ingest(p, tmp_path)
     rows = tr.table("samples").to_pylist()
     assert len(rows) == n
@@ -203,7 +267,7 @@ def test_attr_larger_than_known_struct(tmp_path):
     W.write_perf_data(p, [ev], recs, attr_size=136)
     b = bytearray(p.read_bytes())
     attr_size, a_off, a_size = struct.unpack_from("<QQQ", b, 16)
-    entry = b[a_off:a_off + a_size]
+    entry = b[a_off : a_off + a_size]
     attr, ids = entry[:136], entry[136:]
     big = bytearray(attr) + bytes(32)
     struct.pack_into("<I", big, 4, 168)
@@ -211,7 +275,7 @@ def test_attr_larger_than_known_struct(tmp_path):
     # append the new attrs section at the end and point the header to it
     b2 = bytearray(b) + new_entry
     struct.pack_into("<QQQ", b2, 16, 168 + 16, len(b), len(new_entry))
-    b2[72:104] = bytes(32)                  # drop features (EVENT_DESC holds old attrs)
+    b2[72:104] = bytes(32)  # drop features (EVENT_DESC holds old attrs)
     p.write_bytes(bytes(b2))
     rd = open_perf_data(p)
     assert rd.events[0]["attr_size"] == 168
@@ -231,20 +295,39 @@ def test_read_group_one_row_per_member(tmp_path, chunk, monkeypatch):
     vals = [(10, 3), (25, 3), (40, 9)]
     recs = []
     for i, (va, vb) in enumerate(vals):
-        recs.append(W.Sample(a, ip=100 + i, pid=1, tid=1, time=1000 + i, period=999,
-                             read={"enabled": 5, "values": [
-                                 {"value": va, "id": a.id(), "lost": 0},
-                                 {"value": vb, "id": b.id(), "lost": 0}]}))
+        recs.append(
+            W.Sample(
+                a,
+                ip=100 + i,
+                pid=1,
+                tid=1,
+                time=1000 + i,
+                period=999,
+                read={
+                    "enabled": 5,
+                    "values": [
+                        {"value": va, "id": a.id(), "lost": 0},
+                        {"value": vb, "id": b.id(), "lost": 0},
+                    ],
+                },
+            )
+        )
     p = tmp_path / "g.data"
     W.write_perf_data(p, [a, b], recs)
-    from tracedamon.ingest.perf import stream as PD          # CHUNK_BYTES
-    monkeypatch.setattr(PD, "CHUNK_BYTES", chunk)     # counters carried across chunks
+    from tracedamon.ingest.perf import stream as PD  # CHUNK_BYTES
+
+    monkeypatch.setattr(PD, "CHUNK_BYTES", chunk)  # counters carried across chunks
     tr = _ingest(p, tmp_path)
-    rows = [(r["event"], r["ip"], r["period"], r["sample_id"])
-            for r in tr.table("samples").to_pylist()]
-    assert rows == [("a", 100, 10, a.id()), ("b", 100, 3, b.id()),
-                    ("a", 101, 15, a.id()),                       # b did not move: no row
-                    ("a", 102, 15, a.id()), ("b", 102, 6, b.id())]
+    rows = [
+        (r["event"], r["ip"], r["period"], r["sample_id"]) for r in tr.table("samples").to_pylist()
+    ]
+    assert rows == [
+        ("a", 100, 10, a.id()),
+        ("b", 100, 3, b.id()),
+        ("a", 101, 15, a.id()),  # b did not move: no row
+        ("a", 102, 15, a.id()),
+        ("b", 102, 6, b.id()),
+    ]
     ev = tr.df("events")
     assert list(ev["nr_samples"]) == [3, 2]
 
@@ -253,8 +336,10 @@ def test_read_single_value(tmp_path):
     rf = F.ID | F.TOTAL_TIME_RUNNING
     ev = W.Event("x", type=1, config=2, sample_type=S.IP | S.TIME | S.READ, read_format=rf)
     W.assign_ids([ev])
-    recs = [W.Sample(ev, ip=1, time=1, read={"value": 5, "running": 1, "id": ev.id()}),
-            W.Sample(ev, ip=2, time=2, read={"value": 12, "running": 1, "id": ev.id()})]
+    recs = [
+        W.Sample(ev, ip=1, time=1, read={"value": 5, "running": 1, "id": ev.id()}),
+        W.Sample(ev, ip=2, time=2, read={"value": 12, "running": 1, "id": ev.id()}),
+    ]
     p = tmp_path / "r.data"
     W.write_perf_data(p, [ev], recs)
     rows = [(r["ip"], r["period"]) for r in _ingest(p, tmp_path).table("samples").to_pylist()]
@@ -266,15 +351,47 @@ def test_sideband_records(tmp_path):
     ev = W.Event("page-faults", type=1, config=2, sample_type=st_)
     ev2 = W.Event("minor-faults", type=1, config=5, sample_type=st_)
     W.assign_ids([ev, ev2])
-    sid = lambda t: {"pid": 7, "tid": 8, "time": t, "cpu": 1}   # noqa: E731
+    sid = lambda t: {"pid": 7, "tid": 8, "time": t, "cpu": 1}  # noqa: E731
     recs = [
         W.Comm(ev, sid(5), pid=7, tid=7, comm="work", exec=True),
-        W.Mmap2(ev, sid(6), pid=7, tid=7, start=0x1000, len=0x2000, pgoff=0, maj=8, min=1,
-                ino=99, ino_generation=3, prot=5, flags=2, filename="/bin/work"),
-        W.Mmap2(ev, sid(7), pid=7, tid=7, start=0x5000, len=0x1000, pgoff=0x10,
-                build_id=bytes(range(20)), filename="/lib/x.so", misc=W.MISC_MMAP_DATA),
-        W.Mmap(ev, sid(8), pid=-1, tid=0, start=0xffff0000, len=0x100, pgoff=0,
-               filename="[kernel.kallsyms]_text"),
+        W.Mmap2(
+            ev,
+            sid(6),
+            pid=7,
+            tid=7,
+            start=0x1000,
+            len=0x2000,
+            pgoff=0,
+            maj=8,
+            min=1,
+            ino=99,
+            ino_generation=3,
+            prot=5,
+            flags=2,
+            filename="/bin/work",
+        ),
+        W.Mmap2(
+            ev,
+            sid(7),
+            pid=7,
+            tid=7,
+            start=0x5000,
+            len=0x1000,
+            pgoff=0x10,
+            build_id=bytes(range(20)),
+            filename="/lib/x.so",
+            misc=W.MISC_MMAP_DATA,
+        ),
+        W.Mmap(
+            ev,
+            sid(8),
+            pid=-1,
+            tid=0,
+            start=0xFFFF0000,
+            len=0x100,
+            pgoff=0,
+            filename="[kernel.kallsyms]_text",
+        ),
         W.Fork(ev, sid(9), pid=7, ppid=7, tid=9, ptid=7, time=9),
         W.Sample(ev2, ip=1, pid=7, tid=9, time=10, cpu=1),
         W.Lost(ev2, sid(11), lost=17),
@@ -287,25 +404,44 @@ def test_sideband_records(tmp_path):
     W.write_perf_data(p, [ev, ev2], recs)
     tr = _ingest(p, tmp_path)
     mm = tr.table("mmaps").to_pylist()
-    assert [(m["time_ns"], m["start"], m["length"], m["pgoff"], m["filename"],
-             m["record_type"]) for m in mm] == [
-        (6, 0x1000, 0x2000, 0, "/bin/work", 10), (7, 0x5000, 0x1000, 0x10, "/lib/x.so", 10),
-        (8, 0xffff0000, 0x100, 0, "[kernel.kallsyms]_text", 1)]
-    assert (mm[0]["maj"], mm[0]["min"], mm[0]["ino"], mm[0]["ino_generation"],
-            mm[0]["prot"], mm[0]["flags"], mm[0]["build_id"]) == (8, 1, 99, 3, 5, 2, None)
+    assert [
+        (m["time_ns"], m["start"], m["length"], m["pgoff"], m["filename"], m["record_type"])
+        for m in mm
+    ] == [
+        (6, 0x1000, 0x2000, 0, "/bin/work", 10),
+        (7, 0x5000, 0x1000, 0x10, "/lib/x.so", 10),
+        (8, 0xFFFF0000, 0x100, 0, "[kernel.kallsyms]_text", 1),
+    ]
+    assert (
+        mm[0]["maj"],
+        mm[0]["min"],
+        mm[0]["ino"],
+        mm[0]["ino_generation"],
+        mm[0]["prot"],
+        mm[0]["flags"],
+        mm[0]["build_id"],
+    ) == (8, 1, 99, 3, 5, 2, None)
     assert mm[1]["build_id"] == bytes(range(20)).hex() and mm[1]["ino"] is None
     assert [m["data"] for m in mm] == [False, True, False]
     assert mm[2]["pid"] == -1
     tk = tr.table("tasks").to_pylist()
-    assert [(t["kind"], t["time_ns"], t["pid"], t["tid"], t["ppid"], t["ptid"], t["comm"],
-             t["exec"]) for t in tk] == [
-        ("COMM", 5, 7, 7, None, None, "work", True), ("FORK", 9, 7, 9, 7, 7, None, None),
-        ("EXIT", 15, 7, 9, 1, 7, None, None)]
+    assert [
+        (t["kind"], t["time_ns"], t["pid"], t["tid"], t["ppid"], t["ptid"], t["comm"], t["exec"])
+        for t in tk
+    ] == [
+        ("COMM", 5, 7, 7, None, None, "work", True),
+        ("FORK", 9, 7, 9, 7, 7, None, None),
+        ("EXIT", 15, 7, 9, 1, 7, None, None),
+    ]
     lost = tr.table("lost").to_pylist()
-    assert [(x["kind"], x["time_ns"], x["event_id"], x["lost"], x["cpu"], x["pid"])
-            for x in lost] == [
-        ("LOST", 11, 1, 17, 1, 7), ("LOST_SAMPLES", 12, 0, 4, 1, 7),
-        ("THROTTLE", 13, 0, 0, 1, 7), ("UNTHROTTLE", 14, 0, 0, 1, 7)]
+    assert [
+        (x["kind"], x["time_ns"], x["event_id"], x["lost"], x["cpu"], x["pid"]) for x in lost
+    ] == [
+        ("LOST", 11, 1, 17, 1, 7),
+        ("LOST_SAMPLES", 12, 0, 4, 1, 7),
+        ("THROTTLE", 13, 0, 0, 1, 7),
+        ("UNTHROTTLE", 14, 0, 0, 1, 7),
+    ]
     rc = tr.meta["record_counts"]
     assert rc["THROTTLE"] == rc["UNTHROTTLE"] == rc["LOST"] == 1
 
@@ -315,8 +451,11 @@ def test_unknown_sample_ids_counted(tmp_path):
     a = W.Event("a", sample_type=st_)
     b = W.Event("b", sample_type=st_)
     W.assign_ids([a, b])
-    recs = [W.Sample(a, ip=1, time=1), W.Sample(b, ip=2, time=2, id=424242),
-            W.Sample(b, ip=3, time=3)]
+    recs = [
+        W.Sample(a, ip=1, time=1),
+        W.Sample(b, ip=2, time=2, id=424242),
+        W.Sample(b, ip=3, time=3),
+    ]
     p = tmp_path / "u.data"
     W.write_perf_data(p, [a, b], recs)
     tr = _ingest(p, tmp_path)
@@ -327,7 +466,8 @@ def test_unknown_sample_ids_counted(tmp_path):
 def test_time_order_across_rounds(tmp_path):
     """Per-CPU rounds written out of order: samples come out sorted, ties in file order,
     whatever the chunk size."""
-    from tracedamon.ingest.perf import stream as PD          # CHUNK_BYTES
+    from tracedamon.ingest.perf import stream as PD  # CHUNK_BYTES
+
     ev = W.Event("e", sample_type=S.IP | S.TIME)
     rng = random.Random(5)
     recs, truth = [], []
@@ -340,10 +480,10 @@ def test_time_order_across_rounds(tmp_path):
             truth.append((t, ip))
             ip += 1
         recs.append(W.FinishedRound())
-        t0 += 50          # the next round overlaps this one (perf's two-round rule)
+        t0 += 50  # the next round overlaps this one (perf's two-round rule)
     p = tmp_path / "o.data"
     W.write_perf_data(p, [ev], recs)
-    want = sorted(truth, key=lambda x: x[0])              # stable: file order on ties
+    want = sorted(truth, key=lambda x: x[0])  # stable: file order on ties
     old = PD.CHUNK_BYTES
     try:
         for chunk in (64, 1000, 1 << 20):
@@ -357,13 +497,15 @@ def test_time_order_across_rounds(tmp_path):
 
 
 def test_compressed_records_straddle_and_pipe_compressed(tmp_path):
-    from tracedamon.ingest.perf import stream as PD          # CHUNK_BYTES
+    from tracedamon.ingest.perf import stream as PD  # CHUNK_BYTES
+
     ev = W.Event("e", sample_type=S.IP | S.TID | S.TIME | S.ADDR)
     recs = [W.Sample(ev, ip=i, pid=1, tid=1, time=i, addr=i * 4096) for i in range(3000)]
     for layout in ("file", "pipe"):
         p = tmp_path / f"z{layout}.data"
-        W.write_perf_data(p, [ev], recs, layout=layout, compress=True,
-                          chunks=[7, 13, 1000, 3] * 200)
+        W.write_perf_data(
+            p, [ev], recs, layout=layout, compress=True, chunks=[7, 13, 1000, 3] * 200
+        )
         old = PD.CHUNK_BYTES
         try:
             for chunk in (256, 1 << 20):
@@ -383,8 +525,9 @@ def test_hand_built_directory(tmp_path):
     W.assign_ids([ev])
     d = tmp_path / "perf.data"
     d.mkdir()
-    W.write_perf_data(d / "data", [ev], [W.Comm(ev, {"pid": 1, "tid": 1, "time": 0},
-                                                    pid=1, tid=1, comm="w")])
+    W.write_perf_data(
+        d / "data", [ev], [W.Comm(ev, {"pid": 1, "tid": 1, "time": 0}, pid=1, tid=1, comm="w")]
+    )
     streams = {0: [1, 4, 6, 9], 1: [2, 3, 7], 2: [], 3: [5, 8, 10]}
     for k, times in streams.items():
         recs = [W.Sample(ev, ip=100 * k + t, pid=1, tid=1, time=t, cpu=k) for t in times]
@@ -399,35 +542,67 @@ def test_hand_built_directory(tmp_path):
 
 # ---------------------------------------------------------------------------- live perf
 def _perf_record(tmp_path, args, out):
-    cmd = [PERF, "record", "-N", "-q", "-o", str(out), *args, "--",
-           "dd", "if=/dev/zero", "of=/dev/null", "bs=64k", "count=200"]
+    cmd = [
+        PERF,
+        "record",
+        "-N",
+        "-q",
+        "-o",
+        str(out),
+        *args,
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64k",
+        "count=200",
+    ]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, timeout=120)
     if r.returncode != 0:
         missing(f"perf record failed here: {r.stderr.decode()[-300:]}")
 
 
 def _perf_script_rows(path):
-    r = subprocess.run([PERF, "script", "-i", str(path), "-F", "event,pid,tid,time,ip,addr",
-                        "--ns"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [PERF, "script", "-i", str(path), "-F", "event,pid,tid,time,ip,addr", "--ns"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     rows = []
     import re
+
     for ln in r.stdout.splitlines():
-        m = re.match(r"\s*(\d+)/(\d+)\s+(\d+)\.(\d{9}):\s+(?:\d+\s+)?(\S+):\s+([0-9a-f]+)\s+"
-                     r"([0-9a-f]+)", ln)
+        m = re.match(
+            r"\s*(\d+)/(\d+)\s+(\d+)\.(\d{9}):\s+(?:\d+\s+)?(\S+):\s+([0-9a-f]+)\s+"
+            r"([0-9a-f]+)",
+            ln,
+        )
         assert m, ln
         pid, tid, s, ns, ev, addr, ip = m.groups()
-        rows.append((int(pid), int(tid), int(s) * 10**9 + int(ns), ev.rstrip(":"),
-                     int(addr, 16), int(ip, 16)))
+        rows.append(
+            (
+                int(pid),
+                int(tid),
+                int(s) * 10**9 + int(ns),
+                ev.rstrip(":"),
+                int(addr, 16),
+                int(ip, 16),
+            )
+        )
     return rows
 
 
 @requires_perf
-@pytest.mark.parametrize("opts,layout", [
-    (["--threads"], "directory"),
-    (["--threads", "-z"], "directory"),
-    (["-z"], "file"),
-])
+@pytest.mark.parametrize(
+    "opts,layout",
+    [
+        (["--threads"], "directory"),
+        (["--threads", "-z"], "directory"),
+        (["-z"], "file"),
+    ],
+)
 def test_live_recording_equals_perf_script(tmp_path, opts, layout):
     out = tmp_path / "live.data"
     _perf_record(tmp_path, ["-e", "page-faults", "-c", "1", "-d", *opts], out)
@@ -450,15 +625,19 @@ def test_live_recording_equals_perf_script(tmp_path, opts, layout):
 @requires_perf
 def test_live_pipe_compressed_equals_perf_script(tmp_path):
     out = tmp_path / "pipe.data"
-    cmd = f"{PERF} record -N -q -z -e page-faults -c 1 -d -o - -- " \
-          "dd if=/dev/zero of=/dev/null bs=64k count=200 > pipe.data"
+    cmd = (
+        f"{PERF} record -N -q -z -e page-faults -c 1 -d -o - -- "
+        "dd if=/dev/zero of=/dev/null bs=64k count=200 > pipe.data"
+    )
     r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, timeout=120)
     if r.returncode != 0:
         missing(f"perf record failed here: {r.stderr.decode()[-300:]}")
     want = _perf_script_rows(out)
     tr = _ingest(out, tmp_path)
-    got = [(r["pid"], r["tid"], r["time_ns"], r["event"], r["addr"], r["ip"])
-           for r in tr.table("samples").to_pylist()]
+    got = [
+        (r["pid"], r["tid"], r["time_ns"], r["event"], r["addr"], r["ip"])
+        for r in tr.table("samples").to_pylist()
+    ]
     assert tr.meta["layout"] == "pipe"
     assert got == want and got
 
@@ -472,12 +651,12 @@ def _to_compressed2(data: bytes) -> bytes:
     while p < len(data):
         typ, misc, size = struct.unpack_from("<IHH", data, p)
         if typ == 81:
-            payload = data[p + 8:p + size]
+            payload = data[p + 8 : p + size]
             pad = -(16 + len(payload)) % 8
             out += struct.pack("<IHHQ", 83, misc, 16 + len(payload) + pad, len(payload))
             out += payload + b"\0" * pad
         else:
-            out += data[p:p + size]
+            out += data[p : p + size]
         p += size
     return bytes(out)
 
@@ -504,16 +683,22 @@ def test_compressed2_records(tmp_path):
 def test_auxtrace_payload_skipped_and_tracing_data_read(tmp_path):
     """AUXTRACE (71) and HEADER_TRACING_DATA (66) carry payloads outside header.size;
     the next record starts after them, also when they exceed a chunk."""
-    from tracedamon.ingest.perf import stream as PD          # CHUNK_BYTES
+    from tracedamon.ingest.perf import stream as PD  # CHUNK_BYTES
+
     ev = W.Event("e", sample_type=S.IP | S.TIME | S.ID)
     W.assign_ids([ev])
-    aux_payload = bytes(range(256)) * 40                  # 10240 bytes
+    aux_payload = bytes(range(256)) * 40  # 10240 bytes
     aux = struct.pack("<IHHQQQIIII", 71, 0, 48, len(aux_payload), 0, 1, 0, 1, 0, 0)
     blob = b"tracing-data-blob-" * 100
     blob += b"\0" * (-len(blob) % 8)
     td = struct.pack("<IHHII", 66, 0, 16, len(blob), 0)
-    recs = [W.Sample(ev, ip=1, time=1), W.RawRecord(aux + aux_payload),
-            W.Sample(ev, ip=2, time=2), W.RawRecord(td + blob), W.Sample(ev, ip=3, time=3)]
+    recs = [
+        W.Sample(ev, ip=1, time=1),
+        W.RawRecord(aux + aux_payload),
+        W.Sample(ev, ip=2, time=2),
+        W.RawRecord(td + blob),
+        W.Sample(ev, ip=3, time=3),
+    ]
     p = tmp_path / "aux.data"
     W.write_perf_data(p, [ev], recs, layout="pipe")
     old = PD.CHUNK_BYTES
@@ -534,8 +719,10 @@ def test_auxtrace_payload_skipped_and_tracing_data_read(tmp_path):
 def test_live_pipe_tracepoint_names_and_tracing_data(tmp_path):
     """Pipe mode with a tracepoint: names from EVENT_UPDATE, tracing data from the
     HEADER_TRACING_DATA record, RAW payloads equal to perf script's."""
-    cmd = f"{PERF} record -N -q -e syscalls:sys_enter_getpid -c 1 -o - -- " \
-          "python3 -c 'import os\nfor _ in range(50): os.getpid()' > tp.data"
+    cmd = (
+        f"{PERF} record -N -q -e syscalls:sys_enter_getpid -c 1 -o - -- "
+        "python3 -c 'import os\nfor _ in range(50): os.getpid()' > tp.data"
+    )
     r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, timeout=120)
     if r.returncode != 0:
         missing(f"perf record failed here: {r.stderr.decode()[-300:]}")
@@ -544,8 +731,12 @@ def test_live_pipe_tracepoint_names_and_tracing_data(tmp_path):
     assert [e["name"] for e in rd.events][0] == "syscalls:sys_enter_getpid"
     assert rd.tracing_data and rd.tracing_data[:10] == b"\x17\x08\x44tracing"
     t = pa.Table.from_batches(list(rd.iter_sample_batches()))
-    r = subprocess.run([PERF, "script", "-i", str(p), "-F", "pid,time", "--ns"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [PERF, "script", "-i", str(p), "-F", "pid,time", "--ns"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0
     assert t.num_rows == len([ln for ln in r.stdout.splitlines() if ln.strip()]) >= 50
     assert all(x is not None for x in t.column("raw").to_pylist())
@@ -556,21 +747,30 @@ def test_branch_stack_with_hw_idx_and_counters(tmp_path):
     (kernel >= 6.8: nr u64 counters after the entries): the fields after it still
     decode. The sample is built by hand, field by field (spec §6 item 13)."""
     st_ = S.IP | S.TIME | S.BRANCH_STACK | S.DATA_SRC | S.PHYS_ADDR
-    ev = W.Event("br", type=0, config=0, sample_type=st_,
-                 branch_sample_type=W.BRANCH_ANY | W.BRANCH_HW_INDEX | (1 << 19))
+    ev = W.Event(
+        "br",
+        type=0,
+        config=0,
+        sample_type=st_,
+        branch_sample_type=W.BRANCH_ANY | W.BRANCH_HW_INDEX | (1 << 19),
+    )
     W.assign_ids([ev])
     entries = [(0x10, 0x20, 1), (0x30, 0x40, 2), (0x50, 0x60, 3)]
     body = struct.pack("<QQ", 0x401000, 77)
-    body += struct.pack("<QQ", len(entries), 5)                 # nr, hw_idx
+    body += struct.pack("<QQ", len(entries), 5)  # nr, hw_idx
     body += b"".join(struct.pack("<QQQ", *e) for e in entries)
-    body += struct.pack(f"<{len(entries)}Q", 1, 2, 3)           # counters
-    body += struct.pack("<QQ", 0x68100142, 0xabc000)
+    body += struct.pack(f"<{len(entries)}Q", 1, 2, 3)  # counters
+    body += struct.pack("<QQ", 0x68100142, 0xABC000)
     rec = struct.pack("<IHH", 9, 2, 8 + len(body)) + body
     p = tmp_path / "br.data"
     W.write_perf_data(p, [ev], [W.RawRecord(rec)], attr_size=128)
     row = _ingest(p, tmp_path).table("samples").to_pylist()[0]
-    assert (row["ip"], row["time_ns"], row["data_src"], row["phys_addr"]) == \
-        (0x401000, 77, 0x68100142, 0xabc000)
+    assert (row["ip"], row["time_ns"], row["data_src"], row["phys_addr"]) == (
+        0x401000,
+        77,
+        0x68100142,
+        0xABC000,
+    )
     assert row["mem_level"] == "L1 hit"
 
 
@@ -591,11 +791,12 @@ def test_bounded_window_without_rounds(tmp_path, monkeypatch):
     """No FINISHED_ROUND at all: the pending window is bounded (MAX_PENDING); local
     disorder is still sorted out, a sample older than what was emitted is counted."""
     from tracedamon.ingest.perf import ordering, stream
+
     monkeypatch.setattr(ordering, "MAX_PENDING", 64)
     monkeypatch.setattr(stream, "CHUNK_BYTES", 256)
     ev = W.Event("e", sample_type=S.IP | S.TIME)
     rng = random.Random(3)
-    times = [10 * i + rng.randrange(0, 25) for i in range(2000)]    # jitter < 3 slots
+    times = [10 * i + rng.randrange(0, 25) for i in range(2000)]  # jitter < 3 slots
     recs = [W.Sample(ev, ip=i, time=t) for i, t in enumerate(times)]
     p = tmp_path / "w.data"
     W.write_perf_data(p, [ev], recs)
@@ -615,29 +816,80 @@ _PAGE_NAMES = {0: "N/A", 4096: "4K", 2 << 20: "2M", 1 << 30: "1G"}
 
 
 @requires_perf
-@pytest.mark.parametrize("opts,fields", [
-    (["-e", "page-faults", "-e", "minor-faults", "-c", "1", "-d", "--phys-data",
-      "--data-page-size", "--sample-cpu", "-W"],
-     ["pidtid", "cpu", "time", "period", "event", "addr", "weight", "ip", "phys_addr",
-      "data_page_size"]),
-    (["-e", "page-faults", "-F", "4000", "-d"],
-     ["pidtid", "time", "period", "event", "addr", "ip"]),
-    (["-e", "page-faults", "-c", "1", "-d", "--sample-identifier", "--sample-cpu", "-z"],
-     ["pidtid", "cpu", "time", "period", "event", "addr", "ip"]),
-    (["-a", "-e", "page-faults", "-c", "1", "-d"],
-     ["pidtid", "time", "period", "event", "addr", "ip"]),
-    (["-e", "{page-faults,minor-faults}:S", "-c", "1", "-d"],
-     ["pidtid", "time", "period", "event", "addr", "ip"]),
-], ids=["two-events-phys-pgsz-weight", "freq", "identifier-zstd", "system-wide",
-        "leader-sampling"])
+@pytest.mark.parametrize(
+    "opts,fields",
+    [
+        (
+            [
+                "-e",
+                "page-faults",
+                "-e",
+                "minor-faults",
+                "-c",
+                "1",
+                "-d",
+                "--phys-data",
+                "--data-page-size",
+                "--sample-cpu",
+                "-W",
+            ],
+            [
+                "pidtid",
+                "cpu",
+                "time",
+                "period",
+                "event",
+                "addr",
+                "weight",
+                "ip",
+                "phys_addr",
+                "data_page_size",
+            ],
+        ),
+        (
+            ["-e", "page-faults", "-F", "4000", "-d"],
+            ["pidtid", "time", "period", "event", "addr", "ip"],
+        ),
+        (
+            ["-e", "page-faults", "-c", "1", "-d", "--sample-identifier", "--sample-cpu", "-z"],
+            ["pidtid", "cpu", "time", "period", "event", "addr", "ip"],
+        ),
+        (
+            ["-a", "-e", "page-faults", "-c", "1", "-d"],
+            ["pidtid", "time", "period", "event", "addr", "ip"],
+        ),
+        (
+            ["-e", "{page-faults,minor-faults}:S", "-c", "1", "-d"],
+            ["pidtid", "time", "period", "event", "addr", "ip"],
+        ),
+    ],
+    ids=[
+        "two-events-phys-pgsz-weight",
+        "freq",
+        "identifier-zstd",
+        "system-wide",
+        "leader-sampling",
+    ],
+)
 def test_live_fields_equal_perf_script(tmp_path, opts, fields):
     """Differential test against this machine's perf: every printed field of every
     sample, in perf's delivery order."""
     out = tmp_path / "live.data"
     _perf_record(tmp_path, opts, out)
-    r = subprocess.run([PERF, "script", "-i", str(out), "--ns", "-F",
-                        ",".join(f for f in fields if f != "pidtid") + ",pid,tid"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            PERF,
+            "script",
+            "-i",
+            str(out),
+            "--ns",
+            "-F",
+            ",".join(f for f in fields if f != "pidtid") + ",pid,tid",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     want = []
     for ln in r.stdout.splitlines():

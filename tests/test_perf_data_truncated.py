@@ -11,6 +11,7 @@ bytes of complete records, and no feature section (for -z only the COMPRESSED fe
 perf needs to decompress). Pipe streams need no repair: perf reads a cut stream up to
 its last complete record ("unexpected end of event stream").
 """
+
 from __future__ import annotations
 
 import gzip
@@ -34,8 +35,10 @@ from tracedamon.store.trace import open_trace
 pytestmark = [requires_perf, pytest.mark.perf]
 
 #: the recorded program: maps 4 MiB, writes every page (1024 page faults), unmaps, again
-WORKLOAD = ("import mmap, time\nn = 1 << 22\nz = bytes(n)\nwhile True:\n"
-            "    m = mmap.mmap(-1, n)\n    m.write(z)\n    m.close()\n    time.sleep(0.0005)\n")
+WORKLOAD = (
+    "import mmap, time\nn = 1 << 22\nz = bytes(n)\nwhile True:\n"
+    "    m = mmap.mmap(-1, n)\n    m.write(z)\n    m.close()\n    time.sleep(0.0005)\n"
+)
 FIELDS = "pid,tid,time,event,ip,addr,period"
 
 
@@ -64,8 +67,24 @@ def record_and_kill(outs: dict[str, tuple], pipe_dir: Path | None = None) -> dic
     recs, sinks = {}, []
     try:
         for name, (out, pipe, opts) in outs.items():
-            cmd = [PERF, "record", "-N", "-q", "-m", "16", "-e", "page-faults", "-c", "16",
-                   "-d", *opts, "-p", str(work.pid), "-o", "-" if pipe else str(out)]
+            cmd = [
+                PERF,
+                "record",
+                "-N",
+                "-q",
+                "-m",
+                "16",
+                "-e",
+                "page-faults",
+                "-c",
+                "16",
+                "-d",
+                *opts,
+                "-p",
+                str(work.pid),
+                "-o",
+                "-" if pipe else str(out),
+            ]
             sink = open(out, "wb") if pipe else subprocess.DEVNULL
             if pipe:
                 sinks.append(sink)
@@ -75,13 +94,13 @@ def record_and_kill(outs: dict[str, tuple], pipe_dir: Path | None = None) -> dic
         def step():
             for name, rec in list(live.items()):
                 if rec.poll() is not None:
-                    missing(f"perf record failed here: "
-                                f"{rec.stderr.read().decode()[-300:]}")
+                    missing(f"perf record failed here: {rec.stderr.read().decode()[-300:]}")
                 if _size(outs[name][0]) > 40 << 10:
                     rec.send_signal(signal.SIGKILL)
                     rec.wait()
                     del live[name]
             return not live
+
         done = _poll(step, tries=1000, step=0.02)
     finally:
         for rec in recs.values():
@@ -114,8 +133,11 @@ def walk(blob: bytes, start: int) -> tuple[list[tuple[int, int, int]], int]:
 def header(blob: bytes) -> dict:
     d_off, d_size = struct.unpack_from("<QQ", blob, 40)
     bitmap = int.from_bytes(blob[72:104], "little")
-    return {"data_offset": d_off, "data_size": d_size,
-            "features": [FEATURE_NAMES[b] for b in range(256) if bitmap >> b & 1]}
+    return {
+        "data_offset": d_off,
+        "data_size": d_size,
+        "features": [FEATURE_NAMES[b] for b in range(256) if bitmap >> b & 1],
+    }
 
 
 def completed(blob: bytes, end: int, compressed: bool) -> bytes:
@@ -134,23 +156,40 @@ def completed(blob: bytes, end: int, compressed: bool) -> bytes:
 
 
 def perf_script_rows(path: Path) -> tuple[list[tuple], str]:
-    r = subprocess.run([PERF, "script", "-i", str(path), "-F", FIELDS, "--ns"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [PERF, "script", "-i", str(path), "-F", FIELDS, "--ns"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     rows = []
     for ln in r.stdout.splitlines():
-        m = re.match(r"\s*(\d+)/(\d+)\s+(\d+)\.(\d{9}):\s+(\d+)\s+(\S+):\s+([0-9a-f]+)\s+"
-                     r"([0-9a-f]+)", ln)
+        m = re.match(
+            r"\s*(\d+)/(\d+)\s+(\d+)\.(\d{9}):\s+(\d+)\s+(\S+):\s+([0-9a-f]+)\s+"
+            r"([0-9a-f]+)",
+            ln,
+        )
         assert m, ln
         pid, tid, s, ns, period, ev, addr, ip = m.groups()
-        rows.append((int(pid), int(tid), int(s) * 10**9 + int(ns), ev, int(addr, 16),
-                     int(ip, 16), int(period)))
+        rows.append(
+            (
+                int(pid),
+                int(tid),
+                int(s) * 10**9 + int(ns),
+                ev,
+                int(addr, 16),
+                int(ip, 16),
+                int(period),
+            )
+        )
     return rows, r.stderr
 
 
 def our_rows(td: Path) -> list[tuple]:
     t = open_trace(td).table("samples").to_pylist()
-    return [(r["pid"], r["tid"], r["time_ns"], r["event"], r["addr"], r["ip"], r["period"])
-            for r in t]
+    return [
+        (r["pid"], r["tid"], r["time_ns"], r["event"], r["addr"], r["ip"], r["period"]) for r in t
+    ]
 
 
 def ingest_warned(src: Path, out: Path, name: str | None = None, **opts) -> dict:
@@ -168,8 +207,9 @@ def inner_tail(blob: bytes, recs) -> bytes:
     COMPRESSED records ``recs`` (test-side zstd walk, perf 6.1's COMPRESSED: payload =
     size - 8 bytes)."""
     import zstandard
+
     d = zstandard.ZstdDecompressor().decompressobj()
-    data = b"".join(d.decompress(blob[o + 8:o + s]) for o, t, s in recs if t == 81)
+    data = b"".join(d.decompress(blob[o + 8 : o + s]) for o, t, s in recs if t == 81)
     _, end = walk(data, 0)
     return data[end:]
 
@@ -179,11 +219,15 @@ def inner_tail(blob: bytes, recs) -> bytes:
 def killed(tmp_path_factory):
     """name -> a perf.data of a program, perf record killed with SIGKILL."""
     d = tmp_path_factory.mktemp("killed")
-    return record_and_kill({"plain": (d / "plain.data", False, ()),
-                            "zstd": (d / "zstd.data", False, ("-z",)),
-                            "pipe": (d / "pipe.data", True, ()),
-                            "pipe-zstd": (d / "pipez.data", True, ("-z",)),
-                            "threads": (d / "threads.data", False, ("--threads",))})
+    return record_and_kill(
+        {
+            "plain": (d / "plain.data", False, ()),
+            "zstd": (d / "zstd.data", False, ("-z",)),
+            "pipe": (d / "pipe.data", True, ()),
+            "pipe-zstd": (d / "pipez.data", True, ("-z",)),
+            "threads": (d / "threads.data", False, ("--threads",)),
+        }
+    )
 
 
 @pytest.mark.parametrize("kind", ["plain", "zstd"])
@@ -191,9 +235,9 @@ def test_killed_recording_is_read_as_perf_reads_its_records(killed, kind, tmp_pa
     src = killed[kind]
     blob = src.read_bytes()
     h = header(blob)
-    assert h["data_size"] == 0 and h["features"]            # what SIGKILL leaves
+    assert h["data_size"] == 0 and h["features"]  # what SIGKILL leaves
     _, perf_err = perf_script_rows(src)
-    assert "data size field is 0" in perf_err               # perf's own warning
+    assert "data size field is 0" in perf_err  # perf's own warning
     recs, end = walk(blob, h["data_offset"])
     meta = ingest_warned(src, tmp_path / "k.td")
     done = tmp_path / "completed.data"
@@ -216,9 +260,13 @@ def partial(blob: bytes, end: int, src: Path) -> dict:
     have = len(blob) - end
     typ = struct.unpack_from("<I", blob, end)[0] if have >= 4 else None
     names = {9: "SAMPLE", 81: "COMPRESSED", 10: "MMAP2", 68: "FINISHED_ROUND"}
-    return {"file": src.name, "offset": end, "bytes": have,
-            "type": names[typ] if typ is not None else None,
-            "size": struct.unpack_from("<H", blob, end + 6)[0] if have >= 8 else None}
+    return {
+        "file": src.name,
+        "offset": end,
+        "bytes": have,
+        "type": names[typ] if typ is not None else None,
+        "size": struct.unpack_from("<H", blob, end + 6)[0] if have >= 8 else None,
+    }
 
 
 def _cuts(blob: bytes, start: int, kind: str):
@@ -226,8 +274,7 @@ def _cuts(blob: bytes, start: int, kind: str):
     header (5 bytes into it: its type is there, its size is not), at a record
     boundary."""
     recs, _ = walk(blob, start)
-    big = [r for r in recs[len(recs) // 2:] if r[2] > 16 and r[1] == (81 if "zstd" in kind
-                                                                       else 9)]
+    big = [r for r in recs[len(recs) // 2 :] if r[2] > 16 and r[1] == (81 if "zstd" in kind else 9)]
     o, t, s = big[len(big) // 2]
     return {"mid-record": o + s // 2, "mid-header": o + 5, "boundary": o}
 
@@ -287,11 +334,12 @@ def test_killed_threads_directory(killed, tmp_path):
     blob = n.read_bytes()
     recs, end = walk(blob, 0)
     o, t, s = [r for r in recs if r[1] == 9][len(recs) // 2]
-    n.write_bytes(blob[:o + s // 2])
+    n.write_bytes(blob[: o + s // 2])
     meta = ingest_warned(d, tmp_path / "t.td")
     assert meta["layout"] == "directory"
     assert meta["truncation"]["partial_records"] == [
-        {"file": n.name, "offset": o, "bytes": s // 2, "type": "SAMPLE", "size": s}]
+        {"file": n.name, "offset": o, "bytes": s // 2, "type": "SAMPLE", "size": s}
+    ]
     # perf: the directory with `data` completed and the cut stream ending at its last
     # complete record
     ref = tmp_path / "ref.data"
@@ -311,7 +359,8 @@ def test_killed_threads_directory(killed, tmp_path):
     # naming the directory's 'data' file reads the whole directory too
     meta2 = ingest_warned(d / "data", tmp_path / "t2.td", name=str(d / "data"))
     assert meta2["layout"] == "directory" and open_trace(tmp_path / "t2.td").num_rows(
-        "samples") == len(got)
+        "samples"
+    ) == len(got)
 
 
 # ---------------------------------------------------------------------------- gzip
@@ -328,8 +377,14 @@ def test_gzipped_killed_recording_behaves_like_the_plain_one(killed, kind, tmp_p
     m_gz = ingest_warned(gz, tmp_path / "g.td", name=f"{gz} (decompressed)")
     assert our_rows(tmp_path / "g.td") == our_rows(tmp_path / "p.td")
     a, b = m_plain["truncation"], m_gz["truncation"]
-    for k in ("unfinished", "features_lost", "partial_records", "compressed_tails",
-              "data_bytes_kept", "description"):
+    for k in (
+        "unfinished",
+        "features_lost",
+        "partial_records",
+        "compressed_tails",
+        "data_bytes_kept",
+        "description",
+    ):
         assert a[k] == b[k], k
     assert b["gzip_cut"] is None
 
@@ -338,18 +393,21 @@ def test_cut_gzip_stream_reads_like_the_plain_file_cut_at_the_same_place(killed,
     """A .gz whose own stream is cut short (a copy cut short): what it decompresses to
     is read as the plain file cut at that place, and the gzip cut is named."""
     import zlib
+
     blob = killed["plain"].read_bytes()
     gzb = gzip.compress(blob)
     gz = tmp_path / "k.data.gz"
-    gz.write_bytes(gzb[:len(gzb) * 2 // 3])
-    out = zlib.decompressobj(wbits=31).decompress(gzb[:len(gzb) * 2 // 3])
+    gz.write_bytes(gzb[: len(gzb) * 2 // 3])
+    out = zlib.decompressobj(wbits=31).decompress(gzb[: len(gzb) * 2 // 3])
     plain = tmp_path / "k.data"
     plain.write_bytes(out)
     m_plain = ingest_warned(plain, tmp_path / "p.td")
     m_gz = ingest_warned(gz, tmp_path / "g.td", name=f"{gz} (decompressed)")
     assert our_rows(tmp_path / "g.td") == our_rows(tmp_path / "p.td")
-    assert m_gz["truncation"]["gzip_cut"] == {"gzip_bytes": len(gzb) * 2 // 3,
-                                              "bytes_out": len(out)}
+    assert m_gz["truncation"]["gzip_cut"] == {
+        "gzip_bytes": len(gzb) * 2 // 3,
+        "bytes_out": len(out),
+    }
     assert m_gz["truncation"]["partial_records"] == m_plain["truncation"]["partial_records"]
     with pytest.raises(TraceFormatError, match="gzip stream ends early"):
         ingest(gz, tmp_path / "s.td", strict=True)
@@ -358,8 +416,13 @@ def test_cut_gzip_stream_reads_like_the_plain_file_cut_at_the_same_place(killed,
 
 # ---------------------------------------------------------------------------- strict, CLI
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tracedamon", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tracedamon", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("kind", ["plain", "zstd", "pipe"])
@@ -381,14 +444,16 @@ def test_strict_refuses_and_writes_nothing(killed, kind, tmp_path):
 
 def test_cli_warns_in_one_line_info_shows_it_strict_refuses_in_one_line(killed, tmp_path):
     from tracedamon.cli.info import describe
+
     src = killed["plain"]
     r = _cli("ingest", src, "-o", tmp_path / "k.td")
     assert r.returncode == 0, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"tracedamon: warning: {src}: truncated "
-                                                   "recording: perf record did not finish")
+    assert len(lines) == 1 and lines[0].startswith(
+        f"tracedamon: warning: {src}: truncated recording: perf record did not finish"
+    )
     assert "lost:" in lines[0] and "samples" in lines[0]
-    assert "truncated recording: perf record did not finish" in r.stdout   # the summary
+    assert "truncated recording: perf record did not finish" in r.stdout  # the summary
     assert "truncated recording: perf record did not finish" in describe(tmp_path / "k.td")
     r = _cli("ingest", src, "-o", tmp_path / "s.td", "--strict")
     assert r.returncode == 3 and "Traceback" not in r.stderr
@@ -401,12 +466,13 @@ def test_killed_damon_recording_says_why_its_events_are_missing(tmp_path):
     """A DAMON tracepoint recording killed before perf wrote its tracing data: the
     samples are kept (unnamed), and the damon reader says what is missing."""
     from conftest import need_corpus
+
     src = need_corpus("damon-paddr-run1", "paddr_run1", "damo_record_perf_data.data")
     blob = bytearray(src.read_bytes())
     h = header(bytes(blob))
     struct.pack_into("<Q", blob, 48, 0)
     k = tmp_path / "damon-killed.data"
-    k.write_bytes(bytes(blob[:h["data_offset"] + h["data_size"] // 2]))
+    k.write_bytes(bytes(blob[: h["data_offset"] + h["data_size"] // 2]))
     meta = ingest_warned(k, tmp_path / "d.td")
     assert "tracepoint formats" in meta["truncation"]["description"]
     assert open_trace(tmp_path / "d.td").num_rows("samples") > 0
@@ -415,18 +481,18 @@ def test_killed_damon_recording_says_why_its_events_are_missing(tmp_path):
     assert not (tmp_path / "d2.td").exists()
 
 
-
 def test_via_perf_says_why_perf_reads_nothing_and_marks_a_cut_stream(killed, tmp_path):
     """--via-perf: perf script delivers nothing from a recording whose header says
     data size 0 (one line saying so and what to do); a pipe stream perf reads up to a
     cut is marked truncated, with perf's own reason."""
     from tracedamon.errors import InputError
+
     with pytest.raises(InputError) as e:
         ingest(killed["plain"], tmp_path / "v.td", via_perf=True)
     assert "\n" not in str(e.value) and "without --via-perf" in e.value.cli_message
     blob = killed["pipe"].read_bytes()
     src = tmp_path / "cut-pipe.data"
-    src.write_bytes(blob[:_cuts(blob, 16, "pipe")["mid-record"]])
+    src.write_bytes(blob[: _cuts(blob, 16, "pipe")["mid-record"]])
     meta = ingest_warned(src, tmp_path / "p.td", via_perf=True)
     assert meta["truncated"] is True
     assert "unexpected end of event stream" in meta["truncation"]["description"]

@@ -5,6 +5,7 @@ records.csv from `perf report -D`) for the corpus's *.script.txt files; the writ
 truth of synthetic perf.data files (tests/perfdata_writer.py) and the native reader
 for `--via-perf`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,9 +28,18 @@ from tracedamon.store.trace import open_trace  # noqa: E402
 
 PERF_DIR = perf_corpus().dir
 UBENCH_DIR = CORPUS / "ubench-perf-mem"
-CASES = ["01_pf_c1_addr", "02_minflt_phys_pgsz", "04_thp_minflt_pgsz", "05_two_events_id",
-         "08_callchain_fp", "11_zstd", "12_pipe", "16_threads", "18_tracepoint_mmap",
-         "24_damon_tracepoint"]
+CASES = [
+    "01_pf_c1_addr",
+    "02_minflt_phys_pgsz",
+    "04_thp_minflt_pgsz",
+    "05_two_events_id",
+    "08_callchain_fp",
+    "11_zstd",
+    "12_pipe",
+    "16_threads",
+    "18_tracepoint_mmap",
+    "24_damon_tracepoint",
+]
 UBENCH = ["perf-mem-4986", "perf-mem-9973", "perf-mem-19946", "perf-mem-39891"]
 
 
@@ -37,11 +47,20 @@ UBENCH = ["perf-mem-4986", "perf-mem-9973", "perf-mem-19946", "perf-mem-39891"]
 # the -F lists the corpus generator used (MANIFEST: fields valid for the file's
 # sample_type, per perf event kind; tools/gen_corpus.py script_fields)
 
-_GEN_FIELD_BITS = [("ADDR", "addr"), ("PHYS_ADDR", "phys_addr"), ("DATA_SRC", "data_src"),
-                   ("WEIGHT", "weight"), ("WEIGHT_STRUCT", "weight"),
-                   ("DATA_PAGE_SIZE", "data_page_size"), ("CODE_PAGE_SIZE", "code_page_size"),
-                   ("REGS_INTR", "iregs"), ("REGS_USER", "uregs"), ("CPU", "cpu"),
-                   ("TIME", "time"), ("PERIOD", "period")]
+_GEN_FIELD_BITS = [
+    ("ADDR", "addr"),
+    ("PHYS_ADDR", "phys_addr"),
+    ("DATA_SRC", "data_src"),
+    ("WEIGHT", "weight"),
+    ("WEIGHT_STRUCT", "weight"),
+    ("DATA_PAGE_SIZE", "data_page_size"),
+    ("CODE_PAGE_SIZE", "code_page_size"),
+    ("REGS_INTR", "iregs"),
+    ("REGS_USER", "uregs"),
+    ("CPU", "cpu"),
+    ("TIME", "time"),
+    ("PERIOD", "period"),
+]
 
 
 def corpus_evlist(path: Path) -> list[dict]:
@@ -51,8 +70,9 @@ def corpus_evlist(path: Path) -> list[dict]:
         if not m:
             continue
         st = re.search(r"sample_type: ([A-Z_|]+)", line)
-        out.append(dict(name=m[1], type=int(m[2] or 0),
-                        bits=set(st[1].split("|")) if st else set()))
+        out.append(
+            dict(name=m[1], type=int(m[2] or 0), bits=set(st[1].split("|")) if st else set())
+        )
     return out
 
 
@@ -92,8 +112,9 @@ def ingest_text(src: Path, tmp: Path, **opts) -> list[dict]:
     return open_trace(out).table("samples").to_pylist()
 
 
-def compare_with_samples_csv(rows: list[dict], oracle: list[dict], *, full: bool,
-                             need_cols: tuple = ()) -> None:
+def compare_with_samples_csv(
+    rows: list[dict], oracle: list[dict], *, full: bool, need_cols: tuple = ()
+) -> None:
     """Our rows vs perf's samples.csv, both in time order (stable; perf script's text
     and perf's python delivery order differ where rounds overlap). ``full``: every
     column the -F list printed must be there."""
@@ -107,12 +128,17 @@ def compare_with_samples_csv(rows: list[dict], oracle: list[dict], *, full: bool
         assert r["pid"] == int(o["pid"]), where
         if o["tid"]:
             assert r["tid"] == int(o["tid"]), where
-        assert r["cpu"] == _int(o["cpu"]), where       # null when not recorded
+        assert r["cpu"] == _int(o["cpu"]), where  # null when not recorded
         if o["tp_fields"]:
             # tracepoint rows: perf's python handler gave the sample fields as JSON
             smp = json.loads(o["tp_fields"])["sample"]
-            for col, key in (("ip", "ip"), ("addr", "addr"), ("data_src", "datasrc"),
-                             ("period", "period"), ("tid", "tid")):
+            for col, key in (
+                ("ip", "ip"),
+                ("addr", "addr"),
+                ("data_src", "datasrc"),
+                ("period", "period"),
+                ("tid", "tid"),
+            ):
                 if r[col] is not None:
                     assert r[col] == smp[key], f"{where}: {col}"
             assert r["addr"] is not None or "addr" not in need_cols, where
@@ -122,7 +148,7 @@ def compare_with_samples_csv(rows: list[dict], oracle: list[dict], *, full: bool
             if r[col] is None and not full:
                 continue
             if col == "ip" and r["ip"] is None and (r["event"].count(":") or o["callchain"]):
-                continue     # tracepoints: no ip asked; callchains: perf prints no ip
+                continue  # tracepoints: no ip asked; callchains: perf prints no ip
 
             assert r[col] == want, f"{where}: {col}: text {r[col]!r}, perf {want!r}"
         if o["callchain"]:
@@ -130,11 +156,25 @@ def compare_with_samples_csv(rows: list[dict], oracle: list[dict], *, full: bool
             # of the ip: neither is kept
             assert r["ip"] is None and r["callchain"] is None, where
         if r["data_src"] is not None:
-            parts = {k: v.strip() for k, _, v in
-                     (p.partition(" ") for p in o["data_src_decode"].split("|")[1:])}
-            assert (r["mem_op"], r["mem_level"], r["mem_snoop"], r["mem_tlb"], r["mem_lock"],
-                    r["mem_blk"]) == (parts["OP"], parts["LVL"], parts["SNP"], parts["TLB"],
-                                      parts["LCK"], parts["BLK"]), where
+            parts = {
+                k: v.strip()
+                for k, _, v in (p.partition(" ") for p in o["data_src_decode"].split("|")[1:])
+            }
+            assert (
+                r["mem_op"],
+                r["mem_level"],
+                r["mem_snoop"],
+                r["mem_tlb"],
+                r["mem_lock"],
+                r["mem_blk"],
+            ) == (
+                parts["OP"],
+                parts["LVL"],
+                parts["SNP"],
+                parts["TLB"],
+                parts["LCK"],
+                parts["BLK"],
+            ), where
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -142,8 +182,12 @@ def test_corpus_script_text_equals_samples_csv(name, tmp_path):
     src = need_corpus("perf", f"{name}.script.txt")
     fields = corpus_fields(corpus_evlist(PERF_DIR / f"{name}.evlist.txt"))
     rows = ingest_text(src, tmp_path, fields=fields)
-    compare_with_samples_csv(rows, read_csv(PERF_DIR / f"{name}.samples.csv"), full=True,
-                             need_cols=("addr",) if name.startswith("18") else ())
+    compare_with_samples_csv(
+        rows,
+        read_csv(PERF_DIR / f"{name}.samples.csv"),
+        full=True,
+        need_cols=("addr",) if name.startswith("18") else (),
+    )
     # page sizes: records.csv (perf report -D, file order) in time order
     recs = [r for r in read_csv(PERF_DIR / f"{name}.records.csv") if r["type"] == "9"]
     if recs and recs[0]["data_page_size"]:
@@ -179,49 +223,85 @@ def test_ubench_perf_mem_script_equals_records(name, tmp_path):
     src = need_corpus("ubench-perf-mem", f"ubench_{name}.script.txt")
     for fields in (None, "comm,pid,tid,time,event,addr,data_src,weight,ip,sym,dso"):
         rows = ingest_text(src, tmp_path, fields=fields)
-        recs = [r for r in read_csv(UBENCH_DIR / f"ubench_{name}.records.csv")
-                if r["type_name"] == "SAMPLE"]
+        recs = [
+            r
+            for r in read_csv(UBENCH_DIR / f"ubench_{name}.records.csv")
+            if r["type_name"] == "SAMPLE"
+        ]
         recs.sort(key=lambda r: int(r["time"]))
         assert len(rows) == len(recs) > 0
         for r, o in zip(rows, recs):
-            assert (r["time_ns"], r["pid"], r["tid"]) == (int(o["time"]), int(o["pid"]),
-                                                          int(o["tid"]))
-            assert (r["ip"], r["addr"], r["data_src"], r["weight"]) == \
-                (int(o["ip"], 16), int(o["addr"], 16), int(o["data_src"], 16), int(o["weight"]))
+            assert (r["time_ns"], r["pid"], r["tid"]) == (
+                int(o["time"]),
+                int(o["pid"]),
+                int(o["tid"]),
+            )
+            assert (r["ip"], r["addr"], r["data_src"], r["weight"]) == (
+                int(o["ip"], 16),
+                int(o["addr"], 16),
+                int(o["data_src"], 16),
+                int(o["weight"]),
+            )
             assert r["event"] == "cpu/mem-loads/pp"
         # the decoded text of a real PEBS value, as perf printed it in this file
         text = src.read_text()
         for r in rows:
             if r["data_src"] == 0x68100142:
-                assert (r["mem_op"], r["mem_level"], r["mem_snoop"], r["mem_tlb"],
-                        r["mem_lock"]) == ("LOAD", "L1 hit", "None", "L1 or L2 hit", "No")
+                assert (
+                    r["mem_op"],
+                    r["mem_level"],
+                    r["mem_snoop"],
+                    r["mem_tlb"],
+                    r["mem_lock"],
+                ) == ("LOAD", "L1 hit", "None", "L1 or L2 hit", "No")
         assert "68100142 |OP LOAD|LVL L1 hit|SNP None|TLB L1 or L2 hit|LCK No|BLK  N/A" in text
 
 
 # ----------------------------------------------------------------------------------------
 # malformed input, skip-bad, gzip, batches
 
-GOOD = ("            work     7/8     [001]     2.000000001:          5 ev:         7fff0000"
-        "        68100142 |OP LOAD|LVL L1 hit|SNP None|TLB L1 or L2 hit|LCK No|BLK  N/A"
-        "              29           400123        12345000 4K\n")
+GOOD = (
+    "            work     7/8     [001]     2.000000001:          5 ev:         7fff0000"
+    "        68100142 |OP LOAD|LVL L1 hit|SNP None|TLB L1 or L2 hit|LCK No|BLK  N/A"
+    "              29           400123        12345000 4K\n"
+)
 FIELDS = "comm,pid,tid,cpu,time,period,event,addr,data_src,weight,ip,phys_addr,data_page_size"
 
 
 def test_one_line_all_fields():
     rows = [r for b in parse_lines([GOOD], source="x", fields=FIELDS) for r in b]
-    assert rows == [dict(pid=7, tid=8, cpu=1, time_ns=2_000_000_001, period=5, event="ev",
-                         comm="work", addr=0x7FFF0000, data_src=0x68100142, weight=29,
-                         ip=0x400123, phys_addr=0x12345000, data_page_size=4096)]
+    assert rows == [
+        dict(
+            pid=7,
+            tid=8,
+            cpu=1,
+            time_ns=2_000_000_001,
+            period=5,
+            event="ev",
+            comm="work",
+            addr=0x7FFF0000,
+            data_src=0x68100142,
+            weight=29,
+            ip=0x400123,
+            phys_addr=0x12345000,
+            data_page_size=4096,
+        )
+    ]
     auto = [r for b in parse_lines([GOOD], source="x") for r in b]
     assert auto == rows
 
 
 def test_decode_text_cut_by_perf():
     """perf 6.1 cuts the data_src text at 82 characters, even inside the BLK value."""
-    line = ("  w 5/5 1.000000000: ev:   5062 |OP LOAD|LVL N/A or Local RAM or Remote RAM (2 hops)"
-            " hit|SNP N/A|TLB N/A|LCK No|BL           400000\n")
-    rows = [r for b in parse_lines([line], source="x", fields="comm,pid,tid,time,event,"
-                                   "data_src,ip") for r in b]
+    line = (
+        "  w 5/5 1.000000000: ev:   5062 |OP LOAD|LVL N/A or Local RAM or Remote RAM (2 hops)"
+        " hit|SNP N/A|TLB N/A|LCK No|BL           400000\n"
+    )
+    rows = [
+        r
+        for b in parse_lines([line], source="x", fields="comm,pid,tid,time,event,data_src,ip")
+        for r in b
+    ]
     assert (rows[0]["data_src"], rows[0]["ip"]) == (0x5062, 0x400000)
     rows = [r for b in parse_lines([line], source="x") for r in b]
     assert (rows[0]["data_src"], rows[0]["ip"]) == (0x5062, 0x400000)
@@ -250,12 +330,16 @@ def test_skip_bad_counts_skipped_lines(tmp_path):
 
 def test_gzip_input_and_batches(tmp_path, monkeypatch):
     from tracedamon.ingest import perf_script as ps
+
     monkeypatch.setattr(ps, "BATCH_ROWS", 7)
     lines = []
     for i in range(50):
         t = 2_000_000_000 + i
-        lines.append(GOOD.replace("2.000000001", f"{t // 10**9}.{t % 10**9:09d}")
-                     .replace("7fff0000", f"{0x7fff0000 + i:x}"))
+        lines.append(
+            GOOD.replace("2.000000001", f"{t // 10**9}.{t % 10**9:09d}").replace(
+                "7fff0000", f"{0x7FFF0000 + i:x}"
+            )
+        )
     p = tmp_path / "s.script.txt.gz"
     with gzip.open(p, "wt") as f:
         f.writelines(lines)
@@ -264,7 +348,8 @@ def test_gzip_input_and_batches(tmp_path, monkeypatch):
     rows = tr.table("samples").to_pylist()
     assert [r["addr"] for r in rows] == [0x7FFF0000 + i for i in range(50)]
     import pyarrow.parquet as pq
-    assert pq.ParquetFile(out / "samples.parquet").num_row_groups == 8   # 7 rows each
+
+    assert pq.ParquetFile(out / "samples.parquet").num_row_groups == 8  # 7 rows each
     ev = tr.table("events").to_pylist()
     assert [(e["name"], e["nr_samples"]) for e in ev] == [("ev", 50)]
 
@@ -283,14 +368,24 @@ def test_microsecond_times_are_scaled():
 
 
 def test_callchain_lines_are_skipped():
-    lines = ["  w 5/5 1.000000000: ev:     1000 |OP N/A|LVL N/A|SNP N/A|TLB N/A|LCK N/A|BLK  N/A\n",
-             "\tffffffff81752b6a elf_load+0x28a ([kernel.kallsyms])\n",
-             "\t    7f4a9eaf2ad7 [unknown] (/lib/x.so)\n", "\n",
-             "  w 5/5 1.000000001: ev:     2000 |OP N/A|LVL N/A|SNP N/A|TLB N/A|LCK N/A|BLK  N/A\n"]
-    rows = [r for b in parse_lines(lines, source="x", fields="comm,pid,tid,time,event,"
-                                   "data_src,ip,sym,dso") for r in b]
-    assert [(r["data_src"], r.get("ip"), r.get("callchain")) for r in rows] == \
-        [(0x1000, None, None), (0x2000, None, None)]
+    lines = [
+        "  w 5/5 1.000000000: ev:     1000 |OP N/A|LVL N/A|SNP N/A|TLB N/A|LCK N/A|BLK  N/A\n",
+        "\tffffffff81752b6a elf_load+0x28a ([kernel.kallsyms])\n",
+        "\t    7f4a9eaf2ad7 [unknown] (/lib/x.so)\n",
+        "\n",
+        "  w 5/5 1.000000001: ev:     2000 |OP N/A|LVL N/A|SNP N/A|TLB N/A|LCK N/A|BLK  N/A\n",
+    ]
+    rows = [
+        r
+        for b in parse_lines(
+            lines, source="x", fields="comm,pid,tid,time,event,data_src,ip,sym,dso"
+        )
+        for r in b
+    ]
+    assert [(r["data_src"], r.get("ip"), r.get("callchain")) for r in rows] == [
+        (0x1000, None, None),
+        (0x2000, None, None),
+    ]
     stats = {}
     list(parse_lines(lines, source="x", stats=stats))
     assert stats["callchain_lines"] == 2
@@ -299,51 +394,82 @@ def test_callchain_lines_are_skipped():
 def test_symbols_with_blanks_and_missing_symbols():
     """perf prints sym/dso after an address only where it resolved one; demangled
     symbols may hold blanks."""
-    line = ("  w 5/5 1.000000000: ev:  7fff0000 operator new(unsigned long)+0x10 (/lib/libstdc++.so)"
-            "        68100142 |OP LOAD|LVL L1 hit|SNP None|TLB L1 or L2 hit|LCK No|BLK  N/A"
-            "   29   400123 std::vector<int, std::allocator<int> >::push_back+0x5 (/bin/x)\n")
+    line = (
+        "  w 5/5 1.000000000: ev:  7fff0000 operator new(unsigned long)+0x10 (/lib/libstdc++.so)"
+        "        68100142 |OP LOAD|LVL L1 hit|SNP None|TLB L1 or L2 hit|LCK No|BLK  N/A"
+        "   29   400123 std::vector<int, std::allocator<int> >::push_back+0x5 (/bin/x)\n"
+    )
     want = dict(addr=0x7FFF0000, data_src=0x68100142, weight=29, ip=0x400123)
     for f in (None, "comm,pid,tid,time,event,addr,data_src,weight,ip,sym,symoff,dso"):
         r = [r for b in parse_lines([line], source="x", fields=f) for r in b][0]
         assert {k: r[k] for k in want} == want, f
-    bare = ("  w 5/5 1.000000000: ev:  7fff0000        68100142 |OP LOAD|LVL L1 hit|SNP None"
-            "|TLB L1 or L2 hit|LCK No|BLK  N/A   29   400123 [unknown] (/bin/x)\n")
+    bare = (
+        "  w 5/5 1.000000000: ev:  7fff0000        68100142 |OP LOAD|LVL L1 hit|SNP None"
+        "|TLB L1 or L2 hit|LCK No|BLK  N/A   29   400123 [unknown] (/bin/x)\n"
+    )
     for f in (None, "comm,pid,tid,time,event,addr,data_src,weight,ip,sym,dso"):
         r = [r for b in parse_lines([bare], source="x", fields=f) for r in b][0]
         assert {k: r[k] for k in want} == want, f
 
 
 @requires_perf
-@pytest.mark.parametrize("rel", ["perf/01_pf_c1_addr", "perf/05_two_events_id",
-                                 "perf/16_threads", "perf/18_tracepoint_mmap",
-                                 "ubench-perf-mem/perf-mem-4986"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "perf/01_pf_c1_addr",
+        "perf/05_two_events_id",
+        "perf/16_threads",
+        "perf/18_tracepoint_mmap",
+        "ubench-perf-mem/perf-mem-4986",
+    ],
+)
 def test_default_perf_script_output(rel, tmp_path):
     """Plain `perf script` (default fields, microsecond times, tid only) is read too."""
     import subprocess
+
     src = need_corpus(*(rel + ".data").split("/"))
-    p = subprocess.run(["perf", "script", "-i", str(src)], capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run(
+        ["perf", "script", "-i", str(src)], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 0, p.stderr
     txt = tmp_path / "default.txt"
     txt.write_text(p.stdout)
     rows = ingest_text(txt, tmp_path)
     d, name = rel.split("/")
     if d == "perf":
-        oracle = [dict(time=int(o["time"]), tid=int(o["tid"] or o["pid"]),
-                       cpu=_int(o["cpu"]), period=int(o["period"] or 1),
-                       event=o["event"], ip=_int(o["ip"]), addr=None)
-                  for o in read_csv(PERF_DIR / f"{name}.samples.csv")]
+        oracle = [
+            dict(
+                time=int(o["time"]),
+                tid=int(o["tid"] or o["pid"]),
+                cpu=_int(o["cpu"]),
+                period=int(o["period"] or 1),
+                event=o["event"],
+                ip=_int(o["ip"]),
+                addr=None,
+            )
+            for o in read_csv(PERF_DIR / f"{name}.samples.csv")
+        ]
     else:
-        oracle = [dict(time=int(o["time"]), tid=int(o["tid"]), cpu=None, period=4986,
-                       event="cpu/mem-loads/pp", ip=int(o["ip"], 16), addr=int(o["addr"], 16),
-                       data_src=int(o["data_src"], 16), weight=int(o["weight"]))
-                  for o in read_csv(UBENCH_DIR / f"ubench_{name}.records.csv")
-                  if o["type_name"] == "SAMPLE"]
+        oracle = [
+            dict(
+                time=int(o["time"]),
+                tid=int(o["tid"]),
+                cpu=None,
+                period=4986,
+                event="cpu/mem-loads/pp",
+                ip=int(o["ip"], 16),
+                addr=int(o["addr"], 16),
+                data_src=int(o["data_src"], 16),
+                weight=int(o["weight"]),
+            )
+            for o in read_csv(UBENCH_DIR / f"ubench_{name}.records.csv")
+            if o["type_name"] == "SAMPLE"
+        ]
     assert len(rows) == len(oracle) > 0
     rows = sorted(rows, key=lambda r: (r["time_ns"], r["event"].replace(":", "__")))
     oracle = sorted(oracle, key=lambda o: (o["time"], o["event"]))
     for r, o in zip(rows, oracle):
-        assert r["time_ns"] == o["time"] // 1000 * 1000          # perf printed µs
+        assert r["time_ns"] == o["time"] // 1000 * 1000  # perf printed µs
         assert (r["tid"], r["pid"], r["cpu"]) == (o["tid"], None, o["cpu"])
         assert r["event"].replace(":", "__") == o["event"]
         # perf's default fields hold no period for tracepoints
@@ -377,8 +503,11 @@ def test_cli_script_fields_option(tmp_path):
     from typer.testing import CliRunner
 
     from tracedamon.cli import app
-    line = ("  w 5/5 1.000000000: ev:  7fff0000        68100142 |OP LOAD|LVL L1 hit|SNP None"
-            "|TLB L1 or L2 hit|LCK No|BLK  N/A   29   7   400123\n")
+
+    line = (
+        "  w 5/5 1.000000000: ev:  7fff0000        68100142 |OP LOAD|LVL L1 hit|SNP None"
+        "|TLB L1 or L2 hit|LCK No|BLK  N/A   29   7   400123\n"
+    )
     p = tmp_path / "amb.script.txt"
     p.write_text(line)
     res = CliRunner().invoke(app, ["ingest", str(p), "-o", str(tmp_path / "a.td")])
@@ -386,9 +515,17 @@ def test_cli_script_fields_option(tmp_path):
     meta = json.loads((tmp_path / "a.td" / "meta.json").read_text())
     assert meta["perf_script_guessed_lines"] == 1
     assert open_trace(tmp_path / "a.td").table("samples").to_pylist()[0]["phys_addr"] == 0x400123
-    res = CliRunner().invoke(app, ["ingest", str(p), "-o", str(tmp_path / "b.td"),
-                                   "--script-fields",
-                                   "comm,pid,tid,time,event,addr,data_src,weight,ins_lat,ip"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "ingest",
+            str(p),
+            "-o",
+            str(tmp_path / "b.td"),
+            "--script-fields",
+            "comm,pid,tid,time,event,addr,data_src,weight,ins_lat,ip",
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = open_trace(tmp_path / "b.td").table("samples").to_pylist()[0]
     assert (r["weight"], r["weight2"], r["ip"], r["phys_addr"]) == (29, 7, 0x400123, None)

@@ -78,8 +78,9 @@ AGGR_HALF = 50_000_000
 def test_one_source_and_a_truth_is_scored(two_files, tmp_path):
     a, _ = two_files
     base, u = 0x10000000, 65536
-    truth = _truth_csv(tmp_path, [(base + 10 * u, base + 20 * u, "hot"),
-                                  (base + 20 * u, base + 40 * u, "cold")])
+    truth = _truth_csv(
+        tmp_path, [(base + 10 * u, base + 20 * u, "hot"), (base + 20 * u, base + 40 * u, "cold")]
+    )
     out = tmp_path / "t.json"
     res = compare(a, None, truth=truth, out=out)
     want = score_truth(a, truth)
@@ -108,15 +109,36 @@ def test_damos_table_sizes_use_the_one_byte_formatter(capsys):
     from tracedamon.units import format_bytes
 
     sizes = (512, 1536 * 1024, 3 * 2**30 + 2**29)
-    row = {"context": 0, "scheme": 0, "time_a_ns": 0, "time_b_ns": 0, "dt_ns": 0,
-           "bytes_a": sizes[0], "bytes_b": sizes[1], "bytes_both": sizes[2],
-           "jaccard": 0.5, "identical": False, "paired": True}
-    bytes_ = {"a": 1, "b": 1, "both": 1, "either": 1, "only_a": 0, "only_b": 0,
-              "jaccard": 1.0}
-    m = {"a": {"source": "A"}, "b": {"source": "B"},
-         "applications": {"a": 1, "b": 1, "paired": 1, "only_a": 0, "only_b": 0,
-                          "identical": 0, "full_overlap": 0},
-         "bytes": bytes_, "addresses": bytes_, "per_application": [row]}
+    row = {
+        "context": 0,
+        "scheme": 0,
+        "time_a_ns": 0,
+        "time_b_ns": 0,
+        "dt_ns": 0,
+        "bytes_a": sizes[0],
+        "bytes_b": sizes[1],
+        "bytes_both": sizes[2],
+        "jaccard": 0.5,
+        "identical": False,
+        "paired": True,
+    }
+    bytes_ = {"a": 1, "b": 1, "both": 1, "either": 1, "only_a": 0, "only_b": 0, "jaccard": 1.0}
+    m = {
+        "a": {"source": "A"},
+        "b": {"source": "B"},
+        "applications": {
+            "a": 1,
+            "b": 1,
+            "paired": 1,
+            "only_a": 0,
+            "only_b": 0,
+            "identical": 0,
+            "full_overlap": 0,
+        },
+        "bytes": bytes_,
+        "addresses": bytes_,
+        "per_application": [row],
+    }
     render_damos_metrics(m)
     text = capsys.readouterr().out
     for n, shown in zip(sizes, ("512 B", "1.5 MiB", "3.5 GiB")):
@@ -143,4 +165,5 @@ def test_cells_true_goes_beside_the_metrics_after_they_are_checked(two_files, tm
     with pytest.raises(OutputError):
         compare(a, b, out=tmp_path, cells=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["a.parquet", "b.parquet", "run.json", "run.cells.parquet"])
+        ["a.parquet", "b.parquet", "run.json", "run.cells.parquet"]
+    )

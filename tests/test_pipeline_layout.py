@@ -1,5 +1,6 @@
 """The orchestration's home (tracedamon.pipeline) and the deprecated paths that stay for
 one release; the operations-set registry the engine's core calls."""
+
 import importlib
 
 import numpy as np
@@ -32,6 +33,7 @@ def test_public_api_names_resolve_to_the_pipeline():
     import tracedamon
     from tracedamon.pipeline.damos import damos
     from tracedamon.pipeline.replay import replay
+
     assert tracedamon.replay is replay and tracedamon.damos is damos
     assert callable(tracedamon.sweep)
 
@@ -50,11 +52,17 @@ def test_registry_holds_the_three_sets_and_refuses_others():
 def test_the_core_calls_the_sets_update_hook():
     """The same moving ranges: vaddr's update refits the regions to them, fvaddr keeps its
     first ranges (it has no update hook)."""
-    cfg = MonitorConfig(sample_us=1000, aggr_us=4000, update_us=8000, min_nr_regions=3,
-                        max_nr_regions=30, min_nr_regions_mode="apply")
+    cfg = MonitorConfig(
+        sample_us=1000,
+        aggr_us=4000,
+        update_us=8000,
+        min_nr_regions=3,
+        max_nr_regions=30,
+        min_nr_regions_mode="apply",
+    )
 
     def ranges_at(t):
-        return np.array([(0x1000, 0x5000)] if t < 8_000_000 else [(0x9000, 0xd000)])
+        return np.array([(0x1000, 0x5000)] if t < 8_000_000 else [(0x9000, 0xD000)])
 
     times = np.arange(0, 16_000_000, 500_000)
     acc = AccessSamples(times, np.zeros(times.size), np.full(times.size, 0x1000))
@@ -63,4 +71,4 @@ def test_the_core_calls_the_sets_update_hook():
         h = Monitor(cfg, [Target(ranges_at, pid=1)], ops=name).run(acc, 0, int(times[-1]))
         last = h.snapshot == h.n_snapshots - 1
         ends[name] = (int(h.start[last].min()), int(h.end[last].max()))
-    assert ends == {"vaddr": (0x9000, 0xd000), "fvaddr": (0x1000, 0x5000)}
+    assert ends == {"vaddr": (0x9000, 0xD000), "fvaddr": (0x1000, 0x5000)}

@@ -8,6 +8,7 @@ attached), the three-regions rule of the spec (§10.1) applied to it here, and t
 workload's own layout (sample_traces/src/hotcold.c: 32 hot pages at 0x200000000000
 faulted every 10 ms, 256 cold pages after them).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -38,31 +39,43 @@ VSYSCALL = 0xFFFFFFFFFF600000
 def spec_three_regions(vmas):
     """Spec §10.1, written out: cut the two biggest gaps between sorted VMAs."""
     vmas = sorted(vmas)
-    gaps = sorted(((vmas[i][0] - vmas[i - 1][1], i) for i in range(1, len(vmas))),
-                  key=lambda g: (-g[0], g[1]))[:2]
+    gaps = sorted(
+        ((vmas[i][0] - vmas[i - 1][1], i) for i in range(1, len(vmas))), key=lambda g: (-g[0], g[1])
+    )[:2]
     (_, i), (_, j) = sorted(gaps, key=lambda g: g[1])
-    return [(vmas[0][0], vmas[i - 1][1]), (vmas[i][0], vmas[j - 1][1]),
-            (vmas[j][0], vmas[-1][1])]
+    return [(vmas[0][0], vmas[i - 1][1]), (vmas[i][0], vmas[j - 1][1]), (vmas[j][0], vmas[-1][1])]
 
 
 # -- unit level: which mappings the VMA walk sees -------------------------------------------
 def mmaps_frame(rows):
-    return pd.DataFrame({"time_ns": [0] * len(rows), "pid": [7] * len(rows),
-                         "start": np.array([r[0] for r in rows], np.uint64),
-                         "length": np.array([r[1] for r in rows], np.uint64),
-                         "filename": [r[2] for r in rows]})
+    return pd.DataFrame(
+        {
+            "time_ns": [0] * len(rows),
+            "pid": [7] * len(rows),
+            "start": np.array([r[0] for r in rows], np.uint64),
+            "length": np.array([r[1] for r in rows], np.uint64),
+            "filename": [r[2] for r in rows],
+        }
+    )
 
 
-USER = [(0x555555554000, 0x1000, "/bin/prog"), (0x555555560000, 0x21000, "[heap]"),
-        (0x7f0000000000, 0x200000, "//anon"), (0x7ffffffde000, 0x21000, "[stack]")]
+USER = [
+    (0x555555554000, 0x1000, "/bin/prog"),
+    (0x555555560000, 0x21000, "[heap]"),
+    (0x7F0000000000, 0x200000, "//anon"),
+    (0x7FFFFFFDE000, 0x21000, "[stack]"),
+]
 
 
-@pytest.mark.parametrize("extra", [
-    [(VSYSCALL, 0x1000, "[vsyscall]")],
-    [(0xffffffff81000000, 0x1200000, "[kernel.kallsyms]_text")],     # kernel half
-    [(0x0100000000000000, 0x1000, "//anon")],             # above x86-64's 5-level TASK_SIZE
-    [(0x7ff000000000, 0x1000, "[vsyscall]")],             # a gate area by name
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [(VSYSCALL, 0x1000, "[vsyscall]")],
+        [(0xFFFFFFFF81000000, 0x1200000, "[kernel.kallsyms]_text")],  # kernel half
+        [(0x0100000000000000, 0x1000, "//anon")],  # above x86-64's 5-level TASK_SIZE
+        [(0x7FF000000000, 0x1000, "[vsyscall]")],  # a gate area by name
+    ],
+)
 def test_mappings_the_vma_walk_does_not_see_are_left_out(extra):
     want = three_regions(np.array([(s, s + n) for s, n, _ in USER]))
     tl = VmaTimeline(7, mmaps_frame(USER + extra), arch="x86_64")
@@ -70,10 +83,16 @@ def test_mappings_the_vma_walk_does_not_see_are_left_out(extra):
     assert [(s, e) for s, e, _ in tl.dropped] == [(s, s + n) for s, n, _ in extra]
     # the same from /proc/PID/maps snapshots (path instead of filename)
     rows = USER + extra
-    maps = pd.DataFrame({"snapshot": 0, "time_ns": 5, "pid": 7,
-                         "start": np.array([s for s, _, _ in rows], np.uint64),
-                         "end": np.array([s + n for s, n, _ in rows], np.uint64),
-                         "path": [p for _, _, p in rows]})
+    maps = pd.DataFrame(
+        {
+            "snapshot": 0,
+            "time_ns": 5,
+            "pid": 7,
+            "start": np.array([s for s, _, _ in rows], np.uint64),
+            "end": np.array([s + n for s, n, _ in rows], np.uint64),
+            "path": [p for _, _, p in rows],
+        }
+    )
     tl = VmaTimeline(7, None, maps, arch="x86_64")
     assert tl.source == "maps" and tl.ranges_at(10).tolist() == want.tolist()
 
@@ -84,18 +103,26 @@ def test_user_limit_per_architecture():
     assert user_limit(None) == user_limit("s390x") == 1 << 63
     # the top-most x86-64 user page (5-level) is kept, the next page is not
     top = 0x00FFFFFFFFFFF000
-    assert user_vma_mask([top - PAGE, top], [top, top + PAGE], None, "x86_64").tolist() == \
-        [True, False]
+    assert user_vma_mask([top - PAGE, top], [top, top + PAGE], None, "x86_64").tolist() == [
+        True,
+        False,
+    ]
     # aarch64 VMAs above 2**48 (52-bit VAs) are real
     assert user_vma_mask([1 << 50], [(1 << 50) + PAGE], None, "aarch64").tolist() == [True]
 
 
 def test_kernel_addresses_never_reach_the_engine_as_negative_numbers():
     import pyarrow as pa
+
     addr = np.array([HOT, VSYSCALL, 0xFFFF888000000000, HOT + PAGE], np.uint64)
-    tbl = pa.table({"time_ns": pa.array([1, 2, 3, 4], pa.int64()),
-                    "pid": pa.array([7] * 4, pa.int32()), "addr": pa.array(addr),
-                    "phys_addr": pa.array(np.full(4, 0x100000, np.uint64))})
+    tbl = pa.table(
+        {
+            "time_ns": pa.array([1, 2, 3, 4], pa.int64()),
+            "pid": pa.array([7] * 4, pa.int32()),
+            "addr": pa.array(addr),
+            "phys_addr": pa.array(np.full(4, 0x100000, np.uint64)),
+        }
+    )
     t, g, a = virtual_samples(tbl, [7])
     assert t.tolist() == [1, 4] and a.tolist() == [HOT, HOT + PAGE] and (a >= 0).all()
     acc = AccessSamples(np.arange(4), np.zeros(4), addr)
@@ -106,8 +133,12 @@ def test_kernel_addresses_never_reach_the_engine_as_negative_numbers():
     with pytest.raises(ConfigError, match="2\\*\\*63"):
         replay(tbl, ops="fvaddr", ranges=[(VSYSCALL, VSYSCALL + PAGE)])
     with pytest.raises(ConfigError, match="2\\*\\*63"):
-        replay(tbl, ops="paddr", access="perf-phys", ranges=[(ENGINE_LIMIT - PAGE,
-                                                               ENGINE_LIMIT + PAGE)])
+        replay(
+            tbl,
+            ops="paddr",
+            access="perf-phys",
+            ranges=[(ENGINE_LIMIT - PAGE, ENGINE_LIMIT + PAGE)],
+        )
 
 
 # -- a real attach-mode recording from the corpus ------------------------------------------
@@ -117,12 +148,11 @@ def corpus_attach(tmp_path_factory):
     return ingest(f, tmp_path_factory.mktemp("pf") / "pf.td")
 
 
-def test_corpus_attach_recording_monitors_the_process_not_the_gate_page(corpus_attach,
-                                                                       tmp_path):
+def test_corpus_attach_recording_monitors_the_process_not_the_gate_page(corpus_attach, tmp_path):
     """perf_pagefaults.data: `perf record -e page-faults -d -c 8 -p 7727`, whose MMAPs
     include [vsyscall]; its pagemap snapshots' maps files list the process's VMAs."""
     mm = tracedamon.open_trace(corpus_attach).df("mmaps")
-    assert (mm.filename == "[vsyscall]").any()               # perf did synthesize it
+    assert (mm.filename == "[vsyscall]").any()  # perf did synthesize it
     maps_file = need_corpus("damon-paddr-run1", "paddr_run1", "pagemap_snap1.maps")
     vmas = []
     for line in maps_file.read_text().splitlines():
@@ -134,10 +164,11 @@ def test_corpus_attach_recording_monitors_the_process_not_the_gate_page(corpus_a
     h = replay(corpus_attach, pids=[7727])
     t = h.metadata["targets"][0]
     assert [tuple(r) for r in t["initial_ranges"]] == spec_three_regions(vmas)
-    assert t["mappings_left_out"] == [{"start": VSYSCALL, "end": VSYSCALL + PAGE,
-                                       "name": "[vsyscall]"}]
+    assert t["mappings_left_out"] == [
+        {"start": VSYSCALL, "end": VSYSCALL + PAGE, "name": "[vsyscall]"}
+    ]
     span = sum(e - s for s, e in t["initial_ranges"])
-    assert span < 2 << 30                                    # about 1 GiB, not 128 TiB
+    assert span < 2 << 30  # about 1 GiB, not 128 TiB
     df = h.df
     assert (df.end.astype(np.uint64) <= np.uint64(user_limit("x86_64"))).all()
     # the population phase is seen: the 512 MiB buffer's faults make regions accessed
@@ -148,8 +179,7 @@ def test_corpus_attach_recording_monitors_the_process_not_the_gate_page(corpus_a
 def _round_trip(h, tmp_path):
     """The replay as DAMON trace text is read back by tracedamon's DAMON ingest."""
     txt = h.to_damon_trace(tmp_path / "replay.damon.txt")
-    back = tracedamon.open_trace(ingest(txt, tmp_path / "back.td", format="damon")).df(
-        "regions")
+    back = tracedamon.open_trace(ingest(txt, tmp_path / "back.td", format="damon")).df("regions")
     cols = ["snapshot", "time_ns", "target", "start", "end", "nr_accesses", "age"]
     assert back[cols].reset_index(drop=True).equals(h.df[cols].reset_index(drop=True))
 
@@ -160,8 +190,7 @@ def hotcold_bin(tmp_path_factory):
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed")
     out = tmp_path_factory.mktemp("bin") / "hotcold"
-    subprocess.run(["gcc", "-O1", "-o", str(out), str(SAMPLES / "src" / "hotcold.c")],
-                   check=True)
+    subprocess.run(["gcc", "-O1", "-o", str(out), str(SAMPLES / "src" / "hotcold.c")], check=True)
     return out
 
 
@@ -181,14 +210,29 @@ def record_attached(binary, tmp) -> tuple:
     # 3 s of work: perf may take a while to attach on a busy machine
     w = subprocess.Popen([str(binary), "-d", "3000"], stderr=subprocess.PIPE, text=True)
     try:
-        assert w.stderr.readline().startswith("hotcold base=")      # mapped and populated
+        assert w.stderr.readline().startswith("hotcold base=")  # mapped and populated
         vmas = proc_vmas(w.pid)
-        p = subprocess.Popen(["perf", "record", "-q", "-e", "page-faults", "-c", "1", "-d",
-                              "-p", str(w.pid), "-o", str(data)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.Popen(
+            [
+                "perf",
+                "record",
+                "-q",
+                "-e",
+                "page-faults",
+                "-c",
+                "1",
+                "-d",
+                "-p",
+                str(w.pid),
+                "-o",
+                str(data),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         w.wait(timeout=30)
         try:
-            p.wait(timeout=30)                  # perf -p ends when its target exits
+            p.wait(timeout=30)  # perf -p ends when its target exits
         except subprocess.TimeoutExpired:
             p.send_signal(signal.SIGINT)
             p.wait(timeout=30)
@@ -225,19 +269,37 @@ def test_live_attach_recording(hotcold_bin, tmp_path):
     t = hp.metadata["targets"][0]
     user = [(s, e) for s, e, name in vmas if name != "[vsyscall]"]
     assert [tuple(r) for r in t["initial_ranges"]] == spec_three_regions(user)
-    assert t["initial_ranges"][0] == [HOT, HOT + 288 * PAGE]     # the workload's area
+    assert t["initial_ranges"][0] == [HOT, HOT + 288 * PAGE]  # the workload's area
     assert [m["name"] for m in t["mappings_left_out"]] == ["[vsyscall]"]
 
 
 @requires_perf
 def test_live_command_recording(hotcold_bin, tmp_path):
     data = tmp_path / "cmd.data"
-    subprocess.run(["perf", "record", "-q", "-e", "page-faults", "-c", "1", "-d", "-o",
-                    str(data), "--", str(hotcold_bin), "-d", "1500"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "perf",
+            "record",
+            "-q",
+            "-e",
+            "page-faults",
+            "-c",
+            "1",
+            "-d",
+            "-o",
+            str(data),
+            "--",
+            str(hotcold_bin),
+            "-d",
+            "1500",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     td = ingest(data, tmp_path / "cmd.td")
     pid = int(tracedamon.open_trace(td).df("samples").pid.mode()[0])
     hp, _ = check_replays(td, pid, tmp_path, start_ns="auto")
     t = hp.metadata["targets"][0]
     assert t["initial_ranges"][0] == [HOT, HOT + 288 * PAGE]
-    assert "mappings_left_out" not in t          # perf -- cmd records no gate page
+    assert "mappings_left_out" not in t  # perf -- cmd records no gate page

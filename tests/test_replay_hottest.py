@@ -6,6 +6,7 @@ scattered samples.  hottest() ranks regions under 1 GiB by nr_accesses summed ov
 snapshots; coarse ones are left out of the ranking and summarised on one line.
 Oracles: a pandas group-by over the rows, on a hand-made history and on real replays.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,30 +26,43 @@ G = 1 << 30
 def history(rows, access="perf"):
     df = pd.DataFrame(rows, columns=["snapshot", "start", "end", "nr_accesses"])
     n = len(df)
-    t = pa.table({"run": np.zeros(n, np.int32), "snapshot": df.snapshot.astype(np.int64),
-                  "time_ns": (df.snapshot + 1).astype(np.int64) * 100_000_000,
-                  "target": np.zeros(n, np.int32), "pid": pa.nulls(n, pa.int32()),
-                  "start": df.start.astype(np.uint64), "end": df.end.astype(np.uint64),
-                  "nr_accesses": df.nr_accesses.astype(np.uint32),
-                  "age": np.zeros(n, np.uint32), "nr_accesses_bp": np.zeros(n, np.uint32)},
-                 schema=REGIONS)
-    meta = {"ops": "vaddr", "access": access, "targets": [{}], "config": {
-        "seed": 0, "aggr_us": 100_000, "sample_us": 5000}, "samples_used": 1,
-        "snapshots": int(df.snapshot.max()) + 1, "warnings": []}
+    t = pa.table(
+        {
+            "run": np.zeros(n, np.int32),
+            "snapshot": df.snapshot.astype(np.int64),
+            "time_ns": (df.snapshot + 1).astype(np.int64) * 100_000_000,
+            "target": np.zeros(n, np.int32),
+            "pid": pa.nulls(n, pa.int32()),
+            "start": df.start.astype(np.uint64),
+            "end": df.end.astype(np.uint64),
+            "nr_accesses": df.nr_accesses.astype(np.uint32),
+            "age": np.zeros(n, np.uint32),
+            "nr_accesses_bp": np.zeros(n, np.uint32),
+        },
+        schema=REGIONS,
+    )
+    meta = {
+        "ops": "vaddr",
+        "access": access,
+        "targets": [{}],
+        "config": {"seed": 0, "aggr_us": 100_000, "sample_us": 5000},
+        "samples_used": 1,
+        "snapshots": int(df.snapshot.max()) + 1,
+        "warnings": [],
+    }
     return RegionHistory(t, meta)
 
 
-BIG = (0x7f0000000000, 0x7f0000000000 + 47 * G)           # a 47 GiB region
-SMALL = (0x200000000000, 0x200000001000)                   # one page
-MID = (0x200000100000, 0x200000200000)                     # 1 MiB
-EDGE = (0x300000000000, 0x300000000000 + G)                # exactly 1 GiB: coarse
+BIG = (0x7F0000000000, 0x7F0000000000 + 47 * G)  # a 47 GiB region
+SMALL = (0x200000000000, 0x200000001000)  # one page
+MID = (0x200000100000, 0x200000200000)  # 1 MiB
+EDGE = (0x300000000000, 0x300000000000 + G)  # exactly 1 GiB: coarse
 
 
 def rows():
     out = []
     for s in range(10):
-        out += [(s, *BIG, 20), (s, *SMALL, 15), (s, *MID, 5 if s % 2 else 0),
-                (s, *EDGE, 19)]
+        out += [(s, *BIG, 20), (s, *SMALL, 15), (s, *MID, 5 if s % 2 else 0), (s, *EDGE, 19)]
     return out
 
 
@@ -79,18 +93,26 @@ def test_hottest_equals_a_pandas_groupby_on_real_replays(tmp_path):
         h = replay(td, output=tmp_path / f"h{i}.parquet", **kw)
         df = h.df.copy()
         df["size"] = df.end.astype(np.int64) - df.start.astype(np.int64)
-        g = df.groupby(["target", "start", "end"]).agg(
-            snapshots=("snapshot", "size"), total=("nr_accesses", "sum"),
-            size=("size", "first")).reset_index()
+        g = (
+            df.groupby(["target", "start", "end"])
+            .agg(
+                snapshots=("snapshot", "size"), total=("nr_accesses", "sum"), size=("size", "first")
+            )
+            .reset_index()
+        )
         coarse = g[(g["size"] >= COARSE_BYTES) & (g.total > 0)]
         c = h.coarse_accessed()
-        assert c["regions"] == len(coarse) and c["largest"] == int(coarse["size"].max()
-                                                                   if len(coarse) else 0)
+        assert c["regions"] == len(coarse) and c["largest"] == int(
+            coarse["size"].max() if len(coarse) else 0
+        )
         fine = g[g["size"] < COARSE_BYTES].sort_values(
-            ["total", "target", "start", "end"], ascending=[False, True, True, True])
+            ["total", "target", "start", "end"], ascending=[False, True, True, True]
+        )
         hot = h.hottest(6)
-        assert hot[["start", "end"]].astype(np.int64).values.tolist() == \
-            fine[["start", "end"]].astype(np.int64).head(6).values.tolist()
+        assert (
+            hot[["start", "end"]].astype(np.int64).values.tolist()
+            == fine[["start", "end"]].astype(np.int64).head(6).values.tolist()
+        )
         assert hot.total_accesses.tolist() == fine.total.head(6).tolist()
         if "access" not in kw:
             # the perf check counts regions of tens of GiB accessed: said, not ranked

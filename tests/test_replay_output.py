@@ -6,6 +6,7 @@ rows), `pq.write_table` of that whole table with the same metadata (the file the
 replay wrote before it streamed: byte for byte when the rows fit one row group), and
 the row-group layout itself (whole snapshots only).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ from tracedamon.store.writer import read_parquet_metadata, write_table_atomic
 PAGE = 4096
 HOT = 0x200000000000
 AREA = f"{HOT:#x}-{HOT + 288 * PAGE:#x}"
-WIDE = f"{HOT:#x}-{HOT + 4096 * PAGE:#x}"        # 4096 regions at 4 KiB
+WIDE = f"{HOT:#x}-{HOT + 4096 * PAGE:#x}"  # 4096 regions at 4 KiB
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +35,12 @@ def hotcold(tmp_path_factory):
     return ingest(SAMPLES / "hotcold.perf.data", tmp_path_factory.mktemp("hc") / "hc.td")
 
 
-CASES = [dict(ops="fvaddr", ranges=[AREA], seed=3),
-         dict(ops="vaddr", start_ns="auto", access="abit", seed=1),
-         dict(ops="fvaddr", ranges=[WIDE], min_region=PAGE, max_region=PAGE),
-         dict(ops="fvaddr", ranges=[WIDE], min_region=PAGE, max_region=PAGE,
-              accessed_only=True)]
+CASES = [
+    dict(ops="fvaddr", ranges=[AREA], seed=3),
+    dict(ops="vaddr", start_ns="auto", access="abit", seed=1),
+    dict(ops="fvaddr", ranges=[WIDE], min_region=PAGE, max_region=PAGE),
+    dict(ops="fvaddr", ranges=[WIDE], min_region=PAGE, max_region=PAGE, accessed_only=True),
+]
 
 
 @pytest.mark.parametrize("kw", CASES, ids=["adaptive", "abit", "fixed", "fixed-sparse"])
@@ -46,15 +48,16 @@ def test_streamed_file_equals_the_whole_table_written_at_once(hotcold, tmp_path,
     mem = rp.replay(hotcold, **kw)
     out = tmp_path / "streamed.parquet"
     h = rp.replay(hotcold, output=out, **kw)
-    assert h.path == out and h._table is None                 # rows stay in the file
+    assert h.path == out and h._table is None  # rows stay in the file
     assert pq.ParquetFile(out).metadata.num_row_groups == 1
     assert h.metadata == mem.metadata
     # what replay wrote before it streamed: the whole table, pq.write_table
-    ref = write_table_atomic(mem.table, tmp_path / "ref.parquet",
-                             metadata={"replay": mem.metadata})
+    ref = write_table_atomic(mem.table, tmp_path / "ref.parquet", metadata={"replay": mem.metadata})
     assert out.read_bytes() == ref.read_bytes()
-    assert pq.read_table(out).schema.metadata[b"tracedamon"] == \
-        pq.read_metadata(out).metadata[b"tracedamon"]
+    assert (
+        pq.read_table(out).schema.metadata[b"tracedamon"]
+        == pq.read_metadata(out).metadata[b"tracedamon"]
+    )
     # the in-memory history written with to_parquet is the same file
     assert mem.to_parquet(tmp_path / "mem.parquet").read_bytes() == out.read_bytes()
     # and the file-backed history reads back, summarises and prints like the other
@@ -67,8 +70,10 @@ def test_streamed_file_equals_the_whole_table_written_at_once(hotcold, tmp_path,
 
 def row_groups(path):
     pf = pq.ParquetFile(path)
-    return [pf.read_row_group(g, columns=["snapshot"]).column(0).to_numpy()
-            for g in range(pf.metadata.num_row_groups)]
+    return [
+        pf.read_row_group(g, columns=["snapshot"]).column(0).to_numpy()
+        for g in range(pf.metadata.num_row_groups)
+    ]
 
 
 @pytest.mark.parametrize("cap", [1000, 4096, 5000, 9000])
@@ -87,10 +92,10 @@ def test_row_groups_hold_whole_snapshots(hotcold, tmp_path, monkeypatch, cap):
     assert all(g.size <= cap for g in groups)
     per_snap = 4096
     if cap >= per_snap:
-        assert all(g[0] != h[-1] for g, h in zip(groups[1:], groups))   # never split
+        assert all(g[0] != h[-1] for g, h in zip(groups[1:], groups))  # never split
         assert all(g.size == (cap // per_snap) * per_snap for g in groups[:-1])
     else:
-        assert all(np.unique(g).size == 1 for g in groups)            # one snapshot each
+        assert all(np.unique(g).size == 1 for g in groups)  # one snapshot each
         sizes = [g.size for g in groups]
         assert sizes[:6] == [cap] * (per_snap // cap) + [per_snap % cap] + [cap]
     # and the file-backed history aggregates across row groups like the table does
@@ -100,8 +105,24 @@ def test_row_groups_hold_whole_snapshots(hotcold, tmp_path, monkeypatch, cap):
 
 def test_cli_streams_and_a_failed_replay_leaves_nothing(hotcold, tmp_path, monkeypatch):
     out = tmp_path / "cli.parquet"
-    assert main(["replay", str(hotcold), "--ops", "fvaddr", "--range", AREA, "--seed", "3",
-                 "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(hotcold),
+                "--ops",
+                "fvaddr",
+                "--range",
+                AREA,
+                "--seed",
+                "3",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     mem = rp.replay(hotcold, ops="fvaddr", ranges=[AREA], seed=3)
     assert pq.read_table(out).equals(mem.table)
 
@@ -109,6 +130,7 @@ def test_cli_streams_and_a_failed_replay_leaves_nothing(hotcold, tmp_path, monke
     def boom(psi):
         if psi > 100:
             raise InputError("stop")
+
     bad = tmp_path / "bad.parquet"
     with pytest.raises(InputError, match="stop"):
         rp.replay(hotcold, ops="fvaddr", ranges=[AREA], output=bad, progress=boom)
@@ -128,13 +150,17 @@ def test_engine_sink_gets_every_snapshot_as_it_is_taken(fixed):
     acc = AccessSamples(t, np.zeros(n, np.int64), a)
     rg = np.array([(0x10000000, 0x10000000 + 1024 * PAGE)])
     cfg = MonitorConfig(min_region=PAGE, max_region=PAGE) if fixed else MonitorConfig(seed=2)
-    make = (lambda: FixedMonitor(cfg, [Target(lambda _: rg)])) if fixed else \
-        (lambda: Monitor(cfg, [Target(lambda _: rg)]))
+    make = (
+        (lambda: FixedMonitor(cfg, [Target(lambda _: rg)]))
+        if fixed
+        else (lambda: Monitor(cfg, [Target(lambda _: rg)]))
+    )
     whole = make().run(acc, 0, int(t[-1]))
     got = []
     h = make().run(acc, 0, int(t[-1]), sink=got.append)
     assert h.start.size == 0 and h.n_snapshots == whole.n_snapshots == len(got)
-    assert [int(c[0][0]) for c in got] == list(range(len(got)))     # in snapshot order
-    for k, name in enumerate(["snapshot", "time_ns", "target", "start", "end",
-                              "nr_accesses", "age", "nr_accesses_bp"]):
+    assert [int(c[0][0]) for c in got] == list(range(len(got)))  # in snapshot order
+    for k, name in enumerate(
+        ["snapshot", "time_ns", "target", "start", "end", "nr_accesses", "age", "nr_accesses_bp"]
+    ):
         assert (np.concatenate([c[k] for c in got]) == getattr(whole, name)).all(), name

@@ -7,6 +7,7 @@ snapshot at a time, then the nearest that maps the page), replayed as physical s
 (`--access perf-phys`); and, on the real paddr run of the corpus, the workload's
 ground-truth frames (ground_truth_pfn_runs.tsv).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,9 @@ def by_hand(tbl: pa.Table, pm) -> pa.Table:
     va = tbl.column("addr").to_numpy(zero_copy_only=False).astype(np.uint64)
     t = tbl.column("time_ns").to_numpy(zero_copy_only=False).astype(np.int64)
     snaps = pm.groupby("snapshot").time_ns.min().sort_values(kind="stable")
-    each = np.stack([Translator(pm[pm.snapshot == s]).virt_to_phys(pid, va, t)
-                     for s in snaps.index], axis=1)
+    each = np.stack(
+        [Translator(pm[pm.snapshot == s]).virt_to_phys(pid, va, t) for s in snaps.index], axis=1
+    )
     dist = np.abs(t[:, None].astype(np.float64) - snaps.to_numpy()[None, :])
     dist[each == 0] = np.inf
     best = np.argmin(dist, axis=1)
@@ -56,20 +58,33 @@ def synthetic(n=6000, seed=0):
     rng = np.random.default_rng(seed)
     t = np.sort(rng.integers(0, 2_000_000_000, n))
     vpage = np.where(rng.random(n) < 0.6, rng.integers(0, 16, n), rng.integers(16, 256, n))
-    base = 0x7f0000000000
-    tbl = pa.table({"time_ns": pa.array(t, pa.int64()), "pid": pa.array(np.full(n, 42),
-                                                                         pa.int32()),
-                    "event": pa.array(["page-faults"] * n),
-                    "addr": pa.array((base + vpage * PAGE + 17).astype(np.uint64))})
+    base = 0x7F0000000000
+    tbl = pa.table(
+        {
+            "time_ns": pa.array(t, pa.int64()),
+            "pid": pa.array(np.full(n, 42), pa.int32()),
+            "event": pa.array(["page-faults"] * n),
+            "addr": pa.array((base + vpage * PAGE + 17).astype(np.uint64)),
+        }
+    )
     rows = []
     for snap, tm, npg in ((0, 500_000_000, 128), (1, 1_500_000_000, 256)):
         pfn = 0x10000 + (np.arange(256) * 7919) % 4096
         if snap == 1:
-            pfn[:8] += 5000                                 # migrated
-        rows.append(pd.DataFrame({"snapshot": snap, "time_ns": tm, "pid": 42,
-                                  "vaddr_start": base + np.arange(npg) * PAGE,
-                                  "vaddr_end": base + (np.arange(npg) + 1) * PAGE,
-                                  "pfn_start": pfn[:npg], "flags": 1}))
+            pfn[:8] += 5000  # migrated
+        rows.append(
+            pd.DataFrame(
+                {
+                    "snapshot": snap,
+                    "time_ns": tm,
+                    "pid": 42,
+                    "vaddr_start": base + np.arange(npg) * PAGE,
+                    "vaddr_end": base + (np.arange(npg) + 1) * PAGE,
+                    "pfn_start": pfn[:npg],
+                    "flags": 1,
+                }
+            )
+        )
     return tbl, pd.concat(rows, ignore_index=True)
 
 
@@ -77,7 +92,7 @@ def synthetic(n=6000, seed=0):
 def test_virtual_samples_replay_as_their_frames(access):
     tbl, pm = synthetic()
     hand = by_hand(tbl, pm)
-    assert hand.num_rows == tbl.num_rows          # every page is present in some snapshot
+    assert hand.num_rows == tbl.num_rows  # every page is present in some snapshot
     kw = dict(ops="paddr", ranges=["0x10000000-0x12000000"], seed=4)
     got = replay(tbl, access=access, pagemap=pm, **kw)
     want = replay(hand, access="perf-phys" if access == "perf" else "abit", **kw)
@@ -87,8 +102,8 @@ def test_virtual_samples_replay_as_their_frames(access):
     assert want.metadata["address_source"] == "physical"
     # the nearest snapshot alone misses the later half's early faults (not yet present)
     nearest = Translator(pm).virt_to_phys(
-        np.full(tbl.num_rows, 42), tbl.column("addr").to_numpy(), tbl.column("time_ns")
-        .to_numpy())
+        np.full(tbl.num_rows, 42), tbl.column("addr").to_numpy(), tbl.column("time_ns").to_numpy()
+    )
     assert (nearest == 0).sum() > 100
 
 
@@ -118,11 +133,13 @@ def test_real_paddr_run_from_page_fault_samples(run1, tmp_path, capsys):
     with the run's pagemap snapshots, replayed as paddr from the command line."""
     pf, pm = run1
     out = tmp_path / "paddr.parquet"
-    assert main(["replay", str(pf), "--ops", "paddr", "--pagemap", str(pm), "-o", str(out),
-                 "-q"]) == 0
+    assert (
+        main(["replay", str(pf), "--ops", "paddr", "--pagemap", str(pm), "-o", str(out), "-q"]) == 0
+    )
     got = tracedamon.open_trace(out).table("paddr")
-    samples = tracedamon.open_trace(pf).table("samples", columns=["time_ns", "pid", "event",
-                                                                   "addr"])
+    samples = tracedamon.open_trace(pf).table(
+        "samples", columns=["time_ns", "pid", "event", "addr"]
+    )
     pmdf = tracedamon.open_trace(pm).df("pagemap")
     hand = by_hand(samples, pmdf)
     assert hand.num_rows == samples.num_rows == 16383
@@ -144,8 +161,9 @@ def test_real_paddr_run_from_page_fault_samples(run1, tmp_path, capsys):
     acc = df[df.nr_accesses > 0]
     assert len(acc)
     i = np.searchsorted(frames, acc.start.to_numpy(np.int64))
-    assert (i < frames.size).all() and (frames[np.minimum(i, frames.size - 1)]
-                                        < acc.end.to_numpy(np.int64)).all()
+    assert (i < frames.size).all() and (
+        frames[np.minimum(i, frames.size - 1)] < acc.end.to_numpy(np.int64)
+    ).all()
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -159,20 +177,39 @@ def test_virt_to_phys_present_equals_the_slow_rule(seed):
         for pid in (42, 43):
             present = rng.random(64) < 0.4
             pg = np.flatnonzero(present)
-            rows.append(pd.DataFrame({"snapshot": snap, "time_ns": tm, "pid": pid,
-                                      "vaddr_start": 0x7f0000000000 + pg * PAGE,
-                                      "vaddr_end": 0x7f0000000000 + (pg + 1) * PAGE,
-                                      "pfn_start": 0x1000 + snap * 100 + pg, "flags": 1}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "snapshot": snap,
+                        "time_ns": tm,
+                        "pid": pid,
+                        "vaddr_start": 0x7F0000000000 + pg * PAGE,
+                        "vaddr_end": 0x7F0000000000 + (pg + 1) * PAGE,
+                        "pfn_start": 0x1000 + snap * 100 + pg,
+                        "flags": 1,
+                    }
+                )
+            )
     pm = pd.concat(rows, ignore_index=True)
     n = 3000
-    tbl = pa.table({"time_ns": pa.array(np.sort(rng.integers(0, 11_000_000_000, n))),
-                    "pid": pa.array(rng.choice([42, 43, 44], n).astype(np.int32)),
-                    "addr": pa.array((0x7f0000000000 + rng.integers(0, 64, n) * PAGE
-                                      + rng.integers(0, PAGE, n)).astype(np.uint64))})
-    got = Translator(pm).virt_to_phys_present(tbl.column("pid").to_numpy(),
-                                               tbl.column("addr").to_numpy(),
-                                               tbl.column("time_ns").to_numpy())
+    tbl = pa.table(
+        {
+            "time_ns": pa.array(np.sort(rng.integers(0, 11_000_000_000, n))),
+            "pid": pa.array(rng.choice([42, 43, 44], n).astype(np.int32)),
+            "addr": pa.array(
+                (0x7F0000000000 + rng.integers(0, 64, n) * PAGE + rng.integers(0, PAGE, n)).astype(
+                    np.uint64
+                )
+            ),
+        }
+    )
+    got = Translator(pm).virt_to_phys_present(
+        tbl.column("pid").to_numpy(),
+        tbl.column("addr").to_numpy(),
+        tbl.column("time_ns").to_numpy(),
+    )
     want = by_hand(tbl, pm)
-    assert (got != 0).sum() == want.num_rows and (got[tbl.column("pid").to_numpy() == 44]
-                                                 == 0).all()
+    assert (got != 0).sum() == want.num_rows and (
+        got[tbl.column("pid").to_numpy() == 44] == 0
+    ).all()
     assert (got[got != 0] == want.column("phys_addr").to_numpy()).all()

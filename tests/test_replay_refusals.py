@@ -6,6 +6,7 @@ The inputs are real: sample_traces/hotcold.perf.data, the corpus's DAMON-only pe
 (`perf record -e damon:damon_aggregated`, pid 77 is the kdamond) and its attach-mode
 page-fault recording, as a perf.data and as `perf script` text.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -50,16 +51,20 @@ def refused(args, capsys, tmp_path, match):
 def test_paddr_without_physical_addresses(hotcold, capsys, tmp_path):
     with pytest.raises(InputError, match="carries a physical address"):
         replay(hotcold, ops="paddr", access="perf-phys")
-    refused([hotcold, "--ops", "paddr", "--access", "perf-phys"], capsys, tmp_path,
-            "physical address")
+    refused(
+        [hotcold, "--ops", "paddr", "--access", "perf-phys"], capsys, tmp_path, "physical address"
+    )
     # --access perf with paddr counts virtual addresses at their frames: it needs pagemaps
     with pytest.raises(ConfigError, match="pagemap"):
         replay(hotcold, ops="paddr", access="perf")
 
 
 def test_a_pid_without_samples(hotcold, capsys, tmp_path):
-    with pytest.raises(InputError, match=r"no sample of pid 999999 \(pids=\[999999\]\)"
-                                         r".*2291") as ei:
+    with pytest.raises(
+        InputError,
+        match=r"no sample of pid 999999 \(pids=\[999999\]\)"
+        r".*2291",
+    ) as ei:
         replay(hotcold, pids=[999999])
     assert re.search(r"no sample of pid 999999 \(--pid 999999\).*2291", ei.value.cli_message)
     refused([hotcold, "--pid", "999999"], capsys, tmp_path, "no sample of pid 999999")
@@ -83,6 +88,7 @@ def test_a_damon_only_perf_data(tmp_path_factory, capsys, tmp_path):
 def short_trace(hotcold, tmp_path, ms: int):
     """A copy of the hotcold trace directory holding its first ``ms`` ms of samples."""
     import shutil
+
     d = tmp_path / f"short{ms}.td"
     shutil.copytree(hotcold, d)
     f = d / "samples.parquet"
@@ -96,20 +102,31 @@ def short_trace(hotcold, tmp_path, ms: int):
 def test_a_trace_shorter_than_one_aggregation(hotcold, capsys, tmp_path):
     d, span = short_trace(hotcold, tmp_path, 79)
     assert 70 < span <= 79
-    with pytest.raises(InputError, match=rf"spans {span:.6g} ms .*shorter than one aggregation "
-                                         r"interval \(100 ms, aggr_us=100000\)") as ei:
+    with pytest.raises(
+        InputError,
+        match=rf"spans {span:.6g} ms .*shorter than one aggregation "
+        r"interval \(100 ms, aggr_us=100000\)",
+    ) as ei:
         replay(d, ops="fvaddr", ranges=[AREA])
-    assert re.search(rf"spans {span:.6g} ms .*shorter than one aggregation interval "
-                     r"\(100 ms, --aggr-us 100000\)", ei.value.cli_message)
+    assert re.search(
+        rf"spans {span:.6g} ms .*shorter than one aggregation interval "
+        r"\(100 ms, --aggr-us 100000\)",
+        ei.value.cli_message,
+    )
     refused([d, "--ops", "fvaddr", "--range", AREA], capsys, tmp_path, "no snapshot")
     # the same samples with 50 ms aggregations give one snapshot
     assert replay(d, ops="fvaddr", ranges=[AREA], aggr_us=50_000).n_snapshots == 1
-    refused([hotcold, "--ops", "fvaddr", "--range", AREA, "--start", str(1 << 62)], capsys,
-            tmp_path, "starts after the trace's last sample")
+    refused(
+        [hotcold, "--ops", "fvaddr", "--range", AREA, "--start", str(1 << 62)],
+        capsys,
+        tmp_path,
+        "starts after the trace's last sample",
+    )
 
 
 def test_vaddr_without_any_mapping_of_the_process(hotcold, capsys, tmp_path):
     import shutil
+
     d = tmp_path / "nomm.td"
     shutil.copytree(hotcold, d)
     (d / "mmaps.parquet").unlink()
@@ -155,9 +172,22 @@ def test_perf_script_text_with_tids_equals_the_perf_data(tmp_path, pf_td):
     f = need_corpus(*RUN1, "perf_pagefaults.data")
     txt = tmp_path / "pf.txt"
     with open(txt, "w") as out:
-        subprocess.run(["perf", "script", "--ns", "-F", "comm,tid,time,event,addr,ip",
-                        "--show-mmap-events", "--show-task-events", "-i", str(f)],
-                       stdout=out, stderr=subprocess.DEVNULL, check=True)
+        subprocess.run(
+            [
+                "perf",
+                "script",
+                "--ns",
+                "-F",
+                "comm,tid,time,event,addr,ip",
+                "--show-mmap-events",
+                "--show-task-events",
+                "-i",
+                str(f),
+            ],
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
     td = ingest(txt, tmp_path / "text.td")
     assert tracedamon.open_trace(td).df("samples").pid.isna().all()
     for kw in ({}, {"pids": [7727]}, {"access": "abit", "seed": 3}):
@@ -169,21 +199,23 @@ def test_perf_script_text_with_tids_equals_the_perf_data(tmp_path, pf_td):
 def test_threads_take_their_process_pid_from_the_comm_records(tmp_path):
     """Two threads (tids 101, 102) of process 100 and one single-threaded process 200,
     in perf script text with the tid alone: the COMM records map tid 102 to pid 100."""
-    lines = ["prog 0 0.000000000: PERF_RECORD_COMM: prog:100/100",
-             "prog 0 0.000000000: PERF_RECORD_COMM: prog:100/102",
-             "other 0 0.000000000: PERF_RECORD_COMM: other:200/200"]
+    lines = [
+        "prog 0 0.000000000: PERF_RECORD_COMM: prog:100/100",
+        "prog 0 0.000000000: PERF_RECORD_COMM: prog:100/102",
+        "other 0 0.000000000: PERF_RECORD_COMM: other:200/200",
+    ]
     rng = np.random.default_rng(0)
     for i in range(3000):
         tid = [100, 102, 200][i % 3]
         t = 1.0 + i * 0.0005
-        addr = 0x7f0000000000 + int(rng.integers(0, 64)) * PAGE
+        addr = 0x7F0000000000 + int(rng.integers(0, 64)) * PAGE
         lines.append(f"prog {tid} {t:.9f}: page-faults: {addr:x} 401000")
     f = tmp_path / "threads.txt"
     f.write_text("\n".join(lines) + "\n")
     td = ingest(f, tmp_path / "threads.td")
     rg = ["0x7f0000000000-0x7f0000040000"]
     h = replay(td, ops="fvaddr", ranges=rg, pids=[100])
-    assert h.metadata["samples_used"] == 2000          # tids 100 and 102
+    assert h.metadata["samples_used"] == 2000  # tids 100 and 102
     h2 = replay(td, ops="fvaddr", ranges=rg, pids=[200])
     assert h2.metadata["samples_used"] == 1000
     with pytest.raises(InputError, match="no sample of pid 102"):
@@ -197,9 +229,12 @@ def test_perf_script_text_gzip_corpus_shape():
     assert first[1] == "7727" and "/" not in first[1]
 
 
-def test_damon_trace_text_with_accessed_only_is_refused_before_running(hotcold, capsys,
-                                                                       tmp_path):
+def test_damon_trace_text_with_accessed_only_is_refused_before_running(hotcold, capsys, tmp_path):
     txt = tmp_path / "d.txt"
-    refused([hotcold, "--ops", "fvaddr", "--range", AREA, "--accessed-only",
-             "--damon-trace", txt], capsys, tmp_path, "--damon-trace")
+    refused(
+        [hotcold, "--ops", "fvaddr", "--range", AREA, "--accessed-only", "--damon-trace", txt],
+        capsys,
+        tmp_path,
+        "--damon-trace",
+    )
     assert not txt.exists()

@@ -7,6 +7,7 @@ themselves -- a dense replay's coverage in effect at each snapshot equals the un
 that snapshot's rows; a sparse replay leaves out exactly rows that lie inside its
 coverage and have nr_accesses 0 (the dense replay of the same input and seed).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,31 +56,45 @@ def check_contract_form(cov, n_snapshots):
         for e in cov:
             if e[1] == t:
                 groups.setdefault(e[0], []).append((e[2], e[3]))
-        assert 0 in groups                                   # in effect from the start
+        assert 0 in groups  # in effect from the start
         seq = [groups[k] for k in sorted(groups)]
-        assert all(a != b for a, b in zip(seq, seq[1:]))     # entries only on change
-        for g in seq:                                        # merged: no touching ranges
+        assert all(a != b for a, b in zip(seq, seq[1:]))  # entries only on change
+        for g in seq:  # merged: no touching ranges
             if g != [(0, 0)]:
                 assert all(e1 < s2 for (_, e1), (s2, _) in zip(g, g[1:]))
 
 
 CASES = {
     "fvaddr": dict(ops="fvaddr", ranges=[AREA], seed=3),
-    "fvaddr-2pids": dict(ops="fvaddr", ranges=[AREA, f"{HOT + 400 * PAGE:#x}-"
-                                                     f"{HOT + 500 * PAGE:#x}"],
-                         pids=[2291, 1], seed=3),
+    "fvaddr-2pids": dict(
+        ops="fvaddr",
+        ranges=[AREA, f"{HOT + 400 * PAGE:#x}-{HOT + 500 * PAGE:#x}"],
+        pids=[2291, 1],
+        seed=3,
+    ),
     "vaddr-updates": dict(ops="vaddr", update_us=100_000, seed=2, start_ns="first"),
-    "vaddr-auto-abit": dict(ops="vaddr", start_ns="auto", access="abit", seed=1,
-                            update_us=300_000),
-    "vaddr-apply": dict(ops="vaddr", start_ns="auto", min_nr_regions_mode="apply",
-                        update_us=200_000),
-    "fixed-vaddr-updates": dict(ops="vaddr", update_us=100_000, start_ns="first", min_region=PAGE,
-                                max_region=PAGE, synthetic=True),
-    "adaptive-vaddr-updates": dict(ops="vaddr", update_us=100_000, synthetic=True,
-                                   seed=5),
+    "vaddr-auto-abit": dict(ops="vaddr", start_ns="auto", access="abit", seed=1, update_us=300_000),
+    "vaddr-apply": dict(
+        ops="vaddr", start_ns="auto", min_nr_regions_mode="apply", update_us=200_000
+    ),
+    "fixed-vaddr-updates": dict(
+        ops="vaddr",
+        update_us=100_000,
+        start_ns="first",
+        min_region=PAGE,
+        max_region=PAGE,
+        synthetic=True,
+    ),
+    "adaptive-vaddr-updates": dict(ops="vaddr", update_us=100_000, synthetic=True, seed=5),
     "fixed-fvaddr": dict(ops="fvaddr", ranges=[WIDE], min_region=PAGE, max_region=PAGE),
-    "tuning": dict(ops="fvaddr", ranges=[AREA], goal_access_bp=400, goal_aggrs=3,
-                   goal_min_sample_us=1000, goal_max_sample_us=20_000),
+    "tuning": dict(
+        ops="fvaddr",
+        ranges=[AREA],
+        goal_access_bp=400,
+        goal_aggrs=3,
+        goal_min_sample_us=1000,
+        goal_max_sample_us=20_000,
+    ),
 }
 
 
@@ -89,19 +104,30 @@ def synthetic_vaddr():
     grow from [A] [B] [C] to [A] [B] [C..D] at the update after 350 ms."""
     import pandas as pd
     import pyarrow as pa
+
     G = 1 << 30
     A, B, C = 0x10 * G, 0x400 * G, 0x7000 * G
     D = C + (1 << 20) + (64 << 10)
-    mm = pd.DataFrame({"pid": 9, "time_ns": [0, 0, 0, 350_000_000],
-                       "start": np.array([A, B, C, D], np.uint64),
-                       "length": np.array([1 << 20] * 3 + [256 << 10], np.uint64)})
+    mm = pd.DataFrame(
+        {
+            "pid": 9,
+            "time_ns": [0, 0, 0, 350_000_000],
+            "start": np.array([A, B, C, D], np.uint64),
+            "length": np.array([1 << 20] * 3 + [256 << 10], np.uint64),
+        }
+    )
     rng = np.random.default_rng(0)
     n = 20_000
     t = np.sort(rng.integers(0, 1_000_000_000, n))
     base = rng.choice([A, B, C, D], n, p=[0.5, 0.2, 0.2, 0.1])
     addr = base + rng.integers(0, 64, n) * PAGE
-    return pa.table({"time_ns": t, "pid": pa.array(np.full(n, 9, np.int32)),
-                     "addr": pa.array(addr.astype(np.uint64))}), mm
+    return pa.table(
+        {
+            "time_ns": t,
+            "pid": pa.array(np.full(n, 9, np.int32)),
+            "addr": pa.array(addr.astype(np.uint64)),
+        }
+    ), mm
 
 
 def run(hotcold, tmp=None, **kw):
@@ -138,18 +164,24 @@ def test_dense_coverage_is_the_union_of_each_snapshots_rows(hotcold, tmp_path, n
         assert sorted({e[0] for e in cov}) == [0, 4] and len(cov) == 6
 
 
-SPARSE = [(n, "asked") for n in ("fvaddr", "vaddr-updates", "vaddr-auto-abit",
-                                  "fixed-vaddr-updates", "adaptive-vaddr-updates",
-                                  "fixed-fvaddr")] + \
-    [(n, "max_rows") for n in ("fixed-vaddr-updates", "fixed-fvaddr")]   # fixed only
+SPARSE = [
+    (n, "asked")
+    for n in (
+        "fvaddr",
+        "vaddr-updates",
+        "vaddr-auto-abit",
+        "fixed-vaddr-updates",
+        "adaptive-vaddr-updates",
+        "fixed-fvaddr",
+    )
+] + [(n, "max_rows") for n in ("fixed-vaddr-updates", "fixed-fvaddr")]  # fixed only
 
 
 @pytest.mark.parametrize("name,how", SPARSE)
 def test_sparse_rows_left_out_lie_inside_coverage_with_no_access(hotcold, name, how):
     kw = dict(CASES[name])
     dense = run(hotcold, max_rows=None, **kw)
-    sparse = run(hotcold, **kw, **({"accessed_only": True} if how == "asked" else
-                                   {"max_rows": 10}))
+    sparse = run(hotcold, **kw, **({"accessed_only": True} if how == "asked" else {"max_rows": 10}))
     m = sparse.metadata
     assert m["sparse"] is True and m["accessed_only"] is True
     assert m["coverage"] == dense.metadata["coverage"]
@@ -170,16 +202,29 @@ def test_sparse_rows_left_out_lie_inside_coverage_with_no_access(hotcold, name, 
 
 def test_paddr_coverage_is_its_range(tmp_path):
     import pyarrow as pa
+
     rng = np.random.default_rng(0)
     n = 5000
     t = np.sort(rng.integers(0, 1_000_000_000, n))
     phys = (0x10000000 + rng.integers(0, 4096, n) * PAGE).astype(np.uint64)
-    tbl = pa.table({"time_ns": t, "pid": pa.array(np.ones(n, np.int32)),
-                    "addr": pa.nulls(n, pa.uint64()), "phys_addr": pa.array(phys)})
-    h = replay(tbl, ops="paddr", access="perf-phys",
-               ranges=["0x10000000-0x11000000", "0x20000000-0x20001000"])
-    assert h.metadata["coverage"] == [[0, 0, 0x10000000, 0x11000000],
-                                      [0, 0, 0x20000000, 0x20001000]]
+    tbl = pa.table(
+        {
+            "time_ns": t,
+            "pid": pa.array(np.ones(n, np.int32)),
+            "addr": pa.nulls(n, pa.uint64()),
+            "phys_addr": pa.array(phys),
+        }
+    )
+    h = replay(
+        tbl,
+        ops="paddr",
+        access="perf-phys",
+        ranges=["0x10000000-0x11000000", "0x20000000-0x20001000"],
+    )
+    assert h.metadata["coverage"] == [
+        [0, 0, 0x10000000, 0x11000000],
+        [0, 0, 0x20000000, 0x20001000],
+    ]
     assert h.metadata["sparse"] is False
 
 
@@ -187,13 +232,14 @@ def test_coverage_records_only_changes_seen_by_a_snapshot():
     """Ops updates more often than aggregations: a change undone before the next
     snapshot leaves no entry; one kept is in effect from that snapshot."""
     from tracedamon.engine.core import Coverage
+
     c = Coverage(2)
     c.note(0, 0, [(0, 10)])
     c.note(0, 1, [])
     c.note(3, 0, [(0, 20)])
-    c.note(3, 0, [(0, 10)])              # undone before snapshot 3: nothing changed
-    c.note(5, 0, [(0, 10)])              # no change
+    c.note(3, 0, [(0, 10)])  # undone before snapshot 3: nothing changed
+    c.note(5, 0, [(0, 10)])  # no change
     c.note(7, 1, [(4, 8), (9, 12)])
-    c.note(7, 1, [(4, 8)])               # changed again: the last one counts
+    c.note(7, 1, [(4, 8)])  # changed again: the last one counts
     assert c.sorted(10) == [[0, 0, 0, 10], [0, 1, 0, 0], [7, 1, 4, 8]]
-    assert c.sorted(7) == [[0, 0, 0, 10], [0, 1, 0, 0]]   # snapshot 7 was never taken
+    assert c.sorted(7) == [[0, 0, 0, 10], [0, 1, 0, 0]]  # snapshot 7 was never taken

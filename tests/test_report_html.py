@@ -2,6 +2,7 @@
 ``grid.raster`` (an independent rasteriser), the row chunks against a slow decoder, the page
 assembly, and bad input. The page itself is checked in a real Chromium in
 test_report_html_browser.py."""
+
 from __future__ import annotations
 
 import base64
@@ -32,9 +33,16 @@ def random_history(S=30, span=64 << 20, seed=0, base=0x7F0000000000, hole=True):
         cuts = np.unique(rng.integers(1, span // 4096, n)) * 4096
         b = np.concatenate([[0], cuts, [span]])
         for a, e in zip(b[:-1], b[1:]):
-            rows.append((s, (s + 1) * 100_000_000, base + int(a), base + int(e),
-                         int(rng.integers(0, 21)) * int(rng.random() < 0.6),
-                         int(rng.integers(0, 40))))
+            rows.append(
+                (
+                    s,
+                    (s + 1) * 100_000_000,
+                    base + int(a),
+                    base + int(e),
+                    int(rng.integers(0, 21)) * int(rng.random() < 0.6),
+                    int(rng.integers(0, 40)),
+                )
+            )
     df = pd.DataFrame(rows, columns=["snapshot", "time_ns", "start", "end", "nr_accesses", "age"])
     if hole:  # an unmapped hole: regions ending inside it are cut, those inside dropped
         lo, hi = base + span // 2, base + span // 2 + (16 << 20)
@@ -62,8 +70,9 @@ def write_history(df, path, *, sample_us=5000, aggr_us=100000):
 # varints
 # ----------------------------------------------------------------------------------
 def test_varint_roundtrip_covers_every_length():
-    vals = np.array([0, 1, 127, 128, 255, 16383, 16384, 2**32 - 1, 2**32, 2**52 + 12345,
-                     2**63 - 1], np.uint64)
+    vals = np.array(
+        [0, 1, 127, 128, 255, 16383, 16384, 2**32 - 1, 2**32, 2**52 + 12345, 2**63 - 1], np.uint64
+    )
     data = T.varint(vals)
     back, end = T.unvarint(data, len(vals))
     assert end == len(data)
@@ -139,8 +148,8 @@ def test_quantize_keeps_never_apart_from_a_little():
     sums = np.array([0.0, 0.0, 1e-9, 5.0, 20.0, 25.0])
     cover = np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
     q = T.quantize(sums, cover, 20.0)
-    assert q.tolist()[:3] == [0, 1, 2]           # uncovered, never accessed, accessed a little
-    assert q[4] == 255 and q[5] == 255            # the maximum, and above it
+    assert q.tolist()[:3] == [0, 1, 2]  # uncovered, never accessed, accessed a little
+    assert q[4] == 255 and q[5] == 255  # the maximum, and above it
     v = T.dequantize(q, 20.0)
     assert np.isnan(v[0]) and v[1] == 0 and 0 < v[2] <= 20 / 254
     assert abs(v[3] - 5.0) <= 20 / 254
@@ -149,7 +158,7 @@ def test_quantize_keeps_never_apart_from_a_little():
 def test_tiles_are_left_out_when_uncovered_and_folded_when_uniform():
     blobs = T.BlobStore()
     q = np.zeros((512, 256), np.uint8)
-    q[256:, :] = 1           # tile (1, 0): uniform "never accessed"
+    q[256:, :] = 1  # tile (1, 0): uniform "never accessed"
     out = T.encode_tiles(q, 1, 0, blobs)
     assert out == {"1,0": -2}
     q[300, 7] = 77
@@ -192,21 +201,33 @@ def test_row_chunks_hold_every_row_once(unit):
     h, hk, axis, x0, x1 = _space_arrays(df)
     d = hk.df
     blobs = T.BlobStore()
-    chunks = T.encode_chunks(d["snap"].to_numpy(), d["start"].to_numpy(), d["end"].to_numpy(),
-                             d["nr_accesses"].to_numpy(np.uint64), d["age"].to_numpy(float), x0,
-                             len(hk.snaps), unit, blobs, block_rows=97, strip_rows=13)
+    chunks = T.encode_chunks(
+        d["snap"].to_numpy(),
+        d["start"].to_numpy(),
+        d["end"].to_numpy(),
+        d["nr_accesses"].to_numpy(np.uint64),
+        d["age"].to_numpy(float),
+        x0,
+        len(hk.snaps),
+        unit,
+        blobs,
+        block_rows=97,
+        strip_rows=13,
+    )
     assert len(chunks) > 10
     got = []
     for c in chunks:
         rows = decode_chunk(zlib.decompress(blobs.parts[c.blob]), c.to_json(), unit)
         assert len(rows) == c.n
-        for s, st, en, _nr, _a in rows:   # the index's extents hold the chunk's rows
+        for s, st, en, _nr, _a in rows:  # the index's extents hold the chunk's rows
             assert c.s0 <= s < c.s1
             xs = int(axis.to_x(np.array([st], np.uint64))[0])
             assert c.x0 <= xs and xs + (en - st) <= c.x1
         got += rows
-    want = [(int(s), int(a), int(b), int(n), None if not np.isfinite(g) else int(g))
-            for s, a, b, n, g in zip(d["snap"], d["start"], d["end"], d["nr_accesses"], d["age"])]
+    want = [
+        (int(s), int(a), int(b), int(n), None if not np.isfinite(g) else int(g))
+        for s, a, b, n, g in zip(d["snap"], d["start"], d["end"], d["nr_accesses"], d["age"])
+    ]
     assert sorted(got, key=lambda r: (r[0], r[1])) == want
 
 
@@ -218,7 +239,7 @@ def test_choose_grid_stops_at_the_data_resolution():
     g = T.choose_grid(0, 10**11, 1 << 30, 10_000_000, snap_ns=1e8, unit=4096)
     assert g.imax == 2 and g.tw_at(2) >= 1e8 / 2 > g.tw_at(3)
     small = T.choose_grid(0, 10**9, 8 * 4096, 100, snap_ns=1e6, unit=4096)
-    assert small.jmax == 0   # 8 pages: level 0 already has cells below a page
+    assert small.jmax == 0  # 8 pages: level 0 already has cells below a page
 
 
 # ----------------------------------------------------------------------------------
@@ -226,14 +247,15 @@ def test_choose_grid_stops_at_the_data_resolution():
 # ----------------------------------------------------------------------------------
 def page_meta(html: str) -> tuple[dict, str]:
     m = re.search(r'<script type="application/json" id="td-meta">(.*?)</script>', html, re.S)
-    b = re.search(r'<script type="application/octet-stream" id="td-blob">(.*?)</script>', html,
-                  re.S)
+    b = re.search(
+        r'<script type="application/octet-stream" id="td-blob">(.*?)</script>', html, re.S
+    )
     return json.loads(m.group(1)), b.group(1)
 
 
 def page_blob(meta, b64, k) -> bytes:
     o, n = meta["blobs"][k]
-    return zlib.decompress(base64.b64decode(b64[o:o + n]))
+    return zlib.decompress(base64.b64decode(b64[o : o + n]))
 
 
 def test_page_is_self_contained_and_its_rows_equal_the_parquet(tmp_path):
@@ -252,11 +274,18 @@ def test_page_is_self_contained_and_its_rows_equal_the_parquet(tmp_path):
     snaps = np.frombuffer(page_blob(meta, b64, sp["snaps_blob"]), np.float64)
     S = sp["snaps"]
     got = sorted((int(snaps[2 * S + s]), st, en, nr, a) for s, st, en, nr, a in rows)
-    want = sorted(zip(df["snapshot"].astype(int), df["start"].astype(int), df["end"].astype(int),
-                      df["nr_accesses"].astype(int), df["age"].astype(int)))
+    want = sorted(
+        zip(
+            df["snapshot"].astype(int),
+            df["start"].astype(int),
+            df["end"].astype(int),
+            df["nr_accesses"].astype(int),
+            df["age"].astype(int),
+        )
+    )
     assert got == want
     # times of each snapshot: t1 is the row's time_ns
-    t1 = snaps[S:2 * S]
+    t1 = snaps[S : 2 * S]
     assert sorted(set(t1.astype(int))) == sorted(set(df["time_ns"].astype(int)))
 
 
@@ -326,8 +355,9 @@ def _tile_codes(meta, b64, sp):
     out = {}
     for lvl, tiles in sp["levels"].items():
         for pos, t in tiles.items():
-            out[lvl, pos] = (t if t < 0 else
-                             np.frombuffer(page_blob(meta, b64, t), np.uint8).tobytes())
+            out[lvl, pos] = (
+                t if t < 0 else np.frombuffer(page_blob(meta, b64, t), np.uint8).tobytes()
+            )
     return out
 
 
@@ -337,8 +367,9 @@ def test_sparse_history_draws_as_its_dense_original(tmp_path):
     from sparse_history import sparse_of, write_regions
 
     dense = random_history(S=15, seed=21, hole=True)
-    dense.attrs["tracedamon"] = {"replay": {"config": {"sample_us": 5000, "aggr_us": 100000},
-                                            "accessed_only": False}}
+    dense.attrs["tracedamon"] = {
+        "replay": {"config": {"sample_us": 5000, "aggr_us": 100000}, "accessed_only": False}
+    }
     write_regions(dense, tmp_path / "dense.parquet")
     sp = sparse_of(dense, {"config": {"sample_us": 5000, "aggr_us": 100000}})
     assert len(sp) < len(dense)
@@ -354,6 +385,6 @@ def test_sparse_history_draws_as_its_dense_original(tmp_path):
     assert d["segments"] == s_["segments"] and d["grid"] == s_["grid"]
     assert td == ts
     S = d["snaps"]
-    np.testing.assert_array_equal(serd[:S], sers[:S])              # working set
-    np.testing.assert_array_equal(serd[2 * S:], sers[2 * S:])      # covered bytes
+    np.testing.assert_array_equal(serd[:S], sers[:S])  # working set
+    np.testing.assert_array_equal(serd[2 * S :], sers[2 * S :])  # covered bytes
     assert not nd and any("accessed regions only" in n for n in ns)

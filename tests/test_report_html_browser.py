@@ -10,6 +10,7 @@ a user would click, drag, hover or type. Skipped with the reason when a browser 
 started here; under CI (CI set) a missing browser is a failure: ``make test`` installs
 Debian's chromium, chromium-driver and firefox-esr.
 """
+
 from __future__ import annotations
 
 import io
@@ -55,7 +56,7 @@ def report(tmp_path, df=None, name="h", *args, **hist_kw):
 
 
 def opened(browser, path):
-    browser.requests()          # drain the log of the previous page
+    browser.requests()  # drain the log of the previous page
     browser.console()
     browser.open(path)
     errs = browser.js("return tdReport.errors")
@@ -73,7 +74,7 @@ def plot_pixels(browser):
     """The screenshot's pixels of the heatmap's plot area, and the area."""
     box = browser.js("return tdReport.plotBox()")
     top, left = round(box["top"]), round(box["left"])
-    return image(browser)[top:top + box["H"], left:left + box["W"]], box
+    return image(browser)[top : top + box["H"], left : left + box["W"]], box
 
 
 def image(browser):
@@ -103,9 +104,10 @@ def expected_grid(src, g):
             xend = xs + float(axis.end[k] - axis.start[k])
             a, b = max(lo, xs), min(hi, xend)
             if b > a:
-                pieces.append((int(axis.start[k]) + round(a - xs), int(axis.start[k]) + round(b - xs),
-                               py))
-    pieces = sorted(p for p in pieces if p[1] > p[0])     # raster wants ascending bins
+                pieces.append(
+                    (int(axis.start[k]) + round(a - xs), int(axis.start[k]) + round(b - xs), py)
+                )
+    pieces = sorted(p for p in pieces if p[1] > p[0])  # raster wants ascending bins
     ps = np.array([p[0] for p in pieces], np.uint64)
     pe = np.array([p[1] for p in pieces], np.uint64)
     pr = np.array([p[2] for p in pieces])
@@ -115,7 +117,7 @@ def expected_grid(src, g):
     np.add.at(S, (slice(None), pr), s)
     np.add.at(C, (slice(None), pr), c)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(C > 0, S / C, np.nan).T          # (H, W) like the page
+        return np.where(C > 0, S / C, np.nan).T  # (H, W) like the page
 
 
 def page_values(g):
@@ -147,16 +149,30 @@ def test_page_loads_from_disk_with_no_errors_and_no_network(browser, tmp_path):
 def test_numbers_in_the_page_equal_the_parquet_rows(browser, tmp_path):
     df = random_history(S=20, seed=11)
     df["age"] = df["age"].astype(float)
-    df.loc[df.index[::9], "age"] = np.nan            # age unknown on some rows
+    df.loc[df.index[::9], "age"] = np.nan  # age unknown on some rows
     src, out = report(tmp_path, df)
     opened(browser, out)
     rows = browser.call("tdReport.rows('a', 42)")
-    got = sorted(zip(rows["snapshot"], rows["time_ns"], rows["start"], rows["end"],
-                     rows["nr_accesses"], [-1 if a is None else a for a in rows["age"]]))
-    want = sorted(zip(df["snapshot"].astype(int), df["time_ns"].astype(int),
-                      df["start"].astype(int), df["end"].astype(int),
-                      df["nr_accesses"].astype(int),
-                      df["age"].fillna(-1).astype(int)))
+    got = sorted(
+        zip(
+            rows["snapshot"],
+            rows["time_ns"],
+            rows["start"],
+            rows["end"],
+            rows["nr_accesses"],
+            [-1 if a is None else a for a in rows["age"]],
+        )
+    )
+    want = sorted(
+        zip(
+            df["snapshot"].astype(int),
+            df["time_ns"].astype(int),
+            df["start"].astype(int),
+            df["end"].astype(int),
+            df["nr_accesses"].astype(int),
+            df["age"].fillna(-1).astype(int),
+        )
+    )
     assert [tuple(int(v) for v in r) for r in got] == want
     ser = browser.call("tdReport.series('a', 42)")
     size = (df["end"] - df["start"]).astype(float)
@@ -175,9 +191,15 @@ def test_corpus_rows_equal_the_parquet(browser, tmp_path):
     rows = browser.call("tdReport.rows('a', 0)")
     df = pd.read_parquet(td / "regions.parquet")
     got = sorted(zip(rows["start"], rows["end"], rows["nr_accesses"], rows["age"], rows["time_ns"]))
-    want = sorted(zip(df["start"].astype(float), df["end"].astype(float),
-                      df["nr_accesses"].astype(float), df["age"].astype(float),
-                      df["time_ns"].astype(float)))
+    want = sorted(
+        zip(
+            df["start"].astype(float),
+            df["end"].astype(float),
+            df["nr_accesses"].astype(float),
+            df["age"].astype(float),
+            df["time_ns"].astype(float),
+        )
+    )
     assert got == want
     assert browser.js("return tdReport.damosDrawn()") > 0
     browser.call("tdReport.setFilter({schemes: []})")
@@ -207,8 +229,14 @@ def test_heatmap_pixels_follow_the_matrix(browser, tmp_path, mode):
         # tiles: the cell under each pixel's centre, rasterised independently at the level
         i, j = g["level"]
         sp = browser.js("return tdReport.meta.layers.a.spaces[0]")
-        gr = T.Grid(sp["grid"]["T0"], sp["grid"]["tw"], sp["grid"]["aw"], sp["grid"]["K"],
-                    sp["grid"]["imax"], sp["grid"]["jmax"])
+        gr = T.Grid(
+            sp["grid"]["T0"],
+            sp["grid"]["tw"],
+            sp["grid"]["aw"],
+            sp["grid"]["K"],
+            sp["grid"]["imax"],
+            sp["grid"]["jmax"],
+        )
         h = load_history(src)
         hk = h.for_key(h.keys[0])
         S, C = _reference_level(hk, T.Axis.of(coverage(hk)), gr, i, j)
@@ -224,7 +252,7 @@ def test_heatmap_pixels_follow_the_matrix(browser, tmp_path, mode):
         f = ~np.isnan(w)
         assert f.sum() > 1000
         assert np.abs(got[f] - w[f]).max() <= vmax / 254 / 2 + 1e-4
-        assert ((got[f] > 0) == (w[f] > 0)).all()          # never accessed stays apart
+        assert ((got[f] > 0) == (w[f] > 0)).all()  # never accessed stays apart
         want = w
     # colours of the screenshot
     img, box = plot_pixels(browser)
@@ -234,7 +262,7 @@ def test_heatmap_pixels_follow_the_matrix(browser, tmp_path, mode):
     sp = browser.js("return tdReport.meta.layers.a.spaces[0].segments")
     for _s, _e, x in sp[1:]:
         y = (g["x1"] - x) / (g["x1"] - g["x0"]) * g["H"]
-        ok[max(0, int(y) - 15):int(y) + 3, :] = False
+        ok[max(0, int(y) - 15) : int(y) + 3, :] = False
     px = img[ok]
     c = cls[ok]
     assert (px[c == 0] == NODATA).all()
@@ -261,9 +289,11 @@ def test_scripted_and_mouse_zoom_show_the_requested_range(browser, tmp_path):
     assert (g["x0"], g["x1"]) == (v["x0"], v["x1"])
     # a box drawn with the mouse (shift + drag) becomes the view
     box = browser.js("return tdReport.plotBox()")
-    browser.drag((box["left"] + 0.25 * box["width"], box["top"] + 0.2 * box["height"]),
-                 (box["left"] + 0.75 * box["width"], box["top"] + 0.6 * box["height"]),
-                 shift=True)
+    browser.drag(
+        (box["left"] + 0.25 * box["width"], box["top"] + 0.2 * box["height"]),
+        (box["left"] + 0.75 * box["width"], box["top"] + 0.6 * box["height"]),
+        shift=True,
+    )
     browser.call("tdReport.rendered()")
     w = browser.js("return tdReport.getView()")
     span_t, span_x = t1 - t0, v["x1"] - v["x0"]
@@ -291,13 +321,15 @@ def test_hover_shows_the_numbers_of_a_known_region(browser, tmp_path):
     # the widest region of snapshot 5
     s5 = df[df["snapshot"] == 5]
     r = s5.loc[(s5["end"] - s5["start"]).idxmax()]
-    t = int(r["time_ns"]) - 50_000_000          # inside the snapshot's window
+    t = int(r["time_ns"]) - 50_000_000  # inside the snapshot's window
     addr = int(r["start"]) + int(r["end"] - r["start"]) // 2
     p = browser.js(f"return tdReport.clientPoint({t}, {addr})")
     browser.hover(p["x"], p["y"])
-    text = browser.wait_for("const tip = document.getElementById('tip');"
-                            "return tip.getClientRects().length > 0 && tip.innerText.includes('region')"
-                            " ? tip.innerText : ''")
+    text = browser.wait_for(
+        "const tip = document.getElementById('tip');"
+        "return tip.getClientRects().length > 0 && tip.innerText.includes('region')"
+        " ? tip.innerText : ''"
+    )
     assert "snapshot 5 " in text
     assert f"{int(r['start']):#x}–{int(r['end']):#x}" in text
     assert f"nr_accesses {int(r['nr_accesses'])} of 20" in text
@@ -321,14 +353,20 @@ def samples_trace(tmp_path, df):
         for k in range(5):
             rows.append((t + k, "ev-a", int(lo["start"]) + 4096 * k))
             rows.append((t + k, "ev-b", int(hi["end"]) - 4096 * (k + 1)))
-    ev = pa.DictionaryArray.from_arrays(pa.array([0 if r[1] == "ev-a" else 1 for r in rows],
-                                                 pa.int32()), pa.array(["ev-a", "ev-b"]))
-    pq.write_table(pa.table({
-        "time_ns": pa.array([r[0] for r in rows], pa.int64()),
-        "pid": pa.array([42] * len(rows), pa.int32()),
-        "event": ev,
-        "addr": pa.array([r[2] for r in rows], pa.uint64()),
-    }), td / "samples.parquet")
+    ev = pa.DictionaryArray.from_arrays(
+        pa.array([0 if r[1] == "ev-a" else 1 for r in rows], pa.int32()), pa.array(["ev-a", "ev-b"])
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "time_ns": pa.array([r[0] for r in rows], pa.int64()),
+                "pid": pa.array([42] * len(rows), pa.int32()),
+                "event": ev,
+                "addr": pa.array([r[2] for r in rows], pa.uint64()),
+            }
+        ),
+        td / "samples.parquet",
+    )
     return td
 
 
@@ -344,7 +382,7 @@ def test_sample_filter_hides_what_it_should(browser, tmp_path):
     hi = df[df["snapshot"] == 3].iloc[-1]
     t, a = int(hi["time_ns"]) - 50_000_000, int(hi["end"]) - 4096 * 3
     p = browser.js(f"return tdReport.clientPoint({t}, {a})")
-    near = lambda img: img[int(p["y"]) - 1:int(p["y"]) + 2, int(p["x"]) - 1:int(p["x"]) + 2]  # noqa: E731
+    near = lambda img: img[int(p["y"]) - 1 : int(p["y"]) + 2, int(p["x"]) - 1 : int(p["x"]) + 2]  # noqa: E731
     pink = np.array(EV_COLORS[1])
     assert (np.abs(near(image(browser)) - pink).sum(axis=2) == 0).any()
     # untick 'ev-b' in the page
@@ -366,7 +404,9 @@ def test_diff_shows_compare_metrics_and_cells(browser, tmp_path):
     opened(browser, out)
     res = compare(sa, sb)
     sp = res.metrics["heat"]["spearman"]
-    shown = browser.js("return document.querySelector('#metrics td[data-key=\"heat.spearman\"]').textContent")
+    shown = browser.js(
+        "return document.querySelector('#metrics td[data-key=\"heat.spearman\"]').textContent"
+    )
     assert abs(float(shown) - sp) <= 1e-3 * max(1, abs(sp))
     browser.call("tdReport.setLayer('diff')")
     browser.call("tdReport.fullView()")
@@ -383,7 +423,7 @@ def test_diff_shows_compare_metrics_and_cells(browser, tmp_path):
         px, py = int(rng.integers(0, W)), int(rng.integers(0, H))
         t = g["t0"] + (px + 0.5) * (g["t1"] - g["t0"]) / W
         x = g["x1"] - (py + 0.5) * (g["x1"] - g["x0"]) / H
-        addr = int(bins[0, 0] + x)       # one common range: display = address - its start
+        addr = int(bins[0, 0] + x)  # one common range: display = address - its start
         k = np.searchsorted(edges, t, side="right") - 1
         j = np.searchsorted(bins[:, 0], addr, side="right") - 1
         cell = c[(c["t0_ns"] == edges[k]) & (c["start"] == bins[j, 0])].iloc[0]
@@ -411,23 +451,28 @@ def test_one_snapshot_and_a_diff_with_itself(browser, tmp_path):
     assert np.nanmax(np.abs(v)) == 0
     img, box = plot_pixels(browser)
     ok = stable(np.where(np.isnan(v), 0, 1)) & ~np.isnan(v)
-    assert ok.sum() > 1000 and (img[ok] == 255).all()      # no difference: drawn white
+    assert ok.sum() > 1000 and (img[ok] == 255).all()  # no difference: drawn white
 
 
 def test_truth_strip_marks_the_labelled_ranges(browser, tmp_path):
     df = random_history(S=5, seed=3, hole=False)
     base = int(df["start"].min())
     truth = tmp_path / "truth.csv"
-    truth.write_text(f"start,end,label\n{base},{base + (8 << 20)},hot\n"
-                     f"{base + (32 << 20)},{base + (48 << 20)},cold1\n")
+    truth.write_text(
+        f"start,end,label\n{base},{base + (8 << 20)},hot\n"
+        f"{base + (32 << 20)},{base + (48 << 20)},cold1\n"
+    )
     src, out = report(tmp_path, df, "t", "--truth", str(truth))
     opened(browser, out)
     browser.call("tdReport.fullView()")
     box = browser.js("return tdReport.plotBox()")
     img = image(browser)
     x = int(box["left"] + box["width"] + 8)
-    for addr, colour in ((base + (4 << 20), (0xD7, 0x19, 0x1C)), (base + (40 << 20), (0x2C, 0x7B, 0xB6)),
-                         (base + (20 << 20), None)):
+    for addr, colour in (
+        (base + (4 << 20), (0xD7, 0x19, 0x1C)),
+        (base + (40 << 20), (0x2C, 0x7B, 0xB6)),
+        (base + (20 << 20), None),
+    ):
         y = int(browser.js(f"return tdReport.clientPoint(0, {addr}).y"))
         px = tuple(img[y, x])
         if colour is None:
@@ -447,7 +492,9 @@ def test_demo_pipeline_report(browser, tmp_path):
     assert main([*common, "-o", str(perf)]) == 0
     assert main([*common, "--access", "abit", "-o", str(abit)]) == 0
     out = tmp_path / "r.html"
-    assert main(["report", "html", str(perf), "--diff", str(abit), "--samples", "-o", str(out)]) == 0
+    assert (
+        main(["report", "html", str(perf), "--diff", str(abit), "--samples", "-o", str(out)]) == 0
+    )
     opened(browser, out)
     assert browser.js("return tdReport.samplesDrawn()") > 1000
     df = pd.read_parquet(perf)
@@ -468,14 +515,16 @@ def test_a_page_error_would_be_seen(browser, tmp_path):
     """The no-console-error check can fail: a page that logs an error and throws is
     reported by the browser's console reader (and not drowned by the browser's own)."""
     page = tmp_path / "bad.html"
-    page.write_text("<html><body><script>console.error('td-probe-error');"
-                    "window.tdReport = {ready: true, errors: []};"
-                    "setTimeout(() => { throw new Error('td-probe-throw'); }, 0);"
-                    "</script></body></html>")
+    page.write_text(
+        "<html><body><script>console.error('td-probe-error');"
+        "window.tdReport = {ready: true, errors: []};"
+        "setTimeout(() => { throw new Error('td-probe-throw'); }, 0);"
+        "</script></body></html>"
+    )
     browser.console()
     browser.open(page)
     errs = []
-    for _ in range(100):                       # the log may lag the page by a moment
+    for _ in range(100):  # the log may lag the page by a moment
         errs += browser.console_errors()
         if any("td-probe-throw" in e for e in errs):
             break

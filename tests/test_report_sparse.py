@@ -35,8 +35,14 @@ def pair(tmp_path_factory):
     d = tmp_path_factory.mktemp("sparse")
     td = d / "hc.td"
     ingest([SAMPLE_DIR / "hotcold.perf.data"], td)
-    hist = tracedamon.replay(td, ops="fvaddr", ranges=[f"{AREA[0]:#x}-{AREA[1]:#x}"],
-                             sample_us=10000, min_region=4096, max_region=4096)
+    hist = tracedamon.replay(
+        td,
+        ops="fvaddr",
+        ranges=[f"{AREA[0]:#x}-{AREA[1]:#x}"],
+        sample_us=10000,
+        min_region=4096,
+        max_region=4096,
+    )
     dense = hist.table.to_pandas()
     rmeta = dict(hist.metadata)
     rmeta = {k: v for k, v in rmeta.items() if k not in ("accessed_only", "sparse", "coverage")}
@@ -65,14 +71,24 @@ def test_access_report_of_sparse_equals_dense(pair):
     assert d["mean_bytes_idle_at_least"]["1s"] > 0  # the cold pages idle for seconds
     # each snapshot alone, too
     for k in (0, 7, 19):
-        assert access_report(pair[0], snapshots=[k]) | {"idle_ages": None} == \
-            access_report(pair[1], snapshots=[k]) | {"idle_ages": None}
+        assert access_report(pair[0], snapshots=[k]) | {"idle_ages": None} == access_report(
+            pair[1], snapshots=[k]
+        ) | {"idle_ages": None}
 
 
 def test_summary_of_sparse_equals_dense_except_region_counts(pair):
     d, s = (summary(f) for f in pair)
-    for k in ("snapshots", "targets", "time_ns", "address_ranges", "covered_bytes",
-              "nr_accesses", "wss_bytes", "sample_us", "aggr_us"):
+    for k in (
+        "snapshots",
+        "targets",
+        "time_ns",
+        "address_ranges",
+        "covered_bytes",
+        "nr_accesses",
+        "wss_bytes",
+        "sample_us",
+        "aggr_us",
+    ):
         assert d[k] == s[k], k
     assert s["sparse"] and not d["sparse"]
     assert s["regions_per_snapshot"]["mean"] < d["regions_per_snapshot"]["mean"]
@@ -117,10 +133,12 @@ def test_damo_export_of_sparse_lists_every_byte_with_the_dense_ages(pair, tmp_pa
         assert s["snapshots"] == 20
     assert "idle_ages" in s
     d, sp = out["dense"], out["sparse"]
-    assert [x["total_bytes"] for x in d[0]["snapshots"]] == \
-        [x["total_bytes"] for x in sp[0]["snapshots"]]
-    assert [(x["start_time"], x["end_time"]) for x in d[0]["snapshots"]] == \
-        [(x["start_time"], x["end_time"]) for x in sp[0]["snapshots"]]
+    assert [x["total_bytes"] for x in d[0]["snapshots"]] == [
+        x["total_bytes"] for x in sp[0]["snapshots"]
+    ]
+    assert [(x["start_time"], x["end_time"]) for x in d[0]["snapshots"]] == [
+        (x["start_time"], x["end_time"]) for x in sp[0]["snapshots"]
+    ]
     pd_, ps_ = _per_page(d), _per_page(sp)
     assert len(pd_) == 20 * 512 and pd_ == ps_  # nr_accesses and age of every page
 
@@ -133,12 +151,26 @@ def test_damo_reads_the_sparse_export_as_the_dense_one(pair, tmp_path):
     for name, f in zip(("dense", "sparse"), pair):
         export_damo(f, tmp_path / f"{name}.data")
         files.append(str(tmp_path / f"{name}.data"))
-    wss = [damo("report", "wss", "--input", f, "--exclude_samples", "0", "--raw_number")
-           for f in files]
+    wss = [
+        damo("report", "wss", "--input", f, "--exclude_samples", "0", "--raw_number") for f in files
+    ]
     assert wss[0] == wss[1] and "avr" in wss[0]
     for style in ("temperature-percentiles", "recency-percentiles"):
-        got = [damo("report", "access", "--input", f, "--style", style, "--raw_number",
-                    "--snapshot_idx", "12", "12") for f in files]
+        got = [
+            damo(
+                "report",
+                "access",
+                "--input",
+                f,
+                "--style",
+                style,
+                "--raw_number",
+                "--snapshot_idx",
+                "12",
+                "12",
+            )
+            for f in files
+        ]
         rows = [re.findall(r"^\s*\d+\s+-?\d+\s+\|.*$", g, re.M) for g in got]
         assert rows[0] and rows[0] == rows[1]
 
@@ -147,8 +179,7 @@ def test_damo_reads_the_sparse_export_as_the_dense_one(pair, tmp_path):
 def test_hand_made_sparse_histories_read_as_dense(seed, tmp_path):
     """Idle snapshots (no row at all in the sparse file) and a coverage change."""
     rng = np.random.default_rng(seed)
-    dense, meta = dense_history(rng, n_snap=9, targets=(0, 1), idle_snapshots=(3,),
-                                change_at=5)
+    dense, meta = dense_history(rng, n_snap=9, targets=(0, 1), idle_snapshots=(3,), change_at=5)
     sparse = sparse_of(dense, meta)
     fd, fs = tmp_path / "d.parquet", tmp_path / "s.parquet"
     write_regions(dense, fd)
@@ -187,9 +218,13 @@ def test_cli_on_an_old_accessed_only_file_warns_in_one_line(pair, tmp_path, caps
     meta["replay"].pop("sparse")
     old = tmp_path / "old.parquet"
     pq.write_table(t.replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()}), old)
-    for cmd in (["report", "summary", str(old)], ["report", "wss", str(old)],
-                ["report", "access", str(old)], ["report", "heatmap", str(old)],
-                ["export", "damo", str(old), "-o", str(tmp_path / "o.data")]):
+    for cmd in (
+        ["report", "summary", str(old)],
+        ["report", "wss", str(old)],
+        ["report", "access", str(old)],
+        ["report", "heatmap", str(old)],
+        ["export", "damo", str(old), "-o", str(tmp_path / "o.data")],
+    ):
         assert main(cmd) == 0, cmd
         err = capsys.readouterr().err
         lines = [ln for ln in err.splitlines() if ln]

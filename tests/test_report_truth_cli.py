@@ -1,5 +1,6 @@
 """`report truth` and `report attribute` on the shared paddr run: the CLI path from raw
 pagemap snapshots to a truth file that `compare --truth` scores a real DAMON trace with."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ RUN1 = ("damon-paddr-run1", "paddr_run1")
 
 
 def _td(*args):
-    r = subprocess.run([sys.executable, "-m", "tracedamon", *map(str, args)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracedamon", *map(str, args)], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -40,8 +42,9 @@ def test_truth_csv_equals_recorded_frames_and_scores_run1(tmp_path):
     pm = ingest(d, tmp_path / "pm.td", format="pagemap")
     truth = tmp_path / "truth.csv"
     _td("report", "truth", pm, "--areas", d / "workload.log", "-o", truth)
-    got = pd.read_csv(truth, converters={"start": lambda x: int(x, 16),
-                                         "end": lambda x: int(x, 16)})
+    got = pd.read_csv(
+        truth, converters={"start": lambda x: int(x, 16), "end": lambda x: int(x, 16)}
+    )
     mine: dict[str, set] = {}
     for r in got.itertuples():
         mine.setdefault(r.label, set()).update(range(r.start // 4096, r.end // 4096))
@@ -72,7 +75,7 @@ def test_attribute_cli_counts_the_workload_frames(tmp_path):
     # pagemap snapshot used (frames are counted once per process)
     pmdf = open_trace(pm).df("pagemap")
     present = pmdf[pmdf["pfn_start"].notna()]
-    cap = ((present["vaddr_end"] - present["vaddr_start"]).groupby(present["snapshot"]).sum())
+    cap = (present["vaddr_end"] - present["vaddr_start"]).groupby(present["snapshot"]).sum()
     per = att.groupby(["snapshot", "pagemap_snapshot"])["bytes"].sum().reset_index()
     assert (per["bytes"].to_numpy() <= cap.loc[per["pagemap_snapshot"]].to_numpy()).all()
     assert np.isfinite(per["bytes"]).all() and per["bytes"].sum() > 0
@@ -86,9 +89,22 @@ def test_truth_warns_about_an_area_without_present_pages(tmp_path):
     gone = "1970-01-01 layout area=unmapped start=0x1000 end=0x3000\n"
     (tmp_path / "w.log").write_text(log + gone)
     truth = tmp_path / "truth.csv"
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "report", "truth", str(pm),
-                        "--areas", str(tmp_path / "w.log"), "-o", str(truth)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracedamon",
+            "report",
+            "truth",
+            str(pm),
+            "--areas",
+            str(tmp_path / "w.log"),
+            "-o",
+            str(truth),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "warning: area unmapped: no page present" in r.stderr
     assert "unmapped" in r.stdout and "(left out)" in r.stdout

@@ -55,8 +55,10 @@ def converging(n=40):
     rows += tile(2, [(B, B + 32 * GiB, 10), (B + 32 * GiB, end, 0)])
     rows += tile(3, [(B, B + GiB, 10), (B + GiB, end, 0)])
     for s in range(4, n):
-        rows += tile(s, [(*HOT, 10), (HOT[1], WARM[0], 0), (*WARM, 2 if s % 2 == 0 else 0),
-                         (WARM[1], end, 0)])
+        rows += tile(
+            s,
+            [(*HOT, 10), (HOT[1], WARM[0], 0), (*WARM, 2 if s % 2 == 0 else 0), (WARM[1], end, 0)],
+        )
     return regions(rows)
 
 
@@ -103,8 +105,12 @@ def fixed_4k(n=40):
     hot, cold, gap, warm = 64, 512, 256, 1024
     for s in range(n):
         p = 0
-        for count, nr in ((hot, 20), (cold, 1 if s == 0 else 0), (gap, 0),
-                          (warm, 1 if s % 8 == 3 else 0)):
+        for count, nr in (
+            (hot, 20),
+            (cold, 1 if s == 0 else 0),
+            (gap, 0),
+            (warm, 1 if s % 8 == 3 else 0),
+        ):
             for k in range(count):
                 a = B + (p + k) * 4096
                 rows.append((s, a, a + 4096, nr))
@@ -303,6 +309,6 @@ def test_the_demo_replay_picture_shows_the_workload(tmp_path):
     hot = (0x200000000000, 0x200000000000 + 32 * 4096)
     assert share(hm, *area) >= 0.9
     assert share(hm, *hot) >= 0.08
-    later = hm.matrix[hm.shape[0] // 2:]
+    later = hm.matrix[hm.shape[0] // 2 :]
     assert np.nanmean(later[:, hm.columns_in(*hot)]) > 8
     assert any("seen accessed only briefly" in n for n in hm.notes)

@@ -1,5 +1,6 @@
 """The narrow samples file: columns no event records are left out, columns every event
 records are non-nullable, and every reader gets the full SAMPLES schema back."""
+
 from __future__ import annotations
 
 import hashlib
@@ -61,24 +62,28 @@ def test_page_fault_samples_leave_out_what_perf_did_not_record(tmp_path):
     exactly those columns (plus the ones every record has) are written, non-nullable."""
     out = _ingest(HOTCOLD, tmp_path / "hc.td")
     fs = pq.read_schema(out / "samples.parquet")
-    assert "phys_addr" not in fs.names and "callchain" not in fs.names and \
-        "cpu" not in fs.names
+    assert "phys_addr" not in fs.names and "callchain" not in fs.names and "cpu" not in fs.names
     for c in ("time_ns", "pid", "tid", "ip", "addr", "period", "data_src", "mem_op"):
         assert not fs.field(c).nullable, c
 
 
-@pytest.mark.parametrize("name", ["05_two_events_id", "08_callchain_fp", "12_pipe",
-                                  "18_tracepoint_mmap"])
+@pytest.mark.parametrize(
+    "name", ["05_two_events_id", "08_callchain_fp", "12_pipe", "18_tracepoint_mmap"]
+)
 def test_a_wrong_guess_is_widened_without_losing_rows(name, tmp_path, monkeypatch):
     """Should the attrs mislead the guess, the rows written so far are rewritten in a
     wider schema: same table as the full file, whatever the guess."""
     src = need_corpus("perf", f"{name}.data")
     full = open_trace(_ingest(src, tmp_path / "f.td", all_columns=True)).table("samples")
     # everything declared non-nullable, only the always-present columns kept
-    wrong = pa.schema([SAMPLES.field(c).with_nullable(False)
-                       for c in ("time_ns", "event_id", "event", "cpumode", "misc")])
+    wrong = pa.schema(
+        [
+            SAMPLES.field(c).with_nullable(False)
+            for c in ("time_ns", "event_id", "event", "cpumode", "misc")
+        ]
+    )
     monkeypatch.setattr(perf_data, "samples_file_schema", lambda rd: wrong)
-    monkeypatch.setattr(perf_data, "WRITE_ROWS", 7)        # many batches before and after
+    monkeypatch.setattr(perf_data, "WRITE_ROWS", 7)  # many batches before and after
     out = _ingest(src, tmp_path / "w.td")
     got = open_trace(out).table("samples")
     assert got.equals(full)
@@ -88,24 +93,30 @@ def test_a_wrong_guess_is_widened_without_losing_rows(name, tmp_path, monkeypatc
 
 
 def _lost(n, pid=1, cpu=None):
-    return pa.table({
-        "time_ns": pa.array(range(n), pa.int64()),
-        "kind": pa.array(["LOST"] * n).dictionary_encode(),
-        "event_id": pa.array([0] * n, pa.int32()),
-        "sample_id": pa.array([None] * n, pa.uint64()),
-        "pid": pa.array([pid] * n, pa.int32()),
-        "tid": pa.array([pid] * n, pa.int32()),
-        "cpu": pa.array([cpu] * n, pa.int32()),
-        "lost": pa.array([5] * n, pa.uint64()),
-    })
+    return pa.table(
+        {
+            "time_ns": pa.array(range(n), pa.int64()),
+            "kind": pa.array(["LOST"] * n).dictionary_encode(),
+            "event_id": pa.array([0] * n, pa.int32()),
+            "sample_id": pa.array([None] * n, pa.uint64()),
+            "pid": pa.array([pid] * n, pa.int32()),
+            "tid": pa.array([pid] * n, pa.int32()),
+            "cpu": pa.array([cpu] * n, pa.int32()),
+            "lost": pa.array([5] * n, pa.uint64()),
+        }
+    )
 
 
 def test_writer_widens_for_nulls_and_for_left_out_values(tmp_path):
-    narrow = pa.schema([LOST.field(c).with_nullable(c != "kind" and c != "pid") if c != "kind"
-                        else LOST.field(c) for c in ("time_ns", "kind", "event_id", "pid",
-                                                      "tid", "lost")])
-    narrow = narrow.set(narrow.get_field_index("pid"),
-                        narrow.field("pid").with_nullable(False))
+    narrow = pa.schema(
+        [
+            LOST.field(c).with_nullable(c != "kind" and c != "pid")
+            if c != "kind"
+            else LOST.field(c)
+            for c in ("time_ns", "kind", "event_id", "pid", "tid", "lost")
+        ]
+    )
+    narrow = narrow.set(narrow.get_field_index("pid"), narrow.field("pid").with_nullable(False))
     parts = [_lost(3), _lost(2, pid=None), _lost(4, cpu=7)]
     with TraceDirWriter(tmp_path / "t.td") as w:
         w.set_file_schema("lost", narrow)
@@ -123,11 +134,11 @@ def test_writer_widens_for_nulls_and_for_left_out_values(tmp_path):
 
 def test_writer_refuses_schemas_that_are_not_narrower(tmp_path):
     with TraceDirWriter(tmp_path / "t.td") as w:
-        with pytest.raises(ValueError):      # a type change
+        with pytest.raises(ValueError):  # a type change
             w.set_file_schema("lost", pa.schema([pa.field("time_ns", pa.int32())]))
-        with pytest.raises(ValueError):      # out of order
+        with pytest.raises(ValueError):  # out of order
             w.set_file_schema("lost", pa.schema([LOST.field("lost"), LOST.field("time_ns")]))
-        with pytest.raises(ValueError):      # nullable where the schema is not
+        with pytest.raises(ValueError):  # nullable where the schema is not
             w.set_file_schema("lost", pa.schema([LOST.field("kind").with_nullable(True)]))
         w.write("lost", _lost(2))
         with pytest.raises(RuntimeError):
@@ -135,8 +146,9 @@ def test_writer_refuses_schemas_that_are_not_narrower(tmp_path):
 
 
 def test_trace_reads_left_out_columns_as_nulls(tmp_path):
-    narrow = pa.schema([LOST.field(c) for c in ("time_ns", "kind", "event_id", "pid",
-                                                "tid", "lost")])
+    narrow = pa.schema(
+        [LOST.field(c) for c in ("time_ns", "kind", "event_id", "pid", "tid", "lost")]
+    )
     with TraceDirWriter(tmp_path / "t.td") as w:
         w.set_file_schema("lost", narrow)
         w.write("lost", _lost(5))
@@ -149,8 +161,9 @@ def test_trace_reads_left_out_columns_as_nulls(tmp_path):
     assert tr.table("lost", filters=[("pid", "=", 1)]).num_rows == 5
     parts = list(tr.iter_tables("lost", ["time_ns", "tid"], batch_rows=2))
     assert [p.num_rows for p in parts] == [2, 2, 1]
-    assert all(p.schema.equals(pa.schema([LOST.field("time_ns"), LOST.field("tid")]))
-               for p in parts)
+    assert all(
+        p.schema.equals(pa.schema([LOST.field("time_ns"), LOST.field("tid")])) for p in parts
+    )
 
 
 def test_info_counts_from_statistics_equal_a_scan(tmp_path):
@@ -158,22 +171,27 @@ def test_info_counts_from_statistics_equal_a_scan(tmp_path):
     holds one value; with mixed and single-valued row groups they equal a plain count."""
     from tracedamon.pipeline.info import sample_stats as _sample_stats
     import numpy as np
+
     rng = np.random.default_rng(1)
     n = 5000
-    pid = np.repeat(rng.integers(1, 5, 50), 100).astype(np.int32)   # runs of 100 rows
-    pid[:300] = rng.integers(1, 5, 300)                               # mixed at the start
-    t = pa.table({"time_ns": pa.array(np.arange(n) * 10, pa.int64()),
-                  "pid": pa.array(pid), "event_id": pa.array(np.zeros(n, np.int32)),
-                  "event": pa.array(["ev"] * n).dictionary_encode(),
-                  "cpumode": pa.array(np.zeros(n, np.uint8)),
-                  "misc": pa.array(np.zeros(n, np.uint16))})
+    pid = np.repeat(rng.integers(1, 5, 50), 100).astype(np.int32)  # runs of 100 rows
+    pid[:300] = rng.integers(1, 5, 300)  # mixed at the start
+    t = pa.table(
+        {
+            "time_ns": pa.array(np.arange(n) * 10, pa.int64()),
+            "pid": pa.array(pid),
+            "event_id": pa.array(np.zeros(n, np.int32)),
+            "event": pa.array(["ev"] * n).dictionary_encode(),
+            "cpumode": pa.array(np.zeros(n, np.uint8)),
+            "misc": pa.array(np.zeros(n, np.uint16)),
+        }
+    )
     out = tmp_path / "s.td"
     out.mkdir()
     pq.write_table(conform(t, SAMPLES), out / "samples.parquet", row_group_size=100)
     (out / "meta.json").write_text("{}")
     st = _sample_stats(open_trace(out))
-    assert st["pids"] == {int(k): int(v) for k, v in
-                          zip(*np.unique(pid, return_counts=True))}
+    assert st["pids"] == {int(k): int(v) for k, v in zip(*np.unique(pid, return_counts=True))}
     assert st["time_span_ns"] == [0, (n - 1) * 10]
     # without a pid column (recorded without TID): every sample counted under None
     pq.write_table(t.drop_columns(["pid"]), out / "samples.parquet", row_group_size=100)
@@ -182,12 +200,13 @@ def test_info_counts_from_statistics_equal_a_scan(tmp_path):
 
 def test_prehash_gives_the_digest_of_the_file_as_it_is(tmp_path):
     from tracedamon.store.hashing import prehash, sha256_file
+
     p = tmp_path / "x.bin"
     p.write_bytes(b"a" * 100_000)
     prehash([p, tmp_path / "missing", tmp_path])
     assert sha256_file(p) == (100_000, hashlib.sha256(b"a" * 100_000).hexdigest())
     prehash([p])
-    p.write_bytes(b"b" * 10)               # changed after the hash started: hashed again
+    p.write_bytes(b"b" * 10)  # changed after the hash started: hashed again
     assert sha256_file(p) == (10, hashlib.sha256(b"b" * 10).hexdigest())
 
 
@@ -195,13 +214,20 @@ def test_prehash_gives_the_digest_of_the_file_as_it_is(tmp_path):
 def test_console_script_flushes_its_output_and_exit_code(tmp_path):
     """The console script ends with os._exit: its output must still be complete."""
     from tracedamon.cli.info import describe
+
     td = tmp_path / "hc.td"
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "ingest", str(HOTCOLD), "-o",
-                        str(td)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracedamon", "ingest", str(HOTCOLD), "-o", str(td)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"wrote {td}\n{describe(td)}\n"
-    r = subprocess.run([sys.executable, "-m", "tracedamon", "info", str(tmp_path / "nope")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracedamon", "info", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "no such file" in r.stderr
 
 
@@ -212,7 +238,11 @@ def test_a_refused_write_is_one_line_not_a_traceback(tmp_path):
     with TraceDirWriter(td) as w:
         ingest_into(HOTCOLD, w)
     with open("/dev/full", "w") as full:
-        r = subprocess.run([sys.executable, "-m", "tracedamon", "info", str(td)],
-                           stdout=full, stderr=subprocess.PIPE, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "tracedamon", "info", str(td)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     assert r.returncode == 1
     assert "Traceback" not in r.stderr and "No space left on device" in r.stderr

@@ -1,4 +1,5 @@
 """Side-band records decoded in bulk (numba) equal the record-by-record decoding."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,19 @@ import json
 import pytest
 
 from conftest import corpus_files, perf_cases
-from perfdata_writer import (Comm, Event, Exit, Fork, Lost, Mmap, Mmap2, S, Sample,
-                             assign_ids, write_perf_data)
+from perfdata_writer import (
+    Comm,
+    Event,
+    Exit,
+    Fork,
+    Lost,
+    Mmap,
+    Mmap2,
+    S,
+    Sample,
+    assign_ids,
+    write_perf_data,
+)
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest import perf_data as PD
 from tracedamon.ingest.perf_data import ingest_into
@@ -43,8 +55,15 @@ def test_corpus_files(src, tmp_path, monkeypatch):
 
 
 def _fields(ev):
-    names = {"ip": S.IP, "pid": S.TID, "tid": S.TID, "time": S.TIME, "addr": S.ADDR,
-             "id": S.ID | S.IDENTIFIER, "cpu": S.CPU}
+    names = {
+        "ip": S.IP,
+        "pid": S.TID,
+        "tid": S.TID,
+        "time": S.TIME,
+        "addr": S.ADDR,
+        "id": S.ID | S.IDENTIFIER,
+        "cpu": S.CPU,
+    }
     return {k for k, bit in names.items() if ev.sample_type & bit}
 
 
@@ -58,37 +77,91 @@ def _file(tmp_path, *, events, sid_all=True, extra=()):
     def sid(i, pid=7):
         return dict(pid=pid, tid=pid, time=10**9 + i, cpu=1)
 
-    recs = [Comm(ev, pid=7, tid=7, comm="wörk", exec=True, sid=sid(0)),
-            Comm(ev, pid=7, tid=8, comm="x" * 15, sid=sid(1)),
-            Fork(ev, pid=7, ppid=7, tid=9, ptid=7, time=10**9 + 2, sid=sid(2)),
-            Mmap(ev, pid=7, tid=7, start=0x400000, len=0x1000, pgoff=0, misc=2,
-                 filename="/bin/x", sid=sid(3)),
-            Mmap2(ev, pid=-1, tid=-1, start=0xffff0000, len=1 << 20, pgoff=1 << 12,
-                  maj=8, min=1, ino=2**40, ino_generation=5, prot=7, flags=2,
-                  filename="/usr/lib/libc.so.6", sid=sid(4)),
-            Mmap2(ev, pid=7, tid=7, start=0x7f0000, len=0x2000, pgoff=0,
-                  build_id=bytes(range(20)), filename="[vdso]", sid=sid(5)),
-            Mmap2(ev, pid=7, tid=7, start=0x7f8000, len=0x2000, pgoff=0,
-                  build_id=b"", filename="", sid=sid(6)),
-            Lost(ev, lost=3, sid=sid(7)),
-            Sample(ev, **{k: v for k, v in dict(ip=0x401000, pid=7, tid=7, time=10**9 + 8,
-                                                 addr=0x1000, id=ev.ids[0], cpu=1).items()
-                          if k in _fields(ev)}),
-            *extra,
-            Exit(ev, pid=7, ppid=7, tid=9, ptid=7, time=10**9 + 9, sid=sid(9))]
+    recs = [
+        Comm(ev, pid=7, tid=7, comm="wörk", exec=True, sid=sid(0)),
+        Comm(ev, pid=7, tid=8, comm="x" * 15, sid=sid(1)),
+        Fork(ev, pid=7, ppid=7, tid=9, ptid=7, time=10**9 + 2, sid=sid(2)),
+        Mmap(
+            ev,
+            pid=7,
+            tid=7,
+            start=0x400000,
+            len=0x1000,
+            pgoff=0,
+            misc=2,
+            filename="/bin/x",
+            sid=sid(3),
+        ),
+        Mmap2(
+            ev,
+            pid=-1,
+            tid=-1,
+            start=0xFFFF0000,
+            len=1 << 20,
+            pgoff=1 << 12,
+            maj=8,
+            min=1,
+            ino=2**40,
+            ino_generation=5,
+            prot=7,
+            flags=2,
+            filename="/usr/lib/libc.so.6",
+            sid=sid(4),
+        ),
+        Mmap2(
+            ev,
+            pid=7,
+            tid=7,
+            start=0x7F0000,
+            len=0x2000,
+            pgoff=0,
+            build_id=bytes(range(20)),
+            filename="[vdso]",
+            sid=sid(5),
+        ),
+        Mmap2(
+            ev,
+            pid=7,
+            tid=7,
+            start=0x7F8000,
+            len=0x2000,
+            pgoff=0,
+            build_id=b"",
+            filename="",
+            sid=sid(6),
+        ),
+        Lost(ev, lost=3, sid=sid(7)),
+        Sample(
+            ev,
+            **{
+                k: v
+                for k, v in dict(
+                    ip=0x401000, pid=7, tid=7, time=10**9 + 8, addr=0x1000, id=ev.ids[0], cpu=1
+                ).items()
+                if k in _fields(ev)
+            },
+        ),
+        *extra,
+        Exit(ev, pid=7, ppid=7, tid=9, ptid=7, time=10**9 + 9, sid=sid(9)),
+    ]
     return write_perf_data(tmp_path / "sb.data", events, recs)
 
 
 def test_every_record_form(tmp_path, monkeypatch):
-    ev = Event("page-faults", type=1, config=2,
-               sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.ID | S.CPU)
+    ev = Event(
+        "page-faults", type=1, config=2, sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.ID | S.CPU
+    )
     out = _both(_file(tmp_path, events=[ev]), tmp_path, monkeypatch)
     _assert_same(out)
     m = out[0][0].table("mmaps").to_pylist()
     assert [r["build_id"] for r in m] == [None, None, bytes(range(20)).hex(), ""]
     assert m[1]["pid"] == -1 and m[1]["ino"] == 2**40
-    assert [r["kind"] for r in out[0][0].table("tasks").to_pylist()] == \
-        ["COMM", "COMM", "FORK", "EXIT"]
+    assert [r["kind"] for r in out[0][0].table("tasks").to_pylist()] == [
+        "COMM",
+        "COMM",
+        "FORK",
+        "EXIT",
+    ]
 
 
 def test_without_sample_id_all_and_with_unknown_ids(tmp_path, monkeypatch):
@@ -99,8 +172,7 @@ def test_without_sample_id_all_and_with_unknown_ids(tmp_path, monkeypatch):
     a2 = Event("a", type=1, config=2, sample_type=S.IP | S.TID | S.TIME | S.ID)
     b2 = Event("b", type=1, config=3, sample_type=S.IP | S.TID | S.TIME | S.ID)
     # a record whose trailer id no attr owns (perf's synthesized records carry 0)
-    stray = Comm(a2, pid=5, tid=5, comm="stray", sid=dict(pid=5, tid=5, time=10**9 + 3,
-                                                           id=0))
+    stray = Comm(a2, pid=5, tid=5, comm="stray", sid=dict(pid=5, tid=5, time=10**9 + 3, id=0))
     p2 = _file(tmp_path / "y", events=[a2, b2], extra=[stray])
     out = _both(p2, tmp_path / "z", monkeypatch)
     _assert_same(out)
@@ -114,6 +186,7 @@ def test_short_record_is_reported_alike(tmp_path, monkeypatch):
     # shrink the first MMAP2 record's header size below its fixed part: 8 + 40 bytes
     # (the record boundary stays readable: the rest becomes an unknown record)
     import struct
+
     off = data.find(b"/usr/lib/libc.so.6") - 8 - 64
     assert struct.unpack_from("<I", data, off)[0] == 10
     total = struct.unpack_from("<H", data, off + 6)[0]
@@ -137,30 +210,77 @@ def test_big_endian_file_equals_its_little_endian_twin(tmp_path):
     import struct
 
     def make(order, name, compress):
-        ev = Event("page-faults", type=1, config=2,
-                   sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.ID | S.CPU | S.PERIOD |
-                   S.DATA_SRC | S.WEIGHT_STRUCT | S.PHYS_ADDR | S.CALLCHAIN | S.RAW)
+        ev = Event(
+            "page-faults",
+            type=1,
+            config=2,
+            sample_type=S.IP
+            | S.TID
+            | S.TIME
+            | S.ADDR
+            | S.ID
+            | S.CPU
+            | S.PERIOD
+            | S.DATA_SRC
+            | S.WEIGHT_STRUCT
+            | S.PHYS_ADDR
+            | S.CALLCHAIN
+            | S.RAW,
+        )
         ev2 = Event("minor-faults", type=1, config=5, sample_type=ev.sample_type)
         evs = [ev, ev2]
         assign_ids(evs)
         recs = [Comm(ev, pid=7, tid=8, comm="w", sid=dict(pid=7, tid=8, time=10**9, cpu=1))]
-        for i in range(600):                     # enough for the bulk side-band path
-            recs.append(Mmap2(ev, pid=7, tid=8, start=0x400000 + 4096 * i, len=4096,
-                              maj=8, min=1, ino=i, prot=5, flags=2,
-                              build_id=bytes(range(20)) if i % 2 else None,
-                              filename=f"/lib/{i}.so",
-                              sid=dict(pid=7, tid=8, time=10**9 + i, cpu=1)))
+        for i in range(600):  # enough for the bulk side-band path
+            recs.append(
+                Mmap2(
+                    ev,
+                    pid=7,
+                    tid=8,
+                    start=0x400000 + 4096 * i,
+                    len=4096,
+                    maj=8,
+                    min=1,
+                    ino=i,
+                    prot=5,
+                    flags=2,
+                    build_id=bytes(range(20)) if i % 2 else None,
+                    filename=f"/lib/{i}.so",
+                    sid=dict(pid=7, tid=8, time=10**9 + i, cpu=1),
+                )
+            )
         for i in range(50):
             e = evs[i % 2]
-            recs.append(Sample(e, ip=0x401000 + i, pid=7, tid=8, time=10**9 + 1000 + i,
-                               addr=0x7000 + i, id=e.ids[0], cpu=1, period=100 + i,
-                               data_src=0x68100142 + i, weight=(3 << 32) | (29 + i),
-                               phys_addr=0x1234000 + i, callchain=[0x401000, i],
-                               raw=bytes(range(i % 9 + 1))))
-        recs.append(Exit(ev, pid=7, ppid=7, tid=8, ptid=7, time=10**9 + 5000,
-                         sid=dict(pid=7, tid=8, time=10**9 + 5000, cpu=1)))
-        return write_perf_data(tmp_path / name, evs, recs, byte_order=order,
-                               compress=compress)
+            recs.append(
+                Sample(
+                    e,
+                    ip=0x401000 + i,
+                    pid=7,
+                    tid=8,
+                    time=10**9 + 1000 + i,
+                    addr=0x7000 + i,
+                    id=e.ids[0],
+                    cpu=1,
+                    period=100 + i,
+                    data_src=0x68100142 + i,
+                    weight=(3 << 32) | (29 + i),
+                    phys_addr=0x1234000 + i,
+                    callchain=[0x401000, i],
+                    raw=bytes(range(i % 9 + 1)),
+                )
+            )
+        recs.append(
+            Exit(
+                ev,
+                pid=7,
+                ppid=7,
+                tid=8,
+                ptid=7,
+                time=10**9 + 5000,
+                sid=dict(pid=7, tid=8, time=10**9 + 5000, cpu=1),
+            )
+        )
+        return write_perf_data(tmp_path / name, evs, recs, byte_order=order, compress=compress)
 
     for compress in (False, True):
         le = make("little", f"le{compress}.data", compress)

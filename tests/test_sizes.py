@@ -1,5 +1,6 @@
 """The size check of tools/check_sizes.py (run by `make lint`): what it counts, what it
 lets pass, and that the tree keeps to it with its allowlist."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -18,9 +19,14 @@ def _function(name: str, body_lines: int, decorators: str = "", indent: str = ""
 
 def test_long_functions_and_modules_are_found_by_their_qualified_names():
     limit = check_sizes.MAX_FUNCTION
-    src = ("class K:\n" + _function("meth", limit, indent="    ")      # limit + 1 lines
-           + _function("ok", limit - 1)                                  # exactly the limit
-           + _function("outer", 2) + "    " + _function("inner", limit, indent="    ").lstrip())
+    src = (
+        "class K:\n"
+        + _function("meth", limit, indent="    ")  # limit + 1 lines
+        + _function("ok", limit - 1)  # exactly the limit
+        + _function("outer", 2)
+        + "    "
+        + _function("inner", limit, indent="    ").lstrip()
+    )
     found = check_sizes.file_violations("m.py", src)
     assert set(found) == {"m.py::K.meth", "m.py::outer", "m.py::outer.inner"}
     assert found["m.py::K.meth"].startswith(f"{limit + 1} lines")

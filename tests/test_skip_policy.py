@@ -14,6 +14,7 @@ error inside tracedamon must never become a skip.  ``conftest.missing()`` and
 * ``pytest.skip`` inside an ``except`` handler for ``Exception`` (any error becomes a
   skip).
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,8 +30,9 @@ def _text(node) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr):
-        return "".join(v.value for v in node.values
-                       if isinstance(v, ast.Constant) and isinstance(v.value, str))
+        return "".join(
+            v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+        )
     return ""
 
 
@@ -51,16 +53,22 @@ def violations(path: Path) -> list[str]:
     broad = set()
     for h in ast.walk(tree):
         if isinstance(h, ast.ExceptHandler) and (
-                h.type is None or (isinstance(h.type, ast.Name)
-                                   and h.type.id in ("Exception", "BaseException"))):
+            h.type is None
+            or (isinstance(h.type, ast.Name) and h.type.id in ("Exception", "BaseException"))
+        ):
             broad.update(id(n) for n in ast.walk(h))
-    calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)),
-                   key=lambda n: (n.lineno, n.col_offset))
+    calls = sorted(
+        (n for n in ast.walk(tree) if isinstance(n, ast.Call)),
+        key=lambda n: (n.lineno, n.col_offset),
+    )
     for node in calls:
         where = f"{path.name}:{node.lineno}"
         texts = [_text(a) for a in node.args] + [_text(k.value) for k in node.keywords]
-        if _is(node, "pytest.importorskip") and node.args and \
-                _text(node.args[0]).startswith("tracedamon"):
+        if (
+            _is(node, "pytest.importorskip")
+            and node.args
+            and _text(node.args[0]).startswith("tracedamon")
+        ):
             out.append(f"{where}: importorskip of the project's own {_text(node.args[0])}")
         elif _is(node, "pytest.skip", "skip"):
             if id(node) in broad:
@@ -73,8 +81,9 @@ def violations(path: Path) -> list[str]:
 
 
 def test_no_silent_skips_for_prerequisites():
-    found = [v for p in sorted(TESTS.rglob("*.py")) if p.name != "conftest.py"
-             for v in violations(p)]
+    found = [
+        v for p in sorted(TESTS.rglob("*.py")) if p.name != "conftest.py" for v in violations(p)
+    ]
     assert not found, "skips that CI would not notice:\n" + "\n".join(found)
 
 
@@ -88,6 +97,7 @@ def test_the_checker_sees_each_kind(tmp_path):
         "def d():\n    try:\n        pass\n    except Exception as e:\n"
         "        pytest.skip(f'unavailable: {e}')\n"
         "@pytest.mark.skipif(True, reason='sample trace missing')\ndef e():\n    pass\n"
-        "def f():\n    pytest.importorskip('numpy')\n    pytest.skip('not root')\n")
+        "def f():\n    pytest.importorskip('numpy')\n    pytest.skip('not root')\n"
+    )
     got = violations(p)
     assert [v.split(":")[1] for v in got] == ["3", "5", "7", "12", "13"], got

@@ -8,6 +8,7 @@ after which the interval grid had slipped (the second snapshot of
 module is imported between a command's start, or the first snapshot's start, and
 the end of that snapshot, in a fresh interpreter.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,13 @@ print(json.dumps(sorted(seen["first"] - seen["start"])))
 
 @pytest.mark.parametrize("mode", ["cmd", "pid"])
 def test_nothing_is_imported_while_the_first_snapshot_is_due(tmp_path, mode):
-    r = subprocess.run([sys.executable, "-c", PROBE, mode, str(tmp_path / "s.td")], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, mode, str(tmp_path / "s.td")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     imported = json.loads(r.stdout.strip().splitlines()[-1])
     assert imported == [], imported
@@ -67,10 +73,17 @@ def test_no_snapshot_starts_after_the_duration(tmp_path):
     import time
 
     from tracedamon.ingest.pagemap_capture import capture
+
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        res = capture(tmp_path / "d.td", pid=p.pid, interval="30ms", duration="100ms",
-                      kpageflags=False, on_snapshot=lambda k, s: time.sleep(0.15))
+        res = capture(
+            tmp_path / "d.td",
+            pid=p.pid,
+            interval="30ms",
+            duration="100ms",
+            kpageflags=False,
+            on_snapshot=lambda k, s: time.sleep(0.15),
+        )
     finally:
         p.kill()
         p.wait()
@@ -84,17 +97,20 @@ def test_a_snapshot_that_begins_after_the_duration_is_not_kept(tmp_path, monkeyp
 
     from tracedamon.ingest import pagemap_capture as pm
     from tracedamon.store.trace import open_trace
+
     real_wait = pm._Interrupts.wait
 
     def slow_wait(self, deadline_ns, proc, pidfds):
         out = real_wait(self, deadline_ns, proc, pidfds)
         time.sleep(1.2)
         return out
+
     monkeypatch.setattr(pm._Interrupts, "wait", slow_wait)
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        res = pm.capture(tmp_path / "d.td", pid=p.pid, interval="30ms", duration="1s",
-                         kpageflags=False)
+        res = pm.capture(
+            tmp_path / "d.td", pid=p.pid, interval="30ms", duration="1s", kpageflags=False
+        )
     finally:
         p.kill()
         p.wait()

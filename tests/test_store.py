@@ -3,6 +3,7 @@ statistics, the streaming writers, the sink interface, and the deprecated import
 
 Oracles: files written with pyarrow directly (not through the store), statistics
 recomputed from the rows themselves, and ``pq.write_table`` of the same table."""
+
 from __future__ import annotations
 
 import ast
@@ -20,8 +21,7 @@ from tracedamon.errors import OutputError
 from tracedamon.schema import METADATA_KEY, REGIONS, SCHEMA_VERSION
 from tracedamon.store import atomic
 from tracedamon.store.history import HistoryWriter
-from tracedamon.store.parquet import (ColumnStatistics, ParquetReader, encode_metadata,
-                                      read_metadata)
+from tracedamon.store.parquet import ColumnStatistics, ParquetReader, encode_metadata, read_metadata
 from tracedamon.store.sink import TableSink
 from tracedamon.store.writer import TableWriter, TraceDirWriter
 
@@ -44,9 +44,12 @@ def _plain_file(path, table, file_kv=None, row_group_size=None):
 def test_encode_metadata_is_json_under_the_schema_key():
     kv = encode_metadata({"table": "x", "n": 3})
     assert list(kv) == [METADATA_KEY]
-    assert json.loads(kv[METADATA_KEY]) == {"schema_version": SCHEMA_VERSION,
-                                            "tracedamon_version": __version__,
-                                            "table": "x", "n": 3}
+    assert json.loads(kv[METADATA_KEY]) == {
+        "schema_version": SCHEMA_VERSION,
+        "tracedamon_version": __version__,
+        "table": "x",
+        "n": 3,
+    }
 
 
 def test_read_metadata_from_the_footer_the_schema_or_a_table(tmp_path):
@@ -98,14 +101,15 @@ def grouped(tmp_path):
     pid = np.where(np.arange(n) < 400, 5, rng.integers(1, 9, n)).astype(np.int32)
     addr = rng.integers(0, 1 << 40, n).astype(np.uint64)
     addr_mask = rng.random(n) < 0.3
-    t = pa.table({
-        "time_ns": pa.array(np.arange(n, dtype=np.int64) * 10),
-        "pid": pa.array(pid),
-        "callchain": pa.array([[int(i), int(i) + 1] for i in range(n)],
-                              pa.list_(pa.uint64())),
-        "addr": pa.array(addr, mask=addr_mask),          # after a nested column
-        "none": pa.nulls(n, pa.uint64()),
-    })
+    t = pa.table(
+        {
+            "time_ns": pa.array(np.arange(n, dtype=np.int64) * 10),
+            "pid": pa.array(pid),
+            "callchain": pa.array([[int(i), int(i) + 1] for i in range(n)], pa.list_(pa.uint64())),
+            "addr": pa.array(addr, mask=addr_mask),  # after a nested column
+            "none": pa.nulls(n, pa.uint64()),
+        }
+    )
     return _plain_file(tmp_path / "g.parquet", t, row_group_size=300), t
 
 
@@ -158,18 +162,21 @@ def _regions(snapshots, per):
     n = snapshots * per
     snap = np.repeat(np.arange(snapshots), per)
     start = np.tile(np.arange(per, dtype=np.uint64) * 4096, snapshots)
-    return pa.table({
-        "run": pa.array(np.zeros(n, np.int32)),
-        "snapshot": pa.array(snap.astype(np.int64)),
-        "time_ns": pa.array((snap * 100).astype(np.int64)),
-        "target": pa.array(np.zeros(n, np.int32)),
-        "pid": pa.array(np.full(n, 7, np.int32)),
-        "start": pa.array(start),
-        "end": pa.array(start + np.uint64(4096)),
-        "nr_accesses": pa.array((np.arange(n) % 5).astype(np.uint32)),
-        "age": pa.array((np.arange(n) % 3).astype(np.uint32)),
-        "nr_accesses_bp": pa.array(np.zeros(n, np.uint32)),
-    }, schema=REGIONS)
+    return pa.table(
+        {
+            "run": pa.array(np.zeros(n, np.int32)),
+            "snapshot": pa.array(snap.astype(np.int64)),
+            "time_ns": pa.array((snap * 100).astype(np.int64)),
+            "target": pa.array(np.zeros(n, np.int32)),
+            "pid": pa.array(np.full(n, 7, np.int32)),
+            "start": pa.array(start),
+            "end": pa.array(start + np.uint64(4096)),
+            "nr_accesses": pa.array((np.arange(n) % 5).astype(np.uint32)),
+            "age": pa.array((np.arange(n) % 3).astype(np.uint32)),
+            "nr_accesses_bp": pa.array(np.zeros(n, np.uint32)),
+        },
+        schema=REGIONS,
+    )
 
 
 def test_history_writer_equals_write_table_byte_for_byte(tmp_path):
@@ -179,8 +186,11 @@ def test_history_writer_equals_write_table_byte_for_byte(tmp_path):
         w.add(t.slice(25 * s, 25))
     w.close({"ops": "vaddr"})
     ref = tmp_path / "ref.parquet"
-    pq.write_table(t.replace_schema_metadata(encode_metadata({"replay": {"ops": "vaddr"}})),
-                   ref, compression="zstd")
+    pq.write_table(
+        t.replace_schema_metadata(encode_metadata({"replay": {"ops": "vaddr"}})),
+        ref,
+        compression="zstd",
+    )
     assert (tmp_path / "h.parquet").read_bytes() == ref.read_bytes()
     assert read_metadata(tmp_path / "h.parquet")["replay"] == {"ops": "vaddr"}
 
@@ -205,20 +215,27 @@ def test_history_writer_abort_leaves_nothing(tmp_path):
 
 def test_table_writer_streams_atomically(tmp_path):
     dest = tmp_path / "cells.parquet"
-    parts = [pa.table({"a": pa.array([1, 2], pa.int64())}),
-             pa.table({"a": pa.array([3], pa.int32())})]     # cast to the first's schema
+    parts = [
+        pa.table({"a": pa.array([1, 2], pa.int64())}),
+        pa.table({"a": pa.array([3], pa.int32())}),
+    ]  # cast to the first's schema
     with TableWriter(dest, kind=atomic.COMPARE_CELLS, metadata={"table": "compare_cells"}) as w:
         for p in parts:
             w.write(p)
-        assert not dest.exists()                 # in place only when closed
+        assert not dest.exists()  # in place only when closed
     got = pq.read_table(dest)
     assert got.column("a").to_pylist() == [1, 2, 3] and got.schema.field("a").type == pa.int64()
     assert read_metadata(dest)["table"] == "compare_cells"
     # tracedamon's own: replaced with force, refused without
     with pytest.raises(OutputError):
         TableWriter(dest, kind=atomic.COMPARE_CELLS)
-    with TableWriter(dest, kind=atomic.COMPARE_CELLS, metadata={"table": "compare_cells"},
-                     force=True, empty_schema=pa.schema([("b", pa.int8())])):
+    with TableWriter(
+        dest,
+        kind=atomic.COMPARE_CELLS,
+        metadata={"table": "compare_cells"},
+        force=True,
+        empty_schema=pa.schema([("b", pa.int8())]),
+    ):
         pass
     assert pq.read_table(dest).num_rows == 0 and pq.read_schema(dest).names == ["b"]
 
@@ -259,14 +276,27 @@ def test_old_import_paths_re_export_the_store():
     from tracedamon import trace as old_trace
     from tracedamon.ingest import writer as old_writer
     from tracedamon.store import hashing, trace, writer
+
     assert old_trace.open_trace is trace.open_trace and old_trace.Trace is trace.Trace
     assert old_hashing.sha256_file is hashing.sha256_file
     assert old_hashing.prehash is hashing.prehash
-    for name in ("TraceDirWriter", "write_table_atomic", "file_provenance",
-                 "parquet_metadata", "read_parquet_metadata"):
+    for name in (
+        "TraceDirWriter",
+        "write_table_atomic",
+        "file_provenance",
+        "parquet_metadata",
+        "read_parquet_metadata",
+    ):
         assert getattr(old_writer, name) is getattr(writer, name)
-    for name in ("check_output", "atomic_path", "AtomicDir", "write_text_atomic",
-                 "REGION_HISTORY", "TRACE_DIR", "MARK"):
+    for name in (
+        "check_output",
+        "atomic_path",
+        "AtomicDir",
+        "write_text_atomic",
+        "REGION_HISTORY",
+        "TRACE_DIR",
+        "MARK",
+    ):
         assert getattr(old_atomic, name) is getattr(atomic, name)
     for mod in (old_atomic, old_hashing, old_trace, old_writer):
         assert "Deprecated" in Path(mod.__file__).read_text().split("\n")[0]

@@ -5,6 +5,7 @@ The oracle of a row is the command line itself (``tracedamon.cli.main``: the sam
 as the installed command, without a process start-up per run): its region history
 file and its metrics JSON.  Dask-distributed runs are in test_sweep_dask.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,13 @@ from tracedamon.pipeline.sweep.task import RUN_COLUMNS
 
 from conftest import SAMPLES, need_corpus
 
-RUN1_AREAS = [("cold", 0x7f89fa000000, 0x7f89fe000000), ("hot", 0x7f89fe000000, 0x7f8a00000000),
-              ("cold", 0x7f8a00000000, 0x7f8a0a000000), ("warm", 0x7f8a0a000000, 0x7f8a12000000),
-              ("cold", 0x7f8a12000000, 0x7f8a1a000000)]
+RUN1_AREAS = [
+    ("cold", 0x7F89FA000000, 0x7F89FE000000),
+    ("hot", 0x7F89FE000000, 0x7F8A00000000),
+    ("cold", 0x7F8A00000000, 0x7F8A0A000000),
+    ("warm", 0x7F8A0A000000, 0x7F8A12000000),
+    ("cold", 0x7F8A12000000, 0x7F8A1A000000),
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,7 @@ def _cli(*argv):
 def _flat(d, prefix):
     """The metrics JSON's numeric leaves, flattened as the sweep names them."""
     import re
+
     out = {}
     for k, v in d.items():
         name = f"{prefix}_{re.sub(r'[^0-9A-Za-z]+', '_', str(k)).strip('_')}"
@@ -80,24 +86,59 @@ def test_every_row_equals_replay_and_compare_run_alone(run1, tmp_path):
     _cli("replay", run1, "--start", "auto", "--sample-us", 1000, "-o", ref, "-q")
     keep = tmp_path / "hist"
     out = tmp_path / "sweep.parquet"
-    _cli("sweep", run1, "--start", "auto", "--grid", "sample-us=5000,20000",
-         "--grid", "min-nr-regions=10,30", "--grid", "max-nr-regions=20,1000",
-         "--grid", "access=perf,abit", "--reference", ref, "--keep-histories", keep,
-         "--workers", 1, "-o", out, "-q")
+    _cli(
+        "sweep",
+        run1,
+        "--start",
+        "auto",
+        "--grid",
+        "sample-us=5000,20000",
+        "--grid",
+        "min-nr-regions=10,30",
+        "--grid",
+        "max-nr-regions=20,1000",
+        "--grid",
+        "access=perf,abit",
+        "--reference",
+        ref,
+        "--keep-histories",
+        keep,
+        "--workers",
+        1,
+        "-o",
+        out,
+        "-q",
+    )
     df = pq.read_table(out).to_pandas()
     assert len(df) == 16
     bad = df[(df.min_nr_regions == 30) & (df.max_nr_regions == 20)]
     assert len(bad) == 4
-    assert bad.error.str.contains(r"min_nr_regions \(30\) must not exceed max_nr_regions "
-                                  r"\(20\)").all()
+    assert bad.error.str.contains(
+        r"min_nr_regions \(30\) must not exceed max_nr_regions "
+        r"\(20\)"
+    ).all()
     assert bad.checks_per_s.isna().all() and bad.ref_heat_spearman.isna().all()
     good = df[df.error.isna()]
     assert len(good) == 12
     for r in good.to_dict("records"):
         alone = tmp_path / f"alone-{r['config_id']}.parquet"
-        _cli("replay", run1, "--start", "auto", "--sample-us", r["sample_us"],
-             "--min-nr-regions", r["min_nr_regions"], "--max-nr-regions", r["max_nr_regions"],
-             "--access", r["access"], "-o", alone, "-q")
+        _cli(
+            "replay",
+            run1,
+            "--start",
+            "auto",
+            "--sample-us",
+            r["sample_us"],
+            "--min-nr-regions",
+            r["min_nr_regions"],
+            "--max-nr-regions",
+            r["max_nr_regions"],
+            "--access",
+            r["access"],
+            "-o",
+            alone,
+            "-q",
+        )
         # the same file, byte for byte: table, configuration, provenance
         assert Path(r["history"]).read_bytes() == alone.read_bytes(), r["config_id"]
         single = pq.read_table(alone)
@@ -106,8 +147,11 @@ def test_every_row_equals_replay_and_compare_run_alone(run1, tmp_path):
         _cli("compare", ref, alone, "-o", m, "-q")
         # compare -o also describes its cells grid (not a metric; a sweep draws none) and
         # the file's marker
-        want = {k: v for k, v in _flat(json.loads(m.read_text()), "ref").items()
-                if not k.startswith(("ref_grid_", "ref_tracedamon_"))}
+        want = {
+            k: v
+            for k, v in _flat(json.loads(m.read_text()), "ref").items()
+            if not k.startswith(("ref_grid_", "ref_tracedamon_"))
+        }
         assert want, "compare gave no metrics"
         for k, v in want.items():
             assert _same(r[k], v), (r["config_id"], k, r[k], v)
@@ -124,11 +168,18 @@ def test_every_row_equals_replay_and_compare_run_alone(run1, tmp_path):
 
 def test_truth_columns_equal_compare_truth(run1, tmp_path):
     truth = tmp_path / "truth.csv"
-    truth.write_text("start,end,label\n" + "".join(f"{s:#x},{e:#x},{lab}\n"
-                                                   for lab, s, e in RUN1_AREAS))
+    truth.write_text(
+        "start,end,label\n" + "".join(f"{s:#x},{e:#x},{lab}\n" for lab, s, e in RUN1_AREAS)
+    )
     keep = tmp_path / "hist"
-    df = tracedamon.sweep([run1], ["sample-us=5000,10000"], fixed={"start": "auto"},
-                          truth=truth, keep_histories=keep, workers=1)
+    df = tracedamon.sweep(
+        [run1],
+        ["sample-us=5000,10000"],
+        fixed={"start": "auto"},
+        truth=truth,
+        keep_histories=keep,
+        workers=1,
+    )
     assert len(df) == 2 and df.error.isna().all()
     for r in df.to_dict("records"):
         m = tmp_path / "m.json"
@@ -141,20 +192,29 @@ def test_in_memory_replay_equals_trace_directory_for_every_ops(run1, hotcold):
     """What each worker does (replay from the samples columns held in memory) gives the
     history the trace-directory path gives, for the configurations a sweep varies."""
     from tracedamon.pipeline.replay import SAMPLE_COLUMNS
-    for td, kws in ((hotcold, [dict(ops="vaddr", start_ns="auto", access="abit"),
-                               dict(ops="fvaddr", ranges=["0x200000000000-0x200000120000"]),
-                               dict(ops="vaddr", start_ns="auto", min_region=4096,
-                                    max_region=4096)]),
-                    (run1, [dict(ops="vaddr", start_ns="auto", sample_us=20000,
-                                 min_nr_regions_mode="apply")])):
+
+    for td, kws in (
+        (
+            hotcold,
+            [
+                dict(ops="vaddr", start_ns="auto", access="abit"),
+                dict(ops="fvaddr", ranges=["0x200000000000-0x200000120000"]),
+                dict(ops="vaddr", start_ns="auto", min_region=4096, max_region=4096),
+            ],
+        ),
+        (run1, [dict(ops="vaddr", start_ns="auto", sample_us=20000, min_nr_regions_mode="apply")]),
+    ):
         tr = tracedamon.open_trace(td)
         s = tr.table("samples", columns=SAMPLE_COLUMNS)
         for kw in kws:
             a = tracedamon.replay(td, **kw)
-            b = tracedamon.replay(s, mmaps=tr.table("mmaps"), maps=tr.table("maps")
-                                  if tr.has("maps") else None,
-                                  pagemap=tr.table("pagemap") if tr.has("pagemap") else None,
-                                  **kw)
+            b = tracedamon.replay(
+                s,
+                mmaps=tr.table("mmaps"),
+                maps=tr.table("maps") if tr.has("maps") else None,
+                pagemap=tr.table("pagemap") if tr.has("pagemap") else None,
+                **kw,
+            )
             assert a.table.num_rows > 0
             assert a.table.equals(b.table), kw
 
@@ -175,13 +235,17 @@ def test_in_memory_replay_paddr_default_range_matches_trace_directory(phys):
     trace's System RAM / MEM_TOPOLOGY range, as the trace directory's replay does; without
     it, the span of the sampled addresses."""
     from tracedamon.pipeline.replay import SAMPLE_COLUMNS
+
     tr = tracedamon.open_trace(phys)
     a = tracedamon.replay(phys, **PADDR)
     samples = tr.table("samples", columns=SAMPLE_COLUMNS)
     b = tracedamon.replay(samples, trace_meta=tr.meta, **PADDR)
     assert a.metadata["targets"][0]["ranges"] == b.metadata["targets"][0]["ranges"]
-    assert a.metadata["targets"][0]["ranges_source"] == \
-        b.metadata["targets"][0]["ranges_source"] != "span of the sampled physical addresses"
+    assert (
+        a.metadata["targets"][0]["ranges_source"]
+        == b.metadata["targets"][0]["ranges_source"]
+        != "span of the sampled physical addresses"
+    )
     assert a.table.equals(b.table)
     c = tracedamon.replay(samples, **PADDR)
     assert c.metadata["targets"][0]["ranges_source"] == "span of the sampled physical addresses"
@@ -191,14 +255,32 @@ def test_paddr_rows_equal_replay_alone(phys, tmp_path):
     """paddr without --range: the sweep's rows (replayed from its in-memory tables with
     the trace's metadata) equal the trace-directory replay."""
     keep = tmp_path / "hist"
-    df = tracedamon.sweep([phys], ["aggr-us=100,200"], fixed={
-        "ops": "paddr", "access": "perf-phys", "sample-us": 10}, keep_histories=keep,
-        workers=1)
+    df = tracedamon.sweep(
+        [phys],
+        ["aggr-us=100,200"],
+        fixed={"ops": "paddr", "access": "perf-phys", "sample-us": 10},
+        keep_histories=keep,
+        workers=1,
+    )
     assert df.error.isna().all()
     for r in df.to_dict("records"):
         alone = tmp_path / "alone.parquet"
-        _cli("replay", phys, "--ops", "paddr", "--access", "perf-phys", "--sample-us", 10,
-             "--aggr-us", r["aggr_us"], "-o", alone, "-q", "--force")
+        _cli(
+            "replay",
+            phys,
+            "--ops",
+            "paddr",
+            "--access",
+            "perf-phys",
+            "--sample-us",
+            10,
+            "--aggr-us",
+            r["aggr_us"],
+            "-o",
+            alone,
+            "-q",
+            "--force",
+        )
         a, k = pq.read_table(alone), pq.read_table(r["history"])
         assert a.num_rows > 0 and k.equals(a)
 
@@ -211,11 +293,27 @@ def test_unreadable_source_is_refused_before_any_work(hotcold, tmp_path, capsys)
     out = tmp_path / "s.parquet"
     calls = []
     with pytest.raises(InputError, match=r"broken.td/samples.parquet: not a readable Parquet"):
-        tracedamon.sweep([hotcold, broken], ["sample-us=5000,10000"], workers=1, output=out,
-                         progress=lambda *a: calls.append(a))
+        tracedamon.sweep(
+            [hotcold, broken],
+            ["sample-us=5000,10000"],
+            workers=1,
+            output=out,
+            progress=lambda *a: calls.append(a),
+        )
     assert calls == [] and not out.exists() and not (tmp_path / "s.parquet.partial.jsonl").exists()
-    code = main(["sweep", str(hotcold), str(tmp_path / "missing.td"), "--grid",
-                 "sample-us=5000", "--workers", "1", "-o", str(out)])
+    code = main(
+        [
+            "sweep",
+            str(hotcold),
+            str(tmp_path / "missing.td"),
+            "--grid",
+            "sample-us=5000",
+            "--workers",
+            "1",
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "missing.td: no such trace directory" in err[0]
     assert not out.exists()
@@ -231,18 +329,25 @@ def test_interrupted_sweep_resumes_where_it_stopped(hotcold, tmp_path):
     def stop_after_3(done, total, row):
         if done == 3:
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
-        tracedamon.sweep([hotcold], grid, fixed=fixed, workers=1, output=out,
-                         progress=stop_after_3)
+        tracedamon.sweep([hotcold], grid, fixed=fixed, workers=1, output=out, progress=stop_after_3)
     assert not out.exists()
     assert len(side.read_text().splitlines()) == 3
-    with open(side, "a") as f:             # a line cut short by the interruption
+    with open(side, "a") as f:  # a line cut short by the interruption
         f.write('{"run_key": "abc", "sour')
     with pytest.raises(InputError, match="partial results"):
         tracedamon.sweep([hotcold], grid, fixed=fixed, workers=1, output=out)
     ran = []
-    res = tracedamon.sweep([hotcold], grid, fixed=fixed, workers=1, output=out, resume=True,
-                           progress=lambda d, t, r: ran.append(r))
+    res = tracedamon.sweep(
+        [hotcold],
+        grid,
+        fixed=fixed,
+        workers=1,
+        output=out,
+        resume=True,
+        progress=lambda d, t, r: ran.append(r),
+    )
     assert ran[0] is None and len([r for r in ran if r is not None]) == 3
     assert not side.exists() and out.exists()
     cols = [c for c in full.columns if c not in RUN_COLUMNS]
@@ -250,21 +355,31 @@ def test_interrupted_sweep_resumes_where_it_stopped(hotcold, tmp_path):
     assert pq.read_table(out).to_pandas()[cols].equals(full[cols])
     # a grown grid reuses the finished rows of the output
     ran.clear()
-    more = tracedamon.sweep([hotcold], grid + ["aggr-us=100000,200000"], fixed=fixed,
-                            workers=1, output=out, resume=True,
-                            progress=lambda d, t, r: ran.append(r))
+    more = tracedamon.sweep(
+        [hotcold],
+        grid + ["aggr-us=100000,200000"],
+        fixed=fixed,
+        workers=1,
+        output=out,
+        resume=True,
+        progress=lambda d, t, r: ran.append(r),
+    )
     assert len(more) == 12 and len([r for r in ran if r is not None]) == 6
 
 
 def test_seeds_only_where_the_result_depends_on_them(hotcold):
-    df = tracedamon.sweep([hotcold], {"min-region": [4096], "max-region": ["none", 4096],
-                                      "access": ["perf", "abit"]},
-                          fixed={"ops": "fvaddr", "range": "0x200000000000-0x200000120000"},
-                          seeds=3, workers=1)
+    df = tracedamon.sweep(
+        [hotcold],
+        {"min-region": [4096], "max-region": ["none", 4096], "access": ["perf", "abit"]},
+        fixed={"ops": "fvaddr", "range": "0x200000000000-0x200000120000"},
+        seeds=3,
+        workers=1,
+    )
     fixed = df.max_region == 4096
 
     def n(mask, access):
         return int((mask & (df.access == access)).sum())
+
     # fixed granularity with the perf check draws nothing at random: one run
     assert n(fixed, "perf") == 1 and not df[fixed & (df.access == "perf")].seed_dependent.any()
     assert n(fixed, "abit") == 3 and n(~fixed, "perf") == 3 and n(~fixed, "abit") == 3
@@ -276,22 +391,36 @@ def test_seeds_only_where_the_result_depends_on_them(hotcold):
 
 
 def test_grid_parsing():
-    g = parse_grid(["sample-us=5_000,0x2710", "event=page-faults,page-faults+minor-faults",
-                    "fix=none,age-once+rand32", "max_region=none,4096", "start=auto,12"])
-    assert g == {"sample-us": [5000, 10000],
-                 "event": ["page-faults", "page-faults+minor-faults"],
-                 "fix": ["none", "age-once+rand32"], "max-region": [None, 4096],
-                 "start": ["auto", 12]}
+    g = parse_grid(
+        [
+            "sample-us=5_000,0x2710",
+            "event=page-faults,page-faults+minor-faults",
+            "fix=none,age-once+rand32",
+            "max_region=none,4096",
+            "start=auto,12",
+        ]
+    )
+    assert g == {
+        "sample-us": [5000, 10000],
+        "event": ["page-faults", "page-faults+minor-faults"],
+        "fix": ["none", "age-once+rand32"],
+        "max-region": [None, 4096],
+        "start": ["auto", 12],
+    }
     cfgs = configurations(g)
     assert len(cfgs) == 32
     assert cfgs[0].replay["fix_age_once"] is False and cfgs[0].replay["start_ns"] == "auto"
     assert cfgs[4].replay["fix_age_once"] is True and cfgs[4].replay["fix_rand32"] is True
     assert cfgs[4].replay["fix_pa_cache"] is False and cfgs[1].replay["start_ns"] == 12
     assert cfgs[0].replay["events"] == ["page-faults"]
-    for spec, msg in ((["nope=1"], "unknown option"), (["sample-us"], "KEY=V1"),
-                      (["sample-us=1,x"], "not an integer"), (["fix=bad"], "choose from"),
-                      (["access=perf,perf"], "repeated"),
-                      (["aggr-us=1", "aggr_us=2"], "given twice")):
+    for spec, msg in (
+        (["nope=1"], "unknown option"),
+        (["sample-us"], "KEY=V1"),
+        (["sample-us=1,x"], "not an integer"),
+        (["fix=bad"], "choose from"),
+        (["access=perf,perf"], "repeated"),
+        (["aggr-us=1", "aggr_us=2"], "given twice"),
+    ):
         with pytest.raises(ConfigError, match=msg):
             parse_grid(spec)
     with pytest.raises(ConfigError, match="both a grid key and a fixed option"):
@@ -307,8 +436,10 @@ def test_unknown_scheme_is_refused_before_any_work(hotcold):
 
 
 def test_table_columns_and_types():
-    rows = [{"source": "a", "config_id": "x", "error": None, "m": 1, "n": None},
-            {"source": "a", "config_id": "y", "error": "refused", "m": 0.5, "n": None}]
+    rows = [
+        {"source": "a", "config_id": "x", "error": None, "m": 1, "n": None},
+        {"source": "a", "config_id": "y", "error": "refused", "m": 0.5, "n": None},
+    ]
     t = build_table(rows, ["sample_us"])
     assert t.column_names[:2] == ["source", "source_name"]
     assert str(t.schema.field("m").type) == "double"
@@ -328,8 +459,9 @@ def test_ingest_parallel_one_directory_per_input(tmp_path, capsys):
     b.write_bytes(need_corpus("perf", "01_pf_c1_addr.data").read_bytes())
     bad.write_bytes(b"PERFILE2" + b"\0" * 40)
     out = tmp_path / "runs"
-    code = main(["ingest", str(tmp_path / "in" / "*.data"), "-o", str(out), "--parallel",
-                 "--workers", "1"])
+    code = main(
+        ["ingest", str(tmp_path / "in" / "*.data"), "-o", str(out), "--parallel", "--workers", "1"]
+    )
     cap = capsys.readouterr()
     assert code == 2
     assert "1 of 3 inputs failed" in cap.err and "zz-bad.data" in cap.err
@@ -349,21 +481,30 @@ def test_pareto_front_is_the_undominated_configurations():
     has fewer checks per second and at least its accuracy, or the same checks and more."""
     import pandas as pd
     from tracedamon.pipeline.sweep.summary import pareto
+
     rng = np.random.default_rng(7)
     for _ in range(30):
         n = int(rng.integers(1, 25))
-        d = pd.DataFrame({"config_id": [f"c{i}" for i in range(n)],
-                          "checks_per_s": rng.integers(1, 8, n).astype(float),
-                          "acc": rng.integers(0, 6, n) / 5})
+        d = pd.DataFrame(
+            {
+                "config_id": [f"c{i}" for i in range(n)],
+                "checks_per_s": rng.integers(1, 8, n).astype(float),
+                "acc": rng.integers(0, 6, n) / 5,
+            }
+        )
         front = set(pareto(d, "acc")["config_id"])
         want = set()
         for i in range(n):
             ci, ai = d.checks_per_s[i], d.acc[i]
-            dominated = any((d.checks_per_s[j] <= ci and d.acc[j] >= ai) and
-                            (d.checks_per_s[j] < ci or d.acc[j] > ai) for j in range(n))
+            dominated = any(
+                (d.checks_per_s[j] <= ci and d.acc[j] >= ai)
+                and (d.checks_per_s[j] < ci or d.acc[j] > ai)
+                for j in range(n)
+            )
             # of equal points, one stands for all
-            if not dominated and not any(d.checks_per_s[j] == ci and d.acc[j] == ai
-                                         for j in range(i)):
+            if not dominated and not any(
+                d.checks_per_s[j] == ci and d.acc[j] == ai for j in range(i)
+            ):
                 want.add(d.config_id[i])
         assert front == want
 
@@ -372,30 +513,54 @@ def test_cli_summary_and_png(hotcold, tmp_path, capsys):
     ref = tmp_path / "ref.parquet"
     _cli("replay", hotcold, "--start", "auto", "--sample-us", 1000, "-o", ref, "-q")
     out, png = tmp_path / "s.parquet", tmp_path / "front.png"
-    _cli("sweep", hotcold, "--start", "auto", "--grid", "sample-us=5000,20000",
-         "--grid", "min-nr-regions=10,200", "--grid", "max-nr-regions=100", "--reference", ref,
-         "--workers", 1, "-o", out, "--png", png)
+    _cli(
+        "sweep",
+        hotcold,
+        "--start",
+        "auto",
+        "--grid",
+        "sample-us=5000,20000",
+        "--grid",
+        "min-nr-regions=10,200",
+        "--grid",
+        "max-nr-regions=100",
+        "--reference",
+        ref,
+        "--workers",
+        1,
+        "-o",
+        out,
+        "--png",
+        png,
+    )
     text = capsys.readouterr().out
     assert "2 refused" in text and "min_nr_regions (200) must not exceed" in text
     assert "Pareto front: ref_hot_0_5_f1" in text and f"wrote {png}" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # an existing output is not replaced without --force (or --resume)
-    code = main(["sweep", str(hotcold), "--grid", "sample-us=5000", "--workers", "1",
-                 "-o", str(out)])
+    code = main(
+        ["sweep", str(hotcold), "--grid", "sample-us=5000", "--workers", "1", "-o", str(out)]
+    )
     assert code == 2 and "output exists" in capsys.readouterr().err
 
 
 def test_fleet_of_sources_with_their_own_references(hotcold, run1, tmp_path):
     """A glob of trace directories, each scored against its own reference ({src})."""
     import shutil
+
     fleet = tmp_path / "fleet"
     for name, td in (("a", hotcold), ("b", run1)):
         shutil.copytree(td, fleet / f"{name}.td")
-        _cli("replay", fleet / f"{name}.td", "--start", "auto", "--sample-us", 1000,
-             "-q")                                     # -> NAME.td/replay.parquet
-    df = tracedamon.sweep([fleet / "*.td"], ["sample-us=5000,10000"],
-                          fixed={"start": "auto"}, reference="{src}/replay.parquet",
-                          workers=1)
+        _cli(
+            "replay", fleet / f"{name}.td", "--start", "auto", "--sample-us", 1000, "-q"
+        )  # -> NAME.td/replay.parquet
+    df = tracedamon.sweep(
+        [fleet / "*.td"],
+        ["sample-us=5000,10000"],
+        fixed={"start": "auto"},
+        reference="{src}/replay.parquet",
+        workers=1,
+    )
     assert list(df.source_name) == ["a.td", "a.td", "b.td", "b.td"]
     assert df.error.isna().all()
     for r in df.to_dict("records"):
@@ -411,8 +576,14 @@ def test_unreadable_reference_is_refused_before_any_work(hotcold, tmp_path):
     h.table.slice(0, 0).to_pandas().to_parquet(empty)
     calls = []
     with pytest.raises(InputError, match="empty.parquet: the region history is empty"):
-        tracedamon.sweep([hotcold], ["sample-us=5000,10000"], fixed={"start": "auto"},
-                         reference=empty, workers=1, progress=lambda *a: calls.append(a))
+        tracedamon.sweep(
+            [hotcold],
+            ["sample-us=5000,10000"],
+            fixed={"start": "auto"},
+            reference=empty,
+            workers=1,
+            progress=lambda *a: calls.append(a),
+        )
     assert calls == []
 
 
@@ -423,13 +594,23 @@ def test_resume_reruns_rows_whose_reference_changed(hotcold, tmp_path):
     kw = dict(fixed={"start": "auto"}, reference=ref, workers=1, output=out)
     tracedamon.sweep([hotcold], ["sample-us=5000,10000"], **kw)
     ran = []
-    tracedamon.sweep([hotcold], ["sample-us=5000,10000"], resume=True,
-                     progress=lambda d, t, r: ran.append(r), **kw)
-    assert [r for r in ran if r is not None] == []          # nothing to redo
+    tracedamon.sweep(
+        [hotcold],
+        ["sample-us=5000,10000"],
+        resume=True,
+        progress=lambda d, t, r: ran.append(r),
+        **kw,
+    )
+    assert [r for r in ran if r is not None] == []  # nothing to redo
     ref.unlink()
     _cli("replay", hotcold, "--start", "auto", "--sample-us", 2000, "-o", ref, "-q")
     ran.clear()
-    df = tracedamon.sweep([hotcold], ["sample-us=5000,10000"], resume=True,
-                          progress=lambda d, t, r: ran.append(r), **kw)
-    assert len([r for r in ran if r is not None]) == 2       # the reference changed
+    df = tracedamon.sweep(
+        [hotcold],
+        ["sample-us=5000,10000"],
+        resume=True,
+        progress=lambda d, t, r: ran.append(r),
+        **kw,
+    )
+    assert len([r for r in ran if r is not None]) == 2  # the reference changed
     assert (df.ref_a_sample_us == 2000).all()

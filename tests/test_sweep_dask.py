@@ -5,6 +5,7 @@ give the table the serial run gives; a worker killed mid-sweep loses nothing.
 "The same table" means every column but those that describe the run itself
 (``worker``, ``replay_s``, ``score_s``: RUN_COLUMNS).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ distributed = pytest.importorskip("distributed")
 DASK = Path(sys.executable).with_name("dask")
 GRID = ["sample-us=5000,10000", "min-nr-regions=10,20", "access=perf,abit"]
 FIXED = {"start": "auto"}
-LIFETIME_S = 600          # every process started here ends by itself after this
+LIFETIME_S = 600  # every process started here ends by itself after this
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,10 @@ def hotcold(tmp_path_factory):
     td = d / "hotcold.td"
     tracedamon.ingest(SAMPLES / "hotcold.perf.data", td)
     ref = d / "ref.parquet"
-    assert main(["replay", str(td), "--start", "auto", "--sample-us", "1000", "-o", str(ref),
-                 "-q"]) == 0
+    assert (
+        main(["replay", str(td), "--start", "auto", "--sample-us", "1000", "-o", str(ref), "-q"])
+        == 0
+    )
     return td, ref
 
 
@@ -74,9 +77,12 @@ def _until(cond, what: str, tries: int = 600, pause: float = 0.1):
 def _start(args, log: Path) -> subprocess.Popen:
     # own process group: stopped as a whole; `timeout` bounds its life should the
     # test process itself die without cleaning up
-    return subprocess.Popen(["timeout", "-s", "KILL", str(LIFETIME_S), str(DASK), *args],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        ["timeout", "-s", "KILL", str(LIFETIME_S), str(DASK), *args],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _stop(p: subprocess.Popen) -> None:
@@ -97,21 +103,51 @@ def cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("dask-logs")
     port = _free_port()
     addr = f"tcp://127.0.0.1:{port}"
-    procs = [_start(["scheduler", "--host", "127.0.0.1", "--port", str(port),
-                     "--no-dashboard", "--idle-timeout", str(LIFETIME_S)],
-                    logs / "scheduler.log")]
+    procs = [
+        _start(
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+                "--idle-timeout",
+                str(LIFETIME_S),
+            ],
+            logs / "scheduler.log",
+        )
+    ]
     try:
+
         def listening():
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", port)) == 0
+
         _until(listening, "the scheduler's port")
         for i in range(2):
-            procs.append(_start(["worker", addr, "--host", "127.0.0.1", "--nthreads", "1",
-                                 "--no-nanny", "--no-dashboard", "--death-timeout", "60",
-                                 "--name", f"w{i}"], logs / f"worker{i}.log"))
+            procs.append(
+                _start(
+                    [
+                        "worker",
+                        addr,
+                        "--host",
+                        "127.0.0.1",
+                        "--nthreads",
+                        "1",
+                        "--no-nanny",
+                        "--no-dashboard",
+                        "--death-timeout",
+                        "60",
+                        "--name",
+                        f"w{i}",
+                    ],
+                    logs / f"worker{i}.log",
+                )
+            )
         with distributed.Client(addr, timeout="60s") as c:
             c.wait_for_workers(2, timeout=120)
-            pids = c.run(os.getpid)            # worker address -> its process id
+            pids = c.run(os.getpid)  # worker address -> its process id
         yield {"address": addr, "pids": pids, "procs": procs}
     finally:
         for p in reversed(procs):
@@ -121,21 +157,54 @@ def cluster(tmp_path_factory):
 def test_local_cluster_gives_the_serial_table(hotcold, serial, tmp_path):
     td, ref = hotcold
     out = tmp_path / "local.parquet"
-    assert main(["sweep", str(td), *sum((["--grid", g] for g in GRID), []), "--start", "auto",
-                 "--reference", str(ref), "--workers", "2", "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(td),
+                *sum((["--grid", g] for g in GRID), []),
+                "--start",
+                "auto",
+                "--reference",
+                str(ref),
+                "--workers",
+                "2",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     local = pq.read_table(out).to_pandas()
     _same_table(serial, local)
     meta = json.loads(pq.read_metadata(out).metadata[b"tracedamon"])
     assert meta["ran"] == "local cluster of 2 workers"
-    assert local.worker.nunique() == 2   # both worker processes ran tasks
+    assert local.worker.nunique() == 2  # both worker processes ran tasks
 
 
 def test_external_cluster_gives_the_serial_table(hotcold, serial, cluster, tmp_path):
     td, ref = hotcold
     out = tmp_path / "ext.parquet"
-    assert main(["sweep", str(td), *sum((["--grid", g] for g in GRID), []), "--start", "auto",
-                 "--reference", str(ref), "--scheduler", cluster["address"], "-o", str(out),
-                 "-q"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(td),
+                *sum((["--grid", g] for g in GRID), []),
+                "--start",
+                "auto",
+                "--reference",
+                str(ref),
+                "--scheduler",
+                cluster["address"],
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     ext = pq.read_table(out).to_pandas()
     _same_table(serial, ext)
     pids = {str(p) for p in cluster["pids"].values()}
@@ -155,12 +224,18 @@ def test_worker_killed_mid_sweep_loses_nothing(hotcold, serial, cluster, tmp_pat
             os.kill(victim_pid, signal.SIGKILL)
             killed["at"] = done
 
-    got = tracedamon.sweep([td], GRID, fixed=FIXED, reference=ref,
-                           scheduler=cluster["address"], progress=progress,
-                           output=tmp_path / "k.parquet")
+    got = tracedamon.sweep(
+        [td],
+        GRID,
+        fixed=FIXED,
+        reference=ref,
+        scheduler=cluster["address"],
+        progress=progress,
+        output=tmp_path / "k.parquet",
+    )
     assert killed["at"] == 1
     worker_procs = [p for p in cluster["procs"][1:]]
-    assert sum(p.poll() is not None for p in worker_procs) == 1   # one worker is gone
+    assert sum(p.poll() is not None for p in worker_procs) == 1  # one worker is gone
     _same_table(serial, got)
     assert len(got) == 8 and got.error.isna().all()
     by_victim = int(got.worker.str.endswith(f":{victim_pid}").sum())
@@ -172,8 +247,7 @@ def test_worker_killed_mid_sweep_loses_nothing(hotcold, serial, cluster, tmp_pat
 def test_external_workers_let_go_of_the_sources(hotcold, cluster):
     """An external cluster's workers outlive a sweep: they keep no source after it."""
     td, _ = hotcold
-    tracedamon.sweep([td], ["sample-us=5000,10000"], fixed=FIXED,
-                     scheduler=cluster["address"])
+    tracedamon.sweep([td], ["sample-us=5000,10000"], fixed=FIXED, scheduler=cluster["address"])
     with distributed.Client(cluster["address"], timeout="30s") as c:
         held = c.run(lambda: len(__import__("tracedamon.sweep.task").sweep.task.CACHE))
     assert held and all(n == 0 for n in held.values())
@@ -183,13 +257,24 @@ def test_external_cluster_runs_the_schemes_as_in_process(hotcold, cluster, tmp_p
     # --scheme on the real cluster: the damos_* columns the workers compute from the
     # histories they replay in memory are the in-process sweep's
     td, _ = hotcold
-    args = [str(td), "--grid", "sample-us=5000,10000", "--grid", "min-region=4096",
-            "--grid", "max-region=4096,none", "--ops", "fvaddr", "--range",
-            "0x200000000000-0x200000120000", "--scheme", "reclaim:wmarks=none,min_age=300ms"]
+    args = [
+        str(td),
+        "--grid",
+        "sample-us=5000,10000",
+        "--grid",
+        "min-region=4096",
+        "--grid",
+        "max-region=4096,none",
+        "--ops",
+        "fvaddr",
+        "--range",
+        "0x200000000000-0x200000120000",
+        "--scheme",
+        "reclaim:wmarks=none,min_age=300ms",
+    ]
     one, ext = tmp_path / "one.parquet", tmp_path / "ext.parquet"
     assert main(["sweep", *args, "--workers", "1", "-o", str(one), "-q"]) == 0
-    assert main(["sweep", *args, "--scheduler", cluster["address"], "-o", str(ext),
-                 "-q"]) == 0
+    assert main(["sweep", *args, "--scheduler", cluster["address"], "-o", str(ext), "-q"]) == 0
     a, b = pq.read_table(one).to_pandas(), pq.read_table(ext).to_pandas()
     _same_table(a, b)
     assert any(c.startswith("damos_pageout_") for c in b.columns)

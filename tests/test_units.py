@@ -4,6 +4,7 @@ formatter and parser.
 The formatter replaced four local ones (compare/heatmap/wss text, ``info``, the replay
 summary, wss axis ticks) whose output users see and scripts parse: each is kept here as
 a slow reference and must agree with ``format_bytes`` on every input drawn."""
+
 from __future__ import annotations
 
 import ast
@@ -14,14 +15,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tracedamon
-from tracedamon.units import (PAGE_SHIFT, PAGE_SIZE, format_bytes, format_duration_ns,
-                              parse_bytes, parse_duration_ns, parse_number)
+from tracedamon.units import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    format_bytes,
+    format_duration_ns,
+    parse_bytes,
+    parse_duration_ns,
+    parse_number,
+)
 
 PACKAGE = Path(tracedamon.__file__).parent
 
 
 # the formatters format_bytes replaced, as they were
-def ref_three_decimals(n):                      # export/grid.py fmt_bytes
+def ref_three_decimals(n):  # export/grid.py fmt_bytes
     n = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -29,30 +37,32 @@ def ref_three_decimals(n):                      # export/grid.py fmt_bytes
         n /= 1024
 
 
-def ref_one_decimal(n):                         # info.py _fmt_size
+def ref_one_decimal(n):  # info.py _fmt_size
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
 
 
-def ref_exact(b):                               # engine/replay.py _size
+def ref_exact(b):  # engine/replay.py _size
     for unit, k in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if b >= 1 << k:
             return f"{b >> k} {unit}" if b % (1 << k) == 0 else f"{b / (1 << k):.1f} {unit}"
     return f"{b} B"
 
 
-def ref_tick(x):                                # export/wss.py _short_bytes (x > 0)
+def ref_tick(x):  # export/wss.py _short_bytes (x > 0)
     for unit, sh in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if x >= 1 << sh:
             return f"{x / (1 << sh):.3g} {unit}"
     return f"{x:.3g} B"
 
 
-sizes = st.one_of(st.integers(0, 1 << 62),
-                  st.integers(0, 40).map(lambda k: 1 << k),
-                  st.tuples(st.integers(1, 4096), st.integers(0, 40)).map(lambda t: t[0] << t[1]))
+sizes = st.one_of(
+    st.integers(0, 1 << 62),
+    st.integers(0, 40).map(lambda k: 1 << k),
+    st.tuples(st.integers(1, 4096), st.integers(0, 40)).map(lambda t: t[0] << t[1]),
+)
 
 
 @given(sizes)
@@ -72,7 +82,7 @@ def test_format_bytes_by_hand():
     assert format_bytes(3 << 40, 1, exact=True, largest="GiB") == "3072 GiB"
     assert format_bytes(1023) == "1023 B"
     assert format_bytes(5 << 50) == "5120.000 TiB"
-    assert format_bytes(123456789, 3, significant=True) == "118 MiB"    # 117.74 MiB
+    assert format_bytes(123456789, 3, significant=True) == "118 MiB"  # 117.74 MiB
 
 
 def test_parse_bytes():
@@ -96,7 +106,7 @@ def test_parse_bytes_reads_back_what_format_bytes_writes():
 def test_parse_duration():
     assert parse_duration_ns("1 m 30 s", "us") == 90 * 10**9
     assert parse_duration_ns("500ms") == 5 * 10**8
-    assert parse_duration_ns("1.5") == 1_500_000_000            # seconds by default
+    assert parse_duration_ns("1.5") == 1_500_000_000  # seconds by default
     assert parse_duration_ns("1,234 us") == 1_234_000
     assert parse_duration_ns(5, "ms") == 5 * 10**6
     assert parse_duration_ns("2d") == 2 * 86_400 * 10**9
@@ -135,8 +145,9 @@ def test_one_page_size():
             if isinstance(node, ast.Assign):
                 for t in node.targets:
                     if isinstance(t, ast.Name):
-                        assert t.id not in ("PAGE", "PAGE_SIZE", "PAGE_SHIFT"), \
+                        assert t.id not in ("PAGE", "PAGE_SIZE", "PAGE_SHIFT"), (
                             f"{f.relative_to(PACKAGE)}:{node.lineno} defines {t.id}"
+                        )
 
 
 def test_format_bytes_exact_is_decided_on_the_integer():

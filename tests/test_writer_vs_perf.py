@@ -8,6 +8,7 @@ print exactly the values the writer wrote. The same files then go through
 tracedamon's native reader, whose `samples` rows must equal the written truth field
 by field (data_src decoded text compared with what perf printed).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,9 +24,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import IN_CI, requires_perf  # noqa: E402
 from perfdata_writer import (  # noqa: E402
-    BRANCH_ANY, BRANCH_HW_INDEX, MISC_EXACT_IP, MISC_MMAP_DATA, MISC_USER, Comm, Event, Exit,
-    F, FinishedRound, Fork, Lost, LostSamples, Mmap, Mmap2, S, Sample, Throttle, weight_struct,
-    assign_ids, write_perf_data)
+    BRANCH_ANY,
+    BRANCH_HW_INDEX,
+    MISC_EXACT_IP,
+    MISC_MMAP_DATA,
+    MISC_USER,
+    Comm,
+    Event,
+    Exit,
+    F,
+    FinishedRound,
+    Fork,
+    Lost,
+    LostSamples,
+    Mmap,
+    Mmap2,
+    S,
+    Sample,
+    Throttle,
+    weight_struct,
+    assign_ids,
+    write_perf_data,
+)
 
 pytestmark = [requires_perf, pytest.mark.perf]
 
@@ -45,9 +65,9 @@ TLB = [0x01, 0x02 | 0x08, 0x02 | 0x08 | 0x10, 0x04 | 0x20, 0x04 | 0x40, 0x02 | 0
 def data_src(draw):
     """perf_mem_data_src values with the bit patterns PMUs report."""
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.integers(0, 2**46 - 1))          # any defined bits
+        return draw(st.integers(0, 2**46 - 1))  # any defined bits
     if draw(st.integers(0, 9)) == 0:
-        return 0x1E05080021                              # PERF_MEM_NA of software events
+        return 0x1E05080021  # PERF_MEM_NA of software events
     op = draw(st.sampled_from(OP))
     if draw(st.booleans()):
         lvl = 0x01
@@ -61,20 +81,70 @@ def data_src(draw):
     snoopx = draw(st.sampled_from([0, 1, 2]))
     blk = draw(st.sampled_from([0, 1, 2, 4, 6]))
     hops = draw(st.integers(0, 4))
-    return (op | lvl << 5 | snoop << 19 | lock << 24 | tlb << 26 | lvl_num << 33
-            | remote << 37 | snoopx << 38 | blk << 40 | hops << 43)
+    return (
+        op
+        | lvl << 5
+        | snoop << 19
+        | lock << 24
+        | tlb << 26
+        | lvl_num << 33
+        | remote << 37
+        | snoopx << 38
+        | blk << 40
+        | hops << 43
+    )
 
 
 PAGE_SIZES = st.sampled_from([0, 4096, 16384, 65536, 2 << 20, 32 << 20, 1 << 30])
 
-OPTIONAL_BITS = [S.ADDR, S.CPU, S.PERIOD, S.STREAM_ID, S.READ, S.CALLCHAIN, S.RAW,
-                 S.BRANCH_STACK, S.REGS_USER, S.STACK_USER, S.DATA_SRC, S.TRANSACTION,
-                 S.REGS_INTR, S.PHYS_ADDR, S.CGROUP, S.DATA_PAGE_SIZE, S.CODE_PAGE_SIZE,
-                 S.AUX]
+OPTIONAL_BITS = [
+    S.ADDR,
+    S.CPU,
+    S.PERIOD,
+    S.STREAM_ID,
+    S.READ,
+    S.CALLCHAIN,
+    S.RAW,
+    S.BRANCH_STACK,
+    S.REGS_USER,
+    S.STACK_USER,
+    S.DATA_SRC,
+    S.TRANSACTION,
+    S.REGS_INTR,
+    S.PHYS_ADDR,
+    S.CGROUP,
+    S.DATA_PAGE_SIZE,
+    S.CODE_PAGE_SIZE,
+    S.AUX,
+]
 
 # x86_64 perf register names by mask bit (perf_regs.h order)
-X86_REGS = ["AX", "BX", "CX", "DX", "SI", "DI", "BP", "SP", "IP", "FLAGS", "CS", "SS",
-            "DS", "ES", "FS", "GS", "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15"]
+X86_REGS = [
+    "AX",
+    "BX",
+    "CX",
+    "DX",
+    "SI",
+    "DI",
+    "BP",
+    "SP",
+    "IP",
+    "FLAGS",
+    "CS",
+    "SS",
+    "DS",
+    "ES",
+    "FS",
+    "GS",
+    "R8",
+    "R9",
+    "R10",
+    "R11",
+    "R12",
+    "R13",
+    "R14",
+    "R15",
+]
 TYPE_KIND = {0: "hw", 1: "sw", 4: "raw"}
 
 
@@ -104,20 +174,34 @@ def scenario(draw, max_events=3):
         stype |= w
         read_format = 0
         if stype & S.READ:
-            read_format = F.ID | draw(st.sampled_from(
-                [0, F.LOST, F.TOTAL_TIME_ENABLED, F.TOTAL_TIME_RUNNING | F.GROUP,
-                 F.GROUP | F.LOST | F.TOTAL_TIME_ENABLED | F.TOTAL_TIME_RUNNING]))
-        ev = Event(name=f"{TYPE_KIND[t]}ev{i}", type=t, config=draw(st.integers(0, 3)),
-                   sample_type=stype, read_format=read_format,
-                   sample_period=draw(st.integers(1, 10**6)),
-                   # frequency mode only with a sampled PERIOD, as perf records it
-                   freq=bool(stype & S.PERIOD) and draw(st.booleans()),
-                   branch_sample_type=(BRANCH_ANY | (BRANCH_HW_INDEX if draw(st.booleans()) else 0))
-                   if stype & S.BRANCH_STACK else 0,
-                   sample_regs_user=draw(st.integers(1, 0xFF)) if stype & S.REGS_USER else 0,
-                   sample_regs_intr=draw(st.integers(1, 0xFFFF)) if stype & S.REGS_INTR else 0,
-                   sample_stack_user=64 if stype & S.STACK_USER else 0,
-                   precise_ip=draw(st.integers(0, 3)))
+            read_format = F.ID | draw(
+                st.sampled_from(
+                    [
+                        0,
+                        F.LOST,
+                        F.TOTAL_TIME_ENABLED,
+                        F.TOTAL_TIME_RUNNING | F.GROUP,
+                        F.GROUP | F.LOST | F.TOTAL_TIME_ENABLED | F.TOTAL_TIME_RUNNING,
+                    ]
+                )
+            )
+        ev = Event(
+            name=f"{TYPE_KIND[t]}ev{i}",
+            type=t,
+            config=draw(st.integers(0, 3)),
+            sample_type=stype,
+            read_format=read_format,
+            sample_period=draw(st.integers(1, 10**6)),
+            # frequency mode only with a sampled PERIOD, as perf records it
+            freq=bool(stype & S.PERIOD) and draw(st.booleans()),
+            branch_sample_type=(BRANCH_ANY | (BRANCH_HW_INDEX if draw(st.booleans()) else 0))
+            if stype & S.BRANCH_STACK
+            else 0,
+            sample_regs_user=draw(st.integers(1, 0xFF)) if stype & S.REGS_USER else 0,
+            sample_regs_intr=draw(st.integers(1, 0xFFFF)) if stype & S.REGS_INTR else 0,
+            sample_stack_user=64 if stype & S.STACK_USER else 0,
+            precise_ip=draw(st.integers(0, 3)),
+        )
         events.append(ev)
     if n_ev > 1 or draw(st.booleans()):
         use_identifier = draw(st.booleans())
@@ -133,8 +217,9 @@ def scenario(draw, max_events=3):
     need = max(attr_need(e) for e in events)
     # perf 6.1 knows attrs up to 128 bytes (VER7) and refuses larger ones ("more recent
     # and unsupported ABI"); 136 (VER8) is exercised against the native reader only.
-    attr_size = draw(st.sampled_from([s for s in (64, 72, 80, 96, 104, 112, 120, 128)
-                                      if s >= need]))
+    attr_size = draw(
+        st.sampled_from([s for s in (64, 72, 80, 96, 104, 112, 120, 128) if s >= need])
+    )
     if layout == "pipe":
         # perf 6.1 copies a whole 128-byte attr out of a pipe HEADER_ATTR whatever its
         # attr.size (the ids then fill the later fields; perf report -D crashed on one
@@ -143,9 +228,10 @@ def scenario(draw, max_events=3):
         attr_size = 128
     # tasks
     pids = draw(st.lists(st.integers(100, 30000), min_size=1, max_size=3, unique=True))
-    tasks = [(p, p) for p in pids] + [(pids[0], pids[0] + 40000)]   # a second thread
-    comms = {t: f"w{j}_{draw(st.text('abcxyz', min_size=1, max_size=6))}"
-             for j, t in enumerate(tasks)}
+    tasks = [(p, p) for p in pids] + [(pids[0], pids[0] + 40000)]  # a second thread
+    comms = {
+        t: f"w{j}_{draw(st.text('abcxyz', min_size=1, max_size=6))}" for j, t in enumerate(tasks)
+    }
     t0 = draw(st.integers(10**9, 10**13))
     clock = [t0]
 
@@ -158,8 +244,16 @@ def scenario(draw, max_events=3):
 
     recs = []
     for task in tasks:
-        recs.append(Comm(events[0], pid=task[0], tid=task[1], comm=comms[task],
-                         exec=draw(st.booleans()), sid=sid(task)))
+        recs.append(
+            Comm(
+                events[0],
+                pid=task[0],
+                tid=task[1],
+                comm=comms[task],
+                exec=draw(st.booleans()),
+                sid=sid(task),
+            )
+        )
     read_state: dict[int, int] = {}
     n_samples = draw(st.integers(1, 8))
     for _ in range(n_samples):
@@ -167,23 +261,40 @@ def scenario(draw, max_events=3):
         task = draw(st.sampled_from(tasks))
         ev = draw(st.sampled_from(events))
         if kind == 0:
-            recs.append(Mmap2(ev, pid=task[0], tid=task[1], start=draw(USER_IP) & ~0xFFF,
-                              len=draw(st.integers(1, 1 << 20)) << 12,
-                              pgoff=draw(st.integers(0, 1 << 20)) << 12,
-                              maj=draw(st.integers(0, 255)), min=draw(st.integers(0, 255)),
-                              ino=draw(st.integers(0, 2**40)),
-                              ino_generation=draw(st.integers(0, 2**32)),
-                              build_id=draw(st.one_of(st.none(), st.binary(min_size=20, max_size=20))),
-                              prot=draw(st.integers(0, 7)), flags=draw(st.sampled_from([1, 2])),
-                              filename=draw(st.sampled_from(["/usr/lib/libx.so", "//anon", "[heap]"])),
-                              sid=sid(task)))
+            recs.append(
+                Mmap2(
+                    ev,
+                    pid=task[0],
+                    tid=task[1],
+                    start=draw(USER_IP) & ~0xFFF,
+                    len=draw(st.integers(1, 1 << 20)) << 12,
+                    pgoff=draw(st.integers(0, 1 << 20)) << 12,
+                    maj=draw(st.integers(0, 255)),
+                    min=draw(st.integers(0, 255)),
+                    ino=draw(st.integers(0, 2**40)),
+                    ino_generation=draw(st.integers(0, 2**32)),
+                    build_id=draw(st.one_of(st.none(), st.binary(min_size=20, max_size=20))),
+                    prot=draw(st.integers(0, 7)),
+                    flags=draw(st.sampled_from([1, 2])),
+                    filename=draw(st.sampled_from(["/usr/lib/libx.so", "//anon", "[heap]"])),
+                    sid=sid(task),
+                )
+            )
             continue
         if kind == 1:
-            recs.append(Mmap(ev, pid=task[0], tid=task[1], start=draw(USER_IP) & ~0xFFF,
-                             len=draw(st.integers(1, 1 << 20)) << 12,
-                             pgoff=draw(st.integers(0, 1 << 20)) << 12,
-                             misc=draw(st.sampled_from([0, MISC_USER, MISC_USER | MISC_MMAP_DATA])),
-                             filename="/bin/x", sid=sid(task)))
+            recs.append(
+                Mmap(
+                    ev,
+                    pid=task[0],
+                    tid=task[1],
+                    start=draw(USER_IP) & ~0xFFF,
+                    len=draw(st.integers(1, 1 << 20)) << 12,
+                    pgoff=draw(st.integers(0, 1 << 20)) << 12,
+                    misc=draw(st.sampled_from([0, MISC_USER, MISC_USER | MISC_MMAP_DATA])),
+                    filename="/bin/x",
+                    sid=sid(task),
+                )
+            )
             continue
         if kind == 2:
             sub = draw(st.integers(0, 4))
@@ -193,30 +304,54 @@ def scenario(draw, max_events=3):
                 recs.append(LostSamples(ev, lost=draw(st.integers(1, 1000)), sid=sid(task)))
             elif sub in (2, 3):
                 sd = sid(task)
-                recs.append(Throttle(ev, time=sd["time"], stream_id=0, sid=sd,
-                                     unthrottle=sub == 3))
+                recs.append(Throttle(ev, time=sd["time"], stream_id=0, sid=sd, unthrottle=sub == 3))
             else:
                 recs.append(FinishedRound())
             continue
         if kind == 3:
             sd = sid(task)
-            recs.append(Fork(events[0], pid=task[0], ppid=task[0], tid=task[1] + 50000,
-                             ptid=task[1], time=sd["time"], sid=sd))
+            recs.append(
+                Fork(
+                    events[0],
+                    pid=task[0],
+                    ppid=task[0],
+                    tid=task[1] + 50000,
+                    ptid=task[1],
+                    time=sd["time"],
+                    sid=sd,
+                )
+            )
             continue
         recs.append(draw_sample(draw, ev, task, tick(), read_state))
     sd = sid(tasks[-1])
-    recs.append(Exit(events[0], pid=tasks[-1][0], ppid=tasks[-1][0], tid=tasks[-1][1],
-                     ptid=tasks[-1][0], time=sd["time"], sid=sd))
+    recs.append(
+        Exit(
+            events[0],
+            pid=tasks[-1][0],
+            ppid=tasks[-1][0],
+            tid=tasks[-1][1],
+            ptid=tasks[-1][0],
+            time=sd["time"],
+            sid=sd,
+        )
+    )
     recs.append(FinishedRound())
-    return dict(events=events, records=recs, layout=layout, compress=compress,
-                attr_size=attr_size, comms=comms, id_index=draw(st.booleans()),
-                chunks=draw(st.lists(st.integers(1, 3000), max_size=6)))
+    return dict(
+        events=events,
+        records=recs,
+        layout=layout,
+        compress=compress,
+        attr_size=attr_size,
+        comms=comms,
+        id_index=draw(st.booleans()),
+        chunks=draw(st.lists(st.integers(1, 3000), max_size=6)),
+    )
 
 
 def draw_sample(draw, ev: Event, task, time, read_state) -> Sample:
     stype = ev.sample_type
     f = dict(ip=draw(USER_IP), pid=task[0], tid=task[1], time=time)
-    sid_ = draw(st.sampled_from(ev.ids))           # any instance of the event
+    sid_ = draw(st.sampled_from(ev.ids))  # any instance of the event
     if stype & (S.ID | S.IDENTIFIER):
         f["id"] = sid_
     if stype & S.ADDR:
@@ -234,20 +369,34 @@ def draw_sample(draw, ev: Event, task, time, read_state) -> Sample:
         read_state[eid] = val
         rf = ev.read_format
         if rf & F.GROUP:
-            f["read"] = dict(enabled=draw(st.integers(0, 2**40)), running=draw(st.integers(0, 2**40)),
-                             values=[dict(value=val, id=eid, lost=draw(st.integers(0, 99)))])
+            f["read"] = dict(
+                enabled=draw(st.integers(0, 2**40)),
+                running=draw(st.integers(0, 2**40)),
+                values=[dict(value=val, id=eid, lost=draw(st.integers(0, 99)))],
+            )
         else:
-            f["read"] = dict(value=val, enabled=draw(st.integers(0, 2**40)),
-                             running=draw(st.integers(0, 2**40)), id=eid,
-                             lost=draw(st.integers(0, 99)))
+            f["read"] = dict(
+                value=val,
+                enabled=draw(st.integers(0, 2**40)),
+                running=draw(st.integers(0, 2**40)),
+                id=eid,
+                lost=draw(st.integers(0, 99)),
+            )
     if stype & S.CALLCHAIN:
         f["callchain"] = [0xFFFFFFFFFFFFFE00] + draw(st.lists(USER_IP, max_size=5))
     if stype & S.RAW:
         f["raw"] = draw(st.binary(max_size=40))
     if stype & S.BRANCH_STACK:
-        f["branch_stack"] = draw(st.lists(st.tuples(USER_IP, USER_IP, st.integers(0, 0xF)
-                                                    | st.integers(0, 0xFFFF).map(lambda c: c << 4)),
-                                          max_size=4))
+        f["branch_stack"] = draw(
+            st.lists(
+                st.tuples(
+                    USER_IP,
+                    USER_IP,
+                    st.integers(0, 0xF) | st.integers(0, 0xFFFF).map(lambda c: c << 4),
+                ),
+                max_size=4,
+            )
+        )
         if ev.branch_sample_type & BRANCH_HW_INDEX:
             f["branch_hw_idx"] = draw(st.integers(0, 31))
     if stype & S.REGS_USER:
@@ -262,8 +411,11 @@ def draw_sample(draw, ev: Event, task, time, read_state) -> Sample:
     if stype & S.WEIGHT:
         f["weight"] = draw(st.integers(0, 2**40))
     if stype & S.WEIGHT_STRUCT:
-        f["weight"] = weight_struct(draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 0xFFFF)),
-                                    draw(st.integers(0, 0xFFFF)))
+        f["weight"] = weight_struct(
+            draw(st.integers(0, 2**32 - 1)),
+            draw(st.integers(0, 0xFFFF)),
+            draw(st.integers(0, 0xFFFF)),
+        )
     if stype & S.DATA_SRC:
         f["data_src"] = draw(data_src())
     if stype & S.TRANSACTION:
@@ -285,6 +437,7 @@ def draw_sample(draw, ev: Event, task, time, read_state) -> Sample:
 # ----------------------------------------------------------------------------------------
 # what perf should print
 
+
 def page_size_name(n: int) -> str:
     """perf 6.1's page-size text (B/K/M/G with integer division; N/A for 0)."""
     if n == 0:
@@ -300,12 +453,20 @@ def page_size_name(n: int) -> str:
 def script_fields(ev: Event) -> list[str]:
     stype = ev.sample_type
     f = ["comm", "pid", "tid", "time", "event", "ip"]
-    for bit, name in [(S.CPU, "cpu"), (S.PERIOD, "period"), (S.ADDR, "addr"),
-                      (S.DATA_SRC, "data_src"), (S.WEIGHT | S.WEIGHT_STRUCT, "weight"),
-                      (S.WEIGHT_STRUCT, "ins_lat"), (S.PHYS_ADDR, "phys_addr"),
-                      (S.DATA_PAGE_SIZE, "data_page_size"),
-                      (S.CODE_PAGE_SIZE, "code_page_size"), (S.REGS_INTR, "iregs"),
-                      (S.REGS_USER, "uregs"), (S.BRANCH_STACK, "brstack")]:
+    for bit, name in [
+        (S.CPU, "cpu"),
+        (S.PERIOD, "period"),
+        (S.ADDR, "addr"),
+        (S.DATA_SRC, "data_src"),
+        (S.WEIGHT | S.WEIGHT_STRUCT, "weight"),
+        (S.WEIGHT_STRUCT, "ins_lat"),
+        (S.PHYS_ADDR, "phys_addr"),
+        (S.DATA_PAGE_SIZE, "data_page_size"),
+        (S.CODE_PAGE_SIZE, "code_page_size"),
+        (S.REGS_INTR, "iregs"),
+        (S.REGS_USER, "uregs"),
+        (S.BRANCH_STACK, "brstack"),
+    ]:
         if stype & bit:
             f.append(name)
     return f
@@ -321,8 +482,10 @@ def regs_tokens(mask: int, regs) -> list[str]:
 
 def branch_token(frm, to, fl) -> str:
     pred = "P" if fl & 2 else ("M" if fl & 1 else "-")
-    return (f"0x{frm:x}/0x{to:x}/{pred}/{'X' if fl & 4 else '-'}/{'A' if fl & 8 else '-'}/"
-            f"{fl >> 4 & 0xFFFF}/")
+    return (
+        f"0x{frm:x}/0x{to:x}/{pred}/{'X' if fl & 4 else '-'}/{'A' if fl & 8 else '-'}/"
+        f"{fl >> 4 & 0xFFFF}/"
+    )
 
 
 def expected_tokens(s: Sample, comm: str, period: int) -> list[str]:
@@ -362,7 +525,7 @@ def expected_tokens(s: Sample, comm: str, period: int) -> list[str]:
     return tok
 
 
-DECODE_WIDTH = 82          # perf 6.1 cuts the data_src text at 82 characters
+DECODE_WIDTH = 82  # perf 6.1 cuts the data_src text at 82 characters
 
 
 def match_line(line: str, want: list[str]) -> str | None:
@@ -372,7 +535,7 @@ def match_line(line: str, want: list[str]) -> str | None:
         assert line.split() == want, f"perf printed {line!r}, expected {want}"
         return None
     k = want.index("<DECODE>")
-    pre, post = want[:k], want[k + 1:]
+    pre, post = want[:k], want[k + 1 :]
     rx = r"^\s*" + r"\s+".join(map(re.escape, pre)) + r" (?P<dec>\|OP .*?)"
     rx += (r"\s+" + r"\s+".join(map(re.escape, post)) if post else "") + r"\s*$"
     m = re.match(rx, line)
@@ -387,8 +550,17 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 def perf_script(path: str, events: list[Event]) -> list[str]:
-    args = ["perf", "script", "-i", path, "--ns", "-G",
-            "--show-task-events", "--show-mmap-events", "--show-lost-events"]
+    args = [
+        "perf",
+        "script",
+        "-i",
+        path,
+        "--ns",
+        "-G",
+        "--show-task-events",
+        "--show-mmap-events",
+        "--show-lost-events",
+    ]
     for ev in events:
         args += ["-F", f"{TYPE_KIND[ev.type]}:{','.join(script_fields(ev))}"]
     p = run(args)
@@ -400,9 +572,11 @@ def perf_script(path: str, events: list[Event]) -> list[str]:
 # ----------------------------------------------------------------------------------------
 # perf report -D: fields perf script cannot print
 
-SAMPLE_HDR = re.compile(r"^(?:(\d+) )?(\d+) 0x[0-9a-f]+ \[0x[0-9a-f]+\]: PERF_RECORD_SAMPLE\(IP, "
-                        r"0x([0-9a-f]+)\): (-?\d+)/(-?\d+): 0x([0-9a-f]+) period: (\d+) "
-                        r"addr: (?:0x)?([0-9a-f]+)")
+SAMPLE_HDR = re.compile(
+    r"^(?:(\d+) )?(\d+) 0x[0-9a-f]+ \[0x[0-9a-f]+\]: PERF_RECORD_SAMPLE\(IP, "
+    r"0x([0-9a-f]+)\): (-?\d+)/(-?\d+): 0x([0-9a-f]+) period: (\d+) "
+    r"addr: (?:0x)?([0-9a-f]+)"
+)
 
 
 def parse_dump(text: str) -> list[dict]:
@@ -412,9 +586,20 @@ def parse_dump(text: str) -> list[dict]:
     for line in text.splitlines():
         m = SAMPLE_HDR.match(line)
         if m:
-            cur = dict(cpu=int(m[1]) if m[1] else None, time=int(m[2]), misc=int(m[3], 16), pid=int(m[4]),
-                       tid=int(m[5]), ip=int(m[6], 16), period=int(m[7]), addr=int(m[8], 16),
-                       chain=None, branches=None, read=[], lines=[])
+            cur = dict(
+                cpu=int(m[1]) if m[1] else None,
+                time=int(m[2]),
+                misc=int(m[3], 16),
+                pid=int(m[4]),
+                tid=int(m[5]),
+                ip=int(m[6], 16),
+                period=int(m[7]),
+                addr=int(m[8], 16),
+                chain=None,
+                branches=None,
+                read=[],
+                lines=[],
+            )
             out.append(cur)
             mode = None
             continue
@@ -457,15 +642,25 @@ def perf_dump(path: str) -> tuple[list[dict], list[tuple]]:
     for line in p.stdout.splitlines():
         m = DUMP_REC.match(line)
         if m:
-            recs.append((m["type"], int(m["off"], 16), int(m["time"]) if m["time"] else None,
-                         m["rest"]))
+            recs.append(
+                (m["type"], int(m["off"], 16), int(m["time"]) if m["time"] else None, m["rest"])
+            )
     return parse_dump(p.stdout), recs
 
 
-DUMP_REC = re.compile(r"^(?:(?:-?\d+ )?(?P<time>\d+) )?0x(?P<off>[0-9a-f]+) \[0x[0-9a-f]+\]: "
-                      r"PERF_RECORD_(?P<type>[A-Z_0-9]+)(?P<rest>.*)$")
-DUMP_NAMES = {Comm: "COMM", Mmap: "MMAP", Mmap2: "MMAP2", Lost: "LOST",
-              LostSamples: "LOST_SAMPLES", FinishedRound: "FINISHED_ROUND", Sample: "SAMPLE"}
+DUMP_REC = re.compile(
+    r"^(?:(?:-?\d+ )?(?P<time>\d+) )?0x(?P<off>[0-9a-f]+) \[0x[0-9a-f]+\]: "
+    r"PERF_RECORD_(?P<type>[A-Z_0-9]+)(?P<rest>.*)$"
+)
+DUMP_NAMES = {
+    Comm: "COMM",
+    Mmap: "MMAP",
+    Mmap2: "MMAP2",
+    Lost: "LOST",
+    LostSamples: "LOST_SAMPLES",
+    FinishedRound: "FINISHED_ROUND",
+    Sample: "SAMPLE",
+}
 
 
 def dump_name(r) -> str:
@@ -516,8 +711,11 @@ def expected_periods(samples: list[Sample]) -> list[int]:
         ev = s.event
         if ev.sample_type & S.READ:
             r = s["read"]
-            v, rid = (r["values"][0]["value"], r["values"][0]["id"]) \
-                if ev.read_format & F.GROUP else (r["value"], r["id"])
+            v, rid = (
+                (r["values"][0]["value"], r["values"][0]["id"])
+                if ev.read_format & F.GROUP
+                else (r["value"], r["id"])
+            )
             out.append(v - last.get(rid, 0))
             last[rid] = v
         else:
@@ -527,11 +725,18 @@ def expected_periods(samples: list[Sample]) -> list[int]:
 
 def write_case(tmp_path: Path, case: dict, name="case.data", byte_order="little") -> str:
     info: dict = {}
-    path = write_perf_data(tmp_path / name, case["events"], case["records"],
-                           layout=case["layout"], compress=case["compress"],
-                           attr_size=case["attr_size"], chunks=case["chunks"],
-                           id_index=case.get("id_index", False), info=info,
-                           byte_order=byte_order)
+    path = write_perf_data(
+        tmp_path / name,
+        case["events"],
+        case["records"],
+        layout=case["layout"],
+        compress=case["compress"],
+        attr_size=case["attr_size"],
+        chunks=case["chunks"],
+        id_index=case.get("id_index", False),
+        info=info,
+        byte_order=byte_order,
+    )
     case["offsets"] = info["offsets"]
     return path
 
@@ -557,31 +762,43 @@ def check_against_perf(path: str, case: dict, big_endian: bool = False) -> list[
     want_side = []
     for r in case["records"]:
         if isinstance(r, Comm):
-            want_side.append(f"PERF_RECORD_COMM{' exec' if r.exec else ''}: "
-                             f"{r.comm}:{r.pid}/{r.tid}")
+            want_side.append(
+                f"PERF_RECORD_COMM{' exec' if r.exec else ''}: {r.comm}:{r.pid}/{r.tid}"
+            )
         elif isinstance(r, Mmap2):
             pg = "0" if r.pgoff == 0 else f"0x{r.pgoff:x}"
-            ident = ("<" + r.build_id.hex() + ">" if r.build_id is not None else
-                     f"{r.maj:02x}:{r.min:02x} {r.ino} {r.ino_generation}")
+            ident = (
+                "<" + r.build_id.hex() + ">"
+                if r.build_id is not None
+                else f"{r.maj:02x}:{r.min:02x} {r.ino} {r.ino_generation}"
+            )
             pr, fl = r.prot, r.flags
             if big_endian:
                 pr = int.from_bytes(pr.to_bytes(4, "little"), "big")
                 fl = int.from_bytes(fl.to_bytes(4, "little"), "big")
-            prot = ("r" if pr & 1 else "-") + ("w" if pr & 2 else "-") + \
-                   ("x" if pr & 4 else "-") + ("s" if fl & 1 else "p")
-            want_side.append(f"PERF_RECORD_MMAP2 {r.pid}/{r.tid}: [0x{r.start:x}(0x{r.len:x}) @ "
-                             f"{pg} {ident}]: {prot} {r.filename}")
+            prot = (
+                ("r" if pr & 1 else "-")
+                + ("w" if pr & 2 else "-")
+                + ("x" if pr & 4 else "-")
+                + ("s" if fl & 1 else "p")
+            )
+            want_side.append(
+                f"PERF_RECORD_MMAP2 {r.pid}/{r.tid}: [0x{r.start:x}(0x{r.len:x}) @ "
+                f"{pg} {ident}]: {prot} {r.filename}"
+            )
         elif isinstance(r, Mmap):
             pg = "0" if r.pgoff == 0 else f"0x{r.pgoff:x}"
-            want_side.append(f"PERF_RECORD_MMAP {r.pid}/{r.tid}: [0x{r.start:x}(0x{r.len:x}) @ "
-                             f"{pg}]: {'r' if r.misc & MISC_MMAP_DATA else 'x'} {r.filename}")
+            want_side.append(
+                f"PERF_RECORD_MMAP {r.pid}/{r.tid}: [0x{r.start:x}(0x{r.len:x}) @ "
+                f"{pg}]: {'r' if r.misc & MISC_MMAP_DATA else 'x'} {r.filename}"
+            )
         elif isinstance(r, Exit):
             want_side.append(f"PERF_RECORD_EXIT({r.pid}:{r.tid}):({r.ppid}:{r.ptid})")
         elif isinstance(r, Fork):
             want_side.append(f"PERF_RECORD_FORK({r.pid}:{r.tid}):({r.ppid}:{r.ptid})")
         elif isinstance(r, Lost):
             want_side.append(f"PERF_RECORD_LOST lost {r.lost}")
-    got_side = [ln[ln.index("PERF_RECORD_"):].rstrip() for ln in side]
+    got_side = [ln[ln.index("PERF_RECORD_") :].rstrip() for ln in side]
     assert got_side == want_side
     # fields only perf report -D prints (file order = written order)
     dump, dump_recs = perf_dump(path)
@@ -613,17 +830,28 @@ def check_against_perf(path: str, case: dict, big_endian: bool = False) -> list[
             r = s["read"]
             rf = ev.read_format
             vals = r["values"] if rf & F.GROUP else [r]
-            assert d["read"] == [(v["id"], v["value"], v["lost"] if rf & F.LOST else None)
-                                 for v in vals]
-            times = [r[k] for bit, k in ((F.TOTAL_TIME_ENABLED, "enabled"),
-                                          (F.TOTAL_TIME_RUNNING, "running")) if rf & bit]
+            assert d["read"] == [
+                (v["id"], v["value"], v["lost"] if rf & F.LOST else None) for v in vals
+            ]
+            times = [
+                r[k]
+                for bit, k in ((F.TOTAL_TIME_ENABLED, "enabled"), (F.TOTAL_TIME_RUNNING, "running"))
+                if rf & bit
+            ]
             assert d.get("read_times", []) == times
     return decodes
 
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=IN_CI,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=IN_CI,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 
 
 @SETTINGS
@@ -638,8 +866,10 @@ def test_page_size_names_match_perf(tmp_path):
     """The page-size texts used above, on the edge cases, as perf prints them."""
     ev = Event("sw", type=1, sample_type=S.IP | S.TID | S.TIME | S.DATA_PAGE_SIZE)
     sizes = [0, 1024, 2048, 3000, 4096, 2 << 20, 1 << 30, 1 << 40]
-    recs = [Sample(ev, ip=0x400000 + i, pid=5, tid=5, time=10**9 + i, data_page_size=z)
-            for i, z in enumerate(sizes)]
+    recs = [
+        Sample(ev, ip=0x400000 + i, pid=5, tid=5, time=10**9 + i, data_page_size=z)
+        for i, z in enumerate(sizes)
+    ]
     path = write_perf_data(tmp_path / "ps.data", [ev], recs)
     p = run(["perf", "script", "-i", path, "--ns", "-F", "ip,data_page_size"])
     assert p.returncode == 0, p.stderr
@@ -653,13 +883,30 @@ def test_compressed_records_straddle_payloads(tmp_path):
     perf still reads every sample."""
     ev = Event("sw", type=1, sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.DATA_SRC | S.WEIGHT)
     recs = [Comm(ev, pid=9, tid=9, comm="cz", sid=dict(pid=9, tid=9, time=10**9))]
-    recs += [Sample(ev, ip=0x400000 + i, pid=9, tid=9, time=10**9 + 10 + i, addr=0x1000 * i,
-                    data_src=0x68100142, weight=i) for i in range(50)]
+    recs += [
+        Sample(
+            ev,
+            ip=0x400000 + i,
+            pid=9,
+            tid=9,
+            time=10**9 + 10 + i,
+            addr=0x1000 * i,
+            data_src=0x68100142,
+            weight=i,
+        )
+        for i in range(50)
+    ]
     for layout in ("file", "pipe"):
-        path = write_perf_data(tmp_path / f"c_{layout}.data", [ev], recs, layout=layout,
-                               compress=True, chunks=[3, 5, 7, 11] * 200)
+        path = write_perf_data(
+            tmp_path / f"c_{layout}.data",
+            [ev],
+            recs,
+            layout=layout,
+            compress=True,
+            chunks=[3, 5, 7, 11] * 200,
+        )
         raw = Path(path).read_bytes()
-        assert raw.count(b"\x28\xb5\x2f\xfd") == 1      # one zstd frame header: one stream
+        assert raw.count(b"\x28\xb5\x2f\xfd") == 1  # one zstd frame header: one stream
         p = run(["perf", "script", "-i", path, "--ns", "-F", "time,addr,weight"])
         assert p.returncode == 0, p.stderr
         rows = [ln.split() for ln in p.stdout.splitlines() if ln.strip()]
@@ -673,11 +920,14 @@ def test_compressed_records_straddle_payloads(tmp_path):
 def _native_tables(path: str, tmp: Path) -> dict[str, list[dict]]:
     from tracedamon.ingest import ingest
     from tracedamon.store.trace import open_trace
+
     tmp.mkdir(parents=True, exist_ok=True)
     out = ingest(path, tmp / "out.td", format="perf-data")
     tr = open_trace(out)
-    return {n: tr.table(n).to_pylist() if tr.has(n) else []      # exact u64s (no NaN)
-            for n in ("samples", "mmaps", "tasks", "lost")}
+    return {
+        n: tr.table(n).to_pylist() if tr.has(n) else []  # exact u64s (no NaN)
+        for n in ("samples", "mmaps", "tasks", "lost")
+    }
 
 
 def expected_sideband(case: dict) -> dict[str, list[dict]]:
@@ -693,33 +943,62 @@ def expected_sideband(case: dict) -> dict[str, list[dict]]:
         sid = getattr(r, "sid", {})
         t = sid.get("time")
         if isinstance(r, (Mmap, Mmap2)):
-            m = dict(time_ns=t, pid=r.pid, tid=r.tid, start=r.start, length=r.len,
-                     pgoff=r.pgoff, filename=r.filename,
-                     data=bool(r.misc & MISC_MMAP_DATA), cpumode=r.misc & 7,
-                     record_type=10 if isinstance(r, Mmap2) else 1)
+            m = dict(
+                time_ns=t,
+                pid=r.pid,
+                tid=r.tid,
+                start=r.start,
+                length=r.len,
+                pgoff=r.pgoff,
+                filename=r.filename,
+                data=bool(r.misc & MISC_MMAP_DATA),
+                cpumode=r.misc & 7,
+                record_type=10 if isinstance(r, Mmap2) else 1,
+            )
             if isinstance(r, Mmap2):
                 m.update(prot=r.prot, flags=r.flags)
                 if r.build_id is not None:
                     m.update(build_id=r.build_id.hex(), maj=None, ino=None)
                 else:
-                    m.update(build_id=None, maj=r.maj, min=r.min, ino=r.ino,
-                             ino_generation=r.ino_generation)
+                    m.update(
+                        build_id=None,
+                        maj=r.maj,
+                        min=r.min,
+                        ino=r.ino,
+                        ino_generation=r.ino_generation,
+                    )
             else:
                 m.update(prot=None, flags=None, build_id=None)
             out["mmaps"].append(m)
         elif isinstance(r, Comm):
-            out["tasks"].append(dict(time_ns=t, kind="COMM", pid=r.pid, tid=r.tid,
-                                     comm=r.comm, exec=r.exec))
+            out["tasks"].append(
+                dict(time_ns=t, kind="COMM", pid=r.pid, tid=r.tid, comm=r.comm, exec=r.exec)
+            )
         elif isinstance(r, Fork):
-            out["tasks"].append(dict(time_ns=t, kind="EXIT" if isinstance(r, Exit) else "FORK",
-                                     pid=r.pid, tid=r.tid, ppid=r.ppid, ptid=r.ptid))
+            out["tasks"].append(
+                dict(
+                    time_ns=t,
+                    kind="EXIT" if isinstance(r, Exit) else "FORK",
+                    pid=r.pid,
+                    tid=r.tid,
+                    ppid=r.ppid,
+                    ptid=r.ptid,
+                )
+            )
         elif isinstance(r, (Lost, LostSamples, Throttle)):
             rid = r.event.ids[0] if not isinstance(r, (Lost, Throttle)) or r.id is None else r.id
-            kind = ("LOST" if isinstance(r, Lost) else "LOST_SAMPLES"
-                    if isinstance(r, LostSamples) else
-                    "UNTHROTTLE" if r.unthrottle else "THROTTLE")
-            out["lost"].append(dict(time_ns=t, kind=kind, event_id=ev_of(rid),
-                                    lost=getattr(r, "lost", 0)))
+            kind = (
+                "LOST"
+                if isinstance(r, Lost)
+                else "LOST_SAMPLES"
+                if isinstance(r, LostSamples)
+                else "UNTHROTTLE"
+                if r.unthrottle
+                else "THROTTLE"
+            )
+            out["lost"].append(
+                dict(time_ns=t, kind=kind, event_id=ev_of(rid), lost=getattr(r, "lost", 0))
+            )
     return out
 
 
@@ -734,39 +1013,56 @@ def expected_native_rows(case: dict) -> list[dict]:
         g = r.get
         w = g("weight")
         ds = g("data_src")
-        rows.append(dict(
-            time_ns=r["time"], pid=r["pid"], tid=r["tid"], cpu=g("cpu"),
-            event_id=events.index(ev), event=ev.name, ip=r["ip"], addr=g("addr"),
-            phys_addr=g("phys_addr"),
-            period=per if not (ev.freq and not stype & S.PERIOD) else None,
-            weight=None if w is None else (w & 0xFFFFFFFF if stype & S.WEIGHT_STRUCT else w),
-            weight2=(w >> 32 & 0xFFFF) if stype & S.WEIGHT_STRUCT else None,
-            weight3=(w >> 48 & 0xFFFF) if stype & S.WEIGHT_STRUCT else None,
-            data_src=ds,
-            mem_remote=None if ds is None else bool(ds >> 37 & 1),
-            mem_hops=None if ds is None else ds >> 43 & 7,
-            mem_lvl_num=None if ds is None else ds >> 33 & 0xF,
-            data_page_size=g("data_page_size"), code_page_size=g("code_page_size"),
-            transaction=g("transaction"), cgroup=g("cgroup"), stream_id=g("stream_id"),
-            # with READ the row belongs to the read value's id (perf's per-member delivery)
-            sample_id=(r["read"]["values"][0]["id"] if ev.read_format & F.GROUP
-                       else r["read"]["id"]) if stype & S.READ else g("id"),
-            cpumode=r.misc & 7, misc=r.misc,
-            callchain=g("callchain"),
-            raw=None if g("raw") is None else g("raw") + b"\0" * (-(4 + len(g("raw"))) % 8),
-        ))
+        rows.append(
+            dict(
+                time_ns=r["time"],
+                pid=r["pid"],
+                tid=r["tid"],
+                cpu=g("cpu"),
+                event_id=events.index(ev),
+                event=ev.name,
+                ip=r["ip"],
+                addr=g("addr"),
+                phys_addr=g("phys_addr"),
+                period=per if not (ev.freq and not stype & S.PERIOD) else None,
+                weight=None if w is None else (w & 0xFFFFFFFF if stype & S.WEIGHT_STRUCT else w),
+                weight2=(w >> 32 & 0xFFFF) if stype & S.WEIGHT_STRUCT else None,
+                weight3=(w >> 48 & 0xFFFF) if stype & S.WEIGHT_STRUCT else None,
+                data_src=ds,
+                mem_remote=None if ds is None else bool(ds >> 37 & 1),
+                mem_hops=None if ds is None else ds >> 43 & 7,
+                mem_lvl_num=None if ds is None else ds >> 33 & 0xF,
+                data_page_size=g("data_page_size"),
+                code_page_size=g("code_page_size"),
+                transaction=g("transaction"),
+                cgroup=g("cgroup"),
+                stream_id=g("stream_id"),
+                # with READ the row belongs to the read value's id (perf's per-member delivery)
+                sample_id=(
+                    r["read"]["values"][0]["id"] if ev.read_format & F.GROUP else r["read"]["id"]
+                )
+                if stype & S.READ
+                else g("id"),
+                cpumode=r.misc & 7,
+                misc=r.misc,
+                callchain=g("callchain"),
+                raw=None if g("raw") is None else g("raw") + b"\0" * (-(4 + len(g("raw"))) % 8),
+            )
+        )
     return rows
 
 
 def _norm(v):
     """pandas/pyarrow values → plain Python for comparison (None for nulls)."""
     import math
+
     if v is None:
         return None
     if isinstance(v, float) and math.isnan(v):
         return None
     try:
         import pandas as pd
+
         if v is pd.NA or v is pd.NaT:
             return None
     except ImportError:
@@ -791,8 +1087,9 @@ def check_sideband(case: dict, tables: dict) -> None:
                 assert g[k] == v, f"{name} row {j}: {k}: native {g[k]!r}, wrote {v!r}"
 
 
-def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path,
-                 decodes_known: bool = True) -> None:
+def check_native(
+    path: str, case: dict, decodes: list[str | None], tmp: Path, decodes_known: bool = True
+) -> None:
     tables = _native_tables(path, tmp)
     df = tables["samples"]
     want = expected_native_rows(case)
@@ -800,8 +1097,9 @@ def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path,
     # the samples file leaves out only all-null columns, and declares non-nullable only
     # columns without a null (readers restore the full schema: checked row by row below)
     import pyarrow.parquet as pq
+
     fs = pq.read_schema(tmp / "out.td" / "samples.parquet")
-    for k in (want[0] if want else {}):
+    for k in want[0] if want else {}:
         vals = [w[k] for w in want]
         if k not in fs.names:
             assert all(v is None for v in vals), f"column {k} left out but written"
@@ -810,8 +1108,9 @@ def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path,
     # file offsets: the record's own, or (compressed) one of the containers holding it
     offs = [o for r, o in zip(case["records"], case["offsets"]) if isinstance(r, Sample)]
     for i, (row, (first, last)) in enumerate(zip(df, offs)):
-        assert row["file_offset"] in (first, last), \
+        assert row["file_offset"] in (first, last), (
             f"sample {i}: file_offset {row['file_offset']}, written at {first}..{last}"
+        )
     check_sideband(case, tables)
     for i, (w, dec) in enumerate(zip(want, decodes)):
         row = df[i]
@@ -830,9 +1129,10 @@ def check_native(path: str, case: dict, decodes: list[str | None], tmp: Path,
         vals = [_norm(row[c]) for c in cols]
         assert all(v is not None for v in vals), f"sample {i}: {dict(zip(cols, vals))}"
         if w["data_src"] >> 43 & 7 > 4:
-            continue        # hops 5-7 are undefined: perf 6.1 prints "(null)" there
-        assert perf_decode_text(*map(str, vals)) == dec.rstrip(), \
+            continue  # hops 5-7 are undefined: perf 6.1 prints "(null)" there
+        assert perf_decode_text(*map(str, vals)) == dec.rstrip(), (
             f"sample {i}: native {dict(zip(cols, vals))}, perf printed {dec!r}"
+        )
 
 
 def perf_decode_text(op, lvl, snp, tlb, lck, blk) -> str:
@@ -842,9 +1142,15 @@ def perf_decode_text(op, lvl, snp, tlb, lck, blk) -> str:
     return full[:DECODE_WIDTH].rstrip()
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 @given(case=scenario())
 def test_native_reader_equals_written_truth(tmp_path_factory, case):
     tmp = tmp_path_factory.mktemp("n")
@@ -865,16 +1171,16 @@ def _one_field_values():
     """data_src values that walk each field through all its values (others fixed)."""
     base = 0x02 | (0x02 | 0x08) << 5 | 0x02 << 19 | 0x01 << 24 | (0x02 | 0x08) << 26
     vals = [base, 0x1E05080021, 0x68100142, 0]
-    vals += [0x02 | 0x01 << 5 | n << 33 for n in range(16)]                 # lvl_num
-    vals += [0x02 | (0x02 | 0x10) << 5 | n << 33 for n in (0, 12)]          # LFB both ways
-    vals += [base | 1 << 37 | h << 43 for h in range(5)]                    # remote, hops
+    vals += [0x02 | 0x01 << 5 | n << 33 for n in range(16)]  # lvl_num
+    vals += [0x02 | (0x02 | 0x10) << 5 | n << 33 for n in (0, 12)]  # LFB both ways
+    vals += [base | 1 << 37 | h << 43 for h in range(5)]  # remote, hops
     vals += [base | 13 << 33 | 1 << 37 | h << 43 for h in range(5)]
-    vals += [base & ~(0x1F << 19) | x << 38 for x in range(4)]              # snoopx
-    vals += [base | b << 40 for b in range(8)]                              # blk
-    vals += [(base & ~(0x7F << 26)) | t << 26 for t in range(0x80)]         # every dtlb mask
-    vals += [(base & ~0x1F) | o for o in range(32)]                         # every op mask
-    vals += [(base & ~(0x1F << 19)) | s << 19 for s in range(32)]           # every snoop mask
-    vals += [(base & ~(3 << 24)) | k << 24 for k in range(4)]               # lock
+    vals += [base & ~(0x1F << 19) | x << 38 for x in range(4)]  # snoopx
+    vals += [base | b << 40 for b in range(8)]  # blk
+    vals += [(base & ~(0x7F << 26)) | t << 26 for t in range(0x80)]  # every dtlb mask
+    vals += [(base & ~0x1F) | o for o in range(32)]  # every op mask
+    vals += [(base & ~(0x1F << 19)) | s << 19 for s in range(32)]  # every snoop mask
+    vals += [(base & ~(3 << 24)) | k << 24 for k in range(4)]  # lock
     vals += [(base & ~(0x3FFF << 5)) | 1 << (5 + b) | (1 << 6) for b in range(14)]
     return vals
 
@@ -884,10 +1190,12 @@ def test_data_src_text_every_field_value(tmp_path):
     tracedamon's decoder (tracedamon.ingest.data_src, which fills the mem_* columns of
     both the native and the text reader)."""
     vals = _one_field_values()
-    ev = Event("ld", type=4, config=0x1cd, sample_type=S.IP | S.TID | S.TIME | S.DATA_SRC)
+    ev = Event("ld", type=4, config=0x1CD, sample_type=S.IP | S.TID | S.TIME | S.DATA_SRC)
     recs = [Comm(ev, pid=9, tid=9, comm="ds", sid=dict(pid=9, tid=9, time=10**9))]
-    recs += [Sample(ev, ip=0x400000, pid=9, tid=9, time=10**9 + 1 + i, data_src=v)
-             for i, v in enumerate(vals)]
+    recs += [
+        Sample(ev, ip=0x400000, pid=9, tid=9, time=10**9 + 1 + i, data_src=v)
+        for i, v in enumerate(vals)
+    ]
     path = write_perf_data(tmp_path / "ds.data", [ev], recs)
     p = run(["perf", "script", "-i", path, "--ns", "-F", "data_src"])
     assert p.returncode == 0, p.stderr
@@ -899,17 +1207,20 @@ def test_data_src_text_every_field_value(tmp_path):
         assert int(hexv, 16) == v
         texts[v] = text.rstrip()
     from tracedamon.ingest.data_src import decode
+
     bad = []
     for v in vals:
         d = decode(v)
         if v >> 43 & 7 > 4:
             continue
-        ours = perf_decode_text(d["mem_op"], d["mem_level"], d["mem_snoop"], d["mem_tlb"],
-                                d["mem_lock"], d["mem_blk"])
+        ours = perf_decode_text(
+            d["mem_op"], d["mem_level"], d["mem_snoop"], d["mem_tlb"], d["mem_lock"], d["mem_blk"]
+        )
         if ours != texts[v]:
             bad.append(f"{v:#x}: perf {texts[v]!r} / tracedamon {ours!r}")
-    assert not bad, f"{len(bad)} of {len(vals)} data_src values decode differently:\n" + \
-        "\n".join(bad[:20])
+    assert not bad, f"{len(bad)} of {len(vals)} data_src values decode differently:\n" + "\n".join(
+        bad[:20]
+    )
 
 
 def test_leader_sampling_group_read(tmp_path):
@@ -917,16 +1228,30 @@ def test_leader_sampling_group_read(tmp_path):
     period = the member's counter increase; the native reader does the same."""
     st = S.IP | S.TID | S.TIME | S.ADDR | S.ID | S.READ
     lead = Event("cycles", type=0, sample_type=st, read_format=F.GROUP | F.ID | F.LOST)
-    memb = Event("instructions", type=0, config=1, sample_type=st,
-                 read_format=F.GROUP | F.ID | F.LOST)
+    memb = Event(
+        "instructions", type=0, config=1, sample_type=st, read_format=F.GROUP | F.ID | F.LOST
+    )
     assign_ids([lead, memb], start=500)
     vals = [(100, 1000), (250, 1300), (260, 2000)]
     recs = [Comm(lead, pid=3, tid=3, comm="grp", sid=dict(pid=3, tid=3, time=10**9))]
     for i, (a, b) in enumerate(vals):
-        recs.append(Sample(lead, ip=0x401000 + i, pid=3, tid=3, time=10**9 + 10 + i,
-                           addr=0x7000 + i, id=lead.ids[0],
-                           read=dict(values=[dict(value=a, id=lead.ids[0], lost=0),
-                                             dict(value=b, id=memb.ids[0], lost=0)])))
+        recs.append(
+            Sample(
+                lead,
+                ip=0x401000 + i,
+                pid=3,
+                tid=3,
+                time=10**9 + 10 + i,
+                addr=0x7000 + i,
+                id=lead.ids[0],
+                read=dict(
+                    values=[
+                        dict(value=a, id=lead.ids[0], lost=0),
+                        dict(value=b, id=memb.ids[0], lost=0),
+                    ]
+                ),
+            )
+        )
     path = write_perf_data(tmp_path / "grp.data", [lead, memb], recs)
     p = run(["perf", "script", "-i", path, "--ns", "-F", "time,event,period,ip"])
     assert p.returncode == 0, p.stderr
@@ -935,18 +1260,23 @@ def test_leader_sampling_group_read(tmp_path):
     prev = (0, 0)
     for i, (a, b) in enumerate(vals):
         t = f"1.{10 + i:09d}:"
-        want += [[t, str(a - prev[0]), "cycles:", f"{0x401000 + i:x}"],
-                 [t, str(b - prev[1]), "instructions:", f"{0x401000 + i:x}"]]
+        want += [
+            [t, str(a - prev[0]), "cycles:", f"{0x401000 + i:x}"],
+            [t, str(b - prev[1]), "instructions:", f"{0x401000 + i:x}"],
+        ]
         prev = (a, b)
     assert got == want
     tables = _native_tables(path, tmp_path / "n")
-    rows = [(r["event"], r["event_id"], r["sample_id"], r["period"], r["ip"])
-            for r in tables["samples"]]
+    rows = [
+        (r["event"], r["event_id"], r["sample_id"], r["period"], r["ip"]) for r in tables["samples"]
+    ]
     prev = (0, 0)
     expect = []
     for i, (a, b) in enumerate(vals):
-        expect += [("cycles", 0, lead.ids[0], a - prev[0], 0x401000 + i),
-                   ("instructions", 1, memb.ids[0], b - prev[1], 0x401000 + i)]
+        expect += [
+            ("cycles", 0, lead.ids[0], a - prev[0], 0x401000 + i),
+            ("instructions", 1, memb.ids[0], b - prev[1], 0x401000 + i),
+        ]
         prev = (a, b)
     assert rows == expect
 
@@ -957,16 +1287,22 @@ def test_file_layout_matches_perf_record(tmp_path):
     import struct as _st
 
     from conftest import need_corpus
+
     real = need_corpus("perf", "01_pf_c1_addr.data").read_bytes()
     # perf gives the event one id per CPU (two on a 2-CPU machine): as many here; the
     # attr's ids section (offset, size) ends its entry in the attrs section
     attr_size, a_off = _st.unpack_from("<Q", real, 16)[0], _st.unpack_from("<Q", real, 24)[0]
     nids = _st.unpack_from("<Q", real, a_off + attr_size - 8)[0] // 8
-    ev = Event("page-faults", type=1, config=2,
-               sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.DATA_SRC,
-               ids=list(range(1, nids + 1)))
-    path = write_perf_data(tmp_path / "l.data", [ev],
-                           [Sample(ev, ip=1, pid=1, tid=1, time=1, addr=1, data_src=1)])
+    ev = Event(
+        "page-faults",
+        type=1,
+        config=2,
+        sample_type=S.IP | S.TID | S.TIME | S.ADDR | S.DATA_SRC,
+        ids=list(range(1, nids + 1)),
+    )
+    path = write_perf_data(
+        tmp_path / "l.data", [ev], [Sample(ev, ip=1, pid=1, tid=1, time=1, addr=1, data_src=1)]
+    )
     ours = Path(path).read_bytes()
 
     def header(b):
@@ -980,14 +1316,21 @@ def test_file_layout_matches_perf_record(tmp_path):
     assert (t, size, config, period, stype) == _st.unpack_from("<IIQQQ", ours, a_off)
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 @given(case=scenario())
 def test_bulk_sideband_equals_written_truth(tmp_path_factory, case):
     """The same drawn files with every side-band record decoded in bulk (the numba path
     a chunk with many MMAP/COMM/FORK/EXIT records takes): equal to what was written."""
     from tracedamon.ingest import perf_data as PD
+
     tmp = tmp_path_factory.mktemp("b")
     path = write_case(tmp, case)
     old = PD._PassState.SIDEBAND_BULK
@@ -999,9 +1342,15 @@ def test_bulk_sideband_equals_written_truth(tmp_path_factory, case):
     check_sideband(case, tables)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 @given(case=scenario())
 def test_big_endian_files_read_like_perf(tmp_path_factory, case):
     """The drawn files written as a big-endian machine writes them (s390x, ppc64): the

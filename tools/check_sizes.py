@@ -14,6 +14,7 @@ that is not listed, and on a listed one that no longer is (so the list only shri
 Usage: python tools/check_sizes.py [--list]   (--list prints today's violations in the
 allowlist's format, owners guessed from the path)
 """
+
 from __future__ import annotations
 
 import ast
@@ -41,7 +42,7 @@ def _justified_kernel(fn: ast.AST, lines: list[str]) -> bool:
     decs = getattr(fn, "decorator_list", [])
     if not any(_is_numba(d) for d in decs):
         return False
-    i = min([d.lineno for d in decs] + [fn.lineno]) - 2   # 0-based line above
+    i = min([d.lineno for d in decs] + [fn.lineno]) - 2  # 0-based line above
     while i >= 0 and lines[i].strip().startswith("#"):
         if lines[i].strip().startswith(KERNEL_MARK):
             return True
@@ -96,8 +97,10 @@ def read_allowlist(path: Path = ALLOWLIST) -> dict[str, str]:
             continue
         parts = line.split()
         if len(parts) != 2 or parts[1] not in OWNERS:
-            raise SystemExit(f"{path}:{no}: expected 'PATH[::FUNCTION] OWNER' with OWNER one "
-                             f"of {', '.join(OWNERS)}, got {line!r}")
+            raise SystemExit(
+                f"{path}:{no}: expected 'PATH[::FUNCTION] OWNER' with OWNER one "
+                f"of {', '.join(OWNERS)}, got {line!r}"
+            )
         if parts[0] in allowed:
             raise SystemExit(f"{path}:{no}: {parts[0]} listed twice")
         allowed[parts[0]] = parts[1]
@@ -123,11 +126,15 @@ def main(argv: list[str]) -> int:
     new = sorted(set(found) - set(allowed))
     stale = sorted(set(allowed) - set(found))
     for key in new:
-        print(f"size: {key}: {found[key]}; split it (or, for a numba kernel, say why above "
-              f"its decorator: '{KERNEL_MARK} ...')")
+        print(
+            f"size: {key}: {found[key]}; split it (or, for a numba kernel, say why above "
+            f"its decorator: '{KERNEL_MARK} ...')"
+        )
     for key in stale:
-        print(f"size: {key} is within the limits now: delete its line from "
-              f"{ALLOWLIST.relative_to(ROOT)}")
+        print(
+            f"size: {key} is within the limits now: delete its line from "
+            f"{ALLOWLIST.relative_to(ROOT)}"
+        )
     if new or stale:
         return 1
     print(f"size: ok ({len(allowed)} known violations in {ALLOWLIST.relative_to(ROOT)})")

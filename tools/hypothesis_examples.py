@@ -9,6 +9,7 @@ Each line of the output is one test case as Hypothesis's observability reports i
 (the property, the example's representation, its status).  Comparing two files
 prints, per property, the number of examples and whether the sequences are equal.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,20 +23,31 @@ _OUT = os.environ.get("HYPOTHESIS_EXAMPLES_OUT")
 def _callback(obs) -> None:
     d = obs if isinstance(obs, dict) else getattr(obs, "__dict__", {})
     if hasattr(obs, "type"):
-        d = {k: getattr(obs, k, None) for k in ("type", "property", "status", "representation",
-                                                 "how_generated")}
+        d = {
+            k: getattr(obs, k, None)
+            for k in ("type", "property", "status", "representation", "how_generated")
+        }
     if d.get("type") != "test_case":
         return
     with open(_OUT, "a") as f:
-        f.write(json.dumps({"property": d.get("property"), "status": d.get("status"),
-                            "how_generated": d.get("how_generated"),
-                            "representation": d.get("representation")}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "property": d.get("property"),
+                    "status": d.get("status"),
+                    "how_generated": d.get("how_generated"),
+                    "representation": d.get("representation"),
+                }
+            )
+            + "\n"
+        )
 
 
 def pytest_configure(config) -> None:
     if not _OUT:
         return
     from hypothesis.internal.observability import add_observability_callback
+
     add_observability_callback(_callback)
 
 
@@ -44,7 +56,8 @@ def _load(path: str) -> dict[str, list[str]]:
     for ln in open(path):
         r = json.loads(ln)
         out.setdefault(r["property"], []).append(
-            f"{r['status']}|{r['how_generated']}|{r['representation']}")
+            f"{r['status']}|{r['how_generated']}|{r['representation']}"
+        )
     return out
 
 
@@ -59,8 +72,10 @@ def compare(a: str, b: str) -> int:
         same = xa == xb
         bad += not same
         digest = hashlib.sha1("\n".join(xa).encode()).hexdigest()[:12]
-        print(f"{'same' if same else 'DIFFERENT':9} {prop}: {len(xa)} / {len(xb)} examples "
-              f"(sha1 {digest})")
+        print(
+            f"{'same' if same else 'DIFFERENT':9} {prop}: {len(xa)} / {len(xb)} examples "
+            f"(sha1 {digest})"
+        )
     print(f"{len(set(ea) & set(eb))} properties in both, {bad} differ")
     return 1 if bad else 0
 

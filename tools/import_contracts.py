@@ -5,6 +5,7 @@
 package only as a whole (``pyarrow``), so this one reads the import statements grimp
 recorded for each import of the package's root and looks for the submodule in them.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,10 @@ class ExternalSubmoduleContract(Contract):
         leaf = rest.rsplit(".", 1)[-1]
         parent = f"{root}.{rest.rsplit('.', 1)[0]}" if "." in rest else root
         # `import pyarrow.parquet`, `from pyarrow.parquet import x`, `from pyarrow import parquet`
-        pattern = re.compile(rf"\b{re.escape(str(self.module))}\b|"
-                             rf"^\s*from\s+{re.escape(parent)}\s+import\s.*\b{re.escape(leaf)}\b")
+        pattern = re.compile(
+            rf"\b{re.escape(str(self.module))}\b|"
+            rf"^\s*from\s+{re.escape(parent)}\s+import\s.*\b{re.escape(leaf)}\b"
+        )
         allowed = [str(e.expression) for e in self.allowed_importers]
         illegal = []
         if root in graph.modules:
@@ -41,9 +44,11 @@ class ExternalSubmoduleContract(Contract):
         return ContractCheck(kept=not illegal, metadata={"illegal": illegal})
 
     def render_broken_contract(self, check: ContractCheck) -> None:
-        output.print_error(f"{self.module} imported outside "
-                           f"{', '.join(str(e.expression) for e in self.allowed_importers)}:",
-                           bold=False)
+        output.print_error(
+            f"{self.module} imported outside "
+            f"{', '.join(str(e.expression) for e in self.allowed_importers)}:",
+            bold=False,
+        )
         output.new_line()
         for importer, line, text in check.metadata["illegal"]:
             output.print_error(f"- {importer} (l.{line}): {text}", bold=False)

@@ -37,6 +37,7 @@ a Markdown table.  Usage::
     .venv/bin/python tools/mutants.py full [--mutant ID ...]
     .venv/bin/python tools/mutants.py table
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,242 +50,25 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = Path(os.environ.get("MUTANTS_SCRATCH", "/tmp/tracedamon-mutants"))
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
-# the test files a mutant of each area is run against alone
-CORE_TESTS = ("tests/test_engine.py", "tests/test_engine_reference.py",
-              "tests/test_engine_limits.py", "tests/test_engine_stream.py")
-FIXED_TESTS = ("tests/test_engine_fixed.py", "tests/test_engine_reference.py",
-               "tests/test_engine_limits.py")
-PERF_TESTS = ("tests/test_perf_data_synth.py", "tests/test_sideband_bulk.py",
-              "tests/test_writer_vs_perf.py", "tests/test_perf_data.py",
-              "tests/test_perf_fixed_layout.py", "tests/test_perf_read_layout.py",
-              "tests/test_perf_script_via_perf.py")
-DATA_SRC_TESTS = ("tests/test_data_src_bits.py", "tests/test_data_src.py",
-                  "tests/test_perf_script.py")
-COMPARE_TESTS = ("tests/test_compare_exact.py", "tests/test_compare.py",
-                 "tests/test_compare_sparse.py")
-DAMO_TESTS = ("tests/test_damo_export.py", "tests/test_damo_record.py",
-              "tests/test_damo_export_targets.py")
-
-
-@dataclass(frozen=True)
-class Mutant:
-    id: str
-    file: str
-    old: str
-    new: str
-    why: str
-    tests: tuple[str, ...]
-
-    def line(self, root: Path = ROOT) -> int:
-        """The line of the first character the edit changes (-1: snippet not found)."""
-        text = (root / self.file).read_text()
-        if self.old not in text:
-            return -1
-        k = 0
-        while k < min(len(self.old), len(self.new)) and self.old[k] == self.new[k]:
-            k += 1
-        return text[:text.index(self.old) + k].count("\n") + 1
-
-
-CORE = "tracedamon/engine/core.py"
-PADDR = "tracedamon/engine/ops/paddr.py"
-FIXED = "tracedamon/engine/fixed.py"
-RECORDS = "tracedamon/ingest/perf_records.py"
-ORDERING = "tracedamon/ingest/perf/ordering.py"
-SIDEBAND = "tracedamon/ingest/perf/sideband.py"
-DSRC = "tracedamon/ingest/data_src.py"
-SWEEP = "tracedamon/export/compare_sweep.py"
-CMETRICS = "tracedamon/export/compare_metrics.py"
-OVL = "tracedamon/export/overlay.py"
-DAMO = "tracedamon/export/damo_export.py"
-
-MUTANTS: tuple[Mutant, ...] = (
-    # ---- engine core (spec §6-§9, §13) ------------------------------------------------
-    Mutant("core-merge-thres", CORE,
-           "if d2 <= thres and sl + sr <= lim[t]:", "if d2 < thres and sl + sr <= lim[t]:",
-           "merge when |nr_l - nr_r| < thres instead of <= (kernel: <=)", CORE_TESTS),
-    Mutant("core-merge-size", CORE,
-           "if d2 <= thres and sl + sr <= lim[t]:", "if d2 <= thres and sl + sr < lim[t]:",
-           "merged size must stay below the limit instead of at most it", CORE_TESTS),
-    Mutant("core-escalate", CORE,
-           "thres // 2 < max_thres", "thres < max_thres",
-           "escalation test on the doubled threshold instead of the pass's own", CORE_TESTS),
-    Mutant("core-age-reset", CORE,
-           "                if d > thres:\n                    age[i] = 0",
-           "                if d >= thres:\n                    age[i] = 0",
-           "age reset when the change equals the threshold (kernel: strictly greater)",
-           CORE_TESTS),
-    Mutant("core-age-weight", CORE,
-           "age[prev] = (age[prev] * sl + age[i] * sr) // (sl + sr)",
-           "age[prev] = (age[prev] * sr + age[i] * sl) // (sl + sr)",
-           "merged age weighted by the other region's size", CORE_TESTS),
-    Mutant("core-split-guard", CORE,
-           "while j < nr_subs - 1 and sz > 2 * minsz:",
-           "while j < nr_subs - 1 and sz >= 2 * minsz:",
-           "split regions of exactly two minimum sizes (kernel: strictly greater)",
-           CORE_TESTS),
-    # _split_regions' draw (split_some_regions, mainline-2026, has its own)
-    Mutant("core-split-draw", CORE,
-           "k = 1 + draw(st, 9, fix_rand32, inj, injpos)\n"
-           "                sub = (k * sz // 10) // minsz * minsz\n"
-           "                if maxsz > 0 and sub > maxsz:\n"
-           "                    sub = maxsz\n"
-           "                j += 1",
-           "k = 1 + draw(st, 10, fix_rand32, inj, injpos)\n"
-           "                sub = (k * sz // 10) // minsz * minsz\n"
-           "                if maxsz > 0 and sub > maxsz:\n"
-           "                    sub = maxsz\n"
-           "                j += 1",
-           "split ratio drawn from 1..10 instead of damon_rand(1, 10) = 1..9", CORE_TESTS),
-    Mutant("core-bp-last", CORE,
-           'a["bp"] += -k * (a["last"] * 10000 // ln) + 10000 * (a["nr"] - nr0)',
-           'a["bp"] += -k * (a["nr"] * 10000 // ln) + 10000 * (a["nr"] - nr0)',
-           "moving sum decays by the current count instead of the last aggregation's",
-           CORE_TESTS),
-    Mutant("core-apply-min-ceil", CORE,
-           "cnt = np.maximum(1, (size + lim - 1) // lim)",
-           "cnt = np.maximum(1, size // lim)",
-           "apply_min_nr_regions: floor instead of ceiling of size / limit", CORE_TESTS),
-    Mutant("core-tune-interval", CORE,
-           "                        s = max(self.sample_us, 1)\n"
-           "                        next_ops = psi + cfg.update_us // s",
-           "                        next_ops = psi + cfg.update_us // s",
-           "after intervals tuning, next_aggr/next_ops computed with the old sample "
-           "interval (the refresh of s forgotten)", CORE_TESTS),
-    Mutant("core-last-interval", CORE,
-           "last_iv_start = tbase + (local_aggr - psibase - 1) * S",
-           "last_iv_start = tbase + (local_aggr - psibase) * S",
-           "an aggregation counted complete only when a sample lies past its end "
-           "(off by one interval)", CORE_TESTS),
-    Mutant("core-pa-cache", PADDR,
-           "cache_across_targets=not mon.cfg.fix_pa_cache)",
-           "cache_across_targets=True)",
-           "paddr's global last-verdict cache kept even with fix_pa_cache", CORE_TESTS),
-    Mutant("core-nr-rescale", CORE,
-           "nr2 = (nr * 10000 // old_max) * new_max // 10000",
-           "nr2 = nr * new_max // old_max",
-           "nr_accesses rescaled without the kernel's rounding through bp", CORE_TESTS),
-    # ---- fixed-granularity engine -----------------------------------------------------
-    Mutant("fixed-age-reset", FIXED,
-           "reset = np.abs(nr_a - last_a) > thres",
-           "reset = np.abs(nr_a - last_a) >= thres",
-           "age reset when the change equals the threshold", FIXED_TESTS),
-    Mutant("fixed-age-carry", FIXED,
-           'age_a = sl["age_val"][act] + (snap - 1 - sl["age_at"][act])',
-           'age_a = sl["age_val"][act] + (snap - sl["age_at"][act])',
-           "closed-form age of an explicit slot off by one aggregation", FIXED_TESTS),
-    Mutant("fixed-birth", FIXED,
-           "new = _overlay(old, sp, snap - 1)", "new = _overlay(old, sp, snap)",
-           "regions added by an ops update born one aggregation late", FIXED_TESTS),
-    Mutant("fixed-run-end", FIXED,
-           "        if k >= run_len[base]:\n            continue",
-           "        if k > run_len[base]:\n            continue",
-           "a sample just past a run's end is counted to the next run's first region",
-           FIXED_TESTS),
-    Mutant("fixed-last-clear", FIXED,
-           '                sl["last"][P] = 0\n', "",
-           "last_nr_accesses of regions idle this aggregation not cleared", FIXED_TESTS),
-    # ---- perf.data decoder --------------------------------------------------------------
-    Mutant("perf-fixed-order", RECORDS,
-           "(S_PERIOD, C_PERIOD), (S_WEIGHT | S_WEIGHT_STRUCT, C_WEIGHT),\n"
-           "                (S_DATA_SRC, C_DATA_SRC),",
-           "(S_PERIOD, C_PERIOD), (S_DATA_SRC, C_DATA_SRC),\n"
-           "                (S_WEIGHT | S_WEIGHT_STRUCT, C_WEIGHT),",
-           "fixed-size sample layout: DATA_SRC read before WEIGHT (kernel: WEIGHT first)",
-           PERF_TESTS),
-    Mutant("perf-order-cpu", RECORDS,
-           "(S_STREAM_ID, C_STREAM_ID), (S_CPU, C_CPU),\n"
-           "                (S_PERIOD, C_PERIOD),",
-           "(S_STREAM_ID, C_STREAM_ID), (S_PERIOD, C_PERIOD),\n"
-           "                (S_CPU, C_CPU),",
-           "fixed-size sample layout: PERIOD read before CPU", PERF_TESTS),
-    Mutant("perf-stack-dyn", RECORDS,
-           "p += np.int64(sz) + 8", "p += np.int64(sz)",
-           "STACK_USER: the dyn_size word after the stack bytes not skipped", PERF_TESTS),
-    Mutant("perf-read-lost", RECORDS,
-           "per = 1 + ((rf & F_ID) != 0) + ((rf & F_LOST) != 0)",
-           "per = 1 + ((rf & F_ID) != 0)",
-           "READ: the PERF_FORMAT_LOST word of each value not counted", PERF_TESTS),
-    Mutant("perf-raw-size", RECORDS,
-           "out[i, C_RAW_LEN] = sz\n            p += 4 + sz",
-           "out[i, C_RAW_LEN] = sz\n            p += sz",
-           "RAW: the u32 size word itself not skipped", PERF_TESTS),
-    Mutant("perf-rounds", ORDERING,
-           "closed = b.rounds <= nrounds - 2", "closed = b.rounds <= nrounds - 1",
-           "FINISHED_ROUND: samples held back for one round instead of two", PERF_TESTS),
-    Mutant("perf-stable-sort", ORDERING,
-           'self.parts = [m.take(np.argsort(m.times, kind="stable"))]',
-           "self.parts = [m.take(np.argsort(m.times))]",
-           "re-ordering with an unstable sort: equal times lose file order", PERF_TESTS),
-    Mutant("perf-mmap2-prot", RECORDS,
-           "f32[i, 4] = _u32(buf, body + 56)", "f32[i, 4] = _u32(buf, body + 60)",
-           "MMAP2 (bulk decoder): prot read from the flags word", PERF_TESTS),
-    Mutant("perf-mmap2-buildid", SIDEBAND,
-           "build_id = body[36:36 + min(bsz, 20)].hex()",
-           "build_id = body[33:33 + min(bsz, 20)].hex()",
-           "MMAP2 (per-record decoder): build id read right after its size byte, over "
-           "the reserved bytes", PERF_TESTS),
-    # ---- data_src ---------------------------------------------------------------------
-    Mutant("dsrc-snoop-width", DSRC, "_SNOOP = (19, 5)", "_SNOOP = (19, 4)",
-           "mem_snoop 4 bits wide (loses HitM)", DATA_SRC_TESTS),
-    Mutant("dsrc-tlb-shift", DSRC, "_DTLB = (26, 7)", "_DTLB = (27, 7)",
-           "mem_dtlb shifted by one bit", DATA_SRC_TESTS),
-    Mutant("dsrc-lvlnum-width", DSRC, "_LVLNUM = (33, 4)", "_LVLNUM = (33, 3)",
-           "mem_lvl_num 3 bits wide", DATA_SRC_TESTS),
-    # ---- compare ----------------------------------------------------------------------
-    Mutant("cmp-hot-boundary", OVL,
-           "return (v > 0) & (v >= theta * vmax * (1 - HOT_RTOL))",
-           "return (v > 0) & (v > theta * vmax)",
-           "hot set excludes its boundary (>= became >, the tolerance dropped)",
-           COMPARE_TESTS),
-    Mutant("cmp-hot-rtol", OVL,
-           "(v >= theta * vmax * (1 - HOT_RTOL))", "(v >= theta * vmax * (1 + HOT_RTOL))",
-           "hot-set tolerance applied the wrong way (0.3 x 10 no longer admits 3)",
-           COMPARE_TESTS),
-    Mutant("cmp-time-weight", SWEEP,
-           "self.J[c0:c1] += v * dt", "self.J[c0:c1] += v",
-           "joint distribution weighted by bytes only, not bytes x ns", COMPARE_TESTS),
-    Mutant("cmp-age-weight", SWEEP,
-           "AG.add([uc], w * dt)", "AG.add([uc], w)",
-           "age agreement weighted by bytes only, not bytes x ns", COMPARE_TESTS),
-    Mutant("cmp-prf-sides", CMETRICS,
-           "prf(hot_set(y, th, mxb), hot_set(x, th, mxa), w)",
-           "prf(hot_set(x, th, mxa), hot_set(y, th, mxb), w)",
-           "hot-set precision and recall taken against the wrong side", COMPARE_TESTS),
-    Mutant("cmp-midrank", OVL,
-           "r[o] = (below + gw / 2.0)[gid]", "r[o] = (below + gw)[gid]",
-           "weighted ranks: upper rank of a tie group instead of its mid-rank",
-           COMPARE_TESTS),
-    # ---- damo export ------------------------------------------------------------------
-    Mutant("damo-field-order", DAMO,
-           "flat[2::4] = nr[i:i + k].tolist()\n        flat[3::4] = age[i:i + k].tolist()",
-           "flat[2::4] = age[i:i + k].tolist()\n        flat[3::4] = nr[i:i + k].tolist()",
-           "region fields in the wrong order: nr_accesses and age swapped", DAMO_TESTS),
-    Mutant("damo-time-unit", DAMO,
-           'f\'{{"start_time":"{int(t0s[s])}","end_time":"{int(t1s[s])}",\'',
-           'f\'{{"start_time":"{int(t0s[s]) // 1000}","end_time":"{int(t1s[s]) // 1000}",\'',
-           "snapshot times written in us instead of ns", DAMO_TESTS),
-    Mutant("damo-target-id", DAMO,
-           '"target_id": int(key)', '"target_id": ki',
-           "target id is the record's index instead of the pid / target", DAMO_TESTS),
-)
-
-BY_ID = {m.id: m for m in MUTANTS}
+from mutant_table import BY_ID, MUTANTS, Mutant  # noqa: E402  (tools/ is not a package)
 
 
 # ----------------------------------------------------------------------------------------
 # scratch trees and numba caches
 # ----------------------------------------------------------------------------------------
 def tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
     return [p for p in out.decode().split("\0") if p and (ROOT / p).is_file()]
 
 
@@ -328,7 +112,7 @@ def importers(files: list[str]) -> set[str]:
             dots, name, what = m.groups()
             if dots:
                 base = pkg.split(".")
-                base = base[:len(base) - (len(dots) - 1)]
+                base = base[: len(base) - (len(dots) - 1)]
                 full = ".".join(base + ([name] if name else []))
             else:
                 full = name
@@ -373,16 +157,22 @@ def numba_cache_for(slot: int, tree: Path, mutants: list[Mutant], fresh: bool) -
 
 def env_for(tree: Path, cache: Path) -> dict:
     env = dict(os.environ)
-    env.update(CI="1", PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(cache),
-               PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        CI="1", PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(cache), PYTHONDONTWRITEBYTECODE="1"
+    )
     env.pop("HYPOTHESIS_PROFILE", None)
     return env
 
 
 def check_import(tree: Path, cache: Path) -> None:
-    r = subprocess.run([str(PYTHON), "-c", "import tracedamon; print(tracedamon.__file__)"],
-                       cwd=tree, env=env_for(tree, cache), capture_output=True, text=True,
-                       check=True)
+    r = subprocess.run(
+        [str(PYTHON), "-c", "import tracedamon; print(tracedamon.__file__)"],
+        cwd=tree,
+        env=env_for(tree, cache),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     got = Path(r.stdout.strip()).resolve()
     if not str(got).startswith(str(tree.resolve())):
         raise SystemExit(f"the scratch tree's package is not the one imported: {got}")
@@ -395,16 +185,22 @@ def pytest(tree: Path, cache: Path, args: list[str], timeout: int) -> dict:
     cmd = [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", *args]
     t = time.monotonic()
     try:
-        r = subprocess.run(cmd, cwd=tree, env=env_for(tree, cache), capture_output=True,
-                           text=True, timeout=timeout)
+        r = subprocess.run(
+            cmd, cwd=tree, env=env_for(tree, cache), capture_output=True, text=True, timeout=timeout
+        )
         rc, out = r.returncode, r.stdout + r.stderr
     except subprocess.TimeoutExpired as e:
         rc = "timeout"
         out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
     failed = sorted(set(m.group(2) for m in _FAIL.finditer(out)))
     tail = [ln for ln in out.splitlines() if ln.strip()][-1:] or [""]
-    return {"cmd": " ".join(args), "rc": rc, "failed": failed, "summary": tail[0],
-            "seconds": round(time.monotonic() - t, 1)}
+    return {
+        "cmd": " ".join(args),
+        "rc": rc,
+        "failed": failed,
+        "summary": tail[0],
+        "seconds": round(time.monotonic() - t, 1),
+    }
 
 
 def record(out: Path, row: dict) -> None:
@@ -423,8 +219,9 @@ def warm_slot(slot: int) -> None:
     names = {}
     for rel in {Path(p).parent for p in tracked_files() if p.endswith(".py")}:
         a, b = t0 / rel, t1 / rel
-        names[a.name + "_" + hashlib.sha1(str(a).encode()).hexdigest()] = \
+        names[a.name + "_" + hashlib.sha1(str(a).encode()).hexdigest()] = (
             b.name + "_" + hashlib.sha1(str(b).encode()).hexdigest()
+        )
     for sub in src.iterdir():
         if sub.name not in names:
             continue
@@ -470,7 +267,7 @@ ALL_TESTS = sorted({f for x in MUTANTS for f in x.tests})
 def _prepare(slot: int, mutants: list[Mutant], fresh: bool) -> tuple[Path, Path]:
     tree = make_tree(slot, mutants)
     if not mutants and not fresh:
-        cache = SCRATCH / f"slot-{slot}" / "numba-warm"      # the baseline fills it
+        cache = SCRATCH / f"slot-{slot}" / "numba-warm"  # the baseline fills it
         cache.mkdir(parents=True, exist_ok=True)
     else:
         cache = numba_cache_for(slot, tree, mutants, fresh)
@@ -491,12 +288,19 @@ def _alone_one(slot: int, m: Mutant | None, args) -> None:
     warm_slot(slot)
     warm = (SCRATCH / f"slot-{slot}" / "numba-warm").exists()
     tree, cache = _prepare(slot, [m] if m else [], args.fresh)
-    how = ("empty" if args.fresh or (m and not warm) else
-           "warm, being filled" if not m else "warm minus the edited file and its importers")
+    how = (
+        "empty"
+        if args.fresh or (m and not warm)
+        else "warm, being filled"
+        if not m
+        else "warm minus the edited file and its importers"
+    )
     for f in files:
         res = pytest(tree, cache, ["-x", f], args.timeout)
-        record(args.out, {"mode": "alone", "mutant": name, "file": f, "slot": slot,
-                          "numba_cache": how, **res})
+        record(
+            args.out,
+            {"mode": "alone", "mutant": name, "file": f, "slot": slot, "numba_cache": how, **res},
+        )
         verdict = "passed" if res["rc"] == 0 else f"FAILED {res['failed']} rc={res['rc']}"
         print(f"[{name}] {f}: {verdict} ({res['seconds']} s)", flush=True)
         if m and res["rc"] != 0 and not args.all_files:
@@ -531,8 +335,9 @@ def cmd_full(args) -> int:
         tree, cache = _prepare(args.slot, [m] if m else [], args.fresh)
         res = pytest(tree, cache, ["-x", "-n", "2", "--dist", "loadfile"], args.timeout)
         record(args.out, {"mode": "full", "mutant": name, **res})
-        print(f"[{name}] full suite: rc={res['rc']} {res['failed']} ({res['seconds']} s)",
-              flush=True)
+        print(
+            f"[{name}] full suite: rc={res['rc']} {res['failed']} ({res['seconds']} s)", flush=True
+        )
     return 0
 
 
@@ -572,8 +377,11 @@ def cmd_batch(args) -> int:
         tree, cache = _prepare(args.slot, g, args.fresh)
         res = pytest(tree, cache, ["-n", "2", "--dist", "loadfile"], args.timeout)
         record(args.out, {"mode": "batch", "group": [m.id for m in g], "mutant": name, **res})
-        print(f"[{name}: {' '.join(m.id for m in g)}] full suite: rc={res['rc']} "
-              f"{len(res['failed'])} failed ({res['seconds']} s)", flush=True)
+        print(
+            f"[{name}: {' '.join(m.id for m in g)}] full suite: rc={res['rc']} "
+            f"{len(res['failed'])} failed ({res['seconds']} s)",
+            flush=True,
+        )
     return 0
 
 
@@ -597,35 +405,51 @@ def cmd_table(args) -> int:
     for r in rows:
         if r["mode"] != "alone":
             continue
-        got = alone.setdefault(r["mutant"], []) if r["rc"] != 0 else \
-            passed.setdefault(r["mutant"], [])
+        got = (
+            alone.setdefault(r["mutant"], [])
+            if r["rc"] != 0
+            else passed.setdefault(r["mutant"], [])
+        )
         for t in (r["failed"] or [f"{r['file']} (rc {r['rc']})"]) if r["rc"] != 0 else [r["file"]]:
             if t not in got:
                 got.append(t)
     full: dict[str, str] = {}
     for r in rows:
         if r["mode"] == "full":
-            full[r["mutant"]] = ("full: " + ", ".join(map(_short, r["failed"]))
-                                 if r["failed"] else f"full: NOT CAUGHT (rc {r['rc']})")
+            full[r["mutant"]] = (
+                "full: " + ", ".join(map(_short, r["failed"]))
+                if r["failed"]
+                else f"full: NOT CAUGHT (rc {r['rc']})"
+            )
         elif r["mode"] == "batch":
             failed = set(r["failed"])
             for mid in r["group"]:
                 hit = sorted(t for t in alone.get(mid, []) if t in failed)
-                shared = sorted(t for t in hit if any(t in alone.get(o, [])
-                                                      for o in r["group"] if o != mid))
-                cell = (", ".join(_short(t) + (" (also another mutant's)" if t in shared else "")
-                                  for t in hit) if hit else "NOT CAUGHT by its alone-tests")
+                shared = sorted(
+                    t for t in hit if any(t in alone.get(o, []) for o in r["group"] if o != mid)
+                )
+                cell = (
+                    ", ".join(
+                        _short(t) + (" (also another mutant's)" if t in shared else "") for t in hit
+                    )
+                    if hit
+                    else "NOT CAUGHT by its alone-tests"
+                )
                 full.setdefault(mid, f"{r['mutant']}: {cell}")
-    print("| mutant | file:line | change | caught alone (first failing test of each file "
-          "run alone) | passed alone | full suite |")
+    print(
+        "| mutant | file:line | change | caught alone (first failing test of each file "
+        "run alone) | passed alone | full suite |"
+    )
     print("|---|---|---|---|---|---|")
     for m in MUTANTS:
         caught = alone.get(m.id)
         cell = "<br>".join(map(_short, caught)) if caught else "**NOT CAUGHT**"
         ok = "<br>".join(map(_short, passed.get(m.id, []))) or "-"
         why = m.why.replace("|", "\\|")
-        print(f"| {m.id} | {m.file.replace('tracedamon/', '')}:{m.line()} | {why} | {cell} "
-              f"| {ok} | {full.get(m.id, '-')} |")
+        print(
+            f"| {m.id} | {m.file.replace('tracedamon/', '')}:{m.line()} | {why} | {cell} "
+            f"| {ok} | {full.get(m.id, '-')} |"
+        )
     return 0
 
 
@@ -638,16 +462,26 @@ def main(argv=None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--mutant", action="append", help="id (repeatable; 'none': baseline)")
         p.add_argument("--timeout", type=int, default=1800 if name == "alone" else 3600)
-        p.add_argument("--fresh", action="store_true",
-                       help="an empty numba cache for every run (slow: every kernel compiles)")
+        p.add_argument(
+            "--fresh",
+            action="store_true",
+            help="an empty numba cache for every run (slow: every kernel compiles)",
+        )
         if name == "full":
             p.add_argument("--slot", type=int, default=3)
         if name == "alone":
             p.add_argument("-j", "--jobs", type=int, default=1)
-            p.add_argument("--first-slot", type=int, default=0,
-                           help="scratch slots used: first-slot .. first-slot + jobs - 1")
-            p.add_argument("--all-files", action="store_true",
-                           help="run every relevant file, not only up to the first catch")
+            p.add_argument(
+                "--first-slot",
+                type=int,
+                default=0,
+                help="scratch slots used: first-slot .. first-slot + jobs - 1",
+            )
+            p.add_argument(
+                "--all-files",
+                action="store_true",
+                help="run every relevant file, not only up to the first catch",
+            )
     p = sub.add_parser("batch")
     p.add_argument("-n", type=int, default=4, help="number of batches")
     p.add_argument("--slot", type=int, default=2)
@@ -659,8 +493,14 @@ def main(argv=None) -> int:
     sub.add_parser("table")
     args = ap.parse_args(argv)
     SCRATCH.mkdir(parents=True, exist_ok=True)
-    return {"check": cmd_check, "alone": cmd_alone, "full": cmd_full, "batch": cmd_batch,
-            "groups": cmd_groups, "table": cmd_table}[args.cmd](args)
+    return {
+        "check": cmd_check,
+        "alone": cmd_alone,
+        "full": cmd_full,
+        "batch": cmd_batch,
+        "groups": cmd_groups,
+        "table": cmd_table,
+    }[args.cmd](args)
 
 
 if __name__ == "__main__":

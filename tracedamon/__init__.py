@@ -22,11 +22,19 @@ line calls the library through it):
 Functions that write take ``force=``: an existing output is replaced only with
 ``force=True`` and only when it is tracedamon's own (:mod:`tracedamon.store.atomic`).
 """
+
 __version__ = "0.1.0"
 
 # the floor: importing it costs nothing (it imports no other module of tracedamon)
-from .errors import (CaptureError, ConfigError, InputError, InputWarning,
-                     OutputError, TraceFormatError, TracedamonError)
+from .errors import (
+    CaptureError,
+    ConfigError,
+    InputError,
+    InputWarning,
+    OutputError,
+    TraceFormatError,
+    TracedamonError,
+)
 
 # name -> (module, attribute), imported on first use
 _LAZY = {
@@ -41,11 +49,25 @@ _LAZY = {
     "RegionHistory": ("tracedamon.pipeline.region_history", "RegionHistory"),
 }
 
-__all__ = ["__version__",
-           "ingest", "open_trace", "replay", "compare", "damos", "sweep",
-           "MonitorConfig", "Trace", "RegionHistory",
-           "TracedamonError", "InputError", "TraceFormatError", "OutputError", "ConfigError",
-           "CaptureError", "InputWarning"]
+__all__ = [
+    "__version__",
+    "ingest",
+    "open_trace",
+    "replay",
+    "compare",
+    "damos",
+    "sweep",
+    "MonitorConfig",
+    "Trace",
+    "RegionHistory",
+    "TracedamonError",
+    "InputError",
+    "TraceFormatError",
+    "OutputError",
+    "ConfigError",
+    "CaptureError",
+    "InputWarning",
+]
 
 # before any numba kernel is defined: fall back to no caching (one warning line) when
 # numba has nowhere to write its cache

@@ -1,5 +1,6 @@
 """Deprecated path of :mod:`tracedamon.pipeline.damos` (kept for one release): the same
 module object under its old name."""
+
 import sys
 
 from .pipeline import damos as _module

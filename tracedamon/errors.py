@@ -4,6 +4,7 @@ Every error a user can cause (bad input, bad options) derives from
 :class:`TracedamonError`. The command line turns them into a one-line message on
 stderr and a non-zero exit code; they never surface as a traceback.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,15 +41,23 @@ class TraceFormatError(TracedamonError):
 
     exit_code = 3
 
-    def __init__(self, path, problem: str, *, offset: int | None = None,
-                 line: int | None = None, cli_problem: str | None = None):
+    def __init__(
+        self,
+        path,
+        problem: str,
+        *,
+        offset: int | None = None,
+        line: int | None = None,
+        cli_problem: str | None = None,
+    ):
         self.path = os.fspath(path) if path is not None else "<input>"
         self.problem = problem
         self.offset = offset
         self.line = line
-        super().__init__(f"{self.path}{self.where}: {problem}",
-                         cli_message=None if cli_problem is None else
-                         f"{self.path}{self.where}: {cli_problem}")
+        super().__init__(
+            f"{self.path}{self.where}: {problem}",
+            cli_message=None if cli_problem is None else f"{self.path}{self.where}: {cli_problem}",
+        )
 
     @property
     def where(self) -> str:
@@ -92,8 +101,9 @@ def shown_as(exc: BaseException, paths: dict) -> BaseException:
     input is decompressed into a hidden file: an error met there must name the user's
     output or input, not tracedamon's temporary name.
     """
-    pairs = sorted(((os.fspath(k), os.fspath(v)) for k, v in paths.items()),
-                   key=lambda kv: -len(kv[0]))
+    pairs = sorted(
+        ((os.fspath(k), os.fspath(v)) for k, v in paths.items()), key=lambda kv: -len(kv[0])
+    )
     pairs = [(k, v) for k, v in pairs if k]
 
     def fix(text):

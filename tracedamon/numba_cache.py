@@ -22,6 +22,7 @@ after a hash of the sources of every module that holds numba kernels
 writable, else ``~/.cache/tracedamon/numba-KEY``.  A change to any of those files starts
 a fresh cache; an unchanged tree keeps using its compiled kernels.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,9 +56,13 @@ def _source_dirs() -> list[Path]:
     for d in dirs:
         try:
             with os.scandir(d) as it:
-                dirs.extend(Path(e.path) for e in it
-                            if e.is_dir() and e.name != "__pycache__"
-                            and os.path.exists(os.path.join(e.path, "__init__.py")))
+                dirs.extend(
+                    Path(e.path)
+                    for e in it
+                    if e.is_dir()
+                    and e.name != "__pycache__"
+                    and os.path.exists(os.path.join(e.path, "__init__.py"))
+                )
         except OSError:
             pass
     return dirs
@@ -94,10 +99,12 @@ def kernel_sources_key() -> str:
 
 def cache_dir_candidates(key: str) -> list[Path]:
     """Where a cache for kernel sources ``key`` goes, in order of preference."""
-    return [_PACKAGE / "__pycache__" / f"numba-{key}",
-            Path(os.environ.get("XDG_CACHE_HOME") or
-                 os.path.join(os.path.expanduser("~"), ".cache")) / "tracedamon" /
-            f"numba-{key}"]
+    return [
+        _PACKAGE / "__pycache__" / f"numba-{key}",
+        Path(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"))
+        / "tracedamon"
+        / f"numba-{key}",
+    ]
 
 
 def _use_cache_dir(d: Path) -> None:
@@ -106,6 +113,7 @@ def _use_cache_dir(d: Path) -> None:
     if "numba" in sys.modules:
         try:
             from numba.core import config
+
             config.CACHE_DIR = str(d)
         except ImportError:
             pass
@@ -121,8 +129,10 @@ def problem() -> str | None:
     stuck = [d for d in _source_dirs() if not _writable(d / "__pycache__")]
     if not stuck:
         return None
-    places = ([f"NUMBA_CACHE_DIR={cache_dir}"] if cache_dir else []) + \
-        [str(stuck[0] / "__pycache__"), str(_user_cache_dir())]
+    places = ([f"NUMBA_CACHE_DIR={cache_dir}"] if cache_dir else []) + [
+        str(stuck[0] / "__pycache__"),
+        str(_user_cache_dir()),
+    ]
     return f"{', '.join(places)} not writable"
 
 
@@ -156,6 +166,8 @@ def setup() -> None:
     if why is None:
         return
     if _disable_caching():
-        print(f"tracedamon: warning: numba cannot cache compiled code ({why}); compiling "
-              "without a cache (set NUMBA_CACHE_DIR to a writable directory to keep it)",
-              file=sys.stderr)
+        print(
+            f"tracedamon: warning: numba cannot cache compiled code ({why}); compiling "
+            "without a cache (set NUMBA_CACHE_DIR to a writable directory to keep it)",
+            file=sys.stderr,
+        )

@@ -5,14 +5,24 @@ imports nothing from tracedamon. A parse error is a ``ValueError`` whose message
 what was parsed (``what``); callers raise it as their own error class (a
 ``ConfigError`` for an option, a ``TraceFormatError`` for a file).
 """
+
 from __future__ import annotations
 
 import re
 from typing import Mapping
 
-__all__ = ["PAGE_SHIFT", "PAGE_SIZE", "parse_number", "parse_bytes", "format_bytes",
-           "parse_duration_ns", "format_duration_ns", "DURATION_NS", "parse_range",
-           "ADDRESS_LIMIT"]
+__all__ = [
+    "PAGE_SHIFT",
+    "PAGE_SIZE",
+    "parse_number",
+    "parse_bytes",
+    "format_bytes",
+    "parse_duration_ns",
+    "format_duration_ns",
+    "DURATION_NS",
+    "parse_range",
+    "ADDRESS_LIMIT",
+]
 
 #: the base page size DAMON, pagemap and the engine work in (x86-64, arm64 with 4 KiB
 #: pages): regions are page aligned, frames are ``paddr >> PAGE_SHIFT``
@@ -23,13 +33,37 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 ADDRESS_LIMIT = 1 << 63
 
 #: byte units, upper case, as damo, the kernel and perf write them (K, KB and KiB alike)
-_BYTE_UNITS = {"B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20,
-               "MB": 1 << 20, "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
-               "T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40, "P": 1 << 50, "PB": 1 << 50,
-               "PIB": 1 << 50, "E": 1 << 60, "EB": 1 << 60, "EIB": 1 << 60}
+_BYTE_UNITS = {
+    "B": 1,
+    "K": 1 << 10,
+    "KB": 1 << 10,
+    "KIB": 1 << 10,
+    "M": 1 << 20,
+    "MB": 1 << 20,
+    "MIB": 1 << 20,
+    "G": 1 << 30,
+    "GB": 1 << 30,
+    "GIB": 1 << 30,
+    "T": 1 << 40,
+    "TB": 1 << 40,
+    "TIB": 1 << 40,
+    "P": 1 << 50,
+    "PB": 1 << 50,
+    "PIB": 1 << 50,
+    "E": 1 << 60,
+    "EB": 1 << 60,
+    "EIB": 1 << 60,
+}
 #: nanoseconds per duration unit
-DURATION_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-               "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+DURATION_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+}
 _NUM = r"[-+]?\d[\d,]*(?:\.\d*)?(?:[eE][-+]?\d+)?"
 _SIZE = re.compile(rf"({_NUM})\s*([A-Za-z]*)")
 _DURATION_PART = re.compile(rf"({_NUM})\s*([a-z]*)")
@@ -49,8 +83,9 @@ def parse_number(text: str, what: str = "number") -> int | float:
         raise ValueError(f"{what}: {text!r} is not a number") from None
 
 
-def parse_bytes(value, what: str = "size", *, words: Mapping[str, int] | None = None,
-                limit: int | None = None) -> int:
+def parse_bytes(
+    value, what: str = "size", *, words: Mapping[str, int] | None = None, limit: int | None = None
+) -> int:
     """A byte size: ``4096``, ``"4,096"``, ``"4K"``, ``"4 KiB"``, ``"128.000 MiB"`` (units
     B, K/KB/KiB ... E/EB/EiB, any case, all binary), or one of ``words``
     (e.g. ``{"max": ULONG_MAX}``). A number is taken as bytes; a result above ``limit``
@@ -72,14 +107,20 @@ def parse_bytes(value, what: str = "size", *, words: Mapping[str, int] | None = 
 _FORMAT_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
-def format_bytes(n: float, digits: int = 3, *, exact: bool = False, largest: str = "TiB",
-                 significant: bool = False) -> str:
+def format_bytes(
+    n: float,
+    digits: int = 3,
+    *,
+    exact: bool = False,
+    largest: str = "TiB",
+    significant: bool = False,
+) -> str:
     """``n`` bytes in the largest binary unit (up to ``largest``) in which it is at least
     1: ``"786.734 MiB"``. ``digits`` decimals (significant digits with
     ``significant``); with ``exact``, a whole number of units has none (``"4 KiB"``).
     Bytes below 1 KiB are a whole number (``significant``: ``digits`` significant)."""
     x = float(n)
-    units = _FORMAT_UNITS[:_FORMAT_UNITS.index(largest) + 1]
+    units = _FORMAT_UNITS[: _FORMAT_UNITS.index(largest) + 1]
     scale = 1
     for unit in units:
         if abs(x) < 1024 or unit == units[-1]:
@@ -95,8 +136,13 @@ def format_bytes(n: float, digits: int = 3, *, exact: bool = False, largest: str
     return f"{x:.{digits}{'g' if significant else 'f'}} {unit}"
 
 
-def parse_duration_ns(value, default_unit: str = "s", what: str = "duration", *,
-                      words: Mapping[str, int] | None = None) -> int:
+def parse_duration_ns(
+    value,
+    default_unit: str = "s",
+    what: str = "duration",
+    *,
+    words: Mapping[str, int] | None = None,
+) -> int:
     """A duration in nanoseconds: ``"500ms"``, ``"5 s"``, ``"1 m 30 s"``, ``"1,234 us"``
     (units ns, us, ms, s, m, h, d), a bare number (or int/float) in ``default_unit``, or
     one of ``words`` (e.g. ``{"max": ULONG_MAX}``)."""
@@ -123,7 +169,7 @@ def format_duration_ns(ns: float, smallest: str = "ns") -> str:
     """``ns`` in the largest of s, ms, us, ns (not below ``smallest``) in which it is at
     least 1, shortest form: ``"5 ms"``, ``"1.5 s"``."""
     order = ("s", "ms", "us", "ns")
-    for unit in order[:order.index(smallest) + 1]:
+    for unit in order[: order.index(smallest) + 1]:
         if abs(ns) >= DURATION_NS[unit] or unit == smallest:
             return f"{ns / DURATION_NS[unit]:g} {unit}"
     raise AssertionError("unreachable")
@@ -138,8 +184,9 @@ def parse_range(text: str, what: str = "range") -> tuple[int, int]:
     try:
         s, e = (int(p.strip(), 0) for p in parts)
     except ValueError:
-        raise ValueError(f"{what} {text!r}: START and END must be decimal or 0x-hex "
-                         "integers") from None
+        raise ValueError(
+            f"{what} {text!r}: START and END must be decimal or 0x-hex integers"
+        ) from None
     if s < 0 or e <= s:
         raise ValueError(f"{what} {text!r}: END must be greater than START")
     if e >= ADDRESS_LIMIT:

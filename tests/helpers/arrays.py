@@ -6,6 +6,7 @@ These helpers check equality at C speed and, only on a difference, describe the 
 few differing rows (with their neighbours) and the counts, in a message of bounded size.
 They raise ``AssertionError`` themselves, so they work the same from any module.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -20,8 +21,9 @@ def _show(row) -> str:
     return s if len(s) <= 200 else s[:197] + "..."
 
 
-def describe_row_differences(got: Sequence, want: Sequence, what: str = "rows",
-                             limit: int = 5, context: int = 1) -> str | None:
+def describe_row_differences(
+    got: Sequence, want: Sequence, what: str = "rows", limit: int = 5, context: int = 1
+) -> str | None:
     """None if ``got == want``, else a short description of where they differ."""
     if got == want:
         return None
@@ -34,9 +36,10 @@ def describe_row_differences(got: Sequence, want: Sequence, what: str = "rows",
             count += 1
             if len(diff) < limit:
                 diff.append(i)
-    lines = [f"{what} differ: got {ng:,}, want {nw:,}"
-             + (f"; {count:,} of the first {n:,} differ" if count else
-                f"; the first {n:,} are equal")]
+    lines = [
+        f"{what} differ: got {ng:,}, want {nw:,}"
+        + (f"; {count:,} of the first {n:,} differ" if count else f"; the first {n:,} are equal")
+    ]
     shown = set()
     for i in diff:
         for j in range(max(0, i - context), min(n, i + context + 1)):
@@ -50,9 +53,13 @@ def describe_row_differences(got: Sequence, want: Sequence, what: str = "rows",
                 lines.append(f"  {' ' * len(str(j))}   want {_show(want[j])}")
     for name, rows in (("got", got), ("want", want)):
         if len(rows) > n:
-            extra = ", ".join(f"[{j}] {_show(rows[j])}" for j in range(n, min(len(rows), n + limit)))
-            lines.append(f"  only in {name} ({len(rows) - n:,}): {extra}"
-                         + (" ..." if len(rows) - n > limit else ""))
+            extra = ", ".join(
+                f"[{j}] {_show(rows[j])}" for j in range(n, min(len(rows), n + limit))
+            )
+            lines.append(
+                f"  only in {name} ({len(rows) - n:,}): {extra}"
+                + (" ..." if len(rows) - n > limit else "")
+            )
     return "\n".join(lines)
 
 
@@ -72,14 +79,17 @@ def assert_arrays_equal(got, want, what: str = "arrays", limit: int = 5) -> None
         n = min(len(g), len(w))
         ne = g[:n] != w[:n]
         bad = np.flatnonzero(ne.reshape(n, -1).any(axis=1) if ne.ndim > 1 else ne)
-        lines = [f"{what} differ: got shape {g.shape}, want {w.shape}; {bad.size:,} of the "
-                 f"first {n:,} rows differ"]
+        lines = [
+            f"{what} differ: got shape {g.shape}, want {w.shape}; {bad.size:,} of the "
+            f"first {n:,} rows differ"
+        ]
         for i in bad[:limit]:
             lines.append(f"  [{i}] got  {_show(g[i].tolist())}")
             lines.append(f"  {' ' * len(str(i))}   want {_show(w[i].tolist())}")
         if len(g) != len(w):
             longer, name = (g, "got") if len(g) > len(w) else (w, "want")
-            lines.append(f"  only in {name}: {len(longer) - n:,} rows, first "
-                         f"{_show(longer[n].tolist())}")
+            lines.append(
+                f"  only in {name}: {len(longer) - n:,} rows, first {_show(longer[n].tolist())}"
+            )
         raise AssertionError("\n".join(lines))
     raise AssertionError(f"{what} differ: got shape {g.shape}, want {w.shape}")

@@ -18,6 +18,7 @@ runs, not for ``tracedamon --help``.
 Errors a user can cause are printed as one line on stderr with a non-zero exit
 code; tracebacks are reserved for tracedamon's own bugs.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,15 +32,24 @@ from ..errors import TracedamonError
 app = typer.Typer(
     name="tracedamon",
     help="What would DAMON have seen? Ingest perf memory samples and DAMON traces, "
-         "replay DAMON offline, compare region histories.",
+    "replay DAMON offline, compare region histories.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_COMMANDS = ("ingest", "info", "replay", "snapshot", "compare", "report", "export", "damos",
-             "sweep")
+_COMMANDS = (
+    "ingest",
+    "info",
+    "replay",
+    "snapshot",
+    "compare",
+    "report",
+    "export",
+    "damos",
+    "sweep",
+)
 
 
 def _register_all() -> None:
@@ -62,6 +72,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     """An :class:`~tracedamon.errors.InputWarning` (an input read, but not whole) as
     one line on stderr; other warnings as Python shows them."""
     from ..errors import InputWarning
+
     if issubclass(category, InputWarning):
         print(f"tracedamon: warning: {message}", file=sys.stderr)
     else:
@@ -110,20 +121,23 @@ def _help_folds() -> None:
             r = make(*args, **kwargs)
             fold(r)
             return r
+
         return made
 
     for name in ("_make_rich_text", "_get_parameter_help", "_make_command_help"):
         make = getattr(rich_utils, name, None)
         if make is not None:
             setattr(rich_utils, name, folding(make))
-    for name in ("highlighter", "negative_highlighter"):     # option and argument names
+    for name in ("highlighter", "negative_highlighter"):  # option and argument names
         hl = getattr(rich_utils, name, None)
         if hl is not None:
+
             class Folding(type(hl)):
                 def __call__(self, text):
                     t = super().__call__(text)
                     t.overflow = "fold"
                     return t
+
             setattr(rich_utils, name, Folding())
     rich_utils._tracedamon_folds = True
 
@@ -137,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else list(argv)
     if len(args) <= 1 or "--help" in args or "-h" in args:
-        _help_folds()           # only where help may be printed: rich loads in 40 ms
+        _help_folds()  # only where help may be printed: rich loads in 40 ms
     warnings.showwarning = _show_warning
     try:
         app(args=argv, prog_name="tracedamon")
@@ -175,6 +189,7 @@ def run() -> None:
     code = main()
     import atexit
     import os
+
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -69,7 +69,9 @@ def render_metrics(m: dict) -> None:
             )
         w = m.get("wss") or {}
         if w:
-            t.add_row("WSS mean a / b", f"{format_bytes(w['mean_a'])} / {format_bytes(w['mean_b'])}")
+            t.add_row(
+                "WSS mean a / b", f"{format_bytes(w['mean_a'])} / {format_bytes(w['mean_b'])}"
+            )
             t.add_row(
                 "WSS MAE (relative)",
                 f"{format_bytes(w['mae_bytes'])} ({_fmt(w['relative_error'], True)})",
@@ -81,11 +83,17 @@ def render_metrics(m: dict) -> None:
         )
         r = m["regions"]
         if "mean" in r["a"] and r["a"]["mean"] is not None and r["b"]["mean"] is not None:
-            sp = " (sparse: with accesses)" if (r["a"].get("counted", "regions") != "regions"
-                                               or r["b"].get("counted", "regions") != "regions") \
+            sp = (
+                " (sparse: with accesses)"
+                if (
+                    r["a"].get("counted", "regions") != "regions"
+                    or r["b"].get("counted", "regions") != "regions"
+                )
                 else ""
-            t.add_row("regions per snapshot a / b" + sp,
-                      f"{r['a']['mean']:.1f} / {r['b']['mean']:.1f}")
+            )
+            t.add_row(
+                "regions per snapshot a / b" + sp, f"{r['a']['mean']:.1f} / {r['b']['mean']:.1f}"
+            )
         con.print(t)
     truth = m.get("truth")
     if truth:
@@ -140,9 +148,7 @@ HELP = (
 
 def compare_cmd(
     a: Path = typer.Argument(..., help="reference: trace directory or regions .parquet"),
-    b: Optional[Path] = typer.Argument(
-        None, help="candidate: trace directory or regions .parquet"
-    ),
+    b: Optional[Path] = typer.Argument(None, help="candidate: trace directory or regions .parquet"),
     out: Optional[Path] = opt.output("write the metrics as JSON"),
     cells: Optional[Path] = typer.Option(
         None,
@@ -166,28 +172,42 @@ def compare_cmd(
     time_bin: Optional[int] = typer.Option(
         None, "--time-bin", help="cells grid and per-time metrics: time bin, ns (default: auto)"
     ),
-    acc_thres: int = typer.Option(
-        1, "--acc-thres", help="nr_accesses counted as accessed (WSS)"
-    ),
+    acc_thres: int = typer.Option(1, "--acc-thres", help="nr_accesses counted as accessed (WSS)"),
     all_addresses: bool = typer.Option(
         False, "--all-addresses", help="cells grid: keep long never-accessed address stretches"
     ),
     quiet: bool = opt.quiet(),
     force: bool = opt.force(),
-    damos: bool = typer.Option(False, "--damos",
-                               help="compare the damos_apply tables (scheme "
-                                    "applications) of A and B"),
-    window: Optional[int] = typer.Option(None, "--window",
-                                         help="--damos: the apply interval, ns, when "
-                                              "no metadata gives it"),
+    damos: bool = typer.Option(
+        False, "--damos", help="compare the damos_apply tables (scheme applications) of A and B"
+    ),
+    window: Optional[int] = typer.Option(
+        None, "--window", help="--damos: the apply interval, ns, when no metadata gives it"
+    ),
 ) -> None:
     with one_line_warnings():
         if b is not None and (damos or _damos_sources(a, b)):
-            _run_damos(a, b, out, offset, window, quiet, force,
-                       cells=cells, truth=truth, align=align)
+            _run_damos(
+                a, b, out, offset, window, quiet, force, cells=cells, truth=truth, align=align
+            )
             return
-        _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin,
-             time_bin, acc_thres, all_addresses, quiet, force)
+        _run(
+            a,
+            b,
+            out,
+            cells,
+            truth,
+            offset,
+            align,
+            max_lag,
+            lag_series,
+            addr_bin,
+            time_bin,
+            acc_thres,
+            all_addresses,
+            quiet,
+            force,
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -204,11 +224,16 @@ def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) 
     from ..export.damos_compare import render_damos_metrics
     from ..pipeline.compare import compare_damos_sources
 
-    for flag, given in (("--cells", cells is not None), ("--truth", truth is not None),
-                        ("--align auto", align != "none")):
+    for flag, given in (
+        ("--cells", cells is not None),
+        ("--truth", truth is not None),
+        ("--align auto", align != "none"),
+    ):
         if given:
-            raise ConfigError(f"{flag} compares region histories; a comparison of "
-                              "damos_apply tables does not take it")
+            raise ConfigError(
+                f"{flag} compares region histories; a comparison of "
+                "damos_apply tables does not take it"
+            )
     res = compare_damos_sources(a, b, out=out, force=force, offset_ns=offset, window_ns=window)
     if not quiet:
         render_damos_metrics(res.metrics)
@@ -216,16 +241,43 @@ def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) 
             typer.echo(f"wrote {out}")
 
 
-def _run(a, b, out, cells, truth, offset, align, max_lag, lag_series, addr_bin, time_bin,
-         acc_thres, all_addresses, quiet, force) -> None:
+def _run(
+    a,
+    b,
+    out,
+    cells,
+    truth,
+    offset,
+    align,
+    max_lag,
+    lag_series,
+    addr_bin,
+    time_bin,
+    acc_thres,
+    all_addresses,
+    quiet,
+    force,
+) -> None:
     from ..pipeline.compare import cells_path_for, compare
 
     # --cells defaults to beside -o (checked after -o itself)
-    res = compare(a, b, out=out, cells=True if cells is None else cells, truth=truth,
-                  force=force, damos=False,
-                  offset_ns=offset, align=align, max_lag_ns=max_lag, lag_series=lag_series,
-                  addr_bin=addr_bin, time_bin_ns=time_bin, acc_thres=acc_thres,
-                  focus="all" if all_addresses else "active")
+    res = compare(
+        a,
+        b,
+        out=out,
+        cells=True if cells is None else cells,
+        truth=truth,
+        force=force,
+        damos=False,
+        offset_ns=offset,
+        align=align,
+        max_lag_ns=max_lag,
+        lag_series=lag_series,
+        addr_bin=addr_bin,
+        time_bin_ns=time_bin,
+        acc_thres=acc_thres,
+        focus="all" if all_addresses else "active",
+    )
     if not quiet:
         render_metrics(res.metrics)
         if out is not None and b is not None:

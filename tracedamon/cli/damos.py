@@ -1,4 +1,5 @@
 """`tracedamon damos`: DAMOS schemes over an existing region history."""
+
 from __future__ import annotations
 
 import sys
@@ -41,7 +42,8 @@ HELP = (
 def _size(text: Optional[str], name: str) -> Optional[int]:
     if text is None:
         return None
-    from ..pipeline.schemes import size_bytes     # heavy: see tracedamon.cli
+    from ..pipeline.schemes import size_bytes  # heavy: see tracedamon.cli
+
     try:
         return size_bytes(text.replace("_", ""), name)
     except ConfigError:
@@ -59,49 +61,56 @@ def default_output(src: Path) -> Path:
 
 def damos_cmd(
     src: Path = typer.Argument(..., help="trace directory (DAMON trace) or replay .parquet"),
-    scheme: List[str] = opt.schemes("preset, damo JSON or sysfs dump (repeatable)",
-                                    required=True),
+    scheme: List[str] = opt.schemes("preset, damo JSON or sysfs dump (repeatable)", required=True),
     out: Optional[Path] = opt.output("output directory [SRC/damos]"),
     force: bool = opt.force(),
     resume: Optional[str] = typer.Option(None, "--resume", help="auto, ADDR or TARGET:ADDR"),
-    check: bool = typer.Option(False, "--check",
-                               help="compare with the recorded applications"),
-    kernel: str = opt.kernel("released (v6.15-v6.18 with the stable resume fix), "
-                             "released-nofix, mainline-2026"),
+    check: bool = typer.Option(False, "--check", help="compare with the recorded applications"),
+    kernel: str = opt.kernel(
+        "released (v6.15-v6.18 with the stable resume fix), released-nofix, mainline-2026"
+    ),
     ops: Optional[str] = opt.ops(),
     sample_us: Optional[int] = opt.sample_us(),
     aggr_us: Optional[int] = opt.aggr_us(),
     min_region: Optional[str] = opt.min_region(),
     hz: int = typer.Option(250, "--hz", help="jiffies per second (0: exact ms)"),
-    unknown_pages: str = typer.Option("pass", "--unknown-pages",
-                                      help="ops-filter verdict of pages without page "
-                                           "data: pass or reject"),
+    unknown_pages: str = typer.Option(
+        "pass",
+        "--unknown-pages",
+        help="ops-filter verdict of pages without page data: pass or reject",
+    ),
     pagemap: Optional[Path] = opt.pagemap(),
-    samples: Optional[Path] = typer.Option(None, "--samples",
-                                           help="trace directory with the workload's "
-                                                "samples (outcome model)"),
+    samples: Optional[Path] = typer.Option(
+        None, "--samples", help="trace directory with the workload's samples (outcome model)"
+    ),
     offset: int = opt.offset("ns added to the sample times"),
-    fast_tier: Optional[str] = typer.Option(None, "--fast-tier",
-                                            help="fast-tier size for migrate/lru "
-                                                 "actions (e.g. 256M)"),
-    free_mem: Optional[Path] = typer.Option(None, "--free-mem",
-                                            help="CSV time_ns,permil of free memory "
-                                                 "(free_mem_rate watermarks)"),
-    goal: List[str] = typer.Option([], "--goal-series",
-                                   help="METRIC=CSV (time_ns,value) for quota goals"),
-    bin_: Optional[str] = typer.Option(None, "--bin",
-                                       help="outcome time bin (default: aggregation)"),
-    weight: str = typer.Option("period", "--weight",
-                               help="tier model sample weight: period, latency, count"),
-    ns_per_region: int = typer.Option(0, "--ns-per-region",
-                                      help="modelled ops time per applied region "
-                                           "(time quotas; 0: the kernel's 4 MiB/ms)"),
-    ns_per_byte: float = typer.Option(0.0, "--ns-per-byte",
-                                      help="modelled ops time per applied byte"),
+    fast_tier: Optional[str] = typer.Option(
+        None, "--fast-tier", help="fast-tier size for migrate/lru actions (e.g. 256M)"
+    ),
+    free_mem: Optional[Path] = typer.Option(
+        None, "--free-mem", help="CSV time_ns,permil of free memory (free_mem_rate watermarks)"
+    ),
+    goal: List[str] = typer.Option(
+        [], "--goal-series", help="METRIC=CSV (time_ns,value) for quota goals"
+    ),
+    bin_: Optional[str] = typer.Option(
+        None, "--bin", help="outcome time bin (default: aggregation)"
+    ),
+    weight: str = typer.Option(
+        "period", "--weight", help="tier model sample weight: period, latency, count"
+    ),
+    ns_per_region: int = typer.Option(
+        0,
+        "--ns-per-region",
+        help="modelled ops time per applied region (time quotas; 0: the kernel's 4 MiB/ms)",
+    ),
+    ns_per_byte: float = typer.Option(
+        0.0, "--ns-per-byte", help="modelled ops time per applied byte"
+    ),
     quiet: bool = opt.quiet(),
 ) -> None:
     import tracedamon
-    from ..pipeline.damos_replay import recorded_input              # heavy: see tracedamon.cli
+    from ..pipeline.damos_replay import recorded_input  # heavy: see tracedamon.cli
     from ..pipeline.schemes import time_ns
     from ..store.atomic import TRACE_DIR, check_output
 
@@ -112,19 +121,44 @@ def damos_cmd(
         k, v = g.split("=", 1)
         goals[k] = v
     dest = out if out is not None else default_output(src)
-    check_output(dest, TRACE_DIR, force=force,
-                 inputs=[src, recorded_input(src), pagemap, samples, free_mem, *goals.values(),
-                         *(s.split(":", 1)[0].split("#", 1)[0] for s in scheme)])
+    check_output(
+        dest,
+        TRACE_DIR,
+        force=force,
+        inputs=[
+            src,
+            recorded_input(src),
+            pagemap,
+            samples,
+            free_mem,
+            *goals.values(),
+            *(s.split(":", 1)[0].split("#", 1)[0] for s in scheme),
+        ],
+    )
     res = tracedamon.damos(
-        src, scheme, resume=resume, check=check, kernel=kernel, ops=ops,
-        sample_us=sample_us, aggr_us=aggr_us,
-        min_region=opt.parse_int(min_region, "--min-region"), hz=hz,
-        unknown_pages=unknown_pages, pagemap=pagemap, samples=samples,
-        offset_ns=offset, fast_tier=_size(fast_tier, "--fast-tier"),
-        free_mem=free_mem, goal_series=goals or None,
-        bin_ns=time_ns(bin_, "ns", "--bin") if bin_ else None, weight=weight,
-        ns_per_region_call=ns_per_region, ns_per_byte=ns_per_byte,
-        warn=lambda m: print(f"tracedamon: warning: {m}", file=sys.stderr))
+        src,
+        scheme,
+        resume=resume,
+        check=check,
+        kernel=kernel,
+        ops=ops,
+        sample_us=sample_us,
+        aggr_us=aggr_us,
+        min_region=opt.parse_int(min_region, "--min-region"),
+        hz=hz,
+        unknown_pages=unknown_pages,
+        pagemap=pagemap,
+        samples=samples,
+        offset_ns=offset,
+        fast_tier=_size(fast_tier, "--fast-tier"),
+        free_mem=free_mem,
+        goal_series=goals or None,
+        bin_ns=time_ns(bin_, "ns", "--bin") if bin_ else None,
+        weight=weight,
+        ns_per_region_call=ns_per_region,
+        ns_per_byte=ns_per_byte,
+        warn=lambda m: print(f"tracedamon: warning: {m}", file=sys.stderr),
+    )
     res.to_dir(dest, force=force)
     if not quiet:
         typer.echo(res.summary())

@@ -1,4 +1,5 @@
 """`tracedamon export`: region histories in other tools' formats."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,8 @@ DAMO_HELP = (
     "Write a region history as a damo record (json_compressed by default) that `damo report` "
     "reads. The intervals come from the source's metadata, or --sample-us/--aggr-us.\n\n"
     "Example:  tracedamon export damo replay.parquet -o damon.data && damo report access -i "
-    "damon.data")
+    "damon.data"
+)
 
 
 @with_history_warnings
@@ -29,10 +31,17 @@ def damo_cmd(
     force: bool = opt.force(),
     quiet: bool = opt.quiet(),
 ) -> None:
-    from ..export.damo_export import export_damo     # heavy: see tracedamon.cli
+    from ..export.damo_export import export_damo  # heavy: see tracedamon.cli
 
-    s = export_damo(src, out, fmt=fmt, sample_us=sample_us, aggr_us=aggr_us,
-                    ops_update_us=update_us, force=force)
+    s = export_damo(
+        src,
+        out,
+        fmt=fmt,
+        sample_us=sample_us,
+        aggr_us=aggr_us,
+        ops_update_us=update_us,
+        force=force,
+    )
     if quiet:
         return
     iv = s["intervals"]
@@ -40,8 +49,12 @@ def damo_cmd(
         f"wrote {out}: {s['records']} record(s), {s['snapshots']} snapshots, "
         f"{s['regions']} regions; intervals sample {iv['sample_us']} us, aggr "
         f"{iv['aggr_us']} us, update {iv['ops_update_us']} us"
-        + (" (ESTIMATED: the source records no intervals; give --sample-us/--aggr-us)"
-           if s["estimated"] else ""))
+        + (
+            " (ESTIMATED: the source records no intervals; give --sample-us/--aggr-us)"
+            if s["estimated"]
+            else ""
+        )
+    )
     if s.get("idle_ages"):
         typer.echo(f"note: {s['idle_ages']}")
 

@@ -10,6 +10,7 @@ for it: the default, or a help text naming what its output is.
 The parsers of option values the command line gives as text (an integer in decimal or
 0x-hex) are here too.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -67,13 +68,13 @@ def events(help: str) -> Any:
     return typer.Option([], "--event", help=help)
 
 
-def ops(default: Optional[str] = None, help: str = "operations set: vaddr, fvaddr or paddr"
-        ) -> Any:
+def ops(default: Optional[str] = None, help: str = "operations set: vaddr, fvaddr or paddr") -> Any:
     return typer.Option(default, "--ops", help=help)
 
 
-def access(default: Optional[str] = None, help: str = "access check: perf, perf-phys or abit"
-           ) -> Any:
+def access(
+    default: Optional[str] = None, help: str = "access check: perf, perf-phys or abit"
+) -> Any:
     return typer.Option(default, "--access", help=help)
 
 
@@ -124,8 +125,7 @@ def schemes(help: str, required: bool = False) -> Any:
     return typer.Option(... if required else [], "--scheme", "-s", help=help)
 
 
-def workers(help: str = "local worker processes (default: the CPUs; 1 = in this process)"
-            ) -> Any:
+def workers(help: str = "local worker processes (default: the CPUs; 1 = in this process)") -> Any:
     return typer.Option(None, "--workers", help=help)
 
 

@@ -6,6 +6,7 @@ the callback on. The bar goes to stderr (stdout carries the command's result) an
 when stderr is a terminal: piped or redirected, a command prints no bar at all; ``-q``
 silences it too.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,13 +23,14 @@ def wanted(quiet: bool = False) -> bool:
     """Whether a bar is drawn: stderr is a terminal and -q was not given."""
     try:
         return not quiet and sys.stderr.isatty()
-    except (AttributeError, ValueError):        # replaced or closed stderr
+    except (AttributeError, ValueError):  # replaced or closed stderr
         return False
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, *, quiet: bool = False, unit: str = "count",
-                 min_total: int = 0) -> Iterator[Optional[Progress]]:
+def progress_bar(
+    description: str, *, quiet: bool = False, unit: str = "count", min_total: int = 0
+) -> Iterator[Optional[Progress]]:
     """A transient bar on stderr while the block runs, and its callback; ``None`` (no
     bar, nothing to call) when :func:`wanted` says no.
 
@@ -59,13 +61,30 @@ def progress_bar(description: str, *, quiet: bool = False, unit: str = "count",
 
 def _start(unit: str):
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress,
-                               TextColumn, TimeElapsedColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    done = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else \
-        (MofNCompleteColumn(), TimeElapsedColumn())
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), *done, TextColumn("ETA"),
-                   TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    done = (
+        (DownloadColumn(), TransferSpeedColumn())
+        if unit == "bytes"
+        else (MofNCompleteColumn(), TimeElapsedColumn())
+    )
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        *done,
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
     bar.start()
     return bar

@@ -1,4 +1,5 @@
 """`tracedamon replay`: re-run DAMON's monitor over a trace directory's samples."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -72,74 +73,105 @@ def replay_cmd(
     trace_dir: Path = typer.Argument(..., help="trace directory (from `tracedamon ingest`)"),
     out: Optional[Path] = opt.output("output regions Parquet [DIR/replay.parquet]"),
     ops: Optional[str] = opt.ops(help="operations set: vaddr, fvaddr or paddr [vaddr]"),
-    pid: List[int] = opt.pids("target pid (repeatable; vaddr default: the process with the "
-                              "most samples)"),
-    range_: List[str] = opt.ranges("START-END, decimal or 0x-hex (repeatable; fvaddr, "
-                                   "paddr)"),
+    pid: List[int] = opt.pids(
+        "target pid (repeatable; vaddr default: the process with the most samples)"
+    ),
+    range_: List[str] = opt.ranges("START-END, decimal or 0x-hex (repeatable; fvaddr, paddr)"),
     access: str = opt.access("perf"),
-    event: List[str] = opt.events("count samples of this event (repeatable, OR'ed; "
-                                  "default all)"),
-    pagemap: Optional[Path] = opt.pagemap("trace directory with pagemap snapshots "
-                                          "(perf-phys with vaddr/fvaddr; paddr from virtual "
-                                          "samples)"),
+    event: List[str] = opt.events("count samples of this event (repeatable, OR'ed; default all)"),
+    pagemap: Optional[Path] = opt.pagemap(
+        "trace directory with pagemap snapshots "
+        "(perf-phys with vaddr/fvaddr; paddr from virtual "
+        "samples)"
+    ),
     sample_us: Optional[int] = opt.sample_us(help="sampling interval, us [5000]"),
     aggr_us: Optional[int] = opt.aggr_us(help="aggregation interval, us [100000]"),
     update_us: Optional[int] = opt.update_us(help="ops update interval, us [60000000]"),
     min_nr_regions: Optional[int] = typer.Option(None, "--min-nr-regions", help="[10]"),
     max_nr_regions: Optional[int] = typer.Option(None, "--max-nr-regions", help="[1000]"),
-    min_region: str = opt.min_region("4096", "minimum region size, a power of two >= 64 "
-                                             "(below 4096: --access perf/perf-phys only)"),
-    max_region: Optional[str] = typer.Option(None, "--max-region",
-                                             help="maximum region size (power of two); "
-                                                  "== --min-region: fixed granularity"),
+    min_region: str = opt.min_region(
+        "4096",
+        "minimum region size, a power of two >= 64 (below 4096: --access perf/perf-phys only)",
+    ),
+    max_region: Optional[str] = typer.Option(
+        None,
+        "--max-region",
+        help="maximum region size (power of two); == --min-region: fixed granularity",
+    ),
     seed: int = typer.Option(0, "--seed", help="random seed (splits, abit sampling)"),
     min_nr_regions_mode: Optional[str] = typer.Option(
-        None, "--min-nr-regions-mode",
+        None,
+        "--min-nr-regions-mode",
         help="legacy (released kernels) or apply (2026 series: split to honour it); "
-             "default: the --kernel profile's (released: legacy)"),
-    kernel: str = opt.kernel("kernel profile: released (v6.15-v6.18), released-nofix (the "
-                             "same monitoring; its DAMOS differs) or mainline-2026 (partial "
-                             "split above max/2, ages once per merge, apply-mode "
-                             "min_nr_regions, per-context lfsr113 PRNG, moving-sum "
-                             "nr_accesses, all System RAM for paddr)"),
-    start: Optional[str] = opt.start("t0 in ns, 'auto' (vaddr: when the target's mappings "
-                                     "give useful three regions) or 'first' (the first "
-                                     "sample); default: the first sample, or for vaddr 'auto' "
-                                     "when the first sample gives a target no regions"),
-    folios: str = typer.Option("auto", "--folios",
-                               help="abit's unit: auto = THP / hugetlb folios where the "
-                                    "pagemap snapshots show them, else 4 KiB pages; "
-                                    "4k = 4 KiB pages always"),
-    accessed_only: bool = typer.Option(False, "--accessed-only",
-                                       help="write only regions with nr_accesses > 0 "
-                                            "(for very large region counts)"),
-    max_rows: int = typer.Option(20_000_000, "--max-rows",
-                                 help="when every region of every snapshot would exceed "
-                                      "this many rows, write only regions with accesses "
-                                      "(with a warning); 0 = no limit"),
-    goal_access_bp: int = typer.Option(0, "--goal-access-bp",
-                                       help="intervals auto-tuning: target access ratio "
-                                            "(bp); with --goal-aggrs"),
-    goal_aggrs: int = typer.Option(0, "--goal-aggrs",
-                                   help="intervals auto-tuning: aggregations per tuning "
-                                        "(0 = off)"),
+        "default: the --kernel profile's (released: legacy)",
+    ),
+    kernel: str = opt.kernel(
+        "kernel profile: released (v6.15-v6.18), released-nofix (the "
+        "same monitoring; its DAMOS differs) or mainline-2026 (partial "
+        "split above max/2, ages once per merge, apply-mode "
+        "min_nr_regions, per-context lfsr113 PRNG, moving-sum "
+        "nr_accesses, all System RAM for paddr)"
+    ),
+    start: Optional[str] = opt.start(
+        "t0 in ns, 'auto' (vaddr: when the target's mappings "
+        "give useful three regions) or 'first' (the first "
+        "sample); default: the first sample, or for vaddr 'auto' "
+        "when the first sample gives a target no regions"
+    ),
+    folios: str = typer.Option(
+        "auto",
+        "--folios",
+        help="abit's unit: auto = THP / hugetlb folios where the "
+        "pagemap snapshots show them, else 4 KiB pages; "
+        "4k = 4 KiB pages always",
+    ),
+    accessed_only: bool = typer.Option(
+        False,
+        "--accessed-only",
+        help="write only regions with nr_accesses > 0 (for very large region counts)",
+    ),
+    max_rows: int = typer.Option(
+        20_000_000,
+        "--max-rows",
+        help="when every region of every snapshot would exceed "
+        "this many rows, write only regions with accesses "
+        "(with a warning); 0 = no limit",
+    ),
+    goal_access_bp: int = typer.Option(
+        0,
+        "--goal-access-bp",
+        help="intervals auto-tuning: target access ratio (bp); with --goal-aggrs",
+    ),
+    goal_aggrs: int = typer.Option(
+        0, "--goal-aggrs", help="intervals auto-tuning: aggregations per tuning (0 = off)"
+    ),
     goal_min_sample_us: int = typer.Option(0, "--goal-min-sample-us"),
     goal_max_sample_us: int = typer.Option(0, "--goal-max-sample-us"),
-    fix: List[str] = typer.Option([], "--fix",
-                                  help="fix a mirrored kernel quirk (repeatable): "
-                                       "age-once (Q3), rand32 (Q1), pa-cache (Q5)"),
-    rng_streams: str = typer.Option("single", "--rng-streams",
-                                    help="single (the kernel's one stream) or split "
-                                         "(separate sampling and split generators)"),
-    trace_text: Optional[Path] = typer.Option(None, "--damon-trace",
-                                              help="also write the history as "
-                                                   "damon:damon_aggregated perf script "
-                                                   "lines (what a real DAMON trace holds)"),
-    scheme: List[str] = opt.schemes("DAMOS scheme run inside the loop: preset, damo JSON or "
-                                    "sysfs dump (repeatable)"),
-    unknown_pages: str = typer.Option("pass", "--unknown-pages",
-                                      help="with --scheme: ops-filter verdict of pages "
-                                           "without page data: pass or reject"),
+    fix: List[str] = typer.Option(
+        [],
+        "--fix",
+        help="fix a mirrored kernel quirk (repeatable): age-once (Q3), rand32 (Q1), pa-cache (Q5)",
+    ),
+    rng_streams: str = typer.Option(
+        "single",
+        "--rng-streams",
+        help="single (the kernel's one stream) or split (separate sampling and split generators)",
+    ),
+    trace_text: Optional[Path] = typer.Option(
+        None,
+        "--damon-trace",
+        help="also write the history as "
+        "damon:damon_aggregated perf script "
+        "lines (what a real DAMON trace holds)",
+    ),
+    scheme: List[str] = opt.schemes(
+        "DAMOS scheme run inside the loop: preset, damo JSON or sysfs dump (repeatable)"
+    ),
+    unknown_pages: str = typer.Option(
+        "pass",
+        "--unknown-pages",
+        help="with --scheme: ops-filter verdict of pages without page data: pass or reject",
+    ),
     quiet: bool = opt.quiet(),
     force: bool = opt.force(),
 ) -> None:
@@ -149,35 +181,65 @@ def replay_cmd(
     from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, TRACE_DIR, check_output
 
     _refuse(fix, trace_dir, trace_text, accessed_only)
-    mon = _monitoring(scheme, ops=ops, sample_us=sample_us, aggr_us=aggr_us,
-                      update_us=update_us, min_nr_regions=min_nr_regions,
-                      max_nr_regions=max_nr_regions)
+    mon = _monitoring(
+        scheme,
+        ops=ops,
+        sample_us=sample_us,
+        aggr_us=aggr_us,
+        update_us=update_us,
+        min_nr_regions=min_nr_regions,
+        max_nr_regions=max_nr_regions,
+    )
     ops = mon.pop("ops")
     cfg = tracedamon.MonitorConfig(
         **mon,
         min_region=opt.parse_int(min_region, "--min-region"),
-        max_region=opt.parse_int(max_region, "--max-region"), seed=seed,
-        min_nr_regions_mode=min_nr_regions_mode, goal_access_bp=goal_access_bp,
-        goal_aggrs=goal_aggrs, goal_min_sample_us=goal_min_sample_us,
-        goal_max_sample_us=goal_max_sample_us, rng_streams=rng_streams, kernel=kernel,
-        **{FIXES[f]: True for f in fix})
+        max_region=opt.parse_int(max_region, "--max-region"),
+        seed=seed,
+        min_nr_regions_mode=min_nr_regions_mode,
+        goal_access_bp=goal_access_bp,
+        goal_aggrs=goal_aggrs,
+        goal_min_sample_us=goal_min_sample_us,
+        goal_max_sample_us=goal_max_sample_us,
+        rng_streams=rng_streams,
+        kernel=kernel,
+        **{FIXES[f]: True for f in fix},
+    )
     dest = out if out is not None else trace_dir / DEFAULT_OUTPUT
     check_output(dest, REGION_HISTORY, force=force, inputs=[trace_dir, pagemap])
     if scheme:
-        check_output(damos_output(dest), TRACE_DIR, force=force,
-                     inputs=[trace_dir, pagemap, dest,
-                             *(x.split(":", 1)[0].split("#", 1)[0] for x in scheme)])
+        check_output(
+            damos_output(dest),
+            TRACE_DIR,
+            force=force,
+            inputs=[
+                trace_dir,
+                pagemap,
+                dest,
+                *(x.split(":", 1)[0].split("#", 1)[0] for x in scheme),
+            ],
+        )
     if trace_text is not None:
-        check_output(trace_text, DAMON_TRACE_TEXT, force=force,
-                     inputs=[trace_dir, pagemap, dest])
+        check_output(trace_text, DAMON_TRACE_TEXT, force=force, inputs=[trace_dir, pagemap, dest])
     with progress_bar("replaying", quiet=quiet) as bar:
         h = tracedamon.replay(
-            trace_dir, ops=ops, pids=pid, ranges=range_, access=access, events=event,
-            pagemap=pagemap, folios=folios, start_ns=start, accessed_only=accessed_only,
-            max_rows=max_rows or None, config=cfg,
-            output=dest, force=force,      # written snapshot by snapshot
+            trace_dir,
+            ops=ops,
+            pids=pid,
+            ranges=range_,
+            access=access,
+            events=event,
+            pagemap=pagemap,
+            folios=folios,
+            start_ns=start,
+            accessed_only=accessed_only,
+            max_rows=max_rows or None,
+            config=cfg,
+            output=dest,
+            force=force,  # written snapshot by snapshot
             damos=in_loop(list(scheme), unknown_pages=unknown_pages) if scheme else None,
-            progress=None if bar is None else (lambda psi: bar(psi, None, "sample intervals")))
+            progress=None if bar is None else (lambda psi: bar(psi, None, "sample intervals")),
+        )
     if trace_text is not None:
         h.to_damon_trace(trace_text, force=force)
     if not quiet:
@@ -198,8 +260,10 @@ def _refuse(fix, trace_dir: Path, trace_text, accessed_only: bool) -> None:
     if not trace_dir.is_dir():
         raise InputError(f"{trace_dir}: not a trace directory")
     if trace_text is not None and accessed_only:
-        raise ConfigError("--damon-trace lists every region of a snapshot (nr_regions), "
-                          "which --accessed-only leaves out: drop one of the two")
+        raise ConfigError(
+            "--damon-trace lists every region of a snapshot (nr_regions), "
+            "which --accessed-only leaves out: drop one of the two"
+        )
 
 
 def _monitoring(scheme: List[str], **given) -> dict:
@@ -207,14 +271,24 @@ def _monitoring(scheme: List[str], **given) -> dict:
     kdamonds JSON), else the kernel's defaults."""
     mon = {}
     if scheme:
-        from ..pipeline.damos_replay import monitoring_defaults, scheme_files     # heavy
-        mon = monitoring_defaults(scheme_files(scheme, sample_us=given["sample_us"] or 5000,
-                                               aggr_us=given["aggr_us"] or 100000))
+        from ..pipeline.damos_replay import monitoring_defaults, scheme_files  # heavy
+
+        mon = monitoring_defaults(
+            scheme_files(
+                scheme, sample_us=given["sample_us"] or 5000, aggr_us=given["aggr_us"] or 100000
+            )
+        )
     return {k: v if v is not None else mon.get(k, DEFAULTS[k]) for k, v in given.items()}
 
 
-DEFAULTS = {"ops": "vaddr", "sample_us": 5000, "aggr_us": 100000, "update_us": 60000000,
-            "min_nr_regions": 10, "max_nr_regions": 1000}
+DEFAULTS = {
+    "ops": "vaddr",
+    "sample_us": 5000,
+    "aggr_us": 100000,
+    "update_us": 60000000,
+    "min_nr_regions": 10,
+    "max_nr_regions": 1000,
+}
 
 
 def register(app: typer.Typer) -> None:

@@ -14,8 +14,10 @@ from . import options as opt
 from . import report_damos, report_html
 from .warn import one_line_warnings, with_history_warnings
 
-HELP = ("Heatmaps, working-set size, access distributions and summaries of region histories "
-        "(and of raw samples).")
+HELP = (
+    "Heatmaps, working-set size, access distributions and summaries of region histories "
+    "(and of raw samples)."
+)
 
 
 def _ranges(specs: Optional[List[str]]):
@@ -109,7 +111,12 @@ def heatmap_cmd(
     ab = addr_bins or (400 if png else 80)
     if diff is not None:
         hm = hm_mod.diff_heatmap(
-            src, diff, offset_ns=offset, time_bins=tb, addr_bins=ab, collapse=collapse,
+            src,
+            diff,
+            offset_ns=offset,
+            time_bins=tb,
+            addr_bins=ab,
+            collapse=collapse,
             ranges=_ranges(range_),
         )
     elif damo:
@@ -302,8 +309,9 @@ def truth_cmd(
     pagemap: Path = typer.Argument(..., help="trace directory with a pagemap table"),
     areas: Path = typer.Option(..., "--areas", help="virtual areas: CSV/JSON or workload log"),
     out: Path = opt.output("truth CSV to write", ...),
-    snapshot: Optional[int] = typer.Option(None, "--snapshot",
-                                           help="pagemap snapshot (default: the last)"),
+    snapshot: Optional[int] = typer.Option(
+        None, "--snapshot", help="pagemap snapshot (default: the last)"
+    ),
     pid: Optional[int] = opt.pid("process of the areas"),
     force: bool = opt.force(),
 ) -> None:
@@ -324,8 +332,9 @@ def truth_cmd(
         ar = ar.assign(label=ar["area"])  # the areas' own names (cold0, cold1, ...)
     except Exception:
         ar = areas_from_workload_log(areas)
-    truth = ground_truth(tr.df("pagemap"), ar[["label", "start", "end"]], snapshot=snapshot,
-                         pid=pid)
+    truth = ground_truth(
+        tr.df("pagemap"), ar[["label", "start", "end"]], snapshot=snapshot, pid=pid
+    )
     if truth.empty:
         raise InputError(f"{areas}: no present page of these areas in {pagemap}")
     write_truth_csv(truth, out, force=force)
@@ -333,13 +342,18 @@ def truth_cmd(
     for label in pd.unique(ar["label"]):
         if label in per.index:
             b = per[label]
-            typer.echo(f"{label:<10} {int(b) // PAGE_SIZE:>10} pages  "
-                       f"{int((truth['label'] == label).sum()):>6} physical ranges")
+            typer.echo(
+                f"{label:<10} {int(b) // PAGE_SIZE:>10} pages  "
+                f"{int((truth['label'] == label).sum()):>6} physical ranges"
+            )
         else:
             typer.echo(f"{label:<10} {0:>10} pages  {0:>6} physical ranges  (left out)")
             which = "the last snapshot" if snapshot is None else f"snapshot {snapshot}"
-            typer.echo(f"tracedamon: warning: area {label}: no page present in {which} of "
-                       f"{pagemap}: it is not in {out}", err=True)
+            typer.echo(
+                f"tracedamon: warning: area {label}: no page present in {which} of "
+                f"{pagemap}: it is not in {out}",
+                err=True,
+            )
     typer.echo(f"wrote {out}")
 
 
@@ -372,18 +386,24 @@ def attribute_cmd(
     with one_line_warnings():
         hs = open_history(src)
         res = write_attribution(
-            hs, pm.df("pagemap"), out, time_offset_ns=offset,
-            metadata={"attribution": {"regions": str(src), "pagemap": str(pagemap),
-                                      "offset_ns": offset}},
-            force=force)
+            hs,
+            pm.df("pagemap"),
+            out,
+            time_offset_ns=offset,
+            metadata={
+                "attribution": {"regions": str(src), "pagemap": str(pagemap), "offset_ns": offset}
+            },
+            force=force,
+        )
     if not res["per_pid"]:
         typer.echo("no region overlaps a frame of a captured process")
     else:
         nsnap = max(1, res["snapshots"])
         typer.echo(f"{'pid':>8} {'mean bytes':>14} {'accessed':>14}  (per snapshot)")
         for pid, (tot, acc) in res["per_pid"].items():
-            typer.echo(f"{int(pid):>8} {tot / nsnap / 2**20:>11.1f} MiB "
-                       f"{acc / nsnap / 2**20:>11.1f} MiB")
+            typer.echo(
+                f"{int(pid):>8} {tot / nsnap / 2**20:>11.1f} MiB {acc / nsnap / 2**20:>11.1f} MiB"
+            )
     if out is not None:
         typer.echo(f"wrote {out}")
 

@@ -13,13 +13,18 @@ from .warn import one_line_warnings
 
 
 def damos_cmd(
-    src: Path = typer.Argument(..., help="a tracedamon damos output, a history with its "
-                               "damos output beside it, or a DAMON trace with "
-                               "damos_before_apply events"),
+    src: Path = typer.Argument(
+        ...,
+        help="a tracedamon damos output, a history with its "
+        "damos output beside it, or a DAMON trace with "
+        "damos_before_apply events",
+    ),
     png: Optional[Path] = opt.png("write the picture"),
     history: Optional[Path] = typer.Option(
-        None, "--history", help="the region history the schemes ran on (default: the one "
-        "the damos output names)"),
+        None,
+        "--history",
+        help="the region history the schemes ran on (default: the one the damos output names)",
+    ),
     width: int = opt.width(1100),
     height: int = opt.height(1000),
     force: bool = opt.force(),
@@ -37,11 +42,11 @@ def damos_cmd(
 
     Example:  tracedamon report damos run.td/replay.damos --png damos.png
     """
-    from ..export.damos_report import damos_report      # heavy: see tracedamon.cli
+    from ..export.damos_report import damos_report  # heavy: see tracedamon.cli
     from ..store.atomic import PNG_PLOT, check_output
 
     if png is not None:
-        check_output(png, PNG_PLOT, force=force, inputs=[src, history])   # before any work
+        check_output(png, PNG_PLOT, force=force, inputs=[src, history])  # before any work
     with one_line_warnings():
         rep = damos_report(src, history=history)
         if png is not None:

@@ -1,4 +1,5 @@
 """`tracedamon snapshot`: capture /proc/PID/maps and /proc/PID/pagemap over time."""
+
 from __future__ import annotations
 
 import sys
@@ -37,25 +38,36 @@ Examples:
 
 def snapshot_cmd(
     command: Optional[List[str]] = typer.Argument(
-        None, help="command to start and snapshot until it exits (after --)"),
+        None, help="command to start and snapshot until it exits (after --)"
+    ),
     out: Path = opt.output("trace directory to write", ...),
-    pid: Optional[List[int]] = typer.Option(None, "--pid", "-p",
-                                            help="process to snapshot (repeat for several)"),
-    interval: str = typer.Option("1s", "--interval", "-i",
-                                 help="time between snapshots (e.g. 1s, 250ms)"),
-    count: Optional[int] = typer.Option(None, "--count", "-n",
-                                        help="stop after this many snapshots"),
-    duration: Optional[str] = typer.Option(None, "--duration", "-d",
-                                           help="stop after this long (e.g. 60s, 2m)"),
-    clock: str = typer.Option("monotonic", "--clock", "-k",
-                              help="clock of the time stamps, as perf record -k: monotonic, "
-                                   "monotonic_raw, boottime, realtime, tai"),
-    no_kpageflags: bool = typer.Option(False, "--no-kpageflags",
-                                       help="do not read /proc/kpageflags (THP flags)"),
+    pid: Optional[List[int]] = typer.Option(
+        None, "--pid", "-p", help="process to snapshot (repeat for several)"
+    ),
+    interval: str = typer.Option(
+        "1s", "--interval", "-i", help="time between snapshots (e.g. 1s, 250ms)"
+    ),
+    count: Optional[int] = typer.Option(
+        None, "--count", "-n", help="stop after this many snapshots"
+    ),
+    duration: Optional[str] = typer.Option(
+        None, "--duration", "-d", help="stop after this long (e.g. 60s, 2m)"
+    ),
+    clock: str = typer.Option(
+        "monotonic",
+        "--clock",
+        "-k",
+        help="clock of the time stamps, as perf record -k: monotonic, "
+        "monotonic_raw, boottime, realtime, tai",
+    ),
+    no_kpageflags: bool = typer.Option(
+        False, "--no-kpageflags", help="do not read /proc/kpageflags (THP flags)"
+    ),
     force: bool = opt.force(),
     quiet: bool = opt.quiet(),
 ) -> None:
-    from ..ingest.pagemap_capture import CaptureWarning, capture   # heavy: tracedamon.cli
+    from ..ingest.pagemap_capture import CaptureWarning, capture  # heavy: tracedamon.cli
+
     if bool(pid) == bool(command):
         raise InputError("give --pid PID or a command after -- (not both)")
     if count is not None and duration is not None:
@@ -65,23 +77,39 @@ def snapshot_cmd(
         if issubclass(category, CaptureWarning):
             print(f"tracedamon: warning: {message}", file=sys.stderr)
         else:
-            print(warnings.formatwarning(message, category, filename, lineno, line),
-                  file=sys.stderr, end="")
+            print(
+                warnings.formatwarning(message, category, filename, lineno, line),
+                file=sys.stderr,
+                end="",
+            )
+
     old = warnings.showwarning
     warnings.showwarning = show
     try:
         with progress_bar("snapshot", quiet=quiet) as bar:
-            res = capture(out, pid=pid or None, cmd=command or None, interval=interval,
-                          count=count, duration=duration, force=force,
-                          kpageflags=not no_kpageflags, clock=clock, progress=bar)
+            res = capture(
+                out,
+                pid=pid or None,
+                cmd=command or None,
+                interval=interval,
+                count=count,
+                duration=duration,
+                force=force,
+                kpageflags=not no_kpageflags,
+                clock=clock,
+                progress=bar,
+            )
     finally:
         warnings.showwarning = old
     if not quiet:
-        typer.echo(f"wrote {res.path}: {res.snapshots} snapshot(s), stopped by "
-                   f"{res.stopped_by}" + (f", command exit status {res.exit_code}"
-                                          if res.exit_code is not None else ""))
+        typer.echo(
+            f"wrote {res.path}: {res.snapshots} snapshot(s), stopped by "
+            f"{res.stopped_by}"
+            + (f", command exit status {res.exit_code}" if res.exit_code is not None else "")
+        )
 
 
 def register(app: typer.Typer) -> None:
-    app.command("snapshot", help=_HELP,
-                context_settings={"allow_interspersed_args": False})(snapshot_cmd)
+    app.command("snapshot", help=_HELP, context_settings={"allow_interspersed_args": False})(
+        snapshot_cmd
+    )

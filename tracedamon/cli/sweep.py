@@ -1,4 +1,5 @@
 """`tracedamon sweep`: replay a grid of DAMON configurations over traces, on Dask."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,27 +46,34 @@ def sweep_cmd(
     sources: List[str] = typer.Argument(..., help="trace directories (globs expand)"),
     grid: List[str] = typer.Option([], "--grid", help="KEY=V1,V2,... (repeatable)"),
     seeds: int = typer.Option(1, "--seeds", help="seeds per seed-dependent configuration"),
-    reference: Optional[str] = typer.Option(None, "--reference",
-                                            help="region history to compare each run "
-                                                 "with ('{src}' = the source's path)"),
+    reference: Optional[str] = typer.Option(
+        None,
+        "--reference",
+        help="region history to compare each run with ('{src}' = the source's path)",
+    ),
     truth: Optional[Path] = opt.truth(),
-    scheme: List[str] = opt.schemes("DAMOS schemes run over every replay (preset, damo JSON "
-                                    "or sysfs dump, as in `tracedamon damos`; repeatable): "
-                                    "damos_* columns"),
+    scheme: List[str] = opt.schemes(
+        "DAMOS schemes run over every replay (preset, damo JSON "
+        "or sysfs dump, as in `tracedamon damos`; repeatable): "
+        "damos_* columns"
+    ),
     scheduler: Optional[str] = opt.scheduler(),
     workers: Optional[int] = opt.workers(),
     out: Path = opt.output("the sweep table (Parquet)", Path("sweep.parquet")),
-    png: Optional[Path] = opt.png("draw the Pareto front of accuracy vs access checks per "
-                                  "second"),
-    accuracy: Optional[str] = typer.Option(None, "--accuracy",
-                                           help="the accuracy column of the Pareto front "
-                                                "(default: ref_hot_0_5_f1, else "
-                                                "truth_hot_0_5_f1)"),
-    keep_histories: Optional[Path] = typer.Option(None, "--keep-histories",
-                                                  help="keep every run's region history "
-                                                       "in this directory"),
-    resume: bool = typer.Option(False, "--resume",
-                                help="skip the tasks already finished (side file, output)"),
+    png: Optional[Path] = opt.png("draw the Pareto front of accuracy vs access checks per second"),
+    accuracy: Optional[str] = typer.Option(
+        None,
+        "--accuracy",
+        help="the accuracy column of the Pareto front "
+        "(default: ref_hot_0_5_f1, else "
+        "truth_hot_0_5_f1)",
+    ),
+    keep_histories: Optional[Path] = typer.Option(
+        None, "--keep-histories", help="keep every run's region history in this directory"
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="skip the tasks already finished (side file, output)"
+    ),
     force: bool = opt.force(),
     ops: Optional[str] = opt.ops(help="fixed: vaddr, fvaddr or paddr"),
     pid: List[int] = opt.pids("fixed target pid (repeatable)"),
@@ -77,46 +85,86 @@ def sweep_cmd(
     quiet: bool = opt.quiet(),
 ) -> None:
     import tracedamon
-    from ..pipeline.sweep.runner import have_dask        # heavy: see tracedamon.cli
+    from ..pipeline.sweep.runner import have_dask  # heavy: see tracedamon.cli
 
-    fixed = {"ops": ops, "pid": pid, "range": range_, "access": access, "event": event,
-             "start": start, "pagemap": pagemap}
-    kw = dict(seeds=seeds, fixed=fixed, reference=reference, truth=truth,
-              scheme=scheme or None,
-              scheduler=scheduler, workers=workers, output=out, resume=resume,
-              force=force, keep_histories=keep_histories)
+    fixed = {
+        "ops": ops,
+        "pid": pid,
+        "range": range_,
+        "access": access,
+        "event": event,
+        "start": start,
+        "pagemap": pagemap,
+    }
+    kw = dict(
+        seeds=seeds,
+        fixed=fixed,
+        reference=reference,
+        truth=truth,
+        scheme=scheme or None,
+        scheduler=scheduler,
+        workers=workers,
+        output=out,
+        resume=resume,
+        force=force,
+        keep_histories=keep_histories,
+    )
     if (workers is None or workers > 1) and scheduler is None and not have_dask():
-        typer.echo("tracedamon: Dask distributed is not installed: running in this "
-                   "process (pip install 'tracedamon[dask]')", err=True)
+        typer.echo(
+            "tracedamon: Dask distributed is not installed: running in this "
+            "process (pip install 'tracedamon[dask]')",
+            err=True,
+        )
     if png is not None:
         from ..store.atomic import PNG_PLOT, check_output
+
         check_output(png, PNG_PLOT, force=force or resume, inputs=[out])
     side = Path(str(out) + ".partial.jsonl")
     try:
         with progress_bar("sweep", quiet=quiet) as bar:
-            df = tracedamon.sweep(sources, grid, progress=None if bar is None else
-                                  (lambda done, total, row: bar(done, total, None)), **kw)
+            df = tracedamon.sweep(
+                sources,
+                grid,
+                progress=None if bar is None else (lambda done, total, row: bar(done, total, None)),
+                **kw,
+            )
     except KeyboardInterrupt:
         if side.exists():
-            typer.echo(f"tracedamon: interrupted; finished rows are kept in {side}: "
-                       "run the same command with --resume to continue", err=True)
+            typer.echo(
+                f"tracedamon: interrupted; finished rows are kept in {side}: "
+                "run the same command with --resume to continue",
+                err=True,
+            )
         raise
     if not quiet:
         print_summary(df, accuracy)
         typer.echo(f"wrote {out}")
     if png is not None:
-        from ..pipeline.sweep.summary import (default_accuracy, draw_pareto, pareto,
-                                     per_configuration)
+        from ..pipeline.sweep.summary import (
+            default_accuracy,
+            draw_pareto,
+            pareto,
+            per_configuration,
+        )
+
         meta = df.attrs["tracedamon_sweep"]
         gc = meta["grid_columns"]
         per = per_configuration(df, gc)
         acc = accuracy or default_accuracy(per.columns)
         if acc is None or acc not in per:
-            raise ConfigError("--png: no accuracy column to draw (give --reference or "
-                              "--truth, or name one with --accuracy)")
-        draw_pareto(per, pareto(per, acc), acc, png, gc,
-                    title=f"{len(meta['sources'])} source(s), {len(per)} configurations",
-                    force=force or resume)
+            raise ConfigError(
+                "--png: no accuracy column to draw (give --reference or "
+                "--truth, or name one with --accuracy)"
+            )
+        draw_pareto(
+            per,
+            pareto(per, acc),
+            acc,
+            png,
+            gc,
+            title=f"{len(meta['sources'])} source(s), {len(per)} configurations",
+            force=force or resume,
+        )
         if not quiet:
             typer.echo(f"wrote {png}")
 
@@ -136,10 +184,12 @@ def print_summary(df, accuracy: Optional[str] = None) -> None:
     gc = meta["grid_columns"]
     con = Console()
     n_err = int(df["error"].notna().sum())
-    con.print(f"sweep: {len(meta['sources'])} source(s) x {df['config_id'].nunique()} "
-              f"configurations = {len(df)} rows ({meta['ran']}"
-              + (f"; {meta['reused_rows']} rows from an earlier run" if meta["reused_rows"]
-                 else "") + f"); {n_err} refused")
+    con.print(
+        f"sweep: {len(meta['sources'])} source(s) x {df['config_id'].nunique()} "
+        f"configurations = {len(df)} rows ({meta['ran']}"
+        + (f"; {meta['reused_rows']} rows from an earlier run" if meta["reused_rows"] else "")
+        + f"); {n_err} refused"
+    )
     for msg, n in df["error"].dropna().value_counts().head(3).items():
         con.print(f"  refused x{n}: {msg}")
     per = per_configuration(df, gc)
@@ -148,8 +198,10 @@ def print_summary(df, accuracy: Optional[str] = None) -> None:
         t = Table(title="best configuration per metric (mean over sources and seeds)")
         for c in ("metric", "better", "value", "configuration"):
             t.add_column(c, justify="right" if c == "value" else "left")
-        shown = b[b.metric.str.contains(r"f1$|spearman$|relative_error$|checks_per_s$")
-                  | ~b.metric.str.startswith(("ref_", "truth_"))]
+        shown = b[
+            b.metric.str.contains(r"f1$|spearman$|relative_error$|checks_per_s$")
+            | ~b.metric.str.startswith(("ref_", "truth_"))
+        ]
         for r in (shown if len(shown) else b).itertuples():
             t.add_row(r.metric, r.better, f"{r.value:.4g}", r.configuration)
         con.print(t)
@@ -162,6 +214,10 @@ def print_summary(df, accuracy: Optional[str] = None) -> None:
         t.add_column("regions", justify="right")
         t.add_column("configuration")
         for _, r in front.iterrows():
-            t.add_row(f"{r['checks_per_s']:.4g}", f"{r[acc]:.4g}", f"{r['regions_mean']:.1f}",
-                      describe(r, gc))
+            t.add_row(
+                f"{r['checks_per_s']:.4g}",
+                f"{r[acc]:.4g}",
+                f"{r['regions_mean']:.1f}",
+                describe(r, gc),
+            )
         con.print(t)

@@ -1,4 +1,5 @@
 """One-line warnings on stderr for the commands that read region histories."""
+
 from __future__ import annotations
 
 import contextlib

@@ -14,6 +14,7 @@
 
 Several ``--event``s are OR'ed: samples of any selected event count.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,8 @@ class StreamedSamples:
         self._buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._done = False
         self._empty: bool | None = None
-        self._floor = None            # samples before this time are no longer wanted
-        self._last = None             # last time seen (order check)
+        self._floor = None  # samples before this time are no longer wanted
+        self._last = None  # last time seen (order check)
         self.t0 = int(t0)
         self.used = 0
 
@@ -54,13 +55,14 @@ class StreamedSamples:
             return
         t = np.ascontiguousarray(t, dtype=np.int64)
         a, keep = engine_addresses(a)
-        if keep is not None:             # 2**63 and above: no region holds them
+        if keep is not None:  # 2**63 and above: no region holds them
             t, g = t[keep], np.asarray(g)[keep]
         if t.size == 0:
             return
         if (self._last is not None and t[0] < self._last) or np.any(t[1:] < t[:-1]):
-            raise InputError("the samples are not in time order (a streamed replay needs "
-                             "them sorted by time_ns)")
+            raise InputError(
+                "the samples are not in time order (a streamed replay needs them sorted by time_ns)"
+            )
         self._last = int(t[-1])
         self.used += t.size - int(np.searchsorted(t, self.t0, side="left"))
         if self._empty is None:
@@ -93,7 +95,7 @@ class StreamedSamples:
             if hi > lo:
                 parts.append((t[lo:hi], g[lo:hi], p[lo:hi]))
             if hi < t.size:
-                rest = [(t[hi:], g[hi:], p[hi:])] + self._buf[i + 1:]
+                rest = [(t[hi:], g[hi:], p[hi:])] + self._buf[i + 1 :]
                 break
         self._buf = rest
         if not parts:

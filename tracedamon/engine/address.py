@@ -40,6 +40,7 @@ trace may list are not there:
   architecture 2**63 (the kernel half).  On a 4-level x86-64 machine nothing is
   mapped between the two limits, so the result is the same.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,8 +59,8 @@ GATE_NAMES = ("[vsyscall]",)
 
 #: the largest user address-space limit (TASK_SIZE) per architecture (uname -m)
 USER_LIMITS = {
-    "x86_64": (1 << 56) - PAGE_SIZE,       # TASK_SIZE_MAX with 5-level paging
-    "aarch64": 1 << 52,               # TASK_SIZE_64 with 52-bit virtual addresses
+    "x86_64": (1 << 56) - PAGE_SIZE,  # TASK_SIZE_MAX with 5-level paging
+    "aarch64": 1 << 52,  # TASK_SIZE_64 with 52-bit virtual addresses
     "arm64": 1 << 52,
 }
 
@@ -89,8 +90,9 @@ def engine_addresses(addr) -> tuple[np.ndarray, np.ndarray | None]:
     a = np.asarray(addr)
     if a.dtype.kind == "i":
         if a.size and int(a.min()) < 0:
-            raise RuntimeError("negative addresses reached the engine boundary: "
-                               "addresses must arrive unsigned")
+            raise RuntimeError(
+                "negative addresses reached the engine boundary: addresses must arrive unsigned"
+            )
         return a.astype(np.int64, copy=False), None
     a = a.astype(np.uint64, copy=False)
     keep = a < np.uint64(ENGINE_LIMIT)
@@ -106,8 +108,9 @@ def check_ranges(ranges, what: str = "range") -> np.ndarray:
     for r in np.asarray(ranges, dtype=object).reshape(-1, 2):
         s, e = int(r[0]), int(r[1])
         if s < 0 or e > ENGINE_LIMIT - 1 or e <= s:
-            raise ConfigError(f"{what} {s:#x}-{e:#x}: addresses must satisfy "
-                              f"0 <= START < END < 2**63")
+            raise ConfigError(
+                f"{what} {s:#x}-{e:#x}: addresses must satisfy 0 <= START < END < 2**63"
+            )
         out.append((s, e))
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
@@ -117,6 +120,7 @@ def to_unsigned(values: np.ndarray, what: str = "address") -> np.ndarray:
     value here is a bug upstream, never a real address)."""
     v = np.asarray(values)
     if v.dtype.kind == "i" and v.size and int(v.min()) < 0:
-        raise RuntimeError(f"a negative {what} ({int(v.min())}) left the engine: addresses "
-                           "must stay in [0, 2**63)")
+        raise RuntimeError(
+            f"a negative {what} ({int(v.min())}) left the engine: addresses must stay in [0, 2**63)"
+        )
     return v.astype(np.uint64)

@@ -7,6 +7,7 @@ arguments (``one_space``: the samples of every target share one address space, p
 ``cache_across_targets``: the last-verdict cache is reused across targets and
 intervals, paddr's quirk Q5).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -76,8 +77,23 @@ def has_key(k_tgt, k_page, lo, hi, t, p):
 
 
 @njit(cache=True)
-def abit_check(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, one_space,
-               cache_across_targets, cache, st, fix_rand32, inj, injpos):
+def abit_check(
+    start,
+    end,
+    toff,
+    nr,
+    n_intervals,
+    w_off,
+    k_tgt,
+    k_page,
+    one_space,
+    cache_across_targets,
+    cache,
+    st,
+    fix_rand32,
+    inj,
+    injpos,
+):
     """Accessed-bit emulation over ``n_intervals`` sample intervals (spec §10.5, §11, §12).
 
     Each interval: one ``damon_rand(start, end)`` per region (targets in order, regions
@@ -112,9 +128,12 @@ def abit_check(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, one_spac
 def abit_subpage_error(min_region: int) -> ConfigError:
     """Why the accessed-bit check refuses regions below a page (in the API's words, and
     in the command line's)."""
-    why = (f"the accessed bit is per page ({PAGE_SIZE} bytes), so it cannot tell regions "
-           "below a page apart; sub-page regions need the perf checks")
-    return ConfigError(f"access='abit' with min_region={min_region}: {why} "
-                       "(access='perf' or 'perf-phys')",
-                       cli_message=f"--access abit with --min-region {min_region}: {why} "
-                                   "(--access perf or perf-phys)")
+    why = (
+        f"the accessed bit is per page ({PAGE_SIZE} bytes), so it cannot tell regions "
+        "below a page apart; sub-page regions need the perf checks"
+    )
+    return ConfigError(
+        f"access='abit' with min_region={min_region}: {why} (access='perf' or 'perf-phys')",
+        cli_message=f"--access abit with --min-region {min_region}: {why} "
+        "(--access perf or perf-phys)",
+    )

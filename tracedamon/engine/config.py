@@ -17,6 +17,7 @@ Invalid values raise :class:`~tracedamon.errors.ConfigError` with the rule the
 kernel applies (``damon_set_attrs``, ``damon_commit_ctx``, the RFC's commit
 checks).  ``to_dict()`` is what goes into the output's Parquet metadata.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..units import PAGE_SIZE
 
-MIN_REGION_FLOOR = 64      # a cache line: the smallest sub-page region size
+MIN_REGION_FLOOR = 64  # a cache line: the smallest sub-page region size
 MODES = ("legacy", "apply")
 
 
@@ -78,30 +79,44 @@ class MonitorConfig:
 
     def __post_init__(self):
         from .profiles import kernel_profile
+
         prof = kernel_profile(self.kernel)
         if prof.min_nr_regions_mode is not None:
             if self.min_nr_regions_mode not in (None, prof.min_nr_regions_mode):
-                why = (f"kernel profile {prof.name} handles min_nr_regions as "
-                       f"{prof.min_nr_regions_mode!r} (damon_apply_min_nr_regions); ")
+                why = (
+                    f"kernel profile {prof.name} handles min_nr_regions as "
+                    f"{prof.min_nr_regions_mode!r} (damon_apply_min_nr_regions); "
+                )
                 raise ConfigError(
                     f"{why}min_nr_regions_mode {self.min_nr_regions_mode!r} belongs to "
                     "released kernels (kernel='released')",
                     cli_message=f"{why}--min-nr-regions-mode {self.min_nr_regions_mode} "
-                                "belongs to released kernels (--kernel released)")
+                    "belongs to released kernels (--kernel released)",
+                )
             object.__setattr__(self, "min_nr_regions_mode", prof.min_nr_regions_mode)
         elif self.min_nr_regions_mode is None:
             object.__setattr__(self, "min_nr_regions_mode", "legacy")
         if prof.merge_count_age_once:
             object.__setattr__(self, "fix_age_once", True)
         if prof.prng == "lfsr113":
-            object.__setattr__(self, "fix_rand32", True)   # no 32-bit truncation
+            object.__setattr__(self, "fix_rand32", True)  # no 32-bit truncation
         self.validate()
 
     # -- validation -----------------------------------------------------------------
     def validate(self) -> None:
-        for name in ("sample_us", "aggr_us", "update_us", "min_nr_regions", "max_nr_regions",
-                     "min_region", "goal_access_bp", "goal_aggrs", "goal_min_sample_us",
-                     "goal_max_sample_us", "seed"):
+        for name in (
+            "sample_us",
+            "aggr_us",
+            "update_us",
+            "min_nr_regions",
+            "max_nr_regions",
+            "min_region",
+            "goal_access_bp",
+            "goal_aggrs",
+            "goal_min_sample_us",
+            "goal_max_sample_us",
+            "seed",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ConfigError(f"{name} must be an integer, not {v!r}")
@@ -110,41 +125,57 @@ class MonitorConfig:
         if self.sample_us == 0:
             raise ConfigError("sample_us must be > 0: the replay cuts time into sample intervals")
         if self.sample_us > self.aggr_us:
-            raise ConfigError(f"the sampling interval ({self.sample_us} us) must not exceed the "
-                              f"aggregation interval ({self.aggr_us} us), as the kernel requires")
+            raise ConfigError(
+                f"the sampling interval ({self.sample_us} us) must not exceed the "
+                f"aggregation interval ({self.aggr_us} us), as the kernel requires"
+            )
         if self.min_nr_regions < 3:
-            raise ConfigError(f"min_nr_regions must be at least 3 (got {self.min_nr_regions}); "
-                              "the kernel rejects smaller values")
+            raise ConfigError(
+                f"min_nr_regions must be at least 3 (got {self.min_nr_regions}); "
+                "the kernel rejects smaller values"
+            )
         if self.min_nr_regions > self.max_nr_regions:
-            raise ConfigError(f"min_nr_regions ({self.min_nr_regions}) must not exceed "
-                              f"max_nr_regions ({self.max_nr_regions})")
+            raise ConfigError(
+                f"min_nr_regions ({self.min_nr_regions}) must not exceed "
+                f"max_nr_regions ({self.max_nr_regions})"
+            )
         if not _pow2(self.min_region):
             raise ConfigError(f"min_region ({self.min_region}) must be a power of two")
         if self.min_region < MIN_REGION_FLOOR:
-            raise ConfigError(f"min_region ({self.min_region}) must be at least "
-                              f"{MIN_REGION_FLOOR} (a cache line)")
+            raise ConfigError(
+                f"min_region ({self.min_region}) must be at least {MIN_REGION_FLOOR} (a cache line)"
+            )
         if self.max_region is not None:
             if isinstance(self.max_region, bool) or not isinstance(self.max_region, int):
                 raise ConfigError(f"max_region must be an integer, not {self.max_region!r}")
             if not _pow2(self.max_region):
                 raise ConfigError(f"max_region ({self.max_region}) must be a power of two")
             if self.max_region < self.min_region:
-                raise ConfigError(f"min_region ({self.min_region}) must not exceed max_region "
-                                  f"({self.max_region})")
+                raise ConfigError(
+                    f"min_region ({self.min_region}) must not exceed max_region ({self.max_region})"
+                )
         if self.min_nr_regions_mode not in MODES:
-            raise ConfigError(f"min_nr_regions_mode must be one of {', '.join(MODES)}, "
-                              f"not {self.min_nr_regions_mode!r}")
+            raise ConfigError(
+                f"min_nr_regions_mode must be one of {', '.join(MODES)}, "
+                f"not {self.min_nr_regions_mode!r}"
+            )
         if self.goal_aggrs:
             if self.goal_min_sample_us > self.goal_max_sample_us:
-                raise ConfigError("intervals goal: min_sample_us "
-                                  f"({self.goal_min_sample_us}) exceeds max_sample_us "
-                                  f"({self.goal_max_sample_us})")
+                raise ConfigError(
+                    "intervals goal: min_sample_us "
+                    f"({self.goal_min_sample_us}) exceeds max_sample_us "
+                    f"({self.goal_max_sample_us})"
+                )
             if not (self.goal_min_sample_us <= self.sample_us <= self.goal_max_sample_us):
-                raise ConfigError(f"intervals goal: sample_us ({self.sample_us}) must lie within "
-                                  f"[{self.goal_min_sample_us}, {self.goal_max_sample_us}]")
+                raise ConfigError(
+                    f"intervals goal: sample_us ({self.sample_us}) must lie within "
+                    f"[{self.goal_min_sample_us}, {self.goal_max_sample_us}]"
+                )
             if self.goal_min_sample_us == 0:
-                raise ConfigError("intervals goal: min_sample_us must be > 0 (the replay's "
-                                  "time grid needs a non-zero sampling interval)")
+                raise ConfigError(
+                    "intervals goal: min_sample_us must be > 0 (the replay's "
+                    "time grid needs a non-zero sampling interval)"
+                )
             if self.goal_access_bp == 0:
                 raise ConfigError("intervals goal: access_bp must be > 0 when aggrs is set")
         if self.rng_streams not in ("single", "split"):
@@ -179,6 +210,7 @@ class MonitorConfig:
     def profile(self):
         """The :class:`~tracedamon.engine.profiles.KernelProfile` of ``kernel``."""
         from .profiles import kernel_profile
+
         return kernel_profile(self.kernel)
 
     def to_dict(self) -> dict:

@@ -22,6 +22,7 @@ region per interval, like the kernel, so it costs regions x intervals.  Fixed
 granularity over a large space goes through :mod:`tracedamon.engine.fixed`,
 which keeps untouched regions implicit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,12 +38,34 @@ from .checks import PAGE_MASK, abit_subpage_error
 from .config import PAGE_SIZE, MonitorConfig
 from .draw import draw, new_generator
 from .ops.base import Operations
-from .regions import (Target, align_down, align_up, evenly_split, fixed_grid, new_region,
-                      set_regions, target_ranges)
+from .regions import (
+    Target,
+    align_down,
+    align_up,
+    evenly_split,
+    fixed_grid,
+    new_region,
+    set_regions,
+    target_ranges,
+)
 
-__all__ = ["AccessSamples", "Coverage", "HistoryArrays", "Monitor", "Target", "align_down",
-           "align_up", "evenly_split", "fixed_grid", "merge_regions", "new_region",
-           "set_regions", "target_ranges", "abit_subpage_error", "new_generator"]
+__all__ = [
+    "AccessSamples",
+    "Coverage",
+    "HistoryArrays",
+    "Monitor",
+    "Target",
+    "align_down",
+    "align_up",
+    "evenly_split",
+    "fixed_grid",
+    "merge_regions",
+    "new_region",
+    "set_regions",
+    "target_ranges",
+    "abit_subpage_error",
+    "new_generator",
+]
 
 SPLIT_STREAM_SALT = 0x5EED5EED5EED5EED
 FIELDS = ("start", "end", "nr", "bp", "last", "age")
@@ -52,8 +75,9 @@ FIELDS = ("start", "end", "nr", "bp", "last", "age")
 # merge (spec §6)
 # --------------------------------------------------------------------------------------
 @njit(cache=True)
-def _merge_pass(start, end, nr, bp, last, age, toff, thres, lim, update_age,
-                age_zero_reset, newoff):
+def _merge_pass(
+    start, end, nr, bp, last, age, toff, thres, lim, update_age, age_zero_reset, newoff
+):
     ntgt = toff.shape[0] - 1
     w = 0
     for t in range(ntgt):
@@ -96,8 +120,23 @@ def _merge_pass(start, end, nr, bp, last, age, toff, thres, lim, update_age,
 
 
 @njit(cache=True)
-def merge_regions(start, end, nr, bp, last, age, toff, threshold, lim, max_nr_regions,
-                  max_thres, fix_age_once, age_zero_reset, escalate, thres_capped=False):
+def merge_regions(
+    start,
+    end,
+    nr,
+    bp,
+    last,
+    age,
+    toff,
+    threshold,
+    lim,
+    max_nr_regions,
+    max_thres,
+    fix_age_once,
+    age_zero_reset,
+    escalate,
+    thres_capped=False,
+):
     """kdamond_merge_regions: merge passes with a doubling threshold (in place).
 
     Returns the new number of regions; ``toff`` is updated in place.  ``lim`` is the
@@ -112,8 +151,20 @@ def merge_regions(start, end, nr, bp, last, age, toff, threshold, lim, max_nr_re
     first = True
     n = toff[-1]
     while True:
-        n = _merge_pass(start, end, nr, bp, last, age, toff, thres, lim,
-                        first or not fix_age_once, age_zero_reset, newoff)
+        n = _merge_pass(
+            start,
+            end,
+            nr,
+            bp,
+            last,
+            age,
+            toff,
+            thres,
+            lim,
+            first or not fix_age_once,
+            age_zero_reset,
+            newoff,
+        )
         toff[:] = newoff
         first = False
         if not escalate:
@@ -133,8 +184,29 @@ def merge_regions(start, end, nr, bp, last, age, toff, threshold, lim, max_nr_re
 # split (spec §7)
 # --------------------------------------------------------------------------------------
 @njit(cache=True)
-def _split_regions(start, end, nr, bp, last, age, toff, nr_subs, minsz, maxsz, st,
-                   fix_rand32, inj, injpos, o_start, o_end, o_nr, o_bp, o_last, o_age, ooff):
+def _split_regions(
+    start,
+    end,
+    nr,
+    bp,
+    last,
+    age,
+    toff,
+    nr_subs,
+    minsz,
+    maxsz,
+    st,
+    fix_rand32,
+    inj,
+    injpos,
+    o_start,
+    o_end,
+    o_nr,
+    o_bp,
+    o_last,
+    o_age,
+    ooff,
+):
     ntgt = toff.shape[0] - 1
     cuts = np.empty(max(nr_subs, 1), np.int64)
     w = 0
@@ -174,9 +246,30 @@ def _split_regions(start, end, nr, bp, last, age, toff, nr_subs, minsz, maxsz, s
 
 
 @njit(cache=True)
-def split_some_regions(start, end, nr, bp, last, age, toff, step, offset, minsz, maxsz, st,
-                       fix_rand32, inj, injpos, o_start, o_end, o_nr, o_bp, o_last, o_age,
-                       ooff):
+def split_some_regions(
+    start,
+    end,
+    nr,
+    bp,
+    last,
+    age,
+    toff,
+    step,
+    offset,
+    minsz,
+    maxsz,
+    st,
+    fix_rand32,
+    inj,
+    injpos,
+    o_start,
+    o_end,
+    o_nr,
+    o_bp,
+    o_last,
+    o_age,
+    ooff,
+):
     """damon_split_some_regions (mainline-2026): of the regions of all targets, counted
     in order from 0, split those whose index is ``offset`` modulo ``step`` in two, when
     at least ``2 * minsz`` large (one draw each; the right piece is not visited).
@@ -250,13 +343,16 @@ class AccessSamples:
         self.time_ns = np.ascontiguousarray(self.time_ns, dtype=np.int64)
         self.target = np.ascontiguousarray(self.target, dtype=np.int64)
         addr, keep = engine_addresses(self.addr)
-        if keep is not None:             # 2**63 and above: no region holds them
+        if keep is not None:  # 2**63 and above: no region holds them
             self.time_ns, self.target = self.time_ns[keep], self.target[keep]
         self.addr = np.ascontiguousarray(addr, dtype=np.int64)
         if self.time_ns.size > 1 and np.any(np.diff(self.time_ns) < 0):
             order = np.argsort(self.time_ns, kind="stable")
-            self.time_ns, self.target, self.addr = (self.time_ns[order], self.target[order],
-                                                   self.addr[order])
+            self.time_ns, self.target, self.addr = (
+                self.time_ns[order],
+                self.target[order],
+                self.addr[order],
+            )
 
     @property
     def page(self) -> np.ndarray:
@@ -297,21 +393,24 @@ class Coverage:
 
     def __init__(self, n_targets: int):
         # per target: [(snapshot_from, ranges), ...] in increasing snapshot_from
-        self.groups: list[list[tuple[int, list[tuple[int, int]]]]] = \
-            [[] for _ in range(n_targets)]
+        self.groups: list[list[tuple[int, list[tuple[int, int]]]]] = [[] for _ in range(n_targets)]
 
     def note(self, snapshot_from: int, target: int, ranges: list[tuple[int, int]]) -> None:
         g = self.groups[target]
         if g and g[-1][0] == snapshot_from:
-            g.pop()          # changed again before any snapshot saw the previous change
+            g.pop()  # changed again before any snapshot saw the previous change
         if g and g[-1][1] == ranges:
             return
         g.append((snapshot_from, list(ranges)))
 
     @property
     def entries(self) -> list[tuple[int, int, int, int]]:
-        return [(frm, t, s, e) for t, g in enumerate(self.groups) for frm, rg in g
-                for s, e in (rg or [(0, 0)])]
+        return [
+            (frm, t, s, e)
+            for t, g in enumerate(self.groups)
+            for frm, rg in g
+            for s, e in (rg or [(0, 0)])
+        ]
 
     def sorted(self, n_snapshots: int) -> list[list[int]]:
         """Entries of the snapshots that exist, sorted by (snapshot_from, target, start)."""
@@ -336,15 +435,15 @@ class HistoryArrays:
     coverage: list = field(default_factory=list)
 
     @classmethod
-    def from_chunks(cls, chunks: list[tuple], n_snapshots: int, tune_events,
-                    coverage=()) -> "HistoryArrays":
+    def from_chunks(
+        cls, chunks: list[tuple], n_snapshots: int, tune_events, coverage=()
+    ) -> "HistoryArrays":
         """From per-snapshot column tuples (none when a sink took them)."""
         if chunks:
             cols = [np.concatenate([c[k] for c in chunks]) for k in range(8)]
         else:
             cols = [np.zeros(0, np.int64) for _ in range(8)]
-        return cls(*cols, n_snapshots=n_snapshots, tune_events=tune_events,
-                   coverage=list(coverage))
+        return cls(*cols, n_snapshots=n_snapshots, tune_events=tune_events, coverage=list(coverage))
 
 
 class Monitor:
@@ -367,10 +466,17 @@ class Monitor:
         for 4 KiB pages
     """
 
-    def __init__(self, config: MonitorConfig, targets: list[Target], *,
-                 ops: str | Operations = "fvaddr", access: str = "perf",
-                 rand_inject: Sequence[int] | None = None,
-                 max_fixed_regions: int | None = None, folios=None):
+    def __init__(
+        self,
+        config: MonitorConfig,
+        targets: list[Target],
+        *,
+        ops: str | Operations = "fvaddr",
+        access: str = "perf",
+        rand_inject: Sequence[int] | None = None,
+        max_fixed_regions: int | None = None,
+        folios=None,
+    ):
         if access == "abit" and config.min_region < PAGE_SIZE:
             raise abit_subpage_error(config.min_region)
         self.cfg = config
@@ -381,9 +487,11 @@ class Monitor:
         self.rng = new_generator(config.seed, self.profile.prng)
         # kernel-like single stream by default; "split": sampling and split draws come
         # from two generators, so switching the access check leaves the splits alone
-        self.rng_split = (self.rng if config.rng_streams == "single"
-                          else new_generator(config.seed ^ SPLIT_STREAM_SALT,
-                                             self.profile.prng))
+        self.rng_split = (
+            self.rng
+            if config.rng_streams == "single"
+            else new_generator(config.seed ^ SPLIT_STREAM_SALT, self.profile.prng)
+        )
         self.inj = np.asarray(rand_inject if rand_inject is not None else [], dtype=np.int64)
         self.injpos = np.zeros(1, np.int64)
         # last-verdict cache [addr, accessed, folio_sz] (folio_sz stays a page without a
@@ -393,7 +501,7 @@ class Monitor:
         # None for 4 KiB pages
         self.folios = folios
         self.last_nr_regions = 0
-        self.split_rotation = 0       # damon_split_some_regions' static counter
+        self.split_rotation = 0  # damon_split_some_regions' static counter
         self.sample_us = config.sample_us
         self.aggr_us = config.aggr_us
         self.aggr_samples = config.aggr_samples
@@ -428,7 +536,7 @@ class Monitor:
 
     # -- limits ----------------------------------------------------------------------
     def region_sz_limit(self) -> int:
-        total = int((self.arr["end"][:self.n] - self.arr["start"][:self.n]).sum())
+        total = int((self.arr["end"][: self.n] - self.arr["start"][: self.n]).sum())
         if self.cfg.min_nr_regions:
             total //= self.cfg.min_nr_regions
         return max(total, self.minsz)
@@ -472,15 +580,20 @@ class Monitor:
         sz = self.maxsz
         n = sum((align_up(e, sz) - align_down(s, sz)) // sz for s, e in ranges)
         if n > self.max_fixed_regions:
+
             def msg(abit, perf, sizes):
-                return (f"fixed granularity over {n:,} regions: the engine for {abit} and "
-                        "intervals auto-tuning lists every region (abit draws an address per "
-                        "region per sample interval), and that is more than it handles "
-                        f"({self.max_fixed_regions:,} regions); use {perf} without "
-                        f"auto-tuning (its sparse engine handles any size) or larger {sizes}")
-            raise ConfigError(msg("access='abit'", "access='perf'", "min_region/max_region"),
-                              cli_message=msg("--access abit", "--access perf",
-                                              "--min-region/--max-region"))
+                return (
+                    f"fixed granularity over {n:,} regions: the engine for {abit} and "
+                    "intervals auto-tuning lists every region (abit draws an address per "
+                    "region per sample interval), and that is more than it handles "
+                    f"({self.max_fixed_regions:,} regions); use {perf} without "
+                    f"auto-tuning (its sparse engine handles any size) or larger {sizes}"
+                )
+
+            raise ConfigError(
+                msg("access='abit'", "access='perf'", "min_region/max_region"),
+                cli_message=msg("--access abit", "--access perf", "--min-region/--max-region"),
+            )
 
     def _fit(self, rows: list[list], ranges) -> list[list]:
         """A target's regions fitted to ``ranges`` at an ops update: the fixed grid
@@ -488,8 +601,10 @@ class Monitor:
         if self.fixed:
             self._check_grid(ranges)
             old = {r[0]: r for r in rows}
-            return [old.get(int(s), new_region(s, s + self.maxsz))
-                    for s in fixed_grid(ranges, self.maxsz)]
+            return [
+                old.get(int(s), new_region(s, s + self.maxsz))
+                for s in fixed_grid(ranges, self.maxsz)
+            ]
         return set_regions(rows, ranges, self.minsz, self.maxsz)
 
     def ops_init(self, time_ns: int) -> None:
@@ -534,11 +649,23 @@ class Monitor:
         if self.n == 0:
             return
         a = self.arr
-        n = merge_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"], a["age"],
-                          self.toff, max_nr // 10, self.merge_limits(sz_limit),
-                          self.cfg.max_nr_regions, self._max_thres(), self.cfg.fix_age_once,
-                          self.cfg.age_zero_reset, self.cfg.merge_escalation and not self.fixed,
-                          self.profile.merge_thres_capped)
+        n = merge_regions(
+            a["start"],
+            a["end"],
+            a["nr"],
+            a["bp"],
+            a["last"],
+            a["age"],
+            self.toff,
+            max_nr // 10,
+            self.merge_limits(sz_limit),
+            self.cfg.max_nr_regions,
+            self._max_thres(),
+            self.cfg.fix_age_once,
+            self.cfg.age_zero_reset,
+            self.cfg.merge_escalation and not self.fixed,
+            self.profile.merge_thres_capped,
+        )
         self.arr = {k: v[:n] for k, v in a.items()}
 
     def _split(self) -> None:
@@ -554,11 +681,30 @@ class Monitor:
                 a = self.arr
                 out = {k: np.empty(2 * n, np.int64) for k in FIELDS}
                 ooff = np.empty_like(self.toff)
-                w = split_some_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"],
-                                       a["age"], self.toff, step, offset, self.minsz,
-                                       self.maxsz, self.rng_split, self.cfg.fix_rand32,
-                                       self.inj, self.injpos, out["start"], out["end"],
-                                       out["nr"], out["bp"], out["last"], out["age"], ooff)
+                w = split_some_regions(
+                    a["start"],
+                    a["end"],
+                    a["nr"],
+                    a["bp"],
+                    a["last"],
+                    a["age"],
+                    self.toff,
+                    step,
+                    offset,
+                    self.minsz,
+                    self.maxsz,
+                    self.rng_split,
+                    self.cfg.fix_rand32,
+                    self.inj,
+                    self.injpos,
+                    out["start"],
+                    out["end"],
+                    out["nr"],
+                    out["bp"],
+                    out["last"],
+                    out["age"],
+                    ooff,
+                )
                 self.arr = {k: v[:w] for k, v in out.items()}
                 self.toff = ooff
             self.last_nr_regions = n
@@ -573,11 +719,29 @@ class Monitor:
             cap = n * nr_subs
             out = {k: np.empty(cap, np.int64) for k in FIELDS}
             ooff = np.empty_like(self.toff)
-            w = _split_regions(a["start"], a["end"], a["nr"], a["bp"], a["last"], a["age"],
-                               self.toff, nr_subs, self.minsz, self.maxsz, self.rng_split,
-                               self.cfg.fix_rand32, self.inj, self.injpos,
-                               out["start"], out["end"], out["nr"], out["bp"], out["last"],
-                               out["age"], ooff)
+            w = _split_regions(
+                a["start"],
+                a["end"],
+                a["nr"],
+                a["bp"],
+                a["last"],
+                a["age"],
+                self.toff,
+                nr_subs,
+                self.minsz,
+                self.maxsz,
+                self.rng_split,
+                self.cfg.fix_rand32,
+                self.inj,
+                self.injpos,
+                out["start"],
+                out["end"],
+                out["nr"],
+                out["bp"],
+                out["last"],
+                out["age"],
+                ooff,
+            )
             self.arr = {k: v[:w] for k, v in out.items()}
             self.toff = ooff
         self.last_nr_regions = n
@@ -605,8 +769,9 @@ class Monitor:
         new_s = old_s * adapt // 10000
         new_s = max(self.cfg.goal_min_sample_us, min(self.cfg.goal_max_sample_us, new_s))
         new_a = new_s * self.aggr_samples
-        nr, bp, age = update_monitoring_result(a["nr"][:n], a["age"][:n], old_s, old_a,
-                                               new_s, new_a)
+        nr, bp, age = update_monitoring_result(
+            a["nr"][:n], a["age"][:n], old_s, old_a, new_s, new_a
+        )
         a["nr"][:n], a["bp"][:n], a["age"][:n] = nr, bp, age
         self.sample_us, self.aggr_us = new_s, new_a
         return old_s, new_s
@@ -617,9 +782,17 @@ class Monitor:
             lo, hi = int(self.toff[t]), int(self.toff[t + 1])
             cov.note(snapshot_from, t, merged_ranges(a["start"][lo:hi], a["end"][lo:hi]))
 
-    def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
-            progress: Callable[[int], None] | None = None, sink=None,
-            damos=None) -> HistoryArrays:
+    def run(
+        self,
+        samples: AccessSamples,
+        t0: int,
+        t_last: int,
+        *,
+        accessed_only: bool = False,
+        progress: Callable[[int], None] | None = None,
+        sink=None,
+        damos=None,
+    ) -> HistoryArrays:
         """Replay the samples from ``t0``; stop after the last complete aggregation.
 
         An aggregation is complete when the last sample (time ``t_last``) lies at or
@@ -643,9 +816,12 @@ class Monitor:
         self.ops_init(t0)
         cov = Coverage(len(self.targets))
         self._note_coverage(cov, 0)
-        sz_limit = (self.region_sz_limit() if cfg.min_nr_regions_mode == "legacy"
-                    else self.apply_min_nr_regions())
-        tbase, psibase = t0, 0            # interval psi covers tbase + (psi-psibase-1)*S ...
+        sz_limit = (
+            self.region_sz_limit()
+            if cfg.min_nr_regions_mode == "legacy"
+            else self.apply_min_nr_regions()
+        )
+        tbase, psibase = t0, 0  # interval psi covers tbase + (psi-psibase-1)*S ...
         S = self.sample_us * 1000
         chunks: list[tuple] = []
         emit = sink if sink is not None else chunks.append
@@ -668,8 +844,7 @@ class Monitor:
             nr0 = a["nr"].copy()
             if stamp.size != self.n:
                 stamp = np.full(self.n, -1, np.int64)
-            prepared = self.ops.prepare_access_checks(self, (w_time, w_tgt, w_addr), k,
-                                                      t_from, S)
+            prepared = self.ops.prepare_access_checks(self, (w_time, w_tgt, w_addr), k, t_from, S)
             self.ops.check_accesses(self, prepared, k, stamp, tbase, S, psibase)
             # lazy nr_accesses_bp: k moving-sum steps in closed form (mainline-2026 has
             # no nr_accesses_bp: its on-demand moving sum is nr_accesses at a snapshot)
@@ -687,7 +862,7 @@ class Monitor:
                 self._merge(max_nr, sz_limit)
                 if cfg.min_nr_regions_mode == "apply":
                     sz_limit = self.apply_min_nr_regions()
-                if damos is not None:        # kdamond_apply_schemes: after the merge
+                if damos is not None:  # kdamond_apply_schemes: after the merge
                     damos.step(self, psi, tbase + (psi - psibase) * S, snap, 0)
                 if cfg.goal_aggrs and psi >= next_tune:
                     next_aggr = local_aggr
@@ -697,7 +872,7 @@ class Monitor:
                         tbase, psibase = tbase + (psi - psibase) * S, psi
                         S = self.sample_us * 1000
                         s = max(self.sample_us, 1)
-                        next_ops = psi + cfg.update_us // s          # quirk Q8
+                        next_ops = psi + cfg.update_us // s  # quirk Q8
                         tune_events.append((psi, tbase, tuned[0], tuned[1]))
                 next_aggr = local_aggr + self.aggr_us // s
                 # snapshot (damon_aggregated) then reset
@@ -709,16 +884,31 @@ class Monitor:
                 cols = (a["start"], a["end"], a["nr"], a["age"], a["bp"], tgt)
                 st_, en_, nr_, ag_, bp_, tg_ = (c[sel] for c in cols)
                 m = st_.size
-                emit((np.full(m, snap, np.int64), np.full(m, t_end, np.int64), tg_,
-                      st_.copy(), en_.copy(), nr_.copy(), ag_.copy(), bp_.copy()))
+                emit(
+                    (
+                        np.full(m, snap, np.int64),
+                        np.full(m, t_end, np.int64),
+                        tg_,
+                        st_.copy(),
+                        en_.copy(),
+                        nr_.copy(),
+                        ag_.copy(),
+                        bp_.copy(),
+                    )
+                )
                 snap += 1
-                a["bp"] = a["nr"] * 10000                    # reset: kernel resyncs (Q4)
+                a["bp"] = a["nr"] * 10000  # reset: kernel resyncs (Q4)
                 a["last"] = a["nr"].copy()
                 a["nr"] = np.zeros(n, np.int64)
                 self._split()
-            elif damos is not None and psi >= damos.next_due():    # between aggregations
-                damos.step(self, psi, tbase + (psi - psibase) * S, snap,
-                           (local_aggr - psi) * 10000 // max(self.aggr_us // s, 1))
+            elif damos is not None and psi >= damos.next_due():  # between aggregations
+                damos.step(
+                    self,
+                    psi,
+                    tbase + (psi - psibase) * S,
+                    snap,
+                    (local_aggr - psi) * 10000 // max(self.aggr_us // s, 1),
+                )
             if psi >= local_ops:
                 next_ops = local_ops + cfg.update_us // s
                 self.ops_update(tbase + (psi - psibase) * S)

@@ -3,6 +3,7 @@
 :func:`draw` is the one place the core and the access checks take a random value
 (``damon_rand`` in the kernel); tests inject the spec's worked examples' values.
 """
+
 from __future__ import annotations
 
 import numpy as np

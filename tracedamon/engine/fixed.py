@@ -33,6 +33,7 @@ snapshots can be handed to a sink as they are taken.
 Its output equals :class:`tracedamon.engine.core.Monitor`'s on the same input
 (tests check this, and against the pure-Python reference).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,7 @@ from .core import AccessSamples, Coverage, HistoryArrays
 from .ops.base import Operations
 from .regions import Target, align_down, align_up, target_ranges
 
-CHUNK = 1 << 20            # samples per kernel call (bounds the slot reservation)
+CHUNK = 1 << 20  # samples per kernel call (bounds the slot reservation)
 HASH_MUL = 0x5851F42D4C957F2D
 
 
@@ -76,8 +77,28 @@ def _rehash(keys, n, cap):
 
 
 @njit(cache=True)
-def _fixed_count(roff, run_start, run_len, run_first, run_birth, size, s_tgt, s_addr,
-                 s_time, t0, S, table, keys, nr, last, age_val, age_at, stamp, touched, meta):
+def _fixed_count(
+    roff,
+    run_start,
+    run_len,
+    run_first,
+    run_birth,
+    size,
+    s_tgt,
+    s_addr,
+    s_time,
+    t0,
+    S,
+    table,
+    keys,
+    nr,
+    last,
+    age_val,
+    age_at,
+    stamp,
+    touched,
+    meta,
+):
     """Count sample intervals per region (perf-histogram check).
 
     ``meta`` is ``[number of slots, number of slots touched this aggregation]``; the
@@ -135,8 +156,11 @@ def spans(ranges, size: int) -> list[tuple[int, int]]:
     """The ranges aligned out to ``size``, overlapping or touching ones united (the
     same grid as :func:`tracedamon.engine.core.fixed_grid`, without listing regions)."""
     out: list[list[int]] = []
-    for s, e in sorted((align_down(int(s), size), align_up(int(e), size))
-                       for s, e in np.asarray(ranges).reshape(-1, 2) if int(e) > int(s)):
+    for s, e in sorted(
+        (align_down(int(s), size), align_up(int(e), size))
+        for s, e in np.asarray(ranges).reshape(-1, 2)
+        if int(e) > int(s)
+    ):
         if out and s <= out[-1][1]:
             out[-1][1] = max(out[-1][1], e)
         else:
@@ -207,8 +231,9 @@ class FixedMonitor:
 
     SLOT_FIELDS = ("keys", "nr", "last", "age_val", "age_at", "stamp", "touched")
 
-    def __init__(self, config: MonitorConfig, targets: list[Target], *,
-                 ops: str | Operations = "fvaddr"):
+    def __init__(
+        self, config: MonitorConfig, targets: list[Target], *, ops: str | Operations = "fvaddr"
+    ):
         if not config.fixed_granularity:
             raise ValueError("FixedMonitor needs min_region == max_region")
         if config.tuning:
@@ -224,18 +249,26 @@ class FixedMonitor:
     def _set_runs(self, per_target: list[list[tuple[int, int, int]]]) -> None:
         """Install runs given per target as (start, end, birth) lists."""
         self.per_target = per_target
-        rows = [(t, s, (e - s) // self.size, b) for t, runs in enumerate(per_target)
-                for s, e, b in runs if e > s]
+        rows = [
+            (t, s, (e - s) // self.size, b)
+            for t, runs in enumerate(per_target)
+            for s, e, b in runs
+            if e > s
+        ]
         arr = np.array(rows, np.int64).reshape(-1, 4)
         self.run_tgt = np.ascontiguousarray(arr[:, 0])
         self.run_start = np.ascontiguousarray(arr[:, 1])
         self.run_len = np.ascontiguousarray(arr[:, 2])
         self.run_birth = np.ascontiguousarray(arr[:, 3])
-        self.run_first = np.concatenate([[0], np.cumsum(self.run_len)[:-1]]).astype(np.int64) \
-            if len(rows) else np.zeros(0, np.int64)
+        self.run_first = (
+            np.concatenate([[0], np.cumsum(self.run_len)[:-1]]).astype(np.int64)
+            if len(rows)
+            else np.zeros(0, np.int64)
+        )
         self.total = int(self.run_len.sum())
-        self.roff = np.searchsorted(self.run_tgt, np.arange(len(per_target) + 1),
-                                    side="left").astype(np.int64)
+        self.roff = np.searchsorted(
+            self.run_tgt, np.arange(len(per_target) + 1), side="left"
+        ).astype(np.int64)
 
     def n_regions(self) -> int:
         return self.total
@@ -272,7 +305,7 @@ class FixedMonitor:
 
     # -- slots ------------------------------------------------------------------------
     def _init_slots(self) -> None:
-        cap = 64          # grows by doubling
+        cap = 64  # grows by doubling
         self.slot = {k: np.zeros(cap, np.int64) for k in self.SLOT_FIELDS}
         self.table = np.full(2 * cap, -1, np.int64)
         self.meta = np.zeros(2, np.int64)
@@ -320,12 +353,12 @@ class FixedMonitor:
         idx_map[keep] = np.arange(int(keep.sum()))
         for k in ("nr", "last", "age_val", "age_at", "stamp"):
             v = self.slot[k]
-            v[:int(keep.sum())] = v[:n][keep]
-        self.slot["keys"][:int(keep.sum())] = newkey[keep]
+            v[: int(keep.sum())] = v[:n][keep]
+        self.slot["keys"][: int(keep.sum())] = newkey[keep]
         nt = int(self.meta[1])
         t = idx_map[self.slot["touched"][:nt]]
         t = t[t >= 0]
-        self.slot["touched"][:t.size] = t
+        self.slot["touched"][: t.size] = t
         p = idx_map[self.prev]
         self.prev = p[p >= 0]
         self.meta[:] = (int(keep.sum()), t.size)
@@ -335,8 +368,10 @@ class FixedMonitor:
     def _rows_all(self, snap: int, N: int, ln: int):
         """Every region of the grid, implicit values overridden by the slots."""
         total = self.total
-        st = np.repeat(self.run_start - self.run_first * self.size, self.run_len) + \
-            np.arange(total, dtype=np.int64) * self.size
+        st = (
+            np.repeat(self.run_start - self.run_first * self.size, self.run_len)
+            + np.arange(total, dtype=np.int64) * self.size
+        )
         tgt = np.repeat(self.run_tgt, self.run_len)
         age = np.repeat(snap - self.run_birth, self.run_len)
         nr = np.zeros(total, np.int64)
@@ -349,7 +384,7 @@ class FixedMonitor:
             age[j] = s["age_val"][:n] + (snap - s["age_at"][:n])
             last = s["last"][:n]
             bp[j] = last * 10000 - N * (last * 10000 // ln) + 10000 * s["nr"][:n]
-        if self.cfg.profile.mvsum:          # mainline-2026: the moving sum at a snapshot
+        if self.cfg.profile.mvsum:  # mainline-2026: the moving sum at a snapshot
             bp = nr * 10000
         return tgt, st, nr, age, bp
 
@@ -360,7 +395,7 @@ class FixedMonitor:
         last = s["last"][T]
         age = s["age_val"][T] + (snap - s["age_at"][T])
         bp = last * 10000 - N * (last * 10000 // ln) + 10000 * nr
-        if self.cfg.profile.mvsum:          # mainline-2026: the moving sum at a snapshot
+        if self.cfg.profile.mvsum:  # mainline-2026: the moving sum at a snapshot
             bp = nr * 10000
         return tgt, st, nr, age, bp
 
@@ -401,8 +436,11 @@ class FixedMonitor:
                 snaps += 1
             if ops:
                 for i in range(len(self.targets)):
-                    sp = (self._target_spans(i, t0 + psi * S, self.ops.update)
-                          if self.ops.update is not None else None)
+                    sp = (
+                        self._target_spans(i, t0 + psi * S, self.ops.update)
+                        if self.ops.update is not None
+                        else None
+                    )
                     if sp is not None:
                         per[i] = sum((e - s) // size for s, e in sp)
                 most = max(most, sum(per))
@@ -418,8 +456,17 @@ class FixedMonitor:
                     merged.append((s, e))
             cov.note(snapshot_from, i, merged)
 
-    def run(self, samples: AccessSamples, t0: int, t_last: int, *, accessed_only: bool = False,
-            max_rows: int | None = None, progress=None, sink=None) -> HistoryArrays:
+    def run(
+        self,
+        samples: AccessSamples,
+        t0: int,
+        t_last: int,
+        *,
+        accessed_only: bool = False,
+        max_rows: int | None = None,
+        progress=None,
+        sink=None,
+    ) -> HistoryArrays:
         """Replay from ``t0``; stop after the last complete aggregation.
 
         ``max_rows``: when writing every region of every snapshot would exceed this many
@@ -435,8 +482,12 @@ class FixedMonitor:
         S = s_ * 1000
         N = cfg.aggr_us // s_
         ln = min(N, 2**32 - 1) or 1
-        self._set_runs([[(s, e, -1) for s, e in (self._target_spans(i, t0) or [])]
-                        for i in range(len(self.targets))])
+        self._set_runs(
+            [
+                [(s, e, -1) for s, e in (self._target_spans(i, t0) or [])]
+                for i in range(len(self.targets))
+            ]
+        )
         self._init_slots()
         cov = Coverage(len(self.targets))
         self._coverage(cov, 0)
@@ -448,27 +499,47 @@ class FixedMonitor:
                     self.auto_accessed_only = (
                         f"every region of every snapshot would be {self.total:,} regions x "
                         f"{n_snap:,} snapshots = {self.total * n_snap:,} rows (more than "
-                        f"{max_rows:,}): only regions with accesses are written")
+                        f"{max_rows:,}): only regions with accesses are written"
+                    )
                 else:
                     self.auto_accessed_only = (
                         f"ops updates grow the grid to {most:,} regions: every region of "
                         f"every snapshot would be {rows:,} rows (more than {max_rows:,}): "
-                        "only regions with accesses are written")
+                        "only regions with accesses are written"
+                    )
         chunks: list[tuple] = []
         emit = sink if sink is not None else chunks.append
         snap = 0
         sl = self.slot
-        for psi0, psi, aggr, ops in (self._schedule(t0, t_last) if not samples.empty else ()):
+        for psi0, psi, aggr, ops in self._schedule(t0, t_last) if not samples.empty else ():
             t_from, t_to = t0 + psi0 * S, t0 + psi * S
             w_time, w_tgt, w_addr = samples.window(t_from, t_to)
             for c in range(0, w_time.size, CHUNK):
                 d = min(w_time.size, c + CHUNK)
                 self._reserve(d - c)
                 sl = self.slot
-                _fixed_count(self.roff, self.run_start, self.run_len, self.run_first,
-                             self.run_birth, self.size, w_tgt[c:d], w_addr[c:d],
-                             w_time[c:d], t0, S, self.table, sl["keys"], sl["nr"], sl["last"],
-                             sl["age_val"], sl["age_at"], sl["stamp"], sl["touched"], self.meta)
+                _fixed_count(
+                    self.roff,
+                    self.run_start,
+                    self.run_len,
+                    self.run_first,
+                    self.run_birth,
+                    self.size,
+                    w_tgt[c:d],
+                    w_addr[c:d],
+                    w_time[c:d],
+                    t0,
+                    S,
+                    self.table,
+                    sl["keys"],
+                    sl["nr"],
+                    sl["last"],
+                    sl["age_val"],
+                    sl["age_at"],
+                    sl["stamp"],
+                    sl["touched"],
+                    self.meta,
+                )
             if progress is not None:
                 progress(psi)
             if aggr:
@@ -493,8 +564,18 @@ class FixedMonitor:
                 else:
                     tgt, st, nr, age, bp = self._rows_all(snap, N, ln)
                 m = st.size
-                emit((np.full(m, snap, np.int64), np.full(m, t_end, np.int64),
-                      tgt, st, st + self.size, nr, age, bp))
+                emit(
+                    (
+                        np.full(m, snap, np.int64),
+                        np.full(m, t_end, np.int64),
+                        tgt,
+                        st,
+                        st + self.size,
+                        nr,
+                        age,
+                        bp,
+                    )
+                )
                 snap += 1
                 sl["last"][P] = 0
                 sl["last"][T] = nrT

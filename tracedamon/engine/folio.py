@@ -52,22 +52,27 @@ interval's middle (ties: the earlier), among those holding rows of the target's 
 Without snapshots, or when they hold no large folio, the check keeps 4 KiB pages
 (``folio_model`` "4 KiB pages" in the replay's metadata).
 """
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ..schema import (PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT,
-                      PAGEMAP_FLAG_THP)
+from ..schema import (
+    PAGEMAP_FLAG_COMPOUND_HEAD,
+    PAGEMAP_FLAG_HUGE,
+    PAGEMAP_FLAG_PRESENT,
+    PAGEMAP_FLAG_THP,
+)
 from ..units import format_bytes
 from .config import PAGE_SIZE
 from .checks import find_region, has_key
 from .draw import draw
 from .translate import nearest_index, pagemap_columns
 
-PMD_PAGES = 512                       # 2 MiB / 4 KiB (x86-64 HPAGE_PMD_ORDER 9)
+PMD_PAGES = 512  # 2 MiB / 4 KiB (x86-64 HPAGE_PMD_ORDER 9)
 PMD_SIZE = PMD_PAGES * PAGE_SIZE
-PUD_PAGES = 1 << 18                   # 1 GiB hugetlb page
+PUD_PAGES = 1 << 18  # 1 GiB hugetlb page
 MODEL_4K = "4 KiB pages"
 MODEL_FOLIOS = "folios from pagemap snapshots"
 
@@ -98,8 +103,12 @@ def folio_pieces(vs, ve, pfn, flags, heads: bool):
     ve = np.asarray(ve, np.int64)
     pfn = np.asarray(pfn, np.int64)
     flags = np.asarray(flags, np.int64)
-    large = (((flags & (PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE)) != 0)
-             & ((flags & PAGEMAP_FLAG_PRESENT) != 0) & (pfn > 0) & (ve > vs))
+    large = (
+        ((flags & (PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE)) != 0)
+        & ((flags & PAGEMAP_FLAG_PRESENT) != 0)
+        & (pfn > 0)
+        & (ve > vs)
+    )
     keys = ("v_lo", "v_hi", "p_lo", "f_pfn", "f_pages", "kind")
     if not large.any():
         return {k: np.zeros(0, np.int64) for k in keys}
@@ -158,8 +167,12 @@ def folio_pieces(vs, ve, pfn, flags, heads: bool):
     # assumed folio)
     cont = np.zeros(pv.size, bool)
     if pv.size > 1:
-        cont[1:] = ((pv[1:] == pv[:-1] + pn[:-1] * PAGE_SIZE) & (pp[1:] == pp[:-1] + pn[:-1])
-                    & (pk[1:] == pk[:-1]) & ~ph[1:])
+        cont[1:] = (
+            (pv[1:] == pv[:-1] + pn[:-1] * PAGE_SIZE)
+            & (pp[1:] == pp[:-1] + pn[:-1])
+            & (pk[1:] == pk[:-1])
+            & ~ph[1:]
+        )
     start = np.flatnonzero(~cont)
     grp_end = np.append(start[1:], pv.size)
     v_lo = pv[start]
@@ -177,14 +190,13 @@ def folio_pieces(vs, ve, pfn, flags, heads: bool):
     # pieces of one folio seen apart (a folio mapped in part, or in pieces) get the
     # largest block found for it: aligned blocks either nest or are disjoint
     f_pfn, f_pages = _outermost(f_pfn, f_pages)
-    return {"v_lo": v_lo, "v_hi": v_hi, "p_lo": p_lo, "f_pfn": f_pfn, "f_pages": f_pages,
-            "kind": k}
+    return {"v_lo": v_lo, "v_hi": v_hi, "p_lo": p_lo, "f_pfn": f_pfn, "f_pages": f_pages, "kind": k}
 
 
 def _contiguous_cover(vs, ve, pfn):
     """A test: do the rows map frames [a, b) in order from virtual address ``va``?"""
     n = (ve - vs) // PAGE_SIZE
-    delta = vs - pfn * PAGE_SIZE          # constant along an in-order mapping
+    delta = vs - pfn * PAGE_SIZE  # constant along an in-order mapping
 
     def cover(a: int, b: int, va: int) -> bool:
         if va % (PUD_PAGES * PAGE_SIZE):
@@ -202,6 +214,7 @@ def _contiguous_cover(vs, ve, pfn):
                 return False
             reach = max(reach, y)
         return reach >= b
+
     return cover
 
 
@@ -230,9 +243,13 @@ def vaddr_map(pieces: dict) -> tuple[np.ndarray, ...]:
     large folio).  ``folio_sz`` is what the kernel's check reports."""
     v_lo, v_hi = pieces["v_lo"], pieces["v_hi"]
     fsz = pieces["f_pages"] * PAGE_SIZE
-    pmd = ((pieces["kind"] == KIND_THP) & (pieces["f_pages"] == PMD_PAGES)
-           & (pieces["p_lo"] == pieces["f_pfn"]) & (v_hi - v_lo == PMD_SIZE)
-           & (v_lo % PMD_SIZE == 0))
+    pmd = (
+        (pieces["kind"] == KIND_THP)
+        & (pieces["f_pages"] == PMD_PAGES)
+        & (pieces["p_lo"] == pieces["f_pfn"])
+        & (v_hi - v_lo == PMD_SIZE)
+        & (v_lo % PMD_SIZE == 0)
+    )
     whole = pmd | (pieces["kind"] == KIND_HUGE)
     o = np.argsort(v_lo, kind="stable")
     return v_lo[o], v_hi[o], fsz[o], whole[o].astype(np.int64)
@@ -247,8 +264,7 @@ def paddr_map(pieces_list: list[dict]) -> tuple[np.ndarray, ...]:
     fp = np.concatenate([p["f_pfn"] for p in pieces_list])
     fn = np.concatenate([p["f_pages"] for p in pieces_list])
     fp, fn = _outermost(fp, fn)
-    key = np.unique(np.stack([fp, fn], axis=1), axis=0) if fp.size else np.zeros((0, 2),
-                                                                                 np.int64)
+    key = np.unique(np.stack([fp, fn], axis=1), axis=0) if fp.size else np.zeros((0, 2), np.int64)
     lo = key[:, 0] * PAGE_SIZE
     sz = key[:, 1] * PAGE_SIZE
     return lo, lo + sz, sz, np.ones(lo.size, np.int64)
@@ -274,16 +290,19 @@ class FolioModel:
         snaps = np.unique(snap)
         stime = {int(s): int(t[snap == s].min()) for s in snaps}
         large = (flags & (PAGEMAP_FLAG_THP | PAGEMAP_FLAG_HUGE)) != 0
-        self.stats = {"snapshots": int(snaps.size), "heads_recorded": True, "folios": {},
-                      "checked_whole": 0}
+        self.stats = {
+            "snapshots": int(snaps.size),
+            "heads_recorded": True,
+            "folios": {},
+            "checked_whole": 0,
+        }
         maps: list[tuple[np.ndarray, ...]] = []
         self.times: list[np.ndarray] = []
         self.ids: list[np.ndarray] = []
         per_snap: dict[int, dict[int, dict]] = {}
         for s in snaps.tolist():
             m = snap == s
-            heads = bool(((flags[m] & PAGEMAP_FLAG_COMPOUND_HEAD) != 0).any()) or \
-                not large[m].any()
+            heads = bool(((flags[m] & PAGEMAP_FLAG_COMPOUND_HEAD) != 0).any()) or not large[m].any()
             if not heads:
                 self.stats["heads_recorded"] = False
             per_snap[s] = {}
@@ -305,8 +324,11 @@ class FolioModel:
                     continue
                 else:
                     pieces = per_snap[s][p]
-                    mp = (vaddr_map(pieces) if pieces is not None else
-                          tuple(np.zeros(0, np.int64) for _ in range(4)))
+                    mp = (
+                        vaddr_map(pieces)
+                        if pieces is not None
+                        else tuple(np.zeros(0, np.int64) for _ in range(4))
+                    )
                 self._count(mp)
                 ts.append(stime[s])
                 ms.append(len(maps))
@@ -315,8 +337,10 @@ class FolioModel:
             self.ids.append(np.array(ms, np.int64))
         lens = [m[0].size for m in maps]
         self.moff = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-        cat = [np.concatenate([m[k] for m in maps]).astype(np.int64) if maps else
-               np.zeros(0, np.int64) for k in range(4)]
+        cat = [
+            np.concatenate([m[k] for m in maps]).astype(np.int64) if maps else np.zeros(0, np.int64)
+            for k in range(4)
+        ]
         self.lo, self.hi, self.fsz, self.whole = (np.ascontiguousarray(x) for x in cat)
 
     def _count(self, mp) -> None:
@@ -332,16 +356,46 @@ class FolioModel:
     def description(self) -> str:
         return MODEL_FOLIOS if self.large else MODEL_4K
 
-    def check(self, mon, k: int, w_off, k_tgt, k_page, t_from: int, S: int, *,
-              one_space: bool, cache_across_targets: bool) -> None:
+    def check(
+        self,
+        mon,
+        k: int,
+        w_off,
+        k_tgt,
+        k_page,
+        t_from: int,
+        S: int,
+        *,
+        one_space: bool,
+        cache_across_targets: bool,
+    ) -> None:
         """The accessed-bit check of ``k`` sample intervals from ``t_from`` (called by the
         operations set's check_accesses, :mod:`tracedamon.engine.ops.base`, with its
         rules)."""
         a = mon.arr
-        abit_check_folios(a["start"], a["end"], mon.toff, a["nr"], k, w_off, k_tgt, k_page,
-                          one_space, cache_across_targets, mon.cache, mon.rng,
-                          mon.cfg.fix_rand32, mon.inj, mon.injpos, self.select(t_from, S, k),
-                          self.moff, self.lo, self.hi, self.fsz, self.whole)
+        abit_check_folios(
+            a["start"],
+            a["end"],
+            mon.toff,
+            a["nr"],
+            k,
+            w_off,
+            k_tgt,
+            k_page,
+            one_space,
+            cache_across_targets,
+            mon.cache,
+            mon.rng,
+            mon.cfg.fix_rand32,
+            mon.inj,
+            mon.injpos,
+            self.select(t_from, S, k),
+            self.moff,
+            self.lo,
+            self.hi,
+            self.fsz,
+            self.whole,
+        )
 
     def metadata(self) -> dict:
         return dict(self.stats, folios=dict(sorted(self.stats["folios"].items())))
@@ -371,9 +425,29 @@ def _has_range(k_tgt, k_page, lo, hi, t, a, b):
 
 
 @njit(cache=True)
-def abit_check_folios(start, end, toff, nr, n_intervals, w_off, k_tgt, k_page, one_space,
-                      cache_across_targets, cache, st, fix_rand32, inj, injpos,
-                      sel, moff, mlo, mhi, mfsz, mwhole):
+def abit_check_folios(
+    start,
+    end,
+    toff,
+    nr,
+    n_intervals,
+    w_off,
+    k_tgt,
+    k_page,
+    one_space,
+    cache_across_targets,
+    cache,
+    st,
+    fix_rand32,
+    inj,
+    injpos,
+    sel,
+    moff,
+    mlo,
+    mhi,
+    mfsz,
+    mwhole,
+):
     """:func:`tracedamon.engine.checks.abit_check` with folios: the sampling address's
     folio (map row of the interval's snapshot) decides what access counts and the
     ``folio_sz`` the cache aligns by.  ``cache`` is ``[last_addr, last_accessed,

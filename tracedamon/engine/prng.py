@@ -26,6 +26,7 @@ range mapping below follows the patch's description:
 The state is a ``uint64`` array of four words (each below 2**32), so the engine's
 draw routine tells it from the PCG32 state (two words) by its length.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,22 +46,27 @@ def lfsr113_new(seed: int) -> np.ndarray:
     """The state ``prandom_seed_state(state, seed)`` makes (``seed`` a u64)."""
     seed &= (1 << 64) - 1
     i = ((seed >> 32) ^ (seed << 10) ^ seed) & 0xFFFFFFFF
-    return np.array([_seed_word(i, 2), _seed_word(i, 8), _seed_word(i, 16),
-                     _seed_word(i, 128)], dtype=np.uint64)
+    return np.array(
+        [_seed_word(i, 2), _seed_word(i, 8), _seed_word(i, 16), _seed_word(i, 128)], dtype=np.uint64
+    )
 
 
 @njit(cache=True)
 def lfsr113_next(st):
     """``prandom_u32_state``: advance the four Tausworthe components, return their xor."""
     s1, s2, s3, s4 = st[0], st[1], st[2], st[3]
-    s1 = (((s1 & np.uint64(4294967294)) << np.uint64(18)) & _M32) ^ \
-        ((((s1 << np.uint64(6)) & _M32) ^ s1) >> np.uint64(13))
-    s2 = (((s2 & np.uint64(4294967288)) << np.uint64(2)) & _M32) ^ \
-        ((((s2 << np.uint64(2)) & _M32) ^ s2) >> np.uint64(27))
-    s3 = (((s3 & np.uint64(4294967280)) << np.uint64(7)) & _M32) ^ \
-        ((((s3 << np.uint64(13)) & _M32) ^ s3) >> np.uint64(21))
-    s4 = (((s4 & np.uint64(4294967168)) << np.uint64(13)) & _M32) ^ \
-        ((((s4 << np.uint64(3)) & _M32) ^ s4) >> np.uint64(12))
+    s1 = (((s1 & np.uint64(4294967294)) << np.uint64(18)) & _M32) ^ (
+        (((s1 << np.uint64(6)) & _M32) ^ s1) >> np.uint64(13)
+    )
+    s2 = (((s2 & np.uint64(4294967288)) << np.uint64(2)) & _M32) ^ (
+        (((s2 << np.uint64(2)) & _M32) ^ s2) >> np.uint64(27)
+    )
+    s3 = (((s3 & np.uint64(4294967280)) << np.uint64(7)) & _M32) ^ (
+        (((s3 << np.uint64(13)) & _M32) ^ s3) >> np.uint64(21)
+    )
+    s4 = (((s4 & np.uint64(4294967168)) << np.uint64(13)) & _M32) ^ (
+        (((s4 << np.uint64(3)) & _M32) ^ s4) >> np.uint64(12)
+    )
     st[0], st[1], st[2], st[3] = s1, s2, s3, s4
     return s1 ^ s2 ^ s3 ^ s4
 

@@ -49,6 +49,7 @@ fix of the quota's resume address; that fix is DAMOS-only, so its monitoring is
 * paddr's default range (``damon_set_region_system_rams_default``): from the start
   of the first "System RAM" resource to the end of the last one.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,13 +61,13 @@ from ..errors import ConfigError
 @dataclass(frozen=True)
 class KernelProfile:
     name: str
-    split_some: bool = False          # partial split above max_nr_regions / 2
+    split_some: bool = False  # partial split above max_nr_regions / 2
     merge_count_age_once: bool = False
     merge_thres_capped: bool = False  # threshold capped at max_thres, last pass at it
-    min_nr_regions_mode: str | None = None   # forced mode, None: the config's
-    prng: str = "pcg32"               # "pcg32" (get_random_u32_below) or "lfsr113"
-    mvsum: bool = False               # on-demand moving sum instead of nr_accesses_bp
-    paddr_default: str = "biggest"    # "biggest" System RAM (ties: last) or "all"
+    min_nr_regions_mode: str | None = None  # forced mode, None: the config's
+    prng: str = "pcg32"  # "pcg32" (get_random_u32_below) or "lfsr113"
+    mvsum: bool = False  # on-demand moving sum instead of nr_accesses_bp
+    paddr_default: str = "biggest"  # "biggest" System RAM (ties: last) or "all"
     source: str = ""
 
     def to_dict(self) -> dict:
@@ -78,11 +79,17 @@ PROFILES: dict[str, KernelProfile] = {
     "released": KernelProfile("released", source=_RELEASED_SRC),
     "released-nofix": KernelProfile("released-nofix", source=_RELEASED_SRC),
     "mainline-2026": KernelProfile(
-        "mainline-2026", split_some=True, merge_count_age_once=True,
-        merge_thres_capped=True, min_nr_regions_mode="apply", prng="lfsr113", mvsum=True,
+        "mainline-2026",
+        split_some=True,
+        merge_count_age_once=True,
+        merge_thres_capped=True,
+        min_nr_regions_mode="apply",
+        prng="lfsr113",
+        mvsum=True,
         paddr_default="all",
         source="mm tree kernelorg-mirror/linux_kernel_git_mm_linux @ 43ecc9c4 "
-               "mm/damon/core.c; per-ctx lfsr113 damon_rand (v2, 2026-05)"),
+        "mm/damon/core.c; per-ctx lfsr113 damon_rand (v2, 2026-05)",
+    ),
 }
 DEFAULT_KERNEL = "released"
 
@@ -94,5 +101,6 @@ def kernel_profile(name) -> KernelProfile:
     try:
         return PROFILES[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown kernel profile {name!r} (one of "
-                          f"{', '.join(PROFILES)})") from None
+        raise ConfigError(
+            f"unknown kernel profile {name!r} (one of {', '.join(PROFILES)})"
+        ) from None

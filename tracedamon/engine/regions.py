@@ -5,6 +5,7 @@ init's even split -- over one target's rows (``[start, end, nr, bp, last, age]``
 lists), the fixed-granularity grid of the RFC, and :class:`Target`, one monitoring
 target of a context.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,8 +51,9 @@ def evenly_split(s: int, e: int, nr_pieces: int, minsz: int, maxsz: int = 0) -> 
     return out
 
 
-def set_regions(regs: list[list], ranges: Sequence[tuple[int, int]], min_sz: int,
-                maxsz: int = 0) -> list[list]:
+def set_regions(
+    regs: list[list], ranges: Sequence[tuple[int, int]], min_sz: int, maxsz: int = 0
+) -> list[list]:
     """damon_set_regions (spec §10.4) on one target's region list (rows as lists).
 
     Regions that intersect no range are dropped, the first/last region intersecting
@@ -60,6 +62,7 @@ def set_regions(regs: list[list], ranges: Sequence[tuple[int, int]], min_sz: int
     counters.  With the RFC's ``maxsz`` set, new regions, and a first or last region that
     grew, are cut into ``maxsz`` pieces (only the first piece keeps the counters).
     """
+
     def inter(r, R):
         return not (r[1] <= R[0] or R[1] <= r[0])
 
@@ -94,7 +97,7 @@ def set_regions(regs: list[list], ranges: Sequence[tuple[int, int]], min_sz: int
             if maxsz and grown_down:
                 new = fresh(regs[first][0], regs[first][1])
                 new[0][2:] = regs[first][2:]
-                regs[first:first + 1] = new
+                regs[first : first + 1] = new
                 last += len(new) - 1
                 i += len(new) - 1
                 if single:
@@ -102,14 +105,14 @@ def set_regions(regs: list[list], ranges: Sequence[tuple[int, int]], min_sz: int
             if maxsz and grown_up:
                 new = fresh(regs[last][0], regs[last][1])
                 new[0][2:] = regs[last][2:]
-                regs[last:last + 1] = new
+                regs[last : last + 1] = new
                 i += len(new) - 1
                 last += len(new) - 1
             j = first
             while j < last:
                 if regs[j][1] != regs[j + 1][0]:
                     new = fresh(regs[j][1], regs[j + 1][0])
-                    regs[j + 1:j + 1] = new
+                    regs[j + 1 : j + 1] = new
                     last += len(new)
                     i += len(new)
                     j += len(new)

@@ -11,6 +11,7 @@ The generator state lives in a two-element ``uint64`` array ``[state, inc]`` so
 numba kernels can advance it in place.  Everything here also runs as plain
 Python under ``NUMBA_DISABLE_JIT=1``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,8 +59,11 @@ def rand_below(st, n64, fix_rand32):
         while v > np.uint64(0):
             v = v >> np.uint64(1)
             bits += 1
-        mask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1) if bits < 64 \
+        mask = (
+            (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+            if bits < 64
             else np.uint64(0xFFFFFFFFFFFFFFFF)
+        )
         while True:
             hi = next_u32(st)
             lo = next_u32(st)

@@ -52,6 +52,7 @@ Unknown frames
 Rows whose ``pfn_start`` is null or 0 (not present, swapped, or captured without
 CAP_SYS_ADMIN, which makes the kernel zero the PFN field) never translate.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -61,8 +62,10 @@ import numpy as np
 try:  # numba is a dependency; keep the module importable without it for tooling
     from numba import njit
 except ImportError:  # pragma: no cover
+
     def njit(*a, **k):
         return (lambda f: f) if not (a and callable(a[0])) else a[0]
+
 
 from ..errors import InputError
 from ..schema import PAGEMAP_FLAG_PRESENT
@@ -75,18 +78,18 @@ _COLUMNS = ("snapshot", "time_ns", "pid", "vaddr_start", "vaddr_end", "pfn_start
 class VirtLookup(NamedTuple):
     """Result of :meth:`Translator.virt_lookup` (arrays aligned with the queries)."""
 
-    paddr: np.ndarray      # uint64, 0 = unmapped / frame unknown
-    flags: np.ndarray      # uint32 PAGEMAP_FLAG_* of the run (0 when not found)
-    snapshot: np.ndarray   # int64 snapshot that answered (-1: the pid has no snapshot)
+    paddr: np.ndarray  # uint64, 0 = unmapped / frame unknown
+    flags: np.ndarray  # uint32 PAGEMAP_FLAG_* of the run (0 when not found)
+    snapshot: np.ndarray  # int64 snapshot that answered (-1: the pid has no snapshot)
 
 
 class PhysLookup(NamedTuple):
     """Result of :meth:`Translator.phys_lookup` (arrays aligned with the queries)."""
 
-    pid: np.ndarray        # int32, -1 = no captured process maps the frame
-    vaddr: np.ndarray      # uint64, 0 when pid is -1
-    flags: np.ndarray      # uint32 PAGEMAP_FLAG_* of the owning run (0 when not found)
-    snapshot: np.ndarray   # int64 snapshot that answered (-1: no snapshots at all)
+    pid: np.ndarray  # int32, -1 = no captured process maps the frame
+    vaddr: np.ndarray  # uint64, 0 when pid is -1
+    flags: np.ndarray  # uint32 PAGEMAP_FLAG_* of the owning run (0 when not found)
+    snapshot: np.ndarray  # int64 snapshot that answered (-1: no snapshots at all)
 
 
 def pagemap_columns(table) -> dict[str, np.ndarray]:
@@ -97,11 +100,11 @@ def pagemap_columns(table) -> dict[str, np.ndarray]:
             col = table[name]
         except (KeyError, IndexError, TypeError):
             raise InputError(f"pagemap table has no column {name!r}") from None
-        if hasattr(col, "to_numpy") and hasattr(col, "null_count"):      # Arrow
+        if hasattr(col, "to_numpy") and hasattr(col, "null_count"):  # Arrow
             if name == "pfn_start":
                 col = col.fill_null(0)
             col = col.to_numpy(zero_copy_only=False)
-        elif hasattr(col, "to_numpy"):                                   # pandas
+        elif hasattr(col, "to_numpy"):  # pandas
             if name == "pfn_start":
                 col = col.fillna(0)
             col = col.to_numpy()
@@ -121,15 +124,14 @@ def nearest_index(times: np.ndarray, queries: np.ndarray) -> np.ndarray:
     th = times[:-1] + (times[1:] - times[:-1]) // 2
     idx = np.searchsorted(th, q, side="left")
     if times.size > 1 and np.any(times[1:] == times[:-1]):
-        idx = np.searchsorted(times, times[idx], side="left")   # first of equal times
+        idx = np.searchsorted(times, times[idx], side="left")  # first of equal times
     return idx
 
 
 POLICIES = ("nearest", "before", "after")
 
 
-def snapshot_index(times: np.ndarray, queries: np.ndarray, policy: str = "nearest"
-                   ) -> np.ndarray:
+def snapshot_index(times: np.ndarray, queries: np.ndarray, policy: str = "nearest") -> np.ndarray:
     """Index into sorted ``times`` of the snapshot answering each query time.
 
     ``nearest`` (ties to the earlier), ``before`` (the latest at or before; the
@@ -145,13 +147,12 @@ def snapshot_index(times: np.ndarray, queries: np.ndarray, policy: str = "neares
     elif policy == "after":
         idx = np.minimum(np.searchsorted(times, q, side="left"), times.size - 1)
     else:
-        raise InputError(f"unknown snapshot policy {policy!r} (choose from "
-                         f"{', '.join(POLICIES)})")
+        raise InputError(f"unknown snapshot policy {policy!r} (choose from {', '.join(POLICIES)})")
     return np.searchsorted(times, times[idx], side="left")
 
 
 @njit(cache=True)
-def _paint_owners(seg_lo, seg_hi, order, nseg):   # pragma: no cover - jitted
+def _paint_owners(seg_lo, seg_hi, order, nseg):  # pragma: no cover - jitted
     """Owner run of every elementary segment: the first run in ``order`` covering it."""
     owner = np.full(nseg, -1, np.int64)
     for k in range(order.size):
@@ -163,9 +164,9 @@ def _paint_owners(seg_lo, seg_hi, order, nseg):   # pragma: no cover - jitted
 
 
 class _PhysIndex(NamedTuple):
-    seg_start: np.ndarray   # pfn, uint64, sorted, disjoint segments
+    seg_start: np.ndarray  # pfn, uint64, sorted, disjoint segments
     seg_end: np.ndarray
-    seg_run: np.ndarray     # int64 row index into the translator's run arrays
+    seg_run: np.ndarray  # int64 row index into the translator's run arrays
 
 
 class Translator:
@@ -189,8 +190,9 @@ class Translator:
         if page_size <= 0 or page_size & (page_size - 1):
             raise InputError(f"page size {page_size} is not a power of two")
         if policy not in POLICIES:
-            raise InputError(f"unknown snapshot policy {policy!r} (choose from "
-                             f"{', '.join(POLICIES)})")
+            raise InputError(
+                f"unknown snapshot policy {policy!r} (choose from {', '.join(POLICIES)})"
+            )
         self.policy = policy
         self.page_size = int(page_size)
         c = pagemap_columns(table)
@@ -243,8 +245,10 @@ class Translator:
             code = _pair_index(self._unit_snap, self._unit_pid, self._snap, self._pid)
             bad = np.flatnonzero((code[1:] == code[:-1]) & (self._vs[1:] < self._ve[:-1]))
             if bad.size:
-                raise InputError(f"pagemap table: overlapping runs in snapshot "
-                                 f"{self._snap[bad[0]]} of pid {self._pid[bad[0]]}")
+                raise InputError(
+                    f"pagemap table: overlapping runs in snapshot "
+                    f"{self._snap[bad[0]]} of pid {self._pid[bad[0]]}"
+                )
         else:
             code = np.zeros(0, np.int64)
         units = np.arange(pairs.size)
@@ -255,8 +259,9 @@ class Translator:
 
     # -- construction --------------------------------------------------------------
     @classmethod
-    def from_tables(cls, pagemap, *, page_size: int = PAGE_SIZE,
-                    policy: str = "nearest") -> "Translator":
+    def from_tables(
+        cls, pagemap, *, page_size: int = PAGE_SIZE, policy: str = "nearest"
+    ) -> "Translator":
         """Build from a ``pagemap`` table (DataFrame, Arrow table or dict of arrays)."""
         return cls(pagemap, page_size=page_size, policy=policy)
 
@@ -285,7 +290,7 @@ class Translator:
             if not units.size:
                 continue
             ut = self._unit_time[units]
-            o = np.argsort(ut, kind="stable")       # units are in snapshot order already
+            o = np.argsort(ut, kind="stable")  # units are in snapshot order already
             sel = pids == p
             out[sel] = units[o][snapshot_index(ut[o], times[sel], self.policy)]
         return out
@@ -315,7 +320,7 @@ class Translator:
         for chunk in np.split(idx, bounds):
             u = units[chunk[0]]
             lo, hi = self._unit_lo[u], self._unit_hi[u]
-            if hi == lo:                      # the pid had nothing translatable then
+            if hi == lo:  # the pid had nothing translatable then
                 continue
             va = vaddrs[chunk]
             j = np.searchsorted(self._vs[lo:hi], va, side="right") - 1
@@ -351,7 +356,7 @@ class Translator:
             units, ut = units[o], ut[o]
             sel = np.flatnonzero(pids == p)
             q = times[sel]
-            cur = nearest_index(ut, q)             # then widen outwards, nearer side first
+            cur = nearest_index(ut, q)  # then widen outwards, nearer side first
             left, right = cur - 1, cur + 1
             va = vaddrs[sel]
             pa_ = np.zeros(sel.size, np.uint64)
@@ -364,8 +369,9 @@ class Translator:
                     break
                 lt, rt = left[todo], right[todo]
                 dl = np.where(lt >= 0, q[todo] - ut[np.maximum(lt, 0)], np.iinfo(np.int64).max)
-                dr = np.where(rt < ut.size, ut[np.minimum(rt, ut.size - 1)] - q[todo],
-                              np.iinfo(np.int64).max)
+                dr = np.where(
+                    rt < ut.size, ut[np.minimum(rt, ut.size - 1)] - q[todo], np.iinfo(np.int64).max
+                )
                 more = (lt >= 0) | (rt < ut.size)
                 todo, lt, rt, dl, dr = todo[more], lt[more], rt[more], dl[more], dr[more]
                 go_left = dl <= dr
@@ -435,8 +441,12 @@ class Translator:
         paddrs = np.asarray(paddrs, dtype=np.uint64).ravel()
         times = np.broadcast_to(np.asarray(times, dtype=np.int64), paddrs.shape).ravel()
         n = paddrs.size
-        out = PhysLookup(np.full(n, -1, np.int32), np.zeros(n, np.uint64),
-                         np.zeros(n, np.uint32), self.snapshot_at(times))
+        out = PhysLookup(
+            np.full(n, -1, np.int32),
+            np.zeros(n, np.uint64),
+            np.zeros(n, np.uint32),
+            self.snapshot_at(times),
+        )
         snap = out.snapshot
         pfn = paddrs // np.uint64(self.page_size)
         if pids is not None:
@@ -452,8 +462,9 @@ class Translator:
                     if p not in here:
                         continue
                     m = pids[sel] == p
-                    hit = self._phys_fill(self._phys_index(int(s), int(p)), sel[m], pfn,
-                                          paddrs, out)
+                    hit = self._phys_fill(
+                        self._phys_index(int(s), int(p)), sel[m], pfn, paddrs, out
+                    )
                     todo[np.flatnonzero(m)[hit]] = False
                 sel = sel[todo]
             self._phys_fill(self._phys_index(int(s)), sel, pfn, paddrs, out)
@@ -522,8 +533,9 @@ def _group_cummax(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pair_index(usnap: np.ndarray, upid: np.ndarray, snap: np.ndarray,
-                pid: np.ndarray) -> np.ndarray:
+def _pair_index(
+    usnap: np.ndarray, upid: np.ndarray, snap: np.ndarray, pid: np.ndarray
+) -> np.ndarray:
     """Index of each (snap, pid) in the sorted unique pairs (usnap, upid)."""
     # rank pids densely so (snap, pid) becomes one sortable int64 key
     allp = np.unique(upid)
@@ -539,5 +551,13 @@ def _broadcast(pids, vaddrs, times):
     return pids, vaddrs, times
 
 
-__all__ = ["Translator", "VirtLookup", "PhysLookup", "nearest_index", "snapshot_index",
-           "merge_intervals", "PAGE_SIZE", "POLICIES"]
+__all__ = [
+    "Translator",
+    "VirtLookup",
+    "PhysLookup",
+    "nearest_index",
+    "snapshot_index",
+    "merge_intervals",
+    "PAGE_SIZE",
+    "POLICIES",
+]

@@ -84,8 +84,19 @@ def region_metrics(src, *, weights: Sequence[float] = DEFAULT_WEIGHTS) -> pd.Dat
     (in memory: for small histories; reports stream with :func:`iter_metrics`)."""
     parts = list(iter_metrics(src, weights=weights))
     if not parts:
-        return pd.DataFrame(columns=["snap", "start", "end", "size", "nr_accesses", "percent",
-                                     "age_us", "temperature", "idle_us"])
+        return pd.DataFrame(
+            columns=[
+                "snap",
+                "start",
+                "end",
+                "size",
+                "nr_accesses",
+                "percent",
+                "age_us",
+                "temperature",
+                "idle_us",
+            ]
+        )
     return pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 
@@ -148,8 +159,9 @@ class ByteDistribution:
         return self.values, (100.0 * c / c[-1]) if len(c) and c[-1] > 0 else c
 
 
-def distributions(src, *, weights: Sequence[float] = DEFAULT_WEIGHTS,
-                  snapshots: Sequence[int] | None = None) -> dict:
+def distributions(
+    src, *, weights: Sequence[float] = DEFAULT_WEIGHTS, snapshots: Sequence[int] | None = None
+) -> dict:
     """One streaming pass: the byte distributions of temperature and idle time, bytes
     idle for at least 1, 10, 60 s, accessed and total bytes, snapshots counted."""
     temp, idle = ByteDistribution(), ByteDistribution()
@@ -170,8 +182,14 @@ def distributions(src, *, weights: Sequence[float] = DEFAULT_WEIGHTS,
             thr[sec] += float(m["size"][m["idle_us"] >= sec * 1e6].sum())
         accessed += float(m["size"][m["nr_accesses"] > 0].sum())
         total += float(m["size"].sum())
-    return {"temperature": temp, "idle_us": idle, "idle_at_least": thr, "accessed": accessed,
-            "total": total, "snapshots": len(seen)}
+    return {
+        "temperature": temp,
+        "idle_us": idle,
+        "idle_at_least": thr,
+        "accessed": accessed,
+        "total": total,
+        "snapshots": len(seen),
+    }
 
 
 def access_report(
@@ -205,8 +223,10 @@ def idle_ages_note(hs) -> str | None:
     """How the ages of idle bytes were obtained, when the source does not record them."""
     if not hs.sparse:
         return None
-    return ("the history is sparse: ages of idle bytes are derived from the recorded "
-            "nr_accesses with DAMON's age rule (exact at fixed granularity)")
+    return (
+        "the history is sparse: ages of idle bytes are derived from the recorded "
+        "nr_accesses with DAMON's age rule (exact at fixed granularity)"
+    )
 
 
 def summary(src) -> dict:
@@ -232,8 +252,9 @@ def summary(src) -> dict:
         for k in np.unique(b.key).tolist():
             m = rk == k
             c = cov[k]
-            cov[k] = merge_intervals(np.concatenate([c[:, 0], b.start[m]]),
-                                     np.concatenate([c[:, 1], b.end[m]]))
+            cov[k] = merge_intervals(
+                np.concatenate([c[:, 0], b.start[m]]), np.concatenate([c[:, 1], b.end[m]])
+            )
     ser = wss_series(hs)
     w = ser["wss_bytes"].to_numpy()
     recorded = hs.snaps["rows"].to_numpy()
@@ -269,7 +290,9 @@ def summary(src) -> dict:
                 {
                     "min_region_bytes": c,
                     "mean_bytes": float(ser[size_class_column(c)].mean()),
-                    "share": float(ser[size_class_column(c)].mean() / w.mean()) if w.mean() else 0.0,
+                    "share": float(ser[size_class_column(c)].mean() / w.mean())
+                    if w.mean()
+                    else 0.0,
                 }
                 for c in SIZE_CLASSES
             ],
@@ -290,8 +313,11 @@ def format_summary(s: dict) -> str:
         ),
         f"regions       {s['regions_per_snapshot']['mean']:.1f} per snapshot "
         f"(min {s['regions_per_snapshot']['min']}, max {s['regions_per_snapshot']['max']})"
-        + ("; sparse: only accessed regions are recorded, idle bytes count with "
-           "nr_accesses 0" if s.get("sparse") else ""),
+        + (
+            "; sparse: only accessed regions are recorded, idle bytes count with nr_accesses 0"
+            if s.get("sparse")
+            else ""
+        ),
     ]
     for k, (rng, b) in enumerate(zip(s["address_ranges"], s["covered_bytes"])):
         shown = ", ".join(f"[{a:#x}, {e:#x})" for a, e in rng[:4]) + (
@@ -370,8 +396,7 @@ def access_figure(
     axes[0].xaxis.set_major_locator(FixedLocator([-x for x in dec[::-1]] + [0.0] + dec))
     axes[0].xaxis.set_major_formatter(FuncFormatter(lambda x, _: _short_number(x)))
     axes[0].set_xlabel(
-        f"temperature = size × {w0:g} + access rate % × {w1:g} + age µs × {w2:g}; "
-        "negated when idle"
+        f"temperature = size × {w0:g} + access rate % × {w1:g} + age µs × {w2:g}; negated when idle"
     )
     axes[0].set_title(f"bytes by temperature ({nsnap} snapshots)", fontsize=9)
     axes[1].set_xscale("symlog", linthresh=aggr_s)
@@ -395,10 +420,16 @@ def _short_number(x: float) -> str:
 
 
 def access_png(
-    src, path, *, weights: Sequence[float] = DEFAULT_WEIGHTS, width: int = 1000, height: int = 450,
+    src,
+    path,
+    *,
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    width: int = 1000,
+    height: int = 450,
     force: bool = False,
 ):
     """:func:`access_figure` as PNG, written atomically."""
 
-    return save_figure(access_figure(src, weights=weights, width=width, height=height), path, DPI,
-                     force=force)
+    return save_figure(
+        access_figure(src, weights=weights, width=width, height=height), path, DPI, force=force
+    )

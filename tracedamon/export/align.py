@@ -6,6 +6,7 @@ other with the highest Pearson correlation (:func:`estimate_lag`). The per-snaps
 come from a pass of their own, or from the batches another pass reads
 (:class:`LagTotals`).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ import numpy as np
 from .grid import time_edges
 from .history import HistorySource, as_source
 from .overlay import clean as _clean, wpearson
+
 
 class _Within:
     """Bytes of sorted, disjoint intervals inside any [a, b) (vectorised)."""
@@ -44,8 +46,7 @@ class _Within:
         ic = np.maximum(i, 0)
         in_one = (i >= 0) & (b <= self.e[ic])
         nxt = np.minimum(i + 1, n - 1)
-        in_gap = (((i < 0) | (a >= self.e[ic]))
-                  & ((i + 1 >= n) | (b <= self.s[nxt])))
+        in_gap = ((i < 0) | (a >= self.e[ic])) & ((i + 1 >= n) | (b <= self.s[nxt]))
         out = np.where(in_one, (b - a).astype(np.float64), 0.0)
         rest = ~in_one & ~in_gap
         if rest.any():
@@ -117,12 +118,24 @@ def estimate_lag(
     a monitoring delay (one side finding a hot area later) also shows as a lag: the
     estimate is reported always but applied only with ``align="auto"``."""
     a, b = as_source(a), as_source(b)
-    tot_a, cov_a = _snapshot_totals(a, [(k[0], r) for k, r in zip(key_pairs, ranges)], kind,
-                                    acc_thres)
-    tot_b, cov_b = _snapshot_totals(b, [(k[1], r) for k, r in zip(key_pairs, ranges)], kind,
-                                    acc_thres)
-    return _lag_from_totals(a, b, tot_a, cov_a, tot_b, cov_b, dt_ns=dt_ns,
-                            max_lag_ns=max_lag_ns, kind=kind, offset_b=offset_b)
+    tot_a, cov_a = _snapshot_totals(
+        a, [(k[0], r) for k, r in zip(key_pairs, ranges)], kind, acc_thres
+    )
+    tot_b, cov_b = _snapshot_totals(
+        b, [(k[1], r) for k, r in zip(key_pairs, ranges)], kind, acc_thres
+    )
+    return _lag_from_totals(
+        a,
+        b,
+        tot_a,
+        cov_a,
+        tot_b,
+        cov_b,
+        dt_ns=dt_ns,
+        max_lag_ns=max_lag_ns,
+        kind=kind,
+        offset_b=offset_b,
+    )
 
 
 class LagTotals:
@@ -144,12 +157,21 @@ class LagTotals:
         self.cov[tag] += np.bincount(bt.row_snap, weights=w, minlength=n)
 
     def estimate(self, **kw) -> dict:
-        return _lag_from_totals(self.h["a"], self.h["b"], self.tot["a"], self.cov["a"],
-                                self.tot["b"], self.cov["b"], kind=self.kind, **kw)
+        return _lag_from_totals(
+            self.h["a"],
+            self.h["b"],
+            self.tot["a"],
+            self.cov["a"],
+            self.tot["b"],
+            self.cov["b"],
+            kind=self.kind,
+            **kw,
+        )
 
 
-def _lag_from_totals(a, b, tot_a, cov_a, tot_b, cov_b, *, dt_ns=None, max_lag_ns=None,
-                     kind="heat", offset_b=0) -> dict:
+def _lag_from_totals(
+    a, b, tot_a, cov_a, tot_b, cov_b, *, dt_ns=None, max_lag_ns=None, kind="heat", offset_b=0
+) -> dict:
     """:func:`estimate_lag` from each side's per-snapshot totals."""
     if dt_ns is None:
         dt_ns = max(1.0, min(a.aggr_ns_est, b.aggr_ns_est) / 2.0)
@@ -175,8 +197,8 @@ def _lag_from_totals(a, b, tot_a, cov_a, tot_b, cov_b, *, dt_ns=None, max_lag_ns
         if hi - lo < min_overlap:
             continue
         xa = sa[lo:hi]
-        xb = sb[lo - off: hi - off]
-        m = va[lo:hi] & vb[lo - off: hi - off]
+        xb = sb[lo - off : hi - off]
+        m = va[lo:hi] & vb[lo - off : hi - off]
         if m.sum() < min_overlap:
             continue
         r = wpearson(xa[m], xb[m])

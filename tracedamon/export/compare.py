@@ -94,9 +94,24 @@ from .metrics_json import _sanitize, metrics_json  # noqa: F401  (compare.metric
 from .overlay import DEFAULT_THRESHOLDS, hot_set, prf, wpearson, wrank, wspearman
 from .truth_score import TRUTH_LEVEL, load_truth, score_truth, truth_timeline
 
-__all__ = ["compare", "CompareResult", "score_truth", "truth_timeline", "load_truth",
-           "estimate_lag", "match_keys", "metrics_json", "wpearson", "wspearman", "wrank",
-           "prf", "hot_mask", "CompareWarning", "TRUTH_LEVEL", "DEFAULT_THRESHOLDS"]
+__all__ = [
+    "compare",
+    "CompareResult",
+    "score_truth",
+    "truth_timeline",
+    "load_truth",
+    "estimate_lag",
+    "match_keys",
+    "metrics_json",
+    "wpearson",
+    "wspearman",
+    "wrank",
+    "prf",
+    "hot_mask",
+    "CompareWarning",
+    "TRUTH_LEVEL",
+    "DEFAULT_THRESHOLDS",
+]
 
 
 class CompareWarning(HistoryWarning):
@@ -153,8 +168,9 @@ def compare(
     metadata gives it (see :mod:`tracedamon.export.damos_compare`).
     """
     if damos or damos is None and _damos_sources(a, b):
-        return compare_damos(a, b, offset_ns=offset_ns, window_ns=window_ns,
-                             name_a=name_a, name_b=name_b)
+        return compare_damos(
+            a, b, offset_ns=offset_ns, window_ns=window_ns, name_a=name_a, name_b=name_b
+        )
     _check_options(align, lag_series, hot_thresholds, addr_bin, time_bin_ns, focus)
     ha = as_source(a, name_a)
     hb = as_source(b, name_b)
@@ -172,19 +188,24 @@ def compare(
     # accessed, leaving out those whose accesses summed over time are negligible
     active = [_accessed(prof_a, prof_b, ka, kb, r) for (ka, kb), r in zip(pairs, common)]
     # the cells grid (and the lag series): over the ranges where the accesses are
-    granges = [guide_ranges(r, act) if focus == "active" and len(act) else r
-               for r, act in zip(common, active)]
+    granges = [
+        guide_ranges(r, act) if focus == "active" and len(act) else r
+        for r, act in zip(common, active)
+    ]
 
-    applied, lag, lag_totals = _alignment(ha, hb, pairs, granges, int(offset_ns), align,
-                                          max_lag_ns, lag_series, acc_thres)
+    applied, lag, lag_totals = _alignment(
+        ha, hb, pairs, granges, int(offset_ns), align, max_lag_ns, lag_series, acc_thres
+    )
     t0 = max(ha.t_start, hb.t_start + applied)
     t1 = min(ha.t_end, hb.t_end + applied)
     if t1 <= t0:
         raise _no_common_time(ha, hb, applied, align, lag)
     if align == "auto" and applied != int(offset_ns) and any(ka != kb for ka, kb in pairs):
-        notes.append(f"--align auto shifted {hb.name} by {(applied - int(offset_ns)) / 1e9:.3f}"
-                     f" s (r = {lag['correlation']:.3f}) to line up different targets: check "
-                     "that they record the same run")
+        notes.append(
+            f"--align auto shifted {hb.name} by {(applied - int(offset_ns)) / 1e9:.3f}"
+            f" s (r = {lag['correlation']:.3f}) to line up different targets: check "
+            "that they record the same run"
+        )
         warnings.warn(notes[-1], CompareWarning, stacklevel=2)
 
     tb, edges = _time_bins(ha, hb, t0, t1, time_bin_ns, max_time_bins)
@@ -202,24 +223,43 @@ def compare(
         for f in feeds:
             f.add(i, tag, bt)
 
-    acc = sweep_overlay(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres,
-                        on_batch if feeds else None)
+    acc = sweep_overlay(
+        ha, hb, pairs, active, applied, t0, t1, edges, acc_thres, on_batch if feeds else None
+    )
     if lag_totals is not None:
         lag = lag_totals.estimate(max_lag_ns=max_lag_ns, offset_b=applied)
     metrics = metrics_from(acc, ha, hb, hot_thresholds, edges)
     metrics["regions"] = _regions(ha, hb, pairs, t0, t1, applied)
-    out = _result_dict(ha, hb, pairs, common, granges, (t0, t1), (bin_bytes, unit, tb, edges),
-                       metrics, notes,
-                       alignment={"offset_ns": int(offset_ns), "align": align,
-                                  "applied_offset_ns": applied, "estimate": lag},
-                       focus=focus, acc_thres=acc_thres, hot_thresholds=hot_thresholds)
+    out = _result_dict(
+        ha,
+        hb,
+        pairs,
+        common,
+        granges,
+        (t0, t1),
+        (bin_bytes, unit, tb, edges),
+        metrics,
+        notes,
+        alignment={
+            "offset_ns": int(offset_ns),
+            "align": align,
+            "applied_offset_ns": applied,
+            "estimate": lag,
+        },
+        focus=focus,
+        acc_thres=acc_thres,
+        hot_thresholds=hot_thresholds,
+    )
     if truth is not None:
         tr = load_truth(truth)
         opts = dict(t_range=(t0, t1), hot_thresholds=hot_thresholds, acc_thres=acc_thres)
-        out["truth"] = {"a": score_truth(ha, tr, **opts),
-                        "b": score_truth(hb, tr, offset_ns=applied, **opts)}
-    res = CompareResult(out, None, acc["wss"], acc["per_time_df"],
-                        cells_fn=lambda: new_cells().fill().frame())
+        out["truth"] = {
+            "a": score_truth(ha, tr, **opts),
+            "b": score_truth(hb, tr, offset_ns=applied, **opts),
+        }
+    res = CompareResult(
+        out, None, acc["wss"], acc["per_time_df"], cells_fn=lambda: new_cells().fill().frame()
+    )
     if grid_acc is not None:
         res.set_cells(grid_acc.frame())
     return res
@@ -248,12 +288,15 @@ def _source_notes(ha: HistorySource, hb: HistorySource, pairs) -> list[str]:
         notes.append(
             f"{ha.name} and {hb.name} monitor different targets ({ha.key_column} "
             f"{pairs[0][0]} vs {hb.key_column} {pairs[0][1]}): compared as one address "
-            "space each; make sure they record the same workload")
+            "space each; make sure they record the same workload"
+        )
     for h, ks in ((ha, {p[0] for p in pairs}), (hb, {p[1] for p in pairs})):
         for k in sorted(ks):
             if _overlapping_windows(h, k):
-                notes.append(f"{h.name}: snapshots of {h.key_column} {k} overlap in time "
-                             "(two monitoring runs at once?): both are compared")
+                notes.append(
+                    f"{h.name}: snapshots of {h.key_column} {k} overlap in time "
+                    "(two monitoring runs at once?): both are compared"
+                )
     return notes
 
 
@@ -265,14 +308,23 @@ def _accessed(prof_a: SideProfile, prof_b: SideProfile, ka, kb, common: np.ndarr
     return intersect_intervals(act, common) if len(act) else act
 
 
-def _alignment(ha, hb, pairs, granges, offset_ns: int, align: str, max_lag_ns, lag_series,
-               acc_thres):
+def _alignment(
+    ha, hb, pairs, granges, offset_ns: int, align: str, max_lag_ns, lag_series, acc_thres
+):
     """The offset applied to ``b``, the lag estimate (``align="auto"``: estimated now
     and added), and the lag series' accumulator (else: the series are summed up as the
     sweep reads the batches, and the estimate is made afterwards)."""
     if align == "auto":
-        lag = estimate_lag(ha, hb, pairs, granges, max_lag_ns=max_lag_ns, kind=lag_series,
-                           acc_thres=acc_thres, offset_b=offset_ns)
+        lag = estimate_lag(
+            ha,
+            hb,
+            pairs,
+            granges,
+            max_lag_ns=max_lag_ns,
+            kind=lag_series,
+            acc_thres=acc_thres,
+            offset_b=offset_ns,
+        )
         applied = offset_ns + (int(lag["lag_ns"]) if lag.get("lag_ns") is not None else 0)
         return applied, lag, None
     return offset_ns, {}, LagTotals(ha, hb, granges, lag_series, acc_thres)
@@ -289,15 +341,21 @@ def _time_bins(ha, hb, t0: int, t1: int, time_bin_ns, max_time_bins: int):
 
 def _no_common_time(ha, hb, applied: int, align: str, lag: dict) -> InputError:
     def msg(offset, auto):
-        hint = (f"give {offset} or {auto}" if align != "auto" else
-                f"{auto} found no lag that lines them up (their heat series do not "
-                f"correlate); give {offset}" if lag.get("lag_ns") is None else
-                f"even with the lag {auto} estimated; give {offset}")
-        return (f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
-                f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) "
-                f"share no time; {hint}")
-    return InputError(msg("offset_ns", "align='auto'"),
-                      cli_message=msg("--offset", "--align auto"))
+        hint = (
+            f"give {offset} or {auto}"
+            if align != "auto"
+            else f"{auto} found no lag that lines them up (their heat series do not "
+            f"correlate); give {offset}"
+            if lag.get("lag_ns") is None
+            else f"even with the lag {auto} estimated; give {offset}"
+        )
+        return (
+            f"{ha.name} [{ha.t_start}, {ha.t_end}) and {hb.name} "
+            f"[{hb.t_start + applied}, {hb.t_end + applied}) (offset {applied} ns) "
+            f"share no time; {hint}"
+        )
+
+    return InputError(msg("offset_ns", "align='auto'"), cli_message=msg("--offset", "--align auto"))
 
 
 def _regions(ha, hb, pairs, t0: int, t1: int, applied: int) -> dict:
@@ -309,9 +367,22 @@ def _regions(ha, hb, pairs, t0: int, t1: int, applied: int) -> dict:
     }
 
 
-def _result_dict(ha, hb, pairs, common, granges, t_range, cells_bins, metrics: dict,
-                 notes: list, *, alignment: dict, focus: str, acc_thres,
-                 hot_thresholds) -> dict:
+def _result_dict(
+    ha,
+    hb,
+    pairs,
+    common,
+    granges,
+    t_range,
+    cells_bins,
+    metrics: dict,
+    notes: list,
+    *,
+    alignment: dict,
+    focus: str,
+    acc_thres,
+    hot_thresholds,
+) -> dict:
     """The metrics dict of :class:`CompareResult`, its members in their documented order;
     ``cells_bins``: the cells grid's address bin, address unit, time bin and edges."""
     t0, t1 = t_range
@@ -369,13 +440,13 @@ def match_keys(a, b) -> list[tuple]:
     if len(ka) == 1 and len(kb) == 1:
         return [(ka[0], kb[0])]
     raise InputError(
-        f"{a.name} and {b.name} share no monitoring target " f"(targets {ka[:5]} vs {kb[:5]})"
+        f"{a.name} and {b.name} share no monitoring target (targets {ka[:5]} vs {kb[:5]})"
     )
 
 
 def _region_counts(hs: HistorySource, key, t0: int, t1: int, offset: int) -> dict:
     sn = hs.snaps[hs.snaps["key"] == key]
-    inside = ((sn["t1"].to_numpy() + offset > t0) & (sn["t0"].to_numpy() + offset < t1))
+    inside = (sn["t1"].to_numpy() + offset > t0) & (sn["t0"].to_numpy() + offset < t1)
     n = sn["rows"].to_numpy()[inside]
     return {
         "snapshots": int(inside.sum()),

@@ -24,13 +24,25 @@ class CellsGrid:
         self.bins = []
         self.acc = []
         for segs in granges:
-            bs, be = uniform_bins(segs, bin_bytes) if len(segs) else (
-                np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+            bs, be = (
+                uniform_bins(segs, bin_bytes)
+                if len(segs)
+                else (np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+            )
             self.bins.append((bs, be))
-            self.acc.append({
-                tag: Raster(edges, bs, be, h.snaps["t0"].to_numpy(np.int64) + self.off[tag],
-                             h.snaps["t1"].to_numpy(np.int64) + self.off[tag], 4)
-                for tag, h in self.h.items()})
+            self.acc.append(
+                {
+                    tag: Raster(
+                        edges,
+                        bs,
+                        be,
+                        h.snaps["t0"].to_numpy(np.int64) + self.off[tag],
+                        h.snaps["t1"].to_numpy(np.int64) + self.off[tag],
+                        4,
+                    )
+                    for tag, h in self.h.items()
+                }
+            )
 
     def add(self, i: int, tag: str, bt) -> None:
         if not len(self.bins[i][0]):
@@ -38,14 +50,19 @@ class CellsGrid:
         nr = bt.nr_accesses
         known = np.isfinite(bt.age)
         meas = self.h[tag].aggr_ns_measured
-        vals = [nr, (nr >= self.acc_thres).astype(float),
-                np.where(known, bt.age, 0.0) * meas, known.astype(float)]
+        vals = [
+            nr,
+            (nr >= self.acc_thres).astype(float),
+            np.where(known, bt.age, 0.0) * meas,
+            known.astype(float),
+        ]
         snap = bt.row_snap
         step = 400_000
         for c0 in range(0, len(snap), step):
             c1 = c0 + step
-            self.acc[i][tag].add(snap[c0:c1], bt.start[c0:c1], bt.end[c0:c1],
-                                 [v[c0:c1] for v in vals])
+            self.acc[i][tag].add(
+                snap[c0:c1], bt.start[c0:c1], bt.end[c0:c1], [v[c0:c1] for v in vals]
+            )
 
     def fill(self) -> "CellsGrid":
         for i, (ka, kb) in enumerate(self.pairs):
@@ -78,8 +95,9 @@ class CellsGrid:
                     heat = np.where(cover > 0, heat / cover, np.nan)
                     accd = np.where(cover > 0, accd / cover, np.nan)
                     # the mean age over the covered part whose age is known (at least half)
-                    age_mean = np.where(ageknown > 0.5 * cover, agesum / np.where(
-                        ageknown > 0, ageknown, 1), np.nan)
+                    age_mean = np.where(
+                        ageknown > 0.5 * cover, agesum / np.where(ageknown > 0, ageknown, 1), np.nan
+                    )
                     frac = np.where(area > 0, cover / area, 0.0)
                 d[f"heat_{tag}"] = heat.ravel()
                 d[f"rate_{tag}"] = heat.ravel() / self.h[tag].max_nr_accesses

@@ -21,8 +21,14 @@ def heat_agreement(x, y, w, act, mxa: float, mxb: float) -> dict:
     an access)."""
     xa, ya, wa = x[act], y[act], w[act]
     if wa.sum() <= 0:
-        return {"spearman": None, "pearson": None, "mean_abs_rate_diff": None,
-                "rms_rate_diff": None, "mean_rate_a": None, "mean_rate_b": None}
+        return {
+            "spearman": None,
+            "pearson": None,
+            "mean_abs_rate_diff": None,
+            "rms_rate_diff": None,
+            "mean_rate_a": None,
+            "mean_rate_b": None,
+        }
     ra, rb = xa / mxa, ya / mxb
     d = rb - ra
     return {
@@ -52,8 +58,11 @@ def metrics_from(acc: dict, ha, hb, thresholds, edges) -> dict:
     out["heat"] = heat
     mxa = float(x.max()) if len(x) else 0.0
     mxb = float(y.max()) if len(y) else 0.0
-    out["hot"] = {str(th): prf(hot_set(y, th, mxb), hot_set(x, th, mxa), w)
-                  for th in thresholds} if tot > 0 else {}
+    out["hot"] = (
+        {str(th): prf(hot_set(y, th, mxb), hot_set(x, th, mxa), w) for th in thresholds}
+        if tot > 0
+        else {}
+    )
     out["hot_max_nr_accesses"] = {"a": mxa, "b": mxb}
 
     # working set as a function of time
@@ -66,8 +75,7 @@ def metrics_from(acc: dict, ha, hb, thresholds, edges) -> dict:
     else:
         seg_t0 = seg_t1 = np.zeros(0, np.int64)
         sa = sb = sc = np.zeros(0)
-    wss = pd.DataFrame({"t0_ns": seg_t0, "t1_ns": seg_t1, "wss_a": sa, "wss_b": sb,
-                        "bytes": sc})
+    wss = pd.DataFrame({"t0_ns": seg_t0, "t1_ns": seg_t1, "wss_a": sa, "wss_b": sb, "bytes": sc})
     dtw = (seg_t1 - seg_t0).astype(np.float64)
     if len(dtw) and dtw.sum() > 0:
         err = sb - sa
@@ -107,8 +115,12 @@ def metrics_from(acc: dict, ha, hb, thresholds, edges) -> dict:
             "median_abs_diff_s": _clean(wmedian(diff, aw)),
         }
     else:
-        out["age"] = {"known_fraction": 0.0 if acc["age_unknown"] > 0 else None,
-                      "spearman": None, "mean_abs_diff_s": None, "median_abs_diff_s": None}
+        out["age"] = {
+            "known_fraction": 0.0 if acc["age_unknown"] > 0 else None,
+            "spearman": None,
+            "mean_abs_diff_s": None,
+            "median_abs_diff_s": None,
+        }
 
     # per time bin
     (bi, pin, px, py), pw = acc["per_time"]
@@ -120,13 +132,35 @@ def metrics_from(acc: dict, ha, hb, thresholds, edges) -> dict:
             xi, yi, wi = px[m], py[m], pw[m]
             h = heat_agreement(xi, yi, wi, pin[m] > 0.5, mxa_rate, mxb_rate)
             hp = prf(hot_set(yi, 0.5, mxb), hot_set(xi, 0.5, mxa), wi)
-            rows.append((int(edges[i]), int(edges[i + 1]), h["spearman"], h["pearson"],
-                         h["mean_abs_rate_diff"], hp["precision"], hp["recall"], hp["f1"]))
-    per_time = pd.DataFrame(rows, columns=["t0_ns", "t1_ns", "spearman", "pearson",
-                                           "mean_abs_rate_diff", "hot_precision",
-                                           "hot_recall", "hot_f1"])
-    out["per_time"] = {c: [_clean(v) if isinstance(v, float) else v for v in per_time[c].tolist()]
-                       for c in per_time.columns}
+            rows.append(
+                (
+                    int(edges[i]),
+                    int(edges[i + 1]),
+                    h["spearman"],
+                    h["pearson"],
+                    h["mean_abs_rate_diff"],
+                    hp["precision"],
+                    hp["recall"],
+                    hp["f1"],
+                )
+            )
+    per_time = pd.DataFrame(
+        rows,
+        columns=[
+            "t0_ns",
+            "t1_ns",
+            "spearman",
+            "pearson",
+            "mean_abs_rate_diff",
+            "hot_precision",
+            "hot_recall",
+            "hot_f1",
+        ],
+    )
+    out["per_time"] = {
+        c: [_clean(v) if isinstance(v, float) else v for v in per_time[c].tolist()]
+        for c in per_time.columns
+    }
     acc["wss"] = wss
     acc["per_time_df"] = per_time
     return out

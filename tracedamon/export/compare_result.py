@@ -24,9 +24,14 @@ class CompareResult:
     accessed fraction, age and coverage, and the rate difference b - a), computed
     from the sources on first use."""
 
-    def __init__(self, metrics: dict, cells: pd.DataFrame | None = None,
-                 wss: pd.DataFrame | None = None, per_time: pd.DataFrame | None = None,
-                 cells_fn=None):
+    def __init__(
+        self,
+        metrics: dict,
+        cells: pd.DataFrame | None = None,
+        wss: pd.DataFrame | None = None,
+        per_time: pd.DataFrame | None = None,
+        cells_fn=None,
+    ):
         self.metrics = metrics
         self._cells = cells
         self._cells_fn = cells_fn

@@ -55,13 +55,15 @@ class SideProfile:
                 idx = np.flatnonzero(new)
                 last = np.concatenate([idx[1:], [len(st)]]) - 1
                 c = self.covered[k]
-                self.covered[k] = merge_intervals(np.concatenate([c[:, 0], st[idx]]),
-                                                  np.concatenate([c[:, 1], en[last]]))
+                self.covered[k] = merge_intervals(
+                    np.concatenate([c[:, 0], st[idx]]), np.concatenate([c[:, 1], en[last]])
+                )
                 a = nr > 0
                 if a.any():
                     # this batch's step function, reduced to its distinct breakpoints
-                    (u,), (d,) = group_sum([np.concatenate([st[a], en[a]])],
-                                           [np.concatenate([nr[a], -nr[a]])])
+                    (u,), (d,) = group_sum(
+                        [np.concatenate([st[a], en[a]])], [np.concatenate([nr[a], -nr[a]])]
+                    )
                     g = self._gran[k]
                     if g > 1:
                         (u,), (d,) = group_sum([u // np.uint64(g) * np.uint64(g)], [d])
@@ -120,8 +122,14 @@ class DenseJoint:
             return False
         xi = x.astype(np.int64)
         yi = y.astype(np.int64)
-        if ((xi != x).any() or (yi != y).any() or (xi < 0).any() or (yi < 0).any()
-                or (xi >= self.A).any() or (yi >= self.B).any()):
+        if (
+            (xi != x).any()
+            or (yi != y).any()
+            or (xi < 0).any()
+            or (yi < 0).any()
+            or (xi >= self.A).any()
+            or (yi >= self.B).any()
+        ):
             return False
         code = (inside.astype(np.int64) * self.A + xi) * self.B + yi
         c0 = int(code.min())
@@ -129,7 +137,7 @@ class DenseJoint:
         c1 = c0 + len(v)
         self.J[c0:c1] += v * dt
         for i, ov in bins:
-            self.PT[i * self.K + c0:i * self.K + c1] += v * ov
+            self.PT[i * self.K + c0 : i * self.K + c1] += v * ov
         return True
 
     def decode(self, arr, with_bin: bool):
@@ -149,31 +157,46 @@ def sweep_overlay(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres, on_b
     both sides (all of them are then read)."""
     nt = len(edges) - 1
     dense = DenseJoint(ha.nr_accesses_max, hb.nr_accesses_max, nt)
-    J = Joint(3)        # (inside active, nr_a, nr_b) -> bytes·ns, when not dense
-    PT = Joint(4)       # (time bin, inside active, nr_a, nr_b) -> bytes·ns, when not dense
-    AG = Joint(1)       # age pair code -> bytes·ns, both known and whole
-    AGf = Joint(2)      # (age_a, age_b) -> bytes·ns, both known, not whole
+    J = Joint(3)  # (inside active, nr_a, nr_b) -> bytes·ns, when not dense
+    PT = Joint(4)  # (time bin, inside active, nr_a, nr_b) -> bytes·ns, when not dense
+    AG = Joint(1)  # age pair code -> bytes·ns, both known and whole
+    AGf = Joint(2)  # (age_a, age_b) -> bytes·ns, both known, not whole
     age_unknown = 0.0
-    pieces = []         # (lo, hi, wss_a, wss_b, common bytes)
+    pieces = []  # (lo, hi, wss_a, wss_b, common bytes)
     for pi, ((ka, kb), act) in enumerate(zip(pairs, active)):
         feed = None if on_batch is None else (lambda tag, bt, pi=pi: on_batch(pi, tag, bt))
-        for lo, hi, sa, sb in snapshot_pairs(ha, ka, hb, kb, offset_b=applied,
-                                             t_range=(t0, t1), on_batch=feed,
-                                             drain=feed is not None):
-            left, right, ia, ib, inside = overlay_regions(sa.start, sa.end, sb.start, sb.end,
-                                                          act)
+        for lo, hi, sa, sb in snapshot_pairs(
+            ha,
+            ka,
+            hb,
+            kb,
+            offset_b=applied,
+            t_range=(t0, t1),
+            on_batch=feed,
+            drain=feed is not None,
+        ):
+            left, right, ia, ib, inside = overlay_regions(sa.start, sa.end, sb.start, sb.end, act)
             nbytes = (right - left).astype(np.float64)
             x = sa.nr_accesses[ia]
             y = sb.nr_accesses[ib]
             dt = float(hi - lo)
-            pieces.append((lo, hi, float(nbytes[x >= acc_thres].sum()),
-                           float(nbytes[y >= acc_thres].sum()), float(nbytes.sum())))
+            pieces.append(
+                (
+                    lo,
+                    hi,
+                    float(nbytes[x >= acc_thres].sum()),
+                    float(nbytes[y >= acc_thres].sum()),
+                    float(nbytes.sum()),
+                )
+            )
             if not len(nbytes):
                 continue
             i0 = max(int(np.searchsorted(edges, lo, side="right")) - 1, 0)
             i1 = min(int(np.searchsorted(edges, hi, side="left")), nt)
-            bins = [(i, float(min(hi, int(edges[i + 1])) - max(lo, int(edges[i]))))
-                    for i in range(i0, i1)]
+            bins = [
+                (i, float(min(hi, int(edges[i + 1])) - max(lo, int(edges[i]))))
+                for i in range(i0, i1)
+            ]
             bins = [(i, ov) for i, ov in bins if ov > 0]
             if not dense.add(inside, x, y, nbytes, dt, bins):
                 insf = inside.astype(np.float64)
@@ -185,8 +208,13 @@ def sweep_overlay(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres, on_b
             known = np.isfinite(ga) & np.isfinite(gb)
             if known.any():
                 ka_, kb_, nk = ga[known], gb[known], nbytes[known]
-                if (ka_ == np.floor(ka_)).all() and (kb_ == np.floor(kb_)).all() and \
-                        (ka_ >= 0).all() and (kb_ >= 0).all() and max(ka_.max(), kb_.max()) < 2**31:
+                if (
+                    (ka_ == np.floor(ka_)).all()
+                    and (kb_ == np.floor(kb_)).all()
+                    and (ka_ >= 0).all()
+                    and (kb_ >= 0).all()
+                    and max(ka_.max(), kb_.max()) < 2**31
+                ):
                     code = (ka_.astype(np.int64) << 32) | kb_.astype(np.int64)
                     (uc,), (w,) = group_sum([code], [nk])
                     AG.add([uc], w * dt)
@@ -198,10 +226,16 @@ def sweep_overlay(ha, hb, pairs, active, applied, t0, t1, edges, acc_thres, on_b
     per_time = concat_joint(PT.result(), dense.decode(dense.PT, True) if dense.ok else None)
     (uc,), aw = AG.result()
     uc = uc.astype(np.int64)
-    ages = concat_joint(AGf.result(), ([(uc >> 32).astype(float),
-                                         (uc & 0xFFFFFFFF).astype(float)], aw))
-    return {"joint": joint, "per_time": per_time, "age": ages,
-            "age_unknown": age_unknown, "pieces": pieces}
+    ages = concat_joint(
+        AGf.result(), ([(uc >> 32).astype(float), (uc & 0xFFFFFFFF).astype(float)], aw)
+    )
+    return {
+        "joint": joint,
+        "per_time": per_time,
+        "age": ages,
+        "age_unknown": age_unknown,
+        "pieces": pieces,
+    }
 
 
 def concat_joint(a, b):

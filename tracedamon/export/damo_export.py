@@ -54,8 +54,10 @@ from ..store.atomic import DAMO_RECORD, MARK, atomic_path, check_output, marker
 from .history import find_key
 from .idle import iter_rows, open_source
 
-_REGION = ('{"start":"%d","end":"%d","nr_accesses":{"samples":%d,"percent":null},'
-           '"age":{"usec":null,"aggr_intervals":%d},"probe_hits":[],"sz_filter_passed":"0"}')
+_REGION = (
+    '{"start":"%d","end":"%d","nr_accesses":{"samples":%d,"percent":null},'
+    '"age":{"usec":null,"aggr_intervals":%d},"probe_hits":[],"sz_filter_passed":"0"}'
+)
 
 
 _CHUNK = 1 << 15
@@ -71,17 +73,20 @@ def _regions_json(st, en, nr, age) -> str:
     for i in range(0, n, _CHUNK):
         k = min(n, i + _CHUNK) - i
         flat = [0] * (4 * k)
-        flat[0::4] = st[i:i + k].tolist()
-        flat[1::4] = en[i:i + k].tolist()
-        flat[2::4] = nr[i:i + k].tolist()
-        flat[3::4] = age[i:i + k].tolist()
-        out.append(_TEMPLATE[:len(_REGION) * k + k - 1] % tuple(flat))
+        flat[0::4] = st[i : i + k].tolist()
+        flat[1::4] = en[i : i + k].tolist()
+        flat[2::4] = nr[i : i + k].tolist()
+        flat[3::4] = age[i : i + k].tolist()
+        out.append(_TEMPLATE[: len(_REGION) * k + k - 1] % tuple(flat))
     return ",".join(out)
 
 
 def _intervals(hs, sample_us, aggr_us, ops_update_us) -> tuple[dict, bool]:
-    for name, v in (("sample_us", sample_us), ("aggr_us", aggr_us),
-                    ("ops_update_us", ops_update_us)):
+    for name, v in (
+        ("sample_us", sample_us),
+        ("aggr_us", aggr_us),
+        ("ops_update_us", ops_update_us),
+    ):
         if v is not None and v <= 0:
             raise ConfigError(f"{name} must be positive")
     estimated = False
@@ -116,8 +121,17 @@ def _record_text(hs, intervals: dict, counts: dict, *, mark: bool = False) -> It
     t0s, t1s = sa["t0"].to_numpy(), sa["t1"].to_numpy()
     yield "["
     for ki, key in enumerate(hs.keys):
-        head = json.dumps({**({MARK: marker(DAMO_RECORD)} if mark else {}), "kdamond_idx": 0, "context_idx": 0, "intervals": intervals,
-                           "scheme_idx": None, "target_id": int(key), "scheme_filters": []})
+        head = json.dumps(
+            {
+                **({MARK: marker(DAMO_RECORD)} if mark else {}),
+                "kdamond_idx": 0,
+                "context_idx": 0,
+                "intervals": intervals,
+                "scheme_idx": None,
+                "target_id": int(key),
+                "scheme_filters": [],
+            }
+        )
         yield ("," if ki else "") + head[:-1] + ', "snapshots": ['
         first = True
         for r in iter_rows(hs, key=key):
@@ -135,7 +149,8 @@ def _record_text(hs, intervals: dict, counts: dict, *, mark: bool = False) -> It
                 yield ("" if first else ",") + (
                     f'{{"start_time":"{int(t0s[s])}","end_time":"{int(t1s[s])}",'
                     f'"regions":[{regions}],"total_bytes":"{total}",'
-                    '"damos_stats":null,"sample_interval_us":null}')
+                    '"damos_stats":null,"sample_interval_us":null}'
+                )
                 first = False
                 counts["snapshots"] += 1
                 counts["regions"] += i1 - i0
@@ -245,8 +260,10 @@ def export_damo(
     hs = open_source(src, sample_us=sample_us, aggr_us=aggr_us)
     intervals, estimated = _intervals(hs, sample_us, aggr_us, ops_update_us)
     counts = {"records": 0, "snapshots": 0, "regions": 0}
-    with atomic_path(dest, kind=DAMO_RECORD, force=force, inputs=inputs) as tmp, \
-            open(tmp, "wb") as f:
+    with (
+        atomic_path(dest, kind=DAMO_RECORD, force=force, inputs=inputs) as tmp,
+        open(tmp, "wb") as f,
+    ):
         with _Writer(f, zlib.compressobj(level) if fmt == "json_compressed" else None) as w:
             buf: list = []
             size = 0
@@ -261,7 +278,9 @@ def export_damo(
     summary["path"] = str(dest)
     summary["format"] = fmt
     if hs.sparse:
-        summary["idle_ages"] = ("idle bytes (not recorded: sparse history) written as regions "
-                                "with nr_accesses 0 and ages derived with DAMON's age rule "
-                                "(exact at fixed granularity)")
+        summary["idle_ages"] = (
+            "idle bytes (not recorded: sparse history) written as regions "
+            "with nr_accesses 0 and ages derived with DAMON's age rule "
+            "(exact at fixed granularity)"
+        )
     return summary

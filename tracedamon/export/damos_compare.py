@@ -51,6 +51,7 @@ Figures (all exact, in bytes; ranges of different targets never overlap):
 ``per_scheme``
     ``bytes`` and ``applications`` per (context, scheme).
 """
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,15 @@ from ..units import format_bytes
 from .grid import merge_intervals
 from .metrics_json import metrics_text
 
-__all__ = ["compare_damos", "DamosCompareResult", "read_applications", "is_damos_source",
-           "applications_of", "pair_applications", "render_damos_metrics"]
+__all__ = [
+    "compare_damos",
+    "DamosCompareResult",
+    "read_applications",
+    "is_damos_source",
+    "applications_of",
+    "pair_applications",
+    "render_damos_metrics",
+]
 
 _NEED = ("time_ns", "scheme", "target", "start", "end")
 
@@ -84,7 +92,7 @@ class Side:
 
     name: str
     rows: pd.DataFrame
-    window_ns: dict          # (context, scheme) -> window in ns (None: unknown)
+    window_ns: dict  # (context, scheme) -> window in ns (None: unknown)
     default_window_ns: int | None
 
 
@@ -138,7 +146,7 @@ def _meta_windows(meta: dict) -> tuple[dict, int | None]:
 def read_applications(src, name: str | None = None) -> Side:
     """The rows of a ``damos_apply`` table and the windows its metadata gives."""
     meta: dict = {}
-    if hasattr(src, "applications") and hasattr(src, "metadata"):      # DamosResult
+    if hasattr(src, "applications") and hasattr(src, "metadata"):  # DamosResult
         t = src.applications
         meta = {"damos": src.metadata}
         label = name or "damos result"
@@ -154,8 +162,10 @@ def read_applications(src, name: str | None = None) -> Side:
         if p.is_dir():
             tr = open_trace(p)
             if not tr.has("damos_apply"):
-                raise InputError(f"{p}: holds no damos_apply table (ingest a DAMON trace "
-                                 "with damos_before_apply events, or run tracedamon damos)")
+                raise InputError(
+                    f"{p}: holds no damos_apply table (ingest a DAMON trace "
+                    "with damos_before_apply events, or run tracedamon damos)"
+                )
             t = tr.table("damos_apply")
             meta = tr.meta
         else:
@@ -175,8 +185,9 @@ def read_applications(src, name: str | None = None) -> Side:
         raise InputError(f"not a damos_apply table: {type(src).__name__}")
     missing = [c for c in _NEED if c not in t.column_names]
     if missing:
-        raise InputError(f"{label}: not a damos_apply table: missing column(s) "
-                         f"{', '.join(missing)}")
+        raise InputError(
+            f"{label}: not a damos_apply table: missing column(s) {', '.join(missing)}"
+        )
     n = t.num_rows
 
     def col(c, fill=None):
@@ -185,17 +196,24 @@ def read_applications(src, name: str | None = None) -> Side:
         x = t.column(c).cast(pa.int64())
         return x.fill_null(-1 if fill is None else fill).to_numpy(zero_copy_only=False)
 
-    df = pd.DataFrame({
-        "time_ns": col("time_ns"), "context": col("context", 0), "scheme": col("scheme"),
-        "target": col("target"),
-        "start": t.column("start").to_numpy(zero_copy_only=False).astype(np.uint64),
-        "end": t.column("end").to_numpy(zero_copy_only=False).astype(np.uint64),
-        "nr_accesses": col("nr_accesses"), "age": col("age"),
-    })
+    df = pd.DataFrame(
+        {
+            "time_ns": col("time_ns"),
+            "context": col("context", 0),
+            "scheme": col("scheme"),
+            "target": col("target"),
+            "start": t.column("start").to_numpy(zero_copy_only=False).astype(np.uint64),
+            "end": t.column("end").to_numpy(zero_copy_only=False).astype(np.uint64),
+            "nr_accesses": col("nr_accesses"),
+            "age": col("age"),
+        }
+    )
     if n and bool((df["end"] <= df["start"]).any()):
         i = int(np.flatnonzero((df["end"] <= df["start"]).to_numpy())[0])
-        raise InputError(f"{label}: row {i}: end {int(df['end'][i]):#x} is not above start "
-                         f"{int(df['start'][i]):#x}")
+        raise InputError(
+            f"{label}: row {i}: end {int(df['end'][i]):#x} is not above start "
+            f"{int(df['start'][i]):#x}"
+        )
     df["order"] = np.arange(n)
     per, aggr = _meta_windows(meta)
     return Side(label, df, per, aggr)
@@ -225,8 +243,7 @@ def applications_of(rows: pd.DataFrame, window_of) -> pd.DataFrame:
             out.append((k, int(ctx), int(sch), int(t[e]), int(t[s]), int(e - s + 1)))
             k += 1
     rows = rows.assign(app=app)
-    apps = pd.DataFrame(out, columns=["app", "context", "scheme", "time_ns", "first_ns",
-                                      "rows"])
+    apps = pd.DataFrame(out, columns=["app", "context", "scheme", "time_ns", "first_ns", "rows"])
     return rows, apps
 
 
@@ -289,7 +306,7 @@ def _iv(g: pd.DataFrame, several: bool):
 def _len(s, e) -> int:
     if len(s) == 0:
         return 0
-    if s.dtype == object:              # several targets: exact Python-int union
+    if s.dtype == object:  # several targets: exact Python-int union
         o = sorted(zip(s, e))
         total, cur_s, cur_e = 0, None, None
         for x, y in o:
@@ -318,9 +335,17 @@ def _ratio(x: int, y: int):
 
 def _bytes_figures(a: int, b: int, both: int) -> dict:
     either = a + b - both
-    return {"a": a, "b": b, "both": both, "either": either, "only_a": a - both,
-            "only_b": b - both, "jaccard": _ratio(both, either),
-            "b_in_a": _ratio(both, b), "a_in_b": _ratio(both, a)}
+    return {
+        "a": a,
+        "b": b,
+        "both": both,
+        "either": either,
+        "only_a": a - both,
+        "only_b": b - both,
+        "jaccard": _ratio(both, either),
+        "b_in_a": _ratio(both, b),
+        "a_in_b": _ratio(both, a),
+    }
 
 
 # ----------------------------------------------------------------------------------
@@ -341,8 +366,15 @@ class DamosCompareResult:
         return metrics_text(self.metrics, path, force=force)
 
 
-def compare_damos(a, b, *, offset_ns: int = 0, window_ns: int | None = None,
-                  name_a: str | None = None, name_b: str | None = None) -> DamosCompareResult:
+def compare_damos(
+    a,
+    b,
+    *,
+    offset_ns: int = 0,
+    window_ns: int | None = None,
+    name_a: str | None = None,
+    name_b: str | None = None,
+) -> DamosCompareResult:
     """Compare the scheme applications of ``b`` (candidate) with those of ``a``
     (reference); see the module docstring.  ``offset_ns`` is added to every time of
     ``b``; ``window_ns`` is the apply interval when neither side's metadata gives one
@@ -361,11 +393,14 @@ def compare_damos(a, b, *, offset_ns: int = 0, window_ns: int | None = None,
         if w:
             return min(w)
         if default is None:
-            why = (f"{sa.name} and {sb.name}: the interval the schemes are applied at is "
-                   "unknown (no metadata gives it): give the window")
-            raise ConfigError(f"{why} (window_ns=, the aggregation or apply interval)",
-                              cli_message=f"{why} (--window NS, the aggregation or apply "
-                                          "interval)")
+            why = (
+                f"{sa.name} and {sb.name}: the interval the schemes are applied at is "
+                "unknown (no metadata gives it): give the window"
+            )
+            raise ConfigError(
+                f"{why} (window_ns=, the aggregation or apply interval)",
+                cli_message=f"{why} (--window NS, the aggregation or apply interval)",
+            )
         return int(default)
 
     rb = sb.rows.copy()
@@ -377,8 +412,10 @@ def compare_damos(a, b, *, offset_ns: int = 0, window_ns: int | None = None,
     empty = ra.iloc[:0]
 
     per = []
-    keys = sorted(set(map(tuple, apps_a[["context", "scheme"]].to_numpy().tolist())) |
-                  set(map(tuple, apps_b[["context", "scheme"]].to_numpy().tolist())))
+    keys = sorted(
+        set(map(tuple, apps_a[["context", "scheme"]].to_numpy().tolist()))
+        | set(map(tuple, apps_b[["context", "scheme"]].to_numpy().tolist()))
+    )
     per_scheme = {}
     for ctx, sch in keys:
         xa = apps_a[(apps_a.context == ctx) & (apps_a.scheme == sch)].reset_index(drop=True)
@@ -386,63 +423,103 @@ def compare_damos(a, b, *, offset_ns: int = 0, window_ns: int | None = None,
         w = window_of(ctx, sch)
         pairs = pair_applications(xa.time_ns.to_numpy(), xb.time_ns.to_numpy(), w // 2)
         pa_, pb_ = {i for i, _ in pairs}, {j for _, j in pairs}
-        entries = [(i, j) for i, j in pairs] + [(i, None) for i in range(len(xa))
-                                                if i not in pa_] + \
-            [(None, j) for j in range(len(xb)) if j not in pb_]
+        entries = (
+            [(i, j) for i, j in pairs]
+            + [(i, None) for i in range(len(xa)) if i not in pa_]
+            + [(None, j) for j in range(len(xb)) if j not in pb_]
+        )
         for i, j in entries:
             g1 = ga[int(xa.app[i])] if i is not None else empty
             g2 = gb[int(xb.app[j])] if j is not None else empty
             la, lb, both = _overlap(g1, g2)
             t1 = int(xa.time_ns[i]) if i is not None else None
             t2 = int(xb.time_ns[j]) if j is not None else None
-            per.append({
-                "context": ctx, "scheme": sch,
-                "time_a_ns": t1, "time_b_ns": t2,
-                "dt_ns": (t2 - t1) if (t1 is not None and t2 is not None) else None,
-                "paired": i is not None and j is not None,
-                "rows_a": len(g1), "rows_b": len(g2),
-                "bytes_a": la, "bytes_b": lb, "bytes_both": both,
-                "bytes_either": la + lb - both, "jaccard": _ratio(both, la + lb - both),
-                "identical": bool(i is not None and j is not None and _identical(g1, g2)),
-            })
-    pdf = pd.DataFrame(per, columns=["context", "scheme", "time_a_ns", "time_b_ns", "dt_ns",
-                                     "paired", "rows_a", "rows_b", "bytes_a", "bytes_b",
-                                     "bytes_both", "bytes_either", "jaccard", "identical"])
+            per.append(
+                {
+                    "context": ctx,
+                    "scheme": sch,
+                    "time_a_ns": t1,
+                    "time_b_ns": t2,
+                    "dt_ns": (t2 - t1) if (t1 is not None and t2 is not None) else None,
+                    "paired": i is not None and j is not None,
+                    "rows_a": len(g1),
+                    "rows_b": len(g2),
+                    "bytes_a": la,
+                    "bytes_b": lb,
+                    "bytes_both": both,
+                    "bytes_either": la + lb - both,
+                    "jaccard": _ratio(both, la + lb - both),
+                    "identical": bool(i is not None and j is not None and _identical(g1, g2)),
+                }
+            )
+    pdf = pd.DataFrame(
+        per,
+        columns=[
+            "context",
+            "scheme",
+            "time_a_ns",
+            "time_b_ns",
+            "dt_ns",
+            "paired",
+            "rows_a",
+            "rows_b",
+            "bytes_a",
+            "bytes_b",
+            "bytes_both",
+            "bytes_either",
+            "jaccard",
+            "identical",
+        ],
+    )
     if len(pdf):
         sort_t = pdf["time_a_ns"].fillna(pdf["time_b_ns"])
-        pdf = pdf.assign(_t=sort_t).sort_values(["context", "scheme", "_t"],
-                                                kind="stable").drop(columns="_t")
+        pdf = (
+            pdf.assign(_t=sort_t)
+            .sort_values(["context", "scheme", "_t"], kind="stable")
+            .drop(columns="_t")
+        )
         pdf = pdf.reset_index(drop=True)
 
     def counts(d: pd.DataFrame, na: int, nb: int) -> dict:
         paired = d[d.paired]
-        return {"a": na, "b": nb, "paired": int(len(paired)),
-                "only_a": int(na - len(paired)), "only_b": int(nb - len(paired)),
-                "identical": int(paired.identical.sum()),
-                "full_overlap": int((paired.bytes_both == paired.bytes_either).sum()),
-                "mean_abs_dt_ns": float(paired.dt_ns.abs().mean()) if len(paired) else None}
+        return {
+            "a": na,
+            "b": nb,
+            "paired": int(len(paired)),
+            "only_a": int(na - len(paired)),
+            "only_b": int(nb - len(paired)),
+            "identical": int(paired.identical.sum()),
+            "full_overlap": int((paired.bytes_both == paired.bytes_either).sum()),
+            "mean_abs_dt_ns": float(paired.dt_ns.abs().mean()) if len(paired) else None,
+        }
 
     def sums(d: pd.DataFrame) -> dict:
-        return _bytes_figures(int(d.bytes_a.sum()), int(d.bytes_b.sum()),
-                              int(d.bytes_both.sum()))
+        return _bytes_figures(int(d.bytes_a.sum()), int(d.bytes_b.sum()), int(d.bytes_both.sum()))
 
     for ctx, sch in keys:
         d = pdf[(pdf.context == ctx) & (pdf.scheme == sch)]
         per_scheme[f"{ctx}/{sch}"] = {
-            "context": ctx, "scheme": sch, "window_ns": window_of(ctx, sch),
-            "applications": counts(d, int(((apps_a.context == ctx) &
-                                            (apps_a.scheme == sch)).sum()),
-                                   int(((apps_b.context == ctx) & (apps_b.scheme == sch)).sum())),
-            "bytes": sums(d)}
+            "context": ctx,
+            "scheme": sch,
+            "window_ns": window_of(ctx, sch),
+            "applications": counts(
+                d,
+                int(((apps_a.context == ctx) & (apps_a.scheme == sch)).sum()),
+                int(((apps_b.context == ctx) & (apps_b.scheme == sch)).sum()),
+            ),
+            "bytes": sums(d),
+        }
     la, lb, both = _overlap(sa.rows, sb.rows)
     metrics = {
         "kind": "damos_apply",
         "a": {"source": sa.name, "rows": int(len(sa.rows)), "applications": int(len(apps_a))},
         "b": {"source": sb.name, "rows": int(len(sb.rows)), "applications": int(len(apps_b))},
-        "pairing": {"offset_ns": int(offset_ns),
-                    "rule": "per (context, scheme): nearest in time, at most half the "
-                            "window apart, each application used once",
-                    "windows_ns": {k: v["window_ns"] for k, v in per_scheme.items()}},
+        "pairing": {
+            "offset_ns": int(offset_ns),
+            "rule": "per (context, scheme): nearest in time, at most half the "
+            "window apart, each application used once",
+            "windows_ns": {k: v["window_ns"] for k, v in per_scheme.items()},
+        },
         "applications": counts(pdf, int(len(apps_a)), int(len(apps_b))),
         "bytes": sums(pdf),
         "addresses": _bytes_figures(la, lb, both),
@@ -474,14 +551,20 @@ def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
     t.add_column("value", justify="right")
     ap = m["applications"]
     t.add_row("applications a / b", f"{ap['a']} / {ap['b']}")
-    t.add_row("paired (nearest in time, within half the window)",
-              f"{ap['paired']}; only a {ap['only_a']}, only b {ap['only_b']}")
-    t.add_row("paired: identical row for row / 100 % byte overlap",
-              f"{ap['identical']} / {ap['full_overlap']}")
+    t.add_row(
+        "paired (nearest in time, within half the window)",
+        f"{ap['paired']}; only a {ap['only_a']}, only b {ap['only_b']}",
+    )
+    t.add_row(
+        "paired: identical row for row / 100 % byte overlap",
+        f"{ap['identical']} / {ap['full_overlap']}",
+    )
     if ap.get("mean_abs_dt_ns") is not None:
         t.add_row("paired: mean |time b - time a|", f"{ap['mean_abs_dt_ns'] / 1e6:.3f} ms")
-    for label, key in (("bytes applied (summed per application)", "bytes"),
-                       ("addresses ever applied (time left out)", "addresses")):
+    for label, key in (
+        ("bytes applied (summed per application)", "bytes"),
+        ("addresses ever applied (time left out)", "addresses"),
+    ):
         b = m[key]
         t.add_row(f"{label}: a / b", f"{format_bytes(b['a'])} / {format_bytes(b['b'])}")
         t.add_row("  both / either", f"{format_bytes(b['both'])} / {format_bytes(b['either'])}")
@@ -494,22 +577,40 @@ def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
     shown = rows
     if len(rows) > max_rows:
         bad = [r for r in rows if not r["identical"]]
-        shown = sorted((bad + [r for r in rows if r["identical"]])[:max_rows],
-                       key=lambda r: (r["context"], r["scheme"],
-                                      r["time_a_ns"] if r["time_a_ns"] is not None
-                                      else r["time_b_ns"]))
+        shown = sorted(
+            (bad + [r for r in rows if r["identical"]])[:max_rows],
+            key=lambda r: (
+                r["context"],
+                r["scheme"],
+                r["time_a_ns"] if r["time_a_ns"] is not None else r["time_b_ns"],
+            ),
+        )
     t0 = min(x for r in rows for x in (r["time_a_ns"], r["time_b_ns"]) if x is not None)
-    u = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="per application" + (f" ({len(shown)} of {len(rows)}, differing ones "
-                                         "first)" if len(shown) < len(rows) else ""))
-    for c in ("scheme", "t a (s)", "Δt ms", "bytes a", "bytes b", "both", "Jaccard",
-              "same"):
+    u = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        title="per application"
+        + (
+            f" ({len(shown)} of {len(rows)}, differing ones first)"
+            if len(shown) < len(rows)
+            else ""
+        ),
+    )
+    for c in ("scheme", "t a (s)", "Δt ms", "bytes a", "bytes b", "both", "Jaccard", "same"):
         u.add_column(c, justify="left" if c == "scheme" else "right", no_wrap=True)
     for r in shown:
         ta = "-" if r["time_a_ns"] is None else f"{(r['time_a_ns'] - t0) / 1e9:.3f}"
         if r["time_a_ns"] is None:
             ta = f"(b: {(r['time_b_ns'] - t0) / 1e9:.3f})"
         dt = "-" if r["dt_ns"] is None else f"{r['dt_ns'] / 1e6:+.3f}"
-        u.add_row(f"{r['context']}/{r['scheme']}", ta, dt, short(r["bytes_a"]),
-                  short(r["bytes_b"]), short(r["bytes_both"]), pct(r["jaccard"]),
-                  ("yes" if r["identical"] else "no") if r["paired"] else "unpaired")
+        u.add_row(
+            f"{r['context']}/{r['scheme']}",
+            ta,
+            dt,
+            short(r["bytes_a"]),
+            short(r["bytes_b"]),
+            short(r["bytes_both"]),
+            pct(r["jaccard"]),
+            ("yes" if r["identical"] else "no") if r["paired"] else "unpaired",
+        )
     con.print(u)

@@ -32,8 +32,9 @@ def render_png(
     force: bool = False,
 ) -> Path:
     """Draw a heatmap into a PNG of ``width`` × ``height`` pixels, atomically."""
-    return save_figure(heatmap_figure(hm, width=width, height=height, title=title), path, DPI,
-                     force=force)
+    return save_figure(
+        heatmap_figure(hm, width=width, height=height, title=title), path, DPI, force=force
+    )
 
 
 DPI = 100

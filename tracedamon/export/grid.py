@@ -46,7 +46,11 @@ _REQUIRED = ("snapshot", "time_ns", "start", "end", "nr_accesses")
 # loading
 # ----------------------------------------------------------------------------------
 def load_history(
-    src, *, name: str | None = None, sample_us: float | None = None, aggr_us: float | None = None,
+    src,
+    *,
+    name: str | None = None,
+    sample_us: float | None = None,
+    aggr_us: float | None = None,
     fill_sparse: bool = True,
 ) -> HistoryFrame:
     """Read a whole region history into memory: a trace directory, a ``.parquet`` file,
@@ -57,8 +61,11 @@ def load_history(
     if isinstance(src, HistoryFrame):
         return src
 
-    hs = src if isinstance(src, HistorySource) else open_history(
-        src, name=name, sample_us=sample_us, aggr_us=aggr_us)
+    hs = (
+        src
+        if isinstance(src, HistorySource)
+        else open_history(src, name=name, sample_us=sample_us, aggr_us=aggr_us)
+    )
     return hs.to_history(fill_sparse=fill_sparse)
 
 
@@ -132,7 +139,7 @@ def heat_ranges(h: HistoryFrame, *, min_fraction: float = 0.02, gap: int = 0) ->
     order = np.argsort(pts, kind="stable")
     pts, delta = pts[order], delta[order]
     uniq, first = np.unique(pts, return_index=True)
-    level = np.cumsum(np.add.reduceat(delta, first))      # heat on [uniq[i], uniq[i+1])
+    level = np.cumsum(np.add.reduceat(delta, first))  # heat on [uniq[i], uniq[i+1])
     seg_heat = level[:-1]
     keep = seg_heat >= min_fraction * seg_heat.max()
     return merge_intervals(uniq[:-1][keep], uniq[1:][keep], gap=gap)
@@ -246,8 +253,14 @@ def raster(
     if isinstance(values, np.ndarray) and values.ndim == 1:
         values = [values]
     values = [np.asarray(v, dtype=np.float64) for v in values]
-    acc = Raster(t_edges, bin_start, bin_end, h.snaps["t0"].to_numpy(np.int64),
-                  h.snaps["t1"].to_numpy(np.int64), len(values))
+    acc = Raster(
+        t_edges,
+        bin_start,
+        bin_end,
+        h.snaps["t0"].to_numpy(np.int64),
+        h.snaps["t1"].to_numpy(np.int64),
+        len(values),
+    )
     snap_all = h.df["snap"].to_numpy(np.int64)
     st_all = h.df["start"].to_numpy(np.uint64)
     en_all = h.df["end"].to_numpy(np.uint64)
@@ -278,8 +291,14 @@ def raster_stream(
     summed); ``offset_ns`` is added to every snapshot window; ``age=False`` leaves the
     age column unread."""
     off = int(offset_ns)
-    acc = Raster(t_edges, bin_start, bin_end, hs.snaps["t0"].to_numpy(np.int64) + off,
-                  hs.snaps["t1"].to_numpy(np.int64) + off, n_values)
+    acc = Raster(
+        t_edges,
+        bin_start,
+        bin_end,
+        hs.snaps["t0"].to_numpy(np.int64) + off,
+        hs.snaps["t1"].to_numpy(np.int64) + off,
+        n_values,
+    )
     for b in hs.iter_batches(key=key, fill_sparse=fill_sparse, age=age, time_ns=False):
         vals = [np.asarray(v, np.float64) for v in values(b)]
         snap = b.row_snap
@@ -298,8 +317,11 @@ class Raster:
         self.be = np.asarray(bin_end, dtype=np.uint64)
         self.nt, self.nb = len(self.t_edges) - 1, len(self.bs)
         self.T0, self.T1 = np.asarray(T0, np.int64), np.asarray(T1, np.int64)
-        self.sums = None if nvalues is None else [np.zeros(max(self.nt, 0) * self.nb)
-                                                  for _ in range(nvalues)]
+        self.sums = (
+            None
+            if nvalues is None
+            else [np.zeros(max(self.nt, 0) * self.nb) for _ in range(nvalues)]
+        )
         self.cover = np.zeros(max(self.nt, 0) * self.nb)
         if self.nt > 0:
             # time bins of every snapshot window
@@ -317,12 +339,25 @@ class Raster:
             self.sums = [np.zeros(max(self.nt, 0) * self.nb) for _ in vals]
         if self.nt <= 0 or self.nb == 0 or len(snap) == 0:
             return
-        v = (np.stack([np.asarray(x, np.float64) for x in vals]) if len(vals)
-             else np.zeros((0, len(snap))))
+        v = (
+            np.stack([np.asarray(x, np.float64) for x in vals])
+            if len(vals)
+            else np.zeros((0, len(snap)))
+        )
         sums = np.zeros((len(vals), self.nt * self.nb))
-        _raster_rows(np.asarray(snap, np.int64), np.asarray(st, np.uint64),
-                     np.asarray(en, np.uint64), v, self.T0, self.T1, self.t_edges,
-                     self.bs, self.be, sums, self.cover)
+        _raster_rows(
+            np.asarray(snap, np.int64),
+            np.asarray(st, np.uint64),
+            np.asarray(en, np.uint64),
+            v,
+            self.T0,
+            self.T1,
+            self.t_edges,
+            self.bs,
+            self.be,
+            sums,
+            self.cover,
+        )
         for k in range(len(vals)):
             self.sums[k] += sums[k]
 

@@ -155,7 +155,9 @@ class Heatmap:
         with np.errstate(invalid="ignore"):
             if self.kind == "diff":
                 return np.clip(v / lim, -1.0, 1.0)
-            return np.where(v > 0, np.sqrt(np.clip(v / lim, 0.0, 1.0)), np.where(np.isnan(v), np.nan, -1.0))
+            return np.where(
+                v > 0, np.sqrt(np.clip(v / lim, 0.0, 1.0)), np.where(np.isnan(v), np.nan, -1.0)
+            )
 
     def _cmap(self):
         import matplotlib
@@ -340,8 +342,12 @@ def _grid(hs, key, edges, bs, be, *, offset_ns: int = 0) -> np.ndarray:
     nt, nb = len(edges) - 1, len(bs)
     sums = np.zeros((nt, nb))
     cover = np.zeros((nt, nb))
-    snaps = pd.DataFrame({"t0": hs.snaps["t0"].to_numpy(np.int64) + int(offset_ns),
-                          "t1": hs.snaps["t1"].to_numpy(np.int64) + int(offset_ns)})
+    snaps = pd.DataFrame(
+        {
+            "t0": hs.snaps["t0"].to_numpy(np.int64) + int(offset_ns),
+            "t1": hs.snaps["t1"].to_numpy(np.int64) + int(offset_ns),
+        }
+    )
     for b in hs.iter_batches(key=key):
         rows = pd.DataFrame({"snap": b.row_snap, "start": b.start, "end": b.end})
         (s,), c = raster(SimpleNamespace(df=rows, snaps=snaps), edges, bs, be, [b.nr_accesses])
@@ -400,15 +406,18 @@ def _segments(held: np.ndarray, evidence, collapse: str, ranges) -> np.ndarray:
 
 
 def _space(h: HistoryFrame) -> str:
-    """"virtual address" or "physical address" when the history's metadata says
+    """ "virtual address" or "physical address" when the history's metadata says
     which ops set made it, else "address"."""
     ops = None
     for m in (h.meta, h.meta.get("parquet")):
         rep = m.get("replay") if isinstance(m, dict) else None
         if isinstance(rep, dict) and isinstance(rep.get("ops"), str):
             ops = rep["ops"]
-    return {"vaddr": "virtual address", "fvaddr": "virtual address",
-            "paddr": "physical address"}.get(ops, "address")
+    return {
+        "vaddr": "virtual address",
+        "fvaddr": "virtual address",
+        "paddr": "physical address",
+    }.get(ops, "address")
 
 
 def region_heatmap(
@@ -545,8 +554,10 @@ def diff_heatmap(
     ka, kb = _pick_key(ha, target_a), _pick_key(hb, target_b)
     auto = collapse == "auto" and not ranges
     sa, sb = scan_space(ha, ka, evidence=auto), scan_space(hb, kb, evidence=auto)
-    held = merge_intervals(np.concatenate([sa.held[:, 0], sb.held[:, 0]]),
-                           np.concatenate([sa.held[:, 1], sb.held[:, 1]]))
+    held = merge_intervals(
+        np.concatenate([sa.held[:, 0], sb.held[:, 0]]),
+        np.concatenate([sa.held[:, 1], sb.held[:, 1]]),
+    )
     evidence = None
     if auto:
         ea, eb = sa.evidence[0], sb.evidence[0]
@@ -583,7 +594,6 @@ def diff_heatmap(
     else:
         hm.notes.append("the two histories cover no common cell")
     return hm
-
 
 
 def damo_heatmap(
@@ -629,10 +639,12 @@ def damo_heatmap(
     # it becomes one pseudo snapshot per distinct age, backfilled over it
     S = len(T0)
     t0_first, t1_first = int(T0[first]), int(T1[first])
-    snaps = pd.DataFrame({
-        "t0": np.concatenate([T0, t0_first - ages * aggr_ns]),
-        "t1": np.concatenate([T1, np.full(len(ages), t1_first, np.int64)]),
-    })
+    snaps = pd.DataFrame(
+        {
+            "t0": np.concatenate([T0, t0_first - ages * aggr_ns]),
+            "t1": np.concatenate([T1, np.full(len(ages), t1_first, np.int64)]),
+        }
+    )
     t_start = t0_first - int(ages.max()) * aggr_ns
     t_end = int(T1[mine].max())
     if addr_range:
@@ -653,10 +665,10 @@ def damo_heatmap(
     (s,), cover = raster(SimpleNamespace(df=rows0, snaps=snaps), edges, bs, be, [nr0[o]])
     for b in h.iter_batches(key=key):
         keep = b.row_snap != first
-        rows = pd.DataFrame({"snap": b.row_snap[keep], "start": b.start[keep],
-                             "end": b.end[keep]})
-        (s1,), c1 = raster(SimpleNamespace(df=rows, snaps=snaps), edges, bs, be,
-                           [b.nr_accesses[keep]])
+        rows = pd.DataFrame({"snap": b.row_snap[keep], "start": b.start[keep], "end": b.end[keep]})
+        (s1,), c1 = raster(
+            SimpleNamespace(df=rows, snaps=snaps), edges, bs, be, [b.nr_accesses[keep]]
+        )
         s += s1
         cover += c1
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -71,6 +71,7 @@ from .history_sparse import (
     _rows_coverage,
 )
 
+
 # ----------------------------------------------------------------------------------
 # metadata
 # ----------------------------------------------------------------------------------
@@ -148,8 +149,7 @@ def snapshot_windows(key, run, t1, aggr_us: float | None) -> tuple[np.ndarray, f
     t_last = np.maximum.reduceat(t1, np.flatnonzero(first))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_gap = np.where(n_in > 1, (t_last - t_first) / np.maximum(n_in - 1, 1), np.nan)
-    first_len = np.where(np.isfinite(mean_gap) & (mean_gap > 0), np.ceil(mean_gap),
-                         round(aggr_ns))
+    first_len = np.where(np.isfinite(mean_gap) & (mean_gap > 0), np.ceil(mean_gap), round(aggr_ns))
     cap = 1.5 * max(aggr_ns, float(np.nanmax(mean_gap)) if np.isfinite(mean_gap).any() else 0.0)
     t0 = np.where(first, t1 - first_len[gid].astype(np.int64), prev)
     t0 = np.maximum(t0, t1 - int(math.ceil(cap)))
@@ -232,10 +232,20 @@ class Batch:
         sa = self.source._snap_arrays
         for k, s in enumerate(self.snap.tolist()):
             a, b = int(self.offsets[k]), int(self.offsets[k + 1])
-            yield Snapshot(s, sa["key"][s], int(sa["run"][s]), int(sa["target"][s]),
-                           int(sa["snapshot"][s]), int(sa["t0"][s]), int(sa["t1"][s]),
-                           self.start[a:b], self.end[a:b], self.nr_accesses[a:b],
-                           self.age[a:b], self.filled[a:b])
+            yield Snapshot(
+                s,
+                sa["key"][s],
+                int(sa["run"][s]),
+                int(sa["target"][s]),
+                int(sa["snapshot"][s]),
+                int(sa["t0"][s]),
+                int(sa["t1"][s]),
+                self.start[a:b],
+                self.end[a:b],
+                self.nr_accesses[a:b],
+                self.age[a:b],
+                self.filled[a:b],
+            )
 
 
 @dataclass
@@ -364,9 +374,15 @@ class HistorySource:
         return self._cache["unit"]
 
     # -- streaming ------------------------------------------------------------------
-    def iter_batches(self, *, key=None, fill_sparse: bool = True,
-                     batch_rows: int | None = None, age: bool = True,
-                     time_ns: bool = True) -> Iterator[Batch]:
+    def iter_batches(
+        self,
+        *,
+        key=None,
+        fill_sparse: bool = True,
+        batch_rows: int | None = None,
+        age: bool = True,
+        time_ns: bool = True,
+    ) -> Iterator[Batch]:
         """Whole snapshots in stream order, about ``batch_rows`` rows at a time.
 
         ``key``: only the snapshots of that address space (row groups holding none
@@ -395,8 +411,9 @@ class HistorySource:
             i = max(i, bounds[-1] + 1)
             bounds.append(min(i, len(plan)))
             base = int(cum[bounds[-1] - 1])
-        cur = _Cursor(self._rows, [c for c in _ROWS if (c != "age" or age)
-                                   and (c != "time_ns" or time_ns)])
+        cur = _Cursor(
+            self._rows, [c for c in _ROWS if (c != "age" or age) and (c != "time_ns" or time_ns)]
+        )
         where = self.path or self.name
         for b0, b1 in zip(bounds[:-1], bounds[1:]):
             snaps = plan[b0:b1]
@@ -410,18 +427,27 @@ class HistorySource:
                 d["age"] = np.full(len(d["start"]), np.nan)
             if not time_ns:
                 d["time_ns"] = np.repeat(sa["t1"][snaps], rows)
-            batch = Batch(self, snaps, offsets, d["start"], d["end"], d["nr_accesses"],
-                          d["age"], d["time_ns"], np.zeros(len(d["start"]), bool))
+            batch = Batch(
+                self,
+                snaps,
+                offsets,
+                d["start"],
+                d["end"],
+                d["nr_accesses"],
+                d["age"],
+                d["time_ns"],
+                np.zeros(len(d["start"]), bool),
+            )
             _check_batch(batch, where, self._first_row[snaps])
             if fill_sparse and self.sparse:
                 batch = self._fill(batch, where)
             yield batch
 
-    def iter_snapshots(self, *, key=None, fill_sparse: bool = True, age: bool = True,
-                       time_ns: bool = True) -> Iterator[Snapshot]:
+    def iter_snapshots(
+        self, *, key=None, fill_sparse: bool = True, age: bool = True, time_ns: bool = True
+    ) -> Iterator[Snapshot]:
         """One :class:`Snapshot` at a time, in stream order (see :meth:`iter_batches`)."""
-        for b in self.iter_batches(key=key, fill_sparse=fill_sparse, age=age,
-                                   time_ns=time_ns):
+        for b in self.iter_batches(key=key, fill_sparse=fill_sparse, age=age, time_ns=time_ns):
             yield from b.snapshots()
 
     def _fill(self, b: Batch, where: str) -> Batch:
@@ -455,24 +481,29 @@ class HistorySource:
         sa = self._snap_arrays
         if parts:
             snap = np.concatenate([p.row_snap for p in parts])
-            cols = {c: np.concatenate([getattr(p, c) for p in parts])
-                    for c in ("start", "end", "nr_accesses", "age", "time_ns")}
+            cols = {
+                c: np.concatenate([getattr(p, c) for p in parts])
+                for c in ("start", "end", "nr_accesses", "age", "time_ns")
+            }
         else:
             snap = np.zeros(0, np.int64)
-            cols = {c: np.zeros(0, _dtype(c)) for c in ("start", "end", "nr_accesses", "age",
-                                                        "time_ns")}
+            cols = {
+                c: np.zeros(0, _dtype(c)) for c in ("start", "end", "nr_accesses", "age", "time_ns")
+            }
         o = np.lexsort((cols["start"], snap))
         snap = snap[o]
-        df = pd.DataFrame({
-            "run": sa["run"][snap],
-            "target": sa["target"][snap],
-            "snapshot": sa["snapshot"][snap],
-            "time_ns": cols["time_ns"][o],
-            "start": cols["start"][o],
-            "end": cols["end"][o],
-            "nr_accesses": cols["nr_accesses"][o],
-            "age": cols["age"][o],
-        })
+        df = pd.DataFrame(
+            {
+                "run": sa["run"][snap],
+                "target": sa["target"][snap],
+                "snapshot": sa["snapshot"][snap],
+                "time_ns": cols["time_ns"][o],
+                "start": cols["start"][o],
+                "end": cols["end"][o],
+                "nr_accesses": cols["nr_accesses"][o],
+                "age": cols["age"][o],
+            }
+        )
         if self.key_column == "pid":
             df["pid"] = sa["pid"][snap]
         else:
@@ -481,10 +512,18 @@ class HistorySource:
             df["pid"] = pid
         df["key"] = sa["key"][snap]
         df["snap"] = snap
-        snaps = self.snaps[["key", "run", "target", "snapshot", "t0", "t1"]].reset_index(
-            drop=True)
-        return HistoryFrame(df, snaps, self.name, self.meta, self.sample_us, self.aggr_us,
-                       self.aggr_ns_est, self.aggr_ns_measured, source=self)
+        snaps = self.snaps[["key", "run", "target", "snapshot", "t0", "t1"]].reset_index(drop=True)
+        return HistoryFrame(
+            df,
+            snaps,
+            self.name,
+            self.meta,
+            self.sample_us,
+            self.aggr_us,
+            self.aggr_ns_est,
+            self.aggr_ns_measured,
+            source=self,
+        )
 
 
 def _check_batch(b: Batch, where: str, first_rows: np.ndarray) -> None:
@@ -501,8 +540,9 @@ def _check_batch(b: Batch, where: str, first_rows: np.ndarray) -> None:
     bad = np.flatnonzero(b.end <= b.start)
     if len(bad):
         i = int(bad[0])
-        raise TraceFormatError(where, f"row {row_of(i)}: region end "
-                                      f"{int(b.end[i])} <= start {int(b.start[i])}")
+        raise TraceFormatError(
+            where, f"row {row_of(i)}: region end {int(b.end[i])} <= start {int(b.start[i])}"
+        )
     starts = b.offsets[:-1][np.diff(b.offsets) > 0]
     same = np.ones(n, bool)
     same[starts] = False
@@ -523,7 +563,8 @@ def _check_batch(b: Batch, where: str, first_rows: np.ndarray) -> None:
             where,
             f"regions overlap within snapshot {int(sa['snapshot'][s])} of target "
             f"{int(sa['target'][s])} (region {int(b.start[i])}-{int(b.end[i])} at row "
-            f"{row} starts before {int(b.end[i - 1])})")
+            f"{row} starts before {int(b.end[i - 1])})",
+        )
 
 
 # ----------------------------------------------------------------------------------
@@ -545,12 +586,14 @@ def _source_rows(src, batch_rows: int):
                 try:
                     cols[c] = pa.array(src[c], from_pandas=True)
                 except (pa.ArrowException, TypeError, ValueError) as e:
-                    raise TraceFormatError("frame", f"column {c}: unusable values ({e})") \
-                        from None
+                    raise TraceFormatError("frame", f"column {c}: unusable values ({e})") from None
         t = pa.table(cols) if cols else pa.table({"_": pa.nulls(len(src))})
         return t, dict(src.attrs.get("tracedamon", {})), name, None
-    if (hasattr(src, "table") and isinstance(getattr(src, "table"), pa.Table)
-            and isinstance(getattr(src, "metadata", None), dict)):
+    if (
+        hasattr(src, "table")
+        and isinstance(getattr(src, "table"), pa.Table)
+        and isinstance(getattr(src, "metadata", None), dict)
+    ):
         # a replay result (engine.replay.RegionHistory): its table and its metadata
         return src.table, {"replay": src.metadata}, "replay", None
     if isinstance(src, (pa.Table, pa.RecordBatch)):
@@ -577,8 +620,14 @@ def _source_rows(src, batch_rows: int):
     return rows, meta, p.name, str(f)
 
 
-def open_history(src, *, name: str | None = None, sample_us: float | None = None,
-                 aggr_us: float | None = None, batch_rows: int = BATCH_ROWS) -> HistorySource:
+def open_history(
+    src,
+    *,
+    name: str | None = None,
+    sample_us: float | None = None,
+    aggr_us: float | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> HistorySource:
     """Open a region history for streaming: a trace directory holding a ``regions``
     table, a regions ``.parquet`` file, a replay result, an Arrow table or a DataFrame
     with the REGIONS columns. Reads the narrow columns once (see the module docstring);
@@ -593,8 +642,9 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
     names = rows.names if isinstance(rows, _ParquetRows) else set(rows.column_names)
     missing = [c for c in _REQUIRED if c not in names]
     if missing:
-        raise TraceFormatError(where, f"not a region history: missing column(s) "
-                                      f"{', '.join(missing)}")
+        raise TraceFormatError(
+            where, f"not a region history: missing column(s) {', '.join(missing)}"
+        )
     if isinstance(rows, pa.Table):
         rows = _sorted_memory(_table_arrays(rows, where), rows.num_rows, batch_rows)
     if rows.num_rows == 0:
@@ -604,8 +654,7 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
     key = g["pid"] if all_pid else g["target"]
     streamed = isinstance(rows, _ParquetRows)
     if streamed:
-        gdf = pd.DataFrame({"key": key, "run": g["run"], "snapshot": g["snapshot"],
-                            "t1": g["t1"]})
+        gdf = pd.DataFrame({"key": key, "run": g["run"], "snapshot": g["snapshot"], "t1": g["t1"]})
         dup = gdf.duplicated(["key", "run", "snapshot"]).any()
         # per key, time must not go backwards in stream order
         order_ok = True
@@ -616,7 +665,10 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
         if dup or not order_ok:
             warnings.warn(
                 f"{where}: rows are not grouped by (run, target, snapshot) in time order; "
-                f"reading all {rows.num_rows:,} rows into memory", HistoryWarning, stacklevel=2)
+                f"reading all {rows.num_rows:,} rows into memory",
+                HistoryWarning,
+                stacklevel=2,
+            )
             try:
                 t = read_table(where, columns=[c for c in _ALL if c in names])
             except Exception as e:
@@ -647,31 +699,57 @@ def open_history(src, *, name: str | None = None, sample_us: float | None = None
                 f"{where}: holds only regions with accesses and no record of what the "
                 "monitor covered (written by an older tracedamon): idle bytes outside every "
                 "region ever accessed are unknown and read as not monitored",
-                HistoryWarning, stacklevel=2)
+                HistoryWarning,
+                stacklevel=2,
+            )
 
-    snaps = pd.DataFrame({
-        "key": key, "run": g["run"], "target": g["target"], "pid": g["pid"],
-        "pid_ok": g["pid_ok"], "snapshot": g["snapshot"], "t1": g["t1"], "rows": g["rows"],
-        "nr_max": g["nr_max"], "first": g["first"], "synthetic": np.zeros(len(key), bool),
-        "order": np.arange(len(key), dtype=np.float64)})
+    snaps = pd.DataFrame(
+        {
+            "key": key,
+            "run": g["run"],
+            "target": g["target"],
+            "pid": g["pid"],
+            "pid_ok": g["pid_ok"],
+            "snapshot": g["snapshot"],
+            "t1": g["t1"],
+            "rows": g["rows"],
+            "nr_max": g["nr_max"],
+            "first": g["first"],
+            "synthetic": np.zeros(len(key), bool),
+            "order": np.arange(len(key), dtype=np.float64),
+        }
+    )
     if sparse:
         snaps = _add_idle_snapshots(snaps, coverage, rmeta, meta, all_pid, where)
     snaps = snaps.sort_values(["key", "run", "snapshot"], kind="stable").reset_index(drop=True)
-    t0, aggr_ns, measured = snapshot_windows(snaps["key"].to_numpy(), snaps["run"].to_numpy(),
-                                             snaps["t1"].to_numpy(np.int64), a_us)
+    t0, aggr_ns, measured = snapshot_windows(
+        snaps["key"].to_numpy(), snaps["run"].to_numpy(), snaps["t1"].to_numpy(np.int64), a_us
+    )
     snaps.insert(snaps.columns.get_loc("t1"), "t0", t0)
     plan = np.argsort(snaps["order"].to_numpy(), kind="stable")
     snaps["order"] = np.argsort(plan)
     sa = {c: snaps[c].to_numpy() for c in snaps.columns}
     hs = HistorySource(
-        name=name or nm, path=path, meta=meta,
+        name=name or nm,
+        path=path,
+        meta=meta,
         sample_us=s_us if (s_us and a_us) else None,
         aggr_us=a_us if (s_us and a_us) else None,
-        aggr_ns_est=aggr_ns, aggr_ns_measured=measured, sparse=sparse, coverage=coverage,
-        coverage_origin=origin, key_column="pid" if all_pid else "target",
-        snaps=snaps.drop(columns=["first"]), rows=int(rows.num_rows), streamed=streamed,
-        batch_rows=batch_rows, _rows=rows, _snap_arrays=sa, _plan=plan,
-        _first_row=sa["first"])
+        aggr_ns_est=aggr_ns,
+        aggr_ns_measured=measured,
+        sparse=sparse,
+        coverage=coverage,
+        coverage_origin=origin,
+        key_column="pid" if all_pid else "target",
+        snaps=snaps.drop(columns=["first"]),
+        rows=int(rows.num_rows),
+        streamed=streamed,
+        batch_rows=batch_rows,
+        _rows=rows,
+        _snap_arrays=sa,
+        _plan=plan,
+        _first_row=sa["first"],
+    )
     return hs
 
 
@@ -680,5 +758,15 @@ def as_source(src, name: str | None = None) -> HistorySource:
     return src if isinstance(src, HistorySource) else open_history(src, name=name)
 
 
-__all__ = ["open_history", "as_source", "HistorySource", "Batch", "Snapshot", "HistoryWarning",
-           "snapshot_windows", "intervals_from_meta", "replay_meta", "BATCH_ROWS"]
+__all__ = [
+    "open_history",
+    "as_source",
+    "HistorySource",
+    "Batch",
+    "Snapshot",
+    "HistoryWarning",
+    "snapshot_windows",
+    "intervals_from_meta",
+    "replay_meta",
+    "BATCH_ROWS",
+]

@@ -5,6 +5,7 @@ Not to be confused with the engine's column arrays of a replay's output, nor wit
 the public :class:`tracedamon.RegionHistory` (a replay's result); every analysis
 reads histories through :mod:`tracedamon.export.history` (``open_history``,
 ``as_source``), whose ``HistorySource.load()`` gives a :class:`HistoryFrame`."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -2,6 +2,7 @@
 in memory, in tracedamon's reading types (start/end uint64, nr_accesses/age float64 with
 NaN for an unknown age, the rest int64), and the pass over the narrow columns that finds
 the snapshots (:func:`_scan`). Used by :mod:`tracedamon.export.history`."""
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -100,8 +101,9 @@ class _ParquetRows:
         except Exception as e:  # pyarrow's errors on a corrupt or foreign file
             raise TraceFormatError(path, f"not a readable Parquet table ({e})") from None
         self.names = set(self.pf.names)
-        self.rg_rows = np.array([self.pf.row_group_rows(i)
-                                 for i in range(self.pf.num_row_groups)], np.int64)
+        self.rg_rows = np.array(
+            [self.pf.row_group_rows(i) for i in range(self.pf.num_row_groups)], np.int64
+        )
         self.rg_start = np.concatenate([[0], np.cumsum(self.rg_rows)]).astype(np.int64)
         self.num_rows = int(self.rg_start[-1])
         self.batch_rows = max(1, int(batch_rows))
@@ -138,7 +140,11 @@ class _ParquetRows:
                     names = b.schema.names
                     d = _normalise(
                         lambda c: b.column(names.index(c)) if c in names else None,
-                        n, [c for c in columns if c not in const], self.path, row0)
+                        n,
+                        [c for c in columns if c not in const],
+                        self.path,
+                        row0,
+                    )
                     for c, v in const.items():
                         if v is None:
                             d.update(_normalise(lambda _: None, n, [c], self.path, row0))
@@ -151,8 +157,9 @@ class _ParquetRows:
             except TraceFormatError:
                 raise
             except (pa.ArrowException, OSError, ValueError) as e:
-                raise TraceFormatError(self.path, f"row group {g} (rows from {row0}): "
-                                                  f"not readable ({e})") from None
+                raise TraceFormatError(
+                    self.path, f"row group {g} (rows from {row0}): not readable ({e})"
+                ) from None
 
 
 class _MemoryRows:
@@ -213,9 +220,11 @@ class _Cursor:
                 return False
             self._next_group = g + 1
             self._group_end = int(starts[g + 1])
-            self._it = (self.rows.chunks(self.columns, [g])
-                        if isinstance(self.rows, _ParquetRows)
-                        else self.rows.chunks(self.columns))
+            self._it = (
+                self.rows.chunks(self.columns, [g])
+                if isinstance(self.rows, _ParquetRows)
+                else self.rows.chunks(self.columns)
+            )
             self._chunk = None
 
     def read(self, ranges) -> dict:
@@ -227,21 +236,29 @@ class _Cursor:
             r = a
             while r < b:
                 if not self._advance(r):
-                    raise TraceFormatError(getattr(self.rows, "path", "<history>"),
-                                           f"row {r}: the file ended early (changed while "
-                                           "being read?)")
+                    raise TraceFormatError(
+                        getattr(self.rows, "path", "<history>"),
+                        f"row {r}: the file ended early (changed while being read?)",
+                    )
                 r0, d, n = self._chunk
                 i0, i1 = r - r0, min(b, r0 + n) - r0
                 for c in parts:
                     parts[c].append(d[c][i0:i1])
                 r = r0 + i1
-        return {c: (np.concatenate(v) if len(v) != 1 else v[0]) if v else
-                np.zeros(0, _dtype(c)) for c, v in parts.items()}
+        return {
+            c: (np.concatenate(v) if len(v) != 1 else v[0]) if v else np.zeros(0, _dtype(c))
+            for c, v in parts.items()
+        }
 
 
 def _dtype(c: str):
-    return {"start": np.uint64, "end": np.uint64, "nr_accesses": np.float64,
-            "age": np.float64, "pid_ok": bool}.get(c, np.int64)
+    return {
+        "start": np.uint64,
+        "end": np.uint64,
+        "nr_accesses": np.float64,
+        "age": np.float64,
+        "pid_ok": bool,
+    }.get(c, np.int64)
 
 
 def _merge_ranges(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
@@ -289,8 +306,10 @@ def _scan(rows, where: str, key_col: str | None = None) -> dict:
 
     A group is a run of rows with the same (run, target, pid, snapshot), or with
     ``key_col`` the same (key, run, snapshot) (its target and pid: the first row's)."""
-    acc: dict[str, list] = {c: [] for c in ("run", "target", "pid", "pid_ok", "snapshot",
-                                            "t1", "rows", "nr_max", "first")}
+    acc: dict[str, list] = {
+        c: []
+        for c in ("run", "target", "pid", "pid_ok", "snapshot", "t1", "rows", "nr_max", "first")
+    }
     last = None
     for row0, d in rows.chunks(_NARROW):
         n = len(d["snapshot"])
@@ -309,9 +328,17 @@ def _scan(rows, where: str, key_col: str | None = None) -> dict:
         cnt = np.diff(np.concatenate([idx, [n]]))
         t1 = np.minimum.reduceat(d["time_ns"], idx)
         nrm = np.maximum.reduceat(d["nr_accesses"], idx)
-        g = {"run": d["run"][idx], "target": d["target"][idx], "pid": d["pid"][idx],
-             "pid_ok": d["pid_ok"][idx], "snapshot": d["snapshot"][idx], "t1": t1,
-             "rows": cnt, "nr_max": nrm, "first": row0 + idx}
+        g = {
+            "run": d["run"][idx],
+            "target": d["target"][idx],
+            "pid": d["pid"][idx],
+            "pid_ok": d["pid_ok"][idx],
+            "snapshot": d["snapshot"][idx],
+            "t1": t1,
+            "rows": cnt,
+            "nr_max": nrm,
+            "first": row0 + idx,
+        }
         if last is not None and (ident == last).all():
             # the first snapshot here continues the last one of the previous chunk
             acc["rows"][-1][-1] += cnt[0]
@@ -322,5 +349,7 @@ def _scan(rows, where: str, key_col: str | None = None) -> dict:
             for c, v in g.items():
                 acc[c].append(np.array(v))
         last = np.array([int(c[-1]) for c in cols])
-    return {c: (np.concatenate(v) if v else np.zeros(0, _dtype(c) if c != "pid_ok" else bool))
-            for c, v in acc.items()}
+    return {
+        c: (np.concatenate(v) if v else np.zeros(0, _dtype(c) if c != "pid_ok" else bool))
+        for c, v in acc.items()
+    }

@@ -2,6 +2,7 @@
 metadata, the idle bytes put back into a snapshot (:func:`_fill_group`) and the snapshots
 without any access put back (:func:`_add_idle_snapshots`). Used by
 :mod:`tracedamon.export.history`; the contract is described there."""
+
 from __future__ import annotations
 
 import warnings
@@ -16,20 +17,24 @@ from .history_rows import HistoryWarning
 if TYPE_CHECKING:
     from .history import Batch
 
+
 def _parse_coverage(raw, where: str) -> dict:
     """{target: (froms int64 array, [ranges (n, 2) uint64 per from])} of a coverage list."""
     if not isinstance(raw, list):
         raise TraceFormatError(where, "metadata: coverage is not a list")
     per: dict[int, dict[int, list]] = {}
     for i, e in enumerate(raw):
-        if (not isinstance(e, (list, tuple)) or len(e) != 4
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in e)):
-            raise TraceFormatError(where, f"metadata: coverage entry {i} is not "
-                                          "[snapshot_from, target, start, end]")
+        if (
+            not isinstance(e, (list, tuple))
+            or len(e) != 4
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in e)
+        ):
+            raise TraceFormatError(
+                where, f"metadata: coverage entry {i} is not [snapshot_from, target, start, end]"
+            )
         k, t, s, en = e
         if s < 0 or en < s or en >= 1 << 64:
-            raise TraceFormatError(where, f"metadata: coverage entry {i} has a bad range "
-                                          f"{s}-{en}")
+            raise TraceFormatError(where, f"metadata: coverage entry {i} has a bad range {s}-{en}")
         per.setdefault(int(t), {}).setdefault(int(k), []).append((s, en))
     out = {}
     for t, by in per.items():
@@ -63,17 +68,26 @@ def _fill_group(b: "Batch", k0: int, k1: int, cov, where, sa, snaps):
     bytes of ``cov`` put in as nr_accesses 0 rows."""
     r0, r1 = int(b.offsets[k0]), int(b.offsets[k1])
     st, en = b.start[r0:r1], b.end[r0:r1]
-    counts_in = np.diff(b.offsets[k0:k1 + 1])
+    counts_in = np.diff(b.offsets[k0 : k1 + 1])
     S = k1 - k0
     lid = np.repeat(np.arange(S), counts_in)
     if cov is None or len(cov) == 0:
         if r1 > r0:
             s = snaps[k0 + int(lid[0])]
             raise TraceFormatError(
-                where, f"target {int(sa['target'][s])} has regions in snapshot "
-                f"{int(sa['snapshot'][s])}, outside the coverage in the file's metadata")
-        return (st, en, b.nr_accesses[r0:r1], b.age[r0:r1], b.time_ns[r0:r1],
-                b.filled[r0:r1], counts_in)
+                where,
+                f"target {int(sa['target'][s])} has regions in snapshot "
+                f"{int(sa['snapshot'][s])}, outside the coverage in the file's metadata",
+            )
+        return (
+            st,
+            en,
+            b.nr_accesses[r0:r1],
+            b.age[r0:r1],
+            b.time_ns[r0:r1],
+            b.filled[r0:r1],
+            counts_in,
+        )
     cs, ce = cov[:, 0], cov[:, 1]
     m = len(cs)
     j = np.searchsorted(cs, st, side="right") - 1
@@ -82,9 +96,11 @@ def _fill_group(b: "Batch", k0: int, k1: int, cov, where, sa, snaps):
         i = int(np.flatnonzero(~ok)[0])
         s = snaps[k0 + int(lid[i])]
         raise TraceFormatError(
-            where, f"region {int(st[i])}-{int(en[i])} of target {int(sa['target'][s])} in "
+            where,
+            f"region {int(st[i])}-{int(en[i])} of target {int(sa['target'][s])} in "
             f"snapshot {int(sa['snapshot'][s])} lies outside the coverage in the file's "
-            "metadata")
+            "metadata",
+        )
     cell = lid.astype(np.int64) * m + j
     n = len(st)
     firstc = np.ones(n, bool)
@@ -129,8 +145,9 @@ def _rows_coverage(rows, g) -> dict:
             u = _merge(d["start"][m], d["end"][m])
             prev = per.get(t)
             if prev is not None:
-                u = _merge(np.concatenate([prev[:, 0], u[:, 0]]),
-                           np.concatenate([prev[:, 1], u[:, 1]]))
+                u = _merge(
+                    np.concatenate([prev[:, 0], u[:, 0]]), np.concatenate([prev[:, 1], u[:, 1]])
+                )
             per[t] = u
     out = {}
     for t, u in per.items():
@@ -148,8 +165,13 @@ def _snapshot_times(present: dict, wanted: np.ndarray, rmeta: dict) -> dict:
     s_us, a_us = cfg.get("sample_us"), cfg.get("aggr_us")
     known_n = np.array(sorted(present), np.int64)
     known_t = np.array([present[k] for k in known_n.tolist()], np.int64)
-    if (isinstance(t0, int) and s_us and a_us and not rmeta.get("tune_events")
-            and int(a_us) >= int(s_us) > 0):
+    if (
+        isinstance(t0, int)
+        and s_us
+        and a_us
+        and not rmeta.get("tune_events")
+        and int(a_us) >= int(s_us) > 0
+    ):
         step = (int(a_us) // int(s_us)) * int(s_us) * 1000
         if len(known_n) == 0 or (t0 + (known_n + 1) * step == known_t).all():
             return {int(k): int(t0 + (k + 1) * step) for k in wanted.tolist()}
@@ -166,16 +188,20 @@ def _snapshot_times(present: dict, wanted: np.ndarray, rmeta: dict) -> dict:
     return {int(k): int(round(v)) for k, v in zip(wanted.tolist(), t.tolist())}
 
 
-def _add_idle_snapshots(snaps: pd.DataFrame, coverage: dict, rmeta: dict, meta: dict,
-                        all_pid: bool, where: str) -> pd.DataFrame:
+def _add_idle_snapshots(
+    snaps: pd.DataFrame, coverage: dict, rmeta: dict, meta: dict, all_pid: bool, where: str
+) -> pd.DataFrame:
     """A sparse history's snapshots with no row (nothing accessed), put back: for each
     run and target, every snapshot number of the run at which the target's coverage is
     not empty."""
     if not coverage:
         return snaps
     add = []
-    tmeta = {int(t["target"]): t.get("pid") for t in rmeta.get("targets") or []
-             if isinstance(t, dict) and isinstance(t.get("target"), int)}
+    tmeta = {
+        int(t["target"]): t.get("pid")
+        for t in rmeta.get("targets") or []
+        if isinstance(t, dict) and isinstance(t.get("target"), int)
+    }
     n_replay = rmeta.get("snapshots")
     for run, gr in snaps.groupby("run", sort=True):
         present = dict(zip(gr["snapshot"].tolist(), gr["t1"].tolist()))
@@ -203,14 +229,21 @@ def _add_idle_snapshots(snaps: pd.DataFrame, coverage: dict, rmeta: dict, meta: 
                 p = tmeta.get(t)
                 pid, pid_ok = (int(p), True) if isinstance(p, int) else (0, False)
             if all_pid and not pid_ok:
-                warnings.warn(f"{where}: target {t} has no accessed region and no known pid: "
-                              "its idle snapshots are left out", HistoryWarning, stacklevel=3)
+                warnings.warn(
+                    f"{where}: target {t} has no accessed region and no known pid: "
+                    "its idle snapshots are left out",
+                    HistoryWarning,
+                    stacklevel=3,
+                )
                 continue
             key = pid if all_pid else t
             # stream position: after the last snapshot of this key (else of any key) that
             # ends no later
-            same = snaps[(snaps["run"] == run) & (snaps["key"] == key)] if all_pid else \
-                snaps[(snaps["run"] == run) & (snaps["target"] == t)]
+            same = (
+                snaps[(snaps["run"] == run) & (snaps["key"] == key)]
+                if all_pid
+                else snaps[(snaps["run"] == run) & (snaps["target"] == t)]
+            )
             ref = same if len(same) else snaps[snaps["run"] == run]
             rt = ref["t1"].to_numpy()
             ro = ref["order"].to_numpy()
@@ -221,9 +254,22 @@ def _add_idle_snapshots(snaps: pd.DataFrame, coverage: dict, rmeta: dict, meta: 
                     continue
                 i = int(np.searchsorted(rt[so], tk, side="right")) - 1
                 pos = (ro[so][i] + 0.5 + k * 1e-9) if i >= 0 else (ro.min() - 0.5 + k * 1e-9)
-                add.append({"key": key, "run": run, "target": t, "pid": pid, "pid_ok": pid_ok,
-                            "snapshot": k, "t1": tk, "rows": 0, "nr_max": 0.0, "first": -1,
-                            "synthetic": True, "order": pos})
+                add.append(
+                    {
+                        "key": key,
+                        "run": run,
+                        "target": t,
+                        "pid": pid,
+                        "pid_ok": pid_ok,
+                        "snapshot": k,
+                        "t1": tk,
+                        "rows": 0,
+                        "nr_max": 0.0,
+                        "first": -1,
+                        "synthetic": True,
+                        "order": pos,
+                    }
+                )
     if not add:
         return snaps
     return pd.concat([snaps, pd.DataFrame(add)], ignore_index=True)

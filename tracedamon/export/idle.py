@@ -104,8 +104,9 @@ def iter_rows(hs: HistorySource, *, key=None) -> Iterator[Rows]:
         for b in hs.iter_batches(key=k):
             out = []
             for s in b.snapshots():
-                cur = _derive(s.start, s.end, s.nr_accesses, s.age, s.filled, prev,
-                              thres[s.snap], zr)
+                cur = _derive(
+                    s.start, s.end, s.nr_accesses, s.age, s.filled, prev, thres[s.snap], zr
+                )
                 prev = cur
                 out.append((np.full(len(cur[0]), s.snap, np.int64),) + cur)
             if out:

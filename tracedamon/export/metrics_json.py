@@ -1,5 +1,6 @@
 """Strict JSON text of a metrics dict: what ``compare`` and the other metric outputs
 write (NaN and infinities become null; numpy scalars and frames plain JSON)."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,9 @@ def _json_default(o):
     return str(o)
 
 
-def metrics_text(metrics: dict, path: str | os.PathLike | None = None, *,
-                 force: bool = False) -> str:
+def metrics_text(
+    metrics: dict, path: str | os.PathLike | None = None, *, force: bool = False
+) -> str:
     """A compare result's metrics as strict JSON text; with ``path``, also written there
     (with tracedamon's marker; ``force=True`` replaces only metrics tracedamon wrote)."""
     if path is None:

@@ -23,6 +23,7 @@ over the pieces, accumulated as a joint distribution of value pairs (nr_accesses
 are small integers, so the distribution has few distinct pairs whatever the input's
 size), so none depends on a grid.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,9 @@ def group_sum(keys: Sequence[np.ndarray], weights: Sequence[np.ndarray]):
     for k in ks:
         ch[1:] |= k[1:] != k[:-1]
     idx = np.flatnonzero(ch)
-    return [k[idx] for k in ks], [np.add.reduceat(np.asarray(w, np.float64)[o], idx)
-                                  for w in weights]
+    return [k[idx] for k in ks], [
+        np.add.reduceat(np.asarray(w, np.float64)[o], idx) for w in weights
+    ]
 
 
 class Joint:
@@ -207,9 +209,14 @@ def overlay_regions(a_st, a_en, b_st, b_en, cuts=None):
     ((n, 2) array, may be None): (left, right, index of A's region, index of B's
     region, inside a ``cuts`` range). One merge-like pass (no sort)."""
     c = np.zeros((0, 2), np.uint64) if cuts is None else np.asarray(cuts, np.uint64)
-    return _overlay(np.asarray(a_st, np.uint64), np.asarray(a_en, np.uint64),
-                    np.asarray(b_st, np.uint64), np.asarray(b_en, np.uint64),
-                    np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]))
+    return _overlay(
+        np.asarray(a_st, np.uint64),
+        np.asarray(a_en, np.uint64),
+        np.asarray(b_st, np.uint64),
+        np.asarray(b_en, np.uint64),
+        np.ascontiguousarray(c[:, 0]),
+        np.ascontiguousarray(c[:, 1]),
+    )
 
 
 @njit(cache=True)
@@ -261,9 +268,17 @@ def _overlay(a_st, a_en, b_st, b_en, c_st, c_en):
     return left[:n], right[:n], ia[:n], ib[:n], inside[:n]
 
 
-def snapshot_pairs(ha, ka, hb, kb, *, offset_b: int = 0,
-                   t_range: tuple[int, int] | None = None, on_batch=None,
-                   drain: bool = False) -> Iterator[tuple]:
+def snapshot_pairs(
+    ha,
+    ka,
+    hb,
+    kb,
+    *,
+    offset_b: int = 0,
+    t_range: tuple[int, int] | None = None,
+    on_batch=None,
+    drain: bool = False,
+) -> Iterator[tuple]:
     """(lo, hi, snapshot of A, snapshot of B) for every pair of snapshots of address
     spaces ``ka`` of ``ha`` and ``kb`` of ``hb`` (HistorySources, sparse ones filled)
     whose windows overlap within ``t_range``, B's windows shifted by ``offset_b``.

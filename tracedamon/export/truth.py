@@ -20,6 +20,7 @@ CLOCK_MONOTONIC; a DAMON trace recorded by perf without ``-k CLOCK_MONOTONIC``
 uses perf's clock (run 1 of the corpus: perf = monotonic - 1.19 ms).
 ``time_offset_ns`` is added to region times before choosing a snapshot.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,15 +67,18 @@ def _areas_frame(areas) -> pd.DataFrame:
     if isinstance(areas, pd.DataFrame):
         df = areas.copy()
     elif isinstance(areas, dict):
-        df = pd.DataFrame([(k, *v) for k, v in areas.items()],
-                          columns=["label", "start", "end"])
+        df = pd.DataFrame([(k, *v) for k, v in areas.items()], columns=["label", "start", "end"])
     else:
         rows = list(areas)
         if rows and isinstance(rows[0], dict):
             df = pd.DataFrame(rows)
         else:
-            df = pd.DataFrame(rows, columns=["label", "start", "end", "pid"][:len(rows[0])]
-                              if rows else ["label", "start", "end"])
+            df = pd.DataFrame(
+                rows,
+                columns=["label", "start", "end", "pid"][: len(rows[0])]
+                if rows
+                else ["label", "start", "end"],
+            )
     for c in ("label", "start", "end"):
         if c not in df.columns:
             raise InputError(f"areas need a {c!r} column (label, start, end[, pid])")
@@ -96,8 +100,9 @@ def areas_from_workload_log(path: str | os.PathLike) -> pd.DataFrame:
             try:
                 rows.append((kv["area"], int(kv["start"], 16), int(kv["end"], 16)))
             except (KeyError, ValueError):
-                raise TraceFormatError(path, "layout line without area=, start=0x.., end=0x..",
-                                       line=no) from None
+                raise TraceFormatError(
+                    path, "layout line without area=, start=0x.., end=0x..", line=no
+                ) from None
     if not rows:
         raise InputError(f"{path}: no 'layout area=...' lines")
     return _areas_frame(rows)
@@ -107,8 +112,14 @@ def areas_from_workload_log(path: str | os.PathLike) -> pd.DataFrame:
 # ground truth
 
 
-def ground_truth(pagemap, areas, *, snapshot: int | None = None, pid: int | None = None,
-                 page_size: int = PAGE_SIZE) -> pd.DataFrame:
+def ground_truth(
+    pagemap,
+    areas,
+    *,
+    snapshot: int | None = None,
+    pid: int | None = None,
+    page_size: int = PAGE_SIZE,
+) -> pd.DataFrame:
     """Physical address ranges of each labelled virtual area.
 
     Parameters
@@ -130,8 +141,11 @@ def ground_truth(pagemap, areas, *, snapshot: int | None = None, pid: int | None
     start, merged (adjacent frames of one label form one range). Pages that are
     not present (or whose frame is unknown) are absent.
     """
-    tr = pagemap if isinstance(pagemap, Translator) else Translator.from_tables(
-        pagemap, page_size=page_size)
+    tr = (
+        pagemap
+        if isinstance(pagemap, Translator)
+        else Translator.from_tables(pagemap, page_size=page_size)
+    )
     ps = np.uint64(tr.page_size)
     a = _areas_frame(areas)
     if not tr.snapshots.size:
@@ -147,8 +161,9 @@ def ground_truth(pagemap, areas, *, snapshot: int | None = None, pid: int | None
         p = row["pid"] if "pid" in a.columns and pd.notna(row.get("pid")) else pid
         if p is None:
             if pids_here.size != 1:
-                raise InputError(f"snapshot {snapshot} holds {pids_here.size} processes: "
-                                 "give the areas' pid")
+                raise InputError(
+                    f"snapshot {snapshot} holds {pids_here.size} processes: give the areas' pid"
+                )
             p = int(pids_here[0])
         rows = np.flatnonzero(in_snap & (tr._pid == p))
         vs, ve, pfn = tr._vs[rows], tr._ve[rows], tr._pfn[rows]
@@ -164,14 +179,23 @@ def ground_truth(pagemap, areas, *, snapshot: int | None = None, pid: int | None
         ps_out.append(phys_s)
         pe_out.append(phys_s + (ce - cs))
     if not labels:
-        return pd.DataFrame({"label": pd.Series([], dtype=object),
-                             "start": pd.Series([], dtype="uint64"),
-                             "end": pd.Series([], dtype="uint64")})
+        return pd.DataFrame(
+            {
+                "label": pd.Series([], dtype=object),
+                "start": pd.Series([], dtype="uint64"),
+                "end": pd.Series([], dtype="uint64"),
+            }
+        )
     lab = np.concatenate(labels)
     codes, uniq = pd.factorize(lab, sort=True)
     k, s, e = merge_intervals(codes, np.concatenate(ps_out), np.concatenate(pe_out))
-    return pd.DataFrame({"label": np.asarray(uniq, dtype=object)[k],
-                         "start": s.astype(np.uint64), "end": e.astype(np.uint64)})
+    return pd.DataFrame(
+        {
+            "label": np.asarray(uniq, dtype=object)[k],
+            "start": s.astype(np.uint64),
+            "end": e.astype(np.uint64),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -188,8 +212,13 @@ def _history(regions):
 
 
 def _check_columns(regions) -> None:
-    cols = (regions.columns if isinstance(regions, pd.DataFrame)
-            else regions.column_names if hasattr(regions, "column_names") else None)
+    cols = (
+        regions.columns
+        if isinstance(regions, pd.DataFrame)
+        else regions.column_names
+        if hasattr(regions, "column_names")
+        else None
+    )
     if cols is not None:
         for c in ("snapshot", "time_ns", "start", "end", "nr_accesses"):
             if c not in cols:
@@ -197,12 +226,19 @@ def _check_columns(regions) -> None:
 
 
 def _empty_regions(regions) -> bool:
-    return ((isinstance(regions, pd.DataFrame) or hasattr(regions, "num_rows"))
-            and len(regions) == 0)
+    return (isinstance(regions, pd.DataFrame) or hasattr(regions, "num_rows")) and len(regions) == 0
 
 
-SCORE_COLUMNS = ["run", "snapshot", "time_ns", "label", "bytes", "mean_nr_accesses",
-                 "accessed_fraction", "covered_fraction"]
+SCORE_COLUMNS = [
+    "run",
+    "snapshot",
+    "time_ns",
+    "label",
+    "bytes",
+    "mean_nr_accesses",
+    "accessed_fraction",
+    "covered_fraction",
+]
 
 
 def score_areas(regions, truth: pd.DataFrame) -> pd.DataFrame:
@@ -226,8 +262,9 @@ def score_areas(regions, truth: pd.DataFrame) -> pd.DataFrame:
     hs = _history(regions)
     cover = {}
     for label, g in truth.groupby("label", sort=True):
-        _, s, e = merge_intervals(np.zeros(len(g), np.int64), g["start"].to_numpy(np.uint64),
-                                  g["end"].to_numpy(np.uint64))
+        _, s, e = merge_intervals(
+            np.zeros(len(g), np.int64), g["start"].to_numpy(np.uint64), g["end"].to_numpy(np.uint64)
+        )
         cover[label] = _Coverage(s, e)
     N = hs.n_snapshots
     sums = {lab: np.zeros((3, N)) for lab in cover}
@@ -245,31 +282,61 @@ def score_areas(regions, truth: pd.DataFrame) -> pd.DataFrame:
     out = []
     for label, cov in cover.items():
         total = float(cov.cum[-1])
-        f = pd.DataFrame({"run": sn["run"].to_numpy(), "snapshot": sn["snapshot"].to_numpy(),
-                          "time_ns": tmax, "w": sums[label][0], "a": sums[label][1],
-                          "c": sums[label][2]})
-        f = f.groupby(["run", "snapshot"], sort=True).agg(
-            time_ns=("time_ns", "max"), w=("w", "sum"), a=("a", "sum"), c=("c", "sum")
-        ).reset_index()
-        out.append(pd.DataFrame({
-            "run": f["run"].to_numpy(), "snapshot": f["snapshot"].to_numpy(),
-            "time_ns": f["time_ns"].to_numpy(), "label": label, "bytes": int(total),
-            "mean_nr_accesses": f["w"] / total if total else np.nan,
-            "accessed_fraction": f["a"] / total if total else np.nan,
-            "covered_fraction": f["c"] / total if total else np.nan}))
-    return pd.concat(out, ignore_index=True).sort_values(
-        ["run", "snapshot", "label"], kind="stable").reset_index(drop=True)
+        f = pd.DataFrame(
+            {
+                "run": sn["run"].to_numpy(),
+                "snapshot": sn["snapshot"].to_numpy(),
+                "time_ns": tmax,
+                "w": sums[label][0],
+                "a": sums[label][1],
+                "c": sums[label][2],
+            }
+        )
+        f = (
+            f.groupby(["run", "snapshot"], sort=True)
+            .agg(time_ns=("time_ns", "max"), w=("w", "sum"), a=("a", "sum"), c=("c", "sum"))
+            .reset_index()
+        )
+        out.append(
+            pd.DataFrame(
+                {
+                    "run": f["run"].to_numpy(),
+                    "snapshot": f["snapshot"].to_numpy(),
+                    "time_ns": f["time_ns"].to_numpy(),
+                    "label": label,
+                    "bytes": int(total),
+                    "mean_nr_accesses": f["w"] / total if total else np.nan,
+                    "accessed_fraction": f["a"] / total if total else np.nan,
+                    "covered_fraction": f["c"] / total if total else np.nan,
+                }
+            )
+        )
+    return (
+        pd.concat(out, ignore_index=True)
+        .sort_values(["run", "snapshot", "label"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 # ---------------------------------------------------------------------------------
 # attribution of paddr regions to processes
 
-ATTRIBUTION_COLUMNS = ["run", "snapshot", "time_ns", "start", "end", "nr_accesses", "pid",
-                       "bytes", "pagemap_snapshot"]
+ATTRIBUTION_COLUMNS = [
+    "run",
+    "snapshot",
+    "time_ns",
+    "start",
+    "end",
+    "nr_accesses",
+    "pid",
+    "bytes",
+    "pagemap_snapshot",
+]
 
 
-def _attribute_frame(df: pd.DataFrame, tr, time_offset_ns: int, include_unattributed: bool,
-                     ps: np.uint64) -> pd.DataFrame:
+def _attribute_frame(
+    df: pd.DataFrame, tr, time_offset_ns: int, include_unattributed: bool, ps: np.uint64
+) -> pd.DataFrame:
     """:func:`attribute_regions` of one frame of regions."""
     rs = df["start"].to_numpy(np.uint64)
     re_ = df["end"].to_numpy(np.uint64)
@@ -285,50 +352,77 @@ def _attribute_frame(df: pd.DataFrame, tr, time_offset_ns: int, include_unattrib
             nz = b > 0
             parts.append((sel[nz], np.full(nz.sum(), p, np.int32), b[nz], int(s)))
         if include_unattributed:
-            _, us, ue = merge_intervals(np.zeros(owned["pid"].size, np.int64),
-                                        owned["pfn_start"] * ps, owned["pfn_end"] * ps)
+            _, us, ue = merge_intervals(
+                np.zeros(owned["pid"].size, np.int64),
+                owned["pfn_start"] * ps,
+                owned["pfn_end"] * ps,
+            )
             b = (re_[sel] - rs[sel]) - _Coverage(us, ue).within(rs[sel], re_[sel])
             nz = b > 0
             parts.append((sel[nz], np.full(nz.sum(), -1, np.int32), b[nz], int(s)))
     if not parts:
         return pd.DataFrame({c: pd.Series([], dtype="int64") for c in ATTRIBUTION_COLUMNS})
     idx = np.concatenate([p[0] for p in parts])
-    out = pd.DataFrame({
-        "run": df["run"].to_numpy()[idx], "snapshot": df["snapshot"].to_numpy()[idx],
-        "time_ns": df["time_ns"].to_numpy()[idx],
-        "start": rs[idx], "end": re_[idx],
-        "nr_accesses": df["nr_accesses"].to_numpy()[idx],
-        "pid": np.concatenate([p[1] for p in parts]),
-        "bytes": np.concatenate([p[2] for p in parts]).astype(np.uint64),
-        "pagemap_snapshot": np.concatenate([np.full(p[0].size, p[3], np.int64) for p in parts]),
-    })
+    out = pd.DataFrame(
+        {
+            "run": df["run"].to_numpy()[idx],
+            "snapshot": df["snapshot"].to_numpy()[idx],
+            "time_ns": df["time_ns"].to_numpy()[idx],
+            "start": rs[idx],
+            "end": re_[idx],
+            "nr_accesses": df["nr_accesses"].to_numpy()[idx],
+            "pid": np.concatenate([p[1] for p in parts]),
+            "bytes": np.concatenate([p[2] for p in parts]).astype(np.uint64),
+            "pagemap_snapshot": np.concatenate([np.full(p[0].size, p[3], np.int64) for p in parts]),
+        }
+    )
     return out.sort_values(["run", "snapshot", "start", "pid"], kind="stable").reset_index(
-        drop=True)
+        drop=True
+    )
 
 
-def iter_attribution(regions, pagemap, *, time_offset_ns: int = 0,
-                     include_unattributed: bool = False,
-                     page_size: int = PAGE_SIZE):
+def iter_attribution(
+    regions,
+    pagemap,
+    *,
+    time_offset_ns: int = 0,
+    include_unattributed: bool = False,
+    page_size: int = PAGE_SIZE,
+):
     """:func:`attribute_regions` a batch of snapshots at a time (bounded memory): yields
     DataFrames of the same columns."""
-    tr = pagemap if isinstance(pagemap, Translator) else Translator.from_tables(
-        pagemap, page_size=page_size)
+    tr = (
+        pagemap
+        if isinstance(pagemap, Translator)
+        else Translator.from_tables(pagemap, page_size=page_size)
+    )
     if not tr.snapshots.size:
         return
     hs = _history(regions)
     ps = np.uint64(tr.page_size)
     for b in hs.iter_batches():
         snap = b.row_snap
-        df = pd.DataFrame({"run": hs.snaps["run"].to_numpy()[snap],
-                           "snapshot": hs.snaps["snapshot"].to_numpy()[snap],
-                           "time_ns": b.time_ns, "start": b.start, "end": b.end,
-                           "nr_accesses": b.nr_accesses.astype(np.int64)})
+        df = pd.DataFrame(
+            {
+                "run": hs.snaps["run"].to_numpy()[snap],
+                "snapshot": hs.snaps["snapshot"].to_numpy()[snap],
+                "time_ns": b.time_ns,
+                "start": b.start,
+                "end": b.end,
+                "nr_accesses": b.nr_accesses.astype(np.int64),
+            }
+        )
         yield _attribute_frame(df, tr, time_offset_ns, include_unattributed, ps)
 
 
-def attribute_regions(regions, pagemap, *, time_offset_ns: int = 0,
-                      include_unattributed: bool = False,
-                      page_size: int = PAGE_SIZE) -> pd.DataFrame:
+def attribute_regions(
+    regions,
+    pagemap,
+    *,
+    time_offset_ns: int = 0,
+    include_unattributed: bool = False,
+    page_size: int = PAGE_SIZE,
+) -> pd.DataFrame:
     """Bytes of each paddr region that belong to each process.
 
     For every region (row of a ``regions`` table, or of any region history; a sparse
@@ -348,19 +442,34 @@ def attribute_regions(regions, pagemap, *, time_offset_ns: int = 0,
     if _empty_regions(regions):
         _check_columns(regions)
         return empty
-    parts = list(iter_attribution(regions, pagemap, time_offset_ns=time_offset_ns,
-                                  include_unattributed=include_unattributed,
-                                  page_size=page_size))
+    parts = list(
+        iter_attribution(
+            regions,
+            pagemap,
+            time_offset_ns=time_offset_ns,
+            include_unattributed=include_unattributed,
+            page_size=page_size,
+        )
+    )
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty
-    return pd.concat(parts, ignore_index=True).sort_values(
-        ["run", "snapshot", "start", "pid"], kind="stable").reset_index(drop=True)
+    return (
+        pd.concat(parts, ignore_index=True)
+        .sort_values(["run", "snapshot", "start", "pid"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
-def write_attribution(regions, pagemap, dest: str | os.PathLike | None, *,
-                      time_offset_ns: int = 0, metadata: dict | None = None,
-                      force: bool = False) -> dict:
+def write_attribution(
+    regions,
+    pagemap,
+    dest: str | os.PathLike | None,
+    *,
+    time_offset_ns: int = 0,
+    metadata: dict | None = None,
+    force: bool = False,
+) -> dict:
     """Attribute a region history's bytes to processes (:func:`iter_attribution`), a
     batch of snapshots at a time, writing the rows to the Parquet file ``dest``
     (atomically; None: nothing written) and summing per pid. Returns ``{"snapshots":
@@ -389,34 +498,51 @@ def write_attribution(regions, pagemap, dest: str | os.PathLike | None, *,
         consume(None)
     else:
         empty = pd.DataFrame({c: pd.Series([], dtype="int64") for c in ATTRIBUTION_COLUMNS})
-        with TableWriter(dest, kind=ATTRIBUTION, metadata=metadata, force=force,
-                         empty_schema=pa.Table.from_pandas(empty, preserve_index=False).schema
-                         ) as w:
+        with TableWriter(
+            dest,
+            kind=ATTRIBUTION,
+            metadata=metadata,
+            force=force,
+            empty_schema=pa.Table.from_pandas(empty, preserve_index=False).schema,
+        ) as w:
             consume(w)
-    return {"snapshots": hs.n_snapshots, "rows": rows,
-            "per_pid": {k: tuple(v) for k, v in sorted(per.items())}}
+    return {
+        "snapshots": hs.n_snapshots,
+        "rows": rows,
+        "per_pid": {k: tuple(v) for k, v in sorted(per.items())},
+    }
 
 
 def _per_pid(pid: np.ndarray, b: np.ndarray, acc: np.ndarray):
     u, inv = np.unique(pid, return_inverse=True)
-    return (u, np.bincount(inv, weights=b, minlength=len(u)),
-            np.bincount(inv, weights=np.where(acc, b, 0.0), minlength=len(u)))
+    return (
+        u,
+        np.bincount(inv, weights=b, minlength=len(u)),
+        np.bincount(inv, weights=np.where(acc, b, 0.0), minlength=len(u)),
+    )
 
 
-def write_truth_csv(truth: pd.DataFrame, path: str | os.PathLike, *,
-                    force: bool = False) -> str:
+def write_truth_csv(truth: pd.DataFrame, path: str | os.PathLike, *, force: bool = False) -> str:
     """Write ground-truth ranges as CSV (``start,end,label``, hex addresses), atomically.
 
     This is the file ``tracedamon compare --truth`` reads.
     """
     t = _areas_frame(truth)
     dest = os.fspath(path)
-    lines = [f"{s:#x},{e:#x},{lab}\n"
-             for s, e, lab in zip(t["start"].tolist(), t["end"].tolist(), t["label"].tolist())]
-    write_text_atomic(dest, "start,end,label\n" + "".join(lines), kind=TRUTH_CSV,
-                      force=force)
+    lines = [
+        f"{s:#x},{e:#x},{lab}\n"
+        for s, e, lab in zip(t["start"].tolist(), t["end"].tolist(), t["label"].tolist())
+    ]
+    write_text_atomic(dest, "start,end,label\n" + "".join(lines), kind=TRUTH_CSV, force=force)
     return dest
 
 
-__all__ = ["ground_truth", "score_areas", "attribute_regions", "iter_attribution",
-           "write_attribution", "areas_from_workload_log", "write_truth_csv"]
+__all__ = [
+    "ground_truth",
+    "score_areas",
+    "attribute_regions",
+    "iter_attribution",
+    "write_attribution",
+    "areas_from_workload_log",
+    "write_truth_csv",
+]

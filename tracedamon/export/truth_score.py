@@ -2,6 +2,7 @@
 cold (:func:`load_truth`), per byte and exactly (:func:`score_truth`), and per snapshot
 (:func:`truth_timeline`). Histories are streamed; a sparse one reads as its dense
 original."""
+
 from __future__ import annotations
 
 import csv
@@ -28,6 +29,7 @@ from .overlay import (
 )
 
 TRUTH_LEVEL = {"hot": 1.0, "warm": 0.5, "cold": 0.0}
+
 
 # ----------------------------------------------------------------------------------
 # ground truth
@@ -89,7 +91,7 @@ def load_truth(src) -> pd.DataFrame:
                 if header is None:
                     raise TraceFormatError(
                         p,
-                        "no CSV header with start, end and label before " "the first range",
+                        "no CSV header with start, end and label before the first range",
                         line=ln,
                     )
                 rows.append((ln, dict(zip(header, rec))))
@@ -117,13 +119,12 @@ def load_truth(src) -> pd.DataFrame:
     if len(bad):
         raise TraceFormatError(
             where,
-            f"truth ranges overlap ({st[bad[0] + 1]:#x} starts before " f"{en[bad[0]]:#x})",
-            line=int(df['line'].iat[bad[0] + 1]),
+            f"truth ranges overlap ({st[bad[0] + 1]:#x} starts before {en[bad[0]]:#x})",
+            line=int(df["line"].iat[bad[0] + 1]),
         )
     df["start"] = df["start"].astype(np.uint64)
     df["end"] = df["end"].astype(np.uint64)
     return df.drop(columns=["line"])
-
 
 
 def _pairs_in_ranges(st, en, rs, re_):
@@ -230,7 +231,8 @@ def score_truth(
                 "mean_nr_accesses": _clean(mean),
                 "mean_rate": _clean(mean / mx),
                 "accessed_fraction": _clean(float((nbytes[m] * A[m]).sum()) / cw)
-                if cw > 0 else None,
+                if cw > 0
+                else None,
             }
         return res
 
@@ -273,9 +275,15 @@ def truth_timeline(src, truth, *, acc_thres: float = 1, offset_ns: int = 0) -> p
     first = int(hs.snaps["t0"].min()) + off
     edges = np.concatenate([[first], t1]).astype(np.int64)
     (sh, sa), cov = raster_stream(
-        hs, edges, truth["start"].to_numpy(np.uint64), truth["end"].to_numpy(np.uint64),
-        lambda b: [b.nr_accesses, (b.nr_accesses >= acc_thres).astype(float)], 2,
-        offset_ns=off, age=False)
+        hs,
+        edges,
+        truth["start"].to_numpy(np.uint64),
+        truth["end"].to_numpy(np.uint64),
+        lambda b: [b.nr_accesses, (b.nr_accesses >= acc_thres).astype(float)],
+        2,
+        offset_ns=off,
+        age=False,
+    )
     rows = {"t0_ns": edges[:-1], "t1_ns": edges[1:]}
     for col in ("label", "area"):
         for lab, idx in truth.groupby(col).indices.items():

@@ -56,13 +56,19 @@ def region_rule(h) -> str:
     if access in ("perf", "perf-phys"):
         how = "one perf sample falls in any of its pages during a sample interval"
     elif access == "abit":
-        how = ("the one page it checks per sample interval (a random address) was "
-               "accessed (accessed-bit check, emulated)")
+        how = (
+            "the one page it checks per sample interval (a random address) was "
+            "accessed (accessed-bit check, emulated)"
+        )
     else:
-        how = ("the one page DAMON checks per sample interval (a random address) was "
-               "accessed (accessed-bit check)")
-    return (f"a region counts as accessed, all of its bytes, when {how}; large regions "
-            "therefore inflate the working set")
+        how = (
+            "the one page DAMON checks per sample interval (a random address) was "
+            "accessed (accessed-bit check)"
+        )
+    return (
+        f"a region counts as accessed, all of its bytes, when {how}; large regions "
+        "therefore inflate the working set"
+    )
 
 
 def wss_series(
@@ -138,15 +144,22 @@ def wss_report(
     s = s.iloc[exclude:]
     rule = region_rule(hs)
     if len(s) == 0:
-        return {"snapshots": 0, "mean_bytes": None, "percentiles": {}, "from_large_regions": [],
-                "region_rule": rule, "series": s}
+        return {
+            "snapshots": 0,
+            "mean_bytes": None,
+            "percentiles": {},
+            "from_large_regions": [],
+            "region_rule": rule,
+            "series": s,
+        }
     w = s["wss_bytes"].to_numpy()
     mean = float(w.mean())
     large = []
     for c in SIZE_CLASSES:
         m = float(s[size_class_column(c)].to_numpy().mean())
-        large.append({"min_region_bytes": c, "mean_bytes": m,
-                      "share": (m / mean) if mean > 0 else 0.0})
+        large.append(
+            {"min_region_bytes": c, "mean_bytes": m, "share": (m / mean) if mean > 0 else 0.0}
+        )
     return {
         "snapshots": int(len(s)),
         "mean_bytes": mean,
@@ -168,8 +181,10 @@ def format_large(rep: dict) -> str:
     mean = rep.get("mean_bytes", rep.get("mean"))
     if rep["from_large_regions"] and mean is not None:
         e = rep["from_large_regions"][0]
-        out += (f"; without regions of {_label(e['min_region_bytes'])} or more the mean is "
-                f"{format_bytes(mean - e['mean_bytes'])}")
+        out += (
+            f"; without regions of {_label(e['min_region_bytes'])} or more the mean is "
+            f"{format_bytes(mean - e['mean_bytes'])}"
+        )
     return out
 
 
@@ -227,8 +242,14 @@ def wss_figure(rep: dict, *, width: int = 1000, height: int = 500, title: str = 
         a1.step(x, steps(w), where="post", color="black", lw=1.5, label="all regions")
         for c, colour in zip(SIZE_CLASSES, ("#1f77b4", "#ff7f0e")):
             below = w - s[size_class_column(c)].to_numpy()
-            a1.step(x, steps(below), where="post", color=colour, lw=1,
-                    label=f"regions < {_label(c)} only")
+            a1.step(
+                x,
+                steps(below),
+                where="post",
+                color=colour,
+                lw=1,
+                label=f"regions < {_label(c)} only",
+            )
         a1.legend(fontsize=7, loc="best")
         ps = np.arange(0, 101)
         pv = percentiles(w, ps)
@@ -260,5 +281,6 @@ def wss_png(
     force: bool = False,
 ) -> Path:
 
-    return save_figure(wss_figure(rep, width=width, height=height, title=title), path, DPI,
-                     force=force)
+    return save_figure(
+        wss_figure(rep, width=width, height=height, title=title), path, DPI, force=force
+    )

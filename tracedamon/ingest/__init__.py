@@ -15,6 +15,7 @@ tracedamon.ingest import perf_data`` or ``from tracedamon.ingest.perf_data impor
 ...`` (``import tracedamon.ingest.perf_data as PD`` does not work: the attribute
 ``tracedamon.ingest`` is the function).
 """
+
 from __future__ import annotations
 
 import importlib

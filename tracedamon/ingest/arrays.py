@@ -4,6 +4,7 @@
 0.19 s and 40 MB, which is an eighth of ingesting 10 M samples. The ingest path builds
 its arrays from buffers instead, so a perf.data ingest never imports pandas.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,9 +43,9 @@ def str_array(strings: list, typ: pa.DataType = pa.string()) -> pa.Array:
     np.cumsum([len(b) for b in enc], out=offsets[1:])
     nulls = sum(x is None for x in strings)
     vb = bitmap(np.array([x is not None for x in strings], dtype=bool)) if nulls else None
-    return pa.Array.from_buffers(typ, len(enc),
-                                 [vb, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))],
-                                 null_count=nulls)
+    return pa.Array.from_buffers(
+        typ, len(enc), [vb, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))], null_count=nulls
+    )
 
 
 def py_array(values: list, typ: pa.DataType) -> pa.Array:
@@ -60,8 +61,11 @@ def py_array(values: list, typ: pa.DataType) -> pa.Array:
         uniq = sorted({v for v in values if v is not None})
         pos = {v: i for i, v in enumerate(uniq)}
         idx = np.array([pos[v] if v is not None else 0 for v in values], dtype=np.int32)
-        indices = np_to_arrow(idx, typ.index_type, mask) if typ.index_type == pa.int32() \
+        indices = (
+            np_to_arrow(idx, typ.index_type, mask)
+            if typ.index_type == pa.int32()
             else np_to_arrow(idx.astype(typ.index_type.to_pandas_dtype()), typ.index_type, mask)
+        )
         return pa.DictionaryArray.from_arrays(indices, py_array(uniq, typ.value_type))
     if pa.types.is_list(typ):
         lens = np.array([0 if v is None else len(v) for v in values], dtype=np.int32)
@@ -69,9 +73,12 @@ def py_array(values: list, typ: pa.DataType) -> pa.Array:
         np.cumsum(lens, out=offsets[1:])
         flat = [x for v in values if v is not None for x in v]
         inner = py_array(flat, typ.value_type)
-        return pa.ListArray.from_arrays(np_to_arrow(offsets, pa.int32()), inner,
-                                        type=typ, mask=None if mask is None else
-                                        np_to_arrow(~valid, pa.bool_()))
+        return pa.ListArray.from_arrays(
+            np_to_arrow(offsets, pa.int32()),
+            inner,
+            type=typ,
+            mask=None if mask is None else np_to_arrow(~valid, pa.bool_()),
+        )
     if pa.types.is_boolean(typ):
         return np_to_arrow(np.array([bool(v) for v in values], dtype=bool), typ, mask)
     if pa.types.is_integer(typ) or pa.types.is_floating(typ):
@@ -88,5 +95,6 @@ def py_array(values: list, typ: pa.DataType) -> pa.Array:
 
 def table_from_pylist(rows: list[dict], schema: pa.Schema) -> pa.Table:
     """``pa.Table.from_pylist(rows, schema=schema)`` (keys a row lacks: null)."""
-    return pa.Table.from_arrays([py_array([r.get(f.name) for r in rows], f.type)
-                                 for f in schema], schema=schema)
+    return pa.Table.from_arrays(
+        [py_array([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema
+    )

@@ -7,6 +7,7 @@ never an ``IndexError`` or ``struct.error``.
 The perf.data reader parses its header feature sections with it, the tracing-data
 parser its blob; :func:`unpack` checks one fixed-layout struct the same way.
 """
+
 from __future__ import annotations
 
 import struct
@@ -15,14 +16,16 @@ from typing import NoReturn
 from ..errors import TraceFormatError
 
 
-def unpack(fmt: str | struct.Struct, data, off: int, *, path, base: int = 0,
-           what: str) -> tuple:
+def unpack(fmt: str | struct.Struct, data, off: int, *, path, base: int = 0, what: str) -> tuple:
     """``struct.unpack_from(fmt, data, off)``, or a TraceFormatError at file offset
     ``base + off`` when ``data`` ends inside the struct."""
     st = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
     if off < 0 or off + st.size > len(data):
-        raise TraceFormatError(path, f"{what}: ends inside a field ({st.size} bytes "
-                               f"wanted, {max(0, len(data) - off)} left)", offset=base + off)
+        raise TraceFormatError(
+            path,
+            f"{what}: ends inside a field ({st.size} bytes wanted, {max(0, len(data) - off)} left)",
+            offset=base + off,
+        )
     return st.unpack_from(data, off)
 
 
@@ -51,8 +54,9 @@ class Cursor:
     def fail(self, problem: str, at: int | None = None) -> NoReturn:
         """A TraceFormatError at the cursor (or at ``at``, relative to ``data``)."""
         where = self.pos if at is None else at
-        raise TraceFormatError(self.path, f"{self.what}: {problem}" if self.what else problem,
-                               offset=self.base + where)
+        raise TraceFormatError(
+            self.path, f"{self.what}: {problem}" if self.what else problem, offset=self.base + where
+        )
 
     def need(self, n: int) -> None:
         if n < 0 or n > self.left:
@@ -60,7 +64,7 @@ class Cursor:
 
     def take(self, n: int) -> bytes:
         self.need(n)
-        b = bytes(self.data[self.pos:self.pos + n])
+        b = bytes(self.data[self.pos : self.pos + n])
         self.pos += n
         return b
 
@@ -85,7 +89,7 @@ class Cursor:
         i = self.data.find(b"\0", self.pos, self.pos + limit)
         if i < 0:
             self.fail("unterminated string")
-        s = bytes(self.data[self.pos:i]).decode("utf-8", errors="replace")
+        s = bytes(self.data[self.pos : i]).decode("utf-8", errors="replace")
         self.pos = i + 1
         return s
 

@@ -23,6 +23,7 @@ trace text of the same recording for the clean regions.
 ``time_ns`` is the snapshot's ``end_time`` (damo stamps it with the time of the
 snapshot's first trace event, which is what the DAMON trace readers use too).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -41,19 +42,22 @@ from .detect import GZIP_MAGIC, ZSTD_MAGIC, head
 from .damon_trace import human_time_us, is_perf_data, sidecar_intervals, write_events
 from .damon_trace import ingest_into as damon_ingest_into
 
+
 def _is_zlib(head: bytes) -> bool:
     return len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
 
 
 def _is_trace_text(path: Path) -> bool:
     first = head(path)
-    return first.lstrip()[:1] not in (b"[", b"{") and (b"damon:damon_" in first or
-                                                        b"damon_aggregated: " in first)
+    return first.lstrip()[:1] not in (b"[", b"{") and (
+        b"damon:damon_" in first or b"damon_aggregated: " in first
+    )
 
 
 def read_text(path: Path) -> str:
     """The JSON text of a damo record (plain, zlib, gzip or zstd)."""
     import zstandard
+
     data = path.read_bytes()
     size = len(data)
     if not data:
@@ -73,12 +77,11 @@ def read_text(path: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise TraceFormatError(path, "damo record is not UTF-8 JSON text",
-                               offset=e.start) from None
+        raise TraceFormatError(path, "damo record is not UTF-8 JSON text", offset=e.start) from None
 
 
 _NUM_RE = re.compile(r"^-?[\d,]+$")
-_DAMO_SIZE = re.compile(r"-?[\d,]*\.?\d+\s*(?:[KMGTPE]i)?B")    # damo's "1.500 KiB"
+_DAMO_SIZE = re.compile(r"-?[\d,]*\.?\d+\s*(?:[KMGTPE]i)?B")  # damo's "1.500 KiB"
 
 
 def to_int(v, what: str) -> int | None:
@@ -143,8 +146,10 @@ def _ints(vals: list, what: str, dtype) -> tuple[np.ndarray, np.ndarray]:
                 a = pc.replace_substring(a, ",", "")
             if pa.types.is_string(a.type) or pa.types.is_integer(a.type):
                 c = pc.cast(a, pa.from_numpy_dtype(np.dtype(dtype)))
-                return (np.array(pc.fill_null(c, 0).to_numpy(zero_copy_only=False)),
-                        np.array(pc.is_null(c).to_numpy(zero_copy_only=False)))
+                return (
+                    np.array(pc.fill_null(c, 0).to_numpy(zero_copy_only=False)),
+                    np.array(pc.is_null(c).to_numpy(zero_copy_only=False)),
+                )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     info = np.iinfo(dtype)
@@ -184,8 +189,10 @@ def _is_placeholder(regs: list) -> bool:
     na = r.get("nr_accesses")
     na = na.get("samples") if isinstance(na, dict) else na
     try:
-        return to_int(r.get("start"), "start") == 0 == to_int(r.get("end"), "end") and \
-            (to_int(na, "nr_accesses") or 0) < 0
+        return (
+            to_int(r.get("start"), "start") == 0 == to_int(r.get("end"), "end")
+            and (to_int(na, "nr_accesses") or 0) < 0
+        )
     except ValueError:
         return False
 
@@ -201,8 +208,9 @@ def _record_regions(path, ri: int, rec: dict, iv: dict | None):
             raise TraceFormatError(path, f"record {ri} snapshot {si}: not an object")
         regs = snap.get("regions") or []
         if not isinstance(regs, list) or not all(isinstance(r, dict) for r in regs):
-            raise TraceFormatError(path, f"record {ri} snapshot {si}: regions is not a "
-                                   "list of objects")
+            raise TraceFormatError(
+                path, f"record {ri} snapshot {si}: regions is not a list of objects"
+            )
         if _is_placeholder(regs):
             fake += 1
             continue
@@ -222,29 +230,37 @@ def _record_regions(path, ri: int, rec: dict, iv: dict | None):
     def where(j: int) -> str:
         k = int(np.searchsorted(first, j, side="right") - 1)
         return f"record {ri} snapshot {kept[k][0]} region {j - int(first[k])}"
+
     na = [r.get("nr_accesses") for r in regs_all]
     ag = [r.get("age") for r in regs_all]
     try:
         start, s_null = _ints([r.get("start") for r in regs_all], "start", np.uint64)
         end, e_null = _ints([r.get("end") for r in regs_all], "end", np.uint64)
-        samples, n_null = _ints([x.get("samples") if isinstance(x, dict) else x for x in na],
-                                "nr_accesses", np.int64)
-        aggrs, a_null = _ints([x.get("aggr_intervals") if isinstance(x, dict) else x
-                               for x in ag], "age", np.int64)
+        samples, n_null = _ints(
+            [x.get("samples") if isinstance(x, dict) else x for x in na], "nr_accesses", np.int64
+        )
+        aggrs, a_null = _ints(
+            [x.get("aggr_intervals") if isinstance(x, dict) else x for x in ag], "age", np.int64
+        )
         if n_null.any():
-            pct = _floats([x.get("percent") if isinstance(x, dict) else None for x in na],
-                          "nr_accesses.percent")
+            pct = _floats(
+                [x.get("percent") if isinstance(x, dict) else None for x in na],
+                "nr_accesses.percent",
+            )
             need = n_null & ~np.isnan(pct)
             if need.any():
                 if not iv or not iv["sample_us"]:
-                    raise _BadValue("nr_accesses given only as a percent and the record "
-                                    "has no intervals", int(np.flatnonzero(need)[0]))
+                    raise _BadValue(
+                        "nr_accesses given only as a percent and the record has no intervals",
+                        int(np.flatnonzero(need)[0]),
+                    )
                 ratio = iv["aggr_us"] / iv["sample_us"]
                 samples[need] = np.round(pct[need] * ratio / 100).astype(np.int64)
                 n_null &= ~need
         if a_null.any() and iv and iv["aggr_us"]:
-            usec, u_null = _ints([x.get("usec") if isinstance(x, dict) else None for x in ag],
-                                 "age.usec", np.int64)
+            usec, u_null = _ints(
+                [x.get("usec") if isinstance(x, dict) else None for x in ag], "age.usec", np.int64
+            )
             fill = a_null & ~u_null
             aggrs[fill] = usec[fill] // iv["aggr_us"]
             a_null &= ~fill
@@ -256,8 +272,10 @@ def _record_regions(path, ri: int, rec: dict, iv: dict | None):
     bad = (samples < 0) | (samples >= 1 << 32) | (~a_null & ((aggrs < 0) | (aggrs >= 1 << 32)))
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
-        raise TraceFormatError(path, f"{where(j)}: out-of-range value (nr_accesses "
-                               f"{int(samples[j])}, age {int(aggrs[j])})")
+        raise TraceFormatError(
+            path,
+            f"{where(j)}: out-of-range value (nr_accesses {int(samples[j])}, age {int(aggrs[j])})",
+        )
     age = np.where(a_null, -1, aggrs)
     return kept, first, start, end, samples.astype(np.uint32), age, fake
 
@@ -270,40 +288,48 @@ def _snapshot_problems(kept, first, start, end) -> list[str | None]:
     disorder = np.zeros(n, bool)
     disorder[1:] = (start[1:] < end[:-1]) & (snap_of[1:] == snap_of[:-1])
     out: list[str | None] = [None] * len(kept)
-    for j in np.flatnonzero(empty | disorder)[::-1]:      # keep the first per snapshot
+    for j in np.flatnonzero(empty | disorder)[::-1]:  # keep the first per snapshot
         k = int(snap_of[j])
         r = int(j - first[k])
         if empty[j]:
             out[k] = f"region {r} ({int(start[j])}-{int(end[j])}) is empty or reversed"
         else:
-            out[k] = (f"region {r} starts at {int(start[j])}, below the end of region "
-                      f"{r - 1} ({int(end[j - 1])}): regions out of address order")
+            out[k] = (
+                f"region {r} starts at {int(start[j])}, below the end of region "
+                f"{r - 1} ({int(end[j - 1])}): regions out of address order"
+            )
     times = np.asarray([k[1] for k in kept], np.int64)
     d = np.diff(times)
     typical = float(np.median(d[d > 0])) if (d > 0).any() else None
     for k in range(1, len(kept)):
         if out[k] is None and typical and times[k] - times[k - 1] < typical / 2:
-            out[k] = (f"it follows the previous snapshot by "
-                      f"{(times[k] - times[k - 1]) / 1e9:.6f} s, the record's typical "
-                      f"interval is {typical / 1e9:.6f} s")
+            out[k] = (
+                f"it follows the previous snapshot by "
+                f"{(times[k] - times[k - 1]) / 1e9:.6f} s, the record's typical "
+                f"interval is {typical / 1e9:.6f} s"
+            )
     return out
 
 
-def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
-                run_gap_factor: float = 3.0, **opts) -> None:
+def ingest_into(
+    path, writer, *, progress=None, skip_bad: bool = False, run_gap_factor: float = 3.0, **opts
+) -> None:
     """Read a damo record (json or json_compressed) into ``writer``."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: not a file")
     if is_perf_data(path):
         # damo's perf_data record type: the pipeline opens it with the perf.data reader
-        raise InputError(f"{path}: a perf.data (damo's perf_data record type): read it "
-                         "with tracedamon.ingest, which hands its DAMON tracepoints to the "
-                         "DAMON trace reader")
+        raise InputError(
+            f"{path}: a perf.data (damo's perf_data record type): read it "
+            "with tracedamon.ingest, which hands its DAMON tracepoints to the "
+            "DAMON trace reader"
+        )
     if _is_trace_text(path):
         # damo's perf_script record type is a DAMON trace
-        return damon_ingest_into(path, writer, progress=progress, skip_bad=skip_bad,
-                                 run_gap_factor=run_gap_factor)
+        return damon_ingest_into(
+            path, writer, progress=progress, skip_bad=skip_bad, run_gap_factor=run_gap_factor
+        )
     text = read_text(path)
     try:
         doc = json.loads(text)
@@ -318,8 +344,21 @@ def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
             doc = [doc]
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise TraceFormatError(path, "not a damo record: expected a list of records")
-    cols: dict[str, list] = {k: [] for k in ("time_ns", "pid", "cpu", "target_id", "nr_regions",
-                                             "start", "end", "nr_accesses", "age", "loc")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "time_ns",
+            "pid",
+            "cpu",
+            "target_id",
+            "nr_regions",
+            "start",
+            "end",
+            "nr_accesses",
+            "age",
+            "loc",
+        )
+    }
     groups: dict[tuple, int] = {}
     intervals_by_group: dict[int, dict | None] = {}
     bad_snapshots = 0
@@ -356,17 +395,22 @@ def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
                 misaligned_at = si
             if why is not None:
                 if not skip_bad:
+
                     def problem(skip):
-                        return (f"record {ri} (target_id {tid}) snapshot {si} at "
-                                f"{t_end / 1e9:.6f} s is inconsistent: {why}. damo cuts "
-                                "snapshots by counting lines, so a duplicated or lost trace "
-                                "event shifts regions between snapshots; ingest the perf.data "
-                                "or trace text of this recording instead, or use "
-                                f"{skip} to drop such snapshots")
-                    raise TraceFormatError(path, problem("skip_bad=True"),
-                                           cli_problem=problem("--skip-bad"))
+                        return (
+                            f"record {ri} (target_id {tid}) snapshot {si} at "
+                            f"{t_end / 1e9:.6f} s is inconsistent: {why}. damo cuts "
+                            "snapshots by counting lines, so a duplicated or lost trace "
+                            "event shifts regions between snapshots; ingest the perf.data "
+                            "or trace text of this recording instead, or use "
+                            f"{skip} to drop such snapshots"
+                        )
+
+                    raise TraceFormatError(
+                        path, problem("skip_bad=True"), cli_problem=problem("--skip-bad")
+                    )
                 bad_snapshots += 1
-                keep[first[k]:first[k + 1]] = False
+                keep[first[k] : first[k + 1]] = False
         if not keep.any():
             continue
         counts = np.asarray([k[2] for k in kept], np.int64)
@@ -389,9 +433,18 @@ def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
     def locate(i):
         return {}
 
-    info = write_events(writer, path, ev, None, None, locate=locate, skip_bad=skip_bad,
-                        source="damo-record", run_gap_factor=run_gap_factor,
-                        extra_skipped={"snapshots": bad_snapshots})
+    info = write_events(
+        writer,
+        path,
+        ev,
+        None,
+        None,
+        locate=locate,
+        skip_bad=skip_bad,
+        source="damo-record",
+        run_gap_factor=run_gap_factor,
+        extra_skipped={"snapshots": bad_snapshots},
+    )
     # the pid column above carried the (kdamond_idx, context_idx) group; say so in meta
     inv = {v: k for k, v in groups.items()}
     for r in writer.meta.get("damon_runs", []):

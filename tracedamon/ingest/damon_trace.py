@@ -48,6 +48,7 @@ interval, largest nr_accesses); ``age_field``;
 ``input_truncated`` (a gzip text cut short, read with ``skip_bad``); ``damon_clock``
 (which clock ``time_ns`` is in).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,15 @@ from ..errors import InputError, TraceFormatError
 from ..schema import DAMOS_APPLY, INTERVALS_TUNE, REGIONS
 from ..schema import empty as _empty
 from ..units import parse_duration_ns
-from .damon_text import (AGGREGATED, BEFORE_APPLY, INTERVALS_TUNE_EV,  # noqa: F401
-                         KNOWN_EVENTS, TextTrace, _Events, _num)
+from .damon_text import (
+    AGGREGATED,
+    BEFORE_APPLY,
+    INTERVALS_TUNE_EV,  # noqa: F401
+    KNOWN_EVENTS,
+    TextTrace,
+    _Events,
+    _num,
+)
 from .detect import PERF_MAGIC, PERF_MAGIC_BE, head
 from .tracing_data import decode_raw, parse_tracing_data
 
@@ -77,8 +85,17 @@ def is_perf_data(path) -> bool:
 # ---------------------------------------------------------------------------------------
 # snapshot assembly (shared by text, perf.data and tests)
 
-_DEDUP_KEYS = ("time_ns", "cpu", "pid", "target_id", "nr_regions", "start", "end",
-               "nr_accesses", "age")
+_DEDUP_KEYS = (
+    "time_ns",
+    "cpu",
+    "pid",
+    "target_id",
+    "nr_regions",
+    "start",
+    "end",
+    "nr_accesses",
+    "age",
+)
 
 
 def drop_duplicates(ev: dict[str, np.ndarray], keys=_DEDUP_KEYS) -> tuple[dict, int]:
@@ -87,7 +104,7 @@ def drop_duplicates(ev: dict[str, np.ndarray], keys=_DEDUP_KEYS) -> tuple[dict, 
     if n < 2:
         return ev, 0
     cols = [ev[k] for k in keys if k in ev]
-    order = np.lexsort(cols[::-1])                  # stable: among equals, file order
+    order = np.lexsort(cols[::-1])  # stable: among equals, file order
     same = np.ones(n - 1, bool)
     for c in cols:
         cs = c[order]
@@ -121,9 +138,15 @@ class Assembly:
         self.has_age = True
 
 
-def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int], dict],
-                     skip_bad: bool = False, run_gap_factor: float = 3.0,
-                     dedupe: bool = True) -> tuple[pa.Table, Assembly]:
+def assemble_regions(
+    ev: dict[str, np.ndarray],
+    *,
+    path,
+    locate: Callable[[int], dict],
+    skip_bad: bool = False,
+    run_gap_factor: float = 3.0,
+    dedupe: bool = True,
+) -> tuple[pa.Table, Assembly]:
     """Turn ``damon_aggregated`` events into a ``regions`` table.
 
     ``ev`` holds equal-length numpy columns: time_ns, pid (-1 unknown), cpu,
@@ -143,8 +166,11 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     for i in bad_rng:
         if not skip_bad:
             what = "nr_regions=0 for a region" if ev["nr_regions"][i] == 0 else "empty or reversed"
-            raise TraceFormatError(path, f"region {int(ev['start'][i])}-{int(ev['end'][i])}: "
-                                   f"{what}", **locate(int(ev["loc"][i])))
+            raise TraceFormatError(
+                path,
+                f"region {int(ev['start'][i])}-{int(ev['end'][i])}: {what}",
+                **locate(int(ev["loc"][i])),
+            )
         keep[i] = False
     if not keep.all():
         info.bad_events = int((~keep).sum())
@@ -167,7 +193,7 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     while True:
         firsts = np.flatnonzero(cut)
         pos = np.arange(n) - firsts[np.cumsum(cut) - 1]
-        over = (pos == nr64) & ~cut             # (nr_regions=0 is bad data: no loop)
+        over = (pos == nr64) & ~cut  # (nr_regions=0 is bad data: no loop)
         if not over.any():
             break
         cut |= over
@@ -197,22 +223,26 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     nxt_ok = np.zeros(len(firsts), bool)
     nxt_ok[:-1] = ~grp_last[:-1]
     head_missing = np.ones(len(firsts), bool)
-    head_missing[:-1] = np.where(nxt_ok[:-1], (seg_hi[:-1] == seg_hi[1:]) &
-                                 (seg_lo[:-1] > seg_lo[1:]), True)
+    head_missing[:-1] = np.where(
+        nxt_ok[:-1], (seg_hi[:-1] == seg_hi[1:]) & (seg_lo[:-1] > seg_lo[1:]), True
+    )
     tail_missing = np.ones(len(firsts), bool)
-    tail_missing[1:] = np.where(~grp_first[1:], (seg_lo[1:] == seg_lo[:-1]) &
-                                (seg_hi[1:] < seg_hi[:-1]), True)
-    partial = wrong & (lens < seg_nr) & ((grp_first & head_missing) |
-                                         (grp_last & tail_missing))
+    tail_missing[1:] = np.where(
+        ~grp_first[1:], (seg_lo[1:] == seg_lo[:-1]) & (seg_hi[1:] < seg_hi[:-1]), True
+    )
+    partial = wrong & (lens < seg_nr) & ((grp_first & head_missing) | (grp_last & tail_missing))
     bad = wrong & ~partial
     for s in np.flatnonzero(bad):
         i = firsts[s]
         if not skip_bad:
             what = "fewer" if lens[s] < seg_nr[s] else "more"
             raise TraceFormatError(
-                path, f"snapshot of target_id={int(tg[i])} at {t[i] / 1e9:.6f} s has "
+                path,
+                f"snapshot of target_id={int(tg[i])} at {t[i] / 1e9:.6f} s has "
                 f"{int(lens[s])} regions, {what} than its nr_regions={int(seg_nr[s])} "
-                "(lost, duplicated or reordered events)", **locate(int(ev["loc"][i])))
+                "(lost, duplicated or reordered events)",
+                **locate(int(ev["loc"][i])),
+            )
     info.partial_dropped = int(partial.sum())
     info.bad_snapshots += int(bad.sum())
     good_seg = ~(partial | bad)
@@ -232,7 +262,7 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
         per_tg = {int(x): in_pid[g_tg[in_pid] == x] for x in pd.unique(g_tg[in_pid])}
         med = _median_gap([g_t[ix] for ix in per_tg.values()])
         breaks: list[int] = []
-        for ix in per_tg.values():          # each in time order
+        for ix in per_tg.values():  # each in time order
             a, b = ix[:-1], ix[1:]
             if med is None or not len(a):
                 continue
@@ -241,13 +271,20 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
             # a restart without a pid change to see: after a pause (stop, start and
             # a first aggregation interval) the region count starts over with fresh
             # ages (a restarted paddr kdamond may well monitor the same range)
-            restart = (dt > 1.2 * med) & (g_maxage[b] >= 0) & (g_maxage[b] <= 1) & \
-                (g_nr[b] * 2 <= g_nr[a])
+            restart = (
+                (dt > 1.2 * med)
+                & (g_maxage[b] >= 0)
+                & (g_maxage[b] <= 1)
+                & (g_nr[b] * 2 <= g_nr[a])
+            )
             breaks.extend(g_t[b][long_pause | restart].tolist())
         bts = np.unique(np.asarray(breaks, np.int64))
         slack = int(med / 2) if med else 0
-        epoch = np.searchsorted(bts - slack, g_t[in_pid], side="right") if bts.size \
+        epoch = (
+            np.searchsorted(bts - slack, g_t[in_pid], side="right")
+            if bts.size
             else np.zeros(len(in_pid), np.int64)
+        )
         for e in np.unique(epoch):
             sel = in_pid[epoch == e]
             runs.append({"pid": int(p), "segs": sel, "t0": int(g_t[sel].min())})
@@ -258,8 +295,11 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     # build the table, vectorised over segments and events
     n_good = len(g_firsts)
     tgt_idx = np.zeros(n_good, np.int32)
-    seg_max = np.maximum.reduceat(ev["nr_accesses"], firsts)[good_seg] if n_good else \
-        np.zeros(0, np.uint32)
+    seg_max = (
+        np.maximum.reduceat(ev["nr_accesses"], firsts)[good_seg]
+        if n_good
+        else np.zeros(0, np.uint32)
+    )
     for r_i, r in enumerate(runs):
         segs = r["segs"]
         ids = pd.unique(g_tg[segs])
@@ -270,14 +310,20 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
             tgt_idx[sx] = tmap[int(x)]
         info.median_interval_ns[r_i] = _median_gap([np.sort(g_t[sx]) for sx in by_tg])
         info.max_nr_accesses[r_i] = int(seg_max[segs].max()) if len(segs) else 0
-        info.runs.append({
-            "run": r_i, "kdamond_pid": r["pid"] if r["pid"] >= 0 else None,
-            "targets": {str(v): str(k) for k, v in tmap.items()},
-            "first_time_ns": int(g_t[segs].min()), "last_time_ns": int(g_t[segs].max()),
-            "snapshots": int(max(len(sx) for sx in by_tg)),
-            "median_interval_ns": None if info.median_interval_ns[r_i] is None
-            else int(info.median_interval_ns[r_i]),
-            "max_nr_accesses": info.max_nr_accesses[r_i]})
+        info.runs.append(
+            {
+                "run": r_i,
+                "kdamond_pid": r["pid"] if r["pid"] >= 0 else None,
+                "targets": {str(v): str(k) for k, v in tmap.items()},
+                "first_time_ns": int(g_t[segs].min()),
+                "last_time_ns": int(g_t[segs].max()),
+                "snapshots": int(max(len(sx) for sx in by_tg)),
+                "median_interval_ns": None
+                if info.median_interval_ns[r_i] is None
+                else int(info.median_interval_ns[r_i]),
+                "max_nr_accesses": info.max_nr_accesses[r_i],
+            }
+        )
     if n_good == 0:
         return _empty(REGIONS), info
     # snapshot number: rank by time within (run, target)
@@ -297,24 +343,29 @@ def assemble_regions(ev: dict[str, np.ndarray], *, path, locate: Callable[[int],
     rows = rows[fin]
     gi = gi[fin]
     age_col = age[rows]
-    table = pa.table({
-        "run": pa.array(run_c[fin], pa.int32()),
-        "snapshot": pa.array(snap_c[fin], pa.int64()),
-        "time_ns": pa.array(g_t[gi], pa.int64()),
-        "target": pa.array(tg_c[fin], pa.int32()),
-        "pid": pa.nulls(len(rows), pa.int32()),
-        "start": pa.array(start[rows], pa.uint64()),
-        "end": pa.array(end[rows], pa.uint64()),
-        "nr_accesses": pa.array(ev["nr_accesses"][rows].astype(np.uint32), pa.uint32()),
-        "age": pa.array(np.where(age_col >= 0, age_col, 0).astype(np.uint32),
-                        pa.uint32(), mask=age_col < 0),
-        "nr_accesses_bp": pa.nulls(len(rows), pa.uint32()),
-    }, schema=REGIONS)
+    table = pa.table(
+        {
+            "run": pa.array(run_c[fin], pa.int32()),
+            "snapshot": pa.array(snap_c[fin], pa.int64()),
+            "time_ns": pa.array(g_t[gi], pa.int64()),
+            "target": pa.array(tg_c[fin], pa.int32()),
+            "pid": pa.nulls(len(rows), pa.int32()),
+            "start": pa.array(start[rows], pa.uint64()),
+            "end": pa.array(end[rows], pa.uint64()),
+            "nr_accesses": pa.array(ev["nr_accesses"][rows].astype(np.uint32), pa.uint32()),
+            "age": pa.array(
+                np.where(age_col >= 0, age_col, 0).astype(np.uint32), pa.uint32(), mask=age_col < 0
+            ),
+            "nr_accesses_bp": pa.nulls(len(rows), pa.uint32()),
+        },
+        schema=REGIONS,
+    )
     return table, info
 
 
 # ---------------------------------------------------------------------------------------
 # intervals
+
 
 def human_time_us(text) -> int:
     """damo's human time text ("500 ms", "5 s", "1 m", "1,234 us", "60000000") → µs
@@ -335,10 +386,13 @@ def sidecar_intervals(path: Path) -> dict | None:
         try:
             kd = json.loads(c.read_text())
             iv = kd[0]["contexts"][0]["intervals"]
-            return {"sample_us": human_time_us(iv["sample_us"]),
-                    "aggr_us": human_time_us(iv["aggr_us"]),
-                    "ops_update_us": human_time_us(iv.get("ops_update_us", 0)),
-                    "source": "record", "from": c.name}
+            return {
+                "sample_us": human_time_us(iv["sample_us"]),
+                "aggr_us": human_time_us(iv["aggr_us"]),
+                "ops_update_us": human_time_us(iv.get("ops_update_us", 0)),
+                "source": "record",
+                "from": c.name,
+            }
         except (ValueError, KeyError, IndexError, TypeError):
             return None
     return None
@@ -352,46 +406,68 @@ def inferred_intervals(info: Assembly) -> dict | None:
     mx = next(iter(info.max_nr_accesses.values()), 0)
     # aggr_us: the median time between snapshots; sample_us: aggr_us over the largest
     # nr_accesses seen (nr_accesses counts sampling intervals, at most aggr/sample)
-    return {"sample_us": int(round(aggr_us / mx)) if mx else None, "aggr_us": aggr_us,
-            "source": "inferred", "max_nr_accesses": mx}
+    return {
+        "sample_us": int(round(aggr_us / mx)) if mx else None,
+        "aggr_us": aggr_us,
+        "source": "inferred",
+        "max_nr_accesses": mx,
+    }
 
 
 # ---------------------------------------------------------------------------------------
 # writing
 
+
 def _apply_table(ev: dict[str, np.ndarray]) -> pa.Table:
     age = ev["age"]
-    return pa.table({
-        "time_ns": pa.array(ev["time_ns"], pa.int64()),
-        "kdamond_pid": pa.array(ev["pid"], pa.int32(), mask=ev["pid"] < 0),
-        "cpu": pa.array(ev["cpu"], pa.int32(), mask=ev["cpu"] < 0),
-        "context": pa.array(ev["ctx"], pa.int32()),
-        "scheme": pa.array(ev["scheme"], pa.int32()),
-        "target": pa.array(ev["target_id"].astype(np.int64), pa.int64()),
-        "nr_regions": pa.array(ev["nr_regions"], pa.uint32()),
-        "start": pa.array(ev["start"], pa.uint64()),
-        "end": pa.array(ev["end"], pa.uint64()),
-        "nr_accesses": pa.array(ev["nr_accesses"], pa.uint32()),
-        "age": pa.array(np.where(age >= 0, age, 0).astype(np.uint32), pa.uint32(),
-                        mask=age < 0),
-    }, schema=DAMOS_APPLY)
+    return pa.table(
+        {
+            "time_ns": pa.array(ev["time_ns"], pa.int64()),
+            "kdamond_pid": pa.array(ev["pid"], pa.int32(), mask=ev["pid"] < 0),
+            "cpu": pa.array(ev["cpu"], pa.int32(), mask=ev["cpu"] < 0),
+            "context": pa.array(ev["ctx"], pa.int32()),
+            "scheme": pa.array(ev["scheme"], pa.int32()),
+            "target": pa.array(ev["target_id"].astype(np.int64), pa.int64()),
+            "nr_regions": pa.array(ev["nr_regions"], pa.uint32()),
+            "start": pa.array(ev["start"], pa.uint64()),
+            "end": pa.array(ev["end"], pa.uint64()),
+            "nr_accesses": pa.array(ev["nr_accesses"], pa.uint32()),
+            "age": pa.array(
+                np.where(age >= 0, age, 0).astype(np.uint32), pa.uint32(), mask=age < 0
+            ),
+        },
+        schema=DAMOS_APPLY,
+    )
 
 
 def _tune_table(ev: dict[str, np.ndarray]) -> pa.Table:
-    return pa.table({
-        "time_ns": pa.array(ev["time_ns"], pa.int64()),
-        "kdamond_pid": pa.array(ev["pid"], pa.int32(), mask=ev["pid"] < 0),
-        "cpu": pa.array(ev["cpu"], pa.int32(), mask=ev["cpu"] < 0),
-        "sample_us": pa.array(ev["sample_us"], pa.uint64()),
-    }, schema=INTERVALS_TUNE)
+    return pa.table(
+        {
+            "time_ns": pa.array(ev["time_ns"], pa.int64()),
+            "kdamond_pid": pa.array(ev["pid"], pa.int32(), mask=ev["pid"] < 0),
+            "cpu": pa.array(ev["cpu"], pa.int32(), mask=ev["cpu"] < 0),
+            "sample_us": pa.array(ev["sample_us"], pa.uint64()),
+        },
+        schema=INTERVALS_TUNE,
+    )
 
 
 _WRITE_ROWS = 1 << 20
 
 
-def write_events(writer, path: Path, agg: dict, before: dict | None, tune: dict | None, *,
-                 locate, skip_bad: bool, source: str, extra_skipped: dict | None = None,
-                 run_gap_factor: float = 3.0) -> Assembly:
+def write_events(
+    writer,
+    path: Path,
+    agg: dict,
+    before: dict | None,
+    tune: dict | None,
+    *,
+    locate,
+    skip_bad: bool,
+    source: str,
+    extra_skipped: dict | None = None,
+    run_gap_factor: float = 3.0,
+) -> Assembly:
     """Assemble and write ``regions`` (+ ``damos_apply``/``intervals_tune``) and meta."""
     has_before = bool(before and len(before.get("time_ns", ())))
     if not agg or len(agg.get("time_ns", ())) == 0:
@@ -400,11 +476,13 @@ def write_events(writer, path: Path, agg: dict, before: dict | None, tune: dict 
         # `damo record --schemes_target_regions` traces only the regions DAMOS acts on:
         # they are no snapshots of the whole monitored space, so no `regions` table
         info = Assembly()
-        writer.meta["damon_regions"] = ("none: the trace has damos_before_apply events "
-                                        "only (see the damos_apply table)")
+        writer.meta["damon_regions"] = (
+            "none: the trace has damos_before_apply events only (see the damos_apply table)"
+        )
     else:
-        table, info = assemble_regions(agg, path=path, locate=locate, skip_bad=skip_bad,
-                                       run_gap_factor=run_gap_factor)
+        table, info = assemble_regions(
+            agg, path=path, locate=locate, skip_bad=skip_bad, run_gap_factor=run_gap_factor
+        )
         if table.num_rows == 0:
             raise TraceFormatError(path, "no complete DAMON snapshot in the input")
         for off in range(0, table.num_rows, _WRITE_ROWS):
@@ -443,17 +521,24 @@ def write_events(writer, path: Path, agg: dict, before: dict | None, tune: dict 
         # intervals_tune table has every change)
         first = int(tune["sample_us"][0])
         if iv is None or iv["source"] == "inferred":
-            iv = {"sample_us": first, "aggr_us": iv["aggr_us"] if iv else None,
-                  "source": "record", "aggr_us_source": "inferred" if iv else None}
+            iv = {
+                "sample_us": first,
+                "aggr_us": iv["aggr_us"] if iv else None,
+                "source": "record",
+                "aggr_us_source": "inferred" if iv else None,
+            }
         iv["tuned"] = True
         iv["first_tuned_sample_us"] = first
     if iv is not None:
         m["intervals"] = iv
     m["damon_source"] = source
-    m["damon_clock"] = {"perf.data": "perf sample clock", "perf-script": "perf sample clock",
-                        "damo-perf-script": "perf sample clock (damo: one time per snapshot)",
-                        "ftrace": "the tracing instance's trace_clock",
-                        "damo-record": "perf sample clock (damo record)"}.get(source, "unknown")
+    m["damon_clock"] = {
+        "perf.data": "perf sample clock",
+        "perf-script": "perf sample clock",
+        "damo-perf-script": "perf sample clock (damo: one time per snapshot)",
+        "ftrace": "the tracing instance's trace_clock",
+        "damo-record": "perf sample clock (damo record)",
+    }.get(source, "unknown")
     m["damon_runs"] = info.runs
     m["age_field"] = info.has_age
     return info
@@ -462,8 +547,10 @@ def write_events(writer, path: Path, agg: dict, before: dict | None, tune: dict 
 # ---------------------------------------------------------------------------------------
 # perf.data
 
-def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=None,
-                               run_gap_factor: float = 3.0) -> Assembly | None:
+
+def add_regions_from_perf_data(
+    reader, writer, *, skip_bad: bool = False, path=None, run_gap_factor: float = 3.0
+) -> Assembly | None:
     """Decode the ``damon:*`` samples of an open perf.data and write ``regions`` etc.
 
     ``reader`` is :func:`tracedamon.ingest.perf_data.open_perf_data`'s object
@@ -483,16 +570,28 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
         if td is None:
             blob = reader.tracing_data
             if not blob:
-                raise TraceFormatError(path, "the file has damon: events but no tracing "
-                                       "data (the event formats needed to decode them)")
+                raise TraceFormatError(
+                    path,
+                    "the file has damon: events but no tracing "
+                    "data (the event formats needed to decode them)",
+                )
             td = parse_tracing_data(blob, path=path)
         return td
+
     wanted = {f"damon:{e}" for e in KNOWN_EVENTS}
     acc = {e: _Events() for e in KNOWN_EVENTS}
     fields = {
         AGGREGATED: ["target_id", "nr_regions", "start", "end", "nr_accesses", "age"],
-        BEFORE_APPLY: ["context_idx", "scheme_idx", "target_idx", "start", "end",
-                       "nr_accesses", "age", "nr_regions"],
+        BEFORE_APPLY: [
+            "context_idx",
+            "scheme_idx",
+            "target_idx",
+            "start",
+            "end",
+            "nr_accesses",
+            "age",
+            "nr_regions",
+        ],
         INTERVALS_TUNE_EV: ["sample_us"],
     }
     others: dict[str, int] = {}
@@ -519,31 +618,39 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
             off = b.column(b.schema.get_field_index("file_offset"))
             off_np = _num(off, pa.int64(), -1)
             try:
-                dec = decode_raw(b.column(b.schema.get_field_index("raw")), fmt,
-                                 names=have + (["common_pid"] if "common_pid" in fmt.by_name
-                                               else []),
-                                 big_endian=td.big_endian, path=path)
+                dec = decode_raw(
+                    b.column(b.schema.get_field_index("raw")),
+                    fmt,
+                    names=have + (["common_pid"] if "common_pid" in fmt.by_name else []),
+                    big_endian=td.big_endian,
+                    path=path,
+                )
             except TraceFormatError as e:
-                raise TraceFormatError(path, e.problem, offset=int(off_np[0])
-                                       if len(off_np) else None) from None
+                raise TraceFormatError(
+                    path, e.problem, offset=int(off_np[0]) if len(off_np) else None
+                ) from None
             n = b.num_rows
             pid = _num(b.column(b.schema.get_field_index("pid")), pa.int64(), -1)
             if "common_pid" in dec:
                 pid = np.where(pid >= 0, pid, dec["common_pid"].astype(np.int64))
-            common = {"time_ns": _num(b.column(b.schema.get_field_index("time_ns")),
-                                      pa.int64(), 0),
-                      "pid": pid,
-                      "cpu": _num(b.column(b.schema.get_field_index("cpu")), pa.int32(), -1),
-                      "loc": off_np}
+            common = {
+                "time_ns": _num(b.column(b.schema.get_field_index("time_ns")), pa.int64(), 0),
+                "pid": pid,
+                "cpu": _num(b.column(b.schema.get_field_index("cpu")), pa.int32(), -1),
+                "loc": off_np,
+            }
             if short == INTERVALS_TUNE_EV:
                 acc[short].add(**common, sample_us=dec["sample_us"].astype(np.uint64))
                 continue
             cols = {
-                "target_id": dec["target_idx" if short == BEFORE_APPLY else "target_id"]
-                .astype(np.uint64),
-                "nr_regions": dec["nr_regions"].astype(np.uint32) if "nr_regions" in dec
+                "target_id": dec["target_idx" if short == BEFORE_APPLY else "target_id"].astype(
+                    np.uint64
+                ),
+                "nr_regions": dec["nr_regions"].astype(np.uint32)
+                if "nr_regions" in dec
                 else np.zeros(n, np.uint32),
-                "start": dec["start"].astype(np.uint64), "end": dec["end"].astype(np.uint64),
+                "start": dec["start"].astype(np.uint64),
+                "end": dec["end"].astype(np.uint64),
                 "nr_accesses": dec["nr_accesses"].astype(np.uint32),
                 "age": dec["age"].astype(np.int64) if "age" in dec else np.full(n, -1, np.int64),
             }
@@ -554,11 +661,17 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
     agg = acc[AGGREGATED].get() if len(acc[AGGREGATED]) else {}
     if not agg and not len(acc[BEFORE_APPLY]):
         return None
-    info = write_events(writer, path, agg,
-                        acc[BEFORE_APPLY].get() if len(acc[BEFORE_APPLY]) else None,
-                        acc[INTERVALS_TUNE_EV].get() if len(acc[INTERVALS_TUNE_EV]) else None,
-                        locate=lambda off: {"offset": off} if off >= 0 else {},
-                        skip_bad=skip_bad, source="perf.data", run_gap_factor=run_gap_factor)
+    info = write_events(
+        writer,
+        path,
+        agg,
+        acc[BEFORE_APPLY].get() if len(acc[BEFORE_APPLY]) else None,
+        acc[INTERVALS_TUNE_EV].get() if len(acc[INTERVALS_TUNE_EV]) else None,
+        locate=lambda off: {"offset": off} if off >= 0 else {},
+        skip_bad=skip_bad,
+        source="perf.data",
+        run_gap_factor=run_gap_factor,
+    )
     if others:
         writer.meta["damon_other_events"] = others
     return info
@@ -567,27 +680,33 @@ def add_regions_from_perf_data(reader, writer, *, skip_bad: bool = False, path=N
 # ---------------------------------------------------------------------------------------
 # entry point
 
-def perf_data_regions(reader, writer, *, path, skip_bad: bool = False,
-                      run_gap_factor: float = 3.0):
+
+def perf_data_regions(reader, writer, *, path, skip_bad: bool = False, run_gap_factor: float = 3.0):
     """:func:`add_regions_from_perf_data`, refusing a perf.data without DAMON events
     (``path``: the user's name of the file). The caller opens the perf.data (and
     decompresses it) and reports what a cut-short recording lost."""
-    info = add_regions_from_perf_data(reader, writer, skip_bad=skip_bad, path=path,
-                                      run_gap_factor=run_gap_factor)
+    info = add_regions_from_perf_data(
+        reader, writer, skip_bad=skip_bad, path=path, run_gap_factor=run_gap_factor
+    )
     if info is None:
         t = reader.truncation or {}
         if "TRACING_DATA" in t.get("features_lost", ()):
-            raise TraceFormatError(path, "perf record did not finish, so the tracepoint "
-                                   "formats and event names it writes at its end are "
-                                   "missing: damon events can be neither found nor "
-                                   "decoded (stop perf record with Ctrl-C or kill -INT)")
-        raise TraceFormatError(path, "no damon:damon_aggregated (or damos_before_apply) "
-                               "samples in this perf.data")
+            raise TraceFormatError(
+                path,
+                "perf record did not finish, so the tracepoint "
+                "formats and event names it writes at its end are "
+                "missing: damon events can be neither found nor "
+                "decoded (stop perf record with Ctrl-C or kill -INT)",
+            )
+        raise TraceFormatError(
+            path, "no damon:damon_aggregated (or damos_before_apply) samples in this perf.data"
+        )
     return info
 
 
-def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
-                run_gap_factor: float = 3.0, **opts) -> None:
+def ingest_into(
+    path, writer, *, progress=None, skip_bad: bool = False, run_gap_factor: float = 3.0, **opts
+) -> None:
     """Read a DAMON trace as text (perf script, damo's writer, ftrace / trace-cmd;
     gzip undone) into ``writer``. A perf.data holding DAMON tracepoints is the
     caller's to open (:func:`perf_data_regions`; :mod:`tracedamon.pipeline.ingest`
@@ -600,11 +719,18 @@ def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
     if not len(tt.agg) and not len(tt.before):
         raise TraceFormatError(path, "no damon_aggregated events found (not a DAMON trace?)")
     source = max(tt.layouts, key=tt.layouts.get) if tt.layouts else "text"
-    write_events(writer, path, tt.agg.get() if len(tt.agg) else {},
-                 tt.before.get() if len(tt.before) else None,
-                 tt.tune.get() if len(tt.tune) else None,
-                 locate=lambda ln: {"line": ln}, skip_bad=skip_bad, source=source,
-                 extra_skipped={"lines": tt.skipped_lines}, run_gap_factor=run_gap_factor)
+    write_events(
+        writer,
+        path,
+        tt.agg.get() if len(tt.agg) else {},
+        tt.before.get() if len(tt.before) else None,
+        tt.tune.get() if len(tt.tune) else None,
+        locate=lambda ln: {"line": ln},
+        skip_bad=skip_bad,
+        source=source,
+        extra_skipped={"lines": tt.skipped_lines},
+        run_gap_factor=run_gap_factor,
+    )
     if tt.other_events:
         writer.meta["damon_other_events"] = tt.other_events
     if tt.truncated:

@@ -11,6 +11,7 @@ the part's keyword and without perf's leading blank of the BLK part:
 A trace holds few distinct values, so :func:`decode_column` decodes each distinct
 value once and maps the rows to dictionary-encoded Arrow columns.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,11 +38,31 @@ _HOPS = (43, 3)
 #: PERF_MEM_NA as current kernels report it for events without memory-source data.
 PERF_MEM_NA = 0x1E05080021
 
-_LVL_NAMES = ("N/A", "HIT", "MISS", "L1", "LFB/MAB", "L2", "L3", "Local RAM",
-              "Remote RAM (1 hop)", "Remote RAM (2 hops)", "Remote Cache (1 hop)",
-              "Remote Cache (2 hops)", "I/O", "Uncached")
-_LVLNUM_NAMES = {9: "CXL", 10: "I/O", 11: "Any cache", 12: "LFB/MAB", 13: "RAM", 14: "PMEM",
-                 15: "N/A"}
+_LVL_NAMES = (
+    "N/A",
+    "HIT",
+    "MISS",
+    "L1",
+    "LFB/MAB",
+    "L2",
+    "L3",
+    "Local RAM",
+    "Remote RAM (1 hop)",
+    "Remote RAM (2 hops)",
+    "Remote Cache (1 hop)",
+    "Remote Cache (2 hops)",
+    "I/O",
+    "Uncached",
+)
+_LVLNUM_NAMES = {
+    9: "CXL",
+    10: "I/O",
+    11: "Any cache",
+    12: "LFB/MAB",
+    13: "RAM",
+    14: "PMEM",
+    15: "N/A",
+}
 _HOPS_NAMES = ("N/A", "core, same node", "node, same socket", "socket, same board", "board")
 _SNOOP_NAMES = ("N/A", "None", "Hit", "Miss", "HitM")
 _TLB_NAMES = ("N/A", "HIT", "MISS", "L1", "L2", "Walker", "Fault")
@@ -138,9 +159,14 @@ def decode(v: int) -> dict:
     """Every decoded part of one data_src value (texts and integer fields)."""
     v = int(v)
     return {
-        "mem_op": op_text(v), "mem_level": level_text(v), "mem_snoop": snoop_text(v),
-        "mem_tlb": tlb_text(v), "mem_lock": lock_text(v), "mem_blk": blk_text(v),
-        "mem_remote": bool(_field(v, _REMOTE)), "mem_hops": _field(v, _HOPS),
+        "mem_op": op_text(v),
+        "mem_level": level_text(v),
+        "mem_snoop": snoop_text(v),
+        "mem_tlb": tlb_text(v),
+        "mem_lock": lock_text(v),
+        "mem_blk": blk_text(v),
+        "mem_remote": bool(_field(v, _REMOTE)),
+        "mem_hops": _field(v, _HOPS),
         "mem_lvl_num": _field(v, _LVLNUM),
     }
 
@@ -148,8 +174,10 @@ def decode(v: int) -> dict:
 def perf_string(v: int) -> str:
     """The string ``perf script -F data_src`` (perf 6.1) prints after the hex value."""
     d = decode(v)
-    return (f"|OP {d['mem_op']}|LVL {d['mem_level']}|SNP {d['mem_snoop']}|TLB {d['mem_tlb']}"
-            f"|LCK {d['mem_lock']}|BLK  {d['mem_blk']}")
+    return (
+        f"|OP {d['mem_op']}|LVL {d['mem_level']}|SNP {d['mem_snoop']}|TLB {d['mem_tlb']}"
+        f"|LCK {d['mem_lock']}|BLK  {d['mem_blk']}"
+    )
 
 
 def decode_column(values: np.ndarray, valid: np.ndarray | None = None) -> dict[str, pa.Array]:
@@ -182,8 +210,11 @@ def decode_column(values: np.ndarray, valid: np.ndarray | None = None) -> dict[s
     return out
 
 
-_NUMERIC = (("mem_remote", pa.bool_(), np.bool_), ("mem_hops", pa.uint8(), np.uint8),
-            ("mem_lvl_num", pa.uint8(), np.uint8))
+_NUMERIC = (
+    ("mem_remote", pa.bool_(), np.bool_),
+    ("mem_hops", pa.uint8(), np.uint8),
+    ("mem_lvl_num", pa.uint8(), np.uint8),
+)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,4 +1,5 @@
 """Input sniffing: which reader takes a file, from its first bytes or lines."""
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,10 @@ def is_gzip(path: str | os.PathLike) -> bool:
 
 #: a DAMON trace line: the event name, then its first field (perf script, ftrace,
 #: trace-cmd and damo's perf_script writer all print "<event>: <fields>")
-_DAMON_LINE = re.compile(rb"(?:damon_aggregated|damos_before_apply|damon_monitor_intervals_tune)"
-                         rb": +(?:target_id|ctx_idx|sample_us)=\d")
+_DAMON_LINE = re.compile(
+    rb"(?:damon_aggregated|damos_before_apply|damon_monitor_intervals_tune)"
+    rb": +(?:target_id|ctx_idx|sample_us)=\d"
+)
 #: keys of a damo record's JSON (a list of records, each with its snapshots)
 _DAMO_KEYS = re.compile(rb'"(?:snapshots|kdamond_idx|context_idx)"\s*:')
 #: damo's sidecar files written beside a record (``damo record`` -o FILE)
@@ -71,7 +74,7 @@ def pagemap_index_of(p: Path) -> Path | None:
     name = p.name
     for suffix in (".index.json", ".pagemap.bin", ".maps"):
         if name.endswith(suffix) and len(name) > len(suffix):
-            idx = p.with_name(name[:-len(suffix)] + ".index.json")
+            idx = p.with_name(name[: -len(suffix)] + ".index.json")
             return idx if idx.is_file() else None
     return None
 
@@ -96,27 +99,34 @@ def detect_format(path: str | os.PathLike) -> str:
         raise InputError(f"{p}: no such file or directory")
     if p.is_dir():
         if (p / "data").is_file():
-            return "perf-data"            # perf record --threads / --kcore directory
+            return "perf-data"  # perf record --threads / --kcore directory
         tables = trace_dir_tables(p)
         if tables is not None:
             if tables and tables <= PAGEMAP_TABLES:
-                return "pagemap"          # tracedamon snapshot's output
+                return "pagemap"  # tracedamon snapshot's output
+
             def msg(replay):
-                return (f"{p}: a trace directory with {', '.join(sorted(tables)) or 'no'} "
-                        "tables: as an input only one of pagemap snapshots (tracedamon "
-                        "snapshot's output) can be added; ingest the original inputs "
-                        f"together, or give it to {replay}")
+                return (
+                    f"{p}: a trace directory with {', '.join(sorted(tables)) or 'no'} "
+                    "tables: as an input only one of pagemap snapshots (tracedamon "
+                    "snapshot's output) can be added; ingest the original inputs "
+                    f"together, or give it to {replay}"
+                )
+
             raise InputError(msg("replay(pagemap=...)"), cli_message=msg("replay --pagemap"))
         names = [q.name for q in p.iterdir()]
         if any(n.endswith(".index.json") for n in names):
             return "pagemap"
-        raise InputError(f"{p}: directory holds neither a perf.data directory "
-                         "(no 'data' file) nor pagemap snapshots")
+        raise InputError(
+            f"{p}: directory holds neither a perf.data directory "
+            "(no 'data' file) nor pagemap snapshots"
+        )
     if p.stat().st_size == 0:
         raise InputError(f"{p}: file is empty")
-    if pagemap_index_of(p) is not None and (not p.name.endswith(".index.json") or
-                                            all(k in head(p, 4096) for k in _PAGEMAP_KEYS)):
-        return "pagemap"                  # raw snapshot: index, or its .pagemap.bin / .maps
+    if pagemap_index_of(p) is not None and (
+        not p.name.endswith(".index.json") or all(k in head(p, 4096) for k in _PAGEMAP_KEYS)
+    ):
+        return "pagemap"  # raw snapshot: index, or its .pagemap.bin / .maps
     first = head(p)
     if first[:8] in (PERF_MAGIC, PERF_MAGIC_BE):
         return "perf-data"
@@ -124,22 +134,28 @@ def detect_format(path: str | os.PathLike) -> str:
         raise InputError(f"{p}: perf.data version 1 (pre-2010 'PERFFILE' magic) is not supported")
     for suffix in _DAMO_SIDECARS:
         if p.name.endswith(suffix):
-            raise InputError(f"{p}: a damo sidecar file ({suffix[1:]}) written beside the "
-                             f"record {p.name[:-len(suffix)]}: ingest that record")
+            raise InputError(
+                f"{p}: a damo sidecar file ({suffix[1:]}) written beside the "
+                f"record {p.name[: -len(suffix)]}: ingest that record"
+            )
     if first[:4] == ZSTD_MAGIC:
-        return "damo"                     # zstd-compressed damo record? let its reader decide
+        return "damo"  # zstd-compressed damo record? let its reader decide
     json_head = _zlib_text(first)
     if json_head:
-        first = json_head                  # damo json_compressed: a raw zlib stream of JSON
+        first = json_head  # damo json_compressed: a raw zlib stream of JSON
     stripped = first.lstrip()
     if stripped[:1] in (b"{", b"["):
         if _DAMO_KEYS.search(first):
             return "damo"
         if all(k in first for k in _PAGEMAP_KEYS):
-            raise InputError(f"{p}: a pagemap snapshot index without its companions "
-                             "(name it *.index.json, beside its .pagemap.bin and .maps)")
-        msg = (f"{p}: JSON, but not a damo record (no \"snapshots\" or \"kdamond_idx\" key): "
-               "use {} to force a reader")
+            raise InputError(
+                f"{p}: a pagemap snapshot index without its companions "
+                "(name it *.index.json, beside its .pagemap.bin and .maps)"
+            )
+        msg = (
+            f'{p}: JSON, but not a damo record (no "snapshots" or "kdamond_idx" key): '
+            "use {} to force a reader"
+        )
         raise InputError(msg.format("format="), cli_message=msg.format("--format"))
     if json_head:
         raise InputError(f"{p}: a zlib stream that holds no JSON: not a damo record")
@@ -151,16 +167,17 @@ def detect_format(path: str | os.PathLike) -> str:
         # compressed with its own scheme, so give it a chance before refusing.
         if p.name.endswith("json_compressed") or p.suffix == ".damo":
             return "damo"
-        raise InputError(f"{p}: unrecognised binary file (not perf.data: magic "
-                         f"{first[:8]!r})")
+        raise InputError(f"{p}: unrecognised binary file (not perf.data: magic {first[:8]!r})")
     if _looks_like_perf_script(text):
         # `perf script --show-mmap-events` of a system-wide DAMON recording starts with
         # thousands of side-band lines: look further for DAMON events before deciding
         if _DAMON_LINE.search(head(p, 8 << 20)):
             return "damon"
         return "perf-script"
-    msg = (f"{p}: unrecognised input: not perf.data, perf script text, a DAMON trace, a "
-           "damo record or pagemap snapshots (use {} to force a reader)")
+    msg = (
+        f"{p}: unrecognised input: not perf.data, perf script text, a DAMON trace, a "
+        "damo record or pagemap snapshots (use {} to force a reader)"
+    )
     raise InputError(msg.format("format="), cli_message=msg.format("--format"))
 
 
@@ -177,8 +194,11 @@ def _zlib_text(head: bytes, n: int = 4096) -> bytes | None:
 
 def _looks_like_perf_script(text: str) -> bool:
     # callchain entries sit on their own indented lines under their sample: skip them
-    lines = [ln for ln in text.splitlines()[:400]
-             if ln.strip() and not ln.startswith("#") and not ln.startswith("\t")][:50]
+    lines = [
+        ln
+        for ln in text.splitlines()[:400]
+        if ln.strip() and not ln.startswith("#") and not ln.startswith("\t")
+    ][:50]
     if not lines:
         return False
     # perf script lines carry a "sec.usec:" or "sec.nsec:" time stamp, or start with

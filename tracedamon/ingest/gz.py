@@ -6,6 +6,7 @@ short) gives the bytes it holds, and says so: the reader of the plain file then
 decides, as for a plain file cut at the same place, whether what it holds can be
 read (a truncated recording) or not.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -28,8 +29,8 @@ def gunzip_to(src: str | Path, dst: str | Path, *, strict: bool = False) -> dict
     """
     src, dst = Path(src), Path(dst)
     d = zlib.decompressobj(wbits=31)
-    started = False                 # inside a member (some of its bytes were fed)
-    pos = 0                         # compressed bytes read
+    started = False  # inside a member (some of its bytes were fed)
+    pos = 0  # compressed bytes read
     out_n = 0
     with open(src, "rb") as f, open(dst, "wb") as o:
         while True:
@@ -43,9 +44,11 @@ def gunzip_to(src: str | Path, dst: str | Path, *, strict: bool = False) -> dict
                     # the compression ratio (a run of zeros compresses 1000 to 1)
                     got = d.decompress(data, _BLOCK)
                 except zlib.error as e:
-                    raise TraceFormatError(src, f"corrupt gzip data: {e} (in the block "
-                                           "of compressed bytes starting here)",
-                                           offset=pos) from None
+                    raise TraceFormatError(
+                        src,
+                        f"corrupt gzip data: {e} (in the block of compressed bytes starting here)",
+                        offset=pos,
+                    ) from None
                 started = True
                 o.write(got)
                 out_n += len(got)
@@ -62,8 +65,11 @@ def gunzip_to(src: str | Path, dst: str | Path, *, strict: bool = False) -> dict
             o.write(tail)
             out_n += len(tail)
             if strict:
-                raise TraceFormatError(src, "gzip stream ends early (no end-of-stream "
-                                       "marker): the file was cut short", offset=pos)
+                raise TraceFormatError(
+                    src,
+                    "gzip stream ends early (no end-of-stream marker): the file was cut short",
+                    offset=pos,
+                )
             return {"gzip_bytes": pos, "bytes_out": out_n}
     if out_n == 0 and pos:
         raise TraceFormatError(src, "gzip stream holds no data", offset=0)

@@ -49,6 +49,7 @@ run-length encoding is done with numpy. The live capture (processes, signals,
 pidfds) is :mod:`tracedamon.ingest.pagemap_capture`; this module decodes and reads
 snapshot files.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,9 +67,18 @@ import pyarrow as pa
 from ..errors import InputError, TraceFormatError
 from ..units import PAGE_SIZE
 from ..units import parse_duration_ns as _parse_duration_ns
-from ..schema import (MAPS, PAGEMAP, PAGEMAP_FLAG_EXCLUSIVE, PAGEMAP_FLAG_FILE,
-                      PAGEMAP_FLAG_COMPOUND_HEAD, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT,
-                      PAGEMAP_FLAG_SOFT_DIRTY, PAGEMAP_FLAG_SWAPPED, PAGEMAP_FLAG_THP)
+from ..schema import (
+    MAPS,
+    PAGEMAP,
+    PAGEMAP_FLAG_EXCLUSIVE,
+    PAGEMAP_FLAG_FILE,
+    PAGEMAP_FLAG_COMPOUND_HEAD,
+    PAGEMAP_FLAG_HUGE,
+    PAGEMAP_FLAG_PRESENT,
+    PAGEMAP_FLAG_SOFT_DIRTY,
+    PAGEMAP_FLAG_SWAPPED,
+    PAGEMAP_FLAG_THP,
+)
 from .detect import PAGEMAP_TABLES, pagemap_index_of, trace_dir_tables
 
 # pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
@@ -91,10 +101,14 @@ MAX_NONE_VMA_BYTES = 64 << 30
 
 #: clocks a snapshot can be stamped with, by the names ``perf record -k`` accepts
 CLOCKS = {
-    "monotonic": time.CLOCK_MONOTONIC, "mono": time.CLOCK_MONOTONIC,
-    "monotonic_raw": time.CLOCK_MONOTONIC_RAW, "raw": time.CLOCK_MONOTONIC_RAW,
-    "boottime": time.CLOCK_BOOTTIME, "boot": time.CLOCK_BOOTTIME,
-    "realtime": time.CLOCK_REALTIME, "real": time.CLOCK_REALTIME,
+    "monotonic": time.CLOCK_MONOTONIC,
+    "mono": time.CLOCK_MONOTONIC,
+    "monotonic_raw": time.CLOCK_MONOTONIC_RAW,
+    "raw": time.CLOCK_MONOTONIC_RAW,
+    "boottime": time.CLOCK_BOOTTIME,
+    "boot": time.CLOCK_BOOTTIME,
+    "realtime": time.CLOCK_REALTIME,
+    "real": time.CLOCK_REALTIME,
     "tai": time.CLOCK_TAI,
 }
 
@@ -102,14 +116,20 @@ CLOCKS = {
 def clock_id(name: str) -> tuple[int, str]:
     """(clock id, canonical ``CLOCK_*`` name) of a clock name as ``perf record -k`` takes it."""
     key = name.strip().lower()
-    key = key[len("clock_"):] if key.startswith("clock_") else key
+    key = key[len("clock_") :] if key.startswith("clock_") else key
     if key not in CLOCKS:
-        raise InputError(f"unknown clock {name!r} (choose from monotonic, monotonic_raw, "
-                         "boottime, realtime, tai)")
+        raise InputError(
+            f"unknown clock {name!r} (choose from monotonic, monotonic_raw, "
+            "boottime, realtime, tai)"
+        )
     cid = CLOCKS[key]
-    canon = {time.CLOCK_MONOTONIC: "CLOCK_MONOTONIC", time.CLOCK_MONOTONIC_RAW:
-             "CLOCK_MONOTONIC_RAW", time.CLOCK_BOOTTIME: "CLOCK_BOOTTIME",
-             time.CLOCK_REALTIME: "CLOCK_REALTIME", time.CLOCK_TAI: "CLOCK_TAI"}[cid]
+    canon = {
+        time.CLOCK_MONOTONIC: "CLOCK_MONOTONIC",
+        time.CLOCK_MONOTONIC_RAW: "CLOCK_MONOTONIC_RAW",
+        time.CLOCK_BOOTTIME: "CLOCK_BOOTTIME",
+        time.CLOCK_REALTIME: "CLOCK_REALTIME",
+        time.CLOCK_TAI: "CLOCK_TAI",
+    }[cid]
     return cid, canon
 
 
@@ -126,9 +146,13 @@ def entry_flags(entries: np.ndarray) -> np.ndarray:
     """``PAGEMAP_FLAG_*`` (uint32) of raw pagemap entries (uint64), vectorised."""
     e = np.asarray(entries, dtype=np.uint64)
     f = np.zeros(e.shape, np.uint32)
-    for bit, flag in ((PM_PRESENT, PAGEMAP_FLAG_PRESENT), (PM_SWAPPED, PAGEMAP_FLAG_SWAPPED),
-                      (PM_FILE, PAGEMAP_FLAG_FILE), (PM_EXCLUSIVE, PAGEMAP_FLAG_EXCLUSIVE),
-                      (PM_SOFT_DIRTY, PAGEMAP_FLAG_SOFT_DIRTY)):
+    for bit, flag in (
+        (PM_PRESENT, PAGEMAP_FLAG_PRESENT),
+        (PM_SWAPPED, PAGEMAP_FLAG_SWAPPED),
+        (PM_FILE, PAGEMAP_FLAG_FILE),
+        (PM_EXCLUSIVE, PAGEMAP_FLAG_EXCLUSIVE),
+        (PM_SOFT_DIRTY, PAGEMAP_FLAG_SOFT_DIRTY),
+    ):
         f |= np.where((e & np.uint64(bit)) != 0, np.uint32(flag), np.uint32(0))
     return f
 
@@ -144,17 +168,23 @@ def kpageflags_to_flags(kflags: np.ndarray) -> np.ndarray:
     words.  The head flag is kept only on THP and hugetlb pages (other compound pages,
     e.g. a driver's, are no folio DAMON checks)."""
     k = np.asarray(kflags, dtype=np.uint64)
-    f = np.where((k >> np.uint64(KPF_THP)) & np.uint64(1), np.uint32(PAGEMAP_FLAG_THP),
-                 np.uint32(0))
-    f |= np.where((k >> np.uint64(KPF_HUGE)) & np.uint64(1), np.uint32(PAGEMAP_FLAG_HUGE),
-                  np.uint32(0))
-    f |= np.where(((k >> np.uint64(KPF_COMPOUND_HEAD)) & np.uint64(1)).astype(bool) & (f != 0),
-                  np.uint32(PAGEMAP_FLAG_COMPOUND_HEAD), np.uint32(0))
+    f = np.where(
+        (k >> np.uint64(KPF_THP)) & np.uint64(1), np.uint32(PAGEMAP_FLAG_THP), np.uint32(0)
+    )
+    f |= np.where(
+        (k >> np.uint64(KPF_HUGE)) & np.uint64(1), np.uint32(PAGEMAP_FLAG_HUGE), np.uint32(0)
+    )
+    f |= np.where(
+        ((k >> np.uint64(KPF_COMPOUND_HEAD)) & np.uint64(1)).astype(bool) & (f != 0),
+        np.uint32(PAGEMAP_FLAG_COMPOUND_HEAD),
+        np.uint32(0),
+    )
     return f.astype(np.uint32)
 
 
-def encode_runs(vaddr_start: int, pfn: np.ndarray, flags: np.ndarray,
-                page_size: int = PAGE_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def encode_runs(
+    vaddr_start: int, pfn: np.ndarray, flags: np.ndarray, page_size: int = PAGE_SIZE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run-length encode per-page frames and flags of consecutive virtual pages.
 
     A run continues while the flags are equal and, for pages with a known frame
@@ -171,14 +201,21 @@ def encode_runs(vaddr_start: int, pfn: np.ndarray, flags: np.ndarray,
     known = pfn != 0
     brk = np.ones(n, bool)
     if n > 1:
-        brk[1:] = ((flags[1:] != flags[:-1]) | (known[1:] != known[:-1])
-                   | (known[1:] & (pfn[1:] != pfn[:-1] + np.uint64(1))))
+        brk[1:] = (
+            (flags[1:] != flags[:-1])
+            | (known[1:] != known[:-1])
+            | (known[1:] & (pfn[1:] != pfn[:-1] + np.uint64(1)))
+        )
     starts = np.flatnonzero(brk)
     ends = np.append(starts[1:], n)
     ps = np.uint64(page_size)
     base = np.uint64(vaddr_start)
-    return (base + starts.astype(np.uint64) * ps, base + ends.astype(np.uint64) * ps,
-            pfn[starts], flags[starts])
+    return (
+        base + starts.astype(np.uint64) * ps,
+        base + ends.astype(np.uint64) * ps,
+        pfn[starts],
+        flags[starts],
+    )
 
 
 def join_runs(vs, ve, pfn, flags, page_size: int = PAGE_SIZE):
@@ -187,9 +224,14 @@ def join_runs(vs, ve, pfn, flags, page_size: int = PAGE_SIZE):
         return vs, ve, pfn, flags
     ps = np.uint64(page_size)
     npages = (ve - vs) // ps
-    cont = ((vs[1:] == ve[:-1]) & (flags[1:] == flags[:-1])
-            & (((pfn[1:] == 0) & (pfn[:-1] == 0))
-               | ((pfn[:-1] != 0) & (pfn[1:] == pfn[:-1] + npages[:-1]))))
+    cont = (
+        (vs[1:] == ve[:-1])
+        & (flags[1:] == flags[:-1])
+        & (
+            ((pfn[1:] == 0) & (pfn[:-1] == 0))
+            | ((pfn[:-1] != 0) & (pfn[1:] == pfn[:-1] + npages[:-1]))
+        )
+    )
     if not cont.any():
         return vs, ve, pfn, flags
     keep = np.ones(vs.size, bool)
@@ -202,8 +244,10 @@ def join_runs(vs, ve, pfn, flags, page_size: int = PAGE_SIZE):
 # ---------------------------------------------------------------------------------
 # /proc/PID/maps text
 
-_MAPS_RE = re.compile(r"^([0-9a-fA-F]+)-([0-9a-fA-F]+)\s+(\S{4})\s+([0-9a-fA-F]+)\s+"
-                      r"([0-9a-fA-F]+:[0-9a-fA-F]+)\s+(\d+)\s*(.*)$")
+_MAPS_RE = re.compile(
+    r"^([0-9a-fA-F]+)-([0-9a-fA-F]+)\s+(\S{4})\s+([0-9a-fA-F]+)\s+"
+    r"([0-9a-fA-F]+:[0-9a-fA-F]+)\s+(\d+)\s*(.*)$"
+)
 
 
 @dataclass
@@ -229,8 +273,17 @@ def parse_maps(text: str, path: str | os.PathLike = "<maps>") -> list[Vma]:
         start, end = int(m.group(1), 16), int(m.group(2), 16)
         if end <= start:
             raise TraceFormatError(path, f"mapping end 0x{end:x} <= start 0x{start:x}", line=no)
-        vmas.append(Vma(start, end, m.group(3), int(m.group(4), 16), m.group(5),
-                        int(m.group(6)), m.group(7).strip()))
+        vmas.append(
+            Vma(
+                start,
+                end,
+                m.group(3),
+                int(m.group(4), 16),
+                m.group(5),
+                int(m.group(6)),
+                m.group(7).strip(),
+            )
+        )
     return vmas
 
 
@@ -269,39 +322,49 @@ class _Runs:
         if not self.vs:
             z = np.zeros(0, np.uint64)
             return z, z, z, np.zeros(0, np.uint32)
-        return (np.concatenate(self.vs), np.concatenate(self.ve), np.concatenate(self.pfn),
-                np.concatenate(self.flags))
+        return (
+            np.concatenate(self.vs),
+            np.concatenate(self.ve),
+            np.concatenate(self.pfn),
+            np.concatenate(self.flags),
+        )
 
 
 def pagemap_table(snapshot: int, time_ns: int, pid: int, vs, ve, pfn, flags) -> pa.Table:
     """A ``pagemap`` table from run arrays (``pfn`` 0 → null)."""
     n = len(vs)
     pfn = np.asarray(pfn, dtype=np.uint64)
-    return pa.table({
-        "snapshot": pa.array(np.full(n, snapshot, np.int32)),
-        "time_ns": pa.array(np.full(n, time_ns, np.int64)),
-        "pid": pa.array(np.full(n, pid, np.int32)),
-        "vaddr_start": pa.array(np.asarray(vs, np.uint64)),
-        "vaddr_end": pa.array(np.asarray(ve, np.uint64)),
-        "pfn_start": pa.array(pfn, mask=pfn == 0),
-        "flags": pa.array(np.asarray(flags, np.uint32)),
-    }, schema=PAGEMAP)
+    return pa.table(
+        {
+            "snapshot": pa.array(np.full(n, snapshot, np.int32)),
+            "time_ns": pa.array(np.full(n, time_ns, np.int64)),
+            "pid": pa.array(np.full(n, pid, np.int32)),
+            "vaddr_start": pa.array(np.asarray(vs, np.uint64)),
+            "vaddr_end": pa.array(np.asarray(ve, np.uint64)),
+            "pfn_start": pa.array(pfn, mask=pfn == 0),
+            "flags": pa.array(np.asarray(flags, np.uint32)),
+        },
+        schema=PAGEMAP,
+    )
 
 
 def maps_table(snapshot: int, time_ns: int, pid: int, vmas: Sequence[Vma]) -> pa.Table:
     n = len(vmas)
-    return pa.table({
-        "snapshot": pa.array(np.full(n, snapshot, np.int32)),
-        "time_ns": pa.array(np.full(n, time_ns, np.int64)),
-        "pid": pa.array(np.full(n, pid, np.int32)),
-        "start": pa.array([v.start for v in vmas], pa.uint64()),
-        "end": pa.array([v.end for v in vmas], pa.uint64()),
-        "perms": pa.array([v.perms for v in vmas], pa.string()),
-        "offset": pa.array([v.offset for v in vmas], pa.uint64()),
-        "dev": pa.array([v.dev for v in vmas], pa.string()),
-        "inode": pa.array([v.inode for v in vmas], pa.uint64()),
-        "path": pa.array([v.path for v in vmas], pa.string()),
-    }, schema=MAPS)
+    return pa.table(
+        {
+            "snapshot": pa.array(np.full(n, snapshot, np.int32)),
+            "time_ns": pa.array(np.full(n, time_ns, np.int64)),
+            "pid": pa.array(np.full(n, pid, np.int32)),
+            "start": pa.array([v.start for v in vmas], pa.uint64()),
+            "end": pa.array([v.end for v in vmas], pa.uint64()),
+            "perms": pa.array([v.perms for v in vmas], pa.string()),
+            "offset": pa.array([v.offset for v in vmas], pa.uint64()),
+            "dev": pa.array([v.dev for v in vmas], pa.string()),
+            "inode": pa.array([v.inode for v in vmas], pa.uint64()),
+            "path": pa.array([v.path for v in vmas], pa.string()),
+        },
+        schema=MAPS,
+    )
 
 
 @dataclass
@@ -316,12 +379,18 @@ class Snapshot:
 def _summary(number, pid, t_begin, t_end, vs, ve, pfn, flags, page_size, **extra) -> dict:
     npages = (ve - vs) // np.uint64(page_size)
     present = (flags & PAGEMAP_FLAG_PRESENT) != 0
-    return {"snapshot": int(number), "pid": int(pid), "t_begin_ns": int(t_begin),
-            "t_end_ns": int(t_end), "runs": int(vs.size),
-            "present_pages": int(npages[present].sum()),
-            "present_pages_with_frame": int(npages[present & (pfn != 0)].sum()),
-            "swapped_pages": int(npages[(flags & PAGEMAP_FLAG_SWAPPED) != 0].sum()),
-            "thp_pages": int(npages[(flags & PAGEMAP_FLAG_THP) != 0].sum()), **extra}
+    return {
+        "snapshot": int(number),
+        "pid": int(pid),
+        "t_begin_ns": int(t_begin),
+        "t_end_ns": int(t_end),
+        "runs": int(vs.size),
+        "present_pages": int(npages[present].sum()),
+        "present_pages_with_frame": int(npages[present & (pfn != 0)].sum()),
+        "swapped_pages": int(npages[(flags & PAGEMAP_FLAG_SWAPPED) != 0].sum()),
+        "thp_pages": int(npages[(flags & PAGEMAP_FLAG_THP) != 0].sum()),
+        **extra,
+    }
 
 
 def parse_duration_ns(text: str | int | float) -> int:
@@ -369,20 +438,31 @@ def _load_index(path: Path) -> dict:
             raise TraceFormatError(path, f"index has no {key!r} field", line=1)
     for key in ("pid", "t_begin_ns") + (("t_end_ns",) if "t_end_ns" in idx else ()):
         v = idx[key]
-        if not isinstance(v, int) or isinstance(v, bool) or not (
-                0 <= v < (1 << 31 if key == "pid" else 1 << 63)):
-            raise TraceFormatError(path, f"{key} {v!r} is not a valid integer",
-                                   line=_key_line(text, key))
+        if (
+            not isinstance(v, int)
+            or isinstance(v, bool)
+            or not (0 <= v < (1 << 31 if key == "pid" else 1 << 63))
+        ):
+            raise TraceFormatError(
+                path, f"{key} {v!r} is not a valid integer", line=_key_line(text, key)
+            )
     if idx.get("entry_bytes", ENTRY_BYTES) != ENTRY_BYTES:
-        raise TraceFormatError(path, f"entry_bytes {idx['entry_bytes']} (only 8 is known)",
-                               line=_key_line(text, "entry_bytes"))
+        raise TraceFormatError(
+            path,
+            f"entry_bytes {idx['entry_bytes']} (only 8 is known)",
+            line=_key_line(text, "entry_bytes"),
+        )
     if idx.get("byte_order", "little") != "little":
-        raise TraceFormatError(path, f"byte_order {idx['byte_order']!r} (only little)",
-                               line=_key_line(text, "byte_order"))
+        raise TraceFormatError(
+            path,
+            f"byte_order {idx['byte_order']!r} (only little)",
+            line=_key_line(text, "byte_order"),
+        )
     ps = idx.get("page_size", PAGE_SIZE)
     if not isinstance(ps, int) or ps <= 0 or ps & (ps - 1):
-        raise TraceFormatError(path, f"page_size {ps!r} is not a power of two",
-                               line=_key_line(text, "page_size"))
+        raise TraceFormatError(
+            path, f"page_size {ps!r} is not a power of two", line=_key_line(text, "page_size")
+        )
     if not isinstance(idx["vmas"], list):
         raise TraceFormatError(path, "'vmas' is not a list", line=_key_line(text, "vmas"))
     idx["_text"] = text
@@ -397,8 +477,10 @@ def snapshot_files(path: str | os.PathLike) -> list[Path]:
     if p.is_file():
         idx = pagemap_index_of(p)
         if idx is None:
-            raise InputError(f"{p}: not a pagemap snapshot file (*.index.json, or a "
-                             ".pagemap.bin / .maps beside its .index.json)")
+            raise InputError(
+                f"{p}: not a pagemap snapshot file (*.index.json, or a "
+                ".pagemap.bin / .maps beside its .index.json)"
+            )
         return [idx]
     files = sorted(p.glob("*.index.json"))
     if not files:
@@ -419,19 +501,24 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
 
     def vline(i: int) -> int:
         return _key_line(text, "start", i, after="vmas")
+
     ps = idx.get("page_size", PAGE_SIZE)
     pid = idx["pid"]
     t_begin = idx["t_begin_ns"]
     t_end = idx.get("t_end_ns", t_begin)
-    bin_name = idx.get("bin_file") or ip.name[:-len(".index.json")] + ".pagemap.bin"
+    bin_name = idx.get("bin_file") or ip.name[: -len(".index.json")] + ".pagemap.bin"
     bp = ip.with_name(Path(bin_name).name)
     if not bp.is_file():
-        raise TraceFormatError(ip, f"its pagemap data {bp.name} is missing",
-                               line=_key_line(text, "bin_file"))
+        raise TraceFormatError(
+            ip, f"its pagemap data {bp.name} is missing", line=_key_line(text, "bin_file")
+        )
     size = bp.stat().st_size
     if size % ENTRY_BYTES:
-        raise TraceFormatError(bp, f"size {size} is not a multiple of {ENTRY_BYTES} bytes",
-                               offset=size - size % ENTRY_BYTES)
+        raise TraceFormatError(
+            bp,
+            f"size {size} is not a multiple of {ENTRY_BYTES} bytes",
+            offset=size - size % ENTRY_BYTES,
+        )
     data = np.memmap(bp, dtype="<u8", mode="r") if size else np.zeros(0, "<u8")
     runs = _Runs()
     idx_vmas = []
@@ -443,35 +530,43 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
         except (KeyError, TypeError) as e:
             raise TraceFormatError(ip, f"vmas[{i}]: missing field ({e})", line=vline(i)) from None
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end, off, n)):
-            raise TraceFormatError(ip, f"vmas[{i}]: start, end, bin_offset and nr_entries "
-                                   "must be integers", line=vline(i))
+            raise TraceFormatError(
+                ip,
+                f"vmas[{i}]: start, end, bin_offset and nr_entries must be integers",
+                line=vline(i),
+            )
         if start < 0 or end >= 1 << 64:
             raise TraceFormatError(ip, f"vmas[{i}]: address outside 0..2^64", line=vline(i))
         if end <= start or start % ps or end % ps:
-            raise TraceFormatError(ip, f"vmas[{i}]: bad range 0x{start:x}-0x{end:x}",
-                                   line=vline(i))
+            raise TraceFormatError(ip, f"vmas[{i}]: bad range 0x{start:x}-0x{end:x}", line=vline(i))
         if start < prev_end:
-            raise TraceFormatError(ip, f"vmas[{i}]: overlaps or precedes the previous VMA",
-                                   line=vline(i))
+            raise TraceFormatError(
+                ip, f"vmas[{i}]: overlaps or precedes the previous VMA", line=vline(i)
+            )
         prev_end = end
         npages = (end - start) // ps
         if n < 0 or n > npages:
-            raise TraceFormatError(ip, f"vmas[{i}]: nr_entries {n} outside 0..{npages}",
-                                   line=vline(i))
+            raise TraceFormatError(
+                ip, f"vmas[{i}]: nr_entries {n} outside 0..{npages}", line=vline(i)
+            )
         if off < 0 or off % ENTRY_BYTES:
-            raise TraceFormatError(ip, f"vmas[{i}]: bin_offset {off} not a multiple of 8",
-                                   line=vline(i))
+            raise TraceFormatError(
+                ip, f"vmas[{i}]: bin_offset {off} not a multiple of 8", line=vline(i)
+            )
         if off + n * ENTRY_BYTES > size:
-            raise TraceFormatError(bp, f"truncated: vmas[{i}] (0x{start:x}) needs "
-                                   f"{n * ENTRY_BYTES} bytes here but the file is {size} bytes",
-                                   offset=off)
+            raise TraceFormatError(
+                bp,
+                f"truncated: vmas[{i}] (0x{start:x}) needs "
+                f"{n * ENTRY_BYTES} bytes here but the file is {size} bytes",
+                offset=off,
+            )
         if n < npages:
             short.append(f"0x{start:x}-0x{end:x}")
-        e = np.asarray(data[off // ENTRY_BYTES: off // ENTRY_BYTES + n])
+        e = np.asarray(data[off // ENTRY_BYTES : off // ENTRY_BYTES + n])
         if n:
             runs.add(*encode_runs(start, entry_frames(e), entry_flags(e), ps))
         idx_vmas.append(Vma(start, end, str(v.get("perms", "")), path=str(v.get("name", ""))))
-    mp = ip.with_name(ip.name[:-len(".index.json")] + ".maps")
+    mp = ip.with_name(ip.name[: -len(".index.json")] + ".maps")
     if mp.is_file():
         try:
             vmas = parse_maps(mp.read_bytes().decode("utf-8", errors="backslashreplace"), mp)
@@ -481,12 +576,27 @@ def read_snapshot_file(index_path: str | os.PathLike, number: int) -> Snapshot:
         vmas = idx_vmas
     vs, ve, pfn, flags = runs.arrays()
     present = (flags & PAGEMAP_FLAG_PRESENT) != 0
-    info = _summary(number, pid, t_begin, t_end, vs, ve, pfn, flags, ps,
-                    vmas=len(vmas), source_file=ip.name, short_vmas=short,
-                    clock=str(idx.get("clock", "CLOCK_MONOTONIC")),
-                    pfns_hidden=bool(present.any() and not (pfn[present] != 0).any()))
-    return Snapshot(maps_table(number, t_begin, pid, vmas),
-                    pagemap_table(number, t_begin, pid, vs, ve, pfn, flags), info)
+    info = _summary(
+        number,
+        pid,
+        t_begin,
+        t_end,
+        vs,
+        ve,
+        pfn,
+        flags,
+        ps,
+        vmas=len(vmas),
+        source_file=ip.name,
+        short_vmas=short,
+        clock=str(idx.get("clock", "CLOCK_MONOTONIC")),
+        pfns_hidden=bool(present.any() and not (pfn[present] != 0).any()),
+    )
+    return Snapshot(
+        maps_table(number, t_begin, pid, vmas),
+        pagemap_table(number, t_begin, pid, vs, ve, pfn, flags),
+        info,
+    )
 
 
 def ingest_into(path, writer, *, progress=None, **options) -> None:
@@ -502,6 +612,7 @@ def ingest_into(path, writer, *, progress=None, **options) -> None:
     every time, e.g. to move CLOCK_MONOTONIC onto perf's default clock).
     """
     from ..store.trace import open_trace
+
     offset = int(options.pop("time_offset_ns", 0) or 0)
     for ignored in ("skip_bad", "strict"):
         options.pop(ignored, None)
@@ -513,22 +624,26 @@ def ingest_into(path, writer, *, progress=None, **options) -> None:
     for q in inputs:
         tables = trace_dir_tables(q)
         if tables is None:
-            raw += [f for f in snapshot_files(q) if f.resolve() not in
-                    {r.resolve() for r in raw}]
+            raw += [f for f in snapshot_files(q) if f.resolve() not in {r.resolve() for r in raw}]
         elif tables and tables <= PAGEMAP_TABLES:
             if q.resolve() not in {t.resolve() for t in traces}:
                 traces.append(q)
         else:
-            raise InputError(f"{q}: a trace directory with {', '.join(sorted(tables)) or 'no'} "
-                             "tables, not pagemap snapshots only")
+            raise InputError(
+                f"{q}: a trace directory with {', '.join(sorted(tables)) or 'no'} "
+                "tables, not pagemap snapshots only"
+            )
     raw.sort(key=_snapshot_order)
     seen: dict[tuple[int, int], str] = {}
 
     def claim(number: int, pid: int, where: str) -> None:
         other = seen.setdefault((number, pid), where)
         if other != where:
-            raise InputError(f"{where}: snapshot {number} of pid {pid} is also in {other}; "
-                             "ingest the two captures into separate directories")
+            raise InputError(
+                f"{where}: snapshot {number} of pid {pid} is also in {other}; "
+                "ingest the two captures into separate directories"
+            )
+
     metas = []
     for i, f in enumerate(raw):
         m = _SNAP_RE.search(f.name)
@@ -536,23 +651,36 @@ def ingest_into(path, writer, *, progress=None, **options) -> None:
         snap = read_snapshot_file(f, number)
         claim(number, snap.info["pid"], str(f))
         if offset:
-            snap = Snapshot(_shift(snap.maps, offset), _shift(snap.pagemap, offset),
-                            dict(snap.info, t_begin_ns=snap.info["t_begin_ns"] + offset,
-                                 t_end_ns=snap.info["t_end_ns"] + offset))
+            snap = Snapshot(
+                _shift(snap.maps, offset),
+                _shift(snap.pagemap, offset),
+                dict(
+                    snap.info,
+                    t_begin_ns=snap.info["t_begin_ns"] + offset,
+                    t_end_ns=snap.info["t_end_ns"] + offset,
+                ),
+            )
         writer.write("maps", snap.maps)
         writer.write("pagemap", snap.pagemap)
         metas.append(dict(snap.info, source="files"))
         for s in snap.info["short_vmas"]:
-            warnings.warn(CaptureWarning(f"{f.name}: VMA {s} has fewer entries than pages "
-                                         "(the capture read it short)"))
+            warnings.warn(
+                CaptureWarning(
+                    f"{f.name}: VMA {s} has fewer entries than pages (the capture read it short)"
+                )
+            )
     live: dict = {}
     for d in traces:
         tr = open_trace(d)
         pm_meta = dict(tr.meta.get("pagemap") or {})
         snaps = pm_meta.get("snapshots") or []
         if tr.has("pagemap"):
-            keys = tr.table("pagemap", columns=["snapshot", "pid"]).group_by(
-                ["snapshot", "pid"]).aggregate([]).to_pylist()
+            keys = (
+                tr.table("pagemap", columns=["snapshot", "pid"])
+                .group_by(["snapshot", "pid"])
+                .aggregate([])
+                .to_pylist()
+            )
             for k in keys:
                 claim(k["snapshot"], k["pid"], str(d))
         for name in ("maps", "pagemap"):
@@ -568,8 +696,9 @@ def ingest_into(path, writer, *, progress=None, **options) -> None:
             live = {k: v for k, v in pm_meta.items() if k not in ("snapshots", "clock")}
     clocks = sorted({m.get("clock", "CLOCK_MONOTONIC") for m in metas})
     if len(clocks) > 1:
-        warnings.warn(CaptureWarning(f"{', '.join(map(str, inputs))}: snapshots on "
-                                     f"different clocks {clocks}"))
+        warnings.warn(
+            CaptureWarning(f"{', '.join(map(str, inputs))}: snapshots on different clocks {clocks}")
+        )
     clock = clocks[0] if len(clocks) == 1 else "mixed"
     sources = sorted({m["source"] for m in metas})
     metas.sort(key=lambda m: (m["snapshot"], m["pid"]))
@@ -585,10 +714,22 @@ def ingest_into(path, writer, *, progress=None, **options) -> None:
 
 def _shift(t: pa.Table, offset: int) -> pa.Table:
     i = t.schema.get_field_index("time_ns")
-    return t.set_column(i, t.schema.field(i),
-                        pa.array(t.column(i).to_numpy() + np.int64(offset), pa.int64()))
+    return t.set_column(
+        i, t.schema.field(i), pa.array(t.column(i).to_numpy() + np.int64(offset), pa.int64())
+    )
 
 
-__all__ = ["CaptureWarning", "Snapshot", "encode_runs", "entry_flags", "entry_frames", "kpageflags_to_flags",
-           "join_runs", "parse_maps", "read_snapshot_file", "snapshot_files", "ingest_into",
-           "parse_duration_ns"]
+__all__ = [
+    "CaptureWarning",
+    "Snapshot",
+    "encode_runs",
+    "entry_flags",
+    "entry_frames",
+    "kpageflags_to_flags",
+    "join_runs",
+    "parse_maps",
+    "read_snapshot_file",
+    "snapshot_files",
+    "ingest_into",
+    "parse_duration_ns",
+]

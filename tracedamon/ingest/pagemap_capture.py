@@ -5,6 +5,7 @@ processes' exit or an interrupt (``tracedamon snapshot``).
 What a snapshot holds and how it is decoded is :mod:`tracedamon.ingest.pagemap`'s;
 this module owns the processes, signals and pidfds.
 """
+
 from __future__ import annotations
 
 import errno
@@ -22,10 +23,26 @@ import numpy as np
 
 from ..errors import CaptureError, InputError
 from ..schema import PAGEMAP_FLAG_PRESENT
-from .pagemap import (ENTRY_BYTES, MAX_NONE_VMA_BYTES, CaptureWarning, Snapshot, Vma, _covered,
-                      _Runs, _summary, clock_id, encode_runs, entry_flags, entry_frames,
-                      join_runs, kpageflags_to_flags, maps_table, pagemap_table,
-                      parse_duration_ns, parse_maps)
+from .pagemap import (
+    ENTRY_BYTES,
+    MAX_NONE_VMA_BYTES,
+    CaptureWarning,
+    Snapshot,
+    Vma,
+    _covered,
+    _Runs,
+    _summary,
+    clock_id,
+    encode_runs,
+    entry_flags,
+    entry_frames,
+    join_runs,
+    kpageflags_to_flags,
+    maps_table,
+    pagemap_table,
+    parse_duration_ns,
+    parse_maps,
+)
 from .progress import callback
 
 #: largest number of pagemap entries read by one pread (8 MiB of entries = 32 GiB of VMA)
@@ -51,7 +68,7 @@ def _starttime(pid: int) -> int | None:
         s = _read_proc_text(f"/proc/{pid}/stat")
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return int(s[s.rindex(")") + 2:].split()[19])
+    return int(s[s.rindex(")") + 2 :].split()[19])
 
 
 class PagemapCapture:
@@ -65,8 +82,14 @@ class PagemapCapture:
     cannot be read (another user's process without root).
     """
 
-    def __init__(self, pid: int, *, kpageflags: bool = True, page_size: int | None = None,
-                 clock: str = "monotonic"):
+    def __init__(
+        self,
+        pid: int,
+        *,
+        kpageflags: bool = True,
+        page_size: int | None = None,
+        clock: str = "monotonic",
+    ):
         self.pid = int(pid)
         self.clock_id, self.clock = clock_id(clock)
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
@@ -78,9 +101,10 @@ class PagemapCapture:
         except FileNotFoundError:
             raise CaptureError(f"pid {self.pid}: no such process") from None
         except PermissionError:
-            raise CaptureError(f"pid {self.pid}: permission denied reading /proc/{self.pid}/"
-                               "pagemap (capture processes of your own user, or run as root)"
-                               ) from None
+            raise CaptureError(
+                f"pid {self.pid}: permission denied reading /proc/{self.pid}/"
+                "pagemap (capture processes of your own user, or run as root)"
+            ) from None
         self.kfd: int | None = None
         self.kpageflags_note = "not requested"
         if kpageflags:
@@ -117,14 +141,16 @@ class PagemapCapture:
         except OSError as e:
             if e.errno == errno.ESRCH:
                 raise ProcessExited(f"pid {self.pid}: process exited") from None
-            raise CaptureError(f"pid {self.pid}: reading /proc/{self.pid}/maps failed: "
-                               f"{e.strerror}") from None
+            raise CaptureError(
+                f"pid {self.pid}: reading /proc/{self.pid}/maps failed: {e.strerror}"
+            ) from None
         if _starttime(self.pid) != self.start_time:
             raise ProcessExited(f"pid {self.pid}: process exited (its pid was reused)")
         vmas = parse_maps(text, f"/proc/{self.pid}/maps")
         if not vmas:
-            raise ProcessExited(f"pid {self.pid}: process has no user memory "
-                                "(exited, a zombie, or a kernel thread)")
+            raise ProcessExited(
+                f"pid {self.pid}: process has no user memory (exited, a zombie, or a kernel thread)"
+            )
         return vmas
 
     def _pread(self, fd: int, nbytes: int, offset: int) -> bytes:
@@ -138,8 +164,9 @@ class PagemapCapture:
                 if e.errno in (errno.ESRCH, errno.EPERM) and fd == self.fd:
                     raise ProcessExited(f"pid {self.pid}: process exited") from None
                 what = f"/proc/{self.pid}/pagemap" if fd == self.fd else "/proc/kpageflags"
-                raise CaptureError(f"pid {self.pid}: reading {what} at byte {offset + got} "
-                                   f"failed: {e.strerror}") from None
+                raise CaptureError(
+                    f"pid {self.pid}: reading {what} at byte {offset + got} failed: {e.strerror}"
+                ) from None
             if n == 0:
                 break
             got += n
@@ -150,8 +177,12 @@ class PagemapCapture:
         ps = self.page_size
         npages = (vma.end - vma.start) // ps
         if vma.perms.startswith("---") and vma.end - vma.start > MAX_NONE_VMA_BYTES:
-            runs.add(np.array([vma.start], np.uint64), np.array([vma.end], np.uint64),
-                     np.zeros(1, np.uint64), np.zeros(1, np.uint32))
+            runs.add(
+                np.array([vma.start], np.uint64),
+                np.array([vma.end], np.uint64),
+                np.zeros(1, np.uint64),
+                np.zeros(1, np.uint32),
+            )
             return 0
         local = _Runs()
         done = 0
@@ -162,8 +193,10 @@ class PagemapCapture:
             data = self._pread(self.fd, n * ENTRY_BYTES, va // ps * ENTRY_BYTES)
             total += len(data)
             if len(data) < n * ENTRY_BYTES:
-                raise ProcessExited(f"pid {self.pid}: process exited while its pagemap was "
-                                    f"read (short read at 0x{va:x})")
+                raise ProcessExited(
+                    f"pid {self.pid}: process exited while its pagemap was "
+                    f"read (short read at 0x{va:x})"
+                )
             e = np.frombuffer(data, dtype="<u8")
             pfn = entry_frames(e)
             fl = entry_flags(e)
@@ -191,16 +224,15 @@ class PagemapCapture:
             want = (e - s) * ENTRY_BYTES
             try:
                 data = os.pread(kfd, want, f * ENTRY_BYTES)
-            except OSError:                # the slow path names the error
+            except OSError:  # the slow path names the error
                 data = self._pread(kfd, want, f * ENTRY_BYTES)
-            if len(data) < want:          # frame beyond the end of memory: no flags
+            if len(data) < want:  # frame beyond the end of memory: no flags
                 data += bytes(want - len(data))
             chunks.append(data)
         out[idx] = kpageflags_to_flags(np.frombuffer(b"".join(chunks), dtype="<u8"))
         return out
 
-    def snapshot(self, number: int, *, after_maps: Callable[[], None] | None = None
-                 ) -> Snapshot:
+    def snapshot(self, number: int, *, after_maps: Callable[[], None] | None = None) -> Snapshot:
         """Read maps, then the pagemap of every VMA, then maps again.
 
         A VMA that is no longer (fully) mapped when maps is read again vanished
@@ -220,7 +252,7 @@ class PagemapCapture:
         per_vma = []
         nbytes = 0
         for v in vmas:
-            if v.path == "[vsyscall]":        # above the user address space; not in pagemap
+            if v.path == "[vsyscall]":  # above the user address space; not in pagemap
                 per_vma.append(0)
                 continue
             before = len(runs.vs)
@@ -241,38 +273,66 @@ class PagemapCapture:
                 vanished.append(f"0x{v.start:x}-0x{v.end:x} {v.perms} {v.path}".rstrip())
             keep_chunks.extend([ok] * nchunks)
         if vanished:
-            warnings.warn(CaptureWarning(
-                f"pid {self.pid} snapshot {number}: {len(vanished)} mapping(s) vanished or "
-                f"changed while the pagemap was read; their pages are left out: "
-                + ", ".join(vanished[:5]) + (" ..." if len(vanished) > 5 else "")),
-                stacklevel=2)
-            runs = _Runs(*(list(x for x, k in zip(col, keep_chunks) if k)
-                           for col in (runs.vs, runs.ve, runs.pfn, runs.flags)))
+            warnings.warn(
+                CaptureWarning(
+                    f"pid {self.pid} snapshot {number}: {len(vanished)} mapping(s) vanished or "
+                    f"changed while the pagemap was read; their pages are left out: "
+                    + ", ".join(vanished[:5])
+                    + (" ..." if len(vanished) > 5 else "")
+                ),
+                stacklevel=2,
+            )
+            runs = _Runs(
+                *(
+                    list(x for x, k in zip(col, keep_chunks) if k)
+                    for col in (runs.vs, runs.ve, runs.pfn, runs.flags)
+                )
+            )
             vmas = [v for v in vmas if _covered(v, after)]
         vs, ve, pfn, flags = runs.arrays()
         present = (flags & PAGEMAP_FLAG_PRESENT) != 0
         pfns_hidden = bool(present.any() and not (pfn[present] != 0).any())
         if pfns_hidden and not self.pfns_zero_warned:
             self.pfns_zero_warned = True
-            warnings.warn(CaptureWarning(
-                f"pid {self.pid}: the kernel reports physical frames as 0 (reading "
-                "/proc/PID/pagemap without CAP_SYS_ADMIN): presence and flags are recorded, "
-                "frames are not, so virtual<->physical translation is impossible; run as "
-                "root to record frames"), stacklevel=2)
-        info = _summary(number, self.pid, t_begin, t_end, vs, ve, pfn, flags, self.page_size,
-                        vmas=len(vmas), pagemap_bytes_read=nbytes, clock=self.clock,
-                        mono_begin_ns=mono_begin, vanished_mappings=vanished,
-                        pfns_hidden=pfns_hidden)
-        return Snapshot(maps_table(number, t_begin, self.pid, vmas),
-                        pagemap_table(number, t_begin, self.pid, vs, ve, pfn, flags), info)
+            warnings.warn(
+                CaptureWarning(
+                    f"pid {self.pid}: the kernel reports physical frames as 0 (reading "
+                    "/proc/PID/pagemap without CAP_SYS_ADMIN): presence and flags are recorded, "
+                    "frames are not, so virtual<->physical translation is impossible; run as "
+                    "root to record frames"
+                ),
+                stacklevel=2,
+            )
+        info = _summary(
+            number,
+            self.pid,
+            t_begin,
+            t_end,
+            vs,
+            ve,
+            pfn,
+            flags,
+            self.page_size,
+            vmas=len(vmas),
+            pagemap_bytes_read=nbytes,
+            clock=self.clock,
+            mono_begin_ns=mono_begin,
+            vanished_mappings=vanished,
+            pfns_hidden=pfns_hidden,
+        )
+        return Snapshot(
+            maps_table(number, t_begin, self.pid, vmas),
+            pagemap_table(number, t_begin, self.pid, vs, ve, pfn, flags),
+            info,
+        )
 
 
 @dataclass
 class CaptureResult:
     path: Path
     snapshots: int
-    stopped_by: str                 # "count", "duration", "exit", "interrupt"
-    exit_code: int | None = None    # of the command, in command mode
+    stopped_by: str  # "count", "duration", "exit", "interrupt"
+    exit_code: int | None = None  # of the command, in command mode
     warnings: list[str] = field(default_factory=list)
 
 
@@ -297,12 +357,20 @@ def _wait(deadline_ns: int, proc: subprocess.Popen | None, pidfds: dict[int, int
         time.sleep(left / 1e9)
 
 
-def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
-            cmd: Sequence[str] | None = None, interval: str | int = "1s",
-            count: int | None = None, duration: str | int | None = None,
-            force: bool = False, kpageflags: bool = True, progress=None,
-            clock: str = "monotonic",
-            on_snapshot: Callable[[int, Snapshot], None] | None = None) -> CaptureResult:
+def capture(
+    out: str | os.PathLike,
+    *,
+    pid: int | Sequence[int] | None = None,
+    cmd: Sequence[str] | None = None,
+    interval: str | int = "1s",
+    count: int | None = None,
+    duration: str | int | None = None,
+    force: bool = False,
+    kpageflags: bool = True,
+    progress=None,
+    clock: str = "monotonic",
+    on_snapshot: Callable[[int, Snapshot], None] | None = None,
+) -> CaptureResult:
     """Snapshot running processes (``pid``: one or several) or a command (``cmd``) into
     trace directory ``out``.
 
@@ -325,8 +393,11 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
     """
     from ..store.writer import TraceDirWriter
 
-    pids = [] if pid is None else ([int(pid)] if isinstance(pid, (int, np.integer))
-                                   else [int(p) for p in pid])
+    pids = (
+        []
+        if pid is None
+        else ([int(pid)] if isinstance(pid, (int, np.integer)) else [int(p) for p in pid])
+    )
     if bool(pids) == bool(cmd):
         raise InputError("give either a pid or a command to start")
     if len(set(pids)) != len(pids):
@@ -340,7 +411,8 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
         raise InputError("count must be positive", cli_message="--count must be positive")
     out = Path(out)
     from ..store.atomic import TRACE_DIR, check_output
-    check_output(out, TRACE_DIR, force=force)       # before starting anything
+
+    check_output(out, TRACE_DIR, force=force)  # before starting anything
     proc = None
     # what the first snapshot needs, loaded before it (and before a command starts):
     # pyarrow imports pandas on its first array, seconds on a busy machine, during
@@ -396,10 +468,13 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                         except ProcessExited as e:
                             drop(p, f"{e}; kept {k} snapshot(s) of it")
                             continue
-                        if not snaps_meta:       # the grid is anchored at the first snapshot
+                        if not snaps_meta:  # the grid is anchored at the first snapshot
                             t0 = snap.info["mono_begin_ns"]
-                        elif i == 0 and duration_ns is not None and \
-                                snap.info["mono_begin_ns"] - t0 > duration_ns:
+                        elif (
+                            i == 0
+                            and duration_ns is not None
+                            and snap.info["mono_begin_ns"] - t0 > duration_ns
+                        ):
                             # it began after the duration (a busy machine delayed it past
                             # the check below): not kept
                             late = True
@@ -410,8 +485,10 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                         if on_snapshot is not None:
                             on_snapshot(k, snap)
                     if not snaps_meta:
-                        raise CaptureError(f"pid {', '.join(map(str, pids))}: process exited "
-                                           "before the first snapshot: nothing captured")
+                        raise CaptureError(
+                            f"pid {', '.join(map(str, pids))}: process exited "
+                            "before the first snapshot: nothing captured"
+                        )
                     if late:
                         stopped_by = "duration"
                         break
@@ -445,15 +522,23 @@ def capture(out: str | os.PathLike, *, pid: int | Sequence[int] | None = None,
                         break
             seen = [str(c.message) for c in caught if issubclass(c.category, CaptureWarning)]
             w.meta["pagemap"] = {
-                "source": "live", "clock": clock_name, "page_size": page_size,
-                "pid": pids[0], "pids": pids, "cmd": list(cmd) if cmd else None,
-                "interval_ns": interval_ns, "count": count, "duration_ns": duration_ns,
-                "stopped_by": stopped_by, "kpageflags": kp_note,
+                "source": "live",
+                "clock": clock_name,
+                "page_size": page_size,
+                "pid": pids[0],
+                "pids": pids,
+                "cmd": list(cmd) if cmd else None,
+                "interval_ns": interval_ns,
+                "count": count,
+                "duration_ns": duration_ns,
+                "stopped_by": stopped_by,
+                "kpageflags": kp_note,
                 "pfns_known": not any(s["pfns_hidden"] for s in snaps_meta),
-                "snapshots": snaps_meta, "warnings": seen,
+                "snapshots": snaps_meta,
+                "warnings": seen,
                 "time_alignment": f"record perf with -k {clock_name} to share this clock",
             }
-        for msg in seen:                     # re-emit outside the recording block
+        for msg in seen:  # re-emit outside the recording block
             warnings.warn(CaptureWarning(msg), stacklevel=2)
     finally:
         for c in caps.values():
@@ -499,6 +584,7 @@ class _Interrupts:
 
     def __enter__(self):
         import threading
+
         if threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGINT, self._handler)
         return self
@@ -529,8 +615,8 @@ def _progress(progress, total: int | None):
 
     def bar(k: int) -> None:
         cb(k, total, "snapshot")
-    return bar
 
+    return bar
 
 
 __all__ = ["PagemapCapture", "capture", "CaptureResult", "CaptureWarning", "ProcessExited"]

@@ -85,6 +85,7 @@ per sample id); rows whose period is 0 are not emitted (perf does not deliver th
 either). Samples whose id matches no attr are
 counted in ``meta["unknown_sample_ids"]``, not emitted.
 """
+
 from __future__ import annotations
 
 import os
@@ -126,13 +127,16 @@ def open_perf_data(path: str | os.PathLike, *, strict: bool = False) -> PerfData
         raise InputError(f"{p}: no such file or directory")
     if not p.is_dir() and not p.is_file():
         # the reader makes more than one pass (a pipe stream's header records first)
-        raise InputError(f"{p}: not a regular file; save the perf stream to a file first "
-                         "(perf record -o - > perf.data)")
+        raise InputError(
+            f"{p}: not a regular file; save the perf stream to a file first "
+            "(perf record -o - > perf.data)"
+        )
     return PerfData(p, strict=strict)
 
 
-def truncation_summary(rd: PerfData, name: str | None = None,
-                       nr_samples: int | None = None) -> dict | None:
+def truncation_summary(
+    rd: PerfData, name: str | None = None, nr_samples: int | None = None
+) -> dict | None:
     """What a truncated recording lost, for ``meta.json`` (None when nothing was
     lost): the facts of ``rd.truncation``, the bytes of complete records read
     (``data_bytes_kept``), a ``description`` and the one-line ``message`` (the
@@ -142,11 +146,12 @@ def truncation_summary(rd: PerfData, name: str | None = None,
         return None
     kept = sum(b - a for a, b in rd.stream_ends.values())
     if t["gzip_cut"]:
-        why = (f"the gzip stream ends early (after {t['gzip_cut']['gzip_bytes']} compressed "
-               "bytes)")
+        why = f"the gzip stream ends early (after {t['gzip_cut']['gzip_bytes']} compressed bytes)"
     elif t["unfinished"]:
-        why = ("perf record did not finish (data size 0 in the header: it was killed, "
-               "or is still running)")
+        why = (
+            "perf record did not finish (data size 0 in the header: it was killed, "
+            "or is still running)"
+        )
     elif t["partial_records"] or t["compressed_tails"]:
         why = "the record stream ends inside a record"
     else:
@@ -156,34 +161,46 @@ def truncation_summary(rd: PerfData, name: str | None = None,
     lost = []
     fl = t["features_lost"]
     if fl:
-        lost.append(f"{len(fl)} header feature section{'s' * (len(fl) > 1)} "
-                    f"({', '.join(fl[:4])}{', ...' if len(fl) > 4 else ''})")
+        lost.append(
+            f"{len(fl)} header feature section{'s' * (len(fl) > 1)} "
+            f"({', '.join(fl[:4])}{', ...' if len(fl) > 4 else ''})"
+        )
     for r in t["partial_records"]:
         what = f"{r['type']} record" if r["type"] else "record"
         of = f" of {r['size']}" if r["size"] else ""
         where = f" of {r['file']}" if len(rd.sources) > 1 else ""
-        lost.append(f"a partial {what} at byte offset {r['offset']}{where} "
-                    f"({r['bytes']}{of} bytes)")
+        lost.append(
+            f"a partial {what} at byte offset {r['offset']}{where} ({r['bytes']}{of} bytes)"
+        )
     for r in t["compressed_tails"]:
         what = f"{r['type']} record" if r["type"] else "record"
         of = f" of {r['size']}" if r["size"] else ""
-        lost.append(f"the start of a {what} ({r['bytes']}{of} bytes) decompressed from the "
-                    f"COMPRESSED record at byte offset {r['offset']}")
+        lost.append(
+            f"the start of a {what} ({r['bytes']}{of} bytes) decompressed from the "
+            f"COMPRESSED record at byte offset {r['offset']}"
+        )
     if "TRACING_DATA" in fl and any(a.type == 2 for a in rd.attrs):
-        lost.append("the tracepoint formats, so tracepoint events (damon:...) can be "
-                    "neither named nor decoded")
+        lost.append(
+            "the tracepoint formats, so tracepoint events (damon:...) can be "
+            "neither named nor decoded"
+        )
     if t["unfinished"]:
         lost.append("whatever perf had not yet written")
     elif t["gzip_cut"] and not lost:
         lost.append("whatever followed the cut")
     samples = f", {nr_samples} samples" if nr_samples is not None else ""
     desc = f"{why}; read {kept} bytes of records{samples}; lost: {'; '.join(lost)}"
-    return dict(t, data_bytes_kept=kept, description=desc,
-                message=f"{name or rd.path}: truncated recording: {desc}")
+    return dict(
+        t,
+        data_bytes_kept=kept,
+        description=desc,
+        message=f"{name or rd.path}: truncated recording: {desc}",
+    )
 
 
-def report_truncation(rd: PerfData, writer, name: str | None = None,
-                      nr_samples: int | None = None) -> None:
+def report_truncation(
+    rd: PerfData, writer, name: str | None = None, nr_samples: int | None = None
+) -> None:
     """Put what a truncated recording lost into ``writer.meta`` (``truncated``,
     ``truncation``) and warn once (:class:`~tracedamon.errors.InputWarning`)."""
     import warnings
@@ -199,14 +216,26 @@ def report_truncation(rd: PerfData, writer, name: str | None = None,
 def events_table(rd: PerfData, nr_samples=None) -> pa.Table:
     evs = rd.events
     for e in evs:
-        e["nr_samples"] = int(nr_samples[e["event_id"]]) if nr_samples is not None and \
-            e["event_id"] < len(nr_samples) else 0
+        e["nr_samples"] = (
+            int(nr_samples[e["event_id"]])
+            if nr_samples is not None and e["event_id"] < len(nr_samples)
+            else 0
+        )
     return table_from_pylist(evs, schema=EVENTS)
 
 
-def ingest_into(path, writer, *, progress=None, all_columns: bool = False,
-                strict: bool = False, source_name: str | None = None,
-                gzip_cut: dict | None = None, on_damon_events=None, **opts):
+def ingest_into(
+    path,
+    writer,
+    *,
+    progress=None,
+    all_columns: bool = False,
+    strict: bool = False,
+    source_name: str | None = None,
+    gzip_cut: dict | None = None,
+    on_damon_events=None,
+    **opts,
+):
     """Decode ``path`` into ``writer`` (a :class:`~tracedamon.store.sink.TableSink`):
     samples, events, mmaps, tasks, lost tables and the header features in
     ``writer.meta``.
@@ -229,9 +258,11 @@ def ingest_into(path, writer, *, progress=None, all_columns: bool = False,
     recording instead.
     """
     if opts.get("via_perf"):
-        raise ConfigError("the native perf.data reader does not run perf: via_perf goes "
-                          "through tracedamon.ingest.perf_run.ingest_via_perf "
-                          "(the public tracedamon.ingest picks it)")
+        raise ConfigError(
+            "the native perf.data reader does not run perf: via_perf goes "
+            "through tracedamon.ingest.perf_run.ingest_via_perf "
+            "(the public tracedamon.ingest picks it)"
+        )
     rd = open_perf_data(path, strict=strict)
     if gzip_cut:
         rd._note_truncation(gzip=gzip_cut)
@@ -244,8 +275,12 @@ def ingest_into(path, writer, *, progress=None, all_columns: bool = False,
         pend: list[pa.Table] = []
         rows = 0
         for blk in rd._sample_tables(st, progress=progress):
-            if narrow is None and not all_columns and hasattr(writer, "set_file_schema") \
-                    and not writer.started("samples"):
+            if (
+                narrow is None
+                and not all_columns
+                and hasattr(writer, "set_file_schema")
+                and not writer.started("samples")
+            ):
                 # decided at the first samples, when a pipe stream's attrs are known
                 narrow = samples_file_schema(rd)
                 writer.set_file_schema("samples", narrow)
@@ -264,11 +299,14 @@ def ingest_into(path, writer, *, progress=None, all_columns: bool = False,
         writer.write(name, t)
     meta = dict(rd.meta)
     meta["unknown_record_ids"] = st.unknown_record_ids
-    meta["samples_order"] = ("time_ns ascending, ties in file order (perf's FINISHED_ROUND "
-                             "rule; violations counted in samples_out_of_order)")
+    meta["samples_order"] = (
+        "time_ns ascending, ties in file order (perf's FINISHED_ROUND "
+        "rule; violations counted in samples_out_of_order)"
+    )
     writer.meta.update(meta)
-    if on_damon_events is not None and any(rd.event_name(a.index).startswith("damon:")
-                                           for a in rd.attrs):
+    if on_damon_events is not None and any(
+        rd.event_name(a.index).startswith("damon:") for a in rd.attrs
+    ):
         on_damon_events(rd, writer)
     report_truncation(rd, writer, source_name, int(st.nr_samples.sum()))
     return rd

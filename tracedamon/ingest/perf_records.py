@@ -15,6 +15,7 @@ Records need not be 8-byte aligned (perf 6.1 writes unpadded COMPRESSED and pipe
 FEATURE records): loads go through :func:`_u64`, which uses an aligned load when
 it can and assembles bytes otherwise. Nothing here allocates per record.
 """
+
 from __future__ import annotations
 
 import numba as nb
@@ -88,8 +89,8 @@ C_DATA_PAGE_SIZE, C_CODE_PAGE_SIZE = 19, 20
 NCOLS = 21
 
 # error codes of decode_samples (0 = fine)
-ERR_SHORT = 1        # a field runs past header.size
-ERR_READ = 2         # read_format group count impossible
+ERR_SHORT = 1  # a field runs past header.size
+ERR_READ = 2  # read_format group count impossible
 ERR_CALLCHAIN = 3
 ERR_RAW = 4
 ERR_BRANCH = 5
@@ -128,8 +129,12 @@ def _u64(buf, buf64, p):
 
 @_jit
 def _u32(buf, p):
-    return (np.uint32(buf[p]) | (np.uint32(buf[p + 1]) << np.uint32(8))
-            | (np.uint32(buf[p + 2]) << np.uint32(16)) | (np.uint32(buf[p + 3]) << np.uint32(24)))
+    return (
+        np.uint32(buf[p])
+        | (np.uint32(buf[p + 1]) << np.uint32(8))
+        | (np.uint32(buf[p + 2]) << np.uint32(16))
+        | (np.uint32(buf[p + 3]) << np.uint32(24))
+    )
 
 
 @_jit
@@ -187,8 +192,9 @@ def _read_len(buf, p, end, rf):
 
 
 @_jit
-def decode_samples(buf, buf64, offs, sizes, attr, st_a, rf_a, bhw_a, bcnt_a, nru_a, nri_a,
-                   out, err):
+def decode_samples(
+    buf, buf64, offs, sizes, attr, st_a, rf_a, bhw_a, bcnt_a, nru_a, nri_a, out, err
+):
     """Decode SAMPLE bodies into ``out`` (n × NCOLS, column-major uint64).
 
     ``attr[i]`` selects the per-attr parameters (sample_type, read_format,
@@ -212,8 +218,9 @@ def decode_samples(buf, buf64, offs, sizes, attr, st_a, rf_a, bhw_a, bcnt_a, nru
                 continue
             out[i, C_ID] = _u64(buf, buf64, p)
             p += 8
-        nfix = _popcount(np.uint64(st & (S_IP | S_TID | S_TIME | S_ADDR | S_ID | S_STREAM_ID
-                                          | S_CPU | S_PERIOD)))
+        nfix = _popcount(
+            np.uint64(st & (S_IP | S_TID | S_TIME | S_ADDR | S_ID | S_STREAM_ID | S_CPU | S_PERIOD))
+        )
         if p + 8 * nfix > end:
             err[i] = ERR_SHORT
             continue
@@ -422,17 +429,29 @@ def as_u64_view(buf: np.ndarray) -> np.ndarray:
     return buf[: n * 8].view(np.uint64)
 
 
-
 #: sample_type bits whose fields have a variable size
-S_VARIABLE = (S_READ | S_CALLCHAIN | S_RAW | S_BRANCH_STACK | S_REGS_USER | S_STACK_USER
-              | S_REGS_INTR | S_AUX)
+S_VARIABLE = (
+    S_READ | S_CALLCHAIN | S_RAW | S_BRANCH_STACK | S_REGS_USER | S_STACK_USER | S_REGS_INTR | S_AUX
+)
 
-_FIXED_ORDER = ((S_IDENTIFIER, C_ID), (S_IP, C_IP), (S_TID, C_TID), (S_TIME, C_TIME),
-                (S_ADDR, C_ADDR), (S_ID, C_ID), (S_STREAM_ID, C_STREAM_ID), (S_CPU, C_CPU),
-                (S_PERIOD, C_PERIOD), (S_WEIGHT | S_WEIGHT_STRUCT, C_WEIGHT),
-                (S_DATA_SRC, C_DATA_SRC), (S_TRANSACTION, C_TRANSACTION),
-                (S_PHYS_ADDR, C_PHYS_ADDR), (S_CGROUP, C_CGROUP),
-                (S_DATA_PAGE_SIZE, C_DATA_PAGE_SIZE), (S_CODE_PAGE_SIZE, C_CODE_PAGE_SIZE))
+_FIXED_ORDER = (
+    (S_IDENTIFIER, C_ID),
+    (S_IP, C_IP),
+    (S_TID, C_TID),
+    (S_TIME, C_TIME),
+    (S_ADDR, C_ADDR),
+    (S_ID, C_ID),
+    (S_STREAM_ID, C_STREAM_ID),
+    (S_CPU, C_CPU),
+    (S_PERIOD, C_PERIOD),
+    (S_WEIGHT | S_WEIGHT_STRUCT, C_WEIGHT),
+    (S_DATA_SRC, C_DATA_SRC),
+    (S_TRANSACTION, C_TRANSACTION),
+    (S_PHYS_ADDR, C_PHYS_ADDR),
+    (S_CGROUP, C_CGROUP),
+    (S_DATA_PAGE_SIZE, C_DATA_PAGE_SIZE),
+    (S_CODE_PAGE_SIZE, C_CODE_PAGE_SIZE),
+)
 
 
 def fixed_layouts(sample_types):
@@ -514,8 +533,23 @@ def count_read_values(buf, buf64, attr, read_off, st_a, rf_a):
 
 
 @_jit
-def expand_read(buf, buf64, attr, read_off, st_a, rf_a, ids_sorted, ids_attr, prev_id,
-                prev_attr, out_row, out_attr, out_id, out_kind, out_period):
+def expand_read(
+    buf,
+    buf64,
+    attr,
+    read_off,
+    st_a,
+    rf_a,
+    ids_sorted,
+    ids_attr,
+    prev_id,
+    prev_attr,
+    out_row,
+    out_attr,
+    out_id,
+    out_kind,
+    out_period,
+):
     """perf's delivery of PERF_SAMPLE_READ samples: one output per read value with the
     member's attr, id and period = value - previous value of that id (``prev_id``,
     indexed like ``ids_sorted``; without ids, ``prev_attr`` by attr); zero periods and
@@ -595,8 +629,27 @@ def _cstr_end(buf, p, end):
 
 
 @_jit
-def sideband_fields(buf, buf64, offs, sizes, types, tl, time_pos, id_back,
-                    misc, time, has_time, rid, has_rid, f32, f64, bid_len, s_off, s_len, err):
+def sideband_fields(
+    buf,
+    buf64,
+    offs,
+    sizes,
+    types,
+    tl,
+    time_pos,
+    id_back,
+    misc,
+    time,
+    has_time,
+    rid,
+    has_rid,
+    f32,
+    f64,
+    bid_len,
+    s_off,
+    s_len,
+    err,
+):
     """Fields of MMAP (1), MMAP2 (10), COMM (3), EXIT (4) and FORK (7) records.
 
     ``tl`` is the sample_id_all trailer's length, ``time_pos`` the TIME field's offset
@@ -656,14 +709,14 @@ def sideband_fields(buf, buf64, offs, sizes, types, tl, time_pos, id_back,
             s = body + 8
             s_off[i] = s
             s_len[i] = _cstr_end(buf, s, bend) - s
-        else:                                   # FORK, EXIT
+        else:  # FORK, EXIT
             if bend - body < 24:
                 err[i] = SB_SHORT
                 continue
-            f32[i, 0] = _u32(buf, body)         # pid
-            f32[i, 2] = _u32(buf, body + 4)     # ppid
-            f32[i, 1] = _u32(buf, body + 8)     # tid
-            f32[i, 3] = _u32(buf, body + 12)    # ptid
+            f32[i, 0] = _u32(buf, body)  # pid
+            f32[i, 2] = _u32(buf, body + 4)  # ppid
+            f32[i, 1] = _u32(buf, body + 8)  # tid
+            f32[i, 3] = _u32(buf, body + 12)  # ptid
             f64[i, 0] = _u64(buf, buf64, body + 16)
 
 
@@ -694,8 +747,21 @@ def hex_bytes(buf, off, ln, hexdigits, bin_offsets, data):
 # chunk before decoding it, so the decoders only ever see little-endian records.
 
 #: record types whose body is a sequence of 8-byte words (before the fix-ups below)
-_WORDS_TYPES = (R_MMAP, R_LOST, R_COMM, R_EXIT, R_THROTTLE, R_UNTHROTTLE, R_FORK, R_SAMPLE,
-                R_MMAP2, R_LOST_SAMPLES, R_FINISHED_ROUND, R_ID_INDEX, R_FINISHED_INIT)
+_WORDS_TYPES = (
+    R_MMAP,
+    R_LOST,
+    R_COMM,
+    R_EXIT,
+    R_THROTTLE,
+    R_UNTHROTTLE,
+    R_FORK,
+    R_SAMPLE,
+    R_MMAP2,
+    R_LOST_SAMPLES,
+    R_FINISHED_ROUND,
+    R_ID_INDEX,
+    R_FINISHED_INIT,
+)
 
 
 @_jit
@@ -729,8 +795,12 @@ def _rotate_word(buf, p):
 
 @_jit
 def _be_u32(buf, p):
-    return (np.uint32(buf[p]) << np.uint32(24)) | (np.uint32(buf[p + 1]) << np.uint32(16)) \
-        | (np.uint32(buf[p + 2]) << np.uint32(8)) | np.uint32(buf[p + 3])
+    return (
+        (np.uint32(buf[p]) << np.uint32(24))
+        | (np.uint32(buf[p + 1]) << np.uint32(16))
+        | (np.uint32(buf[p + 2]) << np.uint32(8))
+        | np.uint32(buf[p + 3])
+    )
 
 
 @_jit
@@ -880,12 +950,12 @@ def be_fix_samples(buf, offs, sizes, attr, st_a, rf_a, bhw_a, bcnt_a, nru_a, nri
         if st & S_RAW:
             if p + 8 > end:
                 continue
-            _swap_word(buf, p)                  # the first word as recorded
+            _swap_word(buf, p)  # the first word as recorded
             sz = np.int64(_be_u32(buf, p))
             if p + 4 + sz > end:
                 continue
             _restore_bytes(buf, p + 8, p + 4 + sz)
-            _swap_u32(buf, p)                   # the size, little-endian
+            _swap_u32(buf, p)  # the size, little-endian
             p += 4 + sz
 
 

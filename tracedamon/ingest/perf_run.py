@@ -3,6 +3,7 @@ its text streamed through the parser of :mod:`tracedamon.ingest.perf_script`
 (``tracedamon ingest --via-perf``; AUX-area data such as Arm SPE needs perf's own
 decoder).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -18,19 +19,32 @@ from .perf_script import _ingest_lines
 from .perf_script_line import _FIELD_BITS, _KIND, RECOMMENDED_FIELDS
 
 
-
 def perf_binary() -> str:
     exe = shutil.which("perf")
     if exe is None:
-        raise InputError("the perf binary is not installed (needed by via_perf=True)",
-                         cli_message="the perf binary is not installed (needed by --via-perf)")
+        raise InputError(
+            "the perf binary is not installed (needed by via_perf=True)",
+            cli_message="the perf binary is not installed (needed by --via-perf)",
+        )
     return exe
 
 
 #: fields asked for the samples perf synthesizes from AUX-area data (Arm SPE: ADDR,
 #: PHYS_ADDR with pa_enable, DATA_SRC, WEIGHT = total latency)
-SYNTH_FIELDS = ("comm", "pid", "tid", "cpu", "time", "period", "event", "addr", "data_src",
-                "weight", "ip", "phys_addr")
+SYNTH_FIELDS = (
+    "comm",
+    "pid",
+    "tid",
+    "cpu",
+    "time",
+    "period",
+    "event",
+    "addr",
+    "data_src",
+    "weight",
+    "ip",
+    "phys_addr",
+)
 _AUX_PMU = re.compile(r"^(?:arm_spe|cs_etm|intel_pt|intel_bts)")
 
 _EVLIST = re.compile(r"^(?P<name>.+?): (?P<rest>(?:type|size): .*)$")
@@ -39,8 +53,9 @@ _EVLIST = re.compile(r"^(?P<name>.+?): (?P<rest>(?:type|size): .*)$")
 def perf_evlist(path, perf: str | None = None) -> list[dict]:
     """``perf evlist -v``: per event its name, type, config, sample_type bits."""
     perf = perf or perf_binary()
-    p = subprocess.run([perf, "evlist", "-v", "-i", os.fspath(path)], capture_output=True,
-                       text=True)
+    p = subprocess.run(
+        [perf, "evlist", "-v", "-i", os.fspath(path)], capture_output=True, text=True
+    )
     if p.returncode != 0:
         raise InputError(f"{path}: perf evlist failed: {p.stderr.strip()[:300]}")
     out = []
@@ -49,15 +64,20 @@ def perf_evlist(path, perf: str | None = None) -> list[dict]:
         if not m:
             continue
         rest = m["rest"]
-        typ = re.search(r"(?:^|, )type: (\d+)", rest)          # perf omits zero values
+        typ = re.search(r"(?:^|, )type: (\d+)", rest)  # perf omits zero values
         st = re.search(r"sample_type: ([A-Z_|]+)", rest)
         cfg = re.search(r"config: (0x[0-9a-f]+|\d+)", rest)
         per = re.search(r"\{ sample_period, sample_freq \}: (\d+)", rest)
-        out.append(dict(name=m["name"], type=int(typ[1]) if typ else 0,
-                        config=int(cfg[1], 0) if cfg else 0,
-                        bits=set(st[1].split("|")) if st else set(),
-                        period=int(per[1]) if per else None,
-                        freq="freq: 1" in rest))
+        out.append(
+            dict(
+                name=m["name"],
+                type=int(typ[1]) if typ else 0,
+                config=int(cfg[1], 0) if cfg else 0,
+                bits=set(st[1].split("|")) if st else set(),
+                period=int(per[1]) if per else None,
+                freq="freq: 1" in rest,
+            )
+        )
     return out
 
 
@@ -74,13 +94,14 @@ def fields_for_event(ev: dict) -> list[str]:
                 out.append(f)
         elif need in bits:
             out.append(f)
-    if ev["type"] == 2:                     # tracepoints: the fields are text
+    if ev["type"] == 2:  # tracepoints: the fields are text
         out = [f for f in out if f not in ("ip",)]
     return out
 
 
-def script_command(path, events: list[dict], perf: str,
-                   drop: frozenset = frozenset()) -> tuple[list[str], dict]:
+def script_command(
+    path, events: list[dict], perf: str, drop: frozenset = frozenset()
+) -> tuple[list[str], dict]:
     """The perf script command and the field set each event's lines will hold.
 
     Per perf -F kind (hw, sw, trace, raw, break) the fields common to all events of
@@ -90,16 +111,27 @@ def script_command(path, events: list[dict], perf: str,
     by_kind: dict[str, list[dict]] = {}
     for ev in events:
         by_kind.setdefault(_KIND.get(ev["type"], "*"), []).append(ev)
-    args = [perf, "script", "-i", os.fspath(path), "--ns", "-G", "--show-task-events",
-            "--show-mmap-events"]
+    args = [
+        perf,
+        "script",
+        "-i",
+        os.fspath(path),
+        "--ns",
+        "-G",
+        "--show-task-events",
+        "--show-mmap-events",
+    ]
     per_event: dict[str, frozenset] = {}
     if "*" in by_kind:
-        kinds = {"*": events}            # a dynamic PMU: one list for every event
+        kinds = {"*": events}  # a dynamic PMU: one list for every event
     else:
         kinds = by_kind
     for kind, evs in kinds.items():
-        common = [f for f in fields_for_event(evs[0])
-                  if all(f in fields_for_event(e) for e in evs[1:]) and f not in drop]
+        common = [
+            f
+            for f in fields_for_event(evs[0])
+            if all(f in fields_for_event(e) for e in evs[1:]) and f not in drop
+        ]
         spec = ",".join(common)
         args += ["-F", spec if kind == "*" else f"{kind}:{spec}"]
         for e in evs:
@@ -110,12 +142,18 @@ def script_command(path, events: list[dict], perf: str,
         # (l1d-miss, llc-access, memory, ...); ask for the memory fields for them
         synth = [f for f in SYNTH_FIELDS if f not in drop]
         args += ["-F", "hw:" + ",".join(synth)]
-        per_event[None] = frozenset(synth)      # names the evlist does not know
+        per_event[None] = frozenset(synth)  # names the evlist does not know
     return args, per_event
 
 
-def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
-                    strict: bool = False, event_names: list[str] | None = None) -> None:
+def ingest_via_perf(
+    perf_data_path,
+    writer,
+    *,
+    progress: bool = False,
+    strict: bool = False,
+    event_names: list[str] | None = None,
+) -> None:
     """Run ``perf script`` on a perf.data file and ingest its text (streamed).
 
     The fields come from ``perf evlist -v``; should perf still refuse a field ("Cannot
@@ -151,60 +189,77 @@ def ingest_via_perf(perf_data_path, writer, *, progress: bool = False,
             continue
         if proc.returncode != 0:
             if "data size field is 0" in err:
-                msg = (f"{path}: perf script reads nothing from a recording perf record did "
-                       "not finish (data size 0 in the header); ingest it without {} to read "
-                       "the records it holds")
-                raise InputError(msg.format("via_perf=True"),
-                                 cli_message=msg.format("--via-perf"))
+                msg = (
+                    f"{path}: perf script reads nothing from a recording perf record did "
+                    "not finish (data size 0 in the header); ingest it without {} to read "
+                    "the records it holds"
+                )
+                raise InputError(msg.format("via_perf=True"), cli_message=msg.format("--via-perf"))
             raise InputError(f"{path}: perf script failed: {_one_line(err)}")
-        break                                  # no output at all: no samples
+        break  # no output at all: no samples
     else:
         raise InputError(f"{path}: perf script keeps refusing the field list")
     lines = itertools.chain([first], proc.stdout) if first else iter(())
     done = False
     try:
-        _ingest_lines(lines, writer, source=f"perf script -i {path}", fields=per_event,
-                      known_events=events)
+        _ingest_lines(
+            lines, writer, source=f"perf script -i {path}", fields=per_event, known_events=events
+        )
         done = True
     finally:
         if not done and proc.poll() is None:
-            proc.kill()                        # our error: stop perf
+            proc.kill()  # our error: stop perf
         proc.stdout.close()
         proc.wait()
         drain.join(timeout=10)
     err = "".join(err_chunks)
     if proc.returncode != 0:
-        raise InputError(f"{path}: perf script failed (exit {proc.returncode}): "
-                         f"{_one_line(err)}")
+        raise InputError(f"{path}: perf script failed (exit {proc.returncode}): {_one_line(err)}")
     if "unexpected end of event stream" in err:
         # perf read a stream cut inside a record up to its last complete record
         import warnings
-        if strict:
-            raise TraceFormatError(path, "the record stream ends inside a record (perf "
-                                   "script: unexpected end of event stream)")
 
-        desc = ("the record stream ends inside a record (perf script: \"unexpected end of "
-                "event stream\"); perf read it up to its last complete record")
+        if strict:
+            raise TraceFormatError(
+                path,
+                "the record stream ends inside a record (perf "
+                "script: unexpected end of event stream)",
+            )
+
+        desc = (
+            'the record stream ends inside a record (perf script: "unexpected end of '
+            'event stream"); perf read it up to its last complete record'
+        )
         writer.meta["truncated"] = True
-        writer.meta["truncation"] = {"description": desc,
-                                     "message": f"{path}: truncated recording: {desc}"}
+        writer.meta["truncation"] = {
+            "description": desc,
+            "message": f"{path}: truncated recording: {desc}",
+        }
         warnings.warn(InputWarning(writer.meta["truncation"]["message"]), stacklevel=2)
-    writer.meta["perf_script_fields"] = {("(synthesized)" if k is None else k): sorted(v)
-                                         for k, v in per_event.items()}
+    writer.meta["perf_script_fields"] = {
+        ("(synthesized)" if k is None else k): sorted(v) for k, v in per_event.items()
+    }
     writer.meta["perf_script_refused_fields"] = dropped
     # fields an event recorded that perf could not print for it (perf prints one
     # field set per event kind: the fields common to the events of that kind)
     writer.meta["perf_script_unprinted_fields"] = {
         e["name"]: sorted(set(fields_for_event(e)) - per_event.get(e["name"], frozenset()))
-        for e in events}
+        for e in events
+    }
     writer.meta["perf_script_command"] = " ".join(args)
 
 
 def _start(args: list[str]):
     """Start perf with its stderr drained by a thread (so a chatty perf cannot block
     on a full pipe while we read its stdout)."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, errors="replace", bufsize=1 << 16)
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        bufsize=1 << 16,
+    )
     chunks: list[str] = []
     drain = threading.Thread(target=lambda: chunks.append(proc.stderr.read()), daemon=True)
     drain.start()

@@ -76,6 +76,7 @@ line; with ``skip_bad=True`` they are skipped and counted in
 sorted by time (stable; perf script's own output is ordered per flush round only),
 so memory stays bounded whatever the input size.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -92,9 +93,20 @@ from ..errors import InputError, TraceFormatError
 from ..schema import EVENTS, SAMPLES, TABLES
 from ..schema import empty as _empty
 from .detect import GZIP_MAGIC, raw_head
-from .perf_script_line import (_CALLCHAIN, _DECODE_TEXT, _DECODE_WIDTH, _EVENT, _HEAD,
-                               _Bad, _cpumode, _parse_after_ip,
-                               _parse_auto, _Tail, page_size_bytes, parse_line)
+from .perf_script_line import (
+    _CALLCHAIN,
+    _DECODE_TEXT,
+    _DECODE_WIDTH,
+    _EVENT,
+    _HEAD,
+    _Bad,
+    _cpumode,
+    _parse_after_ip,
+    _parse_auto,
+    _Tail,
+    page_size_bytes,
+    parse_line,
+)
 from .perf_script_line import RECOMMENDED_FIELDS  # noqa: F401  (documented here)
 from .progress import callback
 from .data_src import decode_column
@@ -107,8 +119,16 @@ BATCH_ROWS = 1 << 16
 
 
 _INT_COLS = {"time_ns": np.int64, "pid": np.int32, "tid": np.int32, "cpu": np.int32}
-_U64_COLS = ("ip", "addr", "phys_addr", "period", "weight", "data_src", "data_page_size",
-             "code_page_size")
+_U64_COLS = (
+    "ip",
+    "addr",
+    "phys_addr",
+    "period",
+    "weight",
+    "data_src",
+    "data_page_size",
+    "code_page_size",
+)
 
 
 class _Batcher:
@@ -144,8 +164,9 @@ class _Batcher:
         ev_ids = [r["event_id"] for r in rows]
         cols["event_id"] = pa.array(ev_ids, pa.int32())
         names = sorted(self.events, key=self.events.get)
-        cols["event"] = pa.DictionaryArray.from_arrays(pa.array(ev_ids, pa.int32()),
-                                                       pa.array(names, pa.string()))
+        cols["event"] = pa.DictionaryArray.from_arrays(
+            pa.array(ev_ids, pa.int32()), pa.array(names, pa.string())
+        )
         ds = cols["data_src"]
         valid = np.asarray(ds.is_valid())
         raw = np.asarray(ds.fill_null(0), dtype=np.uint64)
@@ -193,18 +214,28 @@ def _norm_fields(fields):
     return frozenset(f.strip().lstrip("+") for f in fields if f.strip())
 
 
-_FAST_ORDER = ("addr", "data_src", "weight", "ins_lat", "ip", "phys_addr", "data_page_size",
-               "code_page_size")
-_FAST_PIECE = {"addr": r"\s+(?P<addr>[0-9a-f]+)",
-               # the whole data_src text, or its first 82 characters where perf cut it
-               "data_src": r"\s+(?P<data_src>[0-9a-f]+) (?P<dec>" + _DECODE_TEXT
-                           + r"|\|OP .{78})",
-               "weight": r"\s+(?P<weight>\d+)", "ins_lat": r"\s+(?P<weight2>\d+)",
-               "ip": r"\s+(?P<ip>[0-9a-f]+)", "phys_addr": r"\s+(?P<phys_addr>[0-9a-f]+)",
-               "data_page_size": r"\s+(?P<data_page_size>N/A|\d+[BKMG])",
-               "code_page_size": r"\s+(?P<code_page_size>N/A|\d+[BKMG])"}
-_FAST_OK = frozenset(("comm", "pid", "tid", "cpu", "misc", "time", "period", "event")
-                     + _FAST_ORDER)
+_FAST_ORDER = (
+    "addr",
+    "data_src",
+    "weight",
+    "ins_lat",
+    "ip",
+    "phys_addr",
+    "data_page_size",
+    "code_page_size",
+)
+_FAST_PIECE = {
+    "addr": r"\s+(?P<addr>[0-9a-f]+)",
+    # the whole data_src text, or its first 82 characters where perf cut it
+    "data_src": r"\s+(?P<data_src>[0-9a-f]+) (?P<dec>" + _DECODE_TEXT + r"|\|OP .{78})",
+    "weight": r"\s+(?P<weight>\d+)",
+    "ins_lat": r"\s+(?P<weight2>\d+)",
+    "ip": r"\s+(?P<ip>[0-9a-f]+)",
+    "phys_addr": r"\s+(?P<phys_addr>[0-9a-f]+)",
+    "data_page_size": r"\s+(?P<data_page_size>N/A|\d+[BKMG])",
+    "code_page_size": r"\s+(?P<code_page_size>N/A|\d+[BKMG])",
+}
+_FAST_OK = frozenset(("comm", "pid", "tid", "cpu", "misc", "time", "period", "event") + _FAST_ORDER)
 _fast_cache: dict = {}
 
 
@@ -261,7 +292,7 @@ def _fast_row(m) -> dict | None:
         elif k in ("comm", "event"):
             r[k] = v
         elif k == "cpu" and v.startswith("-"):
-            continue                  # perf prints [-01] where the cpu is unknown
+            continue  # perf prints [-01] where the cpu is unknown
         else:
             r[k] = int(v)
     if r.get("weight2", 0) > 0xFFFF:
@@ -271,10 +302,22 @@ def _fast_row(m) -> dict | None:
     return r
 
 
-_KEY_FIELD = {"comm": "comm", "cpu": "cpu", "cpumode": "misc", "time_ns": "time",
-              "period": "period", "event": "event", "addr": "addr", "data_src": "data_src",
-              "weight": "weight", "weight2": "ins_lat", "ip": "ip", "phys_addr": "phys_addr",
-              "data_page_size": "data_page_size", "code_page_size": "code_page_size"}
+_KEY_FIELD = {
+    "comm": "comm",
+    "cpu": "cpu",
+    "cpumode": "misc",
+    "time_ns": "time",
+    "period": "period",
+    "event": "event",
+    "addr": "addr",
+    "data_src": "data_src",
+    "weight": "weight",
+    "weight2": "ins_lat",
+    "ip": "ip",
+    "phys_addr": "phys_addr",
+    "data_page_size": "data_page_size",
+    "code_page_size": "code_page_size",
+}
 
 
 def _learn(line: str, r: dict, learned: dict, learned_rx: list, guessed: set) -> None:
@@ -297,8 +340,9 @@ def _learn(line: str, r: dict, learned: dict, learned_rx: list, guessed: set) ->
         learned_rx.append((F, rx))
 
 
-def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = False,
-                stats: dict | None = None) -> Iterator[list[dict]]:
+def parse_lines(
+    lines: Iterable[str], *, source, fields=None, skip_bad: bool = False, stats: dict | None = None
+) -> Iterator[list[dict]]:
     """Parse perf script text lines; yields lists of row dicts (≤ BATCH_ROWS each).
 
     ``source`` names the input in errors. ``stats`` (a dict) receives the counts of
@@ -312,9 +356,9 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             rx = _fast_regex(F)
             if rx is not None:
                 fast_sets.append((F, rx))
-    learned: dict[str, frozenset] = {}       # event → field set inferred from its lines
+    learned: dict[str, frozenset] = {}  # event → field set inferred from its lines
     learned_rx: list = []
-    guessed: set[str] = set()                # events learned from guessed lines
+    guessed: set[str] = set()  # events learned from guessed lines
     to_learn = None
     stats = stats if stats is not None else {}
     stats.setdefault("skipped", 0)
@@ -331,7 +375,7 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             continue
         if line.startswith("#"):
             if line.strip() == "# stderr:":
-                in_stderr = True           # the corpus files append perf's stderr
+                in_stderr = True  # the corpus files append perf's stderr
             continue
         if "PERF_RECORD_" in line:
             stats["sideband_lines"] += 1
@@ -348,35 +392,45 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             to_learn = None
             if tail is not None:
                 # inferred fields: the callchain stands in for the ip, read again
-                for k in ("addr", "data_src", "weight", "weight2", "ip", "phys_addr",
-                          "data_page_size", "code_page_size"):
+                for k in (
+                    "addr",
+                    "data_src",
+                    "weight",
+                    "weight2",
+                    "ip",
+                    "phys_addr",
+                    "data_page_size",
+                    "code_page_size",
+                ):
                     last.pop(k, None)
                 try:
                     _parse_auto(_Tail(tail), last, no_ip=True)
                 except _Bad as e:
-                    raise TraceFormatError(source, f"malformed perf script line: {e}",
-                                           line=lineno - 1) from None
+                    raise TraceFormatError(
+                        source, f"malformed perf script line: {e}", line=lineno - 1
+                    ) from None
             continue
         if last is not None:
             last.pop("_auto_tail", None)
         if to_learn is not None:
             _learn(to_learn[0], to_learn[1], learned, learned_rx, guessed)
             to_learn = None
-        if last is not None and "ip" not in last and line[:1] == " " \
-                and not _HEAD.match(line):
+        if last is not None and "ip" not in last and line[:1] == " " and not _HEAD.match(line):
             # the fields after a printed callchain (phys_addr, page sizes, ...)
             try:
                 t = _Tail(line)
-                _parse_after_ip(t, last.pop("_tail", frozenset()) if fields is not None else None,
-                                last)
+                _parse_after_ip(
+                    t, last.pop("_tail", frozenset()) if fields is not None else None, last
+                )
                 if not t.done():
                     raise _Bad(f"unexpected text {t.rest().strip()[:40]!r}")
             except _Bad as e:
                 if skip_bad:
                     stats["skipped"] += 1
                     continue
-                raise TraceFormatError(source, f"malformed perf script line: {e}: "
-                                       f"{line.strip()[:120]!r}", line=lineno) from None
+                raise TraceFormatError(
+                    source, f"malformed perf script line: {e}: {line.strip()[:120]!r}", line=lineno
+                ) from None
             last = None
             continue
         r = None
@@ -405,7 +459,7 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
             last = r
             if len(rows) > BATCH_ROWS:
                 yield _clean(rows[:-1], stats)
-                rows = rows[-1:]        # its callchain lines may follow
+                rows = rows[-1:]  # its callchain lines may follow
             continue
         try:
             ev = None
@@ -428,15 +482,16 @@ def parse_lines(lines: Iterable[str], *, source, fields=None, skip_bad: bool = F
                 stats["skipped"] += 1
                 last = None
                 continue
-            raise TraceFormatError(source, f"malformed perf script line: {e}: "
-                                   f"{line.strip()[:120]!r}", line=lineno) from None
+            raise TraceFormatError(
+                source, f"malformed perf script line: {e}: {line.strip()[:120]!r}", line=lineno
+            ) from None
         if fields is None and "event" in r and r["event"] not in learned:
-            to_learn = (line, r)         # once no callchain follows it
+            to_learn = (line, r)  # once no callchain follows it
         rows.append(r)
         last = r
         if len(rows) > BATCH_ROWS:
             yield _clean(rows[:-1], stats)
-            rows = rows[-1:]            # its callchain lines may follow
+            rows = rows[-1:]  # its callchain lines may follow
     if rows:
         yield _clean(rows, stats)
 
@@ -462,9 +517,12 @@ def _write_rows(writer, batcher: _Batcher, rows: list[dict]) -> None:
 
 _SB_MMAP2 = re.compile(
     r"PERF_RECORD_MMAP2 (-?\d+)/(-?\d+): \[(0x[0-9a-f]+|0)\((0x[0-9a-f]+|0)\) @ (0x[0-9a-f]+|0) "
-    r"(?:([0-9a-f]+):([0-9a-f]+) (\d+) (\d+)|<([0-9a-f]*)>)\]: ([r-])([w-])([x-])([sp]) (.*)$")
-_SB_MMAP = re.compile(r"PERF_RECORD_MMAP (-?\d+)/(-?\d+): \[(0x[0-9a-f]+|0)\((0x[0-9a-f]+|0)\) @ "
-                      r"(0x[0-9a-f]+|0)\]: ([rx]) (.*)$")
+    r"(?:([0-9a-f]+):([0-9a-f]+) (\d+) (\d+)|<([0-9a-f]*)>)\]: ([r-])([w-])([x-])([sp]) (.*)$"
+)
+_SB_MMAP = re.compile(
+    r"PERF_RECORD_MMAP (-?\d+)/(-?\d+): \[(0x[0-9a-f]+|0)\((0x[0-9a-f]+|0)\) @ "
+    r"(0x[0-9a-f]+|0)\]: ([rx]) (.*)$"
+)
 _SB_COMM = re.compile(r"PERF_RECORD_COMM( exec)?: (.*):(-?\d+)/(-?\d+)$")
 _SB_TASK = re.compile(r"PERF_RECORD_(FORK|EXIT)\((-?\d+):(-?\d+)\):\((-?\d+):(-?\d+)\)$")
 
@@ -481,36 +539,72 @@ def _sideband_line(line: str, sb: dict) -> None:
     rest = hm["rest"].rstrip()
     if m := _SB_MMAP2.match(rest):
         bid = m[10]
-        sb["mmaps"].append(dict(
-            time_ns=t, pid=int(m[1]), tid=int(m[2]), start=int(m[3], 16), length=int(m[4], 16),
-            pgoff=int(m[5], 16), prot=(m[11] == "r") | (m[12] == "w") << 1 | (m[13] == "x") << 2,
-            flags=1 if m[14] == "s" else 2, filename=m[15], build_id=bid,
-            maj=None if bid is not None else int(m[6], 16),
-            min=None if bid is not None else int(m[7], 16),
-            ino=None if bid is not None else int(m[8]),
-            ino_generation=None if bid is not None else int(m[9]), record_type=10,
-            data=None if hm["misc"] is None else "M" in hm["misc"],
-            cpumode=None if hm["misc"] is None else _cpumode(hm["misc"])))
+        sb["mmaps"].append(
+            dict(
+                time_ns=t,
+                pid=int(m[1]),
+                tid=int(m[2]),
+                start=int(m[3], 16),
+                length=int(m[4], 16),
+                pgoff=int(m[5], 16),
+                prot=(m[11] == "r") | (m[12] == "w") << 1 | (m[13] == "x") << 2,
+                flags=1 if m[14] == "s" else 2,
+                filename=m[15],
+                build_id=bid,
+                maj=None if bid is not None else int(m[6], 16),
+                min=None if bid is not None else int(m[7], 16),
+                ino=None if bid is not None else int(m[8]),
+                ino_generation=None if bid is not None else int(m[9]),
+                record_type=10,
+                data=None if hm["misc"] is None else "M" in hm["misc"],
+                cpumode=None if hm["misc"] is None else _cpumode(hm["misc"]),
+            )
+        )
     elif m := _SB_MMAP.match(rest):
-        sb["mmaps"].append(dict(
-            time_ns=t, pid=int(m[1]), tid=int(m[2]), start=int(m[3], 16), length=int(m[4], 16),
-            pgoff=int(m[5], 16), filename=m[7], data=m[6] == "r", record_type=1,
-            cpumode=None if hm["misc"] is None else _cpumode(hm["misc"])))
+        sb["mmaps"].append(
+            dict(
+                time_ns=t,
+                pid=int(m[1]),
+                tid=int(m[2]),
+                start=int(m[3], 16),
+                length=int(m[4], 16),
+                pgoff=int(m[5], 16),
+                filename=m[7],
+                data=m[6] == "r",
+                record_type=1,
+                cpumode=None if hm["misc"] is None else _cpumode(hm["misc"]),
+            )
+        )
     elif m := _SB_COMM.match(rest):
-        sb["tasks"].append(dict(time_ns=t, kind="COMM", pid=int(m[3]), tid=int(m[4]),
-                                comm=m[2], exec=m[1] is not None))
+        sb["tasks"].append(
+            dict(
+                time_ns=t,
+                kind="COMM",
+                pid=int(m[3]),
+                tid=int(m[4]),
+                comm=m[2],
+                exec=m[1] is not None,
+            )
+        )
     elif m := _SB_TASK.match(rest):
-        sb["tasks"].append(dict(time_ns=t, kind=m[1], pid=int(m[2]), tid=int(m[3]),
-                                ppid=int(m[4]), ptid=int(m[5])))
+        sb["tasks"].append(
+            dict(time_ns=t, kind=m[1], pid=int(m[2]), tid=int(m[3]), ppid=int(m[4]), ptid=int(m[5]))
+        )
 
 
-def _ingest_lines(lines: Iterable[str], writer, *, source, fields=None, skip_bad=False,
-                  known_events: list[dict] | None = None) -> dict:
+def _ingest_lines(
+    lines: Iterable[str],
+    writer,
+    *,
+    source,
+    fields=None,
+    skip_bad=False,
+    known_events: list[dict] | None = None,
+) -> dict:
     batcher = _Batcher(e["name"] for e in known_events or ())
     stats: dict = {"sideband": {"mmaps": [], "tasks": []}}
     n = 0
-    for rows in parse_lines(lines, source=source, fields=fields, skip_bad=skip_bad,
-                            stats=stats):
+    for rows in parse_lines(lines, source=source, fields=fields, skip_bad=skip_bad, stats=stats):
         _write_rows(writer, batcher, rows)
         n += len(rows)
     if n == 0:
@@ -521,7 +615,7 @@ def _ingest_lines(lines: Iterable[str], writer, *, source, fields=None, skip_bad
     writer.write("events", ev)
     for name, rows in stats.pop("sideband").items():
         if rows:
-            rows.sort(key=lambda r: r["time_ns"])          # stable: file order on ties
+            rows.sort(key=lambda r: r["time_ns"])  # stable: file order on ties
             writer.write(name, pa.Table.from_pylist(rows, schema=TABLES[name]))
     writer.meta["skipped"] = writer.meta.get("skipped", 0) + stats["skipped"]
     writer.meta["perf_script_sideband_lines"] = stats["sideband_lines"]
@@ -530,13 +624,15 @@ def _ingest_lines(lines: Iterable[str], writer, *, source, fields=None, skip_bad
     # lines whose numbers admit several readings (no symbol or data_src text to tell
     # ip, addresses and weights apart): read in perf's usual shape, see the module doc
     writer.meta["perf_script_guessed_lines"] = stats.get("guessed_lines", 0)
-    writer.meta["events"] = [{"event_id": i, "name": nm}
-                             for i, nm in enumerate(ev.column("name").to_pylist())]
+    writer.meta["events"] = [
+        {"event_id": i, "name": nm} for i, nm in enumerate(ev.column("name").to_pylist())
+    ]
     return stats
 
 
-def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
-                fields=None, **opts) -> None:
+def ingest_into(
+    path, writer, *, progress=None, skip_bad: bool = False, fields=None, **opts
+) -> None:
     """Read perf script text at ``path`` (gzip transparent) into ``writer``.
 
     ``fields``: the -F field list the text was made with (comma string, list, or
@@ -551,9 +647,14 @@ def ingest_into(path, writer, *, progress=None, skip_bad: bool = False,
         binary = gzip.GzipFile(fileobj=raw) if raw_head(p, 2) == GZIP_MAGIC else raw
         fh = io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
         try:
-            _ingest_lines(_with_progress(fh, raw, p, callback(progress)), writer, source=p,
-                          fields=fields, skip_bad=skip_bad)
-        except (OSError, EOFError, zlib.error) as e:     # zlib: a corrupt gzip stream
+            _ingest_lines(
+                _with_progress(fh, raw, p, callback(progress)),
+                writer,
+                source=p,
+                fields=fields,
+                skip_bad=skip_bad,
+            )
+        except (OSError, EOFError, zlib.error) as e:  # zlib: a corrupt gzip stream
             raise TraceFormatError(p, f"unreadable: {e}") from None
     writer.meta["perf_script_fields"] = "auto" if fields is None else "given"
 

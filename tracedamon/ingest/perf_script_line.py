@@ -3,6 +3,7 @@
 The grammar (the fields' fixed order, the ``-F`` list given or inferred) is
 described in :mod:`tracedamon.ingest.perf_script`, which batches the rows.
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,19 +12,44 @@ import re
 
 from ..units import parse_bytes
 
-RECOMMENDED_FIELDS = ("comm", "pid", "tid", "cpu", "misc", "time", "period", "event", "addr",
-                      "data_src", "weight", "ins_lat", "ip", "phys_addr", "data_page_size",
-                      "code_page_size")
+RECOMMENDED_FIELDS = (
+    "comm",
+    "pid",
+    "tid",
+    "cpu",
+    "misc",
+    "time",
+    "period",
+    "event",
+    "addr",
+    "data_src",
+    "weight",
+    "ins_lat",
+    "ip",
+    "phys_addr",
+    "data_page_size",
+    "code_page_size",
+)
 
 # perf's -F kinds by attr.type (PERF_TYPE_*); other types have no -F prefix
 _KIND = {0: "hw", 1: "sw", 2: "trace", 4: "raw", 5: "break"}
 
 # field → the PERF_SAMPLE_* bit it needs (perf evlist -v names)
-_FIELD_BITS = {"cpu": "CPU", "time": "TIME", "period": None, "addr": "ADDR",
-               "data_src": "DATA_SRC", "weight": ("WEIGHT", "WEIGHT_STRUCT"),
-               "ins_lat": ("WEIGHT_STRUCT",), "ip": "IP", "phys_addr": "PHYS_ADDR",
-               "data_page_size": "DATA_PAGE_SIZE", "code_page_size": "CODE_PAGE_SIZE",
-               "pid": "TID", "tid": "TID"}
+_FIELD_BITS = {
+    "cpu": "CPU",
+    "time": "TIME",
+    "period": None,
+    "addr": "ADDR",
+    "data_src": "DATA_SRC",
+    "weight": ("WEIGHT", "WEIGHT_STRUCT"),
+    "ins_lat": ("WEIGHT_STRUCT",),
+    "ip": "IP",
+    "phys_addr": "PHYS_ADDR",
+    "data_page_size": "DATA_PAGE_SIZE",
+    "code_page_size": "CODE_PAGE_SIZE",
+    "pid": "TID",
+    "tid": "TID",
+}
 
 # perf's misc field: cpumode letters (K, U, KUH hypervisor, UG, KUHGg), then flags
 # such as M (MMAP_DATA) on side-band lines
@@ -33,20 +59,24 @@ _MISC = {"": 0, "K": 1, "U": 2, "KUH": 3, "UG": 6, "KUHGg": 7}
 def _cpumode(misc: str) -> int:
     return _MISC.get("".join(c for c in misc if c in "KUHGg"), 0)
 
+
 _HEAD = re.compile(
     r"^\s*(?:(?P<comm>.*?)\s+)??(?P<pid>-?\d+)(?:/(?P<tid>-?\d+))?"
     r"(?:\s+\[(?P<cpu>-?\d+)\])?(?:\s+(?P<misc>[A-Za-z]{1,8}))?"
-    r"\s+(?P<sec>\d+)\.(?P<frac>\d{1,9}):(?:\s+|$)(?P<rest>.*)$")
+    r"\s+(?P<sec>\d+)\.(?P<frac>\d{1,9}):(?:\s+|$)(?P<rest>.*)$"
+)
 _EVENT = re.compile(r"^(?:(?P<period>\d+)\s+)?(?P<event>\S+?):(?:\s+|$)")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DEC = re.compile(r"^\d+$")
 _PGSZ = re.compile(r"^(?:N/A|\d+[BKMG])$")
 _REG = re.compile(r"^(?:ABI:\d+|[A-Za-z][A-Za-z0-9_]*:0x[0-9a-f]+)$")
-_BR = re.compile(r"^0x[0-9a-f]+(?:\([^)]*\))?/0x[0-9a-f]+(?:\([^)]*\))?/")   # from/to[(dso)]
+_BR = re.compile(r"^0x[0-9a-f]+(?:\([^)]*\))?/0x[0-9a-f]+(?:\([^)]*\))?/")  # from/to[(dso)]
 _DECODE_WIDTH = 82
 # perf's BLK part: "BLK " then " N/A" (no bit or the NA bit), else " Data" and/or " Addr"
-_DECODE_TEXT = (r"\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*"
-                r"\|BLK (?: N/A| Data(?: Addr)?| Addr)")
+_DECODE_TEXT = (
+    r"\|OP [^|]*\|LVL [^|]*\|SNP [^|]*\|TLB [^|]*\|LCK [^|]*"
+    r"\|BLK (?: N/A| Data(?: Addr)?| Addr)"
+)
 _DECODE = re.compile(_DECODE_TEXT)
 _CALLCHAIN = re.compile(r"^\s+([0-9a-f]+)(?:\s.*)?$")
 _WS = re.compile(r"\s*")
@@ -96,7 +126,7 @@ class _Tail:
         return self.i >= len(self.s)
 
     def rest(self) -> str:
-        return self.s[self.i:]
+        return self.s[self.i :]
 
 
 def _symdso(t: _Tail, sym: bool | None, dso: bool | None) -> None:
@@ -133,8 +163,9 @@ def _looks_sym(tok: str) -> bool:
         return False
     if tok == "[unknown]" or "+0x" in tok:
         return True
-    return not (_HEX.match(tok) or _DEC.match(tok) or _PGSZ.match(tok) or _REG.match(tok)
-                or _BR.match(tok))
+    return not (
+        _HEX.match(tok) or _DEC.match(tok) or _PGSZ.match(tok) or _REG.match(tok) or _BR.match(tok)
+    )
 
 
 _BLK_CUT = re.compile(r" +(?:N(?:/A?)?|D(?:a(?:ta?)?)?|A(?:d(?:dr?)?)?)")
@@ -149,14 +180,13 @@ def _decode_span(t: _Tail) -> None:
     m = _DECODE.match(s, i)
     cut = i + _DECODE_WIDTH
     if m is None or m.end() > cut:
-        t.i = min(cut, len(s))          # perf cut the text before the end of its BLK part
+        t.i = min(cut, len(s))  # perf cut the text before the end of its BLK part
         return
     end = m.end()
     if end < len(s) and not s[end].isspace():
         raise _Bad("unexpected text after the data_src text")
-    if cut <= len(s) and _BLK_CUT.fullmatch(s, end, cut) and \
-            (cut == len(s) or s[cut].isspace()):
-        end = cut                       # a BLK value cut inside a word ("BLK  Data Ad")
+    if cut <= len(s) and _BLK_CUT.fullmatch(s, end, cut) and (cut == len(s) or s[cut].isspace()):
+        end = cut  # a BLK value cut inside a word ("BLK  Data Ad")
     t.i = end
 
 
@@ -173,9 +203,9 @@ def parse_line(line: str, fields: frozenset | None) -> dict:
     elif F is not None and "pid" in F and "tid" not in F:
         r["pid"] = int(m["pid"])
     else:
-        r["tid"] = int(m["pid"])              # perf's default prints the tid alone
+        r["tid"] = int(m["pid"])  # perf's default prints the tid alone
     if m["cpu"] is not None and not m["cpu"].startswith("-"):
-        r["cpu"] = int(m["cpu"])      # perf prints [-01] where the cpu is unknown
+        r["cpu"] = int(m["cpu"])  # perf prints [-01] where the cpu is unknown
     if m["misc"] is not None:
         r["cpumode"] = _cpumode(m["misc"])
     frac = m["frac"]
@@ -186,14 +216,14 @@ def parse_line(line: str, fields: frozenset | None) -> dict:
         if em["period"] is not None:
             r["period"] = int(em["period"])
         r["event"] = em["event"]
-        rest = rest[em.end():]
+        rest = rest[em.end() :]
     elif F is not None and "event" in F:
         raise _Bad("no event name")
     else:
         pm = re.match(r"^(\d+)\s+", rest) if F is not None and "period" in F else None
         if pm:
             r["period"] = int(pm[1])
-            rest = rest[pm.end():]
+            rest = rest[pm.end() :]
     if comm is not None:
         r["comm"] = comm
     t = _Tail(rest)
@@ -202,13 +232,13 @@ def parse_line(line: str, fields: frozenset | None) -> dict:
     elif F is not None:
         _parse_known(t, F, r)
     else:
-        r["_auto_tail"] = rest           # re-read should a callchain follow
+        r["_auto_tail"] = rest  # re-read should a callchain follow
         try:
             _parse_auto(t, r)
         except _Bad:
             if ":" not in r.get("event", ""):
                 raise
-            t.i = len(t.s)       # a tracepoint's text (sys:name events): not parsed
+            t.i = len(t.s)  # a tracepoint's text (sys:name events): not parsed
     if not t.done():
         raise _Bad(f"unexpected text {t.rest().strip()[:40]!r}")
     return r
@@ -245,8 +275,15 @@ def _skip_br(t: _Tail) -> None:
         t.take()
 
 
-_SIMPLE_AFTER_TRACE = ("addr", "weight", "ins_lat", "ip", "phys_addr", "data_page_size",
-                       "code_page_size")
+_SIMPLE_AFTER_TRACE = (
+    "addr",
+    "weight",
+    "ins_lat",
+    "ip",
+    "phys_addr",
+    "data_page_size",
+    "code_page_size",
+)
 
 
 def _parse_after_trace(t: _Tail, F: frozenset, r: dict) -> None:
@@ -274,7 +311,7 @@ def _parse_after_trace(t: _Tail, F: frozenset, r: dict) -> None:
     toks = s.split()
     if len(toks) < len(names):
         raise _Bad("missing fields after the trace text")
-    tail = toks[len(toks) - len(names):] if names else []
+    tail = toks[len(toks) - len(names) :] if names else []
     sub = _Tail(" ".join(tail))
     _parse_known(sub, frozenset(names), r)
     t.i = len(s)
@@ -322,12 +359,13 @@ def _parse_known(t: _Tail, F: frozenset, r: dict) -> None:
 def _unasked_ip(t: _Tail) -> bool:
     """Is the text at the cursor an address followed by a symbol (``[unknown]``,
     ``name+0x..``) or a ``(dso)``?"""
-    m = re.match(r"\s*[0-9a-f]+\s+(\S+)", t.s[t.i:])
+    m = re.match(r"\s*[0-9a-f]+\s+(\S+)", t.s[t.i :])
     return bool(m) and (m[1] == "[unknown]" or "+0x" in m[1] or m[1].startswith("("))
 
 
-_AFTER_IP = frozenset(("iregs", "uregs", "brstack", "phys_addr", "data_page_size",
-                       "code_page_size"))
+_AFTER_IP = frozenset(
+    ("iregs", "uregs", "brstack", "phys_addr", "data_page_size", "code_page_size")
+)
 
 
 def _parse_after_ip(t: _Tail, F: frozenset | None, r: dict) -> None:
@@ -344,7 +382,7 @@ def _parse_after_ip(t: _Tail, F: frozenset | None, r: dict) -> None:
             if tok is not None and _PGSZ.match(tok):
                 r[name] = _pgsz(t, name)
         if "data_page_size" in r and "code_page_size" not in r:
-            r["_guess"] = True         # one page size: taken as the data page size
+            r["_guess"] = True  # one page size: taken as the data page size
         return
     if "iregs" in F or "uregs" in F:
         _skip_regs(t)
@@ -361,7 +399,7 @@ def _parse_after_ip(t: _Tail, F: frozenset | None, r: dict) -> None:
 def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
     """Infer the fields of a line from its shape (module doc). ``no_ip``: a callchain
     follows the line, printed in place of the ip (so no number on it is the ip)."""
-    groups = []          # (kind, value) kind: 'h' hex-with-symbol, 'n' bare number, 'ds'
+    groups = []  # (kind, value) kind: 'h' hex-with-symbol, 'n' bare number, 'ds'
     pages = []
     while not t.done():
         tok = t.peek()
@@ -393,7 +431,7 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
     if pages:
         r["data_page_size"] = pages[0]
         if len(pages) == 1:
-            r["_guess"] = True         # one page size: taken as the data page size
+            r["_guess"] = True  # one page size: taken as the data page size
         if len(pages) > 1:
             r["code_page_size"] = pages[1]
         if len(pages) > 2:
@@ -402,7 +440,7 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
     if "ds" in kinds:
         k = kinds.index("ds")
         r["data_src"] = groups[k][1]
-        before, after = groups[:k], groups[k + 1:]
+        before, after = groups[:k], groups[k + 1 :]
         if len(before) > 1:
             raise _Bad("more than one address before the data_src value")
         if before:
@@ -433,7 +471,7 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
                     raise _Bad("cannot tell the numbers apart; give the -F field list")
                 r["addr"] = int(after[0][1], 16)
                 ip_at = syms[1]
-                mid = after[1:ip_at]         # weight [ins_lat] between addr and ip
+                mid = after[1:ip_at]  # weight [ins_lat] between addr and ip
                 if len(mid) > 2 or not all(k == "n" and _DEC.match(v) for k, v in mid):
                     raise _Bad("cannot tell the numbers apart; give the -F field list")
                 if mid:
@@ -441,14 +479,14 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
                     if len(mid) == 2:
                         r["weight2"] = int(mid[1][1])
                     else:
-                        r["_guess"] = True   # one number: weight (or ins_lat alone)
+                        r["_guess"] = True  # one number: weight (or ins_lat alone)
             else:
                 ip_at = syms[0]
                 if ip_at == 0:
-                    r["_guess"] = True     # one address: the ip (perf's default) or addr
+                    r["_guess"] = True  # one address: the ip (perf's default) or addr
                 if ip_at == 1:
                     r["addr"] = int(after[0][1], 16)
-                    r["_guess"] = True     # a bare number before the ip: addr or weight
+                    r["_guess"] = True  # a bare number before the ip: addr or weight
                 elif ip_at > 1:
                     raise _Bad("cannot tell the numbers apart; give the -F field list")
         else:
@@ -457,8 +495,8 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
                 raise _Bad("cannot tell the numbers apart; give the -F field list")
             if ip_at == 1:
                 r["addr"] = int(after[0][1], 16)
-            r["_guess"] = True         # no symbol marks the ip: perf's default shape
-        rest = after[ip_at + 1:]
+            r["_guess"] = True  # no symbol marks the ip: perf's default shape
+        rest = after[ip_at + 1 :]
         r["ip"] = int(after[ip_at][1], 16)
         if len(rest) > 1:
             raise _Bad("cannot tell the numbers apart; give the -F field list")
@@ -470,32 +508,30 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
     else:
         n = len(after)
         if n != 4:
-            r["_guess"] = True         # no symbol marks the ip among the numbers
+            r["_guess"] = True  # no symbol marks the ip among the numbers
         dec = [bool(_DEC.match(v)) for _, v in after]
         if n == 1:
             ip_at = 0
         elif n == 2:
-            ip_at = 1 if dec[0] else 0          # weight ip, else ip phys_addr
+            ip_at = 1 if dec[0] else 0  # weight ip, else ip phys_addr
         elif n == 3:
-            ip_at = 1          # weight ip phys_addr (ins_lat is printed only on request)
+            ip_at = 1  # weight ip phys_addr (ins_lat is printed only on request)
         elif n == 4:
-            ip_at = 2          # weight ins_lat ip phys_addr: the one reading
+            ip_at = 2  # weight ins_lat ip phys_addr: the one reading
         else:
             raise _Bad("cannot tell the numbers apart; give the -F field list")
     pre = after[:ip_at]
     if len(pre) > 2 or not all(_DEC.match(v) for _, v in pre):
         raise _Bad("cannot tell the numbers apart; give the -F field list")
     if len(pre) == 1:
-        r["_guess"] = True             # one number: weight (or ins_lat alone)
+        r["_guess"] = True  # one number: weight (or ins_lat alone)
     if pre:
         r["weight"] = int(pre[0][1])
     if len(pre) == 2:
         r["weight2"] = int(pre[1][1])
     r["ip"] = int(after[ip_at][1], 16)
-    rest = after[ip_at + 1:]
+    rest = after[ip_at + 1 :]
     if len(rest) > 1 or any(k != "n" for k, _ in rest):
         raise _Bad("cannot tell the numbers apart; give the -F field list")
     if rest:
         r["phys_addr"] = int(rest[0][1], 16)
-
-

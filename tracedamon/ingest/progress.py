@@ -5,6 +5,7 @@ calls it as it goes: ``done`` and ``total`` count what the reader knows best (by
 its input, or snapshots), ``total`` is None when unknown, ``what`` names the input.
 Readers draw nothing: the command line turns the calls into a bar.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional

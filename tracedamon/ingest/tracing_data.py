@@ -20,6 +20,7 @@ Blob layout (all integers in the blob's own byte order; ``u64``/``u32`` below):
 * ``u32`` size + kallsyms text; ``u32`` size + printk formats;
 * version 0.6 only: ``u64`` size + saved cmdlines.
 """
+
 from __future__ import annotations
 
 import re
@@ -39,12 +40,12 @@ class Field:
     """One field of a trace entry, as its ``format`` file describes it."""
 
     name: str
-    type: str            # C type text, e.g. "unsigned long"
+    type: str  # C type text, e.g. "unsigned long"
     offset: int
     size: int
     signed: bool
-    array_len: int | None = None     # "char comm[16]" → 16; None for scalars
-    data_loc: bool = False           # "__data_loc char[] name": u32 (len << 16 | offset)
+    array_len: int | None = None  # "char comm[16]" → 16; None for scalars
+    data_loc: bool = False  # "__data_loc char[] name": u32 (len << 16 | offset)
 
 
 @dataclass
@@ -77,7 +78,7 @@ class TracingData:
     big_endian: bool
     long_size: int
     page_size: int
-    events: dict[str, EventFormat]        # by "system:name"
+    events: dict[str, EventFormat]  # by "system:name"
     header_page: str = ""
     header_event: str = ""
 
@@ -119,10 +120,11 @@ def parse_tracing_data(blob: bytes, *, path=None, base_offset: int = 0) -> Traci
         c.fail("missing header_event section")
     header_event = c.sized_text(8, "header_event")
     events: dict[str, EventFormat] = {}
-    for _ in range(c.uint(4)):                       # ftrace's own formats
+    for _ in range(c.uint(4)):  # ftrace's own formats
         start = c.pos
-        ev = parse_format(c.sized_text(8, "ftrace format"), "ftrace", path=path,
-                          offset=base_offset + start)
+        ev = parse_format(
+            c.sized_text(8, "ftrace format"), "ftrace", path=path, offset=base_offset + start
+        )
         if ev is not None:
             events[ev.full_name] = ev
     nr_systems = c.uint(4)
@@ -135,8 +137,9 @@ def parse_tracing_data(blob: bytes, *, path=None, base_offset: int = 0) -> Traci
             c.fail(f"implausible number of events {count} in system {system!r}")
         for _ in range(count):
             start = c.pos
-            ev = parse_format(c.sized_text(8, "event format"), system, path=path,
-                              offset=base_offset + start)
+            ev = parse_format(
+                c.sized_text(8, "event format"), system, path=path, offset=base_offset + start
+            )
             if ev is not None:
                 events[ev.full_name] = ev
     # kallsyms, printk formats and saved cmdlines follow; tracedamon needs none of them,
@@ -145,19 +148,27 @@ def parse_tracing_data(blob: bytes, *, path=None, base_offset: int = 0) -> Traci
     c.sized_text(4, "printk formats")
     if version == "0.6":
         c.sized_text(8, "saved cmdlines")
-    return TracingData(version=version, big_endian=big, long_size=long_size,
-                       page_size=page_size, events=events, header_page=header_page,
-                       header_event=header_event)
+    return TracingData(
+        version=version,
+        big_endian=big,
+        long_size=long_size,
+        page_size=page_size,
+        events=events,
+        header_page=header_page,
+        header_event=header_event,
+    )
 
 
 _FIELD_RE = re.compile(
     r"^\s*field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
-    r"(?:\s*signed:(?P<signed>-?\d+);)?")
+    r"(?:\s*signed:(?P<signed>-?\d+);)?"
+)
 _DECL_RE = re.compile(r"^(?P<type>.*?)\s*(?P<name>[A-Za-z_]\w*)\s*(?:\[(?P<len>[^\]]*)\])?\s*$")
 
 
-def parse_format(text: str, system: str, *, path=None, offset: int | None = None
-                 ) -> EventFormat | None:
+def parse_format(
+    text: str, system: str, *, path=None, offset: int | None = None
+) -> EventFormat | None:
     """Parse one tracefs ``format`` file. Returns None for a text without a name."""
     name = None
     ev_id = None
@@ -170,23 +181,29 @@ def parse_format(text: str, system: str, *, path=None, offset: int | None = None
             try:
                 ev_id = int(line[3:].strip())
             except ValueError:
-                raise TraceFormatError(path, f"tracing data: bad event ID line {line!r}",
-                                       offset=offset) from None
+                raise TraceFormatError(
+                    path, f"tracing data: bad event ID line {line!r}", offset=offset
+                ) from None
         elif line.startswith("print fmt:"):
-            print_fmt = line[len("print fmt:"):].strip()
+            print_fmt = line[len("print fmt:") :].strip()
         elif "field:" in line:
             m = _FIELD_RE.match(line)
             if not m:
-                raise TraceFormatError(path, f"tracing data: bad field line {line.strip()!r} "
-                                       f"in the format of {system}:{name}", offset=offset)
+                raise TraceFormatError(
+                    path,
+                    f"tracing data: bad field line {line.strip()!r} "
+                    f"in the format of {system}:{name}",
+                    offset=offset,
+                )
             decl = m["decl"].strip()
             data_loc = decl.startswith("__data_loc ")
             if data_loc:
-                decl = decl[len("__data_loc "):]
+                decl = decl[len("__data_loc ") :]
             d = _DECL_RE.match(decl)
             if not d:
-                raise TraceFormatError(path, f"tracing data: cannot read declaration {decl!r}",
-                                       offset=offset)
+                raise TraceFormatError(
+                    path, f"tracing data: cannot read declaration {decl!r}", offset=offset
+                )
             arr = None
             if d["len"] not in (None, ""):
                 try:
@@ -196,20 +213,31 @@ def parse_format(text: str, system: str, *, path=None, offset: int | None = None
             ftype = d["type"].strip()
             if data_loc and d["len"] == "" and not ftype.endswith("[]"):
                 ftype += "[]"
-            signed = (m["signed"] == "1") if m["signed"] is not None else \
-                not ftype.startswith("unsigned") and "u" != ftype[:1]
-            fields.append(Field(d["name"], ftype, int(m["off"]), int(m["size"]), signed,
-                                arr, data_loc))
+            signed = (
+                (m["signed"] == "1")
+                if m["signed"] is not None
+                else not ftype.startswith("unsigned") and "u" != ftype[:1]
+            )
+            fields.append(
+                Field(d["name"], ftype, int(m["off"]), int(m["size"]), signed, arr, data_loc)
+            )
     if name is None:
         return None
     if ev_id is None:
-        raise TraceFormatError(path, f"tracing data: format of {system}:{name} has no ID",
-                               offset=offset)
+        raise TraceFormatError(
+            path, f"tracing data: format of {system}:{name} has no ID", offset=offset
+        )
     return EventFormat(system, name, ev_id, fields, print_fmt)
 
 
-def decode_raw(raw, fmt: EventFormat, names: Iterable[str] | None = None, *,
-               big_endian: bool = False, path=None) -> dict[str, np.ndarray]:
+def decode_raw(
+    raw,
+    fmt: EventFormat,
+    names: Iterable[str] | None = None,
+    *,
+    big_endian: bool = False,
+    path=None,
+) -> dict[str, np.ndarray]:
     """Decode scalar fields of a column of RAW payloads (all of event ``fmt``).
 
     ``raw`` is a pyarrow binary/large_binary array (or a list of bytes). Returns
@@ -218,6 +246,7 @@ def decode_raw(raw, fmt: EventFormat, names: Iterable[str] | None = None, *,
     event's entry is a :class:`TraceFormatError`.
     """
     import pyarrow as pa
+
     if not isinstance(raw, (pa.Array, pa.ChunkedArray)):
         raw = pa.array(list(raw), type=pa.binary())
     if isinstance(raw, pa.ChunkedArray):
@@ -225,25 +254,31 @@ def decode_raw(raw, fmt: EventFormat, names: Iterable[str] | None = None, *,
     if pa.types.is_large_binary(raw.type):
         raw = raw.cast(pa.binary())
     n = len(raw)
-    want = [fmt.by_name[k] for k in (names if names is not None else fmt.by_name)
-            if not k.startswith("common_") or names is not None]
+    want = [
+        fmt.by_name[k]
+        for k in (names if names is not None else fmt.by_name)
+        if not k.startswith("common_") or names is not None
+    ]
     for f in want:
         if f.array_len is not None or f.data_loc or f.size not in (1, 2, 4, 8):
             raise ValueError(f"field {f.name} of {fmt.full_name} is not a scalar")
     if raw.null_count:
-        raise TraceFormatError(path, f"{fmt.full_name}: {raw.null_count} samples carry "
-                               "no RAW payload")
+        raise TraceFormatError(
+            path, f"{fmt.full_name}: {raw.null_count} samples carry no RAW payload"
+        )
     bufs = raw.buffers()
     offs = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=raw.offset * 4)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else \
-        np.zeros(0, np.uint8)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
     lens = np.diff(offs)
     need = max((f.offset + f.size for f in want), default=0)
     short = np.flatnonzero(lens < need)
     if short.size:
         i = int(short[0])
-        raise TraceFormatError(path, f"{fmt.full_name}: RAW payload of sample {i} has "
-                               f"{int(lens[i])} bytes, the format needs {need}")
+        raise TraceFormatError(
+            path,
+            f"{fmt.full_name}: RAW payload of sample {i} has "
+            f"{int(lens[i])} bytes, the format needs {need}",
+        )
     starts = offs[:-1].astype(np.int64)
     out: dict[str, np.ndarray] = {}
     order = ">" if big_endian else "<"

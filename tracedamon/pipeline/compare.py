@@ -69,18 +69,26 @@ def compare(
     ``damos_apply`` tables when either source holds applications and no history).
     """
     if b is not None and (damos or damos is None and is_damos_pair(a, b)):
-        return compare_damos_sources(a, b, out=out, force=force,
-                                     offset_ns=options.get("offset_ns", 0),
-                                     window_ns=options.get("window_ns"))
+        return compare_damos_sources(
+            a,
+            b,
+            out=out,
+            force=force,
+            offset_ns=options.get("offset_ns", 0),
+            window_ns=options.get("window_ns"),
+        )
     inputs = [a, b, truth]
     if out is not None:
         check_output(out, COMPARE_METRICS, force=force, inputs=_paths(inputs))
     if b is None:
         if truth is None:
-            raise ConfigError("give two sources, or one source and truth",
-                              cli_message="give two sources, or one source and --truth")
-        res = CompareResult({"truth": {"a": score_truth(_open(a, options.get("name_a")),
-                                                        load_truth(truth))}})
+            raise ConfigError(
+                "give two sources, or one source and truth",
+                cli_message="give two sources, or one source and --truth",
+            )
+        res = CompareResult(
+            {"truth": {"a": score_truth(_open(a, options.get("name_a")), load_truth(truth))}}
+        )
     else:
         if cells is True:
             cells = None if out is None else cells_path_for(out)
@@ -89,9 +97,13 @@ def compare(
         if cells is not None:
             check_output(cells, COMPARE_CELLS, force=force, inputs=_paths(inputs + [out]))
         res = compare_histories(
-            _open(a, options.pop("name_a", None)), _open(b, options.pop("name_b", None)),
-            truth=None if truth is None else load_truth(truth), cells=cells is not None,
-            damos=False, **options)
+            _open(a, options.pop("name_a", None)),
+            _open(b, options.pop("name_b", None)),
+            truth=None if truth is None else load_truth(truth),
+            cells=cells is not None,
+            damos=False,
+            **options,
+        )
         if cells is not None:
             res.write_cells(cells, force=force)
     if out is not None:
@@ -99,9 +111,15 @@ def compare(
     return res
 
 
-def compare_damos_sources(a, b, *, out: PathLike | None = None, force: bool = False,
-                          offset_ns: int = 0, window_ns: int | None = None
-                          ) -> DamosCompareResult:
+def compare_damos_sources(
+    a,
+    b,
+    *,
+    out: PathLike | None = None,
+    force: bool = False,
+    offset_ns: int = 0,
+    window_ns: int | None = None,
+) -> DamosCompareResult:
     """Compare the ``damos_apply`` tables of ``a`` and ``b`` (see
     :mod:`tracedamon.export.damos_compare`) and write the metrics to ``out``."""
     if out is not None:

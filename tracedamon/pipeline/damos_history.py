@@ -10,6 +10,7 @@
 * :class:`PagemapOracle` answers the ops model's page questions from pagemap snapshots;
 * :func:`compare_applications` is the ``--check``.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,11 +36,11 @@ from ..units import PAGE_SIZE
 @dataclass
 class Source:
     path: Path
-    kind: str                       # "damon-trace" or "replay"
+    kind: str  # "damon-trace" or "replay"
     regions: pa.Table
-    recorded: pa.Table | None       # damos_apply of a real trace
+    recorded: pa.Table | None  # damos_apply of a real trace
     meta: dict
-    trace_dir: Path | None          # where samples / pagemap may live
+    trace_dir: Path | None  # where samples / pagemap may live
 
     @property
     def replay_config(self) -> dict | None:
@@ -50,26 +51,41 @@ def open_source(src) -> Source:
     """The history ``src`` names: a trace directory, a regions ``.parquet``, or an
     in-memory replay result (a :class:`~tracedamon.pipeline.region_history.RegionHistory`: its
     table and metadata, no files)."""
-    if hasattr(src, "table") and hasattr(src, "metadata") and \
-            not isinstance(src, (str, os.PathLike)):
+    if (
+        hasattr(src, "table")
+        and hasattr(src, "metadata")
+        and not isinstance(src, (str, os.PathLike))
+    ):
         t = src.table
         if "run" not in t.column_names:
             t = t.append_column("run", pa.array(np.zeros(t.num_rows, np.int32)))
-        p = Path(src.path) if getattr(src, "path", None) is not None else \
-            Path("(replay in memory)")
-        return Source(p, "replay", conform(t, REGIONS, REGIONS.names), None,
-                      {"replay": dict(src.metadata)}, None)
+        p = Path(src.path) if getattr(src, "path", None) is not None else Path("(replay in memory)")
+        return Source(
+            p,
+            "replay",
+            conform(t, REGIONS, REGIONS.names),
+            None,
+            {"replay": dict(src.metadata)},
+            None,
+        )
     p = Path(src)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
     if p.is_dir():
         tr = open_trace(p)
         if not tr.has("regions"):
-            hint = (" (it has a replay output: pass that .parquet)"
-                    if any(q.suffix == ".parquet" and q.stem not in ("samples",)
-                           for q in p.glob("replay*.parquet")) else "")
-            raise InputError(f"{p}: no regions table: a damos run needs a region history "
-                             f"(an ingested DAMON trace, or a replay's .parquet){hint}")
+            hint = (
+                " (it has a replay output: pass that .parquet)"
+                if any(
+                    q.suffix == ".parquet" and q.stem not in ("samples",)
+                    for q in p.glob("replay*.parquet")
+                )
+                else ""
+            )
+            raise InputError(
+                f"{p}: no regions table: a damos run needs a region history "
+                f"(an ingested DAMON trace, or a replay's .parquet){hint}"
+            )
         regions = tr.table("regions")
         recorded = tr.table("damos_apply") if tr.has("damos_apply") else None
         return Source(p, "damon-trace", regions, recorded, dict(tr.meta), p)
@@ -79,8 +95,11 @@ def open_source(src) -> Source:
         t = read_table(p)
     except (OSError, pa.ArrowInvalid) as e:
         raise InputError(f"{p}: not a readable Parquet file ({e})") from None
-    missing = [c for c in ("snapshot", "time_ns", "target", "start", "end", "nr_accesses")
-               if c not in t.column_names]
+    missing = [
+        c
+        for c in ("snapshot", "time_ns", "target", "start", "end", "nr_accesses")
+        if c not in t.column_names
+    ]
     if missing:
         raise InputError(f"{p}: not a region history (no {', '.join(missing)} column)")
     if "run" not in t.column_names:
@@ -88,10 +107,17 @@ def open_source(src) -> Source:
     regions = conform(t, REGIONS, REGIONS.names)
     meta = read_metadata(p) or {}
     parent = p.parent
-    trace_dir = parent if (parent / "samples.parquet").exists() or \
-        (parent / "meta.json").exists() else None
-    return Source(p, "replay" if "replay" in meta else "regions", regions,
-                  _replay_applications(p, meta), meta, trace_dir)
+    trace_dir = (
+        parent if (parent / "samples.parquet").exists() or (parent / "meta.json").exists() else None
+    )
+    return Source(
+        p,
+        "replay" if "replay" in meta else "regions",
+        regions,
+        _replay_applications(p, meta),
+        meta,
+        trace_dir,
+    )
 
 
 def _replay_applications(p: Path, meta: dict) -> pa.Table | None:
@@ -103,9 +129,11 @@ def _replay_applications(p: Path, meta: dict) -> pa.Table | None:
         return None
     f = p.parent / d / "damos_apply.parquet"
     if not f.exists():
-        raise InputError(f"{p}: a replay with schemes whose applications "
-                         f"({f}) are missing: its snapshots show what DAMOS did, which "
-                         "cannot be taken back out without them")
+        raise InputError(
+            f"{p}: a replay with schemes whose applications "
+            f"({f}) are missing: its snapshots show what DAMOS did, which "
+            "cannot be taken back out without them"
+        )
     try:
         return read_table(f)
     except (OSError, pa.ArrowInvalid) as e:
@@ -124,19 +152,27 @@ class PagemapOracle(PageOracle):
 
     def __init__(self, pagemap: pa.Table, ops: str, target_pids: Sequence[int | None]):
         from ..engine.translate import nearest_index
-        from ..schema import PAGEMAP_FLAG_FILE, PAGEMAP_FLAG_HUGE, PAGEMAP_FLAG_PRESENT, \
-            PAGEMAP_FLAG_THP
+        from ..schema import (
+            PAGEMAP_FLAG_FILE,
+            PAGEMAP_FLAG_HUGE,
+            PAGEMAP_FLAG_PRESENT,
+            PAGEMAP_FLAG_THP,
+        )
+
         self._nearest = nearest_index
-        c = {k: pagemap.column(k).to_numpy(zero_copy_only=False)
-             for k in ("snapshot", "time_ns", "pid", "vaddr_start", "vaddr_end", "flags")}
+        c = {
+            k: pagemap.column(k).to_numpy(zero_copy_only=False)
+            for k in ("snapshot", "time_ns", "pid", "vaddr_start", "vaddr_end", "flags")
+        }
         pfn = pagemap.column("pfn_start").fill_null(0).to_numpy(zero_copy_only=False)
         flags = c["flags"].astype(np.int64)
         self.ops = ops
         self.target_pids = list(target_pids)
         snaps = np.unique(c["snapshot"])
         self.snap_ids = snaps
-        self.snap_times = np.array([c["time_ns"][c["snapshot"] == s].min() for s in snaps],
-                                   np.int64)
+        self.snap_times = np.array(
+            [c["time_ns"][c["snapshot"] == s].min() for s in snaps], np.int64
+        )
         o = np.argsort(self.snap_times, kind="stable")
         self.snap_ids, self.snap_times = self.snap_ids[o], self.snap_times[o]
         anon = ((flags & PAGEMAP_FLAG_FILE) == 0).astype(np.int8)
@@ -151,26 +187,29 @@ class PagemapOracle(PageOracle):
                 sel = m & present & (pfn > 0)
                 a = pfn[sel].astype(np.int64) * PAGE_SIZE
                 b = a + (ve[sel] - vs[sel])
-                self._idx[(int(s), None)] = self._disjoint(a, b, anon[sel],
-                                                           np.ones(a.size, np.int8),
-                                                           huge[sel], c["pid"][sel],
-                                                           vs[sel])
+                self._idx[(int(s), None)] = self._disjoint(
+                    a, b, anon[sel], np.ones(a.size, np.int8), huge[sel], c["pid"][sel], vs[sel]
+                )
             else:
                 for pid in np.unique(c["pid"][m]):
                     sel = m & (c["pid"] == pid)
                     mapped = present[sel].astype(np.int8)
                     self._idx[(int(s), int(pid))] = self._disjoint(
-                        vs[sel], ve[sel], np.where(mapped == 1, anon[sel], -1).astype(np.int8),
-                        mapped, np.where(mapped == 1, huge[sel], 0),
-                        np.full(mapped.size, pid), vs[sel])
+                        vs[sel],
+                        ve[sel],
+                        np.where(mapped == 1, anon[sel], -1).astype(np.int8),
+                        mapped,
+                        np.where(mapped == 1, huge[sel], 0),
+                        np.full(mapped.size, pid),
+                        vs[sel],
+                    )
 
     @staticmethod
     def _disjoint(a, b, anon, mapped, fsz, pid, va):
         """Sorted disjoint runs; a frame two runs claim goes to the lower pid.  ``va``: the
         virtual address of each run's start (its owner's page)."""
         o = np.lexsort((pid, a))
-        a, b, anon, mapped, fsz, pid, va = (x[o].copy() for x in (a, b, anon, mapped, fsz,
-                                                                  pid, va))
+        a, b, anon, mapped, fsz, pid, va = (x[o].copy() for x in (a, b, anon, mapped, fsz, pid, va))
         keep = np.ones(a.size, bool)
         reach = 0
         for i in range(a.size):
@@ -181,14 +220,24 @@ class PagemapOracle(PageOracle):
                 va[i] += reach - a[i]
                 a[i] = reach
             reach = max(reach, b[i])
-        return (a[keep], b[keep], anon[keep], mapped[keep], fsz[keep],
-                pid[keep].astype(np.int64), va[keep].astype(np.int64))
+        return (
+            a[keep],
+            b[keep],
+            anon[keep],
+            mapped[keep],
+            fsz[keep],
+            pid[keep].astype(np.int64),
+            va[keep].astype(np.int64),
+        )
 
     def _runs_at(self, target: int, time_ns: int):
         j = int(self._nearest(self.snap_times, np.array([time_ns]))[0])
         snap = int(self.snap_ids[j])
-        key = (snap, None) if self.ops == "paddr" else (
-            snap, self.target_pids[target] if target < len(self.target_pids) else None)
+        key = (
+            (snap, None)
+            if self.ops == "paddr"
+            else (snap, self.target_pids[target] if target < len(self.target_pids) else None)
+        )
         return self._idx.get(key)
 
     def owners(self, start: int, end: int, time_ns: int):
@@ -215,8 +264,13 @@ class PagemapOracle(PageOracle):
     def segments(self, target: int, start: int, end: int, time_ns: int) -> Segments:
         idx = self._runs_at(target, time_ns)
         if idx is None:
-            return Segments(np.array([start]), np.array([end]), np.array([-1], np.int8),
-                            np.array([-1], np.int8), np.zeros(1, np.int64))
+            return Segments(
+                np.array([start]),
+                np.array([end]),
+                np.array([-1], np.int8),
+                np.array([-1], np.int8),
+                np.zeros(1, np.int64),
+            )
         a, b, anon, mapped, fsz = idx[:5]
         lo = np.searchsorted(b, start, side="right")
         hi = np.searchsorted(a, end, side="left")
@@ -231,15 +285,26 @@ class PagemapOracle(PageOracle):
             cur = e0
         if cur < end:
             ss.append(cur), ee.append(end), an.append(-1), mp.append(-1), fz.append(0)
-        return Segments(np.array(ss, np.int64), np.array(ee, np.int64),
-                        np.array(an, np.int8), np.array(mp, np.int8), np.array(fz, np.int64))
+        return Segments(
+            np.array(ss, np.int64),
+            np.array(ee, np.int64),
+            np.array(an, np.int8),
+            np.array(mp, np.int8),
+            np.array(fz, np.int64),
+        )
 
 
 # ---------------------------------------------------------------------------------------
 # reconstruction of the pre-apply state
 # ---------------------------------------------------------------------------------------
-def undo_recorded(rows: dict, events: list[tuple], prev_end: dict, min_region: int,
-                  counters: dict, due: set | None = None) -> dict:
+def undo_recorded(
+    rows: dict,
+    events: list[tuple],
+    prev_end: dict,
+    min_region: int,
+    counters: dict,
+    due: set | None = None,
+) -> dict:
     """Take a recorded application's effects out of a post-apply snapshot.
 
     ``rows``: the snapshot (arrays ``target``, ``start``, ``end``, ``nr``, ``bp``,
@@ -263,7 +328,7 @@ def undo_recorded(rows: dict, events: list[tuple], prev_end: dict, min_region: i
         if e[5] is not None:
             age[i] = e[5]
             counters["ages_restored"] = counters.get("ages_restored", 0) + 1
-    merge_at: set = set()            # (target, address) boundaries to take out
+    merge_at: set = set()  # (target, address) boundaries to take out
 
     def equal_sides(t, x):
         i = pos.get((t, x))
@@ -284,8 +349,11 @@ def undo_recorded(rows: dict, events: list[tuple], prev_end: dict, min_region: i
         if len(evs) > 1 and last[4] == first[4] + 1 and equal_sides(last[1], last[3]):
             merge_at.add((last[1], last[3]))
             counters["quota_splits_undone"] = counters.get("quota_splits_undone", 0) + 1
-        elif len(evs) == 1 and equal_sides(last[1], last[3]) and \
-                pos.get((last[1], last[3])) is not None:
+        elif (
+            len(evs) == 1
+            and equal_sides(last[1], last[3])
+            and pos.get((last[1], last[3])) is not None
+        ):
             merge_at.add((last[1], last[3]))
             counters["quota_splits_undone"] = counters.get("quota_splits_undone", 0) + 1
     if not merge_at:
@@ -307,8 +375,9 @@ def undo_recorded(rows: dict, events: list[tuple], prev_end: dict, min_region: i
     return out
 
 
-def subtract_intervals(a_s: np.ndarray, a_e: np.ndarray, b_s: np.ndarray,
-                       b_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def subtract_intervals(
+    a_s: np.ndarray, a_e: np.ndarray, b_s: np.ndarray, b_e: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """[a_s, a_e) minus the union of [b_s, b_e) (a and b: lists of intervals)."""
     if not a_s.size or not b_s.size:
         return a_s, a_e
@@ -320,6 +389,7 @@ def subtract_intervals(a_s: np.ndarray, a_e: np.ndarray, b_s: np.ndarray,
         s, e = s[o], np.maximum.accumulate(e[o])
         j = np.searchsorted(s, lo, side="right") - 1
         return (j >= 0) & (lo < e[np.maximum(j, 0)])
+
     keep = covered(a_s, a_e) & ~covered(b_s, b_e)
     return lo[keep], hi[keep]
 
@@ -353,8 +423,9 @@ class ResetCarry:
             lo, val = lo[idx], val[idx]
         self.runs[target] = (lo, hi, val)
 
-    def apply(self, target: np.ndarray, start: np.ndarray, end: np.ndarray, age: np.ndarray,
-              j: int) -> np.ndarray:
+    def apply(
+        self, target: np.ndarray, start: np.ndarray, end: np.ndarray, age: np.ndarray, j: int
+    ) -> np.ndarray:
         """Ages of snapshot ``j``'s regions with the carried resets: a byte reset at
         snapshot k is at most ``j - k`` old; a region's age is the size-weighted mean of
         its bytes' (floor, as the kernel's merge)."""
@@ -364,9 +435,15 @@ class ResetCarry:
                 continue
             sel = np.flatnonzero(target == t)
             if sel.size:
-                out[sel] = _carry_ages(np.ascontiguousarray(start[sel], np.int64),
-                                       np.ascontiguousarray(end[sel], np.int64),
-                                       out[sel], rs, re_, rk, int(j))
+                out[sel] = _carry_ages(
+                    np.ascontiguousarray(start[sel], np.int64),
+                    np.ascontiguousarray(end[sel], np.int64),
+                    out[sel],
+                    rs,
+                    re_,
+                    rk,
+                    int(j),
+                )
         return out
 
 
@@ -400,15 +477,26 @@ def region_arrays(t: pa.Table) -> dict:
         if c.null_count:
             c = c.fill_null(fill)
         return c.to_numpy(zero_copy_only=False).astype(np.int64)
-    reg = {"run": col("run"), "snapshot": col("snapshot"), "time_ns": col("time_ns"),
-           "target": col("target"), "start": col("start"), "end": col("end"),
-           "nr": col("nr_accesses"), "age": col("age")}
+
+    reg = {
+        "run": col("run"),
+        "snapshot": col("snapshot"),
+        "time_ns": col("time_ns"),
+        "target": col("target"),
+        "start": col("start"),
+        "end": col("end"),
+        "nr": col("nr_accesses"),
+        "age": col("age"),
+    }
     bp = t.column("nr_accesses_bp")
-    reg["bp"] = (reg["nr"] * 10000 if bp.null_count else
-                 bp.to_numpy(zero_copy_only=False).astype(np.int64))
+    reg["bp"] = (
+        reg["nr"] * 10000 if bp.null_count else bp.to_numpy(zero_copy_only=False).astype(np.int64)
+    )
     if t.column("age").null_count:
-        raise InputError("the history has no ages (a trace of the old five-field "
-                         "damon_aggregated format): DAMOS access patterns need them")
+        raise InputError(
+            "the history has no ages (a trace of the old five-field "
+            "damon_aggregated format): DAMOS access patterns need them"
+        )
     o = np.lexsort((reg["start"], reg["target"], reg["snapshot"], reg["run"]))
     return {k: v[o] for k, v in reg.items()}
 
@@ -452,13 +540,27 @@ def assign_recorded(recorded: pa.Table | None, reg: dict, runs_meta: dict, aggr_
     """Recorded events → (run, snapshot) of the snapshot emitted right after them."""
     if recorded is None or recorded.num_rows == 0:
         return {}, 0
-    ev = {k: recorded.column(k) for k in ("time_ns", "kdamond_pid", "scheme", "target",
-                                         "start", "end", "nr_regions", "age", "nr_accesses")}
+    ev = {
+        k: recorded.column(k)
+        for k in (
+            "time_ns",
+            "kdamond_pid",
+            "scheme",
+            "target",
+            "start",
+            "end",
+            "nr_regions",
+            "age",
+            "nr_accesses",
+        )
+    }
     t = ev["time_ns"].to_numpy(zero_copy_only=False).astype(np.int64)
     pid = ev["kdamond_pid"].fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     age = ev["age"].to_pylist()
-    cols = {k: ev[k].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-            for k in ("scheme", "target", "start", "end", "nr_regions", "nr_accesses")}
+    cols = {
+        k: ev[k].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        for k in ("scheme", "target", "start", "end", "nr_regions", "nr_accesses")
+    }
     first = np.ones(reg["run"].size, bool)
     first[1:] = (np.diff(reg["run"]) != 0) | (np.diff(reg["snapshot"]) != 0)
     s_run, s_snap, s_time = reg["run"][first], reg["snapshot"][first], reg["time_ns"][first]
@@ -478,9 +580,16 @@ def assign_recorded(recorded: pa.Table | None, reg: dict, runs_meta: dict, aggr_
         for i, jj in zip(cand[ok], j[ok]):
             key = (int(run), int(sn[jj]))
             out.setdefault(key, []).append(
-                (int(cols["scheme"][i]), int(cols["target"][i]), int(cols["start"][i]),
-                 int(cols["end"][i]), int(cols["nr_regions"][i]), age[i],
-                 int(cols["nr_accesses"][i])))
+                (
+                    int(cols["scheme"][i]),
+                    int(cols["target"][i]),
+                    int(cols["start"][i]),
+                    int(cols["end"][i]),
+                    int(cols["nr_regions"][i]),
+                    age[i],
+                    int(cols["nr_accesses"][i]),
+                )
+            )
             assigned[i] = True
     return out, int((~assigned).sum())
 
@@ -493,8 +602,14 @@ def compare_applications(rec_by_step: dict, app_cols: dict, first_excluded: bool
     pred: dict = {}
     for i in range(len(app_cols["start"])):
         key = (app_cols["run"][i], app_cols["snapshot"][i], app_cols["scheme"][i])
-        pred.setdefault(key, []).append((app_cols["start"][i], app_cols["end"][i],
-                                         app_cols["nr_accesses"][i], app_cols["age"][i]))
+        pred.setdefault(key, []).append(
+            (
+                app_cols["start"][i],
+                app_cols["end"][i],
+                app_cols["nr_accesses"][i],
+                app_cols["age"][i],
+            )
+        )
     rec: dict = {}
     for (run, snap), evs in rec_by_step.items():
         for e in evs:
@@ -511,17 +626,30 @@ def compare_applications(rec_by_step: dict, app_cols: dict, first_excluded: bool
             if key not in firsts:
                 matched_after += 1
         else:
-            diff = next((i for i, (pr, rr) in enumerate(zip(p, rows)) if pr != rr),
-                        min(len(p), len(rows)))
-            mismatches.append({"run": key[0], "snapshot": key[1], "scheme": key[2],
-                               "recorded_rows": len(rows), "predicted_rows": len(p),
-                               "first_difference": diff,
-                               "recorded": rows[diff] if diff < len(rows) else None,
-                               "predicted": p[diff] if diff < len(p) else None})
-    return {"recorded": len(rec), "predicted": len(pred), "matched": matched,
-            "first_excluded": first_excluded,
-            "recorded_after_first": len(rec) - len(firsts),
-            "matched_after_first": matched_after,
-            "predicted_only": len(set(pred) - set(rec)),
-            "rows_recorded": rows_recorded, "rows_matched": rows_matched,
-            "mismatches": mismatches}
+            diff = next(
+                (i for i, (pr, rr) in enumerate(zip(p, rows)) if pr != rr), min(len(p), len(rows))
+            )
+            mismatches.append(
+                {
+                    "run": key[0],
+                    "snapshot": key[1],
+                    "scheme": key[2],
+                    "recorded_rows": len(rows),
+                    "predicted_rows": len(p),
+                    "first_difference": diff,
+                    "recorded": rows[diff] if diff < len(rows) else None,
+                    "predicted": p[diff] if diff < len(p) else None,
+                }
+            )
+    return {
+        "recorded": len(rec),
+        "predicted": len(pred),
+        "matched": matched,
+        "first_excluded": first_excluded,
+        "recorded_after_first": len(rec) - len(firsts),
+        "matched_after_first": matched_after,
+        "predicted_only": len(set(pred) - set(rec)),
+        "rows_recorded": rows_recorded,
+        "rows_matched": rows_matched,
+        "mismatches": mismatches,
+    }

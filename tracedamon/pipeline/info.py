@@ -4,6 +4,7 @@ The reading side of ``info``: row-group statistics and narrow column batches in 
 memory, returned as plain dicts; :mod:`tracedamon.cli.info` renders them as text. An
 input that is not yet a trace directory is ingested into a temporary one first.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,7 @@ def sample_stats(trace: Trace) -> dict:
         st = stats(g, "time_ns")
         if st is None or not st.has_min_max:
             if st is not None and st.null_count == pf.row_group_rows(g):
-                continue            # a row group without times
+                continue  # a row group without times
             time_stats = False
             break
         tmin = st.min if tmin is None else min(tmin, st.min)
@@ -55,11 +56,11 @@ def sample_stats(trace: Trace) -> dict:
         read = []
         for name, counter in (("pid", per_pid), ("event_id", per_event)):
             if name not in names_in_file:
-                counter[None] += rows           # left out of the file: all null
+                counter[None] += rows  # left out of the file: all null
                 continue
             st = stats(g, name)
             if st is not None and st.constant:
-                counter[st.min] += rows         # one value in the whole row group
+                counter[st.min] += rows  # one value in the whole row group
             else:
                 read.append(name)
         if has_time and not time_stats:
@@ -69,12 +70,14 @@ def sample_stats(trace: Trace) -> dict:
         # only here: pyarrow.compute takes 50 ms to load, and the summary an ingest
         # prints mostly answers from the row-group statistics (tests/test_arrays.py)
         import pyarrow.compute as pc
+
         batch = pf.read_row_group(g, columns=read)
         for name, counter in (("pid", per_pid), ("event_id", per_event)):
             if name in read:
                 vc = pc.value_counts(batch.column(name))
-                counter.update(dict(zip(vc.field("values").to_pylist(),
-                                        vc.field("counts").to_pylist())))
+                counter.update(
+                    dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+                )
         if "time_ns" in read:
             t = batch.column("time_ns")
             if t.null_count < len(t):
@@ -96,11 +99,27 @@ def summarize(trace: Trace) -> dict:
     """A dict summary of a trace directory (what `info` prints)."""
     out: dict = {"path": str(trace.path), "tables": {t: trace.num_rows(t) for t in trace.tables()}}
     meta = trace.meta
-    for key in ("layout", "byte_order", "compression", "perf_version", "hostname", "os_release", "arch",
-                "cpu_desc", "nrcpus", "record_counts", "skipped", "duplicates_dropped",
-                "partial_snapshots_dropped", "intervals", "samples_out_of_order",
-                "unknown_sample_ids", "unknown_record_types", "absent_columns",
-                "truncation"):
+    for key in (
+        "layout",
+        "byte_order",
+        "compression",
+        "perf_version",
+        "hostname",
+        "os_release",
+        "arch",
+        "cpu_desc",
+        "nrcpus",
+        "record_counts",
+        "skipped",
+        "duplicates_dropped",
+        "partial_snapshots_dropped",
+        "intervals",
+        "samples_out_of_order",
+        "unknown_sample_ids",
+        "unknown_record_types",
+        "absent_columns",
+        "truncation",
+    ):
         if key in meta:
             out[key] = meta[key]
     if trace.num_rows("samples"):
@@ -109,8 +128,12 @@ def summarize(trace: Trace) -> dict:
         lt = trace.table("lost", columns=["kind", "lost"])
         lt = pa.table({"kind": lt.column("kind").cast(pa.string()), "lost": lt.column("lost")})
         agg = lt.group_by("kind", use_threads=False).aggregate([("lost", "sum")])
-        out["lost"] = {str(k): int(v or 0) for k, v in sorted(zip(
-            agg.column("kind").to_pylist(), agg.column("lost_sum").to_pylist()))}
+        out["lost"] = {
+            str(k): int(v or 0)
+            for k, v in sorted(
+                zip(agg.column("kind").to_pylist(), agg.column("lost_sum").to_pylist())
+            )
+        }
     if trace.num_rows("regions"):
         r = trace.df("regions", columns=["run", "snapshot", "time_ns", "target", "start", "end"])
         runs = []
@@ -118,32 +141,40 @@ def summarize(trace: Trace) -> dict:
             per = g.groupby("snapshot").size()
             times = g.groupby("snapshot")["time_ns"].first().sort_values()
             step = int(times.diff().median()) if len(times) > 1 else None
-            runs.append({
-                "run": int(run), "snapshots": int(per.size),
-                "targets": sorted(int(x) for x in g["target"].unique()),
-                "time_span_ns": [int(times.iloc[0]), int(times.iloc[-1])],
-                "aggregation_ns_median": step,
-                "address_span": [int(g["start"].min()), int(g["end"].max())],
-                "regions_per_snapshot": [int(per.min()), int(per.max())],
-            })
+            runs.append(
+                {
+                    "run": int(run),
+                    "snapshots": int(per.size),
+                    "targets": sorted(int(x) for x in g["target"].unique()),
+                    "time_span_ns": [int(times.iloc[0]), int(times.iloc[-1])],
+                    "aggregation_ns_median": step,
+                    "address_span": [int(g["start"].min()), int(g["end"].max())],
+                    "regions_per_snapshot": [int(per.min()), int(per.max())],
+                }
+            )
         out["runs"] = runs
     if trace.num_rows("pagemap"):
         pm = trace.df("pagemap", columns=["snapshot", "pid", "vaddr_start", "vaddr_end"])
-        out["pagemap"] = {"snapshots": int(pm["snapshot"].nunique()),
-                          "pids": sorted(int(x) for x in pm["pid"].unique()),
-                          "pages": int(((pm["vaddr_end"] - pm["vaddr_start"]) // PAGE_SIZE).sum())}
+        out["pagemap"] = {
+            "snapshots": int(pm["snapshot"].nunique()),
+            "pids": sorted(int(x) for x in pm["pid"].unique()),
+            "pages": int(((pm["vaddr_end"] - pm["vaddr_start"]) // PAGE_SIZE).sum()),
+        }
     return out
 
 
 def history_stats(path: Path) -> dict:
     """Snapshots, time span, targets, address span and regions per snapshot of a region
     history file, read a batch of narrow columns at a time (bounded memory)."""
-    import pyarrow.compute as pc        # as in sample_stats: 50 ms, loaded when needed
+    import pyarrow.compute as pc  # as in sample_stats: 50 ms, loaded when needed
 
     pf = ParquetReader(path)
     names = pf.names
-    cols = [c for c in ("run", "snapshot", "time_ns", "target", "pid", "start", "end",
-                        "nr_accesses") if c in names]
+    cols = [
+        c
+        for c in ("run", "snapshot", "time_ns", "target", "pid", "start", "end", "nr_accesses")
+        if c in names
+    ]
     per_snap: Counter = Counter()
     times: dict = {}
     targets: set = set()
@@ -167,13 +198,18 @@ def history_stats(path: Path) -> dict:
     step = None
     if len(ts) > 1:
         step = int(np.median(np.diff(np.array(ts, dtype=np.int64))))
-    return {"rows": pf.num_rows, "snapshots": len(per_snap),
-            "time_span_ns": [ts[0], ts[-1]] if ts else [None, None],
-            "aggregation_ns_median": step,
-            "targets": sorted(targets, key=lambda tp: (tp[0], tp[1] or 0)),
-            "address_span": [lo, hi], "accessed_rows": accessed,
-            "regions_per_snapshot": [min(per_snap.values()), max(per_snap.values())]
-            if per_snap else [0, 0]}
+    return {
+        "rows": pf.num_rows,
+        "snapshots": len(per_snap),
+        "time_span_ns": [ts[0], ts[-1]] if ts else [None, None],
+        "aggregation_ns_median": step,
+        "targets": sorted(targets, key=lambda tp: (tp[0], tp[1] or 0)),
+        "address_span": [lo, hi],
+        "accessed_rows": accessed,
+        "regions_per_snapshot": [min(per_snap.values()), max(per_snap.values())]
+        if per_snap
+        else [0, 0],
+    }
 
 
 def inspect(path: str | os.PathLike) -> dict:
@@ -199,8 +235,13 @@ def inspect(path: str | os.PathLike) -> dict:
         return {"kind": "trace", "summary": s}
     except BaseException as e:
         # an error of the temporary trace directory names what the user gave
-        raise shown_as(e, {tmp / "t.td": f"{p} (ingested into a temporary directory)",
-                           tmp: "a temporary directory"})
+        raise shown_as(
+            e,
+            {
+                tmp / "t.td": f"{p} (ingested into a temporary directory)",
+                tmp: "a temporary directory",
+            },
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -210,17 +251,25 @@ def _inspect_parquet(p: Path) -> dict:
     if not names:
         raise InputError(f"{p}: not a Parquet file")
     table = (meta or {}).get("table")
-    if meta is not None and table in (None, "regions") and "attribution" not in meta \
-            and HISTORY_COLUMNS <= set(names):
+    if (
+        meta is not None
+        and table in (None, "regions")
+        and "attribution" not in meta
+        and HISTORY_COLUMNS <= set(names)
+    ):
         return inspect_history(p, meta)
     if meta is not None and table in TABLES:
         # one table of a trace directory: as part of its directory
         s = summarize(Trace(p))
-        s["tables"] = {table: s["tables"].pop(p.stem)} if p.stem in s["tables"] else \
-            s["tables"]
+        s["tables"] = {table: s["tables"].pop(p.stem)} if p.stem in s["tables"] else s["tables"]
         return {"kind": "trace", "summary": s}
-    return {"kind": "parquet", "path": p, "what": parquet_what(meta),
-            "rows": ParquetReader(p).num_rows, "columns": names}
+    return {
+        "kind": "parquet",
+        "path": p,
+        "what": parquet_what(meta),
+        "rows": ParquetReader(p).num_rows,
+        "columns": names,
+    }
 
 
 def inspect_history(path: str | os.PathLike, meta: dict | None = None) -> dict:

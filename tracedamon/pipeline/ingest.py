@@ -11,6 +11,7 @@ of readers (``from tracedamon.ingest import perf_data``): :mod:`tracedamon` load
 the package first and binds the name to the function after, so which one the
 attribute is never depends on what was imported before.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -63,11 +64,16 @@ def _read_perf_data(path, writer, *, via_perf: bool = False, progress=None, **op
     perf_data = importlib.import_module(_READERS["perf-data"])
     if via_perf:
         perf_run = importlib.import_module(_READERS["perf-run"])
-        return perf_run.ingest_via_perf(path, writer, progress=progress,
-                                           strict=bool(options.get("strict")),
-                                           event_names=_header_names(perf_data, path))
-    return perf_data.ingest_into(path, writer, progress=progress,
-                                 on_damon_events=_damon_regions, **options)
+        return perf_run.ingest_via_perf(
+            path,
+            writer,
+            progress=progress,
+            strict=bool(options.get("strict")),
+            event_names=_header_names(perf_data, path),
+        )
+    return perf_data.ingest_into(
+        path, writer, progress=progress, on_damon_events=_damon_regions, **options
+    )
 
 
 def _read_perf_script(path, writer, *, via_perf: bool = False, progress=None, **options):
@@ -104,10 +110,16 @@ def default_output(path: str | os.PathLike) -> Path:
     return p.with_name(p.name.rstrip("/") + ".td")
 
 
-def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
-           out: str | os.PathLike | None = None, *, format: str = "auto",
-           force: bool = False, progress=None, _stdin: Path | None = None,
-           **options) -> Path:
+def ingest(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    *,
+    format: str = "auto",
+    force: bool = False,
+    progress=None,
+    _stdin: Path | None = None,
+    **options,
+) -> Path:
     """Ingest one or more inputs into one trace directory and return its path.
 
     Several inputs of one recorded run (a perf.data, a DAMON trace, pagemap
@@ -125,12 +137,10 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         raise InputError("no input given")
     progress = callback(progress)
     if Path("-") in inputs:
-        return _ingest_stdin(inputs, out, format=format, force=force, progress=progress,
-                             **options)
+        return _ingest_stdin(inputs, out, format=format, force=force, progress=progress, **options)
     out = Path(out) if out is not None else default_output(inputs[0])
     read = [p for p in inputs if p != _stdin]
-    check_output(out, TRACE_DIR, force=force, inputs=read,
-                 outside=[p for p in read if p.is_dir()])
+    check_output(out, TRACE_DIR, force=force, inputs=read, outside=[p for p in read if p.is_dir()])
     plan = []
     for p in inputs:
         fmt = detect_format(p) if format == "auto" else format
@@ -140,12 +150,18 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     # Hash the inputs (sha256 for the provenance) in a thread while they are decoded:
     # hashlib releases the GIL, so on a large perf.data this costs no wall time.
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    prov = pool.submit(lambda: {"inputs": [
-        dict(file_provenance(p), format=fmt, **({"name": "-"} if p == _stdin else {}))
-        for p, fmt in plan]})
+    prov = pool.submit(
+        lambda: {
+            "inputs": [
+                dict(file_provenance(p), format=fmt, **({"name": "-"} if p == _stdin else {}))
+                for p, fmt in plan
+            ]
+        }
+    )
     try:
-        with TraceDirWriter(out, provenance=prov, force=force,
-                            inputs=[p for p, _ in plan if p != _stdin]) as w:
+        with TraceDirWriter(
+            out, provenance=prov, force=force, inputs=[p for p, _ in plan if p != _stdin]
+        ) as w:
             _run_readers(_grouped(plan), w, progress, options)
             w.meta["inputs"] = w.provenance["inputs"]
     finally:
@@ -153,33 +169,40 @@ def ingest(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     return out
 
 
-def _ingest_stdin(inputs: list[Path], out, *, format: str, force: bool, progress,
-                  **options) -> Path:
+def _ingest_stdin(
+    inputs: list[Path], out, *, format: str, force: bool, progress, **options
+) -> Path:
     """``perf record -o - ... | tracedamon ingest - -o run.td``: the stream is kept in
     a hidden file beside the output while it is read (the native reader maps files)."""
     if out is None:
-        raise InputError("reading standard input (-) needs an output directory (out=)",
-                         cli_message="reading standard input (-) needs an output "
-                                     "directory (-o DIR)")
+        raise InputError(
+            "reading standard input (-) needs an output directory (out=)",
+            cli_message="reading standard input (-) needs an output directory (-o DIR)",
+        )
     if inputs.count(Path("-")) > 1:
         raise InputError("standard input (-) can be given once")
     # refuse before reading the stream
     read = [p for p in inputs if p != Path("-")]
-    check_output(out, TRACE_DIR, force=force, inputs=read,
-                 outside=[p for p in read if p.is_dir()])
+    check_output(out, TRACE_DIR, force=force, inputs=read, outside=[p for p in read if p.is_dir()])
     made = make_parents(Path(os.path.abspath(out)).parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{Path(out).name}.stdin.", dir=Path(out).parent)
     try:
         with os.fdopen(fd, "wb") as f:
             shutil.copyfileobj(sys.stdin.buffer, f, 1 << 22)
-        return ingest([Path(tmp) if p == Path("-") else p for p in inputs], out,
-                      format=format, force=force, progress=progress, _stdin=Path(tmp),
-                      **options)
+        return ingest(
+            [Path(tmp) if p == Path("-") else p for p in inputs],
+            out,
+            format=format,
+            force=force,
+            progress=progress,
+            _stdin=Path(tmp),
+            **options,
+        )
     except BaseException as e:
-        raise shown_as(e, {tmp: "-"})       # errors name standard input, not the file
+        raise shown_as(e, {tmp: "-"})  # errors name standard input, not the file
     finally:
         os.unlink(tmp)
-        remove_made(made)      # those left empty: a failed run leaves nothing
+        remove_made(made)  # those left empty: a failed run leaves nothing
 
 
 def _gunzipped(path: Path, tmpdir: Path, strict: bool = False):
@@ -247,14 +270,24 @@ def _run_readers(plan, w: TraceDirWriter, progress, options: dict) -> None:
 
 def _is_perf_data(p) -> bool:
     """Whether input ``p`` (a file; gzip undone) is a perf.data."""
-    return not isinstance(p, list) and Path(p).is_file() and \
-        head(p, 8) in (PERF_MAGIC, PERF_MAGIC_BE)
+    return (
+        not isinstance(p, list) and Path(p).is_file() and head(p, 8) in (PERF_MAGIC, PERF_MAGIC_BE)
+    )
 
 
-def _read_damon_perf_data(path, writer, *, origin, strict: bool = False,
-                          skip_bad: bool = False, run_gap_factor: float = 3.0,
-                          source_name: str | None = None, gzip_cut: dict | None = None,
-                          progress=None, **options) -> None:
+def _read_damon_perf_data(
+    path,
+    writer,
+    *,
+    origin,
+    strict: bool = False,
+    skip_bad: bool = False,
+    run_gap_factor: float = 3.0,
+    source_name: str | None = None,
+    gzip_cut: dict | None = None,
+    progress=None,
+    **options,
+) -> None:
     """The DAMON tracepoints of a perf.data given as a DAMON trace (or damo record):
     the native perf.data reader opens it, the DAMON reader turns the tracepoints into
     regions (errors name ``origin``, the user's file), and a cut-short recording is
@@ -265,8 +298,9 @@ def _read_damon_perf_data(path, writer, *, origin, strict: bool = False,
     if gzip_cut:
         reader._note_truncation(gzip=gzip_cut)
     try:
-        damon_trace.perf_data_regions(reader, writer, path=Path(origin), skip_bad=skip_bad,
-                                      run_gap_factor=run_gap_factor)
+        damon_trace.perf_data_regions(
+            reader, writer, path=Path(origin), skip_bad=skip_bad, run_gap_factor=run_gap_factor
+        )
     finally:
         close = getattr(reader, "close", None)
         if close:
@@ -278,5 +312,7 @@ def _check_mixing(p, plan, before, w) -> None:
     for name, n in w.row_counts().items():
         if name in before and len(plan) > 1 and n != before[name]:
             what = ", ".join(map(str, p)) if isinstance(p, list) else p
-            raise InputError(f"{what}: its {name} table would be mixed with that of "
-                             "an earlier input; ingest them into separate directories")
+            raise InputError(
+                f"{what}: its {name} table would be mixed with that of "
+                "an earlier input; ingest them into separate directories"
+            )

@@ -7,6 +7,7 @@ out as Parquet (:meth:`RegionHistory.to_parquet`) or as a DAMON trace text
 (:meth:`RegionHistory.to_damon_trace`).  :func:`history_table` turns the engine's
 column arrays (:class:`tracedamon.engine.core.HistoryArrays`) into such a table.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,8 @@ from ..store.history import HistoryWriter
 from ..store.parquet import ParquetReader, read_table
 from ..units import format_bytes
 
-ROW_GROUP_ROWS = HISTORY_ROW_GROUP_ROWS   # rows per row group of a written history
-COARSE_BYTES = 1 << 30      # "hottest regions": regions this large are coarse, not hot spots
-
+ROW_GROUP_ROWS = HISTORY_ROW_GROUP_ROWS  # rows per row group of a written history
+COARSE_BYTES = 1 << 30  # "hottest regions": regions this large are coarse, not hot spots
 
 
 def _snapshot_slices(table: pa.Table):
@@ -66,7 +66,7 @@ class RegionHistory:
         self._table = table
         self.metadata = metadata
         self.path = Path(path) if path is not None else None
-        self.damos = damos       # a DamosResult when the replay ran schemes
+        self.damos = damos  # a DamosResult when the replay ran schemes
         self._df = None
         self._totals = None
 
@@ -101,8 +101,11 @@ class RegionHistory:
         """Write the history atomically (row groups of whole snapshots, see
         :class:`HistoryWriter`); an existing ``path`` is replaced only with
         ``force=True`` and only if it is a region history tracedamon wrote."""
-        if self.path is not None and self._table is None and \
-                Path(path).resolve() == self.path.resolve():
+        if (
+            self.path is not None
+            and self._table is None
+            and Path(path).resolve() == self.path.resolve()
+        ):
             return self.path
         w = HistoryWriter(path, force=force, row_group_rows=ROW_GROUP_ROWS)
         try:
@@ -119,35 +122,41 @@ class RegionHistory:
         real DAMON traces have, so DAMON-trace tools (and tracedamon's own ingest) read
         a replay like a recording."""
         if self.metadata.get("accessed_only"):
-            raise ConfigError("a DAMON trace lists every region (nr_regions), but this "
-                              "history holds only regions with accesses ("
-                              f"{self.metadata.get('accessed_only_reason') or 'accessed_only'}"
-                              "); replay without accessed_only (and a larger max_rows) to "
-                              "write one")
+            raise ConfigError(
+                "a DAMON trace lists every region (nr_regions), but this "
+                "history holds only regions with accesses ("
+                f"{self.metadata.get('accessed_only_reason') or 'accessed_only'}"
+                "); replay without accessed_only (and a larger max_rows) to "
+                "write one"
+            )
         # pass 1: regions per (snapshot, target); pass 2: the lines
         nreg: dict[tuple[int, int], int] = {}
         for t in self.tables(["snapshot", "target"]):
             if t.num_rows == 0:
                 continue
             g = t.group_by(["snapshot", "target"], use_threads=False).aggregate(
-                [("target", "count")])
-            for k1, k2, c in zip(*(g.column(x).to_pylist() for x in (
-                    "snapshot", "target", "target_count"))):
+                [("target", "count")]
+            )
+            for k1, k2, c in zip(
+                *(g.column(x).to_pylist() for x in ("snapshot", "target", "target_count"))
+            ):
                 nreg[(k1, k2)] = nreg.get((k1, k2), 0) + c
-        for t in self.tables(["snapshot", "time_ns", "target", "start", "end", "nr_accesses",
-                              "age"]):
+        for t in self.tables(
+            ["snapshot", "time_ns", "target", "start", "end", "nr_accesses", "age"]
+        ):
             cols = [t.column(c).to_pylist() for c in t.column_names]
             for snap, ns, tgt, st, en, nr, age in zip(*cols):
-                yield (f"{comm} {pid} [000] {ns // 1_000_000_000}.{ns % 1_000_000_000:09d}: "
-                       f"damon:damon_aggregated: target_id={tgt} "
-                       f"nr_regions={nreg[(snap, tgt)]} {st}-{en}: {nr} {age}")
+                yield (
+                    f"{comm} {pid} [000] {ns // 1_000_000_000}.{ns % 1_000_000_000:09d}: "
+                    f"damon:damon_aggregated: target_id={tgt} "
+                    f"nr_regions={nreg[(snap, tgt)]} {st}-{en}: {nr} {age}"
+                )
 
     def to_damon_trace(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         """Write :meth:`damon_trace_lines` to a text file (atomically), then a comment
         line by which tracedamon recognises the file as its own (``force=True``
         replaces only such a file, never a recorded trace)."""
-        with atomic_path(path, kind=DAMON_TRACE_TEXT, force=force) as tmp, \
-                open(tmp, "w") as f:
+        with atomic_path(path, kind=DAMON_TRACE_TEXT, force=force) as tmp, open(tmp, "w") as f:
             for line in self.damon_trace_lines():
                 f.write(line + "\n")
             f.write(text_marker(DAMON_TRACE_TEXT))
@@ -163,8 +172,10 @@ class RegionHistory:
         return self.table.num_rows
 
     def __repr__(self) -> str:
-        return (f"<RegionHistory {self.n_snapshots} snapshots, {len(self)} region rows, "
-                f"ops={self.metadata.get('ops')} access={self.metadata.get('access')}>")
+        return (
+            f"<RegionHistory {self.n_snapshots} snapshots, {len(self)} region rows, "
+            f"ops={self.metadata.get('ops')} access={self.metadata.get('access')}>"
+        )
 
     def _region_totals(self):
         """Per region (target, start, end) over all snapshots: snapshots, total and max
@@ -178,23 +189,29 @@ class RegionHistory:
 
         def combine(ts):
             t = pa.concat_tables(ts)
-            return t.group_by(keys, use_threads=False).aggregate(
-                [("n", "sum"), ("total", "sum"), ("max_age", "max")]).rename_columns(
-                keys + ["n", "total", "max_age"])
+            return (
+                t.group_by(keys, use_threads=False)
+                .aggregate([("n", "sum"), ("total", "sum"), ("max_age", "max")])
+                .rename_columns(keys + ["n", "total", "max_age"])
+            )
 
         for t in self.tables(keys + ["nr_accesses", "age"]):
             if t.num_rows == 0:
                 continue
-            g = t.group_by(keys, use_threads=False).aggregate(aggs).rename_columns(
-                keys + ["n", "total", "max_age"])
+            g = (
+                t.group_by(keys, use_threads=False)
+                .aggregate(aggs)
+                .rename_columns(keys + ["n", "total", "max_age"])
+            )
             parts.append(g)
             held += g.num_rows
             if held > 2 * ROW_GROUP_ROWS and len(parts) > 1:
                 parts = [combine(parts)]
                 held = parts[0].num_rows
         if not parts:
-            self._totals = pa.table({k: pa.array([], pa.int64()) for k in
-                                     keys + ["n", "total", "max_age"]}).to_pandas()
+            self._totals = pa.table(
+                {k: pa.array([], pa.int64()) for k in keys + ["n", "total", "max_age"]}
+            ).to_pandas()
         else:
             self._totals = (combine(parts) if len(parts) > 1 else parts[0]).to_pandas()
         return self._totals
@@ -211,19 +228,30 @@ class RegionHistory:
         spot.  Coarse regions are left out unless ``coarse=True``;
         :meth:`coarse_accessed` summarises them."""
         g = self._region_totals()
-        cols = ["target", "start", "end", "size", "snapshots", "total_accesses",
-                "mean_accesses", "max_age", "coarse"]
+        cols = [
+            "target",
+            "start",
+            "end",
+            "size",
+            "snapshots",
+            "total_accesses",
+            "mean_accesses",
+            "max_age",
+            "coarse",
+        ]
         if len(g) == 0:
             return pd.DataFrame({c: [] for c in cols})
         g = g.rename(columns={"n": "snapshots", "total": "total_accesses"})
-        g["size"] = (g["end"].astype(np.uint64) - g["start"].astype(np.uint64)).astype(
-            np.uint64)
+        g["size"] = (g["end"].astype(np.uint64) - g["start"].astype(np.uint64)).astype(np.uint64)
         g["mean_accesses"] = g["total_accesses"] / g["snapshots"]
         g["coarse"] = g["size"] >= COARSE_BYTES
         if not coarse:
             g = g[~g["coarse"]]
-        g = g.sort_values(["total_accesses", "target", "start", "end"],
-                          ascending=[False, True, True, True], kind="stable")
+        g = g.sort_values(
+            ["total_accesses", "target", "start", "end"],
+            ascending=[False, True, True, True],
+            kind="stable",
+        )
         return g[cols].head(n).reset_index(drop=True)
 
     def coarse_accessed(self) -> dict:
@@ -236,45 +264,55 @@ class RegionHistory:
         sel = (size >= COARSE_BYTES) & (g["total"] > 0)
         if not sel.any():
             return {"regions": 0, "largest": 0, "max_mean_accesses": 0.0}
-        return {"regions": int(sel.sum()), "largest": int(size[sel].max()),
-                "max_mean_accesses": float((g["total"][sel] / g["n"][sel]).max())}
+        return {
+            "regions": int(sel.sum()),
+            "largest": int(size[sel].max()),
+            "max_mean_accesses": float((g["total"][sel] / g["n"][sel]).max()),
+        }
 
     def summary(self, n: int = 5) -> str:
         m = self.metadata
-        lines = [f"replay: ops={m['ops']} access={m['access']} targets={len(m['targets'])} "
-                 f"seed={m['config']['seed']}"
-                 + (f" kernel={m['kernel']}" if m.get("kernel") else ""),
-                 f"snapshots: {self.n_snapshots}   region rows: {len(self)}"
-                 + ("   (only regions with accesses)" if m.get("accessed_only") else ""),
-                 f"samples used: {m['samples_used']}   max nr_accesses per aggregation: "
-                 f"{m['config']['aggr_us'] // m['config']['sample_us']}"]
+        lines = [
+            f"replay: ops={m['ops']} access={m['access']} targets={len(m['targets'])} "
+            f"seed={m['config']['seed']}" + (f" kernel={m['kernel']}" if m.get("kernel") else ""),
+            f"snapshots: {self.n_snapshots}   region rows: {len(self)}"
+            + ("   (only regions with accesses)" if m.get("accessed_only") else ""),
+            f"samples used: {m['samples_used']}   max nr_accesses per aggregation: "
+            f"{m['config']['aggr_us'] // m['config']['sample_us']}",
+        ]
         for w in m.get("warnings", []):
             lines.append(f"warning: {w}")
         hot = self.hottest(n)
         hot = hot[hot.total_accesses > 0]
         if len(hot):
-            lines.append("hottest regions (most nr_accesses summed over all snapshots; "
-                         "regions under 1 GiB):")
+            lines.append(
+                "hottest regions (most nr_accesses summed over all snapshots; regions under 1 GiB):"
+            )
             for r in hot.itertuples():
-                lines.append(f"  target {r.target}  {int(r.start):#x}-{int(r.end):#x} "
-                             f"({_size(int(r.size))})  mean nr_accesses "
-                             f"{r.mean_accesses:.1f} in {r.snapshots} snapshots")
+                lines.append(
+                    f"  target {r.target}  {int(r.start):#x}-{int(r.end):#x} "
+                    f"({_size(int(r.size))})  mean nr_accesses "
+                    f"{r.mean_accesses:.1f} in {r.snapshots} snapshots"
+                )
         c = self.coarse_accessed()
         if c["regions"]:
-            rule = ("the one page it samples was accessed" if m["access"] == "abit" else
-                    "one sample hits any of its pages")
+            rule = (
+                "the one page it samples was accessed"
+                if m["access"] == "abit"
+                else "one sample hits any of its pages"
+            )
             lines.append(
                 f"coarse: {c['regions']} region(s) of 1 GiB or more had accesses (the "
                 f"largest {_size(c['largest'])}, mean nr_accesses up to "
                 f"{c['max_mean_accesses']:.1f}); a region counts as accessed when {rule}, "
                 "whatever its size, so these are no hot spots and are not ranked (a "
-                "smaller --max-region or more --min-nr-regions splits them)")
+                "smaller --max-region or more --min-nr-regions splits them)"
+            )
         return "\n".join(lines)
 
 
 def _size(b: int) -> str:
     return format_bytes(b, 1, exact=True, largest="GiB")
-
 
 
 def history_table(h: HistoryArrays, pids: list[int | None]) -> pa.Table:

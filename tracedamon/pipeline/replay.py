@@ -36,6 +36,7 @@ Fixed granularity writes every region of every snapshot unless that exceeds
 ``max_rows``; then only regions with accesses are written (``accessed_only``), with
 a warning and ``accessed_only_reason`` in the metadata.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -67,18 +68,35 @@ from ..store.trace import open_trace
 from . import region_history
 from .damos_replay import damos_result, start_damos
 from .region_history import RegionHistory, history_table
-from .samples import (SAMPLE_COLUMNS, SampleSource, as_table, choose_events, filter_events,
-                      load_source, physical_samples, scan_samples, translated_samples,
-                      virtual_samples)
+from .samples import (
+    SAMPLE_COLUMNS,
+    SampleSource,
+    as_table,
+    choose_events,
+    filter_events,
+    load_source,
+    physical_samples,
+    scan_samples,
+    translated_samples,
+    virtual_samples,
+)
 
 OPS = ops_sets.NAMES
 FOLIOS = ("auto", "4k")
 DEFAULT_OUTPUT = "replay.parquet"
-MAX_ROWS = 20_000_000               # default cap on rows written with every region listed
-DENSE_FIXED_MAX_REGIONS = 1 << 22   # fixed granularity through the dense engine (abit)
+MAX_ROWS = 20_000_000  # default cap on rows written with every region listed
+DENSE_FIXED_MAX_REGIONS = 1 << 22  # fixed granularity through the dense engine (abit)
 
-__all__ = ["DEFAULT_OUTPUT", "MAX_ROWS", "OPS", "RegionHistory", "SAMPLE_COLUMNS",
-           "every_stride", "history_table", "replay"]
+__all__ = [
+    "DEFAULT_OUTPUT",
+    "MAX_ROWS",
+    "OPS",
+    "RegionHistory",
+    "SAMPLE_COLUMNS",
+    "every_stride",
+    "history_table",
+    "replay",
+]
 
 
 @dataclass
@@ -114,8 +132,9 @@ class _Replay:
     @property
     def what(self) -> str:
         n_all = sum(q[0] for q in self.per_pid.values())
-        return f"{n_all:,} samples" + (f" (events: {', '.join(self.chosen)})"
-                                       if self.chosen else "")
+        return f"{n_all:,} samples" + (
+            f" (events: {', '.join(self.chosen)})" if self.chosen else ""
+        )
 
     def selected(self, columns=SAMPLE_COLUMNS):
         """The samples' ``columns`` of the chosen events, table by table."""
@@ -148,13 +167,30 @@ class _Replay:
         return virtual_samples(tb, self.tpids)
 
 
-def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = "perf",
-           events=None, pagemap=None, start_ns: int | str | None = None,
-           accessed_only: bool = False, max_rows: int | None = MAX_ROWS, mmaps=None, maps=None,
-           config: MonitorConfig | None = None, fixed_engine: bool = True, progress=None,
-           output: str | os.PathLike | None = None, force: bool = False,
-           trace_meta: dict | None = None, folios: str = "auto", damos=None,
-           **params) -> RegionHistory:
+def replay(
+    source,
+    *,
+    ops: str = "vaddr",
+    pids=None,
+    ranges=None,
+    access: str = "perf",
+    events=None,
+    pagemap=None,
+    start_ns: int | str | None = None,
+    accessed_only: bool = False,
+    max_rows: int | None = MAX_ROWS,
+    mmaps=None,
+    maps=None,
+    config: MonitorConfig | None = None,
+    fixed_engine: bool = True,
+    progress=None,
+    output: str | os.PathLike | None = None,
+    force: bool = False,
+    trace_meta: dict | None = None,
+    folios: str = "auto",
+    damos=None,
+    **params,
+) -> RegionHistory:
     """Run the DAMON monitor over recorded samples and return the region history.
 
     Parameters
@@ -227,8 +263,18 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     t_first, t_last = scan["t_first"], scan["t_last"]
     start_ns, auto = _start_option(start_ns)
     t0 = t_first if (start_ns in (None, "first") or auto) else int(start_ns)
-    r = _Replay(config, opset, access, src, meta, scan,
-                choose_events(scan["names"], list(events or [])), mm=mm, mp=mp, pm=pm)
+    r = _Replay(
+        config,
+        opset,
+        access,
+        src,
+        meta,
+        scan,
+        choose_events(scan["names"], list(events or [])),
+        mm=mm,
+        mp=mp,
+        pm=pm,
+    )
     _count_per_pid(r)
     _choose_address_source(r)
     _check_pids(r, pids)
@@ -242,22 +288,51 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
     acc = StreamedSamples(access_batches(), t0)
     folio_model = _folio_model(r, access, folios)
     in_loop = start_damos(damos, config, ops, r.targets, pm, source, output, force)
-    writer = (HistoryWriter(output, force=force, row_group_rows=region_history.ROW_GROUP_ROWS,
-                            inputs=[source if isinstance(source, (str, os.PathLike)) else None,
-                                    pagemap if isinstance(pagemap, (str, os.PathLike)) else None])
-              if output is not None else None)
+    writer = (
+        HistoryWriter(
+            output,
+            force=force,
+            row_group_rows=region_history.ROW_GROUP_ROWS,
+            inputs=[
+                source if isinstance(source, (str, os.PathLike)) else None,
+                pagemap if isinstance(pagemap, (str, os.PathLike)) else None,
+            ],
+        )
+        if output is not None
+        else None
+    )
     try:
-        hist, metadata = _run(r, acc, t0, t_last, accessed_only=accessed_only,
-                              max_rows=max_rows, fixed_engine=fixed_engine, progress=progress,
-                              writer=writer, folios=folio_model, in_loop=in_loop)
-        used = acc.drain()                # the samples from t0 on (the rest of the stream)
+        hist, metadata = _run(
+            r,
+            acc,
+            t0,
+            t_last,
+            accessed_only=accessed_only,
+            max_rows=max_rows,
+            fixed_engine=fixed_engine,
+            progress=progress,
+            writer=writer,
+            folios=folio_model,
+            in_loop=in_loop,
+        )
+        used = acc.drain()  # the samples from t0 on (the rest of the stream)
         _check_result(r, hist, used, t0, t_last, t0_source)
-        metadata.update({
-            "ops": opset.name, "access": access, "events": r.chosen, "targets": r.target_meta,
-            "t0_ns": t0, "t0_source": t0_source, "address_source": r.address_source,
-            "t0_auto": t0_auto, "t_last_ns": t_last, "samples_used": used,
-            "input": prov, "warnings": r.warnings,
-        })
+        metadata.update(
+            {
+                "ops": opset.name,
+                "access": access,
+                "events": r.chosen,
+                "targets": r.target_meta,
+                "t0_ns": t0,
+                "t0_source": t0_source,
+                "address_source": r.address_source,
+                "t0_auto": t0_auto,
+                "t_last_ns": t_last,
+                "samples_used": used,
+                "input": prov,
+                "warnings": r.warnings,
+            }
+        )
         damos_res = in_loop and damos_result(in_loop, metadata, t0, hist, output, force)
         if writer is not None:
             return RegionHistory(None, metadata, writer.close(metadata), damos=damos_res)
@@ -265,15 +340,14 @@ def replay(source, *, ops: str = "vaddr", pids=None, ranges=None, access: str = 
         if writer is None:
             raise
         raise writer.abort(e) from None
-    return RegionHistory(history_table(hist, [t.pid for t in r.targets]), metadata,
-                         damos=damos_res)
+    return RegionHistory(history_table(hist, [t.pid for t in r.targets]), metadata, damos=damos_res)
 
 
 def _folio_model(r: _Replay, access: str, folios: str):
     """The folios of the pagemap snapshots for the abit check, or None (4 KiB pages)."""
     if access == "abit" and folios == "auto" and r.pm is not None and len(r.pm):
         model = FolioModel(r.pm, [t.pid for t in r.targets], r.physical)
-        if model.large:                   # no large folio: 4 KiB pages, as without
+        if model.large:  # no large folio: 4 KiB pages, as without
             return model
     return None
 
@@ -286,20 +360,24 @@ def _checked_options(ops, access, max_rows, config, params, folios) -> MonitorCo
         config = config.replace(**params)
     ops_sets.get(ops)
     if access not in ACCESS:
-        raise ConfigError(f"access must be one of {', '.join(ACCESS)}, not {access!r}",
-                          cli_message=f"--access must be one of {', '.join(ACCESS)}, "
-                                      f"not {access!r}")
+        raise ConfigError(
+            f"access must be one of {', '.join(ACCESS)}, not {access!r}",
+            cli_message=f"--access must be one of {', '.join(ACCESS)}, not {access!r}",
+        )
     if access == "abit" and config.subpage:
         raise abit_subpage_error(config.min_region)
     if folios not in FOLIOS:
-        raise ConfigError(f"folios must be one of {', '.join(FOLIOS)}, not {folios!r}",
-                          cli_message=f"--folios must be one of {', '.join(FOLIOS)}, "
-                                      f"not {folios!r}")
-    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
-                                 or max_rows < 0):
-        raise ConfigError(f"max_rows must be a non-negative integer, not {max_rows!r}",
-                          cli_message=f"--max-rows must be a non-negative integer, not "
-                                      f"{max_rows!r}")
+        raise ConfigError(
+            f"folios must be one of {', '.join(FOLIOS)}, not {folios!r}",
+            cli_message=f"--folios must be one of {', '.join(FOLIOS)}, not {folios!r}",
+        )
+    if max_rows is not None and (
+        isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0
+    ):
+        raise ConfigError(
+            f"max_rows must be a non-negative integer, not {max_rows!r}",
+            cli_message=f"--max-rows must be a non-negative integer, not {max_rows!r}",
+        )
     return config
 
 
@@ -320,7 +398,7 @@ def _open(source, mmaps, maps, pagemap, trace_meta):
 def _start_option(start_ns):
     """(start_ns as an int or None, auto) from the ``start_ns`` option."""
     if start_ns is None:
-        return None, None                 # the default: see _start
+        return None, None  # the default: see _start
     if isinstance(start_ns, str) and start_ns.strip().lower() == "first":
         return "first", False
     auto = isinstance(start_ns, str) and start_ns.strip().lower() == "auto"
@@ -328,10 +406,10 @@ def _start_option(start_ns):
         try:
             start_ns = int(start_ns.replace("_", ""), 0)
         except ValueError:
-            raise ConfigError(f"start_ns: {start_ns!r} is not a time in ns, 'auto' or "
-                              "'first'",
-                              cli_message=f"--start: {start_ns!r} is not a time in ns, "
-                                          "'auto' or 'first'") from None
+            raise ConfigError(
+                f"start_ns: {start_ns!r} is not a time in ns, 'auto' or 'first'",
+                cli_message=f"--start: {start_ns!r} is not a time in ns, 'auto' or 'first'",
+            ) from None
     return start_ns, auto
 
 
@@ -343,10 +421,14 @@ def _count_per_pid(r: _Replay) -> None:
         r.warnings.append(
             f"{nulls} samples carry a thread id but no pid (perf script text printed "
             "without the pid field shows the tid alone): "
-            + ("the trace's COMM/FORK records give the pid of the threads they know, "
-               if r.src.knows_threads else "")
+            + (
+                "the trace's COMM/FORK records give the pid of the threads they know, "
+                if r.src.knows_threads
+                else ""
+            )
             + "a thread id stands for its pid otherwise (exact for single-threaded "
-            "processes; print the pid field with perf script -F pid,tid,... to be sure)")
+            "processes; print the pid field with perf script -F pid,tid,... to be sure)"
+        )
     names = r.scan["names"]
     for (e, p_), c in r.scan["counts"].items():
         if r.chosen == names or e in r.chosen:
@@ -361,55 +443,79 @@ def _choose_address_source(r: _Replay) -> None:
     physical, access, pm = r.physical, r.access, r.pm
     n_virt = sum(q[1] for q in r.per_pid.values())
     n_phys = sum(q[2] for q in r.per_pid.values())
-    regions_hint = ("; its regions table is a DAMON trace (DAMON's own result), not "
-                    "samples to replay" if r.meta.get("tables", {}).get("regions") else "")
+    regions_hint = (
+        "; its regions table is a DAMON trace (DAMON's own result), not samples to replay"
+        if r.meta.get("tables", {}).get("regions")
+        else ""
+    )
 
     def no_addresses(kind: str, how: str, cli_how: str | None = None):
         def msg(h):
-            return (f"none of the trace's {r.what} carries a {kind} address, so the replay "
-                    f"has nothing to count; {h}{regions_hint}")
+            return (
+                f"none of the trace's {r.what} carries a {kind} address, so the replay "
+                f"has nothing to count; {h}{regions_hint}"
+            )
+
         return InputError(msg(how), cli_message=msg(cli_how or how))
 
-    if (physical and access == "perf") or (not physical and access == "perf-phys") or \
-            (physical and access == "abit" and n_phys == 0 and pm is not None and len(pm)):
+    if (
+        (physical and access == "perf")
+        or (not physical and access == "perf-phys")
+        or (physical and access == "abit" and n_phys == 0 and pm is not None and len(pm))
+    ):
         if pm is None or len(pm) == 0:
             if physical:
-                msg = ("paddr with {perf} counts the samples' virtual addresses at the "
-                       "physical frames they map to, which needs pagemap snapshots: give "
-                       "{pagemap} or ingest them into the trace directory; for samples "
-                       "with physical addresses use {phys}")
+                msg = (
+                    "paddr with {perf} counts the samples' virtual addresses at the "
+                    "physical frames they map to, which needs pagemap snapshots: give "
+                    "{pagemap} or ingest them into the trace directory; for samples "
+                    "with physical addresses use {phys}"
+                )
                 raise ConfigError(
-                    msg.format(perf="access='perf'", pagemap="pagemap=DIR",
-                               phys="access='perf-phys'"),
-                    cli_message=msg.format(perf="--access perf", pagemap="--pagemap DIR",
-                                           phys="--access perf-phys"))
-            msg = ("perf-phys with vaddr/fvaddr needs pagemap snapshots: give {} or ingest "
-                   "them into the trace directory")
-            raise InputError(msg.format("pagemap=DIR"),
-                             cli_message=msg.format("--pagemap DIR"))
+                    msg.format(
+                        perf="access='perf'", pagemap="pagemap=DIR", phys="access='perf-phys'"
+                    ),
+                    cli_message=msg.format(
+                        perf="--access perf", pagemap="--pagemap DIR", phys="--access perf-phys"
+                    ),
+                )
+            msg = (
+                "perf-phys with vaddr/fvaddr needs pagemap snapshots: give {} or ingest "
+                "them into the trace directory"
+            )
+            raise InputError(msg.format("pagemap=DIR"), cli_message=msg.format("--pagemap DIR"))
         r.translator = Translator.from_tables(pm)
-    r.address_source = ("virtual" if not physical and access != "perf-phys" else
-                        "physical" if r.translator is None else
-                        "physical, translated to virtual through pagemap snapshots"
-                        if not physical else
-                        "virtual, translated to physical through pagemap snapshots")
+    r.address_source = (
+        "virtual"
+        if not physical and access != "perf-phys"
+        else "physical"
+        if r.translator is None
+        else "physical, translated to virtual through pagemap snapshots"
+        if not physical
+        else "virtual, translated to physical through pagemap snapshots"
+    )
     if r.address_source.startswith("virtual") and n_virt == 0:
-        raise no_addresses("data (virtual)", "record with `perf mem record`, or `perf record "
-                           "-d` (software events: page faults)")
+        raise no_addresses(
+            "data (virtual)",
+            "record with `perf mem record`, or `perf record -d` (software events: page faults)",
+        )
     if r.address_source.startswith("physical") and n_phys == 0:
         how = "record with `perf mem record --phys-data` (or `perf record --phys-data`)"
         alt = ", or replay the virtual addresses with {} and pagemap snapshots ({})"
-        raise no_addresses("physical", how + (alt.format("access='perf'", "pagemap=DIR")
-                                               if physical else ""),
-                           how + (alt.format("--access perf", "--pagemap DIR")
-                                  if physical else ""))
+        raise no_addresses(
+            "physical",
+            how + (alt.format("access='perf'", "pagemap=DIR") if physical else ""),
+            how + (alt.format("--access perf", "--pagemap DIR") if physical else ""),
+        )
     r.use_pid = 1 if r.address_source.startswith("virtual") else 2
 
 
 def _pid_list(r: _Replay) -> str:
     """The processes with the most samples with addresses, for messages."""
-    top = sorted(((q[r.use_pid], p_) for p_, q in r.per_pid.items() if p_ is not None
-                  and q[r.use_pid]), reverse=True)[:5]
+    top = sorted(
+        ((q[r.use_pid], p_) for p_, q in r.per_pid.items() if p_ is not None and q[r.use_pid]),
+        reverse=True,
+    )[:5]
     return ", ".join(f"{p_} ({n:,})" for n, p_ in top) or "none"
 
 
@@ -421,16 +527,22 @@ def _check_pids(r: _Replay, pids: list[int]) -> None:
 
     def samples_of(p) -> str:
         q = r.per_pid.get(p)
-        return (f"the trace has no sample of pid {p}" if q is None else
-                f"pid {p} has {q[0]:,} samples, none with an address")
+        return (
+            f"the trace has no sample of pid {p}"
+            if q is None
+            else f"pid {p} has {q[0]:,} samples, none with an address"
+        )
 
     missing = [p for p in pids if not r.per_pid.get(p, [0, 0, 0])[r.use_pid]]
     if len(missing) == len(pids):
+
         def msg(given):
-            return (f"{'; '.join(samples_of(p) for p in missing)} ({given}); the "
-                    f"processes with the most samples with addresses: {_pid_list(r)}")
-        raise InputError(msg(f"pids={pids}"),
-                         cli_message=msg(" ".join(f"--pid {p}" for p in pids)))
+            return (
+                f"{'; '.join(samples_of(p) for p in missing)} ({given}); the "
+                f"processes with the most samples with addresses: {_pid_list(r)}"
+            )
+
+        raise InputError(msg(f"pids={pids}"), cli_message=msg(" ".join(f"--pid {p}" for p in pids)))
     for p in missing:
         r.warnings.append(f"pid {p}: no sample with an address (its target stays idle)")
 
@@ -444,8 +556,7 @@ def _paddr_targets(r: _Replay, pids, ranges) -> None:
         rg, rsrc = normalize_ranges(ranges), "--range"
     else:
         try:
-            rg, rsrc = default_range(r.meta, np.zeros(0, np.int64),
-                                     r.config.profile.paddr_default)
+            rg, rsrc = default_range(r.meta, np.zeros(0, np.int64), r.config.profile.paddr_default)
         except InputError:
             # the span of the sampled physical addresses: their min and max suffice
             ext = []
@@ -455,45 +566,52 @@ def _paddr_targets(r: _Replay, pids, ranges) -> None:
                 if a.size:
                     ext += [a.min(), a.max()]
             r.n_untrans = 0
-            rg, rsrc = default_range(r.meta, np.array(ext, np.int64),
-                                     r.config.profile.paddr_default)
+            rg, rsrc = default_range(
+                r.meta, np.array(ext, np.int64), r.config.profile.paddr_default
+            )
     rg = aligned_union(check_ranges(rg, "paddr range"), r.config.min_region)
     r.targets = [Target(lambda t, rg=rg: rg, pid=None)]
-    r.target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(),
-                          "ranges_source": rsrc})
+    r.target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
 
 
 def _fvaddr_targets(r: _Replay, pids, ranges) -> None:
     """The given ranges, of each given pid (of every process without pids)."""
     if not ranges:
-        raise ConfigError("fvaddr needs at least one range (ranges=['START-END'])",
-                          cli_message="fvaddr needs at least one --range START-END")
+        raise ConfigError(
+            "fvaddr needs at least one range (ranges=['START-END'])",
+            cli_message="fvaddr needs at least one --range START-END",
+        )
     rg = aligned_union(normalize_ranges(ranges), r.config.min_region)
     r.tpids = list(pids) if pids else [None]
     r.targets = [Target(lambda t, rg=rg: rg, pid=p) for p in r.tpids]
     for i, p in enumerate(r.tpids):
-        r.target_meta.append({"target": i, "pid": p, "ranges": rg.tolist(),
-                              "ranges_source": "--range"})
+        r.target_meta.append(
+            {"target": i, "pid": p, "ranges": rg.tolist(), "ranges_source": "--range"}
+        )
 
 
 def _vaddr_targets(r: _Replay, pids, ranges) -> None:
     """Processes whose three regions follow their mappings (the trace's maps or mmaps);
     without pids, the process with the most samples with addresses."""
     if ranges:
-        msg = ("{} applies to fvaddr and paddr; vaddr follows the process's "
-               "mappings (use {} for fixed ranges)")
-        raise ConfigError(msg.format("ranges", "ops='fvaddr'"),
-                          cli_message=msg.format("--range", "--ops fvaddr"))
+        msg = (
+            "{} applies to fvaddr and paddr; vaddr follows the process's "
+            "mappings (use {} for fixed ranges)"
+        )
+        raise ConfigError(
+            msg.format("ranges", "ops='fvaddr'"), cli_message=msg.format("--range", "--ops fvaddr")
+        )
     if not pids:
-        cand = {p_: q[r.use_pid] for p_, q in r.per_pid.items()
-                if p_ is not None and q[r.use_pid]}
+        cand = {p_: q[r.use_pid] for p_, q in r.per_pid.items() if p_ is not None and q[r.use_pid]}
         if not cand:
             msg = f"none of the trace's {r.what} with addresses carries a pid; give "
             raise InputError(msg + "pids=[PID]", cli_message=msg + "--pid PID")
         most = max(cand.values())
         pids = [min(p_ for p_, n in cand.items() if n == most)]
-        r.warnings.append(f"no --pid given: monitoring pid {pids[0]}, the process with "
-                          "the most samples with addresses")
+        r.warnings.append(
+            f"no --pid given: monitoring pid {pids[0]}, the process with "
+            "the most samples with addresses"
+        )
     r.tpids = list(pids)
     for i, p in enumerate(r.tpids):
         tl = VmaTimeline(p, r.mm, r.mp, arch=r.meta.get("arch"))
@@ -503,17 +621,24 @@ def _vaddr_targets(r: _Replay, pids, ranges) -> None:
         if tl.dropped:
             # the gate area / kernel half: mapped in the trace, never in the mm
             r.target_meta[-1]["mappings_left_out"] = [
-                {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped]
+                {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped
+            ]
     no_vmas = [p for p, tl in zip(r.tpids, r.timelines) if tl.source == "none"]
     if no_vmas:
+
         def msg(fixed):
-            return (f"vaddr follows a process's mappings, and the trace has none of "
-                    f"pid {', '.join(map(str, no_vmas))} (no perf MMAP records: "
-                    "`perf script` text shows them only with --show-mmap-events; no "
-                    f"/proc/PID/maps snapshots): replay fixed ranges with {fixed}, or "
-                    "ingest the perf.data")
-        raise InputError(msg("ops='fvaddr', ranges=['START-END']"),
-                         cli_message=msg("--ops fvaddr --range START-END"))
+            return (
+                f"vaddr follows a process's mappings, and the trace has none of "
+                f"pid {', '.join(map(str, no_vmas))} (no perf MMAP records: "
+                "`perf script` text shows them only with --show-mmap-events; no "
+                f"/proc/PID/maps snapshots): replay fixed ranges with {fixed}, or "
+                "ingest the perf.data"
+            )
+
+        raise InputError(
+            msg("ops='fvaddr', ranges=['START-END']"),
+            cli_message=msg("--ops fvaddr --range START-END"),
+        )
 
 
 #: the target builder of each operations set (what the user sets up in the kernel)
@@ -524,6 +649,7 @@ def _access_batches(r: _Replay):
     """A callable giving the (time_ns, target, addr) batches the targets see, in time
     order (called again for each pass); the whole table converted once when it is in
     memory."""
+
     def streamed_batches():
         for tb in r.selected():
             t_, g_, a_ = r.convert(tb)
@@ -553,6 +679,7 @@ def _access_batches(r: _Replay):
 
     def one_batch():
         yield one
+
     return one_batch
 
 
@@ -564,37 +691,53 @@ def _start(r: _Replay, access_batches, t0: int, auto: bool | None, start_ns):
     until its first ops update; users start DAMON once the workload has mapped its memory),
     else at the first sample; ``start_ns='first'`` keeps the first sample."""
     t_first, t_last = r.scan["t_first"], r.scan["t_last"]
-    source = "auto" if auto else "--start" if start_ns is not None and start_ns != "first" \
+    source = (
+        "auto"
+        if auto
+        else "--start"
+        if start_ns is not None and start_ns != "first"
         else "first sample"
+    )
     t0_auto = None
     if not r.timelines:
         if auto:
-            t0_auto = {"time_ns": t0,
-                       "reason": f"--ops {r.ops.name} has fixed ranges: the first sample"}
+            t0_auto = {
+                "time_ns": t0,
+                "reason": f"--ops {r.ops.name} has fixed ranges: the first sample",
+            }
         return t0, t0_auto, source
     if auto or any(tl.ranges_at(t0) is None for tl in r.timelines):
-        t0_auto = _auto_start(r.timelines, access_batches, t_first, t_last,
-                              r.config.update_us * 1000)
+        t0_auto = _auto_start(
+            r.timelines, access_batches, t_first, t_last, r.config.update_us * 1000
+        )
     if auto is None and t0_auto is not None and t0_auto["time_ns"] is not None:
         auto, source = True, "auto (default: no regions at the first sample)"
         r.warnings.append(
             f"pid(s) {', '.join(str(p) for p in r.tpids)}: no three regions at the first "
             f"sample ({t_first} ns); starting at {t0_auto['time_ns']} ns as --start auto "
-            "does (--start first keeps the first sample)")
+            "does (--start first keeps the first sample)"
+        )
     if auto:
         if t0_auto["time_ns"] is None:
+
             def msg(start, fixed):
-                return (f"{start}: the mappings of pid(s) "
-                        f"{', '.join(str(p) for p in r.tpids)} never give three regions in "
-                        f"this trace, so vaddr has nothing to monitor (use {fixed})")
-            raise InputError(msg("start_ns='auto'", "ops='fvaddr' with ranges"),
-                             cli_message=msg("--start auto", "--ops fvaddr --range"))
+                return (
+                    f"{start}: the mappings of pid(s) "
+                    f"{', '.join(str(p) for p in r.tpids)} never give three regions in "
+                    f"this trace, so vaddr has nothing to monitor (use {fixed})"
+                )
+
+            raise InputError(
+                msg("start_ns='auto'", "ops='fvaddr' with ranges"),
+                cli_message=msg("--start auto", "--ops fvaddr --range"),
+            )
         t0 = t0_auto["time_ns"]
         t0_auto["reason"] = (
             "the first time from which the targets' mappings give three regions that "
             f"cover the most samples until the first ops update: {t0_auto['covered']} of "
             f"the {t0_auto['samples_in_window']} samples from then until "
-            f"{r.config.update_us} us later; the first sample is at {t_first} ns")
+            f"{r.config.update_us} us later; the first sample is at {t_first} ns"
+        )
     for i, (tl, p) in enumerate(zip(r.timelines, r.tpids)):
         r0 = tl.ranges_at(t0)
         r.target_meta[i]["initial_ranges"] = None if r0 is None else r0.tolist()
@@ -602,63 +745,102 @@ def _start(r: _Replay, access_batches, t0: int, auto: bool | None, start_ns):
             hint = ""
             if t0_auto is not None and t0_auto["time_ns"] is not None:
                 f3 = t0_auto["first_three_regions_ns"]
-                hint = ((f"; its mappings give three regions from {f3} ns on" if f3
-                         is not None else "") +
-                        f"; try --start {t0_auto['time_ns']} (what --start auto picks: "
-                        f"the three regions then cover {t0_auto['covered']} of the "
-                        f"{t0_auto['samples_in_window']} samples until the first ops "
-                        "update)")
-            r.warnings.append(f"pid {p}: no three regions at replay start (mappings "
-                              f"known then: {len(tl.vmas_at(t0))}); the target has no "
-                              f"regions until an ops update finds them{hint}")
+                hint = (
+                    (f"; its mappings give three regions from {f3} ns on" if f3 is not None else "")
+                    + f"; try --start {t0_auto['time_ns']} (what --start auto picks: "
+                    f"the three regions then cover {t0_auto['covered']} of the "
+                    f"{t0_auto['samples_in_window']} samples until the first ops "
+                    "update)"
+                )
+            r.warnings.append(
+                f"pid {p}: no three regions at replay start (mappings "
+                f"known then: {len(tl.vmas_at(t0))}); the target has no "
+                f"regions until an ops update finds them{hint}"
+            )
     return t0, t0_auto, source
 
 
-def _check_result(r: _Replay, hist: HistoryArrays, used: int, t0: int, t_last: int,
-                  t0_source: str) -> None:
+def _check_result(
+    r: _Replay, hist: HistoryArrays, used: int, t0: int, t_last: int, t0_source: str
+) -> None:
     """Warn about untranslated samples; refuse a replay that used no sample, wrote no
     snapshot or gave no target a region."""
     if r.translator is not None and r.physical and r.n_untrans:
-        r.warnings.append(f"{r.n_untrans} samples' virtual addresses did not translate "
-                          "to a frame (their page is present in none of the pagemap "
-                          "snapshots of their pid)")
+        r.warnings.append(
+            f"{r.n_untrans} samples' virtual addresses did not translate "
+            "to a frame (their page is present in none of the pagemap "
+            "snapshots of their pid)"
+        )
     if used == 0:
         if r.translator is not None and r.n_untrans:
-            raise InputError(f"no sample's address translated through the pagemap "
-                             f"snapshots ({r.n_untrans:,} did not): the snapshots must "
-                             "be of the same run and processes as the samples")
+            raise InputError(
+                f"no sample's address translated through the pagemap "
+                f"snapshots ({r.n_untrans:,} did not): the snapshots must "
+                "be of the same run and processes as the samples"
+            )
 
         def msg(source):
-            return (f"no sample of the targets from t0 on ({t0} ns, {source}; the last "
-                    f"sample is at {t_last} ns): nothing to replay")
-        raise InputError(msg("start_ns" if t0_source == "--start" else t0_source),
-                         cli_message=msg(t0_source))
+            return (
+                f"no sample of the targets from t0 on ({t0} ns, {source}; the last "
+                f"sample is at {t_last} ns): nothing to replay"
+            )
+
+        raise InputError(
+            msg("start_ns" if t0_source == "--start" else t0_source), cli_message=msg(t0_source)
+        )
     if hist.n_snapshots == 0:
         _check_span(r.config, t0, t_last, t0_source, always=True)
     if all(e[2] == e[3] for e in hist.coverage):
         why = [w for w in r.warnings if "no three regions" in w]
         raise InputError(
             "no target had a region in any snapshot, so the history would be empty"
-            + (": " + "; ".join(why) if why else " (the targets' ranges are empty)"))
+            + (": " + "; ".join(why) if why else " (the targets' ranges are empty)")
+        )
 
 
-def _run(r: _Replay, acc, t0, t_last, *, accessed_only, max_rows, fixed_engine, progress,
-         writer, folios=None, in_loop=None) -> tuple[HistoryArrays, dict]:
+def _run(
+    r: _Replay,
+    acc,
+    t0,
+    t_last,
+    *,
+    accessed_only,
+    max_rows,
+    fixed_engine,
+    progress,
+    writer,
+    folios=None,
+    in_loop=None,
+) -> tuple[HistoryArrays, dict]:
     """Run the monitor; snapshots go to ``writer`` as they are taken (or stay in the
     returned arrays).  Returns the arrays and the engine's part of the metadata."""
     config, access, targets = r.config, r.access, r.targets
     pids = [t.pid for t in targets]
     sink = None
     if writer is not None:
+
         def sink(cols):
             writer.add(history_table(HistoryArrays(*cols), pids))
-    use_fixed = (fixed_engine and config.fixed_granularity and access != "abit"
-                 and not config.tuning and in_loop is None)   # schemes: the listing engine
+
+    use_fixed = (
+        fixed_engine
+        and config.fixed_granularity
+        and access != "abit"
+        and not config.tuning
+        and in_loop is None
+    )  # schemes: the listing engine
     reason = None
     if use_fixed:
         mon = FixedMonitor(config, targets, ops=r.ops)
-        hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, max_rows=max_rows,
-                       progress=progress, sink=sink)
+        hist = mon.run(
+            acc,
+            t0,
+            t_last,
+            accessed_only=accessed_only,
+            max_rows=max_rows,
+            progress=progress,
+            sink=sink,
+        )
         reason = mon.auto_accessed_only
     else:
         if config.fixed_granularity:
@@ -667,22 +849,37 @@ def _run(r: _Replay, acc, t0, t_last, *, accessed_only, max_rows, fixed_engine, 
             rows = nreg * expected_snapshots(config, t0, t_last)
             if not accessed_only and max_rows is not None and rows > max_rows:
                 accessed_only = True
-                reason = (f"every region of every snapshot would be {rows:,} rows (more "
-                          f"than {max_rows:,}): only regions with accesses are written")
-        mon = Monitor(config, targets, ops=r.ops, access="abit" if access == "abit" else "perf",
-                      max_fixed_regions=DENSE_FIXED_MAX_REGIONS, folios=folios)
-        hist = mon.run(acc, t0, t_last, accessed_only=accessed_only, progress=progress,
-                       sink=sink, damos=in_loop.inloop if in_loop is not None else None)
+                reason = (
+                    f"every region of every snapshot would be {rows:,} rows (more "
+                    f"than {max_rows:,}): only regions with accesses are written"
+                )
+        mon = Monitor(
+            config,
+            targets,
+            ops=r.ops,
+            access="abit" if access == "abit" else "perf",
+            max_fixed_regions=DENSE_FIXED_MAX_REGIONS,
+            folios=folios,
+        )
+        hist = mon.run(
+            acc,
+            t0,
+            t_last,
+            accessed_only=accessed_only,
+            progress=progress,
+            sink=sink,
+            damos=in_loop.inloop if in_loop is not None else None,
+        )
     if reason is not None:
         accessed_only = True
-        r.warnings.append(reason + " (pass --accessed-only to ask for this, or a larger "
-                          "--max-rows / --min-region)")
-    return hist, _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed,
-                                  folios)
+        r.warnings.append(
+            reason + " (pass --accessed-only to ask for this, or a larger "
+            "--max-rows / --min-region)"
+        )
+    return hist, _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed, folios)
 
 
-def _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed,
-                     folios) -> dict:
+def _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed, folios) -> dict:
     metadata = {
         "engine": f"tracedamon {__version__}",
         "engine_path": "fixed-granularity (sparse)" if use_fixed else "adaptive",
@@ -696,21 +893,23 @@ def _engine_metadata(config, hist, accessed_only, reason, max_rows, use_fixed,
         "sparse": bool(accessed_only),
         "coverage": [list(map(int, e)) for e in hist.coverage],
         "rows": "regions with nr_accesses > 0 only" if accessed_only else "every region",
-        "accessed_only_reason": (reason if reason is not None else
-                                 "asked for" if accessed_only else None),
+        "accessed_only_reason": (
+            reason if reason is not None else "asked for" if accessed_only else None
+        ),
         "max_rows": max_rows,
         "folio_model": "4 KiB pages" if folios is None else folios.description,
         "tune_events": [list(map(int, e)) for e in hist.tune_events],
     }
-    if folios is not None:                 # (4 KiB pages: no key, as before)
+    if folios is not None:  # (4 KiB pages: no key, as before)
         metadata["folios"] = folios.metadata()
-    if config.kernel != "released":        # (the default profile: no key, as before)
+    if config.kernel != "released":  # (the default profile: no key, as before)
         metadata["kernel"] = config.kernel
     return metadata
 
 
-def _check_span(config: MonitorConfig, t0: int, t_last: int, t0_source: str,
-                always: bool = False) -> None:
+def _check_span(
+    config: MonitorConfig, t0: int, t_last: int, t0_source: str, always: bool = False
+) -> None:
     """Refuse a replay that cannot complete one aggregation (it would write no snapshot):
     the last sample must fall in the last sample interval of the first aggregation."""
     S = config.sample_us * 1000
@@ -720,17 +919,24 @@ def _check_span(config: MonitorConfig, t0: int, t_last: int, t0_source: str,
     api_source = "start_ns" if t0_source == "--start" else t0_source
 
     def late(source):
-        return (f"the replay starts after the trace's last sample (t0 = {t0} ns ({source}), "
-                f"last sample at {t_last} ns): no snapshot")
+        return (
+            f"the replay starts after the trace's last sample (t0 = {t0} ns ({source}), "
+            f"last sample at {t_last} ns): no snapshot"
+        )
 
     def short(source, aggr):
-        return (f"the trace spans {(t_last - t0) / 1e6:.6g} ms from t0 = {t0} ns ({source}) "
-                f"to its last sample, shorter than one aggregation interval "
-                f"({config.aggr_us / 1000:g} ms, {aggr}): no snapshot")
+        return (
+            f"the trace spans {(t_last - t0) / 1e6:.6g} ms from t0 = {t0} ns ({source}) "
+            f"to its last sample, shorter than one aggregation interval "
+            f"({config.aggr_us / 1000:g} ms, {aggr}): no snapshot"
+        )
+
     if t_last < t0:
         raise InputError(late(api_source), cli_message=late(t0_source))
-    raise InputError(short(api_source, f"aggr_us={config.aggr_us}"),
-                     cli_message=short(t0_source, f"--aggr-us {config.aggr_us}"))
+    raise InputError(
+        short(api_source, f"aggr_us={config.aggr_us}"),
+        cli_message=short(t0_source, f"--aggr-us {config.aggr_us}"),
+    )
 
 
 def every_stride(batches, stride: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -742,12 +948,16 @@ def every_stride(batches, stride: np.ndarray) -> list[tuple[np.ndarray, np.ndarr
     for t, g, a in batches:
         for i in range(ntgt):
             sel = np.nonzero(g == i)[0]
-            k = (-seen[i]) % stride[i]          # the first index here that is a multiple
-            thin[i].append((t[sel[k::stride[i]]], a[sel[k::stride[i]]]))
+            k = (-seen[i]) % stride[i]  # the first index here that is a multiple
+            thin[i].append((t[sel[k :: stride[i]]], a[sel[k :: stride[i]]]))
             seen[i] += sel.size
-    return [(np.concatenate([x[0] for x in th]) if th else np.zeros(0, np.int64),
-             np.concatenate([x[1] for x in th]) if th else np.zeros(0, np.int64))
-            for th in thin]
+    return [
+        (
+            np.concatenate([x[0] for x in th]) if th else np.zeros(0, np.int64),
+            np.concatenate([x[1] for x in th]) if th else np.zeros(0, np.int64),
+        )
+        for th in thin
+    ]
 
 
 def _auto_start(timelines, access_batches, t_first: int, t_last: int, window_ns: int) -> dict:
@@ -766,8 +976,9 @@ def _auto_start(timelines, access_batches, t_first: int, t_last: int, window_ns:
     for _, g, _ in access_batches():
         count += np.bincount(g, minlength=ntgt)[:ntgt]
     per_tgt = every_stride(access_batches(), np.maximum(1, count // max_samples))
-    res = auto_start(timelines, per_tgt, t_first, t_last, window_ns,
-                     max_samples=np.iinfo(np.int64).max)
+    res = auto_start(
+        timelines, per_tgt, t_first, t_last, window_ns, max_samples=np.iinfo(np.int64).max
+    )
     del per_tgt
     c = res["time_ns"]
     if c is None:

@@ -7,6 +7,7 @@ table) with the tables the replay needs beside the samples.  The rest turns Arro
 tables of samples into the engine's arrays (time_ns, target, addr): event selection,
 virtual and physical addresses, perf-phys translation through pagemap snapshots.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ from ..store.trace import Trace, open_trace
 from ..store.writer import file_provenance
 
 SAMPLE_COLUMNS = ["time_ns", "pid", "event", "addr", "phys_addr"]
-BATCH_ROWS = 1 << 17               # samples read per batch when streaming a trace directory
+BATCH_ROWS = 1 << 17  # samples read per batch when streaming a trace directory
 
 
 def _np(col: pa.ChunkedArray, dtype) -> np.ndarray:
@@ -46,8 +47,10 @@ def choose_events(names: list[str], events: list[str] | None) -> list[str]:
     if events:
         unknown = [e for e in events if e not in names]
         if unknown:
-            raise ConfigError(f"event(s) {', '.join(unknown)} not in the trace; it holds: "
-                              f"{', '.join(names) or 'no samples'}")
+            raise ConfigError(
+                f"event(s) {', '.join(unknown)} not in the trace; it holds: "
+                f"{', '.join(names) or 'no samples'}"
+            )
         return sorted(set(events))
     return names
 
@@ -66,8 +69,10 @@ def filter_events(samples: pa.Table, chosen: list[str], names: list[str]) -> pa.
         if pa.types.is_dictionary(ev.type):
             masks = []
             for ch in ev.chunks:
-                keep = np.isin(np.array(ch.dictionary.to_pylist(), dtype=object),
-                               np.array(chosen, dtype=object))
+                keep = np.isin(
+                    np.array(ch.dictionary.to_pylist(), dtype=object),
+                    np.array(chosen, dtype=object),
+                )
                 idx = ch.indices.fill_null(0).to_numpy(zero_copy_only=False)
                 m = keep[idx] if keep.size else np.zeros(len(ch), bool)
                 masks.append(m & ~ch.is_null().to_numpy(zero_copy_only=False))
@@ -90,7 +95,7 @@ def virtual_samples(samples: pa.Table, pids: list[int | None]) -> tuple[np.ndarr
     pc_ = s.column("pid")
     pid = _np(pc_.fill_null(-1) if pc_.null_count else pc_, np.int64)
     addr, keep = engine_addresses(_np(s.column("addr"), np.uint64))
-    if keep is not None:                 # kernel addresses: no region can hold them
+    if keep is not None:  # kernel addresses: no region can hold them
         t, pid = t[keep], pid[keep]
     return t, targets_of(pid, pids), addr
 
@@ -120,8 +125,10 @@ def translated_samples(samples: pa.Table, pids: list[int | None], translator):
     """perf-phys for vaddr targets: physical → (pid, virtual) through pagemap snapshots."""
     t, a = physical_samples(samples)
     if t.size == 0:
-        raise InputError("perf-phys access: no sample carries a physical address "
-                         "(record with `perf mem record --phys-data`)")
+        raise InputError(
+            "perf-phys access: no sample carries a physical address "
+            "(record with `perf mem record --phys-data`)"
+        )
     vpid, vaddr = translator.phys_to_virt(a.view(np.uint64), t)
     vpid = np.asarray(vpid, np.int64)
     ok = vpid >= 0
@@ -156,8 +163,11 @@ class SampleSource:
 
     def __init__(self, table: pa.Table | None = None, path=None, trace=None, tasks=None):
         self.table, self.path, self.trace = table, path, trace
-        self.pid_from_tid = (self.null_status("pid") != "none" and self.has("tid")
-                             and self.null_status("tid") != "all")
+        self.pid_from_tid = (
+            self.null_status("pid") != "none"
+            and self.has("tid")
+            and self.null_status("tid") != "all"
+        )
         self._tid_pid: tuple[np.ndarray, np.ndarray] | None = None
         if self.pid_from_tid and tasks is not None and len(tasks):
             tk = tasks[tasks["pid"].notna() & tasks["tid"].notna()]
@@ -199,11 +209,12 @@ class SampleSource:
         return nulls, pf.num_rows
 
     def null_status(self, name: str) -> str:
-        """"none" (no row lacks the column), "all" (absent or null everywhere) or
+        """ "none" (no row lacks the column), "all" (absent or null everywhere) or
         "some" (or unknown)."""
         nulls, n = self.null_count(name)
-        return "some" if nulls is None else "none" if nulls == 0 else \
-            "all" if nulls == n else "some"
+        return (
+            "some" if nulls is None else "none" if nulls == 0 else "all" if nulls == n else "some"
+        )
 
     def _with_pid(self, tb: pa.Table, columns: list[str]) -> pa.Table:
         pid = tb.column("pid")
@@ -219,8 +230,9 @@ class SampleSource:
                 known = (keys.size > 0) & (keys[i] == fill)
                 fill = np.where(known, vals[i], fill)
             p[miss] = fill
-            tb = tb.set_column(tb.column_names.index("pid"), "pid",
-                               pa.array(p.astype(np.int32), mask=p < 0))
+            tb = tb.set_column(
+                tb.column_names.index("pid"), "pid", pa.array(p.astype(np.int32), mask=p < 0)
+            )
         return tb.select(columns)
 
     def tables(self, columns: list[str]):
@@ -256,8 +268,11 @@ def scan_samples(src: SampleSource, phys: bool = False) -> dict:
     counts: dict[tuple, list[int]] = {}
     addr_st = src.null_status("addr")
     phys_st = src.null_status("phys_addr") if phys else "all"
-    cols = ["time_ns", "pid", "event"] + (["addr"] if addr_st == "some" else []) + \
-        (["phys_addr"] if phys_st != "all" else [])
+    cols = (
+        ["time_ns", "pid", "event"]
+        + (["addr"] if addr_st == "some" else [])
+        + (["phys_addr"] if phys_st != "all" else [])
+    )
     for tb in src.tables(cols):
         ev = tb.column("event")
         names.update(event_names(ev))
@@ -278,24 +293,34 @@ def scan_samples(src: SampleSource, phys: bool = False) -> dict:
             aggs.append(("a", "sum"))
         if phys_st != "all":
             ph = tb.column("phys_addr")
-            cnt["p"] = pc.cast(pc.and_(pc.is_valid(ph), pc.not_equal(ph.fill_null(0), 0)),
-                               pa.int64())
+            cnt["p"] = pc.cast(
+                pc.and_(pc.is_valid(ph), pc.not_equal(ph.fill_null(0), 0)), pa.int64()
+            )
             aggs.append(("p", "sum"))
         g = pa.table(cnt).filter(ok)
         if g.num_rows:
             agg = g.group_by(["event", "pid"], use_threads=False).aggregate(aggs)
             k_ = agg.column("pid_count").to_pylist()
-            a_ = agg.column("a_sum").to_pylist() if addr_st == "some" else \
-                (k_ if addr_st == "none" else [0] * len(k_))
+            a_ = (
+                agg.column("a_sum").to_pylist()
+                if addr_st == "some"
+                else (k_ if addr_st == "none" else [0] * len(k_))
+            )
             p_ = agg.column("p_sum").to_pylist() if phys_st != "all" else [0] * len(k_)
-            for e, pid_, k, na, nph in zip(agg.column("event").to_pylist(),
-                                           agg.column("pid").to_pylist(), k_, a_, p_):
+            for e, pid_, k, na, nph in zip(
+                agg.column("event").to_pylist(), agg.column("pid").to_pylist(), k_, a_, p_
+            ):
                 c = counts.setdefault((e, pid_), [0, 0, 0])
                 c[0] += k
                 c[1] += na
                 c[2] += nph
-    return {"t_first": t_min, "t_last": t_max, "ordered": ordered, "names": sorted(names),
-            "counts": counts}
+    return {
+        "t_first": t_min,
+        "t_last": t_max,
+        "ordered": ordered,
+        "names": sorted(names),
+        "counts": counts,
+    }
 
 
 def load_source(source, mmaps, maps, pagemap_table, trace_meta: dict | None = None):
@@ -309,19 +334,28 @@ def load_source(source, mmaps, maps, pagemap_table, trace_meta: dict | None = No
             raise InputError(f"{tr.path}: has no samples table (ingest a perf.data first)")
         have = tr.columns("samples")
         if "time_ns" not in have:
-            raise InputError(f"{tr.file('samples')}: the samples have no times (recorded "
-                             "without PERF_SAMPLE_TIME); a replay needs them")
+            raise InputError(
+                f"{tr.file('samples')}: the samples have no times (recorded "
+                "without PERF_SAMPLE_TIME); a replay needs them"
+            )
         if "event" not in have:
             raise InputError(f"{tr.file('samples')}: lacks the event column")
         # only the columns the replay uses, streamed batch by batch (see SampleSource)
-        samples = SampleSource(path=tr.file("samples"), trace=tr,
-                          tasks=tr.df("tasks") if tr.has("tasks") else None)
+        samples = SampleSource(
+            path=tr.file("samples"), trace=tr, tasks=tr.df("tasks") if tr.has("tasks") else None
+        )
         mm = tr.df("mmaps") if mmaps is None else as_table(mmaps).to_pandas()
-        mp = (tr.df("maps") if tr.has("maps") else None) if maps is None \
+        mp = (
+            (tr.df("maps") if tr.has("maps") else None)
+            if maps is None
             else as_table(maps).to_pandas()
+        )
         pm = tr.df("pagemap") if tr.has("pagemap") else None
-        prov = {"trace": str(tr.path), "inputs": tr.meta.get("inputs"),
-                "samples": file_provenance(tr.file("samples"))}
+        prov = {
+            "trace": str(tr.path),
+            "inputs": tr.meta.get("inputs"),
+            "samples": file_provenance(tr.file("samples")),
+        }
         meta = tr.meta
     else:
         samples = as_table(source)
@@ -337,7 +371,8 @@ def load_source(source, mmaps, maps, pagemap_table, trace_meta: dict | None = No
                     samples = samples.append_column(c, pa.nulls(samples.num_rows, pa.int32()))
                 else:
                     samples = samples.append_column(
-                        c, pa.array(["sample"] * samples.num_rows, pa.string()))
+                        c, pa.array(["sample"] * samples.num_rows, pa.string())
+                    )
         keep = SAMPLE_COLUMNS + (["tid"] if "tid" in samples.column_names else [])
         samples = SampleSource(table=samples.select(keep))
         mm = as_table(mmaps).to_pandas() if mmaps is not None else None
@@ -348,4 +383,3 @@ def load_source(source, mmaps, maps, pagemap_table, trace_meta: dict | None = No
     if pagemap_table is not None:
         pm = pagemap_table
     return samples, mm, mp, pm, meta, prov
-

@@ -48,6 +48,7 @@ PNG plot                  a PNG with a ``tracedamon`` text chunk (any of its plo
 Messages come in two wordings: the Python API's name the argument (``force=True``),
 the command line's name the flag (``--force``; :attr:`TracedamonError.cli_message`).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -97,7 +98,7 @@ def parquet_info(path: str | os.PathLike) -> tuple[Optional[dict], list]:
     try:
         names = read_schema(path).names
         meta = read_metadata(path)
-    except Exception:          # not readable as Parquet (or its metadata as JSON): not ours
+    except Exception:  # not readable as Parquet (or its metadata as JSON): not ours
         return None, []
     return (meta if isinstance(meta, dict) else None), names
 
@@ -131,6 +132,7 @@ def _parquet_kind(test: Callable[[dict, list], bool]):
         if meta is not None and test(meta, names):
             return None
         return parquet_what(meta)
+
     return recognise
 
 
@@ -142,7 +144,8 @@ def _region_history(meta: dict, names: list) -> bool:
     """A replay's output, or a standalone regions table of tracedamon's (not one of a
     trace directory's tables: those name their table)."""
     return "replay" in meta or (
-        not {"table", "attribution"} & set(meta) and HISTORY_COLUMNS <= set(names))
+        not {"table", "attribution"} & set(meta) and HISTORY_COLUMNS <= set(names)
+    )
 
 
 def _trace_dir(path: Path) -> Optional[str]:
@@ -161,9 +164,8 @@ def _trace_dir(path: Path) -> Optional[str]:
             if e.is_file(follow_symlinks=False) and _marked_file(Path(e.path)):
                 continue
             if e.is_dir(follow_symlinks=False) and _trace_dir(Path(e.path)) is None:
-                continue        # an output directory of tracedamon's (damos results)
-            return f"a trace directory that also holds {e.name!r}, which tracedamon " \
-                   "did not write"
+                continue  # an output directory of tracedamon's (damos results)
+            return f"a trace directory that also holds {e.name!r}, which tracedamon did not write"
     return None
 
 
@@ -173,8 +175,10 @@ def _marked_file(path: Path) -> bool:
     by its shape only, is not taken for one)."""
     if path.name.endswith(".parquet"):
         return parquet_marker(path) is not None
-    return any(k.recognise(path) is None
-               for k in (COMPARE_METRICS, DAMO_RECORD, DAMON_TRACE_TEXT, PNG_PLOT, HTML_REPORT))
+    return any(
+        k.recognise(path) is None
+        for k in (COMPARE_METRICS, DAMO_RECORD, DAMON_TRACE_TEXT, PNG_PLOT, HTML_REPORT)
+    )
 
 
 def _last_line(path: Path, limit: int = 4096) -> str:
@@ -202,11 +206,11 @@ def _marked_text(name: str):
         except OSError as e:
             return f"unreadable ({e.strerror})"
         if m is None:
-            return "a file tracedamon did not write (its last line is not tracedamon's " \
-                   "comment)"
+            return "a file tracedamon did not write (its last line is not tracedamon's comment)"
         if m.group(2) != name:
             return f"tracedamon's {m.group(2)}"
         return None
+
     return recognise
 
 
@@ -262,6 +266,7 @@ def _marked_json(name: str):
         if m.get("output") != name:
             return f"tracedamon's {m.get('output')}"
         return None
+
     return recognise
 
 
@@ -297,7 +302,7 @@ def _png(path: Path) -> Optional[str]:
         with open(path, "rb") as f:
             if f.read(8) != b"\x89PNG\r\n\x1a\n":
                 return "a file that is not a PNG image"
-            for _ in range(4096):                     # chunks: length, type, data, crc
+            for _ in range(4096):  # chunks: length, type, data, crc
                 head = f.read(8)
                 if len(head) < 8:
                     break
@@ -339,7 +344,7 @@ class Kind:
     recognises one it wrote."""
 
     name: str
-    noun: str                   # "a trace directory": the name with its article
+    noun: str  # "a trace directory": the name with its article
     directory: bool
     recognise: Callable[[Path], Optional[str]]
 
@@ -348,37 +353,61 @@ class Kind:
 
 
 TRACE_DIR = Kind("trace directory", "a trace directory", True, _trace_dir)
-REGION_HISTORY = Kind("region history", "a region history", False,
-                      _parquet_kind(_region_history))
-COMPARE_CELLS = Kind("compare cells table", "a compare cells table", False,
-                     _parquet_kind(lambda m, _: m.get("table") == "compare_cells"))
-HEATMAP_CELLS = Kind("heatmap cells table", "a heatmap cells table", False,
-                     _parquet_kind(lambda m, _: m.get("table") == "heatmap"))
-ATTRIBUTION = Kind("attribution table", "an attribution table", False,
-                   _parquet_kind(lambda m, _: "attribution" in m))
-COMPARE_METRICS = Kind("compare metrics", "compare metrics", False,
-                       _marked_json("compare metrics"))
+REGION_HISTORY = Kind("region history", "a region history", False, _parquet_kind(_region_history))
+COMPARE_CELLS = Kind(
+    "compare cells table",
+    "a compare cells table",
+    False,
+    _parquet_kind(lambda m, _: m.get("table") == "compare_cells"),
+)
+HEATMAP_CELLS = Kind(
+    "heatmap cells table",
+    "a heatmap cells table",
+    False,
+    _parquet_kind(lambda m, _: m.get("table") == "heatmap"),
+)
+ATTRIBUTION = Kind(
+    "attribution table",
+    "an attribution table",
+    False,
+    _parquet_kind(lambda m, _: "attribution" in m),
+)
+COMPARE_METRICS = Kind("compare metrics", "compare metrics", False, _marked_json("compare metrics"))
 DAMO_RECORD = Kind("damo record", "a damo record", False, _damo_record)
 TRUTH_CSV = Kind("ground truth ranges", "ground truth ranges", False, _truth_csv)
-DAMON_TRACE_TEXT = Kind("DAMON trace text", "DAMON trace text", False,
-                        _marked_text("DAMON trace text"))
+DAMON_TRACE_TEXT = Kind(
+    "DAMON trace text", "DAMON trace text", False, _marked_text("DAMON trace text")
+)
 PNG_PLOT = Kind("PNG plot", "a PNG plot", False, _png)
 HTML_REPORT = Kind("HTML report", "an HTML report", False, _html)
-SWEEP_TABLE = Kind("sweep table", "a sweep table", False,
-                   _parquet_kind(lambda m, _: m.get("table") == "sweep"))
+SWEEP_TABLE = Kind(
+    "sweep table", "a sweep table", False, _parquet_kind(lambda m, _: m.get("table") == "sweep")
+)
 
-KINDS = {k.name: k for k in (TRACE_DIR, REGION_HISTORY, COMPARE_CELLS, HEATMAP_CELLS,
-                             ATTRIBUTION, COMPARE_METRICS, DAMO_RECORD, TRUTH_CSV,
-                             DAMON_TRACE_TEXT, PNG_PLOT, HTML_REPORT,
-                             SWEEP_TABLE)}
+KINDS = {
+    k.name: k
+    for k in (
+        TRACE_DIR,
+        REGION_HISTORY,
+        COMPARE_CELLS,
+        HEATMAP_CELLS,
+        ATTRIBUTION,
+        COMPARE_METRICS,
+        DAMO_RECORD,
+        TRUTH_CSV,
+        DAMON_TRACE_TEXT,
+        PNG_PLOT,
+        HTML_REPORT,
+        SWEEP_TABLE,
+    )
+}
 
 
 # ----------------------------------------------------------------------------------
 # the rule
 # ----------------------------------------------------------------------------------
 def _refuse(path, api: str, cli: str | None = None) -> OutputError:
-    return OutputError(f"{path}: {api}",
-                       cli_message=f"{path}: {cli if cli is not None else api}")
+    return OutputError(f"{path}: {api}", cli_message=f"{path}: {cli if cli is not None else api}")
 
 
 def _resolved(p: Path) -> Path:
@@ -398,8 +427,9 @@ def _forbidden_place(ap: Path) -> Optional[str]:
     except OSError:
         cwd = None
     if cwd is not None and (real == cwd or real in cwd.parents):
-        return "the current directory" if real == cwd else \
-            "a directory holding the current directory"
+        return (
+            "the current directory" if real == cwd else "a directory holding the current directory"
+        )
     try:
         home = Path.home().resolve()
     except (OSError, RuntimeError, KeyError):
@@ -409,9 +439,14 @@ def _forbidden_place(ap: Path) -> Optional[str]:
     return None
 
 
-def check_output(path: str | os.PathLike, kind: Kind, *, force: bool = False,
-                 inputs: Iterable[str | os.PathLike] = (),
-                 outside: Iterable[str | os.PathLike] = ()) -> Path:
+def check_output(
+    path: str | os.PathLike,
+    kind: Kind,
+    *,
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike] = (),
+    outside: Iterable[str | os.PathLike] = (),
+) -> Path:
     """Check that an output of ``kind`` may be written at ``path`` (the module's rule)
     and return it as a Path; raise :class:`OutputError` (one line naming the path and
     the reason) when it may not. Nothing is created or deleted.
@@ -425,8 +460,11 @@ def check_output(path: str | os.PathLike, kind: Kind, *, force: bool = False,
     ap = Path(os.path.abspath(p))
     why = _forbidden_place(ap)
     if why:
-        raise _refuse(path, f"{why}: an output cannot go there; name a new "
-                      f"{'directory' if kind.directory else 'file'}")
+        raise _refuse(
+            path,
+            f"{why}: an output cannot go there; name a new "
+            f"{'directory' if kind.directory else 'file'}",
+        )
     real = _resolved(ap)
     for inp in inputs:
         if inp is None or os.fspath(inp) in ("", "-"):
@@ -435,17 +473,21 @@ def check_output(path: str | os.PathLike, kind: Kind, *, force: bool = False,
         if ri == real:
             raise _refuse(path, "an input of this command: not replaced")
         if real in ri.parents:
-            raise _refuse(path, f"holds {os.fspath(inp)}, an input of this command: "
-                          "not replaced")
+            raise _refuse(path, f"holds {os.fspath(inp)}, an input of this command: not replaced")
     for d in outside:
         if d is not None and _resolved(Path(d)) in real.parents:
-            raise _refuse(path, f"inside {os.fspath(d)}, an input directory of this "
-                          "command: choose a place outside it")
+            raise _refuse(
+                path,
+                f"inside {os.fspath(d)}, an input directory of this "
+                "command: choose a place outside it",
+            )
     parent = ap.parent
     if (parent / "meta.json").is_file() and (
-            ap.name == "meta.json" or ap.name in {f"{t}.parquet" for t in TRACE_TABLES}):
-        raise _refuse(path, f"the name of a table of the trace directory {parent.name}; "
-                      "choose another name")
+        ap.name == "meta.json" or ap.name in {f"{t}.parquet" for t in TRACE_TABLES}
+    ):
+        raise _refuse(
+            path, f"the name of a table of the trace directory {parent.name}; choose another name"
+        )
     if not os.path.lexists(ap):
         return p
     if ap.is_symlink():
@@ -453,13 +495,17 @@ def check_output(path: str | os.PathLike, kind: Kind, *, force: bool = False,
     else:
         what = kind.recognise(ap)
     if what is not None:
-        raise _refuse(path, f"{what}: not replaced (force=True replaces only "
-                      f"{kind.noun} that tracedamon wrote)",
-                      f"{what}: not replaced (--force replaces only {kind.noun} that "
-                      "tracedamon wrote)")
+        raise _refuse(
+            path,
+            f"{what}: not replaced (force=True replaces only {kind.noun} that tracedamon wrote)",
+            f"{what}: not replaced (--force replaces only {kind.noun} that tracedamon wrote)",
+        )
     if not force:
-        raise _refuse(path, "output exists (pass force=True to replace it)",
-                      "output exists (use --force to replace it)")
+        raise _refuse(
+            path,
+            "output exists (pass force=True to replace it)",
+            "output exists (use --force to replace it)",
+        )
     return p
 
 
@@ -528,12 +574,11 @@ def _exchange(a: Path, b: Path) -> bool:
         fn = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):
         return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                   ctypes.c_uint]
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
     err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):    # not supported here
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # not supported here
         return False
     raise OSError(err, os.strerror(err), os.fspath(b))
 
@@ -546,7 +591,7 @@ def _install(tmp: Path, dest: Path) -> None:
         os.replace(tmp, dest)
         return
     if _exchange(tmp, dest):
-        shutil.rmtree(tmp, ignore_errors=True)        # tmp now holds the old output
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old output
         return
     old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
     os.rmdir(old)
@@ -574,9 +619,14 @@ def _naming_output(exc: BaseException, tmp: Optional[Path], user: Path) -> BaseE
 
 
 @contextmanager
-def atomic_path(dest: str | os.PathLike, *, kind: Kind, force: bool = False,
-                inputs: Iterable[str | os.PathLike] = (), suffix: str = ".tmp"
-                ) -> Iterator[Path]:
+def atomic_path(
+    dest: str | os.PathLike,
+    *,
+    kind: Kind,
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike] = (),
+    suffix: str = ".tmp",
+) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``dest``; on a clean exit it replaces
     ``dest``, on an exception it is removed (an old ``dest`` stays as it was). The
     output is checked first (:func:`check_output`) and again just before the rename.
@@ -612,8 +662,14 @@ class AtomicDir:
     place by :meth:`commit` (:meth:`abort` removes it). Used by the trace-directory
     writer; :func:`atomic_path` does the same for callers that build in one go."""
 
-    def __init__(self, dest: str | os.PathLike, *, kind: Kind = TRACE_DIR,
-                 force: bool = False, inputs: Iterable[str | os.PathLike] = ()):
+    def __init__(
+        self,
+        dest: str | os.PathLike,
+        *,
+        kind: Kind = TRACE_DIR,
+        force: bool = False,
+        inputs: Iterable[str | os.PathLike] = (),
+    ):
         self.user = Path(dest)
         self.kind, self.force, self.inputs = kind, force, list(inputs)
         check_output(self.user, kind, force=force, inputs=self.inputs)
@@ -649,15 +705,27 @@ class AtomicDir:
         self._made = []
 
 
-def write_text_atomic(dest: str | os.PathLike, text: str, *, kind: Kind,
-                      force: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+def write_text_atomic(
+    dest: str | os.PathLike,
+    text: str,
+    *,
+    kind: Kind,
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike] = (),
+) -> Path:
     with atomic_path(dest, kind=kind, force=force, inputs=inputs) as tmp:
         tmp.write_text(text)
     return Path(dest)
 
 
-def write_bytes_atomic(dest: str | os.PathLike, data: bytes, *, kind: Kind,
-                       force: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+def write_bytes_atomic(
+    dest: str | os.PathLike,
+    data: bytes,
+    *,
+    kind: Kind,
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike] = (),
+) -> Path:
     with atomic_path(dest, kind=kind, force=force, inputs=inputs) as tmp:
         tmp.write_bytes(data)
     return Path(dest)

@@ -6,6 +6,7 @@ Parquet encoding overlap (the perf.data reader uses it); :data:`SAMPLES_PARQUET`
 the Parquet writer options the perf.data reader asks for its ``samples`` table
 (through the sink's ``table_options``).
 """
+
 from __future__ import annotations
 
 import queue
@@ -26,16 +27,18 @@ from ..schema import SAMPLES
 #: weight, sample_id, stream_id, cgroup and transaction take few distinct values: they
 #: are dictionary-encoded too (Parquet falls back to plain pages past 1 MiB of
 #: dictionary), so they need no compression either.
-_HIGH_CARDINALITY = ("time_ns", "ip", "addr", "phys_addr", "file_offset", "callchain",
-                     "raw")
+_HIGH_CARDINALITY = ("time_ns", "ip", "addr", "phys_addr", "file_offset", "callchain", "raw")
 _ZSTD_COLUMNS = _HIGH_CARDINALITY + ("mem_remote",)
 SAMPLES_PARQUET = {
     # keys are Parquet column paths (a list's values live in "callchain.list.element")
-    "compression": {(f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name):
-                    "zstd" if f.name in _ZSTD_COLUMNS else "none" for f in SAMPLES},
+    "compression": {
+        (f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name): "zstd"
+        if f.name in _ZSTD_COLUMNS
+        else "none"
+        for f in SAMPLES
+    },
     "use_dictionary": [f.name for f in SAMPLES if f.name not in _HIGH_CARDINALITY],
-    "column_encoding": {"time_ns": "DELTA_BINARY_PACKED",
-                        "file_offset": "DELTA_BINARY_PACKED"},
+    "column_encoding": {"time_ns": "DELTA_BINARY_PACKED", "file_offset": "DELTA_BINARY_PACKED"},
     "write_statistics": ["time_ns", "pid", "tid", "cpu", "event_id", "addr", "phys_addr"],
 }
 
@@ -63,7 +66,7 @@ class BackgroundWriter:
                 t0, c0 = time.perf_counter(), time.thread_time()
                 try:
                     self.writer.write(self.name, item)
-                except BaseException as e:      # re-raised in the caller's thread
+                except BaseException as e:  # re-raised in the caller's thread
                     self.err = e
                 self.busy_s += time.perf_counter() - t0
                 self.cpu_s += time.thread_time() - c0

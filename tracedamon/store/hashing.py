@@ -9,6 +9,7 @@ between (size or modification time) is hashed again.
 
 This module imports nothing heavy, on purpose.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -61,7 +62,7 @@ def _run(fut: concurrent.futures.Future, path) -> None:
         return
     try:
         fut.set_result(_hash(path))
-    except BaseException as e:             # reported to whoever collects it
+    except BaseException as e:  # reported to whoever collects it
         fut.set_exception(e)
 
 
@@ -76,8 +77,7 @@ def prehash(paths) -> None:
                 continue
             fut: concurrent.futures.Future = concurrent.futures.Future()
             _started[key] = fut
-        threading.Thread(target=_run, args=(fut, p), name="tracedamon-sha256",
-                         daemon=True).start()
+        threading.Thread(target=_run, args=(fut, p), name="tracedamon-sha256", daemon=True).start()
 
 
 def sha256_file(path) -> tuple[int, str]:

@@ -1,4 +1,5 @@
 """A region history written to one Parquet file as it is produced (:class:`HistoryWriter`)."""
+
 from __future__ import annotations
 
 import os
@@ -30,12 +31,19 @@ class HistoryWriter:
     leaves nothing behind.
     """
 
-    def __init__(self, dest: str | os.PathLike, *, force: bool = False,
-                 inputs=(), row_group_rows: int = ROW_GROUP_ROWS):
+    def __init__(
+        self,
+        dest: str | os.PathLike,
+        *,
+        force: bool = False,
+        inputs=(),
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ):
         self.dest = Path(dest)
         self.row_group_rows = row_group_rows
-        self._ctx = atomic_path(self.dest, kind=REGION_HISTORY, force=force,
-                                inputs=[i for i in inputs if i is not None])
+        self._ctx = atomic_path(
+            self.dest, kind=REGION_HISTORY, force=force, inputs=[i for i in inputs if i is not None]
+        )
         self.tmp = self._ctx.__enter__()
         try:
             self._w = open_writer(self.tmp, REGIONS)
@@ -78,7 +86,7 @@ class HistoryWriter:
         try:
             self._flush()
             if self.row_groups == 0:
-                self._w.write_table(REGIONS.empty_table())      # as pq.write_table does
+                self._w.write_table(REGIONS.empty_table())  # as pq.write_table does
             md = encode_metadata({"replay": metadata})
             arrow_schema = arrow_schema_entry(REGIONS.with_metadata(md))
             # (in this order the footer lists them as pq.write_table does)

@@ -9,6 +9,7 @@
 - :func:`open_writer`: a streaming ``pyarrow.parquet.ParquetWriter`` (zstd by default),
   for writers that put their file in place themselves (see :mod:`tracedamon.store.writer`).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,17 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..schema import METADATA_KEY, SCHEMA_VERSION
 
-__all__ = ["encode_metadata", "read_metadata", "ColumnStatistics", "ParquetReader",
-           "read_table", "read_schema", "filters_to_expression", "open_writer",
-           "arrow_schema_entry"]
+__all__ = [
+    "encode_metadata",
+    "read_metadata",
+    "ColumnStatistics",
+    "ParquetReader",
+    "read_table",
+    "read_schema",
+    "filters_to_expression",
+    "open_writer",
+    "arrow_schema_entry",
+]
 
 
 # ----------------------------------------------------------------------------------
@@ -130,23 +139,28 @@ class ParquetReader:
             if st is None:
                 return None
             mm = st.has_min_max
-            return ColumnStatistics(st.null_count if st.has_null_count else None,
-                                    st.min if mm else None, st.max if mm else None)
+            return ColumnStatistics(
+                st.null_count if st.has_null_count else None,
+                st.min if mm else None,
+                st.max if mm else None,
+            )
         return None
 
     def read_row_group(self, g: int, columns: list[str] | None = None) -> pa.Table:
         return self._pf.read_row_group(g, columns=columns)
 
-    def iter_batches(self, batch_rows: int, columns: list[str] | None = None,
-                     row_groups=None) -> Iterator[pa.RecordBatch]:
+    def iter_batches(
+        self, batch_rows: int, columns: list[str] | None = None, row_groups=None
+    ) -> Iterator[pa.RecordBatch]:
         """Record batches of at most ``batch_rows`` rows, in file order, of the given row
         groups (default: all). A reader per row group: one reader over the whole file
         keeps about 1.4 bytes per row read (pyarrow 26: 43 MB more Arrow memory by the
         end of 30 M samples)."""
         groups = range(self.num_row_groups) if row_groups is None else row_groups
         for g in groups:
-            yield from self._pf.iter_batches(batch_size=batch_rows, row_groups=[int(g)],
-                                             columns=columns)
+            yield from self._pf.iter_batches(
+                batch_size=batch_rows, row_groups=[int(g)], columns=columns
+            )
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         return self._pf.read(columns=columns)
@@ -166,8 +180,7 @@ class ParquetReader:
         self.close()
 
 
-def read_table(path: str | os.PathLike, columns: list[str] | None = None,
-               filters=None) -> pa.Table:
+def read_table(path: str | os.PathLike, columns: list[str] | None = None, filters=None) -> pa.Table:
     """A whole Parquet file (or the given columns; ``filters`` in pyarrow's DNF form)."""
     return pq.read_table(path, columns=columns, filters=filters)
 

@@ -4,12 +4,13 @@ Ingest readers depend on this interface only, not on how the tables are stored;
 :class:`tracedamon.store.writer.TraceDirWriter` implements it (a trace directory of
 Parquet files plus ``meta.json``), and a test may hand a reader any object that does.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:                    # only for the annotations: pyarrow is not needed here
+if TYPE_CHECKING:  # only for the annotations: pyarrow is not needed here
     import pyarrow as pa
 
 __all__ = ["TableSink"]

@@ -1,4 +1,5 @@
 """Reading a trace directory (or a single regions.parquet) back."""
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,7 @@ class Trace:
         t = read_table(self._files[name], columns=read, filters=filters)
         return conform(t, schema, columns)
 
-    def iter_tables(self, name: str, columns: list[str] | None = None,
-                    batch_rows: int = 1 << 20):
+    def iter_tables(self, name: str, columns: list[str] | None = None, batch_rows: int = 1 << 20):
         """Table ``name`` as a sequence of tables of at most ``batch_rows`` rows, in
         file order, each in the full schema (see :meth:`table`): bounded memory."""
         if name not in self._files:

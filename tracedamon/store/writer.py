@@ -18,6 +18,7 @@ the rows written so far are rewritten in a wider form, so a guess that was wrong
 costs time, never rows. Readers restore the full schema
 (:func:`tracedamon.schema.conform`).
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -34,8 +35,14 @@ from .atomic import REGION_HISTORY, TRACE_DIR, AtomicDir, Kind, atomic_path
 from .hashing import sha256_file
 from .parquet import ParquetReader, encode_metadata, open_writer, read_metadata, write_table
 
-__all__ = ["TraceDirWriter", "TableWriter", "write_table_atomic", "file_provenance",
-           "parquet_metadata", "read_parquet_metadata"]
+__all__ = [
+    "TraceDirWriter",
+    "TableWriter",
+    "write_table_atomic",
+    "file_provenance",
+    "parquet_metadata",
+    "read_parquet_metadata",
+]
 
 
 def file_provenance(path: str | os.PathLike) -> dict:
@@ -43,8 +50,11 @@ def file_provenance(path: str | os.PathLike) -> dict:
     p = Path(path)
     if p.is_dir():
         files = sorted(q for q in p.rglob("*") if q.is_file())
-        return {"name": p.name, "kind": "directory",
-                "files": [file_provenance(q) | {"name": str(q.relative_to(p))} for q in files]}
+        return {
+            "name": p.name,
+            "kind": "directory",
+            "files": [file_provenance(q) | {"name": str(q.relative_to(p))} for q in files],
+        }
     size, digest = sha256_file(p)
     return {"name": p.name, "size": size, "sha256": digest}
 
@@ -63,14 +73,21 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict:
     return read_metadata(path) or {}
 
 
-def write_table_atomic(table: pa.Table, dest: str | os.PathLike, *,
-                       metadata: dict | None = None, kind: Kind = REGION_HISTORY,
-                       force: bool = False, inputs=()) -> Path:
+def write_table_atomic(
+    table: pa.Table,
+    dest: str | os.PathLike,
+    *,
+    metadata: dict | None = None,
+    kind: Kind = REGION_HISTORY,
+    force: bool = False,
+    inputs=(),
+) -> Path:
     """Write one Parquet file atomically (temporary file + rename). An existing
     ``dest`` is replaced only with ``force`` and only when it is tracedamon's output
     of ``kind`` (:func:`tracedamon.atomic.check_output`)."""
-    schema = table.schema.with_metadata({**(table.schema.metadata or {}),
-                                         **parquet_metadata(metadata)})
+    schema = table.schema.with_metadata(
+        {**(table.schema.metadata or {}), **parquet_metadata(metadata)}
+    )
     table = table.replace_schema_metadata(schema.metadata)
     with atomic_path(dest, kind=kind, force=force, inputs=inputs) as tmp:
         write_table(table, tmp)
@@ -85,8 +102,16 @@ class TableWriter:
     without any table writes ``empty_schema``'s empty table.
     An existing ``dest`` is replaced only as :func:`write_table_atomic` replaces it."""
 
-    def __init__(self, dest: str | os.PathLike, *, kind: Kind, metadata: dict | None = None,
-                 force: bool = False, inputs=(), empty_schema: pa.Schema | None = None):
+    def __init__(
+        self,
+        dest: str | os.PathLike,
+        *,
+        kind: Kind,
+        metadata: dict | None = None,
+        force: bool = False,
+        inputs=(),
+        empty_schema: pa.Schema | None = None,
+    ):
         self.dest = Path(dest)
         self._metadata = encode_metadata(metadata)
         self._empty = empty_schema
@@ -145,9 +170,15 @@ class TraceDirWriter:
     ... # on success run.td/ appears whole; on an exception nothing appears
     """
 
-    def __init__(self, dest: str | os.PathLike, *,
-                 provenance: "dict | concurrent.futures.Future | None" = None,
-                 force: bool = False, tables: tuple[str, ...] = (), inputs=()):
+    def __init__(
+        self,
+        dest: str | os.PathLike,
+        *,
+        provenance: "dict | concurrent.futures.Future | None" = None,
+        force: bool = False,
+        tables: tuple[str, ...] = (),
+        inputs=(),
+    ):
         self.dest = Path(dest)
         self.force = force
         # refuses here, before any work, an output it may not write or replace
@@ -160,7 +191,7 @@ class TraceDirWriter:
             "tracedamon_version": __version__,
         }
         self._tables_always = tables
-        self._writers: dict[str, Any] = {}         # name -> pyarrow.parquet.ParquetWriter
+        self._writers: dict[str, Any] = {}  # name -> pyarrow.parquet.ParquetWriter
         self._rows: dict[str, int] = {}
         self._file_schemas: dict[str, pa.Schema] = {}
         #: tables rewritten in a wider form (name -> times), see set_file_schema
@@ -189,7 +220,7 @@ class TraceDirWriter:
                 self.abort()
                 raise self._out.shown(e)
         else:
-            self._out.shown(exc)        # name the output, not the hidden directory
+            self._out.shown(exc)  # name the output, not the hidden directory
             self.abort()
 
     # -- writing ---------------------------------------------------------------------
@@ -201,8 +232,11 @@ class TraceDirWriter:
     def _writer(self, name: str):
         w = self._writers.get(name)
         if w is None:
-            w = open_writer(self.tmpdir / f"{name}.parquet", self.file_schema(name),
-                            **self.table_options.get(name, {}))
+            w = open_writer(
+                self.tmpdir / f"{name}.parquet",
+                self.file_schema(name),
+                **self.table_options.get(name, {}),
+            )
             self._writers[name] = w
             self._rows.setdefault(name, 0)
         return w
@@ -219,10 +253,15 @@ class TraceDirWriter:
         if name in self._writers:
             raise RuntimeError(f"{name}: file schema set after the first write")
         pos = [full.get_field_index(f.name) for f in schema]
-        if -1 in pos or pos != sorted(pos) or any(
-                f.type != full.field(f.name).type or (f.nullable and not
-                                                      full.field(f.name).nullable)
-                for f in schema):
+        if (
+            -1 in pos
+            or pos != sorted(pos)
+            or any(
+                f.type != full.field(f.name).type
+                or (f.nullable and not full.field(f.name).nullable)
+                for f in schema
+            )
+        ):
             raise ValueError(f"{name}: {schema.names} is not a narrower form of its schema")
         self._file_schemas[name] = schema
 
@@ -263,7 +302,8 @@ class TraceDirWriter:
                 elif nulls < data.num_rows:
                     want.append(f)
             if [g.name for g in want] != fs.names or any(
-                    g.nullable != fs.field(g.name).nullable for g in want):
+                g.nullable != fs.field(g.name).nullable for g in want
+            ):
                 self._widen(name, pa.schema(want))
                 fs = self.file_schema(name)
         return pa.Table.from_arrays([data.column(c) for c in fs.names], schema=fs)
@@ -284,8 +324,9 @@ class TraceDirWriter:
         with ParquetReader(narrow) as pf:
             for g in range(pf.num_row_groups):
                 t = conform(pf.read_row_group(g), full, full.names)
-                nw.write_table(pa.Table.from_arrays([t.column(c) for c in schema.names],
-                                                    schema=schema))
+                nw.write_table(
+                    pa.Table.from_arrays([t.column(c) for c in schema.names], schema=schema)
+                )
         narrow.unlink()
 
     def rows(self, name: str) -> int:
@@ -316,7 +357,7 @@ class TraceDirWriter:
         with open(self.tmpdir / "meta.json", "w") as f:
             json.dump(self.meta, f, indent=2, sort_keys=True, default=str)
             f.write("\n")
-        self._out.commit()          # checks the destination again, then swaps it in
+        self._out.commit()  # checks the destination again, then swaps it in
         self._tmp = None
         return self.dest
 

@@ -4,6 +4,7 @@
 modules of :mod:`tracedamon.pipeline.sweep` under their old names (the same module
 objects, so patching one patches the other).
 """
+
 import sys
 
 from ..pipeline import sweep as _sweep

@@ -10,12 +10,49 @@
 
 Pure: numpy/numba arrays in and out, no I/O (``damos-spec.md`` is the reference).
 """
-from .core import (DamosState, SchemeState, StepResult, apply_schemes, new_state,
-                   set_resume, update_watermarks)
-from .scheme import (ACTIONS, FILTER_TYPES, PROFILES, AccessPattern, Context, Filter, Profile,
-                     Quota, QuotaGoal, Scheme, Watermarks, profile)
 
-__all__ = ["ACTIONS", "FILTER_TYPES", "PROFILES", "AccessPattern", "Context", "DamosState",
-           "Filter", "Profile", "Quota", "QuotaGoal", "Scheme", "SchemeState", "StepResult",
-           "Watermarks", "apply_schemes", "new_state", "profile", "set_resume",
-           "update_watermarks"]
+from .core import (
+    DamosState,
+    SchemeState,
+    StepResult,
+    apply_schemes,
+    new_state,
+    set_resume,
+    update_watermarks,
+)
+from .scheme import (
+    ACTIONS,
+    FILTER_TYPES,
+    PROFILES,
+    AccessPattern,
+    Context,
+    Filter,
+    Profile,
+    Quota,
+    QuotaGoal,
+    Scheme,
+    Watermarks,
+    profile,
+)
+
+__all__ = [
+    "ACTIONS",
+    "FILTER_TYPES",
+    "PROFILES",
+    "AccessPattern",
+    "Context",
+    "DamosState",
+    "Filter",
+    "Profile",
+    "Quota",
+    "QuotaGoal",
+    "Scheme",
+    "SchemeState",
+    "StepResult",
+    "Watermarks",
+    "apply_schemes",
+    "new_state",
+    "profile",
+    "set_resume",
+    "update_watermarks",
+]

@@ -42,6 +42,7 @@ aggregations: the loop then needs a segment boundary at each ``next_apply_sis`` 
 the partial window's ``left_window_bp``.  Watermarks are checked with
 :func:`update_watermarks` at every sample (or at each change of the metric).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,19 +53,51 @@ import numpy as np
 from numba import njit
 
 from ...errors import ConfigError
-from .scheme import (ACTIONS, DAMOS_MAX_SCORE, PAGE_SIZE, ULONG_MAX, Context, Profile,
-                     Scheme, profile as _profile, score_kind)
+from .scheme import (
+    ACTIONS,
+    DAMOS_MAX_SCORE,
+    PAGE_SIZE,
+    ULONG_MAX,
+    Context,
+    Profile,
+    Scheme,
+    profile as _profile,
+    score_kind,
+)
 
 M64 = ULONG_MAX
 I64_MAX = 2**63 - 1
 
 # scheme parameter columns (sp)
-P_ACTION, P_MINSZ, P_MAXSZ, P_MINNR, P_MAXNR, P_MINAGE, P_MAXAGE, P_SCORE, P_WNR, P_WAGE, \
-    P_STATIC_SET, P_CORE_DEFREJ, P_IS_STAT = range(13)
+(
+    P_ACTION,
+    P_MINSZ,
+    P_MAXSZ,
+    P_MINNR,
+    P_MAXNR,
+    P_MINAGE,
+    P_MAXAGE,
+    P_SCORE,
+    P_WNR,
+    P_WAGE,
+    P_STATIC_SET,
+    P_CORE_DEFREJ,
+    P_IS_STAT,
+) = range(13)
 NP = 13
 # scheme state columns (ss)
-S_RUN, S_ESZ, S_CHARGED, S_TFROM, S_AFROM, S_MINSCORE, S_NRTRIED, S_SZTRIED, S_CALLS, \
-    S_ZEROTRIES = range(10)
+(
+    S_RUN,
+    S_ESZ,
+    S_CHARGED,
+    S_TFROM,
+    S_AFROM,
+    S_MINSCORE,
+    S_NRTRIED,
+    S_SZTRIED,
+    S_CALLS,
+    S_ZEROTRIES,
+) = range(10)
 NS = 10
 # context columns (cfg)
 C_MAXNR, C_AGGR, C_MINREG, C_EXCL, C_QSET, C_QFULL, C_VISIT, C_RESUME_LAST, C_HISTCF = range(9)
@@ -84,7 +117,7 @@ def hot_score(nr, age, max_nr, aggr_us, w_nr, w_age):
     """``damon_hot_score``: C integer arithmetic (the weighted sum is an ``unsigned
     int`` in the kernel: it wraps at 2**32 and is divided as unsigned)."""
     freq = nr * 100 // max_nr
-    if freq > 100:               # 2026 fix (Cc stable); only a stale count gets here
+    if freq > 100:  # 2026 fix (Cc stable); only a stale count gets here
         freq = 100
     age_in_sec = age * aggr_us // 1000000
     age_in_log = 0
@@ -99,7 +132,7 @@ def hot_score(nr, age, max_nr, aggr_us, w_nr, w_age):
     wsum = (w_nr + w_age) & 0xFFFFFFFF
     if wsum:
         hot = hot // wsum
-    if hot > 0x7FFFFFFF:         # back into the kernel's int
+    if hot > 0x7FFFFFFF:  # back into the kernel's int
         hot -= 1 << 32
     return hot * 99 // 100 if hot >= 0 else -((-hot * 99) // 100)
 
@@ -121,9 +154,14 @@ def region_score(kind, nr, age, max_nr, aggr_us, w_nr, w_age):
 
 @njit(cache=True)
 def _pattern_ok(sp, s, sz, pnr, age):
-    return (sp[s, P_MINSZ] <= sz and sz <= sp[s, P_MAXSZ] and
-            sp[s, P_MINNR] <= pnr and pnr <= sp[s, P_MAXNR] and
-            sp[s, P_MINAGE] <= age and age <= sp[s, P_MAXAGE])
+    return (
+        sp[s, P_MINSZ] <= sz
+        and sz <= sp[s, P_MAXSZ]
+        and sp[s, P_MINNR] <= pnr
+        and pnr <= sp[s, P_MAXNR]
+        and sp[s, P_MINAGE] <= age
+        and age <= sp[s, P_MAXAGE]
+    )
 
 
 @njit(cache=True)
@@ -162,11 +200,23 @@ def _min_score(start, end, pnr, nr, age, toff, sp, s, esz, cfg, cf, cflo, cfhi):
             sz = end[i] - start[i]
             if not _pattern_ok(sp, s, sz, pnr[i], age[i]):
                 continue
-            if cfg[C_HISTCF] and cfhi > cflo and _core_verdict_nosplit(
-                    cf, cflo, cfhi, t, start[i], end[i], cfg[C_MINREG], sp[s, P_CORE_DEFREJ]):
+            if (
+                cfg[C_HISTCF]
+                and cfhi > cflo
+                and _core_verdict_nosplit(
+                    cf, cflo, cfhi, t, start[i], end[i], cfg[C_MINREG], sp[s, P_CORE_DEFREJ]
+                )
+            ):
                 continue
-            sc = region_score(sp[s, P_SCORE], nr[i], age[i], cfg[C_MAXNR], cfg[C_AGGR],
-                              sp[s, P_WNR], sp[s, P_WAGE])
+            sc = region_score(
+                sp[s, P_SCORE],
+                nr[i],
+                age[i],
+                cfg[C_MAXNR],
+                cfg[C_AGGR],
+                sp[s, P_WNR],
+                sp[s, P_WAGE],
+            )
             hist[sc] += sz
             if sc > max_score:
                 max_score = sc
@@ -203,8 +253,31 @@ def _insert_after(ps, pe, pa, npieces, cur, at):
 # ends in a `continue` of the scheme loop and may split the current piece, changing the
 # piece list and counts that helpers would have to hand back through arrays
 @njit(cache=True)
-def _walk(start, end, nr, bp, last, age, pnr, toff, sp, ss, cf, cfo, cfg, o_start, o_end,
-          o_nr, o_bp, o_last, o_age, o_pnr, o_toff, ap, pcap):
+def _walk(
+    start,
+    end,
+    nr,
+    bp,
+    last,
+    age,
+    pnr,
+    toff,
+    sp,
+    ss,
+    cf,
+    cfo,
+    cfg,
+    o_start,
+    o_end,
+    o_nr,
+    o_bp,
+    o_last,
+    o_age,
+    o_pnr,
+    o_toff,
+    ap,
+    pcap,
+):
     S = sp.shape[0]
     ntgt = toff.shape[0] - 1
     minreg = cfg[C_MINREG]
@@ -217,7 +290,7 @@ def _walk(start, end, nr, bp, last, age, pnr, toff, sp, ss, cf, cfo, cfg, o_star
     na = 0
     for t in range(ntgt):
         o_toff[t] = w
-        cnt = toff[t + 1] - toff[t]          # the target's region count, splits included
+        cnt = toff[t + 1] - toff[t]  # the target's region count, splits included
         for i in range(toff[t], toff[t + 1]):
             npieces = 1
             ps[0] = start[i]
@@ -263,7 +336,7 @@ def _walk(start, end, nr, bp, last, age, pnr, toff, sp, ss, cf, cfo, cfg, o_star
                             npieces = _insert_after(ps, pe, pa, npieces, cur, ps[cur] + skip)
                             cnt += 1
                             if cfg[C_VISIT]:
-                                continue     # the right part is the walk's next element
+                                continue  # the right part is the walk's next element
                             cur += 1
                         if not cfg[C_RESUME_LAST]:
                             ss[s, S_TFROM] = -1
@@ -273,8 +346,9 @@ def _walk(start, end, nr, bp, last, age, pnr, toff, sp, ss, cf, cfo, cfg, o_star
                     if not _pattern_ok(sp, s, sz, pnr[i], pa[cur]):
                         continue
                     if qset:
-                        sc = region_score(sp[s, P_SCORE], nr[i], pa[cur], maxnr, aggr,
-                                          sp[s, P_WNR], sp[s, P_WAGE])
+                        sc = region_score(
+                            sp[s, P_SCORE], nr[i], pa[cur], maxnr, aggr, sp[s, P_WNR], sp[s, P_WAGE]
+                        )
                         if sc < ss[s, S_MINSCORE]:
                             continue
                     # damos_apply_scheme: quota split
@@ -361,7 +435,7 @@ class SchemeState:
     esz: int = 0
     esz_bp: int = 0
     charged_sz: int = 0
-    charged_from: int | None = None      # window start, in ticks; None: never opened
+    charged_from: int | None = None  # window start, in ticks; None: never opened
     total_charged_sz: int = 0
     total_charged_ns: int = 0
     charge_target_from: int = -1
@@ -376,9 +450,17 @@ class SchemeState:
     windows: int = 0
 
     def stats(self) -> dict:
-        return {k: getattr(self, k) for k in ("nr_tried", "sz_tried", "nr_applied",
-                                               "sz_applied", "sz_ops_filter_passed",
-                                               "qt_exceeds")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "nr_tried",
+                "sz_tried",
+                "nr_applied",
+                "sz_applied",
+                "sz_ops_filter_passed",
+                "qt_exceeds",
+            )
+        }
 
 
 @dataclass
@@ -395,8 +477,9 @@ class DamosState:
         return [(s.charge_target_from, s.charge_addr_from) for s in self.states]
 
 
-def new_state(schemes: Sequence[Scheme], ctx: Context, profile: str | Profile = "released",
-              *, sis: int = 0) -> DamosState:
+def new_state(
+    schemes: Sequence[Scheme], ctx: Context, profile: str | Profile = "released", *, sis: int = 0
+) -> DamosState:
     """Fresh state at kdamond start (``kdamond_init_ctx``: each scheme's first apply time
     is one apply interval -- the aggregation interval when 0 -- after ``sis``)."""
     schemes = tuple(schemes)
@@ -407,8 +490,9 @@ def new_state(schemes: Sequence[Scheme], ctx: Context, profile: str | Profile = 
     st = DamosState(schemes, ctx, prof)
     smp = max(ctx.sample_us, 1)
     for s in schemes:
-        st.states.append(SchemeState(
-            next_apply_sis=sis + (s.apply_interval_us or ctx.aggr_us) // smp))
+        st.states.append(
+            SchemeState(next_apply_sis=sis + (s.apply_interval_us or ctx.aggr_us) // smp)
+        )
     return st
 
 
@@ -434,9 +518,11 @@ def update_watermarks(state: DamosState, free_mem_rate: int | None) -> int:
             waits.append(0)
             continue
         if free_mem_rate is None:
-            raise ConfigError(f"a scheme has {w.metric} watermarks, but no {w.metric} "
-                              "value was given (a series of the metric: permil of free "
-                              "memory over time)")
+            raise ConfigError(
+                f"a scheme has {w.metric} watermarks, but no {w.metric} "
+                "value was given (a series of the metric: permil of free "
+                "memory over time)"
+            )
         m = int(free_mem_rate)
         if m > w.high or w.low > m:
             st.activated = False
@@ -456,7 +542,7 @@ def _ticks(ctx: Context, ns: int) -> int:
 
 def _reset_ticks(ctx: Context, ms: int) -> int:
     if ctx.hz:
-        return -(-ms * ctx.hz // 1000)          # msecs_to_jiffies rounds up
+        return -(-ms * ctx.hz // 1000)  # msecs_to_jiffies rounds up
     return ms * 1_000_000
 
 
@@ -481,8 +567,13 @@ def feed_loop_next_input(last_input: int, score: int) -> int:
     return M64
 
 
-def effective_quota(scheme: Scheme, st: SchemeState, ctx: Context, prof: Profile,
-                    goal_values: Mapping[str, int] | None = None) -> int:
+def effective_quota(
+    scheme: Scheme,
+    st: SchemeState,
+    ctx: Context,
+    prof: Profile,
+    goal_values: Mapping[str, int] | None = None,
+) -> int:
     """``damos_set_effective_quota`` (spec §3.2); updates ``st.esz_bp`` for goals."""
     q = scheme.quota
     if not q.ms and not q.goals:
@@ -495,15 +586,20 @@ def effective_quota(scheme: Scheme, st: SchemeState, ctx: Context, prof: Profile
             if goal_values is not None and g.metric in goal_values:
                 cur = goal_values[g.metric]
             if cur is None:
-                raise ConfigError(f"quota goal {g.metric!r} reads live memory state: give its "
-                                  "values over time (a series)")
+                raise ConfigError(
+                    f"quota goal {g.metric!r} reads live memory state: give its "
+                    "values over time (a series)"
+                )
             score = max(score, (int(cur) * 10000 & M64) // g.target_value)
         st.esz_bp = feed_loop_next_input(max(st.esz_bp, 10000), score)
         esz = st.esz_bp // 10000
     if q.ms:
         if st.total_charged_ns:
-            throughput = (st.total_charged_sz * 1000000 if prof.esz_time_floor else
-                          (st.total_charged_sz * 1000000) & M64) // st.total_charged_ns
+            throughput = (
+                st.total_charged_sz * 1000000
+                if prof.esz_time_floor
+                else (st.total_charged_sz * 1000000) & M64
+            ) // st.total_charged_ns
         else:
             throughput = PAGE_SIZE * 1024
         esz_time = (throughput * q.ms) & M64
@@ -550,15 +646,28 @@ def _param_arrays(state: DamosState):
     cfo = np.zeros(S + 1, np.int64)
     for j, s in enumerate(state.schemes):
         p = s.pattern
-        sp[j] = (ACTIONS.index(s.action), min(p.min_sz_region, I64_MAX),
-                 min(p.max_sz_region, I64_MAX), p.min_nr_accesses, p.max_nr_accesses,
-                 p.min_age_region, p.max_age_region, score_kind(ctx.ops, s.action),
-                 s.quota.weight_nr_accesses, s.quota.weight_age, int(s.quota.is_set),
-                 int(s.core_filters_default_reject), int(s.action == "stat"))
+        sp[j] = (
+            ACTIONS.index(s.action),
+            min(p.min_sz_region, I64_MAX),
+            min(p.max_sz_region, I64_MAX),
+            p.min_nr_accesses,
+            p.max_nr_accesses,
+            p.min_age_region,
+            p.max_age_region,
+            score_kind(ctx.ops, s.action),
+            s.quota.weight_nr_accesses,
+            s.quota.weight_age,
+            int(s.quota.is_set),
+            int(s.core_filters_default_reject),
+            int(s.action == "stat"),
+        )
         for f in s.core_filters:
             typ = FT_ADDR if f.type == "addr" else FT_TARGET
-            a, b = ((min(f.addr_start, I64_MAX), min(f.addr_end, I64_MAX)) if typ == FT_ADDR
-                    else (min(f.target_idx, I64_MAX), 0))
+            a, b = (
+                (min(f.addr_start, I64_MAX), min(f.addr_end, I64_MAX))
+                if typ == FT_ADDR
+                else (min(f.target_idx, I64_MAX), 0)
+            )
             cfl.append((typ, j, int(f.matching), int(f.allow), a, b))
         cfo[j + 1] = len(cfl)
     cf = np.array(cfl, np.int64).reshape(len(cfl), 6)
@@ -604,10 +713,16 @@ def pattern_nr_accesses(nr, bp, last, prof: Profile, left_window_bp: int = 0) ->
     return np.asarray(bp, np.int64) // 10000
 
 
-def apply_schemes(state: DamosState, regions: Mapping[str, np.ndarray], *, sis: int,
-                  now_ns: int, left_window_bp: int = 0,
-                  goal_values: Mapping[str, int] | None = None,
-                  ops_model: Callable | None = None) -> StepResult:
+def apply_schemes(
+    state: DamosState,
+    regions: Mapping[str, np.ndarray],
+    *,
+    sis: int,
+    now_ns: int,
+    left_window_bp: int = 0,
+    goal_values: Mapping[str, int] | None = None,
+    ops_model: Callable | None = None,
+) -> StepResult:
     """One ``kdamond_apply_schemes`` (spec §1.2, §11) over ``regions``.
 
     Parameters
@@ -632,7 +747,7 @@ def apply_schemes(state: DamosState, regions: Mapping[str, np.ndarray], *, sis: 
     age = np.ascontiguousarray(regions["age"], np.int64)
     toff = np.ascontiguousarray(regions["toff"], np.int64)
     bp_in = regions.get("bp")
-    bp = (nr * 10000 if bp_in is None else np.ascontiguousarray(bp_in, np.int64))
+    bp = nr * 10000 if bp_in is None else np.ascontiguousarray(bp_in, np.int64)
     last = regions.get("last")
     last = np.zeros_like(nr) if last is None else np.ascontiguousarray(last, np.int64)
     n = int(toff[-1])
@@ -643,13 +758,37 @@ def apply_schemes(state: DamosState, regions: Mapping[str, np.ndarray], *, sis: 
     run = [d and st.activated for d, st in zip(due, state.states)]
     windows = [False] * S
     if not any(run):
-        empty = {k: np.zeros(0, np.int64) for k in ("scheme", "target", "start", "end",
-                                                      "nr_accesses", "age", "nr_regions",
-                                                      "core_allowed")}
-        regs = {"start": start, "end": end, "nr": nr, "bp": bp, "last": last, "age": age,
-                "toff": toff}
-        return StepResult(regs, empty, run, windows, due, [st.esz for st in state.states],
-                          [st.min_score for st in state.states])
+        empty = {
+            k: np.zeros(0, np.int64)
+            for k in (
+                "scheme",
+                "target",
+                "start",
+                "end",
+                "nr_accesses",
+                "age",
+                "nr_regions",
+                "core_allowed",
+            )
+        }
+        regs = {
+            "start": start,
+            "end": end,
+            "nr": nr,
+            "bp": bp,
+            "last": last,
+            "age": age,
+            "toff": toff,
+        }
+        return StepResult(
+            regs,
+            empty,
+            run,
+            windows,
+            due,
+            [st.esz for st in state.states],
+            [st.min_score for st in state.states],
+        )
 
     sp, cf, cfo, cfg = _params_of(state)
     now = _ticks(ctx, int(now_ns))
@@ -672,31 +811,84 @@ def apply_schemes(state: DamosState, regions: Mapping[str, np.ndarray], *, sis: 
             st.charged_from = now
             st.charged_sz = 0
             st.esz = effective_quota(s, st, ctx, prof, goal_values)
-        st.min_score = int(_min_score(start, end, pnr, nr, age, toff, sp, j,
-                                      min(st.esz, I64_MAX), cfg, cf, cfo[j], cfo[j + 1]))
+        st.min_score = int(
+            _min_score(
+                start,
+                end,
+                pnr,
+                nr,
+                age,
+                toff,
+                sp,
+                j,
+                min(st.esz, I64_MAX),
+                cfg,
+                cf,
+                cfo[j],
+                cfo[j + 1],
+            )
+        )
 
     ss = np.zeros((S, NS), np.int64)
     for j, st in enumerate(state.states):
-        ss[j] = (int(run[j]), min(st.esz, I64_MAX), st.charged_sz, st.charge_target_from,
-                 st.charge_addr_from, st.min_score, 0, 0, 0, 0)
+        ss[j] = (
+            int(run[j]),
+            min(st.esz, I64_MAX),
+            st.charged_sz,
+            st.charge_target_from,
+            st.charge_addr_from,
+            st.min_score,
+            0,
+            0,
+            0,
+            0,
+        )
     nf = cf.shape[0]
     pcap = 4 + 2 * S + 2 * nf
     cap = n * (1 + 2 * nf) + 2 * S + 4
-    out = {k: np.empty(cap, np.int64) for k in ("start", "end", "nr", "bp", "last", "age",
-                                                 "pnr")}
+    out = {k: np.empty(cap, np.int64) for k in ("start", "end", "nr", "bp", "last", "age", "pnr")}
     o_toff = np.empty_like(toff)
     ap = np.empty((cap * max(S, 1), NA), np.int64)
-    w, na = _walk(start, end, nr, bp, last, age, pnr, toff, sp, ss, cf, cfo, cfg,
-                  out["start"], out["end"], out["nr"], out["bp"], out["last"], out["age"],
-                  out["pnr"], o_toff, ap, pcap)
+    w, na = _walk(
+        start,
+        end,
+        nr,
+        bp,
+        last,
+        age,
+        pnr,
+        toff,
+        sp,
+        ss,
+        cf,
+        cfo,
+        cfg,
+        out["start"],
+        out["end"],
+        out["nr"],
+        out["bp"],
+        out["last"],
+        out["age"],
+        out["pnr"],
+        o_toff,
+        ap,
+        pcap,
+    )
     ap = ap[:na]
-    apps = {"scheme": ap[:, A_SCHEME].copy(), "target": ap[:, A_TARGET].copy(),
-            "start": ap[:, A_START].copy(), "end": ap[:, A_END].copy(),
-            "nr_accesses": ap[:, A_NR].copy(), "age": ap[:, A_AGE].copy(),
-            "nr_regions": ap[:, A_NRREG].copy(), "core_allowed": ap[:, A_CORE_ALLOWED].copy()}
+    apps = {
+        "scheme": ap[:, A_SCHEME].copy(),
+        "target": ap[:, A_TARGET].copy(),
+        "start": ap[:, A_START].copy(),
+        "end": ap[:, A_END].copy(),
+        "nr_accesses": ap[:, A_NR].copy(),
+        "age": ap[:, A_AGE].copy(),
+        "nr_regions": ap[:, A_NRREG].copy(),
+        "core_allowed": ap[:, A_CORE_ALLOWED].copy(),
+    }
 
     if ops_model is None:
         from .ops_model import default_ops_model
+
         ops_model = default_ops_model
     passed, applied = ops_model(state, apps, now_ns)
     passed = np.asarray(passed, np.int64)
@@ -712,18 +904,33 @@ def apply_schemes(state: DamosState, regions: Mapping[str, np.ndarray], *, sis: 
             st.nr_tried += int(ss[j, S_NRTRIED])
             st.sz_tried += int(ss[j, S_SZTRIED])
             mine = apps["scheme"] == j
-            st.total_charged_ns += int(ctx.ns_per_region_call * int(ss[j, S_CALLS]) +
-                                       ctx.ns_per_byte * int(ss[j, S_SZTRIED]))
+            st.total_charged_ns += int(
+                ctx.ns_per_region_call * int(ss[j, S_CALLS])
+                + ctx.ns_per_byte * int(ss[j, S_SZTRIED])
+            )
             st.nr_applied += int(np.count_nonzero(applied[mine]))
             st.sz_applied += int(applied[mine].sum())
             st.sz_ops_filter_passed += int(passed[mine].sum())
         if due[j]:
             st.next_apply_sis = sis + (s.apply_interval_us or ctx.aggr_us) // smp
-    regs = {"start": out["start"][:w], "end": out["end"][:w], "nr": out["nr"][:w],
-            "bp": out["bp"][:w], "last": out["last"][:w], "age": out["age"][:w],
-            "toff": o_toff}
-    return StepResult(regs, apps, run, windows, due, [st.esz for st in state.states],
-                      [st.min_score for st in state.states])
+    regs = {
+        "start": out["start"][:w],
+        "end": out["end"][:w],
+        "nr": out["nr"][:w],
+        "bp": out["bp"][:w],
+        "last": out["last"][:w],
+        "age": out["age"][:w],
+        "toff": o_toff,
+    }
+    return StepResult(
+        regs,
+        apps,
+        run,
+        windows,
+        due,
+        [st.esz for st in state.states],
+        [st.min_score for st in state.states],
+    )
 
 
 def snapshot_state(state: DamosState) -> list[dict]:

@@ -17,6 +17,7 @@ What each step did is kept as plain columns: the applications (``damos_before_ap
 rows, with the snapshot emitted right after them), the per-scheme stats of every due
 step, and the runs each action was applied to (for the outcome models).  No I/O.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -26,12 +27,29 @@ import numpy as np
 from .core import apply_schemes, new_state
 from .scheme import Context, Profile, Scheme
 
-APP_COLUMNS = ("run", "snapshot", "time_ns", "scheme", "target", "nr_regions", "start",
-               "end", "nr_accesses", "age", "kdamond_pid")
+APP_COLUMNS = (
+    "run",
+    "snapshot",
+    "time_ns",
+    "scheme",
+    "target",
+    "nr_regions",
+    "start",
+    "end",
+    "nr_accesses",
+    "age",
+    "kdamond_pid",
+)
 REGION_FIELDS = ("start", "end", "nr", "bp", "last", "age")
 # what an action does to the pages it is applied to, for the outcome models
-KIND_OF = {"pageout": "pageout", "cold": "pageout", "migrate_hot": "hot",
-           "lru_prio": "hot", "migrate_cold": "cold", "lru_deprio": "cold"}
+KIND_OF = {
+    "pageout": "pageout",
+    "cold": "pageout",
+    "migrate_hot": "hot",
+    "lru_prio": "hot",
+    "migrate_cold": "cold",
+    "lru_deprio": "cold",
+}
 
 
 class InLoop:
@@ -47,16 +65,22 @@ class InLoop:
     run : the ``run`` number written with the rows
     """
 
-    def __init__(self, schemes: Sequence[Scheme], ctx: Context,
-                 profile: str | Profile = "released", *, ops_model: Callable | None = None,
-                 run: int = 0):
+    def __init__(
+        self,
+        schemes: Sequence[Scheme],
+        ctx: Context,
+        profile: str | Profile = "released",
+        *,
+        ops_model: Callable | None = None,
+        run: int = 0,
+    ):
         self.state = new_state(schemes, ctx, profile)
         self.ops_model = ops_model
         self.run = int(run)
-        self._apps: list[tuple] = []          # per step with applications: (snap, t, apps)
+        self._apps: list[tuple] = []  # per step with applications: (snap, t, apps)
         self._kind = [KIND_OF.get(s.action, "") for s in self.state.schemes]
         self.stat_rows: list[tuple] = []
-        self.events: list[tuple] = []         # (run, time, kind, target, start, end)
+        self.events: list[tuple] = []  # (run, time, kind, target, start, end)
         self.steps = 0
         self.changed_steps = 0
 
@@ -69,8 +93,14 @@ class InLoop:
         ``snap`` is the number of the snapshot the loop emits next."""
         regs = {k: mon.arr[k] for k in REGION_FIELDS}
         regs["toff"] = mon.toff
-        res = apply_schemes(self.state, regs, sis=psi, now_ns=now_ns,
-                            left_window_bp=left_window_bp, ops_model=self.ops_model)
+        res = apply_schemes(
+            self.state,
+            regs,
+            sis=psi,
+            now_ns=now_ns,
+            left_window_bp=left_window_bp,
+            ops_model=self.ops_model,
+        )
         self.steps += 1
         a = res.applications
         n = res.n_applications
@@ -82,17 +112,46 @@ class InLoop:
             mon.arr = {k: np.ascontiguousarray(out[k]) for k in REGION_FIELDS}
             mon.toff = np.ascontiguousarray(out["toff"])
         if n:
-            self._apps.append((snap, int(now_ns), {
-                k: a[k] for k in ("scheme", "target", "start", "end", "nr_accesses", "age",
-                                  "nr_regions")}))
+            self._apps.append(
+                (
+                    snap,
+                    int(now_ns),
+                    {
+                        k: a[k]
+                        for k in (
+                            "scheme",
+                            "target",
+                            "start",
+                            "end",
+                            "nr_accesses",
+                            "age",
+                            "nr_regions",
+                        )
+                    },
+                )
+            )
             if any(self._kind):
                 self._note_events(a, int(now_ns))
         for j, st in enumerate(self.state.states):
             if res.due[j]:
-                self.stat_rows.append((self.run, snap, int(now_ns), j, bool(res.ran[j]),
-                                       st.nr_tried, st.sz_tried, st.nr_applied,
-                                       st.sz_applied, st.sz_ops_filter_passed,
-                                       st.qt_exceeds, st.min_score, st.esz, st.charged_sz))
+                self.stat_rows.append(
+                    (
+                        self.run,
+                        snap,
+                        int(now_ns),
+                        j,
+                        bool(res.ran[j]),
+                        st.nr_tried,
+                        st.sz_tried,
+                        st.nr_applied,
+                        st.sz_applied,
+                        st.sz_ops_filter_passed,
+                        st.qt_exceeds,
+                        st.min_score,
+                        st.esz,
+                        st.charged_sz,
+                    )
+                )
 
     @property
     def apps(self) -> dict:
@@ -100,15 +159,18 @@ class InLoop:
         ``kdamond_pid`` is a list of None: a replay has no kdamond)."""
         sizes = np.array([a["start"].size for _, _, a in self._apps], np.int64)
         n = int(sizes.sum())
-        c: dict = {"run": np.full(n, self.run, np.int64),
-                   "snapshot": np.repeat(np.array([x[0] for x in self._apps], np.int64),
-                                         sizes),
-                   "time_ns": np.repeat(np.array([x[1] for x in self._apps], np.int64),
-                                        sizes),
-                   "kdamond_pid": [None] * n}
+        c: dict = {
+            "run": np.full(n, self.run, np.int64),
+            "snapshot": np.repeat(np.array([x[0] for x in self._apps], np.int64), sizes),
+            "time_ns": np.repeat(np.array([x[1] for x in self._apps], np.int64), sizes),
+            "kdamond_pid": [None] * n,
+        }
         for k in ("scheme", "target", "nr_regions", "start", "end", "nr_accesses", "age"):
-            c[k] = (np.concatenate([a[k] for _, _, a in self._apps]).astype(np.int64)
-                    if self._apps else np.zeros(0, np.int64))
+            c[k] = (
+                np.concatenate([a[k] for _, _, a in self._apps]).astype(np.int64)
+                if self._apps
+                else np.zeros(0, np.int64)
+            )
         return c
 
     def _note_events(self, a: dict, t: int) -> None:
@@ -121,10 +183,19 @@ class InLoop:
             for q in range(seg_app.size):
                 i = int(seg_app[q])
                 if kinds[i]:
-                    self.events.append((self.run, t, kinds[i], int(a["target"][i]),
-                                        int(m.seg_start[q]), int(m.seg_end[q])))
+                    self.events.append(
+                        (
+                            self.run,
+                            t,
+                            kinds[i],
+                            int(a["target"][i]),
+                            int(m.seg_start[q]),
+                            int(m.seg_end[q]),
+                        )
+                    )
             return
         for i, k in enumerate(kinds):
             if k:
-                self.events.append((self.run, t, k, int(a["target"][i]), int(a["start"][i]),
-                                    int(a["end"][i])))
+                self.events.append(
+                    (self.run, t, k, int(a["target"][i]), int(a["start"][i]), int(a["end"][i]))
+                )

@@ -23,6 +23,7 @@ leaves the page's verdict open, and ``unknown_pages`` decides it: ``"pass"`` (th
 default, spec §10: all bytes pass) or ``"reject"``.  The bytes so decided are counted
 (``unknown_bytes``) so that outputs can say how much of the result is a default.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -60,8 +61,8 @@ class Segments:
 
     start: np.ndarray
     end: np.ndarray
-    anon: np.ndarray        # int8: 1, 0, -1
-    mapped: np.ndarray      # int8
+    anon: np.ndarray  # int8: 1, 0, -1
+    mapped: np.ndarray  # int8
     folio_size: np.ndarray  # int64, 0 = unknown
 
 
@@ -74,8 +75,13 @@ class PageOracle:
 
 
 def unknown_segments(start: int, end: int) -> Segments:
-    return Segments(np.array([start], np.int64), np.array([end], np.int64),
-                    np.array([-1], np.int8), np.array([-1], np.int8), np.zeros(1, np.int64))
+    return Segments(
+        np.array([start], np.int64),
+        np.array([end], np.int64),
+        np.array([-1], np.int8),
+        np.array([-1], np.int8),
+        np.zeros(1, np.int64),
+    )
 
 
 def _match(f: Filter, seg: Segments) -> np.ndarray:
@@ -89,11 +95,10 @@ def _match(f: Filter, seg: Segments) -> np.ndarray:
     if f.type == "hugepage_size":
         fs = seg.folio_size
         return np.where(fs == 0, -1, ((f.sz_min <= fs) & (fs <= f.sz_max))).astype(np.int8)
-    return np.full(n, -1, np.int8)            # young, active, memcg: live page state
+    return np.full(n, -1, np.int8)  # young, active, memcg: live page state
 
 
-def filter_verdicts(filters: tuple[Filter, ...], default_reject: bool,
-                    seg: Segments) -> np.ndarray:
+def filter_verdicts(filters: tuple[Filter, ...], default_reject: bool, seg: Segments) -> np.ndarray:
     """``damos_pa_filter_out`` per segment: 1 passes, 0 rejected, -1 undecidable (the
     first filter whose property is unknown comes before any filter that matched)."""
     n = seg.start.size
@@ -134,8 +139,10 @@ class PageModel:
 
     def __post_init__(self):
         if self.unknown_pages not in UNKNOWN_PAGES:
-            raise ConfigError(f"unknown_pages must be one of {', '.join(UNKNOWN_PAGES)}, "
-                              f"not {self.unknown_pages!r}")
+            raise ConfigError(
+                f"unknown_pages must be one of {', '.join(UNKNOWN_PAGES)}, "
+                f"not {self.unknown_pages!r}"
+            )
         if not 0.0 <= self.success <= 1.0:
             raise ConfigError(f"success must lie in [0, 1] (got {self.success})")
         self._plans: dict = {}
@@ -149,12 +156,22 @@ class PageModel:
             s = state.schemes[j]
             kind = action_kind(state.ctx.ops, s.action)
             filters = s.ops_filters
-            if state.ctx.ops == "paddr" and s.action == "pageout" and not any(
-                    f.type == "young" for f in filters):
+            if (
+                state.ctx.ops == "paddr"
+                and s.action == "pageout"
+                and not any(f.type == "young" for f in filters)
+            ):
                 filters = filters + (Filter("young", matching=True, allow=False),)
             evaluates = kind == "filtered" or (kind == "stat" and bool(s.ops_filters))
-            v_unknown = int(filter_verdicts(filters, s.ops_filters_default_reject,
-                                            unknown_segments(0, PAGE_SIZE))[0]) if filters else 1
+            v_unknown = (
+                int(
+                    filter_verdicts(
+                        filters, s.ops_filters_default_reject, unknown_segments(0, PAGE_SIZE)
+                    )[0]
+                )
+                if filters
+                else 1
+            )
             plan = (kind, filters, s.ops_filters_default_reject, evaluates, v_unknown)
             self._plans[key] = plan
         return plan
@@ -172,8 +189,9 @@ class PageModel:
             rows = np.flatnonzero(sch == j)
             kind, filters, defrej, evaluates, v_unknown = self._plan(state, int(j))
             if kind == "madvise":
-                applied[rows] = (((size[rows] + PAGE_SIZE - 1) // PAGE_SIZE) * PAGE_SIZE *
-                                 self.success).astype(np.int64)
+                applied[rows] = (
+                    ((size[rows] + PAGE_SIZE - 1) // PAGE_SIZE) * PAGE_SIZE * self.success
+                ).astype(np.int64)
                 seg_app.append(rows), seg_s.append(a_all[rows]), seg_e.append(b_all[rows])
                 continue
             if not evaluates:
@@ -196,8 +214,9 @@ class PageModel:
                 seg_app.append(sel), seg_s.append(a_all[sel]), seg_e.append(b_all[sel])
             if self.oracle is not None:
                 for i in rows[~whole]:
-                    seg = self.oracle.segments(int(apps["target"][i]), int(a_all[i]),
-                                               int(b_all[i]), now_ns)
+                    seg = self.oracle.segments(
+                        int(apps["target"][i]), int(a_all[i]), int(b_all[i]), now_ns
+                    )
                     v = filter_verdicts(filters, defrej, seg)
                     unk = v < 0
                     if unk.any():

@@ -22,6 +22,7 @@ say which pages the workload touched afterwards.  Two models (``damos-spec.md`` 
 Addresses are keyed by address space (``space``: the target of a vaddr history, 0 for
 physical memory): ``key = space << 48 | address``.  Pages are 4 KiB.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +56,22 @@ def _union_add(us: np.ndarray, ue: np.ndarray, a: np.ndarray, b: np.ndarray):
 
 
 @njit(cache=True)
-def _pageout_sweep(order_kind, order_idx, ev_lo, ev_hi, ev_time, s_id, s_time, npages,
-                   s_bin, edges, union_after, t_end, out_reacc, out_at):
+def _pageout_sweep(
+    order_kind,
+    order_idx,
+    ev_lo,
+    ev_hi,
+    ev_time,
+    s_id,
+    s_time,
+    npages,
+    s_bin,
+    edges,
+    union_after,
+    t_end,
+    out_reacc,
+    out_at,
+):
     """Merged timeline: kind 0 = sample, 1 = event.  Returns (refaults, byte-ns integral
     of the non-resident bytes, bytes out at the end); fills per-bin re-access counts and
     the non-resident bytes at each bin's end (``edges[i + 1]``, inclusive)."""
@@ -104,8 +119,9 @@ def _pageout_sweep(order_kind, order_idx, ev_lo, ev_hi, ev_time, s_id, s_time, n
     return refaults, integral, union_bytes - PAGE_SIZE * resident_in_union
 
 
-def pageout_outcome(ev_time, ev_key_start, ev_key_end, s_time, s_key, t_end: int,
-                    edges: np.ndarray) -> dict:
+def pageout_outcome(
+    ev_time, ev_key_start, ev_key_end, s_time, s_key, t_end: int, edges: np.ndarray
+) -> dict:
     """The pageout model over events (time, [start, end) keys) and samples (time, key).
 
     ``edges``: bin edges (ns, ascending, at least two).  Returns totals and per-bin
@@ -138,23 +154,56 @@ def pageout_outcome(ev_time, ev_key_start, ev_key_end, s_time, s_key, t_end: int
     reacc = np.zeros(max(nb, 1), np.int64)
     out_at = np.zeros(max(nb, 1), np.int64)
     refaults, integral, out_end = _pageout_sweep(
-        kind[o], idx[o], ev_lo.astype(np.int64), ev_hi.astype(np.int64), ev_time,
-        s_id.astype(np.int64), s_time, upages.size, _bins(edges, s_time), edges, union_after,
-        int(t_end), reacc, out_at)
+        kind[o],
+        idx[o],
+        ev_lo.astype(np.int64),
+        ev_hi.astype(np.int64),
+        ev_time,
+        s_id.astype(np.int64),
+        s_time,
+        upages.size,
+        _bins(edges, s_time),
+        edges,
+        union_after,
+        int(t_end),
+        reacc,
+        out_at,
+    )
     applied = np.zeros(max(nb, 1), np.int64)
     np.add.at(applied, _bins(edges, ev_time), b - a)
-    return {"bytes_applied": int((b - a).sum()), "bytes_paged_out": int(union_after[-1])
-            if union_after.size else 0,
-            "reaccesses": int(refaults), "reaccess_bytes": int(refaults) * PAGE_SIZE,
-            "bytes_out_at_end": int(out_end),
-            "saving_gib_s": integral / 1e9 / (1 << 30),
-            "per_bin": {"bytes_applied": applied[:nb], "reaccesses": reacc[:nb],
-                        "bytes_out": out_at[:nb]}}
+    return {
+        "bytes_applied": int((b - a).sum()),
+        "bytes_paged_out": int(union_after[-1]) if union_after.size else 0,
+        "reaccesses": int(refaults),
+        "reaccess_bytes": int(refaults) * PAGE_SIZE,
+        "bytes_out_at_end": int(out_end),
+        "saving_gib_s": integral / 1e9 / (1 << 30),
+        "per_bin": {
+            "bytes_applied": applied[:nb],
+            "reaccesses": reacc[:nb],
+            "bytes_out": out_at[:nb],
+        },
+    }
 
 
 @njit(cache=True)
-def _tier_sweep(order_kind, order_idx, ev_lo, ev_hi, ev_dir, s_id, s_w, s_bin, npages, cap,
-                fast_w, all_w, moved_hot, moved_cold, ev_bin):
+def _tier_sweep(
+    order_kind,
+    order_idx,
+    ev_lo,
+    ev_hi,
+    ev_dir,
+    s_id,
+    s_w,
+    s_bin,
+    npages,
+    cap,
+    fast_w,
+    all_w,
+    moved_hot,
+    moved_cold,
+    ev_bin,
+):
     tier = np.full(npages, -1, np.int8)
     used = 0
     for k in range(order_kind.shape[0]):
@@ -188,8 +237,17 @@ def _tier_sweep(order_kind, order_idx, ev_lo, ev_hi, ev_dir, s_id, s_w, s_bin, n
     return used
 
 
-def tier_outcome(ev_time, ev_key_start, ev_key_end, ev_dir, s_time, s_key, s_weight,
-                 fast_bytes: int, edges: np.ndarray) -> dict:
+def tier_outcome(
+    ev_time,
+    ev_key_start,
+    ev_key_end,
+    ev_dir,
+    s_time,
+    s_key,
+    s_weight,
+    fast_bytes: int,
+    edges: np.ndarray,
+) -> dict:
     """The two-tier model: events (time, [start, end) keys, +1 to fast / -1 to slow),
     samples (time, key, weight), a fast tier of ``fast_bytes``."""
     ev_time = np.asarray(ev_time, np.int64)
@@ -218,8 +276,23 @@ def tier_outcome(ev_time, ev_key_start, ev_key_end, ev_dir, s_time, s_key, s_wei
         aw = np.zeros(max(nb, 1))
         mh = np.zeros(max(nb, 1), np.int64)
         mc = np.zeros(max(nb, 1), np.int64)
-        _tier_sweep(kind[o], idx[o], ev_lo, ev_hi, d, s_id.astype(np.int64), w, s_bin,
-                    upages.size, cap, fw, aw, mh, mc, e_bin)
+        _tier_sweep(
+            kind[o],
+            idx[o],
+            ev_lo,
+            ev_hi,
+            d,
+            s_id.astype(np.int64),
+            w,
+            s_bin,
+            upages.size,
+            cap,
+            fw,
+            aw,
+            mh,
+            mc,
+            e_bin,
+        )
         return fw[:nb], aw[:nb], mh[:nb], mc[:nb]
 
     fw, aw, mh, mc = run(True)
@@ -228,9 +301,18 @@ def tier_outcome(ev_time, ev_key_start, ev_key_end, ev_dir, s_time, s_key, s_wei
         ratio = np.where(aw > 0, fw / np.where(aw > 0, aw, 1), np.nan)
         ratio0 = np.where(aw0 > 0, fw0 / np.where(aw0 > 0, aw0, 1), np.nan)
     tot = float(aw.sum())
-    return {"fast_ratio": float(fw.sum()) / tot if tot else None,
-            "fast_ratio_first_touch": float(fw0.sum()) / tot if tot else None,
-            "bytes_promoted": int(mh.sum()), "bytes_demoted": int(mc.sum()),
-            "fast_bytes": int(fast_bytes), "pages_touched": int(upages.size),
-            "per_bin": {"fast_ratio": ratio, "fast_ratio_first_touch": ratio0,
-                        "weight": aw, "bytes_promoted": mh, "bytes_demoted": mc}}
+    return {
+        "fast_ratio": float(fw.sum()) / tot if tot else None,
+        "fast_ratio_first_touch": float(fw0.sum()) / tot if tot else None,
+        "bytes_promoted": int(mh.sum()),
+        "bytes_demoted": int(mc.sum()),
+        "fast_bytes": int(fast_bytes),
+        "pages_touched": int(upages.size),
+        "per_bin": {
+            "fast_ratio": ratio,
+            "fast_ratio_first_touch": ratio0,
+            "weight": aw,
+            "bytes_promoted": mh,
+            "bytes_demoted": mc,
+        },
+    }

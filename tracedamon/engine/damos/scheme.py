@@ -20,6 +20,7 @@ matches nothing).
 
 :class:`Profile` names the kernel behaviour the walk mirrors (``damos-spec.md`` §0).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,17 +34,35 @@ ULONG_MAX = 2**64 - 1
 DAMOS_MAX_SCORE = 99
 
 #: ``enum damos_action`` order (``damon.h``); sysfs/damo names.
-ACTIONS = ("willneed", "cold", "pageout", "hugepage", "nohugepage", "lru_prio", "lru_deprio",
-           "migrate_hot", "migrate_cold", "stat")
+ACTIONS = (
+    "willneed",
+    "cold",
+    "pageout",
+    "hugepage",
+    "nohugepage",
+    "lru_prio",
+    "lru_deprio",
+    "migrate_hot",
+    "migrate_cold",
+    "stat",
+)
 #: ``enum damos_filter_type`` names.
-FILTER_TYPES = ("anon", "active", "memcg", "young", "hugepage_size", "unmapped", "addr",
-                "target")
+FILTER_TYPES = ("anon", "active", "memcg", "young", "hugepage_size", "unmapped", "addr", "target")
 CORE_FILTER_TYPES = ("addr", "target")
 OPS_FILTER_TYPES = tuple(t for t in FILTER_TYPES if t not in CORE_FILTER_TYPES)
 WMARK_METRICS = ("none", "free_mem_rate")
-GOAL_METRICS = ("user_input", "some_mem_psi_us", "node_mem_used_bp", "node_mem_free_bp",
-                "node_memcg_used_bp", "node_memcg_free_bp", "active_mem_bp", "inactive_mem_bp",
-                "node_eligible_mem_bp", "hugepage_mem_bp")
+GOAL_METRICS = (
+    "user_input",
+    "some_mem_psi_us",
+    "node_mem_used_bp",
+    "node_mem_free_bp",
+    "node_memcg_used_bp",
+    "node_memcg_free_bp",
+    "active_mem_bp",
+    "inactive_mem_bp",
+    "node_eligible_mem_bp",
+    "hugepage_mem_bp",
+)
 OPS = ("paddr", "vaddr", "fvaddr")
 
 
@@ -53,8 +72,10 @@ def _check_uint(owner: str, name: str, value, limit: int, kind: str) -> None:
     if value < 0:
         raise ConfigError(f"{owner}: {name} must not be negative (got {value})")
     if value > limit:
-        raise ConfigError(f"{owner}: {name} = {value} does not fit the kernel's {kind} "
-                          f"(at most {limit}; the kernel would store {value & limit})")
+        raise ConfigError(
+            f"{owner}: {name} = {value} does not fit the kernel's {kind} "
+            f"(at most {limit}; the kernel would store {value & limit})"
+        )
 
 
 @dataclass(frozen=True)
@@ -89,13 +110,16 @@ class QuotaGoal:
 
     def validate(self, owner: str = "quota goal") -> None:
         if self.metric not in GOAL_METRICS:
-            raise ConfigError(f"{owner}: unknown quota goal metric {self.metric!r} "
-                              f"(one of {', '.join(GOAL_METRICS)})")
+            raise ConfigError(
+                f"{owner}: unknown quota goal metric {self.metric!r} "
+                f"(one of {', '.join(GOAL_METRICS)})"
+            )
         _check_uint(owner, "target_value", self.target_value, ULONG_MAX, "unsigned long")
         _check_uint(owner, "current_value", self.current_value, ULONG_MAX, "unsigned long")
         if self.target_value == 0:
-            raise ConfigError(f"{owner}: target_value must not be 0 (the kernel divides the "
-                              "current value by it)")
+            raise ConfigError(
+                f"{owner}: target_value must not be 0 (the kernel divides the current value by it)"
+            )
 
 
 @dataclass(frozen=True)
@@ -135,8 +159,10 @@ class Watermarks:
 
     def validate(self, owner: str = "watermarks") -> None:
         if self.metric not in WMARK_METRICS:
-            raise ConfigError(f"{owner}: unknown watermark metric {self.metric!r} "
-                              f"(one of {', '.join(WMARK_METRICS)})")
+            raise ConfigError(
+                f"{owner}: unknown watermark metric {self.metric!r} "
+                f"(one of {', '.join(WMARK_METRICS)})"
+            )
         for n in ("interval_us", "high", "mid", "low"):
             _check_uint(owner, n, getattr(self, n), ULONG_MAX, "unsigned long")
 
@@ -153,7 +179,7 @@ class Filter:
     addr_start: int = 0
     addr_end: int = 0
     target_idx: int = 0
-    sz_min: int = 0          # hugepage_size
+    sz_min: int = 0  # hugepage_size
     sz_max: int = 0
 
     @property
@@ -163,18 +189,20 @@ class Filter:
 
     def validate(self, owner: str = "filter") -> None:
         if self.type not in FILTER_TYPES:
-            raise ConfigError(f"{owner}: unknown filter type {self.type!r} "
-                              f"(one of {', '.join(FILTER_TYPES)})")
+            raise ConfigError(
+                f"{owner}: unknown filter type {self.type!r} (one of {', '.join(FILTER_TYPES)})"
+            )
         for n in ("matching", "allow"):
             if not isinstance(getattr(self, n), bool):
-                raise ConfigError(f"{owner}: {n} must be a boolean, not "
-                                  f"{getattr(self, n)!r}")
+                raise ConfigError(f"{owner}: {n} must be a boolean, not {getattr(self, n)!r}")
         for n in ("addr_start", "addr_end", "sz_min", "sz_max"):
             _check_uint(owner, n, getattr(self, n), ULONG_MAX, "unsigned long")
         _check_uint(owner, "target_idx", self.target_idx, ULONG_MAX, "unsigned long")
         if self.type == "addr" and self.addr_end < self.addr_start:
-            raise ConfigError(f"{owner}: addr filter end 0x{self.addr_end:x} lies before its "
-                              f"start 0x{self.addr_start:x} (the kernel refuses it: -EINVAL)")
+            raise ConfigError(
+                f"{owner}: addr filter end 0x{self.addr_end:x} lies before its "
+                f"start 0x{self.addr_start:x} (the kernel refuses it: -EINVAL)"
+            )
 
 
 @dataclass(frozen=True)
@@ -196,15 +224,15 @@ class Scheme:
     def validate(self) -> None:
         owner = f"scheme {self.name!r}" if self.name else "scheme"
         if self.action not in ACTIONS:
-            raise ConfigError(f"{owner}: unknown action {self.action!r} "
-                              f"(one of {', '.join(ACTIONS)})")
+            raise ConfigError(
+                f"{owner}: unknown action {self.action!r} (one of {', '.join(ACTIONS)})"
+            )
         self.pattern.validate(f"{owner} access pattern")
         self.quota.validate(f"{owner} quota")
         self.wmarks.validate(f"{owner} watermarks")
         for i, f in enumerate(self.filters):
             f.validate(f"{owner} filter {i}")
-        _check_uint(owner, "apply_interval_us", self.apply_interval_us, ULONG_MAX,
-                    "unsigned long")
+        _check_uint(owner, "apply_interval_us", self.apply_interval_us, ULONG_MAX, "unsigned long")
         if isinstance(self.target_nid, bool) or not isinstance(self.target_nid, int):
             raise ConfigError(f"{owner}: target_nid must be an integer")
 
@@ -268,15 +296,15 @@ class Profile:
     """
 
     name: str
-    resume_exclusive: bool = True        # charge_addr_from = end (fixed) vs end + 1
-    quota_is_set: bool = False           # B: damos_quota_is_set() replaces quota->esz tests
+    resume_exclusive: bool = True  # charge_addr_from = end (fixed) vs end + 1
+    quota_is_set: bool = False  # B: damos_quota_is_set() replaces quota->esz tests
     quota_full_min_region: bool = False  # B: esz - charged < min_region counts as full
-    esz_time_floor: bool = False         # B: esz_time = max(throughput * ms, min_region)
+    esz_time_floor: bool = False  # B: esz_time = max(throughput * ms, min_region)
     explicit_first_window: bool = False  # B: first window opened explicitly, range test
-    hist_core_filters: bool = False      # B: histogram skips core-filter-rejected regions
-    visit_split_right: bool = False      # B: the walk visits right parts of its splits
-    resume_until_last: bool = False      # B (mm 2026): resume point kept for the whole walk
-    mvsum_nr_accesses: bool = False      # B: damon_nr_accesses_mvsum for pattern and trace
+    hist_core_filters: bool = False  # B: histogram skips core-filter-rejected regions
+    visit_split_right: bool = False  # B: the walk visits right parts of its splits
+    resume_until_last: bool = False  # B (mm 2026): resume point kept for the whole walk
+    mvsum_nr_accesses: bool = False  # B: damon_nr_accesses_mvsum for pattern and trace
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -285,11 +313,18 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "released": Profile("released", resume_exclusive=True),
     "released-nofix": Profile("released-nofix", resume_exclusive=False),
-    "mainline-2026": Profile("mainline-2026", resume_exclusive=True, quota_is_set=True,
-                             quota_full_min_region=True, esz_time_floor=True,
-                             explicit_first_window=True, hist_core_filters=True,
-                             visit_split_right=True, resume_until_last=True,
-                             mvsum_nr_accesses=True),
+    "mainline-2026": Profile(
+        "mainline-2026",
+        resume_exclusive=True,
+        quota_is_set=True,
+        quota_full_min_region=True,
+        esz_time_floor=True,
+        explicit_first_window=True,
+        hist_core_filters=True,
+        visit_split_right=True,
+        resume_until_last=True,
+        mvsum_nr_accesses=True,
+    ),
 }
 DEFAULT_PROFILE = "released"
 
@@ -300,8 +335,9 @@ def profile(name: str | Profile) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ConfigError(f"unknown kernel profile {name!r} (one of "
-                          f"{', '.join(PROFILES)})") from None
+        raise ConfigError(
+            f"unknown kernel profile {name!r} (one of {', '.join(PROFILES)})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -334,11 +370,15 @@ class Context:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{n} must be a non-negative integer, not {v!r}")
         if self.min_region == 0 or self.min_region & (self.min_region - 1):
-            raise ConfigError(f"min_region ({self.min_region}) must be a power of two "
-                              "(damon_commit_ctx refuses others)")
+            raise ConfigError(
+                f"min_region ({self.min_region}) must be a power of two "
+                "(damon_commit_ctx refuses others)"
+            )
         if self.sample_us > self.aggr_us:
-            raise ConfigError(f"the sampling interval ({self.sample_us} us) must not exceed "
-                              f"the aggregation interval ({self.aggr_us} us)")
+            raise ConfigError(
+                f"the sampling interval ({self.sample_us} us) must not exceed "
+                f"the aggregation interval ({self.aggr_us} us)"
+            )
         if self.ns_per_byte < 0:
             raise ConfigError("ns_per_byte must not be negative")
 

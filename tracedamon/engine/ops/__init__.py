@@ -28,6 +28,7 @@ set lives in its own module and provides its own pieces:
 
 :func:`get` returns a registered set by name (``vaddr``, ``fvaddr``, ``paddr``).
 """
+
 from __future__ import annotations
 
 from ...errors import ConfigError
@@ -47,9 +48,10 @@ def get(ops: str | Operations) -> Operations:
     try:
         return REGISTRY[ops]
     except (KeyError, TypeError):
-        raise ConfigError(f"ops must be one of {', '.join(NAMES)}, not {ops!r}",
-                          cli_message=f"--ops must be one of {', '.join(NAMES)}, "
-                                      f"not {ops!r}") from None
+        raise ConfigError(
+            f"ops must be one of {', '.join(NAMES)}, not {ops!r}",
+            cli_message=f"--ops must be one of {', '.join(NAMES)}, not {ops!r}",
+        ) from None
 
 
 __all__ = ["FVADDR", "NAMES", "Operations", "PADDR", "REGISTRY", "VADDR", "get"]

@@ -5,6 +5,7 @@ the hooks (``mon``) is a :class:`tracedamon.engine.core.Monitor`: the hooks read
 ``cfg``, ``access``, region arrays and generator state, and call the region-list
 helpers of :mod:`tracedamon.engine.regions`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,12 +56,17 @@ def always_valid(tg: Target, time_ns: int) -> bool:
 
 def _abit_keys(mon, window, k: int, t_from: int, S: int, key_target: np.ndarray):
     w_time, _, w_addr = window
-    pg = w_addr & PAGE_MASK                      # the accessed bit is per page
+    pg = w_addr & PAGE_MASK  # the accessed bit is per page
     iv = (w_time - t_from) // S
     order = np.lexsort((pg, key_target, iv))
     w_off = np.searchsorted(iv[order], np.arange(k + 1), side="left")
-    return (w_off.astype(np.int64), np.ascontiguousarray(key_target[order]),
-            np.ascontiguousarray(pg[order]), t_from, S)
+    return (
+        w_off.astype(np.int64),
+        np.ascontiguousarray(key_target[order]),
+        np.ascontiguousarray(pg[order]),
+        t_from,
+        S,
+    )
 
 
 def prepare_per_target(mon, window, k: int, t_from: int, S: int) -> tuple:
@@ -78,27 +84,60 @@ def prepare_one_space(mon, window, k: int, t_from: int, S: int) -> tuple:
     return _abit_keys(mon, window, k, t_from, S, np.zeros_like(window[1]))
 
 
-def check(mon, prepared: tuple, k: int, stamp: np.ndarray, tbase: int, S: int,
-          psibase: int, *, one_space: bool, cache_across_targets: bool) -> None:
+def check(
+    mon,
+    prepared: tuple,
+    k: int,
+    stamp: np.ndarray,
+    tbase: int,
+    S: int,
+    psibase: int,
+    *,
+    one_space: bool,
+    cache_across_targets: bool,
+) -> None:
     """The access check over one prepared window: ``k`` sample intervals from interval
     ``psibase + 1 + (t_from - tbase) // S`` on; the counts go to ``mon.arr["nr"]``."""
     a = mon.arr
     if mon.access == "perf":
         w_time, w_tgt, w_addr = prepared
-        perf_count(a["start"], a["end"], mon.toff, a["nr"], stamp, w_tgt, w_addr, w_time,
-                   tbase, S, psibase)
+        perf_count(
+            a["start"], a["end"], mon.toff, a["nr"], stamp, w_tgt, w_addr, w_time, tbase, S, psibase
+        )
         return
     w_off, k_tgt, k_page, t_from, S = prepared
-    if mon.folios is not None:          # the folios of pagemap snapshots (THP, hugetlb)
-        mon.folios.check(mon, k, w_off, k_tgt, k_page, t_from, S, one_space=one_space,
-                         cache_across_targets=cache_across_targets)
+    if mon.folios is not None:  # the folios of pagemap snapshots (THP, hugetlb)
+        mon.folios.check(
+            mon,
+            k,
+            w_off,
+            k_tgt,
+            k_page,
+            t_from,
+            S,
+            one_space=one_space,
+            cache_across_targets=cache_across_targets,
+        )
         return
-    abit_check(a["start"], a["end"], mon.toff, a["nr"], k, w_off, k_tgt, k_page, one_space,
-               cache_across_targets, mon.cache, mon.rng, mon.cfg.fix_rand32, mon.inj,
-               mon.injpos)
+    abit_check(
+        a["start"],
+        a["end"],
+        mon.toff,
+        a["nr"],
+        k,
+        w_off,
+        k_tgt,
+        k_page,
+        one_space,
+        cache_across_targets,
+        mon.cache,
+        mon.rng,
+        mon.cfg.fix_rand32,
+        mon.inj,
+        mon.injpos,
+    )
 
 
 def check_per_target(mon, prepared, k, stamp, tbase, S, psibase) -> None:
     """check_accesses of the virtual sets: the last-verdict cache holds within a target."""
-    check(mon, prepared, k, stamp, tbase, S, psibase, one_space=False,
-          cache_across_targets=False)
+    check(mon, prepared, k, stamp, tbase, S, psibase, one_space=False, cache_across_targets=False)

@@ -4,6 +4,7 @@ The kernel's fvaddr is vaddr without the init and update hooks: the regions are
 the user's ranges, installed once with ``damon_set_regions``.  (:func:`parse_range`,
 the ``START-END`` parser, lives in :mod:`tracedamon.units`.)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,13 +12,25 @@ import numpy as np
 from ...errors import ConfigError
 from ...units import parse_range
 from ..address import ENGINE_LIMIT
-from .base import (Operations, always_valid, check_per_target, given_ranges,
-                   prepare_per_target, set_regions_init)
+from .base import (
+    Operations,
+    always_valid,
+    check_per_target,
+    given_ranges,
+    prepare_per_target,
+    set_regions_init,
+)
 
 FVADDR = Operations(
-    name="fvaddr", space="virtual", init_ranges=given_ranges, init_regions=set_regions_init,
-    update=None, prepare_access_checks=prepare_per_target, check_accesses=check_per_target,
-    target_valid=always_valid)
+    name="fvaddr",
+    space="virtual",
+    init_ranges=given_ranges,
+    init_regions=set_regions_init,
+    update=None,
+    prepare_access_checks=prepare_per_target,
+    check_accesses=check_per_target,
+    target_valid=always_valid,
+)
 
 
 def normalize_ranges(ranges) -> np.ndarray:
@@ -47,8 +60,10 @@ def aligned_union(ranges: np.ndarray, align: int) -> np.ndarray:
     """Ranges aligned out to ``align``, overlapping results united (so that regions built
     from them never overlap)."""
     out: list[list[int]] = []
-    for s, e in sorted((int(a) // align * align, -(-int(b) // align) * align)
-                       for a, b in np.asarray(ranges).reshape(-1, 2)):
+    for s, e in sorted(
+        (int(a) // align * align, -(-int(b) // align) * align)
+        for a, b in np.asarray(ranges).reshape(-1, 2)
+    ):
         if out and s < out[-1][1]:
             out[-1][1] = max(out[-1][1], e)
         else:

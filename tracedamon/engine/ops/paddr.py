@@ -12,27 +12,42 @@ every perf.data: the same memory the kernel lists as System RAM, at memory-block
 granularity); else the span of the sampled physical addresses, page-aligned.  The
 choice is reported in the replay's metadata.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from ...errors import InputError
 from ..config import PAGE_SIZE
-from .base import (Operations, always_valid, check, given_ranges, prepare_one_space,
-                   set_regions_init)
+from .base import Operations, always_valid, check, given_ranges, prepare_one_space, set_regions_init
 
 
 def check_one_space(mon, prepared, k, stamp, tbase, S, psibase) -> None:
     """check_accesses of paddr: released kernels keep the last verdict across targets and
     intervals (quirk Q5) unless the ``fix_pa_cache`` fix is on."""
-    check(mon, prepared, k, stamp, tbase, S, psibase, one_space=True,
-          cache_across_targets=not mon.cfg.fix_pa_cache)
+    check(
+        mon,
+        prepared,
+        k,
+        stamp,
+        tbase,
+        S,
+        psibase,
+        one_space=True,
+        cache_across_targets=not mon.cfg.fix_pa_cache,
+    )
 
 
 PADDR = Operations(
-    name="paddr", space="physical", init_ranges=given_ranges, init_regions=set_regions_init,
-    update=None, prepare_access_checks=prepare_one_space, check_accesses=check_one_space,
-    target_valid=always_valid)
+    name="paddr",
+    space="physical",
+    init_ranges=given_ranges,
+    init_regions=set_regions_init,
+    update=None,
+    prepare_access_checks=prepare_one_space,
+    check_accesses=check_one_space,
+    target_valid=always_valid,
+)
 
 
 def biggest_system_ram(ranges) -> tuple[int, int] | None:
@@ -73,26 +88,36 @@ def mem_topology_ranges(topo) -> list[tuple[int, int]]:
     return out
 
 
-def default_range(meta: dict, phys: np.ndarray,
-                  paddr_default: str = "biggest") -> tuple[np.ndarray, str]:
+def default_range(
+    meta: dict, phys: np.ndarray, paddr_default: str = "biggest"
+) -> tuple[np.ndarray, str]:
     """(ranges, source) for a paddr target without ``--range``.  ``paddr_default``:
     the kernel profile's choice, ``"biggest"`` System RAM range or ``"all"`` of it."""
-    pick, what = ((all_system_rams, "all System RAM, first to last range")
-                  if paddr_default == "all" else
-                  (biggest_system_ram, "biggest System RAM range"))
+    pick, what = (
+        (all_system_rams, "all System RAM, first to last range")
+        if paddr_default == "all"
+        else (biggest_system_ram, "biggest System RAM range")
+    )
     ram = pick(meta.get("system_ram"))
     if ram is not None:
         return np.array([ram], np.int64), f"{what} (trace metadata)"
     ram = pick(mem_topology_ranges(meta.get("mem_topology")))
     if ram is not None:
-        return (np.array([ram], np.int64),
-                ("all runs of memory blocks, first to last," if paddr_default == "all"
-                 else "biggest run of memory blocks") +
-                " in perf's MEM_TOPOLOGY (trace metadata)")
+        return (
+            np.array([ram], np.int64),
+            (
+                "all runs of memory blocks, first to last,"
+                if paddr_default == "all"
+                else "biggest run of memory blocks"
+            )
+            + " in perf's MEM_TOPOLOGY (trace metadata)",
+        )
     phys = phys[phys > 0] if phys.size else phys
     if phys.size == 0:
-        msg = ("paddr replay: no {} given, the trace does not know its System RAM, and no "
-               "sample carries a physical address")
+        msg = (
+            "paddr replay: no {} given, the trace does not know its System RAM, and no "
+            "sample carries a physical address"
+        )
         raise InputError(msg.format("ranges"), cli_message=msg.format("--range"))
     lo = int(phys.min()) // PAGE_SIZE * PAGE_SIZE
     hi = (int(phys.max()) // PAGE_SIZE + 1) * PAGE_SIZE

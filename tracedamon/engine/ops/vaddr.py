@@ -20,6 +20,7 @@ MMAP for it from there) and anything at or above the user address-space limit.
 They are left out (:func:`tracedamon.engine.address.user_vma_mask`), so an attach-mode
 recording gets the same three regions as the kernel.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,7 @@ import numpy as np
 from ..address import user_vma_mask
 from ..config import PAGE_SIZE
 from ..regions import Target, align_down, align_up, evenly_split, target_ranges
-from .base import (Operations, always_valid, check_per_target, prepare_per_target,
-                   set_regions_init)
+from .base import Operations, always_valid, check_per_target, prepare_per_target, set_regions_init
 
 
 def init_regions(mon, ranges) -> list[list]:
@@ -55,9 +55,15 @@ def update(tg: Target, time_ns: int):
 
 
 VADDR = Operations(
-    name="vaddr", space="virtual", init_ranges=target_ranges, init_regions=init_regions,
-    update=update, prepare_access_checks=prepare_per_target, check_accesses=check_per_target,
-    target_valid=always_valid)
+    name="vaddr",
+    space="virtual",
+    init_ranges=target_ranges,
+    init_regions=init_regions,
+    update=update,
+    prepare_access_checks=prepare_per_target,
+    check_accesses=check_per_target,
+    target_valid=always_valid,
+)
 
 
 def three_regions(vmas: np.ndarray, align: int = PAGE_SIZE) -> np.ndarray | None:
@@ -134,8 +140,9 @@ class VmaTimeline:
                 en = m["end"].to_numpy(np.uint64)
                 m = m[self._keep(st, en, _names(m, "path"))]
                 for snap, g in m.groupby("snapshot", sort=True):
-                    se = np.stack([g["start"].to_numpy(np.uint64),
-                                   g["end"].to_numpy(np.uint64)], axis=1).astype(np.int64)
+                    se = np.stack(
+                        [g["start"].to_numpy(np.uint64), g["end"].to_numpy(np.uint64)], axis=1
+                    ).astype(np.int64)
                     self._snaps.append(union(se))
                     self._snap_times = np.append(self._snap_times, int(g["time_ns"].min()))
                 order = np.argsort(self._snap_times, kind="stable")
@@ -189,8 +196,9 @@ class VmaTimeline:
         return np.zeros(0, np.int64)
 
 
-def samples_covered(regions: np.ndarray | None, t: np.ndarray, a: np.ndarray, lo: int,
-                    hi: int) -> int:
+def samples_covered(
+    regions: np.ndarray | None, t: np.ndarray, a: np.ndarray, lo: int, hi: int
+) -> int:
     """Samples with time in [lo, hi) (``t`` sorted) whose address lies in ``regions``."""
     if regions is None:
         return 0
@@ -199,9 +207,15 @@ def samples_covered(regions: np.ndarray | None, t: np.ndarray, a: np.ndarray, lo
     return int(sum(((w >= s) & (w < e)).sum() for s, e in regions))
 
 
-def auto_start(timelines: list[VmaTimeline], samples: list[tuple[np.ndarray, np.ndarray]],
-               t_first: int, t_last: int, window_ns: int, max_candidates: int = 256,
-               max_samples: int = 200_000) -> dict:
+def auto_start(
+    timelines: list[VmaTimeline],
+    samples: list[tuple[np.ndarray, np.ndarray]],
+    t_first: int,
+    t_last: int,
+    window_ns: int,
+    max_candidates: int = 256,
+    max_samples: int = 200_000,
+) -> dict:
     """The replay start that lets vaddr targets begin with useful three regions.
 
     The kernel builds a vaddr target's regions from its mappings at start and refits
@@ -243,19 +257,24 @@ def auto_start(timelines: list[VmaTimeline], samples: list[tuple[np.ndarray, np.
             first3 = c
         if all(r is None for r in regs):
             continue
-        score = sum(samples_covered(r, ts, as_, c, c + window_ns)
-                    for r, (_, _, ts, as_) in zip(regs, srt))
+        score = sum(
+            samples_covered(r, ts, as_, c, c + window_ns) for r, (_, _, ts, as_) in zip(regs, srt)
+        )
         scored.append((score, c, regs))
         if len(scored) >= max_candidates:
             break
     if not scored:
-        return {"time_ns": None, "first_three_regions_ns": first3, "covered": 0,
-                "candidates": 0}
+        return {"time_ns": None, "first_three_regions_ns": first3, "covered": 0, "candidates": 0}
     best = max(s for s, _, _ in scored)
     _, c, regs = next(x for x in scored if x[0] == best)
-    covered = sum(samples_covered(r, t, a, c, c + window_ns)
-                  for r, (t, a, _, _) in zip(regs, srt))
-    within = sum(int(np.searchsorted(t, c + window_ns) - np.searchsorted(t, c))
-                 for t, _, _, _ in srt)
-    return {"time_ns": int(c), "first_three_regions_ns": first3, "covered": covered,
-            "samples_in_window": within, "candidates": len(scored)}
+    covered = sum(samples_covered(r, t, a, c, c + window_ns) for r, (t, a, _, _) in zip(regs, srt))
+    within = sum(
+        int(np.searchsorted(t, c + window_ns) - np.searchsorted(t, c)) for t, _, _, _ in srt
+    )
+    return {
+        "time_ns": int(c),
+        "first_three_regions_ns": first3,
+        "covered": covered,
+        "samples_in_window": within,
+        "candidates": len(scored),
+    }

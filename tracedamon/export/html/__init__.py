@@ -39,8 +39,9 @@ class Report:
     def write(self, path: str | os.PathLike, *, force: bool = False, inputs=()) -> Path:
         """Write the page atomically; an existing ``path`` is replaced only with
         ``force=True`` and only if it is a report tracedamon wrote (its generator tag)."""
-        return write_bytes_atomic(path, self.html.encode("utf-8"), kind=HTML_REPORT,
-                                  force=force, inputs=inputs)
+        return write_bytes_atomic(
+            path, self.html.encode("utf-8"), kind=HTML_REPORT, force=force, inputs=inputs
+        )
 
 
 def _static(name: str) -> str:
@@ -53,9 +54,19 @@ def _json_for_script(obj) -> str:
     return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def build_report(src, *, diff=None, samples: bool = False, samples_from=None, damos=None,
-                 truth=None, max_samples: int = 100_000, max_damos: int = 200_000,
-                 title: str | None = None, offset_ns: int = 0) -> Report:
+def build_report(
+    src,
+    *,
+    diff=None,
+    samples: bool = False,
+    samples_from=None,
+    damos=None,
+    truth=None,
+    max_samples: int = 100_000,
+    max_damos: int = 200_000,
+    title: str | None = None,
+    offset_ns: int = 0,
+) -> Report:
     """Build the report page of region history ``src`` (a trace directory with regions,
     a regions ``.parquet``, an Arrow table or DataFrame).
 
@@ -68,15 +79,21 @@ def build_report(src, *, diff=None, samples: bool = False, samples_from=None, da
     see ``compare.load_truth``) marked beside the address axis.
     """
     if max_samples < 1 or max_damos < 1:
-        raise ConfigError("max_samples and max_damos must be at least 1",
-                          cli_message="--max-samples and --max-damos must be at least 1")
+        raise ConfigError(
+            "max_samples and max_damos must be at least 1",
+            cli_message="--max-samples and --max-damos must be at least 1",
+        )
     blobs = BlobStore()
     notes: list[str] = []
     ha = L.open_source(src)
     layer_a = L.history_layer(ha, blobs)
     layers = {"a": layer_a}
-    meta = {"format": FORMAT, "title": title or f"tracedamon report: {ha.name}",
-            "layers": layers, "notes": notes}
+    meta = {
+        "format": FORMAT,
+        "title": title or f"tracedamon report: {ha.name}",
+        "layers": layers,
+        "notes": notes,
+    }
     _sparse_note("A", ha, notes)
     if diff is not None:
         hb = L.open_source(diff)
@@ -86,26 +103,32 @@ def build_report(src, *, diff=None, samples: bool = False, samples_from=None, da
     if samples or samples_from is not None:
         tr = L.find_samples_trace(src, ha, samples_from)
         phys = _is_paddr(ha)
-        meta["samples"] = L.samples_layer(tr, layer_a["spaces"], phys, blobs,
-                                          max_points=max_samples)
+        meta["samples"] = L.samples_layer(
+            tr, layer_a["spaces"], phys, blobs, max_points=max_samples
+        )
         meta["samples"]["trace"] = str(tr.path)
         s = meta["samples"]
         if s["n"] == 0:
             notes.append(f"no sample of {tr.path} falls in the address ranges of {ha.name}")
         elif s["n"] < s["inside"]:
-            notes.append(f"samples: a uniform random {s['n']:,} of the {s['inside']:,} that "
-                         "fall in the drawn ranges")
+            notes.append(
+                f"samples: a uniform random {s['n']:,} of the {s['inside']:,} that "
+                "fall in the drawn ranges"
+            )
     if damos is not None:
         df = L.read_damos(damos)
         meta["damos"] = L.damos_layer(df, ha, layer_a["spaces"], blobs, max_marks=max_damos)
         meta["damos"]["name"] = Path(damos).name if isinstance(damos, (str, Path)) else "damos"
         d = meta["damos"]
         if d["placed"] < d["total"]:
-            notes.append(f"DAMOS: {d['total'] - d['placed']:,} of {d['total']:,} applications "
-                         "lie outside the drawn ranges or targets")
+            notes.append(
+                f"DAMOS: {d['total'] - d['placed']:,} of {d['total']:,} applications "
+                "lie outside the drawn ranges or targets"
+            )
         if d["n"] < d["placed"]:
-            notes.append(f"DAMOS: a uniform random {d['n']:,} of {d['placed']:,} applications "
-                         "drawn")
+            notes.append(
+                f"DAMOS: a uniform random {d['n']:,} of {d['placed']:,} applications drawn"
+            )
     if truth is not None:
         meta["truth"] = L.truth_layer(truth, layer_a["spaces"])
     # blobs: each base64-encoded on its own, so that any one decodes alone
@@ -149,15 +172,16 @@ def _is_paddr(hs) -> bool:
 
 def _sparse_note(tag: str, hs, notes: list) -> None:
     if hs.sparse:
-        notes.append(f"{tag} ({hs.name}) was written with accessed regions only: idle bytes "
-                     "inside the monitored ranges are drawn as nr_accesses 0 (idle neighbours "
-                     "joined into one region, age unknown), so its region counts are not the "
-                     "monitor's")
+        notes.append(
+            f"{tag} ({hs.name}) was written with accessed regions only: idle bytes "
+            "inside the monitored ranges are drawn as nr_accesses 0 (idle neighbours "
+            "joined into one region, age unknown), so its region counts are not the "
+            "monitor's"
+        )
 
 
 def _escape(s: str) -> str:
-    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def write_report(out, src, **kw) -> Report:

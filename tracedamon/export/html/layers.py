@@ -65,8 +65,9 @@ def history_space(hs, key, blobs: T.BlobStore, *, offset_ns: int = 0) -> dict:
     page = np.uint64(PAGE_SIZE)
     for b in hs.iter_batches(key=key):
         n_rows += len(b)
-        segs = merge_intervals(np.concatenate([segs[:, 0], b.start]),
-                               np.concatenate([segs[:, 1], b.end]))
+        segs = merge_intervals(
+            np.concatenate([segs[:, 0], b.start]), np.concatenate([segs[:, 1], b.end])
+        )
         heat.add(b.start, b.end, b.nr_accesses)
         if unit == PAGE_SIZE and ((b.start % page).any() or (b.end % page).any()):
             unit = 1
@@ -94,10 +95,16 @@ def history_space(hs, key, blobs: T.BlobStore, *, offset_ns: int = 0) -> dict:
         levels[f"{i},{j}"] = T.encode_tiles(T.quantize(sums, cover, vmax), i, j, blobs)
     del pb
     chunks = enc.finish()
-    snaps_blob = blobs.add(np.concatenate([
-        t0s.astype(np.float64), t1s.astype(np.float64),
-        sn["snapshot"].to_numpy(np.float64)[idx], sn["run"].to_numpy(np.float64)[idx],
-    ]).tobytes())
+    snaps_blob = blobs.add(
+        np.concatenate(
+            [
+                t0s.astype(np.float64),
+                t1s.astype(np.float64),
+                sn["snapshot"].to_numpy(np.float64)[idx],
+                sn["run"].to_numpy(np.float64)[idx],
+            ]
+        ).tobytes()
+    )
     series_blob = blobs.add(np.concatenate([ser.wss, ser.regions, ser.total]).tobytes())
     hist_blob = blobs.add(ser.hist.tobytes())
     # the first view: where the accesses are, when they fill little of the axis
@@ -181,23 +188,27 @@ def diff_layer(a, b, blobs: T.BlobStore, **compare_opts) -> dict:
             axis = T.Axis.of(rng)
             _check_safe("address", "compare", int(rng[-1, 1]) if len(rng) else 0)
             bx0 = axis.to_x(bs)
-            spaces.append({
-                "key": int(ka),
-                "key_b": int(kb),
-                "label": f"{int(ka)} vs {int(kb)}",
-                "segments": axis.to_json(),
-                "length": axis.length,
-                "t0": float(edges[0]),
-                "t1": float(edges[-1]),
-                "nt": int(len(t0)),
-                "nb": int(len(bs)),
-                "edges_blob": blobs.add(edges.tobytes()),
-                "bins_blob": blobs.add(np.concatenate([
-                    bs.astype(np.float64), be.astype(np.float64), bx0.astype(np.float64)
-                ]).tobytes()),
-                "rate_a_blob": blobs.add(ra.tobytes()),
-                "rate_b_blob": blobs.add(rb.tobytes()),
-            })
+            spaces.append(
+                {
+                    "key": int(ka),
+                    "key_b": int(kb),
+                    "label": f"{int(ka)} vs {int(kb)}",
+                    "segments": axis.to_json(),
+                    "length": axis.length,
+                    "t0": float(edges[0]),
+                    "t1": float(edges[-1]),
+                    "nt": int(len(t0)),
+                    "nb": int(len(bs)),
+                    "edges_blob": blobs.add(edges.tobytes()),
+                    "bins_blob": blobs.add(
+                        np.concatenate(
+                            [bs.astype(np.float64), be.astype(np.float64), bx0.astype(np.float64)]
+                        ).tobytes()
+                    ),
+                    "rate_a_blob": blobs.add(ra.tobytes()),
+                    "rate_b_blob": blobs.add(rb.tobytes()),
+                }
+            )
     return {"kind": "diff", "metrics": metrics, "spaces": spaces}
 
 
@@ -230,13 +241,22 @@ def find_samples_trace(src, hs, samples_from=None):
     for c in cands:
         if c.is_dir() and (c / "samples.parquet").exists():
             return open_trace(c)
-    msg = (f"{src}: no samples table found (SRC is not a trace directory with samples and "
-           "its metadata names none that exists); give ")
+    msg = (
+        f"{src}: no samples table found (SRC is not a trace directory with samples and "
+        "its metadata names none that exists); give "
+    )
     raise InputError(msg + "samples_from=DIR", cli_message=msg + "--samples-from DIR")
 
 
-def samples_layer(tr, spaces: list[dict], phys: bool, blobs: T.BlobStore, *,
-                  max_points: int = 100_000, seed: int = 0) -> dict:
+def samples_layer(
+    tr,
+    spaces: list[dict],
+    phys: bool,
+    blobs: T.BlobStore,
+    *,
+    max_points: int = 100_000,
+    seed: int = 0,
+) -> dict:
     """A uniform random subset (at most ``max_points``) of the samples that fall inside
     a space's segments, streamed in batches."""
     col = "phys_addr" if phys else "addr"
@@ -244,8 +264,12 @@ def samples_layer(tr, spaces: list[dict], phys: bool, blobs: T.BlobStore, *,
     keep = None  # DataFrame of the current subset, with a random key
     total = 0
     inside_total = 0
-    axes = {s["key"]: T.Axis.of(np.array([[a, b] for a, b, _ in s["segments"]], np.uint64)
-                                .reshape(-1, 2)) for s in spaces}
+    axes = {
+        s["key"]: T.Axis.of(
+            np.array([[a, b] for a, b, _ in s["segments"]], np.uint64).reshape(-1, 2)
+        )
+        for s in spaces
+    }
     by_pid = not phys and all(s["label"].startswith("pid ") for s in spaces)
     cols = ["time_ns", "pid", "event", col, "mem_level"]
     for t in tr.iter_tables("samples", columns=cols):
@@ -268,24 +292,37 @@ def samples_layer(tr, spaces: list[dict], phys: bool, blobs: T.BlobStore, *,
         m = space >= 0
         if not m.any():
             continue
-        d = pd.DataFrame({
-            "time_ns": df["time_ns"].to_numpy(np.int64)[m],
-            "addr": addr[m],
-            "x": xs[m],
-            "space": space[m],
-            "pid": df["pid"].fillna(-1).to_numpy(np.int64)[m],
-            "event": df["event"].astype(str).to_numpy()[m],
-            "level": df["mem_level"].astype(object).where(df["mem_level"].notna(), "")
-            .astype(str).to_numpy()[m],
-        })
+        d = pd.DataFrame(
+            {
+                "time_ns": df["time_ns"].to_numpy(np.int64)[m],
+                "addr": addr[m],
+                "x": xs[m],
+                "space": space[m],
+                "pid": df["pid"].fillna(-1).to_numpy(np.int64)[m],
+                "event": df["event"].astype(str).to_numpy()[m],
+                "level": df["mem_level"]
+                .astype(object)
+                .where(df["mem_level"].notna(), "")
+                .astype(str)
+                .to_numpy()[m],
+            }
+        )
         inside_total += len(d)
         d["r"] = rng.random(len(d))
         keep = d if keep is None else pd.concat([keep, d], ignore_index=True)
         if len(keep) > max_points:
             keep = keep.nsmallest(max_points, "r")
     if keep is None or not len(keep):
-        return {"kind": "samples", "n": 0, "total": total, "inside": 0, "column": col,
-                "events": [], "pids": [], "levels": []}
+        return {
+            "kind": "samples",
+            "n": 0,
+            "total": total,
+            "inside": 0,
+            "column": col,
+            "events": [],
+            "pids": [],
+            "levels": [],
+        }
     keep = keep.sort_values("time_ns", kind="stable").reset_index(drop=True)
     _check_safe("sample address", "samples", int(keep["addr"].max()))
     events = sorted(keep["event"].unique().tolist())
@@ -294,14 +331,30 @@ def samples_layer(tr, spaces: list[dict], phys: bool, blobs: T.BlobStore, *,
     ev = np.searchsorted(events, keep["event"].to_numpy())
     pi = np.searchsorted(pids, keep["pid"].to_numpy())
     lv = np.searchsorted(levels, keep["level"].to_numpy())
-    blob = blobs.add(np.concatenate([
-        keep["time_ns"].to_numpy(np.float64), keep["addr"].to_numpy(np.float64),
-        keep["x"].to_numpy(np.float64), keep["space"].to_numpy(np.float64),
-        ev.astype(np.float64), pi.astype(np.float64), lv.astype(np.float64),
-    ]).tobytes())
-    return {"kind": "samples", "n": int(len(keep)), "total": int(total),
-            "inside": int(inside_total), "column": col, "events": events, "pids": pids,
-            "levels": levels, "blob": blob}
+    blob = blobs.add(
+        np.concatenate(
+            [
+                keep["time_ns"].to_numpy(np.float64),
+                keep["addr"].to_numpy(np.float64),
+                keep["x"].to_numpy(np.float64),
+                keep["space"].to_numpy(np.float64),
+                ev.astype(np.float64),
+                pi.astype(np.float64),
+                lv.astype(np.float64),
+            ]
+        ).tobytes()
+    )
+    return {
+        "kind": "samples",
+        "n": int(len(keep)),
+        "total": int(total),
+        "inside": int(inside_total),
+        "column": col,
+        "events": events,
+        "pids": pids,
+        "levels": levels,
+        "blob": blob,
+    }
 
 
 # ----------------------------------------------------------------------------------
@@ -312,19 +365,27 @@ def read_damos(path) -> pd.DataFrame:
     p = Path(path)
     name = p.stem if p.is_file() else "damos_apply"
     if not tr.has(name):
-        raise InputError(f"{path}: holds no damos_apply table (ingest a DAMON trace with "
-                         "damos_before_apply events, or run tracedamon damos)")
+        raise InputError(
+            f"{path}: holds no damos_apply table (ingest a DAMON trace with "
+            "damos_before_apply events, or run tracedamon damos)"
+        )
     df = tr.df(name)
     need = ["time_ns", "scheme", "target", "start", "end", "nr_accesses"]
     missing = [c for c in need if c not in df.columns]
     if missing:
-        raise InputError(f"{path}: not a damos_apply table: missing column(s) "
-                         f"{', '.join(missing)}")
+        raise InputError(f"{path}: not a damos_apply table: missing column(s) {', '.join(missing)}")
     return df
 
 
-def damos_layer(df: pd.DataFrame, hs, spaces: list[dict], blobs: T.BlobStore, *,
-                max_marks: int = 200_000, seed: int = 0) -> dict:
+def damos_layer(
+    df: pd.DataFrame,
+    hs,
+    spaces: list[dict],
+    blobs: T.BlobStore,
+    *,
+    max_marks: int = 200_000,
+    seed: int = 0,
+) -> dict:
     """Scheme applications placed in the spaces they act on (by target index; in a
     pid-keyed history the target's pid), at most ``max_marks`` (a uniform subset)."""
     # DAMON target index -> space key
@@ -332,8 +393,11 @@ def damos_layer(df: pd.DataFrame, hs, spaces: list[dict], blobs: T.BlobStore, *,
     keys = {s["key"]: s for s in spaces}
     total = len(df)
     tgt = df["target"].to_numpy(np.int64)
-    space = np.array([tk.get(int(t), -10**18) for t in tgt], np.int64) if total else \
-        np.zeros(0, np.int64)
+    space = (
+        np.array([tk.get(int(t), -(10**18)) for t in tgt], np.int64)
+        if total
+        else np.zeros(0, np.int64)
+    )
     ok = np.isin(space, list(keys))
     x = np.full(total, -1, np.int64)
     st = df["start"].to_numpy(np.uint64)
@@ -350,16 +414,33 @@ def damos_layer(df: pd.DataFrame, hs, spaces: list[dict], blobs: T.BlobStore, *,
     schemes = sorted(int(v) for v in d["scheme"].unique()) if len(d) else []
     if len(d):
         _check_safe("DAMOS address", "damos", int(en[idx].max()))
-    age = pd.to_numeric(d["age"], errors="coerce").to_numpy(np.float64) if "age" in d else \
-        np.full(len(d), np.nan)
-    blob = blobs.add(np.concatenate([
-        d["time_ns"].to_numpy(np.float64), st[idx].astype(np.float64), en[idx].astype(np.float64),
-        x[idx].astype(np.float64), space[idx].astype(np.float64),
-        d["scheme"].to_numpy(np.float64), d["nr_accesses"].to_numpy(np.float64),
-        np.where(np.isfinite(age), age, -1.0),
-    ]).tobytes())
-    return {"kind": "damos", "n": int(len(d)), "total": int(total),
-            "placed": int(ok.sum()), "schemes": schemes, "blob": blob}
+    age = (
+        pd.to_numeric(d["age"], errors="coerce").to_numpy(np.float64)
+        if "age" in d
+        else np.full(len(d), np.nan)
+    )
+    blob = blobs.add(
+        np.concatenate(
+            [
+                d["time_ns"].to_numpy(np.float64),
+                st[idx].astype(np.float64),
+                en[idx].astype(np.float64),
+                x[idx].astype(np.float64),
+                space[idx].astype(np.float64),
+                d["scheme"].to_numpy(np.float64),
+                d["nr_accesses"].to_numpy(np.float64),
+                np.where(np.isfinite(age), age, -1.0),
+            ]
+        ).tobytes()
+    )
+    return {
+        "kind": "damos",
+        "n": int(len(d)),
+        "total": int(total),
+        "placed": int(ok.sum()),
+        "schemes": schemes,
+        "blob": blob,
+    }
 
 
 def truth_layer(path, spaces: list[dict]) -> dict:
@@ -372,9 +453,22 @@ def truth_layer(path, spaces: list[dict]) -> dict:
         x0 = ax.to_x(st)
         x1 = ax.to_x(en - np.uint64(1)) + 1
         m = (x0 >= 0) & (x1 > 0)
-        out.append({"key": s["key"],
-                    "ranges": [[int(a), int(b), int(c), int(d), str(lab)] for a, b, c, d, lab in
-                               zip(st[m], en[m], x0[m], x1[m], tr["label"].to_numpy()[m])]})
+        out.append(
+            {
+                "key": s["key"],
+                "ranges": [
+                    [int(a), int(b), int(c), int(d), str(lab)]
+                    for a, b, c, d, lab in zip(
+                        st[m], en[m], x0[m], x1[m], tr["label"].to_numpy()[m]
+                    )
+                ],
+            }
+        )
     labels = sorted(set(str(v) for v in tr["label"]))
-    return {"kind": "truth", "n": int(len(tr)), "labels": labels, "spaces": out,
-            "name": Path(path).name if isinstance(path, (str, Path)) else "truth"}
+    return {
+        "kind": "truth",
+        "n": int(len(tr)),
+        "labels": labels,
+        "spaces": out,
+        "name": Path(path).name if isinstance(path, (str, Path)) else "truth",
+    }

@@ -180,12 +180,20 @@ class Grid:
         return self.aw << (self.K - j)
 
     def to_json(self) -> dict:
-        return {"T0": self.T0, "tw": self.tw, "aw": self.aw, "K": self.K, "imax": self.imax,
-                "jmax": self.jmax, "tile": TILE}
+        return {
+            "T0": self.T0,
+            "tw": self.tw,
+            "aw": self.aw,
+            "K": self.K,
+            "imax": self.imax,
+            "jmax": self.jmax,
+            "tile": TILE,
+        }
 
 
-def choose_grid(t_start: int, t_end: int, length: int, n_rows: int, snap_ns: float,
-                unit: int) -> Grid:
+def choose_grid(
+    t_start: int, t_end: int, length: int, n_rows: int, snap_ns: float, unit: int
+) -> Grid:
     """Levels for a space of ``length`` display bytes over ``[t_start, t_end)``.
 
     The depth K grows with the row count (views of more than a few hundred thousand
@@ -225,9 +233,21 @@ class PyramidBuilder:
         x1 = np.ascontiguousarray(x1, np.int64)
         val = np.ascontiguousarray(val, np.float64)
         for i, (j, sums, cover) in self.diag.items():
-            _raster_rows(self.t0s, self.t1s, snap, x0, x1, val, np.int64(g.T0),
-                         np.int64(g.tw_at(i)), np.int64(TILE << i), np.int64(g.aw_at(j)),
-                         np.int64(TILE << j), sums, cover)
+            _raster_rows(
+                self.t0s,
+                self.t1s,
+                snap,
+                x0,
+                x1,
+                val,
+                np.int64(g.T0),
+                np.int64(g.tw_at(i)),
+                np.int64(TILE << i),
+                np.int64(g.aw_at(j)),
+                np.int64(TILE << j),
+                sums,
+                cover,
+            )
 
     def levels(self):
         """Yield (i, j, sums, cover) as (nt, na) arrays for every kept level."""
@@ -250,7 +270,7 @@ def encode_tiles(q: np.ndarray, i: int, j: int, blobs: "BlobStore") -> dict:
     out = {}
     for p in range(1 << i):
         for r in range(1 << j):
-            t = q[p * TILE:(p + 1) * TILE, r * TILE:(r + 1) * TILE]
+            t = q[p * TILE : (p + 1) * TILE, r * TILE : (r + 1) * TILE]
             first = int(t.flat[0])
             if (t == first).all():
                 if first != 0:
@@ -344,9 +364,20 @@ class Chunk:
         return [self.s0, self.s1, self.x0, self.x1, self.n, self.base, self.blob]
 
 
-def encode_chunks(snap: np.ndarray, start: np.ndarray, end: np.ndarray, nr: np.ndarray,
-                  age: np.ndarray, x0: np.ndarray, n_snaps: int, unit: int, blobs: BlobStore,
-                  *, block_rows: int = BLOCK_ROWS, strip_rows: int = STRIP_ROWS) -> list[Chunk]:
+def encode_chunks(
+    snap: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    nr: np.ndarray,
+    age: np.ndarray,
+    x0: np.ndarray,
+    n_snaps: int,
+    unit: int,
+    blobs: BlobStore,
+    *,
+    block_rows: int = BLOCK_ROWS,
+    strip_rows: int = STRIP_ROWS,
+) -> list[Chunk]:
     """Cut rows sorted by (snap, start) into chunks and encode each.
 
     A chunk's blob holds five varint columns one after the other: rows per snapshot
@@ -408,11 +439,27 @@ def encode_chunks(snap: np.ndarray, start: np.ndarray, end: np.ndarray, nr: np.n
             if (gap % u).any() or (size % u).any():
                 raise ValueError("region boundaries are not multiples of the unit")
             counts = np.bincount(sn - s_lo, minlength=s_hi - s_lo)
-            data = b"".join([varint(counts), varint(gap // u), varint(size // u),
-                             varint(nr_all[idx]), varint(age_code[idx])])
+            data = b"".join(
+                [
+                    varint(counts),
+                    varint(gap // u),
+                    varint(size // u),
+                    varint(nr_all[idx]),
+                    varint(age_code[idx]),
+                ]
+            )
             bid = blobs.add(data)
-            out.append(Chunk(s_lo, s_hi, int(x0_all[idx].min()), int(x1_all[idx].max()),
-                             int(len(idx)), int(base), bid))
+            out.append(
+                Chunk(
+                    s_lo,
+                    s_hi,
+                    int(x0_all[idx].min()),
+                    int(x1_all[idx].max()),
+                    int(len(idx)),
+                    int(base),
+                    bid,
+                )
+            )
     return out
 
 
@@ -420,8 +467,15 @@ class ChunkEncoder:
     """Streams rows (batches of whole snapshots, in time order) into row chunks: rows
     are buffered and cut into chunks about every ``block_rows`` rows."""
 
-    def __init__(self, n_snaps: int, unit: int, blobs: BlobStore, *,
-                 block_rows: int = BLOCK_ROWS, strip_rows: int = STRIP_ROWS):
+    def __init__(
+        self,
+        n_snaps: int,
+        unit: int,
+        blobs: BlobStore,
+        *,
+        block_rows: int = BLOCK_ROWS,
+        strip_rows: int = STRIP_ROWS,
+    ):
         self.n_snaps, self.unit, self.blobs = n_snaps, unit, blobs
         self.block_rows, self.strip_rows = block_rows, strip_rows
         self.buf: list[tuple] = []
@@ -429,9 +483,16 @@ class ChunkEncoder:
         self.chunks: list[Chunk] = []
 
     def add(self, snap, start, end, nr, age, x0) -> None:
-        self.buf.append((np.asarray(snap, np.int64), np.asarray(start, np.uint64),
-                         np.asarray(end, np.uint64), np.asarray(nr, np.uint64),
-                         np.asarray(age, np.float64), np.asarray(x0, np.int64)))
+        self.buf.append(
+            (
+                np.asarray(snap, np.int64),
+                np.asarray(start, np.uint64),
+                np.asarray(end, np.uint64),
+                np.asarray(nr, np.uint64),
+                np.asarray(age, np.float64),
+                np.asarray(x0, np.int64),
+            )
+        )
         self.nbuf += len(snap)
         if self.nbuf >= self.block_rows:
             self.flush()
@@ -441,10 +502,17 @@ class ChunkEncoder:
             return
         cols = [np.concatenate([b[k] for b in self.buf]) for k in range(6)]
         self.buf, self.nbuf = [], 0
-        o = np.lexsort((cols[1], cols[0]))          # (snap, start)
+        o = np.lexsort((cols[1], cols[0]))  # (snap, start)
         cols = [c[o] for c in cols]
-        self.chunks += encode_chunks(*cols[:5], cols[5], self.n_snaps, self.unit, self.blobs,
-                                     block_rows=self.block_rows, strip_rows=self.strip_rows)
+        self.chunks += encode_chunks(
+            *cols[:5],
+            cols[5],
+            self.n_snaps,
+            self.unit,
+            self.blobs,
+            block_rows=self.block_rows,
+            strip_rows=self.strip_rows,
+        )
 
     def finish(self) -> list[Chunk]:
         self.flush()
@@ -477,8 +545,7 @@ class SeriesBuilder:
         self.regions += np.bincount(snap, minlength=n)
         self.total += np.bincount(snap, weights=size, minlength=n)
         b = np.minimum((nr / self.width).astype(np.int64), self.nbins - 1)
-        self.hist += np.bincount(snap * self.nbins + b, weights=size,
-                                 minlength=n * self.nbins)
+        self.hist += np.bincount(snap * self.nbins + b, weights=size, minlength=n * self.nbins)
 
 
 class HeatProfile:
@@ -498,9 +565,12 @@ class HeatProfile:
         if not m.any():
             return
         v = np.asarray(nr, np.float64)[m]
-        self.parts.append((np.concatenate([np.asarray(start, np.uint64)[m],
-                                           np.asarray(end, np.uint64)[m]]),
-                           np.concatenate([v, -v])))
+        self.parts.append(
+            (
+                np.concatenate([np.asarray(start, np.uint64)[m], np.asarray(end, np.uint64)[m]]),
+                np.concatenate([v, -v]),
+            )
+        )
         self.pending += 2 * len(v)
         if self.pending >= self.compact_at:
             self._compact()

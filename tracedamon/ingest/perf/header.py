@@ -1,5 +1,6 @@
 """perf.data header: the file header, the attrs (event descriptions), the feature
 sections' parsing helpers, and the record and feature names."""
+
 from __future__ import annotations
 
 import functools
@@ -14,35 +15,118 @@ MAGIC_LE = 0x32454C4946524550
 MAGIC_BE = 0x50455246494C4532
 
 RECORD_NAMES = {
-    1: "MMAP", 2: "LOST", 3: "COMM", 4: "EXIT", 5: "THROTTLE", 6: "UNTHROTTLE", 7: "FORK",
-    8: "READ", 9: "SAMPLE", 10: "MMAP2", 11: "AUX", 12: "ITRACE_START", 13: "LOST_SAMPLES",
-    14: "SWITCH", 15: "SWITCH_CPU_WIDE", 16: "NAMESPACES", 17: "KSYMBOL", 18: "BPF_EVENT",
-    19: "CGROUP", 20: "TEXT_POKE", 21: "AUX_OUTPUT_HW_ID", 64: "HEADER_ATTR",
-    65: "HEADER_EVENT_TYPE", 66: "HEADER_TRACING_DATA", 67: "HEADER_BUILD_ID",
-    68: "FINISHED_ROUND", 69: "ID_INDEX", 70: "AUXTRACE_INFO", 71: "AUXTRACE",
-    72: "AUXTRACE_ERROR", 73: "THREAD_MAP", 74: "CPU_MAP", 75: "STAT_CONFIG", 76: "STAT",
-    77: "STAT_ROUND", 78: "EVENT_UPDATE", 79: "TIME_CONV", 80: "HEADER_FEATURE",
-    81: "COMPRESSED", 82: "FINISHED_INIT", 83: "COMPRESSED2",
+    1: "MMAP",
+    2: "LOST",
+    3: "COMM",
+    4: "EXIT",
+    5: "THROTTLE",
+    6: "UNTHROTTLE",
+    7: "FORK",
+    8: "READ",
+    9: "SAMPLE",
+    10: "MMAP2",
+    11: "AUX",
+    12: "ITRACE_START",
+    13: "LOST_SAMPLES",
+    14: "SWITCH",
+    15: "SWITCH_CPU_WIDE",
+    16: "NAMESPACES",
+    17: "KSYMBOL",
+    18: "BPF_EVENT",
+    19: "CGROUP",
+    20: "TEXT_POKE",
+    21: "AUX_OUTPUT_HW_ID",
+    64: "HEADER_ATTR",
+    65: "HEADER_EVENT_TYPE",
+    66: "HEADER_TRACING_DATA",
+    67: "HEADER_BUILD_ID",
+    68: "FINISHED_ROUND",
+    69: "ID_INDEX",
+    70: "AUXTRACE_INFO",
+    71: "AUXTRACE",
+    72: "AUXTRACE_ERROR",
+    73: "THREAD_MAP",
+    74: "CPU_MAP",
+    75: "STAT_CONFIG",
+    76: "STAT",
+    77: "STAT_ROUND",
+    78: "EVENT_UPDATE",
+    79: "TIME_CONV",
+    80: "HEADER_FEATURE",
+    81: "COMPRESSED",
+    82: "FINISHED_INIT",
+    83: "COMPRESSED2",
 }
 
 FEATURE_NAMES = {
-    1: "TRACING_DATA", 2: "BUILD_ID", 3: "HOSTNAME", 4: "OSRELEASE", 5: "VERSION", 6: "ARCH",
-    7: "NRCPUS", 8: "CPUDESC", 9: "CPUID", 10: "TOTAL_MEM", 11: "CMDLINE", 12: "EVENT_DESC",
-    13: "CPU_TOPOLOGY", 14: "NUMA_TOPOLOGY", 15: "BRANCH_STACK", 16: "PMU_MAPPINGS",
-    17: "GROUP_DESC", 18: "AUXTRACE", 19: "STAT", 20: "CACHE", 21: "SAMPLE_TIME",
-    22: "MEM_TOPOLOGY", 23: "CLOCKID", 24: "DIR_FORMAT", 25: "BPF_PROG_INFO", 26: "BPF_BTF",
-    27: "COMPRESSED", 28: "CPU_PMU_CAPS", 29: "CLOCK_DATA", 30: "HYBRID_TOPOLOGY",
-    31: "PMU_CAPS", 32: "CPU_DOMAIN_INFO",
+    1: "TRACING_DATA",
+    2: "BUILD_ID",
+    3: "HOSTNAME",
+    4: "OSRELEASE",
+    5: "VERSION",
+    6: "ARCH",
+    7: "NRCPUS",
+    8: "CPUDESC",
+    9: "CPUID",
+    10: "TOTAL_MEM",
+    11: "CMDLINE",
+    12: "EVENT_DESC",
+    13: "CPU_TOPOLOGY",
+    14: "NUMA_TOPOLOGY",
+    15: "BRANCH_STACK",
+    16: "PMU_MAPPINGS",
+    17: "GROUP_DESC",
+    18: "AUXTRACE",
+    19: "STAT",
+    20: "CACHE",
+    21: "SAMPLE_TIME",
+    22: "MEM_TOPOLOGY",
+    23: "CLOCKID",
+    24: "DIR_FORMAT",
+    25: "BPF_PROG_INFO",
+    26: "BPF_BTF",
+    27: "COMPRESSED",
+    28: "CPU_PMU_CAPS",
+    29: "CLOCK_DATA",
+    30: "HYBRID_TOPOLOGY",
+    31: "PMU_CAPS",
+    32: "CPU_DOMAIN_INFO",
 }
 
-_BUILTIN_PMU = {0: "hardware", 1: "software", 2: "tracepoint", 3: "hw_cache", 4: "raw",
-                5: "breakpoint"}
-_HW_NAMES = ["cycles", "instructions", "cache-references", "cache-misses",
-             "branch-instructions", "branch-misses", "bus-cycles", "stalled-cycles-frontend",
-             "stalled-cycles-backend", "ref-cycles"]
-_SW_NAMES = ["cpu-clock", "task-clock", "page-faults", "context-switches", "cpu-migrations",
-             "minor-faults", "major-faults", "alignment-faults", "emulation-faults", "dummy",
-             "bpf-output", "cgroup-switches"]
+_BUILTIN_PMU = {
+    0: "hardware",
+    1: "software",
+    2: "tracepoint",
+    3: "hw_cache",
+    4: "raw",
+    5: "breakpoint",
+}
+_HW_NAMES = [
+    "cycles",
+    "instructions",
+    "cache-references",
+    "cache-misses",
+    "branch-instructions",
+    "branch-misses",
+    "bus-cycles",
+    "stalled-cycles-frontend",
+    "stalled-cycles-backend",
+    "ref-cycles",
+]
+_SW_NAMES = [
+    "cpu-clock",
+    "task-clock",
+    "page-faults",
+    "context-switches",
+    "cpu-migrations",
+    "minor-faults",
+    "major-faults",
+    "alignment-faults",
+    "emulation-faults",
+    "dummy",
+    "bpf-output",
+    "cgroup-switches",
+]
 
 _REVBITS = bytes(int(f"{x:08b}"[::-1], 2) for x in range(256))
 
@@ -53,7 +137,6 @@ _TRAILER_MASK = sum(_TRAILER_BITS)
 @functools.lru_cache(maxsize=None)
 def _trailer_words(bits: int) -> int:
     return sum(1 for b in _TRAILER_BITS if bits & b)
-
 
 
 # ----------------------------------------------------------------------------------------
@@ -94,30 +177,76 @@ class Attr:
         e = ">" if be else "<"
         size = struct.unpack_from(f"{e}I", raw, 4)[0] or 64
         if size < 64:
-            raise TraceFormatError(path, f"perf_event_attr size {size} below 64 (VER0)",
-                                   offset=offset)
+            raise TraceFormatError(
+                path, f"perf_event_attr size {size} below 64 (VER0)", offset=offset
+            )
         b = bytes(raw[: min(size, len(raw), 136)]).ljust(136, b"\0")
-        (typ, sz, config, period, st, rf, flags, _wk, _bp, config1, config2, bst,
-         regs_user, stack_user, clockid, regs_intr, aux_wm, max_stack, _r, aux_ss, _r2,
-         sig_data, config3) = struct.unpack_from(f"{e}IIQQQQQIIQQQQIiQIHHIIQQ", b, 0)
+        (
+            typ,
+            sz,
+            config,
+            period,
+            st,
+            rf,
+            flags,
+            _wk,
+            _bp,
+            config1,
+            config2,
+            bst,
+            regs_user,
+            stack_user,
+            clockid,
+            regs_intr,
+            aux_wm,
+            max_stack,
+            _r,
+            aux_ss,
+            _r2,
+            sig_data,
+            config3,
+        ) = struct.unpack_from(f"{e}IIQQQQQIIQQQQIiQIHHIIQQ", b, 0)
         if be:
             # the flag bits: perf reverses the bits of each byte (swap_bitfield), which
             # turns a big-endian machine's one-bit fields into their little-endian places
             flags = int.from_bytes(bytes(_REVBITS[x] for x in b[40:48]), "little")
-        a = cls(index=index, type=typ, size=size, config=config, sample_period_or_freq=period,
-                sample_type=st, read_format=rf, flags=flags, config1=config1, config2=config2,
-                branch_sample_type=bst, sample_regs_user=regs_user,
-                sample_stack_user=stack_user, clockid=clockid, sample_regs_intr=regs_intr,
-                aux_watermark=aux_wm, sample_max_stack=max_stack, aux_sample_size=aux_ss,
-                sig_data=sig_data, config3=config3, file_offset=offset)
+        a = cls(
+            index=index,
+            type=typ,
+            size=size,
+            config=config,
+            sample_period_or_freq=period,
+            sample_type=st,
+            read_format=rf,
+            flags=flags,
+            config1=config1,
+            config2=config2,
+            branch_sample_type=bst,
+            sample_regs_user=regs_user,
+            sample_stack_user=stack_user,
+            clockid=clockid,
+            sample_regs_intr=regs_intr,
+            aux_watermark=aux_wm,
+            sample_max_stack=max_stack,
+            aux_sample_size=aux_ss,
+            sig_data=sig_data,
+            config3=config3,
+            file_offset=offset,
+        )
         if st & ~K.S_KNOWN:
-            raise TraceFormatError(path, f"attr {index}: unknown sample_type bits "
-                                   f"0x{st & ~K.S_KNOWN:x}: the sample layout is undecidable",
-                                   offset=offset)
+            raise TraceFormatError(
+                path,
+                f"attr {index}: unknown sample_type bits "
+                f"0x{st & ~K.S_KNOWN:x}: the sample layout is undecidable",
+                offset=offset,
+            )
         if rf & ~0x1F and st & K.S_READ:
-            raise TraceFormatError(path, f"attr {index}: unknown read_format bits "
-                                   f"0x{rf & ~0x1F:x}: the READ layout is undecidable",
-                                   offset=offset)
+            raise TraceFormatError(
+                path,
+                f"attr {index}: unknown read_format bits "
+                f"0x{rf & ~0x1F:x}: the READ layout is undecidable",
+                offset=offset,
+            )
         return a
 
     # flags
@@ -172,13 +301,13 @@ def _id_pos_trailer(st: int) -> int:
 # ----------------------------------------------------------------------------------------
 # feature sections
 # ----------------------------------------------------------------------------------------
-def _feature_index_plausible(index: list[tuple[int, int]] | None, index_end: int,
-                             fsize: int) -> bool:
+def _feature_index_plausible(
+    index: list[tuple[int, int]] | None, index_end: int, fsize: int
+) -> bool:
     """Whether ``index`` (the (offset, size) entries read where the feature index
     belongs) is one perf wrote: every section lies between the index and the end of
     the file. A recording perf did not finish has records there instead; a record's
     first eight bytes (type, misc, size >= 8) read as an offset beyond 2**51."""
     if not index:
         return False
-    return all(size == 0 or (off >= index_end and off + size <= fsize)
-               for off, size in index)
+    return all(size == 0 or (off >= index_end and off + size <= fsize) for off, size in index)

@@ -1,5 +1,6 @@
 """Sample order: perf's ordered-events rule (FINISHED_ROUND), the pending window
 and the merge of a directory's per-file streams."""
+
 from __future__ import annotations
 
 

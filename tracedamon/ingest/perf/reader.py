@@ -1,5 +1,6 @@
 """The perf.data reader: opening a file, pipe stream or directory (header, features,
 event names) and the record pass that decodes samples and collects side-band."""
+
 from __future__ import annotations
 
 import os
@@ -15,11 +16,21 @@ from ...errors import TraceFormatError
 from .. import data_src as _ds
 from .. import perf_records as K
 from ..binparse import Cursor
-from .header import Attr, FEATURE_NAMES, MAGIC_BE, MAGIC_LE, _BUILTIN_PMU, _feature_index_plausible, _id_pos_sample, _id_pos_trailer
+from .header import (
+    Attr,
+    FEATURE_NAMES,
+    MAGIC_BE,
+    MAGIC_LE,
+    _BUILTIN_PMU,
+    _feature_index_plausible,
+    _id_pos_sample,
+    _id_pos_trailer,
+)
 from .ordering import _Orderer, _merge_streams
 from .samples import _Block, _expand_read, _sample_block, finish_samples
 from .sideband import _PassState
 from .stream import _Chunk, _Progress, _chunk_source
+
 
 # ----------------------------------------------------------------------------------------
 # the reader
@@ -65,9 +76,12 @@ class PerfData:
             self._open_directory(self.path)
         else:
             self._open_file(self.path)
-            if self.layout == "file" and (self.meta.get("dir_format", 0) >= 1 or
-                                          self.meta.get("unfinished_recording")) and \
-                    self.path.name == "data" and any(self.path.parent.glob("data.[0-9]*")):
+            if (
+                self.layout == "file"
+                and (self.meta.get("dir_format", 0) >= 1 or self.meta.get("unfinished_recording"))
+                and self.path.name == "data"
+                and any(self.path.parent.glob("data.[0-9]*"))
+            ):
                 # (an unfinished --threads recording never wrote its DIR_FORMAT feature)
                 # the 'data' file of a --threads directory: read the whole directory
                 self._open_directory(self.path.parent, opened=True)
@@ -79,8 +93,7 @@ class PerfData:
     def _open_directory(self, d: Path, opened: bool = False):
         data = d / "data"
         if not data.is_file():
-            raise TraceFormatError(d, "directory has no 'data' file (not a perf.data "
-                                   "directory)")
+            raise TraceFormatError(d, "directory has no 'data' file (not a perf.data directory)")
         if not opened:
             self._open_file(data)
         if self.layout == "pipe":
@@ -102,8 +115,9 @@ class PerfData:
             fsize = os.fstat(f.fileno()).st_size
             head = f.read(104)
             if len(head) < 16:
-                raise TraceFormatError(p, "file too short for a perf.data header "
-                                       f"({len(head)} bytes)", offset=0)
+                raise TraceFormatError(
+                    p, f"file too short for a perf.data header ({len(head)} bytes)", offset=0
+                )
             magic, hsize = struct.unpack_from("<QQ", head, 0)
             if magic == MAGIC_BE:
                 self.big_endian = True
@@ -112,24 +126,27 @@ class PerfData:
                 hsize = struct.unpack_from(">Q", head, 8)[0]
             elif magic != MAGIC_LE:
                 if head[:8] == b"PERFFILE":
-                    raise TraceFormatError(p, "perf.data version 1 ('PERFFILE') is not "
-                                           "supported", offset=0)
+                    raise TraceFormatError(
+                        p, "perf.data version 1 ('PERFFILE') is not supported", offset=0
+                    )
                 raise TraceFormatError(p, f"not a perf.data file (magic {head[:8]!r})", offset=0)
             self.file_size = fsize
             if hsize == 16 and self.big_endian:
                 # perf 6.1 cannot read one either ("Can't parse sample"), so there is no
                 # oracle to check a reader against
-                raise TraceFormatError(p, "big-endian pipe streams are not supported: "
-                                       "record to a file (perf record -o FILE), or run "
-                                       "perf inject -i - -o FILE on the recording machine",
-                                       offset=0)
+                raise TraceFormatError(
+                    p,
+                    "big-endian pipe streams are not supported: "
+                    "record to a file (perf record -o FILE), or run "
+                    "perf inject -i - -o FILE on the recording machine",
+                    offset=0,
+                )
             if hsize == 16:
                 self.layout = "pipe"
                 self.sources = [_Source(p, 16, None, p.name)]
                 return
             if hsize not in (104, 72):
-                raise TraceFormatError(p, f"perf.data header size {hsize} (expected 104)",
-                                       offset=8)
+                raise TraceFormatError(p, f"perf.data header size {hsize} (expected 104)", offset=8)
             if len(head) < hsize:
                 raise TraceFormatError(p, "file ends inside the perf.data header", offset=len(head))
             self.layout = "file"
@@ -150,15 +167,22 @@ class PerfData:
                 if off < hsize and size:
                     raise TraceFormatError(p, f"{name} section overlaps the header", offset=fo)
                 if off + size > fsize:
-                    raise TraceFormatError(p, f"{name} section [{off}, {off + size}) lies "
-                                           f"outside the file ({fsize} bytes)", offset=fo)
+                    raise TraceFormatError(
+                        p,
+                        f"{name} section [{off}, {off + size}) lies "
+                        f"outside the file ({fsize} bytes)",
+                        offset=fo,
+                    )
             if a_size and d_size and a_off < d_off + d_size and d_off < a_off + a_size:
                 raise TraceFormatError(p, "attrs and data sections overlap", offset=24)
             if attr_size < 64 + 16:
                 raise TraceFormatError(p, f"attr_size {attr_size} too small", offset=16)
             if a_size % attr_size:
-                raise TraceFormatError(p, f"attrs section size {a_size} is not a multiple of "
-                                       f"attr_size {attr_size}", offset=24)
+                raise TraceFormatError(
+                    p,
+                    f"attrs section size {a_size} is not a multiple of attr_size {attr_size}",
+                    offset=24,
+                )
             self._header = dict(attr_size=attr_size, attrs=(a_off, a_size), data=(d_off, d_size))
             self._read_attrs(f, p, a_off, a_size, attr_size, fsize)
             # features: perf record writes the header twice, at the start with data.size
@@ -173,25 +197,32 @@ class PerfData:
                 f.seek(feat_off)
                 raw = f.read(16 * len(bits))
                 index = [struct.unpack_from(f"{e}QQ", raw, 16 * k) for k in range(len(bits))]
-            if not d_size and not _feature_index_plausible(index, feat_off + 16 * len(bits),
-                                                            fsize):
+            if not d_size and not _feature_index_plausible(index, feat_off + 16 * len(bits), fsize):
                 self.meta["unfinished_recording"] = True
                 if self.strict:
-                    why = ("data size 0 in the header: perf record did not finish (killed, "
-                           "or still running); without {} the records it wrote are read")
-                    raise TraceFormatError(p, why.format("strict=True"), offset=48,
-                                           cli_problem=why.format("--strict"))
-                self._note_truncation(unfinished=True,
-                                      features_lost=[FEATURE_NAMES.get(b, str(b)) for b in bits])
+                    why = (
+                        "data size 0 in the header: perf record did not finish (killed, "
+                        "or still running); without {} the records it wrote are read"
+                    )
+                    raise TraceFormatError(
+                        p, why.format("strict=True"), offset=48, cli_problem=why.format("--strict")
+                    )
+                self._note_truncation(
+                    unfinished=True, features_lost=[FEATURE_NAMES.get(b, str(b)) for b in bits]
+                )
                 self.sources = [_Source(p, d_off, None, p.name)]
                 return
             lost = []
             if bits and index is None:
                 # the file ends before the feature index (cut after the data section)
                 if self.strict:
-                    raise TraceFormatError(p, f"the file ({fsize} bytes) ends before its "
-                                           f"feature index [{feat_off}, "
-                                           f"{feat_off + 16 * len(bits)})", offset=feat_off)
+                    raise TraceFormatError(
+                        p,
+                        f"the file ({fsize} bytes) ends before its "
+                        f"feature index [{feat_off}, "
+                        f"{feat_off + 16 * len(bits)})",
+                        offset=feat_off,
+                    )
                 lost = [FEATURE_NAMES.get(b, str(b)) for b in bits]
             for k, b in enumerate(bits if index is not None else ()):
                 off, size = index[k]
@@ -200,9 +231,13 @@ class PerfData:
                 if off + size > fsize:
                     # perf skips a feature it cannot read and goes on with the data
                     if self.strict:
-                        raise TraceFormatError(p, f"feature {FEATURE_NAMES.get(b, b)} "
-                                               f"section [{off}, {off + size}) lies outside "
-                                               f"the file", offset=feat_off + 16 * k)
+                        raise TraceFormatError(
+                            p,
+                            f"feature {FEATURE_NAMES.get(b, b)} "
+                            f"section [{off}, {off + size}) lies outside "
+                            f"the file",
+                            offset=feat_off + 16 * k,
+                        )
                     lost.append(FEATURE_NAMES.get(b, str(b)))
                     continue
                 f.seek(off)
@@ -211,29 +246,37 @@ class PerfData:
                 self._note_truncation(features_lost=lost)
             self.sources = [_Source(p, d_off, d_off + d_size, p.name)]
 
-    def _read_attrs(self, f, p: Path, a_off: int, a_size: int, attr_size: int,
-                    fsize: int) -> None:
+    def _read_attrs(self, f, p: Path, a_off: int, a_size: int, attr_size: int, fsize: int) -> None:
         """The attrs section of a regular file, with each attr's ids."""
         e = self._e
         f.seek(a_off)
         blob = f.read(a_size)
         for i in range(a_size // attr_size):
-            ent = blob[i * attr_size:(i + 1) * attr_size]
-            a = Attr.parse(i, ent[: attr_size - 16], path=p, offset=a_off + i * attr_size,
-                           be=self.big_endian)
+            ent = blob[i * attr_size : (i + 1) * attr_size]
+            a = Attr.parse(
+                i, ent[: attr_size - 16], path=p, offset=a_off + i * attr_size, be=self.big_endian
+            )
             ids_off, ids_size = struct.unpack_from(f"{e}QQ", ent, attr_size - 16)
             if ids_off + ids_size > fsize or ids_size % 8:
-                raise TraceFormatError(p, f"attr {i}: ids section [{ids_off}, "
-                                       f"{ids_off + ids_size}) invalid",
-                                       offset=a_off + (i + 1) * attr_size - 16)
+                raise TraceFormatError(
+                    p,
+                    f"attr {i}: ids section [{ids_off}, {ids_off + ids_size}) invalid",
+                    offset=a_off + (i + 1) * attr_size - 16,
+                )
             f.seek(ids_off)
             a.ids = list(struct.unpack(f"{e}{ids_size // 8}Q", f.read(ids_size)))
             self.attrs.append(a)
 
     # -- truncated recordings --------------------------------------------------------
-    def _note_truncation(self, *, unfinished: bool = False, features_lost=(),
-                         partial: dict | None = None, compressed: dict | None = None,
-                         gzip: dict | None = None):
+    def _note_truncation(
+        self,
+        *,
+        unfinished: bool = False,
+        features_lost=(),
+        partial: dict | None = None,
+        compressed: dict | None = None,
+        gzip: dict | None = None,
+    ):
         """Remember what a recording cut short lost (idempotent: a file may be read in
         more than one pass). ``partial``: a record cut by the end of a file;
         ``compressed``: the decompressed start of a record whose rest was never
@@ -241,9 +284,13 @@ class PerfData:
         (:func:`tracedamon.ingest.gz.gunzip_to`)."""
         t = self.truncation
         if t is None:
-            t = self.truncation = {"unfinished": False, "features_lost": [],
-                                   "partial_records": [], "compressed_tails": [],
-                                   "gzip_cut": None}
+            t = self.truncation = {
+                "unfinished": False,
+                "features_lost": [],
+                "partial_records": [],
+                "compressed_tails": [],
+                "gzip_cut": None,
+            }
         t["unfinished"] |= unfinished
         if gzip is not None:
             t["gzip_cut"] = gzip
@@ -264,8 +311,14 @@ class PerfData:
         if fid == 1:
             self.tracing_data = bytes(data)
         elif fid in (3, 4, 5, 6, 8, 9):
-            key = {3: "hostname", 4: "os_release", 5: "perf_version", 6: "arch", 8: "cpu_desc",
-                   9: "cpuid"}[fid]
+            key = {
+                3: "hostname",
+                4: "os_release",
+                5: "perf_version",
+                6: "arch",
+                8: "cpu_desc",
+                9: "cpuid",
+            }[fid]
             m[key] = c.string()
         elif fid == 7:
             avail = c.u32()
@@ -284,8 +337,9 @@ class PerfData:
                 nids = c.u32()
                 nm = c.string()
                 if nids > c.left // 8:
-                    raise TraceFormatError(path, "feature EVENT_DESC: id count past the end",
-                                           offset=base + c.pos)
+                    raise TraceFormatError(
+                        path, "feature EVENT_DESC: id count past the end", offset=base + c.pos
+                    )
                 ids = [c.u64() for _ in range(nids)]
                 descs.append({"name": nm, "ids": ids})
             m["event_desc"] = descs
@@ -295,8 +349,14 @@ class PerfData:
         elif fid == 14:
             nodes = []
             for _ in range(min(c.u32(), 1 << 16)):
-                nodes.append({"node": c.u32(), "mem_total_kb": c.u64(), "mem_free_kb": c.u64(),
-                              "cpus": c.string()})
+                nodes.append(
+                    {
+                        "node": c.u32(),
+                        "mem_total_kb": c.u64(),
+                        "mem_free_kb": c.u64(),
+                        "cpus": c.string(),
+                    }
+                )
             m["numa_topology"] = nodes
         elif fid == 16:
             pm = {}
@@ -328,12 +388,21 @@ class PerfData:
             m["dir_format"] = c.u64()
         elif fid == 27:
             ver, typ, lvl, ratio, mlen = (c.u32() for _ in range(5))
-            m["compression"] = {"version": ver, "type": "zstd" if typ == 1 else typ,
-                                "level": lvl, "ratio": ratio, "mmap_len": mlen}
+            m["compression"] = {
+                "version": ver,
+                "type": "zstd" if typ == 1 else typ,
+                "level": lvl,
+                "ratio": ratio,
+                "mmap_len": mlen,
+            }
         elif fid == 29:
             ver, clk = c.u32(), c.u32()
-            m["clock_data"] = {"version": ver, "clockid": clk, "tod_ns": c.u64(),
-                               "clockid_ns": c.u64()}
+            m["clock_data"] = {
+                "version": ver,
+                "clockid": clk,
+                "tod_ns": c.u64(),
+                "clockid_ns": c.u64(),
+            }
             m["clock_id"] = clk
         elif fid == 20:
             ver, nr = c.u32(), c.u32()
@@ -362,8 +431,10 @@ class PerfData:
     def _finish_open(self):
         self._rebuild_ids()
         self.meta["layout"] = self.layout
-        self.meta["events"] = [{"event_id": a.index, "name": self.event_name(a.index),
-                                "ids": list(a.ids)} for a in self.attrs]
+        self.meta["events"] = [
+            {"event_id": a.index, "name": self.event_name(a.index), "ids": list(a.ids)}
+            for a in self.attrs
+        ]
 
     def _rebuild_ids(self):
         self._id2attr = {}
@@ -401,20 +472,33 @@ class PerfData:
     def events(self) -> list[dict]:
         out = []
         for a in self.attrs:
-            out.append({
-                "event_id": a.index, "name": self.event_name(a.index), "pmu": self._pmu(a),
-                "type": a.type, "config": a.config, "config1": a.config1,
-                "config2": a.config2, "config3": a.config3, "sample_type": a.sample_type,
-                "read_format": a.read_format, "flags": a.flags, "freq": a.freq,
-                "sample_period": None if a.freq else a.sample_period_or_freq,
-                "sample_freq": a.sample_period_or_freq if a.freq else None,
-                "precise_ip": a.precise_ip, "sample_id_all": a.sample_id_all,
-                "branch_sample_type": a.branch_sample_type,
-                "sample_regs_user": a.sample_regs_user, "sample_regs_intr": a.sample_regs_intr,
-                "sample_stack_user": a.sample_stack_user,
-                "clockid": a.clockid if a.use_clockid else None, "attr_size": a.size,
-                "ids": list(a.ids),
-            })
+            out.append(
+                {
+                    "event_id": a.index,
+                    "name": self.event_name(a.index),
+                    "pmu": self._pmu(a),
+                    "type": a.type,
+                    "config": a.config,
+                    "config1": a.config1,
+                    "config2": a.config2,
+                    "config3": a.config3,
+                    "sample_type": a.sample_type,
+                    "read_format": a.read_format,
+                    "flags": a.flags,
+                    "freq": a.freq,
+                    "sample_period": None if a.freq else a.sample_period_or_freq,
+                    "sample_freq": a.sample_period_or_freq if a.freq else None,
+                    "precise_ip": a.precise_ip,
+                    "sample_id_all": a.sample_id_all,
+                    "branch_sample_type": a.branch_sample_type,
+                    "sample_regs_user": a.sample_regs_user,
+                    "sample_regs_intr": a.sample_regs_intr,
+                    "sample_stack_user": a.sample_stack_user,
+                    "clockid": a.clockid if a.use_clockid else None,
+                    "attr_size": a.size,
+                    "ids": list(a.ids),
+                }
+            )
         return out
 
     def _pmu(self, a: Attr) -> str:
@@ -456,8 +540,18 @@ class PerfData:
     # -- header-ish records (pipe mode, ID_INDEX, EVENT_UPDATE) ---------------------
     def _header_records(self, ch: "_Chunk", st: "_PassState"):
         ot = ch.types[ch.other]
-        sel = ch.other[np.isin(ot, (K.R_HEADER_ATTR, K.R_HEADER_TRACING_DATA, K.R_ID_INDEX,
-                                   K.R_EVENT_UPDATE, K.R_HEADER_FEATURE))]
+        sel = ch.other[
+            np.isin(
+                ot,
+                (
+                    K.R_HEADER_ATTR,
+                    K.R_HEADER_TRACING_DATA,
+                    K.R_ID_INDEX,
+                    K.R_EVENT_UPDATE,
+                    K.R_HEADER_FEATURE,
+                ),
+            )
+        ]
         if not sel.size:
             return
         changed = False
@@ -466,8 +560,8 @@ class PerfData:
             off = int(ch.offs[i])
             typ = int(ch.types[i])
             fo = int(ch.fileoff[i])
-            size = int.from_bytes(buf[off + 6:off + 8].tobytes(), "little")
-            body = buf[off + 8:off + size].tobytes()
+            size = int.from_bytes(buf[off + 6 : off + 8].tobytes(), "little")
+            body = buf[off + 8 : off + size].tobytes()
             if typ == K.R_HEADER_ATTR:
                 # a second pass over a pipe stream sees the same records again (records
                 # inside one COMPRESSED container share its offset: key on the bytes too)
@@ -478,10 +572,12 @@ class PerfData:
                     raise TraceFormatError(ch.path, "HEADER_ATTR record too short", offset=fo)
                 asz = struct.unpack_from(f"{self._e}I", body, 4)[0] or 64
                 if asz > len(body):
-                    raise TraceFormatError(ch.path, "HEADER_ATTR attr larger than the record",
-                                           offset=fo)
-                a = Attr.parse(len(self.attrs), body[:asz], path=ch.path, offset=fo,
-                               be=self.big_endian)
+                    raise TraceFormatError(
+                        ch.path, "HEADER_ATTR attr larger than the record", offset=fo
+                    )
+                a = Attr.parse(
+                    len(self.attrs), body[:asz], path=ch.path, offset=fo, be=self.big_endian
+                )
                 nids = (len(body) - asz) // 8
                 a.ids = list(struct.unpack_from(f"{self._e}{nids}Q", body, asz))
                 self.attrs.append(a)
@@ -490,17 +586,19 @@ class PerfData:
                 changed = True
             elif typ == K.R_HEADER_TRACING_DATA:
                 if len(body) < 4:
-                    raise TraceFormatError(ch.path, "HEADER_TRACING_DATA record too short",
-                                           offset=fo)
+                    raise TraceFormatError(
+                        ch.path, "HEADER_TRACING_DATA record too short", offset=fo
+                    )
                 n = struct.unpack_from("<I", body, 0)[0]
-                self.tracing_data = buf[off + size:off + size + n].tobytes()
+                self.tracing_data = buf[off + size : off + size + n].tobytes()
             elif typ == K.R_ID_INDEX:
                 if len(body) < 8:
                     raise TraceFormatError(ch.path, "ID_INDEX record too short", offset=fo)
                 nr = struct.unpack_from("<Q", body, 0)[0]
                 if 8 + 32 * nr > len(body):
-                    raise TraceFormatError(ch.path, f"ID_INDEX with {nr} entries larger than "
-                                           "the record", offset=fo)
+                    raise TraceFormatError(
+                        ch.path, f"ID_INDEX with {nr} entries larger than the record", offset=fo
+                    )
                 entries = []
                 for k in range(nr):
                     i_id, idx, cpu, tid = struct.unpack_from("<QQQQ", body, 8 + 32 * k)
@@ -545,10 +643,12 @@ class PerfData:
                 bcnt=np.array([bool(a.branch_sample_type & (1 << 19)) for a in at], np.int64),
                 nru=np.array([bin(a.sample_regs_user).count("1") for a in at], np.int64),
                 nri=np.array([bin(a.sample_regs_intr).count("1") for a in at], np.int64),
-                ids=ids, ida=ida,
+                ids=ids,
+                ida=ida,
                 id_pos=(id_poss.pop() if len(id_poss) == 1 else None),
-                period=np.array([0 if a.freq else a.sample_period_or_freq for a in at],
-                                dtype=np.uint64),
+                period=np.array(
+                    [0 if a.freq else a.sample_period_or_freq for a in at], dtype=np.uint64
+                ),
                 freq=np.array([a.freq for a in at], dtype=bool),
                 fixed=K.fixed_layouts([a.sample_type for a in at]),
             )
@@ -568,7 +668,7 @@ class PerfData:
             return 0
         if pos > size - 8:
             return None
-        v = int.from_bytes(buf[off + size - pos:off + size - pos + 8].tobytes(), "little")
+        v = int.from_bytes(buf[off + size - pos : off + size - pos + 8].tobytes(), "little")
         return self._id2attr.get(v)
 
     # -- sample decoding -------------------------------------------------------------
@@ -586,8 +686,9 @@ class PerfData:
         if not sel.size:
             return None
         if not self.attrs:
-            raise TraceFormatError(ch.path, "sample record before any attr",
-                                   offset=int(ch.fileoff[sel[0]]))
+            raise TraceFormatError(
+                ch.path, "sample record before any attr", offset=int(ch.fileoff[sel[0]])
+            )
         P = self.params()
         offs = ch.offs[sel]
         sizes = ch.sizes[sel]
@@ -596,15 +697,20 @@ class PerfData:
             attr = np.zeros(n, dtype=np.int32)
         else:
             if P["id_pos"] is None or P["id_pos"] < 0:
-                raise TraceFormatError(ch.path, "several events but their samples carry no "
-                                       "common ID/IDENTIFIER position",
-                                       offset=int(ch.fileoff[sel[0]]))
+                raise TraceFormatError(
+                    ch.path,
+                    "several events but their samples carry no common ID/IDENTIFIER position",
+                    offset=int(ch.fileoff[sel[0]]),
+                )
             attr = np.empty(n, dtype=np.int32)
             K.sample_attrs(ch.buf, ch.buf64, offs, sizes, P["id_pos"], P["ids"], P["ida"], attr)
             bad = np.flatnonzero(attr == -2)
             if bad.size:
-                raise TraceFormatError(ch.path, "sample record too short to hold its id",
-                                       offset=int(ch.fileoff[sel[bad[0]]]))
+                raise TraceFormatError(
+                    ch.path,
+                    "sample record too short to hold its id",
+                    offset=int(ch.fileoff[sel[bad[0]]]),
+                )
             unk = attr < 0
             nunk = int(unk.sum())
             if nunk:
@@ -615,26 +721,39 @@ class PerfData:
                 if not n:
                     return None
         if self.big_endian:
-            K.be_fix_samples(ch.buf, offs, sizes, attr, P["st"], P["rf"], P["bhw"],
-                             P["bcnt"], P["nru"], P["nri"])
+            K.be_fix_samples(
+                ch.buf, offs, sizes, attr, P["st"], P["rf"], P["bhw"], P["bcnt"], P["nru"], P["nri"]
+            )
         out = self._decode_matrix(n)
         err = np.zeros(n, dtype=np.int8)
         nslot, cols, deltas, need = P["fixed"]
         if (nslot >= 0).any():
-            K.gather_fixed_attrs(ch.buf, ch.buf64, offs, sizes, attr, nslot, cols, deltas,
-                                 need, out, err)
+            K.gather_fixed_attrs(
+                ch.buf, ch.buf64, offs, sizes, attr, nslot, cols, deltas, need, out, err
+            )
         if (nslot < 0).any():
             var_attr = np.where(nslot[attr] < 0, attr, -1).astype(np.int32)
-            K.decode_samples(ch.buf, ch.buf64, offs, sizes, var_attr, P["st"], P["rf"],
-                             P["bhw"], P["bcnt"], P["nru"], P["nri"], out, err)
+            K.decode_samples(
+                ch.buf,
+                ch.buf64,
+                offs,
+                sizes,
+                var_attr,
+                P["st"],
+                P["rf"],
+                P["bhw"],
+                P["bcnt"],
+                P["nru"],
+                P["nri"],
+                out,
+                err,
+            )
         if err.any():
             i = int(np.flatnonzero(err)[0])
-            raise TraceFormatError(ch.path, K.ERR_TEXT[int(err[i])],
-                                   offset=int(ch.fileoff[sel[i]]))
+            raise TraceFormatError(ch.path, K.ERR_TEXT[int(err[i])], offset=int(ch.fileoff[sel[i]]))
         misc = np.empty(n, dtype=np.uint16)
         K.gather_u16(ch.buf, offs, 4, misc)
-        blk = _sample_block(P, ch, out, attr, misc, ch.fileoff_of(sel, offs),
-                            ch.round_idx(sel))
+        blk = _sample_block(P, ch, out, attr, misc, ch.fileoff_of(sel, offs), ch.round_idx(sel))
         if any(a.sample_type & K.S_READ for a in self.attrs):
             blk = _expand_read(self, ch, out, attr, blk, st)
         st.add_samples(blk.cols["event_id"][0], len(self.attrs))

@@ -1,5 +1,6 @@
 """Decoded samples as numpy columns (sorted before they become Arrow), the samples
 file's schema and the expansion of PERF_SAMPLE_READ rows."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from .. import perf_records as K
 if TYPE_CHECKING:  # annotations only (at run time these modules would import each other)
     from .reader import PerfData
     from .sideband import _PassState
+
 
 # ----------------------------------------------------------------------------------------
 # decoded samples as numpy columns (sorted before they become Arrow)
@@ -36,16 +38,21 @@ class _Block:
         return len(self.times)
 
     def take(self, idx: np.ndarray) -> "_Block":
-        cols = {k: None if c is None else (c[0][idx], None if c[1] is None else c[1][idx])
-                for k, c in self.cols.items()}
-        lists = {k: None if a is None else a.take(_ds.np_to_arrow(np.asarray(idx, np.int64),
-                                                                 pa.int64()))
-                 for k, a in self.lists.items()}
+        cols = {
+            k: None if c is None else (c[0][idx], None if c[1] is None else c[1][idx])
+            for k, c in self.cols.items()
+        }
+        lists = {
+            k: None if a is None else a.take(_ds.np_to_arrow(np.asarray(idx, np.int64), pa.int64()))
+            for k, a in self.lists.items()
+        }
         return _Block(cols, lists, self.times[idx], self.rounds[idx], self.has_time)
 
     def slice(self, a: int, b: int) -> "_Block":
-        cols = {k: None if c is None else (c[0][a:b], None if c[1] is None else c[1][a:b])
-                for k, c in self.cols.items()}
+        cols = {
+            k: None if c is None else (c[0][a:b], None if c[1] is None else c[1][a:b])
+            for k, c in self.cols.items()
+        }
         lists = {k: None if x is None else x.slice(a, b - a) for k, x in self.lists.items()}
         return _Block(cols, lists, self.times[a:b], self.rounds[a:b], self.has_time)
 
@@ -60,14 +67,22 @@ class _Block:
                 cols[k] = None
                 continue
             dt = next(c[0].dtype for c in cs if c is not None)
-            vals = np.concatenate([np.zeros(len(b), dt) if c is None else c[0]
-                                   for b, c in zip(blocks, cs)])
+            vals = np.concatenate(
+                [np.zeros(len(b), dt) if c is None else c[0] for b, c in zip(blocks, cs)]
+            )
             if all(c is not None and c[1] is None for c in cs):
                 m = None
             else:
-                m = np.concatenate([np.zeros(len(b), bool) if c is None else
-                                    np.ones(len(b), bool) if c[1] is None else c[1]
-                                    for b, c in zip(blocks, cs)])
+                m = np.concatenate(
+                    [
+                        np.zeros(len(b), bool)
+                        if c is None
+                        else np.ones(len(b), bool)
+                        if c[1] is None
+                        else c[1]
+                        for b, c in zip(blocks, cs)
+                    ]
+                )
             cols[k] = (vals, m)
         lists = {}
         for k in blocks[0].lists:
@@ -76,11 +91,16 @@ class _Block:
                 lists[k] = None
             else:
                 typ = SAMPLES.field(k).type
-                lists[k] = pa.concat_arrays([pa.nulls(len(b), typ) if x is None else x
-                                             for b, x in zip(blocks, arrs)])
-        return _Block(cols, lists, np.concatenate([b.times for b in blocks]),
-                      np.concatenate([b.rounds for b in blocks]),
-                      any(b.has_time for b in blocks))
+                lists[k] = pa.concat_arrays(
+                    [pa.nulls(len(b), typ) if x is None else x for b, x in zip(blocks, arrs)]
+                )
+        return _Block(
+            cols,
+            lists,
+            np.concatenate([b.times for b in blocks]),
+            np.concatenate([b.rounds for b in blocks]),
+            any(b.has_time for b in blocks),
+        )
 
     def table(self, rd: "PerfData", schema: pa.Schema | None = None) -> pa.Table:
         """The block as an Arrow table in the SAMPLES schema, or in ``schema`` (a narrower
@@ -99,8 +119,7 @@ class _Block:
             elif k in self.lists:
                 x = self.lists[k]
                 arrays[k] = _nulls(n, f.type) if x is None else x
-        arrays["event"] = pa.DictionaryArray.from_arrays(arrays["event_id"],
-                                                         rd.event_names_array())
+        arrays["event"] = pa.DictionaryArray.from_arrays(arrays["event_id"], rd.event_names_array())
         c = self.cols["data_src"]
         if c is None or (c[1] is not None and not c[1].any()):
             for name in _ds.COLUMNS + ("mem_remote", "mem_hops", "mem_lvl_num"):
@@ -116,8 +135,9 @@ def _fits(arrays: dict, schema: pa.Schema, n: int) -> bool:
     """Whether the SAMPLES ``arrays`` of n rows can be written in the narrower
     ``schema``: no value in a left-out column, no null in a non-nullable one."""
     absent, required = _narrowing(schema)
-    return all(arrays[c].null_count == n for c in absent) and \
-        not any(arrays[c].null_count for c in required)
+    return all(arrays[c].null_count == n for c in absent) and not any(
+        arrays[c].null_count for c in required
+    )
 
 
 _NARROWING: dict = {}
@@ -129,8 +149,11 @@ def _narrowing(schema: pa.Schema) -> tuple[list[str], list[str]]:
     got = _NARROWING.get(key)
     if got is None or got[0] is not schema:
         names = set(schema.names)
-        got = (schema, [c for c in SAMPLES.names if c not in names],
-               [f.name for f in schema if not f.nullable])
+        got = (
+            schema,
+            [c for c in SAMPLES.names if c not in names],
+            [f.name for f in schema if not f.nullable],
+        )
         _NARROWING[key] = got
     return got[1], got[2]
 
@@ -138,15 +161,27 @@ def _narrowing(schema: pa.Schema) -> tuple[list[str], list[str]]:
 #: the sample_type bits behind each SAMPLES column (the others: every record has them,
 #: or see samples_file_schema)
 _COLUMN_BITS = {
-    "time_ns": K.S_TIME, "pid": K.S_TID, "tid": K.S_TID, "cpu": K.S_CPU, "ip": K.S_IP,
-    "addr": K.S_ADDR, "phys_addr": K.S_PHYS_ADDR,
-    "weight": K.S_WEIGHT | K.S_WEIGHT_STRUCT, "weight2": K.S_WEIGHT_STRUCT,
-    "weight3": K.S_WEIGHT_STRUCT, "data_page_size": K.S_DATA_PAGE_SIZE,
-    "code_page_size": K.S_CODE_PAGE_SIZE, "transaction": K.S_TRANSACTION,
-    "cgroup": K.S_CGROUP, "stream_id": K.S_STREAM_ID, "callchain": K.S_CALLCHAIN,
+    "time_ns": K.S_TIME,
+    "pid": K.S_TID,
+    "tid": K.S_TID,
+    "cpu": K.S_CPU,
+    "ip": K.S_IP,
+    "addr": K.S_ADDR,
+    "phys_addr": K.S_PHYS_ADDR,
+    "weight": K.S_WEIGHT | K.S_WEIGHT_STRUCT,
+    "weight2": K.S_WEIGHT_STRUCT,
+    "weight3": K.S_WEIGHT_STRUCT,
+    "data_page_size": K.S_DATA_PAGE_SIZE,
+    "code_page_size": K.S_CODE_PAGE_SIZE,
+    "transaction": K.S_TRANSACTION,
+    "cgroup": K.S_CGROUP,
+    "stream_id": K.S_STREAM_ID,
+    "callchain": K.S_CALLCHAIN,
     "raw": K.S_RAW,
-    **{c: K.S_DATA_SRC for c in ("data_src",) + _ds.COLUMNS + ("mem_remote", "mem_hops",
-                                                              "mem_lvl_num")},
+    **{
+        c: K.S_DATA_SRC
+        for c in ("data_src",) + _ds.COLUMNS + ("mem_remote", "mem_hops", "mem_lvl_num")
+    },
 }
 
 
@@ -170,9 +205,10 @@ def samples_file_schema(rd: "PerfData") -> pa.Schema:
         elif f.name == "period":
             # sampled PERIOD, else the attr's fixed period; READ rows: counter deltas
             every = all((a.sample_type & K.S_PERIOD) or not a.freq for a in rd.attrs)
-            none = not read and not any((a.sample_type & K.S_PERIOD) or not a.freq
-                                        for a in rd.attrs)
-        elif bits is None:                  # event, cpumode, misc, file_offset, ...
+            none = not read and not any(
+                (a.sample_type & K.S_PERIOD) or not a.freq for a in rd.attrs
+            )
+        elif bits is None:  # event, cpumode, misc, file_offset, ...
             every, none = True, False
         else:
             every = all(st & bits for st in sts)
@@ -236,26 +272,38 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
         put("pid", halves[0::2].copy(), pres)
         put("tid", halves[1::2].copy(), pres)
     pres = _presence(P, attr, K.S_CPU)
-    put("cpu", np.zeros(n, np.int32) if pres is _NONE else
-        (out[:, K.C_CPU] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32), pres)
+    put(
+        "cpu",
+        np.zeros(n, np.int32)
+        if pres is _NONE
+        else (out[:, K.C_CPU] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32),
+        pres,
+    )
     cols["event_id"] = (attr, None)
-    for name, col, bit in (("ip", K.C_IP, K.S_IP), ("addr", K.C_ADDR, K.S_ADDR),
-                           ("phys_addr", K.C_PHYS_ADDR, K.S_PHYS_ADDR),
-                           ("data_src", K.C_DATA_SRC, K.S_DATA_SRC),
-                           ("data_page_size", K.C_DATA_PAGE_SIZE, K.S_DATA_PAGE_SIZE),
-                           ("code_page_size", K.C_CODE_PAGE_SIZE, K.S_CODE_PAGE_SIZE),
-                           ("transaction", K.C_TRANSACTION, K.S_TRANSACTION),
-                           ("cgroup", K.C_CGROUP, K.S_CGROUP),
-                           ("stream_id", K.C_STREAM_ID, K.S_STREAM_ID),
-                           ("sample_id", K.C_ID, K.S_ID | K.S_IDENTIFIER)):
+    for name, col, bit in (
+        ("ip", K.C_IP, K.S_IP),
+        ("addr", K.C_ADDR, K.S_ADDR),
+        ("phys_addr", K.C_PHYS_ADDR, K.S_PHYS_ADDR),
+        ("data_src", K.C_DATA_SRC, K.S_DATA_SRC),
+        ("data_page_size", K.C_DATA_PAGE_SIZE, K.S_DATA_PAGE_SIZE),
+        ("code_page_size", K.C_CODE_PAGE_SIZE, K.S_CODE_PAGE_SIZE),
+        ("transaction", K.C_TRANSACTION, K.S_TRANSACTION),
+        ("cgroup", K.C_CGROUP, K.S_CGROUP),
+        ("stream_id", K.C_STREAM_ID, K.S_STREAM_ID),
+        ("sample_id", K.C_ID, K.S_ID | K.S_IDENTIFIER),
+    ):
         pres = _presence(P, attr, bit)
         put(name, None if pres is _NONE else out[:, col], pres)
     # period: sampled, else the attr's fixed period (null in frequency mode)
     pres = _presence(P, attr, K.S_PERIOD)
     if pres is None:
         cols["period"] = (out[:, K.C_PERIOD], None)
-    elif pres is _NONE and len(P["period"]) and (P["period"] == P["period"][0]).all() and \
-            (P["freq"] == P["freq"][0]).all():
+    elif (
+        pres is _NONE
+        and len(P["period"])
+        and (P["period"] == P["period"][0]).all()
+        and (P["freq"] == P["freq"][0]).all()
+    ):
         # one fixed period for every event (perf record -c N): a shared constant column;
         # frequency mode without PERIOD: no period known (null)
         if P["freq"][0]:
@@ -285,8 +333,7 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
             put("weight3", np.zeros(n, np.uint16), _NONE)
         else:
             s_rows = np.ones(n, bool) if ps is None else ps
-            w_rows = np.zeros(n, bool) if pw is _NONE else (np.ones(n, bool) if pw is None
-                                                          else pw)
+            w_rows = np.zeros(n, bool) if pw is _NONE else (np.ones(n, bool) if pw is None else pw)
             wv = np.where(s_rows, w & np.uint64(0xFFFFFFFF), w)
             anyw = s_rows | w_rows
             put("weight", wv, None if anyw.all() else anyw)
@@ -305,8 +352,10 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
         vals = np.empty(int(nr.sum()), dtype=np.uint64)
         K.gather_u64_lists(ch.buf, ch.buf64, off, nr, valid, lo, vals)
         lists["callchain"] = pa.ListArray.from_arrays(
-            _ds.np_to_arrow(lo, pa.int32()), _ds.np_to_arrow(vals, pa.uint64()),
-            mask=None if pres is None else _ds.np_to_arrow(~valid, pa.bool_()))
+            _ds.np_to_arrow(lo, pa.int32()),
+            _ds.np_to_arrow(vals, pa.uint64()),
+            mask=None if pres is None else _ds.np_to_arrow(~valid, pa.bool_()),
+        )
     pres = _presence(P, attr, K.S_RAW)
     if pres is not _NONE:
         valid = np.ones(n, bool) if pres is None else pres
@@ -316,8 +365,9 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
         data = np.empty(int(ln.sum()), dtype=np.uint8)
         K.gather_bytes(ch.buf, off, ln, valid, bo, data)
         vb = None if pres is None else _ds.bitmap(valid)
-        lists["raw"] = pa.Array.from_buffers(pa.binary(), n, [vb, pa.py_buffer(bo),
-                                                             pa.py_buffer(data)])
+        lists["raw"] = pa.Array.from_buffers(
+            pa.binary(), n, [vb, pa.py_buffer(bo), pa.py_buffer(data)]
+        )
     # copy the used columns out of the reused scratch matrix
     for k, c in list(cols.items()):
         if c is not None and np.may_share_memory(c[0], out):
@@ -332,13 +382,17 @@ def _expand_read(rd: PerfData, ch, out, attr, blk: _Block, st: "_PassState") -> 
     P = rd.params()
     ids = P["ids"]
     if st.read_ids is None or not np.array_equal(st.read_ids, ids):
-        old = dict(zip(st.read_ids.tolist(), st.read_prev_id.tolist())) \
-            if st.read_ids is not None else {}
+        old = (
+            dict(zip(st.read_ids.tolist(), st.read_prev_id.tolist()))
+            if st.read_ids is not None
+            else {}
+        )
         st.read_prev_id = np.array([old.get(int(i), 0) for i in ids], dtype=np.uint64)
         st.read_ids = ids
     if len(st.read_prev_attr) < len(rd.attrs):
-        st.read_prev_attr = np.concatenate([st.read_prev_attr, np.zeros(
-            len(rd.attrs) - len(st.read_prev_attr), np.uint64)])
+        st.read_prev_attr = np.concatenate(
+            [st.read_prev_attr, np.zeros(len(rd.attrs) - len(st.read_prev_attr), np.uint64)]
+        )
     read_off = np.ascontiguousarray(out[:, K.C_READ_OFF]).astype(np.int64)
     total = K.count_read_values(ch.buf, ch.buf64, attr, read_off, P["st"], P["rf"])
     o_row = np.empty(total, np.int64)
@@ -346,9 +400,23 @@ def _expand_read(rd: PerfData, ch, out, attr, blk: _Block, st: "_PassState") -> 
     o_id = np.zeros(total, np.uint64)
     o_kind = np.empty(total, np.int8)
     o_per = np.zeros(total, np.uint64)
-    k, unknown = K.expand_read(ch.buf, ch.buf64, attr, read_off, P["st"], P["rf"], ids,
-                               P["ida"], st.read_prev_id, st.read_prev_attr, o_row, o_attr,
-                               o_id, o_kind, o_per)
+    k, unknown = K.expand_read(
+        ch.buf,
+        ch.buf64,
+        attr,
+        read_off,
+        P["st"],
+        P["rf"],
+        ids,
+        P["ida"],
+        st.read_prev_id,
+        st.read_prev_attr,
+        o_row,
+        o_attr,
+        o_id,
+        o_kind,
+        o_per,
+    )
     st.unknown_sample_ids += int(unknown)
     o_row, o_attr, o_id, o_kind, o_per = (x[:k] for x in (o_row, o_attr, o_id, o_kind, o_per))
     nb = blk.take(o_row)
@@ -364,8 +432,10 @@ def _expand_read(rd: PerfData, ch, out, attr, blk: _Block, st: "_PassState") -> 
     sid_valid = np.where(keep, old_valid, o_kind == 1)
     nb.cols["sample_id"] = (sid_v, None if sid_valid.all() else sid_valid)
     per_v, per_m = nb.cols["period"]
-    nb.cols["period"] = (np.where(keep, per_v, o_per).astype(np.uint64),
-                         None if per_m is None else (per_m | ~keep))
+    nb.cols["period"] = (
+        np.where(keep, per_v, o_per).astype(np.uint64),
+        None if per_m is None else (per_m | ~keep),
+    )
     return nb
 
 

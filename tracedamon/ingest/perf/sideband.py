@@ -1,5 +1,6 @@
 """The record pass's state and the side-band records (MMAP/MMAP2, COMM, FORK,
 EXIT, LOST...): in bulk by numba or one by one."""
+
 from __future__ import annotations
 
 import struct
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # annotations only (at run time these modules would import ea
     from .reader import PerfData
     from .stream import _Chunk
 
+
 # ----------------------------------------------------------------------------------------
 # pass state and side-band records
 # ----------------------------------------------------------------------------------------
@@ -33,7 +35,7 @@ class _PassState:
         self.samples_out_of_order = 0
         self.forced_flushes = 0
         self.nr_samples = np.zeros(len(rd.attrs), dtype=np.int64)
-        self.read_ids = None                    # ids the read_prev_id array follows
+        self.read_ids = None  # ids the read_prev_id array follows
         self.read_prev_id = np.zeros(0, np.uint64)
         self.read_prev_attr = np.zeros(0, np.uint64)
         self.id_index = None
@@ -48,12 +50,13 @@ class _PassState:
         if len(self.nr_samples) < n:
             old = self.nr_samples
             self.nr_samples = np.zeros(n, dtype=np.int64)
-            self.nr_samples[:len(old)] = old
+            self.nr_samples[: len(old)] = old
         if n == 1:
             self.nr_samples[0] += len(ev)
         else:
             self.nr_samples += np.bincount(ev, minlength=len(self.nr_samples))[
-                :len(self.nr_samples)]
+                : len(self.nr_samples)
+            ]
 
     def count(self, types: np.ndarray):
         if not len(types):
@@ -70,21 +73,26 @@ class _PassState:
 
     def finish_meta(self):
         m = self.rd.meta
-        m["record_counts"] = {RECORD_NAMES.get(t, f"UNKNOWN_{t}"): c
-                              for t, c in sorted(self.record_counts.items())}
-        m["unknown_record_types"] = {str(t): c for t, c in sorted(self.record_counts.items())
-                                     if t not in RECORD_NAMES}
+        m["record_counts"] = {
+            RECORD_NAMES.get(t, f"UNKNOWN_{t}"): c for t, c in sorted(self.record_counts.items())
+        }
+        m["unknown_record_types"] = {
+            str(t): c for t, c in sorted(self.record_counts.items()) if t not in RECORD_NAMES
+        }
         m["unknown_sample_ids"] = self.unknown_sample_ids
         m["samples_out_of_order"] = self.samples_out_of_order
         if self.forced_flushes:
             m["forced_flushes"] = self.forced_flushes
         if self.record_counts.get(70) or self.record_counts.get(71):
             # Arm SPE / Intel PT: the accesses are in AUX data, which perf decodes
-            m["aux_data"] = ("AUX-area trace data (AUXTRACE) is not decoded by the native "
-                             "reader: ingest with --via-perf (perf script) to get its samples")
+            m["aux_data"] = (
+                "AUX-area trace data (AUXTRACE) is not decoded by the native "
+                "reader: ingest with --via-perf (perf script) to get its samples"
+            )
         if self.id_index is not None:
-            m["id_index"] = [{"id": i, "idx": x, "cpu": _s32(c), "tid": _s32(t)}
-                             for i, x, c, t in self.id_index]
+            m["id_index"] = [
+                {"id": i, "idx": x, "cpu": _s32(c), "tid": _s32(t)} for i, x, c, t in self.id_index
+            ]
 
     # -- side-band -------------------------------------------------------------------
     #: a chunk with at least this many MMAP/MMAP2/COMM/FORK/EXIT records decodes them
@@ -112,7 +120,7 @@ class _PassState:
             off = int(ch.offs[i])
             typ = int(types[i])
             size = int(ch.sizes[i])
-            rec = buf[off:off + size].tobytes()
+            rec = buf[off : off + size].tobytes()
             misc = struct.unpack_from("<H", rec, 4)[0]
             ai = rd.attr_of_record(buf, off, size)
             if ai is None and rd.attrs:
@@ -126,11 +134,20 @@ class _PassState:
             try:
                 self._one(typ, misc, body, tr, ai, (stream, q))
             except struct.error:
-                raise TraceFormatError(ch.path, f"{RECORD_NAMES[typ]} record too short "
-                                       f"({size} bytes)", offset=int(ch.fileoff[i])) from None
+                raise TraceFormatError(
+                    ch.path,
+                    f"{RECORD_NAMES[typ]} record too short ({size} bytes)",
+                    offset=int(ch.fileoff[i]),
+                ) from None
 
-    def _bulk(self, ch: "_Chunk", sel: np.ndarray, seqs: np.ndarray, stream: int,
-              layout: tuple[int, int, int]):
+    def _bulk(
+        self,
+        ch: "_Chunk",
+        sel: np.ndarray,
+        seqs: np.ndarray,
+        stream: int,
+        layout: tuple[int, int, int],
+    ):
         """MMAP, MMAP2, COMM, FORK and EXIT records of a chunk decoded by a numba kernel
         into Arrow tables (the rows :meth:`_one` makes, for many records at once)."""
         n = len(sel)
@@ -147,29 +164,51 @@ class _PassState:
         s_off = np.zeros(n, np.int64)
         s_len = np.zeros(n, np.int64)
         err = np.zeros(n, np.int8)
-        K.sideband_fields(ch.buf, ch.buf64, offs, sizes, types, tl, time_pos, id_back,
-                          misc, time, has_time, rid, has_rid, f32, f64, bid_len, s_off,
-                          s_len, err)
+        K.sideband_fields(
+            ch.buf,
+            ch.buf64,
+            offs,
+            sizes,
+            types,
+            tl,
+            time_pos,
+            id_back,
+            misc,
+            time,
+            has_time,
+            rid,
+            has_rid,
+            f32,
+            f64,
+            bid_len,
+            s_off,
+            s_len,
+            err,
+        )
         if err.any():
             i = int(np.flatnonzero(err)[0])
-            raise TraceFormatError(ch.path, f"{RECORD_NAMES[int(types[i])]} record too "
-                                   f"short ({int(sizes[i])} bytes)",
-                                   offset=int(ch.fileoff_of(sel[i:i + 1], offs[i:i + 1])[0]))
+            raise TraceFormatError(
+                ch.path,
+                f"{RECORD_NAMES[int(types[i])]} record too short ({int(sizes[i])} bytes)",
+                offset=int(ch.fileoff_of(sel[i : i + 1], offs[i : i + 1])[0]),
+            )
         rd = self.rd
         if len(rd.attrs) > 1 and id_back >= 0:
             known = np.fromiter(rd._id2attr, dtype=np.uint64, count=len(rd._id2attr))
             self.unknown_record_ids += int(np.count_nonzero(~has_rid)) + int(
-                np.count_nonzero(has_rid & ~np.isin(rid, known)))
+                np.count_nonzero(has_rid & ~np.isin(rid, known))
+            )
         s32 = f32.view(np.int32)
 
         def strings(rows):
             return _utf8_column(ch.buf, s_off[rows], s_len[rows])
 
         def keys(rows, t, tvalid):
-            return [_ds.np_to_arrow(np.where(tvalid, t, -1) if tvalid is not None else t,
-                                    pa.int64()),
-                    _ds.np_to_arrow(np.full(len(rows), stream, np.int32), pa.int32()),
-                    _ds.np_to_arrow(seqs[rows], pa.int64())]
+            return [
+                _ds.np_to_arrow(np.where(tvalid, t, -1) if tvalid is not None else t, pa.int64()),
+                _ds.np_to_arrow(np.full(len(rows), stream, np.int32), pa.int32()),
+                _ds.np_to_arrow(seqs[rows], pa.int64()),
+            ]
 
         mm = np.flatnonzero((types == K.R_MMAP) | (types == K.R_MMAP2))
         if len(mm):
@@ -180,11 +219,13 @@ class _PassState:
             inode = is2 & ~bid
             bo = np.empty(len(mm) + 1, np.int32)
             hexdata = np.empty(int(np.maximum(bid_len[mm], 0).sum()) * 2, np.uint8)
-            K.hex_bytes(ch.buf, s_off[mm] - 28, np.where(bid, bid_len[mm], -1), K._HEX, bo,
-                        hexdata)
+            K.hex_bytes(ch.buf, s_off[mm] - 28, np.where(bid, bid_len[mm], -1), K._HEX, bo, hexdata)
             build_id = pa.Array.from_buffers(
-                pa.string(), len(mm), [_ds.bitmap(bid), pa.py_buffer(bo),
-                                       pa.py_buffer(hexdata)], null_count=int((~bid).sum()))
+                pa.string(),
+                len(mm),
+                [_ds.bitmap(bid), pa.py_buffer(bo), pa.py_buffer(hexdata)],
+                null_count=int((~bid).sum()),
+            )
             m = misc[mm]
             cols = [
                 _ds.np_to_arrow(t, pa.int64(), tv),
@@ -205,8 +246,11 @@ class _PassState:
                 _ds.np_to_arrow((m & 7).astype(np.uint8), pa.uint8()),
                 _ds.np_to_arrow(types[mm].astype(np.uint8), pa.uint8()),
             ]
-            self._done["mmaps"].append(pa.Table.from_arrays(
-                keys(mm, t, tv) + cols, names=["_kt", "_ks", "_kq"] + MMAPS.names))
+            self._done["mmaps"].append(
+                pa.Table.from_arrays(
+                    keys(mm, t, tv) + cols, names=["_kt", "_ks", "_kq"] + MMAPS.names
+                )
+            )
         tk = np.flatnonzero(np.isin(types, (K.R_COMM, K.R_EXIT, K.R_FORK)))
         if len(tk):
             ty = types[tk]
@@ -217,8 +261,11 @@ class _PassState:
             if tv.all():
                 tv = None
             kind = pa.DictionaryArray.from_arrays(
-                _ds.np_to_arrow(np.where(comm, 0, np.where(ty == 4, 1, 2)).astype(np.int32),
-                                pa.int32()), _TASK_KINDS)
+                _ds.np_to_arrow(
+                    np.where(comm, 0, np.where(ty == 4, 1, 2)).astype(np.int32), pa.int32()
+                ),
+                _TASK_KINDS,
+            )
             m = misc[tk]
             names = strings(tk)
             cols = [
@@ -228,13 +275,19 @@ class _PassState:
                 _ds.np_to_arrow(s32[tk, 1].copy(), pa.int32()),
                 _ds.np_to_arrow(s32[tk, 2].copy(), pa.int32(), ~comm),
                 _ds.np_to_arrow(s32[tk, 3].copy(), pa.int32(), ~comm),
-                pa.Array.from_buffers(pa.string(), len(tk), [_ds.bitmap(comm)] +
-                                      names.buffers()[1:],
-                                      null_count=int((~comm).sum())),
+                pa.Array.from_buffers(
+                    pa.string(),
+                    len(tk),
+                    [_ds.bitmap(comm)] + names.buffers()[1:],
+                    null_count=int((~comm).sum()),
+                ),
                 _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_(), comm),
             ]
-            self._done["tasks"].append(pa.Table.from_arrays(
-                keys(tk, t, tv) + cols, names=["_kt", "_ks", "_kq"] + TASKS.names))
+            self._done["tasks"].append(
+                pa.Table.from_arrays(
+                    keys(tk, t, tv) + cols, names=["_kt", "_ks", "_kq"] + TASKS.names
+                )
+            )
 
     def _one(self, typ, misc, body, tr, ai, seq):
         time = tr.get("time")
@@ -245,7 +298,7 @@ class _PassState:
             if typ == K.R_MMAP2:
                 if misc & 0x4000:
                     bsz = body[32]
-                    build_id = body[36:36 + min(bsz, 20)].hex()
+                    build_id = body[36 : 36 + min(bsz, 20)].hex()
                 else:
                     maj, mn, ino, igen = struct.unpack_from("<IIQQ", body, 32)
                 prot, flags = struct.unpack_from("<II", body, 56)
@@ -253,38 +306,107 @@ class _PassState:
             else:
                 fname = body[32:]
             fname = fname.split(b"\0", 1)[0].decode("utf-8", "replace")
-            self.mmaps.append((_key(time), seq, time, _s32(pid), _s32(tid), start, length, pgoff,
-                               prot, flags, fname, build_id, maj, mn, ino, igen,
-                               bool(misc & 0x2000), misc & 7, typ))
+            self.mmaps.append(
+                (
+                    _key(time),
+                    seq,
+                    time,
+                    _s32(pid),
+                    _s32(tid),
+                    start,
+                    length,
+                    pgoff,
+                    prot,
+                    flags,
+                    fname,
+                    build_id,
+                    maj,
+                    mn,
+                    ino,
+                    igen,
+                    bool(misc & 0x2000),
+                    misc & 7,
+                    typ,
+                )
+            )
         elif typ == K.R_COMM:
             pid, tid = struct.unpack_from("<II", body, 0)
             comm = body[8:].split(b"\0", 1)[0].decode("utf-8", "replace")
-            self.tasks.append((_key(time), seq, time, "COMM", _s32(pid), _s32(tid), None, None,
-                               comm, bool(misc & 0x2000)))
+            self.tasks.append(
+                (
+                    _key(time),
+                    seq,
+                    time,
+                    "COMM",
+                    _s32(pid),
+                    _s32(tid),
+                    None,
+                    None,
+                    comm,
+                    bool(misc & 0x2000),
+                )
+            )
         elif typ in (K.R_EXIT, K.R_FORK):
             pid, ppid, tid, ptid, btime = struct.unpack_from("<IIIIQ", body, 0)
             t = time if time is not None else btime
-            self.tasks.append((_key(t), seq, t, "EXIT" if typ == K.R_EXIT else "FORK", _s32(pid),
-                               _s32(tid), _s32(ppid), _s32(ptid), None, None))
+            self.tasks.append(
+                (
+                    _key(t),
+                    seq,
+                    t,
+                    "EXIT" if typ == K.R_EXIT else "FORK",
+                    _s32(pid),
+                    _s32(tid),
+                    _s32(ppid),
+                    _s32(ptid),
+                    None,
+                    None,
+                )
+            )
         elif typ == K.R_LOST:
             i, n = struct.unpack_from("<QQ", body, 0)
             ev = self.rd._id2attr.get(i)
-            self.lost.append((_key(time), seq, time, "LOST", ev, i, tr.get("pid"), tr.get("tid"),
-                              tr.get("cpu"), n))
+            self.lost.append(
+                (
+                    _key(time),
+                    seq,
+                    time,
+                    "LOST",
+                    ev,
+                    i,
+                    tr.get("pid"),
+                    tr.get("tid"),
+                    tr.get("cpu"),
+                    n,
+                )
+            )
         elif typ == K.R_LOST_SAMPLES:
             (n,) = struct.unpack_from("<Q", body, 0)
             sid = tr.get("id")
             ev = self.rd._id2attr.get(sid) if sid is not None else None
             if ev is None and len(self.rd.attrs) == 1 and sid is None:
                 ev = 0
-            self.lost.append((_key(time), seq, time, "LOST_SAMPLES", ev, sid, tr.get("pid"),
-                              tr.get("tid"), tr.get("cpu"), n))
+            self.lost.append(
+                (
+                    _key(time),
+                    seq,
+                    time,
+                    "LOST_SAMPLES",
+                    ev,
+                    sid,
+                    tr.get("pid"),
+                    tr.get("tid"),
+                    tr.get("cpu"),
+                    n,
+                )
+            )
         elif typ in (K.R_THROTTLE, K.R_UNTHROTTLE):
             t, i, _sid = struct.unpack_from("<QQQ", body, 0)
             ev = self.rd._id2attr.get(i)
             what = "THROTTLE" if typ == K.R_THROTTLE else "UNTHROTTLE"
-            self.lost.append((_key(t), seq, t, what, ev, i,
-                              tr.get("pid"), tr.get("tid"), tr.get("cpu"), 0))
+            self.lost.append(
+                (_key(t), seq, t, what, ev, i, tr.get("pid"), tr.get("tid"), tr.get("cpu"), 0)
+            )
 
     #: side-band rows kept as Python tuples before they are converted to Arrow
     SIDEBAND_BATCH = 50_000
@@ -295,9 +417,11 @@ class _PassState:
             if not rows or (not final and len(rows) < self.SIDEBAND_BATCH):
                 continue
             cols = list(zip(*rows))
-            arrays = [py_array(list(cols[0]), pa.int64()),
-                      py_array([q[0] for q in cols[1]], pa.int32()),
-                      py_array([q[1] for q in cols[1]], pa.int64())]
+            arrays = [
+                py_array(list(cols[0]), pa.int64()),
+                py_array([q[0] for q in cols[1]], pa.int32()),
+                py_array([q[1] for q in cols[1]], pa.int64()),
+            ]
             for f, vals in zip(schema, cols[2:]):
                 arrays.append(py_array(list(vals), f.type))
             names = ["_kt", "_ks", "_kq"] + schema.names
@@ -316,9 +440,13 @@ class _PassState:
                 # (time key, (stream, sequence)), without loading pyarrow.compute
                 rows.sort(key=lambda r: (r[0], r[1]))
                 cols = list(zip(*rows))
-                out[name] = pa.Table.from_arrays(
-                    [py_array(list(c), f.type) for f, c in zip(schema, cols[2:])],
-                    schema=schema) if rows else _empty(schema)
+                out[name] = (
+                    pa.Table.from_arrays(
+                        [py_array(list(c), f.type) for f, c in zip(schema, cols[2:])], schema=schema
+                    )
+                    if rows
+                    else _empty(schema)
+                )
                 rows.clear()
                 continue
             self._compact(final=True)
@@ -347,7 +475,7 @@ def _be_fix_sideband(rd: "PerfData", ch: "_Chunk", sel: np.ndarray) -> None:
         for k in range(len(sel)):
             o, z = int(offs[k]), int(sizes[k])
             if pos <= z - 8:
-                v = int.from_bytes(ch.buf[o + z - pos:o + z - pos + 8].tobytes(), "little")
+                v = int.from_bytes(ch.buf[o + z - pos : o + z - pos + 8].tobytes(), "little")
                 attr[k] = rd._id2attr.get(v, 0)
     tl_a = np.array([a.trailer_len for a in rd.attrs], np.int64)
     tid_a = np.array([_trailer_offset(a, K.S_TID) for a in rd.attrs], np.int64)
@@ -359,7 +487,7 @@ def _trailer_offset(a: Attr, bit: int) -> int:
     """Where field ``bit`` sits in attr ``a``'s sample_id_all trailer (-1: not there)."""
     if not a.trailer_len or not a.sample_type & bit:
         return -1
-    before = _TRAILER_BITS[:_TRAILER_BITS.index(bit)]     # the trailer's own order
+    before = _TRAILER_BITS[: _TRAILER_BITS.index(bit)]  # the trailer's own order
     return 8 * sum(1 for b in before if a.sample_type & b)
 
 
@@ -388,14 +516,15 @@ def _utf8_column(buf: np.ndarray, off: np.ndarray, ln: np.ndarray) -> pa.Array:
     bo = np.empty(n + 1, np.int32)
     data = np.empty(int(ln.sum()), np.uint8)
     K.gather_bytes(buf, off, ln, np.ones(n, bool), bo, data)
-    arr = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(bo), pa.py_buffer(data)],
-                                null_count=0)
+    arr = pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(bo), pa.py_buffer(data)], null_count=0
+    )
     try:
         arr.validate(full=True)
         return arr
     except pa.ArrowInvalid:
         raw = data.tobytes()
-        return str_array([raw[bo[i]:bo[i + 1]].decode("utf-8", "replace") for i in range(n)])
+        return str_array([raw[bo[i] : bo[i + 1]].decode("utf-8", "replace") for i in range(n)])
 
 
 def _s32(v):

@@ -1,6 +1,7 @@
 """Chunked record streams: the record-boundary scan, chunks of ``CHUNK_BYTES``,
 zstd-compressed records (COMPRESSED/COMPRESSED2), a stream cut short, and the
 progress of the pass."""
+
 from __future__ import annotations
 
 import os
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # annotations only (at run time these modules would import ea
 #: 2 MiB rather than 4 takes ~45 MB off the peak RSS of a 10 M-sample ingest at the
 #: same speed (the per-chunk scratch arrays scale with it)
 CHUNK_BYTES = 2 << 20
+
 
 # ----------------------------------------------------------------------------------------
 # chunked record streams (with zstd)
@@ -79,11 +81,15 @@ def _scan(path, buf, start, end, base_fileoff, be: bool = False):
         size = int(buf[stop + 6]) | int(buf[stop + 7]) << 8
         if be:
             size = int(buf[stop + 6]) << 8 | int(buf[stop + 7])
-        raise TraceFormatError(path, f"record header size {size} is below 8 (corrupt record "
-                               "stream)", offset=base_fileoff + stop)
+        raise TraceFormatError(
+            path,
+            f"record header size {size} is below 8 (corrupt record stream)",
+            offset=base_fileoff + stop,
+        )
     if err == 2:
-        raise TraceFormatError(path, "AUXTRACE record announces an impossible payload size",
-                               offset=base_fileoff + stop)
+        raise TraceFormatError(
+            path, "AUXTRACE record announces an impossible payload size", offset=base_fileoff + stop
+        )
     # views of arrays sized for the worst case (8-byte records): they live as long as
     # their chunk, a few MB
     return offs[:n], types[:n], sizes[:n], stop
@@ -99,10 +105,13 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
         fsize = os.fstat(f.fileno()).st_size
         end = src.end if src.end is not None else fsize
         if end > fsize:
-            raise TraceFormatError(path, f"data section ends at {end}, past the end of the "
-                                   f"file ({fsize} bytes)", offset=fsize)
+            raise TraceFormatError(
+                path,
+                f"data section ends at {end}, past the end of the file ({fsize} bytes)",
+                offset=fsize,
+            )
         f.seek(src.start)
-        pos = src.start                 # file offset of carry[0]
+        pos = src.start  # file offset of carry[0]
         carry = np.zeros(0, np.uint8)
         rounds = 0
         z = _Zstd(path)
@@ -111,8 +120,8 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
             remaining = end - pos - len(carry)
             nread = min(want, remaining)
             buf = _aligned(len(carry) + nread)
-            buf[:len(carry)] = carry
-            got = f.readinto(memoryview(buf)[len(carry):len(carry) + nread]) if nread > 0 else 0
+            buf[: len(carry)] = carry
+            got = f.readinto(memoryview(buf)[len(carry) : len(carry) + nread]) if nread > 0 else 0
             filled = len(carry) + got
             eof = got < nread or end - pos - filled == 0
             offs, types, sizes, stop = _scan(path, buf, 0, filled, pos, rd.big_endian)
@@ -128,12 +137,14 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                     need += int.from_bytes(buf[8:16].tobytes(), order)
                 if pos + need > end:
                     if src.end is not None or rd.strict:
-                        raise TraceFormatError(path, f"{RECORD_NAMES.get(typ, 'record')} of "
-                                               f"{need} bytes runs past the end of the data",
-                                               offset=pos)
+                        raise TraceFormatError(
+                            path,
+                            f"{RECORD_NAMES.get(typ, 'record')} of "
+                            f"{need} bytes runs past the end of the data",
+                            offset=pos,
+                        )
                     # the file ends inside this record: a truncated recording
-                    rd._note_truncation(partial=_partial_record(
-                        src, pos, end - pos, typ, need))
+                    rd._note_truncation(partial=_partial_record(src, pos, end - pos, typ, need))
                     _finish_truncated(rd, src, z, pos)
                     return
                 if typ == K.R_AUXTRACE:
@@ -149,19 +160,29 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
             want = CHUNK_BYTES
             if eof and stop < filled:
                 order = "big" if rd.big_endian else "little"
-                typ = int.from_bytes(buf[stop:stop + 4].tobytes(), order) \
-                    if filled - stop >= 4 else None
+                typ = (
+                    int.from_bytes(buf[stop : stop + 4].tobytes(), order)
+                    if filled - stop >= 4
+                    else None
+                )
                 if src.end is not None or rd.strict:
-                    raise TraceFormatError(path, "truncated record at the end of the data ("
-                                           f"{filled - stop} bytes left, "
-                                           f"type {typ if typ is not None else '?'})",
-                                           offset=pos + stop)
+                    raise TraceFormatError(
+                        path,
+                        "truncated record at the end of the data ("
+                        f"{filled - stop} bytes left, "
+                        f"type {typ if typ is not None else '?'})",
+                        offset=pos + stop,
+                    )
                 # the records run to the end of the file (module doc: truncated
                 # recordings): the complete ones are read, this one is reported
-                size = int.from_bytes(buf[stop + 6:stop + 8].tobytes(), order) \
-                    if filled - stop >= 8 else None
-                rd._note_truncation(partial=_partial_record(src, pos + stop, filled - stop,
-                                                            typ, size))
+                size = (
+                    int.from_bytes(buf[stop + 6 : stop + 8].tobytes(), order)
+                    if filled - stop >= 8
+                    else None
+                )
+                rd._note_truncation(
+                    partial=_partial_record(src, pos + stop, filled - stop, typ, size)
+                )
                 filled = stop
             carry = buf[stop:filled].copy()
             consumed = stop
@@ -173,8 +194,9 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                 yield ch
                 del ch
             else:
-                for ch in _decompress_chunks(path, z, buf, offs, types, sizes, pos, rounds,
-                                             consumed, st, rd.big_endian):
+                for ch in _decompress_chunks(
+                    path, z, buf, offs, types, sizes, pos, rounds, consumed, st, rd.big_endian
+                ):
                     rounds = ch.rounds_end
                     yield ch
             pos += stop
@@ -187,9 +209,13 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
 def _partial_record(src: _Source, offset: int, have: int, typ, size) -> dict:
     """What a truncated recording lost at its end: the record at ``offset`` of which
     ``have`` bytes were written (``typ``/``size`` from its header, None if cut)."""
-    return {"file": src.label, "offset": int(offset), "bytes": int(have),
-            "type": RECORD_NAMES.get(typ, f"type {typ}") if typ is not None else None,
-            "size": int(size) if size is not None else None}
+    return {
+        "file": src.label,
+        "offset": int(offset),
+        "bytes": int(have),
+        "type": RECORD_NAMES.get(typ, f"type {typ}") if typ is not None else None,
+        "size": int(size) if size is not None else None,
+    }
 
 
 def _finish_truncated(rd: PerfData, src: _Source, z: "_Zstd", end_of_records: int) -> None:
@@ -199,16 +225,30 @@ def _finish_truncated(rd: PerfData, src: _Source, z: "_Zstd", end_of_records: in
     rd.stream_ends[src.label] = (src.start, int(end_of_records))
     if z.carry_len():
         if src.end is not None or rd.strict:
-            raise TraceFormatError(src.path, f"compressed stream ends inside a record "
-                                   f"({z.carry_len()} bytes left over)", offset=z.last_offset)
-        typ = int.from_bytes(z.carry[:4], "big" if rd.big_endian else "little") \
-            if z.carry_len() >= 4 else None
-        size = int.from_bytes(z.carry[6:8], "big" if rd.big_endian else "little") \
-            if z.carry_len() >= 8 else None
-        rd._note_truncation(compressed={
-            "file": src.label, "offset": int(z.last_offset), "bytes": z.carry_len(),
-            "type": RECORD_NAMES.get(typ, f"type {typ}") if typ is not None else None,
-            "size": size})
+            raise TraceFormatError(
+                src.path,
+                f"compressed stream ends inside a record ({z.carry_len()} bytes left over)",
+                offset=z.last_offset,
+            )
+        typ = (
+            int.from_bytes(z.carry[:4], "big" if rd.big_endian else "little")
+            if z.carry_len() >= 4
+            else None
+        )
+        size = (
+            int.from_bytes(z.carry[6:8], "big" if rd.big_endian else "little")
+            if z.carry_len() >= 8
+            else None
+        )
+        rd._note_truncation(
+            compressed={
+                "file": src.label,
+                "offset": int(z.last_offset),
+                "bytes": z.carry_len(),
+                "type": RECORD_NAMES.get(typ, f"type {typ}") if typ is not None else None,
+                "size": size,
+            }
+        )
 
 
 class _Zstd:
@@ -225,6 +265,7 @@ class _Zstd:
 
     def feed(self, payload: bytes, fileoff: int) -> bytes:
         import zstandard
+
         self.last_offset = fileoff
         out = []
         data = payload
@@ -239,16 +280,18 @@ class _Zstd:
                 else:
                     data = b""
         except zstandard.ZstdError as e:
-            raise TraceFormatError(self.path, f"corrupt zstd data in COMPRESSED record: {e}",
-                                   offset=fileoff) from None
+            raise TraceFormatError(
+                self.path, f"corrupt zstd data in COMPRESSED record: {e}", offset=fileoff
+            ) from None
         return b"".join(out)
 
 
-def _decompress_chunks(path, z: _Zstd, buf, offs, types, sizes, pos, rounds, consumed, st,
-                       be: bool = False):
+def _decompress_chunks(
+    path, z: _Zstd, buf, offs, types, sizes, pos, rounds, consumed, st, be: bool = False
+):
     """Logical chunks for an outer chunk that holds COMPRESSED records: inner records
     take the position (and file offset) of their container."""
-    pieces: list[tuple[np.ndarray, np.ndarray]] = []   # (bytes, per-record fileoff)
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []  # (bytes, per-record fileoff)
     piece_bytes = 0
     n = len(offs)
     i = 0
@@ -262,13 +305,16 @@ def _decompress_chunks(path, z: _Zstd, buf, offs, types, sizes, pos, rounds, con
         fo_parts = []
         k = 0
         for data, fo in pieces:
-            lb[k:k + len(data)] = data
+            lb[k : k + len(data)] = data
             k += len(data)
             fo_parts.append(fo)
         o, t, s, stop = _scan(path, lb, 0, total, 0)
         if stop != total:
-            raise TraceFormatError(path, "record boundary lost in compressed data",
-                                   offset=int(fo_parts[0][0]) if len(fo_parts[0]) else pos)
+            raise TraceFormatError(
+                path,
+                "record boundary lost in compressed data",
+                offset=int(fo_parts[0][0]) if len(fo_parts[0]) else pos,
+            )
         fileoff = np.concatenate(fo_parts) if fo_parts else np.zeros(0, np.uint64)
         ch = _Chunk(path, lb, o, t, s, fileoff, rounds, 0)
         rounds = ch.rounds_end
@@ -291,19 +337,20 @@ def _decompress_chunks(path, z: _Zstd, buf, offs, types, sizes, pos, rounds, con
             size = int(sizes[i])
             fo = pos + off
             if typ == K.R_COMPRESSED:
-                payload = buf[off + 8:off + size].tobytes()
+                payload = buf[off + 8 : off + size].tobytes()
             else:
                 if size < 16:
                     raise TraceFormatError(path, "COMPRESSED2 record too short", offset=fo)
-                dsz = int.from_bytes(buf[off + 8:off + 16].tobytes(), "little")
+                dsz = int.from_bytes(buf[off + 8 : off + 16].tobytes(), "little")
                 if 16 + dsz > size:
-                    raise TraceFormatError(path, "COMPRESSED2 data size exceeds the record",
-                                           offset=fo)
-                payload = buf[off + 16:off + 16 + dsz].tobytes()
+                    raise TraceFormatError(
+                        path, "COMPRESSED2 data size exceeds the record", offset=fo
+                    )
+                payload = buf[off + 16 : off + 16 + dsz].tobytes()
             data = z.carry + z.feed(payload, fo)
             arr = np.frombuffer(data, dtype=np.uint8)
             ab = _aligned(len(arr))
-            ab[:len(arr)] = arr
+            ab[: len(arr)] = arr
             # the records of a big-endian stream are made little-endian here, once; the
             # pieces are then scanned again as little-endian (flush)
             o, t, s, stop = _scan(path, ab, 0, len(arr), 0, be)

@@ -28,6 +28,7 @@ there (and in an existing output) whose ``run_key`` (source path and sha256, eve
 replay argument, seed, reference and truth with their sha256) matches a task, and runs
 only the rest.
 """
+
 from __future__ import annotations
 
 import glob
@@ -39,10 +40,30 @@ from typing import Callable
 from ...errors import ConfigError, InputError
 from .grid import OPTIONS, Configuration, configurations, digest, option, parse_grid
 
-PROVENANCE = ["source", "source_name", "source_sha256", "config_id", "seed", "seed_dependent",
-              "run_key", "tracedamon_version", "worker", "worker_peak_rss_mb"]
-COST = ["replay_s", "replay_cpu_s", "score_s", "snapshots", "samples_used", "history_rows",
-        "accessed_only", "regions_mean", "regions_max", "checks_per_s"]
+PROVENANCE = [
+    "source",
+    "source_name",
+    "source_sha256",
+    "config_id",
+    "seed",
+    "seed_dependent",
+    "run_key",
+    "tracedamon_version",
+    "worker",
+    "worker_peak_rss_mb",
+]
+COST = [
+    "replay_s",
+    "replay_cpu_s",
+    "score_s",
+    "snapshots",
+    "samples_used",
+    "history_rows",
+    "accessed_only",
+    "regions_mean",
+    "regions_max",
+    "checks_per_s",
+]
 TEXT_COLUMNS = ("error", "history")
 
 
@@ -74,8 +95,9 @@ def check_source(p: Path) -> str:
     from ...store.trace import open_trace
 
     if not p.is_dir():
-        raise InputError(f"{p}: not a trace directory" if p.exists() else
-                         f"{p}: no such trace directory")
+        raise InputError(
+            f"{p}: not a trace directory" if p.exists() else f"{p}: no such trace directory"
+        )
     tr = open_trace(p)
     if not tr.has("samples"):
         raise InputError(f"{p}: has no samples table (ingest a perf.data first)")
@@ -116,9 +138,11 @@ def _reference_path(reference, src: Path) -> str | None:
         raise InputError(f"--reference {p}: no such region history or trace directory")
     if p.is_dir():
         from ...store.trace import open_trace
+
         if not open_trace(p).has("regions"):
-            raise InputError(f"--reference {p}: holds no regions table (replay it, or "
-                             "ingest a DAMON trace)")
+            raise InputError(
+                f"--reference {p}: holds no regions table (replay it, or ingest a DAMON trace)"
+            )
     return str(p.resolve())
 
 
@@ -151,6 +175,7 @@ def _read_rows(path: Path) -> list[dict]:
 
 def _output_rows(path: Path) -> list[dict]:
     from ...store.parquet import read_table
+
     try:
         t = read_table(path)
     except Exception:
@@ -177,8 +202,9 @@ def build_table(rows: list[dict], grid_columns: list[str]):
         vals = [r.get(c) for r in rows]
         a = pa.array(vals)
         if pa.types.is_null(a.type):
-            a = pa.array(vals, pa.string() if c in TEXT_COLUMNS or c in grid_columns
-                         else pa.float64())
+            a = pa.array(
+                vals, pa.string() if c in TEXT_COLUMNS or c in grid_columns else pa.float64()
+            )
         arrays[c] = a
     return pa.table(arrays)
 
@@ -191,23 +217,26 @@ def _schemes(scheme) -> dict | None:
         return None
     from ...hashing import sha256_file
     from ..schemes import load_schemes
+
     items = [scheme] if isinstance(scheme, (str, os.PathLike)) else list(scheme)
     if not items:
         return None
     specs, shas = [], []
     for it in items:
         text = os.fspath(it)
-        f = load_schemes(text)                  # a bad scheme fails here, naming it
+        f = load_schemes(text)  # a bad scheme fails here, naming it
         for j, s in enumerate(f.schemes):
             if s.wmarks.metric != "none":
                 raise ConfigError(
                     f"--scheme {text}: scheme {j} has {s.wmarks.metric} watermarks, which "
                     "read the machine's free memory: a sweep has no series of it; drop "
-                    "them (a preset: PRESET:wmarks=none)")
+                    "them (a preset: PRESET:wmarks=none)"
+                )
         if f.path is not None:
             path = str(Path(f.path).resolve())
-            specs.append(text.replace(os.fspath(f.path), path, 1)
-                         if os.fspath(f.path) in text else path)
+            specs.append(
+                text.replace(os.fspath(f.path), path, 1) if os.fspath(f.path) in text else path
+            )
             shas.append(sha256_file(path)[1])
         else:
             specs.append(text)
@@ -215,11 +244,26 @@ def _schemes(scheme) -> dict | None:
     return {"specs": specs, "sha256": shas}
 
 
-def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference=None,
-          truth=None, scheme=None, scheduler: str | None = None, workers: int | None = None,
-          output=None, partial=None, resume: bool = False, force: bool = False,
-          keep_histories=None, progress: Callable | None = None,
-          on_start: Callable | None = None, in_process: bool | None = None):
+def sweep(
+    sources,
+    grid,
+    *,
+    seeds: int = 1,
+    fixed: dict | None = None,
+    reference=None,
+    truth=None,
+    scheme=None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    output=None,
+    partial=None,
+    resume: bool = False,
+    force: bool = False,
+    keep_histories=None,
+    progress: Callable | None = None,
+    on_start: Callable | None = None,
+    in_process: bool | None = None,
+):
     """Sweep ``grid`` over ``sources``; returns a pandas DataFrame (one row per source ×
     configuration × seed, in that order).
 
@@ -261,37 +305,61 @@ def sweep(sources, grid, *, seeds: int = 1, fixed: dict | None = None, reference
     grid_columns = [OPTIONS[k].column for k in g]
 
     out = Path(output) if output is not None else None
-    side = Path(partial) if partial is not None else (
-        Path(str(out) + ".partial.jsonl") if out is not None else None)
+    side = (
+        Path(partial)
+        if partial is not None
+        else (Path(str(out) + ".partial.jsonl") if out is not None else None)
+    )
     if out is not None:
         # refused before any work: anything but a sweep table tracedamon wrote, and an
         # existing one unless it is extended (resume) or replaced (force)
         from ...store.atomic import SWEEP_TABLE, check_output
-        check_output(out, SWEEP_TABLE, force=force or resume,
-                     inputs=[x for x in (reference, truth) if isinstance(x, (str, os.PathLike))])
+
+        check_output(
+            out,
+            SWEEP_TABLE,
+            force=force or resume,
+            inputs=[x for x in (reference, truth) if isinstance(x, (str, os.PathLike))],
+        )
     if side is not None and side.exists() and not (force or resume):
-        raise InputError(f"{side}: partial results of an interrupted sweep exist (use "
-                         "--resume to continue it, --force to start over)")
+        raise InputError(
+            f"{side}: partial results of an interrupted sweep exist (use "
+            "--resume to continue it, --force to start over)"
+        )
 
     # every source checked (and hashed) before any work starts
     chk = _checked_inputs(sources, reference, truth, pagemap)
     srcs, pagemap, truth_path = chk["srcs"], chk["pagemap"], chk["truth"]
     tasks = _task_specs(chk, cfgs, schemes, keep_histories)
     done = _reused_rows(resume, tasks, out, side)
-    results, how = _run_tasks(tasks, done, side, progress, dict(
-        scheduler=scheduler, workers=workers, on_start=on_start, in_process=in_process))
+    results, how = _run_tasks(
+        tasks,
+        done,
+        side,
+        progress,
+        dict(scheduler=scheduler, workers=workers, on_start=on_start, in_process=in_process),
+    )
 
     rows = [results[t["run_key"]] for t in tasks]
     table = build_table(rows, grid_columns)
-    meta = {"table": "sweep", "grid": {k: [str(v) for v in vs] for k, vs in g.items()},
-            "grid_columns": grid_columns, "fixed": {k: str(v) for k, v in fx.items()},
-            "pagemap": pagemap, "seeds": seeds, "reference": reference and os.fspath(reference),
-            "truth": truth_path, "scheme": schemes["specs"] if schemes else None,
-            "sources": [str(p) for p in srcs], "ran": how,
-            "reused_rows": len(done)}
+    meta = {
+        "table": "sweep",
+        "grid": {k: [str(v) for v in vs] for k, vs in g.items()},
+        "grid_columns": grid_columns,
+        "fixed": {k: str(v) for k, v in fx.items()},
+        "pagemap": pagemap,
+        "seeds": seeds,
+        "reference": reference and os.fspath(reference),
+        "truth": truth_path,
+        "scheme": schemes["specs"] if schemes else None,
+        "sources": [str(p) for p in srcs],
+        "ran": how,
+        "reused_rows": len(done),
+    }
     if out is not None:
         from ...store.atomic import SWEEP_TABLE
         from ...store.writer import write_table_atomic
+
         write_table_atomic(table, out, metadata=meta, kind=SWEEP_TABLE, force=force or resume)
         if side is not None and side.exists():
             side.unlink()
@@ -307,24 +375,32 @@ def _checked_inputs(sources, reference, truth, pagemap) -> dict:
     from ...export.grid import load_history
     from ...store.hashing import sha256_file
     from ...store.trace import open_trace
+
     srcs = expand_sources(sources)
     shas = [check_source(p) for p in srcs]
     refs = [_reference_path(reference, p) for p in srcs]
     ref_sha = {}
     for ref in dict.fromkeys(r for r in refs if r is not None):
-        load_history(ref)                       # a bad reference fails here, naming it
+        load_history(ref)  # a bad reference fails here, naming it
         ref_sha[ref] = _content_sha(ref)
     truth_path = truth_sha = None
     if truth is not None:
-        load_truth(truth)                       # a bad file fails here, naming it
+        load_truth(truth)  # a bad file fails here, naming it
         truth_path = str(Path(truth).resolve())
         truth_sha = sha256_file(truth_path)[1]
     if pagemap is not None:
         if not open_trace(pagemap).has("pagemap"):
             raise InputError(f"--pagemap {pagemap}: has no pagemap table")
         pagemap = str(Path(pagemap).resolve())
-    return {"srcs": srcs, "shas": shas, "refs": refs, "ref_sha": ref_sha,
-            "truth": truth_path, "truth_sha": truth_sha, "pagemap": pagemap}
+    return {
+        "srcs": srcs,
+        "shas": shas,
+        "refs": refs,
+        "ref_sha": ref_sha,
+        "truth": truth_path,
+        "truth_sha": truth_sha,
+        "pagemap": pagemap,
+    }
 
 
 def _task_specs(chk: dict, cfgs, schemes, keep_histories) -> list[dict]:
@@ -332,19 +408,40 @@ def _task_specs(chk: dict, cfgs, schemes, keep_histories) -> list[dict]:
     tasks: list[dict] = []
     for si, (p, sha, ref) in enumerate(zip(chk["srcs"], chk["shas"], chk["refs"])):
         for c in cfgs:
-            spec = {"source": str(p), "source_sha256": sha, "pagemap": chk["pagemap"],
-                    "reference": ref, "reference_sha256": chk["ref_sha"].get(ref),
-                    "truth": chk["truth"], "truth_sha256": chk["truth_sha"],
-                    "scheme": schemes["specs"] if schemes else None,
-                    "scheme_sha256": schemes["sha256"] if schemes else None,
-                    "replay": c.replay, "seed": c.seed, "seed_dependent": c.seed_dependent,
-                    "config_id": c.config_id,
-                    "keep": str(Path(keep_histories).resolve()) if keep_histories else None}
+            spec = {
+                "source": str(p),
+                "source_sha256": sha,
+                "pagemap": chk["pagemap"],
+                "reference": ref,
+                "reference_sha256": chk["ref_sha"].get(ref),
+                "truth": chk["truth"],
+                "truth_sha256": chk["truth_sha"],
+                "scheme": schemes["specs"] if schemes else None,
+                "scheme_sha256": schemes["sha256"] if schemes else None,
+                "replay": c.replay,
+                "seed": c.seed,
+                "seed_dependent": c.seed_dependent,
+                "config_id": c.config_id,
+                "keep": str(Path(keep_histories).resolve()) if keep_histories else None,
+            }
             # what makes a row: a resumed sweep reuses it only when all of this is equal
-            spec["run_key"] = digest({k: spec[k] for k in (
-                "source", "source_sha256", "pagemap", "replay", "reference", "reference_sha256",
-                "truth", "truth_sha256") + (("scheme", "scheme_sha256") if schemes else ())},
-                24)
+            spec["run_key"] = digest(
+                {
+                    k: spec[k]
+                    for k in (
+                        "source",
+                        "source_sha256",
+                        "pagemap",
+                        "replay",
+                        "reference",
+                        "reference_sha256",
+                        "truth",
+                        "truth_sha256",
+                    )
+                    + (("scheme", "scheme_sha256") if schemes else ())
+                },
+                24,
+            )
             spec["values"] = {OPTIONS[k].column: v for k, v in c.values.items()}
             spec["order"] = (si, len(tasks))
             tasks.append(spec)
@@ -357,8 +454,9 @@ def _reused_rows(resume: bool, tasks: list[dict], out, side) -> dict[str, dict]:
     done: dict[str, dict] = {}
     if resume:
         wanted = {t["run_key"] for t in tasks}
-        for r in (_output_rows(out) if out is not None and out.exists() else []) + \
-                (_read_rows(side) if side is not None else []):
+        for r in (_output_rows(out) if out is not None and out.exists() else []) + (
+            _read_rows(side) if side is not None else []
+        ):
             if r["run_key"] in wanted:
                 done[r["run_key"]] = r
     elif side is not None and side.exists():
@@ -371,6 +469,7 @@ def _run_tasks(tasks: list[dict], done: dict, side, progress, run_kw: dict):
     ``progress``.  Returns (rows by run_key, how they ran)."""
     from . import task as _task
     from .runner import run_tasks
+
     todo = [t for t in tasks if t["run_key"] not in done]
     results: dict[str, dict] = dict(done)
     sink = None
@@ -393,9 +492,18 @@ def _run_tasks(tasks: list[dict], done: dict, side, progress, run_kw: dict):
     if progress is not None and n_done:
         progress(n_done, n_total, None)
     try:
-        how = run_tasks(_task.run_task, todo, on_result,
-                        groups=[t["order"][0] for t in todo], cleanup=_task.clear_cache,
-                        **run_kw) if todo else "nothing to run"
+        how = (
+            run_tasks(
+                _task.run_task,
+                todo,
+                on_result,
+                groups=[t["order"][0] for t in todo],
+                cleanup=_task.clear_cache,
+                **run_kw,
+            )
+            if todo
+            else "nothing to run"
+        )
     finally:
         if sink is not None:
             sink.close()
@@ -414,5 +522,4 @@ import sys as _sys  # noqa: E402
 
 _sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["sweep", "expand_sources", "check_source", "build_table", "parse_grid",
-           "configurations"]
+__all__ = ["sweep", "expand_sources", "check_source", "build_table", "parse_grid", "configurations"]

@@ -7,6 +7,7 @@ local Dask cluster, or ``--scheduler``.  Each directory is written atomically by
 ``tracedamon.ingest`` itself; an input that fails is reported by name and the others
 go on.
 """
+
 from __future__ import annotations
 
 import glob
@@ -64,28 +65,39 @@ def plan(inputs, out_dir=None, *, force: bool = False) -> list[tuple[Path, Path]
     return pairs
 
 
-def ingest_many(inputs, out_dir=None, *, workers: int | None = None,
-                scheduler: str | None = None, force: bool = False,
-                progress: Callable | None = None, **options) -> list[dict]:
+def ingest_many(
+    inputs,
+    out_dir=None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
+    progress: Callable | None = None,
+    **options,
+) -> list[dict]:
     """Ingest each input into its own trace directory; returns one dict per input
     ({input, output, error}) in the order given."""
     from .runner import run_tasks
 
     pairs = plan(inputs, out_dir, force=force)
-    specs = [{"input": str(p.resolve()), "output": str(d.resolve()), "force": force,
-              "options": options} for p, d in pairs]
+    specs = [
+        {"input": str(p.resolve()), "output": str(d.resolve()), "force": force, "options": options}
+        for p, d in pairs
+    ]
     res: dict[str, dict] = {}
 
     def on_result(spec, r):
         res[spec["input"]] = r
         if progress is not None:
             progress(len(res), len(specs), r)
+
     run_tasks(ingest_one, specs, on_result, scheduler=scheduler, workers=workers)
     return [res[s["input"]] for s in specs]
 
 
-def ingest_cli(inputs, out, *, workers, scheduler, force, format, via_perf, skip_bad, fields,
-               all_columns) -> None:
+def ingest_cli(
+    inputs, out, *, workers, scheduler, force, format, via_perf, skip_bad, fields, all_columns
+) -> None:
     """``tracedamon ingest --parallel``: print one line per input; fail (naming the
     first input that failed) when any did."""
     import typer
@@ -95,15 +107,19 @@ def ingest_cli(inputs, out, *, workers, scheduler, force, format, via_perf, skip
     if any(str(p) == "-" for p in inputs):
         raise ConfigError("--parallel reads files, not standard input")
     opts = {"format": format}
-    for k, v in (("via_perf", via_perf), ("skip_bad", skip_bad), ("fields", fields),
-                 ("all_columns", all_columns)):
+    for k, v in (
+        ("via_perf", via_perf),
+        ("skip_bad", skip_bad),
+        ("fields", fields),
+        ("all_columns", all_columns),
+    ):
         if v:
             opts[k] = v
     res = ingest_many(inputs, out, workers=workers, scheduler=scheduler, force=force, **opts)
     bad = [r for r in res if r["error"]]
     for r in res:
-        typer.echo(f"{r['input']}: " + (f"error: {r['error']}" if r["error"]
-                                        else f"wrote {r['output']}"))
+        typer.echo(
+            f"{r['input']}: " + (f"error: {r['error']}" if r["error"] else f"wrote {r['output']}")
+        )
     if bad:
-        raise InputError(f"{len(bad)} of {len(res)} inputs failed; the first: "
-                         f"{bad[0]['error']}")
+        raise InputError(f"{len(bad)} of {len(res)} inputs failed; the first: {bad[0]['error']}")

@@ -14,6 +14,7 @@ A configuration is seed-dependent unless the replay is deterministic whatever th
 seed (fixed granularity with a perf-based access check, DESIGN §4); those run once,
 with seed 0 (or the single fixed seed).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,9 @@ def _int(text: str, name: str) -> int:
     try:
         return int(str(text).strip().replace("_", ""), 0)
     except ValueError:
-        raise ConfigError(f"--grid {name}: {text!r} is not an integer (decimal or 0x-hex)") \
-            from None
+        raise ConfigError(
+            f"--grid {name}: {text!r} is not an integer (decimal or 0x-hex)"
+        ) from None
 
 
 def _opt_int(text: str, name: str) -> int | None:
@@ -89,10 +91,10 @@ class Option:
     """One replay option a sweep can vary: how its text parses, and where the value goes
     (a :class:`~tracedamon.engine.config.MonitorConfig` field, or a replay argument)."""
 
-    name: str                          # the command-line name, without dashes
+    name: str  # the command-line name, without dashes
     parse: Callable[[str, str], Any]
-    target: str                        # "config" or "replay"
-    field: str                         # MonitorConfig field / replay keyword
+    target: str  # "config" or "replay"
+    field: str  # MonitorConfig field / replay keyword
 
     @property
     def column(self) -> str:
@@ -100,39 +102,43 @@ class Option:
         return self.name.replace("-", "_")
 
 
-OPTIONS: dict[str, Option] = {o.name: o for o in [
-    Option("sample-us", _int, "config", "sample_us"),
-    Option("aggr-us", _int, "config", "aggr_us"),
-    Option("update-us", _int, "config", "update_us"),
-    Option("min-nr-regions", _int, "config", "min_nr_regions"),
-    Option("max-nr-regions", _int, "config", "max_nr_regions"),
-    Option("min-region", _int, "config", "min_region"),
-    Option("max-region", _opt_int, "config", "max_region"),
-    Option("min-nr-regions-mode", _word, "config", "min_nr_regions_mode"),
-    Option("goal-access-bp", _int, "config", "goal_access_bp"),
-    Option("goal-aggrs", _int, "config", "goal_aggrs"),
-    Option("goal-min-sample-us", _int, "config", "goal_min_sample_us"),
-    Option("goal-max-sample-us", _int, "config", "goal_max_sample_us"),
-    Option("rng-streams", _word, "config", "rng_streams"),
-    Option("seed", _int, "config", "seed"),
-    Option("fix", _fixes, "config", "fix"),
-    Option("ops", _word, "replay", "ops"),
-    Option("access", _word, "replay", "access"),
-    Option("event", _many, "replay", "events"),
-    Option("pid", _pids, "replay", "pids"),
-    Option("range", _many, "replay", "ranges"),
-    Option("start", _start, "replay", "start_ns"),
-    Option("accessed-only", _bool, "replay", "accessed_only"),
-    Option("max-rows", _int, "replay", "max_rows"),
-]}
+OPTIONS: dict[str, Option] = {
+    o.name: o
+    for o in [
+        Option("sample-us", _int, "config", "sample_us"),
+        Option("aggr-us", _int, "config", "aggr_us"),
+        Option("update-us", _int, "config", "update_us"),
+        Option("min-nr-regions", _int, "config", "min_nr_regions"),
+        Option("max-nr-regions", _int, "config", "max_nr_regions"),
+        Option("min-region", _int, "config", "min_region"),
+        Option("max-region", _opt_int, "config", "max_region"),
+        Option("min-nr-regions-mode", _word, "config", "min_nr_regions_mode"),
+        Option("goal-access-bp", _int, "config", "goal_access_bp"),
+        Option("goal-aggrs", _int, "config", "goal_aggrs"),
+        Option("goal-min-sample-us", _int, "config", "goal_min_sample_us"),
+        Option("goal-max-sample-us", _int, "config", "goal_max_sample_us"),
+        Option("rng-streams", _word, "config", "rng_streams"),
+        Option("seed", _int, "config", "seed"),
+        Option("fix", _fixes, "config", "fix"),
+        Option("ops", _word, "replay", "ops"),
+        Option("access", _word, "replay", "access"),
+        Option("event", _many, "replay", "events"),
+        Option("pid", _pids, "replay", "pids"),
+        Option("range", _many, "replay", "ranges"),
+        Option("start", _start, "replay", "start_ns"),
+        Option("accessed-only", _bool, "replay", "accessed_only"),
+        Option("max-rows", _int, "replay", "max_rows"),
+    ]
+}
 
 
 def option(name: str) -> Option:
     key = name.strip().lstrip("-")
     o = OPTIONS.get(key) or OPTIONS.get(key.replace("_", "-"))
     if o is None:
-        raise ConfigError(f"--grid: unknown option {name!r}; choose from "
-                          f"{', '.join(sorted(OPTIONS))}")
+        raise ConfigError(
+            f"--grid: unknown option {name!r}; choose from {', '.join(sorted(OPTIONS))}"
+        )
     return o
 
 
@@ -172,7 +178,7 @@ def replay_arguments(values: dict[str, Any]) -> dict:
     for name, v in values.items():
         o = OPTIONS[name]
         if name == "fix":
-            for f in ([] if v == "none" else v.split("+")):
+            for f in [] if v == "none" else v.split("+"):
                 kw[FIXES[f]] = True
         elif name in ("event", "range"):
             kw[o.field] = [] if v is None else v.split("+")
@@ -232,13 +238,22 @@ def defaults() -> dict:
     d.pop("kernel", None)
     if d.get("min_nr_regions_mode") is None:
         d["min_nr_regions_mode"] = "legacy"
-    d.update(ops="vaddr", access="perf", events=[], pids=[], ranges=[], start_ns=None,
-             accessed_only=False, max_rows=MAX_ROWS)
+    d.update(
+        ops="vaddr",
+        access="perf",
+        events=[],
+        pids=[],
+        ranges=[],
+        start_ns=None,
+        accessed_only=False,
+        max_rows=MAX_ROWS,
+    )
     return d
 
 
-def configurations(grid: dict[str, list], fixed: dict[str, Any] | None = None,
-                   seeds: int = 1) -> list[Configuration]:
+def configurations(
+    grid: dict[str, list], fixed: dict[str, Any] | None = None, seeds: int = 1
+) -> list[Configuration]:
     """The sweep's configurations: the cross product of ``grid`` × seeds, with the
     ``fixed`` options (option name → parsed value) in every one of them."""
     fixed = dict(fixed or {})
@@ -258,7 +273,7 @@ def configurations(grid: dict[str, list], fixed: dict[str, Any] | None = None,
         kw = {**base, **replay_arguments({**fixed, **values})}
         dep = seed_dependent(kw)
         explicit = "seed" in values
-        for s in (range(base_seed, base_seed + seeds) if dep and not explicit else [None]):
+        for s in range(base_seed, base_seed + seeds) if dep and not explicit else [None]:
             seed = int(values["seed"]) if explicit else (base_seed if s is None else s)
             out.append(Configuration(i, values, seed, dep, {**kw, "seed": seed}))
     return out

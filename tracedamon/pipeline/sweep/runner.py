@@ -18,6 +18,7 @@ each reads a source about once.  A worker that dies mid-run loses its tasks to t
 scheduler, which runs them again on the other workers (Dask's own recovery); a task
 that raises anything but a user error stops the run (after cancelling the rest).
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,14 @@ def default_workers() -> int:
 def _quiet_dask():
     """Dask logs a warning per lost worker and per cancelled future; the sweep reports
     what matters itself."""
-    names = ("distributed", "distributed.scheduler", "distributed.worker",
-             "distributed.nanny", "distributed.core", "distributed.client")
+    names = (
+        "distributed",
+        "distributed.scheduler",
+        "distributed.worker",
+        "distributed.nanny",
+        "distributed.core",
+        "distributed.client",
+    )
     old = [(logging.getLogger(n), logging.getLogger(n).level) for n in names]
     for lg, _ in old:
         lg.setLevel(logging.CRITICAL + 10)
@@ -68,11 +75,19 @@ def _local_cluster(LocalCluster, n: int):
     15 % more CPU per replay); a replay's memory is bounded without it."""
     import dask
 
-    env = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ",
-                                            {}).items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    env = {
+        k: v
+        for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+        if k != "MALLOC_TRIM_THRESHOLD_"
+    }
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
-        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                            dashboard_address=":0", silence_logs=logging.CRITICAL + 10)
+        return LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL + 10,
+        )
 
 
 def run_serial(fn: Callable, tasks: Iterable, on_result: Callable) -> None:
@@ -80,9 +95,17 @@ def run_serial(fn: Callable, tasks: Iterable, on_result: Callable) -> None:
         on_result(t, fn(t))
 
 
-def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str | None = None,
-             workers: int | None = None, groups: list | None = None,
-             on_start: Callable | None = None, cleanup: Callable | None = None) -> None:
+def run_dask(
+    fn: Callable,
+    tasks: list,
+    on_result: Callable,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    groups: list | None = None,
+    on_start: Callable | None = None,
+    cleanup: Callable | None = None,
+) -> None:
     """Run ``fn`` over ``tasks`` on Dask (see the module docstring); ``groups[i]`` is
     task ``i``'s group (its priority: lower groups first); ``on_start(client)`` is
     called once the cluster is up; ``cleanup()`` runs on every worker at the end (an
@@ -98,8 +121,9 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
                 try:
                     client = Client(scheduler, timeout="20s", set_as_default=False)
                 except (OSError, TimeoutError) as e:
-                    raise InputError(f"--scheduler {scheduler}: cannot reach a Dask "
-                                     f"scheduler there ({e})") from None
+                    raise InputError(
+                        f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({e})"
+                    ) from None
             else:
                 cluster = _local_cluster(LocalCluster, workers or default_workers())
                 client = Client(cluster, set_as_default=False)
@@ -114,8 +138,9 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
                 futures = {}
                 for i, t in enumerate(tasks):
                     pr = -order[groups[i]] if groups is not None else 0
-                    f = client.submit(fn, t, key=f"tracedamon-sweep-{token}-{i}", pure=False,
-                                      priority=pr)
+                    f = client.submit(
+                        fn, t, key=f"tracedamon-sweep-{token}-{i}", pure=False, priority=pr
+                    )
                     futures[f] = t
                 try:
                     for f in as_completed(list(futures), loop=client.loop):
@@ -125,7 +150,8 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
                             raise TracedamonError(
                                 f"{futures[f].get('source', 'a task')}: Dask gave up on a task "
                                 "after every worker that ran it died (out of memory?); "
-                                "finished rows are kept") from None
+                                "finished rows are kept"
+                            ) from None
                         on_result(futures[f], r)
                 except BaseException:
                     client.cancel(list(futures))
@@ -135,17 +161,25 @@ def run_dask(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str |
                     try:
                         client.run(cleanup)
                     except Exception:
-                        pass                # a worker that is gone holds nothing
+                        pass  # a worker that is gone holds nothing
                 client.close()
         finally:
             if cluster is not None:
                 cluster.close()
 
 
-def run_tasks(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str | None = None,
-              workers: int | None = None, groups: list | None = None,
-              on_start: Callable | None = None, in_process: bool | None = None,
-              cleanup: Callable | None = None) -> str:
+def run_tasks(
+    fn: Callable,
+    tasks: list,
+    on_result: Callable,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    groups: list | None = None,
+    on_start: Callable | None = None,
+    in_process: bool | None = None,
+    cleanup: Callable | None = None,
+) -> str:
     """Run the tasks the way the options ask; returns how ("in-process", "local
     cluster of N workers", "scheduler ADDR").  ``in_process`` (default: when
     ``workers`` is 1) runs them here; False asks for a local cluster even of one
@@ -154,10 +188,16 @@ def run_tasks(fn: Callable, tasks: list, on_result: Callable, *, scheduler: str 
 
     if scheduler:
         if not have_dask():
-            raise ConfigError("--scheduler needs Dask distributed: pip install "
-                              "'tracedamon[dask]'")
-        run_dask(fn, tasks, on_result, scheduler=scheduler, groups=groups, on_start=on_start,
-                 cleanup=cleanup)
+            raise ConfigError("--scheduler needs Dask distributed: pip install 'tracedamon[dask]'")
+        run_dask(
+            fn,
+            tasks,
+            on_result,
+            scheduler=scheduler,
+            groups=groups,
+            on_start=on_start,
+            cleanup=cleanup,
+        )
         return f"scheduler {scheduler}"
     n = default_workers() if workers is None else workers
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -6,6 +6,7 @@ are left out.  A metric's direction comes from its name: correlations, precision
 recall and F1 are better higher; errors and differences are better lower; other
 columns (sizes, counts) have no "best".
 """
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,10 @@ import pandas as pd
 
 COST = "checks_per_s"
 _HIGHER = re.compile(r"(spearman|pearson|correlation|precision|recall|f1)$")
-_LOWER = re.compile(r"(error|mae|rmse|mae_bytes|abs_diff|abs_rate_diff|rms_rate_diff|"
-                    r"max_abs_error|abs_diff_s)$")
+_LOWER = re.compile(
+    r"(error|mae|rmse|mae_bytes|abs_diff|abs_rate_diff|rms_rate_diff|"
+    r"max_abs_error|abs_diff_s)$"
+)
 
 
 def direction(column: str) -> int:
@@ -38,8 +41,15 @@ def default_accuracy(columns) -> str | None:
     """The accuracy column of the Pareto front: hot-set F1 at θ = 0.5 against the
     reference (else against the truth), else the first heat or truth correlation."""
     cols = list(columns)
-    for pat in (r"^ref_hot_0_5_f1$", r"^truth_hot_0_5_f1$", r"^ref_.*f1$", r"^truth_.*f1$",
-                r"^ref_heat_spearman$", r"^truth_correlation_spearman$", r"spearman$"):
+    for pat in (
+        r"^ref_hot_0_5_f1$",
+        r"^truth_hot_0_5_f1$",
+        r"^ref_.*f1$",
+        r"^truth_.*f1$",
+        r"^ref_heat_spearman$",
+        r"^truth_correlation_spearman$",
+        r"spearman$",
+    ):
         hit = [c for c in cols if re.search(pat, c)]
         if hit:
             return hit[0]
@@ -52,8 +62,14 @@ def per_configuration(df: pd.DataFrame, grid_columns: list[str]) -> pd.DataFrame
     ok = df[df["error"].isna()] if "error" in df else df
     if ok.empty:
         return pd.DataFrame(columns=["config_id", *grid_columns, "runs"])
-    num = [c for c in ok.columns if c not in grid_columns and c not in ("seed",)
-           and pd.api.types.is_numeric_dtype(ok[c]) and not pd.api.types.is_bool_dtype(ok[c])]
+    num = [
+        c
+        for c in ok.columns
+        if c not in grid_columns
+        and c not in ("seed",)
+        and pd.api.types.is_numeric_dtype(ok[c])
+        and not pd.api.types.is_bool_dtype(ok[c])
+    ]
     g = ok.groupby("config_id", sort=False)
     out = g[num].mean()
     out["runs"] = g.size()
@@ -84,11 +100,16 @@ def best(per_cfg: pd.DataFrame, grid_columns: list[str]) -> pd.DataFrame:
         if v.notna().sum() == 0:
             continue
         i = int(np.nanargmax(v.to_numpy(float) * d))
-        rows.append({"metric": c, "better": "higher" if d > 0 else "lower",
-                     "value": float(v.iat[i]), "config_id": per_cfg["config_id"].iat[i],
-                     "configuration": describe(per_cfg.iloc[i], grid_columns)})
-    return pd.DataFrame(rows, columns=["metric", "better", "value", "config_id",
-                                       "configuration"])
+        rows.append(
+            {
+                "metric": c,
+                "better": "higher" if d > 0 else "lower",
+                "value": float(v.iat[i]),
+                "config_id": per_cfg["config_id"].iat[i],
+                "configuration": describe(per_cfg.iloc[i], grid_columns),
+            }
+        )
+    return pd.DataFrame(rows, columns=["metric", "better", "value", "config_id", "configuration"])
 
 
 def pareto(per_cfg: pd.DataFrame, accuracy: str, cost: str = COST) -> pd.DataFrame:
@@ -106,12 +127,21 @@ def pareto(per_cfg: pd.DataFrame, accuracy: str, cost: str = COST) -> pd.DataFra
     return d.loc[keep]
 
 
-def draw_pareto(per_cfg: pd.DataFrame, front: pd.DataFrame, accuracy: str, png,
-                grid_columns: list[str], title: str = "", cost: str = COST, *,
-                force: bool = False) -> None:
+def draw_pareto(
+    per_cfg: pd.DataFrame,
+    front: pd.DataFrame,
+    accuracy: str,
+    png,
+    grid_columns: list[str],
+    title: str = "",
+    cost: str = COST,
+    *,
+    force: bool = False,
+) -> None:
     """Every configuration as a point (cost, accuracy), the front joined by a line
     and labelled with its configurations; written atomically."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -121,17 +151,24 @@ def draw_pareto(per_cfg: pd.DataFrame, front: pd.DataFrame, accuracy: str, png,
     n_lines = min(len(front), 13)
     fig, ax = plt.subplots(figsize=(8, 5.5 + 0.14 * n_lines), dpi=110)
     ax.scatter(d[cost], d[accuracy], s=22, color="#9aa5b1", label="configurations")
-    ax.plot(front[cost], front[accuracy], "-o", color="#c0392b", ms=6, lw=1.6,
-            label="Pareto front")
+    ax.plot(front[cost], front[accuracy], "-o", color="#c0392b", ms=6, lw=1.6, label="Pareto front")
     lines = []
     for i, (_, r) in enumerate(front.iterrows(), start=1):
-        ax.annotate(str(i), (r[cost], r[accuracy]), fontsize=8, color="#c0392b",
-                    fontweight="bold", xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            str(i),
+            (r[cost], r[accuracy]),
+            fontsize=8,
+            color="#c0392b",
+            fontweight="bold",
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
         lines.append(f"{i}: {describe(r, grid_columns)}")
     if lines:
         shown = lines[:12] + ([f"... {len(lines) - 12} more"] if len(lines) > 12 else [])
-        fig.text(0.01, 0.01, "\n".join(shown), fontsize=7, family="monospace",
-                 va="bottom", ha="left")
+        fig.text(
+            0.01, 0.01, "\n".join(shown), fontsize=7, family="monospace", va="bottom", ha="left"
+        )
     if len(d) and (d[cost] > 0).all() and d[cost].max() / max(d[cost].min(), 1e-9) > 20:
         ax.set_xscale("log")
     ax.set_xlabel("access checks per second (mean regions / sampling interval)")

@@ -19,6 +19,7 @@ or of the ground-truth scoring (``truth_*``), nested keys flattened with ``_``.
 A configuration the replay refuses (what the kernel would reject, e.g.
 min_nr_regions > max_nr_regions) gives a row with the message in ``error``.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,7 @@ CACHE: "OrderedDict[tuple, Loaded]" = OrderedDict()
 
 # columns that measure a run rather than describe its result: they differ between
 # two runs of the same sweep (serial, local cluster, external cluster)
-RUN_COLUMNS = ("replay_s", "replay_cpu_s", "score_s", "damos_s", "worker",
-               "worker_peak_rss_mb")
+RUN_COLUMNS = ("replay_s", "replay_cpu_s", "score_s", "damos_s", "worker", "worker_peak_rss_mb")
 
 
 class Loaded:
@@ -51,10 +51,13 @@ class Loaded:
         tr = open_trace(path)
         self.path = path
         # with schemes, the outcome models also weigh the samples (period, weight)
-        extra = [c for c in DAMOS_SAMPLE_COLUMNS if c not in SAMPLE_COLUMNS] \
-            if spec.get("scheme") else []
+        extra = (
+            [c for c in DAMOS_SAMPLE_COLUMNS if c not in SAMPLE_COLUMNS]
+            if spec.get("scheme")
+            else []
+        )
         self.samples = tr.table("samples", columns=list(SAMPLE_COLUMNS) + extra)
-        self.meta = tr.meta          # paddr's default range (System RAM) comes from it
+        self.meta = tr.meta  # paddr's default range (System RAM) comes from it
         self.mmaps = tr.table("mmaps")
         self.maps = tr.table("maps") if tr.has("maps") else None
         pm = spec.get("pagemap")
@@ -66,26 +69,38 @@ class Loaded:
         self.reference = None
         if spec.get("reference"):
             from ...export.grid import load_history
+
             self.reference = load_history(spec["reference"])
         self.truth = None
         if spec.get("truth"):
             from ...export.compare import load_truth
+
             self.truth = load_truth(spec["truth"])
         # what a replay of the trace directory records as its input: the kept histories
         # name the trace they came from (the in-memory replay knows only a table)
         f = tr.file("samples")
-        self.provenance = {"trace": str(tr.path), "inputs": tr.meta.get("inputs"),
-                           "samples": {"name": f.name, "size": f.stat().st_size,
-                                       "sha256": spec["source_sha256"]}}
-        self.nbytes = sum(t.nbytes for t in (self.samples, self.mmaps, self.maps,
-                                              self.pagemap) if t is not None)
+        self.provenance = {
+            "trace": str(tr.path),
+            "inputs": tr.meta.get("inputs"),
+            "samples": {"name": f.name, "size": f.stat().st_size, "sha256": spec["source_sha256"]},
+        }
+        self.nbytes = sum(
+            t.nbytes for t in (self.samples, self.mmaps, self.maps, self.pagemap) if t is not None
+        )
 
 
 def _key(spec: dict) -> tuple:
     """What a worker's cached source depends on: the files by path and content."""
-    return (spec["source"], spec["source_sha256"], spec.get("pagemap"),
-            spec.get("reference"), spec.get("reference_sha256"), spec.get("truth"),
-            spec.get("truth_sha256"), bool(spec.get("scheme")))
+    return (
+        spec["source"],
+        spec["source_sha256"],
+        spec.get("pagemap"),
+        spec.get("reference"),
+        spec.get("reference_sha256"),
+        spec.get("truth"),
+        spec.get("truth_sha256"),
+        bool(spec.get("scheme")),
+    )
 
 
 def load(spec: dict) -> Loaded:
@@ -171,9 +186,15 @@ def cost_figures(hist, sample_us: int) -> dict:
     import numpy as np
 
     m = hist.metadata
-    out = {"snapshots": int(m.get("snapshots", 0)), "samples_used": int(m.get("samples_used", 0)),
-           "history_rows": int(hist.table.num_rows), "accessed_only": bool(m.get("accessed_only")),
-           "regions_mean": None, "regions_max": None, "checks_per_s": None}
+    out = {
+        "snapshots": int(m.get("snapshots", 0)),
+        "samples_used": int(m.get("samples_used", 0)),
+        "history_rows": int(hist.table.num_rows),
+        "accessed_only": bool(m.get("accessed_only")),
+        "regions_mean": None,
+        "regions_max": None,
+        "checks_per_s": None,
+    }
     if hist.table.num_rows and not out["accessed_only"]:
         snap = hist.table.column("snapshot").to_numpy()
         counts = np.bincount(snap - snap.min())
@@ -199,6 +220,7 @@ def scheme_figures(hist, schemes, got: "Loaded") -> dict:
     import numpy as np
 
     from ..damos import damos
+
     res = damos(hist, list(schemes), samples=got.samples, pagemap=got.pagemap)
     a = res.applications
     st = res.stats.to_pandas()
@@ -206,14 +228,22 @@ def scheme_figures(hist, schemes, got: "Loaded") -> dict:
     t = a.column("time_ns").to_numpy() if a.num_rows else np.zeros(0, np.int64)
     sch = a.column("scheme").to_numpy() if a.num_rows else np.zeros(0, np.int64)
     walks = len({(int(x), int(y)) for x, y in zip(sch, t)})
-    size = (a.column("end").to_numpy().astype(np.int64) -
-            a.column("start").to_numpy().astype(np.int64)) if a.num_rows else np.zeros(0)
-    out = {"damos_applications": walks, "damos_regions": int(a.num_rows),
-           "damos_bytes_tried": int(size.sum()),
-           "damos_bytes_applied": int(last["sz_applied"].sum()) if len(last) else 0,
-           "damos_qt_exceeds": int(last["qt_exceeds"].sum()) if len(last) else 0}
-    o = {k: v for k, v in (res.metadata.get("outcome") or {}).items()
-         if k in ("pageout", "tier")}
+    size = (
+        (
+            a.column("end").to_numpy().astype(np.int64)
+            - a.column("start").to_numpy().astype(np.int64)
+        )
+        if a.num_rows
+        else np.zeros(0)
+    )
+    out = {
+        "damos_applications": walks,
+        "damos_regions": int(a.num_rows),
+        "damos_bytes_tried": int(size.sum()),
+        "damos_bytes_applied": int(last["sz_applied"].sum()) if len(last) else 0,
+        "damos_qt_exceeds": int(last["qt_exceeds"].sum()) if len(last) else 0,
+    }
+    o = {k: v for k, v in (res.metadata.get("outcome") or {}).items() if k in ("pageout", "tier")}
     out.update(flatten(o, "damos"))
     return out
 
@@ -221,8 +251,12 @@ def scheme_figures(hist, schemes, got: "Loaded") -> dict:
 def _replay_source(spec: dict, got: Loaded, kw: dict):
     """Replay from the worker's in-memory tables, with the trace's metadata (paddr
     without ``--range`` takes the trace's System RAM / MEM_TOPOLOGY from it)."""
-    return got.samples, {"mmaps": got.mmaps, "maps": got.maps, "pagemap": got.pagemap,
-                         "trace_meta": got.meta}
+    return got.samples, {
+        "mmaps": got.mmaps,
+        "maps": got.maps,
+        "pagemap": got.pagemap,
+        "trace_meta": got.meta,
+    }
 
 
 def run_task(spec: dict) -> dict:
@@ -232,13 +266,22 @@ def run_task(spec: dict) -> dict:
     from ..replay import replay
     from ...errors import TracedamonError
 
-    row = {"source": spec["source"], "source_name": Path(spec["source"]).name,
-           "source_sha256": spec["source_sha256"], "config_id": spec["config_id"],
-           "seed": spec["seed"], "seed_dependent": spec["seed_dependent"],
-           "run_key": spec["run_key"], "tracedamon_version": __version__,
-           "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None,
-           "replay_s": None, "replay_cpu_s": None, "score_s": None,
-           "worker_peak_rss_mb": None}
+    row = {
+        "source": spec["source"],
+        "source_name": Path(spec["source"]).name,
+        "source_sha256": spec["source_sha256"],
+        "config_id": spec["config_id"],
+        "seed": spec["seed"],
+        "seed_dependent": spec["seed_dependent"],
+        "run_key": spec["run_key"],
+        "tracedamon_version": __version__,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "error": None,
+        "replay_s": None,
+        "replay_cpu_s": None,
+        "score_s": None,
+        "worker_peak_rss_mb": None,
+    }
     got = load(spec)
     kw = dict(spec["replay"])
     fields = {f for f in MonitorConfig.__dataclass_fields__}
@@ -266,9 +309,11 @@ def run_task(spec: dict) -> dict:
     try:
         if got.reference is not None:
             from ...export.compare import compare
+
             row.update(flatten(compare(got.reference, hist).metrics, "ref"))
         if got.truth is not None:
             from ...export.compare import score_truth
+
             row.update(flatten(score_truth(hist, got.truth), "truth"))
     except TracedamonError as e:
         row["error"] = f"scoring: {e}"
@@ -279,6 +324,6 @@ def run_task(spec: dict) -> dict:
         keep = Path(spec["keep"]) / row["source_name"] / name
         if source is got.samples:
             hist.metadata["input"] = got.provenance
-        hist.to_parquet(keep, force=True)   # the sweep's own file (a resumed run rewrites it)
+        hist.to_parquet(keep, force=True)  # the sweep's own file (a resumed run rewrites it)
         row["history"] = str(keep)
     return {k: clean(v) for k, v in row.items()}
