@@ -7,7 +7,7 @@ without age, pointer-valued ``target_id``), ftrace text (``trace_pipe``,
 files (the RAW payloads decoded with the tracepoint formats the file carries;
 :func:`add_regions_from_perf_data`). Gzipped text is read transparently.
 
-How events become snapshots (see :func:`assemble_regions`):
+How events become snapshots (:func:`tracedamon.ingest.damon_assembly.assemble_regions`):
 
 * exact duplicate events (same time, CPU, kdamond and payload: perf sometimes
   delivers one sample twice) are dropped and counted (``duplicates_dropped``);
