@@ -135,7 +135,7 @@ HELP = (
     "the reference, B the candidate. With --truth, B may be omitted to score A alone. "
     "Sparse (--accessed-only) histories read as their dense originals. --cells writes "
     "a picture grid laid over where the accesses are.\n\n"
-    "DAMOS applications: with --damos (automatic when a side is a `tracedamon damos` "
+    "DAMOS applications: with --damos-apply (automatic when a side is a `tracedamon damos` "
     "output or a damos_apply table) the two sides' damos_apply tables are compared: "
     "applications paired per scheme, nearest in time within half the apply interval; "
     "bytes applied by both, by either, by one only, Jaccard, per application and over "
@@ -179,12 +179,16 @@ def compare_cmd(
     quiet: bool = opt.quiet(),
     force: bool = opt.force(),
     damos: bool = typer.Option(
-        False, "--damos", help="compare the damos_apply tables (scheme applications) of A and B"
+        False,
+        "--damos-apply",
+        help="compare the damos_apply tables (scheme applications) of A and B",
     ),
     window: Optional[int] = typer.Option(
-        None, "--window", help="--damos: the apply interval, ns, when no metadata gives it"
+        None, "--window", help="--damos-apply: the apply interval, ns, when no metadata gives it"
     ),
+    damos_old: bool = opt.deprecated("--damos", "--damos-apply", False),
 ) -> None:
+    damos = damos or damos_old
     with one_line_warnings():
         if b is not None and (damos or _damos_sources(a, b)):
             _run_damos(
