@@ -1,4 +1,8 @@
-"""`tracedamon compare`."""
+"""`tracedamon compare`.
+
+Imports follow :mod:`tracedamon.cli`'s start-up rule: the library (pipeline, export:
+pandas and pyarrow) and rich's tables are imported as the first statements of the
+function that uses them, each marked "heavy: see tracedamon.cli"."""
 
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ def _fmt(v, pct=False) -> str:
 
 def render_metrics(m: dict) -> None:
     """A readable rich table of the main numbers."""
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console  # heavy: see tracedamon.cli
+    from rich.table import Table  # heavy: see tracedamon.cli
 
     con = Console()
     if "heat" in m:
@@ -219,14 +223,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _damos_sources(a, b) -> bool:
-    from ..pipeline.compare import is_damos_pair
+    from ..pipeline.compare import is_damos_pair  # heavy: see tracedamon.cli
 
     return is_damos_pair(a, b)
 
 
 def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) -> None:
-    from ..export.damos_compare import render_damos_metrics
-    from ..pipeline.compare import compare_damos_sources
+    from ..export.damos_compare import render_damos_metrics  # heavy: see tracedamon.cli
+    from ..pipeline.compare import compare_damos_sources  # heavy: see tracedamon.cli
 
     for flag, given in (
         ("--cells", cells is not None),
@@ -262,7 +266,7 @@ def _run(
     quiet,
     force,
 ) -> None:
-    from ..pipeline.compare import cells_path_for, compare
+    from ..pipeline.compare import cells_path_for, compare  # heavy: see tracedamon.cli
 
     # --cells defaults to beside -o (checked after -o itself)
     res = compare(
