@@ -81,8 +81,9 @@ def damos_cmd(
     ),
     pagemap: Optional[Path] = opt.pagemap(),
     samples: Optional[Path] = typer.Option(
-        None, "--samples", help="trace directory with the workload's samples (outcome model)"
+        None, "--samples-from", help="trace directory with the workload's samples (outcome model)"
     ),
+    samples_old: Optional[Path] = opt.deprecated("--samples", "--samples-from"),
     offset: int = opt.offset("ns added to the sample times"),
     fast_tier: Optional[str] = typer.Option(
         None, "--fast-tier", help="fast-tier size for migrate/lru actions (e.g. 256M)"
@@ -114,6 +115,7 @@ def damos_cmd(
     from ..pipeline.schemes import time_ns
     from ..store.atomic import TRACE_DIR, check_output
 
+    samples = samples or samples_old
     goals = {}
     for g in goal:
         if "=" not in g:
