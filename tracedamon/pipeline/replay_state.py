@@ -1,4 +1,5 @@
-"""What one replay finds out about its input, step by step (:func:`tracedamon.pipeline.replay.replay`).
+"""What one replay finds out about its input, step by step
+(:func:`tracedamon.pipeline.replay.replay`).
 
 :class:`ReplayState` is filled in the order the replay runs: the samples source and its
 first scan (:func:`open_input`), the chosen events, the samples per pid and which address
@@ -38,7 +39,8 @@ from .samples import (
 
 @dataclass
 class ReplayState:
-    """What one replay found out about its input, step by step (see :func:`replay`)."""
+    """What one replay found out about its input, step by step (see
+    :func:`tracedamon.pipeline.replay.replay`)."""
 
     config: MonitorConfig
     ops: Operations
