@@ -125,6 +125,11 @@ def schemes(help: str, required: bool = False) -> Any:
     return typer.Option(... if required else [], "--scheme", "-s", help=help)
 
 
+def unknown_pages(help: str) -> Any:
+    """``--unknown-pages``: the DAMOS ops filters' verdict on pages without page data."""
+    return typer.Option("pass", "--unknown-pages", help=help)
+
+
 def workers(help: str = "local worker processes (default: the CPUs; 1 = in this process)") -> Any:
     return typer.Option(None, "--workers", help=help)
 
