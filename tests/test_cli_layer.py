@@ -43,7 +43,7 @@ def _options(cmd) -> dict:
     return {
         o.opts[-1] if o.opts[-1].startswith("--") else o.opts[0]: o
         for o in cmd.params
-        if getattr(o, "param_type_name", "") == "option"
+        if getattr(o, "param_type_name", "") == "option" and not o.hidden  # not deprecated ones
     }
 
 
@@ -76,7 +76,6 @@ def test_every_command_is_registered():
 ONE_NAME_TWO_MEANINGS = {
     "--damos",  # compare: compare damos_apply tables; report html: a damos_apply table
     "--samples",  # report heatmap/html: draw the samples; damos: a samples trace directory
-    "--resume",  # sweep: continue a sweep; damos: the quota's resume point
 }
 
 

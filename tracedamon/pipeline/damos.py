@@ -223,7 +223,9 @@ def _walk_run(w: _Walk, run) -> None:
     if w.fixed_resume is not None:
         for j in range(len(w.all_schemes)):
             set_resume(state, j, *w.fixed_resume)
-        w.resume_info.append({"run": int(run), "resume": list(w.fixed_resume), "from": "--resume"})
+        w.resume_info.append(
+            {"run": int(run), "resume": list(w.fixed_resume), "from": "--quota-resume"}
+        )
     auto_done: set = set()
     snaps = reg["snapshot"][rsel]
     bounds = np.flatnonzero(np.diff(snaps)) + 1
@@ -383,7 +385,7 @@ def _read_recorded(w: "_Walk", source: Source, check: bool, resume, say) -> None
         msg = f"{source.path} holds no recorded applications; give an address"
         raise ConfigError(
             f"resume='auto': {msg} (resume=ADDR) or none",
-            cli_message=f"--resume auto: {msg} (--resume ADDR) or none",
+            cli_message=f"--quota-resume auto: {msg} (--quota-resume ADDR) or none",
         )
 
 

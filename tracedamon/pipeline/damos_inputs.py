@@ -161,7 +161,7 @@ def parse_resume(resume) -> tuple[int, int]:
     except ValueError:
         raise ConfigError(
             f"resume={text!r}: 'auto', ADDR or 'TARGET:ADDR'",
-            cli_message=f"--resume {text!r}: auto, ADDR or TARGET:ADDR",
+            cli_message=f"--quota-resume {text!r}: auto, ADDR or TARGET:ADDR",
         ) from None
 
 

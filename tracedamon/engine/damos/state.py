@@ -83,7 +83,7 @@ def new_state(
 
 def set_resume(state: DamosState, scheme: int, target: int, addr: int) -> None:
     """Set a scheme's quota resume point (what a window exhausted before the state
-    started would have left: ``--resume``)."""
+    started would have left: ``tracedamon damos --quota-resume``)."""
     st = state.states[scheme]
     st.charge_target_from = int(target)
     st.charge_addr_from = int(addr)
