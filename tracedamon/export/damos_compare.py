@@ -62,6 +62,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
 from ..errors import ConfigError, InputError
 from ..store.parquet import read_schema, read_table
@@ -565,9 +568,6 @@ def _scheme_figures(pdf, apps_a, apps_b, ctx: int, sch: int, window_ns: int) -> 
 def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
     """compare's terminal tables for two damos_apply tables: the run's figures, then
     one line per application (at most ``max_rows``; mismatches first when cut)."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
 
     def pct(v):
         return "-" if v is None else f"{100 * v:.1f} %"

@@ -49,8 +49,13 @@ from typing import Mapping
 import numpy as np
 
 from .. import __version__
-from ..engine.damos import new_state, profile as _profile, set_resume, update_watermarks
-from ..engine.damos import apply_schemes
+from ..engine.damos import (
+    apply_schemes,
+    new_state,
+    profile as _profile,
+    set_resume,
+    update_watermarks,
+)
 from ..engine.damos.inloop import KIND_OF
 from ..errors import ConfigError
 from .damos_history import (
