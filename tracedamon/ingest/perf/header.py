@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 
 from ...errors import TraceFormatError
-from .. import perf_records as K
+from . import layout as L
 
 MAGIC_LE = 0x32454C4946524550
 MAGIC_BE = 0x50455246494C4532
@@ -130,7 +130,7 @@ _SW_NAMES = [
 
 _REVBITS = bytes(int(f"{x:08b}"[::-1], 2) for x in range(256))
 
-_TRAILER_BITS = (K.S_TID, K.S_TIME, K.S_ID, K.S_STREAM_ID, K.S_CPU, K.S_IDENTIFIER)
+_TRAILER_BITS = (L.S_TID, L.S_TIME, L.S_ID, L.S_STREAM_ID, L.S_CPU, L.S_IDENTIFIER)
 _TRAILER_MASK = sum(_TRAILER_BITS)
 
 
@@ -233,14 +233,14 @@ class Attr:
             config3=config3,
             file_offset=offset,
         )
-        if st & ~K.S_KNOWN:
+        if st & ~L.S_KNOWN:
             raise TraceFormatError(
                 path,
                 f"attr {index}: unknown sample_type bits "
-                f"0x{st & ~K.S_KNOWN:x}: the sample layout is undecidable",
+                f"0x{st & ~L.S_KNOWN:x}: the sample layout is undecidable",
                 offset=offset,
             )
-        if rf & ~0x1F and st & K.S_READ:
+        if rf & ~0x1F and st & L.S_READ:
             raise TraceFormatError(
                 path,
                 f"attr {index}: unknown read_format bits "
@@ -282,20 +282,20 @@ class Attr:
 
 def _id_pos_sample(st: int) -> int:
     """Body offset of the id in a SAMPLE (perf's id_pos), -1 without ID/IDENTIFIER."""
-    if st & K.S_IDENTIFIER:
+    if st & L.S_IDENTIFIER:
         return 0
-    if not st & K.S_ID:
+    if not st & L.S_ID:
         return -1
-    return 8 * sum(1 for b in (K.S_IP, K.S_TID, K.S_TIME, K.S_ADDR) if st & b)
+    return 8 * sum(1 for b in (L.S_IP, L.S_TID, L.S_TIME, L.S_ADDR) if st & b)
 
 
 def _id_pos_trailer(st: int) -> int:
     """Bytes back from the record end where the trailer's id starts (perf's is_pos)."""
-    if st & K.S_IDENTIFIER:
+    if st & L.S_IDENTIFIER:
         return 8
-    if not st & K.S_ID:
+    if not st & L.S_ID:
         return -1
-    return 8 * (1 + bool(st & K.S_CPU) + bool(st & K.S_STREAM_ID))
+    return 8 * (1 + bool(st & L.S_CPU) + bool(st & L.S_STREAM_ID))
 
 
 # ----------------------------------------------------------------------------------------

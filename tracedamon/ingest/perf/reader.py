@@ -14,7 +14,6 @@ import pyarrow as pa
 
 from ...errors import TraceFormatError
 from .. import data_src as _ds
-from .. import perf_records as K
 from ..binparse import Cursor
 from .header import (
     Attr,
@@ -30,6 +29,15 @@ from .ordering import _Orderer, _merge_streams
 from .samples import _Block, _expand_read, _sample_block, finish_samples
 from .sideband import _PassState
 from .stream import _Chunk, _Progress, _chunk_source
+from . import layout as L
+from .byteswap import be_fix_samples
+from .sample_kernels import (
+    decode_samples,
+    fixed_layouts,
+    gather_fixed_attrs,
+    gather_u16,
+    sample_attrs,
+)
 
 
 # ----------------------------------------------------------------------------------------
@@ -67,7 +75,7 @@ class PerfData:
         self._params = None
         self.sources: list[_Source] = []
         #: a file written on a big-endian machine: records are turned little-endian
-        #: chunk by chunk (perf_records.scan_records_be and the be_fix_* kernels)
+        #: chunk by chunk (scan.scan_records_be and byteswap's be_fix_* kernels)
         self.big_endian = False
         self._e = "<"
         #: filled by ingest_into: seconds the Parquet thread was busy (wall, CPU)
@@ -464,7 +472,7 @@ class PerfData:
         st = _PassState(self, sideband=False)
         for ch in self._chunks(self.sources[0], st):
             self._header_records(ch, st)
-            if (ch.types == K.R_SAMPLE).any() or (ch.types == K.R_FINISHED_INIT).any():
+            if (ch.types == L.R_SAMPLE).any() or (ch.types == L.R_FINISHED_INIT).any():
                 break
 
     # -- public ----------------------------------------------------------------------
@@ -544,11 +552,11 @@ class PerfData:
             np.isin(
                 ot,
                 (
-                    K.R_HEADER_ATTR,
-                    K.R_HEADER_TRACING_DATA,
-                    K.R_ID_INDEX,
-                    K.R_EVENT_UPDATE,
-                    K.R_HEADER_FEATURE,
+                    L.R_HEADER_ATTR,
+                    L.R_HEADER_TRACING_DATA,
+                    L.R_ID_INDEX,
+                    L.R_EVENT_UPDATE,
+                    L.R_HEADER_FEATURE,
                 ),
             )
         ]
@@ -562,7 +570,7 @@ class PerfData:
             fo = int(ch.fileoff[i])
             size = int.from_bytes(buf[off + 6 : off + 8].tobytes(), "little")
             body = buf[off + 8 : off + size].tobytes()
-            if typ == K.R_HEADER_ATTR:
+            if typ == L.R_HEADER_ATTR:
                 # a second pass over a pipe stream sees the same records again (records
                 # inside one COMPRESSED container share its offset: key on the bytes too)
                 key = (fo, body)
@@ -584,14 +592,14 @@ class PerfData:
                 self._attr_offsets.add(key)
                 self._rebuild_ids()
                 changed = True
-            elif typ == K.R_HEADER_TRACING_DATA:
+            elif typ == L.R_HEADER_TRACING_DATA:
                 if len(body) < 4:
                     raise TraceFormatError(
                         ch.path, "HEADER_TRACING_DATA record too short", offset=fo
                     )
                 n = struct.unpack_from("<I", body, 0)[0]
                 self.tracing_data = buf[off + size : off + size + n].tobytes()
-            elif typ == K.R_ID_INDEX:
+            elif typ == L.R_ID_INDEX:
                 if len(body) < 8:
                     raise TraceFormatError(ch.path, "ID_INDEX record too short", offset=fo)
                 nr = struct.unpack_from("<Q", body, 0)[0]
@@ -608,7 +616,7 @@ class PerfData:
                         self._id2attr[i_id] = idx
                         changed = True
                 st.id_index = entries
-            elif typ == K.R_EVENT_UPDATE:
+            elif typ == L.R_EVENT_UPDATE:
                 if len(body) < 16:
                     raise TraceFormatError(ch.path, "EVENT_UPDATE record too short", offset=fo)
                 utype, uid = struct.unpack_from(f"{self._e}QQ", body, 0)
@@ -620,7 +628,7 @@ class PerfData:
                     if a is not None:
                         self.attrs[a].name = nm
                         changed = True
-            elif typ == K.R_HEADER_FEATURE:
+            elif typ == L.R_HEADER_FEATURE:
                 if len(body) < 8:
                     raise TraceFormatError(ch.path, "HEADER_FEATURE record too short", offset=fo)
                 fid = struct.unpack_from(f"{self._e}Q", body, 0)[0]
@@ -650,7 +658,7 @@ class PerfData:
                     [0 if a.freq else a.sample_period_or_freq for a in at], dtype=np.uint64
                 ),
                 freq=np.array([a.freq for a in at], dtype=bool),
-                fixed=K.fixed_layouts([a.sample_type for a in at]),
+                fixed=fixed_layouts([a.sample_type for a in at]),
             )
         return self._params
 
@@ -677,12 +685,12 @@ class PerfData:
         sample columns are copied out of it)."""
         m = getattr(self, "_scratch", None)
         if m is None or m.shape[0] < n:
-            m = np.empty((max(n, 1024), K.NCOLS), dtype=np.uint64, order="F")
+            m = np.empty((max(n, 1024), L.NCOLS), dtype=np.uint64, order="F")
             self._scratch = m
         return m[:n]
 
     def _decode_chunk(self, ch: "_Chunk", st: "_PassState", stream: int):
-        sel = np.flatnonzero(ch.types == K.R_SAMPLE)
+        sel = np.flatnonzero(ch.types == L.R_SAMPLE)
         if not sel.size:
             return None
         if not self.attrs:
@@ -703,7 +711,7 @@ class PerfData:
                     offset=int(ch.fileoff[sel[0]]),
                 )
             attr = np.empty(n, dtype=np.int32)
-            K.sample_attrs(ch.buf, ch.buf64, offs, sizes, P["id_pos"], P["ids"], P["ida"], attr)
+            sample_attrs(ch.buf, ch.buf64, offs, sizes, P["id_pos"], P["ids"], P["ida"], attr)
             bad = np.flatnonzero(attr == -2)
             if bad.size:
                 raise TraceFormatError(
@@ -721,19 +729,19 @@ class PerfData:
                 if not n:
                     return None
         if self.big_endian:
-            K.be_fix_samples(
+            be_fix_samples(
                 ch.buf, offs, sizes, attr, P["st"], P["rf"], P["bhw"], P["bcnt"], P["nru"], P["nri"]
             )
         out = self._decode_matrix(n)
         err = np.zeros(n, dtype=np.int8)
         nslot, cols, deltas, need = P["fixed"]
         if (nslot >= 0).any():
-            K.gather_fixed_attrs(
+            gather_fixed_attrs(
                 ch.buf, ch.buf64, offs, sizes, attr, nslot, cols, deltas, need, out, err
             )
         if (nslot < 0).any():
             var_attr = np.where(nslot[attr] < 0, attr, -1).astype(np.int32)
-            K.decode_samples(
+            decode_samples(
                 ch.buf,
                 ch.buf64,
                 offs,
@@ -750,11 +758,11 @@ class PerfData:
             )
         if err.any():
             i = int(np.flatnonzero(err)[0])
-            raise TraceFormatError(ch.path, K.ERR_TEXT[int(err[i])], offset=int(ch.fileoff[sel[i]]))
+            raise TraceFormatError(ch.path, L.ERR_TEXT[int(err[i])], offset=int(ch.fileoff[sel[i]]))
         misc = np.empty(n, dtype=np.uint16)
-        K.gather_u16(ch.buf, offs, 4, misc)
+        gather_u16(ch.buf, offs, 4, misc)
         blk = _sample_block(P, ch, out, attr, misc, ch.fileoff_of(sel, offs), ch.round_idx(sel))
-        if any(a.sample_type & K.S_READ for a in self.attrs):
+        if any(a.sample_type & L.S_READ for a in self.attrs):
             blk = _expand_read(self, ch, out, attr, blk, st)
         st.add_samples(blk.cols["event_id"][0], len(self.attrs))
         return blk, ch.rounds_end

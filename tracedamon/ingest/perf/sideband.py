@@ -13,9 +13,12 @@ from ...schema import LOST, MMAPS, TASKS
 from ...errors import TraceFormatError
 from ...schema import empty as _empty
 from .. import data_src as _ds
-from .. import perf_records as K
 from ..arrays import py_array, str_array
 from .header import Attr, RECORD_NAMES, _TRAILER_BITS, _TRAILER_MASK, _id_pos_trailer
+from . import layout as L
+from .byteswap import be_fix_sideband
+from .sample_kernels import gather_bytes
+from .sideband_kernels import HEX_DIGITS, hex_bytes, sideband_fields
 
 if TYPE_CHECKING:  # annotations only (at run time these modules would import each other)
     from .reader import PerfData
@@ -61,12 +64,12 @@ class _PassState:
     def count(self, types: np.ndarray):
         if not len(types):
             return
-        nsamples = int(np.count_nonzero(types == K.R_SAMPLE))
+        nsamples = int(np.count_nonzero(types == L.R_SAMPLE))
         if nsamples:
             self.record_counts[9] = self.record_counts.get(9, 0) + nsamples
         if nsamples == len(types):
             return
-        rest = types[types != K.R_SAMPLE] if nsamples else types
+        rest = types[types != L.R_SAMPLE] if nsamples else types
         u, c = np.unique(rest, return_counts=True)
         for t, k in zip(u.tolist(), c.tolist()):
             self.record_counts[t] = self.record_counts.get(t, 0) + k
@@ -164,7 +167,7 @@ class _PassState:
         s_off = np.zeros(n, np.int64)
         s_len = np.zeros(n, np.int64)
         err = np.zeros(n, np.int8)
-        K.sideband_fields(
+        sideband_fields(
             ch.buf,
             ch.buf64,
             offs,
@@ -210,16 +213,18 @@ class _PassState:
                 _ds.np_to_arrow(seqs[rows], pa.int64()),
             ]
 
-        mm = np.flatnonzero((types == K.R_MMAP) | (types == K.R_MMAP2))
+        mm = np.flatnonzero((types == L.R_MMAP) | (types == L.R_MMAP2))
         if len(mm):
             t = time[mm]
             tv = None if has_time[mm].all() else has_time[mm]
-            is2 = types[mm] == K.R_MMAP2
+            is2 = types[mm] == L.R_MMAP2
             bid = bid_len[mm] >= 0
             inode = is2 & ~bid
             bo = np.empty(len(mm) + 1, np.int32)
             hexdata = np.empty(int(np.maximum(bid_len[mm], 0).sum()) * 2, np.uint8)
-            K.hex_bytes(ch.buf, s_off[mm] - 28, np.where(bid, bid_len[mm], -1), K._HEX, bo, hexdata)
+            hex_bytes(
+                ch.buf, s_off[mm] - 28, np.where(bid, bid_len[mm], -1), HEX_DIGITS, bo, hexdata
+            )
             build_id = pa.Array.from_buffers(
                 pa.string(),
                 len(mm),
@@ -251,7 +256,7 @@ class _PassState:
                     keys(mm, t, tv) + cols, names=["_kt", "_ks", "_kq"] + MMAPS.names
                 )
             )
-        tk = np.flatnonzero(np.isin(types, (K.R_COMM, K.R_EXIT, K.R_FORK)))
+        tk = np.flatnonzero(np.isin(types, (L.R_COMM, L.R_EXIT, L.R_FORK)))
         if len(tk):
             ty = types[tk]
             comm = ty == 3
@@ -291,11 +296,11 @@ class _PassState:
 
     def _one(self, typ, misc, body, tr, ai, seq):
         time = tr.get("time")
-        if typ in (K.R_MMAP, K.R_MMAP2):
+        if typ in (L.R_MMAP, L.R_MMAP2):
             pid, tid, start, length, pgoff = struct.unpack_from("<IIQQQ", body, 0)
             prot = flags = maj = mn = ino = igen = None
             build_id = None
-            if typ == K.R_MMAP2:
+            if typ == L.R_MMAP2:
                 if misc & 0x4000:
                     bsz = body[32]
                     build_id = body[36 : 36 + min(bsz, 20)].hex()
@@ -329,7 +334,7 @@ class _PassState:
                     typ,
                 )
             )
-        elif typ == K.R_COMM:
+        elif typ == L.R_COMM:
             pid, tid = struct.unpack_from("<II", body, 0)
             comm = body[8:].split(b"\0", 1)[0].decode("utf-8", "replace")
             self.tasks.append(
@@ -346,7 +351,7 @@ class _PassState:
                     bool(misc & 0x2000),
                 )
             )
-        elif typ in (K.R_EXIT, K.R_FORK):
+        elif typ in (L.R_EXIT, L.R_FORK):
             pid, ppid, tid, ptid, btime = struct.unpack_from("<IIIIQ", body, 0)
             t = time if time is not None else btime
             self.tasks.append(
@@ -354,7 +359,7 @@ class _PassState:
                     _key(t),
                     seq,
                     t,
-                    "EXIT" if typ == K.R_EXIT else "FORK",
+                    "EXIT" if typ == L.R_EXIT else "FORK",
                     _s32(pid),
                     _s32(tid),
                     _s32(ppid),
@@ -363,7 +368,7 @@ class _PassState:
                     None,
                 )
             )
-        elif typ == K.R_LOST:
+        elif typ == L.R_LOST:
             i, n = struct.unpack_from("<QQ", body, 0)
             ev = self.rd._id2attr.get(i)
             self.lost.append(
@@ -380,7 +385,7 @@ class _PassState:
                     n,
                 )
             )
-        elif typ == K.R_LOST_SAMPLES:
+        elif typ == L.R_LOST_SAMPLES:
             (n,) = struct.unpack_from("<Q", body, 0)
             sid = tr.get("id")
             ev = self.rd._id2attr.get(sid) if sid is not None else None
@@ -400,10 +405,10 @@ class _PassState:
                     n,
                 )
             )
-        elif typ in (K.R_THROTTLE, K.R_UNTHROTTLE):
+        elif typ in (L.R_THROTTLE, L.R_UNTHROTTLE):
             t, i, _sid = struct.unpack_from("<QQQ", body, 0)
             ev = self.rd._id2attr.get(i)
-            what = "THROTTLE" if typ == K.R_THROTTLE else "UNTHROTTLE"
+            what = "THROTTLE" if typ == L.R_THROTTLE else "UNTHROTTLE"
             self.lost.append(
                 (_key(t), seq, t, what, ev, i, tr.get("pid"), tr.get("tid"), tr.get("cpu"), 0)
             )
@@ -478,9 +483,9 @@ def _be_fix_sideband(rd: "PerfData", ch: "_Chunk", sel: np.ndarray) -> None:
                 v = int.from_bytes(ch.buf[o + z - pos : o + z - pos + 8].tobytes(), "little")
                 attr[k] = rd._id2attr.get(v, 0)
     tl_a = np.array([a.trailer_len for a in rd.attrs], np.int64)
-    tid_a = np.array([_trailer_offset(a, K.S_TID) for a in rd.attrs], np.int64)
-    cpu_a = np.array([_trailer_offset(a, K.S_CPU) for a in rd.attrs], np.int64)
-    K.be_fix_sideband(ch.buf, offs, sizes, types, attr, tl_a, tid_a, cpu_a)
+    tid_a = np.array([_trailer_offset(a, L.S_TID) for a in rd.attrs], np.int64)
+    cpu_a = np.array([_trailer_offset(a, L.S_CPU) for a in rd.attrs], np.int64)
+    be_fix_sideband(ch.buf, offs, sizes, types, attr, tl_a, tid_a, cpu_a)
 
 
 def _trailer_offset(a: Attr, bit: int) -> int:
@@ -502,7 +507,7 @@ def _trailer_layout(rd: "PerfData") -> tuple[int, int, int] | None:
     if any((a.sample_id_all, a.sample_type & _TRAILER_MASK) != key for a in rd.attrs[1:]):
         return None
     tl = first.trailer_len
-    time_pos = _trailer_offset(first, K.S_TIME)
+    time_pos = _trailer_offset(first, L.S_TIME)
     id_back = -1
     if len(rd.attrs) > 1 and first.sample_id_all:
         id_back = _id_pos_trailer(first.sample_type)
@@ -515,7 +520,7 @@ def _utf8_column(buf: np.ndarray, off: np.ndarray, ln: np.ndarray) -> pa.Array:
     n = len(off)
     bo = np.empty(n + 1, np.int32)
     data = np.empty(int(ln.sum()), np.uint8)
-    K.gather_bytes(buf, off, ln, np.ones(n, bool), bo, data)
+    gather_bytes(buf, off, ln, np.ones(n, bool), bo, data)
     arr = pa.Array.from_buffers(
         pa.string(), n, [None, pa.py_buffer(bo), pa.py_buffer(data)], null_count=0
     )
@@ -547,23 +552,23 @@ def _trailer(rd: PerfData, ai, rec: bytes) -> dict | None:
     p = len(rec) - n
     st = a.sample_type
     out = {}
-    if st & K.S_TID:
+    if st & L.S_TID:
         pid, tid = struct.unpack_from("<II", rec, p)
         out["pid"], out["tid"] = _s32(pid), _s32(tid)
         p += 8
-    if st & K.S_TIME:
+    if st & L.S_TIME:
         out["time"] = struct.unpack_from("<q", rec, p)[0]
         p += 8
-    if st & K.S_ID:
+    if st & L.S_ID:
         out["id"] = struct.unpack_from("<Q", rec, p)[0]
         p += 8
-    if st & K.S_STREAM_ID:
+    if st & L.S_STREAM_ID:
         out["stream_id"] = struct.unpack_from("<Q", rec, p)[0]
         p += 8
-    if st & K.S_CPU:
+    if st & L.S_CPU:
         out["cpu"] = _s32(struct.unpack_from("<I", rec, p)[0])
         p += 8
-    if st & K.S_IDENTIFIER:
+    if st & L.S_IDENTIFIER:
         out["id"] = struct.unpack_from("<Q", rec, p)[0]
         p += 8
     return out
