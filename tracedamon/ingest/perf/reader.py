@@ -20,6 +20,8 @@ from .header import (
     FEATURE_NAMES,
     MAGIC_BE,
     MAGIC_LE,
+    FileHeader,
+    parse_file_header,
     _BUILTIN_PMU,
     _feature_index_plausible,
     _id_pos_sample,
@@ -122,22 +124,7 @@ class PerfData:
         with f:
             fsize = os.fstat(f.fileno()).st_size
             head = f.read(104)
-            if len(head) < 16:
-                raise TraceFormatError(
-                    p, f"file too short for a perf.data header ({len(head)} bytes)", offset=0
-                )
-            magic, hsize = struct.unpack_from("<QQ", head, 0)
-            if magic == MAGIC_BE:
-                self.big_endian = True
-                self._e = ">"
-                self.meta["byte_order"] = "big"
-                hsize = struct.unpack_from(">Q", head, 8)[0]
-            elif magic != MAGIC_LE:
-                if head[:8] == b"PERFFILE":
-                    raise TraceFormatError(
-                        p, "perf.data version 1 ('PERFFILE') is not supported", offset=0
-                    )
-                raise TraceFormatError(p, f"not a perf.data file (magic {head[:8]!r})", offset=0)
+            hsize = self._byte_order(p, head)
             self.file_size = fsize
             if hsize == 16 and self.big_endian:
                 # perf 6.1 cannot read one either ("Can't parse sample"), so there is no
@@ -153,106 +140,96 @@ class PerfData:
                 self.layout = "pipe"
                 self.sources = [_Source(p, 16, None, p.name)]
                 return
-            if hsize not in (104, 72):
-                raise TraceFormatError(p, f"perf.data header size {hsize} (expected 104)", offset=8)
-            if len(head) < hsize:
-                raise TraceFormatError(p, "file ends inside the perf.data header", offset=len(head))
+            h = parse_file_header(head, hsize, p, fsize, self.big_endian)
             self.layout = "file"
-            e = self._e
-            attr_size, a_off, a_size, d_off, d_size = struct.unpack_from(f"{e}QQQQQ", head, 16)
-            bitmap = 0
-            if hsize == 104:
-                w = struct.unpack_from(f"{e}4Q", head, 72)
-                bitmap = w[0] | w[1] << 64 | w[2] << 128 | w[3] << 192
-                if self.big_endian and not bitmap >> 3 & 1:
-                    # a 32-bit big-endian writer's bitmap is in 32-bit words (perf tells
-                    # them apart by the HOSTNAME bit, which every perf record sets)
-                    w32 = struct.unpack_from(">8I", head, 72)
-                    alt = sum(v << (32 * k) for k, v in enumerate(w32))
-                    if alt >> 3 & 1:
-                        bitmap = alt
-            for name, off, size, fo in (("attrs", a_off, a_size, 24), ("data", d_off, d_size, 40)):
-                if off < hsize and size:
-                    raise TraceFormatError(p, f"{name} section overlaps the header", offset=fo)
-                if off + size > fsize:
-                    raise TraceFormatError(
-                        p,
-                        f"{name} section [{off}, {off + size}) lies "
-                        f"outside the file ({fsize} bytes)",
-                        offset=fo,
-                    )
-            if a_size and d_size and a_off < d_off + d_size and d_off < a_off + a_size:
-                raise TraceFormatError(p, "attrs and data sections overlap", offset=24)
-            if attr_size < 64 + 16:
-                raise TraceFormatError(p, f"attr_size {attr_size} too small", offset=16)
-            if a_size % attr_size:
+            self._header = dict(attr_size=h.attr_size, attrs=h.attrs, data=h.data)
+            self._read_attrs(f, p, *h.attrs, h.attr_size, fsize)
+            self.sources = [_Source(p, h.data[0], self._read_features(f, p, h, fsize), p.name)]
+
+    def _byte_order(self, p: Path, head: bytes) -> int:
+        """Check the magic (noting a big-endian file) and return the header size."""
+        if len(head) < 16:
+            raise TraceFormatError(
+                p, f"file too short for a perf.data header ({len(head)} bytes)", offset=0
+            )
+        magic, hsize = struct.unpack_from("<QQ", head, 0)
+        if magic == MAGIC_BE:
+            self.big_endian = True
+            self._e = ">"
+            self.meta["byte_order"] = "big"
+            hsize = struct.unpack_from(">Q", head, 8)[0]
+        elif magic != MAGIC_LE:
+            if head[:8] == b"PERFFILE":
+                raise TraceFormatError(
+                    p, "perf.data version 1 ('PERFFILE') is not supported", offset=0
+                )
+            raise TraceFormatError(p, f"not a perf.data file (magic {head[:8]!r})", offset=0)
+        return hsize
+
+    def _read_features(self, f, p: Path, h: FileHeader, fsize: int) -> int | None:
+        """The feature sections after the data section; returns where the records end
+        (None: at the end of the file, for a recording perf did not finish).
+
+        perf record writes the header twice, at the start with data.size 0 (and the
+        feature bits it means to write) and at the end with the data size, right before
+        the feature sections. data.size 0 without a feature index behind it is a
+        recording perf did not finish (killed, or still running): its records run to
+        the end of the file."""
+        d_off, d_size = h.data
+        bits = [b for b in range(256) if h.bitmap >> b & 1]
+        feat_off = d_off + d_size
+        index = None
+        if bits and feat_off + 16 * len(bits) <= fsize:
+            f.seek(feat_off)
+            raw = f.read(16 * len(bits))
+            index = [struct.unpack_from(f"{self._e}QQ", raw, 16 * k) for k in range(len(bits))]
+        if not d_size and not _feature_index_plausible(index, feat_off + 16 * len(bits), fsize):
+            self.meta["unfinished_recording"] = True
+            if self.strict:
+                why = (
+                    "data size 0 in the header: perf record did not finish (killed, "
+                    "or still running); without {} the records it wrote are read"
+                )
+                raise TraceFormatError(
+                    p, why.format("strict=True"), offset=48, cli_problem=why.format("--strict")
+                )
+            self._note_truncation(
+                unfinished=True, features_lost=[FEATURE_NAMES.get(b, str(b)) for b in bits]
+            )
+            return None
+        lost = []
+        if bits and index is None:
+            # the file ends before the feature index (cut after the data section)
+            if self.strict:
                 raise TraceFormatError(
                     p,
-                    f"attrs section size {a_size} is not a multiple of attr_size {attr_size}",
-                    offset=24,
+                    f"the file ({fsize} bytes) ends before its "
+                    f"feature index [{feat_off}, "
+                    f"{feat_off + 16 * len(bits)})",
+                    offset=feat_off,
                 )
-            self._header = dict(attr_size=attr_size, attrs=(a_off, a_size), data=(d_off, d_size))
-            self._read_attrs(f, p, a_off, a_size, attr_size, fsize)
-            # features: perf record writes the header twice, at the start with data.size
-            # 0 (and the feature bits it means to write) and at the end with the data
-            # size, right before the feature sections. data.size 0 without a feature
-            # index behind it is a recording perf did not finish (killed, or still
-            # running): its records run to the end of the file.
-            bits = [b for b in range(256) if bitmap >> b & 1]
-            feat_off = d_off + d_size
-            index = None
-            if bits and feat_off + 16 * len(bits) <= fsize:
-                f.seek(feat_off)
-                raw = f.read(16 * len(bits))
-                index = [struct.unpack_from(f"{e}QQ", raw, 16 * k) for k in range(len(bits))]
-            if not d_size and not _feature_index_plausible(index, feat_off + 16 * len(bits), fsize):
-                self.meta["unfinished_recording"] = True
-                if self.strict:
-                    why = (
-                        "data size 0 in the header: perf record did not finish (killed, "
-                        "or still running); without {} the records it wrote are read"
-                    )
-                    raise TraceFormatError(
-                        p, why.format("strict=True"), offset=48, cli_problem=why.format("--strict")
-                    )
-                self._note_truncation(
-                    unfinished=True, features_lost=[FEATURE_NAMES.get(b, str(b)) for b in bits]
-                )
-                self.sources = [_Source(p, d_off, None, p.name)]
-                return
-            lost = []
-            if bits and index is None:
-                # the file ends before the feature index (cut after the data section)
+            lost = [FEATURE_NAMES.get(b, str(b)) for b in bits]
+        for k, b in enumerate(bits if index is not None else ()):
+            off, size = index[k]
+            if size == 0:
+                continue
+            if off + size > fsize:
+                # perf skips a feature it cannot read and goes on with the data
                 if self.strict:
                     raise TraceFormatError(
                         p,
-                        f"the file ({fsize} bytes) ends before its "
-                        f"feature index [{feat_off}, "
-                        f"{feat_off + 16 * len(bits)})",
-                        offset=feat_off,
+                        f"feature {FEATURE_NAMES.get(b, b)} "
+                        f"section [{off}, {off + size}) lies outside "
+                        f"the file",
+                        offset=feat_off + 16 * k,
                     )
-                lost = [FEATURE_NAMES.get(b, str(b)) for b in bits]
-            for k, b in enumerate(bits if index is not None else ()):
-                off, size = index[k]
-                if size == 0:
-                    continue
-                if off + size > fsize:
-                    # perf skips a feature it cannot read and goes on with the data
-                    if self.strict:
-                        raise TraceFormatError(
-                            p,
-                            f"feature {FEATURE_NAMES.get(b, b)} "
-                            f"section [{off}, {off + size}) lies outside "
-                            f"the file",
-                            offset=feat_off + 16 * k,
-                        )
-                    lost.append(FEATURE_NAMES.get(b, str(b)))
-                    continue
-                f.seek(off)
-                self._feature(b, f.read(size), p, off)
-            if lost:
-                self._note_truncation(features_lost=lost)
-            self.sources = [_Source(p, d_off, d_off + d_size, p.name)]
+                lost.append(FEATURE_NAMES.get(b, str(b)))
+                continue
+            f.seek(off)
+            self._feature(b, f.read(size), p, off)
+        if lost:
+            self._note_truncation(features_lost=lost)
+        return d_off + d_size
 
     def _read_attrs(self, f, p: Path, a_off: int, a_size: int, attr_size: int, fsize: int) -> None:
         """The attrs section of a regular file, with each attr's ids."""
