@@ -251,56 +251,88 @@ _NONE = _NoneMask()
 
 
 def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
+    """The decoded samples of a chunk (``out``: the decode matrix, rows as ``attr``) as a
+    block of SAMPLES columns; ``P`` holds the attrs' parameters (:meth:`PerfData.params`)."""
     n = len(attr)
     cols = {}
-
-    def put(name, vals, pres):
-        cols[name] = None if pres is _NONE else (vals, pres)
-
     pres_time = _presence(P, attr, L.S_TIME)
+    _put_task_columns(cols, P, out, attr, n, pres_time)
+    cols["event_id"] = (attr, None)
+    for name, col, bit in _U64_FIELDS:
+        pres = _presence(P, attr, bit)
+        _put(cols, name, None if pres is _NONE else out[:, col], pres)
+    cols["period"] = _period_column(P, out, attr, n)
+    _put_weight_columns(cols, P, out, attr, n)
+    cols["cpumode"] = ((misc & 7).astype(np.uint8), None)
+    cols["misc"] = (misc, None)
+    cols["file_offset"] = (np.asarray(fileoff, dtype=np.uint64), None)
+    lists = {
+        "callchain": _callchain_list(P, ch, out, attr, n),
+        "raw": _raw_list(P, ch, out, attr, n),
+    }
+    # copy the used columns out of the reused scratch matrix
+    for k, c in list(cols.items()):
+        if c is not None and np.may_share_memory(c[0], out):
+            cols[k] = (c[0].copy(), c[1])
+    times = cols["time_ns"][0] if cols["time_ns"] is not None else np.zeros(n, np.int64)
+    return _Block(cols, lists, np.ascontiguousarray(times), rounds, pres_time is not _NONE)
+
+
+#: the u64 SAMPLES columns taken from the decode matrix as they are: (name, column,
+#: the sample_type bits that record it)
+_U64_FIELDS = (
+    ("ip", L.C_IP, L.S_IP),
+    ("addr", L.C_ADDR, L.S_ADDR),
+    ("phys_addr", L.C_PHYS_ADDR, L.S_PHYS_ADDR),
+    ("data_src", L.C_DATA_SRC, L.S_DATA_SRC),
+    ("data_page_size", L.C_DATA_PAGE_SIZE, L.S_DATA_PAGE_SIZE),
+    ("code_page_size", L.C_CODE_PAGE_SIZE, L.S_CODE_PAGE_SIZE),
+    ("transaction", L.C_TRANSACTION, L.S_TRANSACTION),
+    ("cgroup", L.C_CGROUP, L.S_CGROUP),
+    ("stream_id", L.C_STREAM_ID, L.S_STREAM_ID),
+    ("sample_id", L.C_ID, L.S_ID | L.S_IDENTIFIER),
+)
+
+
+def _put(cols: dict, name: str, vals, pres) -> None:
+    """Column ``name``: absent (None) when no row has the field, else (values, validity)."""
+    cols[name] = None if pres is _NONE else (vals, pres)
+
+
+def _put_task_columns(cols: dict, P, out, attr, n: int, pres_time) -> None:
+    """time_ns, pid, tid and cpu."""
     times = out[:, L.C_TIME].view(np.int64)
     if pres_time is _NONE:
         times = np.zeros(n, np.int64)
     elif pres_time is not None:
         times = np.where(pres_time, times, 0)
-    put("time_ns", times, pres_time)
+    _put(cols, "time_ns", times, pres_time)
     pres = _presence(P, attr, L.S_TID)
     if pres is _NONE:
-        put("pid", np.zeros(n, np.int32), pres)
-        put("tid", np.zeros(n, np.int32), pres)
+        _put(cols, "pid", np.zeros(n, np.int32), pres)
+        _put(cols, "tid", np.zeros(n, np.int32), pres)
     else:
         # the TID word is pid (low 32 bits) then tid: split through a 32-bit view
         halves = out[:, L.C_TID].view(np.int32)
-        put("pid", halves[0::2].copy(), pres)
-        put("tid", halves[1::2].copy(), pres)
+        _put(cols, "pid", halves[0::2].copy(), pres)
+        _put(cols, "tid", halves[1::2].copy(), pres)
     pres = _presence(P, attr, L.S_CPU)
-    put(
+    _put(
+        cols,
         "cpu",
         np.zeros(n, np.int32)
         if pres is _NONE
         else (out[:, L.C_CPU] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32),
         pres,
     )
-    cols["event_id"] = (attr, None)
-    for name, col, bit in (
-        ("ip", L.C_IP, L.S_IP),
-        ("addr", L.C_ADDR, L.S_ADDR),
-        ("phys_addr", L.C_PHYS_ADDR, L.S_PHYS_ADDR),
-        ("data_src", L.C_DATA_SRC, L.S_DATA_SRC),
-        ("data_page_size", L.C_DATA_PAGE_SIZE, L.S_DATA_PAGE_SIZE),
-        ("code_page_size", L.C_CODE_PAGE_SIZE, L.S_CODE_PAGE_SIZE),
-        ("transaction", L.C_TRANSACTION, L.S_TRANSACTION),
-        ("cgroup", L.C_CGROUP, L.S_CGROUP),
-        ("stream_id", L.C_STREAM_ID, L.S_STREAM_ID),
-        ("sample_id", L.C_ID, L.S_ID | L.S_IDENTIFIER),
-    ):
-        pres = _presence(P, attr, bit)
-        put(name, None if pres is _NONE else out[:, col], pres)
-    # period: sampled, else the attr's fixed period (null in frequency mode)
+
+
+def _period_column(P, out, attr, n: int) -> tuple:
+    """period: sampled, else the attr's fixed period (null in frequency mode)."""
     pres = _presence(P, attr, L.S_PERIOD)
     if pres is None:
-        cols["period"] = (out[:, L.C_PERIOD], None)
-    elif (
+        return (out[:, L.C_PERIOD], None)
+    if (
         pres is _NONE
         and len(P["period"])
         and (P["period"] == P["period"][0]).all()
@@ -309,73 +341,72 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
         # one fixed period for every event (perf record -c N): a shared constant column;
         # frequency mode without PERIOD: no period known (null)
         if P["freq"][0]:
-            cols["period"] = (np.zeros(n, np.uint64), np.zeros(n, bool))
-        else:
-            cols["period"] = (_ds.constant(int(P["period"][0]), np.uint64, n), None)
+            return (np.zeros(n, np.uint64), np.zeros(n, bool))
+        return (_ds.constant(int(P["period"][0]), np.uint64, n), None)
+    fixed = P["period"][attr]
+    freq = P["freq"][attr]
+    if pres is _NONE:
+        vals, valid = fixed, ~freq
     else:
-        fixed = P["period"][attr]
-        freq = P["freq"][attr]
-        if pres is _NONE:
-            vals, valid = fixed, ~freq
-        else:
-            vals, valid = np.where(pres, out[:, L.C_PERIOD], fixed), pres | ~freq
-        cols["period"] = (vals, None if valid.all() else valid)
-    # weight
+        vals, valid = np.where(pres, out[:, L.C_PERIOD], fixed), pres | ~freq
+    return (vals, None if valid.all() else valid)
+
+
+def _put_weight_columns(cols: dict, P, out, attr, n: int) -> None:
+    """weight, weight2 and weight3: WEIGHT as it is, WEIGHT_STRUCT split in three."""
     pw = _presence(P, attr, L.S_WEIGHT)
     ps = _presence(P, attr, L.S_WEIGHT_STRUCT)
     if pw is _NONE and ps is _NONE:
-        put("weight", None, _NONE)
-        put("weight2", np.zeros(n, np.uint16), _NONE)
-        put("weight3", np.zeros(n, np.uint16), _NONE)
-    else:
-        w = out[:, L.C_WEIGHT]
-        if ps is _NONE:
-            put("weight", w, pw)
-            put("weight2", np.zeros(n, np.uint16), _NONE)
-            put("weight3", np.zeros(n, np.uint16), _NONE)
-        else:
-            s_rows = np.ones(n, bool) if ps is None else ps
-            w_rows = np.zeros(n, bool) if pw is _NONE else (np.ones(n, bool) if pw is None else pw)
-            wv = np.where(s_rows, w & np.uint64(0xFFFFFFFF), w)
-            anyw = s_rows | w_rows
-            put("weight", wv, None if anyw.all() else anyw)
-            put("weight2", (w >> np.uint64(32) & np.uint64(0xFFFF)).astype(np.uint16), ps)
-            put("weight3", (w >> np.uint64(48)).astype(np.uint16), ps)
-    cols["cpumode"] = ((misc & 7).astype(np.uint8), None)
-    cols["misc"] = (misc, None)
-    cols["file_offset"] = (np.asarray(fileoff, dtype=np.uint64), None)
-    lists = {"callchain": None, "raw": None}
+        _put(cols, "weight", None, _NONE)
+        _put(cols, "weight2", np.zeros(n, np.uint16), _NONE)
+        _put(cols, "weight3", np.zeros(n, np.uint16), _NONE)
+        return
+    w = out[:, L.C_WEIGHT]
+    if ps is _NONE:
+        _put(cols, "weight", w, pw)
+        _put(cols, "weight2", np.zeros(n, np.uint16), _NONE)
+        _put(cols, "weight3", np.zeros(n, np.uint16), _NONE)
+        return
+    s_rows = np.ones(n, bool) if ps is None else ps
+    w_rows = np.zeros(n, bool) if pw is _NONE else (np.ones(n, bool) if pw is None else pw)
+    wv = np.where(s_rows, w & np.uint64(0xFFFFFFFF), w)
+    anyw = s_rows | w_rows
+    _put(cols, "weight", wv, None if anyw.all() else anyw)
+    _put(cols, "weight2", (w >> np.uint64(32) & np.uint64(0xFFFF)).astype(np.uint16), ps)
+    _put(cols, "weight3", (w >> np.uint64(48)).astype(np.uint16), ps)
+
+
+def _callchain_list(P, ch, out, attr, n: int) -> pa.Array | None:
+    """The callchains as an Arrow list<uint64> array (None when no event records them)."""
     pres = _presence(P, attr, L.S_CALLCHAIN)
-    if pres is not _NONE:
-        valid = np.ones(n, bool) if pres is None else pres
-        nr = out[:, L.C_CC_NR].astype(np.int64) * valid
-        off = np.where(valid, out[:, L.C_CC_OFF], 0).astype(np.int64)
-        lo = np.empty(n + 1, dtype=np.int32)
-        vals = np.empty(int(nr.sum()), dtype=np.uint64)
-        gather_u64_lists(ch.buf, ch.buf64, off, nr, valid, lo, vals)
-        lists["callchain"] = pa.ListArray.from_arrays(
-            _ds.np_to_arrow(lo, pa.int32()),
-            _ds.np_to_arrow(vals, pa.uint64()),
-            mask=None if pres is None else _ds.np_to_arrow(~valid, pa.bool_()),
-        )
+    if pres is _NONE:
+        return None
+    valid = np.ones(n, bool) if pres is None else pres
+    nr = out[:, L.C_CC_NR].astype(np.int64) * valid
+    off = np.where(valid, out[:, L.C_CC_OFF], 0).astype(np.int64)
+    lo = np.empty(n + 1, dtype=np.int32)
+    vals = np.empty(int(nr.sum()), dtype=np.uint64)
+    gather_u64_lists(ch.buf, ch.buf64, off, nr, valid, lo, vals)
+    return pa.ListArray.from_arrays(
+        _ds.np_to_arrow(lo, pa.int32()),
+        _ds.np_to_arrow(vals, pa.uint64()),
+        mask=None if pres is None else _ds.np_to_arrow(~valid, pa.bool_()),
+    )
+
+
+def _raw_list(P, ch, out, attr, n: int) -> pa.Array | None:
+    """The RAW payloads as an Arrow binary array (None when no event records them)."""
     pres = _presence(P, attr, L.S_RAW)
-    if pres is not _NONE:
-        valid = np.ones(n, bool) if pres is None else pres
-        ln = out[:, L.C_RAW_LEN].astype(np.int64) * valid
-        off = np.where(valid, out[:, L.C_RAW_OFF], 0).astype(np.int64)
-        bo = np.empty(n + 1, dtype=np.int32)
-        data = np.empty(int(ln.sum()), dtype=np.uint8)
-        gather_bytes(ch.buf, off, ln, valid, bo, data)
-        vb = None if pres is None else _ds.bitmap(valid)
-        lists["raw"] = pa.Array.from_buffers(
-            pa.binary(), n, [vb, pa.py_buffer(bo), pa.py_buffer(data)]
-        )
-    # copy the used columns out of the reused scratch matrix
-    for k, c in list(cols.items()):
-        if c is not None and np.may_share_memory(c[0], out):
-            cols[k] = (c[0].copy(), c[1])
-    times = cols["time_ns"][0] if cols["time_ns"] is not None else times
-    return _Block(cols, lists, np.ascontiguousarray(times), rounds, pres_time is not _NONE)
+    if pres is _NONE:
+        return None
+    valid = np.ones(n, bool) if pres is None else pres
+    ln = out[:, L.C_RAW_LEN].astype(np.int64) * valid
+    off = np.where(valid, out[:, L.C_RAW_OFF], 0).astype(np.int64)
+    bo = np.empty(n + 1, dtype=np.int32)
+    data = np.empty(int(ln.sum()), dtype=np.uint8)
+    gather_bytes(ch.buf, off, ln, valid, bo, data)
+    vb = None if pres is None else _ds.bitmap(valid)
+    return pa.Array.from_buffers(pa.binary(), n, [vb, pa.py_buffer(bo), pa.py_buffer(data)])
 
 
 def _expand_read(rd: PerfData, ch, out, attr, blk: _Block, st: "_PassState") -> _Block:
