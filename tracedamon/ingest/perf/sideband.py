@@ -153,146 +153,19 @@ class _PassState:
     ):
         """MMAP, MMAP2, COMM, FORK and EXIT records of a chunk decoded by a numba kernel
         into Arrow tables (the rows :meth:`_one` makes, for many records at once)."""
-        n = len(sel)
-        tl, time_pos, id_back = layout
-        offs, sizes, types = ch.offs[sel], ch.sizes[sel], ch.types[sel]
-        misc = np.empty(n, np.uint16)
-        time = np.zeros(n, np.int64)
-        has_time = np.zeros(n, bool)
-        rid = np.zeros(n, np.uint64)
-        has_rid = np.zeros(n, bool)
-        f32 = np.zeros((n, 6), np.uint32)
-        f64 = np.zeros((n, 5), np.uint64)
-        bid_len = np.full(n, -1, np.int64)
-        s_off = np.zeros(n, np.int64)
-        s_len = np.zeros(n, np.int64)
-        err = np.zeros(n, np.int8)
-        sideband_fields(
-            ch.buf,
-            ch.buf64,
-            offs,
-            sizes,
-            types,
-            tl,
-            time_pos,
-            id_back,
-            misc,
-            time,
-            has_time,
-            rid,
-            has_rid,
-            f32,
-            f64,
-            bid_len,
-            s_off,
-            s_len,
-            err,
-        )
-        if err.any():
-            i = int(np.flatnonzero(err)[0])
-            raise TraceFormatError(
-                ch.path,
-                f"{RECORD_NAMES[int(types[i])]} record too short ({int(sizes[i])} bytes)",
-                offset=int(ch.fileoff_of(sel[i : i + 1], offs[i : i + 1])[0]),
-            )
+        F = _decode_bulk(ch, sel, layout)
         rd = self.rd
-        if len(rd.attrs) > 1 and id_back >= 0:
+        if len(rd.attrs) > 1 and layout[2] >= 0:
             known = np.fromiter(rd._id2attr, dtype=np.uint64, count=len(rd._id2attr))
-            self.unknown_record_ids += int(np.count_nonzero(~has_rid)) + int(
-                np.count_nonzero(has_rid & ~np.isin(rid, known))
+            self.unknown_record_ids += int(np.count_nonzero(~F.has_rid)) + int(
+                np.count_nonzero(F.has_rid & ~np.isin(F.rid, known))
             )
-        s32 = f32.view(np.int32)
-
-        def strings(rows):
-            return _utf8_column(ch.buf, s_off[rows], s_len[rows])
-
-        def keys(rows, t, tvalid):
-            return [
-                _ds.np_to_arrow(np.where(tvalid, t, -1) if tvalid is not None else t, pa.int64()),
-                _ds.np_to_arrow(np.full(len(rows), stream, np.int32), pa.int32()),
-                _ds.np_to_arrow(seqs[rows], pa.int64()),
-            ]
-
-        mm = np.flatnonzero((types == L.R_MMAP) | (types == L.R_MMAP2))
+        mm = np.flatnonzero((F.types == L.R_MMAP) | (F.types == L.R_MMAP2))
         if len(mm):
-            t = time[mm]
-            tv = None if has_time[mm].all() else has_time[mm]
-            is2 = types[mm] == L.R_MMAP2
-            bid = bid_len[mm] >= 0
-            inode = is2 & ~bid
-            bo = np.empty(len(mm) + 1, np.int32)
-            hexdata = np.empty(int(np.maximum(bid_len[mm], 0).sum()) * 2, np.uint8)
-            hex_bytes(
-                ch.buf, s_off[mm] - 28, np.where(bid, bid_len[mm], -1), HEX_DIGITS, bo, hexdata
-            )
-            build_id = pa.Array.from_buffers(
-                pa.string(),
-                len(mm),
-                [_ds.bitmap(bid), pa.py_buffer(bo), pa.py_buffer(hexdata)],
-                null_count=int((~bid).sum()),
-            )
-            m = misc[mm]
-            cols = [
-                _ds.np_to_arrow(t, pa.int64(), tv),
-                _ds.np_to_arrow(s32[mm, 0].copy(), pa.int32()),
-                _ds.np_to_arrow(s32[mm, 1].copy(), pa.int32()),
-                _ds.np_to_arrow(f64[mm, 0].copy(), pa.uint64()),
-                _ds.np_to_arrow(f64[mm, 1].copy(), pa.uint64()),
-                _ds.np_to_arrow(f64[mm, 2].copy(), pa.uint64()),
-                _ds.np_to_arrow(f32[mm, 4].copy(), pa.uint32(), is2),
-                _ds.np_to_arrow(f32[mm, 5].copy(), pa.uint32(), is2),
-                strings(mm),
-                build_id,
-                _ds.np_to_arrow(f32[mm, 2].copy(), pa.uint32(), inode),
-                _ds.np_to_arrow(f32[mm, 3].copy(), pa.uint32(), inode),
-                _ds.np_to_arrow(f64[mm, 3].copy(), pa.uint64(), inode),
-                _ds.np_to_arrow(f64[mm, 4].copy(), pa.uint64(), inode),
-                _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_()),
-                _ds.np_to_arrow((m & 7).astype(np.uint8), pa.uint8()),
-                _ds.np_to_arrow(types[mm].astype(np.uint8), pa.uint8()),
-            ]
-            self._done["mmaps"].append(
-                pa.Table.from_arrays(
-                    keys(mm, t, tv) + cols, names=["_kt", "_ks", "_kq"] + MMAPS.names
-                )
-            )
-        tk = np.flatnonzero(np.isin(types, (L.R_COMM, L.R_EXIT, L.R_FORK)))
+            self._done["mmaps"].append(_mmaps_table(ch, F, mm, stream, seqs))
+        tk = np.flatnonzero(np.isin(F.types, (L.R_COMM, L.R_EXIT, L.R_FORK)))
         if len(tk):
-            ty = types[tk]
-            comm = ty == 3
-            # FORK/EXIT: the trailer's time, else the record's own; COMM: the trailer's
-            t = np.where(comm | has_time[tk], time[tk], f64[tk, 0].view(np.int64))
-            tv = has_time[tk] | ~comm
-            if tv.all():
-                tv = None
-            kind = pa.DictionaryArray.from_arrays(
-                _ds.np_to_arrow(
-                    np.where(comm, 0, np.where(ty == 4, 1, 2)).astype(np.int32), pa.int32()
-                ),
-                _TASK_KINDS,
-            )
-            m = misc[tk]
-            names = strings(tk)
-            cols = [
-                _ds.np_to_arrow(t, pa.int64(), tv),
-                kind,
-                _ds.np_to_arrow(s32[tk, 0].copy(), pa.int32()),
-                _ds.np_to_arrow(s32[tk, 1].copy(), pa.int32()),
-                _ds.np_to_arrow(s32[tk, 2].copy(), pa.int32(), ~comm),
-                _ds.np_to_arrow(s32[tk, 3].copy(), pa.int32(), ~comm),
-                pa.Array.from_buffers(
-                    pa.string(),
-                    len(tk),
-                    [_ds.bitmap(comm)] + names.buffers()[1:],
-                    null_count=int((~comm).sum()),
-                ),
-                _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_(), comm),
-            ]
-            self._done["tasks"].append(
-                pa.Table.from_arrays(
-                    keys(tk, t, tv) + cols, names=["_kt", "_ks", "_kq"] + TASKS.names
-                )
-            )
+            self._done["tasks"].append(_tasks_table(ch, F, tk, stream, seqs))
 
     def _one(self, typ, misc, body, tr, ai, seq):
         time = tr.get("time")
@@ -459,6 +332,151 @@ class _PassState:
             t = t.sort_by([("_kt", "ascending"), ("_ks", "ascending"), ("_kq", "ascending")])
             out[name] = t.select(schema.names).cast(schema)
         return out
+
+
+class _BulkFields:
+    """The fields of a chunk's side-band records as :func:`sideband_fields` decodes
+    them (see there), with the records' offsets, sizes and types."""
+
+    def __init__(self, ch: "_Chunk", sel: np.ndarray):
+        n = len(sel)
+        self.offs, self.sizes, self.types = ch.offs[sel], ch.sizes[sel], ch.types[sel]
+        self.misc = np.empty(n, np.uint16)
+        self.time = np.zeros(n, np.int64)
+        self.has_time = np.zeros(n, bool)
+        self.rid = np.zeros(n, np.uint64)
+        self.has_rid = np.zeros(n, bool)
+        self.f32 = np.zeros((n, 6), np.uint32)
+        self.f64 = np.zeros((n, 5), np.uint64)
+        self.bid_len = np.full(n, -1, np.int64)
+        self.s_off = np.zeros(n, np.int64)
+        self.s_len = np.zeros(n, np.int64)
+
+
+def _decode_bulk(ch: "_Chunk", sel: np.ndarray, layout: tuple[int, int, int]) -> _BulkFields:
+    """Records ``sel`` of the chunk decoded (``layout``: the trailer's length, its TIME
+    position, how far back from the end its id sits); a TraceFormatError at the first
+    record too short for its fixed part."""
+    tl, time_pos, id_back = layout
+    F = _BulkFields(ch, sel)
+    err = np.zeros(len(sel), np.int8)
+    sideband_fields(
+        ch.buf,
+        ch.buf64,
+        F.offs,
+        F.sizes,
+        F.types,
+        tl,
+        time_pos,
+        id_back,
+        F.misc,
+        F.time,
+        F.has_time,
+        F.rid,
+        F.has_rid,
+        F.f32,
+        F.f64,
+        F.bid_len,
+        F.s_off,
+        F.s_len,
+        err,
+    )
+    if err.any():
+        i = int(np.flatnonzero(err)[0])
+        raise TraceFormatError(
+            ch.path,
+            f"{RECORD_NAMES[int(F.types[i])]} record too short ({int(F.sizes[i])} bytes)",
+            offset=int(ch.fileoff_of(sel[i : i + 1], F.offs[i : i + 1])[0]),
+        )
+    return F
+
+
+def _key_columns(rows: np.ndarray, t, tvalid, stream: int, seqs: np.ndarray) -> list:
+    """The sort key of side-band rows: time (-1 when unknown), stream, sequence."""
+    return [
+        _ds.np_to_arrow(np.where(tvalid, t, -1) if tvalid is not None else t, pa.int64()),
+        _ds.np_to_arrow(np.full(len(rows), stream, np.int32), pa.int32()),
+        _ds.np_to_arrow(seqs[rows], pa.int64()),
+    ]
+
+
+def _mmaps_table(ch: "_Chunk", F: _BulkFields, mm: np.ndarray, stream: int, seqs) -> pa.Table:
+    """MMAPS rows (with the sort key) of the MMAP and MMAP2 records ``mm``."""
+    t = F.time[mm]
+    tv = None if F.has_time[mm].all() else F.has_time[mm]
+    is2 = F.types[mm] == L.R_MMAP2
+    bid = F.bid_len[mm] >= 0
+    inode = is2 & ~bid
+    bo = np.empty(len(mm) + 1, np.int32)
+    hexdata = np.empty(int(np.maximum(F.bid_len[mm], 0).sum()) * 2, np.uint8)
+    hex_bytes(ch.buf, F.s_off[mm] - 28, np.where(bid, F.bid_len[mm], -1), HEX_DIGITS, bo, hexdata)
+    build_id = pa.Array.from_buffers(
+        pa.string(),
+        len(mm),
+        [_ds.bitmap(bid), pa.py_buffer(bo), pa.py_buffer(hexdata)],
+        null_count=int((~bid).sum()),
+    )
+    m = F.misc[mm]
+    s32 = F.f32.view(np.int32)
+    f32, f64 = F.f32, F.f64
+    cols = [
+        _ds.np_to_arrow(t, pa.int64(), tv),
+        _ds.np_to_arrow(s32[mm, 0].copy(), pa.int32()),
+        _ds.np_to_arrow(s32[mm, 1].copy(), pa.int32()),
+        _ds.np_to_arrow(f64[mm, 0].copy(), pa.uint64()),
+        _ds.np_to_arrow(f64[mm, 1].copy(), pa.uint64()),
+        _ds.np_to_arrow(f64[mm, 2].copy(), pa.uint64()),
+        _ds.np_to_arrow(f32[mm, 4].copy(), pa.uint32(), is2),
+        _ds.np_to_arrow(f32[mm, 5].copy(), pa.uint32(), is2),
+        _utf8_column(ch.buf, F.s_off[mm], F.s_len[mm]),
+        build_id,
+        _ds.np_to_arrow(f32[mm, 2].copy(), pa.uint32(), inode),
+        _ds.np_to_arrow(f32[mm, 3].copy(), pa.uint32(), inode),
+        _ds.np_to_arrow(f64[mm, 3].copy(), pa.uint64(), inode),
+        _ds.np_to_arrow(f64[mm, 4].copy(), pa.uint64(), inode),
+        _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_()),
+        _ds.np_to_arrow((m & 7).astype(np.uint8), pa.uint8()),
+        _ds.np_to_arrow(F.types[mm].astype(np.uint8), pa.uint8()),
+    ]
+    return pa.Table.from_arrays(
+        _key_columns(mm, t, tv, stream, seqs) + cols, names=["_kt", "_ks", "_kq"] + MMAPS.names
+    )
+
+
+def _tasks_table(ch: "_Chunk", F: _BulkFields, tk: np.ndarray, stream: int, seqs) -> pa.Table:
+    """TASKS rows (with the sort key) of the COMM, EXIT and FORK records ``tk``."""
+    ty = F.types[tk]
+    comm = ty == 3
+    # FORK/EXIT: the trailer's time, else the record's own; COMM: the trailer's
+    t = np.where(comm | F.has_time[tk], F.time[tk], F.f64[tk, 0].view(np.int64))
+    tv = F.has_time[tk] | ~comm
+    if tv.all():
+        tv = None
+    kind = pa.DictionaryArray.from_arrays(
+        _ds.np_to_arrow(np.where(comm, 0, np.where(ty == 4, 1, 2)).astype(np.int32), pa.int32()),
+        _TASK_KINDS,
+    )
+    m = F.misc[tk]
+    s32 = F.f32.view(np.int32)
+    names = _utf8_column(ch.buf, F.s_off[tk], F.s_len[tk])
+    cols = [
+        _ds.np_to_arrow(t, pa.int64(), tv),
+        kind,
+        _ds.np_to_arrow(s32[tk, 0].copy(), pa.int32()),
+        _ds.np_to_arrow(s32[tk, 1].copy(), pa.int32()),
+        _ds.np_to_arrow(s32[tk, 2].copy(), pa.int32(), ~comm),
+        _ds.np_to_arrow(s32[tk, 3].copy(), pa.int32(), ~comm),
+        pa.Array.from_buffers(
+            pa.string(),
+            len(tk),
+            [_ds.bitmap(comm)] + names.buffers()[1:],
+            null_count=int((~comm).sum()),
+        ),
+        _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_(), comm),
+    ]
+    return pa.Table.from_arrays(
+        _key_columns(tk, t, tv, stream, seqs) + cols, names=["_kt", "_ks", "_kq"] + TASKS.names
+    )
 
 
 def _key(t):
