@@ -139,7 +139,10 @@ def decoder_alone(data: Path) -> dict:
     """Kernel throughput over the whole data section, and the full iterate path."""
     import numpy as np
 
-    from tracedamon.ingest import perf_records as K
+    from tracedamon.ingest.perf.layout import NCOLS
+    from tracedamon.ingest.perf.sample_kernels import gather_fixed_attrs
+    from tracedamon.ingest.perf.scan import scan_records
+    from tracedamon.ingest.perf.words import as_u64_view
     from tracedamon.ingest.perf.stream import CHUNK_BYTES
     from tracedamon.ingest.perf_data import open_perf_data
 
@@ -153,11 +156,11 @@ def decoder_alone(data: Path) -> dict:
         piece = np.frombuffer(f.read(1 << 20), np.uint8).copy()
     cap = len(piece) // 8 + 1
     o, t, s = np.empty(cap, np.int64), np.empty(cap, np.uint32), np.empty(cap, np.int64)
-    K.scan_records(piece, 0, len(piece), o, t, s)
-    out = np.empty((4, K.NCOLS), np.uint64, order="F")
-    K.gather_fixed_attrs(
+    scan_records(piece, 0, len(piece), o, t, s)
+    out = np.empty((4, NCOLS), np.uint64, order="F")
+    gather_fixed_attrs(
         piece,
-        K.as_u64_view(piece),
+        as_u64_view(piece),
         o[:4],
         s[:4],
         np.zeros(4, np.int32),
@@ -182,14 +185,14 @@ def decoder_alone(data: Path) -> dict:
             cap = end // 8 + 1
             o, t, s = np.empty(cap, np.int64), np.empty(cap, np.uint32), np.empty(cap, np.int64)
             t0 = time.perf_counter()
-            n, stop, _err = K.scan_records(buf, 0, end, o, t, s)
+            n, stop, _err = scan_records(buf, 0, end, o, t, s)
             sel = np.flatnonzero(t[:n] == 9)
             so, ss = o[sel], s[sel]
-            out = np.empty((len(sel), K.NCOLS), np.uint64, order="F")
+            out = np.empty((len(sel), NCOLS), np.uint64, order="F")
             err = np.zeros(len(sel), np.int8)
-            K.gather_fixed_attrs(
+            gather_fixed_attrs(
                 buf,
-                K.as_u64_view(buf),
+                as_u64_view(buf),
                 so,
                 ss,
                 np.zeros(len(sel), np.int32),

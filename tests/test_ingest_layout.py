@@ -130,9 +130,9 @@ def test_head_undoes_gzip_and_names_a_corrupt_stream(tmp_path):
 
 
 def test_record_type_constants_match_the_name_table():
-    """The readers test record types by name (perf_records.R_*); each constant is the
+    """The readers test record types by name (perf.layout.R_*); each constant is the
     number the name table (perf's PERF_RECORD_* list) gives that name."""
-    from tracedamon.ingest import perf_records as K
+    from tracedamon.ingest.perf import layout as K
     from tracedamon.ingest.perf.header import RECORD_NAMES
 
     consts = {k[2:]: v for k, v in vars(K).items() if k.startswith("R_")}

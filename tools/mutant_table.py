@@ -76,7 +76,9 @@ class Mutant:
 CORE = "tracedamon/engine/core.py"
 PADDR = "tracedamon/engine/ops/paddr.py"
 FIXED = "tracedamon/engine/fixed.py"
-RECORDS = "tracedamon/ingest/perf_records.py"
+SKERNELS = "tracedamon/ingest/perf/sample_kernels.py"
+READVALS = "tracedamon/ingest/perf/read_values.py"
+SBKERNELS = "tracedamon/ingest/perf/sideband_kernels.py"
 ORDERING = "tracedamon/ingest/perf/ordering.py"
 SIDEBAND = "tracedamon/ingest/perf/sideband.py"
 DSRC = "tracedamon/ingest/data_src.py"
@@ -247,7 +249,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---- perf.data decoder --------------------------------------------------------------
     Mutant(
         "perf-fixed-order",
-        RECORDS,
+        SKERNELS,
         "(S_PERIOD, C_PERIOD),\n    (S_WEIGHT | S_WEIGHT_STRUCT, C_WEIGHT),\n"
         "    (S_DATA_SRC, C_DATA_SRC),",
         "(S_PERIOD, C_PERIOD),\n    (S_DATA_SRC, C_DATA_SRC),\n"
@@ -257,7 +259,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "perf-order-cpu",
-        RECORDS,
+        SKERNELS,
         "(S_STREAM_ID, C_STREAM_ID),\n    (S_CPU, C_CPU),\n    (S_PERIOD, C_PERIOD),",
         "(S_STREAM_ID, C_STREAM_ID),\n    (S_PERIOD, C_PERIOD),\n    (S_CPU, C_CPU),",
         "fixed-size sample layout: PERIOD read before CPU",
@@ -265,7 +267,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "perf-stack-dyn",
-        RECORDS,
+        SKERNELS,
         "p += np.int64(sz) + 8",
         "p += np.int64(sz)",
         "STACK_USER: the dyn_size word after the stack bytes not skipped",
@@ -273,7 +275,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "perf-read-lost",
-        RECORDS,
+        READVALS,
         "per = 1 + ((rf & F_ID) != 0) + ((rf & F_LOST) != 0)",
         "per = 1 + ((rf & F_ID) != 0)",
         "READ: the PERF_FORMAT_LOST word of each value not counted",
@@ -281,7 +283,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "perf-raw-size",
-        RECORDS,
+        SKERNELS,
         "out[i, C_RAW_LEN] = sz\n            p += 4 + sz",
         "out[i, C_RAW_LEN] = sz\n            p += sz",
         "RAW: the u32 size word itself not skipped",
@@ -305,9 +307,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "perf-mmap2-prot",
-        RECORDS,
-        "f32[i, 4] = _u32(buf, body + 56)",
-        "f32[i, 4] = _u32(buf, body + 60)",
+        SBKERNELS,
+        "f32[i, 4] = u32_at(buf, body + 56)",
+        "f32[i, 4] = u32_at(buf, body + 60)",
         "MMAP2 (bulk decoder): prot read from the flags word",
         PERF_TESTS,
     ),

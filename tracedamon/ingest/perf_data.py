@@ -9,7 +9,8 @@ Reads every layout ``perf record`` writes (docs/perf-data-format.md):
 
 with zstd-compressed record streams (COMPRESSED / COMPRESSED2: one zstd stream per
 file, records split across payloads). Records are decoded many at a time from a
-byte buffer by the numba kernels of :mod:`tracedamon.ingest.perf_records`; the data
+byte buffer by the numba kernels of :mod:`tracedamon.ingest.perf` (scan, byteswap,
+sample_kernels, read_values, sideband_kernels); the data
 section is processed in chunks (:data:`tracedamon.ingest.perf.stream.CHUNK_BYTES`),
 so memory stays bounded. The reader's parts live in :mod:`tracedamon.ingest.perf`;
 this module holds the entry points.
@@ -89,6 +90,7 @@ counted in ``meta["unknown_sample_ids"]``, not emitted.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
@@ -203,8 +205,6 @@ def report_truncation(
 ) -> None:
     """Put what a truncated recording lost into ``writer.meta`` (``truncated``,
     ``truncation``) and warn once (:class:`~tracedamon.errors.InputWarning`)."""
-    import warnings
-
     summ = truncation_summary(rd, name, nr_samples)
     if summ is None:
         return

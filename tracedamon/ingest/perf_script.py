@@ -348,119 +348,171 @@ def parse_lines(
     ``source`` names the input in errors. ``stats`` (a dict) receives the counts of
     skipped lines and of side-band lines.
     """
-    fields = _norm_fields(fields)
-    fast_one = _fast_regex(fields) if isinstance(fields, frozenset) else None
-    fast_sets = []
-    if isinstance(fields, dict):
-        for F in dict.fromkeys(fields.values()):
-            rx = _fast_regex(F)
-            if rx is not None:
-                fast_sets.append((F, rx))
-    learned: dict[str, frozenset] = {}  # event → field set inferred from its lines
-    learned_rx: list = []
-    guessed: set[str] = set()  # events learned from guessed lines
-    to_learn = None
     stats = stats if stats is not None else {}
     stats.setdefault("skipped", 0)
     stats.setdefault("sideband_lines", 0)
+    row = _LineReader(fields, source, skip_bad, stats).row
     rows: list[dict] = []
-    last: dict | None = None
-    in_stderr = False
     for lineno, line in enumerate(lines, 1):
-        line = line.rstrip("\n")
-        if not line.strip():
-            last = None
-            continue
-        if in_stderr:
-            continue
-        if line.startswith("#"):
-            if line.strip() == "# stderr:":
-                in_stderr = True  # the corpus files append perf's stderr
-            continue
-        if "PERF_RECORD_" in line:
-            stats["sideband_lines"] += 1
-            last = None
-            sb = stats.get("sideband")
-            if sb is not None:
-                _sideband_line(line, sb)
-            continue
-        if last is not None and line[:1] == "\t" and _CALLCHAIN.match(line):
-            # a callchain entry: perf prints user-space entries relative to their
-            # mapping (e.g. 1ab70 for 0x7f27c15a4b70), so they are not kept
-            stats["callchain_lines"] = stats.get("callchain_lines", 0) + 1
-            tail = last.pop("_auto_tail", None)
-            to_learn = None
-            if tail is not None:
-                # inferred fields: the callchain stands in for the ip, read again
-                for k in (
-                    "addr",
-                    "data_src",
-                    "weight",
-                    "weight2",
-                    "ip",
-                    "phys_addr",
-                    "data_page_size",
-                    "code_page_size",
-                ):
-                    last.pop(k, None)
-                try:
-                    _parse_auto(_Tail(tail), last, no_ip=True)
-                except _Bad as e:
-                    raise TraceFormatError(
-                        source, f"malformed perf script line: {e}", line=lineno - 1
-                    ) from None
-            continue
-        if last is not None:
-            last.pop("_auto_tail", None)
-        if to_learn is not None:
-            _learn(to_learn[0], to_learn[1], learned, learned_rx, guessed)
-            to_learn = None
-        if last is not None and "ip" not in last and line[:1] == " " and not _HEAD.match(line):
-            # the fields after a printed callchain (phys_addr, page sizes, ...)
-            try:
-                t = _Tail(line)
-                _parse_after_ip(
-                    t, last.pop("_tail", frozenset()) if fields is not None else None, last
-                )
-                if not t.done():
-                    raise _Bad(f"unexpected text {t.rest().strip()[:40]!r}")
-            except _Bad as e:
-                if skip_bad:
-                    stats["skipped"] += 1
-                    continue
-                raise TraceFormatError(
-                    source, f"malformed perf script line: {e}: {line.strip()[:120]!r}", line=lineno
-                ) from None
-            last = None
-            continue
-        r = None
-        if fields is not None:
-            # fast path: one regex for the whole line (falls back to the token parser)
-            if isinstance(fields, dict):
-                for F in fast_sets:
-                    m = F[1].match(line)
-                    if m and _fields_for(fields, m["event"]) == F[0]:
-                        r = _fast_row(m)
-                        break
-            elif fast_one is not None:
-                m = fast_one.match(line)
-                r = _fast_row(m) if m else None
-        elif learned:
-            # inferred fields: the field set learned from an earlier line of the event
-            for F, rx in learned_rx:
-                m = rx.match(line)
-                if m and learned.get(m["event"]) == F:
-                    r = _fast_row(m)
-                    if r is not None and m["event"] in guessed:
-                        r["_guess"] = True
-                    break
+        r = row(line, lineno)
         if r is not None:
             rows.append(r)
-            last = r
             if len(rows) > BATCH_ROWS:
                 yield _clean(rows[:-1], stats)
                 rows = rows[-1:]  # its callchain lines may follow
-            continue
+    if rows:
+        yield _clean(rows, stats)
+
+
+#: the fields read from a sample line's tail by its shape, read again when a callchain
+#: follows it (the callchain stands in for the ip)
+_AUTO_FIELDS = (
+    "addr",
+    "data_src",
+    "weight",
+    "weight2",
+    "ip",
+    "phys_addr",
+    "data_page_size",
+    "code_page_size",
+)
+
+
+class _LineReader:
+    """The line grammar of perf script's output: a sample line starts a row; callchain
+    lines and the fields printed after a callchain continue the last row; comments,
+    perf's appended stderr and side-band (PERF_RECORD_*) lines make no row.
+
+    ``fields``: the -F field list (see :func:`_norm_fields`), or None to infer each
+    event's fields from the shape of its lines (learned once a line of the event has
+    been read, for the one-regex fast path)."""
+
+    def __init__(self, fields, source, skip_bad: bool, stats: dict):
+        self.fields = fields = _norm_fields(fields)
+        self.source = source
+        self.skip_bad = skip_bad
+        self.stats = stats
+        self.fast_one = _fast_regex(fields) if isinstance(fields, frozenset) else None
+        self.fast_sets = []
+        if isinstance(fields, dict):
+            for F in dict.fromkeys(fields.values()):
+                rx = _fast_regex(F)
+                if rx is not None:
+                    self.fast_sets.append((F, rx))
+        self.learned: dict[str, frozenset] = {}  # event → field set inferred from its lines
+        self.learned_rx: list = []
+        self.guessed: set[str] = set()  # events learned from guessed lines
+        self.to_learn = None  # (line, row) learned from once no callchain follows it
+        self.last: dict | None = None  # the row later lines may continue
+        self.in_stderr = False
+
+    def row(self, line: str, lineno: int) -> dict | None:
+        """The row a sample line starts, else None (the line continues the last row,
+        makes none, or is skipped)."""
+        line = line.rstrip("\n")
+        if not line.strip():
+            self.last = None
+            return None
+        if self.in_stderr:
+            return None
+        if line[:1] == "#" or "PERF_RECORD_" in line:
+            self._no_row(line)
+            return None
+        last = self.last
+        if last is not None and line[:1] == "\t" and _CALLCHAIN.match(line):
+            self._callchain_line(last, lineno)
+            return None
+        if last is not None:
+            last.pop("_auto_tail", None)
+        if self.to_learn is not None:
+            _learn(*self.to_learn, self.learned, self.learned_rx, self.guessed)
+            self.to_learn = None
+        if last is not None and "ip" not in last and line[:1] == " " and not _HEAD.match(line):
+            self._after_callchain(last, line, lineno)
+            return None
+        r = self._matched_row(line)
+        if r is None:
+            r = self._parsed_row(line, lineno)
+            if r is None:
+                return None
+        self.last = r
+        return r
+
+    def _no_row(self, line: str) -> None:
+        """A comment (or the start of perf's stderr) or a side-band line."""
+        if line.startswith("#"):
+            if line.strip() == "# stderr:":
+                self.in_stderr = True  # the corpus files append perf's stderr
+            return
+        self.stats["sideband_lines"] += 1
+        self.last = None
+        sb = self.stats.get("sideband")
+        if sb is not None:
+            _sideband_line(line, sb)
+
+    def _callchain_line(self, last: dict, lineno: int) -> None:
+        """A callchain entry: perf prints user-space entries relative to their mapping
+        (e.g. 1ab70 for 0x7f27c15a4b70), so they are not kept."""
+        self.stats["callchain_lines"] = self.stats.get("callchain_lines", 0) + 1
+        tail = last.pop("_auto_tail", None)
+        self.to_learn = None
+        if tail is not None:
+            # inferred fields: the callchain stands in for the ip, read again
+            for k in _AUTO_FIELDS:
+                last.pop(k, None)
+            try:
+                _parse_auto(_Tail(tail), last, no_ip=True)
+            except _Bad as e:
+                raise TraceFormatError(
+                    self.source, f"malformed perf script line: {e}", line=lineno - 1
+                ) from None
+
+    def _after_callchain(self, last: dict, line: str, lineno: int) -> None:
+        """The fields printed after a callchain (phys_addr, page sizes, ...)."""
+        try:
+            t = _Tail(line)
+            _parse_after_ip(
+                t, last.pop("_tail", frozenset()) if self.fields is not None else None, last
+            )
+            if not t.done():
+                raise _Bad(f"unexpected text {t.rest().strip()[:40]!r}")
+        except _Bad as e:
+            if self.skip_bad:
+                self.stats["skipped"] += 1
+                return
+            raise TraceFormatError(
+                self.source,
+                f"malformed perf script line: {e}: {line.strip()[:120]!r}",
+                line=lineno,
+            ) from None
+        self.last = None
+
+    def _matched_row(self, line: str) -> dict | None:
+        """The fast path: one regex for the whole line (of the -F field set, or of the
+        set learned from the event's earlier lines); None when it does not match."""
+        fields = self.fields
+        if fields is not None:
+            if isinstance(fields, dict):
+                for F in self.fast_sets:
+                    m = F[1].match(line)
+                    if m and _fields_for(fields, m["event"]) == F[0]:
+                        return _fast_row(m)
+            elif self.fast_one is not None:
+                m = self.fast_one.match(line)
+                return _fast_row(m) if m else None
+        elif self.learned:
+            for F, rx in self.learned_rx:
+                m = rx.match(line)
+                if m and self.learned.get(m["event"]) == F:
+                    r = _fast_row(m)
+                    if r is not None and m["event"] in self.guessed:
+                        r["_guess"] = True
+                    return r
+        return None
+
+    def _parsed_row(self, line: str, lineno: int) -> dict | None:
+        """The token parser (:func:`parse_line`); None for a bad line skipped."""
+        fields = self.fields
         try:
             ev = None
             if isinstance(fields, dict):
@@ -476,24 +528,20 @@ def parse_lines(
                 # perf sometimes prints more than -F asked (e.g. the ip and symbol of
                 # branch-stack samples): read such a line by its shape instead
                 r = parse_line(line, None)
-                stats["lines_read_by_shape"] = stats.get("lines_read_by_shape", 0) + 1
+                self.stats["lines_read_by_shape"] = self.stats.get("lines_read_by_shape", 0) + 1
         except _Bad as e:
-            if skip_bad:
-                stats["skipped"] += 1
-                last = None
-                continue
+            if self.skip_bad:
+                self.stats["skipped"] += 1
+                self.last = None
+                return None
             raise TraceFormatError(
-                source, f"malformed perf script line: {e}: {line.strip()[:120]!r}", line=lineno
+                self.source,
+                f"malformed perf script line: {e}: {line.strip()[:120]!r}",
+                line=lineno,
             ) from None
-        if fields is None and "event" in r and r["event"] not in learned:
-            to_learn = (line, r)  # once no callchain follows it
-        rows.append(r)
-        last = r
-        if len(rows) > BATCH_ROWS:
-            yield _clean(rows[:-1], stats)
-            rows = rows[-1:]  # its callchain lines may follow
-    if rows:
-        yield _clean(rows, stats)
+        if fields is None and "event" in r and r["event"] not in self.learned:
+            self.to_learn = (line, r)  # once no callchain follows it
+        return r
 
 
 def _clean(rows: list[dict], stats: dict) -> list[dict]:

@@ -399,7 +399,28 @@ def _parse_after_ip(t: _Tail, F: frozenset | None, r: dict) -> None:
 def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
     """Infer the fields of a line from its shape (module doc). ``no_ip``: a callchain
     follows the line, printed in place of the ip (so no number on it is the ip)."""
-    groups = []  # (kind, value) kind: 'h' hex-with-symbol, 'n' bare number, 'ds'
+    groups, pages = _number_groups(t)
+    _page_sizes(pages, r)
+    has_ds, after = _split_at_data_src(groups, r)
+    if not after:
+        return
+    if no_ip:
+        _numbers_before_callchain(after, has_ds, r)
+    elif not has_ds:
+        _numbers_without_data_src(after, r)
+    else:
+        _numbers_after_data_src(after, r)
+
+
+_AMBIGUOUS = "cannot tell the numbers apart; give the -F field list"
+
+
+def _number_groups(t: _Tail) -> tuple[list, list]:
+    """The tokens of the tail by kind: ``groups`` of (kind, text) where kind is 'h' (a
+    hex number a symbol follows), 'n' (a bare number) or 'ds' (a data_src value with its
+    decoding; the value as an int), and the page sizes in bytes; register and branch
+    blocks are skipped."""
+    groups = []
     pages = []
     while not t.done():
         tok = t.peek()
@@ -428,6 +449,11 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
             groups.append(("h" if t.i != before else "n", tok))
             continue
         raise _Bad(f"unexpected {tok!r}")
+    return groups, pages
+
+
+def _page_sizes(pages: list, r: dict) -> None:
+    """data_page_size [code_page_size]."""
     if pages:
         r["data_page_size"] = pages[0]
         if len(pages) == 1:
@@ -436,73 +462,86 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
             r["code_page_size"] = pages[1]
         if len(pages) > 2:
             raise _Bad("more than two page sizes")
+
+
+def _split_at_data_src(groups: list, r: dict) -> tuple[bool, list]:
+    """data_src and the one address (addr) before it, if any: (whether there is a
+    data_src, the groups after it)."""
     kinds = [k for k, _ in groups]
-    if "ds" in kinds:
-        k = kinds.index("ds")
-        r["data_src"] = groups[k][1]
-        before, after = groups[:k], groups[k + 1 :]
-        if len(before) > 1:
-            raise _Bad("more than one address before the data_src value")
-        if before:
-            r["addr"] = int(before[0][1], 16)
-    else:
-        before, after = [], groups
-    # after data_src: [weight] [ins_lat] ip [phys_addr]; symbols mark ip (and addr)
-    syms = [i for i, (k, _) in enumerate(after) if k == "h"]
-    if not after:
-        return
-    if no_ip:
-        if "ds" not in kinds:
-            if len(after) > 1:
-                raise _Bad("more than one number before a callchain")
-            r["addr"] = int(after[0][1], 16)
-            return
-        if len(after) > 2 or not all(k == "n" and _DEC.match(v) for k, v in after):
-            raise _Bad("cannot tell the numbers apart; give the -F field list")
-        r["weight"] = int(after[0][1])
-        if len(after) == 2:
-            r["weight2"] = int(after[1][1])
-        return
     if "ds" not in kinds:
-        # no data_src: [addr] ip [phys_addr]
-        if syms:
-            if len(syms) >= 2:
-                if syms[0] != 0:
-                    raise _Bad("cannot tell the numbers apart; give the -F field list")
-                r["addr"] = int(after[0][1], 16)
-                ip_at = syms[1]
-                mid = after[1:ip_at]  # weight [ins_lat] between addr and ip
-                if len(mid) > 2 or not all(k == "n" and _DEC.match(v) for k, v in mid):
-                    raise _Bad("cannot tell the numbers apart; give the -F field list")
-                if mid:
-                    r["weight"] = int(mid[0][1])
-                    if len(mid) == 2:
-                        r["weight2"] = int(mid[1][1])
-                    else:
-                        r["_guess"] = True  # one number: weight (or ins_lat alone)
-            else:
-                ip_at = syms[0]
-                if ip_at == 0:
-                    r["_guess"] = True  # one address: the ip (perf's default) or addr
-                if ip_at == 1:
-                    r["addr"] = int(after[0][1], 16)
-                    r["_guess"] = True  # a bare number before the ip: addr or weight
-                elif ip_at > 1:
-                    raise _Bad("cannot tell the numbers apart; give the -F field list")
+        return False, groups
+    k = kinds.index("ds")
+    r["data_src"] = groups[k][1]
+    before, after = groups[:k], groups[k + 1 :]
+    if len(before) > 1:
+        raise _Bad("more than one address before the data_src value")
+    if before:
+        r["addr"] = int(before[0][1], 16)
+    return True, after
+
+
+def _numbers_before_callchain(after: list, has_ds: bool, r: dict) -> None:
+    """The numbers of a line a callchain follows (no ip among them): addr without a
+    data_src, else weight [ins_lat]."""
+    if not has_ds:
+        if len(after) > 1:
+            raise _Bad("more than one number before a callchain")
+        r["addr"] = int(after[0][1], 16)
+        return
+    if len(after) > 2 or not all(k == "n" and _DEC.match(v) for k, v in after):
+        raise _Bad(_AMBIGUOUS)
+    r["weight"] = int(after[0][1])
+    if len(after) == 2:
+        r["weight2"] = int(after[1][1])
+
+
+def _numbers_without_data_src(after: list, r: dict) -> None:
+    """No data_src: [addr] [weight [ins_lat]] ip [phys_addr]; symbols mark ip (and
+    addr)."""
+    syms = [i for i, (k, _) in enumerate(after) if k == "h"]
+    if syms:
+        if len(syms) >= 2:
+            if syms[0] != 0:
+                raise _Bad(_AMBIGUOUS)
+            r["addr"] = int(after[0][1], 16)
+            ip_at = syms[1]
+            mid = after[1:ip_at]  # weight [ins_lat] between addr and ip
+            if len(mid) > 2 or not all(k == "n" and _DEC.match(v) for k, v in mid):
+                raise _Bad(_AMBIGUOUS)
+            if mid:
+                r["weight"] = int(mid[0][1])
+                if len(mid) == 2:
+                    r["weight2"] = int(mid[1][1])
+                else:
+                    r["_guess"] = True  # one number: weight (or ins_lat alone)
         else:
-            ip_at = len(after) - 1 if len(after) <= 2 else None
-            if ip_at is None:
-                raise _Bad("cannot tell the numbers apart; give the -F field list")
+            ip_at = syms[0]
+            if ip_at == 0:
+                r["_guess"] = True  # one address: the ip (perf's default) or addr
             if ip_at == 1:
                 r["addr"] = int(after[0][1], 16)
-            r["_guess"] = True  # no symbol marks the ip: perf's default shape
-        rest = after[ip_at + 1 :]
-        r["ip"] = int(after[ip_at][1], 16)
-        if len(rest) > 1:
-            raise _Bad("cannot tell the numbers apart; give the -F field list")
-        if rest:
-            r["phys_addr"] = int(rest[0][1], 16)
-        return
+                r["_guess"] = True  # a bare number before the ip: addr or weight
+            elif ip_at > 1:
+                raise _Bad(_AMBIGUOUS)
+    else:
+        ip_at = len(after) - 1 if len(after) <= 2 else None
+        if ip_at is None:
+            raise _Bad(_AMBIGUOUS)
+        if ip_at == 1:
+            r["addr"] = int(after[0][1], 16)
+        r["_guess"] = True  # no symbol marks the ip: perf's default shape
+    rest = after[ip_at + 1 :]
+    r["ip"] = int(after[ip_at][1], 16)
+    if len(rest) > 1:
+        raise _Bad(_AMBIGUOUS)
+    if rest:
+        r["phys_addr"] = int(rest[0][1], 16)
+
+
+def _numbers_after_data_src(after: list, r: dict) -> None:
+    """After data_src: [weight] [ins_lat] ip [phys_addr]; a symbol marks the ip, else
+    the count of numbers does."""
+    syms = [i for i, (k, _) in enumerate(after) if k == "h"]
     if syms:
         ip_at = syms[0]
     else:
@@ -519,10 +558,10 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
         elif n == 4:
             ip_at = 2  # weight ins_lat ip phys_addr: the one reading
         else:
-            raise _Bad("cannot tell the numbers apart; give the -F field list")
+            raise _Bad(_AMBIGUOUS)
     pre = after[:ip_at]
     if len(pre) > 2 or not all(_DEC.match(v) for _, v in pre):
-        raise _Bad("cannot tell the numbers apart; give the -F field list")
+        raise _Bad(_AMBIGUOUS)
     if len(pre) == 1:
         r["_guess"] = True  # one number: weight (or ins_lat alone)
     if pre:
@@ -532,6 +571,6 @@ def _parse_auto(t: _Tail, r: dict, no_ip: bool = False) -> None:
     r["ip"] = int(after[ip_at][1], 16)
     rest = after[ip_at + 1 :]
     if len(rest) > 1 or any(k != "n" for k, _ in rest):
-        raise _Bad("cannot tell the numbers apart; give the -F field list")
+        raise _Bad(_AMBIGUOUS)
     if rest:
         r["phys_addr"] = int(rest[0][1], 16)

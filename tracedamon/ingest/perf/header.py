@@ -6,10 +6,11 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 from ...errors import TraceFormatError
-from .. import perf_records as K
+from . import layout as L
 
 MAGIC_LE = 0x32454C4946524550
 MAGIC_BE = 0x50455246494C4532
@@ -130,7 +131,7 @@ _SW_NAMES = [
 
 _REVBITS = bytes(int(f"{x:08b}"[::-1], 2) for x in range(256))
 
-_TRAILER_BITS = (K.S_TID, K.S_TIME, K.S_ID, K.S_STREAM_ID, K.S_CPU, K.S_IDENTIFIER)
+_TRAILER_BITS = (L.S_TID, L.S_TIME, L.S_ID, L.S_STREAM_ID, L.S_CPU, L.S_IDENTIFIER)
 _TRAILER_MASK = sum(_TRAILER_BITS)
 
 
@@ -233,14 +234,14 @@ class Attr:
             config3=config3,
             file_offset=offset,
         )
-        if st & ~K.S_KNOWN:
+        if st & ~L.S_KNOWN:
             raise TraceFormatError(
                 path,
                 f"attr {index}: unknown sample_type bits "
-                f"0x{st & ~K.S_KNOWN:x}: the sample layout is undecidable",
+                f"0x{st & ~L.S_KNOWN:x}: the sample layout is undecidable",
                 offset=offset,
             )
-        if rf & ~0x1F and st & K.S_READ:
+        if rf & ~0x1F and st & L.S_READ:
             raise TraceFormatError(
                 path,
                 f"attr {index}: unknown read_format bits "
@@ -282,20 +283,20 @@ class Attr:
 
 def _id_pos_sample(st: int) -> int:
     """Body offset of the id in a SAMPLE (perf's id_pos), -1 without ID/IDENTIFIER."""
-    if st & K.S_IDENTIFIER:
+    if st & L.S_IDENTIFIER:
         return 0
-    if not st & K.S_ID:
+    if not st & L.S_ID:
         return -1
-    return 8 * sum(1 for b in (K.S_IP, K.S_TID, K.S_TIME, K.S_ADDR) if st & b)
+    return 8 * sum(1 for b in (L.S_IP, L.S_TID, L.S_TIME, L.S_ADDR) if st & b)
 
 
 def _id_pos_trailer(st: int) -> int:
     """Bytes back from the record end where the trailer's id starts (perf's is_pos)."""
-    if st & K.S_IDENTIFIER:
+    if st & L.S_IDENTIFIER:
         return 8
-    if not st & K.S_ID:
+    if not st & L.S_ID:
         return -1
-    return 8 * (1 + bool(st & K.S_CPU) + bool(st & K.S_STREAM_ID))
+    return 8 * (1 + bool(st & L.S_CPU) + bool(st & L.S_STREAM_ID))
 
 
 # ----------------------------------------------------------------------------------------
@@ -311,3 +312,61 @@ def _feature_index_plausible(
     if not index:
         return False
     return all(size == 0 or (off >= index_end and off + size <= fsize) for off, size in index)
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """The 104-byte (or 72-byte, older) header of a regular perf.data file."""
+
+    attr_size: int
+    attrs: tuple[int, int]  # (offset, size) of the attrs section
+    data: tuple[int, int]  # (offset, size) of the data section
+    #: the feature bits (bit b set: feature b has a section after the data)
+    bitmap: int
+
+
+def _feature_bitmap(head: bytes, e: str, big_endian: bool) -> int:
+    """The 256-bit feature bitmap at offset 72."""
+    w = struct.unpack_from(f"{e}4Q", head, 72)
+    bitmap = w[0] | w[1] << 64 | w[2] << 128 | w[3] << 192
+    if big_endian and not bitmap >> 3 & 1:
+        # a 32-bit big-endian writer's bitmap is in 32-bit words (perf tells
+        # them apart by the HOSTNAME bit, which every perf record sets)
+        w32 = struct.unpack_from(">8I", head, 72)
+        alt = sum(v << (32 * k) for k, v in enumerate(w32))
+        if alt >> 3 & 1:
+            bitmap = alt
+    return bitmap
+
+
+def parse_file_header(head: bytes, hsize: int, p: Path, fsize: int, big_endian: bool) -> FileHeader:
+    """The header of a regular file of ``fsize`` bytes (``head``: its first bytes,
+    ``hsize`` the header size it gives), with its sections checked against the file:
+    a TraceFormatError at the offending header field otherwise."""
+    if hsize not in (104, 72):
+        raise TraceFormatError(p, f"perf.data header size {hsize} (expected 104)", offset=8)
+    if len(head) < hsize:
+        raise TraceFormatError(p, "file ends inside the perf.data header", offset=len(head))
+    e = ">" if big_endian else "<"
+    attr_size, a_off, a_size, d_off, d_size = struct.unpack_from(f"{e}QQQQQ", head, 16)
+    bitmap = _feature_bitmap(head, e, big_endian) if hsize == 104 else 0
+    for name, off, size, fo in (("attrs", a_off, a_size, 24), ("data", d_off, d_size, 40)):
+        if off < hsize and size:
+            raise TraceFormatError(p, f"{name} section overlaps the header", offset=fo)
+        if off + size > fsize:
+            raise TraceFormatError(
+                p,
+                f"{name} section [{off}, {off + size}) lies outside the file ({fsize} bytes)",
+                offset=fo,
+            )
+    if a_size and d_size and a_off < d_off + d_size and d_off < a_off + a_size:
+        raise TraceFormatError(p, "attrs and data sections overlap", offset=24)
+    if attr_size < 64 + 16:
+        raise TraceFormatError(p, f"attr_size {attr_size} too small", offset=16)
+    if a_size % attr_size:
+        raise TraceFormatError(
+            p,
+            f"attrs section size {a_size} is not a multiple of attr_size {attr_size}",
+            offset=24,
+        )
+    return FileHeader(attr_size, (a_off, a_size), (d_off, d_size), bitmap)

@@ -14,13 +14,14 @@ import pyarrow as pa
 
 from ...errors import TraceFormatError
 from .. import data_src as _ds
-from .. import perf_records as K
 from ..binparse import Cursor
 from .header import (
     Attr,
     FEATURE_NAMES,
     MAGIC_BE,
     MAGIC_LE,
+    FileHeader,
+    parse_file_header,
     _BUILTIN_PMU,
     _feature_index_plausible,
     _id_pos_sample,
@@ -30,6 +31,15 @@ from .ordering import _Orderer, _merge_streams
 from .samples import _Block, _expand_read, _sample_block, finish_samples
 from .sideband import _PassState
 from .stream import _Chunk, _Progress, _chunk_source
+from . import layout as L
+from .byteswap import be_fix_samples
+from .sample_kernels import (
+    decode_samples,
+    fixed_layouts,
+    gather_fixed_attrs,
+    gather_u16,
+    sample_attrs,
+)
 
 
 # ----------------------------------------------------------------------------------------
@@ -67,7 +77,7 @@ class PerfData:
         self._params = None
         self.sources: list[_Source] = []
         #: a file written on a big-endian machine: records are turned little-endian
-        #: chunk by chunk (perf_records.scan_records_be and the be_fix_* kernels)
+        #: chunk by chunk (scan.scan_records_be and byteswap's be_fix_* kernels)
         self.big_endian = False
         self._e = "<"
         #: filled by ingest_into: seconds the Parquet thread was busy (wall, CPU)
@@ -114,22 +124,7 @@ class PerfData:
         with f:
             fsize = os.fstat(f.fileno()).st_size
             head = f.read(104)
-            if len(head) < 16:
-                raise TraceFormatError(
-                    p, f"file too short for a perf.data header ({len(head)} bytes)", offset=0
-                )
-            magic, hsize = struct.unpack_from("<QQ", head, 0)
-            if magic == MAGIC_BE:
-                self.big_endian = True
-                self._e = ">"
-                self.meta["byte_order"] = "big"
-                hsize = struct.unpack_from(">Q", head, 8)[0]
-            elif magic != MAGIC_LE:
-                if head[:8] == b"PERFFILE":
-                    raise TraceFormatError(
-                        p, "perf.data version 1 ('PERFFILE') is not supported", offset=0
-                    )
-                raise TraceFormatError(p, f"not a perf.data file (magic {head[:8]!r})", offset=0)
+            hsize = self._byte_order(p, head)
             self.file_size = fsize
             if hsize == 16 and self.big_endian:
                 # perf 6.1 cannot read one either ("Can't parse sample"), so there is no
@@ -145,106 +140,96 @@ class PerfData:
                 self.layout = "pipe"
                 self.sources = [_Source(p, 16, None, p.name)]
                 return
-            if hsize not in (104, 72):
-                raise TraceFormatError(p, f"perf.data header size {hsize} (expected 104)", offset=8)
-            if len(head) < hsize:
-                raise TraceFormatError(p, "file ends inside the perf.data header", offset=len(head))
+            h = parse_file_header(head, hsize, p, fsize, self.big_endian)
             self.layout = "file"
-            e = self._e
-            attr_size, a_off, a_size, d_off, d_size = struct.unpack_from(f"{e}QQQQQ", head, 16)
-            bitmap = 0
-            if hsize == 104:
-                w = struct.unpack_from(f"{e}4Q", head, 72)
-                bitmap = w[0] | w[1] << 64 | w[2] << 128 | w[3] << 192
-                if self.big_endian and not bitmap >> 3 & 1:
-                    # a 32-bit big-endian writer's bitmap is in 32-bit words (perf tells
-                    # them apart by the HOSTNAME bit, which every perf record sets)
-                    w32 = struct.unpack_from(">8I", head, 72)
-                    alt = sum(v << (32 * k) for k, v in enumerate(w32))
-                    if alt >> 3 & 1:
-                        bitmap = alt
-            for name, off, size, fo in (("attrs", a_off, a_size, 24), ("data", d_off, d_size, 40)):
-                if off < hsize and size:
-                    raise TraceFormatError(p, f"{name} section overlaps the header", offset=fo)
-                if off + size > fsize:
-                    raise TraceFormatError(
-                        p,
-                        f"{name} section [{off}, {off + size}) lies "
-                        f"outside the file ({fsize} bytes)",
-                        offset=fo,
-                    )
-            if a_size and d_size and a_off < d_off + d_size and d_off < a_off + a_size:
-                raise TraceFormatError(p, "attrs and data sections overlap", offset=24)
-            if attr_size < 64 + 16:
-                raise TraceFormatError(p, f"attr_size {attr_size} too small", offset=16)
-            if a_size % attr_size:
+            self._header = dict(attr_size=h.attr_size, attrs=h.attrs, data=h.data)
+            self._read_attrs(f, p, *h.attrs, h.attr_size, fsize)
+            self.sources = [_Source(p, h.data[0], self._read_features(f, p, h, fsize), p.name)]
+
+    def _byte_order(self, p: Path, head: bytes) -> int:
+        """Check the magic (noting a big-endian file) and return the header size."""
+        if len(head) < 16:
+            raise TraceFormatError(
+                p, f"file too short for a perf.data header ({len(head)} bytes)", offset=0
+            )
+        magic, hsize = struct.unpack_from("<QQ", head, 0)
+        if magic == MAGIC_BE:
+            self.big_endian = True
+            self._e = ">"
+            self.meta["byte_order"] = "big"
+            hsize = struct.unpack_from(">Q", head, 8)[0]
+        elif magic != MAGIC_LE:
+            if head[:8] == b"PERFFILE":
+                raise TraceFormatError(
+                    p, "perf.data version 1 ('PERFFILE') is not supported", offset=0
+                )
+            raise TraceFormatError(p, f"not a perf.data file (magic {head[:8]!r})", offset=0)
+        return hsize
+
+    def _read_features(self, f, p: Path, h: FileHeader, fsize: int) -> int | None:
+        """The feature sections after the data section; returns where the records end
+        (None: at the end of the file, for a recording perf did not finish).
+
+        perf record writes the header twice, at the start with data.size 0 (and the
+        feature bits it means to write) and at the end with the data size, right before
+        the feature sections. data.size 0 without a feature index behind it is a
+        recording perf did not finish (killed, or still running): its records run to
+        the end of the file."""
+        d_off, d_size = h.data
+        bits = [b for b in range(256) if h.bitmap >> b & 1]
+        feat_off = d_off + d_size
+        index = None
+        if bits and feat_off + 16 * len(bits) <= fsize:
+            f.seek(feat_off)
+            raw = f.read(16 * len(bits))
+            index = [struct.unpack_from(f"{self._e}QQ", raw, 16 * k) for k in range(len(bits))]
+        if not d_size and not _feature_index_plausible(index, feat_off + 16 * len(bits), fsize):
+            self.meta["unfinished_recording"] = True
+            if self.strict:
+                why = (
+                    "data size 0 in the header: perf record did not finish (killed, "
+                    "or still running); without {} the records it wrote are read"
+                )
+                raise TraceFormatError(
+                    p, why.format("strict=True"), offset=48, cli_problem=why.format("--strict")
+                )
+            self._note_truncation(
+                unfinished=True, features_lost=[FEATURE_NAMES.get(b, str(b)) for b in bits]
+            )
+            return None
+        lost = []
+        if bits and index is None:
+            # the file ends before the feature index (cut after the data section)
+            if self.strict:
                 raise TraceFormatError(
                     p,
-                    f"attrs section size {a_size} is not a multiple of attr_size {attr_size}",
-                    offset=24,
+                    f"the file ({fsize} bytes) ends before its "
+                    f"feature index [{feat_off}, "
+                    f"{feat_off + 16 * len(bits)})",
+                    offset=feat_off,
                 )
-            self._header = dict(attr_size=attr_size, attrs=(a_off, a_size), data=(d_off, d_size))
-            self._read_attrs(f, p, a_off, a_size, attr_size, fsize)
-            # features: perf record writes the header twice, at the start with data.size
-            # 0 (and the feature bits it means to write) and at the end with the data
-            # size, right before the feature sections. data.size 0 without a feature
-            # index behind it is a recording perf did not finish (killed, or still
-            # running): its records run to the end of the file.
-            bits = [b for b in range(256) if bitmap >> b & 1]
-            feat_off = d_off + d_size
-            index = None
-            if bits and feat_off + 16 * len(bits) <= fsize:
-                f.seek(feat_off)
-                raw = f.read(16 * len(bits))
-                index = [struct.unpack_from(f"{e}QQ", raw, 16 * k) for k in range(len(bits))]
-            if not d_size and not _feature_index_plausible(index, feat_off + 16 * len(bits), fsize):
-                self.meta["unfinished_recording"] = True
-                if self.strict:
-                    why = (
-                        "data size 0 in the header: perf record did not finish (killed, "
-                        "or still running); without {} the records it wrote are read"
-                    )
-                    raise TraceFormatError(
-                        p, why.format("strict=True"), offset=48, cli_problem=why.format("--strict")
-                    )
-                self._note_truncation(
-                    unfinished=True, features_lost=[FEATURE_NAMES.get(b, str(b)) for b in bits]
-                )
-                self.sources = [_Source(p, d_off, None, p.name)]
-                return
-            lost = []
-            if bits and index is None:
-                # the file ends before the feature index (cut after the data section)
+            lost = [FEATURE_NAMES.get(b, str(b)) for b in bits]
+        for k, b in enumerate(bits if index is not None else ()):
+            off, size = index[k]
+            if size == 0:
+                continue
+            if off + size > fsize:
+                # perf skips a feature it cannot read and goes on with the data
                 if self.strict:
                     raise TraceFormatError(
                         p,
-                        f"the file ({fsize} bytes) ends before its "
-                        f"feature index [{feat_off}, "
-                        f"{feat_off + 16 * len(bits)})",
-                        offset=feat_off,
+                        f"feature {FEATURE_NAMES.get(b, b)} "
+                        f"section [{off}, {off + size}) lies outside "
+                        f"the file",
+                        offset=feat_off + 16 * k,
                     )
-                lost = [FEATURE_NAMES.get(b, str(b)) for b in bits]
-            for k, b in enumerate(bits if index is not None else ()):
-                off, size = index[k]
-                if size == 0:
-                    continue
-                if off + size > fsize:
-                    # perf skips a feature it cannot read and goes on with the data
-                    if self.strict:
-                        raise TraceFormatError(
-                            p,
-                            f"feature {FEATURE_NAMES.get(b, b)} "
-                            f"section [{off}, {off + size}) lies outside "
-                            f"the file",
-                            offset=feat_off + 16 * k,
-                        )
-                    lost.append(FEATURE_NAMES.get(b, str(b)))
-                    continue
-                f.seek(off)
-                self._feature(b, f.read(size), p, off)
-            if lost:
-                self._note_truncation(features_lost=lost)
-            self.sources = [_Source(p, d_off, d_off + d_size, p.name)]
+                lost.append(FEATURE_NAMES.get(b, str(b)))
+                continue
+            f.seek(off)
+            self._feature(b, f.read(size), p, off)
+        if lost:
+            self._note_truncation(features_lost=lost)
+        return d_off + d_size
 
     def _read_attrs(self, f, p: Path, a_off: int, a_size: int, attr_size: int, fsize: int) -> None:
         """The attrs section of a regular file, with each attr's ids."""
@@ -464,7 +449,7 @@ class PerfData:
         st = _PassState(self, sideband=False)
         for ch in self._chunks(self.sources[0], st):
             self._header_records(ch, st)
-            if (ch.types == K.R_SAMPLE).any() or (ch.types == K.R_FINISHED_INIT).any():
+            if (ch.types == L.R_SAMPLE).any() or (ch.types == L.R_FINISHED_INIT).any():
                 break
 
     # -- public ----------------------------------------------------------------------
@@ -544,11 +529,11 @@ class PerfData:
             np.isin(
                 ot,
                 (
-                    K.R_HEADER_ATTR,
-                    K.R_HEADER_TRACING_DATA,
-                    K.R_ID_INDEX,
-                    K.R_EVENT_UPDATE,
-                    K.R_HEADER_FEATURE,
+                    L.R_HEADER_ATTR,
+                    L.R_HEADER_TRACING_DATA,
+                    L.R_ID_INDEX,
+                    L.R_EVENT_UPDATE,
+                    L.R_HEADER_FEATURE,
                 ),
             )
         ]
@@ -562,7 +547,7 @@ class PerfData:
             fo = int(ch.fileoff[i])
             size = int.from_bytes(buf[off + 6 : off + 8].tobytes(), "little")
             body = buf[off + 8 : off + size].tobytes()
-            if typ == K.R_HEADER_ATTR:
+            if typ == L.R_HEADER_ATTR:
                 # a second pass over a pipe stream sees the same records again (records
                 # inside one COMPRESSED container share its offset: key on the bytes too)
                 key = (fo, body)
@@ -584,14 +569,14 @@ class PerfData:
                 self._attr_offsets.add(key)
                 self._rebuild_ids()
                 changed = True
-            elif typ == K.R_HEADER_TRACING_DATA:
+            elif typ == L.R_HEADER_TRACING_DATA:
                 if len(body) < 4:
                     raise TraceFormatError(
                         ch.path, "HEADER_TRACING_DATA record too short", offset=fo
                     )
                 n = struct.unpack_from("<I", body, 0)[0]
                 self.tracing_data = buf[off + size : off + size + n].tobytes()
-            elif typ == K.R_ID_INDEX:
+            elif typ == L.R_ID_INDEX:
                 if len(body) < 8:
                     raise TraceFormatError(ch.path, "ID_INDEX record too short", offset=fo)
                 nr = struct.unpack_from("<Q", body, 0)[0]
@@ -608,7 +593,7 @@ class PerfData:
                         self._id2attr[i_id] = idx
                         changed = True
                 st.id_index = entries
-            elif typ == K.R_EVENT_UPDATE:
+            elif typ == L.R_EVENT_UPDATE:
                 if len(body) < 16:
                     raise TraceFormatError(ch.path, "EVENT_UPDATE record too short", offset=fo)
                 utype, uid = struct.unpack_from(f"{self._e}QQ", body, 0)
@@ -620,7 +605,7 @@ class PerfData:
                     if a is not None:
                         self.attrs[a].name = nm
                         changed = True
-            elif typ == K.R_HEADER_FEATURE:
+            elif typ == L.R_HEADER_FEATURE:
                 if len(body) < 8:
                     raise TraceFormatError(ch.path, "HEADER_FEATURE record too short", offset=fo)
                 fid = struct.unpack_from(f"{self._e}Q", body, 0)[0]
@@ -650,7 +635,7 @@ class PerfData:
                     [0 if a.freq else a.sample_period_or_freq for a in at], dtype=np.uint64
                 ),
                 freq=np.array([a.freq for a in at], dtype=bool),
-                fixed=K.fixed_layouts([a.sample_type for a in at]),
+                fixed=fixed_layouts([a.sample_type for a in at]),
             )
         return self._params
 
@@ -677,12 +662,12 @@ class PerfData:
         sample columns are copied out of it)."""
         m = getattr(self, "_scratch", None)
         if m is None or m.shape[0] < n:
-            m = np.empty((max(n, 1024), K.NCOLS), dtype=np.uint64, order="F")
+            m = np.empty((max(n, 1024), L.NCOLS), dtype=np.uint64, order="F")
             self._scratch = m
         return m[:n]
 
     def _decode_chunk(self, ch: "_Chunk", st: "_PassState", stream: int):
-        sel = np.flatnonzero(ch.types == K.R_SAMPLE)
+        sel = np.flatnonzero(ch.types == L.R_SAMPLE)
         if not sel.size:
             return None
         if not self.attrs:
@@ -703,7 +688,7 @@ class PerfData:
                     offset=int(ch.fileoff[sel[0]]),
                 )
             attr = np.empty(n, dtype=np.int32)
-            K.sample_attrs(ch.buf, ch.buf64, offs, sizes, P["id_pos"], P["ids"], P["ida"], attr)
+            sample_attrs(ch.buf, ch.buf64, offs, sizes, P["id_pos"], P["ids"], P["ida"], attr)
             bad = np.flatnonzero(attr == -2)
             if bad.size:
                 raise TraceFormatError(
@@ -721,19 +706,19 @@ class PerfData:
                 if not n:
                     return None
         if self.big_endian:
-            K.be_fix_samples(
+            be_fix_samples(
                 ch.buf, offs, sizes, attr, P["st"], P["rf"], P["bhw"], P["bcnt"], P["nru"], P["nri"]
             )
         out = self._decode_matrix(n)
         err = np.zeros(n, dtype=np.int8)
         nslot, cols, deltas, need = P["fixed"]
         if (nslot >= 0).any():
-            K.gather_fixed_attrs(
+            gather_fixed_attrs(
                 ch.buf, ch.buf64, offs, sizes, attr, nslot, cols, deltas, need, out, err
             )
         if (nslot < 0).any():
             var_attr = np.where(nslot[attr] < 0, attr, -1).astype(np.int32)
-            K.decode_samples(
+            decode_samples(
                 ch.buf,
                 ch.buf64,
                 offs,
@@ -750,11 +735,11 @@ class PerfData:
             )
         if err.any():
             i = int(np.flatnonzero(err)[0])
-            raise TraceFormatError(ch.path, K.ERR_TEXT[int(err[i])], offset=int(ch.fileoff[sel[i]]))
+            raise TraceFormatError(ch.path, L.ERR_TEXT[int(err[i])], offset=int(ch.fileoff[sel[i]]))
         misc = np.empty(n, dtype=np.uint16)
-        K.gather_u16(ch.buf, offs, 4, misc)
+        gather_u16(ch.buf, offs, 4, misc)
         blk = _sample_block(P, ch, out, attr, misc, ch.fileoff_of(sel, offs), ch.round_idx(sel))
-        if any(a.sample_type & K.S_READ for a in self.attrs):
+        if any(a.sample_type & L.S_READ for a in self.attrs):
             blk = _expand_read(self, ch, out, attr, blk, st)
         st.add_samples(blk.cols["event_id"][0], len(self.attrs))
         return blk, ch.rounds_end

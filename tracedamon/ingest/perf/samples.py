@@ -10,7 +10,9 @@ import pyarrow as pa
 
 from ...schema import SAMPLES
 from .. import data_src as _ds
-from .. import perf_records as K
+from . import layout as L
+from .read_values import count_read_values, expand_read
+from .sample_kernels import gather_bytes, gather_u64_lists
 
 if TYPE_CHECKING:  # annotations only (at run time these modules would import each other)
     from .reader import PerfData
@@ -161,25 +163,25 @@ def _narrowing(schema: pa.Schema) -> tuple[list[str], list[str]]:
 #: the sample_type bits behind each SAMPLES column (the others: every record has them,
 #: or see samples_file_schema)
 _COLUMN_BITS = {
-    "time_ns": K.S_TIME,
-    "pid": K.S_TID,
-    "tid": K.S_TID,
-    "cpu": K.S_CPU,
-    "ip": K.S_IP,
-    "addr": K.S_ADDR,
-    "phys_addr": K.S_PHYS_ADDR,
-    "weight": K.S_WEIGHT | K.S_WEIGHT_STRUCT,
-    "weight2": K.S_WEIGHT_STRUCT,
-    "weight3": K.S_WEIGHT_STRUCT,
-    "data_page_size": K.S_DATA_PAGE_SIZE,
-    "code_page_size": K.S_CODE_PAGE_SIZE,
-    "transaction": K.S_TRANSACTION,
-    "cgroup": K.S_CGROUP,
-    "stream_id": K.S_STREAM_ID,
-    "callchain": K.S_CALLCHAIN,
-    "raw": K.S_RAW,
+    "time_ns": L.S_TIME,
+    "pid": L.S_TID,
+    "tid": L.S_TID,
+    "cpu": L.S_CPU,
+    "ip": L.S_IP,
+    "addr": L.S_ADDR,
+    "phys_addr": L.S_PHYS_ADDR,
+    "weight": L.S_WEIGHT | L.S_WEIGHT_STRUCT,
+    "weight2": L.S_WEIGHT_STRUCT,
+    "weight3": L.S_WEIGHT_STRUCT,
+    "data_page_size": L.S_DATA_PAGE_SIZE,
+    "code_page_size": L.S_CODE_PAGE_SIZE,
+    "transaction": L.S_TRANSACTION,
+    "cgroup": L.S_CGROUP,
+    "stream_id": L.S_STREAM_ID,
+    "callchain": L.S_CALLCHAIN,
+    "raw": L.S_RAW,
     **{
-        c: K.S_DATA_SRC
+        c: L.S_DATA_SRC
         for c in ("data_src",) + _ds.COLUMNS + ("mem_remote", "mem_hops", "mem_lvl_num")
     },
 }
@@ -193,20 +195,20 @@ def samples_file_schema(rd: "PerfData") -> pa.Schema:
     pipe stream adding an event): the writer widens the file if a batch breaks it.
     """
     sts = [a.sample_type for a in rd.attrs]
-    read = any(st & K.S_READ for st in sts)
+    read = any(st & L.S_READ for st in sts)
     fields = []
     for f in SAMPLES:
         bits = _COLUMN_BITS.get(f.name)
         if f.name == "sample_id":
             # READ rows carry the ids of the group's members (read_format ID)
-            bits = K.S_ID | K.S_IDENTIFIER
+            bits = L.S_ID | L.S_IDENTIFIER
             every = not read and all(st & bits for st in sts)
             none = not read and not any(st & bits for st in sts)
         elif f.name == "period":
             # sampled PERIOD, else the attr's fixed period; READ rows: counter deltas
-            every = all((a.sample_type & K.S_PERIOD) or not a.freq for a in rd.attrs)
+            every = all((a.sample_type & L.S_PERIOD) or not a.freq for a in rd.attrs)
             none = not read and not any(
-                (a.sample_type & K.S_PERIOD) or not a.freq for a in rd.attrs
+                (a.sample_type & L.S_PERIOD) or not a.freq for a in rd.attrs
             )
         elif bits is None:  # event, cpumode, misc, file_offset, ...
             every, none = True, False
@@ -249,56 +251,88 @@ _NONE = _NoneMask()
 
 
 def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
+    """The decoded samples of a chunk (``out``: the decode matrix, rows as ``attr``) as a
+    block of SAMPLES columns; ``P`` holds the attrs' parameters (:meth:`PerfData.params`)."""
     n = len(attr)
     cols = {}
+    pres_time = _presence(P, attr, L.S_TIME)
+    _put_task_columns(cols, P, out, attr, n, pres_time)
+    cols["event_id"] = (attr, None)
+    for name, col, bit in _U64_FIELDS:
+        pres = _presence(P, attr, bit)
+        _put(cols, name, None if pres is _NONE else out[:, col], pres)
+    cols["period"] = _period_column(P, out, attr, n)
+    _put_weight_columns(cols, P, out, attr, n)
+    cols["cpumode"] = ((misc & 7).astype(np.uint8), None)
+    cols["misc"] = (misc, None)
+    cols["file_offset"] = (np.asarray(fileoff, dtype=np.uint64), None)
+    lists = {
+        "callchain": _callchain_list(P, ch, out, attr, n),
+        "raw": _raw_list(P, ch, out, attr, n),
+    }
+    # copy the used columns out of the reused scratch matrix
+    for k, c in list(cols.items()):
+        if c is not None and np.may_share_memory(c[0], out):
+            cols[k] = (c[0].copy(), c[1])
+    times = cols["time_ns"][0] if cols["time_ns"] is not None else np.zeros(n, np.int64)
+    return _Block(cols, lists, np.ascontiguousarray(times), rounds, pres_time is not _NONE)
 
-    def put(name, vals, pres):
-        cols[name] = None if pres is _NONE else (vals, pres)
 
-    pres_time = _presence(P, attr, K.S_TIME)
-    times = out[:, K.C_TIME].view(np.int64)
+#: the u64 SAMPLES columns taken from the decode matrix as they are: (name, column,
+#: the sample_type bits that record it)
+_U64_FIELDS = (
+    ("ip", L.C_IP, L.S_IP),
+    ("addr", L.C_ADDR, L.S_ADDR),
+    ("phys_addr", L.C_PHYS_ADDR, L.S_PHYS_ADDR),
+    ("data_src", L.C_DATA_SRC, L.S_DATA_SRC),
+    ("data_page_size", L.C_DATA_PAGE_SIZE, L.S_DATA_PAGE_SIZE),
+    ("code_page_size", L.C_CODE_PAGE_SIZE, L.S_CODE_PAGE_SIZE),
+    ("transaction", L.C_TRANSACTION, L.S_TRANSACTION),
+    ("cgroup", L.C_CGROUP, L.S_CGROUP),
+    ("stream_id", L.C_STREAM_ID, L.S_STREAM_ID),
+    ("sample_id", L.C_ID, L.S_ID | L.S_IDENTIFIER),
+)
+
+
+def _put(cols: dict, name: str, vals, pres) -> None:
+    """Column ``name``: absent (None) when no row has the field, else (values, validity)."""
+    cols[name] = None if pres is _NONE else (vals, pres)
+
+
+def _put_task_columns(cols: dict, P, out, attr, n: int, pres_time) -> None:
+    """time_ns, pid, tid and cpu."""
+    times = out[:, L.C_TIME].view(np.int64)
     if pres_time is _NONE:
         times = np.zeros(n, np.int64)
     elif pres_time is not None:
         times = np.where(pres_time, times, 0)
-    put("time_ns", times, pres_time)
-    pres = _presence(P, attr, K.S_TID)
+    _put(cols, "time_ns", times, pres_time)
+    pres = _presence(P, attr, L.S_TID)
     if pres is _NONE:
-        put("pid", np.zeros(n, np.int32), pres)
-        put("tid", np.zeros(n, np.int32), pres)
+        _put(cols, "pid", np.zeros(n, np.int32), pres)
+        _put(cols, "tid", np.zeros(n, np.int32), pres)
     else:
         # the TID word is pid (low 32 bits) then tid: split through a 32-bit view
-        halves = out[:, K.C_TID].view(np.int32)
-        put("pid", halves[0::2].copy(), pres)
-        put("tid", halves[1::2].copy(), pres)
-    pres = _presence(P, attr, K.S_CPU)
-    put(
+        halves = out[:, L.C_TID].view(np.int32)
+        _put(cols, "pid", halves[0::2].copy(), pres)
+        _put(cols, "tid", halves[1::2].copy(), pres)
+    pres = _presence(P, attr, L.S_CPU)
+    _put(
+        cols,
         "cpu",
         np.zeros(n, np.int32)
         if pres is _NONE
-        else (out[:, K.C_CPU] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32),
+        else (out[:, L.C_CPU] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32),
         pres,
     )
-    cols["event_id"] = (attr, None)
-    for name, col, bit in (
-        ("ip", K.C_IP, K.S_IP),
-        ("addr", K.C_ADDR, K.S_ADDR),
-        ("phys_addr", K.C_PHYS_ADDR, K.S_PHYS_ADDR),
-        ("data_src", K.C_DATA_SRC, K.S_DATA_SRC),
-        ("data_page_size", K.C_DATA_PAGE_SIZE, K.S_DATA_PAGE_SIZE),
-        ("code_page_size", K.C_CODE_PAGE_SIZE, K.S_CODE_PAGE_SIZE),
-        ("transaction", K.C_TRANSACTION, K.S_TRANSACTION),
-        ("cgroup", K.C_CGROUP, K.S_CGROUP),
-        ("stream_id", K.C_STREAM_ID, K.S_STREAM_ID),
-        ("sample_id", K.C_ID, K.S_ID | K.S_IDENTIFIER),
-    ):
-        pres = _presence(P, attr, bit)
-        put(name, None if pres is _NONE else out[:, col], pres)
-    # period: sampled, else the attr's fixed period (null in frequency mode)
-    pres = _presence(P, attr, K.S_PERIOD)
+
+
+def _period_column(P, out, attr, n: int) -> tuple:
+    """period: sampled, else the attr's fixed period (null in frequency mode)."""
+    pres = _presence(P, attr, L.S_PERIOD)
     if pres is None:
-        cols["period"] = (out[:, K.C_PERIOD], None)
-    elif (
+        return (out[:, L.C_PERIOD], None)
+    if (
         pres is _NONE
         and len(P["period"])
         and (P["period"] == P["period"][0]).all()
@@ -307,73 +341,72 @@ def _sample_block(P, ch, out, attr, misc, fileoff, rounds) -> _Block:
         # one fixed period for every event (perf record -c N): a shared constant column;
         # frequency mode without PERIOD: no period known (null)
         if P["freq"][0]:
-            cols["period"] = (np.zeros(n, np.uint64), np.zeros(n, bool))
-        else:
-            cols["period"] = (_ds.constant(int(P["period"][0]), np.uint64, n), None)
+            return (np.zeros(n, np.uint64), np.zeros(n, bool))
+        return (_ds.constant(int(P["period"][0]), np.uint64, n), None)
+    fixed = P["period"][attr]
+    freq = P["freq"][attr]
+    if pres is _NONE:
+        vals, valid = fixed, ~freq
     else:
-        fixed = P["period"][attr]
-        freq = P["freq"][attr]
-        if pres is _NONE:
-            vals, valid = fixed, ~freq
-        else:
-            vals, valid = np.where(pres, out[:, K.C_PERIOD], fixed), pres | ~freq
-        cols["period"] = (vals, None if valid.all() else valid)
-    # weight
-    pw = _presence(P, attr, K.S_WEIGHT)
-    ps = _presence(P, attr, K.S_WEIGHT_STRUCT)
+        vals, valid = np.where(pres, out[:, L.C_PERIOD], fixed), pres | ~freq
+    return (vals, None if valid.all() else valid)
+
+
+def _put_weight_columns(cols: dict, P, out, attr, n: int) -> None:
+    """weight, weight2 and weight3: WEIGHT as it is, WEIGHT_STRUCT split in three."""
+    pw = _presence(P, attr, L.S_WEIGHT)
+    ps = _presence(P, attr, L.S_WEIGHT_STRUCT)
     if pw is _NONE and ps is _NONE:
-        put("weight", None, _NONE)
-        put("weight2", np.zeros(n, np.uint16), _NONE)
-        put("weight3", np.zeros(n, np.uint16), _NONE)
-    else:
-        w = out[:, K.C_WEIGHT]
-        if ps is _NONE:
-            put("weight", w, pw)
-            put("weight2", np.zeros(n, np.uint16), _NONE)
-            put("weight3", np.zeros(n, np.uint16), _NONE)
-        else:
-            s_rows = np.ones(n, bool) if ps is None else ps
-            w_rows = np.zeros(n, bool) if pw is _NONE else (np.ones(n, bool) if pw is None else pw)
-            wv = np.where(s_rows, w & np.uint64(0xFFFFFFFF), w)
-            anyw = s_rows | w_rows
-            put("weight", wv, None if anyw.all() else anyw)
-            put("weight2", (w >> np.uint64(32) & np.uint64(0xFFFF)).astype(np.uint16), ps)
-            put("weight3", (w >> np.uint64(48)).astype(np.uint16), ps)
-    cols["cpumode"] = ((misc & 7).astype(np.uint8), None)
-    cols["misc"] = (misc, None)
-    cols["file_offset"] = (np.asarray(fileoff, dtype=np.uint64), None)
-    lists = {"callchain": None, "raw": None}
-    pres = _presence(P, attr, K.S_CALLCHAIN)
-    if pres is not _NONE:
-        valid = np.ones(n, bool) if pres is None else pres
-        nr = out[:, K.C_CC_NR].astype(np.int64) * valid
-        off = np.where(valid, out[:, K.C_CC_OFF], 0).astype(np.int64)
-        lo = np.empty(n + 1, dtype=np.int32)
-        vals = np.empty(int(nr.sum()), dtype=np.uint64)
-        K.gather_u64_lists(ch.buf, ch.buf64, off, nr, valid, lo, vals)
-        lists["callchain"] = pa.ListArray.from_arrays(
-            _ds.np_to_arrow(lo, pa.int32()),
-            _ds.np_to_arrow(vals, pa.uint64()),
-            mask=None if pres is None else _ds.np_to_arrow(~valid, pa.bool_()),
-        )
-    pres = _presence(P, attr, K.S_RAW)
-    if pres is not _NONE:
-        valid = np.ones(n, bool) if pres is None else pres
-        ln = out[:, K.C_RAW_LEN].astype(np.int64) * valid
-        off = np.where(valid, out[:, K.C_RAW_OFF], 0).astype(np.int64)
-        bo = np.empty(n + 1, dtype=np.int32)
-        data = np.empty(int(ln.sum()), dtype=np.uint8)
-        K.gather_bytes(ch.buf, off, ln, valid, bo, data)
-        vb = None if pres is None else _ds.bitmap(valid)
-        lists["raw"] = pa.Array.from_buffers(
-            pa.binary(), n, [vb, pa.py_buffer(bo), pa.py_buffer(data)]
-        )
-    # copy the used columns out of the reused scratch matrix
-    for k, c in list(cols.items()):
-        if c is not None and np.may_share_memory(c[0], out):
-            cols[k] = (c[0].copy(), c[1])
-    times = cols["time_ns"][0] if cols["time_ns"] is not None else times
-    return _Block(cols, lists, np.ascontiguousarray(times), rounds, pres_time is not _NONE)
+        _put(cols, "weight", None, _NONE)
+        _put(cols, "weight2", np.zeros(n, np.uint16), _NONE)
+        _put(cols, "weight3", np.zeros(n, np.uint16), _NONE)
+        return
+    w = out[:, L.C_WEIGHT]
+    if ps is _NONE:
+        _put(cols, "weight", w, pw)
+        _put(cols, "weight2", np.zeros(n, np.uint16), _NONE)
+        _put(cols, "weight3", np.zeros(n, np.uint16), _NONE)
+        return
+    s_rows = np.ones(n, bool) if ps is None else ps
+    w_rows = np.zeros(n, bool) if pw is _NONE else (np.ones(n, bool) if pw is None else pw)
+    wv = np.where(s_rows, w & np.uint64(0xFFFFFFFF), w)
+    anyw = s_rows | w_rows
+    _put(cols, "weight", wv, None if anyw.all() else anyw)
+    _put(cols, "weight2", (w >> np.uint64(32) & np.uint64(0xFFFF)).astype(np.uint16), ps)
+    _put(cols, "weight3", (w >> np.uint64(48)).astype(np.uint16), ps)
+
+
+def _callchain_list(P, ch, out, attr, n: int) -> pa.Array | None:
+    """The callchains as an Arrow list<uint64> array (None when no event records them)."""
+    pres = _presence(P, attr, L.S_CALLCHAIN)
+    if pres is _NONE:
+        return None
+    valid = np.ones(n, bool) if pres is None else pres
+    nr = out[:, L.C_CC_NR].astype(np.int64) * valid
+    off = np.where(valid, out[:, L.C_CC_OFF], 0).astype(np.int64)
+    lo = np.empty(n + 1, dtype=np.int32)
+    vals = np.empty(int(nr.sum()), dtype=np.uint64)
+    gather_u64_lists(ch.buf, ch.buf64, off, nr, valid, lo, vals)
+    return pa.ListArray.from_arrays(
+        _ds.np_to_arrow(lo, pa.int32()),
+        _ds.np_to_arrow(vals, pa.uint64()),
+        mask=None if pres is None else _ds.np_to_arrow(~valid, pa.bool_()),
+    )
+
+
+def _raw_list(P, ch, out, attr, n: int) -> pa.Array | None:
+    """The RAW payloads as an Arrow binary array (None when no event records them)."""
+    pres = _presence(P, attr, L.S_RAW)
+    if pres is _NONE:
+        return None
+    valid = np.ones(n, bool) if pres is None else pres
+    ln = out[:, L.C_RAW_LEN].astype(np.int64) * valid
+    off = np.where(valid, out[:, L.C_RAW_OFF], 0).astype(np.int64)
+    bo = np.empty(n + 1, dtype=np.int32)
+    data = np.empty(int(ln.sum()), dtype=np.uint8)
+    gather_bytes(ch.buf, off, ln, valid, bo, data)
+    vb = None if pres is None else _ds.bitmap(valid)
+    return pa.Array.from_buffers(pa.binary(), n, [vb, pa.py_buffer(bo), pa.py_buffer(data)])
 
 
 def _expand_read(rd: PerfData, ch, out, attr, blk: _Block, st: "_PassState") -> _Block:
@@ -393,14 +426,14 @@ def _expand_read(rd: PerfData, ch, out, attr, blk: _Block, st: "_PassState") -> 
         st.read_prev_attr = np.concatenate(
             [st.read_prev_attr, np.zeros(len(rd.attrs) - len(st.read_prev_attr), np.uint64)]
         )
-    read_off = np.ascontiguousarray(out[:, K.C_READ_OFF]).astype(np.int64)
-    total = K.count_read_values(ch.buf, ch.buf64, attr, read_off, P["st"], P["rf"])
+    read_off = np.ascontiguousarray(out[:, L.C_READ_OFF]).astype(np.int64)
+    total = count_read_values(ch.buf, ch.buf64, attr, read_off, P["st"], P["rf"])
     o_row = np.empty(total, np.int64)
     o_attr = np.empty(total, np.int32)
     o_id = np.zeros(total, np.uint64)
     o_kind = np.empty(total, np.int8)
     o_per = np.zeros(total, np.uint64)
-    k, unknown = K.expand_read(
+    k, unknown = expand_read(
         ch.buf,
         ch.buf64,
         attr,

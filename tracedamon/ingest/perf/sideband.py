@@ -13,9 +13,12 @@ from ...schema import LOST, MMAPS, TASKS
 from ...errors import TraceFormatError
 from ...schema import empty as _empty
 from .. import data_src as _ds
-from .. import perf_records as K
 from ..arrays import py_array, str_array
 from .header import Attr, RECORD_NAMES, _TRAILER_BITS, _TRAILER_MASK, _id_pos_trailer
+from . import layout as L
+from .byteswap import be_fix_sideband
+from .sample_kernels import gather_bytes
+from .sideband_kernels import HEX_DIGITS, hex_bytes, sideband_fields
 
 if TYPE_CHECKING:  # annotations only (at run time these modules would import each other)
     from .reader import PerfData
@@ -61,12 +64,12 @@ class _PassState:
     def count(self, types: np.ndarray):
         if not len(types):
             return
-        nsamples = int(np.count_nonzero(types == K.R_SAMPLE))
+        nsamples = int(np.count_nonzero(types == L.R_SAMPLE))
         if nsamples:
             self.record_counts[9] = self.record_counts.get(9, 0) + nsamples
         if nsamples == len(types):
             return
-        rest = types[types != K.R_SAMPLE] if nsamples else types
+        rest = types[types != L.R_SAMPLE] if nsamples else types
         u, c = np.unique(rest, return_counts=True)
         for t, k in zip(u.tolist(), c.tolist()):
             self.record_counts[t] = self.record_counts.get(t, 0) + k
@@ -150,152 +153,27 @@ class _PassState:
     ):
         """MMAP, MMAP2, COMM, FORK and EXIT records of a chunk decoded by a numba kernel
         into Arrow tables (the rows :meth:`_one` makes, for many records at once)."""
-        n = len(sel)
-        tl, time_pos, id_back = layout
-        offs, sizes, types = ch.offs[sel], ch.sizes[sel], ch.types[sel]
-        misc = np.empty(n, np.uint16)
-        time = np.zeros(n, np.int64)
-        has_time = np.zeros(n, bool)
-        rid = np.zeros(n, np.uint64)
-        has_rid = np.zeros(n, bool)
-        f32 = np.zeros((n, 6), np.uint32)
-        f64 = np.zeros((n, 5), np.uint64)
-        bid_len = np.full(n, -1, np.int64)
-        s_off = np.zeros(n, np.int64)
-        s_len = np.zeros(n, np.int64)
-        err = np.zeros(n, np.int8)
-        K.sideband_fields(
-            ch.buf,
-            ch.buf64,
-            offs,
-            sizes,
-            types,
-            tl,
-            time_pos,
-            id_back,
-            misc,
-            time,
-            has_time,
-            rid,
-            has_rid,
-            f32,
-            f64,
-            bid_len,
-            s_off,
-            s_len,
-            err,
-        )
-        if err.any():
-            i = int(np.flatnonzero(err)[0])
-            raise TraceFormatError(
-                ch.path,
-                f"{RECORD_NAMES[int(types[i])]} record too short ({int(sizes[i])} bytes)",
-                offset=int(ch.fileoff_of(sel[i : i + 1], offs[i : i + 1])[0]),
-            )
+        F = _decode_bulk(ch, sel, layout)
         rd = self.rd
-        if len(rd.attrs) > 1 and id_back >= 0:
+        if len(rd.attrs) > 1 and layout[2] >= 0:
             known = np.fromiter(rd._id2attr, dtype=np.uint64, count=len(rd._id2attr))
-            self.unknown_record_ids += int(np.count_nonzero(~has_rid)) + int(
-                np.count_nonzero(has_rid & ~np.isin(rid, known))
+            self.unknown_record_ids += int(np.count_nonzero(~F.has_rid)) + int(
+                np.count_nonzero(F.has_rid & ~np.isin(F.rid, known))
             )
-        s32 = f32.view(np.int32)
-
-        def strings(rows):
-            return _utf8_column(ch.buf, s_off[rows], s_len[rows])
-
-        def keys(rows, t, tvalid):
-            return [
-                _ds.np_to_arrow(np.where(tvalid, t, -1) if tvalid is not None else t, pa.int64()),
-                _ds.np_to_arrow(np.full(len(rows), stream, np.int32), pa.int32()),
-                _ds.np_to_arrow(seqs[rows], pa.int64()),
-            ]
-
-        mm = np.flatnonzero((types == K.R_MMAP) | (types == K.R_MMAP2))
+        mm = np.flatnonzero((F.types == L.R_MMAP) | (F.types == L.R_MMAP2))
         if len(mm):
-            t = time[mm]
-            tv = None if has_time[mm].all() else has_time[mm]
-            is2 = types[mm] == K.R_MMAP2
-            bid = bid_len[mm] >= 0
-            inode = is2 & ~bid
-            bo = np.empty(len(mm) + 1, np.int32)
-            hexdata = np.empty(int(np.maximum(bid_len[mm], 0).sum()) * 2, np.uint8)
-            K.hex_bytes(ch.buf, s_off[mm] - 28, np.where(bid, bid_len[mm], -1), K._HEX, bo, hexdata)
-            build_id = pa.Array.from_buffers(
-                pa.string(),
-                len(mm),
-                [_ds.bitmap(bid), pa.py_buffer(bo), pa.py_buffer(hexdata)],
-                null_count=int((~bid).sum()),
-            )
-            m = misc[mm]
-            cols = [
-                _ds.np_to_arrow(t, pa.int64(), tv),
-                _ds.np_to_arrow(s32[mm, 0].copy(), pa.int32()),
-                _ds.np_to_arrow(s32[mm, 1].copy(), pa.int32()),
-                _ds.np_to_arrow(f64[mm, 0].copy(), pa.uint64()),
-                _ds.np_to_arrow(f64[mm, 1].copy(), pa.uint64()),
-                _ds.np_to_arrow(f64[mm, 2].copy(), pa.uint64()),
-                _ds.np_to_arrow(f32[mm, 4].copy(), pa.uint32(), is2),
-                _ds.np_to_arrow(f32[mm, 5].copy(), pa.uint32(), is2),
-                strings(mm),
-                build_id,
-                _ds.np_to_arrow(f32[mm, 2].copy(), pa.uint32(), inode),
-                _ds.np_to_arrow(f32[mm, 3].copy(), pa.uint32(), inode),
-                _ds.np_to_arrow(f64[mm, 3].copy(), pa.uint64(), inode),
-                _ds.np_to_arrow(f64[mm, 4].copy(), pa.uint64(), inode),
-                _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_()),
-                _ds.np_to_arrow((m & 7).astype(np.uint8), pa.uint8()),
-                _ds.np_to_arrow(types[mm].astype(np.uint8), pa.uint8()),
-            ]
-            self._done["mmaps"].append(
-                pa.Table.from_arrays(
-                    keys(mm, t, tv) + cols, names=["_kt", "_ks", "_kq"] + MMAPS.names
-                )
-            )
-        tk = np.flatnonzero(np.isin(types, (K.R_COMM, K.R_EXIT, K.R_FORK)))
+            self._done["mmaps"].append(_mmaps_table(ch, F, mm, stream, seqs))
+        tk = np.flatnonzero(np.isin(F.types, (L.R_COMM, L.R_EXIT, L.R_FORK)))
         if len(tk):
-            ty = types[tk]
-            comm = ty == 3
-            # FORK/EXIT: the trailer's time, else the record's own; COMM: the trailer's
-            t = np.where(comm | has_time[tk], time[tk], f64[tk, 0].view(np.int64))
-            tv = has_time[tk] | ~comm
-            if tv.all():
-                tv = None
-            kind = pa.DictionaryArray.from_arrays(
-                _ds.np_to_arrow(
-                    np.where(comm, 0, np.where(ty == 4, 1, 2)).astype(np.int32), pa.int32()
-                ),
-                _TASK_KINDS,
-            )
-            m = misc[tk]
-            names = strings(tk)
-            cols = [
-                _ds.np_to_arrow(t, pa.int64(), tv),
-                kind,
-                _ds.np_to_arrow(s32[tk, 0].copy(), pa.int32()),
-                _ds.np_to_arrow(s32[tk, 1].copy(), pa.int32()),
-                _ds.np_to_arrow(s32[tk, 2].copy(), pa.int32(), ~comm),
-                _ds.np_to_arrow(s32[tk, 3].copy(), pa.int32(), ~comm),
-                pa.Array.from_buffers(
-                    pa.string(),
-                    len(tk),
-                    [_ds.bitmap(comm)] + names.buffers()[1:],
-                    null_count=int((~comm).sum()),
-                ),
-                _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_(), comm),
-            ]
-            self._done["tasks"].append(
-                pa.Table.from_arrays(
-                    keys(tk, t, tv) + cols, names=["_kt", "_ks", "_kq"] + TASKS.names
-                )
-            )
+            self._done["tasks"].append(_tasks_table(ch, F, tk, stream, seqs))
 
     def _one(self, typ, misc, body, tr, ai, seq):
         time = tr.get("time")
-        if typ in (K.R_MMAP, K.R_MMAP2):
+        if typ in (L.R_MMAP, L.R_MMAP2):
             pid, tid, start, length, pgoff = struct.unpack_from("<IIQQQ", body, 0)
             prot = flags = maj = mn = ino = igen = None
             build_id = None
-            if typ == K.R_MMAP2:
+            if typ == L.R_MMAP2:
                 if misc & 0x4000:
                     bsz = body[32]
                     build_id = body[36 : 36 + min(bsz, 20)].hex()
@@ -329,7 +207,7 @@ class _PassState:
                     typ,
                 )
             )
-        elif typ == K.R_COMM:
+        elif typ == L.R_COMM:
             pid, tid = struct.unpack_from("<II", body, 0)
             comm = body[8:].split(b"\0", 1)[0].decode("utf-8", "replace")
             self.tasks.append(
@@ -346,7 +224,7 @@ class _PassState:
                     bool(misc & 0x2000),
                 )
             )
-        elif typ in (K.R_EXIT, K.R_FORK):
+        elif typ in (L.R_EXIT, L.R_FORK):
             pid, ppid, tid, ptid, btime = struct.unpack_from("<IIIIQ", body, 0)
             t = time if time is not None else btime
             self.tasks.append(
@@ -354,7 +232,7 @@ class _PassState:
                     _key(t),
                     seq,
                     t,
-                    "EXIT" if typ == K.R_EXIT else "FORK",
+                    "EXIT" if typ == L.R_EXIT else "FORK",
                     _s32(pid),
                     _s32(tid),
                     _s32(ppid),
@@ -363,7 +241,7 @@ class _PassState:
                     None,
                 )
             )
-        elif typ == K.R_LOST:
+        elif typ == L.R_LOST:
             i, n = struct.unpack_from("<QQ", body, 0)
             ev = self.rd._id2attr.get(i)
             self.lost.append(
@@ -380,7 +258,7 @@ class _PassState:
                     n,
                 )
             )
-        elif typ == K.R_LOST_SAMPLES:
+        elif typ == L.R_LOST_SAMPLES:
             (n,) = struct.unpack_from("<Q", body, 0)
             sid = tr.get("id")
             ev = self.rd._id2attr.get(sid) if sid is not None else None
@@ -400,10 +278,10 @@ class _PassState:
                     n,
                 )
             )
-        elif typ in (K.R_THROTTLE, K.R_UNTHROTTLE):
+        elif typ in (L.R_THROTTLE, L.R_UNTHROTTLE):
             t, i, _sid = struct.unpack_from("<QQQ", body, 0)
             ev = self.rd._id2attr.get(i)
-            what = "THROTTLE" if typ == K.R_THROTTLE else "UNTHROTTLE"
+            what = "THROTTLE" if typ == L.R_THROTTLE else "UNTHROTTLE"
             self.lost.append(
                 (_key(t), seq, t, what, ev, i, tr.get("pid"), tr.get("tid"), tr.get("cpu"), 0)
             )
@@ -456,6 +334,151 @@ class _PassState:
         return out
 
 
+class _BulkFields:
+    """The fields of a chunk's side-band records as :func:`sideband_fields` decodes
+    them (see there), with the records' offsets, sizes and types."""
+
+    def __init__(self, ch: "_Chunk", sel: np.ndarray):
+        n = len(sel)
+        self.offs, self.sizes, self.types = ch.offs[sel], ch.sizes[sel], ch.types[sel]
+        self.misc = np.empty(n, np.uint16)
+        self.time = np.zeros(n, np.int64)
+        self.has_time = np.zeros(n, bool)
+        self.rid = np.zeros(n, np.uint64)
+        self.has_rid = np.zeros(n, bool)
+        self.f32 = np.zeros((n, 6), np.uint32)
+        self.f64 = np.zeros((n, 5), np.uint64)
+        self.bid_len = np.full(n, -1, np.int64)
+        self.s_off = np.zeros(n, np.int64)
+        self.s_len = np.zeros(n, np.int64)
+
+
+def _decode_bulk(ch: "_Chunk", sel: np.ndarray, layout: tuple[int, int, int]) -> _BulkFields:
+    """Records ``sel`` of the chunk decoded (``layout``: the trailer's length, its TIME
+    position, how far back from the end its id sits); a TraceFormatError at the first
+    record too short for its fixed part."""
+    tl, time_pos, id_back = layout
+    F = _BulkFields(ch, sel)
+    err = np.zeros(len(sel), np.int8)
+    sideband_fields(
+        ch.buf,
+        ch.buf64,
+        F.offs,
+        F.sizes,
+        F.types,
+        tl,
+        time_pos,
+        id_back,
+        F.misc,
+        F.time,
+        F.has_time,
+        F.rid,
+        F.has_rid,
+        F.f32,
+        F.f64,
+        F.bid_len,
+        F.s_off,
+        F.s_len,
+        err,
+    )
+    if err.any():
+        i = int(np.flatnonzero(err)[0])
+        raise TraceFormatError(
+            ch.path,
+            f"{RECORD_NAMES[int(F.types[i])]} record too short ({int(F.sizes[i])} bytes)",
+            offset=int(ch.fileoff_of(sel[i : i + 1], F.offs[i : i + 1])[0]),
+        )
+    return F
+
+
+def _key_columns(rows: np.ndarray, t, tvalid, stream: int, seqs: np.ndarray) -> list:
+    """The sort key of side-band rows: time (-1 when unknown), stream, sequence."""
+    return [
+        _ds.np_to_arrow(np.where(tvalid, t, -1) if tvalid is not None else t, pa.int64()),
+        _ds.np_to_arrow(np.full(len(rows), stream, np.int32), pa.int32()),
+        _ds.np_to_arrow(seqs[rows], pa.int64()),
+    ]
+
+
+def _mmaps_table(ch: "_Chunk", F: _BulkFields, mm: np.ndarray, stream: int, seqs) -> pa.Table:
+    """MMAPS rows (with the sort key) of the MMAP and MMAP2 records ``mm``."""
+    t = F.time[mm]
+    tv = None if F.has_time[mm].all() else F.has_time[mm]
+    is2 = F.types[mm] == L.R_MMAP2
+    bid = F.bid_len[mm] >= 0
+    inode = is2 & ~bid
+    bo = np.empty(len(mm) + 1, np.int32)
+    hexdata = np.empty(int(np.maximum(F.bid_len[mm], 0).sum()) * 2, np.uint8)
+    hex_bytes(ch.buf, F.s_off[mm] - 28, np.where(bid, F.bid_len[mm], -1), HEX_DIGITS, bo, hexdata)
+    build_id = pa.Array.from_buffers(
+        pa.string(),
+        len(mm),
+        [_ds.bitmap(bid), pa.py_buffer(bo), pa.py_buffer(hexdata)],
+        null_count=int((~bid).sum()),
+    )
+    m = F.misc[mm]
+    s32 = F.f32.view(np.int32)
+    f32, f64 = F.f32, F.f64
+    cols = [
+        _ds.np_to_arrow(t, pa.int64(), tv),
+        _ds.np_to_arrow(s32[mm, 0].copy(), pa.int32()),
+        _ds.np_to_arrow(s32[mm, 1].copy(), pa.int32()),
+        _ds.np_to_arrow(f64[mm, 0].copy(), pa.uint64()),
+        _ds.np_to_arrow(f64[mm, 1].copy(), pa.uint64()),
+        _ds.np_to_arrow(f64[mm, 2].copy(), pa.uint64()),
+        _ds.np_to_arrow(f32[mm, 4].copy(), pa.uint32(), is2),
+        _ds.np_to_arrow(f32[mm, 5].copy(), pa.uint32(), is2),
+        _utf8_column(ch.buf, F.s_off[mm], F.s_len[mm]),
+        build_id,
+        _ds.np_to_arrow(f32[mm, 2].copy(), pa.uint32(), inode),
+        _ds.np_to_arrow(f32[mm, 3].copy(), pa.uint32(), inode),
+        _ds.np_to_arrow(f64[mm, 3].copy(), pa.uint64(), inode),
+        _ds.np_to_arrow(f64[mm, 4].copy(), pa.uint64(), inode),
+        _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_()),
+        _ds.np_to_arrow((m & 7).astype(np.uint8), pa.uint8()),
+        _ds.np_to_arrow(F.types[mm].astype(np.uint8), pa.uint8()),
+    ]
+    return pa.Table.from_arrays(
+        _key_columns(mm, t, tv, stream, seqs) + cols, names=["_kt", "_ks", "_kq"] + MMAPS.names
+    )
+
+
+def _tasks_table(ch: "_Chunk", F: _BulkFields, tk: np.ndarray, stream: int, seqs) -> pa.Table:
+    """TASKS rows (with the sort key) of the COMM, EXIT and FORK records ``tk``."""
+    ty = F.types[tk]
+    comm = ty == 3
+    # FORK/EXIT: the trailer's time, else the record's own; COMM: the trailer's
+    t = np.where(comm | F.has_time[tk], F.time[tk], F.f64[tk, 0].view(np.int64))
+    tv = F.has_time[tk] | ~comm
+    if tv.all():
+        tv = None
+    kind = pa.DictionaryArray.from_arrays(
+        _ds.np_to_arrow(np.where(comm, 0, np.where(ty == 4, 1, 2)).astype(np.int32), pa.int32()),
+        _TASK_KINDS,
+    )
+    m = F.misc[tk]
+    s32 = F.f32.view(np.int32)
+    names = _utf8_column(ch.buf, F.s_off[tk], F.s_len[tk])
+    cols = [
+        _ds.np_to_arrow(t, pa.int64(), tv),
+        kind,
+        _ds.np_to_arrow(s32[tk, 0].copy(), pa.int32()),
+        _ds.np_to_arrow(s32[tk, 1].copy(), pa.int32()),
+        _ds.np_to_arrow(s32[tk, 2].copy(), pa.int32(), ~comm),
+        _ds.np_to_arrow(s32[tk, 3].copy(), pa.int32(), ~comm),
+        pa.Array.from_buffers(
+            pa.string(),
+            len(tk),
+            [_ds.bitmap(comm)] + names.buffers()[1:],
+            null_count=int((~comm).sum()),
+        ),
+        _ds.np_to_arrow((m & 0x2000) != 0, pa.bool_(), comm),
+    ]
+    return pa.Table.from_arrays(
+        _key_columns(tk, t, tv, stream, seqs) + cols, names=["_kt", "_ks", "_kq"] + TASKS.names
+    )
+
+
 def _key(t):
     return -1 if t is None else t
 
@@ -478,9 +501,9 @@ def _be_fix_sideband(rd: "PerfData", ch: "_Chunk", sel: np.ndarray) -> None:
                 v = int.from_bytes(ch.buf[o + z - pos : o + z - pos + 8].tobytes(), "little")
                 attr[k] = rd._id2attr.get(v, 0)
     tl_a = np.array([a.trailer_len for a in rd.attrs], np.int64)
-    tid_a = np.array([_trailer_offset(a, K.S_TID) for a in rd.attrs], np.int64)
-    cpu_a = np.array([_trailer_offset(a, K.S_CPU) for a in rd.attrs], np.int64)
-    K.be_fix_sideband(ch.buf, offs, sizes, types, attr, tl_a, tid_a, cpu_a)
+    tid_a = np.array([_trailer_offset(a, L.S_TID) for a in rd.attrs], np.int64)
+    cpu_a = np.array([_trailer_offset(a, L.S_CPU) for a in rd.attrs], np.int64)
+    be_fix_sideband(ch.buf, offs, sizes, types, attr, tl_a, tid_a, cpu_a)
 
 
 def _trailer_offset(a: Attr, bit: int) -> int:
@@ -502,7 +525,7 @@ def _trailer_layout(rd: "PerfData") -> tuple[int, int, int] | None:
     if any((a.sample_id_all, a.sample_type & _TRAILER_MASK) != key for a in rd.attrs[1:]):
         return None
     tl = first.trailer_len
-    time_pos = _trailer_offset(first, K.S_TIME)
+    time_pos = _trailer_offset(first, L.S_TIME)
     id_back = -1
     if len(rd.attrs) > 1 and first.sample_id_all:
         id_back = _id_pos_trailer(first.sample_type)
@@ -515,7 +538,7 @@ def _utf8_column(buf: np.ndarray, off: np.ndarray, ln: np.ndarray) -> pa.Array:
     n = len(off)
     bo = np.empty(n + 1, np.int32)
     data = np.empty(int(ln.sum()), np.uint8)
-    K.gather_bytes(buf, off, ln, np.ones(n, bool), bo, data)
+    gather_bytes(buf, off, ln, np.ones(n, bool), bo, data)
     arr = pa.Array.from_buffers(
         pa.string(), n, [None, pa.py_buffer(bo), pa.py_buffer(data)], null_count=0
     )
@@ -547,23 +570,23 @@ def _trailer(rd: PerfData, ai, rec: bytes) -> dict | None:
     p = len(rec) - n
     st = a.sample_type
     out = {}
-    if st & K.S_TID:
+    if st & L.S_TID:
         pid, tid = struct.unpack_from("<II", rec, p)
         out["pid"], out["tid"] = _s32(pid), _s32(tid)
         p += 8
-    if st & K.S_TIME:
+    if st & L.S_TIME:
         out["time"] = struct.unpack_from("<q", rec, p)[0]
         p += 8
-    if st & K.S_ID:
+    if st & L.S_ID:
         out["id"] = struct.unpack_from("<Q", rec, p)[0]
         p += 8
-    if st & K.S_STREAM_ID:
+    if st & L.S_STREAM_ID:
         out["stream_id"] = struct.unpack_from("<Q", rec, p)[0]
         p += 8
-    if st & K.S_CPU:
+    if st & L.S_CPU:
         out["cpu"] = _s32(struct.unpack_from("<I", rec, p)[0])
         p += 8
-    if st & K.S_IDENTIFIER:
+    if st & L.S_IDENTIFIER:
         out["id"] = struct.unpack_from("<Q", rec, p)[0]
         p += 8
     return out

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from ...errors import TraceFormatError
-from .. import perf_records as K
 from ..progress import callback
 from .header import RECORD_NAMES
+from . import layout as L
+from .scan import scan_records, scan_records_be
+from .words import as_u64_view
 
 if TYPE_CHECKING:  # annotations only (at run time these modules would import each other)
     from .reader import PerfData, _Source
@@ -33,7 +35,7 @@ class _Chunk:
     def __init__(self, path, buf, offs, types, sizes, fileoff, rounds_before, consumed):
         self.path = path
         self.buf = buf
-        self.buf64 = K.as_u64_view(buf)
+        self.buf64 = as_u64_view(buf)
         self.offs = offs
         self.types = types
         self.sizes = sizes
@@ -42,8 +44,8 @@ class _Chunk:
         self._fileoff = fileoff
         self.rounds_before = rounds_before
         #: positions of the records that are not samples (usually few)
-        self.other = np.flatnonzero(types != K.R_SAMPLE)
-        self._round_pos = self.other[types[self.other] == K.R_FINISHED_ROUND]
+        self.other = np.flatnonzero(types != L.R_SAMPLE)
+        self._round_pos = self.other[types[self.other] == L.R_FINISHED_ROUND]
         self.rounds_end = rounds_before + len(self._round_pos)
         self.consumed = consumed
 
@@ -70,12 +72,12 @@ def _aligned(n: int) -> np.ndarray:
 
 def _scan(path, buf, start, end, base_fileoff, be: bool = False):
     """Record boundaries in buf[start:end]; ``be``: a big-endian stream, whose complete
-    records are rewritten little-endian in place (perf_records.scan_records_be)."""
+    records are rewritten little-endian in place (scan.scan_records_be)."""
     cap = (end - start) // 8 + 1
     offs = np.empty(cap, np.int64)
     types = np.empty(cap, np.uint32)
     sizes = np.empty(cap, np.int64)
-    scan = K.scan_records_be if be else K.scan_records
+    scan = scan_records_be if be else scan_records
     n, stop, err = scan(buf, start, end, offs, types, sizes)
     if err == 1:
         size = int(buf[stop + 6]) | int(buf[stop + 7]) << 8
@@ -131,9 +133,9 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                 hdr_size = int.from_bytes(buf[6:8].tobytes(), order) if filled >= 8 else 0
                 need = hdr_size
                 typ = int.from_bytes(buf[0:4].tobytes(), order) if filled >= 8 else 0
-                if typ == K.R_HEADER_TRACING_DATA and filled >= 12:
+                if typ == L.R_HEADER_TRACING_DATA and filled >= 12:
                     need += int.from_bytes(buf[8:12].tobytes(), order)
-                elif typ == K.R_AUXTRACE and filled >= 16:
+                elif typ == L.R_AUXTRACE and filled >= 16:
                     need += int.from_bytes(buf[8:16].tobytes(), order)
                 if pos + need > end:
                     if src.end is not None or rd.strict:
@@ -147,7 +149,7 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                     rd._note_truncation(partial=_partial_record(src, pos, end - pos, typ, need))
                     _finish_truncated(rd, src, z, pos)
                     return
-                if typ == K.R_AUXTRACE:
+                if typ == L.R_AUXTRACE:
                     # skip the AUX payload without loading it
                     st.count(np.array([71], np.uint32))
                     pos += need
@@ -186,7 +188,7 @@ def _chunk_source(rd: PerfData, src: _Source, st: _PassState) -> Iterator[_Chunk
                 filled = stop
             carry = buf[stop:filled].copy()
             consumed = stop
-            comp = (types == K.R_COMPRESSED) | (types == K.R_COMPRESSED2)
+            comp = (types == L.R_COMPRESSED) | (types == L.R_COMPRESSED2)
             st.count(types)
             if not comp.any():
                 ch = _Chunk(path, buf, offs, types, sizes, int(pos), rounds, consumed)
@@ -264,7 +266,7 @@ class _Zstd:
         return len(self.carry)
 
     def feed(self, payload: bytes, fileoff: int) -> bytes:
-        import zstandard
+        import zstandard  # here: only compressed recordings need it (start-up of the others)
 
         self.last_offset = fileoff
         out = []
@@ -324,9 +326,9 @@ def _decompress_chunks(
 
     while i < n:
         typ = int(types[i])
-        if typ not in (K.R_COMPRESSED, K.R_COMPRESSED2):
+        if typ not in (L.R_COMPRESSED, L.R_COMPRESSED2):
             j = i
-            while j < n and int(types[j]) not in (K.R_COMPRESSED, K.R_COMPRESSED2):
+            while j < n and int(types[j]) not in (L.R_COMPRESSED, L.R_COMPRESSED2):
                 j += 1
             a, b = int(offs[i]), int(offs[j - 1] + sizes[j - 1])
             pieces.append((buf[a:b], pos + offs[i:j].astype(np.uint64)))
@@ -336,7 +338,7 @@ def _decompress_chunks(
             off = int(offs[i])
             size = int(sizes[i])
             fo = pos + off
-            if typ == K.R_COMPRESSED:
+            if typ == L.R_COMPRESSED:
                 payload = buf[off + 8 : off + size].tobytes()
             else:
                 if size < 16:
