@@ -66,6 +66,7 @@ from ..errors import ConfigError, InputError
 from ..store.history import HistoryWriter
 from ..store.trace import open_trace
 from . import region_history
+from .exits import ended_early, trace_tasks, with_exits
 from .damos_replay import damos_result, start_damos
 from .region_history import RegionHistory, history_table
 from .samples import (
@@ -282,6 +283,7 @@ def replay(
         # streaming needs time order; the pagemap translation works on the whole table
         src.materialize()
     TARGETS[opset.name](r, pids, ranges)
+    r.targets = with_exits(r.targets, r.target_meta, trace_tasks(r.src))
     access_batches = _access_batches(r)
     t0, t0_auto, t0_source = _start(r, access_batches, t0, auto, start_ns)
     _check_span(config, t0, t_last, t0_source)
@@ -789,6 +791,7 @@ def _check_result(
             msg("start_ns" if t0_source == "--start" else t0_source), cli_message=msg(t0_source)
         )
     if hist.n_snapshots == 0:
+        ended_early(r.targets, r.ops, t0, r.config)
         _check_span(r.config, t0, t_last, t0_source, always=True)
     if all(e[2] == e[3] for e in hist.coverage):
         why = [w for w in r.warnings if "no three regions" in w]
