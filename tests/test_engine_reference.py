@@ -70,8 +70,9 @@ def make_targets(specs):
     """Targets from specs: ``ranges`` [(start, end)...] and optionally ``grow`` = (up,
     down, period_ns): every period the last range's end moves up by ``up`` and the first
     range's start down by ``down`` (cycling through 0, 1, 2 steps), ``three``: legacy
-    vaddr init from three regions.  (Which of these the monitor uses is its operations
-    set's business: see :func:`scenario_ops`.)"""
+    vaddr init from three regions, ``exit``: (mm_exit_ns, exit_ns) of the target's process
+    (its leader exits, then the last thread; exit_ns None: a thread lives on).  (Which of
+    these the monitor uses is its operations set's business: see :func:`scenario_ops`.)"""
     targets = []
     for i, sp in enumerate(specs):
         r = np.array(sp["ranges"], np.int64)
@@ -90,7 +91,8 @@ def make_targets(specs):
             def ranges_at(time, r=r):
                 return r
 
-        targets.append(Target(ranges_at, pid=i + 1))
+        mm_exit, gone = sp.get("exit", (None, None))
+        targets.append(Target(ranges_at, pid=i + 1, exit_ns=gone, mm_exit_ns=mm_exit))
     return targets
 
 
@@ -245,6 +247,17 @@ def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
                 draw(st.sampled_from([5_000_000, 20_000_000])),
             )
             spec["three"] = draw(st.booleans())
+        if not physical and draw(st.integers(0, 2)) == 0:
+            # the process exits: its leader at an interval boundary or inside an
+            # interval, the last thread then or later (or never, in the trace)
+            S = cfg.sample_us * 1000
+            mm_exit = (
+                draw(st.integers(0, 12 * cfg.aggr_samples)) * S
+                + draw(st.sampled_from([0, 1, S // 2, S - 1]))
+                + draw(st.sampled_from([0, -300_000]))
+            )
+            later = draw(st.sampled_from([0, 0, 1, S, 7 * S, None]))
+            spec["exit"] = (mm_exit, None if later is None else mm_exit + later)
         specs.append(spec)
     return make_scenario(
         cfg,
@@ -443,6 +456,21 @@ EXAMPLES = [
         n=300,
         aggregations=6,
         data_seed=22,
+    ),
+    # two processes, abit: the first's leader exits inside an interval of the third
+    # aggregation and its last thread two intervals later (its draws stop, the other's
+    # go on); the second exits at an interval boundary in the sixth aggregation, which
+    # ends the loop
+    make_scenario(
+        MonitorConfig(sample_us=1000, aggr_us=4000, min_nr_regions=3, max_nr_regions=12, seed=9),
+        [
+            {"ranges": _gapped(3, 0x100000), "exit": (9_500_000, 11_500_000)},
+            {"ranges": _gapped(2, 0x900000), "exit": (21_000_000, 21_000_000)},
+        ],
+        access="abit",
+        n=400,
+        aggregations=8,
+        data_seed=5,
     ),
     # intervals auto-tuning with several targets
     make_scenario(
