@@ -20,7 +20,10 @@ import pandas as pd
 import pytest
 from perfdata_writer import S, Comm, Event, Exit, Fork, Mmap2, Sample, assign_ids, write_perf_data
 
+from typer.testing import CliRunner
+
 from tracedamon import ingest, replay
+from tracedamon.cli import app
 from tracedamon.engine.config import MonitorConfig
 from tracedamon.engine.core import AccessSamples, Monitor, Target
 from tracedamon.engine.fixed import FixedMonitor
@@ -134,6 +137,21 @@ def test_one_process_exits_the_other_goes_on_then_both_exit(tmp_path, fixed):
     t = h.metadata["targets"]
     assert (t[0]["mm_exit_ns"], t[0]["exit_ns"]) == (T0 + 35 * MS + MS // 2,) * 2
     assert (t[1]["mm_exit_ns"], t[1]["exit_ns"]) == (T0 + 72 * MS,) * 2
+
+
+def test_info_names_the_exits(tmp_path):
+    td = _trace(
+        tmp_path,
+        {(A, A): T0 + 35 * MS, (A, A_THREAD): T0 + 45 * MS, (B, B): T0 + 72 * MS},
+        threads=[(A, A_THREAD, T0 - 5 * MS)],
+    )
+    out = tmp_path / "r.parquet"
+    replay(td, pids=[A, B], output=out, **OPTS)
+    res = CliRunner().invoke(app, ["info", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "  exits: pid 100 at 1.035000 s (last thread 1.045000 s), pid 200 at 1.072000 s" in (
+        res.output
+    )
 
 
 def test_without_exits_the_history_runs_to_the_last_sample(tmp_path):
