@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..checks import PAGE_MASK, abit_check, perf_count
-from ..lifetime import counted_samples, has_mm, live_intervals, valid_until_exit
+from ..lifetime import counted_samples, has_mm, live_intervals, mm_exit, valid_until_exit
 from ..regions import Target, set_regions, target_ranges
 
 Ranges = list[tuple[int, int]]
@@ -88,6 +88,8 @@ def prepare_per_target(mon, window, k: int, t_from: int, S: int) -> tuple:
     """prepare_access_checks of the virtual sets: each sample counts for its target while
     the target's mm exists (:mod:`tracedamon.engine.lifetime`: a target whose process
     exited draws no sampling address and counts no access)."""
+    if mon.access == "perf" and all(mm_exit(tg) is None for tg in mon.targets):
+        return window  # (no target exits: every sample counts)
     lives = live_intervals(mon.targets, t_from, S, k)
     if mon.access == "perf":
         return counted_samples(window, lives[1], t_from, S, k)
