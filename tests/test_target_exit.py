@@ -22,7 +22,7 @@ from perfdata_writer import S, Comm, Event, Exit, Fork, Mmap2, Sample, assign_id
 
 from typer.testing import CliRunner
 
-from tracedamon import ingest, replay
+from tracedamon import ingest, open_trace, replay
 from tracedamon.cli import app
 from tracedamon.engine.config import MonitorConfig
 from tracedamon.engine.core import AccessSamples, Monitor, Target
@@ -259,3 +259,16 @@ def test_paddr_targets_are_always_valid():
     cfg, targets, acc = _engine_case("paddr")
     h = Monitor(cfg, targets, ops="paddr").run(acc, 0, 20 * MS)
     assert h.n_snapshots == 5  # every aggregation the samples complete
+
+
+def test_a_samples_table_takes_its_traces_tasks(tmp_path):
+    # an in-memory replay (the sweep's workers replay tables) gets the exits from the
+    # tasks given with it, and so equals the trace directory's replay
+    td = _trace(tmp_path, {(A, A): T0 + 35 * MS + MS // 2, (B, B): T0 + 72 * MS})
+    tr = open_trace(td)
+    side = dict(mmaps=tr.df("mmaps"), trace_meta=tr.meta)
+    h = replay(tr.table("samples"), pids=[A, B], tasks=tr.df("tasks"), **side, **OPTS)
+    assert h.table.equals(replay(td, pids=[A, B], **OPTS).table)
+    assert h.metadata["targets"][1]["exit_ns"] == T0 + 72 * MS
+    with pytest.raises(InputError, match=r"the tasks table given lacks the column\(s\) kind, pid"):
+        replay(tr.table("samples"), pids=[A], tasks={"time_ns": [1], "tid": [1]}, **side, **OPTS)

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE_TESTS = (
     "tests/test_engine.py",
     "tests/test_engine_reference.py",
+    "tests/test_reference_kernel_cases.py",
     "tests/test_engine_limits.py",
     "tests/test_engine_stream.py",
 )

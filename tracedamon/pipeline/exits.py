@@ -24,6 +24,9 @@ import numpy as np
 from ..engine.lifetime import stop_time
 from ..engine.regions import Target
 from ..errors import InputError
+from .samples import as_table
+
+TASK_COLUMNS = ["time_ns", "kind", "pid", "tid"]  # what the exits are read from
 
 
 def process_exits(tasks, pid: int) -> tuple[int | None, int | None]:
@@ -67,12 +70,19 @@ def with_exits(targets: list[Target], target_meta: list[dict], tasks) -> list[Ta
     return out
 
 
-def trace_tasks(src):
-    """The tasks table of a replay's samples source (a trace directory's), or None."""
+def trace_tasks(src, tasks=None):
+    """The tasks table (pandas) given with a samples table, else the one of the replay's
+    trace directory, or None."""
+    if tasks is not None:
+        tb = as_table(tasks)
+        missing = [c for c in TASK_COLUMNS if c not in tb.column_names]
+        if missing:
+            raise InputError(f"the tasks table given lacks the column(s) {', '.join(missing)}")
+        return tb.select(TASK_COLUMNS).to_pandas()
     tr = getattr(src, "trace", None)
     if tr is None or not tr.has("tasks"):
         return None
-    return tr.df("tasks", columns=["time_ns", "kind", "pid", "tid"])
+    return tr.df("tasks", columns=TASK_COLUMNS)
 
 
 def ended_early(targets: list[Target], ops, t0: int, config) -> None:

@@ -182,6 +182,7 @@ def replay(
     max_rows: int | None = MAX_ROWS,
     mmaps=None,
     maps=None,
+    tasks=None,
     config: MonitorConfig | None = None,
     fixed_engine: bool = True,
     progress=None,
@@ -227,6 +228,9 @@ def replay(
     output : write the history to this Parquet file as the replay runs, snapshot by
         snapshot (memory stays bounded whatever the number of rows; the file appears
         whole or not at all); the returned history then reads its rows from the file
+    tasks : for a samples table, the ``tasks`` table of its trace (COMM/FORK/EXIT rows):
+        a process target's exits come from it (a trace directory's own by default; see
+        :mod:`tracedamon.pipeline.exits`)
     trace_meta : for a samples table, the metadata of the trace it came from (the trace
         directory's ``meta.json``, :attr:`Trace.meta`): paddr without ``ranges`` takes its
         System RAM / MEM_TOPOLOGY from it, as a replay of the trace directory does
@@ -283,7 +287,7 @@ def replay(
         # streaming needs time order; the pagemap translation works on the whole table
         src.materialize()
     TARGETS[opset.name](r, pids, ranges)
-    r.targets = with_exits(r.targets, r.target_meta, trace_tasks(r.src))
+    r.targets = with_exits(r.targets, r.target_meta, trace_tasks(r.src, tasks))
     access_batches = _access_batches(r)
     t0, t0_auto, t0_source = _start(r, access_batches, t0, auto, start_ns)
     _check_span(config, t0, t_last, t0_source)
