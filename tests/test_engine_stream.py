@@ -20,6 +20,7 @@ import pytest
 from conftest import SAMPLES
 
 import tracedamon.pipeline.replay as rp
+import tracedamon.pipeline.replay_start as replay_start
 import tracedamon.pipeline.samples as samples_mod
 from tracedamon.engine.core import AccessSamples, Monitor, Target
 from tracedamon.engine.access import StreamedSamples
@@ -172,13 +173,16 @@ def test_start_auto_thinned_scoring_equals_auto_start_on_all_samples(
     all of the target's samples at once."""
     d, tbl, t, addr, pid, ev = synthetic_dir(hotcold_dir, tmp_path, late_share)
     real = auto_start
+    calls = []
 
     def small(*a, max_samples=7, **k):
+        calls.append(max_samples)
         return real(*a, max_samples=max_samples, **k)
 
-    monkeypatch.setattr(rp, "auto_start", small)
+    monkeypatch.setattr(replay_start, "auto_start", small)  # where the replay calls it
     monkeypatch.setattr(samples_mod, "BATCH_ROWS", 31)
     h = rp.replay(d, start_ns="auto", events=events)
+    assert calls, "the replay did not call the patched auto_start"
     assert h.metadata["targets"][0]["pid"] == 9  # the pid with most samples
     sel = (pid == 9) & ~np.asarray(tbl.column("addr").is_null())
     if events:

@@ -1,4 +1,8 @@
-"""`tracedamon compare`."""
+"""`tracedamon compare`.
+
+Imports follow :mod:`tracedamon.cli`'s start-up rule: the library (pipeline, export:
+pandas and pyarrow) and rich's tables are imported as the first statements of the
+function that uses them, each marked "heavy: see tracedamon.cli"."""
 
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ def _fmt(v, pct=False) -> str:
 
 def render_metrics(m: dict) -> None:
     """A readable rich table of the main numbers."""
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console  # heavy: see tracedamon.cli
+    from rich.table import Table  # heavy: see tracedamon.cli
 
     con = Console()
     if "heat" in m:
@@ -135,7 +139,7 @@ HELP = (
     "the reference, B the candidate. With --truth, B may be omitted to score A alone. "
     "Sparse (--accessed-only) histories read as their dense originals. --cells writes "
     "a picture grid laid over where the accesses are.\n\n"
-    "DAMOS applications: with --damos (automatic when a side is a `tracedamon damos` "
+    "DAMOS applications: with --damos-apply (automatic when a side is a `tracedamon damos` "
     "output or a damos_apply table) the two sides' damos_apply tables are compared: "
     "applications paired per scheme, nearest in time within half the apply interval; "
     "bytes applied by both, by either, by one only, Jaccard, per application and over "
@@ -179,12 +183,16 @@ def compare_cmd(
     quiet: bool = opt.quiet(),
     force: bool = opt.force(),
     damos: bool = typer.Option(
-        False, "--damos", help="compare the damos_apply tables (scheme applications) of A and B"
+        False,
+        "--damos-apply",
+        help="compare the damos_apply tables (scheme applications) of A and B",
     ),
     window: Optional[int] = typer.Option(
-        None, "--window", help="--damos: the apply interval, ns, when no metadata gives it"
+        None, "--window", help="--damos-apply: the apply interval, ns, when no metadata gives it"
     ),
+    damos_old: bool = opt.deprecated("--damos", "--damos-apply", False),
 ) -> None:
+    damos = damos or damos_old
     with one_line_warnings():
         if b is not None and (damos or _damos_sources(a, b)):
             _run_damos(
@@ -215,14 +223,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _damos_sources(a, b) -> bool:
-    from ..pipeline.compare import is_damos_pair
+    from ..pipeline.compare import is_damos_pair  # heavy: see tracedamon.cli
 
     return is_damos_pair(a, b)
 
 
 def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) -> None:
-    from ..export.damos_compare import render_damos_metrics
-    from ..pipeline.compare import compare_damos_sources
+    from ..export.damos_compare import render_damos_metrics  # heavy: see tracedamon.cli
+    from ..pipeline.compare import compare_damos_sources  # heavy: see tracedamon.cli
 
     for flag, given in (
         ("--cells", cells is not None),
@@ -258,7 +266,7 @@ def _run(
     quiet,
     force,
 ) -> None:
-    from ..pipeline.compare import cells_path_for, compare
+    from ..pipeline.compare import cells_path_for, compare  # heavy: see tracedamon.cli
 
     # --cells defaults to beside -o (checked after -o itself)
     res = compare(

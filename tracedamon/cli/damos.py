@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+import tracedamon
+
 from ..errors import ConfigError
 from . import options as opt
 
@@ -74,15 +76,14 @@ def damos_cmd(
     aggr_us: Optional[int] = opt.aggr_us(),
     min_region: Optional[str] = opt.min_region(),
     hz: int = typer.Option(250, "--hz", help="jiffies per second (0: exact ms)"),
-    unknown_pages: str = typer.Option(
-        "pass",
-        "--unknown-pages",
-        help="ops-filter verdict of pages without page data: pass or reject",
+    unknown_pages: str = opt.unknown_pages(
+        "ops-filter verdict of pages without page data: pass or reject"
     ),
     pagemap: Optional[Path] = opt.pagemap(),
     samples: Optional[Path] = typer.Option(
-        None, "--samples", help="trace directory with the workload's samples (outcome model)"
+        None, "--samples-from", help="trace directory with the workload's samples (outcome model)"
     ),
+    samples_old: Optional[Path] = opt.deprecated("--samples", "--samples-from"),
     offset: int = opt.offset("ns added to the sample times"),
     fast_tier: Optional[str] = typer.Option(
         None, "--fast-tier", help="fast-tier size for migrate/lru actions (e.g. 256M)"
@@ -109,11 +110,12 @@ def damos_cmd(
     ),
     quiet: bool = opt.quiet(),
 ) -> None:
-    import tracedamon
-    from ..pipeline.damos_replay import recorded_input  # heavy: see tracedamon.cli
+    # heavy: loaded when the command runs (see tracedamon.cli)
+    from ..pipeline.damos_replay import recorded_input
     from ..pipeline.schemes import time_ns
     from ..store.atomic import TRACE_DIR, check_output
 
+    samples = samples or samples_old
     goals = {}
     for g in goal:
         if "=" not in g:

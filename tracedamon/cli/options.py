@@ -125,6 +125,11 @@ def schemes(help: str, required: bool = False) -> Any:
     return typer.Option(... if required else [], "--scheme", "-s", help=help)
 
 
+def unknown_pages(help: str) -> Any:
+    """``--unknown-pages``: the DAMOS ops filters' verdict on pages without page data."""
+    return typer.Option("pass", "--unknown-pages", help=help)
+
+
 def workers(help: str = "local worker processes (default: the CPUs; 1 = in this process)") -> Any:
     return typer.Option(None, "--workers", help=help)
 
@@ -141,3 +146,20 @@ def parse_int(text: Optional[str], name: str) -> Optional[int]:
         return int(str(text).replace("_", ""), 0)
     except ValueError:
         raise ConfigError(f"{name}: {text!r} is not an integer (decimal or 0x-hex)") from None
+
+
+def deprecated(old: str, new: str, default: Any = None) -> Any:
+    """A flag's old spelling, kept for one release after a rename: hidden from
+    ``--help``; given, it prints one line on stderr naming the new spelling, and the
+    command reads its value as the new flag's (``new or old``)."""
+
+    def warn(value):
+        if value not in (None, False):
+            typer.echo(
+                f"tracedamon: warning: {old} is deprecated and goes away in the next "
+                f"release: use {new}",
+                err=True,
+            )
+        return value
+
+    return typer.Option(default, old, hidden=True, callback=warn)

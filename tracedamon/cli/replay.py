@@ -68,6 +68,68 @@ HELP = (
 
 FIXES = {"age-once": "fix_age_once", "rand32": "fix_rand32", "pa-cache": "fix_pa_cache"}
 
+# the options only `replay` takes (those several commands share come from .options)
+MIN_NR_REGIONS_OPTION = typer.Option(None, "--min-nr-regions", help="[10]")
+MAX_NR_REGIONS_OPTION = typer.Option(None, "--max-nr-regions", help="[1000]")
+MAX_REGION_OPTION = typer.Option(
+    None,
+    "--max-region",
+    help="maximum region size (power of two); == --min-region: fixed granularity",
+)
+SEED_OPTION = typer.Option(0, "--seed", help="random seed (splits, abit sampling)")
+MIN_NR_REGIONS_MODE_OPTION = typer.Option(
+    None,
+    "--min-nr-regions-mode",
+    help="legacy (released kernels) or apply (2026 series: split to honour it); "
+    "default: the --kernel profile's (released: legacy)",
+)
+FOLIOS_OPTION = typer.Option(
+    "auto",
+    "--folios",
+    help="abit's unit: auto = THP / hugetlb folios where the "
+    "pagemap snapshots show them, else 4 KiB pages; "
+    "4k = 4 KiB pages always",
+)
+ACCESSED_ONLY_OPTION = typer.Option(
+    False,
+    "--accessed-only",
+    help="write only regions with nr_accesses > 0 (for very large region counts)",
+)
+MAX_ROWS_OPTION = typer.Option(
+    20_000_000,
+    "--max-rows",
+    help="when every region of every snapshot would exceed "
+    "this many rows, write only regions with accesses "
+    "(with a warning); 0 = no limit",
+)
+GOAL_ACCESS_BP_OPTION = typer.Option(
+    0,
+    "--goal-access-bp",
+    help="intervals auto-tuning: target access ratio (bp); with --goal-aggrs",
+)
+GOAL_AGGRS_OPTION = typer.Option(
+    0, "--goal-aggrs", help="intervals auto-tuning: aggregations per tuning (0 = off)"
+)
+GOAL_MIN_SAMPLE_US_OPTION = typer.Option(0, "--goal-min-sample-us")
+GOAL_MAX_SAMPLE_US_OPTION = typer.Option(0, "--goal-max-sample-us")
+FIX_OPTION = typer.Option(
+    [],
+    "--fix",
+    help="fix a mirrored kernel quirk (repeatable): age-once (Q3), rand32 (Q1), pa-cache (Q5)",
+)
+RNG_STREAMS_OPTION = typer.Option(
+    "single",
+    "--rng-streams",
+    help="single (the kernel's one stream) or split (separate sampling and split generators)",
+)
+DAMON_TRACE_OPTION = typer.Option(
+    None,
+    "--damon-trace",
+    help="also write the history as "
+    "damon:damon_aggregated perf script "
+    "lines (what a real DAMON trace holds)",
+)
+
 
 def replay_cmd(
     trace_dir: Path = typer.Argument(..., help="trace directory (from `tracedamon ingest`)"),
@@ -87,24 +149,15 @@ def replay_cmd(
     sample_us: Optional[int] = opt.sample_us(help="sampling interval, us [5000]"),
     aggr_us: Optional[int] = opt.aggr_us(help="aggregation interval, us [100000]"),
     update_us: Optional[int] = opt.update_us(help="ops update interval, us [60000000]"),
-    min_nr_regions: Optional[int] = typer.Option(None, "--min-nr-regions", help="[10]"),
-    max_nr_regions: Optional[int] = typer.Option(None, "--max-nr-regions", help="[1000]"),
+    min_nr_regions: Optional[int] = MIN_NR_REGIONS_OPTION,
+    max_nr_regions: Optional[int] = MAX_NR_REGIONS_OPTION,
     min_region: str = opt.min_region(
         "4096",
         "minimum region size, a power of two >= 64 (below 4096: --access perf/perf-phys only)",
     ),
-    max_region: Optional[str] = typer.Option(
-        None,
-        "--max-region",
-        help="maximum region size (power of two); == --min-region: fixed granularity",
-    ),
-    seed: int = typer.Option(0, "--seed", help="random seed (splits, abit sampling)"),
-    min_nr_regions_mode: Optional[str] = typer.Option(
-        None,
-        "--min-nr-regions-mode",
-        help="legacy (released kernels) or apply (2026 series: split to honour it); "
-        "default: the --kernel profile's (released: legacy)",
-    ),
+    max_region: Optional[str] = MAX_REGION_OPTION,
+    seed: int = SEED_OPTION,
+    min_nr_regions_mode: Optional[str] = MIN_NR_REGIONS_MODE_OPTION,
     kernel: str = opt.kernel(
         "kernel profile: released (v6.15-v6.18), released-nofix (the "
         "same monitoring; its DAMOS differs) or mainline-2026 (partial "
@@ -118,83 +171,43 @@ def replay_cmd(
         "sample); default: the first sample, or for vaddr 'auto' "
         "when the first sample gives a target no regions"
     ),
-    folios: str = typer.Option(
-        "auto",
-        "--folios",
-        help="abit's unit: auto = THP / hugetlb folios where the "
-        "pagemap snapshots show them, else 4 KiB pages; "
-        "4k = 4 KiB pages always",
-    ),
-    accessed_only: bool = typer.Option(
-        False,
-        "--accessed-only",
-        help="write only regions with nr_accesses > 0 (for very large region counts)",
-    ),
-    max_rows: int = typer.Option(
-        20_000_000,
-        "--max-rows",
-        help="when every region of every snapshot would exceed "
-        "this many rows, write only regions with accesses "
-        "(with a warning); 0 = no limit",
-    ),
-    goal_access_bp: int = typer.Option(
-        0,
-        "--goal-access-bp",
-        help="intervals auto-tuning: target access ratio (bp); with --goal-aggrs",
-    ),
-    goal_aggrs: int = typer.Option(
-        0, "--goal-aggrs", help="intervals auto-tuning: aggregations per tuning (0 = off)"
-    ),
-    goal_min_sample_us: int = typer.Option(0, "--goal-min-sample-us"),
-    goal_max_sample_us: int = typer.Option(0, "--goal-max-sample-us"),
-    fix: List[str] = typer.Option(
-        [],
-        "--fix",
-        help="fix a mirrored kernel quirk (repeatable): age-once (Q3), rand32 (Q1), pa-cache (Q5)",
-    ),
-    rng_streams: str = typer.Option(
-        "single",
-        "--rng-streams",
-        help="single (the kernel's one stream) or split (separate sampling and split generators)",
-    ),
-    trace_text: Optional[Path] = typer.Option(
-        None,
-        "--damon-trace",
-        help="also write the history as "
-        "damon:damon_aggregated perf script "
-        "lines (what a real DAMON trace holds)",
-    ),
+    folios: str = FOLIOS_OPTION,
+    accessed_only: bool = ACCESSED_ONLY_OPTION,
+    max_rows: int = MAX_ROWS_OPTION,
+    goal_access_bp: int = GOAL_ACCESS_BP_OPTION,
+    goal_aggrs: int = GOAL_AGGRS_OPTION,
+    goal_min_sample_us: int = GOAL_MIN_SAMPLE_US_OPTION,
+    goal_max_sample_us: int = GOAL_MAX_SAMPLE_US_OPTION,
+    fix: List[str] = FIX_OPTION,
+    rng_streams: str = RNG_STREAMS_OPTION,
+    trace_text: Optional[Path] = DAMON_TRACE_OPTION,
     scheme: List[str] = opt.schemes(
         "DAMOS scheme run inside the loop: preset, damo JSON or sysfs dump (repeatable)"
     ),
-    unknown_pages: str = typer.Option(
-        "pass",
-        "--unknown-pages",
-        help="with --scheme: ops-filter verdict of pages without page data: pass or reject",
+    unknown_pages: str = opt.unknown_pages(
+        "with --scheme: ops-filter verdict of pages without page data: pass or reject"
     ),
     quiet: bool = opt.quiet(),
     force: bool = opt.force(),
 ) -> None:
     # heavy: loaded when the command runs (see tracedamon.cli)
-    from ..pipeline.damos_replay import damos_output, in_loop
+    from ..pipeline.damos_replay import in_loop
     from ..pipeline.replay import DEFAULT_OUTPUT
-    from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, TRACE_DIR, check_output
 
     _refuse(fix, trace_dir, trace_text, accessed_only)
-    mon = _monitoring(
+    ops, cfg = _config(
         scheme,
-        ops=ops,
-        sample_us=sample_us,
-        aggr_us=aggr_us,
-        update_us=update_us,
-        min_nr_regions=min_nr_regions,
-        max_nr_regions=max_nr_regions,
-    )
-    ops = mon.pop("ops")
-    cfg = tracedamon.MonitorConfig(
-        **mon,
-        min_region=opt.parse_int(min_region, "--min-region"),
-        max_region=opt.parse_int(max_region, "--max-region"),
+        dict(
+            ops=ops,
+            sample_us=sample_us,
+            aggr_us=aggr_us,
+            update_us=update_us,
+            min_nr_regions=min_nr_regions,
+            max_nr_regions=max_nr_regions,
+        ),
+        min_region=min_region,
+        max_region=max_region,
+        fix=fix,
         seed=seed,
         min_nr_regions_mode=min_nr_regions_mode,
         goal_access_bp=goal_access_bp,
@@ -203,24 +216,9 @@ def replay_cmd(
         goal_max_sample_us=goal_max_sample_us,
         rng_streams=rng_streams,
         kernel=kernel,
-        **{FIXES[f]: True for f in fix},
     )
     dest = out if out is not None else trace_dir / DEFAULT_OUTPUT
-    check_output(dest, REGION_HISTORY, force=force, inputs=[trace_dir, pagemap])
-    if scheme:
-        check_output(
-            damos_output(dest),
-            TRACE_DIR,
-            force=force,
-            inputs=[
-                trace_dir,
-                pagemap,
-                dest,
-                *(x.split(":", 1)[0].split("#", 1)[0] for x in scheme),
-            ],
-        )
-    if trace_text is not None:
-        check_output(trace_text, DAMON_TRACE_TEXT, force=force, inputs=[trace_dir, pagemap, dest])
+    _check_outputs(dest, trace_dir, pagemap, scheme, trace_text, force)
     with progress_bar("replaying", quiet=quiet) as bar:
         h = tracedamon.replay(
             trace_dir,
@@ -243,13 +241,7 @@ def replay_cmd(
     if trace_text is not None:
         h.to_damon_trace(trace_text, force=force)
     if not quiet:
-        typer.echo(h.summary())
-        if h.damos is not None:
-            typer.echo(h.damos.summary())
-            for note in h.damos.metadata.get("notes", []):
-                typer.echo(f"note: {note}")
-            typer.echo(f"wrote {damos_output(dest)}")
-        typer.echo(f"wrote {dest}")
+        _print_summary(h, dest)
 
 
 def _refuse(fix, trace_dir: Path, trace_text, accessed_only: bool) -> None:
@@ -264,6 +256,22 @@ def _refuse(fix, trace_dir: Path, trace_text, accessed_only: bool) -> None:
             "--damon-trace lists every region of a snapshot (nr_regions), "
             "which --accessed-only leaves out: drop one of the two"
         )
+
+
+def _config(scheme: List[str], given: dict, min_region, max_region, fix, **fields):
+    """(ops, MonitorConfig): the monitoring attributes (``given``, else a scheme file's,
+    else the kernel's defaults), the region sizes read from their text, the quirk fixes
+    asked for and the other ``fields`` of the configuration."""
+    mon = _monitoring(scheme, **given)
+    ops = mon.pop("ops")
+    cfg = tracedamon.MonitorConfig(
+        **mon,
+        min_region=opt.parse_int(min_region, "--min-region"),
+        max_region=opt.parse_int(max_region, "--max-region"),
+        **fields,
+        **{FIXES[f]: True for f in fix},
+    )
+    return ops, cfg
 
 
 def _monitoring(scheme: List[str], **given) -> dict:
@@ -289,6 +297,44 @@ DEFAULTS = {
     "min_nr_regions": 10,
     "max_nr_regions": 1000,
 }
+
+
+def _check_outputs(dest: Path, trace_dir: Path, pagemap, scheme, trace_text, force: bool) -> None:
+    """Every output the command will write, checked against the output rule before any
+    work: the history, the schemes' directory beside it, the DAMON trace text."""
+    # heavy: loaded when the command runs (see tracedamon.cli)
+    from ..pipeline.damos_replay import damos_output
+    from ..store.atomic import DAMON_TRACE_TEXT, REGION_HISTORY, TRACE_DIR, check_output
+
+    check_output(dest, REGION_HISTORY, force=force, inputs=[trace_dir, pagemap])
+    if scheme:
+        check_output(
+            damos_output(dest),
+            TRACE_DIR,
+            force=force,
+            inputs=[
+                trace_dir,
+                pagemap,
+                dest,
+                *(x.split(":", 1)[0].split("#", 1)[0] for x in scheme),
+            ],
+        )
+    if trace_text is not None:
+        check_output(trace_text, DAMON_TRACE_TEXT, force=force, inputs=[trace_dir, pagemap, dest])
+
+
+def _print_summary(h, dest: Path) -> None:
+    """What the replay wrote: the history's summary, the schemes' (with their notes)."""
+    # heavy: loaded when the command runs (see tracedamon.cli)
+    from ..pipeline.damos_replay import damos_output
+
+    typer.echo(h.summary())
+    if h.damos is not None:
+        typer.echo(h.damos.summary())
+        for note in h.damos.metadata.get("notes", []):
+            typer.echo(f"note: {note}")
+        typer.echo(f"wrote {damos_output(dest)}")
+    typer.echo(f"wrote {dest}")
 
 
 def register(app: typer.Typer) -> None:

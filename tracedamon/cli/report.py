@@ -1,4 +1,10 @@
-"""`tracedamon report heatmap|wss|access|summary`."""
+"""`tracedamon report heatmap|wss|access|summary|truth|attribute` (``report html`` and
+``report damos`` have their own modules).
+
+Imports follow :mod:`tracedamon.cli`'s start-up rule: at the top only what ``tracedamon
+--help`` may load (typer, the floor, the CLI's helpers); the library (store, export,
+pipeline: pandas and pyarrow) and rich's tables are imported as the first statements of
+the function that uses them, each marked "heavy: see tracedamon.cli"."""
 
 from __future__ import annotations
 
@@ -8,8 +14,8 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import ConfigError, InputError
-from ..units import PAGE_SIZE, format_bytes, parse_range
+from ..errors import ConfigError
+from ..units import format_bytes, parse_range
 from . import options as opt
 from . import report_damos, report_html
 from .warn import one_line_warnings, with_history_warnings
@@ -37,14 +43,14 @@ def _numbers(s: str, what: str):
 def _check(out: Optional[Path], kind, force: bool, *inputs) -> None:
     """Refuse an output of ``kind`` (a tracedamon.store.atomic.Kind) before any work: the
     rule every command follows."""
-    if out is not None:
-        from ..store.atomic import check_output
+    from ..store.atomic import check_output  # heavy: see tracedamon.cli
 
+    if out is not None:
         check_output(out, kind, force=force, inputs=inputs)
 
 
 def _has_regions(src: Path) -> bool:
-    from ..store.trace import open_trace
+    from ..store.trace import open_trace  # heavy: see tracedamon.cli
 
     tr = open_trace(src)
     return tr.path.is_file() or tr.has("regions")
@@ -101,8 +107,8 @@ def heatmap_cmd(
     height: int = opt.height(700),
     force: bool = opt.force(),
 ) -> None:
-    from ..store.atomic import HEATMAP_CELLS, PNG_PLOT
-    from ..export import heatmap as hm_mod
+    from ..store.atomic import HEATMAP_CELLS, PNG_PLOT  # heavy: see tracedamon.cli
+    from ..export import heatmap as hm_mod  # heavy: see tracedamon.cli
 
     _check(png, PNG_PLOT, force, src, diff)
     _check(cells, HEATMAP_CELLS, force, src, diff, png)
@@ -182,8 +188,8 @@ def wss_cmd(
     as_json: bool = opt.as_json(),
     force: bool = opt.force(),
 ) -> None:
-    from ..store.atomic import PNG_PLOT
-    from ..export.wss import format_large, wss_png, wss_report
+    from ..store.atomic import PNG_PLOT  # heavy: see tracedamon.cli
+    from ..export.wss import format_large, wss_png, wss_report  # heavy: see tracedamon.cli
 
     _check(png, PNG_PLOT, force, src)
 
@@ -231,8 +237,11 @@ def access_cmd(
     as_json: bool = opt.as_json(),
     force: bool = opt.force(),
 ) -> None:
-    from ..store.atomic import PNG_PLOT
-    from ..export.access_report import access_png, access_report
+    from ..store.atomic import PNG_PLOT  # heavy: see tracedamon.cli
+    from rich.console import Console  # heavy: see tracedamon.cli
+    from rich.table import Table  # heavy: see tracedamon.cli
+
+    from ..export.access_report import access_png, access_report  # heavy: see tracedamon.cli
 
     _check(png, PNG_PLOT, force, src)
 
@@ -244,9 +253,6 @@ def access_cmd(
     if as_json:
         typer.echo(json.dumps(rep, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
     t = Table(title=f"bytes by temperature and idle time ({rep['snapshots']} snapshots)")
     t.add_column("percentile of bytes", justify="right")
     t.add_column("temperature", justify="right")
@@ -283,13 +289,13 @@ def summary_cmd(
     src: Path = typer.Argument(..., help="trace directory or regions .parquet"),
     as_json: bool = opt.as_json(),
 ) -> None:
-    from ..export.access_report import format_summary, sample_summary, summary
+    from ..export import access_report as ar  # heavy: see tracedamon.cli
 
     if _has_regions(src):
-        s = summary(src)
-        typer.echo(json.dumps(s, indent=2) if as_json else format_summary(s))
+        s = ar.summary(src)
+        typer.echo(json.dumps(s, indent=2) if as_json else ar.format_summary(s))
     else:
-        s = sample_summary(src)
+        s = ar.sample_summary(src)
         typer.echo(
             json.dumps(s, indent=2) if as_json else "\n".join(f"{k:<16}{v}" for k, v in s.items())
         )
@@ -315,42 +321,17 @@ def truth_cmd(
     pid: Optional[int] = opt.pid("process of the areas"),
     force: bool = opt.force(),
 ) -> None:
-    import pandas as pd
+    from ..pipeline.truth import write_ground_truth  # heavy: see tracedamon.cli
 
-    from ..store.atomic import TRUTH_CSV
-    from ..export.compare import load_truth
-
-    _check(out, TRUTH_CSV, force, pagemap, areas)
-    from ..export.truth import areas_from_workload_log, ground_truth, write_truth_csv
-    from ..store.trace import open_trace
-
-    tr = open_trace(pagemap)
-    if not tr.has("pagemap"):
-        raise InputError(f"{pagemap}: holds no pagemap table (tracedamon snapshot / ingest)")
-    try:
-        ar = load_truth(areas)
-        ar = ar.assign(label=ar["area"])  # the areas' own names (cold0, cold1, ...)
-    except Exception:
-        ar = areas_from_workload_log(areas)
-    truth = ground_truth(
-        tr.df("pagemap"), ar[["label", "start", "end"]], snapshot=snapshot, pid=pid
-    )
-    if truth.empty:
-        raise InputError(f"{areas}: no present page of these areas in {pagemap}")
-    write_truth_csv(truth, out, force=force)
-    per = truth.assign(bytes=truth["end"] - truth["start"]).groupby("label")["bytes"].sum()
-    for label in pd.unique(ar["label"]):
-        if label in per.index:
-            b = per[label]
-            typer.echo(
-                f"{label:<10} {int(b) // PAGE_SIZE:>10} pages  "
-                f"{int((truth['label'] == label).sum()):>6} physical ranges"
-            )
+    res = write_ground_truth(pagemap, areas, out, snapshot=snapshot, pid=pid, force=force)
+    for c in res.labels:
+        if not c.left_out:
+            typer.echo(f"{c.label:<10} {c.pages:>10} pages  {c.ranges:>6} physical ranges")
         else:
-            typer.echo(f"{label:<10} {0:>10} pages  {0:>6} physical ranges  (left out)")
+            typer.echo(f"{c.label:<10} {0:>10} pages  {0:>6} physical ranges  (left out)")
             which = "the last snapshot" if snapshot is None else f"snapshot {snapshot}"
             typer.echo(
-                f"tracedamon: warning: area {label}: no page present in {which} of "
+                f"tracedamon: warning: area {c.label}: no page present in {which} of "
                 f"{pagemap}: it is not in {out}",
                 err=True,
             )
@@ -372,29 +353,10 @@ def attribute_cmd(
     offset: int = opt.offset("ns added to region times to reach the pagemap clock"),
     force: bool = opt.force(),
 ) -> None:
-    from ..store.atomic import ATTRIBUTION
+    from ..pipeline.truth import write_attribution  # heavy: see tracedamon.cli
 
-    _check(out, ATTRIBUTION, force, src, pagemap)
-
-    from ..export.history import open_history
-    from ..export.truth import write_attribution
-    from ..store.trace import open_trace
-
-    pm = open_trace(pagemap)
-    if not pm.has("pagemap"):
-        raise InputError(f"{pagemap}: holds no pagemap table (tracedamon snapshot / ingest)")
     with one_line_warnings():
-        hs = open_history(src)
-        res = write_attribution(
-            hs,
-            pm.df("pagemap"),
-            out,
-            time_offset_ns=offset,
-            metadata={
-                "attribution": {"regions": str(src), "pagemap": str(pagemap), "offset_ns": offset}
-            },
-            force=force,
-        )
+        res = write_attribution(src, pagemap, out, offset_ns=offset, force=force)
     if not res["per_pid"]:
         typer.echo("no region overlaps a frame of a captured process")
     else:

@@ -43,7 +43,7 @@ def damos_cmd(
     Example:  tracedamon report damos run.td/replay.damos --png damos.png
     """
     from ..export.damos_report import damos_report  # heavy: see tracedamon.cli
-    from ..store.atomic import PNG_PLOT, check_output
+    from ..store.atomic import PNG_PLOT, check_output  # heavy: see tracedamon.cli
 
     if png is not None:
         check_output(png, PNG_PLOT, force=force, inputs=[src, history])  # before any work

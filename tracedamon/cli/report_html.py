@@ -56,7 +56,7 @@ def html_cmd(
     Example:  tracedamon report html replay-perf.parquet --diff replay-abit.parquet -o report.html
     """
     from ..export.html import build_report  # heavy: see tracedamon.cli
-    from ..store.atomic import HTML_REPORT, check_output
+    from ..store.atomic import HTML_REPORT, check_output  # heavy: see tracedamon.cli
 
     inputs = [src, diff, samples_from, damos, truth]
     check_output(out, HTML_REPORT, force=force, inputs=inputs)  # before any work

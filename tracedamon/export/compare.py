@@ -69,6 +69,7 @@ side is also scored against it (:func:`score_truth`), per byte, exactly.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -178,23 +179,10 @@ def compare(
     notes = _source_notes(ha, hb, pairs)
     for n in notes:  # now: they matter most when the comparison then fails
         warnings.warn(n, CompareWarning, stacklevel=2)
-
-    prof_a = SideProfile(ha, [p[0] for p in pairs])
-    prof_b = SideProfile(hb, [p[1] for p in pairs])
-    common = [intersect_intervals(prof_a.covered[ka], prof_b.covered[kb]) for ka, kb in pairs]
-    if sum(len(r) for r in common) == 0:
-        raise InputError(f"{ha.name} and {hb.name} cover no common address range")
-    # the accessed space, where the heat is compared: the bytes either side saw
-    # accessed, leaving out those whose accesses summed over time are negligible
-    active = [_accessed(prof_a, prof_b, ka, kb, r) for (ka, kb), r in zip(pairs, common)]
-    # the cells grid (and the lag series): over the ranges where the accesses are
-    granges = [
-        guide_ranges(r, act) if focus == "active" and len(act) else r
-        for r, act in zip(common, active)
-    ]
+    sp = _space(ha, hb, pairs, focus)
 
     applied, lag, lag_totals = _alignment(
-        ha, hb, pairs, granges, int(offset_ns), align, max_lag_ns, lag_series, acc_thres
+        ha, hb, pairs, sp.granges, int(offset_ns), align, max_lag_ns, lag_series, acc_thres
     )
     t0 = max(ha.t_start, hb.t_start + applied)
     t1 = min(ha.t_end, hb.t_end + applied)
@@ -209,22 +197,16 @@ def compare(
         warnings.warn(notes[-1], CompareWarning, stacklevel=2)
 
     tb, edges = _time_bins(ha, hb, t0, t1, time_bin_ns, max_time_bins)
-    unit = PAGE_SIZE if (prof_a.aligned and prof_b.aligned) else 1
-    total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in granges))
+    unit = PAGE_SIZE if (sp.prof_a.aligned and sp.prof_b.aligned) else 1
+    total = int(sum(int((r[:, 1] - r[:, 0]).sum()) for r in sp.granges))
     bin_bytes = int(addr_bin) if addr_bin else auto_bin_bytes(total, max_addr_bins, unit)
 
     def new_cells():
-        return CellsGrid(ha, hb, pairs, granges, bin_bytes, edges, applied, acc_thres)
+        return CellsGrid(ha, hb, pairs, sp.granges, bin_bytes, edges, applied, acc_thres)
 
     grid_acc = new_cells() if cells else None
-    feeds = [f for f in (lag_totals, grid_acc) if f is not None]
-
-    def on_batch(i, tag, bt):
-        for f in feeds:
-            f.add(i, tag, bt)
-
-    acc = sweep_overlay(
-        ha, hb, pairs, active, applied, t0, t1, edges, acc_thres, on_batch if feeds else None
+    acc = _sweep(
+        ha, hb, pairs, sp.active, applied, (t0, t1), edges, acc_thres, lag_totals, grid_acc
     )
     if lag_totals is not None:
         lag = lag_totals.estimate(max_lag_ns=max_lag_ns, offset_b=applied)
@@ -234,8 +216,8 @@ def compare(
         ha,
         hb,
         pairs,
-        common,
-        granges,
+        sp.common,
+        sp.granges,
         (t0, t1),
         (bin_bytes, unit, tb, edges),
         metrics,
@@ -251,18 +233,68 @@ def compare(
         hot_thresholds=hot_thresholds,
     )
     if truth is not None:
-        tr = load_truth(truth)
-        opts = dict(t_range=(t0, t1), hot_thresholds=hot_thresholds, acc_thres=acc_thres)
-        out["truth"] = {
-            "a": score_truth(ha, tr, **opts),
-            "b": score_truth(hb, tr, offset_ns=applied, **opts),
-        }
+        out["truth"] = _truth_scores(ha, hb, truth, (t0, t1), applied, hot_thresholds, acc_thres)
     res = CompareResult(
         out, None, acc["wss"], acc["per_time_df"], cells_fn=lambda: new_cells().fill().frame()
     )
     if grid_acc is not None:
         res.set_cells(grid_acc.frame())
     return res
+
+
+@dataclass
+class _Space:
+    """Where two histories are compared, per pair of address spaces: the ranges both
+    cover (``common``), the accessed space inside them (``active``, where the heat is
+    compared) and the ranges of the cells grid and the lag series (``granges``)."""
+
+    prof_a: SideProfile
+    prof_b: SideProfile
+    common: list
+    active: list
+    granges: list
+
+
+def _space(ha: HistorySource, hb: HistorySource, pairs, focus: str) -> _Space:
+    prof_a = SideProfile(ha, [p[0] for p in pairs])
+    prof_b = SideProfile(hb, [p[1] for p in pairs])
+    common = [intersect_intervals(prof_a.covered[ka], prof_b.covered[kb]) for ka, kb in pairs]
+    if sum(len(r) for r in common) == 0:
+        raise InputError(f"{ha.name} and {hb.name} cover no common address range")
+    # the accessed space, where the heat is compared: the bytes either side saw
+    # accessed, leaving out those whose accesses summed over time are negligible
+    active = [_accessed(prof_a, prof_b, ka, kb, r) for (ka, kb), r in zip(pairs, common)]
+    # the cells grid (and the lag series): over the ranges where the accesses are
+    granges = [
+        guide_ranges(r, act) if focus == "active" and len(act) else r
+        for r, act in zip(common, active)
+    ]
+    return _Space(prof_a, prof_b, common, active, granges)
+
+
+def _sweep(ha, hb, pairs, active, applied: int, t_range, edges, acc_thres, *feeds) -> dict:
+    """One pass over both histories (:func:`sweep_overlay`), handing each batch to the
+    ``feeds`` that are not None (the lag series, the cells grid) as it goes."""
+    feeds = [f for f in feeds if f is not None]
+
+    def on_batch(i, tag, bt):
+        for f in feeds:
+            f.add(i, tag, bt)
+
+    t0, t1 = t_range
+    return sweep_overlay(
+        ha, hb, pairs, active, applied, t0, t1, edges, acc_thres, on_batch if feeds else None
+    )
+
+
+def _truth_scores(ha, hb, truth, t_range, applied: int, hot_thresholds, acc_thres) -> dict:
+    """Each side scored against the ground truth over the compared time."""
+    tr = load_truth(truth)
+    opts = dict(t_range=t_range, hot_thresholds=hot_thresholds, acc_thres=acc_thres)
+    return {
+        "a": score_truth(ha, tr, **opts),
+        "b": score_truth(hb, tr, offset_ns=applied, **opts),
+    }
 
 
 def _check_options(align, lag_series, hot_thresholds, addr_bin, time_bin_ns, focus) -> None:

@@ -501,7 +501,7 @@ class DamosReport:
             ax.text(
                 0.5,
                 0.5,
-                "re-accesses unknown: no samples (tracedamon damos --samples DIR)",
+                "re-accesses unknown: no samples (tracedamon damos --samples-from DIR)",
                 transform=ax.transAxes,
                 ha="center",
                 va="center",

@@ -651,33 +651,11 @@ def open_history(
         raise InputError(f"{where}: the region history is empty")
     g = _scan(rows, where, None if isinstance(rows, _ParquetRows) else rows.key_col)
     all_pid = bool(g["pid_ok"].all())
-    key = g["pid"] if all_pid else g["target"]
     streamed = isinstance(rows, _ParquetRows)
-    if streamed:
-        gdf = pd.DataFrame({"key": key, "run": g["run"], "snapshot": g["snapshot"], "t1": g["t1"]})
-        dup = gdf.duplicated(["key", "run", "snapshot"]).any()
-        # per key, time must not go backwards in stream order
-        order_ok = True
-        if not dup:
-            o = np.argsort(key, kind="stable")
-            ks, ts = key[o], g["t1"][o]
-            order_ok = not ((ks[1:] == ks[:-1]) & (ts[1:] < ts[:-1])).any()
-        if dup or not order_ok:
-            warnings.warn(
-                f"{where}: rows are not grouped by (run, target, snapshot) in time order; "
-                f"reading all {rows.num_rows:,} rows into memory",
-                HistoryWarning,
-                stacklevel=2,
-            )
-            try:
-                t = read_table(where, columns=[c for c in _ALL if c in names])
-            except Exception as e:
-                raise TraceFormatError(where, f"not a readable Parquet table ({e})") from None
-            rows = _sorted_memory(_table_arrays(t, where), t.num_rows, batch_rows)
-            del t
-            streamed = False
-            g = _scan(rows, where, rows.key_col)
-            key = g["pid"] if all_pid else g["target"]
+    if streamed and not _in_stream_order(g["pid"] if all_pid else g["target"], g):
+        rows, g = _read_whole(rows, names, where, batch_rows)
+        streamed = False
+    key = g["pid"] if all_pid else g["target"]
     rmeta = replay_meta(meta)
     s_us, a_us = intervals_from_meta(meta)
     if sample_us:
@@ -686,39 +664,8 @@ def open_history(
         a_us = float(aggr_us)
 
     sparse = bool(rmeta.get("sparse", rmeta.get("accessed_only", False)))
-    coverage = None
-    origin = None
-    if sparse:
-        if "coverage" in rmeta:
-            coverage = _parse_coverage(rmeta["coverage"], where)
-            origin = "metadata"
-        else:
-            coverage = _rows_coverage(rows, g)
-            origin = "rows"
-            warnings.warn(
-                f"{where}: holds only regions with accesses and no record of what the "
-                "monitor covered (written by an older tracedamon): idle bytes outside every "
-                "region ever accessed are unknown and read as not monitored",
-                HistoryWarning,
-                stacklevel=2,
-            )
-
-    snaps = pd.DataFrame(
-        {
-            "key": key,
-            "run": g["run"],
-            "target": g["target"],
-            "pid": g["pid"],
-            "pid_ok": g["pid_ok"],
-            "snapshot": g["snapshot"],
-            "t1": g["t1"],
-            "rows": g["rows"],
-            "nr_max": g["nr_max"],
-            "first": g["first"],
-            "synthetic": np.zeros(len(key), bool),
-            "order": np.arange(len(key), dtype=np.float64),
-        }
-    )
+    coverage, origin = _sparse_coverage(rows, g, rmeta, where) if sparse else (None, None)
+    snaps = _snapshot_table(key, g)
     if sparse:
         snaps = _add_idle_snapshots(snaps, coverage, rmeta, meta, all_pid, where)
     snaps = snaps.sort_values(["key", "run", "snapshot"], kind="stable").reset_index(drop=True)
@@ -751,6 +698,70 @@ def open_history(
         _first_row=sa["first"],
     )
     return hs
+
+
+def _in_stream_order(key: np.ndarray, g: dict) -> bool:
+    """Whether a file's snapshots (``g``: one entry per snapshot in file order) can be
+    streamed: no (key, run, snapshot) twice, and per key no time going backwards."""
+    gdf = pd.DataFrame({"key": key, "run": g["run"], "snapshot": g["snapshot"], "t1": g["t1"]})
+    if gdf.duplicated(["key", "run", "snapshot"]).any():
+        return False
+    o = np.argsort(key, kind="stable")
+    ks, ts = key[o], g["t1"][o]
+    return not ((ks[1:] == ks[:-1]) & (ts[1:] < ts[:-1])).any()
+
+
+def _read_whole(rows: _ParquetRows, names, where: str, batch_rows: int):
+    """A file whose rows are not in stream order, read into memory and sorted there
+    (with a warning): the rows and their snapshots' scan."""
+    warnings.warn(
+        f"{where}: rows are not grouped by (run, target, snapshot) in time order; "
+        f"reading all {rows.num_rows:,} rows into memory",
+        HistoryWarning,
+        stacklevel=3,
+    )
+    try:
+        t = read_table(where, columns=[c for c in _ALL if c in names])
+    except Exception as e:
+        raise TraceFormatError(where, f"not a readable Parquet table ({e})") from None
+    mem = _sorted_memory(_table_arrays(t, where), t.num_rows, batch_rows)
+    del t
+    return mem, _scan(mem, where, mem.key_col)
+
+
+def _sparse_coverage(rows, g: dict, rmeta: dict, where: str):
+    """A sparse history's coverage and where it comes from: its metadata, or (an older
+    file, with a warning) the union of its rows."""
+    if "coverage" in rmeta:
+        return _parse_coverage(rmeta["coverage"], where), "metadata"
+    warnings.warn(
+        f"{where}: holds only regions with accesses and no record of what the "
+        "monitor covered (written by an older tracedamon): idle bytes outside every "
+        "region ever accessed are unknown and read as not monitored",
+        HistoryWarning,
+        stacklevel=3,
+    )
+    return _rows_coverage(rows, g), "rows"
+
+
+def _snapshot_table(key: np.ndarray, g: dict) -> pd.DataFrame:
+    """One row per snapshot of the scan ``g``, in file order (``order``)."""
+    return pd.DataFrame(
+        {
+            "key": key,
+            "run": g["run"],
+            "target": g["target"],
+            "pid": g["pid"],
+            "pid_ok": g["pid_ok"],
+            "snapshot": g["snapshot"],
+            "t1": g["t1"],
+            "rows": g["rows"],
+            "nr_max": g["nr_max"],
+            "first": g["first"],
+            "synthetic": np.zeros(len(key), bool),
+            "order": np.arange(len(key), dtype=np.float64),
+        }
+    )
 
 
 def as_source(src, name: str | None = None) -> HistorySource:

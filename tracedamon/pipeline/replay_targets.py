@@ -1,0 +1,113 @@
+"""The replay's targets, one builder per operations set: what the user sets up in the
+kernel (:func:`tracedamon.pipeline.replay.replay` calls ``TARGETS[ops](state, pids,
+ranges)``).  Each builder fills the state's ``tpids``, ``targets`` and ``target_meta``
+(vaddr also ``timelines``: the mappings its regions follow)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.address import check_ranges
+from ..engine.core import Target
+from ..engine.ops.fvaddr import aligned_union, normalize_ranges
+from ..engine.ops.paddr import default_range
+from ..engine.ops.vaddr import VmaTimeline
+from ..errors import ConfigError, InputError
+from .replay_state import ReplayState
+
+
+def _paddr_targets(r: ReplayState, pids, ranges) -> None:
+    """One target over physical memory: the given ranges, else the trace's System RAM
+    (see :func:`tracedamon.engine.ops.paddr.default_range`)."""
+    r.tpids = [None]
+    if ranges:
+        rg, rsrc = normalize_ranges(ranges), "--range"
+    else:
+        try:
+            rg, rsrc = default_range(r.meta, np.zeros(0, np.int64), r.config.profile.paddr_default)
+        except InputError:
+            # the span of the sampled physical addresses: their min and max suffice
+            ext = []
+            for tb in r.selected(["time_ns", "pid", "event", "addr", "phys_addr"]):
+                a = r.physical_of(tb)[1]
+                a = a[a > 0]
+                if a.size:
+                    ext += [a.min(), a.max()]
+            r.n_untrans = 0
+            rg, rsrc = default_range(
+                r.meta, np.array(ext, np.int64), r.config.profile.paddr_default
+            )
+    rg = aligned_union(check_ranges(rg, "paddr range"), r.config.min_region)
+    r.targets = [Target(lambda t, rg=rg: rg, pid=None)]
+    r.target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
+
+
+def _fvaddr_targets(r: ReplayState, pids, ranges) -> None:
+    """The given ranges, of each given pid (of every process without pids)."""
+    if not ranges:
+        raise ConfigError(
+            "fvaddr needs at least one range (ranges=['START-END'])",
+            cli_message="fvaddr needs at least one --range START-END",
+        )
+    rg = aligned_union(normalize_ranges(ranges), r.config.min_region)
+    r.tpids = list(pids) if pids else [None]
+    r.targets = [Target(lambda t, rg=rg: rg, pid=p) for p in r.tpids]
+    for i, p in enumerate(r.tpids):
+        r.target_meta.append(
+            {"target": i, "pid": p, "ranges": rg.tolist(), "ranges_source": "--range"}
+        )
+
+
+def _vaddr_targets(r: ReplayState, pids, ranges) -> None:
+    """Processes whose three regions follow their mappings (the trace's maps or mmaps);
+    without pids, the process with the most samples with addresses."""
+    if ranges:
+        msg = (
+            "{} applies to fvaddr and paddr; vaddr follows the process's "
+            "mappings (use {} for fixed ranges)"
+        )
+        raise ConfigError(
+            msg.format("ranges", "ops='fvaddr'"), cli_message=msg.format("--range", "--ops fvaddr")
+        )
+    if not pids:
+        cand = {p_: q[r.use_pid] for p_, q in r.per_pid.items() if p_ is not None and q[r.use_pid]}
+        if not cand:
+            msg = f"none of the trace's {r.what} with addresses carries a pid; give "
+            raise InputError(msg + "pids=[PID]", cli_message=msg + "--pid PID")
+        most = max(cand.values())
+        pids = [min(p_ for p_, n in cand.items() if n == most)]
+        r.warnings.append(
+            f"no --pid given: monitoring pid {pids[0]}, the process with "
+            "the most samples with addresses"
+        )
+    r.tpids = list(pids)
+    for i, p in enumerate(r.tpids):
+        tl = VmaTimeline(p, r.mm, r.mp, arch=r.meta.get("arch"))
+        r.timelines.append(tl)
+        r.targets.append(Target(tl.ranges_at, pid=p))
+        r.target_meta.append({"target": i, "pid": p, "vma_source": tl.source})
+        if tl.dropped:
+            # the gate area / kernel half: mapped in the trace, never in the mm
+            r.target_meta[-1]["mappings_left_out"] = [
+                {"start": s_, "end": e_, "name": n_} for s_, e_, n_ in tl.dropped
+            ]
+    no_vmas = [p for p, tl in zip(r.tpids, r.timelines) if tl.source == "none"]
+    if no_vmas:
+
+        def msg(fixed):
+            return (
+                f"vaddr follows a process's mappings, and the trace has none of "
+                f"pid {', '.join(map(str, no_vmas))} (no perf MMAP records: "
+                "`perf script` text shows them only with --show-mmap-events; no "
+                f"/proc/PID/maps snapshots): replay fixed ranges with {fixed}, or "
+                "ingest the perf.data"
+            )
+
+        raise InputError(
+            msg("ops='fvaddr', ranges=['START-END']"),
+            cli_message=msg("--ops fvaddr --range START-END"),
+        )
+
+
+#: the target builder of each operations set (what the user sets up in the kernel)
+TARGETS = {"paddr": _paddr_targets, "fvaddr": _fvaddr_targets, "vaddr": _vaddr_targets}
