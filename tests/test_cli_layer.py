@@ -73,13 +73,6 @@ def test_every_command_is_registered():
         assert name in cmds, sorted(cmds)
 
 
-# one flag name with two meanings today (a switch in one command, a path or a value in
-# another): renaming them changes the command line, so they are listed, not unified
-ONE_NAME_TWO_MEANINGS = {
-    "--resume",  # sweep: continue a sweep; damos: the quota's resume point
-}
-
-
 def test_an_option_has_one_element_type_in_every_command():
     """--sample-us is whole microseconds everywhere (it was a float in export damo),
     --offset ns as an int, --pid an int, --range and --event text..."""
@@ -99,9 +92,8 @@ def test_an_option_has_one_element_type_in_every_command():
         "--quiet",
     } <= set(shared)
     for name, per_cmd in shared.items():
-        if name in ONE_NAME_TWO_MEANINGS:
-            assert len(set(per_cmd.values())) == 2, (name, per_cmd)  # shrink the list
-            continue
+        # one flag name, one element type in every command (--damos, --samples and
+        # --resume had two meanings once; their second spellings are hidden aliases now)
         assert len(set(per_cmd.values())) == 1, (name, per_cmd)
     assert set(shared["--sample-us"].values()) == {"int"}
 

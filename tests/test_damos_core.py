@@ -20,14 +20,10 @@ from tracedamon.engine.damos import (
     set_resume,
     update_watermarks,
 )
-from tracedamon.engine.damos.core import (
-    effective_quota,
-    feed_loop_next_input,
-    hot_score,
-    pattern_nr_accesses,
-    region_score,
-)
-from tracedamon.engine.damos.core import SchemeState
+from tracedamon.engine.damos.core import pattern_nr_accesses
+from tracedamon.engine.damos.quota import effective_quota, feed_loop_next_input
+from tracedamon.engine.damos.score import hot_score, region_score
+from tracedamon.engine.damos.state import SchemeState
 from tracedamon.engine.damos.scheme import PROFILES
 from tracedamon.errors import ConfigError
 

@@ -366,7 +366,7 @@ def test_check_and_resume_auto_need_recorded_applications(small):
         damos(small, ["reclaim:wmarks=none"], check=True)
     with pytest.raises(ConfigError) as ei:
         damos(small, ["reclaim:wmarks=none"], resume="auto")
-    assert re.search("--resume auto", ei.value.cli_message)
+    assert re.search("--quota-resume auto", ei.value.cli_message)
 
 
 def test_source_without_regions(tmp_path):
@@ -404,6 +404,77 @@ def test_cli_bad_scheme_is_one_line(small, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown action 'teleport'" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture
+def three_regions(tmp_path):
+    """Three 32-page regions, old enough for the scheme from the first snapshot on."""
+    snaps = [
+        [(HOT + k * 32 * PAGE, HOT + (k + 1) * 32 * PAGE, 0, j + 1) for k in range(3)]
+        for j in range(3)
+    ]
+    return write_source(tmp_path / "r.td", snaps, [(T0 + 1, HOT)])
+
+
+def _damos_cli(src, out, *extra):
+    return main(
+        ["damos", str(src), "--scheme", "reclaim:wmarks=none,min_age=100ms", "-o", str(out)]
+        + list(extra)
+    )
+
+
+def test_cli_quota_resume_sets_the_resume_point(three_regions, tmp_path, capsys):
+    """--quota-resume T:ADDR is where the run's first walk of the scheme starts (the
+    kernel's damos_skip_charged_region: regions before ADDR are skipped, the one holding
+    it is split there), as the API's resume= does."""
+    from tracedamon import open_trace
+
+    at = HOT + 48 * PAGE
+    assert _damos_cli(three_regions, tmp_path / "n") == 0
+    first = open_trace(tmp_path / "n").df("damos_apply").query(f"time_ns == {T0 + 100 * MS}")
+    assert first.start.tolist() == [HOT, HOT + 32 * PAGE, HOT + 64 * PAGE]
+    assert _damos_cli(three_regions, tmp_path / "q", "--quota-resume", f"0:{at:#x}") == 0
+    assert "deprecated" not in capsys.readouterr().err
+    tr = open_trace(tmp_path / "q")
+    first = tr.df("damos_apply").query(f"time_ns == {T0 + 100 * MS}")
+    assert first.start.tolist() == [at, HOT + 64 * PAGE]
+    assert first.end.tolist() == [HOT + 64 * PAGE, HOT + 96 * PAGE]
+    assert first.nr_regions.tolist() == [4, 4]  # the resume split
+    assert tr.meta["damos"]["resume"] == [{"run": 0, "resume": [0, at], "from": "--quota-resume"}]
+    api = damos(three_regions, ["reclaim:wmarks=none,min_age=100ms"], resume=f"0:{at:#x}")
+    assert api.applications.equals(tr.table("damos_apply"))
+
+
+def test_cli_resume_is_a_deprecated_spelling_of_quota_resume(three_regions, tmp_path, capsys):
+    """damos --resume (which in `tracedamon sweep` continues a sweep) still works for one
+    release, with a one-line deprecation warning, and means --quota-resume."""
+    from tracedamon import open_trace
+
+    at = HOT + 32 * PAGE
+    assert _damos_cli(three_regions, tmp_path / "q", "--quota-resume", f"0:{at:#x}", "-q") == 0
+    assert capsys.readouterr().err == ""
+    assert _damos_cli(three_regions, tmp_path / "r", "--resume", f"0:{at:#x}", "-q") == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "--resume is deprecated" in err[0] and "--quota-resume" in err[0]
+    assert (
+        open_trace(tmp_path / "r")
+        .table("damos_apply")
+        .equals(open_trace(tmp_path / "q").table("damos_apply"))
+    )
+    # both spellings with different values: refused in one line, nothing written
+    assert (
+        _damos_cli(three_regions, tmp_path / "b", "--quota-resume", "auto", "--resume", "0:0") == 4
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "give --quota-resume only" in err[1]
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_help_names_quota_resume_not_resume(capsys):
+    assert main(["damos", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--quota-resume" in out
+    assert not re.search(r"(?<![\w-])--resume\b", out)
 
 
 @settings(max_examples=100)

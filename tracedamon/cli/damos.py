@@ -27,8 +27,10 @@ HELP = (
     "sysfs dump (grep -r . /sys/kernel/mm/damon/admin/kdamonds/N); FILE#K/C picks kdamond "
     "K context C.  A sysfs dump or damo kdamonds JSON also gives the context (ops, "
     "intervals).\n\n"
-    "--resume auto: the quota's resume point at the first recorded application of each "
-    "scheme in each run (the quota state before the recording started is unknown).  "
+    "--quota-resume auto: the quota's resume point (where the walk of a scheme whose quota "
+    "ran out carries on) at the first recorded application of each scheme in each run "
+    "(the quota state before the recording started is unknown); ADDR or TARGET:ADDR sets "
+    "it for every run.  "
     "--check: compare with the recorded applications and print how many match region for "
     "region.\n\n"
     "Modelled (and labelled so): what the ops filters let through without page data "
@@ -36,7 +38,8 @@ HELP = (
     "paged-out pages in the samples; migrate/lru: a two-tier model, --fast-tier).\n\n"
     "Output: -o DIR, else SRC/damos (a directory; SRC.damos beside a .parquet).\n\n"
     "Examples:\n\n"
-    "  tracedamon damos run.td --scheme kdamond_sysfs_before.txt --resume auto --check\n\n"
+    "  tracedamon damos run.td --scheme kdamond_sysfs_before.txt --quota-resume auto "
+    "--check\n\n"
     "  tracedamon damos run.td/replay.parquet --scheme reclaim:wmarks=none,min_age=10s"
 )
 
@@ -55,6 +58,23 @@ def _size(text: Optional[str], name: str) -> Optional[int]:
             raise ConfigError(f"{name}: {text!r} is not a size or an integer") from None
 
 
+def _quota_resume(quota_resume: Optional[str], resume: Optional[str]) -> Optional[str]:
+    """``--quota-resume``, or its deprecated spelling ``--resume`` (kept for one release,
+    with a warning: in ``tracedamon sweep`` ``--resume`` continues a sweep)."""
+    if resume is None:
+        return quota_resume
+    print(
+        "tracedamon: warning: damos --resume is deprecated and will be removed in the "
+        "next release: use --quota-resume",
+        file=sys.stderr,
+    )
+    if quota_resume is not None and quota_resume != resume:
+        raise ConfigError(
+            f"--quota-resume {quota_resume!r} and --resume {resume!r}: give --quota-resume only"
+        )
+    return quota_resume if quota_resume is not None else resume
+
+
 def default_output(src: Path) -> Path:
     if src.is_dir():
         return src / "damos"
@@ -66,7 +86,12 @@ def damos_cmd(
     scheme: List[str] = opt.schemes("preset, damo JSON or sysfs dump (repeatable)", required=True),
     out: Optional[Path] = opt.output("output directory [SRC/damos]"),
     force: bool = opt.force(),
-    resume: Optional[str] = typer.Option(None, "--resume", help="auto, ADDR or TARGET:ADDR"),
+    quota_resume: Optional[str] = typer.Option(
+        None, "--quota-resume", help="the quota's resume point: auto, ADDR or TARGET:ADDR"
+    ),
+    resume: Optional[str] = typer.Option(
+        None, "--resume", hidden=True, help="deprecated spelling of --quota-resume"
+    ),
     check: bool = typer.Option(False, "--check", help="compare with the recorded applications"),
     kernel: str = opt.kernel(
         "released (v6.15-v6.18 with the stable resume fix), released-nofix, mainline-2026"
@@ -110,12 +135,12 @@ def damos_cmd(
     ),
     quiet: bool = opt.quiet(),
 ) -> None:
-    # heavy: loaded when the command runs (see tracedamon.cli)
-    from ..pipeline.damos_replay import recorded_input
-    from ..pipeline.schemes import time_ns
-    from ..store.atomic import TRACE_DIR, check_output
+    from ..pipeline.damos_replay import recorded_input  # heavy: see tracedamon.cli
+    from ..pipeline.schemes import time_ns  # heavy: see tracedamon.cli
+    from ..store.atomic import TRACE_DIR, check_output  # heavy: see tracedamon.cli
 
     samples = samples or samples_old
+    quota_resume = _quota_resume(quota_resume, resume)
     goals = {}
     for g in goal:
         if "=" not in g:
@@ -140,7 +165,7 @@ def damos_cmd(
     res = tracedamon.damos(
         src,
         scheme,
-        resume=resume,
+        resume=quota_resume,
         check=check,
         kernel=kernel,
         ops=ops,

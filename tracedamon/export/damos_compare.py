@@ -62,6 +62,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
 from ..errors import ConfigError, InputError
 from ..store.parquet import read_schema, read_table
@@ -383,16 +386,58 @@ def compare_damos(
     if window_ns is not None and window_ns <= 0:
         raise ConfigError("the window must be positive")
     sa, sb = read_applications(a, name_a), read_applications(b, name_b)
-    default = window_ns or sa.default_window_ns or sb.default_window_ns
-    if sa.default_window_ns and sb.default_window_ns and window_ns is None:
-        default = min(sa.default_window_ns, sb.default_window_ns)
+    window_of = _Windows(sa, sb, window_ns)
+    rb = sb.rows.copy()
+    rb["time_ns"] = rb["time_ns"] + int(offset_ns)
+    ra, apps_a = applications_of(sa.rows, window_of)
+    rb, apps_b = applications_of(rb, window_of)
+    keys = sorted(
+        set(map(tuple, apps_a[["context", "scheme"]].to_numpy().tolist()))
+        | set(map(tuple, apps_b[["context", "scheme"]].to_numpy().tolist()))
+    )
+    pdf = _per_application(ra, rb, apps_a, apps_b, keys, window_of)
+    per_scheme = {
+        f"{ctx}/{sch}": _scheme_figures(pdf, apps_a, apps_b, ctx, sch, window_of(ctx, sch))
+        for ctx, sch in keys
+    }
+    la, lb, both = _overlap(sa.rows, sb.rows)
+    metrics = {
+        "kind": "damos_apply",
+        "a": {"source": sa.name, "rows": int(len(sa.rows)), "applications": int(len(apps_a))},
+        "b": {"source": sb.name, "rows": int(len(sb.rows)), "applications": int(len(apps_b))},
+        "pairing": {
+            "offset_ns": int(offset_ns),
+            "rule": "per (context, scheme): nearest in time, at most half the "
+            "window apart, each application used once",
+            "windows_ns": {k: v["window_ns"] for k, v in per_scheme.items()},
+        },
+        "applications": _counts(pdf, int(len(apps_a)), int(len(apps_b))),
+        "bytes": _sums(pdf),
+        "addresses": _bytes_figures(la, lb, both),
+        "per_scheme": per_scheme,
+        "per_application": pdf.to_dict("records"),
+    }
+    return DamosCompareResult(metrics, pdf)
 
-    def window_of(ctx: int, sch: int) -> int:
+
+class _Windows:
+    """The apply interval of each (context, scheme): the shorter of the two sides'
+    metadata, else ``window_ns``, else the shorter default (aggregation) interval."""
+
+    def __init__(self, sa: Side, sb: Side, window_ns: int | None):
+        self.sides = (sa, sb)
+        default = window_ns or sa.default_window_ns or sb.default_window_ns
+        if sa.default_window_ns and sb.default_window_ns and window_ns is None:
+            default = min(sa.default_window_ns, sb.default_window_ns)
+        self.default = default
+
+    def __call__(self, ctx: int, sch: int) -> int:
+        sa, sb = self.sides
         w = [s.window_ns.get((ctx, sch)) for s in (sa, sb)]
         w = [x for x in w if x]
         if w:
             return min(w)
-        if default is None:
+        if self.default is None:
             why = (
                 f"{sa.name} and {sb.name}: the interval the schemes are applied at is "
                 "unknown (no metadata gives it): give the window"
@@ -401,22 +446,35 @@ def compare_damos(
                 f"{why} (window_ns=, the aggregation or apply interval)",
                 cli_message=f"{why} (--window NS, the aggregation or apply interval)",
             )
-        return int(default)
+        return int(self.default)
 
-    rb = sb.rows.copy()
-    rb["time_ns"] = rb["time_ns"] + int(offset_ns)
-    ra, apps_a = applications_of(sa.rows, window_of)
-    rb, apps_b = applications_of(rb, window_of)
+
+_PER_APPLICATION_COLUMNS = [
+    "context",
+    "scheme",
+    "time_a_ns",
+    "time_b_ns",
+    "dt_ns",
+    "paired",
+    "rows_a",
+    "rows_b",
+    "bytes_a",
+    "bytes_b",
+    "bytes_both",
+    "bytes_either",
+    "jaccard",
+    "identical",
+]
+
+
+def _per_application(ra, rb, apps_a, apps_b, keys, window_of) -> pd.DataFrame:
+    """One row per application of either side: paired per (context, scheme) by
+    :func:`pair_applications`, with the bytes each covers and both cover; sorted by
+    context, scheme and time."""
     ga = dict(tuple(ra.groupby("app"))) if len(ra) else {}
     gb = dict(tuple(rb.groupby("app"))) if len(rb) else {}
     empty = ra.iloc[:0]
-
     per = []
-    keys = sorted(
-        set(map(tuple, apps_a[["context", "scheme"]].to_numpy().tolist()))
-        | set(map(tuple, apps_b[["context", "scheme"]].to_numpy().tolist()))
-    )
-    per_scheme = {}
     for ctx, sch in keys:
         xa = apps_a[(apps_a.context == ctx) & (apps_a.scheme == sch)].reset_index(drop=True)
         xb = apps_b[(apps_b.context == ctx) & (apps_b.scheme == sch)].reset_index(drop=True)
@@ -431,46 +489,10 @@ def compare_damos(
         for i, j in entries:
             g1 = ga[int(xa.app[i])] if i is not None else empty
             g2 = gb[int(xb.app[j])] if j is not None else empty
-            la, lb, both = _overlap(g1, g2)
             t1 = int(xa.time_ns[i]) if i is not None else None
             t2 = int(xb.time_ns[j]) if j is not None else None
-            per.append(
-                {
-                    "context": ctx,
-                    "scheme": sch,
-                    "time_a_ns": t1,
-                    "time_b_ns": t2,
-                    "dt_ns": (t2 - t1) if (t1 is not None and t2 is not None) else None,
-                    "paired": i is not None and j is not None,
-                    "rows_a": len(g1),
-                    "rows_b": len(g2),
-                    "bytes_a": la,
-                    "bytes_b": lb,
-                    "bytes_both": both,
-                    "bytes_either": la + lb - both,
-                    "jaccard": _ratio(both, la + lb - both),
-                    "identical": bool(i is not None and j is not None and _identical(g1, g2)),
-                }
-            )
-    pdf = pd.DataFrame(
-        per,
-        columns=[
-            "context",
-            "scheme",
-            "time_a_ns",
-            "time_b_ns",
-            "dt_ns",
-            "paired",
-            "rows_a",
-            "rows_b",
-            "bytes_a",
-            "bytes_b",
-            "bytes_both",
-            "bytes_either",
-            "jaccard",
-            "identical",
-        ],
-    )
+            per.append(_application_row(ctx, sch, g1, g2, t1, t2))
+    pdf = pd.DataFrame(per, columns=_PER_APPLICATION_COLUMNS)
     if len(pdf):
         sort_t = pdf["time_a_ns"].fillna(pdf["time_b_ns"])
         pdf = (
@@ -479,54 +501,65 @@ def compare_damos(
             .drop(columns="_t")
         )
         pdf = pdf.reset_index(drop=True)
+    return pdf
 
-    def counts(d: pd.DataFrame, na: int, nb: int) -> dict:
-        paired = d[d.paired]
-        return {
-            "a": na,
-            "b": nb,
-            "paired": int(len(paired)),
-            "only_a": int(na - len(paired)),
-            "only_b": int(nb - len(paired)),
-            "identical": int(paired.identical.sum()),
-            "full_overlap": int((paired.bytes_both == paired.bytes_either).sum()),
-            "mean_abs_dt_ns": float(paired.dt_ns.abs().mean()) if len(paired) else None,
-        }
 
-    def sums(d: pd.DataFrame) -> dict:
-        return _bytes_figures(int(d.bytes_a.sum()), int(d.bytes_b.sum()), int(d.bytes_both.sum()))
-
-    for ctx, sch in keys:
-        d = pdf[(pdf.context == ctx) & (pdf.scheme == sch)]
-        per_scheme[f"{ctx}/{sch}"] = {
-            "context": ctx,
-            "scheme": sch,
-            "window_ns": window_of(ctx, sch),
-            "applications": counts(
-                d,
-                int(((apps_a.context == ctx) & (apps_a.scheme == sch)).sum()),
-                int(((apps_b.context == ctx) & (apps_b.scheme == sch)).sum()),
-            ),
-            "bytes": sums(d),
-        }
-    la, lb, both = _overlap(sa.rows, sb.rows)
-    metrics = {
-        "kind": "damos_apply",
-        "a": {"source": sa.name, "rows": int(len(sa.rows)), "applications": int(len(apps_a))},
-        "b": {"source": sb.name, "rows": int(len(sb.rows)), "applications": int(len(apps_b))},
-        "pairing": {
-            "offset_ns": int(offset_ns),
-            "rule": "per (context, scheme): nearest in time, at most half the "
-            "window apart, each application used once",
-            "windows_ns": {k: v["window_ns"] for k, v in per_scheme.items()},
-        },
-        "applications": counts(pdf, int(len(apps_a)), int(len(apps_b))),
-        "bytes": sums(pdf),
-        "addresses": _bytes_figures(la, lb, both),
-        "per_scheme": per_scheme,
-        "per_application": pdf.to_dict("records"),
+def _application_row(ctx, sch, g1: pd.DataFrame, g2: pd.DataFrame, t1, t2) -> dict:
+    """One application of a side (``t1`` or ``t2`` None: the other side has none
+    paired with it) and its overlap with its partner."""
+    la, lb, both = _overlap(g1, g2)
+    paired = t1 is not None and t2 is not None
+    return {
+        "context": ctx,
+        "scheme": sch,
+        "time_a_ns": t1,
+        "time_b_ns": t2,
+        "dt_ns": (t2 - t1) if paired else None,
+        "paired": paired,
+        "rows_a": len(g1),
+        "rows_b": len(g2),
+        "bytes_a": la,
+        "bytes_b": lb,
+        "bytes_both": both,
+        "bytes_either": la + lb - both,
+        "jaccard": _ratio(both, la + lb - both),
+        "identical": bool(paired and _identical(g1, g2)),
     }
-    return DamosCompareResult(metrics, pdf)
+
+
+def _counts(d: pd.DataFrame, na: int, nb: int) -> dict:
+    """Application counts of per-application rows ``d`` (of ``na`` and ``nb``)."""
+    paired = d[d.paired]
+    return {
+        "a": na,
+        "b": nb,
+        "paired": int(len(paired)),
+        "only_a": int(na - len(paired)),
+        "only_b": int(nb - len(paired)),
+        "identical": int(paired.identical.sum()),
+        "full_overlap": int((paired.bytes_both == paired.bytes_either).sum()),
+        "mean_abs_dt_ns": float(paired.dt_ns.abs().mean()) if len(paired) else None,
+    }
+
+
+def _sums(d: pd.DataFrame) -> dict:
+    return _bytes_figures(int(d.bytes_a.sum()), int(d.bytes_b.sum()), int(d.bytes_both.sum()))
+
+
+def _scheme_figures(pdf, apps_a, apps_b, ctx: int, sch: int, window_ns: int) -> dict:
+    """The figures of one (context, scheme)."""
+    d = pdf[(pdf.context == ctx) & (pdf.scheme == sch)]
+    return {
+        "context": ctx,
+        "scheme": sch,
+        "window_ns": window_ns,
+        "applications": _counts(
+            d,
+            int(((apps_a.context == ctx) & (apps_a.scheme == sch)).sum()),
+            int(((apps_b.context == ctx) & (apps_b.scheme == sch)).sum()),
+        ),
+        "bytes": _sums(d),
+    }
 
 
 # ----------------------------------------------------------------------------------
@@ -535,9 +568,6 @@ def compare_damos(
 def render_damos_metrics(m: dict, *, max_rows: int = 40) -> None:
     """compare's terminal tables for two damos_apply tables: the run's figures, then
     one line per application (at most ``max_rows``; mismatches first when cut)."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
 
     def pct(v):
         return "-" if v is None else f"{100 * v:.1f} %"

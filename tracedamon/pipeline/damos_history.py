@@ -23,8 +23,16 @@ import pyarrow as pa
 from numba import njit
 
 from ..engine.damos.ops_model import PageOracle, Segments
+from ..engine.translate import nearest_index
 from ..errors import InputError
-from ..schema import REGIONS, conform
+from ..schema import (
+    PAGEMAP_FLAG_FILE,
+    PAGEMAP_FLAG_HUGE,
+    PAGEMAP_FLAG_PRESENT,
+    PAGEMAP_FLAG_THP,
+    REGIONS,
+    conform,
+)
 from ..store.parquet import read_metadata, read_table
 from ..store.trace import open_trace
 from ..units import PAGE_SIZE
@@ -151,14 +159,6 @@ class PagemapOracle(PageOracle):
     answers (ties: the earlier)."""
 
     def __init__(self, pagemap: pa.Table, ops: str, target_pids: Sequence[int | None]):
-        from ..engine.translate import nearest_index
-        from ..schema import (
-            PAGEMAP_FLAG_FILE,
-            PAGEMAP_FLAG_HUGE,
-            PAGEMAP_FLAG_PRESENT,
-            PAGEMAP_FLAG_THP,
-        )
-
         self._nearest = nearest_index
         c = {
             k: pagemap.column(k).to_numpy(zero_copy_only=False)

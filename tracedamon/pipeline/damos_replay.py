@@ -11,7 +11,7 @@ shape the region history it writes.  This module is the orchestration around tha
 * :class:`ReplaySchemes` builds the in-loop driver for a replay (the DAMOS context from
   the replay's configuration, the ops model over the trace's pagemap snapshots with the
   defaults of ``tracedamon damos``) and, after the run, the same outputs as
-  ``tracedamon damos`` (:class:`tracedamon.pipeline.damos.DamosResult`: ``damos_apply`` in the
+  ``tracedamon damos`` (:class:`tracedamon.pipeline.damos_tables.DamosResult`: ``damos_apply`` in the
   schema of ingested ``damos_before_apply`` events, ``damos_stats``, the modelled
   ``damos_outcome``, ``meta.json``), reusing its tables and outcome models.
 
@@ -38,8 +38,12 @@ from ..engine.damos.inloop import InLoop
 from ..engine.damos.ops_model import PageModel, action_kind
 from ..errors import ConfigError
 from ..store.atomic import TRACE_DIR, check_output
-from .schemes import SchemeFile, load_schemes
+from ..store.parquet import read_metadata
 from ..units import PAGE_SIZE
+from .damos_history import PagemapOracle, Source
+from .damos_outcome import inside_history, load_samples, model_outcome
+from .damos_tables import DamosResult, apps_table, stats_table
+from .schemes import SchemeFile, load_schemes
 
 #: the suffix of the DAMOS output directory beside a replay's ``.parquet``
 SUFFIX = ".damos"
@@ -230,8 +234,6 @@ class ReplaySchemes:
             )
         self.oracle = None
         if self.pm_table is not None and self.pm_table.num_rows:
-            from .damos_history import PagemapOracle
-
             self.oracle = PagemapOracle(self.pm_table, ops, self.target_pids)
         self._page_notes()
         self.model = PageModel(self.oracle, unknown_pages, success)
@@ -262,19 +264,9 @@ class ReplaySchemes:
         self, *, t0: int, n_snapshots: int, coverage, history_path=None, inputs: Sequence[dict] = ()
     ):
         """The outputs of ``tracedamon damos`` for what the schemes did in the replay."""
-        from .damos import (
-            DamosResult,
-            _apps_table,
-            _inside_history,
-            _load_samples,
-            _outcome,
-            _stats_table,
-        )
-        from .damos_history import Source
-
         il = self.inloop
-        applications = _apps_table(il.apps)
-        stats = _stats_table(il.stat_rows)
+        applications = apps_table(il.apps)
+        stats = stats_table(il.stat_rows)
         notes = list(self.notes)
         ctx = self.ctx
         aggr_ns = ctx.aggr_us * 1000
@@ -303,10 +295,10 @@ class ReplaySchemes:
         smp = None
         if self.trace_dir is not None:
             src = Source(self.trace_dir, "replay", None, None, {}, self.trace_dir)
-            smp = _load_samples(None, src, self.ops, self.target_pids, spaces, 0, self.weight)
+            smp = load_samples(None, src, self.ops, self.target_pids, spaces, 0, self.weight)
             if smp is not None and self.ops != "paddr" and reg["start"].size:
-                smp = _inside_history(smp, reg)
-        outcome_meta, outcome = _outcome(
+                smp = inside_history(smp, reg)
+        outcome_meta, outcome = model_outcome(
             events, smp, reg, ctx, self.fast_tier, self.bin_ns, notes.append
         )
         meta = {
@@ -370,8 +362,6 @@ def recorded_input(history: str | os.PathLike) -> Path | None:
     p = Path(history)
     if p.suffix != ".parquet" or not p.is_file():
         return None
-    from ..store.parquet import read_metadata
-
     try:
         meta = read_metadata(p) or {}
     except Exception:  # an unreadable file is refused where it is read

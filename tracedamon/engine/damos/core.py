@@ -15,9 +15,10 @@ What runs where:
 * Python (once per scheme per step): due/active tests, the charge window and the
   effective quota (``damos_adjust_quota``, ``damos_set_effective_quota`` and the goal
   feed loop, in unbounded integers masked to 64 bits like the kernel's
-  ``unsigned long``), the watermarks (:func:`update_watermarks`), the next apply time.
-* numba (:func:`_min_score`, :func:`_walk`): the score histogram and ``min_score``
-  over every region, and the region walk -- resume-point skip, access pattern, score,
+  ``unsigned long``; :mod:`.quota`), the watermarks (:func:`.state.update_watermarks`),
+  the next apply time.
+* numba (:func:`.score.min_score`, :func:`.walk.walk`): the score histogram and
+  ``min_score`` over every region, and the region walk -- resume-point skip, access pattern, score,
   quota split, core filters, charging, the resume point, the age reset -- which is a
   loop with splits that depend on everything before them.
 * the ops' side of an application (which pages the ops filters pass, what the action
@@ -40,575 +41,65 @@ split), before the snapshot, the reset and ``_split``::
 A scheme whose apply interval is not the aggregation interval is due between
 aggregations: the loop then needs a segment boundary at each ``next_apply_sis`` and
 the partial window's ``left_window_bp``.  Watermarks are checked with
-:func:`update_watermarks` at every sample (or at each change of the metric).
+:func:`.state.update_watermarks` at every sample (or at each change of the metric).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 import numpy as np
-from numba import njit
 
-from ...errors import ConfigError
-from .scheme import (
-    ACTIONS,
-    DAMOS_MAX_SCORE,
-    PAGE_SIZE,
-    ULONG_MAX,
-    Context,
-    Profile,
-    Scheme,
-    profile as _profile,
-    score_kind,
-)
-
-M64 = ULONG_MAX
-I64_MAX = 2**63 - 1
-
-# scheme parameter columns (sp)
-(
-    P_ACTION,
-    P_MINSZ,
-    P_MAXSZ,
-    P_MINNR,
-    P_MAXNR,
-    P_MINAGE,
-    P_MAXAGE,
-    P_SCORE,
-    P_WNR,
-    P_WAGE,
-    P_STATIC_SET,
-    P_CORE_DEFREJ,
-    P_IS_STAT,
-) = range(13)
-NP = 13
-# scheme state columns (ss)
-(
-    S_RUN,
-    S_ESZ,
-    S_CHARGED,
-    S_TFROM,
+from .layout import (
+    A_AGE,
+    A_CORE_ALLOWED,
+    A_END,
+    A_NR,
+    A_NRREG,
+    A_SCHEME,
+    A_START,
+    A_TARGET,
+    C_AGGR,
+    C_EXCL,
+    C_HISTCF,
+    C_MAXNR,
+    C_MINREG,
+    C_QFULL,
+    C_QSET,
+    C_RESUME_LAST,
+    C_VISIT,
+    FT_ADDR,
+    FT_TARGET,
+    I64_MAX,
+    NA,
+    NC,
+    NP,
+    NS,
     S_AFROM,
-    S_MINSCORE,
+    S_CALLS,
+    S_CHARGED,
     S_NRTRIED,
     S_SZTRIED,
-    S_CALLS,
-    S_ZEROTRIES,
-) = range(10)
-NS = 10
-# context columns (cfg)
-C_MAXNR, C_AGGR, C_MINREG, C_EXCL, C_QSET, C_QFULL, C_VISIT, C_RESUME_LAST, C_HISTCF = range(9)
-NC = 9
-# application record columns
-A_SCHEME, A_TARGET, A_START, A_END, A_NR, A_AGE, A_NRREG, A_CORE_ALLOWED = range(8)
-NA = 8
-FT_ADDR, FT_TARGET = 0, 1
-STAT = ACTIONS.index("stat")
+    S_TFROM,
+)
+from .ops_model import default_ops_model
+from .quota import next_charge_window, ticks
+from .score import min_score
+from .scheme import ACTIONS, Profile, score_kind
+from .state import DamosState
+from .walk import walk
 
-
-# ----------------------------------------------------------------------------------------
-# scores (ops-common.c, spec §3.3)
-# ----------------------------------------------------------------------------------------
-@njit(cache=True)
-def hot_score(nr, age, max_nr, aggr_us, w_nr, w_age):
-    """``damon_hot_score``: C integer arithmetic (the weighted sum is an ``unsigned
-    int`` in the kernel: it wraps at 2**32 and is divided as unsigned)."""
-    freq = nr * 100 // max_nr
-    if freq > 100:  # 2026 fix (Cc stable); only a stale count gets here
-        freq = 100
-    age_in_sec = age * aggr_us // 1000000
-    age_in_log = 0
-    while age_in_log < 32 and age_in_sec > 0:
-        age_in_log += 1
-        age_in_sec >>= 1
-    if freq == 0:
-        age_in_log = -age_in_log
-    age_in_log += 32
-    age_sub = age_in_log * 100 // 32 // 2
-    hot = (w_nr * freq + w_age * age_sub) & 0xFFFFFFFF
-    wsum = (w_nr + w_age) & 0xFFFFFFFF
-    if wsum:
-        hot = hot // wsum
-    if hot > 0x7FFFFFFF:  # back into the kernel's int
-        hot -= 1 << 32
-    return hot * 99 // 100 if hot >= 0 else -((-hot * 99) // 100)
-
-
-@njit(cache=True)
-def region_score(kind, nr, age, max_nr, aggr_us, w_nr, w_age):
-    """The ops' ``get_scheme_score``: 1 = cold, 2 = hot, else DAMOS_MAX_SCORE; clamped
-    to the histogram's [0, 99] (the kernel's is in range for any sane weights)."""
-    if kind == 0:
-        return 99
-    h = hot_score(nr, age, max_nr, aggr_us, w_nr, w_age)
-    v = 99 - h if kind == 1 else h
-    if v < 0:
-        return 0
-    if v > 99:
-        return 99
-    return v
-
-
-@njit(cache=True)
-def _pattern_ok(sp, s, sz, pnr, age):
-    return (
-        sp[s, P_MINSZ] <= sz
-        and sz <= sp[s, P_MAXSZ]
-        and sp[s, P_MINNR] <= pnr
-        and pnr <= sp[s, P_MAXNR]
-        and sp[s, P_MINAGE] <= age
-        and age <= sp[s, P_MAXAGE]
-    )
-
-
-@njit(cache=True)
-def _core_verdict_nosplit(cf, lo, hi, t, a, b, minreg, defrej):
-    """Core filters of one scheme on [a, b) without splitting (mainline-2026 histogram):
-    True when rejected.  A region straddling an addr range gets its left part's verdict."""
-    for k in range(lo, hi):
-        typ = cf[k, 0]
-        if typ == FT_TARGET:
-            m = t == cf[k, 4]
-        else:
-            fs = cf[k, 4] // minreg * minreg
-            fe = cf[k, 5] // minreg * minreg
-            if fs <= a and b <= fe:
-                m = True
-            elif b <= fs or fe <= a:
-                m = False
-            elif a < fs:
-                m = False
-            else:
-                m = True
-        if m == (cf[k, 2] != 0):
-            return cf[k, 3] == 0
-    return defrej != 0
-
-
-@njit(cache=True)
-def _min_score(start, end, pnr, nr, age, toff, sp, s, esz, cfg, cf, cflo, cfhi):
-    """``damos_adjust_quota``'s score histogram (sizes of pattern-valid regions per
-    score) and the lowest score whose cumulative size from the top reaches ``esz``."""
-    hist = np.zeros(DAMOS_MAX_SCORE + 1, np.int64)
-    max_score = 0
-    ntgt = toff.shape[0] - 1
-    for t in range(ntgt):
-        for i in range(toff[t], toff[t + 1]):
-            sz = end[i] - start[i]
-            if not _pattern_ok(sp, s, sz, pnr[i], age[i]):
-                continue
-            if (
-                cfg[C_HISTCF]
-                and cfhi > cflo
-                and _core_verdict_nosplit(
-                    cf, cflo, cfhi, t, start[i], end[i], cfg[C_MINREG], sp[s, P_CORE_DEFREJ]
-                )
-            ):
-                continue
-            sc = region_score(
-                sp[s, P_SCORE],
-                nr[i],
-                age[i],
-                cfg[C_MAXNR],
-                cfg[C_AGGR],
-                sp[s, P_WNR],
-                sp[s, P_WAGE],
-            )
-            hist[sc] += sz
-            if sc > max_score:
-                max_score = sc
-    cum = 0
-    score = max_score
-    while True:
-        cum += hist[score]
-        if cum >= esz or score == 0:
-            break
-        score -= 1
-    return score
-
-
-# ----------------------------------------------------------------------------------------
-# the walk (damon_do_apply_schemes & co., spec §3.4-§3.6, §4.2)
-# ----------------------------------------------------------------------------------------
-@njit(cache=True)
-def _insert_after(ps, pe, pa, npieces, cur, at):
-    """Split piece ``cur`` at address ``at``: the left part stays at ``cur``, the right
-    part (same age) goes right after it."""
-    for k in range(npieces, cur + 1, -1):
-        ps[k] = ps[k - 1]
-        pe[k] = pe[k - 1]
-        pa[k] = pa[k - 1]
-    ps[cur + 1] = at
-    pe[cur + 1] = pe[cur]
-    pa[cur + 1] = pa[cur]
-    pe[cur] = at
-    return npieces + 1
-
-
-# long kernel: kdamond_apply_schemes' walk as one loop nest in the kernel's order (regions,
-# their pieces, schemes); each step (quota, resume point, pattern, quota split, filters)
-# ends in a `continue` of the scheme loop and may split the current piece, changing the
-# piece list and counts that helpers would have to hand back through arrays
-@njit(cache=True)
-def _walk(
-    start,
-    end,
-    nr,
-    bp,
-    last,
-    age,
-    pnr,
-    toff,
-    sp,
-    ss,
-    cf,
-    cfo,
-    cfg,
-    o_start,
-    o_end,
-    o_nr,
-    o_bp,
-    o_last,
-    o_age,
-    o_pnr,
-    o_toff,
-    ap,
-    pcap,
-):
-    S = sp.shape[0]
-    ntgt = toff.shape[0] - 1
-    minreg = cfg[C_MINREG]
-    maxnr = cfg[C_MAXNR]
-    aggr = cfg[C_AGGR]
-    ps = np.empty(pcap, np.int64)
-    pe = np.empty(pcap, np.int64)
-    pa = np.empty(pcap, np.int64)
-    w = 0
-    na = 0
-    for t in range(ntgt):
-        o_toff[t] = w
-        cnt = toff[t + 1] - toff[t]  # the target's region count, splits included
-        for i in range(toff[t], toff[t + 1]):
-            npieces = 1
-            ps[0] = start[i]
-            pe[0] = end[i]
-            pa[0] = age[i]
-            is_last_region = i == toff[t + 1] - 1
-            p = 0
-            while p < npieces:
-                cur = p
-                for s in range(S):
-                    if ss[s, S_RUN] == 0:
-                        continue
-                    esz = ss[s, S_ESZ]
-                    qset = esz != 0 or (cfg[C_QSET] != 0 and sp[s, P_STATIC_SET] != 0)
-                    # quota exhausted?
-                    if qset:
-                        if cfg[C_QFULL]:
-                            if esz - ss[s, S_CHARGED] < minreg:
-                                continue
-                        elif ss[s, S_CHARGED] >= esz:
-                            continue
-                    # resume point (damos_skip_charged_region)
-                    if ss[s, S_TFROM] >= 0:
-                        if t != ss[s, S_TFROM]:
-                            continue
-                        afrom = ss[s, S_AFROM]
-                        last_here = is_last_region and cur == npieces - 1
-                        if last_here:
-                            ss[s, S_TFROM] = -1
-                            ss[s, S_AFROM] = 0
-                            if not cfg[C_RESUME_LAST]:
-                                continue
-                            if afrom and pe[cur] <= afrom:
-                                continue
-                        elif afrom and pe[cur] <= afrom:
-                            continue
-                        if afrom and ps[cur] < afrom:
-                            skip = (afrom - ps[cur]) // minreg * minreg
-                            if skip == 0:
-                                if pe[cur] - ps[cur] <= minreg:
-                                    continue
-                                skip = minreg
-                            npieces = _insert_after(ps, pe, pa, npieces, cur, ps[cur] + skip)
-                            cnt += 1
-                            if cfg[C_VISIT]:
-                                continue  # the right part is the walk's next element
-                            cur += 1
-                        if not cfg[C_RESUME_LAST]:
-                            ss[s, S_TFROM] = -1
-                            ss[s, S_AFROM] = 0
-                    # access pattern and score (damos_valid_target)
-                    sz = pe[cur] - ps[cur]
-                    if not _pattern_ok(sp, s, sz, pnr[i], pa[cur]):
-                        continue
-                    if qset:
-                        sc = region_score(
-                            sp[s, P_SCORE], nr[i], pa[cur], maxnr, aggr, sp[s, P_WNR], sp[s, P_WAGE]
-                        )
-                        if sc < ss[s, S_MINSCORE]:
-                            continue
-                    # damos_apply_scheme: quota split
-                    if qset and ss[s, S_CHARGED] + sz > esz:
-                        sz = (esz - ss[s, S_CHARGED]) // minreg * minreg
-                        if sz == 0:
-                            ss[s, S_NRTRIED] += 1
-                            ss[s, S_ZEROTRIES] += 1
-                            continue
-                        npieces = _insert_after(ps, pe, pa, npieces, cur, ps[cur] + sz)
-                        cnt += 1
-                    # core filters (damos_filter_out); an addr filter may split
-                    allowed = 0
-                    out = sp[s, P_CORE_DEFREJ] != 0
-                    for k in range(cfo[s], cfo[s + 1]):
-                        if cf[k, 0] == FT_TARGET:
-                            m = t == cf[k, 4]
-                        else:
-                            fs = cf[k, 4] // minreg * minreg
-                            fe = cf[k, 5] // minreg * minreg
-                            if fs <= ps[cur] and pe[cur] <= fe:
-                                m = True
-                            elif pe[cur] <= fs or fe <= ps[cur]:
-                                m = False
-                            elif ps[cur] < fs:
-                                npieces = _insert_after(ps, pe, pa, npieces, cur, fs)
-                                cnt += 1
-                                m = False
-                            else:
-                                npieces = _insert_after(ps, pe, pa, npieces, cur, fe)
-                                cnt += 1
-                                m = True
-                        if m == (cf[k, 2] != 0):
-                            if cf[k, 3] != 0:
-                                allowed = 1
-                            out = cf[k, 3] == 0
-                            break
-                    if out:
-                        continue
-                    sz = pe[cur] - ps[cur]
-                    ap[na, A_SCHEME] = s
-                    ap[na, A_TARGET] = t
-                    ap[na, A_START] = ps[cur]
-                    ap[na, A_END] = pe[cur]
-                    ap[na, A_NR] = pnr[i]
-                    ap[na, A_AGE] = pa[cur]
-                    ap[na, A_NRREG] = cnt
-                    ap[na, A_CORE_ALLOWED] = allowed
-                    na += 1
-                    ss[s, S_NRTRIED] += 1
-                    ss[s, S_SZTRIED] += sz
-                    ss[s, S_CALLS] += 1
-                    ss[s, S_CHARGED] += sz
-                    if qset and ss[s, S_CHARGED] >= esz:
-                        ss[s, S_TFROM] = t
-                        ss[s, S_AFROM] = pe[cur] if cfg[C_EXCL] else pe[cur] + 1
-                    if sp[s, P_IS_STAT] == 0:
-                        pa[cur] = 0
-                if not cfg[C_VISIT]:
-                    break
-                p += 1
-            for k in range(npieces):
-                o_start[w] = ps[k]
-                o_end[w] = pe[k]
-                o_nr[w] = nr[i]
-                o_bp[w] = bp[i]
-                o_last[w] = last[i]
-                o_age[w] = pa[k]
-                o_pnr[w] = pnr[i]
-                w += 1
-    o_toff[ntgt] = w
-    return w, na
-
-
-# ----------------------------------------------------------------------------------------
-# state and the Python driver
-# ----------------------------------------------------------------------------------------
-@dataclass
-class SchemeState:
-    """The private part of one scheme (``struct damos`` quota and stats fields)."""
-
-    next_apply_sis: int = 0
-    activated: bool = True
-    esz: int = 0
-    esz_bp: int = 0
-    charged_sz: int = 0
-    charged_from: int | None = None  # window start, in ticks; None: never opened
-    total_charged_sz: int = 0
-    total_charged_ns: int = 0
-    charge_target_from: int = -1
-    charge_addr_from: int = 0
-    min_score: int = 0
-    nr_tried: int = 0
-    sz_tried: int = 0
-    nr_applied: int = 0
-    sz_applied: int = 0
-    sz_ops_filter_passed: int = 0
-    qt_exceeds: int = 0
-    windows: int = 0
-
-    def stats(self) -> dict:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "nr_tried",
-                "sz_tried",
-                "nr_applied",
-                "sz_applied",
-                "sz_ops_filter_passed",
-                "qt_exceeds",
-            )
-        }
-
-
-@dataclass
-class DamosState:
-    """Schemes of one DAMON context and everything the kernel keeps about them."""
-
-    schemes: tuple[Scheme, ...]
-    ctx: Context
-    profile: Profile
-    states: list[SchemeState] = field(default_factory=list)
-
-    @property
-    def resume(self) -> list[tuple[int, int]]:
-        return [(s.charge_target_from, s.charge_addr_from) for s in self.states]
-
-
-def new_state(
-    schemes: Sequence[Scheme], ctx: Context, profile: str | Profile = "released", *, sis: int = 0
-) -> DamosState:
-    """Fresh state at kdamond start (``kdamond_init_ctx``: each scheme's first apply time
-    is one apply interval -- the aggregation interval when 0 -- after ``sis``)."""
-    schemes = tuple(schemes)
-    for s in schemes:
-        if not isinstance(s, Scheme):
-            raise ConfigError(f"not a Scheme: {s!r}")
-    prof = _profile(profile)
-    st = DamosState(schemes, ctx, prof)
-    smp = max(ctx.sample_us, 1)
-    for s in schemes:
-        st.states.append(
-            SchemeState(next_apply_sis=sis + (s.apply_interval_us or ctx.aggr_us) // smp)
-        )
-    return st
-
-
-def set_resume(state: DamosState, scheme: int, target: int, addr: int) -> None:
-    """Set a scheme's quota resume point (what a window exhausted before the state
-    started would have left: ``--resume``)."""
-    st = state.states[scheme]
-    st.charge_target_from = int(target)
-    st.charge_addr_from = int(addr)
-
-
-def update_watermarks(state: DamosState, free_mem_rate: int | None) -> int:
-    """``kdamond_wait_activation``'s per-scheme check (spec §5) with the current value of
-    the ``free_mem_rate`` metric (permil of free pages; None when unknown).  Returns the
-    time (us) the kernel would sleep without monitoring, 0 when any scheme is active or
-    there are no schemes."""
-    if not state.schemes:
-        return 0
-    waits = []
-    for s, st in zip(state.schemes, state.states):
-        w = s.wmarks
-        if w.metric == "none":
-            waits.append(0)
-            continue
-        if free_mem_rate is None:
-            raise ConfigError(
-                f"a scheme has {w.metric} watermarks, but no {w.metric} "
-                "value was given (a series of the metric: permil of free "
-                "memory over time)"
-            )
-        m = int(free_mem_rate)
-        if m > w.high or w.low > m:
-            st.activated = False
-            waits.append(w.interval_us)
-            continue
-        if w.high >= m >= w.mid and not st.activated:
-            waits.append(w.interval_us)
-            continue
-        st.activated = True
-        waits.append(0)
-    return min(waits) if all(waits) else 0
-
-
-def _ticks(ctx: Context, ns: int) -> int:
-    return ns * ctx.hz // 1_000_000_000 if ctx.hz else ns
-
-
-def _reset_ticks(ctx: Context, ms: int) -> int:
-    if ctx.hz:
-        return -(-ms * ctx.hz // 1000)  # msecs_to_jiffies rounds up
-    return ms * 1_000_000
-
-
-def feed_loop_next_input(last_input: int, score: int) -> int:
-    """``damon_feed_loop_next_input`` (spec §3.2), in 64-bit unsigned arithmetic."""
-    goal = 10000
-    min_input = 10000
-    if score == goal:
-        return last_input
-    if score >= goal * 2:
-        return min_input
-    over = score > goal
-    diff = score - goal if over else goal - score
-    if last_input < M64 // diff:
-        comp = last_input * diff // goal
-    else:
-        comp = last_input // goal * diff
-    if over:
-        return max(last_input - comp, min_input)
-    if last_input < M64 - comp:
-        return last_input + comp
-    return M64
-
-
-def effective_quota(
-    scheme: Scheme,
-    st: SchemeState,
-    ctx: Context,
-    prof: Profile,
-    goal_values: Mapping[str, int] | None = None,
-) -> int:
-    """``damos_set_effective_quota`` (spec §3.2); updates ``st.esz_bp`` for goals."""
-    q = scheme.quota
-    if not q.ms and not q.goals:
-        return q.sz
-    esz = M64
-    if q.goals:
-        score = 0
-        for g in q.goals:
-            cur = g.current_value if g.metric == "user_input" else None
-            if goal_values is not None and g.metric in goal_values:
-                cur = goal_values[g.metric]
-            if cur is None:
-                raise ConfigError(
-                    f"quota goal {g.metric!r} reads live memory state: give its "
-                    "values over time (a series)"
-                )
-            score = max(score, (int(cur) * 10000 & M64) // g.target_value)
-        st.esz_bp = feed_loop_next_input(max(st.esz_bp, 10000), score)
-        esz = st.esz_bp // 10000
-    if q.ms:
-        if st.total_charged_ns:
-            throughput = (
-                st.total_charged_sz * 1000000
-                if prof.esz_time_floor
-                else (st.total_charged_sz * 1000000) & M64
-            ) // st.total_charged_ns
-        else:
-            throughput = PAGE_SIZE * 1024
-        esz_time = (throughput * q.ms) & M64
-        if prof.esz_time_floor:
-            esz_time = max(esz_time, ctx.min_region)
-        esz = min(esz_time, esz)
-    if q.sz and q.sz < esz:
-        esz = q.sz
-    return esz
+APP_COLUMNS = (
+    "scheme",
+    "target",
+    "start",
+    "end",
+    "nr_accesses",
+    "age",
+    "nr_regions",
+    "core_allowed",
+)
 
 
 @dataclass
@@ -739,86 +230,78 @@ def apply_schemes(
     ops_model : ``f(state, applications, now_ns) -> (sz_ops_filter_passed, sz_applied)``
         per application (arrays); default :func:`.ops_model.default_ops_model` (no page
         data: every page passes the ops filters)
-    """
-    ctx, prof = state.ctx, state.profile
-    start = np.ascontiguousarray(regions["start"], np.int64)
-    end = np.ascontiguousarray(regions["end"], np.int64)
-    nr = np.ascontiguousarray(regions["nr"], np.int64)
-    age = np.ascontiguousarray(regions["age"], np.int64)
-    toff = np.ascontiguousarray(regions["toff"], np.int64)
-    bp_in = regions.get("bp")
-    bp = nr * 10000 if bp_in is None else np.ascontiguousarray(bp_in, np.int64)
-    last = regions.get("last")
-    last = np.zeros_like(nr) if last is None else np.ascontiguousarray(last, np.int64)
-    n = int(toff[-1])
-    pnr = pattern_nr_accesses(nr, bp_in, last, prof, left_window_bp)
-    S = len(state.schemes)
 
+    The kernel's steps, in its order: which schemes are due and active; each running
+    scheme's quota (charge window, effective quota, ``min_score``); the region walk
+    (resume point, pattern, score, quota split, core filters, charge, age reset); the
+    ops' side of each application; the stats; the next apply times.
+    """
+    regs = _region_arrays(regions)
+    pnr = pattern_nr_accesses(
+        regs["nr"], regions.get("bp"), regs["last"], state.profile, left_window_bp
+    )
     due = [sis >= st.next_apply_sis for st in state.states]
     run = [d and st.activated for d, st in zip(due, state.states)]
-    windows = [False] * S
+    windows = [False] * len(state.schemes)
     if not any(run):
-        empty = {
-            k: np.zeros(0, np.int64)
-            for k in (
-                "scheme",
-                "target",
-                "start",
-                "end",
-                "nr_accesses",
-                "age",
-                "nr_regions",
-                "core_allowed",
-            )
-        }
-        regs = {
-            "start": start,
-            "end": end,
-            "nr": nr,
-            "bp": bp,
-            "last": last,
-            "age": age,
-            "toff": toff,
-        }
-        return StepResult(
-            regs,
-            empty,
-            run,
-            windows,
-            due,
-            [st.esz for st in state.states],
-            [st.min_score for st in state.states],
-        )
+        empty = {k: np.zeros(0, np.int64) for k in APP_COLUMNS}
+        return _result(state, regs, empty, run, windows, due)
+    windows = _adjust_quotas(state, regs, pnr, run, now_ns, goal_values)
+    out, apps, ss = _walk_regions(state, regs, pnr, run)
+    _ops_side(state, apps, now_ns, ops_model)
+    _update_stats(state, run, ss, apps)
+    _next_apply_times(state, due, sis)
+    return _result(state, out, apps, run, windows, due)
 
+
+def _region_arrays(regions: Mapping[str, np.ndarray]) -> dict:
+    """The step's input as contiguous int64 arrays (``bp`` and ``last`` filled in)."""
+    nr = np.ascontiguousarray(regions["nr"], np.int64)
+    bp_in = regions.get("bp")
+    last = regions.get("last")
+    return {
+        "start": np.ascontiguousarray(regions["start"], np.int64),
+        "end": np.ascontiguousarray(regions["end"], np.int64),
+        "nr": nr,
+        "bp": nr * 10000 if bp_in is None else np.ascontiguousarray(bp_in, np.int64),
+        "last": np.zeros_like(nr) if last is None else np.ascontiguousarray(last, np.int64),
+        "age": np.ascontiguousarray(regions["age"], np.int64),
+        "toff": np.ascontiguousarray(regions["toff"], np.int64),
+    }
+
+
+def _result(state: DamosState, regs: dict, apps: dict, run, windows, due) -> StepResult:
+    return StepResult(
+        regs,
+        apps,
+        run,
+        windows,
+        due,
+        [st.esz for st in state.states],
+        [st.min_score for st in state.states],
+    )
+
+
+def _adjust_quotas(state: DamosState, regs: dict, pnr, run, now_ns: int, goal_values) -> list:
+    """``damos_adjust_quota`` of each running scheme with a quota: its charge window
+    (:func:`.quota.next_charge_window`) and the ``min_score`` the score histogram gives
+    for its effective quota.  Returns, per scheme, whether a new window opened."""
+    ctx, prof = state.ctx, state.profile
     sp, cf, cfo, cfg = _params_of(state)
-    now = _ticks(ctx, int(now_ns))
+    now = ticks(ctx, int(now_ns))
+    windows = [False] * len(state.schemes)
     for j, (s, st) in enumerate(zip(state.schemes, state.states)):
         if not run[j] or not s.quota.is_set:
             continue
-        reset = _reset_ticks(ctx, s.quota.reset_interval_ms)
-        if st.charged_from is None:
-            new_window = True
-        elif prof.explicit_first_window:
-            new_window = not (st.charged_from <= now < st.charged_from + reset)
-        else:
-            new_window = now >= st.charged_from + reset
-        if new_window:
-            windows[j] = True
-            st.windows += 1
-            if st.esz and st.charged_sz >= st.esz:
-                st.qt_exceeds += 1
-            st.total_charged_sz += st.charged_sz
-            st.charged_from = now
-            st.charged_sz = 0
-            st.esz = effective_quota(s, st, ctx, prof, goal_values)
+        windows[j] = next_charge_window(s, st, ctx, prof, now, goal_values)
         st.min_score = int(
-            _min_score(
-                start,
-                end,
+            min_score(
+                regs["start"],
+                regs["end"],
                 pnr,
-                nr,
-                age,
-                toff,
+                regs["nr"],
+                regs["age"],
+                regs["toff"],
                 sp,
                 j,
                 min(st.esz, I64_MAX),
@@ -828,7 +311,14 @@ def apply_schemes(
                 cfo[j + 1],
             )
         )
+    return windows
 
+
+def _walk_regions(state: DamosState, regs: dict, pnr, run) -> tuple[dict, dict, np.ndarray]:
+    """The region walk (:func:`.walk.walk`) with the schemes' state packed into ``ss``:
+    returns the regions after it, the applications in trace order and ``ss`` after it."""
+    sp, cf, cfo, cfg = _params_of(state)
+    S = len(state.schemes)
     ss = np.zeros((S, NS), np.int64)
     for j, st in enumerate(state.states):
         ss[j] = (
@@ -843,19 +333,21 @@ def apply_schemes(
             0,
             0,
         )
+    toff = regs["toff"]
+    n = int(toff[-1])
     nf = cf.shape[0]
     pcap = 4 + 2 * S + 2 * nf
     cap = n * (1 + 2 * nf) + 2 * S + 4
     out = {k: np.empty(cap, np.int64) for k in ("start", "end", "nr", "bp", "last", "age", "pnr")}
     o_toff = np.empty_like(toff)
     ap = np.empty((cap * max(S, 1), NA), np.int64)
-    w, na = _walk(
-        start,
-        end,
-        nr,
-        bp,
-        last,
-        age,
+    w, na = walk(
+        regs["start"],
+        regs["end"],
+        regs["nr"],
+        regs["bp"],
+        regs["last"],
+        regs["age"],
         pnr,
         toff,
         sp,
@@ -875,64 +367,49 @@ def apply_schemes(
         pcap,
     )
     ap = ap[:na]
-    apps = {
-        "scheme": ap[:, A_SCHEME].copy(),
-        "target": ap[:, A_TARGET].copy(),
-        "start": ap[:, A_START].copy(),
-        "end": ap[:, A_END].copy(),
-        "nr_accesses": ap[:, A_NR].copy(),
-        "age": ap[:, A_AGE].copy(),
-        "nr_regions": ap[:, A_NRREG].copy(),
-        "core_allowed": ap[:, A_CORE_ALLOWED].copy(),
-    }
+    cols = (A_SCHEME, A_TARGET, A_START, A_END, A_NR, A_AGE, A_NRREG, A_CORE_ALLOWED)
+    apps = {k: ap[:, c].copy() for k, c in zip(APP_COLUMNS, cols)}
+    after = {k: out[k][:w] for k in ("start", "end", "nr", "bp", "last", "age")}
+    after["toff"] = o_toff
+    return after, apps, ss
 
-    if ops_model is None:
-        from .ops_model import default_ops_model
 
-        ops_model = default_ops_model
-    passed, applied = ops_model(state, apps, now_ns)
-    passed = np.asarray(passed, np.int64)
-    applied = np.asarray(applied, np.int64)
-    apps["sz_ops_filter_passed"] = passed
-    apps["sz_applied"] = applied
+def _ops_side(state: DamosState, apps: dict, now_ns: int, ops_model: Callable | None) -> None:
+    """The ops' side of each application (ops filters, what the action achieves): adds
+    ``sz_ops_filter_passed`` and ``sz_applied`` to ``apps``."""
+    model = default_ops_model if ops_model is None else ops_model
+    passed, applied = model(state, apps, now_ns)
+    apps["sz_ops_filter_passed"] = np.asarray(passed, np.int64)
+    apps["sz_applied"] = np.asarray(applied, np.int64)
+
+
+def _update_stats(state: DamosState, run, ss: np.ndarray, apps: dict) -> None:
+    """``damos_update_stat`` and the quota's charge of each running scheme: the walk's
+    state back into :class:`.state.SchemeState`, the time the ops took (modelled)."""
+    ctx = state.ctx
+    passed, applied = apps["sz_ops_filter_passed"], apps["sz_applied"]
+    for j, st in enumerate(state.states):
+        if not run[j]:
+            continue
+        st.charged_sz = int(ss[j, S_CHARGED])
+        st.charge_target_from = int(ss[j, S_TFROM])
+        st.charge_addr_from = int(ss[j, S_AFROM])
+        st.nr_tried += int(ss[j, S_NRTRIED])
+        st.sz_tried += int(ss[j, S_SZTRIED])
+        mine = apps["scheme"] == j
+        st.total_charged_ns += int(
+            ctx.ns_per_region_call * int(ss[j, S_CALLS]) + ctx.ns_per_byte * int(ss[j, S_SZTRIED])
+        )
+        st.nr_applied += int(np.count_nonzero(applied[mine]))
+        st.sz_applied += int(applied[mine].sum())
+        st.sz_ops_filter_passed += int(passed[mine].sum())
+
+
+def _next_apply_times(state: DamosState, due, sis: int) -> None:
+    """Each due scheme's next apply time: one apply interval (the aggregation interval
+    when 0) after ``sis``."""
+    ctx = state.ctx
     smp = max(ctx.sample_us, 1)
     for j, (s, st) in enumerate(zip(state.schemes, state.states)):
-        if run[j]:
-            st.charged_sz = int(ss[j, S_CHARGED])
-            st.charge_target_from = int(ss[j, S_TFROM])
-            st.charge_addr_from = int(ss[j, S_AFROM])
-            st.nr_tried += int(ss[j, S_NRTRIED])
-            st.sz_tried += int(ss[j, S_SZTRIED])
-            mine = apps["scheme"] == j
-            st.total_charged_ns += int(
-                ctx.ns_per_region_call * int(ss[j, S_CALLS])
-                + ctx.ns_per_byte * int(ss[j, S_SZTRIED])
-            )
-            st.nr_applied += int(np.count_nonzero(applied[mine]))
-            st.sz_applied += int(applied[mine].sum())
-            st.sz_ops_filter_passed += int(passed[mine].sum())
         if due[j]:
             st.next_apply_sis = sis + (s.apply_interval_us or ctx.aggr_us) // smp
-    regs = {
-        "start": out["start"][:w],
-        "end": out["end"][:w],
-        "nr": out["nr"][:w],
-        "bp": out["bp"][:w],
-        "last": out["last"][:w],
-        "age": out["age"][:w],
-        "toff": o_toff,
-    }
-    return StepResult(
-        regs,
-        apps,
-        run,
-        windows,
-        due,
-        [st.esz for st in state.states],
-        [st.min_score for st in state.states],
-    )
-
-
-def snapshot_state(state: DamosState) -> list[dict]:
-    """The per-scheme private state as plain dicts (for output metadata)."""
-    return [dataclasses.asdict(st) for st in state.states]

@@ -24,7 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .core import apply_schemes, new_state
+from .core import apply_schemes
+from .state import new_state
 from .scheme import Context, Profile, Scheme
 
 APP_COLUMNS = (
