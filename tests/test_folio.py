@@ -329,6 +329,7 @@ def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
             np.array([x[i] for x in flat], np.int64).reshape(-1) for i in range(4)
         )
         sel = np.tile(np.arange(ntgt, dtype=np.int64), (n_iv, 1))
+        every = np.full(ntgt, n_iv, np.int64)  # every target draws and counts throughout
         nr = np.zeros(nreg, np.int64)
         cache = np.array([0, 0, K], np.int64)
         abit_check_folios(
@@ -353,6 +354,8 @@ def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
             mhi,
             mfsz,
             mwh,
+            every,
+            every,
         )
 
         def folio_of(t, a):
@@ -388,6 +391,8 @@ def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
             False,
             np.array(draws, np.int64),
             np.zeros(1, np.int64),
+            every,
+            every,
         )
         nr0 = np.zeros(nreg, np.int64)
         z = np.zeros(0, np.int64)
@@ -413,6 +418,8 @@ def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
             z,
             z,
             z,
+            every,
+            every,
         )
         assert nr0.tolist() == nr4.tolist(), case
 
