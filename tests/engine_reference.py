@@ -38,6 +38,14 @@ never raises its threshold past ``aggr / sample``; ``nr_accesses_bp`` at a snaps
 the moving sum read at the aggregation boundary, ``nr_accesses * 10000``.  Any other
 profile name is a released kernel.
 
+Targets that exit (``exit_ns`` / ``mm_exit_ns`` of a ``Target``, read with ``getattr``):
+vaddr.c's ``damon_get_mm()`` finds no mm once the process's leader exited, so the
+target draws no sampling address in an interval that starts after that, counts nothing
+in an interval checked (at its end) after that, gets no three regions at start and keeps
+its regions at an update; core.c's ``kdamond_need_stop()`` ends the loop before an
+interval that starts when no target is valid (a process target: until its last thread
+exited; paddr has no ``target_valid`` and never stops).
+
 Conventions of the replay that are tracedamon's, not the kernel's (spec §12): sample
 interval ``j`` covers ``[T0 + (j-1)·S, T0 + j·S)``; the run stops before an
 aggregation whose last sample interval starts after the last sample; fixed
@@ -414,12 +422,37 @@ class Reference:
         return lim
 
     # -- one sample interval ------------------------------------------------------------
-    def _sample_addresses(self):
-        return [[self.draw.rand(s, e) for s, e, _ in sp.runs()] for sp in self.spaces]
+    def _has_mm(self, ti: int, when: int) -> bool:
+        """vaddr.c's damon_get_mm(): the process's leader still has its mm at ``when``
+        (physical memory always has one)."""
+        tg = self.targets[ti]
+        gone = getattr(tg, "mm_exit_ns", None)
+        if gone is None:
+            gone = getattr(tg, "exit_ns", None)
+        return self.physical or gone is None or when < gone
 
-    def _check(self, window, addrs) -> None:
-        """Mark accesses of one interval and advance every region's moving sum."""
+    def _some_target_valid(self, when: int) -> bool:
+        """Not kdamond_need_stop(): paddr has no target_valid; a process target is valid
+        until its last thread exited."""
+        if self.physical or not self.targets:
+            return True
+        ends = [getattr(tg, "exit_ns", None) for tg in self.targets]
+        return any(e is None or when < e for e in ends)
+
+    def _sample_addresses(self, when: int):
+        """One sampling address per region, at the interval's start; none for a target
+        without an mm (prepare_access_checks skips it)."""
+        return [
+            [self.draw.rand(s, e) for s, e, _ in sp.runs()] if self._has_mm(ti, when) else None
+            for ti, sp in enumerate(self.spaces)
+        ]
+
+    def _check(self, window, addrs, when: int) -> None:
+        """Mark accesses of one interval (checked at its end, ``when``) and advance every
+        region's moving sum.  A target without an mm then counts nothing."""
         seen = set()  # ids of regions accessed in this interval
+        checked = [self._has_mm(ti, when) for ti in range(len(self.spaces))]
+        window = [(t, a) for t, a in window if not (0 <= t < len(checked)) or checked[t]]
         if self.physical:  # paddr: a sample of any process counts for
             addrs_hit = {a for _, a in window}  # every target
             window = [(t, a) for t in range(len(self.spaces)) for a in addrs_hit]
@@ -435,6 +468,8 @@ class Reference:
             keys = {(t, a - a % PAGE) for t, a in window}  # the accessed bit: per page
             global_cache = self.physical and not self.cfg.fix_pa_cache
             for ti, sp in enumerate(self.spaces):
+                if addrs[ti] is None or not checked[ti]:
+                    continue
                 first = True
                 for (s, e, reg), addr in zip(sp.runs(), addrs[ti]):
                     page = addr - addr % PAGE
@@ -588,6 +623,8 @@ class Reference:
         if not samples:
             return rows
         for ti, tg in enumerate(self.targets):
+            if self.vaddr and not self._has_mm(ti, t0):
+                continue  # no mm: no three regions
             rg = tg.ranges_at(t0)
             if rg is not None and len(rg):
                 self._init_target(ti, [(int(a), int(b)) for a, b in rg])
@@ -605,11 +642,13 @@ class Reference:
             aggr_at, ops_at = next_aggr, next_ops
             if origin_t + (aggr_at - origin_psi - 1) * width > t_last:
                 break  # that aggregation is incomplete
-            addrs = self._sample_addresses() if self.access == "abit" else None
+            w_lo = origin_t + (psi - origin_psi) * width
+            if not self._some_target_valid(w_lo):
+                break  # kdamond_need_stop
+            addrs = self._sample_addresses(w_lo) if self.access == "abit" else None
             psi += 1
-            w_lo = origin_t + (psi - origin_psi - 1) * width
             i, j = bisect.bisect_left(stamps, w_lo), bisect.bisect_left(stamps, w_lo + width)
-            self._check([(t, p) for _, t, p in samples[i:j]], addrs)
+            self._check([(t, p) for _, t, p in samples[i:j]], addrs, w_lo + width)
             if psi >= aggr_at:
                 max_nr = max((r.nr for _, _, r in self._every_region()), default=0)
                 self._merge(max_nr, sz_limit)
@@ -639,7 +678,7 @@ class Reference:
                 next_ops = ops_at + cfg.update_us // self.sample_us
                 now = origin_t + (psi - origin_psi) * width
                 for ti, tg in enumerate(self.targets):
-                    if not self.vaddr:
+                    if not self.vaddr or not self._has_mm(ti, now):
                         continue
                     rg = tg.ranges_at(now)
                     if rg is not None and len(rg):

@@ -127,7 +127,7 @@ def test_an_unwritable_numba_cache_is_one_warning_and_the_command_works(readonly
     assert not any(p.name == "__pycache__" for p in ro["pkg"].rglob("*"))
     # every module with kernels loads (numba refuses at definition, not at first call)
     mods = _jit_modules(ro["pkg"])
-    assert "tracedamon.engine.core" in mods and "tracedamon.ingest.perf.sample_kernels" in mods
+    assert "tracedamon.engine.merge" in mods and "tracedamon.ingest.perf.sample_kernels" in mods
     cmd = [
         PY,
         "-c",

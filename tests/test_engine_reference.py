@@ -8,8 +8,8 @@ invariants.
   growing and shrinking, addresses above 4 GiB, regions of several GiB), samples, both
   access checks, both min_nr_regions modes, the quirk switches and intervals
   auto-tuning; and on explicit examples that reach the max_nr_regions escalation.
-* The reference itself reproduces the kernel's KUnit cases and the spec's worked
-  examples, and its ``damon_set_regions`` equals the engine's on random region lists.
+* (The reference itself on the kernel's KUnit cases and the spec's worked examples:
+  ``test_reference_kernel_cases.py``.)
 * Fixed granularity: the output does not depend on the seed and equals a direct count
   (per region and aggregation, the number of sample intervals with at least one sample
   in the region), computed here with pandas.
@@ -20,17 +20,16 @@ invariants.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-from engine_reference import Reference, Region
+from engine_reference import Reference
 from helpers.arrays import assert_rows_equal
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tracedamon.engine.config import MonitorConfig
-from tracedamon.engine.core import AccessSamples, Monitor, Target, align_down, align_up, set_regions
+from tracedamon.engine.core import AccessSamples, Monitor, Target, align_down, align_up
 from tracedamon.engine.fixed import FixedMonitor
 
 PAGE = 4096
@@ -70,8 +69,9 @@ def make_targets(specs):
     """Targets from specs: ``ranges`` [(start, end)...] and optionally ``grow`` = (up,
     down, period_ns): every period the last range's end moves up by ``up`` and the first
     range's start down by ``down`` (cycling through 0, 1, 2 steps), ``three``: legacy
-    vaddr init from three regions.  (Which of these the monitor uses is its operations
-    set's business: see :func:`scenario_ops`.)"""
+    vaddr init from three regions, ``exit``: (mm_exit_ns, exit_ns) of the target's process
+    (its leader exits, then the last thread; exit_ns None: a thread lives on).  (Which of
+    these the monitor uses is its operations set's business: see :func:`scenario_ops`.)"""
     targets = []
     for i, sp in enumerate(specs):
         r = np.array(sp["ranges"], np.int64)
@@ -90,7 +90,8 @@ def make_targets(specs):
             def ranges_at(time, r=r):
                 return r
 
-        targets.append(Target(ranges_at, pid=i + 1))
+        mm_exit, gone = sp.get("exit", (None, None))
+        targets.append(Target(ranges_at, pid=i + 1, exit_ns=gone, mm_exit_ns=mm_exit))
     return targets
 
 
@@ -245,6 +246,17 @@ def scenarios(draw, fixed=False, tuning=True, allow_abit=True):
                 draw(st.sampled_from([5_000_000, 20_000_000])),
             )
             spec["three"] = draw(st.booleans())
+        if not physical and draw(st.integers(0, 2)) == 0:
+            # the process exits: its leader at an interval boundary or inside an
+            # interval, the last thread then or later (or never, in the trace)
+            S = cfg.sample_us * 1000
+            mm_exit = (
+                draw(st.integers(0, 12 * cfg.aggr_samples)) * S
+                + draw(st.sampled_from([0, 1, S // 2, S - 1]))
+                + draw(st.sampled_from([0, -300_000]))
+            )
+            later = draw(st.sampled_from([0, 0, 1, S, 7 * S, None]))
+            spec["exit"] = (mm_exit, None if later is None else mm_exit + later)
         specs.append(spec)
     return make_scenario(
         cfg,
@@ -444,6 +456,21 @@ EXAMPLES = [
         aggregations=6,
         data_seed=22,
     ),
+    # two processes, abit: the first's leader exits inside an interval of the third
+    # aggregation and its last thread two intervals later (its draws stop, the other's
+    # go on); the second exits at an interval boundary in the sixth aggregation, which
+    # ends the loop
+    make_scenario(
+        MonitorConfig(sample_us=1000, aggr_us=4000, min_nr_regions=3, max_nr_regions=12, seed=9),
+        [
+            {"ranges": _gapped(3, 0x100000), "exit": (9_500_000, 11_500_000)},
+            {"ranges": _gapped(2, 0x900000), "exit": (21_000_000, 21_000_000)},
+        ],
+        access="abit",
+        n=400,
+        aggregations=8,
+        data_seed=5,
+    ),
     # intervals auto-tuning with several targets
     make_scenario(
         MonitorConfig(
@@ -501,143 +528,6 @@ def test_fixed_engine_equals_monitor_and_reference(sc):
             FixedMonitor(cfg, targets, ops=ops).run(acc, t0, t_last, accessed_only=accessed_only)
         )
         assert_rows_equal(sparse, [r for r in ref if r[5] > 0 or not accessed_only])
-
-
-# ---------------------------------------------------------------------------------------
-# the reference on the kernel's own cases
-# ---------------------------------------------------------------------------------------
-def bare_reference(unit=1, max_region=None, **kw):
-    """A one-target reference on a plain configuration (units below a page, as in the
-    kernel's KUnit cases), to call its steps directly."""
-    cfg = SimpleNamespace(
-        min_region=unit,
-        max_region=max_region,
-        seed=0,
-        fix_rand32=False,
-        rng_streams="single",
-        aggr_us=kw.pop("aggr_us", 20000),
-        sample_us=1000,
-        min_nr_regions=3,
-        max_nr_regions=kw.pop("max_nr", 10),
-        fix_age_once=False,
-        age_zero_reset=True,
-        merge_escalation=True,
-        min_nr_regions_mode="legacy",
-    )
-    return Reference(cfg, [Target(lambda t: None)], **kw)
-
-
-def load(ref, rows):
-    """rows of (start, end[, nr, last, age]) into the reference's target 0."""
-    for r in rows:
-        s, e = r[:2]
-        nr, last, age = (tuple(r[2:]) + (0, 0, 0))[:3]
-        ref.spaces[0].assign(s, e, Region(nr, nr * 10000, last, age))
-
-
-def test_reference_spec_17b_merge_arithmetic():
-    ref = bare_reference(unit=4096, aggr_us=20000)
-    load(
-        ref,
-        [
-            (0x0000, 0x2000, 5, 5, 3),
-            (0x2000, 0x6000, 6, 2, 7),
-            (0x6000, 0x7000, 6, 6, 1),
-            (0x8000, 0x9000, 6, 6, 0),
-        ],
-    )
-    ref._merge(15, 65536)  # threshold 15 // 10 = 1
-    assert ref.regions(0) == [(0x0, 0x7000, 5, 50000, 5, 1), (0x8000, 0x9000, 6, 60000, 6, 1)]
-
-
-def test_reference_kunit_merge_regions_of():
-    ref = bare_reference(max_nr=1000)
-    sa = [0, 100, 114, 122, 130, 156, 170, 184, 230]
-    ea = [100, 112, 122, 130, 156, 170, 184, 230, 10170]
-    nrs = [0, 0, 10, 10, 20, 30, 1, 2, 5]
-    load(ref, [(s, e, n) for s, e, n in zip(sa, ea, nrs)])
-    ref._merge_pass(9, 9999, True)
-    assert [r[:2] for r in ref.regions(0)] == [
-        (0, 112),
-        (114, 130),
-        (130, 156),
-        (156, 170),
-        (170, 230),
-        (230, 10170),
-    ]
-
-
-def test_reference_spec_7_split_three_pieces():
-    ref = bare_reference(unit=4096, rand_inject=[8, 0])
-    load(ref, [(0, 0x10000)])
-    ref.last_nr_regions = 1  # one region twice in a row: three pieces
-    ref._split()
-    assert [r[:2] for r in ref.regions(0)] == [(0, 0x1000), (0x1000, 0xE000), (0xE000, 0x10000)]
-
-
-def ref_set_regions(old, new, unit=1, max_region=None):
-    ref = bare_reference(unit=unit, max_region=max_region)
-    load(ref, old)
-    ref._set_regions(0, new)
-    return ref.regions(0)
-
-
-def test_reference_kunit_set_regions():
-    def sr(old, new):
-        return [r[:2] for r in ref_set_regions(old, new)]
-
-    assert sr([], [(5, 15), (15, 25)]) == [(5, 15), (15, 25)]
-    assert sr([(4, 16), (24, 32)], [(18, 23)]) == [(18, 23)]
-    assert sr([(4, 16), (24, 32)], [(8, 28)]) == [(8, 16), (16, 24), (24, 28)]
-    assert sr([(0, 4), (4, 17)], [(0, 15), (25, 40)]) == [(0, 4), (4, 15), (25, 40)]
-    assert sr([(0, 4), (42, 52)], [(0, 15), (25, 40), (44, 50)]) == [(0, 15), (25, 40), (44, 50)]
-    old = [(10, 20), (20, 30), (50, 55), (55, 57), (57, 59), (70, 80), (80, 90), (90, 100)]
-    assert sr(old, [(5, 27), (45, 55), (73, 104)]) == [
-        (5, 20),
-        (20, 27),
-        (45, 55),
-        (73, 80),
-        (80, 90),
-        (90, 104),
-    ]
-    assert sr(old, [(5, 7), (30, 32), (65, 68)]) == [(5, 7), (30, 32), (65, 68)]
-
-
-@st.composite
-def region_lists(draw):
-    unit = draw(st.sampled_from([1, 2, 4]))
-    maxsz = draw(st.sampled_from([0, 0, 4 * unit, 8 * unit]))
-    old, cur = [], 0
-    for _ in range(draw(st.integers(0, 6))):
-        cur += draw(st.integers(0, 3)) * unit
-        ln = draw(st.integers(1, 12)) * unit
-        old.append(
-            (
-                cur,
-                cur + ln,
-                draw(st.integers(0, 9)),
-                draw(st.integers(0, 9)),
-                draw(st.integers(0, 20)),
-            )
-        )
-        cur += ln
-    new, cur = [], 0
-    for _ in range(draw(st.integers(1, 4))):
-        a = align_up(cur, unit) + draw(st.integers(0, 12))
-        b = a + draw(st.integers(1, 40))
-        new.append((a, b))
-        cur = align_up(b, unit)  # aligned ranges never overlap
-    return unit, maxsz, old, new
-
-
-@settings(max_examples=300, deadline=None)
-@given(region_lists())
-def test_set_regions_equals_reference(case):
-    """damon_set_regions, the engine's list version against the reference's unit-map one."""
-    unit, maxsz, old, new = case
-    rows = [[s, e, nr, nr * 10000, last, age] for s, e, nr, last, age in old]
-    got = [tuple(r) for r in set_regions(rows, new, unit, maxsz)]
-    assert got == ref_set_regions(old, new, unit, maxsz or None)
 
 
 # ---------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def small_groups(src_dir, dst_dir, row_group_size=37, shuffle=False):
 def in_memory(trace_dir, **kw):
     tr = open_trace(trace_dir)
     samples = pq.read_table(tr.file("samples"))
-    return rp.replay(samples, mmaps=tr.df("mmaps"), **kw)
+    return rp.replay(samples, mmaps=tr.df("mmaps"), tasks=tr.df("tasks"), **kw)
 
 
 def assert_same(a, b):

@@ -358,6 +358,10 @@ class _FolioCase:
         sel = np.tile(np.arange(self.ntgt, dtype=np.int64), (self.n_iv, 1))
         return sel, moff, mlo, mhi, mfsz, mwh
 
+    def every(self) -> np.ndarray:
+        """Per target, the intervals it draws and counts in: every target throughout."""
+        return np.full(self.ntgt, self.n_iv, np.int64)
+
     def no_folio_args(self) -> tuple:
         """The folio map arguments of a trace without folios."""
         z = np.zeros(0, np.int64)
@@ -419,6 +423,8 @@ def _folio_check(c: _FolioCase, physical, fix, folio_args) -> tuple[np.ndarray, 
         np.array(c.draws, np.int64),
         np.zeros(1, np.int64),
         *folio_args,
+        c.every(),
+        c.every(),
     )
     return nr, cache
 
@@ -443,6 +449,8 @@ def _abit_check_4k(c: _FolioCase, physical, fix) -> np.ndarray:
         False,
         np.array(c.draws, np.int64),
         np.zeros(1, np.int64),
+        c.every(),
+        c.every(),
     )
     return nr4
 

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE_TESTS = (
     "tests/test_engine.py",
     "tests/test_engine_reference.py",
+    "tests/test_reference_kernel_cases.py",
     "tests/test_engine_limits.py",
     "tests/test_engine_stream.py",
 )
@@ -79,6 +80,8 @@ FIXED = "tracedamon/engine/fixed.py"
 SKERNELS = "tracedamon/ingest/perf/sample_kernels.py"
 READVALS = "tracedamon/ingest/perf/read_values.py"
 SBKERNELS = "tracedamon/ingest/perf/sideband_kernels.py"
+MERGE = "tracedamon/engine/merge.py"
+SPLIT = "tracedamon/engine/split.py"
 ORDERING = "tracedamon/ingest/perf/ordering.py"
 SIDEBAND = "tracedamon/ingest/perf/sideband.py"
 DSRC = "tracedamon/ingest/data_src.py"
@@ -91,7 +94,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---- engine core (spec §6-§9, §13) ------------------------------------------------
     Mutant(
         "core-merge-thres",
-        CORE,
+        MERGE,
         "if d2 <= thres and sl + sr <= lim[t]:",
         "if d2 < thres and sl + sr <= lim[t]:",
         "merge when |nr_l - nr_r| < thres instead of <= (kernel: <=)",
@@ -99,7 +102,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "core-merge-size",
-        CORE,
+        MERGE,
         "if d2 <= thres and sl + sr <= lim[t]:",
         "if d2 <= thres and sl + sr < lim[t]:",
         "merged size must stay below the limit instead of at most it",
@@ -107,7 +110,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "core-escalate",
-        CORE,
+        MERGE,
         "thres // 2 < max_thres",
         "thres < max_thres",
         "escalation test on the doubled threshold instead of the pass's own",
@@ -115,7 +118,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "core-age-reset",
-        CORE,
+        MERGE,
         "                if d > thres:\n                    age[i] = 0",
         "                if d >= thres:\n                    age[i] = 0",
         "age reset when the change equals the threshold (kernel: strictly greater)",
@@ -123,7 +126,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "core-age-weight",
-        CORE,
+        MERGE,
         "age[prev] = (age[prev] * sl + age[i] * sr) // (sl + sr)",
         "age[prev] = (age[prev] * sr + age[i] * sl) // (sl + sr)",
         "merged age weighted by the other region's size",
@@ -131,7 +134,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "core-split-guard",
-        CORE,
+        SPLIT,
         "while j < nr_subs - 1 and sz > 2 * minsz:",
         "while j < nr_subs - 1 and sz >= 2 * minsz:",
         "split regions of exactly two minimum sizes (kernel: strictly greater)",
@@ -140,7 +143,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # _split_regions' draw (split_some_regions, mainline-2026, has its own)
     Mutant(
         "core-split-draw",
-        CORE,
+        SPLIT,
         "k = 1 + draw(st, 9, fix_rand32, inj, injpos)\n"
         "                sub = (k * sz // 10) // minsz * minsz\n"
         "                if maxsz > 0 and sub > maxsz:\n"
@@ -173,9 +176,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "core-tune-interval",
         CORE,
-        "                        s = max(self.sample_us, 1)\n"
-        "                        next_ops = psi + cfg.update_us // s",
-        "                        next_ops = psi + cfg.update_us // s",
+        "                ck.s = max(self.sample_us, 1)\n"
+        "                ck.next_ops = ck.psi + cfg.update_us // ck.s",
+        "                ck.next_ops = ck.psi + cfg.update_us // ck.s",
         "after intervals tuning, next_aggr/next_ops computed with the old sample "
         "interval (the refresh of s forgotten)",
         CORE_TESTS,
@@ -183,8 +186,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "core-last-interval",
         CORE,
-        "last_iv_start = tbase + (local_aggr - psibase - 1) * S",
-        "last_iv_start = tbase + (local_aggr - psibase) * S",
+        "last_iv_start = ck.tbase + (local_aggr - ck.psibase - 1) * ck.S",
+        "last_iv_start = ck.tbase + (local_aggr - ck.psibase) * ck.S",
         "an aggregation counted complete only when a sample lies past its end "
         "(off by one interval)",
         CORE_TESTS,
@@ -241,7 +244,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fixed-last-clear",
         FIXED,
-        '                sl["last"][P] = 0\n',
+        '        sl["last"][P] = 0\n',
         "",
         "last_nr_accesses of regions idle this aggregation not cleared",
         FIXED_TESTS,

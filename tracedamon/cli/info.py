@@ -127,6 +127,16 @@ def describe_history(path: str | os.PathLike, meta: dict | None = None) -> str:
     return render_history(inspect_history(path, meta))
 
 
+def _exit_text(t: dict) -> str:
+    """When a replay target's process exited (its leader; the last thread if later)."""
+    last = t.get("exit_ns")
+    return (
+        f"pid {t.get('pid')} at {_fmt_ns(t['mm_exit_ns'])}"
+        + ("" if last == t["mm_exit_ns"] else f" (last thread {_fmt_ns(last)})" if last else "")
+        + ("" if last else " (a thread outlives the trace)")
+    )
+
+
 def render_history(d: dict) -> str:
     """The text of :func:`describe_history`, from :func:`~tracedamon.pipeline.info.inspect_history`."""
     p, meta, st = d["path"], d["meta"], d["stats"]
@@ -180,6 +190,9 @@ def render_history(d: dict) -> str:
             f"{rp.get('seed', c.get('seed'))}"
             + (f", kernel {rp['kernel']}" if rp.get("kernel") else "")
         )
+        gone = [t for t in rp.get("targets") or [] if t.get("mm_exit_ns") is not None]
+        if gone:  # (targets whose process exited in the trace: monitored until then)
+            lines.append("  exits: " + ", ".join(_exit_text(t) for t in gone))
         fo = rp.get("folios")
         if fo:  # (abit with large folios in the pagemap snapshots; else 4 KiB pages)
             sizes = ", ".join(f"{n} x {z}" for z, n in (fo.get("folios") or {}).items())

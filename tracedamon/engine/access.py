@@ -17,12 +17,62 @@ Several ``--event``s are OR'ed: samples of any selected event count.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import InputError
 from .address import engine_addresses
+from .checks import PAGE_MASK
 
 ACCESS = ("perf", "perf-phys", "abit")
+
+
+@dataclass
+class AccessSamples:
+    """Access samples, sorted by time: ``time_ns``, ``target`` (index, -1 = none) and
+    ``addr`` (the sampled address, to the byte, in the target's address space).
+
+    Addresses are kept whole: the perf checks count a region when a sample lies in it,
+    at any region size down to a cache line (region boundaries are multiples of the
+    minimum region size, so the byte decides exactly what its page or cache line
+    would); the accessed-bit check takes the page itself."""
+
+    time_ns: np.ndarray
+    target: np.ndarray
+    addr: np.ndarray
+
+    def __post_init__(self):
+        self.time_ns = np.ascontiguousarray(self.time_ns, dtype=np.int64)
+        self.target = np.ascontiguousarray(self.target, dtype=np.int64)
+        addr, keep = engine_addresses(self.addr)
+        if keep is not None:  # 2**63 and above: no region holds them
+            self.time_ns, self.target = self.time_ns[keep], self.target[keep]
+        self.addr = np.ascontiguousarray(addr, dtype=np.int64)
+        if self.time_ns.size > 1 and np.any(np.diff(self.time_ns) < 0):
+            order = np.argsort(self.time_ns, kind="stable")
+            self.time_ns, self.target, self.addr = (
+                self.time_ns[order],
+                self.target[order],
+                self.addr[order],
+            )
+
+    @property
+    def page(self) -> np.ndarray:
+        """The 4 KiB page of each address."""
+        return self.addr & PAGE_MASK
+
+    @property
+    def empty(self) -> bool:
+        return self.time_ns.size == 0
+
+    def window(self, t_from: int, t_to: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(time_ns, target, addr) of the samples with ``t_from <= time < t_to``.
+
+        The monitors ask for windows in increasing time order; a streamed source (see
+        :class:`tracedamon.engine.access.StreamedSamples`) relies on that."""
+        lo, hi = np.searchsorted(self.time_ns, [t_from, t_to], side="left")
+        return self.time_ns[lo:hi], self.target[lo:hi], self.addr[lo:hi]
 
 
 class StreamedSamples:
@@ -34,7 +84,7 @@ class StreamedSamples:
     time order; samples before the current window are dropped as batches arrive, so at
     most a batch plus one window's samples are held.  ``used`` counts the samples at or
     after ``t0`` seen so far (:meth:`drain` reads the rest, to complete the count).
-    The result equals :class:`tracedamon.engine.core.AccessSamples` over the same rows.
+    The result equals :class:`AccessSamples` over the same rows.
     """
 
     def __init__(self, batches, t0: int):

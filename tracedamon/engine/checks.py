@@ -93,6 +93,8 @@ def abit_check(
     fix_rand32,
     inj,
     injpos,
+    draw_n,
+    count_n,
 ):
     """Accessed-bit emulation over ``n_intervals`` sample intervals (spec §10.5, §11, §12).
 
@@ -102,17 +104,23 @@ def abit_check(
     it: per target for vaddr, global and across intervals for paddr (quirk Q5,
     ``cache_across_targets``).  ``w_off[j]:w_off[j+1]`` are interval j's (target, page)
     keys, sorted; with ``one_space`` every key's target is 0 (one address space for all
-    targets).  ``cache`` is ``[last_addr, last_accessed]``.
+    targets).  ``cache`` is ``[last_addr, last_accessed]``.  Target ``t`` draws in the
+    first ``draw_n[t]`` intervals and is checked in the first ``count_n[t]`` (a vaddr
+    target whose mm is gone, :mod:`tracedamon.engine.lifetime`, does neither).
     """
     ntgt = toff.shape[0] - 1
     for j in range(n_intervals):
         lo = w_off[j]
         hi = w_off[j + 1]
         for t in range(ntgt):
+            if j >= draw_n[t]:
+                continue
             same = False
             kt = 0 if one_space else t
             for r in range(toff[t], toff[t + 1]):
                 sa = start[r] + draw(st, end[r] - start[r], fix_rand32, inj, injpos)
+                if j >= count_n[t]:
+                    continue
                 page = sa & -PAGE_SIZE
                 if (cache_across_targets or same) and (cache[0] & -PAGE_SIZE) == page:
                     acc = cache[1] != 0

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..units import PAGE_SIZE
+from .profiles import kernel_profile
 
 MIN_REGION_FLOOR = 64  # a cache line: the smallest sub-page region size
 MODES = ("legacy", "apply")
@@ -78,8 +79,6 @@ class MonitorConfig:
     kernel: str = "released"
 
     def __post_init__(self):
-        from .profiles import kernel_profile
-
         prof = kernel_profile(self.kernel)
         if prof.min_nr_regions_mode is not None:
             if self.min_nr_regions_mode not in (None, prof.min_nr_regions_mode):
@@ -209,8 +208,6 @@ class MonitorConfig:
     @property
     def profile(self):
         """The :class:`~tracedamon.engine.profiles.KernelProfile` of ``kernel``."""
-        from .profiles import kernel_profile
-
         return kernel_profile(self.kernel)
 
     def to_dict(self) -> dict:

@@ -1,7 +1,9 @@
 """The DAMON core, re-implemented over numpy arrays with numba kernels.
 
-Layout (stumpy-like): private ``@njit`` kernels take plain arrays and scalars
-only; :class:`Monitor` is the Python driver that runs the kdamond main loop
+Layout (stumpy-like): ``@njit`` kernels take plain arrays and scalars only (merge in
+:mod:`tracedamon.engine.merge`, split in :mod:`tracedamon.engine.split`, the access checks
+in :mod:`tracedamon.engine.checks`); :class:`Monitor` is the Python driver that runs the
+kdamond main loop
 (spec §4) one *segment* at a time -- a run of sample intervals between two
 events (an aggregation or an ops update) -- and calls the kernels.  No file
 I/O happens here: the caller (``replay.py``) hands in the targets, the
@@ -25,19 +27,22 @@ which keeps untouched regions implicit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-from numba import njit
 
 from ..errors import ConfigError
 from . import ops as ops_sets
-from .address import engine_addresses
-from .checks import PAGE_MASK, abit_subpage_error
+from .access import AccessSamples
+from .checks import abit_subpage_error
 from .config import PAGE_SIZE, MonitorConfig
-from .draw import draw, new_generator
+from .draw import new_generator
+from .history import Coverage, HistoryArrays, merged_ranges
+from .lifetime import first_interval_from, need_stop, stop_time
+from .merge import merge_regions
 from .ops.base import Operations
+from .split import _split_regions, split_some_regions
 from .regions import (
     Target,
     align_down,
@@ -60,6 +65,8 @@ __all__ = [
     "evenly_split",
     "fixed_grid",
     "merge_regions",
+    "merged_ranges",
+    "split_some_regions",
     "new_region",
     "set_regions",
     "target_ranges",
@@ -69,240 +76,6 @@ __all__ = [
 
 SPLIT_STREAM_SALT = 0x5EED5EED5EED5EED
 FIELDS = ("start", "end", "nr", "bp", "last", "age")
-
-
-# --------------------------------------------------------------------------------------
-# merge (spec §6)
-# --------------------------------------------------------------------------------------
-@njit(cache=True)
-def _merge_pass(
-    start, end, nr, bp, last, age, toff, thres, lim, update_age, age_zero_reset, newoff
-):
-    ntgt = toff.shape[0] - 1
-    w = 0
-    for t in range(ntgt):
-        newoff[t] = w
-        prev = -1
-        for i in range(toff[t], toff[t + 1]):
-            if update_age:
-                d = nr[i] - last[i]
-                if d < 0:
-                    d = -d
-                if d > thres:
-                    age[i] = 0
-                elif age_zero_reset and ((nr[i] == 0) != (last[i] == 0)):
-                    age[i] = 0
-                else:
-                    age[i] += 1
-            if prev >= 0 and end[prev] == start[i]:
-                d2 = nr[prev] - nr[i]
-                if d2 < 0:
-                    d2 = -d2
-                sl = end[prev] - start[prev]
-                sr = end[i] - start[i]
-                if d2 <= thres and sl + sr <= lim[t]:
-                    nr[prev] = (nr[prev] * sl + nr[i] * sr) // (sl + sr)
-                    bp[prev] = nr[prev] * 10000
-                    age[prev] = (age[prev] * sl + age[i] * sr) // (sl + sr)
-                    end[prev] = end[i]
-                    continue
-            if w != i:
-                start[w] = start[i]
-                end[w] = end[i]
-                nr[w] = nr[i]
-                bp[w] = bp[i]
-                last[w] = last[i]
-                age[w] = age[i]
-            prev = w
-            w += 1
-    newoff[ntgt] = w
-    return w
-
-
-@njit(cache=True)
-def merge_regions(
-    start,
-    end,
-    nr,
-    bp,
-    last,
-    age,
-    toff,
-    threshold,
-    lim,
-    max_nr_regions,
-    max_thres,
-    fix_age_once,
-    age_zero_reset,
-    escalate,
-    thres_capped=False,
-):
-    """kdamond_merge_regions: merge passes with a doubling threshold (in place).
-
-    Returns the new number of regions; ``toff`` is updated in place.  ``lim`` is the
-    per-target merge size cap.  Released kernels double the threshold after every pass
-    and stop after the first pass at or above ``max_thres``; ``thres_capped``
-    (mainline-2026) stops once ``n <= max_nr_regions`` or after a pass at
-    ``max_thres``, doubling only while the threshold is below ``max_thres // 2`` and
-    else jumping to ``max_thres`` itself.
-    """
-    newoff = np.empty_like(toff)
-    thres = threshold
-    first = True
-    n = toff[-1]
-    while True:
-        n = _merge_pass(
-            start,
-            end,
-            nr,
-            bp,
-            last,
-            age,
-            toff,
-            thres,
-            lim,
-            first or not fix_age_once,
-            age_zero_reset,
-            newoff,
-        )
-        toff[:] = newoff
-        first = False
-        if not escalate:
-            break
-        if thres_capped:
-            if n <= max_nr_regions or max_thres <= thres:
-                break
-            thres = max(1, thres * 2) if thres < max_thres // 2 else max_thres
-            continue
-        thres = max(1, thres * 2)
-        if not (n > max_nr_regions and thres // 2 < max_thres):
-            break
-    return n
-
-
-# --------------------------------------------------------------------------------------
-# split (spec §7)
-# --------------------------------------------------------------------------------------
-@njit(cache=True)
-def _split_regions(
-    start,
-    end,
-    nr,
-    bp,
-    last,
-    age,
-    toff,
-    nr_subs,
-    minsz,
-    maxsz,
-    st,
-    fix_rand32,
-    inj,
-    injpos,
-    o_start,
-    o_end,
-    o_nr,
-    o_bp,
-    o_last,
-    o_age,
-    ooff,
-):
-    ntgt = toff.shape[0] - 1
-    cuts = np.empty(max(nr_subs, 1), np.int64)
-    w = 0
-    for t in range(ntgt):
-        ooff[t] = w
-        for i in range(toff[t], toff[t + 1]):
-            a = start[i]
-            b = end[i]
-            sz = b - a
-            nc = 0
-            j = 0
-            while j < nr_subs - 1 and sz > 2 * minsz:
-                k = 1 + draw(st, 9, fix_rand32, inj, injpos)
-                sub = (k * sz // 10) // minsz * minsz
-                if maxsz > 0 and sub > maxsz:
-                    sub = maxsz
-                j += 1
-                if sub == 0 or sub >= sz:
-                    continue
-                cuts[nc] = sub
-                nc += 1
-                sz = sub
-            cur = a
-            # ascending pieces: [a, a+cuts[nc-1]), [a+cuts[nc-1], a+cuts[nc-2]), ..., [.., b)
-            for q in range(nc - 1, -2, -1):
-                e = b if q < 0 else a + cuts[q]
-                o_start[w] = cur
-                o_end[w] = e
-                o_nr[w] = nr[i]
-                o_bp[w] = bp[i]
-                o_last[w] = last[i]
-                o_age[w] = age[i]
-                w += 1
-                cur = e
-    ooff[ntgt] = w
-    return w
-
-
-@njit(cache=True)
-def split_some_regions(
-    start,
-    end,
-    nr,
-    bp,
-    last,
-    age,
-    toff,
-    step,
-    offset,
-    minsz,
-    maxsz,
-    st,
-    fix_rand32,
-    inj,
-    injpos,
-    o_start,
-    o_end,
-    o_nr,
-    o_bp,
-    o_last,
-    o_age,
-    ooff,
-):
-    """damon_split_some_regions (mainline-2026): of the regions of all targets, counted
-    in order from 0, split those whose index is ``offset`` modulo ``step`` in two, when
-    at least ``2 * minsz`` large (one draw each; the right piece is not visited).
-    Writes the result to the ``o_*`` arrays; returns the number of regions."""
-    ntgt = toff.shape[0] - 1
-    w = 0
-    idx = 0
-    for t in range(ntgt):
-        ooff[t] = w
-        for i in range(toff[t], toff[t + 1]):
-            a = start[i]
-            b = end[i]
-            cut = 0
-            chosen = idx % step == offset
-            idx += 1
-            if chosen and b - a >= 2 * minsz:
-                sz = b - a
-                k = 1 + draw(st, 9, fix_rand32, inj, injpos)
-                sub = (k * sz // 10) // minsz * minsz
-                if maxsz > 0 and sub > maxsz:
-                    sub = maxsz
-                if 0 < sub < sz:
-                    cut = sub
-            for q in range(2 if cut else 1):
-                o_start[w] = a if q == 0 else a + cut
-                o_end[w] = a + cut if (cut and q == 0) else b
-                o_nr[w] = nr[i]
-                o_bp[w] = bp[i]
-                o_last[w] = last[i]
-                o_age[w] = age[i]
-                w += 1
-    ooff[ntgt] = w
-    return w
 
 
 def update_monitoring_result(nr, age, old_s: int, old_a: int, new_s: int, new_a: int):
@@ -325,125 +98,6 @@ def update_monitoring_result(nr, age, old_s: int, old_a: int, new_s: int, new_a:
 # --------------------------------------------------------------------------------------
 # the driver
 # --------------------------------------------------------------------------------------
-@dataclass
-class AccessSamples:
-    """Access samples, sorted by time: ``time_ns``, ``target`` (index, -1 = none) and
-    ``addr`` (the sampled address, to the byte, in the target's address space).
-
-    Addresses are kept whole: the perf checks count a region when a sample lies in it,
-    at any region size down to a cache line (region boundaries are multiples of the
-    minimum region size, so the byte decides exactly what its page or cache line
-    would); the accessed-bit check takes the page itself."""
-
-    time_ns: np.ndarray
-    target: np.ndarray
-    addr: np.ndarray
-
-    def __post_init__(self):
-        self.time_ns = np.ascontiguousarray(self.time_ns, dtype=np.int64)
-        self.target = np.ascontiguousarray(self.target, dtype=np.int64)
-        addr, keep = engine_addresses(self.addr)
-        if keep is not None:  # 2**63 and above: no region holds them
-            self.time_ns, self.target = self.time_ns[keep], self.target[keep]
-        self.addr = np.ascontiguousarray(addr, dtype=np.int64)
-        if self.time_ns.size > 1 and np.any(np.diff(self.time_ns) < 0):
-            order = np.argsort(self.time_ns, kind="stable")
-            self.time_ns, self.target, self.addr = (
-                self.time_ns[order],
-                self.target[order],
-                self.addr[order],
-            )
-
-    @property
-    def page(self) -> np.ndarray:
-        """The 4 KiB page of each address."""
-        return self.addr & PAGE_MASK
-
-    @property
-    def empty(self) -> bool:
-        return self.time_ns.size == 0
-
-    def window(self, t_from: int, t_to: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(time_ns, target, addr) of the samples with ``t_from <= time < t_to``.
-
-        The monitors ask for windows in increasing time order; a streamed source (see
-        :class:`tracedamon.engine.access.StreamedSamples`) relies on that."""
-        lo, hi = np.searchsorted(self.time_ns, [t_from, t_to], side="left")
-        return self.time_ns[lo:hi], self.target[lo:hi], self.addr[lo:hi]
-
-
-def merged_ranges(start: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:
-    """The union of one target's regions (sorted, non-overlapping), adjacent ones merged."""
-    if start.size == 0:
-        return []
-    brk = np.flatnonzero(start[1:] != end[:-1]) + 1
-    lo = np.concatenate([[0], brk])
-    hi = np.concatenate([brk, [start.size]]) - 1
-    return [(int(start[a]), int(end[b])) for a, b in zip(lo, hi)]
-
-
-class Coverage:
-    """What the monitor covers, per target, and from which snapshot on.
-
-    ``entries`` are ``(snapshot_from, target, start, end)``: target ``target``'s
-    regions cover exactly the union of its ranges of the latest ``snapshot_from`` at or
-    before a snapshot.  A target without regions has one ``(snapshot_from, target, 0,
-    0)``.  :meth:`note` records a target's ranges and adds entries only when they changed
-    (merge and split never change them; ops init and updates may)."""
-
-    def __init__(self, n_targets: int):
-        # per target: [(snapshot_from, ranges), ...] in increasing snapshot_from
-        self.groups: list[list[tuple[int, list[tuple[int, int]]]]] = [[] for _ in range(n_targets)]
-
-    def note(self, snapshot_from: int, target: int, ranges: list[tuple[int, int]]) -> None:
-        g = self.groups[target]
-        if g and g[-1][0] == snapshot_from:
-            g.pop()  # changed again before any snapshot saw the previous change
-        if g and g[-1][1] == ranges:
-            return
-        g.append((snapshot_from, list(ranges)))
-
-    @property
-    def entries(self) -> list[tuple[int, int, int, int]]:
-        return [
-            (frm, t, s, e)
-            for t, g in enumerate(self.groups)
-            for frm, rg in g
-            for s, e in (rg or [(0, 0)])
-        ]
-
-    def sorted(self, n_snapshots: int) -> list[list[int]]:
-        """Entries of the snapshots that exist, sorted by (snapshot_from, target, start)."""
-        return [list(e) for e in sorted(self.entries) if e[0] < max(n_snapshots, 1)]
-
-
-@dataclass
-class HistoryArrays:
-    """The snapshots a monitor produced, as column arrays (REGIONS order); the pipeline
-    turns them into a :class:`tracedamon.pipeline.region_history.RegionHistory`."""
-
-    snapshot: np.ndarray
-    time_ns: np.ndarray
-    target: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-    nr_accesses: np.ndarray
-    age: np.ndarray
-    nr_accesses_bp: np.ndarray
-    n_snapshots: int = 0
-    tune_events: list = field(default_factory=list)
-    coverage: list = field(default_factory=list)
-
-    @classmethod
-    def from_chunks(
-        cls, chunks: list[tuple], n_snapshots: int, tune_events, coverage=()
-    ) -> "HistoryArrays":
-        """From per-snapshot column tuples (none when a sink took them)."""
-        if chunks:
-            cols = [np.concatenate([c[k] for c in chunks]) for k in range(8)]
-        else:
-            cols = [np.zeros(0, np.int64) for _ in range(8)]
-        return cls(*cols, n_snapshots=n_snapshots, tune_events=tune_events, coverage=list(coverage))
 
 
 class Monitor:
@@ -796,9 +450,12 @@ class Monitor:
         """Replay the samples from ``t0``; stop after the last complete aggregation.
 
         An aggregation is complete when the last sample (time ``t_last``) lies at or
-        after the start of its last sample interval.  ``samples`` is an
-        :class:`AccessSamples` or anything with its ``empty`` and ``window`` (a streamed
-        source): the loop asks for one segment's samples at a time, in time order.
+        after the start of its last sample interval, and (``kdamond_need_stop``) some
+        target was valid at the start of each of its sample intervals: the loop ends at
+        the first interval at which the operations set finds no valid target
+        (:mod:`tracedamon.engine.lifetime`).  ``samples`` is an :class:`AccessSamples` or
+        anything with its ``empty`` and ``window`` (a streamed source): the loop asks for
+        one segment's samples at a time, in time order.
 
         ``sink``: called with each snapshot's rows as a tuple of column arrays in
         the :class:`HistoryArrays` order, as the snapshot is taken; the returned arrays then
@@ -809,110 +466,153 @@ class Monitor:
         kernel calls ``kdamond_apply_schemes`` (see there); it may replace the regions."""
         cfg = self.cfg
         s = max(self.sample_us, 1)
-        psi = 0
-        next_aggr = self.aggr_us // s
-        next_ops = cfg.update_us // s
-        next_tune = next_aggr * cfg.goal_aggrs
+        ck = _Clock(
+            S=self.sample_us * 1000,
+            s=s,
+            next_aggr=self.aggr_us // s,
+            next_ops=cfg.update_us // s,
+            next_tune=(self.aggr_us // s) * cfg.goal_aggrs,
+            tbase=t0,
+        )
         self.ops_init(t0)
         cov = Coverage(len(self.targets))
         self._note_coverage(cov, 0)
-        sz_limit = (
+        self.sz_limit = (
             self.region_sz_limit()
             if cfg.min_nr_regions_mode == "legacy"
             else self.apply_min_nr_regions()
         )
-        tbase, psibase = t0, 0  # interval psi covers tbase + (psi-psibase-1)*S ...
-        S = self.sample_us * 1000
         chunks: list[tuple] = []
         emit = sink if sink is not None else chunks.append
-        snap = 0
-        tune_events = []
+        self.tune_events = []
         stamp = np.full(self.n, -1, np.int64)
+        stop_ns = stop_time(self.ops, self.targets)
         while True:
-            local_aggr, local_ops = next_aggr, next_ops
-            last_iv_start = tbase + (local_aggr - psibase - 1) * S
+            local_aggr, local_ops = ck.next_aggr, ck.next_ops
+            last_iv_start = ck.tbase + (local_aggr - ck.psibase - 1) * ck.S
             if t_last < last_iv_start or samples.empty:
                 break
-            seg_end = min(local_aggr, max(local_ops, psi + 1))
-            if damos is not None:
-                seg_end = min(seg_end, max(damos.next_due(), psi + 1))
-            k = seg_end - psi
-            t_from = tbase + (psi - psibase) * S
-            t_to = tbase + (seg_end - psibase) * S
-            w_time, w_tgt, w_addr = samples.window(t_from, t_to)
-            a = self.arr
-            nr0 = a["nr"].copy()
-            if stamp.size != self.n:
-                stamp = np.full(self.n, -1, np.int64)
-            prepared = self.ops.prepare_access_checks(self, (w_time, w_tgt, w_addr), k, t_from, S)
-            self.ops.check_accesses(self, prepared, k, stamp, tbase, S, psibase)
-            # lazy nr_accesses_bp: k moving-sum steps in closed form (mainline-2026 has
-            # no nr_accesses_bp: its on-demand moving sum is nr_accesses at a snapshot)
-            ln = self._len()
-            if self.profile.mvsum:
-                a["bp"] = a["nr"] * 10000
-            else:
-                a["bp"] += -k * (a["last"] * 10000 // ln) + 10000 * (a["nr"] - nr0)
-            psi = seg_end
+            if need_stop(self.ops, self.targets, ck.at(ck.psi)):
+                break  # kdamond_need_stop: no target is valid any more
+            seg_end = self._segment_end(ck, local_aggr, local_ops, damos, stop_ns)
+            stamp = self._check_segment(samples, ck, seg_end, stamp)
+            ck.psi = seg_end
             if progress is not None:
-                progress(psi)
-            s = max(self.sample_us, 1)
-            if psi >= local_aggr:
-                max_nr = int(a["nr"].max()) if self.n else 0
-                self._merge(max_nr, sz_limit)
-                if cfg.min_nr_regions_mode == "apply":
-                    sz_limit = self.apply_min_nr_regions()
-                if damos is not None:  # kdamond_apply_schemes: after the merge
-                    damos.step(self, psi, tbase + (psi - psibase) * S, snap, 0)
-                if cfg.goal_aggrs and psi >= next_tune:
-                    next_aggr = local_aggr
-                    next_tune += self.aggr_samples * cfg.goal_aggrs
-                    tuned = self._tune(psi)
-                    if tuned is not None:
-                        tbase, psibase = tbase + (psi - psibase) * S, psi
-                        S = self.sample_us * 1000
-                        s = max(self.sample_us, 1)
-                        next_ops = psi + cfg.update_us // s  # quirk Q8
-                        tune_events.append((psi, tbase, tuned[0], tuned[1]))
-                next_aggr = local_aggr + self.aggr_us // s
-                # snapshot (damon_aggregated) then reset
-                a = self.arr
-                n = self.n
-                t_end = tbase + (psi - psibase) * S
-                tgt = np.repeat(np.arange(len(self.targets), dtype=np.int64), np.diff(self.toff))
-                sel = slice(None) if not accessed_only else a["nr"] > 0
-                cols = (a["start"], a["end"], a["nr"], a["age"], a["bp"], tgt)
-                st_, en_, nr_, ag_, bp_, tg_ = (c[sel] for c in cols)
-                m = st_.size
-                emit(
-                    (
-                        np.full(m, snap, np.int64),
-                        np.full(m, t_end, np.int64),
-                        tg_,
-                        st_.copy(),
-                        en_.copy(),
-                        nr_.copy(),
-                        ag_.copy(),
-                        bp_.copy(),
-                    )
-                )
-                snap += 1
-                a["bp"] = a["nr"] * 10000  # reset: kernel resyncs (Q4)
-                a["last"] = a["nr"].copy()
-                a["nr"] = np.zeros(n, np.int64)
-                self._split()
-            elif damos is not None and psi >= damos.next_due():  # between aggregations
-                damos.step(
-                    self,
-                    psi,
-                    tbase + (psi - psibase) * S,
-                    snap,
-                    (local_aggr - psi) * 10000 // max(self.aggr_us // s, 1),
-                )
-            if psi >= local_ops:
-                next_ops = local_ops + cfg.update_us // s
-                self.ops_update(tbase + (psi - psibase) * S)
-                self._note_coverage(cov, snap)
+                progress(ck.psi)
+            ck.s = max(self.sample_us, 1)
+            if ck.psi >= local_aggr:
+                self._aggregate(ck, local_aggr, emit, accessed_only, damos)
+            elif damos is not None and ck.psi >= damos.next_due():  # between aggregations
+                left = (local_aggr - ck.psi) * 10000 // max(self.aggr_us // ck.s, 1)
+                damos.step(self, ck.psi, ck.at(ck.psi), ck.snap, left)
+            if ck.psi >= local_ops:
+                ck.next_ops = local_ops + cfg.update_us // ck.s
+                self.ops_update(ck.at(ck.psi))
+                self._note_coverage(cov, ck.snap)
                 if cfg.min_nr_regions_mode == "legacy":
-                    sz_limit = self.region_sz_limit()
-        return HistoryArrays.from_chunks(chunks, snap, tune_events, cov.sorted(snap))
+                    self.sz_limit = self.region_sz_limit()
+        return HistoryArrays.from_chunks(chunks, ck.snap, self.tune_events, cov.sorted(ck.snap))
+
+    def _segment_end(self, ck: "_Clock", local_aggr: int, local_ops: int, damos, stop_ns):
+        """The end of the run of sample intervals from ``ck.psi`` in which nothing but
+        access checks happens: the next aggregation, ops update, scheme application or
+        ``kdamond_need_stop`` check that can stop the loop."""
+        seg_end = min(local_aggr, max(local_ops, ck.psi + 1))
+        if damos is not None:
+            seg_end = min(seg_end, max(damos.next_due(), ck.psi + 1))
+        if stop_ns is not None:
+            stop_q = first_interval_from(stop_ns, ck.tbase, ck.psibase, ck.S)
+            seg_end = min(seg_end, max(stop_q, ck.psi + 1))
+        return seg_end
+
+    def _check_segment(self, samples, ck: "_Clock", seg_end: int, stamp: np.ndarray):
+        """prepare_access_checks and check_accesses over the sample intervals
+        ``ck.psi .. seg_end``, and the ``nr_accesses_bp`` moving sum advanced over them.
+        Returns the per-region stamp of the last counted interval."""
+        k = seg_end - ck.psi
+        t_from = ck.at(ck.psi)
+        window = samples.window(t_from, ck.at(seg_end))
+        a = self.arr
+        nr0 = a["nr"].copy()
+        if stamp.size != self.n:
+            stamp = np.full(self.n, -1, np.int64)
+        prepared = self.ops.prepare_access_checks(self, window, k, t_from, ck.S)
+        self.ops.check_accesses(self, prepared, k, stamp, ck.tbase, ck.S, ck.psibase)
+        # lazy nr_accesses_bp: k moving-sum steps in closed form (mainline-2026 has
+        # no nr_accesses_bp: its on-demand moving sum is nr_accesses at a snapshot)
+        ln = self._len()
+        if self.profile.mvsum:
+            a["bp"] = a["nr"] * 10000
+        else:
+            a["bp"] += -k * (a["last"] * 10000 // ln) + 10000 * (a["nr"] - nr0)
+        return stamp
+
+    def _aggregate(self, ck: "_Clock", local_aggr: int, emit, accessed_only: bool, damos):
+        """The end of an aggregation (spec §4.2): merge, [apply-mode split], schemes,
+        [intervals tuning], the snapshot (``damon_aggregated``), reset, split."""
+        cfg = self.cfg
+        a = self.arr
+        max_nr = int(a["nr"].max()) if self.n else 0
+        self._merge(max_nr, self.sz_limit)
+        if cfg.min_nr_regions_mode == "apply":
+            self.sz_limit = self.apply_min_nr_regions()
+        if damos is not None:  # kdamond_apply_schemes: after the merge
+            damos.step(self, ck.psi, ck.at(ck.psi), ck.snap, 0)
+        if cfg.goal_aggrs and ck.psi >= ck.next_tune:
+            ck.next_tune += self.aggr_samples * cfg.goal_aggrs
+            tuned = self._tune(ck.psi)
+            if tuned is not None:
+                ck.tbase, ck.psibase = ck.at(ck.psi), ck.psi
+                ck.S = self.sample_us * 1000
+                ck.s = max(self.sample_us, 1)
+                ck.next_ops = ck.psi + cfg.update_us // ck.s  # quirk Q8
+                self.tune_events.append((ck.psi, ck.tbase, tuned[0], tuned[1]))
+        ck.next_aggr = local_aggr + self.aggr_us // ck.s
+        emit(self._snapshot(ck.snap, ck.at(ck.psi), accessed_only))
+        ck.snap += 1
+        a = self.arr
+        a["bp"] = a["nr"] * 10000  # reset: kernel resyncs (Q4)
+        a["last"] = a["nr"].copy()
+        a["nr"] = np.zeros(self.n, np.int64)
+        self._split()
+
+    def _snapshot(self, snap: int, t_end: int, accessed_only: bool) -> tuple:
+        """The regions as ``damon_aggregated`` reports them (every target's, valid or not:
+        ``kdamond_reset_aggregated`` walks them all), in :class:`HistoryArrays` order."""
+        a = self.arr
+        tgt = np.repeat(np.arange(len(self.targets), dtype=np.int64), np.diff(self.toff))
+        sel = slice(None) if not accessed_only else a["nr"] > 0
+        cols = (a["start"], a["end"], a["nr"], a["age"], a["bp"], tgt)
+        st_, en_, nr_, ag_, bp_, tg_ = (c[sel] for c in cols)
+        m = st_.size
+        return (
+            np.full(m, snap, np.int64),
+            np.full(m, t_end, np.int64),
+            tg_,
+            st_.copy(),
+            en_.copy(),
+            nr_.copy(),
+            ag_.copy(),
+            bp_.copy(),
+        )
+
+
+@dataclass
+class _Clock:
+    """Where :meth:`Monitor.run` is: ``psi`` sample intervals passed; interval ``q`` starts
+    at :meth:`at` ``(q)`` (``S`` ns each since interval ``psibase``, which started at
+    ``tbase``: intervals tuning moves them); ``s`` is ``max(sample_us, 1)`` as the loop
+    last read it; ``snap`` counts the snapshots taken."""
+
+    S: int
+    s: int
+    next_aggr: int
+    next_ops: int
+    next_tune: int
+    tbase: int
+    psi: int = 0
+    psibase: int = 0
+    snap: int = 0
+
+    def at(self, q: int) -> int:
+        return self.tbase + (q - self.psibase) * self.S

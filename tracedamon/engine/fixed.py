@@ -41,7 +41,9 @@ from numba import njit
 
 from .config import MonitorConfig
 from . import ops as ops_sets
-from .core import AccessSamples, Coverage, HistoryArrays
+from .access import AccessSamples
+from .history import Coverage, HistoryArrays
+from .lifetime import first_interval_from, need_stop, stop_time
 from .ops.base import Operations
 from .regions import Target, align_down, align_up, target_ranges
 
@@ -229,6 +231,7 @@ def _overlay(old: list[tuple[int, int, int]], new: list[tuple[int, int]], birth:
 class FixedMonitor:
     """The kdamond loop for fixed-granularity targets with a perf-histogram check."""
 
+    access = "perf"  # what the operations set's prepare_access_checks is asked for
     SLOT_FIELDS = ("keys", "nr", "last", "age_val", "age_at", "stamp", "touched")
 
     def __init__(
@@ -409,11 +412,16 @@ class FixedMonitor:
         psi = 0
         next_aggr = cfg.aggr_us // s_
         next_ops = cfg.update_us // s_
+        stop_ns = stop_time(self.ops, self.targets)
         while True:
             la, lo_ = next_aggr, next_ops
             if t_last < t0 + (la - 1) * S:
                 return
+            if need_stop(self.ops, self.targets, t0 + psi * S):
+                return  # kdamond_need_stop: no target is valid any more
             seg_end = min(la, max(lo_, psi + 1))
+            if stop_ns is not None:
+                seg_end = min(seg_end, max(first_interval_from(stop_ns, t0, 0, S), psi + 1))
             yield psi, seg_end, seg_end >= la, seg_end >= lo_
             psi = seg_end
             if psi >= la:
@@ -467,7 +475,9 @@ class FixedMonitor:
         progress=None,
         sink=None,
     ) -> HistoryArrays:
-        """Replay from ``t0``; stop after the last complete aggregation.
+        """Replay from ``t0``; stop after the last complete aggregation (or where
+        ``kdamond_need_stop`` ends the loop, as :meth:`tracedamon.engine.core.Monitor.run`
+        does).
 
         ``max_rows``: when writing every region of every snapshot would exceed this many
         rows, write only regions with accesses, decided before the first snapshot from
@@ -477,11 +487,7 @@ class FixedMonitor:
         same ``empty`` / ``window`` (asked for in time order).  ``sink``: see
         :meth:`tracedamon.engine.core.Monitor.run`.
         """
-        cfg = self.cfg
-        s_ = cfg.sample_us
-        S = s_ * 1000
-        N = cfg.aggr_us // s_
-        ln = min(N, 2**32 - 1) or 1
+        S = self.cfg.sample_us * 1000
         self._set_runs(
             [
                 [(s, e, -1) for s, e in (self._target_spans(i, t0) or [])]
@@ -492,98 +498,117 @@ class FixedMonitor:
         cov = Coverage(len(self.targets))
         self._coverage(cov, 0)
         if not accessed_only and max_rows is not None and not samples.empty:
-            rows, n_snap, most = self._planned_rows(t0, t_last)
-            if rows > max_rows:
-                accessed_only = True
-                if self.total * n_snap > max_rows:
-                    self.auto_accessed_only = (
-                        f"every region of every snapshot would be {self.total:,} regions x "
-                        f"{n_snap:,} snapshots = {self.total * n_snap:,} rows (more than "
-                        f"{max_rows:,}): only regions with accesses are written"
-                    )
-                else:
-                    self.auto_accessed_only = (
-                        f"ops updates grow the grid to {most:,} regions: every region of "
-                        f"every snapshot would be {rows:,} rows (more than {max_rows:,}): "
-                        "only regions with accesses are written"
-                    )
+            accessed_only = self._too_many_rows(t0, t_last, max_rows)
         chunks: list[tuple] = []
         emit = sink if sink is not None else chunks.append
         snap = 0
-        sl = self.slot
         for psi0, psi, aggr, ops in self._schedule(t0, t_last) if not samples.empty else ():
-            t_from, t_to = t0 + psi0 * S, t0 + psi * S
-            w_time, w_tgt, w_addr = samples.window(t_from, t_to)
-            for c in range(0, w_time.size, CHUNK):
-                d = min(w_time.size, c + CHUNK)
-                self._reserve(d - c)
-                sl = self.slot
-                _fixed_count(
-                    self.roff,
-                    self.run_start,
-                    self.run_len,
-                    self.run_first,
-                    self.run_birth,
-                    self.size,
-                    w_tgt[c:d],
-                    w_addr[c:d],
-                    w_time[c:d],
-                    t0,
-                    S,
-                    self.table,
-                    sl["keys"],
-                    sl["nr"],
-                    sl["last"],
-                    sl["age_val"],
-                    sl["age_at"],
-                    sl["stamp"],
-                    sl["touched"],
-                    self.meta,
-                )
+            t_from = t0 + psi0 * S
+            window = samples.window(t_from, t0 + psi * S)
+            # the operations set's prepare: the samples its targets count (a virtual
+            # target's none once its process's mm is gone)
+            self._count(self.ops.prepare_access_checks(self, window, psi - psi0, t_from, S), t0)
             if progress is not None:
                 progress(psi)
             if aggr:
-                sl = self.slot
-                nt = int(self.meta[1])
-                T = sl["touched"][:nt].copy()
-                T = T[np.argsort(sl["keys"][T], kind="stable")]
-                P = self.prev
-                nrT = sl["nr"][T]
-                thres = (int(nrT.max()) if T.size else 0) // 10
-                act = np.union1d(T, P)
-                nr_a, last_a = sl["nr"][act], sl["last"][act]
-                age_a = sl["age_val"][act] + (snap - 1 - sl["age_at"][act])
-                reset = np.abs(nr_a - last_a) > thres
-                if cfg.age_zero_reset:
-                    reset |= (nr_a == 0) != (last_a == 0)
-                sl["age_val"][act] = np.where(reset, 0, age_a + 1)
-                sl["age_at"][act] = snap
-                t_end = t0 + psi * S
-                if accessed_only:
-                    tgt, st, nr, age, bp = self._rows_slots(T, snap, N, ln)
-                else:
-                    tgt, st, nr, age, bp = self._rows_all(snap, N, ln)
-                m = st.size
-                emit(
-                    (
-                        np.full(m, snap, np.int64),
-                        np.full(m, t_end, np.int64),
-                        tgt,
-                        st,
-                        st + self.size,
-                        nr,
-                        age,
-                        bp,
-                    )
-                )
+                emit(self._aggregate(snap, t0 + psi * S, accessed_only))
                 snap += 1
-                sl["last"][P] = 0
-                sl["last"][T] = nrT
-                sl["nr"][T] = 0
-                self.prev = T
-                self.meta[1] = 0
             if ops:
                 self._regrid(t0 + psi * S, snap)
                 self._coverage(cov, snap)
             self.peak_slots = max(self.peak_slots, int(self.meta[0]))
         return HistoryArrays.from_chunks(chunks, snap, [], cov.sorted(snap))
+
+    def _too_many_rows(self, t0: int, t_last: int, max_rows: int) -> bool:
+        """Whether every region of every snapshot would exceed ``max_rows`` rows (then
+        :attr:`auto_accessed_only` says why)."""
+        rows, n_snap, most = self._planned_rows(t0, t_last)
+        if rows <= max_rows:
+            return False
+        if self.total * n_snap > max_rows:
+            self.auto_accessed_only = (
+                f"every region of every snapshot would be {self.total:,} regions x "
+                f"{n_snap:,} snapshots = {self.total * n_snap:,} rows (more than "
+                f"{max_rows:,}): only regions with accesses are written"
+            )
+        else:
+            self.auto_accessed_only = (
+                f"ops updates grow the grid to {most:,} regions: every region of "
+                f"every snapshot would be {rows:,} rows (more than {max_rows:,}): "
+                "only regions with accesses are written"
+            )
+        return True
+
+    def _count(self, window, t0: int) -> None:
+        """The perf-histogram check of a window's samples, ``CHUNK`` at a time."""
+        w_time, w_tgt, w_addr = window
+        S = self.cfg.sample_us * 1000
+        for c in range(0, w_time.size, CHUNK):
+            d = min(w_time.size, c + CHUNK)
+            self._reserve(d - c)
+            sl = self.slot
+            _fixed_count(
+                self.roff,
+                self.run_start,
+                self.run_len,
+                self.run_first,
+                self.run_birth,
+                self.size,
+                w_tgt[c:d],
+                w_addr[c:d],
+                w_time[c:d],
+                t0,
+                S,
+                self.table,
+                sl["keys"],
+                sl["nr"],
+                sl["last"],
+                sl["age_val"],
+                sl["age_at"],
+                sl["stamp"],
+                sl["touched"],
+                self.meta,
+            )
+
+    def _aggregate(self, snap: int, t_end: int, accessed_only: bool) -> tuple:
+        """The end of an aggregation: ages of the active regions, the snapshot's rows (in
+        :class:`HistoryArrays` order), then the reset."""
+        cfg = self.cfg
+        N = cfg.aggr_us // cfg.sample_us
+        ln = min(N, 2**32 - 1) or 1
+        sl = self.slot
+        nt = int(self.meta[1])
+        T = sl["touched"][:nt].copy()
+        T = T[np.argsort(sl["keys"][T], kind="stable")]
+        P = self.prev
+        nrT = sl["nr"][T]
+        thres = (int(nrT.max()) if T.size else 0) // 10
+        act = np.union1d(T, P)
+        nr_a, last_a = sl["nr"][act], sl["last"][act]
+        age_a = sl["age_val"][act] + (snap - 1 - sl["age_at"][act])
+        reset = np.abs(nr_a - last_a) > thres
+        if cfg.age_zero_reset:
+            reset |= (nr_a == 0) != (last_a == 0)
+        sl["age_val"][act] = np.where(reset, 0, age_a + 1)
+        sl["age_at"][act] = snap
+        if accessed_only:
+            tgt, st, nr, age, bp = self._rows_slots(T, snap, N, ln)
+        else:
+            tgt, st, nr, age, bp = self._rows_all(snap, N, ln)
+        m = st.size
+        rows = (
+            np.full(m, snap, np.int64),
+            np.full(m, t_end, np.int64),
+            tgt,
+            st,
+            st + self.size,
+            nr,
+            age,
+            bp,
+        )
+        sl["last"][P] = 0
+        sl["last"][T] = nrT
+        sl["nr"][T] = 0
+        self.prev = T
+        self.meta[1] = 0
+        return rows

@@ -365,6 +365,8 @@ class FolioModel:
         k_page,
         t_from: int,
         S: int,
+        draw_n,
+        count_n,
         *,
         one_space: bool,
         cache_across_targets: bool,
@@ -395,6 +397,8 @@ class FolioModel:
             self.hi,
             self.fsz,
             self.whole,
+            draw_n,
+            count_n,
         )
 
     def metadata(self) -> dict:
@@ -447,21 +451,28 @@ def abit_check_folios(
     mhi,
     mfsz,
     mwhole,
+    draw_n,
+    count_n,
 ):
     """:func:`tracedamon.engine.checks.abit_check` with folios: the sampling address's
     folio (map row of the interval's snapshot) decides what access counts and the
     ``folio_sz`` the cache aligns by.  ``cache`` is ``[last_addr, last_accessed,
-    last_folio_sz]``; ``sel[j, t]`` is the map of target t in interval j (-1: none)."""
+    last_folio_sz]``; ``sel[j, t]`` is the map of target t in interval j (-1: none);
+    ``draw_n`` / ``count_n`` as there."""
     ntgt = toff.shape[0] - 1
     for j in range(n_intervals):
         lo = w_off[j]
         hi = w_off[j + 1]
         for t in range(ntgt):
+            if j >= draw_n[t]:
+                continue
             same = False
             kt = 0 if one_space else t
             m = sel[j, t]
             for r in range(toff[t], toff[t + 1]):
                 sa = start[r] + draw(st, end[r] - start[r], fix_rand32, inj, injpos)
+                if j >= count_n[t]:
+                    continue
                 lsz = cache[2]
                 if (cache_across_targets or same) and (cache[0] & -lsz) == (sa & -lsz):
                     acc = cache[1] != 0

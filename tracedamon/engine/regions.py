@@ -145,11 +145,18 @@ class Target:
     int64, sorted, non-overlapping) or ``None`` when they cannot be determined.  What
     the monitor does with them (read once at start, or again at every ops update) is
     its operations set's business (:mod:`tracedamon.engine.ops`).
+
+    ``exit_ns``: the time from which the target is gone (every thread of its process
+    exited; the virtual sets' ``target_valid`` is false from then on); ``mm_exit_ns``: the
+    time from which it has no mm (its leader thread exited; default ``exit_ns``).  None:
+    it does not exit.  See :mod:`tracedamon.engine.lifetime`.
     """
 
     ranges_at: Callable[[int], np.ndarray | None]
     pid: int | None = None
     name: str = ""
+    exit_ns: int | None = None
+    mm_exit_ns: int | None = None
 
 
 def target_ranges(tg: "Target", time_ns: int) -> list[tuple[int, int]] | None:

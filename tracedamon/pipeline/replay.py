@@ -52,6 +52,7 @@ from ..engine.checks import abit_subpage_error
 from ..engine.config import MonitorConfig
 from ..errors import ConfigError
 from .damos_replay import damos_result, start_damos
+from .exits import trace_tasks, with_exits
 from .region_history import RegionHistory, history_table
 from .replay_output import input_metadata, open_writer
 from .replay_run import check_result, folio_model, run_monitor
@@ -92,6 +93,7 @@ def replay(
     max_rows: int | None = MAX_ROWS,
     mmaps=None,
     maps=None,
+    tasks=None,
     config: MonitorConfig | None = None,
     fixed_engine: bool = True,
     progress=None,
@@ -137,6 +139,8 @@ def replay(
     output : write the history to this Parquet file as the replay runs, snapshot by
         snapshot (memory stays bounded whatever the number of rows; the file appears
         whole or not at all); the returned history then reads its rows from the file
+    tasks : for a samples table, its trace's ``tasks`` table: the processes' exits (see
+        :mod:`tracedamon.pipeline.exits`; a trace directory's own by default)
     trace_meta : for a samples table, the metadata of the trace it came from (the trace
         directory's ``meta.json``, :attr:`Trace.meta`): paddr without ``ranges`` takes its
         System RAM / MEM_TOPOLOGY from it, as a replay of the trace directory does
@@ -161,6 +165,7 @@ def replay(
     start_ns, auto = start_option(start_ns)
     survey(r, pids, events)
     TARGETS[r.ops.name](r, pids, ranges)
+    r.targets = with_exits(r.targets, r.target_meta, trace_tasks(r.src, tasks))
     batches = access_batches(r)
     t0, t0_auto, t0_source = choose_start(r, batches, start_ns, auto)
     t_last = r.scan["t_last"]

@@ -9,6 +9,7 @@ from ..engine.core import HistoryArrays, Monitor
 from ..engine.fixed import FixedMonitor, expected_snapshots, grid_regions
 from ..engine.folio import FolioModel
 from ..errors import InputError
+from .exits import ended_early
 from .region_history import history_table
 from .replay_output import engine_metadata
 from .replay_start import check_span
@@ -136,6 +137,7 @@ def check_result(
             msg("start_ns" if t0_source == "--start" else t0_source), cli_message=msg(t0_source)
         )
     if hist.n_snapshots == 0:
+        ended_early(r.targets, r.ops, t0, r.config)
         check_span(r.config, t0, t_last, t0_source, always=True)
     if all(e[2] == e[3] for e in hist.coverage):
         why = [w for w in r.warnings if "no three regions" in w]

@@ -22,8 +22,12 @@ set lives in its own module and provides its own pieces:
 ``check_accesses``      the access check itself over the prepared window: the perf
                         histogram check, or the accessed-bit emulation with this set's
                         last-verdict cache rule (per target; paddr: global, quirk Q5)
-``target_valid``        whether a target is still monitored at a time (the kernel's
-                        ``target_valid``)
+``target_valid``        whether a target is still valid at a time (the kernel's
+                        ``target_valid``; the core stops when none is,
+                        ``kdamond_need_stop``): vaddr and fvaddr, while the process
+                        exists; paddr has none (None: it never stops).  The virtual
+                        sets' prepare and check also skip a target whose mm is gone
+                        (:mod:`tracedamon.engine.lifetime`)
 ======================  =============================================================
 
 :func:`get` returns a registered set by name (``vaddr``, ``fvaddr``, ``paddr``).

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..checks import PAGE_MASK, abit_check, perf_count
+from ..lifetime import counted_samples, has_mm, live_intervals, mm_exit, valid_until_exit
 from ..regions import Target, set_regions, target_ranges
 
 Ranges = list[tuple[int, int]]
@@ -25,7 +26,9 @@ class Operations:
 
     ``space``: which address of a sample its targets see, ``"virtual"`` or
     ``"physical"`` (the replay picks the samples' address column from it).
-    ``update`` is None for a set without an update hook (the core then never calls it).
+    ``update`` is None for a set without an update hook (the core then never calls it);
+    ``target_valid`` is None for a set without one (paddr: the kdamond never stops for
+    its targets, ``kdamond_need_stop``).
     """
 
     name: str
@@ -35,12 +38,26 @@ class Operations:
     update: Callable[[Target, int], Ranges | None] | None
     prepare_access_checks: Callable[..., tuple]
     check_accesses: Callable[..., None]
-    target_valid: Callable[[Target, int], bool]
+    target_valid: Callable[[Target, int], bool] | None
 
 
 def given_ranges(tg: Target, time_ns: int) -> Ranges | None:
     """init_ranges of the sets whose ranges are given (fvaddr, paddr; vaddr reads its
     target's mappings through the same callable)."""
+    return target_ranges(tg, time_ns)
+
+
+def process_valid(tg: Target, time_ns: int) -> bool:
+    """target_valid of the virtual sets (``damon_va_target_valid``): the process exists."""
+    return valid_until_exit(tg, time_ns)
+
+
+def process_ranges(tg: Target, time_ns: int) -> Ranges | None:
+    """vaddr's ranges at init and update: none once the process's mm is gone
+    (``damon_va_three_regions`` fails: no regions at init, the regions kept at an
+    update)."""
+    if not has_mm(tg, time_ns):
+        return None
     return target_ranges(tg, time_ns)
 
 
@@ -50,11 +67,7 @@ def set_regions_init(mon, ranges: Ranges) -> list[list]:
     return set_regions([], ranges, mon.minsz, mon.maxsz)
 
 
-def always_valid(tg: Target, time_ns: int) -> bool:
-    return True
-
-
-def _abit_keys(mon, window, k: int, t_from: int, S: int, key_target: np.ndarray):
+def _abit_keys(mon, window, k: int, t_from: int, S: int, key_target: np.ndarray, lives):
     w_time, _, w_addr = window
     pg = w_addr & PAGE_MASK  # the accessed bit is per page
     iv = (w_time - t_from) // S
@@ -66,22 +79,30 @@ def _abit_keys(mon, window, k: int, t_from: int, S: int, key_target: np.ndarray)
         np.ascontiguousarray(pg[order]),
         t_from,
         S,
+        lives[0],
+        lives[1],
     )
 
 
 def prepare_per_target(mon, window, k: int, t_from: int, S: int) -> tuple:
-    """prepare_access_checks of the virtual sets: each sample counts for its target."""
+    """prepare_access_checks of the virtual sets: each sample counts for its target while
+    the target's mm exists (:mod:`tracedamon.engine.lifetime`: a target whose process
+    exited draws no sampling address and counts no access)."""
+    if mon.access == "perf" and all(mm_exit(tg) is None for tg in mon.targets):
+        return window  # (no target exits: every sample counts)
+    lives = live_intervals(mon.targets, t_from, S, k)
     if mon.access == "perf":
-        return window
-    return _abit_keys(mon, window, k, t_from, S, window[1])
+        return counted_samples(window, lives[1], t_from, S, k)
+    return _abit_keys(mon, window, k, t_from, S, window[1], lives)
 
 
 def prepare_one_space(mon, window, k: int, t_from: int, S: int) -> tuple:
     """prepare_access_checks of paddr: one physical address space, so a sample counts for
-    every target (the accessed bit is keyed by target 0)."""
+    every target (the accessed bit is keyed by target 0); physical memory never exits."""
     if mon.access == "perf":
         return window
-    return _abit_keys(mon, window, k, t_from, S, np.zeros_like(window[1]))
+    every = np.full(len(mon.targets), k, np.int64)
+    return _abit_keys(mon, window, k, t_from, S, np.zeros_like(window[1]), (every, every))
 
 
 def check(
@@ -105,7 +126,7 @@ def check(
             a["start"], a["end"], mon.toff, a["nr"], stamp, w_tgt, w_addr, w_time, tbase, S, psibase
         )
         return
-    w_off, k_tgt, k_page, t_from, S = prepared
+    w_off, k_tgt, k_page, t_from, S, draw_n, count_n = prepared
     if mon.folios is not None:  # the folios of pagemap snapshots (THP, hugetlb)
         mon.folios.check(
             mon,
@@ -115,6 +136,8 @@ def check(
             k_page,
             t_from,
             S,
+            draw_n,
+            count_n,
             one_space=one_space,
             cache_across_targets=cache_across_targets,
         )
@@ -135,6 +158,8 @@ def check(
         mon.cfg.fix_rand32,
         mon.inj,
         mon.injpos,
+        draw_n,
+        count_n,
     )
 
 

@@ -14,10 +14,10 @@ from ...units import parse_range
 from ..address import ENGINE_LIMIT
 from .base import (
     Operations,
-    always_valid,
     check_per_target,
     given_ranges,
     prepare_per_target,
+    process_valid,
     set_regions_init,
 )
 
@@ -29,7 +29,7 @@ FVADDR = Operations(
     update=None,
     prepare_access_checks=prepare_per_target,
     check_accesses=check_per_target,
-    target_valid=always_valid,
+    target_valid=process_valid,
 )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import InputError
 from ..config import PAGE_SIZE
-from .base import Operations, always_valid, check, given_ranges, prepare_one_space, set_regions_init
+from .base import Operations, check, given_ranges, prepare_one_space, set_regions_init
 
 
 def check_one_space(mon, prepared, k, stamp, tbase, S, psibase) -> None:
@@ -46,7 +46,7 @@ PADDR = Operations(
     update=None,
     prepare_access_checks=prepare_one_space,
     check_accesses=check_one_space,
-    target_valid=always_valid,
+    target_valid=None,  # paddr.c: no target_valid hook
 )
 
 

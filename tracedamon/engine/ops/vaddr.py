@@ -27,8 +27,15 @@ import numpy as np
 
 from ..address import user_vma_mask
 from ..config import PAGE_SIZE
-from ..regions import Target, align_down, align_up, evenly_split, target_ranges
-from .base import Operations, always_valid, check_per_target, prepare_per_target, set_regions_init
+from ..regions import Target, align_down, align_up, evenly_split
+from .base import (
+    Operations,
+    check_per_target,
+    prepare_per_target,
+    process_ranges,
+    process_valid,
+    set_regions_init,
+)
 
 
 def init_regions(mon, ranges) -> list[list]:
@@ -50,19 +57,19 @@ def init_regions(mon, ranges) -> list[list]:
 
 def update(tg: Target, time_ns: int):
     """vaddr's update hook: the three regions of the target's mappings now (None when
-    they cannot be built: the regions stay as they are)."""
-    return target_ranges(tg, time_ns)
+    they cannot be built, or the process's mm is gone: the regions stay as they are)."""
+    return process_ranges(tg, time_ns)
 
 
 VADDR = Operations(
     name="vaddr",
     space="virtual",
-    init_ranges=target_ranges,
+    init_ranges=process_ranges,
     init_regions=init_regions,
     update=update,
     prepare_access_checks=prepare_per_target,
     check_accesses=check_per_target,
-    target_valid=always_valid,
+    target_valid=process_valid,
 )
 
 

@@ -60,6 +60,7 @@ class Loaded:
         self.meta = tr.meta  # paddr's default range (System RAM) comes from it
         self.mmaps = tr.table("mmaps")
         self.maps = tr.table("maps") if tr.has("maps") else None
+        self.tasks = tr.table("tasks") if tr.has("tasks") else None  # processes' exits
         pm = spec.get("pagemap")
         if pm is not None:
             ptr = open_trace(pm)
@@ -254,6 +255,7 @@ def _replay_source(spec: dict, got: Loaded, kw: dict):
     return got.samples, {
         "mmaps": got.mmaps,
         "maps": got.maps,
+        "tasks": got.tasks,
         "pagemap": got.pagemap,
         "trace_meta": got.meta,
     }
