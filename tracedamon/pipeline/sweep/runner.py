@@ -7,7 +7,8 @@ path for the task itself:
 * ``workers=1`` (or Dask not installed): in this process, in order;
 * otherwise an embedded ``distributed.LocalCluster`` of ``workers`` worker
   processes with one thread each (numba releases nothing to share: processes run
-  the replays in parallel), closed when the run ends;
+  the replays in parallel), closed when the run ends; on Linux the workers are forked
+  from this process (:func:`start_method`) after it has run the first task itself;
 * ``scheduler="tcp://HOST:PORT"``: an existing Dask cluster (``dask scheduler`` /
   ``dask worker``, Kubernetes, SLURM through dask-jobqueue, ...) whose workers have
   tracedamon installed and see the same paths.
@@ -234,5 +235,12 @@ def run_tasks(
     if in_process or not have_dask() or not tasks:
         run_serial(fn, tasks, on_result)
         return "in-process"
-    run_dask(fn, tasks, on_result, workers=n, groups=groups, on_start=on_start)
+    if start_method() == "fork":
+        # the first task runs here, before the workers are forked: what it loads (numba's
+        # compiled kernels, the first source's columns) they inherit instead of each
+        # loading it again
+        on_result(tasks[0], fn(tasks[0]))
+        tasks, groups = tasks[1:], None if groups is None else groups[1:]
+    if tasks:
+        run_dask(fn, tasks, on_result, workers=n, groups=groups, on_start=on_start)
     return f"local cluster of {n} worker{'s' if n > 1 else ''}"
