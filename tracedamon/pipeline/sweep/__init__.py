@@ -10,7 +10,10 @@ Modules: :mod:`.grid` (options, cross product), :mod:`.task` (one task, the
 worker-side source cache), :mod:`.runner` (in-process or Dask distributed),
 :mod:`.summary` (best configurations, Pareto front, PNG), :mod:`.inputs` (sources by
 path or fsspec URL, references, truth, schemes: checked before any work), :mod:`.rows`
-(side file, resume, the table), :mod:`.batch` (`ingest --parallel`).
+(side file, resume, the table), :mod:`.batch` (`ingest --parallel`).  Their imports
+are at module top, but for the optional dependencies, imported where they are used:
+Dask (``distributed``, ``dask``: :mod:`.runner`; without it sweeps run in-process) and
+matplotlib (:func:`.summary.draw_pareto`, only for a PNG).
 
 Columns, in order: provenance (``source``, ``source_name``, ``source_sha256``: the
 sha256 of the samples file replayed, ``config_id``, ``seed``, ``seed_dependent``,
