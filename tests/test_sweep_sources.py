@@ -199,3 +199,12 @@ def test_errors_name_the_api_arguments_and_the_cli_flags(hotcold):
             call()
         assert str(e.value).startswith(api) and "--" not in str(e.value), str(e.value)
         assert cli in e.value.cli_message
+
+
+def test_no_worker_count_on_two_cpus_runs_in_process(hotcold, by_path, monkeypatch):
+    from tracedamon.pipeline.sweep import runner
+
+    monkeypatch.setattr(runner, "default_workers", lambda: 2)
+    df = tracedamon.sweep([hotcold], GRID, fixed={"start": "auto"})
+    assert df.attrs["tracedamon_sweep"]["ran"] == "in-process"
+    assert _result(df).equals(_result(by_path))

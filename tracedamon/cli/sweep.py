@@ -25,7 +25,7 @@ HELP = (
     "Options held fixed pass through as in `replay` (--ops, --pid, --range, --access, "
     "--event, --start, --pagemap), or as a one-value --grid.\n\n"
     "Tasks run on Dask distributed: a local cluster of --workers processes (default: the "
-    "CPUs; --workers 1 runs in this process), or an existing cluster with --scheduler "
+    "CPUs, in this process on a machine of 2 CPUs or fewer; --workers 1 runs in this process), or an existing cluster with --scheduler "
     "tcp://HOST:PORT whose workers see the same paths. Each worker reads a source's "
     "samples once for all the configurations it runs. Finished rows go to "
     "OUTPUT.partial.jsonl as they arrive; an interrupted sweep continues with --resume. "
@@ -121,10 +121,16 @@ def _run(sources, grid, kw: dict, *, quiet: bool):
     """``tracedamon.sweep`` with a progress bar; an interrupted sweep says where its
     finished rows are."""
     import tracedamon
-    from ..pipeline.sweep.runner import have_dask  # heavy: see tracedamon.cli
+    from ..pipeline.sweep.runner import (  # heavy: see tracedamon.cli
+        IN_PROCESS_CPUS,
+        default_workers,
+        have_dask,
+    )
 
     workers, scheduler = kw["workers"], kw["scheduler"]
-    if (workers is None or workers > 1) and scheduler is None and not have_dask():
+    n = default_workers() if workers is None else workers
+    cluster = n > 1 and (workers is not None or n > IN_PROCESS_CPUS)
+    if cluster and scheduler is None and not have_dask():
         typer.echo(
             "tracedamon: Dask distributed is not installed: running in this "
             "process (pip install 'tracedamon[dask]')",

@@ -4,7 +4,8 @@
 ``on_result`` as soon as it is ready (in completion order).  Three ways, one code
 path for the task itself:
 
-* ``workers=1`` (or Dask not installed): in this process, in order;
+* ``workers=1`` (or Dask not installed, or no worker count given on a machine of at
+  most :data:`IN_PROCESS_CPUS` CPUs): in this process, in order;
 * otherwise an embedded ``distributed.LocalCluster`` of ``workers`` worker
   processes with one thread each (numba releases nothing to share: processes run
   the replays in parallel), closed when the run ends; on Linux the workers are forked
@@ -42,6 +43,13 @@ def have_dask() -> bool:
     except ImportError:
         return False
     return True
+
+
+#: with no worker count asked for, a machine of this many CPUs or fewer runs the tasks
+#: in-process: on the 2-core development machine, shared, two processes replayed no
+#: faster than one (0.91x-1.26x without Dask at all, bench_sweep.py's ceiling) and a
+#: sweep in-process beat a local cluster of two in 4 of 6 rounds (README, Speed)
+IN_PROCESS_CPUS = 2
 
 
 def default_workers() -> int:
@@ -208,8 +216,8 @@ def run_tasks(
 ) -> str:
     """Run the tasks the way the options ask; returns how ("in-process", "local
     cluster of N workers", "scheduler ADDR").  ``in_process`` (default: when
-    ``workers`` is 1) runs them here; False asks for a local cluster even of one
-    worker."""
+    ``workers`` is 1, or not given on a machine of at most :data:`IN_PROCESS_CPUS`
+    CPUs) runs them here; False asks for a local cluster even of one worker."""
     if scheduler:
         if not have_dask():
             why = "needs Dask distributed: pip install 'tracedamon[dask]'"
@@ -231,7 +239,7 @@ def run_tasks(
             cli_message=f"--workers must be a positive integer, not {workers!r}",
         )
     if in_process is None:
-        in_process = n == 1
+        in_process = n == 1 or (workers is None and n <= IN_PROCESS_CPUS)
     if in_process or not have_dask() or not tasks:
         run_serial(fn, tasks, on_result)
         return "in-process"
