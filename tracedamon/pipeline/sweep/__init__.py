@@ -44,6 +44,7 @@ from typing import Callable
 
 from ...errors import ConfigError, InputError
 from ...store.atomic import PNG_PLOT, SWEEP_TABLE, check_output
+from ...store.url import source_name
 from ...store.writer import write_table_atomic
 from . import task as _task
 from .grid import OPTIONS, Configuration, configurations, digest, parse_grid
@@ -231,9 +232,17 @@ def _outputs(output, partial, png, accuracy, reference, truth, *, force, resume)
     return out, side
 
 
+def _keep_folders(srcs) -> list[str]:
+    """The folder of ``--keep-histories`` each source's histories go to: its name, and where
+    two sources share a name (a/run.td, b/run.td) the name and a digest of its path."""
+    names = [source_name(p) for p in srcs]
+    return [n if names.count(n) == 1 else f"{n}-{digest(str(p))[:8]}" for n, p in zip(names, srcs)]
+
+
 def _task_specs(chk: dict, cfgs, schemes_, keep_histories) -> list[dict]:
     """One task per source x configuration, with the key that identifies its row."""
     tasks: list[dict] = []
+    folders = _keep_folders(chk["srcs"])
     for si, (p, sha, ref) in enumerate(zip(chk["srcs"], chk["shas"], chk["refs"])):
         for c in cfgs:
             spec = {
@@ -251,6 +260,7 @@ def _task_specs(chk: dict, cfgs, schemes_, keep_histories) -> list[dict]:
                 "seed_dependent": c.seed_dependent,
                 "config_id": c.config_id,
                 "keep": str(Path(keep_histories).resolve()) if keep_histories else None,
+                "keep_folder": folders[si],
             }
             # what makes a row: a resumed sweep reuses it only when all of this is equal
             spec["run_key"] = digest(

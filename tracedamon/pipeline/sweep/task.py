@@ -319,7 +319,7 @@ def run_task(spec: dict) -> dict:
     row["worker_peak_rss_mb"] = peak_rss_mb()
     if spec.get("keep"):
         name = f"{spec['config_id']}-s{spec['seed']}.parquet"
-        keep = Path(spec["keep"]) / row["source_name"] / name
+        keep = Path(spec["keep"]) / spec.get("keep_folder", row["source_name"]) / name
         if source is got.samples:
             hist.metadata["input"] = got.provenance
         hist.to_parquet(keep, force=True)  # the sweep's own file (a resumed run rewrites it)
