@@ -23,7 +23,7 @@ from tracedamon.ingest.detect import detect_format
 from tracedamon.store.trace import open_trace
 
 from conftest import ROOT, need_corpus
-from test_damon_trace import KEY, parse_damo_raw_report, snapshots_of
+from helpers.damon_trace import KEY, parse_damo_raw_report, snapshots_of
 
 RUN1 = ("damon-paddr-run1", "paddr_run1")
 

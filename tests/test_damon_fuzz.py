@@ -18,7 +18,7 @@ from tracedamon.ingest.tracing_data import MAGIC, decode_raw, parse_tracing_data
 from tracedamon.store.trace import open_trace
 
 from conftest import CORPUS, need_corpus
-from test_damon_trace import LIVE, _Wrapped, _write_from
+from helpers.damon_trace import LIVE, _Wrapped, _write_from
 from test_damon_tracing_data import SPEC_AGGREGATED, tracing_blob
 
 RUN1 = CORPUS / "damon-paddr-run1" / "paddr_run1"

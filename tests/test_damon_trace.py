@@ -1,9 +1,10 @@
-"""DAMON trace ingest: perf script / ftrace / trace-cmd text and perf.data → ``regions``.
+"""DAMON trace ingest of text: perf script, damo's writer, ftrace and trace-cmd → ``regions``.
 
 Oracles: damo's own expected output for its test data (``report-raw_perf_script``
 lists every region of every snapshot), the same run recorded by independent
 tracers (perf.data, perf script, damo's perf_script writer, a tracefs
-instance), and generated traces whose snapshots are known by construction.
+instance), and a slow line-by-line reference parser. perf.data inputs are in
+test_damon_trace_perf_data.py, generated traces in test_damon_trace_generated.py.
 """
 
 from __future__ import annotations
@@ -11,71 +12,29 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
 
+from tracedamon.cli.info import describe
 from tracedamon.errors import TraceFormatError
 from tracedamon.ingest import ingest
+from tracedamon.ingest.damon_trace import TextTrace
 from tracedamon.ingest.detect import detect_format
-from tracedamon.cli.info import describe
 from tracedamon.store.trace import open_trace
 
-from conftest import missing, need_corpus
+from conftest import need_corpus
 from helpers.arrays import assert_rows_equal
-
-RUN1 = ("damon-paddr-run1", "paddr_run1")
-KEY = ["run", "snapshot", "target", "start", "end", "nr_accesses", "age"]
-
-
-def _ingest(path, tmp_path, name="t.td", fmt="auto", **opts):
-    out = ingest([path], tmp_path / name, format=fmt, **opts)
-    tr = open_trace(out)
-    return tr.df("regions"), json.loads((out / "meta.json").read_text())
-
-
-def _lines(path) -> list[str]:
-    op = gzip.open if str(path).endswith(".gz") else open
-    with op(path, "rt") as f:
-        return f.read().splitlines(keepends=True)
-
-
-def parse_damo_raw_report(path) -> list[list[tuple]]:
-    """damo's ``report access --raw_form`` text → [[(start, end, nr_accesses, age)...]...]."""
-    snaps, cur = [], None
-    reg = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) \(.*\)\s+(-?\d+)\s+(-?\d+)$")
-    for ln in open(path):
-        ln = ln.rstrip("\n")
-        if ln.startswith("nr_regions:"):
-            cur = []
-            snaps.append(cur)
-        elif (m := reg.match(ln)) and cur is not None:
-            cur.append((int(m[1], 16), int(m[2], 16), int(m[3]), int(m[4])))
-    return snaps
-
-
-def snapshots_of(df, run=0) -> list[list[tuple]]:
-    d = df[df["run"] == run].sort_values(["snapshot", "start"])
-    age = d["age"].astype("Int64").fillna(-1).astype(int)
-    rows = list(
-        zip(
-            d["snapshot"],
-            d["start"].astype(int),
-            d["end"].astype(int),
-            d["nr_accesses"].astype(int),
-            age,
-        )
-    )
-    out: dict[int, list] = {}
-    for s, *r in rows:
-        out.setdefault(int(s), []).append(tuple(int(x) for x in r))
-    return [out[k] for k in sorted(out)]
-
+from helpers.damon_trace import (
+    KEY,
+    LIVE,
+    RUN1,
+    _ingest,
+    _lines,
+    parse_damo_raw_report,
+    snapshots_of,
+)
 
 # --- damo's test data: every region of every snapshot ---------------------------------
 
@@ -332,248 +291,6 @@ def test_gzipped_perf_data(tmp_path):
     pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
 
 
-# --- generated traces: snapshots known by construction -------------------------------
-
-
-def _layout(kind, comm, pid, cpu, t_ns, ev, fields):
-    sec, ns = divmod(t_ns, 10**9)
-    us = ns // 1000
-    if kind == "perf":
-        return f"{comm:>16} {pid:>6} [{cpu:03d}] {sec:>5}.{us:06d}: {'damon:' + ev:>30}: {fields}\n"
-    if kind == "perf_ns":
-        return f"{comm:>16} {pid}/{pid} [{cpu:03d}] {sec}.{ns:09d}: 1 damon:{ev}: {fields}\n"
-    if kind == "ftrace":
-        return f"{comm:>16}-{pid:<7} [{cpu:03d}] .N... {sec:>5}.{us:06d}: {ev}: {fields}\n"
-    return f"{comm}-{pid} [{cpu:03d}] {sec}.{us:06d}: {ev}: {fields}\n"  # trace-cmd 3.2
-
-
-@st.composite
-def damon_histories(draw):
-    """Runs of a kdamond with 1-2 targets: each snapshot a sorted, disjoint region list."""
-    runs = []
-    t = draw(st.integers(1, 10**5)) * 10**6
-    for r in range(draw(st.integers(1, 2))):
-        pid = 100 + r
-        ntg = draw(st.integers(1, 2))
-        snaps = []
-        for s in range(draw(st.integers(1, 6))):
-            per_tg = []
-            for tg in range(ntg):
-                n = draw(st.integers(1, 7))
-                cuts = sorted(draw(st.sets(st.integers(1, 10**6), min_size=n + 1, max_size=n + 1)))
-                base = (tg + 1) << 40
-                regs = [
-                    (
-                        base + cuts[i] * 4096,
-                        base + cuts[i + 1] * 4096,
-                        draw(st.integers(0, 20)),
-                        draw(st.integers(0, 300)),
-                    )
-                    for i in range(n)
-                ]
-                per_tg.append(regs)
-            snaps.append((t, per_tg))
-            t += 100_000_000 + draw(st.integers(0, 3_000_000))
-        runs.append((pid, ntg, snaps))
-        t += 10**9
-    return runs
-
-
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    damon_histories(),
-    st.sampled_from(["perf", "perf_ns", "ftrace", "tracecmd"]),
-    st.lists(st.integers(0, 10**6), max_size=3),
-    st.data(),
-)
-def test_generated_traces_round_trip(tmp_path, runs, kind, dups, data):
-    lines, expect, tunes = [], [], []
-    for r_i, (pid, ntg, snaps) in enumerate(runs):
-        for s_i, (t, per_tg) in enumerate(snaps):
-            for tg, regs in enumerate(per_tg):
-                for k, (a, b, nr, age) in enumerate(regs):
-                    tt = t + tg * 50_000 + k * 2_000
-                    lines.append(
-                        _layout(
-                            kind,
-                            "kdamond.0",
-                            pid,
-                            1,
-                            tt,
-                            "damon_aggregated",
-                            f"target_id={tg} nr_regions={len(regs)} {a}-{b}: {nr} {age}",
-                        )
-                    )
-                    expect.append(
-                        (
-                            r_i,
-                            s_i,
-                            tg,
-                            a,
-                            b,
-                            nr,
-                            age,
-                            (t + tg * 50_000) // 1000 * 1000
-                            if kind != "perf_ns"
-                            else t + tg * 50_000,
-                        )
-                    )
-            if data.draw(st.booleans()):
-                lines.append(
-                    _layout(
-                        kind,
-                        "kdamond.0",
-                        pid,
-                        0,
-                        t + 90_000_000,
-                        "damon_monitor_intervals_tune",
-                        f"sample_us={5000 + s_i}",
-                    )
-                )
-                tunes.append(5000 + s_i)
-    for d in dups:  # exact duplicates, next to the original
-        i = d % len(lines)
-        lines.insert(i, lines[i])
-    p = tmp_path / f"gen_{kind}.txt"
-    p.write_text("".join(lines))
-    out = tmp_path / f"gen_{kind}.td"
-    ingest([p], out, format="damon", force=True)
-    df = open_trace(out).df("regions")
-    got = list(
-        zip(
-            df["run"],
-            df["snapshot"],
-            df["target"],
-            df["start"],
-            df["end"],
-            df["nr_accesses"],
-            df["age"],
-            df["time_ns"],
-        )
-    )
-    assert [tuple(int(x) for x in g) for g in got] == sorted(expect)
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["duplicates_dropped"] == len(dups)
-    tr = open_trace(out)
-    if tunes:
-        assert tr.df("intervals_tune")["sample_us"].tolist() == tunes
-        assert meta["intervals"]["tuned"] is True
-        assert meta["intervals"]["sample_us"] == tunes[0]
-        assert meta["intervals"]["source"] == "record"
-    else:
-        assert tr.num_rows("intervals_tune") == 0
-
-
-# --- perf.data: the reader's batches, decoded with the file's own formats -------------
-
-LIVE = Path(__file__).resolve().parent.parent / "sample_traces" / "damon"
-
-
-def test_live_sample_perf_data_equals_perfs_own_script(tmp_path):
-    out = ingest([LIVE / "live_paddr.perf.data"], tmp_path / "a.td")  # auto: perf-data reader
-    tr = open_trace(out)
-    a = tr.df("regions")
-    assert tr.num_rows("samples") == 5007 + 96  # the perf reader's own table, too
-    b, meta_b = _ingest(LIVE / "live_paddr.script.txt.gz", tmp_path, "b.td")
-    assert a.groupby("snapshot").size().tolist() == [2418, 2589]
-    pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
-    assert (a["time_ns"] // 1000 * 1000 == b["time_ns"]).all()
-    # damos_before_apply decoded from RAW equals perf's text of the same events
-    da = tr.df("damos_apply")
-    db = open_trace(tmp_path / "b.td").df("damos_apply")
-    cols = [
-        "context",
-        "scheme",
-        "target",
-        "nr_regions",
-        "start",
-        "end",
-        "nr_accesses",
-        "age",
-        "kdamond_pid",
-        "cpu",
-    ]
-    assert len(da) == 96
-    pd.testing.assert_frame_equal(da[cols], db[cols], check_dtype=False)
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["damon_runs"][0]["kdamond_pid"] == 77
-    assert meta["intervals"]["source"] == "inferred"
-
-
-class _Wrapped:
-    """A perf.data reader whose sample batches a test edits (duplicate / drop rows)."""
-
-    def __init__(self, path, edit):
-        from tracedamon.ingest.perf_data import open_perf_data
-
-        self.rd = open_perf_data(path)
-        self.events, self.tracing_data, self.path = self.rd.events, self.rd.tracing_data, path
-        self.edit = edit
-
-    def iter_sample_batches(self):
-        import pyarrow as pa
-
-        t = pa.Table.from_batches(list(self.rd.iter_sample_batches()))
-        yield from self.edit(t).to_batches(max_chunksize=1000)
-
-
-def _write_from(reader, tmp_path, name, **kw):
-    from tracedamon.ingest.damon_trace import add_regions_from_perf_data
-    from tracedamon.store.writer import TraceDirWriter
-
-    with TraceDirWriter(tmp_path / name) as w:
-        add_regions_from_perf_data(reader, w, **kw)
-    return open_trace(tmp_path / name).df("regions"), json.loads(
-        (tmp_path / name / "meta.json").read_text()
-    )
-
-
-def test_perf_data_duplicate_samples_are_dropped(tmp_path):
-    import pyarrow as pa
-
-    clean, _ = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", lambda t: t), tmp_path, "c")
-    idx = list(range(4000))
-    idx[10:10] = [10, 10]  # one sample delivered three times
-    idx[3000:3000] = [2999]
-    dup = lambda t: pa.concat_tables([t.take(pa.array(idx)), t.slice(4000)])  # noqa: E731
-    df, meta = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", dup), tmp_path, "d")
-    assert meta["duplicates_dropped"] == 3
-    pd.testing.assert_frame_equal(clean, df)
-
-
-def test_perf_data_lost_sample_is_an_error_at_a_byte_offset(tmp_path):
-    import pyarrow as pa
-
-    holder = {}
-
-    def drop(t):
-        ev = t["event"].to_pylist()
-        agg = [i for i, e in enumerate(ev) if e == "damon:damon_aggregated"]
-        victim = agg[3000]  # inside the second snapshot
-        holder["first2"] = t["file_offset"][agg[2418]].as_py()
-        return pa.concat_tables([t.slice(0, victim), t.slice(victim + 1)])
-
-    with pytest.raises(TraceFormatError) as ei:
-        _write_from(_Wrapped(LIVE / "live_paddr.perf.data", drop), tmp_path, "l")
-    assert ei.value.offset == holder["first2"]
-    assert "2588 regions, fewer than its nr_regions=2589" in str(ei.value)
-    df, meta = _write_from(
-        _Wrapped(LIVE / "live_paddr.perf.data", drop), tmp_path, "l2", skip_bad=True
-    )
-    assert meta["skipped"] == {"snapshots": 1} and df["snapshot"].nunique() == 1
-
-
-def test_perf_data_without_tracing_data_is_an_error(tmp_path):
-    r = _Wrapped(LIVE / "live_paddr.perf.data", lambda t: t)
-    r.tracing_data = None
-    with pytest.raises(TraceFormatError, match="no tracing data"):
-        _write_from(r, tmp_path, "n")
-
-
 # --- the vectorised text parser against a slow line-by-line reference ------------------
 
 _REF_LINE = re.compile(
@@ -618,8 +335,6 @@ def _reference_events(path):
     ],
 )
 def test_text_parser_equals_a_line_by_line_reference(parts):
-    from tracedamon.ingest.damon_trace import TextTrace
-
     path = LIVE / parts[1] if parts[0] == "live" else need_corpus(*parts)
     tt = TextTrace(path).parse()
     ref_agg, ref_before = _reference_events(path)
@@ -689,114 +404,6 @@ def test_out_of_range_number_is_an_error_naming_its_line(tmp_path):
     assert meta["skipped"]["lines"] == 1 and df["age"].isna().all()
 
 
-def test_live_pipe_mode_perf_data_equals_its_script(tmp_path):
-    a, meta = _ingest(LIVE / "live_paddr_pipe.perf.data", tmp_path, "a.td")
-    b, _ = _ingest(LIVE / "live_paddr_pipe.script.txt.gz", tmp_path, "b.td")
-    assert len(a) == 1349 and a["snapshot"].nunique() == 1
-    pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
-    assert meta["damon_source"] == "perf.data"
-    assert "intervals" not in meta  # one snapshot: nothing to infer from
-
-
-def _damo_convert(src: Path, out: Path) -> None:
-    damo = Path(sys.executable).parent / "damo"
-    if not damo.exists():
-        missing("damo is not installed in the venv")
-    r = subprocess.run(
-        [
-            str(damo),
-            "convert_record_format",
-            "--record_file",
-            str(src),
-            "--format",
-            "json_compressed",
-            "--output_file",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-def test_damos_own_conversion_of_the_live_sample_reads_back_identically(tmp_path):
-    """damo 3.4.3 parses the perf script text itself; its json_compressed, read by our
-    damo reader, holds the regions our DAMON trace reader finds in the same text."""
-    lines = gzip.decompress((LIVE / "live_paddr.script.txt.gz").read_bytes()).decode()
-    lines = lines.splitlines(keepends=True)
-    agg_only = tmp_path / "agg.txt"
-    agg_only.write_text("".join(ln for ln in lines if "damon_aggregated" in ln))
-    out = tmp_path / "agg.json_compressed"
-    _damo_convert(agg_only, out)
-    a, _ = _ingest(agg_only, tmp_path, "a.td")
-    b, meta = _ingest(out, tmp_path, "b.td")
-    pd.testing.assert_frame_equal(a[KEY], b[KEY], check_dtype=False)
-    assert (a["time_ns"] == b["time_ns"]).all()
-    assert meta["damon_source"] == "damo-record"
-    # the full text also has damos_before_apply events: damo counts their regions into
-    # the damon_aggregated snapshots (64 scheme regions land in the first snapshot);
-    # our damo reader reports that record, our trace reader keeps the two apart
-    mixed = tmp_path / "mixed.txt"
-    mixed.write_text("".join(lines))
-    _damo_convert(mixed, tmp_path / "mixed.json_compressed")
-    with pytest.raises(TraceFormatError, match="snapshot 0 .* out of address order"):
-        _ingest(tmp_path / "mixed.json_compressed", tmp_path, "m.td")
-    c, _ = _ingest(mixed, tmp_path, "c.td")
-    pd.testing.assert_frame_equal(a, c)
-
-
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(damon_histories(), st.integers(0, 10**6), st.data())
-def test_a_lost_line_never_yields_a_wrong_snapshot(tmp_path, runs, victim, data):
-    """Remove one event anywhere: the reader either refuses (TraceFormatError) or returns
-    only snapshots that are exactly right (a partial one at an edge, or a one-region
-    snapshot that vanished whole, is simply absent)."""
-    lines, truth = [], {}
-    for pid, ntg, snaps in runs:
-        for t, per_tg in snaps:
-            for tg, regs in enumerate(per_tg):
-                t0 = t + tg * 50_000
-                truth[(pid, tg, t0 // 1000 * 1000)] = [(a, b, n, g) for a, b, n, g in regs]
-                for k, (a, b, nr, age) in enumerate(regs):
-                    lines.append(
-                        _layout(
-                            "perf",
-                            "kdamond.0",
-                            pid,
-                            1,
-                            t0 + k * 2_000,
-                            "damon_aggregated",
-                            f"target_id={tg} nr_regions={len(regs)} {a}-{b}: {nr} {age}",
-                        )
-                    )
-    del lines[victim % len(lines)]
-    if not lines:
-        return
-    p = tmp_path / "lost.txt"
-    p.write_text("".join(lines))
-    out = tmp_path / "lost.td"
-    try:
-        ingest([p], out, format="damon", force=True)
-    except TraceFormatError as e:
-        assert e.line is not None or "no complete" in str(e) or "no damon" in str(e)
-        return
-    df = open_trace(out).df("regions")
-    meta = json.loads((out / "meta.json").read_text())
-    pid_of_run = {r["run"]: r["kdamond_pid"] for r in meta["damon_runs"]}
-    for (run, snap, tg), g in df.groupby(["run", "snapshot", "target"]):
-        key = (pid_of_run[run], tg, int(g["time_ns"].iloc[0]))
-        got = [
-            tuple(int(x) for x in r)
-            for r in g[["start", "end", "nr_accesses", "age"]].itertuples(index=False)
-        ]
-        assert key in truth and got == truth[key]
-
-
 def test_truncated_gzip_text_is_reported_and_skip_bad_keeps_the_complete_snapshots(tmp_path):
     src = need_corpus(*RUN1, "perf_script.txt.gz")
     p = tmp_path / "cut.txt.gz"
@@ -819,53 +426,6 @@ def test_truncated_gzip_text_is_reported_and_skip_bad_keeps_the_complete_snapsho
     )
     df2, _ = _ingest(two, tmp_path, "two.td")
     pd.testing.assert_frame_equal(df2, full)
-
-
-def test_perf_data_intervals_tune_samples_are_decoded(tmp_path):
-    """The live recording enabled damon_monitor_intervals_tune but no tuning happened:
-    add two such samples (RAW laid out as the file's own format says) to its batches."""
-    import struct
-    import pyarrow as pa
-    from tracedamon.ingest.tracing_data import parse_tracing_data
-    from tracedamon.ingest.perf_data import open_perf_data
-
-    td = parse_tracing_data(open_perf_data(LIVE / "live_paddr.perf.data").tracing_data)
-    fmt = td.event("damon:damon_monitor_intervals_tune")
-    off = fmt.by_name["sample_us"].offset
-
-    def payload(us):
-        b = bytearray(20)  # 16-byte entry, padded so 4 + size is 8k
-        struct.pack_into("<HBBi", b, 0, fmt.id, 0, 0, 77)
-        struct.pack_into("<Q", b, off, us)
-        return bytes(b)
-
-    def add(t):
-        first = t.slice(0, 1)
-        rows = []
-        for when, us in ((799_000_000_000, 250_000), (803_000_000_000, 125_000)):
-            r = first
-            for name, val in (
-                ("event", "damon:damon_monitor_intervals_tune"),
-                ("raw", payload(us)),
-                ("time_ns", when),
-            ):
-                i = r.schema.get_field_index(name)
-                typ = r.schema.field(i).type
-                arr = (
-                    pa.array([val]).cast(typ)
-                    if pa.types.is_dictionary(typ)
-                    else pa.array([val], typ)
-                )
-                r = r.set_column(i, r.schema.field(i), arr)
-            rows.append(r)
-        return pa.concat_tables([t] + rows)
-
-    df, meta = _write_from(_Wrapped(LIVE / "live_paddr.perf.data", add), tmp_path, "tune")
-    tune = open_trace(tmp_path / "tune").df("intervals_tune")
-    assert tune["sample_us"].tolist() == [250_000, 125_000]
-    assert tune["time_ns"].tolist() == [799_000_000_000, 803_000_000_000]
-    assert meta["intervals"]["sample_us"] == 250_000 and meta["intervals"]["tuned"] is True
-    assert df.groupby("snapshot").size().tolist() == [2418, 2589]
 
 
 def test_nr_regions_zero_is_an_error_not_a_hang(tmp_path):

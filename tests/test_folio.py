@@ -9,6 +9,8 @@ and the 4 KiB engine where no large folio exists.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -287,141 +289,170 @@ def reference(regions_per_t, draws, iv_pages, folio_of, physical, fix_pa_cache, 
 def test_folio_check_equals_the_reference_on_random_cases(physical, fix):
     rng = np.random.default_rng(5 + physical + 2 * fix)
     for case in range(40):
-        ntgt = 1 if physical else int(rng.integers(1, 3))
-        # folios: a few per target over [0, 8 MiB), random sizes, some whole
-        maps = []
-        for t in range(ntgt):
-            rows, at = [], 0
-            for _ in range(int(rng.integers(0, 6))):
-                fsz = int(rng.choice([16 * K, 64 * K, MB2]))
-                at = (-(-at // fsz) + int(rng.integers(0, 2))) * fsz  # no overlap
-                rows.append((at, at + fsz, fsz, int(rng.integers(0, 2))))
-                at += fsz
-            maps.append(rows)
-        regs = []
-        for t in range(ntgt):
-            cuts = np.unique(rng.integers(0, 8 << 20, 40) // K * K)
-            regs.append(list(zip(cuts[:-1].tolist(), cuts[1:].tolist())))
-        nreg = sum(len(r) for r in regs)
-        n_iv = 3
-        draws = [int(rng.integers(0, e - s)) for _ in range(n_iv) for r in regs for s, e in r]
-        # samples: pages near the draws and in the folios, per interval
-        ivs = []
-        for j in range(n_iv):
-            pages = set()
-            for t in range(ntgt):
-                for lo, hi, _, _ in maps[t]:
-                    if rng.random() < 0.5:
-                        pages.add((0 if physical else t, int(rng.integers(lo, hi)) // K * K))
-                for s, e in regs[t]:
-                    if rng.random() < 0.3:
-                        pages.add((0 if physical else t, int(rng.integers(s, e)) // K * K))
-            ivs.append(sorted(pages))
-        w_off = np.cumsum([0] + [len(p) for p in ivs]).astype(np.int64)
-        k_tgt = np.array([k for p in ivs for k, _ in p], np.int64)
-        k_page = np.array([g for p in ivs for _, g in p], np.int64)
-        start = np.array([s for r in regs for s, _ in r], np.int64)
-        end = np.array([e for r in regs for _, e in r], np.int64)
-        toff = np.cumsum([0] + [len(r) for r in regs]).astype(np.int64)
-        moff = np.cumsum([0] + [len(m) for m in maps]).astype(np.int64)
-        flat = [x for m in maps for x in m]
-        mlo, mhi, mfsz, mwh = (
-            np.array([x[i] for x in flat], np.int64).reshape(-1) for i in range(4)
-        )
-        sel = np.tile(np.arange(ntgt, dtype=np.int64), (n_iv, 1))
-        every = np.full(ntgt, n_iv, np.int64)  # every target draws and counts throughout
-        nr = np.zeros(nreg, np.int64)
-        cache = np.array([0, 0, K], np.int64)
-        abit_check_folios(
-            start,
-            end,
-            toff,
-            nr,
-            n_iv,
-            w_off,
-            k_tgt,
-            k_page,
-            physical,
-            physical and not fix,
-            cache,
-            np.zeros(2, np.uint64),
-            False,
-            np.array(draws, np.int64),
-            np.zeros(1, np.int64),
-            sel,
-            moff,
-            mlo,
-            mhi,
-            mfsz,
-            mwh,
-            every,
-            every,
-        )
-
-        def folio_of(t, a):
-            for f in maps[t]:
-                if f[0] <= a < f[1]:
-                    return f
-            return None
-
-        want = np.zeros(nreg, np.int64)
+        c = _random_folio_case(rng, physical)
+        nr, cache = _folio_check(c, physical, fix, c.folio_args())
+        want = np.zeros(c.nreg, np.int64)
         rc = {"addr": 0, "acc": False, "sz": K}
-        per = len(draws) // n_iv
-        for j in range(n_iv):
+        per = len(c.draws) // c.n_iv
+        for j in range(c.n_iv):
             want += reference(
-                regs, draws[j * per : (j + 1) * per], set(ivs[j]), folio_of, physical, fix, rc
+                c.regs,
+                c.draws[j * per : (j + 1) * per],
+                set(c.ivs[j]),
+                c.folio_of,
+                physical,
+                fix,
+                rc,
             )
         assert nr.tolist() == want.tolist(), case
         assert cache.tolist() == [rc["addr"], int(rc["acc"]), rc["sz"]], case
         # with no folio the check is the 4 KiB one, verdict for verdict
-        nr4 = np.zeros(nreg, np.int64)
-        abit_check(
-            start,
-            end,
-            toff,
-            nr4,
-            n_iv,
-            w_off,
-            k_tgt,
-            k_page,
-            physical,
-            physical and not fix,
-            np.array([0, 0], np.int64),
-            np.zeros(2, np.uint64),
-            False,
-            np.array(draws, np.int64),
-            np.zeros(1, np.int64),
-            every,
-            every,
-        )
-        nr0 = np.zeros(nreg, np.int64)
-        z = np.zeros(0, np.int64)
-        abit_check_folios(
-            start,
-            end,
-            toff,
-            nr0,
-            n_iv,
-            w_off,
-            k_tgt,
-            k_page,
-            physical,
-            physical and not fix,
-            np.array([0, 0, K], np.int64),
-            np.zeros(2, np.uint64),
-            False,
-            np.array(draws, np.int64),
-            np.zeros(1, np.int64),
-            np.full((n_iv, ntgt), -1, np.int64),
-            np.zeros(1, np.int64),
-            z,
-            z,
-            z,
-            z,
-            every,
-            every,
-        )
+        nr4 = _abit_check_4k(c, physical, fix)
+        nr0, _ = _folio_check(c, physical, fix, c.no_folio_args())
         assert nr0.tolist() == nr4.tolist(), case
+
+
+@dataclass
+class _FolioCase:
+    """A random folio-check case: per target, its folios ``maps`` [(lo, hi, size,
+    whole)] and regions ``regs`` [(start, end)]; the sampling ``draws`` (one per region
+    and interval) and each interval's sampled pages ``ivs`` [(target key, page)]."""
+
+    ntgt: int
+    n_iv: int
+    maps: list
+    regs: list
+    draws: list
+    ivs: list
+
+    @property
+    def nreg(self) -> int:
+        return sum(len(r) for r in self.regs)
+
+    def folio_of(self, t, a):
+        for f in self.maps[t]:
+            if f[0] <= a < f[1]:
+                return f
+        return None
+
+    def check_args(self) -> tuple:
+        """The regions and samples in the kernels' layout (start, end, target offsets,
+        interval offsets, sample keys, sample pages)."""
+        regs, ivs = self.regs, self.ivs
+        return (
+            np.array([s for r in regs for s, _ in r], np.int64),
+            np.array([e for r in regs for _, e in r], np.int64),
+            np.cumsum([0] + [len(r) for r in regs]).astype(np.int64),
+            np.cumsum([0] + [len(p) for p in ivs]).astype(np.int64),
+            np.array([k for p in ivs for k, _ in p], np.int64),
+            np.array([g for p in ivs for _, g in p], np.int64),
+        )
+
+    def folio_args(self) -> tuple:
+        """The folio map arguments (target selection, map offsets, lo, hi, size, whole)."""
+        moff = np.cumsum([0] + [len(m) for m in self.maps]).astype(np.int64)
+        flat = [x for m in self.maps for x in m]
+        mlo, mhi, mfsz, mwh = (
+            np.array([x[i] for x in flat], np.int64).reshape(-1) for i in range(4)
+        )
+        sel = np.tile(np.arange(self.ntgt, dtype=np.int64), (self.n_iv, 1))
+        return sel, moff, mlo, mhi, mfsz, mwh
+
+    def every(self) -> np.ndarray:
+        """Per target, the intervals it draws and counts in: every target throughout."""
+        return np.full(self.ntgt, self.n_iv, np.int64)
+
+    def no_folio_args(self) -> tuple:
+        """The folio map arguments of a trace without folios."""
+        z = np.zeros(0, np.int64)
+        return np.full((self.n_iv, self.ntgt), -1, np.int64), np.zeros(1, np.int64), z, z, z, z
+
+
+def _random_folio_case(rng, physical: bool) -> _FolioCase:
+    ntgt = 1 if physical else int(rng.integers(1, 3))
+    # folios: a few per target over [0, 8 MiB), random sizes, some whole
+    maps = []
+    for t in range(ntgt):
+        rows, at = [], 0
+        for _ in range(int(rng.integers(0, 6))):
+            fsz = int(rng.choice([16 * K, 64 * K, MB2]))
+            at = (-(-at // fsz) + int(rng.integers(0, 2))) * fsz  # no overlap
+            rows.append((at, at + fsz, fsz, int(rng.integers(0, 2))))
+            at += fsz
+        maps.append(rows)
+    regs = []
+    for t in range(ntgt):
+        cuts = np.unique(rng.integers(0, 8 << 20, 40) // K * K)
+        regs.append(list(zip(cuts[:-1].tolist(), cuts[1:].tolist())))
+    n_iv = 3
+    draws = [int(rng.integers(0, e - s)) for _ in range(n_iv) for r in regs for s, e in r]
+    # samples: pages near the draws and in the folios, per interval
+    ivs = []
+    for j in range(n_iv):
+        pages = set()
+        for t in range(ntgt):
+            for lo, hi, _, _ in maps[t]:
+                if rng.random() < 0.5:
+                    pages.add((0 if physical else t, int(rng.integers(lo, hi)) // K * K))
+            for s, e in regs[t]:
+                if rng.random() < 0.3:
+                    pages.add((0 if physical else t, int(rng.integers(s, e)) // K * K))
+        ivs.append(sorted(pages))
+    return _FolioCase(ntgt, n_iv, maps, regs, draws, ivs)
+
+
+def _folio_check(c: _FolioCase, physical, fix, folio_args) -> tuple[np.ndarray, np.ndarray]:
+    """abit_check_folios over the case with the given folio map: (nr_accesses, cache)."""
+    start, end, toff, w_off, k_tgt, k_page = c.check_args()
+    nr = np.zeros(c.nreg, np.int64)
+    cache = np.array([0, 0, K], np.int64)
+    abit_check_folios(
+        start,
+        end,
+        toff,
+        nr,
+        c.n_iv,
+        w_off,
+        k_tgt,
+        k_page,
+        physical,
+        physical and not fix,
+        cache,
+        np.zeros(2, np.uint64),
+        False,
+        np.array(c.draws, np.int64),
+        np.zeros(1, np.int64),
+        *folio_args,
+        c.every(),
+        c.every(),
+    )
+    return nr, cache
+
+
+def _abit_check_4k(c: _FolioCase, physical, fix) -> np.ndarray:
+    """The 4 KiB check (abit_check) over the case: nr_accesses per region."""
+    start, end, toff, w_off, k_tgt, k_page = c.check_args()
+    nr4 = np.zeros(c.nreg, np.int64)
+    abit_check(
+        start,
+        end,
+        toff,
+        nr4,
+        c.n_iv,
+        w_off,
+        k_tgt,
+        k_page,
+        physical,
+        physical and not fix,
+        np.array([0, 0], np.int64),
+        np.zeros(2, np.uint64),
+        False,
+        np.array(c.draws, np.int64),
+        np.zeros(1, np.int64),
+        c.every(),
+        c.every(),
+    )
+    return nr4
 
 
 # -- replay: plumbing and metadata -----------------------------------------------------------

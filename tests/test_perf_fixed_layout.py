@@ -12,7 +12,7 @@ import pytest
 
 import perfdata_writer as W
 from perfdata_writer import S
-from test_perf_data_synth import _check_row, _ingest
+from helpers.perf_synth import _check_row, _ingest
 
 FIXED = (
     S.IP

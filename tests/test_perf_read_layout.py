@@ -10,7 +10,7 @@ import pytest
 
 import perfdata_writer as W
 from perfdata_writer import F, S
-from test_perf_data_synth import _ingest
+from helpers.perf_synth import _ingest
 
 ALL_FORMATS = [
     rf for rf in range(32) if not (rf & F.GROUP and not rf & F.ID)

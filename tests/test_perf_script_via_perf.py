@@ -18,12 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import need_corpus, requires_perf  # noqa: E402
 from perfdata_writer import S, Event, Sample, write_perf_data  # noqa: E402
-from test_writer_vs_perf import (
-    expected_native_rows,
-    expected_sideband,  # noqa: E402
-    scenario,
-    write_case,
-)
+from helpers.native_truth import expected_native_rows, expected_sideband  # noqa: E402
+from helpers.perf_cases import scenario, write_case  # noqa: E402
 
 from tracedamon.errors import TraceFormatError  # noqa: E402
 from tracedamon.ingest import ingest  # noqa: E402
@@ -441,7 +437,8 @@ def test_fields_after_a_printed_callchain(tmp_path):
 
 from hypothesis import strategies as st  # noqa: E402
 
-from test_writer_vs_perf import TYPE_KIND, expected_periods, script_fields  # noqa: E402
+from helpers.perf_cases import TYPE_KIND  # noqa: E402
+from helpers.perf_oracle import expected_periods, script_fields  # noqa: E402
 
 
 @st.composite

@@ -27,8 +27,11 @@ FIXED_TESTS = (
 )
 PERF_TESTS = (
     "tests/test_perf_data_synth.py",
+    "tests/test_perf_data_synth_records.py",
+    "tests/test_perf_data_live.py",
     "tests/test_sideband_bulk.py",
     "tests/test_writer_vs_perf.py",
+    "tests/test_writer_vs_perf_native.py",
     "tests/test_perf_data.py",
     "tests/test_perf_fixed_layout.py",
     "tests/test_perf_read_layout.py",

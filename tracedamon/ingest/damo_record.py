@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import zstandard
 
 from ..errors import InputError, TraceFormatError
 from ..units import parse_bytes
@@ -56,8 +57,6 @@ def _is_trace_text(path: Path) -> bool:
 
 def read_text(path: Path) -> str:
     """The JSON text of a damo record (plain, zlib, gzip or zstd)."""
-    import zstandard
-
     data = path.read_bytes()
     size = len(data)
     if not data:
@@ -330,6 +329,70 @@ def ingest_into(
         return damon_ingest_into(
             path, writer, progress=progress, skip_bad=skip_bad, run_gap_factor=run_gap_factor
         )
+    doc = _load_records(path)
+    cols: dict[str, list] = {k: [] for k in _EVENT_COLUMNS}
+    groups: dict[tuple, int] = {}
+    intervals_by_group: dict[int, dict | None] = {}
+    bad_snapshots = 0
+    fake_dropped = 0
+    for ri, rec in enumerate(doc):
+        gkey, iv, tid = _record_header(path, ri, rec)
+        g = groups.setdefault(gkey, len(groups))
+        intervals_by_group.setdefault(g, iv)
+        kept, first, start, end, nr_acc, age, fake = _record_regions(path, ri, rec, iv)
+        fake_dropped += fake
+        keep, bad = _consistent_regions(path, ri, tid, kept, first, start, end, skip_bad)
+        bad_snapshots += bad
+        if not keep.any():
+            continue
+        counts = np.asarray([k[2] for k in kept], np.int64)
+        m = int(keep.sum())
+        cols["start"].append(start[keep])
+        cols["end"].append(end[keep])
+        cols["nr_accesses"].append(nr_acc[keep])
+        cols["age"].append(age[keep])
+        cols["time_ns"].append(np.repeat(np.asarray([k[1] for k in kept], np.int64), counts)[keep])
+        cols["pid"].append(np.full(m, g, np.int64))
+        cols["cpu"].append(np.full(m, -1, np.int32))
+        cols["target_id"].append(np.full(m, tid, np.uint64))
+        cols["nr_regions"].append(np.repeat(counts, counts)[keep].astype(np.uint32))
+        cols["loc"].append(np.full(m, ri, np.int64))
+    if not cols["time_ns"]:
+        raise TraceFormatError(path, "the damo record holds no snapshot")
+    ev = {k: np.concatenate(v) for k, v in cols.items()}
+    info = write_events(
+        writer,
+        path,
+        ev,
+        None,
+        None,
+        locate=lambda i: {},
+        skip_bad=skip_bad,
+        source="damo-record",
+        run_gap_factor=run_gap_factor,
+        extra_skipped={"snapshots": bad_snapshots},
+    )
+    _record_meta(writer.meta, path, doc, groups, intervals_by_group, info, fake_dropped)
+
+
+#: the event columns a damo record's regions become (those of the DAMON trace readers)
+_EVENT_COLUMNS = (
+    "time_ns",
+    "pid",
+    "cpu",
+    "target_id",
+    "nr_regions",
+    "start",
+    "end",
+    "nr_accesses",
+    "age",
+    "loc",
+)
+
+
+def _load_records(path: Path) -> list[dict]:
+    """The list of DamonRecord objects of a damo record file (a bare record, or a
+    ``records``/``damon_records`` list in an object, is accepted too)."""
     text = read_text(path)
     try:
         doc = json.loads(text)
@@ -344,110 +407,70 @@ def ingest_into(
             doc = [doc]
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise TraceFormatError(path, "not a damo record: expected a list of records")
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "time_ns",
-            "pid",
-            "cpu",
-            "target_id",
-            "nr_regions",
-            "start",
-            "end",
-            "nr_accesses",
-            "age",
-            "loc",
-        )
-    }
-    groups: dict[tuple, int] = {}
-    intervals_by_group: dict[int, dict | None] = {}
-    bad_snapshots = 0
-    fake_dropped = 0
-    for ri, rec in enumerate(doc):
-        snaps = rec.get("snapshots")
-        if not isinstance(snaps, list):
-            raise TraceFormatError(path, f"record {ri}: no snapshots list")
-        gkey = (rec.get("kdamond_idx"), rec.get("context_idx"))
-        g = groups.setdefault(gkey, len(groups))
-        try:
-            iv = _intervals(rec)
-        except ValueError as e:
-            raise TraceFormatError(path, f"record {ri}: bad intervals: {e}") from None
-        intervals_by_group.setdefault(g, iv)
-        try:
-            tid = to_int(rec.get("target_id", 0), "target_id") or 0
-        except ValueError as e:
-            raise TraceFormatError(path, f"record {ri}: {e}") from None
-        if tid < 0 or tid >= 1 << 64:
-            raise TraceFormatError(path, f"record {ri}: target_id {tid} out of range")
-        kept, first, start, end, nr_acc, age, fake = _record_regions(path, ri, rec, iv)
-        fake_dropped += fake
-        problems = _snapshot_problems(kept, first, start, end)
-        misaligned_at = None
-        keep = np.ones(len(start), bool)
-        for k, (si, t_end, cnt) in enumerate(kept):
-            why = problems[k]
-            if why is None and misaligned_at is not None:
-                # once damo's line counting is off, every later snapshot of the record
-                # holds regions of its neighbours, even where their order looks fine
-                why = f"it follows the misaligned snapshot {misaligned_at}"
-            elif why is not None and misaligned_at is None:
-                misaligned_at = si
-            if why is not None:
-                if not skip_bad:
+    return doc
 
-                    def problem(skip):
-                        return (
-                            f"record {ri} (target_id {tid}) snapshot {si} at "
-                            f"{t_end / 1e9:.6f} s is inconsistent: {why}. damo cuts "
-                            "snapshots by counting lines, so a duplicated or lost trace "
-                            "event shifts regions between snapshots; ingest the perf.data "
-                            "or trace text of this recording instead, or use "
-                            f"{skip} to drop such snapshots"
-                        )
 
-                    raise TraceFormatError(
-                        path, problem("skip_bad=True"), cli_problem=problem("--skip-bad")
-                    )
-                bad_snapshots += 1
-                keep[first[k] : first[k + 1]] = False
-        if not keep.any():
+def _record_header(path: Path, ri: int, rec: dict) -> tuple[tuple, dict | None, int]:
+    """Record ``ri``'s (kdamond_idx, context_idx), intervals and target id, checked."""
+    if not isinstance(rec.get("snapshots"), list):
+        raise TraceFormatError(path, f"record {ri}: no snapshots list")
+    gkey = (rec.get("kdamond_idx"), rec.get("context_idx"))
+    try:
+        iv = _intervals(rec)
+    except ValueError as e:
+        raise TraceFormatError(path, f"record {ri}: bad intervals: {e}") from None
+    try:
+        tid = to_int(rec.get("target_id", 0), "target_id") or 0
+    except ValueError as e:
+        raise TraceFormatError(path, f"record {ri}: {e}") from None
+    if tid < 0 or tid >= 1 << 64:
+        raise TraceFormatError(path, f"record {ri}: target_id {tid} out of range")
+    return gkey, iv, tid
+
+
+def _consistent_regions(path, ri, tid, kept, first, start, end, skip_bad) -> tuple[np.ndarray, int]:
+    """Which regions of record ``ri`` belong to consistent snapshots, and how many
+    snapshots are not: an inconsistent snapshot, and every later one of the record, is
+    an error, or (``skip_bad``) left out."""
+    problems = _snapshot_problems(kept, first, start, end)
+    misaligned_at = None
+    keep = np.ones(len(start), bool)
+    bad = 0
+    for k, (si, t_end, _) in enumerate(kept):
+        why = problems[k]
+        if why is None and misaligned_at is not None:
+            # once damo's line counting is off, every later snapshot of the record
+            # holds regions of its neighbours, even where their order looks fine
+            why = f"it follows the misaligned snapshot {misaligned_at}"
+        elif why is not None and misaligned_at is None:
+            misaligned_at = si
+        if why is None:
             continue
-        counts = np.asarray([k[2] for k in kept], np.int64)
-        t_col = np.repeat(np.asarray([k[1] for k in kept], np.int64), counts)[keep]
-        m = int(keep.sum())
-        cols["start"].append(start[keep])
-        cols["end"].append(end[keep])
-        cols["nr_accesses"].append(nr_acc[keep])
-        cols["age"].append(age[keep])
-        cols["time_ns"].append(t_col)
-        cols["pid"].append(np.full(m, g, np.int64))
-        cols["cpu"].append(np.full(m, -1, np.int32))
-        cols["target_id"].append(np.full(m, tid, np.uint64))
-        cols["nr_regions"].append(np.repeat(counts, counts)[keep].astype(np.uint32))
-        cols["loc"].append(np.full(m, ri, np.int64))
-    if not cols["time_ns"]:
-        raise TraceFormatError(path, "the damo record holds no snapshot")
-    ev = {k: np.concatenate(v) for k, v in cols.items()}
+        if not skip_bad:
 
-    def locate(i):
-        return {}
+            def problem(skip):
+                return (
+                    f"record {ri} (target_id {tid}) snapshot {si} at "
+                    f"{t_end / 1e9:.6f} s is inconsistent: {why}. damo cuts "
+                    "snapshots by counting lines, so a duplicated or lost trace "
+                    "event shifts regions between snapshots; ingest the perf.data "
+                    "or trace text of this recording instead, or use "
+                    f"{skip} to drop such snapshots"
+                )
 
-    info = write_events(
-        writer,
-        path,
-        ev,
-        None,
-        None,
-        locate=locate,
-        skip_bad=skip_bad,
-        source="damo-record",
-        run_gap_factor=run_gap_factor,
-        extra_skipped={"snapshots": bad_snapshots},
-    )
-    # the pid column above carried the (kdamond_idx, context_idx) group; say so in meta
+            raise TraceFormatError(
+                path, problem("skip_bad=True"), cli_problem=problem("--skip-bad")
+            )
+        bad += 1
+        keep[first[k] : first[k + 1]] = False
+    return keep, bad
+
+
+def _record_meta(meta, path, doc, groups, intervals_by_group, info, fake_dropped) -> None:
+    """meta.json keys of a damo record: each run's kdamond and context index (the pid
+    column carried their group), the record's intervals, and the record counts."""
     inv = {v: k for k, v in groups.items()}
-    for r in writer.meta.get("damon_runs", []):
+    for r in meta.get("damon_runs", []):
         g = r.pop("kdamond_pid", None)
         kd, ctx = inv.get(g, (None, None))
         r["kdamond_idx"], r["context_idx"] = kd, ctx
@@ -457,14 +480,14 @@ def ingest_into(
         meas = next((v for v in info.median_interval_ns.values() if v), None)
         if meas:
             iv["measured_aggr_us"] = int(round(meas / 1000))
-        writer.meta["intervals"] = iv
+        meta["intervals"] = iv
     elif (sc := sidecar_intervals(path)) is not None:
-        writer.meta["intervals"] = sc
+        meta["intervals"] = sc
     if fake_dropped:
-        writer.meta["damo_placeholder_snapshots_dropped"] = fake_dropped
-    writer.meta["damo_records"] = len(doc)
+        meta["damo_placeholder_snapshots_dropped"] = fake_dropped
+    meta["damo_records"] = len(doc)
     schemed = sum(1 for r in doc if r.get("scheme_idx") is not None)
     if schemed:
         # `damo record --schemes_target_regions` (or a DAMOS snapshot): each snapshot
         # lists the regions a scheme was applied to, not the whole monitored space
-        writer.meta["damo_scheme_records"] = schemed
+        meta["damo_scheme_records"] = schemed

@@ -79,6 +79,7 @@ from ..schema import (
     PAGEMAP_FLAG_SWAPPED,
     PAGEMAP_FLAG_THP,
 )
+from ..store.trace import open_trace
 from .detect import PAGEMAP_TABLES, pagemap_index_of, trace_dir_tables
 
 # pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
@@ -611,8 +612,6 @@ def ingest_into(path, writer, *, progress=None, **options) -> None:
     of the same pid given twice is an error. Options: ``time_offset_ns`` (added to
     every time, e.g. to move CLOCK_MONOTONIC onto perf's default clock).
     """
-    from ..store.trace import open_trace
-
     offset = int(options.pop("time_offset_ns", 0) or 0)
     for ignored in ("skip_bad", "strict"):
         options.pop(ignored, None)

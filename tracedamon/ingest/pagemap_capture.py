@@ -13,6 +13,7 @@ import os
 import select
 import signal
 import subprocess
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ import numpy as np
 
 from ..errors import CaptureError, InputError
 from ..schema import PAGEMAP_FLAG_PRESENT
+from ..store.atomic import TRACE_DIR, check_output
+from ..store.writer import TraceDirWriter
 from .pagemap import (
     ENTRY_BYTES,
     MAX_NONE_VMA_BYTES,
@@ -391,8 +394,64 @@ def capture(
 
     ``on_snapshot(number, snapshot)`` is called after each process's snapshot is written.
     """
-    from ..store.writer import TraceDirWriter
+    pids = _requested_pids(pid, cmd)
+    interval_ns = parse_duration_ns(interval)
+    if interval_ns <= 0:
+        raise InputError("the interval must be positive")
+    _, clock_name = clock_id(clock)
+    duration_ns = parse_duration_ns(duration) if duration is not None else None
+    if count is not None and count <= 0:
+        raise InputError("count must be positive", cli_message="--count must be positive")
+    out = Path(out)
+    check_output(out, TRACE_DIR, force=force)  # before starting anything
+    # what the first snapshot needs, loaded before it (and before a command starts):
+    # pyarrow imports pandas on its first array, seconds on a busy machine, during
+    # which a short command would run unobserved and the interval grid would slip
+    _warm_up()
+    proc = _start_command(cmd) if cmd else None
+    if proc is not None:
+        pids = [proc.pid]
+    # an ended capture is worth a warning unless a command simply ran to its end
+    procs = _Processes(warn_exit=proc is None or count is not None or duration_ns is not None)
+    plan = _Plan(interval_ns, count, duration_ns, proc)
+    try:
+        procs.open(pids, kpageflags=kpageflags, clock=clock, pidfds=proc is None)
+        first = next(iter(procs.caps.values()))
+        prov = {"source": "live", "pids": pids, "cmd": list(cmd) if cmd else None}
+        writer = TraceDirWriter(out, provenance=prov, force=force, tables=("maps", "pagemap"))
+        with writer as w, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CaptureWarning)
+            snaps_meta: list[dict] = []
+            stopped_by = _snapshot_loop(procs, plan, w, snaps_meta, progress, on_snapshot)
+            seen = [str(c.message) for c in caught if issubclass(c.category, CaptureWarning)]
+            w.meta["pagemap"] = {
+                "source": "live",
+                "clock": clock_name,
+                "page_size": first.page_size,
+                "pid": pids[0],
+                "pids": pids,
+                "cmd": list(cmd) if cmd else None,
+                "interval_ns": interval_ns,
+                "count": count,
+                "duration_ns": duration_ns,
+                "stopped_by": stopped_by,
+                "kpageflags": first.kpageflags_note,
+                "pfns_known": not any(s["pfns_hidden"] for s in snaps_meta),
+                "snapshots": snaps_meta,
+                "warnings": seen,
+                "time_alignment": f"record perf with -k {clock_name} to share this clock",
+            }
+        for msg in seen:  # re-emit outside the recording block
+            warnings.warn(CaptureWarning(msg), stacklevel=2)
+    finally:
+        procs.close()
+        exit_code = _wait_command(proc)
+    nsnap = len({s["snapshot"] for s in snaps_meta})
+    return CaptureResult(out, nsnap, stopped_by, exit_code, seen)
 
+
+def _requested_pids(pid, cmd) -> list[int]:
+    """The pids to capture (none in command mode), checked against the command."""
     pids = (
         []
         if pid is None
@@ -402,158 +461,159 @@ def capture(
         raise InputError("give either a pid or a command to start")
     if len(set(pids)) != len(pids):
         raise InputError("a pid is given twice")
-    interval_ns = parse_duration_ns(interval)
-    if interval_ns <= 0:
-        raise InputError("the interval must be positive")
-    _, clock_name = clock_id(clock)
-    duration_ns = parse_duration_ns(duration) if duration is not None else None
-    if count is not None and count <= 0:
-        raise InputError("count must be positive", cli_message="--count must be positive")
-    out = Path(out)
-    from ..store.atomic import TRACE_DIR, check_output
+    return pids
 
-    check_output(out, TRACE_DIR, force=force)  # before starting anything
-    proc = None
-    # what the first snapshot needs, loaded before it (and before a command starts):
-    # pyarrow imports pandas on its first array, seconds on a busy machine, during
-    # which a short command would run unobserved and the interval grid would slip
-    _warm_up()
-    if cmd:
-        try:
-            proc = subprocess.Popen(list(cmd))
-        except OSError as e:
-            raise CaptureError(f"cannot start {cmd[0]!r}: {e.strerror}") from None
-        pids = [proc.pid]
-    # an ended capture is worth a warning unless a command simply ran to its end
-    warn_exit = proc is None or count is not None or duration_ns is not None
-    seen: list[str] = []
-    stopped_by = "exit"
-    snaps_meta: list[dict] = []
-    caps: dict[int, PagemapCapture] = {}
-    pidfds: dict[int, int] = {}
 
-    def drop(p: int, why: str) -> None:
-        c = caps.pop(p, None)
-        if c is not None:
-            c.close()
-        fd = pidfds.pop(p, None)
-        if fd is not None:
-            os.close(fd)
-        if warn_exit:
-            warnings.warn(CaptureWarning(why))
-
+def _start_command(cmd: Sequence[str]) -> subprocess.Popen:
     try:
+        return subprocess.Popen(list(cmd))
+    except OSError as e:
+        raise CaptureError(f"cannot start {cmd[0]!r}: {e.strerror}") from None
+
+
+def _wait_command(proc: subprocess.Popen | None) -> int | None:
+    """The command's exit status, once it ended (passing a Ctrl-C of the wait on to it)."""
+    if proc is None:
+        return None
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        return proc.wait()
+
+
+@dataclass
+class _Plan:
+    """When to snapshot, and when to stop: every ``interval_ns`` on a grid, until
+    ``count`` snapshots or ``duration_ns``, with the started command ``proc``."""
+
+    interval_ns: int
+    count: int | None
+    duration_ns: int | None
+    proc: subprocess.Popen | None
+
+
+class _Processes:
+    """The processes still captured: a :class:`PagemapCapture` each, and a pidfd each
+    (that wakes the wait between snapshots when the process exits)."""
+
+    def __init__(self, *, warn_exit: bool):
+        self.warn_exit = warn_exit
+        self.asked: list[int] = []
+        self.caps: dict[int, PagemapCapture] = {}
+        self.pidfds: dict[int, int] = {}
+
+    def open(self, pids: list[int], *, kpageflags: bool, clock: str, pidfds: bool) -> None:
+        self.asked = list(pids)
         for p in pids:
-            caps[p] = PagemapCapture(p, kpageflags=kpageflags, clock=clock)
-            if proc is None and hasattr(os, "pidfd_open"):
+            self.caps[p] = PagemapCapture(p, kpageflags=kpageflags, clock=clock)
+            if pidfds and hasattr(os, "pidfd_open"):
                 try:
-                    pidfds[p] = os.pidfd_open(p)
+                    self.pidfds[p] = os.pidfd_open(p)
                 except OSError:
                     pass
-        page_size = next(iter(caps.values())).page_size
-        kp_note = next(iter(caps.values())).kpageflags_note
-        prov = {"source": "live", "pids": pids, "cmd": list(cmd) if cmd else None}
-        writer = TraceDirWriter(out, provenance=prov, force=force, tables=("maps", "pagemap"))
-        with writer as w, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CaptureWarning)
-            bar = _progress(progress, count)
-            t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            k = 0
-            with _Interrupts() as intr:
-                while True:
-                    late = False
-                    for i, p in enumerate(list(caps)):
-                        try:
-                            snap = caps[p].snapshot(k)
-                        except ProcessExited as e:
-                            drop(p, f"{e}; kept {k} snapshot(s) of it")
-                            continue
-                        if not snaps_meta:  # the grid is anchored at the first snapshot
-                            t0 = snap.info["mono_begin_ns"]
-                        elif (
-                            i == 0
-                            and duration_ns is not None
-                            and snap.info["mono_begin_ns"] - t0 > duration_ns
-                        ):
-                            # it began after the duration (a busy machine delayed it past
-                            # the check below): not kept
-                            late = True
-                            break
-                        w.write("maps", snap.maps)
-                        w.write("pagemap", snap.pagemap)
-                        snaps_meta.append(snap.info)
-                        if on_snapshot is not None:
-                            on_snapshot(k, snap)
-                    if not snaps_meta:
-                        raise CaptureError(
-                            f"pid {', '.join(map(str, pids))}: process exited "
-                            "before the first snapshot: nothing captured"
-                        )
-                    if late:
-                        stopped_by = "duration"
-                        break
-                    if not caps:
-                        stopped_by = "exit"
-                        break
-                    k += 1
-                    if bar:
-                        bar(k)
-                    if count is not None and k >= count:
-                        stopped_by = "count"
-                        break
-                    nxt = t0 + k * interval_ns
-                    # an overrun snapshot is followed at once by the next: no later
-                    # than the grid, and not after the duration either
-                    start = max(nxt, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
-                    if duration_ns is not None and start - t0 > duration_ns:
-                        stopped_by = "duration"
-                        break
-                    while caps:
-                        ended = intr.wait(nxt, proc, pidfds)
-                        if ended is None or not ended:
-                            break
-                        for p in ended:
-                            drop(p, f"pid {p}: process exited; kept {k} snapshot(s) of it")
-                    if intr.pending:
-                        stopped_by = "interrupt"
-                        break
-                    if not caps:
-                        stopped_by = "exit"
-                        break
-            seen = [str(c.message) for c in caught if issubclass(c.category, CaptureWarning)]
-            w.meta["pagemap"] = {
-                "source": "live",
-                "clock": clock_name,
-                "page_size": page_size,
-                "pid": pids[0],
-                "pids": pids,
-                "cmd": list(cmd) if cmd else None,
-                "interval_ns": interval_ns,
-                "count": count,
-                "duration_ns": duration_ns,
-                "stopped_by": stopped_by,
-                "kpageflags": kp_note,
-                "pfns_known": not any(s["pfns_hidden"] for s in snaps_meta),
-                "snapshots": snaps_meta,
-                "warnings": seen,
-                "time_alignment": f"record perf with -k {clock_name} to share this clock",
-            }
-        for msg in seen:  # re-emit outside the recording block
-            warnings.warn(CaptureWarning(msg), stacklevel=2)
-    finally:
-        for c in caps.values():
+
+    def drop(self, p: int, why: str) -> None:
+        """Stop capturing ``p`` (it exited); a :class:`CaptureWarning` says ``why``."""
+        c = self.caps.pop(p, None)
+        if c is not None:
             c.close()
-        for fd in pidfds.values():
+        fd = self.pidfds.pop(p, None)
+        if fd is not None:
             os.close(fd)
-        exit_code = None
-        if proc is not None:
-            try:
-                exit_code = proc.wait()
-            except KeyboardInterrupt:
-                proc.send_signal(signal.SIGINT)
-                exit_code = proc.wait()
-    nsnap = len({s["snapshot"] for s in snaps_meta})
-    return CaptureResult(out, nsnap, stopped_by, exit_code, seen)
+        if self.warn_exit:
+            warnings.warn(CaptureWarning(why))
+
+    def close(self) -> None:
+        for c in self.caps.values():
+            c.close()
+        for fd in self.pidfds.values():
+            os.close(fd)
+
+
+def _snapshot_loop(
+    procs: _Processes,
+    plan: _Plan,
+    w,
+    snaps_meta: list[dict],
+    progress,
+    on_snapshot: Callable[[int, Snapshot], None] | None,
+) -> str:
+    """Take snapshots on the plan's grid, writing each into ``w`` and its summary into
+    ``snaps_meta``, until a stop; returns what stopped it ("count", "duration",
+    "exit", "interrupt")."""
+    bar = _progress(progress, plan.count)
+    t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    k = 0
+    with _Interrupts() as intr:
+        while True:
+            t0, late = _snapshot_round(procs, plan, w, k, t0, snaps_meta, on_snapshot)
+            if not snaps_meta:
+                raise CaptureError(
+                    f"pid {', '.join(map(str, procs.asked))}: process exited "
+                    "before the first snapshot: nothing captured"
+                )
+            if late:
+                return "duration"
+            if not procs.caps:
+                return "exit"
+            k += 1
+            if bar:
+                bar(k)
+            if plan.count is not None and k >= plan.count:
+                return "count"
+            nxt = t0 + k * plan.interval_ns
+            # an overrun snapshot is followed at once by the next: no later
+            # than the grid, and not after the duration either
+            start = max(nxt, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+            if plan.duration_ns is not None and start - t0 > plan.duration_ns:
+                return "duration"
+            while procs.caps:
+                ended = intr.wait(nxt, plan.proc, procs.pidfds)
+                if ended is None or not ended:
+                    break
+                for p in ended:
+                    procs.drop(p, f"pid {p}: process exited; kept {k} snapshot(s) of it")
+            if intr.pending:
+                return "interrupt"
+            if not procs.caps:
+                return "exit"
+
+
+def _snapshot_round(
+    procs: _Processes,
+    plan: _Plan,
+    w,
+    k: int,
+    t0: int,
+    snaps_meta: list[dict],
+    on_snapshot: Callable[[int, Snapshot], None] | None,
+) -> tuple[int, bool]:
+    """Snapshot ``k`` of every process still alive (dropping those that exited).
+    Returns the grid's anchor ``t0`` (the first snapshot's start) and whether the
+    snapshot began after the duration (then it is not kept)."""
+    for i, p in enumerate(list(procs.caps)):
+        try:
+            snap = procs.caps[p].snapshot(k)
+        except ProcessExited as e:
+            procs.drop(p, f"{e}; kept {k} snapshot(s) of it")
+            continue
+        if not snaps_meta:  # the grid is anchored at the first snapshot
+            t0 = snap.info["mono_begin_ns"]
+        elif (
+            i == 0
+            and plan.duration_ns is not None
+            and snap.info["mono_begin_ns"] - t0 > plan.duration_ns
+        ):
+            # it began after the duration (a busy machine delayed it past the check in
+            # the loop): not kept
+            return t0, True
+        w.write("maps", snap.maps)
+        w.write("pagemap", snap.pagemap)
+        snaps_meta.append(snap.info)
+        if on_snapshot is not None:
+            on_snapshot(k, snap)
+    return t0, False
 
 
 def _warm_up() -> None:
@@ -583,8 +643,6 @@ class _Interrupts:
             raise KeyboardInterrupt
 
     def __enter__(self):
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGINT, self._handler)
         return self
