@@ -27,7 +27,7 @@ import warnings
 
 import typer
 
-from ..errors import TracedamonError
+from ..errors import InputWarning, TracedamonError
 
 app = typer.Typer(
     name="tracedamon",
@@ -71,8 +71,6 @@ _python_showwarning = warnings.showwarning
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """An :class:`~tracedamon.errors.InputWarning` (an input read, but not whole) as
     one line on stderr; other warnings as Python shows them."""
-    from ..errors import InputWarning
-
     if issubclass(category, InputWarning):
         print(f"tracedamon: warning: {message}", file=sys.stderr)
     else:

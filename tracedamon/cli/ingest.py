@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+import tracedamon
+
 from . import options as opt
 from .info import describe
 from ..errors import ConfigError, InputError
@@ -88,10 +90,9 @@ def ingest_cmd(
         )
     # hash the inputs for the provenance on the other core while the heavy modules
     # load (tracedamon.store.hashing); ingest() collects the digests
-    from ..store.hashing import prehash
+    from ..store.hashing import prehash  # heavy: see tracedamon.cli
 
     prehash(p for p in inputs if str(p) != "-")
-    import tracedamon
 
     opts = {}
     if via_perf:

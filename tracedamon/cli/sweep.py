@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+import tracedamon
+
 from . import options as opt
 from .progress import progress_bar
 
@@ -120,7 +122,6 @@ def sweep_cmd(
 def _run(sources, grid, kw: dict, *, quiet: bool):
     """``tracedamon.sweep`` with a progress bar; an interrupted sweep says where its
     finished rows are."""
-    import tracedamon
     from ..pipeline.sweep.runner import (  # heavy: see tracedamon.cli
         IN_PROCESS_CPUS,
         default_workers,
@@ -164,6 +165,7 @@ def print_summary(df, accuracy: Optional[str] = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    # heavy: see tracedamon.cli
     from ..pipeline.sweep.summary import best, default_accuracy, describe, pareto, per_configuration
 
     meta = df.attrs["tracedamon_sweep"]

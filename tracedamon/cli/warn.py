@@ -14,7 +14,7 @@ def one_line_warnings(*categories: type[Warning]) -> Iterator[None]:
     """Within the block, warnings of ``categories`` (default: the region-history
     reader's and compare's) print as ``tracedamon: warning: MESSAGE``, each once."""
     if not categories:
-        from ..export.history import HistoryWarning
+        from ..export.history import HistoryWarning  # heavy: see tracedamon.cli
 
         categories = (HistoryWarning,)
     shown: set[str] = set()
