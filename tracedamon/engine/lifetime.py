@@ -26,7 +26,9 @@ What the kernel does (``mm/damon/vaddr.c``, ``mm/damon/core.c``):
   every target), ``kdamond_split_regions()`` and the schemes walk every target without
   asking whether it is valid.  A dead target's regions are therefore still reported, with
   ``nr_accesses`` 0 from the aggregation after its exit on, ageing, merging and splitting
-  like any idle region.
+  like any idle region.  The schemes' walk tries, charges and ages them too, while
+  vaddr's ``apply_scheme`` finds no mm and applies nothing
+  (:func:`tracedamon.engine.damos.ops_model.without_mm`).
 * ``damon_va_target_valid()`` is true while ``get_pid_task()`` finds the task, i.e. until
   the leader is released: a leader that exits before its other threads stays a zombie
   (with no mm) until the last thread exits.  ``exit_ns`` is therefore the exit of the
