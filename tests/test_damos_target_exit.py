@@ -32,6 +32,9 @@ from test_target_exit import MS, OPTS, T0, A, B, _trace
 from tracedamon import replay
 from tracedamon.damos_replay import in_loop
 from tracedamon.damos_run import damos
+from tracedamon.engine.config import MonitorConfig
+from tracedamon.engine.core import AccessSamples, Monitor
+from tracedamon.engine.fixed import FixedMonitor
 from tracedamon.engine.damos import (
     AccessPattern,
     Context,
@@ -208,3 +211,27 @@ def test_paddr_has_no_mm_to_lose():
     state = new_state([every("pageout")], Context("paddr", 1000, 10_000, 4096))
     apply_schemes(state, _two_targets(), sis=10, now_ns=10 * MS, mm_exit_ns=[5 * MS, None])
     assert state.states[0].sz_applied == 0x8000
+
+
+# -- a context without targets ------------------------------------------------------------
+# kdamond_need_stop() returns true when the ops set has target_valid and no target is
+# valid: its loop over the targets finds none, so a vaddr/fvaddr context with no target
+# stops before its first sample interval; paddr (no target_valid) never stops this way.
+# The replay never builds such a context (vaddr without pids takes the process with the
+# most samples, fvaddr without pids one target of every process, a pid without samples
+# is refused), so this is the engine's own rule.
+
+
+@pytest.mark.parametrize("engine", ["listing", "sparse"])
+@pytest.mark.parametrize("ops", ["vaddr", "fvaddr", "paddr"])
+def test_a_context_without_targets(engine, ops):
+    cfg = MonitorConfig(
+        sample_us=1000, aggr_us=4000, update_us=10**9, min_region=4096, max_region=4096
+    )
+    t = np.arange(0, 20 * MS, MS, dtype=np.int64)
+    acc = AccessSamples(t, np.zeros(t.size, np.int64), np.full(t.size, 0x1008, np.int64))
+    mon = (Monitor if engine == "listing" else FixedMonitor)(cfg, [], ops=ops)
+    h = mon.run(acc, 0, 20 * MS)
+    # paddr: every aggregation the samples complete (20 ms / 4 ms), each of no region
+    assert h.n_snapshots == (5 if ops == "paddr" else 0)
+    assert h.start.size == 0
