@@ -111,7 +111,9 @@ class StepResult:
     the ops, in trace order -- ``scheme``, ``target``, ``start``, ``end``,
     ``nr_accesses`` (as the tracepoint prints it), ``age`` (before the reset),
     ``nr_regions`` (the target's count at that moment), ``core_allowed`` (a core
-    filter allowed it, so the ops filters are bypassed).  ``ran``: per scheme, whether
+    filter allowed it, so the ops filters are bypassed), ``has_mm`` (0: the target's
+    process had no mm, the ops applied nothing), ``sz_ops_filter_passed`` and
+    ``sz_applied`` (the ops model's).  ``ran``: per scheme, whether
     it was due and active and walked (``due``: due, active or not).  ``windows``: per scheme, whether a new charge
     window opened.  ``esz``/``min_score``: per scheme after the adjustment.
     """
