@@ -207,6 +207,16 @@ def test_an_mm_exit_after_the_step_changes_nothing():
     assert state.states[0].sz_applied == 0x5000
 
 
+def test_the_ops_time_model_counts_no_call_that_found_no_mm():
+    # total_charged_ns (what a time quota reads) models the ops' time per call and per
+    # byte; a call that finds no mm returns before any page: only target 1's 2 calls
+    # and 20 KiB are timed
+    ctx = Context("vaddr", 1000, 10_000, 4096, ns_per_region_call=1000, ns_per_byte=1.0)
+    state = new_state([every("pageout")], ctx)
+    apply_schemes(state, _two_targets(), sis=10, now_ns=10 * MS, mm_exit_ns=[5 * MS, None])
+    assert state.states[0].total_charged_ns == 2 * 1000 + 0x5000
+
+
 def test_paddr_has_no_mm_to_lose():
     state = new_state([every("pageout")], Context("paddr", 1000, 10_000, 4096))
     apply_schemes(state, _two_targets(), sis=10, now_ns=10 * MS, mm_exit_ns=[5 * MS, None])
