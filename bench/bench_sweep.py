@@ -14,13 +14,17 @@ scoring (the replays are what is measured).  Figures, all from this one run:
    included; also ``LocalCluster`` of one worker, for the scaling from 1 to 2;
 4. 48 separate ``tracedamon replay`` processes, two at a time (both cores busy, as in 3);
 5. per-task scheduling overhead: 400 tasks that do nothing, on the two-worker cluster;
-6. peak RSS per worker (``worker_peak_rss_mb``) after 12 and after 48 configurations.
+6. peak RSS per worker (``worker_peak_rss_mb``) after 12 and after 48 configurations;
+7. the ceiling of 1 -> 2 processes on this machine, without Dask: the bare engine's
+   replays (samples in memory, kernels loaded) in one forked process, against the same
+   replays split between two forked processes running at once.
 
 The machine may be shared: the load average (uptime) is printed before and after;
 ratios are measured within this one run.
 
     .venv/bin/python bench/bench_sweep.py [--samples 2000000] [--workdir DIR] [--reuse]
     .venv/bin/python bench/bench_sweep.py --quick        # 200 k samples, 12 configurations
+    .venv/bin/python bench/bench_sweep.py --reuse --ways engine,inproc,lc1,lc2,ceiling
 
 Every measurement runs ``--repeat`` times (default 3), in alternated rounds, and the
 medians are compared.
@@ -29,6 +33,7 @@ medians are compared.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -108,7 +113,13 @@ def main(argv=None) -> int:
         default=3,
         help="rounds of every measurement, alternated (medians compared)",
     )
+    ap.add_argument(
+        "--ways",
+        default="engine,inproc,lc1,lc2,lc1-spawn,lc2-spawn,separate,ceiling",
+        help="the measurements to make (engine and inproc are always made)",
+    )
     args = ap.parse_args(argv)
+    wanted = set(args.ways.split(",")) | {"engine", "inproc"}
     if not shutil.which("perf"):
         print("perf is not installed: no recording to sweep", file=sys.stderr)
         return 1
@@ -116,6 +127,7 @@ def main(argv=None) -> int:
     from tracedamon.engine.config import MonitorConfig
     from tracedamon.pipeline.replay import SAMPLE_COLUMNS
     from tracedamon.pipeline.sweep.grid import configurations, parse_grid
+    from tracedamon.pipeline.sweep import runner
     from tracedamon.pipeline.sweep.runner import run_dask
     from tracedamon.pipeline.sweep.task import RUN_COLUMNS
 
@@ -168,6 +180,41 @@ def main(argv=None) -> int:
     listing = args.workdir / "cmds.txt"
     listing.write_text("\n".join(cmds) + "\n")
 
+    def spawned(**kw):
+        """A sweep on a LocalCluster whose workers are spawned (Dask's default start
+        method) rather than forked: the way sweeps ran before."""
+        keep = runner.start_method
+        runner.start_method = lambda: None
+        try:
+            return timed_sweep(**kw)
+        finally:
+            runner.start_method = keep
+
+    def ceiling():
+        """(None, wall of one process, wall of two, CPU of the two): forked children
+        that inherit the samples and the loaded kernels, so that only the replays are
+        timed."""
+        ctx = multiprocessing.get_context("fork")
+
+        def part(cs):
+            for c in cs:
+                kw = dict(c.replay)
+                cfg = MonitorConfig(**{k: kw.pop(k) for k in list(kw) if k in fields})
+                tracedamon.replay(s, mmaps=mm, config=cfg, **kw)
+
+        def timed(parts):
+            t0 = clock()
+            ps = [ctx.Process(target=part, args=(p,)) for p in parts]
+            for p in ps:
+                p.start()
+            for p in ps:
+                p.join()
+            return since(t0)
+
+        w_one, _ = timed([cfgs])
+        w_two, c_two = timed([cfgs[0::2], cfgs[1::2]])
+        return (None, w_one, w_two, c_two)
+
     def separate():
         t0 = clock()
         subprocess.run(f"xargs -P 2 -I CMD sh -c CMD < {listing}", shell=True, check=True)
@@ -182,9 +229,13 @@ def main(argv=None) -> int:
         "engine": bare_engine,
         "inproc": lambda: timed_sweep(workers=1),
         "lc1": lambda: timed_sweep(workers=1, in_process=False),
-        "lc2": lambda: timed_sweep(workers=2),
+        "lc2": lambda: timed_sweep(workers=2, in_process=False),
+        "lc1-spawn": lambda: spawned(workers=1, in_process=False),
+        "lc2-spawn": lambda: spawned(workers=2, in_process=False),
         "separate": separate,
+        "ceiling": ceiling,
     }
+    ways = {k: fn for k, fn in ways.items() if k in wanted}
     runs: dict[str, list] = {k: [] for k in ways}
     for r in range(args.repeat):
         for k, fn in ways.items():
@@ -204,11 +255,6 @@ def main(argv=None) -> int:
 
     _, we, ce, _ = med("engine")
     df1, w1, c1, _ = med("inproc")
-    dl1, wl1, cl1, ul1 = med("lc1")
-    df2, w2, c2, ul2 = med("lc2")
-    _, wsep, csep, _ = med("separate")
-    cols = [c for c in df1.columns if c not in RUN_COLUMNS]
-    assert df1[cols].equals(df2[cols]) and df1[cols].equals(dl1[cols]), "tables differ"
     print(f"medians of {args.repeat} round(s) (wall s of each round in brackets):")
     print(
         f"1. bare engine, {len(cfgs)} replays summed (one core): {we:.2f} s wall "
@@ -218,22 +264,57 @@ def main(argv=None) -> int:
         f"2. sweep in-process (--workers 1): {w1:.2f} s wall [{spread('inproc')}] = "
         f"{w1 / we:.2f}x the bare engine; {c1:.2f} s CPU = {c1 / ce:.2f}x its CPU"
     )
-    print(
-        f"3. sweep on a LocalCluster of 2 workers: {w2:.2f} s wall [{spread('lc2')}] = "
-        f"{w2 / we:.2f}x the bare engine's summed time, {w2 / (we / 2):.2f}x half of it; "
-        f"{c2:.2f} s CPU in all processes, of which {df2.replay_cpu_s.sum():.2f} s inside the "
-        f"replays (in-process: {df1.replay_cpu_s.sum():.2f} s)"
-    )
-    print(
-        f"   LocalCluster of 1 worker: {wl1:.2f} s wall [{spread('lc1')}], {cl1:.2f} s CPU "
-        f"-> scaling from 1 to 2 workers: {wl1 / w2:.2f}x; once the cluster is up "
-        f"({ul1:.2f} s vs {ul2:.2f} s): {ul1 / ul2:.2f}x"
-    )
-    print(
-        f"4. {len(cfgs)} separate `tracedamon replay` processes, 2 at a time: {wsep:.2f} s wall "
-        f"[{spread('separate')}], {csep:.2f} s CPU -> the 2-worker sweep is "
-        f"{wsep / w2:.2f}x faster (wall), uses {csep / c2:.2f}x less CPU"
-    )
+    cols = [c for c in df1.columns if c not in RUN_COLUMNS]
+    df2 = None
+    if "lc2" in runs:
+        df2, w2, c2, ul2 = med("lc2")
+        assert df1[cols].equals(df2[cols]), "tables differ"
+        print(
+            f"3. sweep on a LocalCluster of 2 workers: {w2:.2f} s wall [{spread('lc2')}] = "
+            f"{w2 / we:.2f}x the bare engine's summed time, {w2 / (we / 2):.2f}x half of it, "
+            f"{w1 / w2:.2f}x faster than in-process; {c2:.2f} s CPU in all processes, of "
+            f"which {df2.replay_cpu_s.sum():.2f} s inside the replays (in-process: "
+            f"{df1.replay_cpu_s.sum():.2f} s)"
+        )
+    if "lc1" in runs and "lc2" in runs:
+        dl1, wl1, cl1, ul1 = med("lc1")
+        assert df1[cols].equals(dl1[cols]), "tables differ"
+        print(
+            f"   LocalCluster of 1 worker: {wl1:.2f} s wall [{spread('lc1')}], {cl1:.2f} s CPU "
+            f"-> scaling from 1 to 2 workers: {wl1 / w2:.2f}x; once the cluster is up "
+            f"({ul1:.2f} s vs {ul2:.2f} s): {ul1 / ul2:.2f}x"
+        )
+    for k in ("lc1-spawn", "lc2-spawn"):
+        if k in runs:
+            d, w, c, u = med(k)
+            assert df1[cols].equals(d[cols]), "tables differ"
+            print(
+                f"   LocalCluster of {k[2]} spawned worker(s), as before: {w:.2f} s wall "
+                f"[{spread(k)}], {c:.2f} s CPU, {u:.2f} s once up; "
+                f"{d.replay_cpu_s.sum():.2f} s CPU inside the replays"
+            )
+    if "lc1-spawn" in runs and "lc2-spawn" in runs:
+        print(
+            f"   scaling from 1 to 2 spawned workers: {med('lc1-spawn')[1] / med('lc2-spawn')[1]:.2f}x"
+        )
+    if "separate" in runs and "lc2" in runs:
+        _, wsep, csep, _ = med("separate")
+        print(
+            f"4. {len(cfgs)} separate `tracedamon replay` processes, 2 at a time: {wsep:.2f} s "
+            f"wall [{spread('separate')}], {csep:.2f} s CPU -> the 2-worker sweep is "
+            f"{wsep / w2:.2f}x faster (wall), uses {csep / c2:.2f}x less CPU"
+        )
+    if "ceiling" in runs:
+        one = sorted(x[1] for x in runs["ceiling"])[len(runs["ceiling"]) // 2]
+        two = sorted(x[2] for x in runs["ceiling"])[len(runs["ceiling"]) // 2]
+        print(
+            f"7. ceiling without Dask: the {len(cfgs)} replays in one forked process {one:.2f} s "
+            f"[{spread('ceiling')}], split between two at once "
+            f"{two:.2f} s [{'/'.join(f'{x[2]:.1f}' for x in runs['ceiling'])}] -> {one / two:.2f}x"
+        )
+    if df2 is None:
+        print(f"load after: {uptime()}")
+        return 0
 
     # 5. per-task overhead on tiny tasks, and what an idle worker holds
     marks = {}
@@ -266,8 +347,12 @@ def main(argv=None) -> int:
     print(
         "6. peak RSS per worker (LocalCluster of 2): "
         + "; ".join(parts)
-        + f". LocalCluster of 1 after all {len(dl1)} tasks: "
-        f"{dl1.worker_peak_rss_mb.max():.0f} MB. A worker that has only imported "
+        + (
+            f". LocalCluster of 1 after all {len(dl1)} tasks: {dl1.worker_peak_rss_mb.max():.0f} MB"
+            if "lc1" in runs
+            else ""
+        )
+        + ". A worker that has only imported "
         f"tracedamon's engine: {base[0]:.0f} MB; the samples columns a worker keeps: "
         f"{mb:.0f} MB"
     )

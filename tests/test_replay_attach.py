@@ -253,8 +253,16 @@ def check_replays(td, pid, tmp, **kw):
         assert (df.end.astype(np.uint64) <= np.uint64(user_limit("x86_64"))).all()
         hot = df[(df.start.astype(np.int64) <= HOT) & (df.end.astype(np.int64) > HOT)]
         seen = hot.groupby("snapshot").nr_accesses.max()
-        # the hot page is faulted every 10 ms: accessed in (nearly) every snapshot
-        assert (seen > 0).sum() >= h.n_snapshots - 2, (h.metadata["access"], seen)
+        seen = seen.reindex(range(h.n_snapshots), fill_value=0)
+        if h.metadata["access"] == "perf":
+            # the hot page is faulted every 10 ms: accessed in (nearly) every snapshot
+            assert (seen > 0).sum() >= h.n_snapshots - 2, (h.metadata["access"], seen)
+        else:
+            # the accessed-bit check looks at one random page of a region per interval: while
+            # the regions are still large (the first aggregations) it may miss the hot page;
+            # once they have split around it, it sees it (nearly) every time
+            late = seen.iloc[h.n_snapshots // 2 :]
+            assert (late > 0).sum() >= len(late) - 1, (h.metadata["access"], seen)
     _round_trip(hp, tmp)
     return hp, ha
 

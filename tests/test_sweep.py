@@ -614,3 +614,23 @@ def test_resume_reruns_rows_whose_reference_changed(hotcold, tmp_path):
     )
     assert len([r for r in ran if r is not None]) == 2  # the reference changed
     assert (df.ref_a_sample_us == 2000).all()
+
+
+def test_kept_histories_of_two_sources_with_one_name_stay_apart(hotcold, tmp_path):
+    """Two recordings named alike in different folders (a/run.td, b/run.td): each keeps its
+    own histories (the second used to overwrite the first's in DIR/run.td/)."""
+    import shutil
+
+    a, b = tmp_path / "a" / "run.td", tmp_path / "b" / "run.td"
+    shutil.copytree(hotcold, a)
+    shutil.copytree(hotcold, b)
+    keep = tmp_path / "hist"
+    df = tracedamon.sweep(
+        [a, b], ["sample-us=5000,10000"], fixed={"ops": "vaddr"}, keep_histories=keep, workers=1
+    )
+    assert len(df) == 4 and df.error.isna().all()
+    kept = df.history.tolist()
+    assert len(set(kept)) == 4 and all(Path(h).is_file() for h in kept)
+    for r in df.to_dict("records"):
+        meta = pq.read_schema(r["history"]).metadata
+        assert str(Path(r["source"]).resolve()).encode() in b"".join(meta.values())

@@ -22,6 +22,7 @@ import pytest
 
 import tracedamon
 from tracedamon.cli import main
+from tracedamon.pipeline.sweep.runner import start_method
 from tracedamon.pipeline.sweep.task import RUN_COLUMNS
 
 from conftest import SAMPLES
@@ -180,7 +181,12 @@ def test_local_cluster_gives_the_serial_table(hotcold, serial, tmp_path):
     _same_table(serial, local)
     meta = json.loads(pq.read_metadata(out).metadata[b"tracedamon"])
     assert meta["ran"] == "local cluster of 2 workers"
-    assert local.worker.nunique() == 2  # both worker processes ran tasks
+    if start_method() == "fork":
+        # the first task ran in this process, before the workers were forked from it
+        assert local.worker[0].endswith(f":{os.getpid()}")
+        assert local.worker[1:].nunique() == 2 and local.worker[0] not in set(local.worker[1:])
+    else:
+        assert local.worker.nunique() == 2  # both worker processes ran tasks
 
 
 def test_external_cluster_gives_the_serial_table(hotcold, serial, cluster, tmp_path):

@@ -7,7 +7,6 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import ConfigError
 from . import options as opt
 from .progress import progress_bar
 
@@ -22,11 +21,11 @@ HELP = (
     "--grid KEY=V1,V2,...: any replay option by its command-line name (sample-us, aggr-us, "
     "update-us, min-nr-regions, max-nr-regions, min-region, max-region, "
     "min-nr-regions-mode, access, ops, event, pid, range, start, seed, fix, rng-streams, "
-    "goal-*); join several values of one option with '+' (event=a+b: both OR'ed). "
+    "kernel, goal-*); join several values of one option with '+' (event=a+b: both OR'ed). "
     "Options held fixed pass through as in `replay` (--ops, --pid, --range, --access, "
     "--event, --start, --pagemap), or as a one-value --grid.\n\n"
     "Tasks run on Dask distributed: a local cluster of --workers processes (default: the "
-    "CPUs; --workers 1 runs in this process), or an existing cluster with --scheduler "
+    "CPUs, in this process on a machine of 2 CPUs or fewer; --workers 1 runs in this process), or an existing cluster with --scheduler "
     "tcp://HOST:PORT whose workers see the same paths. Each worker reads a source's "
     "samples once for all the configurations it runs. Finished rows go to "
     "OUTPUT.partial.jsonl as they arrive; an interrupted sweep continues with --resume. "
@@ -43,7 +42,9 @@ HELP = (
 
 
 def sweep_cmd(
-    sources: List[str] = typer.Argument(..., help="trace directories (globs expand)"),
+    sources: List[str] = typer.Argument(
+        ..., help="trace directories (globs expand), or fsspec URLs (file:///abs/run.td, s3://...)"
+    ),
     grid: List[str] = typer.Option([], "--grid", help="KEY=V1,V2,... (repeatable)"),
     seeds: int = typer.Option(1, "--seeds", help="seeds per seed-dependent configuration"),
     reference: Optional[str] = typer.Option(
@@ -84,9 +85,6 @@ def sweep_cmd(
     pagemap: Optional[Path] = opt.pagemap(),
     quiet: bool = opt.quiet(),
 ) -> None:
-    import tracedamon
-    from ..pipeline.sweep.runner import have_dask  # heavy: see tracedamon.cli
-
     fixed = {
         "ops": ops,
         "pid": pid,
@@ -108,21 +106,40 @@ def sweep_cmd(
         resume=resume,
         force=force,
         keep_histories=keep_histories,
+        png=png,
+        accuracy=accuracy,
     )
-    if (workers is None or workers > 1) and scheduler is None and not have_dask():
+    df = _run(sources, grid, kw, quiet=quiet)
+    if not quiet:
+        print_summary(df, accuracy)
+        typer.echo(f"wrote {out}")
+        if png is not None:
+            typer.echo(f"wrote {png}")
+
+
+def _run(sources, grid, kw: dict, *, quiet: bool):
+    """``tracedamon.sweep`` with a progress bar; an interrupted sweep says where its
+    finished rows are."""
+    import tracedamon
+    from ..pipeline.sweep.runner import (  # heavy: see tracedamon.cli
+        IN_PROCESS_CPUS,
+        default_workers,
+        have_dask,
+    )
+
+    workers, scheduler = kw["workers"], kw["scheduler"]
+    n = default_workers() if workers is None else workers
+    cluster = n > 1 and (workers is not None or n > IN_PROCESS_CPUS)
+    if cluster and scheduler is None and not have_dask():
         typer.echo(
             "tracedamon: Dask distributed is not installed: running in this "
             "process (pip install 'tracedamon[dask]')",
             err=True,
         )
-    if png is not None:
-        from ..store.atomic import PNG_PLOT, check_output
-
-        check_output(png, PNG_PLOT, force=force or resume, inputs=[out])
-    side = Path(str(out) + ".partial.jsonl")
+    side = Path(str(kw["output"]) + ".partial.jsonl")
     try:
         with progress_bar("sweep", quiet=quiet) as bar:
-            df = tracedamon.sweep(
+            return tracedamon.sweep(
                 sources,
                 grid,
                 progress=None if bar is None else (lambda done, total, row: bar(done, total, None)),
@@ -136,37 +153,6 @@ def sweep_cmd(
                 err=True,
             )
         raise
-    if not quiet:
-        print_summary(df, accuracy)
-        typer.echo(f"wrote {out}")
-    if png is not None:
-        from ..pipeline.sweep.summary import (
-            default_accuracy,
-            draw_pareto,
-            pareto,
-            per_configuration,
-        )
-
-        meta = df.attrs["tracedamon_sweep"]
-        gc = meta["grid_columns"]
-        per = per_configuration(df, gc)
-        acc = accuracy or default_accuracy(per.columns)
-        if acc is None or acc not in per:
-            raise ConfigError(
-                "--png: no accuracy column to draw (give --reference or "
-                "--truth, or name one with --accuracy)"
-            )
-        draw_pareto(
-            per,
-            pareto(per, acc),
-            acc,
-            png,
-            gc,
-            title=f"{len(meta['sources'])} source(s), {len(per)} configurations",
-            force=force or resume,
-        )
-        if not quiet:
-            typer.echo(f"wrote {png}")
 
 
 def register(app: typer.Typer) -> None:

@@ -113,9 +113,9 @@ class ParquetReader:
     ...     st = r.statistics(g, "time_ns")
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, filesystem=None):
         self.path = path
-        self._pf = pq.ParquetFile(path)
+        self._pf = pq.ParquetFile(path, filesystem=filesystem)
         self.schema: pa.Schema = self._pf.schema_arrow
         self.names: list[str] = self.schema.names
         md = self._pf.metadata
@@ -180,13 +180,16 @@ class ParquetReader:
         self.close()
 
 
-def read_table(path: str | os.PathLike, columns: list[str] | None = None, filters=None) -> pa.Table:
-    """A whole Parquet file (or the given columns; ``filters`` in pyarrow's DNF form)."""
-    return pq.read_table(path, columns=columns, filters=filters)
+def read_table(
+    path: str | os.PathLike, columns: list[str] | None = None, filters=None, filesystem=None
+) -> pa.Table:
+    """A whole Parquet file (or the given columns; ``filters`` in pyarrow's DNF form);
+    ``filesystem`` an fsspec (or pyarrow) filesystem ``path`` is on (default: local)."""
+    return pq.read_table(path, columns=columns, filters=filters, filesystem=filesystem)
 
 
-def read_schema(path: str | os.PathLike) -> pa.Schema:
-    return pq.read_schema(path)
+def read_schema(path: str | os.PathLike, filesystem=None) -> pa.Schema:
+    return pq.read_schema(path, filesystem=filesystem)
 
 
 def filters_to_expression(filters):

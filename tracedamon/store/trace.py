@@ -23,8 +23,11 @@ class Trace:
     when the directory has none); ``trace.df("regions")`` a pandas DataFrame.
     Tables of a known name always come back in their full schema
     (:func:`tracedamon.schema.conform`), whether or not their file left out the columns
-    no row has.
+    no row has.  (:class:`tracedamon.store.url.UrlTrace` reads one behind an fsspec
+    URL: the same methods over its ``_fs`` filesystem.)
     """
+
+    _fs = None  # the filesystem the files are on: None is the local one
 
     def __init__(self, path: str | os.PathLike):
         p = Path(path)
@@ -60,16 +63,18 @@ class Trace:
             return t.select(columns) if columns else t
         schema = TABLES.get(name)
         if schema is None:
-            return read_table(self._files[name], columns=columns, filters=filters)
-        have = set(read_schema(self._files[name]).names)
+            return read_table(
+                self._files[name], columns=columns, filters=filters, filesystem=self._fs
+            )
+        have = set(read_schema(self._files[name], filesystem=self._fs).names)
         read = None if columns is None else [c for c in columns if c in have]
         if filters is not None and not _names_in(filters) <= have:
             # a filter on a column the file left out (all null): apply it to the
             # restored table
-            t = conform(read_table(self._files[name]), schema)
+            t = conform(read_table(self._files[name], filesystem=self._fs), schema)
             t = t.filter(filters_to_expression(filters))
             return t.select(columns) if columns is not None else t
-        t = read_table(self._files[name], columns=read, filters=filters)
+        t = read_table(self._files[name], columns=read, filters=filters, filesystem=self._fs)
         return conform(t, schema, columns)
 
     def iter_tables(self, name: str, columns: list[str] | None = None, batch_rows: int = 1 << 20):
@@ -78,7 +83,7 @@ class Trace:
         if name not in self._files:
             return
         schema = TABLES.get(name)
-        pf = ParquetReader(self._files[name])
+        pf = ParquetReader(self._files[name], filesystem=self._fs)
         have = set(pf.names)
         read = None if columns is None else [c for c in columns if c in have]
         # (a reader per row group: see ParquetReader.iter_batches)
@@ -89,7 +94,7 @@ class Trace:
     def columns(self, name: str) -> list[str]:
         """The columns table ``name``'s file holds (a narrower file may leave out the
         columns no row has; :meth:`table` restores them)."""
-        return read_schema(self.file(name)).names
+        return read_schema(self.file(name), filesystem=self._fs).names
 
     def df(self, name: str, columns: list[str] | None = None, filters=None):
         return self.table(name, columns, filters).to_pandas()
@@ -97,7 +102,7 @@ class Trace:
     def num_rows(self, name: str) -> int:
         if name not in self._files:
             return 0
-        return ParquetReader(self._files[name]).num_rows
+        return ParquetReader(self._files[name], filesystem=self._fs).num_rows
 
     def tables(self) -> list[str]:
         return sorted(self._files)

@@ -2,7 +2,7 @@
 
 ``tracedamon ingest 'runs/*.data' -o runs/ --parallel`` ingests every input into
 its own directory (``OUT/NAME.td``, or ``INPUT.td`` beside it without ``-o``), as
-tasks on the same runner as sweeps (:mod:`tracedamon.sweep.runner`): in-process, a
+tasks on the same runner as sweeps (:mod:`tracedamon.pipeline.sweep.runner`): in-process, a
 local Dask cluster, or ``--scheduler``.  Each directory is written atomically by
 ``tracedamon.ingest`` itself; an input that fails is reported by name and the others
 go on.
@@ -15,15 +15,14 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from ...errors import InputError, TracedamonError
+from ..ingest import default_output, ingest
 from ...store.atomic import TRACE_DIR, check_output
-from ...errors import InputError
+from .runner import run_tasks
 
 
 def ingest_one(spec: dict) -> dict:
     """Ingest one input into its directory; return {input, output, error}."""
-    from ...errors import TracedamonError
-    from ...ingest import ingest
-
     try:
         out = ingest(spec["input"], spec["output"], force=spec["force"], **spec["options"])
         return {"input": spec["input"], "output": str(out), "error": None}
@@ -38,8 +37,6 @@ def plan(inputs, out_dir=None, *, force: bool = False) -> list[tuple[Path, Path]
     """(input, output directory) pairs: globs expanded, each input once; two inputs that
     would share an output, or an existing output without ``force``, are refused before
     any work."""
-    from ...ingest import default_output
-
     paths: list[Path] = []
     for s in inputs:
         s = os.fspath(s)
@@ -77,8 +74,6 @@ def ingest_many(
 ) -> list[dict]:
     """Ingest each input into its own trace directory; returns one dict per input
     ({input, output, error}) in the order given."""
-    from .runner import run_tasks
-
     pairs = plan(inputs, out_dir, force=force)
     specs = [
         {"input": str(p.resolve()), "output": str(d.resolve()), "force": force, "options": options}
@@ -93,33 +88,3 @@ def ingest_many(
 
     run_tasks(ingest_one, specs, on_result, scheduler=scheduler, workers=workers)
     return [res[s["input"]] for s in specs]
-
-
-def ingest_cli(
-    inputs, out, *, workers, scheduler, force, format, via_perf, skip_bad, fields, all_columns
-) -> None:
-    """``tracedamon ingest --parallel``: print one line per input; fail (naming the
-    first input that failed) when any did."""
-    import typer
-
-    from ...errors import ConfigError
-
-    if any(str(p) == "-" for p in inputs):
-        raise ConfigError("--parallel reads files, not standard input")
-    opts = {"format": format}
-    for k, v in (
-        ("via_perf", via_perf),
-        ("skip_bad", skip_bad),
-        ("fields", fields),
-        ("all_columns", all_columns),
-    ):
-        if v:
-            opts[k] = v
-    res = ingest_many(inputs, out, workers=workers, scheduler=scheduler, force=force, **opts)
-    bad = [r for r in res if r["error"]]
-    for r in res:
-        typer.echo(
-            f"{r['input']}: " + (f"error: {r['error']}" if r["error"] else f"wrote {r['output']}")
-        )
-    if bad:
-        raise InputError(f"{len(bad)} of {len(res)} inputs failed; the first: {bad[0]['error']}")

@@ -17,24 +17,32 @@ with seed 0 (or the single fixed seed).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ...engine.config import MonitorConfig
+from ...engine.profiles import DEFAULT_KERNEL, PROFILES
 from ...errors import ConfigError
+from ..replay import MAX_ROWS
 
 FIXES = {"age-once": "fix_age_once", "rand32": "fix_rand32", "pa-cache": "fix_pa_cache"}
+
+
+def grid_error(name: str, problem: str) -> ConfigError:
+    """A bad grid value or key: ``grid NAME: problem`` (``--grid NAME: ...`` on the
+    command line)."""
+    return ConfigError(f"grid {name}: {problem}", cli_message=f"--grid {name}: {problem}")
 
 
 def _int(text: str, name: str) -> int:
     try:
         return int(str(text).strip().replace("_", ""), 0)
     except ValueError:
-        raise ConfigError(
-            f"--grid {name}: {text!r} is not an integer (decimal or 0x-hex)"
-        ) from None
+        raise grid_error(name, f"{text!r} is not an integer (decimal or 0x-hex)") from None
 
 
 def _opt_int(text: str, name: str) -> int | None:
@@ -44,14 +52,14 @@ def _opt_int(text: str, name: str) -> int | None:
 def _word(text: str, name: str) -> str:
     t = str(text).strip()
     if not t:
-        raise ConfigError(f"--grid {name}: empty value")
+        raise grid_error(name, "empty value")
     return t
 
 
 def _many(text: str, name: str) -> str:
     parts = [p.strip() for p in str(text).split("+")]
     if not all(parts):
-        raise ConfigError(f"--grid {name}: {text!r} has an empty part")
+        raise grid_error(name, f"{text!r} has an empty part")
     return "+".join(parts)
 
 
@@ -65,7 +73,7 @@ def _bool(text: str, name: str) -> bool:
         return True
     if t in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"--grid {name}: {text!r} is not true or false")
+    raise grid_error(name, f"{text!r} is not true or false")
 
 
 def _fixes(text: str, name: str) -> str:
@@ -75,7 +83,7 @@ def _fixes(text: str, name: str) -> str:
     parts = _many(t, name).split("+")
     bad = [p for p in parts if p not in FIXES]
     if bad:
-        raise ConfigError(f"--grid fix: {bad[0]!r}: choose from {', '.join(FIXES)} or none")
+        raise grid_error("fix", f"{bad[0]!r}: choose from {', '.join(FIXES)} or none")
     return "+".join(parts)
 
 
@@ -84,6 +92,13 @@ def _start(text: str, name: str) -> str | int:
     if t.lower() in ("auto", "first"):
         return t.lower()
     return _int(t, name)
+
+
+def _kernel(text: str, name: str) -> str:
+    t = str(text).strip()
+    if t not in PROFILES:
+        raise grid_error(name, f"{t!r}: choose from {', '.join(PROFILES)}")
+    return t
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,7 @@ OPTIONS: dict[str, Option] = {
         Option("rng-streams", _word, "config", "rng_streams"),
         Option("seed", _int, "config", "seed"),
         Option("fix", _fixes, "config", "fix"),
+        Option("kernel", _kernel, "config", "kernel"),
         Option("ops", _word, "replay", "ops"),
         Option("access", _word, "replay", "access"),
         Option("event", _many, "replay", "events"),
@@ -136,9 +152,8 @@ def option(name: str) -> Option:
     key = name.strip().lstrip("-")
     o = OPTIONS.get(key) or OPTIONS.get(key.replace("_", "-"))
     if o is None:
-        raise ConfigError(
-            f"--grid: unknown option {name!r}; choose from {', '.join(sorted(OPTIONS))}"
-        )
+        why = f"unknown option {name!r}; choose from {', '.join(sorted(OPTIONS))}"
+        raise ConfigError(f"grid: {why}", cli_message=f"--grid: {why}")
     return o
 
 
@@ -153,19 +168,24 @@ def parse_grid(specs: list[str] | dict) -> dict[str, list]:
     else:
         for spec in specs:
             if "=" not in spec:
-                raise ConfigError(f"--grid {spec!r}: expected KEY=V1,V2,...")
+                raise ConfigError(
+                    f"grid {spec!r}: expected KEY=V1,V2,...",
+                    cli_message=f"--grid {spec!r}: expected KEY=V1,V2,...",
+                )
             k, _, v = spec.partition("=")
             items.append((k, v.split(",")))
     grid: dict[str, list] = {}
     for k, vals in items:
         o = option(k)
         if o.name in grid:
-            raise ConfigError(f"--grid {o.name} is given twice")
+            raise ConfigError(
+                f"grid: {o.name} is given twice", cli_message=f"--grid {o.name} is given twice"
+            )
         parsed = [o.parse(x, o.name) for x in vals]
         if not parsed:
-            raise ConfigError(f"--grid {o.name}: no values")
+            raise grid_error(o.name, "no values")
         if len(set(map(repr, parsed))) != len(parsed):
-            raise ConfigError(f"--grid {o.name}: a value is repeated")
+            raise grid_error(o.name, "a value is repeated")
         grid[o.name] = parsed
     return grid
 
@@ -184,6 +204,11 @@ def replay_arguments(values: dict[str, Any]) -> dict:
             kw[o.field] = [] if v is None else v.split("+")
         elif name == "pid":
             kw[o.field] = [] if v is None else [int(p) for p in v.split("+")]
+        elif name == "kernel":
+            # the default profile is named by no argument: its configuration ids are
+            # those of sweeps that do not name a kernel
+            if v != DEFAULT_KERNEL:
+                kw[o.field] = v
         else:
             kw[o.field] = v
     return kw
@@ -227,11 +252,6 @@ def defaults() -> dict:
     """Every replay argument a sweep can set, at its default (``tracedamon replay``'s):
     configurations name all of them, so two grids that reach the same replay give it the
     same id."""
-    import dataclasses
-
-    from ...engine.config import MonitorConfig
-    from ..replay import MAX_ROWS
-
     d = {f.name: f.default for f in dataclasses.fields(MonitorConfig)}
     # sweeps replay the default kernel profile: its name and the mode it resolves to
     # keep the configuration ids that sweeps made before profiles existed
@@ -258,12 +278,18 @@ def configurations(
     ``fixed`` options (option name → parsed value) in every one of them."""
     fixed = dict(fixed or {})
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"--seeds must be a positive integer, not {seeds!r}")
+        raise ConfigError(
+            f"seeds must be a positive integer, not {seeds!r}",
+            cli_message=f"--seeds must be a positive integer, not {seeds!r}",
+        )
     both = sorted(set(grid) & set(fixed))
     if both:
         raise ConfigError(f"{both[0]} is both a grid key and a fixed option")
     if "seed" in grid and seeds > 1:
-        raise ConfigError("give either --seeds N or a seed grid, not both")
+        raise ConfigError(
+            "give either seeds=N or a seed grid, not both",
+            cli_message="give either --seeds N or a seed grid, not both",
+        )
     base_seed = int(fixed.get("seed", 0))
     keys = list(grid)
     base = defaults()
@@ -271,6 +297,9 @@ def configurations(
     for i, combo in enumerate(itertools.product(*(grid[k] for k in keys))):
         values = dict(zip(keys, combo))
         kw = {**base, **replay_arguments({**fixed, **values})}
+        if "kernel" in kw and "min-nr-regions-mode" not in {**fixed, **values}:
+            # a profile's own min_nr_regions handling, as `replay --kernel` takes it
+            kw["min_nr_regions_mode"] = PROFILES[kw["kernel"]].min_nr_regions_mode or "legacy"
         dep = seed_dependent(kw)
         explicit = "seed" in values
         for s in range(base_seed, base_seed + seeds) if dep and not explicit else [None]:

@@ -4,10 +4,12 @@
 ``on_result`` as soon as it is ready (in completion order).  Three ways, one code
 path for the task itself:
 
-* ``workers=1`` (or Dask not installed): in this process, in order;
+* ``workers=1`` (or Dask not installed, or no worker count given on a machine of at
+  most :data:`IN_PROCESS_CPUS` CPUs): in this process, in order;
 * otherwise an embedded ``distributed.LocalCluster`` of ``workers`` worker
   processes with one thread each (numba releases nothing to share: processes run
-  the replays in parallel), closed when the run ends;
+  the replays in parallel), closed when the run ends; on Linux the workers are forked
+  from this process (:func:`start_method`) after it has run the first task itself;
 * ``scheduler="tcp://HOST:PORT"``: an existing Dask cluster (``dask scheduler`` /
   ``dask worker``, Kubernetes, SLURM through dask-jobqueue, ...) whose workers have
   tracedamon installed and see the same paths.
@@ -22,18 +24,32 @@ that raises anything but a user error stops the run (after cancelling the rest).
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import sys
 import uuid
 from contextlib import contextmanager
 from typing import Callable, Iterable
 
+from ...errors import ConfigError, InputError, TracedamonError
+
+# Dask (``distributed``) is optional (tracedamon[dask]): it is imported in the functions
+# that run on it, never at module top, so that sweeps run in-process without it.
+
 
 def have_dask() -> bool:
     try:
-        import distributed  # noqa: F401
+        import distributed  # noqa: F401  (optional)
     except ImportError:
         return False
     return True
+
+
+#: with no worker count asked for, a machine of this many CPUs or fewer runs the tasks
+#: in-process: on the 2-core development machine, shared, two processes replayed no
+#: faster than one (0.91x-1.26x without Dask at all, bench_sweep.py's ceiling) and a
+#: sweep in-process beat a local cluster of two in 4 of 6 rounds (README, Speed)
+IN_PROCESS_CPUS = 2
 
 
 def default_workers() -> int:
@@ -66,21 +82,42 @@ def _quiet_dask():
             lg.setLevel(lvl)
 
 
+def start_method() -> str | None:
+    """How a local cluster starts its worker processes: ``fork`` on Linux, else Dask's
+    default (``spawn``).
+
+    A spawned worker imports Dask, pandas, pyarrow and tracedamon anew and loads numba's
+    cached kernels at its first replay; a forked one inherits what this process has
+    already imported.  Measured on a 2-core machine (bench/bench_sweep.py's notes): a
+    one-worker cluster up in 0.43 s instead of 2.84 s, its worker process using 1.8 s
+    of CPU for three tasks instead of 3.9 s.  Not on macOS, where forking a process
+    that has threads is unsafe."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return None
+
+
 def _local_cluster(LocalCluster, n: int):
-    """A LocalCluster of ``n`` single-threaded worker processes.
+    """A LocalCluster of ``n`` single-threaded worker processes (threads_per_worker=1:
+    the replays hold the GIL, processes run them in parallel), started by
+    :func:`start_method`.
 
     Without Dask's ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment: it makes
     glibc hand every large numpy array back to the kernel when it is freed, so each
     replay faults its arrays in anew (3.5x the page faults of a 2 M-sample replay, about
     15 % more CPU per replay); a replay's memory is bounded without it."""
-    import dask
+    import dask  # optional, with distributed
 
     env = {
         k: v
         for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
         if k != "MALLOC_TRIM_THRESHOLD_"
     }
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+    cfg = {"distributed.nanny.pre-spawn-environ": env}
+    method = start_method()
+    if method is not None:
+        cfg["distributed.worker.multiprocessing-method"] = method
+    with dask.config.set(cfg):
         return LocalCluster(
             n_workers=n,
             threads_per_worker=1,
@@ -110,9 +147,7 @@ def run_dask(
     task ``i``'s group (its priority: lower groups first); ``on_start(client)`` is
     called once the cluster is up; ``cleanup()`` runs on every worker at the end (an
     external cluster's workers outlive the run)."""
-    from distributed import Client, KilledWorker, LocalCluster, as_completed
-
-    from ...errors import InputError, TracedamonError
+    from distributed import Client, KilledWorker, LocalCluster, as_completed  # optional
 
     with _quiet_dask():
         cluster = None
@@ -121,9 +156,8 @@ def run_dask(
                 try:
                     client = Client(scheduler, timeout="20s", set_as_default=False)
                 except (OSError, TimeoutError) as e:
-                    raise InputError(
-                        f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({e})"
-                    ) from None
+                    why = f"{scheduler}: cannot reach a Dask scheduler there ({e})"
+                    raise InputError(f"scheduler {why}", cli_message=f"--scheduler {why}") from None
             else:
                 cluster = _local_cluster(LocalCluster, workers or default_workers())
                 client = Client(cluster, set_as_default=False)
@@ -182,13 +216,12 @@ def run_tasks(
 ) -> str:
     """Run the tasks the way the options ask; returns how ("in-process", "local
     cluster of N workers", "scheduler ADDR").  ``in_process`` (default: when
-    ``workers`` is 1) runs them here; False asks for a local cluster even of one
-    worker."""
-    from ...errors import ConfigError
-
+    ``workers`` is 1, or not given on a machine of at most :data:`IN_PROCESS_CPUS`
+    CPUs) runs them here; False asks for a local cluster even of one worker."""
     if scheduler:
         if not have_dask():
-            raise ConfigError("--scheduler needs Dask distributed: pip install 'tracedamon[dask]'")
+            why = "needs Dask distributed: pip install 'tracedamon[dask]'"
+            raise ConfigError(f"scheduler {why}", cli_message=f"--scheduler {why}")
         run_dask(
             fn,
             tasks,
@@ -201,11 +234,21 @@ def run_tasks(
         return f"scheduler {scheduler}"
     n = default_workers() if workers is None else workers
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"--workers must be a positive integer, not {workers!r}")
+        raise ConfigError(
+            f"workers must be a positive integer, not {workers!r}",
+            cli_message=f"--workers must be a positive integer, not {workers!r}",
+        )
     if in_process is None:
-        in_process = n == 1
+        in_process = n == 1 or (workers is None and n <= IN_PROCESS_CPUS)
     if in_process or not have_dask() or not tasks:
         run_serial(fn, tasks, on_result)
         return "in-process"
-    run_dask(fn, tasks, on_result, workers=n, groups=groups, on_start=on_start)
+    if start_method() == "fork":
+        # the first task runs here, before the workers are forked: what it loads (numba's
+        # compiled kernels, the first source's columns) they inherit instead of each
+        # loading it again
+        on_result(tasks[0], fn(tasks[0]))
+        tasks, groups = tasks[1:], None if groups is None else groups[1:]
+    if tasks:
+        run_dask(fn, tasks, on_result, workers=n, groups=groups, on_start=on_start)
     return f"local cluster of {n} worker{'s' if n > 1 else ''}"

@@ -3,7 +3,9 @@ accuracy against monitoring cost (access checks per second).
 
 Rows are first averaged per configuration (over sources and seeds); error rows
 are left out.  A metric's direction comes from its name: correlations, precision,
-recall and F1 are better higher; errors and differences are better lower; other
+recall and F1 are better higher; errors and differences are better lower; of the
+DAMOS figures (``--scheme``), the pageout saving (GiB*s) and the fast-tier hit ratio
+are better higher, the re-accesses of paged-out memory (count, bytes) lower; other
 columns (sizes, counts) have no "best".
 """
 
@@ -14,18 +16,29 @@ import re
 import numpy as np
 import pandas as pd
 
+from ...errors import ConfigError
+from ...store.atomic import PNG_PLOT, atomic_path, png_metadata
+
 COST = "checks_per_s"
 _HIGHER = re.compile(r"(spearman|pearson|correlation|precision|recall|f1)$")
 _LOWER = re.compile(
     r"(error|mae|rmse|mae_bytes|abs_diff|abs_rate_diff|rms_rate_diff|"
     r"max_abs_error|abs_diff_s)$"
 )
+_DAMOS = {
+    "damos_pageout_saving_gib_s": 1,
+    "damos_tier_fast_ratio": 1,
+    "damos_pageout_reaccesses": -1,
+    "damos_pageout_reaccess_bytes": -1,
+}
 
 
 def direction(column: str) -> int:
     """+1 when higher is better, -1 when lower is better, 0 when neither."""
     if column in (COST, "regions_mean", "regions_max"):
         return -1
+    if column in _DAMOS:
+        return _DAMOS[column]
     if not (column.startswith("ref_") or column.startswith("truth_")):
         return 0
     if "per_time" in column or column.startswith(("ref_a_", "ref_grid_", "ref_alignment_")):
@@ -140,12 +153,11 @@ def draw_pareto(
 ) -> None:
     """Every configuration as a point (cost, accuracy), the front joined by a line
     and labelled with its configurations; written atomically."""
+    # matplotlib is optional (tracedamon[plots]) and slow to import: only for a PNG
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ...store.atomic import PNG_PLOT, atomic_path, png_metadata
 
     d = per_cfg[per_cfg[accuracy].notna() & per_cfg[cost].notna()]
     n_lines = min(len(front), 13)
@@ -180,3 +192,27 @@ def draw_pareto(
     with atomic_path(png, kind=PNG_PLOT, force=force, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", metadata=png_metadata())
     plt.close(fig)
+
+
+def write_pareto(df: pd.DataFrame, png, accuracy: str | None = None, *, force: bool = False):
+    """Draw a sweep table's Pareto front (:func:`draw_pareto` of the configurations'
+    means) into ``png``: ``accuracy`` against access checks per second."""
+    meta = df.attrs["tracedamon_sweep"]
+    gc = meta["grid_columns"]
+    per = per_configuration(df, gc)
+    acc = accuracy or default_accuracy(per.columns)
+    if acc is None or acc not in per:
+        why = "no accuracy column to draw (give {} or {}, or name one with {})"
+        raise ConfigError(
+            "png: " + why.format("reference", "truth", "accuracy"),
+            cli_message="--png: " + why.format("--reference", "--truth", "--accuracy"),
+        )
+    draw_pareto(
+        per,
+        pareto(per, acc),
+        acc,
+        png,
+        gc,
+        title=f"{len(meta['sources'])} source(s), {len(per)} configurations",
+        force=force,
+    )

@@ -28,7 +28,24 @@ import re
 import socket
 import time
 from collections import OrderedDict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from ... import __version__
+from ...engine.config import MonitorConfig
+from ...errors import TracedamonError
+from ...export.compare import compare, load_truth, score_truth
+from ...export.grid import load_history
+from ...store.trace import open_trace
+from ...store.url import file_size, open_source, source_name
+from ..damos import damos
+from ..replay import SAMPLE_COLUMNS, replay
+
+try:
+    import resource
+except ImportError:  # not on every platform: VmHWM (Linux) is read first anyway
+    resource = None
 
 CACHE_SOURCES = 2
 #: the samples columns the DAMOS outcome models read
@@ -44,11 +61,8 @@ class Loaded:
     """What a worker keeps of one source (see the module docstring)."""
 
     def __init__(self, spec: dict):
-        from ..replay import SAMPLE_COLUMNS
-        from ...store.trace import open_trace
-
         path = spec["source"]
-        tr = open_trace(path)
+        tr = open_source(path)
         self.path = path
         # with schemes, the outcome models also weigh the samples (period, weight)
         extra = (
@@ -69,21 +83,20 @@ class Loaded:
             self.pagemap = tr.table("pagemap") if tr.has("pagemap") else None
         self.reference = None
         if spec.get("reference"):
-            from ...export.grid import load_history
-
             self.reference = load_history(spec["reference"])
         self.truth = None
         if spec.get("truth"):
-            from ...export.compare import load_truth
-
             self.truth = load_truth(spec["truth"])
         # what a replay of the trace directory records as its input: the kept histories
         # name the trace they came from (the in-memory replay knows only a table)
-        f = tr.file("samples")
         self.provenance = {
             "trace": str(tr.path),
             "inputs": tr.meta.get("inputs"),
-            "samples": {"name": f.name, "size": f.stat().st_size, "sha256": spec["source_sha256"]},
+            "samples": {
+                "name": PurePosixPath(tr.file("samples")).name,
+                "size": file_size(tr, "samples"),
+                "sha256": spec["source_sha256"],
+            },
         }
         self.nbytes = sum(
             t.nbytes for t in (self.samples, self.mmaps, self.maps, self.pagemap) if t is not None
@@ -172,9 +185,7 @@ def peak_rss_mb() -> float | None:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    try:
-        import resource
-    except ImportError:
+    if resource is None:
         return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -184,8 +195,6 @@ def cost_figures(hist, sample_us: int) -> dict:
     checks per second (regions / sampling interval: the kernel checks each region once
     per sample interval), from the history's rows.  A history that keeps only regions
     with accesses does not know its region counts: those are null then."""
-    import numpy as np
-
     m = hist.metadata
     out = {
         "snapshots": int(m.get("snapshots", 0)),
@@ -218,10 +227,6 @@ def scheme_figures(hist, schemes, got: "Loaded") -> dict:
     re-accesses, their bytes, the saving in GiB*s; ``damos_tier_*``: fast-tier hit
     ratio with the schemes and with first-touch placement alone, bytes promoted and
     demoted)."""
-    import numpy as np
-
-    from ..damos import damos
-
     res = damos(hist, list(schemes), samples=got.samples, pagemap=got.pagemap)
     a = res.applications
     st = res.stats.to_pandas()
@@ -263,14 +268,9 @@ def _replay_source(spec: dict, got: Loaded, kw: dict):
 
 def run_task(spec: dict) -> dict:
     """Run one (source, configuration) task; return its row (a dict of scalars)."""
-    from ... import __version__
-    from ...engine.config import MonitorConfig
-    from ..replay import replay
-    from ...errors import TracedamonError
-
     row = {
         "source": spec["source"],
-        "source_name": Path(spec["source"]).name,
+        "source_name": source_name(spec["source"]),
         "source_sha256": spec["source_sha256"],
         "config_id": spec["config_id"],
         "seed": spec["seed"],
@@ -310,12 +310,8 @@ def run_task(spec: dict) -> dict:
     t = time.perf_counter()
     try:
         if got.reference is not None:
-            from ...export.compare import compare
-
             row.update(flatten(compare(got.reference, hist).metrics, "ref"))
         if got.truth is not None:
-            from ...export.compare import score_truth
-
             row.update(flatten(score_truth(hist, got.truth), "truth"))
     except TracedamonError as e:
         row["error"] = f"scoring: {e}"
@@ -323,7 +319,7 @@ def run_task(spec: dict) -> dict:
     row["worker_peak_rss_mb"] = peak_rss_mb()
     if spec.get("keep"):
         name = f"{spec['config_id']}-s{spec['seed']}.parquet"
-        keep = Path(spec["keep"]) / row["source_name"] / name
+        keep = Path(spec["keep"]) / spec.get("keep_folder", row["source_name"]) / name
         if source is got.samples:
             hist.metadata["input"] = got.provenance
         hist.to_parquet(keep, force=True)  # the sweep's own file (a resumed run rewrites it)
