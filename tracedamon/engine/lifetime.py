@@ -26,7 +26,9 @@ What the kernel does (``mm/damon/vaddr.c``, ``mm/damon/core.c``):
   every target), ``kdamond_split_regions()`` and the schemes walk every target without
   asking whether it is valid.  A dead target's regions are therefore still reported, with
   ``nr_accesses`` 0 from the aggregation after its exit on, ageing, merging and splitting
-  like any idle region.
+  like any idle region.  The schemes' walk tries, charges and ages them too, while
+  vaddr's ``apply_scheme`` finds no mm and applies nothing
+  (:func:`tracedamon.engine.damos.ops_model.without_mm`).
 * ``damon_va_target_valid()`` is true while ``get_pid_task()`` finds the task, i.e. until
   the leader is released: a leader that exits before its other threads stays a zombie
   (with no mm) until the last thread exits.  ``exit_ns`` is therefore the exit of the
@@ -63,9 +65,10 @@ def valid_until_exit(tg: Target, time_ns: int) -> bool:
 
 
 def stop_time(ops, targets: list[Target]) -> int | None:
-    """The time from which ``kdamond_need_stop`` holds (no target valid), or None when it
-    never does in this replay (an ops set without ``target_valid``, or a target that
-    never exits)."""
+    """The time from which ``kdamond_need_stop`` holds because the targets exited, or
+    None when no exit ends this replay (an ops set without ``target_valid``, a target
+    that never exits, or no target at all: :func:`need_stop` holds from the start
+    then, and the loop's first check stops it)."""
     if ops.target_valid is None or not targets:
         return None
     ends = [tg.exit_ns for tg in targets]
@@ -75,8 +78,10 @@ def stop_time(ops, targets: list[Target]) -> int | None:
 
 
 def need_stop(ops, targets: list[Target], time_ns: int) -> bool:
-    """``kdamond_need_stop`` at ``time_ns``: the ops set checks its targets, none is valid."""
-    if ops.target_valid is None or not targets:
+    """``kdamond_need_stop`` at ``time_ns``: the ops set checks its targets, none is valid
+    (with no target at all, none is: a vaddr/fvaddr context without targets stops at
+    once, a paddr one never)."""
+    if ops.target_valid is None:
         return False
     return not any(ops.target_valid(tg, time_ns) for tg in targets)
 

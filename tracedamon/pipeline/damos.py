@@ -66,6 +66,7 @@ from .damos_history import (
     open_source,
     region_arrays,
     subtract_intervals,
+    target_mm_exits,
     undo_recorded,
 )
 from .damos_inputs import Pages, context_of, page_data, parse_resume, provenance, series, value_at
@@ -158,6 +159,7 @@ def damos(
     all_schemes = schemes_of(files, free_mem)
     pages = page_data(all_schemes, ops, source, pagemap, unknown_pages, success, say)
     w = _Walk(all_schemes, ctx, prof, pages, resume)
+    w.mm_exits = target_mm_exits(source)
     _read_recorded(w, source, check, resume, say)
     w.fixed_resume = parse_resume(resume) if resume not in (None, "auto") else None
     w.free = series(free_mem)
@@ -192,6 +194,7 @@ class _Walk:
         self.all_schemes, self.ctx, self.prof, self.pages = all_schemes, ctx, prof, pages
         self.resume = resume
         self.reg = self.runs_meta = self.rec_by_step = None
+        self.mm_exits: list[int | None] | None = None  # per target: when its mm went
         self.fixed_resume = self.free = None
         self.goals: dict = {}
         self.app_cols: dict[str, list] = {
@@ -292,7 +295,15 @@ def _apply_step(
     gv = {k: value_at(v, t) for k, v in w.goals.items()}
     gv = {k: v for k, v in gv.items() if v is not None}
     model, oracle = w.pages.model, w.pages.oracle
-    res = apply_schemes(state, regs, sis=sis, now_ns=t, goal_values=gv or None, ops_model=model)
+    res = apply_schemes(
+        state,
+        regs,
+        sis=sis,
+        now_ns=t,
+        goal_values=gv or None,
+        ops_model=model,
+        mm_exit_ns=w.mm_exits,
+    )
     a = res.applications
     n = res.n_applications
     app_cols = w.app_cols

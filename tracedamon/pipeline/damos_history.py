@@ -523,6 +523,21 @@ def target_pids(source: Source) -> list[int | None]:
     return out
 
 
+def target_mm_exits(source: Source) -> list[int | None] | None:
+    """Per target, the time from which its process has no mm (``mm_exit_ns`` of the
+    replay's target list: its leader's EXIT), None where it never lost it; None when
+    the history records no exits (a DAMON trace, a replay of a trace without EXIT
+    records)."""
+    rt = (source.meta.get("replay") or {}).get("targets") or []
+    if not any(x.get("mm_exit_ns") is not None for x in rt):
+        return None
+    out: list[int | None] = [None] * (max(int(x.get("target", i)) for i, x in enumerate(rt)) + 1)
+    for i, x in enumerate(rt):
+        g = x.get("mm_exit_ns")
+        out[int(x.get("target", i))] = None if g is None else int(g)
+    return out
+
+
 def pagemap_table(pagemap, source: Source) -> pa.Table | None:
     if isinstance(pagemap, pa.Table):
         return pagemap

@@ -47,7 +47,7 @@ the partial window's ``left_window_bp``.  Watermarks are checked with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -83,7 +83,7 @@ from .layout import (
     S_SZTRIED,
     S_TFROM,
 )
-from .ops_model import default_ops_model
+from .ops_model import default_ops_model, has_mm_rows, without_mm
 from .quota import next_charge_window, ticks
 from .score import min_score
 from .scheme import ACTIONS, Profile, score_kind
@@ -111,7 +111,9 @@ class StepResult:
     the ops, in trace order -- ``scheme``, ``target``, ``start``, ``end``,
     ``nr_accesses`` (as the tracepoint prints it), ``age`` (before the reset),
     ``nr_regions`` (the target's count at that moment), ``core_allowed`` (a core
-    filter allowed it, so the ops filters are bypassed).  ``ran``: per scheme, whether
+    filter allowed it, so the ops filters are bypassed), ``has_mm`` (0: the target's
+    process had no mm, the ops applied nothing), ``sz_ops_filter_passed`` and
+    ``sz_applied`` (the ops model's).  ``ran``: per scheme, whether
     it was due and active and walked (``due``: due, active or not).  ``windows``: per scheme, whether a new charge
     window opened.  ``esz``/``min_score``: per scheme after the adjustment.
     """
@@ -213,6 +215,7 @@ def apply_schemes(
     left_window_bp: int = 0,
     goal_values: Mapping[str, int] | None = None,
     ops_model: Callable | None = None,
+    mm_exit_ns: Sequence[int | None] | None = None,
 ) -> StepResult:
     """One ``kdamond_apply_schemes`` (spec §1.2, §11) over ``regions``.
 
@@ -230,6 +233,11 @@ def apply_schemes(
     ops_model : ``f(state, applications, now_ns) -> (sz_ops_filter_passed, sz_applied)``
         per application (arrays); default :func:`.ops_model.default_ops_model` (no page
         data: every page passes the ops filters)
+    mm_exit_ns : per target, the time from which its process has no mm (its leader
+        exited), None where it never loses it; None: every target keeps its mm.  A
+        vaddr/fvaddr target without an mm at ``now_ns`` is walked as any other (tried,
+        charged, its regions' ages reset), but the ops apply nothing to it
+        (:func:`.ops_model.without_mm`)
 
     The kernel's steps, in its order: which schemes are due and active; each running
     scheme's quota (charge window, effective quota, ``min_score``); the region walk
@@ -248,6 +256,7 @@ def apply_schemes(
         return _result(state, regs, empty, run, windows, due)
     windows = _adjust_quotas(state, regs, pnr, run, now_ns, goal_values)
     out, apps, ss = _walk_regions(state, regs, pnr, run)
+    apps["has_mm"] = has_mm_rows(state.ctx.ops, apps["target"], mm_exit_ns, now_ns)
     _ops_side(state, apps, now_ns, ops_model)
     _update_stats(state, run, ss, apps)
     _next_apply_times(state, due, sis)
@@ -379,8 +388,7 @@ def _ops_side(state: DamosState, apps: dict, now_ns: int, ops_model: Callable | 
     ``sz_ops_filter_passed`` and ``sz_applied`` to ``apps``."""
     model = default_ops_model if ops_model is None else ops_model
     passed, applied = model(state, apps, now_ns)
-    apps["sz_ops_filter_passed"] = np.asarray(passed, np.int64)
-    apps["sz_applied"] = np.asarray(applied, np.int64)
+    apps["sz_ops_filter_passed"], apps["sz_applied"] = without_mm(apps, passed, applied)
 
 
 def _update_stats(state: DamosState, run, ss: np.ndarray, apps: dict) -> None:
@@ -397,9 +405,11 @@ def _update_stats(state: DamosState, run, ss: np.ndarray, apps: dict) -> None:
         st.nr_tried += int(ss[j, S_NRTRIED])
         st.sz_tried += int(ss[j, S_SZTRIED])
         mine = apps["scheme"] == j
-        st.total_charged_ns += int(
-            ctx.ns_per_region_call * int(ss[j, S_CALLS]) + ctx.ns_per_byte * int(ss[j, S_SZTRIED])
-        )
+        # the ops' time: a call that finds no mm returns at once
+        idle = mine & (apps["has_mm"] == 0)
+        calls = int(ss[j, S_CALLS]) - int(np.count_nonzero(idle))
+        nbytes = int(ss[j, S_SZTRIED]) - int((apps["end"][idle] - apps["start"][idle]).sum())
+        st.total_charged_ns += int(ctx.ns_per_region_call * calls + ctx.ns_per_byte * nbytes)
         st.nr_applied += int(np.count_nonzero(applied[mine]))
         st.sz_applied += int(applied[mine].sum())
         st.sz_ops_filter_passed += int(passed[mine].sum())

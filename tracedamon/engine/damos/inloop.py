@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..lifetime import mm_exit
 from .core import apply_schemes
 from .state import new_state
 from .scheme import Context, Profile, Scheme
@@ -91,7 +92,9 @@ class InLoop:
 
     def step(self, mon, psi: int, now_ns: int, snap: int, left_window_bp: int = 0) -> None:
         """``kdamond_apply_schemes`` on ``mon``'s regions at sample interval ``psi``;
-        ``snap`` is the number of the snapshot the loop emits next."""
+        ``snap`` is the number of the snapshot the loop emits next.  A target of
+        ``mon`` whose mm is gone (its leader exited) is walked like the others, but
+        the ops apply nothing to it (:func:`.ops_model.without_mm`)."""
         regs = {k: mon.arr[k] for k in REGION_FIELDS}
         regs["toff"] = mon.toff
         res = apply_schemes(
@@ -101,6 +104,7 @@ class InLoop:
             now_ns=now_ns,
             left_window_bp=left_window_bp,
             ops_model=self.ops_model,
+            mm_exit_ns=[mm_exit(tg) for tg in mon.targets],
         )
         self.steps += 1
         a = res.applications
@@ -196,7 +200,7 @@ class InLoop:
                     )
             return
         for i, k in enumerate(kinds):
-            if k:
+            if k and a["has_mm"][i]:
                 self.events.append(
                     (self.run, t, k, int(a["target"][i]), int(a["start"][i]), int(a["end"][i]))
                 )

@@ -16,6 +16,10 @@ reclaim or migration succeeds.  This module turns an application into
 * the passed runs themselves (``seg_app``/``seg_start``/``seg_end``), for the outcome
   models.
 
+A vaddr/fvaddr target whose process has exited has no mm from its leader's exit on:
+the core still walks, charges and ages its regions, the ops apply nothing to them
+(:func:`without_mm`).
+
 Page attributes come from a :class:`PageOracle` (pagemap snapshots: anonymous or file,
 mapped, huge page) when there is one.  A filter that needs an attribute nobody knows
 (``young``, ``active``, ``memcg`` always; every attribute of a page no snapshot covers)
@@ -53,6 +57,35 @@ def action_kind(ops: str, action: str) -> str:
     if action in MADVISE_ACTIONS:
         return "madvise"
     return "none"
+
+
+def has_mm_rows(ops: str, target: np.ndarray, mm_exit_ns, now_ns: int) -> np.ndarray:
+    """Per application (``target`` its target's index): 1 when the ops find the target's
+    mm at ``now_ns``, else 0.  The virtual-address sets look the mm up through the
+    target's pid on every call (``damon_get_mm()``); it is gone from its leader's exit
+    on (``mm_exit_ns[target]``, None: never).  paddr has no mm to look up."""
+    out = np.ones(target.size, np.int64)
+    if ops == "paddr" or not mm_exit_ns or target.size == 0:
+        return out
+    gone = np.array([g is not None and int(now_ns) >= int(g) for g in mm_exit_ns] + [False], bool)
+    t = np.where((target >= 0) & (target < len(mm_exit_ns)), target, len(mm_exit_ns))
+    out[gone[t]] = 0
+    return out
+
+
+def without_mm(apps: dict, passed, applied) -> tuple[np.ndarray, np.ndarray]:
+    """``sz_ops_filter_passed`` and ``sz_applied`` with the applications to a target
+    without an mm at 0: vaddr's ``damos_madvise()``, ``damos_va_migrate()`` and
+    ``damos_va_stat()`` return 0 bytes when ``damon_get_mm()`` finds no mm, before
+    any page is looked at (the core has walked, charged and aged the region all the
+    same)."""
+    passed = np.asarray(passed, np.int64)
+    applied = np.asarray(applied, np.int64)
+    has_mm = apps.get("has_mm")
+    if has_mm is None or has_mm.all():
+        return passed, applied
+    keep = has_mm != 0
+    return np.where(keep, passed, 0), np.where(keep, applied, 0)
 
 
 @dataclass
@@ -125,7 +158,8 @@ class PageModel:
     passed bytes the action achieves.  After each call ``seg_app``, ``seg_start`` and
     ``seg_end`` hold the runs each application's action was applied to (flat arrays,
     ``seg_app`` the application's row), and ``unknown_bytes`` / ``passed_bytes``
-    accumulate.
+    accumulate.  Applications whose ``has_mm`` column is 0 (a target without an mm)
+    pass and achieve nothing (:func:`without_mm`).
     """
 
     oracle: PageOracle | None = None
@@ -185,8 +219,10 @@ class PageModel:
         applied = np.zeros(n, np.int64)
         seg_app, seg_s, seg_e = [], [], []
         sch = apps["scheme"]
-        for j in np.unique(sch):
-            rows = np.flatnonzero(sch == j)
+        has_mm = apps.get("has_mm")
+        live = np.ones(n, bool) if has_mm is None else has_mm != 0  # see without_mm
+        for j in np.unique(sch[live]):
+            rows = np.flatnonzero((sch == j) & live)
             kind, filters, defrej, evaluates, v_unknown = self._plan(state, int(j))
             if kind == "madvise":
                 applied[rows] = (

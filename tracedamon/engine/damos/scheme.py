@@ -291,8 +291,11 @@ class Profile:
     score histogram without regions the core filters reject, the region walk visiting
     the right part of every split it makes, the resume point kept until the last region
     of its target, the moving-sum ``nr_accesses`` of the pattern test and the trace, and
-    scores clamped to [0, 99].  It leaves out the 2026 fail-charge ratio and the merge
-    of DAMOS-made slices back into their neighbours.
+    scores clamped to [0, 99].  It leaves out the 2026 fail-charge ratio, the merge
+    of DAMOS-made slices back into their neighbours, and the mm tree's skip of targets
+    that are no longer valid (``kdamond_apply_schemes`` there passes over a target
+    whose ``target_valid`` is false, dropping a resume point that names it; every
+    profile walks them, as the released kernels do).
     """
 
     name: str
