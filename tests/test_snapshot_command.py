@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tracedamon.ingest import pagemap_capture as pm
 from tracedamon.ingest.pagemap_capture import CaptureWarning, PagemapCapture, capture
 from tracedamon.schema import PAGEMAP_FLAG_PRESENT
 from tracedamon.store.trace import open_trace
@@ -206,4 +207,27 @@ def test_exec_before_maps_is_read_again_is_taken_again(execs_on_sigusr1, monkeyp
     with PagemapCapture(pid, kpageflags=False) as cap:
         snap = cap.snapshot(0)
     assert len(reads) == 4  # two attempts, each reading maps twice
+    _is_whole_sleep_snapshot(snap)
+
+
+def test_exec_between_the_open_and_the_read_of_maps_is_taken_again(execs_on_sigusr1, monkeypatch):
+    """/proc/PID/maps is bound to the address space at its open too: opened before an
+    exec and read after it, it reads empty although the process lives on."""
+    pid, exec_now = execs_on_sigusr1
+    seen = []
+    real = pm._read_proc_text
+
+    def read_proc_text(path):
+        if not path.endswith("/maps") or seen:
+            return real(path)
+        with open(path, "rb") as f:
+            exec_now()
+            text = f.read().decode()
+        seen.append(text)
+        return text
+
+    monkeypatch.setattr(pm, "_read_proc_text", read_proc_text)
+    with PagemapCapture(pid, kpageflags=False) as cap:
+        snap = cap.snapshot(0)
+    assert seen == [""]  # what the kernel gave: nothing
     _is_whole_sleep_snapshot(snap)

@@ -57,8 +57,9 @@ class ProcessExited(CaptureError):
 
 
 class _AddressSpaceReplaced(Exception):
-    """A pagemap read came back short: the address space the pagemap was opened on
-    is gone (the process exec'd, or exited, while the snapshot was taken)."""
+    """A read of ``pagemap`` came back short, or ``maps`` read empty: the address
+    space the file was opened on is gone (the process exec'd, or exited, while the
+    snapshot was taken). Its message says which, for when it keeps happening."""
 
 
 #: snapshots of one number taken again at most this often while the process keeps exec'ing
@@ -90,10 +91,11 @@ class PagemapCapture:
     when it was opened: once the process execs (a wrapper such as ``env``, ``nice``
     or ``taskset`` starting the real command, a ``#!/usr/bin/env`` script, a shell's
     ``exec``), reads of it come back empty although the process lives on. So each
-    snapshot opens it afresh, before it reads ``maps``; a read that comes back
-    short, or the pagemap no longer reading once ``maps`` was read again, means
-    that address space went away during the snapshot (an exec, or the exit), and
-    the snapshot is taken again (finding the process gone, if it exited).
+    snapshot opens it afresh, before it reads ``maps`` (which is bound the same
+    way, from its open to its read); an empty ``maps``, a pagemap read that comes
+    back short, or a pagemap that no longer reads once ``maps`` was read again
+    means that an address space went away during the snapshot (an exec, or the
+    exit), and the snapshot is taken again (finding the process gone, if it exited).
     A reused pid is told apart by the start time in ``/proc/PID/stat``, checked
     after the open.
 
@@ -182,8 +184,8 @@ class PagemapCapture:
         if _starttime(self.pid) != self.start_time:
             raise ProcessExited(f"pid {self.pid}: process exited (its pid was reused)")
         vmas = parse_maps(text, f"/proc/{self.pid}/maps")
-        if not vmas:
-            raise ProcessExited(
+        if not vmas:  # also when it exec'd between the open of maps and its read
+            raise _AddressSpaceReplaced(
                 f"pid {self.pid}: process has no user memory (exited, a zombie, or a kernel thread)"
             )
         return vmas
@@ -228,7 +230,10 @@ class PagemapCapture:
             data = self._pread(self.fd, n * ENTRY_BYTES, va // ps * ENTRY_BYTES)
             total += len(data)
             if len(data) < n * ENTRY_BYTES:
-                raise _AddressSpaceReplaced
+                raise _AddressSpaceReplaced(
+                    f"pid {self.pid}: its pagemap read short at 0x{va:x} (its address space "
+                    "was replaced, by exec, during the snapshot)"
+                )
             e = np.frombuffer(data, dtype="<u8")
             pfn = entry_frames(e)
             fl = entry_flags(e)
@@ -281,16 +286,13 @@ class PagemapCapture:
             self._open_pagemap(gone=ProcessExited(f"pid {self.pid}: process exited"))
             try:
                 return self._take(number, after_maps)
-            except _AddressSpaceReplaced:
-                continue
-        raise ProcessExited(
-            f"pid {self.pid}: its address space was replaced (exec) during each of "
-            f"{SNAPSHOT_ATTEMPTS} attempts at snapshot {number}"
-        )
+            except _AddressSpaceReplaced as e:
+                why = str(e)
+        raise ProcessExited(why)
 
     def _take(self, number: int, after_maps: Callable[[], None] | None) -> Snapshot:
         """One attempt at :meth:`snapshot`, with the pagemap just opened; raises
-        :class:`_AddressSpaceReplaced` when a read of it comes back short."""
+        :class:`_AddressSpaceReplaced` when the address space went away meanwhile."""
         mono_begin = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         t_begin = time.clock_gettime_ns(self.clock_id)
         vmas = self._read_maps()
@@ -315,7 +317,9 @@ class PagemapCapture:
         if after is None:
             raise ProcessExited(f"pid {self.pid}: process exited during snapshot {number}")
         if not self._still_reads(vmas[0]):  # an exec before maps was read again
-            raise _AddressSpaceReplaced
+            raise _AddressSpaceReplaced(
+                f"pid {self.pid}: its address space was replaced (exec) during the snapshot"
+            )
         keep_chunks = []
         for v, nchunks in zip(vmas, per_vma):
             ok = _covered(v, after)
