@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -132,42 +131,53 @@ def test_pid_that_execs_is_followed_into_its_new_program(tmp_path):
     assert res.snapshots == n
 
 
-SLEEP = os.path.realpath("/bin/sleep")
+# maps a one-page file argv[1]
+MAPS_A_FILE = (
+    "import mmap, sys, time\n"
+    "f = open(sys.argv[1], 'wb+')\n"
+    "f.truncate(mmap.PAGESIZE)\n"
+    "m = mmap.mmap(f.fileno(), mmap.PAGESIZE)\n"
+)
 
 
 @pytest.fixture
-def execs_on_sigusr1():
-    """A Python process that execs sleep on SIGUSR1; ``exec_now()`` sends it and waits
-    until the exec is done."""
+def execs_on_sigusr1(tmp_path):
+    """A process with ``old.map`` mapped that, on SIGUSR1, execs a program that maps
+    ``new.map``; ``exec_now()`` sends the signal and waits until the new program
+    has mapped its file. Yields (pid, exec_now, old path, new path)."""
+    old, new = str(tmp_path / "old.map"), str(tmp_path / "new.map")
+    then = MAPS_A_FILE + "print('new', flush=True)\ntime.sleep(30)\n"
     code = (
-        "import os, signal, time\n"
-        f"signal.signal(signal.SIGUSR1, lambda *a: os.execv({SLEEP!r}, ['sleep', '30']))\n"
-        "print('ok', flush=True)\n"
-        "time.sleep(30)\n"
+        MAPS_A_FILE
+        + "import os, signal\n"
+        + "args = [sys.executable, '-c', sys.argv[2], sys.argv[3]]\n"
+        + "signal.signal(signal.SIGUSR1, lambda *a: os.execv(sys.executable, args))\n"
+        + "print('old', flush=True)\n"
+        + "time.sleep(30)\n"
     )
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, old, then, new], stdout=subprocess.PIPE, text=True
+    )
 
     def exec_now():
         os.kill(p.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 30
-        while os.readlink(f"/proc/{p.pid}/exe") != SLEEP:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        assert p.stdout.readline() == "new\n"
 
     try:
-        assert p.stdout.readline() == "ok\n"
-        yield p.pid, exec_now
+        assert p.stdout.readline() == "old\n"
+        yield p.pid, exec_now, old, new
     finally:
         p.kill()
         p.wait()
         p.stdout.close()
 
 
-def _is_whole_sleep_snapshot(snap) -> None:
-    """The snapshot is of sleep (not of python) and its pagemap covers its maps."""
+def _is_whole_snapshot_of(snap, new: str, old: str) -> None:
+    """The snapshot is of the program that mapped ``new`` (none of the one that mapped
+    ``old``), and its pagemap covers its maps."""
     maps = snap.maps.to_pandas()
     pm = snap.pagemap.to_pandas()
-    assert (maps.path == SLEEP).any() and not maps.path.str.contains("python").any()
+    assert (maps.path == new).any() and not (maps.path == old).any()
     assert not snap.info["vanished_mappings"]
     vsys = maps.path == "[vsyscall]"
     assert int((pm.vaddr_end - pm.vaddr_start).sum()) == int((maps.end - maps.start)[~vsys].sum())
@@ -176,7 +186,7 @@ def _is_whole_sleep_snapshot(snap) -> None:
 def test_exec_between_maps_and_pagemap_is_taken_again(execs_on_sigusr1):
     """The process execs after the snapshot read maps, before its pagemap: the
     snapshot is taken again, of the new program, not reported as an exit."""
-    pid, exec_now = execs_on_sigusr1
+    pid, exec_now, old, new = execs_on_sigusr1
     calls = []
 
     def hook():
@@ -187,13 +197,13 @@ def test_exec_between_maps_and_pagemap_is_taken_again(execs_on_sigusr1):
     with PagemapCapture(pid, kpageflags=False) as cap:
         snap = cap.snapshot(0, after_maps=hook)
     assert len(calls) == 2  # the first attempt met the exec
-    _is_whole_sleep_snapshot(snap)
+    _is_whole_snapshot_of(snap, new, old)
 
 
 def test_exec_before_maps_is_read_again_is_taken_again(execs_on_sigusr1, monkeypatch):
     """The process execs after the pagemap was read, before maps is read again: the
     snapshot is taken again rather than kept with every mapping "vanished"."""
-    pid, exec_now = execs_on_sigusr1
+    pid, exec_now, old, new = execs_on_sigusr1
     reads = []
     real = PagemapCapture._read_maps
 
@@ -207,13 +217,13 @@ def test_exec_before_maps_is_read_again_is_taken_again(execs_on_sigusr1, monkeyp
     with PagemapCapture(pid, kpageflags=False) as cap:
         snap = cap.snapshot(0)
     assert len(reads) == 4  # two attempts, each reading maps twice
-    _is_whole_sleep_snapshot(snap)
+    _is_whole_snapshot_of(snap, new, old)
 
 
 def test_exec_between_the_open_and_the_read_of_maps_is_taken_again(execs_on_sigusr1, monkeypatch):
     """/proc/PID/maps is bound to the address space at its open too: opened before an
     exec and read after it, it reads empty although the process lives on."""
-    pid, exec_now = execs_on_sigusr1
+    pid, exec_now, old, new = execs_on_sigusr1
     seen = []
     real = pm._read_proc_text
 
@@ -230,4 +240,4 @@ def test_exec_between_the_open_and_the_read_of_maps_is_taken_again(execs_on_sigu
     with PagemapCapture(pid, kpageflags=False) as cap:
         snap = cap.snapshot(0)
     assert seen == [""]  # what the kernel gave: nothing
-    _is_whole_sleep_snapshot(snap)
+    _is_whole_snapshot_of(snap, new, old)
