@@ -131,41 +131,41 @@ def test_pid_that_execs_is_followed_into_its_new_program(tmp_path):
     assert res.snapshots == n
 
 
-# maps a one-page file argv[1]
-MAPS_A_FILE = (
-    "import mmap, sys, time\n"
-    "f = open(sys.argv[1], 'wb+')\n"
-    "f.truncate(mmap.PAGESIZE)\n"
-    "m = mmap.mmap(f.fileno(), mmap.PAGESIZE)\n"
-)
+# generation argv[2] of a program that maps a one-page file gen<argv[2]>.map in folder
+# argv[1], says its generation on stdout, and execs its next generation on SIGUSR1
+GENERATION = """
+import mmap, os, signal, sys, time
+folder, n = sys.argv[1], int(sys.argv[2])
+f = open(f"{folder}/gen{n}.map", "wb+")
+f.truncate(mmap.PAGESIZE)
+m = mmap.mmap(f.fileno(), mmap.PAGESIZE)
+nxt = [sys.executable, "-c", sys.argv[3], folder, str(n + 1), sys.argv[3]]
+signal.signal(signal.SIGUSR1, lambda *a: os.execv(sys.executable, nxt))
+print(n, flush=True)
+time.sleep(30)
+"""
 
 
 @pytest.fixture
 def execs_on_sigusr1(tmp_path):
-    """A process with ``old.map`` mapped that, on SIGUSR1, execs a program that maps
-    ``new.map``; ``exec_now()`` sends the signal and waits until the new program
-    has mapped its file. Yields (pid, exec_now, old path, new path)."""
-    old, new = str(tmp_path / "old.map"), str(tmp_path / "new.map")
-    then = MAPS_A_FILE + "print('new', flush=True)\ntime.sleep(30)\n"
-    code = (
-        MAPS_A_FILE
-        + "import os, signal\n"
-        + "args = [sys.executable, '-c', sys.argv[2], sys.argv[3]]\n"
-        + "signal.signal(signal.SIGUSR1, lambda *a: os.execv(sys.executable, args))\n"
-        + "print('old', flush=True)\n"
-        + "time.sleep(30)\n"
-    )
+    """A process that execs its next generation on SIGUSR1 (each maps its own file);
+    ``exec_now()`` sends the signal and waits until the new generation has mapped its
+    file. Yields (pid, exec_now, gen) where ``gen(n)`` is generation n's file."""
     p = subprocess.Popen(
-        [sys.executable, "-c", code, old, then, new], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", GENERATION, str(tmp_path), "0", GENERATION],
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    done = [0]
 
     def exec_now():
         os.kill(p.pid, signal.SIGUSR1)
-        assert p.stdout.readline() == "new\n"
+        done[0] += 1
+        assert p.stdout.readline() == f"{done[0]}\n"
 
     try:
-        assert p.stdout.readline() == "old\n"
-        yield p.pid, exec_now, old, new
+        assert p.stdout.readline() == "0\n"
+        yield p.pid, exec_now, lambda n: str(tmp_path / f"gen{n}.map")
     finally:
         p.kill()
         p.wait()
@@ -186,7 +186,7 @@ def _is_whole_snapshot_of(snap, new: str, old: str) -> None:
 def test_exec_between_maps_and_pagemap_is_taken_again(execs_on_sigusr1):
     """The process execs after the snapshot read maps, before its pagemap: the
     snapshot is taken again, of the new program, not reported as an exit."""
-    pid, exec_now, old, new = execs_on_sigusr1
+    pid, exec_now, gen = execs_on_sigusr1
     calls = []
 
     def hook():
@@ -197,13 +197,13 @@ def test_exec_between_maps_and_pagemap_is_taken_again(execs_on_sigusr1):
     with PagemapCapture(pid, kpageflags=False) as cap:
         snap = cap.snapshot(0, after_maps=hook)
     assert len(calls) == 2  # the first attempt met the exec
-    _is_whole_snapshot_of(snap, new, old)
+    _is_whole_snapshot_of(snap, gen(1), gen(0))
 
 
 def test_exec_before_maps_is_read_again_is_taken_again(execs_on_sigusr1, monkeypatch):
     """The process execs after the pagemap was read, before maps is read again: the
     snapshot is taken again rather than kept with every mapping "vanished"."""
-    pid, exec_now, old, new = execs_on_sigusr1
+    pid, exec_now, gen = execs_on_sigusr1
     reads = []
     real = PagemapCapture._read_maps
 
@@ -217,13 +217,13 @@ def test_exec_before_maps_is_read_again_is_taken_again(execs_on_sigusr1, monkeyp
     with PagemapCapture(pid, kpageflags=False) as cap:
         snap = cap.snapshot(0)
     assert len(reads) == 4  # two attempts, each reading maps twice
-    _is_whole_snapshot_of(snap, new, old)
+    _is_whole_snapshot_of(snap, gen(1), gen(0))
 
 
 def test_exec_between_the_open_and_the_read_of_maps_is_taken_again(execs_on_sigusr1, monkeypatch):
     """/proc/PID/maps is bound to the address space at its open too: opened before an
     exec and read after it, it reads empty although the process lives on."""
-    pid, exec_now, old, new = execs_on_sigusr1
+    pid, exec_now, gen = execs_on_sigusr1
     seen = []
     real = pm._read_proc_text
 
@@ -240,4 +240,21 @@ def test_exec_between_the_open_and_the_read_of_maps_is_taken_again(execs_on_sigu
     with PagemapCapture(pid, kpageflags=False) as cap:
         snap = cap.snapshot(0)
     assert seen == [""]  # what the kernel gave: nothing
-    _is_whole_snapshot_of(snap, new, old)
+    _is_whole_snapshot_of(snap, gen(1), gen(0))
+
+
+def test_a_chain_of_execs_during_a_snapshot_is_followed_to_its_end(execs_on_sigusr1):
+    """A chain of wrappers (pyenv's shims: bash execs bash execs ... python) execs several
+    times within milliseconds: every attempt at the snapshot may meet an exec."""
+    pid, exec_now, gen = execs_on_sigusr1
+    calls = []
+
+    def hook():
+        calls.append(1)
+        if len(calls) <= 5:
+            exec_now()
+
+    with PagemapCapture(pid, kpageflags=False) as cap:
+        snap = cap.snapshot(0, after_maps=hook)
+    assert len(calls) == 6  # five attempts met an exec
+    _is_whole_snapshot_of(snap, gen(5), gen(4))

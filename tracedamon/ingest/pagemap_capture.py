@@ -62,8 +62,10 @@ class _AddressSpaceReplaced(Exception):
     snapshot was taken). Its message says which, for when it keeps happening."""
 
 
-#: snapshots of one number taken again at most this often while the process keeps exec'ing
-SNAPSHOT_ATTEMPTS = 3
+#: attempts at one snapshot while the process keeps exec'ing (a chain of wrappers, such as
+#: pyenv's shims, execs several times within milliseconds; this only bounds a process
+#: that would exec forever, or a kernel thread, whose maps is always empty)
+SNAPSHOT_ATTEMPTS = 100
 
 
 # ---------------------------------------------------------------------------------
@@ -73,6 +75,15 @@ SNAPSHOT_ATTEMPTS = 3
 def _read_proc_text(path: str) -> str:
     with open(path, "rb") as f:
         return f.read().decode("utf-8", errors="backslashreplace")
+
+
+def _exited(pid: int) -> bool:
+    """Whether the process is gone or a zombie (state Z or X in /proc/PID/stat)."""
+    try:
+        s = _read_proc_text(f"/proc/{pid}/stat")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return s[s.rindex(")") + 2] in "ZX"
 
 
 def _starttime(pid: int) -> int | None:
@@ -288,6 +299,8 @@ class PagemapCapture:
                 return self._take(number, after_maps)
             except _AddressSpaceReplaced as e:
                 why = str(e)
+            if _exited(self.pid):
+                break
         raise ProcessExited(why)
 
     def _take(self, number: int, after_maps: Callable[[], None] | None) -> Snapshot:
