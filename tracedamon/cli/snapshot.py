@@ -17,7 +17,8 @@ _HELP = """Snapshot processes' page tables (/proc/PID/maps + /proc/PID/pagemap) 
 trace directory (tables maps and pagemap), every --interval until --count
 snapshots, --duration, the processes' exit or Ctrl-C. What was captured is
 kept when a process exits midway. Several --pid may be given (for attributing
-physical memory to processes).
+physical memory to processes). A process that execs another program (a
+command started through env, nice or taskset, a #! script) is followed into it.
 
 The output is an input of ingest too: `tracedamon ingest perf.data app.td
 -o run.td` puts samples and page tables in one directory (or give it to

@@ -56,6 +56,18 @@ class ProcessExited(CaptureError):
     """The captured process exited (or its pid was reused) during a snapshot."""
 
 
+class _AddressSpaceReplaced(Exception):
+    """A read of ``pagemap`` came back short, or ``maps`` read empty: the address
+    space the file was opened on is gone (the process exec'd, or exited, while the
+    snapshot was taken). Its message says which, for when it keeps happening."""
+
+
+#: attempts at one snapshot while the process keeps exec'ing (a chain of wrappers, such as
+#: pyenv's shims, execs several times within milliseconds; this only bounds a process
+#: that would exec forever, or a kernel thread, whose maps is always empty)
+SNAPSHOT_ATTEMPTS = 100
+
+
 # ---------------------------------------------------------------------------------
 # live capture
 
@@ -63,6 +75,15 @@ class ProcessExited(CaptureError):
 def _read_proc_text(path: str) -> str:
     with open(path, "rb") as f:
         return f.read().decode("utf-8", errors="backslashreplace")
+
+
+def _exited(pid: int) -> bool:
+    """Whether the process is gone or a zombie (state Z or X in /proc/PID/stat)."""
+    try:
+        s = _read_proc_text(f"/proc/{pid}/stat")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return s[s.rindex(")") + 2] in "ZX"
 
 
 def _starttime(pid: int) -> int | None:
@@ -77,9 +98,17 @@ def _starttime(pid: int) -> int | None:
 class PagemapCapture:
     """Snapshots of one live process's ``maps`` and ``pagemap``.
 
-    ``/proc/PID/pagemap`` is opened once: the open file stays bound to the
-    process's address space, so a reused pid cannot be read by mistake (the
-    start time in ``/proc/PID/stat`` is checked too).
+    An open ``/proc/PID/pagemap`` stays bound to the address space the process had
+    when it was opened: once the process execs (a wrapper such as ``env``, ``nice``
+    or ``taskset`` starting the real command, a ``#!/usr/bin/env`` script, a shell's
+    ``exec``), reads of it come back empty although the process lives on. So each
+    snapshot opens it afresh, before it reads ``maps`` (which is bound the same
+    way, from its open to its read); an empty ``maps``, a pagemap read that comes
+    back short, or a pagemap that no longer reads once ``maps`` was read again
+    means that an address space went away during the snapshot (an exec, or the
+    exit), and the snapshot is taken again (finding the process gone, if it exited).
+    A reused pid is told apart by the start time in ``/proc/PID/stat``, checked
+    after the open.
 
     Raises :class:`CaptureError` when the process does not exist or its pagemap
     cannot be read (another user's process without root).
@@ -99,15 +128,9 @@ class PagemapCapture:
         self.start_time = _starttime(self.pid)
         if self.start_time is None:
             raise CaptureError(f"pid {self.pid}: no such process")
-        try:
-            self.fd = os.open(f"/proc/{self.pid}/pagemap", os.O_RDONLY)
-        except FileNotFoundError:
-            raise CaptureError(f"pid {self.pid}: no such process") from None
-        except PermissionError:
-            raise CaptureError(
-                f"pid {self.pid}: permission denied reading /proc/{self.pid}/"
-                "pagemap (capture processes of your own user, or run as root)"
-            ) from None
+        self.fd: int | None = None
+        # permissions are checked at once
+        self._open_pagemap(gone=CaptureError(f"pid {self.pid}: no such process"))
         self.kfd: int | None = None
         self.kpageflags_note = "not requested"
         if kpageflags:
@@ -117,6 +140,28 @@ class PagemapCapture:
             except OSError as e:
                 self.kpageflags_note = f"unreadable ({e.strerror}): THP/HUGE flags not recorded"
         self.pfns_zero_warned = False
+
+    def _open_pagemap(self, *, gone: CaptureError) -> None:
+        """(Re)open ``/proc/PID/pagemap``, bound to the process's address space of now;
+        ``gone`` is raised when the process is."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        try:
+            self.fd = os.open(f"/proc/{self.pid}/pagemap", os.O_RDONLY)
+        except (FileNotFoundError, ProcessLookupError):
+            raise gone from None
+        except PermissionError:
+            raise CaptureError(
+                f"pid {self.pid}: permission denied reading /proc/{self.pid}/"
+                "pagemap (capture processes of your own user, or run as root)"
+            ) from None
+
+    def _still_reads(self, vma: Vma) -> bool:
+        """Whether the open pagemap still reads (the first page of ``vma``): the
+        kernel returns nothing once the address space it was opened on is gone."""
+        offset = vma.start // self.page_size * ENTRY_BYTES
+        return len(self._pread(self.fd, ENTRY_BYTES, offset)) == ENTRY_BYTES
 
     def close(self) -> None:
         for fd in (self.fd, self.kfd):
@@ -150,8 +195,8 @@ class PagemapCapture:
         if _starttime(self.pid) != self.start_time:
             raise ProcessExited(f"pid {self.pid}: process exited (its pid was reused)")
         vmas = parse_maps(text, f"/proc/{self.pid}/maps")
-        if not vmas:
-            raise ProcessExited(
+        if not vmas:  # also when it exec'd between the open of maps and its read
+            raise _AddressSpaceReplaced(
                 f"pid {self.pid}: process has no user memory (exited, a zombie, or a kernel thread)"
             )
         return vmas
@@ -196,9 +241,9 @@ class PagemapCapture:
             data = self._pread(self.fd, n * ENTRY_BYTES, va // ps * ENTRY_BYTES)
             total += len(data)
             if len(data) < n * ENTRY_BYTES:
-                raise ProcessExited(
-                    f"pid {self.pid}: process exited while its pagemap was "
-                    f"read (short read at 0x{va:x})"
+                raise _AddressSpaceReplaced(
+                    f"pid {self.pid}: its pagemap read short at 0x{va:x} (its address space "
+                    "was replaced, by exec, during the snapshot)"
                 )
             e = np.frombuffer(data, dtype="<u8")
             pfn = entry_frames(e)
@@ -236,16 +281,31 @@ class PagemapCapture:
         return out
 
     def snapshot(self, number: int, *, after_maps: Callable[[], None] | None = None) -> Snapshot:
-        """Read maps, then the pagemap of every VMA, then maps again.
+        """Open the pagemap, read maps, then the pagemap of every VMA, then maps again.
 
         A VMA that is no longer (fully) mapped when maps is read again vanished
         while its pagemap was read: its pagemap rows are dropped and a
-        :class:`CaptureWarning` names it. Raises :class:`ProcessExited` when the
-        process is gone. ``after_maps`` is called between reading maps and pagemap
-        (tests use it to change the mappings at that moment).
+        :class:`CaptureWarning` names it. A snapshot during which the process
+        exec'd is taken again, with the new address space. Raises
+        :class:`ProcessExited` when the process is gone. ``after_maps`` is called
+        between reading maps and pagemap (tests use it to change the mappings at
+        that moment).
         """
         if self.fd is None:
             raise CaptureError("capture is closed")
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            self._open_pagemap(gone=ProcessExited(f"pid {self.pid}: process exited"))
+            try:
+                return self._take(number, after_maps)
+            except _AddressSpaceReplaced as e:
+                why = str(e)
+            if _exited(self.pid):
+                break
+        raise ProcessExited(why)
+
+    def _take(self, number: int, after_maps: Callable[[], None] | None) -> Snapshot:
+        """One attempt at :meth:`snapshot`, with the pagemap just opened; raises
+        :class:`_AddressSpaceReplaced` when the address space went away meanwhile."""
         mono_begin = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         t_begin = time.clock_gettime_ns(self.clock_id)
         vmas = self._read_maps()
@@ -269,6 +329,10 @@ class PagemapCapture:
             after = None
         if after is None:
             raise ProcessExited(f"pid {self.pid}: process exited during snapshot {number}")
+        if not self._still_reads(vmas[0]):  # an exec before maps was read again
+            raise _AddressSpaceReplaced(
+                f"pid {self.pid}: its address space was replaced (exec) during the snapshot"
+            )
         keep_chunks = []
         for v, nchunks in zip(vmas, per_vma):
             ok = _covered(v, after)
