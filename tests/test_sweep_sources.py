@@ -201,10 +201,16 @@ def test_errors_name_the_api_arguments_and_the_cli_flags(hotcold):
         assert cli in e.value.cli_message
 
 
-def test_no_worker_count_on_two_cpus_runs_in_process(hotcold, by_path, monkeypatch):
+def test_no_worker_count_runs_a_cluster_of_the_cpus_and_one_cpu_in_process(
+    hotcold, by_path, monkeypatch
+):
     from tracedamon.pipeline.sweep import runner
 
-    monkeypatch.setattr(runner, "default_workers", lambda: 2)
+    monkeypatch.setattr(runner, "default_workers", lambda: 1)
     df = tracedamon.sweep([hotcold], GRID, fixed={"start": "auto"})
     assert df.attrs["tracedamon_sweep"]["ran"] == "in-process"
+    assert _result(df).equals(_result(by_path))
+    monkeypatch.setattr(runner, "default_workers", lambda: 2)
+    df = tracedamon.sweep([hotcold], GRID, fixed={"start": "auto"})
+    assert df.attrs["tracedamon_sweep"]["ran"] == "local cluster of 2 workers"
     assert _result(df).equals(_result(by_path))

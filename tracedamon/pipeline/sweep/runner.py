@@ -46,10 +46,12 @@ def have_dask() -> bool:
 
 
 #: with no worker count asked for, a machine of this many CPUs or fewer runs the tasks
-#: in-process: on the 2-core development machine, shared, two processes replayed no
-#: faster than one (0.91x-1.26x without Dask at all, bench_sweep.py's ceiling) and a
-#: sweep in-process beat a local cluster of two in 4 of 6 rounds (README, Speed)
-IN_PROCESS_CPUS = 2
+#: in-process: a single CPU. On the 2-core development machine, with both cores free, a
+#: local cluster of two forked workers ran 48 configurations 1.61x faster than in-process
+#: (1.70x its one-worker cluster; bench_sweep.py, README "Speed"); with the machine shared
+#: by other work, two processes gained little (0.91x-1.32x without Dask at all), which
+#: `--workers 1` is there for
+IN_PROCESS_CPUS = 1
 
 
 def default_workers() -> int:
