@@ -332,35 +332,7 @@ class Monitor:
                 step = mx // (mx - n)
                 offset = self.split_rotation % step
                 self.split_rotation += 1
-                a = self.arr
-                out = {k: np.empty(2 * n, np.int64) for k in FIELDS}
-                ooff = np.empty_like(self.toff)
-                w = split_some_regions(
-                    a["start"],
-                    a["end"],
-                    a["nr"],
-                    a["bp"],
-                    a["last"],
-                    a["age"],
-                    self.toff,
-                    step,
-                    offset,
-                    self.minsz,
-                    self.maxsz,
-                    self.rng_split,
-                    self.cfg.fix_rand32,
-                    self.inj,
-                    self.injpos,
-                    out["start"],
-                    out["end"],
-                    out["nr"],
-                    out["bp"],
-                    out["last"],
-                    out["age"],
-                    ooff,
-                )
-                self.arr = {k: v[:w] for k, v in out.items()}
-                self.toff = ooff
+                self._run_split(split_some_regions, 2 * n, step, offset)
             self.last_nr_regions = n
             return
         if n > mx // 2:
@@ -369,36 +341,40 @@ class Monitor:
         if self.last_nr_regions == n and n < self.cfg.max_nr_regions // 3:
             nr_subs = 3
         if not self.fixed and n:
-            a = self.arr
-            cap = n * nr_subs
-            out = {k: np.empty(cap, np.int64) for k in FIELDS}
-            ooff = np.empty_like(self.toff)
-            w = _split_regions(
-                a["start"],
-                a["end"],
-                a["nr"],
-                a["bp"],
-                a["last"],
-                a["age"],
-                self.toff,
-                nr_subs,
-                self.minsz,
-                self.maxsz,
-                self.rng_split,
-                self.cfg.fix_rand32,
-                self.inj,
-                self.injpos,
-                out["start"],
-                out["end"],
-                out["nr"],
-                out["bp"],
-                out["last"],
-                out["age"],
-                ooff,
-            )
-            self.arr = {k: v[:w] for k, v in out.items()}
-            self.toff = ooff
+            self._run_split(_split_regions, n * nr_subs, nr_subs)
         self.last_nr_regions = n
+
+    def _run_split(self, kernel, cap: int, *how) -> None:
+        """Run a split kernel (``how``: its own arguments after the target offsets) into
+        fresh arrays of ``cap`` regions and keep what it wrote."""
+        a = self.arr
+        out = {k: np.empty(cap, np.int64) for k in FIELDS}
+        ooff = np.empty_like(self.toff)
+        w = kernel(
+            a["start"],
+            a["end"],
+            a["nr"],
+            a["bp"],
+            a["last"],
+            a["age"],
+            self.toff,
+            *how,
+            self.minsz,
+            self.maxsz,
+            self.rng_split,
+            self.cfg.fix_rand32,
+            self.inj,
+            self.injpos,
+            out["start"],
+            out["end"],
+            out["nr"],
+            out["bp"],
+            out["last"],
+            out["age"],
+            ooff,
+        )
+        self.arr = {k: v[:w] for k, v in out.items()}
+        self.toff = ooff
 
     def _tune(self, psi: int) -> tuple[int, int] | None:
         """Intervals auto-tuning (spec §9).  Returns (old, new) sample_us or None."""
