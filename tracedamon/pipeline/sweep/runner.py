@@ -104,7 +104,8 @@ def _local_cluster(LocalCluster, n: int):
     the replays hold the GIL, processes run them in parallel), started by
     :func:`start_method`.
 
-    Without Dask's ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment: it makes
+    Without Dask's profiler (see below), and without Dask's
+    ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment: it makes
     glibc hand every large numpy array back to the kernel when it is freed, so each
     replay faults its arrays in anew (3.5x the page faults of a 2 M-sample replay, about
     15 % more CPU per replay); a replay's memory is bounded without it."""
@@ -115,7 +116,10 @@ def _local_cluster(LocalCluster, n: int):
         for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
         if k != "MALLOC_TRIM_THRESHOLD_"
     }
-    cfg = {"distributed.nanny.pre-spawn-environ": env}
+    # nor Dask's statistical profiler: it samples the running task's stack every 10 ms,
+    # and a replay holds the GIL -- each task ran about 10 % slower in a worker than
+    # in-process with it (bench/bench_sweep.py: 64 vs 55 ms per configuration)
+    cfg = {"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False}
     method = start_method()
     if method is not None:
         cfg["distributed.worker.multiprocessing-method"] = method

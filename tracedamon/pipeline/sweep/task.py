@@ -8,9 +8,13 @@ Each worker process keeps the sources it has read in :data:`CACHE` (at most
 ``tracedamon.replay`` reads from the samples (``SAMPLE_COLUMNS``), the mmaps,
 maps and pagemap tables, and the loaded reference history and ground truth.  The
 first task of a source on a worker reads them; every later configuration of that
-source on that worker replays from memory.  A worker's memory is therefore
-bounded by ``CACHE_SOURCES`` sources' tables plus one replay, however many
-configurations it runs.
+source on that worker replays from memory, from one replay source
+(:func:`tracedamon.pipeline.samples.table_source`) that keeps what the replays
+derive from the samples alone -- their scan, the addresses the targets see, the
+``--start auto`` choice -- so that each configuration runs the monitor and little
+else.  A worker's memory is therefore bounded by ``CACHE_SOURCES`` sources' tables
+and what their sources keep (at most ``MEMO_ARRAYS`` selections of 24 bytes per
+sample) plus one replay, however many configurations it runs.
 
 A row holds provenance (source, its samples file's sha256, configuration id,
 seed, worker), the cost of the monitoring itself, and the scores: every numeric
@@ -41,6 +45,7 @@ from ...store.trace import open_trace
 from ...store.url import file_size, open_source, source_name
 from ..damos import damos
 from ..replay import SAMPLE_COLUMNS, replay
+from ..samples import table_source
 
 try:
     import resource
@@ -71,6 +76,9 @@ class Loaded:
             else []
         )
         self.samples = tr.table("samples", columns=list(SAMPLE_COLUMNS) + extra)
+        # the replays' source: one for all configurations, so that they share what they
+        # derive from the samples alone (their scan, the addresses the targets see)
+        self.source = table_source(self.samples)
         self.meta = tr.meta  # paddr's default range (System RAM) comes from it
         self.mmaps = tr.table("mmaps")
         self.maps = tr.table("maps") if tr.has("maps") else None
@@ -257,7 +265,7 @@ def scheme_figures(hist, schemes, got: "Loaded") -> dict:
 def _replay_source(spec: dict, got: Loaded, kw: dict):
     """Replay from the worker's in-memory tables, with the trace's metadata (paddr
     without ``--range`` takes the trace's System RAM / MEM_TOPOLOGY from it)."""
-    return got.samples, {
+    return got.source, {
         "mmaps": got.mmaps,
         "maps": got.maps,
         "tasks": got.tasks,
@@ -320,7 +328,7 @@ def run_task(spec: dict) -> dict:
     if spec.get("keep"):
         name = f"{spec['config_id']}-s{spec['seed']}.parquet"
         keep = Path(spec["keep"]) / spec.get("keep_folder", row["source_name"]) / name
-        if source is got.samples:
+        if source is got.source:
             hist.metadata["input"] = got.provenance
         hist.to_parquet(keep, force=True)  # the sweep's own file (a resumed run rewrites it)
         row["history"] = str(keep)
