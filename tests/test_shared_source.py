@@ -211,3 +211,33 @@ def test_pagemap_translation_and_paddr(tmp_path):
     ]
     _, alone = _check_all(tb, extra, configs, [0, 1, 2, 3, 2, 1, 0])
     assert not alone[0].table.equals(alone[1].table)
+
+
+def test_threads_share_one_source(hotcold2):
+    """A Dask worker of several threads runs tasks side by side on one source: replays
+    of three selections (more than the memo keeps arrays of, so entries are dropped
+    while others are read) from four threads at once give what each gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    table, mmaps, meta, pid = hotcold2
+    base = dict(sample_us=5000, aggr_us=100000, min_nr_regions=10, max_nr_regions=200)
+    configs = [
+        dict(base, pids=[pid], start_ns="auto"),
+        dict(base, pids=[pid + 1], start_ns="auto", access="abit"),
+        dict(base, pids=[pid, pid + 1], start_ns="auto"),
+    ]
+    extra = {"mmaps": mmaps, "trace_meta": meta}
+    alone = []
+    for kw in configs:
+        kw, cfg = _config({**extra, **kw})
+        alone.append(tracedamon.replay(table_source(table), config=cfg, **kw))
+    shared = table_source(table)
+
+    def run(i):
+        kw, cfg = _config({**extra, **configs[i]})
+        return i, tracedamon.replay(shared, config=cfg, **kw)
+
+    with ThreadPoolExecutor(4) as ex:
+        for i, got in ex.map(run, [0, 1, 2, 2, 1, 0, 1, 2, 0, 0, 2, 1]):
+            _same(got, alone[i], f"config {i} (threads)")
+    assert len([v for v in shared._memo.values() if isinstance(v, tuple)]) <= MEMO_ARRAYS

@@ -11,6 +11,7 @@ virtual and physical addresses, perf-phys translation through pagemap snapshots.
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -170,6 +171,7 @@ class SampleSource:
     def __init__(self, table: pa.Table | None = None, path=None, trace=None, tasks=None):
         self.table, self.path, self.trace = table, path, trace
         self._memo: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.Lock()
         self.pid_from_tid = (
             self.null_status("pid") != "none"
             and self.has("tid")
@@ -191,21 +193,23 @@ class SampleSource:
         dropped first.  A streamed source keeps nothing (``make()`` every time)."""
         if self.table is None:
             return make()
-        if key in self._memo:
-            self._memo.move_to_end(key)
-            return self._memo[key]
+        with self._lock:  # a Dask worker of several threads runs tasks side by side
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
         got = make()
         arrays = [a for a in (got if isinstance(got, tuple) else ()) if isinstance(a, np.ndarray)]
         for a in arrays:
             a.flags.writeable = False
-        # a bounded memo: at most MEMO_ARRAYS selections' arrays (each as large as the
-        # samples' columns), at most MEMO_ENTRIES entries in all
-        big = [k for k, v in self._memo.items() if isinstance(v, tuple)]
-        while arrays and len(big) >= MEMO_ARRAYS:
-            del self._memo[big.pop(0)]
-        while len(self._memo) >= MEMO_ENTRIES:
-            self._memo.popitem(last=False)
-        self._memo[key] = got
+        with self._lock:
+            # a bounded memo: at most MEMO_ARRAYS selections' arrays (each as large as the
+            # samples' columns), at most MEMO_ENTRIES entries in all
+            big = [k for k, v in self._memo.items() if isinstance(v, tuple) and k != key]
+            while arrays and len(big) >= MEMO_ARRAYS:
+                del self._memo[big.pop(0)]
+            while len(self._memo) >= MEMO_ENTRIES:
+                self._memo.popitem(last=False)
+            self._memo[key] = got
         return got
 
     @property

@@ -30,6 +30,7 @@ import math
 import os
 import re
 import socket
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath
@@ -56,6 +57,7 @@ CACHE_SOURCES = 2
 #: the samples columns the DAMOS outcome models read
 DAMOS_SAMPLE_COLUMNS = ("time_ns", "pid", "addr", "phys_addr", "period", "weight")
 CACHE: "OrderedDict[tuple, Loaded]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 # columns that measure a run rather than describe its result: they differ between
 # two runs of the same sweep (serial, local cluster, external cluster)
@@ -128,15 +130,16 @@ def _key(spec: dict) -> tuple:
 def load(spec: dict) -> Loaded:
     """The source of ``spec`` from this process's cache, read on a miss."""
     k = _key(spec)
-    got = CACHE.get(k)
-    if got is not None:
-        CACHE.move_to_end(k)
+    with _CACHE_LOCK:  # the threads of one Dask worker read a source once between them
+        got = CACHE.get(k)
+        if got is not None:
+            CACHE.move_to_end(k)
+            return got
+        while len(CACHE) >= CACHE_SOURCES:
+            CACHE.popitem(last=False)
+        got = Loaded(spec)
+        CACHE[k] = got
         return got
-    while len(CACHE) >= CACHE_SOURCES:
-        CACHE.popitem(last=False)
-    got = Loaded(spec)
-    CACHE[k] = got
-    return got
 
 
 def clear_cache() -> None:
