@@ -7,7 +7,10 @@ perf/abit x aggr-us 100000/200000 = 48 configurations, vaddr with --start auto, 
 scoring (the replays are what is measured).  Figures, all from this one run:
 
 1. bare engine: ``tracedamon.replay`` of each configuration in this process on the
-   samples already in memory, summed (one core) -- the floor;
+   samples already in memory, summed (one core): each replay on a table of its own
+   (scanning the samples and converting their addresses anew each time), and each on
+   one shared source (``table_source``: what replays derive from the samples alone is
+   made once, as a sweep's worker does) -- the floor;
 2. ``sweep --workers 1``: the same in-process, through the sweep (one read of the
    samples, then every configuration), against 1 (overhead over the floor);
 3. ``sweep --workers 2``: a Dask LocalCluster of two worker processes, cluster start-up
@@ -16,8 +19,9 @@ scoring (the replays are what is measured).  Figures, all from this one run:
 5. per-task scheduling overhead: 400 tasks that do nothing, on the two-worker cluster;
 6. peak RSS per worker (``worker_peak_rss_mb``) after 12 and after 48 configurations;
 7. the ceiling of 1 -> 2 processes on this machine, without Dask: the bare engine's
-   replays (samples in memory, kernels loaded) in one forked process, against the same
-   replays split between two forked processes running at once.
+   replays on a shared source (samples in memory, kernels loaded) in one forked
+   process, against the same replays split between two forked processes running at
+   once (each sharing its own source).
 
 The machine may be shared: the load average (uptime) is printed before and after;
 ratios are measured within this one run.
@@ -115,17 +119,18 @@ def main(argv=None) -> int:
     )
     ap.add_argument(
         "--ways",
-        default="engine,inproc,lc1,lc2,lc1-spawn,lc2-spawn,separate,ceiling",
+        default="engine,shared,inproc,lc1,lc2,lc1-spawn,lc2-spawn,separate,ceiling",
         help="the measurements to make (engine and inproc are always made)",
     )
     args = ap.parse_args(argv)
-    wanted = set(args.ways.split(",")) | {"engine", "inproc"}
+    wanted = set(args.ways.split(",")) | {"engine", "shared", "inproc"}
     if not shutil.which("perf"):
         print("perf is not installed: no recording to sweep", file=sys.stderr)
         return 1
     import tracedamon
     from tracedamon.engine.config import MonitorConfig
     from tracedamon.pipeline.replay import SAMPLE_COLUMNS
+    from tracedamon.pipeline.samples import table_source
     from tracedamon.pipeline.sweep.grid import configurations, parse_grid
     from tracedamon.pipeline.sweep import runner
     from tracedamon.pipeline.sweep.runner import run_dask
@@ -146,12 +151,22 @@ def main(argv=None) -> int:
     mm, fields = tr.table("mmaps"), set(MonitorConfig.__dataclass_fields__)
     tracedamon.replay(s, mmaps=mm, start_ns="auto")  # numba's first load
 
-    def bare_engine():
-        t0 = clock()
-        for c in cfgs:
+    def replays(source_of, cs):
+        """Every configuration of ``cs`` replayed on ``source_of()``'s samples."""
+        for c in cs:
             kw = dict(c.replay)
             cfg = MonitorConfig(**{k: kw.pop(k) for k in list(kw) if k in fields})
-            tracedamon.replay(s, mmaps=mm, config=cfg, **kw)
+            tracedamon.replay(source_of(), mmaps=mm, config=cfg, **kw)
+
+    def bare_engine():
+        t0 = clock()
+        replays(lambda: s, cfgs)
+        return (None, *since(t0), None)
+
+    def shared_engine():
+        t0 = clock()
+        one = table_source(s)
+        replays(lambda: one, cfgs)
         return (None, *since(t0), None)
 
     def timed_sweep(**kw):
@@ -197,10 +212,8 @@ def main(argv=None) -> int:
         ctx = multiprocessing.get_context("fork")
 
         def part(cs):
-            for c in cs:
-                kw = dict(c.replay)
-                cfg = MonitorConfig(**{k: kw.pop(k) for k in list(kw) if k in fields})
-                tracedamon.replay(s, mmaps=mm, config=cfg, **kw)
+            one = table_source(s)
+            replays(lambda: one, cs)
 
         def timed(parts):
             t0 = clock()
@@ -227,6 +240,7 @@ def main(argv=None) -> int:
     # falls on all of them; medians compared
     ways = {
         "engine": bare_engine,
+        "shared": shared_engine,
         "inproc": lambda: timed_sweep(workers=1),
         "lc1": lambda: timed_sweep(workers=1, in_process=False),
         "lc2": lambda: timed_sweep(workers=2, in_process=False),
@@ -254,15 +268,19 @@ def main(argv=None) -> int:
         return "/".join(f"{x[1]:.1f}" for x in runs[k])
 
     _, we, ce, _ = med("engine")
+    _, ws, cs_, _ = med("shared")
     df1, w1, c1, _ = med("inproc")
     print(f"medians of {args.repeat} round(s) (wall s of each round in brackets):")
     print(
         f"1. bare engine, {len(cfgs)} replays summed (one core): {we:.2f} s wall "
-        f"[{spread('engine')}], {ce:.2f} s CPU"
+        f"[{spread('engine')}], {ce:.2f} s CPU, each on a table of its own; {ws:.2f} s "
+        f"wall [{spread('shared')}], {cs_:.2f} s CPU on one shared source ({we / ws:.2f}x "
+        "faster)"
     )
     print(
         f"2. sweep in-process (--workers 1): {w1:.2f} s wall [{spread('inproc')}] = "
-        f"{w1 / we:.2f}x the bare engine; {c1:.2f} s CPU = {c1 / ce:.2f}x its CPU"
+        f"{w1 / we:.2f}x the bare engine on tables of their own, {w1 / ws:.2f}x on a "
+        f"shared source; {c1:.2f} s CPU = {c1 / cs_:.2f}x the shared one's CPU"
     )
     cols = [c for c in df1.columns if c not in RUN_COLUMNS]
     df2 = None
@@ -271,7 +289,8 @@ def main(argv=None) -> int:
         assert df1[cols].equals(df2[cols]), "tables differ"
         print(
             f"3. sweep on a LocalCluster of 2 workers: {w2:.2f} s wall [{spread('lc2')}] = "
-            f"{w2 / we:.2f}x the bare engine's summed time, {w2 / (we / 2):.2f}x half of it, "
+            f"{w2 / ws:.2f}x the bare engine's summed time (shared source), "
+            f"{w2 / (ws / 2):.2f}x half of it, "
             f"{w1 / w2:.2f}x faster than in-process; {c2:.2f} s CPU in all processes, of "
             f"which {df2.replay_cpu_s.sum():.2f} s inside the replays (in-process: "
             f"{df1.replay_cpu_s.sum():.2f} s)"

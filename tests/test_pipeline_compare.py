@@ -105,7 +105,7 @@ def test_cells_go_beside_the_metrics(tmp_path):
 
 def test_damos_table_sizes_use_the_one_byte_formatter(capsys):
     """The per-application table's narrow byte columns: one decimal, up to GiB."""
-    from tracedamon.export.damos_compare import render_damos_metrics
+    from tracedamon.cli.damos_table import render_damos_metrics
     from tracedamon.units import format_bytes
 
     sizes = (512, 1536 * 1024, 3 * 2**30 + 2**29)

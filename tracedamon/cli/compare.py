@@ -229,7 +229,7 @@ def _damos_sources(a, b) -> bool:
 
 
 def _run_damos(a, b, out, offset, window, quiet, force, *, cells, truth, align) -> None:
-    from ..export.damos_compare import render_damos_metrics  # heavy: see tracedamon.cli
+    from .damos_table import render_damos_metrics  # heavy: see tracedamon.cli
     from ..pipeline.compare import compare_damos_sources  # heavy: see tracedamon.cli
 
     for flag, given in (

@@ -12,6 +12,7 @@ from ..engine.config import MonitorConfig
 from ..engine.ops.vaddr import auto_start, samples_covered
 from ..errors import ConfigError, InputError
 from .replay_state import ReplayState
+from .replay_stream import shared_key
 
 
 def start_option(start_ns):
@@ -58,9 +59,7 @@ def choose_start(r: ReplayState, access_batches, start_ns, auto: bool | None):
             }
         return t0, t0_auto, source
     if auto or any(tl.ranges_at(t0) is None for tl in r.timelines):
-        t0_auto = _auto_start(
-            r.timelines, access_batches, t_first, t_last, r.config.update_us * 1000
-        )
+        t0_auto = _shared_auto_start(r, access_batches, t_first, t_last)
     if auto is None and t0_auto is not None and t0_auto["time_ns"] is not None:
         auto, source = True, "auto (default: no regions at the first sample)"
         r.warnings.append(
@@ -162,6 +161,22 @@ def every_stride(batches, stride: np.ndarray) -> list[tuple[np.ndarray, np.ndarr
         )
         for th in thin
     ]
+
+
+def _shared_auto_start(r: ReplayState, access_batches, t_first: int, t_last: int) -> dict:
+    """:func:`_auto_start` for the replay's targets.  Its choice depends on the samples
+    the targets see, their mappings and the ops update interval alone: replays of one
+    in-memory source with the same ones share it (a sweep's configurations)."""
+    window = r.config.update_us * 1000
+
+    def pick():
+        return _auto_start(r.timelines, access_batches, t_first, t_last, window)
+
+    key = shared_key(r)
+    if key is None:
+        return pick()
+    maps = tuple(tl.fingerprint() for tl in r.timelines)
+    return dict(r.src.remember(("start", key, maps, window), pick))
 
 
 def _auto_start(timelines, access_batches, t_first: int, t_last: int, window_ns: int) -> dict:

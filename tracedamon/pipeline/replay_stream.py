@@ -25,7 +25,29 @@ def access_batches(r: ReplayState):
 
     if r.src.streamed:
         return streamed_batches
-    # the whole table in memory: convert it once, sorted by time like AccessSamples
+    # the whole table in memory: convert it once, sorted by time like AccessSamples;
+    # without a pagemap translation the result depends on the samples, the address
+    # space and the selection alone, so replays of one in-memory source share it
+    key = shared_key(r)
+    one = _whole(r) if key is None else r.src.remember(key, lambda: _whole(r))
+
+    def one_batch():
+        yield one
+
+    return one_batch
+
+
+def shared_key(r: ReplayState) -> tuple | None:
+    """What the (time_ns, target, addr) samples a replay sees depend on, besides the
+    samples themselves: physical or virtual addresses, the targets' pids, the chosen
+    events -- or None when a pagemap translation takes part (not shared then)."""
+    if r.translator is not None:
+        return None
+    return ("access", r.physical, tuple(r.tpids), tuple(r.chosen))
+
+
+def _whole(r: ReplayState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(time_ns, target, addr) of an in-memory table's selected samples, by time."""
     tb = next(r.selected())
     if r.access == "perf-phys" and not r.physical:
         s_time, s_tgt, s_addr, untranslated = translated_samples(tb, r.tpids, r.translator)
@@ -40,9 +62,4 @@ def access_batches(r: ReplayState):
     if s_time.size > 1 and np.any(np.diff(s_time) < 0):
         order = np.argsort(s_time, kind="stable")
         s_time, s_tgt, s_addr = s_time[order], s_tgt[order], s_addr[order]
-    one = (s_time, s_tgt, s_addr)
-
-    def one_batch():
-        yield one
-
-    return one_batch
+    return s_time, s_tgt, s_addr

@@ -11,6 +11,8 @@ virtual and physical addresses, perf-phys translation through pagemap snapshots.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,11 @@ from ..store.writer import file_provenance
 
 SAMPLE_COLUMNS = ["time_ns", "pid", "event", "addr", "phys_addr"]
 BATCH_ROWS = 1 << 17  # samples read per batch when streaming a trace directory
+#: what an in-memory source keeps for the replays given it (SampleSource.remember): at
+#: most MEMO_ENTRIES results (scans, start choices), of which at most MEMO_ARRAYS are the
+#: (time_ns, target, addr) arrays of a selection (24 bytes per sample each)
+MEMO_ENTRIES = 32
+MEMO_ARRAYS = 2
 
 
 def _np(col: pa.ChunkedArray, dtype) -> np.ndarray:
@@ -163,6 +170,8 @@ class SampleSource:
 
     def __init__(self, table: pa.Table | None = None, path=None, trace=None, tasks=None):
         self.table, self.path, self.trace = table, path, trace
+        self._memo: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.Lock()
         self.pid_from_tid = (
             self.null_status("pid") != "none"
             and self.has("tid")
@@ -174,6 +183,34 @@ class SampleSource:
             tk = tk.drop_duplicates("tid", keep="last")
             o = np.argsort(tk["tid"].to_numpy(np.int64), kind="stable")
             self._tid_pid = (tk["tid"].to_numpy(np.int64)[o], tk["pid"].to_numpy(np.int64)[o])
+
+    def remember(self, key: tuple, make):
+        """``make()``, kept under ``key`` when the samples are in memory: what a replay
+        derives from the samples alone (the scan, the addresses its targets see), so
+        that replays of one in-memory source with other settings (a sweep's
+        configurations) share it.  Arrays come back read-only (nothing may change what
+        the next replay reads); at most :data:`MEMO_ENTRIES` kept, least recently used
+        dropped first.  A streamed source keeps nothing (``make()`` every time)."""
+        if self.table is None:
+            return make()
+        with self._lock:  # a Dask worker of several threads runs tasks side by side
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        got = make()
+        arrays = [a for a in (got if isinstance(got, tuple) else ()) if isinstance(a, np.ndarray)]
+        for a in arrays:
+            a.flags.writeable = False
+        with self._lock:
+            # a bounded memo: at most MEMO_ARRAYS selections' arrays (each as large as the
+            # samples' columns), at most MEMO_ENTRIES entries in all
+            big = [k for k, v in self._memo.items() if isinstance(v, tuple) and k != key]
+            while arrays and len(big) >= MEMO_ARRAYS:
+                del self._memo[big.pop(0)]
+            while len(self._memo) >= MEMO_ENTRIES:
+                self._memo.popitem(last=False)
+            self._memo[key] = got
+        return got
 
     @property
     def knows_threads(self) -> bool:
@@ -261,7 +298,11 @@ def scan_samples(src: SampleSource, phys: bool = False) -> dict:
     the times are sorted, the event names and, per (event, pid), the number of samples,
     of samples with a virtual address and (``phys``) of samples with a non-zero
     physical address.  The address columns are read only where the file's statistics
-    say that some rows lack them."""
+    say that some rows lack them.  Kept by an in-memory source (read-only to callers)."""
+    return src.remember(("scan", phys), lambda: _scan(src, phys))
+
+
+def _scan(src: SampleSource, phys: bool) -> dict:
     t_min = t_max = last = None
     ordered = True
     names: set[str] = set()
@@ -358,23 +399,7 @@ def load_source(source, mmaps, maps, pagemap_table, trace_meta: dict | None = No
         }
         meta = tr.meta
     else:
-        samples = as_table(source)
-        if samples is None:
-            raise InputError("no samples given")
-        for c in SAMPLE_COLUMNS:
-            if c not in samples.column_names:
-                if c in ("time_ns", "addr", "phys_addr"):
-                    if c == "time_ns":
-                        raise InputError("the samples table has no time_ns column")
-                    samples = samples.append_column(c, pa.nulls(samples.num_rows, pa.uint64()))
-                elif c == "pid":
-                    samples = samples.append_column(c, pa.nulls(samples.num_rows, pa.int32()))
-                else:
-                    samples = samples.append_column(
-                        c, pa.array(["sample"] * samples.num_rows, pa.string())
-                    )
-        keep = SAMPLE_COLUMNS + (["tid"] if "tid" in samples.column_names else [])
-        samples = SampleSource(table=samples.select(keep))
+        samples = source if isinstance(source, SampleSource) else table_source(source)
         mm = as_table(mmaps).to_pandas() if mmaps is not None else None
         mp = as_table(maps).to_pandas() if maps is not None else None
         pm = None
@@ -383,3 +408,27 @@ def load_source(source, mmaps, maps, pagemap_table, trace_meta: dict | None = No
     if pagemap_table is not None:
         pm = pagemap_table
     return samples, mm, mp, pm, meta, prov
+
+
+def table_source(table) -> SampleSource:
+    """An in-memory table of samples (a pyarrow Table, DataFrame or dict of columns)
+    as a replay's source: the SAMPLE_COLUMNS it lacks added as nulls (``event`` as
+    "sample").  One source given to many replays (a sweep's worker does) lets them
+    share what they derive from the samples (:meth:`SampleSource.remember`)."""
+    samples = as_table(table)
+    if samples is None:
+        raise InputError("no samples given")
+    for c in SAMPLE_COLUMNS:
+        if c not in samples.column_names:
+            if c in ("time_ns", "addr", "phys_addr"):
+                if c == "time_ns":
+                    raise InputError("the samples table has no time_ns column")
+                samples = samples.append_column(c, pa.nulls(samples.num_rows, pa.uint64()))
+            elif c == "pid":
+                samples = samples.append_column(c, pa.nulls(samples.num_rows, pa.int32()))
+            else:
+                samples = samples.append_column(
+                    c, pa.array(["sample"] * samples.num_rows, pa.string())
+                )
+    keep = SAMPLE_COLUMNS + (["tid"] if "tid" in samples.column_names else [])
+    return SampleSource(table=samples.select(keep))

@@ -23,6 +23,8 @@ recording gets the same three regions as the kernel.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..address import user_vma_mask
@@ -193,6 +195,19 @@ class VmaTimeline:
 
     def ranges_at(self, t: int) -> np.ndarray | None:
         return three_regions(self.vmas_at(t))
+
+    def fingerprint(self) -> bytes:
+        """A digest of everything :meth:`ranges_at` answers from (the process, its
+        mappings over time): two timelines with one fingerprint give the same ranges."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{self.pid}:{self.source}:{self.arch}".encode())
+        if self.source == "maps":
+            h.update(self._snap_times.tobytes())
+            for snap in self._snaps:
+                h.update(np.int64(len(snap)).tobytes() + np.ascontiguousarray(snap).tobytes())
+        elif self.source == "mmaps":
+            h.update(self._mt.tobytes() + np.ascontiguousarray(self._mv).tobytes())
+        return h.digest()
 
     def change_times(self) -> np.ndarray:
         """Sorted distinct times at which the VMA list can change."""

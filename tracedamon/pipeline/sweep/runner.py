@@ -47,10 +47,10 @@ def have_dask() -> bool:
 
 #: with no worker count asked for, a machine of this many CPUs or fewer runs the tasks
 #: in-process: a single CPU. On the 2-core development machine, with both cores free, a
-#: local cluster of two forked workers ran 48 configurations 1.61x faster than in-process
-#: (1.70x its one-worker cluster; bench_sweep.py, README "Speed"); with the machine shared
-#: by other work, two processes gained little (0.91x-1.32x without Dask at all), which
-#: `--workers 1` is there for
+#: local cluster of two forked workers ran 48 configurations 1.45x-1.54x faster than
+#: in-process (1.74x-1.76x its one-worker cluster; bench_sweep.py, README "Speed");
+#: with the machine shared by other work, two processes gained little (0.91x-1.32x
+#: without Dask at all), which `--workers 1` is there for
 IN_PROCESS_CPUS = 1
 
 
@@ -104,7 +104,8 @@ def _local_cluster(LocalCluster, n: int):
     the replays hold the GIL, processes run them in parallel), started by
     :func:`start_method`.
 
-    Without Dask's ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment: it makes
+    Without Dask's profiler (see below), and without Dask's
+    ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment: it makes
     glibc hand every large numpy array back to the kernel when it is freed, so each
     replay faults its arrays in anew (3.5x the page faults of a 2 M-sample replay, about
     15 % more CPU per replay); a replay's memory is bounded without it."""
@@ -115,7 +116,10 @@ def _local_cluster(LocalCluster, n: int):
         for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
         if k != "MALLOC_TRIM_THRESHOLD_"
     }
-    cfg = {"distributed.nanny.pre-spawn-environ": env}
+    # nor Dask's statistical profiler: it samples the running task's stack every 10 ms
+    # while a replay holds the GIL (48 configurations of 2 M samples, one worker: 64.1 ms
+    # a task with it, 60.6 ms without, 56.9 ms in-process; medians of 4 alternated rounds)
+    cfg = {"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False}
     method = start_method()
     if method is not None:
         cfg["distributed.worker.multiprocessing-method"] = method

@@ -8,9 +8,13 @@ Each worker process keeps the sources it has read in :data:`CACHE` (at most
 ``tracedamon.replay`` reads from the samples (``SAMPLE_COLUMNS``), the mmaps,
 maps and pagemap tables, and the loaded reference history and ground truth.  The
 first task of a source on a worker reads them; every later configuration of that
-source on that worker replays from memory.  A worker's memory is therefore
-bounded by ``CACHE_SOURCES`` sources' tables plus one replay, however many
-configurations it runs.
+source on that worker replays from memory, from one replay source
+(:func:`tracedamon.pipeline.samples.table_source`) that keeps what the replays
+derive from the samples alone -- their scan, the addresses the targets see, the
+``--start auto`` choice -- so that each configuration runs the monitor and little
+else.  A worker's memory is therefore bounded by ``CACHE_SOURCES`` sources' tables
+and what their sources keep (at most ``MEMO_ARRAYS`` selections of 24 bytes per
+sample) plus one replay, however many configurations it runs.
 
 A row holds provenance (source, its samples file's sha256, configuration id,
 seed, worker), the cost of the monitoring itself, and the scores: every numeric
@@ -26,6 +30,7 @@ import math
 import os
 import re
 import socket
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath
@@ -41,6 +46,7 @@ from ...store.trace import open_trace
 from ...store.url import file_size, open_source, source_name
 from ..damos import damos
 from ..replay import SAMPLE_COLUMNS, replay
+from ..samples import table_source
 
 try:
     import resource
@@ -51,6 +57,7 @@ CACHE_SOURCES = 2
 #: the samples columns the DAMOS outcome models read
 DAMOS_SAMPLE_COLUMNS = ("time_ns", "pid", "addr", "phys_addr", "period", "weight")
 CACHE: "OrderedDict[tuple, Loaded]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 # columns that measure a run rather than describe its result: they differ between
 # two runs of the same sweep (serial, local cluster, external cluster)
@@ -71,6 +78,9 @@ class Loaded:
             else []
         )
         self.samples = tr.table("samples", columns=list(SAMPLE_COLUMNS) + extra)
+        # the replays' source: one for all configurations, so that they share what they
+        # derive from the samples alone (their scan, the addresses the targets see)
+        self.source = table_source(self.samples)
         self.meta = tr.meta  # paddr's default range (System RAM) comes from it
         self.mmaps = tr.table("mmaps")
         self.maps = tr.table("maps") if tr.has("maps") else None
@@ -120,15 +130,16 @@ def _key(spec: dict) -> tuple:
 def load(spec: dict) -> Loaded:
     """The source of ``spec`` from this process's cache, read on a miss."""
     k = _key(spec)
-    got = CACHE.get(k)
-    if got is not None:
-        CACHE.move_to_end(k)
+    with _CACHE_LOCK:  # the threads of one Dask worker read a source once between them
+        got = CACHE.get(k)
+        if got is not None:
+            CACHE.move_to_end(k)
+            return got
+        while len(CACHE) >= CACHE_SOURCES:
+            CACHE.popitem(last=False)
+        got = Loaded(spec)
+        CACHE[k] = got
         return got
-    while len(CACHE) >= CACHE_SOURCES:
-        CACHE.popitem(last=False)
-    got = Loaded(spec)
-    CACHE[k] = got
-    return got
 
 
 def clear_cache() -> None:
@@ -257,7 +268,7 @@ def scheme_figures(hist, schemes, got: "Loaded") -> dict:
 def _replay_source(spec: dict, got: Loaded, kw: dict):
     """Replay from the worker's in-memory tables, with the trace's metadata (paddr
     without ``--range`` takes the trace's System RAM / MEM_TOPOLOGY from it)."""
-    return got.samples, {
+    return got.source, {
         "mmaps": got.mmaps,
         "maps": got.maps,
         "tasks": got.tasks,
@@ -320,7 +331,7 @@ def run_task(spec: dict) -> dict:
     if spec.get("keep"):
         name = f"{spec['config_id']}-s{spec['seed']}.parquet"
         keep = Path(spec["keep"]) / spec.get("keep_folder", row["source_name"]) / name
-        if source is got.samples:
+        if source is got.source:
             hist.metadata["input"] = got.provenance
         hist.to_parquet(keep, force=True)  # the sweep's own file (a resumed run rewrites it)
         row["history"] = str(keep)
