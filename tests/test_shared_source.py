@@ -12,7 +12,10 @@ other events, other address spaces, other intervals, a pagemap translation.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -61,8 +64,6 @@ def _two_processes(td):
     m2["pid"] = pid + 1
     m2["start"] = m2["start"] + SHIFT
     m2["time_ns"] = m2["time_ns"] + 1_000_000
-    import pandas as pd
-
     return both, pd.concat([mm, m2], ignore_index=True), tr.meta, pid
 
 
@@ -217,8 +218,6 @@ def test_threads_share_one_source(hotcold2):
     """A Dask worker of several threads runs tasks side by side on one source: replays
     of three selections (more than the memo keeps arrays of, so entries are dropped
     while others are read) from four threads at once give what each gives alone."""
-    from concurrent.futures import ThreadPoolExecutor
-
     table, mmaps, meta, pid = hotcold2
     base = dict(sample_us=5000, aggr_us=100000, min_nr_regions=10, max_nr_regions=200)
     configs = [
