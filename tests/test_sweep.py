@@ -634,3 +634,33 @@ def test_kept_histories_of_two_sources_with_one_name_stay_apart(hotcold, tmp_pat
     for r in df.to_dict("records"):
         meta = pq.read_schema(r["history"]).metadata
         assert str(Path(r["source"]).resolve()).encode() in b"".join(meta.values())
+
+
+def test_a_sweep_in_this_process_keeps_no_samples_afterwards(hotcold, tmp_path):
+    """The tasks run here (in-process, or the first one before the workers fork) read the
+    source into this process's cache: it goes with the sweep, also when a task fails."""
+    from tracedamon.pipeline.sweep import task
+
+    task.clear_cache()
+    seen = []
+    df = tracedamon.sweep(
+        [hotcold],
+        ["sample-us=5000,10000"],
+        fixed={"start": "auto"},
+        workers=1,
+        progress=lambda done, total, row: seen.append(len(task.CACHE)),
+    )
+    assert len(df) == 2 and df.error.isna().all()
+    assert seen == [1, 1]  # held while the sweep ran (each configuration shares it)
+    assert len(task.CACHE) == 0
+    # a sweep stopped by a failing task (here: the progress callback) lets go too
+    with pytest.raises(KeyboardInterrupt):
+        tracedamon.sweep(
+            [hotcold],
+            ["sample-us=5000,10000"],
+            fixed={"start": "auto"},
+            workers=1,
+            output=tmp_path / "s.parquet",
+            progress=lambda done, total, row: (_ for _ in ()).throw(KeyboardInterrupt()),
+        )
+    assert len(task.CACHE) == 0

@@ -326,6 +326,9 @@ def _run_tasks(tasks: list[dict], done: dict, side, progress, run_kw: dict):
     finally:
         if sink is not None:
             sink.close()
+        # the sources this process read (in-process tasks, the first task before the
+        # workers fork) go with the sweep: a library call holds no samples afterwards
+        _task.clear_cache()
     return results, how
 
 
