@@ -52,3 +52,30 @@ def test_python_message_names_the_argument(args, flag, arg):
     with pytest.raises(ConfigError) as e:
         tracedamon.MonitorConfig(**kw)
     assert arg in str(e.value) and flag not in str(e.value), str(e.value)
+
+
+@pytest.fixture(scope="module")
+def hot_history(hot_td, tmp_path_factory):
+    out = tmp_path_factory.mktemp("h") / "r.parquet"
+    tracedamon.replay(hot_td, start_ns="auto", output=out)
+    return out
+
+
+@pytest.mark.parametrize("value", ["0", "-5000"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["damos", "{h}", "--scheme", "reclaim:wmarks=none", "-o", "{o}"],
+        ["export", "damo", "{h}", "-o", "{o}"],
+    ],
+)
+def test_interval_options_refused_by_name(hot_history, tmp_path, capsys, command, value):
+    """An explicit interval of 0 or less is refused, naming the option; it is never
+    silently replaced by the history's own interval."""
+    out = tmp_path / "out"
+    args = [a.format(h=hot_history, o=out) for a in command]
+    assert main([*args, "--sample-us", value, "--aggr-us", "100000", "-q"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tracedamon: error: "), err
+    assert "--sample-us" in err[0] and "sample_us" not in err[0], err[0]
+    assert not out.exists()
