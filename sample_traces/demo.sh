@@ -41,7 +41,7 @@ step "8. export the perf replay as a damo record"
 step "9. an interactive report: the perf replay, the accessed-bit replay, their difference, the samples"
 "$TD" report html "$OUT/replay-perf.parquet" --diff "$OUT/replay-abit.parquet" --samples -o "$OUT/report.html"
 
-step "9. sweep: 12 configurations on Dask (2 workers) over the workload's pages, scored against 4 KiB monitoring"
+step "10. sweep: 12 configurations on Dask (2 workers) over the workload's pages, scored against 4 KiB monitoring"
 W=(--ops fvaddr --range 0x200000000000-0x200000120000)
 "$TD" replay "$OUT/hotcold.td" "${W[@]}" --min-region 4096 --max-region 4096 -q -o "$OUT/replay-fv4k.parquet"
 "$TD" sweep "$OUT/hotcold.td" "${W[@]}" --grid sample-us=5000,10000,20000 --grid min-nr-regions=10,30 \

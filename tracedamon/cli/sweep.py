@@ -11,6 +11,7 @@ import tracedamon
 
 from . import options as opt
 from .progress import progress_bar
+from .warn import with_history_warnings
 
 HELP = (
     "Which DAMON settings would have served best? Replay every trace directory SRC with "
@@ -43,6 +44,7 @@ HELP = (
 )
 
 
+@with_history_warnings
 def sweep_cmd(
     sources: List[str] = typer.Argument(
         ..., help="trace directories (globs expand), or fsspec URLs (file:///abs/run.td, s3://...)"

@@ -35,6 +35,14 @@ def _pow2(x: int) -> bool:
     return x > 0 and (x & (x - 1)) == 0
 
 
+def _refused(text: str, *fields: str) -> ConfigError:
+    """A ConfigError whose ``text`` names the configuration's ``fields`` at ``{0}``,
+    ``{1}``...: as the Python arguments (``sample_us``) and, for the command line, as
+    the options (``--sample-us``)."""
+    flags = ["--" + f.replace("_", "-") for f in fields]
+    return ConfigError(text.format(*fields), cli_message=text.format(*flags))
+
+
 @dataclass(frozen=True)
 class MonitorConfig:
     """DAMON monitoring attributes plus the replay's reproducibility knobs.
@@ -118,69 +126,83 @@ class MonitorConfig:
         ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError(f"{name} must be an integer, not {v!r}")
+                raise _refused(f"{{0}} must be an integer, not {v!r}", name)
             if v < 0:
-                raise ConfigError(f"{name} must not be negative (got {v})")
+                raise _refused(f"{{0}} must not be negative (got {v})", name)
         if self.sample_us == 0:
-            raise ConfigError("sample_us must be > 0: the replay cuts time into sample intervals")
+            raise _refused(
+                "{0} must be > 0: the replay cuts time into sample intervals", "sample_us"
+            )
         if self.sample_us > self.aggr_us:
             raise ConfigError(
                 f"the sampling interval ({self.sample_us} us) must not exceed the "
                 f"aggregation interval ({self.aggr_us} us), as the kernel requires"
             )
         if self.min_nr_regions < 3:
-            raise ConfigError(
-                f"min_nr_regions must be at least 3 (got {self.min_nr_regions}); "
-                "the kernel rejects smaller values"
+            raise _refused(
+                f"{{0}} must be at least 3 (got {self.min_nr_regions}); "
+                "the kernel rejects smaller values",
+                "min_nr_regions",
             )
         if self.min_nr_regions > self.max_nr_regions:
-            raise ConfigError(
-                f"min_nr_regions ({self.min_nr_regions}) must not exceed "
-                f"max_nr_regions ({self.max_nr_regions})"
+            raise _refused(
+                f"{{0}} ({self.min_nr_regions}) must not exceed {{1}} ({self.max_nr_regions})",
+                "min_nr_regions",
+                "max_nr_regions",
             )
         if not _pow2(self.min_region):
-            raise ConfigError(f"min_region ({self.min_region}) must be a power of two")
+            raise _refused(f"{{0}} ({self.min_region}) must be a power of two", "min_region")
         if self.min_region < MIN_REGION_FLOOR:
-            raise ConfigError(
-                f"min_region ({self.min_region}) must be at least {MIN_REGION_FLOOR} (a cache line)"
+            raise _refused(
+                f"{{0}} ({self.min_region}) must be at least {MIN_REGION_FLOOR} (a cache line)",
+                "min_region",
             )
         if self.max_region is not None:
             if isinstance(self.max_region, bool) or not isinstance(self.max_region, int):
-                raise ConfigError(f"max_region must be an integer, not {self.max_region!r}")
+                raise _refused(f"{{0}} must be an integer, not {self.max_region!r}", "max_region")
             if not _pow2(self.max_region):
-                raise ConfigError(f"max_region ({self.max_region}) must be a power of two")
+                raise _refused(f"{{0}} ({self.max_region}) must be a power of two", "max_region")
             if self.max_region < self.min_region:
-                raise ConfigError(
-                    f"min_region ({self.min_region}) must not exceed max_region ({self.max_region})"
+                raise _refused(
+                    f"{{0}} ({self.min_region}) must not exceed {{1}} ({self.max_region})",
+                    "min_region",
+                    "max_region",
                 )
         if self.min_nr_regions_mode not in MODES:
-            raise ConfigError(
-                f"min_nr_regions_mode must be one of {', '.join(MODES)}, "
-                f"not {self.min_nr_regions_mode!r}"
+            raise _refused(
+                f"{{0}} must be one of {', '.join(MODES)}, not {self.min_nr_regions_mode!r}",
+                "min_nr_regions_mode",
             )
         if self.goal_aggrs:
             if self.goal_min_sample_us > self.goal_max_sample_us:
                 raise ConfigError(
-                    "intervals goal: min_sample_us "
-                    f"({self.goal_min_sample_us}) exceeds max_sample_us "
-                    f"({self.goal_max_sample_us})"
+                    f"intervals goal: min_sample_us ({self.goal_min_sample_us}) exceeds "
+                    f"max_sample_us ({self.goal_max_sample_us})",
+                    cli_message=f"--goal-min-sample-us ({self.goal_min_sample_us}) exceeds "
+                    f"--goal-max-sample-us ({self.goal_max_sample_us})",
                 )
             if not (self.goal_min_sample_us <= self.sample_us <= self.goal_max_sample_us):
-                raise ConfigError(
-                    f"intervals goal: sample_us ({self.sample_us}) must lie within "
-                    f"[{self.goal_min_sample_us}, {self.goal_max_sample_us}]"
+                raise _refused(
+                    f"intervals goal: {{0}} ({self.sample_us}) must lie within "
+                    f"[{self.goal_min_sample_us}, {self.goal_max_sample_us}]",
+                    "sample_us",
                 )
             if self.goal_min_sample_us == 0:
                 raise ConfigError(
                     "intervals goal: min_sample_us must be > 0 (the replay's "
-                    "time grid needs a non-zero sampling interval)"
+                    "time grid needs a non-zero sampling interval)",
+                    cli_message="--goal-min-sample-us must be > 0 (the replay's "
+                    "time grid needs a non-zero sampling interval)",
                 )
             if self.goal_access_bp == 0:
-                raise ConfigError("intervals goal: access_bp must be > 0 when aggrs is set")
+                raise ConfigError(
+                    "intervals goal: access_bp must be > 0 when aggrs is set",
+                    cli_message="--goal-access-bp must be > 0 with --goal-aggrs",
+                )
         if self.rng_streams not in ("single", "split"):
             raise ConfigError(f"rng_streams must be single or split, not {self.rng_streams!r}")
         if self.seed >= 1 << 64:
-            raise ConfigError("seed must be below 2**64")
+            raise _refused("{0} must be below 2**64", "seed")
 
     # -- derived values ------------------------------------------------------------
     @property

@@ -82,13 +82,14 @@ def _regions_json(st, en, nr, age) -> str:
 
 
 def _intervals(hs, sample_us, aggr_us, ops_update_us) -> tuple[dict, bool]:
-    for name, v in (
-        ("sample_us", sample_us),
-        ("aggr_us", aggr_us),
-        ("ops_update_us", ops_update_us),
+    for name, flag, v in (
+        ("sample_us", "--sample-us", sample_us),
+        ("aggr_us", "--aggr-us", aggr_us),
+        ("ops_update_us", "--update-us", ops_update_us),
     ):
         if v is not None and v <= 0:
-            raise ConfigError(f"{name} must be positive")
+            why = f" must be positive, not {v!r}"
+            raise ConfigError(name + why, cli_message=flag + why)
     estimated = False
     if hs.sample_us and hs.aggr_us:
         s_us, a_us = hs.sample_us, hs.aggr_us

@@ -91,6 +91,10 @@ def context_of(
     recorded or inferred ones) convert presets and damo units; the context's (options,
     else a sysfs dump's or damo kdamonds JSON's -- the kdamond's configured values --
     else the history's) go into the scores."""
+    for name, v in (("sample_us", sample_us), ("aggr_us", aggr_us)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+            why = f" must be a positive number of microseconds, not {v!r}"
+            raise ConfigError(name + why, cli_message="--" + name.replace("_", "-") + why)
     rc = source.replay_config or {}
     iv = source.meta.get("intervals") or {}
     h_sample = sample_us or rc.get("sample_us") or iv.get("sample_us")

@@ -40,6 +40,8 @@ def _paddr_targets(r: ReplayState, pids, ranges) -> None:
     rg = aligned_union(check_ranges(rg, "paddr range"), r.config.min_region)
     r.targets = [Target(lambda t, rg=rg: rg, pid=None)]
     r.target_meta.append({"target": 0, "pid": None, "ranges": rg.tolist(), "ranges_source": rsrc})
+    if ranges:
+        _warn_ranges_without_samples(r, rg)
 
 
 def _fvaddr_targets(r: ReplayState, pids, ranges) -> None:
@@ -55,6 +57,38 @@ def _fvaddr_targets(r: ReplayState, pids, ranges) -> None:
     for i, p in enumerate(r.tpids):
         r.target_meta.append(
             {"target": i, "pid": p, "ranges": rg.tolist(), "ranges_source": "--range"}
+        )
+    _warn_ranges_without_samples(r, rg)
+
+
+def _warn_ranges_without_samples(r: ReplayState, rg: np.ndarray) -> None:
+    """Warn when no sample of the targets lies in the fixed ranges: every region of the
+    history then stays idle, which is a wrong --range far more often than a finding.
+    Samples whose address must first be translated through pagemap snapshots are not
+    looked at (the translation is the replay's own work)."""
+    if r.translator is not None:
+        return
+    starts, ends = rg[:, 0].astype(np.uint64), rg[:, 1].astype(np.uint64)
+    n = hit = 0
+    lo = hi = None
+    for tb in r.selected():
+        _, tgt, addr = r.convert(tb)
+        addr = addr[tgt >= 0].astype(np.uint64)
+        if not addr.size:
+            continue
+        n += addr.size
+        lo = min(lo, int(addr.min())) if lo is not None else int(addr.min())
+        hi = max(hi, int(addr.max())) if hi is not None else int(addr.max())
+        i = np.searchsorted(starts, addr, side="right") - 1
+        hit += int(((i >= 0) & (addr < ends[np.maximum(i, 0)])).sum())
+        if hit:
+            return
+    if n:
+        shown = ", ".join(f"{int(s_):#x}-{int(e_):#x}" for s_, e_ in rg)
+        whose = "" if r.tpids == [None] else f" of pid {', '.join(map(str, r.tpids))}"
+        r.warnings.append(
+            f"--range {shown}: no sample lies in it (the {n:,} samples{whose} with "
+            f"addresses lie in {lo:#x}-{hi + 1:#x}), so every region of the history stays idle"
         )
 
 
