@@ -14,6 +14,7 @@ from ..engine.ops.paddr import default_range
 from ..engine.ops.vaddr import VmaTimeline
 from ..errors import ConfigError, InputError
 from .replay_state import ReplayState
+from .replay_stream import access_batches
 
 
 def _paddr_targets(r: ReplayState, pids, ranges) -> None:
@@ -71,9 +72,10 @@ def _warn_ranges_without_samples(r: ReplayState, rg: np.ndarray) -> None:
     starts, ends = rg[:, 0].astype(np.uint64), rg[:, 1].astype(np.uint64)
     n = hit = 0
     lo = hi = None
-    for tb in r.selected():
-        _, tgt, addr = r.convert(tb)
-        addr = addr[tgt >= 0].astype(np.uint64)
+    # the samples the targets see, as the run reads them (an in-memory source's arrays
+    # are made once and shared with the run; a streamed one stops at the first hit)
+    for _, _, addr in access_batches(r)():
+        addr = addr.astype(np.uint64)
         if not addr.size:
             continue
         n += addr.size
