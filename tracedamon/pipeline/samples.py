@@ -325,8 +325,9 @@ def _scan(src: SampleSource, phys: bool) -> dict:
             if ordered and ((last is not None and tv[0] < last) or np.any(tv[1:] < tv[:-1])):
                 ordered = False
             last = int(tv[-1])
-        ok = pc.and_(pc.is_valid(tb.column("time_ns")), pc.is_valid(tb.column("pid")))
-        cnt = {"event": ev.cast(pa.string()), "pid": tb.column("pid")}
+        # grouped by the event's dictionary codes where the column is dictionary-encoded
+        # (one dictionary per batch): the names come out the same, without a string each
+        cnt = {"event": ev, "pid": tb.column("pid")}
         aggs = [("pid", "count")]
         # per-row address flags only where rows differ (else: all or none of them)
         if addr_st == "some":
@@ -338,7 +339,11 @@ def _scan(src: SampleSource, phys: bool) -> dict:
                 pc.and_(pc.is_valid(ph), pc.not_equal(ph.fill_null(0), 0)), pa.int64()
             )
             aggs.append(("p", "sum"))
-        g = pa.table(cnt).filter(ok)
+        g = pa.table(cnt)
+        if pa.types.is_dictionary(ev.type):
+            g = g.unify_dictionaries()
+        if tb.column("time_ns").null_count or tb.column("pid").null_count:
+            g = g.filter(pc.and_(pc.is_valid(tb.column("time_ns")), pc.is_valid(tb.column("pid"))))
         if g.num_rows:
             agg = g.group_by(["event", "pid"], use_threads=False).aggregate(aggs)
             k_ = agg.column("pid_count").to_pylist()
