@@ -14,7 +14,8 @@ scoring (the replays are what is measured).  Figures, all from this one run:
 2. ``sweep --workers 1``: the same in-process, through the sweep (one read of the
    samples, then every configuration), against 1 (overhead over the floor);
 3. ``sweep --workers 2``: a Dask LocalCluster of two worker processes, cluster start-up
-   included; also ``LocalCluster`` of one worker, for the scaling from 1 to 2;
+   included; also ``LocalCluster`` of one worker, for the scaling from 1 to 2; the same
+   over a fleet of ``FLEET`` recordings (copies of this one under other names);
 4. 48 separate ``tracedamon replay`` processes, two at a time (both cores busy, as in 3);
 5. per-task scheduling overhead: 400 tasks that do nothing, on the two-worker cluster;
 6. peak RSS per worker (``worker_peak_rss_mb``) after 12 and after 48 configurations;
@@ -56,6 +57,7 @@ GRID = [
     "access=perf,abit",
     "aggr-us=100000,200000",
 ]
+FLEET = 4  # recordings in the fleet sweep (fleet1, fleet2)
 QUICK_GRID = ["sample-us=5000,10000,20000", "min-nr-regions=10,50", "access=perf,abit"]
 TD = ROOT / ".venv" / "bin" / "tracedamon"
 
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument(
         "--ways",
-        default="engine,shared,inproc,lc1,lc2,lc1-spawn,lc2-spawn,separate,ceiling",
+        default="engine,shared,inproc,lc1,lc2,fleet1,fleet2,lc1-spawn,lc2-spawn,separate,ceiling",
         help="the measurements to make (engine and inproc are always made)",
     )
     args = ap.parse_args(argv)
@@ -169,12 +171,21 @@ def main(argv=None) -> int:
         replays(lambda: one, cfgs)
         return (None, *since(t0), None)
 
-    def timed_sweep(**kw):
+    # a fleet: the recording under FLEET names (copies), each a source of its own (read,
+    # hashed and prepared once per worker that runs it), as a sweep over many recordings
+    fleet = []
+    for i in range(FLEET):
+        f = args.workdir / "fleet" / f"run{i}.td"
+        if not f.exists():
+            shutil.copytree(td, f)
+        fleet.append(f)
+
+    def timed_sweep(sources=(td,), **kw):
         """(table, wall s, CPU s, wall s once a Dask cluster was up)"""
         t0 = clock()
         up = {}
         df = tracedamon.sweep(
-            [td],
+            list(sources),
             grid,
             fixed={"start": "auto"},
             on_start=lambda c: up.setdefault("t", time.perf_counter()),
@@ -244,6 +255,8 @@ def main(argv=None) -> int:
         "inproc": lambda: timed_sweep(workers=1),
         "lc1": lambda: timed_sweep(workers=1, in_process=False),
         "lc2": lambda: timed_sweep(workers=2, in_process=False),
+        "fleet1": lambda: timed_sweep(fleet, workers=1, in_process=False),
+        "fleet2": lambda: timed_sweep(fleet, workers=2, in_process=False),
         "lc1-spawn": lambda: spawned(workers=1, in_process=False),
         "lc2-spawn": lambda: spawned(workers=2, in_process=False),
         "separate": separate,
@@ -302,6 +315,15 @@ def main(argv=None) -> int:
             f"   LocalCluster of 1 worker: {wl1:.2f} s wall [{spread('lc1')}], {cl1:.2f} s CPU "
             f"-> scaling from 1 to 2 workers: {wl1 / w2:.2f}x; once the cluster is up "
             f"({ul1:.2f} s vs {ul2:.2f} s): {ul1 / ul2:.2f}x"
+        )
+    if "fleet1" in runs and "fleet2" in runs:
+        f1, f2 = med("fleet1"), med("fleet2")
+        print(
+            f"   a fleet of {FLEET} recordings (copies of this one), {len(f2[0])} tasks: "
+            f"LocalCluster of 1 worker {f1[1]:.2f} s [{spread('fleet1')}], of 2 workers "
+            f"{f2[1]:.2f} s [{spread('fleet2')}] -> scaling from 1 to 2 workers: "
+            f"{f1[1] / f2[1]:.2f}x; once the cluster is up ({f1[3]:.2f} s vs {f2[3]:.2f} s): "
+            f"{f1[3] / f2[3]:.2f}x"
         )
     for k in ("lc1-spawn", "lc2-spawn"):
         if k in runs:
