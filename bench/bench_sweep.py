@@ -318,6 +318,7 @@ def main(argv=None) -> int:
         )
     if "fleet1" in runs and "fleet2" in runs:
         f1, f2 = med("fleet1"), med("fleet2")
+        assert f1[0][cols].equals(f2[0][cols]), "tables differ"
         print(
             f"   a fleet of {FLEET} recordings (copies of this one), {len(f2[0])} tasks: "
             f"LocalCluster of 1 worker {f1[1]:.2f} s [{spread('fleet1')}], of 2 workers "

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -99,9 +101,12 @@ def _stop(p: subprocess.Popen) -> None:
 def cluster(tmp_path_factory):
     """A real external Dask cluster: a scheduler and two single-threaded workers (no
     nanny: a killed worker stays dead), all on 127.0.0.1."""
+    yield from _cluster(tmp_path_factory.mktemp("dask-logs"))
+
+
+def _cluster(logs: Path):
     if not DASK.exists():
         pytest.skip(f"the dask command is not installed beside {sys.executable}")
-    logs = tmp_path_factory.mktemp("dask-logs")
     port = _free_port()
     addr = f"tcp://127.0.0.1:{port}"
     procs = [
@@ -285,3 +290,97 @@ def test_external_cluster_runs_the_schemes_as_in_process(hotcold, cluster, tmp_p
     _same_table(a, b)
     assert any(c.startswith("damos_pageout_") for c in b.columns)
     assert (b.damos_applications > 0).all() and b.error.isna().all()
+
+
+def test_sources_prefer_one_worker_each():
+    """With at least as many sources as workers, each source's tasks prefer one worker
+    (round robin over the sorted addresses); with fewer, no preference at all."""
+    from tracedamon.pipeline.sweep.runner import _homes
+
+    class Client:
+        def __init__(self, workers):
+            self.workers = workers
+
+        def scheduler_info(self):
+            return {"workers": {w: {} for w in self.workers}}
+
+    two = Client(["tcp://b:2", "tcp://a:1"])
+    assert _homes(two, {"s0": 0, "s1": 1, "s2": 2}) == {
+        "s0": "tcp://a:1",
+        "s1": "tcp://b:2",
+        "s2": "tcp://a:1",
+    }
+    assert _homes(two, {"s0": 0}) == {}  # one source: both workers take its tasks
+    assert _homes(Client(["tcp://a:1"]), {"s0": 0, "s1": 1}) == {}
+
+
+def test_fleet_loses_nothing_when_a_source_home_worker_dies(hotcold, tmp_path_factory):
+    """Two sources on a fresh external cluster of two workers: each source's tasks prefer
+    one worker. Kill one worker at the first row: its source's tasks must run on the
+    other (the preference is loose), and the table equals the serial one."""
+    td, ref = hotcold
+    d = tmp_path_factory.mktemp("fleet")
+    other = d / "other.td"
+    shutil.copytree(td, other)
+    srcs = [td, other]
+    want = tracedamon.sweep(srcs, GRID, fixed=FIXED, reference=ref, workers=1)
+    gen = _cluster(d)
+    cl = next(gen)
+    try:
+        _, victim_pid = sorted(cl["pids"].items())[1]
+        killed = {}
+
+        def progress(done, total, row):
+            if not killed:
+                os.kill(victim_pid, signal.SIGKILL)
+                killed["at"] = done
+
+        got = {}
+
+        def run():
+            got["df"] = tracedamon.sweep(
+                srcs,
+                GRID,
+                fixed=FIXED,
+                reference=ref,
+                scheduler=cl["address"],
+                progress=progress,
+            )
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(LIFETIME_S / 2)
+        assert not t.is_alive(), "the sweep waited for the dead worker's tasks"
+        assert killed["at"] == 1
+        _same_table(want, got["df"])
+        assert len(got["df"]) == 16 and got["df"].error.isna().all()
+    finally:
+        gen.close()
+
+
+def test_each_source_tasks_are_sent_to_its_worker(hotcold, tmp_path):
+    """On a local cluster of two workers, the tasks of two sources are submitted with a
+    loose preference for one worker each, a different one per source."""
+    td, ref = hotcold
+    other = tmp_path / "other.td"
+    shutil.copytree(td, other)
+    sent = []
+
+    def spy(client):
+        submit = client.submit
+
+        def recording(fn, spec, **kw):
+            sent.append((spec["source"], kw.get("workers"), kw.get("allow_other_workers")))
+            return submit(fn, spec, **kw)
+
+        client.submit = recording
+
+    df = tracedamon.sweep([td, other], GRID, fixed=FIXED, workers=2, in_process=False, on_start=spy)
+    assert len(df) == 16 and df.error.isna().all()
+    homes = {}
+    for src, workers, loose in sent:
+        assert loose is True and workers is not None and len(workers) == 1
+        homes.setdefault(src, set()).update(workers)
+    assert set(homes) == {str(td), str(other)}
+    assert all(len(h) == 1 for h in homes.values())
+    assert homes[str(td)] != homes[str(other)]

@@ -15,8 +15,10 @@ path for the task itself:
   tracedamon installed and see the same paths.
 
 Tasks carry a ``group`` (their source): the tasks of the first group get the
-highest Dask priority, so workers finish one source before starting the next and
-each reads a source about once.  A worker that dies mid-run loses its tasks to the
+highest Dask priority, so workers finish one source before starting the next; with
+at least as many sources as workers, each source's tasks also prefer one worker
+(:func:`_homes`, a loose restriction), so that each source is read and prepared by
+one worker, not by all of them.  A worker that dies mid-run loses its tasks to the
 scheduler, which runs them again on the other workers (Dask's own recovery); a task
 that raises anything but a user error stops the run (after cancelling the rest).
 """
@@ -133,6 +135,18 @@ def _local_cluster(LocalCluster, n: int):
         )
 
 
+def _homes(client, order: dict) -> dict:
+    """{group: worker address} when there are at least as many groups (sources) as
+    workers: each source's tasks prefer one worker, so that a source is read and prepared
+    by one worker rather than by every one (the preference is loose: a worker that runs
+    dry takes tasks of another's sources, and a lost worker's tasks run elsewhere).  With
+    fewer sources than workers, every worker takes every source's tasks."""
+    addrs = sorted(client.scheduler_info().get("workers", {}))
+    if len(addrs) < 2 or len(order) < len(addrs):
+        return {}
+    return {g: addrs[k % len(addrs)] for g, k in order.items()}
+
+
 def run_serial(fn: Callable, tasks: Iterable, on_result: Callable) -> None:
     for t in tasks:
         on_result(t, fn(t))
@@ -175,11 +189,20 @@ def run_dask(
                 if groups is not None:
                     for g in groups:
                         order.setdefault(g, len(order))
+                home = _homes(client, order)
                 futures = {}
                 for i, t in enumerate(tasks):
                     pr = -order[groups[i]] if groups is not None else 0
+                    where = {}
+                    if home:
+                        where = {"workers": [home[groups[i]]], "allow_other_workers": True}
                     f = client.submit(
-                        fn, t, key=f"tracedamon-sweep-{token}-{i}", pure=False, priority=pr
+                        fn,
+                        t,
+                        key=f"tracedamon-sweep-{token}-{i}",
+                        pure=False,
+                        priority=pr,
+                        **where,
                     )
                     futures[f] = t
                 try:
