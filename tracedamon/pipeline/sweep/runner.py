@@ -49,8 +49,8 @@ def have_dask() -> bool:
 
 #: with no worker count asked for, a machine of this many CPUs or fewer runs the tasks
 #: in-process: a single CPU. On the 2-core development machine, with both cores free, a
-#: local cluster of two forked workers ran 48 configurations 1.45x-1.54x faster than
-#: in-process (1.74x-1.76x its one-worker cluster; bench_sweep.py, README "Speed");
+#: local cluster of two forked workers ran 48 configurations 1.44x-1.55x faster than
+#: in-process (1.70x-1.71x its one-worker cluster; bench_sweep.py, README "Speed");
 #: with the machine shared by other work, two processes gained little (0.91x-1.32x
 #: without Dask at all), which `--workers 1` is there for
 IN_PROCESS_CPUS = 1
