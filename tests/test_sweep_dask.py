@@ -222,19 +222,26 @@ def test_external_cluster_gives_the_serial_table(hotcold, serial, cluster, tmp_p
     assert {w.rsplit(":", 1)[1] for w in ext.worker} <= pids
 
 
+def _kill_at_first_row(pid: int):
+    """(a sweep progress callback that SIGKILLs ``pid`` when the first row arrives, the
+    dict where it notes at which row it did)"""
+    killed: dict = {}
+
+    def progress(done, total, row):
+        if not killed:
+            os.kill(pid, signal.SIGKILL)
+            killed["at"] = done
+
+    return progress, killed
+
+
 def test_worker_killed_mid_sweep_loses_nothing(hotcold, serial, cluster, tmp_path):
     """Kill one of the two workers (SIGKILL, no nanny to restart it) as soon as the first
     of the 8 rows arrives: Dask re-runs its tasks on the other worker; the table is
     complete and the serial one."""
     td, ref = hotcold
     _, victim_pid = sorted(cluster["pids"].items())[0]
-    killed = {}
-
-    def progress(done, total, row):
-        if not killed:
-            os.kill(victim_pid, signal.SIGKILL)
-            killed["at"] = done
-
+    progress, killed = _kill_at_first_row(victim_pid)
     got = tracedamon.sweep(
         [td],
         GRID,
@@ -328,13 +335,7 @@ def test_fleet_loses_nothing_when_a_source_home_worker_dies(hotcold, tmp_path_fa
     cl = next(gen)
     try:
         _, victim_pid = sorted(cl["pids"].items())[1]
-        killed = {}
-
-        def progress(done, total, row):
-            if not killed:
-                os.kill(victim_pid, signal.SIGKILL)
-                killed["at"] = done
-
+        progress, killed = _kill_at_first_row(victim_pid)
         got = {}
 
         def run():
