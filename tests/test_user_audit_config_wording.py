@@ -7,6 +7,7 @@ import pytest
 
 import tracedamon
 from tracedamon.cli import main
+from tracedamon.engine.config import MonitorConfig
 from tracedamon.errors import ConfigError
 from tracedamon.ingest import ingest
 
@@ -79,3 +80,13 @@ def test_interval_options_refused_by_name(hot_history, tmp_path, capsys, command
     assert len(err) == 1 and err[0].startswith("tracedamon: error: "), err
     assert "--sample-us" in err[0] and "sample_us" not in err[0], err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, "{}", "{0}", ["{1}"]])
+def test_a_refused_value_with_braces_is_named_not_a_traceback(value):
+    """The refused value's repr goes into the message: braces in it are text, not fields."""
+    with pytest.raises(ConfigError) as e:
+        MonitorConfig(sample_us=value)
+    assert str(e.value).startswith("sample_us must be an integer, not ")
+    assert repr(value) in str(e.value)
+    assert getattr(e.value, "cli_message", "").startswith("--sample-us must be an integer")

@@ -40,7 +40,16 @@ def _refused(text: str, *fields: str) -> ConfigError:
     ``{1}``...: as the Python arguments (``sample_us``) and, for the command line, as
     the options (``--sample-us``)."""
     flags = ["--" + f.replace("_", "-") for f in fields]
-    return ConfigError(text.format(*fields), cli_message=text.format(*flags))
+
+    def named(names) -> str:
+        # not str.format: the text holds the refused value's repr, braces and all; each
+        # field's place comes before the value in every message, so the first is its own
+        out = text
+        for i, n in enumerate(names):
+            out = out.replace("{%d}" % i, n, 1)
+        return out
+
+    return ConfigError(named(fields), cli_message=named(flags))
 
 
 @dataclass(frozen=True)
